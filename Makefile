@@ -1,0 +1,71 @@
+# lolcats.h - build, test and check.  `make` builds everything under build/,
+# `make test` runs the suite (last line: "N passed, M failed"), `make check`
+# builds every variant with -Werror and runs the suite under sanitizers.
+CC      ?= cc
+CXX     ?= c++
+OPT     ?= -O2
+WARN     = -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion \
+           -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CSTD    ?= -std=c99
+CFLAGS  ?= $(OPT) -g
+LDLIBS   = -lm
+B        = build
+
+# OpenMP is optional: used when the compiler accepts -fopenmp.
+OMP := $(shell printf 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
+ifeq ($(NO_OMP),1)
+OMP :=
+endif
+ALL_CFLAGS = $(CSTD) $(CFLAGS) $(WARN) $(OMP) -I.
+
+TOOLS_SRC  = $(wildcard tools/*.c)
+TESTS      = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+EXAMPLES   = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+BENCHES    = $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+
+.PHONY: all test check bench clean golden
+
+all: $(B)/lolcats $(TESTS) $(EXAMPLES) $(BENCHES)
+
+$(B)/lolcats: $(TOOLS_SRC) tools/*.h lolcats.h
+	@mkdir -p $(B)
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
+
+$(B)/tests/%: tests/%.c tests/check.h lolcats.h
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# two translation units sharing one implementation
+$(B)/tests/test_two_tu: tests/test_two_tu.c tests/two_tu_b.c lolcats.h
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ tests/test_two_tu.c tests/two_tu_b.c $(LDLIBS)
+
+$(B)/examples/%: examples/%.c lolcats.h
+	@mkdir -p $(B)/examples
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/bench/%: bench/%.c lolcats.h
+	@mkdir -p $(B)/bench
+	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
+
+test: $(B)/lolcats $(TESTS) $(EXAMPLES)
+	@sh tests/run.sh $(B)
+
+# Every variant with -Werror, the suite under ASan+UBSan, scalar-only, C++.
+check:
+	$(MAKE) B=build/werror-c99 CFLAGS="-O2 -Werror" test
+	$(MAKE) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
+	$(MAKE) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
+	$(MAKE) B=build/asan NO_OMP=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	@mkdir -p build/cxx
+	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
+	./build/cxx/test_compile
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+golden:
+	/usr/bin/python3 tools/gen_golden.py tests/data
+
+clean:
+	rm -rf build

@@ -1,0 +1,47 @@
+/* lolcats.c - the `lolcats` command: a dispatcher over tools/cmd_*.c.
+   This translation unit holds the one copy of the lolcats.h implementation. */
+#define LOLCATS_IMPLEMENTATION
+#include "tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} tool_cmd;
+
+static const tool_cmd tool_cmds[] = {
+    {"ref", cmd_ref, "run the reference kernels on a safetensors case"},
+    {"compare", cmd_compare, "per-tensor error table between two safetensors files"},
+};
+
+static void usage(FILE *f) {
+    size_t i;
+    fprintf(f, "lolcats %s - LoLCATs linearized attention\n\nusage: lolcats <command> [args]\n\n",
+            LOLCATS_VERSION_STRING);
+    for (i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
+        fprintf(f, "  %-10s %s\n", tool_cmds[i].name, tool_cmds[i].help);
+    fprintf(f, "\n`lolcats <command> --help` shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    size_t i;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        lc_ctx ctx;
+        lc_ctx_init(&ctx);
+        printf("lolcats %s (%s)\n", LOLCATS_VERSION_STRING, lc_simd_name(ctx.simd));
+        return 0;
+    }
+    for (i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
+        if (!strcmp(argv[1], tool_cmds[i].name)) return tool_cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "lolcats: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

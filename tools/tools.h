@@ -1,0 +1,14 @@
+/* tools.h - shared declarations of the `lolcats` command's subcommands and
+   helpers. Each subcommand lives in tools/cmd_<name>.c. */
+#ifndef LOLCATS_TOOLS_H
+#define LOLCATS_TOOLS_H
+#include "lolcats.h"
+
+/* subcommands: argv[0] is the subcommand name */
+int cmd_ref(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
+/* tools/util.c */
+void tool_die_usage(const char *usage);
+int tool_report(const lc_error *err);   /* prints "lolcats: <msg>", returns 1 */
+#endif
