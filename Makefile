@@ -31,7 +31,7 @@ $(B)/lolcats: $(TOOLS_SRC) tools/*.h lolcats.h
 	@mkdir -p $(B)
 	$(CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
 
-$(B)/tests/%: tests/%.c tests/check.h lolcats.h
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) lolcats.h
 	@mkdir -p $(B)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 

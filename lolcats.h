@@ -65,7 +65,11 @@
 #include <stdint.h>
 
 #ifdef LOLCATS_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LCAPI static __attribute__((unused))
+#else
 #define LCAPI static
+#endif
 #else
 #define LCAPI extern
 #endif
@@ -185,13 +189,19 @@ LCAPI void lc_attn_linear_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, flo
                               const float *dy, const float *y, const float *den,
                               const float *phiq, const float *phik, const float *v,
                               int B, int H, int Hk, int N, int F, int D, float eps);
+// State form: also returns the final state (what decoding continues from).
 LCAPI void lc_attn_linear_state_fwd(const lc_ctx *ctx, float *y, float *den,
+                                    float *kv_state /*(B,H,F,D), required*/,
+                                    float *k_state /*(B,H,F) or NULL*/,
                                     const float *phiq, const float *phik,
                                     const float *v,
                                     int B, int H, int Hk, int N, int F, int D,
                                     float eps);
+// Reverse scan; work: lc_attn_linear_state_work_floats(B,H,F,D) floats.
+LCAPI size_t lc_attn_linear_state_work_floats(int B, int H, int F, int D);
 LCAPI void lc_attn_linear_state_bwd(const lc_ctx *ctx, float *dphiq, float *dphik,
-                                    float *dv, const float *dy, const float *y,
+                                    float *dv, float *work,
+                                    const float *dy, const float *y,
                                     const float *den, const float *phiq,
                                     const float *phik, const float *v,
                                     int B, int H, int Hk, int N, int F, int D,
@@ -287,7 +297,40 @@ LCAPI void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
 // >>api-model-end
 
 // >>api-ref
-// (reference evaluation used by `lolcats ref`)
+// The reference evaluation behind `lolcats ref`: one attention op with its
+// feature maps, forward and (when dy or da is given) backward to every input.
+enum {
+    LOLCATS_OP_SOFTMAX = 0,       // softmax_attention
+    LOLCATS_OP_LINEAR = 1,        // linear_attention
+    LOLCATS_OP_HYBRID = 2         // hybrid_attention
+};
+
+typedef struct lc_ref_case {
+    int op;
+    int B, H, Hk, N, D, f;
+    lc_fmap_cfg fmap;
+    lc_hybrid_cfg hybrid;
+    float linear_eps;             // pure linear denominator eps (1e-12)
+    int linear_state;             // 1: run the causal state form instead of _ref
+    const float *q, *k, *v;                 // (B,H,N,D), (B,Hk,N,D) x2
+    const float *wq, *wk;                   // (H,D,f) feature maps
+    const float *bq, *bk;                   // (H) or NULL
+    const float *wf;                        // (H) window factor logits
+    const float *kv_state, *k_state;        // (B,H,F,D), (B,H,F) or NULL
+    const float *dy;                        // (B,H,N,D) or NULL
+    const float *da;                        // (B,H,N,N) or NULL
+} lc_ref_case;
+
+// Every array is allocated by lc_ref_eval and NULL when it does not apply.
+typedef struct lc_ref_out {
+    float *y, *a;                           // a: softmax and hybrid only
+    float *dq, *dk, *dv, *dwq, *dwk, *dbq, *dbk, *dwf, *dkv_state, *dk_state;
+} lc_ref_out;
+
+LCAPI lc_ref_case lc_ref_case_default(void);
+LCAPI lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                            lc_error *err);
+LCAPI void lc_ref_out_free(lc_ref_out *out);
 // >>api-ref-end
 
 #ifdef __cplusplus
@@ -303,7 +346,1144 @@ LCAPI void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
 #define LOLCATS_IMPLEMENTATION_DONE
 
 // >>platform
-// (filled below)
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef LOLCATS_STATIC
+#define LCIMPL LCAPI
+#else
+#define LCIMPL
+#endif
+
+#ifndef LOLCATS_ASSERT
+#include <assert.h>
+#define LOLCATS_ASSERT(x) assert(x)
+#endif
+
+#if defined(LOLCATS_MALLOC) && defined(LOLCATS_REALLOC) && defined(LOLCATS_FREE)
+#elif !defined(LOLCATS_MALLOC) && !defined(LOLCATS_REALLOC) && !defined(LOLCATS_FREE)
+#define LOLCATS_MALLOC(sz) malloc(sz)
+#define LOLCATS_REALLOC(p, sz) realloc(p, sz)
+#define LOLCATS_FREE(p) free(p)
+#else
+#error "define all of LOLCATS_MALLOC, LOLCATS_REALLOC and LOLCATS_FREE, or none"
+#endif
+
+// OpenMP stays invisible: parallel loops over independent outputs only, so
+// results do not depend on the thread count.
+#if defined(_OPENMP)
+#define LC__OMP_FOR _Pragma("omp parallel for schedule(dynamic, 1)")
+#else
+#define LC__OMP_FOR
+#endif
+
+#if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__x86_64__) || defined(__i386__))
+#define LC__X86 1
+#include <immintrin.h>
+#define LC__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define LC__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#endif
+#if !defined(LOLCATS_NO_SIMD) && (defined(__aarch64__) || defined(_M_ARM64))
+#define LC__NEON 1
+#include <arm_neon.h>
+#endif
+
+LCIMPL const char *lc_status_name(lc_status s) {
+    switch (s) {
+    case LOLCATS_OK: return "ok";
+    case LOLCATS_ERR_ARG: return "bad argument";
+    case LOLCATS_ERR_IO: return "i/o error";
+    case LOLCATS_ERR_FORMAT: return "malformed file";
+    case LOLCATS_ERR_NOMEM: return "out of memory";
+    case LOLCATS_ERR_UNSUPPORTED: return "unsupported";
+    default: return "unknown error";
+    }
+}
+
+LCIMPL lc_status lc_error_set(lc_error *err, lc_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+LCIMPL int lc_simd_detect(void) {
+#if defined(LC__X86)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
+        return LOLCATS_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return LOLCATS_SIMD_AVX2;
+    return LOLCATS_SIMD_SCALAR;
+#elif defined(LC__NEON)
+    return LOLCATS_SIMD_NEON;
+#else
+    return LOLCATS_SIMD_SCALAR;
+#endif
+}
+
+LCIMPL void lc_ctx_init(lc_ctx *ctx) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->simd = lc_simd_detect();
+}
+
+LCIMPL const char *lc_simd_name(int simd) {
+    switch (simd) {
+    case LOLCATS_SIMD_SCALAR: return "scalar";
+    case LOLCATS_SIMD_AVX2: return "avx2";
+    case LOLCATS_SIMD_AVX512: return "avx512";
+    case LOLCATS_SIMD_NEON: return "neon";
+    default: return "unknown";
+    }
+}
+
+// Random numbers: splitmix64 seeds a xoshiro256** state.
+static uint64_t lc__splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+LCIMPL void lc_rng_seed(lc_rng *r, uint64_t seed) {
+    int i;
+    for (i = 0; i < 4; i++) r->s[i] = lc__splitmix64(&seed);
+}
+
+static uint64_t lc__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+LCIMPL uint64_t lc_rng_u64(lc_rng *r) {
+    uint64_t *s = r->s, out = lc__rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t;
+    s[3] = lc__rotl(s[3], 45);
+    return out;
+}
+
+LCIMPL float lc_rng_uniform(lc_rng *r) {
+    return (float)(lc_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+LCIMPL float lc_rng_normal(lc_rng *r) {
+    double u1 = ((double)(lc_rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(lc_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+// >>simd
+// The primitive layer. Every kernel below calls these through a table chosen
+// from ctx->simd; the scalar _ref twins are the reference (dot products
+// accumulate in double). Vector loops always end in a scalar tail.
+typedef struct lc__prims {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);     // y += a x
+} lc__prims;
+
+static float lc__dot_ref(const float *a, const float *b, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
+    return (float)s;
+}
+
+static void lc__axpy_ref(float *y, float a, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+#if defined(LC__X86)
+LC__TARGET_AVX2 static float lc__hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+LC__TARGET_AVX2 static float lc__dot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s = lc__hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+LC__TARGET_AVX2 static void lc__axpy_avx2(float *y, float a, const float *x, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+LC__TARGET_AVX512 static float lc__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < n) {  // masked tail
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), s1);
+    }
+    {  // plain horizontal sum (GCC 12's _mm512_reduce_add_ps warns under C++)
+        float lanes[16];
+        int l;
+        _mm512_storeu_ps(lanes, _mm512_add_ps(s0, s1));
+        s = 0;
+        for (l = 0; l < 16; l++) s += lanes[l];
+    }
+    return s;
+}
+
+LC__TARGET_AVX512 static void lc__axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i),
+                                                _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i),
+                                                        _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+#endif
+
+#if defined(LC__NEON)
+static float lc__dot_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = vdupq_n_f32(0);
+    float s;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void lc__axpy_neon(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+#endif
+
+static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref};
+#if defined(LC__X86)
+static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2};
+static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512};
+#endif
+#if defined(LC__NEON)
+static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon};
+#endif
+
+static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
+#if defined(LC__X86)
+    if (s == LOLCATS_SIMD_AVX512) return &lc__prims_avx512;
+    if (s == LOLCATS_SIMD_AVX2) return &lc__prims_avx2;
+#endif
+#if defined(LC__NEON)
+    if (s == LOLCATS_SIMD_NEON) return &lc__prims_neon;
+#endif
+    (void)s;
+    return &lc__prims_ref;
+}
+
+// >>fmap
+// phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
+// Mirrors FeatureMap / HedgehogFeatureMap in src/model/feature_map.py.
+
+LCIMPL lc_fmap_cfg lc_fmap_cfg_default(void) {
+    lc_fmap_cfg c;
+    c.act = LOLCATS_FMAP_SOFTMAX_DIM;
+    c.halfspace = 0;
+    c.eps = 1e-12f;
+    return c;
+}
+
+static const char *const lc__fmap_names[] = {"softmax_dim", "exp_dim", "pos_elu", "relu"};
+
+LCIMPL int lc_fmap_act_parse(const char *name) {
+    int i;
+    for (i = 0; i < 4; i++)
+        if (!strcmp(name, lc__fmap_names[i])) return i;
+    return -1;
+}
+
+LCIMPL const char *lc_fmap_act_name(lc_fmap_act act) {
+    return (int)act >= 0 && (int)act < 4 ? lc__fmap_names[act] : "unknown";
+}
+
+static int lc__fmap_twohalves(const lc_fmap_cfg *cfg) {
+    return !cfg->halfspace &&
+           (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM);
+}
+
+LCIMPL int lc_fmap_out_dim(const lc_fmap_cfg *cfg, int f) {
+    return lc__fmap_twohalves(cfg) ? 2 * f : f;
+}
+
+LCIMPL void lc_fmap_init_identity(float *w, int H, int D, int f) {
+    int h, d;
+    memset(w, 0, sizeof(float) * (size_t)H * (size_t)D * (size_t)f);
+    for (h = 0; h < H; h++)
+        for (d = 0; d < D && d < f; d++) w[((size_t)h * D + d) * f + d] = 1.0f;
+}
+
+LCIMPL void lc_fmap_init_kaiming(float *w, float *bias, int H, int D, int f, lc_rng *rng) {
+    // kaiming_uniform_ on (H,D,f): fan_in = D*f, gain sqrt(2) for a=sqrt(5)?
+    // The original calls nn.init.kaiming_uniform_ with defaults (a=0, relu
+    // gain): bound = sqrt(2) * sqrt(3 / fan_in) = sqrt(6 / (D f)).
+    size_t i, n = (size_t)H * D * f;
+    float bound = (float)sqrt(6.0 / ((double)D * f));
+    for (i = 0; i < n; i++) w[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bound;
+    if (bias) {  // bias (1,H,1,1): fan_in = H
+        float bb = (float)sqrt(6.0 / (double)H);
+        for (i = 0; i < (size_t)H; i++) bias[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bb;
+    }
+}
+
+// z = x W + b: (D) x (D,f) -> (f)
+static void lc__fmap_project(const lc__prims *P, float *z, const float *x, const float *w,
+                             float b, int D, int f) {
+    int d, c;
+    for (c = 0; c < f; c++) z[c] = 0;
+    for (d = 0; d < D; d++) P->axpy(z, x[d], w + (size_t)d * f, f);
+    for (c = 0; c < f; c++) z[c] += b;
+}
+
+// Activation of one row before the clamp: out (F) from z (f).
+static void lc__fmap_act(float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg);
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        float mx = z[0], mn = z[0];
+        double s1 = 0, s2 = 0;
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            out[c] = expf(z[c] - mx);
+            s1 += (double)out[c];
+            if (two) {
+                out[f + c] = expf(mn - z[c]);
+                s2 += (double)out[f + c];
+            }
+        }
+        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+            for (c = 0; c < f; c++) {
+                out[c] = (float)((double)out[c] / s1);
+                if (two) out[f + c] = (float)((double)out[f + c] / s2);
+            }
+        }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? 1.0f + z[c] : 1.0f + expm1f(z[c]);
+    } else {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? z[c] : 0.0f;
+    }
+}
+
+LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
+                        const float *bias, int B, int H, int Hx, int N, int D, int f,
+                        const lc_fmap_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int F = lc_fmap_out_dim(cfg, f), bh;
+    LOLCATS_ASSERT(H % Hx == 0);
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c;
+        float zbuf[1024];
+        float *z = zbuf;
+        LOLCATS_ASSERT(f <= 1024 - 0);
+        for (i = 0; i < N; i++) {
+            const float *x_bi = x + (((size_t)b * Hx + xh) * N + i) * D;
+            float *phi_bhi = phi + (((size_t)b * H + h) * N + i) * F;
+            lc__fmap_project(P, z, x_bi, w + (size_t)h * D * f, bias ? bias[h] : 0.0f, D, f);
+            lc__fmap_act(phi_bhi, z, f, cfg);
+            for (c = 0; c < F; c++)
+                if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
+        }
+    }
+}
+
+// Backward of one row: dz (f) from dout (F, already gated by the clamp).
+// softmax: dz = p * (dp - sum p dp); exp_dim: the max / min subtracted in the
+// forward gets gradient too (shared equally among ties, as torch.amax does).
+static void lc__fmap_act_bwd(float *dz, const float *dout, const float *out, const float *z,
+                             int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg);
+    for (c = 0; c < f; c++) dz[c] = 0;
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+        double s1 = 0, s2 = 0;
+        for (c = 0; c < f; c++) {
+            s1 += (double)out[c] * (double)dout[c];
+            if (two) s2 += (double)out[f + c] * (double)dout[f + c];
+        }
+        for (c = 0; c < f; c++) {
+            dz[c] = (float)((double)out[c] * ((double)dout[c] - s1));
+            if (two) dz[c] -= (float)((double)out[f + c] * ((double)dout[f + c] - s2));
+        }
+    } else if (cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        float mx = z[0], mn = z[0];
+        double gmx = 0, gmn = 0;
+        int nmx = 0, nmn = 0;
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            float t = dout[c] * out[c];
+            dz[c] += t;
+            gmx -= (double)t;
+            if (two) {
+                float t2 = dout[f + c] * out[f + c];
+                dz[c] -= t2;
+                gmn += (double)t2;
+            }
+            nmx += z[c] == mx;
+            nmn += z[c] == mn;
+        }
+        for (c = 0; c < f; c++) {
+            if (z[c] == mx) dz[c] += (float)(gmx / nmx);
+            if (two && z[c] == mn) dz[c] += (float)(gmn / nmn);
+        }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : dout[c] * expf(z[c]);
+    } else {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : 0.0f;
+    }
+}
+
+LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                        const float *dphi, const float *x, const float *w, const float *bias,
+                        int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx;
+    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
+    // one task per x head: it owns dx of that head and dw of its query heads
+    LC__OMP_FOR
+    for (xh = 0; xh < Hx; xh++) {
+        float z[1024], out[2048], dout[2048], dz[1024];
+        int b, r, i, c, d;
+        for (r = 0; r < rep; r++) {
+            int h = xh * rep + r;
+            const float *w_h = w + (size_t)h * D * f;
+            for (b = 0; b < B; b++)
+                for (i = 0; i < N; i++) {
+                    const float *x_bi = x + (((size_t)b * Hx + xh) * N + i) * D;
+                    const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
+                    lc__fmap_project(P, z, x_bi, w_h, bias ? bias[h] : 0.0f, D, f);
+                    lc__fmap_act(out, z, f, cfg);
+                    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
+                    lc__fmap_act_bwd(dz, dout, out, z, f, cfg);
+                    if (dbias) {
+                        double s = 0;
+                        for (c = 0; c < f; c++) s += (double)dz[c];
+                        dbias[h] += (float)s;
+                    }
+                    if (dw)
+                        for (d = 0; d < D; d++) P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
+                    if (dx) {
+                        float *dx_bi = dx + (((size_t)b * Hx + xh) * N + i) * D;
+                        for (d = 0; d < D; d++) dx_bi[d] += P->dot(w_h + (size_t)d * f, dz, f);
+                    }
+                }
+        }
+    }
+}
+
+// >>attn-softmax
+// Causal softmax attention, the teacher (LolcatsLinearAttention's softmax path):
+//   s_ij = q_i . k_j / sqrt(D) (j <= i), a_i = softmax(s_i), y_i = sum_j a_ij v_j
+// Saves lse_i = m_i + log sum_j exp(s_ij - m_i). Cost O(B H N^2 D).
+
+static float lc__attn_scale(int D) { return (float)(1.0 / sqrt((double)D)); }
+
+LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
+                                const float *k, const float *v, int B, int H, int Hk, int N,
+                                int D) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LOLCATS_ASSERT(H % Hk == 0);
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        for (i = 0; i < N; i++) {
+            const float *q_bhi = q + (((size_t)b * H + h) * N + i) * D;
+            float *y_bhi = y + (((size_t)b * H + h) * N + i) * D;
+            float m = -INFINITY;
+            double sum = 0;
+            for (j = 0; j <= i; j++) {
+                float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+                if (s > m) m = s;
+            }
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            for (j = 0; j <= i; j++) {
+                float e = expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - m);
+                sum += (double)e;
+                P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
+            }
+            for (d = 0; d < D; d++) y_bhi[d] = (float)((double)y_bhi[d] / sum);
+            if (lse) lse[((size_t)b * H + h) * N + i] = m + (float)log(sum);
+        }
+    }
+}
+
+LCIMPL void lc_attn_softmax_weights(const lc_ctx *ctx, float *a, const float *q, const float *k,
+                                    int B, int H, int Hk, int N, int D) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        for (i = 0; i < N; i++) {
+            const float *q_bhi = q + (((size_t)b * H + h) * N + i) * D;
+            float *a_bhi = a + (((size_t)b * H + h) * N + i) * N;
+            float m = -INFINITY;
+            double sum = 0;
+            for (j = 0; j <= i; j++) {
+                a_bhi[j] = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+                if (a_bhi[j] > m) m = a_bhi[j];
+            }
+            for (j = 0; j <= i; j++) {
+                a_bhi[j] = expf(a_bhi[j] - m);
+                sum += (double)a_bhi[j];
+            }
+            for (j = 0; j <= i; j++) a_bhi[j] = (float)((double)a_bhi[j] / sum);
+            for (j = i + 1; j < N; j++) a_bhi[j] = 0;
+        }
+    }
+}
+
+// Backward: with p_ij = exp(s_ij - lse_i), dp_ij = dy_i . v_j (+ da_ij),
+//   ds_ij = p_ij (dp_ij - sum_l p_il dp_il),  sum_l p_il dy_i.v_l = dy_i . y_i
+//   dq_i += sum_j ds_ij k_j / sqrt(D); dk_j += ds_ij q_i / sqrt(D); dv_j += p_ij dy_i
+// One task per (b, kv head) owns dk, dv of that head (no races under GQA).
+LCIMPL void lc_attn_softmax_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                const float *dy, const float *da, const float *y,
+                                const float *lse, const float *q, const float *k,
+                                const float *v, int B, int H, int Hk, int N, int D) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bg, rep = H / Hk;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, j;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r;
+            for (i = 0; i < N; i++) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *q_bhi = q + row * D, *dy_bhi = dy + row * D;
+                const float *da_bhi = da ? da + row * N : NULL;
+                float *dq_bhi = dq + row * D;
+                float l = lse[row];
+                double dsum = (double)P->dot(dy_bhi, y + row * D, D);
+                if (da_bhi) {
+                    double t = 0;
+                    for (j = 0; j <= i; j++)
+                        t += (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - l) * (double)da_bhi[j];
+                    dsum += t;
+                }
+                for (j = 0; j <= i; j++) {
+                    const float *k_bgj = k_bg + (size_t)j * D;
+                    float p = expf(P->dot(q_bhi, k_bgj, D) * scale - l);
+                    float dp = P->dot(dy_bhi, v_bg + (size_t)j * D, D) + (da_bhi ? da_bhi[j] : 0.0f);
+                    float ds = (float)((double)p * ((double)dp - dsum)) * scale;
+                    P->axpy(dq_bhi, ds, k_bgj, D);
+                    P->axpy(dk_bg + (size_t)j * D, ds, q_bhi, D);
+                    P->axpy(dv_bg + (size_t)j * D, p, dy_bhi, D);
+                }
+            }
+        }
+    }
+}
+
+// >>attn-linear
+// Pure linear attention (attention_type lolcats_llama), quadratic form:
+//   A_ij = phiq_i . phik_j (j <= i), den_i = sum_j A_ij + eps,
+//   y_i = sum_j A_ij v_j / den_i                      (no 1/sqrt(D))
+// Mirrors quadratic_attention() in linear_attention.py. Saves den.
+
+LCIMPL void lc_attn_linear_fwd(const lc_ctx *ctx, float *y, float *den, const float *phiq,
+                               const float *phik, const float *v, int B, int H, int Hk, int N,
+                               int F, int D, float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + ((size_t)b * H + h) * N * F;
+        for (i = 0; i < N; i++) {
+            size_t row = ((size_t)b * H + h) * N + i;
+            const float *phiq_bhi = phiq + row * F;
+            float *y_bhi = y + row * D;
+            double sum = 0;
+            float dn;
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            for (j = 0; j <= i; j++) {
+                float A = P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                sum += (double)A;
+                P->axpy(y_bhi, A, v_bg + (size_t)j * D, D);
+            }
+            dn = (float)sum + eps;
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (den) den[row] = dn;
+        }
+    }
+}
+
+// Backward of y_i = num_i / den_i:  g_i = dy_i / den_i, c_i = -(dy_i . y_i) / den_i,
+//   dA_ij = g_i . v_j + c_i;  dphiq_i += dA_ij phik_j;  dphik_j += dA_ij phiq_i;
+//   dv_j += A_ij g_i.  One task per (b, kv head).
+LCIMPL void lc_attn_linear_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dv,
+                               const float *dy, const float *y, const float *den,
+                               const float *phiq, const float *phik, const float *v, int B,
+                               int H, int Hk, int N, int F, int D, float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bg, rep = H / Hk;
+    (void)eps;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, j, d;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float gbuf[1024];
+        LOLCATS_ASSERT(D <= 1024);
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r;
+            const float *phik_bh = phik + ((size_t)b * H + h) * N * F;
+            float *dphik_bh = dphik + ((size_t)b * H + h) * N * F;
+            for (i = 0; i < N; i++) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
+                float *dphiq_bhi = dphiq + row * F;
+                float c = -P->dot(dy_bhi, y + row * D, D) / den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
+                for (j = 0; j <= i; j++) {
+                    const float *phik_bhj = phik_bh + (size_t)j * F;
+                    float A = P->dot(phiq_bhi, phik_bhj, F);
+                    float dA = P->dot(gbuf, v_bg + (size_t)j * D, D) + c;
+                    P->axpy(dphiq_bhi, dA, phik_bhj, F);
+                    P->axpy(dphik_bh + (size_t)j * F, dA, phiq_bhi, F);
+                    P->axpy(dv_bg + (size_t)j * D, A, gbuf, D);
+                }
+            }
+        }
+    }
+}
+
+// Causal state form, the same numbers in O(N F D):
+//   S_i = S_{i-1} + phik_i v_i^T (F,D), z_i = z_{i-1} + phik_i,
+//   y_i = phiq_i S_i / (phiq_i . z_i + eps)
+LCIMPL void lc_attn_linear_state_fwd(const lc_ctx *ctx, float *y, float *den, float *kv_state,
+                                     float *k_state, const float *phiq, const float *phik,
+                                     const float *v, int B, int H, int Hk, int N, int F, int D,
+                                     float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *S = kv_state + (size_t)bh * F * D;
+        float *z = k_state ? k_state + (size_t)bh * F : NULL;
+        float zloc[2048];
+        LOLCATS_ASSERT(F <= 2048);
+        if (!z) z = zloc;
+        for (c = 0; c < F; c++) z[c] = 0;
+        memset(S, 0, sizeof(float) * (size_t)F * D);
+        for (i = 0; i < N; i++) {
+            size_t row = ((size_t)b * H + h) * N + i;
+            const float *phik_bhi = phik + row * F, *phiq_bhi = phiq + row * F;
+            const float *v_bgi = v_bg + (size_t)i * D;
+            float *y_bhi = y + row * D, dn;
+            for (c = 0; c < F; c++) z[c] += phik_bhi[c];
+            dn = P->dot(phiq_bhi, z, F) + eps;
+            for (c = 0; c < F; c++) P->axpy(S + (size_t)c * D, phik_bhi[c], v_bgi, D);
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            for (c = 0; c < F; c++) P->axpy(y_bhi, phiq_bhi[c], S + (size_t)c * D, D);
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (den) den[row] = dn;
+        }
+    }
+}
+
+LCIMPL size_t lc_attn_linear_state_work_floats(int B, int H, int F, int D) {
+    return (size_t)B * H * F * ((size_t)D + 1);
+}
+
+// Reverse scan. Forward sweep: dphiq_i += S_i g_i + c_i z_i. Backward sweep
+// with suffix sums dS_j = sum_{i>=j} phiq_i g_i^T, dz_j = sum_{i>=j} c_i phiq_i:
+//   dphik_j += dS_j v_j + dz_j,  dv_j += dS_j^T phik_j.
+LCIMPL void lc_attn_linear_state_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dv,
+                                     float *work, const float *dy, const float *y,
+                                     const float *den, const float *phiq, const float *phik,
+                                     const float *v, int B, int H, int Hk, int N, int F, int D,
+                                     float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bg, rep = H / Hk;
+    (void)eps;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, c, d;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float gbuf[1024];
+        LOLCATS_ASSERT(D <= 1024);
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r;
+            float *S = work + ((size_t)b * H + h) * F * ((size_t)D + 1), *z = S + (size_t)F * D;
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            for (i = 0; i < N; i++) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *phik_bhi = phik + row * F, *dy_bhi = dy + row * D;
+                float *dphiq_bhi = dphiq + row * F;
+                float cc = -P->dot(dy_bhi, y + row * D, D) / den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
+                for (c = 0; c < F; c++) {
+                    P->axpy(S + (size_t)c * D, phik_bhi[c], v_bg + (size_t)i * D, D);
+                    z[c] += phik_bhi[c];
+                }
+                for (c = 0; c < F; c++)
+                    dphiq_bhi[c] += P->dot(S + (size_t)c * D, gbuf, D) + cc * z[c];
+            }
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            for (i = N - 1; i >= 0; i--) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *phiq_bhi = phiq + row * F, *phik_bhi = phik + row * F;
+                const float *dy_bhi = dy + row * D;
+                float *dphik_bhi = dphik + row * F;
+                float cc = -P->dot(dy_bhi, y + row * D, D) / den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
+                for (c = 0; c < F; c++) {
+                    P->axpy(S + (size_t)c * D, phiq_bhi[c], gbuf, D);
+                    z[c] += cc * phiq_bhi[c];
+                }
+                for (c = 0; c < F; c++) {
+                    dphik_bhi[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)i * D, D) + z[c];
+                    P->axpy(dv_bg + (size_t)i * D, phik_bhi[c], S + (size_t)c * D, D);
+                }
+            }
+        }
+    }
+}
+
+// >>attn-hybrid
+// Sliding-window softmax + linear attention, the LoLCATs layer. Mirrors
+// hybrid_attention_quadratic() in linear_window_attention_{tk,sw}.py:
+//   s_ij = q_i.k_j / sqrt(D)            gamma = sigmoid(wf_h), lambda = 1 (or 1-gamma)
+//   m_i  = max_{j in window(i)} s_ij    (part of the function, not a stabiliser)
+//   E_ij = gamma exp(s_ij - m_i)  on window keys
+//   L_ij = lambda phiq_i . phik_j on linear keys
+//   den0_i = sum_j E_ij + sum_j L_ij
+//   den_i  = den0_i + lambda phiq_i . z            (carried state, if any)
+//   y_i  = (sum_j (E_ij + L_ij) v_j + lambda phiq_i S) / den_i     (no eps)
+//   a_ij = (E_ij + L_ij) / den0_i    (the weights exclude the carried state)
+// Saves m and den. Cost O(B H N (w D + N F)) in this quadratic reference form.
+
+LCIMPL lc_hybrid_cfg lc_hybrid_cfg_default(void) {
+    lc_hybrid_cfg c;
+    c.variant = LOLCATS_WINDOW_TK;
+    c.window = 64;
+    c.affine = 0;
+    return c;
+}
+
+// Keys of query i: window keys are [*j0, i], linear keys [0, *j0); when *both
+// is set (tk with N <= w) every key j <= i is in both.
+static void lc__hybrid_range(const lc_hybrid_cfg *cfg, int N, int i, int *j0, int *both) {
+    int w = cfg->window;
+    *both = 0;
+    if (cfg->variant == LOLCATS_WINDOW_SW) {
+        *j0 = i - w + 1 > 0 ? i - w + 1 : 0;
+    } else if (N <= w) {  // the original's mask arithmetic: both masks all-true
+        *j0 = 0;
+        *both = 1;
+    } else {  // blocks of w aligned to the end of the sequence
+        int off = ((N + w - 1) / w) * w - N, blk = (i + off) / w;
+        int start = (blk - 1) * w - off;
+        *j0 = start > 0 ? start : 0;
+    }
+}
+
+LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
+    int j0, both;
+    if (j > i || j < 0 || i >= n) return 0;
+    lc__hybrid_range(cfg, n, i, &j0, &both);
+    if (both) return 3;
+    return j >= j0 ? 1 : 2;
+}
+
+static float lc__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
+                               const float *q, const float *k, const float *v,
+                               const float *phiq, const float *phik, const float *wf,
+                               const float *kv_state, const float *k_state, int B, int H,
+                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0);
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d, c;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + (size_t)bh * N * F;
+        const float *S = kv_state ? kv_state + (size_t)bh * F * D : NULL;
+        const float *z = k_state ? k_state + (size_t)bh * F : NULL;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        for (i = 0; i < N; i++) {
+            size_t row = (size_t)bh * N + i;
+            const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
+            float *y_bhi = y + row * D, *a_bhi = a ? a + row * N : NULL;
+            float mx = -INFINITY, den0, dn;
+            double sum = 0;
+            int j0, both, jl;
+            lc__hybrid_range(cfg, N, i, &j0, &both);
+            jl = both ? i + 1 : j0;  // linear keys are [0, jl)
+            for (j = j0; j <= i; j++) {
+                float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+                if (s > mx) mx = s;
+            }
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            if (a_bhi)
+                for (j = 0; j < N; j++) a_bhi[j] = 0;
+            for (j = j0; j <= i; j++) {
+                float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
+                sum += (double)e;
+                P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
+                if (a_bhi) a_bhi[j] = e;
+            }
+            for (j = 0; j < jl; j++) {
+                float l = lam * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                sum += (double)l;
+                P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
+                if (a_bhi) a_bhi[j] += l;
+            }
+            den0 = (float)sum;
+            dn = den0;
+            if (S) {
+                for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
+                dn += lam * P->dot(phiq_bhi, z, F);
+            }
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (a_bhi)
+                for (j = 0; j <= i; j++) a_bhi[j] /= den0;
+            m[row] = mx;
+            den[row] = dn;
+        }
+    }
+}
+
+// Backward. Per row, with gv = dy/den (d numerator), cd = -(dy.y)/den (d den),
+// and from the weights ca = -sum_j da_ij a_ij / den0:
+//   dW_ij = gv.v_j + cd + da_ij/den0 + ca     gradient of E_ij and of L_ij
+//   window: t = dW E; ds_ij += t; dm_i -= t; dgamma += dW exp(s - m)
+//           dm_i goes to the arg-max window key(s), shared equally (amax)
+//   linear: dphiq_i += lambda dW phik_j; dphik_j += lambda dW phiq_i;
+//           dlambda += dW phiq_i.phik_j
+//   dv_j += (E+L)_ij gv;  state: dphiq += lambda (S gv + cd z),
+//   dS += lambda phiq gv^T, dz += lambda cd phiq, dlambda += phiq.(S gv) + cd phiq.z
+//   dwf_h = dgamma gamma (1 - gamma)  (dgamma -= dlambda when affine)
+// One task per (b, kv head): it owns dk, dv of that head and everything of its
+// query heads, so GQA needs no atomics.
+LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                               float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                               float *dk_state, const float *dy, const float *da,
+                               const float *y, const float *m, const float *den,
+                               const float *q, const float *k, const float *v,
+                               const float *phiq, const float *phik, const float *wf,
+                               const float *kv_state, const float *k_state, int B, int H,
+                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bg, rep = H / Hk;
+    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048);
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float gv[1024], sg[2048];
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r, bh = b * H + h;
+            const float *phik_bh = phik + (size_t)bh * N * F;
+            float *dphik_bh = dphik + (size_t)bh * N * F;
+            const float *S = kv_state ? kv_state + (size_t)bh * F * D : NULL;
+            const float *z = k_state ? k_state + (size_t)bh * F : NULL;
+            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+            double dgam = 0, dlam = 0;
+            for (i = 0; i < N; i++) {
+                size_t row = (size_t)bh * N + i;
+                const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
+                const float *da_bhi = da ? da + row * N : NULL;
+                float *dq_bhi = dq + row * D, *dphiq_bhi = dphiq + row * F;
+                float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0;
+                double dm = 0;
+                int j0, both, jl, nmax = 0;
+                lc__hybrid_range(cfg, N, i, &j0, &both);
+                jl = both ? i + 1 : j0;
+                if (dy) {
+                    for (d = 0; d < D; d++) gv[d] = dy[row * D + d] / dn;
+                    cd = -P->dot(dy + row * D, y + row * D, D) / dn;
+                } else {
+                    for (d = 0; d < D; d++) gv[d] = 0;
+                }
+                if (S) {
+                    qz = P->dot(phiq_bhi, z, F);
+                    den0 = dn - lam * qz;
+                }
+                if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
+                    double t = 0;
+                    for (j = j0; j <= i; j++)
+                        t += (double)da_bhi[j] * (double)gam *
+                             (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
+                    for (j = 0; j < jl; j++)
+                        t += (double)da_bhi[j] * (double)lam * (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                    ca = (float)(-t / ((double)den0 * (double)den0));
+                }
+                for (j = j0; j <= i; j++) {  // window keys
+                    const float *k_bgj = k_bg + (size_t)j * D;
+                    float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
+                    float dW = P->dot(gv, v_bg + (size_t)j * D, D) + cd;
+                    float t;
+                    if (da_bhi) dW += da_bhi[j] / den0 + ca;
+                    t = dW * e;
+                    dm -= (double)t;
+                    dgam += (double)dW * (double)ex;
+                    P->axpy(dq_bhi, t * scale, k_bgj, D);
+                    P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
+                    P->axpy(dv_bg + (size_t)j * D, e, gv, D);
+                    nmax += s == mx;
+                }
+                for (j = 0; j < jl; j++) {  // linear keys
+                    const float *phik_bhj = phik_bh + (size_t)j * F;
+                    float qk = P->dot(phiq_bhi, phik_bhj, F);
+                    float dW = P->dot(gv, v_bg + (size_t)j * D, D) + cd;
+                    if (da_bhi) dW += da_bhi[j] / den0 + ca;
+                    dlam += (double)dW * (double)qk;
+                    P->axpy(dphiq_bhi, lam * dW, phik_bhj, F);
+                    P->axpy(dphik_bh + (size_t)j * F, lam * dW, phiq_bhi, F);
+                    P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
+                }
+                if (dm != 0 && nmax > 0) {  // m_i = amax: ties share the gradient
+                    float share = (float)(dm / nmax) * scale;
+                    for (j = j0; j <= i; j++) {
+                        const float *k_bgj = k_bg + (size_t)j * D;
+                        if (P->dot(q_bhi, k_bgj, D) * scale != mx) continue;
+                        P->axpy(dq_bhi, share, k_bgj, D);
+                        P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
+                    }
+                }
+                if (S) {  // carried state: num += lam phiq S, den += lam phiq.z
+                    float *dS = dkv_state ? dkv_state + (size_t)bh * F * D : NULL;
+                    float *dz = dk_state ? dk_state + (size_t)bh * F : NULL;
+                    double t = 0;
+                    for (c = 0; c < F; c++) {
+                        sg[c] = P->dot(S + (size_t)c * D, gv, D);
+                        t += (double)phiq_bhi[c] * (double)sg[c];
+                        dphiq_bhi[c] += lam * (sg[c] + cd * z[c]);
+                        if (dS) P->axpy(dS + (size_t)c * D, lam * phiq_bhi[c], gv, D);
+                        if (dz) dz[c] += lam * cd * phiq_bhi[c];
+                    }
+                    dlam += t + (double)cd * (double)qz;
+                }
+            }
+            if (dwf) {
+                if (cfg->affine) dgam -= dlam;
+                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+            }
+        }
+    }
+}
+
+// >>decode
+// One token of hybrid attention for one sequence (the original's recurrent
+// path, LolcatsWindowAttentionTKGen / sliding window cache). The ring holds
+// the w most recent keys, the current one included; a key leaving it goes
+// into the linear state: S += phik_old v_old^T, z += phik_old. Then
+//   y = (sum_ring gamma exp(s - m) v + lambda phiq S) / (sum_ring gamma exp(s - m) + lambda phiq.z)
+// with no eps, exactly the sw prefill. For tk models this differs from the
+// terraced prefill, as in the original.
+
+LCIMPL size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window) {
+    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
+           (size_t)H * F;
+}
+
+LCIMPL void lc_decode_state_init(lc_decode_state *st, float *mem, int H, int Hk, int D, int F,
+                                 int window) {
+    st->H = H; st->Hk = Hk; st->D = D; st->F = F; st->window = window;
+    st->pos = 0;
+    memset(mem, 0, sizeof(float) * lc_decode_state_floats(H, Hk, D, F, window));
+    st->k_ring = mem;
+    st->v_ring = st->k_ring + (size_t)Hk * window * D;
+    st->phik_ring = st->v_ring + (size_t)Hk * window * D;
+    st->S = st->phik_ring + (size_t)H * window * F;
+    st->z = st->S + (size_t)H * F * D;
+}
+
+LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *st,
+                                  const float *q, const float *k, const float *v,
+                                  const float *phiq, const float *phik, const float *wf,
+                                  int affine) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g;
+    int slot = (int)(st->pos % w), count = st->pos + 1 < w ? (int)st->pos + 1 : w;
+    float scale = lc__attn_scale(D);
+    if (st->pos >= w) {  // evict the oldest key into the linear state
+        for (h = 0; h < H; h++) {
+            int gg = h / (H / Hk), c;
+            const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
+            const float *v_old = st->v_ring + ((size_t)gg * w + slot) * D;
+            for (c = 0; c < F; c++) {
+                P->axpy(st->S + ((size_t)h * F + c) * D, phik_old[c], v_old, D);
+                st->z[(size_t)h * F + c] += phik_old[c];
+            }
+        }
+    }
+    for (g = 0; g < Hk; g++) {
+        memcpy(st->k_ring + ((size_t)g * w + slot) * D, k + (size_t)g * D, sizeof(float) * D);
+        memcpy(st->v_ring + ((size_t)g * w + slot) * D, v + (size_t)g * D, sizeof(float) * D);
+    }
+    for (h = 0; h < H; h++)
+        memcpy(st->phik_ring + ((size_t)h * w + slot) * F, phik + (size_t)h * F, sizeof(float) * F);
+    st->pos++;
+    LC__OMP_FOR
+    for (h = 0; h < H; h++) {
+        int gg = h / (H / Hk), t, c, d;
+        const float *q_h = q + (size_t)h * D, *phiq_h = phiq + (size_t)h * F;
+        const float *k_g = st->k_ring + (size_t)gg * w * D, *v_g = st->v_ring + (size_t)gg * w * D;
+        float gam = lc__sigmoid(wf[h]), lam = affine ? 1.0f - gam : 1.0f, mx = -INFINITY;
+        float *y_h = y + (size_t)h * D;
+        double sum = 0;
+        for (t = 0; t < count; t++) {
+            float s = P->dot(q_h, k_g + (size_t)t * D, D) * scale;
+            if (s > mx) mx = s;
+        }
+        for (d = 0; d < D; d++) y_h[d] = 0;
+        for (t = 0; t < count; t++) {
+            float e = gam * expf(P->dot(q_h, k_g + (size_t)t * D, D) * scale - mx);
+            sum += (double)e;
+            P->axpy(y_h, e, v_g + (size_t)t * D, D);
+        }
+        for (c = 0; c < F; c++) P->axpy(y_h, lam * phiq_h[c], st->S + ((size_t)h * F + c) * D, D);
+        sum += (double)(lam * P->dot(phiq_h, st->z + (size_t)h * F, F));
+        for (d = 0; d < D; d++) y_h[d] = (float)((double)y_h[d] / sum);
+    }
+}
+
+// >>loss
+// Attention-transfer losses (DistillAttentionXentMSETrainer.compute_loss).
+
+LCIMPL double lc_loss_mse(float *dpred, const float *pred, const float *target, size_t n,
+                          float factor) {
+    double s = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double d = (double)pred[i] - (double)target[i];
+        s += d * d;
+        if (dpred) dpred[i] += (float)(2.0 * d / (double)n * (double)factor);
+    }
+    return s / (double)n * (double)factor;
+}
+
+// Per row: input x_j = log(max(a_j, 1e-12)), loss = -sum_j t_j log_softmax(x)_j
+//   = -sum_j t_j log a~_j + (sum_j t_j) log sum_k a~_k
+//   d/da_j = (-t_j / a~_j + (sum t) / (sum a~)) where a_j >= 1e-12, else 0.
+LCIMPL double lc_loss_xent(float *da_pred, const float *a_pred, const float *a_true,
+                           size_t rows, int cols, float factor) {
+    double total = 0;
+    size_t r;
+    int j;
+    for (r = 0; r < rows; r++) {
+        const float *p = a_pred + r * cols, *t = a_true + r * cols;
+        double sa = 0, st = 0, l = 0;
+        for (j = 0; j < cols; j++) {
+            float at = p[j] < 1e-12f ? 1e-12f : p[j];
+            sa += (double)at;
+            st += (double)t[j];
+            l -= (double)t[j] * log((double)at);
+        }
+        l += st * log(sa);
+        total += l;
+        if (da_pred)
+            for (j = 0; j < cols; j++) {
+                float at = p[j] < 1e-12f ? 1e-12f : p[j];
+                if (p[j] >= 1e-12f)
+                    da_pred[r * cols + j] +=
+                        (float)((-(double)t[j] / (double)at + st / sa) / (double)rows * (double)factor);
+            }
+    }
+    return total / (double)rows * (double)factor;
+}
+
+// >>optim
+LCIMPL lc_adamw_cfg lc_adamw_cfg_default(void) {
+    lc_adamw_cfg c;
+    c.lr = 1e-2f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.weight_decay = 0.0f;
+    return c;
+}
+
+// torch.optim.AdamW (single-tensor path), same order of operations:
+//   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2
+//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+LCIMPL void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
+                          const lc_adamw_cfg *cfg, int64_t t) {
+    double b1 = (double)cfg->beta1, b2 = (double)cfg->beta2;
+    float decay = (float)(1.0 - (double)cfg->lr * (double)cfg->weight_decay);
+    float w1 = (float)(1.0 - b1), w2 = (float)(1.0 - b2);
+    double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
+    float step = (float)((double)cfg->lr / bc1), bc2s = (float)sqrt(bc2);
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (cfg->weight_decay != 0.0f) p[i] *= decay;
+        m[i] += w1 * (g[i] - m[i]);
+        v[i] = v[i] * cfg->beta2 + w2 * g[i] * g[i];
+        p[i] -= step * (m[i] / (sqrtf(v[i]) / bc2s + cfg->eps));
+    }
+}
 // >>platform-end
 
 // >>impl-files
@@ -313,6 +1493,146 @@ LCAPI void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
 // >>impl-model-end
 
 // >>impl-ref
+// >>ref
+LCIMPL lc_ref_case lc_ref_case_default(void) {
+    lc_ref_case rc;
+    memset(&rc, 0, sizeof rc);
+    rc.op = LOLCATS_OP_HYBRID;
+    rc.fmap = lc_fmap_cfg_default();
+    rc.hybrid = lc_hybrid_cfg_default();
+    rc.linear_eps = 1e-12f;
+    return rc;
+}
+
+LCIMPL void lc_ref_out_free(lc_ref_out *out) {
+    if (!out) return;
+    LOLCATS_FREE(out->y); LOLCATS_FREE(out->a);
+    LOLCATS_FREE(out->dq); LOLCATS_FREE(out->dk); LOLCATS_FREE(out->dv);
+    LOLCATS_FREE(out->dwq); LOLCATS_FREE(out->dwk); LOLCATS_FREE(out->dbq);
+    LOLCATS_FREE(out->dbk); LOLCATS_FREE(out->dwf); LOLCATS_FREE(out->dkv_state);
+    LOLCATS_FREE(out->dk_state);
+    memset(out, 0, sizeof *out);
+}
+
+static float *lc__zalloc(size_t n, int *fail) {
+    float *p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
+    if (!p) *fail = 1;
+    else memset(p, 0, sizeof(float) * (n ? n : 1));
+    return p;
+}
+
+LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                             lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0;
+    int F = lc_fmap_out_dim(&rc->fmap, f), grad = rc->dy || rc->da, lin = rc->op != LOLCATS_OP_SOFTMAX;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nrow = (size_t)B * H * N;
+    size_t nphi = nrow * F, nw = (size_t)H * D * f;
+    float *phiq = NULL, *phik = NULL, *dphiq = NULL, *dphik = NULL, *save1 = NULL, *save2 = NULL;
+    float *state = NULL, *dyz = NULL;
+    memset(out, 0, sizeof *out);
+    if (B <= 0 || H <= 0 || Hk <= 0 || N <= 0 || D <= 0 || H % Hk || (lin && f <= 0))
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "bad dims B=%d H=%d Hk=%d N=%d D=%d f=%d: all must be positive and "
+                            "H a multiple of Hk", B, H, Hk, N, D, f);
+    if (rc->op < LOLCATS_OP_SOFTMAX || rc->op > LOLCATS_OP_HYBRID)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "unknown op %d", rc->op);
+    if (lin && (!rc->wq || !rc->wk))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "linear and hybrid ops need both feature maps");
+    if (rc->op == LOLCATS_OP_HYBRID && (!rc->wf || rc->hybrid.window <= 0))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid op needs window_factors and window > 0");
+    if (rc->op == LOLCATS_OP_LINEAR && rc->da)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "linear_attention has no attention-weight output: drop da");
+    if (!!rc->kv_state != !!rc->k_state || (rc->kv_state && rc->op != LOLCATS_OP_HYBRID))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "kv_state and k_state go together, hybrid op only");
+    if (D > 1024 || f > 1024)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "head dim %d / feature dim %d above 1024", D, f);
+
+    out->y = lc__zalloc(nq, &fail);
+    if (rc->op != LOLCATS_OP_LINEAR) out->a = lc__zalloc(nrow * N, &fail);
+    save1 = lc__zalloc(nrow, &fail);
+    save2 = lc__zalloc(nrow, &fail);
+    if (lin) {
+        phiq = lc__zalloc(nphi, &fail);
+        phik = lc__zalloc(nphi, &fail);
+    }
+    if (grad) {
+        out->dq = lc__zalloc(nq, &fail);
+        out->dk = lc__zalloc(nk, &fail);
+        out->dv = lc__zalloc(nk, &fail);
+        if (lin) {
+            dphiq = lc__zalloc(nphi, &fail);
+            dphik = lc__zalloc(nphi, &fail);
+            out->dwq = lc__zalloc(nw, &fail);
+            out->dwk = lc__zalloc(nw, &fail);
+            if (rc->bq) out->dbq = lc__zalloc((size_t)H, &fail);
+            if (rc->bk) out->dbk = lc__zalloc((size_t)H, &fail);
+        }
+        if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__zalloc((size_t)H, &fail);
+        if (rc->kv_state) {
+            out->dkv_state = lc__zalloc((size_t)B * H * F * D, &fail);
+            out->dk_state = lc__zalloc((size_t)B * H * F, &fail);
+        }
+        if (!rc->dy) dyz = lc__zalloc(nq, &fail);
+    }
+    if (rc->op == LOLCATS_OP_LINEAR && rc->linear_state) {
+        state = lc__zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
+                                  : (size_t)B * H * F * D, &fail);
+    }
+    if (fail) {
+        LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
+        LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
+        lc_ref_out_free(out);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for B=%d H=%d N=%d D=%d", B, H, N, D);
+    }
+    if (lin) {
+        lc_fmap_fwd(ctx, phiq, rc->q, rc->wq, rc->bq, B, H, H, N, D, f, &rc->fmap);
+        lc_fmap_fwd(ctx, phik, rc->k, rc->wk, rc->bk, B, H, Hk, N, D, f, &rc->fmap);
+    }
+    switch (rc->op) {
+    case LOLCATS_OP_SOFTMAX:
+        lc_attn_softmax_fwd(ctx, out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
+        lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
+        if (grad)
+            lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : dyz, rc->da,
+                                out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
+        break;
+    case LOLCATS_OP_LINEAR:
+        if (rc->linear_state) {
+            float *S = state;  // fwd: the final state lands here (overwritten by bwd)
+            lc_attn_linear_state_fwd(ctx, out->y, save2, S, NULL, phiq, phik, rc->v, B, H, Hk,
+                                     N, F, D, rc->linear_eps);
+            if (grad)
+                lc_attn_linear_state_bwd(ctx, dphiq, dphik, out->dv, state, rc->dy, out->y,
+                                         save2, phiq, phik, rc->v, B, H, Hk, N, F, D,
+                                         rc->linear_eps);
+        } else {
+            lc_attn_linear_fwd(ctx, out->y, save2, phiq, phik, rc->v, B, H, Hk, N, F, D,
+                               rc->linear_eps);
+            if (grad)
+                lc_attn_linear_bwd(ctx, dphiq, dphik, out->dv, rc->dy, out->y, save2, phiq,
+                                   phik, rc->v, B, H, Hk, N, F, D, rc->linear_eps);
+        }
+        break;
+    default:
+        lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, rc->q, rc->k, rc->v, phiq, phik,
+                           rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        if (grad)
+            lc_attn_hybrid_bwd(ctx, out->dq, out->dk, out->dv, dphiq, dphik, out->dwf,
+                               out->dkv_state, out->dk_state, rc->dy, rc->da, out->y, save1,
+                               save2, rc->q, rc->k, rc->v, phiq, phik, rc->wf, rc->kv_state,
+                               rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        break;
+    }
+    if (grad && lin) {
+        lc_fmap_bwd(ctx, out->dq, out->dwq, out->dbq, dphiq, rc->q, rc->wq, rc->bq, B, H, H, N,
+                    D, f, &rc->fmap);
+        lc_fmap_bwd(ctx, out->dk, out->dwk, out->dbk, dphik, rc->k, rc->wk, rc->bk, B, H, Hk, N,
+                    D, f, &rc->fmap);
+    }
+    LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
+    LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
+    return LOLCATS_OK;
+}
 // >>impl-ref-end
 
 #endif // LOLCATS_IMPLEMENTATION_DONE
