@@ -8,6 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define NAIVE_FN static __attribute__((unused))
+#else
+#define NAIVE_FN static
+#endif
+
 typedef struct {
     int B, H, Hk, N, D, f, F;
     int act, half;        /* lc_fmap_act, halfspace */
@@ -16,7 +22,7 @@ typedef struct {
 } naive_dims;
 
 /* window / linear membership straight from the spec (section 6) */
-static void naive_mask(const naive_dims *s, int i, int j, int *win, int *lin) {
+NAIVE_FN void naive_mask(const naive_dims *s, int i, int j, int *win, int *lin) {
     int w = s->window, N = s->N;
     *win = *lin = 0;
     if (j > i) return;
@@ -33,7 +39,7 @@ static void naive_mask(const naive_dims *s, int i, int j, int *win, int *lin) {
     }
 }
 
-static void naive_fmap(const naive_dims *s, double *phi, const double *x, int Hx, const double *w,
+NAIVE_FN void naive_fmap(const naive_dims *s, double *phi, const double *x, int Hx, const double *w,
                        const double *bias) {
     int b, h, i, c, d, f = s->f, D = s->D, H = s->H, two = s->F == 2 * f;
     double z[512], o[1024];
@@ -65,7 +71,7 @@ static void naive_fmap(const naive_dims *s, double *phi, const double *x, int Hx
             }
 }
 
-static void naive_softmax(const naive_dims *s, double *y, double *a, const double *q,
+NAIVE_FN void naive_softmax(const naive_dims *s, double *y, double *a, const double *q,
                           const double *k, const double *v) {
     int b, h, i, j, d, N = s->N, D = s->D;
     double *row = (double *)malloc(sizeof(double) * (size_t)N);
@@ -96,7 +102,7 @@ static void naive_softmax(const naive_dims *s, double *y, double *a, const doubl
     free(row);
 }
 
-static void naive_linear(const naive_dims *s, double *y, const double *phiq, const double *phik,
+NAIVE_FN void naive_linear(const naive_dims *s, double *y, const double *phiq, const double *phik,
                          const double *v, double eps) {
     int b, h, i, j, d, c, N = s->N, D = s->D, F = s->F;
     for (b = 0; b < s->B; b++)
@@ -118,7 +124,7 @@ static void naive_linear(const naive_dims *s, double *y, const double *phiq, con
         }
 }
 
-static void naive_hybrid(const naive_dims *s, double *y, double *a, const double *q,
+NAIVE_FN void naive_hybrid(const naive_dims *s, double *y, double *a, const double *q,
                          const double *k, const double *v, const double *phiq,
                          const double *phik, const double *wf, const double *S,
                          const double *z) {

@@ -1,0 +1,351 @@
+/* test_kernels.c - consistency of the kernels with each other:
+   SIMD path vs scalar reference at odd sizes, quadratic vs state form of
+   linear attention, token-by-token decode vs sw prefill, the masks vs the
+   spec, loss gradients vs finite differences, AdamW vs PyTorch's formula,
+   and bit-identical results for any OpenMP thread count. */
+#define LOLCATS_IMPLEMENTATION
+#include "lolcats.h"
+#include "check.h"
+#include "naive.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static lc_rng rng;
+
+static float *randn(size_t n, float scale) {
+    float *p = (float *)malloc(sizeof(float) * (n ? n : 1));
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = lc_rng_normal(&rng) * scale;
+    return p;
+}
+
+typedef struct {
+    lc_ref_case rc;
+    float *buf[12];
+} kcase;
+
+static kcase make(int op, int B, int H, int Hk, int N, int D, int f, int variant, int w) {
+    kcase c;
+    int F;
+    memset(&c, 0, sizeof c);
+    c.rc = lc_ref_case_default();
+    c.rc.op = op;
+    c.rc.B = B; c.rc.H = H; c.rc.Hk = Hk; c.rc.N = N; c.rc.D = D; c.rc.f = f;
+    c.rc.hybrid.variant = variant;
+    c.rc.hybrid.window = w;
+    F = lc_fmap_out_dim(&c.rc.fmap, f);
+    c.rc.q = c.buf[0] = randn((size_t)B * H * N * D, 1.0f);
+    c.rc.k = c.buf[1] = randn((size_t)B * Hk * N * D, 1.0f);
+    c.rc.v = c.buf[2] = randn((size_t)B * Hk * N * D, 1.0f);
+    c.rc.wq = c.buf[3] = randn((size_t)H * D * f, 0.4f);
+    c.rc.wk = c.buf[4] = randn((size_t)H * D * f, 0.4f);
+    c.rc.wf = c.buf[5] = randn((size_t)H, 1.0f);
+    c.rc.dy = c.buf[6] = randn((size_t)B * H * N * D, 1.0f);
+    if (op != LOLCATS_OP_LINEAR) c.rc.da = c.buf[7] = randn((size_t)B * H * N * N, 1.0f);
+    (void)F;
+    return c;
+}
+
+static void unmake(kcase *c) {
+    int i;
+    for (i = 0; i < 12; i++) free(c->buf[i]);
+}
+
+static size_t n_of(const lc_ref_case *rc, int which) {
+    size_t q = (size_t)rc->B * rc->H * rc->N * rc->D, k = (size_t)rc->B * rc->Hk * rc->N * rc->D;
+    switch (which) {
+    case 0: return q;
+    case 1: return (size_t)rc->B * rc->H * rc->N * rc->N;
+    case 2: return q;
+    case 3: case 4: return k;
+    case 5: case 6: return (size_t)rc->H * rc->D * rc->f;
+    default: return (size_t)rc->H;
+    }
+}
+
+/* compare every output of two lc_ref_eval runs */
+static void compare_outs(const char *tag, const lc_ref_case *rc, const lc_ref_out *a,
+                         const lc_ref_out *b, double rtol) {
+    const float *pa[8] = {a->y, a->a, a->dq, a->dk, a->dv, a->dwq, a->dwk, a->dwf};
+    const float *pb[8] = {b->y, b->a, b->dq, b->dk, b->dv, b->dwq, b->dwk, b->dwf};
+    static const char *nm[8] = {"y", "a", "dq", "dk", "dv", "d_wq", "d_wk", "d_wf"};
+    char what[200];
+    int i;
+    for (i = 0; i < 8; i++) {
+        size_t n = n_of(rc, i), j;
+        double scale = 0;
+        if (!pa[i] && !pb[i]) continue;
+        if (!CHECK(pa[i] && pb[i], "%s %s: present in one run only", tag, nm[i])) continue;
+        for (j = 0; j < n; j++)
+            if (fabs((double)pb[i][j]) > scale) scale = fabs((double)pb[i][j]);
+        snprintf(what, sizeof what, "%s %s", tag, nm[i]);
+        check_close(what, pa[i], pb[i], n, rtol * (scale > 1 ? scale : 1), rtol);
+    }
+}
+
+static void simd_vs_scalar(void) {
+    static const int Ns[] = {1, 7, 63, 64, 65, 127, 128, 129, 257};
+    lc_ctx simd, ref;
+    int ni, op, level, best = lc_simd_detect(), tested = 0;
+    lc_ctx_init(&ref);
+    ref.simd = LOLCATS_SIMD_SCALAR;
+    for (level = LOLCATS_SIMD_AVX2; level <= LOLCATS_SIMD_NEON; level++) {
+        /* x86 levels nest (AVX-512 machines run AVX2 too); NEON stands alone */
+        if (level == LOLCATS_SIMD_NEON ? best != level : (best == LOLCATS_SIMD_NEON || level > best))
+            continue;
+        simd = ref;
+        simd.simd = level;
+        tested++;
+        printf("SIMD (%s) vs scalar reference at odd sizes\n", lc_simd_name(level));
+        for (op = 0; op < 3; op++)
+            for (ni = 0; ni < 9; ni++) {
+                int N = Ns[ni];
+                kcase c = make(op, 1, 4, 2, N, 13, 7, ni % 2 ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK, 16);
+                lc_ref_out oa, ob;
+                lc_error err;
+                char tag[64];
+                if (N > 129 && op != 2) { unmake(&c); continue; }
+                snprintf(tag, sizeof tag, "[%s] op%d N=%d", lc_simd_name(level), op, N);
+                CHECK(lc_ref_eval(&simd, &c.rc, &oa, &err) == 0, "%s", err.msg);
+                CHECK(lc_ref_eval(&ref, &c.rc, &ob, &err) == 0, "%s", err.msg);
+                compare_outs(tag, &c.rc, &oa, &ob, 2e-5);
+                lc_ref_out_free(&oa);
+                lc_ref_out_free(&ob);
+                unmake(&c);
+            }
+    }
+    if (!tested) printf("SKIPPED: SIMD vs scalar (no SIMD path in this build or on this CPU)\n");
+}
+
+static void linear_forms_agree(void) {
+    static const int Ns[] = {1, 7, 64, 65, 130};
+    lc_ctx ctx;
+    int ni, sp;
+    lc_ctx_init(&ctx);
+    printf("linear attention: quadratic form vs causal state form\n");
+    for (sp = 0; sp < 2; sp++) {
+        if (sp) ctx.simd = LOLCATS_SIMD_SCALAR;
+        for (ni = 0; ni < 5; ni++) {
+            kcase c = make(LOLCATS_OP_LINEAR, 2, 4, 2, Ns[ni], 9, 5, 0, 0);
+            lc_ref_out oa, ob;
+            lc_error err;
+            char tag[64];
+            snprintf(tag, sizeof tag, "[%s] N=%d quad vs state", lc_simd_name(ctx.simd), Ns[ni]);
+            CHECK(lc_ref_eval(&ctx, &c.rc, &oa, &err) == 0, "%s", err.msg);
+            c.rc.linear_state = 1;
+            CHECK(lc_ref_eval(&ctx, &c.rc, &ob, &err) == 0, "%s", err.msg);
+            compare_outs(tag, &c.rc, &ob, &oa, 2e-5);
+            lc_ref_out_free(&oa);
+            lc_ref_out_free(&ob);
+            unmake(&c);
+        }
+    }
+}
+
+/* decode token by token == sw prefill (same window, no eps in either) */
+static void decode_vs_prefill(int H, int Hk, int N, int D, int f, int w, int affine, int simd) {
+    lc_ctx ctx;
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    int F = lc_fmap_out_dim(&fm, f), i, h, g;
+    size_t nq = (size_t)H * N * D, nk = (size_t)Hk * N * D;
+    float *q = randn(nq, 1), *k = randn(nk, 1), *v = randn(nk, 1);
+    float *wq = randn((size_t)H * D * f, 0.4f), *wk = randn((size_t)H * D * f, 0.4f);
+    float *wf = randn((size_t)H, 1), *phiq = randn((size_t)H * N * F, 0), *phik = randn((size_t)H * N * F, 0);
+    float *y = randn(nq, 0), *yd = randn(nq, 0), *m = randn((size_t)H * N, 0), *den = randn((size_t)H * N, 0);
+    float *mem = (float *)malloc(sizeof(float) * lc_decode_state_floats(H, Hk, D, F, w));
+    float *qt = randn((size_t)H * D, 0), *kt = randn((size_t)Hk * D, 0), *vt = randn((size_t)Hk * D, 0);
+    float *pq = randn((size_t)H * F, 0), *pk = randn((size_t)H * F, 0), *yt = randn((size_t)H * D, 0);
+    lc_decode_state st;
+    char what[128];
+    lc_ctx_init(&ctx);
+    if (!simd) ctx.simd = LOLCATS_SIMD_SCALAR;
+    hc.variant = LOLCATS_WINDOW_SW;
+    hc.window = w;
+    hc.affine = affine;
+    lc_fmap_fwd(&ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+    lc_fmap_fwd(&ctx, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
+    lc_attn_hybrid_fwd(&ctx, y, NULL, m, den, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, Hk, N, D, F, &hc);
+    lc_decode_state_init(&st, mem, H, Hk, D, F, w);
+    for (i = 0; i < N; i++) {
+        for (h = 0; h < H; h++) memcpy(qt + (size_t)h * D, q + ((size_t)h * N + i) * D, sizeof(float) * D);
+        for (g = 0; g < Hk; g++) {
+            memcpy(kt + (size_t)g * D, k + ((size_t)g * N + i) * D, sizeof(float) * D);
+            memcpy(vt + (size_t)g * D, v + ((size_t)g * N + i) * D, sizeof(float) * D);
+        }
+        lc_fmap_fwd(&ctx, pq, qt, wq, NULL, 1, H, H, 1, D, f, &fm);
+        lc_fmap_fwd(&ctx, pk, kt, wk, NULL, 1, H, Hk, 1, D, f, &fm);
+        lc_attn_hybrid_decode(&ctx, yt, &st, qt, kt, vt, pq, pk, wf, affine);
+        for (h = 0; h < H; h++) memcpy(yd + ((size_t)h * N + i) * D, yt + (size_t)h * D, sizeof(float) * D);
+    }
+    snprintf(what, sizeof what, "[%s] decode vs sw prefill H=%d/%d N=%d w=%d%s", lc_simd_name(ctx.simd),
+             H, Hk, N, w, affine ? " affine" : "");
+    check_close(what, yd, y, nq, 1e-5, 1e-4);
+    CHECK(st.pos == N, "decode position %d after %d tokens", (int)st.pos, N);
+    free(q); free(k); free(v); free(wq); free(wk); free(wf); free(phiq); free(phik); free(y);
+    free(yd); free(m); free(den); free(mem); free(qt); free(kt); free(vt); free(pq); free(pk); free(yt);
+}
+
+static void masks_match_spec(void) {
+    static const int Ns[] = {1, 5, 11, 16, 17, 29, 32, 33, 71, 100};
+    int v, ni, w, i, j, bad = 0, total = 0;
+    for (v = 0; v < 2; v++)
+        for (w = 1; w <= 16; w *= 4)
+            for (ni = 0; ni < 10; ni++) {
+                naive_dims s;
+                lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+                memset(&s, 0, sizeof s);
+                s.N = Ns[ni]; s.window = w; s.variant = v;
+                hc.variant = v; hc.window = w;
+                for (i = 0; i < s.N; i++)
+                    for (j = 0; j < s.N; j++) {
+                        int win, lin, m = lc_hybrid_mask(&hc, s.N, i, j);
+                        naive_mask(&s, i, j, &win, &lin);
+                        total++;
+                        bad += m != (win | (lin << 1));
+                    }
+            }
+    CHECK(bad == 0, "masks: %d of %d entries differ from the spec", bad, total);
+    {   /* the documented quirks, spelled out */
+        lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+        hc.window = 16;
+        CHECK(lc_hybrid_mask(&hc, 11, 10, 0) == 3, "tk N<=w: key 0 must be window AND linear");
+        CHECK(lc_hybrid_mask(&hc, 29, 28, 0) == 1, "tk w<N<=2w: every key is window");
+        CHECK(lc_hybrid_mask(&hc, 71, 70, 0) == 2 && lc_hybrid_mask(&hc, 71, 70, 39) == 1 &&
+                  lc_hybrid_mask(&hc, 71, 70, 38) == 2,
+              "tk N=71 w=16: last query sees keys 39..70 in its window");
+    }
+    printf("  masks vs spec: %d entries checked\n", total);
+}
+
+static void losses(void) {
+    size_t n = 37, rows = 6, i;
+    int cols = 9;
+    float *p = randn(n, 1), *t = randn(n, 1), *g = randn(n, 0), *fd = randn(n, 0);
+    float *ap = randn(rows * cols, 0), *at = randn(rows * cols, 0), *ga = randn(rows * cols, 0);
+    double L;
+    for (i = 0; i < n; i++) {
+        double h = 1e-3, lp, lm;
+        float keep = p[i];
+        p[i] = keep + (float)h; lp = lc_loss_mse(NULL, p, t, n, 1000.0f);
+        p[i] = keep - (float)h; lm = lc_loss_mse(NULL, p, t, n, 1000.0f);
+        p[i] = keep;
+        fd[i] = (float)((lp - lm) / (double)(((keep + (float)h) - (keep - (float)h))));
+    }
+    L = lc_loss_mse(g, p, t, n, 1000.0f);
+    CHECK(L > 0, "mse loss positive");
+    check_close("mse gradient vs finite differences", g, fd, n, 1e-2, 1e-3);
+    /* rows of attention-like weights: softmax rows with some exact zeros */
+    for (i = 0; i < rows; i++) {
+        int j;
+        double sp = 0, st = 0;
+        for (j = 0; j < cols; j++) {
+            ap[i * cols + j] = j <= (int)i ? (float)exp((double)lc_rng_normal(&rng)) : 0.0f;
+            at[i * cols + j] = j <= (int)i ? (float)exp((double)lc_rng_normal(&rng)) : 0.0f;
+            sp += (double)ap[i * cols + j];
+            st += (double)at[i * cols + j];
+        }
+        for (j = 0; j < cols; j++) {
+            ap[i * cols + j] = (float)((double)ap[i * cols + j] / sp);
+            at[i * cols + j] = (float)((double)at[i * cols + j] / st);
+        }
+    }
+    L = lc_loss_xent(ga, ap, at, rows, cols, 1.0f);
+    {
+        double ok = 1, e = 0;
+        int j;
+        for (i = 0; i < rows; i++) { /* closed form: -sum t log a~ + log sum a~ */
+            double sa = 0;
+            for (j = 0; j < cols; j++) {
+                float a = ap[i * cols + j] < 1e-12f ? 1e-12f : ap[i * cols + j];
+                sa += (double)a;
+                e -= (double)at[i * cols + j] * log((double)a);
+            }
+            e += log(sa);
+        }
+        e /= (double)rows;
+        ok = fabs(e - L) < 1e-9 * fabs(e) + 1e-12;
+        CHECK(ok, "xent value %.12g vs closed form %.12g", L, e);
+        for (i = 0; i < rows * cols; i++) {
+            if (ap[i] == 0) { CHECK(ga[i] == 0, "xent gradient must be 0 below the clamp"); continue; }
+            {
+                float keep = ap[i], h = 1e-4f * keep;
+                double lp, lm;
+                ap[i] = keep + h; lp = lc_loss_xent(NULL, ap, at, rows, cols, 1.0f);
+                ap[i] = keep - h; lm = lc_loss_xent(NULL, ap, at, rows, cols, 1.0f);
+                ap[i] = keep;
+                fd[0] = (float)((lp - lm) / (double)((keep + h) - (keep - h)));
+                CHECK(fabs((double)(fd[0] - ga[i])) <= 2e-3 * fabs((double)fd[0]) + 1e-3,
+                      "xent gradient [%zu]: %g vs fd %g", i, (double)ga[i], (double)fd[0]);
+            }
+        }
+    }
+    free(p); free(t); free(g); free(fd); free(ap); free(at); free(ga);
+}
+
+static void adamw(void) {
+    float p[3] = {0.5f, -1.0f, 2.0f}, m[3] = {0, 0, 0}, v[3] = {0, 0, 0};
+    double pd[3] = {0.5, -1.0, 2.0}, md[3] = {0, 0, 0}, vd[3] = {0, 0, 0};
+    lc_adamw_cfg cfg = lc_adamw_cfg_default();
+    int t, i, ok = 1;
+    cfg.weight_decay = 0.01f;
+    for (t = 1; t <= 5; t++) {
+        float g[3];
+        for (i = 0; i < 3; i++) g[i] = (float)(0.3 * t - (double)i);
+        lc_adamw_step(p, g, m, v, 3, &cfg, t);
+        for (i = 0; i < 3; i++) { /* torch.optim.AdamW in double */
+            double lr = (double)cfg.lr, b1 = (double)cfg.beta1, b2 = (double)cfg.beta2;
+            pd[i] *= 1 - lr * (double)cfg.weight_decay;
+            md[i] = b1 * md[i] + (1 - b1) * (double)g[i];
+            vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * (double)g[i];
+            pd[i] -= lr / (1 - pow(b1, t)) * md[i] /
+                     (sqrt(vd[i]) / sqrt(1 - pow(b2, t)) + (double)cfg.eps);
+        }
+    }
+    for (i = 0; i < 3; i++) ok &= fabs((double)p[i] - pd[i]) < 1e-6;
+    CHECK(ok, "AdamW after 5 steps: %g %g %g vs %g %g %g", (double)p[0], (double)p[1],
+          (double)p[2], pd[0], pd[1], pd[2]);
+}
+
+static void thread_invariance(void) {
+#ifdef _OPENMP
+    kcase c = make(LOLCATS_OP_HYBRID, 2, 4, 2, 70, 8, 4, LOLCATS_WINDOW_TK, 16);
+    lc_ref_out oa, ob;
+    lc_ctx ctx;
+    lc_error err;
+    int nt = omp_get_max_threads();
+    lc_ctx_init(&ctx);
+    omp_set_num_threads(1);
+    lc_ref_eval(&ctx, &c.rc, &oa, &err);
+    omp_set_num_threads(3);
+    lc_ref_eval(&ctx, &c.rc, &ob, &err);
+    omp_set_num_threads(nt);
+    CHECK(!memcmp(oa.y, ob.y, sizeof(float) * n_of(&c.rc, 0)) &&
+              !memcmp(oa.dk, ob.dk, sizeof(float) * n_of(&c.rc, 3)) &&
+              !memcmp(oa.dwq, ob.dwq, sizeof(float) * n_of(&c.rc, 5)),
+          "results differ between 1 and 3 OpenMP threads");
+    lc_ref_out_free(&oa);
+    lc_ref_out_free(&ob);
+    unmake(&c);
+#else
+    printf("SKIPPED: thread invariance (built without OpenMP)\n");
+#endif
+}
+
+int main(void) {
+    lc_rng_seed(&rng, 42);
+    simd_vs_scalar();
+    linear_forms_agree();
+    printf("decode vs prefill\n");
+    decode_vs_prefill(4, 2, 40, 9, 5, 8, 0, 1);
+    decode_vs_prefill(4, 2, 40, 9, 5, 8, 0, 0);
+    decode_vs_prefill(2, 2, 9, 8, 4, 16, 1, 1);
+    decode_vs_prefill(3, 1, 70, 16, 8, 64, 0, 1);
+    printf("masks, losses, optimizer, threads\n");
+    masks_match_spec();
+    losses();
+    adamw();
+    thread_invariance();
+    return check_done();
+}
