@@ -302,7 +302,9 @@ LCAPI void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
 enum {
     LOLCATS_OP_SOFTMAX = 0,       // softmax_attention
     LOLCATS_OP_LINEAR = 1,        // linear_attention
-    LOLCATS_OP_HYBRID = 2         // hybrid_attention
+    LOLCATS_OP_HYBRID = 2,        // hybrid_attention
+    LOLCATS_OP_MSE = 3,           // mse_loss: pred, target -> loss, d_pred
+    LOLCATS_OP_XENT = 4           // xent_loss: a_pred, a_true (.., N) -> loss, d_a_pred
 };
 
 typedef struct lc_ref_case {
@@ -319,18 +321,35 @@ typedef struct lc_ref_case {
     const float *kv_state, *k_state;        // (B,H,F,D), (B,H,F) or NULL
     const float *dy;                        // (B,H,N,D) or NULL
     const float *da;                        // (B,H,N,N) or NULL
+    const float *pred, *target;             // loss ops: n_pred values, rows of cols
+    size_t n_pred;
+    int cols;
+    float factor;                           // loss factor (mse 1000, xent 1)
 } lc_ref_case;
 
 // Every array is allocated by lc_ref_eval and NULL when it does not apply.
 typedef struct lc_ref_out {
     float *y, *a;                           // a: softmax and hybrid only
     float *dq, *dk, *dv, *dwq, *dwk, *dbq, *dbk, *dwf, *dkv_state, *dk_state;
+    float *loss, *dpred;                    // loss ops: loss[1], dpred (n_pred)
 } lc_ref_out;
 
 LCAPI lc_ref_case lc_ref_case_default(void);
 LCAPI lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
                             lc_error *err);
 LCAPI void lc_ref_out_free(lc_ref_out *out);
+
+// The safetensors side of `lolcats ref` (names: see README "Validating a backend").
+// Reads a case: tensors q, k, v, feature_map_{q,k}.weight, feature_map_{q,k}.bias,
+// window_factors, kv_state, k_state, dy, da (or pred/target, a_pred/a_true) and
+// __metadata__ op, variant, window, feature_map, halfspace, eps, affine, factor.
+// Float data is converted into *owned (free with LOLCATS_FREE).
+LCAPI lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, float **owned,
+                                    lc_error *err);
+// The outputs that apply, as named tensors viewing out's arrays; returns count.
+#define LOLCATS_REF_MAX_OUT 16
+LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
+                             lc_tensor list[LOLCATS_REF_MAX_OUT]);
 // >>api-ref-end
 
 #ifdef __cplusplus
@@ -1501,6 +1520,7 @@ LCIMPL lc_ref_case lc_ref_case_default(void) {
     rc.fmap = lc_fmap_cfg_default();
     rc.hybrid = lc_hybrid_cfg_default();
     rc.linear_eps = 1e-12f;
+    rc.factor = 1.0f;
     return rc;
 }
 
@@ -1510,7 +1530,7 @@ LCIMPL void lc_ref_out_free(lc_ref_out *out) {
     LOLCATS_FREE(out->dq); LOLCATS_FREE(out->dk); LOLCATS_FREE(out->dv);
     LOLCATS_FREE(out->dwq); LOLCATS_FREE(out->dwk); LOLCATS_FREE(out->dbq);
     LOLCATS_FREE(out->dbk); LOLCATS_FREE(out->dwf); LOLCATS_FREE(out->dkv_state);
-    LOLCATS_FREE(out->dk_state);
+    LOLCATS_FREE(out->dk_state); LOLCATS_FREE(out->loss); LOLCATS_FREE(out->dpred);
     memset(out, 0, sizeof *out);
 }
 
@@ -1530,6 +1550,23 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     float *phiq = NULL, *phik = NULL, *dphiq = NULL, *dphik = NULL, *save1 = NULL, *save2 = NULL;
     float *state = NULL, *dyz = NULL;
     memset(out, 0, sizeof *out);
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
+        if (!rc->pred || !rc->target || !rc->n_pred ||
+            (rc->op == LOLCATS_OP_XENT && (rc->cols <= 0 || rc->n_pred % (size_t)rc->cols)))
+            return lc_error_set(err, LOLCATS_ERR_ARG, "loss op needs pred and target of equal size%s",
+                                rc->op == LOLCATS_OP_XENT ? " (whole rows)" : "");
+        out->loss = lc__zalloc(1, &fail);
+        out->dpred = lc__zalloc(rc->n_pred, &fail);
+        if (fail) {
+            lc_ref_out_free(out);
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu loss inputs", rc->n_pred);
+        }
+        out->loss[0] = (float)(rc->op == LOLCATS_OP_MSE
+                                   ? lc_loss_mse(out->dpred, rc->pred, rc->target, rc->n_pred, rc->factor)
+                                   : lc_loss_xent(out->dpred, rc->pred, rc->target,
+                                                  rc->n_pred / (size_t)rc->cols, rc->cols, rc->factor));
+        return LOLCATS_OK;
+    }
     if (B <= 0 || H <= 0 || Hk <= 0 || N <= 0 || D <= 0 || H % Hk || (lin && f <= 0))
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "bad dims B=%d H=%d Hk=%d N=%d D=%d f=%d: all must be positive and "
@@ -1632,6 +1669,231 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
     LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
     return LOLCATS_OK;
+}
+
+// Fetches tensor `name` as float32 into a slice of *pool, checking its shape
+// against want[0..nd) (a want of -1 matches anything). Shapes (1,H,1,1) are
+// accepted where (H) is expected, as the original stores them.
+static lc_status lc__ref_get(const lc_st_file *in, const char *name, int required, int nd,
+                             const int64_t *want, float **pool, size_t *used, size_t cap,
+                             const float **dst, lc_error *err) {
+    const lc_tensor *t = lc_st_find(in, name);
+    size_t n, want_n = 1;
+    int d, ok = 1;
+    *dst = NULL;
+    if (!t) {
+        if (!required) return LOLCATS_OK;
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: missing tensor '%s' (see README: lolcats ref inputs)",
+                            lc_st_path(in), name);
+    }
+    n = lc_tensor_numel(t);
+    for (d = 0; d < nd; d++) want_n *= (size_t)(want[d] < 0 ? 1 : want[d]);
+    if (nd == 1 && t->ndim == 4 && t->shape[0] == 1 && t->shape[2] == 1 && t->shape[3] == 1)
+        ok = t->shape[1] == want[0];
+    else if (t->ndim != nd) ok = 0;
+    else
+        for (d = 0; d < nd; d++) ok &= want[d] < 0 || t->shape[d] == want[d];
+    if (!ok) {
+        char got[128], exp[128];
+        int p = 0, q = 0;
+        for (d = 0; d < t->ndim && p < 100; d++) p += snprintf(got + p, sizeof got - (size_t)p, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        if (!t->ndim) snprintf(got, sizeof got, "scalar");
+        for (d = 0; d < nd && q < 100; d++) q += snprintf(exp + q, sizeof exp - (size_t)q, d ? ",%lld" : "%lld", (long long)want[d]);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' has shape (%s), expected (%s)",
+                            lc_st_path(in), name, got, exp);
+    }
+    (void)want_n;
+    if (*used + n > cap)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "%s: internal: tensor pool too small", lc_st_path(in));
+    if (lc_tensor_to_f32(t, *pool + *used, err) != LOLCATS_OK) return err ? err->code : LOLCATS_ERR_FORMAT;
+    *dst = *pool + *used;
+    *used += n;
+    return LOLCATS_OK;
+}
+
+static lc_status lc__ref_meta_int(const lc_st_file *in, const char *key, int def, int lo, int hi,
+                                  int *out, lc_error *err) {
+    const char *s = lc_st_meta(in, key);
+    char *end;
+    long v;
+    *out = def;
+    if (!s) return LOLCATS_OK;
+    v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s='%s' must be an integer in [%d, %d]",
+                            lc_st_path(in), key, s, lo, hi);
+    *out = (int)v;
+    return LOLCATS_OK;
+}
+
+static lc_status lc__ref_meta_float(const lc_st_file *in, const char *key, float def, float *out,
+                                    lc_error *err) {
+    const char *s = lc_st_meta(in, key);
+    char *end;
+    double v;
+    *out = def;
+    if (!s) return LOLCATS_OK;
+    v = strtod(s, &end);
+    if (end == s || *end || !(v == v))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s='%s' is not a number", lc_st_path(in), key, s);
+    *out = (float)v;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, float **owned,
+                                     lc_error *err) {
+    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention",
+                                      "mse_loss", "xent_loss"};
+    const char *op = lc_st_meta(in, "op"), *s;
+    const lc_tensor *tq, *tk;
+    size_t cap = 0, used = 0;
+    int i, F, e;
+    float *pool;
+    lc_status st = LOLCATS_OK;
+    *rc = lc_ref_case_default();
+    *owned = NULL;
+    if (!op)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: no __metadata__ 'op' (one of softmax_attention, linear_attention, "
+                            "hybrid_attention, mse_loss, xent_loss)", lc_st_path(in));
+    for (i = 0; i < 5 && strcmp(op, ops[i]); i++) {}
+    if (i == 5)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: unknown op '%s' (use softmax_attention, linear_attention, "
+                            "hybrid_attention, mse_loss or xent_loss)", lc_st_path(in), op);
+    rc->op = i;
+    for (i = 0; i < lc_st_count(in); i++) cap += lc_tensor_numel(lc_st_tensor_at(in, i));
+    pool = (float *)LOLCATS_MALLOC(sizeof(float) * (cap ? cap : 1));
+    if (!pool) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+    *owned = pool;
+    if ((st = lc__ref_meta_float(in, "factor", rc->op == LOLCATS_OP_MSE ? 1000.0f : 1.0f, &rc->factor, err))) return st;
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
+        const char *pn = rc->op == LOLCATS_OP_MSE ? "pred" : "a_pred";
+        const char *tn = rc->op == LOLCATS_OP_MSE ? "target" : "a_true";
+        const lc_tensor *tp = lc_st_find(in, pn);
+        int64_t shp[LOLCATS_MAX_DIMS];
+        if (!tp)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: missing tensor '%s'", lc_st_path(in), pn);
+        for (i = 0; i < tp->ndim; i++) shp[i] = tp->shape[i];
+        rc->n_pred = lc_tensor_numel(tp);
+        rc->cols = tp->ndim ? (int)tp->shape[tp->ndim - 1] : 1;
+        if ((st = lc__ref_get(in, pn, 1, tp->ndim, shp, &pool, &used, cap, &rc->pred, err))) return st;
+        if ((st = lc__ref_get(in, tn, 1, tp->ndim, shp, &pool, &used, cap, &rc->target, err))) return st;
+        return LOLCATS_OK;
+    }
+    tq = lc_st_find(in, "q");
+    tk = lc_st_find(in, "k");
+    if (!tq || !tk || tq->ndim != 4 || tk->ndim != 4)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: need 4-d tensors 'q' (B,H,N,D) and 'k', 'v' (B,Hk,N,D)%s", lc_st_path(in),
+                            !tq || !tk ? " (missing)" : " (wrong rank)");
+    rc->B = (int)tq->shape[0]; rc->H = (int)tq->shape[1]; rc->N = (int)tq->shape[2]; rc->D = (int)tq->shape[3];
+    rc->Hk = (int)tk->shape[1];
+    if (rc->B <= 0 || rc->H <= 0 || rc->Hk <= 0 || rc->N <= 0 || rc->D <= 0 || rc->H % rc->Hk)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: q (B=%d,H=%d,N=%d,D=%d) and k (Hk=%d): sizes must be positive and H a "
+                            "multiple of Hk", lc_st_path(in), rc->B, rc->H, rc->N, rc->D, rc->Hk);
+    {
+        int64_t wq[4], wk[4];
+        wq[0] = rc->B; wq[1] = rc->H; wq[2] = rc->N; wq[3] = rc->D;
+        wk[0] = rc->B; wk[1] = rc->Hk; wk[2] = rc->N; wk[3] = rc->D;
+        if ((st = lc__ref_get(in, "q", 1, 4, wq, &pool, &used, cap, &rc->q, err))) return st;
+        if ((st = lc__ref_get(in, "k", 1, 4, wk, &pool, &used, cap, &rc->k, err))) return st;
+        if ((st = lc__ref_get(in, "v", 1, 4, wk, &pool, &used, cap, &rc->v, err))) return st;
+        if ((st = lc__ref_get(in, "dy", 0, 4, wq, &pool, &used, cap, &rc->dy, err))) return st;
+    }
+    if (rc->op != LOLCATS_OP_LINEAR) {
+        int64_t wa[4];
+        wa[0] = rc->B; wa[1] = rc->H; wa[2] = rc->N; wa[3] = rc->N;
+        if ((st = lc__ref_get(in, "da", 0, 4, wa, &pool, &used, cap, &rc->da, err))) return st;
+    } else if (lc_st_find(in, "da")) {
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: 'da' given but linear_attention has no "
+                            "attention-weight output", lc_st_path(in));
+    }
+    if (rc->op == LOLCATS_OP_SOFTMAX) return LOLCATS_OK;
+
+    s = lc_st_meta(in, "feature_map");
+    if (s && (e = lc_fmap_act_parse(s)) < 0)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: unknown feature_map '%s' (softmax_dim, exp_dim, pos_elu or relu)", lc_st_path(in), s);
+    if (s) rc->fmap.act = (lc_fmap_act)e;
+    if ((st = lc__ref_meta_int(in, "halfspace", 0, 0, 1, &rc->fmap.halfspace, err))) return st;
+    if ((st = lc__ref_meta_float(in, "eps", 1e-12f, &rc->fmap.eps, err))) return st;
+    if ((st = lc__ref_meta_float(in, "linear_eps", 1e-12f, &rc->linear_eps, err))) return st;
+    {
+        const lc_tensor *tw = lc_st_find(in, "feature_map_q.weight");
+        int64_t ww[3], wb[1], wsz[4], wz[3];
+        if (!tw || tw->ndim != 3)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: need 'feature_map_q.weight' of shape (H,D,f)%s",
+                                lc_st_path(in), tw ? " (wrong rank)" : " (missing)");
+        rc->f = (int)tw->shape[2];
+        ww[0] = rc->H; ww[1] = rc->D; ww[2] = rc->f;
+        wb[0] = rc->H;
+        if (rc->f <= 0 || rc->f > 1024)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: feature dim f=%d out of range [1, 1024]", lc_st_path(in), rc->f);
+        if ((st = lc__ref_get(in, "feature_map_q.weight", 1, 3, ww, &pool, &used, cap, &rc->wq, err))) return st;
+        if ((st = lc__ref_get(in, "feature_map_k.weight", 1, 3, ww, &pool, &used, cap, &rc->wk, err))) return st;
+        if ((st = lc__ref_get(in, "feature_map_q.bias", 0, 1, wb, &pool, &used, cap, &rc->bq, err))) return st;
+        if ((st = lc__ref_get(in, "feature_map_k.bias", 0, 1, wb, &pool, &used, cap, &rc->bk, err))) return st;
+        if (rc->op == LOLCATS_OP_LINEAR) return LOLCATS_OK;
+        F = lc_fmap_out_dim(&rc->fmap, rc->f);
+        s = lc_st_meta(in, "variant");
+        if (s && strcmp(s, "sw") && strcmp(s, "tk"))
+            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: unknown variant '%s' (sw or tk)", lc_st_path(in), s);
+        rc->hybrid.variant = s && !strcmp(s, "sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
+        if ((st = lc__ref_meta_int(in, "window", 64, 1, 1 << 30, &rc->hybrid.window, err))) return st;
+        if ((st = lc__ref_meta_int(in, "affine", 0, 0, 1, &rc->hybrid.affine, err))) return st;
+        if ((st = lc__ref_get(in, "window_factors", 1, 1, wb, &pool, &used, cap, &rc->wf, err))) return st;
+        wsz[0] = rc->B; wsz[1] = rc->H; wsz[2] = F; wsz[3] = rc->D;
+        wz[0] = rc->B; wz[1] = rc->H; wz[2] = F;
+        if ((st = lc__ref_get(in, "kv_state", 0, 4, wsz, &pool, &used, cap, &rc->kv_state, err))) return st;
+        if ((st = lc__ref_get(in, "k_state", 0, 3, wz, &pool, &used, cap, &rc->k_state, err))) return st;
+        if (!!rc->kv_state != !!rc->k_state)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: 'kv_state' and 'k_state' must be given together",
+                                lc_st_path(in));
+    }
+    return LOLCATS_OK;
+}
+
+static void lc__ref_add(lc_tensor *list, int *n, const char *name, const float *data, int nd,
+                        int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    lc_tensor *t = &list[*n];
+    int i;
+    if (!data || *n >= LOLCATS_REF_MAX_OUT) return;
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->dtype = LOLCATS_DTYPE_F32;
+    t->ndim = nd;
+    t->shape[0] = d0; t->shape[1] = d1; t->shape[2] = d2; t->shape[3] = d3;
+    t->nbytes = sizeof(float);
+    for (i = 0; i < nd; i++) t->nbytes *= (size_t)t->shape[i];
+    t->data = data;
+    (*n)++;
+}
+
+LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
+                              lc_tensor list[LOLCATS_REF_MAX_OUT]) {
+    int n = 0, F = lc_fmap_out_dim(&rc->fmap, rc->f);
+    int64_t B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f;
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
+        lc__ref_add(list, &n, "loss", o->loss, 1, 1, 0, 0, 0);
+        lc__ref_add(list, &n, rc->op == LOLCATS_OP_MSE ? "d_pred" : "d_a_pred", o->dpred, 1,
+                    (int64_t)rc->n_pred, 0, 0, 0);
+        return n;
+    }
+    lc__ref_add(list, &n, "y", o->y, 4, B, H, N, D);
+    lc__ref_add(list, &n, "a", o->a, 4, B, H, N, N);
+    lc__ref_add(list, &n, "dq", o->dq, 4, B, H, N, D);
+    lc__ref_add(list, &n, "dk", o->dk, 4, B, Hk, N, D);
+    lc__ref_add(list, &n, "dv", o->dv, 4, B, Hk, N, D);
+    lc__ref_add(list, &n, "d_feature_map_q.weight", o->dwq, 3, H, D, f, 0);
+    lc__ref_add(list, &n, "d_feature_map_k.weight", o->dwk, 3, H, D, f, 0);
+    lc__ref_add(list, &n, "d_feature_map_q.bias", o->dbq, 1, H, 0, 0, 0);
+    lc__ref_add(list, &n, "d_feature_map_k.bias", o->dbk, 1, H, 0, 0, 0);
+    lc__ref_add(list, &n, "d_window_factors", o->dwf, 1, H, 0, 0, 0);
+    lc__ref_add(list, &n, "d_kv_state", o->dkv_state, 4, B, H, F, D);
+    lc__ref_add(list, &n, "d_k_state", o->dk_state, 3, B, H, F, 0);
+    return n;
 }
 // >>impl-ref-end
 

@@ -1,0 +1,88 @@
+/* cmd_ref.c - `lolcats ref IN.safetensors OUT.safetensors`: the reference
+   check other backends validate against. Reads one case (op, inputs, optional
+   upstream gradients), runs lolcats.h's kernels and writes the outputs. */
+#include "tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char ref_usage[] =
+    "lolcats ref IN.safetensors OUT.safetensors [--scalar]\n"
+    "\n"
+    "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
+    "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
+    "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
+    "               feature_map_{q,k}.bias (H); for hybrid window_factors (H) and\n"
+    "               optional kv_state (B,H,F,D) + k_state (B,H,F); optional upstream\n"
+    "               gradients dy (B,H,N,D) and da (B,H,N,N, softmax/hybrid).\n"
+    "               Loss ops: pred, target (mse_loss) or a_pred, a_true (xent_loss).\n"
+    "  metadata   : op = softmax_attention | linear_attention | hybrid_attention |\n"
+    "               mse_loss | xent_loss; variant = tk (default) | sw; window (64);\n"
+    "               feature_map = softmax_dim (default) | exp_dim | pos_elu | relu;\n"
+    "               halfspace (0); eps (1e-12); affine (0); factor (loss ops).\n"
+    "  OUT        : y, a (attention weights) and, when dy or da is given, dq, dk, dv,\n"
+    "               d_feature_map_{q,k}.weight/.bias, d_window_factors, d_kv_state,\n"
+    "               d_k_state (those that apply); loss, d_pred / d_a_pred.\n"
+    "  --scalar   : the scalar reference path (default: best SIMD path of this CPU)\n"
+    "  --linear-state : linear_attention through the causal state form\n"
+    "Other tensors in IN are ignored, so a golden file can hold its expected outputs.\n";
+
+int cmd_ref(int argc, char **argv) {
+    const char *in_path = NULL, *out_path = NULL;
+    lc_ctx ctx;
+    lc_error err;
+    lc_st_file *in = NULL;
+    lc_ref_case rc;
+    lc_ref_out out;
+    lc_tensor list[LOLCATS_REF_MAX_OUT];
+    float *owned = NULL;
+    int i, n, scalar = 0, linear_state = 0, rc_exit = 0;
+    const char *meta[6];
+    memset(&err, 0, sizeof err);
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(ref_usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--scalar")) {
+            scalar = 1;
+        } else if (!strcmp(argv[i], "--linear-state")) {
+            linear_state = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "lolcats ref: unknown option '%s'\n", argv[i]);
+            tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+        } else if (!in_path) {
+            in_path = argv[i];
+        } else if (!out_path) {
+            out_path = argv[i];
+        } else {
+            tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+        }
+    }
+    if (!in_path || !out_path)
+        tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+    lc_ctx_init(&ctx);
+    if (scalar) ctx.simd = LOLCATS_SIMD_SCALAR;
+    if (lc_st_open(&in, in_path, &err) != LOLCATS_OK) return tool_report(&err);
+    if (lc_ref_case_from_st(in, &rc, &owned, &err) != LOLCATS_OK) {
+        rc_exit = tool_report(&err);
+        goto done;
+    }
+    rc.linear_state = linear_state;
+    if (lc_ref_eval(&ctx, &rc, &out, &err) != LOLCATS_OK) {
+        fprintf(stderr, "lolcats: %s: ", in_path);
+        rc_exit = tool_report(&err);
+        goto done;
+    }
+    n = lc_ref_out_tensors(&rc, &out, list);
+    meta[0] = "op"; meta[1] = lc_st_meta(in, "op");
+    meta[2] = "simd"; meta[3] = lc_simd_name(ctx.simd);
+    meta[4] = "lolcats_version"; meta[5] = LOLCATS_VERSION_STRING;
+    if (lc_st_write(out_path, list, n, meta, 3, &err) != LOLCATS_OK) rc_exit = tool_report(&err);
+    else fprintf(stderr, "lolcats ref: %s -> %s: %d tensors (%s, %s)\n", in_path, out_path, n, meta[1], meta[3]);
+    lc_ref_out_free(&out);
+done:
+    LOLCATS_FREE(owned);
+    lc_st_close(in);
+    return rc_exit;
+}
