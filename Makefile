@@ -23,7 +23,7 @@ TESTS      = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 EXAMPLES   = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BENCHES    = $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test check bench clean golden
+.PHONY: all test check check-neon bench clean golden demo
 
 all: $(B)/lolcats $(TESTS) $(EXAMPLES) $(BENCHES)
 
@@ -60,6 +60,24 @@ check:
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
 	./build/cxx/test_compile
+	$(MAKE) check-neon
+	$(MAKE) test
+
+# The NEON path: cross-compiled static tests run under qemu (skipped when the
+# cross compiler or qemu is absent).
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+check-neon:
+	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
+	  mkdir -p build/neon && for t in test_grad test_kernels; do \
+	    $(AARCH64_CC) -std=c99 -O2 -static $(WARN) -Werror -I. -o build/neon/$$t tests/$$t.c -lm || exit 1; \
+	    echo "== neon $$t"; qemu-aarch64 build/neon/$$t | tail -n 1; \
+	    qemu-aarch64 build/neon/$$t >/dev/null || exit 1; \
+	  done; \
+	else echo "SKIPPED: NEON check (no $(AARCH64_CC) or qemu-aarch64; run tools/setup.sh)"; fi
+
+demo: $(B)/examples/01_attention_kinds $(B)/examples/02_attention_transfer
+	./$(B)/examples/01_attention_kinds
+	cd $(B) && ./examples/02_attention_transfer
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done

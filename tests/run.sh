@@ -2,6 +2,7 @@
 # Runs every test program under $1 (default build), prints each one's output,
 # and closes with the sum of their "N passed, M failed" lines.
 B=${1:-build}
+LOLCATS_BIN="$B/lolcats"; export LOLCATS_BIN
 total_p=0; total_f=0; crashed=0
 for t in "$B"/tests/test_*; do
     [ -x "$t" ] || continue

@@ -1,0 +1,23 @@
+#!/bin/sh
+# setup.sh - installs what lolcats.h needs on a fresh Debian/Ubuntu machine:
+# a C compiler and make (required), libstb-dev (optional: PNG heatmaps),
+# g++ (C++ compile test), gcc-aarch64-linux-gnu + qemu-user (the NEON path,
+# tested under emulation). Does nothing for packages already present.
+set -e
+need=""
+command -v cc >/dev/null 2>&1 || need="$need build-essential"
+command -v make >/dev/null 2>&1 || need="$need make"
+command -v c++ >/dev/null 2>&1 || need="$need g++"
+[ -f /usr/include/stb/stb_image_write.h ] || need="$need libstb-dev"
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linux-gnu"
+command -v qemu-aarch64 >/dev/null 2>&1 || need="$need qemu-user"
+[ -z "$need" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup.sh: not a Debian system; install by hand:$need" >&2
+    exit 0
+fi
+echo "setup.sh: installing$need" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
