@@ -673,9 +673,8 @@ LCIMPL void lc_fmap_init_identity(float *w, int H, int D, int f) {
 }
 
 LCIMPL void lc_fmap_init_kaiming(float *w, float *bias, int H, int D, int f, lc_rng *rng) {
-    // kaiming_uniform_ on (H,D,f): fan_in = D*f, gain sqrt(2) for a=sqrt(5)?
-    // The original calls nn.init.kaiming_uniform_ with defaults (a=0, relu
-    // gain): bound = sqrt(2) * sqrt(3 / fan_in) = sqrt(6 / (D f)).
+    // nn.init.kaiming_uniform_ with its defaults (a = 0, gain sqrt(2)) on a
+    // (H,D,f) tensor: fan_in = D*f, bound = sqrt(2) * sqrt(3 / fan_in).
     size_t i, n = (size_t)H * D * f;
     float bound = (float)sqrt(6.0 / ((double)D * f));
     for (i = 0; i < n; i++) w[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bound;
