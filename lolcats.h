@@ -1008,12 +1008,13 @@ LCIMPL void lc_attn_linear_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, fl
                 size_t row = ((size_t)b * H + h) * N + i;
                 const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
                 float *dphiq_bhi = dphiq + row * F;
-                float c = -P->dot(dy_bhi, y + row * D, D) / den[row];
-                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
+                float dyy = P->dot(dy_bhi, y + row * D, D), dn = den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / dn;
                 for (j = 0; j <= i; j++) {
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float A = P->dot(phiq_bhi, phik_bhj, F);
-                    float dA = P->dot(gbuf, v_bg + (size_t)j * D, D) + c;
+                    // (dy.v_j - dy.y_i) / den: cancel before dividing, as autograd does
+                    float dA = (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn;
                     P->axpy(dphiq_bhi, dA, phik_bhj, F);
                     P->axpy(dphik_bh + (size_t)j * F, dA, phiq_bhi, F);
                     P->axpy(dv_bg + (size_t)j * D, A, gbuf, D);
@@ -1230,7 +1231,7 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
 
 // Backward. Per row, with gv = dy/den (d numerator), cd = -(dy.y)/den (d den),
 // and from the weights ca = -sum_j da_ij a_ij / den0:
-//   dW_ij = gv.v_j + cd + da_ij/den0 + ca     gradient of E_ij and of L_ij
+//   dW_ij = (dy.v_j - dy.y_i)/den + da_ij/den0 + ca   gradient of E_ij and L_ij
 //   window: t = dW E; ds_ij += t; dm_i -= t; dgamma += dW exp(s - m)
 //           dm_i goes to the arg-max window key(s), shared equally (amax)
 //   linear: dphiq_i += lambda dW phik_j; dphik_j += lambda dW phiq_i;
@@ -1273,14 +1274,15 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                 const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
                 const float *da_bhi = da ? da + row * N : NULL;
                 float *dq_bhi = dq + row * D, *dphiq_bhi = dphiq + row * F;
-                float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0;
+                float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0, dyy = 0;
                 double dm = 0;
                 int j0, both, jl, nmax = 0;
                 lc__hybrid_range(cfg, N, i, &j0, &both);
                 jl = both ? i + 1 : j0;
                 if (dy) {
                     for (d = 0; d < D; d++) gv[d] = dy[row * D + d] / dn;
-                    cd = -P->dot(dy + row * D, y + row * D, D) / dn;
+                    dyy = P->dot(dy + row * D, y + row * D, D);
+                    cd = -dyy / dn;
                 } else {
                     for (d = 0; d < D; d++) gv[d] = 0;
                 }
@@ -1300,7 +1302,7 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                 for (j = j0; j <= i; j++) {  // window keys
                     const float *k_bgj = k_bg + (size_t)j * D;
                     float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
-                    float dW = P->dot(gv, v_bg + (size_t)j * D, D) + cd;
+                    float dW = dy ? (P->dot(dy + row * D, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
                     float t;
                     if (da_bhi) dW += da_bhi[j] / den0 + ca;
                     t = dW * e;
@@ -1314,7 +1316,7 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                 for (j = 0; j < jl; j++) {  // linear keys
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float qk = P->dot(phiq_bhi, phik_bhj, F);
-                    float dW = P->dot(gv, v_bg + (size_t)j * D, D) + cd;
+                    float dW = dy ? (P->dot(dy + row * D, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
                     if (da_bhi) dW += da_bhi[j] / den0 + ca;
                     dlam += (double)dW * (double)qk;
                     P->axpy(dphiq_bhi, lam * dW, phik_bhj, F);

@@ -1,5 +1,5 @@
 /* test_golden.c - lolcats.h against PyTorch autograd on the original's math.
-   Every tests/data/*.safetensors case (written by tools/gen_golden.py, see
+   Every .safetensors case under tests/data (written by tools/gen_golden.py, see
    tests/data/README.md) holds the inputs of one `lolcats ref` case plus the
    expected outputs computed in float64. For each, lc_ref_eval runs on the
    SIMD path and on the scalar reference; every output must be within
