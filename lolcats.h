@@ -113,6 +113,8 @@ LCAPI const char *lc_simd_name(int simd);
 LCAPI const char *lc_status_name(lc_status s);
 // Fills err (may be NULL) with a printf-style message; returns code.
 LCAPI lc_status lc_error_set(lc_error *err, lc_status code, const char *fmt, ...);
+// Frees memory the library allocated for the caller (LOLCATS_FREE); NULL is fine.
+LCAPI void lc_free(void *p);
 
 // Deterministic RNG (splitmix64 seeding + xoshiro-style step) for inits and tests.
 typedef struct lc_rng { uint64_t s[4]; } lc_rng;
@@ -343,7 +345,7 @@ LCAPI void lc_ref_out_free(lc_ref_out *out);
 // Reads a case: tensors q, k, v, feature_map_{q,k}.weight, feature_map_{q,k}.bias,
 // window_factors, kv_state, k_state, dy, da (or pred/target, a_pred/a_true) and
 // __metadata__ op, variant, window, feature_map, halfspace, eps, affine, factor.
-// Float data is converted into *owned (free with LOLCATS_FREE).
+// Float data is converted into *owned (free with lc_free).
 LCAPI lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, float **owned,
                                     lc_error *err);
 // The outputs that apply, as named tensors viewing out's arrays; returns count.
@@ -433,6 +435,8 @@ LCIMPL lc_status lc_error_set(lc_error *err, lc_status code, const char *fmt, ..
     }
     return code;
 }
+
+LCIMPL void lc_free(void *p) { LOLCATS_FREE(p); }
 
 LCIMPL int lc_simd_detect(void) {
 #if defined(LC__X86)

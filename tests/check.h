@@ -8,12 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define CHECK_FN static __attribute__((unused))
+#else
+#define CHECK_FN static
+#endif
+
 static int check_pass_, check_fail_;
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static int check_(int ok, const char *fmt, ...) {
+CHECK_FN int check_(int ok, const char *fmt, ...) {
     va_list ap;
     if (ok) { check_pass_++; return 1; }
     check_fail_++;
@@ -27,7 +33,7 @@ static int check_(int ok, const char *fmt, ...) {
 #define CHECK(cond, ...) check_((cond) ? 1 : 0, __VA_ARGS__)
 
 /* |a - r| <= atol + rtol * |r| elementwise; one table row per call. */
-static int check_close(const char *what, const float *a, const float *r, size_t n,
+CHECK_FN int check_close(const char *what, const float *a, const float *r, size_t n,
                        double atol, double rtol) {
     double max_abs = 0, max_rel = 0;
     size_t worst = 0, bad = 0, i;
@@ -47,7 +53,7 @@ static int check_close(const char *what, const float *a, const float *r, size_t 
                   what, bad, n, atol, rtol);
 }
 
-static int check_done(void) {
+CHECK_FN int check_done(void) {
     printf("%d passed, %d failed\n", check_pass_, check_fail_);
     return check_fail_ ? 1 : 0;
 }

@@ -65,7 +65,7 @@ static void run_file(const char *path) {
         CHECK(compared > 0, "%s: no expected outputs found in the file", path);
         lc_ref_out_free(&out);
     }
-    LOLCATS_FREE(owned);
+    lc_free(owned);
     lc_st_close(f);
 }
 

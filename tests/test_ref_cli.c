@@ -124,7 +124,7 @@ int main(void) {
             free(got);
             CHECK(rc.hybrid.variant == LOLCATS_WINDOW_SW && rc.hybrid.window == 8, "metadata parsed");
             lc_ref_out_free(&o);
-            LOLCATS_FREE(owned);
+            lc_free(owned);
             lc_st_close(in);
         } else {
             CHECK(0, "in-process ref: %s", err.msg);

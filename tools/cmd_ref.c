@@ -82,7 +82,7 @@ int cmd_ref(int argc, char **argv) {
     else fprintf(stderr, "lolcats ref: %s -> %s: %d tensors (%s, %s)\n", in_path, out_path, n, meta[1], meta[3]);
     lc_ref_out_free(&out);
 done:
-    LOLCATS_FREE(owned);
+    lc_free(owned);
     lc_st_close(in);
     return rc_exit;
 }
