@@ -413,29 +413,6 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 #include <arm_neon.h>
 #endif
 
-LCIMPL const char *lc_status_name(lc_status s) {
-    switch (s) {
-    case LOLCATS_OK: return "ok";
-    case LOLCATS_ERR_ARG: return "bad argument";
-    case LOLCATS_ERR_IO: return "i/o error";
-    case LOLCATS_ERR_FORMAT: return "malformed file";
-    case LOLCATS_ERR_NOMEM: return "out of memory";
-    case LOLCATS_ERR_UNSUPPORTED: return "unsupported";
-    default: return "unknown error";
-    }
-}
-
-LCIMPL lc_status lc_error_set(lc_error *err, lc_status code, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        err->code = code;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 LCIMPL void lc_free(void *p) { LOLCATS_FREE(p); }
 
 LCIMPL int lc_simd_detect(void) {
