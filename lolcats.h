@@ -223,9 +223,15 @@ LCAPI lc_hybrid_cfg lc_hybrid_cfg_default(void);
 // (the tk N <= w quirk), 0 masked.
 LCAPI int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j);
 
+// Two forms behind one call. With work (lc_attn_hybrid_work_floats) and no
+// attention weights requested: the prefix-state form, O(N (w+F) D) time and
+// no N x N anything. With work == NULL, or a / da requested: the quadratic
+// reference that mirrors the original's einsums. Both agree (tests assert it).
+LCAPI size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F);
 LCAPI void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y /*(B,H,N,D)*/,
                               float *a /*(B,H,N,N) or NULL*/,
                               float *m /*(B,H,N)*/, float *den /*(B,H,N)*/,
+                              float *work /*or NULL: quadratic reference*/,
                               const float *q, const float *k, const float *v,
                               const float *phiq, const float *phik,
                               const float *wf /*(H)*/,
@@ -236,6 +242,7 @@ LCAPI void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y /*(B,H,N,D)*/,
 LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
                               float *dphiq, float *dphik, float *dwf /*(H)*/,
                               float *dkv_state /*or NULL*/, float *dk_state /*or NULL*/,
+                              float *work /*or NULL: quadratic reference*/,
                               const float *dy /*(B,H,N,D) or NULL*/,
                               const float *da /*(B,H,N,N) or NULL*/,
                               const float *y, const float *m, const float *den,
@@ -1149,15 +1156,71 @@ LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
 
 static float lc__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
-                               const float *q, const float *k, const float *v,
-                               const float *phiq, const float *phik, const float *wf,
-                               const float *kv_state, const float *k_state, int B, int H,
-                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+// Window part of query row i: keys [j0, i]. Sets *mx = m_i, adds E_ij v_j to
+// y_row (and E_ij to a_row), returns sum_j E_ij.
+static double lc__hyb_win_fwd(const lc__prims *P, float *y_row, float *a_row, float *mx_out,
+                              const float *q_bhi, const float *k_bg, const float *v_bg, int j0,
+                              int i, int D, float scale, float gam) {
+    float mx = -INFINITY;
+    double sum = 0;
+    int j;
+    for (j = j0; j <= i; j++) {
+        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+        if (s > mx) mx = s;
+    }
+    for (j = j0; j <= i; j++) {
+        float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
+        sum += (double)e;
+        P->axpy(y_row, e, v_bg + (size_t)j * D, D);
+        if (a_row) a_row[j] = e;
+    }
+    *mx_out = mx;
+    return sum;
+}
+
+// Backward of the window part of row i (see the formulas above
+// lc_attn_hybrid_bwd). dyy = dy_i.y_i; ca, den0 and da_bhi only with da.
+static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, float *dv_bg,
+                            double *dgam, const float *q_bhi, const float *k_bg,
+                            const float *v_bg, const float *dy_bhi, const float *gv,
+                            const float *da_bhi, float dyy, float dn, float den0, float ca,
+                            float mx, int j0, int i, int D, float scale, float gam) {
+    double dm = 0;
+    int j, nmax = 0;
+    for (j = j0; j <= i; j++) {
+        const float *k_bgj = k_bg + (size_t)j * D;
+        float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
+        float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f, t;
+        if (da_bhi) dW += da_bhi[j] / den0 + ca;
+        t = dW * e;
+        dm -= (double)t;
+        *dgam += (double)dW * (double)ex;
+        P->axpy(dq_bhi, t * scale, k_bgj, D);
+        P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
+        if (dy_bhi) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
+        nmax += s == mx;
+    }
+    if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
+        float share = (float)(dm / nmax) * scale;
+        for (j = j0; j <= i; j++) {
+            const float *k_bgj = k_bg + (size_t)j * D;
+            if (P->dot(q_bhi, k_bgj, D) * scale != mx) continue;
+            P->axpy(dq_bhi, share, k_bgj, D);
+            P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
+        }
+    }
+}
+
+// Quadratic reference: linear keys one by one (mirrors the original's N x N
+// einsum); the only path that can produce the weights a and take da.
+static void lc__hybrid_fwd_quad(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                const float *kv_state, const float *k_state, int B, int H,
+                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     int bh;
-    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d, c;
@@ -1171,24 +1234,15 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
             size_t row = (size_t)bh * N + i;
             const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
             float *y_bhi = y + row * D, *a_bhi = a ? a + row * N : NULL;
-            float mx = -INFINITY, den0, dn;
-            double sum = 0;
+            float mx, den0, dn;
+            double sum;
             int j0, both, jl;
             lc__hybrid_range(cfg, N, i, &j0, &both);
             jl = both ? i + 1 : j0;  // linear keys are [0, jl)
-            for (j = j0; j <= i; j++) {
-                float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
-                if (s > mx) mx = s;
-            }
             for (d = 0; d < D; d++) y_bhi[d] = 0;
             if (a_bhi)
                 for (j = 0; j < N; j++) a_bhi[j] = 0;
-            for (j = j0; j <= i; j++) {
-                float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
-                sum += (double)e;
-                P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
-                if (a_bhi) a_bhi[j] = e;
-            }
+            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
             for (j = 0; j < jl; j++) {
                 float l = lam * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                 sum += (double)l;
@@ -1210,6 +1264,75 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
     }
 }
 
+// Prefix-state form, O(N (w + F) D) time, O(F D) work per head: the linear
+// keys of row i are a prefix [0, jl(i)) with jl nondecreasing in i, so one
+// running state S = S0 + sum_{j < jl} phik_j v_j^T (and z) serves every row.
+static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *den,
+                                 float *work, const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + (size_t)bh * N * F;
+        float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        if (kv_state) {
+            memcpy(S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+            memcpy(z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+        } else {
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+        }
+        for (i = 0; i < N; i++) {
+            size_t row = (size_t)bh * N + i;
+            const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
+            float *y_bhi = y + row * D, mx, dn;
+            double sum;
+            int j0, both, jl;
+            lc__hybrid_range(cfg, N, i, &j0, &both);
+            jl = both ? i + 1 : j0;
+            for (; jadd < jl; jadd++) {
+                const float *phik_j = phik_bh + (size_t)jadd * F;
+                for (c = 0; c < F; c++) {
+                    P->axpy(S + (size_t)c * D, phik_j[c], v_bg + (size_t)jadd * D, D);
+                    z[c] += phik_j[c];
+                }
+            }
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
+            for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
+            dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            m[row] = mx;
+            den[row] = dn;
+        }
+    }
+}
+
+LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
+    return (size_t)B * H * F * ((size_t)D + 1);
+}
+
+LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
+                               float *work, const float *q, const float *k, const float *v,
+                               const float *phiq, const float *phik, const float *wf,
+                               const float *kv_state, const float *k_state, int B, int H,
+                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
+    if (work && !a)
+        lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+    else
+        lc__hybrid_fwd_quad(ctx, y, a, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H,
+                            Hk, N, D, F, cfg);
+}
+
 // Backward. Per row, with gv = dy/den (d numerator), cd = -(dy.y)/den (d den),
 // and from the weights ca = -sum_j da_ij a_ij / den0:
 //   dW_ij = (dy.v_j - dy.y_i)/den + da_ij/den0 + ca   gradient of E_ij and L_ij
@@ -1222,18 +1345,17 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
 //   dwf_h = dgamma gamma (1 - gamma)  (dgamma -= dlambda when affine)
 // One task per (b, kv head): it owns dk, dv of that head and everything of its
 // query heads, so GQA needs no atomics.
-LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                               float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                               float *dk_state, const float *dy, const float *da,
-                               const float *y, const float *m, const float *den,
-                               const float *q, const float *k, const float *v,
-                               const float *phiq, const float *phik, const float *wf,
-                               const float *kv_state, const float *k_state, int B, int H,
-                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                float *dk_state, const float *dy, const float *da,
+                                const float *y, const float *m, const float *den,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                const float *kv_state, const float *k_state, int B, int H,
+                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     int bg, rep = H / Hk;
-    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048);
     LC__OMP_FOR
     for (bg = 0; bg < B * Hk; bg++) {
         int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
@@ -1254,18 +1376,16 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                 size_t row = (size_t)bh * N + i;
                 const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
                 const float *da_bhi = da ? da + row * N : NULL;
+                const float *dy_bhi = dy ? dy + row * D : NULL;
                 float *dq_bhi = dq + row * D, *dphiq_bhi = dphiq + row * F;
                 float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0, dyy = 0;
-                double dm = 0;
-                int j0, both, jl, nmax = 0;
+                int j0, both, jl;
                 lc__hybrid_range(cfg, N, i, &j0, &both);
                 jl = both ? i + 1 : j0;
-                if (dy) {
-                    for (d = 0; d < D; d++) gv[d] = dy[row * D + d] / dn;
-                    dyy = P->dot(dy + row * D, y + row * D, D);
+                for (d = 0; d < D; d++) gv[d] = dy_bhi ? dy_bhi[d] / dn : 0.0f;
+                if (dy_bhi) {
+                    dyy = P->dot(dy_bhi, y + row * D, D);
                     cd = -dyy / dn;
-                } else {
-                    for (d = 0; d < D; d++) gv[d] = 0;
                 }
                 if (S) {
                     qz = P->dot(phiq_bhi, z, F);
@@ -1280,38 +1400,17 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                         t += (double)da_bhi[j] * (double)lam * (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                     ca = (float)(-t / ((double)den0 * (double)den0));
                 }
-                for (j = j0; j <= i; j++) {  // window keys
-                    const float *k_bgj = k_bg + (size_t)j * D;
-                    float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
-                    float dW = dy ? (P->dot(dy + row * D, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
-                    float t;
-                    if (da_bhi) dW += da_bhi[j] / den0 + ca;
-                    t = dW * e;
-                    dm -= (double)t;
-                    dgam += (double)dW * (double)ex;
-                    P->axpy(dq_bhi, t * scale, k_bgj, D);
-                    P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
-                    P->axpy(dv_bg + (size_t)j * D, e, gv, D);
-                    nmax += s == mx;
-                }
+                lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
+                                da_bhi, dyy, dn, den0, ca, mx, j0, i, D, scale, gam);
                 for (j = 0; j < jl; j++) {  // linear keys
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float qk = P->dot(phiq_bhi, phik_bhj, F);
-                    float dW = dy ? (P->dot(dy + row * D, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
+                    float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
                     if (da_bhi) dW += da_bhi[j] / den0 + ca;
                     dlam += (double)dW * (double)qk;
                     P->axpy(dphiq_bhi, lam * dW, phik_bhj, F);
                     P->axpy(dphik_bh + (size_t)j * F, lam * dW, phiq_bhi, F);
-                    P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
-                }
-                if (dm != 0 && nmax > 0) {  // m_i = amax: ties share the gradient
-                    float share = (float)(dm / nmax) * scale;
-                    for (j = j0; j <= i; j++) {
-                        const float *k_bgj = k_bg + (size_t)j * D;
-                        if (P->dot(q_bhi, k_bgj, D) * scale != mx) continue;
-                        P->axpy(dq_bhi, share, k_bgj, D);
-                        P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
-                    }
+                    if (dy_bhi) P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
                 }
                 if (S) {  // carried state: num += lam phiq S, den += lam phiq.z
                     float *dS = dkv_state ? dkv_state + (size_t)bh * F * D : NULL;
@@ -1333,6 +1432,133 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
             }
         }
     }
+}
+
+// Prefix-state backward (no da). Forward sweep: the window part as above and
+// dphiq_i += lambda (S_i gv_i + cd_i z_i) with S_i the state row i saw.
+// Reverse sweep: G = lambda sum_{i: jl(i) > j} phiq_i gv_i^T, c = lambda sum cd_i phiq_i
+// give dphik_j += G v_j + c and dv_j += G^T phik_j; what reaches the carried
+// state is G and c over all rows.
+static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *m, const float *den, const float *q,
+                                 const float *k, const float *v, const float *phiq,
+                                 const float *phik, const float *wf, const float *kv_state,
+                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bg, rep = H / Hk;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float gv[1024];
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+            const float *phik_bh = phik + (size_t)bh * N * F;
+            float *dphik_bh = dphik + (size_t)bh * N * F;
+            float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
+            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+            double dgam = 0, dlam = 0;
+            if (kv_state) {
+                memcpy(S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+                memcpy(z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+            } else {
+                memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            }
+            for (i = 0; i < N; i++) {  // forward sweep
+                size_t row = (size_t)bh * N + i;
+                const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
+                float *dphiq_bhi = dphiq + row * F;
+                float dn = den[row], dyy = P->dot(dy_bhi, y + row * D, D), cd = -dyy / dn;
+                double t = 0, qz;
+                int j0, both, jl;
+                lc__hybrid_range(cfg, N, i, &j0, &both);
+                jl = both ? i + 1 : j0;
+                for (; jadd < jl; jadd++) {
+                    const float *phik_j = phik_bh + (size_t)jadd * F;
+                    for (c = 0; c < F; c++) {
+                        P->axpy(S + (size_t)c * D, phik_j[c], v_bg + (size_t)jadd * D, D);
+                        z[c] += phik_j[c];
+                    }
+                }
+                for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
+                lc__hyb_win_bwd(P, dq + row * D, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
+                                NULL, dyy, dn, dn, 0, m[row], j0, i, D, scale, gam);
+                qz = (double)P->dot(phiq_bhi, z, F);
+                for (c = 0; c < F; c++) {
+                    float sg = P->dot(S + (size_t)c * D, gv, D);
+                    t += (double)phiq_bhi[c] * (double)sg;
+                    dphiq_bhi[c] += lam * (sg + cd * z[c]);
+                }
+                dlam += t + (double)cd * qz;
+            }
+            // reverse sweep: S becomes G, z becomes c
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            jnext = N;  // keys >= jl(N-1) receive nothing
+            for (i = N - 1; i >= -1; i--) {
+                int jlo = 0, j0, both;
+                if (i >= 0) {
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jlo = both ? i + 1 : j0;
+                    if (i == N - 1) jnext = jlo;
+                }
+                for (j = jlo; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
+                    const float *phik_bhj = phik_bh + (size_t)j * F;
+                    float *dphik_bhj = dphik_bh + (size_t)j * F;
+                    for (c = 0; c < F; c++) {
+                        dphik_bhj[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c];
+                        P->axpy(dv_bg + (size_t)j * D, phik_bhj[c], S + (size_t)c * D, D);
+                    }
+                }
+                jnext = jlo;
+                if (i >= 0) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
+                    float dn = den[row], cd = -P->dot(dy_bhi, y + row * D, D) / dn;
+                    for (d = 0; d < D; d++) gv[d] = lam * dy_bhi[d] / dn;
+                    for (c = 0; c < F; c++) {
+                        P->axpy(S + (size_t)c * D, phiq_bhi[c], gv, D);
+                        z[c] += lam * cd * phiq_bhi[c];
+                    }
+                }
+            }
+            if (kv_state) {
+                if (dkv_state)
+                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += S[c];
+                if (dk_state)
+                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += z[c];
+            }
+            if (dwf) {
+                if (cfg->affine) dgam -= dlam;
+                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+            }
+        }
+    }
+}
+
+LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                               float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                               float *dk_state, float *work, const float *dy, const float *da,
+                               const float *y, const float *m, const float *den,
+                               const float *q, const float *k, const float *v,
+                               const float *phiq, const float *phik, const float *wf,
+                               const float *kv_state, const float *k_state, int B, int H,
+                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
+    if (work && dy && !da)
+        lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
+                             D, F, cfg);
+    else
+        lc__hybrid_bwd_quad(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, dy, da, y,
+                            m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
+                            F, cfg);
 }
 
 // >>decode
@@ -1593,6 +1819,8 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         }
         if (!rc->dy) dyz = lc__zalloc(nq, &fail);
     }
+    if (rc->op == LOLCATS_OP_HYBRID && ctx->simd != LOLCATS_SIMD_SCALAR)
+        state = lc__zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
     if (rc->op == LOLCATS_OP_LINEAR && rc->linear_state) {
         state = lc__zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
                                   : (size_t)B * H * F * D, &fail);
@@ -1633,11 +1861,25 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         }
         break;
     default:
-        lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, rc->q, rc->k, rc->v, phiq, phik,
-                           rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        // the attention weights need the quadratic form; y and the gradients
+        // come from the fast form unless this is the scalar reference run
+        lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
+                           phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        if (state) {
+            float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
+            if (!fail) {
+                lc_attn_hybrid_fwd(ctx, out->y, NULL, m2, den2, state, rc->q, rc->k, rc->v, phiq,
+                                   phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F,
+                                   &rc->hybrid);
+                memcpy(save1, m2, sizeof(float) * nrow);
+                memcpy(save2, den2, sizeof(float) * nrow);
+            }
+            LOLCATS_FREE(m2);
+            LOLCATS_FREE(den2);
+        }
         if (grad)
             lc_attn_hybrid_bwd(ctx, out->dq, out->dk, out->dv, dphiq, dphik, out->dwf,
-                               out->dkv_state, out->dk_state, rc->dy, rc->da, out->y, save1,
+                               out->dkv_state, out->dk_state, state, rc->dy, rc->da, out->y, save1,
                                save2, rc->q, rc->k, rc->v, phiq, phik, rc->wf, rc->kv_state,
                                rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
         break;

@@ -66,12 +66,12 @@ int main(void) {
     /* 3. hybrid, true sliding window and the terraced (tk) variant */
     hc.window = W;
     hc.variant = LOLCATS_WINDOW_SW;
-    lc_attn_hybrid_fwd(&ctx, y_sw, NULL, m, den, q, k, v, phiq, phik, &wf, NULL, NULL,
+    lc_attn_hybrid_fwd(&ctx, y_sw, NULL, m, den, NULL, q, k, v, phiq, phik, &wf, NULL, NULL,
                        1, 1, 1, N, D, F, &hc);
-    lc_attn_hybrid_fwd(&ctx, y_sw9, NULL, m, den, q, k, v, phiq, phik, &wf9, NULL, NULL,
+    lc_attn_hybrid_fwd(&ctx, y_sw9, NULL, m, den, NULL, q, k, v, phiq, phik, &wf9, NULL, NULL,
                        1, 1, 1, N, D, F, &hc);
     hc.variant = LOLCATS_WINDOW_TK;
-    lc_attn_hybrid_fwd(&ctx, y_tk, NULL, m, den, q, k, v, phiq, phik, &wf, NULL, NULL,
+    lc_attn_hybrid_fwd(&ctx, y_tk, NULL, m, den, NULL, q, k, v, phiq, phik, &wf, NULL, NULL,
                        1, 1, 1, N, D, F, &hc);
 
     e_lin = rel_err_rows(y_lin, y_sm, 0, N);

@@ -84,20 +84,21 @@ static double step_seq(const lc_ctx *ctx, trainable *tr, const seq *s, int train
     static float phiq[H * N * F], phik[H * N * F], y[H * N * D], m[H * N], den[H * N];
     static float dy[H * N * D], dphiq[H * N * F], dphik[H * N * F];
     static float dq[H * N * D], dk[H * N * D], dv[H * N * D];
+    static float work[H * F * (D + 1)];  /* = lc_attn_hybrid_work_floats(1, H, D, F) */
     lc_fmap_cfg fm = lc_fmap_cfg_default();
     lc_hybrid_cfg hc = lc_hybrid_cfg_default();
     double loss;
     hc.window = W;
     lc_fmap_fwd(ctx, phiq, s->q, tr->wq, NULL, 1, H, H, N, D, FD, &fm);
     lc_fmap_fwd(ctx, phik, s->k, tr->wk, NULL, 1, H, H, N, D, FD, &fm);
-    lc_attn_hybrid_fwd(ctx, y, a_out, m, den, s->q, s->k, s->v, phiq, phik, tr->wf, NULL, NULL,
+    lc_attn_hybrid_fwd(ctx, y, a_out, m, den, work, s->q, s->k, s->v, phiq, phik, tr->wf, NULL, NULL,
                        1, H, H, N, D, F, &hc);
     memset(dy, 0, sizeof dy);
     loss = lc_loss_mse(train ? dy : NULL, y, s->y_teacher, (size_t)H * N * D, 1000.0f);
     if (!train) return loss;
     memset(dphiq, 0, sizeof dphiq); memset(dphik, 0, sizeof dphik);
     memset(dq, 0, sizeof dq); memset(dk, 0, sizeof dk); memset(dv, 0, sizeof dv);
-    lc_attn_hybrid_bwd(ctx, dq, dk, dv, dphiq, dphik, tr->dwf, NULL, NULL, dy, NULL, y, m, den,
+    lc_attn_hybrid_bwd(ctx, dq, dk, dv, dphiq, dphik, tr->dwf, NULL, NULL, work, dy, NULL, y, m, den,
                        s->q, s->k, s->v, phiq, phik, tr->wf, NULL, NULL, 1, H, H, N, D, F, &hc);
     /* q, k are frozen: only the feature-map weights get their gradient */
     lc_fmap_bwd(ctx, NULL, tr->dwq, NULL, dphiq, s->q, tr->wq, NULL, 1, H, H, N, D, FD, &fm);

@@ -166,7 +166,7 @@ static void decode_vs_prefill(int H, int Hk, int N, int D, int f, int w, int aff
     hc.affine = affine;
     lc_fmap_fwd(&ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
     lc_fmap_fwd(&ctx, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
-    lc_attn_hybrid_fwd(&ctx, y, NULL, m, den, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, Hk, N, D, F, &hc);
+    lc_attn_hybrid_fwd(&ctx, y, NULL, m, den, NULL, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, Hk, N, D, F, &hc);
     lc_decode_state_init(&st, mem, H, Hk, D, F, w);
     for (i = 0; i < N; i++) {
         for (h = 0; h < H; h++) memcpy(qt + (size_t)h * D, q + ((size_t)h * N + i) * D, sizeof(float) * D);

@@ -10,6 +10,6 @@ float two_tu_hybrid_first(void) {
     float q[2] = {1, 0}, k[2] = {0, 1}, v[2] = {1, 1}, phi[2] = {0.5f, 0.5f}, wf = 0;
     float y[2], m, den;
     lc_ctx_init(&ctx);
-    lc_attn_hybrid_fwd(&ctx, y, NULL, &m, &den, q, k, v, phi, phi, &wf, NULL, NULL, 1, 1, 1, 1, 2, 2, &hc);
+    lc_attn_hybrid_fwd(&ctx, y, NULL, &m, &den, NULL, q, k, v, phi, phi, &wf, NULL, NULL, 1, 1, 1, 1, 2, 2, &hc);
     return y[0];
 }
