@@ -229,6 +229,10 @@ int main(void) {
     c.with_bias = 1;
     run_case("hybrid tk, affine, exp_dim + bias, B=2, N=9", &c);
     c.with_state = 1;
+    run_case("hybrid tk, carried state (S, z)", &c);
+    c.s.variant = LOLCATS_WINDOW_SW;
+    run_case("hybrid sw, carried state (S, z)", &c);
+    c.s.variant = LOLCATS_WINDOW_TK;
     c.with_da = 1;
     run_case("hybrid tk, carried state (S, z), with da", &c);
     free_case(&c);
