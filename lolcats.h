@@ -736,7 +736,7 @@ LC__FILES_FN lc_status lc__json_number(lc__json_parser *ps, lc__json_node *nd) {
 LC__FILES_FN lc_status lc__json_value(lc__json_parser *ps, int depth, const char *key, size_t key_len) {
     lc__json *d = ps->doc;
     const char *p;
-    uint32_t idx;
+    uint32_t idx = 0;
     lc_status st;
     int type;
     lc__json_ws(ps);
@@ -1225,8 +1225,9 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
             t->shape[t->ndim++] = v->i64;
         }
         if (!off || off->type != LC__JSON_ARRAY || off->count != 2)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s, expected [begin, end]",
-                                path, t->name, lc__json_show(off, shown, sizeof shown));
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s, expected [begin, end]",
+                                path, t->name, lc__json_show(off, shown, sizeof shown),
+                                off && off->type == LC__JSON_ARRAY ? (off->count < 2 ? " too short" : " too long") : "");
         v = lc__json_first(&f->doc, off);
         if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0 ||
             v[1].type != LC__JSON_NUMBER || !v[1].is_int || v[1].i64 < 0)
@@ -1242,13 +1243,15 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
                                 "%lu-byte data area (file offset %llu > size %lu: truncated file?)",
                                 path, t->name, (unsigned long long)b, (unsigned long long)e, (unsigned long)data_size,
                                 (unsigned long long)(8 + hlen + e), (unsigned long)size);
-        if (numel > UINT64_MAX / lc_dtype_size(t->dtype) || numel * lc_dtype_size(t->dtype) != e - b)
+        if (numel > UINT64_MAX / lc_dtype_size(t->dtype))
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': %s shape of %llu elements overflows a "
+                                "64-bit byte count", path, t->name, lc_dtype_name(t->dtype), (unsigned long long)numel);
+        if (numel * lc_dtype_size(t->dtype) != e - b)
             return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes "
-                                "but %s shape of %llu elements needs %llu%s", path, t->name, (unsigned long long)b,
-                                (unsigned long long)e, (unsigned long long)(e - b), lc_dtype_name(t->dtype),
-                                (unsigned long long)numel,
-                                (unsigned long long)(numel * lc_dtype_size(t->dtype)),
-                                numel > UINT64_MAX / lc_dtype_size(t->dtype) ? " (overflow)" : "");
+                                "but %s shape of %llu elements needs %llu (header and shape disagree; re-export)",
+                                path, t->name, (unsigned long long)b, (unsigned long long)e,
+                                (unsigned long long)(e - b), lc_dtype_name(t->dtype), (unsigned long long)numel,
+                                (unsigned long long)(numel * lc_dtype_size(t->dtype)));
         t->nbytes = (size_t)(e - b);
         t->data = (const void *)(uintptr_t)b;  // offset for now, a pointer after sorting
         n++;
