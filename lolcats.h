@@ -18,6 +18,7 @@
 //   LOLCATS_NO_SIMD       scalar reference only (no AVX2/AVX-512/NEON code)
 //   LOLCATS_ASSERT(x)     programmer-error check (default: assert)
 //   LOLCATS_MALLOC/LOLCATS_REALLOC/LOLCATS_FREE   allocator (define all or none)
+//   LOLCATS_NO_MMAP       read files into memory instead of mapping them
 //   -fopenmp              optional: kernels split heads across threads; results are
 //                         bit-identical for any thread count.
 //
@@ -1566,11 +1567,16 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
         if (lc_dtype_size(t->dtype) == 0 || t->ndim < 0 || t->ndim > LOLCATS_MAX_DIMS)
             return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': bad dtype %d or ndim %d", path, t->name,
                                 (int)t->dtype, t->ndim);
-        for (k = 0; k < t->ndim; k++)
+        numel = 1;
+        for (k = 0; k < t->ndim; k++) {
             if (t->shape[k] < 0)
                 return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': shape[%d] = %lld is negative", path,
                                     t->name, k, (long long)t->shape[k]);
-        numel = lc_tensor_numel(t);
+            if (t->shape[k] && numel > (size_t)-1 / 8 / (uint64_t)t->shape[k])
+                return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': shape[%d] = %lld overflows the size",
+                                    path, t->name, k, (long long)t->shape[k]);
+            numel *= (size_t)t->shape[k];
+        }
         if (numel * lc_dtype_size(t->dtype) != t->nbytes || (t->nbytes && !t->data))
             return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': nbytes %lu but %s shape holds %lu elements "
                                 "(%lu bytes)%s", path, t->name, (unsigned long)t->nbytes, lc_dtype_name(t->dtype),
