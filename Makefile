@@ -85,5 +85,24 @@ bench: $(BENCHES)
 golden:
 	/usr/bin/python3 tools/gen_golden.py tests/data
 
+# libFuzzer harnesses (clang): `make fuzz` builds them, `make fuzz-run` runs each
+# for FUZZ_TIME seconds from its seed corpus fuzz/corpus_<name>/ (new inputs go
+# to $(B)/fuzz/corpus_<name>/, the seeds stay untouched).
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+FUZZERS    = $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+.PHONY: fuzz fuzz-run
+fuzz: $(FUZZERS)
+
+$(B)/fuzz/%: fuzz/%.c lolcats.h
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -I. -o $@ $<
+
+fuzz-run: fuzz
+	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus_$$n; \
+	  echo "== $$f ($(FUZZ_TIME) s)"; \
+	  $$f -max_total_time=$(FUZZ_TIME) $(B)/fuzz/corpus_$$n fuzz/corpus_$$n || exit 1; done
+
 clean:
 	rm -rf build

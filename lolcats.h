@@ -18,6 +18,7 @@
 //   LOLCATS_NO_SIMD       scalar reference only (no AVX2/AVX-512/NEON code)
 //   LOLCATS_ASSERT(x)     programmer-error check (default: assert)
 //   LOLCATS_MALLOC/LOLCATS_REALLOC/LOLCATS_FREE   allocator (define all or none)
+//   LOLCATS_NO_MMAP       read files into memory instead of mapping them
 //   -fopenmp              optional: kernels split heads across threads; results are
 //                         bit-identical for any thread count.
 //
@@ -298,7 +299,103 @@ LCAPI void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
                          const lc_adamw_cfg *cfg, int64_t t);
 
 // >>api-files
-// (safetensors, mmap)
+// safetensors read / write, dtype conversions.
+//
+// A safetensors file is: an 8-byte little-endian header length N, N bytes of
+// JSON {"name": {"dtype": "F32", "shape": [2,3], "data_offsets": [begin, end]},
+// ..., "__metadata__": {"key": "value"}}, then the data area; offsets are
+// relative to the data area (which starts at byte 8 + N).
+//
+// lc_st_open maps the file (mmap / MapViewOfFile, read into memory when mapping
+// is impossible) and validates everything before returning: header length
+// inside the file and <= 100 MB, header a JSON object, every dtype known, every
+// shape made of non-negative integers (at most LOLCATS_MAX_DIMS), data_offsets
+// inside the data area with end - begin == numel * dtype size, no duplicate
+// names, __metadata__ an object of strings (or null). Like the reference
+// implementation (safetensors, Rust), the tensors must tile the data area
+// exactly: overlaps, holes between tensors and trailing bytes are all rejected.
+// Unknown keys inside a tensor entry are ignored.
+typedef enum lc_dtype {
+    LOLCATS_DTYPE_F32 = 0,
+    LOLCATS_DTYPE_F16,
+    LOLCATS_DTYPE_BF16,
+    LOLCATS_DTYPE_I32,
+    LOLCATS_DTYPE_I64,
+    LOLCATS_DTYPE_U8,
+    LOLCATS_DTYPE_F64,
+    LOLCATS_DTYPE_I8,
+    LOLCATS_DTYPE_I16,
+    LOLCATS_DTYPE_U16,
+    LOLCATS_DTYPE_U32,
+    LOLCATS_DTYPE_U64,
+    LOLCATS_DTYPE_BOOL,
+    LOLCATS_DTYPE_F8_E4M3,
+    LOLCATS_DTYPE_F8_E5M2,
+    LOLCATS_DTYPE_COUNT           // number of dtypes, not a dtype
+} lc_dtype;
+
+// "F32", "BF16", ... as spelled in safetensors headers; "?" if out of range.
+LCAPI const char *lc_dtype_name(lc_dtype dt);
+// Bytes per element; 0 if out of range.
+LCAPI size_t lc_dtype_size(lc_dtype dt);
+// Parses a safetensors dtype name; returns -1 if unknown.
+LCAPI int lc_dtype_parse(const char *name);
+
+#define LOLCATS_MAX_DIMS 8
+
+// A view of one tensor. data points into the mapped file (or the caller's
+// buffer) and may be unaligned; nbytes == numel * lc_dtype_size(dtype).
+typedef struct lc_tensor {
+    const char *name;
+    lc_dtype dtype;
+    int ndim;                     // 0 for a scalar
+    int64_t shape[LOLCATS_MAX_DIMS];
+    size_t nbytes;
+    const void *data;
+} lc_tensor;
+
+LCAPI size_t lc_tensor_numel(const lc_tensor *t);   // 1 for a scalar
+
+typedef struct lc_st_file lc_st_file;                // opaque
+
+LCAPI lc_status lc_st_open(lc_st_file **out, const char *path, lc_error *err);
+// Same validation over a caller-owned buffer (not copied: it must outlive the
+// file object). name is used in error messages and by lc_st_path.
+LCAPI lc_status lc_st_open_memory(lc_st_file **out, const void *buf, size_t len,
+                                  const char *name, lc_error *err);
+LCAPI void lc_st_close(lc_st_file *f);               // NULL ok
+LCAPI const char *lc_st_path(const lc_st_file *f);
+LCAPI int lc_st_count(const lc_st_file *f);
+// Tensors in file order: sorted by data offset (the order lc_st_write wrote them).
+LCAPI const lc_tensor *lc_st_tensor_at(const lc_st_file *f, int i);
+// Hash lookup, NULL if absent.
+LCAPI const lc_tensor *lc_st_find(const lc_st_file *f, const char *name);
+// __metadata__ entries, in header order; lc_st_meta returns NULL if absent.
+LCAPI const char *lc_st_meta(const lc_st_file *f, const char *key);
+LCAPI int lc_st_meta_count(const lc_st_file *f);
+LCAPI void lc_st_meta_at(const lc_st_file *f, int i, const char **key, const char **val);
+
+// Writes tensors (contiguously, in the given order) and metadata (n_meta
+// key/value pairs: meta[2i] key, meta[2i+1] value) to path.tmp.<pid>, fsyncs,
+// then renames it over path: path is either the old file or the complete new
+// one, never half written. The header is padded with spaces so that the data
+// area starts at a multiple of 8 bytes.
+LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
+                            const char *const *meta, int n_meta, lc_error *err);
+
+// Conversions. f32 -> bf16 / f16 round to nearest even, overflow to inf, NaN
+// stays NaN (quiet, sign kept); f16 subnormals are exact both ways.
+LCAPI float lc_bf16_to_f32(uint16_t h);
+LCAPI uint16_t lc_f32_to_bf16(float f);
+LCAPI float lc_f16_to_f32(uint16_t h);
+LCAPI uint16_t lc_f32_to_f16(float f);
+// Converts any numeric dtype (F32, F16, BF16, F64, integers, BOOL) into
+// dst[lc_tensor_numel(t)] (little-endian data, any alignment); F8 gives
+// LOLCATS_ERR_UNSUPPORTED.
+LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
+// Zero-copy access: t->data when t is F32, 4-byte aligned and the host is
+// little-endian; NULL otherwise (then use lc_tensor_to_f32).
+LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-files-end
 
 // >>api-model
@@ -1714,6 +1811,1252 @@ LCIMPL void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n
 // >>platform-end
 
 // >>impl-files
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <locale.h>
+
+// (allocator defaults: see the platform section)
+
+// Internal helpers of this section are static; LC__FILES_FN keeps compilers
+// quiet about the ones a given program does not use.
+#if defined(__GNUC__) || defined(__clang__)
+#define LC__FILES_FN static __attribute__((unused))
+#else
+#define LC__FILES_FN static
+#endif
+
+// >>errors
+LCAPI const char *lc_status_name(lc_status s) {
+    switch (s) {
+    case LOLCATS_OK: return "ok";
+    case LOLCATS_ERR_ARG: return "bad argument";
+    case LOLCATS_ERR_IO: return "i/o error";
+    case LOLCATS_ERR_FORMAT: return "malformed file";
+    case LOLCATS_ERR_NOMEM: return "out of memory";
+    case LOLCATS_ERR_UNSUPPORTED: return "unsupported";
+    }
+    return "unknown status";
+}
+
+LCAPI lc_status lc_error_set(lc_error *err, lc_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        err->code = code;
+        err->msg[0] = 0;
+        if (fmt) {
+            va_start(ap, fmt);
+            vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return code;
+}
+
+// >>json
+// A strict RFC 8259 parser into a flat array of nodes in document order (a
+// node's subtree is nodes[i+1 .. end)), so walking a 60K-entry array is a
+// pointer hop per element. Strings (values and keys) are decoded once into one
+// arena, NUL-terminated; \uXXXX escapes (surrogate pairs too) become UTF-8.
+// Raw bytes must be valid UTF-8; lone surrogates, control characters, leading
+// zeros, trailing commas, NaN/Infinity, comments and trailing text are errors.
+// Numbers are doubles; integer tokens also give an exact int64 (is_int).
+// Duplicate keys are kept (lc__json_get returns the first).
+#define LC__JSON_MAX_DEPTH 128
+
+enum {
+    LC__JSON_NULL = 0, LC__JSON_FALSE, LC__JSON_TRUE, LC__JSON_NUMBER,
+    LC__JSON_STRING, LC__JSON_ARRAY, LC__JSON_OBJECT
+};
+
+typedef struct lc__json_node {
+    int type;                     // LC__JSON_*
+    int is_int;                   // NUMBER written as an integer that fits int64
+    uint32_t count;               // ARRAY / OBJECT: number of children
+    uint32_t end;                 // index one past this node's subtree
+    size_t len;                   // STRING: decoded length in bytes
+    size_t key_len;
+    const char *key;              // member name when the parent is an OBJECT
+    const char *str;              // STRING: decoded, NUL-terminated
+    double num;                   // NUMBER
+    int64_t i64;                  // NUMBER with is_int
+} lc__json_node;
+
+typedef struct lc__json {
+    lc__json_node *nodes;         // nodes[0] is the root
+    uint32_t n, cap;
+    char *strings;                // arena of decoded strings
+} lc__json;
+
+typedef struct lc__json_parser {
+    const char *s, *p, *e;        // start, cursor, end
+    lc__json *doc;
+    char *out;                    // arena cursor
+    const char *what;
+    lc_error *err;
+} lc__json_parser;
+
+LC__FILES_FN const char *lc__json_type_name(int type) {
+    static const char *names[] = {"null", "false", "true", "number", "string", "array",
+                                  "object"};
+    return type >= 0 && type <= LC__JSON_OBJECT ? names[type] : "?";
+}
+
+LC__FILES_FN lc_status lc__json_fail(lc__json_parser *ps, const char *at, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    size_t line = 1, col = 1;
+    const char *q;
+    char found[16];
+    if (at > ps->e) at = ps->e;
+    for (q = ps->s; q < at; q++) {
+        if (*q == '\n') { line++; col = 1; }
+        else if (((unsigned char)*q & 0xC0) != 0x80) col++;   // count characters
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (at >= ps->e) snprintf(found, sizeof found, "end of input");
+    else if ((unsigned char)*at >= 0x20 && (unsigned char)*at < 0x7f) snprintf(found, sizeof found, "'%c'", *at);
+    else snprintf(found, sizeof found, "byte 0x%02x", (unsigned)(unsigned char)*at);
+    return lc_error_set(ps->err, LOLCATS_ERR_FORMAT,
+                        "%s: JSON error at line %lu, column %lu (byte %lu): %s, found %s",
+                        ps->what ? ps->what : "<json>", (unsigned long)line,
+                        (unsigned long)col, (unsigned long)(at - ps->s), msg, found);
+}
+
+LC__FILES_FN void lc__json_ws(lc__json_parser *ps) {
+    const char *p = ps->p, *e = ps->e;
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    ps->p = p;
+}
+
+LC__FILES_FN lc_status lc__json_push(lc__json_parser *ps, int type, uint32_t *idx) {
+    lc__json *d = ps->doc;
+    if (d->n == d->cap) {
+        uint32_t cap = d->cap ? d->cap * 2 : 64;
+        lc__json_node *nn;
+        if (d->cap >= 0x7fffffffu / 2 || (size_t)cap * sizeof *nn / sizeof *nn != (size_t)cap)
+            return lc__json_fail(ps, ps->p, "too many JSON values");
+        nn = (lc__json_node *)LOLCATS_REALLOC(d->nodes, (size_t)cap * sizeof *nn);
+        if (!nn)
+            return lc_error_set(ps->err, LOLCATS_ERR_NOMEM, "%s: out of memory parsing JSON (%lu values)",
+                                ps->what ? ps->what : "<json>", (unsigned long)d->n);
+        d->nodes = nn;
+        d->cap = cap;
+    }
+    *idx = d->n++;
+    memset(&d->nodes[*idx], 0, sizeof d->nodes[*idx]);
+    d->nodes[*idx].type = type;
+    d->nodes[*idx].end = d->n;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN int lc__json_hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+// Length of the valid UTF-8 sequence at p (1..4), 0 if invalid.
+LC__FILES_FN int lc__utf8_len(const unsigned char *p, const unsigned char *e) {
+    unsigned c = p[0];
+    int n, i;
+    unsigned cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
+    else return 0;
+    if (e - p < n) return 0;
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+    return n;
+}
+
+LC__FILES_FN char *lc__utf8_put(char *o, unsigned cp) {
+    if (cp < 0x80) *o++ = (char)cp;
+    else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+// Decodes the string at ps->p (on the opening quote) into the arena.
+// Every escape is at least as long as its UTF-8, so the arena (input length
+// + 1) never overflows.
+LC__FILES_FN lc_status lc__json_string(lc__json_parser *ps, const char **str, size_t *len) {
+    const char *p = ps->p + 1, *e = ps->e;
+    char *o = ps->out, *start = ps->out;
+    for (;;) {
+        unsigned char c;
+        if (p >= e) return lc__json_fail(ps, p, "unterminated string");
+        c = (unsigned char)*p;
+        if (c == '"') break;
+        if (c < 0x20) return lc__json_fail(ps, p, "raw control character in string (write it as \\u%04x)", c);
+        if (c == '\\') {
+            unsigned cp;
+            if (p + 1 >= e) return lc__json_fail(ps, p + 1, "unterminated escape");
+            switch (p[1]) {
+            case '"': *o++ = '"'; p += 2; continue;
+            case '\\': *o++ = '\\'; p += 2; continue;
+            case '/': *o++ = '/'; p += 2; continue;
+            case 'b': *o++ = '\b'; p += 2; continue;
+            case 'f': *o++ = '\f'; p += 2; continue;
+            case 'n': *o++ = '\n'; p += 2; continue;
+            case 'r': *o++ = '\r'; p += 2; continue;
+            case 't': *o++ = '\t'; p += 2; continue;
+            case 'u': break;
+            default: return lc__json_fail(ps, p, "unknown escape \\%c", p[1]);
+            }
+            if (e - p < 6 || !lc__json_hex4(p + 2, &cp))
+                return lc__json_fail(ps, p, "\\u must be followed by 4 hex digits");
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return lc__json_fail(ps, p, "lone low surrogate \\u%04X", cp);
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                unsigned lo;
+                if (e - p < 12 || p[6] != '\\' || p[7] != 'u' || !lc__json_hex4(p + 8, &lo) ||
+                    lo < 0xDC00 || lo > 0xDFFF)
+                    return lc__json_fail(ps, p, "high surrogate \\u%04X not followed by a low surrogate", cp);
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            }
+            o = lc__utf8_put(o, cp);
+            p += 6;
+        } else if (c < 0x80) {
+            *o++ = (char)c;
+            p++;
+        } else {
+            int n = lc__utf8_len((const unsigned char *)p, (const unsigned char *)e);
+            if (!n) return lc__json_fail(ps, p, "invalid UTF-8 in string");
+            memcpy(o, p, (size_t)n);
+            o += n;
+            p += n;
+        }
+    }
+    *o++ = 0;
+    *str = start;
+    *len = (size_t)(o - start - 1);
+    ps->out = o;
+    ps->p = p + 1;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__json_number(lc__json_parser *ps, lc__json_node *nd) {
+    const char *p = ps->p, *e = ps->e, *start = p;
+    int neg = 0, is_int = 1, overflow = 0;
+    uint64_t v = 0;
+    if (p < e && *p == '-') { neg = 1; p++; }
+    if (p >= e || *p < '0' || *p > '9') return lc__json_fail(ps, p, "expected a digit");
+    if (*p == '0') {
+        p++;
+        if (p < e && *p >= '0' && *p <= '9') return lc__json_fail(ps, p, "leading zero in number");
+    } else {
+        while (p < e && *p >= '0' && *p <= '9') {
+            unsigned dgt = (unsigned)(*p - '0');
+            if (v > (UINT64_MAX - dgt) / 10) overflow = 1;
+            else v = v * 10 + dgt;
+            p++;
+        }
+    }
+    if (p < e && *p == '.') {
+        is_int = 0;
+        p++;
+        if (p >= e || *p < '0' || *p > '9') return lc__json_fail(ps, p, "expected a digit after '.'");
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        is_int = 0;
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) p++;
+        if (p >= e || *p < '0' || *p > '9') return lc__json_fail(ps, p, "expected a digit in exponent");
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    if (is_int && !overflow && (neg ? v <= (uint64_t)INT64_MAX + 1 : v <= (uint64_t)INT64_MAX)) {
+        nd->is_int = 1;
+        nd->i64 = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+        nd->num = neg ? -(double)v : (double)v;
+    } else {
+        // strtod on a NUL-terminated copy; if the C locale's decimal point is
+        // not '.', substitute it.
+        char buf[128], *tmp = buf, *endp;
+        size_t n = (size_t)(p - start);
+        double x;
+        if (n >= sizeof buf) {
+            tmp = (char *)LOLCATS_MALLOC(n + 1);
+            if (!tmp) return lc_error_set(ps->err, LOLCATS_ERR_NOMEM, "out of memory parsing a number");
+        }
+        memcpy(tmp, start, n);
+        tmp[n] = 0;
+        x = strtod(tmp, &endp);
+        if (endp != tmp + n) {
+            char *dot = strchr(tmp, '.');
+            const char *dp = localeconv()->decimal_point;
+            if (dot && dp && dp[0] && !dp[1]) *dot = dp[0];
+            x = strtod(tmp, &endp);
+        }
+        if (tmp != buf) LOLCATS_FREE(tmp);
+        if (x > 1.79769313486231570815e308 || x < -1.79769313486231570815e308)
+            return lc__json_fail(ps, start, "number out of the range of a double");
+        nd->num = x;
+    }
+    ps->p = p;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__json_value(lc__json_parser *ps, int depth, const char *key, size_t key_len) {
+    lc__json *d = ps->doc;
+    const char *p;
+    uint32_t idx = 0;
+    lc_status st;
+    int type;
+    lc__json_ws(ps);
+    p = ps->p;
+    if (p >= ps->e) return lc__json_fail(ps, p, "expected a value");
+    switch (*p) {
+    case '{': type = LC__JSON_OBJECT; break;
+    case '[': type = LC__JSON_ARRAY; break;
+    case '"': type = LC__JSON_STRING; break;
+    case 't': type = LC__JSON_TRUE; break;
+    case 'f': type = LC__JSON_FALSE; break;
+    case 'n': type = LC__JSON_NULL; break;
+    default:
+        if (*p == '-' || (*p >= '0' && *p <= '9')) { type = LC__JSON_NUMBER; break; }
+        return lc__json_fail(ps, p, "expected a value");
+    }
+    if ((st = lc__json_push(ps, type, &idx)) != LOLCATS_OK) return st;
+    d->nodes[idx].key = key;
+    d->nodes[idx].key_len = key_len;
+    if (type == LC__JSON_TRUE || type == LC__JSON_FALSE || type == LC__JSON_NULL) {
+        const char *word = type == LC__JSON_TRUE ? "true" : type == LC__JSON_FALSE ? "false" : "null";
+        size_t n = strlen(word);
+        if ((size_t)(ps->e - p) < n || memcmp(p, word, n) != 0)
+            return lc__json_fail(ps, p, "expected a value");
+        ps->p = p + n;
+        return LOLCATS_OK;
+    }
+    if (type == LC__JSON_NUMBER) return lc__json_number(ps, &d->nodes[idx]);
+    if (type == LC__JSON_STRING) {
+        const char *s;
+        size_t n;
+        if ((st = lc__json_string(ps, &s, &n)) != LOLCATS_OK) return st;
+        d->nodes[idx].str = s;
+        d->nodes[idx].len = n;
+        return LOLCATS_OK;
+    }
+    if (depth >= LC__JSON_MAX_DEPTH)
+        return lc__json_fail(ps, p, "nesting deeper than %d levels", LC__JSON_MAX_DEPTH);
+    ps->p = p + 1;
+    lc__json_ws(ps);
+    if (ps->p < ps->e && *ps->p == (type == LC__JSON_OBJECT ? '}' : ']')) {
+        ps->p++;
+        return LOLCATS_OK;
+    }
+    for (;;) {
+        const char *k = NULL;
+        size_t kn = 0;
+        if (type == LC__JSON_OBJECT) {
+            lc__json_ws(ps);
+            if (ps->p >= ps->e || *ps->p != '"') return lc__json_fail(ps, ps->p, "expected a string key");
+            if ((st = lc__json_string(ps, &k, &kn)) != LOLCATS_OK) return st;
+            lc__json_ws(ps);
+            if (ps->p >= ps->e || *ps->p != ':') return lc__json_fail(ps, ps->p, "expected ':' after key");
+            ps->p++;
+        }
+        if ((st = lc__json_value(ps, depth + 1, k, kn)) != LOLCATS_OK) return st;
+        d->nodes[idx].count++;
+        lc__json_ws(ps);
+        if (ps->p < ps->e && *ps->p == ',') { ps->p++; continue; }
+        if (ps->p < ps->e && *ps->p == (type == LC__JSON_OBJECT ? '}' : ']')) { ps->p++; break; }
+        return lc__json_fail(ps, ps->p, type == LC__JSON_OBJECT ? "expected ',' or '}' in object"
+                                                               : "expected ',' or ']' in array");
+    }
+    d->nodes[idx].end = d->n;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN void lc__json_free(lc__json *doc) {
+    if (!doc) return;
+    LOLCATS_FREE(doc->nodes);
+    LOLCATS_FREE(doc->strings);
+    memset(doc, 0, sizeof *doc);
+}
+
+// Parses text[0..len) (need not be NUL-terminated) into doc. what names the
+// source in error messages ("config.json"); errors give line, column, byte.
+// On error doc is left empty; lc__json_free is always safe.
+LC__FILES_FN lc_status lc__json_parse(lc__json *doc, const char *text, size_t len,
+                                      const char *what, lc_error *err) {
+    lc__json_parser ps;
+    lc_status st;
+    memset(doc, 0, sizeof *doc);
+    if (!text && len) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: NULL JSON text", what ? what : "<json>");
+    if (len >= 0x7fffffffu)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: JSON text of %lu bytes is over the 2 GB limit",
+                            what ? what : "<json>", (unsigned long)len);
+    doc->strings = (char *)LOLCATS_MALLOC(len + 1);
+    if (!doc->strings) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for JSON strings", what ? what : "<json>");
+    ps.s = ps.p = text ? text : "";
+    ps.e = ps.s + len;
+    ps.doc = doc;
+    ps.out = doc->strings;
+    ps.what = what;
+    ps.err = err;
+    st = lc__json_value(&ps, 0, NULL, 0);
+    if (st == LOLCATS_OK) {
+        lc__json_ws(&ps);
+        if (ps.p != ps.e) st = lc__json_fail(&ps, ps.p, "trailing characters after the JSON value");
+    }
+    if (st != LOLCATS_OK) lc__json_free(doc);
+    return st;
+}
+
+LC__FILES_FN const lc__json_node *lc__json_root(const lc__json *doc) {
+    return doc && doc->n ? &doc->nodes[0] : NULL;
+}
+
+// First child of an array / object, NULL if none.
+LC__FILES_FN const lc__json_node *lc__json_first(const lc__json *doc, const lc__json_node *node) {
+    (void)doc;
+    if (!node || (node->type != LC__JSON_ARRAY && node->type != LC__JSON_OBJECT) || !node->count) return NULL;
+    return node + 1;
+}
+
+// Sibling after child inside parent, NULL at the end.
+LC__FILES_FN const lc__json_node *lc__json_next(const lc__json *doc, const lc__json_node *parent,
+                                                const lc__json_node *child) {
+    const lc__json_node *nx;
+    if (!doc || !parent || !child) return NULL;
+    nx = doc->nodes + child->end;
+    return nx < doc->nodes + parent->end ? nx : NULL;
+}
+
+// Object member by key (first match), NULL if node is not an object or has no such key.
+LC__FILES_FN const lc__json_node *lc__json_get(const lc__json *doc, const lc__json_node *obj, const char *key) {
+    const lc__json_node *c;
+    size_t kn;
+    if (!obj || obj->type != LC__JSON_OBJECT || !key) return NULL;
+    kn = strlen(key);
+    for (c = lc__json_first(doc, obj); c; c = lc__json_next(doc, obj, c))
+        if (c->key_len == kn && memcmp(c->key, key, kn) == 0) return c;
+    return NULL;
+}
+
+// Array element i (linear), NULL when out of range.
+LC__FILES_FN const lc__json_node *lc__json_at(const lc__json *doc, const lc__json_node *arr, uint32_t i) {
+    const lc__json_node *c;
+    if (!arr || arr->type != LC__JSON_ARRAY || i >= arr->count) return NULL;
+    for (c = lc__json_first(doc, arr); c && i; i--) c = lc__json_next(doc, arr, c);
+    return c;
+}
+
+// Typed getters with defaults, for config files.
+LC__FILES_FN double lc__json_num(const lc__json_node *n, double dflt) {
+    return n && n->type == LC__JSON_NUMBER ? n->num : dflt;
+}
+LC__FILES_FN const char *lc__json_str(const lc__json_node *n, const char *dflt) {
+    return n && n->type == LC__JSON_STRING ? n->str : dflt;
+}
+
+// >>mmap
+// lc__map_file maps a whole file read-only. Regular files are mapped
+// (mmap / MapViewOfFile); anything else (pipes, /dev/stdin, a failed map) or
+// a build with LOLCATS_NO_MMAP is read into an allocated buffer instead.
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <io.h>
+#include <process.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#else
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#ifndef LOLCATS_NO_MMAP
+#include <sys/mman.h>
+#endif
+#endif
+
+enum { LC__MAP_NONE = 0, LC__MAP_MAPPED = 1, LC__MAP_HEAP = 2 };
+
+typedef struct lc__map {
+    const void *data;
+    size_t size;
+    int kind;                     // LC__MAP_*
+#if defined(_WIN32)
+    HANDLE mapping;
+#endif
+} lc__map;
+
+// Reads all of an opened FILE into a heap buffer.
+LC__FILES_FN lc_status lc__map_read(lc__map *m, FILE *fp, const char *path, lc_error *err) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = (char *)LOLCATS_MALLOC(cap);
+    if (!buf) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory reading the file", path);
+    for (;;) {
+        size_t got;
+        if (n == cap) {
+            char *nb;
+            if (cap > (size_t)-1 / 2) { LOLCATS_FREE(buf); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: file too large to read", path); }
+            nb = (char *)LOLCATS_REALLOC(buf, cap * 2);
+            if (!nb) {
+                LOLCATS_FREE(buf);
+                return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory reading the file (%lu bytes so far)",
+                                    path, (unsigned long)n);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(fp)) {
+        LOLCATS_FREE(buf);
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: read error after %lu bytes: %s", path,
+                            (unsigned long)n, strerror(errno));
+    }
+    m->data = buf;
+    m->size = n;
+    m->kind = LC__MAP_HEAP;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__map_read_path(lc__map *m, const char *path, lc_error *err) {
+    lc_status st;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
+    st = lc__map_read(m, fp, path, err);
+    fclose(fp);
+    return st;
+}
+
+LC__FILES_FN lc_status lc__map_file(lc__map *m, const char *path, lc_error *err) {
+    memset(m, 0, sizeof *m);
+    if (!path) return lc_error_set(err, LOLCATS_ERR_ARG, "lc__map_file: NULL path");
+#if defined(LOLCATS_NO_MMAP)
+    return lc__map_read_path(m, path, err);
+#elif defined(_WIN32)
+    {
+        HANDLE fh = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                                FILE_ATTRIBUTE_NORMAL, NULL);
+        LARGE_INTEGER sz;
+        HANDLE mh;
+        const void *view;
+        if (fh == INVALID_HANDLE_VALUE)
+            return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (Windows error %lu; check the path)",
+                                path, (unsigned long)GetLastError());
+        if (GetFileType(fh) != FILE_TYPE_DISK || !GetFileSizeEx(fh, &sz) || sz.QuadPart <= 0 ||
+            (unsigned long long)sz.QuadPart > (unsigned long long)(size_t)-1) {
+            CloseHandle(fh);
+            return lc__map_read_path(m, path, err);
+        }
+        mh = CreateFileMappingA(fh, NULL, PAGE_READONLY, 0, 0, NULL);
+        CloseHandle(fh);
+        if (!mh) return lc__map_read_path(m, path, err);
+        view = MapViewOfFile(mh, FILE_MAP_READ, 0, 0, 0);
+        if (!view) { CloseHandle(mh); return lc__map_read_path(m, path, err); }
+        m->data = view;
+        m->size = (size_t)sz.QuadPart;
+        m->kind = LC__MAP_MAPPED;
+        m->mapping = mh;
+        return LOLCATS_OK;
+    }
+#else
+    {
+        struct stat sb;
+        void *p;
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
+        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
+            (unsigned long long)sb.st_size > (unsigned long long)(size_t)-1) {
+            close(fd);
+            return lc__map_read_path(m, path, err);
+        }
+        p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) return lc__map_read_path(m, path, err);
+        m->data = p;
+        m->size = (size_t)sb.st_size;
+        m->kind = LC__MAP_MAPPED;
+        return LOLCATS_OK;
+    }
+#endif
+}
+
+LC__FILES_FN void lc__map_free(lc__map *m) {
+    if (!m) return;
+    if (m->kind == LC__MAP_HEAP) LOLCATS_FREE((void *)m->data);
+#if !defined(LOLCATS_NO_MMAP)
+    else if (m->kind == LC__MAP_MAPPED) {
+#if defined(_WIN32)
+        UnmapViewOfFile(m->data);
+        CloseHandle(m->mapping);
+#else
+        munmap((void *)m->data, m->size);
+#endif
+    }
+#endif
+    memset(m, 0, sizeof *m);
+}
+
+// >>safetensors
+#define LC__ST_MAX_HEADER 100000000u
+
+static const char *const lc__dtype_names[LOLCATS_DTYPE_COUNT] = {
+    "F32", "F16", "BF16", "I32", "I64", "U8", "F64", "I8", "I16", "U16", "U32", "U64",
+    "BOOL", "F8_E4M3", "F8_E5M2"};
+static const unsigned char lc__dtype_sizes[LOLCATS_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1, 8, 1, 2, 2, 4, 8, 1, 1, 1};
+
+LCAPI const char *lc_dtype_name(lc_dtype dt) {
+    return (int)dt >= 0 && (int)dt < LOLCATS_DTYPE_COUNT ? lc__dtype_names[dt] : "?";
+}
+
+LCAPI size_t lc_dtype_size(lc_dtype dt) {
+    return (int)dt >= 0 && (int)dt < LOLCATS_DTYPE_COUNT ? lc__dtype_sizes[dt] : 0;
+}
+
+LCAPI int lc_dtype_parse(const char *name) {
+    int i;
+    if (!name) return -1;
+    for (i = 0; i < LOLCATS_DTYPE_COUNT; i++)
+        if (!strcmp(name, lc__dtype_names[i])) return i;
+    return -1;
+}
+
+LCAPI size_t lc_tensor_numel(const lc_tensor *t) {
+    size_t n = 1;
+    int i;
+    for (i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    return n;
+}
+
+struct lc_st_file {
+    char *path;
+    lc__map map;
+    lc__json doc;                 // keeps the decoded names and metadata alive
+    lc_tensor *tensors;           // sorted by data offset
+    int n;
+    uint32_t *hash;               // open addressing: tensor index + 1, 0 empty
+    size_t hash_mask;
+    const char **meta;            // key, value, key, value...
+    int n_meta;
+};
+
+LC__FILES_FN uint32_t lc__st_hash_str(const char *s) {
+    uint32_t h = 2166136261u;
+    while (*s) { h ^= (unsigned char)*s++; h *= 16777619u; }
+    return h;
+}
+
+// Builds an open-addressing table over names; returns the index of the first
+// duplicate name, -1 if none, -2 when out of memory.
+LC__FILES_FN int lc__st_hash_build(uint32_t **table, size_t *mask, const lc_tensor *t, int n) {
+    size_t cap = 16, i;
+    uint32_t *h;
+    while (cap < (size_t)n * 2) cap *= 2;
+    h = (uint32_t *)LOLCATS_MALLOC(cap * sizeof *h);
+    if (!h) return -2;
+    memset(h, 0, cap * sizeof *h);
+    for (i = 0; i < (size_t)n; i++) {
+        size_t j = lc__st_hash_str(t[i].name) & (cap - 1);
+        while (h[j]) {
+            if (!strcmp(t[h[j] - 1].name, t[i].name)) { LOLCATS_FREE(h); return (int)i; }
+            j = (j + 1) & (cap - 1);
+        }
+        h[j] = (uint32_t)i + 1;
+    }
+    *table = h;
+    *mask = cap - 1;
+    return -1;
+}
+
+// Short printable rendering of a JSON value for error messages.
+LC__FILES_FN const char *lc__json_show(const lc__json_node *v, char *buf, size_t n) {
+    if (!v) snprintf(buf, n, "(missing)");
+    else if (v->type == LC__JSON_NUMBER) snprintf(buf, n, "%.17g", v->num);
+    else if (v->type == LC__JSON_STRING) snprintf(buf, n, "\"%.60s%s\"", v->str, v->len > 60 ? "..." : "");
+    else snprintf(buf, n, "%s%s", v->type == LC__JSON_ARRAY || v->type == LC__JSON_OBJECT ? "an " : "",
+                  lc__json_type_name(v->type));
+    return buf;
+}
+
+LC__FILES_FN int lc__st_cmp_offset(const void *pa, const void *pb) {
+    const lc_tensor *a = (const lc_tensor *)pa, *b = (const lc_tensor *)pb;
+    // data holds the begin offset while sorting; ties broken by end, then name
+    uintptr_t ab = (uintptr_t)a->data, bb = (uintptr_t)b->data;
+    if (ab != bb) return ab < bb ? -1 : 1;
+    if (a->nbytes != b->nbytes) return a->nbytes < b->nbytes ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+// Validates the buffer and fills f (tensors, hash, metadata).
+LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, size_t size, lc_error *err) {
+    const char *path = f->path;
+    char what[300], shown[96];
+    uint64_t hlen = 0;
+    size_t data_size, expect, i;
+    const unsigned char *data;
+    const lc__json_node *root, *m;
+    lc_status st;
+    int k, n = 0, dup, meta_seen = 0;
+
+    if (size < 8)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: file is %lu bytes, shorter than the 8-byte header length "
+                            "(truncated, or not a safetensors file)", path, (unsigned long)size);
+    for (k = 7; k >= 0; k--) hlen = (hlen << 8) | base[k];
+    if (hlen > size - 8)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: header length %llu (bytes 0..7) runs past the end of the %lu-byte file "
+                            "(truncated download, or not a safetensors file)",
+                            path, (unsigned long long)hlen, (unsigned long)size);
+    if (hlen > LC__ST_MAX_HEADER)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: header length %llu exceeds the 100 MB limit (corrupt file?)",
+                            path, (unsigned long long)hlen);
+    if (hlen < 2 || base[8] != '{')
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: header (offset 8, %llu bytes) does not start with '{' "
+                            "(not a safetensors file)", path, (unsigned long long)hlen);
+    data = base + 8 + hlen;
+    data_size = size - 8 - (size_t)hlen;
+    snprintf(what, sizeof what, "%s: header", path);
+    if ((st = lc__json_parse(&f->doc, (const char *)base + 8, (size_t)hlen, what, err)) != LOLCATS_OK)
+        return st;
+    root = lc__json_root(&f->doc);
+    if (root->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header is %s, not a JSON object",
+                            path, lc__json_show(root, shown, sizeof shown));
+
+    f->tensors = (lc_tensor *)LOLCATS_MALLOC((root->count ? root->count : 1) * sizeof *f->tensors);
+    if (!f->tensors) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %lu tensors", path, (unsigned long)root->count);
+
+    for (m = lc__json_first(&f->doc, root); m; m = lc__json_next(&f->doc, root, m)) {
+        const lc__json_node *dt, *sh, *off, *v;
+        lc_tensor *t;
+        uint64_t b, e, numel = 1;
+        int d;
+        if (strlen(m->key) != m->key_len)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header key \"%s...\" contains a NUL character", path, m->key);
+        if (!strcmp(m->key, "__metadata__")) {
+            int nm = 0;
+            if (meta_seen++)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" appears twice in the header", path);
+            if (m->type == LC__JSON_NULL) continue;
+            if (m->type != LC__JSON_OBJECT)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" is %s; it must be an object of strings",
+                                    path, lc__json_show(m, shown, sizeof shown));
+            f->meta = (const char **)LOLCATS_MALLOC((2 * (size_t)m->count + 2) * sizeof *f->meta);
+            if (!f->meta) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for metadata", path);
+            for (v = lc__json_first(&f->doc, m); v; v = lc__json_next(&f->doc, m, v)) {
+                if (v->type != LC__JSON_STRING)
+                    return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                        "%s: __metadata__ value of \"%s\" is %s; safetensors metadata values must be "
+                                        "strings (quote it)", path, v->key, lc__json_show(v, shown, sizeof shown));
+                f->meta[2 * nm] = v->key;
+                f->meta[2 * nm + 1] = v->str;
+                nm++;
+            }
+            f->n_meta = nm;
+            continue;
+        }
+        if (m->type != LC__JSON_OBJECT)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': entry is %s, expected an object with "
+                                "dtype, shape, data_offsets", path, m->key, lc__json_show(m, shown, sizeof shown));
+        t = &f->tensors[n];
+        memset(t, 0, sizeof *t);
+        t->name = m->key;
+        dt = lc__json_get(&f->doc, m, "dtype");
+        sh = lc__json_get(&f->doc, m, "shape");
+        off = lc__json_get(&f->doc, m, "data_offsets");
+        if (!dt || dt->type != LC__JSON_STRING || (d = lc_dtype_parse(dt->str)) < 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                "%s: tensor '%s': dtype %s is not one of F32 F16 BF16 F64 I8 I16 I32 I64 U8 U16 "
+                                "U32 U64 BOOL F8_E4M3 F8_E5M2", path, t->name, lc__json_show(dt, shown, sizeof shown));
+        t->dtype = (lc_dtype)d;
+        if (!sh || sh->type != LC__JSON_ARRAY)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape is %s, expected an array of "
+                                "non-negative integers", path, t->name, lc__json_show(sh, shown, sizeof shown));
+        if (sh->count > LOLCATS_MAX_DIMS)
+            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s': %lu dimensions, more than "
+                                "LOLCATS_MAX_DIMS (%d)", path, t->name, (unsigned long)sh->count, LOLCATS_MAX_DIMS);
+        for (v = lc__json_first(&f->doc, sh); v; v = lc__json_next(&f->doc, sh, v)) {
+            if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] is %s, expected a "
+                                    "non-negative integer", path, t->name, t->ndim, lc__json_show(v, shown, sizeof shown));
+            if (v->i64 && numel > UINT64_MAX / (uint64_t)v->i64)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] = %lld makes the element "
+                                    "count overflow 64 bits", path, t->name, t->ndim, (long long)v->i64);
+            numel *= (uint64_t)v->i64;
+            t->shape[t->ndim++] = v->i64;
+        }
+        if (!off || off->type != LC__JSON_ARRAY || off->count != 2)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s, expected [begin, end]",
+                                path, t->name, lc__json_show(off, shown, sizeof shown),
+                                off && off->type == LC__JSON_ARRAY ? (off->count < 2 ? " too short" : " too long") : "");
+        v = lc__json_first(&f->doc, off);
+        if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0 ||
+            v[1].type != LC__JSON_NUMBER || !v[1].is_int || v[1].i64 < 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%s, ...] must be two "
+                                "non-negative integers", path, t->name, lc__json_show(v, shown, sizeof shown));
+        b = (uint64_t)v->i64;
+        e = (uint64_t)v[1].i64;
+        if (b > e)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end",
+                                path, t->name, (unsigned long long)b, (unsigned long long)e);
+        if (e > data_size)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end past the "
+                                "%lu-byte data area (file offset %llu > size %lu: truncated file?)",
+                                path, t->name, (unsigned long long)b, (unsigned long long)e, (unsigned long)data_size,
+                                (unsigned long long)(8 + hlen + e), (unsigned long)size);
+        if (numel > UINT64_MAX / lc_dtype_size(t->dtype))
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': %s shape of %llu elements overflows a "
+                                "64-bit byte count", path, t->name, lc_dtype_name(t->dtype), (unsigned long long)numel);
+        if (numel * lc_dtype_size(t->dtype) != e - b)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes "
+                                "but %s shape of %llu elements needs %llu (header and shape disagree; re-export)",
+                                path, t->name, (unsigned long long)b, (unsigned long long)e,
+                                (unsigned long long)(e - b), lc_dtype_name(t->dtype), (unsigned long long)numel,
+                                (unsigned long long)(numel * lc_dtype_size(t->dtype)));
+        t->nbytes = (size_t)(e - b);
+        t->data = (const void *)(uintptr_t)b;  // offset for now, a pointer after sorting
+        n++;
+    }
+    f->n = n;
+
+    // file order, then require the ranges to tile the data area
+    qsort(f->tensors, (size_t)n, sizeof *f->tensors, lc__st_cmp_offset);
+    dup = lc__st_hash_build(&f->hash, &f->hash_mask, f->tensors, n);
+    if (dup == -2) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the name table", path);
+    if (dup >= 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' appears twice in the header (duplicate name)",
+                            path, f->tensors[dup].name);
+    expect = 0;
+    for (i = 0; i < (size_t)n; i++) {
+        lc_tensor *t = &f->tensors[i];
+        size_t b = (size_t)(uintptr_t)t->data;
+        if (b < expect)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%lu, %lu] overlap tensor '%s' "
+                                "which ends at %lu (the header is corrupt; re-export the file)", path, t->name,
+                                (unsigned long)b, (unsigned long)(b + t->nbytes), f->tensors[i - 1].name,
+                                (unsigned long)expect);
+        if (b > expect)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data starts at %lu, leaving a hole of %lu "
+                                "bytes after offset %lu (safetensors requires the tensors to be contiguous)",
+                                path, t->name, (unsigned long)b, (unsigned long)(b - expect), (unsigned long)expect);
+        expect = b + t->nbytes;
+        t->data = data + b;
+    }
+    if (expect != data_size)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensors end at data offset %lu but the data area has %lu "
+                            "bytes (%lu trailing bytes after file offset %llu)", path, (unsigned long)expect,
+                            (unsigned long)data_size, (unsigned long)(data_size - expect),
+                            (unsigned long long)(8 + hlen + expect));
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN char *lc__strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = (char *)LOLCATS_MALLOC(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+LC__FILES_FN lc_st_file *lc__st_new(const char *name, lc_error *err) {
+    lc_st_file *f = (lc_st_file *)LOLCATS_MALLOC(sizeof *f);
+    if (f) {
+        memset(f, 0, sizeof *f);
+        f->path = lc__strdup(name);
+    }
+    if (!f || !f->path) {
+        if (f) LOLCATS_FREE(f);
+        lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory opening the file", name);
+        return NULL;
+    }
+    return f;
+}
+
+LCAPI void lc_st_close(lc_st_file *f) {
+    if (!f) return;
+    lc__map_free(&f->map);
+    lc__json_free(&f->doc);
+    LOLCATS_FREE(f->tensors);
+    LOLCATS_FREE(f->hash);
+    LOLCATS_FREE((void *)f->meta);
+    LOLCATS_FREE(f->path);
+    LOLCATS_FREE(f);
+}
+
+LCAPI lc_status lc_st_open(lc_st_file **out, const char *path, lc_error *err) {
+    lc_st_file *f;
+    lc_status st;
+    if (!out || !path) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_st_open: NULL %s", out ? "path" : "out");
+    *out = NULL;
+    if (!(f = lc__st_new(path, err))) return LOLCATS_ERR_NOMEM;
+    if ((st = lc__map_file(&f->map, path, err)) == LOLCATS_OK)
+        st = lc__st_load(f, (const unsigned char *)f->map.data, f->map.size, err);
+    if (st != LOLCATS_OK) { lc_st_close(f); return st; }
+    *out = f;
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_st_open_memory(lc_st_file **out, const void *buf, size_t len, const char *name,
+                                  lc_error *err) {
+    lc_st_file *f;
+    lc_status st;
+    if (!name) name = "<memory>";
+    if (!out || (!buf && len)) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: lc_st_open_memory: NULL %s", name, out ? "buf" : "out");
+    *out = NULL;
+    if (!(f = lc__st_new(name, err))) return LOLCATS_ERR_NOMEM;
+    if ((st = lc__st_load(f, (const unsigned char *)buf, len, err)) != LOLCATS_OK) { lc_st_close(f); return st; }
+    *out = f;
+    return LOLCATS_OK;
+}
+
+LCAPI const char *lc_st_path(const lc_st_file *f) { return f ? f->path : NULL; }
+LCAPI int lc_st_count(const lc_st_file *f) { return f ? f->n : 0; }
+
+LCAPI const lc_tensor *lc_st_tensor_at(const lc_st_file *f, int i) {
+    return f && i >= 0 && i < f->n ? &f->tensors[i] : NULL;
+}
+
+LCAPI const lc_tensor *lc_st_find(const lc_st_file *f, const char *name) {
+    size_t j;
+    if (!f || !name || !f->hash) return NULL;
+    j = lc__st_hash_str(name) & f->hash_mask;
+    while (f->hash[j]) {
+        const lc_tensor *t = &f->tensors[f->hash[j] - 1];
+        if (!strcmp(t->name, name)) return t;
+        j = (j + 1) & f->hash_mask;
+    }
+    return NULL;
+}
+
+LCAPI int lc_st_meta_count(const lc_st_file *f) { return f ? f->n_meta : 0; }
+
+LCAPI const char *lc_st_meta(const lc_st_file *f, const char *key) {
+    int i;
+    if (!f || !key) return NULL;
+    for (i = 0; i < f->n_meta; i++)
+        if (!strcmp(f->meta[2 * i], key)) return f->meta[2 * i + 1];
+    return NULL;
+}
+
+LCAPI void lc_st_meta_at(const lc_st_file *f, int i, const char **key, const char **val) {
+    int ok = f && i >= 0 && i < f->n_meta;
+    if (key) *key = ok ? f->meta[2 * i] : NULL;
+    if (val) *val = ok ? f->meta[2 * i + 1] : NULL;
+}
+
+// ---- conversions
+LC__FILES_FN uint32_t lc__f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+LC__FILES_FN float lc__bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+LCAPI float lc_bf16_to_f32(uint16_t h) { return lc__bits_f32((uint32_t)h << 16); }
+
+LCAPI uint16_t lc_f32_to_bf16(float f) {
+    uint32_t u = lc__f32_bits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);  // quiet NaN
+    u += 0x7FFFu + ((u >> 16) & 1u);                                               // nearest even
+    return (uint16_t)(u >> 16);
+}
+
+LCAPI float lc_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
+    if (e == 0) {
+        if (!m) return lc__bits_f32(sign);
+        e = 1;                                   // subnormal: normalize
+        while (!(m & 0x400u)) { m <<= 1; e--; }
+        m &= 0x3FFu;
+        return lc__bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+    }
+    if (e == 31) return lc__bits_f32(sign | 0x7F800000u | (m << 13));
+    return lc__bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+LCAPI uint16_t lc_f32_to_f16(float f) {
+    uint32_t u = lc__f32_bits(f), ax = u & 0x7FFFFFFFu, r, rem;
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    if (ax > 0x7F800000u) return (uint16_t)(sign | 0x7E00u | ((ax >> 13) & 0x3FFu));  // NaN
+    if (ax >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);   // >= 65520: inf
+    if (ax < 0x38800000u) {                                     // below 2^-14: subnormal
+        uint32_t e = ax >> 23, mm = (ax & 0x7FFFFFu) | 0x800000u, shift, half;
+        if (ax <= 0x33000000u) return sign;                     // <= 2^-25 rounds to 0
+        shift = 126u - e;                                       // value / 2^-24 = mm >> shift
+        r = mm >> shift;
+        rem = mm & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (r & 1u))) r++;
+        return (uint16_t)(sign | r);
+    }
+    r = (ax - 0x38000000u) >> 13;                               // rebias 127 -> 15
+    rem = ax & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
+    return (uint16_t)(sign | r);
+}
+
+LC__FILES_FN int lc__little_endian(void) {
+    uint32_t one = 1;
+    unsigned char c;
+    memcpy(&c, &one, 1);
+    return c == 1;
+}
+
+LCAPI const float *lc_tensor_f32(const lc_tensor *t) {
+    if (!t || t->dtype != LOLCATS_DTYPE_F32 || ((uintptr_t)t->data & 3u) || !lc__little_endian()) return NULL;
+    return (const float *)t->data;
+}
+
+LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err) {
+    const unsigned char *p;
+    size_t n, i;
+    if (!t || (!dst && t->nbytes)) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_tensor_to_f32: NULL %s", t ? "dst" : "tensor");
+    p = (const unsigned char *)t->data;
+    n = lc_tensor_numel(t);
+    if (lc_dtype_size(t->dtype) == 0 || n * lc_dtype_size(t->dtype) != t->nbytes)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "tensor '%s': nbytes %lu does not match %s shape (%lu elements)",
+                            t->name ? t->name : "?", (unsigned long)t->nbytes, lc_dtype_name(t->dtype), (unsigned long)n);
+#define LC__LE16(q) ((uint16_t)((q)[0] | ((unsigned)(q)[1] << 8)))
+#define LC__LE32(q) ((uint32_t)(q)[0] | ((uint32_t)(q)[1] << 8) | ((uint32_t)(q)[2] << 16) | ((uint32_t)(q)[3] << 24))
+#define LC__LE64(q) ((uint64_t)LC__LE32(q) | ((uint64_t)LC__LE32((q) + 4) << 32))
+    switch (t->dtype) {
+    case LOLCATS_DTYPE_F32:
+        if (lc__little_endian()) { if (n) memcpy(dst, p, n * 4); }
+        else for (i = 0; i < n; i++) dst[i] = lc__bits_f32(LC__LE32(p + 4 * i));
+        break;
+    case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) dst[i] = lc_f16_to_f32(LC__LE16(p + 2 * i)); break;
+    case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) dst[i] = lc_bf16_to_f32(LC__LE16(p + 2 * i)); break;
+    case LOLCATS_DTYPE_F64:
+        for (i = 0; i < n; i++) { uint64_t u = LC__LE64(p + 8 * i); double d; memcpy(&d, &u, 8); dst[i] = (float)d; }
+        break;
+    case LOLCATS_DTYPE_I8: for (i = 0; i < n; i++) dst[i] = (float)(signed char)p[i]; break;
+    case LOLCATS_DTYPE_U8: for (i = 0; i < n; i++) dst[i] = (float)p[i]; break;
+    case LOLCATS_DTYPE_BOOL: for (i = 0; i < n; i++) dst[i] = p[i] ? 1.0f : 0.0f; break;
+    case LOLCATS_DTYPE_I16: for (i = 0; i < n; i++) dst[i] = (float)(int16_t)LC__LE16(p + 2 * i); break;
+    case LOLCATS_DTYPE_U16: for (i = 0; i < n; i++) dst[i] = (float)LC__LE16(p + 2 * i); break;
+    case LOLCATS_DTYPE_I32: for (i = 0; i < n; i++) dst[i] = (float)(int32_t)LC__LE32(p + 4 * i); break;
+    case LOLCATS_DTYPE_U32: for (i = 0; i < n; i++) dst[i] = (float)LC__LE32(p + 4 * i); break;
+    case LOLCATS_DTYPE_I64: for (i = 0; i < n; i++) dst[i] = (float)(int64_t)LC__LE64(p + 8 * i); break;
+    case LOLCATS_DTYPE_U64: for (i = 0; i < n; i++) dst[i] = (float)LC__LE64(p + 8 * i); break;
+    default:
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "tensor '%s': converting %s to f32 is not supported "
+                            "(cast it to F32/F16/BF16 when exporting)", t->name ? t->name : "?", lc_dtype_name(t->dtype));
+    }
+#undef LC__LE16
+#undef LC__LE32
+#undef LC__LE64
+    return LOLCATS_OK;
+}
+
+// ---- writing
+typedef struct lc__buf { char *p; size_t n, cap; int oom; } lc__buf;
+
+LC__FILES_FN void lc__buf_put(lc__buf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *np;
+        while (cap < b->n + n + 1) cap *= 2;
+        np = (char *)LOLCATS_REALLOC(b->p, cap);
+        if (!np) { b->oom = 1; return; }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+LC__FILES_FN void lc__buf_str(lc__buf *b, const char *s) { lc__buf_put(b, s, strlen(s)); }
+
+LC__FILES_FN void lc__buf_json_str(lc__buf *b, const char *s) {
+    lc__buf_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; lc__buf_put(b, esc, 2); }
+        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); lc__buf_put(b, esc, 6); }
+        else lc__buf_put(b, s, 1);
+    }
+    lc__buf_put(b, "\"", 1);
+}
+
+#if defined(_WIN32)
+#define LC__OPEN_W(p) _open(p, _O_WRONLY | _O_CREAT | _O_TRUNC | _O_BINARY, _S_IREAD | _S_IWRITE)
+#define LC__WRITE(fd, p, n) _write(fd, p, (unsigned)(n))
+#define LC__FSYNC(fd) _commit(fd)
+#define LC__CLOSE(fd) _close(fd)
+#define LC__GETPID() _getpid()
+#else
+#define LC__OPEN_W(p) open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644)
+#define LC__WRITE(fd, p, n) write(fd, p, n)
+#define LC__FSYNC(fd) fsync(fd)
+#define LC__CLOSE(fd) close(fd)
+#define LC__GETPID() getpid()
+#endif
+
+LC__FILES_FN int lc__write_all(int fd, const void *data, size_t n) {
+    const char *p = (const char *)data;
+    while (n) {
+        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
+        long w = (long)LC__WRITE(fd, p, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
+LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
+                            const char *const *meta, int n_meta, lc_error *err) {
+    lc__buf h;
+    char num[96], *tmp = NULL;
+    unsigned char len8[8];
+    uint64_t off = 0, hlen;
+    uint32_t *hash = NULL;
+    size_t mask, tmplen;
+    int i, k, fd = -1, dup;
+    lc_status st = LOLCATS_OK;
+
+    if (!path) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_st_write: NULL path");
+    if (n < 0 || (n && !tensors) || n_meta < 0 || (n_meta && !meta))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "%s: lc_st_write: bad tensor list (n=%d) or metadata (n_meta=%d)",
+                            path, n, n_meta);
+    for (i = 0; i < n; i++) {
+        const lc_tensor *t = &tensors[i];
+        size_t numel;
+        if (!t->name || !strcmp(t->name, "__metadata__"))
+            return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor #%d has %s name", path, i,
+                                t->name ? "the reserved \"__metadata__\"" : "a NULL");
+        if (lc_dtype_size(t->dtype) == 0 || t->ndim < 0 || t->ndim > LOLCATS_MAX_DIMS)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': bad dtype %d or ndim %d", path, t->name,
+                                (int)t->dtype, t->ndim);
+        numel = 1;
+        for (k = 0; k < t->ndim; k++) {
+            if (t->shape[k] < 0)
+                return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': shape[%d] = %lld is negative", path,
+                                    t->name, k, (long long)t->shape[k]);
+            if (t->shape[k] && numel > (size_t)-1 / 8 / (uint64_t)t->shape[k])
+                return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': shape[%d] = %lld overflows the size",
+                                    path, t->name, k, (long long)t->shape[k]);
+            numel *= (size_t)t->shape[k];
+        }
+        if (numel * lc_dtype_size(t->dtype) != t->nbytes || (t->nbytes && !t->data))
+            return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor '%s': nbytes %lu but %s shape holds %lu elements "
+                                "(%lu bytes)%s", path, t->name, (unsigned long)t->nbytes, lc_dtype_name(t->dtype),
+                                (unsigned long)numel, (unsigned long)(numel * lc_dtype_size(t->dtype)),
+                                t->data ? "" : ", or data is NULL");
+    }
+    for (i = 0; i < 2 * n_meta; i++)
+        if (!meta[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: metadata entry %d is NULL", path, i);
+    dup = lc__st_hash_build(&hash, &mask, tensors, n);
+    if (dup == -2) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    LOLCATS_FREE(hash);
+    if (dup >= 0) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: tensor name '%s' given twice", path, tensors[dup].name);
+
+    // header
+    memset(&h, 0, sizeof h);
+    lc__buf_str(&h, "{");
+    if (n_meta) {
+        lc__buf_str(&h, "\"__metadata__\":{");
+        for (i = 0; i < n_meta; i++) {
+            if (i) lc__buf_str(&h, ",");
+            lc__buf_json_str(&h, meta[2 * i]);
+            lc__buf_str(&h, ":");
+            lc__buf_json_str(&h, meta[2 * i + 1]);
+        }
+        lc__buf_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        const lc_tensor *t = &tensors[i];
+        if (i || n_meta) lc__buf_str(&h, ",");
+        lc__buf_json_str(&h, t->name);
+        lc__buf_str(&h, ":{\"dtype\":\"");
+        lc__buf_str(&h, lc_dtype_name(t->dtype));
+        lc__buf_str(&h, "\",\"shape\":[");
+        for (k = 0; k < t->ndim; k++) {
+            snprintf(num, sizeof num, "%s%lld", k ? "," : "", (long long)t->shape[k]);
+            lc__buf_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                 (unsigned long long)(off + t->nbytes));
+        lc__buf_str(&h, num);
+        off += t->nbytes;
+    }
+    lc__buf_str(&h, "}");
+    while (!h.oom && (8 + h.n) % 8) lc__buf_str(&h, " ");
+    if (h.oom) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory building the header", path); }
+    hlen = h.n;
+    for (k = 0; k < 8; k++) len8[k] = (unsigned char)(hlen >> (8 * k));
+
+    // path.tmp.<pid>, fsync, rename
+    tmplen = strlen(path) + 32;
+    tmp = (char *)LOLCATS_MALLOC(tmplen);
+    if (!tmp) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    snprintf(tmp, tmplen, "%s.tmp.%ld", path, (long)LC__GETPID());
+    fd = LC__OPEN_W(tmp);
+    if (fd < 0) {
+        st = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create temporary file %s: %s (is the directory writable?)",
+                          path, tmp, strerror(errno));
+        LOLCATS_FREE(h.p);
+        LOLCATS_FREE(tmp);
+        return st;
+    }
+    if (!lc__write_all(fd, len8, 8) || !lc__write_all(fd, h.p, h.n)) st = LOLCATS_ERR_IO;
+    for (i = 0; i < n && st == LOLCATS_OK; i++)
+        if (tensors[i].nbytes && !lc__write_all(fd, tensors[i].data, tensors[i].nbytes)) st = LOLCATS_ERR_IO;
+    if (st != LOLCATS_OK)
+        lc_error_set(err, st, "%s: write to %s failed: %s (disk full?)", path, tmp, strerror(errno));
+    else if (LC__FSYNC(fd) != 0)
+        st = lc_error_set(err, LOLCATS_ERR_IO, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
+    if (LC__CLOSE(fd) != 0 && st == LOLCATS_OK)
+        st = lc_error_set(err, LOLCATS_ERR_IO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
+    if (st == LOLCATS_OK) {
+#if defined(_WIN32)
+        if (!MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+            st = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot rename %s over it (Windows error %lu)", path, tmp,
+                              (unsigned long)GetLastError());
+#else
+        if (rename(tmp, path) != 0)
+            st = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+#endif
+    }
+    if (st != LOLCATS_OK) remove(tmp);
+    LOLCATS_FREE(h.p);
+    LOLCATS_FREE(tmp);
+    return st;
+}
 // >>impl-files-end
 
 // >>impl-model
