@@ -10,6 +10,7 @@ CSTD    ?= -std=c99
 CFLAGS  ?= $(OPT) -g
 LDLIBS   = -lm
 B        = build
+MAKEFLAGS += --no-print-directory
 
 # OpenMP is optional: used when the compiler accepts -fopenmp.
 OMP := $(shell printf 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
