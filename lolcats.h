@@ -398,6 +398,10 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
 LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-files-end
 
+// >>api-gemm
+// (matrix products: GEMM / GEMV)
+// >>api-gemm-end
+
 // >>api-model
 // (models, tokenizers)
 // >>api-model-end
@@ -3058,6 +3062,9 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
     return st;
 }
 // >>impl-files-end
+
+// >>impl-gemm
+// >>impl-gemm-end
 
 // >>impl-model
 // >>impl-model-end
