@@ -298,6 +298,60 @@ LCAPI lc_adamw_cfg lc_adamw_cfg_default(void);      // 1e-2, .9, .999, 1e-8, 0
 LCAPI void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
                          const lc_adamw_cfg *cfg, int64_t t);
 
+// >>api-blocks
+// The other pieces of a Llama block, forward and backward, for training
+// (stage 2 LoRA, and the tiny models the demo trains). Token-major layouts:
+// activations (T,C) row-major; heads (H,T,D) for the attention kernels.
+// Weights are fp32 (out,in) here; frozen BF16/F16 matrices go through lc_weight.
+
+// RMSNorm (LlamaRMSNorm): y = w * x / sqrt(mean(x^2) + eps). Saves rstd (T).
+LCAPI void lc_rmsnorm_fwd(float *y /*(T,C)*/, float *rstd /*(T)*/, const float *x,
+                          const float *w /*(C)*/, int T, int C, float eps);
+LCAPI void lc_rmsnorm_bwd(float *dx /*(T,C)*/, float *dw /*(C) or NULL*/, const float *dy,
+                          const float *x, const float *w, const float *rstd, int T, int C);
+
+// RoPE tables for positions pos0 .. pos0+T-1: cos, sin (T, D/2), frequency
+// theta^(-2i/D) (Llama 3 scaling: see lc_rope_table_llama3 in the model section).
+LCAPI void lc_rope_table(float *cos_t, float *sin_t, int pos0, int T, int D, float theta);
+// (T, H*D) -> (H, T, D), rotating by the tables when cos_t is not NULL.
+// interleaved = 1 pairs (2i, 2i+1) (llama2.c), 0 pairs (i, i + D/2) (HF).
+LCAPI void lc_rope_split_fwd(float *out /*(H,T,D)*/, const float *in /*(T,H*D)*/,
+                             const float *cos_t, const float *sin_t, int T, int H, int D,
+                             int interleaved);
+// Accumulates the gradient of lc_rope_split_fwd's input (rotation by -theta).
+LCAPI void lc_rope_split_bwd(float *din /*(T,H*D)*/, const float *dout /*(H,T,D)*/,
+                             const float *cos_t, const float *sin_t, int T, int H, int D,
+                             int interleaved);
+// (H,T,D) -> (T,H*D) and its gradient.
+LCAPI void lc_heads_merge(float *out /*(T,H*D)*/, const float *in /*(H,T,D)*/, int T, int H, int D);
+LCAPI void lc_heads_merge_bwd(float *din /*(H,T,D)*/, const float *dout /*(T,H*D)*/, int T, int H,
+                              int D);
+
+// SwiGLU: h = silu(g) * u.
+LCAPI void lc_swiglu_fwd(float *h, const float *g, const float *u, size_t n);
+LCAPI void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+                         size_t n);
+
+// Dense layer y = x W^T (+ s * (x A^T) B^T with LoRA). W (O,I) F32/F16/BF16
+// read in place; A (r,I), B (O,r) fp32, s = alpha / r. xa (T,r) saved = x A^T.
+LCAPI void lc_linear_fwd(const lc_ctx *ctx, float *y /*(T,O)*/, float *xa /*(T,r) or NULL*/,
+                         const float *x /*(T,I)*/, const void *w, int w_dtype,
+                         const float *lora_a, const float *lora_b, float lora_scale, int r,
+                         int T, int O, int I);
+// Accumulates dx (if set), dw (fp32 W only, if set), d lora_a, d lora_b.
+LCAPI void lc_linear_bwd(const lc_ctx *ctx, float *dx /*(T,I) or NULL*/, float *dw /*(O,I) or NULL*/,
+                         float *dlora_a, float *dlora_b, const float *dy /*(T,O)*/,
+                         const float *x, const float *xa, const void *w, int w_dtype,
+                         const float *lora_a, const float *lora_b, float lora_scale, int r,
+                         int T, int O, int I);
+
+// Next-token cross-entropy, mean over tokens whose label is >= 0 (-1: ignored,
+// e.g. prompt tokens). Writes dlogits (T,V) = d(mean loss)/dlogits (0 on
+// ignored rows) when set; returns the mean loss and the count in *n_counted.
+LCAPI double lc_xent_fwd_bwd(float *dlogits, const float *logits /*(T,V)*/, const int *labels,
+                             int T, int V, int *n_counted);
+// >>api-blocks-end
+
 // >>api-files
 // safetensors read / write, dtype conversions.
 //
@@ -1812,6 +1866,241 @@ LCIMPL void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n
         p[i] -= step * (m[i] / (sqrtf(v[i]) / bc2s + cfg->eps));
     }
 }
+// >>blocks
+LCIMPL void lc_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int T, int C,
+                           float eps) {
+    int t, c;
+    for (t = 0; t < T; t++) {
+        const float *x_t = x + (size_t)t * C;
+        float *y_t = y + (size_t)t * C, r;
+        double ss = 0;
+        for (c = 0; c < C; c++) ss += (double)x_t[c] * (double)x_t[c];
+        r = (float)(1.0 / sqrt(ss / C + (double)eps));
+        for (c = 0; c < C; c++) y_t[c] = w[c] * (x_t[c] * r);
+        if (rstd) rstd[t] = r;
+    }
+}
+
+// y_c = w_c x_c r, r = (mean x^2 + eps)^(-1/2):
+//   dx_c = r (w_c dy_c) - x_c r^3 / C * sum_k w_k dy_k x_k;  dw_c += dy_c x_c r
+LCIMPL void lc_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const float *rstd, int T, int C) {
+    int t, c;
+    for (t = 0; t < T; t++) {
+        const float *x_t = x + (size_t)t * C, *dy_t = dy + (size_t)t * C;
+        float *dx_t = dx + (size_t)t * C, r = rstd[t];
+        double s = 0;
+        for (c = 0; c < C; c++) s += (double)w[c] * (double)dy_t[c] * (double)x_t[c];
+        {
+            float k = (float)(s * (double)r * (double)r * (double)r / C);
+            for (c = 0; c < C; c++) {
+                dx_t[c] += r * w[c] * dy_t[c] - x_t[c] * k;
+                if (dw) dw[c] += dy_t[c] * x_t[c] * r;
+            }
+        }
+    }
+}
+
+LCIMPL void lc_rope_table(float *cos_t, float *sin_t, int pos0, int T, int D, float theta) {
+    int t, i, half = D / 2;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < half; i++) {
+            double freq = pow((double)theta, -2.0 * i / D), ang = (double)(pos0 + t) * freq;
+            cos_t[(size_t)t * half + i] = (float)cos(ang);
+            sin_t[(size_t)t * half + i] = (float)sin(ang);
+        }
+}
+
+// pair (a, b) of dims -> (a cos - b sin, a sin + b cos); sign = -1 rotates back
+static void lc__rope_pairs(float *out, const float *in, const float *c_t, const float *s_t, int D,
+                           int interleaved, float sign) {
+    int i, half = D / 2;
+    for (i = 0; i < half; i++) {
+        int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+        float a = in[ia], b = in[ib], c = c_t[i], s = sign * s_t[i];
+        out[ia] = a * c - b * s;
+        out[ib] = a * s + b * c;
+    }
+}
+
+LCIMPL void lc_rope_split_fwd(float *out, const float *in, const float *cos_t, const float *sin_t,
+                              int T, int H, int D, int interleaved) {
+    int t, h;
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *src = in + ((size_t)t * H + h) * D;
+            float *dst = out + ((size_t)h * T + t) * D;
+            if (cos_t)
+                lc__rope_pairs(dst, src, cos_t + (size_t)t * (D / 2), sin_t + (size_t)t * (D / 2), D,
+                               interleaved, 1.0f);
+            else
+                memcpy(dst, src, sizeof(float) * (size_t)D);
+        }
+}
+
+LCIMPL void lc_rope_split_bwd(float *din, const float *dout, const float *cos_t,
+                              const float *sin_t, int T, int H, int D, int interleaved) {
+    float tmp[1024];
+    int t, h, d;
+    LOLCATS_ASSERT(D <= 1024);
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *src = dout + ((size_t)h * T + t) * D;
+            float *dst = din + ((size_t)t * H + h) * D;
+            if (cos_t) {
+                lc__rope_pairs(tmp, src, cos_t + (size_t)t * (D / 2), sin_t + (size_t)t * (D / 2), D,
+                               interleaved, -1.0f);
+                src = tmp;
+            }
+            for (d = 0; d < D; d++) dst[d] += src[d];
+        }
+}
+
+LCIMPL void lc_heads_merge(float *out, const float *in, int T, int H, int D) {
+    int t, h;
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++)
+            memcpy(out + ((size_t)t * H + h) * D, in + ((size_t)h * T + t) * D, sizeof(float) * (size_t)D);
+}
+
+LCIMPL void lc_heads_merge_bwd(float *din, const float *dout, int T, int H, int D) {
+    int t, h, d;
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *src = dout + ((size_t)t * H + h) * D;
+            float *dst = din + ((size_t)h * T + t) * D;
+            for (d = 0; d < D; d++) dst[d] += src[d];
+        }
+}
+
+LCIMPL void lc_swiglu_fwd(float *h, const float *g, const float *u, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+// silu(g) = g s(g), silu'(g) = s(g) (1 + g (1 - s(g)))
+LCIMPL void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+                          size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-g[i]));
+        dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] += dh[i] * g[i] * s;
+    }
+}
+
+// One row of W widened to fp32 (a pointer into W when it is already fp32).
+static const float *lc__weight_row(const void *w, int dtype, int64_t o, int I, float *buf) {
+    int i;
+    if (dtype == LOLCATS_DTYPE_F32) return (const float *)w + o * I;
+    if (dtype == LOLCATS_DTYPE_BF16) {
+        const uint16_t *r = (const uint16_t *)w + o * I;
+        for (i = 0; i < I; i++) buf[i] = lc_bf16_to_f32(r[i]);
+    } else {
+        const uint16_t *r = (const uint16_t *)w + o * I;
+        for (i = 0; i < I; i++) buf[i] = lc_f16_to_f32(r[i]);
+    }
+    return buf;
+}
+
+#define LC__ROW_MAX 16384
+
+LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x, const void *w,
+                          int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
+                          int r, int T, int O, int I) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int o;
+    LOLCATS_ASSERT(I <= LC__ROW_MAX);
+    LC__OMP_FOR
+    for (o = 0; o < O; o++) {
+        float buf[LC__ROW_MAX];
+        const float *w_o = lc__weight_row(w, w_dtype, o, I, buf);
+        int t;
+        for (t = 0; t < T; t++) y[(size_t)t * O + o] = P->dot(x + (size_t)t * I, w_o, I);
+    }
+    if (lora_a && r > 0) {
+        int t, j;
+        float xa_loc[256];
+        LOLCATS_ASSERT(r <= 256);
+        for (t = 0; t < T; t++) {
+            float *xa_t = xa ? xa + (size_t)t * r : xa_loc;
+            for (j = 0; j < r; j++) xa_t[j] = P->dot(x + (size_t)t * I, lora_a + (size_t)j * I, I);
+            for (o = 0; o < O; o++)
+                y[(size_t)t * O + o] += lora_scale * P->dot(xa_t, lora_b + (size_t)o * r, r);
+        }
+    }
+}
+
+LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_a,
+                          float *dlora_b, const float *dy, const float *x, const float *xa,
+                          const void *w, int w_dtype, const float *lora_a, const float *lora_b,
+                          float lora_scale, int r, int T, int O, int I) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int t, o;
+    if (dx) {  // dx_t += sum_o dy_to W_o  (+ LoRA: s (dy_t B) A)
+        LC__OMP_FOR
+        for (t = 0; t < T; t++) {
+            float buf[LC__ROW_MAX];
+            int oo;
+            for (oo = 0; oo < O; oo++) {
+                float g = dy[(size_t)t * O + oo];
+                if (g != 0.0f) P->axpy(dx + (size_t)t * I, g, lc__weight_row(w, w_dtype, oo, I, buf), I);
+            }
+        }
+    }
+    if (dw) {  // dW_o += sum_t dy_to x_t
+        LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32);
+        LC__OMP_FOR
+        for (o = 0; o < O; o++) {
+            int tt;
+            for (tt = 0; tt < T; tt++) P->axpy(dw + (size_t)o * I, dy[(size_t)tt * O + o], x + (size_t)tt * I, I);
+        }
+    }
+    if (lora_a && r > 0) {
+        float g[256];
+        int j;
+        for (t = 0; t < T; t++) {
+            const float *dy_t = dy + (size_t)t * O, *xa_t = xa + (size_t)t * r;
+            for (j = 0; j < r; j++) g[j] = 0;
+            for (o = 0; o < O; o++) {  // d(xa)_j = s sum_o dy_o B_oj ; dB_o += s dy_o xa
+                P->axpy(g, lora_scale * dy_t[o], lora_b + (size_t)o * r, r);
+                if (dlora_b) P->axpy(dlora_b + (size_t)o * r, lora_scale * dy_t[o], xa_t, r);
+            }
+            for (j = 0; j < r; j++) {
+                if (dlora_a) P->axpy(dlora_a + (size_t)j * I, g[j], x + (size_t)t * I, I);
+                if (dx) P->axpy(dx + (size_t)t * I, g[j], lora_a + (size_t)j * I, I);
+            }
+        }
+    }
+}
+
+LCIMPL double lc_xent_fwd_bwd(float *dlogits, const float *logits, const int *labels, int T,
+                              int V, int *n_counted) {
+    double total = 0;
+    int t, v, n = 0;
+    for (t = 0; t < T; t++) n += labels[t] >= 0;
+    for (t = 0; t < T; t++) {
+        const float *l_t = logits + (size_t)t * V;
+        float *d_t = dlogits ? dlogits + (size_t)t * V : NULL;
+        float mx = l_t[0];
+        double sum = 0, lse;
+        if (labels[t] < 0) {
+            if (d_t) memset(d_t, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        for (v = 1; v < V; v++) if (l_t[v] > mx) mx = l_t[v];
+        for (v = 0; v < V; v++) sum += exp((double)(l_t[v] - mx));
+        lse = (double)mx + log(sum);
+        total += lse - (double)l_t[labels[t]];
+        if (d_t) {
+            for (v = 0; v < V; v++) d_t[v] = (float)(exp((double)l_t[v] - lse) / n);
+            d_t[labels[t]] -= 1.0f / (float)n;
+        }
+    }
+    if (n_counted) *n_counted = n;
+    return n ? total / n : 0.0;
+}
+// >>blocks-end
 // >>platform-end
 
 // >>impl-files
