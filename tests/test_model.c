@@ -1,0 +1,281 @@
+/* test_model.c - llama2.c checkpoints and tokenizers, the float32 forward,
+   the matmul paths, sampling. Uses ../shared/models when present. */
+#define LOLCATS_IMPLEMENTATION
+#include "lolcats.h"
+#include "check.h"
+
+#include <string.h>
+
+#define SHARED "../shared/models/"
+
+static int file_exists(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* llama2.c test_all.py: `run stories260K.bin -z tok512.bin -t 0.0 -n 200`. */
+static const char *stories_expected =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+    "park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\n"
+    "Lily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. "
+    "She said, \"I want to play with your ball, but I can't find it.\"\nLily was sad and "
+    "didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily "
+    "didn't want to help her mom, so she";
+
+/* Greedy from BOS exactly as llama2.c's run loop: positions 0..steps-1. */
+static void greedy_text(const lc_model *m, const lc_tokenizer *t, int steps, char *out,
+                        size_t cap, int *ids) {
+    lc_run r;
+    lc_error e;
+    int tok = 1, pos;
+    size_t n = 0;
+    out[0] = 0;
+    if (lc_run_init(&r, m, steps, 1, &e)) { CHECK(0, "run init: %s", e.msg); return; }
+    for (pos = 0; pos < steps; pos++) {
+        int nx;
+        char buf[256];
+        size_t k;
+        if (lc_model_forward(m, &r, &tok, 1, NULL, &e)) { CHECK(0, "forward: %s", e.msg); break; }
+        nx = lc_argmax(r.logits, m->cfg.vocab_size);
+        if (ids) ids[pos] = nx;
+        if (nx == 1) break;
+        k = lc_tokenizer_decode(t, tok, nx, buf, sizeof buf);
+        if (n + k + 1 < cap) { memcpy(out + n, buf, k); n += k; out[n] = 0; }
+        tok = nx;
+    }
+    lc_run_free(&r);
+}
+
+static void test_stories260k(void) {
+    lc_model m;
+    lc_tokenizer t;
+    lc_error e;
+    static char text[8192], text2[8192];
+    lc_run r1, r2;
+    static float all[16 * 512];
+    int prompt[16], i;
+    const char *mp = SHARED "stories260K/stories260K.bin", *tp = SHARED "stories260K/tok512.bin";
+    if (!file_exists(mp) || !file_exists(tp)) {
+        printf("SKIPPED: %s not found (stories260K tests)\n", mp);
+        return;
+    }
+    if (!CHECK(lc_model_load(&m, mp, &e) == LOLCATS_OK, "load: %s", e.msg)) return;
+    if (!CHECK(lc_tokenizer_load_llama2c(&t, tp, m.cfg.vocab_size, &e) == LOLCATS_OK, "tok: %s",
+               e.msg)) return;
+    CHECK(m.cfg.dim == 64 && m.cfg.n_layers == 5 && m.cfg.n_heads == 8 && m.cfg.n_kv_heads == 4 &&
+              m.cfg.hidden_dim == 172 && m.cfg.vocab_size == 512 && m.cfg.seq_len == 512 &&
+              m.cfg.tied && m.cfg.rope_interleaved,
+          "stories260K config");
+    CHECK(lc_model_param_count(&m) == 260032, "param count %lld",
+          (long long)lc_model_param_count(&m));
+    /* the published 200-step sample, then 256 steps agree with it as far as it goes */
+    greedy_text(&m, &t, 200, text, sizeof text, NULL);
+    CHECK(strcmp(text, stories_expected) == 0, "stories260K 200 greedy steps differ:\n%s", text);
+    greedy_text(&m, &t, 256, text2, sizeof text2, NULL);
+    CHECK(strncmp(text2, stories_expected, strlen(stories_expected)) == 0 &&
+              strlen(text2) > strlen(stories_expected),
+          "stories260K 256 greedy steps do not extend the published sample");
+    printf("  stories260K greedy: %zu bytes, published sample reproduced\n", strlen(text2));
+    /* prefill (matrix-matrix) == token-by-token decode */
+    for (i = 0; i < 16; i++) prompt[i] = (i * 37 + 1) % 512;
+    lc_run_init(&r1, &m, 64, 16, &e);
+    lc_run_init(&r2, &m, 64, 1, &e);
+    lc_model_forward(&m, &r1, prompt, 16, all, &e);
+    for (i = 0; i < 16; i++) lc_model_forward(&m, &r2, &prompt[i], 1, NULL, &e);
+    check_close("prefill(16) vs decode, last logits", r1.logits, r2.logits, 512, 1e-5, 1e-5);
+    check_close("prefill logits_all last row", all + 15 * 512, r1.logits, 512, 0, 0);
+    /* both matmul paths */
+    m.simd = LOLCATS_SIMD_SCALAR;
+    lc_run_reset(&r2);
+    for (i = 0; i < 16; i++) lc_model_forward(&m, &r2, &prompt[i], 1, NULL, &e);
+    check_close("scalar path vs default path, logits", r2.logits, r1.logits, 512, 1e-4, 1e-4);
+    /* errors: past the context, bad token */
+    CHECK(lc_model_forward(&m, &r2, prompt, 2, NULL, &e) == LOLCATS_ERR_ARG, "n > max_tokens");
+    prompt[0] = 512;
+    CHECK(lc_model_forward(&m, &r1, prompt, 1, NULL, &e) == LOLCATS_ERR_ARG &&
+              strstr(e.msg, "512"), "token outside vocab: %s", e.msg);
+    lc_run_free(&r1);
+    lc_run_free(&r2);
+    lc_tokenizer_free(&t);
+    lc_model_free(&m);
+}
+
+/* Truncated, padded and garbage copies of the checkpoint fail cleanly. */
+static void test_corrupt_bin(void) {
+    const char *mp = SHARED "stories260K/stories260K.bin";
+    const char *tmp = "build/tests/corrupt.bin";
+    FILE *f = fopen(mp, "rb"), *o;
+    static unsigned char buf[1100000];
+    size_t n;
+    lc_model m;
+    lc_tokenizer t;
+    lc_error e;
+    int32_t bad = -7;
+    if (!f) { printf("SKIPPED: %s not found (corrupt-file tests)\n", mp); return; }
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, n - 4, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT && strstr(e.msg, "implies"),
+          "truncated .bin: %s", e.msg);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, n, o); fwrite(buf, 1, 8, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT, "padded .bin: %s", e.msg);
+    memcpy(buf + 12, &bad, 4);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, n, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT && strstr(e.msg, "heads"),
+          "negative heads: %s", e.msg);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, 10, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT, "10-byte file: %s", e.msg);
+    CHECK(lc_model_load_llama2c(&m, "build/tests/does-not-exist.bin", &e) == LOLCATS_ERR_IO,
+          "missing file: %s", e.msg);
+    CHECK(lc_tokenizer_load_llama2c(&t, tmp, 512, &e) == LOLCATS_ERR_FORMAT,
+          "garbage tokenizer: %s", e.msg);
+    remove(tmp);
+}
+
+static void check_ids(const lc_tokenizer *t, const char *text, const int *want, size_t nw,
+                      const char *what) {
+    int ids[256];
+    size_t n = 0, i;
+    lc_error e;
+    int ok = lc_tokenizer_encode(t, text, strlen(text), 1, 0, ids, 256, &n, &e) == LOLCATS_OK &&
+             n == nw;
+    for (i = 0; ok && i < n; i++) ok = ids[i] == want[i];
+    if (!CHECK(ok, "%s: encoding of \"%.40s\" differs (%zu ids, want %zu)", what, text, n, nw)) {
+        for (i = 0; i < n; i++) printf(" %d", ids[i]);
+        printf("\n");
+    }
+}
+
+/* Decode(encode(text)) == text. */
+static void check_roundtrip(const lc_tokenizer *t, const char *text, const char *what) {
+    int ids[1024];
+    char out[4096], buf[256];
+    size_t n = 0, i, k, o = 0;
+    lc_error e;
+    lc_tokenizer_encode(t, text, strlen(text), 1, 0, ids, 1024, &n, &e);
+    for (i = 1; i < n; i++) {
+        k = lc_tokenizer_decode(t, ids[i - 1], ids[i], buf, sizeof buf);
+        memcpy(out + o, buf, k);
+        o += k;
+    }
+    out[o] = 0;
+    CHECK(strcmp(out, text) == 0, "%s: round trip of \"%s\" gave \"%s\"", what, text, out);
+}
+
+/* Published expectations of llama2.c's test.c (Meta's Llama 2 examples). */
+static const char *llama_p1 = "I believe the meaning of life is";
+static const int llama_e1[] = {1, 306, 4658, 278, 6593, 310, 2834, 338};
+static const char *llama_p2 = "Simply put, the theory of relativity states that ";
+static const int llama_e2[] = {1, 3439, 17632, 1925, 29892, 278, 6368, 310, 14215, 537, 5922, 393, 29871};
+static const char *llama_p3 =
+    "A brief message congratulating the team on the launch:\n\n        Hi everyone,\n\n        I just ";
+static const int llama_e3[] = {1, 319, 11473, 2643, 378, 629, 271, 18099, 278, 3815, 373, 278,
+                               6826, 29901, 13, 13, 4706, 6324, 14332, 29892, 13, 13, 4706,
+                               306, 925, 29871};
+static const char *llama_p4 =
+    "Translate English to French:\n\n        sea otter => loutre de mer\n        peppermint => "
+    "menthe poivr\xc3\xa9" "e\n        plush girafe => girafe peluche\n        cheese =>";
+static const int llama_e4[] = {1, 4103, 9632, 4223, 304, 5176, 29901, 13, 13, 4706, 7205, 4932,
+                               357, 1149, 301, 449, 276, 316, 2778, 13, 4706, 1236, 407, 837,
+                               524, 1149, 6042, 354, 772, 440, 29878, 1318, 13, 4706, 715,
+                               1878, 330, 3055, 1725, 1149, 330, 3055, 1725, 4639, 28754, 13,
+                               4706, 923, 968, 1149};
+
+static void check_llama_tok(const lc_tokenizer *t, const char *what) {
+    int one = 1;
+    check_ids(t, "", &one, 1, what);
+    check_ids(t, llama_p1, llama_e1, sizeof llama_e1 / sizeof(int), what);
+    check_ids(t, llama_p2, llama_e2, sizeof llama_e2 / sizeof(int), what);
+    check_ids(t, llama_p3, llama_e3, sizeof llama_e3 / sizeof(int), what);
+    check_ids(t, llama_p4, llama_e4, sizeof llama_e4 / sizeof(int), what);
+    check_roundtrip(t, llama_p3, what);
+    check_roundtrip(t, llama_p4, what);
+    check_roundtrip(t, "Emoji \xf0\x9f\x98\xba and CJK \xe7\x8c\xab, tabs\tand  two spaces.", what);
+}
+
+static void test_tokenizers(void) {
+    lc_tokenizer t;
+    lc_error e;
+    const char *tp = SHARED "llama2-tokenizer/tokenizer.bin";
+    if (!file_exists(tp)) { printf("SKIPPED: %s not found (Llama 2 tokenizer tests)\n", tp); return; }
+    if (!CHECK(lc_tokenizer_load_llama2c(&t, tp, 32000, &e) == LOLCATS_OK, "%s", e.msg)) return;
+    check_llama_tok(&t, "llama2c tokenizer.bin");
+    lc_tokenizer_free(&t);
+    tp = SHARED "stories260K/tok512.bin";
+    if (file_exists(tp) && lc_tokenizer_load_llama2c(&t, tp, 512, &e) == LOLCATS_OK) {
+        check_roundtrip(&t, "Once upon a time, Lily said \"hi\" to a caf\xc3\xa9.", "tok512");
+        lc_tokenizer_free(&t);
+    }
+}
+
+/* SIMD matmul against the reference for F32/BF16/F16 at odd sizes. */
+static void test_matmul(void) {
+    static const int Ts[] = {1, 2, 3, 7}, Os[] = {1, 5, 9, 33}, Is[] = {1, 7, 8, 63, 130};
+    static float x[7 * 130], y0[7 * 33], y1[7 * 33], w32[33 * 130];
+    static uint16_t w16[33 * 130], wb16[33 * 130];
+    size_t i;
+    int a, b, c;
+    for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 7919) % 97) / 97.0f - 0.5f;
+    for (i = 0; i < 33 * 130; i++) {
+        float v = (float)((i * 104729) % 89) / 89.0f - 0.5f;
+        wb16[i] = lc_f32_to_bf16(v);
+        w16[i] = lc_f32_to_f16(v);
+        w32[i] = v;
+    }
+    if (lc_model_simd_detect() == LOLCATS_SIMD_SCALAR) printf("  (no SIMD on this CPU: ref vs ref)\n");
+    for (a = 0; a < 4; a++)
+        for (b = 0; b < 4; b++)
+            for (c = 0; c < 5; c++) {
+                int T = Ts[a], O = Os[b], I = Is[c], bad = 0, dt;
+                for (dt = 0; dt < 3; dt++) {
+                    const void *w = dt == 0 ? (const void *)w32 : dt == 1 ? (const void *)w16 : (const void *)wb16;
+                    lc_dtype d = dt == 0 ? LOLCATS_DTYPE_F32 : dt == 1 ? LOLCATS_DTYPE_F16 : LOLCATS_DTYPE_BF16;
+                    lc_matmul(LOLCATS_SIMD_SCALAR, y0, x, w, d, T, O, I);
+                    lc_matmul(lc_model_simd_detect(), y1, x, w, d, T, O, I);
+                    for (i = 0; i < (size_t)(T * O); i++)
+                        if (fabsf(y0[i] - y1[i]) > 1e-5f * (1.0f + fabsf(y0[i]))) bad++;
+                    /* the widened weights are exactly the converted ones */
+                    if (dt > 0) {
+                        float wi = lc_weight_get(&(lc_weight){w, d, O, I}, I - 1);
+                        float ref = dt == 1 ? lc_f16_to_f32(w16[I - 1]) : lc_bf16_to_f32(wb16[I - 1]);
+                        if (wi != ref) bad++;
+                    }
+                }
+                CHECK(bad == 0, "matmul T=%d O=%d I=%d: %d mismatches", T, O, I, bad);
+            }
+}
+
+static void test_sampler(void) {
+    lc_sampler s;
+    lc_error e;
+    float logits[5] = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f};
+    int i, cnt[5] = {0, 0, 0, 0, 0}, first[20];
+    lc_sampler_init(&s, 5, 0.0f, 0.9f, 1, &e);
+    CHECK(lc_sampler_sample(&s, logits) == 1, "greedy picks the argmax");
+    lc_sampler_free(&s);
+    lc_sampler_init(&s, 5, 1.0f, 0.5f, 7, &e);
+    for (i = 0; i < 2000; i++) cnt[lc_sampler_sample(&s, logits)]++;
+    CHECK(cnt[0] == 0 && cnt[2] == 0 && cnt[4] == 0 && cnt[1] > 0 && cnt[3] > 0,
+          "top-p 0.5 keeps only the two best tokens (%d %d %d %d %d)", cnt[0], cnt[1], cnt[2],
+          cnt[3], cnt[4]);
+    lc_sampler_free(&s);
+    lc_sampler_init(&s, 5, 1.0f, 0.0f, 123, &e);
+    for (i = 0; i < 20; i++) first[i] = lc_sampler_sample(&s, logits);
+    lc_sampler_free(&s);
+    lc_sampler_init(&s, 5, 1.0f, 0.0f, 123, &e);
+    for (i = 0; i < 20; i++)
+        if (lc_sampler_sample(&s, logits) != first[i]) break;
+    CHECK(i == 20, "same seed, same samples");
+    lc_sampler_free(&s);
+    CHECK(lc_sampler_init(&s, 5, -1.0f, 0.0f, 1, &e) == LOLCATS_ERR_ARG, "negative temperature");
+}
+
+int main(void) {
+    test_matmul();
+    test_sampler();
+    test_tokenizers();
+    test_stories260k();
+    test_corrupt_bin();
+    return check_done();
+}
