@@ -2910,21 +2910,588 @@ LCIMPL size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char
     buf[len] = 0;
     return len;
 }
-static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t len, int *ids,
-                                 size_t cap, size_t *n, lc_error *err) {
-    return lc__tok_bpe(t, s, len, t->kind == LOLCATS_TOK_SPM && t->add_prefix_space, ids, cap, n,
-                       err);
+// >>tokenizer-hf
+// GPT-2 byte <-> unicode map of byte-level BPE: printable bytes map to
+// themselves, the others to U+0100 + n in byte order.
+static int lc__bl_byte_to_cp(int b) {
+    int n = 0, i;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return b;
+    for (i = 0; i < b; i++)
+        if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255))) n++;
+    return 256 + n;
+}
+
+static int lc__utf8_dec(const unsigned char *s, size_t n, size_t *used) {
+    int c = s[0];
+    if (c < 0x80 || n < 2) { *used = 1; return c; }
+    if ((c & 0xE0) == 0xC0) { *used = 2; return ((c & 0x1F) << 6) | (s[1] & 0x3F); }
+    if ((c & 0xF0) == 0xE0 && n >= 3) {
+        *used = 3;
+        return ((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    }
+    if (n >= 4) {
+        *used = 4;
+        return ((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    }
+    *used = 1;
+    return c;
+}
+
+// Rewrites a vocabulary string into raw piece bytes (in place; never longer):
+// SPM: U+2581 -> ' '; byte-level: each mapped code point -> its byte.
+static size_t lc__tok_unmap(char *s, size_t n, int kind, int *inv /*(324) cp -> byte*/) {
+    size_t i = 0, o = 0, u;
+    while (i < n) {
+        if (kind == LOLCATS_TOK_SPM) {
+            if (i + 2 < n + 0 && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+                (unsigned char)s[i + 2] == 0x81) {
+                s[o++] = ' ';
+                i += 3;
+            } else s[o++] = s[i++];
+        } else {
+            int cp = lc__utf8_dec((const unsigned char *)s + i, n - i, &u);
+            if (cp >= 0 && cp < 324 && inv[cp] >= 0) s[o++] = (char)inv[cp];
+            else { memmove(s + o, s + i, u); o += u; }
+            i += u;
+        }
+    }
+    return o;
+}
+
+static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k) {
+    return lc__json_get(d, o, k);
+}
+
+static int lc__jtype_is(const lc__json *d, const lc__json_node *o, const char *type) {
+    const lc__json_node *t = lc__jget(d, o, "type");
+    return t && t->type == LC__JSON_STRING && !strcmp(t->str, type);
+}
+
+// Whether node (a pre_tokenizer / normalizer / decoder) is or holds `type`.
+static const lc__json_node *lc__jfind_type(const lc__json *d, const lc__json_node *o,
+                                           const char *type) {
+    const lc__json_node *c, *arr;
+    static const char *lists[] = {"pretokenizers", "normalizers", "decoders", "processors"};
+    int k;
+    if (!o || o->type != LC__JSON_OBJECT) return NULL;
+    if (lc__jtype_is(d, o, type)) return o;
+    for (k = 0; k < 4; k++) {
+        arr = lc__jget(d, o, lists[k]);
+        if (!arr || arr->type != LC__JSON_ARRAY) continue;
+        for (c = lc__json_first(d, arr); c; c = lc__json_next(d, arr, c))
+            if (lc__jtype_is(d, c, type)) return c;
+    }
+    return NULL;
+}
+
+static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
+                                  lc_error *err) {
+    const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c, *pp;
+    lc__tok_priv *pv;
+    int inv[324], i, V = 0, n_added = 0;
+    size_t blob = 0, cap;
+    char *b;
+    lc_status s;
+    model = lc__jget(d, root, "model");
+    if (!model || !lc__jtype_is(d, model, "BPE"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
+                            "BPE with byte fallback, byte-level BPE) are supported",
+                            path);
+    vocab = lc__jget(d, model, "vocab");
+    merges = lc__jget(d, model, "merges");
+    added = lc__jget(d, root, "added_tokens");
+    if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
+                                                     "(array) missing", path);
+    for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
+        if (c->type != LC__JSON_NUMBER || !c->is_int || c->i64 < 0 || c->i64 >= (1 << 24))
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: vocab entry \"%s\" has a bad id",
+                                path, c->key);
+        if (c->i64 >= V) V = (int)c->i64 + 1;
+        blob += c->key_len + 1;
+    }
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *id = lc__jget(d, c, "id"), *ct = lc__jget(d, c, "content");
+            if (!id || !id->is_int || id->i64 < 0 || id->i64 >= (1 << 24) || !ct ||
+                ct->type != LC__JSON_STRING)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: added_tokens entry without "
+                                                             "an id or content", path);
+            if (id->i64 >= V) V = (int)id->i64 + 1;
+            blob += ct->len + 1;
+            n_added++;
+        }
+    t->kind = (lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "ByteLevel") ||
+               lc__jfind_type(d, lc__jget(d, root, "decoder"), "ByteLevel"))
+                  ? LOLCATS_TOK_BYTELEVEL
+                  : LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
+    pv = (lc__tok_priv *)t->priv;
+    t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
+    if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    for (i = 0; i < 324; i++) inv[i] = -1;
+    for (i = 0; i < 256; i++) inv[lc__bl_byte_to_cp(i)] = i;
+    b = pv->blob;
+    for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
+        int id = (int)c->i64;
+        memcpy(b, c->key, c->key_len);
+        t->pieces[id] = b;
+        t->lens[id] = (int)lc__tok_unmap(b, c->key_len, t->kind, inv);
+        b[t->lens[id]] = 0;
+        b += c->key_len + 1;
+    }
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *ct = lc__jget(d, c, "content");
+            int id = (int)lc__jget(d, c, "id")->i64;
+            memcpy(b, ct->str, ct->len);
+            b[ct->len] = 0;
+            t->pieces[id] = b;
+            t->lens[id] = (int)ct->len;
+            b += ct->len + 1;
+            t->special[t->n_special++] = id;
+        }
+    for (i = 0; i < V; i++)
+        if (!t->pieces[i]) { t->pieces[i] = b - 1; t->lens[i] = 0; }   // ids without a piece
+    t->unk_id = -1;
+    c = lc__jget(d, model, "unk_token");
+    if (c && c->type == LC__JSON_STRING) {
+        const lc__json_node *u = lc__jget(d, vocab, c->str);
+        if (u) t->unk_id = (int)u->i64;
+    }
+    c = lc__jget(d, model, "byte_fallback");
+    t->byte_fallback = c && c->type == LC__JSON_TRUE;
+    // SentencePiece dummy prefix: a Prepend("▁") normalizer or a Metaspace pre-tokenizer
+    t->add_prefix_space =
+        t->kind == LOLCATS_TOK_SPM &&
+        (lc__jfind_type(d, lc__jget(d, root, "normalizer"), "Prepend") ||
+         lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "Metaspace"));
+    // BOS from the post-processor template; EOS by the usual names
+    t->bos_id = t->eos_id = -1;
+    pp = lc__jfind_type(d, lc__jget(d, root, "post_processor"), "TemplateProcessing");
+    if (pp) {
+        const lc__json_node *single = lc__jget(d, pp, "single"), *first, *st, *idn;
+        first = single ? lc__json_first(d, single) : NULL;
+        st = first ? lc__jget(d, first, "SpecialToken") : NULL;
+        idn = st ? lc__jget(d, st, "id") : NULL;
+        if (idn && idn->type == LC__JSON_STRING) {
+            size_t L = strlen(idn->str);
+            for (i = 0; i < t->n_special; i++)
+                if ((size_t)t->lens[t->special[i]] == L &&
+                    !memcmp(t->pieces[t->special[i]], idn->str, L))
+                    t->bos_id = t->special[i];
+            t->add_bos = t->bos_id >= 0;
+        }
+    }
+    for (i = 0; i < t->n_special; i++) {
+        const char *p = t->pieces[t->special[i]];
+        if (!strcmp(p, "<s>") && t->bos_id < 0) t->bos_id = t->special[i];
+        if (!strcmp(p, "<|begin_of_text|>") && t->bos_id < 0) t->bos_id = t->special[i];
+        if (!strcmp(p, "</s>") || !strcmp(p, "<|end_of_text|>") || !strcmp(p, "<|endoftext|>"))
+            if (t->eos_id < 0) t->eos_id = t->special[i];
+    }
+    if ((s = lc__tok_index(t, path, err))) return s;
+    for (i = 0; i < t->n_special; i++) {
+        c = NULL;
+        pv->control[t->special[i]] = 1;
+    }
+    // special flag false: decodes as text
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *sp = lc__jget(d, c, "special");
+            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__jget(d, c, "id")->i64] = 0;
+        }
+    // merges -> (left, right) -> (rank, merged)
+    cap = 16;
+    while (cap < 2 * (size_t)merges->count + 2) cap *= 2;
+    pv->mkey = (uint64_t *)LOLCATS_MALLOC(cap * sizeof(uint64_t));
+    pv->mrank = (int *)LOLCATS_MALLOC(cap * sizeof(int));
+    pv->mout = (int *)LOLCATS_MALLOC(cap * sizeof(int));
+    if (!pv->mkey || !pv->mrank || !pv->mout)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for merges", path);
+    memset(pv->mkey, 0xff, cap * sizeof(uint64_t));
+    pv->mmask = cap - 1;
+    {
+        char *tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 1024);
+        char *sa, *sb2;
+        int rank = 0;
+        if (!tmp) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+        for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c), rank++) {
+            size_t la, lb, h;
+            int ia, ib, io;
+            uint64_t key;
+            if (c->type == LC__JSON_STRING) {
+                const char *sp = strchr(c->str, ' ');
+                if (!sp || c->len + 1 > 2 * (size_t)t->max_token_length + 1024) goto bad;
+                la = (size_t)(sp - c->str);
+                lb = c->len - la - 1;
+                sa = tmp;
+                memcpy(sa, c->str, la);
+                sb2 = tmp + la;
+                memcpy(sb2, sp + 1, lb);
+            } else if (c->type == LC__JSON_ARRAY && c->count == 2) {
+                const lc__json_node *x = lc__json_first(d, c), *y = lc__json_next(d, c, x);
+                if (x->type != LC__JSON_STRING || y->type != LC__JSON_STRING ||
+                    x->len + y->len > 2 * (size_t)t->max_token_length + 1000)
+                    goto bad;
+                la = x->len; lb = y->len;
+                sa = tmp; memcpy(sa, x->str, la);
+                sb2 = tmp + la; memcpy(sb2, y->str, lb);
+            } else goto bad;
+            la = lc__tok_unmap(sa, la, t->kind, inv);
+            memmove(tmp + la, sb2, lb);
+            lb = lc__tok_unmap(tmp + la, lb, t->kind, inv);
+            ia = lc_tokenizer_find(t, tmp, la);
+            ib = lc_tokenizer_find(t, tmp + la, lb);
+            io = lc_tokenizer_find(t, tmp, la + lb);
+            if (ia < 0 || ib < 0 || io < 0) {
+                lc_error_set(err, LOLCATS_ERR_FORMAT,
+                             "%s: merge %d (\"%.*s\" + \"%.*s\") names a piece that is not in "
+                             "the vocab",
+                             path, rank, (int)la, tmp, (int)lb, tmp + la);
+                LOLCATS_FREE(tmp);
+                return LOLCATS_ERR_FORMAT;
+            }
+            key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+            h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
+            while (pv->mkey[h] != ~(uint64_t)0 && pv->mkey[h] != key) h = (h + 1) & pv->mmask;
+            if (pv->mkey[h] == ~(uint64_t)0) {              // first (best) rank wins
+                pv->mkey[h] = key;
+                pv->mrank[h] = rank;
+                pv->mout[h] = io;
+            }
+            continue;
+        bad:
+            LOLCATS_FREE(tmp);
+            return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                "%s: merge %d is neither \"left right\" nor [left, right]", path,
+                                rank);
+        }
+        LOLCATS_FREE(tmp);
+        pv->n_merges = rank;
+    }
+    if (!pv->n_merges) pv->n_merges = -1;    // empty merges list: no merges, not llama2.c rule
+    return LOLCATS_OK;
 }
 
 LCIMPL lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err) {
+    char *text;
+    size_t n;
+    lc__json d;
+    lc_status s;
     memset(t, 0, sizeof *t);
-    return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: not yet", path);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__tok_hf_parse(t, &d, path, err);
+    lc__json_free(&d);
+    if (s) lc_tokenizer_free(t);
+    return s;
 }
+
+// Byte-level pre-tokenizer (GPT-2 pattern): 's 't 're 've 'm 'll 'd | ?letters |
+// ?digits | ?other | spaces not before a non-space | spaces. Letters are ASCII
+// letters and every non-ASCII code point (an approximation of \p{L}).
+static int lc__pt_class(const unsigned char *s, size_t n, size_t *used) {
+    int c = lc__utf8_dec(s, n, used);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80) return 1;   // letter
+    if (c >= '0' && c <= '9') return 2;                                              // number
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') return 3;
+    return 4;                                                                        // other
+}
+
+static size_t lc__pt_next(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, u;
+    int k;
+    if (s[0] == '\'' && len >= 2) {
+        static const char *sfx[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+        for (k = 0; k < 7; k++) {
+            size_t l = strlen(sfx[k]);
+            if (len >= 1 + l && !memcmp(text + 1, sfx[k], l)) return 1 + l;
+        }
+    }
+    if (s[0] == ' ' && len >= 2) {
+        k = lc__pt_class(s + 1, len - 1, &u);
+        if (k != 3) i = 1;
+    }
+    k = lc__pt_class(s + i, len - i, &u);
+    if (k != 3) {
+        i += u;
+        while (i < len) {
+            int k2 = lc__pt_class(s + i, len - i, &u);
+            if (k2 != k) break;
+            i += u;
+        }
+        return i;
+    }
+    // whitespace run; leave the last space for a following word
+    while (i < len && lc__pt_class(s + i, len - i, &u) == 3) i += u;
+    if (i < len && i > 1 && s[i - 1] == ' ') i--;
+    return i;
+}
+
+static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t len, int *ids,
+                                 size_t cap, size_t *n, lc_error *err) {
+    size_t i = 0;
+    lc_status st;
+    if (t->kind != LOLCATS_TOK_BYTELEVEL)
+        return lc__tok_bpe(t, s, len, t->add_prefix_space, ids, cap, n, err);
+    while (i < len) {
+        size_t w = lc__pt_next(s + i, len - i);
+        if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
+        i += w;
+    }
+    return LOLCATS_OK;
+}
+
+// >>model-hf
+typedef struct lc__hf_shards {
+    lc_st_file **f;
+    int n;
+} lc__hf_shards;
+
+static void lc__model_free_st(lc__model_priv *pv) {
+    lc__hf_shards *sh = (lc__hf_shards *)pv->st;
+    int i;
+    if (!sh) return;
+    for (i = 0; i < sh->n; i++) lc_st_close(sh->f[i]);
+    LOLCATS_FREE(sh->f);
+    LOLCATS_FREE(sh);
+    pv->st = NULL;
+}
+
+static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
+    const lc__json_node *c = lc__jget(d, o, k);
+    if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
+    return c && c->type == LC__JSON_NUMBER ? (int)c->num : dflt;
+}
+
+// Finds name in the shards, checks dtype and shape (rows, cols; rows 0 = 1-D).
+static lc_status lc__hf_tensor(lc_weight *w, const lc__hf_shards *sh, const char *dir,
+                               const char *name, int64_t rows, int64_t cols, lc_error *err) {
+    const lc_tensor *t = NULL;
+    int i;
+    for (i = 0; i < sh->n && !t; i++) t = lc_st_find(sh->f[i], name);
+    if (!t)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor %s is missing from the safetensors files (incomplete "
+                            "download, or not a Llama-family checkpoint)",
+                            dir, name);
+    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 &&
+        t->dtype != LOLCATS_DTYPE_BF16)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: tensor %s has dtype %s; supported are F32, F16, BF16", dir, name,
+                            lc_dtype_name(t->dtype));
+    if (rows ? (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+             : (t->ndim != 1 || t->shape[0] != cols))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor %s has shape [%lld%s%lld] (ndim %d), config.json implies "
+                            "[%lld%s%lld]",
+                            dir, name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
+                            t->ndim > 1 ? (long long)t->shape[1] : 0LL, t->ndim,
+                            (long long)(rows ? rows : cols), rows ? ", " : "",
+                            rows ? (long long)cols : 0LL);
+    *w = lc__w(t->data, t->dtype, rows ? rows : 1, cols);
+    return LOLCATS_OK;
+}
+
+// dir + "/" + name into out (cap bytes); 0 when it does not fit.
+static int lc__join(char *out, size_t cap, const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    if (a + b + 2 > cap) return 0;
+    memcpy(out, dir, a);
+    out[a] = '/';
+    memcpy(out + a + 1, name, b + 1);
+    return 1;
+}
+
+static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
+                               lc_error *err) {
+    const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
+    const char *arch = "", *mt;
+    if (!r || r->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
+    a = lc__jget(d, r, "architectures");
+    if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
+    mt = lc__json_str(lc__jget(d, r, "model_type"), "");
+    if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") &&
+        !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: architecture \"%s\" (model_type \"%s\") is not supported; "
+                            "LlamaForCausalLM and MistralForCausalLM are",
+                            path, arch, mt);
+    snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
+    if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
+    if (lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
+    if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
+    c->dim = lc__jint(d, r, "hidden_size", 0);
+    c->hidden_dim = lc__jint(d, r, "intermediate_size", 0);
+    c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
+    c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
+    c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
+    c->head_dim = lc__jint(d, r, "head_dim", c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->vocab_size = lc__jint(d, r, "vocab_size", 0);
+    c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
+    c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
+    rp = lc__jget(d, r, "rope_parameters");
+    c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
+                                        lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
+    c->tied = lc__jget(d, r, "tie_word_embeddings") &&
+              lc__jget(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
+    c->bos_id = lc__jint(d, r, "bos_token_id", -1);
+    c->eos_id = lc__jint(d, r, "eos_token_id", -1);
+    rs = lc__jget(d, r, "rope_scaling");
+    if (!rs || rs->type != LC__JSON_OBJECT) rs = rp;
+    if (rs && rs->type == LC__JSON_OBJECT) {
+        const char *ty = lc__json_str(lc__jget(d, rs, "rope_type"),
+                                      lc__json_str(lc__jget(d, rs, "type"), "default"));
+        if (!strcmp(ty, "llama3")) {
+            c->rope_llama3 = 1;
+            c->rope_factor = (float)lc__json_num(lc__jget(d, rs, "factor"), 8.0);
+            c->rope_low_freq_factor = (float)lc__json_num(lc__jget(d, rs, "low_freq_factor"), 1.0);
+            c->rope_high_freq_factor =
+                (float)lc__json_num(lc__jget(d, rs, "high_freq_factor"), 4.0);
+            c->rope_orig_max_pos = lc__jint(d, rs, "original_max_position_embeddings", 8192);
+            if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_factor <= 0.0f)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                    "%s: rope_scaling llama3 needs high_freq_factor > "
+                                    "low_freq_factor and factor > 0",
+                                    path);
+        } else if (strcmp(ty, "default"))
+            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                                "%s: rope scaling type \"%s\" is not supported (default, llama3)",
+                                path, ty);
+    }
+    return lc__model_check_cfg(c, path, err);
+}
+
 LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t n;
+    lc__json d;
+    lc__model_priv *pv;
+    lc__hf_shards *sh;
+    lc_status s;
+    int i, D, qd, kvd;
     memset(m, 0, sizeof *m);
-    return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: not yet", dir);
+    memset(&d, 0, sizeof d);
+    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
+    sprintf(path, "%s/config.json", dir);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__hf_config(&m->cfg, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
+    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!pv || !sh || !m->layers) {
+        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
+        m->layers = NULL;
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    pv->st = sh;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_HF;
+    m->simd = lc_model_simd_detect();
+    // shards: the index's weight_map, else model.safetensors
+    sprintf(path, "%s/model.safetensors.index.json", dir);
+    if (lc__read_all(path, &text, &n, NULL) == LOLCATS_OK) {
+        const lc__json_node *wm, *c;
+        s = lc__json_parse(&d, text, n, path, err);
+        LOLCATS_FREE(text);
+        if (s) goto fail;
+        wm = lc__jget(&d, lc__json_root(&d), "weight_map");
+        if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
+            lc__json_free(&d);
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
+            goto fail;
+        }
+        sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
+        if (!sh->f) { lc__json_free(&d); s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+            int k, seen = 0;
+            char fp[4096];
+            if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
+                !lc__join(fp, sizeof fp, dir, c->str)) {
+                lc__json_free(&d);
+                s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
+                                                          "file name", path, c->key);
+                goto fail;
+            }
+            for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
+            if (seen) continue;
+            if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); goto fail; }
+            sh->n++;
+        }
+        // every mapped tensor must be in the shard the index names
+        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+            int k, ok = 0;
+            char fp[4096];
+            snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
+            for (k = 0; k < sh->n; k++)
+                if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
+            if (!ok) {
+                s = lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                 "%s: the index puts %s in %s, which does not hold it", path,
+                                 c->key, c->str);
+                lc__json_free(&d);
+                goto fail;
+            }
+        }
+        lc__json_free(&d);
+    } else {
+        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
+        sprintf(path, "%s/model.safetensors", dir);
+        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
+        sh->n = 1;
+    }
+    D = m->cfg.head_dim;
+    qd = m->cfg.n_heads * D;
+    kvd = m->cfg.n_kv_heads * D;
+#define LC__HF_T(dst, nm, rows, cols)                                                    \
+    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) goto fail;
+    LC__HF_T(m->tok_emb, "model.embed_tokens.weight", m->cfg.vocab_size, m->cfg.dim)
+    LC__HF_T(m->rms_final, "model.norm.weight", 0, m->cfg.dim)
+    if (m->cfg.tied) {
+        m->wcls = m->tok_emb;
+    } else {
+        LC__HF_T(m->wcls, "lm_head.weight", m->cfg.vocab_size, m->cfg.dim)
+    }
+    for (i = 0; i < m->cfg.n_layers; i++) {
+        lc_layer_weights *l = &m->layers[i];
+        char nm[160];
+        int dim = m->cfg.dim, hid = m->cfg.hidden_dim;
+#define LC__HF_L(field, suffix, rows, cols)                                              \
+        sprintf(nm, "model.layers.%d.%s", i, suffix);                                    \
+        LC__HF_T(l->field, nm, rows, cols)
+        LC__HF_L(rms_att, "input_layernorm.weight", 0, dim)
+        LC__HF_L(wq, "self_attn.q_proj.weight", qd, dim)
+        LC__HF_L(wk, "self_attn.k_proj.weight", kvd, dim)
+        LC__HF_L(wv, "self_attn.v_proj.weight", kvd, dim)
+        LC__HF_L(wo, "self_attn.o_proj.weight", dim, qd)
+        LC__HF_L(rms_ffn, "post_attention_layernorm.weight", 0, dim)
+        LC__HF_L(w1, "mlp.gate_proj.weight", hid, dim)
+        LC__HF_L(w2, "mlp.down_proj.weight", dim, hid)
+        LC__HF_L(w3, "mlp.up_proj.weight", hid, dim)
+#undef LC__HF_L
+    }
+#undef LC__HF_T
+    return LOLCATS_OK;
+fail:
+    lc_model_free(m);
+    return s;
 }
-static void lc__model_free_st(lc__model_priv *pv) { (void)pv; }
 // >>impl-model-end
 
 // >>impl-ref

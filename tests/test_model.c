@@ -271,11 +271,128 @@ static void test_sampler(void) {
     CHECK(lc_sampler_init(&s, 5, -1.0f, 0.0f, 1, &e) == LOLCATS_ERR_ARG, "negative temperature");
 }
 
+/* Scores ids with the model in chunks of `chunk` tokens: per-token NLL (n-1). */
+static void score_ids(const lc_model *m, const int *ids, int n, int chunk, double *nll,
+                      float *last_logits) {
+    lc_run r;
+    lc_error e;
+    int V = m->cfg.vocab_size, s, t;
+    float *lg = (float *)malloc(sizeof(float) * (size_t)chunk * V);
+    if (lc_run_init(&r, m, n, chunk, &e)) { CHECK(0, "run: %s", e.msg); free(lg); return; }
+    for (s = 0; s < n; s += chunk) {
+        int k = n - s < chunk ? n - s : chunk;
+        if (lc_model_forward(m, &r, ids + s, k, lg, &e)) { CHECK(0, "fwd: %s", e.msg); break; }
+        for (t = 0; t < k && s + t + 1 < n; t++) {
+            const float *l = lg + (size_t)t * V;
+            double mx = l[0], z = 0;
+            int j;
+            for (j = 1; j < V; j++) if ((double)l[j] > mx) mx = (double)l[j];
+            for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
+            nll[s + t] = mx + log(z) - (double)l[ids[s + t + 1]];
+        }
+    }
+    memcpy(last_logits, r.logits, sizeof(float) * V);
+    lc_run_free(&r);
+    free(lg);
+}
+
+/* alpaca-llama-25m (bf16, sharded, GQA) against tools/gen_model_ref.py. */
+static void test_alpaca25m(void) {
+    const char *dir = SHARED "alpaca-llama-25m", *ref = "tests/data/alpaca25m_ref.safetensors";
+    lc_model m;
+    lc_tokenizer t;
+    lc_error e;
+    lc_st_file *rf;
+    int k, count;
+    char tp[512];
+    if (!file_exists(SHARED "alpaca-llama-25m/config.json")) {
+        printf("SKIPPED: %s not found (Hugging Face model tests)\n", dir);
+        return;
+    }
+    if (!CHECK(lc_model_load(&m, dir, &e) == LOLCATS_OK, "load: %s", e.msg)) return;
+    CHECK(m.format == LOLCATS_MODEL_HF && m.cfg.dim == 384 && m.cfg.n_layers == 8 &&
+              m.cfg.n_heads == 6 && m.cfg.n_kv_heads == 2 && m.cfg.head_dim == 64 &&
+              m.cfg.hidden_dim == 1024 && m.cfg.tied && !m.cfg.rope_interleaved &&
+              m.tok_emb.dtype == LOLCATS_DTYPE_BF16 && m.cfg.bos_id == 1 && m.cfg.eos_id == 2,
+          "alpaca-llama-25m config");
+    CHECK(lc_model_param_count(&m) == 24877440, "param count %lld",
+          (long long)lc_model_param_count(&m));
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+    if (!CHECK(lc_tokenizer_load_hf(&t, tp, &e) == LOLCATS_OK, "tokenizer.json: %s", e.msg)) {
+        lc_model_free(&m);
+        return;
+    }
+    CHECK(t.kind == LOLCATS_TOK_SPM && t.vocab_size == 32000 && t.bos_id == 1 && t.eos_id == 2 &&
+              t.add_bos && t.add_prefix_space && t.byte_fallback, "tokenizer.json settings");
+    check_llama_tok(&t, "tokenizer.json");
+    {   /* specials written in the text are matched, each segment gets the prefix */
+        int want[] = {1, 1, 15043, 2};   /* BOS, <s>, "\u2581Hello", </s> */
+        check_ids(&t, "<s>Hello</s>", want, 4, "special tokens in text");
+    }
+    if (lc_st_open(&rf, ref, &e)) {
+        CHECK(0, "%s: %s (run tools/gen_model_ref.py)", ref, e.msg);
+        lc_tokenizer_free(&t);
+        lc_model_free(&m);
+        return;
+    }
+    count = atoi(lc_st_meta(rf, "count"));
+    for (k = 0; k < count; k++) {
+        char name[64], what[96];
+        const char *prompt;
+        const lc_tensor *tid, *tnll, *tlse, *tsub;
+        int *ids, *mine, V = m.cfg.vocab_size, i, n;
+        size_t nm = 0;
+        double *nll, sum_ref = 0, sum = 0, lse = 0, mx;
+        float *last, *sub, *refsub, *refnll;
+        snprintf(name, sizeof name, "prompt_%d", k); prompt = lc_st_meta(rf, name);
+        snprintf(name, sizeof name, "ids_%d", k); tid = lc_st_find(rf, name);
+        snprintf(name, sizeof name, "nll_%d", k); tnll = lc_st_find(rf, name);
+        snprintf(name, sizeof name, "lse_%d", k); tlse = lc_st_find(rf, name);
+        snprintf(name, sizeof name, "logits_sub_%d", k); tsub = lc_st_find(rf, name);
+        if (!CHECK(prompt && tid && tnll && tlse && tsub, "reference entry %d incomplete", k)) break;
+        n = (int)tid->shape[0];
+        ids = (int *)malloc(sizeof(int) * n);
+        memcpy(ids, tid->data, sizeof(int) * n);
+        mine = (int *)malloc(sizeof(int) * (strlen(prompt) + 3));
+        lc_tokenizer_encode(&t, prompt, strlen(prompt), 1, 0, mine, strlen(prompt) + 3, &nm, &e);
+        for (i = 0; i < n && (size_t)n == nm; i++) if (mine[i] != ids[i]) break;
+        CHECK((size_t)n == nm && i == n, "prompt %d: token ids differ from the Python BPE "
+              "(%zu vs %d ids, first difference at %d)", k, nm, n, i);
+        nll = (double *)calloc((size_t)n, sizeof(double));
+        last = (float *)malloc(sizeof(float) * V);
+        sub = (float *)malloc(sizeof(float) * V);
+        refsub = (float *)malloc(sizeof(float) * V);
+        refnll = (float *)malloc(sizeof(float) * n);
+        score_ids(&m, ids, n, 64, nll, last);
+        lc_tensor_to_f32(tsub, refsub, &e);
+        lc_tensor_to_f32(tnll, refnll, &e);
+        for (i = 0; i < (V + 3) / 4; i++) sub[i] = last[4 * i];
+        snprintf(what, sizeof what, "prompt %d last logits (every 4th)", k);
+        check_close(what, sub, refsub, (size_t)(V + 3) / 4, 1e-3, 0);
+        for (i = 0; i + 1 < n; i++) { sum += nll[i]; sum_ref += (double)refnll[i]; sub[i] = (float)nll[i]; }
+        snprintf(what, sizeof what, "prompt %d per-token NLL (%d)", k, n - 1);
+        check_close(what, sub, refnll, (size_t)n - 1, 1e-3, 0);
+        mx = (double)last[lc_argmax(last, V)];
+        for (i = 0; i < V; i++) lse += exp((double)last[i] - mx);
+        lse = mx + log(lse);
+        CHECK(fabs(lse - (double)((const float *)tlse->data)[0]) < 1e-3, "prompt %d lse %f vs %f", k,
+              lse, (double)((const float *)tlse->data)[0]);
+        printf("  prompt %d: mean NLL %.6f ref %.6f rel %.2e\n", k, sum / (n - 1),
+               sum_ref / (n - 1), fabs(sum - sum_ref) / sum_ref);
+        CHECK(fabs(sum - sum_ref) <= 1e-4 * sum_ref, "prompt %d mean NLL rel error", k);
+        free(ids); free(mine); free(nll); free(last); free(sub); free(refsub); free(refnll);
+    }
+    lc_st_close(rf);
+    lc_tokenizer_free(&t);
+    lc_model_free(&m);
+}
+
 int main(void) {
     test_matmul();
     test_sampler();
     test_tokenizers();
     test_stories260k();
     test_corrupt_bin();
+    test_alpaca25m();
     return check_done();
 }
