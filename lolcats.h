@@ -547,6 +547,14 @@ LCAPI void lc_sampler_free(lc_sampler *s);
 // Picks the next token from logits (V); logits are not modified.
 LCAPI int lc_sampler_sample(lc_sampler *s, const float *logits);
 LCAPI int lc_argmax(const float *x, int n);
+
+// >>model-export
+// Writes m as a Hugging Face directory into the existing directory dir:
+// config.json (LlamaForCausalLM) and model.safetensors in F32. Interleaved
+// (llama2.c) RoPE is turned into rotate_half by permuting the rows of every
+// head of q_proj and k_proj: new row j < D/2 is old row 2j, new row j + D/2 is
+// old row 2j + 1 (attention scores are unchanged).
+LCAPI lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err);
 // >>api-model-end
 
 // >>api-ref
@@ -3490,6 +3498,97 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
     return LOLCATS_OK;
 fail:
     lc_model_free(m);
+    return s;
+}
+// >>model-export
+static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
+    size_t n = (size_t)(w->rows * w->cols), r, c;
+    float *out = (float *)LOLCATS_MALLOC(n ? n * sizeof(float) : 1);
+    if (!out) return NULL;
+    for (r = 0; r < (size_t)w->rows; r++) {
+        size_t src = r;
+        if (permute_heads) {
+            size_t h = r / (size_t)D, j = r % (size_t)D, half = (size_t)D / 2;
+            src = h * (size_t)D + (j < half ? 2 * j : 2 * (j - half) + 1);
+        }
+        for (c = 0; c < (size_t)w->cols; c++)
+            out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
+    }
+    return out;
+}
+
+LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int L = c->n_layers, nt = 2 + !c->tied + 9 * L, i, k = 0;
+    lc_tensor *ts = (lc_tensor *)lc__mcalloc((size_t)nt, sizeof(lc_tensor));
+    char *names = (char *)lc__mcalloc((size_t)nt, 96);
+    char path[4096];
+    FILE *fp;
+    lc_status s = LOLCATS_OK;
+    if (!ts || !names) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; }
+    if (strlen(dir) + 32 > sizeof path) { s = lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir); goto done; }
+#define LC__EXP(nm, w, perm)                                                                \
+    do {                                                                                    \
+        lc_tensor *t_ = &ts[k];                                                             \
+        char *n_ = names + 96 * (size_t)k++;                                                \
+        snprintf(n_, 96, "%s", nm);                                                         \
+        t_->name = n_;                                                                      \
+        t_->dtype = LOLCATS_DTYPE_F32;                                                      \
+        t_->ndim = (w).rows == 1 && strstr(nm, "norm") ? 1 : 2;                             \
+        t_->shape[0] = t_->ndim == 1 ? (w).cols : (w).rows;                                 \
+        t_->shape[1] = (w).cols;                                                            \
+        t_->nbytes = (size_t)((w).rows * (w).cols) * 4;                                     \
+        t_->data = lc__export_f32(&(w), perm, c->head_dim);                                 \
+        if (!t_->data) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; } \
+    } while (0)
+    LC__EXP("model.embed_tokens.weight", m->tok_emb, 0);
+    for (i = 0; i < L; i++) {
+        const lc_layer_weights *l = &m->layers[i];
+        char nm[96];
+        int perm = c->rope_interleaved;
+#define LC__EXPL(suffix, w, p)                                                              \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", i, suffix);                           \
+        LC__EXP(nm, w, p);
+        LC__EXPL("input_layernorm.weight", l->rms_att, 0)
+        LC__EXPL("self_attn.q_proj.weight", l->wq, perm)
+        LC__EXPL("self_attn.k_proj.weight", l->wk, perm)
+        LC__EXPL("self_attn.v_proj.weight", l->wv, 0)
+        LC__EXPL("self_attn.o_proj.weight", l->wo, 0)
+        LC__EXPL("post_attention_layernorm.weight", l->rms_ffn, 0)
+        LC__EXPL("mlp.gate_proj.weight", l->w1, 0)
+        LC__EXPL("mlp.down_proj.weight", l->w2, 0)
+        LC__EXPL("mlp.up_proj.weight", l->w3, 0)
+#undef LC__EXPL
+    }
+    LC__EXP("model.norm.weight", m->rms_final, 0);
+    if (!c->tied) LC__EXP("lm_head.weight", m->wcls, 0);
+#undef LC__EXP
+    sprintf(path, "%s/model.safetensors", dir);
+    {
+        const char *meta[2] = {"format", "pt"};
+        if ((s = lc_st_write(path, ts, k, meta, 1, err))) goto done;
+    }
+    sprintf(path, "%s/config.json", dir);
+    fp = fopen(path, "wb");
+    if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
+    fprintf(fp,
+            "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
+            "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
+            "  \"rope_theta\": %.9g,\n  \"tie_word_embeddings\": %s,\n"
+            "  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"float32\"\n}\n",
+            c->dim, c->hidden_dim, L, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
+            c->seq_len, (double)c->norm_eps, (double)c->rope_theta, c->tied ? "true" : "false",
+            c->bos_id, c->eos_id);
+    if (fclose(fp) != 0) s = lc_error_set(err, LOLCATS_ERR_IO, "%s: write failed", path);
+done:
+    if (ts)
+        for (i = 0; i < k; i++) LOLCATS_FREE((void *)ts[i].data);
+    LOLCATS_FREE(ts);
+    LOLCATS_FREE(names);
     return s;
 }
 // >>impl-model-end

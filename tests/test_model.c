@@ -4,7 +4,10 @@
 #include "lolcats.h"
 #include "check.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #define SHARED "../shared/models/"
 
@@ -387,12 +390,46 @@ static void test_alpaca25m(void) {
     lc_model_free(&m);
 }
 
+/* stories260K .bin -> Hugging Face directory (q/k permuted) -> same logits. */
+static void test_convert(void) {
+    const char *mp = SHARED "stories260K/stories260K.bin", *dir = "build/tests/stories260K_hf";
+    lc_model a, b;
+    lc_run ra, rb;
+    lc_error e;
+    int ids[40], i;
+    if (!file_exists(mp)) { printf("SKIPPED: %s not found (convert test)\n", mp); return; }
+    if (!CHECK(lc_model_load(&a, mp, &e) == LOLCATS_OK, "%s", e.msg)) return;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { CHECK(0, "mkdir %s", dir); return; }
+    if (!CHECK(lc_model_export_hf(&a, dir, &e) == LOLCATS_OK, "export: %s", e.msg)) return;
+    if (!CHECK(lc_model_load(&b, dir, &e) == LOLCATS_OK, "load converted: %s", e.msg)) return;
+    CHECK(b.format == LOLCATS_MODEL_HF && !b.cfg.rope_interleaved && b.cfg.tied &&
+              b.cfg.n_kv_heads == 4 && lc_model_param_count(&b) == lc_model_param_count(&a),
+          "converted config");
+    for (i = 0; i < 40; i++) ids[i] = i == 0 ? 1 : (i * 131 + 7) % 512;
+    lc_run_init(&ra, &a, 64, 40, &e);
+    lc_run_init(&rb, &b, 64, 40, &e);
+    lc_model_forward(&a, &ra, ids, 40, NULL, &e);
+    lc_model_forward(&b, &rb, ids, 40, NULL, &e);
+    check_close("stories260K .bin vs converted HF, logits", rb.logits, ra.logits, 512, 1e-5, 1e-5);
+    /* the converted directory read with the wrong RoPE pairing must differ */
+    b.cfg.rope_interleaved = 1;
+    lc_run_reset(&rb);
+    lc_model_forward(&b, &rb, ids, 40, NULL, &e);
+    for (i = 0; i < 512; i++) if (fabsf(rb.logits[i] - ra.logits[i]) > 1e-3f) break;
+    CHECK(i < 512, "RoPE pairing matters (interleaved on permuted rows must differ)");
+    lc_run_free(&ra);
+    lc_run_free(&rb);
+    lc_model_free(&a);
+    lc_model_free(&b);
+}
+
 int main(void) {
     test_matmul();
     test_sampler();
     test_tokenizers();
     test_stories260k();
     test_corrupt_bin();
+    test_convert();
     test_alpaca25m();
     return check_done();
 }
