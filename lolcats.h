@@ -457,7 +457,178 @@ LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-gemm-end
 
 // >>api-model
-// (models, tokenizers)
+// >>model
+// A Llama-family decoder (Llama 1/2/3, Mistral, TinyLlama, SmolLM, llama2.c)
+// run in float32. Weights stay in the file mapping and are read in place: BF16
+// and F16 matrices are widened to float32 in registers inside the matmul, so a
+// loaded model costs no memory beyond its (shared, read-only) pages.
+//
+//   x = embed[tok]
+//   per layer:  h = x + Wo . attn(rope(Wq.rms(x)), rope(Wk.rms(x)), Wv.rms(x))
+//               x = h + W2 . (silu(W1.rms(h)) * W3.rms(h))
+//   logits = Wcls . rms(x)
+//
+// Matrices are PyTorch (out,in) row-major. Layouts of the KV cache:
+// (L, Hk, ctx, D). RoPE pairs dims (i, i + D/2) (Hugging Face rotate_half) or
+// (2i, 2i+1) (llama2.c checkpoints: cfg.rope_interleaved = 1).
+enum { LOLCATS_MODEL_LLAMA2C = 1, LOLCATS_MODEL_HF = 2 };
+
+// A read-only (rows, cols) row-major matrix (or vector: rows = 1) in a mapping.
+typedef struct lc_weight {
+    const void *data;
+    lc_dtype dtype;               // LOLCATS_DTYPE_F32, _F16 or _BF16
+    int64_t rows, cols;
+} lc_weight;
+
+typedef struct lc_model_config {
+    int dim;                      // hidden_size
+    int hidden_dim;               // intermediate_size
+    int n_layers, n_heads, n_kv_heads, head_dim;
+    int vocab_size;
+    int seq_len;                  // max_position_embeddings
+    float norm_eps;               // rms_norm_eps
+    float rope_theta;
+    int rope_interleaved;         // 1: llama2.c pairs (2i, 2i+1)
+    int rope_llama3;              // rope_scaling.rope_type == "llama3"
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos;        // original_max_position_embeddings
+    int tied;                     // classifier == embedding
+    int bos_id, eos_id;           // -1 when unknown
+    char arch[48];                // "LlamaForCausalLM", "llama2c", ...
+} lc_model_config;
+
+typedef struct lc_layer_weights {
+    lc_weight rms_att;            // (1, dim)           input_layernorm
+    lc_weight wq;                 // (H*D, dim)         q_proj
+    lc_weight wk, wv;             // (Hk*D, dim)        k_proj, v_proj
+    lc_weight wo;                 // (dim, H*D)         o_proj
+    lc_weight rms_ffn;            // (1, dim)           post_attention_layernorm
+    lc_weight w1;                 // (hidden, dim)      gate_proj
+    lc_weight w2;                 // (dim, hidden)      down_proj
+    lc_weight w3;                 // (hidden, dim)      up_proj
+} lc_layer_weights;
+
+typedef struct lc_model {
+    lc_model_config cfg;
+    int format;                   // LOLCATS_MODEL_*
+    int simd;                     // LOLCATS_SIMD_* used by the matmuls (settable)
+    lc_weight tok_emb;            // (vocab, dim)
+    lc_weight rms_final;          // (1, dim)
+    lc_weight wcls;               // (vocab, dim); == tok_emb when tied
+    lc_layer_weights *layers;     // n_layers
+    void *priv;                   // mappings
+} lc_model;
+
+// Loads a llama2.c legacy checkpoint (.bin: 7 int32 header fields, then float32
+// weights; negative vocab_size = untied classifier). The file size must be
+// exactly what the header implies.
+LCAPI lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *err);
+// Loads a Hugging Face directory: config.json + model.safetensors, or shards
+// listed in model.safetensors.index.json.
+LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
+// A directory loads as Hugging Face, a file as llama2.c.
+LCAPI lc_status lc_model_load(lc_model *m, const char *path, lc_error *err);
+LCAPI void lc_model_free(lc_model *m);
+LCAPI int64_t lc_model_param_count(const lc_model *m);
+
+// Decode state: KV cache, RoPE table and activations for up to max_tokens
+// tokens per lc_model_forward call.
+typedef struct lc_run {
+    int ctx;                      // KV cache length (positions)
+    int max_tokens;               // tokens per forward call
+    int pos;                      // tokens consumed so far
+    float *key_cache, *value_cache;   // (L, Hk, ctx, D)
+    float *rope_cos, *rope_sin;   // (ctx, D/2)
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2;   // (T, *) activations
+    float *att;                   // (H, ctx) scores
+    float *logits;                // (V) logits of the last token fed
+    size_t bytes;                 // total allocated
+} lc_run;
+
+LCAPI lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_tokens,
+                            lc_error *err);
+LCAPI void lc_run_free(lc_run *r);
+LCAPI void lc_run_reset(lc_run *r);
+// Feeds tokens[0..n) at positions r->pos.. (prefill as matrix-matrix; n = 1 is
+// one decode step), advances r->pos. Writes the last token's logits to
+// r->logits and, when logits_all is set, every token's logits (n, V).
+// n <= r->max_tokens and r->pos + n <= r->ctx.
+LCAPI lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *tokens, int n,
+                                 float *logits_all /*(n,V) or NULL*/, lc_error *err);
+
+// y (T,O) = x (T,I) . W^T for an F32/F16/BF16 weight W (O,I) read in place.
+LCAPI void lc_matmul(int simd, float *y /*(T,O)*/, const float *x /*(T,I)*/,
+                     const void *w /*(O,I)*/, lc_dtype dtype, int T, int O, int I);
+LCAPI float lc_weight_get(const lc_weight *w, int64_t i);   // element i, widened
+LCAPI int lc_model_simd_detect(void);
+
+// >>tokenizer
+// SentencePiece-style BPE (llama2.c tokenizer.bin; tokenizer.json "BPE" with
+// byte_fallback, Llama 2 / Mistral / TinyLlama) and byte-level BPE (GPT-2 style
+// tokenizer.json: Llama 3, SmolLM). Pieces of SentencePiece vocabularies are
+// kept with U+2581 replaced by ' ', as llama2.c stores them.
+enum { LOLCATS_TOK_SPM = 1, LOLCATS_TOK_BYTELEVEL = 2 };
+
+typedef struct lc_tokenizer {
+    int kind;                     // LOLCATS_TOK_*
+    int vocab_size;
+    char **pieces;                // raw bytes of each piece, NUL-terminated
+    int *lens;
+    float *scores;                // merge priority (llama2.c: score)
+    int max_token_length;
+    int bos_id, eos_id, unk_id;   // -1 when absent
+    int add_bos;                  // the post-processor prepends BOS
+    int add_prefix_space;         // SPM dummy prefix ' '
+    int byte_fallback;
+    int byte_ids[256];            // <0xXX> pieces (SPM) or byte symbols (byte-level)
+    int *special;                 // ids matched verbatim in text (added tokens)
+    int n_special;
+    void *priv;                   // lookup tables
+} lc_tokenizer;
+
+// llama2.c tokenizer.bin: int32 max_token_length, then per token float score,
+// int32 len, len bytes. vocab_size 0 reads to the end of the file.
+LCAPI lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path,
+                                          int vocab_size, lc_error *err);
+// Hugging Face tokenizer.json (model.type "BPE").
+LCAPI lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err);
+LCAPI void lc_tokenizer_free(lc_tokenizer *t);
+// Encodes text[0..len): [BOS if bos] + pieces + [EOS if eos] into ids
+// (capacity cap; len + 3 always suffices). *n gets the count.
+LCAPI lc_status lc_tokenizer_encode(const lc_tokenizer *t, const char *text, size_t len,
+                                    int bos, int eos, int *ids, size_t cap, size_t *n,
+                                    lc_error *err);
+// Bytes of token tok following token prev (-1 at the start): a leading space
+// after BOS / at the start is dropped, <0xXX> gives its byte. Returns the
+// length written to buf (cap >= 2 * max_token_length + 8 suffices).
+LCAPI size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char *buf,
+                                 size_t cap);
+LCAPI int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t len);
+
+// >>sample
+typedef struct lc_sampler {
+    int vocab_size;
+    float temperature;            // 0: greedy (argmax)
+    float top_p;                  // in (0,1): nucleus sampling; else full distribution
+    uint64_t state;               // xorshift64* state
+    float *probs;                 // (V) scratch
+    void *order;                  // (V) scratch of (prob, index) pairs
+} lc_sampler;
+
+LCAPI lc_status lc_sampler_init(lc_sampler *s, int vocab_size, float temperature,
+                                float top_p, uint64_t seed, lc_error *err);
+LCAPI void lc_sampler_free(lc_sampler *s);
+// Picks the next token from logits (V); logits are not modified.
+LCAPI int lc_sampler_sample(lc_sampler *s, const float *logits);
+LCAPI int lc_argmax(const float *x, int n);
+
+// >>model-export
+// Writes m as a Hugging Face directory into the existing directory dir:
+// config.json (LlamaForCausalLM) and model.safetensors in F32. Interleaved
+// (llama2.c) RoPE is turned into rotate_half by permuting the rows of every
+// head of q_proj and k_proj: new row j < D/2 is old row 2j, new row j + D/2 is
+// old row 2j + 1 (attention scores are unchanged).
+LCAPI lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err);
 // >>api-model-end
 
 // >>api-ref
@@ -3356,6 +3527,1770 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
 // >>impl-gemm-end
 
 // >>impl-model
+// >>model-platform
+// What the model section needs of the platform; guarded so that it composes
+// with the core's platform section.
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LCIMPL
+#ifdef LOLCATS_STATIC
+#define LCIMPL LCAPI
+#else
+#define LCIMPL
+#endif
+#endif
+
+#if !defined(LOLCATS_MALLOC) && !defined(LOLCATS_REALLOC) && !defined(LOLCATS_FREE)
+#define LOLCATS_MALLOC(sz) malloc(sz)
+#define LOLCATS_REALLOC(p, sz) realloc(p, sz)
+#define LOLCATS_FREE(p) free(p)
+#endif
+
+// Parallel loops over independent outputs only (rows, heads).
+#if defined(_OPENMP)
+#define LC__M_PAR_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define LC__M_PAR_FOR
+#endif
+
+#if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__x86_64__) || defined(__i386__))
+#define LC__M_X86 1
+#include <immintrin.h>
+#define LC__M_TARGET __attribute__((target("avx2,fma,f16c")))
+#endif
+
+static void *lc__mcalloc(size_t n, size_t size) {
+    void *p;
+    if (size && n > ((size_t)-1) / size) return NULL;
+    p = LOLCATS_MALLOC(n * size > 0 ? n * size : 1);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+// Reads a small text/binary file into a NUL-terminated heap buffer.
+static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error *err) {
+    FILE *fp = fopen(path, "rb");
+    long sz;
+    *out = NULL;
+    if (!fp) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
+    if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+        fclose(fp);
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot determine the size", path);
+    }
+    *out = (char *)LOLCATS_MALLOC((size_t)sz + 1);
+    if (!*out) { fclose(fp); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    if (fread(*out, 1, (size_t)sz, fp) != (size_t)sz) {
+        fclose(fp); LOLCATS_FREE(*out); *out = NULL;
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: read failed", path);
+    }
+    fclose(fp);
+    (*out)[sz] = 0;
+    if (n) *n = (size_t)sz;
+    return LOLCATS_OK;
+}
+
+// >>model-dtype
+static float lc__m_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float lc__m_f16(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu, u;
+    float f;
+    if (e == 0) {
+        if (m == 0) u = sign;
+        else {                                   // subnormal: renormalize
+            e = 127 - 15 + 1;
+            while (!(m & 0x400u)) { m <<= 1; e--; }
+            m &= 0x3ffu;
+            u = sign | (e << 23) | (m << 13);
+        }
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13);
+    } else {
+        u = sign | ((e + 127 - 15) << 23) | (m << 13);
+    }
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float lc__m_at(const void *w, lc_dtype dtype, size_t i) {
+    uint16_t h;
+    float f;
+    if (dtype == LOLCATS_DTYPE_F32) { memcpy(&f, (const unsigned char *)w + 4 * i, 4); return f; }
+    memcpy(&h, (const unsigned char *)w + 2 * i, 2);
+    return dtype == LOLCATS_DTYPE_BF16 ? lc__m_bf16(h) : lc__m_f16(h);
+}
+
+LCIMPL float lc_weight_get(const lc_weight *w, int64_t i) {
+    return lc__m_at(w->data, w->dtype, (size_t)i);
+}
+
+
+LCIMPL int lc_model_simd_detect(void) {
+#ifdef LC__M_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return LOLCATS_SIMD_AVX2;
+#endif
+    return LOLCATS_SIMD_SCALAR;
+}
+
+// >>model-matmul
+// y (T,O) = x (T,I) . W^T, W (O,I) in F32/F16/BF16, float32 accumulation.
+// Reference: one dot product per output, in order. Cost 2*T*O*I flops.
+static void lc__matmul_ref(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
+                           int I) {
+    int o;
+    LC__M_PAR_FOR
+    for (o = 0; o < O; o++) {
+        int t, i;
+        for (t = 0; t < T; t++) {
+            const float *x_t = x + (size_t)t * I;
+            float acc = 0.0f;
+            for (i = 0; i < I; i++) acc += x_t[i] * lc__m_at(w, dtype, (size_t)o * I + i);
+            y[(size_t)t * O + o] = acc;
+        }
+    }
+}
+
+#ifdef LC__M_X86
+LC__M_TARGET static inline __m256 lc__ld8_f32(const void *w, size_t i) {
+    return _mm256_loadu_ps((const float *)w + i);
+}
+LC__M_TARGET static inline __m256 lc__ld8_bf16(const void *w, size_t i) {
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+LC__M_TARGET static inline __m256 lc__ld8_f16(const void *w, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+}
+LC__M_TARGET static inline float lc__hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// Block kernel: rows o0..o0+3 of W against all T tokens, 4 rows x 2 tokens of
+// accumulators; missing rows / the odd token repeat a valid one and are not stored.
+#define LC__M_GEMM_BLOCK(NAME, LD)                                                        \
+    LC__M_TARGET static void NAME(float *y, const float *x, const void *w, int T, int O,   \
+                                  int I, int o0) {                                         \
+        size_t r[4];                                                                       \
+        int nr = O - o0 < 4 ? O - o0 : 4, a, t;                                            \
+        for (a = 0; a < 4; a++) r[a] = (size_t)(o0 + (a < nr ? a : 0)) * (size_t)I;        \
+        for (t = 0; t < T; t += 2) {                                                       \
+            const float *x0 = x + (size_t)t * I;                                           \
+            const float *x1 = t + 1 < T ? x0 + I : x0;                                     \
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,  \
+                   c21 = c00, c30 = c00, c31 = c00;                                        \
+            float s[4][2];                                                                 \
+            int i = 0;                                                                     \
+            for (; i + 8 <= I; i += 8) {                                                   \
+                __m256 xa = _mm256_loadu_ps(x0 + i), xb = _mm256_loadu_ps(x1 + i), wv;     \
+                wv = LD(w, r[0] + i); c00 = _mm256_fmadd_ps(wv, xa, c00);                  \
+                c01 = _mm256_fmadd_ps(wv, xb, c01);                                        \
+                wv = LD(w, r[1] + i); c10 = _mm256_fmadd_ps(wv, xa, c10);                  \
+                c11 = _mm256_fmadd_ps(wv, xb, c11);                                        \
+                wv = LD(w, r[2] + i); c20 = _mm256_fmadd_ps(wv, xa, c20);                  \
+                c21 = _mm256_fmadd_ps(wv, xb, c21);                                        \
+                wv = LD(w, r[3] + i); c30 = _mm256_fmadd_ps(wv, xa, c30);                  \
+                c31 = _mm256_fmadd_ps(wv, xb, c31);                                        \
+            }                                                                              \
+            s[0][0] = lc__hsum8(c00); s[0][1] = lc__hsum8(c01);                            \
+            s[1][0] = lc__hsum8(c10); s[1][1] = lc__hsum8(c11);                            \
+            s[2][0] = lc__hsum8(c20); s[2][1] = lc__hsum8(c21);                            \
+            s[3][0] = lc__hsum8(c30); s[3][1] = lc__hsum8(c31);                            \
+            for (; i < I; i++)                                                             \
+                for (a = 0; a < 4; a++) {                                                  \
+                    float wi = lc__m_at(w, DT_OF_##LD, r[a] + i);                          \
+                    s[a][0] += wi * x0[i];                                                 \
+                    s[a][1] += wi * x1[i];                                                 \
+                }                                                                          \
+            for (a = 0; a < nr; a++) {                                                     \
+                y[(size_t)t * O + o0 + a] = s[a][0];                                       \
+                if (t + 1 < T) y[(size_t)(t + 1) * O + o0 + a] = s[a][1];                  \
+            }                                                                              \
+        }                                                                                  \
+    }
+#define DT_OF_lc__ld8_f32 LOLCATS_DTYPE_F32
+#define DT_OF_lc__ld8_bf16 LOLCATS_DTYPE_BF16
+#define DT_OF_lc__ld8_f16 LOLCATS_DTYPE_F16
+LC__M_GEMM_BLOCK(lc__gemm_blk_f32, lc__ld8_f32)
+LC__M_GEMM_BLOCK(lc__gemm_blk_bf16, lc__ld8_bf16)
+LC__M_GEMM_BLOCK(lc__gemm_blk_f16, lc__ld8_f16)
+#undef DT_OF_lc__ld8_f32
+#undef DT_OF_lc__ld8_bf16
+#undef DT_OF_lc__ld8_f16
+
+typedef void (*lc__gemm_blk_fn)(float *, const float *, const void *, int, int, int, int);
+
+static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
+                            int I) {
+    lc__gemm_blk_fn fn = dtype == LOLCATS_DTYPE_BF16  ? lc__gemm_blk_bf16
+                         : dtype == LOLCATS_DTYPE_F16 ? lc__gemm_blk_f16
+                                                   : lc__gemm_blk_f32;
+    int nb = (O + 3) / 4, b;
+    LC__M_PAR_FOR
+    for (b = 0; b < nb; b++) fn(y, x, w, T, O, I, 4 * b);
+}
+#endif
+
+LCIMPL void lc_matmul(int simd, float *y, const float *x, const void *w, lc_dtype dtype, int T,
+                      int O, int I) {
+#ifdef LC__M_X86
+    if (simd != LOLCATS_SIMD_SCALAR) { lc__matmul_avx2(y, x, w, dtype, T, O, I); return; }
+#endif
+    (void)simd;
+    lc__matmul_ref(y, x, w, dtype, T, O, I);
+}
+
+// >>model-load
+typedef struct lc__model_priv {
+    lc__map *maps;
+    int n_maps;
+    void *st;                     // safetensors handles (Hugging Face)
+    int n_st;
+} lc__model_priv;
+
+static void lc__model_free_st(lc__model_priv *pv);
+
+static lc_weight lc__w(const void *p, lc_dtype dtype, int64_t rows, int64_t cols) {
+    lc_weight w;
+    w.data = p; w.dtype = dtype; w.rows = rows; w.cols = cols;
+    return w;
+}
+
+static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path, lc_error *err) {
+    if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
+        c->n_kv_heads <= 0 || c->vocab_size <= 0 || c->seq_len <= 0 || c->head_dim <= 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                        "%s: config has a non-positive size (dim %d, hidden %d, layers %d, heads "
+                        "%d, kv heads %d, head_dim %d, vocab %d, seq_len %d)",
+                        path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                        c->head_dim, c->vocab_size, c->seq_len);
+    if (c->n_heads % c->n_kv_heads)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                        "%s: n_heads %d is not a multiple of n_kv_heads %d", path, c->n_heads,
+                        c->n_kv_heads);
+    if (c->head_dim % 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: head_dim %d is odd; RoPE needs pairs", path,
+                        c->head_dim);
+    if (c->dim > (1 << 20) || c->hidden_dim > (1 << 22) || c->n_layers > 4096 ||
+        c->n_heads > 4096 || c->head_dim > 4096 || c->vocab_size > (1 << 24) ||
+        c->seq_len > (1 << 24))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                        "%s: config sizes are implausibly large (corrupt header?)", path);
+    return LOLCATS_OK;
+}
+
+static int32_t lc__rd_i32(const unsigned char *p) {
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+    int32_t v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *err) {
+    lc__model_priv *pv;
+    lc_model_config *c;
+    lc__map f;
+    lc_status s;
+    int32_t h[7];
+    int i, shared, L, dim, hd, hid, qd, kvd;
+    uint64_t need, V;
+    const float *p;
+    memset(m, 0, sizeof *m);
+    s = lc__map_file(&f, path, err);
+    if (s) return s;
+    if (f.size < 28) {
+        lc__map_free(&f);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                        "%s: %zu bytes, shorter than the 28-byte llama2.c header", path, f.size);
+    }
+    for (i = 0; i < 7; i++) h[i] = lc__rd_i32((const unsigned char *)f.data + 4 * i);
+    c = &m->cfg;
+    c->dim = h[0]; c->hidden_dim = h[1]; c->n_layers = h[2]; c->n_heads = h[3];
+    c->n_kv_heads = h[4]; shared = h[5] > 0; c->vocab_size = h[5] < 0 ? -h[5] : h[5];
+    c->seq_len = h[6];
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    c->norm_eps = 1e-5f; c->rope_theta = 10000.0f; c->rope_interleaved = 1;
+    c->tied = shared; c->bos_id = 1; c->eos_id = 2;
+    strcpy(c->arch, "llama2c");
+    if (h[5] == INT32_MIN) c->vocab_size = 0;
+    if ((s = lc__model_check_cfg(c, path, err))) { lc__map_free(&f); return s; }
+    if (c->dim % c->n_heads) {
+        lc__map_free(&f);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: dim %d is not a multiple of n_heads %d",
+                        path, c->dim, c->n_heads);
+    }
+    L = c->n_layers; dim = c->dim; hd = c->head_dim; hid = c->hidden_dim;
+    qd = c->n_heads * hd; kvd = c->n_kv_heads * hd; V = (uint64_t)c->vocab_size;
+    need = V * dim + (uint64_t)L * dim * 2 + (uint64_t)L * dim * qd * 2 +
+           (uint64_t)L * dim * kvd * 2 + (uint64_t)L * dim * hid * 3 + dim +
+           (uint64_t)c->seq_len * hd + (shared ? 0 : V * dim);
+    if (28 + 4 * need != (uint64_t)f.size) {
+        lc__map_free(&f);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                        "%s: file is %zu bytes but the llama2.c header (dim %d, hidden %d, layers "
+                        "%d, heads %d, kv heads %d, vocab %d%s, seq_len %d) implies %llu; the "
+                        "file is truncated, corrupt or not a legacy llama2.c checkpoint",
+                        path, f.size, dim, hid, L, c->n_heads, c->n_kv_heads, c->vocab_size,
+                        shared ? "" : " untied", c->seq_len,
+                        (unsigned long long)(28 + 4 * need));
+    }
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)L, sizeof *m->layers);
+    if (pv) pv->maps = (lc__map *)lc__mcalloc(1, sizeof(lc__map));
+    if (!pv || !m->layers || !pv->maps) {
+        if (pv) LOLCATS_FREE(pv->maps);
+        LOLCATS_FREE(pv); LOLCATS_FREE(m->layers); m->layers = NULL;
+        lc__map_free(&f);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    pv->maps[0] = f; pv->n_maps = 1;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_LLAMA2C;
+    m->simd = lc_model_simd_detect();
+    p = (const float *)(const void *)((const unsigned char *)f.data + 28);
+    m->tok_emb = lc__w(p, LOLCATS_DTYPE_F32, (int64_t)V, dim); p += V * dim;
+#define LC__L2C_PER_LAYER(field, rows, cols)                                              \
+    for (i = 0; i < L; i++) {                                                             \
+        m->layers[i].field = lc__w(p, LOLCATS_DTYPE_F32, rows, cols);                        \
+        p += (size_t)(rows) * (size_t)(cols);                                             \
+    }
+    LC__L2C_PER_LAYER(rms_att, 1, dim)
+    LC__L2C_PER_LAYER(wq, qd, dim)
+    LC__L2C_PER_LAYER(wk, kvd, dim)
+    LC__L2C_PER_LAYER(wv, kvd, dim)
+    LC__L2C_PER_LAYER(wo, dim, qd)
+    LC__L2C_PER_LAYER(rms_ffn, 1, dim)
+    LC__L2C_PER_LAYER(w1, hid, dim)
+    LC__L2C_PER_LAYER(w2, dim, hid)
+    LC__L2C_PER_LAYER(w3, hid, dim)
+#undef LC__L2C_PER_LAYER
+    m->rms_final = lc__w(p, LOLCATS_DTYPE_F32, 1, dim); p += dim;
+    p += (size_t)c->seq_len * hd;                   // freq_cis_real, freq_cis_imag (unused)
+    m->wcls = shared ? m->tok_emb : lc__w(p, LOLCATS_DTYPE_F32, (int64_t)V, dim);
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_model_free(lc_model *m) {
+    lc__model_priv *pv;
+    int i;
+    if (!m) return;
+    pv = (lc__model_priv *)m->priv;
+    if (pv) {
+        for (i = 0; i < pv->n_maps; i++) lc__map_free(&pv->maps[i]);
+        LOLCATS_FREE(pv->maps);
+        lc__model_free_st(pv);
+        LOLCATS_FREE(pv);
+    }
+    LOLCATS_FREE(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+LCIMPL int64_t lc_model_param_count(const lc_model *m) {
+    int64_t n = m->tok_emb.rows * m->tok_emb.cols + m->rms_final.cols;
+    int i;
+    if (!m->cfg.tied) n += m->wcls.rows * m->wcls.cols;
+    for (i = 0; i < m->cfg.n_layers; i++) {
+        const lc_layer_weights *l = &m->layers[i];
+        n += l->rms_att.cols + l->rms_ffn.cols + l->wq.rows * l->wq.cols +
+             l->wk.rows * l->wk.cols + l->wv.rows * l->wv.cols + l->wo.rows * l->wo.cols +
+             l->w1.rows * l->w1.cols + l->w2.rows * l->w2.cols + l->w3.rows * l->w3.cols;
+    }
+    return n;
+}
+
+LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
+    char buf[4096];
+    FILE *fp;
+    if (strlen(path) + 16 > sizeof buf)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", path);
+    sprintf(buf, "%s/config.json", path);
+    fp = fopen(buf, "rb");
+    if (fp) { fclose(fp); return lc_model_load_hf(m, path, err); }
+    return lc_model_load_llama2c(m, path, err);
+}
+
+// >>model-forward
+LCIMPL void lc_run_free(lc_run *r) {
+    if (!r) return;
+    LOLCATS_FREE(r->key_cache);
+    memset(r, 0, sizeof *r);
+}
+
+LCIMPL void lc_run_reset(lc_run *r) { r->pos = 0; }
+
+// Inverse frequencies of RoPE as Hugging Face computes them (float32), with
+// Llama 3.1 "llama3" scaling when the config asks for it.
+static void lc__rope_inv_freq(float *inv /*(D/2)*/, const lc_model_config *c) {
+    int D = c->head_dim, i;
+    for (i = 0; i < D / 2; i++) {
+        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)D));
+        if (c->rope_llama3) {
+            double lff = (double)c->rope_low_freq_factor, hff = (double)c->rope_high_freq_factor;
+            double fac = (double)c->rope_factor, fd = (double)f;
+            double lo = c->rope_orig_max_pos / lff, hi = c->rope_orig_max_pos / hff;
+            double wl = 2.0 * 3.14159265358979323846 / fd;
+            if (wl > lo) f = (float)(fd / fac);
+            else if (wl >= hi) {
+                double sm = (c->rope_orig_max_pos / wl - lff) / (hff - lff);
+                f = (float)((1.0 - sm) * fd / fac + sm * fd);
+            }
+        }
+        inv[i] = f;
+    }
+}
+
+LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_tokens,
+                             lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, T, p, i;
+    size_t kv, n, qd, xd;
+    float *mem, *inv;
+    memset(r, 0, sizeof *r);
+    if (ctx <= 0) ctx = c->seq_len;
+    if (max_tokens <= 0) max_tokens = 1;
+    if (max_tokens > ctx) max_tokens = ctx;
+    T = max_tokens;
+    kv = (size_t)c->n_layers * Hk * (size_t)ctx * D;
+    qd = (size_t)H * D;
+    xd = qd > (size_t)c->dim ? qd : (size_t)c->dim;
+    n = 2 * kv + (size_t)ctx * D + (size_t)T * ((size_t)c->dim + xd + qd + qd + 2 * (size_t)Hk * D +
+                                             2 * (size_t)c->hidden_dim) +
+        (size_t)H * ctx + (size_t)c->vocab_size + (size_t)D;
+    mem = (float *)lc__mcalloc(n, sizeof(float));
+    if (!mem)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM,
+                        "out of memory allocating %zu MiB of KV cache and activations for ctx "
+                        "%d; lower --ctx",
+                        n * 4 >> 20, ctx);
+    r->ctx = ctx; r->max_tokens = T; r->bytes = n * sizeof(float);
+    r->key_cache = mem; mem += kv;
+    r->value_cache = mem; mem += kv;
+    r->rope_cos = mem; mem += (size_t)ctx * D / 2;
+    r->rope_sin = mem; mem += (size_t)ctx * D / 2;
+    r->x = mem; mem += (size_t)T * c->dim;
+    r->xb = mem; mem += (size_t)T * xd;
+    r->xb2 = mem; mem += (size_t)T * qd;
+    r->q = mem; mem += (size_t)T * qd;
+    r->k = mem; mem += (size_t)T * Hk * D;
+    r->v = mem; mem += (size_t)T * Hk * D;
+    r->hb = mem; mem += (size_t)T * c->hidden_dim;
+    r->hb2 = mem; mem += (size_t)T * c->hidden_dim;
+    r->att = mem; mem += (size_t)H * ctx;
+    r->logits = mem; mem += c->vocab_size;
+    inv = mem;
+    lc__rope_inv_freq(inv, c);
+    for (p = 0; p < ctx; p++)
+        for (i = 0; i < D / 2; i++) {
+            float ang = (float)p * inv[i];               // float32 product, as HF
+            r->rope_cos[(size_t)p * (D / 2) + i] = (float)cos((double)ang);
+            r->rope_sin[(size_t)p * (D / 2) + i] = (float)sin((double)ang);
+        }
+    return LOLCATS_OK;
+}
+
+// out (n) = x / sqrt(mean(x^2) + eps) * w
+static void lc__rmsnorm(float *out, const float *x, const lc_weight *w, int n, float eps) {
+    double ss = 0;
+    float sc;
+    int i;
+    for (i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
+    sc = (float)(1.0 / sqrt(ss / n + (double)eps));
+    for (i = 0; i < n; i++) out[i] = lc__m_at(w->data, w->dtype, (size_t)i) * (x[i] * sc);
+}
+
+// RoPE on one head vector v (D) at table row cs/sn (D/2).
+static void lc__rope(float *v, const float *cs, const float *sn, int D, int interleaved) {
+    int i;
+    if (interleaved) {
+        for (i = 0; i < D / 2; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * cs[i] - b * sn[i];
+            v[2 * i + 1] = a * sn[i] + b * cs[i];
+        }
+    } else {
+        for (i = 0; i < D / 2; i++) {
+            float a = v[i], b = v[i + D / 2];
+            v[i] = a * cs[i] - b * sn[i];
+            v[i + D / 2] = b * cs[i] + a * sn[i];
+        }
+    }
+}
+
+static void lc__mm(const lc_model *m, float *y, const float *x, const lc_weight *w, int T) {
+    lc_matmul(m->simd, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
+}
+
+LCIMPL lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *tokens, int n,
+                                  float *logits_all, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads;
+    int hid = c->hidden_dim, V = c->vocab_size, rep = H / Hk, qd = H * D, kvd = Hk * D;
+    int pos0 = r->pos, t, l, i, h;
+    float scale = 1.0f / sqrtf((float)D);
+    if (n <= 0) return LOLCATS_OK;
+    if (n > r->max_tokens)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_model_forward: %d tokens, the run holds %d",
+                        n, r->max_tokens);
+    if (pos0 + n > r->ctx)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                        "lc_model_forward: positions %d..%d exceed the KV cache of %d; "
+                        "lc_run_reset or a larger ctx",
+                        pos0, pos0 + n - 1, r->ctx);
+    for (t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at index %d is outside the vocab (%d)",
+                            tokens[t], t, V);
+        for (i = 0; i < dim; i++)
+            r->x[(size_t)t * dim + i] =
+                lc__m_at(m->tok_emb.data, m->tok_emb.dtype, (size_t)tokens[t] * dim + i);
+    }
+    for (l = 0; l < c->n_layers; l++) {
+        const lc_layer_weights *lw = &m->layers[l];
+        float *kc = r->key_cache + (size_t)l * Hk * r->ctx * D;
+        float *vc = r->value_cache + (size_t)l * Hk * r->ctx * D;
+        for (t = 0; t < n; t++)
+            lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &lw->rms_att, dim,
+                        c->norm_eps);
+        lc__mm(m, r->q, r->xb, &lw->wq, n);
+        lc__mm(m, r->k, r->xb, &lw->wk, n);
+        lc__mm(m, r->v, r->xb, &lw->wv, n);
+        for (t = 0; t < n; t++) {
+            const float *cs = r->rope_cos + (size_t)(pos0 + t) * (D / 2);
+            const float *sn = r->rope_sin + (size_t)(pos0 + t) * (D / 2);
+            for (h = 0; h < H; h++)
+                lc__rope(r->q + (size_t)t * qd + (size_t)h * D, cs, sn, D, c->rope_interleaved);
+            for (h = 0; h < Hk; h++) {
+                float *k_t = r->k + (size_t)t * kvd + (size_t)h * D;
+                lc__rope(k_t, cs, sn, D, c->rope_interleaved);
+                memcpy(kc + ((size_t)h * r->ctx + pos0 + t) * D, k_t, sizeof(float) * D);
+                memcpy(vc + ((size_t)h * r->ctx + pos0 + t) * D,
+                       r->v + (size_t)t * kvd + (size_t)h * D, sizeof(float) * D);
+            }
+        }
+        // causal softmax attention, query head h reads kv head h / rep
+        LC__M_PAR_FOR
+        for (h = 0; h < H; h++) {
+            int tt, j, d;
+            const float *k_h = kc + (size_t)(h / rep) * r->ctx * D;
+            const float *v_h = vc + (size_t)(h / rep) * r->ctx * D;
+            float *att = r->att + (size_t)h * r->ctx;
+            for (tt = 0; tt < n; tt++) {
+                const float *q_hi = r->q + (size_t)tt * qd + (size_t)h * D;
+                float *y_hi = r->xb2 + (size_t)tt * qd + (size_t)h * D;
+                int nj = pos0 + tt + 1;
+                float mx = -INFINITY, sum = 0.0f, inv;
+                for (j = 0; j < nj; j++) {
+                    const float *k_hj = k_h + (size_t)j * D;
+                    float s = 0.0f;
+                    for (d = 0; d < D; d++) s += q_hi[d] * k_hj[d];
+                    s *= scale;
+                    att[j] = s;
+                    if (s > mx) mx = s;
+                }
+                for (j = 0; j < nj; j++) { att[j] = expf(att[j] - mx); sum += att[j]; }
+                inv = 1.0f / sum;
+                for (d = 0; d < D; d++) y_hi[d] = 0.0f;
+                for (j = 0; j < nj; j++) {
+                    const float *v_hj = v_h + (size_t)j * D;
+                    float a = att[j] * inv;
+                    for (d = 0; d < D; d++) y_hi[d] += a * v_hj[d];
+                }
+            }
+        }
+        lc__mm(m, r->xb, r->xb2, &lw->wo, n);
+        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
+        for (t = 0; t < n; t++)
+            lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &lw->rms_ffn, dim,
+                        c->norm_eps);
+        lc__mm(m, r->hb, r->xb, &lw->w1, n);
+        lc__mm(m, r->hb2, r->xb, &lw->w3, n);
+        for (i = 0; i < n * hid; i++) {
+            float g = r->hb[i];
+            r->hb[i] = g / (1.0f + expf(-g)) * r->hb2[i];
+        }
+        lc__mm(m, r->xb, r->hb, &lw->w2, n);
+        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
+    }
+    r->pos = pos0 + n;
+    if (logits_all) {
+        for (t = 0; t < n; t++)
+            lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &m->rms_final, dim,
+                        c->norm_eps);
+        lc__mm(m, logits_all, r->xb, &m->wcls, n);
+        memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
+    } else {
+        lc__rmsnorm(r->xb, r->x + (size_t)(n - 1) * dim, &m->rms_final, dim, c->norm_eps);
+        lc__mm(m, r->logits, r->xb, &m->wcls, 1);
+    }
+    return LOLCATS_OK;
+}
+
+// >>sample
+LCIMPL int lc_argmax(const float *x, int n) {
+    int i, b = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+typedef struct lc__prob_idx { float p; int i; } lc__prob_idx;
+
+LCIMPL lc_status lc_sampler_init(lc_sampler *s, int vocab_size, float temperature,
+                                 float top_p, uint64_t seed, lc_error *err) {
+    memset(s, 0, sizeof *s);
+    if (vocab_size <= 0 || !(temperature >= 0.0f))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sampler: vocab %d, temperature %g (must be >= 0)",
+                        vocab_size, (double)temperature);
+    s->vocab_size = vocab_size; s->temperature = temperature; s->top_p = top_p;
+    s->state = seed ? seed : 0x9E3779B97F4A7C15ull;
+    s->probs = (float *)lc__mcalloc((size_t)vocab_size, sizeof(float));
+    s->order = lc__mcalloc((size_t)vocab_size, sizeof(lc__prob_idx));
+    if (!s->probs || !s->order) {
+        lc_sampler_free(s);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "sampler: out of memory");
+    }
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_sampler_free(lc_sampler *s) {
+    if (!s) return;
+    LOLCATS_FREE(s->probs);
+    LOLCATS_FREE(s->order);
+    s->probs = NULL; s->order = NULL;
+}
+
+static float lc__sampler_coin(lc_sampler *s) {          // xorshift64*, [0,1)
+    s->state ^= s->state >> 12;
+    s->state ^= s->state << 25;
+    s->state ^= s->state >> 27;
+    return (float)((s->state * 0x2545F4914F6CDD1Dull) >> 40) / 16777216.0f;
+}
+
+static int lc__prob_desc(const void *a, const void *b) {
+    const lc__prob_idx *x = (const lc__prob_idx *)a, *y = (const lc__prob_idx *)b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->i - y->i;
+}
+
+LCIMPL int lc_sampler_sample(lc_sampler *s, const float *logits) {
+    int V = s->vocab_size, i, n = 0;
+    float mx, coin, cdf = 0.0f;
+    double sum = 0;
+    lc__prob_idx *o = (lc__prob_idx *)s->order;
+    if (s->temperature == 0.0f) return lc_argmax(logits, V);
+    mx = logits[lc_argmax(logits, V)];
+    for (i = 0; i < V; i++) {
+        s->probs[i] = expf((logits[i] - mx) / s->temperature);
+        sum += (double)s->probs[i];
+    }
+    for (i = 0; i < V; i++) s->probs[i] = (float)((double)s->probs[i] / sum);
+    coin = lc__sampler_coin(s);
+    if (!(s->top_p > 0.0f && s->top_p < 1.0f)) {
+        for (i = 0; i < V; i++) {
+            cdf += s->probs[i];
+            if (coin < cdf) return i;
+        }
+        return V - 1;
+    } else {
+        // nucleus: the smallest set of most likely tokens whose mass exceeds top_p
+        float cutoff = (1.0f - s->top_p) / (float)(V > 1 ? V - 1 : 1), mass = 0.0f;
+        int last;
+        for (i = 0; i < V; i++)
+            if (s->probs[i] >= cutoff) { o[n].p = s->probs[i]; o[n].i = i; n++; }
+        if (n == 0) return lc_argmax(logits, V);
+        qsort(o, (size_t)n, sizeof *o, lc__prob_desc);
+        last = n - 1;
+        for (i = 0; i < n; i++) {
+            mass += o[i].p;
+            if (mass > s->top_p) { last = i; break; }
+        }
+        coin *= mass;
+        for (i = 0; i <= last; i++) {
+            cdf += o[i].p;
+            if (coin < cdf) return o[i].i;
+        }
+        return o[last].i;
+    }
+}
+// >>tokenizer
+// Pieces are raw bytes. Lookups: piece -> id (open addressing, FNV-1a), and
+// for tokenizer.json the merge table (left id, right id) -> (rank, merged id).
+// Encoding is BPE with a heap of candidate pairs (best priority first, then
+// leftmost), so a long text without a pre-tokenizer costs O(n log n):
+//   llama2.c tokenizer.bin: any adjacent pair whose concatenation is a piece,
+//                           priority = score of that piece (llama2.c's rule);
+//   tokenizer.json:         pairs of the merges list, priority = -rank.
+typedef struct lc__tok_priv {
+    char *blob;
+    int *hash;                    // piece -> id, -1 empty
+    size_t hmask;
+    int16_t *byteval;             // id -> byte of a <0xXX> piece, else -1
+    unsigned char *control;       // id -> 1: decodes to nothing (BOS, EOS, specials)
+    uint64_t *mkey;               // merges: key (a << 32 | b), ~0 empty
+    int *mrank, *mout;
+    size_t mmask;
+    int n_merges;
+} lc__tok_priv;
+
+static uint32_t lc__fnv(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
+    return h;
+}
+
+LCIMPL int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t len) {
+    const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
+    size_t i = lc__fnv(piece, len) & pv->hmask;
+    for (;; i = (i + 1) & pv->hmask) {
+        int id = pv->hash[i];
+        if (id < 0) return -1;
+        if ((size_t)t->lens[id] == len && memcmp(t->pieces[id], piece, len) == 0) return id;
+    }
+}
+
+static int lc__hex(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+// Builds the lookup tables once pieces/lens are set. Duplicate pieces keep the
+// lowest id (as a sorted-vocab binary search would find one of them).
+static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err) {
+    lc__tok_priv *pv = (lc__tok_priv *)t->priv;
+    size_t cap = 16;
+    int i;
+    while (cap < 2 * (size_t)t->vocab_size) cap *= 2;
+    pv->hash = (int *)LOLCATS_MALLOC(cap * sizeof(int));
+    pv->byteval = (int16_t *)LOLCATS_MALLOC((size_t)t->vocab_size * sizeof(int16_t));
+    pv->control = (unsigned char *)lc__mcalloc((size_t)t->vocab_size, 1);
+    if (!pv->hash || !pv->byteval || !pv->control)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    memset(pv->hash, 0xff, cap * sizeof(int));
+    pv->hmask = cap - 1;
+    for (i = 0; i < 256; i++) t->byte_ids[i] = -1;
+    t->max_token_length = 0;
+    for (i = 0; i < t->vocab_size; i++) {
+        size_t h = lc__fnv(t->pieces[i], (size_t)t->lens[i]) & pv->hmask;
+        const char *p = t->pieces[i];
+        int dup = 0;
+        if (t->lens[i] > t->max_token_length) t->max_token_length = t->lens[i];
+        for (; pv->hash[h] >= 0; h = (h + 1) & pv->hmask) {
+            int o = pv->hash[h];
+            if (t->lens[o] == t->lens[i] && memcmp(t->pieces[o], p, (size_t)t->lens[i]) == 0) {
+                dup = 1;
+                break;
+            }
+        }
+        if (!dup) pv->hash[h] = i;
+        pv->byteval[i] = -1;
+        if (t->kind == LOLCATS_TOK_SPM && t->lens[i] == 6 && p[0] == '<' && p[1] == '0' &&
+            p[2] == 'x' && p[5] == '>' && lc__hex(p[3]) >= 0 && lc__hex(p[4]) >= 0) {
+            int b = lc__hex(p[3]) * 16 + lc__hex(p[4]);
+            pv->byteval[i] = (int16_t)b;
+            if (t->byte_ids[b] < 0) t->byte_ids[b] = i;
+        }
+    }
+    if (t->kind == LOLCATS_TOK_BYTELEVEL)
+        for (i = 0; i < 256; i++) {
+            char c = (char)i;
+            t->byte_ids[i] = lc_tokenizer_find(t, &c, 1);
+        }
+    if (t->bos_id >= t->vocab_size) t->bos_id = -1;
+    if (t->eos_id >= t->vocab_size) t->eos_id = -1;
+    if (t->unk_id >= t->vocab_size) t->unk_id = -1;
+    if (t->bos_id >= 0) pv->control[t->bos_id] = 1;
+    if (t->eos_id >= 0) pv->control[t->eos_id] = 1;
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_tokenizer_free(lc_tokenizer *t) {
+    lc__tok_priv *pv;
+    if (!t) return;
+    pv = (lc__tok_priv *)t->priv;
+    if (pv) {
+        LOLCATS_FREE(pv->blob); LOLCATS_FREE(pv->hash); LOLCATS_FREE(pv->byteval);
+        LOLCATS_FREE(pv->control); LOLCATS_FREE(pv->mkey); LOLCATS_FREE(pv->mrank);
+        LOLCATS_FREE(pv->mout); LOLCATS_FREE(pv);
+    }
+    LOLCATS_FREE(t->pieces); LOLCATS_FREE(t->lens); LOLCATS_FREE(t->scores);
+    LOLCATS_FREE(t->special);
+    memset(t, 0, sizeof *t);
+}
+
+static lc_status lc__tok_alloc(lc_tokenizer *t, int V, size_t blob, const char *path,
+                               lc_error *err) {
+    lc__tok_priv *pv = (lc__tok_priv *)lc__mcalloc(1, sizeof *pv);
+    t->priv = pv;
+    t->vocab_size = V;
+    t->pieces = (char **)lc__mcalloc((size_t)V, sizeof(char *));
+    t->lens = (int *)lc__mcalloc((size_t)V, sizeof(int));
+    t->scores = (float *)lc__mcalloc((size_t)V, sizeof(float));
+    if (pv) pv->blob = (char *)LOLCATS_MALLOC(blob + 1);
+    if (!pv || !t->pieces || !t->lens || !t->scores || !pv->blob)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %d pieces", path, V);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path, int vocab_size,
+                                           lc_error *err) {
+    char *buf;
+    size_t n = 0, off, blob = 0;
+    int V = 0, i;
+    lc_status s;
+    memset(t, 0, sizeof *t);
+    if ((s = lc__read_all(path, &buf, &n, err))) return s;
+    // pass 1: count entries and validate every length against the file size
+    for (off = 4; off < n && (vocab_size <= 0 || V < vocab_size); V++) {
+        int32_t len;
+        if (n - off < 8) break;
+        len = lc__rd_i32((const unsigned char *)buf + off + 4);
+        if (len < 0 || (size_t)len > n - off - 8) {
+            LOLCATS_FREE(buf);
+            return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                "%s: token %d at byte %zu has length %d, past the end of the "
+                                "%zu-byte file (truncated or not a llama2.c tokenizer.bin)",
+                                path, V, off + 4, (int)len, n);
+        }
+        off += 8 + (size_t)len;
+        blob += (size_t)len + 1;
+    }
+    if (n < 4 || V == 0 || off != n || (vocab_size > 0 && V != vocab_size)) {
+        LOLCATS_FREE(buf);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: %zu bytes hold %d complete tokens%s%s; expected exactly %d "
+                            "(the model's vocab_size): pass the tokenizer that belongs to the model",
+                            path, n, V, off != n ? " and trailing bytes" : "",
+                            "", vocab_size > 0 ? vocab_size : V);
+    }
+    t->kind = LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) { LOLCATS_FREE(buf); lc_tokenizer_free(t); return s; }
+    {
+        lc__tok_priv *pv = (lc__tok_priv *)t->priv;
+        char *b = pv->blob;
+        for (off = 4, i = 0; i < V; i++) {
+            int32_t len = lc__rd_i32((const unsigned char *)buf + off + 4);
+            memcpy(&t->scores[i], buf + off, 4);
+            t->pieces[i] = b;
+            t->lens[i] = len;
+            memcpy(b, buf + off + 8, (size_t)len);
+            b[len] = 0;
+            b += len + 1;
+            off += 8 + (size_t)len;
+        }
+    }
+    LOLCATS_FREE(buf);
+    t->bos_id = 1; t->eos_id = 2; t->unk_id = 0;
+    t->add_bos = 1; t->add_prefix_space = 1; t->byte_fallback = 1;
+    if ((s = lc__tok_index(t, path, err))) { lc_tokenizer_free(t); return s; }
+    if (t->unk_id >= 0) ((lc__tok_priv *)t->priv)->control[t->unk_id] = 0;
+    return LOLCATS_OK;
+}
+
+typedef struct lc__bpe_cand {
+    float prio;
+    int pos, left, right, lid, rid, merged;
+} lc__bpe_cand;
+
+static int lc__bpe_before(const lc__bpe_cand *a, const lc__bpe_cand *b) {
+    if (a->prio != b->prio) return a->prio > b->prio;
+    return a->pos < b->pos;
+}
+
+static void lc__bpe_push(lc__bpe_cand *h, int *n, lc__bpe_cand c) {
+    int i = (*n)++;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!lc__bpe_before(&c, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = c;
+}
+
+static lc__bpe_cand lc__bpe_pop(lc__bpe_cand *h, int *n) {
+    lc__bpe_cand top = h[0], last = h[--(*n)];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && lc__bpe_before(&h[c + 1], &h[c])) c++;
+        if (!lc__bpe_before(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0) h[i] = last;
+    return top;
+}
+
+// Merge candidate of adjacent ids (a, b): the merged id or -1, and its priority.
+static int lc__tok_pair(const lc_tokenizer *t, int a, int b, float *prio, char *tmp) {
+    const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
+    if (pv->n_merges) {
+        uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+        size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
+        for (;; i = (i + 1) & pv->mmask) {
+            if (pv->mkey[i] == ~(uint64_t)0) return -1;
+            if (pv->mkey[i] == key) { *prio = -(float)pv->mrank[i]; return pv->mout[i]; }
+        }
+    } else {
+        int id;
+        size_t la = (size_t)t->lens[a], lb = (size_t)t->lens[b];
+        if (la + lb > (size_t)t->max_token_length) return -1;
+        memcpy(tmp, t->pieces[a], la);
+        memcpy(tmp + la, t->pieces[b], lb);
+        id = lc_tokenizer_find(t, tmp, la + lb);
+        if (id >= 0) *prio = t->scores[id];
+        return id;
+    }
+}
+
+// BPE of one segment; appends to ids.
+static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, int prefix,
+                             int *ids, size_t cap, size_t *n, lc_error *err) {
+    size_t nsym_cap = len + 2, i;
+    int *sid, *nxt, *prv, nsym = 0, nh = 0, k;
+    lc__bpe_cand *heap;
+    char *tmp;
+    lc_status st = LOLCATS_OK;
+    if (len == 0) return LOLCATS_OK;
+    sid = (int *)LOLCATS_MALLOC(nsym_cap * 3 * sizeof(int));
+    heap = (lc__bpe_cand *)LOLCATS_MALLOC((3 * nsym_cap + 4) * sizeof *heap);
+    tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 8);
+    if (!sid || !heap || !tmp) {
+        LOLCATS_FREE(sid); LOLCATS_FREE(heap); LOLCATS_FREE(tmp);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "tokenizer: out of memory for %zu bytes", len);
+    }
+    nxt = sid + nsym_cap;
+    prv = nxt + nsym_cap;
+    // initial symbols
+    if (t->kind == LOLCATS_TOK_BYTELEVEL) {
+        for (i = 0; i < len; i++) {
+            int id = t->byte_ids[(unsigned char)s[i]];
+            sid[nsym++] = id >= 0 ? id : t->unk_id;
+        }
+    } else {
+        if (prefix) {
+            int id = lc_tokenizer_find(t, " ", 1);
+            if (id >= 0) sid[nsym++] = id;
+            else if (t->byte_fallback && t->byte_ids[' '] >= 0) sid[nsym++] = t->byte_ids[' '];
+        }
+        for (i = 0; i < len;) {
+            size_t cl = 1;
+            int id;
+            if (((unsigned char)s[i] & 0xC0) != 0x80)
+                while (i + cl < len && cl < 4 && ((unsigned char)s[i + cl] & 0xC0) == 0x80) cl++;
+            id = lc_tokenizer_find(t, s + i, cl);
+            if (id >= 0) sid[nsym++] = id;
+            else if (t->byte_fallback) {
+                size_t b;
+                for (b = 0; b < cl; b++) {
+                    int bid = t->byte_ids[(unsigned char)s[i + b]];
+                    if ((size_t)nsym >= nsym_cap) break;
+                    sid[nsym++] = bid >= 0 ? bid : t->unk_id;
+                }
+            } else sid[nsym++] = t->unk_id;
+            i += cl;
+        }
+    }
+    for (k = 0; k < nsym; k++) { nxt[k] = k + 1 < nsym ? k + 1 : -1; prv[k] = k - 1; }
+    for (k = 0; k + 1 < nsym; k++) {
+        lc__bpe_cand c;
+        if (sid[k] < 0 || sid[k + 1] < 0) continue;
+        c.merged = lc__tok_pair(t, sid[k], sid[k + 1], &c.prio, tmp);
+        if (c.merged < 0) continue;
+        c.pos = k; c.left = k; c.right = k + 1; c.lid = sid[k]; c.rid = sid[k + 1];
+        lc__bpe_push(heap, &nh, c);
+    }
+    while (nh > 0) {
+        lc__bpe_cand c = lc__bpe_pop(heap, &nh), d;
+        int L = c.left, R = c.right;
+        if (sid[L] != c.lid || nxt[L] != R || sid[R] != c.rid) continue;   // stale
+        sid[L] = c.merged;
+        sid[R] = -2;
+        nxt[L] = nxt[R];
+        if (nxt[R] >= 0) prv[nxt[R]] = L;
+        if (prv[L] >= 0 && sid[prv[L]] >= 0) {
+            d.merged = lc__tok_pair(t, sid[prv[L]], sid[L], &d.prio, tmp);
+            if (d.merged >= 0) {
+                d.pos = prv[L]; d.left = prv[L]; d.right = L; d.lid = sid[prv[L]];
+                d.rid = sid[L];
+                lc__bpe_push(heap, &nh, d);
+            }
+        }
+        if (nxt[L] >= 0 && sid[nxt[L]] >= 0) {
+            d.merged = lc__tok_pair(t, sid[L], sid[nxt[L]], &d.prio, tmp);
+            if (d.merged >= 0) {
+                d.pos = L; d.left = L; d.right = nxt[L]; d.lid = sid[L]; d.rid = sid[nxt[L]];
+                lc__bpe_push(heap, &nh, d);
+            }
+        }
+    }
+    for (k = nsym > 0 ? 0 : -1; k >= 0; k = nxt[k]) {
+        if (sid[k] < 0) continue;                    // unknown without an <unk>
+        if (*n >= cap) {
+            st = lc_error_set(err, LOLCATS_ERR_ARG, "tokenizer: output holds %zu ids, too few",
+                              cap);
+            break;
+        }
+        ids[(*n)++] = sid[k];
+    }
+    LOLCATS_FREE(sid); LOLCATS_FREE(heap); LOLCATS_FREE(tmp);
+    return st;
+}
+
+static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t len, int *ids,
+                                 size_t cap, size_t *n, lc_error *err);
+
+LCIMPL lc_status lc_tokenizer_encode(const lc_tokenizer *t, const char *text, size_t len, int bos,
+                                     int eos, int *ids, size_t cap, size_t *n, lc_error *err) {
+    size_t start = 0, i;
+    lc_status s;
+    *n = 0;
+    if (bos && t->bos_id >= 0) {
+        if (cap < 1) return lc_error_set(err, LOLCATS_ERR_ARG, "tokenizer: no room for BOS");
+        ids[(*n)++] = t->bos_id;
+    }
+    // split out special tokens written verbatim in the text
+    for (i = 0; i < len && t->n_special;) {
+        int best = -1, k;
+        for (k = 0; k < t->n_special; k++) {
+            int id = t->special[k];
+            size_t l = (size_t)t->lens[id];
+            if (l && l <= len - i && memcmp(text + i, t->pieces[id], l) == 0 &&
+                (best < 0 || l > (size_t)t->lens[best]))
+                best = id;
+        }
+        if (best < 0) { i++; continue; }
+        if ((s = lc__tok_segment(t, text + start, i - start, ids, cap, n, err))) return s;
+        if (*n >= cap) return lc_error_set(err, LOLCATS_ERR_ARG, "tokenizer: output too small");
+        ids[(*n)++] = best;
+        i += (size_t)t->lens[best];
+        start = i;
+    }
+    if ((s = lc__tok_segment(t, text + start, len - start, ids, cap, n, err))) return s;
+    if (eos && t->eos_id >= 0) {
+        if (*n >= cap) return lc_error_set(err, LOLCATS_ERR_ARG, "tokenizer: no room for EOS");
+        ids[(*n)++] = t->eos_id;
+    }
+    return LOLCATS_OK;
+}
+
+LCIMPL size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char *buf, size_t cap) {
+    const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
+    const char *p;
+    size_t len;
+    if (cap == 0) return 0;
+    buf[0] = 0;
+    if (tok < 0 || tok >= t->vocab_size || pv->control[tok]) return 0;
+    if (pv->byteval[tok] >= 0) {
+        buf[0] = (char)pv->byteval[tok];
+        if (cap > 1) buf[1] = 0;
+        return 1;
+    }
+    p = t->pieces[tok];
+    len = (size_t)t->lens[tok];
+    if (t->kind == LOLCATS_TOK_SPM && t->add_prefix_space && len && p[0] == ' ' &&
+        (prev < 0 || prev == t->bos_id)) {
+        p++;
+        len--;
+    }
+    if (len >= cap) len = cap - 1;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    return len;
+}
+// >>tokenizer-hf
+// GPT-2 byte <-> unicode map of byte-level BPE: printable bytes map to
+// themselves, the others to U+0100 + n in byte order.
+static int lc__bl_byte_to_cp(int b) {
+    int n = 0, i;
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return b;
+    for (i = 0; i < b; i++)
+        if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255))) n++;
+    return 256 + n;
+}
+
+static int lc__utf8_dec(const unsigned char *s, size_t n, size_t *used) {
+    int c = s[0];
+    if (c < 0x80 || n < 2) { *used = 1; return c; }
+    if ((c & 0xE0) == 0xC0) { *used = 2; return ((c & 0x1F) << 6) | (s[1] & 0x3F); }
+    if ((c & 0xF0) == 0xE0 && n >= 3) {
+        *used = 3;
+        return ((c & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    }
+    if (n >= 4) {
+        *used = 4;
+        return ((c & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    }
+    *used = 1;
+    return c;
+}
+
+// Rewrites a vocabulary string into raw piece bytes (in place; never longer):
+// SPM: U+2581 -> ' '; byte-level: each mapped code point -> its byte.
+static size_t lc__tok_unmap(char *s, size_t n, int kind, int *inv /*(324) cp -> byte*/) {
+    size_t i = 0, o = 0, u;
+    while (i < n) {
+        if (kind == LOLCATS_TOK_SPM) {
+            if (i + 2 < n + 0 && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+                (unsigned char)s[i + 2] == 0x81) {
+                s[o++] = ' ';
+                i += 3;
+            } else s[o++] = s[i++];
+        } else {
+            int cp = lc__utf8_dec((const unsigned char *)s + i, n - i, &u);
+            if (cp >= 0 && cp < 324 && inv[cp] >= 0) s[o++] = (char)inv[cp];
+            else { memmove(s + o, s + i, u); o += u; }
+            i += u;
+        }
+    }
+    return o;
+}
+
+static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k) {
+    return lc__json_get(d, o, k);
+}
+
+static int lc__jtype_is(const lc__json *d, const lc__json_node *o, const char *type) {
+    const lc__json_node *t = lc__jget(d, o, "type");
+    return t && t->type == LC__JSON_STRING && !strcmp(t->str, type);
+}
+
+// Whether node (a pre_tokenizer / normalizer / decoder) is or holds `type`.
+static const lc__json_node *lc__jfind_type(const lc__json *d, const lc__json_node *o,
+                                           const char *type) {
+    const lc__json_node *c, *arr;
+    static const char *lists[] = {"pretokenizers", "normalizers", "decoders", "processors"};
+    int k;
+    if (!o || o->type != LC__JSON_OBJECT) return NULL;
+    if (lc__jtype_is(d, o, type)) return o;
+    for (k = 0; k < 4; k++) {
+        arr = lc__jget(d, o, lists[k]);
+        if (!arr || arr->type != LC__JSON_ARRAY) continue;
+        for (c = lc__json_first(d, arr); c; c = lc__json_next(d, arr, c))
+            if (lc__jtype_is(d, c, type)) return c;
+    }
+    return NULL;
+}
+
+static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
+                                  lc_error *err) {
+    const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c, *pp;
+    lc__tok_priv *pv;
+    int inv[324], i, V = 0, n_added = 0;
+    size_t blob = 0, cap;
+    char *b;
+    lc_status s;
+    model = lc__jget(d, root, "model");
+    if (!model || !lc__jtype_is(d, model, "BPE"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
+                            "BPE with byte fallback, byte-level BPE) are supported",
+                            path);
+    vocab = lc__jget(d, model, "vocab");
+    merges = lc__jget(d, model, "merges");
+    added = lc__jget(d, root, "added_tokens");
+    if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
+                                                     "(array) missing", path);
+    for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
+        if (c->type != LC__JSON_NUMBER || !c->is_int || c->i64 < 0 || c->i64 >= (1 << 24))
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: vocab entry \"%s\" has a bad id",
+                                path, c->key);
+        if (c->i64 >= V) V = (int)c->i64 + 1;
+        blob += c->key_len + 1;
+    }
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *id = lc__jget(d, c, "id"), *ct = lc__jget(d, c, "content");
+            if (!id || !id->is_int || id->i64 < 0 || id->i64 >= (1 << 24) || !ct ||
+                ct->type != LC__JSON_STRING)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: added_tokens entry without "
+                                                             "an id or content", path);
+            if (id->i64 >= V) V = (int)id->i64 + 1;
+            blob += ct->len + 1;
+            n_added++;
+        }
+    t->kind = (lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "ByteLevel") ||
+               lc__jfind_type(d, lc__jget(d, root, "decoder"), "ByteLevel"))
+                  ? LOLCATS_TOK_BYTELEVEL
+                  : LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
+    pv = (lc__tok_priv *)t->priv;
+    t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
+    if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    for (i = 0; i < 324; i++) inv[i] = -1;
+    for (i = 0; i < 256; i++) inv[lc__bl_byte_to_cp(i)] = i;
+    b = pv->blob;
+    for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
+        int id = (int)c->i64;
+        memcpy(b, c->key, c->key_len);
+        t->pieces[id] = b;
+        t->lens[id] = (int)lc__tok_unmap(b, c->key_len, t->kind, inv);
+        b[t->lens[id]] = 0;
+        b += c->key_len + 1;
+    }
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *ct = lc__jget(d, c, "content");
+            int id = (int)lc__jget(d, c, "id")->i64;
+            memcpy(b, ct->str, ct->len);
+            b[ct->len] = 0;
+            t->pieces[id] = b;
+            t->lens[id] = (int)ct->len;
+            b += ct->len + 1;
+            t->special[t->n_special++] = id;
+        }
+    for (i = 0; i < V; i++)
+        if (!t->pieces[i]) { t->pieces[i] = b - 1; t->lens[i] = 0; }   // ids without a piece
+    t->unk_id = -1;
+    c = lc__jget(d, model, "unk_token");
+    if (c && c->type == LC__JSON_STRING) {
+        const lc__json_node *u = lc__jget(d, vocab, c->str);
+        if (u) t->unk_id = (int)u->i64;
+    }
+    c = lc__jget(d, model, "byte_fallback");
+    t->byte_fallback = c && c->type == LC__JSON_TRUE;
+    // SentencePiece dummy prefix: a Prepend("▁") normalizer or a Metaspace pre-tokenizer
+    t->add_prefix_space =
+        t->kind == LOLCATS_TOK_SPM &&
+        (lc__jfind_type(d, lc__jget(d, root, "normalizer"), "Prepend") ||
+         lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "Metaspace"));
+    // BOS from the post-processor template; EOS by the usual names
+    t->bos_id = t->eos_id = -1;
+    pp = lc__jfind_type(d, lc__jget(d, root, "post_processor"), "TemplateProcessing");
+    if (pp) {
+        const lc__json_node *single = lc__jget(d, pp, "single"), *first, *st, *idn;
+        first = single ? lc__json_first(d, single) : NULL;
+        st = first ? lc__jget(d, first, "SpecialToken") : NULL;
+        idn = st ? lc__jget(d, st, "id") : NULL;
+        if (idn && idn->type == LC__JSON_STRING) {
+            size_t L = strlen(idn->str);
+            for (i = 0; i < t->n_special; i++)
+                if ((size_t)t->lens[t->special[i]] == L &&
+                    !memcmp(t->pieces[t->special[i]], idn->str, L))
+                    t->bos_id = t->special[i];
+            t->add_bos = t->bos_id >= 0;
+        }
+    }
+    for (i = 0; i < t->n_special; i++) {
+        const char *p = t->pieces[t->special[i]];
+        if (!strcmp(p, "<s>") && t->bos_id < 0) t->bos_id = t->special[i];
+        if (!strcmp(p, "<|begin_of_text|>") && t->bos_id < 0) t->bos_id = t->special[i];
+        if (!strcmp(p, "</s>") || !strcmp(p, "<|end_of_text|>") || !strcmp(p, "<|endoftext|>"))
+            if (t->eos_id < 0) t->eos_id = t->special[i];
+    }
+    if ((s = lc__tok_index(t, path, err))) return s;
+    for (i = 0; i < t->n_special; i++) {
+        c = NULL;
+        pv->control[t->special[i]] = 1;
+    }
+    // special flag false: decodes as text
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *sp = lc__jget(d, c, "special");
+            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__jget(d, c, "id")->i64] = 0;
+        }
+    // merges -> (left, right) -> (rank, merged)
+    cap = 16;
+    while (cap < 2 * (size_t)merges->count + 2) cap *= 2;
+    pv->mkey = (uint64_t *)LOLCATS_MALLOC(cap * sizeof(uint64_t));
+    pv->mrank = (int *)LOLCATS_MALLOC(cap * sizeof(int));
+    pv->mout = (int *)LOLCATS_MALLOC(cap * sizeof(int));
+    if (!pv->mkey || !pv->mrank || !pv->mout)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for merges", path);
+    memset(pv->mkey, 0xff, cap * sizeof(uint64_t));
+    pv->mmask = cap - 1;
+    {
+        char *tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 1024);
+        char *sa, *sb2;
+        int rank = 0;
+        if (!tmp) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+        for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c), rank++) {
+            size_t la, lb, h;
+            int ia, ib, io;
+            uint64_t key;
+            if (c->type == LC__JSON_STRING) {
+                const char *sp = strchr(c->str, ' ');
+                if (!sp || c->len + 1 > 2 * (size_t)t->max_token_length + 1024) goto bad;
+                la = (size_t)(sp - c->str);
+                lb = c->len - la - 1;
+                sa = tmp;
+                memcpy(sa, c->str, la);
+                sb2 = tmp + la;
+                memcpy(sb2, sp + 1, lb);
+            } else if (c->type == LC__JSON_ARRAY && c->count == 2) {
+                const lc__json_node *x = lc__json_first(d, c), *y = lc__json_next(d, c, x);
+                if (x->type != LC__JSON_STRING || y->type != LC__JSON_STRING ||
+                    x->len + y->len > 2 * (size_t)t->max_token_length + 1000)
+                    goto bad;
+                la = x->len; lb = y->len;
+                sa = tmp; memcpy(sa, x->str, la);
+                sb2 = tmp + la; memcpy(sb2, y->str, lb);
+            } else goto bad;
+            la = lc__tok_unmap(sa, la, t->kind, inv);
+            memmove(tmp + la, sb2, lb);
+            lb = lc__tok_unmap(tmp + la, lb, t->kind, inv);
+            ia = lc_tokenizer_find(t, tmp, la);
+            ib = lc_tokenizer_find(t, tmp + la, lb);
+            io = lc_tokenizer_find(t, tmp, la + lb);
+            if (ia < 0 || ib < 0 || io < 0) {
+                lc_error_set(err, LOLCATS_ERR_FORMAT,
+                             "%s: merge %d (\"%.*s\" + \"%.*s\") names a piece that is not in "
+                             "the vocab",
+                             path, rank, (int)la, tmp, (int)lb, tmp + la);
+                LOLCATS_FREE(tmp);
+                return LOLCATS_ERR_FORMAT;
+            }
+            key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+            h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
+            while (pv->mkey[h] != ~(uint64_t)0 && pv->mkey[h] != key) h = (h + 1) & pv->mmask;
+            if (pv->mkey[h] == ~(uint64_t)0) {              // first (best) rank wins
+                pv->mkey[h] = key;
+                pv->mrank[h] = rank;
+                pv->mout[h] = io;
+            }
+            continue;
+        bad:
+            LOLCATS_FREE(tmp);
+            return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                "%s: merge %d is neither \"left right\" nor [left, right]", path,
+                                rank);
+        }
+        LOLCATS_FREE(tmp);
+        pv->n_merges = rank;
+    }
+    if (!pv->n_merges) pv->n_merges = -1;    // empty merges list: no merges, not llama2.c rule
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err) {
+    char *text;
+    size_t n;
+    lc__json d;
+    lc_status s;
+    memset(t, 0, sizeof *t);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__tok_hf_parse(t, &d, path, err);
+    lc__json_free(&d);
+    if (s) lc_tokenizer_free(t);
+    return s;
+}
+
+// Byte-level pre-tokenizer (GPT-2 pattern): 's 't 're 've 'm 'll 'd | ?letters |
+// ?digits | ?other | spaces not before a non-space | spaces. Letters are ASCII
+// letters and every non-ASCII code point (an approximation of \p{L}).
+static int lc__pt_class(const unsigned char *s, size_t n, size_t *used) {
+    int c = lc__utf8_dec(s, n, used);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80) return 1;   // letter
+    if (c >= '0' && c <= '9') return 2;                                              // number
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') return 3;
+    return 4;                                                                        // other
+}
+
+static size_t lc__pt_next(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, u;
+    int k;
+    if (s[0] == '\'' && len >= 2) {
+        static const char *sfx[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+        for (k = 0; k < 7; k++) {
+            size_t l = strlen(sfx[k]);
+            if (len >= 1 + l && !memcmp(text + 1, sfx[k], l)) return 1 + l;
+        }
+    }
+    if (s[0] == ' ' && len >= 2) {
+        k = lc__pt_class(s + 1, len - 1, &u);
+        if (k != 3) i = 1;
+    }
+    k = lc__pt_class(s + i, len - i, &u);
+    if (k != 3) {
+        i += u;
+        while (i < len) {
+            int k2 = lc__pt_class(s + i, len - i, &u);
+            if (k2 != k) break;
+            i += u;
+        }
+        return i;
+    }
+    // whitespace run; leave the last space for a following word
+    while (i < len && lc__pt_class(s + i, len - i, &u) == 3) i += u;
+    if (i < len && i > 1 && s[i - 1] == ' ') i--;
+    return i;
+}
+
+static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t len, int *ids,
+                                 size_t cap, size_t *n, lc_error *err) {
+    size_t i = 0;
+    lc_status st;
+    if (t->kind != LOLCATS_TOK_BYTELEVEL)
+        return lc__tok_bpe(t, s, len, t->add_prefix_space, ids, cap, n, err);
+    while (i < len) {
+        size_t w = lc__pt_next(s + i, len - i);
+        if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
+        i += w;
+    }
+    return LOLCATS_OK;
+}
+
+// >>model-hf
+typedef struct lc__hf_shards {
+    lc_st_file **f;
+    int n;
+} lc__hf_shards;
+
+static void lc__model_free_st(lc__model_priv *pv) {
+    lc__hf_shards *sh = (lc__hf_shards *)pv->st;
+    int i;
+    if (!sh) return;
+    for (i = 0; i < sh->n; i++) lc_st_close(sh->f[i]);
+    LOLCATS_FREE(sh->f);
+    LOLCATS_FREE(sh);
+    pv->st = NULL;
+}
+
+static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
+    const lc__json_node *c = lc__jget(d, o, k);
+    if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
+    return c && c->type == LC__JSON_NUMBER ? (int)c->num : dflt;
+}
+
+// Finds name in the shards, checks dtype and shape (rows, cols; rows 0 = 1-D).
+static lc_status lc__hf_tensor(lc_weight *w, const lc__hf_shards *sh, const char *dir,
+                               const char *name, int64_t rows, int64_t cols, lc_error *err) {
+    const lc_tensor *t = NULL;
+    int i;
+    for (i = 0; i < sh->n && !t; i++) t = lc_st_find(sh->f[i], name);
+    if (!t)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor %s is missing from the safetensors files (incomplete "
+                            "download, or not a Llama-family checkpoint)",
+                            dir, name);
+    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 &&
+        t->dtype != LOLCATS_DTYPE_BF16)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: tensor %s has dtype %s; supported are F32, F16, BF16", dir, name,
+                            lc_dtype_name(t->dtype));
+    if (rows ? (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+             : (t->ndim != 1 || t->shape[0] != cols))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor %s has shape [%lld%s%lld] (ndim %d), config.json implies "
+                            "[%lld%s%lld]",
+                            dir, name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
+                            t->ndim > 1 ? (long long)t->shape[1] : 0LL, t->ndim,
+                            (long long)(rows ? rows : cols), rows ? ", " : "",
+                            rows ? (long long)cols : 0LL);
+    *w = lc__w(t->data, t->dtype, rows ? rows : 1, cols);
+    return LOLCATS_OK;
+}
+
+// dir + "/" + name into out (cap bytes); 0 when it does not fit.
+static int lc__join(char *out, size_t cap, const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    if (a + b + 2 > cap) return 0;
+    memcpy(out, dir, a);
+    out[a] = '/';
+    memcpy(out + a + 1, name, b + 1);
+    return 1;
+}
+
+static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
+                               lc_error *err) {
+    const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
+    const char *arch = "", *mt;
+    if (!r || r->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
+    a = lc__jget(d, r, "architectures");
+    if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
+    mt = lc__json_str(lc__jget(d, r, "model_type"), "");
+    if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") &&
+        !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: architecture \"%s\" (model_type \"%s\") is not supported; "
+                            "LlamaForCausalLM and MistralForCausalLM are",
+                            path, arch, mt);
+    snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
+    if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
+    if (lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
+    if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
+    c->dim = lc__jint(d, r, "hidden_size", 0);
+    c->hidden_dim = lc__jint(d, r, "intermediate_size", 0);
+    c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
+    c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
+    c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
+    c->head_dim = lc__jint(d, r, "head_dim", c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->vocab_size = lc__jint(d, r, "vocab_size", 0);
+    c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
+    c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
+    rp = lc__jget(d, r, "rope_parameters");
+    c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
+                                        lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
+    c->tied = lc__jget(d, r, "tie_word_embeddings") &&
+              lc__jget(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
+    c->bos_id = lc__jint(d, r, "bos_token_id", -1);
+    c->eos_id = lc__jint(d, r, "eos_token_id", -1);
+    rs = lc__jget(d, r, "rope_scaling");
+    if (!rs || rs->type != LC__JSON_OBJECT) rs = rp;
+    if (rs && rs->type == LC__JSON_OBJECT) {
+        const char *ty = lc__json_str(lc__jget(d, rs, "rope_type"),
+                                      lc__json_str(lc__jget(d, rs, "type"), "default"));
+        if (!strcmp(ty, "llama3")) {
+            c->rope_llama3 = 1;
+            c->rope_factor = (float)lc__json_num(lc__jget(d, rs, "factor"), 8.0);
+            c->rope_low_freq_factor = (float)lc__json_num(lc__jget(d, rs, "low_freq_factor"), 1.0);
+            c->rope_high_freq_factor =
+                (float)lc__json_num(lc__jget(d, rs, "high_freq_factor"), 4.0);
+            c->rope_orig_max_pos = lc__jint(d, rs, "original_max_position_embeddings", 8192);
+            if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_factor <= 0.0f)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                    "%s: rope_scaling llama3 needs high_freq_factor > "
+                                    "low_freq_factor and factor > 0",
+                                    path);
+        } else if (strcmp(ty, "default"))
+            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                                "%s: rope scaling type \"%s\" is not supported (default, llama3)",
+                                path, ty);
+    }
+    return lc__model_check_cfg(c, path, err);
+}
+
+LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t n;
+    lc__json d;
+    lc__model_priv *pv;
+    lc__hf_shards *sh;
+    lc_status s;
+    int i, D, qd, kvd;
+    memset(m, 0, sizeof *m);
+    memset(&d, 0, sizeof d);
+    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
+    sprintf(path, "%s/config.json", dir);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__hf_config(&m->cfg, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
+    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!pv || !sh || !m->layers) {
+        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
+        m->layers = NULL;
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    pv->st = sh;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_HF;
+    m->simd = lc_model_simd_detect();
+    // shards: the index's weight_map, else model.safetensors
+    sprintf(path, "%s/model.safetensors.index.json", dir);
+    if (lc__read_all(path, &text, &n, NULL) == LOLCATS_OK) {
+        const lc__json_node *wm, *c;
+        s = lc__json_parse(&d, text, n, path, err);
+        LOLCATS_FREE(text);
+        if (s) goto fail;
+        wm = lc__jget(&d, lc__json_root(&d), "weight_map");
+        if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
+            lc__json_free(&d);
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
+            goto fail;
+        }
+        sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
+        if (!sh->f) { lc__json_free(&d); s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+            int k, seen = 0;
+            char fp[4096];
+            if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
+                !lc__join(fp, sizeof fp, dir, c->str)) {
+                lc__json_free(&d);
+                s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
+                                                          "file name", path, c->key);
+                goto fail;
+            }
+            for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
+            if (seen) continue;
+            if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); goto fail; }
+            sh->n++;
+        }
+        // every mapped tensor must be in the shard the index names
+        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+            int k, ok = 0;
+            char fp[4096];
+            snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
+            for (k = 0; k < sh->n; k++)
+                if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
+            if (!ok) {
+                s = lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                 "%s: the index puts %s in %s, which does not hold it", path,
+                                 c->key, c->str);
+                lc__json_free(&d);
+                goto fail;
+            }
+        }
+        lc__json_free(&d);
+    } else {
+        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
+        sprintf(path, "%s/model.safetensors", dir);
+        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
+        sh->n = 1;
+    }
+    D = m->cfg.head_dim;
+    qd = m->cfg.n_heads * D;
+    kvd = m->cfg.n_kv_heads * D;
+#define LC__HF_T(dst, nm, rows, cols)                                                    \
+    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) goto fail;
+    LC__HF_T(m->tok_emb, "model.embed_tokens.weight", m->cfg.vocab_size, m->cfg.dim)
+    LC__HF_T(m->rms_final, "model.norm.weight", 0, m->cfg.dim)
+    if (m->cfg.tied) {
+        m->wcls = m->tok_emb;
+    } else {
+        LC__HF_T(m->wcls, "lm_head.weight", m->cfg.vocab_size, m->cfg.dim)
+    }
+    for (i = 0; i < m->cfg.n_layers; i++) {
+        lc_layer_weights *l = &m->layers[i];
+        char nm[160];
+        int dim = m->cfg.dim, hid = m->cfg.hidden_dim;
+#define LC__HF_L(field, suffix, rows, cols)                                              \
+        sprintf(nm, "model.layers.%d.%s", i, suffix);                                    \
+        LC__HF_T(l->field, nm, rows, cols)
+        LC__HF_L(rms_att, "input_layernorm.weight", 0, dim)
+        LC__HF_L(wq, "self_attn.q_proj.weight", qd, dim)
+        LC__HF_L(wk, "self_attn.k_proj.weight", kvd, dim)
+        LC__HF_L(wv, "self_attn.v_proj.weight", kvd, dim)
+        LC__HF_L(wo, "self_attn.o_proj.weight", dim, qd)
+        LC__HF_L(rms_ffn, "post_attention_layernorm.weight", 0, dim)
+        LC__HF_L(w1, "mlp.gate_proj.weight", hid, dim)
+        LC__HF_L(w2, "mlp.down_proj.weight", dim, hid)
+        LC__HF_L(w3, "mlp.up_proj.weight", hid, dim)
+#undef LC__HF_L
+    }
+#undef LC__HF_T
+    return LOLCATS_OK;
+fail:
+    lc_model_free(m);
+    return s;
+}
+// >>model-export
+static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
+    size_t n = (size_t)(w->rows * w->cols), r, c;
+    float *out = (float *)LOLCATS_MALLOC(n ? n * sizeof(float) : 1);
+    if (!out) return NULL;
+    for (r = 0; r < (size_t)w->rows; r++) {
+        size_t src = r;
+        if (permute_heads) {
+            size_t h = r / (size_t)D, j = r % (size_t)D, half = (size_t)D / 2;
+            src = h * (size_t)D + (j < half ? 2 * j : 2 * (j - half) + 1);
+        }
+        for (c = 0; c < (size_t)w->cols; c++)
+            out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
+    }
+    return out;
+}
+
+LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int L = c->n_layers, nt = 2 + !c->tied + 9 * L, i, k = 0;
+    lc_tensor *ts = (lc_tensor *)lc__mcalloc((size_t)nt, sizeof(lc_tensor));
+    char *names = (char *)lc__mcalloc((size_t)nt, 96);
+    char path[4096];
+    FILE *fp;
+    lc_status s = LOLCATS_OK;
+    if (!ts || !names) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; }
+    if (strlen(dir) + 32 > sizeof path) { s = lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir); goto done; }
+#define LC__EXP(nm, w, perm)                                                                \
+    do {                                                                                    \
+        lc_tensor *t_ = &ts[k];                                                             \
+        char *n_ = names + 96 * (size_t)k++;                                                \
+        snprintf(n_, 96, "%s", nm);                                                         \
+        t_->name = n_;                                                                      \
+        t_->dtype = LOLCATS_DTYPE_F32;                                                      \
+        t_->ndim = (w).rows == 1 && strstr(nm, "norm") ? 1 : 2;                             \
+        t_->shape[0] = t_->ndim == 1 ? (w).cols : (w).rows;                                 \
+        t_->shape[1] = (w).cols;                                                            \
+        t_->nbytes = (size_t)((w).rows * (w).cols) * 4;                                     \
+        t_->data = lc__export_f32(&(w), perm, c->head_dim);                                 \
+        if (!t_->data) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; } \
+    } while (0)
+    LC__EXP("model.embed_tokens.weight", m->tok_emb, 0);
+    for (i = 0; i < L; i++) {
+        const lc_layer_weights *l = &m->layers[i];
+        char nm[96];
+        int perm = c->rope_interleaved;
+#define LC__EXPL(suffix, w, p)                                                              \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", i, suffix);                           \
+        LC__EXP(nm, w, p);
+        LC__EXPL("input_layernorm.weight", l->rms_att, 0)
+        LC__EXPL("self_attn.q_proj.weight", l->wq, perm)
+        LC__EXPL("self_attn.k_proj.weight", l->wk, perm)
+        LC__EXPL("self_attn.v_proj.weight", l->wv, 0)
+        LC__EXPL("self_attn.o_proj.weight", l->wo, 0)
+        LC__EXPL("post_attention_layernorm.weight", l->rms_ffn, 0)
+        LC__EXPL("mlp.gate_proj.weight", l->w1, 0)
+        LC__EXPL("mlp.down_proj.weight", l->w2, 0)
+        LC__EXPL("mlp.up_proj.weight", l->w3, 0)
+#undef LC__EXPL
+    }
+    LC__EXP("model.norm.weight", m->rms_final, 0);
+    if (!c->tied) LC__EXP("lm_head.weight", m->wcls, 0);
+#undef LC__EXP
+    sprintf(path, "%s/model.safetensors", dir);
+    {
+        const char *meta[2] = {"format", "pt"};
+        if ((s = lc_st_write(path, ts, k, meta, 1, err))) goto done;
+    }
+    sprintf(path, "%s/config.json", dir);
+    fp = fopen(path, "wb");
+    if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
+    fprintf(fp,
+            "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
+            "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
+            "  \"rope_theta\": %.9g,\n  \"tie_word_embeddings\": %s,\n"
+            "  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"float32\"\n}\n",
+            c->dim, c->hidden_dim, L, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
+            c->seq_len, (double)c->norm_eps, (double)c->rope_theta, c->tied ? "true" : "false",
+            c->bos_id, c->eos_id);
+    if (fclose(fp) != 0) s = lc_error_set(err, LOLCATS_ERR_IO, "%s: write failed", path);
+done:
+    if (ts)
+        for (i = 0; i < k; i++) LOLCATS_FREE((void *)ts[i].data);
+    LOLCATS_FREE(ts);
+    LOLCATS_FREE(names);
+    return s;
+}
 // >>impl-model-end
 
 // >>impl-ref

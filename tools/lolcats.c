@@ -16,6 +16,10 @@ typedef struct {
 static const tool_cmd tool_cmds[] = {
     {"ref", cmd_ref, "run the reference kernels on a safetensors case"},
     {"compare", cmd_compare, "per-tensor error table between two safetensors files"},
+    {"generate", cmd_generate, "generate text with a llama2.c or Hugging Face model"},
+    {"eval", cmd_eval, "mean NLL / perplexity of a model on a text or Alpaca JSONL file"},
+    {"inspect", cmd_inspect, "config, tensors and parameter count of a model"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint to a Hugging Face directory"},
 };
 
 static void usage(FILE *f) {

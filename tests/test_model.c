@@ -1,0 +1,435 @@
+/* test_model.c - llama2.c checkpoints and tokenizers, the float32 forward,
+   the matmul paths, sampling. Uses ../shared/models when present. */
+#define LOLCATS_IMPLEMENTATION
+#include "lolcats.h"
+#include "check.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define SHARED "../shared/models/"
+
+static int file_exists(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* llama2.c test_all.py: `run stories260K.bin -z tok512.bin -t 0.0 -n 200`. */
+static const char *stories_expected =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+    "park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\n"
+    "Lily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. "
+    "She said, \"I want to play with your ball, but I can't find it.\"\nLily was sad and "
+    "didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily "
+    "didn't want to help her mom, so she";
+
+/* Greedy from BOS exactly as llama2.c's run loop: positions 0..steps-1. */
+static void greedy_text(const lc_model *m, const lc_tokenizer *t, int steps, char *out,
+                        size_t cap, int *ids) {
+    lc_run r;
+    lc_error e;
+    int tok = 1, pos;
+    size_t n = 0;
+    out[0] = 0;
+    if (lc_run_init(&r, m, steps, 1, &e)) { CHECK(0, "run init: %s", e.msg); return; }
+    for (pos = 0; pos < steps; pos++) {
+        int nx;
+        char buf[256];
+        size_t k;
+        if (lc_model_forward(m, &r, &tok, 1, NULL, &e)) { CHECK(0, "forward: %s", e.msg); break; }
+        nx = lc_argmax(r.logits, m->cfg.vocab_size);
+        if (ids) ids[pos] = nx;
+        if (nx == 1) break;
+        k = lc_tokenizer_decode(t, tok, nx, buf, sizeof buf);
+        if (n + k + 1 < cap) { memcpy(out + n, buf, k); n += k; out[n] = 0; }
+        tok = nx;
+    }
+    lc_run_free(&r);
+}
+
+static void test_stories260k(void) {
+    lc_model m;
+    lc_tokenizer t;
+    lc_error e;
+    static char text[8192], text2[8192];
+    lc_run r1, r2;
+    static float all[16 * 512];
+    int prompt[16], i;
+    const char *mp = SHARED "stories260K/stories260K.bin", *tp = SHARED "stories260K/tok512.bin";
+    if (!file_exists(mp) || !file_exists(tp)) {
+        printf("SKIPPED: %s not found (stories260K tests)\n", mp);
+        return;
+    }
+    if (!CHECK(lc_model_load(&m, mp, &e) == LOLCATS_OK, "load: %s", e.msg)) return;
+    if (!CHECK(lc_tokenizer_load_llama2c(&t, tp, m.cfg.vocab_size, &e) == LOLCATS_OK, "tok: %s",
+               e.msg)) return;
+    CHECK(m.cfg.dim == 64 && m.cfg.n_layers == 5 && m.cfg.n_heads == 8 && m.cfg.n_kv_heads == 4 &&
+              m.cfg.hidden_dim == 172 && m.cfg.vocab_size == 512 && m.cfg.seq_len == 512 &&
+              m.cfg.tied && m.cfg.rope_interleaved,
+          "stories260K config");
+    CHECK(lc_model_param_count(&m) == 260032, "param count %lld",
+          (long long)lc_model_param_count(&m));
+    /* the published 200-step sample, then 256 steps agree with it as far as it goes */
+    greedy_text(&m, &t, 200, text, sizeof text, NULL);
+    CHECK(strcmp(text, stories_expected) == 0, "stories260K 200 greedy steps differ:\n%s", text);
+    greedy_text(&m, &t, 256, text2, sizeof text2, NULL);
+    CHECK(strncmp(text2, stories_expected, strlen(stories_expected)) == 0 &&
+              strlen(text2) > strlen(stories_expected),
+          "stories260K 256 greedy steps do not extend the published sample");
+    printf("  stories260K greedy: %zu bytes, published sample reproduced\n", strlen(text2));
+    /* prefill (matrix-matrix) == token-by-token decode */
+    for (i = 0; i < 16; i++) prompt[i] = (i * 37 + 1) % 512;
+    lc_run_init(&r1, &m, 64, 16, &e);
+    lc_run_init(&r2, &m, 64, 1, &e);
+    lc_model_forward(&m, &r1, prompt, 16, all, &e);
+    for (i = 0; i < 16; i++) lc_model_forward(&m, &r2, &prompt[i], 1, NULL, &e);
+    check_close("prefill(16) vs decode, last logits", r1.logits, r2.logits, 512, 1e-5, 1e-5);
+    check_close("prefill logits_all last row", all + 15 * 512, r1.logits, 512, 0, 0);
+    /* both matmul paths */
+    m.simd = LOLCATS_SIMD_SCALAR;
+    lc_run_reset(&r2);
+    for (i = 0; i < 16; i++) lc_model_forward(&m, &r2, &prompt[i], 1, NULL, &e);
+    check_close("scalar path vs default path, logits", r2.logits, r1.logits, 512, 1e-4, 1e-4);
+    /* errors: past the context, bad token */
+    CHECK(lc_model_forward(&m, &r2, prompt, 2, NULL, &e) == LOLCATS_ERR_ARG, "n > max_tokens");
+    prompt[0] = 512;
+    CHECK(lc_model_forward(&m, &r1, prompt, 1, NULL, &e) == LOLCATS_ERR_ARG &&
+              strstr(e.msg, "512"), "token outside vocab: %s", e.msg);
+    lc_run_free(&r1);
+    lc_run_free(&r2);
+    lc_tokenizer_free(&t);
+    lc_model_free(&m);
+}
+
+/* Truncated, padded and garbage copies of the checkpoint fail cleanly. */
+static void test_corrupt_bin(void) {
+    const char *mp = SHARED "stories260K/stories260K.bin";
+    const char *tmp = "build/tests/corrupt.bin";
+    FILE *f = fopen(mp, "rb"), *o;
+    static unsigned char buf[1100000];
+    size_t n;
+    lc_model m;
+    lc_tokenizer t;
+    lc_error e;
+    int32_t bad = -7;
+    if (!f) { printf("SKIPPED: %s not found (corrupt-file tests)\n", mp); return; }
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, n - 4, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT && strstr(e.msg, "implies"),
+          "truncated .bin: %s", e.msg);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, n, o); fwrite(buf, 1, 8, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT, "padded .bin: %s", e.msg);
+    memcpy(buf + 12, &bad, 4);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, n, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT && strstr(e.msg, "heads"),
+          "negative heads: %s", e.msg);
+    o = fopen(tmp, "wb"); fwrite(buf, 1, 10, o); fclose(o);
+    CHECK(lc_model_load_llama2c(&m, tmp, &e) == LOLCATS_ERR_FORMAT, "10-byte file: %s", e.msg);
+    CHECK(lc_model_load_llama2c(&m, "build/tests/does-not-exist.bin", &e) == LOLCATS_ERR_IO,
+          "missing file: %s", e.msg);
+    CHECK(lc_tokenizer_load_llama2c(&t, tmp, 512, &e) == LOLCATS_ERR_FORMAT,
+          "garbage tokenizer: %s", e.msg);
+    remove(tmp);
+}
+
+static void check_ids(const lc_tokenizer *t, const char *text, const int *want, size_t nw,
+                      const char *what) {
+    int ids[256];
+    size_t n = 0, i;
+    lc_error e;
+    int ok = lc_tokenizer_encode(t, text, strlen(text), 1, 0, ids, 256, &n, &e) == LOLCATS_OK &&
+             n == nw;
+    for (i = 0; ok && i < n; i++) ok = ids[i] == want[i];
+    if (!CHECK(ok, "%s: encoding of \"%.40s\" differs (%zu ids, want %zu)", what, text, n, nw)) {
+        for (i = 0; i < n; i++) printf(" %d", ids[i]);
+        printf("\n");
+    }
+}
+
+/* Decode(encode(text)) == text. */
+static void check_roundtrip(const lc_tokenizer *t, const char *text, const char *what) {
+    int ids[1024];
+    char out[4096], buf[256];
+    size_t n = 0, i, k, o = 0;
+    lc_error e;
+    lc_tokenizer_encode(t, text, strlen(text), 1, 0, ids, 1024, &n, &e);
+    for (i = 1; i < n; i++) {
+        k = lc_tokenizer_decode(t, ids[i - 1], ids[i], buf, sizeof buf);
+        memcpy(out + o, buf, k);
+        o += k;
+    }
+    out[o] = 0;
+    CHECK(strcmp(out, text) == 0, "%s: round trip of \"%s\" gave \"%s\"", what, text, out);
+}
+
+/* Published expectations of llama2.c's test.c (Meta's Llama 2 examples). */
+static const char *llama_p1 = "I believe the meaning of life is";
+static const int llama_e1[] = {1, 306, 4658, 278, 6593, 310, 2834, 338};
+static const char *llama_p2 = "Simply put, the theory of relativity states that ";
+static const int llama_e2[] = {1, 3439, 17632, 1925, 29892, 278, 6368, 310, 14215, 537, 5922, 393, 29871};
+static const char *llama_p3 =
+    "A brief message congratulating the team on the launch:\n\n        Hi everyone,\n\n        I just ";
+static const int llama_e3[] = {1, 319, 11473, 2643, 378, 629, 271, 18099, 278, 3815, 373, 278,
+                               6826, 29901, 13, 13, 4706, 6324, 14332, 29892, 13, 13, 4706,
+                               306, 925, 29871};
+static const char *llama_p4 =
+    "Translate English to French:\n\n        sea otter => loutre de mer\n        peppermint => "
+    "menthe poivr\xc3\xa9" "e\n        plush girafe => girafe peluche\n        cheese =>";
+static const int llama_e4[] = {1, 4103, 9632, 4223, 304, 5176, 29901, 13, 13, 4706, 7205, 4932,
+                               357, 1149, 301, 449, 276, 316, 2778, 13, 4706, 1236, 407, 837,
+                               524, 1149, 6042, 354, 772, 440, 29878, 1318, 13, 4706, 715,
+                               1878, 330, 3055, 1725, 1149, 330, 3055, 1725, 4639, 28754, 13,
+                               4706, 923, 968, 1149};
+
+static void check_llama_tok(const lc_tokenizer *t, const char *what) {
+    int one = 1;
+    check_ids(t, "", &one, 1, what);
+    check_ids(t, llama_p1, llama_e1, sizeof llama_e1 / sizeof(int), what);
+    check_ids(t, llama_p2, llama_e2, sizeof llama_e2 / sizeof(int), what);
+    check_ids(t, llama_p3, llama_e3, sizeof llama_e3 / sizeof(int), what);
+    check_ids(t, llama_p4, llama_e4, sizeof llama_e4 / sizeof(int), what);
+    check_roundtrip(t, llama_p3, what);
+    check_roundtrip(t, llama_p4, what);
+    check_roundtrip(t, "Emoji \xf0\x9f\x98\xba and CJK \xe7\x8c\xab, tabs\tand  two spaces.", what);
+}
+
+static void test_tokenizers(void) {
+    lc_tokenizer t;
+    lc_error e;
+    const char *tp = SHARED "llama2-tokenizer/tokenizer.bin";
+    if (!file_exists(tp)) { printf("SKIPPED: %s not found (Llama 2 tokenizer tests)\n", tp); return; }
+    if (!CHECK(lc_tokenizer_load_llama2c(&t, tp, 32000, &e) == LOLCATS_OK, "%s", e.msg)) return;
+    check_llama_tok(&t, "llama2c tokenizer.bin");
+    lc_tokenizer_free(&t);
+    tp = SHARED "stories260K/tok512.bin";
+    if (file_exists(tp) && lc_tokenizer_load_llama2c(&t, tp, 512, &e) == LOLCATS_OK) {
+        check_roundtrip(&t, "Once upon a time, Lily said \"hi\" to a caf\xc3\xa9.", "tok512");
+        lc_tokenizer_free(&t);
+    }
+}
+
+/* SIMD matmul against the reference for F32/BF16/F16 at odd sizes. */
+static void test_matmul(void) {
+    static const int Ts[] = {1, 2, 3, 7}, Os[] = {1, 5, 9, 33}, Is[] = {1, 7, 8, 63, 130};
+    static float x[7 * 130], y0[7 * 33], y1[7 * 33], w32[33 * 130];
+    static uint16_t w16[33 * 130], wb16[33 * 130];
+    size_t i;
+    int a, b, c;
+    for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 7919) % 97) / 97.0f - 0.5f;
+    for (i = 0; i < 33 * 130; i++) {
+        float v = (float)((i * 104729) % 89) / 89.0f - 0.5f;
+        wb16[i] = lc_f32_to_bf16(v);
+        w16[i] = lc_f32_to_f16(v);
+        w32[i] = v;
+    }
+    if (lc_model_simd_detect() == LOLCATS_SIMD_SCALAR) printf("  (no SIMD on this CPU: ref vs ref)\n");
+    for (a = 0; a < 4; a++)
+        for (b = 0; b < 4; b++)
+            for (c = 0; c < 5; c++) {
+                int T = Ts[a], O = Os[b], I = Is[c], bad = 0, dt;
+                for (dt = 0; dt < 3; dt++) {
+                    const void *w = dt == 0 ? (const void *)w32 : dt == 1 ? (const void *)w16 : (const void *)wb16;
+                    lc_dtype d = dt == 0 ? LOLCATS_DTYPE_F32 : dt == 1 ? LOLCATS_DTYPE_F16 : LOLCATS_DTYPE_BF16;
+                    lc_matmul(LOLCATS_SIMD_SCALAR, y0, x, w, d, T, O, I);
+                    lc_matmul(lc_model_simd_detect(), y1, x, w, d, T, O, I);
+                    for (i = 0; i < (size_t)(T * O); i++)
+                        if (fabsf(y0[i] - y1[i]) > 1e-5f * (1.0f + fabsf(y0[i]))) bad++;
+                    /* the widened weights are exactly the converted ones */
+                    if (dt > 0) {
+                        float wi = lc_weight_get(&(lc_weight){w, d, O, I}, I - 1);
+                        float ref = dt == 1 ? lc_f16_to_f32(w16[I - 1]) : lc_bf16_to_f32(wb16[I - 1]);
+                        if (wi != ref) bad++;
+                    }
+                }
+                CHECK(bad == 0, "matmul T=%d O=%d I=%d: %d mismatches", T, O, I, bad);
+            }
+}
+
+static void test_sampler(void) {
+    lc_sampler s;
+    lc_error e;
+    float logits[5] = {0.1f, 2.0f, -1.0f, 1.9f, 0.0f};
+    int i, cnt[5] = {0, 0, 0, 0, 0}, first[20];
+    lc_sampler_init(&s, 5, 0.0f, 0.9f, 1, &e);
+    CHECK(lc_sampler_sample(&s, logits) == 1, "greedy picks the argmax");
+    lc_sampler_free(&s);
+    lc_sampler_init(&s, 5, 1.0f, 0.5f, 7, &e);
+    for (i = 0; i < 2000; i++) cnt[lc_sampler_sample(&s, logits)]++;
+    CHECK(cnt[0] == 0 && cnt[2] == 0 && cnt[4] == 0 && cnt[1] > 0 && cnt[3] > 0,
+          "top-p 0.5 keeps only the two best tokens (%d %d %d %d %d)", cnt[0], cnt[1], cnt[2],
+          cnt[3], cnt[4]);
+    lc_sampler_free(&s);
+    lc_sampler_init(&s, 5, 1.0f, 0.0f, 123, &e);
+    for (i = 0; i < 20; i++) first[i] = lc_sampler_sample(&s, logits);
+    lc_sampler_free(&s);
+    lc_sampler_init(&s, 5, 1.0f, 0.0f, 123, &e);
+    for (i = 0; i < 20; i++)
+        if (lc_sampler_sample(&s, logits) != first[i]) break;
+    CHECK(i == 20, "same seed, same samples");
+    lc_sampler_free(&s);
+    CHECK(lc_sampler_init(&s, 5, -1.0f, 0.0f, 1, &e) == LOLCATS_ERR_ARG, "negative temperature");
+}
+
+/* Scores ids with the model in chunks of `chunk` tokens: per-token NLL (n-1). */
+static void score_ids(const lc_model *m, const int *ids, int n, int chunk, double *nll,
+                      float *last_logits) {
+    lc_run r;
+    lc_error e;
+    int V = m->cfg.vocab_size, s, t;
+    float *lg = (float *)malloc(sizeof(float) * (size_t)chunk * V);
+    if (lc_run_init(&r, m, n, chunk, &e)) { CHECK(0, "run: %s", e.msg); free(lg); return; }
+    for (s = 0; s < n; s += chunk) {
+        int k = n - s < chunk ? n - s : chunk;
+        if (lc_model_forward(m, &r, ids + s, k, lg, &e)) { CHECK(0, "fwd: %s", e.msg); break; }
+        for (t = 0; t < k && s + t + 1 < n; t++) {
+            const float *l = lg + (size_t)t * V;
+            double mx = l[0], z = 0;
+            int j;
+            for (j = 1; j < V; j++) if ((double)l[j] > mx) mx = (double)l[j];
+            for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
+            nll[s + t] = mx + log(z) - (double)l[ids[s + t + 1]];
+        }
+    }
+    memcpy(last_logits, r.logits, sizeof(float) * V);
+    lc_run_free(&r);
+    free(lg);
+}
+
+/* alpaca-llama-25m (bf16, sharded, GQA) against tools/gen_model_ref.py. */
+static void test_alpaca25m(void) {
+    const char *dir = SHARED "alpaca-llama-25m", *ref = "tests/data/alpaca25m_ref.safetensors";
+    lc_model m;
+    lc_tokenizer t;
+    lc_error e;
+    lc_st_file *rf;
+    int k, count;
+    char tp[512];
+    if (!file_exists(SHARED "alpaca-llama-25m/config.json")) {
+        printf("SKIPPED: %s not found (Hugging Face model tests)\n", dir);
+        return;
+    }
+    if (!CHECK(lc_model_load(&m, dir, &e) == LOLCATS_OK, "load: %s", e.msg)) return;
+    CHECK(m.format == LOLCATS_MODEL_HF && m.cfg.dim == 384 && m.cfg.n_layers == 8 &&
+              m.cfg.n_heads == 6 && m.cfg.n_kv_heads == 2 && m.cfg.head_dim == 64 &&
+              m.cfg.hidden_dim == 1024 && m.cfg.tied && !m.cfg.rope_interleaved &&
+              m.tok_emb.dtype == LOLCATS_DTYPE_BF16 && m.cfg.bos_id == 1 && m.cfg.eos_id == 2,
+          "alpaca-llama-25m config");
+    CHECK(lc_model_param_count(&m) == 24877440, "param count %lld",
+          (long long)lc_model_param_count(&m));
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+    if (!CHECK(lc_tokenizer_load_hf(&t, tp, &e) == LOLCATS_OK, "tokenizer.json: %s", e.msg)) {
+        lc_model_free(&m);
+        return;
+    }
+    CHECK(t.kind == LOLCATS_TOK_SPM && t.vocab_size == 32000 && t.bos_id == 1 && t.eos_id == 2 &&
+              t.add_bos && t.add_prefix_space && t.byte_fallback, "tokenizer.json settings");
+    check_llama_tok(&t, "tokenizer.json");
+    {   /* specials written in the text are matched, each segment gets the prefix */
+        int want[] = {1, 1, 15043, 2};   /* BOS, <s>, "\u2581Hello", </s> */
+        check_ids(&t, "<s>Hello</s>", want, 4, "special tokens in text");
+    }
+    if (lc_st_open(&rf, ref, &e)) {
+        CHECK(0, "%s: %s (run tools/gen_model_ref.py)", ref, e.msg);
+        lc_tokenizer_free(&t);
+        lc_model_free(&m);
+        return;
+    }
+    count = atoi(lc_st_meta(rf, "count"));
+    for (k = 0; k < count; k++) {
+        char name[64], what[96];
+        const char *prompt;
+        const lc_tensor *tid, *tnll, *tlse, *tsub;
+        int *ids, *mine, V = m.cfg.vocab_size, i, n;
+        size_t nm = 0;
+        double *nll, sum_ref = 0, sum = 0, lse = 0, mx;
+        float *last, *sub, *refsub, *refnll;
+        snprintf(name, sizeof name, "prompt_%d", k); prompt = lc_st_meta(rf, name);
+        snprintf(name, sizeof name, "ids_%d", k); tid = lc_st_find(rf, name);
+        snprintf(name, sizeof name, "nll_%d", k); tnll = lc_st_find(rf, name);
+        snprintf(name, sizeof name, "lse_%d", k); tlse = lc_st_find(rf, name);
+        snprintf(name, sizeof name, "logits_sub_%d", k); tsub = lc_st_find(rf, name);
+        if (!CHECK(prompt && tid && tnll && tlse && tsub, "reference entry %d incomplete", k)) break;
+        n = (int)tid->shape[0];
+        ids = (int *)malloc(sizeof(int) * n);
+        memcpy(ids, tid->data, sizeof(int) * n);
+        mine = (int *)malloc(sizeof(int) * (strlen(prompt) + 3));
+        lc_tokenizer_encode(&t, prompt, strlen(prompt), 1, 0, mine, strlen(prompt) + 3, &nm, &e);
+        for (i = 0; i < n && (size_t)n == nm; i++) if (mine[i] != ids[i]) break;
+        CHECK((size_t)n == nm && i == n, "prompt %d: token ids differ from the Python BPE "
+              "(%zu vs %d ids, first difference at %d)", k, nm, n, i);
+        nll = (double *)calloc((size_t)n, sizeof(double));
+        last = (float *)malloc(sizeof(float) * V);
+        sub = (float *)malloc(sizeof(float) * V);
+        refsub = (float *)malloc(sizeof(float) * V);
+        refnll = (float *)malloc(sizeof(float) * n);
+        score_ids(&m, ids, n, 64, nll, last);
+        lc_tensor_to_f32(tsub, refsub, &e);
+        lc_tensor_to_f32(tnll, refnll, &e);
+        for (i = 0; i < (V + 3) / 4; i++) sub[i] = last[4 * i];
+        snprintf(what, sizeof what, "prompt %d last logits (every 4th)", k);
+        check_close(what, sub, refsub, (size_t)(V + 3) / 4, 1e-3, 0);
+        for (i = 0; i + 1 < n; i++) { sum += nll[i]; sum_ref += (double)refnll[i]; sub[i] = (float)nll[i]; }
+        snprintf(what, sizeof what, "prompt %d per-token NLL (%d)", k, n - 1);
+        check_close(what, sub, refnll, (size_t)n - 1, 1e-3, 0);
+        mx = (double)last[lc_argmax(last, V)];
+        for (i = 0; i < V; i++) lse += exp((double)last[i] - mx);
+        lse = mx + log(lse);
+        CHECK(fabs(lse - (double)((const float *)tlse->data)[0]) < 1e-3, "prompt %d lse %f vs %f", k,
+              lse, (double)((const float *)tlse->data)[0]);
+        printf("  prompt %d: mean NLL %.6f ref %.6f rel %.2e\n", k, sum / (n - 1),
+               sum_ref / (n - 1), fabs(sum - sum_ref) / sum_ref);
+        CHECK(fabs(sum - sum_ref) <= 1e-4 * sum_ref, "prompt %d mean NLL rel error", k);
+        free(ids); free(mine); free(nll); free(last); free(sub); free(refsub); free(refnll);
+    }
+    lc_st_close(rf);
+    lc_tokenizer_free(&t);
+    lc_model_free(&m);
+}
+
+/* stories260K .bin -> Hugging Face directory (q/k permuted) -> same logits. */
+static void test_convert(void) {
+    const char *mp = SHARED "stories260K/stories260K.bin", *dir = "build/tests/stories260K_hf";
+    lc_model a, b;
+    lc_run ra, rb;
+    lc_error e;
+    int ids[40], i;
+    if (!file_exists(mp)) { printf("SKIPPED: %s not found (convert test)\n", mp); return; }
+    if (!CHECK(lc_model_load(&a, mp, &e) == LOLCATS_OK, "%s", e.msg)) return;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { CHECK(0, "mkdir %s", dir); return; }
+    if (!CHECK(lc_model_export_hf(&a, dir, &e) == LOLCATS_OK, "export: %s", e.msg)) return;
+    if (!CHECK(lc_model_load(&b, dir, &e) == LOLCATS_OK, "load converted: %s", e.msg)) return;
+    CHECK(b.format == LOLCATS_MODEL_HF && !b.cfg.rope_interleaved && b.cfg.tied &&
+              b.cfg.n_kv_heads == 4 && lc_model_param_count(&b) == lc_model_param_count(&a),
+          "converted config");
+    for (i = 0; i < 40; i++) ids[i] = i == 0 ? 1 : (i * 131 + 7) % 512;
+    lc_run_init(&ra, &a, 64, 40, &e);
+    lc_run_init(&rb, &b, 64, 40, &e);
+    lc_model_forward(&a, &ra, ids, 40, NULL, &e);
+    lc_model_forward(&b, &rb, ids, 40, NULL, &e);
+    check_close("stories260K .bin vs converted HF, logits", rb.logits, ra.logits, 512, 1e-5, 1e-5);
+    /* the converted directory read with the wrong RoPE pairing must differ */
+    b.cfg.rope_interleaved = 1;
+    lc_run_reset(&rb);
+    lc_model_forward(&b, &rb, ids, 40, NULL, &e);
+    for (i = 0; i < 512; i++) if (fabsf(rb.logits[i] - ra.logits[i]) > 1e-3f) break;
+    CHECK(i < 512, "RoPE pairing matters (interleaved on permuted rows must differ)");
+    lc_run_free(&ra);
+    lc_run_free(&rb);
+    lc_model_free(&a);
+    lc_model_free(&b);
+}
+
+int main(void) {
+    test_matmul();
+    test_sampler();
+    test_tokenizers();
+    test_stories260k();
+    test_corrupt_bin();
+    test_convert();
+    test_alpaca25m();
+    return check_done();
+}

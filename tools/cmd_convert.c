@@ -1,0 +1,48 @@
+/* cmd_convert.c - `lolcats convert --from-llama2c FILE --out DIR`. */
+#include "tools.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+static const char *convert_usage =
+    "lolcats convert --from-llama2c FILE --out DIR\n"
+    "  Writes a llama2.c checkpoint as a Hugging Face directory: config.json\n"
+    "  (LlamaForCausalLM) and model.safetensors (F32), q/k rows permuted from\n"
+    "  interleaved to rotate_half RoPE. DIR is created if needed. The tokenizer is\n"
+    "  not converted (llama2.c tokenizer.bin files have no tokenizer.json).";
+
+int cmd_convert(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    lc_model m;
+    lc_error err;
+    int i;
+    memset(&err, 0, sizeof err);
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s\n", convert_usage);
+            return 0;
+        }
+        if (i + 1 >= argc) tool_die_usage(convert_usage);
+        if (!strcmp(argv[i], "--from-llama2c")) in = argv[++i];
+        else if (!strcmp(argv[i], "--out")) out = argv[++i];
+        else tool_die_usage(convert_usage);
+    }
+    if (!in || !out) tool_die_usage(convert_usage);
+    if (lc_model_load_llama2c(&m, in, &err)) return tool_report(&err);
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "lolcats: cannot create %s: %s\n", out, strerror(errno));
+        lc_model_free(&m);
+        return 1;
+    }
+    if (lc_model_export_hf(&m, out, &err)) {
+        lc_model_free(&m);
+        return tool_report(&err);
+    }
+    printf("wrote %s/config.json and %s/model.safetensors (%lld parameters, F32)\n", out, out,
+           (long long)lc_model_param_count(&m));
+    lc_model_free(&m);
+    return 0;
+}

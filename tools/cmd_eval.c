@@ -1,0 +1,275 @@
+/* cmd_eval.c - `lolcats eval`: mean next-token NLL and perplexity.
+
+   Scoring rules (issue 3), so figures compare with other tools:
+   - a text file is tokenized once as [BOS] + text and scored in consecutive
+     windows: window k feeds tokens kC .. (k+1)C-1 (C = context or --ctx) from
+     an empty cache and predicts each following token, so every token after BOS
+     is predicted exactly once;
+   - a .jsonl of Alpaca records is scored record by record: [BOS] + prompt
+     (LOLCATS_MATH.md section 9 template) + response (encoded separately, no
+     BOS) + EOS; the response tokens and EOS are counted (--all-tokens: every
+     token after BOS). Records longer than C are scored in windows as above. */
+#include "tools.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *eval_usage =
+    "lolcats eval --model PATH --data FILE [--tokenizer PATH] [--json] [--ctx C]\n"
+    "             [--all-tokens] [--limit N]\n"
+    "  --data FILE     a text file, or a .jsonl of Alpaca records\n"
+    "                  (instruction, input, output)\n"
+    "  --ctx C         window / context length (default: the model's)\n"
+    "  --all-tokens    Alpaca: count every token after BOS, not only response + EOS\n"
+    "  --limit N       Alpaca: only the first N records\n"
+    "  --json          one JSON object: nll, ppl, tokens, ...";
+
+#define EVAL_CHUNK 32
+
+typedef struct {
+    const lc_model *m;
+    lc_run run;
+    float *logits;       /* (EVAL_CHUNK, V) */
+    double nll_sum;
+    long long tokens;
+} eval_state;
+
+/* Scores ids[0..n): predictions of ids[j] for j >= first (j >= 1) are counted. */
+static int eval_score(eval_state *st, const int *ids, int n, int first, lc_error *err) {
+    int C = st->run.ctx, V = st->m->cfg.vocab_size, w, s, t;
+    if (first < 1) first = 1;
+    for (w = 0; w + 1 < n; w += C) {                 /* window feeds ids[w .. w+C) */
+        int end = w + C < n - 1 ? w + C : n - 1;     /* last fed index + 1 */
+        lc_run_reset(&st->run);
+        for (s = w; s < end; s += EVAL_CHUNK) {
+            int k = end - s < EVAL_CHUNK ? end - s : EVAL_CHUNK;
+            if (lc_model_forward(st->m, &st->run, ids + s, k, st->logits, err)) return 1;
+            for (t = 0; t < k; t++) {
+                int tgt = s + t + 1, j;
+                const float *l = st->logits + (size_t)t * V;
+                double mx, z = 0;
+                if (tgt < first) continue;
+                mx = (double)l[lc_argmax(l, V)];
+                for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
+                st->nll_sum += mx + log(z) - (double)l[ids[tgt]];
+                st->tokens++;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The value of "key" in a flat JSON object line, unescaped into a new buffer
+   (NULL if absent or not a string). */
+static char *json_field(const char *line, const char *key) {
+    size_t kl = strlen(key);
+    const char *p = line;
+    while ((p = strchr(p, '"')) != NULL) {
+        const char *q = p + 1, *v;
+        char *out, *o;
+        if (strncmp(q, key, kl) != 0 || q[kl] != '"') {      /* skip this string */
+            for (q = p + 1; *q && *q != '"'; q++) if (*q == '\\' && q[1]) q++;
+            if (!*q) return NULL;
+            p = q + 1;
+            continue;
+        }
+        v = q + kl + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        if (*v != ':') { p = v; continue; }
+        v++;
+        while (*v == ' ' || *v == '\t') v++;
+        if (*v != '"') return NULL;
+        v++;
+        out = o = (char *)malloc(strlen(v) + 1);
+        if (!out) return NULL;
+        while (*v && *v != '"') {
+            if (*v != '\\') { *o++ = *v++; continue; }
+            v++;
+            switch (*v) {
+            case 'n': *o++ = '\n'; break;
+            case 't': *o++ = '\t'; break;
+            case 'r': *o++ = '\r'; break;
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'u': {
+                unsigned cp = 0, lo = 0;
+                int i;
+                for (i = 1; i <= 4 && v[i]; i++)
+                    cp = cp * 16 + (unsigned)(v[i] <= '9' ? v[i] - '0' : (v[i] | 32) - 'a' + 10);
+                v += 4;
+                if (cp >= 0xD800 && cp < 0xDC00 && v[1] == '\\' && v[2] == 'u') {
+                    for (i = 3; i <= 6 && v[i]; i++)
+                        lo = lo * 16 + (unsigned)(v[i] <= '9' ? v[i] - '0' : (v[i] | 32) - 'a' + 10);
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    v += 6;
+                }
+                if (cp < 0x80) *o++ = (char)cp;
+                else if (cp < 0x800) { *o++ = (char)(0xC0 | cp >> 6); *o++ = (char)(0x80 | (cp & 63)); }
+                else if (cp < 0x10000) {
+                    *o++ = (char)(0xE0 | cp >> 12); *o++ = (char)(0x80 | ((cp >> 6) & 63));
+                    *o++ = (char)(0x80 | (cp & 63));
+                } else {
+                    *o++ = (char)(0xF0 | cp >> 18); *o++ = (char)(0x80 | ((cp >> 12) & 63));
+                    *o++ = (char)(0x80 | ((cp >> 6) & 63)); *o++ = (char)(0x80 | (cp & 63));
+                }
+                break;
+            }
+            default: *o++ = *v; break;               /* \" \\ \/ */
+            }
+            if (*v) v++;
+        }
+        *o = 0;
+        return out;
+    }
+    return NULL;
+}
+
+static char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long sz;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = (char *)malloc((size_t)sz + 1);
+    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { free(buf); buf = NULL; }
+    fclose(f);
+    if (buf) { buf[sz] = 0; *n = (size_t)sz; }
+    return buf;
+}
+
+static int eval_alpaca(eval_state *st, const lc_tokenizer *tok, char *text, int all_tokens,
+                       long limit, long *records, lc_error *err) {
+    char *line = text, *nl;
+    int *ids = NULL;
+    size_t cap = 0;
+    *records = 0;
+    for (; line && *line && (limit <= 0 || *records < limit); line = nl ? nl + 1 : NULL) {
+        char *ins, *inp, *out, *prompt;
+        size_t np = 0, nr = 0, need;
+        int rc;
+        nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        if (!strchr(line, '{')) continue;
+        ins = json_field(line, "instruction");
+        inp = json_field(line, "input");
+        out = json_field(line, "output");
+        if (!ins || !out) {
+            free(ins); free(inp); free(out);
+            fprintf(stderr, "lolcats: record %ld has no instruction/output\n", *records + 1);
+            return 1;
+        }
+        prompt = (char *)malloc(strlen(ins) + (inp ? strlen(inp) : 0) + 512);
+        if (inp && inp[0])
+            sprintf(prompt,
+                    "Below is an instruction that describes a task, paired with an input that "
+                    "provides further context. Write a response that appropriately completes the "
+                    "request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n",
+                    ins, inp);
+        else
+            sprintf(prompt,
+                    "Below is an instruction that describes a task. Write a response that "
+                    "appropriately completes the request.\n\n### Instruction:\n%s\n\n"
+                    "### Response:\n",
+                    ins);
+        need = strlen(prompt) + strlen(out) + 8;
+        if (need > cap) { cap = need; ids = (int *)realloc(ids, cap * sizeof(int)); }
+        rc = lc_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, ids, cap, &np, err) ||
+             lc_tokenizer_encode(tok, out, strlen(out), 0, 0, ids + np, cap - np, &nr, err);
+        if (!rc) {
+            ids[np + nr] = st->m->cfg.eos_id >= 0 ? st->m->cfg.eos_id : tok->eos_id;
+            rc = eval_score(st, ids, (int)(np + nr + 1), all_tokens ? 1 : (int)np, err);
+        }
+        free(ins); free(inp); free(out); free(prompt);
+        if (rc) { free(ids); return 1; }
+        (*records)++;
+    }
+    free(ids);
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_path = NULL, *data = NULL, *tok_path = NULL;
+    int json = 0, ctx = 0, all_tokens = 0, i, rc = 1, is_jsonl;
+    long limit = 0, records = 0;
+    lc_model m;
+    lc_tokenizer tok;
+    lc_error err;
+    eval_state st;
+    char *text = NULL;
+    size_t n = 0;
+    clock_t t0;
+    double secs, nll;
+    memset(&err, 0, sizeof err);
+    memset(&tok, 0, sizeof tok);
+    memset(&st, 0, sizeof st);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", eval_usage); return 0; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--all-tokens")) { all_tokens = 1; continue; }
+        if (i + 1 >= argc) tool_die_usage(eval_usage);
+        if (!strcmp(a, "--model")) model_path = argv[++i];
+        else if (!strcmp(a, "--data")) data = argv[++i];
+        else if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
+        else if (!strcmp(a, "--ctx")) ctx = atoi(argv[++i]);
+        else if (!strcmp(a, "--limit")) limit = atol(argv[++i]);
+        else tool_die_usage(eval_usage);
+    }
+    if (!model_path || !data) tool_die_usage(eval_usage);
+    if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
+    if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
+    if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;
+    st.m = &m;
+    if (lc_run_init(&st.run, &m, ctx, EVAL_CHUNK, &err)) { tool_report(&err); goto done; }
+    st.logits = (float *)malloc(sizeof(float) * EVAL_CHUNK * (size_t)m.cfg.vocab_size);
+    text = read_file(data, &n);
+    if (!text || !st.logits) {
+        fprintf(stderr, "lolcats: cannot read %s\n", data);
+        goto done;
+    }
+    t0 = clock();
+    is_jsonl = n >= 6 && !strcmp(data + strlen(data) - 6, ".jsonl");
+    if (is_jsonl) {
+        if (eval_alpaca(&st, &tok, text, all_tokens, limit, &records, &err)) {
+            if (err.msg[0]) tool_report(&err);
+            goto done;
+        }
+    } else {
+        int *ids = (int *)malloc((n + 3) * sizeof(int));
+        size_t nid = 0;
+        if (!ids) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
+        if (lc_tokenizer_encode(&tok, text, n, 1, 0, ids, n + 3, &nid, &err) ||
+            eval_score(&st, ids, (int)nid, 1, &err)) {
+            free(ids);
+            tool_report(&err);
+            goto done;
+        }
+        free(ids);
+    }
+    secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    if (st.tokens == 0) { fprintf(stderr, "lolcats: no tokens scored\n"); goto done; }
+    nll = st.nll_sum / (double)st.tokens;
+    if (json)
+        printf("{\"nll\": %.6f, \"ppl\": %.4f, \"tokens\": %lld, \"records\": %ld, \"ctx\": %d, "
+               "\"model\": \"%s\", \"data\": \"%s\", \"cpu_seconds\": %.2f}\n",
+               nll, exp(nll), st.tokens, records, ctx, model_path, data, secs);
+    else
+        printf("%s on %s: mean NLL %.6f nats/token, perplexity %.4f over %lld tokens%s "
+               "(ctx %d, %.1f s CPU)\n",
+               model_path, data, nll, exp(nll), st.tokens,
+               is_jsonl ? (all_tokens ? " (all tokens after BOS)" : " (response + EOS)") : "",
+               ctx, secs);
+    rc = 0;
+done:
+    free(text);
+    free(st.logits);
+    lc_run_free(&st.run);
+    lc_tokenizer_free(&tok);
+    lc_model_free(&m);
+    return rc;
+}

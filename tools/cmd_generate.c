@@ -1,0 +1,132 @@
+/* cmd_generate.c - `lolcats generate`: sample text from a model. */
+#include "tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *gen_usage =
+    "lolcats generate --model PATH [--tokenizer PATH] --prompt TEXT --steps N\n"
+    "                 [--temperature T] [--top-p P] [--seed S] [--ctx C]\n"
+    "  --model PATH       llama2.c .bin checkpoint or Hugging Face directory\n"
+    "  --tokenizer PATH   llama2.c tokenizer.bin or tokenizer.json (a Hugging Face\n"
+    "                     directory's own tokenizer.json is the default)\n"
+    "  --prompt TEXT      prompt (default: empty, generation starts from BOS)\n"
+    "  --steps N          positions fed, prompt included, as llama2.c's -n (default 256)\n"
+    "  --temperature T    0 = greedy (default 1.0)\n"
+    "  --top-p P          nucleus sampling in (0,1); 0 or 1 = off (default 0.9)\n"
+    "  --seed S           RNG seed (default: time)\n"
+    "Text is printed as it is generated; stops at EOS/BOS or after --steps.";
+
+/* Loads the tokenizer that belongs to the model: explicit path, else the HF
+   directory's tokenizer.json. */
+int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_path,
+                        const char *tok_path, lc_error *err) {
+    char buf[4096];
+    size_t n;
+    lc_status s;
+    if (!tok_path) {
+        if (m->format != LOLCATS_MODEL_HF) {
+            fprintf(stderr, "lolcats: a llama2.c checkpoint needs --tokenizer "
+                            "(its tokenizer.bin, e.g. tok512.bin)\n");
+            return 1;
+        }
+        snprintf(buf, sizeof buf, "%s/tokenizer.json", model_path);
+        tok_path = buf;
+    }
+    n = strlen(tok_path);
+    if (n >= 5 && !strcmp(tok_path + n - 5, ".json"))
+        s = lc_tokenizer_load_hf(tok, tok_path, err);
+    else
+        s = lc_tokenizer_load_llama2c(tok, tok_path, m->cfg.vocab_size, err);
+    if (s) return tool_report(err);
+    if (tok->vocab_size > m->cfg.vocab_size) {
+        fprintf(stderr, "lolcats: %s has %d tokens but the model only %d: wrong tokenizer\n",
+                tok_path, tok->vocab_size, m->cfg.vocab_size);
+        return 1;
+    }
+    return 0;
+}
+
+/* Prints a piece, skipping lone unprintable control bytes as llama2.c does. */
+static void gen_print(const char *p, size_t n) {
+    if (n == 1 && (unsigned char)p[0] < 32 && p[0] != '\n' && p[0] != '\t' && p[0] != '\r')
+        return;
+    fwrite(p, 1, n, stdout);
+    fflush(stdout);
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *model_path = NULL, *tok_path = NULL, *prompt = "";
+    int steps = 256, ctx = 0, i, rc = 1;
+    float temperature = 1.0f, top_p = 0.9f;
+    unsigned long long seed = (unsigned long long)time(NULL);
+    lc_model m;
+    lc_tokenizer tok;
+    lc_run run;
+    lc_sampler smp;
+    lc_error err;
+    int *ids = NULL, next, tokpos;
+    size_t n_ids = 0;
+    char piece[1024];
+    memset(&err, 0, sizeof err);
+    memset(&tok, 0, sizeof tok);
+    memset(&run, 0, sizeof run);
+    memset(&smp, 0, sizeof smp);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", gen_usage); return 0; }
+        if (i + 1 >= argc) tool_die_usage(gen_usage);
+        if (!strcmp(a, "--model")) model_path = argv[++i];
+        else if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
+        else if (!strcmp(a, "--prompt")) prompt = argv[++i];
+        else if (!strcmp(a, "--steps")) steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--ctx")) ctx = atoi(argv[++i]);
+        else if (!strcmp(a, "--temperature")) temperature = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--top-p")) top_p = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
+        else tool_die_usage(gen_usage);
+    }
+    if (!model_path || steps <= 0) tool_die_usage(gen_usage);
+    if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
+    if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
+    if (steps > m.cfg.seq_len) steps = m.cfg.seq_len;
+    ids = (int *)malloc((strlen(prompt) + 3) * sizeof(int));
+    if (!ids) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
+    if (lc_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, strlen(prompt) + 3, &n_ids,
+                            &err)) {
+        tool_report(&err);
+        goto done;
+    }
+    if (n_ids == 0) ids[n_ids++] = m.cfg.bos_id >= 0 ? m.cfg.bos_id : 0;
+    if ((int)n_ids >= steps) steps = (int)n_ids + 1;
+    if (lc_run_init(&run, &m, ctx > 0 ? ctx : steps, (int)n_ids, &err) ||
+        lc_sampler_init(&smp, m.cfg.vocab_size, temperature, top_p, seed, &err)) {
+        tool_report(&err);
+        goto done;
+    }
+    if (run.ctx < steps) steps = run.ctx;
+    /* the prompt as it was given */
+    for (i = 1; i < (int)n_ids; i++)
+        gen_print(piece, lc_tokenizer_decode(&tok, ids[i - 1], ids[i], piece, sizeof piece));
+    if (lc_model_forward(&m, &run, ids, (int)n_ids, NULL, &err)) { tool_report(&err); goto done; }
+    tokpos = ids[n_ids - 1];
+    for (;;) { /* as llama2.c: positions 0..steps-1 are fed, each feed yields a token */
+        next = lc_sampler_sample(&smp, run.logits);
+        if (next == m.cfg.eos_id || next == m.cfg.bos_id) break;
+        gen_print(piece, lc_tokenizer_decode(&tok, tokpos, next, piece, sizeof piece));
+        tokpos = next;
+        if (run.pos >= steps) break;
+        if (lc_model_forward(&m, &run, &next, 1, NULL, &err)) { tool_report(&err); goto done; }
+    }
+    printf("\n");
+    rc = 0;
+done:
+    free(ids);
+    lc_sampler_free(&smp);
+    lc_run_free(&run);
+    lc_tokenizer_free(&tok);
+    lc_model_free(&m);
+    return rc;
+}

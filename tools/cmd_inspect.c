@@ -1,0 +1,70 @@
+/* cmd_inspect.c - `lolcats inspect PATH`: config, tensors, parameter count. */
+#include "tools.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *inspect_usage =
+    "lolcats inspect PATH\n"
+    "  PATH: a llama2.c .bin checkpoint or a Hugging Face directory. Prints the\n"
+    "  config, every weight (Hugging Face names) with dtype and shape, and the\n"
+    "  parameter count.";
+
+static void inspect_w(const char *name, const lc_weight *w, int vec) {
+    if (vec)
+        printf("  %-48s %-5s [%lld]\n", name, lc_dtype_name(w->dtype), (long long)w->cols);
+    else
+        printf("  %-48s %-5s [%lld, %lld]\n", name, lc_dtype_name(w->dtype), (long long)w->rows,
+               (long long)w->cols);
+}
+
+int cmd_inspect(int argc, char **argv) {
+    lc_model m;
+    lc_error err;
+    const lc_model_config *c;
+    int i;
+    char nm[128];
+    memset(&err, 0, sizeof err);
+    if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (argc == 2) { printf("usage: %s\n", inspect_usage); return 0; }
+        tool_die_usage(inspect_usage);
+    }
+    if (lc_model_load(&m, argv[1], &err)) return tool_report(&err);
+    c = &m.cfg;
+    printf("%s (%s)\n", argv[1], m.format == LOLCATS_MODEL_HF ? "Hugging Face" : "llama2.c");
+    printf("  architecture       %s\n", c->arch);
+    printf("  hidden_size        %d\n  intermediate_size  %d\n  layers             %d\n",
+           c->dim, c->hidden_dim, c->n_layers);
+    printf("  heads / kv heads   %d / %d (head_dim %d)\n", c->n_heads, c->n_kv_heads, c->head_dim);
+    printf("  vocab_size         %d\n  context            %d\n", c->vocab_size, c->seq_len);
+    printf("  rms_norm_eps       %g\n  rope_theta         %g (%s%s)\n", (double)c->norm_eps,
+           (double)c->rope_theta, c->rope_interleaved ? "interleaved pairs" : "rotate_half",
+           c->rope_llama3 ? ", llama3 scaling" : "");
+    if (c->rope_llama3)
+        printf("  rope_scaling       factor %g low %g high %g original %d\n",
+               (double)c->rope_factor, (double)c->rope_low_freq_factor,
+               (double)c->rope_high_freq_factor, c->rope_orig_max_pos);
+    printf("  embeddings         %s\n  bos / eos          %d / %d\n",
+           c->tied ? "tied (classifier = embedding)" : "untied", c->bos_id, c->eos_id);
+    printf("tensors:\n");
+    inspect_w("model.embed_tokens.weight", &m.tok_emb, 0);
+    for (i = 0; i < c->n_layers; i++) {
+        const lc_layer_weights *l = &m.layers[i];
+#define INSPECT_L(suffix, w, vec) snprintf(nm, sizeof nm, "model.layers.%d.%s", i, suffix); inspect_w(nm, &l->w, vec)
+        INSPECT_L("input_layernorm.weight", rms_att, 1);
+        INSPECT_L("self_attn.q_proj.weight", wq, 0);
+        INSPECT_L("self_attn.k_proj.weight", wk, 0);
+        INSPECT_L("self_attn.v_proj.weight", wv, 0);
+        INSPECT_L("self_attn.o_proj.weight", wo, 0);
+        INSPECT_L("post_attention_layernorm.weight", rms_ffn, 1);
+        INSPECT_L("mlp.gate_proj.weight", w1, 0);
+        INSPECT_L("mlp.up_proj.weight", w3, 0);
+        INSPECT_L("mlp.down_proj.weight", w2, 0);
+#undef INSPECT_L
+    }
+    inspect_w("model.norm.weight", &m.rms_final, 1);
+    if (!c->tied) inspect_w("lm_head.weight", &m.wcls, 0);
+    printf("parameters: %lld\n", (long long)lc_model_param_count(&m));
+    lc_model_free(&m);
+    return 0;
+}
