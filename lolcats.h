@@ -631,6 +631,90 @@ LCAPI int lc_argmax(const float *x, int n);
 LCAPI lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err);
 // >>api-model-end
 
+// >>api-train
+// Training a (linearized) model: the LoLCATs parameters (feature maps and
+// window factors per layer), LoRA adapters on q/k/v/o, and, for the tiny
+// models the demo trains from scratch, every weight. One allocation holds
+// parameters, gradients and AdamW moments (named views into it, as in llm.c),
+// so zeroing the gradients is one memset and the whole state can be dumped.
+//
+// Stage 1 (lc_train_distill_step): teacher forced, layer by layer: every layer
+// gets the teacher's hidden states, its student (hybrid) output is compared to
+// the teacher's softmax output before o_proj (MSE x mse_factor, + xent), and
+// only that layer's feature maps and window factors get gradient.
+// Stage 2 (lc_train_lm_step): next-token cross-entropy through the whole model
+// with hybrid attention in every layer (or softmax: attn = LOLCATS_ATTN_SOFTMAX),
+// backward to LoRA (and optionally the feature maps / all weights).
+enum { LOLCATS_ATTN_SOFTMAX = 0, LOLCATS_ATTN_HYBRID = 1, LOLCATS_ATTN_LINEAR = 2 };
+enum {
+    LOLCATS_TRAIN_FMAPS = 1,      // feature maps + window factors
+    LOLCATS_TRAIN_LORA = 2,       // LoRA A, B on q, k, v, o
+    LOLCATS_TRAIN_FULL = 4        // every model weight (fp32 models made by lc_train_init_full)
+};
+enum { LOLCATS_LORA_Q = 0, LOLCATS_LORA_K = 1, LOLCATS_LORA_V = 2, LOLCATS_LORA_O = 3 };
+
+typedef struct lc_train_cfg {
+    int attn;                     // LOLCATS_ATTN_* used by lc_train_lm_step
+    int trainable;                // LOLCATS_TRAIN_* bits
+    lc_fmap_cfg fmap;
+    int feature_dim;              // f (64)
+    lc_hybrid_cfg hybrid;         // tk, window 64
+    int lora_rank;                // r (8); 0: no LoRA
+    float lora_alpha;             // 16
+    int lora_targets;             // bits 1 << LOLCATS_LORA_* (default q,k,v,o)
+    float mse_factor, xent_factor;  // stage 1 loss (1000, 0)
+    int max_tokens;               // T: tokens per step (batch 1)
+    uint64_t seed;                // LoRA A init
+} lc_train_cfg;
+
+LCAPI lc_train_cfg lc_train_cfg_default(void);
+
+typedef struct lc_train {
+    lc_ctx ctx;
+    lc_model *model;              // frozen weights (or the trainable fp32 model)
+    lc_train_cfg cfg;
+    int F;                        // feature-map output dim
+    size_t n_params;              // floats in each of params, grads, m, v
+    float *mem;                   // params | grads | adam m | adam v
+    float *params, *grads, *adam_m, *adam_v;
+    // views into params (and, at the same offsets, into grads):
+    float *fmap_q, *fmap_k;       // (L,H,D,f) each
+    float *wf;                    // (L,H) window factor logits
+    float *lora;                  // per layer, per target: A (r,in) then B (out,r)
+    size_t lora_off[64][4];       // offset of A in params (0: no LoRA on it)
+    float *full;                  // fp32 model weights (LOLCATS_TRAIN_FULL), or NULL
+    int64_t step;                 // optimizer steps taken
+    void *act;                    // activations and scratch (private)
+} lc_train;
+
+// Attaches training state to a loaded model (weights stay frozen and mapped).
+// Feature maps start at identity, window factors at logit(0.1), LoRA A
+// kaiming-uniform(a=sqrt(5)) and B zero, as in the original.
+LCAPI lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m,
+                              const lc_train_cfg *cfg, lc_error *err);
+// Creates a fresh fp32 model of config mc whose weights live in the trainable
+// buffer (for LOLCATS_TRAIN_FULL), seeded normal(0, 0.02) / norms at 1.
+// t->model points to a model owned by t.
+LCAPI lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_model_config *mc,
+                                   const lc_train_cfg *cfg, lc_error *err);
+LCAPI void lc_train_free(lc_train *t);
+LCAPI void lc_train_zero_grad(lc_train *t);
+
+// Stage 1 on one sequence of T tokens: accumulates gradients of
+// (1/L) sum_layers (mse_factor * mse + xent_factor * xent) into the feature maps
+// and window factors; returns that loss; layer_loss (L) gets each layer's.
+LCAPI lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
+                                      double *loss, double *layer_loss, lc_error *err);
+// Stage 2 / pretraining on one sequence: labels[i] is the target of position i
+// (-1: ignored). Accumulates gradients of the mean cross-entropy (when
+// backward), returns it in *loss and the number of scored tokens in *n_scored.
+LCAPI lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T,
+                                 int backward, double *loss, int *n_scored, lc_error *err);
+// AdamW over the trainable parameters (grads scaled by grad_scale first, e.g.
+// 1/accumulation steps); increments t->step.
+LCAPI void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale);
+// >>api-train-end
+
 // >>api-ref
 // The reference evaluation behind `lolcats ref`: one attention op with its
 // feature maps, forward and (when dy or da is given) backward to every input.
@@ -5292,6 +5376,612 @@ done:
     return s;
 }
 // >>impl-model-end
+
+// >>train
+typedef struct lc__layer_act {
+    float *x_in, *xn, *rstd1;         // (T,dim) (T,dim) (T)
+    float *qh, *kh, *vh;              // (H,T,D) (Hk,T,D) (Hk,T,D)
+    float *xa[4];                     // (T,r) LoRA x A^T per target
+    float *phiq, *phik;               // (H,T,F)
+    float *yh, *m, *den;              // (H,T,D) (H,T) (H,T)
+    float *ym;                        // (T,H*D)
+    float *h, *hn, *rstd2;            // (T,dim) (T,dim) (T)
+    float *g, *u, *hh;                // (T,hidden) x3
+} lc__layer_act;
+
+typedef struct lc__train_act {
+    int T, n_slots;                   // layers with their own slot (1 in stage 1)
+    lc__layer_act *L;
+    float *xf, *xfn, *rstdf, *logits;     // final norm, logits / dlogits (T,V)
+    float *rope_cos, *rope_sin;           // (T, D/2)
+    float *norm_w;                        // fp32 norm weights: (L,2,dim) + (dim)
+    float *tq, *tk, *tv;                  // (T,H*D) (T,Hk*D) x2: projections
+    float *dx, *dh, *dxn, *dym, *dyh, *dqh, *dkh, *dvh, *dphiq, *dphik, *dg, *du, *dhh;
+    float *work;                          // hybrid prefix-state work
+    float *yt, *lse, *at, *as, *ga;       // stage 1 teacher out; weights (H,T,T) when xent
+} lc__train_act;
+
+LCIMPL lc_train_cfg lc_train_cfg_default(void) {
+    lc_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.attn = LOLCATS_ATTN_HYBRID;
+    c.trainable = LOLCATS_TRAIN_FMAPS;
+    c.fmap = lc_fmap_cfg_default();
+    c.feature_dim = 64;
+    c.hybrid = lc_hybrid_cfg_default();
+    c.lora_rank = 8;
+    c.lora_alpha = 16.0f;
+    c.lora_targets = 15;
+    c.mse_factor = 1000.0f;
+    c.xent_factor = 0.0f;
+    c.max_tokens = 1024;
+    c.seed = 0;
+    return c;
+}
+
+static int lc__lora_in(const lc_model_config *c, int tg) {
+    return tg == LOLCATS_LORA_O ? c->n_heads * c->head_dim : c->dim;
+}
+
+static int lc__lora_out(const lc_model_config *c, int tg) {
+    return tg == LOLCATS_LORA_Q ? c->n_heads * c->head_dim
+           : tg == LOLCATS_LORA_O ? c->dim : c->n_kv_heads * c->head_dim;
+}
+
+static size_t lc__full_floats(const lc_model_config *c) {
+    size_t D = (size_t)c->head_dim, per = 2 * (size_t)c->dim +
+        (size_t)c->dim * (c->n_heads * D + 2 * c->n_kv_heads * D) + c->n_heads * D * c->dim +
+        3 * (size_t)c->dim * c->hidden_dim;
+    return (size_t)c->vocab_size * c->dim * (c->tied ? 1 : 2) + (size_t)c->dim + per * c->n_layers;
+}
+
+// Lays out params: [full model][fmap_q fmap_k wf][LoRA], and the views.
+static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
+    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0;
+    if (L > 64) return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%d layers: at most 64 supported", L);
+    n += full_n;
+    if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
+        fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H;
+    n += fm_n;
+    memset(t->lora_off, 0, sizeof t->lora_off);
+    if (t->cfg.lora_rank > 0)
+        for (l = 0; l < L; l++)
+            for (tg = 0; tg < 4; tg++) {
+                if (!(t->cfg.lora_targets & (1 << tg))) continue;
+                t->lora_off[l][tg] = n;
+                n += (size_t)t->cfg.lora_rank * (lc__lora_in(c, tg) + lc__lora_out(c, tg));
+            }
+    t->n_params = n;
+    t->mem = (float *)LOLCATS_MALLOC(sizeof(float) * 4 * (n ? n : 1));
+    if (!t->mem)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu trainable parameters", n);
+    memset(t->mem, 0, sizeof(float) * 4 * (n ? n : 1));
+    t->params = t->mem;
+    t->grads = t->mem + n;
+    t->adam_m = t->mem + 2 * n;
+    t->adam_v = t->mem + 3 * n;
+    t->full = with_full ? t->params : NULL;
+    if (fm_n) {
+        t->fmap_q = t->params + full_n;
+        t->fmap_k = t->fmap_q + (size_t)L * H * D * f;
+        t->wf = t->fmap_k + (size_t)L * H * D * f;
+    }
+    t->lora = t->params + full_n + fm_n;
+    return LOLCATS_OK;
+}
+
+static float *lc__grad_at(lc_train *t, const float *p) {
+    return t->grads + (p - t->params);
+}
+
+static lc_status lc__train_act_alloc(lc_train *t, int slots, lc_error *err) {
+    const lc_model_config *c = &t->model->cfg;
+    lc__train_act *a;
+    int T = t->cfg.max_tokens, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
+    int dim = c->dim, hid = c->hidden_dim, F = t->F, r = t->cfg.lora_rank, l, pass;
+    size_t qd = (size_t)H * D, kd = (size_t)Hk * D, total = 0;
+    float *p = NULL;
+    a = (lc__train_act *)LOLCATS_MALLOC(sizeof *a);
+    if (!a) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    memset(a, 0, sizeof *a);
+    a->T = T;
+    a->n_slots = slots;
+    a->L = (lc__layer_act *)LOLCATS_MALLOC(sizeof(lc__layer_act) * (size_t)slots);
+    if (!a->L) { LOLCATS_FREE(a); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    t->act = a;
+    // two passes: count, then cut the views out of one allocation
+    for (pass = 0; pass < 2; pass++) {
+#define LC__TAKE(dst, count) do { size_t n_ = (size_t)(count); if (pass) { (dst) = p; p += n_; } total += pass ? 0 : n_; } while (0)
+        for (l = 0; l < slots; l++) {
+            lc__layer_act *la = &a->L[l];
+            int tg;
+            LC__TAKE(la->x_in, (size_t)T * dim); LC__TAKE(la->xn, (size_t)T * dim); LC__TAKE(la->rstd1, T);
+            LC__TAKE(la->qh, (size_t)T * qd); LC__TAKE(la->kh, (size_t)T * kd); LC__TAKE(la->vh, (size_t)T * kd);
+            for (tg = 0; tg < 4; tg++) LC__TAKE(la->xa[tg], (size_t)T * (r > 0 ? r : 0));
+            LC__TAKE(la->phiq, (size_t)H * T * F); LC__TAKE(la->phik, (size_t)H * T * F);
+            LC__TAKE(la->yh, (size_t)T * qd); LC__TAKE(la->m, (size_t)H * T); LC__TAKE(la->den, (size_t)H * T);
+            LC__TAKE(la->ym, (size_t)T * qd);
+            LC__TAKE(la->h, (size_t)T * dim); LC__TAKE(la->hn, (size_t)T * dim); LC__TAKE(la->rstd2, T);
+            LC__TAKE(la->g, (size_t)T * hid); LC__TAKE(la->u, (size_t)T * hid); LC__TAKE(la->hh, (size_t)T * hid);
+        }
+        LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim); LC__TAKE(a->rstdf, T);
+        LC__TAKE(a->logits, (size_t)T * c->vocab_size);
+        LC__TAKE(a->rope_cos, (size_t)T * D / 2); LC__TAKE(a->rope_sin, (size_t)T * D / 2);
+        LC__TAKE(a->norm_w, (size_t)(2 * c->n_layers + 1) * dim);
+        LC__TAKE(a->tq, (size_t)T * qd); LC__TAKE(a->tk, (size_t)T * kd); LC__TAKE(a->tv, (size_t)T * kd);
+        LC__TAKE(a->dx, (size_t)T * dim); LC__TAKE(a->dh, (size_t)T * dim); LC__TAKE(a->dxn, (size_t)T * dim);
+        LC__TAKE(a->dym, (size_t)T * qd); LC__TAKE(a->dyh, (size_t)T * qd); LC__TAKE(a->dqh, (size_t)T * qd);
+        LC__TAKE(a->dkh, (size_t)T * kd); LC__TAKE(a->dvh, (size_t)T * kd);
+        LC__TAKE(a->dphiq, (size_t)H * T * F); LC__TAKE(a->dphik, (size_t)H * T * F);
+        LC__TAKE(a->dg, (size_t)T * hid); LC__TAKE(a->du, (size_t)T * hid); LC__TAKE(a->dhh, (size_t)T * hid);
+        LC__TAKE(a->work, lc_attn_hybrid_work_floats(1, H, D, F));
+        LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
+        if (t->cfg.xent_factor > 0) {
+            LC__TAKE(a->at, (size_t)H * T * T); LC__TAKE(a->as, (size_t)H * T * T); LC__TAKE(a->ga, (size_t)H * T * T);
+        }
+#undef LC__TAKE
+        if (!pass) {
+            p = (float *)LOLCATS_MALLOC(sizeof(float) * (total ? total : 1));
+            if (!p)
+                return lc_error_set(err, LOLCATS_ERR_NOMEM,
+                                    "out of memory for %zu MiB of activations (T=%d); lower the "
+                                    "sequence length", total * 4 >> 20, T);
+            memset(p, 0, sizeof(float) * total);  // L[0].x_in, the first view, is the base
+        }
+    }
+    {   // RoPE for positions 0..T-1 exactly as the model computes it
+        float inv[1024];
+        int tt, i;
+        lc__rope_inv_freq(inv, c);
+        for (tt = 0; tt < T; tt++)
+            for (i = 0; i < D / 2; i++) {
+                float ang = (float)tt * inv[i];
+                a->rope_cos[(size_t)tt * (D / 2) + i] = (float)cos((double)ang);
+                a->rope_sin[(size_t)tt * (D / 2) + i] = (float)sin((double)ang);
+            }
+    }
+    return LOLCATS_OK;
+}
+
+static void lc__train_norms(lc_train *t) {  // fp32 copies of the norm weights
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    int l, c, dim = m->cfg.dim;
+    for (l = 0; l < m->cfg.n_layers; l++)
+        for (c = 0; c < dim; c++) {
+            a->norm_w[(size_t)(2 * l) * dim + c] = lc_weight_get(&m->layers[l].rms_att, c);
+            a->norm_w[(size_t)(2 * l + 1) * dim + c] = lc_weight_get(&m->layers[l].rms_ffn, c);
+        }
+    for (c = 0; c < dim; c++) a->norm_w[(size_t)2 * m->cfg.n_layers * dim + c] = lc_weight_get(&m->rms_final, c);
+}
+
+static void lc__train_init_params(lc_train *t) {
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
+    lc_rng rng;
+    lc_rng_seed(&rng, t->cfg.seed ^ 0x10c47ULL);
+    if (t->fmap_q) {
+        lc_fmap_init_identity(t->fmap_q, L * H, D, f);
+        lc_fmap_init_identity(t->fmap_k, L * H, D, f);
+        for (l = 0; l < L * H; l++) t->wf[l] = -2.1972245773362196f;  // logit(0.1)
+    }
+    for (l = 0; l < L; l++)
+        for (tg = 0; tg < 4; tg++) {
+            size_t off = t->lora_off[l][tg], i, na;
+            float bound;
+            if (!off) continue;
+            na = (size_t)t->cfg.lora_rank * lc__lora_in(c, tg);
+            bound = (float)(1.0 / sqrt((double)lc__lora_in(c, tg)));  // kaiming a = sqrt(5)
+            for (i = 0; i < na; i++) t->params[off + i] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
+        }
+}
+
+static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_train_cfg *cfg,
+                                       int slots, int with_full, lc_error *err) {
+    lc_status st;
+    const lc_model_config *c = &t->model->cfg;
+    t->ctx = *ctx;
+    t->cfg = *cfg;
+    t->F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
+    if (cfg->max_tokens <= 0 || cfg->feature_dim <= 0 || cfg->feature_dim > 1024 || cfg->lora_rank < 0 ||
+        cfg->lora_rank > 256 || c->head_dim > 1024 || cfg->hybrid.window <= 0)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "bad training config: tokens %d, feature dim %d, lora rank %d, window %d",
+                            cfg->max_tokens, cfg->feature_dim, cfg->lora_rank, cfg->hybrid.window);
+    if ((st = lc__train_alloc(t, with_full, err))) return st;
+    if ((st = lc__train_act_alloc(t, slots, err))) return st;
+    lc__train_init_params(t);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, const lc_train_cfg *cfg,
+                               lc_error *err) {
+    lc_status st;
+    memset(t, 0, sizeof *t);
+    t->model = m;
+    if ((st = lc__train_finish_init(t, ctx, cfg, m->cfg.n_layers, 0, err))) {
+        lc_train_free(t);
+        return st;
+    }
+    lc__train_norms(t);
+    return LOLCATS_OK;
+}
+
+static lc_weight lc__w32(float **p, int64_t rows, int64_t cols) {
+    lc_weight w;
+    w.data = *p;
+    w.dtype = LOLCATS_DTYPE_F32;
+    w.rows = rows;
+    w.cols = cols;
+    *p += rows * cols;
+    return w;
+}
+
+LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_model_config *mc,
+                                    const lc_train_cfg *cfg, lc_error *err) {
+    lc_model *m;
+    lc_status st;
+    float *p;
+    int l, dim = mc->dim, hid = mc->hidden_dim, qd = mc->n_heads * mc->head_dim;
+    int kd = mc->n_kv_heads * mc->head_dim;
+    size_t i, n;
+    lc_rng rng;
+    memset(t, 0, sizeof *t);
+    if (mc->n_layers <= 0 || mc->n_heads <= 0 || mc->n_kv_heads <= 0 || mc->n_heads % mc->n_kv_heads ||
+        mc->head_dim <= 0 || mc->head_dim % 2 || dim <= 0 || hid <= 0 || mc->vocab_size <= 0)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "bad model config for training from scratch");
+    m = (lc_model *)LOLCATS_MALLOC(sizeof *m);
+    if (!m) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    memset(m, 0, sizeof *m);
+    m->cfg = *mc;
+    m->layers = (lc_layer_weights *)LOLCATS_MALLOC(sizeof(lc_layer_weights) * (size_t)mc->n_layers);
+    if (!m->layers) { LOLCATS_FREE(m); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    t->model = m;
+    if ((st = lc__train_finish_init(t, ctx, cfg, mc->n_layers, 1, err))) { lc_train_free(t); return st; }
+    p = t->full;
+    m->tok_emb = lc__w32(&p, mc->vocab_size, dim);
+    for (l = 0; l < mc->n_layers; l++) {
+        lc_layer_weights *lw = &m->layers[l];
+        lw->rms_att = lc__w32(&p, 1, dim);
+        lw->wq = lc__w32(&p, qd, dim);
+        lw->wk = lc__w32(&p, kd, dim);
+        lw->wv = lc__w32(&p, kd, dim);
+        lw->wo = lc__w32(&p, dim, qd);
+        lw->rms_ffn = lc__w32(&p, 1, dim);
+        lw->w1 = lc__w32(&p, hid, dim);
+        lw->w2 = lc__w32(&p, dim, hid);
+        lw->w3 = lc__w32(&p, hid, dim);
+    }
+    m->rms_final = lc__w32(&p, 1, dim);
+    m->wcls = mc->tied ? m->tok_emb : lc__w32(&p, mc->vocab_size, dim);
+    n = (size_t)(p - t->full);
+    LOLCATS_ASSERT(n == lc__full_floats(mc));
+    lc_rng_seed(&rng, cfg->seed);
+    for (i = 0; i < n; i++) t->full[i] = 0.02f * lc_rng_normal(&rng);
+    for (l = 0; l < mc->n_layers; l++) {
+        int c;
+        for (c = 0; c < dim; c++) {
+            ((float *)m->layers[l].rms_att.data)[c] = 1.0f;
+            ((float *)m->layers[l].rms_ffn.data)[c] = 1.0f;
+        }
+    }
+    for (i = 0; i < (size_t)dim; i++) ((float *)m->rms_final.data)[i] = 1.0f;
+    m->format = 0;
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_train_free(lc_train *t) {
+    lc__train_act *a;
+    if (!t) return;
+    a = (lc__train_act *)t->act;
+    if (a) {
+        if (a->n_slots > 0) LOLCATS_FREE(a->L[0].x_in);
+        LOLCATS_FREE(a->L);
+        LOLCATS_FREE(a);
+    }
+    if (t->full && t->model) {  // the model was made by lc_train_init_full
+        LOLCATS_FREE(t->model->layers);
+        LOLCATS_FREE(t->model);
+    }
+    LOLCATS_FREE(t->mem);
+    memset(t, 0, sizeof *t);
+}
+
+LCIMPL void lc_train_zero_grad(lc_train *t) { memset(t->grads, 0, sizeof(float) * t->n_params); }
+
+// LoRA views of layer l, target tg (NULL when absent)
+static void lc__lora_of(const lc_train *t, int l, int tg, const float **A, const float **Bm) {
+    size_t off = t->lora_off[l][tg];
+    const lc_model_config *c = &t->model->cfg;
+    *A = off ? t->params + off : NULL;
+    *Bm = off ? t->params + off + (size_t)t->cfg.lora_rank * lc__lora_in(c, tg) : NULL;
+}
+
+static void lc__train_linear_fwd(lc_train *t, int l, int tg, float *y, float *xa, const float *x,
+                                 const lc_weight *w, int T) {
+    const float *A, *Bm;
+    float s = t->cfg.lora_rank > 0 ? t->cfg.lora_alpha / (float)t->cfg.lora_rank : 0.0f;
+    if (tg >= 0) lc__lora_of(t, l, tg, &A, &Bm);
+    else A = Bm = NULL;
+    lc_linear_fwd(&t->ctx, y, xa, x, w->data, (int)w->dtype, A, Bm, s, A ? t->cfg.lora_rank : 0, T,
+                  (int)w->rows, (int)w->cols);
+}
+
+static void lc__train_linear_bwd(lc_train *t, int l, int tg, float *dx, const float *dy,
+                                 const float *x, const float *xa, const lc_weight *w, int T) {
+    const float *A, *Bm;
+    float s = t->cfg.lora_rank > 0 ? t->cfg.lora_alpha / (float)t->cfg.lora_rank : 0.0f;
+    float *dw = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full ? lc__grad_at(t, (const float *)w->data) : NULL;
+    int lora_on = tg >= 0 && (t->cfg.trainable & LOLCATS_TRAIN_LORA);
+    if (tg >= 0) lc__lora_of(t, l, tg, &A, &Bm);
+    else A = Bm = NULL;
+    lc_linear_bwd(&t->ctx, dx, dw, A && lora_on ? lc__grad_at(t, A) : NULL,
+                  A && lora_on ? lc__grad_at(t, Bm) : NULL, dy, x, xa, w->data, (int)w->dtype,
+                  A, Bm, s, A ? t->cfg.lora_rank : 0, T, (int)w->rows, (int)w->cols);
+}
+
+// Attention input side of layer l: norm, projections, RoPE, head split.
+static void lc__train_qkv(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
+    lc_rmsnorm_fwd(la->xn, la->rstd1, la->x_in, a->norm_w + (size_t)(2 * l) * c->dim, T, c->dim, c->norm_eps);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_Q, a->tq, la->xa[0], la->xn, &lw->wq, T);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_K, a->tk, la->xa[1], la->xn, &lw->wk, T);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_V, a->tv, la->xa[2], la->xn, &lw->wv, T);
+    lc_rope_split_fwd(la->qh, a->tq, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
+    lc_rope_split_fwd(la->kh, a->tk, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
+    lc_rope_split_fwd(la->vh, a->tv, NULL, NULL, T, Hk, D, 0);
+}
+
+static float *lc__fm(const lc_train *t, const float *base, int l) {
+    const lc_model_config *c = &t->model->cfg;
+    return (float *)base + (size_t)l * c->n_heads * c->head_dim * t->cfg.feature_dim;
+}
+
+// Attention (the configured kind) of layer l into la->yh.
+static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim, F = t->F;
+    if (attn == LOLCATS_ATTN_SOFTMAX) {
+        lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        return;
+    }
+    lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
+    lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+    if (attn == LOLCATS_ATTN_LINEAR)
+        lc_attn_linear_fwd(&t->ctx, la->yh, la->den, la->phiq, la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+    else
+        lc_attn_hybrid_fwd(&t->ctx, la->yh, NULL, la->m, la->den, a->work, la->qh, la->kh, la->vh,
+                           la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
+                           &t->cfg.hybrid);
+}
+
+// Output side of layer l: merge heads, o_proj + residual, MLP + residual -> x_out.
+static void lc__train_out_fwd(lc_train *t, int l, lc__layer_act *la, float *x_out, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    size_t i, n = (size_t)T * c->dim;
+    lc_heads_merge(la->ym, la->yh, T, c->n_heads, c->head_dim);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_O, la->h, la->xa[3], la->ym, &lw->wo, T);
+    for (i = 0; i < n; i++) la->h[i] += la->x_in[i];
+    lc_rmsnorm_fwd(la->hn, la->rstd2, la->h, a->norm_w + (size_t)(2 * l + 1) * c->dim, T, c->dim, c->norm_eps);
+    lc__train_linear_fwd(t, l, -1, la->g, NULL, la->hn, &lw->w1, T);
+    lc__train_linear_fwd(t, l, -1, la->u, NULL, la->hn, &lw->w3, T);
+    lc_swiglu_fwd(la->hh, la->g, la->u, (size_t)T * c->hidden_dim);
+    lc__train_linear_fwd(t, l, -1, x_out, NULL, la->hh, &lw->w2, T);
+    for (i = 0; i < n; i++) x_out[i] += la->h[i];
+}
+
+static lc_status lc__train_check_tokens(const lc_train *t, const int *tokens, int T, lc_error *err) {
+    int i;
+    lc__train_act *a = (lc__train_act *)t->act;
+    if (T <= 0 || T > a->T)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
+    for (i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= t->model->cfg.vocab_size)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at position %d is outside the vocabulary (%d)",
+                                tokens[i], i, t->model->cfg.vocab_size);
+    return LOLCATS_OK;
+}
+
+static void lc__train_embed(lc_train *t, float *x, const int *tokens, int T) {
+    const lc_model *m = t->model;
+    int i, c, dim = m->cfg.dim;
+    for (i = 0; i < T; i++)
+        for (c = 0; c < dim; c++) x[(size_t)i * dim + c] = lc_weight_get(&m->tok_emb, (int64_t)tokens[i] * dim + c);
+}
+
+LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
+                                       double *loss, double *layer_loss, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
+    int F = t->F, l;
+    size_t nq = (size_t)H * T * D;
+    lc__layer_act *la = &a->L[0];
+    double total = 0;
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+    if (t->full) lc__train_norms(t);
+    lc__train_embed(t, la->x_in, tokens, T);
+    for (l = 0; l < L; l++) {
+        double ll;
+        lc__train_qkv(t, l, la, T);
+        lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+        lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, a->as ? NULL : a->work, la->qh, la->kh,
+                           la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
+                           &t->cfg.hybrid);
+        if (backward) memset(a->dyh, 0, sizeof(float) * nq);
+        ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
+        if (a->as) {  // soft-target cross-entropy over the attention weights
+            lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
+            if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
+            ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T,
+                               t->cfg.xent_factor / (float)L);
+        }
+        if (layer_loss) layer_loss[l] = ll * L;
+        total += ll;
+        if (backward) {
+            memset(a->dqh, 0, sizeof(float) * nq);
+            memset(a->dkh, 0, sizeof(float) * (size_t)Hk * T * D);
+            memset(a->dvh, 0, sizeof(float) * (size_t)Hk * T * D);
+            memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+            memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+            lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
+                               lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, a->as ? NULL : a->work,
+                               a->dyh, a->as ? a->ga : NULL, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
+                               la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
+                               &t->cfg.hybrid);
+            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), NULL, a->dphiq, la->qh,
+                        lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), NULL, a->dphik, la->kh,
+                        lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+        }
+        // teacher forcing: the next layer gets the softmax output's stream
+        memcpy(la->yh, a->yt, sizeof(float) * nq);
+        lc__train_out_fwd(t, l, la, a->xf, T);
+        memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
+    }
+    if (loss) *loss = total;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T, int backward,
+                                  double *loss, int *n_scored, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
+    int F = t->F, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size, l, attn = t->cfg.attn, ns;
+    size_t nx = (size_t)T * dim, nq = (size_t)H * T * D, nk = (size_t)Hk * T * D, i;
+    int full = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full;
+    int fm_on = (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && t->fmap_q;
+    double ce;
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    if (a->n_slots < L) return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only");
+    if (attn != LOLCATS_ATTN_SOFTMAX && !t->fmap_q)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid / linear attention needs feature maps");
+    if (t->full) lc__train_norms(t);  // the model's norms live in params: refresh the copies
+    lc__train_embed(t, a->L[0].x_in, tokens, T);
+    for (l = 0; l < L; l++) {
+        lc__layer_act *la = &a->L[l];
+        lc__train_qkv(t, l, la, T);
+        lc__train_attn_fwd(t, l, la, T, attn);
+        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[l + 1].x_in : a->xf, T);
+    }
+    lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
+    lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
+    ce = lc_xent_fwd_bwd(backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
+    if (loss) *loss = ce;
+    if (n_scored) *n_scored = ns;
+    if (!backward || ns == 0) return LOLCATS_OK;
+
+    // backward: a->logits now holds dlogits
+    memset(a->dxn, 0, sizeof(float) * nx);
+    lc__train_linear_bwd(t, 0, -1, a->dxn, a->logits, a->xfn, NULL, &m->wcls, T);
+    memset(a->dx, 0, sizeof(float) * nx);
+    lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)m->rms_final.data) : NULL, a->dxn, a->xf,
+                   a->norm_w + (size_t)2 * L * dim, a->rstdf, T, dim);
+    for (l = L - 1; l >= 0; l--) {
+        lc__layer_act *la = &a->L[l];
+        const lc_layer_weights *lw = &m->layers[l];
+        // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
+        memcpy(a->dh, a->dx, sizeof(float) * nx);
+        memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);
+        lc__train_linear_bwd(t, l, -1, a->dhh, a->dx, la->hh, NULL, &lw->w2, T);
+        memset(a->dg, 0, sizeof(float) * (size_t)T * hid);
+        memset(a->du, 0, sizeof(float) * (size_t)T * hid);
+        lc_swiglu_bwd(a->dg, a->du, a->dhh, la->g, la->u, (size_t)T * hid);
+        memset(a->dxn, 0, sizeof(float) * nx);
+        lc__train_linear_bwd(t, l, -1, a->dxn, a->dg, la->hn, NULL, &lw->w1, T);
+        lc__train_linear_bwd(t, l, -1, a->dxn, a->du, la->hn, NULL, &lw->w3, T);
+        lc_rmsnorm_bwd(a->dh, full ? lc__grad_at(t, (const float *)lw->rms_ffn.data) : NULL, a->dxn, la->h,
+                       a->norm_w + (size_t)(2 * l + 1) * dim, la->rstd2, T, dim);
+        // attention: h = x_in + Wo merge(yh)
+        memcpy(a->dx, a->dh, sizeof(float) * nx);
+        memset(a->dym, 0, sizeof(float) * nq);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_O, a->dym, a->dh, la->ym, la->xa[3], &lw->wo, T);
+        memset(a->dyh, 0, sizeof(float) * nq);
+        lc_heads_merge_bwd(a->dyh, a->dym, T, H, D);
+        memset(a->dqh, 0, sizeof(float) * nq);
+        memset(a->dkh, 0, sizeof(float) * nk);
+        memset(a->dvh, 0, sizeof(float) * nk);
+        if (attn == LOLCATS_ATTN_SOFTMAX) {
+            lc_attn_softmax_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dyh, NULL, la->yh, la->m, la->qh, la->kh,
+                                la->vh, 1, H, Hk, T, D);
+        } else {
+            float *wfl = t->wf + (size_t)l * H;
+            memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+            memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+            if (attn == LOLCATS_ATTN_LINEAR)
+                lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
+                                   la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+            else
+                lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
+                                   fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
+                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik, wfl,
+                                   NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+            lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL, NULL, a->dphiq,
+                        la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL, NULL, a->dphik,
+                        la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+        }
+        // back through RoPE / split and the projections
+        memset(a->tq, 0, sizeof(float) * nq);
+        memset(a->tk, 0, sizeof(float) * nk);
+        memset(a->tv, 0, sizeof(float) * nk);
+        lc_rope_split_bwd(a->tq, a->dqh, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
+        lc_rope_split_bwd(a->tk, a->dkh, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
+        lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
+        memset(a->dxn, 0, sizeof(float) * nx);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
+        lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)lw->rms_att.data) : NULL, a->dxn, la->x_in,
+                       a->norm_w + (size_t)(2 * l) * dim, la->rstd1, T, dim);
+    }
+    if (full) {  // embedding rows
+        float *demb = lc__grad_at(t, (const float *)m->tok_emb.data);
+        for (i = 0; i < (size_t)T; i++) {
+            int ch;
+            for (ch = 0; ch < dim; ch++) demb[(size_t)tokens[i] * dim + ch] += a->dx[i * dim + ch];
+        }
+    }
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale) {
+    const lc_model_config *c = &t->model->cfg;
+    size_t full_n = t->full ? lc__full_floats(c) : 0, fm_n = 0, lora_start, i;
+    if (t->fmap_q) fm_n = 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * t->cfg.feature_dim +
+                          (size_t)c->n_layers * c->n_heads;
+    lora_start = full_n + fm_n;
+    if (grad_scale != 1.0f)
+        for (i = 0; i < t->n_params; i++) t->grads[i] *= grad_scale;
+    t->step++;
+    if ((t->cfg.trainable & LOLCATS_TRAIN_FULL) && full_n)
+        lc_adamw_step(t->params, t->grads, t->adam_m, t->adam_v, full_n, opt, t->step);
+    if ((t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && fm_n)
+        lc_adamw_step(t->params + full_n, t->grads + full_n, t->adam_m + full_n, t->adam_v + full_n, fm_n, opt,
+                      t->step);
+    if ((t->cfg.trainable & LOLCATS_TRAIN_LORA) && t->n_params > lora_start)
+        lc_adamw_step(t->params + lora_start, t->grads + lora_start, t->adam_m + lora_start,
+                      t->adam_v + lora_start, t->n_params - lora_start, opt, t->step);
+}
+// >>train-end
+
 
 // >>impl-ref
 // >>ref
