@@ -713,7 +713,35 @@ LCAPI lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labe
 // AdamW over the trainable parameters (grads scaled by grad_scale first, e.g.
 // 1/accumulation steps); increments t->step.
 LCAPI void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale);
+
+// The LoLCATs parameters of a converted model, as inference and checkpoints
+// see them: views (owned by whoever filled the struct: lc_train_lolcats_view
+// points into a trainer; a checkpoint loader owns its copies in priv).
+typedef struct lc_lolcats {
+    int n_layers, n_heads, head_dim;
+    lc_fmap_cfg fmap;
+    int feature_dim;              // f
+    lc_hybrid_cfg hybrid;         // variant, window, affine
+    const float *fmap_q, *fmap_k; // (L,H,D,f)
+    const float *wf;              // (L,H) window-factor logits
+    int lora_rank;                // 0: none
+    float lora_alpha;
+    const float *lora_a[64][4];   // [layer][q,k,v,o]: A (r,in) or NULL
+    const float *lora_b[64][4];   //                   B (out,r) or NULL
+    void *priv;
+} lc_lolcats;
+
+// Views of a trainer's current parameters (valid while t lives and is unchanged).
+LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // >>api-train-end
+
+// >>api-lolcats-io
+// (checkpoints, data)
+// >>api-lolcats-io-end
+
+// >>api-lolcats-infer
+// (linearized inference)
+// >>api-lolcats-infer-end
 
 // >>api-ref
 // The reference evaluation behind `lolcats ref`: one attention op with its
@@ -5980,8 +6008,34 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
         lc_adamw_step(t->params + lora_start, t->grads + lora_start, t->adam_m + lora_start,
                       t->adam_v + lora_start, t->n_params - lora_start, opt, t->step);
 }
+
+LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
+    const lc_model_config *c = &t->model->cfg;
+    int l, tg;
+    memset(lp, 0, sizeof *lp);
+    lp->n_layers = c->n_layers;
+    lp->n_heads = c->n_heads;
+    lp->head_dim = c->head_dim;
+    lp->fmap = t->cfg.fmap;
+    lp->feature_dim = t->cfg.feature_dim;
+    lp->hybrid = t->cfg.hybrid;
+    lp->fmap_q = t->fmap_q;
+    lp->fmap_k = t->fmap_k;
+    lp->wf = t->wf;
+    lp->lora_rank = t->cfg.lora_rank;
+    lp->lora_alpha = t->cfg.lora_alpha;
+    for (l = 0; l < c->n_layers && l < 64; l++)
+        for (tg = 0; tg < 4; tg++) lc__lora_of(t, l, tg, &lp->lora_a[l][tg], &lp->lora_b[l][tg]);
+    if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
+}
 // >>train-end
 
+
+// >>impl-lolcats-io
+// >>impl-lolcats-io-end
+
+// >>impl-lolcats-infer
+// >>impl-lolcats-infer-end
 
 // >>impl-ref
 // >>ref
