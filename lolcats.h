@@ -713,6 +713,14 @@ LCAPI lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labe
 // AdamW over the trainable parameters (grads scaled by grad_scale first, e.g.
 // 1/accumulation steps); increments t->step.
 LCAPI void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale);
+// After a forward (lc_train_lm_step), the logits (T,V) of that sequence; with
+// backward they were overwritten by their gradient.
+LCAPI const float *lc_train_logits(const lc_train *t);
+// Teacher (softmax) and student (hybrid with the current feature maps) attention
+// weights of layer `layer` on one sequence, teacher forced as in stage 1:
+// a_teacher, a_student (H,T,T), either may be NULL.
+LCAPI lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, int layer,
+                                        float *a_teacher, float *a_student, lc_error *err);
 
 // The LoLCATs parameters of a converted model, as inference and checkpoints
 // see them: views (owned by whoever filled the struct: lc_train_lolcats_view
@@ -6027,6 +6035,42 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     for (l = 0; l < c->n_layers && l < 64; l++)
         for (tg = 0; tg < 4; tg++) lc__lora_of(t, l, tg, &lp->lora_a[l][tg], &lp->lora_b[l][tg]);
     if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
+}
+
+LCIMPL const float *lc_train_logits(const lc_train *t) {
+    return ((const lc__train_act *)t->act)->logits;
+}
+
+LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, int layer,
+                                         float *a_teacher, float *a_student, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, F = t->F, l;
+    lc__layer_act *la = &a->L[0];
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    if (layer < 0 || layer >= c->n_layers)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d outside 0..%d", layer, c->n_layers - 1);
+    if (a_student && !t->fmap_q)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "student attention maps need feature maps");
+    if (t->full) lc__train_norms(t);
+    lc__train_embed(t, la->x_in, tokens, T);
+    for (l = 0; l <= layer; l++) {
+        lc__train_qkv(t, l, la, T);
+        if (l == layer) break;
+        lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        lc__train_out_fwd(t, l, la, a->xf, T);
+        memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
+    }
+    if (a_teacher) lc_attn_softmax_weights(&t->ctx, a_teacher, la->qh, la->kh, 1, H, Hk, T, D);
+    if (a_student) {
+        int f = t->cfg.feature_dim;
+        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+        lc_attn_hybrid_fwd(&t->ctx, la->yh, a_student, la->m, la->den, NULL, la->qh, la->kh, la->vh, la->phiq,
+                           la->phik, t->wf + (size_t)layer * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+    }
+    return LOLCATS_OK;
 }
 // >>train-end
 
