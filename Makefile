@@ -76,9 +76,9 @@ check-neon:
 	  done; \
 	else echo "SKIPPED: NEON check (no $(AARCH64_CC) or qemu-aarch64; run tools/setup.sh)"; fi
 
-demo: $(B)/examples/01_attention_kinds $(B)/examples/02_attention_transfer
-	./$(B)/examples/01_attention_kinds
-	cd $(B) && ./examples/02_attention_transfer
+# The main job on its embedded default: the whole pipeline on a toy language.
+demo: $(B)/lolcats
+	./$(B)/lolcats demo --report $(B)/demo
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
