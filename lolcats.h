@@ -665,6 +665,7 @@ typedef struct lc_train_cfg {
     float mse_factor, xent_factor;  // stage 1 loss (1000, 0)
     int max_tokens;               // T: tokens per step (batch 1)
     uint64_t seed;                // LoRA A init
+    int distill_only;             // 1: stage 1 only: activations of ONE layer are kept
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -5637,7 +5638,7 @@ LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, cons
     lc_status st;
     memset(t, 0, sizeof *t);
     t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, m->cfg.n_layers, 0, err))) {
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->distill_only ? 1 : m->cfg.n_layers, 0, err))) {
         lc_train_free(t);
         return st;
     }

@@ -69,6 +69,7 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
     tc.attn = attn; tc.trainable = trainable; tc.feature_dim = 3; tc.lora_rank = 2; tc.lora_alpha = 4;
     tc.hybrid.variant = variant; tc.hybrid.window = 4; tc.max_tokens = T; tc.seed = 3;
     tc.xent_factor = g_xent;
+    tc.distill_only = distill && g_xent > 0;  /* one layer of activations suffices */
     if (!CHECK(lc_train_init_full(&t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "%s: init: %s", name, err.msg)) return;
     {   /* make LoRA B, feature maps and window factors non-trivial so every path carries gradient */
         lc_rng r;
