@@ -666,6 +666,8 @@ typedef struct lc_train_cfg {
     int max_tokens;               // T: tokens per step (batch 1)
     uint64_t seed;                // LoRA A init
     int distill_only;             // 1: stage 1 only: activations of ONE layer are kept
+    int recompute;                // 1: keep only each layer's input, recompute the layer
+                                  //    inside the backward (activation checkpointing)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -5436,6 +5438,7 @@ typedef struct lc__train_act {
     float *dx, *dh, *dxn, *dym, *dyh, *dqh, *dkh, *dvh, *dphiq, *dphik, *dg, *du, *dhh;
     float *work;                          // hybrid prefix-state work
     float *yt, *lse, *at, *as, *ga;       // stage 1 teacher out; weights (H,T,T) when xent
+    float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
 } lc__train_act;
 
 LCIMPL lc_train_cfg lc_train_cfg_default(void) {
@@ -5555,6 +5558,7 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, lc_error *err) {
         LC__TAKE(a->dg, (size_t)T * hid); LC__TAKE(a->du, (size_t)T * hid); LC__TAKE(a->dhh, (size_t)T * hid);
         LC__TAKE(a->work, lc_attn_hybrid_work_floats(1, H, D, F));
         LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
+        if (t->cfg.recompute) LC__TAKE(a->xin_saved, (size_t)c->n_layers * T * dim);
         if (t->cfg.xent_factor > 0) {
             LC__TAKE(a->at, (size_t)H * T * T); LC__TAKE(a->as, (size_t)H * T * T); LC__TAKE(a->ga, (size_t)H * T * T);
         }
@@ -5638,7 +5642,8 @@ LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, cons
     lc_status st;
     memset(t, 0, sizeof *t);
     t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->distill_only ? 1 : m->cfg.n_layers, 0, err))) {
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, 0,
+                                    err))) {
         lc_train_free(t);
         return st;
     }
@@ -5676,7 +5681,10 @@ LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_mod
     m->layers = (lc_layer_weights *)LOLCATS_MALLOC(sizeof(lc_layer_weights) * (size_t)mc->n_layers);
     if (!m->layers) { LOLCATS_FREE(m); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
     t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, mc->n_layers, 1, err))) { lc_train_free(t); return st; }
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->recompute ? 1 : mc->n_layers, 1, err))) {
+        lc_train_free(t);
+        return st;
+    }
     p = t->full;
     m->tok_emb = lc__w32(&p, mc->vocab_size, dim);
     for (l = 0; l < mc->n_layers; l++) {
@@ -5907,16 +5915,19 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     double ce;
     lc_status st;
     if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if (a->n_slots < L) return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only");
+    if (a->n_slots < L && !a->xin_saved)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only");
     if (attn != LOLCATS_ATTN_SOFTMAX && !t->fmap_q)
         return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid / linear attention needs feature maps");
     if (t->full) lc__train_norms(t);  // the model's norms live in params: refresh the copies
     lc__train_embed(t, a->L[0].x_in, tokens, T);
     for (l = 0; l < L; l++) {
-        lc__layer_act *la = &a->L[l];
+        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
+        if (a->xin_saved) memcpy(a->xin_saved + (size_t)l * nx, la->x_in, sizeof(float) * nx);
         lc__train_qkv(t, l, la, T);
         lc__train_attn_fwd(t, l, la, T, attn);
-        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[l + 1].x_in : a->xf, T);
+        // (when recomputing, the next input overwrites this slot's x_in: h is already made)
+        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf, T);
     }
     lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
     lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
@@ -5932,8 +5943,14 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)m->rms_final.data) : NULL, a->dxn, a->xf,
                    a->norm_w + (size_t)2 * L * dim, a->rstdf, T, dim);
     for (l = L - 1; l >= 0; l--) {
-        lc__layer_act *la = &a->L[l];
+        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
         const lc_layer_weights *lw = &m->layers[l];
+        if (a->xin_saved) {  // activation checkpointing: run layer l again from its input
+            memcpy(la->x_in, a->xin_saved + (size_t)l * nx, sizeof(float) * nx);
+            lc__train_qkv(t, l, la, T);
+            lc__train_attn_fwd(t, l, la, T, attn);
+            lc__train_out_fwd(t, l, la, a->dh, T);  // dh is scratch until just below
+        }
         // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
         memcpy(a->dh, a->dx, sizeof(float) * nx);
         memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);

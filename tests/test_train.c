@@ -24,6 +24,7 @@ static lc_model_config tiny_cfg(int interleaved, int tied) {
 enum { T = 13 };
 static int tokens[T], labels[T];
 static float g_xent;  /* stage 1 xent_factor of the next run */
+static int g_recompute;
 
 static double loss_of(lc_train *t, int distill) {
     double L = 0;
@@ -70,6 +71,7 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
     tc.hybrid.variant = variant; tc.hybrid.window = 4; tc.max_tokens = T; tc.seed = 3;
     tc.xent_factor = g_xent;
     tc.distill_only = distill && g_xent > 0;  /* one layer of activations suffices */
+    tc.recompute = g_recompute;
     if (!CHECK(lc_train_init_full(&t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "%s: init: %s", name, err.msg)) return;
     {   /* make LoRA B, feature maps and window factors non-trivial so every path carries gradient */
         lc_rng r;
@@ -150,6 +152,11 @@ int main(void) {
     run("stage 2, hybrid tk, LoRA", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_LORA, 1, 0, 1, 0);
     run("stage 2, hybrid sw, LoRA + feature maps", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_LORA | LOLCATS_TRAIN_FMAPS, 0, 0, 1, 0);
     run("linear attention, feature maps", LOLCATS_ATTN_LINEAR, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 0);
+    g_recompute = 1;
+    run("stage 2 with activation checkpointing, hybrid tk, LoRA + maps", LOLCATS_ATTN_HYBRID,
+        LOLCATS_TRAIN_LORA | LOLCATS_TRAIN_FMAPS, 1, 0, 1, 0);
+    run("pretraining with activation checkpointing, all weights", LOLCATS_ATTN_SOFTMAX, LOLCATS_TRAIN_FULL, 1, 0, 0, 0);
+    g_recompute = 0;
     run("stage 1, attention transfer (tk)", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 1);
     run("stage 1, attention transfer (sw)", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 0, 1, 1, 1);
     g_xent = 1.0f;
