@@ -708,6 +708,15 @@ LCAPI void lc_train_zero_grad(lc_train *t);
 // and window factors; returns that loss; layer_loss (L) gets each layer's.
 LCAPI lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
                                       double *loss, double *layer_loss, lc_error *err);
+// Block-wise stage 1 (as the paper trained 70B / 405B): x (T,dim) holds the
+// teacher's hidden state entering layer l0; layers [l0, l1) are trained as in
+// lc_train_distill_step (same per-layer losses, so blocks add up to the whole)
+// and x is left holding the state entering l1. students = 0 runs only the
+// teacher (to cache the inputs of later blocks). lc_train_embed_tokens gives
+// the state entering layer 0.
+LCAPI lc_status lc_train_embed_tokens(lc_train *t, const int *tokens, int T, float *x, lc_error *err);
+LCAPI lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int l1, int students,
+                                       int backward, double *loss, double *layer_loss, lc_error *err);
 // Stage 2 / pretraining on one sequence: labels[i] is the target of position i
 // (-1: ignored). Accumulates gradients of the mean cross-entropy (when
 // backward), returns it in *loss and the number of scored tokens in *n_scored.
@@ -5844,8 +5853,15 @@ static void lc__train_embed(lc_train *t, float *x, const int *tokens, int T) {
         for (c = 0; c < dim; c++) x[(size_t)i * dim + c] = lc_weight_get(&m->tok_emb, (int64_t)tokens[i] * dim + c);
 }
 
-LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
-                                       double *loss, double *layer_loss, lc_error *err) {
+LCIMPL lc_status lc_train_embed_tokens(lc_train *t, const int *tokens, int T, float *x, lc_error *err) {
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    lc__train_embed(t, x, tokens, T);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int l1, int students,
+                                        int backward, double *loss, double *layer_loss, lc_error *err) {
     lc__train_act *a = (lc__train_act *)t->act;
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
@@ -5853,15 +5869,18 @@ LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, in
     size_t nq = (size_t)H * T * D;
     lc__layer_act *la = &a->L[0];
     double total = 0;
-    lc_status st;
-    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+        if (T <= 0 || T > a->T)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
+    if (l0 < 0 || l1 > L || l0 > l1)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "layer block %d:%d outside 0:%d", l0, l1, L);
+    if (students && !t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
     if (t->full) lc__train_norms(t);
-    lc__train_embed(t, la->x_in, tokens, T);
-    for (l = 0; l < L; l++) {
+    memcpy(la->x_in, x, sizeof(float) * (size_t)T * c->dim);
+    for (l = l0; l < l1; l++) {
         double ll;
         lc__train_qkv(t, l, la, T);
         lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        if (!students) goto next_layer;
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
         lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, a->as ? NULL : a->work, la->qh, la->kh,
@@ -5893,13 +5912,23 @@ LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, in
             lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), NULL, a->dphik, la->kh,
                         lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
         }
-        // teacher forcing: the next layer gets the softmax output's stream
+    next_layer:  // teacher forcing: the next layer gets the softmax output's stream
         memcpy(la->yh, a->yt, sizeof(float) * nq);
         lc__train_out_fwd(t, l, la, a->xf, T);
         memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
     }
+    memcpy(x, la->x_in, sizeof(float) * (size_t)T * c->dim);
     if (loss) *loss = total;
     return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
+                                       double *loss, double *layer_loss, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_status st;
+    if ((st = lc_train_embed_tokens(t, tokens, T, a->xf, err))) return st;
+    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+    return lc_train_distill_block(t, a->xf, T, 0, t->model->cfg.n_layers, 1, backward, loss, layer_loss, err);
 }
 
 LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T, int backward,
