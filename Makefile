@@ -28,9 +28,21 @@ BENCHES    = $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 all: $(B)/lolcats $(TESTS) $(EXAMPLES) $(BENCHES)
 
+# MPI is optional too: with mpicc on the PATH the tool is built with it (the
+# library never touches MPI; tools/mpi.c is the glue). NO_MPI=1 turns it off.
+MPICC := $(shell command -v mpicc 2>/dev/null)
+ifeq ($(NO_MPI),1)
+MPICC :=
+endif
+ifneq ($(MPICC),)
+TOOL_CC = OMPI_CC=$(CC) $(MPICC) -DLOLCATS_TOOL_MPI
+else
+TOOL_CC = $(CC)
+endif
+
 $(B)/lolcats: $(TOOLS_SRC) tools/*.h lolcats.h
 	@mkdir -p $(B)
-	$(CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
+	$(TOOL_CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(wildcard tests/*.h) lolcats.h
 	@mkdir -p $(B)/tests
@@ -57,7 +69,7 @@ check:
 	$(MAKE) B=build/werror-c99 CFLAGS="-O2 -Werror" test
 	$(MAKE) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
 	$(MAKE) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
-	$(MAKE) B=build/asan NO_OMP=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	$(MAKE) B=build/asan NO_OMP=1 NO_MPI=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
 	./build/cxx/test_compile
