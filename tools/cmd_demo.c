@@ -12,6 +12,7 @@
         transfer, hybrid after attention transfer, after LoRA, and the LoRA-only
         ablation - with held-out loss, perplexity and next-word accuracy, and
         (with --report DIR) writes PNGs of attention maps and loss curves. */
+#define _POSIX_C_SOURCE 200809L
 #include "tools.h"
 #include "report.h"
 
