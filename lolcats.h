@@ -399,7 +399,42 @@ LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-files-end
 
 // >>api-gemm
-// (matrix products: GEMM / GEMV)
+// Matrix products, row-major (PyTorch's layouts), float32 accumulation.
+//
+//   C (M,N) = alpha op(A) op(B) + beta C
+//   op(A) (M,K): A is (M,K) with row stride lda, or with trans_a A is (K,M)
+//                (row stride lda) read transposed. A is always float32.
+//   op(B) (K,N): B is (K,N) with row stride ldb, or with trans_b B is (N,K)
+//                read transposed. B is F32, BF16 or F16 (e.g. a weight read
+//                straight from a mapped safetensors file), widened to float32
+//                while it is packed.
+//   C has row stride ldc. With beta == 0, C is only written (it may hold NaN).
+//
+// The three products of a dense layer y = x W^T, x (T,I), W (O,I):
+//   forward       y  = x W^T    lc_gemm(c, y,  x,  W, dt,  T,O,I, 0,1, 1,0, O,I,I, s)
+//   input grad    dX = dY W     lc_gemm(c, dX, dY, W, dt,  T,I,O, 0,0, 1,b, I,O,I, s)
+//   weight grad   dW += dY^T x  lc_gemm(c, dW, dY, x, F32, O,I,T, 1,0, 1,1, I,O,I, s)
+//
+// Fast paths pack A and B into panels (cache blocks MC x KC and KC x NC) and
+// run a register micro-kernel (AVX-512 14x32, AVX2 6x16, NEON 8x12); the
+// scalar path (ctx.simd == LOLCATS_SIMD_SCALAR) is the definition: a plain
+// triple loop accumulating in double. Threads (OpenMP) split independent
+// blocks of C, and the K blocking never depends on the thread count, so
+// results are bit-identical for any number of threads.
+//
+// scratch: lc_gemm_scratch_size(ctx, M, N, K) bytes from the caller (any
+// alignment), or NULL to let lc_gemm allocate it through LOLCATS_MALLOC
+// (and free it) for the call -- the one kernel allowed to, for convenience.
+LCAPI size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K);
+LCAPI void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B,
+                   lc_dtype b_dtype, int M, int N, int K, int trans_a, int trans_b,
+                   float alpha, float beta, size_t ldc, size_t lda, size_t ldb,
+                   void *scratch);
+// Matrix-vector product for decoding: y (O) = W x, W (O,I) with row stride ldw
+// in F32, BF16 or F16, x (I). Memory-bound: W is streamed once and widened in
+// registers; rows are split across threads (each row's sum stays in one).
+LCAPI void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype,
+                   const float *x, int O, int I, size_t ldw);
 // >>api-gemm-end
 
 // >>api-model
@@ -3064,6 +3099,510 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
 // >>impl-files-end
 
 // >>impl-gemm
+// GEMM, the classic loop nest of packed GEMMs (Goto & van de Geijn, BLIS):
+//   for jc in N by NCH:  for ic in M by MCH:  for pc in K by KC:
+//     pack op(A)[ic.., pc..] into MR-row panels (kc,MR) and op(B)[pc.., jc..]
+//     into NR-column panels (kc,NR), zero-padded;
+//     for each block of C (MC rows x NCI columns), in parallel:
+//       for each B panel (stays in L1): for each A panel (streams from L2):
+//         micro-kernel: acc (MR,NR) = sum_k a_k b_k^T in registers, then
+//         C = alpha acc + (pc == 0 ? beta : 1) C.
+// Each C element sums its K blocks in the same order whatever the thread
+// count. Cost 2 M N K flops; packing O(M K (N/NCH) + K N (M/MCH)).
+
+#define LC__GEMM_KC 256
+#define LC__GEMM_TILE_MAX 512       // largest MR * NR
+
+typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, float *c, size_t ldc,
+                           float alpha, float bc);
+typedef void (*lc__widen_fn)(float *dst, const void *src, lc_dtype dt, size_t off, int n);
+
+typedef struct lc__gemm_kind {
+    int mr, nr, mc, nci, mch, nch;  // register tile, cache blocks, outer chunks
+    lc__ukr_fn ukr;
+    lc__widen_fn widen;
+} lc__gemm_kind;
+
+// One element of a weight operand as float32.
+static float lc__wload(const void *src, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) return lc_bf16_to_f32(((const uint16_t *)src)[i]);
+    if (dt == LOLCATS_DTYPE_F16) return lc_f16_to_f32(((const uint16_t *)src)[i]);
+    return ((const float *)src)[i];
+}
+
+// dst[0..n) = float32 of src[off .. off+n)
+static void lc__widen_ref(float *dst, const void *src, lc_dtype dt, size_t off, int n) {
+    int i;
+    if (dt == LOLCATS_DTYPE_F32) {
+        memcpy(dst, (const float *)src + off, sizeof(float) * (size_t)n);
+    } else if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[i] << 16;
+            memcpy(dst + i, &u, 4);
+        }
+    } else {
+        for (i = 0; i < n; i++) dst[i] = lc__wload(src, dt, off + (size_t)i);
+    }
+}
+
+// The definition: C = alpha op(A) op(B) + beta C, sums in double.
+static void lc__gemm_ref(float *C, const float *A, const void *B, lc_dtype bt, int M, int N,
+                         int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                         size_t ldb) {
+    int i;
+    LC__OMP_FOR
+    for (i = 0; i < M; i++) {
+        int j, k;
+        for (j = 0; j < N; j++) {
+            double s = 0;
+            float *c_ij = C + (size_t)i * ldc + j;
+            for (k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = lc__wload(B, bt, tb ? (size_t)j * ldb + k : (size_t)k * ldb + j);
+                s += (double)a * (double)b;
+            }
+            *c_ij = beta == 0.0f ? alpha * (float)s : alpha * (float)s + beta * *c_ij;
+        }
+    }
+}
+
+// One MR-row panel of op(A): dst[k*MR + r] = op(A)(i0 + r, p0 + k), rows >= `rows` zero.
+static void lc__pack_a(float *dst, const float *A, size_t lda, int ta, int i0, int rows,
+                       int p0, int kc, int MR) {
+    int k, r;
+    if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            float *d = dst + (size_t)k * MR;
+            for (r = 0; r < rows; r++) d[r] = s[r];
+            for (; r < MR; r++) d[r] = 0;
+        }
+    } else {
+        for (r = 0; r < rows; r++) {
+            const float *s = A + (size_t)(i0 + r) * lda + p0;
+            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = s[k];
+        }
+        for (; r < MR; r++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0;
+    }
+}
+
+// One NR-column panel of op(B): dst[k*NR + n] = op(B)(p0 + k, j0 + n), widened.
+static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dtype bt,
+                       size_t ldb, int tb, int j0, int cols, int p0, int kc) {
+    int NR = kd->nr, k, n;
+    if (tb) {  // op(B)(k,n) = B[n ldb + k]: widen a row of B, scatter it
+        float tmp[LC__GEMM_KC];
+        for (n = 0; n < cols; n++) {
+            const float *s = tmp;
+            if (bt == LOLCATS_DTYPE_F32)
+                s = (const float *)B + (size_t)(j0 + n) * ldb + p0;
+            else
+                kd->widen(tmp, B, bt, (size_t)(j0 + n) * ldb + p0, kc);
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = s[k];
+        }
+        for (; n < NR; n++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
+    } else {
+        for (k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * NR;
+            kd->widen(d, B, bt, (size_t)(p0 + k) * ldb + j0, cols);
+            for (n = cols; n < NR; n++) d[n] = 0;
+        }
+    }
+}
+
+#if defined(LC__X86)
+// AVX-512 micro-kernel, 14 rows x 32 columns: 28 accumulators, 2 B vectors,
+// A broadcast from memory.
+#define LC__K512(i)                                   \
+    a = _mm512_set1_ps(pa[i]);                        \
+    c##i##a = _mm512_fmadd_ps(a, b0, c##i##a);        \
+    c##i##b = _mm512_fmadd_ps(a, b1, c##i##b);
+#define LC__S512(i)                                                                     \
+    if (bc == 0.0f) {                                                                   \
+        _mm512_storeu_ps(c + (size_t)i * ldc, _mm512_mul_ps(va, c##i##a));              \
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16, _mm512_mul_ps(va, c##i##b));         \
+    } else {                                                                            \
+        _mm512_storeu_ps(c + (size_t)i * ldc,                                           \
+                         _mm512_fmadd_ps(va, c##i##a,                                   \
+                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc)))); \
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16,                                      \
+                         _mm512_fmadd_ps(va, c##i##b,                                   \
+                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc + 16)))); \
+    }
+LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const float *pb, float *c,
+                                             size_t ldc, float alpha, float bc) {
+    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
+    __m512 c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a;
+    __m512 c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a, c12a = c0a, c12b = c0a;
+    __m512 c13a = c0a, c13b = c0a, va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
+        LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
+        LC__K512(7) LC__K512(8) LC__K512(9) LC__K512(10) LC__K512(11) LC__K512(12) LC__K512(13)
+        pa += 14;
+        pb += 32;
+    }
+    LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
+    LC__S512(7) LC__S512(8) LC__S512(9) LC__S512(10) LC__S512(11) LC__S512(12) LC__S512(13)
+}
+#undef LC__K512
+#undef LC__S512
+
+// AVX2 micro-kernel, 6 rows x 16 columns: 12 accumulators.
+#define LC__K256(i)                                   \
+    a = _mm256_broadcast_ss(pa + i);                  \
+    c##i##a = _mm256_fmadd_ps(a, b0, c##i##a);        \
+    c##i##b = _mm256_fmadd_ps(a, b1, c##i##b);
+#define LC__S256(i)                                                                     \
+    if (bc == 0.0f) {                                                                   \
+        _mm256_storeu_ps(c + (size_t)i * ldc, _mm256_mul_ps(va, c##i##a));              \
+        _mm256_storeu_ps(c + (size_t)i * ldc + 8, _mm256_mul_ps(va, c##i##b));          \
+    } else {                                                                            \
+        _mm256_storeu_ps(c + (size_t)i * ldc,                                           \
+                         _mm256_fmadd_ps(va, c##i##a,                                   \
+                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc)))); \
+        _mm256_storeu_ps(c + (size_t)i * ldc + 8,                                       \
+                         _mm256_fmadd_ps(va, c##i##b,                                   \
+                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc + 8)))); \
+    }
+LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *pb, float *c,
+                                         size_t ldc, float alpha, float bc) {
+    __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8), a;
+        LC__K256(0) LC__K256(1) LC__K256(2) LC__K256(3) LC__K256(4) LC__K256(5)
+        pa += 6;
+        pb += 16;
+    }
+    LC__S256(0) LC__S256(1) LC__S256(2) LC__S256(3) LC__S256(4) LC__S256(5)
+}
+#undef LC__K256
+#undef LC__S256
+
+// Widening in registers: bf16 is the top half of a float32; f16 through
+// vcvtph2ps (AVX-512F; F16C, which every AVX2+FMA CPU has, for AVX2).
+LC__TARGET_AVX512 static void lc__widen_avx512(float *dst, const void *src, lc_dtype dt,
+                                               size_t off, int n) {
+    int i = 0;
+    if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 16 <= n; i += 16) {
+            __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(u, 16)));
+        }
+    } else if (dt == LOLCATS_DTYPE_F16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    }
+    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void lc__widen_avx2(float *dst, const void *src,
+                                                                   lc_dtype dt, size_t off,
+                                                                   int n) {
+    int i = 0;
+    if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 8 <= n; i += 8) {
+            __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
+        }
+    } else if (dt == LOLCATS_DTYPE_F16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    }
+    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
+}
+#endif
+
+#if defined(LC__NEON)
+// NEON micro-kernel, 8 rows x 12 columns: 24 accumulators, A by lane.
+#define LC__KN(i, av, l)                                          \
+    c##i##a = vfmaq_laneq_f32(c##i##a, b0, av, l);                \
+    c##i##b = vfmaq_laneq_f32(c##i##b, b1, av, l);                \
+    c##i##c = vfmaq_laneq_f32(c##i##c, b2, av, l);
+#define LC__SN1(p, acc)                                                             \
+    vst1q_f32(p, bc == 0.0f ? vmulq_f32(va, acc)                                    \
+                            : vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc));
+#define LC__SN(i)                                    \
+    LC__SN1(c + (size_t)i * ldc, c##i##a)            \
+    LC__SN1(c + (size_t)i * ldc + 4, c##i##b)        \
+    LC__SN1(c + (size_t)i * ldc + 8, c##i##c)
+static void lc__ukr_neon(int kc, const float *pa, const float *pb, float *c, size_t ldc,
+                         float alpha, float bc) {
+    float32x4_t c0a = vdupq_n_f32(0), c0b = c0a, c0c = c0a, c1a = c0a, c1b = c0a, c1c = c0a;
+    float32x4_t c2a = c0a, c2b = c0a, c2c = c0a, c3a = c0a, c3b = c0a, c3c = c0a;
+    float32x4_t c4a = c0a, c4b = c0a, c4c = c0a, c5a = c0a, c5b = c0a, c5c = c0a;
+    float32x4_t c6a = c0a, c6b = c0a, c6c = c0a, c7a = c0a, c7b = c0a, c7c = c0a;
+    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(pb), b1 = vld1q_f32(pb + 4), b2 = vld1q_f32(pb + 8);
+        float32x4_t a0 = vld1q_f32(pa), a1 = vld1q_f32(pa + 4);
+        LC__KN(0, a0, 0) LC__KN(1, a0, 1) LC__KN(2, a0, 2) LC__KN(3, a0, 3)
+        LC__KN(4, a1, 0) LC__KN(5, a1, 1) LC__KN(6, a1, 2) LC__KN(7, a1, 3)
+        pa += 8;
+        pb += 12;
+    }
+    LC__SN(0) LC__SN(1) LC__SN(2) LC__SN(3) LC__SN(4) LC__SN(5) LC__SN(6) LC__SN(7)
+}
+#undef LC__KN
+#undef LC__SN1
+#undef LC__SN
+#endif
+
+// The blocked path for this context, or NULL for the scalar definition.
+static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
+#if defined(LC__X86)
+    static const lc__gemm_kind k512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
+                                       lc__ukr_avx512, lc__widen_avx512};
+    static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
+                                       lc__ukr_avx2, lc__widen_avx2};
+    if (s == LOLCATS_SIMD_AVX512) return &k512;
+    if (s == LOLCATS_SIMD_AVX2) return &k256;
+#endif
+#if defined(LC__NEON)
+    static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
+                                        lc__ukr_neon, lc__widen_ref};
+    if (s == LOLCATS_SIMD_NEON) return &kneon;
+#endif
+    (void)s;
+    (void)lc__widen_ref;  // used through the tables above (none under LOLCATS_NO_SIMD)
+    return NULL;
+}
+
+static size_t lc__gemm_scratch_floats(const lc__gemm_kind *kd, int M, int N, int K) {
+    size_t mc = (size_t)(M < kd->mch ? M : kd->mch), nc = (size_t)(N < kd->nch ? N : kd->nch);
+    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
+    mc = (mc + (size_t)kd->mr - 1) / (size_t)kd->mr * (size_t)kd->mr;
+    nc = (nc + (size_t)kd->nr - 1) / (size_t)kd->nr * (size_t)kd->nr;
+    return (mc + nc) * kc;
+}
+
+LCIMPL size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    if (!kd || M <= 0 || N <= 0 || K <= 0) return 0;
+    return sizeof(float) * lc__gemm_scratch_floats(kd, M, N, K) + 64;
+}
+
+// C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest above).
+static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, const void *B,
+                             lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
+                             float beta, size_t ldc, size_t lda, size_t ldb, float *ws) {
+    int MR = kd->mr, NR = kd->nr, jc, ic, pc;
+    for (jc = 0; jc < N; jc += kd->nch) {
+        int nc = N - jc < kd->nch ? N - jc : kd->nch, npb = (nc + NR - 1) / NR;
+        for (ic = 0; ic < M; ic += kd->mch) {
+            int mc = M - ic < kd->mch ? M - ic : kd->mch, npa = (mc + MR - 1) / MR;
+            int nmb = (mc + kd->mc - 1) / kd->mc, nnb = (nc + kd->nci - 1) / kd->nci;
+            for (pc = 0; pc < K; pc += LC__GEMM_KC) {
+                int kc = K - pc < LC__GEMM_KC ? K - pc : LC__GEMM_KC, t;
+                float *pa = ws, *pb = ws + (size_t)npa * MR * kc;
+                float bc = pc == 0 ? beta : 1.0f;
+                LC__OMP_FOR
+                for (t = 0; t < npa + npb; t++) {
+                    if (t < npa) {
+                        int r0 = t * MR, rows = mc - r0 < MR ? mc - r0 : MR;
+                        lc__pack_a(pa + (size_t)t * MR * kc, A, lda, ta, ic + r0, rows, pc, kc, MR);
+                    } else {
+                        int c0 = (t - npa) * NR, cols = nc - c0 < NR ? nc - c0 : NR;
+                        lc__pack_b(kd, pb + (size_t)(t - npa) * NR * kc, B, bt, ldb, tb, jc + c0,
+                                   cols, pc, kc);
+                    }
+                }
+                LC__OMP_FOR
+                for (t = 0; t < nmb * nnb; t++) {
+                    int i0 = (t / nnb) * kd->mc, j0 = (t % nnb) * kd->nci, ir, jr;
+                    int i1 = i0 + kd->mc < mc ? i0 + kd->mc : mc;
+                    int j1 = j0 + kd->nci < nc ? j0 + kd->nci : nc;
+                    float tile[LC__GEMM_TILE_MAX];
+                    for (jr = j0; jr < j1; jr += NR) {
+                        const float *pb_j = pb + (size_t)(jr / NR) * NR * kc;
+                        int cols = j1 - jr < NR ? j1 - jr : NR;
+                        for (ir = i0; ir < i1; ir += MR) {
+                            const float *pa_i = pa + (size_t)(ir / MR) * MR * kc;
+                            int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
+                            float *c_ij = C + (size_t)(ic + ir) * ldc + (size_t)(jc + jr);
+                            if (rows == MR && cols == NR) {
+                                kd->ukr(kc, pa_i, pb_j, c_ij, ldc, alpha, bc);
+                                continue;
+                            }
+                            kd->ukr(kc, pa_i, pb_j, tile, (size_t)NR, 1.0f, 0.0f);
+                            for (r = 0; r < rows; r++)
+                                for (n = 0; n < cols; n++) {
+                                    float *cc = c_ij + (size_t)r * ldc + n;
+                                    float acc = tile[r * NR + n];
+                                    *cc = bc == 0.0f ? alpha * acc : alpha * acc + bc * *cc;
+                                }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
+                    int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
+                    size_t ldc, size_t lda, size_t ldb, void *scratch) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    void *own = NULL;
+    LOLCATS_ASSERT(b_dtype == LOLCATS_DTYPE_F32 || b_dtype == LOLCATS_DTYPE_BF16 ||
+                   b_dtype == LOLCATS_DTYPE_F16);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // empty sum: C = beta C
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float *c_ij = C + (size_t)i * ldc + j;
+                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
+            }
+        return;
+    }
+    if (!kd) {
+        lc__gemm_ref(C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb);
+        return;
+    }
+    if (!scratch) {
+        own = LOLCATS_MALLOC(lc_gemm_scratch_size(ctx, M, N, K));
+        LOLCATS_ASSERT(own != NULL);
+        scratch = own;
+    }
+    {
+        uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;  // 64-byte aligned panels
+        lc__gemm_blocked(kd, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda,
+                         ldb, (float *)p);
+    }
+    if (own) LOLCATS_FREE(own);
+}
+
+// GEMV. Each row: y_o = sum_i W[o,i] x_i, 4 vector accumulators, W widened
+// in registers; blocks of 16 rows per task.
+static float lc__gemv_row_ref(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) s += (double)lc__wload(W, dt, off + (size_t)i) * (double)x[i];
+    return (float)s;
+}
+
+#if defined(LC__X86)
+LC__TARGET_AVX512 static __m512 lc__ld16_avx512(const void *W, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) {
+        __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+    }
+    if (dt == LOLCATS_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+    return _mm512_loadu_ps((const float *)W + i);
+}
+
+LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, size_t off,
+                                                   const float *x, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float lanes[16], s = 0;
+    int i = 0, l;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (l = 0; l < 16; l++) s += lanes[l];
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static __m256 lc__ld8_avx2(const void *W, lc_dtype dt,
+                                                                   size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) {
+        __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+    }
+    if (dt == LOLCATS_DTYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+    return _mm256_loadu_ps((const float *)W + i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float lc__gemv_row_avx2(const void *W,
+                                                                       lc_dtype dt, size_t off,
+                                                                       const float *x, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float s;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+    s = lc__hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+#endif
+
+#if defined(LC__NEON)
+static float32x4_t lc__ld4_neon(const void *W, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16)
+        return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)W + i), 16));
+    if (dt == LOLCATS_DTYPE_F16)
+        return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)W + i)));
+    return vld1q_f32((const float *)W + i);
+}
+
+static float lc__gemv_row_neon(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, lc__ld4_neon(W, dt, off + i + 4), vld1q_f32(x + i + 4));
+        s2 = vfmaq_f32(s2, lc__ld4_neon(W, dt, off + i + 8), vld1q_f32(x + i + 8));
+        s3 = vfmaq_f32(s3, lc__ld4_neon(W, dt, off + i + 12), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
+    s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+#endif
+
+LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype, const float *x,
+                    int O, int I, size_t ldw) {
+    float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk;
+    LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
+                   w_dtype == LOLCATS_DTYPE_F16);
+#if defined(LC__X86)
+    if (s == LOLCATS_SIMD_AVX512) row = lc__gemv_row_avx512;
+    if (s == LOLCATS_SIMD_AVX2) row = lc__gemv_row_avx2;
+#endif
+#if defined(LC__NEON)
+    if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
+#endif
+    (void)s;
+    LC__OMP_FOR
+    for (blk = 0; blk < (O + 15) / 16; blk++) {
+        int o, o1 = blk * 16 + 16 < O ? blk * 16 + 16 : O;
+        for (o = blk * 16; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
+    }
+}
 // >>impl-gemm-end
 
 // >>impl-model
