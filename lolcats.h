@@ -755,6 +755,13 @@ static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
     return &lc__prims_ref;
 }
 
+// Matrix products inside kernels go through the GEMM (>>impl-gemm):
+// C = alpha op(A) op(B) + beta C, F32, one thread, ws of lc__mm_ws_floats.
+static size_t lc__mm_ws_floats(int M, int N, int K);
+static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
+                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                   size_t ldb, float *ws);
+
 // >>fmap
 // phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
 // Mirrors FeatureMap / HedgehogFeatureMap in src/model/feature_map.py.
@@ -1323,6 +1330,11 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
                             float mx, int j0, int i, int D, float scale, float gam) {
     double dm = 0;
     int j, nmax = 0;
+    float amax = -INFINITY;  // the arg-max is found again from this function's own scores:
+    for (j = j0; j <= i; j++) {  // the saved m may come from another form (GEMM rounding)
+        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+        amax = s > amax ? s : amax;
+    }
     for (j = j0; j <= i; j++) {
         const float *k_bgj = k_bg + (size_t)j * D;
         float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
@@ -1334,13 +1346,13 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
         P->axpy(dq_bhi, t * scale, k_bgj, D);
         P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
         if (dy_bhi) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
-        nmax += s == mx;
+        nmax += s == amax;
     }
     if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
         float share = (float)(dm / nmax) * scale;
         for (j = j0; j <= i; j++) {
             const float *k_bgj = k_bg + (size_t)j * D;
-            if (P->dot(q_bhi, k_bgj, D) * scale != mx) continue;
+            if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
             P->axpy(dq_bhi, share, k_bgj, D);
             P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
         }
@@ -1451,8 +1463,182 @@ static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *d
     }
 }
 
+// Chunked form: the prefix-state form with rows taken LC__HYB_ROWS at a time,
+// so that every step is a small matrix product (lc__mm) instead of per-row
+// dot / axpy loops. For a chunk of rows [r0, r1):
+//   keys [kw0, r1) hold every window key of the chunk (kw0 = j0(r0)) and the
+//   linear keys not yet in the state, [jA, jB) (jA = jl(r0), jB = jl(r1-1));
+//   the state S, z holds keys [0, jA).
+//   sc = scale Q_c K_[kw0,r1)^T             scores (masked per row below)
+//   lc = phiQ_c phiK_[jA,jB)^T              linear weights inside the chunk
+//   wt = gamma exp(sc - m) on window keys + lambda lc on linear keys
+//   Y_c = wt V_[kw0,r1) + lambda phiQ_c S,  den = sum wt + lambda phiQ_c z
+//   then S += phiK_[jA,jA')^T V_[jA,jA'), z += sum phiK up to the next chunk's jA'.
+// Chunk boundaries fall on multiples of LC__HYB_ROWS in the tk block grid, so
+// with w = 64 a chunk is one tk block and has no linear keys of its own.
+// Cost O(N (w + F) D) like the row form, in blocks that run at GEMM speed.
+#define LC__HYB_ROWS 64
+#define LC__HYB_WMAX 128  // chunked form for windows up to this; row form above it
+#define LC__HYB_NK (LC__HYB_ROWS + 2 * LC__HYB_WMAX)  // keys [kw0, r1) of a chunk
+#define LC__HYB_NL (LC__HYB_ROWS + LC__HYB_WMAX)      // linear keys [jA, jB) of a chunk
+
+typedef struct lc__hyb_buf {
+    float *S, *z;          // (F,D), (F): state (forward) or its gradient (reverse)
+    float *sc, *wt, *d1;   // (ROWS,NK) scores / ds, weights, dy.v
+    float *lc;             // (ROWS,NL) linear weights / their gradient
+    float *t, *gv;         // (ROWS,F), (ROWS,D)
+    float *ws;             // lc__mm workspace
+} lc__hyb_buf;
+
+// Floats of one head's part of work; cuts it into b when base is given.
+static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base) {
+    const int R = LC__HYB_ROWS, NK = LC__HYB_NK, NL = LC__HYB_NL;
+    const int prod[14][3] = {{R, NK, D}, {R, NL, F}, {R, D, NK}, {R, D, F}, {F, D, 256},
+                             {NK, D, R}, {R, F, NL}, {NL, F, R}, {R, F, D}, {NL, F, D},
+                             {NL, D, F}, {F, D, R}, {R, D, NL}, {NL, D, R}};
+    size_t ws = 0, off = 0;
+    int i;
+    for (i = 0; i < 14; i++) {
+        size_t n = lc__mm_ws_floats(prod[i][0], prod[i][1], prod[i][2]);
+        ws = n > ws ? n : ws;
+    }
+#define LC__HYB_CUT(field, n)                      \
+    if (b) b->field = base + off;                  \
+    off += ((size_t)(n) + 15) / 16 * 16;
+    LC__HYB_CUT(S, (size_t)F * D)
+    LC__HYB_CUT(z, F)
+    LC__HYB_CUT(sc, R * NK)
+    LC__HYB_CUT(wt, R * NK)
+    LC__HYB_CUT(d1, R * NK)
+    LC__HYB_CUT(lc, R * NL)
+    LC__HYB_CUT(t, (size_t)R * F)
+    LC__HYB_CUT(gv, (size_t)R * D)
+    LC__HYB_CUT(ws, ws)
+#undef LC__HYB_CUT
+    return off;
+}
+
+// End of the chunk that starts at row r0 (boundaries on the tk block grid).
+static int lc__hyb_chunk_end(const lc_hybrid_cfg *cfg, int N, int r0) {
+    int w = cfg->window, off = cfg->variant == LOLCATS_WINDOW_SW ? 0 : ((N + w - 1) / w) * w - N;
+    int r1 = r0 + LC__HYB_ROWS - (r0 + off) % LC__HYB_ROWS;
+    return r1 < N ? r1 : N;
+}
+
+// Start of the chunk that ends at row r1 (the reverse of lc__hyb_chunk_end).
+static int lc__hyb_chunk_start(const lc_hybrid_cfg *cfg, int N, int r1) {
+    int w = cfg->window, off = cfg->variant == LOLCATS_WINDOW_SW ? 0 : ((N + w - 1) / w) * w - N;
+    int r0 = r1 - 1 - (r1 - 1 + off) % LC__HYB_ROWS;
+    return r0 > 0 ? r0 : 0;
+}
+
+static int lc__hyb_jl(const lc_hybrid_cfg *cfg, int N, int i) {
+    int j0, both;
+    lc__hybrid_range(cfg, N, i, &j0, &both);
+    return both ? i + 1 : j0;
+}
+
+// S += phiK_[j0,j1)^T V_[j0,j1), z += sum_j phiK_j
+static void lc__hyb_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *hb,
+                            const float *phik_bh, const float *v_bg, int j0, int j1, int D,
+                            int F) {
+    int j;
+    if (j1 <= j0) return;
+    lc__mm(ctx, hb->S, phik_bh + (size_t)j0 * F, v_bg + (size_t)j0 * D, F, D, j1 - j0, 1, 0, 1.0f,
+           1.0f, (size_t)D, (size_t)F, (size_t)D, hb->ws);
+    for (j = j0; j < j1; j++) P->axpy(hb->z, 1.0f, phik_bh + (size_t)j * F, F);
+}
+
+static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                 const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, jst = 0;
+        const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + (size_t)bh * N * F;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        lc__hyb_buf hb;
+        double dsum[LC__HYB_ROWS];
+        lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
+        if (kv_state) {
+            memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+            memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+        } else {
+            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+            memset(hb.z, 0, sizeof(float) * (size_t)F);
+        }
+        for (r0 = 0; r0 < N; r0 = r1) {
+            int kw0, both, jA, jB, nk, nl, nr, i, j;
+            r1 = lc__hyb_chunk_end(cfg, N, r0);
+            nr = r1 - r0;
+            lc__hybrid_range(cfg, N, r0, &kw0, &both);
+            jA = both ? r0 + 1 : kw0;
+            jB = lc__hyb_jl(cfg, N, r1 - 1);
+            lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+            jst = jA > jst ? jA : jst;
+            nk = r1 - kw0;
+            nl = jB - jA;
+            LOLCATS_ASSERT(nk <= LC__HYB_NK && nl <= LC__HYB_NL);
+            lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
+                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+            if (nl > 0)
+                lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl, F,
+                       0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
+            for (i = r0; i < r1; i++) {
+                int ii = i - r0, j0, jl;
+                const float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
+                float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
+                double sum = 0;
+                lc__hybrid_range(cfg, N, i, &j0, &both);
+                jl = both ? i + 1 : j0;
+                for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                for (j = kw0; j < j0; j++) wt_i[j - kw0] = 0;
+                for (j = j0; j <= i; j++) {
+                    float e = gam * expf(sc_i[j - kw0] - mx);
+                    wt_i[j - kw0] = e;
+                    sum += (double)e;
+                }
+                for (j = i + 1; j < r1; j++) wt_i[j - kw0] = 0;
+                for (j = jA; j < jl; j++) {
+                    float l = lam * lc_i[j - jA];
+                    wt_i[j - kw0] += l;
+                    sum += (double)l;
+                }
+                dsum[ii] = sum;
+                m[(size_t)bh * N + i] = mx;
+            }
+            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg + (size_t)kw0 * D, nr, D, nk, 0,
+                   0, 1.0f, 0.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+            if (jst > 0 || kv_state)
+                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, phiq_bh + (size_t)r0 * F, hb.S, nr, D,
+                       F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+            for (i = r0; i < r1; i++) {
+                size_t row = (size_t)bh * N + i;
+                float *y_bhi = y + row * D, dn;
+                int d;
+                double sum = dsum[i - r0];
+                if (jst > 0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
+                dn = (float)sum;
+                for (d = 0; d < D; d++) y_bhi[d] /= dn;
+                den[row] = dn;
+            }
+        }
+    }
+}
+
+// Per head: the chunked form's state and blocks (the row form, used for windows
+// over LC__HYB_WMAX, needs only the first F (D + 1) floats of each head).
 LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
-    return (size_t)B * H * F * ((size_t)D + 1);
+    return (size_t)B * H * lc__hyb_head_floats(D, F, NULL, NULL);
 }
 
 LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
@@ -1461,7 +1647,10 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
-    if (work && !a)
+    if (work && !a && cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+    else if (work && !a)
         lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else
@@ -1678,6 +1867,197 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
     }
 }
 
+// Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
+// Forward sweep, per chunk with gv = dy/den, cd = -(dy.y)/den:
+//   d1 = Gv V_[kw0,r1)^T; dW = d1 + cd on every key of the row
+//   window: ds = dW E (+ the amax share of dm = -sum ds on the arg-max keys),
+//           dQ += scale ds K, dK += scale ds^T Q, dgamma += dW exp(s - m)
+//   linear in chunk: dL = lambda dW, dphiQ += dL phiK, dphiK += dL^T phiQ,
+//           dlambda += dW L
+//   dV += wt^T Gv;  state: T = Gv S^T, dphiQ += lambda (T + cd z),
+//           dlambda += phiQ.T + cd phiQ.z
+// Reverse sweep over chunks: G = lambda sum phiQ^T Gv and c = lambda sum cd phiQ
+// over the chunks after the keys [jA, jA_next) give dphiK += V G^T + c and
+// dV += phiK G; what is left at the start reaches the carried state.
+static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, const float *kv_state, const float *k_state,
+                                 int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
+    int bg, rep = H / Hk;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r, bh = b * H + h, r0, r1, jst = 0, next;
+            const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
+            const float *phik_bh = phik + (size_t)bh * N * F;
+            float *dphik_bh = dphik + (size_t)bh * N * F;
+            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+            float cd[LC__HYB_ROWS];
+            unsigned char tie[LC__HYB_NK];
+            double dgam = 0, dlam = 0;
+            lc__hyb_buf hb;
+            lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
+            if (kv_state) {
+                memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+                memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+            } else {
+                memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+                memset(hb.z, 0, sizeof(float) * (size_t)F);
+            }
+            for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
+                int kw0, both, jA, jB, nk, nl, nr, i, j, d;
+                int state = 0;
+                r1 = lc__hyb_chunk_end(cfg, N, r0);
+                nr = r1 - r0;
+                lc__hybrid_range(cfg, N, r0, &kw0, &both);
+                jA = both ? r0 + 1 : kw0;
+                jB = lc__hyb_jl(cfg, N, r1 - 1);
+                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+                jst = jA > jst ? jA : jst;
+                state = jst > 0 || kv_state;
+                nk = r1 - kw0;
+                nl = jB - jA;
+                for (i = r0; i < r1; i++) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *dy_bhi = dy + row * D;
+                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
+                    cd[i - r0] = -P->dot(dy_bhi, y + row * D, D) / dn;
+                    for (d = 0; d < D; d++) gv_i[d] = dy_bhi[d] / dn;
+                }
+                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
+                       scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                if (nl > 0)
+                    lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
+                           F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
+                lc__mm(ctx, hb.d1, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f, 0.0f,
+                       (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                for (i = r0; i < r1; i++) {
+                    int ii = i - r0, j0, jl, nmax = 0;
+                    float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
+                    float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
+                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    double dm = 0;
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jl = both ? i + 1 : j0;
+                    for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                    for (j = kw0; j < j0; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
+                    for (j = j0; j <= i; j++) {
+                        float s = sc_i[j - kw0], ex = expf(s - mx), e = gam * ex;
+                        float dW = d1_i[j - kw0] + cd[ii], t = dW * e;
+                        tie[j - kw0] = s == mx;
+                        nmax += s == mx;
+                        dm -= (double)t;
+                        dgam += (double)dW * (double)ex;
+                        wt_i[j - kw0] = e;
+                        sc_i[j - kw0] = t;
+                    }
+                    for (j = i + 1; j < r1; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
+                    if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
+                        float share = (float)(dm / nmax);
+                        for (j = j0; j <= i; j++)
+                            if (tie[j - kw0]) sc_i[j - kw0] += share;
+                    }
+                    for (j = jA; j < jl; j++) {
+                        float l = lc_i[j - jA], dW = d1_i[j - kw0] + cd[ii];
+                        dlam += (double)dW * (double)l;
+                        wt_i[j - kw0] += lam * l;
+                        lc_i[j - jA] = lam * dW;
+                    }
+                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
+                }
+                lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg + (size_t)kw0 * D, nr, D,
+                       nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc, q_bh + (size_t)r0 * D, nk, D, nr, 1, 0,
+                       scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt, hb.gv, nk, D, nr, 1, 0, 1.0f, 1.0f,
+                       (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                if (nl > 0) {
+                    lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
+                           nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
+                    lc__mm(ctx, dphik_bh + (size_t)jA * F, hb.lc, phiq_bh + (size_t)r0 * F, nl, F,
+                           nr, 1, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
+                }
+                if (state) {  // rows read lambda phiq S and lambda phiq.z
+                    lc__mm(ctx, hb.t, hb.gv, hb.S, nr, F, D, 0, 1, 1.0f, 0.0f, (size_t)F,
+                           (size_t)D, (size_t)D, hb.ws);
+                    for (i = r0; i < r1; i++) {
+                        size_t row = (size_t)bh * N + i;
+                        const float *phiq_bhi = phiq + row * F, *t_i = hb.t + (size_t)(i - r0) * F;
+                        float *dphiq_bhi = dphiq + row * F, c_i = cd[i - r0];
+                        int c;
+                        dlam += (double)P->dot(phiq_bhi, t_i, F) +
+                                (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
+                        for (c = 0; c < F; c++) dphiq_bhi[c] += lam * (t_i[c] + c_i * hb.z[c]);
+                    }
+                }
+            }
+            // reverse sweep: S becomes G, z becomes c
+            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+            memset(hb.z, 0, sizeof(float) * (size_t)F);
+            next = N;
+            for (r1 = N; r1 > 0; r1 = r0) {
+                int jA, i, d, j;
+                r0 = lc__hyb_chunk_start(cfg, N, r1);
+                jA = lc__hyb_jl(cfg, N, r0);
+                if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
+                for (j = jA; j < next; j += LC__HYB_NL) {  // keys whose rows are the later chunks
+                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
+                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
+                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
+                    lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F, 0, 0,
+                           1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                }
+                next = jA < next ? jA : next;
+                for (i = r0; i < r1; i++) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *dy_bhi = dy + row * D;
+                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
+                    float c_i = -P->dot(dy_bhi, y + row * D, D) / dn;
+                    for (d = 0; d < D; d++) gv_i[d] = lam * dy_bhi[d] / dn;
+                    P->axpy(hb.z, lam * c_i, phiq + row * F, F);
+                }
+                lc__mm(ctx, hb.S, phiq_bh + (size_t)r0 * F, hb.gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
+                       (size_t)D, (size_t)F, (size_t)D, hb.ws);
+            }
+            {
+                int j;
+                for (j = 0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
+                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
+                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
+                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
+                    lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F, 0, 0,
+                           1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                }
+            }
+            if (kv_state) {
+                int c;
+                if (dkv_state)
+                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += hb.S[c];
+                if (dk_state)
+                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += hb.z[c];
+            }
+            if (dwf) {
+                if (cfg->affine) dgam -= dlam;
+                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+            }
+        }
+    }
+}
+
 LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
                                float *dk_state, float *work, const float *dy, const float *da,
@@ -1687,7 +2067,11 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
-    if (work && dy && !da)
+    if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
+                             F, cfg);
+    else if (work && dy && !da)
         lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
                              D, F, cfg);
@@ -3397,9 +3781,15 @@ LCIMPL size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K) {
 }
 
 // C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest above).
+#if defined(_OPENMP)
+#define LC__PRAGMA(x) _Pragma(#x)
+#define LC__OMP_FOR_IF(c) LC__PRAGMA(omp parallel for schedule(dynamic, 1) if (c))
+#else
+#define LC__OMP_FOR_IF(c)
+#endif
 static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, const void *B,
                              lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
-                             float beta, size_t ldc, size_t lda, size_t ldb, float *ws) {
+                             float beta, size_t ldc, size_t lda, size_t ldb, float *ws, int par) {
     int MR = kd->mr, NR = kd->nr, jc, ic, pc;
     for (jc = 0; jc < N; jc += kd->nch) {
         int nc = N - jc < kd->nch ? N - jc : kd->nch, npb = (nc + NR - 1) / NR;
@@ -3410,7 +3800,7 @@ static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, 
                 int kc = K - pc < LC__GEMM_KC ? K - pc : LC__GEMM_KC, t;
                 float *pa = ws, *pb = ws + (size_t)npa * MR * kc;
                 float bc = pc == 0 ? beta : 1.0f;
-                LC__OMP_FOR
+                LC__OMP_FOR_IF(par)
                 for (t = 0; t < npa + npb; t++) {
                     if (t < npa) {
                         int r0 = t * MR, rows = mc - r0 < MR ? mc - r0 : MR;
@@ -3421,7 +3811,7 @@ static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, 
                                    cols, pc, kc);
                     }
                 }
-                LC__OMP_FOR
+                LC__OMP_FOR_IF(par)
                 for (t = 0; t < nmb * nnb; t++) {
                     int i0 = (t / nnb) * kd->mc, j0 = (t % nnb) * kd->nci, ir, jr;
                     int i1 = i0 + kd->mc < mc ? i0 + kd->mc : mc;
@@ -3482,13 +3872,50 @@ LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, 
     {
         uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;  // 64-byte aligned panels
         lc__gemm_blocked(kd, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda,
-                         ldb, (float *)p);
+                         ldb, (float *)p, 1);
     }
     if (own) LOLCATS_FREE(own);
 }
 
+// The products inside the attention kernels: all F32, one thread (they run
+// inside the kernels' per-head tasks), workspace from the caller. The scalar
+// path stays the double-accumulating definition.
+static size_t lc__mm_ws_floats(int M, int N, int K) {  // bound for every kind
+    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
+    return ((size_t)M + 14 + (size_t)N + 32) * kc;
+}
+
+static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
+                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                   size_t ldb, float *ws) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float *c_ij = C + (size_t)i * ldc + j;
+                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
+            }
+    } else if (!kd) {
+        int i, j, k;  // serial copy of lc__gemm_ref (no threads inside tasks)
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                double sum = 0;
+                float *c_ij = C + (size_t)i * ldc + j;
+                for (k = 0; k < K; k++)
+                    sum += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                           (double)(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                *c_ij = beta == 0.0f ? alpha * (float)sum : alpha * (float)sum + beta * *c_ij;
+            }
+    } else {
+        lc__gemm_blocked(kd, C, A, B, LOLCATS_DTYPE_F32, M, N, K, ta, tb, alpha, beta, ldc, lda,
+                         ldb, ws, 0);
+    }
+}
+
 // GEMV. Each row: y_o = sum_i W[o,i] x_i, 4 vector accumulators, W widened
-// in registers; blocks of 16 rows per task.
+// in registers; one task per block of rows.
 static float lc__gemv_row_ref(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
     double s = 0;
     int i;
@@ -3586,7 +4013,7 @@ static float lc__gemv_row_neon(const void *W, lc_dtype dt, size_t off, const flo
 LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype, const float *x,
                     int O, int I, size_t ldw) {
     float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
-    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk;
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
     LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
                    w_dtype == LOLCATS_DTYPE_F16);
 #if defined(LC__X86)
@@ -3597,10 +4024,13 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
     if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
 #endif
     (void)s;
+    // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
+    rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
+    rows = rows < 16 ? 16 : rows;
     LC__OMP_FOR
-    for (blk = 0; blk < (O + 15) / 16; blk++) {
-        int o, o1 = blk * 16 + 16 < O ? blk * 16 + 16 : O;
-        for (o = blk * 16; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
+    for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
+        int o, o1 = blk * rows + rows < O ? blk * rows + rows : O;
+        for (o = blk * rows; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
     }
 }
 // >>impl-gemm-end
