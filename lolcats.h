@@ -627,6 +627,8 @@ LCIMPL float lc_rng_normal(lc_rng *r) {
 typedef struct lc__prims {
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);     // y += a x
+    // y_i = exp(sgn x_i - sub), returns sum_i y_i (y may alias x)
+    double (*exp_sum)(float *y, const float *x, float sgn, float sub, int n);
 } lc__prims;
 
 static float lc__dot_ref(const float *a, const float *b, int n) {
@@ -640,6 +642,32 @@ static void lc__axpy_ref(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
+
+static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) {
+        y[i] = expf(sgn * x[i] - sub);
+        s += (double)y[i];
+    }
+    return s;
+}
+
+// Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
+// polynomial, times 2^k. Within 2 ulp of expf for x in [-87.3, 88.7]; below
+// that the result flushes to 2^-126 range or 0 (feature maps clamp at 1e-12
+// after dividing by a sum >= 1, so those values never survive).
+#define LC__EXP_HI 88.3762626647949f
+#define LC__EXP_LO -87.3365447505531f
+#define LC__LOG2E 1.44269504088896341f
+#define LC__LN2_HI 0.693359375f
+#define LC__LN2_LO -2.12194440e-4f
+#define LC__EXP_P0 1.9875691500e-4f
+#define LC__EXP_P1 1.3981999507e-3f
+#define LC__EXP_P2 8.3334519073e-3f
+#define LC__EXP_P3 4.1665795894e-2f
+#define LC__EXP_P4 1.6666665459e-1f
+#define LC__EXP_P5 5.0000001201e-1f
 
 #if defined(LC__X86)
 LC__TARGET_AVX2 static float lc__hsum256(__m256 v) {
@@ -709,6 +737,81 @@ LC__TARGET_AVX512 static void lc__axpy_avx512(float *y, float a, const float *x,
                                                         _mm512_maskz_loadu_ps(k, y + i)));
     }
 }
+
+LC__TARGET_AVX2 static __m256 lc__exp256(__m256 x) {
+    __m256 k, r, p, r2;
+    __m256i e;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LC__EXP_LO)), _mm256_set1_ps(LC__EXP_HI));
+    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LC__LOG2E)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LC__LN2_HI), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LC__LN2_LO), r);
+    p = _mm256_fmadd_ps(_mm256_set1_ps(LC__EXP_P0), r, _mm256_set1_ps(LC__EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P5));
+    r2 = _mm256_mul_ps(r, r);
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float sgn, float sub,
+                                               int n) {
+    __m256 vs = _mm256_set1_ps(sgn), vb = _mm256_set1_ps(sub), acc = _mm256_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = lc__exp256(_mm256_fmsub_ps(vs, _mm256_loadu_ps(x + i), vb));
+        _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    s = lc__hsum256(acc);
+    for (; i < n; i++) {
+        y[i] = expf(sgn * x[i] - sub);
+        s += y[i];
+    }
+    return (double)s;
+}
+
+LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
+    __m512 k, r, p, r2;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(LC__EXP_LO)), _mm512_set1_ps(LC__EXP_HI));
+    k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LC__LOG2E)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LC__LN2_HI), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LC__LN2_LO), r);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(LC__EXP_P0), r, _mm512_set1_ps(LC__EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P5));
+    r2 = _mm512_mul_ps(r, r);
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, k);
+}
+
+LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, float sgn,
+                                                   float sub, int n) {
+    __m512 vs = _mm512_set1_ps(sgn), vb = _mm512_set1_ps(sub), acc = _mm512_setzero_ps();
+    float lanes[16], s = 0;
+    int i = 0, l;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = lc__exp512(_mm512_fmsub_ps(vs, _mm512_loadu_ps(x + i), vb));
+        _mm512_storeu_ps(y + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {  // masked tail
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 e = lc__exp512(_mm512_fmsub_ps(vs, _mm512_maskz_loadu_ps(k, x + i), vb));
+        _mm512_mask_storeu_ps(y + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    _mm512_storeu_ps(lanes, acc);
+    for (l = 0; l < 16; l++) s += lanes[l];
+    return (double)s;
+}
 #endif
 
 #if defined(LC__NEON)
@@ -733,13 +836,13 @@ static void lc__axpy_neon(float *y, float a, const float *x, int n) {
 }
 #endif
 
-static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref};
+static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref, lc__exp_sum_ref};
 #if defined(LC__X86)
-static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2};
-static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512};
+static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2, lc__exp_sum_avx2};
+static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512, lc__exp_sum_avx512};
 #endif
 #if defined(LC__NEON)
-static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon};
+static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon, lc__exp_sum_ref};
 #endif
 
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
@@ -825,23 +928,18 @@ static void lc__fmap_project(const lc__prims *P, float *z, const float *x, const
 }
 
 // Activation of one row before the clamp: out (F) from z (f).
-static void lc__fmap_act(float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
+static void lc__fmap_act(const lc__prims *P, float *out, const float *z, int f,
+                         const lc_fmap_cfg *cfg) {
     int c, two = lc__fmap_twohalves(cfg);
     if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
         float mx = z[0], mn = z[0];
-        double s1 = 0, s2 = 0;
+        double s1, s2 = 0;
         for (c = 1; c < f; c++) {
             if (z[c] > mx) mx = z[c];
             if (z[c] < mn) mn = z[c];
         }
-        for (c = 0; c < f; c++) {
-            out[c] = expf(z[c] - mx);
-            s1 += (double)out[c];
-            if (two) {
-                out[f + c] = expf(mn - z[c]);
-                s2 += (double)out[f + c];
-            }
-        }
+        s1 = P->exp_sum(out, z, 1.0f, mx, f);               // exp(z - max z)
+        if (two) s2 = P->exp_sum(out + f, z, -1.0f, -mn, f);  // exp(min z - z)
         if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
             for (c = 0; c < f; c++) {
                 out[c] = (float)((double)out[c] / s1);
@@ -855,25 +953,49 @@ static void lc__fmap_act(float *out, const float *z, int f, const lc_fmap_cfg *c
     }
 }
 
+// Rows per block for the blocked projections (Z = X W_h as one small GEMM per
+// block), sized so that Z, dZ and the GEMM workspace fit LC__FMAP_STACK floats
+// on the stack; 0: too large, row by row.
+#define LC__FMAP_STACK 24576
+static int lc__fmap_rows(int D, int f) {
+    int r;
+    for (r = 64; r >= 8; r /= 2) {
+        size_t a = lc__mm_ws_floats(r, f, D), b = lc__mm_ws_floats(D, f, r);
+        size_t c = lc__mm_ws_floats(r, D, f), ws = a > b ? a : b;
+        ws = c > ws ? c : ws;
+        if (2 * (size_t)r * f + ws <= LC__FMAP_STACK) return r;
+    }
+    return 0;
+}
+
 LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
                         const float *bias, int B, int H, int Hx, int N, int D, int f,
                         const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), bh;
-    LOLCATS_ASSERT(H % Hx == 0);
+    int F = lc_fmap_out_dim(cfg, f), bh, rb = lc__fmap_rows(D, f);
+    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c;
-        float zbuf[1024];
-        float *z = zbuf;
-        LOLCATS_ASSERT(f <= 1024 - 0);
-        for (i = 0; i < N; i++) {
-            const float *x_bi = x + (((size_t)b * Hx + xh) * N + i) * D;
-            float *phi_bhi = phi + (((size_t)b * H + h) * N + i) * F;
-            lc__fmap_project(P, z, x_bi, w + (size_t)h * D * f, bias ? bias[h] : 0.0f, D, f);
-            lc__fmap_act(phi_bhi, z, f, cfg);
-            for (c = 0; c < F; c++)
-                if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
+        int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c, i0;
+        const float *x_bh = x + ((size_t)b * Hx + xh) * N * D, *w_h = w + (size_t)h * D * f;
+        float zbuf[1024], stk[LC__FMAP_STACK], bb = bias ? bias[h] : 0.0f;
+        for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+            int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+            float *Z = rb ? stk : zbuf;
+            if (rb) {  // Z (nr,f) = X (nr,D) W_h (D,f) + b
+                lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                       (size_t)f, (size_t)D, (size_t)f, stk + (size_t)nr * f);
+                if (bias)
+                    for (c = 0; c < nr * f; c++) Z[c] += bb;
+            } else {
+                lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
+            }
+            for (i = i0; i < i0 + nr; i++) {
+                float *phi_bhi = phi + ((size_t)bh * N + i) * F;
+                lc__fmap_act(P, phi_bhi, Z + (size_t)(i - i0) * f, f, cfg);
+                for (c = 0; c < F; c++)
+                    if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
+            }
         }
     }
 }
@@ -930,36 +1052,64 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         const float *dphi, const float *x, const float *w, const float *bias,
                         int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx;
+    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
-    // one task per x head: it owns dx of that head and dw of its query heads
+    // one task per x head: it owns dx of that head and dw of its query heads.
+    // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
+    // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
     LC__OMP_FOR
     for (xh = 0; xh < Hx; xh++) {
-        float z[1024], out[2048], dout[2048], dz[1024];
-        int b, r, i, c, d;
+        float zrow[1024], out[2048], dout[2048], dzrow[1024], stk[LC__FMAP_STACK];
+        int b, r, i, c, d, i0;
         for (r = 0; r < rep; r++) {
             int h = xh * rep + r;
             const float *w_h = w + (size_t)h * D * f;
-            for (b = 0; b < B; b++)
-                for (i = 0; i < N; i++) {
-                    const float *x_bi = x + (((size_t)b * Hx + xh) * N + i) * D;
-                    const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
-                    lc__fmap_project(P, z, x_bi, w_h, bias ? bias[h] : 0.0f, D, f);
-                    lc__fmap_act(out, z, f, cfg);
-                    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
-                    lc__fmap_act_bwd(dz, dout, out, z, f, cfg);
-                    if (dbias) {
-                        double s = 0;
-                        for (c = 0; c < f; c++) s += (double)dz[c];
-                        dbias[h] += (float)s;
+            float bb = bias ? bias[h] : 0.0f;
+            for (b = 0; b < B; b++) {
+                const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
+                float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
+                for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+                    int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+                    float *Z = rb ? stk : zrow, *dZ = rb ? stk + (size_t)nr * f : dzrow;
+                    float *ws = stk + 2 * (size_t)nr * f;
+                    if (rb) {
+                        lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                               (size_t)f, (size_t)D, (size_t)f, ws);
+                        if (bias)
+                            for (c = 0; c < nr * f; c++) Z[c] += bb;
+                    } else {
+                        lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
                     }
-                    if (dw)
-                        for (d = 0; d < D; d++) P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
-                    if (dx) {
-                        float *dx_bi = dx + (((size_t)b * Hx + xh) * N + i) * D;
-                        for (d = 0; d < D; d++) dx_bi[d] += P->dot(w_h + (size_t)d * f, dz, f);
+                    for (i = i0; i < i0 + nr; i++) {
+                        const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
+                        const float *z = Z + (size_t)(i - i0) * f;
+                        float *dz = dZ + (size_t)(i - i0) * f;
+                        lc__fmap_act(P, out, z, f, cfg);
+                        for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
+                        lc__fmap_act_bwd(dz, dout, out, z, f, cfg);
+                        if (dbias) {
+                            double sb = 0;
+                            for (c = 0; c < f; c++) sb += (double)dz[c];
+                            dbias[h] += (float)sb;
+                        }
+                        if (!rb) {
+                            const float *x_bi = x_bh + (size_t)i * D;
+                            if (dw)
+                                for (d = 0; d < D; d++)
+                                    P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
+                            if (dx_bh)
+                                for (d = 0; d < D; d++)
+                                    dx_bh[(size_t)i * D + d] += P->dot(w_h + (size_t)d * f, dz, f);
+                        }
                     }
+                    if (rb && dw)  // dW_h (D,f) += X^T (D,nr) dZ (nr,f)
+                        lc__mm(ctx, dw + (size_t)h * D * f, x_bh + (size_t)i0 * D, dZ, D, f, nr,
+                               1, 0, 1.0f, 1.0f, (size_t)f, (size_t)D, (size_t)f, ws);
+                    if (rb && dx_bh)  // dX (nr,D) += dZ (nr,f) W_h^T (f,D)
+                        lc__mm(ctx, dx_bh + (size_t)i0 * D, dZ, w_h, nr, D, f, 0, 1, 1.0f, 1.0f,
+                               (size_t)D, (size_t)f, (size_t)f, ws);
                 }
+            }
         }
     }
 }
