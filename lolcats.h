@@ -3930,17 +3930,70 @@ LCIMPL size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K) {
     return sizeof(float) * lc__gemm_scratch_floats(kd, M, N, K) + 64;
 }
 
-// C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest above).
-#if defined(_OPENMP)
-#define LC__PRAGMA(x) _Pragma(#x)
-#define LC__OMP_FOR_IF(c) LC__PRAGMA(omp parallel for schedule(dynamic, 1) if (c))
-#else
-#define LC__OMP_FOR_IF(c)
-#endif
+// The two kinds of task of one (jc, ic, pc) step: pack panel t (A panels
+// first, then B panels), or compute block t of C.
+typedef struct lc__gemm_step {
+    const lc__gemm_kind *kd;
+    float *C, *pa, *pb;
+    const float *A;
+    const void *B;
+    lc_dtype bt;
+    int ta, tb, ic, jc, pc, mc, nc, kc, npa, nnb;
+    float alpha, bc;
+    size_t ldc, lda, ldb;
+} lc__gemm_step;
+
+static void lc__gemm_pack_task(const lc__gemm_step *st, int t) {
+    int MR = st->kd->mr, NR = st->kd->nr;
+    if (t < st->npa) {
+        int r0 = t * MR, rows = st->mc - r0 < MR ? st->mc - r0 : MR;
+        lc__pack_a(st->pa + (size_t)t * MR * st->kc, st->A, st->lda, st->ta, st->ic + r0, rows,
+                   st->pc, st->kc, MR);
+    } else {
+        int c0 = (t - st->npa) * NR, cols = st->nc - c0 < NR ? st->nc - c0 : NR;
+        lc__pack_b(st->kd, st->pb + (size_t)(t - st->npa) * NR * st->kc, st->B, st->bt, st->ldb,
+                   st->tb, st->jc + c0, cols, st->pc, st->kc);
+    }
+}
+
+static void lc__gemm_tile_task(const lc__gemm_step *st, int t) {
+    const lc__gemm_kind *kd = st->kd;
+    int MR = kd->mr, NR = kd->nr, kc = st->kc, ir, jr;
+    int i0 = (t / st->nnb) * kd->mc, j0 = (t % st->nnb) * kd->nci;
+    int i1 = i0 + kd->mc < st->mc ? i0 + kd->mc : st->mc;
+    int j1 = j0 + kd->nci < st->nc ? j0 + kd->nci : st->nc;
+    float tile[LC__GEMM_TILE_MAX], alpha = st->alpha, bc = st->bc;
+    for (jr = j0; jr < j1; jr += NR) {
+        const float *pb_j = st->pb + (size_t)(jr / NR) * NR * kc;
+        int cols = j1 - jr < NR ? j1 - jr : NR;
+        for (ir = i0; ir < i1; ir += MR) {
+            const float *pa_i = st->pa + (size_t)(ir / MR) * MR * kc;
+            int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
+            float *c_ij = st->C + (size_t)(st->ic + ir) * st->ldc + (size_t)(st->jc + jr);
+            if (rows == MR && cols == NR) {
+                kd->ukr(kc, pa_i, pb_j, c_ij, st->ldc, alpha, bc);
+                continue;
+            }
+            kd->ukr(kc, pa_i, pb_j, tile, (size_t)NR, 1.0f, 0.0f);
+            for (r = 0; r < rows; r++)
+                for (n = 0; n < cols; n++) {
+                    float *cc = c_ij + (size_t)r * st->ldc + n;
+                    float acc = tile[r * NR + n];
+                    *cc = bc == 0.0f ? alpha * acc : alpha * acc + bc * *cc;
+                }
+        }
+    }
+}
+
+// C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest
+// above); par: split each step's tasks across threads.
 static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, const void *B,
                              lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
                              float beta, size_t ldc, size_t lda, size_t ldb, float *ws, int par) {
     int MR = kd->mr, NR = kd->nr, jc, ic, pc;
+    lc__gemm_step st;
+    st.kd = kd; st.C = C; st.A = A; st.B = B; st.bt = bt; st.ta = ta; st.tb = tb;
+    st.alpha = alpha; st.ldc = ldc; st.lda = lda; st.ldb = ldb;
     for (jc = 0; jc < N; jc += kd->nch) {
         int nc = N - jc < kd->nch ? N - jc : kd->nch, npb = (nc + NR - 1) / NR;
         for (ic = 0; ic < M; ic += kd->mch) {
@@ -3948,45 +4001,17 @@ static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, 
             int nmb = (mc + kd->mc - 1) / kd->mc, nnb = (nc + kd->nci - 1) / kd->nci;
             for (pc = 0; pc < K; pc += LC__GEMM_KC) {
                 int kc = K - pc < LC__GEMM_KC ? K - pc : LC__GEMM_KC, t;
-                float *pa = ws, *pb = ws + (size_t)npa * MR * kc;
-                float bc = pc == 0 ? beta : 1.0f;
-                LC__OMP_FOR_IF(par)
-                for (t = 0; t < npa + npb; t++) {
-                    if (t < npa) {
-                        int r0 = t * MR, rows = mc - r0 < MR ? mc - r0 : MR;
-                        lc__pack_a(pa + (size_t)t * MR * kc, A, lda, ta, ic + r0, rows, pc, kc, MR);
-                    } else {
-                        int c0 = (t - npa) * NR, cols = nc - c0 < NR ? nc - c0 : NR;
-                        lc__pack_b(kd, pb + (size_t)(t - npa) * NR * kc, B, bt, ldb, tb, jc + c0,
-                                   cols, pc, kc);
-                    }
-                }
-                LC__OMP_FOR_IF(par)
-                for (t = 0; t < nmb * nnb; t++) {
-                    int i0 = (t / nnb) * kd->mc, j0 = (t % nnb) * kd->nci, ir, jr;
-                    int i1 = i0 + kd->mc < mc ? i0 + kd->mc : mc;
-                    int j1 = j0 + kd->nci < nc ? j0 + kd->nci : nc;
-                    float tile[LC__GEMM_TILE_MAX];
-                    for (jr = j0; jr < j1; jr += NR) {
-                        const float *pb_j = pb + (size_t)(jr / NR) * NR * kc;
-                        int cols = j1 - jr < NR ? j1 - jr : NR;
-                        for (ir = i0; ir < i1; ir += MR) {
-                            const float *pa_i = pa + (size_t)(ir / MR) * MR * kc;
-                            int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
-                            float *c_ij = C + (size_t)(ic + ir) * ldc + (size_t)(jc + jr);
-                            if (rows == MR && cols == NR) {
-                                kd->ukr(kc, pa_i, pb_j, c_ij, ldc, alpha, bc);
-                                continue;
-                            }
-                            kd->ukr(kc, pa_i, pb_j, tile, (size_t)NR, 1.0f, 0.0f);
-                            for (r = 0; r < rows; r++)
-                                for (n = 0; n < cols; n++) {
-                                    float *cc = c_ij + (size_t)r * ldc + n;
-                                    float acc = tile[r * NR + n];
-                                    *cc = bc == 0.0f ? alpha * acc : alpha * acc + bc * *cc;
-                                }
-                        }
-                    }
+                st.ic = ic; st.jc = jc; st.pc = pc; st.mc = mc; st.nc = nc; st.kc = kc;
+                st.npa = npa; st.nnb = nnb; st.pa = ws; st.pb = ws + (size_t)npa * MR * kc;
+                st.bc = pc == 0 ? beta : 1.0f;
+                if (par) {
+                    LC__OMP_FOR
+                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
+                    LC__OMP_FOR
+                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
+                } else {  // inside a kernel's task: no parallel region at all
+                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
+                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
                 }
             }
         }
