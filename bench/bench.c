@@ -489,7 +489,13 @@ int main(int argc, char **argv) {
 #endif
     lc_ctx_init(&g_ctx);
     lc_rng_seed(&g_rng, 7);
-    printf("lolcats bench: path %s, %d threads\n", lc_simd_name(g_ctx.simd), g_threads);
+    {
+        double la[3] = {0, 0, 0};
+        if (getloadavg(la, 3) < 0) la[0] = -1;
+        printf("lolcats bench: path %s, %d threads; load average %.2f on %ld CPUs before the run "
+               "(other work on the machine skews every figure)\n", lc_simd_name(g_ctx.simd),
+               g_threads, la[0], sysconf(_SC_NPROCESSORS_ONLN));
+    }
     if (!only || !strcmp(only, "gemm")) bench_gemm();
     if (!only || !strcmp(only, "attn")) bench_attn();
     if (!only || !strcmp(only, "decode")) bench_decode();
