@@ -777,9 +777,13 @@ LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float s
 
 LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     __m512 k, r, p, r2;
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(LC__EXP_LO)), _mm512_set1_ps(LC__EXP_HI));
-    k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LC__LOG2E)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // masked forms with an explicit source: GCC 12's C++ build warns about the
+    // undefined pass-through of the plain ones
+    x = _mm512_mask_max_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_LO));
+    x = _mm512_mask_min_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_HI));
+    k = _mm512_mul_ps(x, _mm512_set1_ps(LC__LOG2E));
+    k = _mm512_mask_roundscale_ps(k, (__mmask16)0xFFFF, k,
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LC__LN2_HI), x);
     r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LC__LN2_LO), r);
     p = _mm512_fmadd_ps(_mm512_set1_ps(LC__EXP_P0), r, _mm512_set1_ps(LC__EXP_P1));
@@ -789,7 +793,7 @@ LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P5));
     r2 = _mm512_mul_ps(r, r);
     p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, k);
+    return _mm512_mask_scalef_ps(p, (__mmask16)0xFFFF, p, k);
 }
 
 LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, float sgn,
