@@ -6408,7 +6408,7 @@ static lc_status lc__ckpt_get(const lc_st_file *f, const char *name, const int64
     if (found) *found = t != NULL;
     if (!t) {
         if (!req) return LOLCATS_OK;
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (%s)", lc_st_path(f), name, hint);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing %s", lc_st_path(f), name, hint);
     }
     ok = t->ndim == ndim;
     for (i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];

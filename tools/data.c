@@ -431,7 +431,7 @@ done:
 
 long tool_data_pick(tool_data *d, uint64_t seed, int64_t k) {
     long epoch = (long)(k / d->n), i;
-    if (epoch != d->perm_epoch) {   /* Fisher-Yates with a per-epoch seed */
+    if (epoch != d->perm_epoch || seed != d->perm_seed) {   /* Fisher-Yates with a per-epoch seed */
         lc_rng r;
         lc_rng_seed(&r, seed * 0x9E3779B97F4A7C15ULL + (uint64_t)epoch + 1);
         for (i = 0; i < d->n; i++) d->perm[i] = i;
@@ -441,6 +441,7 @@ long tool_data_pick(tool_data *d, uint64_t seed, int64_t k) {
             d->perm[j] = t;
         }
         d->perm_epoch = epoch;
+        d->perm_seed = seed;
     }
     return d->perm[k % d->n];
 }

@@ -42,7 +42,8 @@ typedef struct {
     long long stream_tokens;       /* tokens before chunking (both parts) */
     int is_jsonl;
     long *perm;                    /* shuffled order of the current epoch */
-    long perm_epoch;
+    long perm_epoch;               /* the epoch and seed perm belongs to */
+    uint64_t perm_seed;
 } tool_data;
 
 typedef struct {
