@@ -311,7 +311,7 @@ static void adamw(void) {
 
 static void thread_invariance(void) {
 #ifdef _OPENMP
-    kcase c = make(LOLCATS_OP_HYBRID, 2, 4, 2, 70, 8, 4, LOLCATS_WINDOW_TK, 16);
+    kcase c = make(LOLCATS_OP_HYBRID, 3, 4, 1, 70, 8, 4, LOLCATS_WINDOW_TK, 16);  /* B > 1: shared dwf */
     lc_ref_out oa, ob;
     lc_ctx ctx;
     lc_error err;
@@ -324,7 +324,8 @@ static void thread_invariance(void) {
     omp_set_num_threads(nt);
     CHECK(!memcmp(oa.y, ob.y, sizeof(float) * n_of(&c.rc, 0)) &&
               !memcmp(oa.dk, ob.dk, sizeof(float) * n_of(&c.rc, 3)) &&
-              !memcmp(oa.dwq, ob.dwq, sizeof(float) * n_of(&c.rc, 5)),
+              !memcmp(oa.dwq, ob.dwq, sizeof(float) * n_of(&c.rc, 5)) &&
+              !memcmp(oa.dwf, ob.dwf, sizeof(float) * n_of(&c.rc, 7)),
           "results differ between 1 and 3 OpenMP threads");
     lc_ref_out_free(&oa);
     lc_ref_out_free(&ob);

@@ -14,7 +14,7 @@
         (with --report DIR) writes PNGs of attention maps and loss curves. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
-#include "report.h"
+#include "demo_report.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,19 +1,28 @@
-/* report.h - progress lines and pictures for the long-running commands. */
-#ifndef LOLCATS_REPORT_H
-#define LOLCATS_REPORT_H
-#include "lolcats.h"
+/* report.h - `--report DIR` pictures: a tiny RGB canvas with lines, bars and
+   heat maps, written as PNG through stb_image_write when the system has it
+   (Debian: libstb-dev); without it tool_png_write returns -1 and writes nothing. */
+#ifndef LOLCATS_TOOLS_REPORT_H
+#define LOLCATS_TOOLS_REPORT_H
 
-/* "what  done/total  rate unit  ETA  loss" on stderr, only when it is a terminal */
-void tool_progress(const char *what, long done, long total, double rate, const char *unit, double loss);
-void tool_progress_done(void);
-/* 1 when PNG output is available (stb_image_write found at build time) */
+typedef struct {
+    int w, h;
+    unsigned char *px;   /* (h, w, 3) */
+} tool_canvas;
+
+int tool_canvas_init(tool_canvas *c, int w, int h);   /* white; 0 on success */
+void tool_canvas_free(tool_canvas *c);
+void tool_canvas_line(tool_canvas *c, int x0, int y0, int x1, int y1, unsigned rgb);
+void tool_canvas_rect(tool_canvas *c, int x0, int y0, int x1, int y1, unsigned rgb);  /* filled, inclusive */
+/* Heat map of a (rows, cols) array at (x, y), each cell scale x scale pixels,
+   value v -> colour of sqrt(v / vmax) (white 0 .. dark blue vmax). */
+void tool_canvas_heat(tool_canvas *c, int x, int y, const float *a, int rows, int cols, int scale, float vmax);
+/* Line chart of series (n points each, NaN = gap) into the whole canvas, y on a
+   log10 axis when logy; colours per series. */
+void tool_canvas_chart(tool_canvas *c, const double *const *ys, const int *ns, const unsigned *rgb, int nser,
+                       int logy);
+/* Grouped bars: groups of nser values (values[g * nser + s]), log10 axis when logy. */
+void tool_canvas_bars(tool_canvas *c, const double *values, int groups, int nser, const unsigned *rgb, int logy);
+/* 0 written, 1 error, -1 PNG support not compiled in. */
+int tool_png_write(const tool_canvas *c, const char *path);
 int tool_png_available(void);
-/* grey-scale (0..1) image, scaled up by `zoom`; returns 0 on success */
-int tool_write_gray_png(const char *path, const float *img, int w, int h, int zoom);
-/* teacher | student attention of head 0 of `layer` side by side: DIR/attention_<tag>.png */
-void tool_report_attention(const char *dir, const char *tag, lc_train *t, const int *tokens, int T, int layer);
-/* loss curves of the three demo stages: DIR/loss_curves.png */
-void tool_report_curves(const char *dir, const float *a, int na, const float *b, int nb, const float *c, int nc);
-void tool_report_summary(const char *dir, double l0, double a0, double l1, double a1, double l2, double a2,
-                         double l3, double a3, double l4, double a4, double l5, double a5);
 #endif
