@@ -11,6 +11,9 @@
 
 #define SHARED "../shared/models/"
 
+static lc_ctx g_ctx;          /* best SIMD path of this CPU (lc_ctx_init in main) */
+static const lc_ctx g_ref = {LOLCATS_SIMD_SCALAR};
+
 static int file_exists(const char *p) {
     FILE *f = fopen(p, "rb");
     if (f) fclose(f);
@@ -39,7 +42,7 @@ static void greedy_text(const lc_model *m, const lc_tokenizer *t, int steps, cha
         int nx;
         char buf[256];
         size_t k;
-        if (lc_model_forward(m, &r, &tok, 1, NULL, &e)) { CHECK(0, "forward: %s", e.msg); break; }
+        if (lc_model_forward(&g_ctx, m, &r, &tok, 1, NULL, &e)) { CHECK(0, "forward: %s", e.msg); break; }
         nx = lc_argmax(r.logits, m->cfg.vocab_size);
         if (ids) ids[pos] = nx;
         if (nx == 1) break;
@@ -84,19 +87,18 @@ static void test_stories260k(void) {
     for (i = 0; i < 16; i++) prompt[i] = (i * 37 + 1) % 512;
     lc_run_init(&r1, &m, 64, 16, &e);
     lc_run_init(&r2, &m, 64, 1, &e);
-    lc_model_forward(&m, &r1, prompt, 16, all, &e);
-    for (i = 0; i < 16; i++) lc_model_forward(&m, &r2, &prompt[i], 1, NULL, &e);
+    lc_model_forward(&g_ctx, &m, &r1, prompt, 16, all, &e);
+    for (i = 0; i < 16; i++) lc_model_forward(&g_ctx, &m, &r2, &prompt[i], 1, NULL, &e);
     check_close("prefill(16) vs decode, last logits", r1.logits, r2.logits, 512, 1e-5, 1e-5);
     check_close("prefill logits_all last row", all + 15 * 512, r1.logits, 512, 0, 0);
     /* both matmul paths */
-    m.simd = LOLCATS_SIMD_SCALAR;
     lc_run_reset(&r2);
-    for (i = 0; i < 16; i++) lc_model_forward(&m, &r2, &prompt[i], 1, NULL, &e);
+    for (i = 0; i < 16; i++) lc_model_forward(&g_ref, &m, &r2, &prompt[i], 1, NULL, &e);
     check_close("scalar path vs default path, logits", r2.logits, r1.logits, 512, 1e-4, 1e-4);
     /* errors: past the context, bad token */
-    CHECK(lc_model_forward(&m, &r2, prompt, 2, NULL, &e) == LOLCATS_ERR_ARG, "n > max_tokens");
+    CHECK(lc_model_forward(&g_ctx, &m, &r2, prompt, 2, NULL, &e) == LOLCATS_ERR_ARG, "n > max_tokens");
     prompt[0] = 512;
-    CHECK(lc_model_forward(&m, &r1, prompt, 1, NULL, &e) == LOLCATS_ERR_ARG &&
+    CHECK(lc_model_forward(&g_ctx, &m, &r1, prompt, 1, NULL, &e) == LOLCATS_ERR_ARG &&
               strstr(e.msg, "512"), "token outside vocab: %s", e.msg);
     lc_run_free(&r1);
     lc_run_free(&r2);
@@ -226,7 +228,7 @@ static void test_matmul(void) {
         w16[i] = lc_f32_to_f16(v);
         w32[i] = v;
     }
-    if (lc_model_simd_detect() == LOLCATS_SIMD_SCALAR) printf("  (no SIMD on this CPU: ref vs ref)\n");
+    if (g_ctx.simd == LOLCATS_SIMD_SCALAR) printf("  (no SIMD on this CPU: ref vs ref)\n");
     for (a = 0; a < 4; a++)
         for (b = 0; b < 4; b++)
             for (c = 0; c < 5; c++) {
@@ -234,8 +236,8 @@ static void test_matmul(void) {
                 for (dt = 0; dt < 3; dt++) {
                     const void *w = dt == 0 ? (const void *)w32 : dt == 1 ? (const void *)w16 : (const void *)wb16;
                     lc_dtype d = dt == 0 ? LOLCATS_DTYPE_F32 : dt == 1 ? LOLCATS_DTYPE_F16 : LOLCATS_DTYPE_BF16;
-                    lc_matmul(LOLCATS_SIMD_SCALAR, y0, x, w, d, T, O, I);
-                    lc_matmul(lc_model_simd_detect(), y1, x, w, d, T, O, I);
+                    lc_matmul(&g_ref, y0, x, w, d, T, O, I);
+                    lc_matmul(&g_ctx, y1, x, w, d, T, O, I);
                     for (i = 0; i < (size_t)(T * O); i++)
                         if (fabsf(y0[i] - y1[i]) > 1e-5f * (1.0f + fabsf(y0[i]))) bad++;
                     /* the widened weights are exactly the converted ones */
@@ -284,7 +286,7 @@ static void score_ids(const lc_model *m, const int *ids, int n, int chunk, doubl
     if (lc_run_init(&r, m, n, chunk, &e)) { CHECK(0, "run: %s", e.msg); free(lg); return; }
     for (s = 0; s < n; s += chunk) {
         int k = n - s < chunk ? n - s : chunk;
-        if (lc_model_forward(m, &r, ids + s, k, lg, &e)) { CHECK(0, "fwd: %s", e.msg); break; }
+        if (lc_model_forward(&g_ctx, m, &r, ids + s, k, lg, &e)) { CHECK(0, "fwd: %s", e.msg); break; }
         for (t = 0; t < k && s + t + 1 < n; t++) {
             const float *l = lg + (size_t)t * V;
             double mx = l[0], z = 0;
@@ -408,13 +410,13 @@ static void test_convert(void) {
     for (i = 0; i < 40; i++) ids[i] = i == 0 ? 1 : (i * 131 + 7) % 512;
     lc_run_init(&ra, &a, 64, 40, &e);
     lc_run_init(&rb, &b, 64, 40, &e);
-    lc_model_forward(&a, &ra, ids, 40, NULL, &e);
-    lc_model_forward(&b, &rb, ids, 40, NULL, &e);
+    lc_model_forward(&g_ctx, &a, &ra, ids, 40, NULL, &e);
+    lc_model_forward(&g_ctx, &b, &rb, ids, 40, NULL, &e);
     check_close("stories260K .bin vs converted HF, logits", rb.logits, ra.logits, 512, 1e-5, 1e-5);
     /* the converted directory read with the wrong RoPE pairing must differ */
     b.cfg.rope_interleaved = 1;
     lc_run_reset(&rb);
-    lc_model_forward(&b, &rb, ids, 40, NULL, &e);
+    lc_model_forward(&g_ctx, &b, &rb, ids, 40, NULL, &e);
     for (i = 0; i < 512; i++) if (fabsf(rb.logits[i] - ra.logits[i]) > 1e-3f) break;
     CHECK(i < 512, "RoPE pairing matters (interleaved on permuted rows must differ)");
     lc_run_free(&ra);
@@ -424,6 +426,7 @@ static void test_convert(void) {
 }
 
 int main(void) {
+    lc_ctx_init(&g_ctx);
     test_matmul();
     test_sampler();
     test_tokenizers();

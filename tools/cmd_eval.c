@@ -30,6 +30,7 @@ static const char *eval_usage =
 #define EVAL_CHUNK 32
 
 typedef struct {
+    lc_ctx ctx;
     const lc_model *m;
     lc_run run;
     float *logits;       /* (EVAL_CHUNK, V) */
@@ -46,7 +47,7 @@ static int eval_score(eval_state *st, const int *ids, int n, int first, lc_error
         lc_run_reset(&st->run);
         for (s = w; s < end; s += EVAL_CHUNK) {
             int k = end - s < EVAL_CHUNK ? end - s : EVAL_CHUNK;
-            if (lc_model_forward(st->m, &st->run, ids + s, k, st->logits, err)) return 1;
+            if (lc_model_forward(&st->ctx, st->m, &st->run, ids + s, k, st->logits, err)) return 1;
             for (t = 0; t < k; t++) {
                 int tgt = s + t + 1, j;
                 const float *l = st->logits + (size_t)t * V;
@@ -224,6 +225,7 @@ int cmd_eval(int argc, char **argv) {
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;
+    lc_ctx_init(&st.ctx);
     st.m = &m;
     if (lc_run_init(&st.run, &m, ctx, EVAL_CHUNK, &err)) { tool_report(&err); goto done; }
     st.logits = (float *)malloc(sizeof(float) * EVAL_CHUNK * (size_t)m.cfg.vocab_size);
