@@ -425,6 +425,277 @@ static void test_convert(void) {
     lc_model_free(&b);
 }
 
+/* ---- Hugging Face transformers references (tools/hf_reference.py, run on the
+   GPU machine in float32 on the CPU): tests/data/hf_ref.safetensors. */
+#define HF_REF "tests/data/hf_ref.safetensors"
+
+/* a named tensor of the reference as a new array of n int32 / float32 (NULL if absent) */
+static int *ref_ids(const lc_st_file *f, const char *name, int *n) {
+    const lc_tensor *t = lc_st_find(f, name);
+    int *v;
+    if (!t || t->dtype != LOLCATS_DTYPE_I32) { CHECK(0, "%s: no I32 tensor %s", HF_REF, name); return NULL; }
+    *n = (int)lc_tensor_numel(t);
+    v = (int *)malloc(sizeof(int) * (size_t)*n + 1);
+    memcpy(v, t->data, sizeof(int) * (size_t)*n);
+    return v;
+}
+
+static float *ref_f32(const lc_st_file *f, const char *name, size_t *n) {
+    const lc_tensor *t = lc_st_find(f, name);
+    lc_error e;
+    float *v;
+    if (!t) { CHECK(0, "%s: no tensor %s", HF_REF, name); return NULL; }
+    *n = lc_tensor_numel(t);
+    v = (float *)malloc(sizeof(float) * *n + 1);
+    lc_tensor_to_f32(t, v, &e);
+    return v;
+}
+
+/* alpaca-llama-25m: tokenizer ids, last-position logits, per-token NLL and
+   greedy continuations against transformers. */
+static void test_hf_alpaca(const lc_model *m, const lc_tokenizer *t, const lc_st_file *rf) {
+    int V = m->cfg.vocab_size, k, count = atoi(lc_st_meta(rf, "nll_count"));
+    lc_error e;
+    char name[64], what[96];
+    for (k = 0; k < count; k++) {
+        const char *text;
+        int n, i, *ids, *mine;
+        size_t nm = 0, nr;
+        double *nll, sum = 0, sum_ref = 0;
+        float *last, *ref_last, *ref_nll, *mine_nll;
+        snprintf(name, sizeof name, "nll_text_%d", k); text = lc_st_meta(rf, name);
+        snprintf(name, sizeof name, "nll_ids_%d", k);
+        if (!text || !(ids = ref_ids(rf, name, &n))) return;
+        mine = (int *)malloc(sizeof(int) * (strlen(text) + 3));
+        lc_tokenizer_encode(t, text, strlen(text), 1, 0, mine, strlen(text) + 3, &nm, &e);
+        for (i = 0; i < n && (size_t)n == nm; i++) if (mine[i] != ids[i]) break;
+        CHECK((size_t)n == nm && i == n, "text %d: ids differ from transformers' tokenizer "
+              "(%zu vs %d ids, first difference at %d)", k, nm, n, i);
+        nll = (double *)calloc((size_t)n, sizeof(double));
+        last = (float *)malloc(sizeof(float) * V);
+        mine_nll = (float *)malloc(sizeof(float) * n);
+        score_ids(m, ids, n, 64, nll, last);
+        snprintf(name, sizeof name, "nll_logits_%d", k); ref_last = ref_f32(rf, name, &nr);
+        snprintf(name, sizeof name, "nll_%d", k); ref_nll = ref_f32(rf, name, &nr);
+        if (ref_last && ref_nll && CHECK(nr == (size_t)n - 1, "nll_%d length", k)) {
+            snprintf(what, sizeof what, "HF text %d last logits (%d tokens)", k, n);
+            check_close(what, last, ref_last, (size_t)V, 1e-3, 0);
+            for (i = 0; i + 1 < n; i++) {
+                sum += nll[i]; sum_ref += (double)ref_nll[i]; mine_nll[i] = (float)nll[i];
+            }
+            snprintf(what, sizeof what, "HF text %d per-token NLL", k);
+            check_close(what, mine_nll, ref_nll, (size_t)n - 1, 1e-3, 0);
+            printf("  HF text %d: mean NLL %.6f transformers %.6f rel %.2e\n", k, sum / (n - 1),
+                   sum_ref / (n - 1), fabs(sum - sum_ref) / sum_ref);
+            CHECK(fabs(sum - sum_ref) <= 1e-4 * sum_ref, "text %d mean NLL rel error %.2e", k,
+                  fabs(sum - sum_ref) / sum_ref);
+        }
+        free(ids); free(mine); free(nll); free(last); free(mine_nll); free(ref_last); free(ref_nll);
+    }
+    count = atoi(lc_st_meta(rf, "gen_count"));
+    for (k = 0; k < count; k++) {   /* greedy, 40 tokens, through EOS (no stop) */
+        const char *text;
+        int n, ng, i, *ids, *gen, *mine, same;
+        size_t nm = 0, nmar;
+        float *margin;
+        lc_run r;
+        snprintf(name, sizeof name, "gen_text_%d", k); text = lc_st_meta(rf, name);
+        snprintf(name, sizeof name, "gen_prompt_%d", k);
+        if (!text || !(ids = ref_ids(rf, name, &n))) return;
+        snprintf(name, sizeof name, "gen_%d", k); gen = ref_ids(rf, name, &ng);
+        snprintf(name, sizeof name, "gen_margin_%d", k); margin = ref_f32(rf, name, &nmar);
+        mine = (int *)malloc(sizeof(int) * (strlen(text) + 3 + (size_t)ng));
+        lc_tokenizer_encode(t, text, strlen(text), 1, 0, mine, strlen(text) + 3, &nm, &e);
+        for (i = 0; i < n && (size_t)n == nm; i++) if (mine[i] != ids[i]) break;
+        CHECK((size_t)n == nm && i == n, "greedy prompt %d: ids differ from transformers'", k);
+        if (!gen || !margin || lc_run_init(&r, m, n + ng, n, &e)) { CHECK(0, "greedy %d setup", k); return; }
+        lc_model_forward(&g_ctx, m, &r, ids, n, NULL, &e);
+        for (i = 0, same = 0; i < ng; i++) {
+            int nx = lc_argmax(r.logits, V);
+            mine[i] = nx;
+            same += nx == gen[i];
+            if (i + 1 < ng) lc_model_forward(&g_ctx, m, &r, &nx, 1, NULL, &e);
+        }
+        {
+            float mn = margin[0];
+            for (i = 1; i < ng; i++) if (margin[i] < mn) mn = margin[i];
+            printf("  HF greedy %d: %d of %d tokens identical (smallest top-2 margin %.4f)\n", k,
+                   same, ng, (double)mn);
+        }
+        CHECK(same == ng, "greedy %d: %d of %d tokens match transformers", k, same, ng);
+        lc_run_free(&r);
+        free(ids); free(gen); free(mine); free(margin);
+    }
+}
+
+/* Copies the converted directory to dst with config.json edited: every `from`
+   replaced by `to` (NULL: none), and `extra` JSON members added. */
+static int make_variant(const char *src, const char *dst, const char *from, const char *to,
+                        const char *extra) {
+    char p[512], *cfg, *out, *q;
+    FILE *f;
+    size_t n, cap;
+    if (mkdir(dst, 0755) != 0 && errno != EEXIST) return 0;
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    if (!(f = fopen(p, "rb"))) return 0;
+    fseek(f, 0, SEEK_END); n = (size_t)ftell(f); fseek(f, 0, SEEK_SET);
+    cfg = (char *)malloc(n);
+    if (fread(cfg, 1, n, f) != n) { fclose(f); free(cfg); return 0; }
+    fclose(f);
+    snprintf(p, sizeof p, "%s/model.safetensors", dst);
+    f = fopen(p, "wb"); fwrite(cfg, 1, n, f); fclose(f);
+    free(cfg);
+    snprintf(p, sizeof p, "%s/config.json", src);
+    f = fopen(p, "rb"); cfg = (char *)calloc(1, 8192);
+    n = fread(cfg, 1, 8191, f); fclose(f);
+    cap = n + 8192;
+    out = (char *)calloc(1, cap);
+    for (q = cfg; *q;) {
+        if (from && !strncmp(q, from, strlen(from))) { strcat(out, to); q += strlen(from); }
+        else { size_t l = strlen(out); out[l] = *q++; }
+    }
+    q = strrchr(out, '}');
+    if (q) snprintf(q, cap - (size_t)(q - out), ",\n  %s\n}\n", extra);
+    snprintf(p, sizeof p, "%s/config.json", dst);
+    f = fopen(p, "wb"); fputs(out, f); fclose(f);
+    free(cfg); free(out);
+    return 1;
+}
+
+/* logits (T,V) of ids through a directory, prefill and token by token */
+static void check_dir_logits(const char *dir, const int *ids, int T, const float *ref,
+                             const char *what, lc_model *keep) {
+    lc_model m;
+    lc_run r, r1;
+    lc_error e;
+    int V, i;
+    float *all, *dec;
+    char w2[128];
+    if (!CHECK(lc_model_load(&m, dir, &e) == LOLCATS_OK, "%s: %s", dir, e.msg)) return;
+    V = m.cfg.vocab_size;
+    all = (float *)malloc(sizeof(float) * (size_t)T * V);
+    dec = (float *)malloc(sizeof(float) * (size_t)T * V);
+    lc_run_init(&r, &m, T, T, &e);
+    lc_run_init(&r1, &m, T, 1, &e);
+    lc_model_forward(&g_ctx, &m, &r, ids, T, all, &e);
+    for (i = 0; i < T; i++) {
+        lc_model_forward(&g_ctx, &m, &r1, ids + i, 1, NULL, &e);
+        memcpy(dec + (size_t)i * V, r1.logits, sizeof(float) * V);
+    }
+    check_close(what, all, ref, (size_t)T * V, 1e-3, 0);
+    snprintf(w2, sizeof w2, "%s, decode", what);
+    check_close(w2, dec, ref, (size_t)T * V, 1e-3, 0);
+    lc_run_free(&r); lc_run_free(&r1);
+    free(all); free(dec);
+    if (keep) *keep = m; else lc_model_free(&m);
+}
+
+/* The converted stories260K directory read by transformers, as converted, with
+   llama3 rope scaling and as a Mistral with a sliding window of 8. */
+static void test_hf_stories(const lc_st_file *rf) {
+    const char *dir = "build/tests/stories260K_hf";
+    int n, i, *ids;
+    size_t nr, ni;
+    float *ref, *inv_ref, inv[64], *full;
+    lc_model m;
+    char p[256];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (!file_exists(p)) { printf("SKIPPED: %s not written (HF stories260K tests)\n", dir); return; }
+    if (!(ids = ref_ids(rf, "st_ids", &n))) return;
+    full = ref_f32(rf, "st_logits", &nr);
+    check_dir_logits(dir, ids, n, full, "HF stories260K converted, logits (100,512)", NULL);
+    /* llama3 rope scaling: wavelengths 6.3, 63 (smoothed), 628, 6283 (scaled) */
+    make_variant(dir, "build/tests/stories260K_llama3", NULL, NULL,
+                 "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                 "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                 "\"original_max_position_embeddings\": 128}");
+    ref = ref_f32(rf, "st_llama3_logits", &nr);
+    check_dir_logits("build/tests/stories260K_llama3", ids, n, ref,
+                     "HF stories260K llama3 rope, logits", &m);
+    inv_ref = ref_f32(rf, "st_llama3_inv_freq", &ni);
+    if (CHECK(m.cfg.rope_llama3 && ni == 4, "llama3 variant config")) {
+        lc_rope_inv_freq(inv, &m.cfg);
+        check_close("HF stories260K llama3 inv_freq", inv, inv_ref, 4, 0, 1e-6);
+    }
+    lc_model_free(&m);
+    free(ref); free(inv_ref);
+    /* Mistral with sliding_window 8 (eager attention in transformers) */
+    make_variant(dir, "build/tests/stories260K_mistral", "LlamaForCausalLM", "MistralForCausalLM",
+                 "\"sliding_window\": 8");
+    ref = ref_f32(rf, "st_mistral_logits", &nr);
+    check_dir_logits("build/tests/stories260K_mistral", ids, n, ref,
+                     "HF stories260K Mistral window 8, logits", &m);
+    CHECK(m.cfg.sliding_window == 8 && !strcmp(m.cfg.arch, "MistralForCausalLM"), "Mistral config");
+    for (i = 0; i < n * 512; i++) if (fabsf(ref[i] - full[i]) > 1e-2f) break;
+    CHECK(i < n * 512 && i >= 8 * 512, "the window changes logits from position 8 on (first at %d)",
+          i / 512);
+    lc_model_free(&m);
+    free(ref); free(full); free(ids);
+}
+
+/* Llama 3.1 8B's frequencies (head_dim 128, theta 5e5, factor 8, low 1, high 4,
+   original 8192) as transformers computes them, and by hand at three indices. */
+static void test_llama31_rope(const lc_st_file *rf) {
+    lc_model_config c;
+    float inv[64], *ref;
+    size_t n;
+    double f;
+    memset(&c, 0, sizeof c);
+    c.head_dim = 128; c.rope_theta = 500000.0f; c.rope_llama3 = 1; c.rope_factor = 8.0f;
+    c.rope_low_freq_factor = 1.0f; c.rope_high_freq_factor = 4.0f; c.rope_orig_max_pos = 8192;
+    lc_rope_inv_freq(inv, &c);
+    if ((ref = ref_f32(rf, "llama31_inv_freq", &n)) && CHECK(n == 64, "llama31_inv_freq size"))
+        check_close("Llama 3.1 rope inv_freq vs transformers", inv, ref, 64, 0, 2e-6);
+    free(ref);
+    /* i = 10: wavelength 2 pi 5e5^(20/128) = 49.6 < 8192/4: unchanged */
+    f = pow(500000.0, -20.0 / 128.0);
+    CHECK(fabs((double)inv[10] - f) <= 1e-6 * f, "i=10 high frequency kept: %g vs %g", (double)inv[10], f);
+    /* i = 50: wavelength 3.2e5 > 8192: divided by 8 */
+    f = pow(500000.0, -100.0 / 128.0) / 8.0;
+    CHECK(fabs((double)inv[50] - f) <= 1e-6 * f, "i=50 low frequency / 8: %g vs %g", (double)inv[50], f);
+    /* the band between: wavelengths in [8192/4, 8192] are smoothed */
+    {
+        int i, hit = 0;
+        for (i = 0; i < 64; i++) {
+            double fi = pow(500000.0, -2.0 * i / 128.0), wl = 2 * 3.141592653589793 / fi;
+            if (wl >= 2048 && wl <= 8192) {
+                double sm = (8192 / wl - 1) / (4 - 1), want = (1 - sm) * fi / 8 + sm * fi;
+                hit++;
+                CHECK(fabs((double)inv[i] - want) <= 1e-6 * want, "i=%d smoothed: %g vs %g", i,
+                      (double)inv[i], want);
+            }
+        }
+        CHECK(hit > 0, "some frequencies are in the smoothed band");
+    }
+}
+
+static void test_hf_reference(void) {
+    const char *dir = SHARED "alpaca-llama-25m";
+    lc_st_file *rf;
+    lc_error e;
+    if (!CHECK(lc_st_open(&rf, HF_REF, &e) == LOLCATS_OK, "%s: %s (tools/hf_reference.py)", HF_REF,
+               e.msg))
+        return;
+    printf("  transformers %s, torch %s\n", lc_st_meta(rf, "transformers"), lc_st_meta(rf, "torch"));
+    test_llama31_rope(rf);
+    if (file_exists(SHARED "alpaca-llama-25m/config.json")) {
+        lc_model m;
+        lc_tokenizer t;
+        char tp[512];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+        if (CHECK(lc_model_load(&m, dir, &e) == LOLCATS_OK, "load: %s", e.msg)) {
+            if (CHECK(lc_tokenizer_load_hf(&t, tp, &e) == LOLCATS_OK, "%s", e.msg)) {
+                test_hf_alpaca(&m, &t, rf);
+                lc_tokenizer_free(&t);
+            }
+            lc_model_free(&m);
+        }
+    } else
+        printf("SKIPPED: %s not found (transformers comparison)\n", dir);
+    test_hf_stories(rf);
+    lc_st_close(rf);
+}
+
 int main(void) {
     lc_ctx_init(&g_ctx);
     test_matmul();
@@ -434,5 +705,6 @@ int main(void) {
     test_corrupt_bin();
     test_convert();
     test_alpaca25m();
+    test_hf_reference();
     return check_done();
 }
