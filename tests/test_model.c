@@ -214,6 +214,82 @@ static void test_tokenizers(void) {
     }
 }
 
+/* GPT-2 bytes_to_unicode: printable bytes map to themselves, the rest to
+   U+0100 + n in byte order. */
+static int gpt2_cp(int b) {
+    int n = 0, i;
+#define PRINTABLE(x) (((x) >= 33 && (x) <= 126) || ((x) >= 161 && (x) <= 172) || ((x) >= 174 && (x) <= 255))
+    if (PRINTABLE(b)) return b;
+    for (i = 0; i < b; i++) if (!PRINTABLE(i)) n++;
+#undef PRINTABLE
+    return 256 + n;
+}
+
+/* A byte-level BPE tokenizer.json written here: ids 0..255 are the bytes
+   (as GPT-2 unicode symbols), 7 merges, BOS/EOS added tokens, a
+   TemplateProcessing post-processor that prepends BOS. */
+static void test_bytelevel(void) {
+    static const char *merges[] = {"\\u0120 t", "h e", "\\u0120t he", "i n", "\\u0120 a", "l l",
+                                   "\\u0120 w"};
+    static const char *merged[] = {"\\u0120t", "he", "\\u0120the", "in", "\\u0120a", "ll",
+                                   "\\u0120w"};
+    const char *path = "build/tests/bytelevel_tokenizer.json";
+    static char js[16384];
+    size_t o = 0;
+    int b, i;
+    FILE *f;
+    lc_tokenizer t;
+    lc_error e;
+    o += (size_t)sprintf(js + o, "{\"version\": \"1.0\", \"added_tokens\": ["
+                         "{\"id\": 263, \"content\": \"<|begin_of_text|>\", \"special\": true},"
+                         "{\"id\": 264, \"content\": \"<|end_of_text|>\", \"special\": true}],\n"
+                         "\"normalizer\": null,\n"
+                         "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                         "\"trim_offsets\": true, \"use_regex\": true},\n"
+                         "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": ["
+                         "{\"SpecialToken\": {\"id\": \"<|begin_of_text|>\", \"type_id\": 0}},"
+                         "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]},\n"
+                         "\"decoder\": {\"type\": \"ByteLevel\"},\n"
+                         "\"model\": {\"type\": \"BPE\", \"byte_fallback\": false, \"vocab\": {");
+    for (b = 0; b < 256; b++) o += (size_t)sprintf(js + o, "\"\\u%04x\": %d, ", gpt2_cp(b), b);
+    for (i = 0; i < 7; i++) o += (size_t)sprintf(js + o, "\"%s\": %d%s", merged[i], 256 + i, i < 6 ? ", " : "");
+    o += (size_t)sprintf(js + o, "},\n\"merges\": [");
+    for (i = 0; i < 7; i++) o += (size_t)sprintf(js + o, "\"%s\"%s", merges[i], i < 6 ? ", " : "");
+    sprintf(js + o, "]}}\n");
+    f = fopen(path, "wb");
+    if (!CHECK(f != NULL, "cannot write %s", path)) return;
+    fputs(js, f);
+    fclose(f);
+    if (!CHECK(lc_tokenizer_load_hf(&t, path, &e) == LOLCATS_OK, "byte-level tokenizer.json: %s", e.msg))
+        return;
+    CHECK(t.kind == LOLCATS_TOK_BYTELEVEL && t.vocab_size == 265 && t.bos_id == 263 &&
+              t.eos_id == 264 && t.add_bos && !t.add_prefix_space,
+          "byte-level settings (kind %d, V %d, bos %d, eos %d)", t.kind, t.vocab_size, t.bos_id,
+          t.eos_id);
+    {   /* "the" -> t + he (Ġt needs the space); " theater" -> Ġ t, h e, Ġt he */
+        int want[] = {263, 116, 257, 258, 97, 116, 101, 114};
+        check_ids(&t, "the theater", want, 8, "byte-level merges in rank order");
+    }
+    {   /* GPT-2 pre-tokens: "a", " wall", " in", "\n"; "Ġ in" is no merge */
+        int want[] = {263, 97, 262, 97, 261, 32, 259, 10};
+        check_ids(&t, "a wall in\n", want, 8, "byte-level pre-tokenizer and merges");
+    }
+    {   /* bytes >= 0x80 are their own symbols; added tokens match verbatim */
+        int want[] = {263, 99, 97, 102, 195, 169, 264};
+        check_ids(&t, "caf\xc3\xa9<|end_of_text|>", want, 7, "byte-level UTF-8 bytes + special");
+    }
+    check_roundtrip(&t, "the theater", "byte-level");
+    check_roundtrip(&t, "  Two spaces, tabs\tand\nnew lines; 'quotes' don't matter.", "byte-level");
+    check_roundtrip(&t, "caf\xc3\xa9 \xe2\x82\xac 100 \xf0\x9f\x98\x80!", "byte-level");
+    {
+        char buf[64];
+        CHECK(lc_tokenizer_decode(&t, -1, 258, buf, sizeof buf) == 4 && !strcmp(buf, " the"),
+              "byte-level decode keeps the leading space (\"%s\")", buf);
+        CHECK(lc_tokenizer_decode(&t, 116, 264, buf, sizeof buf) == 0, "EOS decodes to nothing");
+    }
+    lc_tokenizer_free(&t);
+}
+
 /* SIMD matmul against the reference for F32/BF16/F16 at odd sizes. */
 static void test_matmul(void) {
     static const int Ts[] = {1, 2, 3, 7}, Os[] = {1, 5, 9, 33}, Is[] = {1, 7, 8, 63, 130};
@@ -701,6 +777,7 @@ int main(void) {
     test_matmul();
     test_sampler();
     test_tokenizers();
+    test_bytelevel();
     test_stories260k();
     test_corrupt_bin();
     test_convert();
