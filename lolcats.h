@@ -543,6 +543,7 @@ typedef struct lc_run {
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2;   // (T, *) activations
     float *att;                   // (H, ctx) scores
     float *logits;                // (V) logits of the last token fed
+    double *nll_acc;              // (2, max_tokens) running max / sum of lc_model_forward_nll
     size_t bytes;                 // total allocated
 } lc_run;
 
@@ -558,6 +559,13 @@ LCAPI void lc_run_reset(lc_run *r);
 LCAPI lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
                                  const int *tokens, int n, float *logits_all /*(n,V) or NULL*/,
                                  lc_error *err);
+// Feeds tokens as lc_model_forward and writes nll[t] = -log softmax(logits_t)[targets[t]]
+// (0 where targets[t] < 0) without materializing the (n, V) logits: the
+// classifier runs in vocabulary blocks with an online log-sum-exp. r->logits
+// is not updated.
+LCAPI lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                     const int *tokens, int n, const int *targets /*(n)*/,
+                                     double *nll /*(n)*/, lc_error *err);
 // RoPE inverse frequencies (D/2) of a config (llama3 scaling included), and the
 // cos/sin tables (T, D/2) of positions pos0 .. pos0+T-1, as Hugging Face computes
 // them: float32 frequencies and angles, cos/sin of the float32 angle.
@@ -4025,7 +4033,7 @@ LCIMPL void lc_model_rope_table(float *cos_t, float *sin_t, const lc_model_confi
 
 LCIMPL void lc_run_free(lc_run *r) {
     if (!r) return;
-    LOLCATS_FREE(r->key_cache);
+    LOLCATS_FREE(r->nll_acc);     // the one allocation starts there
     memset(r, 0, sizeof *r);
 }
 
@@ -4048,6 +4056,7 @@ LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_toke
     n = 2 * kv + (size_t)ctx * D + nw +
         (size_t)T * ((size_t)dim + xd + qd + qd + 2 * (size_t)Hk * D + 2 * (size_t)c->hidden_dim) +
         (size_t)H * ctx + (size_t)c->vocab_size;
+    n += 4 * (size_t)T + 4;       // nll_acc: 2T doubles, first (aligned)
     mem = (float *)lc__mcalloc(n, sizeof(float));
     if (!mem)
         return lc_error_set(err, LOLCATS_ERR_NOMEM,
@@ -4055,6 +4064,7 @@ LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_toke
                         "%d; lower --ctx",
                         n * 4 >> 20, ctx);
     r->ctx = ctx; r->max_tokens = T; r->bytes = n * sizeof(float);
+    r->nll_acc = (double *)(void *)mem; mem += 4 * (size_t)T + 4;
     r->key_cache = mem; mem += kv;
     r->value_cache = mem; mem += kv;
     r->rope_cos = mem; mem += (size_t)ctx * D / 2;
@@ -4125,13 +4135,14 @@ static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float 
     }
 }
 
-LCIMPL lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
-                                  const int *tokens, int n, float *logits_all, lc_error *err) {
+// The decoder stack: tokens -> r->xb (n, dim) = final RMSNorm of the last
+// hidden states (all n rows when all_rows, else only row n-1 into row 0).
+static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                 const int *tokens, int n, int all_rows, lc_error *err) {
     const lc_model_config *c = &m->cfg;
     int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers;
     int V = c->vocab_size, pos0 = r->pos, t, l, i;
     const float *cs = r->rope_cos + (size_t)pos0 * (D / 2), *sn = r->rope_sin + (size_t)pos0 * (D / 2);
-    if (n <= 0) return LOLCATS_OK;
     if (n > r->max_tokens)
         return lc_error_set(err, LOLCATS_ERR_ARG, "lc_model_forward: %d tokens, the run holds %d",
                         n, r->max_tokens);
@@ -4174,15 +4185,64 @@ LCIMPL lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *
         for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
     }
     r->pos = pos0 + n;
-    if (logits_all) {
+    if (all_rows)
         lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)2 * L * dim, n, dim, c->norm_eps);
-        lc__mm(ctx, logits_all, r->xb, &m->wcls, n);
-        memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
-    } else {
+    else
         lc_rmsnorm_fwd(r->xb, NULL, r->x + (size_t)(n - 1) * dim, r->norm_w + (size_t)2 * L * dim,
                        1, dim, c->norm_eps);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                  const int *tokens, int n, float *logits_all, lc_error *err) {
+    int V = m->cfg.vocab_size;
+    lc_status s;
+    if (n <= 0) return LOLCATS_OK;
+    if ((s = lc__model_trunk(ctx, m, r, tokens, n, logits_all != NULL, err))) return s;
+    if (logits_all) {
+        lc__mm(ctx, logits_all, r->xb, &m->wcls, n);
+        memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
+    } else
         lc__mm(ctx, r->logits, r->xb, &m->wcls, 1);
+    return LOLCATS_OK;
+}
+
+// The classifier in blocks of vocabulary rows, with an online log-sum-exp per
+// token (double), so no (n, V) logits buffer exists; the block (n, hidden_dim)
+// reuses r->hb:
+//   nll_t = log sum_v exp(l_tv) - l_t,target   (l = Wcls . xb_t)
+LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                      const int *tokens, int n, const int *targets, double *nll,
+                                      lc_error *err) {
+    int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
+    size_t esz = m->wcls.dtype == LOLCATS_DTYPE_F32 ? 4 : 2;
+    double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
+    lc_status s;
+    if (n <= 0) return LOLCATS_OK;
+    if ((s = lc__model_trunk(ctx, m, r, tokens, n, 1, err))) return s;
+    for (t = 0; t < n; t++) {
+        if (targets[t] >= V)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "target %d at index %d is outside the vocab (%d)",
+                                targets[t], t, V);
+        mx[t] = -INFINITY; sum[t] = 0; nll[t] = 0;
     }
+    for (v0 = 0; v0 < V; v0 += VB) {
+        int nv = V - v0 < VB ? V - v0 : VB;
+        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * dim * esz,
+                  m->wcls.dtype, n, nv, dim);
+        for (t = 0; t < n; t++) {
+            const float *l = r->hb + (size_t)t * nv;
+            double bm = (double)l[0], bs = 0;
+            if (targets[t] < 0) continue;
+            for (j = 1; j < nv; j++) if ((double)l[j] > bm) bm = (double)l[j];
+            for (j = 0; j < nv; j++) bs += exp((double)l[j] - bm);
+            if (bm > mx[t]) { sum[t] = sum[t] * exp(mx[t] - bm) + bs; mx[t] = bm; }
+            else sum[t] += bs * exp(bm - mx[t]);
+            if (targets[t] >= v0 && targets[t] < v0 + nv) nll[t] -= (double)l[targets[t] - v0];
+        }
+    }
+    for (t = 0; t < n; t++)
+        if (targets[t] >= 0) nll[t] += mx[t] + log(sum[t]);
     return LOLCATS_OK;
 }
 

@@ -551,6 +551,20 @@ static void test_hf_alpaca(const lc_model *m, const lc_tokenizer *t, const lc_st
         last = (float *)malloc(sizeof(float) * V);
         mine_nll = (float *)malloc(sizeof(float) * n);
         score_ids(m, ids, n, 64, nll, last);
+        {   /* the blockwise classifier (no logits buffer) gives the same NLL */
+            lc_run r;
+            double *nb = (double *)calloc((size_t)n, sizeof(double)), worst = 0;
+            int s0;
+            lc_run_init(&r, m, n, 64, &e);
+            for (s0 = 0; s0 + 1 < n; s0 += 64) {
+                int kk = n - 1 - s0 < 64 ? n - 1 - s0 : 64;
+                lc_model_forward_nll(&g_ctx, m, &r, ids + s0, kk, ids + s0 + 1, nb + s0, &e);
+            }
+            for (i = 0; i + 1 < n; i++) if (fabs(nb[i] - nll[i]) > worst) worst = fabs(nb[i] - nll[i]);
+            CHECK(worst < 1e-5, "text %d: lc_model_forward_nll vs logits, max diff %.2e", k, worst);
+            lc_run_free(&r);
+            free(nb);
+        }
         snprintf(name, sizeof name, "nll_logits_%d", k); ref_last = ref_f32(rf, name, &nr);
         snprintf(name, sizeof name, "nll_%d", k); ref_nll = ref_f32(rf, name, &nr);
         if (ref_last && ref_nll && CHECK(nr == (size_t)n - 1, "nll_%d length", k)) {
