@@ -5376,8 +5376,20 @@ LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error
     sprintf(path, "%s/config.json", dir);
     fp = fopen(path, "wb");
     if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
+    {   // what a plain Llama config cannot say: a sliding window (Mistral), llama3 rope
+        int mis = c->sliding_window > 0;
+        fprintf(fp, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                mis ? "MistralForCausalLM" : "LlamaForCausalLM", mis ? "mistral" : "llama");
+        if (mis) fprintf(fp, "  \"sliding_window\": %d,\n", c->sliding_window);
+        if (c->rope_llama3)
+            fprintf(fp,
+                    "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %.9g, "
+                    "\"low_freq_factor\": %.9g, \"high_freq_factor\": %.9g, "
+                    "\"original_max_position_embeddings\": %d},\n",
+                    (double)c->rope_factor, (double)c->rope_low_freq_factor,
+                    (double)c->rope_high_freq_factor, c->rope_orig_max_pos);
+    }
     fprintf(fp,
-            "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
             "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
             "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
             "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"

@@ -716,6 +716,19 @@ static void test_hf_stories(const lc_st_file *rf) {
     check_dir_logits("build/tests/stories260K_mistral", ids, n, ref,
                      "HF stories260K Mistral window 8, logits", &m);
     CHECK(m.cfg.sliding_window == 8 && !strcmp(m.cfg.arch, "MistralForCausalLM"), "Mistral config");
+    {   /* export keeps the window (as Mistral) */
+        lc_model m2;
+        lc_error e;
+        const char *d2 = "build/tests/stories260K_mistral_export";
+        if (mkdir(d2, 0755) == 0 || errno == EEXIST) {
+            CHECK(lc_model_export_hf(&m, d2, &e) == LOLCATS_OK, "export: %s", e.msg);
+            if (CHECK(lc_model_load(&m2, d2, &e) == LOLCATS_OK, "reload: %s", e.msg)) {
+                CHECK(m2.cfg.sliding_window == 8 && !strcmp(m2.cfg.arch, "MistralForCausalLM"),
+                      "exported Mistral config keeps sliding_window 8");
+                lc_model_free(&m2);
+            }
+        }
+    }
     for (i = 0; i < n * 512; i++) if (fabsf(ref[i] - full[i]) > 1e-2f) break;
     CHECK(i < n * 512 && i >= 8 * 512, "the window changes logits from position 8 on (first at %d)",
           i / 512);
