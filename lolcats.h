@@ -311,7 +311,7 @@ LCAPI void lc_rmsnorm_bwd(float *dx /*(T,C)*/, float *dw /*(C) or NULL*/, const 
                           const float *x, const float *w, const float *rstd, int T, int C);
 
 // RoPE tables for positions pos0 .. pos0+T-1: cos, sin (T, D/2), frequency
-// theta^(-2i/D) (Llama 3 scaling: see lc_rope_table_llama3 in the model section).
+// theta^(-2i/D) in double (lc_model_rope_table: a model's table, as Hugging Face).
 LCAPI void lc_rope_table(float *cos_t, float *sin_t, int pos0, int T, int D, float theta);
 // (T, H*D) -> (H, T, D), rotating by the tables when cos_t is not NULL.
 // interleaved = 1 pairs (2i, 2i+1) (llama2.c), 0 pairs (i, i + D/2) (HF).
@@ -527,6 +527,7 @@ typedef struct lc_model_config {
     int rope_llama3;              // rope_scaling.rope_type == "llama3"
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_orig_max_pos;        // original_max_position_embeddings
+    int sliding_window;           // > 0: position i attends to (i - W, i] (Mistral)
     int tied;                     // classifier == embedding
     int bos_id, eos_id;           // -1 when unknown
     char arch[48];                // "LlamaForCausalLM", "llama2c", ...
@@ -546,7 +547,6 @@ typedef struct lc_layer_weights {
 typedef struct lc_model {
     lc_model_config cfg;
     int format;                   // LOLCATS_MODEL_*
-    int simd;                     // LOLCATS_SIMD_* used by the matmuls (settable)
     lc_weight tok_emb;            // (vocab, dim)
     lc_weight rms_final;          // (1, dim)
     lc_weight wcls;               // (vocab, dim); == tok_emb when tied
@@ -574,9 +574,11 @@ typedef struct lc_run {
     int pos;                      // tokens consumed so far
     float *key_cache, *value_cache;   // (L, Hk, ctx, D)
     float *rope_cos, *rope_sin;   // (ctx, D/2)
+    float *norm_w;                // (2L+1, dim) fp32 RMSNorm weights: att, ffn per layer; final
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2;   // (T, *) activations
     float *att;                   // (H, ctx) scores
     float *logits;                // (V) logits of the last token fed
+    double *nll_acc;              // (2, max_tokens) running max / sum of lc_model_forward_nll
     size_t bytes;                 // total allocated
 } lc_run;
 
@@ -588,14 +590,30 @@ LCAPI void lc_run_reset(lc_run *r);
 // one decode step), advances r->pos. Writes the last token's logits to
 // r->logits and, when logits_all is set, every token's logits (n, V).
 // n <= r->max_tokens and r->pos + n <= r->ctx.
-LCAPI lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *tokens, int n,
-                                 float *logits_all /*(n,V) or NULL*/, lc_error *err);
+// ctx picks the SIMD path of the matmuls and attention (NULL: scalar reference).
+LCAPI lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                 const int *tokens, int n, float *logits_all /*(n,V) or NULL*/,
+                                 lc_error *err);
+// Feeds tokens as lc_model_forward and writes nll[t] = -log softmax(logits_t)[targets[t]]
+// (0 where targets[t] < 0) without materializing the (n, V) logits: the
+// classifier runs in vocabulary blocks with an online log-sum-exp. r->logits
+// is not updated.
+LCAPI lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                     const int *tokens, int n, const int *targets /*(n)*/,
+                                     double *nll /*(n)*/, lc_error *err);
+// RoPE inverse frequencies (D/2) of a config (llama3 scaling included), and the
+// cos/sin tables (T, D/2) of positions pos0 .. pos0+T-1, as Hugging Face computes
+// them: float32 frequencies and angles, cos/sin of the float32 angle.
+LCAPI void lc_rope_inv_freq(float *inv /*(D/2)*/, const lc_model_config *c);
+LCAPI void lc_model_rope_table(float *cos_t /*(T,D/2)*/, float *sin_t /*(T,D/2)*/,
+                               const lc_model_config *c, int pos0, int T);
 
 // y (T,O) = x (T,I) . W^T for an F32/F16/BF16 weight W (O,I) read in place.
-LCAPI void lc_matmul(int simd, float *y /*(T,O)*/, const float *x /*(T,I)*/,
+// ctx->simd picks the path (AVX2 register-blocked kernel on x86, the scalar
+// reference otherwise; NULL ctx: reference).
+LCAPI void lc_matmul(const lc_ctx *ctx, float *y /*(T,O)*/, const float *x /*(T,I)*/,
                      const void *w /*(O,I)*/, lc_dtype dtype, int T, int O, int I);
 LCAPI float lc_weight_get(const lc_weight *w, int64_t i);   // element i, widened
-LCAPI int lc_model_simd_detect(void);
 
 // >>tokenizer
 // SentencePiece-style BPE (llama2.c tokenizer.bin; tokenizer.json "BPE" with
@@ -973,16 +991,18 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 // results do not depend on the thread count.
 #if defined(_OPENMP)
 #define LC__OMP_FOR _Pragma("omp parallel for schedule(dynamic, 1)")
+#define LC__OMP_FOR_STATIC _Pragma("omp parallel for schedule(static)")   // many small items
 #else
 #define LC__OMP_FOR
+#define LC__OMP_FOR_STATIC
 #endif
 
 #if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
     (defined(__x86_64__) || defined(__i386__))
 #define LC__X86 1
 #include <immintrin.h>
-#define LC__TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define LC__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define LC__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LC__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #endif
 #if !defined(LOLCATS_NO_SIMD) && (defined(__aarch64__) || defined(_M_ARM64))
 #define LC__NEON 1
@@ -991,14 +1011,16 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 
 LCIMPL void lc_free(void *p) { LOLCATS_FREE(p); }
 
+// AVX2 means AVX2 + FMA + F16C (every AVX2 CPU has F16C; the matmul widens F16
+// weights with it); AVX-512 means AVX-512F on top of that.
 LCIMPL int lc_simd_detect(void) {
 #if defined(LC__X86)
+    int avx2;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma"))
-        return LOLCATS_SIMD_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return LOLCATS_SIMD_AVX2;
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+    if (avx2 && __builtin_cpu_supports("avx512f")) return LOLCATS_SIMD_AVX512;
+    if (avx2) return LOLCATS_SIMD_AVX2;
     return LOLCATS_SIMD_SCALAR;
 #elif defined(LC__NEON)
     return LOLCATS_SIMD_NEON;
@@ -2979,17 +3001,9 @@ LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x
                           int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
                           int r, int T, int O, int I) {
     const lc__prims *P = lc__prims_for(ctx);
-    int o;
-    LOLCATS_ASSERT(I <= LC__ROW_MAX);
-    LC__OMP_FOR
-    for (o = 0; o < O; o++) {
-        float buf[LC__ROW_MAX];
-        const float *w_o = lc__weight_row(w, w_dtype, o, I, buf);
-        int t;
-        for (t = 0; t < T; t++) y[(size_t)t * O + o] = P->dot(x + (size_t)t * I, w_o, I);
-    }
+    lc_matmul(ctx, y, x, w, (lc_dtype)w_dtype, T, O, I);
     if (lora_a && r > 0) {
-        int t, j;
+        int t, j, o;
         float xa_loc[256];
         LOLCATS_ASSERT(r <= 256);
         for (t = 0; t < T; t++) {
@@ -4902,42 +4916,8 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
 
 // >>impl-model
 // >>model-platform
-// What the model section needs of the platform; guarded so that it composes
-// with the core's platform section.
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#ifndef LCIMPL
-#ifdef LOLCATS_STATIC
-#define LCIMPL LCAPI
-#else
-#define LCIMPL
-#endif
-#endif
-
-#if !defined(LOLCATS_MALLOC) && !defined(LOLCATS_REALLOC) && !defined(LOLCATS_FREE)
-#define LOLCATS_MALLOC(sz) malloc(sz)
-#define LOLCATS_REALLOC(p, sz) realloc(p, sz)
-#define LOLCATS_FREE(p) free(p)
-#endif
-
-// Parallel loops over independent outputs only (rows, heads).
-#if defined(_OPENMP)
-#define LC__M_PAR_FOR _Pragma("omp parallel for schedule(static)")
-#else
-#define LC__M_PAR_FOR
-#endif
-
-#if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
-    (defined(__x86_64__) || defined(__i386__))
-#define LC__M_X86 1
-#include <immintrin.h>
-#define LC__M_TARGET __attribute__((target("avx2,fma,f16c")))
-#endif
-
+// (platform, allocator, OpenMP and SIMD macros: see the platform section)
+#define LC__ROPE_MAX_HALF 512   // head_dim <= 1024
 static void *lc__mcalloc(size_t n, size_t size) {
     void *p;
     if (size && n > ((size_t)-1) / size) return NULL;
@@ -4969,39 +4949,12 @@ static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error 
 }
 
 // >>model-dtype
-static float lc__m_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static float lc__m_f16(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu, u;
-    float f;
-    if (e == 0) {
-        if (m == 0) u = sign;
-        else {                                   // subnormal: renormalize
-            e = 127 - 15 + 1;
-            while (!(m & 0x400u)) { m <<= 1; e--; }
-            m &= 0x3ffu;
-            u = sign | (e << 23) | (m << 13);
-        }
-    } else if (e == 31) {
-        u = sign | 0x7f800000u | (m << 13);
-    } else {
-        u = sign | ((e + 127 - 15) << 23) | (m << 13);
-    }
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static float lc__m_at(const void *w, lc_dtype dtype, size_t i) {
     uint16_t h;
     float f;
     if (dtype == LOLCATS_DTYPE_F32) { memcpy(&f, (const unsigned char *)w + 4 * i, 4); return f; }
     memcpy(&h, (const unsigned char *)w + 2 * i, 2);
-    return dtype == LOLCATS_DTYPE_BF16 ? lc__m_bf16(h) : lc__m_f16(h);
+    return dtype == LOLCATS_DTYPE_BF16 ? lc_bf16_to_f32(h) : lc_f16_to_f32(h);
 }
 
 LCIMPL float lc_weight_get(const lc_weight *w, int64_t i) {
@@ -5009,56 +4962,41 @@ LCIMPL float lc_weight_get(const lc_weight *w, int64_t i) {
 }
 
 
-LCIMPL int lc_model_simd_detect(void) {
-#ifdef LC__M_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return LOLCATS_SIMD_AVX2;
-#endif
-    return LOLCATS_SIMD_SCALAR;
-}
-
 // >>model-matmul
-// y (T,O) = x (T,I) . W^T, W (O,I) in F32/F16/BF16, float32 accumulation.
-// Reference: one dot product per output, in order. Cost 2*T*O*I flops.
+// y (T,O) = x (T,I) . W^T, W (O,I) in F32/F16/BF16. Cost 2*T*O*I flops.
+// Reference: one dot product per output, in order, accumulated in double (as
+// the core's lc__dot_ref); the AVX2 kernel accumulates in float32.
 static void lc__matmul_ref(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
                            int I) {
     int o;
-    LC__M_PAR_FOR
+    LC__OMP_FOR_STATIC
     for (o = 0; o < O; o++) {
         int t, i;
         for (t = 0; t < T; t++) {
             const float *x_t = x + (size_t)t * I;
-            float acc = 0.0f;
-            for (i = 0; i < I; i++) acc += x_t[i] * lc__m_at(w, dtype, (size_t)o * I + i);
-            y[(size_t)t * O + o] = acc;
+            double acc = 0.0;
+            for (i = 0; i < I; i++) acc += (double)x_t[i] * (double)lc__m_at(w, dtype, (size_t)o * I + i);
+            y[(size_t)t * O + o] = (float)acc;
         }
     }
 }
 
-#ifdef LC__M_X86
-LC__M_TARGET static inline __m256 lc__ld8_f32(const void *w, size_t i) {
+#ifdef LC__X86
+LC__TARGET_AVX2 static inline __m256 lc__ld8_f32(const void *w, size_t i) {
     return _mm256_loadu_ps((const float *)w + i);
 }
-LC__M_TARGET static inline __m256 lc__ld8_bf16(const void *w, size_t i) {
+LC__TARGET_AVX2 static inline __m256 lc__ld8_bf16(const void *w, size_t i) {
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
-LC__M_TARGET static inline __m256 lc__ld8_f16(const void *w, size_t i) {
+LC__TARGET_AVX2 static inline __m256 lc__ld8_f16(const void *w, size_t i) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-}
-LC__M_TARGET static inline float lc__hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
 }
 
 // Block kernel: rows o0..o0+3 of W against all T tokens, 4 rows x 2 tokens of
 // accumulators; missing rows / the odd token repeat a valid one and are not stored.
 #define LC__M_GEMM_BLOCK(NAME, LD)                                                        \
-    LC__M_TARGET static void NAME(float *y, const float *x, const void *w, int T, int O,   \
+    LC__TARGET_AVX2 static void NAME(float *y, const float *x, const void *w, int T, int O,   \
                                   int I, int o0) {                                         \
         size_t r[4];                                                                       \
         int nr = O - o0 < 4 ? O - o0 : 4, a, t;                                            \
@@ -5081,10 +5019,10 @@ LC__M_TARGET static inline float lc__hsum8(__m256 v) {
                 wv = LD(w, r[3] + i); c30 = _mm256_fmadd_ps(wv, xa, c30);                  \
                 c31 = _mm256_fmadd_ps(wv, xb, c31);                                        \
             }                                                                              \
-            s[0][0] = lc__hsum8(c00); s[0][1] = lc__hsum8(c01);                            \
-            s[1][0] = lc__hsum8(c10); s[1][1] = lc__hsum8(c11);                            \
-            s[2][0] = lc__hsum8(c20); s[2][1] = lc__hsum8(c21);                            \
-            s[3][0] = lc__hsum8(c30); s[3][1] = lc__hsum8(c31);                            \
+            s[0][0] = lc__hsum256(c00); s[0][1] = lc__hsum256(c01);                            \
+            s[1][0] = lc__hsum256(c10); s[1][1] = lc__hsum256(c11);                            \
+            s[2][0] = lc__hsum256(c20); s[2][1] = lc__hsum256(c21);                            \
+            s[3][0] = lc__hsum256(c30); s[3][1] = lc__hsum256(c31);                            \
             for (; i < I; i++)                                                             \
                 for (a = 0; a < 4; a++) {                                                  \
                     float wi = lc__m_at(w, DT_OF_##LD, r[a] + i);                          \
@@ -5115,17 +5053,20 @@ static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dt
                          : dtype == LOLCATS_DTYPE_F16 ? lc__gemm_blk_f16
                                                    : lc__gemm_blk_f32;
     int nb = (O + 3) / 4, b;
-    LC__M_PAR_FOR
+    LC__OMP_FOR_STATIC
     for (b = 0; b < nb; b++) fn(y, x, w, T, O, I, 4 * b);
 }
 #endif
 
-LCIMPL void lc_matmul(int simd, float *y, const float *x, const void *w, lc_dtype dtype, int T,
-                      int O, int I) {
-#ifdef LC__M_X86
-    if (simd != LOLCATS_SIMD_SCALAR) { lc__matmul_avx2(y, x, w, dtype, T, O, I); return; }
+LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
+                      int T, int O, int I) {
+#ifdef LC__X86
+    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        lc__matmul_avx2(y, x, w, dtype, T, O, I);
+        return;
+    }
 #endif
-    (void)simd;
+    (void)ctx;
     lc__matmul_ref(y, x, w, dtype, T, O, I);
 }
 
@@ -5165,6 +5106,12 @@ static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path,
         c->seq_len > (1 << 24))
         return lc_error_set(err, LOLCATS_ERR_FORMAT,
                         "%s: config sizes are implausibly large (corrupt header?)", path);
+    if (c->head_dim > 2 * LC__ROPE_MAX_HALF)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: head_dim %d is above the %d supported",
+                            path, c->head_dim, 2 * LC__ROPE_MAX_HALF);
+    if (c->sliding_window < 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: sliding_window %d is negative", path,
+                            c->sliding_window);
     return LOLCATS_OK;
 }
 
@@ -5236,7 +5183,6 @@ LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *
     pv->maps[0] = f; pv->n_maps = 1;
     m->priv = pv;
     m->format = LOLCATS_MODEL_LLAMA2C;
-    m->simd = lc_model_simd_detect();
     p = (const float *)(const void *)((const unsigned char *)f.data + 28);
     m->tok_emb = lc__w(p, LOLCATS_DTYPE_F32, (int64_t)V, dim); p += V * dim;
 #define LC__L2C_PER_LAYER(field, rows, cols)                                              \
@@ -5300,17 +5246,13 @@ LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
 }
 
 // >>model-forward
-LCIMPL void lc_run_free(lc_run *r) {
-    if (!r) return;
-    LOLCATS_FREE(r->key_cache);
-    memset(r, 0, sizeof *r);
-}
-
-LCIMPL void lc_run_reset(lc_run *r) { r->pos = 0; }
-
 // Inverse frequencies of RoPE as Hugging Face computes them (float32), with
-// Llama 3.1 "llama3" scaling when the config asks for it.
-static void lc__rope_inv_freq(float *inv /*(D/2)*/, const lc_model_config *c) {
+// Llama 3.1 "llama3" scaling when the config asks for it
+// (transformers' _compute_llama3_parameters):
+//   f_i = theta^(-2i/D);  wavelength w_i = 2 pi / f_i
+//   w_i > orig/low:   f_i / factor          w_i < orig/high:  f_i
+//   in between:       (1 - s) f_i / factor + s f_i,  s = (orig/w_i - low) / (high - low)
+LCIMPL void lc_rope_inv_freq(float *inv, const lc_model_config *c) {
     int D = c->head_dim, i;
     for (i = 0; i < D / 2; i++) {
         float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)D));
@@ -5329,23 +5271,46 @@ static void lc__rope_inv_freq(float *inv /*(D/2)*/, const lc_model_config *c) {
     }
 }
 
+LCIMPL void lc_model_rope_table(float *cos_t, float *sin_t, const lc_model_config *c, int pos0,
+                                int T) {
+    float inv[LC__ROPE_MAX_HALF];
+    int half = c->head_dim / 2, t, i;
+    LOLCATS_ASSERT(half <= LC__ROPE_MAX_HALF);
+    lc_rope_inv_freq(inv, c);
+    for (t = 0; t < T; t++)
+        for (i = 0; i < half; i++) {
+            float ang = (float)(pos0 + t) * inv[i];      // float32 product, as HF
+            cos_t[(size_t)t * half + i] = (float)cos((double)ang);
+            sin_t[(size_t)t * half + i] = (float)sin((double)ang);
+        }
+}
+
+LCIMPL void lc_run_free(lc_run *r) {
+    if (!r) return;
+    LOLCATS_FREE(r->nll_acc);     // the one allocation starts there
+    memset(r, 0, sizeof *r);
+}
+
+LCIMPL void lc_run_reset(lc_run *r) { r->pos = 0; }
+
 LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_tokens,
                              lc_error *err) {
     const lc_model_config *c = &m->cfg;
-    int D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, T, p, i;
-    size_t kv, n, qd, xd;
-    float *mem, *inv;
+    int D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers, dim = c->dim, T, l, i;
+    size_t kv, n, qd, xd, nw = (size_t)(2 * L + 1) * dim;
+    float *mem;
     memset(r, 0, sizeof *r);
     if (ctx <= 0) ctx = c->seq_len;
     if (max_tokens <= 0) max_tokens = 1;
     if (max_tokens > ctx) max_tokens = ctx;
     T = max_tokens;
-    kv = (size_t)c->n_layers * Hk * (size_t)ctx * D;
+    kv = (size_t)L * Hk * (size_t)ctx * D;
     qd = (size_t)H * D;
-    xd = qd > (size_t)c->dim ? qd : (size_t)c->dim;
-    n = 2 * kv + (size_t)ctx * D + (size_t)T * ((size_t)c->dim + xd + qd + qd + 2 * (size_t)Hk * D +
-                                             2 * (size_t)c->hidden_dim) +
-        (size_t)H * ctx + (size_t)c->vocab_size + (size_t)D;
+    xd = qd > (size_t)dim ? qd : (size_t)dim;
+    n = 2 * kv + (size_t)ctx * D + nw +
+        (size_t)T * ((size_t)dim + xd + qd + qd + 2 * (size_t)Hk * D + 2 * (size_t)c->hidden_dim) +
+        (size_t)H * ctx + (size_t)c->vocab_size;
+    n += 4 * (size_t)T + 4;       // nll_acc: 2T doubles, first (aligned)
     mem = (float *)lc__mcalloc(n, sizeof(float));
     if (!mem)
         return lc_error_set(err, LOLCATS_ERR_NOMEM,
@@ -5353,11 +5318,13 @@ LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_toke
                         "%d; lower --ctx",
                         n * 4 >> 20, ctx);
     r->ctx = ctx; r->max_tokens = T; r->bytes = n * sizeof(float);
+    r->nll_acc = (double *)(void *)mem; mem += 4 * (size_t)T + 4;
     r->key_cache = mem; mem += kv;
     r->value_cache = mem; mem += kv;
     r->rope_cos = mem; mem += (size_t)ctx * D / 2;
     r->rope_sin = mem; mem += (size_t)ctx * D / 2;
-    r->x = mem; mem += (size_t)T * c->dim;
+    r->norm_w = mem; mem += nw;
+    r->x = mem; mem += (size_t)T * dim;
     r->xb = mem; mem += (size_t)T * xd;
     r->xb2 = mem; mem += (size_t)T * qd;
     r->q = mem; mem += (size_t)T * qd;
@@ -5366,58 +5333,70 @@ LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_toke
     r->hb = mem; mem += (size_t)T * c->hidden_dim;
     r->hb2 = mem; mem += (size_t)T * c->hidden_dim;
     r->att = mem; mem += (size_t)H * ctx;
-    r->logits = mem; mem += c->vocab_size;
-    inv = mem;
-    lc__rope_inv_freq(inv, c);
-    for (p = 0; p < ctx; p++)
-        for (i = 0; i < D / 2; i++) {
-            float ang = (float)p * inv[i];               // float32 product, as HF
-            r->rope_cos[(size_t)p * (D / 2) + i] = (float)cos((double)ang);
-            r->rope_sin[(size_t)p * (D / 2) + i] = (float)sin((double)ang);
+    r->logits = mem;
+    lc_model_rope_table(r->rope_cos, r->rope_sin, c, 0, ctx);
+    for (l = 0; l < L; l++)
+        for (i = 0; i < dim; i++) {
+            r->norm_w[(size_t)(2 * l) * dim + i] = lc_weight_get(&m->layers[l].rms_att, i);
+            r->norm_w[(size_t)(2 * l + 1) * dim + i] = lc_weight_get(&m->layers[l].rms_ffn, i);
         }
+    for (i = 0; i < dim; i++) r->norm_w[(size_t)2 * L * dim + i] = lc_weight_get(&m->rms_final, i);
     return LOLCATS_OK;
 }
 
-// out (n) = x / sqrt(mean(x^2) + eps) * w
-static void lc__rmsnorm(float *out, const float *x, const lc_weight *w, int n, float eps) {
-    double ss = 0;
-    float sc;
-    int i;
-    for (i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
-    sc = (float)(1.0 / sqrt(ss / n + (double)eps));
-    for (i = 0; i < n; i++) out[i] = lc__m_at(w->data, w->dtype, (size_t)i) * (x[i] * sc);
+static void lc__model_mm(const lc_ctx *ctx, float *y, const float *x, const lc_weight *w, int T) {
+    lc_matmul(ctx, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
 }
 
-// RoPE on one head vector v (D) at table row cs/sn (D/2).
-static void lc__rope(float *v, const float *cs, const float *sn, int D, int interleaved) {
-    int i;
-    if (interleaved) {
-        for (i = 0; i < D / 2; i++) {
-            float a = v[2 * i], b = v[2 * i + 1];
-            v[2 * i] = a * cs[i] - b * sn[i];
-            v[2 * i + 1] = a * sn[i] + b * cs[i];
-        }
-    } else {
-        for (i = 0; i < D / 2; i++) {
-            float a = v[i], b = v[i + D / 2];
-            v[i] = a * cs[i] - b * sn[i];
-            v[i + D / 2] = b * cs[i] + a * sn[i];
+// Heads (Hk, T, D) into the cache (Hk, ctx, D) at positions pos0 .. pos0+T-1.
+static void lc__kv_store(float *cache, const float *heads, int Hk, int T, int D, int ctx, int pos0) {
+    int h;
+    for (h = 0; h < Hk; h++)
+        memcpy(cache + ((size_t)h * ctx + pos0) * D, heads + (size_t)h * T * D,
+               sizeof(float) * (size_t)T * D);
+}
+
+// Causal softmax attention of T new queries qh (H,T,D) at positions pos0.. over
+// the cached keys/values (Hk, ctx, D); y (T, H*D). Query head h reads kv head
+// h / (H/Hk); with a sliding window W, position i sees keys j in (i - W, i], as
+// Hugging Face's Mistral. att (H, ctx) is scratch.
+static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float *qh,
+                           const float *kc, const float *vc, int H, int Hk, int T, int D,
+                           int n_ctx, int pos0, int window) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = 1.0f / sqrtf((float)D);
+    int h;
+    LC__OMP_FOR
+    for (h = 0; h < H; h++) {
+        const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        const float *v_h = vc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        float *att_h = att + (size_t)h * n_ctx;
+        int t, j;
+        for (t = 0; t < T; t++) {
+            const float *q_hi = qh + ((size_t)h * T + t) * D;
+            float *y_hi = y + ((size_t)t * H + h) * D;
+            int i = pos0 + t, j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+            float mx = -INFINITY, sum = 0.0f, inv;
+            for (j = j0; j <= i; j++) {
+                att_h[j] = P->dot(q_hi, k_h + (size_t)j * D, D) * scale;
+                if (att_h[j] > mx) mx = att_h[j];
+            }
+            for (j = j0; j <= i; j++) { att_h[j] = expf(att_h[j] - mx); sum += att_h[j]; }
+            inv = 1.0f / sum;
+            memset(y_hi, 0, sizeof(float) * (size_t)D);
+            for (j = j0; j <= i; j++) P->axpy(y_hi, att_h[j] * inv, v_h + (size_t)j * D, D);
         }
     }
 }
 
-static void lc__model_mm(const lc_model *m, float *y, const float *x, const lc_weight *w, int T) {
-    lc_matmul(m->simd, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
-}
-
-LCIMPL lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *tokens, int n,
-                                  float *logits_all, lc_error *err) {
+// The decoder stack: tokens -> r->xb (n, dim) = final RMSNorm of the last
+// hidden states (all n rows when all_rows, else only row n-1 into row 0).
+static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                 const int *tokens, int n, int all_rows, lc_error *err) {
     const lc_model_config *c = &m->cfg;
-    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads;
-    int hid = c->hidden_dim, V = c->vocab_size, rep = H / Hk, qd = H * D, kvd = Hk * D;
-    int pos0 = r->pos, t, l, i, h;
-    float scale = 1.0f / sqrtf((float)D);
-    if (n <= 0) return LOLCATS_OK;
+    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers;
+    int V = c->vocab_size, pos0 = r->pos, t, l, i;
+    const float *cs = r->rope_cos + (size_t)pos0 * (D / 2), *sn = r->rope_sin + (size_t)pos0 * (D / 2);
     if (n > r->max_tokens)
         return lc_error_set(err, LOLCATS_ERR_ARG, "lc_model_forward: %d tokens, the run holds %d",
                         n, r->max_tokens);
@@ -5431,87 +5410,93 @@ LCIMPL lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *token
             return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at index %d is outside the vocab (%d)",
                             tokens[t], t, V);
         for (i = 0; i < dim; i++)
-            r->x[(size_t)t * dim + i] =
-                lc__m_at(m->tok_emb.data, m->tok_emb.dtype, (size_t)tokens[t] * dim + i);
+            r->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
     }
-    for (l = 0; l < c->n_layers; l++) {
+    for (l = 0; l < L; l++) {
         const lc_layer_weights *lw = &m->layers[l];
         float *kc = r->key_cache + (size_t)l * Hk * r->ctx * D;
         float *vc = r->value_cache + (size_t)l * Hk * r->ctx * D;
-        for (t = 0; t < n; t++)
-            lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &lw->rms_att, dim,
-                        c->norm_eps);
-        lc__model_mm(m, r->q, r->xb, &lw->wq, n);
-        lc__model_mm(m, r->k, r->xb, &lw->wk, n);
-        lc__model_mm(m, r->v, r->xb, &lw->wv, n);
-        for (t = 0; t < n; t++) {
-            const float *cs = r->rope_cos + (size_t)(pos0 + t) * (D / 2);
-            const float *sn = r->rope_sin + (size_t)(pos0 + t) * (D / 2);
-            for (h = 0; h < H; h++)
-                lc__rope(r->q + (size_t)t * qd + (size_t)h * D, cs, sn, D, c->rope_interleaved);
-            for (h = 0; h < Hk; h++) {
-                float *k_t = r->k + (size_t)t * kvd + (size_t)h * D;
-                lc__rope(k_t, cs, sn, D, c->rope_interleaved);
-                memcpy(kc + ((size_t)h * r->ctx + pos0 + t) * D, k_t, sizeof(float) * D);
-                memcpy(vc + ((size_t)h * r->ctx + pos0 + t) * D,
-                       r->v + (size_t)t * kvd + (size_t)h * D, sizeof(float) * D);
-            }
-        }
-        // causal softmax attention, query head h reads kv head h / rep
-        LC__M_PAR_FOR
-        for (h = 0; h < H; h++) {
-            int tt, j, d;
-            const float *k_h = kc + (size_t)(h / rep) * r->ctx * D;
-            const float *v_h = vc + (size_t)(h / rep) * r->ctx * D;
-            float *att = r->att + (size_t)h * r->ctx;
-            for (tt = 0; tt < n; tt++) {
-                const float *q_hi = r->q + (size_t)tt * qd + (size_t)h * D;
-                float *y_hi = r->xb2 + (size_t)tt * qd + (size_t)h * D;
-                int nj = pos0 + tt + 1;
-                float mx = -INFINITY, sum = 0.0f, inv;
-                for (j = 0; j < nj; j++) {
-                    const float *k_hj = k_h + (size_t)j * D;
-                    float s = 0.0f;
-                    for (d = 0; d < D; d++) s += q_hi[d] * k_hj[d];
-                    s *= scale;
-                    att[j] = s;
-                    if (s > mx) mx = s;
-                }
-                for (j = 0; j < nj; j++) { att[j] = expf(att[j] - mx); sum += att[j]; }
-                inv = 1.0f / sum;
-                for (d = 0; d < D; d++) y_hi[d] = 0.0f;
-                for (j = 0; j < nj; j++) {
-                    const float *v_hj = v_h + (size_t)j * D;
-                    float a = att[j] * inv;
-                    for (d = 0; d < D; d++) y_hi[d] += a * v_hj[d];
-                }
-            }
-        }
-        lc__model_mm(m, r->xb, r->xb2, &lw->wo, n);
+        // attention: xb = rms(x); q, k, v; rotate and split heads; y in xb2
+        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l) * dim, n, dim, c->norm_eps);
+        lc__model_mm(ctx, r->q, r->xb, &lw->wq, n);
+        lc__model_mm(ctx, r->k, r->xb, &lw->wk, n);
+        lc__model_mm(ctx, r->v, r->xb, &lw->wv, n);
+        lc_rope_split_fwd(r->xb2, r->k, cs, sn, n, Hk, D, c->rope_interleaved);
+        lc__kv_store(kc, r->xb2, Hk, n, D, r->ctx, pos0);
+        lc_rope_split_fwd(r->xb2, r->v, NULL, NULL, n, Hk, D, 0);
+        lc__kv_store(vc, r->xb2, Hk, n, D, r->ctx, pos0);
+        lc_rope_split_fwd(r->xb, r->q, cs, sn, n, H, D, c->rope_interleaved);   // qh (H,n,D)
+        lc__model_attn(ctx, r->xb2, r->att, r->xb, kc, vc, H, Hk, n, D, r->ctx, pos0,
+                       c->sliding_window);
+        lc__model_mm(ctx, r->xb, r->xb2, &lw->wo, n);
         for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
-        for (t = 0; t < n; t++)
-            lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &lw->rms_ffn, dim,
-                        c->norm_eps);
-        lc__model_mm(m, r->hb, r->xb, &lw->w1, n);
-        lc__model_mm(m, r->hb2, r->xb, &lw->w3, n);
-        for (i = 0; i < n * hid; i++) {
-            float g = r->hb[i];
-            r->hb[i] = g / (1.0f + expf(-g)) * r->hb2[i];
-        }
-        lc__model_mm(m, r->xb, r->hb, &lw->w2, n);
+        // MLP: x += W2 (silu(W1 rms(x)) * W3 rms(x))
+        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l + 1) * dim, n, dim, c->norm_eps);
+        lc__model_mm(ctx, r->hb, r->xb, &lw->w1, n);
+        lc__model_mm(ctx, r->hb2, r->xb, &lw->w3, n);
+        lc_swiglu_fwd(r->hb, r->hb, r->hb2, (size_t)n * c->hidden_dim);
+        lc__model_mm(ctx, r->xb, r->hb, &lw->w2, n);
         for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
     }
     r->pos = pos0 + n;
+    if (all_rows)
+        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)2 * L * dim, n, dim, c->norm_eps);
+    else
+        lc_rmsnorm_fwd(r->xb, NULL, r->x + (size_t)(n - 1) * dim, r->norm_w + (size_t)2 * L * dim,
+                       1, dim, c->norm_eps);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                  const int *tokens, int n, float *logits_all, lc_error *err) {
+    int V = m->cfg.vocab_size;
+    lc_status s;
+    if (n <= 0) return LOLCATS_OK;
+    if ((s = lc__model_trunk(ctx, m, r, tokens, n, logits_all != NULL, err))) return s;
     if (logits_all) {
-        for (t = 0; t < n; t++)
-            lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &m->rms_final, dim,
-                        c->norm_eps);
-        lc__model_mm(m, logits_all, r->xb, &m->wcls, n);
+        lc__model_mm(ctx, logits_all, r->xb, &m->wcls, n);
         memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
-    } else {
-        lc__rmsnorm(r->xb, r->x + (size_t)(n - 1) * dim, &m->rms_final, dim, c->norm_eps);
-        lc__model_mm(m, r->logits, r->xb, &m->wcls, 1);
+    } else
+        lc__model_mm(ctx, r->logits, r->xb, &m->wcls, 1);
+    return LOLCATS_OK;
+}
+
+// The classifier in blocks of vocabulary rows, with an online log-sum-exp per
+// token (double), so no (n, V) logits buffer exists; the block (n, hidden_dim)
+// reuses r->hb:
+//   nll_t = log sum_v exp(l_tv) - l_t,target   (l = Wcls . xb_t)
+LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                      const int *tokens, int n, const int *targets, double *nll,
+                                      lc_error *err) {
+    int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
+    size_t esz = m->wcls.dtype == LOLCATS_DTYPE_F32 ? 4 : 2;
+    double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
+    lc_status s;
+    if (n <= 0) return LOLCATS_OK;
+    if ((s = lc__model_trunk(ctx, m, r, tokens, n, 1, err))) return s;
+    for (t = 0; t < n; t++) {
+        if (targets[t] >= V)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "target %d at index %d is outside the vocab (%d)",
+                                targets[t], t, V);
+        mx[t] = -INFINITY; sum[t] = 0; nll[t] = 0;
     }
+    for (v0 = 0; v0 < V; v0 += VB) {
+        int nv = V - v0 < VB ? V - v0 : VB;
+        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * dim * esz,
+                  m->wcls.dtype, n, nv, dim);
+        for (t = 0; t < n; t++) {
+            const float *l = r->hb + (size_t)t * nv;
+            double bm = (double)l[0], bs = 0;
+            if (targets[t] < 0) continue;
+            for (j = 1; j < nv; j++) if ((double)l[j] > bm) bm = (double)l[j];
+            for (j = 0; j < nv; j++) bs += exp((double)l[j] - bm);
+            if (bm > mx[t]) { sum[t] = sum[t] * exp(mx[t] - bm) + bs; mx[t] = bm; }
+            else sum[t] += bs * exp(bm - mx[t]);
+            if (targets[t] >= v0 && targets[t] < v0 + nv) nll[t] -= (double)l[targets[t] - v0];
+        }
+    }
+    for (t = 0; t < n; t++)
+        if (targets[t] >= 0) nll[t] += mx[t] + log(sum[t]);
     return LOLCATS_OK;
 }
 
@@ -6421,6 +6406,7 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
     c->vocab_size = lc__jint(d, r, "vocab_size", 0);
     c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
     c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
+    c->sliding_window = lc__jint(d, r, "sliding_window", 0);          // null: none
     rp = lc__jget(d, r, "rope_parameters");
     c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
                                         lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
@@ -6484,7 +6470,6 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
     pv->st = sh;
     m->priv = pv;
     m->format = LOLCATS_MODEL_HF;
-    m->simd = lc_model_simd_detect();
     // shards: the index's weight_map, else model.safetensors
     sprintf(path, "%s/model.safetensors.index.json", dir);
     if (lc__read_all(path, &text, &n, NULL) == LOLCATS_OK) {
@@ -6645,8 +6630,20 @@ LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error
     sprintf(path, "%s/config.json", dir);
     fp = fopen(path, "wb");
     if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
+    {   // what a plain Llama config cannot say: a sliding window (Mistral), llama3 rope
+        int mis = c->sliding_window > 0;
+        fprintf(fp, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                mis ? "MistralForCausalLM" : "LlamaForCausalLM", mis ? "mistral" : "llama");
+        if (mis) fprintf(fp, "  \"sliding_window\": %d,\n", c->sliding_window);
+        if (c->rope_llama3)
+            fprintf(fp,
+                    "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %.9g, "
+                    "\"low_freq_factor\": %.9g, \"high_freq_factor\": %.9g, "
+                    "\"original_max_position_embeddings\": %d},\n",
+                    (double)c->rope_factor, (double)c->rope_low_freq_factor,
+                    (double)c->rope_high_freq_factor, c->rope_orig_max_pos);
+    }
     fprintf(fp,
-            "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
             "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
             "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
             "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
@@ -6823,17 +6820,7 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, lc_error *err) {
             memset(p, 0, sizeof(float) * total);  // L[0].x_in, the first view, is the base
         }
     }
-    {   // RoPE for positions 0..T-1 exactly as the model computes it
-        float inv[1024];
-        int tt, i;
-        lc__rope_inv_freq(inv, c);
-        for (tt = 0; tt < T; tt++)
-            for (i = 0; i < D / 2; i++) {
-                float ang = (float)tt * inv[i];
-                a->rope_cos[(size_t)tt * (D / 2) + i] = (float)cos((double)ang);
-                a->rope_sin[(size_t)tt * (D / 2) + i] = (float)sin((double)ang);
-            }
-    }
+    lc_model_rope_table(a->rope_cos, a->rope_sin, c, 0, T);   // as the model computes it
     return LOLCATS_OK;
 }
 

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lc_run r;
         int tok = 0;
         if (lc_run_init(&r, &m, m.cfg.seq_len < 8 ? m.cfg.seq_len : 8, 1, &err) == LOLCATS_OK) {
-            (void)lc_model_forward(&m, &r, &tok, 1, NULL, &err);
+            (void)lc_model_forward(NULL, &m, &r, &tok, 1, NULL, &err);
             lc_run_free(&r);
         }
     }

@@ -26,7 +26,7 @@ int main(void) {
               "parameter count %lld", (long long)lc_model_param_count(&m));
         CHECK(m.tok_emb.dtype == LOLCATS_DTYPE_BF16, "weights are BF16");
         if (CHECK(lc_run_init(&r, &m, 8, 1, &err) == LOLCATS_OK, "%s", err.msg)) {
-            CHECK(lc_model_forward(&m, &r, &tok, 1, NULL, &err) == LOLCATS_OK, "forward: %s", err.msg);
+            CHECK(lc_model_forward(NULL, &m, &r, &tok, 1, NULL, &err) == LOLCATS_OK, "forward: %s", err.msg);
             CHECK(r.logits[0] == r.logits[0], "finite logits");
             lc_run_free(&r);
         }

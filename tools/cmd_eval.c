@@ -31,33 +31,29 @@ static const char *eval_usage =
 #define EVAL_CHUNK 32
 
 typedef struct {
+    lc_ctx ctx;
     const lc_model *m;
     lc_run run;
-    float *logits;       /* (EVAL_CHUNK, V) */
     double nll_sum;
     long long tokens;
 } eval_state;
 
-/* Scores ids[0..n): predictions of ids[j] for j >= first (j >= 1) are counted. */
+/* Scores ids[0..n): predictions of ids[j] for j >= first (j >= 1) are counted.
+   lc_model_forward_nll runs the classifier in vocabulary blocks, so no
+   (EVAL_CHUNK, V) logits buffer is held. */
 static int eval_score(eval_state *st, const int *ids, int n, int first, lc_error *err) {
-    int C = st->run.ctx, V = st->m->cfg.vocab_size, w, s, t;
+    int C = st->run.ctx, w, s, t, tgt[EVAL_CHUNK];
+    double nll[EVAL_CHUNK];
     if (first < 1) first = 1;
     for (w = 0; w + 1 < n; w += C) {                 /* window feeds ids[w .. w+C) */
         int end = w + C < n - 1 ? w + C : n - 1;     /* last fed index + 1 */
         lc_run_reset(&st->run);
         for (s = w; s < end; s += EVAL_CHUNK) {
             int k = end - s < EVAL_CHUNK ? end - s : EVAL_CHUNK;
-            if (lc_model_forward(st->m, &st->run, ids + s, k, st->logits, err)) return 1;
-            for (t = 0; t < k; t++) {
-                int tgt = s + t + 1, j;
-                const float *l = st->logits + (size_t)t * V;
-                double mx, z = 0;
-                if (tgt < first) continue;
-                mx = (double)l[lc_argmax(l, V)];
-                for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
-                st->nll_sum += mx + log(z) - (double)l[ids[tgt]];
-                st->tokens++;
-            }
+            for (t = 0; t < k; t++) tgt[t] = s + t + 1 >= first ? ids[s + t + 1] : -1;
+            if (lc_model_forward_nll(&st->ctx, st->m, &st->run, ids + s, k, tgt, nll, err)) return 1;
+            for (t = 0; t < k; t++)
+                if (tgt[t] >= 0) { st->nll_sum += nll[t]; st->tokens++; }
         }
     }
     return 0;
@@ -117,12 +113,12 @@ int cmd_eval(int argc, char **argv) {
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;
+    lc_ctx_init(&st.ctx);
     st.m = &m;
     if (lc_run_init(&st.run, &m, ctx, EVAL_CHUNK, &err)) { tool_report(&err); goto done; }
-    st.logits = (float *)malloc(sizeof(float) * EVAL_CHUNK * (size_t)m.cfg.vocab_size);
     is_jsonl = tool_is_jsonl(data);
     text = is_jsonl ? NULL : tool_read_file(data, &n);
-    if ((!is_jsonl && !text) || !st.logits) {
+    if (!is_jsonl && !text) {
         fprintf(stderr, "lolcats: cannot read %s\n", data);
         goto done;
     }
@@ -160,7 +156,6 @@ int cmd_eval(int argc, char **argv) {
     rc = 0;
 done:
     free(text);
-    free(st.logits);
     lc_run_free(&st.run);
     lc_tokenizer_free(&tok);
     lc_model_free(&m);

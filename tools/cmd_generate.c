@@ -64,6 +64,7 @@ int cmd_generate(int argc, char **argv) {
     unsigned long long seed = (unsigned long long)time(NULL);
     lc_model m;
     lc_tokenizer tok;
+    lc_ctx cx;
     lc_run run;
     lc_sampler smp;
     lc_error err;
@@ -74,6 +75,7 @@ int cmd_generate(int argc, char **argv) {
     memset(&tok, 0, sizeof tok);
     memset(&run, 0, sizeof run);
     memset(&smp, 0, sizeof smp);
+    lc_ctx_init(&cx);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", gen_usage); return 0; }
@@ -110,7 +112,7 @@ int cmd_generate(int argc, char **argv) {
     /* the prompt as it was given */
     for (i = 1; i < (int)n_ids; i++)
         gen_print(piece, lc_tokenizer_decode(&tok, ids[i - 1], ids[i], piece, sizeof piece));
-    if (lc_model_forward(&m, &run, ids, (int)n_ids, NULL, &err)) { tool_report(&err); goto done; }
+    if (lc_model_forward(&cx, &m, &run, ids, (int)n_ids, NULL, &err)) { tool_report(&err); goto done; }
     tokpos = ids[n_ids - 1];
     for (;;) { /* as llama2.c: positions 0..steps-1 are fed, each feed yields a token */
         next = lc_sampler_sample(&smp, run.logits);
@@ -118,7 +120,7 @@ int cmd_generate(int argc, char **argv) {
         gen_print(piece, lc_tokenizer_decode(&tok, tokpos, next, piece, sizeof piece));
         tokpos = next;
         if (run.pos >= steps) break;
-        if (lc_model_forward(&m, &run, &next, 1, NULL, &err)) { tool_report(&err); goto done; }
+        if (lc_model_forward(&cx, &m, &run, &next, 1, NULL, &err)) { tool_report(&err); goto done; }
     }
     printf("\n");
     rc = 0;
