@@ -47,6 +47,9 @@ static void *cnt_realloc(void *q, size_t n) {
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define V 11
 #define TMAX 40
@@ -253,6 +256,9 @@ static void test_memory(void) {
     if (!make_model(&t, LOLCATS_WINDOW_TK, 8, 0, 1, 16)) return;
     lc_train_lolcats_view(&t, &lp);
     printf("memory\n");
+#ifdef _OPENMP
+    omp_set_num_threads(1);  /* 33k single-token steps of a tiny model: fork/join would dominate */
+#endif
     for (k = 0; k < 2; k++) {
         lc_lolcats_run r;
         int tok = 3, ok = 1;
@@ -279,6 +285,9 @@ static void test_memory(void) {
     printf("  softmax KV cache run (lc_run): ctx 1024 %zu bytes, ctx 32768 %zu bytes\n", kv1k, kv32k);
     CHECK(kv32k > 16 * kv1k / 2, "softmax run did not grow with ctx?");
     lc_train_free(&t);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_get_num_procs());
+#endif
 }
 
 /* (d) window >= sequence: the linearized model is the softmax model. */
@@ -330,6 +339,63 @@ static void test_stories260k(void) {
     lc_model_free(&m);
 }
 
+/* (e) the command line: eval --lolcats scores the same windows and tokens as the
+   base model (equal NLL when the window covers the context); generate --lolcats
+   reports the state size. Needs $LOLCATS_BIN and stories260K. */
+static double cli_nll(const char *args, long long *ntok) {
+    char cmd[1024], buf[2048];
+    const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+    const char *p;
+    FILE *f;
+    size_t n;
+    double nll = -1;
+    snprintf(cmd, sizeof cmd, "%s %s > build/tmp_lolcats_infer_out.txt 2>&1", bin, args);
+    if (system(cmd) != 0) { remove("build/tmp_lolcats_infer_out.txt"); return -1; }
+    f = fopen("build/tmp_lolcats_infer_out.txt", "r");
+    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    remove("build/tmp_lolcats_infer_out.txt");
+    if ((p = strstr(buf, "\"nll\": ")) != NULL) nll = atof(p + 7);
+    if (ntok && (p = strstr(buf, "\"tokens\": ")) != NULL) *ntok = atoll(p + 10);
+    if (strstr(args, "generate")) nll = strstr(buf, "bytes per sequence") ? 0 : -1;
+    return nll;
+}
+
+static void test_cli(void) {
+    const char *mp = "../shared/models/stories260K/stories260K.bin", *src = "../shared/data/tinystories.valid-head.txt";
+    const char *data = "build/tmp_lolcats_infer_data.txt";
+    char base[600], args[900], text[6000];
+    FILE *f = fopen(mp, "rb"), *g = fopen(src, "rb");
+    double b, l, t;
+    long long nb = 0, nl = 0, nt = 0;
+    size_t n = 0;
+    if (f) fclose(f);
+    if (g) { n = fread(text, 1, sizeof text, g); fclose(g); }
+    if (!f || !g) { printf("SKIPPED: %s or %s not found (eval --lolcats)\n", mp, src); return; }
+    g = fopen(data, "wb");  /* the first 6000 bytes: a few thousand tokens */
+    if (!CHECK(g && fwrite(text, 1, n, g) == n, "cannot write %s", data)) { if (g) fclose(g); return; }
+    fclose(g);
+    printf("command line\n");
+    snprintf(base, sizeof base, "--model %s --tokenizer ../shared/models/stories260K/tok512.bin", mp);
+    snprintf(args, sizeof args, "eval %s --data %s --ctx 128 --json", base, data);
+    b = cli_nll(args, &nb);
+    snprintf(args, sizeof args, "eval %s --data %s --ctx 128 --json --lolcats identity --window 128 --variant sw", base, data);
+    l = cli_nll(args, &nl);
+    snprintf(args, sizeof args, "eval %s --data %s --ctx 128 --json --lolcats identity --window 16", base, data);
+    t = cli_nll(args, &nt);
+    printf("  eval ctx 128: base NLL %.6f (%lld tok), linearized w=128 sw %.6f (%lld tok), identity tk w=16 %.6f\n",
+           b, nb, l, nl, t);
+    CHECK(b > 0 && nb > 0 && nb == nl && nb == nt, "eval --lolcats scores other tokens (%lld, %lld, %lld)", nb, nl, nt);
+    CHECK(fabs(b - l) < 1e-4, "eval --lolcats, window >= ctx: NLL %.6f vs base %.6f", l, b);
+    CHECK(t > b + 0.05, "identity maps with a short window should lose to softmax (%.4f vs %.4f)", t, b);
+    snprintf(args, sizeof args, "generate %s --prompt Once --steps 300 --temperature 0 --lolcats identity --window 16", base);
+    CHECK(cli_nll(args, NULL) == 0, "generate --lolcats does not report the state size");
+    snprintf(args, sizeof args, "eval %s --data %s --lolcats identity --variant xx", base, data);
+    CHECK(cli_nll(args, NULL) < 0, "--variant xx accepted");
+    remove(data);
+}
+
 int main(void) {
     lc_rng r;
     int i;
@@ -342,5 +408,6 @@ int main(void) {
     test_tk(1);
     test_memory();
     test_stories260k();
+    test_cli();
     return check_done();
 }
