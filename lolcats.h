@@ -6423,6 +6423,11 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "lc_lolcats_forward: the run was made for window %d, the parameters say %d",
                             r->hybrid.window, lp->hybrid.window);
+    for (l = 0; l < L; l++)
+        if (r->layers[l].pos != pos0)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d state at position %lld, run at %lld: "
+                                "set both or lc_lolcats_run_reset", l, (long long)r->layers[l].pos,
+                                (long long)pos0);
     for (t = 0; t < n; t++) {
         if (tokens[t] < 0 || tokens[t] >= V)
             return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at index %d is outside the vocab (%d)",
@@ -6451,9 +6456,6 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         lc_rope_split_fwd(s->vh, s->v, NULL, NULL, n, Hk, D, 0);
         lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, NULL, 1, H, H, n, D, f, &lp->fmap);
         lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, NULL, 1, H, Hk, n, D, f, &lp->fmap);
-        if (st->pos != pos0)
-            return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d state at position %lld, run at %lld",
-                                l, (long long)st->pos, (long long)pos0);
         if (pos0 == 0) {  // prefill with the checkpoint's masks
             lc_hybrid_cfg hc = lp->hybrid;
             lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,

@@ -185,13 +185,21 @@ static void test_sw(int interleaved, int tied, int simd) {
     lc_lolcats_run_reset(&c);
     feed(t.model, &lp, &c, 0, 8, 8, lcc);
     check_close("(b) after reset: prefill 8 vs trainer", lcc, ref, (size_t)8 * V, 2e-4, 2e-4);
+    lc_lolcats_run_free(&a);
     /* errors */
     CHECK(lc_lolcats_forward(t.model, &lp, &c, tokens, 9, NULL, &err) == LOLCATS_ERR_ARG, "9 > max_tokens accepted");
     {
         int bad = V;
         CHECK(lc_lolcats_forward(t.model, &lp, &c, &bad, 1, NULL, &err) == LOLCATS_ERR_ARG, "token %d accepted", bad);
     }
-    lc_lolcats_run_free(&a);
+    {
+        lc_lolcats lp2 = lp;
+        lp2.hybrid.window = W + 1;
+        CHECK(lc_lolcats_forward(t.model, &lp2, &c, tokens, 1, NULL, &err) == LOLCATS_ERR_ARG, "other window accepted");
+        lp2 = lp;
+        lp2.n_heads = 3;
+        CHECK(lc_lolcats_run_init(&a, NULL, t.model, &lp2, 1, &err) == LOLCATS_ERR_ARG, "wrong heads accepted");
+    }
     lc_lolcats_run_free(&b);
     lc_lolcats_run_free(&c);
     lc_train_free(&t);
@@ -373,6 +381,12 @@ static void test_cli(void) {
     if (f) fclose(f);
     if (g) { n = fread(text, 1, sizeof text, g); fclose(g); }
     if (!f || !g) { printf("SKIPPED: %s or %s not found (eval --lolcats)\n", mp, src); return; }
+    {
+        char cmd[600];
+        const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+        snprintf(cmd, sizeof cmd, "%s --version > build/tmp_lolcats_infer_out.txt 2>&1", bin);
+        if (system(cmd) != 0) { printf("SKIPPED: %s does not run (eval --lolcats; make builds it)\n", bin); return; }
+    }
     g = fopen(data, "wb");  /* the first 6000 bytes: a few thousand tokens */
     if (!CHECK(g && fwrite(text, 1, n, g) == n, "cannot write %s", data)) { if (g) fclose(g); return; }
     fclose(g);
