@@ -41,6 +41,11 @@ $(B)/tests/test_two_tu: tests/test_two_tu.c tests/two_tu_b.c lolcats.h
 	@mkdir -p $(B)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ tests/test_two_tu.c tests/two_tu_b.c $(LDLIBS)
 
+# the pipeline test reads data through the tools' data module
+$(B)/tests/test_pipeline: tests/test_pipeline.c tools/data.c tools/data.h lolcats.h tests/check.h
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ tests/test_pipeline.c tools/data.c $(LDLIBS)
+
 $(B)/examples/%: examples/%.c lolcats.h
 	@mkdir -p $(B)/examples
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)

@@ -727,6 +727,8 @@ LCAPI lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, i
 // points into a trainer; a checkpoint loader owns its copies in priv).
 typedef struct lc_lolcats {
     int n_layers, n_heads, head_dim;
+    int n_kv_heads, dim;          // the LoRA shapes
+    int rope_interleaved;         // the feature maps read llama2.c-ordered head vectors
     lc_fmap_cfg fmap;
     int feature_dim;              // f
     lc_hybrid_cfg hybrid;         // variant, window, affine
@@ -744,7 +746,81 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // >>api-train-end
 
 // >>api-lolcats-io
-// (checkpoints, data)
+// Checkpoints of a converted model, in the original implementation's names
+// (LOLCATS_MATH.md section 10), as safetensors (F32):
+//   model.layers.{i}.self_attn.feature_map_q.mlp.layer   (H,D,f)
+//   model.layers.{i}.self_attn.feature_map_k.mlp.layer   (H,D,f)
+//   model.layers.{i}.self_attn.window_factors            (1,H,1,1)  logits
+//   base_model.model.model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{A,B}.default.weight
+//                                                        A (r,in), B (out,r)
+// __metadata__ (strings): lolcats_format, variant (tk|sw), window, feature_map,
+// feature_dim, halfspace, eps, affine, lora_rank, lora_alpha, n_layers,
+// n_heads, head_dim, rope ("interleaved" | "rotate_half": the pairing of the
+// RoPE'd vectors the feature maps read), then the caller's extras (e.g.
+// base_model, base_arch, stage).
+#define LOLCATS_CKPT_FORMAT "1"
+
+// Writes lp to path atomically (lc_st_write: tmp file, fsync, rename). meta:
+// n_meta extra key/value pairs (meta[2i], meta[2i+1]), may be NULL.
+LCAPI lc_status lc_lolcats_save(const lc_lolcats *lp, const char *path, const char *const *meta,
+                                int n_meta, lc_error *err);
+// Reads a checkpoint file, or a directory written by lc_lolcats_export_hf
+// (its model.safetensors), into lp, which then owns copies of everything
+// (free with lc_lolcats_free). When m is not NULL every tensor's shape is
+// checked against m's config; every layer must have both feature maps and its
+// window factors; LoRA pairs are optional but come complete (A and B). Errors
+// name the file and the tensor.
+LCAPI lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_model *m, lc_error *err);
+LCAPI void lc_lolcats_free(lc_lolcats *lp);       // NULL or zeroed ok
+// Metadata value of a loaded checkpoint (NULL if absent).
+LCAPI const char *lc_lolcats_meta(const lc_lolcats *lp, const char *key);
+// Copies lp's feature maps, window factors and (where both have them) LoRA
+// into the trainer's parameters. Shapes, feature map kind and LoRA rank must
+// agree with t's config.
+LCAPI lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_error *err);
+
+// A standalone Hugging Face directory (dir must exist): config.json and
+// model.safetensors (F32) holding the base weights with LoRA merged into
+// q/k/v/o (W + (alpha/r) B A), the LoLCATs tensors beside them under their
+// section-10 names, and the checkpoint metadata. llama2.c (interleaved RoPE)
+// models are written with rotate_half q/k rows (lc_model_export_hf), and the
+// feature maps' D rows are permuted the same way, so the function is unchanged.
+// lc_lolcats_load(dir) reads the LoLCATs part back (lora_rank 0: merged).
+LCAPI lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, const char *dir,
+                                     lc_error *err);
+
+// ReduceLROnPlateau as PyTorch (mode min, threshold 1e-4 relative, cooldown 0):
+// after `patience` evaluations without improvement, lr = max(lr * factor, min_lr).
+typedef struct lc_plateau {
+    float lr, factor, min_lr, threshold;
+    int patience, num_bad;
+    double best;                  // best metric seen (HUGE_VAL at start)
+} lc_plateau;
+LCAPI void lc_plateau_init(lc_plateau *p, float lr, float factor, int patience, float min_lr);
+// Feeds one validation metric; returns 1 when the learning rate was lowered.
+LCAPI int lc_plateau_step(lc_plateau *p, double metric);
+
+// Everything besides the trainer's parameters and moments that a resumed run
+// needs to continue exactly where it stopped.
+typedef struct lc_train_progress {
+    int64_t seq;                  // sequences consumed: the data position
+    int64_t tokens;               // tokens consumed
+    uint64_t rng[4];              // the caller's RNG state (lc_rng.s)
+    lc_plateau sched;             // learning-rate schedule
+    double best_val;              // best validation loss (HUGE_VAL: none yet)
+    int64_t best_step;            // optimizer step of the best checkpoint
+} lc_train_progress;
+
+// Training state file (safetensors): tensors params, adam_m, adam_v (n_params)
+// bit-exact, metadata: t->step, progress, a fingerprint of the trainer's shape
+// and config (checked by the loader) and the caller's extras. Written
+// atomically (tmp + fsync + rename).
+LCAPI lc_status lc_train_save_state(const lc_train *t, const lc_train_progress *pr, const char *path,
+                                    const char *const *meta, int n_meta, lc_error *err);
+// Restores params, adam_m, adam_v, t->step and *pr into a trainer built with
+// the same model and config (gradients are zeroed).
+LCAPI lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const char *path,
+                                    lc_error *err);
 // >>api-lolcats-io-end
 
 // >>api-lolcats-infer
@@ -6081,6 +6157,9 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->n_layers = c->n_layers;
     lp->n_heads = c->n_heads;
     lp->head_dim = c->head_dim;
+    lp->n_kv_heads = c->n_kv_heads;
+    lp->dim = c->dim;
+    lp->rope_interleaved = c->rope_interleaved;
     lp->fmap = t->cfg.fmap;
     lp->feature_dim = t->cfg.feature_dim;
     lp->hybrid = t->cfg.hybrid;
@@ -6133,6 +6212,675 @@ LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, 
 
 
 // >>impl-lolcats-io
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const lc__lora_tg_name[4] = {"q", "k", "v", "o"};
+
+// Tensor names of section 10. kind: 0 fmap q, 1 fmap k, 2 window factors,
+// 3 LoRA A, 4 LoRA B (tg: target).
+static void lc__ckpt_name(char *buf, size_t cap, int l, int kind, int tg) {
+    if (kind == 0) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.layer", l);
+    else if (kind == 1) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.layer", l);
+    else if (kind == 2) snprintf(buf, cap, "model.layers.%d.self_attn.window_factors", l);
+    else
+        snprintf(buf, cap, "base_model.model.model.layers.%d.self_attn.%s_proj.lora_%s.default.weight", l,
+                 lc__lora_tg_name[tg], kind == 3 ? "A" : "B");
+}
+
+static int lc__lp_lora_in(const lc_lolcats *lp, int tg) {
+    return tg == LOLCATS_LORA_O ? lp->n_heads * lp->head_dim : lp->dim;
+}
+
+static int lc__lp_lora_out(const lc_lolcats *lp, int tg) {
+    return tg == LOLCATS_LORA_Q ? lp->n_heads * lp->head_dim
+           : tg == LOLCATS_LORA_O ? lp->dim : lp->n_kv_heads * lp->head_dim;
+}
+
+// Row j of a rotate_half head vector is row src of the interleaved one.
+static int lc__rope_src_row(int j, int D) { return j < D / 2 ? 2 * j : 2 * (j - D / 2) + 1; }
+
+// The checkpoint's tensors as a list of views (permute: feature-map rows from
+// interleaved to rotate_half order, into owned copies).
+typedef struct lc__ckpt_list {
+    lc_tensor *ts;
+    char *names;                  // 128 bytes per tensor
+    float *perm;                  // permuted feature maps, or NULL
+    int n;
+} lc__ckpt_list;
+
+static void lc__ckpt_list_free(lc__ckpt_list *cl) {
+    LOLCATS_FREE(cl->ts);
+    LOLCATS_FREE(cl->names);
+    LOLCATS_FREE(cl->perm);
+    memset(cl, 0, sizeof *cl);
+}
+
+static void lc__tensor_f32(lc_tensor *t, const char *name, const float *data, int ndim, const int64_t *shape) {
+    int i;
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->dtype = LOLCATS_DTYPE_F32;
+    t->ndim = ndim;
+    t->nbytes = sizeof(float);
+    for (i = 0; i < ndim; i++) { t->shape[i] = shape[i]; t->nbytes *= (size_t)shape[i]; }
+    t->data = data;
+}
+
+static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int with_lora, int permute,
+                                lc_error *err) {
+    int L = lp->n_layers, H = lp->n_heads, D = lp->head_dim, f = lp->feature_dim, l, tg, cap;
+    size_t per = (size_t)H * D * f;
+    memset(cl, 0, sizeof *cl);
+    if (L <= 0 || L > 64 || H <= 0 || D <= 0 || f <= 0 || !lp->fmap_q || !lp->fmap_k || !lp->wf)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: incomplete LoLCATs parameters (layers %d, heads %d, "
+                            "head dim %d, feature dim %d)", L, H, D, f);
+    cap = 3 * L + 8 * L;
+    cl->ts = (lc_tensor *)lc__mcalloc((size_t)cap, sizeof(lc_tensor));
+    cl->names = (char *)lc__mcalloc((size_t)cap, 128);
+    if (permute) cl->perm = (float *)lc__mcalloc(2 * per * (size_t)L, sizeof(float));
+    if (!cl->ts || !cl->names || (permute && !cl->perm)) {
+        lc__ckpt_list_free(cl);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "checkpoint: out of memory");
+    }
+    if (permute) {
+        int qk, h, j;
+        for (qk = 0; qk < 2; qk++)
+            for (l = 0; l < L; l++)
+                for (h = 0; h < H; h++)
+                    for (j = 0; j < D; j++)
+                        memcpy(cl->perm + (size_t)qk * L * per + (size_t)l * per + ((size_t)h * D + j) * f,
+                               (qk ? lp->fmap_k : lp->fmap_q) + (size_t)l * per +
+                                   ((size_t)h * D + lc__rope_src_row(j, D)) * f,
+                               sizeof(float) * (size_t)f);
+    }
+    for (l = 0; l < L; l++) {
+        int64_t sf[3], sw[4];
+        int kind;
+        sf[0] = H; sf[1] = D; sf[2] = f;
+        sw[0] = 1; sw[1] = H; sw[2] = 1; sw[3] = 1;
+        for (kind = 0; kind < 3; kind++) {
+            char *nm = cl->names + 128 * (size_t)cl->n;
+            const float *src = kind == 2 ? lp->wf + (size_t)l * H
+                               : permute ? cl->perm + (size_t)kind * L * per + (size_t)l * per
+                               : (kind ? lp->fmap_k : lp->fmap_q) + (size_t)l * per;
+            lc__ckpt_name(nm, 128, l, kind, 0);
+            lc__tensor_f32(&cl->ts[cl->n++], nm, src, kind == 2 ? 4 : 3, kind == 2 ? sw : sf);
+        }
+    }
+    if (with_lora && lp->lora_rank > 0)
+        for (l = 0; l < L; l++)
+            for (tg = 0; tg < 4; tg++) {
+                int64_t sa[2], sb[2];
+                char *nm;
+                if (!lp->lora_a[l][tg] || !lp->lora_b[l][tg]) continue;
+                sa[0] = lp->lora_rank; sa[1] = lc__lp_lora_in(lp, tg);
+                sb[0] = lc__lp_lora_out(lp, tg); sb[1] = lp->lora_rank;
+                nm = cl->names + 128 * (size_t)cl->n;
+                lc__ckpt_name(nm, 128, l, 3, tg);
+                lc__tensor_f32(&cl->ts[cl->n++], nm, lp->lora_a[l][tg], 2, sa);
+                nm = cl->names + 128 * (size_t)cl->n;
+                lc__ckpt_name(nm, 128, l, 4, tg);
+                lc__tensor_f32(&cl->ts[cl->n++], nm, lp->lora_b[l][tg], 2, sb);
+            }
+    return LOLCATS_OK;
+}
+
+#define LC__CKPT_NMETA 16
+// The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
+// values formatted into vals; returns the number of pairs.
+static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48], int rope_interleaved,
+                         int lora_rank) {
+    int n = 0;
+#define LC__META(key, ...) do { snprintf(vals[n], 48, __VA_ARGS__); kv[2 * n] = key; kv[2 * n + 1] = vals[n]; n++; } while (0)
+    LC__META("lolcats_format", "%s", LOLCATS_CKPT_FORMAT);
+    LC__META("variant", "%s", lp->hybrid.variant == LOLCATS_WINDOW_SW ? "sw" : "tk");
+    LC__META("window", "%d", lp->hybrid.window);
+    LC__META("feature_map", "%s", lc_fmap_act_name(lp->fmap.act));
+    LC__META("feature_dim", "%d", lp->feature_dim);
+    LC__META("halfspace", "%d", lp->fmap.halfspace);
+    LC__META("eps", "%.9g", (double)lp->fmap.eps);
+    LC__META("affine", "%d", lp->hybrid.affine);
+    LC__META("lora_rank", "%d", lora_rank);
+    LC__META("lora_alpha", "%.9g", (double)lp->lora_alpha);
+    LC__META("n_layers", "%d", lp->n_layers);
+    LC__META("n_heads", "%d", lp->n_heads);
+    LC__META("n_kv_heads", "%d", lp->n_kv_heads);
+    LC__META("head_dim", "%d", lp->head_dim);
+    LC__META("dim", "%d", lp->dim);
+    LC__META("rope", "%s", rope_interleaved ? "interleaved" : "rotate_half");
+#undef LC__META
+    return n;
+}
+
+// Joins the checkpoint's pairs and the caller's extras (an extra with the same
+// key as a checkpoint field is refused: it would make the file ambiguous).
+static lc_status lc__meta_join(const char ***out, const char **kv, int n, const char *const *meta, int n_meta,
+                               const char *path, lc_error *err) {
+    const char **all;
+    int i, j;
+    if (n_meta < 0 || (n_meta > 0 && !meta)) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: bad metadata list", path);
+    all = (const char **)lc__mcalloc((size_t)(2 * (n + n_meta)), sizeof(char *));
+    if (!all) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(all, kv, sizeof(char *) * 2 * (size_t)n);
+    for (i = 0; i < n_meta; i++) {
+        for (j = 0; j < n; j++)
+            if (!strcmp(meta[2 * i], kv[2 * j])) {
+                LOLCATS_FREE(all);
+                return lc_error_set(err, LOLCATS_ERR_ARG, "%s: extra metadata key '%s' is a checkpoint field",
+                                    path, meta[2 * i]);
+            }
+        all[2 * (n + i)] = meta[2 * i];
+        all[2 * (n + i) + 1] = meta[2 * i + 1];
+    }
+    *out = all;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_lolcats_save(const lc_lolcats *lp, const char *path, const char *const *meta, int n_meta,
+                                 lc_error *err) {
+    lc__ckpt_list cl;
+    const char *kv[2 * LC__CKPT_NMETA], **all = NULL;
+    char vals[LC__CKPT_NMETA][48];
+    int n;
+    lc_status s;
+    if ((s = lc__ckpt_build(&cl, lp, 1, 0, err))) return s;
+    n = lc__ckpt_meta(lp, kv, vals, lp->rope_interleaved, lp->lora_rank);
+    if (!(s = lc__meta_join(&all, kv, n, meta, n_meta, path, err)))
+        s = lc_st_write(path, cl.ts, cl.n, all, n + n_meta, err);
+    LOLCATS_FREE(all);
+    lc__ckpt_list_free(&cl);
+    return s;
+}
+
+typedef struct lc__lolcats_priv {
+    float *buf;
+    char **meta;                  // key, value, key, value, ... (one allocation each)
+    int n_meta;
+} lc__lolcats_priv;
+
+LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
+    lc__lolcats_priv *pv;
+    int i;
+    if (!lp) return;
+    pv = (lc__lolcats_priv *)lp->priv;
+    if (pv) {
+        LOLCATS_FREE(pv->buf);
+        for (i = 0; i < 2 * pv->n_meta; i++) LOLCATS_FREE(pv->meta[i]);
+        LOLCATS_FREE(pv->meta);
+        LOLCATS_FREE(pv);
+    }
+    memset(lp, 0, sizeof *lp);
+}
+
+LCIMPL const char *lc_lolcats_meta(const lc_lolcats *lp, const char *key) {
+    const lc__lolcats_priv *pv = lp ? (const lc__lolcats_priv *)lp->priv : NULL;
+    int i;
+    if (!pv) return NULL;
+    for (i = 0; i < pv->n_meta; i++)
+        if (!strcmp(pv->meta[2 * i], key)) return pv->meta[2 * i + 1];
+    return NULL;
+}
+
+// An integer metadata field: required (def ignored) when req, else def if absent.
+static lc_status lc__meta_int(const lc_st_file *f, const char *key, int req, long long def, long long lo,
+                              long long hi, long long *out, lc_error *err) {
+    const char *v = lc_st_meta(f, key);
+    char *end;
+    if (!v) {
+        if (req) return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' missing", lc_st_path(f), key);
+        *out = def;
+        return LOLCATS_OK;
+    }
+    *out = strtoll(v, &end, 10);
+    if (end == v || *end || *out < lo || *out > hi)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s = '%s' is not an integer in %lld..%lld",
+                            lc_st_path(f), key, v, lo, hi);
+    return LOLCATS_OK;
+}
+
+static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, double def, double *out,
+                              lc_error *err) {
+    const char *v = lc_st_meta(f, key);
+    char *end;
+    if (!v) {
+        if (req) return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' missing", lc_st_path(f), key);
+        *out = def;
+        return LOLCATS_OK;
+    }
+    *out = strtod(v, &end);
+    if (end == v || *end)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s = '%s' is not a number", lc_st_path(f), key, v);
+    return LOLCATS_OK;
+}
+
+// Finds tensor name, checks its shape against want (ndim dims), converts it
+// into dst. Missing: error when req, else returns LOLCATS_OK with *found = 0.
+static lc_status lc__ckpt_get(const lc_st_file *f, const char *name, const int64_t *want, int ndim, float *dst,
+                              int req, int *found, const char *hint, lc_error *err) {
+    const lc_tensor *t = lc_st_find(f, name);
+    int i, ok;
+    if (found) *found = t != NULL;
+    if (!t) {
+        if (!req) return LOLCATS_OK;
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing %s", lc_st_path(f), name, hint);
+    }
+    ok = t->ndim == ndim;
+    for (i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char got[96], exp[96];
+        size_t g = 0, e = 0;
+        got[0] = exp[0] = 0;
+        for (i = 0; i < t->ndim && g < sizeof got - 24; i++)
+            g += (size_t)snprintf(got + g, sizeof got - g, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        for (i = 0; i < ndim && e < sizeof exp - 24; i++)
+            e += (size_t)snprintf(exp + e, sizeof exp - e, "%s%lld", i ? "," : "", (long long)want[i]);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s has shape (%s), expected (%s) %s",
+                            lc_st_path(f), name, got, exp, hint);
+    }
+    return lc_tensor_to_f32(t, dst, err);
+}
+
+LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_model *m, lc_error *err) {
+    lc_st_file *f = NULL;
+    lc__lolcats_priv *pv;
+    char file[4096], nm[128], hint[160];
+    long long L, H, Hk, D, dim, fd, win, half, aff, r, v;
+    double eps, alpha;
+    const char *s;
+    int l, tg, i, act, variant, interleaved;
+    size_t per, total;
+    float *p;
+    FILE *fp;
+    lc_status st;
+    memset(lp, 0, sizeof *lp);
+    if (strlen(path) + 24 > sizeof file) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", path);
+    snprintf(file, sizeof file, "%s/model.safetensors", path);   // a merged directory?
+    fp = fopen(file, "rb");
+    if (fp) fclose(fp);
+    else snprintf(file, sizeof file, "%s", path);
+    if ((st = lc_st_open(&f, file, err))) return st;
+    if (!lc_st_meta(f, "lolcats_format")) {
+        st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a LoLCATs checkpoint (no lolcats_format metadata)", file);
+        goto fail;
+    }
+    if (strcmp(lc_st_meta(f, "lolcats_format"), LOLCATS_CKPT_FORMAT) != 0) {
+        st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: checkpoint format %s, this build reads %s", file,
+                          lc_st_meta(f, "lolcats_format"), LOLCATS_CKPT_FORMAT);
+        goto fail;
+    }
+    if ((st = lc__meta_int(f, "n_layers", 1, 0, 1, 64, &L, err)) ||
+        (st = lc__meta_int(f, "n_heads", 1, 0, 1, 1 << 16, &H, err)) ||
+        (st = lc__meta_int(f, "n_kv_heads", 1, 0, 1, 1 << 16, &Hk, err)) ||
+        (st = lc__meta_int(f, "head_dim", 1, 0, 2, 1024, &D, err)) ||
+        (st = lc__meta_int(f, "dim", 1, 0, 1, 1 << 20, &dim, err)) ||
+        (st = lc__meta_int(f, "feature_dim", 1, 0, 1, 1024, &fd, err)) ||
+        (st = lc__meta_int(f, "window", 1, 0, 1, 1 << 30, &win, err)) ||
+        (st = lc__meta_int(f, "halfspace", 0, 0, 0, 1, &half, err)) ||
+        (st = lc__meta_int(f, "affine", 0, 0, 0, 1, &aff, err)) ||
+        (st = lc__meta_int(f, "lora_rank", 0, 0, 0, 4096, &r, err)) ||
+        (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
+        (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
+        goto fail;
+    s = lc_st_meta(f, "feature_map");
+    act = s ? lc_fmap_act_parse(s) : LOLCATS_FMAP_SOFTMAX_DIM;
+    if (act < 0) { st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: unknown feature_map '%s'", file, s); goto fail; }
+    s = lc_st_meta(f, "variant");
+    variant = !s || !strcmp(s, "tk") ? LOLCATS_WINDOW_TK : !strcmp(s, "sw") ? LOLCATS_WINDOW_SW : -1;
+    if (variant < 0) { st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: variant '%s' (tk or sw)", file, s); goto fail; }
+    s = lc_st_meta(f, "rope");
+    interleaved = s && !strcmp(s, "interleaved");
+    if (m) {
+        const lc_model_config *c = &m->cfg;
+        if (L != c->n_layers || H != c->n_heads || Hk != c->n_kv_heads || D != c->head_dim || dim != c->dim) {
+            st = lc_error_set(err, LOLCATS_ERR_ARG,
+                              "%s: checkpoint made for a model with %lld layers, %lld heads (%lld kv) of %lld, "
+                              "dim %lld; this model has %d layers, %d heads (%d kv) of %d, dim %d: wrong --model?",
+                              file, L, H, Hk, D, dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->dim);
+            goto fail;
+        }
+        if (interleaved != c->rope_interleaved) {
+            st = lc_error_set(err, LOLCATS_ERR_ARG,
+                              "%s: feature maps trained on %s RoPE, the model uses %s: load the checkpoint with "
+                              "the model it was trained on (or its lolcats_export_hf directory)", file,
+                              interleaved ? "interleaved" : "rotate_half",
+                              c->rope_interleaved ? "interleaved" : "rotate_half");
+            goto fail;
+        }
+    }
+    for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
+        const char *tn = lc_st_tensor_at(f, i)->name;
+        int li = -1;
+        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_")) {
+            if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
+            if (li < 0 || li >= L) {
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
+                                  L - 1);
+                goto fail;
+            }
+        }
+    }
+    lp->n_layers = (int)L; lp->n_heads = (int)H; lp->n_kv_heads = (int)Hk; lp->head_dim = (int)D;
+    lp->dim = (int)dim; lp->feature_dim = (int)fd; lp->rope_interleaved = interleaved;
+    lp->fmap.act = (lc_fmap_act)act; lp->fmap.halfspace = (int)half; lp->fmap.eps = (float)eps;
+    lp->hybrid.variant = variant; lp->hybrid.window = (int)win; lp->hybrid.affine = (int)aff;
+    lp->lora_rank = (int)r; lp->lora_alpha = (float)alpha;
+    per = (size_t)H * D * fd;
+    total = 2 * per * L + (size_t)L * H;
+    for (tg = 0; tg < 4; tg++) total += (size_t)L * r * (lc__lp_lora_in(lp, tg) + lc__lp_lora_out(lp, tg));
+    pv = (lc__lolcats_priv *)lc__mcalloc(1, sizeof *pv);
+    if (!pv) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
+    lp->priv = pv;
+    pv->buf = (float *)lc__mcalloc(total, sizeof(float));
+    pv->meta = (char **)lc__mcalloc(2 * (size_t)lc_st_meta_count(f) + 1, sizeof(char *));
+    if (!pv->buf || !pv->meta) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
+    for (i = 0; i < lc_st_meta_count(f); i++) {
+        const char *k, *val;
+        lc_st_meta_at(f, i, &k, &val);
+        pv->meta[2 * i] = lc__strdup(k);
+        pv->meta[2 * i + 1] = lc__strdup(val ? val : "");
+        pv->n_meta++;
+        if (!pv->meta[2 * i] || !pv->meta[2 * i + 1]) {
+            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file);
+            goto fail;
+        }
+    }
+    p = pv->buf;
+    lp->fmap_q = p; p += per * L;
+    lp->fmap_k = p; p += per * L;
+    lp->wf = p; p += (size_t)L * H;
+    snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
+    for (l = 0; l < L; l++) {
+        int64_t sf[3], sw[4];
+        sf[0] = H; sf[1] = D; sf[2] = fd;
+        sw[0] = 1; sw[1] = H; sw[2] = 1; sw[3] = 1;
+        lc__ckpt_name(nm, sizeof nm, l, 0, 0);
+        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_q + per * l, 1, NULL, hint, err))) goto fail;
+        lc__ckpt_name(nm, sizeof nm, l, 1, 0);
+        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_k + per * l, 1, NULL, hint, err))) goto fail;
+        lc__ckpt_name(nm, sizeof nm, l, 2, 0);
+        if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)lp->wf + (size_t)H * l, 1, NULL, hint, err))) goto fail;
+    }
+    for (l = 0; l < L && r > 0; l++)
+        for (tg = 0; tg < 4; tg++) {
+            int64_t sa[2], sb[2];
+            int fa, fb;
+            float *A = p, *Bm = p + (size_t)r * lc__lp_lora_in(lp, tg);
+            sa[0] = r; sa[1] = lc__lp_lora_in(lp, tg);
+            sb[0] = lc__lp_lora_out(lp, tg); sb[1] = r;
+            snprintf(hint, sizeof hint, "(LoRA rank %lld on a %lld x %lld projection)", r, (long long)sb[0],
+                     (long long)sa[1]);
+            lc__ckpt_name(nm, sizeof nm, l, 3, tg);
+            if ((st = lc__ckpt_get(f, nm, sa, 2, A, 0, &fa, hint, err))) goto fail;
+            lc__ckpt_name(nm, sizeof nm, l, 4, tg);
+            if ((st = lc__ckpt_get(f, nm, sb, 2, Bm, 0, &fb, hint, err))) goto fail;
+            if (fa != fb) {
+                lc__ckpt_name(nm, sizeof nm, l, fa ? 4 : 3, tg);
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (the other LoRA factor is there)",
+                                  file, nm);
+                goto fail;
+            }
+            if (fa) {
+                lp->lora_a[l][tg] = A;
+                lp->lora_b[l][tg] = Bm;
+                p += (size_t)r * (sa[1] + sb[0]);
+            }
+        }
+    v = 0;
+    for (l = 0; l < L; l++)
+        for (tg = 0; tg < 4; tg++) v += lp->lora_a[l][tg] != NULL;
+    if (r > 0 && v == 0) lp->lora_rank = 0;  // merged or stage 1 only
+    lc_st_close(f);
+    return LOLCATS_OK;
+fail:
+    lc_st_close(f);
+    lc_lolcats_free(lp);
+    return st;
+}
+
+LCIMPL lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_error *err) {
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
+    size_t per = (size_t)H * D * f;
+    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "the trainer has no feature maps (softmax attention)");
+    if (lp->n_layers != L || lp->n_heads != H || lp->head_dim != D || lp->feature_dim != f ||
+        lp->fmap.act != t->cfg.fmap.act || lp->fmap.halfspace != t->cfg.fmap.halfspace)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "checkpoint (%d layers, %d heads of %d, %s feature dim %d%s) does not fit the trainer "
+                            "(%d layers, %d heads of %d, %s feature dim %d%s)", lp->n_layers, lp->n_heads,
+                            lp->head_dim, lc_fmap_act_name(lp->fmap.act), lp->feature_dim,
+                            lp->fmap.halfspace ? " halfspace" : "", L, H, D, lc_fmap_act_name(t->cfg.fmap.act), f,
+                            t->cfg.fmap.halfspace ? " halfspace" : "");
+    memcpy(t->fmap_q, lp->fmap_q, sizeof(float) * per * L);
+    memcpy(t->fmap_k, lp->fmap_k, sizeof(float) * per * L);
+    memcpy(t->wf, lp->wf, sizeof(float) * (size_t)L * H);
+    if (lp->lora_rank <= 0) return LOLCATS_OK;
+    if (lp->lora_rank != t->cfg.lora_rank)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint LoRA rank %d, the trainer's %d", lp->lora_rank,
+                            t->cfg.lora_rank);
+    for (l = 0; l < L; l++)
+        for (tg = 0; tg < 4; tg++) {
+            size_t off = t->lora_off[l][tg], na = (size_t)lp->lora_rank * lc__lora_in(c, tg);
+            if (!off || !lp->lora_a[l][tg]) continue;
+            memcpy(t->params + off, lp->lora_a[l][tg], sizeof(float) * na);
+            memcpy(t->params + off + na, lp->lora_b[l][tg],
+                   sizeof(float) * (size_t)lp->lora_rank * lc__lora_out(c, tg));
+        }
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, const char *dir, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    lc_model mm = *m;
+    lc_layer_weights *lw = NULL;
+    float *merged[64][4];
+    lc__ckpt_list cl;
+    lc_st_file *f = NULL;
+    lc_tensor *all = NULL;
+    const char *kv[2 * LC__CKPT_NMETA + 4];
+    char vals[LC__CKPT_NMETA][48], path[4096];
+    int l, tg, i, n, nb;
+    lc_status st;
+    memset(merged, 0, sizeof merged);
+    memset(&cl, 0, sizeof cl);
+    if (lp->n_layers != c->n_layers || lp->n_heads != c->n_heads || lp->head_dim != c->head_dim ||
+        (lp->lora_rank > 0 && (lp->dim != c->dim || lp->n_kv_heads != c->n_kv_heads)) ||
+        lp->rope_interleaved != c->rope_interleaved)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "export: the LoLCATs parameters do not belong to this model "
+                            "(layers %d/%d, heads %d/%d, head dim %d/%d)", lp->n_layers, c->n_layers, lp->n_heads,
+                            c->n_heads, lp->head_dim, c->head_dim);
+    if (strlen(dir) + 32 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
+    lw = (lc_layer_weights *)lc__mcalloc((size_t)c->n_layers, sizeof *lw);
+    if (!lw) return lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory");
+    memcpy(lw, m->layers, sizeof *lw * (size_t)c->n_layers);
+    mm.layers = lw;
+    st = LOLCATS_OK;
+    for (l = 0; l < c->n_layers && lp->lora_rank > 0; l++)
+        for (tg = 0; tg < 4; tg++) {   // W' = W + (alpha / r) B A in fp32
+            lc_weight *w = tg == 0 ? &lw[l].wq : tg == 1 ? &lw[l].wk : tg == 2 ? &lw[l].wv : &lw[l].wo;
+            const float *A = lp->lora_a[l][tg], *Bm = lp->lora_b[l][tg];
+            float s = lp->lora_alpha / (float)lp->lora_rank, *out;
+            int64_t o, k, rr;
+            if (!A || !Bm) continue;
+            out = merged[l][tg] = (float *)lc__mcalloc((size_t)(w->rows * w->cols), sizeof(float));
+            if (!out) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; }
+            for (o = 0; o < w->rows; o++)
+                for (k = 0; k < w->cols; k++) {
+                    float acc = 0.0f;
+                    for (rr = 0; rr < lp->lora_rank; rr++)
+                        acc += Bm[o * lp->lora_rank + rr] * A[rr * w->cols + k];
+                    out[o * w->cols + k] = lc_weight_get(w, o * w->cols + k) + s * acc;
+                }
+            w->data = out;
+            w->dtype = LOLCATS_DTYPE_F32;
+        }
+    if ((st = lc_model_export_hf(&mm, dir, err))) goto done;
+    // add the LoLCATs tensors and metadata to model.safetensors
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if ((st = lc_st_open(&f, path, err))) goto done;
+    if ((st = lc__ckpt_build(&cl, lp, 0, c->rope_interleaved, err))) goto done;
+    nb = lc_st_count(f);
+    all = (lc_tensor *)lc__mcalloc((size_t)(nb + cl.n), sizeof *all);
+    if (!all) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; }
+    for (i = 0; i < nb; i++) all[i] = *lc_st_tensor_at(f, i);
+    for (i = 0; i < cl.n; i++) all[nb + i] = cl.ts[i];
+    kv[0] = "format";
+    kv[1] = "pt";
+    n = lc__ckpt_meta(lp, kv + 2, vals, 0, 0);
+    kv[2 + 2 * n] = "lora_merged";
+    kv[3 + 2 * n] = lp->lora_rank > 0 ? "1" : "0";
+    st = lc_st_write(path, all, nb + cl.n, kv, n + 2, err);
+done:
+    lc_st_close(f);
+    LOLCATS_FREE(all);
+    lc__ckpt_list_free(&cl);
+    for (l = 0; l < 64; l++)
+        for (tg = 0; tg < 4; tg++) LOLCATS_FREE(merged[l][tg]);
+    LOLCATS_FREE(lw);
+    return st;
+}
+
+LCIMPL void lc_plateau_init(lc_plateau *p, float lr, float factor, int patience, float min_lr) {
+    p->lr = lr;
+    p->factor = factor;
+    p->min_lr = min_lr;
+    p->threshold = 1e-4f;
+    p->patience = patience;
+    p->num_bad = 0;
+    p->best = HUGE_VAL;
+}
+
+LCIMPL int lc_plateau_step(lc_plateau *p, double metric) {
+    // torch.optim.lr_scheduler.ReduceLROnPlateau: rel threshold, mode min
+    if (metric < p->best * (1.0 - (double)p->threshold)) {
+        p->best = metric;
+        p->num_bad = 0;
+    } else {
+        p->num_bad++;
+    }
+    if (p->num_bad > p->patience) {
+        float nl = p->lr * p->factor;
+        p->num_bad = 0;
+        if (nl < p->min_lr) nl = p->min_lr;
+        if (p->lr - nl > 1e-8f) { p->lr = nl; return 1; }
+    }
+    return 0;
+}
+
+// Shape and config of a trainer, as the state file records it.
+static void lc__train_sig(const lc_train *t, char *buf, size_t cap) {
+    const lc_model_config *c = &t->model->cfg;
+    snprintf(buf, cap, "n_params=%zu L=%d H=%d Hk=%d D=%d dim=%d V=%d f=%d fmap=%s half=%d r=%d train=%d "
+             "attn=%d variant=%d window=%d", t->n_params, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+             c->dim, c->vocab_size, t->cfg.feature_dim, lc_fmap_act_name(t->cfg.fmap.act), t->cfg.fmap.halfspace,
+             t->cfg.lora_rank, t->cfg.trainable, t->cfg.attn, t->cfg.hybrid.variant, t->cfg.hybrid.window);
+}
+
+#define LC__STATE_NMETA 20
+LCIMPL lc_status lc_train_save_state(const lc_train *t, const lc_train_progress *pr, const char *path,
+                                     const char *const *meta, int n_meta, lc_error *err) {
+    lc_tensor ts[3];
+    int64_t shape[1];
+    const char *kv[2 * LC__STATE_NMETA], **all = NULL;
+    char vals[LC__STATE_NMETA][48], sig[400];
+    int n = 0, i;
+    lc_status st;
+    shape[0] = (int64_t)t->n_params;
+    lc__tensor_f32(&ts[0], "params", t->params, 1, shape);
+    lc__tensor_f32(&ts[1], "adam_m", t->adam_m, 1, shape);
+    lc__tensor_f32(&ts[2], "adam_v", t->adam_v, 1, shape);
+    lc__train_sig(t, sig, sizeof sig);
+#define LC__SMETA(key, ...) do { snprintf(vals[n], 48, __VA_ARGS__); kv[2 * n] = key; kv[2 * n + 1] = vals[n]; n++; } while (0)
+    LC__SMETA("lolcats_state", "1");
+    LC__SMETA("step", "%lld", (long long)t->step);
+    LC__SMETA("seq", "%lld", (long long)pr->seq);
+    LC__SMETA("tokens", "%lld", (long long)pr->tokens);
+    for (i = 0; i < 4; i++) LC__SMETA(i == 0 ? "rng0" : i == 1 ? "rng1" : i == 2 ? "rng2" : "rng3", "%llu",
+                                      (unsigned long long)pr->rng[i]);
+    LC__SMETA("lr", "%.9g", (double)pr->sched.lr);
+    LC__SMETA("lr_factor", "%.9g", (double)pr->sched.factor);
+    LC__SMETA("lr_min", "%.9g", (double)pr->sched.min_lr);
+    LC__SMETA("lr_threshold", "%.9g", (double)pr->sched.threshold);
+    LC__SMETA("patience", "%d", pr->sched.patience);
+    LC__SMETA("num_bad", "%d", pr->sched.num_bad);
+    LC__SMETA("sched_best", "%.17g", pr->sched.best);
+    LC__SMETA("best_val", "%.17g", pr->best_val);
+    LC__SMETA("best_step", "%lld", (long long)pr->best_step);
+#undef LC__SMETA
+    kv[2 * n] = "signature";
+    kv[2 * n + 1] = sig;
+    n++;
+    if ((st = lc__meta_join(&all, kv, n, meta, n_meta, path, err))) return st;
+    st = lc_st_write(path, ts, 3, all, n + n_meta, err);
+    LOLCATS_FREE(all);
+    return st;
+}
+
+LCIMPL lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const char *path, lc_error *err) {
+    lc_st_file *f = NULL;
+    char sig[400];
+    const char *fs;
+    const char *names[3];
+    float *dst[3];
+    long long v;
+    double d;
+    int i;
+    lc_status st;
+    int64_t shape[1];
+    if ((st = lc_st_open(&f, path, err))) return st;
+    if (!lc_st_meta(f, "lolcats_state")) {
+        st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a training state file (no lolcats_state metadata)", path);
+        goto done;
+    }
+    lc__train_sig(t, sig, sizeof sig);
+    fs = lc_st_meta(f, "signature");
+    if (!fs || strcmp(fs, sig) != 0) {
+        st = lc_error_set(err, LOLCATS_ERR_ARG, "%s: written by a different setup (%s), this run is (%s): resume with "
+                          "the same model and options", path, fs ? fs : "?", sig);
+        goto done;
+    }
+    names[0] = "params"; names[1] = "adam_m"; names[2] = "adam_v";
+    dst[0] = t->params; dst[1] = t->adam_m; dst[2] = t->adam_v;
+    shape[0] = (int64_t)t->n_params;
+    for (i = 0; i < 3; i++)
+        if ((st = lc__ckpt_get(f, names[i], shape, 1, dst[i], 1, NULL, "(trainer state)", err))) goto done;
+    memset(pr, 0, sizeof *pr);
+    if ((st = lc__meta_int(f, "step", 1, 0, 0, INT64_MAX, &v, err))) goto done;
+    t->step = v;
+    if ((st = lc__meta_int(f, "seq", 1, 0, 0, INT64_MAX, &v, err))) goto done;
+    pr->seq = v;
+    if ((st = lc__meta_int(f, "tokens", 1, 0, 0, INT64_MAX, &v, err))) goto done;
+    pr->tokens = v;
+    if ((st = lc__meta_int(f, "best_step", 1, 0, 0, INT64_MAX, &v, err))) goto done;
+    pr->best_step = v;
+    for (i = 0; i < 4; i++) {
+        const char *key = i == 0 ? "rng0" : i == 1 ? "rng1" : i == 2 ? "rng2" : "rng3", *s = lc_st_meta(f, key);
+        char *end;
+        if (!s) { st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' missing", path, key); goto done; }
+        pr->rng[i] = (uint64_t)strtoull(s, &end, 10);
+        if (end == s || *end) { st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: bad %s '%s'", path, key, s); goto done; }
+    }
+    if ((st = lc__meta_num(f, "lr", 1, 0, &d, err))) goto done;
+    pr->sched.lr = (float)d;
+    if ((st = lc__meta_num(f, "lr_factor", 1, 0, &d, err))) goto done;
+    pr->sched.factor = (float)d;
+    if ((st = lc__meta_num(f, "lr_min", 1, 0, &d, err))) goto done;
+    pr->sched.min_lr = (float)d;
+    if ((st = lc__meta_num(f, "lr_threshold", 1, 0, &d, err))) goto done;
+    pr->sched.threshold = (float)d;
+    if ((st = lc__meta_int(f, "patience", 1, 0, 0, 1 << 30, &v, err))) goto done;
+    pr->sched.patience = (int)v;
+    if ((st = lc__meta_int(f, "num_bad", 1, 0, 0, 1 << 30, &v, err))) goto done;
+    pr->sched.num_bad = (int)v;
+    if ((st = lc__meta_num(f, "sched_best", 1, 0, &pr->sched.best, err))) goto done;
+    if ((st = lc__meta_num(f, "best_val", 1, 0, &pr->best_val, err))) goto done;
+    lc_train_zero_grad(t);
+done:
+    lc_st_close(f);
+    return st;
+}
 // >>impl-lolcats-io-end
 
 // >>impl-lolcats-infer

@@ -14,6 +14,7 @@
    whole window, as in training), where the base model feeds chunks of 32
    (the KV cache makes that exact). */
 #include "tools.h"
+#include "data.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -69,133 +70,25 @@ static int eval_score(eval_state *st, const int *ids, int n, int first, lc_error
     return 0;
 }
 
-/* The value of "key" in a flat JSON object line, unescaped into a new buffer
-   (NULL if absent or not a string). */
-static char *json_field(const char *line, const char *key) {
-    size_t kl = strlen(key);
-    const char *p = line;
-    while ((p = strchr(p, '"')) != NULL) {
-        const char *q = p + 1, *v;
-        char *out, *o;
-        if (strncmp(q, key, kl) != 0 || q[kl] != '"') {      /* skip this string */
-            for (q = p + 1; *q && *q != '"'; q++) if (*q == '\\' && q[1]) q++;
-            if (!*q) return NULL;
-            p = q + 1;
-            continue;
-        }
-        v = q + kl + 1;
-        while (*v == ' ' || *v == '\t') v++;
-        if (*v != ':') { p = v; continue; }
-        v++;
-        while (*v == ' ' || *v == '\t') v++;
-        if (*v != '"') return NULL;
-        v++;
-        out = o = (char *)malloc(strlen(v) + 1);
-        if (!out) return NULL;
-        while (*v && *v != '"') {
-            if (*v != '\\') { *o++ = *v++; continue; }
-            v++;
-            switch (*v) {
-            case 'n': *o++ = '\n'; break;
-            case 't': *o++ = '\t'; break;
-            case 'r': *o++ = '\r'; break;
-            case 'b': *o++ = '\b'; break;
-            case 'f': *o++ = '\f'; break;
-            case 'u': {
-                unsigned cp = 0, lo = 0;
-                int i;
-                for (i = 1; i <= 4 && v[i]; i++)
-                    cp = cp * 16 + (unsigned)(v[i] <= '9' ? v[i] - '0' : (v[i] | 32) - 'a' + 10);
-                v += 4;
-                if (cp >= 0xD800 && cp < 0xDC00 && v[1] == '\\' && v[2] == 'u') {
-                    for (i = 3; i <= 6 && v[i]; i++)
-                        lo = lo * 16 + (unsigned)(v[i] <= '9' ? v[i] - '0' : (v[i] | 32) - 'a' + 10);
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    v += 6;
-                }
-                if (cp < 0x80) *o++ = (char)cp;
-                else if (cp < 0x800) { *o++ = (char)(0xC0 | cp >> 6); *o++ = (char)(0x80 | (cp & 63)); }
-                else if (cp < 0x10000) {
-                    *o++ = (char)(0xE0 | cp >> 12); *o++ = (char)(0x80 | ((cp >> 6) & 63));
-                    *o++ = (char)(0x80 | (cp & 63));
-                } else {
-                    *o++ = (char)(0xF0 | cp >> 18); *o++ = (char)(0x80 | ((cp >> 12) & 63));
-                    *o++ = (char)(0x80 | ((cp >> 6) & 63)); *o++ = (char)(0x80 | (cp & 63));
-                }
-                break;
-            }
-            default: *o++ = *v; break;               /* \" \\ \/ */
-            }
-            if (*v) v++;
-        }
-        *o = 0;
-        return out;
-    }
-    return NULL;
-}
-
-static char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long sz;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = (char *)malloc((size_t)sz + 1);
-    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { free(buf); buf = NULL; }
-    fclose(f);
-    if (buf) { buf[sz] = 0; *n = (size_t)sz; }
-    return buf;
-}
-
-static int eval_alpaca(eval_state *st, const lc_tokenizer *tok, char *text, int all_tokens,
+static int eval_alpaca(eval_state *st, const lc_tokenizer *tok, const char *path, int all_tokens,
                        long limit, long *records, lc_error *err) {
-    char *line = text, *nl;
-    int *ids = NULL;
-    size_t cap = 0;
+    tool_alpaca_rec *recs;
+    long n, i;
+    int *ids = NULL, eos = st->m->cfg.eos_id >= 0 ? st->m->cfg.eos_id : tok->eos_id;
+    size_t cap = 0, nt, np;
     *records = 0;
-    for (; line && *line && (limit <= 0 || *records < limit); line = nl ? nl + 1 : NULL) {
-        char *ins, *inp, *out, *prompt;
-        size_t np = 0, nr = 0, need;
-        int rc;
-        nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        if (!strchr(line, '{')) continue;
-        ins = json_field(line, "instruction");
-        inp = json_field(line, "input");
-        out = json_field(line, "output");
-        if (!ins || !out) {
-            free(ins); free(inp); free(out);
-            fprintf(stderr, "lolcats: record %ld has no instruction/output\n", *records + 1);
+    if (tool_alpaca_read(path, &recs, &n, err)) return 1;
+    for (i = 0; i < n && (limit <= 0 || i < limit); i++) {
+        if (tool_alpaca_encode(tok, eos, &recs[i], &ids, &cap, &nt, &np, err) ||
+            eval_score(st, ids, (int)nt, all_tokens ? 1 : (int)np, err)) {
+            free(ids);
+            tool_alpaca_free(recs, n);
             return 1;
         }
-        prompt = (char *)malloc(strlen(ins) + (inp ? strlen(inp) : 0) + 512);
-        if (inp && inp[0])
-            sprintf(prompt,
-                    "Below is an instruction that describes a task, paired with an input that "
-                    "provides further context. Write a response that appropriately completes the "
-                    "request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n",
-                    ins, inp);
-        else
-            sprintf(prompt,
-                    "Below is an instruction that describes a task. Write a response that "
-                    "appropriately completes the request.\n\n### Instruction:\n%s\n\n"
-                    "### Response:\n",
-                    ins);
-        need = strlen(prompt) + strlen(out) + 8;
-        if (need > cap) { cap = need; ids = (int *)realloc(ids, cap * sizeof(int)); }
-        rc = lc_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, ids, cap, &np, err) ||
-             lc_tokenizer_encode(tok, out, strlen(out), 0, 0, ids + np, cap - np, &nr, err);
-        if (!rc) {
-            ids[np + nr] = st->m->cfg.eos_id >= 0 ? st->m->cfg.eos_id : tok->eos_id;
-            rc = eval_score(st, ids, (int)(np + nr + 1), all_tokens ? 1 : (int)np, err);
-        }
-        free(ins); free(inp); free(out); free(prompt);
-        if (rc) { free(ids); return 1; }
         (*records)++;
     }
     free(ids);
+    tool_alpaca_free(recs, n);
     return 0;
 }
 
@@ -243,15 +136,15 @@ int cmd_eval(int argc, char **argv) {
     if (tool_lm_init(&st.lm, &m, &lo, ctx, st.chunk, &err)) goto done;
     tool_lm_describe(&st.lm, desc, sizeof desc);
     st.logits = (float *)malloc(sizeof(float) * (size_t)st.chunk * (size_t)m.cfg.vocab_size);
-    text = read_file(data, &n);
-    if (!text || !st.logits) {
+    is_jsonl = tool_is_jsonl(data);
+    text = is_jsonl ? NULL : tool_read_file(data, &n);
+    if ((!is_jsonl && !text) || !st.logits) {
         fprintf(stderr, "lolcats: cannot read %s\n", data);
         goto done;
     }
     t0 = clock();
-    is_jsonl = n >= 6 && !strcmp(data + strlen(data) - 6, ".jsonl");
     if (is_jsonl) {
-        if (eval_alpaca(&st, &tok, text, all_tokens, limit, &records, &err)) {
+        if (eval_alpaca(&st, &tok, data, all_tokens, limit, &records, &err)) {
             if (err.msg[0]) tool_report(&err);
             goto done;
         }

@@ -20,6 +20,9 @@ static const tool_cmd tool_cmds[] = {
     {"eval", cmd_eval, "mean NLL / perplexity of a model on a text or Alpaca JSONL file"},
     {"inspect", cmd_inspect, "config, tensors and parameter count of a model"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to a Hugging Face directory"},
+    {"distill", cmd_distill, "stage 1: attention transfer into feature maps and window factors"},
+    {"finetune", cmd_finetune, "stage 2: LoRA through the linearized model"},
+    {"linearize", cmd_linearize, "both stages (or LoRA only: --no-attention-transfer)"},
 };
 
 static void usage(FILE *f) {

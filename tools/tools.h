@@ -11,6 +11,9 @@ int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_linearize(int argc, char **argv);
 
 /* tools/util.c */
 void tool_die_usage(const char *usage);

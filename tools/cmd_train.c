@@ -1,0 +1,709 @@
+/* cmd_train.c - `lolcats distill` (stage 1, attention transfer), `lolcats
+   finetune` (stage 2, LoRA) and `lolcats linearize` (both), following
+   LOLCATS_MATH.md sections 7-9: AdamW, gradient accumulation over packed
+   sequences, ReduceLROnPlateau on the validation loss, best checkpoint kept.
+
+   Files: --out CKPT is the best checkpoint by validation loss; CKPT.state the
+   resumable training state (parameters, AdamW moments, step, data position,
+   schedule, best loss), both written atomically. --resume continues from
+   CKPT.state and ends with exactly the parameters of an uninterrupted run. */
+#define _POSIX_C_SOURCE 200809L
+#include "tools.h"
+#include "data.h"
+#include "report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *common_usage =
+    "  --model PATH         llama2.c .bin or Hugging Face directory\n"
+    "  --tokenizer PATH     tokenizer (required for llama2.c models, as in generate)\n"
+    "  --data FILE          text file, or .jsonl of Alpaca records (section 9 template,\n"
+    "                       response-only labels)\n"
+    "  --seq-len N          tokens per packed sequence (1024; at most the model's context)\n"
+    "  --tokens N           training budget in tokens (default: one pass over the data)\n"
+    "  --grad-accum N       sequences per optimizer step (8)\n"
+    "  --val-every K        validate every K optimizer steps (10); 0: only at the end\n"
+    "  --val-seqs N         validation sequences (8): text: the last chunks; Alpaca:\n"
+    "                       packed from the first --val-records records\n"
+    "  --val-records N      Alpaca records held out for validation (200)\n"
+    "  --max-records N      read only the first N Alpaca records (0: all)\n"
+    "  --seed S             data order and LoRA init (0)\n"
+    "  --resume             continue from OUT.state if it exists\n"
+    "  --stop-after N       stop after optimizer step N, state saved (as if killed)\n"
+    "  --json-log FILE      one JSON line per step: stage, step, tokens, loss, lr, val_loss\n"
+    "  --report DIR         PNG pictures and summary.json into DIR\n";
+
+static const char *distill_usage =
+    "lolcats distill --model M [--tokenizer TOK] --data D --out CKPT [options]\n"
+    "Stage 1, attention transfer: trains feature maps and window factors so that each\n"
+    "layer's hybrid attention reproduces its softmax attention (teacher forced).\n"
+    "  --out CKPT           best checkpoint (safetensors); CKPT.state beside it\n"
+    "  --variant tk|sw      window masks (tk)\n"
+    "  --window W           window size (64)\n"
+    "  --feature-map NAME   softmax_dim | exp_dim | pos_elu | relu (softmax_dim)\n"
+    "  --feature-dim F      feature-map width f (64)\n"
+    "  --halfspace          only the first half of softmax_dim / exp_dim\n"
+    "  --lr LR              AdamW learning rate (1e-2)\n"
+    "  --mse-factor X       (1000)    --xent-factor X   (0)\n";
+
+static const char *finetune_usage =
+    "lolcats finetune --model M [--tokenizer TOK] --lolcats CKPT --data D --out CKPT2 [options]\n"
+    "Stage 2: LoRA on q/k/v/o trained with next-token cross-entropy (Alpaca: response\n"
+    "tokens only) through the whole hybrid model.\n"
+    "  --lolcats CKPT       stage 1 checkpoint (feature maps, window factors)\n"
+    "  --out CKPT2          best checkpoint (feature maps, window factors, LoRA)\n"
+    "  --lora-rank R        (8)       --lora-alpha A   (16)\n"
+    "  --train-feature-maps also train feature maps and window factors\n"
+    "  --lr LR              AdamW learning rate (1e-4)\n"
+    "  --merge DIR          also write a Hugging Face directory with LoRA merged\n";
+
+static const char *linearize_usage =
+    "lolcats linearize --model M [--tokenizer TOK] --data D --out CKPT [options]\n"
+    "Both stages: distill into CKPT's .stage1 file, then finetune into CKPT.\n"
+    "  --distill-tokens N   stage 1 budget (default: --tokens)\n"
+    "  --finetune-tokens N  stage 2 budget (default: --tokens)\n"
+    "  --no-attention-transfer  skip stage 1 (identity-initialised feature maps)\n"
+    "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4)\n"
+    "  plus the options of distill and finetune (--variant, --window, --feature-map,\n"
+    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge)\n";
+
+typedef struct {
+    const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge;
+    lc_train_cfg tc;
+    int seq_len, grad_accum, val_every, val_seqs, val_records, resume, train_fmaps, no_at;
+    long max_records, stop_after;
+    long long tokens, tokens1, tokens2;
+    float lr, lr1, lr2;
+    int lr_set;
+    uint64_t seed;
+} train_opts;
+
+/* what a stage leaves for the report */
+typedef struct {
+    int stage, steps;
+    double *train_loss, *val_loss;   /* per step (NaN when not validated) */
+    int n_curve;
+    double *layer_before, *layer_after;   /* (L) stage 1 per-layer loss on a validation sequence */
+    double val_first, val_best, tok_per_s, seconds;
+    long long tokens;
+    int L;
+    char ckpt[1024];
+} stage_result;
+
+static int train_report_maps(lc_train *t, const tool_data *d, const char *dir, int stage);
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *usage) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
+    if (!strcmp(a, "--halfspace")) { o->tc.fmap.halfspace = 1; return 1; }
+    if (!strcmp(a, "--train-feature-maps")) { o->train_fmaps = 1; return 1; }
+    if (!strcmp(a, "--no-attention-transfer")) { o->no_at = 1; return 1; }
+    if (*i + 1 >= argc) tool_die_usage(usage);
+#define ARG(name) (!strcmp(a, name) && ++*i)
+    if (ARG("--model")) o->model_path = argv[*i];
+    else if (ARG("--tokenizer")) o->tok_path = argv[*i];
+    else if (ARG("--data")) o->data = argv[*i];
+    else if (ARG("--out")) o->out = argv[*i];
+    else if (ARG("--lolcats")) o->lolcats_in = argv[*i];
+    else if (ARG("--merge")) o->merge = argv[*i];
+    else if (ARG("--json-log")) o->json_log = argv[*i];
+    else if (ARG("--report")) o->report = argv[*i];
+    else if (ARG("--seq-len")) o->seq_len = atoi(argv[*i]);
+    else if (ARG("--tokens")) o->tokens = atoll(argv[*i]);
+    else if (ARG("--distill-tokens")) o->tokens1 = atoll(argv[*i]);
+    else if (ARG("--finetune-tokens")) o->tokens2 = atoll(argv[*i]);
+    else if (ARG("--grad-accum")) o->grad_accum = atoi(argv[*i]);
+    else if (ARG("--val-every")) o->val_every = atoi(argv[*i]);
+    else if (ARG("--val-seqs")) o->val_seqs = atoi(argv[*i]);
+    else if (ARG("--val-records")) o->val_records = atoi(argv[*i]);
+    else if (ARG("--max-records")) o->max_records = atol(argv[*i]);
+    else if (ARG("--stop-after")) o->stop_after = atol(argv[*i]);
+    else if (ARG("--seed")) o->seed = strtoull(argv[*i], NULL, 10);
+    else if (ARG("--lr")) { o->lr = (float)atof(argv[*i]); o->lr_set = 1; }
+    else if (ARG("--distill-lr")) o->lr1 = (float)atof(argv[*i]);
+    else if (ARG("--finetune-lr")) o->lr2 = (float)atof(argv[*i]);
+    else if (ARG("--variant")) {
+        if (!strcmp(argv[*i], "tk")) o->tc.hybrid.variant = LOLCATS_WINDOW_TK;
+        else if (!strcmp(argv[*i], "sw")) o->tc.hybrid.variant = LOLCATS_WINDOW_SW;
+        else tool_die_usage(usage);
+    } else if (ARG("--window")) o->tc.hybrid.window = atoi(argv[*i]);
+    else if (ARG("--feature-map")) {
+        int act = lc_fmap_act_parse(argv[*i]);
+        if (act < 0) tool_die_usage(usage);
+        o->tc.fmap.act = (lc_fmap_act)act;
+    } else if (ARG("--feature-dim")) o->tc.feature_dim = atoi(argv[*i]);
+    else if (ARG("--lora-rank")) o->tc.lora_rank = atoi(argv[*i]);
+    else if (ARG("--lora-alpha")) o->tc.lora_alpha = (float)atof(argv[*i]);
+    else if (ARG("--mse-factor")) o->tc.mse_factor = (float)atof(argv[*i]);
+    else if (ARG("--xent-factor")) o->tc.xent_factor = (float)atof(argv[*i]);
+    else return 0;
+#undef ARG
+    return 1;
+}
+
+static void opts_default(train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->tc = lc_train_cfg_default();
+    o->seq_len = 1024;
+    o->grad_accum = 8;
+    o->val_every = 10;
+    o->val_seqs = 8;
+    o->val_records = 200;
+    o->lr1 = 1e-2f;
+    o->lr2 = 1e-4f;
+}
+
+static void stage_free(stage_result *r) {
+    free(r->train_loss);
+    free(r->val_loss);
+    free(r->layer_before);
+    free(r->layer_after);
+    memset(r, 0, sizeof *r);
+}
+
+/* stage 1: mean distillation loss over the validation chunks (layer: per layer);
+   stage 2: token-weighted cross-entropy */
+static int validate(lc_train *t, const tool_data *d, int stage, double *val, double *layer, lc_error *err) {
+    long i;
+    int T = d->seq_len, L = t->model->cfg.n_layers, l;
+    double sum = 0, *ll = NULL;
+    long long cnt = 0;
+    if (layer) {
+        ll = (double *)calloc((size_t)L, sizeof(double));
+        if (!ll) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"), 1;
+        for (l = 0; l < L; l++) layer[l] = 0;
+    }
+    for (i = 0; i < d->n_val; i++) {
+        double loss;
+        int ns;
+        if (stage == 1) {
+            if (lc_train_distill_step(t, d->val_tokens + (size_t)i * T, T, 0, &loss, ll, err)) { free(ll); return 1; }
+            sum += loss;
+            cnt++;
+            for (l = 0; layer && l < L; l++) layer[l] += ll[l] / (double)d->n_val;
+        } else {
+            if (lc_train_lm_step(t, d->val_tokens + (size_t)i * T, d->val_labels + (size_t)i * T, T, 0, &loss, &ns,
+                                 err)) { free(ll); return 1; }
+            sum += loss * ns;
+            cnt += ns;
+        }
+    }
+    free(ll);
+    *val = cnt ? sum / (double)cnt : (double)NAN;
+    return 0;
+}
+
+static void progress(int stage, long long done, long long total, double t0, double loss, float lr) {
+    double el = now_s() - t0, rate = el > 0 ? (double)done / el : 0, eta = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\r[stage %d] %lld/%lld tokens  %.0f tok/s  ETA %d:%02d  loss %.5f  lr %.2g   ", stage, done,
+            total, rate, (int)(eta / 60), (int)eta % 60, loss, (double)lr);
+    fflush(stderr);
+}
+
+static void state_path(char *buf, size_t cap, const char *ckpt) { snprintf(buf, cap, "%s.state", ckpt); }
+
+/* One training stage. stage 1: distill into out; stage 2: LoRA from lp_in. */
+static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_data *d, const lc_lolcats *lp_in,
+                     long long budget, float lr, const char *out, stage_result *res) {
+    lc_train t;
+    lc_train_cfg tc = o->tc;
+    lc_train_progress pr;
+    lc_adamw_cfg opt = lc_adamw_cfg_default();
+    lc_error err;
+    lc_ctx ctx;
+    lc_rng rng;
+    lc_lolcats view;
+    FILE *jl = NULL;
+    char spath[1100], seqs[32], accs[32], lrs[32], stages[8];
+    const char *extras[12];
+    int T = d->seq_len, L = m->cfg.n_layers, rc = 1, tty = isatty(2), resumed = 0, wrote_ckpt = 0;
+    long long total_steps, start_step;
+    double t0, loss = 0;
+    memset(&err, 0, sizeof err);
+    memset(&pr, 0, sizeof pr);
+    lc_ctx_init(&ctx);
+    tc.max_tokens = T;
+    tc.seed = o->seed;
+    tc.attn = LOLCATS_ATTN_HYBRID;
+    if (stage == 1) {
+        tc.trainable = LOLCATS_TRAIN_FMAPS;
+        tc.lora_rank = 0;
+    } else {
+        tc.trainable = LOLCATS_TRAIN_LORA | (o->train_fmaps ? LOLCATS_TRAIN_FMAPS : 0);
+        tc.fmap = lp_in->fmap;
+        tc.feature_dim = lp_in->feature_dim;
+        tc.hybrid = lp_in->hybrid;
+        tc.xent_factor = 0;
+    }
+    res->stage = stage;
+    res->L = L;
+    snprintf(res->ckpt, sizeof res->ckpt, "%s", out);
+    if (lc_train_init(&t, &ctx, m, &tc, &err)) return tool_report(&err);
+    if (lp_in && lc_train_set_lolcats(&t, lp_in, &err)) { tool_report(&err); goto done; }
+    total_steps = budget / ((long long)T * o->grad_accum);
+    if (total_steps < 1) total_steps = 1;
+    res->train_loss = (double *)malloc(sizeof(double) * (size_t)total_steps);
+    res->val_loss = (double *)malloc(sizeof(double) * (size_t)total_steps);
+    res->layer_before = (double *)calloc((size_t)L, sizeof(double));
+    res->layer_after = (double *)calloc((size_t)L, sizeof(double));
+    if (!res->train_loss || !res->val_loss || !res->layer_before || !res->layer_after) {
+        fprintf(stderr, "lolcats: out of memory\n");
+        goto done;
+    }
+    {
+        long long k;
+        for (k = 0; k < total_steps; k++) res->train_loss[k] = res->val_loss[k] = (double)NAN;
+    }
+    res->val_first = res->val_best = (double)NAN;
+    /* the starting point, before any state is loaded (the report's "before") */
+    if (d->n_val > 0 && validate(&t, d, stage, &res->val_first, stage == 1 ? res->layer_before : NULL, &err)) {
+        tool_report(&err);
+        goto done;
+    }
+    lc_plateau_init(&pr.sched, lr, 0.1f, 10, 1e-5f);
+    pr.best_val = HUGE_VAL;
+    lc_rng_seed(&rng, o->seed);
+    memcpy(pr.rng, rng.s, sizeof pr.rng);
+    state_path(spath, sizeof spath, out);
+    /* what a resumed run must share with the first one */
+    snprintf(seqs, sizeof seqs, "%d", T);
+    snprintf(accs, sizeof accs, "%d", o->grad_accum);
+    snprintf(lrs, sizeof lrs, "%.9g", (double)lr);
+    snprintf(stages, sizeof stages, "%d", stage);
+    extras[0] = "data"; extras[1] = o->data;
+    extras[2] = "seq_len"; extras[3] = seqs;
+    extras[4] = "grad_accum"; extras[5] = accs;
+    extras[6] = "lr0"; extras[7] = lrs;
+    extras[8] = "stage"; extras[9] = stages;
+    extras[10] = "model"; extras[11] = o->model_path;
+    if (o->resume) {
+        FILE *fp = fopen(spath, "rb");
+        if (fp) {
+            lc_st_file *sf = NULL;
+            int i;
+            fclose(fp);
+            if (lc_st_open(&sf, spath, &err)) { tool_report(&err); goto done; }
+            for (i = 0; i < 12; i += 2) {
+                const char *v = lc_st_meta(sf, extras[i]);
+                if (strcmp(extras[i], "model") && (!v || strcmp(v, extras[i + 1]))) {
+                    fprintf(stderr, "lolcats: %s was written with %s = %s, this run has %s: resume with the same "
+                                    "options\n", spath, extras[i], v ? v : "?", extras[i + 1]);
+                    lc_st_close(sf);
+                    goto done;
+                }
+            }
+            lc_st_close(sf);
+            if (lc_train_load_state(&t, &pr, spath, &err)) { tool_report(&err); goto done; }
+            memcpy(rng.s, pr.rng, sizeof pr.rng);
+            resumed = 1;
+            wrote_ckpt = pr.best_step > 0;
+            fprintf(stderr, "lolcats: resuming stage %d from %s at step %lld (%lld tokens)\n", stage, spath,
+                    (long long)t.step, (long long)pr.tokens);
+        } else {
+            fprintf(stderr, "lolcats: --resume: no %s yet, starting from the beginning\n", spath);
+        }
+    }
+    if (o->json_log) {
+        jl = fopen(o->json_log, resumed || stage == 2 ? "ab" : "wb");
+        if (!jl) { fprintf(stderr, "lolcats: cannot write %s: %s\n", o->json_log, strerror(errno)); goto done; }
+    }
+    start_step = t.step;
+    if (start_step >= total_steps)
+        fprintf(stderr, "lolcats: stage %d already finished (%lld steps)\n", stage, (long long)t.step);
+    t0 = now_s();
+    while (t.step < total_steps) {
+        double sum = 0, val = (double)NAN;
+        int a, validated = 0;
+        lc_train_zero_grad(&t);
+        for (a = 0; a < o->grad_accum; a++) {
+            long idx = tool_data_pick((tool_data *)d, o->seed, pr.seq);
+            const int *tok = d->tokens + (size_t)idx * T;
+            int ns;
+            if (stage == 1) {
+                if (lc_train_distill_step(&t, tok, T, 1, &loss, NULL, &err)) { tool_report(&err); goto done; }
+            } else if (lc_train_lm_step(&t, tok, d->labels + (size_t)idx * T, T, 1, &loss, &ns, &err)) {
+                tool_report(&err);
+                goto done;
+            }
+            sum += loss;
+            pr.seq++;
+            pr.tokens += T;
+        }
+        loss = sum / o->grad_accum;
+        if (!isfinite(loss)) {
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "lolcats: stage %d: the loss is %g at step %lld: stopping; the last good checkpoint %s "
+                            "and %s are kept (try a lower --lr)\n", stage, loss, (long long)t.step + 1, out, spath);
+            goto done;
+        }
+        opt.lr = pr.sched.lr;
+        lc_train_adamw(&t, &opt, 1.0f / (float)o->grad_accum);
+        if (t.step - 1 < total_steps) res->train_loss[t.step - 1] = loss;
+        if (d->n_val > 0 && ((o->val_every > 0 && t.step % o->val_every == 0) || t.step == total_steps)) {
+            if (validate(&t, d, stage, &val, NULL, &err)) { tool_report(&err); goto done; }
+            validated = 1;
+            res->val_loss[t.step - 1] = val;
+            if (!isfinite(val)) {
+                fprintf(stderr, "\nlolcats: stage %d: validation loss %g at step %lld: stopping; %s and %s are kept\n",
+                        stage, val, (long long)t.step, out, spath);
+                goto done;
+            }
+            lc_plateau_step(&pr.sched, val);
+            if (val < pr.best_val) {   /* the best checkpoint, then the state that records it */
+                pr.best_val = val;
+                pr.best_step = t.step;
+                lc_train_lolcats_view(&t, &view);
+                if (lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+                wrote_ckpt = 1;
+            }
+        }
+        if (d->n_val == 0 && t.step == total_steps) {
+            lc_train_lolcats_view(&t, &view);
+            if (lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+            pr.best_step = t.step;
+            wrote_ckpt = 1;
+        }
+        if (validated || t.step == total_steps || (o->stop_after > 0 && t.step >= o->stop_after)) {
+            memcpy(pr.rng, rng.s, sizeof pr.rng);
+            if (lc_train_save_state(&t, &pr, spath, extras, 6, &err)) { tool_report(&err); goto done; }
+        }
+        if (jl) {
+            fprintf(jl, "{\"stage\": %d, \"step\": %lld, \"tokens\": %lld, \"loss\": %.9g, \"lr\": %.6g", stage,
+                    (long long)t.step, (long long)pr.tokens, loss, (double)opt.lr);
+            if (validated) fprintf(jl, ", \"val_loss\": %.9g", val);
+            fprintf(jl, "}\n");
+            fflush(jl);
+        }
+        if (tty) progress(stage, (long long)(t.step - start_step) * T * o->grad_accum,
+                          (long long)(total_steps - start_step) * T * o->grad_accum, t0, loss, opt.lr);
+        if (validated) {
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "stage %d step %lld/%lld: tokens %lld, loss %.6f, val %.6f (best %.6f), lr %.3g\n", stage,
+                    (long long)t.step, total_steps, (long long)pr.tokens, loss, val, pr.best_val,
+                    (double)pr.sched.lr);
+        }
+        if (o->stop_after > 0 && t.step >= o->stop_after && t.step < total_steps) {
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "lolcats: stopped after step %lld (--stop-after); continue with --resume\n",
+                    (long long)t.step);
+            rc = 3;
+            goto done;
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    res->seconds = now_s() - t0;
+    res->steps = (int)total_steps;
+    res->tokens = pr.tokens;
+    res->tok_per_s = res->seconds > 0 ? (double)(t.step - start_step) * T * o->grad_accum / res->seconds : 0;
+    res->val_best = pr.best_val;
+    if (!wrote_ckpt) {   /* nothing validated better (or no validation): the final parameters */
+        lc_train_lolcats_view(&t, &view);
+        if (lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+    }
+    {   /* the best checkpoint must load; its per-layer losses for the report */
+        lc_lolcats best;
+        if (lc_lolcats_load(&best, out, m, &err)) { tool_report(&err); goto done; }
+        if (lc_train_set_lolcats(&t, &best, &err)) { lc_lolcats_free(&best); tool_report(&err); goto done; }
+        lc_lolcats_free(&best);
+        if (d->n_val > 0 && stage == 1) {
+            double v;
+            if (validate(&t, d, 1, &v, res->layer_after, &err)) { tool_report(&err); goto done; }
+        }
+    }
+    fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, val loss %.6f -> best %.6f; wrote %s\n", stage,
+            (long long)pr.tokens, res->tok_per_s, res->val_first, res->val_best, out);
+    if (o->report) {   /* attention maps of the sample sequence */
+        if (train_report_maps(&t, d, o->report, stage)) goto done;
+    }
+    rc = 0;
+done:
+    if (jl) fclose(jl);
+    lc_train_free(&t);
+    return rc;
+}
+
+/* ---- reports ---- */
+static const unsigned TEACHER_RGB = 0x808080, STUDENT_RGB = 0x1f5fbf, VAL_RGB = 0xd04020;
+
+static int make_dir(const char *dir) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "lolcats: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int train_report_maps(lc_train *t, const tool_data *d, const char *dir, int stage) {
+    const lc_model_config *c = &t->model->cfg;
+    int T = d->seq_len < 128 ? d->seq_len : 128, H = c->n_heads, L = c->n_layers, layers[3], li, hi, scale;
+    const int *tok = d->n_val > 0 ? d->val_tokens : d->tokens;
+    float *at, *as;
+    lc_error err;
+    char path[1200];
+    if (make_dir(dir)) return 1;
+    if (!tool_png_available()) return 0;
+    at = (float *)malloc(sizeof(float) * (size_t)H * T * T);
+    as = (float *)malloc(sizeof(float) * (size_t)H * T * T);
+    if (!at || !as) { free(at); free(as); fprintf(stderr, "lolcats: out of memory\n"); return 1; }
+    layers[0] = 0; layers[1] = L / 2; layers[2] = L - 1;
+    scale = T <= 64 ? 4 : 2;
+    for (li = 0; li < 3; li++) {
+        if (li && layers[li] == layers[li - 1]) continue;
+        if (lc_train_attention_maps(t, tok, T, layers[li], at, as, &err)) {
+            free(at); free(as);
+            return tool_report(&err);
+        }
+        for (hi = 0; hi < H; hi += (H > 1 ? H - 1 : 1)) {
+            tool_canvas cv;
+            const float *a0 = at + (size_t)hi * T * T, *a1 = as + (size_t)hi * T * T;
+            float vmax = 0;
+            size_t k;
+            for (k = 0; k < (size_t)T * T; k++) {
+                if (a0[k] > vmax) vmax = a0[k];
+                if (a1[k] > vmax) vmax = a1[k];
+            }
+            if (tool_canvas_init(&cv, 2 * T * scale + 3 * 8, T * scale + 16)) break;
+            tool_canvas_heat(&cv, 8, 8, a0, T, T, scale, vmax);
+            tool_canvas_heat(&cv, 16 + T * scale, 8, a1, T, T, scale, vmax);
+            snprintf(path, sizeof path, "%s/stage%d_attn_layer%d_head%d.png", dir, stage, layers[li], hi);
+            if (tool_png_write(&cv, path) > 0) fprintf(stderr, "lolcats: cannot write %s\n", path);
+            tool_canvas_free(&cv);
+            if (H == 1) break;
+        }
+    }
+    free(at);
+    free(as);
+    return 0;
+}
+
+static void json_num(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fprintf(f, "null");
+}
+
+static int write_report(const char *dir, const train_opts *o, const stage_result *rs, int n) {
+    FILE *f;
+    char path[1200];
+    int s, l;
+    if (make_dir(dir)) return 1;
+    for (s = 0; s < n && tool_png_available(); s++) {
+        const stage_result *r = &rs[s];
+        tool_canvas cv;
+        const double *ys[2];
+        int ns[2];
+        unsigned rgb[2];
+        double *vv;
+        if (!r->train_loss) continue;
+        /* loss curve: training loss per step, validation loss where measured */
+        vv = (double *)malloc(sizeof(double) * (size_t)(r->steps ? r->steps : 1));
+        if (!vv) return 1;
+        for (l = 0; l < r->steps; l++) vv[l] = r->val_loss[l];
+        ys[0] = r->train_loss; ys[1] = vv; ns[0] = ns[1] = r->steps;
+        rgb[0] = STUDENT_RGB; rgb[1] = VAL_RGB;
+        {   /* validation points joined: fill gaps by holding the last value */
+            double last = (double)NAN;
+            for (l = 0; l < r->steps; l++) { if (vv[l] == vv[l]) last = vv[l]; else vv[l] = last; }
+        }
+        if (!tool_canvas_init(&cv, 480, 240)) {
+            tool_canvas_chart(&cv, ys, ns, rgb, 2, 1);
+            snprintf(path, sizeof path, "%s/stage%d_loss.png", dir, r->stage);
+            tool_png_write(&cv, path);
+            tool_canvas_free(&cv);
+        }
+        free(vv);
+        if (r->stage == 1 && r->L > 0 && isfinite(r->layer_before[0])) {   /* per-layer loss, before / after */
+            double *bars = (double *)malloc(sizeof(double) * 2 * (size_t)r->L);
+            if (!bars) return 1;
+            for (l = 0; l < r->L; l++) { bars[2 * l] = r->layer_before[l]; bars[2 * l + 1] = r->layer_after[l]; }
+            rgb[0] = TEACHER_RGB; rgb[1] = STUDENT_RGB;
+            if (!tool_canvas_init(&cv, 80 + 40 * r->L, 240)) {
+                tool_canvas_bars(&cv, bars, r->L, 2, rgb, 1);
+                snprintf(path, sizeof path, "%s/stage1_layer_mse.png", dir);
+                tool_png_write(&cv, path);
+                tool_canvas_free(&cv);
+            }
+            free(bars);
+        }
+    }
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    f = fopen(path, "wb");
+    if (!f) { fprintf(stderr, "lolcats: cannot write %s: %s\n", path, strerror(errno)); return 1; }
+    fprintf(f, "{\n  \"model\": \"%s\",\n  \"data\": \"%s\",\n  \"seq_len\": %d,\n  \"grad_accum\": %d,\n"
+               "  \"png\": %s,\n  \"pictures\": \"stageN_loss.png: training loss (blue) and validation loss "
+               "(red) per optimizer step, log scale; stage1_layer_mse.png: per-layer stage 1 loss on the "
+               "validation sequences before (grey) and after (blue), log scale; stageN_attn_layerL_headH.png: "
+               "teacher (left) and student (right) attention weights on a sample sequence\",\n  \"stages\": [",
+            o->model_path, o->data, o->seq_len, o->grad_accum, tool_png_available() ? "true" : "false");
+    for (s = 0; s < n; s++) {
+        const stage_result *r = &rs[s];
+        fprintf(f, "%s\n    {\"stage\": %d, \"checkpoint\": \"%s\", \"steps\": %d, \"tokens\": %lld, "
+                   "\"tokens_per_s\": %.1f, \"seconds\": %.2f, \"val_loss_before\": ", s ? "," : "", r->stage,
+                r->ckpt, r->steps, r->tokens, r->tok_per_s, r->seconds);
+        json_num(f, r->val_first);
+        fprintf(f, ", \"val_loss_best\": ");
+        json_num(f, r->val_best);
+        if (r->stage == 1 && r->layer_before) {
+            fprintf(f, ",\n     \"layer_loss_before\": [");
+            for (l = 0; l < r->L; l++) { if (l) fprintf(f, ", "); json_num(f, r->layer_before[l]); }
+            fprintf(f, "],\n     \"layer_loss_after\": [");
+            for (l = 0; l < r->L; l++) { if (l) fprintf(f, ", "); json_num(f, r->layer_after[l]); }
+            fprintf(f, "]");
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    if (fclose(f) != 0) { fprintf(stderr, "lolcats: cannot write %s\n", path); return 1; }
+    return 0;
+}
+
+/* ---- the three commands ---- */
+typedef struct {
+    lc_model m;
+    lc_tokenizer tok;
+    tool_data d;
+    int loaded;
+} train_env;
+
+static int env_open(train_env *e, train_opts *o) {
+    lc_error err;
+    tool_data_cfg dc;
+    memset(e, 0, sizeof *e);
+    memset(&err, 0, sizeof err);
+    if (lc_model_load(&e->m, o->model_path, &err)) return tool_report(&err);
+    e->loaded = 1;
+    if (tool_load_tokenizer(&e->tok, &e->m, o->model_path, o->tok_path, &err)) return 1;
+    if (o->seq_len > e->m.cfg.seq_len && e->m.cfg.seq_len > 0) {
+        fprintf(stderr, "lolcats: --seq-len %d is longer than the model's context %d: using %d\n", o->seq_len,
+                e->m.cfg.seq_len, e->m.cfg.seq_len);
+        o->seq_len = e->m.cfg.seq_len;
+    }
+    dc.seq_len = o->seq_len;
+    dc.val_records = o->val_records;
+    dc.val_seqs = o->val_seqs;
+    dc.max_records = o->max_records;
+    dc.eos_id = e->m.cfg.eos_id >= 0 ? e->m.cfg.eos_id : e->tok.eos_id;
+    if (tool_data_load(&e->d, o->data, &e->tok, &dc, &err)) return tool_report(&err);
+    fprintf(stderr, "data %s: %lld tokens, %ld training and %ld validation sequences of %d%s\n", o->data,
+            e->d.stream_tokens, e->d.n, e->d.n_val, o->seq_len, e->d.is_jsonl ? " (Alpaca, response labels)" : "");
+    return 0;
+}
+
+static void env_close(train_env *e) {
+    tool_data_free(&e->d);
+    lc_tokenizer_free(&e->tok);
+    if (e->loaded) lc_model_free(&e->m);
+}
+
+static long long default_budget(const train_opts *o, const train_env *e, long long b) {
+    return b > 0 ? b : o->tokens > 0 ? o->tokens : (long long)e->d.n * o->seq_len;
+}
+
+/* stage 1 output path for linearize: OUT minus .safetensors, plus .stage1.safetensors */
+static void stage1_path(char *buf, size_t cap, const char *out) {
+    size_t n = strlen(out);
+    if (n > 12 && !strcmp(out + n - 12, ".safetensors")) snprintf(buf, cap, "%.*s.stage1.safetensors", (int)(n - 12), out);
+    else snprintf(buf, cap, "%s.stage1", out);
+}
+
+static int finish_stage2(const train_opts *o, train_env *e, const char *ckpt) {
+    lc_lolcats lp;
+    lc_error err;
+    if (!o->merge) return 0;
+    if (make_dir(o->merge)) return 1;
+    if (lc_lolcats_load(&lp, ckpt, &e->m, &err)) return tool_report(&err);
+    if (lc_lolcats_export_hf(&e->m, &lp, o->merge, &err)) { lc_lolcats_free(&lp); return tool_report(&err); }
+    lc_lolcats_free(&lp);
+    fprintf(stderr, "wrote %s (config.json, model.safetensors: LoRA merged, LoLCATs tensors beside)\n", o->merge);
+    return 0;
+}
+
+static int cmd_stage(int argc, char **argv, int which) {
+    const char *usage = which == 1 ? distill_usage : which == 2 ? finetune_usage : linearize_usage;
+    train_opts o;
+    train_env e;
+    stage_result rs[2];
+    int i, rc = 1, nres = 0;
+    lc_error err;
+    opts_default(&o);
+    memset(rs, 0, sizeof rs);
+    memset(&err, 0, sizeof err);
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s%s", usage, common_usage);
+            return 0;
+        }
+        if (!opt_common(&o, argc, argv, &i, usage)) {
+            fprintf(stderr, "lolcats: unknown option %s\n", argv[i]);
+            tool_die_usage(usage);
+        }
+    }
+    if (!o.model_path || !o.data || !o.out || (which == 2 && !o.lolcats_in)) tool_die_usage(usage);
+    if (o.grad_accum < 1 || o.seq_len < 2 || o.tc.feature_dim < 1 || o.tc.hybrid.window < 1 ||
+        (which != 1 && o.tc.lora_rank < 1)) {
+        fprintf(stderr, "lolcats: --grad-accum, --seq-len, --feature-dim, --window%s must be positive\n",
+                which != 1 ? ", --lora-rank" : "");
+        return 2;
+    }
+    if (env_open(&e, &o)) { env_close(&e); return 1; }
+    if (which == 1) {
+        rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr1, o.out, &rs[0]);
+        nres = 1;
+    } else if (which == 2) {
+        lc_lolcats lp;
+        if (lc_lolcats_load(&lp, o.lolcats_in, &e.m, &err)) { tool_report(&err); goto done; }
+        rc = run_stage(&o, 2, &e.m, &e.d, &lp, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr2, o.out, &rs[0]);
+        lc_lolcats_free(&lp);
+        nres = 1;
+        if (!rc) rc = finish_stage2(&o, &e, o.out);
+    } else {
+        char s1[1100];
+        lc_lolcats lp;
+        stage1_path(s1, sizeof s1, o.out);
+        if (o.no_at) {   /* identity-initialised maps, no training */
+            lc_train t;
+            lc_train_cfg tc = o.tc;
+            lc_ctx ctx;
+            lc_lolcats view;
+            const char *ex[4];
+            lc_ctx_init(&ctx);
+            tc.lora_rank = 0;
+            tc.max_tokens = 2;
+            ex[0] = "model"; ex[1] = o.model_path; ex[2] = "attention_transfer"; ex[3] = "none";
+            if (lc_train_init(&t, &ctx, &e.m, &tc, &err)) { tool_report(&err); goto done; }
+            lc_train_lolcats_view(&t, &view);
+            rc = lc_lolcats_save(&view, s1, ex, 2, &err) ? tool_report(&err) : 0;
+            lc_train_free(&t);
+            if (rc) goto done;
+            fprintf(stderr, "stage 1 skipped (--no-attention-transfer): identity feature maps in %s\n", s1);
+        } else {
+            rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, o.tokens1), o.lr1, s1, &rs[nres++]);
+            if (rc) goto done;
+        }
+        if (lc_lolcats_load(&lp, s1, &e.m, &err)) { rc = tool_report(&err); goto done; }
+        rc = run_stage(&o, 2, &e.m, &e.d, &lp, default_budget(&o, &e, o.tokens2), o.lr2, o.out, &rs[nres++]);
+        lc_lolcats_free(&lp);
+        if (!rc) rc = finish_stage2(&o, &e, o.out);
+    }
+    if (!rc && o.report) rc = write_report(o.report, &o, rs, nres);
+done:
+    for (i = 0; i < 2; i++) stage_free(&rs[i]);
+    env_close(&e);
+    return rc;
+}
+
+int cmd_distill(int argc, char **argv) { return cmd_stage(argc, argv, 1); }
+int cmd_finetune(int argc, char **argv) { return cmd_stage(argc, argv, 2); }
+int cmd_linearize(int argc, char **argv) { return cmd_stage(argc, argv, 3); }

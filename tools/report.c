@@ -1,0 +1,169 @@
+/* report.c - a tiny rasterizer for `--report` pictures (see report.h). The one
+   stb_image_write implementation of the tools lives here. */
+#include "report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__has_include)
+#if __has_include(<stb/stb_image_write.h>)
+#define TOOL_HAVE_STB 1
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#endif
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+#endif
+
+int tool_canvas_init(tool_canvas *c, int w, int h) {
+    c->w = w;
+    c->h = h;
+    c->px = (unsigned char *)malloc((size_t)w * (size_t)h * 3);
+    if (!c->px) return 1;
+    memset(c->px, 255, (size_t)w * (size_t)h * 3);
+    return 0;
+}
+
+void tool_canvas_free(tool_canvas *c) {
+    free(c->px);
+    c->px = NULL;
+}
+
+static void put(tool_canvas *c, int x, int y, unsigned rgb) {
+    unsigned char *p;
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
+    p[0] = (unsigned char)(rgb >> 16);
+    p[1] = (unsigned char)(rgb >> 8);
+    p[2] = (unsigned char)rgb;
+}
+
+void tool_canvas_line(tool_canvas *c, int x0, int y0, int x1, int y1, unsigned rgb) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {   /* Bresenham */
+        int e2;
+        put(c, x0, y0, rgb);
+        if (x0 == x1 && y0 == y1) break;
+        e2 = 2 * e;
+        if (e2 >= dy) { e += dy; x0 += sx; }
+        if (e2 <= dx) { e += dx; y0 += sy; }
+    }
+}
+
+void tool_canvas_rect(tool_canvas *c, int x0, int y0, int x1, int y1, unsigned rgb) {
+    int x, y;
+    for (y = y0; y <= y1; y++)
+        for (x = x0; x <= x1; x++) put(c, x, y, rgb);
+}
+
+void tool_canvas_heat(tool_canvas *c, int x, int y, const float *a, int rows, int cols, int scale, float vmax) {
+    int i, j;
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < cols; j++) {
+            double v = vmax > 0 ? (double)a[(size_t)i * (size_t)cols + (size_t)j] / (double)vmax : 0;
+            unsigned r, g, b;
+            v = v < 0 ? 0 : v > 1 ? 1 : sqrt(v);
+            r = (unsigned)(255 - v * 247);
+            g = (unsigned)(255 - v * 207);
+            b = (unsigned)(255 - v * 148);
+            tool_canvas_rect(c, x + j * scale, y + i * scale, x + (j + 1) * scale - 1, y + (i + 1) * scale - 1,
+                             r << 16 | g << 8 | b);
+        }
+}
+
+enum { MARGIN = 12 };
+
+static void axes(tool_canvas *c) {
+    tool_canvas_line(c, MARGIN, MARGIN, MARGIN, c->h - MARGIN, 0x404040);
+    tool_canvas_line(c, MARGIN, c->h - MARGIN, c->w - MARGIN, c->h - MARGIN, 0x404040);
+}
+
+static double ymap(double v, int logy) { return logy ? log10(v > 1e-30 ? v : 1e-30) : v; }
+
+static void range(const double *v, int n, int logy, double *lo, double *hi) {
+    int i;
+    for (i = 0; i < n; i++) {
+        double y;
+        if (v[i] != v[i] || (logy && v[i] <= 0)) continue;
+        y = ymap(v[i], logy);
+        if (y < *lo) *lo = y;
+        if (y > *hi) *hi = y;
+    }
+}
+
+void tool_canvas_chart(tool_canvas *c, const double *const *ys, const int *ns, const unsigned *rgb, int nser,
+                       int logy) {
+    double lo = HUGE_VAL, hi = -HUGE_VAL;
+    int s, i, nmax = 1, pw = c->w - 2 * MARGIN - 1, ph = c->h - 2 * MARGIN - 1;
+    axes(c);
+    for (s = 0; s < nser; s++) {
+        range(ys[s], ns[s], logy, &lo, &hi);
+        if (ns[s] > nmax) nmax = ns[s];
+    }
+    if (!(lo <= hi)) return;
+    if (hi - lo < 1e-12) { hi += 0.5; lo -= 0.5; }
+    for (s = 0; s < nser; s++) {
+        int px = -1, py = -1;
+        for (i = 0; i < ns[s]; i++) {
+            double v = ys[s][i];
+            int x, y;
+            if (v != v || (logy && v <= 0)) { px = -1; continue; }
+            x = MARGIN + 1 + (nmax > 1 ? (int)((double)i * pw / (nmax - 1)) : pw / 2);
+            y = c->h - MARGIN - 1 - (int)((ymap(v, logy) - lo) / (hi - lo) * (ph - 1));
+            if (px >= 0) tool_canvas_line(c, px, py, x, y, rgb[s]);
+            else tool_canvas_rect(c, x - 1, y - 1, x + 1, y + 1, rgb[s]);
+            px = x;
+            py = y;
+        }
+    }
+}
+
+void tool_canvas_bars(tool_canvas *c, const double *values, int groups, int nser, const unsigned *rgb, int logy) {
+    double lo = HUGE_VAL, hi = -HUGE_VAL, base;
+    int g, s, pw = c->w - 2 * MARGIN - 1, ph = c->h - 2 * MARGIN - 1, gw;
+    axes(c);
+    range(values, groups * nser, logy, &lo, &hi);
+    if (!(lo <= hi) || groups <= 0) return;
+    base = logy ? lo - 0.1 * (hi - lo + 1e-9) - 0.05 : (lo < 0 ? lo : 0);
+    if (hi - base < 1e-12) hi = base + 1;
+    gw = pw / groups;
+    for (g = 0; g < groups; g++)
+        for (s = 0; s < nser; s++) {
+            double v = values[g * nser + s];
+            int bw = (gw - 4) / nser, x0 = MARGIN + 1 + g * gw + 2 + s * bw, top;
+            if (v != v || (logy && v <= 0) || bw < 1) continue;
+            top = c->h - MARGIN - 1 - (int)((ymap(v, logy) - base) / (hi - base) * (ph - 1));
+            tool_canvas_rect(c, x0, top, x0 + bw - 2, c->h - MARGIN - 1, rgb[s]);
+        }
+}
+
+int tool_png_available(void) {
+#ifdef TOOL_HAVE_STB
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int tool_png_write(const tool_canvas *c, const char *path) {
+#ifdef TOOL_HAVE_STB
+    return stbi_write_png(path, c->w, c->h, 3, c->px, c->w * 3) ? 0 : 1;
+#else
+    (void)c;
+    (void)path;
+    return -1;
+#endif
+}
