@@ -28,9 +28,21 @@ BENCHES    = $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 all: $(B)/lolcats $(TESTS) $(EXAMPLES) $(BENCHES)
 
+# MPI is optional too: with mpicc on the PATH the tool is built with it (the
+# library never touches MPI; tools/mpi.c is the glue). NO_MPI=1 turns it off.
+MPICC := $(shell command -v mpicc 2>/dev/null)
+ifeq ($(NO_MPI),1)
+MPICC :=
+endif
+ifneq ($(MPICC),)
+TOOL_CC = OMPI_CC=$(CC) $(MPICC) -DLOLCATS_TOOL_MPI
+else
+TOOL_CC = $(CC)
+endif
+
 $(B)/lolcats: $(TOOLS_SRC) tools/*.h lolcats.h
 	@mkdir -p $(B)
-	$(CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
+	$(TOOL_CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(wildcard tests/*.h) lolcats.h
 	@mkdir -p $(B)/tests
@@ -62,7 +74,7 @@ check:
 	$(MAKE) B=build/werror-c99 CFLAGS="-O2 -Werror" test
 	$(MAKE) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
 	$(MAKE) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
-	$(MAKE) B=build/asan NO_OMP=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	$(MAKE) B=build/asan NO_OMP=1 NO_MPI=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
 	./build/cxx/test_compile
@@ -74,16 +86,16 @@ check:
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 check-neon:
 	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
-	  mkdir -p build/neon && for t in test_grad test_kernels test_lolcats_infer; do \
+	  mkdir -p build/neon && for t in test_grad test_kernels test_gemm test_lolcats_infer; do \
 	    $(AARCH64_CC) -std=c99 -O2 -static $(WARN) -Werror -I. -o build/neon/$$t tests/$$t.c -lm || exit 1; \
 	    echo "== neon $$t"; qemu-aarch64 build/neon/$$t | tail -n 1; \
 	    qemu-aarch64 build/neon/$$t >/dev/null || exit 1; \
 	  done; \
 	else echo "SKIPPED: NEON check (no $(AARCH64_CC) or qemu-aarch64; run tools/setup.sh)"; fi
 
-demo: $(B)/examples/01_attention_kinds $(B)/examples/02_attention_transfer
-	./$(B)/examples/01_attention_kinds
-	cd $(B) && ./examples/02_attention_transfer
+# The main job on its embedded default: the whole pipeline on a toy language.
+demo: $(B)/lolcats
+	./$(B)/lolcats demo --report $(B)/demo
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done

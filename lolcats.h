@@ -453,7 +453,42 @@ LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-files-end
 
 // >>api-gemm
-// (matrix products: GEMM / GEMV)
+// Matrix products, row-major (PyTorch's layouts), float32 accumulation.
+//
+//   C (M,N) = alpha op(A) op(B) + beta C
+//   op(A) (M,K): A is (M,K) with row stride lda, or with trans_a A is (K,M)
+//                (row stride lda) read transposed. A is always float32.
+//   op(B) (K,N): B is (K,N) with row stride ldb, or with trans_b B is (N,K)
+//                read transposed. B is F32, BF16 or F16 (e.g. a weight read
+//                straight from a mapped safetensors file), widened to float32
+//                while it is packed.
+//   C has row stride ldc. With beta == 0, C is only written (it may hold NaN).
+//
+// The three products of a dense layer y = x W^T, x (T,I), W (O,I):
+//   forward       y  = x W^T    lc_gemm(c, y,  x,  W, dt,  T,O,I, 0,1, 1,0, O,I,I, s)
+//   input grad    dX = dY W     lc_gemm(c, dX, dY, W, dt,  T,I,O, 0,0, 1,b, I,O,I, s)
+//   weight grad   dW += dY^T x  lc_gemm(c, dW, dY, x, F32, O,I,T, 1,0, 1,1, I,O,I, s)
+//
+// Fast paths pack A and B into panels (cache blocks MC x KC and KC x NC) and
+// run a register micro-kernel (AVX-512 14x32, AVX2 6x16, NEON 8x12); the
+// scalar path (ctx.simd == LOLCATS_SIMD_SCALAR) is the definition: a plain
+// triple loop accumulating in double. Threads (OpenMP) split independent
+// blocks of C, and the K blocking never depends on the thread count, so
+// results are bit-identical for any number of threads.
+//
+// scratch: lc_gemm_scratch_size(ctx, M, N, K) bytes from the caller (any
+// alignment), or NULL to let lc_gemm allocate it through LOLCATS_MALLOC
+// (and free it) for the call -- the one kernel allowed to, for convenience.
+LCAPI size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K);
+LCAPI void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B,
+                   lc_dtype b_dtype, int M, int N, int K, int trans_a, int trans_b,
+                   float alpha, float beta, size_t ldc, size_t lda, size_t ldb,
+                   void *scratch);
+// Matrix-vector product for decoding: y (O) = W x, W (O,I) with row stride ldw
+// in F32, BF16 or F16, x (I). Memory-bound: W is streamed once and widened in
+// registers; rows are split across threads (each row's sum stays in one).
+LCAPI void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype,
+                   const float *x, int O, int I, size_t ldw);
 // >>api-gemm-end
 
 // >>api-model
@@ -665,6 +700,9 @@ typedef struct lc_train_cfg {
     float mse_factor, xent_factor;  // stage 1 loss (1000, 0)
     int max_tokens;               // T: tokens per step (batch 1)
     uint64_t seed;                // LoRA A init
+    int distill_only;             // 1: stage 1 only: activations of ONE layer are kept
+    int recompute;                // 1: keep only each layer's input, recompute the layer
+                                  //    inside the backward (activation checkpointing)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -705,6 +743,15 @@ LCAPI void lc_train_zero_grad(lc_train *t);
 // and window factors; returns that loss; layer_loss (L) gets each layer's.
 LCAPI lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
                                       double *loss, double *layer_loss, lc_error *err);
+// Block-wise stage 1 (as the paper trained 70B / 405B): x (T,dim) holds the
+// teacher's hidden state entering layer l0; layers [l0, l1) are trained as in
+// lc_train_distill_step (same per-layer losses, so blocks add up to the whole)
+// and x is left holding the state entering l1. students = 0 runs only the
+// teacher (to cache the inputs of later blocks). lc_train_embed_tokens gives
+// the state entering layer 0.
+LCAPI lc_status lc_train_embed_tokens(lc_train *t, const int *tokens, int T, float *x, lc_error *err);
+LCAPI lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int l1, int students,
+                                       int backward, double *loss, double *layer_loss, lc_error *err);
 // Stage 2 / pretraining on one sequence: labels[i] is the target of position i
 // (-1: ignored). Accumulates gradients of the mean cross-entropy (when
 // backward), returns it in *loss and the number of scored tokens in *n_scored.
@@ -1070,6 +1117,8 @@ LCIMPL float lc_rng_normal(lc_rng *r) {
 typedef struct lc__prims {
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);     // y += a x
+    // y_i = exp(sgn x_i - sub), returns sum_i y_i (y may alias x)
+    double (*exp_sum)(float *y, const float *x, float sgn, float sub, int n);
 } lc__prims;
 
 static float lc__dot_ref(const float *a, const float *b, int n) {
@@ -1083,6 +1132,32 @@ static void lc__axpy_ref(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
+
+static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) {
+        y[i] = expf(sgn * x[i] - sub);
+        s += (double)y[i];
+    }
+    return s;
+}
+
+// Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
+// polynomial, times 2^k. Within 2 ulp of expf for x in [-87.3, 88.7]; below
+// that the result flushes to 2^-126 range or 0 (feature maps clamp at 1e-12
+// after dividing by a sum >= 1, so those values never survive).
+#define LC__EXP_HI 88.3762626647949f
+#define LC__EXP_LO -87.3365447505531f
+#define LC__LOG2E 1.44269504088896341f
+#define LC__LN2_HI 0.693359375f
+#define LC__LN2_LO -2.12194440e-4f
+#define LC__EXP_P0 1.9875691500e-4f
+#define LC__EXP_P1 1.3981999507e-3f
+#define LC__EXP_P2 8.3334519073e-3f
+#define LC__EXP_P3 4.1665795894e-2f
+#define LC__EXP_P4 1.6666665459e-1f
+#define LC__EXP_P5 5.0000001201e-1f
 
 #if defined(LC__X86)
 LC__TARGET_AVX2 static float lc__hsum256(__m256 v) {
@@ -1152,6 +1227,85 @@ LC__TARGET_AVX512 static void lc__axpy_avx512(float *y, float a, const float *x,
                                                         _mm512_maskz_loadu_ps(k, y + i)));
     }
 }
+
+LC__TARGET_AVX2 static __m256 lc__exp256(__m256 x) {
+    __m256 k, r, p, r2;
+    __m256i e;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LC__EXP_LO)), _mm256_set1_ps(LC__EXP_HI));
+    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LC__LOG2E)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LC__LN2_HI), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LC__LN2_LO), r);
+    p = _mm256_fmadd_ps(_mm256_set1_ps(LC__EXP_P0), r, _mm256_set1_ps(LC__EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LC__EXP_P5));
+    r2 = _mm256_mul_ps(r, r);
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float sgn, float sub,
+                                               int n) {
+    __m256 vs = _mm256_set1_ps(sgn), vb = _mm256_set1_ps(sub), acc = _mm256_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = lc__exp256(_mm256_fmsub_ps(vs, _mm256_loadu_ps(x + i), vb));
+        _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    s = lc__hsum256(acc);
+    for (; i < n; i++) {
+        y[i] = expf(sgn * x[i] - sub);
+        s += y[i];
+    }
+    return (double)s;
+}
+
+LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
+    __m512 k, r, p, r2;
+    // masked forms with an explicit source: GCC 12's C++ build warns about the
+    // undefined pass-through of the plain ones
+    x = _mm512_mask_max_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_LO));
+    x = _mm512_mask_min_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_HI));
+    k = _mm512_mul_ps(x, _mm512_set1_ps(LC__LOG2E));
+    k = _mm512_mask_roundscale_ps(k, (__mmask16)0xFFFF, k,
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LC__LN2_HI), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LC__LN2_LO), r);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(LC__EXP_P0), r, _mm512_set1_ps(LC__EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P5));
+    r2 = _mm512_mul_ps(r, r);
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
+    return _mm512_mask_scalef_ps(p, (__mmask16)0xFFFF, p, k);
+}
+
+LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, float sgn,
+                                                   float sub, int n) {
+    __m512 vs = _mm512_set1_ps(sgn), vb = _mm512_set1_ps(sub), acc = _mm512_setzero_ps();
+    float lanes[16], s = 0;
+    int i = 0, l;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = lc__exp512(_mm512_fmsub_ps(vs, _mm512_loadu_ps(x + i), vb));
+        _mm512_storeu_ps(y + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {  // masked tail
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 e = lc__exp512(_mm512_fmsub_ps(vs, _mm512_maskz_loadu_ps(k, x + i), vb));
+        _mm512_mask_storeu_ps(y + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    _mm512_storeu_ps(lanes, acc);
+    for (l = 0; l < 16; l++) s += lanes[l];
+    return (double)s;
+}
 #endif
 
 #if defined(LC__NEON)
@@ -1176,13 +1330,13 @@ static void lc__axpy_neon(float *y, float a, const float *x, int n) {
 }
 #endif
 
-static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref};
+static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref, lc__exp_sum_ref};
 #if defined(LC__X86)
-static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2};
-static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512};
+static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2, lc__exp_sum_avx2};
+static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512, lc__exp_sum_avx512};
 #endif
 #if defined(LC__NEON)
-static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon};
+static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon, lc__exp_sum_ref};
 #endif
 
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
@@ -1197,6 +1351,13 @@ static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
     (void)s;
     return &lc__prims_ref;
 }
+
+// Matrix products inside kernels go through the GEMM (>>impl-gemm):
+// C = alpha op(A) op(B) + beta C, F32, one thread, ws of lc__mm_ws_floats.
+static size_t lc__mm_ws_floats(int M, int N, int K);
+static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
+                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                   size_t ldb, float *ws);
 
 // >>fmap
 // phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
@@ -1261,23 +1422,18 @@ static void lc__fmap_project(const lc__prims *P, float *z, const float *x, const
 }
 
 // Activation of one row before the clamp: out (F) from z (f).
-static void lc__fmap_act(float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
+static void lc__fmap_act(const lc__prims *P, float *out, const float *z, int f,
+                         const lc_fmap_cfg *cfg) {
     int c, two = lc__fmap_twohalves(cfg);
     if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
         float mx = z[0], mn = z[0];
-        double s1 = 0, s2 = 0;
+        double s1, s2 = 0;
         for (c = 1; c < f; c++) {
             if (z[c] > mx) mx = z[c];
             if (z[c] < mn) mn = z[c];
         }
-        for (c = 0; c < f; c++) {
-            out[c] = expf(z[c] - mx);
-            s1 += (double)out[c];
-            if (two) {
-                out[f + c] = expf(mn - z[c]);
-                s2 += (double)out[f + c];
-            }
-        }
+        s1 = P->exp_sum(out, z, 1.0f, mx, f);               // exp(z - max z)
+        if (two) s2 = P->exp_sum(out + f, z, -1.0f, -mn, f);  // exp(min z - z)
         if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
             for (c = 0; c < f; c++) {
                 out[c] = (float)((double)out[c] / s1);
@@ -1291,25 +1447,49 @@ static void lc__fmap_act(float *out, const float *z, int f, const lc_fmap_cfg *c
     }
 }
 
+// Rows per block for the blocked projections (Z = X W_h as one small GEMM per
+// block), sized so that Z, dZ and the GEMM workspace fit LC__FMAP_STACK floats
+// on the stack; 0: too large, row by row.
+#define LC__FMAP_STACK 24576
+static int lc__fmap_rows(int D, int f) {
+    int r;
+    for (r = 64; r >= 8; r /= 2) {
+        size_t a = lc__mm_ws_floats(r, f, D), b = lc__mm_ws_floats(D, f, r);
+        size_t c = lc__mm_ws_floats(r, D, f), ws = a > b ? a : b;
+        ws = c > ws ? c : ws;
+        if (2 * (size_t)r * f + ws <= LC__FMAP_STACK) return r;
+    }
+    return 0;
+}
+
 LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
                         const float *bias, int B, int H, int Hx, int N, int D, int f,
                         const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), bh;
-    LOLCATS_ASSERT(H % Hx == 0);
+    int F = lc_fmap_out_dim(cfg, f), bh, rb = lc__fmap_rows(D, f);
+    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c;
-        float zbuf[1024];
-        float *z = zbuf;
-        LOLCATS_ASSERT(f <= 1024 - 0);
-        for (i = 0; i < N; i++) {
-            const float *x_bi = x + (((size_t)b * Hx + xh) * N + i) * D;
-            float *phi_bhi = phi + (((size_t)b * H + h) * N + i) * F;
-            lc__fmap_project(P, z, x_bi, w + (size_t)h * D * f, bias ? bias[h] : 0.0f, D, f);
-            lc__fmap_act(phi_bhi, z, f, cfg);
-            for (c = 0; c < F; c++)
-                if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
+        int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c, i0;
+        const float *x_bh = x + ((size_t)b * Hx + xh) * N * D, *w_h = w + (size_t)h * D * f;
+        float zbuf[1024], stk[LC__FMAP_STACK], bb = bias ? bias[h] : 0.0f;
+        for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+            int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+            float *Z = rb ? stk : zbuf;
+            if (rb) {  // Z (nr,f) = X (nr,D) W_h (D,f) + b
+                lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                       (size_t)f, (size_t)D, (size_t)f, stk + (size_t)nr * f);
+                if (bias)
+                    for (c = 0; c < nr * f; c++) Z[c] += bb;
+            } else {
+                lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
+            }
+            for (i = i0; i < i0 + nr; i++) {
+                float *phi_bhi = phi + ((size_t)bh * N + i) * F;
+                lc__fmap_act(P, phi_bhi, Z + (size_t)(i - i0) * f, f, cfg);
+                for (c = 0; c < F; c++)
+                    if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
+            }
         }
     }
 }
@@ -1366,36 +1546,64 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         const float *dphi, const float *x, const float *w, const float *bias,
                         int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx;
+    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
-    // one task per x head: it owns dx of that head and dw of its query heads
+    // one task per x head: it owns dx of that head and dw of its query heads.
+    // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
+    // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
     LC__OMP_FOR
     for (xh = 0; xh < Hx; xh++) {
-        float z[1024], out[2048], dout[2048], dz[1024];
-        int b, r, i, c, d;
+        float zrow[1024], out[2048], dout[2048], dzrow[1024], stk[LC__FMAP_STACK];
+        int b, r, i, c, d, i0;
         for (r = 0; r < rep; r++) {
             int h = xh * rep + r;
             const float *w_h = w + (size_t)h * D * f;
-            for (b = 0; b < B; b++)
-                for (i = 0; i < N; i++) {
-                    const float *x_bi = x + (((size_t)b * Hx + xh) * N + i) * D;
-                    const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
-                    lc__fmap_project(P, z, x_bi, w_h, bias ? bias[h] : 0.0f, D, f);
-                    lc__fmap_act(out, z, f, cfg);
-                    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
-                    lc__fmap_act_bwd(dz, dout, out, z, f, cfg);
-                    if (dbias) {
-                        double s = 0;
-                        for (c = 0; c < f; c++) s += (double)dz[c];
-                        dbias[h] += (float)s;
+            float bb = bias ? bias[h] : 0.0f;
+            for (b = 0; b < B; b++) {
+                const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
+                float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
+                for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+                    int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+                    float *Z = rb ? stk : zrow, *dZ = rb ? stk + (size_t)nr * f : dzrow;
+                    float *ws = stk + 2 * (size_t)nr * f;
+                    if (rb) {
+                        lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                               (size_t)f, (size_t)D, (size_t)f, ws);
+                        if (bias)
+                            for (c = 0; c < nr * f; c++) Z[c] += bb;
+                    } else {
+                        lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
                     }
-                    if (dw)
-                        for (d = 0; d < D; d++) P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
-                    if (dx) {
-                        float *dx_bi = dx + (((size_t)b * Hx + xh) * N + i) * D;
-                        for (d = 0; d < D; d++) dx_bi[d] += P->dot(w_h + (size_t)d * f, dz, f);
+                    for (i = i0; i < i0 + nr; i++) {
+                        const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
+                        const float *z = Z + (size_t)(i - i0) * f;
+                        float *dz = dZ + (size_t)(i - i0) * f;
+                        lc__fmap_act(P, out, z, f, cfg);
+                        for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
+                        lc__fmap_act_bwd(dz, dout, out, z, f, cfg);
+                        if (dbias) {
+                            double sb = 0;
+                            for (c = 0; c < f; c++) sb += (double)dz[c];
+                            dbias[h] += (float)sb;
+                        }
+                        if (!rb) {
+                            const float *x_bi = x_bh + (size_t)i * D;
+                            if (dw)
+                                for (d = 0; d < D; d++)
+                                    P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
+                            if (dx_bh)
+                                for (d = 0; d < D; d++)
+                                    dx_bh[(size_t)i * D + d] += P->dot(w_h + (size_t)d * f, dz, f);
+                        }
                     }
+                    if (rb && dw)  // dW_h (D,f) += X^T (D,nr) dZ (nr,f)
+                        lc__mm(ctx, dw + (size_t)h * D * f, x_bh + (size_t)i0 * D, dZ, D, f, nr,
+                               1, 0, 1.0f, 1.0f, (size_t)f, (size_t)D, (size_t)f, ws);
+                    if (rb && dx_bh)  // dX (nr,D) += dZ (nr,f) W_h^T (f,D)
+                        lc__mm(ctx, dx_bh + (size_t)i0 * D, dZ, w_h, nr, D, f, 0, 1, 1.0f, 1.0f,
+                               (size_t)D, (size_t)f, (size_t)f, ws);
                 }
+            }
         }
     }
 }
@@ -1766,6 +1974,11 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
                             float mx, int j0, int i, int D, float scale, float gam) {
     double dm = 0;
     int j, nmax = 0;
+    float amax = -INFINITY;  // the arg-max is found again from this function's own scores:
+    for (j = j0; j <= i; j++) {  // the saved m may come from another form (GEMM rounding)
+        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+        amax = s > amax ? s : amax;
+    }
     for (j = j0; j <= i; j++) {
         const float *k_bgj = k_bg + (size_t)j * D;
         float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
@@ -1777,13 +1990,13 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
         P->axpy(dq_bhi, t * scale, k_bgj, D);
         P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
         if (dy_bhi) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
-        nmax += s == mx;
+        nmax += s == amax;
     }
     if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
         float share = (float)(dm / nmax) * scale;
         for (j = j0; j <= i; j++) {
             const float *k_bgj = k_bg + (size_t)j * D;
-            if (P->dot(q_bhi, k_bgj, D) * scale != mx) continue;
+            if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
             P->axpy(dq_bhi, share, k_bgj, D);
             P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
         }
@@ -1894,8 +2107,182 @@ static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *d
     }
 }
 
+// Chunked form: the prefix-state form with rows taken LC__HYB_ROWS at a time,
+// so that every step is a small matrix product (lc__mm) instead of per-row
+// dot / axpy loops. For a chunk of rows [r0, r1):
+//   keys [kw0, r1) hold every window key of the chunk (kw0 = j0(r0)) and the
+//   linear keys not yet in the state, [jA, jB) (jA = jl(r0), jB = jl(r1-1));
+//   the state S, z holds keys [0, jA).
+//   sc = scale Q_c K_[kw0,r1)^T             scores (masked per row below)
+//   lc = phiQ_c phiK_[jA,jB)^T              linear weights inside the chunk
+//   wt = gamma exp(sc - m) on window keys + lambda lc on linear keys
+//   Y_c = wt V_[kw0,r1) + lambda phiQ_c S,  den = sum wt + lambda phiQ_c z
+//   then S += phiK_[jA,jA')^T V_[jA,jA'), z += sum phiK up to the next chunk's jA'.
+// Chunk boundaries fall on multiples of LC__HYB_ROWS in the tk block grid, so
+// with w = 64 a chunk is one tk block and has no linear keys of its own.
+// Cost O(N (w + F) D) like the row form, in blocks that run at GEMM speed.
+#define LC__HYB_ROWS 64
+#define LC__HYB_WMAX 128  // chunked form for windows up to this; row form above it
+#define LC__HYB_NK (LC__HYB_ROWS + 2 * LC__HYB_WMAX)  // keys [kw0, r1) of a chunk
+#define LC__HYB_NL (LC__HYB_ROWS + LC__HYB_WMAX)      // linear keys [jA, jB) of a chunk
+
+typedef struct lc__hyb_buf {
+    float *S, *z;          // (F,D), (F): state (forward) or its gradient (reverse)
+    float *sc, *wt, *d1;   // (ROWS,NK) scores / ds, weights, dy.v
+    float *lc;             // (ROWS,NL) linear weights / their gradient
+    float *t, *gv;         // (ROWS,F), (ROWS,D)
+    float *ws;             // lc__mm workspace
+} lc__hyb_buf;
+
+// Floats of one head's part of work; cuts it into b when base is given.
+static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base) {
+    const int R = LC__HYB_ROWS, NK = LC__HYB_NK, NL = LC__HYB_NL;
+    const int prod[14][3] = {{R, NK, D}, {R, NL, F}, {R, D, NK}, {R, D, F}, {F, D, 256},
+                             {NK, D, R}, {R, F, NL}, {NL, F, R}, {R, F, D}, {NL, F, D},
+                             {NL, D, F}, {F, D, R}, {R, D, NL}, {NL, D, R}};
+    size_t ws = 0, off = 0;
+    int i;
+    for (i = 0; i < 14; i++) {
+        size_t n = lc__mm_ws_floats(prod[i][0], prod[i][1], prod[i][2]);
+        ws = n > ws ? n : ws;
+    }
+#define LC__HYB_CUT(field, n)                      \
+    if (b) b->field = base + off;                  \
+    off += ((size_t)(n) + 15) / 16 * 16;
+    LC__HYB_CUT(S, (size_t)F * D)
+    LC__HYB_CUT(z, F)
+    LC__HYB_CUT(sc, R * NK)
+    LC__HYB_CUT(wt, R * NK)
+    LC__HYB_CUT(d1, R * NK)
+    LC__HYB_CUT(lc, R * NL)
+    LC__HYB_CUT(t, (size_t)R * F)
+    LC__HYB_CUT(gv, (size_t)R * D)
+    LC__HYB_CUT(ws, ws)
+#undef LC__HYB_CUT
+    return off;
+}
+
+// End of the chunk that starts at row r0 (boundaries on the tk block grid).
+static int lc__hyb_chunk_end(const lc_hybrid_cfg *cfg, int N, int r0) {
+    int w = cfg->window, off = cfg->variant == LOLCATS_WINDOW_SW ? 0 : ((N + w - 1) / w) * w - N;
+    int r1 = r0 + LC__HYB_ROWS - (r0 + off) % LC__HYB_ROWS;
+    return r1 < N ? r1 : N;
+}
+
+// Start of the chunk that ends at row r1 (the reverse of lc__hyb_chunk_end).
+static int lc__hyb_chunk_start(const lc_hybrid_cfg *cfg, int N, int r1) {
+    int w = cfg->window, off = cfg->variant == LOLCATS_WINDOW_SW ? 0 : ((N + w - 1) / w) * w - N;
+    int r0 = r1 - 1 - (r1 - 1 + off) % LC__HYB_ROWS;
+    return r0 > 0 ? r0 : 0;
+}
+
+static int lc__hyb_jl(const lc_hybrid_cfg *cfg, int N, int i) {
+    int j0, both;
+    lc__hybrid_range(cfg, N, i, &j0, &both);
+    return both ? i + 1 : j0;
+}
+
+// S += phiK_[j0,j1)^T V_[j0,j1), z += sum_j phiK_j
+static void lc__hyb_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *hb,
+                            const float *phik_bh, const float *v_bg, int j0, int j1, int D,
+                            int F) {
+    int j;
+    if (j1 <= j0) return;
+    lc__mm(ctx, hb->S, phik_bh + (size_t)j0 * F, v_bg + (size_t)j0 * D, F, D, j1 - j0, 1, 0, 1.0f,
+           1.0f, (size_t)D, (size_t)F, (size_t)D, hb->ws);
+    for (j = j0; j < j1; j++) P->axpy(hb->z, 1.0f, phik_bh + (size_t)j * F, F);
+}
+
+static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                 const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, jst = 0;
+        const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + (size_t)bh * N * F;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        lc__hyb_buf hb;
+        double dsum[LC__HYB_ROWS];
+        lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
+        if (kv_state) {
+            memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+            memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+        } else {
+            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+            memset(hb.z, 0, sizeof(float) * (size_t)F);
+        }
+        for (r0 = 0; r0 < N; r0 = r1) {
+            int kw0, both, jA, jB, nk, nl, nr, i, j;
+            r1 = lc__hyb_chunk_end(cfg, N, r0);
+            nr = r1 - r0;
+            lc__hybrid_range(cfg, N, r0, &kw0, &both);
+            jA = both ? r0 + 1 : kw0;
+            jB = lc__hyb_jl(cfg, N, r1 - 1);
+            lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+            jst = jA > jst ? jA : jst;
+            nk = r1 - kw0;
+            nl = jB - jA;
+            LOLCATS_ASSERT(nk <= LC__HYB_NK && nl <= LC__HYB_NL);
+            lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
+                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+            if (nl > 0)
+                lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl, F,
+                       0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
+            for (i = r0; i < r1; i++) {
+                int ii = i - r0, j0, jl;
+                const float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
+                float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
+                double sum = 0;
+                lc__hybrid_range(cfg, N, i, &j0, &both);
+                jl = both ? i + 1 : j0;
+                for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                for (j = kw0; j < j0; j++) wt_i[j - kw0] = 0;
+                for (j = j0; j <= i; j++) {
+                    float e = gam * expf(sc_i[j - kw0] - mx);
+                    wt_i[j - kw0] = e;
+                    sum += (double)e;
+                }
+                for (j = i + 1; j < r1; j++) wt_i[j - kw0] = 0;
+                for (j = jA; j < jl; j++) {
+                    float l = lam * lc_i[j - jA];
+                    wt_i[j - kw0] += l;
+                    sum += (double)l;
+                }
+                dsum[ii] = sum;
+                m[(size_t)bh * N + i] = mx;
+            }
+            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg + (size_t)kw0 * D, nr, D, nk, 0,
+                   0, 1.0f, 0.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+            if (jst > 0 || kv_state)
+                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, phiq_bh + (size_t)r0 * F, hb.S, nr, D,
+                       F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+            for (i = r0; i < r1; i++) {
+                size_t row = (size_t)bh * N + i;
+                float *y_bhi = y + row * D, dn;
+                int d;
+                double sum = dsum[i - r0];
+                if (jst > 0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
+                dn = (float)sum;
+                for (d = 0; d < D; d++) y_bhi[d] /= dn;
+                den[row] = dn;
+            }
+        }
+    }
+}
+
+// Per head: the chunked form's state and blocks (the row form, used for windows
+// over LC__HYB_WMAX, needs only the first F (D + 1) floats of each head).
 LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
-    return (size_t)B * H * F * ((size_t)D + 1);
+    return (size_t)B * H * lc__hyb_head_floats(D, F, NULL, NULL);
 }
 
 LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
@@ -1904,7 +2291,10 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
-    if (work && !a)
+    if (work && !a && cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+    else if (work && !a)
         lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else
@@ -1934,9 +2324,14 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
-    int bg, rep = H / Hk;
+    int gg, rep = H / Hk;
     LC__OMP_FOR
-    for (bg = 0; bg < B * Hk; bg++) {
+    // one task per kv head, batches in order inside it: dwf (per query head)
+    // is shared by every batch element, so it must not be split across tasks
+    for (gg = 0; gg < Hk; gg++) {
+        int bb;
+        for (bb = 0; bb < B; bb++) {
+            int bg = bb * Hk + gg;
         int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
@@ -2011,6 +2406,7 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
             }
         }
     }
+    }
 }
 
 // Prefix-state backward (no da). Forward sweep: the window part as above and
@@ -2028,9 +2424,14 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const lc_hybrid_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
-    int bg, rep = H / Hk;
+    int gg, rep = H / Hk;
     LC__OMP_FOR
-    for (bg = 0; bg < B * Hk; bg++) {
+    // one task per kv head, batches in order inside it: dwf (per query head)
+    // is shared by every batch element, so it must not be split across tasks
+    for (gg = 0; gg < Hk; gg++) {
+        int bb;
+        for (bb = 0; bb < B; bb++) {
+            int bg = bb * Hk + gg;
         int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
@@ -2119,6 +2520,204 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
             }
         }
     }
+    }
+}
+
+// Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
+// Forward sweep, per chunk with gv = dy/den, cd = -(dy.y)/den:
+//   d1 = Gv V_[kw0,r1)^T; dW = d1 + cd on every key of the row
+//   window: ds = dW E (+ the amax share of dm = -sum ds on the arg-max keys),
+//           dQ += scale ds K, dK += scale ds^T Q, dgamma += dW exp(s - m)
+//   linear in chunk: dL = lambda dW, dphiQ += dL phiK, dphiK += dL^T phiQ,
+//           dlambda += dW L
+//   dV += wt^T Gv;  state: T = Gv S^T, dphiQ += lambda (T + cd z),
+//           dlambda += phiQ.T + cd phiQ.z
+// Reverse sweep over chunks: G = lambda sum phiQ^T Gv and c = lambda sum cd phiQ
+// over the chunks after the keys [jA, jA_next) give dphiK += V G^T + c and
+// dV += phiK G; what is left at the start reaches the carried state.
+static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, const float *kv_state, const float *k_state,
+                                 int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
+    int gg, rep = H / Hk;
+    LC__OMP_FOR
+    // one task per kv head, batches in order inside it: dwf (per query head)
+    // is shared by every batch element, so it must not be split across tasks
+    for (gg = 0; gg < Hk; gg++) {
+        int bb;
+        for (bb = 0; bb < B; bb++) {
+            int bg = bb * Hk + gg;
+        int b = bg / Hk, g = bg % Hk, r;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r, bh = b * H + h, r0, r1, jst = 0, next;
+            const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
+            const float *phik_bh = phik + (size_t)bh * N * F;
+            float *dphik_bh = dphik + (size_t)bh * N * F;
+            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+            float cd[LC__HYB_ROWS];
+            unsigned char tie[LC__HYB_NK];
+            double dgam = 0, dlam = 0;
+            lc__hyb_buf hb;
+            lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
+            if (kv_state) {
+                memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+                memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+            } else {
+                memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+                memset(hb.z, 0, sizeof(float) * (size_t)F);
+            }
+            for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
+                int kw0, both, jA, jB, nk, nl, nr, i, j, d;
+                int state = 0;
+                r1 = lc__hyb_chunk_end(cfg, N, r0);
+                nr = r1 - r0;
+                lc__hybrid_range(cfg, N, r0, &kw0, &both);
+                jA = both ? r0 + 1 : kw0;
+                jB = lc__hyb_jl(cfg, N, r1 - 1);
+                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+                jst = jA > jst ? jA : jst;
+                state = jst > 0 || kv_state;
+                nk = r1 - kw0;
+                nl = jB - jA;
+                for (i = r0; i < r1; i++) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *dy_bhi = dy + row * D;
+                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
+                    cd[i - r0] = -P->dot(dy_bhi, y + row * D, D) / dn;
+                    for (d = 0; d < D; d++) gv_i[d] = dy_bhi[d] / dn;
+                }
+                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
+                       scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                if (nl > 0)
+                    lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
+                           F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
+                lc__mm(ctx, hb.d1, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f, 0.0f,
+                       (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                for (i = r0; i < r1; i++) {
+                    int ii = i - r0, j0, jl, nmax = 0;
+                    float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
+                    float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
+                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    double dm = 0;
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jl = both ? i + 1 : j0;
+                    for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                    for (j = kw0; j < j0; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
+                    for (j = j0; j <= i; j++) {
+                        float s = sc_i[j - kw0], ex = expf(s - mx), e = gam * ex;
+                        float dW = d1_i[j - kw0] + cd[ii], t = dW * e;
+                        tie[j - kw0] = s == mx;
+                        nmax += s == mx;
+                        dm -= (double)t;
+                        dgam += (double)dW * (double)ex;
+                        wt_i[j - kw0] = e;
+                        sc_i[j - kw0] = t;
+                    }
+                    for (j = i + 1; j < r1; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
+                    if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
+                        float share = (float)(dm / nmax);
+                        for (j = j0; j <= i; j++)
+                            if (tie[j - kw0]) sc_i[j - kw0] += share;
+                    }
+                    for (j = jA; j < jl; j++) {
+                        float l = lc_i[j - jA], dW = d1_i[j - kw0] + cd[ii];
+                        dlam += (double)dW * (double)l;
+                        wt_i[j - kw0] += lam * l;
+                        lc_i[j - jA] = lam * dW;
+                    }
+                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
+                }
+                lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg + (size_t)kw0 * D, nr, D,
+                       nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc, q_bh + (size_t)r0 * D, nk, D, nr, 1, 0,
+                       scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt, hb.gv, nk, D, nr, 1, 0, 1.0f, 1.0f,
+                       (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                if (nl > 0) {
+                    lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
+                           nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
+                    lc__mm(ctx, dphik_bh + (size_t)jA * F, hb.lc, phiq_bh + (size_t)r0 * F, nl, F,
+                           nr, 1, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
+                }
+                if (state) {  // rows read lambda phiq S and lambda phiq.z
+                    lc__mm(ctx, hb.t, hb.gv, hb.S, nr, F, D, 0, 1, 1.0f, 0.0f, (size_t)F,
+                           (size_t)D, (size_t)D, hb.ws);
+                    for (i = r0; i < r1; i++) {
+                        size_t row = (size_t)bh * N + i;
+                        const float *phiq_bhi = phiq + row * F, *t_i = hb.t + (size_t)(i - r0) * F;
+                        float *dphiq_bhi = dphiq + row * F, c_i = cd[i - r0];
+                        int c;
+                        dlam += (double)P->dot(phiq_bhi, t_i, F) +
+                                (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
+                        for (c = 0; c < F; c++) dphiq_bhi[c] += lam * (t_i[c] + c_i * hb.z[c]);
+                    }
+                }
+            }
+            // reverse sweep: S becomes G, z becomes c
+            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+            memset(hb.z, 0, sizeof(float) * (size_t)F);
+            next = N;
+            for (r1 = N; r1 > 0; r1 = r0) {
+                int jA, i, d, j;
+                r0 = lc__hyb_chunk_start(cfg, N, r1);
+                jA = lc__hyb_jl(cfg, N, r0);
+                if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
+                for (j = jA; j < next; j += LC__HYB_NL) {  // keys whose rows are the later chunks
+                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
+                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
+                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
+                    lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F, 0, 0,
+                           1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                }
+                next = jA < next ? jA : next;
+                for (i = r0; i < r1; i++) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *dy_bhi = dy + row * D;
+                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
+                    float c_i = -P->dot(dy_bhi, y + row * D, D) / dn;
+                    for (d = 0; d < D; d++) gv_i[d] = lam * dy_bhi[d] / dn;
+                    P->axpy(hb.z, lam * c_i, phiq + row * F, F);
+                }
+                lc__mm(ctx, hb.S, phiq_bh + (size_t)r0 * F, hb.gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
+                       (size_t)D, (size_t)F, (size_t)D, hb.ws);
+            }
+            {
+                int j;
+                for (j = 0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
+                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
+                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
+                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
+                    lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F, 0, 0,
+                           1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                }
+            }
+            if (kv_state) {
+                int c;
+                if (dkv_state)
+                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += hb.S[c];
+                if (dk_state)
+                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += hb.z[c];
+            }
+            if (dwf) {
+                if (cfg->affine) dgam -= dlam;
+                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+            }
+        }
+    }
+    }
 }
 
 LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
@@ -2130,7 +2729,11 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
-    if (work && dy && !da)
+    if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
+                             F, cfg);
+    else if (work && dy && !da)
         lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
                              D, F, cfg);
@@ -3777,6 +4380,581 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
 // >>impl-files-end
 
 // >>impl-gemm
+// GEMM, the classic loop nest of packed GEMMs (Goto & van de Geijn, BLIS):
+//   for jc in N by NCH:  for ic in M by MCH:  for pc in K by KC:
+//     pack op(A)[ic.., pc..] into MR-row panels (kc,MR) and op(B)[pc.., jc..]
+//     into NR-column panels (kc,NR), zero-padded;
+//     for each block of C (MC rows x NCI columns), in parallel:
+//       for each B panel (stays in L1): for each A panel (streams from L2):
+//         micro-kernel: acc (MR,NR) = sum_k a_k b_k^T in registers, then
+//         C = alpha acc + (pc == 0 ? beta : 1) C.
+// Each C element sums its K blocks in the same order whatever the thread
+// count. Cost 2 M N K flops; packing O(M K (N/NCH) + K N (M/MCH)).
+
+#define LC__GEMM_KC 256
+#define LC__GEMM_TILE_MAX 512       // largest MR * NR
+
+typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, float *c, size_t ldc,
+                           float alpha, float bc);
+typedef void (*lc__widen_fn)(float *dst, const void *src, lc_dtype dt, size_t off, int n);
+
+typedef struct lc__gemm_kind {
+    int mr, nr, mc, nci, mch, nch;  // register tile, cache blocks, outer chunks
+    lc__ukr_fn ukr;
+    lc__widen_fn widen;
+} lc__gemm_kind;
+
+// One element of a weight operand as float32.
+static float lc__wload(const void *src, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) return lc_bf16_to_f32(((const uint16_t *)src)[i]);
+    if (dt == LOLCATS_DTYPE_F16) return lc_f16_to_f32(((const uint16_t *)src)[i]);
+    return ((const float *)src)[i];
+}
+
+// dst[0..n) = float32 of src[off .. off+n)
+static void lc__widen_ref(float *dst, const void *src, lc_dtype dt, size_t off, int n) {
+    int i;
+    if (dt == LOLCATS_DTYPE_F32) {
+        memcpy(dst, (const float *)src + off, sizeof(float) * (size_t)n);
+    } else if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[i] << 16;
+            memcpy(dst + i, &u, 4);
+        }
+    } else {
+        for (i = 0; i < n; i++) dst[i] = lc__wload(src, dt, off + (size_t)i);
+    }
+}
+
+// The definition: C = alpha op(A) op(B) + beta C, sums in double.
+static void lc__gemm_ref(float *C, const float *A, const void *B, lc_dtype bt, int M, int N,
+                         int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                         size_t ldb) {
+    int i;
+    LC__OMP_FOR
+    for (i = 0; i < M; i++) {
+        int j, k;
+        for (j = 0; j < N; j++) {
+            double s = 0;
+            float *c_ij = C + (size_t)i * ldc + j;
+            for (k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = lc__wload(B, bt, tb ? (size_t)j * ldb + k : (size_t)k * ldb + j);
+                s += (double)a * (double)b;
+            }
+            *c_ij = beta == 0.0f ? alpha * (float)s : alpha * (float)s + beta * *c_ij;
+        }
+    }
+}
+
+// One MR-row panel of op(A): dst[k*MR + r] = op(A)(i0 + r, p0 + k), rows >= `rows` zero.
+static void lc__pack_a(float *dst, const float *A, size_t lda, int ta, int i0, int rows,
+                       int p0, int kc, int MR) {
+    int k, r;
+    if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            float *d = dst + (size_t)k * MR;
+            for (r = 0; r < rows; r++) d[r] = s[r];
+            for (; r < MR; r++) d[r] = 0;
+        }
+    } else {
+        for (r = 0; r < rows; r++) {
+            const float *s = A + (size_t)(i0 + r) * lda + p0;
+            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = s[k];
+        }
+        for (; r < MR; r++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0;
+    }
+}
+
+// One NR-column panel of op(B): dst[k*NR + n] = op(B)(p0 + k, j0 + n), widened.
+static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dtype bt,
+                       size_t ldb, int tb, int j0, int cols, int p0, int kc) {
+    int NR = kd->nr, k, n;
+    if (tb) {  // op(B)(k,n) = B[n ldb + k]: widen a row of B, scatter it
+        float tmp[LC__GEMM_KC];
+        for (n = 0; n < cols; n++) {
+            const float *s = tmp;
+            if (bt == LOLCATS_DTYPE_F32)
+                s = (const float *)B + (size_t)(j0 + n) * ldb + p0;
+            else
+                kd->widen(tmp, B, bt, (size_t)(j0 + n) * ldb + p0, kc);
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = s[k];
+        }
+        for (; n < NR; n++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
+    } else {
+        for (k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * NR;
+            kd->widen(d, B, bt, (size_t)(p0 + k) * ldb + j0, cols);
+            for (n = cols; n < NR; n++) d[n] = 0;
+        }
+    }
+}
+
+#if defined(LC__X86)
+// AVX-512 micro-kernel, 14 rows x 32 columns: 28 accumulators, 2 B vectors,
+// A broadcast from memory.
+#define LC__K512(i)                                   \
+    a = _mm512_set1_ps(pa[i]);                        \
+    c##i##a = _mm512_fmadd_ps(a, b0, c##i##a);        \
+    c##i##b = _mm512_fmadd_ps(a, b1, c##i##b);
+#define LC__S512(i)                                                                     \
+    if (bc == 0.0f) {                                                                   \
+        _mm512_storeu_ps(c + (size_t)i * ldc, _mm512_mul_ps(va, c##i##a));              \
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16, _mm512_mul_ps(va, c##i##b));         \
+    } else {                                                                            \
+        _mm512_storeu_ps(c + (size_t)i * ldc,                                           \
+                         _mm512_fmadd_ps(va, c##i##a,                                   \
+                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc)))); \
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16,                                      \
+                         _mm512_fmadd_ps(va, c##i##b,                                   \
+                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc + 16)))); \
+    }
+LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const float *pb, float *c,
+                                             size_t ldc, float alpha, float bc) {
+    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
+    __m512 c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a;
+    __m512 c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a, c12a = c0a, c12b = c0a;
+    __m512 c13a = c0a, c13b = c0a, va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
+        LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
+        LC__K512(7) LC__K512(8) LC__K512(9) LC__K512(10) LC__K512(11) LC__K512(12) LC__K512(13)
+        pa += 14;
+        pb += 32;
+    }
+    LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
+    LC__S512(7) LC__S512(8) LC__S512(9) LC__S512(10) LC__S512(11) LC__S512(12) LC__S512(13)
+}
+#undef LC__K512
+#undef LC__S512
+
+// AVX2 micro-kernel, 6 rows x 16 columns: 12 accumulators.
+#define LC__K256(i)                                   \
+    a = _mm256_broadcast_ss(pa + i);                  \
+    c##i##a = _mm256_fmadd_ps(a, b0, c##i##a);        \
+    c##i##b = _mm256_fmadd_ps(a, b1, c##i##b);
+#define LC__S256(i)                                                                     \
+    if (bc == 0.0f) {                                                                   \
+        _mm256_storeu_ps(c + (size_t)i * ldc, _mm256_mul_ps(va, c##i##a));              \
+        _mm256_storeu_ps(c + (size_t)i * ldc + 8, _mm256_mul_ps(va, c##i##b));          \
+    } else {                                                                            \
+        _mm256_storeu_ps(c + (size_t)i * ldc,                                           \
+                         _mm256_fmadd_ps(va, c##i##a,                                   \
+                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc)))); \
+        _mm256_storeu_ps(c + (size_t)i * ldc + 8,                                       \
+                         _mm256_fmadd_ps(va, c##i##b,                                   \
+                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc + 8)))); \
+    }
+LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *pb, float *c,
+                                         size_t ldc, float alpha, float bc) {
+    __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8), a;
+        LC__K256(0) LC__K256(1) LC__K256(2) LC__K256(3) LC__K256(4) LC__K256(5)
+        pa += 6;
+        pb += 16;
+    }
+    LC__S256(0) LC__S256(1) LC__S256(2) LC__S256(3) LC__S256(4) LC__S256(5)
+}
+#undef LC__K256
+#undef LC__S256
+
+// Widening in registers: bf16 is the top half of a float32; f16 through
+// vcvtph2ps (AVX-512F; F16C, which every AVX2+FMA CPU has, for AVX2).
+LC__TARGET_AVX512 static void lc__widen_avx512(float *dst, const void *src, lc_dtype dt,
+                                               size_t off, int n) {
+    int i = 0;
+    if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 16 <= n; i += 16) {
+            __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(u, 16)));
+        }
+    } else if (dt == LOLCATS_DTYPE_F16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    }
+    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void lc__widen_avx2(float *dst, const void *src,
+                                                                   lc_dtype dt, size_t off,
+                                                                   int n) {
+    int i = 0;
+    if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 8 <= n; i += 8) {
+            __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
+        }
+    } else if (dt == LOLCATS_DTYPE_F16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    }
+    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
+}
+#endif
+
+#if defined(LC__NEON)
+// NEON micro-kernel, 8 rows x 12 columns: 24 accumulators, A by lane.
+#define LC__KN(i, av, l)                                          \
+    c##i##a = vfmaq_laneq_f32(c##i##a, b0, av, l);                \
+    c##i##b = vfmaq_laneq_f32(c##i##b, b1, av, l);                \
+    c##i##c = vfmaq_laneq_f32(c##i##c, b2, av, l);
+#define LC__SN1(p, acc)                                                             \
+    vst1q_f32(p, bc == 0.0f ? vmulq_f32(va, acc)                                    \
+                            : vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc));
+#define LC__SN(i)                                    \
+    LC__SN1(c + (size_t)i * ldc, c##i##a)            \
+    LC__SN1(c + (size_t)i * ldc + 4, c##i##b)        \
+    LC__SN1(c + (size_t)i * ldc + 8, c##i##c)
+static void lc__ukr_neon(int kc, const float *pa, const float *pb, float *c, size_t ldc,
+                         float alpha, float bc) {
+    float32x4_t c0a = vdupq_n_f32(0), c0b = c0a, c0c = c0a, c1a = c0a, c1b = c0a, c1c = c0a;
+    float32x4_t c2a = c0a, c2b = c0a, c2c = c0a, c3a = c0a, c3b = c0a, c3c = c0a;
+    float32x4_t c4a = c0a, c4b = c0a, c4c = c0a, c5a = c0a, c5b = c0a, c5c = c0a;
+    float32x4_t c6a = c0a, c6b = c0a, c6c = c0a, c7a = c0a, c7b = c0a, c7c = c0a;
+    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(pb), b1 = vld1q_f32(pb + 4), b2 = vld1q_f32(pb + 8);
+        float32x4_t a0 = vld1q_f32(pa), a1 = vld1q_f32(pa + 4);
+        LC__KN(0, a0, 0) LC__KN(1, a0, 1) LC__KN(2, a0, 2) LC__KN(3, a0, 3)
+        LC__KN(4, a1, 0) LC__KN(5, a1, 1) LC__KN(6, a1, 2) LC__KN(7, a1, 3)
+        pa += 8;
+        pb += 12;
+    }
+    LC__SN(0) LC__SN(1) LC__SN(2) LC__SN(3) LC__SN(4) LC__SN(5) LC__SN(6) LC__SN(7)
+}
+#undef LC__KN
+#undef LC__SN1
+#undef LC__SN
+#endif
+
+// The blocked path for this context, or NULL for the scalar definition.
+static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
+#if defined(LC__X86)
+    static const lc__gemm_kind k512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
+                                       lc__ukr_avx512, lc__widen_avx512};
+    static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
+                                       lc__ukr_avx2, lc__widen_avx2};
+    if (s == LOLCATS_SIMD_AVX512) return &k512;
+    if (s == LOLCATS_SIMD_AVX2) return &k256;
+#endif
+#if defined(LC__NEON)
+    static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
+                                        lc__ukr_neon, lc__widen_ref};
+    if (s == LOLCATS_SIMD_NEON) return &kneon;
+#endif
+    (void)s;
+    (void)lc__widen_ref;  // used through the tables above (none under LOLCATS_NO_SIMD)
+    return NULL;
+}
+
+static size_t lc__gemm_scratch_floats(const lc__gemm_kind *kd, int M, int N, int K) {
+    size_t mc = (size_t)(M < kd->mch ? M : kd->mch), nc = (size_t)(N < kd->nch ? N : kd->nch);
+    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
+    mc = (mc + (size_t)kd->mr - 1) / (size_t)kd->mr * (size_t)kd->mr;
+    nc = (nc + (size_t)kd->nr - 1) / (size_t)kd->nr * (size_t)kd->nr;
+    return (mc + nc) * kc;
+}
+
+LCIMPL size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    if (!kd || M <= 0 || N <= 0 || K <= 0) return 0;
+    return sizeof(float) * lc__gemm_scratch_floats(kd, M, N, K) + 64;
+}
+
+// The two kinds of task of one (jc, ic, pc) step: pack panel t (A panels
+// first, then B panels), or compute block t of C.
+typedef struct lc__gemm_step {
+    const lc__gemm_kind *kd;
+    float *C, *pa, *pb;
+    const float *A;
+    const void *B;
+    lc_dtype bt;
+    int ta, tb, ic, jc, pc, mc, nc, kc, npa, nnb;
+    float alpha, bc;
+    size_t ldc, lda, ldb;
+} lc__gemm_step;
+
+static void lc__gemm_pack_task(const lc__gemm_step *st, int t) {
+    int MR = st->kd->mr, NR = st->kd->nr;
+    if (t < st->npa) {
+        int r0 = t * MR, rows = st->mc - r0 < MR ? st->mc - r0 : MR;
+        lc__pack_a(st->pa + (size_t)t * MR * st->kc, st->A, st->lda, st->ta, st->ic + r0, rows,
+                   st->pc, st->kc, MR);
+    } else {
+        int c0 = (t - st->npa) * NR, cols = st->nc - c0 < NR ? st->nc - c0 : NR;
+        lc__pack_b(st->kd, st->pb + (size_t)(t - st->npa) * NR * st->kc, st->B, st->bt, st->ldb,
+                   st->tb, st->jc + c0, cols, st->pc, st->kc);
+    }
+}
+
+static void lc__gemm_tile_task(const lc__gemm_step *st, int t) {
+    const lc__gemm_kind *kd = st->kd;
+    int MR = kd->mr, NR = kd->nr, kc = st->kc, ir, jr;
+    int i0 = (t / st->nnb) * kd->mc, j0 = (t % st->nnb) * kd->nci;
+    int i1 = i0 + kd->mc < st->mc ? i0 + kd->mc : st->mc;
+    int j1 = j0 + kd->nci < st->nc ? j0 + kd->nci : st->nc;
+    float tile[LC__GEMM_TILE_MAX], alpha = st->alpha, bc = st->bc;
+    for (jr = j0; jr < j1; jr += NR) {
+        const float *pb_j = st->pb + (size_t)(jr / NR) * NR * kc;
+        int cols = j1 - jr < NR ? j1 - jr : NR;
+        for (ir = i0; ir < i1; ir += MR) {
+            const float *pa_i = st->pa + (size_t)(ir / MR) * MR * kc;
+            int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
+            float *c_ij = st->C + (size_t)(st->ic + ir) * st->ldc + (size_t)(st->jc + jr);
+            if (rows == MR && cols == NR) {
+                kd->ukr(kc, pa_i, pb_j, c_ij, st->ldc, alpha, bc);
+                continue;
+            }
+            kd->ukr(kc, pa_i, pb_j, tile, (size_t)NR, 1.0f, 0.0f);
+            for (r = 0; r < rows; r++)
+                for (n = 0; n < cols; n++) {
+                    float *cc = c_ij + (size_t)r * st->ldc + n;
+                    float acc = tile[r * NR + n];
+                    *cc = bc == 0.0f ? alpha * acc : alpha * acc + bc * *cc;
+                }
+        }
+    }
+}
+
+// C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest
+// above); par: split each step's tasks across threads.
+static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, const void *B,
+                             lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
+                             float beta, size_t ldc, size_t lda, size_t ldb, float *ws, int par) {
+    int MR = kd->mr, NR = kd->nr, jc, ic, pc;
+    lc__gemm_step st;
+    st.kd = kd; st.C = C; st.A = A; st.B = B; st.bt = bt; st.ta = ta; st.tb = tb;
+    st.alpha = alpha; st.ldc = ldc; st.lda = lda; st.ldb = ldb;
+    for (jc = 0; jc < N; jc += kd->nch) {
+        int nc = N - jc < kd->nch ? N - jc : kd->nch, npb = (nc + NR - 1) / NR;
+        for (ic = 0; ic < M; ic += kd->mch) {
+            int mc = M - ic < kd->mch ? M - ic : kd->mch, npa = (mc + MR - 1) / MR;
+            int nmb = (mc + kd->mc - 1) / kd->mc, nnb = (nc + kd->nci - 1) / kd->nci;
+            for (pc = 0; pc < K; pc += LC__GEMM_KC) {
+                int kc = K - pc < LC__GEMM_KC ? K - pc : LC__GEMM_KC, t;
+                st.ic = ic; st.jc = jc; st.pc = pc; st.mc = mc; st.nc = nc; st.kc = kc;
+                st.npa = npa; st.nnb = nnb; st.pa = ws; st.pb = ws + (size_t)npa * MR * kc;
+                st.bc = pc == 0 ? beta : 1.0f;
+                if (par) {
+                    LC__OMP_FOR
+                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
+                    LC__OMP_FOR
+                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
+                } else {  // inside a kernel's task: no parallel region at all
+                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
+                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
+                }
+            }
+        }
+    }
+}
+
+LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
+                    int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
+                    size_t ldc, size_t lda, size_t ldb, void *scratch) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    void *own = NULL;
+    LOLCATS_ASSERT(b_dtype == LOLCATS_DTYPE_F32 || b_dtype == LOLCATS_DTYPE_BF16 ||
+                   b_dtype == LOLCATS_DTYPE_F16);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // empty sum: C = beta C
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float *c_ij = C + (size_t)i * ldc + j;
+                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
+            }
+        return;
+    }
+    if (!kd) {
+        lc__gemm_ref(C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb);
+        return;
+    }
+    if (!scratch) {
+        own = LOLCATS_MALLOC(lc_gemm_scratch_size(ctx, M, N, K));
+        LOLCATS_ASSERT(own != NULL);
+        scratch = own;
+    }
+    {
+        uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;  // 64-byte aligned panels
+        lc__gemm_blocked(kd, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda,
+                         ldb, (float *)p, 1);
+    }
+    if (own) LOLCATS_FREE(own);
+}
+
+// The products inside the attention kernels: all F32, one thread (they run
+// inside the kernels' per-head tasks), workspace from the caller. The scalar
+// path stays the double-accumulating definition.
+static size_t lc__mm_ws_floats(int M, int N, int K) {  // bound for every kind
+    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
+    return ((size_t)M + 14 + (size_t)N + 32) * kc;
+}
+
+static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
+                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                   size_t ldb, float *ws) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float *c_ij = C + (size_t)i * ldc + j;
+                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
+            }
+    } else if (!kd) {
+        int i, j, k;  // serial copy of lc__gemm_ref (no threads inside tasks)
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                double sum = 0;
+                float *c_ij = C + (size_t)i * ldc + j;
+                for (k = 0; k < K; k++)
+                    sum += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                           (double)(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                *c_ij = beta == 0.0f ? alpha * (float)sum : alpha * (float)sum + beta * *c_ij;
+            }
+    } else {
+        lc__gemm_blocked(kd, C, A, B, LOLCATS_DTYPE_F32, M, N, K, ta, tb, alpha, beta, ldc, lda,
+                         ldb, ws, 0);
+    }
+}
+
+// GEMV. Each row: y_o = sum_i W[o,i] x_i, 4 vector accumulators, W widened
+// in registers; one task per block of rows.
+static float lc__gemv_row_ref(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) s += (double)lc__wload(W, dt, off + (size_t)i) * (double)x[i];
+    return (float)s;
+}
+
+#if defined(LC__X86)
+LC__TARGET_AVX512 static __m512 lc__ld16_avx512(const void *W, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) {
+        __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+    }
+    if (dt == LOLCATS_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+    return _mm512_loadu_ps((const float *)W + i);
+}
+
+LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, size_t off,
+                                                   const float *x, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float lanes[16], s = 0;
+    int i = 0, l;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (l = 0; l < 16; l++) s += lanes[l];
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static __m256 lc__ld8_avx2(const void *W, lc_dtype dt,
+                                                                   size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) {
+        __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+    }
+    if (dt == LOLCATS_DTYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+    return _mm256_loadu_ps((const float *)W + i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float lc__gemv_row_avx2(const void *W,
+                                                                       lc_dtype dt, size_t off,
+                                                                       const float *x, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float s;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+    s = lc__hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+#endif
+
+#if defined(LC__NEON)
+static float32x4_t lc__ld4_neon(const void *W, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16)
+        return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)W + i), 16));
+    if (dt == LOLCATS_DTYPE_F16)
+        return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)W + i)));
+    return vld1q_f32((const float *)W + i);
+}
+
+static float lc__gemv_row_neon(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, lc__ld4_neon(W, dt, off + i + 4), vld1q_f32(x + i + 4));
+        s2 = vfmaq_f32(s2, lc__ld4_neon(W, dt, off + i + 8), vld1q_f32(x + i + 8));
+        s3 = vfmaq_f32(s3, lc__ld4_neon(W, dt, off + i + 12), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
+    s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+#endif
+
+LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype, const float *x,
+                    int O, int I, size_t ldw) {
+    float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
+    LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
+                   w_dtype == LOLCATS_DTYPE_F16);
+#if defined(LC__X86)
+    if (s == LOLCATS_SIMD_AVX512) row = lc__gemv_row_avx512;
+    if (s == LOLCATS_SIMD_AVX2) row = lc__gemv_row_avx2;
+#endif
+#if defined(LC__NEON)
+    if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
+#endif
+    (void)s;
+    // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
+    rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
+    rows = rows < 16 ? 16 : rows;
+    LC__OMP_FOR
+    for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
+        int o, o1 = blk * rows + rows < O ? blk * rows + rows : O;
+        for (o = blk * rows; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
+    }
+}
 // >>impl-gemm-end
 
 // >>impl-model
@@ -4285,7 +5463,7 @@ static void lc__rope(float *v, const float *cs, const float *sn, int D, int inte
     }
 }
 
-static void lc__mm(const lc_model *m, float *y, const float *x, const lc_weight *w, int T) {
+static void lc__model_mm(const lc_model *m, float *y, const float *x, const lc_weight *w, int T) {
     lc_matmul(m->simd, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
 }
 
@@ -4320,9 +5498,9 @@ LCIMPL lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *token
         for (t = 0; t < n; t++)
             lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &lw->rms_att, dim,
                         c->norm_eps);
-        lc__mm(m, r->q, r->xb, &lw->wq, n);
-        lc__mm(m, r->k, r->xb, &lw->wk, n);
-        lc__mm(m, r->v, r->xb, &lw->wv, n);
+        lc__model_mm(m, r->q, r->xb, &lw->wq, n);
+        lc__model_mm(m, r->k, r->xb, &lw->wk, n);
+        lc__model_mm(m, r->v, r->xb, &lw->wv, n);
         for (t = 0; t < n; t++) {
             const float *cs = r->rope_cos + (size_t)(pos0 + t) * (D / 2);
             const float *sn = r->rope_sin + (size_t)(pos0 + t) * (D / 2);
@@ -4366,18 +5544,18 @@ LCIMPL lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *token
                 }
             }
         }
-        lc__mm(m, r->xb, r->xb2, &lw->wo, n);
+        lc__model_mm(m, r->xb, r->xb2, &lw->wo, n);
         for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
         for (t = 0; t < n; t++)
             lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &lw->rms_ffn, dim,
                         c->norm_eps);
-        lc__mm(m, r->hb, r->xb, &lw->w1, n);
-        lc__mm(m, r->hb2, r->xb, &lw->w3, n);
+        lc__model_mm(m, r->hb, r->xb, &lw->w1, n);
+        lc__model_mm(m, r->hb2, r->xb, &lw->w3, n);
         for (i = 0; i < n * hid; i++) {
             float g = r->hb[i];
             r->hb[i] = g / (1.0f + expf(-g)) * r->hb2[i];
         }
-        lc__mm(m, r->xb, r->hb, &lw->w2, n);
+        lc__model_mm(m, r->xb, r->hb, &lw->w2, n);
         for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
     }
     r->pos = pos0 + n;
@@ -4385,11 +5563,11 @@ LCIMPL lc_status lc_model_forward(const lc_model *m, lc_run *r, const int *token
         for (t = 0; t < n; t++)
             lc__rmsnorm(r->xb + (size_t)t * dim, r->x + (size_t)t * dim, &m->rms_final, dim,
                         c->norm_eps);
-        lc__mm(m, logits_all, r->xb, &m->wcls, n);
+        lc__model_mm(m, logits_all, r->xb, &m->wcls, n);
         memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
     } else {
         lc__rmsnorm(r->xb, r->x + (size_t)(n - 1) * dim, &m->rms_final, dim, c->norm_eps);
-        lc__mm(m, r->logits, r->xb, &m->wcls, 1);
+        lc__model_mm(m, r->logits, r->xb, &m->wcls, 1);
     }
     return LOLCATS_OK;
 }
@@ -5568,6 +6746,7 @@ typedef struct lc__train_act {
     float *dx, *dh, *dxn, *dym, *dyh, *dqh, *dkh, *dvh, *dphiq, *dphik, *dg, *du, *dhh;
     float *work;                          // hybrid prefix-state work
     float *yt, *lse, *at, *as, *ga;       // stage 1 teacher out; weights (H,T,T) when xent
+    float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
 } lc__train_act;
 
 LCIMPL lc_train_cfg lc_train_cfg_default(void) {
@@ -5687,6 +6866,7 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, lc_error *err) {
         LC__TAKE(a->dg, (size_t)T * hid); LC__TAKE(a->du, (size_t)T * hid); LC__TAKE(a->dhh, (size_t)T * hid);
         LC__TAKE(a->work, lc_attn_hybrid_work_floats(1, H, D, F));
         LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
+        if (t->cfg.recompute) LC__TAKE(a->xin_saved, (size_t)c->n_layers * T * dim);
         if (t->cfg.xent_factor > 0) {
             LC__TAKE(a->at, (size_t)H * T * T); LC__TAKE(a->as, (size_t)H * T * T); LC__TAKE(a->ga, (size_t)H * T * T);
         }
@@ -5770,7 +6950,8 @@ LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, cons
     lc_status st;
     memset(t, 0, sizeof *t);
     t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, m->cfg.n_layers, 0, err))) {
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, 0,
+                                    err))) {
         lc_train_free(t);
         return st;
     }
@@ -5808,7 +6989,10 @@ LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_mod
     m->layers = (lc_layer_weights *)LOLCATS_MALLOC(sizeof(lc_layer_weights) * (size_t)mc->n_layers);
     if (!m->layers) { LOLCATS_FREE(m); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
     t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, mc->n_layers, 1, err))) { lc_train_free(t); return st; }
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->recompute ? 1 : mc->n_layers, 1, err))) {
+        lc_train_free(t);
+        return st;
+    }
     p = t->full;
     m->tok_emb = lc__w32(&p, mc->vocab_size, dim);
     for (l = 0; l < mc->n_layers; l++) {
@@ -5968,8 +7152,15 @@ static void lc__train_embed(lc_train *t, float *x, const int *tokens, int T) {
         for (c = 0; c < dim; c++) x[(size_t)i * dim + c] = lc_weight_get(&m->tok_emb, (int64_t)tokens[i] * dim + c);
 }
 
-LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
-                                       double *loss, double *layer_loss, lc_error *err) {
+LCIMPL lc_status lc_train_embed_tokens(lc_train *t, const int *tokens, int T, float *x, lc_error *err) {
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    lc__train_embed(t, x, tokens, T);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int l1, int students,
+                                        int backward, double *loss, double *layer_loss, lc_error *err) {
     lc__train_act *a = (lc__train_act *)t->act;
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
@@ -5977,15 +7168,18 @@ LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, in
     size_t nq = (size_t)H * T * D;
     lc__layer_act *la = &a->L[0];
     double total = 0;
-    lc_status st;
-    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+        if (T <= 0 || T > a->T)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
+    if (l0 < 0 || l1 > L || l0 > l1)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "layer block %d:%d outside 0:%d", l0, l1, L);
+    if (students && !t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
     if (t->full) lc__train_norms(t);
-    lc__train_embed(t, la->x_in, tokens, T);
-    for (l = 0; l < L; l++) {
+    memcpy(la->x_in, x, sizeof(float) * (size_t)T * c->dim);
+    for (l = l0; l < l1; l++) {
         double ll;
         lc__train_qkv(t, l, la, T);
         lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        if (!students) goto next_layer;
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
         lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, a->as ? NULL : a->work, la->qh, la->kh,
@@ -6017,13 +7211,23 @@ LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, in
             lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), NULL, a->dphik, la->kh,
                         lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
         }
-        // teacher forcing: the next layer gets the softmax output's stream
+    next_layer:  // teacher forcing: the next layer gets the softmax output's stream
         memcpy(la->yh, a->yt, sizeof(float) * nq);
         lc__train_out_fwd(t, l, la, a->xf, T);
         memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
     }
+    memcpy(x, la->x_in, sizeof(float) * (size_t)T * c->dim);
     if (loss) *loss = total;
     return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
+                                       double *loss, double *layer_loss, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_status st;
+    if ((st = lc_train_embed_tokens(t, tokens, T, a->xf, err))) return st;
+    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+    return lc_train_distill_block(t, a->xf, T, 0, t->model->cfg.n_layers, 1, backward, loss, layer_loss, err);
 }
 
 LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T, int backward,
@@ -6039,16 +7243,19 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     double ce;
     lc_status st;
     if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if (a->n_slots < L) return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only");
+    if (a->n_slots < L && !a->xin_saved)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only");
     if (attn != LOLCATS_ATTN_SOFTMAX && !t->fmap_q)
         return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid / linear attention needs feature maps");
     if (t->full) lc__train_norms(t);  // the model's norms live in params: refresh the copies
     lc__train_embed(t, a->L[0].x_in, tokens, T);
     for (l = 0; l < L; l++) {
-        lc__layer_act *la = &a->L[l];
+        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
+        if (a->xin_saved) memcpy(a->xin_saved + (size_t)l * nx, la->x_in, sizeof(float) * nx);
         lc__train_qkv(t, l, la, T);
         lc__train_attn_fwd(t, l, la, T, attn);
-        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[l + 1].x_in : a->xf, T);
+        // (when recomputing, the next input overwrites this slot's x_in: h is already made)
+        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf, T);
     }
     lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
     lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
@@ -6064,8 +7271,14 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)m->rms_final.data) : NULL, a->dxn, a->xf,
                    a->norm_w + (size_t)2 * L * dim, a->rstdf, T, dim);
     for (l = L - 1; l >= 0; l--) {
-        lc__layer_act *la = &a->L[l];
+        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
         const lc_layer_weights *lw = &m->layers[l];
+        if (a->xin_saved) {  // activation checkpointing: run layer l again from its input
+            memcpy(la->x_in, a->xin_saved + (size_t)l * nx, sizeof(float) * nx);
+            lc__train_qkv(t, l, la, T);
+            lc__train_attn_fwd(t, l, la, T, attn);
+            lc__train_out_fwd(t, l, la, a->dh, T);  // dh is scratch until just below
+        }
         // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
         memcpy(a->dh, a->dx, sizeof(float) * nx);
         memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);

@@ -84,11 +84,12 @@ static double step_seq(const lc_ctx *ctx, trainable *tr, const seq *s, int train
     static float phiq[H * N * F], phik[H * N * F], y[H * N * D], m[H * N], den[H * N];
     static float dy[H * N * D], dphiq[H * N * F], dphik[H * N * F];
     static float dq[H * N * D], dk[H * N * D], dv[H * N * D];
-    static float work[H * F * (D + 1)];  /* = lc_attn_hybrid_work_floats(1, H, D, F) */
+    static float *work;  /* lc_attn_hybrid_work_floats(1, H, D, F) floats */
     lc_fmap_cfg fm = lc_fmap_cfg_default();
     lc_hybrid_cfg hc = lc_hybrid_cfg_default();
     double loss;
     hc.window = W;
+    if (!work) work = (float *)malloc(sizeof(float) * lc_attn_hybrid_work_floats(1, H, D, F));
     lc_fmap_fwd(ctx, phiq, s->q, tr->wq, NULL, 1, H, H, N, D, FD, &fm);
     lc_fmap_fwd(ctx, phik, s->k, tr->wk, NULL, 1, H, H, N, D, FD, &fm);
     lc_attn_hybrid_fwd(ctx, y, a_out, m, den, work, s->q, s->k, s->v, phiq, phik, tr->wf, NULL, NULL,

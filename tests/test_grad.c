@@ -224,6 +224,19 @@ int main(void) {
             run_case(name, &c);
             free_case(&c);
         }
+    { /* large magnitudes (x10): scores in the hundreds, the window max keeps exp finite */
+        size_t i, n;
+        c = make_case(LOLCATS_OP_HYBRID, 1, 2, 1, 10, 5, 3, 0, 0);
+        n = (size_t)c.s.B * c.s.H * c.s.N * c.s.D;
+        for (i = 0; i < n; i++) c.q[i] *= 10.0f;
+        for (i = 0; i < (size_t)c.s.B * c.s.Hk * c.s.N * c.s.D; i++) { c.k[i] *= 10.0f; c.v[i] *= 10.0f; }
+        run_case("hybrid tk, inputs x10", &c);
+        free_case(&c);
+        c = make_case(LOLCATS_OP_SOFTMAX, 1, 2, 1, 10, 5, 0, 0, 0);
+        for (i = 0; i < (size_t)20 * 5; i++) c.q[i] *= 10.0f;
+        run_case("softmax attention, inputs x10", &c);
+        free_case(&c);
+    }
     c = make_case(LOLCATS_OP_HYBRID, 2, 2, 1, 9, 6, 4, 1, 0);
     c.s.affine = 1;
     c.with_bias = 1;

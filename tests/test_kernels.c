@@ -311,7 +311,7 @@ static void adamw(void) {
 
 static void thread_invariance(void) {
 #ifdef _OPENMP
-    kcase c = make(LOLCATS_OP_HYBRID, 2, 4, 2, 70, 8, 4, LOLCATS_WINDOW_TK, 16);
+    kcase c = make(LOLCATS_OP_HYBRID, 3, 4, 1, 70, 8, 4, LOLCATS_WINDOW_TK, 16);  /* B > 1: shared dwf */
     lc_ref_out oa, ob;
     lc_ctx ctx;
     lc_error err;
@@ -324,7 +324,8 @@ static void thread_invariance(void) {
     omp_set_num_threads(nt);
     CHECK(!memcmp(oa.y, ob.y, sizeof(float) * n_of(&c.rc, 0)) &&
               !memcmp(oa.dk, ob.dk, sizeof(float) * n_of(&c.rc, 3)) &&
-              !memcmp(oa.dwq, ob.dwq, sizeof(float) * n_of(&c.rc, 5)),
+              !memcmp(oa.dwq, ob.dwq, sizeof(float) * n_of(&c.rc, 5)) &&
+              !memcmp(oa.dwf, ob.dwf, sizeof(float) * n_of(&c.rc, 7)),
           "results differ between 1 and 3 OpenMP threads");
     lc_ref_out_free(&oa);
     lc_ref_out_free(&ob);
@@ -332,6 +333,52 @@ static void thread_invariance(void) {
 #else
     printf("SKIPPED: thread invariance (built without OpenMP)\n");
 #endif
+}
+
+/* numerical guards: 100k tokens of decode and of prefill keep everything
+   finite (the window max is subtracted, the state is fp32) */
+static void long_sequences(void) {
+    enum { H = 2, HK = 1, D = 8, FD = 4, W = 16 };
+    enum { F = 2 * FD };
+    int N = 100000, i, h, bad = 0;
+    lc_ctx ctx;
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    float *wq = randn((size_t)H * D * FD, 0.4f), *wk = randn((size_t)H * D * FD, 0.4f), *wf = randn(H, 1);
+    float *mem = (float *)malloc(sizeof(float) * lc_decode_state_floats(H, HK, D, F, W));
+    float q[H * D], k[HK * D], v[HK * D], pq[H * F], pk[H * F], y[H * D];
+    lc_decode_state st;
+    lc_ctx_init(&ctx);
+    lc_decode_state_init(&st, mem, H, HK, D, F, W);
+    for (i = 0; i < N; i++) {
+        int j;
+        for (j = 0; j < H * D; j++) q[j] = 3.0f * lc_rng_normal(&rng);
+        for (j = 0; j < HK * D; j++) { k[j] = 3.0f * lc_rng_normal(&rng); v[j] = lc_rng_normal(&rng); }
+        lc_fmap_fwd(&ctx, pq, q, wq, NULL, 1, H, H, 1, D, FD, &fm);
+        lc_fmap_fwd(&ctx, pk, k, wk, NULL, 1, H, HK, 1, D, FD, &fm);
+        lc_attn_hybrid_decode(&ctx, y, &st, q, k, v, pq, pk, wf, 0);
+        for (h = 0; h < H * D; h++) bad += !(y[h] == y[h] && fabsf(y[h]) < 1e6f);
+    }
+    for (h = 0; h < H * F; h++) bad += !(st.z[h] == st.z[h] && st.z[h] < 3e38f);
+    CHECK(bad == 0, "decode of %d tokens: %d non-finite outputs or state entries", N, bad);
+    {   /* prefill of 100k tokens through the prefix-state form */
+        size_t nq = (size_t)H * N * D, nk = (size_t)HK * N * D;
+        float *Q = randn(nq, 3), *K = randn(nk, 3), *V = randn(nk, 1), *Y = (float *)malloc(sizeof(float) * nq);
+        float *PQ = (float *)malloc(sizeof(float) * (size_t)H * N * F), *PK = (float *)malloc(sizeof(float) * (size_t)H * N * F);
+        float *M = (float *)malloc(sizeof(float) * (size_t)H * N), *DEN = (float *)malloc(sizeof(float) * (size_t)H * N);
+        float *work = (float *)malloc(sizeof(float) * lc_attn_hybrid_work_floats(1, H, D, F));
+        size_t j;
+        hc.window = W;
+        lc_fmap_fwd(&ctx, PQ, Q, wq, NULL, 1, H, H, N, D, FD, &fm);
+        lc_fmap_fwd(&ctx, PK, K, wk, NULL, 1, H, HK, N, D, FD, &fm);
+        lc_attn_hybrid_fwd(&ctx, Y, NULL, M, DEN, work, Q, K, V, PQ, PK, wf, NULL, NULL, 1, H, HK, N, D, F, &hc);
+        bad = 0;
+        for (j = 0; j < nq; j++) bad += !(Y[j] == Y[j] && fabsf(Y[j]) < 1e6f);
+        CHECK(bad == 0, "prefill of %d tokens: %d non-finite outputs", N, bad);
+        free(Q); free(K); free(V); free(Y); free(PQ); free(PK); free(M); free(DEN); free(work);
+    }
+    printf("  100k-token decode and prefill: finite\n");
+    free(wq); free(wk); free(wf); free(mem);
 }
 
 int main(void) {
@@ -348,5 +395,6 @@ int main(void) {
     losses();
     adamw();
     thread_invariance();
+    long_sequences();
     return check_done();
 }

@@ -24,6 +24,7 @@ static lc_model_config tiny_cfg(int interleaved, int tied) {
 enum { T = 13 };
 static int tokens[T], labels[T];
 static float g_xent;  /* stage 1 xent_factor of the next run */
+static int g_recompute;
 
 static double loss_of(lc_train *t, int distill) {
     double L = 0;
@@ -69,6 +70,8 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
     tc.attn = attn; tc.trainable = trainable; tc.feature_dim = 3; tc.lora_rank = 2; tc.lora_alpha = 4;
     tc.hybrid.variant = variant; tc.hybrid.window = 4; tc.max_tokens = T; tc.seed = 3;
     tc.xent_factor = g_xent;
+    tc.distill_only = distill && g_xent > 0;  /* one layer of activations suffices */
+    tc.recompute = g_recompute;
     if (!CHECK(lc_train_init_full(&t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "%s: init: %s", name, err.msg)) return;
     {   /* make LoRA B, feature maps and window factors non-trivial so every path carries gradient */
         lc_rng r;
@@ -136,6 +139,37 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
     lc_train_free(&t);
 }
 
+/* block-wise stage 1 == the whole: layers 0:1 then 1:2 from the cached input */
+static void blockwise(void) {
+    lc_model_config mc = tiny_cfg(0, 1);
+    lc_train_cfg tc = lc_train_cfg_default();
+    lc_train t;
+    lc_error err;
+    lc_ctx ctx;
+    double Lw, L1, L2;
+    float *g_whole, *x;
+    int ok;
+    lc_ctx_init(&ctx);
+    tc.feature_dim = 3; tc.lora_rank = 0; tc.hybrid.window = 4; tc.max_tokens = T;
+    if (!CHECK(lc_train_init_full(&t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "%s", err.msg)) return;
+    lc_train_zero_grad(&t);
+    lc_train_distill_step(&t, tokens, T, 1, &Lw, NULL, &err);
+    g_whole = (float *)malloc(sizeof(float) * t.n_params);
+    memcpy(g_whole, t.grads, sizeof(float) * t.n_params);
+    lc_train_zero_grad(&t);
+    x = (float *)malloc(sizeof(float) * T * mc.dim);
+    lc_train_embed_tokens(&t, tokens, T, x, &err);
+    lc_train_distill_block(&t, x, T, 0, 0, 0, 0, NULL, NULL, &err);  /* empty block: no-op */
+    ok = lc_train_distill_block(&t, x, T, 0, 1, 1, 1, &L1, NULL, &err) == LOLCATS_OK;
+    ok &= lc_train_distill_block(&t, x, T, 1, 2, 1, 1, &L2, NULL, &err) == LOLCATS_OK;
+    CHECK(ok, "block-wise distill: %s", err.msg);
+    CHECK(fabs(L1 + L2 - Lw) <= 1e-9 * fabs(Lw), "block losses %g + %g != whole %g", L1, L2, Lw);
+    CHECK(!memcmp(g_whole, t.grads, sizeof(float) * t.n_params), "block-wise gradients differ from the whole-model step");
+    CHECK(lc_train_distill_block(&t, x, T, 1, 3, 1, 1, NULL, NULL, &err) != LOLCATS_OK, "block past the last layer must fail");
+    free(g_whole); free(x);
+    lc_train_free(&t);
+}
+
 int main(void) {
     int i;
     lc_rng r;
@@ -149,9 +183,15 @@ int main(void) {
     run("stage 2, hybrid tk, LoRA", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_LORA, 1, 0, 1, 0);
     run("stage 2, hybrid sw, LoRA + feature maps", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_LORA | LOLCATS_TRAIN_FMAPS, 0, 0, 1, 0);
     run("linear attention, feature maps", LOLCATS_ATTN_LINEAR, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 0);
+    g_recompute = 1;
+    run("stage 2 with activation checkpointing, hybrid tk, LoRA + maps", LOLCATS_ATTN_HYBRID,
+        LOLCATS_TRAIN_LORA | LOLCATS_TRAIN_FMAPS, 1, 0, 1, 0);
+    run("pretraining with activation checkpointing, all weights", LOLCATS_ATTN_SOFTMAX, LOLCATS_TRAIN_FULL, 1, 0, 0, 0);
+    g_recompute = 0;
     run("stage 1, attention transfer (tk)", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 1);
     run("stage 1, attention transfer (sw)", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 0, 1, 1, 1);
     g_xent = 1.0f;
     run("stage 1, attention transfer (tk) with xent_factor 1", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 1);
+    blockwise();
     return check_done();
 }

@@ -15,6 +15,8 @@ typedef struct {
 
 static const tool_cmd tool_cmds[] = {
     {"ref", cmd_ref, "run the reference kernels on a safetensors case"},
+    {"demo", cmd_demo, "the whole pipeline on an embedded toy language (no downloads)"},
+    {"synth", cmd_synth, "a Hugging Face directory with a real architecture's shapes and random weights"},
     {"compare", cmd_compare, "per-tensor error table between two safetensors files"},
     {"generate", cmd_generate, "generate text with a llama2.c or Hugging Face model"},
     {"eval", cmd_eval, "mean NLL / perplexity of a model on a text or Alpaca JSONL file"},

@@ -2,7 +2,8 @@
 # setup.sh - installs what lolcats.h needs on a fresh Debian/Ubuntu machine:
 # a C compiler and make (required), libstb-dev (optional: PNG heatmaps),
 # g++ (C++ compile test), gcc-aarch64-linux-gnu + qemu-user (the NEON path,
-# tested under emulation). Does nothing for packages already present.
+# tested under emulation), Open MPI (optional: multi-process distillation),
+# clang (the fuzz harnesses). Does nothing for packages already present.
 set -e
 need=""
 command -v cc >/dev/null 2>&1 || need="$need build-essential"
@@ -11,6 +12,8 @@ command -v c++ >/dev/null 2>&1 || need="$need g++"
 [ -f /usr/include/stb/stb_image_write.h ] || need="$need libstb-dev"
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linux-gnu"
 command -v qemu-aarch64 >/dev/null 2>&1 || need="$need qemu-user"
+command -v mpicc >/dev/null 2>&1 || need="$need openmpi-bin libopenmpi-dev"
+command -v clang >/dev/null 2>&1 || need="$need clang"
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo

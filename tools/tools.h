@@ -7,6 +7,8 @@
 /* subcommands: argv[0] is the subcommand name */
 int cmd_ref(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

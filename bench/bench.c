@@ -1,0 +1,503 @@
+/* bench.c - `make bench`: our time and peak memory beside a peer's, same work,
+   same run, same thread count (2 unless BENCH_THREADS says otherwise).
+
+   (a) hybrid tk attention forward+backward (B=1, H=8, D=64, f=64, F=128,
+       w=64): feature maps + lc_attn_hybrid_fwd/bwd (prefix-state form) vs the
+       original's quadratic formulation in PyTorch autograd and PyTorch's
+       softmax attention (bench/peer_torch.py, Debian's /usr/bin/python3).
+   (b) GEMM at training shapes and GEMV vs OpenBLAS (dlopen'ed at run time).
+   (c) decode: time per token of linearized (hybrid) vs softmax KV-cache
+       attention against context length, and a synthetic BF16 model larger
+       than the caches against the memory-bandwidth bound.
+
+   Usage: bench [--full] [--only attn|gemm|decode]
+     --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
+   Peak memory: ours is VmHWM of this process after resetting it through
+   /proc/self/clear_refs, minus VmRSS before the run's buffers were allocated;
+   the peer's is ru_maxrss of a fresh python process minus its RSS after
+   `import torch` (both: inputs, outputs, gradients and temporaries). When the
+   reset is not available the figure is marked '?'. RSS counts touched pages
+   only, at page granularity. */
+#define _GNU_SOURCE
+#define LOLCATS_IMPLEMENTATION
+#include "lolcats.h"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int g_threads = 2, g_full = 0;
+static lc_ctx g_ctx;
+static lc_rng g_rng;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n)) { v = atol(line + n); break; }
+    fclose(f);
+    return v;
+}
+
+/* Peak-memory probe: mem_begin() resets the high-water mark and remembers the
+   RSS; mem_end() returns MB above it, or -1 if the reset failed. */
+static long g_mem_base;
+static int g_mem_ok;
+static void mem_begin(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    g_mem_ok = f && fputs("5", f) >= 0;
+    if (f) g_mem_ok = (fclose(f) == 0) && g_mem_ok;
+    g_mem_base = status_kb("VmRSS:");
+    if (status_kb("VmHWM:") > g_mem_base + 1024) g_mem_ok = 0;
+}
+static double mem_end(void) {
+    if (!g_mem_ok) return -1;
+    return (double)(status_kb("VmHWM:") - g_mem_base) / 1024.0;
+}
+
+static float *randn(size_t n, float scale) {
+    float *p = (float *)malloc(sizeof(float) * (n ? n : 1));
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = lc_rng_normal(&g_rng) * scale;
+    return p;
+}
+
+static float *zeros(size_t n) { return (float *)calloc(n ? n : 1, sizeof(float)); }
+
+static void fmt_mb(char *buf, double mb) {
+    if (mb < 0) snprintf(buf, 32, "?");
+    else snprintf(buf, 32, "%.1f", mb);
+}
+
+/* ------------------------------------------------------------------ (a) */
+
+/* One forward+backward of the feature maps and the hybrid layer; returns seconds. */
+static double attn_ours_once(int N, int H, int D, int f, int w, double *mb) {
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    int F = lc_fmap_out_dim(&fm, f);
+    size_t nq = (size_t)H * N * D, nf = (size_t)H * N * F;
+    float *q, *k, *v, *wq, *wk, *wf, *dy, *phiq, *phik, *y, *m, *den, *work;
+    float *dq, *dk, *dv, *dphiq, *dphik, *dwq, *dwk, *dwf;
+    double t0, t;
+    lc_rng_seed(&g_rng, 1);
+    mem_begin();
+    q = randn(nq, 1); k = randn(nq, 1); v = randn(nq, 1); dy = randn(nq, 1);
+    wq = randn((size_t)H * D * f, 0.1f); wk = randn((size_t)H * D * f, 0.1f);
+    wf = randn((size_t)H, 1);
+    phiq = zeros(nf); phik = zeros(nf); y = zeros(nq);
+    m = zeros((size_t)H * N); den = zeros((size_t)H * N);
+    work = zeros(lc_attn_hybrid_work_floats(1, H, D, F));
+    dq = zeros(nq); dk = zeros(nq); dv = zeros(nq); dphiq = zeros(nf); dphik = zeros(nf);
+    dwq = zeros((size_t)H * D * f); dwk = zeros((size_t)H * D * f); dwf = zeros((size_t)H);
+    t0 = now();
+    lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+    lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, H, N, D, f, &fm);
+    lc_attn_hybrid_fwd(&g_ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, 1, H,
+                       H, N, D, F, &hc);
+    lc_attn_hybrid_bwd(&g_ctx, dq, dk, dv, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y, m,
+                       den, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, H, N, D, F, &hc);
+    lc_fmap_bwd(&g_ctx, dq, dwq, NULL, dphiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+    lc_fmap_bwd(&g_ctx, dk, dwk, NULL, dphik, k, wk, NULL, 1, H, H, N, D, f, &fm);
+    t = now() - t0;
+    *mb = mem_end();
+    (void)w;
+    free(q); free(k); free(v); free(dy); free(wq); free(wk); free(wf); free(phiq); free(phik);
+    free(y); free(m); free(den); free(work); free(dq); free(dk); free(dv); free(dphiq);
+    free(dphik); free(dwq); free(dwk); free(dwf);
+    return t;
+}
+
+/* Runs the peer script for one size; fills seconds and MB, returns 0 on success. */
+static int peer_torch(const char *kind, int N, int reps, double *sec, double *mb, char *note,
+                      size_t note_len) {
+    char cmd[512], out[1024];
+    FILE *p;
+    size_t got;
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 bench/peer_torch.py --kind %s --N %d --threads %d --reps %d 2>&1",
+             kind, N, g_threads, reps);
+    p = popen(cmd, "r");
+    if (!p) return -1;
+    got = fread(out, 1, sizeof out - 1, p);
+    out[got] = 0;
+    pclose(p);
+    {
+        char *s = strstr(out, "\"time_s\":"), *r = strstr(out, "\"peak_mb\":"), *n = strstr(out, "\"note\": \"");
+        if (!s || !r) {
+            snprintf(note, note_len, "%.200s", out);
+            return -1;
+        }
+        *sec = atof(s + 9);
+        *mb = atof(r + 10);
+        note[0] = 0;
+        if (n) {
+            char *e = strchr(n + 9, '"');
+            size_t len = e ? (size_t)(e - (n + 9)) : 0;
+            if (len >= note_len) len = note_len - 1;
+            memcpy(note, n + 9, len);
+            note[len] = 0;
+        }
+    }
+    return 0;
+}
+
+static int have_torch(void) {
+    return access("/usr/bin/python3", X_OK) == 0 &&
+           system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
+static void bench_attn(void) {
+    static const int Ns[4] = {1024, 2048, 4096, 8192};
+    int H = 8, D = 64, f = 64, w = 64, i, torch_ok = have_torch();
+    char note[256] = "";
+    printf("\n(a) hybrid tk attention forward+backward incl. feature maps, B=1 H=%d D=%d f=%d "
+           "F=%d w=%d, %d threads\n", H, D, f, 2 * f, w, g_threads);
+    if (!torch_ok) printf("    SKIPPED peers: /usr/bin/python3 with torch not found\n");
+    printf("    %-6s %10s %9s | %12s %9s %8s %8s | %12s %9s %8s\n", "N", "ours ms", "ours MB",
+           "orig ms", "orig MB", "speedup", "mem %", "softmax ms", "MB", "speedup");
+    for (i = 0; i < 4; i++) {
+        int N = Ns[i], reps = N <= 2048 ? 5 : 3, r;
+        double best = 1e30, mb = 0, ts = 0, tm = 0, ss = 0, sm = 0;
+        int ok_o = -1, ok_s = -1;
+        char a[32], b[32], c[32], d[32], e[32];
+        for (r = 0; r < reps; r++) {
+            double m1, t = attn_ours_once(N, H, D, f, w, &m1);
+            if (t < best) best = t;
+            if (r == 0 || m1 > mb) mb = m1;
+        }
+        if (torch_ok) {
+            if (N <= 4096 || g_full)
+                ok_o = peer_torch("hybrid", N, N <= 1024 ? 3 : 1, &ts, &tm, note, sizeof note);
+            ok_s = peer_torch("softmax", N, N <= 2048 ? 3 : 1, &ss, &sm, note, sizeof note);
+        }
+        fmt_mb(a, mb);
+        if (ok_o == 0) {
+            fmt_mb(b, tm);
+            snprintf(c, sizeof c, "%.1fx", ts / best);
+            if (mb >= 0) snprintf(d, sizeof d, "%.2f%%", 100.0 * mb / tm); else snprintf(d, sizeof d, "?");
+        } else {
+            snprintf(b, sizeof b, "-"); snprintf(c, sizeof c, "-"); snprintf(d, sizeof d, "-");
+        }
+        if (ok_s == 0) snprintf(e, sizeof e, "%.2fx", ss / best); else snprintf(e, sizeof e, "-");
+        printf("    %-6d %10.1f %9s | %12s %9s %8s %8s | %12s %9s %8s\n", N, 1e3 * best, a,
+               ok_o == 0 ? (snprintf(note + 200, 32, "%.1f", 1e3 * ts), note + 200) : "skipped",
+               b, c, d, ok_s == 0 ? (snprintf(note + 232, 24, "%.1f", 1e3 * ss), note + 232) : "skipped",
+               ok_s == 0 ? (fmt_mb(e + 16, sm), e + 16) : "-", e);
+        fflush(stdout);
+    }
+    if (torch_ok) {
+        char tmp[256];
+        double x, y;
+        if (peer_torch("softmax", 64, 1, &x, &y, tmp, sizeof tmp) == 0 && tmp[0])
+            printf("    softmax peer: %s\n", tmp);
+    }
+    if (!g_full) printf("    (PyTorch original at N=8192 skipped; run with --full to include it)\n");
+}
+
+/* ------------------------------------------------------------------ (b) */
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *,
+                         int, float, float *, int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int,
+                         float, float *, int);
+typedef void (*setthr_fn)(int);
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+
+static void *g_blas;
+static sgemm_fn g_sgemm;
+static sgemv_fn g_sgemv;
+
+static int load_openblas(void) {
+    setthr_fn st;
+    g_blas = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!g_blas) return -1;
+    g_sgemm = (sgemm_fn)(uintptr_t)dlsym(g_blas, "cblas_sgemm");
+    g_sgemv = (sgemv_fn)(uintptr_t)dlsym(g_blas, "cblas_sgemv");
+    st = (setthr_fn)(uintptr_t)dlsym(g_blas, "openblas_set_num_threads");
+    if (!g_sgemm || !g_sgemv) return -1;
+    if (st) st(g_threads);
+    return 0;
+}
+
+/* rest: let spinning worker threads (ours or OpenBLAS's) go to sleep */
+static void rest(void) { usleep(300000); }
+
+static void bench_gemm(void) {
+    static const int shapes[2][3] = {{1024, 2048, 2048}, {512, 4096, 4096}};
+    static const char *form_name[3] = {"y=x.W^T", "dX=dY.W", "dW=dY^T.x"};
+    int have = load_openblas() == 0, s, fm;
+    printf("\n(b) GEMM C(M,N) = op(A) op(B), %d threads, best of 5 (GFLOP/s)\n", g_threads);
+    if (!have) printf("    SKIPPED peer: libopenblas.so.0 not found (Debian: libopenblas0)\n");
+    printf("    %-22s %-10s %10s %10s %10s %8s\n", "M x N x K", "form", "ours", "ours bf16",
+           "openblas", "ratio");
+    for (s = 0; s < 2; s++)
+        for (fm = 0; fm < 3; fm++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = fm == 2, tb = fm == 0, r;
+            size_t lda = (size_t)(ta ? M : K), ldb = (size_t)(tb ? K : N);
+            float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1), *C = zeros((size_t)M * N);
+            uint16_t *Bh = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)K * N);
+            void *ws = malloc(lc_gemm_scratch_size(&g_ctx, M, N, K));
+            double flop = 2.0 * M * N * K, t, bo = 1e30, bh = 1e30, bb = 1e30;
+            size_t i;
+            char rb[32] = "-", rr[32] = "-";
+            for (i = 0; i < (size_t)K * N; i++) Bh[i] = lc_f32_to_bf16(B[i]);
+            for (r = 0; r < 6; r++) {  /* first run warms up */
+                t = now();
+                lc_gemm(&g_ctx, C, A, B, LOLCATS_DTYPE_F32, M, N, K, ta, tb, 1, 0, (size_t)N, lda, ldb, ws);
+                t = now() - t;
+                if (r && t < bo) bo = t;
+            }
+            for (r = 0; r < 4; r++) {
+                t = now();
+                lc_gemm(&g_ctx, C, A, Bh, LOLCATS_DTYPE_BF16, M, N, K, ta, tb, 1, 0, (size_t)N, lda, ldb, ws);
+                t = now() - t;
+                if (r && t < bh) bh = t;
+            }
+            if (have) {
+                rest();
+                for (r = 0; r < 6; r++) {
+                    t = now();
+                    g_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                            M, N, K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, N);
+                    t = now() - t;
+                    if (r && t < bb) bb = t;
+                }
+                rest();
+                snprintf(rb, sizeof rb, "%.1f", flop / bb * 1e-9);
+                snprintf(rr, sizeof rr, "%.2f", bb / bo);
+            }
+            printf("    %5d x %5d x %5d    %-10s %10.1f %10.1f %10s %8s\n", M, N, K, form_name[fm],
+                   flop / bo * 1e-9, flop / bh * 1e-9, rb, rr);
+            fflush(stdout);
+            free(A); free(B); free(C); free(Bh); free(ws);
+        }
+    {  /* GEMV y = W x, W (O,I) */
+        int O = 4096, I = 4096, r;
+        float *W = randn((size_t)O * I, 1), *x = randn((size_t)I, 1), *y = zeros((size_t)O);
+        uint16_t *Wh = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)O * I);
+        double t, bo = 1e30, bh = 1e30, bb = 1e30, bytes = 4.0 * O * I;
+        size_t i;
+        for (i = 0; i < (size_t)O * I; i++) Wh[i] = lc_f32_to_bf16(W[i]);
+        for (r = 0; r < 21; r++) {
+            t = now(); lc_gemv(&g_ctx, y, W, LOLCATS_DTYPE_F32, x, O, I, (size_t)I); t = now() - t;
+            if (r && t < bo) bo = t;
+            t = now(); lc_gemv(&g_ctx, y, Wh, LOLCATS_DTYPE_BF16, x, O, I, (size_t)I); t = now() - t;
+            if (r && t < bh) bh = t;
+        }
+        printf("    GEMV %d x %d: ours f32 %.3f ms (%.1f GB/s), ours bf16 %.3f ms (%.1f GB/s)", O, I,
+               1e3 * bo, bytes / bo * 1e-9, 1e3 * bh, bytes / 2 / bh * 1e-9);
+        if (have) {
+            rest();
+            for (r = 0; r < 21; r++) {
+                t = now();
+                g_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, W, I, x, 1, 0.0f, y, 1);
+                t = now() - t;
+                if (r && t < bb) bb = t;
+            }
+            rest();
+            printf(", openblas f32 %.3f ms (%.1f GB/s), ratio f32 %.2f", 1e3 * bb, bytes / bb * 1e-9, bb / bo);
+        }
+        printf("\n    (the 64 MB f32 matrix exceeds the caches: these are memory-bound)\n");
+        free(W); free(x); free(y); free(Wh);
+    }
+}
+
+/* ------------------------------------------------------------------ (c) */
+
+/* Streaming read bandwidth, GB/s: integer sums over a buffer far larger than L3. */
+static double measure_bandwidth(void) {
+    size_t n = (size_t)1 << 27, i;  /* 1 GiB of uint64 */
+    uint64_t *buf = (uint64_t *)malloc(n * sizeof(uint64_t)), sink = 0;
+    double best = 0;
+    int r;
+    if (!buf) return 0;
+    for (i = 0; i < n; i++) buf[i] = i;
+    for (r = 0; r < 4; r++) {
+        double t = now();
+        long blk;
+        uint64_t tot = 0;
+#ifdef _OPENMP
+#pragma omp parallel for reduction(+ : tot) schedule(static)
+#endif
+        for (blk = 0; blk < 64; blk++) {
+            const uint64_t *p = buf + (size_t)blk * (n / 64);
+            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            size_t j;
+            for (j = 0; j < n / 64; j += 4) {
+                s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3];
+            }
+            tot += s0 + s1 + s2 + s3;
+        }
+        t = now() - t;
+        sink += tot;
+        if ((double)(n * sizeof(uint64_t)) / t * 1e-9 > best) best = (double)(n * sizeof(uint64_t)) / t * 1e-9;
+    }
+    free(buf);
+    if (sink == 42) printf(" ");
+    return best;
+}
+
+/* Softmax decode of one token over a KV cache of ctx positions (one layer):
+   scores = K_g q_h / sqrt(D) by lc_gemm, softmax in fp32, y_h = p V_g by lc_gemm. */
+static void softmax_decode(float *y, const float *q, const float *kc, const float *vc, float *sc,
+                           void *ws, int H, int Hk, int D, int ctx) {
+    int g, rep = H / Hk;
+    float scale = 1.0f / sqrtf((float)D);
+    for (g = 0; g < Hk; g++) {
+        const float *k_g = kc + (size_t)g * ctx * D, *v_g = vc + (size_t)g * ctx * D;
+        int r, t;
+        /* sc (rep, ctx) = q_g (rep, D) . K_g^T */
+        lc_gemm(&g_ctx, sc, q + (size_t)g * rep * D, k_g, LOLCATS_DTYPE_F32, rep, ctx, D, 0, 1,
+                scale, 0, (size_t)ctx, (size_t)D, (size_t)D, ws);
+        for (r = 0; r < rep; r++) {
+            float *s = sc + (size_t)r * ctx, mx = -INFINITY, sum = 0;
+            for (t = 0; t < ctx; t++) mx = s[t] > mx ? s[t] : mx;
+            for (t = 0; t < ctx; t++) { s[t] = expf(s[t] - mx); sum += s[t]; }
+            for (t = 0; t < ctx; t++) s[t] /= sum;
+        }
+        lc_gemm(&g_ctx, y + (size_t)g * rep * D, sc, v_g, LOLCATS_DTYPE_F32, rep, D, ctx, 0, 0, 1,
+                0, (size_t)D, (size_t)ctx, (size_t)D, ws);
+    }
+}
+
+static void bench_decode(void) {
+    static const int ctxs[4] = {1024, 4096, 16384, 32768};
+    /* synthetic Llama-like layer: dim 2048, H 32, Hk 8, D 64, ffn 5632, BF16 weights */
+    int dim = 2048, H = 32, Hk = 8, D = 64, ffn = 5632, f = 64, w = 64, L = 4, F, i, l, c;
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    size_t per_layer = (size_t)dim * dim * 2 + (size_t)Hk * D * dim * 2 + (size_t)ffn * dim * 3;
+    uint16_t *Wt;
+    float *x, *q, *k, *v, *att, *h1, *h2, *phiq, *phik, *wq, *wk, *wf, *st_mem, *sc, *kc, *vc;
+    double bw, tok_hyb = 0, bytes, t;
+    void *ws;
+    lc_decode_state st;
+    F = lc_fmap_out_dim(&fm, f);
+    printf("\n(c) decode, %d threads\n", g_threads);
+    bw = measure_bandwidth();
+    printf("    measured streaming read bandwidth: %.1f GB/s (1 GiB buffer)\n", bw);
+    /* attention only, one layer, against context length */
+    q = randn((size_t)H * D, 1); k = randn((size_t)Hk * D, 1); v = randn((size_t)Hk * D, 1);
+    phiq = zeros((size_t)H * F); phik = zeros((size_t)H * F); att = zeros((size_t)H * D);
+    wq = randn((size_t)H * D * f, 0.1f); wk = randn((size_t)H * D * f, 0.1f); wf = randn((size_t)H, 1);
+    st_mem = zeros(lc_decode_state_floats(H, Hk, D, F, w));
+    sc = zeros((size_t)(H / Hk) * 32768);
+    ws = malloc(lc_gemm_scratch_size(&g_ctx, 1120, 32768, 256) + 4096);
+    printf("    attention of one layer (H=%d Hk=%d D=%d, F=%d w=%d), us per token:\n", H, Hk, D, F, w);
+    printf("    %-8s %14s %14s %10s\n", "context", "linearized", "softmax KV", "ratio");
+    for (c = 0; c < 4; c++) {
+        int ctx = ctxs[c], r, reps = 50;
+        double th = 1e30, tsm = 1e30;
+        kc = randn((size_t)Hk * ctx * D, 1); vc = randn((size_t)Hk * ctx * D, 1);
+        lc_decode_state_init(&st, st_mem, H, Hk, D, F, w);
+        for (r = 0; r < w + 1; r++) {  /* fill the ring */
+            lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, 1, D, f, &fm);
+            lc_attn_hybrid_decode(&g_ctx, att, &st, q, k, v, phiq, phik, wf, 0);
+        }
+        st.pos = ctx;  /* the state's cost does not depend on how it was filled */
+        for (r = 0; r < reps; r++) {
+            t = now();
+            lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, 1, D, f, &fm);
+            lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, 1, D, f, &fm);
+            lc_attn_hybrid_decode(&g_ctx, att, &st, q, k, v, phiq, phik, wf, 0);
+            t = now() - t;
+            if (t < th) th = t;
+        }
+        for (r = 0; r < (ctx > 4096 ? 10 : reps); r++) {
+            t = now();
+            softmax_decode(att, q, kc, vc, sc, ws, H, Hk, D, ctx);
+            t = now() - t;
+            if (t < tsm) tsm = t;
+        }
+        printf("    %-8d %14.1f %14.1f %9.1fx\n", ctx, 1e6 * th, 1e6 * tsm, tsm / th);
+        fflush(stdout);
+        free(kc); free(vc);
+    }
+    /* whole synthetic model: L layers of projections (BF16 GEMV) + attention + MLP */
+    Wt = (uint16_t *)malloc(sizeof(uint16_t) * per_layer * (size_t)L);
+    for (i = 0; i < (int)(per_layer * (size_t)L / 4096); i++) {
+        size_t j, o = (size_t)i * 4096;
+        for (j = 0; j < 4096; j++) Wt[o + j] = lc_f32_to_bf16(0.02f * (float)((int)((o + j) * 2654435761u % 2001u) - 1000) / 1000.0f);
+    }
+    x = randn((size_t)dim, 1); h1 = zeros((size_t)ffn); h2 = zeros((size_t)ffn);
+    bytes = 2.0 * (double)per_layer * L;
+    lc_decode_state_init(&st, st_mem, H, Hk, D, F, w);
+    {
+        int r;
+        for (r = 0; r < 40; r++) {
+            t = now();
+            for (l = 0; l < L; l++) {
+                const uint16_t *W = Wt + per_layer * (size_t)l;
+                const uint16_t *Wq = W, *Wk = Wq + (size_t)dim * dim, *Wv = Wk + (size_t)Hk * D * dim;
+                const uint16_t *Wo = Wv + (size_t)Hk * D * dim, *Wg = Wo + (size_t)dim * dim;
+                const uint16_t *Wu = Wg + (size_t)ffn * dim, *Wd = Wu + (size_t)ffn * dim;
+                int j;
+                lc_gemv(&g_ctx, q, Wq, LOLCATS_DTYPE_BF16, x, dim, dim, (size_t)dim);
+                lc_gemv(&g_ctx, k, Wk, LOLCATS_DTYPE_BF16, x, Hk * D, dim, (size_t)dim);
+                lc_gemv(&g_ctx, v, Wv, LOLCATS_DTYPE_BF16, x, Hk * D, dim, (size_t)dim);
+                lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, 1, D, f, &fm);
+                lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, 1, D, f, &fm);
+                lc_attn_hybrid_decode(&g_ctx, att, &st, q, k, v, phiq, phik, wf, 0);
+                lc_gemv(&g_ctx, x, Wo, LOLCATS_DTYPE_BF16, att, dim, dim, (size_t)dim);
+                lc_gemv(&g_ctx, h1, Wg, LOLCATS_DTYPE_BF16, x, ffn, dim, (size_t)dim);
+                lc_gemv(&g_ctx, h2, Wu, LOLCATS_DTYPE_BF16, x, ffn, dim, (size_t)dim);
+                for (j = 0; j < ffn; j++) h1[j] = h1[j] / (1.0f + expf(-h1[j])) * h2[j];
+                lc_gemv(&g_ctx, x, Wd, LOLCATS_DTYPE_BF16, h1, dim, ffn, (size_t)ffn);
+                for (j = 0; j < dim; j++) x[j] = x[j] * 0.01f;  /* keep it bounded */
+            }
+            t = now() - t;
+            if (r >= 2) tok_hyb += t;
+        }
+        tok_hyb /= 38;
+    }
+    printf("    synthetic BF16 model, %d layers of dim %d / ffn %d (%.0f MB of weights):\n", L, dim,
+           ffn, bytes / 1e6);
+    printf("      linearized decode %.2f ms/token (%.1f tokens/s); bandwidth bound %.2f ms/token "
+           "(%.1f tokens/s) -> %.0f%% of the bound\n", 1e3 * tok_hyb, 1 / tok_hyb,
+           1e3 * bytes / (bw * 1e9), bw * 1e9 / bytes, 100.0 * (bytes / (bw * 1e9)) / tok_hyb);
+    free(Wt); free(x); free(h1); free(h2); free(q); free(k); free(v); free(phiq); free(phik);
+    free(att); free(wq); free(wk); free(wf); free(st_mem); free(sc); free(ws);
+}
+
+int main(int argc, char **argv) {
+    const char *only = NULL, *env = getenv("BENCH_THREADS");
+    int i;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) g_full = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|decode]\n"); return 2; }
+    }
+    if (env && atoi(env) > 0) g_threads = atoi(env);
+#ifdef _OPENMP
+    omp_set_num_threads(g_threads);
+#else
+    g_threads = 1;
+#endif
+    lc_ctx_init(&g_ctx);
+    lc_rng_seed(&g_rng, 7);
+    {
+        double la[3] = {0, 0, 0};
+        if (getloadavg(la, 3) < 0) la[0] = -1;
+        printf("lolcats bench: path %s, %d threads; load average %.2f on %ld CPUs before the run "
+               "(other work on the machine skews every figure)\n", lc_simd_name(g_ctx.simd),
+               g_threads, la[0], sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    if (!only || !strcmp(only, "gemm")) bench_gemm();
+    if (!only || !strcmp(only, "attn")) bench_attn();
+    if (!only || !strcmp(only, "decode")) bench_decode();
+    return 0;
+}

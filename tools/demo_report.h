@@ -1,0 +1,16 @@
+/* demo_report.h - progress line and pictures of `lolcats demo` (drawn with the
+   canvas of report.h). */
+#ifndef LOLCATS_DEMO_REPORT_H
+#define LOLCATS_DEMO_REPORT_H
+#include "lolcats.h"
+
+/* "what  done/total  rate unit  loss" on stderr, only when it is a terminal */
+void tool_progress(const char *what, long done, long total, double rate, const char *unit, double loss);
+void tool_progress_done(void);
+/* teacher | student attention of head 0 of `layer`: DIR/attention_<tag>.png */
+void tool_report_attention(const char *dir, const char *tag, lc_train *t, const int *tokens, int T, int layer);
+/* loss curves of the three demo stages: DIR/loss_curves.png */
+void tool_report_curves(const char *dir, const float *a, int na, const float *b, int nb, const float *c, int nc);
+void tool_report_summary(const char *dir, double l0, double a0, double l1, double a1, double l2, double a2,
+                         double l3, double a3, double l4, double a4, double l5, double a5);
+#endif
