@@ -889,7 +889,64 @@ LCAPI lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const ch
 // >>api-lolcats-io-end
 
 // >>api-lolcats-infer
-// (linearized inference)
+// Linearized inference: a Llama model whose every attention layer is the
+// LoLCATs hybrid (feature maps, window factors, LoRA on q/k/v/o from an
+// lc_lolcats). Per sequence it keeps, per layer, one lc_decode_state: the ring
+// of the w most recent keys / values / key features and the fp32 linear state
+// (S, z) of every key that left the window. That state does not grow with the
+// context; the only other memory is scratch for max_tokens tokens per call.
+//
+//   lc_lolcats_forward(m, lp, r, prompt, n, NULL, &err);   // prefill
+//   while (...) { tok = sample(r->logits); lc_lolcats_forward(m, lp, r, &tok, 1, NULL, &err); }
+//
+// What a call computes, with p0 = r->pos:
+//   p0 == 0      prefill: lc_attn_hybrid_fwd over the n tokens with the
+//                checkpoint's masks (tk: terraced blocks, the N <= w quirk
+//                included; sw: sliding window), as the original computes a
+//                prompt and as the trainer computes a sequence. Afterwards the
+//                state is what token-by-token decoding would have left: the
+//                last w keys in the ring, S, z over the keys before them.
+//   p0 > 0       continuation: the decode rule, a plain sliding window of the w
+//                most recent keys plus (S, z) (LOLCATS_MATH.md section 6), for
+//                both variants. n = 1 is lc_attn_hybrid_decode; n > 1 runs the
+//                sw prefill kernel over [the ring's keys, the new keys] with
+//                (S, z) carried, so it equals n single-token steps.
+// RoPE angles are the model's (rotate_half or interleaved, Llama 3 scaling),
+// computed per position: no table of context length.
+typedef struct lc_lolcats_run {
+    lc_ctx ctx;                   // kernels' code path
+    int n_layers, F;              // F: feature-map output dim
+    lc_hybrid_cfg hybrid;         // variant / window / affine the run was made for
+    int max_tokens;               // tokens per lc_lolcats_forward call
+    int64_t pos;                  // tokens consumed so far
+    lc_decode_state *layers;      // (L): ring + (S, z) per layer
+    float *logits;                // (V) logits of the last token fed
+    size_t state_bytes;           // per-sequence state: every layer's ring + S, z
+    size_t bytes;                 // total allocated (state + scratch for max_tokens)
+    void *priv;                   // scratch (private)
+} lc_lolcats_run;
+
+// ctx NULL: the best path of this CPU. max_tokens <= 0: 1. Checks that lp fits
+// m (layers, heads, head dim, feature dim <= 1024, LoRA shapes).
+LCAPI lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const lc_model *m,
+                                    const lc_lolcats *lp, int max_tokens, lc_error *err);
+LCAPI void lc_lolcats_run_free(lc_lolcats_run *r);
+// Empties the state (pos 0, rings and S, z zero) for a new sequence.
+LCAPI void lc_lolcats_run_reset(lc_lolcats_run *r);
+// Feeds tokens[0..n) at positions r->pos.. (see above), advances r->pos,
+// writes the last token's logits to r->logits and, when logits_all is set,
+// every token's (n,V). n <= r->max_tokens; lp must be the lc_lolcats the run
+// was made for (same window).
+LCAPI lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_lolcats_run *r,
+                                   const int *tokens, int n, float *logits_all /*(n,V) or NULL*/,
+                                   lc_error *err);
+// An lc_lolcats with identity feature maps (f <= head_dim), window factors at
+// logit(0.1) and no LoRA: a model linearized without attention transfer. Its
+// arrays are cut from mem (lc_lolcats_identity_floats floats), which the
+// caller owns.
+LCAPI size_t lc_lolcats_identity_floats(const lc_model_config *c, int f);
+LCAPI void lc_lolcats_init_identity(lc_lolcats *lp, float *mem, const lc_model_config *c, int f,
+                                    const lc_fmap_cfg *fmap, const lc_hybrid_cfg *hybrid);
 // >>api-lolcats-infer-end
 
 // >>api-ref
@@ -8027,6 +8084,364 @@ done:
 // >>impl-lolcats-io-end
 
 // >>impl-lolcats-infer
+// Linearized inference (lc_lolcats_run). The model's weights are read through
+// its public pieces (lc_weight, lc_matmul); the blocks (lc_rmsnorm_fwd,
+// lc_rope_split_fwd, lc_heads_merge, lc_swiglu_fwd) and the kernels
+// (lc_fmap_fwd, lc_attn_hybrid_fwd, lc_attn_hybrid_decode) do the math.
+
+typedef struct lc__li_scratch {
+    int T, R;                                  // max tokens, ring + chunk rows
+    float *x, *xb, *q, *k, *v, *ym, *hb, *hb2; // token-major (T, *)
+    float *xa, *lt;                            // LoRA: x A^T (T,r), (x A^T) B^T (T,O)
+    float *cos_t, *sin_t, *inv;                // (T,D/2) x2, inverse frequencies (D/2)
+    float *qh, *kh, *vh, *phiq, *phik;         // chunk heads (H,T,D) (Hk,T,D) x2 (H,T,F) x2
+    float *qc, *kc, *vc, *phiqc, *phikc;       // ring + chunk (H,R,D) (Hk,R,D) x2 (H,R,F) x2
+    float *yh, *mrow, *den, *work;             // (H,R,D) (H,R) (H,R), hybrid work
+    float *norm_w;                             // (2L+1, dim) fp32 norm weights
+    float *state_mem;                          // the L decode states
+} lc__li_scratch;
+
+LCIMPL size_t lc_lolcats_identity_floats(const lc_model_config *c, int f) {
+    return 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * f + (size_t)c->n_layers * c->n_heads;
+}
+
+LCIMPL void lc_lolcats_init_identity(lc_lolcats *lp, float *mem, const lc_model_config *c, int f,
+                                     const lc_fmap_cfg *fmap, const lc_hybrid_cfg *hybrid) {
+    int L = c->n_layers, H = c->n_heads, D = c->head_dim, i;
+    size_t nf = (size_t)L * H * D * f;
+    float *wf = mem + 2 * nf;
+    LOLCATS_ASSERT(f > 0 && f <= D);
+    memset(lp, 0, sizeof *lp);
+    lp->n_layers = L; lp->n_heads = H; lp->head_dim = D;
+    lp->fmap = *fmap;
+    lp->feature_dim = f;
+    lp->hybrid = *hybrid;
+    lc_fmap_init_identity(mem, L * H, D, f);
+    lc_fmap_init_identity(mem + nf, L * H, D, f);
+    for (i = 0; i < L * H; i++) wf[i] = -2.1972245773362196f;  // logit(0.1)
+    lp->fmap_q = mem;
+    lp->fmap_k = mem + nf;
+    lp->wf = wf;
+}
+
+static lc_status lc__li_check(const lc_model *m, const lc_lolcats *lp, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int l, tg;
+    if (lp->n_layers != c->n_layers || lp->n_heads != c->n_heads || lp->head_dim != c->head_dim)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "LoLCATs parameters for %d layers x %d heads x head dim %d, but the model "
+                            "has %d x %d x %d: checkpoint of another model",
+                            lp->n_layers, lp->n_heads, lp->head_dim, c->n_layers, c->n_heads,
+                            c->head_dim);
+    if (c->n_layers > 64 || c->n_heads % c->n_kv_heads)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%d layers / %d heads / %d kv heads: "
+                            "at most 64 layers, heads a multiple of kv heads", c->n_layers,
+                            c->n_heads, c->n_kv_heads);
+    if (!lp->fmap_q || !lp->fmap_k || !lp->wf || lp->feature_dim <= 0 || lp->feature_dim > 1024 ||
+        lp->hybrid.window <= 0)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "LoLCATs parameters incomplete: feature maps %s, window factors %s, "
+                            "feature dim %d (1..1024), window %d (> 0)",
+                            lp->fmap_q && lp->fmap_k ? "set" : "missing", lp->wf ? "set" : "missing",
+                            lp->feature_dim, lp->hybrid.window);
+    if (lp->lora_rank < 0 || lp->lora_rank > 256)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d: 0..256 supported", lp->lora_rank);
+    for (l = 0; l < c->n_layers && lp->lora_rank > 0; l++)
+        for (tg = 0; tg < 4; tg++)
+            if (!lp->lora_a[l][tg] != !lp->lora_b[l][tg])
+                return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d LoRA target %d has only one of A, B",
+                                    l, tg);
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_lolcats_run_free(lc_lolcats_run *r) {
+    lc__li_scratch *s;
+    if (!r) return;
+    s = (lc__li_scratch *)r->priv;
+    if (s) LOLCATS_FREE(s->x);
+    LOLCATS_FREE(s);
+    LOLCATS_FREE(r->layers);
+    memset(r, 0, sizeof *r);
+}
+
+LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    int l;
+    for (l = 0; l < r->n_layers; l++) {
+        lc_decode_state *st = &r->layers[l];
+        lc_decode_state_init(st, s->state_mem + (size_t)l * lc_decode_state_floats(st->H, st->Hk, st->D,
+                             st->F, st->window), st->H, st->Hk, st->D, st->F, st->window);
+    }
+    r->pos = 0;
+}
+
+LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const lc_model *m,
+                                     const lc_lolcats *lp, int max_tokens, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, dim = c->dim;
+    int hid = c->hidden_dim, w, F, T, R, pass, l;
+    size_t qd = (size_t)H * D, kd = (size_t)Hk * D, xd, total = 0, st_n;
+    lc__li_scratch *s;
+    float *p = NULL;
+    lc_status status;
+    memset(r, 0, sizeof *r);
+    if ((status = lc__li_check(m, lp, err))) return status;
+    if (ctx) r->ctx = *ctx;
+    else lc_ctx_init(&r->ctx);
+    w = lp->hybrid.window;
+    F = lc_fmap_out_dim(&lp->fmap, lp->feature_dim);
+    T = max_tokens > 0 ? max_tokens : 1;
+    R = w + T;
+    xd = qd > (size_t)dim ? qd : (size_t)dim;
+    st_n = lc_decode_state_floats(H, Hk, D, F, w);
+    s = (lc__li_scratch *)LOLCATS_MALLOC(sizeof *s);
+    r->layers = (lc_decode_state *)LOLCATS_MALLOC(sizeof(lc_decode_state) * (size_t)L);
+    r->priv = s;
+    if (!s || !r->layers) {
+        lc_lolcats_run_free(r);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    }
+    memset(s, 0, sizeof *s);
+    for (pass = 0; pass < 2; pass++) {  // count, then cut the views
+#define LC__LI_TAKE(dst, count) do { size_t n_ = (size_t)(count); if (pass) { (dst) = p; p += n_; } else total += n_; } while (0)
+        LC__LI_TAKE(s->x, (size_t)T * dim);
+        LC__LI_TAKE(s->xb, (size_t)T * xd);
+        LC__LI_TAKE(s->q, (size_t)T * qd);
+        LC__LI_TAKE(s->k, (size_t)T * kd);
+        LC__LI_TAKE(s->v, (size_t)T * kd);
+        LC__LI_TAKE(s->ym, (size_t)T * qd);
+        LC__LI_TAKE(s->hb, (size_t)T * hid);
+        LC__LI_TAKE(s->hb2, (size_t)T * hid);
+        LC__LI_TAKE(s->xa, (size_t)T * (lp->lora_rank > 0 ? lp->lora_rank : 1));
+        LC__LI_TAKE(s->lt, (size_t)T * xd);
+        LC__LI_TAKE(s->cos_t, (size_t)T * (D / 2));
+        LC__LI_TAKE(s->sin_t, (size_t)T * (D / 2));
+        LC__LI_TAKE(s->inv, D / 2 + 1);
+        LC__LI_TAKE(s->qh, (size_t)T * qd);
+        LC__LI_TAKE(s->kh, (size_t)T * kd);
+        LC__LI_TAKE(s->vh, (size_t)T * kd);
+        LC__LI_TAKE(s->phiq, (size_t)H * T * F);
+        LC__LI_TAKE(s->phik, (size_t)H * T * F);
+        LC__LI_TAKE(s->qc, (size_t)R * qd);
+        LC__LI_TAKE(s->kc, (size_t)R * kd);
+        LC__LI_TAKE(s->vc, (size_t)R * kd);
+        LC__LI_TAKE(s->phiqc, (size_t)H * R * F);
+        LC__LI_TAKE(s->phikc, (size_t)H * R * F);
+        LC__LI_TAKE(s->yh, (size_t)R * qd);
+        LC__LI_TAKE(s->mrow, (size_t)H * R);
+        LC__LI_TAKE(s->den, (size_t)H * R);
+        LC__LI_TAKE(s->work, lc_attn_hybrid_work_floats(1, H, D, F));
+        LC__LI_TAKE(s->norm_w, (size_t)(2 * L + 1) * dim);
+        LC__LI_TAKE(r->logits, c->vocab_size);
+        LC__LI_TAKE(s->state_mem, st_n * L);
+#undef LC__LI_TAKE
+        if (!pass) {
+            p = (float *)LOLCATS_MALLOC(sizeof(float) * total);
+            if (!p) {
+                lc_lolcats_run_free(r);
+                return lc_error_set(err, LOLCATS_ERR_NOMEM,
+                                    "out of memory for %zu MiB of linearized state and scratch for "
+                                    "%d tokens per call; feed fewer tokens per call",
+                                    total * 4 >> 20, T);
+            }
+            memset(p, 0, sizeof(float) * total);
+        }
+    }
+    s->T = T;
+    s->R = R;
+    r->n_layers = L;
+    r->F = F;
+    r->hybrid = lp->hybrid;
+    r->max_tokens = T;
+    r->state_bytes = sizeof(float) * st_n * L + sizeof(lc_decode_state) * (size_t)L;
+    r->bytes = sizeof(float) * total + sizeof *s + sizeof(lc_decode_state) * (size_t)L;
+    for (l = 0; l < L; l++) {
+        int i;
+        lc_decode_state_init(&r->layers[l], s->state_mem + st_n * l, H, Hk, D, F, w);
+        for (i = 0; i < dim; i++) {
+            s->norm_w[(size_t)(2 * l) * dim + i] = lc_weight_get(&m->layers[l].rms_att, i);
+            s->norm_w[(size_t)(2 * l + 1) * dim + i] = lc_weight_get(&m->layers[l].rms_ffn, i);
+        }
+    }
+    for (l = 0; l < dim; l++) s->norm_w[(size_t)2 * L * dim + l] = lc_weight_get(&m->rms_final, l);
+    lc_rope_inv_freq(s->inv, c);
+    return LOLCATS_OK;
+}
+
+// y (T,O) = x W^T, the model's matmul on a weight read in place.
+static void lc__li_mm(const lc_ctx *cx, float *y, const float *x, const void *w, lc_dtype dt, int T,
+                      int O, int I) {
+    lc_matmul(cx, y, x, w, dt, T, O, I);
+}
+
+// q/k/v/o projection of layer l with its LoRA: y = x W^T + (alpha/r) (x A^T) B^T.
+static void lc__li_proj(const lc_ctx *cx, const lc_lolcats *lp, lc__li_scratch *s, int l, int tg,
+                        float *y, const float *x, const lc_weight *w, int T) {
+    int O = (int)w->rows, I = (int)w->cols, rk = lp->lora_rank;
+    const float *A = rk > 0 ? lp->lora_a[l][tg] : NULL, *Bm = rk > 0 ? lp->lora_b[l][tg] : NULL;
+    lc__li_mm(cx, y, x, w->data, w->dtype, T, O, I);
+    if (A && Bm) {
+        float sc = lp->lora_alpha / (float)rk;
+        size_t i, n = (size_t)T * O;
+        lc__li_mm(cx, s->xa, x, A, LOLCATS_DTYPE_F32, T, rk, I);
+        lc__li_mm(cx, s->lt, s->xa, Bm, LOLCATS_DTYPE_F32, T, O, rk);
+        for (i = 0; i < n; i++) y[i] += sc * s->lt[i];
+    }
+}
+
+// Pushes token t of a chunk (heads (Hk,T,D), features (H,T,F)) into the decode
+// state exactly as lc_attn_hybrid_decode does: the oldest key leaves the ring
+// into S, z, the new one takes its slot.
+static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh, const float *vh,
+                        const float *phik, int T, int t) {
+    int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g, c;
+    int slot = (int)(st->pos % w);
+    if (st->pos >= w) {
+        for (h = 0; h < H; h++) {
+            const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
+            const float *v_old = st->v_ring + ((size_t)(h / (H / Hk)) * w + slot) * D;
+            for (c = 0; c < F; c++) {
+                P->axpy(st->S + ((size_t)h * F + c) * D, phik_old[c], v_old, D);
+                st->z[(size_t)h * F + c] += phik_old[c];
+            }
+        }
+    }
+    for (g = 0; g < Hk; g++) {
+        memcpy(st->k_ring + ((size_t)g * w + slot) * D, kh + ((size_t)g * T + t) * D, sizeof(float) * D);
+        memcpy(st->v_ring + ((size_t)g * w + slot) * D, vh + ((size_t)g * T + t) * D, sizeof(float) * D);
+    }
+    for (h = 0; h < H; h++)
+        memcpy(st->phik_ring + ((size_t)h * w + slot) * F, phik + ((size_t)h * T + t) * F, sizeof(float) * F);
+    st->pos++;
+}
+
+// Continuation chunk (n > 1 after earlier tokens): rows [ring keys in time
+// order, chunk keys] through the sw prefill with (S, z) carried. Row rr + t
+// sees the w most recent keys as window and, as linear keys, the ring keys
+// that leave before it plus S, z: exactly the decode rule. The rr leading
+// query rows are placeholders whose outputs are dropped. yh gets (H,R,D) with
+// the chunk's rows at rr; returns rr.
+static int lc__li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
+                           const float *wf, int n) {
+    int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window;
+    int rr = st->pos < w ? (int)st->pos : w, N = rr + n, h, g, t;
+    lc_hybrid_cfg sw = r->hybrid;
+    sw.variant = LOLCATS_WINDOW_SW;
+    for (t = 0; t < rr; t++) {  // ring keys, oldest first
+        int slot = (int)((st->pos - rr + t) % w);
+        for (g = 0; g < Hk; g++) {
+            memcpy(s->kc + ((size_t)g * N + t) * D, st->k_ring + ((size_t)g * w + slot) * D, sizeof(float) * D);
+            memcpy(s->vc + ((size_t)g * N + t) * D, st->v_ring + ((size_t)g * w + slot) * D, sizeof(float) * D);
+        }
+        for (h = 0; h < H; h++) {
+            memcpy(s->phikc + ((size_t)h * N + t) * F, st->phik_ring + ((size_t)h * w + slot) * F,
+                   sizeof(float) * F);
+            memset(s->qc + ((size_t)h * N + t) * D, 0, sizeof(float) * D);
+            memset(s->phiqc + ((size_t)h * N + t) * F, 0, sizeof(float) * F);
+        }
+    }
+    for (g = 0; g < Hk; g++) {
+        memcpy(s->kc + ((size_t)g * N + rr) * D, s->kh + (size_t)g * n * D, sizeof(float) * n * D);
+        memcpy(s->vc + ((size_t)g * N + rr) * D, s->vh + (size_t)g * n * D, sizeof(float) * n * D);
+    }
+    for (h = 0; h < H; h++) {
+        memcpy(s->qc + ((size_t)h * N + rr) * D, s->qh + (size_t)h * n * D, sizeof(float) * n * D);
+        memcpy(s->phiqc + ((size_t)h * N + rr) * F, s->phiq + (size_t)h * n * F, sizeof(float) * n * F);
+        memcpy(s->phikc + ((size_t)h * N + rr) * F, s->phik + (size_t)h * n * F, sizeof(float) * n * F);
+    }
+    lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qc, s->kc, s->vc, s->phiqc,
+                       s->phikc, wf, st->S, st->z, 1, H, Hk, N, D, F, &sw);
+    return rr;
+}
+
+LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_lolcats_run *r,
+                                    const int *tokens, int n, float *logits_all, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    const lc__prims *P = lc__prims_for(&r->ctx);
+    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, hid = c->hidden_dim;
+    int V = c->vocab_size, f = lp->feature_dim, F = r->F, L = c->n_layers, t, l, i, h;
+    int64_t pos0 = r->pos;
+    size_t qd = (size_t)H * D;
+    if (n <= 0) return LOLCATS_OK;
+    if (n > r->max_tokens)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_lolcats_forward: %d tokens, the run holds %d per call",
+                            n, r->max_tokens);
+    if (lp->hybrid.window != r->hybrid.window || lp->n_layers != L)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "lc_lolcats_forward: the run was made for window %d, the parameters say %d",
+                            r->hybrid.window, lp->hybrid.window);
+    for (l = 0; l < L; l++)
+        if (r->layers[l].pos != pos0)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d state at position %lld, run at %lld: "
+                                "set both or lc_lolcats_run_reset", l, (long long)r->layers[l].pos,
+                                (long long)pos0);
+    for (t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at index %d is outside the vocab (%d)",
+                                tokens[t], t, V);
+        for (i = 0; i < dim; i++)
+            s->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
+    }
+    for (t = 0; t < n; t++)  // RoPE angles of positions pos0..pos0+n-1, as the model's table
+        for (i = 0; i < D / 2; i++) {
+            float ang = (float)(pos0 + t) * s->inv[i];
+            s->cos_t[(size_t)t * (D / 2) + i] = (float)cos((double)ang);
+            s->sin_t[(size_t)t * (D / 2) + i] = (float)sin((double)ang);
+        }
+    for (l = 0; l < L; l++) {
+        const lc_layer_weights *lw = &m->layers[l];
+        lc_decode_state *st = &r->layers[l];
+        const float *wf = lp->wf + (size_t)l * H, *y = s->yh;
+        size_t fo = (size_t)l * H * D * f;
+        int rows = n, off = 0;
+        lc_rmsnorm_fwd(s->xb, NULL, s->x, s->norm_w + (size_t)(2 * l) * dim, n, dim, c->norm_eps);
+        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_Q, s->q, s->xb, &lw->wq, n);
+        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_K, s->k, s->xb, &lw->wk, n);
+        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_V, s->v, s->xb, &lw->wv, n);
+        lc_rope_split_fwd(s->qh, s->q, s->cos_t, s->sin_t, n, H, D, c->rope_interleaved);
+        lc_rope_split_fwd(s->kh, s->k, s->cos_t, s->sin_t, n, Hk, D, c->rope_interleaved);
+        lc_rope_split_fwd(s->vh, s->v, NULL, NULL, n, Hk, D, 0);
+        lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, NULL, 1, H, H, n, D, f, &lp->fmap);
+        lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, NULL, 1, H, Hk, n, D, f, &lp->fmap);
+        if (pos0 == 0) {  // prefill with the checkpoint's masks
+            lc_hybrid_cfg hc = lp->hybrid;
+            lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,
+                               s->phiq, s->phik, wf, NULL, NULL, 1, H, Hk, n, D, F, &hc);
+        } else if (n == 1) {
+            lc_attn_hybrid_decode(&r->ctx, s->yh, st, s->qh, s->kh, s->vh, s->phiq, s->phik, wf,
+                                  lp->hybrid.affine);
+        } else {
+            off = lc__li_continue(r, s, st, wf, n);
+            rows = off + n;
+        }
+        if (!(pos0 > 0 && n == 1))  // the decode kernel pushed its token itself
+            for (t = 0; t < n; t++) lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
+        for (t = 0; t < n; t++)  // heads (H,rows,D), chunk rows from off -> (n, H*D)
+            for (h = 0; h < H; h++)
+                memcpy(s->ym + (size_t)t * qd + (size_t)h * D, y + ((size_t)h * rows + off + t) * D,
+                       sizeof(float) * D);
+        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_O, s->xb, s->ym, &lw->wo, n);
+        for (i = 0; i < n * dim; i++) s->x[i] += s->xb[i];
+        lc_rmsnorm_fwd(s->xb, NULL, s->x, s->norm_w + (size_t)(2 * l + 1) * dim, n, dim, c->norm_eps);
+        lc__li_mm(&r->ctx, s->hb, s->xb, lw->w1.data, lw->w1.dtype, n, hid, dim);
+        lc__li_mm(&r->ctx, s->hb2, s->xb, lw->w3.data, lw->w3.dtype, n, hid, dim);
+        lc_swiglu_fwd(s->hb, s->hb, s->hb2, (size_t)n * hid);
+        lc__li_mm(&r->ctx, s->xb, s->hb, lw->w2.data, lw->w2.dtype, n, dim, hid);
+        for (i = 0; i < n * dim; i++) s->x[i] += s->xb[i];
+    }
+    r->pos = pos0 + n;
+    if (logits_all) {
+        lc_rmsnorm_fwd(s->xb, NULL, s->x, s->norm_w + (size_t)2 * L * dim, n, dim, c->norm_eps);
+        lc__li_mm(&r->ctx, logits_all, s->xb, m->wcls.data, m->wcls.dtype, n, V, dim);
+        memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
+    } else {
+        lc_rmsnorm_fwd(s->xb, NULL, s->x + (size_t)(n - 1) * dim, s->norm_w + (size_t)2 * L * dim, 1, dim,
+                       c->norm_eps);
+        lc__li_mm(&r->ctx, r->logits, s->xb, m->wcls.data, m->wcls.dtype, 1, V, dim);
+    }
+    return LOLCATS_OK;
+}
 // >>impl-lolcats-infer-end
 
 // >>impl-ref

@@ -8,7 +8,11 @@
    - a .jsonl of Alpaca records is scored record by record: [BOS] + prompt
      (LOLCATS_MATH.md section 9 template) + response (encoded separately, no
      BOS) + EOS; the response tokens and EOS are counted (--all-tokens: every
-     token after BOS). Records longer than C are scored in windows as above. */
+     token after BOS). Records longer than C are scored in windows as above.
+   --lolcats scores the linearized model on exactly the same windows and
+   tokens; each window is one prefill (the checkpoint's tk/sw masks over the
+   whole window, as in training), where the base model feeds chunks of 32
+   (the KV cache makes that exact). */
 #include "tools.h"
 #include "data.h"
 
@@ -20,40 +24,57 @@
 
 static const char *eval_usage =
     "lolcats eval --model PATH --data FILE [--tokenizer PATH] [--json] [--ctx C]\n"
-    "             [--all-tokens] [--limit N]\n"
+    "             [--all-tokens] [--limit N] [--lolcats CKPT [--window W] [--variant tk|sw]]\n"
     "  --data FILE     a text file, or a .jsonl of Alpaca records\n"
     "                  (instruction, input, output)\n"
     "  --ctx C         window / context length (default: the model's)\n"
     "  --all-tokens    Alpaca: count every token after BOS, not only response + EOS\n"
     "  --limit N       Alpaca: only the first N records\n"
-    "  --json          one JSON object: nll, ppl, tokens, ...";
+    "  --json          one JSON object: nll, ppl, tokens, ...\n"
+    "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
+    "                  'identity'); --window / --variant override its masks";
 
 #define EVAL_CHUNK 32
 
 typedef struct {
-    lc_ctx ctx;
     const lc_model *m;
-    lc_run run;
+    tool_lm lm;
+    int C, chunk;        /* window, tokens per forward call */
+    float *logits;       /* (chunk, V) */
     double nll_sum;
     long long tokens;
 } eval_state;
 
-/* Scores ids[0..n): predictions of ids[j] for j >= first (j >= 1) are counted.
-   lc_model_forward_nll runs the classifier in vocabulary blocks, so no
-   (EVAL_CHUNK, V) logits buffer is held. */
+/* Scores ids[0..n): predictions of ids[j] for j >= first (j >= 1) are counted. */
 static int eval_score(eval_state *st, const int *ids, int n, int first, lc_error *err) {
-    int C = st->run.ctx, w, s, t, tgt[EVAL_CHUNK];
-    double nll[EVAL_CHUNK];
+    int C = st->C, V = st->m->cfg.vocab_size, w, s, t;
     if (first < 1) first = 1;
     for (w = 0; w + 1 < n; w += C) {                 /* window feeds ids[w .. w+C) */
         int end = w + C < n - 1 ? w + C : n - 1;     /* last fed index + 1 */
-        lc_run_reset(&st->run);
-        for (s = w; s < end; s += EVAL_CHUNK) {
-            int k = end - s < EVAL_CHUNK ? end - s : EVAL_CHUNK;
-            for (t = 0; t < k; t++) tgt[t] = s + t + 1 >= first ? ids[s + t + 1] : -1;
-            if (lc_model_forward_nll(&st->ctx, st->m, &st->run, ids + s, k, tgt, nll, err)) return 1;
-            for (t = 0; t < k; t++)
-                if (tgt[t] >= 0) { st->nll_sum += nll[t]; st->tokens++; }
+        tool_lm_reset(&st->lm);
+        for (s = w; s < end; s += st->chunk) {
+            int k = end - s < st->chunk ? end - s : st->chunk;
+            if (!st->lm.linear) {  /* base model: classifier in vocabulary blocks, no logits buffer */
+                int tg[EVAL_CHUNK];
+                double nll[EVAL_CHUNK];
+                for (t = 0; t < k; t++) tg[t] = s + t + 1 >= first ? ids[s + t + 1] : -1;
+                if (lc_model_forward_nll(&st->lm.cx, st->m, &st->lm.run, ids + s, k, tg, nll, err))
+                    return tool_report(err);
+                for (t = 0; t < k; t++)
+                    if (tg[t] >= 0) { st->nll_sum += nll[t]; st->tokens++; }
+                continue;
+            }
+            if (tool_lm_forward(&st->lm, ids + s, k, st->logits, err)) return 1;
+            for (t = 0; t < k; t++) {
+                int tgt = s + t + 1, j;
+                const float *l = st->logits + (size_t)t * V;
+                double mx, z = 0;
+                if (tgt < first) continue;
+                mx = (double)l[lc_argmax(l, V)];
+                for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
+                st->nll_sum += mx + log(z) - (double)l[ids[tgt]];
+                st->tokens++;
+            }
         }
     }
     return 0;
@@ -89,6 +110,8 @@ int cmd_eval(int argc, char **argv) {
     lc_tokenizer tok;
     lc_error err;
     eval_state st;
+    tool_lm_opts lo;
+    char desc[256];
     char *text = NULL;
     size_t n = 0;
     clock_t t0;
@@ -96,6 +119,7 @@ int cmd_eval(int argc, char **argv) {
     memset(&err, 0, sizeof err);
     memset(&tok, 0, sizeof tok);
     memset(&st, 0, sizeof st);
+    memset(&lo, 0, sizeof lo);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", eval_usage); return 0; }
@@ -107,18 +131,24 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
         else if (!strcmp(a, "--ctx")) ctx = atoi(argv[++i]);
         else if (!strcmp(a, "--limit")) limit = atol(argv[++i]);
+        else if (!strcmp(a, "--lolcats")) lo.lolcats = argv[++i];
+        else if (!strcmp(a, "--window")) lo.window = atoi(argv[++i]);
+        else if (!strcmp(a, "--variant")) lo.variant = argv[++i];
         else tool_die_usage(eval_usage);
     }
     if (!model_path || !data) tool_die_usage(eval_usage);
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;
-    lc_ctx_init(&st.ctx);
     st.m = &m;
-    if (lc_run_init(&st.run, &m, ctx, EVAL_CHUNK, &err)) { tool_report(&err); goto done; }
+    st.C = ctx;
+    st.chunk = lo.lolcats ? ctx : EVAL_CHUNK;
+    if (tool_lm_init(&st.lm, &m, &lo, ctx, st.chunk, &err)) goto done;
+    tool_lm_describe(&st.lm, desc, sizeof desc);
+    if (lo.lolcats) st.logits = (float *)malloc(sizeof(float) * (size_t)st.chunk * (size_t)m.cfg.vocab_size);
     is_jsonl = tool_is_jsonl(data);
     text = is_jsonl ? NULL : tool_read_file(data, &n);
-    if (!is_jsonl && !text) {
+    if ((!is_jsonl && !text) || (lo.lolcats && !st.logits)) {
         fprintf(stderr, "lolcats: cannot read %s\n", data);
         goto done;
     }
@@ -145,18 +175,21 @@ int cmd_eval(int argc, char **argv) {
     nll = st.nll_sum / (double)st.tokens;
     if (json)
         printf("{\"nll\": %.6f, \"ppl\": %.4f, \"tokens\": %lld, \"records\": %ld, \"ctx\": %d, "
-               "\"model\": \"%s\", \"data\": \"%s\", \"cpu_seconds\": %.2f}\n",
-               nll, exp(nll), st.tokens, records, ctx, model_path, data, secs);
+               "\"model\": \"%s\", \"lolcats\": \"%s\", \"attention\": \"%s\", \"data\": \"%s\", "
+               "\"cpu_seconds\": %.2f}\n",
+               nll, exp(nll), st.tokens, records, ctx, model_path, lo.lolcats ? lo.lolcats : "", desc, data,
+               secs);
     else
         printf("%s on %s: mean NLL %.6f nats/token, perplexity %.4f over %lld tokens%s "
-               "(ctx %d, %.1f s CPU)\n",
+               "(ctx %d, %s, %.1f s CPU)\n",
                model_path, data, nll, exp(nll), st.tokens,
                is_jsonl ? (all_tokens ? " (all tokens after BOS)" : " (response + EOS)") : "",
-               ctx, secs);
+               ctx, desc, secs);
     rc = 0;
 done:
     free(text);
-    lc_run_free(&st.run);
+    free(st.logits);
+    tool_lm_free(&st.lm);
     lc_tokenizer_free(&tok);
     lc_model_free(&m);
     return rc;

@@ -9,6 +9,7 @@
 static const char *gen_usage =
     "lolcats generate --model PATH [--tokenizer PATH] --prompt TEXT --steps N\n"
     "                 [--temperature T] [--top-p P] [--seed S] [--ctx C]\n"
+    "                 [--lolcats CKPT [--window W] [--variant tk|sw]]\n"
     "  --model PATH       llama2.c .bin checkpoint or Hugging Face directory\n"
     "  --tokenizer PATH   llama2.c tokenizer.bin or tokenizer.json (a Hugging Face\n"
     "                     directory's own tokenizer.json is the default)\n"
@@ -17,6 +18,11 @@ static const char *gen_usage =
     "  --temperature T    0 = greedy (default 1.0)\n"
     "  --top-p P          nucleus sampling in (0,1); 0 or 1 = off (default 0.9)\n"
     "  --seed S           RNG seed (default: time)\n"
+    "  --lolcats CKPT     run the linearized model: LoLCATs checkpoint (or merged\n"
+    "                     directory; 'identity' = identity feature maps, no LoRA).\n"
+    "                     Prefill with the checkpoint's masks, then constant-memory\n"
+    "                     decoding; the state size is reported on stderr\n"
+    "  --window W, --variant tk|sw   override the checkpoint's window / masks\n"
     "Text is printed as it is generated; stops at EOS/BOS or after --steps.";
 
 /* Loads the tokenizer that belongs to the model: explicit path, else the HF
@@ -64,8 +70,8 @@ int cmd_generate(int argc, char **argv) {
     unsigned long long seed = (unsigned long long)time(NULL);
     lc_model m;
     lc_tokenizer tok;
-    lc_ctx cx;
-    lc_run run;
+    tool_lm lm;
+    tool_lm_opts lo;
     lc_sampler smp;
     lc_error err;
     int *ids = NULL, next, tokpos;
@@ -73,9 +79,9 @@ int cmd_generate(int argc, char **argv) {
     char piece[1024];
     memset(&err, 0, sizeof err);
     memset(&tok, 0, sizeof tok);
-    memset(&run, 0, sizeof run);
+    memset(&lm, 0, sizeof lm);
+    memset(&lo, 0, sizeof lo);
     memset(&smp, 0, sizeof smp);
-    lc_ctx_init(&cx);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", gen_usage); return 0; }
@@ -88,12 +94,15 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--temperature")) temperature = (float)atof(argv[++i]);
         else if (!strcmp(a, "--top-p")) top_p = (float)atof(argv[++i]);
         else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--lolcats")) lo.lolcats = argv[++i];
+        else if (!strcmp(a, "--window")) lo.window = atoi(argv[++i]);
+        else if (!strcmp(a, "--variant")) lo.variant = argv[++i];
         else tool_die_usage(gen_usage);
     }
     if (!model_path || steps <= 0) tool_die_usage(gen_usage);
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
-    if (steps > m.cfg.seq_len) steps = m.cfg.seq_len;
+    if (steps > m.cfg.seq_len && !lo.lolcats) steps = m.cfg.seq_len;  /* linearized: no KV cache */
     ids = (int *)malloc((strlen(prompt) + 3) * sizeof(int));
     if (!ids) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
     if (lc_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, strlen(prompt) + 3, &n_ids,
@@ -103,31 +112,40 @@ int cmd_generate(int argc, char **argv) {
     }
     if (n_ids == 0) ids[n_ids++] = m.cfg.bos_id >= 0 ? m.cfg.bos_id : 0;
     if ((int)n_ids >= steps) steps = (int)n_ids + 1;
-    if (lc_run_init(&run, &m, ctx > 0 ? ctx : steps, (int)n_ids, &err) ||
-        lc_sampler_init(&smp, m.cfg.vocab_size, temperature, top_p, seed, &err)) {
+    if (tool_lm_init(&lm, &m, &lo, ctx > 0 ? ctx : steps, (int)n_ids, &err)) goto done;
+    if (lc_sampler_init(&smp, m.cfg.vocab_size, temperature, top_p, seed, &err)) {
         tool_report(&err);
         goto done;
     }
-    if (run.ctx < steps) steps = run.ctx;
+    if (!lm.linear && lm.ctx < steps) steps = lm.ctx;
     /* the prompt as it was given */
     for (i = 1; i < (int)n_ids; i++)
         gen_print(piece, lc_tokenizer_decode(&tok, ids[i - 1], ids[i], piece, sizeof piece));
-    if (lc_model_forward(&cx, &m, &run, ids, (int)n_ids, NULL, &err)) { tool_report(&err); goto done; }
+    if (tool_lm_forward(&lm, ids, (int)n_ids, NULL, &err)) goto done;
     tokpos = ids[n_ids - 1];
     for (;;) { /* as llama2.c: positions 0..steps-1 are fed, each feed yields a token */
-        next = lc_sampler_sample(&smp, run.logits);
+        next = lc_sampler_sample(&smp, lm.logits);
         if (next == m.cfg.eos_id || next == m.cfg.bos_id) break;
         gen_print(piece, lc_tokenizer_decode(&tok, tokpos, next, piece, sizeof piece));
         tokpos = next;
-        if (run.pos >= steps) break;
-        if (lc_model_forward(&cx, &m, &run, &next, 1, NULL, &err)) { tool_report(&err); goto done; }
+        if (tool_lm_pos(&lm) >= steps) break;
+        if (tool_lm_forward(&lm, &next, 1, NULL, &err)) goto done;
     }
     printf("\n");
+    if (lm.linear) { /* the memory check: the state does not grow with the context */
+        const lc_model_config *c = &m.cfg;
+        double kv = 2.0 * c->n_layers * c->n_kv_heads * (double)c->head_dim * 4.0 * (double)tool_lm_pos(&lm);
+        char desc[256];
+        tool_lm_describe(&lm, desc, sizeof desc);
+        fprintf(stderr, "%s: state %zu bytes per sequence after %lld tokens (constant in the context; "
+                        "run total with scratch %zu bytes); a softmax KV cache would hold %.0f bytes\n",
+                desc, lm.lrun.state_bytes, tool_lm_pos(&lm), lm.lrun.bytes, kv);
+    }
     rc = 0;
 done:
     free(ids);
     lc_sampler_free(&smp);
-    lc_run_free(&run);
+    tool_lm_free(&lm);
     lc_tokenizer_free(&tok);
     lc_model_free(&m);
     return rc;

@@ -25,4 +25,34 @@ int tool_report(const lc_error *err);   /* prints "lolcats: <msg>", returns 1 */
    directory's tokenizer.json); prints the error and returns 1 on failure. */
 int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_path,
                         const char *tok_path, lc_error *err);
+
+/* tools/lm.c: the base model (KV cache) or, with --lolcats, the linearized
+   model (constant-memory state) behind one forward call. */
+typedef struct {
+    const char *lolcats;          /* checkpoint, merged directory or "identity"; NULL: base model */
+    int window;                   /* > 0: override the checkpoint's window */
+    const char *variant;          /* "tk" / "sw": override, or NULL */
+} tool_lm_opts;
+
+typedef struct {
+    lc_ctx cx;                    /* code path of the base model's forward */
+    const lc_model *m;
+    int linear;                   /* 1: lc_lolcats_forward */
+    int ctx;                      /* positions (base: the KV cache) */
+    lc_run run;
+    lc_lolcats lp;
+    lc_lolcats_run lrun;
+    float *identity_mem;
+    int loaded;
+    float *logits;                /* (V) of the last token fed */
+} tool_lm;
+
+int tool_lm_init(tool_lm *lm, const lc_model *m, const tool_lm_opts *o, int ctx, int max_tokens,
+                 lc_error *err);
+int tool_lm_forward(tool_lm *lm, const int *tokens, int n, float *logits_all, lc_error *err);
+void tool_lm_reset(tool_lm *lm);
+long long tool_lm_pos(const tool_lm *lm);
+int tool_lm_max_tokens(const tool_lm *lm);
+void tool_lm_describe(const tool_lm *lm, char *buf, size_t cap);
+void tool_lm_free(tool_lm *lm);
 #endif
