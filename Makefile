@@ -78,6 +78,8 @@ check:
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
 	./build/cxx/test_compile
+	@if command -v clang >/dev/null 2>&1; then $(MAKE) B=build/clang CC=clang NO_OMP=1 CFLAGS="-O1 -Werror" all; \
+	else echo "SKIPPED: clang build (no clang; run tools/setup.sh)"; fi
 	$(MAKE) check-neon
 	$(MAKE) test
 

@@ -1068,14 +1068,24 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 
 LCIMPL void lc_free(void *p) { LOLCATS_FREE(p); }
 
+#if defined(LC__X86)
+#include <cpuid.h>
+// F16C straight from CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports
+// does not know "f16c").
+static int lc__cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (int)((c >> 29) & 1u);
+}
+#endif
+
 // AVX2 means AVX2 + FMA + F16C (every AVX2 CPU has F16C; the matmul widens F16
 // weights with it); AVX-512 means AVX-512F on top of that.
 LCIMPL int lc_simd_detect(void) {
 #if defined(LC__X86)
     int avx2;
     __builtin_cpu_init();
-    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && lc__cpu_has_f16c();
     if (avx2 && __builtin_cpu_supports("avx512f")) return LOLCATS_SIMD_AVX512;
     if (avx2) return LOLCATS_SIMD_AVX2;
     return LOLCATS_SIMD_SCALAR;
@@ -5535,7 +5545,7 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
         if (targets[t] >= V)
             return lc_error_set(err, LOLCATS_ERR_ARG, "target %d at index %d is outside the vocab (%d)",
                                 targets[t], t, V);
-        mx[t] = -INFINITY; sum[t] = 0; nll[t] = 0;
+        mx[t] = -(double)INFINITY; sum[t] = 0; nll[t] = 0;
     }
     for (v0 = 0; v0 < V; v0 += VB) {
         int nv = V - v0 < VB ? V - v0 : VB;
@@ -5907,7 +5917,7 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
         if (prefix) {
             int id = lc_tokenizer_find(t, " ", 1);
             if (id >= 0) sid[nsym++] = id;
-            else if (t->byte_fallback && t->byte_ids[' '] >= 0) sid[nsym++] = t->byte_ids[' '];
+            else if (t->byte_fallback && t->byte_ids[(unsigned char)' '] >= 0) sid[nsym++] = t->byte_ids[(unsigned char)' '];
         }
         for (i = 0; i < len;) {
             size_t cl = 1;
