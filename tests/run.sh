@@ -3,6 +3,8 @@
 # and closes with the sum of their "N passed, M failed" lines.
 B=${1:-build}
 LOLCATS_BIN="$B/lolcats"; export LOLCATS_BIN
+# scratch files of the tests live under build/ and build/tests/ (relative to the repo root)
+mkdir -p build/tests
 total_p=0; total_f=0; crashed=0
 for t in "$B"/tests/test_*; do
     [ -x "$t" ] || continue
