@@ -57,7 +57,7 @@ static double windowed_nll(const int *ids, int n, int C, int first, long *count)
         lc_model_forward(&cx, &m, &r, ids + w, k, lg, &e);
         for (t = 0; t < k; t++) {
             const float *l = lg + (size_t)t * V;
-            double mx = l[lc_argmax(l, V)], z = 0;
+            double mx = (double)l[lc_argmax(l, V)], z = 0;
             int j;
             if (w + t + 1 < first) continue;
             for (j = 0; j < V; j++) z += exp((double)l[j] - mx);

@@ -62,15 +62,15 @@ static int run_case(const lc_ctx *ctx, const gcase *g, int report) {
             (char *)scratch + 1);
     for (i = 0; i < M; i++)
         for (j = 0; j < N + (int)g->pad; j++) {
-            double s = 0, mag = 0, r, c = C[(size_t)i * ldc + j];
+            double s = 0, mag = 0, r, c = (double)C[(size_t)i * ldc + j];
             if (j >= N) {  /* padding columns untouched */
                 float c0 = C0[(size_t)i * ldc + j];
                 if (memcmp(&C[(size_t)i * ldc + j], &c0, 4)) bad++;
                 continue;
             }
             for (k = 0; k < K; k++) {
-                double a = g->ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                double b = wval(B, g->dt, g->tb ? (size_t)j * ldb + k : (size_t)k * ldb + j);
+                double a = (double)(g->ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+                double b = (double)wval(B, g->dt, g->tb ? (size_t)j * ldb + k : (size_t)k * ldb + j);
                 s += a * b;
                 mag += fabs(a * b);
             }

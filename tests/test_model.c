@@ -365,7 +365,7 @@ static void score_ids(const lc_model *m, const int *ids, int n, int chunk, doubl
         if (lc_model_forward(&g_ctx, m, &r, ids + s, k, lg, &e)) { CHECK(0, "fwd: %s", e.msg); break; }
         for (t = 0; t < k && s + t + 1 < n; t++) {
             const float *l = lg + (size_t)t * V;
-            double mx = l[0], z = 0;
+            double mx = (double)l[0], z = 0;
             int j;
             for (j = 1; j < V; j++) if ((double)l[j] > mx) mx = (double)l[j];
             for (j = 0; j < V; j++) z += exp((double)l[j] - mx);

@@ -441,7 +441,7 @@ static int same_file(const char *a, const char *b) {
 static double json_last(const char *path, const char *key, int first) {
     size_t n = 0;
     char *s = tool_read_file(path, &n), *p;
-    double v = NAN;
+    double v = (double)NAN;
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\": ", key);
     if (!s) return v;
