@@ -721,6 +721,8 @@ typedef struct lc_train_cfg {
     int distill_only;             // 1: stage 1 only: activations of ONE layer are kept
     int recompute;                // 1: keep only each layer's input, recompute the layer
                                   //    inside the backward (activation checkpointing)
+    int fmap_init;                // 0: identity (every published run), 1: kaiming-uniform
+    int fmap_bias;                // 1: one trainable scalar bias per head on each map (T2R)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -736,6 +738,7 @@ typedef struct lc_train {
     // views into params (and, at the same offsets, into grads):
     float *fmap_q, *fmap_k;       // (L,H,D,f) each
     float *wf;                    // (L,H) window factor logits
+    float *fbq, *fbk;             // (L,H) feature-map biases (cfg.fmap_bias), or NULL
     float *lora;                  // per layer, per target: A (r,in) then B (out,r)
     size_t lora_off[64][4];       // offset of A in params (0: no LoRA on it)
     float *full;                  // fp32 model weights (LOLCATS_TRAIN_FULL), or NULL
@@ -799,6 +802,7 @@ typedef struct lc_lolcats {
     lc_hybrid_cfg hybrid;         // variant, window, affine
     const float *fmap_q, *fmap_k; // (L,H,D,f)
     const float *wf;              // (L,H) window-factor logits
+    const float *fbq, *fbk;       // (L,H) feature-map biases (T2R), or NULL
     int lora_rank;                // 0: none
     float lora_alpha;
     const float *lora_a[64][4];   // [layer][q,k,v,o]: A (r,in) or NULL
@@ -816,6 +820,7 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 //   model.layers.{i}.self_attn.feature_map_q.mlp.layer   (H,D,f)
 //   model.layers.{i}.self_attn.feature_map_k.mlp.layer   (H,D,f)
 //   model.layers.{i}.self_attn.window_factors            (1,H,1,1)  logits
+//   model.layers.{i}.self_attn.feature_map_{q,k}.mlp.bias (1,H,1,1)  T2R only
 //   base_model.model.model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{A,B}.default.weight
 //                                                        A (r,in), B (out,r)
 // __metadata__ (strings): lolcats_format, variant (tk|sw), window, feature_map,
@@ -6798,7 +6803,7 @@ static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
     if (L > 64) return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%d layers: at most 64 supported", L);
     n += full_n;
     if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
-        fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H;
+        fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H * (t->cfg.fmap_bias ? 3 : 1);
     n += fm_n;
     memset(t->lora_off, 0, sizeof t->lora_off);
     if (t->cfg.lora_rank > 0)
@@ -6822,6 +6827,10 @@ static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
         t->fmap_q = t->params + full_n;
         t->fmap_k = t->fmap_q + (size_t)L * H * D * f;
         t->wf = t->fmap_k + (size_t)L * H * D * f;
+        if (t->cfg.fmap_bias) {
+            t->fbq = t->wf + (size_t)L * H;
+            t->fbk = t->fbq + (size_t)L * H;
+        }
     }
     t->lora = t->params + full_n + fm_n;
     return LOLCATS_OK;
@@ -6909,9 +6918,22 @@ static void lc__train_init_params(lc_train *t) {
     lc_rng rng;
     lc_rng_seed(&rng, t->cfg.seed ^ 0x10c47ULL);
     if (t->fmap_q) {
-        lc_fmap_init_identity(t->fmap_q, L * H, D, f);
-        lc_fmap_init_identity(t->fmap_k, L * H, D, f);
+        size_t per = (size_t)H * D * f;
+        float bound = (float)sqrt(6.0 / (double)H);  // bias (1,H,1,1): fan_in = H
+        for (l = 0; l < L; l++) {
+            if (t->cfg.fmap_init == 1) {
+                lc_fmap_init_kaiming(t->fmap_q + per * l, NULL, H, D, f, &rng);
+                lc_fmap_init_kaiming(t->fmap_k + per * l, NULL, H, D, f, &rng);
+            } else {
+                lc_fmap_init_identity(t->fmap_q + per * l, H, D, f);
+                lc_fmap_init_identity(t->fmap_k + per * l, H, D, f);
+            }
+        }
         for (l = 0; l < L * H; l++) t->wf[l] = -2.1972245773362196f;  // logit(0.1)
+        for (l = 0; t->fbq && l < L * H; l++) {
+            t->fbq[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
+            t->fbk[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
+        }
     }
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++) {
@@ -7093,6 +7115,16 @@ static float *lc__fm(const lc_train *t, const float *base, int l) {
     return (float *)base + (size_t)l * c->n_heads * c->head_dim * t->cfg.feature_dim;
 }
 
+// Layer l's feature-map biases (H), or NULL without them.
+static float *lc__fb(const lc_train *t, const float *base, int l) {
+    return base ? (float *)base + (size_t)l * t->model->cfg.n_heads : NULL;
+}
+
+// The gradient slot of layer l's biases, or NULL (no biases, or not trained).
+static float *lc__fb_grad(lc_train *t, const float *base, int l, int on) {
+    return base && on ? lc__grad_at(t, lc__fb(t, base, l)) : NULL;
+}
+
 // Attention (the configured kind) of layer l into la->yh.
 static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
     lc__train_act *a = (lc__train_act *)t->act;
@@ -7102,8 +7134,8 @@ static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int
         lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
         return;
     }
-    lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
-    lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+    lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+    lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
     if (attn == LOLCATS_ATTN_LINEAR)
         lc_attn_linear_fwd(&t->ctx, la->yh, la->den, la->phiq, la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
     else
@@ -7177,8 +7209,8 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         lc__train_qkv(t, l, la, T);
         lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
         if (!students) goto next_layer;
-        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
-        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
         lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, a->as ? NULL : a->work, la->qh, la->kh,
                            la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
                            &t->cfg.hybrid);
@@ -7203,10 +7235,12 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
                                a->dyh, a->as ? a->ga : NULL, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
                                la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
                                &t->cfg.hybrid);
-            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), NULL, a->dphiq, la->qh,
-                        lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
-            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), NULL, a->dphik, la->kh,
-                        lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
+                        a->dphiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f,
+                        &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), lc__fb_grad(t, t->fbk, l, 1),
+                        a->dphik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f,
+                        &t->cfg.fmap);
         }
     next_layer:  // teacher forcing: the next layer gets the softmax output's stream
         memcpy(la->yh, a->yt, sizeof(float) * nq);
@@ -7312,10 +7346,12 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
                                    fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
                                    la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik, wfl,
                                    NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
-            lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL, NULL, a->dphiq,
-                        la->qh, lc__fm(t, t->fmap_q, l), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
-            lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL, NULL, a->dphik,
-                        la->kh, lc__fm(t, t->fmap_k, l), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL,
+                        lc__fb_grad(t, t->fbq, l, fm_on), a->dphiq, la->qh, lc__fm(t, t->fmap_q, l),
+                        lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL,
+                        lc__fb_grad(t, t->fbk, l, fm_on), a->dphik, la->kh, lc__fm(t, t->fmap_k, l),
+                        lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
         }
         // back through RoPE / split and the projections
         memset(a->tq, 0, sizeof(float) * nq);
@@ -7345,7 +7381,7 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
     const lc_model_config *c = &t->model->cfg;
     size_t full_n = t->full ? lc__full_floats(c) : 0, fm_n = 0, lora_start, i;
     if (t->fmap_q) fm_n = 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * t->cfg.feature_dim +
-                          (size_t)c->n_layers * c->n_heads;
+                          (size_t)c->n_layers * c->n_heads * (t->fbq ? 3 : 1);
     lora_start = full_n + fm_n;
     if (grad_scale != 1.0f)
         for (i = 0; i < t->n_params; i++) t->grads[i] *= grad_scale;
@@ -7376,6 +7412,8 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->fmap_q = t->fmap_q;
     lp->fmap_k = t->fmap_k;
     lp->wf = t->wf;
+    lp->fbq = t->fbq;
+    lp->fbk = t->fbk;
     lp->lora_rank = t->cfg.lora_rank;
     lp->lora_alpha = t->cfg.lora_alpha;
     for (l = 0; l < c->n_layers && l < 64; l++)
@@ -7411,8 +7449,8 @@ LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, 
     if (a_teacher) lc_attn_softmax_weights(&t->ctx, a_teacher, la->qh, la->kh, 1, H, Hk, T, D);
     if (a_student) {
         int f = t->cfg.feature_dim;
-        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), NULL, 1, H, H, T, D, f, &t->cfg.fmap);
-        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), NULL, 1, H, Hk, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), lc__fb(t, t->fbq, layer), 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), lc__fb(t, t->fbk, layer), 1, H, Hk, T, D, f, &t->cfg.fmap);
         lc_attn_hybrid_fwd(&t->ctx, la->yh, a_student, la->m, la->den, NULL, la->qh, la->kh, la->vh, la->phiq,
                            la->phik, t->wf + (size_t)layer * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
     }
@@ -7430,11 +7468,13 @@ LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, 
 static const char *const lc__lora_tg_name[4] = {"q", "k", "v", "o"};
 
 // Tensor names of section 10. kind: 0 fmap q, 1 fmap k, 2 window factors,
-// 3 LoRA A, 4 LoRA B (tg: target).
+// 3 LoRA A, 4 LoRA B (tg: target), 5 fmap q bias, 6 fmap k bias (T2R).
 static void lc__ckpt_name(char *buf, size_t cap, int l, int kind, int tg) {
     if (kind == 0) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.layer", l);
     else if (kind == 1) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.layer", l);
     else if (kind == 2) snprintf(buf, cap, "model.layers.%d.self_attn.window_factors", l);
+    else if (kind == 5) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.bias", l);
+    else if (kind == 6) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.bias", l);
     else
         snprintf(buf, cap, "base_model.model.model.layers.%d.self_attn.%s_proj.lora_%s.default.weight", l,
                  lc__lora_tg_name[tg], kind == 3 ? "A" : "B");
@@ -7487,7 +7527,7 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     if (L <= 0 || L > 64 || H <= 0 || D <= 0 || f <= 0 || !lp->fmap_q || !lp->fmap_k || !lp->wf)
         return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: incomplete LoLCATs parameters (layers %d, heads %d, "
                             "head dim %d, feature dim %d)", L, H, D, f);
-    cap = 3 * L + 8 * L;
+    cap = 5 * L + 8 * L;
     cl->ts = (lc_tensor *)lc__mcalloc((size_t)cap, sizeof(lc_tensor));
     cl->names = (char *)lc__mcalloc((size_t)cap, 128);
     if (permute) cl->perm = (float *)lc__mcalloc(2 * per * (size_t)L, sizeof(float));
@@ -7518,6 +7558,11 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
                                : (kind ? lp->fmap_k : lp->fmap_q) + (size_t)l * per;
             lc__ckpt_name(nm, 128, l, kind, 0);
             lc__tensor_f32(&cl->ts[cl->n++], nm, src, kind == 2 ? 4 : 3, kind == 2 ? sw : sf);
+        }
+        for (kind = 5; kind < 7 && lp->fbq && lp->fbk; kind++) {
+            char *nm = cl->names + 128 * (size_t)cl->n;
+            lc__ckpt_name(nm, 128, l, kind, 0);
+            lc__tensor_f32(&cl->ts[cl->n++], nm, (kind == 5 ? lp->fbq : lp->fbk) + (size_t)l * H, 4, sw);
         }
     }
     if (with_lora && lp->lora_rank > 0)
@@ -7700,7 +7745,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     long long L, H, Hk, D, dim, fd, win, half, aff, r, v;
     double eps, alpha;
     const char *s;
-    int l, tg, i, act, variant, interleaved;
+    int l, tg, i, act, variant, interleaved, nb = 0;
     size_t per, total;
     float *p;
     FILE *fp;
@@ -7778,7 +7823,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->hybrid.variant = variant; lp->hybrid.window = (int)win; lp->hybrid.affine = (int)aff;
     lp->lora_rank = (int)r; lp->lora_alpha = (float)alpha;
     per = (size_t)H * D * fd;
-    total = 2 * per * L + (size_t)L * H;
+    total = 2 * per * L + 3 * (size_t)L * H;
     for (tg = 0; tg < 4; tg++) total += (size_t)L * r * (lc__lp_lora_in(lp, tg) + lc__lp_lora_out(lp, tg));
     pv = (lc__lolcats_priv *)lc__mcalloc(1, sizeof *pv);
     if (!pv) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
@@ -7801,6 +7846,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->fmap_q = p; p += per * L;
     lp->fmap_k = p; p += per * L;
     lp->wf = p; p += (size_t)L * H;
+    lp->fbq = p; p += (size_t)L * H;
+    lp->fbk = p; p += (size_t)L * H;
     snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
     for (l = 0; l < L; l++) {
         int64_t sf[3], sw[4];
@@ -7812,7 +7859,22 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_k + per * l, 1, NULL, hint, err))) goto fail;
         lc__ckpt_name(nm, sizeof nm, l, 2, 0);
         if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)lp->wf + (size_t)H * l, 1, NULL, hint, err))) goto fail;
+        for (v = 5; v < 7; v++) {  // T2R biases: in every layer or in none
+            int found;
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)(v == 5 ? lp->fbq : lp->fbk) + (size_t)H * l, 0, &found,
+                                   hint, err))) goto fail;
+            if (l == 0 && v == 5) nb = found;
+            if (found != nb) {
+                if (!found) lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+                else lc__ckpt_name(nm, sizeof nm, 0, 5, 0);
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (feature-map biases must be "
+                                  "given for q and k in every layer, or not at all)", file, nm);
+                goto fail;
+            }
+        }
     }
+    if (!nb) lp->fbq = lp->fbk = NULL;
     for (l = 0; l < L && r > 0; l++)
         for (tg = 0; tg < 4; tg++) {
             int64_t sa[2], sb[2];
@@ -7863,9 +7925,16 @@ LCIMPL lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_erro
                             lp->head_dim, lc_fmap_act_name(lp->fmap.act), lp->feature_dim,
                             lp->fmap.halfspace ? " halfspace" : "", L, H, D, lc_fmap_act_name(t->cfg.fmap.act), f,
                             t->cfg.fmap.halfspace ? " halfspace" : "");
+    if (!lp->fbq != !t->fbq)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "the checkpoint %s feature-map biases (T2R) but the trainer %s",
+                            lp->fbq ? "has" : "has no", t->fbq ? "has (fmap_bias)" : "has none");
     memcpy(t->fmap_q, lp->fmap_q, sizeof(float) * per * L);
     memcpy(t->fmap_k, lp->fmap_k, sizeof(float) * per * L);
     memcpy(t->wf, lp->wf, sizeof(float) * (size_t)L * H);
+    if (lp->fbq) {
+        memcpy(t->fbq, lp->fbq, sizeof(float) * (size_t)L * H);
+        memcpy(t->fbk, lp->fbk, sizeof(float) * (size_t)L * H);
+    }
     if (lp->lora_rank <= 0) return LOLCATS_OK;
     if (lp->lora_rank != t->cfg.lora_rank)
         return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint LoRA rank %d, the trainer's %d", lp->lora_rank,
@@ -8412,8 +8481,10 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         lc_rope_split_fwd(s->qh, s->q, s->cos_t, s->sin_t, n, H, D, c->rope_interleaved);
         lc_rope_split_fwd(s->kh, s->k, s->cos_t, s->sin_t, n, Hk, D, c->rope_interleaved);
         lc_rope_split_fwd(s->vh, s->v, NULL, NULL, n, Hk, D, 0);
-        lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, NULL, 1, H, H, n, D, f, &lp->fmap);
-        lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, NULL, 1, H, Hk, n, D, f, &lp->fmap);
+        lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, lp->fbq ? lp->fbq + (size_t)l * H : NULL, 1, H, H,
+                    n, D, f, &lp->fmap);
+        lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, lp->fbk ? lp->fbk + (size_t)l * H : NULL, 1, H, Hk,
+                    n, D, f, &lp->fmap);
         if (pos0 == 0) {  // prefill with the checkpoint's masks
             lc_hybrid_cfg hc = lp->hybrid;
             lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,

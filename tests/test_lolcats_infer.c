@@ -65,6 +65,7 @@ static lc_model_config tiny_cfg(int interleaved, int tied) {
 }
 
 static int tokens[TMAX + 16];
+static int g_t2r;  /* make_model: relu feature maps with per-head biases (T2R) */
 
 /* A tiny random model with non-trivial LoRA, feature maps and window factors. */
 static int make_model(lc_train *t, int variant, int window, int interleaved, int tied, int T) {
@@ -79,6 +80,7 @@ static int make_model(lc_train *t, int variant, int window, int interleaved, int
     tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_FULL | LOLCATS_TRAIN_LORA;
     tc.feature_dim = 3; tc.lora_rank = 2; tc.lora_alpha = 4;
     tc.hybrid.variant = variant; tc.hybrid.window = window; tc.max_tokens = T; tc.seed = 3;
+    if (g_t2r) { tc.fmap.act = LOLCATS_FMAP_RELU; tc.fmap_bias = 1; }
     if (!CHECK(lc_train_init_full(t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "init: %s", err.msg)) return 0;
     lc_rng_seed(&r, 77);
     for (l = 0; l < mc.n_layers; l++)
@@ -255,18 +257,21 @@ static void test_tk(int interleaved) {
 
 /* A checkpoint written by lc_lolcats_save and read by lc_lolcats_load runs the
    same linearized model as the trainer's views (LoRA included). */
-static void test_checkpoint(void) {
+static void test_checkpoint(int t2r) {
 #ifdef LOLCATS_CKPT_FORMAT
     const char *path = "build/tmp_lolcats_infer_ckpt.safetensors";
     lc_train t;
     lc_lolcats lp, ld;
     lc_lolcats_run a, b;
     lc_error err;
-    static float la[TMAX * V], lb[TMAX * V];
-    int N = 21;
-    if (!make_model(&t, LOLCATS_WINDOW_TK, 4, 0, 1, N)) return;
+    static float la[TMAX * V], lb[TMAX * V], ref[TMAX * V];
+    int N = 21, ok;
+    g_t2r = t2r;
+    ok = make_model(&t, LOLCATS_WINDOW_TK, 4, 0, 1, N);
+    g_t2r = 0;
+    if (!ok) return;
     lc_train_lolcats_view(&t, &lp);
-    printf("checkpoint round trip\n");
+    printf("checkpoint round trip%s\n", t2r ? ", T2R maps (relu + per-head biases)" : "");
     memset(&ld, 0, sizeof ld);
     if (CHECK(lc_lolcats_save(&lp, path, NULL, 0, &err) == LOLCATS_OK, "save: %s", err.msg) &&
         CHECK(lc_lolcats_load(&ld, path, t.model, &err) == LOLCATS_OK, "load: %s", err.msg)) {
@@ -279,6 +284,11 @@ static void test_checkpoint(void) {
         lc_lolcats_run_reset(&b);
         feed(t.model, &ld, &b, 0, N, N, lb);
         CHECK(memcmp(la, lb, sizeof(float) * (size_t)N * V) == 0, "loaded checkpoint gives other logits");
+        CHECK(!ld.fbq == !t2r && !ld.fbk == !t2r, "biases %s after loading", ld.fbq ? "present" : "absent");
+        if (t2r && ld.fbq)
+            CHECK(memcmp(ld.fbq, t.fbq, sizeof(float) * 2 * 4) == 0 && memcmp(ld.fbk, t.fbk, sizeof(float) * 2 * 4) == 0 &&
+                  t.fbq[0] != 0.0f, "biases differ after the round trip");
+        if (trainer_logits(&t, ref, N)) check_close("loaded checkpoint vs trainer", la, ref, (size_t)N * V, 2e-4, 2e-4);
         lc_lolcats_run_free(&a);
         lc_lolcats_run_free(&b);
     }
@@ -457,7 +467,8 @@ int main(void) {
     test_sw(0, 0, 0);
     test_tk(0);
     test_tk(1);
-    test_checkpoint();
+    test_checkpoint(0);
+    test_checkpoint(1);
     test_memory();
     test_stories260k();
     test_cli();

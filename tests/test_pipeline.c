@@ -522,6 +522,26 @@ static void test_cli(void) {
     snprintf(cmd, sizeof cmd, "%s finetune --model %s/stories260K.bin --tokenizer %s/tok512.bin --data %s "
              "--lolcats %s/state1.safetensors --out %s/x.safetensors 2>%s/err5.txt", bin, S, S, data, tmp, tmp, tmp);
     CHECK(sh(cmd) == 1, "finetune from a non-checkpoint fails cleanly");
+    /* T2R: relu maps carry a trained scalar bias per head into the checkpoint and on through stage 2 */
+    snprintf(c2, sizeof c2, "%s/t2r1.safetensors", tmp);
+    snprintf(cmd, sizeof cmd, "%s distill --model %s/stories260K.bin --tokenizer %s/tok512.bin --data %s --seq-len 32 "
+             "--grad-accum 2 --tokens 128 --val-every 0 --val-seqs 2 --feature-map relu --feature-dim 8 --out %s "
+             "2>%s/err6.txt", bin, S, S, data, c2, tmp);
+    CHECK(sh(cmd) == 0, "`%s` failed", cmd);
+    snprintf(cmd, sizeof cmd, "%s finetune --model %s/stories260K.bin --tokenizer %s/tok512.bin --data %s --seq-len 32 "
+             "--grad-accum 2 --tokens 64 --val-every 0 --val-seqs 2 --lolcats %s --out %s/t2r2.safetensors "
+             "2>%s/err7.txt", bin, S, S, data, c2, tmp, tmp);
+    CHECK(sh(cmd) == 0, "`%s` failed", cmd);
+    if (CHECK(lc_model_load(&m, "../shared/models/stories260K/stories260K.bin", &err) == LOLCATS_OK, "%s", err.msg)) {
+        snprintf(c3, sizeof c3, "%s/t2r2.safetensors", tmp);
+        if (CHECK(lc_lolcats_load(&lp, c3, &m, &err) == LOLCATS_OK, "T2R checkpoint loads: %s", err.msg)) {
+            CHECK(lp.fmap.act == LOLCATS_FMAP_RELU && lp.fbq && lp.fbk && lp.lora_rank == 8,
+                  "T2R stage 2 checkpoint: relu %d, biases %s, LoRA rank %d", lp.fmap.act == LOLCATS_FMAP_RELU,
+                  lp.fbq ? "present" : "missing", lp.lora_rank);
+            lc_lolcats_free(&lp);
+        }
+        lc_model_free(&m);
+    }
 }
 
 int main(void) {

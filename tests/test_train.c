@@ -25,6 +25,8 @@ enum { T = 13 };
 static int tokens[T], labels[T];
 static float g_xent;  /* stage 1 xent_factor of the next run */
 static int g_recompute;
+static int g_relu_bias;  /* feature maps with per-head biases in the next run: 1 relu (T2R),
+                            2 pos_elu (smooth: finite differences never straddle a kink) */
 
 static double loss_of(lc_train *t, int distill) {
     double L = 0;
@@ -72,6 +74,7 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
     tc.xent_factor = g_xent;
     tc.distill_only = distill && g_xent > 0;  /* one layer of activations suffices */
     tc.recompute = g_recompute;
+    if (g_relu_bias) { tc.fmap.act = g_relu_bias == 1 ? LOLCATS_FMAP_RELU : LOLCATS_FMAP_POS_ELU; tc.fmap_bias = 1; }
     if (!CHECK(lc_train_init_full(&t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "%s: init: %s", name, err.msg)) return;
     {   /* make LoRA B, feature maps and window factors non-trivial so every path carries gradient */
         lc_rng r;
@@ -126,6 +129,10 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
         fd_group("feature maps k", &t, (size_t)(t.fmap_k - t.params), per, distill);
         if (attn == LOLCATS_ATTN_HYBRID)
             fd_group("window factors", &t, (size_t)(t.wf - t.params), (size_t)mc.n_layers * mc.n_heads, distill);
+        if (CHECK(!g_relu_bias == !t.fbq, "%s: biases %s", name, t.fbq ? "present" : "missing") && t.fbq) {
+            fd_group("feature-map biases q", &t, (size_t)(t.fbq - t.params), (size_t)mc.n_layers * mc.n_heads, distill);
+            fd_group("feature-map biases k", &t, (size_t)(t.fbk - t.params), (size_t)mc.n_layers * mc.n_heads, distill);
+        }
     }
     for (s = 0; s < 8; s++) { /* training lowers the loss */
         lc_train_zero_grad(&t);
@@ -190,6 +197,12 @@ int main(void) {
     g_recompute = 0;
     run("stage 1, attention transfer (tk)", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 1);
     run("stage 1, attention transfer (sw)", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 0, 1, 1, 1);
+    g_relu_bias = 1;
+    run("stage 1, T2R maps (relu + per-head bias), tk", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 1);
+    g_relu_bias = 2;
+    run("stage 2, pos_elu maps with biases, LoRA + maps + biases", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_LORA | LOLCATS_TRAIN_FMAPS,
+        1, 0, 1, 0);
+    g_relu_bias = 0;
     g_xent = 1.0f;
     run("stage 1, attention transfer (tk) with xent_factor 1", LOLCATS_ATTN_HYBRID, LOLCATS_TRAIN_FMAPS, 1, 0, 1, 1);
     blockwise();

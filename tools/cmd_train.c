@@ -50,6 +50,9 @@ static const char *distill_usage =
     "  --feature-map NAME   softmax_dim | exp_dim | pos_elu | relu (softmax_dim)\n"
     "  --feature-dim F      feature-map width f (64)\n"
     "  --halfspace          only the first half of softmax_dim / exp_dim\n"
+    "  --init identity|kaiming  feature-map initialisation (identity)\n"
+    "  --fmap-bias, --no-fmap-bias  a trainable scalar bias per head on each map\n"
+    "                       (default: on for relu, the T2R map; off otherwise)\n"
     "  --lr LR              AdamW learning rate (1e-2)\n"
     "  --mse-factor X       (1000)    --xent-factor X   (0)\n";
 
@@ -78,6 +81,7 @@ typedef struct {
     const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge;
     lc_train_cfg tc;
     int seq_len, grad_accum, val_every, val_seqs, val_records, resume, train_fmaps, no_at;
+    int fmap_bias;                /* 0: by feature map (relu: on), 1: on, 2: off */
     long max_records, stop_after;
     long long tokens, tokens1, tokens2;
     float lr, lr1, lr2;
@@ -105,10 +109,17 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Stage 1's feature maps get per-head biases: asked for, or T2R (relu) by default. */
+static int stage1_bias(const train_opts *o) {
+    return o->fmap_bias == 1 || (o->fmap_bias == 0 && o->tc.fmap.act == LOLCATS_FMAP_RELU);
+}
+
 static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *usage) {
     const char *a = argv[*i];
     if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
     if (!strcmp(a, "--halfspace")) { o->tc.fmap.halfspace = 1; return 1; }
+    if (!strcmp(a, "--fmap-bias")) { o->fmap_bias = 1; return 1; }
+    if (!strcmp(a, "--no-fmap-bias")) { o->fmap_bias = 2; return 1; }
     if (!strcmp(a, "--train-feature-maps")) { o->train_fmaps = 1; return 1; }
     if (!strcmp(a, "--no-attention-transfer")) { o->no_at = 1; return 1; }
     if (*i + 1 >= argc) tool_die_usage(usage);
@@ -140,6 +151,11 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
         else if (!strcmp(argv[*i], "sw")) o->tc.hybrid.variant = LOLCATS_WINDOW_SW;
         else tool_die_usage(usage);
     } else if (ARG("--window")) o->tc.hybrid.window = atoi(argv[*i]);
+    else if (ARG("--init")) {
+        if (!strcmp(argv[*i], "identity")) o->tc.fmap_init = 0;
+        else if (!strcmp(argv[*i], "kaiming")) o->tc.fmap_init = 1;
+        else tool_die_usage(usage);
+    }
     else if (ARG("--feature-map")) {
         int act = lc_fmap_act_parse(argv[*i]);
         if (act < 0) tool_die_usage(usage);
@@ -241,7 +257,9 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     if (stage == 1) {
         tc.trainable = LOLCATS_TRAIN_FMAPS;
         tc.lora_rank = 0;
+        tc.fmap_bias = stage1_bias(o);
     } else {
+        tc.fmap_bias = lp_in->fbq != NULL;
         tc.trainable = LOLCATS_TRAIN_LORA | (o->train_fmaps ? LOLCATS_TRAIN_FMAPS : 0);
         tc.fmap = lp_in->fmap;
         tc.feature_dim = lp_in->feature_dim;
@@ -681,6 +699,7 @@ static int cmd_stage(int argc, char **argv, int which) {
             lc_ctx_init(&ctx);
             tc.lora_rank = 0;
             tc.max_tokens = 2;
+            tc.fmap_bias = stage1_bias(&o);
             ex[0] = "model"; ex[1] = o.model_path; ex[2] = "attention_transfer"; ex[3] = "none";
             if (lc_train_init(&t, &ctx, &e.m, &tc, &err)) { tool_report(&err); goto done; }
             lc_train_lolcats_view(&t, &view);
