@@ -119,6 +119,11 @@ $(B)/fuzz/%: fuzz/%.c lolcats.h
 	@mkdir -p $(B)/fuzz
 	$(FUZZ_CC) -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -I. -o $@ $<
 
+# the data harness links the tools' data reader
+$(B)/fuzz/fuzz_data: fuzz/fuzz_data.c tools/data.c tools/data.h lolcats.h
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -I. -o $@ fuzz/fuzz_data.c tools/data.c
+
 fuzz-run: fuzz
 	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus_$$n; \
 	  echo "== $$f ($(FUZZ_TIME) s)"; \
