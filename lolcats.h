@@ -5173,11 +5173,17 @@ static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path,
     if (c->head_dim % 2)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: head_dim %d is odd; RoPE needs pairs", path,
                         c->head_dim);
-    if (c->dim > (1 << 20) || c->hidden_dim > (1 << 22) || c->n_layers > 4096 ||
-        c->n_heads > 4096 || c->head_dim > 4096 || c->vocab_size > (1 << 24) ||
-        c->seq_len > (1 << 24))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                        "%s: config sizes are implausibly large (corrupt header?)", path);
+    {
+        static const char *const names[7] = {"hidden size (dim)", "intermediate size", "layers", "heads",
+                                              "head_dim", "vocab size", "context (seq_len)"};
+        const int vals[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->head_dim, c->vocab_size, c->seq_len};
+        const int lims[7] = {1 << 20, 1 << 22, 4096, 4096, 4096, 1 << 24, 1 << 24};
+        int i;
+        for (i = 0; i < 7; i++)
+            if (vals[i] > lims[i])
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s %d is implausibly large (at most %d "
+                                    "supported; corrupt header or wrong file?)", path, names[i], vals[i], lims[i]);
+    }
     if (c->head_dim > 2 * LC__ROPE_MAX_HALF)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: head_dim %d is above the %d supported",
                             path, c->head_dim, 2 * LC__ROPE_MAX_HALF);

@@ -152,6 +152,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "lolcats: cannot read %s\n", data);
         goto done;
     }
+    if (text && text[strspn(text, " \t\r\n")] == 0) {
+        fprintf(stderr, "lolcats: %s is empty (%s): give a text file to score\n", data,
+                n ? "whitespace only" : "0 bytes");
+        goto done;
+    }
     t0 = clock();
     if (is_jsonl) {
         if (eval_alpaca(&st, &tok, data, all_tokens, limit, &records, &err)) {
@@ -171,7 +176,11 @@ int cmd_eval(int argc, char **argv) {
         free(ids);
     }
     secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
-    if (st.tokens == 0) { fprintf(stderr, "lolcats: no tokens scored\n"); goto done; }
+    if (st.tokens == 0) {
+        fprintf(stderr, "lolcats: %s: no tokens scored (no records%s?)\n", data,
+                is_jsonl ? " with a response" : " longer than one token");
+        goto done;
+    }
     nll = st.nll_sum / (double)st.tokens;
     if (json)
         printf("{\"nll\": %.6f, \"ppl\": %.4f, \"tokens\": %lld, \"records\": %ld, \"ctx\": %d, "

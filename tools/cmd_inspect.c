@@ -6,9 +6,10 @@
 
 static const char *inspect_usage =
     "lolcats inspect PATH\n"
-    "  PATH: a llama2.c .bin checkpoint or a Hugging Face directory. Prints the\n"
+    "  PATH: a llama2.c .bin checkpoint or a Hugging Face directory: prints the\n"
     "  config, every weight (Hugging Face names) with dtype and shape, and the\n"
-    "  parameter count.";
+    "  parameter count. A .safetensors file (a LoLCATs checkpoint, a `ref` case):\n"
+    "  its metadata and every tensor with dtype, shape and byte size, validated.";
 
 static void inspect_w(const char *name, const lc_weight *w, int vec) {
     if (vec)
@@ -16,6 +17,44 @@ static void inspect_w(const char *name, const lc_weight *w, int vec) {
     else
         printf("  %-48s %-5s [%lld, %lld]\n", name, lc_dtype_name(w->dtype), (long long)w->rows,
                (long long)w->cols);
+}
+
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* One safetensors file: metadata, then the tensor table (opening validates it). */
+static int inspect_st(const char *path) {
+    lc_st_file *f = NULL;
+    lc_error err;
+    long long params = 0;
+    int i, d;
+    if (lc_st_open(&f, path, &err)) return tool_report(&err);
+    printf("%s (safetensors, %d tensors)\n", path, lc_st_count(f));
+    if (lc_st_meta_count(f) > 0) printf("metadata:\n");
+    for (i = 0; i < lc_st_meta_count(f); i++) {
+        const char *k, *v;
+        lc_st_meta_at(f, i, &k, &v);
+        printf("  %-24s %s\n", k, v ? v : "");
+    }
+    printf("tensors:\n");
+    for (i = 0; i < lc_st_count(f); i++) {
+        const lc_tensor *t = lc_st_tensor_at(f, i);
+        char shape[160];
+        size_t n = 0;
+        long long el = 1;
+        shape[0] = 0;
+        for (d = 0; d < t->ndim && n < sizeof shape - 24; d++) {
+            n += (size_t)snprintf(shape + n, sizeof shape - n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            el *= (long long)t->shape[d];
+        }
+        params += el;
+        printf("  %-64s %-5s [%s] %zu bytes\n", t->name, lc_dtype_name(t->dtype), shape, t->nbytes);
+    }
+    printf("elements: %lld\n", params);
+    lc_st_close(f);
+    return 0;
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -29,6 +68,7 @@ int cmd_inspect(int argc, char **argv) {
         if (argc == 2) { printf("usage: %s\n", inspect_usage); return 0; }
         tool_die_usage(inspect_usage);
     }
+    if (ends_with(argv[1], ".safetensors") || ends_with(argv[1], ".state")) return inspect_st(argv[1]);
     if (lc_model_load(&m, argv[1], &err)) return tool_report(&err);
     c = &m.cfg;
     printf("%s (%s)\n", argv[1], m.format == LOLCATS_MODEL_HF ? "Hugging Face" : "llama2.c");
