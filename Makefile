@@ -74,14 +74,26 @@ check:
 	$(MAKE) B=build/werror-c99 CFLAGS="-O2 -Werror" test
 	$(MAKE) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
 	$(MAKE) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
-	$(MAKE) B=build/asan NO_OMP=1 NO_MPI=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	$(MAKE) sanitize
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
 	./build/cxx/test_compile
 	@if command -v clang >/dev/null 2>&1; then $(MAKE) B=build/clang CC=clang NO_OMP=1 CFLAGS="-O1 -Werror" all; \
 	else echo "SKIPPED: clang build (no clang; run tools/setup.sh)"; fi
 	$(MAKE) check-neon
+	$(MAKE) valgrind
+	$(MAKE) fuzz-regress
 	$(MAKE) test
+
+# `make sanitize`: the whole suite and every example under ASan + UBSan.
+sanitize:
+	$(MAKE) B=build/asan NO_OMP=1 NO_MPI=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# `make valgrind`: the command-line tool under valgrind memcheck (tools/valgrind.sh).
+valgrind:
+	@if command -v valgrind >/dev/null 2>&1; then \
+	  $(MAKE) B=build/valgrind NO_OMP=1 NO_MPI=1 CFLAGS="-O1 -g" build/valgrind/lolcats && sh tools/valgrind.sh build/valgrind/lolcats; \
+	else echo "SKIPPED: valgrind (not installed; run tools/setup.sh)"; fi
 
 # The NEON path: cross-compiled static tests run under qemu (skipped when the
 # cross compiler or qemu is absent).
@@ -112,7 +124,7 @@ FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
 FUZZERS    = $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: fuzz fuzz-run
+.PHONY: fuzz fuzz-run fuzz-regress sanitize valgrind
 fuzz: $(FUZZERS)
 
 $(B)/fuzz/%: fuzz/%.c lolcats.h
@@ -127,7 +139,22 @@ $(B)/fuzz/fuzz_data: fuzz/fuzz_data.c tools/data.c tools/data.h lolcats.h
 fuzz-run: fuzz
 	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus_$$n; \
 	  echo "== $$f ($(FUZZ_TIME) s)"; \
-	  $$f -max_total_time=$(FUZZ_TIME) $(B)/fuzz/corpus_$$n fuzz/corpus_$$n || exit 1; done
+	  $$f -max_total_time=$(FUZZ_TIME) -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_$$n fuzz/corpus_$$n || exit 1; done
+
+# CI's fuzz regression: every harness replays its seed corpus, then fuzzes for
+# FUZZ_REGRESS_TIME seconds (skipped when clang cannot link libFuzzer).
+FUZZ_REGRESS_TIME ?= 10
+fuzz-regress:
+	@if printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' | \
+	  $(FUZZ_CC) -x c -fsanitize=fuzzer -o /tmp/lolcats_fuzz_probe - >/dev/null 2>&1; then \
+	  $(MAKE) B=build fuzz && for f in $(patsubst $(B)/%,build/%,$(FUZZERS)); do n=$${f##*/fuzz_}; \
+	    rm -rf build/fuzz/regress_$$n && mkdir -p build/fuzz/regress_$$n; echo "== $$f ($(FUZZ_REGRESS_TIME) s)"; \
+	    $$f -max_total_time=$(FUZZ_REGRESS_TIME) -timeout=10 -artifact_prefix=build/fuzz/ -rss_limit_mb=2048 -print_final_stats=1 \
+	      build/fuzz/regress_$$n fuzz/corpus_$$n >build/fuzz/regress_$$n.log 2>&1 \
+	      || { tail -n 40 build/fuzz/regress_$$n.log; echo "FAIL: $$f (log build/fuzz/regress_$$n.log)"; exit 1; }; \
+	    grep -E "stat::number_of_executed_units" build/fuzz/regress_$$n.log; \
+	  done; \
+	else echo "SKIPPED: fuzz regression ($(FUZZ_CC) cannot link libFuzzer; run tools/setup.sh)"; fi
 
 clean:
 	rm -rf build

@@ -5221,13 +5221,13 @@ LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *
     for (i = 0; i < 7; i++) h[i] = lc__rd_i32((const unsigned char *)f.data + 4 * i);
     c = &m->cfg;
     c->dim = h[0]; c->hidden_dim = h[1]; c->n_layers = h[2]; c->n_heads = h[3];
-    c->n_kv_heads = h[4]; shared = h[5] > 0; c->vocab_size = h[5] < 0 ? -h[5] : h[5];
+    c->n_kv_heads = h[4]; shared = h[5] > 0;
+    c->vocab_size = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5];  // INT32_MIN: rejected below
     c->seq_len = h[6];
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     c->norm_eps = 1e-5f; c->rope_theta = 10000.0f; c->rope_interleaved = 1;
     c->tied = shared; c->bos_id = 1; c->eos_id = 2;
     strcpy(c->arch, "llama2c");
-    if (h[5] == INT32_MIN) c->vocab_size = 0;
     if ((s = lc__model_check_cfg(c, path, err))) { lc__map_free(&f); return s; }
     if (c->dim % c->n_heads) {
         lc__map_free(&f);

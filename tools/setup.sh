@@ -3,7 +3,8 @@
 # a C compiler and make (required), libstb-dev (optional: PNG heatmaps),
 # g++ (C++ compile test), gcc-aarch64-linux-gnu + qemu-user (the NEON path,
 # tested under emulation), Open MPI (optional: multi-process distillation),
-# clang (the fuzz harnesses). Does nothing for packages already present.
+# clang (the fuzz harnesses), valgrind (memcheck of the command-line tool).
+# Does nothing for packages already present.
 set -e
 need=""
 command -v cc >/dev/null 2>&1 || need="$need build-essential"
@@ -14,6 +15,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linu
 command -v qemu-aarch64 >/dev/null 2>&1 || need="$need qemu-user"
 command -v mpicc >/dev/null 2>&1 || need="$need openmpi-bin libopenmpi-dev"
 command -v clang >/dev/null 2>&1 || need="$need clang"
+command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo
