@@ -3053,21 +3053,6 @@ LCIMPL void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g,
     }
 }
 
-// One row of W widened to fp32 (a pointer into W when it is already fp32).
-static const float *lc__weight_row(const void *w, int dtype, int64_t o, int I, float *buf) {
-    int i;
-    if (dtype == LOLCATS_DTYPE_F32) return (const float *)w + o * I;
-    if (dtype == LOLCATS_DTYPE_BF16) {
-        const uint16_t *r = (const uint16_t *)w + o * I;
-        for (i = 0; i < I; i++) buf[i] = lc_bf16_to_f32(r[i]);
-    } else {
-        const uint16_t *r = (const uint16_t *)w + o * I;
-        for (i = 0; i < I; i++) buf[i] = lc_f16_to_f32(r[i]);
-    }
-    return buf;
-}
-
-#define LC__ROW_MAX 16384
 
 LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x, const void *w,
                           int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
@@ -3093,24 +3078,11 @@ LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_
                           float lora_scale, int r, int T, int O, int I) {
     const lc__prims *P = lc__prims_for(ctx);
     int t, o;
-    if (dx) {  // dx_t += sum_o dy_to W_o  (+ LoRA: s (dy_t B) A)
-        LC__OMP_FOR
-        for (t = 0; t < T; t++) {
-            float buf[LC__ROW_MAX];
-            int oo;
-            for (oo = 0; oo < O; oo++) {
-                float g = dy[(size_t)t * O + oo];
-                if (g != 0.0f) P->axpy(dx + (size_t)t * I, g, lc__weight_row(w, w_dtype, oo, I, buf), I);
-            }
-        }
-    }
-    if (dw) {  // dW_o += sum_t dy_to x_t
+    if (dx)  // dX += dY W  (+ LoRA below: s (dY B) A)
+        lc_gemm(ctx, dx, dy, w, (lc_dtype)w_dtype, T, I, O, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
+    if (dw) {  // dW += dY^T x
         LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32);
-        LC__OMP_FOR
-        for (o = 0; o < O; o++) {
-            int tt;
-            for (tt = 0; tt < T; tt++) P->axpy(dw + (size_t)o * I, dy[(size_t)tt * O + o], x + (size_t)tt * I, I);
-        }
+        lc_gemm(ctx, dw, dy, x, LOLCATS_DTYPE_F32, O, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
     }
     if (lora_a && r > 0) {
         float g[256];
@@ -5132,6 +5104,10 @@ static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dt
 
 LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
                       int T, int O, int I) {
+    if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM
+        lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
+        return;
+    }
 #ifdef LC__X86
     if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
         lc__matmul_avx2(y, x, w, dtype, T, O, I);
