@@ -30,6 +30,18 @@ tj = {"model": {"type": "BPE", "byte_fallback": True,
 with open('fuzz/corpus_tokenizer_json/tiny_spm.json', 'w') as f:
     f.write(json.dumps(tj))
 
+# byte-level BPE (GPT-2 / Llama 3 style): bytes mapped to printable code points, 'G' with a dot
+# (U+0120) standing for a space
+bl = {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "\u0120": 2, "\u0120a": 3, "ab": 4, "\u0120ab": 5,
+                                         "<|begin_of_text|>": 6, "<|end_of_text|>": 7},
+                "merges": ["\u0120 a", "a b", "\u0120a b"]},
+      "added_tokens": [{"id": 6, "content": "<|begin_of_text|>", "special": True},
+                       {"id": 7, "content": "<|end_of_text|>", "special": True}],
+      "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "ByteLevel", "add_prefix_space": False}]},
+      "decoder": {"type": "ByteLevel"}}
+with open('fuzz/corpus_tokenizer_json/tiny_bytelevel.json', 'w') as f:
+    f.write(json.dumps(bl))
+
 cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 1,
        "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 6, "rms_norm_eps": 1e-5,
        "rope_theta": 10000.0, "max_position_embeddings": 4, "tie_word_embeddings": True}
