@@ -10,6 +10,7 @@
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
+#include "tiny_files.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -25,62 +26,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* llama2.c model: dim 16, hidden 24, 2 layers, 2 heads, 1 kv head, vocab 259 */
-static int write_model(const char *path) {
-    int32_t hdr[7] = {16, 24, 2, 2, 1, 259, 64};
-    int dim = 16, hid = 24, L = 2, hd = 8, kvd = 8, V = 259, S = 64, i;
-    size_t n = (size_t)V * dim + (size_t)L * dim + (size_t)L * dim * dim + 2 * (size_t)L * dim * kvd +
-               (size_t)L * dim * dim + (size_t)L * dim + 3 * (size_t)L * dim * hid + (size_t)dim +
-               (size_t)S * hd;
-    size_t norm0 = (size_t)V * dim, norm1 = norm0 + (size_t)L * dim + (size_t)L * dim * dim +
-                   2 * (size_t)L * dim * kvd + (size_t)L * dim * dim;
-    size_t normf = norm1 + (size_t)L * dim + 3 * (size_t)L * dim * hid;
-    float *w = (float *)malloc(n * sizeof(float));
-    FILE *f = fopen(path, "wb");
-    lc_rng r;
-    int ok;
-    if (!w || !f) { free(w); if (f) fclose(f); return 0; }
-    lc_rng_seed(&r, 5);
-    for (i = 0; i < (int)n; i++) w[i] = 0.3f * lc_rng_normal(&r);
-    for (i = 0; i < L * dim; i++) { w[norm0 + (size_t)i] = 1.0f; w[norm1 + (size_t)i] = 1.0f; }
-    for (i = 0; i < dim; i++) w[normf + (size_t)i] = 1.0f;
-    ok = fwrite(hdr, sizeof hdr, 1, f) == 1 && fwrite(w, sizeof(float), n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    free(w);
-    return ok;
-}
-
-/* <unk> <s> </s> then the 256 byte pieces */
-static int write_tokenizer(const char *path) {
-    FILE *f = fopen(path, "wb");
-    int32_t mx = 6, len, i;
-    float sc = 0;
-    char piece[8];
-    if (!f) return 0;
-    fwrite(&mx, 4, 1, f);
-    for (i = 0; i < 259; i++) {
-        if (i < 3) snprintf(piece, sizeof piece, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
-        else snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
-        len = (int32_t)strlen(piece);
-        fwrite(&sc, 4, 1, f);
-        fwrite(&len, 4, 1, f);
-        fwrite(piece, 1, (size_t)len, f);
-    }
-    return fclose(f) == 0;
-}
-
-static int write_text(const char *path) {
-    static const char *words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away"};
-    FILE *f = fopen(path, "wb");
-    lc_rng r;
-    int i;
-    if (!f) return 0;
-    lc_rng_seed(&r, 11);
-    for (i = 0; i < 3000; i++)
-        fprintf(f, "%s%s", words[lc_rng_u64(&r) % 11], i % 12 == 11 ? ".\n" : " ");
-    return fclose(f) == 0;
 }
 
 /* the run's argument vector; out names the final checkpoint */
@@ -155,9 +100,9 @@ int main(void) {
     }
     snprintf(tmp, sizeof tmp, "%s/lolcats_crash_XXXXXX", td ? td : "/tmp");
     if (!mkdtemp(tmp)) { printf("cannot create a temporary directory\n0 passed, 1 failed\n"); return 1; }
-    snprintf(p, sizeof p, "%s/m.bin", tmp); CHECK(write_model(p), "write %s", p);
-    snprintf(p, sizeof p, "%s/tok.bin", tmp); CHECK(write_tokenizer(p), "write %s", p);
-    snprintf(p, sizeof p, "%s/d.txt", tmp); CHECK(write_text(p), "write %s", p);
+    snprintf(p, sizeof p, "%s/m.bin", tmp); CHECK(tiny_write_model(p), "write %s", p);
+    snprintf(p, sizeof p, "%s/tok.bin", tmp); CHECK(tiny_write_tokenizer(p), "write %s", p);
+    snprintf(p, sizeof p, "%s/d.txt", tmp); CHECK(tiny_write_text(p), "write %s", p);
     snprintf(ref, sizeof ref, "%s/ref.safetensors", tmp);
     snprintf(out, sizeof out, "%s/run.safetensors", tmp);
 

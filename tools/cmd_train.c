@@ -11,6 +11,7 @@
 #include "tools.h"
 #include "data.h"
 #include "report.h"
+#include "tool_mpi.h"
 
 #include <errno.h>
 #include <math.h>
@@ -54,7 +55,11 @@ static const char *distill_usage =
     "  --fmap-bias, --no-fmap-bias  a trainable scalar bias per head on each map\n"
     "                       (default: on for relu, the T2R map; off otherwise)\n"
     "  --lr LR              AdamW learning rate (1e-2)\n"
-    "  --mse-factor X       (1000)    --xent-factor X   (0)\n";
+    "  --mse-factor X       (1000)    --xent-factor X   (0)\n"
+    "  --layers A:B         train only layers A..B-1 (the paper's block-wise transfer;\n"
+    "                       the others keep their initial maps)\n"
+    "  --mpi                under mpirun -np K: the ranks split the layers, rank 0\n"
+    "                       writes the files; the result equals one process's, bit for bit\n";
 
 static const char *finetune_usage =
     "lolcats finetune --model M [--tokenizer TOK] --lolcats CKPT --data D --out CKPT2 [options]\n"
@@ -82,6 +87,8 @@ typedef struct {
     lc_train_cfg tc;
     int seq_len, grad_accum, val_every, val_seqs, val_records, resume, train_fmaps, no_at;
     int fmap_bias;                /* 0: by feature map (relu: on), 1: on, 2: off */
+    int mpi;                      /* distill: ranks split the layers */
+    int lay0, lay1;               /* distill --layers A:B (lay1 0: every layer) */
     long max_records, stop_after;
     long long tokens, tokens1, tokens2;
     float lr, lr1, lr2;
@@ -119,6 +126,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
     if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
     if (!strcmp(a, "--halfspace")) { o->tc.fmap.halfspace = 1; return 1; }
     if (!strcmp(a, "--fmap-bias")) { o->fmap_bias = 1; return 1; }
+    if (!strcmp(a, "--mpi")) { o->mpi = 1; return 1; }
     if (!strcmp(a, "--no-fmap-bias")) { o->fmap_bias = 2; return 1; }
     if (!strcmp(a, "--train-feature-maps")) { o->train_fmaps = 1; return 1; }
     if (!strcmp(a, "--no-attention-transfer")) { o->no_at = 1; return 1; }
@@ -151,7 +159,12 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
         else if (!strcmp(argv[*i], "sw")) o->tc.hybrid.variant = LOLCATS_WINDOW_SW;
         else tool_die_usage(usage);
     } else if (ARG("--window")) o->tc.hybrid.window = atoi(argv[*i]);
-    else if (ARG("--init")) {
+    else if (ARG("--layers")) {
+        if (sscanf(argv[*i], "%d:%d", &o->lay0, &o->lay1) != 2 || o->lay0 < 0 || o->lay1 <= o->lay0) {
+            fprintf(stderr, "lolcats: --layers %s: expected A:B with 0 <= A < B\n", argv[*i]);
+            exit(2);
+        }
+    } else if (ARG("--init")) {
         if (!strcmp(argv[*i], "identity")) o->tc.fmap_init = 0;
         else if (!strcmp(argv[*i], "kaiming")) o->tc.fmap_init = 1;
         else tool_die_usage(usage);
@@ -192,30 +205,93 @@ static void stage_free(stage_result *r) {
 
 /* stage 1: mean distillation loss over the validation chunks (layer: per layer);
    stage 2: token-weighted cross-entropy */
-static int validate(lc_train *t, const tool_data *d, int stage, double *val, double *layer, lc_error *err) {
+/* Stage 1's layers: the block [b0, b1) trained (--layers), this process's share
+   [my0, my1) of it (--mpi), and x, the hidden state carried between blocks. */
+typedef struct {
+    int b0, b1, my0, my1;
+    float *x;
+} s1_block;
+
+static int s1_owner(const s1_block *b, int l) {  /* the rank that trains layer l (tool_mpi_share's split) */
+    int n = b->b1 - b->b0, s = tool_mpi_size(), r;
+    for (r = 0; r < s; r++)
+        if (l - b->b0 < (int)((long)n * (r + 1) / s)) return r;
+    return s - 1;
+}
+
+/* One sequence of stage 1 on this process's layers: loss (the sum of their
+   terms) and ll (per layer, 0 elsewhere). The whole model in one process is
+   lc_train_distill_step; otherwise the teacher runs up to my0 and the block
+   [my0, my1) trains -- the same per-layer arithmetic, bit for bit. */
+static int s1_seq(lc_train *t, const s1_block *b, const int *tok, int T, int backward, double *loss, double *ll,
+                  lc_error *err) {
+    int L = t->model->cfg.n_layers, l;
+    *loss = 0;
+    if (b->b0 == 0 && b->b1 == L && tool_mpi_size() == 1)
+        return lc_train_distill_step(t, tok, T, backward, loss, ll, err) != LOLCATS_OK;
+    for (l = 0; ll && l < L; l++) ll[l] = 0;
+    if (lc_train_embed_tokens(t, tok, T, b->x, err)) return 1;
+    if (b->my0 > 0 && lc_train_distill_block(t, b->x, T, 0, b->my0, 0, 0, NULL, NULL, err)) return 1;
+    if (b->my1 > b->my0 && lc_train_distill_block(t, b->x, T, b->my0, b->my1, 1, backward, loss, ll, err)) return 1;
+    return 0;
+}
+
+/* Every rank gets the owners' feature maps, window factors and biases (and
+   their AdamW moments) of the block, so that rank 0 writes the whole model. */
+static void s1_sync(lc_train *t, const s1_block *b) {
+    const lc_model_config *c = &t->model->cfg;
+    size_t per = (size_t)c->n_heads * c->head_dim * t->cfg.feature_dim, H = (size_t)c->n_heads;
+    float *base[3];
+    int l, k;
+    if (tool_mpi_size() == 1) return;
+    base[0] = t->params; base[1] = t->adam_m; base[2] = t->adam_v;
+    for (l = b->b0; l < b->b1; l++) {
+        int owner = s1_owner(b, l);
+        for (k = 0; k < 3; k++) {
+            float *p = base[k];
+            tool_mpi_bcast(p + (t->fmap_q - t->params) + (size_t)l * per, per * sizeof(float), owner);
+            tool_mpi_bcast(p + (t->fmap_k - t->params) + (size_t)l * per, per * sizeof(float), owner);
+            tool_mpi_bcast(p + (t->wf - t->params) + (size_t)l * H, H * sizeof(float), owner);
+            if (t->fbq) {
+                tool_mpi_bcast(p + (t->fbq - t->params) + (size_t)l * H, H * sizeof(float), owner);
+                tool_mpi_bcast(p + (t->fbk - t->params) + (size_t)l * H, H * sizeof(float), owner);
+            }
+        }
+    }
+}
+
+/* Validation loss: stage 1, the mean per-layer loss over the block's layers
+   and the validation sequences (summed over ranks in one fixed order, so any
+   number of processes gets the same value); stage 2, the mean next-token loss. */
+static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stage, double *val, double *layer,
+                    lc_error *err) {
     long i;
     int T = d->seq_len, L = t->model->cfg.n_layers, l;
-    double sum = 0, *ll = NULL;
+    double sum = 0, *ll = NULL, *acc = NULL;
     long long cnt = 0;
-    if (layer) {
-        ll = (double *)calloc((size_t)L, sizeof(double));
+    if (stage == 1) {
+        ll = (double *)calloc(2 * (size_t)L, sizeof(double));
         if (!ll) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"), 1;
-        for (l = 0; l < L; l++) layer[l] = 0;
+        acc = ll + L;
     }
     for (i = 0; i < d->n_val; i++) {
         double loss;
         int ns;
         if (stage == 1) {
-            if (lc_train_distill_step(t, d->val_tokens + (size_t)i * T, T, 0, &loss, ll, err)) { free(ll); return 1; }
-            sum += loss;
-            cnt++;
-            for (l = 0; layer && l < L; l++) layer[l] += ll[l] / (double)d->n_val;
+            if (s1_seq(t, b, d->val_tokens + (size_t)i * T, T, 0, &loss, ll, err)) { free(ll); return 1; }
+            for (l = 0; l < L; l++) acc[l] += ll[l];
         } else {
             if (lc_train_lm_step(t, d->val_tokens + (size_t)i * T, d->val_labels + (size_t)i * T, T, 0, &loss, &ns,
                                  err)) { free(ll); return 1; }
             sum += loss * ns;
             cnt += ns;
         }
+    }
+    if (stage == 1 && d->n_val > 0) {
+        tool_mpi_sum_f64(acc, (size_t)L);
+        for (l = b->b0; l < b->b1; l++) sum += acc[l];
+        cnt = (long long)d->n_val * (b->b1 - b->b0);
+        for (l = 0; layer && l < L; l++) layer[l] = acc[l] / (double)d->n_val;
     }
     free(ll);
     *val = cnt ? sum / (double)cnt : (double)NAN;
@@ -245,11 +321,27 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     FILE *jl = NULL;
     char spath[1100], seqs[32], accs[32], lrs[32], stages[8];
     const char *extras[12];
-    int T = d->seq_len, L = m->cfg.n_layers, rc = 1, tty = isatty(2), resumed = 0, wrote_ckpt = 0;
+    int T = d->seq_len, L = m->cfg.n_layers, rc = 1, resumed = 0, wrote_ckpt = 0;
+    int rank0 = tool_mpi_rank() == 0, tty = rank0 && isatty(2);
+    s1_block blk;
     long long total_steps, start_step;
     double t0, loss = 0;
     memset(&err, 0, sizeof err);
     memset(&pr, 0, sizeof pr);
+    memset(&t, 0, sizeof t);
+    memset(&blk, 0, sizeof blk);
+    blk.b0 = o->lay1 && stage == 1 ? o->lay0 : 0;
+    blk.b1 = o->lay1 && stage == 1 ? o->lay1 : L;
+    if (blk.b1 > L) {
+        fprintf(stderr, "lolcats: --layers %d:%d: the model has %d layers (0:%d)\n", o->lay0, o->lay1, L, L);
+        return 2;
+    }
+    blk.my0 = blk.b0 + (int)((long)(blk.b1 - blk.b0) * tool_mpi_rank() / tool_mpi_size());
+    blk.my1 = blk.b0 + (int)((long)(blk.b1 - blk.b0) * (tool_mpi_rank() + 1) / tool_mpi_size());
+    if (stage == 1 && !(blk.b0 == 0 && blk.b1 == L && tool_mpi_size() == 1)) {
+        blk.x = (float *)malloc(sizeof(float) * (size_t)T * m->cfg.dim);
+        if (!blk.x) { fprintf(stderr, "lolcats: out of memory\n"); return 1; }
+    }
     lc_ctx_init(&ctx);
     tc.max_tokens = T;
     tc.seed = o->seed;
@@ -269,7 +361,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     res->stage = stage;
     res->L = L;
     snprintf(res->ckpt, sizeof res->ckpt, "%s", out);
-    if (lc_train_init(&t, &ctx, m, &tc, &err)) return tool_report(&err);
+    if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); return tool_report(&err); }
     if (lp_in && lc_train_set_lolcats(&t, lp_in, &err)) { tool_report(&err); goto done; }
     total_steps = budget / ((long long)T * o->grad_accum);
     if (total_steps < 1) total_steps = 1;
@@ -287,7 +379,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     }
     res->val_first = res->val_best = (double)NAN;
     /* the starting point, before any state is loaded (the report's "before") */
-    if (d->n_val > 0 && validate(&t, d, stage, &res->val_first, stage == 1 ? res->layer_before : NULL, &err)) {
+    if (d->n_val > 0 && validate(&t, &blk, d, stage, &res->val_first, stage == 1 ? res->layer_before : NULL, &err)) {
         tool_report(&err);
         goto done;
     }
@@ -334,7 +426,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             fprintf(stderr, "lolcats: --resume: no %s yet, starting from the beginning\n", spath);
         }
     }
-    if (o->json_log) {
+    if (o->json_log && rank0) {
         jl = fopen(o->json_log, resumed || stage == 2 ? "ab" : "wb");
         if (!jl) { fprintf(stderr, "lolcats: cannot write %s: %s\n", o->json_log, strerror(errno)); goto done; }
     }
@@ -351,7 +443,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             const int *tok = d->tokens + (size_t)idx * T;
             int ns;
             if (stage == 1) {
-                if (lc_train_distill_step(&t, tok, T, 1, &loss, NULL, &err)) { tool_report(&err); goto done; }
+                if (s1_seq(&t, &blk, tok, T, 1, &loss, NULL, &err)) { tool_report(&err); goto done; }
             } else if (lc_train_lm_step(&t, tok, d->labels + (size_t)idx * T, T, 1, &loss, &ns, &err)) {
                 tool_report(&err);
                 goto done;
@@ -360,6 +452,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             pr.seq++;
             pr.tokens += T;
         }
+        if (stage == 1) tool_mpi_sum_f64(&sum, 1);  /* every rank sees the whole step's loss */
         loss = sum / o->grad_accum;
         if (!isfinite(loss)) {
             if (tty) fputc('\n', stderr);
@@ -371,7 +464,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         lc_train_adamw(&t, &opt, 1.0f / (float)o->grad_accum);
         if (t.step - 1 < total_steps) res->train_loss[t.step - 1] = loss;
         if (d->n_val > 0 && ((o->val_every > 0 && t.step % o->val_every == 0) || t.step == total_steps)) {
-            if (validate(&t, d, stage, &val, NULL, &err)) { tool_report(&err); goto done; }
+            if (validate(&t, &blk, d, stage, &val, NULL, &err)) { tool_report(&err); goto done; }
             validated = 1;
             res->val_loss[t.step - 1] = val;
             if (!isfinite(val)) {
@@ -383,20 +476,23 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             if (val < pr.best_val) {   /* the best checkpoint, then the state that records it */
                 pr.best_val = val;
                 pr.best_step = t.step;
+                if (stage == 1) s1_sync(&t, &blk);
                 lc_train_lolcats_view(&t, &view);
-                if (lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+                if (rank0 && lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
                 wrote_ckpt = 1;
             }
         }
         if (d->n_val == 0 && t.step == total_steps) {
+            if (stage == 1) s1_sync(&t, &blk);
             lc_train_lolcats_view(&t, &view);
-            if (lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+            if (rank0 && lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
             pr.best_step = t.step;
             wrote_ckpt = 1;
         }
         if (validated || t.step == total_steps || (o->stop_after > 0 && t.step >= o->stop_after)) {
             memcpy(pr.rng, rng.s, sizeof pr.rng);
-            if (lc_train_save_state(&t, &pr, spath, extras, 6, &err)) { tool_report(&err); goto done; }
+            if (stage == 1) s1_sync(&t, &blk);
+            if (rank0 && lc_train_save_state(&t, &pr, spath, extras, 6, &err)) { tool_report(&err); goto done; }
         }
         if (jl) {
             fprintf(jl, "{\"stage\": %d, \"step\": %lld, \"tokens\": %lld, \"loss\": %.9g, \"lr\": %.6g", stage,
@@ -407,7 +503,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         }
         if (tty) progress(stage, (long long)(t.step - start_step) * T * o->grad_accum,
                           (long long)(total_steps - start_step) * T * o->grad_accum, t0, loss, opt.lr);
-        if (validated) {
+        if (validated && rank0) {
             if (tty) fputc('\n', stderr);
             fprintf(stderr, "stage %d step %lld/%lld: tokens %lld, loss %.6f, val %.6f (best %.6f), lr %.3g\n", stage,
                     (long long)t.step, total_steps, (long long)pr.tokens, loss, val, pr.best_val,
@@ -428,9 +524,11 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     res->tok_per_s = res->seconds > 0 ? (double)(t.step - start_step) * T * o->grad_accum / res->seconds : 0;
     res->val_best = pr.best_val;
     if (!wrote_ckpt) {   /* nothing validated better (or no validation): the final parameters */
+        if (stage == 1) s1_sync(&t, &blk);
         lc_train_lolcats_view(&t, &view);
-        if (lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+        if (rank0 && lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
     }
+    tool_mpi_barrier();  /* rank 0's files are complete */
     {   /* the best checkpoint must load; its per-layer losses for the report */
         lc_lolcats best;
         if (lc_lolcats_load(&best, out, m, &err)) { tool_report(&err); goto done; }
@@ -438,18 +536,20 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         lc_lolcats_free(&best);
         if (d->n_val > 0 && stage == 1) {
             double v;
-            if (validate(&t, d, 1, &v, res->layer_after, &err)) { tool_report(&err); goto done; }
+            if (validate(&t, &blk, d, 1, &v, res->layer_after, &err)) { tool_report(&err); goto done; }
         }
     }
-    fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, val loss %.6f -> best %.6f; wrote %s\n", stage,
-            (long long)pr.tokens, res->tok_per_s, res->val_first, res->val_best, out);
-    if (o->report) {   /* attention maps of the sample sequence */
+    if (rank0)
+        fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, val loss %.6f -> best %.6f; wrote %s\n", stage,
+                (long long)pr.tokens, res->tok_per_s, res->val_first, res->val_best, out);
+    if (o->report && rank0) {   /* attention maps of the sample sequence */
         if (train_report_maps(&t, d, o->report, stage)) goto done;
     }
     rc = 0;
 done:
     if (jl) fclose(jl);
     lc_train_free(&t);
+    free(blk.x);
     return rc;
 }
 
@@ -675,7 +775,12 @@ static int cmd_stage(int argc, char **argv, int which) {
                 which != 1 ? ", --lora-rank" : "");
         return 2;
     }
-    if (env_open(&e, &o)) { env_close(&e); return 1; }
+    if ((o.mpi || o.lay1) && which != 1) {
+        fprintf(stderr, "lolcats: --mpi and --layers are options of distill (stage 1)\n");
+        return 2;
+    }
+    if (tool_mpi_init(o.mpi, &argc, &argv)) return 2;
+    if (env_open(&e, &o)) { env_close(&e); tool_mpi_finalize(); return 1; }
     if (which == 1) {
         rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr1, o.out, &rs[0]);
         nres = 1;
@@ -716,10 +821,11 @@ static int cmd_stage(int argc, char **argv, int which) {
         lc_lolcats_free(&lp);
         if (!rc) rc = finish_stage2(&o, &e, o.out);
     }
-    if (!rc && o.report) rc = write_report(o.report, &o, rs, nres);
+    if (!rc && o.report && tool_mpi_rank() == 0) rc = write_report(o.report, &o, rs, nres);
 done:
     for (i = 0; i < 2; i++) stage_free(&rs[i]);
     env_close(&e);
+    tool_mpi_finalize();
     return rc;
 }
 
