@@ -32,6 +32,21 @@ int main(void) {
         }
         lc_model_free(&m);
     }
+    /* the training commands run on it with --data random (no tokenizer) */
+    snprintf(cmd, sizeof cmd, "%s linearize --model build/tmp_synth --data random --out build/tmp_synth/l.safetensors "
+             "--seq-len 32 --distill-tokens 64 --finetune-tokens 32 --grad-accum 1 --val-seqs 1 --feature-dim 8 "
+             ">/dev/null 2>&1", bin);
+    CHECK(system(cmd) == 0, "%s failed", cmd);
+    if (CHECK(lc_model_load(&m, "build/tmp_synth", &err) == LOLCATS_OK, "load: %s", err.msg)) {
+        lc_lolcats lp;
+        if (CHECK(lc_lolcats_load(&lp, "build/tmp_synth/l.safetensors", &m, &err) == LOLCATS_OK,
+                  "linearize --data random wrote no checkpoint: %s", err.msg)) {
+            CHECK(lp.lora_rank == 8 && lp.feature_dim == 8, "checkpoint: LoRA rank %d, feature dim %d", lp.lora_rank,
+                  lp.feature_dim);
+            lc_lolcats_free(&lp);
+        }
+        lc_model_free(&m);
+    }
     snprintf(cmd, sizeof cmd, "%s synth --like no-such-model --out build/tmp_synth2 >/dev/null 2>&1", bin);
     CHECK(system(cmd) != 0, "unknown --like must fail");
     return check_done();

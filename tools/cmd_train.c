@@ -26,7 +26,8 @@ static const char *common_usage =
     "  --model PATH         llama2.c .bin or Hugging Face directory\n"
     "  --tokenizer PATH     tokenizer (required for llama2.c models, as in generate)\n"
     "  --data FILE          text file, or .jsonl of Alpaca records (section 9 template,\n"
-    "                       response-only labels)\n"
+    "                       response-only labels), or \"random\": seeded token ids (models\n"
+    "                       without a tokenizer, e.g. from synth)\n"
     "  --seq-len N          tokens per packed sequence (1024; at most the model's context)\n"
     "  --tokens N           training budget in tokens (default: one pass over the data)\n"
     "  --grad-accum N       sequences per optimizer step (8)\n"
@@ -702,6 +703,16 @@ static int env_open(train_env *e, train_opts *o) {
     memset(&err, 0, sizeof err);
     if (lc_model_load(&e->m, o->model_path, &err)) return tool_report(&err);
     e->loaded = 1;
+    if (!strcmp(o->data, "random")) {   /* seeded token ids: no tokenizer needed */
+        long n = o->tokens > 0 ? (long)((o->tokens + o->seq_len - 1) / o->seq_len) : 64;
+        if (o->seq_len > e->m.cfg.seq_len && e->m.cfg.seq_len > 0) o->seq_len = e->m.cfg.seq_len;
+        if (n > 4096) n = 4096;   /* epochs repeat beyond */
+        if (tool_data_random(&e->d, o->seq_len, n, o->val_seqs, e->m.cfg.vocab_size, o->seed, &err))
+            return tool_report(&err);
+        fprintf(stderr, "data random: %ld training and %ld validation sequences of %d seeded token ids\n", e->d.n,
+                e->d.n_val, o->seq_len);
+        return 0;
+    }
     if (tool_load_tokenizer(&e->tok, &e->m, o->model_path, o->tok_path, &err)) return 1;
     if (o->seq_len > e->m.cfg.seq_len && e->m.cfg.seq_len > 0) {
         fprintf(stderr, "lolcats: --seq-len %d is longer than the model's context %d: using %d\n", o->seq_len,

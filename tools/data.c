@@ -339,6 +339,50 @@ void tool_data_free(tool_data *d) {
     memset(d, 0, sizeof *d);
 }
 
+int tool_data_random(tool_data *d, int seq_len, long n, long n_val, int vocab, uint64_t seed, lc_error *err) {
+    size_t per = (size_t)seq_len, i;
+    long c;
+    lc_rng r;
+    memset(d, 0, sizeof *d);
+    if (seq_len < 2 || n < 1 || n_val < 0 || vocab < 4)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "random data: seq_len %d, %ld chunks, vocab %d", seq_len, n, vocab), 1;
+    d->seq_len = seq_len;
+    d->n = n;
+    d->n_val = n_val;
+    d->tokens = (int *)malloc(sizeof(int) * per * (size_t)(n + n_val));
+    d->labels = (int *)malloc(sizeof(int) * per * (size_t)(n + n_val));
+    if (!d->tokens || !d->labels) {
+        tool_data_free(d);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "random data: out of memory"), 1;
+    }
+    lc_rng_seed(&r, seed ^ 0x5eedULL);
+    for (c = 0; c < n + n_val; c++) {
+        int *t = d->tokens + per * (size_t)c, *l = d->labels + per * (size_t)c;
+        t[0] = 1;
+        for (i = 1; i < per; i++) t[i] = 3 + (int)(lc_rng_u64(&r) % (uint64_t)(vocab - 3));
+        for (i = 0; i + 1 < per; i++) l[i] = t[i + 1];
+        l[per - 1] = -1;
+    }
+    if (n_val > 0) {  /* views into the same buffers */
+        d->val_tokens = (int *)malloc(sizeof(int) * per * (size_t)n_val);
+        d->val_labels = (int *)malloc(sizeof(int) * per * (size_t)n_val);
+        if (!d->val_tokens || !d->val_labels) {
+            tool_data_free(d);
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "random data: out of memory"), 1;
+        }
+        memcpy(d->val_tokens, d->tokens + per * (size_t)n, sizeof(int) * per * (size_t)n_val);
+        memcpy(d->val_labels, d->labels + per * (size_t)n, sizeof(int) * per * (size_t)n_val);
+    }
+    d->stream_tokens = (long long)(n + n_val) * seq_len;
+    d->perm = (long *)malloc(sizeof(long) * (size_t)n);
+    if (!d->perm) {
+        tool_data_free(d);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "random data: out of memory"), 1;
+    }
+    d->perm_epoch = -1;
+    return 0;
+}
+
 int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, const tool_data_cfg *cfg,
                    lc_error *err) {
     stream tr, va;

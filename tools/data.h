@@ -57,6 +57,10 @@ typedef struct {
 int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, const tool_data_cfg *cfg,
                    lc_error *err);
 void tool_data_free(tool_data *d);
+/* `--data random`: n training and n_val validation chunks of seeded uniform
+   token ids in [3, vocab) after a BOS (1), for models without a tokenizer
+   (e.g. `lolcats synth` ones): the cost of training, not its quality. */
+int tool_data_random(tool_data *d, int seq_len, long n, long n_val, int vocab, uint64_t seed, lc_error *err);
 /* Index of the k-th training chunk in a seeded stream of shuffled epochs. */
 long tool_data_pick(tool_data *d, uint64_t seed, int64_t k);
 #endif
