@@ -565,6 +565,12 @@ LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
 LCAPI lc_status lc_model_load(lc_model *m, const char *path, lc_error *err);
 LCAPI void lc_model_free(lc_model *m);
 LCAPI int64_t lc_model_param_count(const lc_model *m);
+// Gives back the resident pages of layer l's weights (madvise MADV_DONTNEED on
+// the file mapping; the next read faults them in again from the page cache),
+// so a pass over a model larger than memory keeps about one layer resident.
+// Only file-mapped weights are touched; a no-op where the platform has no
+// madvise or the weights live in allocated memory. Returns bytes advised.
+LCAPI size_t lc_model_release_layer(const lc_model *m, int l);
 
 // Decode state: KV cache, RoPE table and activations for up to max_tokens
 // tokens per lc_model_forward call.
@@ -723,6 +729,8 @@ typedef struct lc_train_cfg {
                                   //    inside the backward (activation checkpointing)
     int fmap_init;                // 0: identity (every published run), 1: kaiming-uniform
     int fmap_bias;                // 1: one trainable scalar bias per head on each map (T2R)
+    int release_pages;            // 1: give back each layer's weight pages after using them
+                                  //    (lc_model_release_layer): about one layer resident
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -758,6 +766,11 @@ LCAPI lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_mode
                                    const lc_train_cfg *cfg, lc_error *err);
 LCAPI void lc_train_free(lc_train *t);
 LCAPI void lc_train_zero_grad(lc_train *t);
+// Bytes lc_train_init(m, cfg) allocates: the trainable parameters with their
+// gradients and AdamW moments, and the activations of one cfg->max_tokens
+// sequence (one layer's with distill_only or recompute, else every layer's).
+// The model's weights are not counted (they stay in the file mapping).
+LCAPI size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg);
 
 // Stage 1 on one sequence of T tokens: accumulates gradients of
 // (1/L) sum_layers (mse_factor * mse + xent_factor * xent) into the feature maps
@@ -6384,6 +6397,54 @@ static void lc__model_free_st(lc__model_priv *pv) {
     pv->st = NULL;
 }
 
+// >>release
+#if !defined(_WIN32) && !defined(LOLCATS_NO_MMAP) && defined(__linux__)
+#ifndef MADV_DONTNEED   // strict C modes hide madvise: Linux's value and prototype
+#define MADV_DONTNEED 4
+extern int madvise(void *addr, size_t len, int advice);
+#endif
+#define LC__HAVE_MADVISE 1
+#endif
+
+// 1 when [p, p+n) lies inside one of the model's file mappings.
+static int lc__in_mapping(const lc__model_priv *pv, const void *p, size_t n) {
+    const lc__hf_shards *sh = (const lc__hf_shards *)pv->st;
+    const char *c = (const char *)p;
+    int i;
+    for (i = 0; i < pv->n_maps; i++) {
+        const char *b = (const char *)pv->maps[i].data;
+        if (pv->maps[i].kind == LC__MAP_MAPPED && c >= b && c + n <= b + pv->maps[i].size) return 1;
+    }
+    for (i = 0; sh && i < sh->n; i++) {
+        const lc__map *mp = &sh->f[i]->map;
+        const char *b = (const char *)mp->data;
+        if (mp->kind == LC__MAP_MAPPED && c >= b && c + n <= b + mp->size) return 1;
+    }
+    return 0;
+}
+
+static size_t lc__release_weight(const lc__model_priv *pv, const lc_weight *w) {
+#ifdef LC__HAVE_MADVISE
+    size_t n = (size_t)w->rows * (size_t)w->cols * lc_dtype_size(w->dtype), pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)w->data, lo = (a + pg - 1) / pg * pg, hi = (a + n) / pg * pg;
+    if (!w->data || hi <= lo || !lc__in_mapping(pv, w->data, n)) return 0;
+    return madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED) == 0 ? (size_t)(hi - lo) : 0;
+#else
+    (void)pv; (void)w;
+    return 0;
+#endif
+}
+
+LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) {
+    const lc__model_priv *pv = (const lc__model_priv *)m->priv;
+    const lc_layer_weights *lw;
+    if (!pv || l < 0 || l >= m->cfg.n_layers) return 0;
+    lw = &m->layers[l];
+    return lc__release_weight(pv, &lw->wq) + lc__release_weight(pv, &lw->wk) + lc__release_weight(pv, &lw->wv) +
+           lc__release_weight(pv, &lw->wo) + lc__release_weight(pv, &lw->w1) + lc__release_weight(pv, &lw->w2) +
+           lc__release_weight(pv, &lw->w3);
+}
+
 static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
     const lc__json_node *c = lc__jget(d, o, k);
     if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
@@ -6822,7 +6883,8 @@ static float *lc__grad_at(lc_train *t, const float *p) {
     return t->grads + (p - t->params);
 }
 
-static lc_status lc__train_act_alloc(lc_train *t, int slots, lc_error *err) {
+// count_only: set *count_only to the floats the activations take, allocate nothing.
+static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only, lc_error *err) {
     const lc_model_config *c = &t->model->cfg;
     lc__train_act *a;
     int T = t->cfg.max_tokens, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
@@ -6869,6 +6931,13 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, lc_error *err) {
             LC__TAKE(a->at, (size_t)H * T * T); LC__TAKE(a->as, (size_t)H * T * T); LC__TAKE(a->ga, (size_t)H * T * T);
         }
 #undef LC__TAKE
+        if (!pass && count_only) {
+            *count_only = total;
+            LOLCATS_FREE(a->L);
+            LOLCATS_FREE(a);
+            t->act = NULL;
+            return LOLCATS_OK;
+        }
         if (!pass) {
             p = (float *)LOLCATS_MALLOC(sizeof(float) * (total ? total : 1));
             if (!p)
@@ -6941,9 +7010,25 @@ static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_
                             "bad training config: tokens %d, feature dim %d, lora rank %d, window %d",
                             cfg->max_tokens, cfg->feature_dim, cfg->lora_rank, cfg->hybrid.window);
     if ((st = lc__train_alloc(t, with_full, err))) return st;
-    if ((st = lc__train_act_alloc(t, slots, err))) return st;
+    if ((st = lc__train_act_alloc(t, slots, NULL, err))) return st;
     lc__train_init_params(t);
     return LOLCATS_OK;
+}
+
+LCIMPL size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg) {
+    lc_train t;
+    lc_error err;
+    size_t acts = 0, params;
+    memset(&t, 0, sizeof t);
+    t.model = (lc_model *)m;
+    t.cfg = *cfg;
+    t.F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
+    if (lc__train_alloc(&t, 0, &err)) return (size_t)-1;
+    params = t.n_params;
+    LOLCATS_FREE(t.mem);
+    if (lc__train_act_alloc(&t, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, &acts, &err))
+        return (size_t)-1;
+    return sizeof(float) * (4 * params + acts);
 }
 
 LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, const lc_train_cfg *cfg,
@@ -7228,6 +7313,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         memcpy(la->yh, a->yt, sizeof(float) * nq);
         lc__train_out_fwd(t, l, la, a->xf, T);
         memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
+        if (t->cfg.release_pages) lc_model_release_layer(t->model, l);
     }
     memcpy(x, la->x_in, sizeof(float) * (size_t)T * c->dim);
     if (loss) *loss = total;
@@ -7269,6 +7355,7 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
         lc__train_attn_fwd(t, l, la, T, attn);
         // (when recomputing, the next input overwrites this slot's x_in: h is already made)
         lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf, T);
+        if (t->cfg.release_pages) lc_model_release_layer(m, l);
     }
     lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
     lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
@@ -7348,6 +7435,7 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
         lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
         lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)lw->rms_att.data) : NULL, a->dxn, la->x_in,
                        a->norm_w + (size_t)(2 * l) * dim, la->rstd1, T, dim);
+        if (t->cfg.release_pages) lc_model_release_layer(m, l);
     }
     if (full) {  // embedding rows
         float *demb = lc__grad_at(t, (const float *)m->tok_emb.data);

@@ -6,6 +6,8 @@
 #include "lolcats.h"
 #include "check.h"
 
+#include <sys/wait.h>
+
 #include <stdlib.h>
 
 int main(void) {
@@ -25,6 +27,21 @@ int main(void) {
         CHECK(lc_model_param_count(&m) == 49152LL * 576 + 576 * 2 + 576LL * 576 * 2 + 576LL * 192 * 2 + 3LL * 576 * 1536 + 576,
               "parameter count %lld", (long long)lc_model_param_count(&m));
         CHECK(m.tok_emb.dtype == LOLCATS_DTYPE_BF16, "weights are BF16");
+        {   /* releasing a layer's pages keeps the weights readable: same logits after */
+            lc_run r0;
+            int tk = 7;
+            float first = 0;
+            if (CHECK(lc_run_init(&r0, &m, 8, 1, &err) == LOLCATS_OK, "%s", err.msg)) {
+                lc_model_forward(NULL, &m, &r0, &tk, 1, NULL, &err);
+                first = r0.logits[3];
+                CHECK(lc_model_release_layer(&m, 0) > 0, "lc_model_release_layer advised no pages of a mapped model");
+                lc_run_reset(&r0);
+                lc_model_forward(NULL, &m, &r0, &tk, 1, NULL, &err);
+                CHECK(r0.logits[3] == first, "logits changed after releasing the pages (%g vs %g)",
+                      (double)r0.logits[3], (double)first);
+                lc_run_free(&r0);
+            }
+        }
         if (CHECK(lc_run_init(&r, &m, 8, 1, &err) == LOLCATS_OK, "%s", err.msg)) {
             CHECK(lc_model_forward(NULL, &m, &r, &tok, 1, NULL, &err) == LOLCATS_OK, "forward: %s", err.msg);
             CHECK(r.logits[0] == r.logits[0], "finite logits");
@@ -46,6 +63,28 @@ int main(void) {
             lc_lolcats_free(&lp);
         }
         lc_model_free(&m);
+    }
+    /* --max-memory: a budget that needs page release and checkpointing gives the same
+       checkpoint; one that cannot be met is refused (exit 2) before any training */
+    snprintf(cmd, sizeof cmd, "%s distill --model build/tmp_synth --data random --out build/tmp_synth/a.safetensors "
+             "--seq-len 32 --tokens 64 --grad-accum 1 --val-seqs 1 --feature-dim 8 >/dev/null 2>&1", bin);
+    CHECK(system(cmd) == 0, "%s failed", cmd);
+    snprintf(cmd, sizeof cmd, "%s distill --model build/tmp_synth --data random --out build/tmp_synth/b.safetensors "
+             "--seq-len 32 --tokens 64 --grad-accum 1 --val-seqs 1 --feature-dim 8 --max-memory 100 "
+             ">build/tmp_synth/plan.txt 2>&1", bin);
+    CHECK(system(cmd) == 0, "%s failed", cmd);
+    CHECK(system("grep -q 'one layer at a time' build/tmp_synth/plan.txt") == 0, "--max-memory 100 did not plan "
+          "per-layer page release for a model of 140 MiB");
+    CHECK(system("cmp -s build/tmp_synth/a.safetensors build/tmp_synth/b.safetensors") == 0,
+          "--max-memory changed the trained checkpoint");
+    snprintf(cmd, sizeof cmd, "%s distill --model build/tmp_synth --data random --out build/tmp_synth/c.safetensors "
+             "--seq-len 32 --tokens 64 --grad-accum 1 --val-seqs 1 --feature-dim 8 --max-memory 10 "
+             ">build/tmp_synth/refuse.txt 2>&1", bin);
+    {
+        int st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 &&
+                  system("grep -q 'too small for this run' build/tmp_synth/refuse.txt") == 0,
+              "--max-memory 10 must be refused with a message");
     }
     snprintf(cmd, sizeof cmd, "%s synth --like no-such-model --out build/tmp_synth2 >/dev/null 2>&1", bin);
     CHECK(system(cmd) != 0, "unknown --like must fail");

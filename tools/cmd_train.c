@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,8 @@ static const char *common_usage =
     "  --resume             continue from OUT.state if it exists\n"
     "  --stop-after N       stop after optimizer step N, state saved (as if killed)\n"
     "  --json-log FILE      one JSON line per step: stage, step, tokens, loss, lr, val_loss\n"
+    "  --max-memory MIB     stay under this memory: activation checkpointing and\n"
+    "                       per-layer release of weight pages as needed, or refuse\n"
     "  --report DIR         PNG pictures and summary.json into DIR\n";
 
 static const char *distill_usage =
@@ -91,6 +94,7 @@ typedef struct {
     int mpi;                      /* distill: ranks split the layers */
     int lay0, lay1;               /* distill --layers A:B (lay1 0: every layer) */
     long max_records, stop_after;
+    double max_mem_mb;            /* --max-memory (MiB), 0: no budget */
     long long tokens, tokens1, tokens2;
     float lr, lr1, lr2;
     int lr_set;
@@ -103,7 +107,7 @@ typedef struct {
     double *train_loss, *val_loss;   /* per step (NaN when not validated) */
     int n_curve;
     double *layer_before, *layer_after;   /* (L) stage 1 per-layer loss on a validation sequence */
-    double val_first, val_best, tok_per_s, seconds;
+    double val_first, val_best, tok_per_s, seconds, peak_rss_mib;
     long long tokens;
     int L;
     char ckpt[1024];
@@ -151,6 +155,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
     else if (ARG("--val-records")) o->val_records = atoi(argv[*i]);
     else if (ARG("--max-records")) o->max_records = atol(argv[*i]);
     else if (ARG("--stop-after")) o->stop_after = atol(argv[*i]);
+    else if (ARG("--max-memory")) o->max_mem_mb = atof(argv[*i]);
     else if (ARG("--seed")) o->seed = strtoull(argv[*i], NULL, 10);
     else if (ARG("--lr")) { o->lr = (float)atof(argv[*i]); o->lr_set = 1; }
     else if (ARG("--distill-lr")) o->lr1 = (float)atof(argv[*i]);
@@ -308,6 +313,57 @@ static void progress(int stage, long long done, long long total, double t0, doub
 
 static void state_path(char *buf, size_t cap, const char *ckpt) { snprintf(buf, cap, "%s.state", ckpt); }
 
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_maxrss / 1024.0;  /* kilobytes on Linux */
+}
+
+static double weight_bytes(const lc_weight *w) {
+    return (double)w->rows * (double)w->cols * (double)lc_dtype_size(w->dtype);
+}
+
+/* --max-memory: the fastest of (all weights resident | one layer's pages at a
+   time) x (stage 2: keep every layer's activations | recompute them) that fits
+   the budget with the data and a fixed overhead; 1 (after saying why) when
+   none does. */
+static int plan_memory(const train_opts *o, int stage, const lc_model *m, const tool_data *d, lc_train_cfg *tc) {
+    const double MiB = 1048576.0, overhead = 48 * MiB;
+    double budget = o->max_mem_mb * MiB, all_w = 0, layer_w = 0, emb_w, data, need = 0, acts = 0, w = 0;
+    int l, k;
+    for (l = 0; l < m->cfg.n_layers; l++) {
+        const lc_layer_weights *lw = &m->layers[l];
+        double b = weight_bytes(&lw->wq) + weight_bytes(&lw->wk) + weight_bytes(&lw->wv) + weight_bytes(&lw->wo) +
+                   weight_bytes(&lw->w1) + weight_bytes(&lw->w2) + weight_bytes(&lw->w3);
+        all_w += b;
+        if (b > layer_w) layer_w = b;
+    }
+    emb_w = weight_bytes(&m->tok_emb) + (m->cfg.tied ? 0 : weight_bytes(&m->wcls));
+    all_w += emb_w;
+    data = (double)(d->n + d->n_val) * d->seq_len * 2 * sizeof(int);
+    for (k = 0; k < 4; k++) {
+        tc->recompute = stage == 2 && (k & 1);
+        tc->release_pages = k >> 1;
+        if (stage == 1 && (k & 1)) continue;
+        acts = (double)lc_train_memory_bytes(m, tc);
+        w = tc->release_pages ? 2 * layer_w + (stage == 2 ? emb_w : 0) : all_w;
+        need = overhead + data + acts + w;
+        if (need <= budget) break;
+    }
+    if (tool_mpi_rank() == 0)
+        fprintf(stderr, "memory plan (stage %d): training state + activations %.0f MiB, weights resident %.0f MiB%s, "
+                        "data %.0f MiB: about %.0f MiB of --max-memory %.0f MiB%s\n", stage, acts / MiB, w / MiB,
+                tc->release_pages ? " (one layer at a time)" : "", data / MiB, need / MiB, o->max_mem_mb,
+                tc->recompute ? "; activation checkpointing on" : "");
+    if (need > budget) {
+        fprintf(stderr, "lolcats: --max-memory %.0f MiB is too small for this run even with activation checkpointing "
+                        "and per-layer page release (about %.0f MiB needed at --seq-len %d): raise --max-memory or "
+                        "lower --seq-len\n", o->max_mem_mb, need / MiB, d->seq_len);
+        return 1;
+    }
+    return 0;
+}
+
 /* One training stage. stage 1: distill into out; stage 2: LoRA from lp_in. */
 static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_data *d, const lc_lolcats *lp_in,
                      long long budget, float lr, const char *out, stage_result *res) {
@@ -351,6 +407,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         tc.trainable = LOLCATS_TRAIN_FMAPS;
         tc.lora_rank = 0;
         tc.fmap_bias = stage1_bias(o);
+        tc.distill_only = 1;   /* teacher forced: one layer's activations at a time */
     } else {
         tc.fmap_bias = lp_in->fbq != NULL;
         tc.trainable = LOLCATS_TRAIN_LORA | (o->train_fmaps ? LOLCATS_TRAIN_FMAPS : 0);
@@ -362,6 +419,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     res->stage = stage;
     res->L = L;
     snprintf(res->ckpt, sizeof res->ckpt, "%s", out);
+    if (o->max_mem_mb > 0 && plan_memory(o, stage, m, d, &tc)) { free(blk.x); return 2; }
     if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); return tool_report(&err); }
     if (lp_in && lc_train_set_lolcats(&t, lp_in, &err)) { tool_report(&err); goto done; }
     total_steps = budget / ((long long)T * o->grad_accum);
@@ -540,9 +598,11 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             if (validate(&t, &blk, d, 1, &v, res->layer_after, &err)) { tool_report(&err); goto done; }
         }
     }
+    res->peak_rss_mib = peak_rss_mib();
     if (rank0)
-        fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, val loss %.6f -> best %.6f; wrote %s\n", stage,
-                (long long)pr.tokens, res->tok_per_s, res->val_first, res->val_best, out);
+        fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, val loss %.6f -> best %.6f, peak RSS %.0f MiB; "
+                        "wrote %s\n", stage, (long long)pr.tokens, res->tok_per_s, res->val_first, res->val_best,
+                res->peak_rss_mib, out);
     if (o->report && rank0) {   /* attention maps of the sample sequence */
         if (train_report_maps(&t, d, o->report, stage)) goto done;
     }
@@ -669,8 +729,8 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
     for (s = 0; s < n; s++) {
         const stage_result *r = &rs[s];
         fprintf(f, "%s\n    {\"stage\": %d, \"checkpoint\": \"%s\", \"steps\": %d, \"tokens\": %lld, "
-                   "\"tokens_per_s\": %.1f, \"seconds\": %.2f, \"val_loss_before\": ", s ? "," : "", r->stage,
-                r->ckpt, r->steps, r->tokens, r->tok_per_s, r->seconds);
+                   "\"tokens_per_s\": %.1f, \"seconds\": %.2f, \"peak_rss_mib\": %.1f, \"val_loss_before\": ",
+                s ? "," : "", r->stage, r->ckpt, r->steps, r->tokens, r->tok_per_s, r->seconds, r->peak_rss_mib);
         json_num(f, r->val_first);
         fprintf(f, ", \"val_loss_best\": ");
         json_num(f, r->val_best);
