@@ -15,6 +15,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linu
 command -v qemu-aarch64 >/dev/null 2>&1 || need="$need qemu-user"
 command -v mpicc >/dev/null 2>&1 || need="$need openmpi-bin libopenmpi-dev"
 command -v clang >/dev/null 2>&1 || need="$need clang"
+# libFuzzer's runtime is only a recommendation of clang: ask for it explicitly
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || need="$need libclang-rt-dev"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 [ -z "$need" ] && exit 0
 SUDO=""
