@@ -6890,6 +6890,7 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only,
     int T = t->cfg.max_tokens, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
     int dim = c->dim, hid = c->hidden_dim, F = t->F, r = t->cfg.lora_rank, l, pass;
     size_t qd = (size_t)H * D, kd = (size_t)Hk * D, total = 0;
+    size_t lm = t->cfg.distill_only ? 0 : 1;  // stage 1 only: no logits, no backward through the MLP
     float *p = NULL;
     a = (lc__train_act *)LOLCATS_MALLOC(sizeof *a);
     if (!a) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
@@ -6914,16 +6915,18 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only,
             LC__TAKE(la->h, (size_t)T * dim); LC__TAKE(la->hn, (size_t)T * dim); LC__TAKE(la->rstd2, T);
             LC__TAKE(la->g, (size_t)T * hid); LC__TAKE(la->u, (size_t)T * hid); LC__TAKE(la->hh, (size_t)T * hid);
         }
-        LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim); LC__TAKE(a->rstdf, T);
-        LC__TAKE(a->logits, (size_t)T * c->vocab_size);
+        LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim * lm); LC__TAKE(a->rstdf, T * lm);
+        LC__TAKE(a->logits, (size_t)T * c->vocab_size * lm);
         LC__TAKE(a->rope_cos, (size_t)T * D / 2); LC__TAKE(a->rope_sin, (size_t)T * D / 2);
         LC__TAKE(a->norm_w, (size_t)(2 * c->n_layers + 1) * dim);
         LC__TAKE(a->tq, (size_t)T * qd); LC__TAKE(a->tk, (size_t)T * kd); LC__TAKE(a->tv, (size_t)T * kd);
-        LC__TAKE(a->dx, (size_t)T * dim); LC__TAKE(a->dh, (size_t)T * dim); LC__TAKE(a->dxn, (size_t)T * dim);
-        LC__TAKE(a->dym, (size_t)T * qd); LC__TAKE(a->dyh, (size_t)T * qd); LC__TAKE(a->dqh, (size_t)T * qd);
+        LC__TAKE(a->dx, (size_t)T * dim * lm); LC__TAKE(a->dh, (size_t)T * dim * lm);
+        LC__TAKE(a->dxn, (size_t)T * dim * lm);
+        LC__TAKE(a->dym, (size_t)T * qd * lm); LC__TAKE(a->dyh, (size_t)T * qd); LC__TAKE(a->dqh, (size_t)T * qd);
         LC__TAKE(a->dkh, (size_t)T * kd); LC__TAKE(a->dvh, (size_t)T * kd);
         LC__TAKE(a->dphiq, (size_t)H * T * F); LC__TAKE(a->dphik, (size_t)H * T * F);
-        LC__TAKE(a->dg, (size_t)T * hid); LC__TAKE(a->du, (size_t)T * hid); LC__TAKE(a->dhh, (size_t)T * hid);
+        LC__TAKE(a->dg, (size_t)T * hid * lm); LC__TAKE(a->du, (size_t)T * hid * lm);
+        LC__TAKE(a->dhh, (size_t)T * hid * lm);
         LC__TAKE(a->work, lc_attn_hybrid_work_floats(1, H, D, F));
         LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
         if (t->cfg.recompute) LC__TAKE(a->xin_saved, (size_t)c->n_layers * T * dim);
@@ -7342,8 +7345,8 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     double ce;
     lc_status st;
     if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if (a->n_slots < L && !a->xin_saved)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only");
+    if ((a->n_slots < L && !a->xin_saved) || t->cfg.distill_only)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only (distill_only)");
     if (attn != LOLCATS_ATTN_SOFTMAX && !t->fmap_q)
         return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid / linear attention needs feature maps");
     if (t->full) lc__train_norms(t);  // the model's norms live in params: refresh the copies
