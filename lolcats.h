@@ -5155,13 +5155,6 @@ static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path,
                         "%d, kv heads %d, head_dim %d, vocab %d, seq_len %d)",
                         path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                         c->head_dim, c->vocab_size, c->seq_len);
-    if (c->n_heads % c->n_kv_heads)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                        "%s: n_heads %d is not a multiple of n_kv_heads %d", path, c->n_heads,
-                        c->n_kv_heads);
-    if (c->head_dim % 2)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: head_dim %d is odd; RoPE needs pairs", path,
-                        c->head_dim);
     {
         static const char *const names[7] = {"hidden size (dim)", "intermediate size", "layers", "heads",
                                               "head_dim", "vocab size", "context (seq_len)"};
@@ -5173,6 +5166,13 @@ static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path,
                 return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s %d is implausibly large (at most %d "
                                     "supported; corrupt header or wrong file?)", path, names[i], vals[i], lims[i]);
     }
+    if (c->n_heads % c->n_kv_heads)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                        "%s: n_heads %d is not a multiple of n_kv_heads %d", path, c->n_heads,
+                        c->n_kv_heads);
+    if (c->head_dim % 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: head_dim %d is odd; RoPE needs pairs", path,
+                        c->head_dim);
     if (c->head_dim > 2 * LC__ROPE_MAX_HALF)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: head_dim %d is above the %d supported",
                             path, c->head_dim, 2 * LC__ROPE_MAX_HALF);
@@ -6448,7 +6448,9 @@ LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) {
 static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
     const lc__json_node *c = lc__jget(d, o, k);
     if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
-    return c && c->type == LC__JSON_NUMBER ? (int)c->num : dflt;
+    if (!c || c->type != LC__JSON_NUMBER || c->num != c->num) return dflt;
+    // out-of-range values saturate (the config checks then name the field)
+    return c->num >= 2147483647.0 ? 2147483647 : c->num <= -2147483648.0 ? -2147483647 - 1 : (int)c->num;
 }
 
 // Finds name in the shards, checks dtype and shape (rows, cols; rows 0 = 1-D).

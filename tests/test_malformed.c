@@ -262,6 +262,8 @@ int main(void) {
     row("kv heads do not divide the heads", "inspect %T/m_kv3", "config.json|kv");
     write_config_with("m_huge", "num_hidden_layers", "100000000");
     row("absurd size (1e8 layers)", "inspect %T/m_huge", "config.json|layers|100000000");
+    write_config_with("m_big", "hidden_size", "333333333333333333338");
+    row("size beyond int (3e20)", "inspect %T/m_big", "config.json|hidden size");
     write_config_with("m_vocab", "vocab_size", "-5");
     row("negative vocab size", "inspect %T/m_vocab", "config.json|vocab");
     write_config_with("m_json", "hidden_size", "8,,");
