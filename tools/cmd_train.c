@@ -338,8 +338,8 @@ static int plan_memory(const train_opts *o, int stage, const lc_model *m, const 
         all_w += b;
         if (b > layer_w) layer_w = b;
     }
-    emb_w = weight_bytes(&m->tok_emb) + (m->cfg.tied ? 0 : weight_bytes(&m->wcls));
-    all_w += emb_w;
+    all_w += weight_bytes(&m->tok_emb) + (m->cfg.tied ? 0 : weight_bytes(&m->wcls));
+    emb_w = weight_bytes(&m->wcls);  /* the classifier is read whole; of the embedding only the rows used */
     data = (double)(d->n + d->n_val) * d->seq_len * 2 * sizeof(int);
     for (k = 0; k < 4; k++) {
         tc->recompute = stage == 2 && (k & 1);
