@@ -6607,9 +6607,9 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
             char fp[4096];
             if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
                 !lc__join(fp, sizeof fp, dir, c->str)) {
-                lc__json_free(&d);
                 s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
                                                           "file name", path, c->key);
+                lc__json_free(&d);  // after the message: c->key lives in d
                 goto fail;
             }
             for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
