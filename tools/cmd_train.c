@@ -599,10 +599,13 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         }
     }
     res->peak_rss_mib = peak_rss_mib();
-    if (rank0)
-        fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, val loss %.6f -> best %.6f, peak RSS %.0f MiB; "
-                        "wrote %s\n", stage, (long long)pr.tokens, res->tok_per_s, res->val_first, res->val_best,
-                res->peak_rss_mib, out);
+    if (rank0) {
+        char vl[96];
+        if (d->n_val > 0) snprintf(vl, sizeof vl, "val loss %.6f -> best %.6f", res->val_first, res->val_best);
+        else snprintf(vl, sizeof vl, "no validation sequences");
+        fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, %s, peak RSS %.0f MiB; wrote %s\n", stage,
+                (long long)pr.tokens, res->tok_per_s, vl, res->peak_rss_mib, out);
+    }
     if (o->report && rank0) {   /* attention maps of the sample sequence */
         if (train_report_maps(&t, d, o->report, stage)) goto done;
     }
