@@ -240,6 +240,8 @@ LCAPI void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y /*(B,H,N,D)*/,
                               const float *k_state /*(B,H,F) or NULL*/,
                               int B, int H, int Hk, int N, int D, int F,
                               const lc_hybrid_cfg *cfg);
+// dq, dk, dv may each be NULL (attention transfer needs none of them: its
+// q, k, v are the frozen teacher's).
 LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
                               float *dphiq, float *dphik, float *dwf /*(H)*/,
                               float *dkv_state /*or NULL*/, float *dk_state /*or NULL*/,
@@ -1471,8 +1473,9 @@ static void lc__fmap_project(const lc__prims *P, float *z, const float *x, const
     for (c = 0; c < f; c++) z[c] += b;
 }
 
-// Activation of one row before the clamp: out (F) from z (f).
-static void lc__fmap_act(const lc__prims *P, float *out, const float *z, int f,
+// Activation of one row before the clamp: out (F) from z (f). fast: the SIMD
+// paths normalise in float (times the reciprocal), the reference in double.
+static void lc__fmap_act(const lc__prims *P, int fast, float *out, const float *z, int f,
                          const lc_fmap_cfg *cfg) {
     int c, two = lc__fmap_twohalves(cfg);
     if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
@@ -1484,7 +1487,12 @@ static void lc__fmap_act(const lc__prims *P, float *out, const float *z, int f,
         }
         s1 = P->exp_sum(out, z, 1.0f, mx, f);               // exp(z - max z)
         if (two) s2 = P->exp_sum(out + f, z, -1.0f, -mn, f);  // exp(min z - z)
-        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
+            float r1 = (float)(1.0 / s1), r2 = two ? (float)(1.0 / s2) : 0.0f;
+            for (c = 0; c < f; c++) out[c] *= r1;
+            if (two)
+                for (c = 0; c < f; c++) out[f + c] *= r2;
+        } else if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
             for (c = 0; c < f; c++) {
                 out[c] = (float)((double)out[c] / s1);
                 if (two) out[f + c] = (float)((double)out[f + c] / s2);
@@ -1517,6 +1525,7 @@ LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const flo
                         const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     int F = lc_fmap_out_dim(cfg, f), bh, rb = lc__fmap_rows(D, f);
+    int fast = ctx->simd != LOLCATS_SIMD_SCALAR;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
@@ -1536,7 +1545,7 @@ LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const flo
             }
             for (i = i0; i < i0 + nr; i++) {
                 float *phi_bhi = phi + ((size_t)bh * N + i) * F;
-                lc__fmap_act(P, phi_bhi, Z + (size_t)(i - i0) * f, f, cfg);
+                lc__fmap_act(P, fast, phi_bhi, Z + (size_t)(i - i0) * f, f, cfg);
                 for (c = 0; c < F; c++)
                     if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
             }
@@ -1547,11 +1556,17 @@ LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const flo
 // Backward of one row: dz (f) from dout (F, already gated by the clamp).
 // softmax: dz = p * (dp - sum p dp); exp_dim: the max / min subtracted in the
 // forward gets gradient too (shared equally among ties, as torch.amax does).
-static void lc__fmap_act_bwd(float *dz, const float *dout, const float *out, const float *z,
-                             int f, const lc_fmap_cfg *cfg) {
+// fast (SIMD paths): the softmax sums are vector dots and the rest is float.
+static void lc__fmap_act_bwd(const lc__prims *fast, float *dz, const float *dout,
+                             const float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
     int c, two = lc__fmap_twohalves(cfg);
     for (c = 0; c < f; c++) dz[c] = 0;
-    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
+        float s1 = fast->dot(out, dout, f), s2 = two ? fast->dot(out + f, dout + f, f) : 0.0f;
+        for (c = 0; c < f; c++) dz[c] = out[c] * (dout[c] - s1);
+        if (two)
+            for (c = 0; c < f; c++) dz[c] -= out[f + c] * (dout[f + c] - s2);
+    } else if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
         double s1 = 0, s2 = 0;
         for (c = 0; c < f; c++) {
             s1 += (double)out[c] * (double)dout[c];
@@ -1597,6 +1612,7 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
+    int fast = ctx->simd != LOLCATS_SIMD_SCALAR;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
     // one task per x head: it owns dx of that head and dw of its query heads.
     // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
@@ -1628,9 +1644,9 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
                         const float *z = Z + (size_t)(i - i0) * f;
                         float *dz = dZ + (size_t)(i - i0) * f;
-                        lc__fmap_act(P, out, z, f, cfg);
+                        lc__fmap_act(P, fast, out, z, f, cfg);
                         for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
-                        lc__fmap_act_bwd(dz, dout, out, z, f, cfg);
+                        lc__fmap_act_bwd(fast ? P : NULL, dz, dout, out, z, f, cfg);
                         if (dbias) {
                             double sb = 0;
                             for (c = 0; c < f; c++) sb += (double)dz[c];
@@ -1665,6 +1681,61 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
 
 static float lc__attn_scale(int D) { return (float)(1.0 / sqrt((double)D)); }
 
+// Fast form: flash-style tiles of LC__SM_TILE queries x LC__SM_TILE keys.
+// S = Q_r K_c^T / sqrt(D) by the small GEMM, the running row maximum m and sum
+// l are rescaled when the maximum grows, Y_r += exp(S - m) V_c by the GEMM; no
+// N x N buffer, keys read once per query tile. Returns 0 if its scratch could
+// not be allocated (the caller falls back to the row-by-row reference).
+#define LC__SM_TILE 64
+
+static int lc__softmax_fwd_tiles(const lc_ctx *ctx, const lc__prims *P, float *y_bh,
+                                 float *lse_bh, const float *q_bh, const float *k_bg,
+                                 const float *v_bg, int N, int D, float scale) {
+    const int T = LC__SM_TILE;
+    size_t w1 = lc__mm_ws_floats(T, T, D), w2 = lc__mm_ws_floats(T, D, T);
+    float *S = (float *)malloc(sizeof(float) * ((size_t)T * T + (w1 > w2 ? w1 : w2)));
+    float m[LC__SM_TILE];
+    double l[LC__SM_TILE];
+    int r0, c0, i, d;
+    if (!S) return 0;
+    for (r0 = 0; r0 < N; r0 += T) {
+        int nr = N - r0 < T ? N - r0 : T;
+        float *y_r = y_bh + (size_t)r0 * D;
+        memset(y_r, 0, sizeof(float) * (size_t)nr * D);
+        for (i = 0; i < nr; i++) { m[i] = -INFINITY; l[i] = 0; }
+        for (c0 = 0; c0 < r0 + nr; c0 += T) {  // c0 <= r0: every row has a key here
+            int nc = r0 + nr - c0 < T ? r0 + nr - c0 : T;
+            lc__mm(ctx, S, q_bh + (size_t)r0 * D, k_bg + (size_t)c0 * D, nr, nc, D, 0, 1, scale,
+                   0.0f, (size_t)T, (size_t)D, (size_t)D, S + (size_t)T * T);
+            for (i = 0; i < nr; i++) {
+                float *s_i = S + (size_t)i * T, mx = m[i];
+                int nv = r0 + i - c0 + 1 < nc ? r0 + i - c0 + 1 : nc, j;
+                for (j = 0; j < nv; j++) mx = s_i[j] > mx ? s_i[j] : mx;
+                if (mx > m[i]) {
+                    float a = expf(m[i] - mx);  // 0 on the first tile
+                    if (c0) {
+                        float *yi = y_r + (size_t)i * D;
+                        for (d = 0; d < D; d++) yi[d] *= a;
+                    }
+                    l[i] *= (double)a;
+                    m[i] = mx;
+                }
+                l[i] += P->exp_sum(s_i, s_i, 1.0f, m[i], nv);
+                for (j = nv; j < nc; j++) s_i[j] = 0.0f;
+            }
+            lc__mm(ctx, y_r, S, v_bg + (size_t)c0 * D, nr, D, nc, 0, 0, 1.0f, 1.0f, (size_t)D,
+                   (size_t)T, (size_t)D, S + (size_t)T * T);
+        }
+        for (i = 0; i < nr; i++) {
+            float *yi = y_r + (size_t)i * D;
+            for (d = 0; d < D; d++) yi[d] = (float)((double)yi[d] / l[i]);
+            if (lse_bh) lse_bh[r0 + i] = m[i] + (float)log(l[i]);
+        }
+    }
+    free(S);
+    return 1;
+}
+
 LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
                                 const float *k, const float *v, int B, int H, int Hk, int N,
                                 int D) {
@@ -1677,6 +1748,10 @@ LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const f
         int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        if (ctx->simd != LOLCATS_SIMD_SCALAR &&
+            lc__softmax_fwd_tiles(ctx, P, y + (size_t)bh * N * D, lse ? lse + (size_t)bh * N : NULL,
+                                  q + (size_t)bh * N * D, k_bg, v_bg, N, D, scale))
+            continue;
         for (i = 0; i < N; i++) {
             const float *q_bhi = q + (((size_t)b * H + h) * N + i) * D;
             float *y_bhi = y + (((size_t)b * H + h) * N + i) * D;
@@ -2037,9 +2112,9 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
         t = dW * e;
         dm -= (double)t;
         *dgam += (double)dW * (double)ex;
-        P->axpy(dq_bhi, t * scale, k_bgj, D);
-        P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
-        if (dy_bhi) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
+        if (dq_bhi) P->axpy(dq_bhi, t * scale, k_bgj, D);
+        if (dk_bg) P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
+        if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
         nmax += s == amax;
     }
     if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
@@ -2047,8 +2122,8 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
         for (j = j0; j <= i; j++) {
             const float *k_bgj = k_bg + (size_t)j * D;
             if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
-            P->axpy(dq_bhi, share, k_bgj, D);
-            P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
+            if (dq_bhi) P->axpy(dq_bhi, share, k_bgj, D);
+            if (dk_bg) P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
         }
     }
 }
@@ -2385,8 +2460,8 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
         int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
-        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
+        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         float gv[1024], sg[2048];
         for (r = 0; r < rep; r++) {
             int h = g * rep + r, bh = b * H + h;
@@ -2401,7 +2476,7 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
                 const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
                 const float *da_bhi = da ? da + row * N : NULL;
                 const float *dy_bhi = dy ? dy + row * D : NULL;
-                float *dq_bhi = dq + row * D, *dphiq_bhi = dphiq + row * F;
+                float *dq_bhi = dq ? dq + row * D : NULL, *dphiq_bhi = dphiq + row * F;
                 float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0, dyy = 0;
                 int j0, both, jl;
                 lc__hybrid_range(cfg, N, i, &j0, &both);
@@ -2434,7 +2509,7 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
                     dlam += (double)dW * (double)qk;
                     P->axpy(dphiq_bhi, lam * dW, phik_bhj, F);
                     P->axpy(dphik_bh + (size_t)j * F, lam * dW, phiq_bhi, F);
-                    if (dy_bhi) P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
+                    if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
                 }
                 if (S) {  // carried state: num += lam phiq S, den += lam phiq.z
                     float *dS = dkv_state ? dkv_state + (size_t)bh * F * D : NULL;
@@ -2485,8 +2560,8 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
         int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
-        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
+        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         float gv[1024];
         for (r = 0; r < rep; r++) {
             int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
@@ -2518,7 +2593,7 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                     }
                 }
                 for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
-                lc__hyb_win_bwd(P, dq + row * D, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
+                lc__hyb_win_bwd(P, dq ? dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
                                 NULL, dyy, dn, dn, 0, m[row], j0, i, D, scale, gam);
                 qz = (double)P->dot(phiq_bhi, z, F);
                 for (c = 0; c < F; c++) {
@@ -2543,7 +2618,7 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                     float *dphik_bhj = dphik_bh + (size_t)j * F;
                     for (c = 0; c < F; c++) {
                         dphik_bhj[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c];
-                        P->axpy(dv_bg + (size_t)j * D, phik_bhj[c], S + (size_t)c * D, D);
+                        if (dv_bg) P->axpy(dv_bg + (size_t)j * D, phik_bhj[c], S + (size_t)c * D, D);
                     }
                 }
                 jnext = jlo;
@@ -2607,8 +2682,8 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
         int b = bg / Hk, g = bg % Hk, r;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
-        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
+        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         for (r = 0; r < rep; r++) {
             int h = g * rep + r, bh = b * H + h, r0, r1, jst = 0, next;
             const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
@@ -2688,12 +2763,15 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
-                lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg + (size_t)kw0 * D, nr, D,
-                       nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
-                lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc, q_bh + (size_t)r0 * D, nk, D, nr, 1, 0,
-                       scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
-                lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt, hb.gv, nk, D, nr, 1, 0, 1.0f, 1.0f,
-                       (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                if (dq)
+                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg + (size_t)kw0 * D, nr,
+                           D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                if (dk_bg)
+                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc, q_bh + (size_t)r0 * D, nk, D, nr, 1,
+                           0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                if (dv_bg)
+                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt, hb.gv, nk, D, nr, 1, 0, 1.0f, 1.0f,
+                           (size_t)D, (size_t)nk, (size_t)D, hb.ws);
                 if (nl > 0) {
                     lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
                            nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
@@ -2728,8 +2806,9 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
                     for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
-                    lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F, 0, 0,
-                           1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                    if (dv_bg)
+                        lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
+                               0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
                 }
                 next = jA < next ? jA : next;
                 for (i = r0; i < r1; i++) {
@@ -2750,8 +2829,9 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
                     for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
-                    lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F, 0, 0,
-                           1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                    if (dv_bg)
+                        lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
+                               0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
                 }
             }
             if (kv_state) {
@@ -7297,12 +7377,10 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         if (layer_loss) layer_loss[l] = ll * L;
         total += ll;
         if (backward) {
-            memset(a->dqh, 0, sizeof(float) * nq);
-            memset(a->dkh, 0, sizeof(float) * (size_t)Hk * T * D);
-            memset(a->dvh, 0, sizeof(float) * (size_t)Hk * T * D);
+            // q, k, v are the frozen teacher's: no gradient flows into them
             memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
             memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
-            lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
+            lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
                                lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, a->as ? NULL : a->work,
                                a->dyh, a->as ? a->ga : NULL, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
                                la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,

@@ -10,12 +10,15 @@
        attention against context length, and a synthetic BF16 model larger
        than the caches against the memory-bandwidth bound.
 
-   Usage: bench [--full] [--only attn|gemm|decode]
+   (d) one attention-transfer step of a Llama-3-8B-sized layer vs the
+       original's step in PyTorch (peer_torch.py --kind step).
+
+   Usage: bench [--full] [--only attn|gemm|step|decode]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
    Peak memory: ours is VmHWM of this process after resetting it through
-   /proc/self/clear_refs, minus VmRSS before the run's buffers were allocated;
-   the peer's is ru_maxrss of a fresh python process minus its RSS after
-   `import torch` (both: inputs, outputs, gradients and temporaries). When the
+   /proc/self/clear_refs, minus VmRSS once the inputs exist; the peer's is
+   ru_maxrss of a fresh python process minus its RSS once its inputs exist
+   (both: outputs, gradients and temporaries). When the
    reset is not available the figure is marked '?'. RSS counts touched pages
    only, at page granularity. */
 #define _GNU_SOURCE
@@ -85,41 +88,56 @@ static void fmt_mb(char *buf, double mb) {
 
 /* ------------------------------------------------------------------ (a) */
 
-/* One forward+backward of the feature maps and the hybrid layer; returns seconds. */
-static double attn_ours_once(int N, int H, int D, int f, int w, double *mb) {
+/* Forward+backward of the feature maps and the hybrid layer, best of reps after
+   a warm-up; *mb is the peak memory the computation allocates beyond its inputs
+   (q, k, v, dy, the feature-map weights and window factors): outputs, gradients,
+   feature buffers and scratch. Heads are independent, so they go through the
+   kernels G at a time (G = threads, each kernel parallelises over heads): the
+   feature buffers and their gradients hold G heads, not all H. */
+static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
     lc_fmap_cfg fm = lc_fmap_cfg_default();
     lc_hybrid_cfg hc = lc_hybrid_cfg_default();
-    int F = lc_fmap_out_dim(&fm, f);
-    size_t nq = (size_t)H * N * D, nf = (size_t)H * N * F;
+    int F = lc_fmap_out_dim(&fm, f), G = g_threads < H ? g_threads : H, r, h0;
+    size_t nq = (size_t)H * N * D, ng = (size_t)G * N * F, nw = (size_t)H * D * f;
     float *q, *k, *v, *wq, *wk, *wf, *dy, *phiq, *phik, *y, *m, *den, *work;
     float *dq, *dk, *dv, *dphiq, *dphik, *dwq, *dwk, *dwf;
-    double t0, t;
+    double best = 1e30;
+    while (H % G) G--;
     lc_rng_seed(&g_rng, 1);
-    mem_begin();
     q = randn(nq, 1); k = randn(nq, 1); v = randn(nq, 1); dy = randn(nq, 1);
-    wq = randn((size_t)H * D * f, 0.1f); wk = randn((size_t)H * D * f, 0.1f);
-    wf = randn((size_t)H, 1);
-    phiq = zeros(nf); phik = zeros(nf); y = zeros(nq);
-    m = zeros((size_t)H * N); den = zeros((size_t)H * N);
-    work = zeros(lc_attn_hybrid_work_floats(1, H, D, F));
-    dq = zeros(nq); dk = zeros(nq); dv = zeros(nq); dphiq = zeros(nf); dphik = zeros(nf);
-    dwq = zeros((size_t)H * D * f); dwk = zeros((size_t)H * D * f); dwf = zeros((size_t)H);
-    t0 = now();
-    lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
-    lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, H, N, D, f, &fm);
-    lc_attn_hybrid_fwd(&g_ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, 1, H,
-                       H, N, D, F, &hc);
-    lc_attn_hybrid_bwd(&g_ctx, dq, dk, dv, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y, m,
-                       den, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, H, N, D, F, &hc);
-    lc_fmap_bwd(&g_ctx, dq, dwq, NULL, dphiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
-    lc_fmap_bwd(&g_ctx, dk, dwk, NULL, dphik, k, wk, NULL, 1, H, H, N, D, f, &fm);
-    t = now() - t0;
+    wq = randn(nw, 0.1f); wk = randn(nw, 0.1f); wf = randn((size_t)H, 1);
+    mem_begin();
+    phiq = zeros(ng); phik = zeros(ng); y = zeros(nq);
+    m = zeros((size_t)G * N); den = zeros((size_t)G * N);
+    work = zeros(lc_attn_hybrid_work_floats(1, G, D, F));
+    dq = zeros(nq); dk = zeros(nq); dv = zeros(nq); dphiq = zeros(ng); dphik = zeros(ng);
+    dwq = zeros(nw); dwk = zeros(nw); dwf = zeros((size_t)H);
+    for (r = 0; r <= reps; r++) {  /* r == 0 warms up (first touch of every page) */
+        double t0 = now(), t;
+        memset(dq, 0, sizeof(float) * nq); memset(dk, 0, sizeof(float) * nq);
+        memset(dv, 0, sizeof(float) * nq);
+        for (h0 = 0; h0 < H; h0 += G) {
+            size_t o = (size_t)h0 * N * D, ow = (size_t)h0 * D * f;
+            lc_fmap_fwd(&g_ctx, phiq, q + o, wq + ow, NULL, 1, G, G, N, D, f, &fm);
+            lc_fmap_fwd(&g_ctx, phik, k + o, wk + ow, NULL, 1, G, G, N, D, f, &fm);
+            lc_attn_hybrid_fwd(&g_ctx, y + o, NULL, m, den, work, q + o, k + o, v + o, phiq, phik,
+                               wf + h0, NULL, NULL, 1, G, G, N, D, F, &hc);
+            lc_attn_hybrid_bwd(&g_ctx, dq + o, dk + o, dv + o, dphiq, dphik, dwf + h0, NULL, NULL,
+                               work, dy + o, NULL, y + o, m, den, q + o, k + o, v + o, phiq, phik,
+                               wf + h0, NULL, NULL, 1, G, G, N, D, F, &hc);
+            lc_fmap_bwd(&g_ctx, dq + o, dwq + ow, NULL, dphiq, q + o, wq + ow, NULL, 1, G, G, N, D,
+                        f, &fm);
+            lc_fmap_bwd(&g_ctx, dk + o, dwk + ow, NULL, dphik, k + o, wk + ow, NULL, 1, G, G, N, D,
+                        f, &fm);
+        }
+        t = now() - t0;
+        if (r && t < best) best = t;
+    }
     *mb = mem_end();
-    (void)w;
     free(q); free(k); free(v); free(dy); free(wq); free(wk); free(wf); free(phiq); free(phik);
     free(y); free(m); free(den); free(work); free(dq); free(dk); free(dv); free(dphiq);
     free(dphik); free(dwq); free(dwk); free(dwf);
-    return t;
+    return best;
 }
 
 /* Runs the peer script for one size; fills seconds and MB, returns 0 on success. */
@@ -171,15 +189,11 @@ static void bench_attn(void) {
     printf("    %-6s %10s %9s | %12s %9s %8s %8s | %12s %9s %8s\n", "N", "ours ms", "ours MB",
            "orig ms", "orig MB", "speedup", "mem %", "softmax ms", "MB", "speedup");
     for (i = 0; i < 4; i++) {
-        int N = Ns[i], reps = N <= 2048 ? 5 : 3, r;
-        double best = 1e30, mb = 0, ts = 0, tm = 0, ss = 0, sm = 0;
+        int N = Ns[i];
+        double best, mb = 0, ts = 0, tm = 0, ss = 0, sm = 0;
         int ok_o = -1, ok_s = -1;
         char a[32], b[32], c[32], d[32], e[32];
-        for (r = 0; r < reps; r++) {
-            double m1, t = attn_ours_once(N, H, D, f, w, &m1);
-            if (t < best) best = t;
-            if (r == 0 || m1 > mb) mb = m1;
-        }
+        best = attn_ours(N, H, D, f, N <= 2048 ? 5 : 3, &mb);
         if (torch_ok) {
             if (N <= 4096 || g_full)
                 ok_o = peer_torch("hybrid", N, N <= 1024 ? 3 : 1, &ts, &tm, note, sizeof note);
@@ -207,6 +221,87 @@ static void bench_attn(void) {
             printf("    softmax peer: %s\n", tmp);
     }
     if (!g_full) printf("    (PyTorch original at N=8192 skipped; run with --full to include it)\n");
+}
+
+/* ------------------------------------------------------------------ (d) */
+
+/* One attention-transfer step of a Llama-3-8B-sized layer, as stage 1 trains
+   it: the teacher's causal softmax output, the student hybrid (feature maps of
+   q and k, tk window) on the same q, k, v, MSE x 1000, backward to the feature
+   maps and window factors (q, k, v are the frozen teacher's: no gradient to
+   them), AdamW. Best of reps after a warm-up; *mb as in (a). */
+static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb) {
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    lc_adamw_cfg opt = lc_adamw_cfg_default();
+    int F = lc_fmap_out_dim(&fm, f), r;
+    size_t nq = (size_t)H * N * D, nk = (size_t)Hk * N * D, nf = (size_t)H * N * F;
+    size_t nw = (size_t)H * D * f;
+    float *q, *k, *v, *wq, *wk, *wf, *yt, *y, *dy, *m, *den, *work, *phiq, *phik;
+    float *dphiq, *dphik, *dwq, *dwk, *dwf, *mq, *vq, *mk, *vk, *mf, *vf;
+    double best = 1e30;
+    lc_rng_seed(&g_rng, 2);
+    q = randn(nq, 1); k = randn(nk, 1); v = randn(nk, 1);
+    wq = randn(nw, 0.1f); wk = randn(nw, 0.1f); wf = randn((size_t)H, 1);
+    mem_begin();
+    yt = zeros(nq); y = zeros(nq); dy = zeros(nq); m = zeros((size_t)H * N);
+    den = zeros((size_t)H * N); work = zeros(lc_attn_hybrid_work_floats(1, H, D, F));
+    phiq = zeros(nf); phik = zeros(nf); dphiq = zeros(nf); dphik = zeros(nf);
+    dwq = zeros(nw); dwk = zeros(nw); dwf = zeros((size_t)H);
+    mq = zeros(nw); vq = zeros(nw); mk = zeros(nw); vk = zeros(nw);
+    mf = zeros((size_t)H); vf = zeros((size_t)H);
+    for (r = 0; r <= reps; r++) {  /* r == 0 warms up */
+        double t0 = now(), t;
+        lc_attn_softmax_fwd(&g_ctx, yt, NULL, q, k, v, 1, H, Hk, N, D);
+        lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+        lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
+        lc_attn_hybrid_fwd(&g_ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, 1,
+                           H, Hk, N, D, F, &hc);
+        memset(dy, 0, sizeof(float) * nq);
+        lc_loss_mse(dy, y, yt, nq, 1000.0f);
+        memset(dwf, 0, sizeof(float) * (size_t)H);
+        memset(dphiq, 0, sizeof(float) * nf); memset(dphik, 0, sizeof(float) * nf);
+        lc_attn_hybrid_bwd(&g_ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y,
+                           m, den, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, Hk, N, D, F, &hc);
+        memset(dwq, 0, sizeof(float) * nw); memset(dwk, 0, sizeof(float) * nw);
+        lc_fmap_bwd(&g_ctx, NULL, dwq, NULL, dphiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+        lc_fmap_bwd(&g_ctx, NULL, dwk, NULL, dphik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
+        lc_adamw_step(wq, dwq, mq, vq, nw, &opt, r + 1);
+        lc_adamw_step(wk, dwk, mk, vk, nw, &opt, r + 1);
+        lc_adamw_step(wf, dwf, mf, vf, (size_t)H, &opt, r + 1);
+        t = now() - t0;
+        if (r && t < best) best = t;
+    }
+    *mb = mem_end();
+    free(q); free(k); free(v); free(wq); free(wk); free(wf); free(yt); free(y); free(dy);
+    free(m); free(den); free(work); free(phiq); free(phik); free(dphiq); free(dphik);
+    free(dwq); free(dwk); free(dwf);
+    free(mq); free(vq); free(mk); free(vk); free(mf); free(vf);
+    return best;
+}
+
+static void bench_step(void) {
+    int N = 1024, H = 32, Hk = 8, D = 128, f = 64;
+    double t, mb, ts = 0, tm = 0;
+    char note[256] = "", a[32], b[32];
+    printf("\n(d) one attention-transfer step of a Llama-3-8B-sized layer (H=%d Hk=%d D=%d f=%d "
+           "N=%d): teacher + student forward, backward, AdamW, %d threads\n", H, Hk, D, f, N,
+           g_threads);
+    t = step_ours(N, H, Hk, D, f, 5, &mb);
+    fmt_mb(a, mb);
+    printf("    %-12s %10s %9s\n", "", "ms", "MB");
+    printf("    %-12s %10.1f %9s\n", "ours", 1e3 * t, a);
+    if (!have_torch()) {
+        printf("    SKIPPED peer: /usr/bin/python3 with torch not found\n");
+        return;
+    }
+    if (peer_torch("step", N, 3, &ts, &tm, note, sizeof note) != 0) {
+        printf("    peer failed: %s\n", note);
+        return;
+    }
+    fmt_mb(b, tm);
+    printf("    %-12s %10.1f %9s\n", "PyTorch orig", 1e3 * ts, b);
+    printf("    ours is %.1fx faster (%.3f of its time)\n", ts / t, t / ts);
 }
 
 /* ------------------------------------------------------------------ (b) */
@@ -479,7 +574,7 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) g_full = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|decode]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|step|decode]\n"); return 2; }
     }
     if (env && atoi(env) > 0) g_threads = atoi(env);
 #ifdef _OPENMP
@@ -498,6 +593,7 @@ int main(int argc, char **argv) {
     }
     if (!only || !strcmp(only, "gemm")) bench_gemm();
     if (!only || !strcmp(only, "attn")) bench_attn();
+    if (!only || !strcmp(only, "step")) bench_step();
     if (!only || !strcmp(only, "decode")) bench_decode();
     return 0;
 }

@@ -8,9 +8,17 @@ process so that the peak RSS belongs to that size alone.
   --kind softmax  torch.nn.functional.scaled_dot_product_attention (causal) when
                   this torch has it; torch 1.13 does not, so plain causal softmax
                   attention (q k^T / sqrt(D), masked_fill, softmax, @ v) instead.
+  --kind step     one attention-transfer step of a Llama-3-8B-sized layer
+                  (H=32, Hk=8, D=128, f=64, N=--N): the teacher's causal softmax
+                  output without gradients, the student hybrid on the same q, k, v
+                  (k and v repeated to the query heads as the original does), MSE
+                  x 1000, backward to the feature maps and window factors, AdamW.
+
+Memory: inputs (q, k, v, dy) are made before the baseline is taken, so peak_mb
+counts what the computation itself allocates: outputs, gradients, temporaries.
 
 Prints one JSON line: time_s (best of --reps), peak_mb (ru_maxrss minus the RSS
-after import torch, i.e. inputs + outputs + gradients + temporaries), note.
+once the inputs exist), note.
 Run with Debian's /usr/bin/python3 (python3-torch)."""
 import argparse, json, resource, time
 
@@ -69,6 +77,24 @@ def softmax_attn(q, k, v):
     return torch.softmax(s.masked_fill(mask, float("-inf")), -1) @ v
 
 
+def repeat_kv(x, rep):
+    b, hk, n, d = x.shape
+    return x[:, :, None].expand(b, hk, rep, n, d).reshape(b, hk * rep, n, d)
+
+
+def transfer_step(q, k, v, wq, wk, wf, opt, w):
+    rep = q.shape[1] // k.shape[1]
+    k, v = repeat_kv(k, rep), repeat_kv(v, rep)
+    with torch.no_grad():
+        y_true = softmax_attn(q, k, v)
+    y = hybrid(q, k, v, wq, wk, wf, w)
+    loss = 1000.0 * torch.nn.functional.mse_loss(y, y_true)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kind", default="hybrid")
@@ -77,17 +103,30 @@ def main():
     ap.add_argument("--reps", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    base = rss_mb()
-    H, D, f, w = 8, 64, 64, 64
+    step = a.kind == "step"
+    H, Hk, D, f, w = (32, 8, 128, 64, 64) if step else (8, 8, 64, 64, 64)
     g = torch.Generator().manual_seed(0)
-    q = torch.randn(1, H, a.N, D, generator=g, requires_grad=True)
-    k = torch.randn(1, H, a.N, D, generator=g, requires_grad=True)
-    v = torch.randn(1, H, a.N, D, generator=g, requires_grad=True)
+    q = torch.randn(1, H, a.N, D, generator=g, requires_grad=not step)
+    k = torch.randn(1, Hk, a.N, D, generator=g, requires_grad=not step)
+    v = torch.randn(1, Hk, a.N, D, generator=g, requires_grad=not step)
     dy = torch.randn(1, H, a.N, D, generator=g)
     wq = (0.1 * torch.randn(H, D, f, generator=g)).requires_grad_()
     wk = (0.1 * torch.randn(H, D, f, generator=g)).requires_grad_()
     wf = torch.randn(1, H, 1, 1, generator=g).requires_grad_()
     best = float("inf")
+    if step:
+        opt = torch.optim.AdamW([wq, wk, wf], lr=1e-2, weight_decay=0.0)
+        transfer_step(q[:, :, :64], k[:, :, :64], v[:, :, :64], wq, wk, wf, opt, w)  # warm-up
+        base = rss_mb()
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            transfer_step(q, k, v, wq, wk, wf, opt, w)
+            best = min(best, time.perf_counter() - t0)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(json.dumps({"kind": a.kind, "N": a.N, "threads": a.threads, "time_s": best,
+                          "peak_mb": peak - base, "note": ""}))
+        return
+    base = rss_mb()
     # warm-up on a small problem (first-call overheads stay out of the timing)
     sq = q[:, :, :64].detach().requires_grad_()
     (hybrid(sq, sq, sq, wq, wk, wf, w) if a.kind == "hybrid" else softmax_attn(sq, sq, sq)).sum().backward()

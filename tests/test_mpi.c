@@ -1,7 +1,8 @@
 /* test_mpi.c - block-wise attention transfer over MPI: `mpirun -np 2 lolcats
    distill --mpi` (the two ranks split the layers) must write exactly the
    checkpoint and training state of one process, bit for bit; so must a block
-   (--layers 1:2) split over 2 ranks, and an MPI run stopped and resumed.
+   (--layers 1:2) split over 2 ranks, a run whose rank 1 reads its input from
+   `cache-inputs` (--inputs), and an MPI run stopped and resumed.
    Skipped (visibly) without mpirun or in a build without MPI. No ../shared. */
 #define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
@@ -10,15 +11,11 @@
 #include "tiny_files.h"
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 static char tmp[256];
 static const char *bin;
 
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+#define sh tiny_sh
 
 static int same_file(const char *a, const char *b) {
     char cmd[1200];
@@ -80,6 +77,16 @@ int main(void) {
     CHECK(distill(0, "b1.safetensors", "--layers 1:2") == 0, "distill --layers 1:2 failed");
     if (CHECK(distill(2, "b2.safetensors", "--layers 1:2") == 0, "mpirun distill --layers 1:2 failed"))
         same_outputs("block 1:2, 2 ranks (one idle)", "b1.safetensors", "b2.safetensors");
+    {   /* rank 1 reads the state entering its layer from cache-inputs instead of running layer 0 */
+        char cmd[2048], opt[600];
+        snprintf(cmd, sizeof cmd, "%s cache-inputs --model %s/m.bin --tokenizer %s/tok.bin --data %s/d.txt "
+                 "--seq-len 32 --grad-accum 2 --tokens 1280 --val-seqs 2 --seed 5 --layers 1:2 --out %s/cache "
+                 ">>%s/log.txt 2>&1", bin, tmp, tmp, tmp, tmp, tmp);
+        CHECK(sh(cmd) == 0, "cache-inputs failed (see %s/log.txt)", tmp);
+        snprintf(opt, sizeof opt, "--inputs %s/cache", tmp);
+        if (CHECK(distill(2, "c2.safetensors", opt) == 0, "mpirun distill --inputs failed"))
+            same_outputs("whole model, 2 ranks, rank 1 from cached inputs", "one.safetensors", "c2.safetensors");
+    }
     CHECK(distill(2, "r.safetensors", "--stop-after 4") == 3, "mpirun distill --stop-after 4 exits 3");
     if (CHECK(distill(2, "r.safetensors", "--resume") == 0, "mpirun distill --resume failed"))
         same_outputs("2 ranks stopped at step 4 and resumed", "one.safetensors", "r.safetensors");

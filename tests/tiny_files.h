@@ -6,6 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+
+/* exit status of a shell command (128 when it did not exit normally) */
+CHECK_FN int tiny_sh(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
 
 /* llama2.c model: dim 16, hidden 24, 2 layers, 2 heads, 1 kv head, vocab 259 */
 CHECK_FN int tiny_write_model(const char *path) {

@@ -61,9 +61,25 @@ static const char *distill_usage =
     "  --lr LR              AdamW learning rate (1e-2)\n"
     "  --mse-factor X       (1000)    --xent-factor X   (0)\n"
     "  --layers A:B         train only layers A..B-1 (the paper's block-wise transfer;\n"
-    "                       the others keep their initial maps)\n"
+    "                       the others keep their initial maps); the checkpoint records\n"
+    "                       the block, and `lolcats stitch` joins the blocks' checkpoints\n"
+    "  --inputs DIR         read the state entering layer A from `lolcats cache-inputs`\n"
+    "                       (DIR/layer-A) instead of running the teacher's layers 0..A-1\n"
     "  --mpi                under mpirun -np K: the ranks split the layers, rank 0\n"
-    "                       writes the files; the result equals one process's, bit for bit\n";
+    "                       writes the files; the result equals one process's, bit for bit\n"
+    "                       (with --inputs, each rank reads DIR/layer-<its first layer>)\n";
+
+static const char *cache_usage =
+    "lolcats cache-inputs --model M [--tokenizer TOK] --data D --layers A:B[,C:D...] --out DIR [options]\n"
+    "Runs the teacher once over the sequences a `distill --layers` run with the same data\n"
+    "options (--data, --seq-len, --tokens, --grad-accum, --seed, --val-seqs, ...) visits, and\n"
+    "writes the hidden state entering each block's first layer to DIR/layer-A/shard-*.safetensors\n"
+    "(F32, exact: `distill --layers A:B --inputs DIR` then equals the run without a cache,\n"
+    "bit for bit, without running layers 0..A-1). Shards are atomic: rerun to resume.\n"
+    "  --layers LIST        blocks, e.g. 0:8,8:16,16:24,24:32 (layer 0's input is the\n"
+    "                       embedding: nothing to cache)\n"
+    "  --out DIR            cache directory (created)\n"
+    "  --shard-mb N         size of a shard file (512)\n";
 
 static const char *finetune_usage =
     "lolcats finetune --model M [--tokenizer TOK] --lolcats CKPT --data D --out CKPT2 [options]\n"
@@ -93,6 +109,9 @@ typedef struct {
     int fmap_bias;                /* 0: by feature map (relu: on), 1: on, 2: off */
     int mpi;                      /* distill: ranks split the layers */
     int lay0, lay1;               /* distill --layers A:B (lay1 0: every layer) */
+    const char *layers_arg;       /* --layers as given (cache-inputs: a list of blocks) */
+    const char *inputs;           /* distill --inputs DIR: cached block inputs */
+    double shard_mb;              /* cache-inputs --shard-mb */
     long max_records, stop_after;
     double max_mem_mb;            /* --max-memory (MiB), 0: no budget */
     long long tokens, tokens1, tokens2;
@@ -165,7 +184,11 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
         else if (!strcmp(argv[*i], "sw")) o->tc.hybrid.variant = LOLCATS_WINDOW_SW;
         else tool_die_usage(usage);
     } else if (ARG("--window")) o->tc.hybrid.window = atoi(argv[*i]);
+    else if (ARG("--inputs")) o->inputs = argv[*i];
+    else if (ARG("--shard-mb")) o->shard_mb = atof(argv[*i]);
     else if (ARG("--layers")) {
+        o->layers_arg = argv[*i];
+        if (strchr(argv[*i], ',')) return 1;   /* a list: cache-inputs checks it */
         if (sscanf(argv[*i], "%d:%d", &o->lay0, &o->lay1) != 2 || o->lay0 < 0 || o->lay1 <= o->lay0) {
             fprintf(stderr, "lolcats: --layers %s: expected A:B with 0 <= A < B\n", argv[*i]);
             exit(2);
@@ -199,6 +222,7 @@ static void opts_default(train_opts *o) {
     o->val_records = 200;
     o->lr1 = 1e-2f;
     o->lr2 = 1e-4f;
+    o->shard_mb = 512;
 }
 
 static void stage_free(stage_result *r) {
@@ -213,10 +237,120 @@ static void stage_free(stage_result *r) {
    stage 2: token-weighted cross-entropy */
 /* Stage 1's layers: the block [b0, b1) trained (--layers), this process's share
    [my0, my1) of it (--mpi), and x, the hidden state carried between blocks. */
+typedef struct s1_cache s1_cache;
 typedef struct {
     int b0, b1, my0, my1;
     float *x;
+    s1_cache *cache;              /* distill --inputs: the states entering my0, read from disk */
 } s1_block;
+
+/* ---- cached block inputs: `cache-inputs` writes them, `distill --inputs` reads them ----
+   DIR/layer-A/shard-NNNNN.safetensors hold the teacher's hidden state entering
+   layer A, one F32 tensor (T, dim) per sequence: "val.I" for validation
+   sequence I, "train.I" for training chunk I (only the chunks the run's
+   --tokens / --seed / --grad-accum visit). Each shard is written atomically, so
+   an interrupted cache-inputs resumes where it stopped. */
+struct s1_cache {
+    char dir[1100];
+    int layer, n_shards;
+    int *train_shard, *val_shard; /* shard of each sequence, -1: not cached */
+};
+
+static void cache_shard_path(char *buf, size_t cap, const char *dir, int s) {
+    snprintf(buf, cap, "%s/shard-%05d.safetensors", dir, s);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void cache_free(s1_cache *c) {
+    if (!c) return;
+    free(c->train_shard);
+    free(c->val_shard);
+    free(c);
+}
+
+/* Indexes DIR/layer-A: which shard holds which sequence; the shards must have
+   been written for this model's width and this sequence length and data. */
+static s1_cache *cache_open(const char *dir, int layer, const tool_data *d, const char *data, int dim) {
+    s1_cache *c = (s1_cache *)calloc(1, sizeof *c);
+    char path[1200], want[32];
+    long i;
+    if (!c) return fprintf(stderr, "lolcats: out of memory\n"), NULL;
+    snprintf(c->dir, sizeof c->dir, "%s/layer-%d", dir, layer);
+    c->layer = layer;
+    c->train_shard = (int *)malloc(sizeof(int) * (size_t)(d->n > 0 ? d->n : 1));
+    c->val_shard = (int *)malloc(sizeof(int) * (size_t)(d->n_val > 0 ? d->n_val : 1));
+    if (!c->train_shard || !c->val_shard) { cache_free(c); fprintf(stderr, "lolcats: out of memory\n"); return NULL; }
+    for (i = 0; i < d->n; i++) c->train_shard[i] = -1;
+    for (i = 0; i < d->n_val; i++) c->val_shard[i] = -1;
+    for (;; c->n_shards++) {
+        lc_st_file *f = NULL;
+        lc_error err;
+        const char *v;
+        int k;
+        cache_shard_path(path, sizeof path, c->dir, c->n_shards);
+        if (!file_exists(path)) break;
+        if (lc_st_open(&f, path, &err)) { tool_report(&err); cache_free(c); return NULL; }
+        snprintf(want, sizeof want, "%d", d->seq_len);
+        if (!(v = lc_st_meta(f, "seq_len")) || strcmp(v, want) || !(v = lc_st_meta(f, "data")) || strcmp(v, data)) {
+            fprintf(stderr, "lolcats: %s was cached for --data %s --seq-len %s, this run has --data %s --seq-len %d: "
+                    "run cache-inputs with this run's data options\n", path, lc_st_meta(f, "data") ? lc_st_meta(f, "data") : "?",
+                    lc_st_meta(f, "seq_len") ? lc_st_meta(f, "seq_len") : "?", data, d->seq_len);
+            lc_st_close(f); cache_free(c); return NULL;
+        }
+        for (k = 0; k < lc_st_count(f); k++) {
+            const lc_tensor *t = lc_st_tensor_at(f, k);
+            char *e;
+            long idx;
+            int val = !strncmp(t->name, "val.", 4);
+            if (!val && strncmp(t->name, "train.", 6)) continue;
+            idx = strtol(t->name + (val ? 4 : 6), &e, 10);
+            if (*e || idx < 0 || idx >= (val ? d->n_val : d->n) || t->ndim != 2 || t->shape[0] != d->seq_len ||
+                t->shape[1] != dim || t->dtype != LOLCATS_DTYPE_F32) {
+                fprintf(stderr, "lolcats: %s: tensor %s does not fit this run (%ld validation and %ld training "
+                        "sequences of %d x %d floats): was the cache made with other data options?\n", path, t->name,
+                        d->n_val, d->n, d->seq_len, dim);
+                lc_st_close(f); cache_free(c); return NULL;
+            }
+            (val ? c->val_shard : c->train_shard)[idx] = c->n_shards;
+        }
+        lc_st_close(f);
+    }
+    if (c->n_shards == 0) {
+        fprintf(stderr, "lolcats: --inputs %s: no cached inputs of layer %d (%s/shard-00000.safetensors): run "
+                "`lolcats cache-inputs --layers %d:...` with this run's data options first\n", dir, layer, c->dir, layer);
+        cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* x (T, dim) = the cached state of one sequence (val: validation sequence idx) */
+static int cache_read(const s1_cache *c, int val, long idx, float *x, lc_error *err) {
+    int s = (val ? c->val_shard : c->train_shard)[idx];
+    char path[1200], name[40];
+    lc_st_file *f = NULL;
+    const lc_tensor *t;
+    int rc;
+    if (s < 0) {
+        lc_error_set(err, LOLCATS_ERR_ARG, "%s: %s sequence %ld is not cached (cache-inputs was run with other "
+                     "--tokens, --seed or --grad-accum): run it again with this run's options", c->dir,
+                     val ? "validation" : "training", idx);
+        return 1;
+    }
+    cache_shard_path(path, sizeof path, c->dir, s);
+    snprintf(name, sizeof name, "%s.%ld", val ? "val" : "train", idx);
+    if (lc_st_open(&f, path, err)) return 1;
+    t = lc_st_find(f, name);
+    rc = !t ? (lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is gone (the cache changed under this run)", path,
+                            name), 1)
+            : lc_tensor_to_f32(t, x, err) != LOLCATS_OK;
+    lc_st_close(f);
+    return rc;
+}
 
 static int s1_owner(const s1_block *b, int l) {  /* the rank that trains layer l (tool_mpi_share's split) */
     int n = b->b1 - b->b0, s = tool_mpi_size(), r;
@@ -229,15 +363,19 @@ static int s1_owner(const s1_block *b, int l) {  /* the rank that trains layer l
    terms) and ll (per layer, 0 elsewhere). The whole model in one process is
    lc_train_distill_step; otherwise the teacher runs up to my0 and the block
    [my0, my1) trains -- the same per-layer arithmetic, bit for bit. */
-static int s1_seq(lc_train *t, const s1_block *b, const int *tok, int T, int backward, double *loss, double *ll,
-                  lc_error *err) {
+static int s1_seq(lc_train *t, const s1_block *b, const int *tok, int val, long idx, int T, int backward,
+                  double *loss, double *ll, lc_error *err) {
     int L = t->model->cfg.n_layers, l;
     *loss = 0;
     if (b->b0 == 0 && b->b1 == L && tool_mpi_size() == 1)
         return lc_train_distill_step(t, tok, T, backward, loss, ll, err) != LOLCATS_OK;
     for (l = 0; ll && l < L; l++) ll[l] = 0;
-    if (lc_train_embed_tokens(t, tok, T, b->x, err)) return 1;
-    if (b->my0 > 0 && lc_train_distill_block(t, b->x, T, 0, b->my0, 0, 0, NULL, NULL, err)) return 1;
+    if (b->cache && b->my0 > 0) {   /* the teacher's state entering my0, from disk */
+        if (cache_read(b->cache, val, idx, b->x, err)) return 1;
+    } else {
+        if (lc_train_embed_tokens(t, tok, T, b->x, err)) return 1;
+        if (b->my0 > 0 && lc_train_distill_block(t, b->x, T, 0, b->my0, 0, 0, NULL, NULL, err)) return 1;
+    }
     if (b->my1 > b->my0 && lc_train_distill_block(t, b->x, T, b->my0, b->my1, 1, backward, loss, ll, err)) return 1;
     return 0;
 }
@@ -284,7 +422,7 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
         double loss;
         int ns;
         if (stage == 1) {
-            if (s1_seq(t, b, d->val_tokens + (size_t)i * T, T, 0, &loss, ll, err)) { free(ll); return 1; }
+            if (s1_seq(t, b, d->val_tokens + (size_t)i * T, 1, i, T, 0, &loss, ll, err)) { free(ll); return 1; }
             for (l = 0; l < L; l++) acc[l] += ll[l];
         } else {
             if (lc_train_lm_step(t, d->val_tokens + (size_t)i * T, d->val_labels + (size_t)i * T, T, 0, &loss, &ns,
@@ -376,8 +514,9 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     lc_rng rng;
     lc_lolcats view;
     FILE *jl = NULL;
-    char spath[1100], seqs[32], accs[32], lrs[32], stages[8];
-    const char *extras[12];
+    char spath[1100], seqs[32], accs[32], lrs[32], stages[8], lays[32];
+    const char *extras[14];
+    int n_save_meta = 1;
     int T = d->seq_len, L = m->cfg.n_layers, rc = 1, resumed = 0, wrote_ckpt = 0;
     int rank0 = tool_mpi_rank() == 0, tty = rank0 && isatty(2);
     s1_block blk;
@@ -398,6 +537,10 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     if (stage == 1 && !(blk.b0 == 0 && blk.b1 == L && tool_mpi_size() == 1)) {
         blk.x = (float *)malloc(sizeof(float) * (size_t)T * m->cfg.dim);
         if (!blk.x) { fprintf(stderr, "lolcats: out of memory\n"); return 1; }
+        if (o->inputs && blk.my0 > 0 && !(blk.cache = cache_open(o->inputs, blk.my0, d, o->data, m->cfg.dim))) {
+            free(blk.x);
+            return 1;
+        }
     }
     lc_ctx_init(&ctx);
     tc.max_tokens = T;
@@ -419,8 +562,8 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     res->stage = stage;
     res->L = L;
     snprintf(res->ckpt, sizeof res->ckpt, "%s", out);
-    if (o->max_mem_mb > 0 && plan_memory(o, stage, m, d, &tc)) { free(blk.x); return 2; }
-    if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); return tool_report(&err); }
+    if (o->max_mem_mb > 0 && plan_memory(o, stage, m, d, &tc)) { free(blk.x); cache_free(blk.cache); return 2; }
+    if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); cache_free(blk.cache); return tool_report(&err); }
     if (lp_in && lc_train_set_lolcats(&t, lp_in, &err)) { tool_report(&err); goto done; }
     total_steps = budget / ((long long)T * o->grad_accum);
     if (total_steps < 1) total_steps = 1;
@@ -458,6 +601,11 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     extras[6] = "lr0"; extras[7] = lrs;
     extras[8] = "stage"; extras[9] = stages;
     extras[10] = "model"; extras[11] = o->model_path;
+    if (stage == 1 && o->lay1) {   /* the block this checkpoint trained, for `lolcats stitch` */
+        snprintf(lays, sizeof lays, "%d:%d", blk.b0, blk.b1);
+        extras[12] = "layers"; extras[13] = lays;
+        n_save_meta = 2;
+    }
     if (o->resume) {
         FILE *fp = fopen(spath, "rb");
         if (fp) {
@@ -502,7 +650,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             const int *tok = d->tokens + (size_t)idx * T;
             int ns;
             if (stage == 1) {
-                if (s1_seq(&t, &blk, tok, T, 1, &loss, NULL, &err)) { tool_report(&err); goto done; }
+                if (s1_seq(&t, &blk, tok, 0, idx, T, 1, &loss, NULL, &err)) { tool_report(&err); goto done; }
             } else if (lc_train_lm_step(&t, tok, d->labels + (size_t)idx * T, T, 1, &loss, &ns, &err)) {
                 tool_report(&err);
                 goto done;
@@ -537,14 +685,14 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
                 pr.best_step = t.step;
                 if (stage == 1) s1_sync(&t, &blk);
                 lc_train_lolcats_view(&t, &view);
-                if (rank0 && lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+                if (rank0 && lc_lolcats_save(&view, out, extras + 10, n_save_meta, &err)) { tool_report(&err); goto done; }
                 wrote_ckpt = 1;
             }
         }
         if (d->n_val == 0 && t.step == total_steps) {
             if (stage == 1) s1_sync(&t, &blk);
             lc_train_lolcats_view(&t, &view);
-            if (rank0 && lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+            if (rank0 && lc_lolcats_save(&view, out, extras + 10, n_save_meta, &err)) { tool_report(&err); goto done; }
             pr.best_step = t.step;
             wrote_ckpt = 1;
         }
@@ -585,7 +733,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     if (!wrote_ckpt) {   /* nothing validated better (or no validation): the final parameters */
         if (stage == 1) s1_sync(&t, &blk);
         lc_train_lolcats_view(&t, &view);
-        if (rank0 && lc_lolcats_save(&view, out, extras + 10, 1, &err)) { tool_report(&err); goto done; }
+        if (rank0 && lc_lolcats_save(&view, out, extras + 10, n_save_meta, &err)) { tool_report(&err); goto done; }
     }
     tool_mpi_barrier();  /* rank 0's files are complete */
     {   /* the best checkpoint must load; its per-layer losses for the report */
@@ -614,6 +762,7 @@ done:
     if (jl) fclose(jl);
     lc_train_free(&t);
     free(blk.x);
+    cache_free(blk.cache);
     return rc;
 }
 
@@ -751,7 +900,7 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
     return 0;
 }
 
-/* ---- the three commands ---- */
+/* ---- the commands ---- */
 typedef struct {
     lc_model m;
     lc_tokenizer tok;
@@ -822,8 +971,161 @@ static int finish_stage2(const train_opts *o, train_env *e, const char *ckpt) {
     return 0;
 }
 
+/* The starts (> 0) of the blocks in LIST ("A:B,C:D,..."), ascending and distinct. */
+static int cache_layers(const char *list, int L, int *starts, int *n) {
+    const char *p = list;
+    *n = 0;
+    while (*p) {
+        int a, b, k, j, len = 0;
+        if (sscanf(p, "%d:%d%n", &a, &b, &len) != 2 || a < 0 || b <= a || b > L) {
+            fprintf(stderr, "lolcats: --layers %s: expected blocks A:B,C:D,... with 0 <= A < B <= %d\n", list, L);
+            return 1;
+        }
+        p += len;
+        if (*p == ',') p++;
+        else if (*p) {
+            fprintf(stderr, "lolcats: --layers %s: blocks are separated by commas\n", list);
+            return 1;
+        }
+        if (a == 0) continue;
+        for (k = 0; k < *n && starts[k] < a; k++) {}
+        if (k < *n && starts[k] == a) continue;
+        for (j = *n; j > k; j--) starts[j] = starts[j - 1];
+        starts[k] = a;
+        (*n)++;
+    }
+    return 0;
+}
+
+static int cache_inputs(train_opts *o, train_env *e) {
+    const lc_model_config *c = &e->m.cfg;
+    tool_data *d = &e->d;
+    int T = d->seq_len, dim = c->dim, L = c->n_layers, nb = 0, rc = 1, b, tty = isatty(2);
+    int *starts = (int *)malloc(sizeof(int) * (size_t)(L + 1));
+    unsigned char *used = (unsigned char *)calloc((size_t)(d->n > 0 ? d->n : 1), 1);
+    long *order = NULL, n_order = 0, i, per, n_shards, s, done_seqs = 0;
+    long long total_steps, k;
+    float *buf = NULL, *x = NULL;
+    char (*names)[40] = NULL, path[1200], seqs[32], lay[32];
+    lc_tensor *ts = NULL;
+    lc_train t;
+    lc_train_cfg tc = o->tc;
+    lc_ctx ctx;
+    lc_error err;
+    double t0 = now_s();
+    memset(&t, 0, sizeof t);
+    if (!starts || !used) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
+    if (!o->layers_arg) { fprintf(stderr, "lolcats: cache-inputs needs --layers\n%s", cache_usage); rc = 2; goto done; }
+    if (cache_layers(o->layers_arg, L, starts, &nb)) { rc = 2; goto done; }
+    if (nb == 0) {
+        fprintf(stderr, "lolcats: --layers %s: every block starts at layer 0, whose input is the embedding: "
+                "nothing to cache\n", o->layers_arg);
+        rc = 0;
+        goto done;
+    }
+    /* the sequences a distill run with these options visits: validation, then training chunks */
+    total_steps = default_budget(o, e, 0) / ((long long)T * o->grad_accum);
+    if (total_steps < 1) total_steps = 1;
+    for (k = 0; k < total_steps * o->grad_accum; k++) used[tool_data_pick(d, o->seed, k)] = 1;
+    order = (long *)malloc(sizeof(long) * (size_t)(d->n + d->n_val + 1));
+    if (!order) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
+    for (i = 0; i < d->n_val; i++) order[n_order++] = -1 - i;   /* negative: validation */
+    for (i = 0; i < d->n; i++)
+        if (used[i]) order[n_order++] = i;
+    per = (long)(o->shard_mb * 1048576.0 / ((double)T * dim * sizeof(float)));
+    if (per < 1) per = 1;
+    n_shards = (n_order + per - 1) / per;
+    buf = (float *)malloc(sizeof(float) * (size_t)nb * per * T * dim);
+    x = (float *)malloc(sizeof(float) * (size_t)T * dim);
+    names = (char (*)[40])malloc(sizeof *names * (size_t)per);
+    ts = (lc_tensor *)calloc((size_t)per, sizeof *ts);
+    if (!buf || !x || !names || !ts) {
+        fprintf(stderr, "lolcats: out of memory (a shard of %ld sequences x %d blocks: lower --shard-mb)\n", per, nb);
+        goto done;
+    }
+    if (make_dir(o->out)) goto done;
+    for (b = 0; b < nb; b++) {
+        snprintf(path, sizeof path, "%s/layer-%d", o->out, starts[b]);
+        if (make_dir(path)) goto done;
+    }
+    lc_ctx_init(&ctx);
+    tc.max_tokens = T;
+    tc.attn = LOLCATS_ATTN_HYBRID;
+    tc.trainable = LOLCATS_TRAIN_FMAPS;
+    tc.lora_rank = 0;
+    tc.distill_only = 1;
+    if (lc_train_init(&t, &ctx, &e->m, &tc, &err)) { tool_report(&err); goto done; }
+    snprintf(seqs, sizeof seqs, "%d", T);
+    fprintf(stderr, "cache-inputs: %ld sequences (%ld validation, %ld training) x %d blocks, %ld per shard, %ld "
+            "shards each, %.1f MB per block\n", n_order, (long)d->n_val, n_order - (long)d->n_val, nb, per, n_shards,
+            (double)n_order * T * dim * sizeof(float) / 1e6);
+    for (s = 0; s < n_shards; s++) {
+        long j0 = s * per, j1 = j0 + per < n_order ? j0 + per : n_order, j;
+        int have = 1;
+        for (b = 0; b < nb && have; b++) {
+            snprintf(path, sizeof path, "%s/layer-%d/shard-%05ld.safetensors", o->out, starts[b], s);
+            have = file_exists(path);
+        }
+        if (have) { done_seqs += j1 - j0; continue; }   /* written by an earlier run */
+        for (j = j0; j < j1; j++) {
+            long id = order[j];
+            const int *tok = id < 0 ? d->val_tokens + (size_t)(-1 - id) * T : d->tokens + (size_t)id * T;
+            int prev = 0;
+            if (lc_train_embed_tokens(&t, tok, T, x, &err)) { tool_report(&err); goto done; }
+            for (b = 0; b < nb; b++) {
+                if (lc_train_distill_block(&t, x, T, prev, starts[b], 0, 0, NULL, NULL, &err)) {
+                    tool_report(&err);
+                    goto done;
+                }
+                prev = starts[b];
+                memcpy(buf + (((size_t)b * per) + (size_t)(j - j0)) * T * dim, x, sizeof(float) * (size_t)T * dim);
+            }
+            if (id < 0) snprintf(names[j - j0], sizeof names[0], "val.%ld", -1 - id);
+            else snprintf(names[j - j0], sizeof names[0], "train.%ld", id);
+            done_seqs++;
+            if (tty) {
+                double el = now_s() - t0, rate = el > 0 ? (double)done_seqs / el : 0;
+                double eta = rate > 0 ? (double)(n_order - done_seqs) / rate : 0;
+                fprintf(stderr, "\r[cache-inputs] %ld/%ld sequences  %.1f seq/s  ETA %d:%02d   ", done_seqs, n_order,
+                        rate, (int)(eta / 60), (int)eta % 60);
+            }
+        }
+        for (b = 0; b < nb; b++) {
+            const char *meta[10];
+            for (j = j0; j < j1; j++) {
+                lc_tensor *tt = &ts[j - j0];
+                tt->name = names[j - j0];
+                tt->dtype = LOLCATS_DTYPE_F32;
+                tt->ndim = 2;
+                tt->shape[0] = T;
+                tt->shape[1] = dim;
+                tt->nbytes = sizeof(float) * (size_t)T * dim;
+                tt->data = buf + (((size_t)b * per) + (size_t)(j - j0)) * T * dim;
+            }
+            snprintf(lay, sizeof lay, "%d", starts[b]);
+            meta[0] = "lolcats_cache"; meta[1] = "1";
+            meta[2] = "layer"; meta[3] = lay;
+            meta[4] = "seq_len"; meta[5] = seqs;
+            meta[6] = "data"; meta[7] = o->data;
+            meta[8] = "model"; meta[9] = o->model_path;
+            snprintf(path, sizeof path, "%s/layer-%d/shard-%05ld.safetensors", o->out, starts[b], s);
+            if (lc_st_write(path, ts, (int)(j1 - j0), meta, 5, &err)) { tool_report(&err); goto done; }
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    fprintf(stderr, "cache-inputs: wrote %s (layers", o->out);
+    for (b = 0; b < nb; b++) fprintf(stderr, " %d", starts[b]);
+    fprintf(stderr, "), %.1f s, peak RSS %.0f MiB\n", now_s() - t0, peak_rss_mib());
+    rc = 0;
+done:
+    lc_train_free(&t);
+    free(starts); free(used); free(order); free(buf); free(x); free(names); free(ts);
+    return rc;
+}
+
 static int cmd_stage(int argc, char **argv, int which) {
-    const char *usage = which == 1 ? distill_usage : which == 2 ? finetune_usage : linearize_usage;
+    const char *usage = which == 1 ? distill_usage : which == 2 ? finetune_usage : which == 4 ? cache_usage
+                                                                                            : linearize_usage;
     train_opts o;
     train_env e;
     stage_result rs[2];
@@ -849,8 +1151,20 @@ static int cmd_stage(int argc, char **argv, int which) {
                 which != 1 ? ", --lora-rank" : "");
         return 2;
     }
-    if ((o.mpi || o.lay1) && which != 1) {
-        fprintf(stderr, "lolcats: --mpi and --layers are options of distill (stage 1)\n");
+    if (which == 4) {
+        if (!o.model_path || !o.data || !o.out) tool_die_usage(usage);
+        if (env_open(&e, &o)) { env_close(&e); return 1; }
+        rc = cache_inputs(&o, &e);
+        env_close(&e);
+        return rc;
+    }
+    if ((o.mpi || o.lay1 || o.inputs) && which != 1) {
+        fprintf(stderr, "lolcats: --mpi, --layers and --inputs are options of distill (stage 1)\n");
+        return 2;
+    }
+    if (o.layers_arg && !o.lay1) {
+        fprintf(stderr, "lolcats: --layers %s: distill trains one block A:B (lists are for cache-inputs)\n",
+                o.layers_arg);
         return 2;
     }
     if (tool_mpi_init(o.mpi, &argc, &argv)) return 2;
@@ -906,3 +1220,4 @@ done:
 int cmd_distill(int argc, char **argv) { return cmd_stage(argc, argv, 1); }
 int cmd_finetune(int argc, char **argv) { return cmd_stage(argc, argv, 2); }
 int cmd_linearize(int argc, char **argv) { return cmd_stage(argc, argv, 3); }
+int cmd_cache_inputs(int argc, char **argv) { return cmd_stage(argc, argv, 4); }

@@ -25,6 +25,8 @@ static const tool_cmd tool_cmds[] = {
     {"distill", cmd_distill, "stage 1: attention transfer into feature maps and window factors"},
     {"finetune", cmd_finetune, "stage 2: LoRA through the linearized model"},
     {"linearize", cmd_linearize, "both stages (or LoRA only: --no-attention-transfer)"},
+    {"cache-inputs", cmd_cache_inputs, "write the teacher's hidden states entering blocks, for distill --inputs"},
+    {"stitch", cmd_stitch, "join the per-block checkpoints of distill --layers into one"},
 };
 
 static void usage(FILE *f) {

@@ -16,6 +16,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_linearize(int argc, char **argv);
+int cmd_stitch(int argc, char **argv);
+int cmd_cache_inputs(int argc, char **argv);
 
 /* tools/util.c */
 void tool_die_usage(const char *usage);
