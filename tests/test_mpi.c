@@ -2,7 +2,9 @@
    distill --mpi` (the two ranks split the layers) must write exactly the
    checkpoint and training state of one process, bit for bit; so must a block
    (--layers 1:2) split over 2 ranks, a run whose rank 1 reads its input from
-   `cache-inputs` (--inputs), and an MPI run stopped and resumed.
+   `cache-inputs` (--inputs), and an MPI run stopped and resumed. Stage 2 over
+   2 ranks (data parallel, gradients all-reduced) matches one process within
+   floating-point reassociation.
    Skipped (visibly) without mpirun or in a build without MPI. No ../shared. */
 #define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
@@ -86,6 +88,25 @@ int main(void) {
         snprintf(opt, sizeof opt, "--inputs %s/cache", tmp);
         if (CHECK(distill(2, "c2.safetensors", opt) == 0, "mpirun distill --inputs failed"))
             same_outputs("whole model, 2 ranks, rank 1 from cached inputs", "one.safetensors", "c2.safetensors");
+    }
+    {   /* stage 2 data parallel: the same LoRA within floating-point reassociation */
+        char cmd[2400], fo[2400];
+        int k;
+        printf("stage 2 (LoRA), data parallel: 1 process vs mpirun -np 2 --mpi\n");
+        for (k = 0; k < 2; k++) {
+            snprintf(fo, sizeof fo, "%s%s finetune --model %s/m.bin --tokenizer %s/tok.bin --data %s/d.txt "
+                     "--lolcats %s/one.safetensors --out %s/ft%d.safetensors --seq-len 32 --grad-accum 4 --tokens 1280 "
+                     "--val-every 3 --val-seqs 3 --seed 5 --lr 1e-3 %s >>%s/log.txt 2>&1",
+                     k ? "mpirun -np 2 --oversubscribe " : "", bin, tmp, tmp, tmp, tmp, tmp, k, k ? "--mpi" : "", tmp);
+            CHECK(sh(fo) == 0, "finetune%s failed (see %s/log.txt)", k ? " --mpi" : "", tmp);
+        }
+        snprintf(cmd, sizeof cmd, "%s compare %s/ft0.safetensors %s/ft1.safetensors --rtol 1e-4 --atol 1e-6 "
+                 ">>%s/log.txt 2>&1", bin, tmp, tmp, tmp);
+        CHECK(sh(cmd) == 0, "finetune --mpi: LoRA differs from one process's beyond 1e-4 relative (see %s/log.txt)",
+              tmp);
+        snprintf(cmd, sizeof cmd, "cmp -s %s/ft0.safetensors %s/ft1.safetensors", tmp, tmp);
+        printf("  %-52s %s\n", "LoRA after 10 steps, 2 ranks vs 1",
+               sh(cmd) == 0 ? "identical" : "equal within 1e-4 (summation order)");
     }
     CHECK(distill(2, "r.safetensors", "--stop-after 4") == 3, "mpirun distill --stop-after 4 exits 3");
     if (CHECK(distill(2, "r.safetensors", "--resume") == 0, "mpirun distill --resume failed"))

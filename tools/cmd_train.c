@@ -90,7 +90,10 @@ static const char *finetune_usage =
     "  --lora-rank R        (8)       --lora-alpha A   (16)\n"
     "  --train-feature-maps also train feature maps and window factors\n"
     "  --lr LR              AdamW learning rate (1e-4)\n"
-    "  --merge DIR          also write a Hugging Face directory with LoRA merged\n";
+    "  --merge DIR          also write a Hugging Face directory with LoRA merged\n"
+    "  --mpi                under mpirun -np K: data parallel, each rank takes every K-th\n"
+    "                       sequence of a step (and of validation), gradients are summed\n"
+    "                       over the ranks before each AdamW step; rank 0 writes the files\n";
 
 static const char *linearize_usage =
     "lolcats linearize --model M [--tokenizer TOK] --data D --out CKPT [options]\n"
@@ -100,7 +103,8 @@ static const char *linearize_usage =
     "  --no-attention-transfer  skip stage 1 (identity-initialised feature maps)\n"
     "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4)\n"
     "  plus the options of distill and finetune (--variant, --window, --feature-map,\n"
-    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge)\n";
+    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge)\n"
+    "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n";
 
 typedef struct {
     const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge;
@@ -421,6 +425,7 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
     for (i = 0; i < d->n_val; i++) {
         double loss;
         int ns;
+        if (stage == 2 && i % tool_mpi_size() != tool_mpi_rank()) continue;   /* data parallel */
         if (stage == 1) {
             if (s1_seq(t, b, d->val_tokens + (size_t)i * T, 1, i, T, 0, &loss, ll, err)) { free(ll); return 1; }
             for (l = 0; l < L; l++) acc[l] += ll[l];
@@ -430,6 +435,14 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
             sum += loss * ns;
             cnt += ns;
         }
+    }
+    if (stage == 2 && tool_mpi_size() > 1) {   /* every rank gets the whole sum */
+        double sc[2];
+        sc[0] = sum;
+        sc[1] = (double)cnt;
+        tool_mpi_sum_f64(sc, 2);
+        sum = sc[0];
+        cnt = (long long)sc[1];
     }
     if (stage == 1 && d->n_val > 0) {
         tool_mpi_sum_f64(acc, (size_t)L);
@@ -649,6 +662,11 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             long idx = tool_data_pick((tool_data *)d, o->seed, pr.seq);
             const int *tok = d->tokens + (size_t)idx * T;
             int ns;
+            if (stage == 2 && a % tool_mpi_size() != tool_mpi_rank()) {   /* another rank's sequence */
+                pr.seq++;
+                pr.tokens += T;
+                continue;
+            }
             if (stage == 1) {
                 if (s1_seq(&t, &blk, tok, 0, idx, T, 1, &loss, NULL, &err)) { tool_report(&err); goto done; }
             } else if (lc_train_lm_step(&t, tok, d->labels + (size_t)idx * T, T, 1, &loss, &ns, &err)) {
@@ -659,7 +677,9 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             pr.seq++;
             pr.tokens += T;
         }
-        if (stage == 1) tool_mpi_sum_f64(&sum, 1);  /* every rank sees the whole step's loss */
+        tool_mpi_sum_f64(&sum, 1);  /* every rank sees the whole step's loss */
+        /* stage 2 data parallel: the sequences' gradients summed over the ranks */
+        if (stage == 2) tool_mpi_sum_f32(t.grads, t.n_params);
         loss = sum / o->grad_accum;
         if (!isfinite(loss)) {
             if (tty) fputc('\n', stderr);
@@ -1158,8 +1178,8 @@ static int cmd_stage(int argc, char **argv, int which) {
         env_close(&e);
         return rc;
     }
-    if ((o.mpi || o.lay1 || o.inputs) && which != 1) {
-        fprintf(stderr, "lolcats: --mpi, --layers and --inputs are options of distill (stage 1)\n");
+    if ((o.lay1 || o.inputs) && which != 1) {
+        fprintf(stderr, "lolcats: --layers and --inputs are options of distill (stage 1)\n");
         return 2;
     }
     if (o.layers_arg && !o.lay1) {
