@@ -1567,12 +1567,12 @@ LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const flo
 // softmax: dz = p * (dp - sum p dp); exp_dim: the max / min subtracted in the
 // forward gets gradient too (shared equally among ties, as torch.amax does).
 // fast (SIMD paths): the softmax sums are vector dots and the rest is float.
-static void lc__fmap_act_bwd(const lc__prims *fast, float *dz, const float *dout,
+static void lc__fmap_act_bwd(const lc__prims *P, int fast, float *dz, const float *dout,
                              const float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
     int c, two = lc__fmap_twohalves(cfg);
     for (c = 0; c < f; c++) dz[c] = 0;
     if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
-        float s1 = fast->dot(out, dout, f), s2 = two ? fast->dot(out + f, dout + f, f) : 0.0f;
+        float s1 = P->dot(out, dout, f), s2 = two ? P->dot(out + f, dout + f, f) : 0.0f;
         for (c = 0; c < f; c++) dz[c] = out[c] * (dout[c] - s1);
         if (two)
             for (c = 0; c < f; c++) dz[c] -= out[f + c] * (dout[f + c] - s2);
@@ -1656,7 +1656,7 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         float *dz = dZ + (size_t)(i - i0) * f;
                         lc__fmap_act(P, fast, out, z, f, cfg);
                         for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
-                        lc__fmap_act_bwd(fast ? P : NULL, dz, dout, out, z, f, cfg);
+                        lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
                         if (dbias) {
                             double sb = 0;
                             for (c = 0; c < f; c++) sb += (double)dz[c];
@@ -1703,7 +1703,7 @@ static int lc__softmax_fwd_tiles(const lc_ctx *ctx, const lc__prims *P, float *y
                                  const float *v_bg, int N, int D, float scale) {
     const int T = LC__SM_TILE;
     size_t w1 = lc__mm_ws_floats(T, T, D), w2 = lc__mm_ws_floats(T, D, T);
-    float *S = (float *)malloc(sizeof(float) * ((size_t)T * T + (w1 > w2 ? w1 : w2)));
+    float *S = (float *)LOLCATS_MALLOC(sizeof(float) * ((size_t)T * T + (w1 > w2 ? w1 : w2)));
     float m[LC__SM_TILE];
     double l[LC__SM_TILE];
     int r0, c0, i, d;
@@ -1742,7 +1742,7 @@ static int lc__softmax_fwd_tiles(const lc_ctx *ctx, const lc__prims *P, float *y
             if (lse_bh) lse_bh[r0 + i] = m[i] + (float)log(l[i]);
         }
     }
-    free(S);
+    LOLCATS_FREE(S);
     return 1;
 }
 

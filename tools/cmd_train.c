@@ -260,8 +260,12 @@ struct s1_cache {
     int *train_shard, *val_shard; /* shard of each sequence, -1: not cached */
 };
 
-static void cache_shard_path(char *buf, size_t cap, const char *dir, int s) {
-    snprintf(buf, cap, "%s/shard-%05d.safetensors", dir, s);
+static void cache_layer_dir(char *buf, size_t cap, const char *dir, int layer) {
+    snprintf(buf, cap, "%s/layer-%d", dir, layer);
+}
+
+static void cache_shard_path(char *buf, size_t cap, const char *layer_dir, long s) {
+    snprintf(buf, cap, "%s/shard-%05ld.safetensors", layer_dir, s);
 }
 
 static int file_exists(const char *path) {
@@ -283,7 +287,7 @@ static s1_cache *cache_open(const char *dir, int layer, const tool_data *d, cons
     char path[1200], want[32];
     long i;
     if (!c) return fprintf(stderr, "lolcats: out of memory\n"), NULL;
-    snprintf(c->dir, sizeof c->dir, "%s/layer-%d", dir, layer);
+    cache_layer_dir(c->dir, sizeof c->dir, dir, layer);
     c->layer = layer;
     c->train_shard = (int *)malloc(sizeof(int) * (size_t)(d->n > 0 ? d->n : 1));
     c->val_shard = (int *)malloc(sizeof(int) * (size_t)(d->n_val > 0 ? d->n_val : 1));
@@ -1026,7 +1030,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
     long *order = NULL, n_order = 0, i, per, n_shards, s, done_seqs = 0;
     long long total_steps, k;
     float *buf = NULL, *x = NULL;
-    char (*names)[40] = NULL, path[1200], seqs[32], lay[32];
+    char (*names)[40] = NULL, (*ldir)[1100] = NULL, path[1200], seqs[32], lay[32];
     lc_tensor *ts = NULL;
     lc_train t;
     lc_train_cfg tc = o->tc;
@@ -1064,9 +1068,11 @@ static int cache_inputs(train_opts *o, train_env *e) {
         goto done;
     }
     if (make_dir(o->out)) goto done;
+    ldir = (char (*)[1100])malloc(sizeof *ldir * (size_t)nb);
+    if (!ldir) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
     for (b = 0; b < nb; b++) {
-        snprintf(path, sizeof path, "%s/layer-%d", o->out, starts[b]);
-        if (make_dir(path)) goto done;
+        cache_layer_dir(ldir[b], sizeof ldir[b], o->out, starts[b]);
+        if (make_dir(ldir[b])) goto done;
     }
     lc_ctx_init(&ctx);
     tc.max_tokens = T;
@@ -1083,7 +1089,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
         long j0 = s * per, j1 = j0 + per < n_order ? j0 + per : n_order, j;
         int have = 1;
         for (b = 0; b < nb && have; b++) {
-            snprintf(path, sizeof path, "%s/layer-%d/shard-%05ld.safetensors", o->out, starts[b], s);
+            cache_shard_path(path, sizeof path, ldir[b], s);
             have = file_exists(path);
         }
         if (have) { done_seqs += j1 - j0; continue; }   /* written by an earlier run */
@@ -1128,7 +1134,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
             meta[4] = "seq_len"; meta[5] = seqs;
             meta[6] = "data"; meta[7] = o->data;
             meta[8] = "model"; meta[9] = o->model_path;
-            snprintf(path, sizeof path, "%s/layer-%d/shard-%05ld.safetensors", o->out, starts[b], s);
+            cache_shard_path(path, sizeof path, ldir[b], s);
             if (lc_st_write(path, ts, (int)(j1 - j0), meta, 5, &err)) { tool_report(&err); goto done; }
         }
     }
@@ -1139,7 +1145,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
     rc = 0;
 done:
     lc_train_free(&t);
-    free(starts); free(used); free(order); free(buf); free(x); free(names); free(ts);
+    free(starts); free(used); free(order); free(buf); free(x); free(names); free(ts); free(ldir);
     return rc;
 }
 
