@@ -1181,6 +1181,12 @@ typedef struct lc__prims {
     void (*axpy)(float *y, float a, const float *x, int n);     // y += a x
     // y_i = exp(sgn x_i - sub), returns sum_i y_i (y may alias x)
     double (*exp_sum)(float *y, const float *x, float sgn, float sub, int n);
+    float (*max)(const float *x, float sgn, int n);  // max_i sgn x_i; -inf when n <= 0
+    // Column forms over rows x w (row-major, w a multiple of the vector width):
+    // mx_c = max(mx_c, max_r x_rc);  x_rc = exp(x_rc - sub_c), sum_c += x_rc
+    void (*colmax)(const float *x, float *mx, int rows, int w);
+    void (*colexp)(float *x, const float *sub, float *sum, int rows, int w);
+    void (*colmul)(float *x, const float *a, int rows, int w);  // x_rc *= a_c
 } lc__prims;
 
 static float lc__dot_ref(const float *a, const float *b, int n) {
@@ -1193,6 +1199,35 @@ static float lc__dot_ref(const float *a, const float *b, int n) {
 static void lc__axpy_ref(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static float lc__max_ref(const float *x, float sgn, int n) {
+    float m = -INFINITY;
+    int i;
+    for (i = 0; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    return m;
+}
+
+static void lc__colmax_ref(const float *x, float *mx, int rows, int w) {
+    int r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < w; c++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
+}
+
+static void lc__colexp_ref(float *x, const float *sub, float *sum, int rows, int w) {
+    int r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < w; c++) {
+            float *e = x + (size_t)r * w + c;
+            *e = expf(*e - sub[c]);
+            sum[c] += *e;
+        }
+}
+
+static void lc__colmul_ref(float *x, const float *a, int rows, int w) {
+    int r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < w; c++) x[(size_t)r * w + c] *= a[c];
 }
 
 static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, int n) {
@@ -1251,6 +1286,41 @@ LC__TARGET_AVX2 static void lc__axpy_avx2(float *y, float a, const float *x, int
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i),
                                                 _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+LC__TARGET_AVX2 static float lc__max_avx2(const float *x, float sgn, int n) {
+    __m256 vs = _mm256_set1_ps(sgn), m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    float lanes[8], m;
+    int i = 0, l;
+    for (; i + 16 <= n; i += 16) {
+        m0 = _mm256_max_ps(m0, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i)));
+        m1 = _mm256_max_ps(m1, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i + 8)));
+    }
+    for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(m0, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i)));
+    _mm256_storeu_ps(lanes, _mm256_max_ps(m0, m1));
+    m = lanes[0];
+    for (l = 1; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
+    for (; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    return m;
+}
+
+LC__TARGET_AVX512 static float lc__max_avx512(const float *x, float sgn, int n) {
+    __m512 vs = _mm512_set1_ps(sgn), m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    float lanes[16], m;
+    int i = 0, l;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm512_max_ps(m0, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i)));
+        m1 = _mm512_max_ps(m1, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i + 16)));
+    }
+    for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(m0, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i)));
+    if (i < n) {  // masked tail: the other lanes keep -inf
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
+        m1 = _mm512_mask_max_ps(m1, k, m1, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + i)));
+    }
+    _mm512_storeu_ps(lanes, _mm512_max_ps(m0, m1));
+    m = lanes[0];
+    for (l = 1; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;
+    return m;
 }
 
 LC__TARGET_AVX512 static float lc__dot_avx512(const float *a, const float *b, int n) {
@@ -1327,6 +1397,48 @@ LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float s
     return (double)s;
 }
 
+LC__TARGET_AVX2 static void lc__colmax_avx2(const float *x, float *mx, int rows, int w) {
+    int r, c;
+    for (c = 0; c + 8 <= w; c += 8) {
+        __m256 m = _mm256_loadu_ps(mx + c);
+        for (r = 0; r < rows; r++) m = _mm256_max_ps(_mm256_loadu_ps(x + (size_t)r * w + c), m);
+        _mm256_storeu_ps(mx + c, m);
+    }
+    for (; c < w; c++)
+        for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
+}
+
+LC__TARGET_AVX2 static void lc__colmul_avx2(float *x, const float *a, int rows, int w) {
+    int r, c;
+    for (r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * w;
+        for (c = 0; c + 8 <= w; c += 8)
+            _mm256_storeu_ps(xr + c, _mm256_mul_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(a + c)));
+        for (; c < w; c++) xr[c] *= a[c];
+    }
+}
+
+LC__TARGET_AVX2 static void lc__colexp_avx2(float *x, const float *sub, float *sum, int rows,
+                                            int w) {
+    int r, c;
+    for (c = 0; c + 8 <= w; c += 8) {
+        __m256 vb = _mm256_loadu_ps(sub + c), acc = _mm256_loadu_ps(sum + c);
+        for (r = 0; r < rows; r++) {
+            float *e = x + (size_t)r * w + c;
+            __m256 v = lc__exp256(_mm256_sub_ps(_mm256_loadu_ps(e), vb));
+            _mm256_storeu_ps(e, v);
+            acc = _mm256_add_ps(acc, v);
+        }
+        _mm256_storeu_ps(sum + c, acc);
+    }
+    for (; c < w; c++)
+        for (r = 0; r < rows; r++) {
+            float *e = x + (size_t)r * w + c;
+            *e = expf(*e - sub[c]);
+            sum[c] += *e;
+        }
+}
+
 LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     __m512 k, r, p, r2;
     // masked forms with an explicit source: GCC 12's C++ build warns about the
@@ -1368,6 +1480,48 @@ LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, flo
     for (l = 0; l < 16; l++) s += lanes[l];
     return (double)s;
 }
+
+LC__TARGET_AVX512 static void lc__colmax_avx512(const float *x, float *mx, int rows, int w) {
+    int r, c;
+    for (c = 0; c + 16 <= w; c += 16) {
+        __m512 m = _mm512_loadu_ps(mx + c);
+        for (r = 0; r < rows; r++) m = _mm512_max_ps(_mm512_loadu_ps(x + (size_t)r * w + c), m);
+        _mm512_storeu_ps(mx + c, m);
+    }
+    for (; c < w; c++)
+        for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
+}
+
+LC__TARGET_AVX512 static void lc__colmul_avx512(float *x, const float *a, int rows, int w) {
+    int r, c;
+    for (r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * w;
+        for (c = 0; c + 16 <= w; c += 16)
+            _mm512_storeu_ps(xr + c, _mm512_mul_ps(_mm512_loadu_ps(xr + c), _mm512_loadu_ps(a + c)));
+        for (; c < w; c++) xr[c] *= a[c];
+    }
+}
+
+LC__TARGET_AVX512 static void lc__colexp_avx512(float *x, const float *sub, float *sum, int rows,
+                                                int w) {
+    int r, c;
+    for (c = 0; c + 16 <= w; c += 16) {
+        __m512 vb = _mm512_loadu_ps(sub + c), acc = _mm512_loadu_ps(sum + c);
+        for (r = 0; r < rows; r++) {
+            float *e = x + (size_t)r * w + c;
+            __m512 v = lc__exp512(_mm512_sub_ps(_mm512_loadu_ps(e), vb));
+            _mm512_storeu_ps(e, v);
+            acc = _mm512_add_ps(acc, v);
+        }
+        _mm512_storeu_ps(sum + c, acc);
+    }
+    for (; c < w; c++)
+        for (r = 0; r < rows; r++) {
+            float *e = x + (size_t)r * w + c;
+            *e = expf(*e - sub[c]);
+            sum[c] += *e;
+        }
+}
 #endif
 
 #if defined(LC__NEON)
@@ -1390,15 +1544,52 @@ static void lc__axpy_neon(float *y, float a, const float *x, int n) {
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
     for (; i < n; i++) y[i] += a * x[i];
 }
+
+static void lc__colmax_neon(const float *x, float *mx, int rows, int w) {
+    int r, c;
+    for (c = 0; c + 4 <= w; c += 4) {
+        float32x4_t m = vld1q_f32(mx + c);
+        for (r = 0; r < rows; r++) m = vmaxq_f32(vld1q_f32(x + (size_t)r * w + c), m);
+        vst1q_f32(mx + c, m);
+    }
+    for (; c < w; c++)
+        for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
+}
+
+static void lc__colmul_neon(float *x, const float *a, int rows, int w) {
+    int r, c;
+    for (r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * w;
+        for (c = 0; c + 4 <= w; c += 4) vst1q_f32(xr + c, vmulq_f32(vld1q_f32(xr + c), vld1q_f32(a + c)));
+        for (; c < w; c++) xr[c] *= a[c];
+    }
+}
+
+static float lc__max_neon(const float *x, float sgn, int n) {
+    float32x4_t m0 = vdupq_n_f32(-INFINITY);
+    float m;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) m0 = vmaxq_f32(m0, vmulq_n_f32(vld1q_f32(x + i), sgn));
+    m = vmaxvq_f32(m0);
+    for (; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    return m;
+}
 #endif
 
-static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref, lc__exp_sum_ref};
+static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref, lc__exp_sum_ref, lc__max_ref,
+                                        lc__colmax_ref, lc__colexp_ref, lc__colmul_ref};
 #if defined(LC__X86)
-static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2, lc__exp_sum_avx2};
-static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512, lc__exp_sum_avx512};
+static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2, lc__exp_sum_avx2,
+                                         lc__max_avx2, lc__colmax_avx2, lc__colexp_avx2,
+                                         lc__colmul_avx2};
+static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512, lc__exp_sum_avx512,
+                                           lc__max_avx512, lc__colmax_avx512, lc__colexp_avx512,
+                                           lc__colmul_avx512};
 #endif
 #if defined(LC__NEON)
-static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon, lc__exp_sum_ref};
+static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon, lc__exp_sum_ref,
+                                         lc__max_neon, lc__colmax_neon, lc__colexp_ref,
+                                         lc__colmul_neon};
 #endif
 
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
@@ -1420,6 +1611,34 @@ static size_t lc__mm_ws_floats(int M, int N, int K);
 static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
                    int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
                    size_t ldb, float *ws);
+
+// Kernels that reuse one operand across many products pack it once and call
+// the register micro-kernel directly (>>impl-gemm): lc__pk_for gives the
+// register tile (mr x nr; 0 for the scalar definition) and the micro-kernel,
+// ukr(kc, pa, pb, c, ldc, alpha, beta): c (mr x nr, row stride ldc) = alpha
+// pa pb + beta c (beta 0: c is not read). op(A) (rows x kc; ta: A is kc x
+// rows) packs into ceil(rows/mr) panels of mr kc floats, op(B) (kc x cols; tb:
+// B is cols x kc) into ceil(cols/nr) panels of nr kc, zero-padded; lc__pk_mm
+// multiplies such panels (sa, sb: floats from one panel to the next) over
+// whole tiles, so C needs ceil(rows/mr) mr rows, ceil(cols/nr) nr columns.
+// kc <= LC__PK_KC.
+#define LC__PK_KC 256
+struct lc__gemm_kind;
+typedef struct lc__pk {
+    const struct lc__gemm_kind *kd;
+    void (*ukr)(int kc, const float *pa, const float *pb, float *c, size_t ldc, float alpha,
+                float beta);
+    int mr, nr;
+} lc__pk;
+static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk);
+static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
+                     int kc);
+static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, int tb, int cols,
+                     int kc);
+static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                      int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
+                      float beta);
+static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
 
 // >>fmap
 // phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
@@ -1489,12 +1708,8 @@ static void lc__fmap_act(const lc__prims *P, int fast, float *out, const float *
                          const lc_fmap_cfg *cfg) {
     int c, two = lc__fmap_twohalves(cfg);
     if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
-        float mx = z[0], mn = z[0];
+        float mx = P->max(z, 1.0f, f), mn = -P->max(z, -1.0f, f);
         double s1, s2 = 0;
-        for (c = 1; c < f; c++) {
-            if (z[c] > mx) mx = z[c];
-            if (z[c] < mn) mn = z[c];
-        }
         s1 = P->exp_sum(out, z, 1.0f, mx, f);               // exp(z - max z)
         if (two) s2 = P->exp_sum(out + f, z, -1.0f, -mn, f);  // exp(min z - z)
         if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
@@ -1530,18 +1745,83 @@ static int lc__fmap_rows(int D, int f) {
     return 0;
 }
 
+// Fast form: per head, W_h (and W_h^T for dX) packed once; blocks of rb rows
+// (rb <= LC__PK_KC, a multiple of mr) of X packed and multiplied by the
+// micro-kernel. Scratch of one task, or 0 when the form does not apply.
+typedef struct lc__fm_plan {
+    lc__pk pk;
+    int rb, fp, Dp;  // rows per block, f and D padded to whole column panels
+    size_t pw, pwt, px, z, dz, pxt, pdz, dwa, dxb;  // offsets (floats)
+    size_t floats;
+} lc__fm_plan;
+
+static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int bwd, int dx) {
+    size_t o = 0;
+    int rbp;
+    if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC ||
+        f > LC__PK_KC)
+        return 0;
+    p->rb = LC__PK_KC / p->pk.mr * p->pk.mr;
+    rbp = lc__pk_round(p->rb, p->pk.nr);
+    p->fp = lc__pk_round(f, p->pk.nr);
+    p->Dp = lc__pk_round(D, p->pk.nr);
+#define LC__FM_CUT(field, n) p->field = o; o += ((size_t)(n) + 15) / 16 * 16;
+    LC__FM_CUT(pw, (size_t)p->fp * D)
+    LC__FM_CUT(px, (size_t)p->rb * D)
+    LC__FM_CUT(z, (size_t)p->rb * p->fp)
+    LC__FM_CUT(pwt, bwd && dx ? (size_t)p->Dp * f : 0)
+    LC__FM_CUT(dz, bwd ? (size_t)p->rb * p->fp : 0)
+    LC__FM_CUT(pxt, bwd ? (size_t)lc__pk_round(D, p->pk.mr) * p->rb : 0)
+    LC__FM_CUT(pdz, bwd ? (size_t)p->fp * rbp : 0)
+    LC__FM_CUT(dwa, bwd ? (size_t)lc__pk_round(D, p->pk.mr) * p->fp : 0)
+    LC__FM_CUT(dxb, bwd && dx ? (size_t)p->rb * p->Dp : 0)
+#undef LC__FM_CUT
+    p->floats = o;
+    return 1;
+}
+
+// Z (nr x f, row stride fp) = X rows [i0, i0 + nr) W_h + b, W_h packed in ws.
+static void lc__fm_project(const lc__fm_plan *p, float *ws, const float *x_bh, int i0, int nr,
+                           int D, int f, const float *bias, float bb) {
+    float *Z = ws + p->z;
+    int c;
+    lc__pk_a(&p->pk, ws + p->px, x_bh + (size_t)i0 * D, (size_t)D, 0, nr, D);
+    lc__pk_mm(&p->pk, Z, (size_t)p->fp, ws + p->px, (size_t)p->pk.mr * D, nr, ws + p->pw,
+              (size_t)p->pk.nr * D, f, D, 1.0f, 0.0f);
+    if (bias)
+        for (c = 0; c < nr * p->fp; c++) Z[c] += bb;
+}
+
 LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
                         const float *bias, int B, int H, int Hx, int N, int D, int f,
                         const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     int F = lc_fmap_out_dim(cfg, f), bh, rb = lc__fmap_rows(D, f);
-    int fast = ctx->simd != LOLCATS_SIMD_SCALAR;
+    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
+    lc__fm_plan pl;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
+    use_pk = N > 1 && lc__fm_plan_for(ctx, &pl, D, f, 0, 0);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c, i0;
         const float *x_bh = x + ((size_t)b * Hx + xh) * N * D, *w_h = w + (size_t)h * D * f;
         float zbuf[1024], stk[LC__FMAP_STACK], bb = bias ? bias[h] : 0.0f;
+        float *ws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * pl.floats) : NULL;
+        if (ws) {  // the packed form (without scratch: the blocked form below)
+            lc__pk_b(&pl.pk, ws + pl.pw, w_h, (size_t)f, 0, f, D);
+            for (i0 = 0; i0 < N; i0 += pl.rb) {
+                int nr = N - i0 < pl.rb ? N - i0 : pl.rb;
+                lc__fm_project(&pl, ws, x_bh, i0, nr, D, f, bias, bb);
+                for (i = 0; i < nr; i++) {
+                    float *phi_bhi = phi + ((size_t)bh * N + i0 + i) * F;
+                    lc__fmap_act(P, fast, phi_bhi, ws + pl.z + (size_t)i * pl.fp, f, cfg);
+                    for (c = 0; c < F; c++)
+                        if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
+                }
+            }
+            LOLCATS_FREE(ws);
+            continue;
+        }
         for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
             int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
             float *Z = rb ? stk : zbuf;
@@ -1617,20 +1897,89 @@ static void lc__fmap_act_bwd(const lc__prims *P, int fast, float *dz, const floa
     }
 }
 
+// The packed form of lc_fmap_bwd for x head xh (scratch ws of pl.floats).
+static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
+                                float *dx, float *dw, float *dbias, const float *dphi,
+                                const float *x, const float *w, const float *bias, int B, int H,
+                                int Hx, int N, int D, int f, int xh, const lc_fmap_cfg *cfg) {
+    float out[2048], dout[2048];
+    int F = lc_fmap_out_dim(cfg, f), rep = H / Hx;
+    const lc__pk *pk = &pl->pk;
+    int b, r, i, c, d, i0, Dm = lc__pk_round(D, pk->mr);
+    for (r = 0; r < rep; r++) {
+        int h = xh * rep + r;
+        const float *w_h = w + (size_t)h * D * f;
+        float bb = bias ? bias[h] : 0.0f, *dwa = ws + pl->dwa;
+        lc__pk_b(pk, ws + pl->pw, w_h, (size_t)f, 0, f, D);
+        if (dx) lc__pk_b(pk, ws + pl->pwt, w_h, (size_t)f, 1, D, f);
+        memset(dwa, 0, sizeof(float) * (size_t)Dm * pl->fp);
+        for (b = 0; b < B; b++) {
+            const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
+            float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
+            for (i0 = 0; i0 < N; i0 += pl->rb) {
+                int nr = N - i0 < pl->rb ? N - i0 : pl->rb;
+                float *dZ = ws + pl->dz;
+                lc__fm_project(pl, ws, x_bh, i0, nr, D, f, bias, bb);
+                for (i = 0; i < nr; i++) {
+                    const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i0 + i) * F;
+                    const float *z = ws + pl->z + (size_t)i * pl->fp;
+                    float *dz = dZ + (size_t)i * pl->fp;
+                    lc__fmap_act(P, fast, out, z, f, cfg);
+                    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
+                    lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
+                    if (dbias) {
+                        double sb = 0;
+                        for (c = 0; c < f; c++) sb += (double)dz[c];
+                        dbias[h] += (float)sb;
+                    }
+                }
+                if (dw) {  // dW_h += X^T (D x nr) dZ (nr x f), in dwa
+                    lc__pk_a(pk, ws + pl->pxt, x_bh + (size_t)i0 * D, (size_t)D, 1, D, nr);
+                    lc__pk_b(pk, ws + pl->pdz, dZ, (size_t)pl->fp, 0, f, nr);
+                    lc__pk_mm(pk, dwa, (size_t)pl->fp, ws + pl->pxt, (size_t)pk->mr * nr, D,
+                              ws + pl->pdz, (size_t)pk->nr * nr, f, nr, 1.0f, 1.0f);
+                }
+                if (dx_bh) {  // dX (nr x D) += dZ (nr x f) W_h^T (f x D)
+                    float *dxb = ws + pl->dxb;
+                    lc__pk_a(pk, ws + pl->px, dZ, (size_t)pl->fp, 0, nr, f);
+                    lc__pk_mm(pk, dxb, (size_t)pl->Dp, ws + pl->px, (size_t)pk->mr * f, nr,
+                              ws + pl->pwt, (size_t)pk->nr * f, D, f, 1.0f, 0.0f);
+                    for (i = 0; i < nr; i++)
+                        for (d = 0; d < D; d++)
+                            dx_bh[(size_t)(i0 + i) * D + d] += dxb[(size_t)i * pl->Dp + d];
+                }
+            }
+        }
+        if (dw)
+            for (d = 0; d < D; d++)
+                for (c = 0; c < f; c++)
+                    dw[(size_t)h * D * f + (size_t)d * f + c] += dwa[(size_t)d * pl->fp + c];
+    }
+}
+
 LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         const float *dphi, const float *x, const float *w, const float *bias,
                         int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
-    int fast = ctx->simd != LOLCATS_SIMD_SCALAR;
+    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
+    lc__fm_plan pl;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
     // one task per x head: it owns dx of that head and dw of its query heads.
     // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
     // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
+    use_pk = N > 1 && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
     LC__OMP_FOR
     for (xh = 0; xh < Hx; xh++) {
         float zrow[1024], out[2048], dout[2048], dzrow[1024], stk[LC__FMAP_STACK];
+        float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * pl.floats) : NULL;
         int b, r, i, c, d, i0;
+        if (pws) {  // the packed form (without scratch: the blocked form below)
+            lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi, x, w, bias, B, H, Hx, N, D,
+                                f, xh, cfg);
+            LOLCATS_FREE(pws);
+            continue;
+        }
         for (r = 0; r < rep; r++) {
             int h = xh * rep + r;
             const float *w_h = w + (size_t)h * D * f;
@@ -1691,58 +2040,146 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
 
 static float lc__attn_scale(int D) { return (float)(1.0 / sqrt((double)D)); }
 
-// Fast form: flash-style tiles of LC__SM_TILE queries x LC__SM_TILE keys.
-// S = Q_r K_c^T / sqrt(D) by the small GEMM, the running row maximum m and sum
-// l are rescaled when the maximum grows, Y_r += exp(S - m) V_c by the GEMM; no
-// N x N buffer, keys read once per query tile. Returns 0 if its scratch could
-// not be allocated (the caller falls back to the row-by-row reference).
-#define LC__SM_TILE 64
-
-static int lc__softmax_fwd_tiles(const lc_ctx *ctx, const lc__prims *P, float *y_bh,
-                                 float *lse_bh, const float *q_bh, const float *k_bg,
-                                 const float *v_bg, int N, int D, float scale) {
-    const int T = LC__SM_TILE;
-    size_t w1 = lc__mm_ws_floats(T, T, D), w2 = lc__mm_ws_floats(T, D, T);
-    float *S = (float *)LOLCATS_MALLOC(sizeof(float) * ((size_t)T * T + (w1 > w2 ? w1 : w2)));
-    float m[LC__SM_TILE];
-    double l[LC__SM_TILE];
-    int r0, c0, i, d;
-    if (!S) return 0;
-    for (r0 = 0; r0 < N; r0 += T) {
-        int nr = N - r0 < T ? N - r0 : T;
-        float *y_r = y_bh + (size_t)r0 * D;
-        memset(y_r, 0, sizeof(float) * (size_t)nr * D);
-        for (i = 0; i < nr; i++) { m[i] = -INFINITY; l[i] = 0; }
-        for (c0 = 0; c0 < r0 + nr; c0 += T) {  // c0 <= r0: every row has a key here
-            int nc = r0 + nr - c0 < T ? r0 + nr - c0 : T;
-            lc__mm(ctx, S, q_bh + (size_t)r0 * D, k_bg + (size_t)c0 * D, nr, nc, D, 0, 1, scale,
-                   0.0f, (size_t)T, (size_t)D, (size_t)D, S + (size_t)T * T);
-            for (i = 0; i < nr; i++) {
-                float *s_i = S + (size_t)i * T, mx = m[i];
-                int nv = r0 + i - c0 + 1 < nc ? r0 + i - c0 + 1 : nc, j;
-                for (j = 0; j < nv; j++) mx = s_i[j] > mx ? s_i[j] : mx;
-                if (mx > m[i]) {
-                    float a = expf(m[i] - mx);  // 0 on the first tile
-                    if (c0) {
-                        float *yi = y_r + (size_t)i * D;
-                        for (d = 0; d < D; d++) yi[d] *= a;
-                    }
-                    l[i] *= (double)a;
-                    m[i] = mx;
-                }
-                l[i] += P->exp_sum(s_i, s_i, 1.0f, m[i], nv);
-                for (j = nv; j < nc; j++) s_i[j] = 0.0f;
-            }
-            lc__mm(ctx, y_r, S, v_bg + (size_t)c0 * D, nr, D, nc, 0, 0, 1.0f, 1.0f, (size_t)D,
-                   (size_t)T, (size_t)D, S + (size_t)T * T);
+// Row-by-row reference of query rows [i0, i1) of one head.
+static void lc__softmax_rows(const lc__prims *P, float *y_bh, float *lse_bh, const float *q_bh,
+                             const float *k_bg, const float *v_bg, int i0, int i1, int D,
+                             float scale) {
+    int i, j, d;
+    for (i = i0; i < i1; i++) {
+        const float *q_bhi = q_bh + (size_t)i * D;
+        float *y_bhi = y_bh + (size_t)i * D, m = -INFINITY;
+        double sum = 0;
+        for (j = 0; j <= i; j++) {
+            float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+            if (s > m) m = s;
         }
-        for (i = 0; i < nr; i++) {
-            float *yi = y_r + (size_t)i * D;
-            for (d = 0; d < D; d++) yi[d] = (float)((double)yi[d] / l[i]);
-            if (lse_bh) lse_bh[r0 + i] = m[i] + (float)log(l[i]);
+        for (d = 0; d < D; d++) y_bhi[d] = 0;
+        for (j = 0; j <= i; j++) {
+            float e = expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - m);
+            sum += (double)e;
+            P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
         }
+        for (d = 0; d < D; d++) y_bhi[d] = (float)((double)y_bhi[d] / sum);
+        if (lse_bh) lse_bh[i] = m + (float)log(sum);
     }
-    LOLCATS_FREE(S);
+}
+
+// Fast form: flash-style tiles, transposed so that every row statistic is a
+// vector over queries. The hs query heads that share a kv head are stacked
+// (hs x nr queries, M in all) and packed once per tile as the right operand;
+// per block of tk keys (K_c and V_c packed once for all M queries):
+//   S^T = K_c Q^T / sqrt(D), written straight into the packed layout of the
+//   next product; m = max(m, column max of S^T); Y^T, l rescaled by
+//   exp(m_old - m) where m grew; S^T = exp(S^T - m), l += its column sums;
+//   Y^T += V_c^T S^T.
+// No N x N buffer; each query row is computed by one task in a fixed order,
+// so the thread count does not change results.
+typedef struct lc__sm_plan {
+    lc__pk pk;
+    int hs, tq, tk, ntile, ngrp;  // heads stacked, rows per head, keys per block, tiles, groups
+    int Mq, tka, Dp;              // padded queries, keys, head width
+    size_t bytes;                 // scratch of one task
+} lc__sm_plan;
+
+static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, int D) {
+    int a, b, t, u;
+    if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC) return 0;
+    for (p->hs = rep < 8 ? rep : 8; rep % p->hs; p->hs--) {}  // largest divisor of rep <= 8
+    for (a = p->pk.nr, b = p->hs; b; a = b, b = t) t = a % b;  // a = gcd(nr, hs)
+    u = p->pk.nr / a;  // tq a multiple of u: hs tq fills whole column panels
+    p->tq = u <= 64 ? 64 / u * u : u;
+    p->tk = lc__pk_round(64, p->pk.mr);
+    p->ntile = (N + p->tq - 1) / p->tq;
+    p->ngrp = rep / p->hs;
+    p->Mq = lc__pk_round(p->hs * p->tq, p->pk.nr);
+    p->tka = lc__pk_round(p->tk, p->pk.mr);
+    p->Dp = lc__pk_round(D, p->pk.mr);
+    p->bytes = sizeof(float) * ((size_t)p->Mq * D + (size_t)p->tka * D +
+                                (size_t)p->Mq * p->tka + (size_t)p->Dp * p->tk +
+                                (size_t)p->Dp * p->Mq + 4 * (size_t)p->Mq) +
+               sizeof(double) * (size_t)p->Mq + 64;
+    return 1;
+}
+
+// Sets the entries of S^T (packed: query n in panel n / nr, lane n % nr) whose
+// key c0 + kk comes after query r0 + i of any stacked head to val.
+static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0, int nc,
+                        float val) {
+    const int NR = p->pk.nr;
+    int kk, j, i;
+    for (kk = r0 + 1 - c0 > 0 ? r0 + 1 - c0 : 0; kk < nc; kk++)
+        for (j = 0; j < p->hs; j++)
+            for (i = c0 + kk - r0 < nr ? c0 + kk - r0 - 1 : nr - 1; i >= 0; i--) {
+                int n = j * nr + i;
+                st[(size_t)(n / NR) * NR * p->tka + (size_t)kk * NR + n % NR] = val;
+            }
+}
+
+// Tile `tile` of heads [h0, h0 + hs) of batch b (kv head g). Returns 0 if its
+// scratch could not be allocated.
+static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float *y, float *lse,
+                                const float *q, const float *k_bg, const float *v_bg, int b,
+                                int H, int h0, int tile, int N, int D, float scale) {
+    const lc__pk *pk = &p->pk;
+    const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
+    int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
+    int c0, n, j, d, kk;
+    char *mem = (char *)LOLCATS_MALLOC(p->bytes);
+    float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs;
+    double *l;
+    if (!mem) return 0;
+    l = (double *)mem;
+    pq = (float *)(l + Mq);
+    pkc = pq + (size_t)Mq * D;
+    st = pkc + (size_t)p->tka * D;
+    pv = st + (size_t)Mq * p->tka;
+    yt = pv + (size_t)p->Dp * p->tk;
+    m = yt + (size_t)p->Dp * Mq;
+    mn = m + Mq;
+    al = mn + Mq;
+    bs = al + Mq;
+    for (j = 0; j < p->hs; j++)  // the stacked Q rows, through yt as a staging area
+        memcpy(yt + (size_t)j * nr * D, q + (((size_t)b * H + h0 + j) * N + r0) * D,
+               sizeof(float) * (size_t)nr * D);
+    lc__pk_b(pk, pq, yt, (size_t)D, 1, M, D);
+    memset(yt, 0, sizeof(float) * (size_t)p->Dp * Mq);
+    for (n = 0; n < Mq; n++) { m[n] = -INFINITY; l[n] = 0; }
+    for (c0 = 0; c0 < r0 + nr; c0 += p->tk) {
+        int nc = r0 + nr - c0 < p->tk ? r0 + nr - c0 : p->tk, grew = 0;
+        lc__pk_a(pk, pkc, k_bg + (size_t)c0 * D, (size_t)D, 0, nc, D);
+        for (j = 0; j * NR < M; j++)  // S^T: panel j of queries holds nc rows of NR
+            for (kk = 0; kk < nc; kk += MR)
+                pk->ukr(D, pkc + (size_t)kk * D, pq + (size_t)j * NR * D,
+                        st + (size_t)j * NR * p->tka + (size_t)kk * NR, (size_t)NR, scale, 0.0f);
+        lc__sm_mask(p, st, r0, nr, c0, nc, -INFINITY);  // keys after a query
+        memcpy(mn, m, sizeof(float) * (size_t)Mq);
+        for (j = 0; j * NR < M; j++) P->colmax(st + (size_t)j * NR * p->tka, mn + j * NR, nc, NR);
+        for (n = 0; n < Mq; n++) {
+            al[n] = 1.0f;
+            if (mn[n] > m[n]) {  // the first block of a query: l = 0, nothing to rescale
+                al[n] = expf(m[n] - mn[n]);
+                grew |= l[n] > 0;
+                l[n] *= (double)al[n];
+                m[n] = mn[n];
+            }
+            bs[n] = 0.0f;
+        }
+        if (grew) P->colmul(yt, al, D, Mq);
+        for (j = 0; j * NR < M; j++)
+            P->colexp(st + (size_t)j * NR * p->tka, m + j * NR, bs + j * NR, nc, NR);
+        lc__sm_mask(p, st, r0, nr, c0, nc, 0.0f);  // the vector exp of -inf is not 0
+        for (n = 0; n < M; n++) l[n] += (double)bs[n];
+        lc__pk_a(pk, pv, v_bg + (size_t)c0 * D, (size_t)D, 1, D, nc);
+        lc__pk_mm(pk, yt, (size_t)Mq, pv, (size_t)MR * nc, D, st, (size_t)NR * p->tka, M, nc,
+                  1.0f, 1.0f);
+    }
+    for (n = 0; n < M; n++) {
+        int h = h0 + n / nr, i = r0 + n % nr;
+        float *yi = y + (((size_t)b * H + h) * N + i) * D;
+        for (d = 0; d < D; d++) yi[d] = (float)((double)yt[(size_t)d * Mq + n] / l[n]);
+        if (lse) lse[((size_t)b * H + h) * N + i] = m[n] + (float)log(l[n]);
+    }
+    LOLCATS_FREE(mem);
     return 1;
 }
 
@@ -1751,35 +2188,34 @@ LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const f
                                 int D) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
-    int bh;
+    lc__sm_plan pl;
+    int bh, t;
     LOLCATS_ASSERT(H % Hk == 0);
+    if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
+        int groups = B * Hk * pl.ngrp;
+        LC__OMP_FOR
+        for (t = 0; t < groups * pl.ntile; t++) {  // the longest (last) tiles first
+            int tile = pl.ntile - 1 - t / groups, gr = t % groups, b = gr / (Hk * pl.ngrp);
+            int g = gr / pl.ngrp % Hk, h0 = g * (H / Hk) + gr % pl.ngrp * pl.hs, j;
+            const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+            const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+            if (lc__softmax_fwd_tile(&pl, P, y, lse, q, k_bg, v_bg, b, H, h0, tile, N, D, scale))
+                continue;
+            for (j = 0; j < pl.hs; j++) {  // no scratch: this tile's rows by the reference
+                size_t bhj = (size_t)b * H + h0 + j;
+                int r0 = tile * pl.tq, r1 = r0 + pl.tq < N ? r0 + pl.tq : N;
+                lc__softmax_rows(P, y + bhj * N * D, lse ? lse + bhj * N : NULL, q + bhj * N * D,
+                                 k_bg, v_bg, r0, r1, D, scale);
+            }
+        }
+        return;
+    }
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        if (ctx->simd != LOLCATS_SIMD_SCALAR &&
-            lc__softmax_fwd_tiles(ctx, P, y + (size_t)bh * N * D, lse ? lse + (size_t)bh * N : NULL,
-                                  q + (size_t)bh * N * D, k_bg, v_bg, N, D, scale))
-            continue;
-        for (i = 0; i < N; i++) {
-            const float *q_bhi = q + (((size_t)b * H + h) * N + i) * D;
-            float *y_bhi = y + (((size_t)b * H + h) * N + i) * D;
-            float m = -INFINITY;
-            double sum = 0;
-            for (j = 0; j <= i; j++) {
-                float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
-                if (s > m) m = s;
-            }
-            for (d = 0; d < D; d++) y_bhi[d] = 0;
-            for (j = 0; j <= i; j++) {
-                float e = expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - m);
-                sum += (double)e;
-                P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
-            }
-            for (d = 0; d < D; d++) y_bhi[d] = (float)((double)y_bhi[d] / sum);
-            if (lse) lse[((size_t)b * H + h) * N + i] = m + (float)log(sum);
-        }
+        int b = bh / H, h = bh % H, g = h / (H / Hk);
+        lc__softmax_rows(P, y + (size_t)bh * N * D, lse ? lse + (size_t)bh * N : NULL,
+                         q + (size_t)bh * N * D, k + ((size_t)b * Hk + g) * N * D,
+                         v + ((size_t)b * Hk + g) * N * D, 0, N, D, scale);
     }
 }
 
@@ -2336,7 +2772,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int bh;
+    int bh, fast = ctx->simd != LOLCATS_SIMD_SCALAR;
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, jst = 0;
@@ -2344,7 +2780,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
         const float *phik_bh = phik + (size_t)bh * N * F;
-        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f, lgam = logf(gam);
         lc__hyb_buf hb;
         double dsum[LC__HYB_ROWS];
         lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
@@ -2379,12 +2815,18 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                 double sum = 0;
                 lc__hybrid_range(cfg, N, i, &j0, &both);
                 jl = both ? i + 1 : j0;
-                for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
                 for (j = kw0; j < j0; j++) wt_i[j - kw0] = 0;
-                for (j = j0; j <= i; j++) {
-                    float e = gam * expf(sc_i[j - kw0] - mx);
-                    wt_i[j - kw0] = e;
-                    sum += (double)e;
+                if (fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
+                    mx = P->max(sc_i + (j0 - kw0), 1.0f, i - j0 + 1);
+                    sum = P->exp_sum(wt_i + (j0 - kw0), sc_i + (j0 - kw0), 1.0f, mx - lgam,
+                                     i - j0 + 1);
+                } else {
+                    for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                    for (j = j0; j <= i; j++) {
+                        float e = gam * expf(sc_i[j - kw0] - mx);
+                        wt_i[j - kw0] = e;
+                        sum += (double)e;
+                    }
                 }
                 for (j = i + 1; j < r1; j++) wt_i[j - kw0] = 0;
                 for (j = jA; j < jl; j++) {
@@ -2681,7 +3123,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int gg, rep = H / Hk;
+    int gg, rep = H / Hk, fast = ctx->simd != LOLCATS_SIMD_SCALAR;
     LC__OMP_FOR
     // one task per kv head, batches in order inside it: dwf (per query head)
     // is shared by every batch element, so it must not be split across tasks
@@ -2747,10 +3189,15 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     double dm = 0;
                     lc__hybrid_range(cfg, N, i, &j0, &both);
                     jl = both ? i + 1 : j0;
-                    for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                    if (fast) {  // exp(s - m) by the vector exp, into wt first
+                        mx = P->max(sc_i + (j0 - kw0), 1.0f, i - j0 + 1);
+                        P->exp_sum(wt_i + (j0 - kw0), sc_i + (j0 - kw0), 1.0f, mx, i - j0 + 1);
+                    } else {
+                        for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                    }
                     for (j = kw0; j < j0; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
                     for (j = j0; j <= i; j++) {
-                        float s = sc_i[j - kw0], ex = expf(s - mx), e = gam * ex;
+                        float s = sc_i[j - kw0], ex = fast ? wt_i[j - kw0] : expf(s - mx), e = gam * ex;
                         float dW = d1_i[j - kw0] + cd[ii], t = dW * e;
                         tie[j - kw0] = s == mx;
                         nmax += s == mx;
@@ -4502,11 +4949,23 @@ typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, float *c, s
                            float alpha, float bc);
 typedef void (*lc__widen_fn)(float *dst, const void *src, lc_dtype dt, size_t off, int n);
 
+// dst[c ldd + r] = src[r lds + c] for r < rows, c < cols (a transpose)
+typedef void (*lc__tpose_fn)(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                             int cols);
+
 typedef struct lc__gemm_kind {
     int mr, nr, mc, nci, mch, nch;  // register tile, cache blocks, outer chunks
     lc__ukr_fn ukr;
     lc__widen_fn widen;
+    lc__tpose_fn tpose;
 } lc__gemm_kind;
+
+static void lc__tpose_ref(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                          int cols) {
+    int r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
 
 // One element of a weight operand as float32.
 static float lc__wload(const void *src, lc_dtype dt, size_t i) {
@@ -4553,8 +5012,8 @@ static void lc__gemm_ref(float *C, const float *A, const void *B, lc_dtype bt, i
 }
 
 // One MR-row panel of op(A): dst[k*MR + r] = op(A)(i0 + r, p0 + k), rows >= `rows` zero.
-static void lc__pack_a(float *dst, const float *A, size_t lda, int ta, int i0, int rows,
-                       int p0, int kc, int MR) {
+static void lc__pack_a(lc__tpose_fn tpose, float *dst, const float *A, size_t lda, int ta, int i0,
+                       int rows, int p0, int kc, int MR) {
     int k, r;
     if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
         for (k = 0; k < kc; k++) {
@@ -4564,11 +5023,8 @@ static void lc__pack_a(float *dst, const float *A, size_t lda, int ta, int i0, i
             for (; r < MR; r++) d[r] = 0;
         }
     } else {
-        for (r = 0; r < rows; r++) {
-            const float *s = A + (size_t)(i0 + r) * lda + p0;
-            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = s[k];
-        }
-        for (; r < MR; r++)
+        tpose(dst, (size_t)MR, A + (size_t)i0 * lda + p0, lda, rows, kc);
+        for (r = rows; r < MR; r++)
             for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0;
     }
 }
@@ -4577,7 +5033,11 @@ static void lc__pack_a(float *dst, const float *A, size_t lda, int ta, int i0, i
 static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dtype bt,
                        size_t ldb, int tb, int j0, int cols, int p0, int kc) {
     int NR = kd->nr, k, n;
-    if (tb) {  // op(B)(k,n) = B[n ldb + k]: widen a row of B, scatter it
+    if (tb && bt == LOLCATS_DTYPE_F32) {  // op(B)(k,n) = B[n ldb + k]: a transpose
+        kd->tpose(dst, (size_t)NR, (const float *)B + (size_t)j0 * ldb + p0, ldb, cols, kc);
+        for (n = cols; n < NR; n++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
+    } else if (tb) {  // widen a row of B, scatter it
         float tmp[LC__GEMM_KC];
         for (n = 0; n < cols; n++) {
             const float *s = tmp;
@@ -4708,6 +5168,95 @@ __attribute__((target("avx2,fma,f16c"))) static void lc__widen_avx2(float *dst, 
     }
     if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define LC__UNROLL16 _Pragma("GCC unroll 16")  // keeps the block in registers
+#else
+#define LC__UNROLL16
+#endif
+
+// Transposes by 16 x 16 (AVX-512) or 8 x 8 (AVX2) blocks in registers:
+// unpack pairs of rows, then pairs of pairs, then gather the 128-bit lanes.
+LC__TARGET_AVX512 static void lc__tpose_avx512(float *dst, size_t ldd, const float *src,
+                                               size_t lds, int rows, int cols) {
+    int r0, c0, i;
+    for (r0 = 0; r0 < rows; r0 += 16)
+        for (c0 = 0; c0 < cols; c0 += 16) {
+            int nr = rows - r0 < 16 ? rows - r0 : 16, nc = cols - c0 < 16 ? cols - c0 : 16;
+            __mmask16 kc = (__mmask16)((1u << nc) - 1u), kr = (__mmask16)((1u << nr) - 1u);
+            __m512 r[16], t[16];
+            LC__UNROLL16
+            for (i = 0; i < 16; i++)
+                r[i] = i < nr ? _mm512_maskz_loadu_ps(kc, src + (size_t)(r0 + i) * lds + c0)
+                              : _mm512_setzero_ps();
+            LC__UNROLL16
+            for (i = 0; i < 16; i += 2) {
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            LC__UNROLL16
+            for (i = 0; i < 16; i += 4) {
+                __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+                __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+            }
+            // r[4g + j], 128-bit lane l: column 4 l + j of rows 4g .. 4g + 3
+            LC__UNROLL16
+            for (i = 0; i < 4; i++) {
+                __m512 v0 = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x44);
+                __m512 v1 = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xEE);
+                __m512 w0 = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x44);
+                __m512 w1 = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xEE);
+                t[i] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+                t[4 + i] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+                t[8 + i] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+                t[12 + i] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+            }
+            LC__UNROLL16
+            for (i = 0; i < 16; i++)
+                if (i < nc) _mm512_mask_storeu_ps(dst + (size_t)(c0 + i) * ldd + r0, kr, t[i]);
+        }
+}
+
+LC__TARGET_AVX2 static void lc__tpose_avx2(float *dst, size_t ldd, const float *src, size_t lds,
+                                           int rows, int cols) {
+    int r0, c0, i;
+    for (r0 = 0; r0 + 8 <= rows; r0 += 8)
+        for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
+            __m256 r[8], t[8];
+            LC__UNROLL16
+            for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (size_t)(r0 + i) * lds + c0);
+            LC__UNROLL16
+            for (i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            LC__UNROLL16
+            for (i = 0; i < 8; i += 4) {
+                __m256d a = _mm256_castps_pd(t[i]), b = _mm256_castps_pd(t[i + 1]);
+                __m256d c = _mm256_castps_pd(t[i + 2]), d = _mm256_castps_pd(t[i + 3]);
+                r[i] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
+                r[i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
+                r[i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
+                r[i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
+            }
+            LC__UNROLL16
+            for (i = 0; i < 4; i++) {
+                _mm256_storeu_ps(dst + (size_t)(c0 + i) * ldd + r0,
+                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x20));
+                _mm256_storeu_ps(dst + (size_t)(c0 + 4 + i) * ldd + r0,
+                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x31));
+            }
+        }
+    // the edges: rows past the last whole 8, then columns past it
+    if (r0 < rows) lc__tpose_ref(dst + r0, ldd, src + (size_t)r0 * lds, lds, rows - r0, cols);
+    if (cols % 8 && r0 > 0)
+        lc__tpose_ref(dst + (size_t)(cols / 8 * 8) * ldd, ldd, src + cols / 8 * 8, lds, r0,
+                      cols % 8);
+}
 #endif
 
 #if defined(LC__NEON)
@@ -4751,15 +5300,15 @@ static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
 #if defined(LC__X86)
     static const lc__gemm_kind k512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
-                                       lc__ukr_avx512, lc__widen_avx512};
+                                       lc__ukr_avx512, lc__widen_avx512, lc__tpose_avx512};
     static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
-                                       lc__ukr_avx2, lc__widen_avx2};
+                                       lc__ukr_avx2, lc__widen_avx2, lc__tpose_avx2};
     if (s == LOLCATS_SIMD_AVX512) return &k512;
     if (s == LOLCATS_SIMD_AVX2) return &k256;
 #endif
 #if defined(LC__NEON)
     static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
-                                        lc__ukr_neon, lc__widen_ref};
+                                        lc__ukr_neon, lc__widen_ref, lc__tpose_ref};
     if (s == LOLCATS_SIMD_NEON) return &kneon;
 #endif
     (void)s;
@@ -4798,8 +5347,8 @@ static void lc__gemm_pack_task(const lc__gemm_step *st, int t) {
     int MR = st->kd->mr, NR = st->kd->nr;
     if (t < st->npa) {
         int r0 = t * MR, rows = st->mc - r0 < MR ? st->mc - r0 : MR;
-        lc__pack_a(st->pa + (size_t)t * MR * st->kc, st->A, st->lda, st->ta, st->ic + r0, rows,
-                   st->pc, st->kc, MR);
+        lc__pack_a(st->kd->tpose, st->pa + (size_t)t * MR * st->kc, st->A, st->lda, st->ta,
+                   st->ic + r0, rows, st->pc, st->kc, MR);
     } else {
         int c0 = (t - st->npa) * NR, cols = st->nc - c0 < NR ? st->nc - c0 : NR;
         lc__pack_b(st->kd, st->pb + (size_t)(t - st->npa) * NR * st->kc, st->B, st->bt, st->ldb,
@@ -4867,6 +5416,40 @@ static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, 
             }
         }
     }
+}
+
+static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk) {
+    pk->kd = lc__gemm_kind_for(ctx);
+    pk->ukr = pk->kd ? pk->kd->ukr : NULL;
+    pk->mr = pk->kd ? pk->kd->mr : 0;
+    pk->nr = pk->kd ? pk->kd->nr : 0;
+    return pk->kd != NULL;
+}
+
+static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
+                     int kc) {
+    int r0;
+    for (r0 = 0; r0 < rows; r0 += pk->mr)
+        lc__pack_a(pk->kd->tpose, dst + (size_t)r0 * kc, A, lda, ta, r0,
+                   rows - r0 < pk->mr ? rows - r0 : pk->mr, 0, kc, pk->mr);
+}
+
+static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, int tb, int cols,
+                     int kc) {
+    int c0;
+    for (c0 = 0; c0 < cols; c0 += pk->nr)
+        lc__pack_b(pk->kd, dst + (size_t)c0 * kc, B, LOLCATS_DTYPE_F32, ldb, tb, c0,
+                   cols - c0 < pk->nr ? cols - c0 : pk->nr, 0, kc);
+}
+
+static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                      int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
+                      float beta) {
+    int i, j;
+    for (j = 0; j * pk->nr < cols; j++)
+        for (i = 0; i * pk->mr < rows; i++)
+            pk->ukr(kc, pa + (size_t)i * sa, pb + (size_t)j * sb,
+                    C + (size_t)i * pk->mr * ldc + (size_t)j * pk->nr, ldc, alpha, beta);
 }
 
 LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,

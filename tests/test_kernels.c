@@ -84,6 +84,70 @@ static void compare_outs(const char *tag, const lc_ref_case *rc, const lc_ref_ou
     }
 }
 
+/* whether SIMD level runs on this CPU: x86 levels nest (AVX-512 machines run
+   AVX2 too); NEON stands alone */
+static int level_runs(int level, int best) {
+    return level == LOLCATS_SIMD_NEON ? best == level : best != LOLCATS_SIMD_NEON && level <= best;
+}
+
+/* The stacked softmax tiles and the packed feature-map forms against the
+   scalar reference, at the GQA ratios that choose different stackings (1, 2,
+   3, 4, 6, 8, 16 query heads per kv head), row counts across the tile edges,
+   odd head widths, with and without bias / dX. */
+static void tiles_vs_scalar(const lc_ctx *simd, const lc_ctx *ref) {
+    static const int shapes[][5] = {  /* B, H, Hk, N, D */
+        {1, 1, 1, 1, 8},   {1, 2, 1, 63, 13}, {2, 3, 1, 64, 16}, {1, 4, 1, 65, 17},
+        {1, 8, 2, 127, 9}, {1, 6, 1, 129, 20}, {1, 16, 1, 71, 8}, {1, 4, 4, 257, 33},
+        {2, 8, 2, 300, 64}};
+    int level = simd->simd, si;
+    printf("softmax tiles and packed feature maps (%s) vs scalar\n", lc_simd_name(level));
+    for (si = 0; si < (int)(sizeof shapes / sizeof shapes[0]); si++) {
+        int B = shapes[si][0], H = shapes[si][1], Hk = shapes[si][2], N = shapes[si][3];
+        int D = shapes[si][4], f = 3 + si * 5, F, bias = si % 2;
+        lc_fmap_cfg fm = lc_fmap_cfg_default();
+        size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nf, nw = (size_t)H * D * f;
+        float *q = randn(nq, 1.5f), *k = randn(nk, 1.5f), *v = randn(nk, 1);
+        float *y1 = randn(nq, 0), *y2 = randn(nq, 0);
+        float *l1 = randn((size_t)B * H * N, 0), *l2 = randn((size_t)B * H * N, 0);
+        float *w = randn(nw, 0.3f), *bb = randn((size_t)H, 0.5f), *p1, *p2, *dphi;
+        float *dw1 = randn(nw, 0), *dw2 = randn(nw, 0), *dx1 = randn(nk, 0), *dx2 = randn(nk, 0);
+        float *db1 = randn((size_t)H, 0), *db2 = randn((size_t)H, 0);
+        char what[160];
+        F = lc_fmap_out_dim(&fm, f);
+        nf = (size_t)B * H * N * F;
+        p1 = randn(nf, 0); p2 = randn(nf, 0); dphi = randn(nf, 1);
+        lc_attn_softmax_fwd(simd, y1, l1, q, k, v, B, H, Hk, N, D);
+        lc_attn_softmax_fwd(ref, y2, l2, q, k, v, B, H, Hk, N, D);
+        snprintf(what, sizeof what, "[%s] softmax y B=%d H=%d/%d N=%d D=%d", lc_simd_name(level),
+                 B, H, Hk, N, D);
+        check_close(what, y1, y2, nq, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "[%s] softmax lse H=%d/%d N=%d", lc_simd_name(level), H, Hk, N);
+        check_close(what, l1, l2, (size_t)B * H * N, 1e-5, 1e-5);
+        lc_fmap_fwd(simd, p1, k, w, bias ? bb : NULL, B, H, Hk, N, D, f, &fm);
+        lc_fmap_fwd(ref, p2, k, w, bias ? bb : NULL, B, H, Hk, N, D, f, &fm);
+        snprintf(what, sizeof what, "[%s] fmap phi H=%d/%d N=%d D=%d f=%d", lc_simd_name(level),
+                 H, Hk, N, D, f);
+        check_close(what, p1, p2, nf, 1e-6, 1e-4);
+        lc_fmap_bwd(simd, si % 3 ? dx1 : NULL, dw1, bias ? db1 : NULL, dphi, k, w,
+                    bias ? bb : NULL, B, H, Hk, N, D, f, &fm);
+        lc_fmap_bwd(ref, si % 3 ? dx2 : NULL, dw2, bias ? db2 : NULL, dphi, k, w,
+                    bias ? bb : NULL, B, H, Hk, N, D, f, &fm);
+        snprintf(what, sizeof what, "[%s] fmap dW H=%d/%d N=%d", lc_simd_name(level), H, Hk, N);
+        check_close(what, dw1, dw2, nw, 1e-5, 1e-4);
+        if (si % 3) {
+            snprintf(what, sizeof what, "[%s] fmap dX H=%d/%d N=%d", lc_simd_name(level), H, Hk, N);
+            check_close(what, dx1, dx2, nk, 1e-5, 1e-4);
+        }
+        if (bias) {
+            snprintf(what, sizeof what, "[%s] fmap dbias H=%d/%d N=%d", lc_simd_name(level), H, Hk, N);
+            check_close(what, db1, db2, (size_t)H, 1e-5, 1e-4);
+        }
+        free(q); free(k); free(v); free(y1); free(y2); free(l1); free(l2); free(w); free(bb);
+        free(p1); free(p2); free(dphi); free(dw1); free(dw2); free(dx1); free(dx2);
+        free(db1); free(db2);
+    }
+}
+
 static void simd_vs_scalar(void) {
     static const int Ns[] = {1, 7, 63, 64, 65, 127, 128, 129, 257};
     lc_ctx simd, ref;
@@ -91,9 +155,7 @@ static void simd_vs_scalar(void) {
     lc_ctx_init(&ref);
     ref.simd = LOLCATS_SIMD_SCALAR;
     for (level = LOLCATS_SIMD_AVX2; level <= LOLCATS_SIMD_NEON; level++) {
-        /* x86 levels nest (AVX-512 machines run AVX2 too); NEON stands alone */
-        if (level == LOLCATS_SIMD_NEON ? best != level : (best == LOLCATS_SIMD_NEON || level > best))
-            continue;
+        if (!level_runs(level, best)) continue;
         simd = ref;
         simd.simd = level;
         tested++;
@@ -115,6 +177,7 @@ static void simd_vs_scalar(void) {
                 lc_ref_out_free(&ob);
                 unmake(&c);
             }
+        tiles_vs_scalar(&simd, &ref);
     }
     if (!tested) printf("SKIPPED: SIMD vs scalar (no SIMD path in this build or on this CPU)\n");
 }
