@@ -1179,6 +1179,7 @@ LCIMPL float lc_rng_normal(lc_rng *r) {
 typedef struct lc__prims {
     float (*dot)(const float *a, const float *b, int n);
     void (*axpy)(float *y, float a, const float *x, int n);     // y += a x
+    void (*scal)(float *x, float a, int n);                      // x *= a
     // y_i = exp(sgn x_i - sub), returns sum_i y_i (y may alias x)
     double (*exp_sum)(float *y, const float *x, float sgn, float sub, int n);
     float (*max)(const float *x, float sgn, int n);  // max_i sgn x_i; -inf when n <= 0
@@ -1199,6 +1200,11 @@ static float lc__dot_ref(const float *a, const float *b, int n) {
 static void lc__axpy_ref(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void lc__scal_ref(float *x, float a, int n) {
+    int i;
+    for (i = 0; i < n; i++) x[i] *= a;
 }
 
 static float lc__max_ref(const float *x, float sgn, int n) {
@@ -1286,6 +1292,20 @@ LC__TARGET_AVX2 static void lc__axpy_avx2(float *y, float a, const float *x, int
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i),
                                                 _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+LC__TARGET_AVX2 static void lc__scal_avx2(float *x, float a, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(va, _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] *= a;
+}
+
+LC__TARGET_AVX512 static void lc__scal_avx512(float *x, float a, int n) {
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(va, _mm512_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] *= a;
 }
 
 LC__TARGET_AVX2 static float lc__max_avx2(const float *x, float sgn, int n) {
@@ -1556,6 +1576,12 @@ static void lc__colmax_neon(const float *x, float *mx, int rows, int w) {
         for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
 }
 
+static void lc__scal_neon(float *x, float a, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), a));
+    for (; i < n; i++) x[i] *= a;
+}
+
 static void lc__colmul_neon(float *x, const float *a, int rows, int w) {
     int r, c;
     for (r = 0; r < rows; r++) {
@@ -1576,20 +1602,21 @@ static float lc__max_neon(const float *x, float sgn, int n) {
 }
 #endif
 
-static const lc__prims lc__prims_ref = {lc__dot_ref, lc__axpy_ref, lc__exp_sum_ref, lc__max_ref,
-                                        lc__colmax_ref, lc__colexp_ref, lc__colmul_ref};
+static const lc__prims lc__prims_ref = {lc__dot_ref,    lc__axpy_ref,   lc__scal_ref,
+                                        lc__exp_sum_ref, lc__max_ref,   lc__colmax_ref,
+                                        lc__colexp_ref,  lc__colmul_ref};
 #if defined(LC__X86)
-static const lc__prims lc__prims_avx2 = {lc__dot_avx2, lc__axpy_avx2, lc__exp_sum_avx2,
-                                         lc__max_avx2, lc__colmax_avx2, lc__colexp_avx2,
-                                         lc__colmul_avx2};
-static const lc__prims lc__prims_avx512 = {lc__dot_avx512, lc__axpy_avx512, lc__exp_sum_avx512,
-                                           lc__max_avx512, lc__colmax_avx512, lc__colexp_avx512,
-                                           lc__colmul_avx512};
+static const lc__prims lc__prims_avx2 = {lc__dot_avx2,     lc__axpy_avx2,   lc__scal_avx2,
+                                         lc__exp_sum_avx2, lc__max_avx2,    lc__colmax_avx2,
+                                         lc__colexp_avx2,  lc__colmul_avx2};
+static const lc__prims lc__prims_avx512 = {lc__dot_avx512,     lc__axpy_avx512,   lc__scal_avx512,
+                                           lc__exp_sum_avx512, lc__max_avx512,    lc__colmax_avx512,
+                                           lc__colexp_avx512,  lc__colmul_avx512};
 #endif
 #if defined(LC__NEON)
-static const lc__prims lc__prims_neon = {lc__dot_neon, lc__axpy_neon, lc__exp_sum_ref,
-                                         lc__max_neon, lc__colmax_neon, lc__colexp_ref,
-                                         lc__colmul_neon};
+static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__scal_neon,
+                                         lc__exp_sum_ref, lc__max_neon,    lc__colmax_neon,
+                                         lc__colexp_ref,  lc__colmul_neon};
 #endif
 
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
@@ -2849,7 +2876,10 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                 double sum = dsum[i - r0];
                 if (jst > 0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
                 dn = (float)sum;
-                for (d = 0; d < D; d++) y_bhi[d] /= dn;
+                if (fast)  // times the reciprocal
+                    P->scal(y_bhi, 1.0f / dn, D);
+                else
+                    for (d = 0; d < D; d++) y_bhi[d] /= dn;
                 den[row] = dn;
             }
         }
