@@ -5343,6 +5343,7 @@ static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
 #endif
     (void)s;
     (void)lc__widen_ref;  // used through the tables above (none under LOLCATS_NO_SIMD)
+    (void)lc__tpose_ref;
     return NULL;
 }
 
