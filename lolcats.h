@@ -1078,11 +1078,12 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
     (defined(__x86_64__) || defined(__i386__))
 #define LC__X86 1
 // g++ -O2 flags the intrinsic headers' own "undefined vector" idiom (__m512 __Y
-// = __Y;) as maybe-uninitialized once inlined; the lines are the header's, so
-// the warning is silenced for the header only.
+// = __Y;) as (maybe-)uninitialized once inlined; the lines are the header's, so
+// the warnings are silenced for the header only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #else

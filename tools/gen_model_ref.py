@@ -64,11 +64,8 @@ class SpmBpe:
             self.rank.setdefault((a, b), i)
         self.bos = self.vocab['<s>']
 
-    def encode(self, text, bos=True):
-        ids = [self.bos] if bos else []
-        if not text:
-            return ids
-        s = '\u2581' + text.replace(' ', '\u2581')
+    def pieces(self, s):
+        """ids of the normalized string s: byte fallback, then the ranked merges."""
         sym = []
         for ch in s:
             if ch in self.vocab:
@@ -85,7 +82,13 @@ class SpmBpe:
                 break
             i = best[1]
             sym[i:i + 2] = [sym[i] + sym[i + 1]]
-        return ids + [self.vocab[p] for p in sym]
+        return [self.vocab[p] for p in sym]
+
+    def encode(self, text, bos=True):
+        ids = [self.bos] if bos else []
+        if not text:
+            return ids
+        return ids + self.pieces('\u2581' + text.replace(' ', '\u2581'))
 
 def forward(w, cfg, ids):
     """float32 logits (T, V) of the token ids, causal, from position 0."""
