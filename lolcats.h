@@ -1184,7 +1184,8 @@ typedef struct lc__prims {
     // y_i = exp(sgn x_i - sub), returns sum_i y_i (y may alias x)
     double (*exp_sum)(float *y, const float *x, float sgn, float sub, int n);
     float (*max)(const float *x, float sgn, int n);  // max_i sgn x_i; -inf when n <= 0
-    // Column forms over rows x w (row-major, w a multiple of the vector width):
+    // Column forms over rows x w (row-major; w a multiple of the vector width,
+    // as the GEMM's register tiles are):
     // mx_c = max(mx_c, max_r x_rc);  x_rc = exp(x_rc - sub_c), sum_c += x_rc
     void (*colmax)(const float *x, float *mx, int rows, int w);
     void (*colexp)(float *x, const float *sub, float *sum, int rows, int w);
@@ -1420,28 +1421,28 @@ LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float s
 
 LC__TARGET_AVX2 static void lc__colmax_avx2(const float *x, float *mx, int rows, int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 8 == 0);
     for (c = 0; c + 8 <= w; c += 8) {
         __m256 m = _mm256_loadu_ps(mx + c);
         for (r = 0; r < rows; r++) m = _mm256_max_ps(_mm256_loadu_ps(x + (size_t)r * w + c), m);
         _mm256_storeu_ps(mx + c, m);
     }
-    for (; c < w; c++)
-        for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
 }
 
 LC__TARGET_AVX2 static void lc__colmul_avx2(float *x, const float *a, int rows, int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 8 == 0);
     for (r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * w;
         for (c = 0; c + 8 <= w; c += 8)
             _mm256_storeu_ps(xr + c, _mm256_mul_ps(_mm256_loadu_ps(xr + c), _mm256_loadu_ps(a + c)));
-        for (; c < w; c++) xr[c] *= a[c];
     }
 }
 
 LC__TARGET_AVX2 static void lc__colexp_avx2(float *x, const float *sub, float *sum, int rows,
                                             int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 8 == 0);
     for (c = 0; c + 8 <= w; c += 8) {
         __m256 vb = _mm256_loadu_ps(sub + c), acc = _mm256_loadu_ps(sum + c);
         for (r = 0; r < rows; r++) {
@@ -1452,12 +1453,6 @@ LC__TARGET_AVX2 static void lc__colexp_avx2(float *x, const float *sub, float *s
         }
         _mm256_storeu_ps(sum + c, acc);
     }
-    for (; c < w; c++)
-        for (r = 0; r < rows; r++) {
-            float *e = x + (size_t)r * w + c;
-            *e = expf(*e - sub[c]);
-            sum[c] += *e;
-        }
 }
 
 LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
@@ -1504,28 +1499,28 @@ LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, flo
 
 LC__TARGET_AVX512 static void lc__colmax_avx512(const float *x, float *mx, int rows, int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 16 == 0);
     for (c = 0; c + 16 <= w; c += 16) {
         __m512 m = _mm512_loadu_ps(mx + c);
         for (r = 0; r < rows; r++) m = _mm512_max_ps(_mm512_loadu_ps(x + (size_t)r * w + c), m);
         _mm512_storeu_ps(mx + c, m);
     }
-    for (; c < w; c++)
-        for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
 }
 
 LC__TARGET_AVX512 static void lc__colmul_avx512(float *x, const float *a, int rows, int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 16 == 0);
     for (r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * w;
         for (c = 0; c + 16 <= w; c += 16)
             _mm512_storeu_ps(xr + c, _mm512_mul_ps(_mm512_loadu_ps(xr + c), _mm512_loadu_ps(a + c)));
-        for (; c < w; c++) xr[c] *= a[c];
     }
 }
 
 LC__TARGET_AVX512 static void lc__colexp_avx512(float *x, const float *sub, float *sum, int rows,
                                                 int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 16 == 0);
     for (c = 0; c + 16 <= w; c += 16) {
         __m512 vb = _mm512_loadu_ps(sub + c), acc = _mm512_loadu_ps(sum + c);
         for (r = 0; r < rows; r++) {
@@ -1536,12 +1531,6 @@ LC__TARGET_AVX512 static void lc__colexp_avx512(float *x, const float *sub, floa
         }
         _mm512_storeu_ps(sum + c, acc);
     }
-    for (; c < w; c++)
-        for (r = 0; r < rows; r++) {
-            float *e = x + (size_t)r * w + c;
-            *e = expf(*e - sub[c]);
-            sum[c] += *e;
-        }
 }
 #endif
 
@@ -1568,13 +1557,12 @@ static void lc__axpy_neon(float *y, float a, const float *x, int n) {
 
 static void lc__colmax_neon(const float *x, float *mx, int rows, int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 4 == 0);
     for (c = 0; c + 4 <= w; c += 4) {
         float32x4_t m = vld1q_f32(mx + c);
         for (r = 0; r < rows; r++) m = vmaxq_f32(vld1q_f32(x + (size_t)r * w + c), m);
         vst1q_f32(mx + c, m);
     }
-    for (; c < w; c++)
-        for (r = 0; r < rows; r++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
 }
 
 static void lc__scal_neon(float *x, float a, int n) {
@@ -1585,10 +1573,10 @@ static void lc__scal_neon(float *x, float a, int n) {
 
 static void lc__colmul_neon(float *x, const float *a, int rows, int w) {
     int r, c;
+    LOLCATS_ASSERT(w % 4 == 0);
     for (r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * w;
         for (c = 0; c + 4 <= w; c += 4) vst1q_f32(xr + c, vmulq_f32(vld1q_f32(xr + c), vld1q_f32(a + c)));
-        for (; c < w; c++) xr[c] *= a[c];
     }
 }
 
