@@ -3131,6 +3131,11 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
 // Reverse sweep over chunks: G = lambda sum phiQ^T Gv and c = lambda sum cd phiQ
 // over the chunks after the keys [jA, jA_next) give dphiK += V G^T + c and
 // dV += phiK G; what is left at the start reaches the carried state.
+// Without dQ, dK, dV (attention transfer) the window part is skipped: y is
+// unchanged when gamma and lambda are scaled together (a ratio of two sums,
+// each linear in them), so gamma dL/dgamma + lambda dL/dlambda = 0 and
+//   dwf = dL/dgamma gamma (1 - gamma) = -dlambda (1 - gamma)
+// (affine: the same, as dL/dgamma gains -dlambda and lambda + gamma = 1).
 static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
                                  float *dphiq, float *dphik, float *dwf, float *dkv_state,
                                  float *dk_state, float *work, const float *dy, const float *y,
@@ -3142,7 +3147,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int gg, rep = H / Hk, fast = ctx->simd != LOLCATS_SIMD_SCALAR;
+    int gg, rep = H / Hk, fast = ctx->simd != LOLCATS_SIMD_SCALAR, win = dq || dk || dv;
     LC__OMP_FOR
     // one task per kv head, batches in order inside it: dwf (per query head)
     // is shared by every batch element, so it must not be split across tasks
@@ -3174,7 +3179,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 memset(hb.z, 0, sizeof(float) * (size_t)F);
             }
             for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
-                int kw0, both, jA, jB, nk, nl, nr, i, j, d;
+                int kw0, both, jA, jB, nk, nl, nr, i, j, d, jl;
                 int state = 0;
                 r1 = lc__hyb_chunk_end(cfg, N, r0);
                 nr = r1 - r0;
@@ -3193,15 +3198,29 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     cd[i - r0] = -P->dot(dy_bhi, y + row * D, D) / dn;
                     for (d = 0; d < D; d++) gv_i[d] = dy_bhi[d] / dn;
                 }
-                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
-                       scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                if (win)
+                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0,
+                           1, scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
                 if (nl > 0)
                     lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
                            F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
-                lc__mm(ctx, hb.d1, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f, 0.0f,
-                       (size_t)nk, (size_t)D, (size_t)D, hb.ws);
-                for (i = r0; i < r1; i++) {
-                    int ii = i - r0, j0, jl, nmax = 0;
+                if (win || nl > 0)
+                    lc__mm(ctx, hb.d1, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f, 0.0f,
+                           (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                for (i = r0; i < r1 && !win; i++) {  // linear keys of the chunk only
+                    int ii = i - r0;
+                    float *lc_i = hb.lc + (size_t)ii * nl;
+                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    jl = lc__hyb_jl(cfg, N, i);
+                    for (j = jA; j < jl; j++) {
+                        float dW = d1_i[j - kw0] + cd[ii];
+                        dlam += (double)dW * (double)lc_i[j - jA];
+                        lc_i[j - jA] = lam * dW;
+                    }
+                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
+                }
+                for (i = r0; i < r1 && win; i++) {
+                    int ii = i - r0, j0, nmax = 0;
                     float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
                     float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
                     const float *d1_i = hb.d1 + (size_t)ii * nk;
@@ -3317,7 +3336,9 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 if (dk_state)
                     for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += hb.z[c];
             }
-            if (dwf) {
+            if (dwf && !win) {  // see the note above the function
+                dwf[h] += (float)(-dlam * (1.0 - (double)gam));
+            } else if (dwf) {
                 if (cfg->affine) dgam -= dlam;
                 dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
             }

@@ -15,21 +15,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* counting allocator: live bytes and peak of everything the library allocates */
+/* counting allocator: live bytes and peak of everything the library allocates
+   (the kernels allocate scratch inside their OpenMP loops: the counts are
+   updated one thread at a time, or a lost update wraps g_live around) */
 static size_t g_live, g_peak;
+static void count(size_t add, size_t sub) {
+#ifdef _OPENMP
+#pragma omp critical(lc_test_count)
+#endif
+    {
+        g_live = g_live + add - sub;
+        if (g_live > g_peak) g_peak = g_live;
+    }
+}
 static void *cnt_malloc(size_t n) {
     size_t *p = (size_t *)malloc(n + sizeof(size_t) * 2);
     if (!p) return NULL;
     p[0] = n;
-    g_live += n;
-    if (g_live > g_peak) g_peak = g_live;
+    count(n, 0);
     return p + 2;
 }
 static void cnt_free(void *q) {
     size_t *p;
     if (!q) return;
     p = (size_t *)q - 2;
-    g_live -= p[0];
+    count(0, p[0]);
     free(p);
 }
 static void *cnt_realloc(void *q, size_t n) {
