@@ -1190,6 +1190,13 @@ typedef struct lc__prims {
     void (*colmax)(const float *x, float *mx, int rows, int w);
     void (*colexp)(float *x, const float *sub, float *sum, int rows, int w);
     void (*colmul)(float *x, const float *a, int rows, int w);  // x_rc *= a_c
+    // Optional (NULL: lc__fmap_row composes it from the above). One row of the
+    // softmax pair: out[0,f) = softmax(z), out[f,2f) = softmax(-z) when two,
+    // each times the float reciprocal of its sum, floored at lo; and its
+    // backward with the floor's gate: g = out >= eps ? dphi : 0,
+    // dz = out1 (g1 - out1.g1) - out2 (g2 - out2.g2)  (out unfloored)
+    void (*smx2)(float *out, const float *z, int f, int two, float lo);
+    void (*smx2_bwd)(float *dz, const float *dphi, const float *out, int f, int two, float eps);
 } lc__prims;
 
 static float lc__dot_ref(const float *a, const float *b, int n) {
@@ -1532,6 +1539,95 @@ LC__TARGET_AVX512 static void lc__colexp_avx512(float *x, const float *sub, floa
         _mm512_storeu_ps(sum + c, acc);
     }
 }
+
+// Across the 16 lanes, the result in every lane (op: max, min or add).
+#define LC__HRED512(op, v)                                                           \
+    v = _mm512_##op##_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));    \
+    v = _mm512_##op##_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));    \
+    v = _mm512_##op##_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));         \
+    v = _mm512_##op##_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+
+static __mmask16 lc__tail16(int n) { return (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
+// Whole vectors by plain loads and stores (a masked store is not forwarded to
+// the load after it, and is slow on some cores); the masked forms for a tail.
+LC__TARGET_AVX512 static __m512 lc__ld512(__mmask16 k, const float *p) {
+    return k == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(k, p);
+}
+LC__TARGET_AVX512 static void lc__st512(__mmask16 k, float *p, __m512 v) {
+    if (k == 0xFFFF)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, k, v);
+}
+
+LC__TARGET_AVX512 static void lc__smx2_avx512(float *out, const float *z, int f, int two,
+                                              float lo) {
+    __m512 mx = _mm512_set1_ps(-INFINITY), mn = _mm512_set1_ps(INFINITY);
+    __m512 s1 = _mm512_setzero_ps(), s2 = s1, vlo = _mm512_set1_ps(lo);
+    int i;
+    for (i = 0; i < f; i += 16) {
+        __mmask16 k = lc__tail16(f - i);
+        __m512 v = lc__ld512(k, z + i);
+        mx = _mm512_mask_max_ps(mx, k, mx, v);
+        mn = _mm512_mask_min_ps(mn, k, mn, v);
+    }
+    LC__HRED512(max, mx)
+    LC__HRED512(min, mn)
+    for (i = 0; i < f; i += 16) {
+        __mmask16 k = lc__tail16(f - i);
+        __m512 v = lc__ld512(k, z + i), e = lc__exp512(_mm512_sub_ps(v, mx));
+        lc__st512(k, out + i, e);
+        s1 = _mm512_mask_add_ps(s1, k, s1, e);
+        if (two) {
+            e = lc__exp512(_mm512_sub_ps(mn, v));
+            lc__st512(k, out + f + i, e);
+            s2 = _mm512_mask_add_ps(s2, k, s2, e);
+        }
+    }
+    LC__HRED512(add, s1)
+    LC__HRED512(add, s2)
+    s1 = _mm512_div_ps(_mm512_set1_ps(1.0f), s1);
+    s2 = two ? _mm512_div_ps(_mm512_set1_ps(1.0f), s2) : s2;
+    for (i = 0; i < f; i += 16) {
+        __mmask16 k = lc__tail16(f - i);
+        __m512 v = lc__ld512(k, out + i);
+        lc__st512(k, out + i, _mm512_max_ps(_mm512_mul_ps(v, s1), vlo));
+        if (two) {
+            v = lc__ld512(k, out + f + i);
+            lc__st512(k, out + f + i, _mm512_max_ps(_mm512_mul_ps(v, s2), vlo));
+        }
+    }
+}
+
+LC__TARGET_AVX512 static void lc__smx2_bwd_avx512(float *dz, const float *dphi, const float *out,
+                                                  int f, int two, float eps) {
+    __m512 s1 = _mm512_setzero_ps(), s2 = s1, ve = _mm512_set1_ps(eps);
+    int i, h;
+    for (h = 0; h <= two; h++) {  // s = out . g over each half
+        __m512 acc = _mm512_setzero_ps();
+        for (i = 0; i < f; i += 16) {
+            __mmask16 k = lc__tail16(f - i);
+            __m512 o = lc__ld512(k, out + h * f + i);
+            __mmask16 g = _mm512_mask_cmp_ps_mask(k, o, ve, _CMP_GE_OQ);
+            acc = _mm512_fmadd_ps(o, _mm512_maskz_mov_ps(g, lc__ld512(k, dphi + h * f + i)), acc);
+        }
+        LC__HRED512(add, acc)
+        if (h) s2 = acc; else s1 = acc;
+    }
+    for (i = 0; i < f; i += 16) {
+        __mmask16 k = lc__tail16(f - i);
+        __m512 o = lc__ld512(k, out + i);
+        __mmask16 g = _mm512_mask_cmp_ps_mask(k, o, ve, _CMP_GE_OQ);
+        __m512 d = _mm512_mul_ps(o, _mm512_sub_ps(_mm512_maskz_mov_ps(g, lc__ld512(k, dphi + i)), s1));
+        if (two) {
+            o = lc__ld512(k, out + f + i);
+            g = _mm512_mask_cmp_ps_mask(k, o, ve, _CMP_GE_OQ);
+            d = _mm512_fnmadd_ps(o, _mm512_sub_ps(_mm512_maskz_mov_ps(g, lc__ld512(k, dphi + f + i)), s2), d);
+        }
+        lc__st512(k, dz + i, d);
+    }
+}
+#undef LC__HRED512
 #endif
 
 #if defined(LC__NEON)
@@ -1591,21 +1687,25 @@ static float lc__max_neon(const float *x, float sgn, int n) {
 }
 #endif
 
-static const lc__prims lc__prims_ref = {lc__dot_ref,    lc__axpy_ref,   lc__scal_ref,
-                                        lc__exp_sum_ref, lc__max_ref,   lc__colmax_ref,
-                                        lc__colexp_ref,  lc__colmul_ref};
+static const lc__prims lc__prims_ref = {lc__dot_ref,     lc__axpy_ref,   lc__scal_ref,
+                                        lc__exp_sum_ref, lc__max_ref,    lc__colmax_ref,
+                                        lc__colexp_ref,  lc__colmul_ref, NULL,
+                                        NULL};
 #if defined(LC__X86)
 static const lc__prims lc__prims_avx2 = {lc__dot_avx2,     lc__axpy_avx2,   lc__scal_avx2,
                                          lc__exp_sum_avx2, lc__max_avx2,    lc__colmax_avx2,
-                                         lc__colexp_avx2,  lc__colmul_avx2};
+                                         lc__colexp_avx2,  lc__colmul_avx2, NULL,
+                                         NULL};
 static const lc__prims lc__prims_avx512 = {lc__dot_avx512,     lc__axpy_avx512,   lc__scal_avx512,
                                            lc__exp_sum_avx512, lc__max_avx512,    lc__colmax_avx512,
-                                           lc__colexp_avx512,  lc__colmul_avx512};
+                                           lc__colexp_avx512,  lc__colmul_avx512, lc__smx2_avx512,
+                                           lc__smx2_bwd_avx512};
 #endif
 #if defined(LC__NEON)
 static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__scal_neon,
                                          lc__exp_sum_ref, lc__max_neon,    lc__colmax_neon,
-                                         lc__colexp_ref,  lc__colmul_neon};
+                                         lc__colexp_ref,  lc__colmul_neon, NULL,
+                                         NULL};
 #endif
 
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
@@ -1746,6 +1846,19 @@ static void lc__fmap_act(const lc__prims *P, int fast, float *out, const float *
     }
 }
 
+// phi (F) of one row from z (f): the activation, floored at eps.
+static void lc__fmap_row(const lc__prims *P, int fast, float *phi, const float *z, int f,
+                         const lc_fmap_cfg *cfg) {
+    int c, F = lc_fmap_out_dim(cfg, f);
+    if (fast && cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && P->smx2) {
+        P->smx2(phi, z, f, F > f, cfg->eps);
+        return;
+    }
+    lc__fmap_act(P, fast, phi, z, f, cfg);
+    for (c = 0; c < F; c++)
+        if (phi[c] < cfg->eps) phi[c] = cfg->eps;
+}
+
 // Rows per block for the blocked projections (Z = X W_h as one small GEMM per
 // block), sized so that Z, dZ and the GEMM workspace fit LC__FMAP_STACK floats
 // on the stack; 0: too large, row by row.
@@ -1828,12 +1941,9 @@ LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const flo
             for (i0 = 0; i0 < N; i0 += pl.rb) {
                 int nr = N - i0 < pl.rb ? N - i0 : pl.rb;
                 lc__fm_project(&pl, ws, x_bh, i0, nr, D, f, bias, bb);
-                for (i = 0; i < nr; i++) {
-                    float *phi_bhi = phi + ((size_t)bh * N + i0 + i) * F;
-                    lc__fmap_act(P, fast, phi_bhi, ws + pl.z + (size_t)i * pl.fp, f, cfg);
-                    for (c = 0; c < F; c++)
-                        if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
-                }
+                for (i = 0; i < nr; i++)
+                    lc__fmap_row(P, fast, phi + ((size_t)bh * N + i0 + i) * F,
+                                 ws + pl.z + (size_t)i * pl.fp, f, cfg);
             }
             LOLCATS_FREE(ws);
             continue;
@@ -1849,12 +1959,9 @@ LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const flo
             } else {
                 lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
             }
-            for (i = i0; i < i0 + nr; i++) {
-                float *phi_bhi = phi + ((size_t)bh * N + i) * F;
-                lc__fmap_act(P, fast, phi_bhi, Z + (size_t)(i - i0) * f, f, cfg);
-                for (c = 0; c < F; c++)
-                    if (phi_bhi[c] < cfg->eps) phi_bhi[c] = cfg->eps;
-            }
+            for (i = i0; i < i0 + nr; i++)
+                lc__fmap_row(P, fast, phi + ((size_t)bh * N + i) * F, Z + (size_t)(i - i0) * f, f,
+                             cfg);
         }
     }
 }
@@ -1913,12 +2020,28 @@ static void lc__fmap_act_bwd(const lc__prims *P, int fast, float *dz, const floa
     }
 }
 
+// dz (f) of one row from z (f) and dphi (F): the activation again (into out,
+// F floats of scratch), the floor's gate, the activation's backward.
+static void lc__fmap_row_bwd(const lc__prims *P, int fast, float *dz, const float *dphi,
+                             const float *z, float *out, int f, const lc_fmap_cfg *cfg) {
+    float dout[2048];
+    int c, F = lc_fmap_out_dim(cfg, f);
+    if (fast && cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && P->smx2) {
+        P->smx2(out, z, f, F > f, -INFINITY);
+        P->smx2_bwd(dz, dphi, out, f, F > f, cfg->eps);
+        return;
+    }
+    lc__fmap_act(P, fast, out, z, f, cfg);
+    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi[c] : 0.0f;
+    lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
+}
+
 // The packed form of lc_fmap_bwd for x head xh (scratch ws of pl.floats).
 static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
                                 float *dx, float *dw, float *dbias, const float *dphi,
                                 const float *x, const float *w, const float *bias, int B, int H,
                                 int Hx, int N, int D, int f, int xh, const lc_fmap_cfg *cfg) {
-    float out[2048], dout[2048];
+    float out[2048];
     int F = lc_fmap_out_dim(cfg, f), rep = H / Hx;
     const lc__pk *pk = &pl->pk;
     int b, r, i, c, d, i0, Dm = lc__pk_round(D, pk->mr);
@@ -1938,11 +2061,9 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
                 lc__fm_project(pl, ws, x_bh, i0, nr, D, f, bias, bb);
                 for (i = 0; i < nr; i++) {
                     const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i0 + i) * F;
-                    const float *z = ws + pl->z + (size_t)i * pl->fp;
                     float *dz = dZ + (size_t)i * pl->fp;
-                    lc__fmap_act(P, fast, out, z, f, cfg);
-                    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
-                    lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
+                    lc__fmap_row_bwd(P, fast, dz, dphi_bhi, ws + pl->z + (size_t)i * pl->fp, out,
+                                     f, cfg);
                     if (dbias) {
                         double sb = 0;
                         for (c = 0; c < f; c++) sb += (double)dz[c];
@@ -1987,7 +2108,7 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
     use_pk = N > 1 && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
     LC__OMP_FOR
     for (xh = 0; xh < Hx; xh++) {
-        float zrow[1024], out[2048], dout[2048], dzrow[1024], stk[LC__FMAP_STACK];
+        float zrow[1024], out[2048], dzrow[1024], stk[LC__FMAP_STACK];
         float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * pl.floats) : NULL;
         int b, r, i, c, d, i0;
         if (pws) {  // the packed form (without scratch: the blocked form below)
@@ -2019,9 +2140,7 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                         const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
                         const float *z = Z + (size_t)(i - i0) * f;
                         float *dz = dZ + (size_t)(i - i0) * f;
-                        lc__fmap_act(P, fast, out, z, f, cfg);
-                        for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi_bhi[c] : 0.0f;
-                        lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
+                        lc__fmap_row_bwd(P, fast, dz, dphi_bhi, z, out, f, cfg);
                         if (dbias) {
                             double sb = 0;
                             for (c = 0; c < f; c++) sb += (double)dz[c];
@@ -5227,7 +5346,7 @@ LC__TARGET_AVX512 static void lc__tpose_avx512(float *dst, size_t ldd, const flo
             __m512 r[16], t[16];
             LC__UNROLL16
             for (i = 0; i < 16; i++)
-                r[i] = i < nr ? _mm512_maskz_loadu_ps(kc, src + (size_t)(r0 + i) * lds + c0)
+                r[i] = i < nr ? lc__ld512(kc, src + (size_t)(r0 + i) * lds + c0)
                               : _mm512_setzero_ps();
             LC__UNROLL16
             for (i = 0; i < 16; i += 2) {
@@ -5257,7 +5376,7 @@ LC__TARGET_AVX512 static void lc__tpose_avx512(float *dst, size_t ldd, const flo
             }
             LC__UNROLL16
             for (i = 0; i < 16; i++)
-                if (i < nc) _mm512_mask_storeu_ps(dst + (size_t)(c0 + i) * ldd + r0, kr, t[i]);
+                if (i < nc) lc__st512(kr, dst + (size_t)(c0 + i) * ldd + r0, t[i]);
         }
 }
 
