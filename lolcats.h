@@ -2899,6 +2899,18 @@ static void lc__hyb_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *
     for (j = j0; j < j1; j++) P->axpy(hb->z, 1.0f, phik_bh + (size_t)j * F, F);
 }
 
+// out = a x / dn (fast: times the reciprocal)
+static void lc__hyb_scaled(const lc__prims *P, int fast, float *out, const float *x, float a,
+                           float dn, int n) {
+    int d;
+    if (fast) {
+        memcpy(out, x, sizeof(float) * (size_t)n);
+        P->scal(out, a / dn, n);
+    } else {
+        for (d = 0; d < n; d++) out[d] = a * x[d] / dn;
+    }
+}
+
 static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
                                  const float *q, const float *k, const float *v,
                                  const float *phiq, const float *phik, const float *wf,
@@ -3298,7 +3310,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 memset(hb.z, 0, sizeof(float) * (size_t)F);
             }
             for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
-                int kw0, both, jA, jB, nk, nl, nr, i, j, d, jl;
+                int kw0, both, jA, jB, nk, nl, nr, i, j, jl;
                 int state = 0;
                 r1 = lc__hyb_chunk_end(cfg, N, r0);
                 nr = r1 - r0;
@@ -3315,7 +3327,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     const float *dy_bhi = dy + row * D;
                     float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
                     cd[i - r0] = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    for (d = 0; d < D; d++) gv_i[d] = dy_bhi[d] / dn;
+                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, 1.0f, dn, D);
                 }
                 if (win)
                     lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0,
@@ -3402,7 +3414,12 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                         int c;
                         dlam += (double)P->dot(phiq_bhi, t_i, F) +
                                 (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
-                        for (c = 0; c < F; c++) dphiq_bhi[c] += lam * (t_i[c] + c_i * hb.z[c]);
+                        if (fast) {
+                            P->axpy(dphiq_bhi, lam, t_i, F);
+                            P->axpy(dphiq_bhi, lam * c_i, hb.z, F);
+                        } else {
+                            for (c = 0; c < F; c++) dphiq_bhi[c] += lam * (t_i[c] + c_i * hb.z[c]);
+                        }
                     }
                 }
             }
@@ -3411,7 +3428,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
             memset(hb.z, 0, sizeof(float) * (size_t)F);
             next = N;
             for (r1 = N; r1 > 0; r1 = r0) {
-                int jA, i, d, j;
+                int jA, i, j;
                 r0 = lc__hyb_chunk_start(cfg, N, r1);
                 jA = lc__hyb_jl(cfg, N, r0);
                 if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
@@ -3430,7 +3447,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     const float *dy_bhi = dy + row * D;
                     float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
                     float c_i = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    for (d = 0; d < D; d++) gv_i[d] = lam * dy_bhi[d] / dn;
+                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, lam, dn, D);
                     P->axpy(hb.z, lam * c_i, phiq + row * F, F);
                 }
                 lc__mm(ctx, hb.S, phiq_bh + (size_t)r0 * F, hb.gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
