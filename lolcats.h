@@ -1755,6 +1755,9 @@ static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, s
                       int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
                       float beta);
 static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
+// dst[c ldd + r] = src[r lds + c], by the kind's register transposes
+static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
+                         int rows, int cols);
 
 // >>fmap
 // phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
@@ -2258,7 +2261,7 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     const lc__pk *pk = &p->pk;
     const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
     int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
-    int c0, n, j, d, kk;
+    int c0, n, j, kk;
     char *mem = (char *)LOLCATS_MALLOC(p->bytes);
     float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs;
     double *l;
@@ -2273,10 +2276,16 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     mn = m + Mq;
     al = mn + Mq;
     bs = al + Mq;
-    for (j = 0; j < p->hs; j++)  // the stacked Q rows, through yt as a staging area
-        memcpy(yt + (size_t)j * nr * D, q + (((size_t)b * H + h0 + j) * N + r0) * D,
-               sizeof(float) * (size_t)nr * D);
-    lc__pk_b(pk, pq, yt, (size_t)D, 1, M, D);
+    if (nr % NR == 0) {  // each head's rows fill whole panels: packed in place
+        for (j = 0; j < p->hs; j++)
+            lc__pk_b(pk, pq + (size_t)j * nr * D, q + (((size_t)b * H + h0 + j) * N + r0) * D,
+                     (size_t)D, 1, nr, D);
+    } else {  // the stacked Q rows, through yt as a staging area
+        for (j = 0; j < p->hs; j++)
+            memcpy(yt + (size_t)j * nr * D, q + (((size_t)b * H + h0 + j) * N + r0) * D,
+                   sizeof(float) * (size_t)nr * D);
+        lc__pk_b(pk, pq, yt, (size_t)D, 1, M, D);
+    }
     memset(yt, 0, sizeof(float) * (size_t)p->Dp * Mq);
     for (n = 0; n < Mq; n++) { m[n] = -INFINITY; l[n] = 0; }
     for (c0 = 0; c0 < r0 + nr; c0 += p->tk) {
@@ -2308,10 +2317,12 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
         lc__pk_mm(pk, yt, (size_t)Mq, pv, (size_t)MR * nc, D, st, (size_t)NR * p->tka, M, nc,
                   1.0f, 1.0f);
     }
+    for (j = 0; j < p->hs; j++)  // Y^T columns of head j to its rows of y
+        lc__pk_tpose(pk, y + (((size_t)b * H + h0 + j) * N + r0) * D, (size_t)D, yt + j * nr,
+                     (size_t)Mq, D, nr);
     for (n = 0; n < M; n++) {
         int h = h0 + n / nr, i = r0 + n % nr;
-        float *yi = y + (((size_t)b * H + h) * N + i) * D;
-        for (d = 0; d < D; d++) yi[d] = (float)((double)yt[(size_t)d * Mq + n] / l[n]);
+        P->scal(y + (((size_t)b * H + h) * N + i) * D, (float)(1.0 / l[n]), D);
         if (lse) lse[((size_t)b * H + h) * N + i] = m[n] + (float)log(l[n]);
     }
     LOLCATS_FREE(mem);
@@ -5617,6 +5628,11 @@ static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, i
     for (c0 = 0; c0 < cols; c0 += pk->nr)
         lc__pack_b(pk->kd, dst + (size_t)c0 * kc, B, LOLCATS_DTYPE_F32, ldb, tb, c0,
                    cols - c0 < pk->nr ? cols - c0 : pk->nr, 0, kc);
+}
+
+static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
+                         int rows, int cols) {
+    pk->kd->tpose(dst, ldd, src, lds, rows, cols);
 }
 
 static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
