@@ -241,7 +241,10 @@ LCAPI void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y /*(B,H,N,D)*/,
                               int B, int H, int Hk, int N, int D, int F,
                               const lc_hybrid_cfg *cfg);
 // dq, dk, dv may each be NULL (attention transfer needs none of them: its
-// q, k, v are the frozen teacher's).
+// q, k, v are the frozen teacher's). With all three NULL the chunked form
+// skips the window part: the output is a ratio unchanged by scaling gamma and
+// lambda together, so the window factors' gradient follows from the linear
+// part's (equal to the full computation within rounding).
 LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
                               float *dphiq, float *dphik, float *dwf /*(H)*/,
                               float *dkv_state /*or NULL*/, float *dk_state /*or NULL*/,
@@ -3596,15 +3599,25 @@ LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *
 // >>loss
 // Attention-transfer losses (DistillAttentionXentMSETrainer.compute_loss).
 
+// Summed in 64 fixed parts of four running sums each, added in order: the same
+// result for any thread count, and no chain of n dependent additions.
 LCIMPL double lc_loss_mse(float *dpred, const float *pred, const float *target, size_t n,
                           float factor) {
-    double s = 0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double d = (double)pred[i] - (double)target[i];
-        s += d * d;
-        if (dpred) dpred[i] += (float)(2.0 * d / (double)n * (double)factor);
+    double part[64], s = 0, c = 2.0 * (double)factor / (double)n;
+    int p;
+    LC__OMP_FOR_STATIC
+    for (p = 0; p < 64; p++) {
+        size_t i = n / 64 * (size_t)p + (n % 64 < (size_t)p ? n % 64 : (size_t)p);
+        size_t e = i + n / 64 + ((size_t)p < n % 64);
+        double a[4] = {0, 0, 0, 0};
+        for (; i < e; i++) {
+            double d = (double)pred[i] - (double)target[i];
+            a[i & 3] += d * d;
+            if (dpred) dpred[i] += (float)(d * c);
+        }
+        part[p] = (a[0] + a[1]) + (a[2] + a[3]);
     }
+    for (p = 0; p < 64; p++) s += part[p];
     return s / (double)n * (double)factor;
 }
 
