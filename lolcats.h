@@ -258,6 +258,33 @@ LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv
                               int B, int H, int Hk, int N, int D, int F,
                               const lc_hybrid_cfg *cfg);
 
+// Attention transfer (stage 1) on one layer's frozen q, k, v: the teacher's
+// causal softmax (yt, lse as lc_attn_softmax_fwd; lse may be NULL) and the
+// student hybrid (y, m, den as lc_attn_hybrid_fwd, no carried state) in one
+// call, equal to those two calls within rounding. For tk windows of 64 that
+// tile the sequence (N a multiple of 64 above 64) on a SIMD path, the
+// student's window part comes out of the teacher's tiles (the same scores,
+// the same exp, the same products with V) and work keeps the linear state
+// before every window block, which lc_attn_transfer_bwd then reads instead of
+// recomputing: about half the student's products of the two-call form.
+// lc_attn_transfer_bwd is lc_attn_hybrid_bwd with dq = dk = dv = NULL
+// (dphiq, dphik, dwf accumulate), given work as the forward left it.
+LCAPI size_t lc_attn_transfer_work_floats(int B, int H, int N, int D, int F);
+LCAPI void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt /*(B,H,N,D)*/,
+                                float *lse /*(B,H,N) or NULL*/, float *y /*(B,H,N,D)*/,
+                                float *m /*(B,H,N)*/, float *den /*(B,H,N)*/, float *work,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf /*(H)*/,
+                                int B, int H, int Hk, int N, int D, int F,
+                                const lc_hybrid_cfg *cfg);
+LCAPI void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik,
+                                float *dwf /*(H)*/, float *work, const float *dy,
+                                const float *y, const float *m, const float *den,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                int B, int H, int Hk, int N, int D, int F,
+                                const lc_hybrid_cfg *cfg);
+
 // >>api-decode
 // One-token hybrid attention for a single sequence: a ring of the last w keys /
 // values (and their features) plus the fp32 linear state (S, z) of every key
@@ -2256,21 +2283,100 @@ static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0,
             }
 }
 
-// Tile `tile` of heads [h0, h0 + hs) of batch b (kv head g). Returns 0 if its
-// scratch could not be allocated.
+// The student's share of the teacher's tiles (lc_attn_transfer_fwd): tk
+// windows of w = tq keys that tile the sequence, so the rows of a tile are one
+// window block, whose window keys are the tile's own block and the one before.
+// The tile takes those two blocks first and keeps what it has then: the
+// window part's sum of exp(s - m) v, m and sum of exp(s - m). states holds,
+// per head and block c, the linear state S, z of the keys before the window,
+// [0, (c - 1) w) (lc__xfer_states).
+typedef struct lc__xfer {
+    const lc_ctx *ctx;
+    float *y, *m, *den;
+    const float *phiq, *wf, *states;
+    int F, affine;
+    size_t bytes;  // the tile's extra scratch
+} lc__xfer;
+
+static float lc__sigmoid(float x);
+
+static size_t lc__xfer_bytes(const lc__sm_plan *p, int D, int F) {
+    return sizeof(double) * (size_t)p->Mq +
+           sizeof(float) * ((size_t)p->Dp * p->Mq + (size_t)p->Mq + lc__mm_ws_floats(p->tq, D, F));
+}
+
+// Key block it of a tile (rows [r0, r0 + nr)): [*c0, *c0 + *nc); 0 past the
+// last. The teacher alone goes left to right in blocks of tk; with the student
+// the window blocks come first, then the keys before them left to right.
+static int lc__sm_block(const lc__sm_plan *p, int student, int r0, int nr, int it, int *c0,
+                        int *nc) {
+    int end = r0 + nr;
+    if (student) {
+        int nw = r0 > 0 ? 2 : 1;
+        if (it < nw) {
+            *c0 = it == 0 ? r0 : r0 - p->tq;
+            *nc = it == 0 ? nr : p->tq;
+            return 1;
+        }
+        it -= nw;
+        end = r0 - p->tq;
+    }
+    *c0 = it * p->tk;
+    if (*c0 >= end) return 0;
+    *nc = end - *c0 < p->tk ? end - *c0 : p->tk;
+    return 1;
+}
+
+// The student's rows of a tile, from the window part kept at its point
+// (yw: Y^T then, mw, lw) and the linear state of the keys before the window:
+//   y = (gamma Yw + lambda phiq S) / (gamma lw + lambda phiq.z)
+static void lc__xfer_rows(const lc__sm_plan *p, const lc__prims *P, const lc__xfer *xs,
+                          const float *yw, const float *mw, const double *lw, float *ws, int b,
+                          int H, int h0, int r0, int nr, int N, int D) {
+    const int F = xs->F, c = r0 / p->tq, nch = (N + p->tq - 1) / p->tq;
+    const size_t sz = (size_t)F * D + F;
+    int j, i;
+    for (j = 0; j < p->hs; j++) {
+        size_t bh = (size_t)b * H + h0 + j;
+        float gam = lc__sigmoid(xs->wf[h0 + j]), lam = xs->affine ? 1.0f - gam : 1.0f;
+        float *y0 = xs->y + (bh * N + r0) * D;
+        const float *phiq0 = xs->phiq + (bh * N + r0) * F;
+        const float *S = xs->states + (bh * nch + c) * sz, *z = S + (size_t)F * D;
+        lc__pk_tpose(&p->pk, y0, (size_t)D, yw + j * nr, (size_t)p->Mq, D, nr);
+        if (c >= 2)
+            lc__mm(xs->ctx, y0, phiq0, S, nr, D, F, 0, 0, lam, gam, (size_t)D, (size_t)F,
+                   (size_t)D, ws);
+        for (i = 0; i < nr; i++) {
+            size_t row = bh * N + r0 + i;
+            int n = j * nr + i;
+            double sum = (double)gam * lw[n];
+            float dn;
+            if (c >= 2) sum += (double)(lam * P->dot(phiq0 + (size_t)i * F, z, F));
+            dn = (float)sum;
+            P->scal(y0 + (size_t)i * D, (c >= 2 ? 1.0f : gam) / dn, D);
+            xs->den[row] = dn;
+            xs->m[row] = mw[n];
+        }
+    }
+}
+
+// Tile `tile` of heads [h0, h0 + hs) of batch b (kv head g), with the
+// student's rows when xs. Returns 0 if its scratch could not be allocated.
 static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float *y, float *lse,
                                 const float *q, const float *k_bg, const float *v_bg, int b,
-                                int H, int h0, int tile, int N, int D, float scale) {
+                                int H, int h0, int tile, int N, int D, float scale,
+                                const lc__xfer *xs) {
     const lc__pk *pk = &p->pk;
     const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
     int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
-    int c0, n, j, kk;
-    char *mem = (char *)LOLCATS_MALLOC(p->bytes);
-    float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs;
-    double *l;
+    int c0, nc, it, n, j, kk, nwin = r0 > 0 ? 2 : 1;
+    char *mem = (char *)LOLCATS_MALLOC(p->bytes + (xs ? xs->bytes : 0));
+    float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs, *yw = NULL, *mw = NULL, *xws = NULL;
+    double *l, *lw = NULL;
     if (!mem) return 0;
     l = (double *)mem;
-    pq = (float *)(l + Mq);
+    if (xs) lw = l + Mq;
+    pq = (float *)(l + (xs ? 2 * Mq : Mq));
     pkc = pq + (size_t)Mq * D;
     st = pkc + (size_t)p->tka * D;
     pv = st + (size_t)Mq * p->tka;
@@ -2279,6 +2385,11 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     mn = m + Mq;
     al = mn + Mq;
     bs = al + Mq;
+    if (xs) {
+        yw = bs + Mq;
+        mw = yw + (size_t)p->Dp * Mq;
+        xws = mw + Mq;
+    }
     if (nr % NR == 0) {  // each head's rows fill whole panels: packed in place
         for (j = 0; j < p->hs; j++)
             lc__pk_b(pk, pq + (size_t)j * nr * D, q + (((size_t)b * H + h0 + j) * N + r0) * D,
@@ -2291,8 +2402,8 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     }
     memset(yt, 0, sizeof(float) * (size_t)p->Dp * Mq);
     for (n = 0; n < Mq; n++) { m[n] = -INFINITY; l[n] = 0; }
-    for (c0 = 0; c0 < r0 + nr; c0 += p->tk) {
-        int nc = r0 + nr - c0 < p->tk ? r0 + nr - c0 : p->tk, grew = 0;
+    for (it = 0; lc__sm_block(p, xs != NULL, r0, nr, it, &c0, &nc); it++) {
+        int grew = 0;
         lc__pk_a(pk, pkc, k_bg + (size_t)c0 * D, (size_t)D, 0, nc, D);
         for (j = 0; j * NR < M; j++)  // S^T: panel j of queries holds nc rows of NR
             for (kk = 0; kk < nc; kk += MR)
@@ -2319,7 +2430,13 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
         lc__pk_a(pk, pv, v_bg + (size_t)c0 * D, (size_t)D, 1, D, nc);
         lc__pk_mm(pk, yt, (size_t)Mq, pv, (size_t)MR * nc, D, st, (size_t)NR * p->tka, M, nc,
                   1.0f, 1.0f);
+        if (xs && it == nwin - 1) {  // the window blocks are done: the student's part
+            memcpy(yw, yt, sizeof(float) * (size_t)p->Dp * Mq);
+            memcpy(mw, m, sizeof(float) * (size_t)Mq);
+            memcpy(lw, l, sizeof(double) * (size_t)Mq);
+        }
     }
+    if (xs) lc__xfer_rows(p, P, xs, yw, mw, lw, xws, b, H, h0, r0, nr, N, D);
     for (j = 0; j < p->hs; j++)  // Y^T columns of head j to its rows of y
         lc__pk_tpose(pk, y + (((size_t)b * H + h0 + j) * N + r0) * D, (size_t)D, yt + j * nr,
                      (size_t)Mq, D, nr);
@@ -2332,31 +2449,44 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     return 1;
 }
 
+// Every tile of the fast form; a tile without scratch gets the teacher's rows
+// by the reference. Returns the number of such tiles.
+static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y, float *lse,
+                             const float *q, const float *k, const float *v, int B, int H,
+                             int Hk, int N, int D, const lc__xfer *xs) {
+    float scale = lc__attn_scale(D);
+    int groups = B * Hk * pl->ngrp, t, failed = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : failed)
+#endif
+    for (t = 0; t < groups * pl->ntile; t++) {  // the longest (last) tiles first
+        int tile = pl->ntile - 1 - t / groups, gr = t % groups, b = gr / (Hk * pl->ngrp);
+        int g = gr / pl->ngrp % Hk, h0 = g * (H / Hk) + gr % pl->ngrp * pl->hs, j;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        if (lc__softmax_fwd_tile(pl, P, y, lse, q, k_bg, v_bg, b, H, h0, tile, N, D, scale, xs))
+            continue;
+        failed++;
+        for (j = 0; j < pl->hs; j++) {  // no scratch: this tile's rows by the reference
+            size_t bhj = (size_t)b * H + h0 + j;
+            int r0 = tile * pl->tq, r1 = r0 + pl->tq < N ? r0 + pl->tq : N;
+            lc__softmax_rows(P, y + bhj * N * D, lse ? lse + bhj * N : NULL, q + bhj * N * D,
+                             k_bg, v_bg, r0, r1, D, scale);
+        }
+    }
+    return failed;
+}
+
 LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
                                 const float *k, const float *v, int B, int H, int Hk, int N,
                                 int D) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     lc__sm_plan pl;
-    int bh, t;
+    int bh;
     LOLCATS_ASSERT(H % Hk == 0);
     if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
-        int groups = B * Hk * pl.ngrp;
-        LC__OMP_FOR
-        for (t = 0; t < groups * pl.ntile; t++) {  // the longest (last) tiles first
-            int tile = pl.ntile - 1 - t / groups, gr = t % groups, b = gr / (Hk * pl.ngrp);
-            int g = gr / pl.ngrp % Hk, h0 = g * (H / Hk) + gr % pl.ngrp * pl.hs, j;
-            const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-            const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-            if (lc__softmax_fwd_tile(&pl, P, y, lse, q, k_bg, v_bg, b, H, h0, tile, N, D, scale))
-                continue;
-            for (j = 0; j < pl.hs; j++) {  // no scratch: this tile's rows by the reference
-                size_t bhj = (size_t)b * H + h0 + j;
-                int r0 = tile * pl.tq, r1 = r0 + pl.tq < N ? r0 + pl.tq : N;
-                lc__softmax_rows(P, y + bhj * N * D, lse ? lse + bhj * N : NULL, q + bhj * N * D,
-                                 k_bg, v_bg, r0, r1, D, scale);
-            }
-        }
+        lc__softmax_tiles(&pl, P, y, lse, q, k, v, B, H, Hk, N, D, NULL);
         return;
     }
     LC__OMP_FOR
@@ -3288,11 +3418,12 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *v, const float *phiq, const float *phik,
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg) {
+                                 const lc_hybrid_cfg *cfg, const float *states) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
-    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL), sz = (size_t)F * D + F;
     int gg, rep = H / Hk, fast = ctx->simd != LOLCATS_SIMD_SCALAR, win = dq || dk || dv;
+    int nch = (N + LC__HYB_ROWS - 1) / LC__HYB_ROWS;
     LC__OMP_FOR
     // one task per kv head, batches in order inside it: dwf (per query head)
     // is shared by every batch element, so it must not be split across tasks
@@ -3331,9 +3462,16 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 lc__hybrid_range(cfg, N, r0, &kw0, &both);
                 jA = both ? r0 + 1 : kw0;
                 jB = lc__hyb_jl(cfg, N, r1 - 1);
-                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
-                jst = jA > jst ? jA : jst;
-                state = jst > 0 || kv_state;
+                if (states) {  // stored by lc_attn_transfer_fwd: blocks of w = ROWS
+                    int c = r0 / LC__HYB_ROWS;
+                    hb.S = (float *)(uintptr_t)(states + ((size_t)bh * nch + c) * sz);
+                    hb.z = hb.S + (size_t)F * D;
+                    state = c >= 2;
+                } else {
+                    lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+                    jst = jA > jst ? jA : jst;
+                    state = jst > 0 || kv_state;
+                }
                 nk = r1 - kw0;
                 nl = jB - jA;
                 for (i = r0; i < r1; i++) {
@@ -3438,6 +3576,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 }
             }
             // reverse sweep: S becomes G, z becomes c
+            lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
             memset(hb.S, 0, sizeof(float) * (size_t)F * D);
             memset(hb.z, 0, sizeof(float) * (size_t)F);
             next = N;
@@ -3509,7 +3648,7 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
     if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
-                             F, cfg);
+                             F, cfg, NULL);
     else if (work && dy && !da)
         lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
@@ -3518,6 +3657,97 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
         lc__hybrid_bwd_quad(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, dy, da, y,
                             m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
                             F, cfg);
+}
+
+// >>transfer
+// Attention transfer's pair of attentions on one q, k, v. Fast form (tk
+// windows of w = LC__HYB_ROWS that tile the sequence, the teacher's tiles of
+// that many rows): the linear states before each window block, then the
+// teacher's tiles, which give the student its window part and rows
+// (lc__xfer); the backward reads the stored states instead of recomputing
+// them. Otherwise the two calls it stands for.
+static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
+                         const lc_hybrid_cfg *cfg) {
+    return cfg->variant == LOLCATS_WINDOW_TK && cfg->window == LC__HYB_ROWS &&
+           N > LC__HYB_ROWS && N % LC__HYB_ROWS == 0 && H % Hk == 0 &&
+           lc__sm_plan_for(ctx, pl, H / Hk, N, D) && pl->tq == LC__HYB_ROWS;
+}
+
+LCIMPL size_t lc_attn_transfer_work_floats(int B, int H, int N, int D, int F) {
+    size_t nch = (size_t)(N + LC__HYB_ROWS - 1) / LC__HYB_ROWS;
+    return lc_attn_hybrid_work_floats(B, H, D, F) + (size_t)B * H * nch * ((size_t)F * D + F);
+}
+
+// Per head and block c of w rows: S, z of the keys [0, (c - 1) w).
+static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
+                            const float *v, int B, int H, int Hk, int N, int D, int F) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const int w = LC__HYB_ROWS, nch = N / w;
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL), sz = (size_t)F * D + F;
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, g = bh % H / (H / Hk), c;
+        float *s = states + (size_t)bh * nch * sz;
+        lc__hyb_buf hb;
+        lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
+        memset(s, 0, sizeof(float) * sz * 2);
+        for (c = 2; c < nch; c++) {
+            float *s_c = s + (size_t)c * sz;
+            memcpy(s_c, s_c - sz, sizeof(float) * sz);
+            hb.S = s_c;
+            hb.z = s_c + (size_t)F * D;
+            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F,
+                            v + ((size_t)b * Hk + g) * N * D, (c - 2) * w, (c - 1) * w, D, F);
+        }
+    }
+}
+
+LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
+                                 float *den, float *work, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    lc__sm_plan pl;
+    LOLCATS_ASSERT(work && H % Hk == 0);
+    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
+        lc__xfer xs;
+        xs.ctx = ctx;
+        xs.y = y;
+        xs.m = m;
+        xs.den = den;
+        xs.phiq = phiq;
+        xs.wf = wf;
+        xs.states = work + lc_attn_hybrid_work_floats(B, H, D, F);
+        xs.F = F;
+        xs.affine = cfg->affine;
+        xs.bytes = lc__xfer_bytes(&pl, D, F);
+        lc__xfer_states(ctx, work + lc_attn_hybrid_work_floats(B, H, D, F), work, phik, v, B,
+                        H, Hk, N, D, F);
+        if (!lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
+            return;  // else some tile had no scratch: the student by its own call
+    } else {
+        lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
+    }
+    lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
+                       N, D, F, cfg);
+}
+
+LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
+                                 float *work, const float *dy, const float *y, const float *m,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    lc__sm_plan pl;
+    LOLCATS_ASSERT(work && H % Hk == 0);
+    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
+        lc__hybrid_bwd_chunk(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, y,
+                             den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg,
+                             work + lc_attn_hybrid_work_floats(B, H, D, F));
+    else
+        lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL,
+                           y, m, den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
 }
 
 // >>decode
@@ -7808,7 +8038,7 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only,
         LC__TAKE(a->dphiq, (size_t)H * T * F); LC__TAKE(a->dphik, (size_t)H * T * F);
         LC__TAKE(a->dg, (size_t)T * hid * lm); LC__TAKE(a->du, (size_t)T * hid * lm);
         LC__TAKE(a->dhh, (size_t)T * hid * lm);
-        LC__TAKE(a->work, lc_attn_hybrid_work_floats(1, H, D, F));
+        LC__TAKE(a->work, lc_attn_transfer_work_floats(1, H, T, D, F));
         LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
         if (t->cfg.recompute) LC__TAKE(a->xin_saved, (size_t)c->n_layers * T * dim);
         if (t->cfg.xent_factor > 0) {
@@ -8158,13 +8388,22 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
     for (l = l0; l < l1; l++) {
         double ll;
         lc__train_qkv(t, l, la, T);
-        lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
-        if (!students) goto next_layer;
+        if (!students) {
+            lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+            goto next_layer;
+        }
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, a->as ? NULL : a->work, la->qh, la->kh,
-                           la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
-                           &t->cfg.hybrid);
+        if (a->as) {  // the student's attention weights too: the quadratic form
+            lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+            lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, NULL, la->qh, la->kh, la->vh,
+                               la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
+                               &t->cfg.hybrid);
+        } else {  // teacher and student sharing the window part
+            lc_attn_transfer_fwd(&t->ctx, a->yt, a->lse, la->yh, la->m, la->den, a->work, la->qh, la->kh,
+                                 la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1, H, Hk, T, D, F,
+                                 &t->cfg.hybrid);
+        }
         if (backward) memset(a->dyh, 0, sizeof(float) * nq);
         ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
         if (a->as) {  // soft-target cross-entropy over the attention weights
@@ -8179,11 +8418,16 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
             // q, k, v are the frozen teacher's: no gradient flows into them
             memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
             memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
-            lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
-                               lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, a->as ? NULL : a->work,
-                               a->dyh, a->as ? a->ga : NULL, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
-                               la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
-                               &t->cfg.hybrid);
+            if (a->as)
+                lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
+                                   lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, NULL, a->dyh, a->ga,
+                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik,
+                                   t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+            else
+                lc_attn_transfer_bwd(&t->ctx, a->dphiq, a->dphik, lc__grad_at(t, t->wf + (size_t)l * H),
+                                     a->work, a->dyh, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
+                                     la->phiq, la->phik, t->wf + (size_t)l * H, 1, H, Hk, T, D, F,
+                                     &t->cfg.hybrid);
             lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
                         a->dphiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f,
                         &t->cfg.fmap);

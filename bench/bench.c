@@ -236,7 +236,8 @@ static void bench_attn(void) {
    it: the teacher's causal softmax output, the student hybrid (feature maps of
    q and k, tk window) on the same q, k, v, MSE x 1000, backward to the feature
    maps and window factors (q, k, v are the frozen teacher's: no gradient to
-   them), AdamW. Best of reps after a warm-up; *mb as in (a). */
+   them), AdamW; through lc_attn_transfer_fwd/bwd, as lc_train_distill_block
+   calls it. Best of reps after a warm-up; *mb as in (a). */
 static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb) {
     lc_fmap_cfg fm = lc_fmap_cfg_default();
     lc_hybrid_cfg hc = lc_hybrid_cfg_default();
@@ -252,24 +253,23 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
     wq = randn(nw, 0.1f); wk = randn(nw, 0.1f); wf = randn((size_t)H, 1);
     mem_begin();
     yt = zeros(nq); y = zeros(nq); dy = zeros(nq); m = zeros((size_t)H * N);
-    den = zeros((size_t)H * N); work = zeros(lc_attn_hybrid_work_floats(1, H, D, F));
+    den = zeros((size_t)H * N); work = zeros(lc_attn_transfer_work_floats(1, H, N, D, F));
     phiq = zeros(nf); phik = zeros(nf); dphiq = zeros(nf); dphik = zeros(nf);
     dwq = zeros(nw); dwk = zeros(nw); dwf = zeros((size_t)H);
     mq = zeros(nw); vq = zeros(nw); mk = zeros(nw); vk = zeros(nw);
     mf = zeros((size_t)H); vf = zeros((size_t)H);
     for (r = 0; r <= reps; r++) {  /* r == 0 warms up */
         double t0 = now(), t;
-        lc_attn_softmax_fwd(&g_ctx, yt, NULL, q, k, v, 1, H, Hk, N, D);
         lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
         lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
-        lc_attn_hybrid_fwd(&g_ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, 1,
-                           H, Hk, N, D, F, &hc);
+        lc_attn_transfer_fwd(&g_ctx, yt, NULL, y, m, den, work, q, k, v, phiq, phik, wf, 1, H, Hk,
+                             N, D, F, &hc);
         memset(dy, 0, sizeof(float) * nq);
         lc_loss_mse(dy, y, yt, nq, 1000.0f);
         memset(dwf, 0, sizeof(float) * (size_t)H);
         memset(dphiq, 0, sizeof(float) * nf); memset(dphik, 0, sizeof(float) * nf);
-        lc_attn_hybrid_bwd(&g_ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y,
-                           m, den, q, k, v, phiq, phik, wf, NULL, NULL, 1, H, Hk, N, D, F, &hc);
+        lc_attn_transfer_bwd(&g_ctx, dphiq, dphik, dwf, work, dy, y, m, den, q, k, v, phiq, phik,
+                             wf, 1, H, Hk, N, D, F, &hc);
         memset(dwq, 0, sizeof(float) * nw); memset(dwk, 0, sizeof(float) * nw);
         lc_fmap_bwd(&g_ctx, NULL, dwq, NULL, dphiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
         lc_fmap_bwd(&g_ctx, NULL, dwk, NULL, dphik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);

@@ -507,6 +507,94 @@ static void bwd_without_input_grads(void) {
     printf("  hybrid backward without input gradients: same feature-map and window gradients\n");
 }
 
+static float rel_diff(const float *a, const float *b, size_t n) {
+    float d = 0, mx = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float e = fabsf(a[i] - b[i]);
+        d = e > d ? e : d;
+        mx = fabsf(b[i]) > mx ? fabsf(b[i]) : mx;
+    }
+    return mx > 0 ? d / mx : d;
+}
+
+// lc_attn_transfer_fwd / _bwd against the calls they stand for: the teacher
+// (lc_attn_softmax_fwd) and the student (lc_attn_hybrid_fwd, then
+// lc_attn_hybrid_bwd without input gradients), on the fast form's shapes
+// (which must take it on a SIMD path) and on ones that fall back.
+static void transfer_pair(void) {
+    static const struct { int B, H, Hk, N, D, f, variant, w, affine, fast; } cs[] = {
+        {2, 8, 2, 256, 64, 8, LOLCATS_WINDOW_TK, 64, 0, 1},
+        {1, 4, 1, 320, 40, 5, LOLCATS_WINDOW_TK, 64, 1, 1},
+        {1, 3, 3, 192, 33, 4, LOLCATS_WINDOW_TK, 64, 0, 1},
+        {1, 4, 2, 128, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 1},
+        {1, 4, 2, 200, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 0},  // N not a multiple of w
+        {1, 4, 2, 64, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 0},   // N <= w: every key in both
+        {1, 4, 2, 256, 16, 4, LOLCATS_WINDOW_TK, 32, 0, 0},  // w != 64
+        {1, 4, 2, 256, 16, 4, LOLCATS_WINDOW_SW, 64, 0, 0},
+    };
+    lc_ctx ctx, sc;
+    int ci, simd;
+    lc_ctx_init(&ctx);
+    lc_ctx_init(&sc);
+    sc.simd = LOLCATS_SIMD_SCALAR;
+    simd = ctx.simd != LOLCATS_SIMD_SCALAR;
+    for (ci = 0; ci < (int)(sizeof cs / sizeof cs[0]); ci++) {
+        int B = cs[ci].B, H = cs[ci].H, Hk = cs[ci].Hk, N = cs[ci].N, D = cs[ci].D, f = cs[ci].f;
+        kcase c = make(LOLCATS_OP_HYBRID, B, H, Hk, N, D, f, cs[ci].variant, cs[ci].w);
+        lc_hybrid_cfg hc = c.rc.hybrid;
+        size_t nq = (size_t)B * H * N * D, nr = (size_t)B * H * N, nf;
+        float *phiq, *phik, *o[2][5], *g[2][3], *work[2], e[8];
+        int F, i, j, fast;
+        lc__sm_plan pl;
+        hc.affine = cs[ci].affine;
+        F = lc_fmap_out_dim(&c.rc.fmap, f);
+        nf = (size_t)B * H * N * F;
+        phiq = (float *)malloc(sizeof(float) * nf);
+        phik = (float *)malloc(sizeof(float) * nf);
+        for (i = 0; i < 2; i++) {
+            for (j = 0; j < 5; j++) o[i][j] = (float *)calloc(j < 2 ? nq : nr, sizeof(float));
+            for (j = 0; j < 3; j++) g[i][j] = (float *)calloc(j < 2 ? nf : (size_t)H, sizeof(float));
+        }
+        work[0] = (float *)malloc(sizeof(float) * lc_attn_hybrid_work_floats(B, H, D, F));
+        work[1] = (float *)malloc(sizeof(float) * lc_attn_transfer_work_floats(B, H, N, D, F));
+        lc_fmap_fwd(&ctx, phiq, c.rc.q, c.rc.wq, NULL, B, H, H, N, D, f, &c.rc.fmap);
+        lc_fmap_fwd(&ctx, phik, c.rc.k, c.rc.wk, NULL, B, H, Hk, N, D, f, &c.rc.fmap);
+        // the two calls (outputs yt, y, lse, m, den) by the scalar definition
+        lc_attn_softmax_fwd(&sc, o[0][0], o[0][2], c.rc.q, c.rc.k, c.rc.v, B, H, Hk, N, D);
+        lc_attn_hybrid_fwd(&sc, o[0][1], NULL, o[0][3], o[0][4], work[0], c.rc.q, c.rc.k, c.rc.v,
+                           phiq, phik, c.rc.wf, NULL, NULL, B, H, Hk, N, D, F, &hc);
+        lc_attn_hybrid_bwd(&sc, NULL, NULL, NULL, g[0][0], g[0][1], g[0][2], NULL, NULL, work[0],
+                           c.rc.dy, NULL, o[0][1], o[0][3], o[0][4], c.rc.q, c.rc.k, c.rc.v, phiq,
+                           phik, c.rc.wf, NULL, NULL, B, H, Hk, N, D, F, &hc);
+        lc_attn_transfer_fwd(&ctx, o[1][0], o[1][2], o[1][1], o[1][3], o[1][4], work[1], c.rc.q,
+                             c.rc.k, c.rc.v, phiq, phik, c.rc.wf, B, H, Hk, N, D, F, &hc);
+        lc_attn_transfer_bwd(&ctx, g[1][0], g[1][1], g[1][2], work[1], c.rc.dy, o[1][1], o[1][3],
+                             o[1][4], c.rc.q, c.rc.k, c.rc.v, phiq, phik, c.rc.wf, B, H, Hk, N, D,
+                             F, &hc);
+        fast = lc__xfer_fast(&ctx, &pl, H, Hk, N, D, &hc);
+        CHECK(fast == (simd && cs[ci].fast),
+              "transfer case %d: fast form %s", ci, fast ? "taken where it must not be" : "not taken");
+        for (j = 0; j < 5; j++) e[j] = rel_diff(o[1][j], o[0][j], j < 2 ? nq : nr);
+        for (j = 0; j < 3; j++) e[5 + j] = rel_diff(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
+        for (j = 0; j < 8; j++) {
+            static const char *nm[8] = {"yt", "y", "lse", "m", "den", "dphiq", "dphik", "dwf"};
+            CHECK(e[j] <= 2e-5f, "transfer case %d (N %d, H %d/%d, D %d, w %d): %s off the two-call "
+                  "scalar form by %g of its largest entry", ci, N, H, Hk, D, cs[ci].w, nm[j],
+                  (double)e[j]);
+        }
+        for (i = 0; i < 2; i++) {
+            for (j = 0; j < 5; j++) free(o[i][j]);
+            for (j = 0; j < 3; j++) free(g[i][j]);
+            free(work[i]);
+        }
+        free(phiq); free(phik);
+        unmake(&c);
+    }
+    printf("  attention transfer pair: teacher and student as their own calls (fast form %s)\n",
+           simd ? "checked" : "not on this path");
+}
+
 int main(void) {
     lc_rng_seed(&rng, 42);
     simd_vs_scalar();
@@ -522,6 +610,7 @@ int main(void) {
     adamw();
     thread_invariance();
     bwd_without_input_grads();
+    transfer_pair();
     long_sequences();
     return check_done();
 }
