@@ -159,6 +159,16 @@ LCAPI void lc_fmap_bwd(const lc_ctx *ctx, float *dx /*(B,Hx,N,D) or NULL*/,
                        const float *x, const float *w, const float *bias,
                        int B, int H, int Hx, int N, int D, int f,
                        const lc_fmap_cfg *cfg);
+// The same given the forward's output phi (from these x, w, bias): for
+// softmax_dim with eps f <= 1e-9 (the default eps 1e-12) on the SIMD paths the
+// projection x W is not made again (where phi sits on the eps floor, eps
+// stands in for the softmax value under it, a change below rounding at such
+// eps); otherwise exactly lc_fmap_bwd.
+LCAPI void lc_fmap_bwd_phi(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                           const float *dphi, const float *phi /*(B,H,N,F)*/,
+                           const float *x, const float *w, const float *bias,
+                           int B, int H, int Hx, int N, int D, int f,
+                           const lc_fmap_cfg *cfg);
 
 // >>api-attn-softmax
 // Causal softmax attention (the teacher). Saves lse (B,H,N): log-sum-exp of
@@ -2069,11 +2079,35 @@ static void lc__fmap_row_bwd(const lc__prims *P, int fast, float *dz, const floa
     lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
 }
 
-// The packed form of lc_fmap_bwd for x head xh (scratch ws of pl.floats).
+// dz of one softmax_dim row from the forward's phi instead of z: above the
+// floor phi is the softmax itself; on it the gradient is gated off and eps
+// stands in for the softmax value s < eps under it. That moves dz_c by
+// (eps - s) sum_k s_k g_k, at most eps max|g| against terms of about max|g| / f:
+// below float rounding when eps f <= 1e-9 (the default 1e-12 with f up to
+// 1000), the only case that takes this form (lc__fmap_phi_ok).
+static int lc__fmap_phi_ok(const lc_fmap_cfg *cfg, int f) {
+    return cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && cfg->eps * (float)f <= 1e-9f;
+}
+
+static void lc__fmap_row_bwd_phi(const lc__prims *P, float *dz, const float *dphi,
+                                 const float *phi, int f, const lc_fmap_cfg *cfg) {
+    float gate = nextafterf(cfg->eps, INFINITY), dout[2048];
+    int c, F = lc_fmap_out_dim(cfg, f);
+    if (P->smx2_bwd) {
+        P->smx2_bwd(dz, dphi, phi, f, F > f, gate);
+        return;
+    }
+    for (c = 0; c < F; c++) dout[c] = phi[c] >= gate ? dphi[c] : 0.0f;
+    lc__fmap_act_bwd(P, 1, dz, dout, phi, NULL, f, cfg);
+}
+
+// The packed form of lc_fmap_bwd for x head xh (scratch ws of pl.floats);
+// with phi (softmax_dim only) the projection is not made again.
 static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
                                 float *dx, float *dw, float *dbias, const float *dphi,
-                                const float *x, const float *w, const float *bias, int B, int H,
-                                int Hx, int N, int D, int f, int xh, const lc_fmap_cfg *cfg) {
+                                const float *phi, const float *x, const float *w,
+                                const float *bias, int B, int H, int Hx, int N, int D, int f,
+                                int xh, const lc_fmap_cfg *cfg) {
     float out[2048];
     int F = lc_fmap_out_dim(cfg, f), rep = H / Hx;
     const lc__pk *pk = &pl->pk;
@@ -2091,12 +2125,15 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
             for (i0 = 0; i0 < N; i0 += pl->rb) {
                 int nr = N - i0 < pl->rb ? N - i0 : pl->rb;
                 float *dZ = ws + pl->dz;
-                lc__fm_project(pl, ws, x_bh, i0, nr, D, f, bias, bb);
+                if (!phi) lc__fm_project(pl, ws, x_bh, i0, nr, D, f, bias, bb);
                 for (i = 0; i < nr; i++) {
-                    const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i0 + i) * F;
+                    size_t row = ((size_t)b * H + h) * N + i0 + i;
                     float *dz = dZ + (size_t)i * pl->fp;
-                    lc__fmap_row_bwd(P, fast, dz, dphi_bhi, ws + pl->z + (size_t)i * pl->fp, out,
-                                     f, cfg);
+                    if (phi)
+                        lc__fmap_row_bwd_phi(P, dz, dphi + row * F, phi + row * F, f, cfg);
+                    else
+                        lc__fmap_row_bwd(P, fast, dz, dphi + row * F, ws + pl->z + (size_t)i * pl->fp,
+                                         out, f, cfg);
                     if (dbias) {
                         double sb = 0;
                         for (c = 0; c < f; c++) sb += (double)dz[c];
@@ -2127,9 +2164,10 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
     }
 }
 
-LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
-                        const float *dphi, const float *x, const float *w, const float *bias,
-                        int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
+static void lc__fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                         const float *dphi, const float *phi, const float *x, const float *w,
+                         const float *bias, int B, int H, int Hx, int N, int D, int f,
+                         const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
     int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
@@ -2145,8 +2183,9 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
         float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * pl.floats) : NULL;
         int b, r, i, c, d, i0;
         if (pws) {  // the packed form (without scratch: the blocked form below)
-            lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi, x, w, bias, B, H, Hx, N, D,
-                                f, xh, cfg);
+            lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi,
+                                lc__fmap_phi_ok(cfg, f) ? phi : NULL, x, w, bias,
+                                B, H, Hx, N, D, f, xh, cfg);
             LOLCATS_FREE(pws);
             continue;
         }
@@ -2199,6 +2238,19 @@ LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
             }
         }
     }
+}
+
+LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                        const float *dphi, const float *x, const float *w, const float *bias,
+                        int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
+    lc__fmap_bwd(ctx, dx, dw, dbias, dphi, NULL, x, w, bias, B, H, Hx, N, D, f, cfg);
+}
+
+LCIMPL void lc_fmap_bwd_phi(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                            const float *dphi, const float *phi, const float *x, const float *w,
+                            const float *bias, int B, int H, int Hx, int N, int D, int f,
+                            const lc_fmap_cfg *cfg) {
+    lc__fmap_bwd(ctx, dx, dw, dbias, dphi, phi, x, w, bias, B, H, Hx, N, D, f, cfg);
 }
 
 // >>attn-softmax
@@ -8428,12 +8480,12 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
                                      a->work, a->dyh, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
                                      la->phiq, la->phik, t->wf + (size_t)l * H, 1, H, Hk, T, D, F,
                                      &t->cfg.hybrid);
-            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
-                        a->dphiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f,
-                        &t->cfg.fmap);
-            lc_fmap_bwd(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), lc__fb_grad(t, t->fbk, l, 1),
-                        a->dphik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f,
-                        &t->cfg.fmap);
+            lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
+                            a->dphiq, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T,
+                            D, f, &t->cfg.fmap);
+            lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), lc__fb_grad(t, t->fbk, l, 1),
+                            a->dphik, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T,
+                            D, f, &t->cfg.fmap);
         }
     next_layer:  // teacher forcing: the next layer gets the softmax output's stream
         memcpy(la->yh, a->yt, sizeof(float) * nq);

@@ -271,8 +271,8 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
         lc_attn_transfer_bwd(&g_ctx, dphiq, dphik, dwf, work, dy, y, m, den, q, k, v, phiq, phik,
                              wf, 1, H, Hk, N, D, F, &hc);
         memset(dwq, 0, sizeof(float) * nw); memset(dwk, 0, sizeof(float) * nw);
-        lc_fmap_bwd(&g_ctx, NULL, dwq, NULL, dphiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
-        lc_fmap_bwd(&g_ctx, NULL, dwk, NULL, dphik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
+        lc_fmap_bwd_phi(&g_ctx, NULL, dwq, NULL, dphiq, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+        lc_fmap_bwd_phi(&g_ctx, NULL, dwk, NULL, dphik, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
         lc_adamw_step(wq, dwq, mq, vq, nw, &opt, r + 1);
         lc_adamw_step(wk, dwk, mk, vk, nw, &opt, r + 1);
         lc_adamw_step(wf, dwf, mf, vf, (size_t)H, &opt, r + 1);

@@ -595,6 +595,68 @@ static void transfer_pair(void) {
            simd ? "checked" : "not on this path");
 }
 
+// lc_fmap_bwd_phi against lc_fmap_bwd's scalar definition: softmax_dim (full
+// and half space, with a bias, with dx, weights large enough that part of the
+// rows sit on the eps floor) within rounding; every other activation, and a
+// floor high enough to matter, exactly lc_fmap_bwd.
+static void fmap_bwd_from_phi(void) {
+    static const struct { lc_fmap_act act; int half; float ws; int bias; float eps; } cs[] = {
+        {LOLCATS_FMAP_SOFTMAX_DIM, 0, 0.4f, 0, 1e-12f}, {LOLCATS_FMAP_SOFTMAX_DIM, 1, 0.4f, 1, 1e-12f},
+        {LOLCATS_FMAP_SOFTMAX_DIM, 0, 12.0f, 1, 1e-12f}, {LOLCATS_FMAP_EXP_DIM, 0, 0.4f, 0, 1e-12f},
+        {LOLCATS_FMAP_POS_ELU, 0, 0.4f, 1, 1e-12f}, {LOLCATS_FMAP_RELU, 0, 0.4f, 0, 1e-12f},
+        {LOLCATS_FMAP_SOFTMAX_DIM, 0, 3.0f, 1, 1e-3f},  // a floor that matters: recomputed
+    };
+    lc_ctx ctx, sc;
+    int ci;
+    lc_ctx_init(&ctx);
+    lc_ctx_init(&sc);
+    sc.simd = LOLCATS_SIMD_SCALAR;
+    for (ci = 0; ci < (int)(sizeof cs / sizeof cs[0]); ci++) {
+        int B = 2, H = 4, Hx = 2, N = 300, D = 37, f = 21, F, j, floor = 0;
+        lc_fmap_cfg fm = lc_fmap_cfg_default();
+        size_t nx = (size_t)B * Hx * N * D, nf, nw = (size_t)H * D * f, i;
+        float *x, *w, *bias, *phi, *dphi, *g[2][3], e[3];
+        fm.act = cs[ci].act;
+        fm.halfspace = cs[ci].half;
+        fm.eps = cs[ci].eps;
+        F = lc_fmap_out_dim(&fm, f);
+        nf = (size_t)B * H * N * F;
+        x = randn(nx, 1.0f); w = randn(nw, cs[ci].ws); bias = randn((size_t)H, 1.0f);
+        dphi = randn(nf, 1.0f);
+        phi = (float *)malloc(sizeof(float) * nf);
+        for (j = 0; j < 2; j++) {
+            g[j][0] = (float *)calloc(nx, sizeof(float));
+            g[j][1] = (float *)calloc(nw, sizeof(float));
+            g[j][2] = (float *)calloc((size_t)H, sizeof(float));
+        }
+        lc_fmap_fwd(&ctx, phi, x, w, cs[ci].bias ? bias : NULL, B, H, Hx, N, D, f, &fm);
+        for (i = 0; i < nf; i++) floor += phi[i] == fm.eps;
+        lc_fmap_bwd(lc__fmap_phi_ok(&fm, f) ? &sc : &ctx, g[0][0], g[0][1], g[0][2], dphi,
+                    x, w, cs[ci].bias ? bias : NULL, B, H, Hx, N, D, f, &fm);
+        lc_fmap_bwd_phi(&ctx, g[1][0], g[1][1], g[1][2], dphi, phi, x, w, cs[ci].bias ? bias : NULL,
+                        B, H, Hx, N, D, f, &fm);
+        e[0] = rel_diff(g[1][0], g[0][0], nx);
+        // softmax rows' gradients sum to zero: dbias is rounding noise there, so
+        // its difference is measured against the scale of dw instead
+        e[2] = 0;
+        for (j = 0; j < H; j++) e[2] = fmaxf(e[2], fabsf(g[1][2][j] - g[0][2][j]));
+        for (i = 0, e[1] = 0; i < nw; i++) e[1] = fmaxf(e[1], fabsf(g[0][1][i]));
+        e[2] = lc__fmap_phi_ok(&fm, f) ? e[2] / e[1] : e[2];
+        e[1] = rel_diff(g[1][1], g[0][1], nw);
+        if (lc__fmap_phi_ok(&fm, f))
+            CHECK(e[0] <= 4e-5f && e[1] <= 4e-5f && e[2] <= 4e-5f && (cs[ci].ws < 1 || floor > 0),
+                  "fmap backward from phi, case %d: dx %g dw %g dbias %g off the scalar form "
+                  "(%d entries on the floor)", ci, (double)e[0], (double)e[1], (double)e[2], floor);
+        else
+            CHECK(e[0] == 0 && e[1] == 0 && e[2] == 0,
+                  "fmap backward from phi, case %d (%s): not exactly lc_fmap_bwd", ci,
+                  lc_fmap_act_name(fm.act));
+        for (j = 0; j < 2; j++) { free(g[j][0]); free(g[j][1]); free(g[j][2]); }
+        free(x); free(w); free(bias); free(phi); free(dphi);
+    }
+    printf("  feature-map backward from the forward's phi: as the recomputing form\n");
+}
+
 int main(void) {
     lc_rng_seed(&rng, 42);
     simd_vs_scalar();
@@ -611,6 +673,7 @@ int main(void) {
     thread_invariance();
     bwd_without_input_grads();
     transfer_pair();
+    fmap_bwd_from_phi();
     long_sequences();
     return check_done();
 }
