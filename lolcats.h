@@ -2312,7 +2312,7 @@ static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, in
     p->ntile = (N + p->tq - 1) / p->tq;
     p->ngrp = rep / p->hs;
     p->Mq = lc__pk_round(p->hs * p->tq, p->pk.nr);
-    p->tka = lc__pk_round(p->tk, p->pk.mr);
+    p->tka = lc__pk_round(p->tk, p->pk.mr) + p->pk.mr;  // a block may start inside a panel
     p->Dp = lc__pk_round(D, p->pk.mr);
     p->bytes = sizeof(float) * ((size_t)p->Mq * D + (size_t)p->tka * D +
                                 (size_t)p->Mq * p->tka + (size_t)p->Dp * p->tk +
@@ -2326,13 +2326,16 @@ static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, in
 static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0, int nc,
                         float val) {
     const int NR = p->pk.nr;
-    int kk, j, i;
-    for (kk = r0 + 1 - c0 > 0 ? r0 + 1 - c0 : 0; kk < nc; kk++)
+    int kk, j, n, i, len;
+    for (kk = r0 + 1 - c0 > 0 ? r0 + 1 - c0 : 0; kk < nc; kk++) {
+        int cnt = c0 + kk - r0 < nr ? c0 + kk - r0 : nr;  // queries 0..cnt-1 of each head
         for (j = 0; j < p->hs; j++)
-            for (i = c0 + kk - r0 < nr ? c0 + kk - r0 - 1 : nr - 1; i >= 0; i--) {
-                int n = j * nr + i;
-                st[(size_t)(n / NR) * NR * p->tka + (size_t)kk * NR + n % NR] = val;
+            for (n = j * nr; n < j * nr + cnt; n += len) {  // a run of lanes in one panel
+                float *d = st + (size_t)(n / NR) * NR * p->tka + (size_t)kk * NR + n % NR;
+                len = NR - n % NR < j * nr + cnt - n ? NR - n % NR : j * nr + cnt - n;
+                for (i = 0; i < len; i++) d[i] = val;
             }
+    }
 }
 
 // The student's share of the teacher's tiles (lc_attn_transfer_fwd): tk
@@ -2412,12 +2415,21 @@ static void lc__xfer_rows(const lc__sm_plan *p, const lc__prims *P, const lc__xf
     }
 }
 
+// K and V of one kv head packed once for all its tiles (lc__softmax_tiles):
+// K as panels of mr keys (kc = D), V^T as panels of mr of its D rows over all
+// N keys (kc = N), so a block of keys [c0, c0 + nc) is K's panels from the one
+// holding c0 and V^T's columns from c0.
+static size_t lc__sm_kv_floats(const lc__sm_plan *p, int N, int D) {
+    return (size_t)lc__pk_round(N, p->pk.mr) * D + (size_t)p->Dp * N;
+}
+
 // Tile `tile` of heads [h0, h0 + hs) of batch b (kv head g), with the
-// student's rows when xs. Returns 0 if its scratch could not be allocated.
+// student's rows when xs; kv: that head's packed K and V, or NULL (packed here
+// block by block). Returns 0 if its scratch could not be allocated.
 static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float *y, float *lse,
-                                const float *q, const float *k_bg, const float *v_bg, int b,
-                                int H, int h0, int tile, int N, int D, float scale,
-                                const lc__xfer *xs) {
+                                const float *q, const float *k_bg, const float *v_bg,
+                                const float *kv, int b, int H, int h0, int tile, int N, int D,
+                                float scale, const lc__xfer *xs) {
     const lc__pk *pk = &p->pk;
     const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
     int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
@@ -2455,15 +2467,25 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     memset(yt, 0, sizeof(float) * (size_t)p->Dp * Mq);
     for (n = 0; n < Mq; n++) { m[n] = -INFINITY; l[n] = 0; }
     for (it = 0; lc__sm_block(p, xs != NULL, r0, nr, it, &c0, &nc); it++) {
-        int grew = 0;
-        lc__pk_a(pk, pkc, k_bg + (size_t)c0 * D, (size_t)D, 0, nc, D);
-        for (j = 0; j * NR < M; j++)  // S^T: panel j of queries holds nc rows of NR
-            for (kk = 0; kk < nc; kk += MR)
-                pk->ukr(D, pkc + (size_t)kk * D, pq + (size_t)j * NR * D,
+        int grew = 0, off = kv ? c0 % MR : 0;  // S^T rows [off, off + nc) are the block's
+        const float *ka = pkc, *va = pv;
+        size_t vs = (size_t)MR * nc;
+        float *sb = st + (size_t)off * NR;
+        if (kv) {
+            ka = kv + (size_t)(c0 - off) * D;
+            va = kv + (size_t)lc__pk_round(N, MR) * D + (size_t)c0 * MR;
+            vs = (size_t)MR * N;
+        } else {
+            lc__pk_a(pk, pkc, k_bg + (size_t)c0 * D, (size_t)D, 0, nc, D);
+            lc__pk_a(pk, pv, v_bg + (size_t)c0 * D, (size_t)D, 1, D, nc);
+        }
+        for (j = 0; j * NR < M; j++)  // S^T: panel j of queries holds off + nc rows of NR
+            for (kk = 0; kk < off + nc; kk += MR)
+                pk->ukr(D, ka + (size_t)kk * D, pq + (size_t)j * NR * D,
                         st + (size_t)j * NR * p->tka + (size_t)kk * NR, (size_t)NR, scale, 0.0f);
-        lc__sm_mask(p, st, r0, nr, c0, nc, -INFINITY);  // keys after a query
+        lc__sm_mask(p, sb, r0, nr, c0, nc, -INFINITY);  // keys after a query
         memcpy(mn, m, sizeof(float) * (size_t)Mq);
-        for (j = 0; j * NR < M; j++) P->colmax(st + (size_t)j * NR * p->tka, mn + j * NR, nc, NR);
+        for (j = 0; j * NR < M; j++) P->colmax(sb + (size_t)j * NR * p->tka, mn + j * NR, nc, NR);
         for (n = 0; n < Mq; n++) {
             al[n] = 1.0f;
             if (mn[n] > m[n]) {  // the first block of a query: l = 0, nothing to rescale
@@ -2476,12 +2498,10 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
         }
         if (grew) P->colmul(yt, al, D, Mq);
         for (j = 0; j * NR < M; j++)
-            P->colexp(st + (size_t)j * NR * p->tka, m + j * NR, bs + j * NR, nc, NR);
-        lc__sm_mask(p, st, r0, nr, c0, nc, 0.0f);  // the vector exp of -inf is not 0
+            P->colexp(sb + (size_t)j * NR * p->tka, m + j * NR, bs + j * NR, nc, NR);
+        lc__sm_mask(p, sb, r0, nr, c0, nc, 0.0f);  // the vector exp of -inf is not 0
         for (n = 0; n < M; n++) l[n] += (double)bs[n];
-        lc__pk_a(pk, pv, v_bg + (size_t)c0 * D, (size_t)D, 1, D, nc);
-        lc__pk_mm(pk, yt, (size_t)Mq, pv, (size_t)MR * nc, D, st, (size_t)NR * p->tka, M, nc,
-                  1.0f, 1.0f);
+        lc__pk_mm(pk, yt, (size_t)Mq, va, vs, D, sb, (size_t)NR * p->tka, M, nc, 1.0f, 1.0f);
         if (xs && it == nwin - 1) {  // the window blocks are done: the student's part
             memcpy(yw, yt, sizeof(float) * (size_t)p->Dp * Mq);
             memcpy(mw, m, sizeof(float) * (size_t)Mq);
@@ -2501,13 +2521,27 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     return 1;
 }
 
-// Every tile of the fast form; a tile without scratch gets the teacher's rows
-// by the reference. Returns the number of such tiles.
+// Every tile of the fast form, K and V of each kv head packed once for all
+// its tiles when there is room (else block by block in each tile); a tile
+// without scratch gets the teacher's rows by the reference. Returns the
+// number of such tiles.
 static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y, float *lse,
                              const float *q, const float *k, const float *v, int B, int H,
                              int Hk, int N, int D, const lc__xfer *xs) {
     float scale = lc__attn_scale(D);
     int groups = B * Hk * pl->ngrp, t, failed = 0;
+    size_t kvn = lc__sm_kv_floats(pl, N, D);
+    float *kv = (float *)LOLCATS_MALLOC(sizeof(float) * kvn * (size_t)B * Hk);
+    if (kv) {
+        int bg;
+        LC__OMP_FOR
+        for (bg = 0; bg < B * Hk; bg++) {
+            float *kv_bg = kv + (size_t)bg * kvn;
+            lc__pk_a(&pl->pk, kv_bg, k + (size_t)bg * N * D, (size_t)D, 0, N, D);
+            lc__pk_a(&pl->pk, kv_bg + (size_t)lc__pk_round(N, pl->pk.mr) * D,
+                     v + (size_t)bg * N * D, (size_t)D, 1, D, N);
+        }
+    }
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : failed)
 #endif
@@ -2516,7 +2550,9 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
         int g = gr / pl->ngrp % Hk, h0 = g * (H / Hk) + gr % pl->ngrp * pl->hs, j;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        if (lc__softmax_fwd_tile(pl, P, y, lse, q, k_bg, v_bg, b, H, h0, tile, N, D, scale, xs))
+        const float *kv_bg = kv ? kv + ((size_t)b * Hk + g) * kvn : NULL;
+        if (lc__softmax_fwd_tile(pl, P, y, lse, q, k_bg, v_bg, kv_bg, b, H, h0, tile, N, D, scale,
+                                 xs))
             continue;
         failed++;
         for (j = 0; j < pl->hs; j++) {  // no scratch: this tile's rows by the reference
@@ -2526,6 +2562,7 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
                              k_bg, v_bg, r0, r1, D, scale);
         }
     }
+    LOLCATS_FREE(kv);
     return failed;
 }
 
