@@ -2415,10 +2415,13 @@ static void lc__xfer_rows(const lc__sm_plan *p, const lc__prims *P, const lc__xf
     }
 }
 
-// K and V of one kv head packed once for all its tiles (lc__softmax_tiles):
+// K and V of one kv head packed once for all its tiles (lc__softmax_tiles),
+// when all of them take at most LC__SM_KV_MAX floats (a copy of k and v: a
+// long prefill keeps packing block by block rather than doubling its cache):
 // K as panels of mr keys (kc = D), V^T as panels of mr of its D rows over all
 // N keys (kc = N), so a block of keys [c0, c0 + nc) is K's panels from the one
 // holding c0 and V^T's columns from c0.
+#define LC__SM_KV_MAX ((size_t)16 << 20)
 static size_t lc__sm_kv_floats(const lc__sm_plan *p, int N, int D) {
     return (size_t)lc__pk_round(N, p->pk.mr) * D + (size_t)p->Dp * N;
 }
@@ -2531,7 +2534,9 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
     float scale = lc__attn_scale(D);
     int groups = B * Hk * pl->ngrp, t, failed = 0;
     size_t kvn = lc__sm_kv_floats(pl, N, D);
-    float *kv = (float *)LOLCATS_MALLOC(sizeof(float) * kvn * (size_t)B * Hk);
+    float *kv = kvn * B * Hk <= LC__SM_KV_MAX
+                    ? (float *)LOLCATS_MALLOC(sizeof(float) * kvn * (size_t)B * Hk)
+                    : NULL;
     if (kv) {
         int bg;
         LC__OMP_FOR
