@@ -3512,12 +3512,11 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *v, const float *phiq, const float *phik,
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg, const float *states) {
+                                 const lc_hybrid_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
-    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL), sz = (size_t)F * D + F;
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
     int gg, rep = H / Hk, fast = ctx->simd != LOLCATS_SIMD_SCALAR, win = dq || dk || dv;
-    int nch = (N + LC__HYB_ROWS - 1) / LC__HYB_ROWS;
     LC__OMP_FOR
     // one task per kv head, batches in order inside it: dwf (per query head)
     // is shared by every batch element, so it must not be split across tasks
@@ -3556,16 +3555,9 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 lc__hybrid_range(cfg, N, r0, &kw0, &both);
                 jA = both ? r0 + 1 : kw0;
                 jB = lc__hyb_jl(cfg, N, r1 - 1);
-                if (states) {  // stored by lc_attn_transfer_fwd: blocks of w = ROWS
-                    int c = r0 / LC__HYB_ROWS;
-                    hb.S = (float *)(uintptr_t)(states + ((size_t)bh * nch + c) * sz);
-                    hb.z = hb.S + (size_t)F * D;
-                    state = c >= 2;
-                } else {
-                    lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
-                    jst = jA > jst ? jA : jst;
-                    state = jst > 0 || kv_state;
-                }
+                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+                jst = jA > jst ? jA : jst;
+                state = jst > 0 || kv_state;
                 nk = r1 - kw0;
                 nl = jB - jA;
                 for (i = r0; i < r1; i++) {
@@ -3670,7 +3662,6 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 }
             }
             // reverse sweep: S becomes G, z becomes c
-            lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
             memset(hb.S, 0, sizeof(float) * (size_t)F * D);
             memset(hb.z, 0, sizeof(float) * (size_t)F);
             next = N;
@@ -3742,7 +3733,7 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
     if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
-                             F, cfg, NULL);
+                             F, cfg);
     else if (work && dy && !da)
         lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
@@ -3827,6 +3818,82 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
                        N, D, F, cfg);
 }
 
+// gv = a dy / den and cd = -(dy.y) / den for the w rows of block c of head bh.
+static void lc__xfer_rows_gv(const lc__prims *P, float *gv, float *cd, const float *dy,
+                             const float *y, const float *den, size_t bh, int N, int c, int D,
+                             float a) {
+    int i, w = LC__HYB_ROWS;
+    for (i = 0; i < w; i++) {
+        size_t row = bh * N + (size_t)c * w + i;
+        cd[i] = -P->dot(dy + row * D, y + row * D, D) / den[row];
+        memcpy(gv + (size_t)i * D, dy + row * D, sizeof(float) * (size_t)D);
+        P->scal(gv + (size_t)i * D, a / den[row], D);
+    }
+}
+
+// The fast form's backward: the linear part only (the window-free gradient of
+// lc__hybrid_bwd_chunk), the states S_c, z_c of the forward read, one reverse
+// sweep per head over blocks c of w rows, with gv = dy/den, cd = -(dy.y)/den:
+//   G += lambda phiQ^T Gv, zg += lambda sum cd phiq  over block c + 2's rows
+//        (read again two blocks after their first use: still in cache), so G,
+//        zg hold the rows of blocks c + 2 on, which read block c's keys;
+//   dphiK_c += V_c G^T + zg;
+//   T = Gv S_c^T: dphiQ_c += lambda (T + cd z_c), dlambda += phiq.T + cd phiq.z_c
+// and dwf = -dlambda (1 - gamma). One task per query head, batches in order.
+static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
+                         float *work, const float *states, const float *dy, const float *y,
+                         const float *den, const float *v, const float *phiq, const float *wf,
+                         int B, int H, int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const int w = LC__HYB_ROWS, nch = N / w;
+    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL), sz = (size_t)F * D + F;
+    int h;
+    LC__OMP_FOR
+    for (h = 0; h < H; h++) {
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        float cd[LC__HYB_ROWS];
+        double dlam = 0;
+        int b, c, i;
+        lc__hyb_buf hb;
+        lc__hyb_head_floats(D, F, &hb, work + (size_t)h * hs);
+        for (b = 0; b < B; b++) {
+            size_t bh = (size_t)b * H + h;
+            const float *v_bg = v + ((size_t)b * Hk + h / (H / Hk)) * N * D;
+            const float *phiq_bh = phiq + bh * N * F;
+            float *dphik_bh = dphik + bh * N * F;
+            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
+            memset(hb.z, 0, sizeof(float) * (size_t)F);
+            for (c = nch - 1; c >= 0; c--) {
+                const float *S = states + (bh * nch + c) * sz, *z = S + (size_t)F * D;
+                if (c + 2 < nch) {
+                    const float *phiq_c2 = phiq_bh + (size_t)(c + 2) * w * F;
+                    lc__xfer_rows_gv(P, hb.gv, cd, dy, y, den, bh, N, c + 2, D, lam);
+                    lc__mm(ctx, hb.S, phiq_c2, hb.gv, F, D, w, 1, 0, 1.0f, 1.0f, (size_t)D,
+                           (size_t)F, (size_t)D, hb.ws);
+                    for (i = 0; i < w; i++) P->axpy(hb.z, lam * cd[i], phiq_c2 + (size_t)i * F, F);
+                    lc__mm(ctx, dphik_bh + (size_t)c * w * F, v_bg + (size_t)c * w * D, hb.S, w, F,
+                           D, 0, 1, 1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (i = 0; i < w; i++)
+                        P->axpy(dphik_bh + ((size_t)c * w + i) * F, 1.0f, hb.z, F);
+                }
+                if (c < 2) continue;  // no keys before the window
+                lc__xfer_rows_gv(P, hb.gv, cd, dy, y, den, bh, N, c, D, 1.0f);
+                lc__mm(ctx, hb.t, hb.gv, S, w, F, D, 0, 1, 1.0f, 0.0f, (size_t)F, (size_t)D,
+                       (size_t)D, hb.ws);
+                for (i = 0; i < w; i++) {
+                    size_t row = bh * N + (size_t)c * w + i;
+                    const float *phiq_i = phiq + row * F, *t_i = hb.t + (size_t)i * F;
+                    dlam += (double)P->dot(phiq_i, t_i, F) +
+                            (double)cd[i] * (double)P->dot(phiq_i, z, F);
+                    P->axpy(dphiq + row * F, lam, t_i, F);
+                    P->axpy(dphiq + row * F, lam * cd[i], z, F);
+                }
+            }
+        }
+        if (dwf) dwf[h] += (float)(-dlam * (1.0 - (double)gam));
+    }
+}
+
 LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
                                  float *work, const float *dy, const float *y, const float *m,
                                  const float *den, const float *q, const float *k,
@@ -3836,9 +3903,8 @@ LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, 
     lc__sm_plan pl;
     LOLCATS_ASSERT(work && H % Hk == 0);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
-        lc__hybrid_bwd_chunk(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, y,
-                             den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg,
-                             work + lc_attn_hybrid_work_floats(B, H, D, F));
+        lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F),
+                     dy, y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
     else
         lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL,
                            y, m, den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
