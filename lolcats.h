@@ -3796,6 +3796,7 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
     lc__sm_plan pl;
     LOLCATS_ASSERT(work && H % Hk == 0);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
+        float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
         lc__xfer xs;
         xs.ctx = ctx;
         xs.y = y;
@@ -3803,12 +3804,11 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
         xs.den = den;
         xs.phiq = phiq;
         xs.wf = wf;
-        xs.states = work + lc_attn_hybrid_work_floats(B, H, D, F);
+        xs.states = states;
         xs.F = F;
         xs.affine = cfg->affine;
         xs.bytes = lc__xfer_bytes(&pl, D, F);
-        lc__xfer_states(ctx, work + lc_attn_hybrid_work_floats(B, H, D, F), work, phik, v, B,
-                        H, Hk, N, D, F);
+        lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
         if (!lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
             return;  // else some tile had no scratch: the student by its own call
     } else {
@@ -3826,8 +3826,7 @@ static void lc__xfer_rows_gv(const lc__prims *P, float *gv, float *cd, const flo
     for (i = 0; i < w; i++) {
         size_t row = bh * N + (size_t)c * w + i;
         cd[i] = -P->dot(dy + row * D, y + row * D, D) / den[row];
-        memcpy(gv + (size_t)i * D, dy + row * D, sizeof(float) * (size_t)D);
-        P->scal(gv + (size_t)i * D, a / den[row], D);
+        lc__hyb_scaled(P, 1, gv + (size_t)i * D, dy + row * D, a, den[row], D);
     }
 }
 
