@@ -287,6 +287,25 @@ LCAPI void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt /*(B,H,N,D)*/,
                                 const float *phiq, const float *phik, const float *wf /*(H)*/,
                                 int B, int H, int Hk, int N, int D, int F,
                                 const lc_hybrid_cfg *cfg);
+// Attention transfer's MSE step on one layer in one call: the teacher's yt
+// (lse) and the student's y as lc_attn_transfer_fwd, the loss
+// factor * mean((y - yt)^2) over B H N D (returned, as lc_loss_mse) and its
+// gradient through the student as lc_attn_transfer_bwd: dphiq, dphik set (not
+// accumulated), dwf accumulates; dphiq NULL: no backward. y, m, den: the
+// student's output and row statistics, or NULL where not wanted. On the fast
+// form (as lc_attn_transfer_fwd's) the student's rows never leave the tiles:
+// each takes its rows' share of the backward at once, the keys' share follows
+// in one reverse sweep, and no linear state is stored. Otherwise the calls it
+// stands for. work: lc_attn_transfer_work_floats.
+LCAPI double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt /*(B,H,N,D)*/,
+                                  float *lse /*or NULL*/, float *y /*or NULL*/,
+                                  float *m /*or NULL*/, float *den /*or NULL*/,
+                                  float *dphiq /*(B,H,N,F) or NULL*/, float *dphik,
+                                  float *dwf /*(H) or NULL*/, float *work,
+                                  const float *q, const float *k, const float *v,
+                                  const float *phiq, const float *phik, const float *wf,
+                                  int B, int H, int Hk, int N, int D, int F, float factor,
+                                  const lc_hybrid_cfg *cfg);
 LCAPI void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik,
                                 float *dwf /*(H)*/, float *work, const float *dy,
                                 const float *y, const float *m, const float *den,
@@ -1107,11 +1126,14 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 // OpenMP stays invisible: parallel loops over independent outputs only, so
 // results do not depend on the thread count.
 #if defined(_OPENMP)
+#include <omp.h>
 #define LC__OMP_FOR _Pragma("omp parallel for schedule(dynamic, 1)")
 #define LC__OMP_FOR_STATIC _Pragma("omp parallel for schedule(static)")   // many small items
+static int lc__threads(void) { return omp_get_max_threads(); }
 #else
 #define LC__OMP_FOR
 #define LC__OMP_FOR_STATIC
+static int lc__threads(void) { return 1; }
 #endif
 
 #if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -1782,8 +1804,8 @@ static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, 
 struct lc__gemm_kind;
 typedef struct lc__pk {
     const struct lc__gemm_kind *kd;
-    void (*ukr)(int kc, const float *pa, const float *pb, float *c, size_t ldc, float alpha,
-                float beta);
+    void (*ukr)(int kc, const float *pa, const float *pb, size_t ldb, float *c, size_t ldc,
+                float alpha, float beta);
     int mr, nr;
 } lc__pk;
 static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk);
@@ -1794,6 +1816,13 @@ static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, i
 static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
                       int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
                       float beta);
+// lc__pk_fit: C (exactly rows x cols, row stride ldc) = alpha op(A) op(B) +
+// beta C, B's panel j at pb + j sb with rows ldb apart (packed: sb = nr kc,
+// ldb = nr; a row-major kc x cols matrix read in place: sb = nr and its row
+// stride, when cols is a multiple of nr).
+static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                       int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
+                       float alpha, float beta);
 static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
 // dst[c ldd + r] = src[r lds + c], by the kind's register transposes
 static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
@@ -1923,18 +1952,16 @@ static int lc__fmap_rows(int D, int f) {
 typedef struct lc__fm_plan {
     lc__pk pk;
     int rb, fp, Dp;  // rows per block, f and D padded to whole column panels
-    size_t pw, pwt, px, z, dz, pxt, pdz, dwa, dxb;  // offsets (floats)
+    size_t pw, pwt, px, z, dz, pxt, dwa, dxb;  // offsets (floats)
     size_t floats;
 } lc__fm_plan;
 
 static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int bwd, int dx) {
     size_t o = 0;
-    int rbp;
     if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC ||
         f > LC__PK_KC)
         return 0;
     p->rb = LC__PK_KC / p->pk.mr * p->pk.mr;
-    rbp = lc__pk_round(p->rb, p->pk.nr);
     p->fp = lc__pk_round(f, p->pk.nr);
     p->Dp = lc__pk_round(D, p->pk.nr);
 #define LC__FM_CUT(field, n) p->field = o; o += ((size_t)(n) + 15) / 16 * 16;
@@ -1944,7 +1971,6 @@ static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int 
     LC__FM_CUT(pwt, bwd && dx ? (size_t)p->Dp * f : 0)
     LC__FM_CUT(dz, bwd ? (size_t)p->rb * p->fp : 0)
     LC__FM_CUT(pxt, bwd ? (size_t)lc__pk_round(D, p->pk.mr) * p->rb : 0)
-    LC__FM_CUT(pdz, bwd ? (size_t)p->fp * rbp : 0)
     LC__FM_CUT(dwa, bwd ? (size_t)lc__pk_round(D, p->pk.mr) * p->fp : 0)
     LC__FM_CUT(dxb, bwd && dx ? (size_t)p->rb * p->Dp : 0)
 #undef LC__FM_CUT
@@ -2112,6 +2138,7 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
     int F = lc_fmap_out_dim(cfg, f), rep = H / Hx;
     const lc__pk *pk = &pl->pk;
     int b, r, i, c, d, i0, Dm = lc__pk_round(D, pk->mr);
+    memset(ws + pl->dz, 0, sizeof(float) * (size_t)pl->rb * pl->fp);  // dZ's padding columns
     for (r = 0; r < rep; r++) {
         int h = xh * rep + r;
         const float *w_h = w + (size_t)h * D * f;
@@ -2140,11 +2167,10 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
                         dbias[h] += (float)sb;
                     }
                 }
-                if (dw) {  // dW_h += X^T (D x nr) dZ (nr x f), in dwa
+                if (dw) {  // dW_h += X^T (D x nr) dZ (nr x f), in dwa; dZ read in place
                     lc__pk_a(pk, ws + pl->pxt, x_bh + (size_t)i0 * D, (size_t)D, 1, D, nr);
-                    lc__pk_b(pk, ws + pl->pdz, dZ, (size_t)pl->fp, 0, f, nr);
-                    lc__pk_mm(pk, dwa, (size_t)pl->fp, ws + pl->pxt, (size_t)pk->mr * nr, D,
-                              ws + pl->pdz, (size_t)pk->nr * nr, f, nr, 1.0f, 1.0f);
+                    lc__pk_fit(pk, dwa, (size_t)pl->fp, ws + pl->pxt, (size_t)pk->mr * nr, D, dZ,
+                               (size_t)pk->nr, (size_t)pl->fp, pl->fp, nr, 1.0f, 1.0f);
                 }
                 if (dx_bh) {  // dX (nr x D) += dZ (nr x f) W_h^T (f x D)
                     float *dxb = ws + pl->dxb;
@@ -2342,22 +2368,47 @@ static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0,
 // windows of w = tq keys that tile the sequence, so the rows of a tile are one
 // window block, whose window keys are the tile's own block and the one before.
 // The tile takes those two blocks first and keeps what it has then: the
-// window part's sum of exp(s - m) v, m and sum of exp(s - m). states holds,
-// per head and block c, the linear state S, z of the keys before the window,
-// [0, (c - 1) w) (lc__xfer_states).
+// window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
+// S, z of the keys before the window, [0, (c - 1) w), of stacked head j and
+// block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
+// `local` states + j sz (lc__xfer_mse, which carries it from tile to tile),
+// where the student's rows go too: y, m, den at row j tq + i, not at the
+// head's row r0 + i.
 typedef struct lc__xfer {
     const lc_ctx *ctx;
     float *y, *m, *den;
     const float *phiq, *wf, *states;
-    int F, affine;
+    int F, affine, local;
     size_t bytes;  // the tile's extra scratch
 } lc__xfer;
 
 static float lc__sigmoid(float x);
 
+// Scratch of a product's packed operands: A of up to r rows, B of up to c
+// columns, k deep.
+static size_t lc__pk_floats(const lc__pk *pk, int r, int c, int k) {
+    return ((size_t)lc__pk_round(r, pk->mr) + (size_t)lc__pk_round(c, pk->nr)) * (size_t)k;
+}
+
 static size_t lc__xfer_bytes(const lc__sm_plan *p, int D, int F) {
     return sizeof(double) * (size_t)p->Mq +
-           sizeof(float) * ((size_t)p->Dp * p->Mq + (size_t)p->Mq + lc__mm_ws_floats(p->tq, D, F));
+           sizeof(float) * ((size_t)p->Dp * p->Mq + (size_t)p->Mq + lc__pk_floats(&p->pk, p->tq, D, F));
+}
+
+// op(B) of kc x cols as the micro-kernel reads it: in place (*sb = nr, *ldb
+// its row stride) when B is kc x cols row-major (tb 0) with whole panels,
+// else packed into buf.
+static const float *lc__pk_bop(const lc__pk *pk, float *buf, const float *B, size_t ldb, int tb,
+                               int cols, int kc, size_t *sb, size_t *ld) {
+    if (!tb && cols % pk->nr == 0) {
+        *sb = (size_t)pk->nr;
+        *ld = ldb;
+        return B;
+    }
+    lc__pk_b(pk, buf, B, ldb, tb, cols, kc);
+    *sb = (size_t)pk->nr * kc;
+    *ld = (size_t)pk->nr;
+    return buf;
 }
 
 // Key block it of a tile (rows [r0, r0 + nr)): [*c0, *c0 + *nc); 0 past the
@@ -2389,20 +2440,26 @@ static void lc__xfer_rows(const lc__sm_plan *p, const lc__prims *P, const lc__xf
                           const float *yw, const float *mw, const double *lw, float *ws, int b,
                           int H, int h0, int r0, int nr, int N, int D) {
     const int F = xs->F, c = r0 / p->tq, nch = (N + p->tq - 1) / p->tq;
-    const size_t sz = (size_t)F * D + F;
+    const size_t sz = (size_t)F * D + F, hst = xs->local ? sz : (size_t)nch * sz;
+    float *pa = ws, *pbuf = ws + (size_t)lc__pk_round(p->tq, p->pk.mr) * F;
     int j, i;
     for (j = 0; j < p->hs; j++) {
-        size_t bh = (size_t)b * H + h0 + j;
+        size_t bh = (size_t)b * H + h0 + j, row0 = xs->local ? (size_t)j * p->tq : bh * N + r0;
         float gam = lc__sigmoid(xs->wf[h0 + j]), lam = xs->affine ? 1.0f - gam : 1.0f;
-        float *y0 = xs->y + (bh * N + r0) * D;
+        float *y0 = xs->y + row0 * D;
         const float *phiq0 = xs->phiq + (bh * N + r0) * F;
-        const float *S = xs->states + (bh * nch + c) * sz, *z = S + (size_t)F * D;
+        const float *S = xs->states + (xs->local ? 0 : ((size_t)b * H + h0) * nch + c) * sz + j * hst;
+        const float *z = S + (size_t)F * D;
         lc__pk_tpose(&p->pk, y0, (size_t)D, yw + j * nr, (size_t)p->Mq, D, nr);
-        if (c >= 2)
-            lc__mm(xs->ctx, y0, phiq0, S, nr, D, F, 0, 0, lam, gam, (size_t)D, (size_t)F,
-                   (size_t)D, ws);
+        if (c >= 2) {  // y0 = lambda phiq S + gamma y0
+            size_t sb, ldb;
+            const float *pb = lc__pk_bop(&p->pk, pbuf, S, (size_t)D, 0, D, F, &sb, &ldb);
+            lc__pk_a(&p->pk, pa, phiq0, (size_t)F, 0, nr, F);
+            lc__pk_fit(&p->pk, y0, (size_t)D, pa, (size_t)p->pk.mr * F, nr, pb, sb, ldb, D, F,
+                       lam, gam);
+        }
         for (i = 0; i < nr; i++) {
-            size_t row = bh * N + r0 + i;
+            size_t row = row0 + i;
             int n = j * nr + i;
             double sum = (double)gam * lw[n];
             float dn;
@@ -2428,16 +2485,17 @@ static size_t lc__sm_kv_floats(const lc__sm_plan *p, int N, int D) {
 
 // Tile `tile` of heads [h0, h0 + hs) of batch b (kv head g), with the
 // student's rows when xs; kv: that head's packed K and V, or NULL (packed here
-// block by block). Returns 0 if its scratch could not be allocated.
+// block by block); own: its scratch (p->bytes, plus xs->bytes with xs), or
+// NULL to allocate it. Returns 0 if that failed.
 static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float *y, float *lse,
                                 const float *q, const float *k_bg, const float *v_bg,
                                 const float *kv, int b, int H, int h0, int tile, int N, int D,
-                                float scale, const lc__xfer *xs) {
+                                float scale, const lc__xfer *xs, char *own) {
     const lc__pk *pk = &p->pk;
     const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
     int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
     int c0, nc, it, n, j, kk, nwin = r0 > 0 ? 2 : 1;
-    char *mem = (char *)LOLCATS_MALLOC(p->bytes + (xs ? xs->bytes : 0));
+    char *mem = own ? own : (char *)LOLCATS_MALLOC(p->bytes + (xs ? xs->bytes : 0));
     float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs, *yw = NULL, *mw = NULL, *xws = NULL;
     double *l, *lw = NULL;
     if (!mem) return 0;
@@ -2484,7 +2542,7 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
         }
         for (j = 0; j * NR < M; j++)  // S^T: panel j of queries holds off + nc rows of NR
             for (kk = 0; kk < off + nc; kk += MR)
-                pk->ukr(D, ka + (size_t)kk * D, pq + (size_t)j * NR * D,
+                pk->ukr(D, ka + (size_t)kk * D, pq + (size_t)j * NR * D, (size_t)NR,
                         st + (size_t)j * NR * p->tka + (size_t)kk * NR, (size_t)NR, scale, 0.0f);
         lc__sm_mask(p, sb, r0, nr, c0, nc, -INFINITY);  // keys after a query
         memcpy(mn, m, sizeof(float) * (size_t)Mq);
@@ -2520,7 +2578,7 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
         P->scal(y + (((size_t)b * H + h) * N + i) * D, (float)(1.0 / l[n]), D);
         if (lse) lse[((size_t)b * H + h) * N + i] = m[n] + (float)log(l[n]);
     }
-    LOLCATS_FREE(mem);
+    if (!own) LOLCATS_FREE(mem);
     return 1;
 }
 
@@ -2528,11 +2586,8 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
 // its tiles when there is room (else block by block in each tile); a tile
 // without scratch gets the teacher's rows by the reference. Returns the
 // number of such tiles.
-static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y, float *lse,
-                             const float *q, const float *k, const float *v, int B, int H,
-                             int Hk, int N, int D, const lc__xfer *xs) {
-    float scale = lc__attn_scale(D);
-    int groups = B * Hk * pl->ngrp, t, failed = 0;
+static float *lc__sm_kv_pack(const lc__sm_plan *pl, const float *k, const float *v, int B, int Hk,
+                             int N, int D) {
     size_t kvn = lc__sm_kv_floats(pl, N, D);
     float *kv = kvn * B * Hk <= LC__SM_KV_MAX
                     ? (float *)LOLCATS_MALLOC(sizeof(float) * kvn * (size_t)B * Hk)
@@ -2547,6 +2602,16 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
                      v + (size_t)bg * N * D, (size_t)D, 1, D, N);
         }
     }
+    return kv;
+}
+
+static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y, float *lse,
+                             const float *q, const float *k, const float *v, int B, int H,
+                             int Hk, int N, int D, const lc__xfer *xs) {
+    float scale = lc__attn_scale(D);
+    int groups = B * Hk * pl->ngrp, t, failed = 0;
+    size_t kvn = lc__sm_kv_floats(pl, N, D);
+    float *kv = lc__sm_kv_pack(pl, k, v, B, Hk, N, D);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : failed)
 #endif
@@ -2557,7 +2622,7 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
         const float *kv_bg = kv ? kv + ((size_t)b * Hk + g) * kvn : NULL;
         if (lc__softmax_fwd_tile(pl, P, y, lse, q, k_bg, v_bg, kv_bg, b, H, h0, tile, N, D, scale,
-                                 xs))
+                                 xs, NULL))
             continue;
         failed++;
         for (j = 0; j < pl->hs; j++) {  // no scratch: this tile's rows by the reference
@@ -3758,9 +3823,28 @@ static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int 
            lc__sm_plan_for(ctx, pl, H / Hk, N, D) && pl->tq == LC__HYB_ROWS;
 }
 
+// The hybrid's per-head part, then the larger of: the states (or the MSE
+// step's P_c, p_c) per head and block; the MSE step's own calls' y, dy, m, den.
+static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl, float *y,
+                          float *m, float *den, const float *phiq, const float *wf,
+                          const float *states, int D, int F, int local, const lc_hybrid_cfg *cfg) {
+    xs->ctx = ctx;
+    xs->y = y;
+    xs->m = m;
+    xs->den = den;
+    xs->phiq = phiq;
+    xs->wf = wf;
+    xs->states = states;
+    xs->F = F;
+    xs->affine = cfg->affine;
+    xs->local = local;
+    xs->bytes = lc__xfer_bytes(pl, D, F);
+}
+
 LCIMPL size_t lc_attn_transfer_work_floats(int B, int H, int N, int D, int F) {
     size_t nch = (size_t)(N + LC__HYB_ROWS - 1) / LC__HYB_ROWS;
-    return lc_attn_hybrid_work_floats(B, H, D, F) + (size_t)B * H * nch * ((size_t)F * D + F);
+    size_t st = (size_t)B * H * nch * ((size_t)F * D + F), own = 2 * (size_t)B * H * N * (D + 1);
+    return lc_attn_hybrid_work_floats(B, H, D, F) + (st > own ? st : own);
 }
 
 // Per head and block c of w rows: S, z of the keys [0, (c - 1) w).
@@ -3798,16 +3882,7 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
         float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
         lc__xfer xs;
-        xs.ctx = ctx;
-        xs.y = y;
-        xs.m = m;
-        xs.den = den;
-        xs.phiq = phiq;
-        xs.wf = wf;
-        xs.states = states;
-        xs.F = F;
-        xs.affine = cfg->affine;
-        xs.bytes = lc__xfer_bytes(&pl, D, F);
+        lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
         lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
         if (!lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
             return;  // else some tile had no scratch: the student by its own call
@@ -3907,6 +3982,304 @@ LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, 
     else
         lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL,
                            y, m, den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
+}
+
+// The MSE step (lc_attn_transfer_mse). Fast form, as lc__xfer_fast: one task
+// per batch and group of stacked heads runs its tiles in order, carrying each
+// head's linear state (block c - 2's keys join it before tile c), so no state
+// is stored. After tile c, per head, with e = y - yt and dy = 2 factor e / n
+// (lc_loss_mse's gradient), the rows' whole share of the backward but the
+// keys' (the derivation of lc__xfer_bwd):
+//   gv = dy / den, cd = -(gv . y), u = gv S^T + cd z:
+//   dphiq = lambda u, dlambda += phiq . u, loss += e . e;
+//   P_c = lambda gv^T phiq (D x F), p_c = lambda sum cd phiq  into work.
+// Then one reverse sweep per head: G^T += P_(c+2), zg += p_(c+2) (so they hold
+// the rows that read block c's keys), dphik_c = V_c G^T + zg.
+typedef struct lc__xmse {
+    const lc__sm_plan *pl;
+    const lc__prims *P;
+    lc__xfer xs;  // the tiles' student part; y, m, den, states set per task
+    float *yt, *lse, *y, *m, *den, *dphiq, *Pw;
+    const float *q, *k, *v, *phik, *kv;
+    double *loss, *dlam;  // per batch, head and tile
+    size_t kvn;
+    int B, H, Hk, N, D, F, nseg;
+    float c2;  // 2 factor / n
+} lc__xmse;
+
+// First tile of segment s of nseg of a group's tiles, by their cost: tile c
+// about c + 1 key blocks of the teacher's and 2 of the student's, and a
+// segment's start the 1/2 block of bringing the state up to it.
+static int lc__xmse_seg(int nch, int nseg, int s) {
+    double tot = 0, acc = 0;
+    int c;
+    if (s <= 0) return 0;
+    if (s >= nseg) return nch;
+    for (c = 0; c < nch; c++) tot += c + 3;
+    for (c = 0; c < nch; c++) {
+        if (acc + 0.5 * c >= tot * s / nseg) return c;
+        acc += c + 3;
+    }
+    return nch;
+}
+
+static size_t lc__xmse_floats(const lc__sm_plan *p, int D, int F) {
+    int R = D > F ? D : F;
+    R = R > p->tq ? R : p->tq;
+    return (size_t)p->hs * ((size_t)F * D + F + (size_t)p->tq * (D + 2)) +
+           (size_t)p->tq * ((size_t)D + 1 + F) + lc__pk_floats(&p->pk, R, R, R);
+}
+
+// Task t's tiles: segment t % nseg of a group's; 0 if it had no scratch. A
+// segment brings the state up to its first tile as the one before it did, so
+// the results do not depend on nseg.
+static int lc__xmse_task(const lc__xmse *x, int t) {
+    const lc__sm_plan *p = x->pl;
+    const lc__pk *pk = &p->pk;
+    const lc__prims *P = x->P;
+    const int H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, w = p->tq, hs = p->hs;
+    const int gr = t / x->nseg, c0 = lc__xmse_seg(N / w, x->nseg, t % x->nseg);
+    const int c1 = lc__xmse_seg(N / w, x->nseg, t % x->nseg + 1);
+    const int b = gr / (Hk * p->ngrp), g = gr / p->ngrp % Hk, h0 = g * (H / Hk) + gr % p->ngrp * hs;
+    const int R = (D > F ? D : F) > w ? (D > F ? D : F) : w, MR = pk->mr;
+    const size_t sz = (size_t)F * D + F, tb = p->bytes + x->xs.bytes, bg = (size_t)b * Hk + g;
+    const float *k_bg = x->k + bg * N * D, *v_bg = x->v + bg * N * D;
+    char *mem = (char *)LOLCATS_MALLOC(tb + sizeof(float) * lc__xmse_floats(p, D, F));
+    float *S, *ys, *ms, *dens, *gv, *cd, *ut, *pa, *pb;
+    lc__xfer xs = x->xs;
+    int c, j, i;
+    if (!mem) return 0;
+    S = (float *)(mem + tb);
+    ys = S + (size_t)hs * sz;
+    ms = ys + (size_t)hs * w * D;
+    dens = ms + (size_t)hs * w;
+    gv = dens + (size_t)hs * w;
+    cd = gv + (size_t)w * D;
+    ut = cd + w;
+    pa = ut + (size_t)w * F;
+    pb = pa + (size_t)lc__pk_round(R, MR) * R;
+    memset(S, 0, sizeof(float) * (size_t)hs * sz);
+    xs.y = ys;
+    xs.m = ms;
+    xs.den = dens;
+    xs.states = S;
+    xs.local = 1;
+    for (c = 0; c < c1; c++) {
+        size_t sb, ldb;
+        const float *bop;
+        if (c >= 2) {  // block c - 2's keys join the state
+            bop = lc__pk_bop(pk, pb, v_bg + (size_t)(c - 2) * w * D, (size_t)D, 0, D, w, &sb, &ldb);
+            for (j = 0; j < hs; j++) {
+                const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)(c - 2) * w) * F;
+                lc__pk_a(pk, pa, phik0, (size_t)F, 1, F, w);
+                lc__pk_fit(pk, S + j * sz, (size_t)D, pa, (size_t)MR * w, F, bop, sb, ldb, D, w,
+                           1.0f, 1.0f);
+                for (i = 0; i < w; i++) P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
+            }
+        }
+        if (c < c0) continue;
+        lc__softmax_fwd_tile(p, P, x->yt, x->lse, x->q, k_bg, v_bg,
+                             x->kv ? x->kv + bg * x->kvn : NULL, b, H, h0, c, N, D,
+                             lc__attn_scale(D), &xs, mem);
+        for (j = 0; j < hs; j++) {
+            size_t bh = (size_t)b * H + h0 + j, row0 = bh * N + (size_t)c * w;
+            float gam = lc__sigmoid(xs.wf[h0 + j]), lam = xs.affine ? 1.0f - gam : 1.0f;
+            const float *yj = ys + (size_t)j * w * D, *ytj = x->yt + row0 * D;
+            const float *phiq0 = xs.phiq + row0 * F, *Sj = S + j * sz, *zj = Sj + (size_t)F * D;
+            float *Pc = x->Pw + (bh * (N / w) + c) * sz;
+            double dl = 0, loss = 0;
+            for (i = 0; i < w; i++) {  // gv = dy / den, cd = -(gv . y)
+                float *e = gv + (size_t)i * D;
+                memcpy(e, yj + (size_t)i * D, sizeof(float) * (size_t)D);
+                P->axpy(e, -1.0f, ytj + (size_t)i * D, D);
+                loss += (double)P->dot(e, e, D);
+                P->scal(e, x->c2 / dens[j * w + i], D);
+                cd[i] = -P->dot(e, yj + (size_t)i * D, D);
+            }
+            if (x->y) memcpy(x->y + row0 * D, yj, sizeof(float) * (size_t)w * D);
+            if (x->m) memcpy(x->m + row0, ms + j * w, sizeof(float) * (size_t)w);
+            if (x->den) memcpy(x->den + row0, dens + j * w, sizeof(float) * (size_t)w);
+            x->loss[bh * (N / w) + c] = loss;
+            if (!x->dphiq) continue;
+            if (c < 2) {  // no keys before the window
+                memset(x->dphiq + row0 * F, 0, sizeof(float) * (size_t)w * F);
+                continue;
+            }
+            lc__pk_a(pk, pa, gv, (size_t)D, 0, w, D);  // u = gv S^T + cd z
+            lc__pk_b(pk, pb, Sj, (size_t)D, 1, F, D);
+            lc__pk_fit(pk, ut, (size_t)F, pa, (size_t)MR * D, w, pb, (size_t)pk->nr * D,
+                       (size_t)pk->nr, F, D, 1.0f, 0.0f);
+            for (i = 0; i < w; i++) {
+                float *u = ut + (size_t)i * F;
+                P->axpy(u, cd[i], zj, F);
+                dl += (double)P->dot(phiq0 + (size_t)i * F, u, F);
+                P->scal(u, lam, F);
+            }
+            memcpy(x->dphiq + row0 * F, ut, sizeof(float) * (size_t)w * F);
+            x->dlam[bh * (N / w) + c] = dl;
+            lc__pk_a(pk, pa, gv, (size_t)D, 1, D, w);  // P_c = lambda gv^T phiq, p_c
+            bop = lc__pk_bop(pk, pb, phiq0, (size_t)F, 0, F, w, &sb, &ldb);
+            lc__pk_fit(pk, Pc, (size_t)F, pa, (size_t)MR * w, D, bop, sb, ldb, F, w, lam, 0.0f);
+            memset(Pc + (size_t)D * F, 0, sizeof(float) * (size_t)F);
+            for (i = 0; i < w; i++) P->axpy(Pc + (size_t)D * F, lam * cd[i], phiq0 + (size_t)i * F, F);
+        }
+    }
+    LOLCATS_FREE(mem);
+    return 1;
+}
+
+// The reverse sweep of head bh over its blocks: dphik (set).
+static void lc__xmse_sweep(const lc__xmse *x, float *dphik, float *work, size_t bh) {
+    const lc__pk *pk = &x->pl->pk;
+    const int N = x->N, D = x->D, F = x->F, w = x->pl->tq, nch = N / w;
+    const size_t sz = (size_t)F * D + F;
+    const float *v_bg = x->v + ((bh / x->H) * x->Hk + bh % x->H / (x->H / x->Hk)) * N * D;
+    float *G = work, *pa = work + sz, *pb = pa + (size_t)lc__pk_round(w, pk->mr) * D;
+    int c, i;
+    memset(G, 0, sizeof(float) * sz);
+    for (c = nch - 1; c >= 0; c--) {
+        float *d = dphik + (bh * N + (size_t)c * w) * F;
+        size_t sb, ldb;
+        const float *bop;
+        if (c + 2 >= nch) {  // no rows after the window's end
+            memset(d, 0, sizeof(float) * (size_t)w * F);
+            continue;
+        }
+        x->P->axpy(G, 1.0f, x->Pw + (bh * nch + c + 2) * sz, (int)sz);  // G^T and zg
+        lc__pk_a(pk, pa, v_bg + (size_t)c * w * D, (size_t)D, 0, w, D);
+        bop = lc__pk_bop(pk, pb, G, (size_t)F, 0, F, D, &sb, &ldb);
+        lc__pk_fit(pk, d, (size_t)F, pa, (size_t)pk->mr * D, w, bop, sb, ldb, F, D, 1.0f, 0.0f);
+        for (i = 0; i < w; i++) x->P->axpy(d + (size_t)i * F, 1.0f, G + (size_t)D * F, F);
+    }
+}
+
+// The fast form; 0 (nothing usable written) if some task had no scratch.
+static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *loss, float *yt,
+                             float *lse, float *y, float *m, float *den, float *dphiq,
+                             float *dphik, float *dwf, float *work, const float *q,
+                             const float *k, const float *v, const float *phiq,
+                             const float *phik, const float *wf, int B, int H, int Hk, int N,
+                             int D, int F, float factor, const lc_hybrid_cfg *cfg) {
+    const int groups = B * Hk * pl->ngrp, nch = N / pl->tq;
+    size_t hw = lc__hyb_head_floats(D, F, NULL, NULL), nt = (size_t)B * H * nch, i;
+    lc__xmse x;
+    int next = 0, failed = 0, h, nseg = (2 * lc__threads() + groups - 1) / groups, ntask, all;
+    double *sums = (double *)LOLCATS_MALLOC(sizeof(double) * 2 * nt + sizeof(int) * (size_t)groups);
+    int *done;  // per group, its segments done
+    if (!sums) return 0;
+    // at least 2 tasks per thread: a group's tiles in up to nch / 4 segments
+    x.nseg = nseg < 1 ? 1 : nseg > nch / 4 ? (nch / 4 > 1 ? nch / 4 : 1) : nseg;
+    done = (int *)(sums + 2 * nt);
+    x.pl = pl;
+    x.P = lc__prims_for(ctx);
+    lc__xfer_init(&x.xs, ctx, pl, NULL, NULL, NULL, phiq, wf, NULL, D, F, 1, cfg);
+    x.yt = yt;
+    x.lse = lse;
+    x.y = y;
+    x.m = m;
+    x.den = den;
+    x.dphiq = dphiq;
+    x.Pw = work + lc_attn_hybrid_work_floats(B, H, D, F);
+    x.q = q;
+    x.k = k;
+    x.v = v;
+    x.phik = phik;
+    x.kv = lc__sm_kv_pack(pl, k, v, B, Hk, N, D);
+    x.kvn = lc__sm_kv_floats(pl, N, D);
+    x.loss = sums;
+    x.dlam = sums + nt;
+    x.B = B;
+    x.H = H;
+    x.Hk = Hk;
+    x.N = N;
+    x.D = D;
+    x.F = F;
+    x.c2 = (float)(2.0 * (double)factor / ((double)B * H * N * D));
+    memset(sums, 0, sizeof(double) * 2 * nt);
+    memset(done, 0, sizeof(int) * (size_t)groups);
+    ntask = groups * x.nseg;
+    all = ntask + (dphiq ? B * H : 0);
+    // The groups' tasks, then each head's sweep as soon as its group is done
+    // (a thread out of tiles takes sweeps rather than waiting at a barrier).
+#if defined(_OPENMP)
+#pragma omp parallel reduction(+ : failed)
+#endif
+    for (;;) {
+        int t, gr, d, hh;
+#if defined(_OPENMP)
+#pragma omp atomic capture
+#endif
+        t = next++;
+        if (t >= all) break;
+        if (t < ntask) {
+            failed += !lc__xmse_task(&x, t);
+#if defined(_OPENMP)
+#pragma omp flush
+#pragma omp atomic update
+#endif
+            done[t / x.nseg]++;
+            continue;
+        }
+        t -= ntask;  // head b H + h: group (b Hk + h / rep) ngrp + h % rep / hs
+        hh = t % H;
+        gr = (t / H * Hk + hh / (H / Hk)) * pl->ngrp + hh % (H / Hk) / pl->hs;
+        do {
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+            d = done[gr];
+        } while (d < x.nseg);
+#if defined(_OPENMP)
+#pragma omp flush
+#endif
+        lc__xmse_sweep(&x, dphik, work + (size_t)t * hw, (size_t)t);
+    }
+    LOLCATS_FREE((void *)x.kv);
+    if (!failed && dphiq) {
+        for (h = 0; h < H && dwf; h++) {  // dwf = -dlambda (1 - gamma), in a fixed order
+            double dl = 0;
+            int b, c;
+            for (b = 0; b < B; b++)
+                for (c = 0; c < nch; c++) dl += x.dlam[((size_t)b * H + h) * nch + c];
+            dwf[h] += (float)(-dl * (1.0 - (double)lc__sigmoid(wf[h])));
+        }
+    }
+    for (i = 0, *loss = 0; i < nt; i++) *loss += sums[i];
+    *loss = *loss / ((double)B * H * N * D) * (double)factor;
+    LOLCATS_FREE(sums);
+    return !failed;
+}
+
+LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
+                                   float *den, float *dphiq, float *dphik, float *dwf,
+                                   float *work, const float *q, const float *k, const float *v,
+                                   const float *phiq, const float *phik, const float *wf, int B,
+                                   int H, int Hk, int N, int D, int F, float factor,
+                                   const lc_hybrid_cfg *cfg) {
+    size_t n = (size_t)B * H * N * D, nr = (size_t)B * H * N;
+    float *rest = work + lc_attn_hybrid_work_floats(B, H, D, F), *dy = rest + n;
+    double loss;
+    lc__sm_plan pl;
+    LOLCATS_ASSERT(work && H % Hk == 0);
+    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
+        lc__xfer_mse_fast(ctx, &pl, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k, v,
+                          phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
+        return loss;
+    // the two attentions, the loss and the backward by their own calls
+    if (!y) y = rest;
+    if (!m) m = dy + n;
+    if (!den) den = dy + n + nr;
+    lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
+    lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
+                       N, D, F, cfg);
+    if (dphiq) memset(dy, 0, sizeof(float) * n);
+    loss = lc_loss_mse(dphiq ? dy : NULL, y, yt, n, factor);
+    if (!dphiq) return loss;
+    memset(dphiq, 0, sizeof(float) * (size_t)B * H * N * F);
+    memset(dphik, 0, sizeof(float) * (size_t)B * H * N * F);
+    lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y, m,
+                       den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
+    return loss;
 }
 
 // >>decode
@@ -5534,8 +5907,8 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
 #define LC__GEMM_KC 256
 #define LC__GEMM_TILE_MAX 512       // largest MR * NR
 
-typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, float *c, size_t ldc,
-                           float alpha, float bc);
+typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, size_t ldb, float *c,
+                           size_t ldc, float alpha, float bc);
 typedef void (*lc__widen_fn)(float *dst, const void *src, lc_dtype dt, size_t off, int n);
 
 // dst[c ldd + r] = src[r lds + c] for r < rows, c < cols (a transpose)
@@ -5666,8 +6039,9 @@ static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dt
                          _mm512_fmadd_ps(va, c##i##b,                                   \
                                          _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc + 16)))); \
     }
-LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const float *pb, float *c,
-                                             size_t ldc, float alpha, float bc) {
+LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const float *pb,
+                                             size_t ldb, float *c, size_t ldc, float alpha,
+                                             float bc) {
     __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
     __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
     __m512 c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a;
@@ -5679,7 +6053,7 @@ LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const floa
         LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
         LC__K512(7) LC__K512(8) LC__K512(9) LC__K512(10) LC__K512(11) LC__K512(12) LC__K512(13)
         pa += 14;
-        pb += 32;
+        pb += ldb;
     }
     LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
     LC__S512(7) LC__S512(8) LC__S512(9) LC__S512(10) LC__S512(11) LC__S512(12) LC__S512(13)
@@ -5704,8 +6078,8 @@ LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const floa
                          _mm256_fmadd_ps(va, c##i##b,                                   \
                                          _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc + 8)))); \
     }
-LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *pb, float *c,
-                                         size_t ldc, float alpha, float bc) {
+LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *pb, size_t ldb,
+                                         float *c, size_t ldc, float alpha, float bc) {
     __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
     __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(bc);
@@ -5714,7 +6088,7 @@ LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *p
         __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8), a;
         LC__K256(0) LC__K256(1) LC__K256(2) LC__K256(3) LC__K256(4) LC__K256(5)
         pa += 6;
-        pb += 16;
+        pb += ldb;
     }
     LC__S256(0) LC__S256(1) LC__S256(2) LC__S256(3) LC__S256(4) LC__S256(5)
 }
@@ -5861,8 +6235,8 @@ LC__TARGET_AVX2 static void lc__tpose_avx2(float *dst, size_t ldd, const float *
     LC__SN1(c + (size_t)i * ldc, c##i##a)            \
     LC__SN1(c + (size_t)i * ldc + 4, c##i##b)        \
     LC__SN1(c + (size_t)i * ldc + 8, c##i##c)
-static void lc__ukr_neon(int kc, const float *pa, const float *pb, float *c, size_t ldc,
-                         float alpha, float bc) {
+static void lc__ukr_neon(int kc, const float *pa, const float *pb, size_t ldb, float *c,
+                         size_t ldc, float alpha, float bc) {
     float32x4_t c0a = vdupq_n_f32(0), c0b = c0a, c0c = c0a, c1a = c0a, c1b = c0a, c1c = c0a;
     float32x4_t c2a = c0a, c2b = c0a, c2c = c0a, c3a = c0a, c3b = c0a, c3c = c0a;
     float32x4_t c4a = c0a, c4b = c0a, c4c = c0a, c5a = c0a, c5b = c0a, c5c = c0a;
@@ -5875,7 +6249,7 @@ static void lc__ukr_neon(int kc, const float *pa, const float *pb, float *c, siz
         LC__KN(0, a0, 0) LC__KN(1, a0, 1) LC__KN(2, a0, 2) LC__KN(3, a0, 3)
         LC__KN(4, a1, 0) LC__KN(5, a1, 1) LC__KN(6, a1, 2) LC__KN(7, a1, 3)
         pa += 8;
-        pb += 12;
+        pb += ldb;
     }
     LC__SN(0) LC__SN(1) LC__SN(2) LC__SN(3) LC__SN(4) LC__SN(5) LC__SN(6) LC__SN(7)
 }
@@ -5961,10 +6335,10 @@ static void lc__gemm_tile_task(const lc__gemm_step *st, int t) {
             int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
             float *c_ij = st->C + (size_t)(st->ic + ir) * st->ldc + (size_t)(st->jc + jr);
             if (rows == MR && cols == NR) {
-                kd->ukr(kc, pa_i, pb_j, c_ij, st->ldc, alpha, bc);
+                kd->ukr(kc, pa_i, pb_j, (size_t)NR, c_ij, st->ldc, alpha, bc);
                 continue;
             }
-            kd->ukr(kc, pa_i, pb_j, tile, (size_t)NR, 1.0f, 0.0f);
+            kd->ukr(kc, pa_i, pb_j, (size_t)NR, tile, (size_t)NR, 1.0f, 0.0f);
             for (r = 0; r < rows; r++)
                 for (n = 0; n < cols; n++) {
                     float *cc = c_ij + (size_t)r * st->ldc + n;
@@ -6043,8 +6417,32 @@ static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, s
     int i, j;
     for (j = 0; j * pk->nr < cols; j++)
         for (i = 0; i * pk->mr < rows; i++)
-            pk->ukr(kc, pa + (size_t)i * sa, pb + (size_t)j * sb,
+            pk->ukr(kc, pa + (size_t)i * sa, pb + (size_t)j * sb, (size_t)pk->nr,
                     C + (size_t)i * pk->mr * ldc + (size_t)j * pk->nr, ldc, alpha, beta);
+}
+
+static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                       int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
+                       float alpha, float beta) {
+    const int MR = pk->mr, NR = pk->nr;
+    float tile[LC__GEMM_TILE_MAX];
+    int i, j, r, n;
+    for (j = 0; j < cols; j += NR)
+        for (i = 0; i < rows; i += MR) {
+            const float *a = pa + (size_t)(i / MR) * sa, *b = pb + (size_t)(j / NR) * sb;
+            float *c = C + (size_t)i * ldc + j;
+            int nrow = rows - i < MR ? rows - i : MR, ncol = cols - j < NR ? cols - j : NR;
+            if (nrow == MR && ncol == NR) {
+                pk->ukr(kc, a, b, ldb, c, ldc, alpha, beta);
+                continue;
+            }
+            pk->ukr(kc, a, b, ldb, tile, (size_t)NR, 1.0f, 0.0f);
+            for (r = 0; r < nrow; r++)
+                for (n = 0; n < ncol; n++) {
+                    float *cc = c + (size_t)r * ldc + n, acc = tile[r * NR + n];
+                    *cc = beta == 0.0f ? alpha * acc : alpha * acc + beta * *cc;
+                }
+        }
 }
 
 LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
@@ -8553,19 +8951,21 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         }
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        if (a->as) {  // the student's attention weights too: the quadratic form
+        if (!a->as) {  // teacher, student, MSE and its backward in one call
+            ll = lc_attn_transfer_mse(&t->ctx, a->yt, a->lse, NULL, NULL, NULL,
+                                      backward ? a->dphiq : NULL, a->dphik,
+                                      lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
+                                      la->kh, la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1,
+                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)L,
+                                      &t->cfg.hybrid);
+        } else {  // the student's attention weights too: the quadratic form
             lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
             lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, NULL, la->qh, la->kh, la->vh,
                                la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
                                &t->cfg.hybrid);
-        } else {  // teacher and student sharing the window part
-            lc_attn_transfer_fwd(&t->ctx, a->yt, a->lse, la->yh, la->m, la->den, a->work, la->qh, la->kh,
-                                 la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1, H, Hk, T, D, F,
-                                 &t->cfg.hybrid);
-        }
-        if (backward) memset(a->dyh, 0, sizeof(float) * nq);
-        ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
-        if (a->as) {  // soft-target cross-entropy over the attention weights
+            if (backward) memset(a->dyh, 0, sizeof(float) * nq);
+            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
+            // soft-target cross-entropy over the attention weights
             lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
             if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
             ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T,
@@ -8575,18 +8975,14 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         total += ll;
         if (backward) {
             // q, k, v are the frozen teacher's: no gradient flows into them
-            memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
-            memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
-            if (a->as)
+            if (a->as) {
+                memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+                memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
                 lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
                                    lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, NULL, a->dyh, a->ga,
                                    la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik,
                                    t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
-            else
-                lc_attn_transfer_bwd(&t->ctx, a->dphiq, a->dphik, lc__grad_at(t, t->wf + (size_t)l * H),
-                                     a->work, a->dyh, la->yh, la->m, la->den, la->qh, la->kh, la->vh,
-                                     la->phiq, la->phik, t->wf + (size_t)l * H, 1, H, Hk, T, D, F,
-                                     &t->cfg.hybrid);
+            }
             lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
                             a->dphiq, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T,
                             D, f, &t->cfg.fmap);

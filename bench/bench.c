@@ -236,7 +236,7 @@ static void bench_attn(void) {
    it: the teacher's causal softmax output, the student hybrid (feature maps of
    q and k, tk window) on the same q, k, v, MSE x 1000, backward to the feature
    maps and window factors (q, k, v are the frozen teacher's: no gradient to
-   them), AdamW; through lc_attn_transfer_fwd/bwd, as lc_train_distill_block
+   them), AdamW; through lc_attn_transfer_mse, as lc_train_distill_block
    calls it. Best of reps after a warm-up; *mb as in (a). */
 static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb) {
     lc_fmap_cfg fm = lc_fmap_cfg_default();
@@ -245,15 +245,14 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
     int F = lc_fmap_out_dim(&fm, f), r;
     size_t nq = (size_t)H * N * D, nk = (size_t)Hk * N * D, nf = (size_t)H * N * F;
     size_t nw = (size_t)H * D * f;
-    float *q, *k, *v, *wq, *wk, *wf, *yt, *y, *dy, *m, *den, *work, *phiq, *phik;
+    float *q, *k, *v, *wq, *wk, *wf, *yt, *work, *phiq, *phik;
     float *dphiq, *dphik, *dwq, *dwk, *dwf, *mq, *vq, *mk, *vk, *mf, *vf;
     double best = 1e30;
     lc_rng_seed(&g_rng, 2);
     q = randn(nq, 1); k = randn(nk, 1); v = randn(nk, 1);
     wq = randn(nw, 0.1f); wk = randn(nw, 0.1f); wf = randn((size_t)H, 1);
     mem_begin();
-    yt = zeros(nq); y = zeros(nq); dy = zeros(nq); m = zeros((size_t)H * N);
-    den = zeros((size_t)H * N); work = zeros(lc_attn_transfer_work_floats(1, H, N, D, F));
+    yt = zeros(nq); work = zeros(lc_attn_transfer_work_floats(1, H, N, D, F));
     phiq = zeros(nf); phik = zeros(nf); dphiq = zeros(nf); dphik = zeros(nf);
     dwq = zeros(nw); dwk = zeros(nw); dwf = zeros((size_t)H);
     mq = zeros(nw); vq = zeros(nw); mk = zeros(nw); vk = zeros(nw);
@@ -262,14 +261,9 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
         double t0 = now(), t;
         lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
         lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
-        lc_attn_transfer_fwd(&g_ctx, yt, NULL, y, m, den, work, q, k, v, phiq, phik, wf, 1, H, Hk,
-                             N, D, F, &hc);
-        memset(dy, 0, sizeof(float) * nq);
-        lc_loss_mse(dy, y, yt, nq, 1000.0f);
         memset(dwf, 0, sizeof(float) * (size_t)H);
-        memset(dphiq, 0, sizeof(float) * nf); memset(dphik, 0, sizeof(float) * nf);
-        lc_attn_transfer_bwd(&g_ctx, dphiq, dphik, dwf, work, dy, y, m, den, q, k, v, phiq, phik,
-                             wf, 1, H, Hk, N, D, F, &hc);
+        lc_attn_transfer_mse(&g_ctx, yt, NULL, NULL, NULL, NULL, dphiq, dphik, dwf, work, q, k, v,
+                             phiq, phik, wf, 1, H, Hk, N, D, F, 1000.0f, &hc);
         memset(dwq, 0, sizeof(float) * nw); memset(dwk, 0, sizeof(float) * nw);
         lc_fmap_bwd_phi(&g_ctx, NULL, dwq, NULL, dphiq, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
         lc_fmap_bwd_phi(&g_ctx, NULL, dwk, NULL, dphik, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
@@ -280,9 +274,8 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
         if (r && t < best) best = t;
     }
     *mb = mem_end();
-    free(q); free(k); free(v); free(wq); free(wk); free(wf); free(yt); free(y); free(dy);
-    free(m); free(den); free(work); free(phiq); free(phik); free(dphiq); free(dphik);
-    free(dwq); free(dwk); free(dwf);
+    free(q); free(k); free(v); free(wq); free(wk); free(wf); free(yt); free(work);
+    free(phiq); free(phik); free(dphiq); free(dphik); free(dwq); free(dwk); free(dwf);
     free(mq); free(vq); free(mk); free(vk); free(mf); free(vf);
     return best;
 }

@@ -522,17 +522,20 @@ static float rel_diff(const float *a, const float *b, size_t n) {
 // (lc_attn_softmax_fwd) and the student (lc_attn_hybrid_fwd, then
 // lc_attn_hybrid_bwd without input gradients), on the fast form's shapes
 // (which must take it on a SIMD path) and on ones that fall back.
+static const struct { int B, H, Hk, N, D, f, variant, w, affine, fast; } xfer_cases[] = {
+    {2, 8, 2, 256, 64, 8, LOLCATS_WINDOW_TK, 64, 0, 1},
+    {1, 4, 1, 320, 40, 5, LOLCATS_WINDOW_TK, 64, 1, 1},
+    {1, 3, 3, 192, 33, 4, LOLCATS_WINDOW_TK, 64, 0, 1},
+    {1, 4, 2, 128, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 1},
+    {2, 16, 1, 192, 32, 16, LOLCATS_WINDOW_TK, 64, 1, 1},  // two groups of 8 stacked heads
+    {1, 4, 2, 200, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 0},  // N not a multiple of w
+    {1, 4, 2, 64, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 0},   // N <= w: every key in both
+    {1, 4, 2, 256, 16, 4, LOLCATS_WINDOW_TK, 32, 0, 0},  // w != 64
+    {1, 4, 2, 256, 16, 4, LOLCATS_WINDOW_SW, 64, 0, 0},
+};
+#define cs xfer_cases
+
 static void transfer_pair(void) {
-    static const struct { int B, H, Hk, N, D, f, variant, w, affine, fast; } cs[] = {
-        {2, 8, 2, 256, 64, 8, LOLCATS_WINDOW_TK, 64, 0, 1},
-        {1, 4, 1, 320, 40, 5, LOLCATS_WINDOW_TK, 64, 1, 1},
-        {1, 3, 3, 192, 33, 4, LOLCATS_WINDOW_TK, 64, 0, 1},
-        {1, 4, 2, 128, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 1},
-        {1, 4, 2, 200, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 0},  // N not a multiple of w
-        {1, 4, 2, 64, 16, 4, LOLCATS_WINDOW_TK, 64, 0, 0},   // N <= w: every key in both
-        {1, 4, 2, 256, 16, 4, LOLCATS_WINDOW_TK, 32, 0, 0},  // w != 64
-        {1, 4, 2, 256, 16, 4, LOLCATS_WINDOW_SW, 64, 0, 0},
-    };
     lc_ctx ctx, sc;
     int ci, simd;
     lc_ctx_init(&ctx);
@@ -600,6 +603,120 @@ static void transfer_pair(void) {
     }
     printf("  attention transfer pair: teacher and student as their own calls\n");
 }
+
+// lc_attn_transfer_mse against the calls it stands for, by the scalar
+// definition: the teacher, the student, lc_loss_mse and the student's
+// backward of its gradient; with the student's outputs and without, and
+// forward only (loss and teacher). dphiq, dphik are set, dwf accumulates.
+static void transfer_mse(void) {
+    lc_ctx ctx, sc;
+    int ci, run;
+    lc_ctx_init(&ctx);
+    lc_ctx_init(&sc);
+    sc.simd = LOLCATS_SIMD_SCALAR;
+    for (ci = 0; ci < (int)(sizeof cs / sizeof cs[0]); ci++) {
+        int B = cs[ci].B, H = cs[ci].H, Hk = cs[ci].Hk, N = cs[ci].N, D = cs[ci].D, f = cs[ci].f;
+        kcase c = make(LOLCATS_OP_HYBRID, B, H, Hk, N, D, f, cs[ci].variant, cs[ci].w);
+        lc_hybrid_cfg hc = c.rc.hybrid;
+        size_t nq = (size_t)B * H * N * D, nr = (size_t)B * H * N, nf, i;
+        float *phiq, *phik, *o[2][5], *g[2][3], *dy, *work, e[8], factor = 1000.0f / 3;
+        double loss[2];
+        int F, j;
+        hc.affine = cs[ci].affine;
+        F = lc_fmap_out_dim(&c.rc.fmap, f);
+        nf = (size_t)B * H * N * F;
+        phiq = (float *)malloc(sizeof(float) * nf);
+        phik = (float *)malloc(sizeof(float) * nf);
+        dy = (float *)calloc(nq, sizeof(float));
+        for (i = 0; i < 2; i++) {
+            for (j = 0; j < 5; j++) o[i][j] = (float *)calloc(j < 2 ? nq : nr, sizeof(float));
+            for (j = 0; j < 3; j++) g[i][j] = (float *)calloc(j < 2 ? nf : (size_t)H, sizeof(float));
+        }
+        work = (float *)malloc(sizeof(float) * lc_attn_transfer_work_floats(B, H, N, D, F));
+        lc_fmap_fwd(&ctx, phiq, c.rc.q, c.rc.wq, NULL, B, H, H, N, D, f, &c.rc.fmap);
+        lc_fmap_fwd(&ctx, phik, c.rc.k, c.rc.wk, NULL, B, H, Hk, N, D, f, &c.rc.fmap);
+        lc_attn_softmax_fwd(&sc, o[0][0], o[0][2], c.rc.q, c.rc.k, c.rc.v, B, H, Hk, N, D);
+        lc_attn_hybrid_fwd(&sc, o[0][1], NULL, o[0][3], o[0][4], work, c.rc.q, c.rc.k, c.rc.v,
+                           phiq, phik, c.rc.wf, NULL, NULL, B, H, Hk, N, D, F, &hc);
+        loss[0] = lc_loss_mse(dy, o[0][1], o[0][0], nq, factor);
+        lc_attn_hybrid_bwd(&sc, NULL, NULL, NULL, g[0][0], g[0][1], g[0][2], NULL, NULL, work, dy,
+                           NULL, o[0][1], o[0][3], o[0][4], c.rc.q, c.rc.k, c.rc.v, phiq, phik,
+                           c.rc.wf, NULL, NULL, B, H, Hk, N, D, F, &hc);
+        for (run = 0; run < 3; run++) {  // with y, m, den; without; forward only
+            int bwd = run < 2;
+            for (j = 0; j < 5; j++) memset(o[1][j], 0, sizeof(float) * (j < 2 ? nq : nr));
+            for (i = 0; i < nf; i++) g[1][0][i] = g[1][1][i] = 7.0f;  // set, not accumulated
+            for (j = 0; j < H; j++) g[1][2][j] = 0.5f;                 // accumulated
+            loss[1] = lc_attn_transfer_mse(&ctx, o[1][0], o[1][2], run == 0 ? o[1][1] : NULL,
+                                           run == 0 ? o[1][3] : NULL, run == 0 ? o[1][4] : NULL,
+                                           bwd ? g[1][0] : NULL, g[1][1], g[1][2], work, c.rc.q,
+                                           c.rc.k, c.rc.v, phiq, phik, c.rc.wf, B, H, Hk, N, D, F,
+                                           factor, &hc);
+            for (j = 0; j < H; j++) g[1][2][j] -= 0.5f;
+            for (j = 0; j < 5; j++) e[j] = rel_diff(o[1][j], o[0][j], j < 2 ? nq : nr);
+            for (j = 0; j < 3; j++) e[5 + j] = rel_diff(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
+            // (N = 2 w: every key in the window, the loss only rounding)
+            CHECK(fabs(loss[1] - loss[0]) <= 1e-5 * loss[0] + 1e-9 * (double)factor && loss[0] > 0,
+                  "transfer MSE case %d run %d: loss %.9g, the calls' %.9g", ci, run, loss[1], loss[0]);
+            for (j = 0; j < 8; j++) {
+                static const char *nm[8] = {"yt", "y", "lse", "m", "den", "dphiq", "dphik", "dwf"};
+                int want = j == 0 || j == 2 || (run == 0 && j < 5) || (bwd && j >= 5);
+                if (!want) continue;
+                CHECK(e[j] <= 2e-5f, "transfer MSE case %d run %d (N %d, H %d/%d, D %d, w %d): %s "
+                      "off the calls' scalar form by %g of its largest entry", ci, run, N, H, Hk, D,
+                      cs[ci].w, nm[j], (double)e[j]);
+            }
+            if (!bwd) {
+                for (i = 0; i < nf && g[1][0][i] == 7.0f && g[1][1][i] == 7.0f; i++) {}
+                for (j = 0; j < H && g[1][2][j] == 0; j++) {}
+                CHECK(i == nf && j == H, "transfer MSE case %d: forward only wrote gradients", ci);
+            }
+        }
+        for (i = 0; i < 2; i++) {
+            for (j = 0; j < 5; j++) free(o[i][j]);
+            for (j = 0; j < 3; j++) free(g[i][j]);
+        }
+        free(phiq); free(phik); free(dy); free(work);
+        unmake(&c);
+    }
+#ifdef _OPENMP
+    {  // bit for bit the same with 1 thread (the one group's tiles in 2 segments) and 3 (in 4)
+        int B = 1, H = 4, Hk = 1, N = 1024, D = 16, f = 4, F, nt = omp_get_max_threads(), r;
+        kcase c = make(LOLCATS_OP_HYBRID, B, H, Hk, N, D, f, LOLCATS_WINDOW_TK, 64);
+        size_t nq = (size_t)B * H * N * D, nf;
+        float *phiq, *phik, *o[2][4], *work;
+        double loss[2];
+        F = lc_fmap_out_dim(&c.rc.fmap, f);
+        nf = (size_t)B * H * N * F;
+        phiq = (float *)malloc(sizeof(float) * nf);
+        phik = (float *)malloc(sizeof(float) * nf);
+        work = (float *)malloc(sizeof(float) * lc_attn_transfer_work_floats(B, H, N, D, F));
+        lc_fmap_fwd(&ctx, phiq, c.rc.q, c.rc.wq, NULL, B, H, H, N, D, f, &c.rc.fmap);
+        lc_fmap_fwd(&ctx, phik, c.rc.k, c.rc.wk, NULL, B, H, Hk, N, D, f, &c.rc.fmap);
+        for (r = 0; r < 2; r++) {
+            o[r][0] = (float *)calloc(nq, sizeof(float));
+            o[r][1] = (float *)calloc(nf, sizeof(float));
+            o[r][2] = (float *)calloc(nf, sizeof(float));
+            o[r][3] = (float *)calloc((size_t)H, sizeof(float));
+            omp_set_num_threads(r ? 3 : 1);
+            loss[r] = lc_attn_transfer_mse(&ctx, o[r][0], NULL, NULL, NULL, NULL, o[r][1], o[r][2],
+                                           o[r][3], work, c.rc.q, c.rc.k, c.rc.v, phiq, phik, c.rc.wf,
+                                           B, H, Hk, N, D, F, 1000.0f, &c.rc.hybrid);
+        }
+        omp_set_num_threads(nt);
+        CHECK(loss[0] == loss[1] && !memcmp(o[0][0], o[1][0], sizeof(float) * nq) &&
+                  !memcmp(o[0][1], o[1][1], sizeof(float) * nf) &&
+                  !memcmp(o[0][2], o[1][2], sizeof(float) * nf) &&
+                  !memcmp(o[0][3], o[1][3], sizeof(float) * (size_t)H),
+              "transfer MSE step: results differ between 1 and 3 OpenMP threads");
+        for (r = 0; r < 2; r++) { free(o[r][0]); free(o[r][1]); free(o[r][2]); free(o[r][3]); }
+        free(phiq); free(phik); free(work);
+        unmake(&c);
+    }
+#endif
+    printf("  attention transfer MSE step: the calls it stands for\n");
+}
+#undef cs
 
 // lc_fmap_bwd_phi against lc_fmap_bwd's scalar definition: softmax_dim (full
 // and half space, with a bias, with dx, weights large enough that part of the
@@ -679,6 +796,7 @@ int main(void) {
     thread_invariance();
     bwd_without_input_grads();
     transfer_pair();
+    transfer_mse();
     fmap_bwd_from_phi();
     long_sequences();
     return check_done();
