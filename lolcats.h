@@ -1824,6 +1824,29 @@ static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, 
                        int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
                        float alpha, float beta);
 static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
+
+// Scratch of a product's packed operands: A of up to r rows, B of up to c
+// columns, k deep.
+static size_t lc__pk_floats(const lc__pk *pk, int r, int c, int k) {
+    return ((size_t)lc__pk_round(r, pk->mr) + (size_t)lc__pk_round(c, pk->nr)) * (size_t)k;
+}
+
+// op(B) of kc x cols as the micro-kernel reads it: in place (*sb = nr, *ldb
+// its row stride) when B is kc x cols row-major (tb 0) with whole panels,
+// else packed into buf.
+static const float *lc__pk_bop(const lc__pk *pk, float *buf, const float *B, size_t ldb, int tb,
+                               int cols, int kc, size_t *sb, size_t *ld) {
+    if (!tb && cols % pk->nr == 0) {
+        *sb = (size_t)pk->nr;
+        *ld = ldb;
+        return B;
+    }
+    lc__pk_b(pk, buf, B, ldb, tb, cols, kc);
+    *sb = (size_t)pk->nr * kc;
+    *ld = (size_t)pk->nr;
+    return buf;
+}
+
 // dst[c ldd + r] = src[r lds + c], by the kind's register transposes
 static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
                          int rows, int cols);
@@ -1946,6 +1969,7 @@ static int lc__fmap_rows(int D, int f) {
     return 0;
 }
 
+#define LC__FMAP_REP_MAX 64  // query heads per x head for the packed forms
 // Fast form: per head, W_h (and W_h^T for dX) packed once; blocks of rb rows
 // (rb <= LC__PK_KC, a multiple of mr) of X packed and multiplied by the
 // micro-kernel. Scratch of one task, or 0 when the form does not apply.
@@ -1990,47 +2014,80 @@ static void lc__fm_project(const lc__fm_plan *p, float *ws, const float *x_bh, i
         for (c = 0; c < nr * p->fp; c++) Z[c] += bb;
 }
 
+// The packed form of lc_fmap_fwd for x head bx = b Hx + xh and its query heads:
+// each block of X packed once for all of them, W_h read in place (whole column
+// panels) or packed once (pw: rep fp D floats).
+static void lc__fmap_fwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
+                                float *pw, float *phi, const float *x, const float *w,
+                                const float *bias, int H, int Hx, int bx, int N, int D, int f,
+                                const lc_fmap_cfg *cfg) {
+    const lc__pk *pk = &pl->pk;
+    int F = lc_fmap_out_dim(cfg, f), rep = H / Hx, b = bx / Hx, r, i, c, i0;
+    const float *x_bx = x + (size_t)bx * N * D;
+    const float *wop[LC__FMAP_REP_MAX];
+    size_t sb = 0, ldb = 0;
+    for (r = 0; r < rep; r++)
+        wop[r] = lc__pk_bop(pk, pw + (size_t)r * pl->fp * D, w + (size_t)(bx % Hx * rep + r) * D * f,
+                            (size_t)f, 0, f, D, &sb, &ldb);
+    for (i0 = 0; i0 < N; i0 += pl->rb) {
+        int nr = N - i0 < pl->rb ? N - i0 : pl->rb;
+        float *Z = ws + pl->z;
+        lc__pk_a(pk, ws + pl->px, x_bx + (size_t)i0 * D, (size_t)D, 0, nr, D);
+        for (r = 0; r < rep; r++) {  // Z (nr x f, row stride fp) = X W_h + b
+            int h = bx % Hx * rep + r;
+            lc__pk_fit(pk, Z, (size_t)pl->fp, ws + pl->px, (size_t)pk->mr * D, nr, wop[r], sb, ldb,
+                       f, D, 1.0f, 0.0f);
+            if (bias)
+                for (c = 0; c < nr * pl->fp; c++) Z[c] += bias[h];
+            for (i = 0; i < nr; i++)
+                lc__fmap_row(P, fast, phi + (((size_t)b * H + h) * N + i0 + i) * F,
+                             Z + (size_t)i * pl->fp, f, cfg);
+        }
+    }
+}
+
 LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
                         const float *bias, int B, int H, int Hx, int N, int D, int f,
                         const lc_fmap_cfg *cfg) {
     const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), bh, rb = lc__fmap_rows(D, f);
+    int F = lc_fmap_out_dim(cfg, f), bx, rb = lc__fmap_rows(D, f), rep = H / Hx;
     int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
     lc__fm_plan pl;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
-    use_pk = N > 1 && lc__fm_plan_for(ctx, &pl, D, f, 0, 0);
+    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 0, 0);
     LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, xh = h / (H / Hx), i, c, i0;
-        const float *x_bh = x + ((size_t)b * Hx + xh) * N * D, *w_h = w + (size_t)h * D * f;
-        float zbuf[1024], stk[LC__FMAP_STACK], bb = bias ? bias[h] : 0.0f;
-        float *ws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * pl.floats) : NULL;
+    for (bx = 0; bx < B * Hx; bx++) {  // one task per x head and its query heads
+        int b = bx / Hx, xh = bx % Hx, i, c, i0, r;
+        const float *x_bh = x + (size_t)bx * N * D;
+        float zbuf[1024], stk[LC__FMAP_STACK];
+        float *ws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * (pl.floats + (size_t)rep * pl.fp * D))
+                           : NULL;
         if (ws) {  // the packed form (without scratch: the blocked form below)
-            lc__pk_b(&pl.pk, ws + pl.pw, w_h, (size_t)f, 0, f, D);
-            for (i0 = 0; i0 < N; i0 += pl.rb) {
-                int nr = N - i0 < pl.rb ? N - i0 : pl.rb;
-                lc__fm_project(&pl, ws, x_bh, i0, nr, D, f, bias, bb);
-                for (i = 0; i < nr; i++)
-                    lc__fmap_row(P, fast, phi + ((size_t)bh * N + i0 + i) * F,
-                                 ws + pl.z + (size_t)i * pl.fp, f, cfg);
-            }
+            lc__fmap_fwd_packed(&pl, P, fast, ws, ws + pl.floats, phi, x, w, bias, H, Hx, bx, N, D,
+                                f, cfg);
             LOLCATS_FREE(ws);
             continue;
         }
-        for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
-            int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
-            float *Z = rb ? stk : zbuf;
-            if (rb) {  // Z (nr,f) = X (nr,D) W_h (D,f) + b
-                lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
-                       (size_t)f, (size_t)D, (size_t)f, stk + (size_t)nr * f);
-                if (bias)
-                    for (c = 0; c < nr * f; c++) Z[c] += bb;
-            } else {
-                lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
+        for (r = 0; r < rep; r++) {
+            int h = xh * rep + r;
+            const float *w_h = w + (size_t)h * D * f;
+            size_t bh = (size_t)b * H + h;
+            float bb = bias ? bias[h] : 0.0f;
+            for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+                int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+                float *Z = rb ? stk : zbuf;
+                if (rb) {  // Z (nr,f) = X (nr,D) W_h (D,f) + b
+                    lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                           (size_t)f, (size_t)D, (size_t)f, stk + (size_t)nr * f);
+                    if (bias)
+                        for (c = 0; c < nr * f; c++) Z[c] += bb;
+                } else {
+                    lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
+                }
+                for (i = i0; i < i0 + nr; i++)
+                    lc__fmap_row(P, fast, phi + (bh * N + i) * F, Z + (size_t)(i - i0) * f, f,
+                                 cfg);
             }
-            for (i = i0; i < i0 + nr; i++)
-                lc__fmap_row(P, fast, phi + ((size_t)bh * N + i) * F, Z + (size_t)(i - i0) * f, f,
-                             cfg);
         }
     }
 }
@@ -2371,9 +2428,9 @@ static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0,
 // window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
 // S, z of the keys before the window, [0, (c - 1) w), of stacked head j and
 // block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
-// `local` states + j sz (lc__xfer_mse, which carries it from tile to tile),
-// where the student's rows go too: y, m, den at row j tq + i, not at the
-// head's row r0 + i.
+// `local` S^T (D x F), z at states + j sz (lc__xfer_mse, which carries them
+// from tile to tile), where the student's rows go too: y, m, den at row
+// j tq + i, not at the head's row r0 + i.
 typedef struct lc__xfer {
     const lc_ctx *ctx;
     float *y, *m, *den;
@@ -2384,32 +2441,11 @@ typedef struct lc__xfer {
 
 static float lc__sigmoid(float x);
 
-// Scratch of a product's packed operands: A of up to r rows, B of up to c
-// columns, k deep.
-static size_t lc__pk_floats(const lc__pk *pk, int r, int c, int k) {
-    return ((size_t)lc__pk_round(r, pk->mr) + (size_t)lc__pk_round(c, pk->nr)) * (size_t)k;
-}
-
 static size_t lc__xfer_bytes(const lc__sm_plan *p, int D, int F) {
     return sizeof(double) * (size_t)p->Mq +
            sizeof(float) * ((size_t)p->Dp * p->Mq + (size_t)p->Mq + lc__pk_floats(&p->pk, p->tq, D, F));
 }
 
-// op(B) of kc x cols as the micro-kernel reads it: in place (*sb = nr, *ldb
-// its row stride) when B is kc x cols row-major (tb 0) with whole panels,
-// else packed into buf.
-static const float *lc__pk_bop(const lc__pk *pk, float *buf, const float *B, size_t ldb, int tb,
-                               int cols, int kc, size_t *sb, size_t *ld) {
-    if (!tb && cols % pk->nr == 0) {
-        *sb = (size_t)pk->nr;
-        *ld = ldb;
-        return B;
-    }
-    lc__pk_b(pk, buf, B, ldb, tb, cols, kc);
-    *sb = (size_t)pk->nr * kc;
-    *ld = (size_t)pk->nr;
-    return buf;
-}
 
 // Key block it of a tile (rows [r0, r0 + nr)): [*c0, *c0 + *nc); 0 past the
 // last. The teacher alone goes left to right in blocks of tk; with the student
@@ -2451,9 +2487,10 @@ static void lc__xfer_rows(const lc__sm_plan *p, const lc__prims *P, const lc__xf
         const float *S = xs->states + (xs->local ? 0 : ((size_t)b * H + h0) * nch + c) * sz + j * hst;
         const float *z = S + (size_t)F * D;
         lc__pk_tpose(&p->pk, y0, (size_t)D, yw + j * nr, (size_t)p->Mq, D, nr);
-        if (c >= 2) {  // y0 = lambda phiq S + gamma y0
+        if (c >= 2) {  // y0 = lambda phiq S + gamma y0 (local: S^T kept)
             size_t sb, ldb;
-            const float *pb = lc__pk_bop(&p->pk, pbuf, S, (size_t)D, 0, D, F, &sb, &ldb);
+            const float *pb = lc__pk_bop(&p->pk, pbuf, S, xs->local ? (size_t)F : (size_t)D,
+                                         xs->local, D, F, &sb, &ldb);
             lc__pk_a(&p->pk, pa, phiq0, (size_t)F, 0, nr, F);
             lc__pk_fit(&p->pk, y0, (size_t)D, pa, (size_t)p->pk.mr * F, nr, pb, sb, ldb, D, F,
                        lam, gam);
@@ -4067,13 +4104,19 @@ static int lc__xmse_task(const lc__xmse *x, int t) {
     for (c = 0; c < c1; c++) {
         size_t sb, ldb;
         const float *bop;
-        if (c >= 2) {  // block c - 2's keys join the state
-            bop = lc__pk_bop(pk, pb, v_bg + (size_t)(c - 2) * w * D, (size_t)D, 0, D, w, &sb, &ldb);
+        if (c >= 2) {  // block c - 2's keys join the state: S^T += V^T phik, z += sum phik
+            const float *va = pa;  // V^T of the block as packed for the teacher, or here
+            size_t sa = (size_t)MR * w;
+            if (x->kv) {
+                va = x->kv + bg * x->kvn + (size_t)lc__pk_round(N, MR) * D + (size_t)(c - 2) * w * MR;
+                sa = (size_t)MR * N;
+            } else {
+                lc__pk_a(pk, pa, v_bg + (size_t)(c - 2) * w * D, (size_t)D, 1, D, w);
+            }
             for (j = 0; j < hs; j++) {
                 const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)(c - 2) * w) * F;
-                lc__pk_a(pk, pa, phik0, (size_t)F, 1, F, w);
-                lc__pk_fit(pk, S + j * sz, (size_t)D, pa, (size_t)MR * w, F, bop, sb, ldb, D, w,
-                           1.0f, 1.0f);
+                bop = lc__pk_bop(pk, pb, phik0, (size_t)F, 0, F, w, &sb, &ldb);
+                lc__pk_fit(pk, S + j * sz, (size_t)F, va, sa, D, bop, sb, ldb, F, w, 1.0f, 1.0f);
                 for (i = 0; i < w; i++) P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
             }
         }
@@ -4106,9 +4149,8 @@ static int lc__xmse_task(const lc__xmse *x, int t) {
                 continue;
             }
             lc__pk_a(pk, pa, gv, (size_t)D, 0, w, D);  // u = gv S^T + cd z
-            lc__pk_b(pk, pb, Sj, (size_t)D, 1, F, D);
-            lc__pk_fit(pk, ut, (size_t)F, pa, (size_t)MR * D, w, pb, (size_t)pk->nr * D,
-                       (size_t)pk->nr, F, D, 1.0f, 0.0f);
+            bop = lc__pk_bop(pk, pb, Sj, (size_t)F, 0, F, D, &sb, &ldb);
+            lc__pk_fit(pk, ut, (size_t)F, pa, (size_t)MR * D, w, bop, sb, ldb, F, D, 1.0f, 0.0f);
             for (i = 0; i < w; i++) {
                 float *u = ut + (size_t)i * F;
                 P->axpy(u, cd[i], zj, F);
@@ -4163,7 +4205,7 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
     const int groups = B * Hk * pl->ngrp, nch = N / pl->tq;
     size_t hw = lc__hyb_head_floats(D, F, NULL, NULL), nt = (size_t)B * H * nch, i;
     lc__xmse x;
-    int next = 0, failed = 0, h, nseg = (2 * lc__threads() + groups - 1) / groups, ntask, all;
+    int next = 0, failed = 0, h, nseg = (2 * lc__threads() + groups - 1) / groups, per, all;
     double *sums = (double *)LOLCATS_MALLOC(sizeof(double) * 2 * nt + sizeof(int) * (size_t)groups);
     int *done;  // per group, its segments done
     if (!sums) return 0;
@@ -4197,32 +4239,35 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
     x.c2 = (float)(2.0 * (double)factor / ((double)B * H * N * D));
     memset(sums, 0, sizeof(double) * 2 * nt);
     memset(done, 0, sizeof(int) * (size_t)groups);
-    ntask = groups * x.nseg;
-    all = ntask + (dphiq ? B * H : 0);
-    // The groups' tasks, then each head's sweep as soon as its group is done
-    // (a thread out of tiles takes sweeps rather than waiting at a barrier).
+    per = x.nseg + (dphiq ? pl->hs : 0);
+    all = (groups + 1) * per;
+    // Slots of per = nseg + hs: group g's segments, then the sweeps of group
+    // g - 1's heads (its P_c still in cache; a thread out of tiles takes them
+    // rather than wait at a barrier; one whose group is not done waits for it).
 #if defined(_OPENMP)
 #pragma omp parallel reduction(+ : failed)
 #endif
     for (;;) {
-        int t, gr, d, hh;
+        int t, gr, r, d;
+        size_t bh;
 #if defined(_OPENMP)
 #pragma omp atomic capture
 #endif
         t = next++;
         if (t >= all) break;
-        if (t < ntask) {
-            failed += !lc__xmse_task(&x, t);
+        gr = t / per;
+        r = t % per;
+        if (r < x.nseg) {
+            if (gr == groups) continue;
+            failed += !lc__xmse_task(&x, gr * x.nseg + r);
 #if defined(_OPENMP)
 #pragma omp flush
 #pragma omp atomic update
 #endif
-            done[t / x.nseg]++;
+            done[gr]++;
             continue;
         }
-        t -= ntask;  // head b H + h: group (b Hk + h / rep) ngrp + h % rep / hs
-        hh = t % H;
-        gr = (t / H * Hk + hh / (H / Hk)) * pl->ngrp + hh % (H / Hk) / pl->hs;
+        if (gr-- == 0) continue;
         do {
 #if defined(_OPENMP)
 #pragma omp atomic read
@@ -4232,7 +4277,9 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
 #if defined(_OPENMP)
 #pragma omp flush
 #endif
-        lc__xmse_sweep(&x, dphik, work + (size_t)t * hw, (size_t)t);
+        bh = (size_t)(gr / (Hk * pl->ngrp)) * H + (size_t)(gr / pl->ngrp % Hk) * (H / Hk) +
+             (size_t)(gr % pl->ngrp) * pl->hs + (size_t)(r - x.nseg);
+        lc__xmse_sweep(&x, dphik, work + bh * hw, bh);
     }
     LOLCATS_FREE((void *)x.kv);
     if (!failed && dphiq) {
@@ -5977,7 +6024,17 @@ static void lc__gemm_ref(float *C, const float *A, const void *B, lc_dtype bt, i
 static void lc__pack_a(lc__tpose_fn tpose, float *dst, const float *A, size_t lda, int ta, int i0,
                        int rows, int p0, int kc, int MR) {
     int k, r;
-    if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
+    if (ta && rows == MR && (MR == 14 || MR == 8 || MR == 6)) {  // fixed-size copies
+        const float *s = A + (size_t)p0 * lda + i0;
+        for (k = 0; k < kc; k++, s += lda, dst += MR) {
+            if (MR == 14)
+                memcpy(dst, s, 14 * sizeof(float));
+            else if (MR == 8)
+                memcpy(dst, s, 8 * sizeof(float));
+            else
+                memcpy(dst, s, 6 * sizeof(float));
+        }
+    } else if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
         for (k = 0; k < kc; k++) {
             const float *s = A + (size_t)(p0 + k) * lda + i0;
             float *d = dst + (size_t)k * MR;
