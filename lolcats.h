@@ -1970,13 +1970,14 @@ static int lc__fmap_rows(int D, int f) {
 }
 
 #define LC__FMAP_REP_MAX 64  // query heads per x head for the packed forms
-// Fast form: per head, W_h (and W_h^T for dX) packed once; blocks of rb rows
-// (rb <= LC__PK_KC, a multiple of mr) of X packed and multiplied by the
-// micro-kernel. Scratch of one task, or 0 when the form does not apply.
+// Fast form: one task per x head, blocks of rb rows (rb <= LC__PK_KC, a
+// multiple of mr) of X packed once for its query heads and multiplied by the
+// micro-kernel; W_h read in place (or packed once), W_h^T packed once for dX.
+// The plan holds a block's scratch; the forms add the per-head parts.
 typedef struct lc__fm_plan {
     lc__pk pk;
     int rb, fp, Dp;  // rows per block, f and D padded to whole column panels
-    size_t pw, pwt, px, z, dz, pxt, dwa, dxb;  // offsets (floats)
+    size_t px, z, dz, pxt, dxb;  // offsets (floats)
     size_t floats;
 } lc__fm_plan;
 
@@ -1989,29 +1990,14 @@ static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int 
     p->fp = lc__pk_round(f, p->pk.nr);
     p->Dp = lc__pk_round(D, p->pk.nr);
 #define LC__FM_CUT(field, n) p->field = o; o += ((size_t)(n) + 15) / 16 * 16;
-    LC__FM_CUT(pw, (size_t)p->fp * D)
     LC__FM_CUT(px, (size_t)p->rb * D)
     LC__FM_CUT(z, (size_t)p->rb * p->fp)
-    LC__FM_CUT(pwt, bwd && dx ? (size_t)p->Dp * f : 0)
     LC__FM_CUT(dz, bwd ? (size_t)p->rb * p->fp : 0)
     LC__FM_CUT(pxt, bwd ? (size_t)lc__pk_round(D, p->pk.mr) * p->rb : 0)
-    LC__FM_CUT(dwa, bwd ? (size_t)lc__pk_round(D, p->pk.mr) * p->fp : 0)
     LC__FM_CUT(dxb, bwd && dx ? (size_t)p->rb * p->Dp : 0)
 #undef LC__FM_CUT
     p->floats = o;
     return 1;
-}
-
-// Z (nr x f, row stride fp) = X rows [i0, i0 + nr) W_h + b, W_h packed in ws.
-static void lc__fm_project(const lc__fm_plan *p, float *ws, const float *x_bh, int i0, int nr,
-                           int D, int f, const float *bias, float bb) {
-    float *Z = ws + p->z;
-    int c;
-    lc__pk_a(&p->pk, ws + p->px, x_bh + (size_t)i0 * D, (size_t)D, 0, nr, D);
-    lc__pk_mm(&p->pk, Z, (size_t)p->fp, ws + p->px, (size_t)p->pk.mr * D, nr, ws + p->pw,
-              (size_t)p->pk.nr * D, f, D, 1.0f, 0.0f);
-    if (bias)
-        for (c = 0; c < nr * p->fp; c++) Z[c] += bb;
 }
 
 // The packed form of lc_fmap_fwd for x head bx = b Hx + xh and its query heads:
@@ -2184,8 +2170,16 @@ static void lc__fmap_row_bwd_phi(const lc__prims *P, float *dz, const float *dph
     lc__fmap_act_bwd(P, 1, dz, dout, phi, NULL, f, cfg);
 }
 
-// The packed form of lc_fmap_bwd for x head xh (scratch ws of pl.floats);
-// with phi (softmax_dim only) the projection is not made again.
+// The packed form of lc_fmap_bwd for x head xh and its rep query heads
+// (scratch ws of lc__fmap_bwd_floats): each block of X (and X^T) packed once
+// for all of them; with phi (softmax_dim only) the projection is not made
+// again. Per head, the same sums in the same order as one head at a time.
+static size_t lc__fmap_bwd_floats(const lc__fm_plan *pl, int rep, int D, int f) {
+    return pl->floats + (size_t)pl->rb * pl->fp +
+           (size_t)rep * ((size_t)lc__pk_round(D, pl->pk.mr) * pl->fp + (size_t)pl->fp * D +
+                          (size_t)pl->Dp * f);
+}
+
 static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
                                 float *dx, float *dw, float *dbias, const float *dphi,
                                 const float *phi, const float *x, const float *w,
@@ -2195,56 +2189,69 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
     int F = lc_fmap_out_dim(cfg, f), rep = H / Hx;
     const lc__pk *pk = &pl->pk;
     int b, r, i, c, d, i0, Dm = lc__pk_round(D, pk->mr);
-    memset(ws + pl->dz, 0, sizeof(float) * (size_t)pl->rb * pl->fp);  // dZ's padding columns
+    float *dwa = ws + pl->floats, *pw = dwa + (size_t)rep * Dm * pl->fp;
+    float *pwt = pw + (size_t)rep * pl->fp * D, *pdz = pwt + (size_t)rep * pl->Dp * f;
+    float *dZ = ws + pl->dz, *Z = ws + pl->z;
+    const float *wop[LC__FMAP_REP_MAX];
+    size_t sb = 0, ldb = 0;
+    memset(dZ, 0, sizeof(float) * (size_t)pl->rb * pl->fp);  // dZ's padding columns
+    memset(dwa, 0, sizeof(float) * (size_t)rep * Dm * pl->fp);
     for (r = 0; r < rep; r++) {
-        int h = xh * rep + r;
-        const float *w_h = w + (size_t)h * D * f;
-        float bb = bias ? bias[h] : 0.0f, *dwa = ws + pl->dwa;
-        lc__pk_b(pk, ws + pl->pw, w_h, (size_t)f, 0, f, D);
-        if (dx) lc__pk_b(pk, ws + pl->pwt, w_h, (size_t)f, 1, D, f);
-        memset(dwa, 0, sizeof(float) * (size_t)Dm * pl->fp);
-        for (b = 0; b < B; b++) {
-            const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
-            float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
-            for (i0 = 0; i0 < N; i0 += pl->rb) {
-                int nr = N - i0 < pl->rb ? N - i0 : pl->rb;
-                float *dZ = ws + pl->dz;
-                if (!phi) lc__fm_project(pl, ws, x_bh, i0, nr, D, f, bias, bb);
+        const float *w_h = w + (size_t)(xh * rep + r) * D * f;
+        if (!phi) wop[r] = lc__pk_bop(pk, pw + (size_t)r * pl->fp * D, w_h, (size_t)f, 0, f, D, &sb, &ldb);
+        if (dx) lc__pk_b(pk, pwt + (size_t)r * pl->Dp * f, w_h, (size_t)f, 1, D, f);
+    }
+    for (b = 0; b < B; b++) {
+        const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
+        float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
+        for (i0 = 0; i0 < N; i0 += pl->rb) {
+            int nr = N - i0 < pl->rb ? N - i0 : pl->rb;
+            if (!phi) lc__pk_a(pk, ws + pl->px, x_bh + (size_t)i0 * D, (size_t)D, 0, nr, D);
+            if (dw) lc__pk_a(pk, ws + pl->pxt, x_bh + (size_t)i0 * D, (size_t)D, 1, D, nr);
+            for (r = 0; r < rep; r++) {
+                int h = xh * rep + r;
+                if (!phi) {  // Z = X W_h + b
+                    lc__pk_fit(pk, Z, (size_t)pl->fp, ws + pl->px, (size_t)pk->mr * D, nr, wop[r],
+                               sb, ldb, f, D, 1.0f, 0.0f);
+                    if (bias)
+                        for (c = 0; c < nr * pl->fp; c++) Z[c] += bias[h];
+                }
                 for (i = 0; i < nr; i++) {
                     size_t row = ((size_t)b * H + h) * N + i0 + i;
                     float *dz = dZ + (size_t)i * pl->fp;
                     if (phi)
                         lc__fmap_row_bwd_phi(P, dz, dphi + row * F, phi + row * F, f, cfg);
                     else
-                        lc__fmap_row_bwd(P, fast, dz, dphi + row * F, ws + pl->z + (size_t)i * pl->fp,
-                                         out, f, cfg);
+                        lc__fmap_row_bwd(P, fast, dz, dphi + row * F, Z + (size_t)i * pl->fp, out,
+                                         f, cfg);
                     if (dbias) {
-                        double sb = 0;
-                        for (c = 0; c < f; c++) sb += (double)dz[c];
-                        dbias[h] += (float)sb;
+                        double sbias = 0;
+                        for (c = 0; c < f; c++) sbias += (double)dz[c];
+                        dbias[h] += (float)sbias;
                     }
                 }
-                if (dw) {  // dW_h += X^T (D x nr) dZ (nr x f), in dwa; dZ read in place
-                    lc__pk_a(pk, ws + pl->pxt, x_bh + (size_t)i0 * D, (size_t)D, 1, D, nr);
-                    lc__pk_fit(pk, dwa, (size_t)pl->fp, ws + pl->pxt, (size_t)pk->mr * nr, D, dZ,
-                               (size_t)pk->nr, (size_t)pl->fp, pl->fp, nr, 1.0f, 1.0f);
-                }
+                if (dw)  // dW_h += X^T (D x nr) dZ (nr x f), in dwa; dZ read in place
+                    lc__pk_fit(pk, dwa + (size_t)r * Dm * pl->fp, (size_t)pl->fp, ws + pl->pxt,
+                               (size_t)pk->mr * nr, D, dZ, (size_t)pk->nr, (size_t)pl->fp, pl->fp,
+                               nr, 1.0f, 1.0f);
                 if (dx_bh) {  // dX (nr x D) += dZ (nr x f) W_h^T (f x D)
                     float *dxb = ws + pl->dxb;
-                    lc__pk_a(pk, ws + pl->px, dZ, (size_t)pl->fp, 0, nr, f);
-                    lc__pk_mm(pk, dxb, (size_t)pl->Dp, ws + pl->px, (size_t)pk->mr * f, nr,
-                              ws + pl->pwt, (size_t)pk->nr * f, D, f, 1.0f, 0.0f);
+                    lc__pk_a(pk, pdz, dZ, (size_t)pl->fp, 0, nr, f);
+                    lc__pk_mm(pk, dxb, (size_t)pl->Dp, pdz, (size_t)pk->mr * f, nr,
+                              pwt + (size_t)r * pl->Dp * f, (size_t)pk->nr * f, D, f, 1.0f, 0.0f);
                     for (i = 0; i < nr; i++)
                         for (d = 0; d < D; d++)
                             dx_bh[(size_t)(i0 + i) * D + d] += dxb[(size_t)i * pl->Dp + d];
                 }
             }
         }
-        if (dw)
+    }
+    if (dw)
+        for (r = 0; r < rep; r++)
             for (d = 0; d < D; d++)
                 for (c = 0; c < f; c++)
-                    dw[(size_t)h * D * f + (size_t)d * f + c] += dwa[(size_t)d * pl->fp + c];
-    }
+                    dw[(size_t)(xh * rep + r) * D * f + (size_t)d * f + c] +=
+                        dwa[(size_t)r * Dm * pl->fp + (size_t)d * pl->fp + c];
 }
 
 static void lc__fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
@@ -2259,11 +2266,12 @@ static void lc__fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
     // one task per x head: it owns dx of that head and dw of its query heads.
     // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
     // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
-    use_pk = N > 1 && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
+    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
     LC__OMP_FOR
     for (xh = 0; xh < Hx; xh++) {
         float zrow[1024], out[2048], dzrow[1024], stk[LC__FMAP_STACK];
-        float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * pl.floats) : NULL;
+        float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * lc__fmap_bwd_floats(&pl, rep, D, f))
+                            : NULL;
         int b, r, i, c, d, i0;
         if (pws) {  // the packed form (without scratch: the blocked form below)
             lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi,
