@@ -2412,6 +2412,12 @@ static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, in
     return 1;
 }
 
+// The last row (within the tile) of the queries in column panel j.
+static int lc__sm_last(const lc__sm_plan *p, int nr, int M, int j) {
+    int lo = j * p->pk.nr, hi = (lo + p->pk.nr < M ? lo + p->pk.nr : M) - 1;
+    return hi / nr != lo / nr ? nr - 1 : hi % nr;
+}
+
 // Sets the entries of S^T (packed: query n in panel n / nr, lane n % nr) whose
 // key c0 + kk comes after query r0 + i of any stacked head to val.
 static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0, int nc,
@@ -2586,9 +2592,10 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
             lc__pk_a(pk, pv, v_bg + (size_t)c0 * D, (size_t)D, 1, D, nc);
         }
         for (j = 0; j * NR < M; j++)  // S^T: panel j of queries holds off + nc rows of NR
-            for (kk = 0; kk < off + nc; kk += MR)
+            for (kk = 0; kk < off + nc && c0 - off + kk <= r0 + lc__sm_last(p, nr, M, j); kk += MR)
                 pk->ukr(D, ka + (size_t)kk * D, pq + (size_t)j * NR * D, (size_t)NR,
                         st + (size_t)j * NR * p->tka + (size_t)kk * NR, (size_t)NR, scale, 0.0f);
+        // (a key panel after every query of panel j is left out: the mask below covers it)
         lc__sm_mask(p, sb, r0, nr, c0, nc, -INFINITY);  // keys after a query
         memcpy(mn, m, sizeof(float) * (size_t)Mq);
         for (j = 0; j * NR < M; j++) P->colmax(sb + (size_t)j * NR * p->tka, mn + j * NR, nc, NR);
@@ -2607,7 +2614,13 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
             P->colexp(sb + (size_t)j * NR * p->tka, m + j * NR, bs + j * NR, nc, NR);
         lc__sm_mask(p, sb, r0, nr, c0, nc, 0.0f);  // the vector exp of -inf is not 0
         for (n = 0; n < M; n++) l[n] += (double)bs[n];
-        lc__pk_mm(pk, yt, (size_t)Mq, va, vs, D, sb, (size_t)NR * p->tka, M, nc, 1.0f, 1.0f);
+        for (j = 0; j * NR < M; j++) {  // Y^T += V^T P^T, panel j's keys up to its last query
+            int kc = r0 + lc__sm_last(p, nr, M, j) + 1 - c0;
+            kc = kc < nc ? kc : nc;
+            if (kc > 0)
+                lc__pk_mm(pk, yt + (size_t)j * NR, (size_t)Mq, va, vs, D,
+                          sb + (size_t)j * NR * p->tka, (size_t)NR * p->tka, NR, kc, 1.0f, 1.0f);
+        }
         if (xs && it == nwin - 1) {  // the window blocks are done: the student's part
             memcpy(yw, yt, sizeof(float) * (size_t)p->Dp * Mq);
             memcpy(mw, m, sizeof(float) * (size_t)Mq);
