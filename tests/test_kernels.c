@@ -607,14 +607,18 @@ static void transfer_pair(void) {
 // lc_attn_transfer_mse against the calls it stands for, by the scalar
 // definition: the teacher, the student, lc_loss_mse and the student's
 // backward of its gradient; with the student's outputs and without, and
-// forward only (loss and teacher). dphiq, dphik are set, dwf accumulates.
+// forward only (loss and teacher), on every SIMD level this CPU runs. dphiq,
+// dphik are set, dwf accumulates.
 static void transfer_mse(void) {
     lc_ctx ctx, sc;
-    int ci, run;
+    int ci, run, level, best = lc_simd_detect();
     lc_ctx_init(&ctx);
     lc_ctx_init(&sc);
     sc.simd = LOLCATS_SIMD_SCALAR;
+    for (level = LOLCATS_SIMD_SCALAR; level <= LOLCATS_SIMD_NEON; level++)
     for (ci = 0; ci < (int)(sizeof cs / sizeof cs[0]); ci++) {
+        if (level != LOLCATS_SIMD_SCALAR && !level_runs(level, best)) break;
+        ctx.simd = level;
         int B = cs[ci].B, H = cs[ci].H, Hk = cs[ci].Hk, N = cs[ci].N, D = cs[ci].D, f = cs[ci].f;
         kcase c = make(LOLCATS_OP_HYBRID, B, H, Hk, N, D, f, cs[ci].variant, cs[ci].w);
         lc_hybrid_cfg hc = c.rc.hybrid;
@@ -657,19 +661,21 @@ static void transfer_mse(void) {
             for (j = 0; j < 3; j++) e[5 + j] = rel_diff(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
             // (N = 2 w: every key in the window, the loss only rounding)
             CHECK(fabs(loss[1] - loss[0]) <= 1e-5 * loss[0] + 1e-9 * (double)factor && loss[0] > 0,
-                  "transfer MSE case %d run %d: loss %.9g, the calls' %.9g", ci, run, loss[1], loss[0]);
+                  "transfer MSE [%s] case %d run %d: loss %.9g, the calls' %.9g",
+                  lc_simd_name(level), ci, run, loss[1], loss[0]);
             for (j = 0; j < 8; j++) {
                 static const char *nm[8] = {"yt", "y", "lse", "m", "den", "dphiq", "dphik", "dwf"};
                 int want = j == 0 || j == 2 || (run == 0 && j < 5) || (bwd && j >= 5);
                 if (!want) continue;
-                CHECK(e[j] <= 2e-5f, "transfer MSE case %d run %d (N %d, H %d/%d, D %d, w %d): %s "
-                      "off the calls' scalar form by %g of its largest entry", ci, run, N, H, Hk, D,
-                      cs[ci].w, nm[j], (double)e[j]);
+                CHECK(e[j] <= 2e-5f, "transfer MSE [%s] case %d run %d (N %d, H %d/%d, D %d, w %d): "
+                      "%s off the calls' scalar form by %g of its largest entry", lc_simd_name(level),
+                      ci, run, N, H, Hk, D, cs[ci].w, nm[j], (double)e[j]);
             }
             if (!bwd) {
                 for (i = 0; i < nf && g[1][0][i] == 7.0f && g[1][1][i] == 7.0f; i++) {}
                 for (j = 0; j < H && g[1][2][j] == 0; j++) {}
-                CHECK(i == nf && j == H, "transfer MSE case %d: forward only wrote gradients", ci);
+                CHECK(i == nf && j == H, "transfer MSE [%s] case %d: forward only wrote gradients",
+                      lc_simd_name(level), ci);
             }
         }
         for (i = 0; i < 2; i++) {
@@ -679,6 +685,7 @@ static void transfer_mse(void) {
         free(phiq); free(phik); free(dy); free(work);
         unmake(&c);
     }
+    lc_ctx_init(&ctx);
 #ifdef _OPENMP
     {  // bit for bit the same with 1 thread (the one group's tiles in 2 segments) and 3 (in 4)
         int B = 1, H = 4, Hk = 1, N = 1024, D = 16, f = 4, F, nt = omp_get_max_threads(), r;
