@@ -4059,6 +4059,7 @@ typedef struct lc__xmse {
     lc__xfer xs;  // the tiles' student part; y, m, den, states set per task
     float *yt, *lse, *y, *m, *den, *dphiq, *Pw;
     const float *q, *k, *v, *phik, *kv;
+    float *vp;  // V of each kv head as A panels (keys x D) for the sweeps, or NULL
     double *loss, *dlam;  // per batch, head and tile
     size_t kvn;
     int B, H, Hk, N, D, F, nseg;
@@ -4196,7 +4197,8 @@ static void lc__xmse_sweep(const lc__xmse *x, float *dphik, float *work, size_t 
     const lc__pk *pk = &x->pl->pk;
     const int N = x->N, D = x->D, F = x->F, w = x->pl->tq, nch = N / w;
     const size_t sz = (size_t)F * D + F;
-    const float *v_bg = x->v + ((bh / x->H) * x->Hk + bh % x->H / (x->H / x->Hk)) * N * D;
+    const size_t bg = bh / x->H * x->Hk + bh % x->H / (x->H / x->Hk);
+    const float *v_bg = x->v + bg * N * D, *va;
     float *G = work, *pa = work + sz, *pb = pa + (size_t)lc__pk_round(w, pk->mr) * D;
     int c, i;
     memset(G, 0, sizeof(float) * sz);
@@ -4208,10 +4210,14 @@ static void lc__xmse_sweep(const lc__xmse *x, float *dphik, float *work, size_t 
             memset(d, 0, sizeof(float) * (size_t)w * F);
             continue;
         }
+        va = pa;
         x->P->axpy(G, 1.0f, x->Pw + (bh * nch + c + 2) * sz, (int)sz);  // G^T and zg
-        lc__pk_a(pk, pa, v_bg + (size_t)c * w * D, (size_t)D, 0, w, D);
+        if (x->vp)  // V_c's panels packed once for the kv head
+            va = x->vp + (bg * lc__pk_round(N, pk->mr) + (size_t)c * w) * D;
+        else
+            lc__pk_a(pk, pa, v_bg + (size_t)c * w * D, (size_t)D, 0, w, D);
         bop = lc__pk_bop(pk, pb, G, (size_t)F, 0, F, D, &sb, &ldb);
-        lc__pk_fit(pk, d, (size_t)F, pa, (size_t)pk->mr * D, w, bop, sb, ldb, F, D, 1.0f, 0.0f);
+        lc__pk_fit(pk, d, (size_t)F, va, (size_t)pk->mr * D, w, bop, sb, ldb, F, D, 1.0f, 0.0f);
         for (i = 0; i < w; i++) x->P->axpy(d + (size_t)i * F, 1.0f, G + (size_t)D * F, F);
     }
 }
@@ -4248,6 +4254,16 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
     x.v = v;
     x.phik = phik;
     x.kv = lc__sm_kv_pack(pl, k, v, B, Hk, N, D);
+    x.vp = NULL;
+    if (dphiq && pl->tq % pl->pk.mr == 0)  // a block of keys starts a panel
+        x.vp = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)B * Hk * lc__pk_round(N, pl->pk.mr) * D);
+    if (x.vp) {
+        int bg;
+        LC__OMP_FOR
+        for (bg = 0; bg < B * Hk; bg++)
+            lc__pk_a(&pl->pk, x.vp + (size_t)bg * lc__pk_round(N, pl->pk.mr) * D,
+                     v + (size_t)bg * N * D, (size_t)D, 0, N, D);
+    }
     x.kvn = lc__sm_kv_floats(pl, N, D);
     x.loss = sums;
     x.dlam = sums + nt;
@@ -4303,6 +4319,7 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
         lc__xmse_sweep(&x, dphik, work + bh * hw, bh);
     }
     LOLCATS_FREE((void *)x.kv);
+    LOLCATS_FREE(x.vp);
     if (!failed && dphiq) {
         for (h = 0; h < H && dwf; h++) {  // dwf = -dlambda (1 - gamma), in a fixed order
             double dl = 0;

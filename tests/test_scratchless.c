@@ -105,14 +105,15 @@ int main(void) {
     }
     printf("  without heap scratch, or without the packed K and V: as usual\n");
     // the MSE step: as usual; every allocation refused; the second (its packed
-    // K and V: tiles pack block by block); the third (a task's scratch: all by
-    // the calls it stands for)
+    // K and V: tiles pack block by block); the third (V's panels for the
+    // sweeps: packed block by block); the fourth (a task's scratch: all by the
+    // calls it stands for)
     {
-        float *r[4][5];
-        double loss[4];
+        float *r[5][5];
+        double loss[5];
         static const char *nm[5] = {"teacher y", "dphiq", "dphik", "dwf", "student y"};
         size_t n[5] = {nq, nf, nf, (size_t)H, nq};
-        for (run = 0; run < 4; run++) {
+        for (run = 0; run < 5; run++) {
             for (j = 0; j < 5; j++) r[run][j] = (float *)calloc(n[j], sizeof(float));
             g_refuse = run == 1 ? -1 : run > 1;
             g_skip = run > 1 ? run - 1 : 0;
@@ -124,7 +125,7 @@ int main(void) {
                   "MSE step run %d: %d allocations refused", run, g_refused);
             g_refuse = g_skip = 0;
         }
-        for (run = 1; run < 4; run++) {
+        for (run = 1; run < 5; run++) {
             CHECK(fabs(loss[run] - loss[0]) <= 1e-5 * loss[0], "MSE step run %d: loss %.9g, usually %.9g",
                   run, loss[run], loss[0]);
             for (j = 0; j < 5; j++) {
@@ -133,9 +134,10 @@ int main(void) {
                       run, nm[j], (double)e);
             }
         }
-        for (run = 0; run < 4; run++)
+        for (run = 0; run < 5; run++)
             for (j = 0; j < 5; j++) free(r[run][j]);
-        printf("  the MSE step without its scratch, its packed K and V or a task's scratch: as usual\n");
+        printf("  the MSE step without its scratch, its packed K and V, V's panels or a task's "
+               "scratch: as usual\n");
     }
     for (run = 0; run < 3; run++)
         for (j = 0; j < 9; j++) free(o[run][j]);
