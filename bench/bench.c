@@ -88,6 +88,23 @@ static float *randn(size_t n, float scale) {
 
 static float *zeros(size_t n) { return (float *)calloc(n ? n : 1, sizeof(float)); }
 
+/* (d)'s buffers as the trainer's activations are: advised for transparent
+   huge pages before the first write (lc_advise_hugepages). */
+static float *zeros_hp(size_t n) {
+    float *p = (float *)malloc(sizeof(float) * (n ? n : 1));
+    if (p) {
+        lc_advise_hugepages(p, sizeof(float) * n);
+        memset(p, 0, sizeof(float) * (n ? n : 1));
+    }
+    return p;
+}
+static float *randn_hp(size_t n, float scale) {
+    float *p = zeros_hp(n);
+    size_t i;
+    for (i = 0; p && i < n; i++) p[i] = lc_rng_normal(&g_rng) * scale;
+    return p;
+}
+
 static void fmt_mb(char *buf, double mb) {
     if (mb < 0) snprintf(buf, 32, "?");
     else snprintf(buf, 32, "%.1f", mb);
@@ -249,14 +266,14 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
     float *dphiq, *dphik, *dwq, *dwk, *dwf, *mq, *vq, *mk, *vk, *mf, *vf;
     double best = 1e30;
     lc_rng_seed(&g_rng, 2);
-    q = randn(nq, 1); k = randn(nk, 1); v = randn(nk, 1);
-    wq = randn(nw, 0.1f); wk = randn(nw, 0.1f); wf = randn((size_t)H, 1);
+    q = randn_hp(nq, 1); k = randn_hp(nk, 1); v = randn_hp(nk, 1);
+    wq = randn_hp(nw, 0.1f); wk = randn_hp(nw, 0.1f); wf = randn_hp((size_t)H, 1);
     mem_begin();
-    yt = zeros(nq); work = zeros(lc_attn_transfer_work_floats(1, H, N, D, F));
-    phiq = zeros(nf); phik = zeros(nf); dphiq = zeros(nf); dphik = zeros(nf);
-    dwq = zeros(nw); dwk = zeros(nw); dwf = zeros((size_t)H);
-    mq = zeros(nw); vq = zeros(nw); mk = zeros(nw); vk = zeros(nw);
-    mf = zeros((size_t)H); vf = zeros((size_t)H);
+    yt = zeros_hp(nq); work = zeros_hp(lc_attn_transfer_work_floats(1, H, N, D, F));
+    phiq = zeros_hp(nf); phik = zeros_hp(nf); dphiq = zeros_hp(nf); dphik = zeros_hp(nf);
+    dwq = zeros_hp(nw); dwk = zeros_hp(nw); dwf = zeros_hp((size_t)H);
+    mq = zeros_hp(nw); vq = zeros_hp(nw); mk = zeros_hp(nw); vk = zeros_hp(nw);
+    mf = zeros_hp((size_t)H); vf = zeros_hp((size_t)H);
     for (r = 0; r <= reps; r++) {  /* r == 0 warms up */
         double t0 = now(), t;
         lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
