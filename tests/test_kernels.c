@@ -787,6 +787,22 @@ static void fmap_bwd_from_phi(void) {
     printf("  feature-map backward from the forward's phi: as the recomputing form\n");
 }
 
+// lc_advise_hugepages: a hint only, on the whole 2 MiB pages inside the range
+static void hugepage_advice(void) {
+    size_t n = (size_t)9 << 20, got, i;
+    char *p = (char *)malloc(n);
+    CHECK(lc_advise_hugepages(NULL, n) == 0 && lc_advise_hugepages(p, 4096) == 0,
+          "huge-page advice on NULL or under 2 MiB: nothing advised");
+    got = lc_advise_hugepages(p, n);
+    CHECK(got % ((size_t)2 << 20) == 0 && got <= n, "huge-page advice: %zu bytes advised of %zu",
+          got, n);
+    for (i = 0; i < n; i += 4096) p[i] = (char)i;
+    for (i = 0; i < n && p[i] == (char)i; i += 4096) {}
+    CHECK(i >= n, "memory advised for huge pages does not keep what was written");
+    free(p);
+    printf("  huge-page advice: %zu of %zu bytes\n", got, n);
+}
+
 int main(void) {
     lc_rng_seed(&rng, 42);
     simd_vs_scalar();
@@ -806,5 +822,6 @@ int main(void) {
     transfer_mse();
     fmap_bwd_from_phi();
     long_sequences();
+    hugepage_advice();
     return check_done();
 }
