@@ -128,14 +128,14 @@ static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
     double best = 1e30;
     while (H % G) G--;
     lc_rng_seed(&g_rng, 1);
-    q = randn(nq, 1); k = randn(nq, 1); v = randn(nq, 1); dy = randn(nq, 1);
-    wq = randn(nw, 0.1f); wk = randn(nw, 0.1f); wf = randn((size_t)H, 1);
+    q = randn_hp(nq, 1); k = randn_hp(nq, 1); v = randn_hp(nq, 1); dy = randn_hp(nq, 1);
+    wq = randn_hp(nw, 0.1f); wk = randn_hp(nw, 0.1f); wf = randn_hp((size_t)H, 1);
     mem_begin();
-    phiq = zeros(ng); phik = zeros(ng); y = zeros(nq);
-    m = zeros((size_t)G * N); den = zeros((size_t)G * N);
-    work = zeros(lc_attn_hybrid_work_floats(1, G, D, F));
-    dq = zeros(nq); dk = zeros(nq); dv = zeros(nq); dphiq = zeros(ng); dphik = zeros(ng);
-    dwq = zeros(nw); dwk = zeros(nw); dwf = zeros((size_t)H);
+    phiq = zeros_hp(ng); phik = zeros_hp(ng); y = zeros_hp(nq);
+    m = zeros_hp((size_t)G * N); den = zeros_hp((size_t)G * N);
+    work = zeros_hp(lc_attn_hybrid_work_floats(1, G, D, F));
+    dq = zeros_hp(nq); dk = zeros_hp(nq); dv = zeros_hp(nq); dphiq = zeros_hp(ng); dphik = zeros_hp(ng);
+    dwq = zeros_hp(nw); dwk = zeros_hp(nw); dwf = zeros_hp((size_t)H);
     for (r = 0; r <= reps; r++) {  /* r == 0 warms up (first touch of every page) */
         double t0 = now(), t;
         memset(dq, 0, sizeof(float) * nq); memset(dk, 0, sizeof(float) * nq);
