@@ -2605,16 +2605,14 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
         lc__sm_mask(p, sb, r0, nr, c0, nc, -INFINITY);  // keys after a query
         memcpy(mn, m, sizeof(float) * (size_t)Mq);
         for (j = 0; j * NR < M; j++) P->colmax(sb + (size_t)j * NR * p->tka, mn + j * NR, nc, NR);
-        for (n = 0; n < Mq; n++) {
-            al[n] = 1.0f;
-            if (mn[n] > m[n]) {  // the first block of a query: l = 0, nothing to rescale
-                al[n] = expf(m[n] - mn[n]);
-                grew |= l[n] > 0;
-                l[n] *= (double)al[n];
-                m[n] = mn[n];
-            }
+        for (n = 0; n < Mq; n++) al[n] = mn[n] > m[n] ? m[n] - mn[n] : 0.0f;
+        P->exp_sum(al, al, 1.0f, 0.0f, Mq);  // exp(m - mn): 1 where the maximum held
+        for (n = 0; n < Mq; n++) {  // a query's first block: l = 0, nothing to rescale
+            grew |= al[n] < 1.0f && l[n] > 0;
+            l[n] *= (double)al[n];
             bs[n] = 0.0f;
         }
+        memcpy(m, mn, sizeof(float) * (size_t)Mq);
         if (grew) P->colmul(yt, al, D, Mq);
         for (j = 0; j * NR < M; j++)
             P->colexp(sb + (size_t)j * NR * p->tka, m + j * NR, bs + j * NR, nc, NR);
