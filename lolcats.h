@@ -4260,7 +4260,9 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
     x.phik = phik;
     x.kv = lc__sm_kv_pack(pl, k, v, B, Hk, N, D);
     x.vp = NULL;
-    if (dphiq && pl->tq % pl->pk.mr == 0)  // a block of keys starts a panel
+    // a block of keys starts a panel; a copy of v only up to LC__SM_KV_MAX floats
+    if (dphiq && pl->tq % pl->pk.mr == 0 &&
+        (size_t)B * Hk * lc__pk_round(N, pl->pk.mr) * D <= LC__SM_KV_MAX)
         x.vp = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)B * Hk * lc__pk_round(N, pl->pk.mr) * D);
     if (x.vp) {
         int bg;
