@@ -4051,8 +4051,8 @@ LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, 
 // per batch and group of stacked heads runs its tiles in order, carrying each
 // head's linear state (block c - 2's keys join it before tile c), so no state
 // is stored. After tile c, per head, with e = y - yt and dy = 2 factor e / n
-// (lc_loss_mse's gradient), the rows' whole share of the backward but the
-// keys' (the derivation of lc__xfer_bwd):
+// (lc_loss_mse's gradient), all of the backward that needs only these rows
+// (everything but the keys' gradient; the derivation of lc__xfer_bwd):
 //   gv = dy / den, cd = -(gv . y), u = gv S^T + cd z:
 //   dphiq = lambda u, dlambda += phiq . u, loss += e . e;
 //   P_c = lambda gv^T phiq (D x F), p_c = lambda sum cd phiq  into work.
