@@ -495,7 +495,7 @@ static void bench_decode(void) {
     size_t per_layer = (size_t)dim * dim * 2 + (size_t)Hk * D * dim * 2 + (size_t)ffn * dim * 3;
     uint16_t *Wt;
     float *x, *q, *k, *v, *att, *h1, *h2, *phiq, *phik, *wq, *wk, *wf, *st_mem, *sc, *kc, *vc;
-    double bw, tok_hyb = 0, bytes, t;
+    double bw, bw2, tok_hyb = 0, tok_best = 1e30, bytes, t;
     void *ws;
     lc_decode_state st;
     F = lc_fmap_out_dim(&fm, f);
@@ -548,6 +548,8 @@ static void bench_decode(void) {
     x = randn((size_t)dim, 1); h1 = zeros((size_t)ffn); h2 = zeros((size_t)ffn);
     bytes = 2.0 * (double)per_layer * L;
     lc_decode_state_init(&st, st_mem, H, Hk, D, F, w);
+    bw2 = measure_bandwidth();  /* again, next to the tokens it bounds: best of both */
+    bw = bw2 > bw ? bw2 : bw;
     {
         int r;
         for (r = 0; r < 40; r++) {
@@ -573,14 +575,17 @@ static void bench_decode(void) {
             }
             t = now() - t;
             if (r >= 2) tok_hyb += t;
+            if (r >= 2 && t < tok_best) tok_best = t;
         }
         tok_hyb /= 38;
     }
     printf("    synthetic BF16 model, %d layers of dim %d / ffn %d (%.0f MB of weights):\n", L, dim,
            ffn, bytes / 1e6);
-    printf("      linearized decode %.2f ms/token (%.1f tokens/s); bandwidth bound %.2f ms/token "
-           "(%.1f tokens/s) -> %.0f%% of the bound\n", 1e3 * tok_hyb, 1 / tok_hyb,
-           1e3 * bytes / (bw * 1e9), bw * 1e9 / bytes, 100.0 * (bytes / (bw * 1e9)) / tok_hyb);
+    printf("      linearized decode %.2f ms/token best, %.2f mean (%.1f tokens/s); bandwidth bound "
+           "%.2f ms/token at the best of the two probes, %.1f GB/s (%.1f tokens/s) -> %.0f%% of "
+           "the bound (best against best; %.0f%% by the mean)\n", 1e3 * tok_best, 1e3 * tok_hyb,
+           1 / tok_best, 1e3 * bytes / (bw * 1e9), bw, bw * 1e9 / bytes,
+           100.0 * (bytes / (bw * 1e9)) / tok_best, 100.0 * (bytes / (bw * 1e9)) / tok_hyb);
     free(Wt); free(x); free(h1); free(h2); free(q); free(k); free(v); free(phiq); free(phik);
     free(att); free(wq); free(wk); free(wf); free(st_mem); free(sc); free(ws);
 }
