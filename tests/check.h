@@ -32,7 +32,8 @@ CHECK_FN int check_(int ok, const char *fmt, ...) {
 }
 #define CHECK(cond, ...) check_((cond) ? 1 : 0, __VA_ARGS__)
 
-/* |a - r| <= atol + rtol * |r| elementwise; one table row per call. */
+/* |a - r| <= atol + rtol * |r| elementwise (an infinity equals only the same
+   infinity, a NaN fails); one table row per call. */
 CHECK_FN int check_close(const char *what, const float *a, const float *r, size_t n,
                        double atol, double rtol) {
     double max_abs = 0, max_rel = 0;
@@ -40,7 +41,10 @@ CHECK_FN int check_close(const char *what, const float *a, const float *r, size_
     for (i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)r[i]);
         double rel = d / (fabs((double)r[i]) + 1e-30);
-        if (!(d <= atol + rtol * fabs((double)r[i]))) {
+        /* as numpy.isclose: an infinity matches only the same infinity, NaN nothing */
+        int ok = isinf(a[i]) || isinf(r[i]) ? a[i] == r[i] : d <= atol + rtol * fabs((double)r[i]);
+        if (isinf(a[i]) && a[i] == r[i]) d = rel = 0;
+        if (!ok) {
             if (!bad) worst = i;
             bad++;
         }

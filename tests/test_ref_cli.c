@@ -75,6 +75,127 @@ static void write_case(const char *path, const char *op, int drop, int bad_shape
     CHECK(lc_st_write(path, t, n, meta, nm / 2, &err) == LOLCATS_OK, "write %s: %s", path, err.msg);
 }
 
+/* a file of up to two F32 (or F64) vectors: name1 = v1[0..n1), name2 = v2[0..n2) */
+static void write_vec(const char *path, int f64, const char *name1, const double *v1, int n1, const char *name2,
+                      const double *v2, int n2) {
+    lc_tensor t[2];
+    lc_error err;
+    float f[2][8];
+    int i, n = 0;
+    const char *names[2];
+    const double *vals[2];
+    int lens[2];
+    names[0] = name1; vals[0] = v1; lens[0] = n1;
+    names[1] = name2; vals[1] = v2; lens[1] = n2;
+    for (i = 0; i < 2; i++) {
+        int j;
+        if (!names[i]) continue;
+        memset(&t[n], 0, sizeof t[n]);
+        t[n].name = names[i];
+        t[n].ndim = 1;
+        t[n].shape[0] = lens[i];
+        if (f64) {
+            t[n].dtype = LOLCATS_DTYPE_F64;
+            t[n].data = vals[i];
+            t[n].nbytes = 8 * (size_t)lens[i];
+        } else {
+            for (j = 0; j < lens[i]; j++) f[n][j] = (float)vals[i][j];
+            t[n].dtype = LOLCATS_DTYPE_F32;
+            t[n].data = f[n];
+            t[n].nbytes = 4 * (size_t)lens[i];
+        }
+        n++;
+    }
+    CHECK(lc_st_write(path, t, n, NULL, 0, &err) == LOLCATS_OK, "write %s: %s", path, err.msg);
+}
+
+/* compare follows numpy.isclose: an infinity matches only the same infinity, a
+   NaN only a NaN and only with --equal-nan; nothing compared and tensors
+   missing on either side fail. */
+static void compare_semantics(void) {
+    char a[300], b[300], args[800];
+    const double inf = HUGE_VAL, nan = HUGE_VAL - HUGE_VAL;
+    double one[3] = {1, 2, 3}, x[3], y[3];
+    struct { double a, b; int extra_flag, expect; const char *what; } cases[] = {
+        {0, 0, 0, 0, "equal finite values pass"},
+        {HUGE_VAL, 0, 0, 1, "+inf against 0 fails"},
+        {0, HUGE_VAL, 0, 1, "0 against +inf fails"},
+        {HUGE_VAL, -HUGE_VAL, 0, 1, "+inf against -inf fails"},
+        {HUGE_VAL, HUGE_VAL, 0, 0, "+inf against +inf passes"},
+        {-HUGE_VAL, -HUGE_VAL, 0, 0, "-inf against -inf passes"},
+        {0, 0, 1, 1, "NaN against NaN fails without --equal-nan"},
+        {0, 0, 2, 0, "NaN against NaN passes with --equal-nan"},
+        {0, 0, 3, 1, "NaN against a number fails even with --equal-nan"},
+        {0, 0, 4, 1, "a number against NaN fails even with --equal-nan"},
+        {1e30, 1e30 * (1 + 1e-3), 0, 1, "a large relative error fails"},
+    };
+    size_t c;
+    snprintf(a, sizeof a, "%s/cmp_a.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/cmp_b.safetensors", tmpdir);
+    for (c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(x, one, sizeof x);
+        memcpy(y, one, sizeof y);
+        x[1] = cases[c].a;
+        y[1] = cases[c].b;
+        if (cases[c].extra_flag == 1 || cases[c].extra_flag == 2) x[1] = y[1] = nan;
+        if (cases[c].extra_flag == 3) x[1] = nan;
+        if (cases[c].extra_flag == 4) y[1] = nan;
+        (void)inf;
+        write_vec(a, 0, "y", x, 3, NULL, NULL, 0);
+        write_vec(b, 0, "y", y, 3, NULL, NULL, 0);
+        snprintf(args, sizeof args, "compare %s %s%s", a, b, cases[c].extra_flag == 2 || cases[c].extra_flag >= 3 ? " --equal-nan" : "");
+        CHECK(run(args, NULL) == cases[c].expect, "compare: %s", cases[c].what);
+        snprintf(args, sizeof args, "compare %s %s --json%s", a, b, cases[c].extra_flag == 2 || cases[c].extra_flag >= 3 ? " --equal-nan" : "");
+        CHECK(run(args, NULL) == cases[c].expect, "compare --json: %s", cases[c].what);
+    }
+    /* F64 values beyond float range are compared as they are */
+    memcpy(x, one, sizeof x);
+    memcpy(y, one, sizeof y);
+    x[0] = 1e300; y[0] = 2e300;
+    write_vec(a, 1, "y", x, 3, NULL, NULL, 0);
+    write_vec(b, 1, "y", y, 3, NULL, NULL, 0);
+    snprintf(args, sizeof args, "compare %s %s", a, b);
+    CHECK(run(args, NULL) == 1, "compare: F64 1e300 against 2e300 fails (not inf == inf)");
+    y[0] = 1e300;
+    write_vec(b, 1, "y", y, 3, NULL, NULL, 0);
+    CHECK(run(args, NULL) == 0, "compare: F64 1e300 against itself passes");
+    /* the JSON reports the non-finite counts and stays valid JSON (no bare inf/nan) */
+    memcpy(x, one, sizeof x);
+    memcpy(y, one, sizeof y);
+    x[0] = nan; y[2] = inf;
+    write_vec(a, 0, "y", x, 3, NULL, NULL, 0);
+    write_vec(b, 0, "y", y, 3, NULL, NULL, 0);
+    snprintf(args, sizeof args, "compare %s %s --json", a, b);
+    CHECK(run(args, NULL) == 1, "compare --json with NaN and Inf fails");
+    {
+        char path[400], buf[4096];
+        FILE *f;
+        size_t n;
+        snprintf(path, sizeof path, "%s/stdout.txt", tmpdir);
+        f = fopen(path, "r");
+        n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        buf[n] = 0;
+        if (f) fclose(f);
+        CHECK(strstr(buf, "\"nan_a\":1") && strstr(buf, "\"inf_b\":1"), "compare --json counts NaN and Inf: %s", buf);
+        CHECK(!strstr(buf, ":nan") && !strstr(buf, ":-nan") && !strstr(buf, ":inf") && !strstr(buf, ":-inf"),
+              "compare --json writes no bare nan/inf: %s", buf);
+    }
+    /* missing on either side, nothing compared */
+    write_vec(a, 0, "y", one, 3, NULL, NULL, 0);
+    write_vec(b, 0, "y", one, 3, "extra", one, 2);
+    snprintf(args, sizeof args, "compare %s %s", a, b);
+    CHECK(run(args, NULL) == 1, "compare: a tensor only in B fails");
+    snprintf(args, sizeof args, "compare %s %s --ignore-extra", a, b);
+    CHECK(run(args, NULL) == 0, "compare: a tensor only in B passes with --ignore-extra");
+    snprintf(args, sizeof args, "compare %s %s", b, a);
+    CHECK(run(args, NULL) == 1, "compare: a tensor missing in B fails");
+    write_vec(a, 0, NULL, NULL, 0, NULL, NULL, 0);
+    snprintf(args, sizeof args, "compare %s %s", a, a);
+    CHECK(run(args, "nothing compared") == 1, "compare: nothing compared fails");
+    snprintf(args, sizeof args, "compare %s %s --only ''", b, b);
+    CHECK(run(args, "nothing compared") == 1, "compare: an empty --only list compares nothing and fails");
+}
+
 int main(void) {
     char a[300], b[300], c[300], args[1200];
     lc_st_file *f;
@@ -164,6 +285,7 @@ int main(void) {
     CHECK(run(args, "does_not_exist") != 0, "missing input file exits non-zero");
     CHECK(run("ref", "usage") == 2, "no arguments: usage, exit 2");
     CHECK(run("ref --help", NULL) == 0, "--help exits 0");
+    compare_semantics();
     free(q); free(k); free(v); free(wq); free(wk); free(wf); free(dy);
     return check_done();
 }

@@ -8,25 +8,33 @@
 #include <string.h>
 
 static const char compare_usage[] =
-    "lolcats compare A.safetensors B.safetensors [--rtol R] [--atol A] [--only name,name] [--json]\n"
+    "lolcats compare A.safetensors B.safetensors [--rtol R] [--atol A] [--only name,name]\n"
+    "                [--equal-nan] [--ignore-extra] [--json]\n"
     "\n"
     "Compares every tensor of A (the reference) with the tensor of the same name in B,\n"
-    "both converted to float32, and prints one row per tensor: shape, max abs error,\n"
-    "max rel error (over elements with |a| > atol), the worst element as a multi-index,\n"
-    "the limit at that element and PASS/FAIL. An element passes when\n"
+    "and prints one row per tensor: shape, max abs error, max rel error (over elements\n"
+    "with |a| > atol), the worst element as a multi-index, the limit at that element and\n"
+    "PASS/FAIL. Values are compared in double (F64 as stored, other dtypes through\n"
+    "float32). An element passes as in numpy.isclose with A as the reference:\n"
     "\n"
     "    |b - a| <= atol + rtol * |a|        (defaults: rtol 1e-4, atol 1e-5)\n"
     "\n"
-    "A tensor FAILs when an element is outside the limit, when either side holds a NaN,\n"
-    "when it is missing in B, or when the shapes differ. Tensors only in B are listed as\n"
-    "\"extra (ignored)\".\n"
+    "for finite values; an infinity matches only the same infinity (+inf vs -inf and\n"
+    "inf vs any number FAIL); a NaN never passes, unless --equal-nan, where a NaN matches\n"
+    "a NaN (and still nothing else). A tensor FAILs when an element does not pass, when\n"
+    "the shapes differ, or when it is missing in B; a tensor only in B FAILs too (it is\n"
+    "missing in A), unless --ignore-extra. Nothing to compare (A without tensors) is a\n"
+    "failure. The NaN and Inf counts of each side are reported.\n"
     "\n"
     "  --rtol R        relative tolerance (default 1e-4)\n"
     "  --atol A        absolute tolerance (default 1e-5)\n"
-    "  --only a,b,c    compare only these tensors (a name absent from A FAILs)\n"
+    "  --only a,b,c    compare only these tensors (a name absent from A FAILs; tensors\n"
+    "                  not named are not looked at)\n"
+    "  --equal-nan     a NaN in B where A has a NaN passes\n"
+    "  --ignore-extra  tensors only in B are listed as \"extra (ignored)\" and do not FAIL\n"
     "  --json          print the table as one JSON object instead\n"
     "\n"
-    "Exit status: 0 all PASS, 1 some FAIL, 2 usage or file error.\n";
+    "Exit status: 0 all PASS, 1 some FAIL or nothing compared, 2 usage or file error.\n";
 
 typedef struct {
     const char *name;
@@ -36,6 +44,7 @@ typedef struct {
     double max_abs, max_rel, limit;
     size_t worst;
     int has_worst;
+    unsigned long nan_a, nan_b, inf_a, inf_b;   /* non-finite elements of each side */
 } cmp_row;
 
 static int parse_tol(const char *s, double *out) {
@@ -78,46 +87,104 @@ static int same_shape(const lc_tensor *a, const lc_tensor *b) {
     return 1;
 }
 
-/* Fills r from tensors a, b (same shape). Returns 0 when out of memory. */
-static int compare_tensor(cmp_row *r, const lc_tensor *a, const lc_tensor *b, double atol, double rtol) {
-    size_t n = lc_tensor_numel(a), i;
-    float *fa = (float *)malloc(n ? n * sizeof(float) : 1), *fb = (float *)malloc(n ? n * sizeof(float) : 1);
+/* The tensor's elements as doubles (F64 read as it is, so values beyond float
+   range stay what they are; every other dtype through lc_tensor_to_f32). */
+static double *tensor_f64(const lc_tensor *t, lc_error *err) {
+    size_t n = lc_tensor_numel(t), i;
+    double *d = (double *)malloc(n ? n * sizeof(double) : 1);
+    float *f;
+    if (!d) return NULL;
+    if (t->dtype == LOLCATS_DTYPE_F64) {
+        memcpy(d, t->data, n * sizeof(double));
+        return d;
+    }
+    f = (float *)malloc(n ? n * sizeof(float) : 1);
+    if (!f || lc_tensor_to_f32(t, f, err) != LOLCATS_OK) {
+        if (!f) snprintf(err->msg, sizeof err->msg, "out of memory converting '%s'", t->name);
+        free(f);
+        free(d);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) d[i] = (double)f[i];
+    free(f);
+    return d;
+}
+
+/* a value for messages: "nan" whatever its sign bit, "inf" / "-inf", else %g */
+static void value_str(char *buf, size_t n, double v) {
+    if (v != v) snprintf(buf, n, "nan");
+    else if (isinf(v)) snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
+    else snprintf(buf, n, "%g", v);
+}
+
+/* numpy.isclose with a as the reference: a NaN matches only a NaN, and only
+   with --equal-nan; an infinity matches only the same infinity; finite values
+   pass when |b - a| <= atol + rtol * |a|. */
+static int element_close(double x, double y, double atol, double rtol, int equal_nan) {
+    if (x != x || y != y) return equal_nan && x != x && y != y;
+    if (isinf(x) || isinf(y)) return x == y;
+    return fabs(y - x) <= atol + rtol * fabs(x);
+}
+
+/* Fills r from tensors a, b (same shape): the error statistics over the pairs
+   of finite values, the non-finite counts of each side, and the worst element
+   (the first failing non-finite pair if any, else the largest error relative to
+   its limit). Returns 0 when out of memory. */
+static int compare_tensor(cmp_row *r, const lc_tensor *a, const lc_tensor *b, double atol, double rtol,
+                          int equal_nan) {
+    size_t n = lc_tensor_numel(a), i, bad = 0, bad_nonfinite = 0, first_nonfinite = (size_t)-1;
     double worst_ratio = -1;
     lc_error err;
-    size_t first_nan = (size_t)-1, nan_count = 0, bad = 0;
-    if (!fa || !fb) { free(fa); free(fb); return 0; }
-    if (lc_tensor_to_f32(a, fa, &err) != LOLCATS_OK || lc_tensor_to_f32(b, fb, &err) != LOLCATS_OK) {
+    double *fa, *fb;
+    err.msg[0] = 0;
+    fa = tensor_f64(a, &err);
+    fb = fa ? tensor_f64(b, &err) : NULL;
+    if (!fa || !fb) {
+        free(fa);
+        if (!err.msg[0]) return 0;
         r->pass = 0;
         snprintf(r->note, sizeof r->note, "%s", err.msg);
-        free(fa);
-        free(fb);
         return 1;
     }
     for (i = 0; i < n; i++) {
-        double x = (double)fa[i], y = (double)fb[i], d, lim, ratio;
-        if (x != x || y != y) {
-            if (first_nan == (size_t)-1) first_nan = i;
-            nan_count++;
+        double x = fa[i], y = fb[i], d, lim, ratio;
+        int ok = element_close(x, y, atol, rtol, equal_nan);
+        r->nan_a += x != x;
+        r->nan_b += y != y;
+        r->inf_a += isinf(x) != 0;
+        r->inf_b += isinf(y) != 0;
+        if (!isfinite(x) || !isfinite(y)) {
+            if (!ok) {
+                bad_nonfinite++;
+                if (first_nonfinite == (size_t)-1) first_nonfinite = i;
+            }
             continue;
         }
         d = x == y ? 0.0 : fabs(y - x);
         lim = atol + rtol * fabs(x);
-        if (!(d <= lim)) bad++;
+        if (!ok) bad++;
         ratio = d == 0 ? 0 : lim > 0 ? d / lim : HUGE_VAL;
         if (d > r->max_abs) r->max_abs = d;
         if (fabs(x) > atol && fabs(x) > 0 && d / fabs(x) > r->max_rel) r->max_rel = d / fabs(x);
         if (ratio > worst_ratio) { worst_ratio = ratio; r->worst = i; r->limit = lim; r->has_worst = 1; }
     }
-    if (nan_count) {
-        r->worst = first_nan;
+    if (bad_nonfinite) {
+        char va[32], vb[32];
+        r->worst = first_nonfinite;
         r->has_worst = 1;
-        r->limit = atol + rtol * fabs((double)fa[first_nan]);
-        snprintf(r->note, sizeof r->note, "%lu NaN element%s (first in %s)", (unsigned long)nan_count,
-                 nan_count > 1 ? "s" : "", fa[first_nan] != fa[first_nan] ? "A" : "B");
+        r->limit = isfinite(fa[first_nonfinite]) ? atol + rtol * fabs(fa[first_nonfinite]) : 0;
+        value_str(va, sizeof va, fa[first_nonfinite]);
+        value_str(vb, sizeof vb, fb[first_nonfinite]);
+        snprintf(r->note, sizeof r->note, "%lu non-finite mismatch%s (first: A %s, B %s); NaN A %lu B %lu, Inf A %lu B %lu",
+                 (unsigned long)bad_nonfinite, bad_nonfinite > 1 ? "es" : "", va, vb, (unsigned long)r->nan_a, (unsigned long)r->nan_b, (unsigned long)r->inf_a,
+                 (unsigned long)r->inf_b);
+        if (bad)
+            snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note), "; %lu finite element%s outside the limit",
+                     (unsigned long)bad, bad > 1 ? "s" : "");
     } else if (bad) {
         snprintf(r->note, sizeof r->note, "%lu of %lu elements outside the limit", (unsigned long)bad, (unsigned long)n);
     }
-    r->pass = nan_count == 0 && bad == 0;
+    r->pass = bad_nonfinite == 0 && bad == 0;
     free(fa);
     free(fb);
     return 1;
@@ -142,7 +209,8 @@ static void json_number(double v) {
 int cmd_compare(int argc, char **argv) {
     const char *pa = NULL, *pb = NULL, *only = NULL;
     double rtol = 1e-4, atol = 1e-5;
-    int json = 0, i, nrows = 0, failed = 0, n_extra = 0, rc = 2, name_w = 6;
+    int extra_fail = 0;
+    int json = 0, equal_nan = 0, ignore_extra = 0, i, nrows = 0, failed = 0, n_extra = 0, rc = 2, name_w = 6;
     lc_st_file *fa = NULL, *fb = NULL;
     lc_error err;
     cmp_row *rows = NULL;
@@ -152,6 +220,8 @@ int cmd_compare(int argc, char **argv) {
         const char *s = argv[i];
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(compare_usage, stdout); return 0; }
         else if (!strcmp(s, "--json")) json = 1;
+        else if (!strcmp(s, "--equal-nan")) equal_nan = 1;
+        else if (!strcmp(s, "--ignore-extra")) ignore_extra = 1;
         else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol") || !strcmp(s, "--only")) {
             if (i + 1 >= argc) { fprintf(stderr, "lolcats compare: %s needs a value\n\n%s", s, compare_usage); return 2; }
             if (!strcmp(s, "--only")) only = argv[++i];
@@ -214,7 +284,7 @@ int cmd_compare(int argc, char **argv) {
             shape_str(sb, sizeof sb, tb);
             r->pass = 0;
             snprintf(r->note, sizeof r->note, "shape mismatch: A %s, B %s", sa, sb);
-        } else if (!compare_tensor(r, r->ta, tb, atol, rtol)) {
+        } else if (!compare_tensor(r, r->ta, tb, atol, rtol, equal_nan)) {
             fprintf(stderr, "lolcats compare: out of memory comparing '%s'\n", r->name);
             goto done;
         }
@@ -223,6 +293,7 @@ int cmd_compare(int argc, char **argv) {
     if (!only)
         for (i = 0; i < lc_st_count(fb); i++)
             if (!lc_st_find(fa, lc_st_tensor_at(fb, i)->name)) n_extra++;
+    extra_fail = n_extra > 0 && !ignore_extra;
 
     if (json) {
         int first = 1;
@@ -230,7 +301,7 @@ int cmd_compare(int argc, char **argv) {
         json_string(pa);
         printf(",\"b\":");
         json_string(pb);
-        printf(",\"rtol\":%g,\"atol\":%g,\"tensors\":[", rtol, atol);
+        printf(",\"rtol\":%g,\"atol\":%g,\"equal_nan\":%s,\"tensors\":[", rtol, atol, equal_nan ? "true" : "false");
         for (i = 0; i < nrows; i++) {
             const cmp_row *r = &rows[i];
             char buf[256];
@@ -246,6 +317,7 @@ int cmd_compare(int argc, char **argv) {
             if (r->has_worst) { index_str(buf, sizeof buf, r->ta, r->worst); printf("%s", buf); } else printf("null");
             printf(",\"limit\":");
             if (r->has_worst) json_number(r->limit); else printf("null");
+            printf(",\"nan_a\":%lu,\"nan_b\":%lu,\"inf_a\":%lu,\"inf_b\":%lu", r->nan_a, r->nan_b, r->inf_a, r->inf_b);
             printf(",\"status\":\"%s\",\"note\":", r->pass ? "PASS" : "FAIL");
             json_string(r->note);
             printf("}");
@@ -259,7 +331,8 @@ int cmd_compare(int argc, char **argv) {
                 json_string(nm);
                 first = 0;
             }
-        printf("],\"passed\":%d,\"failed\":%d}\n", nrows - failed, failed);
+        printf("],\"extra_fail\":%s,\"passed\":%d,\"failed\":%d}\n", extra_fail ? "true" : "false",
+               nrows - failed, failed);
     } else {
         printf("compare %s (A, reference) vs %s (B)\nrule |b-a| <= atol + rtol*|a|, atol %g, rtol %g\n\n", pa, pb,
                atol, rtol);
@@ -284,11 +357,14 @@ int cmd_compare(int argc, char **argv) {
                 char sh[128];
                 if (lc_st_find(fa, t->name)) continue;
                 shape_str(sh, sizeof sh, t);
-                printf("%-*s %-16s %10s %10s %-16s %10s  extra (ignored)\n", name_w, t->name, sh, "-", "-", "-", "-");
+                printf("%-*s %-16s %10s %10s %-16s %10s  %s\n", name_w, t->name, sh, "-", "-", "-", "-",
+                       extra_fail ? "FAIL  missing in A (--ignore-extra to allow)" : "extra (ignored)");
             }
-        printf("\n%d compared: %d PASS, %d FAIL; %d extra in B (ignored)\n", nrows, nrows - failed, failed, n_extra);
+        printf("\n%d compared: %d PASS, %d FAIL; %d only in B%s\n", nrows, nrows - failed, failed, n_extra,
+               !n_extra ? "" : extra_fail ? " (FAIL)" : " (ignored)");
     }
-    rc = failed ? 1 : 0;
+    if (nrows == 0) fprintf(stderr, "lolcats compare: nothing compared: %s holds no tensor%s\n", pa, only ? " named by --only" : "");
+    rc = failed || extra_fail || nrows == 0 ? 1 : 0;
 done:
     free(rows);
     free(only_buf);
