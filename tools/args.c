@@ -29,7 +29,7 @@ const char *tool_arg_alias(const char *a) {
     return a;
 }
 
-static void arg_die(const char *fmt, ...)
+TOOL_NORETURN static void arg_die(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
 #endif
@@ -109,23 +109,32 @@ uint64_t tool_arg_u64(const char *flag, const char *s) {
     return (uint64_t)v;
 }
 
+/* a range bound as a reader writes it: 1048576, not 1.04858e+06 */
+static const char *arg_bound(char *buf, size_t cap, double x) {
+    if (x == floor(x) && fabs(x) < 1e15) snprintf(buf, cap, "%.0f", x);
+    else snprintf(buf, cap, "%g", x);
+    return buf;
+}
+
 double tool_arg_num(const char *flag, const char *s, double lo, double hi, int open_lo) {
-    char *end;
+    char *end, b0[32], b1[32];
     double v;
     errno = 0;
     v = arg_starts_number(s) ? strtod(s, &end) : 0;
     if (!arg_starts_number(s) || *end || end == s || errno == ERANGE || !isfinite(v) || v < lo || v > hi ||
         (open_lo && v <= lo))
-        arg_die("%s '%s': expected a finite number in %c%g, %g]", flag, s, open_lo ? '(' : '[', lo, hi);
+        arg_die("%s '%s': expected a finite number in %c%s, %s]", flag, s, open_lo ? '(' : '[',
+                arg_bound(b0, sizeof b0, lo), arg_bound(b1, sizeof b1, hi));
     return v;
 }
 
 float tool_arg_float(const char *flag, const char *s, double lo, double hi, int open_lo) {
     double v = tool_arg_num(flag, s, lo, hi, open_lo);
     float f = (float)v;
+    char b0[32], b1[32];
     if (!isfinite(f) || (open_lo && (double)f <= lo))   /* beyond float: 1e-50 is 0 */
-        arg_die("%s '%s': expected a finite number in %c%g, %g] (as a 32-bit float)", flag, s, open_lo ? '(' : '[',
-                lo, hi);
+        arg_die("%s '%s': expected a finite number in %c%s, %s] (as a 32-bit float)", flag, s,
+                open_lo ? '(' : '[', arg_bound(b0, sizeof b0, lo), arg_bound(b1, sizeof b1, hi));
     return f;
 }
 

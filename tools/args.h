@@ -12,6 +12,12 @@
 #define LOLCATS_TOOL_ARGS_H
 #include <stdint.h>
 
+#if defined(__GNUC__)
+#define TOOL_NORETURN __attribute__((noreturn))
+#else
+#define TOOL_NORETURN
+#endif
+
 /* "--help" or "-h" */
 int tool_arg_is_help(const char *a);
 
@@ -43,10 +49,10 @@ void tool_arg_threads(const char *flag, const char *s);
 
 /* Dies: "unknown flag 'ARG' for 'CMD'; did you mean --X?" (X: the nearest
    --flag in the help texts help1, help2; either may be NULL). */
-void tool_arg_unknown(const char *cmd, const char *arg, const char *help1, const char *help2);
+TOOL_NORETURN void tool_arg_unknown(const char *cmd, const char *arg, const char *help1, const char *help2);
 
 /* Dies with "lolcats: error: <message> (see `lolcats CMD --help`)", exit 2. */
-void tool_arg_fail(const char *cmd, const char *fmt, ...)
+TOOL_NORETURN void tool_arg_fail(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif

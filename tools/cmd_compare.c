@@ -1,6 +1,7 @@
 /* cmd_compare.c - `lolcats compare A.safetensors B.safetensors`: per-tensor
    error table between a reference file A and a candidate B. */
 #include "tools.h"
+#include "args.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -37,16 +38,6 @@ typedef struct {
     size_t worst;
     int has_worst;
 } cmp_row;
-
-static int parse_tol(const char *s, double *out) {
-    char *end;
-    double v;
-    if (!s) return 0;
-    v = strtod(s, &end);
-    if (end == s || *end || !(v >= 0) || v > 1e300) return 0;
-    *out = v;
-    return 1;
-}
 
 static void shape_str(char *buf, size_t n, const lc_tensor *t) {
     size_t o = 0;
@@ -153,15 +144,11 @@ int cmd_compare(int argc, char **argv) {
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(compare_usage, stdout); return 0; }
         else if (!strcmp(s, "--json")) json = 1;
         else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol") || !strcmp(s, "--only")) {
-            if (i + 1 >= argc) { fprintf(stderr, "lolcats compare: %s needs a value\n\n%s", s, compare_usage); return 2; }
-            if (!strcmp(s, "--only")) only = argv[++i];
-            else if (!parse_tol(argv[++i], !strcmp(s, "--rtol") ? &rtol : &atol)) {
-                fprintf(stderr, "lolcats compare: %s '%s' is not a non-negative number\n", s, argv[i]);
-                return 2;
-            }
+            const char *v = tool_arg_value(argc, argv, &i);
+            if (!strcmp(s, "--only")) only = v;
+            else *(!strcmp(s, "--rtol") ? &rtol : &atol) = tool_arg_num(s, v, 0, 1e300, 0);
         } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "lolcats compare: unknown option '%s'\n\n%s", s, compare_usage);
-            return 2;
+            tool_arg_unknown(argv[0], s, compare_usage, NULL);
         } else if (!pa) pa = s;
         else if (!pb) pb = s;
         else { fprintf(stderr, "lolcats compare: too many files ('%s')\n\n%s", s, compare_usage); return 2; }

@@ -2,6 +2,7 @@
    check other backends validate against. Reads one case (op, inputs, optional
    upstream gradients), runs lolcats.h's kernels and writes the outputs. */
 #include "tools.h"
+#include "args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ static const char ref_usage[] =
     "               d_k_state (those that apply); loss, d_pred / d_a_pred.\n"
     "  --scalar   : the scalar reference path (default: best SIMD path of this CPU)\n"
     "  --linear-state : linear_attention through the causal state form\n"
+    "  -t, --threads N : OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "Other tensors in IN are ignored, so a golden file can hold its expected outputs.\n";
 
 int cmd_ref(int argc, char **argv) {
@@ -48,9 +50,10 @@ int cmd_ref(int argc, char **argv) {
             scalar = 1;
         } else if (!strcmp(argv[i], "--linear-state")) {
             linear_state = 1;
+        } else if (!strcmp(tool_arg_alias(argv[i]), "--threads")) {
+            tool_arg_threads("--threads", tool_arg_value(argc, argv, &i));
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "lolcats ref: unknown option '%s'\n", argv[i]);
-            tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+            tool_arg_unknown(argv[0], argv[i], ref_usage, NULL);
         } else if (!in_path) {
             in_path = argv[i];
         } else if (!out_path) {
