@@ -19,6 +19,15 @@
 
 int tool_arg_is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
+int tool_arg_help(const char *text, const char *more) {
+    size_t n;
+    printf("usage: %s", text);
+    if (more) fputs(more, stdout);
+    n = strlen(more ? more : text);
+    if (n && (more ? more : text)[n - 1] != '\n') putchar('\n');
+    return 0;
+}
+
 const char *tool_arg_alias(const char *a) {
     static const char *const map[][2] = {
         {"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--n-predict"}, {"-t", "--threads"}, {"-s", "--seed"},

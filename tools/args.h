@@ -20,6 +20,10 @@
 
 /* "--help" or "-h" */
 int tool_arg_is_help(const char *a);
+/* The one help format: "usage: " + text (usage line, one-line purpose, the
+   options with their defaults in parentheses) on stdout; returns 0 (the exit
+   status of --help). */
+int tool_arg_help(const char *text, const char *more);
 
 /* -m -p -n -t -s -> --model --prompt --n-predict --threads --seed; any other
    string is returned as it is. */

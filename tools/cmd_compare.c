@@ -10,7 +10,6 @@
 
 static const char compare_usage[] =
     "lolcats compare A.safetensors B.safetensors [--rtol R] [--atol A] [--only name,name] [--json]\n"
-    "\n"
     "Compares every tensor of A (the reference) with the tensor of the same name in B,\n"
     "both converted to float32, and prints one row per tensor: shape, max abs error,\n"
     "max rel error (over elements with |a| > atol), the worst element as a multi-index,\n"
@@ -141,7 +140,7 @@ int cmd_compare(int argc, char **argv) {
 
     for (i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(compare_usage, stdout); return 0; }
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) return tool_arg_help(compare_usage, NULL);
         else if (!strcmp(s, "--json")) json = 1;
         else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol") || !strcmp(s, "--only")) {
             const char *v = tool_arg_value(argc, argv, &i);

@@ -24,8 +24,7 @@ int cmd_convert(int argc, char **argv) {
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s\n", convert_usage);
-            return 0;
+            return tool_arg_help(convert_usage, NULL);
         }
         if (!strcmp(argv[i], "--from-llama2c")) in = tool_arg_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--out")) out = tool_arg_value(argc, argv, &i);

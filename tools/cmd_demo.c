@@ -125,7 +125,6 @@ static void train_stage(lc_train *t, const demo_lang *g, lc_rng *r, int steps, i
 
 static const char demo_usage[] =
     "lolcats demo [--report DIR] [--seed S] [--scale X]\n"
-    "\n"
     "Runs the whole LoLCATs pipeline on a language it generates (4 topics x bigram\n"
     "chains; the topic token sits far outside the 8-token window): trains a tiny\n"
     "Llama teacher, then attention transfer and LoRA, and prints held-out loss,\n"
@@ -152,7 +151,7 @@ int cmd_demo(int argc, char **argv) {
     float *curve_t, *curve_s1, *curve_s2;
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]);
-        if (tool_arg_is_help(a)) { fputs(demo_usage, stdout); return 0; }
+        if (tool_arg_is_help(a)) return tool_arg_help(demo_usage, NULL);
         else if (!strcmp(a, "--report")) report = tool_arg_value(argc, argv, &i);
         else if (!strcmp(a, "--seed")) seed = tool_arg_u64(a, tool_arg_value(argc, argv, &i));
         else if (!strcmp(a, "--scale")) scale = tool_arg_num(a, tool_arg_value(argc, argv, &i), 0, 1000, 1);

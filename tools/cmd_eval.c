@@ -128,7 +128,7 @@ int cmd_eval(int argc, char **argv) {
     memset(&lo, 0, sizeof lo);
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]), *v;
-        if (tool_arg_is_help(a)) { printf("usage: %s\n", eval_usage); return 0; }
+        if (tool_arg_is_help(a)) return tool_arg_help(eval_usage, NULL);
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--all-tokens")) { all_tokens = 1; continue; }
         if (!strstr(eval_usage, a) || a[0] != '-' || a[1] != '-') tool_arg_unknown(argv[0], argv[i], eval_usage, NULL);

@@ -90,7 +90,7 @@ int cmd_generate(int argc, char **argv) {
     memset(&smp, 0, sizeof smp);
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]), *v;
-        if (tool_arg_is_help(a)) { printf("usage: %s\n", gen_usage); return 0; }
+        if (tool_arg_is_help(a)) return tool_arg_help(gen_usage, NULL);
         if (!strstr(gen_usage, a) || a[0] != '-' || a[1] != '-') tool_arg_unknown(argv[0], argv[i], gen_usage, NULL);
         tool_arg_need(a, argc, argv, i);
         v = argv[++i];

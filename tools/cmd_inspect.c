@@ -67,7 +67,7 @@ int cmd_inspect(int argc, char **argv) {
     char nm[128];
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
-        if (tool_arg_is_help(argv[i])) { printf("usage: %s\n", inspect_usage); return 0; }
+        if (tool_arg_is_help(argv[i])) return tool_arg_help(inspect_usage, NULL);
         if (argv[i][0] == '-' && argv[i][1]) tool_arg_unknown(argv[0], argv[i], inspect_usage, NULL);
     }
     if (argc != 2) tool_arg_fail(argv[0], "inspect takes one PATH, got %d arguments", argc - 1);

@@ -10,7 +10,6 @@
 
 static const char ref_usage[] =
     "lolcats ref IN.safetensors OUT.safetensors [--scalar]\n"
-    "\n"
     "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
     "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
     "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
@@ -44,8 +43,7 @@ int cmd_ref(int argc, char **argv) {
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(ref_usage, stdout);
-            return 0;
+            return tool_arg_help(ref_usage, NULL);
         } else if (!strcmp(argv[i], "--scalar")) {
             scalar = 1;
         } else if (!strcmp(argv[i], "--linear-state")) {

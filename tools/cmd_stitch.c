@@ -71,9 +71,8 @@ int cmd_stitch(int argc, char **argv) {
     if (!in) return fprintf(stderr, "lolcats: out of memory\n"), 1;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(stitch_usage, stdout);
             free(in);
-            return 0;
+            return tool_arg_help(stitch_usage, NULL);
         } else if (!strcmp(argv[i], "--out")) {
             out = tool_arg_value(argc, argv, &i);
         } else if (!strcmp(argv[i], "--allow-gaps")) {

@@ -42,7 +42,6 @@ typedef struct {
 
 static const char synth_usage[] =
     "lolcats synth --like ARCH --out DIR [--layers K] [--seed S] [--dtype bf16|f32] [--shard-mb M]\n"
-    "\n"
     "Writes a Hugging Face directory (config.json, sharded safetensors, index) with the\n"
     "shapes of ARCH and seeded random weights (uniform, std 0.02; norms 1).\n"
     "  ARCH: llama3-8b llama3.1-8b llama3-70b llama3.1-70b llama3.1-405b mistral-7b\n"
@@ -93,7 +92,7 @@ int cmd_synth(int argc, char **argv) {
     lc_error err;
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]);
-        if (tool_arg_is_help(a)) { fputs(synth_usage, stdout); return 0; }
+        if (tool_arg_is_help(a)) return tool_arg_help(synth_usage, NULL);
         else if (!strcmp(a, "--like")) like = tool_arg_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) out = tool_arg_value(argc, argv, &i);
         else if (!strcmp(a, "--layers")) layers = tool_arg_int(a, tool_arg_value(argc, argv, &i), 1, 1 << 16);

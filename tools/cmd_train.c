@@ -1162,8 +1162,7 @@ static int cmd_stage(int argc, char **argv, int which) {
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s%s", usage, common_usage);
-            return 0;
+            return tool_arg_help(usage, common_usage);
         }
         if (!opt_common(&o, argc, argv, &i)) tool_arg_unknown(argv[0], argv[i], usage, common_usage);
     }
