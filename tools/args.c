@@ -77,7 +77,7 @@ void tool_arg_need(const char *flag, int argc, char **argv, int i) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) arg_die("%s needs a value", flag);
     /* `--out --resume`: the next flag taken as a path (a prompt may start with --) */
-    if (v[0] == '-' && v[1] == '-' && isalpha((unsigned char)v[2]) && strcmp(flag, "--prompt"))
+    if (v[0] == '-' && v[1] == '-' && isalpha((unsigned char)v[2]) && strcmp(tool_arg_alias(flag), "--prompt"))
         arg_die("%s needs a value, got the flag %s", flag, v);
 }
 
