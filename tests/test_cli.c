@@ -83,6 +83,8 @@ static void test_values(void) {
     BAD("--layers 3:1", "--layers '3:1'", "A:B");
     BAD("--layers 0:x", "--layers '0:x'", NULL);
     BAD("--layers :4", "--layers ':4'", NULL);
+    BAD("--layers 0:8,", "--layers '0:8,'", "A:B,C:D");
+    BAD("--layers 0:8,8:x", "--layers '8:x'", NULL);
     BAD("--variant xx", "--variant 'xx'", "tk|sw");
     BAD("--feature-map cosine", "--feature-map 'cosine'", "relu");
     BAD("--init zeros", "--init 'zeros'", "identity|kaiming");

@@ -182,6 +182,24 @@ void tool_arg_layers(const char *flag, const char *s, int *a, int *b) {
     *b = (int)y;
 }
 
+void tool_arg_layer_list(const char *flag, const char *s) {
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char block[64];
+        int a, b;
+        if (n == 0 || n >= sizeof block)
+            arg_die("%s '%s': expected blocks A:B,C:D,... (two integers 0 <= A < B each, separated by commas)",
+                    flag, s);
+        memcpy(block, p, n);
+        block[n] = 0;
+        tool_arg_layers(flag, block, &a, &b);
+        if (!comma) return;
+        p = comma + 1;
+    }
+}
+
 void tool_arg_threads(const char *flag, const char *s) {
     int n = tool_arg_int(flag, s, 1, 4096);
 #ifdef _OPENMP

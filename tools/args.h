@@ -46,6 +46,8 @@ int tool_arg_choice(const char *flag, const char *s, const char *choices);
 
 /* "A:B": exactly two integers, 0 <= A < B <= 1 << 16, nothing else. */
 void tool_arg_layers(const char *flag, const char *s, int *a, int *b);
+/* "A:B,C:D,...": each block as tool_arg_layers, no empty block. */
+void tool_arg_layer_list(const char *flag, const char *s);
 
 /* --threads N (1..4096): omp_set_num_threads(N) under OpenMP; without OpenMP,
    N > 1 prints a one-line notice. */

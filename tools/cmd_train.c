@@ -199,7 +199,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     else if (ARG("--shard-mb")) o->shard_mb = tool_arg_num(a, v, 0, 1 << 20, 1);
     else if (ARG("--layers")) {
         o->layers_arg = v;
-        if (strchr(v, ',')) return 1;   /* a list: cache-inputs checks it */
+        if (strchr(v, ',')) { tool_arg_layer_list(a, v); return 1; }   /* a list: cache-inputs */
         tool_arg_layers(a, v, &o->lay0, &o->lay1);
     } else if (ARG("--init")) o->tc.fmap_init = tool_arg_choice(a, v, "identity|kaiming");
     else if (ARG("--feature-map")) {
