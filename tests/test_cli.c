@@ -132,6 +132,9 @@ static void test_unknown(void) {
     bad("finetune --lora-rnk 4", "'--lora-rnk'", "did you mean --lora-rank?");
     bad("ref --scaler a b", "'--scaler'", "did you mean --scalar?");
     bad("generate --model x --prompt hi stray", "'stray'", NULL);
+    bad("generate --model x --n", "unknown flag '--n'", NULL);   /* a prefix of --n-predict is not it */
+    bad("eval --model x --data y --js", "unknown flag '--js'", "--json");
+    bad("ref a b c", "'c'", NULL);
 }
 
 /* `lolcats help CMD` = `lolcats CMD --help`: stdout, exit 0, "usage: lolcats CMD" */

@@ -247,6 +247,11 @@ static int arg_nearest(const char *arg, const char *help, char *best, size_t cap
     return dmin;
 }
 
+int tool_arg_known(const char *flag, const char *help) {
+    char best[64];
+    return flag[0] == '-' && flag[1] == '-' && arg_nearest(flag, help, best, sizeof best, 1) == 0;
+}
+
 void tool_arg_unknown(const char *cmd, const char *arg, const char *help1, const char *help2) {
     char best[64] = "", dashed[72];
     int d, n = (int)strlen(arg);

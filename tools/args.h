@@ -53,6 +53,9 @@ void tool_arg_layer_list(const char *flag, const char *s);
    N > 1 prints a one-line notice. */
 void tool_arg_threads(const char *flag, const char *s);
 
+/* 1 when flag (a --name) is one of the --flags of help, exactly. */
+int tool_arg_known(const char *flag, const char *help);
+
 /* Dies: "unknown flag 'ARG' for 'CMD'; did you mean --X?" (X: the nearest
    --flag in the help texts help1, help2; either may be NULL). */
 TOOL_NORETURN void tool_arg_unknown(const char *cmd, const char *arg, const char *help1, const char *help2);

@@ -131,7 +131,7 @@ int cmd_eval(int argc, char **argv) {
         if (tool_arg_is_help(a)) return tool_arg_help(eval_usage, NULL);
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--all-tokens")) { all_tokens = 1; continue; }
-        if (!strstr(eval_usage, a) || a[0] != '-' || a[1] != '-') tool_arg_unknown(argv[0], argv[i], eval_usage, NULL);
+        if (!tool_arg_known(a, eval_usage)) tool_arg_unknown(argv[0], argv[i], eval_usage, NULL);
         tool_arg_need(argv[i], argc, argv, i);
         v = argv[++i];
         if (!strcmp(a, "--model")) model_path = v;

@@ -91,7 +91,7 @@ int cmd_generate(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]), *v;
         if (tool_arg_is_help(a)) return tool_arg_help(gen_usage, NULL);
-        if (!strstr(gen_usage, a) || a[0] != '-' || a[1] != '-') tool_arg_unknown(argv[0], argv[i], gen_usage, NULL);
+        if (!tool_arg_known(a, gen_usage)) tool_arg_unknown(argv[0], argv[i], gen_usage, NULL);
         tool_arg_need(argv[i], argc, argv, i);
         v = argv[++i];
         if (!strcmp(a, "--model")) model_path = v;

@@ -57,7 +57,7 @@ int cmd_ref(int argc, char **argv) {
         } else if (!out_path) {
             out_path = argv[i];
         } else {
-            tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+            tool_arg_fail(argv[0], "ref takes IN and OUT, got a third argument '%s'", argv[i]);
         }
     }
     if (!in_path || !out_path)
