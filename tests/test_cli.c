@@ -166,18 +166,30 @@ static void test_help(void) {
           "generate's help documents -n (new tokens) against --steps (llama2.c): %s", out_buf);
 }
 
-/* --strict: the warnings for runs that cannot learn are errors (parse time) */
-static void test_strict_parse(void) {
-    const char *D = "distill --model x --data y --out build/tests/cli_never.safetensors --strict";
-    char a[512];
-    snprintf(a, sizeof a, "%s --seq-len 64 --window 64", D);
+/* --strict: the warnings for runs that cannot learn are errors, found once the
+   model and data have set the sequence length, before any training */
+static void test_strict(void) {
+    char D[512], a[1024];
+    snprintf(D, sizeof D, "-m %s --tokenizer %s --data build/tests/cli_data.txt --out build/tests/cli_never.safetensors "
+             "--strict --feature-dim 4", MODEL, TOK);
+    snprintf(a, sizeof a, "distill %s --seq-len 64 --window 64", D);
     bad(a, "--window 64", "--strict");
-    snprintf(a, sizeof a, "%s --seq-len 64 --window 200 --variant sw", D);
+    snprintf(a, sizeof a, "distill %s --seq-len 64 --window 32", D);   /* tk: the last query's keys reach back 2w */
+    bad(a, "--window 32", "linear attention");
+    snprintf(a, sizeof a, "distill %s --seq-len 64 --window 200 --variant sw", D);
     bad(a, "--window 200", "linear attention");
-    snprintf(a, sizeof a, "%s --seq-len 64 --window 16 --tokens 100 --grad-accum 8", D);
+    snprintf(a, sizeof a, "distill %s --seq-len 64 --window 16 --tokens 100 --grad-accum 8", D);
     bad(a, "--tokens 100", "one optimizer step");
-    snprintf(a, sizeof a, "linearize --model x --data y --out z --strict --seq-len 64 --window 16 --finetune-tokens 10");
+    /* the model's context (512) caps --seq-len: the checks see the length the run uses */
+    snprintf(a, sizeof a, "distill %s --seq-len 4096 --window 16 --tokens 2048 --grad-accum 8", D);
+    bad(a, "--tokens 2048", "--seq-len 512 x --grad-accum 8 = 4096 tokens");
+    snprintf(a, sizeof a, "linearize %s --seq-len 64 --window 16 --tokens 512 --finetune-tokens 10 --grad-accum 1", D);
     bad(a, "--finetune-tokens 10", "--strict");
+    {
+        FILE *f = fopen("build/tests/cli_never.safetensors", "rb");
+        CHECK(!f, "--strict refusals wrote no checkpoint");
+        if (f) fclose(f);
+    }
 }
 
 /* the model cases: aliases, --threads, warnings without --strict, state check */
@@ -188,6 +200,7 @@ static void test_model(void) {
     FILE *f = fopen(MODEL, "rb");
     if (!f) { printf("SKIPPED: alias, --threads and model warning cases (%s absent)\n", MODEL); return; }
     fclose(f);
+    remove("build/tests/cli_never.safetensors");
     f = fopen("build/tests/cli_data.txt", "w");
     if (!f) { CHECK(0, "cannot write build/tests/cli_data.txt"); return; }
     {
@@ -249,6 +262,7 @@ static void test_model(void) {
              "build/tests/cli_s.safetensors --seq-len 32 --window 8 --grad-accum 1000 --feature-dim 4 "
              "--val-seqs 1 --strict", MODEL, TOK);
     bad(a, "--data (one pass", "one optimizer step");
+    test_strict();
 }
 
 int main(void) {
@@ -260,7 +274,6 @@ int main(void) {
     test_values();
     test_unknown();
     test_help();
-    test_strict_parse();
     test_model();
     return check_done();
 }

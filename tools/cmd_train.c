@@ -1149,6 +1149,23 @@ done:
     return rc;
 }
 
+/* Runs that cannot learn, once the model and data have set the sequence
+   length: warnings, errors under --strict (tools/args.c). */
+static void stage_checks(const train_opts *o, const train_env *e, int which) {
+    const lc_model_config *c = &e->m.cfg;
+    if (which == 1 || which == 3) {
+        tool_check_window(o->strict, o->tc.hybrid.variant, o->tc.hybrid.window, o->seq_len);
+        tool_check_state(o->strict, c->n_heads, c->n_kv_heads, c->head_dim,
+                         lc_fmap_out_dim(&o->tc.fmap, o->tc.feature_dim), o->tc.hybrid.window, c->seq_len);
+    }
+    tool_check_budget(o->strict, "--tokens", o->tokens, o->seq_len, o->grad_accum);
+    tool_check_budget(o->strict, "--distill-tokens", o->tokens1, o->seq_len, o->grad_accum);
+    tool_check_budget(o->strict, "--finetune-tokens", o->tokens2, o->seq_len, o->grad_accum);
+    if (!o->tokens && (which != 3 || !o->tokens1 || !o->tokens2))
+        tool_check_budget(o->strict, "--data (one pass, in tokens)", (long long)e->d.n * o->seq_len, o->seq_len,
+                          o->grad_accum);
+}
+
 static int cmd_stage(int argc, char **argv, int which) {
     const char *usage = which == 1 ? distill_usage : which == 2 ? finetune_usage : which == 4 ? cache_usage
                                                                                             : linearize_usage;
@@ -1171,10 +1188,6 @@ static int cmd_stage(int argc, char **argv, int which) {
     if (which == 3 && o.lr_set)
         tool_arg_fail(argv[0], "linearize --lr: linearize trains two stages with two learning rates; use "
                       "--distill-lr (stage 1, default 1e-2) and --finetune-lr (stage 2, default 1e-4)");
-    if (which == 1 || which == 3) tool_check_window(o.strict, o.tc.hybrid.variant, o.tc.hybrid.window, o.seq_len);
-    tool_check_budget(o.strict, "--tokens", o.tokens, o.seq_len, o.grad_accum);
-    tool_check_budget(o.strict, "--distill-tokens", o.tokens1, o.seq_len, o.grad_accum);
-    tool_check_budget(o.strict, "--finetune-tokens", o.tokens2, o.seq_len, o.grad_accum);
     if (o.grad_accum < 1 || o.seq_len < 2 || o.tc.feature_dim < 1 || o.tc.hybrid.window < 1 ||
         (which != 1 && o.tc.lora_rank < 1)) {
         fprintf(stderr, "lolcats: --grad-accum, --seq-len, --feature-dim, --window%s must be positive\n",
@@ -1184,6 +1197,7 @@ static int cmd_stage(int argc, char **argv, int which) {
     if (which == 4) {
         if (!o.model_path || !o.data || !o.out) tool_die_usage(usage);
         if (env_open(&e, &o)) { env_close(&e); return 1; }
+        stage_checks(&o, &e, which);
         rc = cache_inputs(&o, &e);
         env_close(&e);
         return rc;
@@ -1199,12 +1213,7 @@ static int cmd_stage(int argc, char **argv, int which) {
     }
     if (tool_mpi_init(o.mpi, &argc, &argv)) return 2;
     if (env_open(&e, &o)) { env_close(&e); tool_mpi_finalize(); return 1; }
-    if (!o.tokens)
-        tool_check_budget(o.strict, "--data (one pass, in tokens)", (long long)e.d.n * o.seq_len, o.seq_len,
-                          o.grad_accum);
-    if (which != 2)
-        tool_check_state(o.strict, e.m.cfg.n_heads, e.m.cfg.n_kv_heads, e.m.cfg.head_dim,
-                         lc_fmap_out_dim(&o.tc.fmap, o.tc.feature_dim), o.tc.hybrid.window, e.m.cfg.seq_len);
+    stage_checks(&o, &e, which);
     if (which == 1) {
         rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr1, o.out, &rs[0]);
         nres = 1;
