@@ -20,7 +20,7 @@ static const char *gen_usage =
     "  -n, --n-predict N  new tokens to generate after the prompt, as llama.cpp's -n\n"
     "                     (replaces --steps; note: llama2.c's -n is --steps)\n"
     "  --temperature T    0 = greedy, at most 100 (1.0)\n"
-    "  --top-p P          nucleus sampling in (0,1]; 0 or 1 = off (0.9)\n"
+    "  --top-p P          nucleus sampling, in [0, 1]; 0 or 1 = off (0.9)\n"
     "  -s, --seed S       RNG seed (default: time)\n"
     "  -t, --threads N    OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "  --ctx C            KV cache positions (default: --steps)\n"
