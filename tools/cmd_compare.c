@@ -1,6 +1,7 @@
 /* cmd_compare.c - `lolcats compare A.safetensors B.safetensors`: per-tensor
    error table between a reference file A and a candidate B. */
 #include "tools.h"
+#include "args.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 static const char compare_usage[] =
     "lolcats compare A.safetensors B.safetensors [--rtol R] [--atol A] [--only name,name]\n"
     "                [--equal-nan] [--ignore-extra] [--json]\n"
-    "\n"
     "Compares every tensor of A (the reference) with the tensor of the same name in B,\n"
     "and prints one row per tensor: shape, max abs error, max rel error (over elements\n"
     "with |a| > atol), the worst element as a multi-index, the limit at that element and\n"
@@ -46,16 +46,6 @@ typedef struct {
     int has_worst;
     unsigned long nan_a, nan_b, inf_a, inf_b;   /* non-finite elements of each side */
 } cmp_row;
-
-static int parse_tol(const char *s, double *out) {
-    char *end;
-    double v;
-    if (!s) return 0;
-    v = strtod(s, &end);
-    if (end == s || *end || !(v >= 0) || v > 1e300) return 0;
-    *out = v;
-    return 1;
-}
 
 static void shape_str(char *buf, size_t n, const lc_tensor *t) {
     size_t o = 0;
@@ -218,20 +208,16 @@ int cmd_compare(int argc, char **argv) {
 
     for (i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) { fputs(compare_usage, stdout); return 0; }
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) return tool_arg_help(compare_usage, NULL);
         else if (!strcmp(s, "--json")) json = 1;
         else if (!strcmp(s, "--equal-nan")) equal_nan = 1;
         else if (!strcmp(s, "--ignore-extra")) ignore_extra = 1;
         else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol") || !strcmp(s, "--only")) {
-            if (i + 1 >= argc) { fprintf(stderr, "lolcats compare: %s needs a value\n\n%s", s, compare_usage); return 2; }
-            if (!strcmp(s, "--only")) only = argv[++i];
-            else if (!parse_tol(argv[++i], !strcmp(s, "--rtol") ? &rtol : &atol)) {
-                fprintf(stderr, "lolcats compare: %s '%s' is not a non-negative number\n", s, argv[i]);
-                return 2;
-            }
+            const char *v = tool_arg_value(argc, argv, &i);
+            if (!strcmp(s, "--only")) only = v;
+            else *(!strcmp(s, "--rtol") ? &rtol : &atol) = tool_arg_num(s, v, 0, 1e300, 0);
         } else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "lolcats compare: unknown option '%s'\n\n%s", s, compare_usage);
-            return 2;
+            tool_arg_unknown(argv[0], s, compare_usage, NULL);
         } else if (!pa) pa = s;
         else if (!pb) pb = s;
         else { fprintf(stderr, "lolcats compare: too many files ('%s')\n\n%s", s, compare_usage); return 2; }

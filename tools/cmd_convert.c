@@ -1,5 +1,6 @@
 /* cmd_convert.c - `lolcats convert --from-llama2c FILE --out DIR`. */
 #include "tools.h"
+#include "args.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 static const char *convert_usage =
     "lolcats convert --from-llama2c FILE --out DIR\n"
+    "Converts a llama2.c checkpoint to a Hugging Face directory.\n"
     "  Writes a llama2.c checkpoint as a Hugging Face directory: config.json\n"
     "  (LlamaForCausalLM) and model.safetensors (F32), q/k rows permuted from\n"
     "  interleaved to rotate_half RoPE. DIR is created if needed. The tokenizer is\n"
@@ -22,15 +24,13 @@ int cmd_convert(int argc, char **argv) {
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s\n", convert_usage);
-            return 0;
+            return tool_arg_help(convert_usage, NULL);
         }
-        if (i + 1 >= argc) tool_die_usage(convert_usage);
-        if (!strcmp(argv[i], "--from-llama2c")) in = argv[++i];
-        else if (!strcmp(argv[i], "--out")) out = argv[++i];
-        else tool_die_usage(convert_usage);
+        if (!strcmp(argv[i], "--from-llama2c")) in = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--out")) out = tool_arg_value(argc, argv, &i);
+        else tool_arg_unknown(argv[0], argv[i], convert_usage, NULL);
     }
-    if (!in || !out) tool_die_usage(convert_usage);
+    if (!in || !out) tool_arg_fail(argv[0], "convert needs --from-llama2c FILE and --out DIR");
     if (lc_model_load_llama2c(&m, in, &err)) return tool_report(&err);
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "lolcats: cannot create %s: %s\n", out, strerror(errno));

@@ -14,6 +14,7 @@
         (with --report DIR) writes PNGs of attention maps and loss curves. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
+#include "args.h"
 #include "demo_report.h"
 
 #include <math.h>
@@ -124,14 +125,14 @@ static void train_stage(lc_train *t, const demo_lang *g, lc_rng *r, int steps, i
 
 static const char demo_usage[] =
     "lolcats demo [--report DIR] [--seed S] [--scale X]\n"
-    "\n"
     "Runs the whole LoLCATs pipeline on a language it generates (4 topics x bigram\n"
     "chains; the topic token sits far outside the 8-token window): trains a tiny\n"
     "Llama teacher, then attention transfer and LoRA, and prints held-out loss,\n"
     "perplexity and accuracy for each model. About a minute on 2 cores.\n"
     "  --report DIR  write attention maps and loss curves (PNG) and summary.json\n"
-    "  --seed S      seed of the language, the data and the inits (default 1)\n"
-    "  --scale X     multiply every training budget by X (default 1)\n";
+    "  -s, --seed S  seed of the language, the data and the inits (default 1)\n"
+    "  --scale X     multiply every training budget by X, in (0, 1000] (default 1)\n"
+    "  -t, --threads N  OpenMP threads (OMP_NUM_THREADS or all cores)\n";
 
 int cmd_demo(int argc, char **argv) {
     static int eval_set[N_EVAL][SEQ];
@@ -149,11 +150,13 @@ int cmd_demo(int argc, char **argv) {
     demo_score s_teacher, s_lin, s_hyb0, s_at, s_lora, s_abl;
     float *curve_t, *curve_s1, *curve_s2;
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(demo_usage, stdout); return 0; }
-        else if (!strcmp(argv[i], "--report") && i + 1 < argc) report = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--scale") && i + 1 < argc) scale = atof(argv[++i]);
-        else { fprintf(stderr, "lolcats demo: unknown argument '%s'\n%s", argv[i], demo_usage); return 2; }
+        const char *a = tool_arg_alias(argv[i]);
+        if (tool_arg_is_help(a)) return tool_arg_help(demo_usage, NULL);
+        else if (!strcmp(a, "--report")) report = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(a, "--seed")) seed = tool_arg_u64(a, tool_arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--scale")) scale = tool_arg_num(a, tool_arg_value(argc, argv, &i), 0, 1000, 1);
+        else if (!strcmp(a, "--threads")) tool_arg_threads(a, tool_arg_value(argc, argv, &i));
+        else tool_arg_unknown(argv[0], argv[i], demo_usage, NULL);
     }
     if (!(scale > 0)) { fprintf(stderr, "lolcats demo: --scale must be positive\n"); return 2; }
     steps_teacher = (int)(600 * scale);

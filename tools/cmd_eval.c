@@ -14,8 +14,10 @@
    whole window, as in training), where the base model feeds chunks of 32
    (the KV cache makes that exact). */
 #include "tools.h"
+#include "args.h"
 #include "data.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +27,15 @@
 static const char *eval_usage =
     "lolcats eval --model PATH --data FILE [--tokenizer PATH] [--json] [--ctx C]\n"
     "             [--all-tokens] [--limit N] [--lolcats CKPT [--window W] [--variant tk|sw]]\n"
+    "Mean NLL / perplexity of a model on a text or Alpaca JSONL file.\n"
+    "  -m, --model PATH  llama2.c .bin checkpoint or Hugging Face directory\n"
+    "  --tokenizer PATH  tokenizer (default: the Hugging Face directory's)\n"
     "  --data FILE     a text file, or a .jsonl of Alpaca records\n"
     "                  (instruction, input, output)\n"
     "  --ctx C         window / context length (default: the model's)\n"
     "  --all-tokens    Alpaca: count every token after BOS, not only response + EOS\n"
-    "  --limit N       Alpaca: only the first N records\n"
+    "  --limit N       Alpaca: only the first N records (0: all)\n"
+    "  -t, --threads N OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "  --json          one JSON object: nll, ppl, tokens, ...\n"
     "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
     "                  'identity'); --window / --variant override its masks";
@@ -121,22 +127,25 @@ int cmd_eval(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     memset(&lo, 0, sizeof lo);
     for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", eval_usage); return 0; }
+        const char *a = tool_arg_alias(argv[i]), *v;
+        if (tool_arg_is_help(a)) return tool_arg_help(eval_usage, NULL);
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--all-tokens")) { all_tokens = 1; continue; }
-        if (i + 1 >= argc) tool_die_usage(eval_usage);
-        if (!strcmp(a, "--model")) model_path = argv[++i];
-        else if (!strcmp(a, "--data")) data = argv[++i];
-        else if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
-        else if (!strcmp(a, "--ctx")) ctx = atoi(argv[++i]);
-        else if (!strcmp(a, "--limit")) limit = atol(argv[++i]);
-        else if (!strcmp(a, "--lolcats")) lo.lolcats = argv[++i];
-        else if (!strcmp(a, "--window")) lo.window = atoi(argv[++i]);
-        else if (!strcmp(a, "--variant")) lo.variant = argv[++i];
-        else tool_die_usage(eval_usage);
+        if (!tool_arg_known(a, eval_usage)) tool_arg_unknown(argv[0], argv[i], eval_usage, NULL);
+        tool_arg_need(argv[i], argc, argv, i);
+        v = argv[++i];
+        if (!strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--tokenizer")) tok_path = v;
+        else if (!strcmp(a, "--ctx")) ctx = tool_arg_int(a, v, 1, 1 << 24);
+        else if (!strcmp(a, "--limit")) limit = (long)tool_arg_ll(a, v, 0, INT_MAX);
+        else if (!strcmp(a, "--threads")) tool_arg_threads(a, v);
+        else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
+        else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else tool_arg_unknown(argv[0], argv[i - 1], eval_usage, NULL);
     }
-    if (!model_path || !data) tool_die_usage(eval_usage);
+    if (!model_path || !data) tool_arg_fail(argv[0], "eval needs --model (-m) and --data");
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;

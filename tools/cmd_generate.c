@@ -1,5 +1,6 @@
 /* cmd_generate.c - `lolcats generate`: sample text from a model. */
 #include "tools.h"
+#include "args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,14 +11,19 @@ static const char *gen_usage =
     "lolcats generate --model PATH [--tokenizer PATH] --prompt TEXT --steps N\n"
     "                 [--temperature T] [--top-p P] [--seed S] [--ctx C]\n"
     "                 [--lolcats CKPT [--window W] [--variant tk|sw]]\n"
-    "  --model PATH       llama2.c .bin checkpoint or Hugging Face directory\n"
+    "Generate text with a llama2.c or Hugging Face model.\n"
+    "  -m, --model PATH   llama2.c .bin checkpoint or Hugging Face directory\n"
     "  --tokenizer PATH   llama2.c tokenizer.bin or tokenizer.json (a Hugging Face\n"
     "                     directory's own tokenizer.json is the default)\n"
-    "  --prompt TEXT      prompt (default: empty, generation starts from BOS)\n"
-    "  --steps N          positions fed, prompt included, as llama2.c's -n (default 256)\n"
-    "  --temperature T    0 = greedy (default 1.0)\n"
-    "  --top-p P          nucleus sampling in (0,1); 0 or 1 = off (default 0.9)\n"
-    "  --seed S           RNG seed (default: time)\n"
+    "  -p, --prompt TEXT  prompt (default: empty, generation starts from BOS)\n"
+    "  --steps N          positions fed, prompt included, as llama2.c's -n (256)\n"
+    "  -n, --n-predict N  new tokens to generate after the prompt, as llama.cpp's -n\n"
+    "                     (replaces --steps; note: llama2.c's -n is --steps)\n"
+    "  --temperature T    0 = greedy, at most 100 (1.0)\n"
+    "  --top-p P          nucleus sampling, in [0, 1]; 0 or 1 = off (0.9)\n"
+    "  -s, --seed S       RNG seed (default: time)\n"
+    "  -t, --threads N    OpenMP threads (OMP_NUM_THREADS or all cores)\n"
+    "  --ctx C            KV cache positions (default: --steps)\n"
     "  --lolcats CKPT     run the linearized model: LoLCATs checkpoint (or merged\n"
     "                     directory; 'identity' = identity feature maps, no LoRA).\n"
     "                     Prefill with the checkpoint's masks, then constant-memory\n"
@@ -65,7 +71,7 @@ static void gen_print(const char *p, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = "";
-    int steps = 256, ctx = 0, i, rc = 1;
+    int steps = 256, ctx = 0, i, rc = 1, n_new = 0;
     float temperature = 1.0f, top_p = 0.9f;
     unsigned long long seed = (unsigned long long)time(NULL);
     lc_model m;
@@ -83,23 +89,27 @@ int cmd_generate(int argc, char **argv) {
     memset(&lo, 0, sizeof lo);
     memset(&smp, 0, sizeof smp);
     for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", gen_usage); return 0; }
-        if (i + 1 >= argc) tool_die_usage(gen_usage);
-        if (!strcmp(a, "--model")) model_path = argv[++i];
-        else if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
-        else if (!strcmp(a, "--prompt")) prompt = argv[++i];
-        else if (!strcmp(a, "--steps")) steps = atoi(argv[++i]);
-        else if (!strcmp(a, "--ctx")) ctx = atoi(argv[++i]);
-        else if (!strcmp(a, "--temperature")) temperature = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--top-p")) top_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--lolcats")) lo.lolcats = argv[++i];
-        else if (!strcmp(a, "--window")) lo.window = atoi(argv[++i]);
-        else if (!strcmp(a, "--variant")) lo.variant = argv[++i];
-        else tool_die_usage(gen_usage);
+        const char *a = tool_arg_alias(argv[i]), *v;
+        if (tool_arg_is_help(a)) return tool_arg_help(gen_usage, NULL);
+        if (!tool_arg_known(a, gen_usage)) tool_arg_unknown(argv[0], argv[i], gen_usage, NULL);
+        tool_arg_need(argv[i], argc, argv, i);
+        v = argv[++i];
+        if (!strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "--tokenizer")) tok_path = v;
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--steps")) steps = tool_arg_int(a, v, 1, 1 << 30);
+        else if (!strcmp(a, "--n-predict")) n_new = tool_arg_int(a, v, 1, 1 << 30);
+        else if (!strcmp(a, "--ctx")) ctx = tool_arg_int(a, v, 1, 1 << 24);
+        else if (!strcmp(a, "--temperature")) temperature = tool_arg_float(a, v, 0, 100, 0);
+        else if (!strcmp(a, "--top-p")) top_p = tool_arg_float(a, v, 0, 1, 0);
+        else if (!strcmp(a, "--seed")) seed = tool_arg_u64(a, v);
+        else if (!strcmp(a, "--threads")) tool_arg_threads(a, v);
+        else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
+        else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else tool_arg_unknown(argv[0], argv[i - 1], gen_usage, NULL);
     }
-    if (!model_path || steps <= 0) tool_die_usage(gen_usage);
+    if (!model_path) tool_arg_fail(argv[0], "generate needs --model (-m)");
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (steps > m.cfg.seq_len && !lo.lolcats) steps = m.cfg.seq_len;  /* linearized: no KV cache */
@@ -112,6 +122,10 @@ int cmd_generate(int argc, char **argv) {
     }
     if (n_ids == 0) ids[n_ids++] = m.cfg.bos_id >= 0 ? m.cfg.bos_id : 0;
     if ((int)n_ids >= steps) steps = (int)n_ids + 1;
+    if (n_new > 0) {   /* -n: n_new tokens after the prompt (positions n_ids .. n_ids+n_new-2 fed) */
+        steps = (int)n_ids + n_new - 1 > (int)n_ids ? (int)n_ids + n_new - 1 : (int)n_ids;
+        if (steps > m.cfg.seq_len && !lo.lolcats) steps = m.cfg.seq_len;
+    }
     if (tool_lm_init(&lm, &m, &lo, ctx > 0 ? ctx : steps, (int)n_ids, &err)) goto done;
     if (lc_sampler_init(&smp, m.cfg.vocab_size, temperature, top_p, seed, &err)) {
         tool_report(&err);

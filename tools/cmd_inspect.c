@@ -1,11 +1,13 @@
 /* cmd_inspect.c - `lolcats inspect PATH`: config, tensors, parameter count. */
 #include "tools.h"
+#include "args.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const char *inspect_usage =
     "lolcats inspect PATH\n"
+    "Config, tensors and parameter count of a model or a safetensors file.\n"
     "  PATH: a llama2.c .bin checkpoint or a Hugging Face directory: prints the\n"
     "  config, every weight (Hugging Face names) with dtype and shape, and the\n"
     "  parameter count. A .safetensors file (a LoLCATs checkpoint, a `ref` case):\n"
@@ -64,10 +66,11 @@ int cmd_inspect(int argc, char **argv) {
     int i;
     char nm[128];
     memset(&err, 0, sizeof err);
-    if (argc != 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        if (argc == 2) { printf("usage: %s\n", inspect_usage); return 0; }
-        tool_die_usage(inspect_usage);
+    for (i = 1; i < argc; i++) {
+        if (tool_arg_is_help(argv[i])) return tool_arg_help(inspect_usage, NULL);
+        if (argv[i][0] == '-' && argv[i][1]) tool_arg_unknown(argv[0], argv[i], inspect_usage, NULL);
     }
+    if (argc != 2) tool_arg_fail(argv[0], "inspect takes one PATH, got %d arguments", argc - 1);
     if (ends_with(argv[1], ".safetensors") || ends_with(argv[1], ".state")) return inspect_st(argv[1]);
     if (lc_model_load(&m, argv[1], &err)) return tool_report(&err);
     c = &m.cfg;

@@ -2,6 +2,7 @@
    check other backends validate against. Reads one case (op, inputs, optional
    upstream gradients), runs lolcats.h's kernels and writes the outputs. */
 #include "tools.h"
+#include "args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,6 @@
 
 static const char ref_usage[] =
     "lolcats ref IN.safetensors OUT.safetensors [--scalar]\n"
-    "\n"
     "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
     "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
     "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
@@ -26,6 +26,7 @@ static const char ref_usage[] =
     "               d_k_state (those that apply); loss, d_pred / d_a_pred.\n"
     "  --scalar   : the scalar reference path (default: best SIMD path of this CPU)\n"
     "  --linear-state : linear_attention through the causal state form\n"
+    "  -t, --threads N : OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "Other tensors in IN are ignored, so a golden file can hold its expected outputs.\n";
 
 int cmd_ref(int argc, char **argv) {
@@ -42,21 +43,21 @@ int cmd_ref(int argc, char **argv) {
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(ref_usage, stdout);
-            return 0;
+            return tool_arg_help(ref_usage, NULL);
         } else if (!strcmp(argv[i], "--scalar")) {
             scalar = 1;
         } else if (!strcmp(argv[i], "--linear-state")) {
             linear_state = 1;
+        } else if (!strcmp(tool_arg_alias(argv[i]), "--threads")) {
+            tool_arg_threads("--threads", tool_arg_value(argc, argv, &i));
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "lolcats ref: unknown option '%s'\n", argv[i]);
-            tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+            tool_arg_unknown(argv[0], argv[i], ref_usage, NULL);
         } else if (!in_path) {
             in_path = argv[i];
         } else if (!out_path) {
             out_path = argv[i];
         } else {
-            tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+            tool_arg_fail(argv[0], "ref takes IN and OUT, got a third argument '%s'", argv[i]);
         }
     }
     if (!in_path || !out_path)

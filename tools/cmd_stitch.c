@@ -6,6 +6,7 @@
    on everything but those layers (shapes, feature map, window, base model);
    every layer must come from exactly one input. */
 #include "tools.h"
+#include "args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,16 +71,15 @@ int cmd_stitch(int argc, char **argv) {
     if (!in) return fprintf(stderr, "lolcats: out of memory\n"), 1;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(stitch_usage, stdout);
             free(in);
-            return 0;
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
+            return tool_arg_help(stitch_usage, NULL);
+        } else if (!strcmp(argv[i], "--out")) {
+            out = tool_arg_value(argc, argv, &i);
         } else if (!strcmp(argv[i], "--allow-gaps")) {
             gaps = 1;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "lolcats stitch: unknown option %s\n\n%s", argv[i], stitch_usage);
             free(in);
+            tool_arg_unknown(argv[0], argv[i], stitch_usage, NULL);
             return 2;
         } else {
             in[n].path = argv[i];
@@ -88,8 +88,8 @@ int cmd_stitch(int argc, char **argv) {
         }
     }
     if (!out || n < 1) {
-        fprintf(stderr, "lolcats stitch: needs --out and at least one input\n\n%s", stitch_usage);
         free(in);
+        tool_arg_fail(argv[0], "stitch needs --out and at least one input");
         return 2;
     }
     for (i = 0; i < n; i++) {  /* FILE@A:B: the block from the command line */

@@ -6,6 +6,7 @@
    stays at one shard. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
+#include "args.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,12 +42,13 @@ typedef struct {
 
 static const char synth_usage[] =
     "lolcats synth --like ARCH --out DIR [--layers K] [--seed S] [--dtype bf16|f32] [--shard-mb M]\n"
-    "\n"
     "Writes a Hugging Face directory (config.json, sharded safetensors, index) with the\n"
     "shapes of ARCH and seeded random weights (uniform, std 0.02; norms 1).\n"
     "  ARCH: llama3-8b llama3.1-8b llama3-70b llama3.1-70b llama3.1-405b mistral-7b\n"
     "        llama2-7b tinyllama-1.1b smollm-135m\n"
     "  --layers K     keep only the first K layers (default: all)\n"
+    "  -s, --seed S   seed of the weights (1)\n"
+    "  --dtype T      bf16 or f32 (bf16)\n"
     "  --shard-mb M   target shard size in MiB (default 2000)\n";
 
 static uint64_t synth_next(uint64_t *s) {  /* splitmix64: fast and seedable per tensor */
@@ -89,16 +91,17 @@ int cmd_synth(int argc, char **argv) {
     char path[1024], *buf;
     lc_error err;
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(synth_usage, stdout); return 0; }
-        else if (!strcmp(argv[i], "--like") && i + 1 < argc) like = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
-        else if (!strcmp(argv[i], "--shard-mb") && i + 1 < argc) shard_mb = atof(argv[++i]);
-        else { fprintf(stderr, "lolcats synth: unknown argument '%s'\n\n%s", argv[i], synth_usage); return 2; }
+        const char *a = tool_arg_alias(argv[i]);
+        if (tool_arg_is_help(a)) return tool_arg_help(synth_usage, NULL);
+        else if (!strcmp(a, "--like")) like = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(a, "--out")) out = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(a, "--layers")) layers = tool_arg_int(a, tool_arg_value(argc, argv, &i), 1, 1 << 16);
+        else if (!strcmp(a, "--seed")) seed = tool_arg_u64(a, tool_arg_value(argc, argv, &i));
+        else if (!strcmp(a, "--dtype")) dtype = tool_arg_choice(a, tool_arg_value(argc, argv, &i), "bf16|f32") ? "f32" : "bf16";
+        else if (!strcmp(a, "--shard-mb")) shard_mb = tool_arg_num(a, tool_arg_value(argc, argv, &i), 0, 1 << 20, 1);
+        else tool_arg_unknown(argv[0], argv[i], synth_usage, NULL);
     }
-    if (!like || !out) { fputs(synth_usage, stderr); return 2; }
+    if (!like || !out) tool_arg_fail(argv[0], "synth needs --like ARCH and --out DIR");
     for (i = 0; i < (int)(sizeof synth_archs / sizeof synth_archs[0]); i++)
         if (!strcmp(like, synth_archs[i].name)) A = &synth_archs[i];
     if (!A) { fprintf(stderr, "lolcats synth: unknown --like '%s' (see --help for the list)\n", like); return 2; }

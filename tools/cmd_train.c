@@ -9,11 +9,13 @@
    CKPT.state and ends with exactly the parameters of an uninterrupted run. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
+#include "args.h"
 #include "data.h"
 #include "report.h"
 #include "tool_mpi.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +45,11 @@ static const char *common_usage =
     "  --json-log FILE      one JSON line per step: stage, step, tokens, loss, lr, val_loss\n"
     "  --max-memory MIB     stay under this memory: activation checkpointing and\n"
     "                       per-layer release of weight pages as needed, or refuse\n"
-    "  --report DIR         PNG pictures and summary.json into DIR\n";
+    "  --report DIR         PNG pictures and summary.json into DIR\n"
+    "  -t, --threads N      OpenMP threads (OMP_NUM_THREADS or all cores)\n"
+    "  --strict             runs that cannot learn (window covering the sequence, a budget\n"
+    "                       below one step, a state larger than the KV cache) are errors\n"
+    "  -m = --model, -s = --seed\n";
 
 static const char *distill_usage =
     "lolcats distill --model M [--tokenizer TOK] --data D --out CKPT [options]\n"
@@ -101,7 +107,8 @@ static const char *linearize_usage =
     "  --distill-tokens N   stage 1 budget (default: --tokens)\n"
     "  --finetune-tokens N  stage 2 budget (default: --tokens)\n"
     "  --no-attention-transfer  skip stage 1 (identity-initialised feature maps)\n"
-    "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4)\n"
+    "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4); --lr is refused: it would be\n"
+    "                       ambiguous between the stages\n"
     "  plus the options of distill and finetune (--variant, --window, --feature-map,\n"
     "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge)\n"
     "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n";
@@ -122,6 +129,7 @@ typedef struct {
     float lr, lr1, lr2;
     int lr_set;
     uint64_t seed;
+    int strict;                   /* --strict: the can-not-learn warnings are errors */
 } train_opts;
 
 /* what a stage leaves for the report */
@@ -149,8 +157,8 @@ static int stage1_bias(const train_opts *o) {
     return o->fmap_bias == 1 || (o->fmap_bias == 0 && o->tc.fmap.act == LOLCATS_FMAP_RELU);
 }
 
-static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *usage) {
-    const char *a = argv[*i];
+static int opt_common(train_opts *o, int argc, char **argv, int *i) {
+    const char *a = tool_arg_alias(argv[*i]), *v;
     if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
     if (!strcmp(a, "--halfspace")) { o->tc.fmap.halfspace = 1; return 1; }
     if (!strcmp(a, "--fmap-bias")) { o->fmap_bias = 1; return 1; }
@@ -158,8 +166,8 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
     if (!strcmp(a, "--no-fmap-bias")) { o->fmap_bias = 2; return 1; }
     if (!strcmp(a, "--train-feature-maps")) { o->train_fmaps = 1; return 1; }
     if (!strcmp(a, "--no-attention-transfer")) { o->no_at = 1; return 1; }
-    if (*i + 1 >= argc) tool_die_usage(usage);
-#define ARG(name) (!strcmp(a, name) && ++*i)
+    if (!strcmp(a, "--strict")) { o->strict = 1; return 1; }
+#define ARG(name) (!strcmp(a, name) && (tool_arg_need(a, argc, argv, *i), v = argv[++*i], 1))
     if (ARG("--model")) o->model_path = argv[*i];
     else if (ARG("--tokenizer")) o->tok_path = argv[*i];
     else if (ARG("--data")) o->data = argv[*i];
@@ -168,49 +176,41 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i, const char *
     else if (ARG("--merge")) o->merge = argv[*i];
     else if (ARG("--json-log")) o->json_log = argv[*i];
     else if (ARG("--report")) o->report = argv[*i];
-    else if (ARG("--seq-len")) o->seq_len = atoi(argv[*i]);
-    else if (ARG("--tokens")) o->tokens = atoll(argv[*i]);
-    else if (ARG("--distill-tokens")) o->tokens1 = atoll(argv[*i]);
-    else if (ARG("--finetune-tokens")) o->tokens2 = atoll(argv[*i]);
-    else if (ARG("--grad-accum")) o->grad_accum = atoi(argv[*i]);
-    else if (ARG("--val-every")) o->val_every = atoi(argv[*i]);
-    else if (ARG("--val-seqs")) o->val_seqs = atoi(argv[*i]);
-    else if (ARG("--val-records")) o->val_records = atoi(argv[*i]);
-    else if (ARG("--max-records")) o->max_records = atol(argv[*i]);
-    else if (ARG("--stop-after")) o->stop_after = atol(argv[*i]);
-    else if (ARG("--max-memory")) o->max_mem_mb = atof(argv[*i]);
-    else if (ARG("--seed")) o->seed = strtoull(argv[*i], NULL, 10);
-    else if (ARG("--lr")) { o->lr = (float)atof(argv[*i]); o->lr_set = 1; }
-    else if (ARG("--distill-lr")) o->lr1 = (float)atof(argv[*i]);
-    else if (ARG("--finetune-lr")) o->lr2 = (float)atof(argv[*i]);
-    else if (ARG("--variant")) {
-        if (!strcmp(argv[*i], "tk")) o->tc.hybrid.variant = LOLCATS_WINDOW_TK;
-        else if (!strcmp(argv[*i], "sw")) o->tc.hybrid.variant = LOLCATS_WINDOW_SW;
-        else tool_die_usage(usage);
-    } else if (ARG("--window")) o->tc.hybrid.window = atoi(argv[*i]);
-    else if (ARG("--inputs")) o->inputs = argv[*i];
-    else if (ARG("--shard-mb")) o->shard_mb = atof(argv[*i]);
+    else if (ARG("--threads")) tool_arg_threads(a, v);
+    else if (ARG("--seq-len")) o->seq_len = tool_arg_int(a, v, 2, 1 << 20);
+    else if (ARG("--tokens")) o->tokens = tool_arg_ll(a, v, 0, 1LL << 50);
+    else if (ARG("--distill-tokens")) o->tokens1 = tool_arg_ll(a, v, 0, 1LL << 50);
+    else if (ARG("--finetune-tokens")) o->tokens2 = tool_arg_ll(a, v, 0, 1LL << 50);
+    else if (ARG("--grad-accum")) o->grad_accum = tool_arg_int(a, v, 1, 1 << 20);
+    else if (ARG("--val-every")) o->val_every = tool_arg_int(a, v, 0, INT_MAX);
+    else if (ARG("--val-seqs")) o->val_seqs = tool_arg_int(a, v, 0, 1 << 20);
+    else if (ARG("--val-records")) o->val_records = tool_arg_int(a, v, 0, INT_MAX);
+    else if (ARG("--max-records")) o->max_records = (long)tool_arg_ll(a, v, 0, INT_MAX);
+    else if (ARG("--stop-after")) o->stop_after = (long)tool_arg_ll(a, v, 0, INT_MAX);
+    else if (ARG("--max-memory")) o->max_mem_mb = tool_arg_num(a, v, 0, 1 << 30, 0);
+    else if (ARG("--seed")) o->seed = tool_arg_u64(a, v);
+    else if (ARG("--lr")) { o->lr = tool_arg_float(a, v, 0, 10, 1); o->lr_set = 1; }
+    else if (ARG("--distill-lr")) o->lr1 = tool_arg_float(a, v, 0, 10, 1);
+    else if (ARG("--finetune-lr")) o->lr2 = tool_arg_float(a, v, 0, 10, 1);
+    else if (ARG("--variant"))
+        o->tc.hybrid.variant = tool_arg_choice(a, v, "tk|sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
+    else if (ARG("--window")) o->tc.hybrid.window = tool_arg_int(a, v, 1, 1 << 20);
+    else if (ARG("--inputs")) o->inputs = v;
+    else if (ARG("--shard-mb")) o->shard_mb = tool_arg_num(a, v, 0, 1 << 20, 1);
     else if (ARG("--layers")) {
-        o->layers_arg = argv[*i];
-        if (strchr(argv[*i], ',')) return 1;   /* a list: cache-inputs checks it */
-        if (sscanf(argv[*i], "%d:%d", &o->lay0, &o->lay1) != 2 || o->lay0 < 0 || o->lay1 <= o->lay0) {
-            fprintf(stderr, "lolcats: --layers %s: expected A:B with 0 <= A < B\n", argv[*i]);
-            exit(2);
-        }
-    } else if (ARG("--init")) {
-        if (!strcmp(argv[*i], "identity")) o->tc.fmap_init = 0;
-        else if (!strcmp(argv[*i], "kaiming")) o->tc.fmap_init = 1;
-        else tool_die_usage(usage);
-    }
+        o->layers_arg = v;
+        if (strchr(v, ',')) { tool_arg_layer_list(a, v); return 1; }   /* a list: cache-inputs */
+        tool_arg_layers(a, v, &o->lay0, &o->lay1);
+    } else if (ARG("--init")) o->tc.fmap_init = tool_arg_choice(a, v, "identity|kaiming");
     else if (ARG("--feature-map")) {
-        int act = lc_fmap_act_parse(argv[*i]);
-        if (act < 0) tool_die_usage(usage);
+        int act = lc_fmap_act_parse(v);
+        if (act < 0) tool_arg_choice(a, v, "softmax_dim|exp_dim|pos_elu|relu");
         o->tc.fmap.act = (lc_fmap_act)act;
-    } else if (ARG("--feature-dim")) o->tc.feature_dim = atoi(argv[*i]);
-    else if (ARG("--lora-rank")) o->tc.lora_rank = atoi(argv[*i]);
-    else if (ARG("--lora-alpha")) o->tc.lora_alpha = (float)atof(argv[*i]);
-    else if (ARG("--mse-factor")) o->tc.mse_factor = (float)atof(argv[*i]);
-    else if (ARG("--xent-factor")) o->tc.xent_factor = (float)atof(argv[*i]);
+    } else if (ARG("--feature-dim")) o->tc.feature_dim = tool_arg_int(a, v, 1, 1024);
+    else if (ARG("--lora-rank")) o->tc.lora_rank = tool_arg_int(a, v, 1, 256);
+    else if (ARG("--lora-alpha")) o->tc.lora_alpha = tool_arg_float(a, v, 0, 1e6, 1);
+    else if (ARG("--mse-factor")) o->tc.mse_factor = tool_arg_float(a, v, 0, 1e9, 0);
+    else if (ARG("--xent-factor")) o->tc.xent_factor = tool_arg_float(a, v, 0, 1e9, 0);
     else return 0;
 #undef ARG
     return 1;
@@ -1149,6 +1149,23 @@ done:
     return rc;
 }
 
+/* Runs that cannot learn, once the model and data have set the sequence
+   length: warnings, errors under --strict (tools/args.c). */
+static void stage_checks(const train_opts *o, const train_env *e, int which) {
+    const lc_model_config *c = &e->m.cfg;
+    if (which == 1 || which == 3) {
+        tool_check_window(o->strict, o->tc.hybrid.variant, o->tc.hybrid.window, o->seq_len);
+        tool_check_state(o->strict, c->n_heads, c->n_kv_heads, c->head_dim,
+                         lc_fmap_out_dim(&o->tc.fmap, o->tc.feature_dim), o->tc.hybrid.window, c->seq_len);
+    }
+    tool_check_budget(o->strict, "--tokens", o->tokens, o->seq_len, o->grad_accum);
+    tool_check_budget(o->strict, "--distill-tokens", o->tokens1, o->seq_len, o->grad_accum);
+    tool_check_budget(o->strict, "--finetune-tokens", o->tokens2, o->seq_len, o->grad_accum);
+    if (!o->tokens && (which != 3 || !o->tokens1 || !o->tokens2))
+        tool_check_budget(o->strict, "--data (one pass, in tokens)", (long long)e->d.n * o->seq_len, o->seq_len,
+                          o->grad_accum);
+}
+
 static int cmd_stage(int argc, char **argv, int which) {
     const char *usage = which == 1 ? distill_usage : which == 2 ? finetune_usage : which == 4 ? cache_usage
                                                                                             : linearize_usage;
@@ -1162,15 +1179,15 @@ static int cmd_stage(int argc, char **argv, int which) {
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s%s", usage, common_usage);
-            return 0;
+            return tool_arg_help(usage, common_usage);
         }
-        if (!opt_common(&o, argc, argv, &i, usage)) {
-            fprintf(stderr, "lolcats: unknown option %s\n", argv[i]);
-            tool_die_usage(usage);
-        }
+        if (!opt_common(&o, argc, argv, &i)) tool_arg_unknown(argv[0], argv[i], usage, common_usage);
     }
-    if (!o.model_path || !o.data || !o.out || (which == 2 && !o.lolcats_in)) tool_die_usage(usage);
+    if (!o.model_path || !o.data || !o.out || (which == 2 && !o.lolcats_in))
+        tool_arg_fail(argv[0], "%s needs --model, --data and --out%s", argv[0], which == 2 ? " and --lolcats" : "");
+    if (which == 3 && o.lr_set)
+        tool_arg_fail(argv[0], "linearize --lr: linearize trains two stages with two learning rates; use "
+                      "--distill-lr (stage 1, default 1e-2) and --finetune-lr (stage 2, default 1e-4)");
     if (o.grad_accum < 1 || o.seq_len < 2 || o.tc.feature_dim < 1 || o.tc.hybrid.window < 1 ||
         (which != 1 && o.tc.lora_rank < 1)) {
         fprintf(stderr, "lolcats: --grad-accum, --seq-len, --feature-dim, --window%s must be positive\n",
@@ -1180,6 +1197,7 @@ static int cmd_stage(int argc, char **argv, int which) {
     if (which == 4) {
         if (!o.model_path || !o.data || !o.out) tool_die_usage(usage);
         if (env_open(&e, &o)) { env_close(&e); return 1; }
+        stage_checks(&o, &e, which);
         rc = cache_inputs(&o, &e);
         env_close(&e);
         return rc;
@@ -1195,6 +1213,7 @@ static int cmd_stage(int argc, char **argv, int which) {
     }
     if (tool_mpi_init(o.mpi, &argc, &argv)) return 2;
     if (env_open(&e, &o)) { env_close(&e); tool_mpi_finalize(); return 1; }
+    stage_checks(&o, &e, which);
     if (which == 1) {
         rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr1, o.out, &rs[0]);
         nres = 1;

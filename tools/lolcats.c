@@ -2,6 +2,7 @@
    This translation unit holds the one copy of the lolcats.h implementation. */
 #define LOLCATS_IMPLEMENTATION
 #include "tools.h"
+#include "args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +36,26 @@ static void usage(FILE *f) {
             LOLCATS_VERSION_STRING);
     for (i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
         fprintf(f, "  %-10s %s\n", tool_cmds[i].name, tool_cmds[i].help);
-    fprintf(f, "\n`lolcats <command> --help` shows a command's options.\n");
+    fprintf(f, "\n`lolcats help <command>` (or `lolcats <command> --help`) shows a command's options.\n"
+               "Numbers are checked whole and in range; -m -p -n -t -s are --model --prompt\n"
+               "--n-predict --threads --seed (as in llama.cpp).\n");
 }
 
 int main(int argc, char **argv) {
     size_t i;
+    tool_omp_passive(argv);   /* OMP_WAIT_POLICY=passive unless set: re-executes once */
+    if (argc >= 3 && !strcmp(argv[1], "help")) {   /* `lolcats help CMD` = `lolcats CMD --help` */
+        static char help_flag[] = "--help";
+        char *hv[3];
+        hv[0] = argv[2];
+        hv[1] = help_flag;
+        hv[2] = NULL;
+        for (i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
+            if (!strcmp(argv[2], tool_cmds[i].name)) return tool_cmds[i].run(2, hv);
+        fprintf(stderr, "lolcats: error: unknown command '%s' (`lolcats --help` lists them)\n", argv[2]);
+        return 2;
+    }
+    if (argc == 2 && !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -52,7 +68,7 @@ int main(int argc, char **argv) {
     }
     for (i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
         if (!strcmp(argv[1], tool_cmds[i].name)) return tool_cmds[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "lolcats: unknown command '%s'\n\n", argv[1]);
+    fprintf(stderr, "lolcats: error: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
 }
