@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
 #include "demo_report.h"
+#include "outsafe.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -156,6 +157,8 @@ int cmd_demo(int argc, char **argv) {
         else { fprintf(stderr, "lolcats demo: unknown argument '%s'\n%s", argv[i], demo_usage); return 2; }
     }
     if (!(scale > 0)) { fprintf(stderr, "lolcats demo: --scale must be positive\n"); return 2; }
+    outsafe_output("--report", report, OUTSAFE_OUT_DIR);   /* writable before a minute of training */
+    if (outsafe_begin(argc, argv, 0, 1)) return 1;
     steps_teacher = (int)(600 * scale);
     steps_s1 = (int)(150 * scale);
     steps_s2 = (int)(200 * scale);

@@ -14,6 +14,7 @@
    whole window, as in training), where the base model feeds chunks of 32
    (the KV cache makes that exact). */
 #include "tools.h"
+#include "outsafe.h"
 #include "data.h"
 
 #include <math.h>
@@ -137,6 +138,11 @@ int cmd_eval(int argc, char **argv) {
         else tool_die_usage(eval_usage);
     }
     if (!model_path || !data) tool_die_usage(eval_usage);
+    outsafe_input("--model", model_path, OUTSAFE_IN_MODEL);   /* kinds checked before loading */
+    outsafe_input("--data", data, OUTSAFE_IN_FILE);
+    outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);
+    if (lo.lolcats && strcmp(lo.lolcats, "identity")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
+    if (outsafe_begin(argc, argv, 0, 0)) return 1;
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;

@@ -6,6 +6,7 @@
    stays at one shard. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
+#include "outsafe.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,14 +41,15 @@ typedef struct {
 } synth_tensor;
 
 static const char synth_usage[] =
-    "lolcats synth --like ARCH --out DIR [--layers K] [--seed S] [--dtype bf16|f32] [--shard-mb M]\n"
+    "lolcats synth --like ARCH --out DIR [--layers K] [--seed S] [--dtype bf16|f32] [--shard-mb M] [--force]\n"
     "\n"
     "Writes a Hugging Face directory (config.json, sharded safetensors, index) with the\n"
     "shapes of ARCH and seeded random weights (uniform, std 0.02; norms 1).\n"
     "  ARCH: llama3-8b llama3.1-8b llama3-70b llama3.1-70b llama3.1-405b mistral-7b\n"
     "        llama2-7b tinyllama-1.1b smollm-135m\n"
     "  --layers K     keep only the first K layers (default: all)\n"
-    "  --shard-mb M   target shard size in MiB (default 2000)\n";
+    "  --shard-mb M   target shard size in MiB (default 2000)\n"
+    "  --force        replace a non-empty DIR whole (default: DIR must be absent or empty)\n";
 
 static uint64_t synth_next(uint64_t *s) {  /* splitmix64: fast and seedable per tensor */
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
@@ -78,8 +80,8 @@ static int synth_write_text(const char *path, const char *text) {
 }
 
 int cmd_synth(int argc, char **argv) {
-    const char *like = NULL, *out = NULL, *dtype = "bf16";
-    int layers = -1, i, l, n_t = 0, bf16, n_shards, shard;
+    const char *like = NULL, *out = NULL, *dtype = "bf16", *dir;
+    int layers = -1, i, l, n_t = 0, bf16, n_shards, shard, force = 0;
     uint64_t seed = 1;
     double shard_mb = 2000;
     const synth_arch *A = NULL;
@@ -96,6 +98,7 @@ int cmd_synth(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
         else if (!strcmp(argv[i], "--shard-mb") && i + 1 < argc) shard_mb = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--force")) force = 1;
         else { fprintf(stderr, "lolcats synth: unknown argument '%s'\n\n%s", argv[i], synth_usage); return 2; }
     }
     if (!like || !out) { fputs(synth_usage, stderr); return 2; }
@@ -107,7 +110,8 @@ int cmd_synth(int argc, char **argv) {
     if (layers == 0 || !(shard_mb > 0)) { fprintf(stderr, "lolcats synth: --layers and --shard-mb must be positive\n"); return 2; }
     bf16 = !strcmp(dtype, "bf16");
     esz = bf16 ? 2 : 4;
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "lolcats synth: cannot create %s\n", out); return 1; }
+    outsafe_output("--out", out, OUTSAFE_OUT_HF);   /* written whole into DIR.tmp.<pid>, then moved */
+    if (outsafe_begin(argc, argv, force, 1) || !(dir = outsafe_hf_dir(out))) return 1;
 
     ts = (synth_tensor *)calloc((size_t)layers * 9 + 3, sizeof *ts);
     shard_of = (int *)calloc((size_t)layers * 9 + 3, sizeof(int));
@@ -171,8 +175,10 @@ int cmd_synth(int argc, char **argv) {
             off += cnt * esz;
             n++;
         }
-        if (n_shards == 1) snprintf(path, sizeof path, "%s/model.safetensors", out);
-        else snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out, shard, n_shards);
+        if (n_shards == 1) snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        else snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, shard, n_shards);
+        outsafe_tmp(path);   /* a signal removes the unfinished directory */
+        outsafe_st_tmp(-1, path);
         if (lc_st_write(path, list, n, NULL, 0, &err) != LOLCATS_OK) { free(buf); return tool_report(&err); }
         free(buf);
         fprintf(stderr, "  wrote %s (%d tensors)\n", path, n);
@@ -198,7 +204,7 @@ int cmd_synth(int argc, char **argv) {
                                    "\"original_max_position_embeddings\": 8192}");
         p += sprintf(text + p, ",\n  \"lolcats_synth\": {\"like\": \"%s\", \"seed\": %llu}\n}\n", A->name,
                      (unsigned long long)seed);
-        snprintf(path, sizeof path, "%s/config.json", out);
+        snprintf(path, sizeof path, "%s/config.json", dir);
         if (synth_write_text(path, text) != 0) { fprintf(stderr, "lolcats synth: cannot write %s\n", path); return 1; }
         if (n_shards > 1) {
             p = sprintf(text, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
@@ -206,12 +212,12 @@ int cmd_synth(int argc, char **argv) {
                 p += sprintf(text + p, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", ts[i].name, shard_of[i],
                              n_shards, i + 1 < n_t ? "," : "");
             sprintf(text + p, "  }\n}\n");
-            snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+            snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
             if (synth_write_text(path, text) != 0) { fprintf(stderr, "lolcats synth: cannot write %s\n", path); return 1; }
         }
         free(text);
     }
     free(ts);
     free(shard_of);
-    return 0;
+    return outsafe_hf_commit(out);
 }
