@@ -300,9 +300,6 @@ static int os_check_output(const os_entry *e) {
                       os_kind(st.st_mode), NULL);
     if (exists && !is_dir_out && !S_ISREG(st.st_mode))
         return os_err("%s %s is %s: expected a regular file to write", e->flag, e->path, os_kind(st.st_mode), NULL);
-    if (e->role == 3 && exists && !e->resume && !os_force)
-        return os_err("%s %s exists (the training state of an earlier run): add --resume to continue that run, "
-                      "or --force to start over and overwrite it%s%s", e->flag, e->path, "", "");
     if (e->kind == OUTSAFE_OUT_HF && exists) {
         int n = os_dir_entries(e->path, names, sizeof names);
         if (n < 0) return os_err("%s %s: cannot read the directory: %s%s", e->flag, e->path, strerror(errno), "");
@@ -443,6 +440,12 @@ int outsafe_begin(int argc, char **argv, int force, int lock) {
         if (os_ent[i].role && (lock || os_ent[i].role == 3)) rc = os_check_output(&os_ent[i]);
     for (i = 0; i < os_n && !rc && lock; i++)
         if (os_ent[i].role == 1) rc = os_lock_output(&os_ent[i]);
+    for (i = 0; i < os_n && !rc; i++) {   /* after the locks: a running run's state is reported as running */
+        const os_entry *e = &os_ent[i];
+        if (e->role == 3 && !e->resume && !os_force && access(e->path, F_OK) == 0)
+            rc = os_err("%s %s exists (the training state of an earlier run): add --resume to continue that run, "
+                        "or --force to start over and overwrite it%s%s", e->flag, e->path, "", "");
+    }
     free(in);
     if (rc) return rc;
     memset(&sa, 0, sizeof sa);
