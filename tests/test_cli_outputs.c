@@ -226,10 +226,11 @@ static void test_signals(void) {
                       "a second run with the same --out was not refused");
     kill(pid, SIGINT);
     rc = wait_pid(pid);
-    if (!landed || rc == 0) {
+    if (rc == 0) {
         printf("SKIPPED: SIGINT landed after the run ended (machine too fast?)\n");
         return;
     }
+    if (!CHECK(landed, "the run ended (exit %d) before its second step (see " T "/r_err.txt)", rc)) return;
     CHECK(rc == 130, "SIGINT during training: exit %d, expected 130", rc);
     printf("  SIGINT after step %d of 60: exit %d\n", lines(T "/r.log"), rc);
     snprintf(b, sizeof b, "grep -q -- '--resume' " T "/r_err.txt && grep -q 'is saved in' " T "/r_err.txt");
@@ -243,6 +244,37 @@ static void test_signals(void) {
     CHECK(file_hash(T "/r.safetensors") == file_hash(T "/u.safetensors") &&
               file_hash(T "/r.safetensors.state") == file_hash(T "/u.safetensors.state"),
           "interrupted + --resume differs from the uninterrupted run");
+    /* SIGTERM twice: the second stops at once, leaving no temporary file */
+    snprintf(a, sizeof a, "distill %s --tokens 3840 --out " T "/t.safetensors --json-log " T "/t.log", base);
+    pid = spawn(a, T "/t_err.txt");
+    if (wait_lines(T "/t.log", 2, pid)) {
+        struct timespec ts = {0, 2000000};
+        kill(pid, SIGTERM);
+        nanosleep(&ts, NULL);
+        kill(pid, SIGTERM);
+        rc = wait_pid(pid);
+        CHECK(rc == 143, "SIGTERM twice during training: exit %d, expected 143", rc);
+        CHECK(leftovers(T) == 0, "SIGTERM twice left temporary or lock files");
+    } else {
+        CHECK(0, "the SIGTERM run ended before its second step (see " T "/t_err.txt)");
+    }
+    /* a command that is not training: SIGINT removes its unfinished output */
+    pid = spawn("synth --like smollm-135m --layers 1 --out " T "/syn", T "/syn_err.txt");
+    {
+        char stage[300];
+        int i;
+        struct timespec ts = {0, 2000000};
+        snprintf(stage, sizeof stage, T "/syn.tmp.%ld", (long)pid);   /* created before the first shard */
+        for (i = 0; i < 20000 && !file_exists(stage); i++) nanosleep(&ts, NULL);
+        kill(pid, SIGINT);
+        rc = wait_pid(pid);
+        if (rc == 0) printf("SKIPPED: SIGINT landed after synth ended\n");
+        else {
+            CHECK(rc == 130 && !file_exists(stage) && !file_exists(T "/syn"), "SIGINT during synth: exit %d, "
+                  "its unfinished directory %s", rc, file_exists(stage) ? "left behind" : "removed");
+            CHECK(leftovers(T) == 0, "SIGINT during synth left temporary or lock files");
+        }
+    }
     /* SIGKILL: nothing to clean up, but only whole files */
     snprintf(a, sizeof a, "distill %s --tokens 3840 --out " T "/k.safetensors --json-log " T "/k.log", base);
     pid = spawn(a, T "/k_err.txt");
