@@ -180,8 +180,9 @@ static void test_preflight(void) {
           "refused before training");
     CHECK(!file_exists(T "/x.safetensors"), "the refused run wrote its checkpoint");
     /* a state from an earlier run: --resume or --force */
-    snprintf(a, sizeof a, "distill %s --tokens 128 --out " T "/s.safetensors", base);
-    CHECK(run(a) == 0, "a small distill failed");
+    snprintf(a, sizeof a, "distill %s --tokens 128 --out " T "/s.safetensors --report " T "/rep", base);
+    CHECK(run(a) == 0 && file_exists(T "/rep/summary.json"), "a small distill with --report into a new directory "
+          "failed");
     CHECK(run(a) != 0 && err_has("add --resume"), "an existing state without --resume not refused");
     snprintf(a, sizeof a, "distill %s --tokens 128 --out " T "/s.safetensors --force", base);
     CHECK(run(a) == 0, "--force did not start over");

@@ -436,8 +436,13 @@ int outsafe_begin(int argc, char **argv, int force, int lock) {
     for (i = 0; i < os_n && !rc; i++)
         if (!os_ent[i].role) rc = os_check_input(&os_ent[i], &in, &nin, &cap);
     if (!rc) rc = os_conflicts(in, nin);
-    for (i = 0; i < os_n && !rc; i++)
-        if (os_ent[i].role && (lock || os_ent[i].role == 3)) rc = os_check_output(&os_ent[i]);
+    for (i = 0; i < os_n && !rc; i++) {
+        const os_entry *e = &os_ent[i];
+        struct stat st;
+        if (e->role == 1 && lock) rc = os_check_output(e);
+        else if (e->role > 1 && stat(e->path, &st) == 0 && !S_ISREG(st.st_mode))   /* beside a checked output */
+            rc = os_err("%s %s is %s: expected a regular file to write", e->flag, e->path, os_kind(st.st_mode), NULL);
+    }
     for (i = 0; i < os_n && !rc && lock; i++)
         if (os_ent[i].role == 1) rc = os_lock_output(&os_ent[i]);
     for (i = 0; i < os_n && !rc; i++) {   /* after the locks: a running run's state is reported as running */
