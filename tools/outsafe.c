@@ -259,7 +259,7 @@ static int os_check_input(const os_entry *e, os_input_id **ids, int *n, int *cap
                 *cap = *cap * 2 + 16;
             }
             x = &(*ids)[(*n)++];
-            snprintf(x->flag, sizeof x->flag, "%s", e->flag);
+            memcpy(x->flag, e->flag, sizeof x->flag);   /* both char[64] */
             if (first) snprintf(x->path, sizeof x->path, "%s", e->path);
             else snprintf(x->path, sizeof x->path, "%s/%.200s", e->path, de->d_name);
             os_ident(x->path, &x->id);
