@@ -15,7 +15,7 @@ int main(void) {
     char cmd[512];
     lc_model m;
     lc_error err;
-    snprintf(cmd, sizeof cmd, "%s synth --like smollm-135m --layers 1 --shard-mb 20 --out build/tmp_synth >/dev/null 2>&1", bin);
+    snprintf(cmd, sizeof cmd, "%s synth --like smollm-135m --layers 1 --shard-mb 20 --out build/tmp_synth --force >/dev/null 2>&1", bin);
     if (!CHECK(system(cmd) == 0, "%s failed", cmd)) return check_done();
     if (CHECK(lc_model_load(&m, "build/tmp_synth", &err) == LOLCATS_OK, "load: %s", err.msg)) {
         lc_run r;

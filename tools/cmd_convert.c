@@ -1,6 +1,7 @@
 /* cmd_convert.c - `lolcats convert --from-llama2c FILE --out DIR`. */
 #include "tools.h"
 #include "args.h"
+#include "outsafe.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,37 +10,46 @@
 #include <sys/types.h>
 
 static const char *convert_usage =
-    "lolcats convert --from-llama2c FILE --out DIR\n"
+    "lolcats convert --from-llama2c FILE --out DIR [--force]\n"
     "Converts a llama2.c checkpoint to a Hugging Face directory.\n"
     "  Writes a llama2.c checkpoint as a Hugging Face directory: config.json\n"
     "  (LlamaForCausalLM) and model.safetensors (F32), q/k rows permuted from\n"
-    "  interleaved to rotate_half RoPE. DIR is created if needed. The tokenizer is\n"
-    "  not converted (llama2.c tokenizer.bin files have no tokenizer.json).";
+    "  interleaved to rotate_half RoPE. DIR must be absent or empty; --force\n"
+    "  replaces a non-empty DIR whole (atomically). The tokenizer is not\n"
+    "  converted (llama2.c tokenizer.bin files have no tokenizer.json).";
 
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     lc_model m;
     lc_error err;
-    int i;
+    const char *dir;
+    int i, force = 0;
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             return tool_arg_help(convert_usage, NULL);
         }
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if (!strcmp(argv[i], "--from-llama2c")) in = tool_arg_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--out")) out = tool_arg_value(argc, argv, &i);
         else tool_arg_unknown(argv[0], argv[i], convert_usage, NULL);
     }
     if (!in || !out) tool_arg_fail(argv[0], "convert needs --from-llama2c FILE and --out DIR");
+    outsafe_input("--from-llama2c", in, OUTSAFE_IN_FILE);
+    outsafe_output("--out", out, OUTSAFE_OUT_HF);
+    if (outsafe_begin(argc, argv, force, 1)) return 1;
     if (lc_model_load_llama2c(&m, in, &err)) return tool_report(&err);
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "lolcats: cannot create %s: %s\n", out, strerror(errno));
+    if (!(dir = outsafe_hf_dir(out))) {   /* DIR.tmp.<pid>, moved into place when whole */
         lc_model_free(&m);
         return 1;
     }
-    if (lc_model_export_hf(&m, out, &err)) {
+    if (lc_model_export_hf(&m, dir, &err)) {
         lc_model_free(&m);
         return tool_report(&err);
+    }
+    if (outsafe_hf_commit(out)) {
+        lc_model_free(&m);
+        return 1;
     }
     printf("wrote %s/config.json and %s/model.safetensors (%lld parameters, F32)\n", out, out,
            (long long)lc_model_param_count(&m));

@@ -16,6 +16,7 @@
 #include "tools.h"
 #include "args.h"
 #include "demo_report.h"
+#include "outsafe.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -159,6 +160,8 @@ int cmd_demo(int argc, char **argv) {
         else tool_arg_unknown(argv[0], argv[i], demo_usage, NULL);
     }
     if (!(scale > 0)) { fprintf(stderr, "lolcats demo: --scale must be positive\n"); return 2; }
+    outsafe_output("--report", report, OUTSAFE_OUT_DIR);   /* writable before a minute of training */
+    if (outsafe_begin(argc, argv, 0, 1)) return 1;
     steps_teacher = (int)(600 * scale);
     steps_s1 = (int)(150 * scale);
     steps_s2 = (int)(200 * scale);

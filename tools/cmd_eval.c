@@ -15,6 +15,7 @@
    (the KV cache makes that exact). */
 #include "tools.h"
 #include "args.h"
+#include "outsafe.h"
 #include "data.h"
 
 #include <limits.h>
@@ -146,6 +147,11 @@ int cmd_eval(int argc, char **argv) {
         else tool_arg_unknown(argv[0], argv[i - 1], eval_usage, NULL);
     }
     if (!model_path || !data) tool_arg_fail(argv[0], "eval needs --model (-m) and --data");
+    outsafe_input("--model", model_path, OUTSAFE_IN_MODEL);   /* kinds checked before loading */
+    outsafe_input("--data", data, OUTSAFE_IN_FILE);
+    outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);
+    if (lo.lolcats && strcmp(lo.lolcats, "identity")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
+    if (outsafe_begin(argc, argv, 0, 0)) return 1;
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;

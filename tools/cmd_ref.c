@@ -3,6 +3,7 @@
    upstream gradients), runs lolcats.h's kernels and writes the outputs. */
 #include "tools.h"
 #include "args.h"
+#include "outsafe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,9 @@ int cmd_ref(int argc, char **argv) {
     }
     if (!in_path || !out_path)
         tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
+    outsafe_input("IN", in_path, OUTSAFE_IN_FILE);   /* OUT must not be IN (outsafe.h) */
+    outsafe_output("OUT", out_path, OUTSAFE_OUT_FILE);
+    if (outsafe_begin(argc, argv, 0, 1)) return 1;
     lc_ctx_init(&ctx);
     if (scalar) ctx.simd = LOLCATS_SIMD_SCALAR;
     if (lc_st_open(&in, in_path, &err) != LOLCATS_OK) return tool_report(&err);

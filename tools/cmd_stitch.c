@@ -7,6 +7,7 @@
    every layer must come from exactly one input. */
 #include "tools.h"
 #include "args.h"
+#include "outsafe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,9 @@ int cmd_stitch(int argc, char **argv) {
             in[i].a = -2;  /* from the metadata */
         }
     }
+    for (i = 0; i < n; i++) outsafe_input("input", in[i].path, OUTSAFE_IN_FILE);
+    outsafe_output("--out", out, OUTSAFE_OUT_FILE);
+    if (outsafe_begin(argc, argv, 0, 1)) goto done;
     for (i = 0; i < n; i++) {
         const char *why;
         if (lc_lolcats_load(&in[i].lp, in[i].path, NULL, &err)) { tool_report(&err); goto done; }

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
 #include "args.h"
+#include "outsafe.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,7 +42,7 @@ typedef struct {
 } synth_tensor;
 
 static const char synth_usage[] =
-    "lolcats synth --like ARCH --out DIR [--layers K] [--seed S] [--dtype bf16|f32] [--shard-mb M]\n"
+    "lolcats synth --like ARCH --out DIR [--layers K] [--seed S] [--dtype bf16|f32] [--shard-mb M] [--force]\n"
     "Writes a Hugging Face directory (config.json, sharded safetensors, index) with the\n"
     "shapes of ARCH and seeded random weights (uniform, std 0.02; norms 1).\n"
     "  ARCH: llama3-8b llama3.1-8b llama3-70b llama3.1-70b llama3.1-405b mistral-7b\n"
@@ -49,7 +50,8 @@ static const char synth_usage[] =
     "  --layers K     keep only the first K layers (default: all)\n"
     "  -s, --seed S   seed of the weights (1)\n"
     "  --dtype T      bf16 or f32 (bf16)\n"
-    "  --shard-mb M   target shard size in MiB (default 2000)\n";
+    "  --shard-mb M   target shard size in MiB (default 2000)\n"
+    "  --force        replace a non-empty DIR whole (default: DIR must be absent or empty)\n";
 
 static uint64_t synth_next(uint64_t *s) {  /* splitmix64: fast and seedable per tensor */
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
@@ -80,8 +82,8 @@ static int synth_write_text(const char *path, const char *text) {
 }
 
 int cmd_synth(int argc, char **argv) {
-    const char *like = NULL, *out = NULL, *dtype = "bf16";
-    int layers = -1, i, l, n_t = 0, bf16, n_shards, shard;
+    const char *like = NULL, *out = NULL, *dtype = "bf16", *dir;
+    int layers = -1, i, l, n_t = 0, bf16, n_shards, shard, force = 0;
     uint64_t seed = 1;
     double shard_mb = 2000;
     const synth_arch *A = NULL;
@@ -93,6 +95,7 @@ int cmd_synth(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]);
         if (tool_arg_is_help(a)) return tool_arg_help(synth_usage, NULL);
+        else if (!strcmp(a, "--force")) force = 1;
         else if (!strcmp(a, "--like")) like = tool_arg_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) out = tool_arg_value(argc, argv, &i);
         else if (!strcmp(a, "--layers")) layers = tool_arg_int(a, tool_arg_value(argc, argv, &i), 1, 1 << 16);
@@ -110,7 +113,8 @@ int cmd_synth(int argc, char **argv) {
     if (layers == 0 || !(shard_mb > 0)) { fprintf(stderr, "lolcats synth: --layers and --shard-mb must be positive\n"); return 2; }
     bf16 = !strcmp(dtype, "bf16");
     esz = bf16 ? 2 : 4;
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "lolcats synth: cannot create %s\n", out); return 1; }
+    outsafe_output("--out", out, OUTSAFE_OUT_HF);   /* written whole into DIR.tmp.<pid>, then moved */
+    if (outsafe_begin(argc, argv, force, 1) || !(dir = outsafe_hf_dir(out))) return 1;
 
     ts = (synth_tensor *)calloc((size_t)layers * 9 + 3, sizeof *ts);
     shard_of = (int *)calloc((size_t)layers * 9 + 3, sizeof(int));
@@ -174,8 +178,10 @@ int cmd_synth(int argc, char **argv) {
             off += cnt * esz;
             n++;
         }
-        if (n_shards == 1) snprintf(path, sizeof path, "%s/model.safetensors", out);
-        else snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", out, shard, n_shards);
+        if (n_shards == 1) snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        else snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, shard, n_shards);
+        outsafe_tmp(path);   /* a signal removes the unfinished directory */
+        outsafe_st_tmp(-1, path);
         if (lc_st_write(path, list, n, NULL, 0, &err) != LOLCATS_OK) { free(buf); return tool_report(&err); }
         free(buf);
         fprintf(stderr, "  wrote %s (%d tensors)\n", path, n);
@@ -201,7 +207,7 @@ int cmd_synth(int argc, char **argv) {
                                    "\"original_max_position_embeddings\": 8192}");
         p += sprintf(text + p, ",\n  \"lolcats_synth\": {\"like\": \"%s\", \"seed\": %llu}\n}\n", A->name,
                      (unsigned long long)seed);
-        snprintf(path, sizeof path, "%s/config.json", out);
+        snprintf(path, sizeof path, "%s/config.json", dir);
         if (synth_write_text(path, text) != 0) { fprintf(stderr, "lolcats synth: cannot write %s\n", path); return 1; }
         if (n_shards > 1) {
             p = sprintf(text, "{\n  \"metadata\": {\"total_size\": %zu},\n  \"weight_map\": {\n", total);
@@ -209,12 +215,12 @@ int cmd_synth(int argc, char **argv) {
                 p += sprintf(text + p, "    \"%s\": \"model-%05d-of-%05d.safetensors\"%s\n", ts[i].name, shard_of[i],
                              n_shards, i + 1 < n_t ? "," : "");
             sprintf(text + p, "  }\n}\n");
-            snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+            snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
             if (synth_write_text(path, text) != 0) { fprintf(stderr, "lolcats synth: cannot write %s\n", path); return 1; }
         }
         free(text);
     }
     free(ts);
     free(shard_of);
-    return 0;
+    return outsafe_hf_commit(out);
 }

@@ -13,6 +13,7 @@
 #include "data.h"
 #include "report.h"
 #include "tool_mpi.h"
+#include "outsafe.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -41,6 +42,8 @@ static const char *common_usage =
     "  --max-records N      read only the first N Alpaca records (0: all)\n"
     "  --seed S             data order and LoRA init (0)\n"
     "  --resume             continue from OUT.state if it exists\n"
+    "  --force              start over although OUT.state exists (it is overwritten);\n"
+    "                       replace a non-empty --merge directory whole\n"
     "  --stop-after N       stop after optimizer step N, state saved (as if killed)\n"
     "  --json-log FILE      one JSON line per step: stage, step, tokens, loss, lr, val_loss\n"
     "  --max-memory MIB     stay under this memory: activation checkpointing and\n"
@@ -117,6 +120,7 @@ typedef struct {
     const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge;
     lc_train_cfg tc;
     int seq_len, grad_accum, val_every, val_seqs, val_records, resume, train_fmaps, no_at;
+    int force;                    /* --force: see outsafe.h */
     int fmap_bias;                /* 0: by feature map (relu: on), 1: on, 2: off */
     int mpi;                      /* distill: ranks split the layers */
     int lay0, lay1;               /* distill --layers A:B (lay1 0: every layer) */
@@ -160,6 +164,7 @@ static int stage1_bias(const train_opts *o) {
 static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     const char *a = tool_arg_alias(argv[*i]), *v;
     if (!strcmp(a, "--resume")) { o->resume = 1; return 1; }
+    if (!strcmp(a, "--force")) { o->force = 1; return 1; }
     if (!strcmp(a, "--halfspace")) { o->tc.fmap.halfspace = 1; return 1; }
     if (!strcmp(a, "--fmap-bias")) { o->fmap_bias = 1; return 1; }
     if (!strcmp(a, "--mpi")) { o->mpi = 1; return 1; }
@@ -519,6 +524,13 @@ static int plan_memory(const train_opts *o, int stage, const lc_model *m, const 
     return 0;
 }
 
+/* a SIGINT/SIGTERM arrived (outsafe.h); under MPI on any rank, so that all stop at the same step */
+static int stop_signal(void) {
+    double s = outsafe_stop() != 0;
+    if (tool_mpi_size() > 1) tool_mpi_sum_f64(&s, 1);
+    return s > 0;
+}
+
 /* One training stage. stage 1: distill into out; stage 2: LoRA from lp_in. */
 static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_data *d, const lc_lolcats *lp_in,
                      long long budget, float lr, const char *out, stage_result *res) {
@@ -534,7 +546,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     char spath[1100], seqs[32], accs[32], lrs[32], stages[8], lays[32];
     const char *extras[14];
     int n_save_meta = 1;
-    int T = d->seq_len, L = m->cfg.n_layers, rc = 1, resumed = 0, wrote_ckpt = 0;
+    int T = d->seq_len, L = m->cfg.n_layers, rc = 1, resumed = 0, wrote_ckpt = 0, stop = 0;
     int rank0 = tool_mpi_rank() == 0, tty = rank0 && isatty(2);
     s1_block blk;
     long long total_steps, start_step;
@@ -720,7 +732,8 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             pr.best_step = t.step;
             wrote_ckpt = 1;
         }
-        if (validated || t.step == total_steps || (o->stop_after > 0 && t.step >= o->stop_after)) {
+        stop = stop_signal();
+        if (validated || t.step == total_steps || (o->stop_after > 0 && t.step >= o->stop_after) || stop) {
             memcpy(pr.rng, rng.s, sizeof pr.rng);
             if (stage == 1) s1_sync(&t, &blk);
             if (rank0 && lc_train_save_state(&t, &pr, spath, extras, 6, &err)) { tool_report(&err); goto done; }
@@ -745,6 +758,15 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             fprintf(stderr, "lolcats: stopped after step %lld (--stop-after); continue with --resume\n",
                     (long long)t.step);
             rc = 3;
+            goto done;
+        }
+        if (stop && t.step < total_steps) {   /* SIGINT/SIGTERM: the state of this step is saved */
+            char what[1300];
+            if (tty) fputc('\n', stderr);
+            snprintf(what, sizeof what, "stage %d's training state after step %lld is saved in %s", stage,
+                     (long long)t.step, spath);
+            if (rank0) outsafe_resume_hint(what);
+            rc = outsafe_exit_code();
             goto done;
         }
     }
@@ -986,11 +1008,13 @@ static void stage1_path(char *buf, size_t cap, const char *out) {
 static int finish_stage2(const train_opts *o, train_env *e, const char *ckpt) {
     lc_lolcats lp;
     lc_error err;
-    if (!o->merge) return 0;
-    if (make_dir(o->merge)) return 1;
+    const char *dir;
+    if (!o->merge || tool_mpi_rank() != 0) return 0;
+    if (!(dir = outsafe_hf_dir(o->merge))) return 1;   /* written whole, then moved into place */
     if (lc_lolcats_load(&lp, ckpt, &e->m, &err)) return tool_report(&err);
-    if (lc_lolcats_export_hf(&e->m, &lp, o->merge, &err)) { lc_lolcats_free(&lp); return tool_report(&err); }
+    if (lc_lolcats_export_hf(&e->m, &lp, dir, &err)) { lc_lolcats_free(&lp); return tool_report(&err); }
     lc_lolcats_free(&lp);
+    if (outsafe_hf_commit(o->merge)) return 1;
     fprintf(stderr, "wrote %s (config.json, model.safetensors: LoRA merged, LoLCATs tensors beside)\n", o->merge);
     return 0;
 }
@@ -1024,7 +1048,7 @@ static int cache_layers(const char *list, int L, int *starts, int *n) {
 static int cache_inputs(train_opts *o, train_env *e) {
     const lc_model_config *c = &e->m.cfg;
     tool_data *d = &e->d;
-    int T = d->seq_len, dim = c->dim, L = c->n_layers, nb = 0, rc = 1, b, tty = isatty(2);
+    int T = d->seq_len, dim = c->dim, L = c->n_layers, nb = 0, rc = 1, b, tty = isatty(2), tmp_slot = -1;
     int *starts = (int *)malloc(sizeof(int) * (size_t)(L + 1));
     unsigned char *used = (unsigned char *)calloc((size_t)(d->n > 0 ? d->n : 1), 1);
     long *order = NULL, n_order = 0, i, per, n_shards, s, done_seqs = 0;
@@ -1135,6 +1159,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
             meta[6] = "data"; meta[7] = o->data;
             meta[8] = "model"; meta[9] = o->model_path;
             cache_shard_path(path, sizeof path, ldir[b], s);
+            tmp_slot = outsafe_st_tmp(tmp_slot, path);   /* removed if a signal lands in the write */
             if (lc_st_write(path, ts, (int)(j1 - j0), meta, 5, &err)) { tool_report(&err); goto done; }
         }
     }
@@ -1164,6 +1189,36 @@ static void stage_checks(const train_opts *o, const train_env *e, int which) {
     if (!o->tokens && (which != 3 || !o->tokens1 || !o->tokens2))
         tool_check_budget(o->strict, "--data (one pass, in tokens)", (long long)e->d.n * o->seq_len, o->seq_len,
                           o->grad_accum);
+}
+
+/* Every path the run reads and writes, checked before any work (outsafe.h). */
+static int train_preflight(const train_opts *o, int which, int argc, char **argv) {
+    char p[1200], s1[1100];
+    outsafe_input("--model", o->model_path, OUTSAFE_IN_MODEL);
+    outsafe_input("--tokenizer", o->tok_path, OUTSAFE_IN_FILE);
+    if (strcmp(o->data, "random")) outsafe_input("--data", o->data, OUTSAFE_IN_FILE);
+    if (o->lolcats_in && strcmp(o->lolcats_in, "identity")) outsafe_input("--lolcats", o->lolcats_in, OUTSAFE_IN_MODEL);
+    outsafe_input("--inputs", o->inputs, OUTSAFE_IN_DIR);
+    if (which == 4) return outsafe_begin(argc, argv, o->force, tool_mpi_rank() == 0) ? 1 : 0;
+    outsafe_output("--out", o->out, OUTSAFE_OUT_FILE);
+    state_path(p, sizeof p, o->out);
+    outsafe_state("--out's state", p, o->resume);
+    if (which == 3) {
+        stage1_path(s1, sizeof s1, o->out);
+        outsafe_derived("--out's stage 1 checkpoint", s1);
+        state_path(p, sizeof p, s1);
+        outsafe_state("--out's stage 1 state", p, o->resume);
+    }
+    outsafe_output("--json-log", o->json_log, OUTSAFE_OUT_LOG);
+    if (which != 1) outsafe_output("--merge", o->merge, OUTSAFE_OUT_HF);
+    outsafe_output("--report", o->report, OUTSAFE_OUT_DIR);
+    if (o->report) {
+        snprintf(p, sizeof p, "%s/summary.json", o->report);
+        outsafe_derived("--report's summary", p);
+    }
+    if (outsafe_begin(argc, argv, o->force, tool_mpi_rank() == 0)) return 1;
+    outsafe_training();
+    return 0;
 }
 
 static int cmd_stage(int argc, char **argv, int which) {
@@ -1196,6 +1251,7 @@ static int cmd_stage(int argc, char **argv, int which) {
     }
     if (which == 4) {
         if (!o.model_path || !o.data || !o.out) tool_die_usage(usage);
+        if (train_preflight(&o, which, argc, argv)) return 1;
         if (env_open(&e, &o)) { env_close(&e); return 1; }
         stage_checks(&o, &e, which);
         rc = cache_inputs(&o, &e);
@@ -1212,6 +1268,7 @@ static int cmd_stage(int argc, char **argv, int which) {
         return 2;
     }
     if (tool_mpi_init(o.mpi, &argc, &argv)) return 2;
+    if (train_preflight(&o, which, argc, argv)) { tool_mpi_finalize(); return 1; }
     if (env_open(&e, &o)) { env_close(&e); tool_mpi_finalize(); return 1; }
     stage_checks(&o, &e, which);
     if (which == 1) {

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "demo_report.h"
 #include "report.h"
+#include "outsafe.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ void tool_report_summary(const char *dir, double l0, double a0, double l1, doubl
     if (ensure_dir(dir) != 0) return;
     snprintf(path, sizeof path, "%s/summary.json", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    outsafe_tmp(tmp);   /* removed if a signal lands in the write */
     f = fopen(tmp, "w");
     if (!f) return;
     fprintf(f, "{\"teacher\": {\"loss\": %.6f, \"acc\": %.4f}, \"linear_no_at\": {\"loss\": %.6f, \"acc\": %.4f}, "
