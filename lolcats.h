@@ -1284,17 +1284,24 @@ static void lc__scal_ref(float *x, float a, int n) {
     for (i = 0; i < n; i++) x[i] *= a;
 }
 
+// The maxima carry NaN: one NaN among the x gives NaN (as torch.max does), so
+// a NaN input reaches every output it touches on every path (the vector forms
+// OR an unordered-compare mask beside their max: x86's max returns its second
+// operand when either is NaN).
 static float lc__max_ref(const float *x, float sgn, int n) {
     float m = -INFINITY;
     int i;
-    for (i = 0; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    for (i = 0; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
 
 static void lc__colmax_ref(const float *x, float *mx, int rows, int w) {
     int r, c;
     for (r = 0; r < rows; r++)
-        for (c = 0; c < w; c++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
+        for (c = 0; c < w; c++) {
+            float v = x[(size_t)r * w + c];
+            mx[c] = v > mx[c] || v != v ? v : mx[c];
+        }
 }
 
 static void lc__colexp_ref(float *x, const float *sub, float *sum, int rows, int w) {
@@ -1326,9 +1333,12 @@ static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, in
 // Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
 // polynomial, times 2^k. Within 2 ulp of expf for x in [-87.3, 88.7]; below
 // that the result flushes to 2^-126 range or 0 (feature maps clamp at 1e-12
-// after dividing by a sum >= 1, so those values never survive).
+// after dividing by a sum >= 1, so those values never survive); above
+// LC__EXP_OVF it is +inf as expf's, and NaN stays NaN (the clamps take the
+// input as their second operand, which x86 returns when either is NaN).
 #define LC__EXP_HI 88.3762626647949f
 #define LC__EXP_LO -87.3365447505531f
+#define LC__EXP_OVF 88.72283935546875f
 #define LC__LOG2E 1.44269504088896341f
 #define LC__LN2_HI 0.693359375f
 #define LC__LN2_LO -2.12194440e-4f
@@ -1387,33 +1397,53 @@ LC__TARGET_AVX512 static void lc__scal_avx512(float *x, float a, int n) {
 
 LC__TARGET_AVX2 static float lc__max_avx2(const float *x, float sgn, int n) {
     __m256 vs = _mm256_set1_ps(sgn), m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    __m256 nan = _mm256_setzero_ps();  // lanes that saw a NaN
     float lanes[8], m;
     int i = 0, l;
     for (; i + 16 <= n; i += 16) {
-        m0 = _mm256_max_ps(m0, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i)));
-        m1 = _mm256_max_ps(m1, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i + 8)));
+        __m256 a = _mm256_mul_ps(vs, _mm256_loadu_ps(x + i));
+        __m256 b = _mm256_mul_ps(vs, _mm256_loadu_ps(x + i + 8));
+        m0 = _mm256_max_ps(m0, a);
+        m1 = _mm256_max_ps(m1, b);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
     }
-    for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(m0, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i)));
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_mul_ps(vs, _mm256_loadu_ps(x + i));
+        m0 = _mm256_max_ps(m0, a);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
     _mm256_storeu_ps(lanes, _mm256_max_ps(m0, m1));
     m = lanes[0];
     for (l = 1; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
-    for (; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    for (; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
 
 LC__TARGET_AVX512 static float lc__max_avx512(const float *x, float sgn, int n) {
     __m512 vs = _mm512_set1_ps(sgn), m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    __mmask16 nan = 0;  // lanes that saw a NaN
     float lanes[16], m;
     int i = 0, l;
     for (; i + 32 <= n; i += 32) {
-        m0 = _mm512_max_ps(m0, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i)));
-        m1 = _mm512_max_ps(m1, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i + 16)));
+        __m512 a = _mm512_mul_ps(vs, _mm512_loadu_ps(x + i));
+        __m512 b = _mm512_mul_ps(vs, _mm512_loadu_ps(x + i + 16));
+        m0 = _mm512_max_ps(m0, a);
+        m1 = _mm512_max_ps(m1, b);
+        nan = (__mmask16)(nan | _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q));
     }
-    for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(m0, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i)));
+    for (; i + 16 <= n; i += 16) {
+        __m512 a = _mm512_mul_ps(vs, _mm512_loadu_ps(x + i));
+        m0 = _mm512_max_ps(m0, a);
+        nan = (__mmask16)(nan | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q));
+    }
     if (i < n) {  // masked tail: the other lanes keep -inf
         __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
-        m1 = _mm512_mask_max_ps(m1, k, m1, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + i)));
+        __m512 a = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + i));
+        m1 = _mm512_mask_max_ps(m1, k, m1, a);
+        nan = (__mmask16)(nan | _mm512_mask_cmp_ps_mask(k, a, a, _CMP_UNORD_Q));
     }
+    if (nan) return NAN;
     _mm512_storeu_ps(lanes, _mm512_max_ps(m0, m1));
     m = lanes[0];
     for (l = 1; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;
@@ -1460,7 +1490,8 @@ LC__TARGET_AVX512 static void lc__axpy_avx512(float *y, float a, const float *x,
 LC__TARGET_AVX2 static __m256 lc__exp256(__m256 x) {
     __m256 k, r, p, r2;
     __m256i e;
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LC__EXP_LO)), _mm256_set1_ps(LC__EXP_HI));
+    __m256 ovf = _mm256_cmp_ps(x, _mm256_set1_ps(LC__EXP_OVF), _CMP_GT_OQ);
+    x = _mm256_min_ps(_mm256_set1_ps(LC__EXP_HI), _mm256_max_ps(_mm256_set1_ps(LC__EXP_LO), x));
     k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LC__LOG2E)),
                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LC__LN2_HI), x);
@@ -1473,7 +1504,7 @@ LC__TARGET_AVX2 static __m256 lc__exp256(__m256 x) {
     r2 = _mm256_mul_ps(r, r);
     p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
     e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_blendv_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), _mm256_set1_ps(INFINITY), ovf);
 }
 
 LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float sgn, float sub,
@@ -1498,9 +1529,13 @@ LC__TARGET_AVX2 static void lc__colmax_avx2(const float *x, float *mx, int rows,
     int r, c;
     LOLCATS_ASSERT(w % 8 == 0);
     for (c = 0; c + 8 <= w; c += 8) {
-        __m256 m = _mm256_loadu_ps(mx + c);
-        for (r = 0; r < rows; r++) m = _mm256_max_ps(_mm256_loadu_ps(x + (size_t)r * w + c), m);
-        _mm256_storeu_ps(mx + c, m);
+        __m256 m = _mm256_loadu_ps(mx + c), nan = _mm256_setzero_ps();
+        for (r = 0; r < rows; r++) {
+            __m256 v = _mm256_loadu_ps(x + (size_t)r * w + c);
+            m = _mm256_max_ps(v, m);  // a NaN already in m stays (second operand)
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        _mm256_storeu_ps(mx + c, _mm256_blendv_ps(m, _mm256_set1_ps(NAN), nan));
     }
 }
 
@@ -1534,8 +1569,9 @@ LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     __m512 k, r, p, r2;
     // masked forms with an explicit source: GCC 12's C++ build warns about the
     // undefined pass-through of the plain ones
-    x = _mm512_mask_max_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_LO));
-    x = _mm512_mask_min_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_HI));
+    __mmask16 ovf = _mm512_cmp_ps_mask(x, _mm512_set1_ps(LC__EXP_OVF), _CMP_GT_OQ);
+    x = _mm512_mask_max_ps(x, (__mmask16)0xFFFF, _mm512_set1_ps(LC__EXP_LO), x);
+    x = _mm512_mask_min_ps(x, (__mmask16)0xFFFF, _mm512_set1_ps(LC__EXP_HI), x);
     k = _mm512_mul_ps(x, _mm512_set1_ps(LC__LOG2E));
     k = _mm512_mask_roundscale_ps(k, (__mmask16)0xFFFF, k,
                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -1548,7 +1584,8 @@ LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P5));
     r2 = _mm512_mul_ps(r, r);
     p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-    return _mm512_mask_scalef_ps(p, (__mmask16)0xFFFF, p, k);
+    p = _mm512_mask_scalef_ps(p, (__mmask16)0xFFFF, p, k);
+    return _mm512_mask_mov_ps(p, ovf, _mm512_set1_ps(INFINITY));
 }
 
 LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, float sgn,
@@ -1577,8 +1614,13 @@ LC__TARGET_AVX512 static void lc__colmax_avx512(const float *x, float *mx, int r
     LOLCATS_ASSERT(w % 16 == 0);
     for (c = 0; c + 16 <= w; c += 16) {
         __m512 m = _mm512_loadu_ps(mx + c);
-        for (r = 0; r < rows; r++) m = _mm512_max_ps(_mm512_loadu_ps(x + (size_t)r * w + c), m);
-        _mm512_storeu_ps(mx + c, m);
+        __mmask16 nan = 0;
+        for (r = 0; r < rows; r++) {
+            __m512 v = _mm512_loadu_ps(x + (size_t)r * w + c);
+            m = _mm512_max_ps(v, m);  // a NaN already in m stays (second operand)
+            nan = (__mmask16)(nan | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+        }
+        _mm512_storeu_ps(mx + c, _mm512_mask_mov_ps(m, nan, _mm512_set1_ps(NAN)));
     }
 }
 
@@ -1632,15 +1674,18 @@ LC__TARGET_AVX512 static void lc__smx2_avx512(float *out, const float *z, int f,
                                               float lo) {
     __m512 mx = _mm512_set1_ps(-INFINITY), mn = _mm512_set1_ps(INFINITY);
     __m512 s1 = _mm512_setzero_ps(), s2 = s1, vlo = _mm512_set1_ps(lo);
+    __mmask16 nan = 0;
     int i;
     for (i = 0; i < f; i += 16) {
         __mmask16 k = lc__tail16(f - i);
         __m512 v = lc__ld512(k, z + i);
         mx = _mm512_mask_max_ps(mx, k, mx, v);
         mn = _mm512_mask_min_ps(mn, k, mn, v);
+        nan = (__mmask16)(nan | _mm512_mask_cmp_ps_mask(k, v, v, _CMP_UNORD_Q));
     }
     LC__HRED512(max, mx)
     LC__HRED512(min, mn)
+    if (nan) mx = mn = _mm512_set1_ps(NAN);  // as lc__max_ref
     for (i = 0; i < f; i += 16) {
         __mmask16 k = lc__tail16(f - i);
         __m512 v = lc__ld512(k, z + i), e = lc__exp512(_mm512_sub_ps(v, mx));
@@ -1659,10 +1704,10 @@ LC__TARGET_AVX512 static void lc__smx2_avx512(float *out, const float *z, int f,
     for (i = 0; i < f; i += 16) {
         __mmask16 k = lc__tail16(f - i);
         __m512 v = lc__ld512(k, out + i);
-        lc__st512(k, out + i, _mm512_max_ps(_mm512_mul_ps(v, s1), vlo));
+        lc__st512(k, out + i, _mm512_max_ps(vlo, _mm512_mul_ps(v, s1)));  // NaN stays
         if (two) {
             v = lc__ld512(k, out + f + i);
-            lc__st512(k, out + f + i, _mm512_max_ps(_mm512_mul_ps(v, s2), vlo));
+            lc__st512(k, out + f + i, _mm512_max_ps(vlo, _mm512_mul_ps(v, s2)));
         }
     }
 }
@@ -1723,7 +1768,7 @@ static void lc__colmax_neon(const float *x, float *mx, int rows, int w) {
     int r, c;
     LOLCATS_ASSERT(w % 4 == 0);
     for (c = 0; c + 4 <= w; c += 4) {
-        float32x4_t m = vld1q_f32(mx + c);
+        float32x4_t m = vld1q_f32(mx + c);  // vmaxq (FMAX) returns NaN if either is NaN
         for (r = 0; r < rows; r++) m = vmaxq_f32(vld1q_f32(x + (size_t)r * w + c), m);
         vst1q_f32(mx + c, m);
     }
@@ -1749,8 +1794,8 @@ static float lc__max_neon(const float *x, float sgn, int n) {
     float m;
     int i = 0;
     for (; i + 4 <= n; i += 4) m0 = vmaxq_f32(m0, vmulq_n_f32(vld1q_f32(x + i), sgn));
-    m = vmaxvq_f32(m0);
-    for (; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    m = vmaxvq_f32(m0);  // FMAX / FMAXV: NaN if any lane is NaN
+    for (; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
 #endif
@@ -1787,6 +1832,40 @@ static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
 #endif
     (void)s;
     return &lc__prims_ref;
+}
+
+// Whether all n floats are finite (NaN and Inf: exponent bits all ones).
+static int lc__all_finite(const float *x, size_t n) {
+    uint32_t bad = 0, u;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        memcpy(&u, x + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+// The context an attention kernel runs under: ctx itself, or, when one of the
+// `count` inputs (pairs of const float *, size_t floats; NULL skipped) holds a
+// NaN or Inf, *tmp set to ctx on the scalar path. The fast forms multiply
+// whole tiles, where a masked-out weight 0 meets an Inf or NaN key, value or
+// gradient (0 * inf = NaN) that the reference's loops never touch: such
+// inputs take the definition, so every path gives the reference's NaN / Inf.
+static const lc_ctx *lc__ctx_finite(const lc_ctx *ctx, lc_ctx *tmp, int count, ...) {
+    va_list ap;
+    int i, ok = 1;
+    if (!ctx || ctx->simd == LOLCATS_SIMD_SCALAR) return ctx;
+    va_start(ap, count);
+    for (i = 0; i < count; i++) {
+        const float *x = va_arg(ap, const float *);
+        size_t n = va_arg(ap, size_t);
+        if (ok && x && !lc__all_finite(x, n)) ok = 0;
+    }
+    va_end(ap);
+    if (ok) return ctx;
+    *tmp = *ctx;
+    tmp->simd = LOLCATS_SIMD_SCALAR;
+    return tmp;
 }
 
 // Matrix products inside kernels go through the GEMM (>>impl-gemm):
@@ -2702,10 +2781,13 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
 LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
                                 const float *k, const float *v, int B, int H, int Hk, int N,
                                 int D) {
-    const lc__prims *P = lc__prims_for(ctx);
+    lc_ctx ref_;
+    const lc__prims *P;
     float scale = lc__attn_scale(D);
     lc__sm_plan pl;
     int bh;
+    ctx = lc__ctx_finite(ctx, &ref_, 3, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D);
+    P = lc__prims_for(ctx);
     LOLCATS_ASSERT(H % Hk == 0);
     if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
         lc__softmax_tiles(&pl, P, y, lse, q, k, v, B, H, Hk, N, D, NULL);
@@ -2756,9 +2838,12 @@ LCIMPL void lc_attn_softmax_bwd(const lc_ctx *ctx, float *dq, float *dk, float *
                                 const float *dy, const float *da, const float *y,
                                 const float *lse, const float *q, const float *k,
                                 const float *v, int B, int H, int Hk, int N, int D) {
-    const lc__prims *P = lc__prims_for(ctx);
+    lc_ctx ref_;
+    const lc__prims *P;
     float scale = lc__attn_scale(D);
     int bg, rep = H / Hk;
+    ctx = lc__ctx_finite(ctx, &ref_, 4, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, dy, (size_t)B * H * N * D);
+    P = lc__prims_for(ctx);
     LC__OMP_FOR
     for (bg = 0; bg < B * Hk; bg++) {
         int b = bg / Hk, g = bg % Hk, r, i, j;
@@ -3383,7 +3468,11 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
                                const float *phiq, const float *phik, const float *wf,
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_ctx ref_;
     LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
+                         (size_t)H, kv_state, (size_t)B * H * F * D);
+    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
     if (work && !a && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
@@ -3857,7 +3946,11 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *phiq, const float *phik, const float *wf,
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_ctx ref_;
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
+                         (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
+    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
     if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
@@ -3941,7 +4034,9 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
                                  const float *wf, int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
     lc__sm_plan pl;
+    lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
         float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
         lc__xfer xs;
@@ -4038,7 +4133,10 @@ LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, 
                                  const float *wf, int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
     lc__sm_plan pl;
+    lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H,
+                         dy, (size_t)B * H * N * D);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
         lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F),
                      dy, y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
@@ -4353,7 +4451,9 @@ LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, flo
     float *rest = work + lc_attn_hybrid_work_floats(B, H, D, F), *dy = rest + n;
     double loss;
     lc__sm_plan pl;
+    lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
         lc__xfer_mse_fast(ctx, &pl, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k, v,
                           phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
