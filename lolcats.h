@@ -506,7 +506,8 @@ LCAPI float lc_f16_to_f32(uint16_t h);
 LCAPI uint16_t lc_f32_to_f16(float f);
 // Converts any numeric dtype (F32, F16, BF16, F64, integers, BOOL) into
 // dst[lc_tensor_numel(t)] (little-endian data, any alignment); F8 gives
-// LOLCATS_ERR_UNSUPPORTED.
+// LOLCATS_ERR_UNSUPPORTED; a finite F64 beyond float range LOLCATS_ERR_FORMAT
+// (NaN and inf convert as they are).
 LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
 // Zero-copy access: t->data when t is F32, 4-byte aligned and the host is
 // little-endian; NULL otherwise (then use lc_tensor_to_f32).
@@ -5883,7 +5884,16 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err) 
     case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) dst[i] = lc_f16_to_f32(LC__LE16(p + 2 * i)); break;
     case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) dst[i] = lc_bf16_to_f32(LC__LE16(p + 2 * i)); break;
     case LOLCATS_DTYPE_F64:
-        for (i = 0; i < n; i++) { uint64_t u = LC__LE64(p + 8 * i); double d; memcpy(&d, &u, 8); dst[i] = (float)d; }
+        for (i = 0; i < n; i++) {
+            uint64_t u = LC__LE64(p + 8 * i);
+            double d;
+            memcpy(&d, &u, 8);
+            dst[i] = (float)d;
+            if (isinf(dst[i]) && isfinite(d))  // not a silent inf
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "tensor '%s': F64 element %lu = %g is beyond "
+                                    "float range (|x| <= 3.4e38); rescale it or store it as F32",
+                                    t->name ? t->name : "?", (unsigned long)i, d);
+        }
         break;
     case LOLCATS_DTYPE_I8: for (i = 0; i < n; i++) dst[i] = (float)(signed char)p[i]; break;
     case LOLCATS_DTYPE_U8: for (i = 0; i < n; i++) dst[i] = (float)p[i]; break;
@@ -7081,6 +7091,27 @@ static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path,
     if (c->sliding_window < 0)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: sliding_window %d is negative", path,
                             c->sliding_window);
+    // the real-valued fields: finite and in their domain (a float cast of a
+    // huge JSON number is inf, so the checks come after it)
+    if (!(isfinite(c->norm_eps) && c->norm_eps >= 0.0f))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rms_norm_eps %g is not a finite number "
+                            ">= 0 (Llama uses 1e-5 or 1e-6)", path, (double)c->norm_eps);
+    if (!(isfinite(c->rope_theta) && c->rope_theta > 0.0f))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rope_theta %g is not a finite number "
+                            "> 0 (Llama uses 10000 or 500000)", path, (double)c->rope_theta);
+    if (c->rope_llama3) {
+        static const char *const names[3] = {"factor", "low_freq_factor", "high_freq_factor"};
+        const float vals[3] = {c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor};
+        int i;
+        for (i = 0; i < 3; i++)
+            if (!(isfinite(vals[i]) && vals[i] > 0.0f))
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rope_scaling.%s %g is not a "
+                                    "finite number > 0", path, names[i], (double)vals[i]);
+        if (c->rope_orig_max_pos <= 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rope_scaling."
+                                "original_max_position_embeddings %d is not positive", path,
+                                c->rope_orig_max_pos);
+    }
     return LOLCATS_OK;
 }
 
@@ -9700,8 +9731,10 @@ static lc_status lc__meta_int(const lc_st_file *f, const char *key, int req, lon
     return LOLCATS_OK;
 }
 
-static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, double def, double *out,
-                              lc_error *err) {
+// A finite number (req: it must be there); lc__meta_best also takes "inf",
+// which a best loss holds before the first validation.
+static lc_status lc__meta_num_in(const lc_st_file *f, const char *key, int req, double def,
+                                 int inf_ok, double *out, lc_error *err) {
     const char *v = lc_st_meta(f, key);
     char *end;
     if (!v) {
@@ -9712,7 +9745,15 @@ static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, dou
     *out = strtod(v, &end);
     if (end == v || *end)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s = '%s' is not a number", lc_st_path(f), key, v);
+    if (!isfinite(*out) && !(inf_ok && *out == HUGE_VAL))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s = '%s' is not a finite number "
+                            "(a run that diverged? keep an earlier checkpoint)", lc_st_path(f), key, v);
     return LOLCATS_OK;
+}
+
+static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, double def, double *out,
+                              lc_error *err) {
+    return lc__meta_num_in(f, key, req, def, 0, out, err);
 }
 
 // Finds tensor name, checks its shape against want (ndim dims), converts it
@@ -9783,6 +9824,11 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
         (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
         goto fail;
+    if (eps < 0 || (float)eps > 1.0f || !isfinite((float)alpha)) {
+        st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata eps %g / lora_alpha %g out of range "
+                          "(eps in [0, 1], alpha a finite float)", file, eps, alpha);
+        goto fail;
+    }
     s = lc_st_meta(f, "feature_map");
     act = s ? lc_fmap_act_parse(s) : LOLCATS_FMAP_SOFTMAX_DIM;
     if (act < 0) { st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: unknown feature_map '%s'", file, s); goto fail; }
@@ -10157,8 +10203,8 @@ LCIMPL lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const c
     pr->sched.patience = (int)v;
     if ((st = lc__meta_int(f, "num_bad", 1, 0, 0, 1 << 30, &v, err))) goto done;
     pr->sched.num_bad = (int)v;
-    if ((st = lc__meta_num(f, "sched_best", 1, 0, &pr->sched.best, err))) goto done;
-    if ((st = lc__meta_num(f, "best_val", 1, 0, &pr->best_val, err))) goto done;
+    if ((st = lc__meta_num_in(f, "sched_best", 1, 0, 1, &pr->sched.best, err))) goto done;
+    if ((st = lc__meta_num_in(f, "best_val", 1, 0, 1, &pr->best_val, err))) goto done;
     lc_train_zero_grad(t);
 done:
     lc_st_close(f);
@@ -10768,8 +10814,9 @@ static lc_status lc__ref_meta_float(const lc_st_file *in, const char *key, float
     *out = def;
     if (!s) return LOLCATS_OK;
     v = strtod(s, &end);
-    if (end == s || *end || !(v == v))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s='%s' is not a number", lc_st_path(in), key, s);
+    if (end == s || *end || !isfinite(v) || !isfinite((float)v))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s='%s' is not a finite float",
+                            lc_st_path(in), key, s);
     *out = (float)v;
     return LOLCATS_OK;
 }
