@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "demo_report.h"
 #include "report.h"
+#include "tools.h"
 
 #include <math.h>
 #include <stdio.h>
