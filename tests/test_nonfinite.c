@@ -9,6 +9,8 @@
 #include "lolcats.h"
 #include "check.h"
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 static lc_rng rng;
 
@@ -245,8 +247,158 @@ static void simd_vs_scalar(void) {
     if (!tested) printf("SKIPPED: SIMD vs scalar with NaN / Inf (no SIMD path here)\n");
 }
 
+static const char *bin;
+
+/* runs cmd (output to build/tests/nf_out.txt), returns the exit status, the
+   output in out */
+static int run(const char *cmd, char *out, size_t cap) {
+    char full[2048];
+    FILE *f;
+    size_t n;
+    int st;
+    snprintf(full, sizeof full, "%s >build/tests/nf_out.txt 2>&1", cmd);
+    st = system(full);
+    f = fopen("build/tests/nf_out.txt", "r");
+    n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* `lolcats ref` on a softmax case whose q is all NaN: every y NaN on the
+   default (SIMD) path, as --scalar and PyTorch give; an F64 q with a finite
+   value beyond float range is refused naming the tensor and element. */
+static void ref_cli(void) {
+    static const char *in = "tests/data/softmax_mha_n65.safetensors";
+    lc_st_file *f, *o;
+    lc_error err;
+    lc_tensor ts[16];
+    float *q;
+    double *q64;
+    const lc_tensor *y;
+    char cmd[1024], out[4096];
+    int i, n, rc;
+    size_t j, nq = 0;
+    printf("ref with non-finite inputs\n");
+    memset(ts, 0, sizeof ts);
+    if (!CHECK(lc_st_open(&f, in, &err) == 0, "%s", err.msg)) return;
+    n = lc_st_count(f);
+    for (i = 0; i < n && i < 16; i++) ts[i] = *lc_st_tensor_at(f, i);
+    for (i = 0; i < n; i++)
+        if (!strcmp(ts[i].name, "q")) nq = lc_tensor_numel(&ts[i]);
+    q = (float *)malloc(sizeof(float) * nq);
+    q64 = (double *)malloc(sizeof(double) * nq);
+    for (j = 0; j < nq; j++) { q[j] = NAN; q64[j] = 0.5; }
+    q64[nq / 2] = 1e39;
+    for (i = 0; i < n; i++)
+        if (!strcmp(ts[i].name, "q")) { ts[i].dtype = LOLCATS_DTYPE_F32; ts[i].data = q; ts[i].nbytes = 4 * nq; }
+    {
+        const char *meta[16 * 2] = {0};
+        int k, nm = lc_st_meta_count(f);
+        for (k = 0; k < nm && k < 16; k++) lc_st_meta_at(f, k, &meta[2 * k], &meta[2 * k + 1]);
+        CHECK(lc_st_write("build/tests/nf_q_nan.safetensors", ts, n, meta, nm, &err) == 0, "%s", err.msg);
+        for (i = 0; i < n; i++)
+            if (!strcmp(ts[i].name, "q")) { ts[i].dtype = LOLCATS_DTYPE_F64; ts[i].data = q64; ts[i].nbytes = 8 * nq; }
+        CHECK(lc_st_write("build/tests/nf_q_f64.safetensors", ts, n, meta, nm, &err) == 0, "%s", err.msg);
+    }
+    snprintf(cmd, sizeof cmd, "%s ref build/tests/nf_q_nan.safetensors build/tests/nf_y.safetensors", bin);
+    rc = run(cmd, out, sizeof out);
+    if (CHECK(rc == 0, "`%s` exit %d: %s", cmd, rc, out) &&
+        CHECK(lc_st_open(&o, "build/tests/nf_y.safetensors", &err) == 0, "%s", err.msg)) {
+        y = lc_st_find(o, "y");
+        if (CHECK(y != NULL, "no y in the ref output")) {
+            size_t ny = lc_tensor_numel(y), finite = 0;
+            float *yv = (float *)malloc(sizeof(float) * ny);
+            lc_tensor_to_f32(y, yv, &err);
+            for (j = 0; j < ny; j++) finite += yv[j] == yv[j];
+            CHECK(finite == 0, "ref (default path) with all-NaN q: %zu of %zu y finite", finite, ny);
+            free(yv);
+        }
+        lc_st_close(o);
+    }
+    snprintf(cmd, sizeof cmd, "%s ref build/tests/nf_q_f64.safetensors build/tests/nf_y64.safetensors", bin);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "'q'") && strstr(out, "element"),
+          "ref with an F64 q beyond float range: exit %d, output: %s", rc, out);
+    free(q); free(q64);
+    lc_st_close(f);
+}
+
+/* an HF config with a bad real-valued field is refused naming file and field */
+static void config_fields(void) {
+    static const char *bad[][2] = {{"rope_theta", "0"}, {"rope_theta", "-5"}, {"rope_theta", "1e60"},
+                                   {"rms_norm_eps", "-1e-6"}, {"rms_norm_eps", "1e300"}};
+    char path[256];
+    int i;
+    printf("config fields\n");
+    mkdir("build/tests/nf_hf", 0755);
+    for (i = 0; i < 5; i++) {
+        FILE *f;
+        lc_model m;
+        lc_error err;
+        lc_status st;
+        snprintf(path, sizeof path, "build/tests/nf_hf/config.json");
+        f = fopen(path, "w");
+        if (!CHECK(f != NULL, "cannot write %s", path)) return;
+        fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128, "
+                   "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 4, "
+                   "\"vocab_size\": 32, \"max_position_embeddings\": 64, \"%s\": %s}\n",
+                bad[i][0], bad[i][1]);
+        fclose(f);
+        memset(&err, 0, sizeof err);
+        st = lc_model_load_hf(&m, "build/tests/nf_hf", &err);
+        CHECK(st != 0 && strstr(err.msg, bad[i][0]) && strstr(err.msg, "config.json"),
+              "config %s = %s: status %d, message: %s", bad[i][0], bad[i][1], (int)st, err.msg);
+        if (st == 0) lc_model_free(&m);
+    }
+}
+
+#define MODEL "../shared/models/stories260K/stories260K.bin"
+#define TOK "../shared/models/stories260K/tok512.bin"
+
+/* stories260K with one NaN weight: eval says so, JSON holds null, exit != 0 */
+static void eval_nan_model(void) {
+    FILE *in, *of;
+    char cmd[1024], out[4096];
+    unsigned char *buf;
+    long len;
+    float nan_ = NAN;
+    int rc;
+    printf("eval on a model with a NaN weight\n");
+    in = fopen(MODEL, "rb");
+    if (!in) { printf("SKIPPED: %s not found\n", MODEL); return; }
+    fseek(in, 0, SEEK_END);
+    len = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    buf = (unsigned char *)malloc((size_t)len);
+    if (fread(buf, 1, (size_t)len, in) != (size_t)len) len = 0;
+    fclose(in);
+    memcpy(buf + 28, &nan_, 4);   /* the first float after the 7-int header */
+    of = fopen("build/tests/nf_nan.bin", "wb");
+    if (of) { fwrite(buf, 1, (size_t)len, of); fclose(of); }
+    free(buf);
+    of = fopen("build/tests/nf_text.txt", "w");
+    if (of) { fputs("Once upon a time there was a little cat.\n", of); fclose(of); }
+    snprintf(cmd, sizeof cmd, "%s eval --model build/tests/nf_nan.bin --tokenizer %s --data build/tests/nf_text.txt --json",
+             bin, TOK);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0, "eval --json on a NaN model exits %d: %s", rc, out);
+    CHECK(!strstr(out, "nan") || strstr(out, "error"), "eval --json printed a bare nan: %s", out);
+    CHECK(strstr(out, "\"nll\": null") != NULL || strstr(out, "error") != NULL,
+          "eval --json on a NaN model: no null nll nor error: %s", out);
+    snprintf(cmd, sizeof cmd, "%s eval --model build/tests/nf_nan.bin --tokenizer %s --data build/tests/nf_text.txt",
+             bin, TOK);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && (strstr(out, "not finite") || strstr(out, "error")),
+          "eval on a NaN model: exit %d: %s", rc, out);
+}
+
 int main(void) {
     lc_rng_seed(&rng, 16);
+    bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
     simd_vs_scalar();
+    ref_cli();
+    config_fields();
+    eval_nan_model();
     return check_done();
 }
