@@ -7123,6 +7123,77 @@ static int32_t lc__rd_i32(const unsigned char *p) {
     return v;
 }
 
+// Every weight finite, checked once at load (one read of the file, which the
+// first forward makes anyway): a NaN or Inf weight is refused naming the file,
+// the tensor (by its Hugging Face name) and the first bad element, instead of
+// giving NaN logits or losses much later. LOLCATS_NO_WEIGHT_CHECK turns the
+// scan off. Returns the element index, or -1 when all are finite.
+static int64_t lc__w_first_nonfinite(const lc_weight *w) {
+    size_t n = (size_t)(w->rows > 0 ? w->rows : 1) * (size_t)w->cols, i;
+    const unsigned char *p = (const unsigned char *)w->data;
+    if (!p) return -1;
+    if (w->dtype == LOLCATS_DTYPE_F32) {
+        uint32_t u, bad = 0;
+        for (i = 0; i < n; i++) {  // an OR per block: the hot loop has no branch
+            memcpy(&u, p + 4 * i, 4);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+            if ((i & 4095) == 4095 && bad) break;
+        }
+        if (!bad) return -1;
+        for (i = 0; i < n; i++) {
+            memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return (int64_t)i;
+        }
+    } else {
+        uint16_t h, mask = w->dtype == LOLCATS_DTYPE_BF16 ? 0x7f80u : 0x7c00u;
+        for (i = 0; i < n; i++) {
+            memcpy(&h, p + 2 * i, 2);
+            if ((h & mask) == mask) return (int64_t)i;
+        }
+    }
+    return -1;
+}
+
+static lc_status lc__model_check_finite(const lc_model *m, const char *path, lc_error *err) {
+#if defined(LOLCATS_NO_WEIGHT_CHECK)
+    (void)m; (void)path; (void)err;
+    return LOLCATS_OK;
+#else
+    static const char *const names[9] = {
+        "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"};
+    const lc_weight *top[3];
+    static const char *const top_names[3] = {"model.embed_tokens.weight", "model.norm.weight",
+                                             "lm_head.weight"};
+    int64_t at;
+    int i, l;
+    top[0] = &m->tok_emb; top[1] = &m->rms_final; top[2] = &m->wcls;
+    for (i = 0; i < 3; i++) {
+        if (i == 2 && m->wcls.data == m->tok_emb.data) break;
+        if ((at = lc__w_first_nonfinite(top[i])) >= 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s holds %g at element %lld (row %lld): "
+                                "the weights are not finite (a diverged or corrupt export?)", path,
+                                top_names[i], (double)lc__m_at(top[i]->data, top[i]->dtype, (size_t)at),
+                                (long long)at, (long long)(at / top[i]->cols));
+    }
+    for (l = 0; l < m->cfg.n_layers; l++) {
+        const lc_layer_weights *lw = &m->layers[l];
+        const lc_weight *ws[9];
+        ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
+        ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
+        for (i = 0; i < 9; i++)
+            if ((at = lc__w_first_nonfinite(ws[i])) >= 0)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor model.layers.%d.%s holds %g at "
+                                    "element %lld (row %lld): the weights are not finite (a diverged or "
+                                    "corrupt export?)", path, l, names[i],
+                                    (double)lc__m_at(ws[i]->data, ws[i]->dtype, (size_t)at), (long long)at,
+                                    (long long)(at / ws[i]->cols));
+    }
+    return LOLCATS_OK;
+#endif
+}
+
 LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *err) {
     lc__model_priv *pv;
     lc_model_config *c;
@@ -7203,7 +7274,8 @@ LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *
     m->rms_final = lc__w(p, LOLCATS_DTYPE_F32, 1, dim); p += dim;
     p += (size_t)c->seq_len * hd;                   // freq_cis_real, freq_cis_imag (unused)
     m->wcls = shared ? m->tok_emb : lc__w(p, LOLCATS_DTYPE_F32, (int64_t)V, dim);
-    return LOLCATS_OK;
+    if ((s = lc__model_check_finite(m, path, err))) lc_model_free(m);
+    return s;
 }
 
 LCIMPL void lc_model_free(lc_model *m) {
@@ -8620,6 +8692,7 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
 #undef LC__HF_L
     }
 #undef LC__HF_T
+    if ((s = lc__model_check_finite(m, dir, err))) goto fail;
     return LOLCATS_OK;
 fail:
     lc_model_free(m);
@@ -9780,7 +9853,16 @@ static lc_status lc__ckpt_get(const lc_st_file *f, const char *name, const int64
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s has shape (%s), expected (%s) %s",
                             lc_st_path(f), name, got, exp, hint);
     }
-    return lc_tensor_to_f32(t, dst, err);
+    if ((i = lc_tensor_to_f32(t, dst, err)) != LOLCATS_OK) return (lc_status)i;
+    {   // a checkpoint or state never carries NaN / Inf into a run
+        size_t n = lc_tensor_numel(t), j;
+        for (j = 0; j < n; j++)
+            if (!isfinite(dst[j]))
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s holds %g at element %lu: not "
+                                    "finite (saved from a diverged run? use an earlier checkpoint)",
+                                    lc_st_path(f), name, (double)dst[j], (unsigned long)j);
+    }
+    return LOLCATS_OK;
 }
 
 LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_model *m, lc_error *err) {

@@ -393,6 +393,107 @@ static void eval_nan_model(void) {
           "eval on a NaN model: exit %d: %s", rc, out);
 }
 
+/* copies the safetensors file src to dst with metadata key set to val (NULL:
+   unchanged) and, when poison, the first element of tensor poison set to NaN */
+static int rewrite_st(const char *src, const char *dst, const char *key, const char *val, const char *poison) {
+    lc_st_file *f;
+    lc_error err;
+    lc_tensor ts[64];
+    const char *meta[128] = {0};
+    void *copy = NULL;
+    int i, n, nm, ok;
+    if (!CHECK(lc_st_open(&f, src, &err) == 0, "%s", err.msg)) return 0;
+    n = lc_st_count(f);
+    nm = lc_st_meta_count(f);
+    if (!CHECK(n <= 64 && nm <= 64, "%s: too many tensors for the test", src)) { lc_st_close(f); return 0; }
+    for (i = 0; i < n; i++) {
+        ts[i] = *lc_st_tensor_at(f, i);
+        if (poison && !strcmp(ts[i].name, poison) && ts[i].dtype == LOLCATS_DTYPE_F32) {
+            float nan_ = NAN;
+            copy = malloc(ts[i].nbytes);
+            memcpy(copy, ts[i].data, ts[i].nbytes);
+            memcpy(copy, &nan_, 4);
+            ts[i].data = copy;
+        }
+    }
+    for (i = 0; i < nm; i++) {
+        lc_st_meta_at(f, i, &meta[2 * i], &meta[2 * i + 1]);
+        if (key && !strcmp(meta[2 * i], key)) meta[2 * i + 1] = val;
+    }
+    ok = CHECK(lc_st_write(dst, ts, n, meta, nm, &err) == 0, "%s", err.msg);
+    free(copy);
+    lc_st_close(f);
+    return ok;
+}
+
+#define DATA "../shared/data/tinystories.valid-head.txt"
+
+/* weights at load, training's non-finite stop, checkpoint / state metadata */
+static void teacher_train_ckpt(void) {
+    char cmd[1536], out[4096], base[1024];
+    lc_model m;
+    lc_lolcats lp;
+    lc_error err;
+    lc_status st;
+    struct stat sb;
+    int rc;
+    printf("NaN teacher, --lr nan, non-finite checkpoint metadata and tensors\n");
+    if (stat(MODEL, &sb) != 0 || stat(DATA, &sb) != 0) { printf("SKIPPED: %s or %s not found\n", MODEL, DATA); return; }
+    memset(&err, 0, sizeof err);
+    st = lc_model_load(&m, "build/tests/nf_nan.bin", &err);
+    CHECK(st != 0 && strstr(err.msg, "nf_nan.bin") && strstr(err.msg, "model.embed_tokens.weight") &&
+          strstr(err.msg, "element 0"), "a NaN weight at load: status %d, %s", (int)st, err.msg);
+    if (st == 0) lc_model_free(&m);
+    snprintf(base, sizeof base, "distill --tokenizer %s --data %s --seq-len 32 --grad-accum 2 --tokens 128 "
+             "--val-every 0 --val-seqs 2", TOK, DATA);
+    /* linearizing a NaN teacher is refused before any work */
+    snprintf(cmd, sizeof cmd, "%s %s --model build/tests/nf_nan.bin --out build/tests/nf_t.safetensors", bin, base);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "model.embed_tokens.weight"), "distill on a NaN teacher: exit %d: %s", rc, out);
+    /* --lr nan: stops at the first update, blames the learning rate, names no file that is not there */
+    remove("build/tests/nf_lr.safetensors");
+    remove("build/tests/nf_lr.safetensors.state");
+    snprintf(cmd, sizeof cmd, "%s %s --model %s --lr nan --out build/tests/nf_lr.safetensors", bin, base, MODEL);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc != 0, "distill --lr nan exits %d: %s", rc, out);
+    CHECK(stat("build/tests/nf_lr.safetensors", &sb) != 0, "distill --lr nan wrote a checkpoint");
+    CHECK(strstr(out, "learning rate") && strstr(out, "no checkpoint was written") && !strstr(out, "kept"),
+          "distill --lr nan: the message does not name the cause / the files: %s", out);
+    /* a good checkpoint, then copies with a NaN metadata value and a NaN tensor */
+    snprintf(cmd, sizeof cmd, "%s %s --model %s --out build/tests/nf_ok.safetensors", bin, base, MODEL);
+    rc = run(cmd, out, sizeof out);
+    if (!CHECK(rc == 0, "distill: exit %d: %s", rc, out)) return;
+    if (!CHECK(lc_model_load(&m, MODEL, &err) == 0, "%s", err.msg)) return;
+    if (CHECK(lc_lolcats_load(&lp, "build/tests/nf_ok.safetensors", &m, &err) == 0, "%s", err.msg))
+        lc_lolcats_free(&lp);
+    if (rewrite_st("build/tests/nf_ok.safetensors", "build/tests/nf_eps.safetensors", "eps", "nan", NULL)) {
+        st = lc_lolcats_load(&lp, "build/tests/nf_eps.safetensors", &m, &err);
+        CHECK(st != 0 && strstr(err.msg, "eps") && strstr(err.msg, "nan"), "checkpoint eps=nan: %d %s", (int)st,
+              err.msg);
+        if (st == 0) lc_lolcats_free(&lp);
+    }
+    if (rewrite_st("build/tests/nf_ok.safetensors", "build/tests/nf_alpha.safetensors", "lora_alpha", "inf", NULL)) {
+        st = lc_lolcats_load(&lp, "build/tests/nf_alpha.safetensors", &m, &err);
+        CHECK(st != 0 && strstr(err.msg, "lora_alpha"), "checkpoint lora_alpha=inf: %d %s", (int)st, err.msg);
+        if (st == 0) lc_lolcats_free(&lp);
+    }
+    if (rewrite_st("build/tests/nf_ok.safetensors", "build/tests/nf_w.safetensors", NULL, NULL,
+                   "model.layers.0.self_attn.feature_map_q.mlp.layer")) {
+        st = lc_lolcats_load(&lp, "build/tests/nf_w.safetensors", &m, &err);
+        CHECK(st != 0 && strstr(err.msg, "feature_map_q") && strstr(err.msg, "element 0"),
+              "checkpoint with a NaN feature map: %d %s", (int)st, err.msg);
+        if (st == 0) lc_lolcats_free(&lp);
+    }
+    if (rewrite_st("build/tests/nf_ok.safetensors.state", "build/tests/nf_st.safetensors.state", "lr", "nan", NULL)) {
+        snprintf(cmd, sizeof cmd, "cp build/tests/nf_ok.safetensors build/tests/nf_st.safetensors && "
+                 "%s %s --model %s --tokens 256 --resume --out build/tests/nf_st.safetensors", bin, base, MODEL);
+        rc = run(cmd, out, sizeof out);
+        CHECK(rc != 0 && strstr(out, "lr") && strstr(out, "not a finite number"),
+              "resume from a state with lr=nan: exit %d: %s", rc, out);
+    }
+    lc_model_free(&m);
+}
+
 int main(void) {
     lc_rng_seed(&rng, 16);
     bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
@@ -400,5 +501,6 @@ int main(void) {
     ref_cli();
     config_fields();
     eval_nan_model();
+    teacher_train_ckpt();
     return check_done();
 }
