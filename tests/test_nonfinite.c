@@ -230,6 +230,105 @@ static void tiles(const lc_ctx *simd, const lc_ctx *ref) {
            check_fail_ - fails0);
 }
 
+/* the transfer pair (fwd), the fused transfer MSE step and the one-token
+   decode, with each input poisoned: SIMD gives the scalar NaN / Inf pattern */
+static void transfer_decode(const lc_ctx *simd, const lc_ctx *ref) {
+    int B = 1, H = 4, Hk = 2, N = 128, D = 16, f = 4, F, which, spread, bv, fails0 = check_fail_;
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nr = (size_t)B * H * N, nf;
+    hc.variant = LOLCATS_WINDOW_TK;
+    hc.window = 64;
+    F = lc_fmap_out_dim(&fm, f);
+    nf = (size_t)B * H * N * F;
+    for (which = 0; which < 6; which++)
+        for (spread = 0; spread < 3; spread++)
+            for (bv = 0; bv < 3; bv++) {
+                float *in[6], *o[2][5], *g[2][3], *work[2];
+                size_t ns[6];
+                double loss[2];
+                char what[200], w2[240];
+                int r, j;
+                static const char *nm[6] = {"q", "k", "v", "phiq", "phik", "wf"};
+                ns[0] = nq; ns[1] = ns[2] = nk; ns[3] = ns[4] = nf; ns[5] = (size_t)H;
+                for (j = 0; j < 6; j++) in[j] = randn(ns[j], 1.0f);
+                for (j = 0; j < (int)nf; j++) { in[3][j] = fabsf(in[3][j]) / F; in[4][j] = fabsf(in[4][j]) / F; }
+                inject(in[which], ns[which], which < 3 ? (size_t)D : which < 5 ? (size_t)F : 1, spread,
+                       bad_vals[bv]);
+                snprintf(what, sizeof what, "[%s] transfer N=%d %s %s in %s", lc_simd_name(simd->simd), N,
+                         spread == 0 ? "one" : spread == 1 ? "row" : "all", bad_names[bv], nm[which]);
+                for (r = 0; r < 2; r++) {
+                    const lc_ctx *cx = r ? ref : simd;
+                    for (j = 0; j < 5; j++) o[r][j] = (float *)calloc(j < 2 ? nq : nr, sizeof(float));
+                    for (j = 0; j < 3; j++) g[r][j] = (float *)calloc(j < 2 ? nf : (size_t)H, sizeof(float));
+                    work[r] = (float *)malloc(sizeof(float) * lc_attn_transfer_work_floats(B, H, N, D, F));
+                    loss[r] = lc_attn_transfer_mse(cx, o[r][0], o[r][2], o[r][1], o[r][3], o[r][4], g[r][0],
+                                                   g[r][1], g[r][2], work[r], in[0], in[1], in[2], in[3],
+                                                   in[4], in[5], B, H, Hk, N, D, F, 1000.0f, &hc);
+                }
+                CHECK(kind_of((float)loss[0]) == kind_of((float)loss[1]), "%s loss: simd %g scalar %g", what,
+                      loss[0], loss[1]);
+                {
+                    static const char *on[5] = {"yt", "y", "lse", "m", "den"};
+                    static const char *gn[3] = {"dphiq", "dphik", "dwf"};
+                    for (j = 0; j < 5; j++) {
+                        if (j == 3) continue;   /* m: a saved row max, its form differs by path */
+                        snprintf(w2, sizeof w2, "%s mse %s", what, on[j]);
+                        same_pattern(w2, o[0][j], o[1][j], j < 2 ? nq : nr);
+                    }
+                    for (j = 0; j < 3; j++) {
+                        snprintf(w2, sizeof w2, "%s mse %s", what, gn[j]);
+                        same_pattern(w2, g[0][j], g[1][j], j < 2 ? nf : (size_t)H);
+                    }
+                }
+                for (r = 0; r < 2; r++) {  /* the pair's forward alone */
+                    const lc_ctx *cx = r ? ref : simd;
+                    for (j = 0; j < 5; j++) memset(o[r][j], 0, sizeof(float) * (j < 2 ? nq : nr));
+                    lc_attn_transfer_fwd(cx, o[r][0], o[r][2], o[r][1], o[r][3], o[r][4], work[r], in[0], in[1],
+                                         in[2], in[3], in[4], in[5], B, H, Hk, N, D, F, &hc);
+                }
+                snprintf(w2, sizeof w2, "%s fwd yt", what);
+                same_pattern(w2, o[0][0], o[1][0], nq);
+                snprintf(w2, sizeof w2, "%s fwd y", what);
+                same_pattern(w2, o[0][1], o[1][1], nq);
+                {   /* decode token by token through the first 80 positions */
+                    size_t sf = lc_decode_state_floats(H, Hk, D, F, 16);
+                    float *mem[2], y[2][64];
+                    lc_decode_state ds[2];
+                    int t;
+                    for (r = 0; r < 2; r++) {
+                        mem[r] = (float *)malloc(sizeof(float) * sf);
+                        lc_decode_state_init(&ds[r], mem[r], H, Hk, D, F, 16);
+                    }
+                    for (t = 0; t < 80; t++) {
+                        float qt[64], kt[32], vt[32], pq[64 * 8], pk[64 * 8];
+                        int h;
+                        for (h = 0; h < H; h++) {
+                            memcpy(qt + h * D, in[0] + ((size_t)h * N + t) * D, sizeof(float) * D);
+                            memcpy(pq + h * F, in[3] + ((size_t)h * N + t) * F, sizeof(float) * F);
+                            memcpy(pk + h * F, in[4] + ((size_t)h * N + t) * F, sizeof(float) * F);
+                        }
+                        for (h = 0; h < Hk; h++) {
+                            memcpy(kt + h * D, in[1] + ((size_t)h * N + t) * D, sizeof(float) * D);
+                            memcpy(vt + h * D, in[2] + ((size_t)h * N + t) * D, sizeof(float) * D);
+                        }
+                        for (r = 0; r < 2; r++)
+                            lc_attn_hybrid_decode(r ? ref : simd, y[r], &ds[r], qt, kt, vt, pq, pk, in[5], 0);
+                        snprintf(w2, sizeof w2, "%s decode t=%d", what, t);
+                        if (!same_pattern(w2, y[0], y[1], (size_t)H * D)) break;
+                    }
+                    free(mem[0]); free(mem[1]);
+                }
+                for (r = 0; r < 2; r++) {
+                    for (j = 0; j < 5; j++) free(o[r][j]);
+                    for (j = 0; j < 3; j++) free(g[r][j]);
+                    free(work[r]);
+                }
+                for (j = 0; j < 6; j++) free(in[j]);
+            }
+    printf("  [%s] poisoned transfer / decode: %d failures\n", lc_simd_name(simd->simd), check_fail_ - fails0);
+}
+
 static void simd_vs_scalar(void) {
     lc_ctx simd, ref;
     int level, best = lc_simd_detect(), tested = 0;
@@ -243,6 +342,7 @@ static void simd_vs_scalar(void) {
         printf("SIMD (%s) vs scalar with NaN / Inf inputs\n", lc_simd_name(level));
         ref_kernels(&simd, &ref);
         tiles(&simd, &ref);
+        transfer_decode(&simd, &ref);
     }
     if (!tested) printf("SKIPPED: SIMD vs scalar with NaN / Inf (no SIMD path here)\n");
 }
