@@ -491,6 +491,37 @@ static void eval_nan_model(void) {
     rc = run(cmd, out, sizeof out);
     CHECK(rc != 0 && (strstr(out, "not finite") || strstr(out, "error")),
           "eval on a NaN model: exit %d: %s", rc, out);
+    {   /* finite weights whose logits overflow (final norm 3e38): the NLL itself is not finite */
+        lc_model m;
+        lc_error err;
+        long off;
+        float big = 3e38f;
+        int i, dim;
+        if (!CHECK(lc_model_load(&m, MODEL, &err) == 0, "%s", err.msg)) return;
+        off = 28 + (long)((const char *)m.rms_final.data - (const char *)m.tok_emb.data);
+        dim = m.cfg.dim;
+        lc_model_free(&m);
+        in = fopen(MODEL, "rb");
+        of = fopen("build/tests/nf_big.bin", "wb");
+        if (!CHECK(in && of, "cannot copy %s", MODEL)) { if (in) fclose(in); if (of) fclose(of); return; }
+        buf = (unsigned char *)malloc((size_t)len);
+        if (fread(buf, 1, (size_t)len, in) == (size_t)len) {
+            for (i = 0; i < dim; i++) memcpy(buf + off + 4 * i, &big, 4);
+            fwrite(buf, 1, (size_t)len, of);
+        }
+        free(buf);
+        fclose(in);
+        fclose(of);
+        snprintf(cmd, sizeof cmd, "%s eval --model build/tests/nf_big.bin --tokenizer %s "
+                 "--data build/tests/nf_text.txt --json", bin, TOK);
+        rc = run(cmd, out, sizeof out);
+        CHECK(rc == 1 && strstr(out, "\"nll\": null") && strstr(out, "\"ppl\": null") && !strstr(out, "nan,"),
+              "eval --json with a non-finite NLL: exit %d (want 1), output: %s", rc, out);
+        snprintf(cmd, sizeof cmd, "%s eval --model build/tests/nf_big.bin --tokenizer %s "
+                 "--data build/tests/nf_text.txt", bin, TOK);
+        rc = run(cmd, out, sizeof out);
+        CHECK(rc == 1 && strstr(out, "not finite"), "eval with a non-finite NLL: exit %d (want 1): %s", rc, out);
+    }
 }
 
 /* copies the safetensors file src to dst with metadata key set to val (NULL:
