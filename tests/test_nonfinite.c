@@ -329,6 +329,47 @@ static void transfer_decode(const lc_ctx *simd, const lc_ctx *ref) {
     printf("  [%s] poisoned transfer / decode: %d failures\n", lc_simd_name(simd->simd), check_fail_ - fails0);
 }
 
+/* the definitions themselves carry NaN: the feature-map floor max(x, eps)
+   keeps a NaN (not eps), and all-NaN window factors or q give all-NaN y, on
+   the scalar path and every SIMD level */
+static void definitions_carry_nan(void) {
+    lc_ctx cx;
+    int level, best = lc_simd_detect();
+    lc_ctx_init(&cx);
+    printf("NaN through the definitions on every path\n");
+    for (level = LOLCATS_SIMD_SCALAR; level <= LOLCATS_SIMD_NEON; level++) {
+        int B = 1, H = 4, Hk = 2, N = 65, D = 13, f = 7, which;
+        lc_fmap_cfg fm = lc_fmap_cfg_default();
+        size_t nk = (size_t)B * Hk * N * D, nf = (size_t)B * H * N * lc_fmap_out_dim(&fm, f), j, finite = 0;
+        float *k, *w, *phi;
+        if (level != LOLCATS_SIMD_SCALAR && !level_runs(level, best)) continue;
+        cx.simd = level;
+        k = randn(nk, 1); w = randn((size_t)H * D * f, 0.4f); phi = randn(nf, 0);
+        for (j = 0; j < nk; j++) k[j] = NAN;
+        lc_fmap_fwd(&cx, phi, k, w, NULL, B, H, Hk, N, D, f, &fm);
+        for (j = 0; j < nf; j++) finite += phi[j] == phi[j];
+        CHECK(finite == 0, "[%s] feature map of all-NaN x: %zu of %zu phi not NaN (the eps floor ate them)",
+              lc_simd_name(level), finite, nf);
+        free(k); free(w); free(phi);
+        for (which = 0; which < 2; which++) {   /* all-NaN q (softmax), all-NaN window factors (hybrid) */
+            kcase c = make(which ? LOLCATS_OP_HYBRID : LOLCATS_OP_SOFTMAX, N, LOLCATS_WINDOW_TK, 0);
+            lc_ref_out o;
+            lc_error err;
+            float *p = which ? c.buf[5] : c.buf[0];
+            size_t n = which ? c.n[5] : c.n[0];
+            for (j = 0; j < n; j++) p[j] = NAN;
+            memset(&o, 0, sizeof o);
+            if (CHECK(lc_ref_eval(&cx, &c.rc, &o, &err) == 0, "%s", err.msg)) {
+                for (finite = 0, j = 0; j < c.n[0]; j++) finite += o.y[j] == o.y[j];
+                CHECK(finite == 0, "[%s] %s: %zu of %zu y not NaN", lc_simd_name(level),
+                      which ? "hybrid, all-NaN window factors" : "softmax, all-NaN q", finite, c.n[0]);
+            }
+            lc_ref_out_free(&o);
+            unmake(&c);
+        }
+    }
+}
+
 static void simd_vs_scalar(void) {
     lc_ctx simd, ref;
     int level, best = lc_simd_detect(), tested = 0;
@@ -629,6 +670,7 @@ int main(void) {
     lc_rng_seed(&rng, 16);
     bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
     simd_vs_scalar();
+    definitions_carry_nan();
     ref_cli();
     config_fields();
     eval_nan_model();

@@ -202,8 +202,9 @@ int cmd_eval(int argc, char **argv) {
                ctx, desc, secs);
     rc = 0;
     if (!isfinite(nll)) {
-        fprintf(stderr, "lolcats: error: the mean NLL is %g: the model gives non-finite logits (NaN or Inf in its "
-                        "weights or in the LoLCATs checkpoint?)\n", nll);
+        fprintf(stderr, "lolcats: error: the mean NLL is %g: the forward gave non-finite logits (the weights "
+                        "were finite at load, so an overflow: outsized weights, or a diverged LoLCATs "
+                        "checkpoint)\n", nll);
         rc = 1;
     }
 done:
