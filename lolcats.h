@@ -506,7 +506,8 @@ LCAPI float lc_f16_to_f32(uint16_t h);
 LCAPI uint16_t lc_f32_to_f16(float f);
 // Converts any numeric dtype (F32, F16, BF16, F64, integers, BOOL) into
 // dst[lc_tensor_numel(t)] (little-endian data, any alignment); F8 gives
-// LOLCATS_ERR_UNSUPPORTED.
+// LOLCATS_ERR_UNSUPPORTED; a finite F64 beyond float range LOLCATS_ERR_FORMAT
+// (NaN and inf convert as they are).
 LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
 // Zero-copy access: t->data when t is F32, 4-byte aligned and the host is
 // little-endian; NULL otherwise (then use lc_tensor_to_f32).
@@ -1284,17 +1285,24 @@ static void lc__scal_ref(float *x, float a, int n) {
     for (i = 0; i < n; i++) x[i] *= a;
 }
 
+// The maxima carry NaN: one NaN among the x gives NaN (as torch.max does), so
+// a NaN input reaches every output it touches on every path (the vector forms
+// OR an unordered-compare mask beside their max: x86's max returns its second
+// operand when either is NaN).
 static float lc__max_ref(const float *x, float sgn, int n) {
     float m = -INFINITY;
     int i;
-    for (i = 0; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    for (i = 0; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
 
 static void lc__colmax_ref(const float *x, float *mx, int rows, int w) {
     int r, c;
     for (r = 0; r < rows; r++)
-        for (c = 0; c < w; c++) mx[c] = x[(size_t)r * w + c] > mx[c] ? x[(size_t)r * w + c] : mx[c];
+        for (c = 0; c < w; c++) {
+            float v = x[(size_t)r * w + c];
+            mx[c] = v > mx[c] || v != v ? v : mx[c];
+        }
 }
 
 static void lc__colexp_ref(float *x, const float *sub, float *sum, int rows, int w) {
@@ -1326,9 +1334,12 @@ static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, in
 // Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
 // polynomial, times 2^k. Within 2 ulp of expf for x in [-87.3, 88.7]; below
 // that the result flushes to 2^-126 range or 0 (feature maps clamp at 1e-12
-// after dividing by a sum >= 1, so those values never survive).
+// after dividing by a sum >= 1, so those values never survive); above
+// LC__EXP_OVF it is +inf as expf's, and NaN stays NaN (the clamps take the
+// input as their second operand, which x86 returns when either is NaN).
 #define LC__EXP_HI 88.3762626647949f
 #define LC__EXP_LO -87.3365447505531f
+#define LC__EXP_OVF 88.72283935546875f
 #define LC__LOG2E 1.44269504088896341f
 #define LC__LN2_HI 0.693359375f
 #define LC__LN2_LO -2.12194440e-4f
@@ -1387,33 +1398,53 @@ LC__TARGET_AVX512 static void lc__scal_avx512(float *x, float a, int n) {
 
 LC__TARGET_AVX2 static float lc__max_avx2(const float *x, float sgn, int n) {
     __m256 vs = _mm256_set1_ps(sgn), m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    __m256 nan = _mm256_setzero_ps();  // lanes that saw a NaN
     float lanes[8], m;
     int i = 0, l;
     for (; i + 16 <= n; i += 16) {
-        m0 = _mm256_max_ps(m0, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i)));
-        m1 = _mm256_max_ps(m1, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i + 8)));
+        __m256 a = _mm256_mul_ps(vs, _mm256_loadu_ps(x + i));
+        __m256 b = _mm256_mul_ps(vs, _mm256_loadu_ps(x + i + 8));
+        m0 = _mm256_max_ps(m0, a);
+        m1 = _mm256_max_ps(m1, b);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
     }
-    for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(m0, _mm256_mul_ps(vs, _mm256_loadu_ps(x + i)));
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_mul_ps(vs, _mm256_loadu_ps(x + i));
+        m0 = _mm256_max_ps(m0, a);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
     _mm256_storeu_ps(lanes, _mm256_max_ps(m0, m1));
     m = lanes[0];
     for (l = 1; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
-    for (; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    for (; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
 
 LC__TARGET_AVX512 static float lc__max_avx512(const float *x, float sgn, int n) {
     __m512 vs = _mm512_set1_ps(sgn), m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    __mmask16 nan = 0;  // lanes that saw a NaN
     float lanes[16], m;
     int i = 0, l;
     for (; i + 32 <= n; i += 32) {
-        m0 = _mm512_max_ps(m0, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i)));
-        m1 = _mm512_max_ps(m1, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i + 16)));
+        __m512 a = _mm512_mul_ps(vs, _mm512_loadu_ps(x + i));
+        __m512 b = _mm512_mul_ps(vs, _mm512_loadu_ps(x + i + 16));
+        m0 = _mm512_max_ps(m0, a);
+        m1 = _mm512_max_ps(m1, b);
+        nan = (__mmask16)(nan | _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q));
     }
-    for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(m0, _mm512_mul_ps(vs, _mm512_loadu_ps(x + i)));
+    for (; i + 16 <= n; i += 16) {
+        __m512 a = _mm512_mul_ps(vs, _mm512_loadu_ps(x + i));
+        m0 = _mm512_max_ps(m0, a);
+        nan = (__mmask16)(nan | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q));
+    }
     if (i < n) {  // masked tail: the other lanes keep -inf
         __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
-        m1 = _mm512_mask_max_ps(m1, k, m1, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + i)));
+        __m512 a = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + i));
+        m1 = _mm512_mask_max_ps(m1, k, m1, a);
+        nan = (__mmask16)(nan | _mm512_mask_cmp_ps_mask(k, a, a, _CMP_UNORD_Q));
     }
+    if (nan) return NAN;
     _mm512_storeu_ps(lanes, _mm512_max_ps(m0, m1));
     m = lanes[0];
     for (l = 1; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;
@@ -1460,7 +1491,8 @@ LC__TARGET_AVX512 static void lc__axpy_avx512(float *y, float a, const float *x,
 LC__TARGET_AVX2 static __m256 lc__exp256(__m256 x) {
     __m256 k, r, p, r2;
     __m256i e;
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LC__EXP_LO)), _mm256_set1_ps(LC__EXP_HI));
+    __m256 ovf = _mm256_cmp_ps(x, _mm256_set1_ps(LC__EXP_OVF), _CMP_GT_OQ);
+    x = _mm256_min_ps(_mm256_set1_ps(LC__EXP_HI), _mm256_max_ps(_mm256_set1_ps(LC__EXP_LO), x));
     k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LC__LOG2E)),
                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_fnmadd_ps(k, _mm256_set1_ps(LC__LN2_HI), x);
@@ -1473,7 +1505,7 @@ LC__TARGET_AVX2 static __m256 lc__exp256(__m256 x) {
     r2 = _mm256_mul_ps(r, r);
     p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
     e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_blendv_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), _mm256_set1_ps(INFINITY), ovf);
 }
 
 LC__TARGET_AVX2 static double lc__exp_sum_avx2(float *y, const float *x, float sgn, float sub,
@@ -1498,9 +1530,13 @@ LC__TARGET_AVX2 static void lc__colmax_avx2(const float *x, float *mx, int rows,
     int r, c;
     LOLCATS_ASSERT(w % 8 == 0);
     for (c = 0; c + 8 <= w; c += 8) {
-        __m256 m = _mm256_loadu_ps(mx + c);
-        for (r = 0; r < rows; r++) m = _mm256_max_ps(_mm256_loadu_ps(x + (size_t)r * w + c), m);
-        _mm256_storeu_ps(mx + c, m);
+        __m256 m = _mm256_loadu_ps(mx + c), nan = _mm256_setzero_ps();
+        for (r = 0; r < rows; r++) {
+            __m256 v = _mm256_loadu_ps(x + (size_t)r * w + c);
+            m = _mm256_max_ps(v, m);  // a NaN already in m stays (second operand)
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        _mm256_storeu_ps(mx + c, _mm256_blendv_ps(m, _mm256_set1_ps(NAN), nan));
     }
 }
 
@@ -1534,8 +1570,9 @@ LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     __m512 k, r, p, r2;
     // masked forms with an explicit source: GCC 12's C++ build warns about the
     // undefined pass-through of the plain ones
-    x = _mm512_mask_max_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_LO));
-    x = _mm512_mask_min_ps(x, (__mmask16)0xFFFF, x, _mm512_set1_ps(LC__EXP_HI));
+    __mmask16 ovf = _mm512_cmp_ps_mask(x, _mm512_set1_ps(LC__EXP_OVF), _CMP_GT_OQ);
+    x = _mm512_mask_max_ps(x, (__mmask16)0xFFFF, _mm512_set1_ps(LC__EXP_LO), x);
+    x = _mm512_mask_min_ps(x, (__mmask16)0xFFFF, _mm512_set1_ps(LC__EXP_HI), x);
     k = _mm512_mul_ps(x, _mm512_set1_ps(LC__LOG2E));
     k = _mm512_mask_roundscale_ps(k, (__mmask16)0xFFFF, k,
                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -1548,7 +1585,8 @@ LC__TARGET_AVX512 static __m512 lc__exp512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LC__EXP_P5));
     r2 = _mm512_mul_ps(r, r);
     p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-    return _mm512_mask_scalef_ps(p, (__mmask16)0xFFFF, p, k);
+    p = _mm512_mask_scalef_ps(p, (__mmask16)0xFFFF, p, k);
+    return _mm512_mask_mov_ps(p, ovf, _mm512_set1_ps(INFINITY));
 }
 
 LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, float sgn,
@@ -1577,8 +1615,13 @@ LC__TARGET_AVX512 static void lc__colmax_avx512(const float *x, float *mx, int r
     LOLCATS_ASSERT(w % 16 == 0);
     for (c = 0; c + 16 <= w; c += 16) {
         __m512 m = _mm512_loadu_ps(mx + c);
-        for (r = 0; r < rows; r++) m = _mm512_max_ps(_mm512_loadu_ps(x + (size_t)r * w + c), m);
-        _mm512_storeu_ps(mx + c, m);
+        __mmask16 nan = 0;
+        for (r = 0; r < rows; r++) {
+            __m512 v = _mm512_loadu_ps(x + (size_t)r * w + c);
+            m = _mm512_max_ps(v, m);  // a NaN already in m stays (second operand)
+            nan = (__mmask16)(nan | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+        }
+        _mm512_storeu_ps(mx + c, _mm512_mask_mov_ps(m, nan, _mm512_set1_ps(NAN)));
     }
 }
 
@@ -1632,15 +1675,18 @@ LC__TARGET_AVX512 static void lc__smx2_avx512(float *out, const float *z, int f,
                                               float lo) {
     __m512 mx = _mm512_set1_ps(-INFINITY), mn = _mm512_set1_ps(INFINITY);
     __m512 s1 = _mm512_setzero_ps(), s2 = s1, vlo = _mm512_set1_ps(lo);
+    __mmask16 nan = 0;
     int i;
     for (i = 0; i < f; i += 16) {
         __mmask16 k = lc__tail16(f - i);
         __m512 v = lc__ld512(k, z + i);
         mx = _mm512_mask_max_ps(mx, k, mx, v);
         mn = _mm512_mask_min_ps(mn, k, mn, v);
+        nan = (__mmask16)(nan | _mm512_mask_cmp_ps_mask(k, v, v, _CMP_UNORD_Q));
     }
     LC__HRED512(max, mx)
     LC__HRED512(min, mn)
+    if (nan) mx = mn = _mm512_set1_ps(NAN);  // as lc__max_ref
     for (i = 0; i < f; i += 16) {
         __mmask16 k = lc__tail16(f - i);
         __m512 v = lc__ld512(k, z + i), e = lc__exp512(_mm512_sub_ps(v, mx));
@@ -1659,10 +1705,10 @@ LC__TARGET_AVX512 static void lc__smx2_avx512(float *out, const float *z, int f,
     for (i = 0; i < f; i += 16) {
         __mmask16 k = lc__tail16(f - i);
         __m512 v = lc__ld512(k, out + i);
-        lc__st512(k, out + i, _mm512_max_ps(_mm512_mul_ps(v, s1), vlo));
+        lc__st512(k, out + i, _mm512_max_ps(vlo, _mm512_mul_ps(v, s1)));  // NaN stays
         if (two) {
             v = lc__ld512(k, out + f + i);
-            lc__st512(k, out + f + i, _mm512_max_ps(_mm512_mul_ps(v, s2), vlo));
+            lc__st512(k, out + f + i, _mm512_max_ps(vlo, _mm512_mul_ps(v, s2)));
         }
     }
 }
@@ -1723,7 +1769,7 @@ static void lc__colmax_neon(const float *x, float *mx, int rows, int w) {
     int r, c;
     LOLCATS_ASSERT(w % 4 == 0);
     for (c = 0; c + 4 <= w; c += 4) {
-        float32x4_t m = vld1q_f32(mx + c);
+        float32x4_t m = vld1q_f32(mx + c);  // vmaxq (FMAX) returns NaN if either is NaN
         for (r = 0; r < rows; r++) m = vmaxq_f32(vld1q_f32(x + (size_t)r * w + c), m);
         vst1q_f32(mx + c, m);
     }
@@ -1749,8 +1795,8 @@ static float lc__max_neon(const float *x, float sgn, int n) {
     float m;
     int i = 0;
     for (; i + 4 <= n; i += 4) m0 = vmaxq_f32(m0, vmulq_n_f32(vld1q_f32(x + i), sgn));
-    m = vmaxvq_f32(m0);
-    for (; i < n; i++) m = sgn * x[i] > m ? sgn * x[i] : m;
+    m = vmaxvq_f32(m0);  // FMAX / FMAXV: NaN if any lane is NaN
+    for (; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
 #endif
@@ -1787,6 +1833,48 @@ static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
 #endif
     (void)s;
     return &lc__prims_ref;
+}
+
+// Whether all n floats are finite (NaN and Inf: exponent bits all ones).
+// (exponent + 1 carries into the sign bit only from all ones: eight running
+// ORs of that, plain integer operations the compiler keeps in vector registers)
+static int lc__all_finite(const float *x, size_t n) {
+    uint32_t bad[8] = {0, 0, 0, 0, 0, 0, 0, 0}, u[8], any = 0;
+    size_t i = 0;
+    int l;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(u, x + i, sizeof u);
+        for (l = 0; l < 8; l++) bad[l] |= (u[l] & 0x7f800000u) + 0x00800000u;
+    }
+    for (; i < n; i++) {
+        memcpy(u, x + i, 4);
+        any |= (u[0] & 0x7f800000u) + 0x00800000u;
+    }
+    for (l = 0; l < 8; l++) any |= bad[l];
+    return !(any & 0x80000000u);
+}
+
+// The context an attention kernel runs under: ctx itself, or, when one of the
+// `count` inputs (pairs of const float *, size_t floats; NULL skipped) holds a
+// NaN or Inf, *tmp set to ctx on the scalar path. The fast forms multiply
+// whole tiles, where a masked-out weight 0 meets an Inf or NaN key, value or
+// gradient (0 * inf = NaN) that the reference's loops never touch: such
+// inputs take the definition, so every path gives the reference's NaN / Inf.
+static const lc_ctx *lc__ctx_finite(const lc_ctx *ctx, lc_ctx *tmp, int count, ...) {
+    va_list ap;
+    int i, ok = 1;
+    if (!ctx || ctx->simd == LOLCATS_SIMD_SCALAR) return ctx;
+    va_start(ap, count);
+    for (i = 0; i < count; i++) {
+        const float *x = va_arg(ap, const float *);
+        size_t n = va_arg(ap, size_t);
+        if (ok && x && !lc__all_finite(x, n)) ok = 0;
+    }
+    va_end(ap);
+    if (ok) return ctx;
+    *tmp = *ctx;
+    tmp->simd = LOLCATS_SIMD_SCALAR;
+    return tmp;
 }
 
 // Matrix products inside kernels go through the GEMM (>>impl-gemm):
@@ -2702,10 +2790,13 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
 LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
                                 const float *k, const float *v, int B, int H, int Hk, int N,
                                 int D) {
-    const lc__prims *P = lc__prims_for(ctx);
+    lc_ctx ref_;
+    const lc__prims *P;
     float scale = lc__attn_scale(D);
     lc__sm_plan pl;
     int bh;
+    ctx = lc__ctx_finite(ctx, &ref_, 3, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D);
+    P = lc__prims_for(ctx);
     LOLCATS_ASSERT(H % Hk == 0);
     if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
         lc__softmax_tiles(&pl, P, y, lse, q, k, v, B, H, Hk, N, D, NULL);
@@ -2756,9 +2847,12 @@ LCIMPL void lc_attn_softmax_bwd(const lc_ctx *ctx, float *dq, float *dk, float *
                                 const float *dy, const float *da, const float *y,
                                 const float *lse, const float *q, const float *k,
                                 const float *v, int B, int H, int Hk, int N, int D) {
-    const lc__prims *P = lc__prims_for(ctx);
+    lc_ctx ref_;
+    const lc__prims *P;
     float scale = lc__attn_scale(D);
     int bg, rep = H / Hk;
+    ctx = lc__ctx_finite(ctx, &ref_, 4, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, dy, (size_t)B * H * N * D);
+    P = lc__prims_for(ctx);
     LC__OMP_FOR
     for (bg = 0; bg < B * Hk; bg++) {
         int b = bg / Hk, g = bg % Hk, r, i, j;
@@ -3383,7 +3477,11 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
                                const float *phiq, const float *phik, const float *wf,
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_ctx ref_;
     LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
+                         (size_t)H, kv_state, (size_t)B * H * F * D);
+    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
     if (work && !a && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
@@ -3857,7 +3955,11 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *phiq, const float *phik, const float *wf,
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_ctx ref_;
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
+                         (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
+    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
     if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
@@ -3941,7 +4043,9 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
                                  const float *wf, int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
     lc__sm_plan pl;
+    lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
         float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
         lc__xfer xs;
@@ -4038,7 +4142,10 @@ LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, 
                                  const float *wf, int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
     lc__sm_plan pl;
+    lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H,
+                         dy, (size_t)B * H * N * D);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
         lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F),
                      dy, y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
@@ -4353,7 +4460,9 @@ LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, flo
     float *rest = work + lc_attn_hybrid_work_floats(B, H, D, F), *dy = rest + n;
     double loss;
     lc__sm_plan pl;
+    lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
     if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
         lc__xfer_mse_fast(ctx, &pl, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k, v,
                           phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
@@ -5783,7 +5892,16 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err) 
     case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) dst[i] = lc_f16_to_f32(LC__LE16(p + 2 * i)); break;
     case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) dst[i] = lc_bf16_to_f32(LC__LE16(p + 2 * i)); break;
     case LOLCATS_DTYPE_F64:
-        for (i = 0; i < n; i++) { uint64_t u = LC__LE64(p + 8 * i); double d; memcpy(&d, &u, 8); dst[i] = (float)d; }
+        for (i = 0; i < n; i++) {
+            uint64_t u = LC__LE64(p + 8 * i);
+            double d;
+            memcpy(&d, &u, 8);
+            dst[i] = (float)d;
+            if (isinf(dst[i]) && isfinite(d))  // not a silent inf
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "tensor '%s': F64 element %lu = %g is beyond "
+                                    "float range (|x| <= 3.4e38); rescale it or store it as F32",
+                                    t->name ? t->name : "?", (unsigned long)i, d);
+        }
         break;
     case LOLCATS_DTYPE_I8: for (i = 0; i < n; i++) dst[i] = (float)(signed char)p[i]; break;
     case LOLCATS_DTYPE_U8: for (i = 0; i < n; i++) dst[i] = (float)p[i]; break;
@@ -6981,6 +7099,27 @@ static lc_status lc__model_check_cfg(const lc_model_config *c, const char *path,
     if (c->sliding_window < 0)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: sliding_window %d is negative", path,
                             c->sliding_window);
+    // the real-valued fields: finite and in their domain (a float cast of a
+    // huge JSON number is inf, so the checks come after it)
+    if (!(isfinite(c->norm_eps) && c->norm_eps >= 0.0f))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rms_norm_eps %g is not a finite number "
+                            ">= 0 (Llama uses 1e-5 or 1e-6)", path, (double)c->norm_eps);
+    if (!(isfinite(c->rope_theta) && c->rope_theta > 0.0f))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rope_theta %g is not a finite number "
+                            "> 0 (Llama uses 10000 or 500000)", path, (double)c->rope_theta);
+    if (c->rope_llama3) {
+        static const char *const names[3] = {"factor", "low_freq_factor", "high_freq_factor"};
+        const float vals[3] = {c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor};
+        int i;
+        for (i = 0; i < 3; i++)
+            if (!(isfinite(vals[i]) && vals[i] > 0.0f))
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rope_scaling.%s %g is not a "
+                                    "finite number > 0", path, names[i], (double)vals[i]);
+        if (c->rope_orig_max_pos <= 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: rope_scaling."
+                                "original_max_position_embeddings %d is not positive", path,
+                                c->rope_orig_max_pos);
+    }
     return LOLCATS_OK;
 }
 
@@ -6990,6 +7129,83 @@ static int32_t lc__rd_i32(const unsigned char *p) {
     int32_t v;
     memcpy(&v, &u, 4);
     return v;
+}
+
+// Every weight finite, checked once at load (one read of the file, which the
+// first forward makes anyway): a NaN or Inf weight is refused naming the file,
+// the tensor (by its Hugging Face name) and the first bad element, instead of
+// giving NaN logits or losses much later. LOLCATS_NO_WEIGHT_CHECK turns the
+// scan off. Returns the element index, or -1 when all are finite.
+static int64_t lc__w_first_nonfinite(const lc_weight *w) {
+    size_t n = (size_t)(w->rows > 0 ? w->rows : 1) * (size_t)w->cols, i;
+    const unsigned char *p = (const unsigned char *)w->data;
+    if (!p) return -1;
+    if (w->dtype == LOLCATS_DTYPE_F32) {
+        uint32_t u;
+        if (lc__all_finite((const float *)w->data, n)) return -1;
+        for (i = 0; i < n; i++) {
+            memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return (int64_t)i;
+        }
+    } else {  // the carry test of lc__all_finite on 16 halves at a time
+        uint16_t h, mask = w->dtype == LOLCATS_DTYPE_BF16 ? 0x7f80u : 0x7c00u, hs[16], bad = 0;
+        uint16_t one = (uint16_t)(mask & (uint16_t)-mask);  // the exponent's lowest bit
+        int l;
+        for (i = 0; i + 16 <= n; i += 16) {
+            memcpy(hs, p + 2 * i, sizeof hs);
+            for (l = 0; l < 16; l++) bad |= (uint16_t)((hs[l] & mask) + one);
+        }
+        for (; i < n; i++) {
+            memcpy(&h, p + 2 * i, 2);
+            bad |= (uint16_t)((h & mask) + one);
+        }
+        if (!(bad & 0x8000u)) return -1;
+        for (i = 0; i < n; i++) {
+            memcpy(&h, p + 2 * i, 2);
+            if ((h & mask) == mask) return (int64_t)i;
+        }
+    }
+    return -1;
+}
+
+static lc_status lc__model_check_finite(const lc_model *m, const char *path, lc_error *err) {
+#if defined(LOLCATS_NO_WEIGHT_CHECK)
+    (void)m; (void)path; (void)err;
+    return LOLCATS_OK;
+#else
+    static const char *const names[9] = {
+        "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"};
+    const lc_weight *top[3];
+    static const char *const top_names[3] = {"model.embed_tokens.weight", "model.norm.weight",
+                                             "lm_head.weight"};
+    int64_t at;
+    int i, l;
+    top[0] = &m->tok_emb; top[1] = &m->rms_final; top[2] = &m->wcls;
+    for (i = 0; i < 3; i++) {
+        if (i == 2 && m->wcls.data == m->tok_emb.data) break;
+        if ((at = lc__w_first_nonfinite(top[i])) >= 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s holds %g at element %lld (row %lld): "
+                                "the weights are not finite (a diverged or corrupt export?)", path,
+                                top_names[i], (double)lc__m_at(top[i]->data, top[i]->dtype, (size_t)at),
+                                (long long)at, (long long)(at / top[i]->cols));
+    }
+    for (l = 0; l < m->cfg.n_layers; l++) {
+        const lc_layer_weights *lw = &m->layers[l];
+        const lc_weight *ws[9];
+        ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
+        ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
+        for (i = 0; i < 9; i++)
+            if ((at = lc__w_first_nonfinite(ws[i])) >= 0)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor model.layers.%d.%s holds %g at "
+                                    "element %lld (row %lld): the weights are not finite (a diverged or "
+                                    "corrupt export?)", path, l, names[i],
+                                    (double)lc__m_at(ws[i]->data, ws[i]->dtype, (size_t)at), (long long)at,
+                                    (long long)(at / ws[i]->cols));
+    }
+    return LOLCATS_OK;
+#endif
 }
 
 LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *err) {
@@ -7072,7 +7288,8 @@ LCIMPL lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *
     m->rms_final = lc__w(p, LOLCATS_DTYPE_F32, 1, dim); p += dim;
     p += (size_t)c->seq_len * hd;                   // freq_cis_real, freq_cis_imag (unused)
     m->wcls = shared ? m->tok_emb : lc__w(p, LOLCATS_DTYPE_F32, (int64_t)V, dim);
-    return LOLCATS_OK;
+    if ((s = lc__model_check_finite(m, path, err))) lc_model_free(m);
+    return s;
 }
 
 LCIMPL void lc_model_free(lc_model *m) {
@@ -8489,6 +8706,7 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
 #undef LC__HF_L
     }
 #undef LC__HF_T
+    if ((s = lc__model_check_finite(m, dir, err))) goto fail;
     return LOLCATS_OK;
 fail:
     lc_model_free(m);
@@ -9600,8 +9818,10 @@ static lc_status lc__meta_int(const lc_st_file *f, const char *key, int req, lon
     return LOLCATS_OK;
 }
 
-static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, double def, double *out,
-                              lc_error *err) {
+// A finite number (req: it must be there); lc__meta_best also takes "inf",
+// which a best loss holds before the first validation.
+static lc_status lc__meta_num_in(const lc_st_file *f, const char *key, int req, double def,
+                                 int inf_ok, double *out, lc_error *err) {
     const char *v = lc_st_meta(f, key);
     char *end;
     if (!v) {
@@ -9612,7 +9832,15 @@ static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, dou
     *out = strtod(v, &end);
     if (end == v || *end)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s = '%s' is not a number", lc_st_path(f), key, v);
+    if (!isfinite(*out) && !(inf_ok && *out == HUGE_VAL))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s = '%s' is not a finite number "
+                            "(a run that diverged? keep an earlier checkpoint)", lc_st_path(f), key, v);
     return LOLCATS_OK;
+}
+
+static lc_status lc__meta_num(const lc_st_file *f, const char *key, int req, double def, double *out,
+                              lc_error *err) {
+    return lc__meta_num_in(f, key, req, def, 0, out, err);
 }
 
 // Finds tensor name, checks its shape against want (ndim dims), converts it
@@ -9639,7 +9867,16 @@ static lc_status lc__ckpt_get(const lc_st_file *f, const char *name, const int64
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s has shape (%s), expected (%s) %s",
                             lc_st_path(f), name, got, exp, hint);
     }
-    return lc_tensor_to_f32(t, dst, err);
+    if ((i = lc_tensor_to_f32(t, dst, err)) != LOLCATS_OK) return (lc_status)i;
+    {   // a checkpoint or state never carries NaN / Inf into a run
+        size_t n = lc_tensor_numel(t), j;
+        for (j = 0; j < n; j++)
+            if (!isfinite(dst[j]))
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s holds %g at element %lu: not "
+                                    "finite (saved from a diverged run? use an earlier checkpoint)",
+                                    lc_st_path(f), name, (double)dst[j], (unsigned long)j);
+    }
+    return LOLCATS_OK;
 }
 
 LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_model *m, lc_error *err) {
@@ -9683,6 +9920,11 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
         (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
         goto fail;
+    if (eps < 0 || (float)eps > 1.0f || !isfinite((float)alpha)) {
+        st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata eps %g / lora_alpha %g out of range "
+                          "(eps in [0, 1], alpha a finite float)", file, eps, alpha);
+        goto fail;
+    }
     s = lc_st_meta(f, "feature_map");
     act = s ? lc_fmap_act_parse(s) : LOLCATS_FMAP_SOFTMAX_DIM;
     if (act < 0) { st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: unknown feature_map '%s'", file, s); goto fail; }
@@ -10057,8 +10299,8 @@ LCIMPL lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const c
     pr->sched.patience = (int)v;
     if ((st = lc__meta_int(f, "num_bad", 1, 0, 0, 1 << 30, &v, err))) goto done;
     pr->sched.num_bad = (int)v;
-    if ((st = lc__meta_num(f, "sched_best", 1, 0, &pr->sched.best, err))) goto done;
-    if ((st = lc__meta_num(f, "best_val", 1, 0, &pr->best_val, err))) goto done;
+    if ((st = lc__meta_num_in(f, "sched_best", 1, 0, 1, &pr->sched.best, err))) goto done;
+    if ((st = lc__meta_num_in(f, "best_val", 1, 0, 1, &pr->best_val, err))) goto done;
     lc_train_zero_grad(t);
 done:
     lc_st_close(f);
@@ -10668,8 +10910,9 @@ static lc_status lc__ref_meta_float(const lc_st_file *in, const char *key, float
     *out = def;
     if (!s) return LOLCATS_OK;
     v = strtod(s, &end);
-    if (end == s || *end || !(v == v))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s='%s' is not a number", lc_st_path(in), key, s);
+    if (end == s || *end || !isfinite(v) || !isfinite((float)v))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s='%s' is not a finite float",
+                            lc_st_path(in), key, s);
     *out = (float)v;
     return LOLCATS_OK;
 }

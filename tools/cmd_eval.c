@@ -197,12 +197,18 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     nll = st.nll_sum / (double)st.tokens;
-    if (json)
-        printf("{\"nll\": %.6f, \"ppl\": %.4f, \"tokens\": %lld, \"records\": %ld, \"ctx\": %d, "
+    if (json) {   /* null, never a bare nan / inf */
+        printf("{\"nll\": ");
+        tool_json_num(stdout, "%.6f", nll);
+        printf(", \"ppl\": ");
+        tool_json_num(stdout, "%.4f", exp(nll));
+        printf(", \"tokens\": %lld, \"records\": %ld, \"ctx\": %d, "
                "\"model\": \"%s\", \"lolcats\": \"%s\", \"attention\": \"%s\", \"data\": \"%s\", "
                "\"cpu_seconds\": %.2f}\n",
-               nll, exp(nll), st.tokens, records, ctx, model_path, lo.lolcats ? lo.lolcats : "", desc, data,
-               secs);
+               st.tokens, records, ctx, model_path, lo.lolcats ? lo.lolcats : "", desc, data, secs);
+    } else if (!isfinite(nll))
+        printf("%s on %s: mean NLL is not finite (%g) over %lld tokens (ctx %d, %s)\n", model_path, data, nll,
+               st.tokens, ctx, desc);
     else
         printf("%s on %s: mean NLL %.6f nats/token, perplexity %.4f over %lld tokens%s "
                "(ctx %d, %s, %.1f s CPU)\n",
@@ -210,6 +216,12 @@ int cmd_eval(int argc, char **argv) {
                is_jsonl ? (all_tokens ? " (all tokens after BOS)" : " (response + EOS)") : "",
                ctx, desc, secs);
     rc = 0;
+    if (!isfinite(nll)) {
+        fprintf(stderr, "lolcats: error: the mean NLL is %g: the forward gave non-finite logits (the weights "
+                        "were finite at load, so an overflow: outsized weights, or a diverged LoLCATs "
+                        "checkpoint)\n", nll);
+        rc = 1;
+    }
 done:
     free(text);
     free(st.logits);

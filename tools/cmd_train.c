@@ -697,22 +697,31 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         /* stage 2 data parallel: the sequences' gradients summed over the ranks */
         if (stage == 2) tool_mpi_sum_f32(t.grads, t.n_params);
         loss = sum / o->grad_accum;
-        if (!isfinite(loss)) {
+        if (!isfinite(loss) || !tool_all_finite(t.grads, t.n_params)) {   /* never carried into the state */
             if (tty) fputc('\n', stderr);
-            fprintf(stderr, "lolcats: stage %d: the loss is %g at step %lld: stopping; the last good checkpoint %s "
-                            "and %s are kept (try a lower --lr)\n", stage, loss, (long long)t.step + 1, out, spath);
+            tool_nonfinite_stop(stage, (long long)t.step + 1, isfinite(loss) ? "a gradient (the loss is finite)"
+                                : stage == 1 ? "the distillation (attention output MSE) loss" : "the LM loss",
+                                isfinite(loss) ? (double)NAN : loss,
+                                t.step == start_step ? TOOL_NF_START : TOOL_NF_LATER, (double)pr.sched.lr, out, spath);
             goto done;
         }
         opt.lr = pr.sched.lr;
         lc_train_adamw(&t, &opt, 1.0f / (float)o->grad_accum);
+        if (!tool_all_finite(t.params, t.n_params)) {
+            if (tty) fputc('\n', stderr);
+            tool_nonfinite_stop(stage, (long long)t.step, "a parameter after the update", (double)NAN,
+                                TOOL_NF_UPDATE, (double)opt.lr, out, spath);
+            goto done;
+        }
         if (t.step - 1 < total_steps) res->train_loss[t.step - 1] = loss;
         if (d->n_val > 0 && ((o->val_every > 0 && t.step % o->val_every == 0) || t.step == total_steps)) {
             if (validate(&t, &blk, d, stage, &val, NULL, &err)) { tool_report(&err); goto done; }
             validated = 1;
             res->val_loss[t.step - 1] = val;
             if (!isfinite(val)) {
-                fprintf(stderr, "\nlolcats: stage %d: validation loss %g at step %lld: stopping; %s and %s are kept\n",
-                        stage, val, (long long)t.step, out, spath);
+                if (tty) fputc('\n', stderr);
+                tool_nonfinite_stop(stage, (long long)t.step, "the validation loss", val, TOOL_NF_LATER,
+                                    (double)opt.lr, out, spath);
                 goto done;
             }
             lc_plateau_step(&pr.sched, val);
@@ -739,9 +748,12 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             if (rank0 && lc_train_save_state(&t, &pr, spath, extras, 6, &err)) { tool_report(&err); goto done; }
         }
         if (jl) {
-            fprintf(jl, "{\"stage\": %d, \"step\": %lld, \"tokens\": %lld, \"loss\": %.9g, \"lr\": %.6g", stage,
-                    (long long)t.step, (long long)pr.tokens, loss, (double)opt.lr);
-            if (validated) fprintf(jl, ", \"val_loss\": %.9g", val);
+            fprintf(jl, "{\"stage\": %d, \"step\": %lld, \"tokens\": %lld, \"loss\": ", stage,
+                    (long long)t.step, (long long)pr.tokens);
+            tool_json_num(jl, "%.9g", loss);
+            fprintf(jl, ", \"lr\": ");
+            tool_json_num(jl, "%.6g", (double)opt.lr);
+            if (validated) { fprintf(jl, ", \"val_loss\": "); tool_json_num(jl, "%.9g", val); }
             fprintf(jl, "}\n");
             fflush(jl);
         }

@@ -3,6 +3,7 @@
 #include "demo_report.h"
 #include "report.h"
 #include "outsafe.h"
+#include "tools.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -84,10 +85,20 @@ void tool_report_summary(const char *dir, double l0, double a0, double l1, doubl
     outsafe_tmp(tmp);   /* removed if a signal lands in the write */
     f = fopen(tmp, "w");
     if (!f) return;
-    fprintf(f, "{\"teacher\": {\"loss\": %.6f, \"acc\": %.4f}, \"linear_no_at\": {\"loss\": %.6f, \"acc\": %.4f}, "
-               "\"hybrid_no_at\": {\"loss\": %.6f, \"acc\": %.4f}, \"hybrid_at\": {\"loss\": %.6f, \"acc\": %.4f}, "
-               "\"hybrid_at_lora\": {\"loss\": %.6f, \"acc\": %.4f}, \"hybrid_lora_only\": {\"loss\": %.6f, \"acc\": %.4f}}\n",
-            l0, a0, l1, a1, l2, a2, l3, a3, l4, a4, l5, a5);
+    {   /* null for a non-finite value, never a bare nan */
+        static const char *const names[6] = {"teacher", "linear_no_at", "hybrid_no_at", "hybrid_at",
+                                             "hybrid_at_lora", "hybrid_lora_only"};
+        const double ls[6] = {l0, l1, l2, l3, l4, l5}, as[6] = {a0, a1, a2, a3, a4, a5};
+        int i;
+        for (i = 0; i < 6; i++) {
+            fprintf(f, "%s\"%s\": {\"loss\": ", i ? ", " : "{", names[i]);
+            tool_json_num(f, "%.6f", ls[i]);
+            fprintf(f, ", \"acc\": ");
+            tool_json_num(f, "%.4f", as[i]);
+            fprintf(f, "}");
+        }
+        fprintf(f, "}\n");
+    }
     if (fclose(f) == 0 && rename(tmp, path) == 0) printf("   wrote %s\n", path);
     if (!tool_png_available()) printf("   (no PNGs: stb_image_write not found at build time; apt-get install libstb-dev)\n");
 }

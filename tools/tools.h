@@ -23,6 +23,17 @@ int cmd_cache_inputs(int argc, char **argv);
 void tool_die_usage(const char *usage);
 int tool_report(const lc_error *err);   /* prints "lolcats: <msg>", returns 1 */
 
+/* tools/finite.c: non-finite values. tool_json_num prints v with fmt, or
+   null when v is NaN / Inf (never a bare nan in JSON); tool_nonfinite_stop
+   explains a training stop at a non-finite value (kind: where it showed) and
+   names only the files that exist. */
+#include <stdio.h>
+void tool_json_num(FILE *f, const char *fmt, double v);
+int tool_all_finite(const float *x, size_t n);
+enum { TOOL_NF_START = 0, TOOL_NF_UPDATE = 1, TOOL_NF_LATER = 2 };
+void tool_nonfinite_stop(int stage, long long step, const char *what, double value, int kind, double lr,
+                         const char *ckpt, const char *state);
+
 /* tools/cmd_generate.c: the model's tokenizer (explicit path, else the HF
    directory's tokenizer.json); prints the error and returns 1 on failure. */
 int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_path,
