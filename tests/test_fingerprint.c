@@ -1,0 +1,109 @@
+/* test_fingerprint.c - a training state and cached block inputs remember what
+   their numbers depend on: `--resume` with another option that enters the
+   arithmetic (seed, loss factor, init, validation size, LoRA alpha) or with
+   another teacher of the same shapes is refused, naming each difference, and
+   so is `distill --inputs` on hidden states cached from another teacher; the
+   unchanged resume still continues. A teacher whose file changes during a
+   run stops it at the next step with a message naming the file. */
+#define _POSIX_C_SOURCE 200809L
+#define LOLCATS_IMPLEMENTATION
+#include "lolcats.h"
+#include "check.h"
+#include "tiny_files.h"
+
+static char tmp[256];
+static const char *bin;
+
+#define BASE "--tokenizer %s/tok.bin --data %s/d.txt --seq-len 32 --grad-accum 2 --tokens 640 --val-seqs 2 " \
+             "--seed 5 --feature-dim 4 --window 8 --val-every 2"
+
+/* `lolcats WHAT --model TMP/MODEL BASE ARGS`, output appended to log.txt */
+static int run(const char *what, const char *model, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s --model %s/%s " BASE " %s >>%s/log.txt 2>&1", bin, what, tmp, model, tmp, tmp,
+             args, tmp);
+    return tiny_sh(cmd);
+}
+
+static int log_has(const char *text) {
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "tail -n 30 %s/log.txt | grep -q -- '%s'", tmp, text);
+    return tiny_sh(cmd) == 0;
+}
+
+static void log_mark(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "echo ---- >>%s/log.txt", tmp);
+    (void)tiny_sh(cmd);
+}
+
+/* dst = src with one float of the embedding changed (same shapes, another teacher) */
+static int write_other_teacher(const char *src, const char *dst) {
+    char cmd[4200];
+    FILE *f;
+    float x = 0.125f;
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+    if (tiny_sh(cmd) != 0 || !(f = fopen(dst, "r+b"))) return 0;
+    if (fseek(f, 28 + 4 * 17, SEEK_SET) != 0 || fwrite(&x, sizeof x, 1, f) != 1) { fclose(f); return 0; }
+    return fclose(f) == 0;
+}
+
+static void refused(const char *what, const char *model, const char *args, const char *diff, const char *name) {
+    log_mark();
+    CHECK(run(what, model, args) == 1 && log_has(diff), "%s: a resume with %s was not refused naming '%s' (see %s/log.txt)",
+          name, args, diff, tmp);
+    printf("  %-60s refused\n", name);
+}
+
+int main(void) {
+    char p[2048], a[2048];
+    bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+    snprintf(tmp, sizeof tmp, "build/tests/fp_XXXXXX");
+    if (!mkdtemp(tmp)) { printf("cannot create a temporary directory\n0 passed, 1 failed\n"); return 1; }
+    setenv("OMP_NUM_THREADS", "1", 1);
+    snprintf(p, sizeof p, "%s/m.bin", tmp); CHECK(tiny_write_model(p), "write %s", p);
+    snprintf(a, sizeof a, "%s/m2.bin", tmp); CHECK(write_other_teacher(p, a), "write %s", a);
+    snprintf(p, sizeof p, "%s/tok.bin", tmp); CHECK(tiny_write_tokenizer(p), "write %s", p);
+    snprintf(p, sizeof p, "%s/d.txt", tmp); CHECK(tiny_write_text(p), "write %s", p);
+
+    printf("--resume with another setup (tiny model)\n");
+    snprintf(p, sizeof p, "--out %s/a.safetensors --stop-after 2", tmp);
+    CHECK(run("distill", "m.bin", p) == 3, "distill --stop-after 2 did not stop with 3 (see %s/log.txt)", tmp);
+    snprintf(p, sizeof p, "--out %s/a.safetensors --resume --seed 7", tmp);
+    refused("distill", "m.bin", p, "--seed: .* has 5, this run 7", "distill --resume --seed 7");
+    snprintf(p, sizeof p, "--out %s/a.safetensors --resume --mse-factor 0.5 --init kaiming", tmp);
+    refused("distill", "m.bin", p, "--mse-factor: .* has 1000, this run 0.5", "distill --resume --mse-factor 0.5 (1st diff)");
+    CHECK(log_has("--init: .* has identity, this run kaiming") && log_has("2 differences"),
+          "the second difference (--init) was not named");
+    snprintf(p, sizeof p, "--out %s/a.safetensors --resume --val-seqs 3", tmp);
+    refused("distill", "m.bin", p, "--val-seqs: .* has 2, this run 3", "distill --resume --val-seqs 3");
+    snprintf(p, sizeof p, "--out %s/a.safetensors --resume", tmp);
+    refused("distill", "m2.bin", p, "teacher (--model): .* has bytes=", "distill --resume, another teacher (same shapes)");
+
+    printf("finetune --resume with another LoRA alpha\n");
+    snprintf(p, sizeof p, "--lolcats %s/a.safetensors --out %s/f.safetensors --stop-after 1", tmp, tmp);
+    CHECK(run("finetune", "m.bin", p) == 3, "finetune --stop-after 1 did not stop with 3 (see %s/log.txt)", tmp);
+    snprintf(p, sizeof p, "--lolcats %s/a.safetensors --out %s/f.safetensors --resume --lora-alpha 3", tmp, tmp);
+    refused("finetune", "m.bin", p, "--lora-alpha: .* has 16, this run 3", "finetune --resume --lora-alpha 3");
+
+    printf("the same setup resumes\n");
+    snprintf(p, sizeof p, "--out %s/a.safetensors --resume", tmp);
+    log_mark();
+    CHECK(run("distill", "m.bin", p) == 0, "an unchanged distill --resume failed (see %s/log.txt)", tmp);
+
+    printf("distill --inputs cached from another teacher\n");
+    snprintf(p, sizeof p, "--layers 1:2 --out %s/cache", tmp);
+    log_mark();
+    CHECK(run("cache-inputs", "m.bin", p) == 0, "cache-inputs failed (see %s/log.txt)", tmp);
+    snprintf(p, sizeof p, "--layers 1:2 --inputs %s/cache --out %s/b.safetensors", tmp, tmp);
+    refused("distill", "m2.bin", p, "teacher (--model): .*shard-00000.safetensors has bytes=",
+            "distill --inputs from another teacher");
+    log_mark();
+    CHECK(run("distill", "m.bin", p) == 0, "distill --inputs from the same teacher failed (see %s/log.txt)", tmp);
+
+    if (check_fail_ == 0) {
+        snprintf(p, sizeof p, "rm -rf '%s'", tmp);
+        if (system(p) != 0) printf("note: could not remove %s\n", tmp);
+    }
+    return check_done();
+}
