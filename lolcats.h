@@ -8310,12 +8310,88 @@ static int lc__join(char *out, size_t cap, const char *dir, const char *name) {
     return 1;
 }
 
+// The JSON type of every config field the loader reads, checked before any is
+// read: "8" (a string), 8.5 or true where an integer is expected are refused,
+// never coerced. Kinds: i integer, n number, b bool, s string, a array, o
+// object; upper case: null allowed too; t: token id(s) (integer, array of
+// integers, or null).
+static lc_status lc__hf_config_types(const lc__json *d, const lc__json_node *obj, const char *where,
+                                     const char *path, lc_error *err) {
+    static const char *const fields[] = {
+        "ihidden_size", "iintermediate_size", "inum_hidden_layers", "inum_attention_heads",
+        "Inum_key_value_heads", "Ihead_dim", "ivocab_size", "imax_position_embeddings", "Isliding_window",
+        "tbos_token_id", "teos_token_id", "tpad_token_id", "nrms_norm_eps", "Nrope_theta",
+        "btie_word_embeddings", "Battention_bias", "Bmlp_bias", "Shidden_act", "Smodel_type", "Aarchitectures",
+        "Orope_scaling", "Orope_parameters", "Nfactor", "Nlow_freq_factor", "Nhigh_freq_factor",
+        "Ioriginal_max_position_embeddings", "Srope_type", "Stype"};
+    static const char *const kinds = "inbsao";
+    static const char *const want[] = {"an integer", "a number", "true or false", "a string", "an array",
+                                       "an object"};
+    const lc__json_node *v, *e;
+    size_t i;
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char k = fields[i][0], lk = (char)(k >= 'A' && k <= 'Z' ? k - 'A' + 'a' : k), shown[48];
+        const char *name = fields[i] + 1, *w;
+        int ok, ty;
+        if (!(v = lc__json_get(d, obj, name))) continue;
+        ty = v->type;
+        if (lk == 't') {   // a token id, a list of them, or null
+            ok = ty == LC__JSON_NULL || (ty == LC__JSON_NUMBER && v->is_int);
+            for (e = ty == LC__JSON_ARRAY ? lc__json_first(d, v) : NULL, ok |= ty == LC__JSON_ARRAY; e;
+                 e = lc__json_next(d, v, e))
+                ok &= e->type == LC__JSON_NUMBER && e->is_int;
+            w = "an integer token id (or a list of them, or null)";
+        } else {
+            ok = (k != lk && ty == LC__JSON_NULL) ||
+                 (lk == 'i' && ty == LC__JSON_NUMBER && (v->is_int || v->num >= 9e18 || v->num <= -9e18)) ||
+                 (lk == 'n' && ty == LC__JSON_NUMBER) ||
+                 (lk == 'b' && (ty == LC__JSON_TRUE || ty == LC__JSON_FALSE)) ||
+                 (lk == 's' && ty == LC__JSON_STRING) || (lk == 'a' && ty == LC__JSON_ARRAY) ||
+                 (lk == 'o' && ty == LC__JSON_OBJECT);
+            w = want[strchr(kinds, lk) - kinds];
+        }
+        if (ok) continue;
+        if (ty == LC__JSON_STRING) snprintf(shown, sizeof shown, "the string \"%.30s\"", v->str);
+        else if (ty == LC__JSON_NUMBER) snprintf(shown, sizeof shown, "the number %.17g", v->num);
+        else if (ty == LC__JSON_ARRAY && lk == 't') snprintf(shown, sizeof shown, "a list with a non-integer entry");
+        else snprintf(shown, sizeof shown, "%s %s", ty == LC__JSON_ARRAY || ty == LC__JSON_OBJECT ? "an" : "",
+                      lc__json_type_name(ty));
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: field %s%s\"%s\" is %s, expected %s: fix the field "
+                            "(numbers are written without quotes)", path, where, where[0] ? "." : "", name,
+                            shown[0] == ' ' ? shown + 1 : shown, w);
+    }
+    return LOLCATS_OK;
+}
+
+// Token ids the config names (bos/eos/pad, an eos list too) must be in the vocabulary.
+static lc_status lc__hf_config_ids(const lc__json *d, const lc__json_node *r, int vocab, const char *path,
+                                   lc_error *err) {
+    static const char *const names[3] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    int i;
+    for (i = 0; i < 3; i++) {
+        const lc__json_node *v = lc__json_get(d, r, names[i]), *e;
+        if (!v || v->type == LC__JSON_NULL) continue;
+        for (e = v->type == LC__JSON_ARRAY ? lc__json_first(d, v) : v; e;
+             e = v->type == LC__JSON_ARRAY ? lc__json_next(d, v, e) : NULL)
+            if ((e->i64 < 0 || e->i64 >= vocab) && !(i == 2 && e->i64 == -1))   // pad -1: none
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s %lld is outside the vocabulary (vocab_size "
+                                    "%d: ids 0..%d): fix the field", path, names[i], (long long)e->i64, vocab,
+                                    vocab - 1);
+    }
+    return LOLCATS_OK;
+}
+
 static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
                                lc_error *err) {
     const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
     const char *arch = "", *mt;
+    lc_status st;
     if (!r || r->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
+    if ((st = lc__hf_config_types(d, r, "", path, err)) ||
+        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
+        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_parameters"), "rope_parameters", path, err)))
+        return st;
     a = lc__jget(d, r, "architectures");
     if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
     mt = lc__json_str(lc__jget(d, r, "model_type"), "");
@@ -8371,7 +8447,32 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
                                 "%s: rope scaling type \"%s\" is not supported (default, llama3)",
                                 path, ty);
     }
-    return lc__model_check_cfg(c, path, err);
+    if ((st = lc__model_check_cfg(c, path, err))) return st;
+    return lc__hf_config_ids(d, r, c->vocab_size, path, err);
+}
+
+// The files must agree with config.json: no tensor of a layer >= num_hidden_layers
+// (a config with fewer layers would silently drop them), and no tensor in two
+// shards (which one would be read?).
+static lc_status lc__hf_check_shards(const lc_model *m, const lc__hf_shards *sh, const char *dir, lc_error *err) {
+    int i, j, k;
+    for (i = 0; i < sh->n; i++)
+        for (k = 0; k < lc_st_count(sh->f[i]); k++) {
+            const char *nm = lc_st_tensor_at(sh->f[i], k)->name;
+            long l;
+            if (!strncmp(nm, "model.layers.", 13) && nm[13] >= '0' && nm[13] <= '9' &&
+                (l = strtol(nm + 13, NULL, 10)) >= m->cfg.n_layers)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: config.json says num_hidden_layers = %d, but %s "
+                                    "holds %s (layer %ld): the config does not match the weights (fix "
+                                    "num_hidden_layers, or use the config that came with these files)", dir,
+                                    m->cfg.n_layers, lc_st_path(sh->f[i]), nm, l);
+            for (j = i + 1; j < sh->n; j++)
+                if (lc_st_find(sh->f[j], nm))
+                    return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is in two shards, %s and %s: "
+                                        "remove the stale shard (or re-download the model)", dir, nm,
+                                        lc_st_path(sh->f[i]), lc_st_path(sh->f[j]));
+        }
+    return LOLCATS_OK;
 }
 
 LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
@@ -8489,6 +8590,7 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
 #undef LC__HF_L
     }
 #undef LC__HF_T
+    if ((s = lc__hf_check_shards(m, sh, dir, err))) goto fail;
     return LOLCATS_OK;
 fail:
     lc_model_free(m);

@@ -120,6 +120,48 @@ static void write_config_with(const char *dir, const char *key, const char *val)
     write_model(dir, cfg, 0, 0, 0);
 }
 
+/* dir as write_model writes it, with the weights split into two shards listed
+   in model.safetensors.index.json: shard 1 holds every tensor, shard 2 only
+   extra (a tensor of shard 1 again, or one of a layer beyond the config) */
+static void write_sharded(const char *dir, const char *extra) {
+    static float data[64];
+    char p1[512], p2[512], idx[8192];
+    lc_st_file *f = NULL;
+    lc_tensor t;
+    lc_error err;
+    size_t n;
+    int i;
+    write_model(dir, good_config, 0, 0, 0);
+    snprintf(p1, sizeof p1, "%s/%s/model.safetensors", tmp, dir);
+    snprintf(p2, sizeof p2, "%s/%s/model-00001-of-00002.safetensors", tmp, dir);
+    if (rename(p1, p2) != 0 || lc_st_open(&f, p2, &err)) { printf("note: cannot shard %s\n", dir); return; }
+    n = (size_t)snprintf(idx, sizeof idx, "{\"metadata\": {}, \"weight_map\": {");
+    for (i = 0; i < lc_st_count(f); i++)
+        if (strcmp(lc_st_tensor_at(f, i)->name, extra))
+            n += (size_t)snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-00001-of-00002.safetensors\", ",
+                                  lc_st_tensor_at(f, i)->name);
+    snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-00002-of-00002.safetensors\"}}", extra);
+    lc_st_close(f);
+    snprintf(p1, sizeof p1, "%s/model.safetensors.index.json", dir);
+    write_str(p1, idx);
+    memset(&t, 0, sizeof t);
+    t.name = extra;
+    t.dtype = LOLCATS_DTYPE_F32;
+    t.ndim = 1;
+    t.shape[0] = 8;
+    t.nbytes = 8 * sizeof(float);
+    t.data = data;
+    snprintf(p2, sizeof p2, "%s/%s/model-00002-of-00002.safetensors", tmp, dir);
+    if (lc_st_write(p2, &t, 1, NULL, 0, &err)) printf("note: %s\n", err.msg);
+}
+
+/* the good config with one more field */
+static void write_config_plus(const char *dir, const char *field) {
+    char cfg[1200];
+    snprintf(cfg, sizeof cfg, "%.*s, %s}", (int)strlen(good_config) - 1, good_config, field);
+    write_model(dir, cfg, 0, 0, 0);
+}
+
 /* ---- ref cases ---- */
 static void write_ref(const char *name, int Nk, const char *op, size_t pad) {
     static float q[2 * 5 * 4], k[6 * 4], v[6 * 4];
@@ -276,6 +318,37 @@ int main(void) {
     row("missing tensor", "inspect %T/m_nodown", "down_proj|missing");
     write_model("m_ok", good_config, 0, 0, 0);
     CHECK(run("inspect %T/m_ok", &msg) == 0, "the well-formed tiny model loads: %s", msg);
+
+    printf("config fields of the wrong type, ids outside the vocabulary, files that disagree with the config\n");
+    write_config_with("m_lstr", "num_hidden_layers", "\"1\"");
+    row("num_hidden_layers as a string", "inspect %T/m_lstr", "config.json|num_hidden_layers|string|integer");
+    write_config_with("m_lflt", "num_hidden_layers", "1.5");
+    row("num_hidden_layers 1.5", "inspect %T/m_lflt", "config.json|num_hidden_layers|1.5|integer");
+    write_config_with("m_lbool", "num_hidden_layers", "true");
+    row("num_hidden_layers true", "inspect %T/m_lbool", "config.json|num_hidden_layers|true|integer");
+    write_config_with("m_epsstr", "rms_norm_eps", "\"1e-5\"");
+    row("rms_norm_eps as a string", "inspect %T/m_epsstr", "config.json|rms_norm_eps|string|number");
+    write_config_with("m_tiestr", "tie_word_embeddings", "1");
+    row("tie_word_embeddings 1", "inspect %T/m_tiestr", "config.json|tie_word_embeddings|true or false");
+    write_config_plus("m_eos", "\"eos_token_id\": 16");
+    row("eos_token_id = vocab_size", "inspect %T/m_eos", "config.json|eos_token_id|16|vocab");
+    write_config_plus("m_eosl", "\"eos_token_id\": [2, 99]");
+    row("eos_token_id list with 99", "inspect %T/m_eosl", "config.json|eos_token_id|99|vocab");
+    write_config_plus("m_bos", "\"bos_token_id\": -3");
+    row("bos_token_id -3", "inspect %T/m_bos", "config.json|bos_token_id|-3");
+    write_config_plus("m_eoss", "\"eos_token_id\": \"2\"");
+    row("eos_token_id as a string", "inspect %T/m_eoss", "config.json|eos_token_id|string");
+    write_config_plus("m_rs", "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": \"8\"}");
+    row("rope_scaling.factor as a string", "inspect %T/m_rs", "config.json|rope_scaling.|factor|number");
+    write_config_plus("m_eosok", "\"eos_token_id\": [2, 1], \"pad_token_id\": -1, \"sliding_window\": null");
+    CHECK(run("inspect %T/m_eosok", &msg) == 0, "a config with an eos list, pad -1 and null window loads: %s", msg);
+    write_sharded("m_layer", "model.layers.1.input_layernorm.weight");
+    row("files hold a layer beyond num_hidden_layers", "inspect %T/m_layer",
+        "num_hidden_layers = 1|model.layers.1.input_layernorm.weight|model-00002-of-00002");
+    write_sharded("m_dup", "model.norm.weight");
+    row("a tensor in two shards", "inspect %T/m_dup", "model.norm.weight|two shards|model-00001-of-00002|model-00002");
+    write_sharded("m_shok", "lm_head.extra");
+    CHECK(run("inspect %T/m_shok", &msg) == 0, "a model in two shards (an unused extra tensor) loads: %s", msg);
 
     printf("tokenizers and data\n");
     write_model("m_tok", good_config, 0, 0, 1);
