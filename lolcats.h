@@ -5234,6 +5234,48 @@ LC__FILES_FN const char *lc__json_str(const lc__json_node *n, const char *dflt) 
 
 enum { LC__MAP_NONE = 0, LC__MAP_MAPPED = 1, LC__MAP_HEAP = 2 };
 
+// Every file the library reads must be a regular file: a directory, a FIFO
+// (reading it blocks until someone writes), a device (/dev/zero never ends) or
+// a socket is refused up front, naming what was found. mode: a stat st_mode.
+LC__FILES_FN lc_status lc__regular_mode(unsigned long mode, const char *path, lc_error *err) {
+#if defined(_WIN32)
+    (void)mode; (void)path; (void)err;
+    return LOLCATS_OK;
+#else
+    const char *kind = S_ISREG(mode) ? NULL : S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+                     : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device" : "not a regular file";
+    if (!kind) return LOLCATS_OK;
+    return lc_error_set(err, LOLCATS_ERR_IO, "%s: is %s, expected a regular file%s", path, kind,
+                        S_ISDIR(mode) ? " (check the path)" : ": reading it could block or never end; save the "
+                        "contents to a file and pass that");
+#endif
+}
+
+// 1 when path exists (without opening it: a FIFO would block)
+LC__FILES_FN int lc__exists(const char *path) {
+#if defined(_WIN32)
+    FILE *fp = fopen(path, "rb");
+    if (fp) fclose(fp);
+    return fp != NULL;
+#else
+    struct stat sb;
+    return stat(path, &sb) == 0;
+#endif
+}
+
+// stat + lc__regular_mode, before a file is opened with fopen
+LC__FILES_FN lc_status lc__regular(const char *path, lc_error *err) {
+#if defined(_WIN32)
+    (void)path; (void)err;
+    return LOLCATS_OK;
+#else
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
+    return lc__regular_mode((unsigned long)sb.st_mode, path, err);
+#endif
+}
+
 typedef struct lc__map {
     const void *data;
     size_t size;
@@ -5279,7 +5321,9 @@ LC__FILES_FN lc_status lc__map_read(lc__map *m, FILE *fp, const char *path, lc_e
 
 LC__FILES_FN lc_status lc__map_read_path(lc__map *m, const char *path, lc_error *err) {
     lc_status st;
-    FILE *fp = fopen(path, "rb");
+    FILE *fp;
+    if ((st = lc__regular(path, err))) return st;
+    fp = fopen(path, "rb");
     if (!fp) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
     st = lc__map_read(m, fp, path, err);
     fclose(fp);
@@ -5321,8 +5365,13 @@ LC__FILES_FN lc_status lc__map_file(lc__map *m, const char *path, lc_error *err)
     {
         struct stat sb;
         void *p;
-        int fd = open(path, O_RDONLY);
+        lc_status st;
+        int fd = open(path, O_RDONLY | O_NONBLOCK);   // a FIFO must not block the open
         if (fd < 0) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
+        if (fstat(fd, &sb) == 0 && (st = lc__regular_mode((unsigned long)sb.st_mode, path, err))) {
+            close(fd);
+            return st;
+        }
         if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
             (unsigned long long)sb.st_size > (unsigned long long)(size_t)-1) {
             close(fd);
@@ -6787,13 +6836,21 @@ static void *lc__mcalloc(size_t n, size_t size) {
 
 // Reads a small text/binary file into a NUL-terminated heap buffer.
 static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error *err) {
-    FILE *fp = fopen(path, "rb");
+    FILE *fp;
     long sz;
+    lc_status st;
     *out = NULL;
-    if (!fp) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
+    if (!lc__exists(path)) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
+    if ((st = lc__regular(path, err))) return st;
+    if (!(fp = fopen(path, "rb"))) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
     if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
         fclose(fp);
         return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot determine the size", path);
+    }
+    if ((unsigned long)sz > (1ul << 30)) {   // config, index and tokenizer files are megabytes at most
+        fclose(fp);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %ld bytes is implausibly large for a config or tokenizer "
+                            "file (1 GiB at most): wrong file?", path, sz);
     }
     *out = (char *)LOLCATS_MALLOC((size_t)sz + 1);
     if (!*out) { fclose(fp); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
@@ -7109,8 +7166,16 @@ LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
     if (strlen(path) + 16 > sizeof buf)
         return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", path);
     sprintf(buf, "%s/config.json", path);
-    fp = fopen(buf, "rb");
-    if (fp) { fclose(fp); return lc_model_load_hf(m, path, err); }
+    if (lc__exists(buf)) return lc_model_load_hf(m, path, err);
+#if !defined(_WIN32)
+    {   // a directory without config.json: say so (not "read error")
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return lc_error_set(err, LOLCATS_ERR_IO, "%s: is a directory without config.json: pass a Hugging Face "
+                                "model directory or a llama2.c .bin file", path);
+    }
+#endif
+    (void)fp;
     return lc_model_load_llama2c(m, path, err);
 }
 
@@ -8508,8 +8573,9 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
     m->format = LOLCATS_MODEL_HF;
     // shards: the index's weight_map, else model.safetensors
     sprintf(path, "%s/model.safetensors.index.json", dir);
-    if (lc__read_all(path, &text, &n, NULL) == LOLCATS_OK) {
+    if (lc__exists(path)) {
         const lc__json_node *wm, *c;
+        if ((s = lc__read_all(path, &text, &n, err))) goto fail;
         s = lc__json_parse(&d, text, n, path, err);
         LOLCATS_FREE(text);
         if (s) goto fail;
@@ -9759,9 +9825,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     memset(lp, 0, sizeof *lp);
     if (strlen(path) + 24 > sizeof file) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", path);
     snprintf(file, sizeof file, "%s/model.safetensors", path);   // a merged directory?
-    fp = fopen(file, "rb");
-    if (fp) fclose(fp);
-    else snprintf(file, sizeof file, "%s", path);
+    (void)fp;
+    if (!lc__exists(file)) snprintf(file, sizeof file, "%s", path);
     if ((st = lc_st_open(&f, file, err))) return st;
     if (!lc_st_meta(f, "lolcats_format")) {
         st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a LoLCATs checkpoint (no lolcats_format metadata)", file);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static char tmp[256];
 static const char *bin;
@@ -368,6 +369,53 @@ int main(void) {
     write_str("bad2.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"\n");
     row("Alpaca line that is not JSON", "eval --model %T/m_ok --data %T/bad2.jsonl", "bad2.jsonl:1");
     row("data file that does not exist", "eval --model %T/m_ok --data %T/nope.txt", "nope.txt");
+
+    printf("files that are not what they seem (a FIFO, /dev/zero, a directory, UTF-16 text)\n");
+    alarm(120);   /* a FIFO that blocks must fail the test, not hang it */
+    CHECK(mkfifo(path_of("fifo"), 0600) == 0 && mkfifo(path_of("fifo.jsonl"), 0600) == 0, "mkfifo %s",
+          path_of("fifo"));
+    mkdir(path_of("adir"), 0700);
+    row("FIFO as safetensors", "inspect %T/fifo", "fifo|FIFO");
+    row("FIFO as the model", "eval --model %T/fifo --data %T/fifo", "fifo|FIFO");
+    row("/dev/zero as the model", "eval --model /dev/zero --data %T/fifo", "/dev/zero|character device");
+    row("directory without config.json as the model", "eval --model %T/adir --data %T/ws.txt", "adir|directory");
+    row("FIFO as the data", "eval --model %T/m_ok --data %T/fifo", "fifo|FIFO");
+    row("FIFO as Alpaca data", "eval --model %T/m_ok --data %T/fifo.jsonl", "fifo.jsonl|FIFO");
+    row("/dev/zero as the data", "eval --model %T/m_ok --data /dev/zero", "/dev/zero|character device");
+    row("directory as the data", "eval --model %T/m_ok --data %T/adir", "adir|is a directory");
+    row("directory as training data", "distill --model %T/m_ok --data %T/adir --out %T/x.safetensors",
+        "adir|is a directory");
+    row("FIFO as the tokenizer", "generate --model %T/m_ok --tokenizer %T/fifo --prompt a --steps 1", "fifo|FIFO");
+    row("/dev/zero as the tokenizer", "generate --model %T/m_ok --tokenizer /dev/zero --prompt a --steps 1",
+        "/dev/zero|character device");
+    row("directory as the tokenizer", "generate --model %T/m_ok --tokenizer %T/adir --prompt a --steps 1",
+        "adir|directory");
+    row("FIFO as a LoLCATs checkpoint", "eval --model %T/m_ok --data %T/ws.txt --lolcats %T/fifo", "fifo|FIFO");
+    write_model("m_fifocfg", good_config, 0, 0, 0);
+    remove(path_of("m_fifocfg/config.json"));
+    CHECK(mkfifo(path_of("m_fifocfg/config.json"), 0600) == 0, "mkfifo config.json");
+    row("FIFO as config.json", "inspect %T/m_fifocfg", "config.json|FIFO");
+    write_model("m_fifoidx", good_config, 0, 0, 0);
+    CHECK(mkfifo(path_of("m_fifoidx/model.safetensors.index.json"), 0600) == 0, "mkfifo index");
+    row("FIFO as the shard index", "inspect %T/m_fifoidx", "index.json|FIFO");
+    write_model("m_dirst", good_config, 0, 0, 0);
+    remove(path_of("m_dirst/model.safetensors"));
+    mkdir(path_of("m_dirst/model.safetensors"), 0700);
+    row("directory as model.safetensors", "inspect %T/m_dirst", "model.safetensors|is a directory");
+    CHECK(mkfifo(path_of("x.safetensors.state"), 0600) == 0, "mkfifo state");
+    write_str("words.txt", "a b a b ab ab a b ab a b a b ab ab a b ab a b a b ab ab a b ab a b a b ab ab a b ab\n");
+    row("FIFO as the training state (--resume)", "distill --model %T/m_ok --data %T/words.txt --seq-len 4 --out "
+        "%T/x.safetensors --resume", "x.safetensors.state|FIFO");
+    write_bytes("u16.txt", "\xff\xfeh\0e\0l\0l\0o\0 \0w\0o\0r\0l\0d\0\n\0", 26);
+    row("UTF-16 text with a byte-order mark", "eval --model %T/m_ok --data %T/u16.txt", "u16.txt|UTF-16|UTF-8");
+    write_bytes("u16be.txt", "\0h\0e\0l\0l\0o\0 \0w\0o\0r\0l\0d\0\n", 24);
+    row("UTF-16 text without a byte-order mark", "distill --model %T/m_ok --data %T/u16be.txt --out %T/x.safetensors",
+        "u16be.txt|UTF-16|convert");
+    write_bytes("u32.txt", "\xff\xfe\0\0h\0\0\0i\0\0\0", 12);
+    row("UTF-32 text", "eval --model %T/m_ok --data %T/u32.txt", "u32.txt|UTF-32");
+    write_bytes("u16.jsonl", "\xff\xfe{\0}\0\n\0", 8);
+    row("UTF-16 Alpaca data", "eval --model %T/m_ok --data %T/u16.jsonl", "u16.jsonl|UTF-16");
+    alarm(0);
 
     printf("ref cases (lolcats ref IN OUT)\n");
     write_ref("ref_dims.safetensors", 6, "softmax_attention", 0);

@@ -686,11 +686,9 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     if (stage_record(&fp, o, stage, &tc, &blk, budget, lr, lp_in, tfp)) goto done;
     n_skv = tool_fp_meta(&fp, extras, 6, skv);
     if (o->resume) {
-        FILE *sfp = fopen(spath, "rb");
-        if (sfp) {
+        if (file_exists(spath)) {   /* not fopen: a FIFO would block (lc_st_open refuses it) */
             lc_st_file *sf = NULL;
             int i, nd;
-            fclose(sfp);
             if (lc_st_open(&sf, spath, &err)) { tool_report(&err); goto done; }
             if ((nd = tool_fp_check(&fp, sf, spath)) > 0) {
                 fprintf(stderr, "lolcats: error: --resume: %s was written by another setup (%d difference%s above): "

@@ -1,13 +1,27 @@
 /* data.c - text and Alpaca JSONL data: reading, the prompt template, packing
    into chunks, validation split and shuffled order (see data.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "data.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* NULL (errno set) for what is not a regular file: a FIFO would block, a
+   device never ends, a directory reads as nothing */
+static FILE *open_regular(const char *path, struct stat *sb) {
+    FILE *f;
+    if (stat(path, sb) != 0) return NULL;
+    if (!S_ISREG(sb->st_mode)) { errno = S_ISDIR(sb->st_mode) ? EISDIR : EINVAL; return NULL; }
+    f = fopen(path, "rb");
+    return f;
+}
 
 char *tool_read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
+    struct stat sb;
+    FILE *f = open_regular(path, &sb);
     char *buf;
     long sz;
     if (!f) return NULL;
@@ -20,6 +34,38 @@ char *tool_read_file(const char *path, size_t *n) {
     fclose(f);
     if (buf) { buf[sz] = 0; *n = (size_t)sz; }
     return buf;
+}
+
+char *tool_read_text(const char *path, size_t *n, lc_error *err) {
+    struct stat sb;
+    const unsigned char *u;
+    char *text;
+    size_t i, k, nul = 0;
+    int bom16, bom32;
+    if (stat(path, &sb) != 0)
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno)), NULL;
+    if (!S_ISREG(sb.st_mode))
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: is %s, expected a regular file%s", path,
+                            S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" :
+                            S_ISCHR(sb.st_mode) ? "a character device" : "not a regular file",
+                            S_ISDIR(sb.st_mode) ? " (check the path)" : ": reading it could block or never end; "
+                            "save the data to a file and pass that"), NULL;
+    if (!(text = tool_read_file(path, n)))
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot read: %s", path, strerror(errno)), NULL;
+    u = (const unsigned char *)text;
+    k = *n < 4096 ? *n : 4096;
+    for (i = 0; i < k; i++) nul += u[i] == 0;
+    bom16 = *n >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF));
+    bom32 = *n >= 4 && ((u[0] == 0xFF && u[1] == 0xFE && !u[2] && !u[3]) || (!u[0] && !u[1] && u[2] == 0xFE && u[3] == 0xFF));
+    if (bom16 || bom32 || (k >= 4 && nul * 8 >= k)) {   /* UTF-8 text has no NUL bytes */
+        const char *enc = bom32 || (!bom16 && nul * 8 >= 5 * k) ? "UTF-32" : "UTF-16";
+        lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: looks like %s text (%s), not UTF-8: convert it to UTF-8 first "
+                     "(e.g. iconv -f %s -t UTF-8 %s > %s.utf8)", path, enc, bom16 || bom32 ? "a byte-order mark" :
+                     "NUL bytes between the characters", enc, path, path);
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 int tool_is_jsonl(const char *path) {
@@ -205,12 +251,12 @@ void tool_alpaca_free(tool_alpaca_rec *recs, long n) {
 
 int tool_alpaca_read(const char *path, tool_alpaca_rec **recs, long *n, lc_error *err) {
     size_t sz = 0, cap = 0;
-    char *text = tool_read_file(path, &sz), *line, *nl;
+    char *text = tool_read_text(path, &sz, err), *line, *nl;
     long lineno = 0;
     tool_alpaca_rec *rs = NULL;
     *recs = NULL;
     *n = 0;
-    if (!text) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot read (check the path)", path), 1;
+    if (!text) return 1;
     for (line = text; line && *line; line = nl ? nl + 1 : NULL) {
         const char *why;
         long col;
@@ -424,9 +470,9 @@ int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, cons
         tool_alpaca_free(recs, n);
     } else {
         size_t sz = 0, nid = 0;
-        char *text = tool_read_file(path, &sz);
+        char *text = tool_read_text(path, &sz, err);
         int *ids;
-        if (!text) { lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot read (check the path)", path); goto done; }
+        if (!text) goto done;
         if (sz == 0 || text[strspn(text, " \t\r\n")] == 0) {
             free(text);
             lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: empty file", path);
