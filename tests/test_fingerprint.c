@@ -11,6 +11,10 @@
 #include "check.h"
 #include "tiny_files.h"
 
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 static char tmp[256];
 static const char *bin;
 
@@ -53,6 +57,50 @@ static void refused(const char *what, const char *model, const char *args, const
     CHECK(run(what, model, args) == 1 && log_has(diff), "%s: a resume with %s was not refused naming '%s' (see %s/log.txt)",
           name, args, diff, tmp);
     printf("  %-60s refused\n", name);
+}
+
+/* Starts `lolcats distill` on TMP/MODEL with a long budget, waits for its
+   first step, stops it, applies what (1: truncate the model, 2: touch it,
+   3: send SIGBUS without changing anything), continues it and collects its
+   stderr into log. Returns the exit status (128 + signal when killed). */
+static int change_under_run(const char *model, int what, char *log, size_t cap) {
+    char cmd[4096], line[1024], path[600];
+    int fd[2], st = 0, seen = 0;
+    size_t n = 0;
+    pid_t pid;
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", tmp, model);
+    snprintf(cmd, sizeof cmd, "exec %s distill --model %s " BASE " --tokens 300000 --val-every 1 --out %s/g.safetensors",
+             bin, path, tmp, tmp, tmp);
+    log[0] = 0;
+    if (pipe(fd) != 0) return -1;
+    if ((pid = fork()) == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        close(fd[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    f = fdopen(fd[0], "r");
+    while (f && fgets(line, sizeof line, f)) {
+        size_t k = strlen(line);
+        if (n + k < cap) { memcpy(log + n, line, k + 1); n += k; }
+        if (!seen && strstr(line, "stage 1 step ")) {
+            seen = 1;
+            if (what == 3) { kill(pid, SIGBUS); continue; }
+            kill(pid, SIGSTOP);
+            if (what == 1 && truncate(path, 100) != 0) printf("note: cannot truncate %s\n", path);
+            if (what == 2) {
+                snprintf(cmd, sizeof cmd, "sleep 0.05; touch '%s'", path);
+                (void)tiny_sh(cmd);
+            }
+            kill(pid, SIGCONT);
+        }
+    }
+    if (f) fclose(f);
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
 int main(void) {
@@ -100,6 +148,31 @@ int main(void) {
             "distill --inputs from another teacher");
     log_mark();
     CHECK(run("distill", "m.bin", p) == 0, "distill --inputs from the same teacher failed (see %s/log.txt)", tmp);
+
+    printf("the teacher changes under a running distill\n");
+    alarm(300);   /* a run that does not notice must fail the test, not hang it */
+    {
+        static char log[65536];
+        int rc, i;
+        const char *names[3] = {"tm1.bin", "tm2.bin", "tm3.bin"};
+        for (i = 0; i < 3; i++) {
+            snprintf(p, sizeof p, "%s/%s", tmp, names[i]);
+            CHECK(tiny_write_model(p), "write %s", p);
+        }
+        rc = change_under_run("tm1.bin", 1, log, sizeof log);
+        CHECK(rc == 1 && strstr(log, "tm1.bin") && (strstr(log, "SIGBUS: a memory-mapped input file was truncated") ||
+              strstr(log, "changed size")), "truncating the model under distill: exit %d, message:\n%s", rc, log);
+        printf("  %-60s exit %d\n", "model truncated during the run", rc);
+        rc = change_under_run("tm2.bin", 2, log, sizeof log);
+        CHECK(rc == 1 && strstr(log, "the teacher changed during the run") && strstr(log, "tm2.bin was modified"),
+              "touching the model under distill: exit %d, message:\n%s", rc, log);
+        printf("  %-60s exit %d\n", "model rewritten (mtime) during the run", rc);
+        rc = change_under_run("tm3.bin", 3, log, sizeof log);
+        CHECK(rc == 1 && strstr(log, "SIGBUS") && strstr(log, "the model") && strstr(log, "tm3.bin"),
+              "SIGBUS under distill: exit %d, message:\n%s", rc, log);
+        printf("  %-60s exit %d\n", "SIGBUS (as a truncated mapping raises it)", rc);
+    }
+    alarm(0);
 
     if (check_fail_ == 0) {
         snprintf(p, sizeof p, "rm -rf '%s'", tmp);

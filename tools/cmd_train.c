@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
 #include "data.h"
+#include "fileguard.h"
 #include "fingerprint.h"
 #include "report.h"
 #include "tool_mpi.h"
@@ -1017,6 +1018,7 @@ static int env_open(train_env *e, train_opts *o) {
     memset(&err, 0, sizeof err);
     if (lc_model_load(&e->m, o->model_path, &err)) return tool_report(&err);
     e->loaded = 1;
+    tool_fileguard_add_model(o->model_path, &e->m);
     if (!strcmp(o->data, "random")) {   /* seeded token ids: no tokenizer needed */
         long n = o->tokens > 0 ? (long)((o->tokens + o->seq_len - 1) / o->seq_len) : 64;
         if (o->seq_len > e->m.cfg.seq_len && e->m.cfg.seq_len > 0) o->seq_len = e->m.cfg.seq_len;
