@@ -7539,6 +7539,7 @@ typedef struct lc__tok_priv {
     int *mrank, *mout;
     size_t mmask;
     int n_merges;
+    int nl_split;                 // 1: no piece holds the newline's piece inside a longer one
 } lc__tok_priv;
 
 static uint32_t lc__fnv(const char *s, size_t n) {
@@ -7567,6 +7568,26 @@ static int lc__hex(int c) {
 
 // Builds the lookup tables once pieces/lens are set. Duplicate pieces keep the
 // lowest id (as a sorted-vocab binary search would find one of them).
+// A BPE token spanning a newline would have the newline symbol's piece ("\n",
+// or "<0x0A>" by byte fallback) inside a longer piece. When no piece does, no
+// merge ever crosses a newline, so lc__tok_segment may encode a long text
+// newline-delimited chunk by chunk: the same ids, scratch bounded by the chunk.
+static void lc__tok_nl_split(const lc_tokenizer *t, lc__tok_priv *pv) {
+    int nl = -1, i;
+    size_t k, ln;
+    pv->nl_split = 0;
+    if (t->kind == LOLCATS_TOK_BYTELEVEL) return;   // pre-tokenized into short segments already
+    for (i = 0; i < t->vocab_size && nl < 0; i++)
+        if (t->lens[i] == 1 && t->pieces[i][0] == '\n') nl = i;
+    if (nl < 0 && t->byte_fallback) nl = t->byte_ids['\n'];
+    if (nl < 0) return;
+    ln = (size_t)t->lens[nl];
+    for (i = 0; i < t->vocab_size; i++)
+        for (k = 0; (size_t)t->lens[i] > ln && k + ln <= (size_t)t->lens[i]; k++)
+            if (!memcmp(t->pieces[i] + k, t->pieces[nl], ln)) return;
+    pv->nl_split = 1;
+}
+
 static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err) {
     lc__tok_priv *pv = (lc__tok_priv *)t->priv;
     size_t cap = 16;
@@ -7612,6 +7633,7 @@ static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err)
     if (t->unk_id >= t->vocab_size) t->unk_id = -1;
     if (t->bos_id >= 0) pv->control[t->bos_id] = 1;
     if (t->eos_id >= 0) pv->control[t->eos_id] = 1;
+    lc__tok_nl_split(t, pv);
     return LOLCATS_OK;
 }
 
@@ -8238,8 +8260,19 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
                                  size_t cap, size_t *n, lc_error *err) {
     size_t i = 0;
     lc_status st;
-    if (t->kind != LOLCATS_TOK_BYTELEVEL)
-        return lc__tok_bpe(t, s, len, t->add_prefix_space, ids, cap, n, err);
+    if (t->kind != LOLCATS_TOK_BYTELEVEL) {   // long texts: newline-ended chunks of 64 KiB or more
+        const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
+        const size_t chunk = (size_t)1 << 16;
+        while (pv->nl_split && len - i > chunk) {
+            const char *nl = (const char *)memchr(s + i + chunk, '\n', len - i - chunk);
+            size_t w;
+            if (!nl) break;
+            w = (size_t)(nl - (s + i)) + 1;
+            if ((st = lc__tok_bpe(t, s + i, w, i == 0 ? t->add_prefix_space : 0, ids, cap, n, err))) return st;
+            i += w;
+        }
+        return lc__tok_bpe(t, s + i, len - i, i == 0 ? t->add_prefix_space : 0, ids, cap, n, err);
+    }
     while (i < len) {
         size_t w = lc__pt_next(s + i, len - i);
         if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;

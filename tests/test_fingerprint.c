@@ -4,7 +4,8 @@
    another teacher of the same shapes is refused, naming each difference, and
    so is `distill --inputs` on hidden states cached from another teacher; the
    unchanged resume still continues. A teacher whose file changes during a
-   run stops it at the next step with a message naming the file. */
+   run stops it at the next step with a message naming the file. Also: the
+   memory text data costs (peak RSS per input byte of `distill --data`). */
 #define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -12,6 +13,7 @@
 #include "tiny_files.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -173,6 +175,37 @@ int main(void) {
         printf("  %-60s exit %d\n", "SIGBUS (as a truncated mapping raises it)", rc);
     }
     alarm(0);
+
+    printf("text data memory\n");
+    {   /* peak RSS of distill on 4 MB of text minus on 15 KB, per added byte (byte tokenizer: a token a byte) */
+        struct rusage ru;
+        double small, big, per;
+        long sz0 = 0, sz1 = 0;
+        FILE *f;
+        snprintf(p, sizeof p, "for i in $(seq 1 270); do cat %s/d.txt; done > %s/big.txt", tmp, tmp);
+        CHECK(tiny_sh(p) == 0, "write big.txt");
+        snprintf(p, sizeof p, "%s/d.txt", tmp);
+        if ((f = fopen(p, "rb"))) { fseek(f, 0, SEEK_END); sz0 = ftell(f); fclose(f); }
+        snprintf(p, sizeof p, "%s/big.txt", tmp);
+        if ((f = fopen(p, "rb"))) { fseek(f, 0, SEEK_END); sz1 = ftell(f); fclose(f); }
+        snprintf(p, sizeof p, "%s distill --model %s/m.bin --tokenizer %s/tok.bin --data %s/d.txt --seq-len 32 "
+                 "--grad-accum 1 --tokens 64 --val-seqs 2 --out %s/mem.safetensors >>%s/log.txt 2>&1", bin, tmp, tmp,
+                 tmp, tmp, tmp);
+        CHECK(tiny_sh(p) == 0, "distill on d.txt failed");
+        getrusage(RUSAGE_CHILDREN, &ru);
+        small = (double)ru.ru_maxrss * 1024.0;
+        snprintf(p, sizeof p, "%s distill --model %s/m.bin --tokenizer %s/tok.bin --data %s/big.txt --seq-len 32 "
+                 "--grad-accum 1 --tokens 64 --val-seqs 2 --out %s/mem.safetensors >>%s/log.txt 2>&1", bin, tmp, tmp,
+                 tmp, tmp, tmp);
+        CHECK(tiny_sh(p) == 0, "distill on big.txt failed");
+        getrusage(RUSAGE_CHILDREN, &ru);
+        big = (double)ru.ru_maxrss * 1024.0;
+        per = (big - small) / (double)(sz1 - sz0);
+        printf("  peak RSS %.1f MB on %ld bytes of text, %.1f MB on %ld: %.1f bytes per input byte\n", small / 1e6,
+               sz0, big / 1e6, sz1, per);
+        CHECK(sz1 > 2000000 && per < 12, "text data costs %.1f bytes of RSS per input byte (at most 12: one int "
+              "token and one int label per byte, plus the text while it is tokenized)", per);
+    }
 
     if (check_fail_ == 0) {
         snprintf(p, sizeof p, "rm -rf '%s'", tmp);

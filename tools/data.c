@@ -336,7 +336,7 @@ int tool_alpaca_encode(const lc_tokenizer *tok, int eos_id, const tool_alpaca_re
 
 /* ---- packing ---- */
 typedef struct {
-    int *tok, *lab;      /* lab[i]: tok[i] when it is a target, else -1 */
+    int *tok, *lab;      /* lab[i]: tok[i] when it is a target, else -1; lab NULL: every token is */
     size_t n, cap;
 } stream;
 
@@ -363,17 +363,20 @@ static int stream_push(stream *s, const int *ids, size_t n, size_t first_target)
 }
 
 /* Chunks [c0, c0 + count) of s into tokens / labels. */
+/* chunks c0 .. c0+count-1 of T tokens: their tokens (unless tokens is NULL)
+   and labels (the next token's target; -1 at a chunk's end) */
 static int stream_chunks(const stream *s, long c0, long count, int T, int **tokens, int **labels) {
     long c;
     int i;
-    *tokens = (int *)malloc(sizeof(int) * (size_t)(count ? count : 1) * (size_t)T);
+    if (tokens && !(*tokens = (int *)malloc(sizeof(int) * (size_t)(count ? count : 1) * (size_t)T))) return 1;
     *labels = (int *)malloc(sizeof(int) * (size_t)(count ? count : 1) * (size_t)T);
-    if (!*tokens || !*labels) return 1;
+    if (!*labels) return 1;
     for (c = 0; c < count; c++) {
         size_t base = (size_t)(c0 + c) * (size_t)T;
         for (i = 0; i < T; i++) {
-            (*tokens)[(size_t)c * T + i] = s->tok[base + (size_t)i];
-            (*labels)[(size_t)c * T + i] = i + 1 < T ? s->lab[base + (size_t)i + 1] : -1;
+            if (tokens) (*tokens)[(size_t)c * T + i] = s->tok[base + (size_t)i];
+            (*labels)[(size_t)c * T + i] = i + 1 >= T ? -1 : s->lab ? s->lab[base + (size_t)i + 1]
+                                                                     : s->tok[base + (size_t)i + 1];
         }
     }
     return 0;
@@ -478,15 +481,19 @@ int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, cons
             lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: empty file", path);
             goto done;
         }
+        /* the ids become the stream itself (every token a target: no labels, no
+           copy; the training chunks below are its head, in place): about 4 bytes
+           per input byte at the peak, not 26 */
         ids = (int *)malloc((sz + 3) * sizeof(int));
-        if (!ids || lc_tokenizer_encode(tok, text, sz, 1, 0, ids, sz + 3, &nid, err) ||
-            stream_push(&tr, ids, nid, 0)) {
+        if (!ids || lc_tokenizer_encode(tok, text, sz, 1, 0, ids, sz + 3, &nid, err)) {
             if (!ids || !err->msg[0]) lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory reading %s", path);
             free(ids); free(text);
             goto done;
         }
-        free(ids);
         free(text);
+        tr.tok = (int *)realloc(ids, (nid ? nid : 1) * sizeof(int));
+        if (!tr.tok) tr.tok = ids;
+        tr.n = tr.cap = nid;
     }
     d->stream_tokens = (long long)(tr.n + va.n);
     n_chunks = (long)(tr.n / (size_t)T);
@@ -506,7 +513,11 @@ int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, cons
                      "a smaller --seq-len", path, tr.n, T, d->is_jsonl ? " after the validation records" : "");
         goto done;
     }
-    if (stream_chunks(&tr, 0, d->n, T, &d->tokens, &d->labels)) goto oom;
+    if (stream_chunks(&tr, 0, d->n, T, tr.lab ? &d->tokens : NULL, &d->labels)) goto oom;
+    if (!tr.lab) {   /* text: the training chunks are the stream's head */
+        d->tokens = tr.tok;
+        tr.tok = NULL;
+    }
     d->perm = (long *)malloc(sizeof(long) * (size_t)d->n);
     if (!d->perm) goto oom;
     rc = 0;
