@@ -6840,6 +6840,7 @@ static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error 
     long sz;
     lc_status st;
     *out = NULL;
+    if (n) *n = 0;
     if (!lc__exists(path)) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
     if ((st = lc__regular(path, err))) return st;
     if (!(fp = fopen(path, "rb"))) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
