@@ -123,8 +123,9 @@ static void write_config_with(const char *dir, const char *key, const char *val)
 
 /* dir as write_model writes it, with the weights split into two shards listed
    in model.safetensors.index.json: shard 1 holds every tensor, shard 2 only
-   extra (a tensor of shard 1 again, or one of a layer beyond the config) */
-static void write_sharded(const char *dir, const char *extra) {
+   extra (a tensor of shard 1 again, or one of a layer beyond the config);
+   moved (or NULL): a tensor of shard 1 the index puts in shard 2 */
+static void write_sharded(const char *dir, const char *extra, const char *moved) {
     static float data[64];
     char p1[512], p2[512], idx[8192];
     lc_st_file *f = NULL;
@@ -139,8 +140,9 @@ static void write_sharded(const char *dir, const char *extra) {
     n = (size_t)snprintf(idx, sizeof idx, "{\"metadata\": {}, \"weight_map\": {");
     for (i = 0; i < lc_st_count(f); i++)
         if (strcmp(lc_st_tensor_at(f, i)->name, extra))
-            n += (size_t)snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-00001-of-00002.safetensors\", ",
-                                  lc_st_tensor_at(f, i)->name);
+            n += (size_t)snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-0000%d-of-00002.safetensors\", ",
+                                  lc_st_tensor_at(f, i)->name,
+                                  moved && !strcmp(lc_st_tensor_at(f, i)->name, moved) ? 2 : 1);
     snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-00002-of-00002.safetensors\"}}", extra);
     lc_st_close(f);
     snprintf(p1, sizeof p1, "%s/model.safetensors.index.json", dir);
@@ -343,12 +345,15 @@ int main(void) {
     row("rope_scaling.factor as a string", "inspect %T/m_rs", "config.json|rope_scaling.|factor|number");
     write_config_plus("m_eosok", "\"eos_token_id\": [2, 1], \"pad_token_id\": -1, \"sliding_window\": null");
     CHECK(run("inspect %T/m_eosok", &msg) == 0, "a config with an eos list, pad -1 and null window loads: %s", msg);
-    write_sharded("m_layer", "model.layers.1.input_layernorm.weight");
+    write_sharded("m_layer", "model.layers.1.input_layernorm.weight", NULL);
     row("files hold a layer beyond num_hidden_layers", "inspect %T/m_layer",
         "num_hidden_layers = 1|model.layers.1.input_layernorm.weight|model-00002-of-00002");
-    write_sharded("m_dup", "model.norm.weight");
+    write_sharded("m_dup", "model.norm.weight", NULL);
     row("a tensor in two shards", "inspect %T/m_dup", "model.norm.weight|two shards|model-00001-of-00002|model-00002");
-    write_sharded("m_shok", "lm_head.extra");
+    write_sharded("m_idx", "lm_head.extra", "model.norm.weight");
+    row("the index puts a tensor in a shard without it", "inspect %T/m_idx",
+        "model.norm.weight|model-00002-of-00002.safetensors|does not hold it");
+    write_sharded("m_shok", "lm_head.extra", NULL);
     CHECK(run("inspect %T/m_shok", &msg) == 0, "a model in two shards (an unused extra tensor) loads: %s", msg);
 
     printf("tokenizers and data\n");
