@@ -5343,6 +5343,48 @@ LC__FILES_FN const char *lc__json_str(const lc__json_node *n, const char *dflt) 
 
 enum { LC__MAP_NONE = 0, LC__MAP_MAPPED = 1, LC__MAP_HEAP = 2 };
 
+// Every file the library reads must be a regular file: a directory, a FIFO
+// (reading it blocks until someone writes), a device (/dev/zero never ends) or
+// a socket is refused up front, naming what was found. mode: a stat st_mode.
+LC__FILES_FN lc_status lc__regular_mode(unsigned long mode, const char *path, lc_error *err) {
+#if defined(_WIN32)
+    (void)mode; (void)path; (void)err;
+    return LOLCATS_OK;
+#else
+    const char *kind = S_ISREG(mode) ? NULL : S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+                     : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device" : "not a regular file";
+    if (!kind) return LOLCATS_OK;
+    return lc_error_set(err, LOLCATS_ERR_IO, "%s: is %s, expected a regular file%s", path, kind,
+                        S_ISDIR(mode) ? " (check the path)" : ": reading it could block or never end; save the "
+                        "contents to a file and pass that");
+#endif
+}
+
+// 1 when path exists (without opening it: a FIFO would block)
+LC__FILES_FN int lc__exists(const char *path) {
+#if defined(_WIN32)
+    FILE *fp = fopen(path, "rb");
+    if (fp) fclose(fp);
+    return fp != NULL;
+#else
+    struct stat sb;
+    return stat(path, &sb) == 0;
+#endif
+}
+
+// stat + lc__regular_mode, before a file is opened with fopen
+LC__FILES_FN lc_status lc__regular(const char *path, lc_error *err) {
+#if defined(_WIN32)
+    (void)path; (void)err;
+    return LOLCATS_OK;
+#else
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
+    return lc__regular_mode((unsigned long)sb.st_mode, path, err);
+#endif
+}
+
 typedef struct lc__map {
     const void *data;
     size_t size;
@@ -5388,7 +5430,9 @@ LC__FILES_FN lc_status lc__map_read(lc__map *m, FILE *fp, const char *path, lc_e
 
 LC__FILES_FN lc_status lc__map_read_path(lc__map *m, const char *path, lc_error *err) {
     lc_status st;
-    FILE *fp = fopen(path, "rb");
+    FILE *fp;
+    if ((st = lc__regular(path, err))) return st;
+    fp = fopen(path, "rb");
     if (!fp) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
     st = lc__map_read(m, fp, path, err);
     fclose(fp);
@@ -5430,8 +5474,13 @@ LC__FILES_FN lc_status lc__map_file(lc__map *m, const char *path, lc_error *err)
     {
         struct stat sb;
         void *p;
-        int fd = open(path, O_RDONLY);
+        lc_status st;
+        int fd = open(path, O_RDONLY | O_NONBLOCK);   // a FIFO must not block the open
         if (fd < 0) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno));
+        if (fstat(fd, &sb) == 0 && (st = lc__regular_mode((unsigned long)sb.st_mode, path, err))) {
+            close(fd);
+            return st;
+        }
         if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
             (unsigned long long)sb.st_size > (unsigned long long)(size_t)-1) {
             close(fd);
@@ -6905,13 +6954,22 @@ static void *lc__mcalloc(size_t n, size_t size) {
 
 // Reads a small text/binary file into a NUL-terminated heap buffer.
 static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error *err) {
-    FILE *fp = fopen(path, "rb");
+    FILE *fp;
     long sz;
+    lc_status st;
     *out = NULL;
-    if (!fp) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
+    if (n) *n = 0;
+    if (!lc__exists(path)) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
+    if ((st = lc__regular(path, err))) return st;
+    if (!(fp = fopen(path, "rb"))) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open (check the path)", path);
     if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
         fclose(fp);
         return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot determine the size", path);
+    }
+    if ((unsigned long)sz > (1ul << 30)) {   // config, index and tokenizer files are megabytes at most
+        fclose(fp);
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %ld bytes is implausibly large for a config or tokenizer "
+                            "file (1 GiB at most): wrong file?", path, sz);
     }
     *out = (char *)LOLCATS_MALLOC((size_t)sz + 1);
     if (!*out) { fclose(fp); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
@@ -7326,8 +7384,16 @@ LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
     if (strlen(path) + 16 > sizeof buf)
         return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", path);
     sprintf(buf, "%s/config.json", path);
-    fp = fopen(buf, "rb");
-    if (fp) { fclose(fp); return lc_model_load_hf(m, path, err); }
+    if (lc__exists(buf)) return lc_model_load_hf(m, path, err);
+#if !defined(_WIN32)
+    {   // a directory without config.json: say so (not "read error")
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return lc_error_set(err, LOLCATS_ERR_IO, "%s: is a directory without config.json: pass a Hugging Face "
+                                "model directory or a llama2.c .bin file", path);
+    }
+#endif
+    (void)fp;
     return lc_model_load_llama2c(m, path, err);
 }
 
@@ -7691,6 +7757,7 @@ typedef struct lc__tok_priv {
     int *mrank, *mout;
     size_t mmask;
     int n_merges;
+    int nl_split;                 // 1: no piece holds the newline's piece inside a longer one
 } lc__tok_priv;
 
 static uint32_t lc__fnv(const char *s, size_t n) {
@@ -7719,6 +7786,26 @@ static int lc__hex(int c) {
 
 // Builds the lookup tables once pieces/lens are set. Duplicate pieces keep the
 // lowest id (as a sorted-vocab binary search would find one of them).
+// A BPE token spanning a newline would have the newline symbol's piece ("\n",
+// or "<0x0A>" by byte fallback) inside a longer piece. When no piece does, no
+// merge ever crosses a newline, so lc__tok_segment may encode a long text
+// newline-delimited chunk by chunk: the same ids, scratch bounded by the chunk.
+static void lc__tok_nl_split(const lc_tokenizer *t, lc__tok_priv *pv) {
+    int nl = -1, i;
+    size_t k, ln;
+    pv->nl_split = 0;
+    if (t->kind == LOLCATS_TOK_BYTELEVEL) return;   // pre-tokenized into short segments already
+    for (i = 0; i < t->vocab_size && nl < 0; i++)
+        if (t->lens[i] == 1 && t->pieces[i][0] == '\n') nl = i;
+    if (nl < 0 && t->byte_fallback) nl = t->byte_ids['\n'];
+    if (nl < 0) return;
+    ln = (size_t)t->lens[nl];
+    for (i = 0; i < t->vocab_size; i++)
+        for (k = 0; (size_t)t->lens[i] > ln && k + ln <= (size_t)t->lens[i]; k++)
+            if (!memcmp(t->pieces[i] + k, t->pieces[nl], ln)) return;
+    pv->nl_split = 1;
+}
+
 static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err) {
     lc__tok_priv *pv = (lc__tok_priv *)t->priv;
     size_t cap = 16;
@@ -7764,6 +7851,7 @@ static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err)
     if (t->unk_id >= t->vocab_size) t->unk_id = -1;
     if (t->bos_id >= 0) pv->control[t->bos_id] = 1;
     if (t->eos_id >= 0) pv->control[t->eos_id] = 1;
+    lc__tok_nl_split(t, pv);
     return LOLCATS_OK;
 }
 
@@ -8390,8 +8478,19 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
                                  size_t cap, size_t *n, lc_error *err) {
     size_t i = 0;
     lc_status st;
-    if (t->kind != LOLCATS_TOK_BYTELEVEL)
-        return lc__tok_bpe(t, s, len, t->add_prefix_space, ids, cap, n, err);
+    if (t->kind != LOLCATS_TOK_BYTELEVEL) {   // long texts: newline-ended chunks of 64 KiB or more
+        const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
+        const size_t chunk = (size_t)1 << 16;
+        while (pv->nl_split && len - i > chunk) {
+            const char *nl = (const char *)memchr(s + i + chunk, '\n', len - i - chunk);
+            size_t w;
+            if (!nl) break;
+            w = (size_t)(nl - (s + i)) + 1;
+            if ((st = lc__tok_bpe(t, s + i, w, i == 0 ? t->add_prefix_space : 0, ids, cap, n, err))) return st;
+            i += w;
+        }
+        return lc__tok_bpe(t, s + i, len - i, i == 0 ? t->add_prefix_space : 0, ids, cap, n, err);
+    }
     while (i < len) {
         size_t w = lc__pt_next(s + i, len - i);
         if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
@@ -8527,12 +8626,88 @@ static int lc__join(char *out, size_t cap, const char *dir, const char *name) {
     return 1;
 }
 
+// The JSON type of every config field the loader reads, checked before any is
+// read: "8" (a string), 8.5 or true where an integer is expected are refused,
+// never coerced. Kinds: i integer, n number, b bool, s string, a array, o
+// object; upper case: null allowed too; t: token id(s) (integer, array of
+// integers, or null).
+static lc_status lc__hf_config_types(const lc__json *d, const lc__json_node *obj, const char *where,
+                                     const char *path, lc_error *err) {
+    static const char *const fields[] = {
+        "ihidden_size", "iintermediate_size", "inum_hidden_layers", "inum_attention_heads",
+        "Inum_key_value_heads", "Ihead_dim", "ivocab_size", "imax_position_embeddings", "Isliding_window",
+        "tbos_token_id", "teos_token_id", "tpad_token_id", "nrms_norm_eps", "Nrope_theta",
+        "btie_word_embeddings", "Battention_bias", "Bmlp_bias", "Shidden_act", "Smodel_type", "Aarchitectures",
+        "Orope_scaling", "Orope_parameters", "Nfactor", "Nlow_freq_factor", "Nhigh_freq_factor",
+        "Ioriginal_max_position_embeddings", "Srope_type", "Stype"};
+    static const char *const kinds = "inbsao";
+    static const char *const want[] = {"an integer", "a number", "true or false", "a string", "an array",
+                                       "an object"};
+    const lc__json_node *v, *e;
+    size_t i;
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char k = fields[i][0], lk = (char)(k >= 'A' && k <= 'Z' ? k - 'A' + 'a' : k), shown[48];
+        const char *name = fields[i] + 1, *w;
+        int ok, ty;
+        if (!(v = lc__json_get(d, obj, name))) continue;
+        ty = v->type;
+        if (lk == 't') {   // a token id, a list of them, or null
+            ok = ty == LC__JSON_NULL || (ty == LC__JSON_NUMBER && v->is_int);
+            for (e = ty == LC__JSON_ARRAY ? lc__json_first(d, v) : NULL, ok |= ty == LC__JSON_ARRAY; e;
+                 e = lc__json_next(d, v, e))
+                ok &= e->type == LC__JSON_NUMBER && e->is_int;
+            w = "an integer token id (or a list of them, or null)";
+        } else {
+            ok = (k != lk && ty == LC__JSON_NULL) ||
+                 (lk == 'i' && ty == LC__JSON_NUMBER && (v->is_int || v->num >= 9e18 || v->num <= -9e18)) ||
+                 (lk == 'n' && ty == LC__JSON_NUMBER) ||
+                 (lk == 'b' && (ty == LC__JSON_TRUE || ty == LC__JSON_FALSE)) ||
+                 (lk == 's' && ty == LC__JSON_STRING) || (lk == 'a' && ty == LC__JSON_ARRAY) ||
+                 (lk == 'o' && ty == LC__JSON_OBJECT);
+            w = want[strchr(kinds, lk) - kinds];
+        }
+        if (ok) continue;
+        if (ty == LC__JSON_STRING) snprintf(shown, sizeof shown, "the string \"%.30s\"", v->str);
+        else if (ty == LC__JSON_NUMBER) snprintf(shown, sizeof shown, "the number %.17g", v->num);
+        else if (ty == LC__JSON_ARRAY && lk == 't') snprintf(shown, sizeof shown, "a list with a non-integer entry");
+        else snprintf(shown, sizeof shown, "%s %s", ty == LC__JSON_ARRAY || ty == LC__JSON_OBJECT ? "an" : "",
+                      lc__json_type_name(ty));
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: field %s%s\"%s\" is %s, expected %s: fix the field "
+                            "(numbers are written without quotes)", path, where, where[0] ? "." : "", name,
+                            shown[0] == ' ' ? shown + 1 : shown, w);
+    }
+    return LOLCATS_OK;
+}
+
+// Token ids the config names (bos/eos/pad, an eos list too) must be in the vocabulary.
+static lc_status lc__hf_config_ids(const lc__json *d, const lc__json_node *r, int vocab, const char *path,
+                                   lc_error *err) {
+    static const char *const names[3] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    int i;
+    for (i = 0; i < 3; i++) {
+        const lc__json_node *v = lc__json_get(d, r, names[i]), *e;
+        if (!v || v->type == LC__JSON_NULL) continue;
+        for (e = v->type == LC__JSON_ARRAY ? lc__json_first(d, v) : v; e;
+             e = v->type == LC__JSON_ARRAY ? lc__json_next(d, v, e) : NULL)
+            if ((e->i64 < 0 || e->i64 >= vocab) && !(i == 2 && e->i64 == -1))   // pad -1: none
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s %lld is outside the vocabulary (vocab_size "
+                                    "%d: ids 0..%d): fix the field", path, names[i], (long long)e->i64, vocab,
+                                    vocab - 1);
+    }
+    return LOLCATS_OK;
+}
+
 static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
                                lc_error *err) {
     const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
     const char *arch = "", *mt;
+    lc_status st;
     if (!r || r->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
+    if ((st = lc__hf_config_types(d, r, "", path, err)) ||
+        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
+        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_parameters"), "rope_parameters", path, err)))
+        return st;
     a = lc__jget(d, r, "architectures");
     if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
     mt = lc__json_str(lc__jget(d, r, "model_type"), "");
@@ -8588,7 +8763,32 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
                                 "%s: rope scaling type \"%s\" is not supported (default, llama3)",
                                 path, ty);
     }
-    return lc__model_check_cfg(c, path, err);
+    if ((st = lc__model_check_cfg(c, path, err))) return st;
+    return lc__hf_config_ids(d, r, c->vocab_size, path, err);
+}
+
+// The files must agree with config.json: no tensor of a layer >= num_hidden_layers
+// (a config with fewer layers would silently drop them), and no tensor in two
+// shards (which one would be read?).
+static lc_status lc__hf_check_shards(const lc_model *m, const lc__hf_shards *sh, const char *dir, lc_error *err) {
+    int i, j, k;
+    for (i = 0; i < sh->n; i++)
+        for (k = 0; k < lc_st_count(sh->f[i]); k++) {
+            const char *nm = lc_st_tensor_at(sh->f[i], k)->name;
+            long l;
+            if (!strncmp(nm, "model.layers.", 13) && nm[13] >= '0' && nm[13] <= '9' &&
+                (l = strtol(nm + 13, NULL, 10)) >= m->cfg.n_layers)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: config.json says num_hidden_layers = %d, but %s "
+                                    "holds %s (layer %ld): the config does not match the weights (fix "
+                                    "num_hidden_layers, or use the config that came with these files)", dir,
+                                    m->cfg.n_layers, lc_st_path(sh->f[i]), nm, l);
+            for (j = i + 1; j < sh->n; j++)
+                if (lc_st_find(sh->f[j], nm))
+                    return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is in two shards, %s and %s: "
+                                        "remove the stale shard (or re-download the model)", dir, nm,
+                                        lc_st_path(sh->f[i]), lc_st_path(sh->f[j]));
+        }
+    return LOLCATS_OK;
 }
 
 LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
@@ -8624,8 +8824,9 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
     m->format = LOLCATS_MODEL_HF;
     // shards: the index's weight_map, else model.safetensors
     sprintf(path, "%s/model.safetensors.index.json", dir);
-    if (lc__read_all(path, &text, &n, NULL) == LOLCATS_OK) {
+    if (lc__exists(path)) {
         const lc__json_node *wm, *c;
+        if ((s = lc__read_all(path, &text, &n, err))) goto fail;
         s = lc__json_parse(&d, text, n, path, err);
         LOLCATS_FREE(text);
         if (s) goto fail;
@@ -8706,6 +8907,7 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
 #undef LC__HF_L
     }
 #undef LC__HF_T
+    if ((s = lc__hf_check_shards(m, sh, dir, err))) goto fail;
     if ((s = lc__model_check_finite(m, dir, err))) goto fail;
     return LOLCATS_OK;
 fail:
@@ -9894,9 +10096,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     memset(lp, 0, sizeof *lp);
     if (strlen(path) + 24 > sizeof file) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", path);
     snprintf(file, sizeof file, "%s/model.safetensors", path);   // a merged directory?
-    fp = fopen(file, "rb");
-    if (fp) fclose(fp);
-    else snprintf(file, sizeof file, "%s", path);
+    (void)fp;
+    if (!lc__exists(file)) snprintf(file, sizeof file, "%s", path);
     if ((st = lc_st_open(&f, file, err))) return st;
     if (!lc_st_meta(f, "lolcats_format")) {
         st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a LoLCATs checkpoint (no lolcats_format metadata)", file);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static char tmp[256];
 static const char *bin;
@@ -117,6 +118,50 @@ static void write_config_with(const char *dir, const char *key, const char *val)
         snprintf(tail, sizeof tail, "%s", e);
         snprintf(p, sizeof cfg - (size_t)(p - cfg), "%s%s", val, tail);
     }
+    write_model(dir, cfg, 0, 0, 0);
+}
+
+/* dir as write_model writes it, with the weights split into two shards listed
+   in model.safetensors.index.json: shard 1 holds every tensor, shard 2 only
+   extra (a tensor of shard 1 again, or one of a layer beyond the config);
+   moved (or NULL): a tensor of shard 1 the index puts in shard 2 */
+static void write_sharded(const char *dir, const char *extra, const char *moved) {
+    static float data[64];
+    char p1[512], p2[512], idx[8192];
+    lc_st_file *f = NULL;
+    lc_tensor t;
+    lc_error err;
+    size_t n;
+    int i;
+    write_model(dir, good_config, 0, 0, 0);
+    snprintf(p1, sizeof p1, "%s/%s/model.safetensors", tmp, dir);
+    snprintf(p2, sizeof p2, "%s/%s/model-00001-of-00002.safetensors", tmp, dir);
+    if (rename(p1, p2) != 0 || lc_st_open(&f, p2, &err)) { printf("note: cannot shard %s\n", dir); return; }
+    n = (size_t)snprintf(idx, sizeof idx, "{\"metadata\": {}, \"weight_map\": {");
+    for (i = 0; i < lc_st_count(f); i++)
+        if (strcmp(lc_st_tensor_at(f, i)->name, extra))
+            n += (size_t)snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-0000%d-of-00002.safetensors\", ",
+                                  lc_st_tensor_at(f, i)->name,
+                                  moved && !strcmp(lc_st_tensor_at(f, i)->name, moved) ? 2 : 1);
+    snprintf(idx + n, sizeof idx - n, "\"%s\": \"model-00002-of-00002.safetensors\"}}", extra);
+    lc_st_close(f);
+    snprintf(p1, sizeof p1, "%s/model.safetensors.index.json", dir);
+    write_str(p1, idx);
+    memset(&t, 0, sizeof t);
+    t.name = extra;
+    t.dtype = LOLCATS_DTYPE_F32;
+    t.ndim = 1;
+    t.shape[0] = 8;
+    t.nbytes = 8 * sizeof(float);
+    t.data = data;
+    snprintf(p2, sizeof p2, "%s/%s/model-00002-of-00002.safetensors", tmp, dir);
+    if (lc_st_write(p2, &t, 1, NULL, 0, &err)) printf("note: %s\n", err.msg);
+}
+
+/* the good config with one more field */
+static void write_config_plus(const char *dir, const char *field) {
+    char cfg[1200];
+    snprintf(cfg, sizeof cfg, "%.*s, %s}", (int)strlen(good_config) - 1, good_config, field);
     write_model(dir, cfg, 0, 0, 0);
 }
 
@@ -277,6 +322,40 @@ int main(void) {
     write_model("m_ok", good_config, 0, 0, 0);
     CHECK(run("inspect %T/m_ok", &msg) == 0, "the well-formed tiny model loads: %s", msg);
 
+    printf("config fields of the wrong type, ids outside the vocabulary, files that disagree with the config\n");
+    write_config_with("m_lstr", "num_hidden_layers", "\"1\"");
+    row("num_hidden_layers as a string", "inspect %T/m_lstr", "config.json|num_hidden_layers|string|integer");
+    write_config_with("m_lflt", "num_hidden_layers", "1.5");
+    row("num_hidden_layers 1.5", "inspect %T/m_lflt", "config.json|num_hidden_layers|1.5|integer");
+    write_config_with("m_lbool", "num_hidden_layers", "true");
+    row("num_hidden_layers true", "inspect %T/m_lbool", "config.json|num_hidden_layers|true|integer");
+    write_config_with("m_epsstr", "rms_norm_eps", "\"1e-5\"");
+    row("rms_norm_eps as a string", "inspect %T/m_epsstr", "config.json|rms_norm_eps|string|number");
+    write_config_with("m_tiestr", "tie_word_embeddings", "1");
+    row("tie_word_embeddings 1", "inspect %T/m_tiestr", "config.json|tie_word_embeddings|true or false");
+    write_config_plus("m_eos", "\"eos_token_id\": 16");
+    row("eos_token_id = vocab_size", "inspect %T/m_eos", "config.json|eos_token_id|16|vocab");
+    write_config_plus("m_eosl", "\"eos_token_id\": [2, 99]");
+    row("eos_token_id list with 99", "inspect %T/m_eosl", "config.json|eos_token_id|99|vocab");
+    write_config_plus("m_bos", "\"bos_token_id\": -3");
+    row("bos_token_id -3", "inspect %T/m_bos", "config.json|bos_token_id|-3");
+    write_config_plus("m_eoss", "\"eos_token_id\": \"2\"");
+    row("eos_token_id as a string", "inspect %T/m_eoss", "config.json|eos_token_id|string");
+    write_config_plus("m_rs", "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": \"8\"}");
+    row("rope_scaling.factor as a string", "inspect %T/m_rs", "config.json|rope_scaling.|factor|number");
+    write_config_plus("m_eosok", "\"eos_token_id\": [2, 1], \"pad_token_id\": -1, \"sliding_window\": null");
+    CHECK(run("inspect %T/m_eosok", &msg) == 0, "a config with an eos list, pad -1 and null window loads: %s", msg);
+    write_sharded("m_layer", "model.layers.1.input_layernorm.weight", NULL);
+    row("files hold a layer beyond num_hidden_layers", "inspect %T/m_layer",
+        "num_hidden_layers = 1|model.layers.1.input_layernorm.weight|model-00002-of-00002");
+    write_sharded("m_dup", "model.norm.weight", NULL);
+    row("a tensor in two shards", "inspect %T/m_dup", "model.norm.weight|two shards|model-00001-of-00002|model-00002");
+    write_sharded("m_idx", "lm_head.extra", "model.norm.weight");
+    row("the index puts a tensor in a shard without it", "inspect %T/m_idx",
+        "model.norm.weight|model-00002-of-00002.safetensors|does not hold it");
+    write_sharded("m_shok", "lm_head.extra", NULL);
+    CHECK(run("inspect %T/m_shok", &msg) == 0, "a model in two shards (an unused extra tensor) loads: %s", msg);
+
     printf("tokenizers and data\n");
     write_model("m_tok", good_config, 0, 0, 1);
     row("tokenizer id beyond the model's vocab", "generate --model %T/m_tok --prompt ab --steps 2", "tokenizer.json|41 tokens|16");
@@ -295,6 +374,53 @@ int main(void) {
     write_str("bad2.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"\n");
     row("Alpaca line that is not JSON", "eval --model %T/m_ok --data %T/bad2.jsonl", "bad2.jsonl:1");
     row("data file that does not exist", "eval --model %T/m_ok --data %T/nope.txt", "nope.txt");
+
+    printf("files that are not what they seem (a FIFO, /dev/zero, a directory, UTF-16 text)\n");
+    alarm(120);   /* a FIFO that blocks must fail the test, not hang it */
+    CHECK(mkfifo(path_of("fifo"), 0600) == 0 && mkfifo(path_of("fifo.jsonl"), 0600) == 0, "mkfifo %s",
+          path_of("fifo"));
+    mkdir(path_of("adir"), 0700);
+    row("FIFO as safetensors", "inspect %T/fifo", "fifo|FIFO");
+    row("FIFO as the model", "eval --model %T/fifo --data %T/fifo", "fifo|FIFO");
+    row("/dev/zero as the model", "eval --model /dev/zero --data %T/fifo", "/dev/zero|character device");
+    row("directory without config.json as the model", "eval --model %T/adir --data %T/ws.txt", "adir|directory");
+    row("FIFO as the data", "eval --model %T/m_ok --data %T/fifo", "fifo|FIFO");
+    row("FIFO as Alpaca data", "eval --model %T/m_ok --data %T/fifo.jsonl", "fifo.jsonl|FIFO");
+    row("/dev/zero as the data", "eval --model %T/m_ok --data /dev/zero", "/dev/zero|character device");
+    row("directory as the data", "eval --model %T/m_ok --data %T/adir", "adir|is a directory");
+    row("directory as training data", "distill --model %T/m_ok --data %T/adir --out %T/x.safetensors",
+        "adir|is a directory");
+    row("FIFO as the tokenizer", "generate --model %T/m_ok --tokenizer %T/fifo --prompt a --steps 1", "fifo|FIFO");
+    row("/dev/zero as the tokenizer", "generate --model %T/m_ok --tokenizer /dev/zero --prompt a --steps 1",
+        "/dev/zero|character device");
+    row("directory as the tokenizer", "generate --model %T/m_ok --tokenizer %T/adir --prompt a --steps 1",
+        "adir|directory");
+    row("FIFO as a LoLCATs checkpoint", "eval --model %T/m_ok --data %T/ws.txt --lolcats %T/fifo", "fifo|FIFO");
+    write_model("m_fifocfg", good_config, 0, 0, 0);
+    remove(path_of("m_fifocfg/config.json"));
+    CHECK(mkfifo(path_of("m_fifocfg/config.json"), 0600) == 0, "mkfifo config.json");
+    row("FIFO as config.json", "inspect %T/m_fifocfg", "config.json|FIFO");
+    write_model("m_fifoidx", good_config, 0, 0, 0);
+    CHECK(mkfifo(path_of("m_fifoidx/model.safetensors.index.json"), 0600) == 0, "mkfifo index");
+    row("FIFO as the shard index", "inspect %T/m_fifoidx", "index.json|FIFO");
+    write_model("m_dirst", good_config, 0, 0, 0);
+    remove(path_of("m_dirst/model.safetensors"));
+    mkdir(path_of("m_dirst/model.safetensors"), 0700);
+    row("directory as model.safetensors", "inspect %T/m_dirst", "model.safetensors|is a directory");
+    CHECK(mkfifo(path_of("x.safetensors.state"), 0600) == 0, "mkfifo state");
+    write_str("words.txt", "a b a b ab ab a b ab a b a b ab ab a b ab a b a b ab ab a b ab a b a b ab ab a b ab\n");
+    row("FIFO as the training state (--resume)", "distill --model %T/m_ok --data %T/words.txt --seq-len 4 --out "
+        "%T/x.safetensors --resume", "x.safetensors.state|FIFO");
+    write_bytes("u16.txt", "\xff\xfeh\0e\0l\0l\0o\0 \0w\0o\0r\0l\0d\0\n\0", 26);
+    row("UTF-16 text with a byte-order mark", "eval --model %T/m_ok --data %T/u16.txt", "u16.txt|UTF-16|UTF-8");
+    write_bytes("u16be.txt", "\0h\0e\0l\0l\0o\0 \0w\0o\0r\0l\0d\0\n", 24);
+    row("UTF-16 text without a byte-order mark", "distill --model %T/m_ok --data %T/u16be.txt --out %T/x.safetensors",
+        "u16be.txt|UTF-16|convert");
+    write_bytes("u32.txt", "\xff\xfe\0\0h\0\0\0i\0\0\0", 12);
+    row("UTF-32 text", "eval --model %T/m_ok --data %T/u32.txt", "u32.txt|UTF-32");
+    write_bytes("u16.jsonl", "\xff\xfe{\0}\0\n\0", 8);
+    row("UTF-16 Alpaca data", "eval --model %T/m_ok --data %T/u16.jsonl", "u16.jsonl|UTF-16");
+    alarm(0);
 
     printf("ref cases (lolcats ref IN OUT)\n");
     write_ref("ref_dims.safetensors", 6, "softmax_attention", 0);

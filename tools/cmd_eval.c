@@ -162,8 +162,9 @@ int cmd_eval(int argc, char **argv) {
     tool_lm_describe(&st.lm, desc, sizeof desc);
     if (lo.lolcats) st.logits = (float *)malloc(sizeof(float) * (size_t)st.chunk * (size_t)m.cfg.vocab_size);
     is_jsonl = tool_is_jsonl(data);
-    text = is_jsonl ? NULL : tool_read_file(data, &n);
-    if ((!is_jsonl && !text) || (lo.lolcats && !st.logits)) {
+    text = is_jsonl ? NULL : tool_read_text(data, &n, &err);
+    if (!is_jsonl && !text) { tool_report(&err); goto done; }
+    if (lo.lolcats && !st.logits) {
         fprintf(stderr, "lolcats: cannot read %s\n", data);
         goto done;
     }

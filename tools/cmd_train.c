@@ -11,6 +11,8 @@
 #include "tools.h"
 #include "args.h"
 #include "data.h"
+#include "fileguard.h"
+#include "fingerprint.h"
 #include "report.h"
 #include "tool_mpi.h"
 #include "outsafe.h"
@@ -287,7 +289,8 @@ static void cache_free(s1_cache *c) {
 
 /* Indexes DIR/layer-A: which shard holds which sequence; the shards must have
    been written for this model's width and this sequence length and data. */
-static s1_cache *cache_open(const char *dir, int layer, const tool_data *d, const char *data, int dim) {
+static s1_cache *cache_open(const char *dir, int layer, const tool_data *d, const char *data, int dim,
+                            const tool_fp *fp) {
     s1_cache *c = (s1_cache *)calloc(1, sizeof *c);
     char path[1200], want[32];
     long i;
@@ -307,6 +310,12 @@ static s1_cache *cache_open(const char *dir, int layer, const tool_data *d, cons
         cache_shard_path(path, sizeof path, c->dir, c->n_shards);
         if (!file_exists(path)) break;
         if (lc_st_open(&f, path, &err)) { tool_report(&err); cache_free(c); return NULL; }
+        if ((k = tool_fp_check(fp, f, path)) > 0) {
+            fprintf(stderr, "lolcats: error: --inputs %s: %s was cached from another teacher or data (%d "
+                    "difference%s above): run cache-inputs with this run's model and data options\n", dir,
+                    path, k, k > 1 ? "s" : "");
+            lc_st_close(f); cache_free(c); return NULL;
+        }
         snprintf(want, sizeof want, "%d", d->seq_len);
         if (!(v = lc_st_meta(f, "seq_len")) || strcmp(v, want) || !(v = lc_st_meta(f, "data")) || strcmp(v, data)) {
             fprintf(stderr, "lolcats: %s was cached for --data %s --seq-len %s, this run has --data %s --seq-len %d: "
@@ -473,6 +482,52 @@ static void progress(int stage, long long done, long long total, double t0, doub
 
 static void state_path(char *buf, size_t cap, const char *ckpt) { snprintf(buf, cap, "%s.state", ckpt); }
 
+/* What cached block inputs depend on: the teacher and the data options. */
+static int cache_record(tool_fp *r, const train_opts *o, const tool_teacher_fp *tfp) {
+    char buf[160];
+    memset(r, 0, sizeof *r);
+    tool_teacher_fp_str(tfp, buf, sizeof buf);
+    tool_fp_add(r, "teacher", "teacher (--model)", "%s", buf);
+    if (strcmp(o->data, "random") && tool_fp_data(buf, sizeof buf, o->data)) return 1;
+    tool_fp_add(r, "data", "--data", "%s", strcmp(o->data, "random") ? buf : "random");
+    tool_fp_add(r, "seq_len", "--seq-len", "%d", o->seq_len);
+    tool_fp_add(r, "val_seqs", "--val-seqs", "%d", o->val_seqs);
+    tool_fp_add(r, "val_records", "--val-records", "%d", o->val_records);
+    tool_fp_add(r, "max_records", "--max-records", "%ld", o->max_records);
+    if (!strcmp(o->data, "random")) tool_fp_add(r, "data_seed", "--seed (of --data random)", "%llu",
+                                                (unsigned long long)o->seed);
+    return 0;
+}
+
+/* What a stage's arithmetic depends on (tc: the stage's effective config),
+   recorded in its state: a resumed run must agree on every entry. */
+static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_train_cfg *tc, const s1_block *b,
+                        long long budget, float lr, const lc_lolcats *lp_in, const tool_teacher_fp *tfp) {
+    if (cache_record(r, o, tfp)) return 1;
+    tool_fp_add(r, "stage", "stage", "%d", stage);
+    tool_fp_add(r, "seed", "--seed", "%llu", (unsigned long long)o->seed);
+    tool_fp_add(r, "grad_accum", "--grad-accum", "%d", o->grad_accum);
+    tool_fp_add(r, "tokens", "--tokens (this stage's budget)", "%lld", budget);
+    tool_fp_add(r, "lr", stage == 1 ? "--lr / --distill-lr" : "--lr / --finetune-lr", "%.9g", (double)lr);
+    tool_fp_add(r, "val_every", "--val-every", "%d", o->val_every);
+    tool_fp_add(r, "mse_factor", "--mse-factor", "%.9g", (double)tc->mse_factor);
+    tool_fp_add(r, "xent_factor", "--xent-factor", "%.9g", (double)tc->xent_factor);
+    tool_fp_add(r, "variant", "--variant", "%s", tc->hybrid.variant == LOLCATS_WINDOW_TK ? "tk" : "sw");
+    tool_fp_add(r, "window", "--window", "%d", tc->hybrid.window);
+    tool_fp_add(r, "feature_map", "--feature-map", "%s", lc_fmap_act_name(tc->fmap.act));
+    tool_fp_add(r, "feature_dim", "--feature-dim", "%d", tc->feature_dim);
+    tool_fp_add(r, "halfspace", "--halfspace", "%d", tc->fmap.halfspace);
+    tool_fp_add(r, "fmap_bias", "--fmap-bias", "%d", tc->fmap_bias);
+    if (stage == 1) tool_fp_add(r, "init", "--init", "%s", tc->fmap_init ? "kaiming" : "identity");
+    if (stage == 2) tool_fp_add(r, "lora_rank", "--lora-rank", "%d", tc->lora_rank);
+    if (stage == 2) tool_fp_add(r, "lora_alpha", "--lora-alpha", "%.9g", (double)tc->lora_alpha);
+    tool_fp_add(r, "train_fmaps", "--train-feature-maps", "%d", o->train_fmaps);
+    tool_fp_add(r, "layers", "--layers", "%d:%d", b->b0, b->b1);
+    if (lp_in) tool_fp_add(r, "lolcats_in", "the stage 1 checkpoint (--lolcats)", "%016llx",
+                           (unsigned long long)tool_fp_lolcats(lp_in));
+    return 0;
+}
+
 static double peak_rss_mib(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
@@ -544,8 +599,11 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     lc_lolcats view;
     FILE *jl = NULL;
     char spath[1100], seqs[32], accs[32], lrs[32], stages[8], lays[32];
-    const char *extras[14];
-    int n_save_meta = 1;
+    const char *extras[14], *skv[2 * (8 + TOOL_FP_MAX)];
+    int n_save_meta = 1, n_skv = 0;
+    tool_fp cache_fp, fp;             /* what the cached inputs and this stage depend on */
+    tool_teacher_fp *tfp = (tool_teacher_fp *)malloc(sizeof *tfp);
+    char why[1300];
     int T = d->seq_len, L = m->cfg.n_layers, rc = 1, resumed = 0, wrote_ckpt = 0, stop = 0;
     int rank0 = tool_mpi_rank() == 0, tty = rank0 && isatty(2);
     s1_block blk;
@@ -561,13 +619,16 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         fprintf(stderr, "lolcats: --layers %d:%d: the model has %d layers (0:%d)\n", o->lay0, o->lay1, L, L);
         return 2;
     }
+    if (!tfp || tool_teacher_fp_init(tfp, o->model_path, m) || cache_record(&cache_fp, o, tfp)) { free(tfp); return 1; }
     blk.my0 = blk.b0 + (int)((long)(blk.b1 - blk.b0) * tool_mpi_rank() / tool_mpi_size());
     blk.my1 = blk.b0 + (int)((long)(blk.b1 - blk.b0) * (tool_mpi_rank() + 1) / tool_mpi_size());
     if (stage == 1 && !(blk.b0 == 0 && blk.b1 == L && tool_mpi_size() == 1)) {
         blk.x = (float *)malloc(sizeof(float) * (size_t)T * m->cfg.dim);
-        if (!blk.x) { fprintf(stderr, "lolcats: out of memory\n"); return 1; }
-        if (o->inputs && blk.my0 > 0 && !(blk.cache = cache_open(o->inputs, blk.my0, d, o->data, m->cfg.dim))) {
+        if (!blk.x) { fprintf(stderr, "lolcats: out of memory\n"); free(tfp); return 1; }
+        if (o->inputs && blk.my0 > 0 &&
+            !(blk.cache = cache_open(o->inputs, blk.my0, d, o->data, m->cfg.dim, &cache_fp))) {
             free(blk.x);
+            free(tfp);
             return 1;
         }
     }
@@ -591,8 +652,8 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     res->stage = stage;
     res->L = L;
     snprintf(res->ckpt, sizeof res->ckpt, "%s", out);
-    if (o->max_mem_mb > 0 && plan_memory(o, stage, m, d, &tc)) { free(blk.x); cache_free(blk.cache); return 2; }
-    if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); cache_free(blk.cache); return tool_report(&err); }
+    if (o->max_mem_mb > 0 && plan_memory(o, stage, m, d, &tc)) { free(blk.x); cache_free(blk.cache); free(tfp); return 2; }
+    if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); cache_free(blk.cache); free(tfp); return tool_report(&err); }
     if (lp_in && lc_train_set_lolcats(&t, lp_in, &err)) { tool_report(&err); goto done; }
     total_steps = budget / ((long long)T * o->grad_accum);
     if (total_steps < 1) total_steps = 1;
@@ -635,13 +696,23 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         extras[12] = "layers"; extras[13] = lays;
         n_save_meta = 2;
     }
+    if (stage_record(&fp, o, stage, &tc, &blk, budget, lr, lp_in, tfp)) goto done;
+    n_skv = tool_fp_meta(&fp, extras, 6, skv);
     if (o->resume) {
-        FILE *fp = fopen(spath, "rb");
-        if (fp) {
+        if (file_exists(spath)) {   /* not fopen: a FIFO would block (lc_st_open refuses it) */
             lc_st_file *sf = NULL;
-            int i;
-            fclose(fp);
+            int i, nd;
             if (lc_st_open(&sf, spath, &err)) { tool_report(&err); goto done; }
+            if ((nd = tool_fp_check(&fp, sf, spath)) > 0) {
+                fprintf(stderr, "lolcats: error: --resume: %s was written by another setup (%d difference%s above): "
+                        "resume with the same teacher, data and options, or start again without --resume\n", spath,
+                        nd, nd > 1 ? "s" : "");
+                lc_st_close(sf);
+                goto done;
+            }
+            if (nd < 0)
+                fprintf(stderr, "lolcats: warning: %s predates option fingerprints: only the data, --seq-len, "
+                        "--grad-accum, --lr and the stage are checked\n", spath);
             for (i = 0; i < 12; i += 2) {
                 const char *v = lc_st_meta(sf, extras[i]);
                 if (strcmp(extras[i], "model") && (!v || strcmp(v, extras[i + 1]))) {
@@ -706,6 +777,13 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             goto done;
         }
         opt.lr = pr.sched.lr;
+        if (tool_teacher_fp_verify(tfp, why, sizeof why)) {   /* before this step's checkpoint or state */
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "lolcats: error: the teacher changed during the run: %s: stopping at step %lld; the "
+                    "files saved so far (%s, %s) are kept: restore the model, then continue with --resume\n", why,
+                    (long long)t.step + 1, out, spath);
+            goto done;
+        }
         lc_train_adamw(&t, &opt, 1.0f / (float)o->grad_accum);
         if (!tool_all_finite(t.params, t.n_params)) {
             if (tty) fputc('\n', stderr);
@@ -745,7 +823,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         if (validated || t.step == total_steps || (o->stop_after > 0 && t.step >= o->stop_after) || stop) {
             memcpy(pr.rng, rng.s, sizeof pr.rng);
             if (stage == 1) s1_sync(&t, &blk);
-            if (rank0 && lc_train_save_state(&t, &pr, spath, extras, 6, &err)) { tool_report(&err); goto done; }
+            if (rank0 && lc_train_save_state(&t, &pr, spath, skv, n_skv, &err)) { tool_report(&err); goto done; }
         }
         if (jl) {
             fprintf(jl, "{\"stage\": %d, \"step\": %lld, \"tokens\": %lld, \"loss\": ", stage,
@@ -821,6 +899,7 @@ done:
     lc_train_free(&t);
     free(blk.x);
     cache_free(blk.cache);
+    free(tfp);
     return rc;
 }
 
@@ -973,6 +1052,7 @@ static int env_open(train_env *e, train_opts *o) {
     memset(&err, 0, sizeof err);
     if (lc_model_load(&e->m, o->model_path, &err)) return tool_report(&err);
     e->loaded = 1;
+    tool_fileguard_add_model(o->model_path, &e->m);
     if (!strcmp(o->data, "random")) {   /* seeded token ids: no tokenizer needed */
         long n = o->tokens > 0 ? (long)((o->tokens + o->seq_len - 1) / o->seq_len) : 64;
         if (o->seq_len > e->m.cfg.seq_len && e->m.cfg.seq_len > 0) o->seq_len = e->m.cfg.seq_len;
@@ -1073,8 +1153,12 @@ static int cache_inputs(train_opts *o, train_env *e) {
     lc_ctx ctx;
     lc_error err;
     double t0 = now_s();
+    tool_teacher_fp *tfp = (tool_teacher_fp *)malloc(sizeof *tfp);
+    tool_fp fp;                   /* the teacher and data options, recorded in every shard */
+    const char *fkv[2 * (6 + TOOL_FP_MAX)];
     memset(&t, 0, sizeof t);
-    if (!starts || !used) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
+    if (!starts || !used || !tfp) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
+    if (tool_teacher_fp_init(tfp, o->model_path, &e->m) || cache_record(&fp, o, tfp)) goto done;
     if (!o->layers_arg) { fprintf(stderr, "lolcats: cache-inputs needs --layers\n%s", cache_usage); rc = 2; goto done; }
     if (cache_layers(o->layers_arg, L, starts, &nb)) { rc = 2; goto done; }
     if (nb == 0) {
@@ -1172,7 +1256,10 @@ static int cache_inputs(train_opts *o, train_env *e) {
             meta[8] = "model"; meta[9] = o->model_path;
             cache_shard_path(path, sizeof path, ldir[b], s);
             tmp_slot = outsafe_st_tmp(tmp_slot, path);   /* removed if a signal lands in the write */
-            if (lc_st_write(path, ts, (int)(j1 - j0), meta, 5, &err)) { tool_report(&err); goto done; }
+            if (lc_st_write(path, ts, (int)(j1 - j0), fkv, tool_fp_meta(&fp, meta, 5, fkv), &err)) {
+                tool_report(&err);
+                goto done;
+            }
         }
     }
     if (tty) fputc('\n', stderr);
@@ -1182,7 +1269,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
     rc = 0;
 done:
     lc_train_free(&t);
-    free(starts); free(used); free(order); free(buf); free(x); free(names); free(ts); free(ldir);
+    free(starts); free(used); free(order); free(buf); free(x); free(names); free(ts); free(ldir); free(tfp);
     return rc;
 }
 

@@ -1,13 +1,27 @@
 /* data.c - text and Alpaca JSONL data: reading, the prompt template, packing
    into chunks, validation split and shuffled order (see data.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "data.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* NULL (errno set) for what is not a regular file: a FIFO would block, a
+   device never ends, a directory reads as nothing */
+static FILE *open_regular(const char *path, struct stat *sb) {
+    FILE *f;
+    if (stat(path, sb) != 0) return NULL;
+    if (!S_ISREG(sb->st_mode)) { errno = S_ISDIR(sb->st_mode) ? EISDIR : EINVAL; return NULL; }
+    f = fopen(path, "rb");
+    return f;
+}
 
 char *tool_read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
+    struct stat sb;
+    FILE *f = open_regular(path, &sb);
     char *buf;
     long sz;
     if (!f) return NULL;
@@ -20,6 +34,38 @@ char *tool_read_file(const char *path, size_t *n) {
     fclose(f);
     if (buf) { buf[sz] = 0; *n = (size_t)sz; }
     return buf;
+}
+
+char *tool_read_text(const char *path, size_t *n, lc_error *err) {
+    struct stat sb;
+    const unsigned char *u;
+    char *text;
+    size_t i, k, nul = 0;
+    int bom16, bom32;
+    if (stat(path, &sb) != 0)
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot open: %s (check the path)", path, strerror(errno)), NULL;
+    if (!S_ISREG(sb.st_mode))
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: is %s, expected a regular file%s", path,
+                            S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)" :
+                            S_ISCHR(sb.st_mode) ? "a character device" : "not a regular file",
+                            S_ISDIR(sb.st_mode) ? " (check the path)" : ": reading it could block or never end; "
+                            "save the data to a file and pass that"), NULL;
+    if (!(text = tool_read_file(path, n)))
+        return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot read: %s", path, strerror(errno)), NULL;
+    u = (const unsigned char *)text;
+    k = *n < 4096 ? *n : 4096;
+    for (i = 0; i < k; i++) nul += u[i] == 0;
+    bom16 = *n >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF));
+    bom32 = *n >= 4 && ((u[0] == 0xFF && u[1] == 0xFE && !u[2] && !u[3]) || (!u[0] && !u[1] && u[2] == 0xFE && u[3] == 0xFF));
+    if (bom16 || bom32 || (k >= 4 && nul * 8 >= k)) {   /* UTF-8 text has no NUL bytes */
+        const char *enc = bom32 || (!bom16 && nul * 8 >= 5 * k) ? "UTF-32" : "UTF-16";
+        lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: looks like %s text (%s), not UTF-8: convert it to UTF-8 first "
+                     "(e.g. iconv -f %s -t UTF-8 %s > %s.utf8)", path, enc, bom16 || bom32 ? "a byte-order mark" :
+                     "NUL bytes between the characters", enc, path, path);
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 int tool_is_jsonl(const char *path) {
@@ -205,12 +251,12 @@ void tool_alpaca_free(tool_alpaca_rec *recs, long n) {
 
 int tool_alpaca_read(const char *path, tool_alpaca_rec **recs, long *n, lc_error *err) {
     size_t sz = 0, cap = 0;
-    char *text = tool_read_file(path, &sz), *line, *nl;
+    char *text = tool_read_text(path, &sz, err), *line, *nl;
     long lineno = 0;
     tool_alpaca_rec *rs = NULL;
     *recs = NULL;
     *n = 0;
-    if (!text) return lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot read (check the path)", path), 1;
+    if (!text) return 1;
     for (line = text; line && *line; line = nl ? nl + 1 : NULL) {
         const char *why;
         long col;
@@ -290,7 +336,7 @@ int tool_alpaca_encode(const lc_tokenizer *tok, int eos_id, const tool_alpaca_re
 
 /* ---- packing ---- */
 typedef struct {
-    int *tok, *lab;      /* lab[i]: tok[i] when it is a target, else -1 */
+    int *tok, *lab;      /* lab[i]: tok[i] when it is a target, else -1; lab NULL: every token is */
     size_t n, cap;
 } stream;
 
@@ -317,17 +363,20 @@ static int stream_push(stream *s, const int *ids, size_t n, size_t first_target)
 }
 
 /* Chunks [c0, c0 + count) of s into tokens / labels. */
+/* chunks c0 .. c0+count-1 of T tokens: their tokens (unless tokens is NULL)
+   and labels (the next token's target; -1 at a chunk's end) */
 static int stream_chunks(const stream *s, long c0, long count, int T, int **tokens, int **labels) {
     long c;
     int i;
-    *tokens = (int *)malloc(sizeof(int) * (size_t)(count ? count : 1) * (size_t)T);
+    if (tokens && !(*tokens = (int *)malloc(sizeof(int) * (size_t)(count ? count : 1) * (size_t)T))) return 1;
     *labels = (int *)malloc(sizeof(int) * (size_t)(count ? count : 1) * (size_t)T);
-    if (!*tokens || !*labels) return 1;
+    if (!*labels) return 1;
     for (c = 0; c < count; c++) {
         size_t base = (size_t)(c0 + c) * (size_t)T;
         for (i = 0; i < T; i++) {
-            (*tokens)[(size_t)c * T + i] = s->tok[base + (size_t)i];
-            (*labels)[(size_t)c * T + i] = i + 1 < T ? s->lab[base + (size_t)i + 1] : -1;
+            if (tokens) (*tokens)[(size_t)c * T + i] = s->tok[base + (size_t)i];
+            (*labels)[(size_t)c * T + i] = i + 1 >= T ? -1 : s->lab ? s->lab[base + (size_t)i + 1]
+                                                                     : s->tok[base + (size_t)i + 1];
         }
     }
     return 0;
@@ -424,23 +473,27 @@ int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, cons
         tool_alpaca_free(recs, n);
     } else {
         size_t sz = 0, nid = 0;
-        char *text = tool_read_file(path, &sz);
+        char *text = tool_read_text(path, &sz, err);
         int *ids;
-        if (!text) { lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot read (check the path)", path); goto done; }
+        if (!text) goto done;
         if (sz == 0 || text[strspn(text, " \t\r\n")] == 0) {
             free(text);
             lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: empty file", path);
             goto done;
         }
+        /* the ids become the stream itself (every token a target: no labels, no
+           copy; the training chunks below are its head, in place): about 4 bytes
+           per input byte at the peak, not 26 */
         ids = (int *)malloc((sz + 3) * sizeof(int));
-        if (!ids || lc_tokenizer_encode(tok, text, sz, 1, 0, ids, sz + 3, &nid, err) ||
-            stream_push(&tr, ids, nid, 0)) {
+        if (!ids || lc_tokenizer_encode(tok, text, sz, 1, 0, ids, sz + 3, &nid, err)) {
             if (!ids || !err->msg[0]) lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory reading %s", path);
             free(ids); free(text);
             goto done;
         }
-        free(ids);
         free(text);
+        tr.tok = (int *)realloc(ids, (nid ? nid : 1) * sizeof(int));
+        if (!tr.tok) tr.tok = ids;
+        tr.n = tr.cap = nid;
     }
     d->stream_tokens = (long long)(tr.n + va.n);
     n_chunks = (long)(tr.n / (size_t)T);
@@ -460,7 +513,11 @@ int tool_data_load(tool_data *d, const char *path, const lc_tokenizer *tok, cons
                      "a smaller --seq-len", path, tr.n, T, d->is_jsonl ? " after the validation records" : "");
         goto done;
     }
-    if (stream_chunks(&tr, 0, d->n, T, &d->tokens, &d->labels)) goto oom;
+    if (stream_chunks(&tr, 0, d->n, T, tr.lab ? &d->tokens : NULL, &d->labels)) goto oom;
+    if (!tr.lab) {   /* text: the training chunks are the stream's head */
+        d->tokens = tr.tok;
+        tr.tok = NULL;
+    }
     d->perm = (long *)malloc(sizeof(long) * (size_t)d->n);
     if (!d->perm) goto oom;
     rc = 0;

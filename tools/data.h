@@ -6,8 +6,13 @@
 #define LOLCATS_TOOLS_DATA_H
 #include "lolcats.h"
 
-/* Whole file into a NUL-terminated buffer (NULL on failure; *n its size). */
+/* Whole file into a NUL-terminated buffer (NULL on failure; *n its size).
+   NULL also for what is not a regular file (a FIFO, a device, a directory). */
 char *tool_read_file(const char *path, size_t *n);
+/* tool_read_file for text data, with the reason in err: not a regular file,
+   unreadable, or UTF-16 / UTF-32 (a byte-order mark or NUL bytes between the
+   characters: convert to UTF-8). */
+char *tool_read_text(const char *path, size_t *n, lc_error *err);
 
 /* One Alpaca record; line is its 1-based line in the file. */
 typedef struct {

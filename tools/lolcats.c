@@ -3,6 +3,7 @@
 #define LOLCATS_IMPLEMENTATION
 #include "tools.h"
 #include "args.h"
+#include "fileguard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,7 @@ int main(int argc, char **argv) {
         printf("lolcats %s (%s)\n", LOLCATS_VERSION_STRING, lc_simd_name(ctx.simd));
         return 0;
     }
+    tool_fileguard_install(argc, argv);   /* SIGBUS on a mapped input: name the file */
     for (i = 0; i < sizeof tool_cmds / sizeof tool_cmds[0]; i++)
         if (!strcmp(argv[1], tool_cmds[i].name)) return tool_cmds[i].run(argc - 1, argv + 1);
     fprintf(stderr, "lolcats: error: unknown command '%s'\n\n", argv[1]);
