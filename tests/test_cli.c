@@ -245,7 +245,7 @@ static void test_model(void) {
     bad(a, "--threads '0'", NULL);
     /* a window covering the sequence: a warning, the run goes on */
     snprintf(a, sizeof a, "distill -m %s --tokenizer %s --data build/tests/cli_data.txt --out "
-             "build/tests/cli_w.safetensors --seq-len 32 --window 32 --tokens 32 --grad-accum 1 --feature-dim 4 "
+             "build/tests/cli_w.safetensors --force --seq-len 32 --window 32 --tokens 32 --grad-accum 1 --feature-dim 4 "
              "--val-seqs 1 -t 1", MODEL, TOK);
     rc = run(a);
     CHECK(rc == 0 && strstr(err_buf, "lolcats: warning: --window 32"), "window warning without --strict: exit %d: %s",
@@ -253,13 +253,13 @@ static void test_model(void) {
     /* a decode state larger than the KV cache (stories260K: 8 heads, 4 kv heads, D 8, context 512):
        F = 2 x 256 gives 8 x (512 x 8 + 512) + 4 x 2 x 8 x 8 = 37376 floats against 4 x 2 x 512 x 8 = 32768 */
     snprintf(a, sizeof a, "distill -m %s --tokenizer %s --data build/tests/cli_data.txt --out "
-             "build/tests/cli_s.safetensors --seq-len 32 --window 8 --tokens 32 --grad-accum 1 --feature-dim 256 "
+             "build/tests/cli_s.safetensors --force --seq-len 32 --window 8 --tokens 32 --grad-accum 1 --feature-dim 256 "
              "--val-seqs 1 --strict", MODEL, TOK);
     bad(a, "KV cache", "37376 floats");
     CHECK(strstr(err_buf, "32768 floats") != NULL, "the state message states the KV arithmetic: %s", err_buf);
     /* one pass over the data below one step (default budget) */
     snprintf(a, sizeof a, "distill -m %s --tokenizer %s --data build/tests/cli_data.txt --out "
-             "build/tests/cli_s.safetensors --seq-len 32 --window 8 --grad-accum 1000 --feature-dim 4 "
+             "build/tests/cli_s.safetensors --force --seq-len 32 --window 8 --grad-accum 1000 --feature-dim 4 "
              "--val-seqs 1 --strict", MODEL, TOK);
     bad(a, "--data (one pass", "one optimizer step");
     test_strict();

@@ -72,7 +72,7 @@ static int change_under_run(const char *model, int what, char *log, size_t cap) 
     pid_t pid;
     FILE *f;
     snprintf(path, sizeof path, "%s/%s", tmp, model);
-    snprintf(cmd, sizeof cmd, "exec %s distill --model %s " BASE " --tokens 300000 --val-every 1 --out %s/g.safetensors",
+    snprintf(cmd, sizeof cmd, "exec %s distill --model %s " BASE " --tokens 300000 --val-every 1 --force --out %s/g.safetensors",
              bin, path, tmp, tmp, tmp);
     log[0] = 0;
     if (pipe(fd) != 0) return -1;
@@ -189,13 +189,13 @@ int main(void) {
         snprintf(p, sizeof p, "%s/big.txt", tmp);
         if ((f = fopen(p, "rb"))) { fseek(f, 0, SEEK_END); sz1 = ftell(f); fclose(f); }
         snprintf(p, sizeof p, "%s distill --model %s/m.bin --tokenizer %s/tok.bin --data %s/d.txt --seq-len 32 "
-                 "--grad-accum 1 --tokens 64 --val-seqs 2 --out %s/mem.safetensors >>%s/log.txt 2>&1", bin, tmp, tmp,
+                 "--grad-accum 1 --tokens 64 --val-seqs 2 --force --out %s/mem.safetensors >>%s/log.txt 2>&1", bin, tmp, tmp,
                  tmp, tmp, tmp);
         CHECK(tiny_sh(p) == 0, "distill on d.txt failed");
         getrusage(RUSAGE_CHILDREN, &ru);
         small = (double)ru.ru_maxrss * 1024.0;
         snprintf(p, sizeof p, "%s distill --model %s/m.bin --tokenizer %s/tok.bin --data %s/big.txt --seq-len 32 "
-                 "--grad-accum 1 --tokens 64 --val-seqs 2 --out %s/mem.safetensors >>%s/log.txt 2>&1", bin, tmp, tmp,
+                 "--grad-accum 1 --tokens 64 --val-seqs 2 --force --out %s/mem.safetensors >>%s/log.txt 2>&1", bin, tmp, tmp,
                  tmp, tmp, tmp);
         CHECK(tiny_sh(p) == 0, "distill on big.txt failed");
         getrusage(RUSAGE_CHILDREN, &ru);

@@ -414,7 +414,7 @@ int main(void) {
     write_bytes("u16.txt", "\xff\xfeh\0e\0l\0l\0o\0 \0w\0o\0r\0l\0d\0\n\0", 26);
     row("UTF-16 text with a byte-order mark", "eval --model %T/m_ok --data %T/u16.txt", "u16.txt|UTF-16|UTF-8");
     write_bytes("u16be.txt", "\0h\0e\0l\0l\0o\0 \0w\0o\0r\0l\0d\0\n", 24);
-    row("UTF-16 text without a byte-order mark", "distill --model %T/m_ok --data %T/u16be.txt --out %T/x.safetensors",
+    row("UTF-16 text without a byte-order mark", "distill --model %T/m_ok --data %T/u16be.txt --out %T/u.safetensors",
         "u16be.txt|UTF-16|convert");
     write_bytes("u32.txt", "\xff\xfe\0\0h\0\0\0i\0\0\0", 12);
     row("UTF-32 text", "eval --model %T/m_ok --data %T/u32.txt", "u32.txt|UTF-32");

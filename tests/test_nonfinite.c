@@ -622,17 +622,50 @@ static void teacher_train_ckpt(void) {
     snprintf(cmd, sizeof cmd, "%s %s --model build/tests/nf_nan.bin --out build/tests/nf_t.safetensors", bin, base);
     rc = run(cmd, out, sizeof out);
     CHECK(rc != 0 && strstr(out, "model.embed_tokens.weight"), "distill on a NaN teacher: exit %d: %s", rc, out);
-    /* --lr nan: stops at the first update, blames the learning rate, names no file that is not there */
+    /* --lr nan: refused by the flag layer before any work, the flag named */
     remove("build/tests/nf_lr.safetensors");
     remove("build/tests/nf_lr.safetensors.state");
     snprintf(cmd, sizeof cmd, "%s %s --model %s --lr nan --out build/tests/nf_lr.safetensors", bin, base, MODEL);
     rc = run(cmd, out, sizeof out);
-    CHECK(rc != 0, "distill --lr nan exits %d: %s", rc, out);
+    CHECK(rc == 2 && strstr(out, "--lr 'nan'"), "distill --lr nan exits %d (want 2, the flag named): %s", rc, out);
     CHECK(stat("build/tests/nf_lr.safetensors", &sb) != 0, "distill --lr nan wrote a checkpoint");
-    CHECK(strstr(out, "learning rate") && strstr(out, "no checkpoint was written") && !strstr(out, "kept"),
-          "distill --lr nan: the message does not name the cause / the files: %s", out);
+    {   /* finite weights whose attention overflows (wq of layer 0 at 3e38): the first loss is not
+           finite; the stop names the teacher / data, not the learning rate, and no file it did not write */
+        lc_model wm;
+        long off, len;
+        float big = 3e38f;
+        size_t i, n;
+        unsigned char *buf;
+        FILE *in, *of;
+        if (!CHECK(lc_model_load(&wm, MODEL, &err) == 0, "%s", err.msg)) return;
+        off = 28 + (long)((const char *)wm.layers[0].wq.data - (const char *)wm.tok_emb.data);
+        n = (size_t)wm.cfg.dim * (size_t)wm.cfg.dim;
+        lc_model_free(&wm);
+        in = fopen(MODEL, "rb");
+        of = fopen("build/tests/nf_wq.bin", "wb");
+        if (!CHECK(in && of, "cannot copy %s", MODEL)) { if (in) fclose(in); if (of) fclose(of); return; }
+        fseek(in, 0, SEEK_END);
+        len = ftell(in);
+        fseek(in, 0, SEEK_SET);
+        buf = (unsigned char *)malloc((size_t)len);
+        if (buf && fread(buf, 1, (size_t)len, in) == (size_t)len) {
+            for (i = 0; i < n; i++) memcpy(buf + off + 4 * (long)i, &big, 4);
+            fwrite(buf, 1, (size_t)len, of);
+        }
+        free(buf);
+        fclose(in);
+        fclose(of);
+        remove("build/tests/nf_wq.safetensors");
+        remove("build/tests/nf_wq.safetensors.state");
+        snprintf(cmd, sizeof cmd, "%s %s --model build/tests/nf_wq.bin --out build/tests/nf_wq.safetensors", bin, base);
+        rc = run(cmd, out, sizeof out);
+        CHECK(rc == 1, "distill on an overflowing teacher exits %d (want 1): %s", rc, out);
+        CHECK(stat("build/tests/nf_wq.safetensors", &sb) != 0, "distill on an overflowing teacher wrote a checkpoint");
+        CHECK(strstr(out, "not the learning rate") && strstr(out, "no checkpoint was written") && !strstr(out, "kept"),
+              "distill on an overflowing teacher: the message does not name the cause / the files: %s", out);
+    }
     /* a good checkpoint, then copies with a NaN metadata value and a NaN tensor */
-    snprintf(cmd, sizeof cmd, "%s %s --model %s --out build/tests/nf_ok.safetensors", bin, base, MODEL);
+    snprintf(cmd, sizeof cmd, "%s %s --model %s --force --out build/tests/nf_ok.safetensors", bin, base, MODEL);
     rc = run(cmd, out, sizeof out);
     if (!CHECK(rc == 0, "distill: exit %d: %s", rc, out)) return;
     if (!CHECK(lc_model_load(&m, MODEL, &err) == 0, "%s", err.msg)) return;
@@ -658,7 +691,7 @@ static void teacher_train_ckpt(void) {
     }
     if (rewrite_st("build/tests/nf_ok.safetensors.state", "build/tests/nf_st.safetensors.state", "lr", "nan", NULL)) {
         snprintf(cmd, sizeof cmd, "cp build/tests/nf_ok.safetensors build/tests/nf_st.safetensors && "
-                 "%s %s --model %s --tokens 256 --resume --out build/tests/nf_st.safetensors", bin, base, MODEL);
+                 "%s %s --model %s --resume --out build/tests/nf_st.safetensors", bin, base, MODEL);
         rc = run(cmd, out, sizeof out);
         CHECK(rc != 0 && strstr(out, "lr") && strstr(out, "not a finite number"),
               "resume from a state with lr=nan: exit %d: %s", rc, out);
