@@ -262,6 +262,7 @@ int main(void) {
     lc_ctx_init(&ctx);
     mkdir("build", 0755);
     mkdir("build/tests", 0755);
+    tiny_sh("rm -rf " DIR);   /* no outputs of an earlier run (the commands refuse to overwrite them) */
     mkdir(DIR, 0755);
     test_library(DEEP);
     test_library(200);
