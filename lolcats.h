@@ -816,7 +816,9 @@ typedef struct lc_train {
     float *wf;                    // (L,H) window factor logits
     float *fbq, *fbk;             // (L,H) feature-map biases (cfg.fmap_bias), or NULL
     float *lora;                  // per layer, per target: A (r,in) then B (out,r)
-    size_t lora_off[64][4];       // offset of A in params (0: no LoRA on it)
+    size_t (*lora_off)[4];        // (L) [layer][q,k,v,o]: offset of A in params (0: no LoRA on it)
+    const float *(*lora_a)[4];    // (L) [layer][q,k,v,o]: views of A and B in params, or NULL
+    const float *(*lora_b)[4];    //     (lora_b points into the lora_a allocation)
     float *full;                  // fp32 model weights (LOLCATS_TRAIN_FULL), or NULL
     int64_t step;                 // optimizer steps taken
     void *act;                    // activations and scratch (private)
@@ -886,8 +888,8 @@ typedef struct lc_lolcats {
     const float *fbq, *fbk;       // (L,H) feature-map biases (T2R), or NULL
     int lora_rank;                // 0: none
     float lora_alpha;
-    const float *lora_a[64][4];   // [layer][q,k,v,o]: A (r,in) or NULL
-    const float *lora_b[64][4];   //                   B (out,r) or NULL
+    const float *(*lora_a)[4];    // (n_layers) [layer][q,k,v,o]: A (r,in) or NULL; the tables
+    const float *(*lora_b)[4];    // (n_layers)                   B (out,r) or NULL;  NULL: no LoRA
     void *priv;
 } lc_lolcats;
 
@@ -9083,12 +9085,15 @@ static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
     size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0;
-    if (L > 64) return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%d layers: at most 64 supported", L);
     n += full_n;
     if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
         fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H * (t->cfg.fmap_bias ? 3 : 1);
     n += fm_n;
-    memset(t->lora_off, 0, sizeof t->lora_off);
+    t->lora_off = (size_t (*)[4])lc__mcalloc((size_t)L, sizeof *t->lora_off);
+    t->lora_a = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *t->lora_a);
+    if (!t->lora_off || !t->lora_a)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for the LoRA tables of %d layers", L);
+    t->lora_b = t->lora_a + L;
     if (t->cfg.lora_rank > 0)
         for (l = 0; l < L; l++)
             for (tg = 0; tg < 4; tg++) {
@@ -9116,6 +9121,12 @@ static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
         }
     }
     t->lora = t->params + full_n + fm_n;
+    for (l = 0; l < L; l++)
+        for (tg = 0; tg < 4; tg++)
+            if (t->lora_off[l][tg]) {
+                t->lora_a[l][tg] = t->params + t->lora_off[l][tg];
+                t->lora_b[l][tg] = t->lora_a[l][tg] + (size_t)t->cfg.lora_rank * lc__lora_in(c, tg);
+            }
     return LOLCATS_OK;
 }
 
@@ -9262,14 +9273,18 @@ static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_
 LCIMPL size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg) {
     lc_train t;
     lc_error err;
+    lc_status st;
     size_t acts = 0, params;
     memset(&t, 0, sizeof t);
     t.model = (lc_model *)m;
     t.cfg = *cfg;
     t.F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
-    if (lc__train_alloc(&t, 0, &err)) return (size_t)-1;
+    st = lc__train_alloc(&t, 0, &err);
     params = t.n_params;
     LOLCATS_FREE(t.mem);
+    LOLCATS_FREE(t.lora_off);
+    LOLCATS_FREE(t.lora_a);
+    if (st) return (size_t)-1;
     if (lc__train_act_alloc(&t, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, &acts, &err))
         return (size_t)-1;
     return sizeof(float) * (4 * params + acts);
@@ -9369,6 +9384,8 @@ LCIMPL void lc_train_free(lc_train *t) {
         LOLCATS_FREE(t->model);
     }
     LOLCATS_FREE(t->mem);
+    LOLCATS_FREE(t->lora_off);
+    LOLCATS_FREE(t->lora_a);
     memset(t, 0, sizeof *t);
 }
 
@@ -9722,7 +9739,6 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
 
 LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     const lc_model_config *c = &t->model->cfg;
-    int l, tg;
     memset(lp, 0, sizeof *lp);
     lp->n_layers = c->n_layers;
     lp->n_heads = c->n_heads;
@@ -9740,8 +9756,8 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->fbk = t->fbk;
     lp->lora_rank = t->cfg.lora_rank;
     lp->lora_alpha = t->cfg.lora_alpha;
-    for (l = 0; l < c->n_layers && l < 64; l++)
-        for (tg = 0; tg < 4; tg++) lc__lora_of(t, l, tg, &lp->lora_a[l][tg], &lp->lora_b[l][tg]);
+    lp->lora_a = t->lora_a;
+    lp->lora_b = t->lora_b;
     if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
 }
 
@@ -9848,7 +9864,7 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     int L = lp->n_layers, H = lp->n_heads, D = lp->head_dim, f = lp->feature_dim, l, tg, cap;
     size_t per = (size_t)H * D * f;
     memset(cl, 0, sizeof *cl);
-    if (L <= 0 || L > 64 || H <= 0 || D <= 0 || f <= 0 || !lp->fmap_q || !lp->fmap_k || !lp->wf)
+    if (L <= 0 || H <= 0 || D <= 0 || f <= 0 || !lp->fmap_q || !lp->fmap_k || !lp->wf)
         return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: incomplete LoLCATs parameters (layers %d, heads %d, "
                             "head dim %d, feature dim %d)", L, H, D, f);
     cap = 5 * L + 8 * L;
@@ -9889,7 +9905,7 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
             lc__tensor_f32(&cl->ts[cl->n++], nm, (kind == 5 ? lp->fbq : lp->fbk) + (size_t)l * H, 4, sw);
         }
     }
-    if (with_lora && lp->lora_rank > 0)
+    if (with_lora && lp->lora_rank > 0 && lp->lora_a && lp->lora_b)
         for (l = 0; l < L; l++)
             for (tg = 0; tg < 4; tg++) {
                 int64_t sa[2], sb[2];
@@ -9978,6 +9994,7 @@ typedef struct lc__lolcats_priv {
     float *buf;
     char **meta;                  // key, value, key, value, ... (one allocation each)
     int n_meta;
+    const float *(*lora)[4];      // (2 L): the lora_a then the lora_b table
 } lc__lolcats_priv;
 
 LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
@@ -9987,6 +10004,7 @@ LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
     pv = (lc__lolcats_priv *)lp->priv;
     if (pv) {
         LOLCATS_FREE(pv->buf);
+        LOLCATS_FREE(pv->lora);
         for (i = 0; i < 2 * pv->n_meta; i++) LOLCATS_FREE(pv->meta[i]);
         LOLCATS_FREE(pv->meta);
         LOLCATS_FREE(pv);
@@ -10108,7 +10126,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
                           lc_st_meta(f, "lolcats_format"), LOLCATS_CKPT_FORMAT);
         goto fail;
     }
-    if ((st = lc__meta_int(f, "n_layers", 1, 0, 1, 64, &L, err)) ||
+    if ((st = lc__meta_int(f, "n_layers", 1, 0, 1, 4096, &L, err)) ||
         (st = lc__meta_int(f, "n_heads", 1, 0, 1, 1 << 16, &H, err)) ||
         (st = lc__meta_int(f, "n_kv_heads", 1, 0, 1, 1 << 16, &Hk, err)) ||
         (st = lc__meta_int(f, "head_dim", 1, 0, 2, 1024, &D, err)) ||
@@ -10177,7 +10195,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->priv = pv;
     pv->buf = (float *)lc__mcalloc(total, sizeof(float));
     pv->meta = (char **)lc__mcalloc(2 * (size_t)lc_st_meta_count(f) + 1, sizeof(char *));
-    if (!pv->buf || !pv->meta) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
+    pv->lora = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *pv->lora);
+    if (!pv->buf || !pv->meta || !pv->lora) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
     for (i = 0; i < lc_st_meta_count(f); i++) {
         const char *k, *val;
         lc_st_meta_at(f, i, &k, &val);
@@ -10195,6 +10214,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->wf = p; p += (size_t)L * H;
     lp->fbq = p; p += (size_t)L * H;
     lp->fbk = p; p += (size_t)L * H;
+    lp->lora_a = pv->lora;
+    lp->lora_b = pv->lora + L;
     snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
     for (l = 0; l < L; l++) {
         int64_t sf[3], sw[4];
@@ -10282,7 +10303,7 @@ LCIMPL lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_erro
         memcpy(t->fbq, lp->fbq, sizeof(float) * (size_t)L * H);
         memcpy(t->fbk, lp->fbk, sizeof(float) * (size_t)L * H);
     }
-    if (lp->lora_rank <= 0) return LOLCATS_OK;
+    if (lp->lora_rank <= 0 || !lp->lora_a || !lp->lora_b) return LOLCATS_OK;
     if (lp->lora_rank != t->cfg.lora_rank)
         return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint LoRA rank %d, the trainer's %d", lp->lora_rank,
                             t->cfg.lora_rank);
@@ -10301,7 +10322,7 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
     const lc_model_config *c = &m->cfg;
     lc_model mm = *m;
     lc_layer_weights *lw = NULL;
-    float *merged[64][4];
+    float *(*merged)[4] = NULL;   // (L) [layer][q,k,v,o]: merged weights, or NULL
     lc__ckpt_list cl;
     lc_st_file *f = NULL;
     lc_tensor *all = NULL;
@@ -10309,7 +10330,6 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
     char vals[LC__CKPT_NMETA][48], path[4096];
     int l, tg, i, n, nb;
     lc_status st;
-    memset(merged, 0, sizeof merged);
     memset(&cl, 0, sizeof cl);
     if (lp->n_layers != c->n_layers || lp->n_heads != c->n_heads || lp->head_dim != c->head_dim ||
         (lp->lora_rank > 0 && (lp->dim != c->dim || lp->n_kv_heads != c->n_kv_heads)) ||
@@ -10319,11 +10339,16 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
                             c->n_heads, lp->head_dim, c->head_dim);
     if (strlen(dir) + 32 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
     lw = (lc_layer_weights *)lc__mcalloc((size_t)c->n_layers, sizeof *lw);
-    if (!lw) return lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory");
+    merged = (float *(*)[4])lc__mcalloc((size_t)c->n_layers, sizeof *merged);
+    if (!lw || !merged) {
+        LOLCATS_FREE(lw);
+        LOLCATS_FREE(merged);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory");
+    }
     memcpy(lw, m->layers, sizeof *lw * (size_t)c->n_layers);
     mm.layers = lw;
     st = LOLCATS_OK;
-    for (l = 0; l < c->n_layers && lp->lora_rank > 0; l++)
+    for (l = 0; l < c->n_layers && lp->lora_rank > 0 && lp->lora_a && lp->lora_b; l++)
         for (tg = 0; tg < 4; tg++) {   // W' = W + (alpha / r) B A in fp32
             lc_weight *w = tg == 0 ? &lw[l].wq : tg == 1 ? &lw[l].wk : tg == 2 ? &lw[l].wv : &lw[l].wo;
             const float *A = lp->lora_a[l][tg], *Bm = lp->lora_b[l][tg];
@@ -10362,8 +10387,9 @@ done:
     lc_st_close(f);
     LOLCATS_FREE(all);
     lc__ckpt_list_free(&cl);
-    for (l = 0; l < 64; l++)
+    for (l = 0; l < c->n_layers; l++)
         for (tg = 0; tg < 4; tg++) LOLCATS_FREE(merged[l][tg]);
+    LOLCATS_FREE(merged);
     LOLCATS_FREE(lw);
     return st;
 }
@@ -10559,10 +10585,9 @@ static lc_status lc__li_check(const lc_model *m, const lc_lolcats *lp, lc_error 
                             "has %d x %d x %d: checkpoint of another model",
                             lp->n_layers, lp->n_heads, lp->head_dim, c->n_layers, c->n_heads,
                             c->head_dim);
-    if (c->n_layers > 64 || c->n_heads % c->n_kv_heads)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%d layers / %d heads / %d kv heads: "
-                            "at most 64 layers, heads a multiple of kv heads", c->n_layers,
-                            c->n_heads, c->n_kv_heads);
+    if (c->n_heads % c->n_kv_heads)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%d heads / %d kv heads: "
+                            "heads must be a multiple of kv heads", c->n_heads, c->n_kv_heads);
     if (!lp->fmap_q || !lp->fmap_k || !lp->wf || lp->feature_dim <= 0 || lp->feature_dim > 1024 ||
         lp->hybrid.window <= 0)
         return lc_error_set(err, LOLCATS_ERR_ARG,
@@ -10572,6 +10597,9 @@ static lc_status lc__li_check(const lc_model *m, const lc_lolcats *lp, lc_error 
                             lp->feature_dim, lp->hybrid.window);
     if (lp->lora_rank < 0 || lp->lora_rank > 256)
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d: 0..256 supported", lp->lora_rank);
+    if (lp->lora_rank > 0 && (!lp->lora_a || !lp->lora_b))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d but no LoRA tables (lora_a, lora_b): "
+                            "set them, or set lora_rank to 0", lp->lora_rank);
     for (l = 0; l < c->n_layers && lp->lora_rank > 0; l++)
         for (tg = 0; tg < 4; tg++)
             if (!lp->lora_a[l][tg] != !lp->lora_b[l][tg])
