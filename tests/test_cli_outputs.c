@@ -283,8 +283,22 @@ static void test_signals(void) {
     kill(pid, SIGKILL);
     wait_pid(pid);
     CHECK(whole_st(T "/k.safetensors") && whole_st(T "/k.safetensors.state"), "SIGKILL left a corrupt checkpoint");
-    snprintf(a, sizeof a, "distill %s --tokens 3840 --out " T "/k.safetensors --resume", base);
-    CHECK(run(a) == 0, "--resume after SIGKILL failed (a stale lock?)");
+    {   /* what a killed run leaves (its pid is gone) is removed by the next run on that output; a live
+           run's temporary file is not touched */
+        char stale[256], stale_state[256], live[256];
+        FILE *f;
+        snprintf(stale, sizeof stale, T "/k.safetensors.tmp.%ld", (long)pid);
+        snprintf(stale_state, sizeof stale_state, T "/k.safetensors.state.tmp.%ld", (long)pid);
+        snprintf(live, sizeof live, T "/k.safetensors.tmp.%ld", (long)getpid());
+        if ((f = fopen(stale, "w"))) fclose(f);
+        if ((f = fopen(stale_state, "w"))) fclose(f);
+        if ((f = fopen(live, "w"))) fclose(f);
+        snprintf(a, sizeof a, "distill %s --tokens 3840 --out " T "/k.safetensors --resume", base);
+        CHECK(run(a) == 0, "--resume after SIGKILL failed (a stale lock?)");
+        CHECK(!file_exists(stale) && !file_exists(stale_state), "a killed run's temporary files were not removed");
+        CHECK(file_exists(live), "a live process's temporary file was removed");
+        remove(live);
+    }
 }
 
 /* a full and a read-only file system (tmpfs, as root) */

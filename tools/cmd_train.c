@@ -964,7 +964,7 @@ static void json_num(FILE *f, double v) {
 
 static int write_report(const char *dir, const train_opts *o, const stage_result *rs, int n) {
     FILE *f;
-    char path[1200];
+    char path[1200], tmp[1240];
     int s, l;
     if (make_dir(dir)) return 1;
     for (s = 0; s < n && tool_png_available(); s++) {
@@ -1007,8 +1007,10 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
         }
     }
     snprintf(path, sizeof path, "%s/summary.json", dir);
-    f = fopen(path, "wb");
-    if (!f) { fprintf(stderr, "lolcats: cannot write %s: %s\n", path, strerror(errno)); return 1; }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());   /* written whole, then renamed */
+    outsafe_tmp(tmp);
+    f = fopen(tmp, "wb");
+    if (!f) { fprintf(stderr, "lolcats: cannot write %s: %s\n", tmp, strerror(errno)); return 1; }
     fprintf(f, "{\n  \"model\": \"%s\",\n  \"data\": \"%s\",\n  \"seq_len\": %d,\n  \"grad_accum\": %d,\n"
                "  \"png\": %s,\n  \"pictures\": \"stageN_loss.png: training loss (blue) and validation loss "
                "(red) per optimizer step, log scale; stage1_layer_mse.png: per-layer stage 1 loss on the "
@@ -1033,7 +1035,11 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
-    if (fclose(f) != 0) { fprintf(stderr, "lolcats: cannot write %s\n", path); return 1; }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "lolcats: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+        return 1;
+    }
     return 0;
 }
 

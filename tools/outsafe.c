@@ -385,6 +385,35 @@ static int os_lock_output(const os_entry *e) {
                   os_lock[i], "");
 }
 
+/* Temporary files a killed run left beside an output (SIGKILL cannot be
+   caught): PATH.tmp.<pid> (a file, or a Hugging Face staging directory) whose
+   process no longer exists. Called with the output's lock held, so no live run
+   is writing them. */
+static void os_remove_stale(const os_entry *e) {
+    char dir[OS_PATH], full[OS_PATH + 300];
+    const char *base;
+    size_t nb;
+    DIR *d;
+    struct dirent *de;
+    os_parent(e->path, dir, sizeof dir, &base);
+    nb = strlen(base);
+    if (!nb || !(d = opendir(dir))) return;
+    while ((de = readdir(d)) != NULL) {
+        const char *t = de->d_name;
+        char *end;
+        long pid;
+        if (strncmp(t, base, nb) || strncmp(t + nb, ".tmp.", 5)) continue;
+        errno = 0;
+        pid = strtol(t + nb + 5, &end, 10);
+        if (errno || *end || end == t + nb + 5 || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* still running (or not ours to judge) */
+        snprintf(full, sizeof full, "%s/%s", dir, t);
+        os_rm_tree(full);
+        fprintf(stderr, "lolcats: removed %s, left by an interrupted run (pid %ld)\n", full, pid);
+    }
+    closedir(d);
+}
+
 static int os_conflicts(const os_input_id *in, int nin) {
     int i, j, k;
     os_id ids[OS_MAX];
@@ -445,6 +474,8 @@ int outsafe_begin(int argc, char **argv, int force, int lock) {
     }
     for (i = 0; i < os_n && !rc && lock; i++)
         if (os_ent[i].role == 1) rc = os_lock_output(&os_ent[i]);
+    for (i = 0; i < os_n && !rc && lock; i++)   /* locks held: what a killed run left is stale */
+        if (os_ent[i].role) os_remove_stale(&os_ent[i]);
     for (i = 0; i < os_n && !rc; i++) {   /* after the locks: a running run's state is reported as running */
         const os_entry *e = &os_ent[i];
         if (e->role == 3 && !e->resume && !os_force && access(e->path, F_OK) == 0)

@@ -1,8 +1,12 @@
 /* report.c - a tiny rasterizer for `--report` pictures (see report.h). The one
    stb_image_write implementation of the tools lives here. */
+#define _POSIX_C_SOURCE 200809L
 #include "report.h"
+#include "outsafe.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,9 +162,19 @@ int tool_png_available(void) {
 #endif
 }
 
+/* Written to PATH.tmp.<pid> (removed if a signal lands in the write), then
+   renamed over PATH: a picture is either the old one or the whole new one. */
 int tool_png_write(const tool_canvas *c, const char *path) {
 #ifdef TOOL_HAVE_STB
-    return stbi_write_png(path, c->w, c->h, 3, c->px, c->w * 3) ? 0 : 1;
+    static int slot = -1;         /* one slot serves every picture, one at a time */
+    char tmp[1200];
+    int ok;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (slot < 0) slot = outsafe_tmp(tmp);
+    else outsafe_tmp_set(slot, tmp);
+    ok = stbi_write_png(tmp, c->w, c->h, 3, c->px, c->w * 3) && rename(tmp, path) == 0;
+    if (!ok) remove(tmp);
+    return ok ? 0 : 1;
 #else
     (void)c;
     (void)path;
