@@ -243,6 +243,8 @@ static void test_model(void) {
     CHECK(rc == 0, "eval -t 1: exit %d: %s", rc, err_buf);
     snprintf(a, sizeof a, "eval -m %s --tokenizer %s --data build/tests/cli_data.txt -t 0", MODEL, TOK);
     bad(a, "--threads '0'", NULL);
+    snprintf(a, sizeof a, "eval -m %s --tokenizer %s --data build/tests/cli_data.txt --ctx 513", MODEL, TOK);
+    bad(a, "--ctx 513 is longer than the model's context (512", NULL);
     /* a window covering the sequence: a warning, the run goes on */
     snprintf(a, sizeof a, "distill -m %s --tokenizer %s --data build/tests/cli_data.txt --out "
              "build/tests/cli_w.safetensors --force --seq-len 32 --window 32 --tokens 32 --grad-accum 1 --feature-dim 4 "

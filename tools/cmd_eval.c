@@ -33,7 +33,7 @@ static const char *eval_usage =
     "  --tokenizer PATH  tokenizer (default: the Hugging Face directory's)\n"
     "  --data FILE     a text file, or a .jsonl of Alpaca records\n"
     "                  (instruction, input, output)\n"
-    "  --ctx C         window / context length (default: the model's)\n"
+    "  --ctx C         window / context length (default and most: the model's)\n"
     "  --all-tokens    Alpaca: count every token after BOS, not only response + EOS\n"
     "  --limit N       Alpaca: only the first N records (0: all)\n"
     "  -t, --threads N OpenMP threads (OMP_NUM_THREADS or all cores)\n"
@@ -154,7 +154,13 @@ int cmd_eval(int argc, char **argv) {
     if (outsafe_begin(argc, argv, 0, 0)) return 1;
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
-    if (ctx <= 0 || ctx > m.cfg.seq_len) ctx = m.cfg.seq_len;
+    if (ctx > m.cfg.seq_len) {
+        fprintf(stderr, "lolcats: error: --ctx %d is longer than the model's context (%d positions, %s): use "
+                "--ctx %d or less\n", ctx, m.cfg.seq_len, model_path, m.cfg.seq_len);
+        rc = 2;
+        goto done;
+    }
+    if (ctx <= 0) ctx = m.cfg.seq_len;
     st.m = &m;
     st.C = ctx;
     st.chunk = lo.lolcats ? ctx : EVAL_CHUNK;
