@@ -32,7 +32,8 @@ static const char *eval_usage =
     "  --limit N       Alpaca: only the first N records\n"
     "  --json          one JSON object: nll, ppl, tokens, ...\n"
     "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
-    "                  'identity'); --window / --variant override its masks";
+    "                  'identity'); --window / --variant override its masks\n"
+    "lolcats eval --task NAME[,NAME...] ...: lm-evaluation-harness tasks (eval --task all --help)";
 
 #define EVAL_CHUNK 32
 
@@ -120,6 +121,8 @@ int cmd_eval(int argc, char **argv) {
     memset(&tok, 0, sizeof tok);
     memset(&st, 0, sizeof st);
     memset(&lo, 0, sizeof lo);
+    for (i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--task")) return cmd_eval_tasks(argc, argv);   /* tools/cmd_eval_tasks.c */
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", eval_usage); return 0; }
