@@ -31,7 +31,7 @@
 static const char *tasks_usage =
     "lolcats eval --task NAME[,NAME...] --model PATH [--tokenizer PATH] [--lolcats CKPT\n"
     "             [--window W] [--variant tk|sw]] [--data-dir DIR] [--limit N] [--num-fewshot K]\n"
-    "             [--seed S] [--bos] [--naive] [--json FILE] [--dump FILE] [--quiet]\n"
+    "             [--subjects N] [--seed S] [--bos] [--naive] [--json FILE] [--dump FILE] [--quiet]\n"
     "             [--lengths 1024,2048,...] [--depths 0,0.5,1]\n"
     "  tasks: piqa arc_easy arc_challenge hellaswag winogrande lambada copa openbookqa\n"
     "         mmlu passkey, or all (every task but passkey)\n"
@@ -40,6 +40,7 @@ static const char *tasks_usage =
     "  --limit N         the first N items of each task (MMLU: of each subject;\n"
     "                    passkey: trials per length and depth, default 3)\n"
     "  --num-fewshot K   MMLU shots, the first K rows of dev (default 5)\n"
+    "  --subjects N      MMLU: only the first N subjects (in name order)\n"
     "  --bos             prepend BOS to every encoding (the harness's default is off)\n"
     "  --naive           feed every continuation's whole sequence from an empty state\n"
     "  --json FILE       every figure as JSON; --dump FILE: one JSON line per item\n"
@@ -623,6 +624,7 @@ int cmd_eval_tasks(int argc, char **argv) {
         else if (!strcmp(a, "--data-dir")) { o.dir = argv[++i]; o.dir_from = "--data-dir"; }
         else if (!strcmp(a, "--limit")) o.limit = atol(argv[++i]);
         else if (!strcmp(a, "--num-fewshot")) o.num_fewshot = atoi(argv[++i]);
+        else if (!strcmp(a, "--subjects")) o.subjects = atoi(argv[++i]);
         else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--json")) json_path = argv[++i];
         else if (!strcmp(a, "--dump")) dump_path = argv[++i];

@@ -909,6 +909,7 @@ static int ev_load_mmlu(ev_task *t, const char *dir, const ev_opts *o, lc_error 
                             "paper\" for the layout", dir), 1;
     }
     qsort(names, (size_t)nn, sizeof(char *), ev_name_cmp);
+    while (o->subjects > 0 && nn > o->subjects) free(names[--nn]);
     t->subjects = names;
     t->n_subjects = nn;
     for (s = 0; s < nn; s++) {

@@ -43,6 +43,7 @@ typedef struct {
     const char *dir_from;  /* what named it, for errors: "--data-dir" or "LOLCATS_EVAL_DATA" */
     int num_fewshot;       /* MMLU shots from dev (first K rows); < 0: 5 */
     long limit;            /* > 0: only the first N items (MMLU: per subject) */
+    int subjects;          /* MMLU: > 0: only the first N subjects (sorted names) */
 } ev_opts;
 
 /* Names of the log-likelihood tasks, in `all` order. */
