@@ -364,26 +364,14 @@ static int run_task(ev_engine *e, ev_task *t, ev_results *res, FILE *dump, ev_pr
         json_metric(&res->json, "acc", ev_mean_value(&acc), ev_mean_stderr(&acc));
         json_metric(&res->json, "perplexity", ppl, ppl * ev_mean_stderr(&ll));
     } else if (sub) {
-        /* micro: every question (the harness's weight_by_size; stderr pooled as its
-           pooled_sample_stderr); macro: mean of subject means */
-        double macro = 0, se2 = 0, pooled = 0;
-        long tot = 0;
-        int ns = 0, s;
-        for (s = 0; s < t->n_subjects; s++) {
-            double se;
-            if (!sub[s].n) continue;
-            se = ev_mean_stderr(&sub[s]);
-            macro += ev_mean_value(&sub[s]);
-            if (isfinite(se)) { se2 += se * se; pooled += (double)(sub[s].n - 1) * se * se * (double)sub[s].n; }
-            tot += sub[s].n;
-            ns++;
-        }
-        macro /= ns > 0 ? ns : 1;
-        pooled = tot > ns ? sqrt(pooled / (double)(tot - ns) / (double)tot) : (double)NAN;
-        res_add(res, t->name, "acc", ev_mean_value(&acc), pooled, t->n);
-        res_add(res, t->name, "acc_macro", macro, ns ? sqrt(se2) / ns : (double)NAN, t->n);
-        json_metric(&res->json, "acc", ev_mean_value(&acc), pooled);
-        json_metric(&res->json, "acc_macro", macro, ns ? sqrt(se2) / ns : (double)NAN);
+        /* micro (the harness's mmlu figure) and macro: ev_mmlu_agg */
+        double ag[4];
+        int ns, s;
+        ev_mmlu_agg(sub, t->n_subjects, ag);
+        res_add(res, t->name, "acc", ag[0], ag[1], t->n);
+        res_add(res, t->name, "acc_macro", ag[2], ag[3], t->n);
+        json_metric(&res->json, "acc", ag[0], ag[1]);
+        json_metric(&res->json, "acc_macro", ag[2], ag[3]);
         es_printf(&res->json, ", \"subjects\": {");
         for (s = 0, ns = 0; s < t->n_subjects; s++) {
             if (!sub[s].n) continue;

@@ -247,9 +247,12 @@ static long ev_line_of(const char *start, const char *at, long line0) {
     return line0;
 }
 
-/* Parses text as one JSON value; errors name path and the line (counted from line0). */
-static int jv_parse(ev_jv *v, const char *text, const char *path, long line0, lc_error *err) {
+/* Parses text as one JSON value (text starts at line line0 of path); errors
+   name path, the line and the column. */
+static int jv_parse(ev_jv *v, const char *text, const char *path, long line0, int jsonl,
+                    lc_error *err) {
     ev_jp j;
+    const char *bol;
     memset(v, 0, sizeof *v);
     memset(&j, 0, sizeof j);
     j.p = j.start = text;
@@ -259,9 +262,10 @@ static int jv_parse(ev_jv *v, const char *text, const char *path, long line0, lc
         j.why = "trailing characters after the JSON value";
     }
     jv_free(v);
+    for (bol = j.p; bol > j.start && bol[-1] != '\n'; bol--) {}
     lc_error_set(err, LOLCATS_ERR_FORMAT, "%s:%ld: bad JSON (%s at column %ld): the file must be %s",
-                 path, ev_line_of(j.start, j.p, line0), j.why,
-                 (long)(j.p - j.start) + 1, line0 > 0 ? "one JSON object per line" : "a JSON value");
+                 path, ev_line_of(j.start, j.p, line0), j.why, (long)(j.p - bol) + 1,
+                 jsonl ? "one JSON object per line" : "one JSON value");
     return 1;
 }
 
@@ -385,7 +389,7 @@ static int ev_jsonl(ev_task *t, const char *path, ev_line_fn fn, void *user, lc_
         if (nl) *nl = 0;
         line++;
         if (!p[strspn(p, " \t\r")]) continue;
-        if (jv_parse(&o, p, path, line, err)) { rc = 1; break; }
+        if (jv_parse(&o, p, path, line, 1, err)) { rc = 1; break; }
         if (o.type != JV_OBJ) {
             lc_error_set(err, LOLCATS_ERR_FORMAT, "%s:%ld: the line is %s, a JSON object expected",
                          path, line, jv_typename(o.type));
@@ -440,7 +444,7 @@ static int ev_load_arc_easy(ev_task *t, const char *path, lc_error *err) {
     long cap = 0;
     int i, rc = 0;
     if (!text) return 1;
-    if (jv_parse(&a, text, path, 0, err)) { free(text); return 1; }
+    if (jv_parse(&a, text, path, 1, 0, err)) { free(text); return 1; }
     if (a.type != JV_ARR) {
         rc = 1;
         lc_error_set(err, LOLCATS_ERR_FORMAT, "%s:1: %s, a JSON array of ARC records expected", path,
@@ -1129,4 +1133,27 @@ double ev_mean_stderr(const ev_mean *m) {
     mu = m->sum / (double)m->n;
     var = (m->sumsq - (double)m->n * mu * mu) / (double)(m->n - 1);
     return sqrt(var > 0 ? var : 0) / sqrt((double)m->n);
+}
+
+void ev_mmlu_agg(const ev_mean *sub, int n, double out[4]) {
+    double macro = 0, se2 = 0, pooled = 0, hits = 0;
+    long tot = 0;
+    int ns = 0, s;
+    for (s = 0; s < n; s++) {
+        double se;
+        if (!sub[s].n) continue;
+        se = ev_mean_stderr(&sub[s]);
+        macro += ev_mean_value(&sub[s]);
+        hits += sub[s].sum;
+        if (isfinite(se)) {
+            se2 += se * se;
+            pooled += (double)(sub[s].n - 1) * se * se * (double)sub[s].n;
+        }
+        tot += sub[s].n;
+        ns++;
+    }
+    out[0] = tot ? hits / (double)tot : (double)NAN;
+    out[1] = tot > ns ? sqrt(pooled / (double)(tot - ns) / (double)tot) : (double)NAN;
+    out[2] = ns ? macro / ns : (double)NAN;
+    out[3] = ns ? sqrt(se2) / ns : (double)NAN;
 }

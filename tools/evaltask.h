@@ -107,4 +107,8 @@ typedef struct {
 void ev_mean_add(ev_mean *m, double x);
 double ev_mean_value(const ev_mean *m);
 double ev_mean_stderr(const ev_mean *m);   /* sample stddev / sqrt(n), as mean_stderr */
+/* MMLU over subjects (empty ones skipped): micro = over questions (the harness's
+   weight_by_size; stderr pooled as its pooled_sample_stderr), macro = mean of
+   subject means (stderr sqrt(sum se^2) / k). out: micro, micro_se, macro, macro_se. */
+void ev_mmlu_agg(const ev_mean *sub, int n, double out[4]);
 #endif
