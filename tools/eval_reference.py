@@ -30,6 +30,7 @@ import math
 import os
 import re
 import sys
+import time
 
 import torch
 
@@ -194,8 +195,11 @@ def score(m, tok, lp, ctx, cont, header, maxlen, cache):
             s0 = len(h)
     inp = c + k[:-1]
     key = (tuple(inp), s0)
-    if key not in cache:
+    if key not in cache or cache.get('naive'):
+        naive = cache.get('naive')
         cache.clear()
+        if naive:
+            cache['naive'] = True
         cache[key] = torch.log_softmax(forward(m, inp, lp, s0).double(), dim=-1)
     lsm = cache[key][len(c) - 1:]
     tgt = torch.tensor(k)
@@ -225,6 +229,7 @@ def main():
     ap.add_argument('--out', required=True)
     ap.add_argument('--compare', default=None, help='a `lolcats eval --dump` file of the same run')
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--naive', action='store_true', help='no reuse at all: a full forward per continuation')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     m = R.Llama(a.model, 'cpu')
@@ -233,7 +238,8 @@ def main():
     out = open(a.out, 'w')
     for name in a.task.split(','):
         items = load_task(name, a.data_dir, a.limit, a.num_fewshot, a.subjects)
-        cache = {}
+        cache = {'naive': True} if a.naive else {}
+        t0 = time.time()
         for i, it in enumerate(items):
             sc = [score(m, tok, lp, c, k, it['header'], m.max_pos, cache) for c, k, _ in it['reqs']]
             rec = {'task': name, 'item': i, 'll': [s[0] for s in sc], 'ntok': [s[1] for s in sc]}
@@ -245,6 +251,8 @@ def main():
                 rec['gold'] = it['gold']
             out.write(json.dumps(rec) + '\n')
             out.flush()
+        dt = time.time() - t0
+        print('%s: %d items in %.2f s, items_per_s %.4f' % (name, len(items), dt, len(items) / max(dt, 1e-9)))
     out.close()
     if a.compare:
         compare(a.out, a.compare)
