@@ -116,15 +116,25 @@ def load_task(name, d, limit, shots, subjects):
 # tokenization: the harness's _encode_pair
 # ---------------------------------------------------------------------------
 class Tok:
-    def __init__(self, path, bos):
-        import sentencepiece
-        self.sp = sentencepiece.SentencePieceProcessor(model_file=path)
+    def __init__(self, model_dir, bos):
         self.bos = bos
-        self.bos_id = self.sp.bos_id()
+        try:
+            import sentencepiece
+            self.sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model_dir, 'tokenizer.model'))
+            self.bos_id = self.sp.bos_id()
+        except ImportError:   # the repo's own Python BPE over tokenizer.json (slower)
+            from gen_model_ref import SpmBpe
+            self.sp = None
+            self.bpe = SpmBpe(os.path.join(model_dir, 'tokenizer.json'))
+            self.bos_id = self.bpe.bos
+        self.memo = {}
 
     def enc(self, s):
-        ids = self.sp.encode(s)
-        return ([self.bos_id] if self.bos else []) + ids
+        if s not in self.memo:
+            if len(self.memo) > 64:
+                self.memo.clear()
+            self.memo[s] = self.sp.encode(s) if self.sp else self.bpe.encode(s, bos=False)
+        return ([self.bos_id] if self.bos else []) + self.memo[s]
 
     def pair(self, ctx, cont):
         if ctx == '':
@@ -234,7 +244,7 @@ def main():
     torch.set_num_threads(a.threads)
     m = R.Llama(a.model, 'cpu')
     lp = R.LolcatsParams.load(a.lolcats, m) if a.lolcats else None
-    tok = Tok(os.path.join(a.model, 'tokenizer.model'), a.bos)
+    tok = Tok(a.model, a.bos)
     out = open(a.out, 'w')
     for name in a.task.split(','):
         items = load_task(name, a.data_dir, a.limit, a.num_fewshot, a.subjects)
