@@ -363,6 +363,67 @@ static void test_snapshot(void) {
     lc_model_free(&m);
 }
 
+/* LAMBADA: greedy acc and perplexity of a continuation whose answer is known:
+   stories260K's own greedy next word (acc 1) and another word (acc 0); the
+   perplexity of one document is exp(-its log-likelihood), computed here. */
+static void test_lambada_greedy(void) {
+    const char *ctx = "Once upon a time, there was a little girl named Lily. She loved to play outside in the";
+    lc_model m;
+    lc_tokenizer tok;
+    lc_run r;
+    lc_ctx cx;
+    lc_error e;
+    int ids[256], nt, pass;
+    size_t n = 0;
+    char piece[256], word[256], line[1024], cmd[1024], out[4096];
+    if (!have(ST260K) || !have(TOK512)) { printf("SKIPPED: LAMBADA greedy (no %s)\n", ST260K); return; }
+    memset(&e, 0, sizeof e);
+    if (!CHECK(lc_model_load(&m, ST260K, &e) == 0 && lc_tokenizer_load_llama2c(&tok, TOK512, 0, &e) == 0, "%s", e.msg)) return;
+    lc_ctx_init(&cx);
+    lc_tokenizer_encode(&tok, ctx, strlen(ctx), 0, 0, ids, 256, &n, &e);
+    lc_run_init(&r, &m, 256, 256, &e);
+    lc_model_forward(&cx, &m, &r, ids, (int)n, NULL, &e);
+    nt = lc_argmax(r.logits, m.cfg.vocab_size);
+    piece[lc_tokenizer_decode(&tok, ids[n - 1], nt, piece, sizeof piece)] = 0;
+    snprintf(word, sizeof word, "%s", piece[0] == ' ' ? piece + 1 : piece);
+    for (pass = 0; pass < 2; pass++) {
+        const char *w = pass ? "zebra" : word, *p;
+        double ll, want;
+        int ids2[256];
+        size_t n2 = 0, k;
+        tiny_sh("mkdir -p " TMP "/lam/llm-foundry");
+        snprintf(line, sizeof line, "{\"context\": \"%s\", \"continuation\": \"%s\"}\n", ctx, w);
+        put("lam/llm-foundry/lambada_openai.jsonl", line);
+        snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s eval --task lambada --model %s --tokenizer %s --data-dir %s/lam "
+                 "--json %s/lam.json --quiet >/dev/null 2>&1", bin, ST260K, TOK512, TMP, TMP);
+        if (!CHECK(tiny_sh(cmd) == 0, "`%s` failed", cmd)) break;
+        {
+            FILE *f = fopen(TMP "/lam.json", "r");
+            size_t got = f ? fread(out, 1, sizeof out - 1, f) : 0;
+            out[got] = 0;
+            if (f) fclose(f);
+        }
+        p = strstr(out, "\"acc\": ");
+        CHECK(p && atof(p + 7) == (pass ? 0.0 : 1.0), "greedy acc for \"%s\" (%s): %s", w, pass ? "not the argmax" : "the argmax", out);
+        /* ll of " w" after the context, here */
+        snprintf(line, sizeof line, "%s %s", ctx, w);
+        lc_tokenizer_encode(&tok, line, strlen(line), 0, 0, ids2, 256, &n2, &e);
+        lc_run_reset(&r);
+        ll = 0;
+        {
+            static float lg[256 * 512];
+            lc_model_forward(&cx, &m, &r, ids2, (int)n2 - 1, lg, &e);
+            for (k = n; k < n2; k++) ll += ev_logprob(lg + (k - 1) * (size_t)m.cfg.vocab_size, m.cfg.vocab_size, ids2[k]);
+        }
+        want = exp(-ll);
+        p = strstr(out, "\"perplexity\": ");
+        CHECK(p && fabs(atof(p + 14) - want) <= 1e-4 * want, "perplexity %s, want %g", p ? p + 14 : "?", want);
+    }
+    lc_run_free(&r);
+    lc_tokenizer_free(&tok);
+    lc_model_free(&m);
+}
+
 /* `lolcats eval --task T --limit 3` on the real data, every task. */
 static void test_cli(void) {
     static const char *const tasks[] = {"piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande",
@@ -405,6 +466,7 @@ int main(void) {
     test_pair();
     test_readers_malformed();
     test_snapshot();
+    test_lambada_greedy();
     test_cli();
     return check_done();
 }
