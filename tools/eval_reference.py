@@ -268,11 +268,21 @@ def main():
         compare(a.out, a.compare)
 
 
+def read_lines(path):
+    out = []
+    for l in open(path):
+        try:
+            out.append(json.loads(l))
+        except ValueError:   # a line still being written
+            pass
+    return out
+
+
 def compare(ref_path, dump_path):
-    ref = {(r['task'], r['item']): r for r in map(json.loads, open(ref_path))}
+    ref = {(r['task'], r['item']): r for r in read_lines(ref_path)}
     worst, n, bad = 0.0, 0, 0
     per = {}
-    for r in map(json.loads, open(dump_path)):
+    for r in read_lines(dump_path):
         k = (r['task'], r['item'])
         if k not in ref:
             continue
