@@ -116,7 +116,7 @@ check-neon:
 demo: $(B)/lolcats
 	./$(B)/lolcats demo --report $(B)/demo
 
-bench: $(BENCHES)
+bench: $(BENCHES) $(B)/lolcats
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
 golden:
