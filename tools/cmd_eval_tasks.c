@@ -130,7 +130,6 @@ static int eng_score(ev_engine *e, const ev_req *rq, size_t hbytes, ev_score *ou
     ev_pair p;
     const int *C;
     int nC, i, use_hdr = 0, trunc = 0;
-    int *all = NULL;
     memset(out, 0, sizeof *out);
     if (ev_encode_pair(e->tok, rq->ctx, rq->cont, e->bos, &p, err)) return tool_report(err);
     C = p.ctx;
@@ -185,11 +184,9 @@ static int eng_score(ev_engine *e, const ev_req *rq, size_t hbytes, ev_score *ou
             if (lc_argmax(row, e->V) != p.cont[i + j + 1]) out->greedy = 0;
         }
     }
-    free(all);
     ev_pair_free(&p);
     return 0;
 fail:
-    free(all);
     ev_pair_free(&p);
     return 1;
 }
