@@ -58,6 +58,11 @@ $(B)/tests/test_pipeline: tests/test_pipeline.c tools/data.c tools/data.h lolcat
 	@mkdir -p $(B)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ tests/test_pipeline.c tools/data.c $(LDLIBS)
 
+# the eval-task test links the tools' task readers and scoring rules
+$(B)/tests/test_evaltask: tests/test_evaltask.c tools/evaltask.c tools/evaltask.h lolcats.h tests/check.h tests/tiny_files.h
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ tests/test_evaltask.c tools/evaltask.c $(LDLIBS)
+
 $(B)/examples/%: examples/%.c lolcats.h
 	@mkdir -p $(B)/examples
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -111,7 +116,7 @@ check-neon:
 demo: $(B)/lolcats
 	./$(B)/lolcats demo --report $(B)/demo
 
-bench: $(BENCHES)
+bench: $(BENCHES) $(B)/lolcats
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
 golden:

@@ -660,6 +660,11 @@ LCAPI lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_token
                             lc_error *err);
 LCAPI void lc_run_free(lc_run *r);
 LCAPI void lc_run_reset(lc_run *r);
+// Rolls the cache back to its first pos tokens (0 <= pos <= r->pos): the keys /
+// values before pos stay, the next lc_model_forward continues at pos. Scoring
+// several continuations of one context feeds the context once, then truncates
+// back to it before each continuation. r->logits is not restored.
+LCAPI lc_status lc_run_truncate(lc_run *r, int pos, lc_error *err);
 // Feeds tokens[0..n) at positions r->pos.. (prefill as matrix-matrix; n = 1 is
 // one decode step), advances r->pos. Writes the last token's logits to
 // r->logits and, when logits_all is set, every token's logits (n, V).
@@ -1021,6 +1026,17 @@ LCAPI lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const 
 LCAPI void lc_lolcats_run_free(lc_lolcats_run *r);
 // Empties the state (pos 0, rings and S, z zero) for a new sequence.
 LCAPI void lc_lolcats_run_reset(lc_lolcats_run *r);
+// Snapshot of the per-sequence state (r->pos and every layer's ring + S, z;
+// not r->logits) into a caller buffer of lc_lolcats_run_snapshot_bytes bytes,
+// which does not depend on how many tokens were fed. Restoring it into the
+// same run (or one made for the same model and lp) continues bit-identically
+// to the run it was taken from: a shared prefix is fed once, then each
+// continuation starts from the snapshot.
+LCAPI size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r);
+LCAPI void lc_lolcats_run_snapshot(const lc_lolcats_run *r, void *buf);
+// Fails (nothing changed) when buf is not a snapshot of a run of this shape.
+LCAPI lc_status lc_lolcats_run_restore(lc_lolcats_run *r, const void *buf, size_t bytes,
+                                       lc_error *err);
 // Feeds tokens[0..n) at positions r->pos.. (see above), advances r->pos,
 // writes the last token's logits to r->logits and, when logits_all is set,
 // every token's (n,V). n <= r->max_tokens; lp must be the lc_lolcats the run
@@ -7447,6 +7463,14 @@ LCIMPL void lc_run_free(lc_run *r) {
 
 LCIMPL void lc_run_reset(lc_run *r) { r->pos = 0; }
 
+LCIMPL lc_status lc_run_truncate(lc_run *r, int pos, lc_error *err) {
+    if (pos < 0 || pos > r->pos)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_run_truncate to position %d, but the cache "
+                            "holds %d tokens: give 0..%d", pos, r->pos, r->pos);
+    r->pos = pos;
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_tokens,
                              lc_error *err) {
     const lc_model_config *c = &m->cfg;
@@ -10627,6 +10651,55 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
                              st->F, st->window), st->H, st->Hk, st->D, st->F, st->window);
     }
     r->pos = 0;
+}
+
+// Snapshot layout: int64 header {magic, layers, floats per layer, r->pos}, then
+// per layer its int64 pos, then the L decode states' floats (one block).
+#define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
+static size_t lc__snap_floats(const lc_lolcats_run *r) {
+    const lc_decode_state *st = &r->layers[0];
+    return lc_decode_state_floats(st->H, st->Hk, st->D, st->F, st->window);
+}
+
+LCIMPL size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r) {
+    return sizeof(int64_t) * (4 + (size_t)r->n_layers) +
+           sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers;
+}
+
+LCIMPL void lc_lolcats_run_snapshot(const lc_lolcats_run *r, void *buf) {
+    const lc__li_scratch *s = (const lc__li_scratch *)r->priv;
+    int64_t hd[4];
+    int l;
+    char *o = (char *)buf;
+    hd[0] = LC__SNAP_MAGIC; hd[1] = r->n_layers; hd[2] = (int64_t)lc__snap_floats(r); hd[3] = r->pos;
+    memcpy(o, hd, sizeof hd);
+    o += sizeof hd;
+    for (l = 0; l < r->n_layers; l++, o += sizeof(int64_t)) memcpy(o, &r->layers[l].pos, sizeof(int64_t));
+    memcpy(o, s->state_mem, sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers);
+}
+
+LCIMPL lc_status lc_lolcats_run_restore(lc_lolcats_run *r, const void *buf, size_t bytes,
+                                       lc_error *err) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    const char *in = (const char *)buf;
+    int64_t hd[4];
+    int l;
+    if (bytes != lc_lolcats_run_snapshot_bytes(r))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "snapshot of %zu bytes, but this run's state takes "
+                            "%zu: a snapshot of another model or window", bytes,
+                            lc_lolcats_run_snapshot_bytes(r));
+    memcpy(hd, in, sizeof hd);
+    if (hd[0] != LC__SNAP_MAGIC || hd[1] != r->n_layers || hd[2] != (int64_t)lc__snap_floats(r) ||
+        hd[3] < 0)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "not a snapshot of this run (header %lld layers, "
+                            "%lld floats per layer; the run has %d, %zu): take it with "
+                            "lc_lolcats_run_snapshot", (long long)hd[1], (long long)hd[2],
+                            r->n_layers, lc__snap_floats(r));
+    in += sizeof hd;
+    r->pos = hd[3];
+    for (l = 0; l < r->n_layers; l++, in += sizeof(int64_t)) memcpy(&r->layers[l].pos, in, sizeof(int64_t));
+    memcpy(s->state_mem, in, sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers);
+    return LOLCATS_OK;
 }
 
 LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const lc_model *m,

@@ -39,7 +39,8 @@ static const char *eval_usage =
     "  -t, --threads N OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "  --json          one JSON object: nll, ppl, tokens, ...\n"
     "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
-    "                  'identity'); --window / --variant override its masks";
+    "                  'identity'); --window / --variant override its masks\n"
+    "lolcats eval --task NAME[,NAME...] ...: lm-evaluation-harness tasks (eval --task all --help)";
 
 #define EVAL_CHUNK 32
 
@@ -127,6 +128,8 @@ int cmd_eval(int argc, char **argv) {
     memset(&tok, 0, sizeof tok);
     memset(&st, 0, sizeof st);
     memset(&lo, 0, sizeof lo);
+    for (i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--task")) return cmd_eval_tasks(argc, argv);   /* tools/cmd_eval_tasks.c */
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]), *v;
         if (tool_arg_is_help(a)) return tool_arg_help(eval_usage, NULL);

@@ -11,6 +11,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_eval_tasks(int argc, char **argv);   /* eval --task: tools/cmd_eval_tasks.c */
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
