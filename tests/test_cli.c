@@ -99,6 +99,11 @@ static void test_values(void) {
     bad("generate --model x -s -1", "--seed '-1'", "unsigned");
     bad("generate -m", "-m needs a value", NULL);
     bad("eval --model x --data y --ctx 12abc", "--ctx '12abc'", NULL);
+    bad("eval --task piqa --model x --limit 3x", "--limit '3x'", NULL);
+    bad("eval --task piqa --model x --num-fewshot -1", "--num-fewshot '-1'", NULL);
+    bad("eval --task piqa --model x --lengths 1024,nan", "--lengths '1024,nan'", NULL);
+    bad("eval --task piqa --model x --depths 0.5,2", "--depths '0.5,2'", NULL);
+    bad("eval --task piqa --model x --limt 3", "unknown flag '--limt'", "--limit");
     bad("eval --model x --data y --limit -1", "--limit '-1'", NULL);
     bad("eval --model x --data y --window nan", "--window 'nan'", NULL);
     bad("eval --model x --data y --variant TK", "--variant 'TK'", "tk|sw");
@@ -243,6 +248,10 @@ static void test_model(void) {
     CHECK(rc == 0, "eval -t 1: exit %d: %s", rc, err_buf);
     snprintf(a, sizeof a, "eval -m %s --tokenizer %s --data build/tests/cli_data.txt -t 0", MODEL, TOK);
     bad(a, "--threads '0'", NULL);
+    snprintf(a, sizeof a, "eval --task piqa -m %s --tokenizer %s --json %s", MODEL, TOK, MODEL);
+    rc = run(a);
+    CHECK(rc != 0 && strstr(err_buf, "the same file as --model"), "eval --task --json equal to the model: exit %d: %s",
+          rc, err_buf);
     snprintf(a, sizeof a, "eval -m %s --tokenizer %s --data build/tests/cli_data.txt --ctx 513", MODEL, TOK);
     bad(a, "--ctx 513 is longer than the model's context (512", NULL);
     /* a window covering the sequence: a warning, the run goes on */

@@ -17,8 +17,11 @@
    empty state for every continuation, so it gives the same numbers, slower. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools.h"
+#include "args.h"
 #include "evaltask.h"
+#include "outsafe.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,7 +34,8 @@
 static const char *tasks_usage =
     "lolcats eval --task NAME[,NAME...] --model PATH [--tokenizer PATH] [--lolcats CKPT\n"
     "             [--window W] [--variant tk|sw]] [--data-dir DIR] [--limit N] [--num-fewshot K]\n"
-    "             [--subjects N] [--seed S] [--bos] [--naive] [--json FILE] [--dump FILE] [--quiet]\n"
+    "             [--subjects N] [-s|--seed S] [-t|--threads N] [--bos] [--naive] [--json FILE]\n"
+    "             [--dump FILE] [--quiet]\n"
     "             [--lengths 1024,2048,...] [--depths 0,0.5,1]\n"
     "  tasks: piqa arc_easy arc_challenge hellaswag winogrande lambada copa openbookqa\n"
     "         mmlu passkey, or all (every task but passkey)\n"
@@ -43,7 +47,10 @@ static const char *tasks_usage =
     "  --subjects N      MMLU: only the first N subjects (in name order)\n"
     "  --bos             prepend BOS to every encoding (the harness's default is off)\n"
     "  --naive           feed every continuation's whole sequence from an empty state\n"
-    "  --json FILE       every figure as JSON; --dump FILE: one JSON line per item\n"
+    "  --seed S          passkey: the filler's order and the keys (1234)\n"
+    "  --threads N       OpenMP threads (default: all)\n"
+    "  --json FILE       every figure as JSON (written whole, then renamed)\n"
+    "  --dump FILE       one JSON line per item, written as the items are scored\n"
     "  --lengths / --depths  passkey haystack lengths (tokens) and key depths (0..1)";
 
 #define EV_ROWS 64         /* continuation tokens per forward call with logits */
@@ -477,7 +484,11 @@ static void pk_free(pk_filler *f) {
 static int parse_list(const char *s, double *out, int cap, const char *flag) {
     int n = 0;
     char *end;
-    while (*s && n < cap) {
+    while (*s) {
+        if (n == cap) {
+            fprintf(stderr, "lolcats: error: %s: at most %d values\n", flag, cap);
+            exit(2);
+        }
         out[n++] = strtod(s, &end);
         if (end == s || (*end && *end != ',')) {
             fprintf(stderr, "lolcats: error: %s %s: a comma-separated list of numbers\n", flag, s);
@@ -597,35 +608,38 @@ int cmd_eval_tasks(int argc, char **argv) {
     o.dir = getenv("LOLCATS_EVAL_DATA");
     o.dir_from = "LOLCATS_EVAL_DATA";
     for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { printf("usage: %s\n", tasks_usage); return 0; }
+        const char *a = tool_arg_alias(argv[i]), *v;
+        if (tool_arg_is_help(a)) return tool_arg_help(tasks_usage, NULL);
         if (!strcmp(a, "--bos")) { e.bos = 1; continue; }
         if (!strcmp(a, "--naive")) { e.naive = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (i + 1 >= argc) tool_die_usage(tasks_usage);
-        if (!strcmp(a, "--model")) model_path = argv[++i];
-        else if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
-        else if (!strcmp(a, "--task")) task_arg = argv[++i];
-        else if (!strcmp(a, "--data-dir")) { o.dir = argv[++i]; o.dir_from = "--data-dir"; }
-        else if (!strcmp(a, "--limit")) o.limit = atol(argv[++i]);
-        else if (!strcmp(a, "--num-fewshot")) o.num_fewshot = atoi(argv[++i]);
-        else if (!strcmp(a, "--subjects")) o.subjects = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--json")) json_path = argv[++i];
-        else if (!strcmp(a, "--dump")) dump_path = argv[++i];
-        else if (!strcmp(a, "--lengths")) lens_arg = argv[++i];
-        else if (!strcmp(a, "--depths")) deps_arg = argv[++i];
-        else if (!strcmp(a, "--lolcats")) lo.lolcats = argv[++i];
-        else if (!strcmp(a, "--window")) lo.window = atoi(argv[++i]);
-        else if (!strcmp(a, "--variant")) lo.variant = argv[++i];
-        else tool_die_usage(tasks_usage);
+        if (!tool_arg_known(a, tasks_usage)) tool_arg_unknown(argv[0], argv[i], tasks_usage, NULL);
+        v = tool_arg_value(argc, argv, &i);
+        if (!strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "--tokenizer")) tok_path = v;
+        else if (!strcmp(a, "--task")) task_arg = v;
+        else if (!strcmp(a, "--data-dir")) { o.dir = v; o.dir_from = "--data-dir"; }
+        else if (!strcmp(a, "--limit")) o.limit = (long)tool_arg_ll(a, v, 0, INT_MAX);
+        else if (!strcmp(a, "--num-fewshot")) o.num_fewshot = tool_arg_int(a, v, 0, 100);
+        else if (!strcmp(a, "--subjects")) o.subjects = tool_arg_int(a, v, 1, 1000);
+        else if (!strcmp(a, "--seed")) seed = tool_arg_u64(a, v);
+        else if (!strcmp(a, "--threads")) tool_arg_threads(a, v);
+        else if (!strcmp(a, "--json")) json_path = v;
+        else if (!strcmp(a, "--dump")) dump_path = v;
+        else if (!strcmp(a, "--lengths")) lens_arg = v;
+        else if (!strcmp(a, "--depths")) deps_arg = v;
+        else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
+        else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
+        else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else tool_arg_unknown(argv[0], argv[i - 1], tasks_usage, NULL);
     }
-    if (!model_path || !task_arg) tool_die_usage(tasks_usage);
+    if (!model_path || !task_arg) tool_arg_fail(argv[0], "eval --task needs --task NAME[,NAME...] and --model (-m)");
+
     {   /* task list */
         const char *p = task_arg;
         while (*p && nt < 32) {
             size_t k = strcspn(p, ",");
-            if (k == 0 || k >= sizeof names[0]) tool_die_usage(tasks_usage);
+            if (k == 0 || k >= sizeof names[0]) tool_arg_fail(argv[0], "--task '%s': expected task names separated by commas", task_arg);
             memcpy(names[nt], p, k);
             names[nt][k] = 0;
             if (!strcmp(names[nt], "all")) {
@@ -644,10 +658,19 @@ int cmd_eval_tasks(int argc, char **argv) {
     nl = parse_list(lens_arg, lens, 64, "--lengths");
     nd = parse_list(deps_arg, deps, 64, "--depths");
     for (i = 0; i < nl; i++)
-        if (lens[i] < 64 || lens[i] > 1e7) { fprintf(stderr, "lolcats: error: --lengths: 64..10000000 tokens\n"); return 2; }
+        if (!(lens[i] >= 64 && lens[i] <= 1e7) || lens[i] != floor(lens[i])) {
+            fprintf(stderr, "lolcats: error: --lengths '%s': whole numbers of tokens in 64..10000000\n", lens_arg);
+            return 2;
+        }
     for (i = 0; i < nd; i++)
-        if (!(deps[i] >= 0 && deps[i] <= 1)) { fprintf(stderr, "lolcats: error: --depths: values in 0..1\n"); return 2; }
-    if (o.limit < 0 || o.num_fewshot > 100) tool_die_usage(tasks_usage);
+        if (!(deps[i] >= 0 && deps[i] <= 1)) { fprintf(stderr, "lolcats: error: --depths '%s': values in 0..1\n", deps_arg); return 2; }
+    outsafe_input("--model", model_path, OUTSAFE_IN_MODEL);   /* kinds and outputs checked before loading */
+    outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);
+    if (lo.lolcats && strcmp(lo.lolcats, "identity")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
+    outsafe_input("--data-dir", o.dir, OUTSAFE_IN_DIR);
+    outsafe_output("--json", json_path, OUTSAFE_OUT_FILE);
+    outsafe_output("--dump", dump_path, OUTSAFE_OUT_LOG);
+    if (outsafe_begin(argc, argv, 0, 1)) return 1;
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     e.m = &m;
@@ -686,10 +709,13 @@ int cmd_eval_tasks(int argc, char **argv) {
         printf("%-22s %-16s %10.4f %10.4f %8ld\n", res.rows[i].task, res.rows[i].metric, res.rows[i].value,
                res.rows[i].se, res.rows[i].n);
     if (json_path) {
-        FILE *f = fopen(json_path, "w");
+        char jtmp[1200];
+        FILE *f;
         ev_str h;
         memset(&h, 0, sizeof h);
-        if (!f) { fprintf(stderr, "lolcats: error: --json %s: cannot create the file\n", json_path); goto done; }
+        snprintf(jtmp, sizeof jtmp, "%s.tmp.%ld", json_path, (long)getpid());   /* whole, then renamed */
+        outsafe_tmp(jtmp);
+        if (!(f = fopen(jtmp, "w"))) { fprintf(stderr, "lolcats: error: --json %s: cannot create the file\n", json_path); goto done; }
         es_printf(&h, "{\"model\": ");
         es_jstr(&h, model_path);
         es_printf(&h, ", \"lolcats\": ");
@@ -701,7 +727,11 @@ int cmd_eval_tasks(int argc, char **argv) {
                   o.limit, seed, e.maxlen, res.json.p ? res.json.p : "");
         fputs(h.p ? h.p : "{}\n", f);
         free(h.p);
-        if (fclose(f)) { fprintf(stderr, "lolcats: error: --json %s: write failed\n", json_path); goto done; }
+        if (fclose(f) || rename(jtmp, json_path)) {
+            fprintf(stderr, "lolcats: error: --json %s: write failed\n", json_path);
+            remove(jtmp);
+            goto done;
+        }
     }
     rc = 0;
 done:
