@@ -12,6 +12,8 @@ command -v make >/dev/null 2>&1 || need="$need make"
 command -v c++ >/dev/null 2>&1 || need="$need g++"
 [ -f /usr/include/stb/stb_image_write.h ] || need="$need libstb-dev"
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linux-gnu"
+# the cross compiler's C library is only a recommendation of it: ask for it explicitly
+[ -f /usr/aarch64-linux-gnu/include/stdio.h ] || need="$need libc6-dev-arm64-cross"
 command -v qemu-aarch64 >/dev/null 2>&1 || need="$need qemu-user"
 command -v mpicc >/dev/null 2>&1 || need="$need openmpi-bin libopenmpi-dev"
 command -v clang >/dev/null 2>&1 || need="$need clang"
