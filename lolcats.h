@@ -592,6 +592,8 @@ typedef struct lc_model_config {
     int sliding_window;           // > 0: position i attends to (i - W, i] (Mistral)
     int tied;                     // classifier == embedding
     int bos_id, eos_id;           // -1 when unknown
+    int qkv_bias;                 // Qwen2: q/k/v projections carry biases
+    int qk_norm;                  // Qwen3: per-head RMSNorm of q and k before RoPE
     char arch[48];                // "LlamaForCausalLM", "llama2c", ...
 } lc_model_config;
 
@@ -604,6 +606,8 @@ typedef struct lc_layer_weights {
     lc_weight w1;                 // (hidden, dim)      gate_proj
     lc_weight w2;                 // (dim, hidden)      down_proj
     lc_weight w3;                 // (hidden, dim)      up_proj
+    lc_weight bq, bk, bv;         // (1, H*D) (1, Hk*D) x2  q/k/v_proj.bias (Qwen2; data NULL when absent)
+    lc_weight q_norm, k_norm;     // (1, D)             self_attn.q_norm / k_norm (Qwen3; NULL when absent)
 } lc_layer_weights;
 
 typedef struct lc_model {
@@ -7249,10 +7253,11 @@ static lc_status lc__model_check_finite(const lc_model *m, const char *path, lc_
     (void)m; (void)path; (void)err;
     return LOLCATS_OK;
 #else
-    static const char *const names[9] = {
+    static const char *const names[14] = {
         "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
         "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-        "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"};
+        "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight", "self_attn.q_proj.bias",
+        "self_attn.k_proj.bias", "self_attn.v_proj.bias", "self_attn.q_norm.weight", "self_attn.k_norm.weight"};
     const lc_weight *top[3];
     static const char *const top_names[3] = {"model.embed_tokens.weight", "model.norm.weight",
                                              "lm_head.weight"};
@@ -7269,10 +7274,11 @@ static lc_status lc__model_check_finite(const lc_model *m, const char *path, lc_
     }
     for (l = 0; l < m->cfg.n_layers; l++) {
         const lc_layer_weights *lw = &m->layers[l];
-        const lc_weight *ws[9];
+        const lc_weight *ws[14];
         ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
         ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
-        for (i = 0; i < 9; i++)
+        ws[9] = &lw->bq; ws[10] = &lw->bk; ws[11] = &lw->bv; ws[12] = &lw->q_norm; ws[13] = &lw->k_norm;
+        for (i = 0; i < 14; i++)
             if ((at = lc__w_first_nonfinite(ws[i])) >= 0)
                 return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor model.layers.%d.%s holds %g at "
                                     "element %lld (row %lld): the weights are not finite (a diverged or "
@@ -7392,6 +7398,8 @@ LCIMPL int64_t lc_model_param_count(const lc_model *m) {
         n += l->rms_att.cols + l->rms_ffn.cols + l->wq.rows * l->wq.cols +
              l->wk.rows * l->wk.cols + l->wv.rows * l->wv.cols + l->wo.rows * l->wo.cols +
              l->w1.rows * l->w1.cols + l->w2.rows * l->w2.cols + l->w3.rows * l->w3.cols;
+        if (l->bq.data) n += l->bq.cols + l->bk.cols + l->bv.cols;
+        if (l->q_norm.data) n += l->q_norm.cols + l->k_norm.cols;
     }
     return n;
 }
@@ -7526,6 +7534,37 @@ static void lc__model_mm(const lc_ctx *ctx, float *y, const float *x, const lc_w
     lc_matmul(ctx, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
 }
 
+// >>qwen-forward
+// What Qwen adds between the q/k/v projections (T rows) and RoPE: the q/k/v
+// biases (Qwen2), then an RMSNorm of each head of q and of k (Qwen3). A no-op
+// for Llama / Mistral (the weights' data are NULL). rstd_q (T*H) / rstd_k
+// (T*Hk), when not NULL, get the norms' reciprocal RMS (for a backward pass).
+static void lc__qwen_bias(float *y, const lc_weight *b, int T) {
+    int t, i, n = (int)b->cols;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < n; i++) y[(size_t)t * n + i] += lc_weight_get(b, i);
+}
+
+static void lc__qwen_head_norm(float *y, float *rstd, const lc_weight *w, int rows, int D, float eps) {
+    float wf[2 * LC__ROPE_MAX_HALF];
+    int i;
+    for (i = 0; i < D; i++) wf[i] = lc_weight_get(w, i);
+    lc_rmsnorm_fwd(y, rstd, y, wf, rows, D, eps);   // in place: each element is read before it is written
+}
+
+static void lc__qwen_qkv(const lc_model_config *c, const lc_layer_weights *lw, float *q, float *k, float *v,
+                         int T, float *rstd_q, float *rstd_k) {
+    if (lw->bq.data) {
+        lc__qwen_bias(q, &lw->bq, T);
+        lc__qwen_bias(k, &lw->bk, T);
+        lc__qwen_bias(v, &lw->bv, T);
+    }
+    if (lw->q_norm.data) {
+        lc__qwen_head_norm(q, rstd_q, &lw->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
+        lc__qwen_head_norm(k, rstd_k, &lw->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
+}
+
 // Heads (Hk, T, D) into the cache (Hk, ctx, D) at positions pos0 .. pos0+T-1.
 static void lc__kv_store(float *cache, const float *heads, int Hk, int T, int D, int ctx, int pos0) {
     int h;
@@ -7599,6 +7638,7 @@ static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r
         lc__model_mm(ctx, r->q, r->xb, &lw->wq, n);
         lc__model_mm(ctx, r->k, r->xb, &lw->wk, n);
         lc__model_mm(ctx, r->v, r->xb, &lw->wv, n);
+        lc__qwen_qkv(c, lw, r->q, r->k, r->v, n, NULL, NULL);
         lc_rope_split_fwd(r->xb2, r->k, cs, sn, n, Hk, D, c->rope_interleaved);
         lc__kv_store(kc, r->xb2, Hk, n, D, r->ctx, pos0);
         lc_rope_split_fwd(r->xb2, r->v, NULL, NULL, n, Hk, D, 0);
@@ -8665,7 +8705,8 @@ static lc_status lc__hf_config_types(const lc__json *d, const lc__json_node *obj
         "tbos_token_id", "teos_token_id", "tpad_token_id", "nrms_norm_eps", "Nrope_theta",
         "btie_word_embeddings", "Battention_bias", "Bmlp_bias", "Shidden_act", "Smodel_type", "Aarchitectures",
         "Orope_scaling", "Orope_parameters", "Nfactor", "Nlow_freq_factor", "Nhigh_freq_factor",
-        "Ioriginal_max_position_embeddings", "Srope_type", "Stype"};
+        "Ioriginal_max_position_embeddings", "Srope_type", "Stype", "Buse_sliding_window", "Imax_window_layers",
+        "Alayer_types"};
     static const char *const kinds = "inbsao";
     static const char *const want[] = {"an integer", "a number", "true or false", "a string", "an array",
                                        "an object"};
@@ -8723,11 +8764,46 @@ static lc_status lc__hf_config_ids(const lc__json *d, const lc__json_node *r, in
     return LOLCATS_OK;
 }
 
+// >>qwen-config
+// Qwen2 / Qwen2.5 (Qwen2ForCausalLM) and Qwen3 (Qwen3ForCausalLM) are Llama
+// blocks plus: Qwen2 adds biases to the q/k/v projections (o_proj has none);
+// Qwen3 has no biases but an RMSNorm over each head of q and k (weights of
+// size head_dim, eps rms_norm_eps) before RoPE. Both carry sliding-window
+// fields that are off unless use_sliding_window is true (then refused: Qwen's
+// window applies only to layers >= max_window_layers).
+static int lc__hf_qwen_kind(const char *arch, const char *mt) {
+    if (!strcmp(arch, "Qwen2ForCausalLM") || (!arch[0] && !strcmp(mt, "qwen2"))) return 2;
+    if (!strcmp(arch, "Qwen3ForCausalLM") || (!arch[0] && !strcmp(mt, "qwen3"))) return 3;
+    return 0;
+}
+
+static lc_status lc__hf_config_qwen(lc_model_config *c, const lc__json *d, const lc__json_node *r, int qwen,
+                                    const char *path, lc_error *err) {
+    const lc__json_node *u = lc__jget(d, r, "use_sliding_window"), *lt = lc__jget(d, r, "layer_types"), *e;
+    if (u && u->type != LC__JSON_TRUE && u->type != LC__JSON_FALSE && u->type != LC__JSON_NULL)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: use_sliding_window must be true or false", path);
+    if (u && u->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: use_sliding_window is true (a window of %d on "
+                            "layers >= max_window_layers %d): not supported; set it to false (the released "
+                            "Qwen2/2.5/3 checkpoints have it off)", path, c->sliding_window,
+                            lc__jint(d, r, "max_window_layers", 0));
+    if (lt && lt->type == LC__JSON_ARRAY)
+        for (e = lc__json_first(d, lt); e; e = lc__json_next(d, lt, e))
+            if (e->type != LC__JSON_STRING || strcmp(e->str, "full_attention"))
+                return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: layer_types has an entry other than "
+                                    "\"full_attention\" (sliding-window layers are not supported)", path);
+    c->sliding_window = 0;
+    c->qkv_bias = qwen == 2;
+    c->qk_norm = qwen == 3;
+    return LOLCATS_OK;
+}
+
 static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
                                lc_error *err) {
     const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
     const char *arch = "", *mt;
     lc_status st;
+    int qwen;
     if (!r || r->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
     if ((st = lc__hf_config_types(d, r, "", path, err)) ||
@@ -8737,16 +8813,17 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
     a = lc__jget(d, r, "architectures");
     if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
     mt = lc__json_str(lc__jget(d, r, "model_type"), "");
-    if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") &&
+    qwen = lc__hf_qwen_kind(arch, mt);
+    if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") && !qwen &&
         !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
                             "%s: architecture \"%s\" (model_type \"%s\") is not supported; "
-                            "LlamaForCausalLM and MistralForCausalLM are",
+                            "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM are",
                             path, arch, mt);
     snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
     if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
-    if (lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
+    if (qwen != 2 && lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
     if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
@@ -8755,11 +8832,12 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
     c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
     c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
     c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
-    c->head_dim = lc__jint(d, r, "head_dim", c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->head_dim = lc__jint(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
     c->vocab_size = lc__jint(d, r, "vocab_size", 0);
     c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
     c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
     c->sliding_window = lc__jint(d, r, "sliding_window", 0);          // null: none
+    if (qwen && (st = lc__hf_config_qwen(c, d, r, qwen, path, err))) return st;
     rp = lc__jget(d, r, "rope_parameters");
     c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
                                         lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
@@ -8930,6 +9008,15 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
         LC__HF_L(w1, "mlp.gate_proj.weight", hid, dim)
         LC__HF_L(w2, "mlp.down_proj.weight", dim, hid)
         LC__HF_L(w3, "mlp.up_proj.weight", hid, dim)
+        if (m->cfg.qkv_bias) {
+            LC__HF_L(bq, "self_attn.q_proj.bias", 0, qd)
+            LC__HF_L(bk, "self_attn.k_proj.bias", 0, kvd)
+            LC__HF_L(bv, "self_attn.v_proj.bias", 0, kvd)
+        }
+        if (m->cfg.qk_norm) {
+            LC__HF_L(q_norm, "self_attn.q_norm.weight", 0, D)
+            LC__HF_L(k_norm, "self_attn.k_norm.weight", 0, D)
+        }
 #undef LC__HF_L
     }
 #undef LC__HF_T
@@ -9457,9 +9544,41 @@ static void lc__train_qkv(lc_train *t, int l, lc__layer_act *la, int T) {
     lc__train_linear_fwd(t, l, LOLCATS_LORA_Q, a->tq, la->xa[0], la->xn, &lw->wq, T);
     lc__train_linear_fwd(t, l, LOLCATS_LORA_K, a->tk, la->xa[1], la->xn, &lw->wk, T);
     lc__train_linear_fwd(t, l, LOLCATS_LORA_V, a->tv, la->xa[2], la->xn, &lw->wv, T);
+    lc__qwen_qkv(c, lw, a->tq, a->tk, a->tv, T, NULL, NULL);
     lc_rope_split_fwd(la->qh, a->tq, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
     lc_rope_split_fwd(la->kh, a->tk, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
     lc_rope_split_fwd(la->vh, a->tv, NULL, NULL, T, Hk, D, 0);
+}
+
+// Back through Qwen3's per-head q/k norms: a->tq / a->tk hold the gradients
+// of the normed q / k; they become those of the projections. The projections
+// are made again (into dqh / dkh, free here) for the norms' inputs; dym and
+// dyh are scratch. The biases (Qwen2) pass gradients through unchanged and
+// stay frozen.
+static void lc__qwen_norm_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    const lc_layer_weights *lw = &t->model->layers[l];
+    float wf[2 * LC__ROPE_MAX_HALF];
+    int D = c->head_dim, pass, i;
+    for (pass = 0; pass < 2; pass++) {
+        int rows = T * (pass ? c->n_kv_heads : c->n_heads);
+        const lc_weight *nw = pass ? &lw->k_norm : &lw->q_norm, *b = pass ? &lw->bk : &lw->bq;
+        float *x = pass ? a->dkh : a->dqh, *g = pass ? a->tk : a->tq;
+        size_t n = (size_t)rows * D, r;
+        lc__train_linear_fwd(t, l, pass ? LOLCATS_LORA_K : LOLCATS_LORA_Q, x, la->xa[pass], la->xn,
+                             pass ? &lw->wk : &lw->wq, T);
+        if (b->data) lc__qwen_bias(x, b, T);
+        for (i = 0; i < D; i++) wf[i] = lc_weight_get(nw, i);
+        for (r = 0; r < (size_t)rows; r++) {   // the rstd lc_rmsnorm_fwd computes, into dym
+            double ss = 0;
+            for (i = 0; i < D; i++) ss += (double)x[r * D + i] * (double)x[r * D + i];
+            a->dym[r] = (float)(1.0 / sqrt(ss / D + (double)c->norm_eps));
+        }
+        memset(a->dyh, 0, sizeof(float) * n);
+        lc_rmsnorm_bwd(a->dyh, NULL, g, x, wf, a->dym, rows, D);
+        memcpy(g, a->dyh, sizeof(float) * n);
+    }
 }
 
 static float *lc__fm(const lc_train *t, const float *base, int l) {
@@ -9724,6 +9843,7 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
         lc_rope_split_bwd(a->tq, a->dqh, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
         lc_rope_split_bwd(a->tk, a->dkh, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
         lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
+        if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
         memset(a->dxn, 0, sizeof(float) * nx);
         lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
         lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
@@ -10926,6 +11046,7 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_Q, s->q, s->xb, &lw->wq, n);
         lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_K, s->k, s->xb, &lw->wk, n);
         lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_V, s->v, s->xb, &lw->wv, n);
+        lc__qwen_qkv(c, lw, s->q, s->k, s->v, n, NULL, NULL);
         lc_rope_split_fwd(s->qh, s->q, s->cos_t, s->sin_t, n, H, D, c->rope_interleaved);
         lc_rope_split_fwd(s->kh, s->k, s->cos_t, s->sin_t, n, Hk, D, c->rope_interleaved);
         lc_rope_split_fwd(s->vh, s->v, NULL, NULL, n, Hk, D, 0);
