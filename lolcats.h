@@ -9046,7 +9046,7 @@ static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
 
 LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err) {
     const lc_model_config *c = &m->cfg;
-    int L = c->n_layers, nt = 2 + !c->tied + 9 * L, i, k = 0;
+    int L = c->n_layers, nt = 2 + !c->tied + 14 * L, i, k = 0;
     lc_tensor *ts = (lc_tensor *)lc__mcalloc((size_t)nt, sizeof(lc_tensor));
     char *names = (char *)lc__mcalloc((size_t)nt, 96);
     char path[4096];
@@ -9061,7 +9061,7 @@ LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error
         snprintf(n_, 96, "%s", nm);                                                         \
         t_->name = n_;                                                                      \
         t_->dtype = LOLCATS_DTYPE_F32;                                                      \
-        t_->ndim = (w).rows == 1 && strstr(nm, "norm") ? 1 : 2;                             \
+        t_->ndim = (w).rows == 1 && (strstr(nm, "norm") || strstr(nm, "bias")) ? 1 : 2;    \
         t_->shape[0] = t_->ndim == 1 ? (w).cols : (w).rows;                                 \
         t_->shape[1] = (w).cols;                                                            \
         t_->nbytes = (size_t)((w).rows * (w).cols) * 4;                                     \
@@ -9085,6 +9085,15 @@ LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error
         LC__EXPL("mlp.gate_proj.weight", l->w1, 0)
         LC__EXPL("mlp.down_proj.weight", l->w2, 0)
         LC__EXPL("mlp.up_proj.weight", l->w3, 0)
+        if (l->bq.data) {   // Qwen2
+            LC__EXPL("self_attn.q_proj.bias", l->bq, 0)
+            LC__EXPL("self_attn.k_proj.bias", l->bk, 0)
+            LC__EXPL("self_attn.v_proj.bias", l->bv, 0)
+        }
+        if (l->q_norm.data) {   // Qwen3
+            LC__EXPL("self_attn.q_norm.weight", l->q_norm, 0)
+            LC__EXPL("self_attn.k_norm.weight", l->k_norm, 0)
+        }
 #undef LC__EXPL
     }
     LC__EXP("model.norm.weight", m->rms_final, 0);
@@ -9099,9 +9108,11 @@ LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error
     fp = fopen(path, "wb");
     if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
     {   // what a plain Llama config cannot say: a sliding window (Mistral), llama3 rope
-        int mis = c->sliding_window > 0;
+        int mis = c->sliding_window > 0, qw = c->qkv_bias ? 2 : c->qk_norm ? 3 : 0;
         fprintf(fp, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
-                mis ? "MistralForCausalLM" : "LlamaForCausalLM", mis ? "mistral" : "llama");
+                qw == 2 ? "Qwen2ForCausalLM" : qw == 3 ? "Qwen3ForCausalLM" : mis ? "MistralForCausalLM" : "LlamaForCausalLM",
+                qw == 2 ? "qwen2" : qw == 3 ? "qwen3" : mis ? "mistral" : "llama");
+        if (qw) fprintf(fp, "  \"use_sliding_window\": false,\n  \"max_window_layers\": %d,\n", L);
         if (mis) fprintf(fp, "  \"sliding_window\": %d,\n", c->sliding_window);
         if (c->rope_llama3)
             fprintf(fp,
@@ -9444,6 +9455,7 @@ LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_mod
     m->cfg = *mc;
     m->layers = (lc_layer_weights *)LOLCATS_MALLOC(sizeof(lc_layer_weights) * (size_t)mc->n_layers);
     if (!m->layers) { LOLCATS_FREE(m); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    memset(m->layers, 0, sizeof(lc_layer_weights) * (size_t)mc->n_layers);   // no Qwen biases / q-k norms
     t->model = m;
     if ((st = lc__train_finish_init(t, ctx, cfg, cfg->recompute ? 1 : mc->n_layers, 1, err))) {
         lc_train_free(t);

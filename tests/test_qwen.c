@@ -8,11 +8,21 @@
      the biases / q-k norms the logits are far off (the check can fail);
    - config.json: the sliding-window fields present but disabled load (window
      off); use_sliding_window true and Qwen3's attention_bias true are refused.
+   - training: the gradients of stage 2 (LoRA through the biases and through
+     Qwen3's q/k norms, hybrid attention) and of stage 1 (feature maps) agree
+     with central differences;
+   - the pipeline on a tiny Qwen2 and Qwen3 (byte tokenizer, vocab 259):
+     `distill`, `finetune --merge`, `linearize --merge`, `eval --lolcats` and
+     `generate --lolcats` on the checkpoint and on the merged directory; the
+     merged directory is a Qwen2/Qwen3 directory (config, untouched biases and
+     q/k norms, merged q/k/v/o) whose linearized logits equal those of the
+     base model with the checkpoint.
    Scratch files live under build/tests/qwen. */
 #define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
+#include "tiny_files.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +133,184 @@ static void test_reference(const qcase *c) {
     lc_st_close(rf);
 }
 
+/* directional derivative of the loss along a seeded direction over n params at
+   off, against central differences */
+static double qloss(lc_train *t, const int *tok, const int *lab, int T, int distill) {
+    double L = 0;
+    int n;
+    lc_error err;
+    if (distill) lc_train_distill_step(t, tok, T, 0, &L, NULL, &err);
+    else lc_train_lm_step(t, tok, lab, T, 0, &L, &n, &err);
+    return L;
+}
+
+static void fd_dir(const char *what, lc_train *t, size_t off, size_t n, const int *tok, const int *lab, int T,
+                   int distill) {
+    float *u = (float *)malloc(sizeof(float) * n), *save = (float *)malloc(sizeof(float) * n);
+    double g = 0, fd, eps = 3e-4, d;
+    lc_rng r;
+    size_t i;
+    if (!u || !save) { free(u); free(save); CHECK(0, "oom"); return; }
+    lc_rng_seed(&r, 77 + off);
+    memcpy(save, t->params + off, sizeof(float) * n);
+    for (i = 0; i < n; i++) { u[i] = lc_rng_normal(&r); g += (double)u[i] * (double)t->grads[off + i]; }
+    for (i = 0; i < n; i++) t->params[off + i] = save[i] + (float)eps * u[i];
+    fd = qloss(t, tok, lab, T, distill);
+    for (i = 0; i < n; i++) t->params[off + i] = save[i] - (float)eps * u[i];
+    fd = (fd - qloss(t, tok, lab, T, distill)) / (2 * eps);
+    memcpy(t->params + off, save, sizeof(float) * n);
+    d = fabs(fd - g) / (fabs(fd) + 1e-6);
+    printf("  %-44s analytic %+.6e  central %+.6e  rel %.2e\n", what, g, fd, d);
+    CHECK(d < 2e-2 && fabs(g) > 1e-5, "%s: gradient %g vs central difference %g", what, g, fd);
+    free(u);
+    free(save);
+}
+
+static void test_grad(const qcase *c) {
+    char dir[256], what[96];
+    lc_model m;
+    lc_train t;
+    lc_train_cfg tc = lc_train_cfg_default();
+    lc_error err;
+    lc_rng r;
+    lc_ctx ctx;
+    int tok[12] = {3, 17, 42, 5, 88, 61, 9, 23, 70, 1, 54, 33}, lab[12], i, l, tg, distill;
+    size_t k;
+    snprintf(dir, sizeof dir, DIR "/%s", c->name);
+    for (i = 0; i < 12; i++) lab[i] = tok[(i + 1) % 12];
+    if (!CHECK(lc_model_load_hf(&m, dir, &err) == LOLCATS_OK, "%s: load: %s", c->name, err.msg)) return;
+    tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_FMAPS | LOLCATS_TRAIN_LORA;
+    tc.feature_dim = 4; tc.lora_rank = 2; tc.lora_alpha = 4; tc.hybrid.window = 4; tc.max_tokens = 12; tc.seed = 3;
+    if (CHECK((lc_ctx_init(&ctx), lc_train_init(&t, &ctx, &m, &tc, &err)) == LOLCATS_OK, "%s: train init: %s", c->name, err.msg)) {
+        lc_rng_seed(&r, 5);
+        for (k = 0; k < t.n_params - (size_t)(t.lora - t.params); k++) t.lora[k] = 0.3f * lc_rng_normal(&r);
+        for (k = 0; k < (size_t)(t.wf - t.fmap_q); k++) t.fmap_q[k] += 0.3f * lc_rng_normal(&r);
+        for (distill = 0; distill < 2; distill++) {
+            double L;
+            int n;
+            lc_train_zero_grad(&t);
+            if (distill) CHECK(lc_train_distill_step(&t, tok, 12, 1, &L, NULL, &err) == LOLCATS_OK, "%s", err.msg);
+            else CHECK(lc_train_lm_step(&t, tok, lab, 12, 1, &L, &n, &err) == LOLCATS_OK, "%s", err.msg);
+            if (distill) {
+                size_t per = (size_t)m.cfg.n_layers * m.cfg.n_heads * m.cfg.head_dim * tc.feature_dim;
+                snprintf(what, sizeof what, "%s stage 1: feature maps q", c->name);
+                fd_dir(what, &t, (size_t)(t.fmap_q - t.params), per, tok, lab, 12, 1);
+                snprintf(what, sizeof what, "%s stage 1: feature maps k", c->name);
+                fd_dir(what, &t, (size_t)(t.fmap_k - t.params), per, tok, lab, 12, 1);
+                continue;
+            }
+            for (l = 0; l < m.cfg.n_layers; l++)
+                for (tg = 0; tg < 4; tg++) {
+                    size_t n_ab = (size_t)tc.lora_rank * ((tg == 3 ? (size_t)m.cfg.n_heads * m.cfg.head_dim : (size_t)m.cfg.dim) +
+                                  (tg == 0 ? (size_t)m.cfg.n_heads * m.cfg.head_dim : tg == 3 ? (size_t)m.cfg.dim
+                                                                                    : (size_t)m.cfg.n_kv_heads * m.cfg.head_dim));
+                    snprintf(what, sizeof what, "%s stage 2: LoRA layer %d %c", c->name, l, "qkvo"[tg]);
+                    fd_dir(what, &t, t.lora_off[l][tg], n_ab, tok, lab, 12, 0);
+                }
+        }
+        lc_train_free(&t);
+    }
+    lc_model_free(&m);
+}
+
+static int cli(const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s >" DIR "/cli.log 2>&1", bin, args);
+    if (tiny_sh(cmd) == 0) return 0;
+    printf("  (failed: %s)\n", cmd);
+    tiny_sh("cat " DIR "/cli.log");
+    return 1;
+}
+
+static int same_weight(const lc_weight *a, const lc_weight *b) {
+    int64_t i;
+    if (!a->data || !b->data || a->rows * a->cols != b->rows * b->cols) return 0;
+    for (i = 0; i < a->rows * a->cols; i++)
+        if (lc_weight_get(a, i) != lc_weight_get(b, i)) return 0;
+    return 1;
+}
+
+static void test_pipeline(const qcase *c) {
+    char d[256], a[2048];
+    const char *tr = "--seq-len 16 --grad-accum 1 --val-seqs 1 --val-every 0 --feature-dim 4 --window 4 --lora-rank 2";
+    lc_model m, mm;
+    lc_lolcats lp, lpm;
+    lc_error err;
+    int ok = 1;
+    snprintf(d, sizeof d, DIR "/p%s", c->name);
+    if (!CHECK(synth(c, d, "--vocab 259") == 0, "%s: synth (vocab 259)", c->name)) return;
+#define RUN(...) (snprintf(a, sizeof a, __VA_ARGS__), cli(a) == 0)
+    ok = CHECK(RUN("distill --model %s --tokenizer " DIR "/tok.bin --data " DIR "/text.txt --out %s.s1.safetensors "
+                   "--tokens 64 %s", d, d, tr), "%s: distill", c->name) &&
+         CHECK(RUN("finetune --model %s --tokenizer " DIR "/tok.bin --data " DIR "/text.txt --lolcats %s.s1.safetensors "
+                   "--out %s.ft.safetensors --tokens 32 --merge %s.ftmerged %s", d, d, d, d, tr),
+               "%s: finetune --merge", c->name);
+    ok = CHECK(RUN("linearize --model %s --tokenizer " DIR "/tok.bin --data " DIR "/text.txt --out %s.lin.safetensors "
+                   "--distill-tokens 64 --finetune-tokens 32 --merge %s.merged %s", d, d, d, tr),
+               "%s: linearize --merge", c->name) && ok;
+    if (!ok) return;
+    CHECK(RUN("eval --model %s --tokenizer " DIR "/tok.bin --data " DIR "/text.txt --ctx 16 --lolcats %s.lin.safetensors",
+              d, d), "%s: eval --lolcats", c->name);
+    CHECK(RUN("eval --model %s.merged --tokenizer " DIR "/tok.bin --data " DIR "/text.txt --ctx 16 --lolcats %s.merged",
+              d, d), "%s: eval --lolcats on the merged directory", c->name);
+    CHECK(RUN("generate --model %s --tokenizer " DIR "/tok.bin --prompt cat --steps 12 --temperature 0 --lolcats "
+              "%s.lin.safetensors", d, d), "%s: generate --lolcats", c->name);
+    CHECK(RUN("generate --model %s.merged --tokenizer " DIR "/tok.bin --prompt cat --steps 12 --temperature 0", d),
+          "%s: generate on the merged directory (softmax)", c->name);
+#undef RUN
+    /* the merged directory: a Qwen directory with the base's biases / norms, LoRA merged */
+    snprintf(a, sizeof a, "%s.merged", d);
+    if (!CHECK(lc_model_load_hf(&m, d, &err) == LOLCATS_OK, "%s", err.msg)) return;
+    if (CHECK(lc_model_load_hf(&mm, a, &err) == LOLCATS_OK, "%s: merged: %s", c->name, err.msg)) {
+        int l, sb = 1, differ = 0;
+        CHECK(!strcmp(mm.cfg.arch, c->qwen == 2 ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM") &&
+                  mm.cfg.qkv_bias == m.cfg.qkv_bias && mm.cfg.qk_norm == m.cfg.qk_norm && mm.cfg.head_dim == m.cfg.head_dim &&
+                  mm.cfg.tied == m.cfg.tied && mm.cfg.rope_theta == m.cfg.rope_theta && mm.cfg.sliding_window == 0,
+              "%s: merged config: %s bias %d qk_norm %d head_dim %d", c->name, mm.cfg.arch, mm.cfg.qkv_bias,
+              mm.cfg.qk_norm, mm.cfg.head_dim);
+        for (l = 0; l < m.cfg.n_layers; l++) {
+            if (c->qwen == 2)
+                sb &= same_weight(&m.layers[l].bq, &mm.layers[l].bq) && same_weight(&m.layers[l].bk, &mm.layers[l].bk) &&
+                      same_weight(&m.layers[l].bv, &mm.layers[l].bv);
+            else
+                sb &= same_weight(&m.layers[l].q_norm, &mm.layers[l].q_norm) &&
+                      same_weight(&m.layers[l].k_norm, &mm.layers[l].k_norm);
+            differ |= !same_weight(&m.layers[l].wq, &mm.layers[l].wq);
+        }
+        CHECK(sb, "%s: the merged directory's %s are the base model's (frozen)", c->name,
+              c->qwen == 2 ? "q/k/v biases" : "q/k norms");
+        CHECK(differ, "%s: the merged q_proj differs from the base (LoRA merged in)", c->name);
+        /* base + checkpoint == merged + its own LoLCATs tensors */
+        snprintf(a, sizeof a, "%s.lin.safetensors", d);
+        if (CHECK(lc_lolcats_load(&lp, a, &m, &err) == LOLCATS_OK, "%s", err.msg)) {
+            snprintf(a, sizeof a, "%s.merged/model.safetensors", d);
+            if (CHECK(lc_lolcats_load(&lpm, a, &mm, &err) == LOLCATS_OK, "%s: merged tensors: %s", c->name, err.msg)) {
+                lc_lolcats_run r1, r2;
+                int toks[10] = {1, 70, 100, 117, 35, 104, 105, 35, 120, 3}, V = m.cfg.vocab_size;
+                float *l1 = (float *)malloc(sizeof(float) * 10 * (size_t)V), *l2 = (float *)malloc(sizeof(float) * 10 * (size_t)V);
+                if (l1 && l2 && CHECK(lc_lolcats_run_init(&r1, NULL, &m, &lp, 10, &err) == LOLCATS_OK, "%s", err.msg)) {
+                    if (CHECK(lc_lolcats_run_init(&r2, NULL, &mm, &lpm, 10, &err) == LOLCATS_OK, "%s", err.msg)) {
+                        char what[96];
+                        snprintf(what, sizeof what, "%s linearized: base+LoRA vs merged", c->name);
+                        CHECK(lc_lolcats_forward(&m, &lp, &r1, toks, 10, l1, &err) == LOLCATS_OK &&
+                                  lc_lolcats_forward(&mm, &lpm, &r2, toks, 10, l2, &err) == LOLCATS_OK,
+                              "%s", err.msg);
+                        check_close(what, l1, l2, 10 * (size_t)V, 1e-4, 1e-4);
+                        lc_lolcats_run_free(&r2);
+                    }
+                    lc_lolcats_run_free(&r1);
+                }
+                free(l1);
+                free(l2);
+                lc_lolcats_free(&lpm);
+            }
+            lc_lolcats_free(&lp);
+        }
+        lc_model_free(&mm);
+    }
+    lc_model_free(&m);
+}
+
 /* config.json variants of a Qwen model: what loads, what is refused, and why */
 static void test_config(void) {
     static const struct { const char *arch, *mt, *extra; int ok; const char *says; } v[] = {
@@ -175,7 +363,11 @@ int main(void) {
     mkdir("build", 0755);
     mkdir("build/tests", 0755);
     mkdir(DIR, 0755);
+    tiny_sh("rm -rf " DIR "/p*");   /* the commands refuse to overwrite an earlier run's outputs */
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) test_reference(&cases[i]);
     test_config();
+    for (i = 0; i < 2; i++) test_grad(&cases[i]);
+    if (CHECK(tiny_write_tokenizer(DIR "/tok.bin") && tiny_write_text(DIR "/text.txt"), "tokenizer and text"))
+        for (i = 0; i < 2; i++) test_pipeline(&cases[i]);
     return check_done();
 }
