@@ -7824,6 +7824,7 @@ typedef struct lc__tok_priv {
     size_t mmask;
     int n_merges;
     int nl_split;                 // 1: no piece holds the newline's piece inside a longer one
+    int qwen_split;               // 1: Qwen2/2.5/3's Split regex pre-tokenizer (lc__pt_next_qwen)
 } lc__tok_priv;
 
 static uint32_t lc__fnv(const char *s, size_t n) {
@@ -8291,6 +8292,8 @@ static const lc__json_node *lc__jfind_type(const lc__json *d, const lc__json_nod
     return NULL;
 }
 
+static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre);
+
 static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
                                   lc_error *err) {
     const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c, *pp;
@@ -8399,6 +8402,7 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
             if (t->eos_id < 0) t->eos_id = t->special[i];
     }
     if ((s = lc__tok_index(t, path, err))) return s;
+    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__jget(d, root, "pre_tokenizer"));
     for (i = 0; i < t->n_special; i++) {
         c = NULL;
         pv->control[t->special[i]] = 1;
@@ -8540,6 +8544,135 @@ static size_t lc__pt_next(const char *text, size_t len) {
     return i;
 }
 
+// >>tokenizer-qwen
+// Qwen2 / Qwen2.5 / Qwen3's pre-tokenizer: a Split with the regex
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*
+//   |\s*[\r\n]+|\s+(?!\S)|\s+
+// matched by hand on UTF-8, alternatives in order (leftmost-first):
+//   1 an apostrophe contraction (ASCII case-insensitive);
+//   2 one optional char that is not CR, LF, a letter or a number, then letters;
+//   3 ONE number (digits are never grouped);
+//   4 an optional space, a run of punctuation / symbols, then any CR / LF;
+//   5 whitespace up to and including the run's last CR / LF;
+//   6 a whitespace run at the end of the text, or all of it but its last char
+//     (left to start the next word);  7 a single whitespace char.
+// \s is Unicode White_Space. \p{N} covers the decimal digits of the common
+// scripts, super/subscripts, fractions, Roman, circled and fullwidth numbers;
+// \p{L} is every other code point except known punctuation, symbol, mark,
+// emoji and private-use ranges (an approximation of the Unicode tables: exact
+// for Latin, Greek, Cyrillic, CJK, kana, Hangul, Arabic and Hebrew letters).
+// The text is taken as given: Qwen's NFC normalizer is not applied.
+static int lc__u_space(int c) {
+    return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+static int lc__u_in(int c, const int *r, int n) {   // r: n (lo, hi) pairs, ascending
+    int i;
+    for (i = 0; i < n && c >= r[2 * i]; i++)
+        if (c <= r[2 * i + 1]) return 1;
+    return 0;
+}
+
+static int lc__u_number(int c) {
+    static const int r[] = {
+        0x30, 0x39, 0xB2, 0xB3, 0xB9, 0xB9, 0xBC, 0xBE, 0x660, 0x669, 0x6F0, 0x6F9, 0x7C0, 0x7C9,
+        0xE50, 0xE59, 0xED0, 0xED9, 0xF20, 0xF33, 0x1040, 0x1049, 0x1090, 0x1099, 0x1369, 0x137C,
+        0x16EE, 0x16F0, 0x17E0, 0x17E9, 0x17F0, 0x17F9, 0x1810, 0x1819, 0x2070, 0x2070, 0x2074, 0x2079,
+        0x2080, 0x2089, 0x2150, 0x2182, 0x2185, 0x2189, 0x2460, 0x249B, 0x24EA, 0x24FF, 0x2776, 0x2793,
+        0x2CFD, 0x2CFD, 0x3007, 0x3007, 0x3021, 0x3029, 0x3038, 0x303A, 0x3192, 0x3195, 0x3220, 0x3229,
+        0x3248, 0x324F, 0x3251, 0x325F, 0x3280, 0x3289, 0x32B1, 0x32BF, 0xFF10, 0xFF19, 0x1D7CE, 0x1D7FF,
+        0x1F100, 0x1F10C};
+    if (c >= 0x966 && c < 0xE00 && (c & 0x7F) >= 0x66 && (c & 0x7F) <= 0x6F) return 1;   // Indic digits
+    return lc__u_in(c, r, (int)(sizeof r / sizeof r[0] / 2));
+}
+
+static int lc__u_letter(int c) {
+    static const int notl[] = {   // punctuation, symbols, marks, emoji, private use (not letters)
+        0x80, 0xA9, 0xAB, 0xB4, 0xB6, 0xB9, 0xBB, 0xBF, 0xD7, 0xD7, 0xF7, 0xF7, 0x2C2, 0x2C5, 0x2D2, 0x2DF,
+        0x2E5, 0x2EB, 0x2ED, 0x2ED, 0x2EF, 0x36F, 0x375, 0x375, 0x37E, 0x37E, 0x384, 0x385, 0x387, 0x387,
+        0x3F6, 0x3F6, 0x482, 0x489, 0x55A, 0x55F, 0x589, 0x58F, 0x591, 0x5CF, 0x5F3, 0x5FF, 0x600, 0x61F,
+        0x64B, 0x65F, 0x66A, 0x66D, 0x670, 0x670, 0x6D4, 0x6D4, 0x6D6, 0x6E4, 0x6E7, 0x6ED, 0x6FD, 0x6FE,
+        0xE31, 0xE31, 0xE34, 0xE3F, 0xE47, 0xE4F, 0xE5A, 0xE5B, 0x2000, 0x206F, 0x20A0, 0x20FF,
+        0x2100, 0x2101, 0x2103, 0x2106, 0x2108, 0x2109, 0x2114, 0x2114, 0x2116, 0x2118, 0x211E, 0x2123,
+        0x2125, 0x2125, 0x2127, 0x2127, 0x2129, 0x2129, 0x212E, 0x212E, 0x213A, 0x213B, 0x2140, 0x2144,
+        0x214A, 0x214D, 0x214F, 0x214F, 0x2190, 0x2BFF, 0x2CE5, 0x2CEA, 0x2CEF, 0x2CFF, 0x2E00, 0x2E7F,
+        0x2E80, 0x2FFF, 0x3001, 0x3004, 0x3008, 0x3020, 0x302A, 0x3030, 0x3036, 0x3037, 0x303D, 0x303F,
+        0x3099, 0x309C, 0x30A0, 0x30A0, 0x30FB, 0x30FB, 0x3190, 0x3191, 0x3196, 0x319F, 0x31C0, 0x31EF,
+        0x3200, 0x33FF, 0x4DC0, 0x4DFF, 0xA490, 0xA4CF, 0xD800, 0xF8FF, 0xFB29, 0xFB29, 0xFD3E, 0xFD3F,
+        0xFDFC, 0xFDFF, 0xFE00, 0xFE6F, 0xFEFF, 0xFEFF, 0xFF01, 0xFF20, 0xFF3B, 0xFF40, 0xFF5B, 0xFF65,
+        0xFFE0, 0xFFFF, 0x1D000, 0x1D24F, 0x1D300, 0x1D35F, 0x1F000, 0x1FBFF, 0xE0000, 0x10FFFF};
+    if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (lc__u_space(c) || lc__u_number(c)) return 0;
+    if (c >= 0x900 && c < 0xE00) {   // Indic blocks share a layout: signs and vowel marks
+        int o = c & 0x7F;
+        if (o <= 0x03 || (o >= 0x3A && o <= 0x3C) || (o >= 0x3E && o <= 0x4F) || (o >= 0x51 && o <= 0x57) ||
+            (o >= 0x62 && o <= 0x65) || o == 0x70)
+            return 0;
+    }
+    return !lc__u_in(c, notl, (int)(sizeof notl / sizeof notl[0] / 2));
+}
+
+// class of the char at s: 'L' letter, 'N' number, 'R' CR/LF, 'S' other whitespace, 'O' anything else
+static int lc__qcls(const unsigned char *s, size_t n, size_t *used) {
+    int c = lc__utf8_dec(s, n, used);
+    if (c == '\r' || c == '\n') return 'R';
+    if (lc__u_space(c)) return 'S';
+    if (lc__u_number(c)) return 'N';
+    if (lc__u_letter(c)) return 'L';
+    return 'O';
+}
+
+static size_t lc__pt_next_qwen(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t u0, u, j, last_r = 0, e;
+    int c0 = lc__qcls(s, len, &u0), k, has_r = 0;
+    if (s[0] == '\'' && len >= 2) {   // 1
+        static const char *sfx[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+        for (k = 0; k < 7; k++) {
+            size_t l = strlen(sfx[k]), q;
+            int same = len >= 1 + l;
+            for (q = 0; same && q < l; q++) same = (s[1 + q] | 0x20) == (unsigned char)sfx[k][q];
+            if (same) return 1 + l;
+        }
+    }
+    j = c0 != 'L' && c0 != 'N' && c0 != 'R' ? u0 : 0;   // 2
+    if (c0 == 'L' || (j < len && lc__qcls(s + j, len - j, &u) == 'L')) {
+        while (j < len && lc__qcls(s + j, len - j, &u) == 'L') j += u;
+        return j;
+    }
+    if (c0 == 'N') return u0;   // 3
+    j = s[0] == ' ' ? 1 : 0;   // 4
+    if (j < len && lc__qcls(s + j, len - j, &u) == 'O') {
+        while (j < len && lc__qcls(s + j, len - j, &u) == 'O') j += u;
+        while (j < len && (s[j] == '\r' || s[j] == '\n')) j++;
+        return j;
+    }
+    if (c0 != 'R' && c0 != 'S') return u0;   // (not reached: every class is handled above)
+    for (e = 0; e < len;) {   // the whitespace run [0, e)
+        k = lc__qcls(s + e, len - e, &u);
+        if (k != 'R' && k != 'S') break;
+        if (k == 'R') { has_r = 1; last_r = e; }
+        e += u;
+    }
+    if (has_r) return last_r + 1;   // 5
+    if (e == len || e == u0) return e;   // 6 at the end / 7: a single char
+    for (j = 0; j < e; j += u) {   // 6: all but the last char
+        lc__qcls(s + j, len - j, &u);
+        if (j + u == e) return j;
+    }
+    return e;
+}
+
+// Whether pre_tokenizer is (or holds) a Split on exactly Qwen's regex.
+static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre) {
+    static const char qwen_re[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+                                  "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    const lc__json_node *sp = lc__jfind_type(d, pre, "Split"), *pat = sp ? lc__jget(d, sp, "pattern") : NULL;
+    const lc__json_node *re = pat ? lc__jget(d, pat, "Regex") : NULL;
+    return re && re->type == LC__JSON_STRING && !strcmp(re->str, qwen_re);
+}
+
 static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t len, int *ids,
                                  size_t cap, size_t *n, lc_error *err) {
     size_t i = 0;
@@ -8558,7 +8691,8 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
         return lc__tok_bpe(t, s + i, len - i, i == 0 ? t->add_prefix_space : 0, ids, cap, n, err);
     }
     while (i < len) {
-        size_t w = lc__pt_next(s + i, len - i);
+        size_t w = ((const lc__tok_priv *)t->priv)->qwen_split ? lc__pt_next_qwen(s + i, len - i)
+                                                               : lc__pt_next(s + i, len - i);
         if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
         i += w;
     }

@@ -17,6 +17,13 @@
      merged directory is a Qwen2/Qwen3 directory (config, untouched biases and
      q/k norms, merged q/k/v/o) whose linearized logits equal those of the
      base model with the checkpoint.
+   - tokenizer: a hand-made byte-level BPE tokenizer.json with Qwen's
+     pre-tokenizer regex and chat markers (tests/data/qwen_tokenizer.json)
+     encodes every text of tests/data/qwen_tok_ref.json as the independent
+     Python implementation tools/qwen_tokenizer_ref.py did (contractions,
+     single digits, punctuation runs, newlines, whitespace rules, non-ASCII
+     letters, <|im_start|> / <|im_end|> / <|endoftext|> as special tokens);
+     decoding gives the text back; the GPT-2 rule instead differs.
    Scratch files live under build/tests/qwen. */
 #define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
@@ -311,6 +318,76 @@ static void test_pipeline(const qcase *c) {
     lc_model_free(&m);
 }
 
+static void test_tokenizer(void) {
+    static const char *tj = "tests/data/qwen_tokenizer.json", *rj = "tests/data/qwen_tok_ref.json";
+    lc_tokenizer tk;
+    lc_error err;
+    lc__json d;
+    char *text = NULL;
+    size_t n;
+    const lc__json_node *cs, *c;
+    int n_ok = 0, n_cases = 0, rt_ok = 1, differs = 0, pass;
+    if (!CHECK(lc_tokenizer_load_hf(&tk, tj, &err) == LOLCATS_OK, "%s: %s", tj, err.msg)) return;
+    if (!CHECK(lc__read_all(rj, &text, &n, &err) == LOLCATS_OK && lc__json_parse(&d, text, n, rj, &err) == LOLCATS_OK,
+               "%s: %s", rj, err.msg)) {
+        free(text);
+        lc_tokenizer_free(&tk);
+        return;
+    }
+    CHECK(((lc__tok_priv *)tk.priv)->qwen_split && tk.kind == LOLCATS_TOK_BYTELEVEL,
+          "Qwen's Split regex recognised (byte-level, qwen_split)");
+    CHECK(tk.eos_id == 456 && tk.n_special == 3 && tk.bos_id < 0 && !tk.add_bos &&
+              lc_tokenizer_find(&tk, "<|im_start|>", 12) == 457 && lc_tokenizer_find(&tk, "<|im_end|>", 10) == 458,
+          "special tokens: eos %d (<|endoftext|>), %d specials, bos %d", tk.eos_id, tk.n_special, tk.bos_id);
+    CHECK(lc__jint(&d, lc__json_root(&d), "vocab_size", 0) == tk.vocab_size, "vocab size %d", tk.vocab_size);
+    cs = lc__jget(&d, lc__json_root(&d), "cases");
+    for (pass = 0; pass < 2; pass++)   /* pass 1: the GPT-2 rule must give other ids somewhere */
+        for (c = cs ? lc__json_first(&d, cs) : NULL; c; c = lc__json_next(&d, cs, c)) {
+            const lc__json_node *tx = lc__jget(&d, c, "text"), *ids = lc__jget(&d, c, "ids"), *e;
+            int out[512], k = 0, same;
+            size_t got = 0;
+            ((lc__tok_priv *)tk.priv)->qwen_split = !pass;
+            if (lc_tokenizer_encode(&tk, tx->str, tx->len, 0, 0, out, 512, &got, &err)) {
+                CHECK(0, "encode \"%s\": %s", tx->str, err.msg);
+                continue;
+            }
+            same = got == (size_t)ids->count;
+            for (e = lc__json_first(&d, ids); e && same; e = lc__json_next(&d, ids, e), k++) same = out[k] == (int)e->i64;
+            if (pass) { differs |= !same; continue; }
+            n_cases++;
+            n_ok += same;
+            if (!same) {
+                size_t q;
+                printf("  text \"%s\": got", tx->str);
+                for (q = 0; q < got; q++) printf(" %d", out[q]);
+                printf(", Python:");
+                for (e = lc__json_first(&d, ids); e; e = lc__json_next(&d, ids, e)) printf(" %d", (int)e->i64);
+                printf("\n");
+            }
+            if (!strstr(tx->str, "<|")) {   /* decoding gives the text back (specials decode to nothing) */
+                char buf[4096], piece[512];
+                size_t bl = 0, q;
+                int prev = -1;
+                for (q = 0; q < got; q++) {
+                    size_t pl = lc_tokenizer_decode(&tk, prev, out[q], piece, sizeof piece);
+                    if (bl + pl < sizeof buf) { memcpy(buf + bl, piece, pl); bl += pl; }
+                    prev = out[q];
+                }
+                if (bl != tx->len || memcmp(buf, tx->str, bl)) {
+                    rt_ok = 0;
+                    printf("  decode of \"%s\" gave \"%.*s\"\n", tx->str, (int)bl, buf);
+                }
+            }
+        }
+    ((lc__tok_priv *)tk.priv)->qwen_split = 1;
+    CHECK(n_cases >= 20 && n_ok == n_cases, "Qwen tokenizer: %d of %d texts encode as the Python reference", n_ok, n_cases);
+    CHECK(rt_ok, "decode(encode(text)) == text");
+    CHECK(differs, "the GPT-2 pre-tokenizer gives the same ids on every text: the cs check nothing");
+    lc__json_free(&d);
+    free(text);
+    lc_tokenizer_free(&tk);
+}
+
 /* config.json variants of a Qwen model: what loads, what is refused, and why */
 static void test_config(void) {
     static const struct { const char *arch, *mt, *extra; int ok; const char *says; } v[] = {
@@ -366,6 +443,7 @@ int main(void) {
     tiny_sh("rm -rf " DIR "/p*");   /* the commands refuse to overwrite an earlier run's outputs */
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) test_reference(&cases[i]);
     test_config();
+    test_tokenizer();
     for (i = 0; i < 2; i++) test_grad(&cases[i]);
     if (CHECK(tiny_write_tokenizer(DIR "/tok.bin") && tiny_write_text(DIR "/text.txt"), "tokenizer and text"))
         for (i = 0; i < 2; i++) test_pipeline(&cases[i]);
