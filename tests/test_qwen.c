@@ -398,6 +398,8 @@ static void test_config(void) {
         {"Qwen3ForCausalLM", "qwen3", "\"layer_types\": [\"full_attention\", \"sliding_attention\"]", 0, "layer_types"},
         {"Qwen3ForCausalLM", "qwen3", "\"use_sliding_window\": \"no\"", 0, "use_sliding_window"},
         {"", "qwen3", "\"attention_bias\": false", 1, ""},
+        {"Qwen2ForCausalLM", "qwen2", "\"head_dim\": 16", 0, "self_attn.q_proj.bias"},   /* Qwen3 weights: no biases */
+        {"Qwen3ForCausalLM", "qwen3", "\"head_dim\": 8", 0, "self_attn.q_norm.weight"},  /* Qwen2 weights: no norms */
     };
     char path[256], cmd[512];
     size_t i;
@@ -408,16 +410,19 @@ static void test_config(void) {
         FILE *f;
         snprintf(path, sizeof path, DIR "/cfg%zu", i);
         mkdir(path, 0755);
-        snprintf(cmd, sizeof cmd, "cp %s/%s/model.safetensors %s/", DIR, v[i].mt[4] == '2' ? "q2" : "q3", path);
+        /* the weights of the config's family, or (an explicit head_dim) of the other one */
+        snprintf(cmd, sizeof cmd, "cp %s/%s/model.safetensors %s/", DIR,
+                 (v[i].mt[4] == '2') == !strstr(v[i].extra, "head_dim") ? "q2" : "q3", path);
         if (run(cmd)) { CHECK(0, "copy weights"); continue; }
         snprintf(path, sizeof path, DIR "/cfg%zu/config.json", i);
         f = fopen(path, "w");
         if (!f) { CHECK(0, "cannot write %s", path); continue; }
         fprintf(f, "{\"architectures\": [%s%s%s], \"model_type\": \"%s\", \"hidden_size\": 32, \"intermediate_size\": 48, "
-                "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": %d, "
-                "\"vocab_size\": 97, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": false, %s}\n",
-                v[i].arch[0] ? "\"" : "", v[i].arch, v[i].arch[0] ? "\"" : "", v[i].mt, v[i].mt[4] == '2' ? 8 : 16,
-                v[i].extra);
+                "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, ",
+                v[i].arch[0] ? "\"" : "", v[i].arch, v[i].arch[0] ? "\"" : "", v[i].mt);
+        if (!strstr(v[i].extra, "head_dim")) fprintf(f, "\"head_dim\": %d, ", v[i].mt[4] == '2' ? 8 : 16);
+        fprintf(f, "\"vocab_size\": 97, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, "
+                "\"tie_word_embeddings\": false, %s}\n", v[i].extra);
         fclose(f);
         snprintf(path, sizeof path, DIR "/cfg%zu", i);
         s = lc_model_load_hf(&m, path, &err);

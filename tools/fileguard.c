@@ -85,6 +85,8 @@ void tool_fileguard_add_model(const char *path, const lc_model *m) {
         fg_span(&lo, &hi, &w->wq); fg_span(&lo, &hi, &w->wk); fg_span(&lo, &hi, &w->wv);
         fg_span(&lo, &hi, &w->wo); fg_span(&lo, &hi, &w->w1); fg_span(&lo, &hi, &w->w2);
         fg_span(&lo, &hi, &w->w3); fg_span(&lo, &hi, &w->rms_att); fg_span(&lo, &hi, &w->rms_ffn);
+        fg_span(&lo, &hi, &w->bq); fg_span(&lo, &hi, &w->bk); fg_span(&lo, &hi, &w->bv);   /* Qwen; NULL: none */
+        fg_span(&lo, &hi, &w->q_norm); fg_span(&lo, &hi, &w->k_norm);
     }
     fg_model[k].lo = lo;
     fg_model[k].hi = hi;

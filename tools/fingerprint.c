@@ -192,6 +192,9 @@ int tool_teacher_fp_init(tool_teacher_fp *t, const char *model_path, const lc_mo
         ws[0] = &w->rms_att; ws[1] = &w->wq; ws[2] = &w->wk; ws[3] = &w->wv; ws[4] = &w->wo;
         ws[5] = &w->rms_ffn; ws[6] = &w->w1; ws[7] = &w->w2; ws[8] = &w->w3;
         for (i = 0; i < 9; i++) t->tensors = fp_weight(t->tensors, ws[i]);
+        /* Qwen's biases / q-k norms (no data for Llama: its fingerprint is unchanged) */
+        t->tensors = fp_weight(fp_weight(fp_weight(t->tensors, &w->bq), &w->bk), &w->bv);
+        t->tensors = fp_weight(fp_weight(t->tensors, &w->q_norm), &w->k_norm);
     }
     return 0;
 }
