@@ -388,6 +388,22 @@ static void test_tokenizer(void) {
     lc_tokenizer_free(&tk);
 }
 
+/* A Qwen directory with its own tokenizer.json (the hand-made one): the CLI
+   reads it, chat markers in the prompt included. */
+static void test_cli_tokenizer(void) {
+    static const qcase c = {"tk", "qwen3-0.6b", "--head-dim 16", 4, 3};
+    char a[1024];
+    if (!CHECK(synth(&c, DIR "/ptk", "--vocab 459") == 0, "synth (vocab 459)")) return;
+    if (!CHECK(tiny_sh("cp tests/data/qwen_tokenizer.json " DIR "/ptk/tokenizer.json") == 0, "copy tokenizer.json")) return;
+    snprintf(a, sizeof a, "generate --model " DIR "/ptk --prompt '<|im_start|>user\nHi there!<|im_end|>\n"
+             "<|im_start|>assistant\n' -n 4 --temperature 0");
+    CHECK(cli(a) == 0, "generate with the directory's Qwen tokenizer.json and chat markers");
+    CHECK(cli("eval --model " DIR "/ptk --data " DIR "/text.txt --ctx 16") == 0, "eval with the Qwen tokenizer.json");
+    CHECK(cli("distill --model " DIR "/ptk --data " DIR "/text.txt --out " DIR "/ptk.s1.safetensors --tokens 32 "
+              "--seq-len 16 --grad-accum 1 --val-seqs 1 --val-every 0 --feature-dim 4 --window 4") == 0,
+          "distill on text through the Qwen tokenizer.json");
+}
+
 /* config.json variants of a Qwen model: what loads, what is refused, and why */
 static void test_config(void) {
     static const struct { const char *arch, *mt, *extra; int ok; const char *says; } v[] = {
@@ -451,6 +467,9 @@ int main(void) {
     test_tokenizer();
     for (i = 0; i < 2; i++) test_grad(&cases[i]);
     if (CHECK(tiny_write_tokenizer(DIR "/tok.bin") && tiny_write_text(DIR "/text.txt"), "tokenizer and text"))
+    {
         for (i = 0; i < 2; i++) test_pipeline(&cases[i]);
+        test_cli_tokenizer();
+    }
     return check_done();
 }
