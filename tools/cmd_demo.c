@@ -211,6 +211,7 @@ int cmd_demo(int argc, char **argv) {
     lol.cfg.trainable = LOLCATS_TRAIN_LORA;
     train_stage(&lol, &g, &r, steps_s2, 2, 1e-3f, 0, curve_s2, "LoRA");
     s_lora = evaluate(&lol, LOLCATS_ATTN_HYBRID, eval_set);
+    if (report) tool_report_lora(report, &lol, mc.n_layers - 1);
 
     printf("4. ablation: LoRA on the identity maps, no attention transfer (same budget)\n");
     abl.cfg.trainable = LOLCATS_TRAIN_LORA;

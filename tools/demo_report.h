@@ -11,6 +11,8 @@ void tool_progress_done(void);
 void tool_report_attention(const char *dir, const char *tag, lc_train *t, const int *tokens, int T, int layer);
 /* loss curves of the three demo stages: DIR/loss_curves.png */
 void tool_report_curves(const char *dir, const float *a, int na, const float *b, int nb, const float *c, int nc);
+/* magnitude of the LoRA weight change of `layer` (q, k, v, o): DIR/lora_update.png */
+void tool_report_lora(const char *dir, lc_train *t, int layer);
 void tool_report_summary(const char *dir, double l0, double a0, double l1, double a1, double l2, double a2,
                          double l3, double a3, double l4, double a4, double l5, double a5);
 #endif
