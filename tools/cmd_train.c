@@ -14,6 +14,7 @@
 #include "fileguard.h"
 #include "fingerprint.h"
 #include "report.h"
+#include "plot.h"
 #include "tool_mpi.h"
 #include "outsafe.h"
 
@@ -914,6 +915,41 @@ static int make_dir(const char *dir) {
     return 0;
 }
 
+/* ---- labelled --report pictures (tools/plot.h) ---- */
+static int train_report_heat_pair(tool_canvas *cv, const float *a0, const float *a1, int T, int scale, float vmax,
+                                  int stage, int layer, int head) {
+    int side = T * scale, hx = PLOT_HEAT_L + 8, hy = 28 + PLOT_HEAT_T;
+    char title[160];
+    if (tool_canvas_init(cv, 2 * (side + hx) + PLOT_BAR_W + 24, hy + side + PLOT_HEAT_B + 4)) return 1;
+    snprintf(title, sizeof title, "Attention weights after stage %d, layer %d head %d", stage, layer, head);
+    plot_text(cv, cv->w / 2, 5, title, 15.0f, 0x202020, PLOT_CENTRE, 0);
+    plot_heat(cv, hx, hy, a0, T, T, scale, vmax, "teacher (softmax)", "key position", "query position");
+    plot_heat(cv, 2 * hx + side, hy, a1, T, T, scale, vmax, "student (linearized)", "key position", "query position");
+    plot_colorbar(cv, 2 * (hx + side) + 12, hy, side, vmax, "attention weight");
+    return 0;
+}
+
+static void train_report_chart(tool_canvas *cv, const double *const *ys, const int *ns, const unsigned *rgb,
+                               int stage) {
+    static const char *const names[2] = {"training loss", "validation loss"};
+    char title[96];
+    plot_spec sp;
+    memset(&sp, 0, sizeof sp);
+    snprintf(title, sizeof title, "Stage %d loss per optimizer step", stage);
+    sp.title = title; sp.xlabel = "optimizer step (faint: per step; line: moving average)";
+    sp.ylabel = "loss (log scale)"; sp.names = names; sp.logy = 1; sp.smooth = 1; sp.x0 = 1; sp.dx = 1;
+    plot_chart(cv, 0, 0, cv->w, cv->h, &sp, ys, ns, rgb, 2);
+}
+
+static void train_report_bars(tool_canvas *cv, const double *bars, int L, const unsigned *rgb) {
+    static const char *const names[2] = {"before stage 1", "after stage 1"};
+    plot_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.title = "Attention-transfer loss per layer (validation)"; sp.xlabel = "layer";
+    sp.ylabel = "MSE (log scale)"; sp.names = names; sp.logy = 1;
+    plot_bars(cv, 0, 0, cv->w, cv->h, &sp, bars, L, 2, rgb, 0);
+}
+
 static int train_report_maps(lc_train *t, const tool_data *d, const char *dir, int stage) {
     const lc_model_config *c = &t->model->cfg;
     int T = d->seq_len < 128 ? d->seq_len : 128, H = c->n_heads, L = c->n_layers, layers[3], li, hi, scale;
@@ -943,9 +979,7 @@ static int train_report_maps(lc_train *t, const tool_data *d, const char *dir, i
                 if (a0[k] > vmax) vmax = a0[k];
                 if (a1[k] > vmax) vmax = a1[k];
             }
-            if (tool_canvas_init(&cv, 2 * T * scale + 3 * 8, T * scale + 16)) break;
-            tool_canvas_heat(&cv, 8, 8, a0, T, T, scale, vmax);
-            tool_canvas_heat(&cv, 16 + T * scale, 8, a1, T, T, scale, vmax);
+            if (train_report_heat_pair(&cv, a0, a1, T, scale, vmax, stage, layers[li], hi)) break;
             snprintf(path, sizeof path, "%s/stage%d_attn_layer%d_head%d.png", dir, stage, layers[li], hi);
             if (tool_png_write(&cv, path) > 0) fprintf(stderr, "lolcats: cannot write %s\n", path);
             tool_canvas_free(&cv);
@@ -985,8 +1019,8 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
             double last = (double)NAN;
             for (l = 0; l < r->steps; l++) { if (vv[l] == vv[l]) last = vv[l]; else vv[l] = last; }
         }
-        if (!tool_canvas_init(&cv, 480, 240)) {
-            tool_canvas_chart(&cv, ys, ns, rgb, 2, 1);
+        if (!tool_canvas_init(&cv, 560, 320)) {
+            train_report_chart(&cv, ys, ns, rgb, r->stage);
             snprintf(path, sizeof path, "%s/stage%d_loss.png", dir, r->stage);
             tool_png_write(&cv, path);
             tool_canvas_free(&cv);
@@ -997,8 +1031,8 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
             if (!bars) return 1;
             for (l = 0; l < r->L; l++) { bars[2 * l] = r->layer_before[l]; bars[2 * l + 1] = r->layer_after[l]; }
             rgb[0] = TEACHER_RGB; rgb[1] = STUDENT_RGB;
-            if (!tool_canvas_init(&cv, 80 + 40 * r->L, 240)) {
-                tool_canvas_bars(&cv, bars, r->L, 2, rgb, 1);
+            if (!tool_canvas_init(&cv, 300 + 40 * r->L, 320)) {
+                train_report_bars(&cv, bars, r->L, rgb);
                 snprintf(path, sizeof path, "%s/stage1_layer_mse.png", dir);
                 tool_png_write(&cv, path);
                 tool_canvas_free(&cv);

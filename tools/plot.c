@@ -219,10 +219,21 @@ static double nice_step(double span, int n) {
 static int ticks(double lo, double hi, int logy, int want, double *t) {
     int n = 0;
     double a, b, st, v;
-    if (logy && hi - lo >= 1) {
+    if (logy && hi - lo >= 2.5) {   /* decades */
         int k, step = (int)ceil((hi - lo) / want);
         for (k = (int)ceil(lo - 1e-9); k <= (int)floor(hi + 1e-9) && n < TICKS_MAX; k += step) t[n++] = pow(10, k);
         return n;
+    }
+    if (logy && hi - lo >= 0.6) {   /* 1, 2, 5 times the powers of ten */
+        int k, m;
+        static const double mult[3] = {1, 2, 5};
+        for (k = (int)floor(lo) ; k <= (int)ceil(hi) && n < TICKS_MAX; k++)
+            for (m = 0; m < 3 && n < TICKS_MAX; m++) {
+                double u = mult[m] * pow(10, k);
+                if (log10(u) >= lo - 1e-9 && log10(u) <= hi + 1e-9) t[n++] = u;
+            }
+        if (n >= 3) return n;
+        n = 0;
     }
     a = logy ? pow(10, lo) : lo;
     b = logy ? pow(10, hi) : hi;
@@ -338,7 +349,7 @@ void plot_chart(tool_canvas *c, int x, int y, int w, int h, const plot_spec *s, 
     f.xlo = s->x0; f.xhi = s->x0 + (nmax > 1 ? (nmax - 1) * dx : 1);
     draw_frame(c, x, y, w, h, s, &f, 1);
     for (k = 0; k < nser; k++) {
-        int smooth = s->smooth && ns[k] >= 20;
+        int smooth = k < 30 && (s->smooth >> k & 1) && ns[k] >= 20;
         double *e = smooth ? (double *)malloc(sizeof(double) * (size_t)ns[k]) : NULL;
         if (e) {   /* raw faint, then the moving average (window about n/20) strong */
             double a = 2.0 / (ns[k] / 20.0 + 1), m = 0;
@@ -366,6 +377,7 @@ void plot_bars(tool_canvas *c, int x, int y, int w, int h, const plot_spec *s, c
     range(values, groups * nser, s->logy, &f.lo, &f.hi);
     if (!(f.lo <= f.hi) || groups <= 0) { f.lo = 0; f.hi = 1; }
     if (s->logy) { double pad = 0.1 * (f.hi - f.lo) + 0.05; f.lo -= pad; f.hi += pad; }
+    if (s->names) f.hi += 0.25 * (f.hi - f.lo);   /* room for the legend above the bars */
     else { if (f.lo > 0) f.lo = 0; f.hi += 0.05 * (f.hi - f.lo); }
     if (f.hi - f.lo < 1e-12) f.hi = f.lo + 1;
     draw_frame(c, x, y, w, h, s, &f, 0);

@@ -26,7 +26,7 @@ typedef struct {
     const char *title, *xlabel, *ylabel;
     const char *const *names;     /* legend entries, one a series (NULL: no legend) */
     int logy;                     /* log10 value axis */
-    int smooth;                   /* draw an exponential moving average strong, the raw values faint */
+    int smooth;                   /* bit k set: series k drawn as a moving average over its faint raw values */
     double x0, dx;                /* x of point i is x0 + i * dx (dx 0: 1) */
 } plot_spec;
 
