@@ -15,6 +15,7 @@
 #include "fingerprint.h"
 #include "report.h"
 #include "plot.h"
+#include "report_index.h"
 #include "tool_mpi.h"
 #include "outsafe.h"
 
@@ -1074,7 +1075,7 @@ static int write_report(const char *dir, const train_opts *o, const stage_result
         remove(tmp);
         return 1;
     }
-    return 0;
+    return tool_png_available() ? tool_report_index(dir, "lolcats --report") : 0;
 }
 
 /* ---- the commands ---- */

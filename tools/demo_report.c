@@ -3,6 +3,7 @@
 #include "demo_report.h"
 #include "report.h"
 #include "plot.h"
+#include "report_index.h"
 #include "outsafe.h"
 #include "tools.h"
 
@@ -160,5 +161,6 @@ void tool_report_summary(const char *dir, double l0, double a0, double l1, doubl
         fprintf(f, "}\n");
     }
     if (fclose(f) == 0 && rename(tmp, path) == 0) printf("   wrote %s\n", path);
-    if (!tool_png_available()) printf("   (no PNGs: stb_image_write not found at build time; apt-get install libstb-dev)\n");
+    if (tool_png_available()) tool_report_index(dir, "lolcats demo");
+    else printf("   (no PNGs: stb_image_write not found at build time; apt-get install libstb-dev)\n");
 }
