@@ -16,6 +16,7 @@
 #include "report.h"
 #include "plot.h"
 #include "report_index.h"
+#include "demo_report.h"
 #include "tool_mpi.h"
 #include "outsafe.h"
 
@@ -475,10 +476,10 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
     return 0;
 }
 
-static void progress(int stage, long long done, long long total, double t0, double loss, float lr) {
+static void progress(int stage, long long done, long long total, double t0, double loss, float lr, int tty) {
     double el = now_s() - t0, rate = el > 0 ? (double)done / el : 0, eta = rate > 0 ? (double)(total - done) / rate : 0;
-    fprintf(stderr, "\r[stage %d] %lld/%lld tokens  %.0f tok/s  ETA %d:%02d  loss %.5f  lr %.2g   ", stage, done,
-            total, rate, (int)(eta / 60), (int)eta % 60, loss, (double)lr);
+    fprintf(stderr, "%s[stage %d] %lld/%lld tokens  %.0f tok/s  ETA %d:%02d  loss %.5f  lr %.2g%s", tty ? "\r" : "", stage,
+            done, total, rate, (int)(eta / 60), (int)eta % 60, loss, (double)lr, tty ? "   " : "\n");
     fflush(stderr);
 }
 
@@ -608,6 +609,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     char why[1300];
     int T = d->seq_len, L = m->cfg.n_layers, rc = 1, resumed = 0, wrote_ckpt = 0, stop = 0;
     int rank0 = tool_mpi_rank() == 0, tty = rank0 && isatty(2);
+    double plain_last = 0;
     s1_block blk;
     long long total_steps, start_step;
     double t0, loss = 0;
@@ -837,8 +839,9 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             fprintf(jl, "}\n");
             fflush(jl);
         }
-        if (tty) progress(stage, (long long)(t.step - start_step) * T * o->grad_accum,
-                          (long long)(total_steps - start_step) * T * o->grad_accum, t0, loss, opt.lr);
+        if (tty || (rank0 && tool_progress_plain_due(&plain_last)))   /* no terminal: a plain line now and then */
+            progress(stage, (long long)(t.step - start_step) * T * o->grad_accum,
+                     (long long)(total_steps - start_step) * T * o->grad_accum, t0, loss, opt.lr, tty);
         if (validated && rank0) {
             if (tty) fputc('\n', stderr);
             fprintf(stderr, "stage %d step %lld/%lld: tokens %lld, loss %.6f, val %.6f (best %.6f), lr %.3g\n", stage,
@@ -1182,6 +1185,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
     const lc_model_config *c = &e->m.cfg;
     tool_data *d = &e->d;
     int T = d->seq_len, dim = c->dim, L = c->n_layers, nb = 0, rc = 1, b, tty = isatty(2), tmp_slot = -1;
+    double plain_last = 0;   /* no terminal: a plain progress line now and then */
     int *starts = (int *)malloc(sizeof(int) * (size_t)(L + 1));
     unsigned char *used = (unsigned char *)calloc((size_t)(d->n > 0 ? d->n : 1), 1);
     long *order = NULL, n_order = 0, i, per, n_shards, s, done_seqs = 0;
@@ -1270,11 +1274,11 @@ static int cache_inputs(train_opts *o, train_env *e) {
             if (id < 0) snprintf(names[j - j0], sizeof names[0], "val.%ld", -1 - id);
             else snprintf(names[j - j0], sizeof names[0], "train.%ld", id);
             done_seqs++;
-            if (tty) {
+            if (tty || tool_progress_plain_due(&plain_last)) {
                 double el = now_s() - t0, rate = el > 0 ? (double)done_seqs / el : 0;
                 double eta = rate > 0 ? (double)(n_order - done_seqs) / rate : 0;
-                fprintf(stderr, "\r[cache-inputs] %ld/%ld sequences  %.1f seq/s  ETA %d:%02d   ", done_seqs, n_order,
-                        rate, (int)(eta / 60), (int)eta % 60);
+                fprintf(stderr, "%s[cache-inputs] %ld/%ld sequences  %.1f seq/s  ETA %d:%02d%s", tty ? "\r" : "", done_seqs,
+                        n_order, rate, (int)(eta / 60), (int)eta % 60, tty ? "   " : "\n");
             }
         }
         for (b = 0; b < nb; b++) {

@@ -11,20 +11,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static int progress_shown;
+static double progress_last;
+
+int tool_progress_plain_due(double *last) {
+    const char *e = getenv("LOLCATS_PROGRESS_SECONDS");
+    double every = e && e[0] ? atof(e) : 10.0, now;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    if (*last <= 0) { *last = now; return every <= 0; }
+    if (now - *last < every) return 0;
+    *last = now;
+    return 1;
+}
 
 void tool_progress(const char *what, long done, long total, double rate, const char *unit, double loss) {
-    if (!isatty(2)) return;
+    if (!isatty(2)) {   /* a pipe or a file: a plain line now and then, never \r */
+        if (tool_progress_plain_due(&progress_last))
+            fprintf(stderr, "%s: %ld/%ld, %.0f %s, loss %.4f\n", what, done, total, rate, unit, loss);
+        return;
+    }
     fprintf(stderr, "\r%-20s %6ld/%-6ld  %9.0f %s  loss %8.4f ", what, done, total, rate, unit, loss);
+    fflush(stderr);
     progress_shown = 1;
 }
 
 void tool_progress_done(void) {
     if (progress_shown) fprintf(stderr, "\n");
     progress_shown = 0;
+    progress_last = 0;
 }
 
 static int ensure_dir(const char *dir) {

@@ -4,9 +4,13 @@
 #define LOLCATS_DEMO_REPORT_H
 #include "lolcats.h"
 
-/* "what  done/total  rate unit  loss" on stderr, only when it is a terminal */
+/* "what  done/total  rate unit  loss" on stderr: redrawn with \r on a terminal,
+   else a plain line now and then (tool_progress_plain_due) */
 void tool_progress(const char *what, long done, long total, double rate, const char *unit, double loss);
 void tool_progress_done(void);
+/* Without a terminal: 1 when a plain progress line is due, every
+   LOLCATS_PROGRESS_SECONDS (default 10; 0: every call) since *last (0: start). */
+int tool_progress_plain_due(double *last);
 /* teacher | student attention of head 0 of `layer`: DIR/attention_<tag>.png */
 void tool_report_attention(const char *dir, const char *tag, lc_train *t, const int *tokens, int T, int layer);
 /* loss curves of the three demo stages: DIR/loss_curves.png */

@@ -44,6 +44,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     size_t i;
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* live through a pipe (`make demo | tee`); stderr is unbuffered */
     tool_omp_passive(argv);   /* OMP_WAIT_POLICY=passive unless set: re-executes once */
     if (argc >= 3 && !strcmp(argv[1], "help")) {   /* `lolcats help CMD` = `lolcats CMD --help` */
         static char help_flag[] = "--help";
