@@ -53,6 +53,12 @@ $(B)/tests/test_two_tu: tests/test_two_tu.c tests/two_tu_b.c lolcats.h
 	@mkdir -p $(B)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ tests/test_two_tu.c tests/two_tu_b.c $(LDLIBS)
 
+# the pictures test draws through the tools' plot layer
+$(B)/tests/test_plot: tests/test_plot.c tools/plot.c tools/plot.h tools/report.c tools/report.h tools/report_index.c \
+                      tools/report_index.h tools/outsafe.c tools/outsafe.h tests/check.h
+	@mkdir -p $(B)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ tests/test_plot.c tools/plot.c tools/report.c tools/report_index.c tools/outsafe.c $(LDLIBS)
+
 # the pipeline test reads data through the tools' data module
 $(B)/tests/test_pipeline: tests/test_pipeline.c tools/data.c tools/data.h lolcats.h tests/check.h
 	@mkdir -p $(B)/tests
