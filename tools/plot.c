@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__has_include)
+#if defined(__has_include) && !defined(PLOT_NO_TRUETYPE)   /* -DPLOT_NO_TRUETYPE: build as if absent */
 #if __has_include(<stb/stb_truetype.h>)
 #define PLOT_HAVE_TT 1
 #if defined(__GNUC__)
@@ -120,6 +120,7 @@ static unsigned blend(unsigned rgb, unsigned bg, double a) {   /* a of rgb over 
     return r;
 }
 
+#ifdef PLOT_HAVE_TT
 static unsigned get(const tool_canvas *c, int x, int y) {
     const unsigned char *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
     return (unsigned)p[0] << 16 | (unsigned)p[1] << 8 | p[2];
@@ -143,7 +144,6 @@ static int next_cp(const unsigned char **s) {
     return cp;
 }
 
-#ifdef PLOT_HAVE_TT
 static int text_run(tool_canvas *c, int x, int y, const char *s, float size, unsigned rgb, int up) {
     float sc = stbtt_ScaleForPixelHeight(&font_info, size), pen = 0;
     int asc, desc, gap, prev = 0;
