@@ -1,6 +1,7 @@
 #!/bin/sh
 # setup.sh - installs what lolcats.h needs on a fresh Debian/Ubuntu machine:
-# a C compiler and make (required), libstb-dev (optional: PNG heatmaps),
+# a C compiler and make (required), libstb-dev and fonts-dejavu-core (optional:
+# labelled PNG pictures),
 # g++ (C++ compile test), gcc-aarch64-linux-gnu + qemu-user (the NEON path,
 # tested under emulation), Open MPI (optional: multi-process distillation),
 # clang (the fuzz harnesses), valgrind (memcheck of the command-line tool).
@@ -10,7 +11,8 @@ need=""
 command -v cc >/dev/null 2>&1 || need="$need build-essential"
 command -v make >/dev/null 2>&1 || need="$need make"
 command -v c++ >/dev/null 2>&1 || need="$need g++"
-[ -f /usr/include/stb/stb_image_write.h ] || need="$need libstb-dev"
+[ -f /usr/include/stb/stb_image_write.h ] && [ -f /usr/include/stb/stb_truetype.h ] || need="$need libstb-dev"
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need="$need fonts-dejavu-core"   # text in the pictures
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linux-gnu"
 # the cross compiler's C library is only a recommendation of it: ask for it explicitly
 [ -f /usr/aarch64-linux-gnu/include/stdio.h ] || need="$need libc6-dev-arm64-cross"
