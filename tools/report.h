@@ -16,12 +16,6 @@ void tool_canvas_rect(tool_canvas *c, int x0, int y0, int x1, int y1, unsigned r
 /* Heat map of a (rows, cols) array at (x, y), each cell scale x scale pixels,
    value v -> colour of sqrt(v / vmax) (white 0 .. dark blue vmax). */
 void tool_canvas_heat(tool_canvas *c, int x, int y, const float *a, int rows, int cols, int scale, float vmax);
-/* Line chart of series (n points each, NaN = gap) into the whole canvas, y on a
-   log10 axis when logy; colours per series. */
-void tool_canvas_chart(tool_canvas *c, const double *const *ys, const int *ns, const unsigned *rgb, int nser,
-                       int logy);
-/* Grouped bars: groups of nser values (values[g * nser + s]), log10 axis when logy. */
-void tool_canvas_bars(tool_canvas *c, const double *values, int groups, int nser, const unsigned *rgb, int logy);
 /* 0 written, 1 error, -1 PNG support not compiled in. */
 int tool_png_write(const tool_canvas *c, const char *path);
 int tool_png_available(void);
