@@ -446,6 +446,11 @@ typedef enum lc_dtype {
     LOLCATS_DTYPE_BOOL,
     LOLCATS_DTYPE_F8_E4M3,
     LOLCATS_DTYPE_F8_E5M2,
+    LOLCATS_DTYPE_Q8_0,           // GGUF block-quantized weights (never in safetensors):
+    LOLCATS_DTYPE_Q4_0,           //   lc_dtype_size is 0, see lc_dtype_block / >>api-gguf
+    LOLCATS_DTYPE_Q4_K,
+    LOLCATS_DTYPE_Q5_K,
+    LOLCATS_DTYPE_Q6_K,
     LOLCATS_DTYPE_COUNT           // number of dtypes, not a dtype
 } lc_dtype;
 
@@ -513,6 +518,98 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
 // little-endian; NULL otherwise (then use lc_tensor_to_f32).
 LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-files-end
+
+// >>api-gguf
+// GGUF files (llama.cpp's format), read through the same mapping as safetensors.
+//
+// Layout (little-endian): "GGUF", u32 version (2 or 3), u64 tensor count,
+// u64 metadata count; metadata entries (string key, u32 value type, value);
+// tensor infos (string name, u32 n_dims, u64 ne[n_dims], u32 ggml type, u64
+// offset); padding to general.alignment (default 32); the data area. A string
+// is a u64 length and that many bytes (no NUL). ne[0] is the fastest-varying
+// dimension: the views below give shape in PyTorch order (ne reversed), so a
+// GGUF weight (ne = {in, out}) reads as (out, in) like its safetensors twin.
+//
+// lc_gguf_open validates everything before returning: magic, version, counts
+// that fit in the file, every string, value type and array inside the file,
+// known tensor types with rows a whole number of blocks, offsets aligned and
+// the data inside the file without overlaps, no duplicate keys or names,
+// general.alignment a u32 power of two. Errors name the file and the field,
+// key or tensor. Block-quantized tensors (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) come
+// as lc_tensor views with those dtypes: row bytes = blocks x block bytes.
+enum {
+    LOLCATS_GGUF_U8 = 0, LOLCATS_GGUF_I8, LOLCATS_GGUF_U16, LOLCATS_GGUF_I16, LOLCATS_GGUF_U32,
+    LOLCATS_GGUF_I32, LOLCATS_GGUF_F32, LOLCATS_GGUF_BOOL, LOLCATS_GGUF_STRING, LOLCATS_GGUF_ARRAY,
+    LOLCATS_GGUF_U64, LOLCATS_GGUF_I64, LOLCATS_GGUF_F64, LOLCATS_GGUF_TYPE_COUNT
+};
+
+// One metadata entry. Scalars: n = 1, elem_type = type. Arrays: type ARRAY,
+// elem_type the element type, n elements (arrays of arrays are refused).
+typedef struct lc_gguf_kv {
+    const char *key;              // NUL-terminated copy
+    int type, elem_type;          // LOLCATS_GGUF_*
+    uint64_t n;
+    const unsigned char *data;    // first value / element in the mapping (little-endian)
+    const char *str;              // STRING scalar: NUL-terminated copy (else NULL)
+    const uint64_t *str_off;      // STRING array: byte offset of element i's length from data
+} lc_gguf_kv;
+
+typedef struct lc_gguf_file lc_gguf_file;          // opaque
+
+LCAPI lc_status lc_gguf_open(lc_gguf_file **out, const char *path, lc_error *err);
+LCAPI lc_status lc_gguf_open_memory(lc_gguf_file **out, const void *buf, size_t len,
+                                    const char *name, lc_error *err);
+LCAPI void lc_gguf_close(lc_gguf_file *f);          // NULL ok
+LCAPI const char *lc_gguf_path(const lc_gguf_file *f);
+LCAPI int lc_gguf_version(const lc_gguf_file *f);
+LCAPI size_t lc_gguf_alignment(const lc_gguf_file *f);
+LCAPI size_t lc_gguf_data_offset(const lc_gguf_file *f);   // start of the data area in the file
+LCAPI const char *lc_gguf_type_name(int type);      // "u32", "string", ...; "?" if unknown
+LCAPI int lc_gguf_kv_count(const lc_gguf_file *f);
+LCAPI const lc_gguf_kv *lc_gguf_kv_at(const lc_gguf_file *f, int i);
+LCAPI const lc_gguf_kv *lc_gguf_find_kv(const lc_gguf_file *f, const char *key);   // NULL if absent
+// Typed reads of a scalar entry. A missing key or one of another type is a
+// LOLCATS_ERR_FORMAT naming the file, the key, the type found and the one
+// expected. get_int takes any integer type (and bool) and checks the value
+// fits int64; get_float takes F32 / F64 and integers.
+LCAPI lc_status lc_gguf_get_int(const lc_gguf_file *f, const char *key, int64_t *out, lc_error *err);
+LCAPI lc_status lc_gguf_get_float(const lc_gguf_file *f, const char *key, double *out, lc_error *err);
+LCAPI lc_status lc_gguf_get_str(const lc_gguf_file *f, const char *key, const char **out, lc_error *err);
+// Element i of an array entry (or the scalar when i == 0), widened; strings
+// are not NUL-terminated in the mapping: *len gets the length.
+LCAPI int64_t lc_gguf_arr_int(const lc_gguf_kv *kv, uint64_t i);     // integer / bool elements
+LCAPI double lc_gguf_arr_float(const lc_gguf_kv *kv, uint64_t i);    // any numeric element
+LCAPI const char *lc_gguf_arr_str(const lc_gguf_kv *kv, uint64_t i, size_t *len);
+// Tensors in file order, shape in PyTorch order; lc_gguf_find is a hash lookup.
+LCAPI int lc_gguf_tensor_count(const lc_gguf_file *f);
+LCAPI const lc_tensor *lc_gguf_tensor_at(const lc_gguf_file *f, int i);
+LCAPI const lc_tensor *lc_gguf_find(const lc_gguf_file *f, const char *name);
+LCAPI int lc_gguf_tensor_ggml_type(const lc_gguf_file *f, int i);  // the file's type id
+// ggml type id <-> dtype: -1 when the type is not one lolcats reads.
+LCAPI int lc_gguf_dtype_of(uint32_t ggml_type);
+LCAPI int lc_gguf_ggml_type_of(lc_dtype dt);
+
+// Block quantization (ggml's layouts; the scalar functions are the definition).
+//   Q8_0  32 weights, 34 bytes: f16 d, i8 q[32]             x = d q
+//   Q4_0  32 weights, 18 bytes: f16 d, u8 q[16]             x = d (nibble - 8); byte j: j (low), j+16 (high)
+//   Q4_K 256 weights, 144 bytes: f16 d, f16 dmin, u8 scales[12] (8 x 6-bit scale, 6-bit min),
+//        u8 q[128]                                          x = d sc_s q - dmin m_s
+//   Q5_K 256 weights, 176 bytes: as Q4_K plus u8 qh[32] (5th bit) before q[128]
+//   Q6_K 256 weights, 210 bytes: u8 ql[128], u8 qh[64], i8 scales[16], f16 d   x = d sc (q - 32)
+// lc_dtype_block: weights per block (1 for the plain dtypes, 0 out of range).
+LCAPI int lc_dtype_block(lc_dtype dt);
+LCAPI size_t lc_dtype_block_bytes(lc_dtype dt);
+// Bytes of a row of n weights (0 when n is not a whole number of blocks).
+LCAPI size_t lc_dtype_row_bytes(lc_dtype dt, int64_t n);
+// dst[n] = the n weights stored at src (n a multiple of the block; F32, F16,
+// BF16 and every block type).
+LCAPI void lc_dequant_row(float *dst, const void *src, lc_dtype dt, int64_t n);
+// Quantizes n weights into dst (F32, F16, BF16, Q8_0, Q4_0, Q4_K): Q8_0 and
+// Q4_0 by ggml's reference rules (absmax scale), Q4_K with per-sub-block
+// min/max scales rounded to 6 bits. Returns 0, or -1 for another dtype or n
+// not a whole number of blocks.
+LCAPI int lc_quant_row(void *dst, const float *src, lc_dtype dt, int64_t n);
+// >>api-gguf-end
 
 // >>api-gemm
 // Matrix products, row-major (PyTorch's layouts), float32 accumulation.
@@ -5536,8 +5633,9 @@ LC__FILES_FN void lc__map_free(lc__map *m) {
 
 static const char *const lc__dtype_names[LOLCATS_DTYPE_COUNT] = {
     "F32", "F16", "BF16", "I32", "I64", "U8", "F64", "I8", "I16", "U16", "U32", "U64",
-    "BOOL", "F8_E4M3", "F8_E5M2"};
-static const unsigned char lc__dtype_sizes[LOLCATS_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1, 8, 1, 2, 2, 4, 8, 1, 1, 1};
+    "BOOL", "F8_E4M3", "F8_E5M2", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"};
+static const unsigned char lc__dtype_sizes[LOLCATS_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1, 8, 1, 2, 2, 4, 8, 1, 1, 1,
+                                                                   0, 0, 0, 0, 0};   // block types: lc_dtype_block
 
 LCAPI const char *lc_dtype_name(lc_dtype dt) {
     return (int)dt >= 0 && (int)dt < LOLCATS_DTYPE_COUNT ? lc__dtype_names[dt] : "?";
@@ -5550,7 +5648,7 @@ LCAPI size_t lc_dtype_size(lc_dtype dt) {
 LCAPI int lc_dtype_parse(const char *name) {
     int i;
     if (!name) return -1;
-    for (i = 0; i < LOLCATS_DTYPE_COUNT; i++)
+    for (i = 0; i <= LOLCATS_DTYPE_F8_E5M2; i++)   // the safetensors dtypes
         if (!strcmp(name, lc__dtype_names[i])) return i;
     return -1;
 }
@@ -5945,6 +6043,11 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err) 
     if (!t || (!dst && t->nbytes)) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_tensor_to_f32: NULL %s", t ? "dst" : "tensor");
     p = (const unsigned char *)t->data;
     n = lc_tensor_numel(t);
+    if (lc_dtype_block(t->dtype) > 1 && t->ndim > 0 && lc_dtype_row_bytes(t->dtype, t->shape[t->ndim - 1]) &&
+        (size_t)(n / (size_t)t->shape[t->ndim - 1]) * lc_dtype_row_bytes(t->dtype, t->shape[t->ndim - 1]) == t->nbytes) {
+        lc_dequant_row(dst, p, t->dtype, (int64_t)n);   // GGUF blocks (rows are whole blocks)
+        return LOLCATS_OK;
+    }
     if (lc_dtype_size(t->dtype) == 0 || n * lc_dtype_size(t->dtype) != t->nbytes)
         return lc_error_set(err, LOLCATS_ERR_ARG, "tensor '%s': nbytes %lu does not match %s shape (%lu elements)",
                             t->name ? t->name : "?", (unsigned long)t->nbytes, lc_dtype_name(t->dtype), (unsigned long)n);
@@ -6168,6 +6271,800 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
     LOLCATS_FREE(tmp);
     return st;
 }
+// >>quant
+// GGUF block quantization: block geometry, dequantization (the definition of
+// each type, as ggml lays it out) and the reference quantizers of the writer.
+static const unsigned short lc__qblock[5][2] = {   // weights, bytes: Q8_0 Q4_0 Q4_K Q5_K Q6_K
+    {32, 34}, {32, 18}, {256, 144}, {256, 176}, {256, 210}};
+
+LCAPI int lc_dtype_block(lc_dtype dt) {
+    if ((int)dt >= (int)LOLCATS_DTYPE_Q8_0 && (int)dt < (int)LOLCATS_DTYPE_COUNT) return lc__qblock[dt - LOLCATS_DTYPE_Q8_0][0];
+    return lc_dtype_size(dt) ? 1 : 0;
+}
+
+LCAPI size_t lc_dtype_block_bytes(lc_dtype dt) {
+    if ((int)dt >= (int)LOLCATS_DTYPE_Q8_0 && (int)dt < (int)LOLCATS_DTYPE_COUNT) return lc__qblock[dt - LOLCATS_DTYPE_Q8_0][1];
+    return lc_dtype_size(dt);
+}
+
+LCAPI size_t lc_dtype_row_bytes(lc_dtype dt, int64_t n) {
+    int b = lc_dtype_block(dt);
+    if (b <= 0 || n < 0 || n % b) return 0;
+    return (size_t)(n / b) * lc_dtype_block_bytes(dt);
+}
+
+#define LC__QF16(p) lc_f16_to_f32((uint16_t)((p)[0] | ((unsigned)(p)[1] << 8)))
+
+// Q4_K / Q5_K: sub-block j's 6-bit scale and min out of the 12 packed bytes.
+LC__FILES_FN void lc__q_scale_min(int j, const unsigned char *s, int *sc, int *mn) {
+    if (j < 4) { *sc = s[j] & 63; *mn = s[j + 4] & 63; }
+    else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// One block of 32 or 256 weights.
+LC__FILES_FN void lc__dequant_block(float *y, const unsigned char *b, lc_dtype dt) {
+    int l, c;
+    switch (dt) {
+    case LOLCATS_DTYPE_Q8_0: {
+        float d = LC__QF16(b);
+        for (l = 0; l < 32; l++) y[l] = d * (float)(signed char)b[2 + l];
+        break;
+    }
+    case LOLCATS_DTYPE_Q4_0: {
+        float d = LC__QF16(b);
+        for (l = 0; l < 16; l++) {
+            y[l] = d * (float)((b[2 + l] & 0xF) - 8);
+            y[l + 16] = d * (float)((b[2 + l] >> 4) - 8);
+        }
+        break;
+    }
+    case LOLCATS_DTYPE_Q4_K:
+    case LOLCATS_DTYPE_Q5_K: {
+        float d = LC__QF16(b), dmin = LC__QF16(b + 2);
+        const unsigned char *sc = b + 4, *qh = b + 16, *q = b + (dt == LOLCATS_DTYPE_Q5_K ? 48 : 16);
+        for (c = 0; c < 4; c++, q += 32) {       // 64 weights: sub-blocks 2c (low nibbles), 2c+1 (high)
+            int s1, m1, s2, m2;
+            float d1, d2, n1, n2;
+            lc__q_scale_min(2 * c, sc, &s1, &m1);
+            lc__q_scale_min(2 * c + 1, sc, &s2, &m2);
+            d1 = d * (float)s1; n1 = dmin * (float)m1;
+            d2 = d * (float)s2; n2 = dmin * (float)m2;
+            for (l = 0; l < 32; l++) {
+                int h1 = 0, h2 = 0;
+                if (dt == LOLCATS_DTYPE_Q5_K) {
+                    h1 = (qh[l] >> (2 * c)) & 1 ? 16 : 0;
+                    h2 = (qh[l] >> (2 * c + 1)) & 1 ? 16 : 0;
+                }
+                y[64 * c + l] = d1 * (float)((q[l] & 0xF) + h1) - n1;
+                y[64 * c + 32 + l] = d2 * (float)((q[l] >> 4) + h2) - n2;
+            }
+        }
+        break;
+    }
+    case LOLCATS_DTYPE_Q6_K: {
+        const unsigned char *ql = b, *qh = b + 128;
+        const signed char *sc = (const signed char *)(b + 192);
+        float d = LC__QF16(b + 208);
+        for (c = 0; c < 2; c++, ql += 64, qh += 32, sc += 8, y += 128) {
+            for (l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * (float)sc[is] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+LCAPI void lc_dequant_row(float *dst, const void *src, lc_dtype dt, int64_t n) {
+    const unsigned char *p = (const unsigned char *)src;
+    int64_t i;
+    int bs = lc_dtype_block(dt);
+    size_t bb = lc_dtype_block_bytes(dt);
+    if (bs <= 0 || n <= 0) return;
+    switch (dt) {
+    case LOLCATS_DTYPE_F32: memcpy(dst, p, (size_t)n * 4); return;   // little-endian hosts (GGUF is LE)
+    case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) dst[i] = lc_f16_to_f32((uint16_t)(p[2 * i] | ((unsigned)p[2 * i + 1] << 8))); return;
+    case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) dst[i] = lc_bf16_to_f32((uint16_t)(p[2 * i] | ((unsigned)p[2 * i + 1] << 8))); return;
+    default: break;
+    }
+    if (bs == 1) return;
+    for (i = 0; i + bs <= n; i += bs, p += bb) lc__dequant_block(dst + i, p, dt);
+}
+
+LC__FILES_FN void lc__q_put16(unsigned char *p, uint16_t h) { p[0] = (unsigned char)(h & 0xFF); p[1] = (unsigned char)(h >> 8); }
+
+// Q4_K of one 256-weight block: each 32-weight sub-block s gets scale
+// (max - min) / 15 and min min(0, min x); the eight scales and mins are
+// rounded to 6 bits against the block's d = max scale / 63, dmin = max min / 63
+// (stored as f16), then every weight is rounded against the stored values.
+LC__FILES_FN void lc__quant_q4k(unsigned char *b, const float *x) {
+    float sc[8], mn[8], msc = 0.0f, mmn = 0.0f, d, dmin;
+    int s, l, isc[8], imn[8];
+    unsigned char *q = b + 16;
+    for (s = 0; s < 8; s++) {
+        float lo = x[32 * s], hi = x[32 * s];
+        for (l = 1; l < 32; l++) { if (x[32 * s + l] < lo) lo = x[32 * s + l]; if (x[32 * s + l] > hi) hi = x[32 * s + l]; }
+        if (lo > 0.0f) lo = 0.0f;
+        sc[s] = (hi - lo) / 15.0f;
+        mn[s] = -lo;
+        if (sc[s] > msc) msc = sc[s];
+        if (mn[s] > mmn) mmn = mn[s];
+    }
+    d = lc_f16_to_f32(lc_f32_to_f16(msc / 63.0f));
+    dmin = lc_f16_to_f32(lc_f32_to_f16(mmn / 63.0f));
+    for (s = 0; s < 8; s++) {
+        isc[s] = d > 0.0f ? (int)floorf(sc[s] / d + 0.5f) : 0;
+        imn[s] = dmin > 0.0f ? (int)floorf(mn[s] / dmin + 0.5f) : 0;
+        if (isc[s] > 63) isc[s] = 63;
+        if (imn[s] > 63) imn[s] = 63;
+        if (isc[s] == 0 && sc[s] > 0.0f) isc[s] = 1;
+    }
+    lc__q_put16(b, lc_f32_to_f16(msc / 63.0f));
+    lc__q_put16(b + 2, lc_f32_to_f16(mmn / 63.0f));
+    memset(b + 4, 0, 12);
+    for (s = 0; s < 4; s++) {
+        b[4 + s] = (unsigned char)(isc[s] | ((isc[s + 4] >> 4) << 6));
+        b[8 + s] = (unsigned char)(imn[s] | ((imn[s + 4] >> 4) << 6));
+        b[12 + s] = (unsigned char)((isc[s + 4] & 0xF) | ((imn[s + 4] & 0xF) << 4));
+    }
+    memset(q, 0, 128);
+    for (s = 0; s < 8; s++) {
+        float ds = d * (float)isc[s], ms = dmin * (float)imn[s];
+        for (l = 0; l < 32; l++) {
+            int v = ds > 0.0f ? (int)floorf((x[32 * s + l] + ms) / ds + 0.5f) : 0;
+            v = v < 0 ? 0 : v > 15 ? 15 : v;
+            q[32 * (s / 2) + l] |= (unsigned char)(s & 1 ? v << 4 : v);
+        }
+    }
+}
+
+LCAPI int lc_quant_row(void *dst, const float *src, lc_dtype dt, int64_t n) {
+    unsigned char *p = (unsigned char *)dst;
+    int64_t i;
+    int l;
+    if (n < 0 || !lc_dtype_row_bytes(dt, n)) return n == 0 ? 0 : -1;
+    switch (dt) {
+    case LOLCATS_DTYPE_F32: memcpy(p, src, (size_t)n * 4); return 0;
+    case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) lc__q_put16(p + 2 * i, lc_f32_to_f16(src[i])); return 0;
+    case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) lc__q_put16(p + 2 * i, lc_f32_to_bf16(src[i])); return 0;
+    case LOLCATS_DTYPE_Q8_0:        // d = absmax / 127, q = round(x / d) (half away from zero)
+        for (i = 0; i < n; i += 32, p += 34) {
+            float amax = 0.0f, d, id;
+            for (l = 0; l < 32; l++) if (fabsf(src[i + l]) > amax) amax = fabsf(src[i + l]);
+            d = amax / 127.0f;
+            id = d != 0.0f ? 1.0f / d : 0.0f;
+            lc__q_put16(p, lc_f32_to_f16(d));
+            for (l = 0; l < 32; l++) p[2 + l] = (unsigned char)(signed char)(int)roundf(src[i + l] * id);
+        }
+        return 0;
+    case LOLCATS_DTYPE_Q4_0:        // d = (signed absmax) / -8, q = min(15, trunc(x / d + 8.5))
+        for (i = 0; i < n; i += 32, p += 18) {
+            float amax = 0.0f, mx = 0.0f, d, id;
+            for (l = 0; l < 32; l++) if (fabsf(src[i + l]) > amax) { amax = fabsf(src[i + l]); mx = src[i + l]; }
+            d = mx / -8.0f;
+            id = d != 0.0f ? 1.0f / d : 0.0f;
+            lc__q_put16(p, lc_f32_to_f16(d));
+            for (l = 0; l < 16; l++) {
+                int a = (int)(src[i + l] * id + 8.5f), b = (int)(src[i + l + 16] * id + 8.5f);
+                a = a > 15 ? 15 : a; b = b > 15 ? 15 : b;
+                p[2 + l] = (unsigned char)(a | (b << 4));
+            }
+        }
+        return 0;
+    case LOLCATS_DTYPE_Q4_K:
+        for (i = 0; i < n; i += 256, p += 144) lc__quant_q4k(p, src + i);
+        return 0;
+    default: return -1;
+    }
+}
+#undef LC__QF16
+
+// >>gguf
+// GGUF reader: a bounds-checked cursor over the mapping; every read names
+// the file and what it was reading when it fails.
+#define LC__GGUF_MAX_STR (1u << 30)
+struct lc_gguf_file {
+    char *path;
+    lc__map map;
+    int version;
+    size_t alignment, data_off;
+    lc_gguf_kv *kv;
+    int n_kv;
+    lc_tensor *tensors;           // file order
+    int *ggml_type;
+    char *names;                  // tensor and key names, NUL-terminated, back to back
+    uint64_t *str_offs;           // offsets of every string array element
+    char *strs;                   // NUL-terminated copies of scalar strings
+    int n;
+    uint32_t *hash;
+    size_t hash_mask;
+};
+
+typedef struct lc__gg {
+    const unsigned char *p;
+    size_t size, pos;
+    const char *path;
+    lc_error *err;
+} lc__gg;
+
+LC__FILES_FN lc_status lc__gg_need(lc__gg *g, uint64_t n, const char *what) {
+    if (n > g->size - g->pos)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s needs %llu bytes at offset %lu, past the end of the "
+                            "%lu-byte file (truncated download, or a corrupt file)", g->path, what,
+                            (unsigned long long)n, (unsigned long)g->pos, (unsigned long)g->size);
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN uint64_t lc__gg_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    while (n-- > 0) v = (v << 8) | p[n];
+    return v;
+}
+
+LC__FILES_FN lc_status lc__gg_u32(lc__gg *g, uint32_t *v, const char *what) {
+    lc_status st = lc__gg_need(g, 4, what);
+    if (st) return st;
+    *v = (uint32_t)lc__gg_le(g->p + g->pos, 4);
+    g->pos += 4;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__gg_u64(lc__gg *g, uint64_t *v, const char *what) {
+    lc_status st = lc__gg_need(g, 8, what);
+    if (st) return st;
+    *v = lc__gg_le(g->p + g->pos, 8);
+    g->pos += 8;
+    return LOLCATS_OK;
+}
+
+// A string: its bytes stay in the mapping (*s, *len).
+LC__FILES_FN lc_status lc__gg_str(lc__gg *g, const unsigned char **s, uint64_t *len, const char *what) {
+    lc_status st;
+    if ((st = lc__gg_u64(g, len, what))) return st;
+    if (*len > LC__GGUF_MAX_STR)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s has length %llu (over 1 GB; corrupt file?)", g->path,
+                            what, (unsigned long long)*len);
+    if ((st = lc__gg_need(g, *len, what))) return st;
+    *s = g->p + g->pos;
+    g->pos += (size_t)*len;
+    return LOLCATS_OK;
+}
+
+static const unsigned char lc__gguf_tsize[LOLCATS_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+static const char *const lc__gguf_tname[LOLCATS_GGUF_TYPE_COUNT] = {
+    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+
+LCAPI const char *lc_gguf_type_name(int type) {
+    return type >= 0 && type < LOLCATS_GGUF_TYPE_COUNT ? lc__gguf_tname[type] : "?";
+}
+
+// ggml tensor type ids lolcats reads, and the names of the others (errors).
+LCAPI int lc_gguf_dtype_of(uint32_t t) {
+    switch (t) {
+    case 0: return LOLCATS_DTYPE_F32;
+    case 1: return LOLCATS_DTYPE_F16;
+    case 2: return LOLCATS_DTYPE_Q4_0;
+    case 8: return LOLCATS_DTYPE_Q8_0;
+    case 12: return LOLCATS_DTYPE_Q4_K;
+    case 13: return LOLCATS_DTYPE_Q5_K;
+    case 14: return LOLCATS_DTYPE_Q6_K;
+    case 24: return LOLCATS_DTYPE_I8;
+    case 25: return LOLCATS_DTYPE_I16;
+    case 26: return LOLCATS_DTYPE_I32;
+    case 27: return LOLCATS_DTYPE_I64;
+    case 28: return LOLCATS_DTYPE_F64;
+    case 30: return LOLCATS_DTYPE_BF16;
+    default: return -1;
+    }
+}
+
+LCAPI int lc_gguf_ggml_type_of(lc_dtype dt) {
+    uint32_t t;
+    for (t = 0; t <= 30; t++)
+        if (lc_gguf_dtype_of(t) == (int)dt) return (int)t;
+    return -1;
+}
+
+LC__FILES_FN const char *lc__ggml_type_name(uint32_t t) {
+    static const char *const nm[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2 (removed)", "Q4_3 (removed)", "Q5_0",
+                                     "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K",
+                                     "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S",
+                                     "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16"};
+    return t < sizeof nm / sizeof nm[0] ? nm[t] : "unknown";
+}
+
+// One metadata value of type `type` (an array's elements when type == ARRAY);
+// fills kv's data / n / elem_type. n_str counts string-array elements.
+LC__FILES_FN lc_status lc__gg_value(lc__gg *g, lc_gguf_kv *kv, const unsigned char *key, uint64_t klen,
+                                    uint32_t type, uint64_t *n_str) {
+    char what[160];
+    uint64_t n = 1, i, len;
+    uint32_t et = type;
+    const unsigned char *s;
+    lc_status st;
+    snprintf(what, sizeof what, "metadata '%.*s'", (int)(klen < 100 ? klen : 100), (const char *)key);
+    if (type >= LOLCATS_GGUF_TYPE_COUNT)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s has value type %lu, not a GGUF type (0..12); "
+                            "corrupt file or a newer GGUF version", g->path, what, (unsigned long)type);
+    kv->type = (int)type;
+    if (type == LOLCATS_GGUF_ARRAY) {
+        if ((st = lc__gg_u32(g, &et, what)) || (st = lc__gg_u64(g, &n, what))) return st;
+        if (et >= LOLCATS_GGUF_TYPE_COUNT)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s is an array of type %lu, not a GGUF type (0..12)",
+                                g->path, what, (unsigned long)et);
+        if (et == LOLCATS_GGUF_ARRAY)
+            return lc_error_set(g->err, LOLCATS_ERR_UNSUPPORTED, "%s: %s is an array of arrays, which lolcats "
+                                "does not read (no model metadata uses one)", g->path, what);
+    }
+    kv->elem_type = (int)et;
+    kv->n = n;
+    kv->data = g->p + g->pos;
+    if (et != LOLCATS_GGUF_STRING) {
+        if (n > (g->size - g->pos) / lc__gguf_tsize[et])
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s holds %llu %s values, more than the %lu bytes "
+                                "left in the file (truncated, or a corrupt count)", g->path, what,
+                                (unsigned long long)n, lc__gguf_tname[et], (unsigned long)(g->size - g->pos));
+        g->pos += (size_t)n * lc__gguf_tsize[et];
+        return LOLCATS_OK;
+    }
+    if (n > (g->size - g->pos) / 8)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s holds %llu strings, more than the file can hold "
+                            "(truncated, or a corrupt count)", g->path, what, (unsigned long long)n);
+    for (i = 0; i < n; i++)
+        if ((st = lc__gg_str(g, &s, &len, what))) return st;
+    if (type == LOLCATS_GGUF_ARRAY) *n_str += n;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN int lc__gg_cmp_key(const void *a, const void *b) {
+    return strcmp((*(const lc_gguf_kv *const *)a)->key, (*(const lc_gguf_kv *const *)b)->key);
+}
+
+LC__FILES_FN int lc__gg_cmp_off(const void *a, const void *b) {
+    const lc_tensor *x = *(const lc_tensor *const *)a, *y = *(const lc_tensor *const *)b;
+    uintptr_t u = (uintptr_t)x->data, v = (uintptr_t)y->data;
+    return u < v ? -1 : u > v ? 1 : 0;
+}
+
+#define LC__GG_SHOW(c) ((c) >= 32 && (c) < 127 ? (int)(c) : '?')
+// Header and metadata; leaves g at the first tensor info. klen[i]: key
+// lengths (the keys stay in the mapping until lc__gg_load copies them).
+LC__FILES_FN lc_status lc__gg_header(lc_gguf_file *f, lc__gg *g, uint64_t *n_t, uint64_t **klen,
+                                     uint64_t *n_str) {
+    uint32_t ver, type;
+    uint64_t n_kv, i, len;
+    const unsigned char *s;
+    lc_status st;
+    size_t bytes;
+    if (g->size < 24)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %lu bytes, shorter than the 24-byte GGUF header "
+                            "(truncated, or not a GGUF file)", g->path, (unsigned long)g->size);
+    if (memcmp(g->p, "GGUF", 4))
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: magic is \"%c%c%c%c\", not \"GGUF\" (not a GGUF file%s)",
+                            g->path, LC__GG_SHOW(g->p[0]), LC__GG_SHOW(g->p[1]), LC__GG_SHOW(g->p[2]), LC__GG_SHOW(g->p[3]),
+                            memcmp(g->p, "FUGG", 4) ? "" : "; this one is big-endian, which lolcats does not read");
+    g->pos = 4;
+    (void)lc__gg_u32(g, &ver, "version");
+    if (ver != 2 && ver != 3)
+        return lc_error_set(g->err, ver == 1 ? LOLCATS_ERR_UNSUPPORTED : LOLCATS_ERR_FORMAT,
+                            "%s: GGUF version %lu; lolcats reads versions 2 and 3%s", g->path, (unsigned long)ver,
+                            ver == 1 ? " (re-convert the model with a current llama.cpp)" : "");
+    f->version = (int)ver;
+    (void)lc__gg_u64(g, n_t, "tensor count");
+    (void)lc__gg_u64(g, &n_kv, "metadata count");
+    if (*n_t > (g->size - g->pos) / 24 || *n_t > 0x3FFFFFFF)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor count %llu does not fit in the %lu-byte file "
+                            "(each tensor info takes at least 24 bytes; corrupt header)", g->path,
+                            (unsigned long long)*n_t, (unsigned long)g->size);
+    if (n_kv > (g->size - g->pos) / 13 || n_kv > 0x3FFFFFFF)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata count %llu does not fit in the %lu-byte "
+                            "file (each entry takes at least 13 bytes; corrupt header)", g->path,
+                            (unsigned long long)n_kv, (unsigned long)g->size);
+    bytes = (size_t)(n_kv ? n_kv : 1);
+    f->kv = (lc_gguf_kv *)LOLCATS_MALLOC(bytes * sizeof *f->kv);
+    *klen = (uint64_t *)LOLCATS_MALLOC(bytes * sizeof **klen);
+    if (!f->kv || !*klen)
+        return lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory for %llu metadata entries", g->path,
+                            (unsigned long long)n_kv);
+    memset(f->kv, 0, bytes * sizeof *f->kv);
+    f->n_kv = (int)n_kv;
+    for (i = 0; i < n_kv; i++) {
+        lc_gguf_kv *kv = &f->kv[i];
+        char what[64];
+        snprintf(what, sizeof what, "metadata entry %llu's key", (unsigned long long)i);
+        if ((st = lc__gg_str(g, &s, &len, what))) return st;
+        if (len == 0 || memchr(s, 0, (size_t)len))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata entry %llu has %s key", g->path,
+                                (unsigned long long)i, len ? "a NUL byte in its" : "an empty");
+        kv->key = (const char *)s;
+        (*klen)[i] = len;
+        if ((st = lc__gg_u32(g, &type, "metadata value type"))) return st;
+        if ((st = lc__gg_value(g, kv, s, len, type, n_str))) return st;
+    }
+    return LOLCATS_OK;
+}
+
+// Tensor infos: name, dims (PyTorch order in t->shape), type; nlen[i] the
+// name lengths, toff[i] the offsets in the data area.
+LC__FILES_FN lc_status lc__gg_infos(lc_gguf_file *f, lc__gg *g, uint64_t *nlen, uint64_t *toff) {
+    int i, d;
+    for (i = 0; i < f->n; i++) {
+        lc_tensor *t = &f->tensors[i];
+        const unsigned char *s;
+        uint64_t len, ne[LOLCATS_MAX_DIMS], off, numel = 1, rows;
+        uint32_t nd, type;
+        char what[160];
+        int dt;
+        lc_status st;
+        snprintf(what, sizeof what, "tensor info %d's name", i);
+        if ((st = lc__gg_str(g, &s, &len, what))) return st;
+        if (len == 0 || memchr(s, 0, (size_t)len))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor info %d has %s name", g->path, i,
+                                len ? "a NUL byte in its" : "an empty");
+        t->name = (const char *)s;
+        nlen[i] = len;
+        snprintf(what, sizeof what, "tensor '%.*s'", (int)(len < 100 ? len : 100), (const char *)s);
+        if ((st = lc__gg_u32(g, &nd, what))) return st;
+        if (nd < 1 || nd > LOLCATS_MAX_DIMS)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s has %lu dimensions; expected 1..%d", g->path,
+                                what, (unsigned long)nd, LOLCATS_MAX_DIMS);
+        for (d = 0; d < (int)nd; d++) {
+            if ((st = lc__gg_u64(g, &ne[d], what))) return st;
+            if (ne[d] > (uint64_t)INT64_MAX || (ne[d] && numel > (uint64_t)INT64_MAX / ne[d]))
+                return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s: dimension %d = %llu makes the element "
+                                    "count overflow (corrupt tensor info)", g->path, what, d, (unsigned long long)ne[d]);
+            numel *= ne[d];
+            t->shape[nd - 1 - d] = (int64_t)ne[d];
+        }
+        t->ndim = (int)nd;
+        if ((st = lc__gg_u32(g, &type, what)) || (st = lc__gg_u64(g, &off, what))) return st;
+        if ((dt = lc_gguf_dtype_of(type)) < 0)
+            return lc_error_set(g->err, LOLCATS_ERR_UNSUPPORTED, "%s: %s has ggml type %lu (%s), which lolcats does "
+                                "not read; it reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K (re-quantize "
+                                "with llama-quantize to one of those)", g->path, what, (unsigned long)type,
+                                lc__ggml_type_name(type));
+        f->ggml_type[i] = (int)type;
+        t->dtype = (lc_dtype)dt;
+        if (ne[0] % (uint64_t)lc_dtype_block(t->dtype))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s: row length %llu is not a multiple of %s's "
+                                "block of %d weights", g->path, what, (unsigned long long)ne[0],
+                                lc_dtype_name(t->dtype), lc_dtype_block(t->dtype));
+        rows = ne[0] ? numel / ne[0] : 0;
+        len = ne[0] / (uint64_t)lc_dtype_block(t->dtype) * lc_dtype_block_bytes(t->dtype);
+        if (len && rows > (uint64_t)SIZE_MAX / len)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s is too large for this machine's address space",
+                                g->path, what);
+        t->nbytes = (size_t)(rows * len);
+        toff[i] = off;
+    }
+    return LOLCATS_OK;
+}
+
+// Copies keys and names (NUL-terminated), scalar strings, and indexes string arrays.
+LC__FILES_FN lc_status lc__gg_strings(lc_gguf_file *f, lc__gg *g, const uint64_t *klen, const uint64_t *nlen,
+                                      uint64_t n_str) {
+    size_t total = 1, stotal = 1, k = 0, sk = 0;
+    uint64_t j, so = 0;
+    int i;
+    for (i = 0; i < f->n_kv; i++) {
+        total += (size_t)klen[i] + 1;
+        if (f->kv[i].type == LOLCATS_GGUF_STRING) stotal += (size_t)lc__gg_le(f->kv[i].data, 8) + 1;
+    }
+    for (i = 0; i < f->n; i++) total += (size_t)nlen[i] + 1;
+    f->names = (char *)LOLCATS_MALLOC(total);
+    f->strs = (char *)LOLCATS_MALLOC(stotal);
+    f->str_offs = (uint64_t *)LOLCATS_MALLOC((size_t)(n_str ? n_str : 1) * sizeof *f->str_offs);
+    if (!f->names || !f->strs || !f->str_offs)
+        return lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory for the metadata strings", g->path);
+    for (i = 0; i < f->n_kv; i++) {
+        lc_gguf_kv *kv = &f->kv[i];
+        memcpy(f->names + k, kv->key, (size_t)klen[i]);
+        kv->key = f->names + k;
+        k += (size_t)klen[i];
+        f->names[k++] = 0;
+        if (kv->type == LOLCATS_GGUF_STRING) {
+            size_t len = (size_t)lc__gg_le(kv->data, 8);
+            memcpy(f->strs + sk, kv->data + 8, len);
+            kv->str = f->strs + sk;
+            sk += len;
+            f->strs[sk++] = 0;
+        } else if (kv->elem_type == LOLCATS_GGUF_STRING) {
+            uint64_t at = 0;
+            kv->str_off = f->str_offs + so;
+            for (j = 0; j < kv->n; j++) {
+                f->str_offs[so++] = at;
+                at += 8 + lc__gg_le(kv->data + at, 8);
+            }
+        }
+    }
+    for (i = 0; i < f->n; i++) {
+        memcpy(f->names + k, f->tensors[i].name, (size_t)nlen[i]);
+        f->tensors[i].name = f->names + k;
+        k += (size_t)nlen[i];
+        f->names[k++] = 0;
+    }
+    return LOLCATS_OK;
+}
+
+// Alignment, data area, offsets, overlaps, duplicates.
+LC__FILES_FN lc_status lc__gg_layout(lc_gguf_file *f, lc__gg *g, const uint64_t *toff) {
+    const lc_gguf_kv *al = lc_gguf_find_kv(f, "general.alignment");
+    const lc_gguf_kv **ks = NULL;
+    const lc_tensor **ts = NULL;
+    size_t nk = (size_t)f->n_kv, nt = (size_t)f->n, i, dsize;
+    lc_status st = LOLCATS_OK;
+    int dup;
+    f->alignment = 32;
+    if (al) {
+        uint32_t a;
+        if (al->type != LOLCATS_GGUF_U32)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata 'general.alignment' is %s, expected u32",
+                                g->path, lc_gguf_type_name(al->type));
+        a = (uint32_t)lc__gg_le(al->data, 4);
+        if (a == 0 || (a & (a - 1)) || a > (1u << 24))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata 'general.alignment' = %lu; it must be a "
+                                "power of two (default 32)", g->path, (unsigned long)a);
+        f->alignment = a;
+    }
+    f->data_off = g->pos % f->alignment ? g->pos + (f->alignment - g->pos % f->alignment) : g->pos;
+    if (nt && f->data_off > g->size)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: the data area (offset %lu) starts past the end of the "
+                            "%lu-byte file (truncated)", g->path, (unsigned long)f->data_off, (unsigned long)g->size);
+    dsize = nt ? g->size - f->data_off : 0;
+    for (i = 0; i < nt; i++) {
+        lc_tensor *t = &f->tensors[i];
+        if (toff[i] % f->alignment)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': offset %llu is not a multiple of the "
+                                "alignment %lu", g->path, t->name, (unsigned long long)toff[i], (unsigned long)f->alignment);
+        if (toff[i] > dsize || t->nbytes > dsize - (size_t)toff[i])
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data [%llu, +%lu) runs past the end of "
+                                "the %lu-byte data area (truncated download, or a corrupt offset)", g->path, t->name,
+                                (unsigned long long)toff[i], (unsigned long)t->nbytes, (unsigned long)dsize);
+        t->data = g->p + f->data_off + (size_t)toff[i];
+    }
+    ks = (const lc_gguf_kv **)LOLCATS_MALLOC((nk ? nk : 1) * sizeof *ks);
+    ts = (const lc_tensor **)LOLCATS_MALLOC((nt ? nt : 1) * sizeof *ts);
+    if (!ks || !ts) st = lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory checking the layout", g->path);
+    for (i = 0; !st && i < nk; i++) ks[i] = &f->kv[i];
+    if (!st && nk > 1) qsort((void *)ks, nk, sizeof *ks, lc__gg_cmp_key);
+    for (i = 1; !st && i < nk; i++)
+        if (!strcmp(ks[i - 1]->key, ks[i]->key))
+            st = lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata key '%s' appears twice", g->path, ks[i]->key);
+    for (i = 0; !st && i < nt; i++) ts[i] = &f->tensors[i];
+    if (!st && nt > 1) qsort((void *)ts, nt, sizeof *ts, lc__gg_cmp_off);
+    for (i = 1; !st && i < nt; i++)
+        if (ts[i - 1]->nbytes && (const unsigned char *)ts[i - 1]->data + ts[i - 1]->nbytes > (const unsigned char *)ts[i]->data)
+            st = lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data area "
+                              "(corrupt offsets)", g->path, ts[i - 1]->name, ts[i]->name);
+    LOLCATS_FREE((void *)ks);
+    LOLCATS_FREE((void *)ts);
+    if (st) return st;
+    dup = lc__st_hash_build(&f->hash, &f->hash_mask, f->tensors, f->n);
+    if (dup == -2) return lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory for the tensor index", g->path);
+    if (dup >= 0)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' appears twice", g->path, f->tensors[dup].name);
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__gg_load(lc_gguf_file *f, const unsigned char *base, size_t size, lc_error *err) {
+    lc__gg g;
+    uint64_t n_t = 0, n_str = 0, *klen = NULL, *nlen = NULL, *toff = NULL;
+    lc_status st;
+    g.p = base; g.size = size; g.pos = 0; g.path = f->path; g.err = err;
+    st = lc__gg_header(f, &g, &n_t, &klen, &n_str);
+    if (!st) {
+        size_t nt = (size_t)(n_t ? n_t : 1);
+        f->n = (int)n_t;
+        f->tensors = (lc_tensor *)LOLCATS_MALLOC(nt * sizeof *f->tensors);
+        f->ggml_type = (int *)LOLCATS_MALLOC(nt * sizeof *f->ggml_type);
+        nlen = (uint64_t *)LOLCATS_MALLOC(nt * sizeof *nlen);
+        toff = (uint64_t *)LOLCATS_MALLOC(nt * sizeof *toff);
+        if (!f->tensors || !f->ggml_type || !nlen || !toff)
+            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %llu tensor infos", f->path, (unsigned long long)n_t);
+        else memset(f->tensors, 0, nt * sizeof *f->tensors);
+    }
+    if (!st) st = lc__gg_infos(f, &g, nlen, toff);
+    if (!st) st = lc__gg_strings(f, &g, klen, nlen, n_str);
+    if (!st) st = lc__gg_layout(f, &g, toff);
+    LOLCATS_FREE(klen);
+    LOLCATS_FREE(nlen);
+    LOLCATS_FREE(toff);
+    return st;
+}
+
+LCAPI void lc_gguf_close(lc_gguf_file *f) {
+    if (!f) return;
+    lc__map_free(&f->map);
+    LOLCATS_FREE(f->kv);
+    LOLCATS_FREE(f->tensors);
+    LOLCATS_FREE(f->ggml_type);
+    LOLCATS_FREE(f->names);
+    LOLCATS_FREE(f->strs);
+    LOLCATS_FREE(f->str_offs);
+    LOLCATS_FREE(f->hash);
+    LOLCATS_FREE(f->path);
+    LOLCATS_FREE(f);
+}
+
+LC__FILES_FN lc_gguf_file *lc__gg_new(const char *name, lc_error *err) {
+    lc_gguf_file *f = (lc_gguf_file *)LOLCATS_MALLOC(sizeof *f);
+    if (f) { memset(f, 0, sizeof *f); f->path = lc__strdup(name); }
+    if (!f || !f->path) {
+        if (f) LOLCATS_FREE(f);
+        lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory opening the file", name);
+        return NULL;
+    }
+    return f;
+}
+
+LCAPI lc_status lc_gguf_open(lc_gguf_file **out, const char *path, lc_error *err) {
+    lc_gguf_file *f;
+    lc_status st;
+    if (!out || !path) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_gguf_open: NULL %s", out ? "path" : "out");
+    *out = NULL;
+    if (!(f = lc__gg_new(path, err))) return LOLCATS_ERR_NOMEM;
+    if ((st = lc__map_file(&f->map, path, err)) == LOLCATS_OK)
+        st = lc__gg_load(f, (const unsigned char *)f->map.data, f->map.size, err);
+    if (st != LOLCATS_OK) { lc_gguf_close(f); return st; }
+    *out = f;
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_open_memory(lc_gguf_file **out, const void *buf, size_t len, const char *name,
+                                    lc_error *err) {
+    lc_gguf_file *f;
+    lc_status st;
+    if (!name) name = "<memory>";
+    if (!out || (!buf && len))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "%s: lc_gguf_open_memory: NULL %s", name, out ? "buf" : "out");
+    *out = NULL;
+    if (!(f = lc__gg_new(name, err))) return LOLCATS_ERR_NOMEM;
+    if ((st = lc__gg_load(f, (const unsigned char *)buf, len, err)) != LOLCATS_OK) { lc_gguf_close(f); return st; }
+    *out = f;
+    return LOLCATS_OK;
+}
+
+LCAPI const char *lc_gguf_path(const lc_gguf_file *f) { return f ? f->path : NULL; }
+LCAPI int lc_gguf_version(const lc_gguf_file *f) { return f ? f->version : 0; }
+LCAPI size_t lc_gguf_alignment(const lc_gguf_file *f) { return f ? f->alignment : 0; }
+LCAPI size_t lc_gguf_data_offset(const lc_gguf_file *f) { return f ? f->data_off : 0; }
+LCAPI int lc_gguf_kv_count(const lc_gguf_file *f) { return f ? f->n_kv : 0; }
+LCAPI const lc_gguf_kv *lc_gguf_kv_at(const lc_gguf_file *f, int i) {
+    return f && i >= 0 && i < f->n_kv ? &f->kv[i] : NULL;
+}
+LCAPI const lc_gguf_kv *lc_gguf_find_kv(const lc_gguf_file *f, const char *key) {
+    int i;
+    if (!f || !key) return NULL;
+    for (i = 0; i < f->n_kv; i++)
+        if (!strcmp(f->kv[i].key, key)) return &f->kv[i];
+    return NULL;
+}
+LCAPI int lc_gguf_tensor_count(const lc_gguf_file *f) { return f ? f->n : 0; }
+LCAPI const lc_tensor *lc_gguf_tensor_at(const lc_gguf_file *f, int i) {
+    return f && i >= 0 && i < f->n ? &f->tensors[i] : NULL;
+}
+LCAPI int lc_gguf_tensor_ggml_type(const lc_gguf_file *f, int i) {
+    return f && i >= 0 && i < f->n ? f->ggml_type[i] : -1;
+}
+LCAPI const lc_tensor *lc_gguf_find(const lc_gguf_file *f, const char *name) {
+    size_t j;
+    if (!f || !name || !f->hash) return NULL;
+    j = lc__st_hash_str(name) & f->hash_mask;
+    while (f->hash[j]) {
+        const lc_tensor *t = &f->tensors[f->hash[j] - 1];
+        if (!strcmp(t->name, name)) return t;
+        j = (j + 1) & f->hash_mask;
+    }
+    return NULL;
+}
+
+LCAPI int64_t lc_gguf_arr_int(const lc_gguf_kv *kv, uint64_t i) {
+    const unsigned char *p;
+    int sz;
+    if (!kv || i >= kv->n || kv->elem_type < 0 || kv->elem_type >= LOLCATS_GGUF_TYPE_COUNT) return 0;
+    sz = lc__gguf_tsize[kv->elem_type];
+    p = kv->data + (size_t)i * (size_t)sz;
+    switch (kv->elem_type) {
+    case LOLCATS_GGUF_U8: case LOLCATS_GGUF_BOOL: return p[0];
+    case LOLCATS_GGUF_I8: return (signed char)p[0];
+    case LOLCATS_GGUF_U16: return (int64_t)lc__gg_le(p, 2);
+    case LOLCATS_GGUF_I16: return (int16_t)(uint16_t)lc__gg_le(p, 2);
+    case LOLCATS_GGUF_U32: return (int64_t)lc__gg_le(p, 4);
+    case LOLCATS_GGUF_I32: return (int32_t)(uint32_t)lc__gg_le(p, 4);
+    case LOLCATS_GGUF_U64: case LOLCATS_GGUF_I64: { uint64_t u = lc__gg_le(p, 8); int64_t v; memcpy(&v, &u, 8); return v; }
+    default: return 0;
+    }
+}
+
+LCAPI double lc_gguf_arr_float(const lc_gguf_kv *kv, uint64_t i) {
+    if (!kv || i >= kv->n) return 0.0;
+    if (kv->elem_type == LOLCATS_GGUF_F32) {
+        uint32_t u = (uint32_t)lc__gg_le(kv->data + 4 * (size_t)i, 4);
+        return (double)lc__bits_f32(u);
+    }
+    if (kv->elem_type == LOLCATS_GGUF_F64) {
+        uint64_t u = lc__gg_le(kv->data + 8 * (size_t)i, 8);
+        double d;
+        memcpy(&d, &u, 8);
+        return d;
+    }
+    if (kv->elem_type == LOLCATS_GGUF_U64) return (double)(uint64_t)lc_gguf_arr_int(kv, i);
+    return (double)lc_gguf_arr_int(kv, i);
+}
+
+LCAPI const char *lc_gguf_arr_str(const lc_gguf_kv *kv, uint64_t i, size_t *len) {
+    const unsigned char *p;
+    if (len) *len = 0;
+    if (!kv || i >= kv->n || kv->elem_type != LOLCATS_GGUF_STRING) return NULL;
+    if (kv->type == LOLCATS_GGUF_STRING) { if (len) *len = strlen(kv->str); return kv->str; }
+    p = kv->data + (size_t)kv->str_off[i];
+    if (len) *len = (size_t)lc__gg_le(p, 8);
+    return (const char *)p + 8;
+}
+
+LC__FILES_FN lc_status lc__gg_scalar(const lc_gguf_file *f, const char *key, const lc_gguf_kv **kv,
+                                     const char *expected, lc_error *err) {
+    *kv = lc_gguf_find_kv(f, key);
+    if (!*kv)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is missing (expected %s)",
+                            f ? f->path : "<gguf>", key, expected);
+    if ((*kv)->type == LOLCATS_GGUF_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is an array of %llu %s, expected %s",
+                            f->path, key, (unsigned long long)(*kv)->n, lc_gguf_type_name((*kv)->elem_type), expected);
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_get_int(const lc_gguf_file *f, const char *key, int64_t *out, lc_error *err) {
+    const lc_gguf_kv *kv;
+    lc_status st = lc__gg_scalar(f, key, &kv, "an integer", err);
+    if (st) return st;
+    switch (kv->type) {
+    case LOLCATS_GGUF_F32: case LOLCATS_GGUF_F64: case LOLCATS_GGUF_STRING:
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is %s, expected an integer", f->path, key,
+                            lc_gguf_type_name(kv->type));
+    default: break;
+    }
+    if (kv->type == LOLCATS_GGUF_U64 && lc__gg_le(kv->data, 8) > (uint64_t)INT64_MAX)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' = %llu does not fit int64", f->path, key,
+                            (unsigned long long)lc__gg_le(kv->data, 8));
+    *out = lc_gguf_arr_int(kv, 0);
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_get_float(const lc_gguf_file *f, const char *key, double *out, lc_error *err) {
+    const lc_gguf_kv *kv;
+    lc_status st = lc__gg_scalar(f, key, &kv, "a number", err);
+    if (st) return st;
+    if (kv->type == LOLCATS_GGUF_STRING || kv->type == LOLCATS_GGUF_BOOL)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is %s, expected a number (f32)", f->path, key,
+                            lc_gguf_type_name(kv->type));
+    *out = lc_gguf_arr_float(kv, 0);
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_get_str(const lc_gguf_file *f, const char *key, const char **out, lc_error *err) {
+    const lc_gguf_kv *kv;
+    lc_status st = lc__gg_scalar(f, key, &kv, "a string", err);
+    if (st) return st;
+    if (kv->type != LOLCATS_GGUF_STRING)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is %s, expected a string", f->path, key,
+                            lc_gguf_type_name(kv->type));
+    *out = kv->str;
+    return LOLCATS_OK;
+}
+// >>gguf-end
 // >>impl-files-end
 
 // >>impl-gemm
