@@ -24,6 +24,9 @@ int cmd_cache_inputs(int argc, char **argv);
 void tool_die_usage(const char *usage);
 int tool_report(const lc_error *err);   /* prints "lolcats: <msg>", returns 1 */
 
+/* tools/gguf_tool.c: `inspect FILE.gguf`, `convert --to-gguf` */
+int tool_inspect_gguf(const char *path);
+
 /* tools/finite.c: non-finite values. tool_json_num prints v with fmt, or
    null when v is NaN / Inf (never a bare nan in JSON); tool_nonfinite_stop
    explains a training stop at a non-finite value (kind: where it showed) and
