@@ -69,3 +69,235 @@ int tool_inspect_gguf(const char *path) {
     lc_gguf_close(f);
     return 0;
 }
+
+/* ---- convert --to-gguf ------------------------------------------------- */
+#include "args.h"
+#include "outsafe.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct gw_buf { unsigned char *p; size_t n, cap; int oom; } gw_buf;
+
+static void gw_bytes(gw_buf *b, const void *src, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        unsigned char *q;
+        while (cap < b->n + n) cap *= 2;
+        if (!(q = (unsigned char *)realloc(b->p, cap))) { b->oom = 1; return; }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+static void gw_le(gw_buf *b, uint64_t v, int n) {
+    unsigned char t[8];
+    int i;
+    for (i = 0; i < n; i++) t[i] = (unsigned char)(v >> (8 * i));
+    gw_bytes(b, t, (size_t)n);
+}
+static void gw_strn(gw_buf *b, const char *s, size_t n) { gw_le(b, n, 8); gw_bytes(b, s, n); }
+static void gw_str(gw_buf *b, const char *s) { gw_strn(b, s, strlen(s)); }
+static void gw_kv_u32(gw_buf *b, int *n, const char *k, uint32_t v) { gw_str(b, k); gw_le(b, LOLCATS_GGUF_U32, 4); gw_le(b, v, 4); (*n)++; }
+static void gw_kv_i32(gw_buf *b, int *n, const char *k, int32_t v) { gw_str(b, k); gw_le(b, LOLCATS_GGUF_I32, 4); gw_le(b, (uint32_t)v, 4); (*n)++; }
+static void gw_kv_f32(gw_buf *b, int *n, const char *k, float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    gw_str(b, k); gw_le(b, LOLCATS_GGUF_F32, 4); gw_le(b, u, 4); (*n)++;
+}
+static void gw_kv_str(gw_buf *b, int *n, const char *k, const char *v) { gw_str(b, k); gw_le(b, LOLCATS_GGUF_STRING, 4); gw_str(b, v); (*n)++; }
+
+/* One tensor to write: a model weight (rows, cols) under its GGUF name. */
+typedef struct gw_tensor {
+    char name[64];
+    const lc_weight *w;
+    int permute_heads;            /* > 0: q/k rows to llama.cpp's interleaved order (heads) */
+    lc_dtype dt;                  /* stored dtype */
+    uint64_t off;
+} gw_tensor;
+
+/* row r of w (HF order) in float32 */
+static void gw_row(float *dst, const lc_weight *w, int64_t r) {
+    const unsigned char *p = (const unsigned char *)w->data;
+    size_t rb = lc_dtype_row_bytes(w->dtype, w->cols);
+    lc_dequant_row(dst, p + (size_t)r * rb, w->dtype, w->cols);
+}
+
+/* llama.cpp's converter stores q/k rows of each head as (2i, 2i+1) pairs:
+   GGUF row h*D + 2i + j holds HF row h*D + j*D/2 + i. */
+static int64_t gw_src_row(const gw_tensor *t, int64_t r) {
+    int64_t D, h, k;
+    if (t->permute_heads <= 0) return r;
+    D = t->w->rows / t->permute_heads;
+    h = r / D; k = r % D;
+    return h * D + (k % 2) * (D / 2) + k / 2;
+}
+
+static lc_dtype gw_pick(lc_dtype want, const lc_weight *w) {
+    if (w->rows <= 1) return LOLCATS_DTYPE_F32;                  /* norms stay F32, as llama.cpp keeps them */
+    if (lc_dtype_row_bytes(want, w->cols)) return want;
+    if (want == LOLCATS_DTYPE_Q4_K) return LOLCATS_DTYPE_Q4_0;  /* rows not a multiple of 256 */
+    return LOLCATS_DTYPE_F16;
+}
+
+static const char *gguf_to_usage =
+    "lolcats convert --to-gguf OUT.gguf --model PATH [--type TYPE] [--force]\n"
+    "Writes a model as a GGUF file (llama architecture, llama.cpp's names).\n"
+    "  --model PATH   Hugging Face directory or llama2.c .bin checkpoint\n"
+    "  --type TYPE    f32 (default), f16, bf16, q8_0, q4_0 or q4_k. Norm weights stay\n"
+    "                 f32; with q4_k, matrices whose rows are not a multiple of 256\n"
+    "                 weights are stored q4_0. q/k rows are permuted to llama.cpp's\n"
+    "                 interleaved RoPE order, as its converter does.\n"
+    "  --force        replace an existing OUT.gguf";
+
+int tool_convert_to_gguf(int argc, char **argv) {
+    const char *out = NULL, *model = NULL, *type = "f32";
+    static const lc_dtype dts[] = {LOLCATS_DTYPE_F32, LOLCATS_DTYPE_F16, LOLCATS_DTYPE_BF16, LOLCATS_DTYPE_Q8_0,
+                                   LOLCATS_DTYPE_Q4_0, LOLCATS_DTYPE_Q4_K};
+    static const char *const lnames[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                                          "ffn_gate", "ffn_down", "ffn_up"};
+    lc_model m;
+    lc_error err;
+    const lc_model_config *c;
+    gw_buf h = {0, 0, 0, 0};
+    gw_tensor *ts = NULL;
+    int i, l, k, nt = 0, nkv = 0, force = 0, ti, rc = 1;
+    lc_dtype want;
+    uint64_t off = 0;
+    size_t pad;
+    float *row = NULL;
+    unsigned char *qrow = NULL;
+    char *tmp = NULL;
+    FILE *fp = NULL;
+    memset(&err, 0, sizeof err);
+    for (i = 1; i < argc; i++) {
+        if (tool_arg_is_help(argv[i])) return tool_arg_help(gguf_to_usage, NULL);
+        if (!strcmp(argv[i], "--force")) force = 1;
+        else if (!strcmp(argv[i], "--to-gguf")) out = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) model = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--type")) type = tool_arg_value(argc, argv, &i);
+        else tool_arg_unknown(argv[0], argv[i], gguf_to_usage, NULL);
+    }
+    if (!out || !model) tool_arg_fail(argv[0], "convert --to-gguf needs OUT.gguf and --model PATH");
+    ti = tool_arg_choice("--type", type, "f32|f16|bf16|q8_0|q4_0|q4_k");
+    want = dts[ti];
+    outsafe_input("--model", model, OUTSAFE_IN_MODEL);
+    outsafe_output("--to-gguf", out, OUTSAFE_OUT_FILE);
+    if (outsafe_begin(argc, argv, force, 1)) return 1;
+    if (access(out, F_OK) == 0 && !force) {
+        fprintf(stderr, "lolcats: error: %s exists; pass --force to replace it\n", out);
+        return 1;
+    }
+    if (lc_model_load(&m, model, &err)) return tool_report(&err);
+    c = &m.cfg;
+    if (c->rope_llama3 || c->sliding_window > 0) {
+        fprintf(stderr, "lolcats: error: %s uses %s, which the GGUF writer does not write yet (llama.cpp keeps it "
+                "as a rope_freqs tensor / model-specific keys)\n", model, c->rope_llama3 ? "llama3 RoPE scaling" : "a sliding window");
+        goto done;
+    }
+    /* metadata */
+    gw_kv_str(&h, &nkv, "general.architecture", "llama");
+    gw_kv_str(&h, &nkv, "general.name", "lolcats convert");
+    gw_kv_u32(&h, &nkv, "general.alignment", 32);
+    gw_kv_u32(&h, &nkv, "llama.context_length", (uint32_t)c->seq_len);
+    gw_kv_u32(&h, &nkv, "llama.embedding_length", (uint32_t)c->dim);
+    gw_kv_u32(&h, &nkv, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    gw_kv_u32(&h, &nkv, "llama.block_count", (uint32_t)c->n_layers);
+    gw_kv_u32(&h, &nkv, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gw_kv_u32(&h, &nkv, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gw_kv_u32(&h, &nkv, "llama.attention.key_length", (uint32_t)c->head_dim);
+    gw_kv_u32(&h, &nkv, "llama.attention.value_length", (uint32_t)c->head_dim);
+    gw_kv_u32(&h, &nkv, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+    gw_kv_u32(&h, &nkv, "llama.vocab_size", (uint32_t)c->vocab_size);
+    gw_kv_f32(&h, &nkv, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    gw_kv_f32(&h, &nkv, "llama.rope.freq_base", c->rope_theta);
+    if (c->bos_id >= 0) gw_kv_u32(&h, &nkv, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id);
+    if (c->eos_id >= 0) gw_kv_u32(&h, &nkv, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id);
+    /* tensors */
+    ts = (gw_tensor *)calloc((size_t)(3 + 9 * c->n_layers), sizeof *ts);
+    if (!ts) { fprintf(stderr, "lolcats: error: out of memory\n"); goto done; }
+#define GW_T(nm, wp, perm) do { snprintf(ts[nt].name, sizeof ts[nt].name, "%s", nm); ts[nt].w = (wp); \
+        ts[nt].permute_heads = c->rope_interleaved ? 0 : (perm); ts[nt].dt = gw_pick(want, wp); nt++; } while (0)
+    GW_T("token_embd.weight", &m.tok_emb, 0);
+    for (l = 0; l < c->n_layers; l++) {
+        const lc_layer_weights *lw = &m.layers[l];
+        const lc_weight *ws[9];
+        char nm[64];
+        ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
+        ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
+        for (k = 0; k < 9; k++) {
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, lnames[k]);
+            GW_T(nm, ws[k], k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0);
+        }
+    }
+    GW_T("output_norm.weight", &m.rms_final, 0);
+    if (!c->tied) GW_T("output.weight", &m.wcls, 0);
+#undef GW_T
+    {   /* header + tensor infos (header counts patched in after) */
+        gw_buf a = {0, 0, 0, 0};
+        gw_bytes(&a, "GGUF", 4);
+        gw_le(&a, 3, 4);
+        gw_le(&a, (uint64_t)nt, 8);
+        gw_le(&a, (uint64_t)nkv, 8);
+        gw_bytes(&a, h.p, h.n);
+        for (i = 0; i < nt; i++) {
+            const lc_weight *w = ts[i].w;
+            gw_str(&a, ts[i].name);
+            if (w->rows <= 1) { gw_le(&a, 1, 4); gw_le(&a, (uint64_t)w->cols, 8); }
+            else { gw_le(&a, 2, 4); gw_le(&a, (uint64_t)w->cols, 8); gw_le(&a, (uint64_t)w->rows, 8); }
+            gw_le(&a, (uint64_t)lc_gguf_ggml_type_of(ts[i].dt), 4);
+            gw_le(&a, off, 8);
+            ts[i].off = off;
+            off += (uint64_t)lc_dtype_row_bytes(ts[i].dt, w->cols) * (uint64_t)(w->rows > 1 ? w->rows : 1);
+            off = (off + 31) / 32 * 32;
+        }
+        while (a.n % 32) gw_le(&a, 0, 1);
+        free(h.p);
+        h = a;
+    }
+    if (h.oom) { fprintf(stderr, "lolcats: error: out of memory for the GGUF header\n"); goto done; }
+    tmp = (char *)malloc(strlen(out) + 32);
+    row = (float *)malloc(sizeof(float) * (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim) * 2 + 1024);
+    qrow = (unsigned char *)malloc(sizeof(float) * (size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim) * 2 + 1024);
+    if (!tmp || !row || !qrow) { fprintf(stderr, "lolcats: error: out of memory\n"); goto done; }
+    sprintf(tmp, "%s.tmp.%ld", out, (long)getpid());
+    outsafe_tmp(tmp);
+    if (!(fp = fopen(tmp, "wb"))) { fprintf(stderr, "lolcats: error: %s: cannot create: %s\n", tmp, strerror(errno)); goto done; }
+    if (fwrite(h.p, 1, h.n, fp) != h.n) goto wfail;
+    for (i = 0; i < nt; i++) {
+        const lc_weight *w = ts[i].w;
+        int64_t r, rows = w->rows > 1 ? w->rows : 1;
+        size_t rb = lc_dtype_row_bytes(ts[i].dt, w->cols);
+        for (r = 0; r < rows; r++) {
+            gw_row(row, w, gw_src_row(&ts[i], r));
+            if (lc_quant_row(qrow, row, ts[i].dt, w->cols) || fwrite(qrow, 1, rb, fp) != rb) goto wfail;
+        }
+        pad = (size_t)(rows * (int64_t)rb) % 32;
+        if (pad) { static const unsigned char z[32]; if (fwrite(z, 1, 32 - pad, fp) != 32 - pad) goto wfail; }
+    }
+    if (fflush(fp) || fsync(fileno(fp))) goto wfail;
+    fclose(fp);
+    fp = NULL;
+    if (rename(tmp, out)) { fprintf(stderr, "lolcats: error: cannot rename %s to %s: %s\n", tmp, out, strerror(errno)); goto done; }
+    {
+        int counts[LOLCATS_DTYPE_COUNT] = {0}, d;
+        printf("wrote %s (GGUF v3, %d tensors, %.1f MB;", out, nt, (double)(h.n + off) / 1e6);
+        for (i = 0; i < nt; i++) counts[ts[i].dt]++;
+        for (d = 0; d < LOLCATS_DTYPE_COUNT; d++)
+            if (counts[d]) printf(" %d %s", counts[d], lc_dtype_name((lc_dtype)d));
+        printf(")\n");
+    }
+    rc = 0;
+    goto done;
+wfail:
+    fprintf(stderr, "lolcats: error: %s: write failed: %s (disk full?)\n", tmp, strerror(errno));
+done:
+    if (fp) fclose(fp);
+    if (rc && tmp) remove(tmp);
+    free(tmp); free(row); free(qrow); free(ts); free(h.p);
+    lc_model_free(&m);
+    return rc;
+}
