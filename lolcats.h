@@ -665,7 +665,7 @@ LCAPI void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype,
 // Matrices are PyTorch (out,in) row-major. Layouts of the KV cache:
 // (L, Hk, ctx, D). RoPE pairs dims (i, i + D/2) (Hugging Face rotate_half) or
 // (2i, 2i+1) (llama2.c checkpoints: cfg.rope_interleaved = 1).
-enum { LOLCATS_MODEL_LLAMA2C = 1, LOLCATS_MODEL_HF = 2 };
+enum { LOLCATS_MODEL_LLAMA2C = 1, LOLCATS_MODEL_HF = 2, LOLCATS_MODEL_GGUF = 3 };
 
 // A read-only (rows, cols) row-major matrix (or vector: rows = 1) in a mapping.
 typedef struct lc_weight {
@@ -720,7 +720,11 @@ LCAPI lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *e
 // Loads a Hugging Face directory: config.json + model.safetensors, or shards
 // listed in model.safetensors.index.json.
 LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
-// A directory loads as Hugging Face, a file as llama2.c.
+// Loads a GGUF file of the llama architecture (>>model-gguf): block-quantized
+// weights are dequantized to F32 at load.
+LCAPI lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err);
+// A directory loads as Hugging Face, a file starting with "GGUF" as GGUF, any
+// other file as llama2.c.
 LCAPI lc_status lc_model_load(lc_model *m, const char *path, lc_error *err);
 LCAPI void lc_model_free(lc_model *m);
 LCAPI int64_t lc_model_param_count(const lc_model *m);
@@ -8030,9 +8034,11 @@ typedef struct lc__model_priv {
     int n_maps;
     void *st;                     // safetensors handles (Hugging Face)
     int n_st;
+    void *gguf;                   // GGUF file and owned weight copies (>>model-gguf)
 } lc__model_priv;
 
 static void lc__model_free_st(lc__model_priv *pv);
+static void lc__gguf_model_free(void *p);
 
 static lc_weight lc__w(const void *p, lc_dtype dtype, int64_t rows, int64_t cols) {
     lc_weight w;
@@ -8274,6 +8280,7 @@ LCIMPL void lc_model_free(lc_model *m) {
         for (i = 0; i < pv->n_maps; i++) lc__map_free(&pv->maps[i]);
         LOLCATS_FREE(pv->maps);
         lc__model_free_st(pv);
+        lc__gguf_model_free(pv->gguf);
         LOLCATS_FREE(pv);
     }
     LOLCATS_FREE(m->layers);
@@ -8308,7 +8315,12 @@ LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
                                 "model directory or a llama2.c .bin file", path);
     }
 #endif
-    (void)fp;
+    if (lc__regular(path, err) == LOLCATS_OK && (fp = fopen(path, "rb")) != NULL) {
+        char magic[4] = {0, 0, 0, 0};
+        size_t got = fread(magic, 1, 4, fp);
+        fclose(fp);
+        if (got == 4 && !memcmp(magic, "GGUF", 4)) return lc_model_load_gguf(m, path, err);
+    }
     return lc_model_load_llama2c(m, path, err);
 }
 
@@ -9436,6 +9448,199 @@ static void lc__model_free_st(lc__model_priv *pv) {
     LOLCATS_FREE(sh->f);
     LOLCATS_FREE(sh);
     pv->st = NULL;
+}
+
+// >>model-gguf
+// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral) as the
+// Hugging Face loader would give it: metadata mapped to the config, tensors
+// under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
+// the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
+// h*D + j*D/2 + i). F32 / F16 / BF16 weights are read in place; block-quantized
+// ones (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) are dequantized to F32 at load, as are
+// the permuted q/k matrices (copies owned by the model).
+typedef struct lc__gguf_model {
+    lc_gguf_file *f;
+    void **bufs;
+    int n_bufs, cap_bufs;
+} lc__gguf_model;
+
+static void lc__gguf_model_free(void *p) {
+    lc__gguf_model *g = (lc__gguf_model *)p;
+    int i;
+    if (!g) return;
+    for (i = 0; i < g->n_bufs; i++) LOLCATS_FREE(g->bufs[i]);
+    LOLCATS_FREE(g->bufs);
+    lc_gguf_close(g->f);
+    LOLCATS_FREE(g);
+}
+
+static void *lc__gguf_model_alloc(lc__gguf_model *g, size_t bytes) {
+    void *p;
+    if (g->n_bufs == g->cap_bufs) {
+        int cap = g->cap_bufs ? 2 * g->cap_bufs : 64;
+        void **nb = (void **)LOLCATS_REALLOC(g->bufs, (size_t)cap * sizeof *nb);
+        if (!nb) return NULL;
+        g->bufs = nb;
+        g->cap_bufs = cap;
+    }
+    if (!(p = LOLCATS_MALLOC(bytes ? bytes : 1))) return NULL;
+    g->bufs[g->n_bufs++] = p;
+    return p;
+}
+
+// Weight `name` of shape (rows, cols) (a vector: rows == 1, stored 1-D);
+// heads > 0: q/k rows permuted back to Hugging Face's order.
+static lc_status lc__gguf_weight(lc__gguf_model *g, lc_weight *w, const char *name, int64_t rows, int64_t cols,
+                                 int heads, lc_error *err) {
+    const lc_tensor *t = lc_gguf_find(g->f, name);
+    const char *path = lc_gguf_path(g->f);
+    size_t rb;
+    int64_t r, D;
+    if (!t) return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (rows == 1 ? !(t->ndim == 1 && t->shape[0] == cols) : !(t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] "
+                            "from the metadata (PyTorch order)", path, name, (long long)t->shape[0],
+                            t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+                            (long long)rows, (long long)cols);
+    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 && t->dtype != LOLCATS_DTYPE_BF16 &&
+        lc_dtype_block(t->dtype) <= 1)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; weights must be F32, F16, BF16 or "
+                            "a block type", path, name, lc_dtype_name(t->dtype));
+    *w = lc__w(t->data, t->dtype, rows, cols);
+    if (heads <= 0 && lc_dtype_block(t->dtype) == 1) return LOLCATS_OK;
+    {   // dequantize (block types) and / or un-permute rows into an owned F32 copy
+        float *dst = (float *)lc__gguf_model_alloc(g, (size_t)rows * (size_t)cols * sizeof(float));
+        if (!dst) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, name);
+        rb = lc_dtype_row_bytes(t->dtype, cols);
+        D = heads > 0 ? rows / heads : 1;
+        for (r = 0; r < rows; r++) {
+            int64_t src = heads > 0 ? (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2) : r;
+            lc_dequant_row(dst + (size_t)r * (size_t)cols, (const unsigned char *)t->data + (size_t)src * rb, t->dtype, cols);
+        }
+        *w = lc__w(dst, LOLCATS_DTYPE_F32, rows, cols);
+    }
+    return LOLCATS_OK;
+}
+
+// "{arch}.key" as an integer (def when absent and def >= 0; required otherwise).
+static lc_status lc__gguf_cfg_int(const lc_gguf_file *f, const char *arch, const char *key, int def, int *out,
+                                  lc_error *err) {
+    char k[128];
+    int64_t v;
+    lc_status st;
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!lc_gguf_find_kv(f, k) && def >= 0) { *out = def; return LOLCATS_OK; }
+    if ((st = lc_gguf_get_int(f, k, &v, err))) return st;
+    if (v < 0 || v > INT32_MAX)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", lc_gguf_path(f), k,
+                            (long long)v);
+    *out = (int)v;
+    return LOLCATS_OK;
+}
+
+static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, const char *arch, lc_error *err) {
+    const char *path = lc_gguf_path(f);
+    const lc_tensor *emb = lc_gguf_find(f, "token_embd.weight");
+    char k[128];
+    double x;
+    int rope_dims;
+    lc_status st;
+    int64_t v;
+    if ((st = lc__gguf_cfg_int(f, arch, "embedding_length", -1, &c->dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "feed_forward_length", -1, &c->hidden_dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "block_count", -1, &c->n_layers, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.head_count", -1, &c->n_heads, err)))
+        return st;
+    if ((st = lc__gguf_cfg_int(f, arch, "attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "context_length", 2048, &c->seq_len, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.key_length", c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "rope.dimension_count", c->head_dim, &rope_dims, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.sliding_window", 0, &c->sliding_window, err)))
+        return st;
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
+    if ((st = lc_gguf_get_float(f, k, &x, err))) return st;
+    c->norm_eps = (float)x;
+    snprintf(k, sizeof k, "%s.rope.freq_base", arch);
+    c->rope_theta = 10000.0f;
+    if (lc_gguf_find_kv(f, k)) { if ((st = lc_gguf_get_float(f, k, &x, err))) return st; c->rope_theta = (float)x; }
+    if (rope_dims != c->head_dim)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count %d differs from the head "
+                            "size %d (partial rotary embeddings are not supported)", path, arch, rope_dims, c->head_dim);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    if (lc_gguf_find_kv(f, "rope_freqs.weight") || lc_gguf_find(f, "rope_freqs.weight") || lc_gguf_find_kv(f, k))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: RoPE scaling (rope_freqs.weight or %s) is not read "
+                            "from GGUF yet; load the model's Hugging Face directory instead", path, k);
+    if (!emb || emb->ndim != 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor 'token_embd.weight' is %s", path,
+                            emb ? "not 2-D" : "missing");
+    c->vocab_size = emb->shape[0] <= INT32_MAX ? (int)emb->shape[0] : -1;
+    c->tied = lc_gguf_find(f, "output.weight") == NULL;
+    c->bos_id = c->eos_id = -1;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) c->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
+    snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
+    return lc__model_check_cfg(c, path, err);
+}
+
+LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {
+    static const char *const names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                                         "ffn_gate", "ffn_down", "ffn_up"};
+    lc__gguf_model *g;
+    lc__model_priv *pv;
+    lc_model_config *c = &m->cfg;
+    const char *arch;
+    lc_status st;
+    int l, k;
+    memset(m, 0, sizeof *m);
+    g = (lc__gguf_model *)lc__mcalloc(1, sizeof *g);
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    if (!g || !pv) { LOLCATS_FREE(g); LOLCATS_FREE(pv); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    pv->gguf = g;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_GGUF;
+    if ((st = lc_gguf_open(&g->f, path, err))) goto fail;
+    if ((st = lc_gguf_get_str(g->f, "general.architecture", &arch, err))) goto fail;
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral")) {
+        st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; lolcats runs GGUF "
+                          "models of the llama architecture (Llama 1/2/3, Mistral)%s", path, arch,
+                          strcmp(arch, "qwen2") && strcmp(arch, "qwen3") ? "" :
+                          "; for Qwen, write a Hugging Face directory with `lolcats convert FILE.gguf --out DIR`");
+        goto fail;
+    }
+    if ((st = lc__gguf_config(c, g->f, arch, err))) goto fail;
+    if (!(m->layers = (lc_layer_weights *)lc__mcalloc((size_t)c->n_layers, sizeof *m->layers))) {
+        st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    {
+        int64_t dim = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+        int64_t hid = c->hidden_dim;
+        if ((st = lc__gguf_weight(g, &m->tok_emb, "token_embd.weight", c->vocab_size, dim, 0, err)) ||
+            (st = lc__gguf_weight(g, &m->rms_final, "output_norm.weight", 1, dim, 0, err)))
+            goto fail;
+        if (c->tied) m->wcls = m->tok_emb;
+        else if ((st = lc__gguf_weight(g, &m->wcls, "output.weight", c->vocab_size, dim, 0, err))) goto fail;
+        for (l = 0; l < c->n_layers; l++) {
+            lc_layer_weights *lw = &m->layers[l];
+            lc_weight *ws[9];
+            const int64_t rows[9] = {1, qd, kvd, kvd, dim, 1, hid, dim, hid};
+            const int64_t cols[9] = {dim, dim, dim, dim, qd, dim, dim, hid, dim};
+            ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
+            ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
+            for (k = 0; k < 9; k++) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
+                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k],
+                                          k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0, err)))
+                    goto fail;
+            }
+        }
+    }
+    if ((st = lc__model_check_finite(m, path, err))) goto fail;
+    return LOLCATS_OK;
+fail:
+    lc_model_free(m);
+    return st;
 }
 
 // >>release

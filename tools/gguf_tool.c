@@ -102,7 +102,6 @@ static void gw_le(gw_buf *b, uint64_t v, int n) {
 static void gw_strn(gw_buf *b, const char *s, size_t n) { gw_le(b, n, 8); gw_bytes(b, s, n); }
 static void gw_str(gw_buf *b, const char *s) { gw_strn(b, s, strlen(s)); }
 static void gw_kv_u32(gw_buf *b, int *n, const char *k, uint32_t v) { gw_str(b, k); gw_le(b, LOLCATS_GGUF_U32, 4); gw_le(b, v, 4); (*n)++; }
-static void gw_kv_i32(gw_buf *b, int *n, const char *k, int32_t v) { gw_str(b, k); gw_le(b, LOLCATS_GGUF_I32, 4); gw_le(b, (uint32_t)v, 4); (*n)++; }
 static void gw_kv_f32(gw_buf *b, int *n, const char *k, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
@@ -150,7 +149,9 @@ static const char *gguf_to_usage =
     "  --type TYPE    f32 (default), f16, bf16, q8_0, q4_0 or q4_k. Norm weights stay\n"
     "                 f32; with q4_k, matrices whose rows are not a multiple of 256\n"
     "                 weights are stored q4_0. q/k rows are permuted to llama.cpp's\n"
-    "                 interleaved RoPE order, as its converter does.\n"
+    "                 interleaved RoPE order, as its converter does. With q4_k and\n"
+    "                 q4_0 the classifier (output.weight, or token_embd.weight when\n"
+    "                 tied) is stored q8_0, as llama.cpp's Q4_K_M keeps it at 6 bits.\n"
     "  --force        replace an existing OUT.gguf";
 
 int tool_convert_to_gguf(int argc, char **argv) {
@@ -222,6 +223,8 @@ int tool_convert_to_gguf(int argc, char **argv) {
 #define GW_T(nm, wp, perm) do { snprintf(ts[nt].name, sizeof ts[nt].name, "%s", nm); ts[nt].w = (wp); \
         ts[nt].permute_heads = c->rope_interleaved ? 0 : (perm); ts[nt].dt = gw_pick(want, wp); nt++; } while (0)
     GW_T("token_embd.weight", &m.tok_emb, 0);
+    if (c->tied && (want == LOLCATS_DTYPE_Q4_K || want == LOLCATS_DTYPE_Q4_0))
+        ts[0].dt = LOLCATS_DTYPE_Q8_0;   /* the classifier too: kept at 8 bits, as llama.cpp's Q4_K_M keeps it at 6 */
     for (l = 0; l < c->n_layers; l++) {
         const lc_layer_weights *lw = &m.layers[l];
         const lc_weight *ws[9];
@@ -234,7 +237,10 @@ int tool_convert_to_gguf(int argc, char **argv) {
         }
     }
     GW_T("output_norm.weight", &m.rms_final, 0);
-    if (!c->tied) GW_T("output.weight", &m.wcls, 0);
+    if (!c->tied) {
+        GW_T("output.weight", &m.wcls, 0);
+        if (want == LOLCATS_DTYPE_Q4_K || want == LOLCATS_DTYPE_Q4_0) ts[nt - 1].dt = LOLCATS_DTYPE_Q8_0;
+    }
 #undef GW_T
     {   /* header + tensor infos (header counts patched in after) */
         gw_buf a = {0, 0, 0, 0};
