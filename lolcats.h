@@ -670,7 +670,7 @@ enum { LOLCATS_MODEL_LLAMA2C = 1, LOLCATS_MODEL_HF = 2, LOLCATS_MODEL_GGUF = 3 }
 // A read-only (rows, cols) row-major matrix (or vector: rows = 1) in a mapping.
 typedef struct lc_weight {
     const void *data;
-    lc_dtype dtype;               // LOLCATS_DTYPE_F32, _F16 or _BF16
+    lc_dtype dtype;               // LOLCATS_DTYPE_F32, _F16, _BF16, or a GGUF block type (Q8_0 ...)
     int64_t rows, cols;
 } lc_weight;
 
@@ -721,7 +721,7 @@ LCAPI lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *e
 // listed in model.safetensors.index.json.
 LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
 // Loads a GGUF file of the llama architecture (>>model-gguf): block-quantized
-// weights are dequantized to F32 at load.
+// weights stay quantized (lc_weight.dtype Q8_0 ... Q6_K).
 LCAPI lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err);
 // A directory loads as Hugging Face, a file starting with "GGUF" as GGUF, any
 // other file as llama2.c.
@@ -7667,11 +7667,122 @@ static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, 
         }
 }
 
+// >>quant-gemm
+// Products with a block-quantized weight (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; GGUF):
+// W stays as stored and each block is dequantized as it streams past.
+//   y (T,O) = x (T,I) . W^T, W (O,I), I a whole number of blocks.
+// Reference (ctx NULL or scalar): per output a double sum over the row, in
+// order. Fast path: a row's blocks are dequantized once into a stack tile
+// (Q8_0 straight into registers on AVX2) and dotted with every token's x in
+// float32 (AVX2 FMA); rows are split across threads, each y element stays in
+// one thread, so results do not depend on the thread count.
+static void lc__qmm_ref(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
+    int bs = lc_dtype_block(dt), o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
+        float tile[256];
+        int t, b, l;
+        for (t = 0; t < T; t++) {
+            const float *x_t = x + (size_t)t * I;
+            double acc = 0.0;
+            for (b = 0; b < I; b += bs) {
+                lc__dequant_block(tile, w_o + (size_t)(b / bs) * bb, dt);
+                for (l = 0; l < bs; l++) acc += (double)x_t[b + l] * (double)tile[l];
+            }
+            y[(size_t)t * O + o] = (float)acc;
+        }
+    }
+}
+
+#ifdef LC__X86
+LC__TARGET_AVX2 static float lc__qdot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i;
+    for (i = 0; i < n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    return lc__hsum256(_mm256_add_ps(s0, s1));
+}
+
+// Q8_0 block . x (32 weights): int8 widened in registers, scaled once.
+LC__TARGET_AVX2 static float lc__q8_dot_avx2(const unsigned char *blk, const float *x) {
+    __m256 s = _mm256_setzero_ps();
+    int i;
+    for (i = 0; i < 32; i += 8) {
+        __m128i q = _mm_loadl_epi64((const __m128i *)(const void *)(blk + 2 + i));
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x + i), s);
+    }
+    return lc_f16_to_f32((uint16_t)(blk[0] | ((unsigned)blk[1] << 8))) * lc__hsum256(s);
+}
+
+LC__TARGET_AVX2 static void lc__qmm_avx2(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
+    int bs = lc_dtype_block(dt), o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
+        float tile[256];
+        int t, b;
+        for (t = 0; t < T; t++) y[(size_t)t * O + o] = 0.0f;
+        for (b = 0; b < I; b += bs) {
+            const unsigned char *blk = w_o + (size_t)(b / bs) * bb;
+            if (dt == LOLCATS_DTYPE_Q8_0) {
+                for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__q8_dot_avx2(blk, x + (size_t)t * I + b);
+                continue;
+            }
+            lc__dequant_block(tile, blk, dt);
+            for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__qdot_avx2(tile, x + (size_t)t * I + b, bs);
+        }
+    }
+}
+#endif
+
+static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+#ifdef LC__X86
+    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        lc__qmm_avx2(y, x, w, dt, T, O, I);
+        return;
+    }
+#endif
+    (void)ctx;
+    lc__qmm_ref(y, x, w, dt, T, O, I);
+}
+
+// lc_gemm with a block-quantized B: B's rows (N,K) with trans_b, else (K,N),
+// each a whole number of blocks and ldb == that row length, are dequantized
+// into a transient F32 copy, then the F32 product runs (bit-identical to
+// lc_gemm on the dequantized matrix). The forward y = x W^T goes through
+// lc_matmul's lc__qmm instead, which never widens the whole matrix.
+static void lc__gemm_q(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype dt, int M, int N,
+                       int K, int trans_a, int trans_b, float alpha, float beta, size_t ldc, size_t lda,
+                       size_t ldb, void *scratch) {
+    int rows = trans_b ? N : K, len = trans_b ? K : N, r;
+    size_t rb = lc_dtype_row_bytes(dt, len);
+    float *Bf = (float *)LOLCATS_MALLOC((size_t)rows * (size_t)len * sizeof(float) + 1);
+    LOLCATS_ASSERT(rb != 0 && ldb == (size_t)len);
+    if (!Bf) {   // no memory: NaN out rather than a silent wrong product
+        int i, j;
+        for (i = 0; i < M; i++) for (j = 0; j < N; j++) C[(size_t)i * ldc + j] = (float)NAN;
+        return;
+    }
+    for (r = 0; r < rows; r++)
+        lc_dequant_row(Bf + (size_t)r * (size_t)len, (const unsigned char *)B + (size_t)r * rb, dt, len);
+    lc_gemm(ctx, C, A, Bf, LOLCATS_DTYPE_F32, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
+    LOLCATS_FREE(Bf);
+}
+
 LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
                     int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
                     size_t ldc, size_t lda, size_t ldb, void *scratch) {
     const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
     void *own = NULL;
+    if (lc_dtype_block(b_dtype) > 1) {   // GGUF block types (>>quant-gemm)
+        lc__gemm_q(ctx, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
+        return;
+    }
     LOLCATS_ASSERT(b_dtype == LOLCATS_DTYPE_F32 || b_dtype == LOLCATS_DTYPE_BF16 ||
                    b_dtype == LOLCATS_DTYPE_F16);
     if (M <= 0 || N <= 0) return;
@@ -7838,6 +7949,11 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
                     int O, int I, size_t ldw) {
     float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
+    if (lc_dtype_block(w_dtype) > 1) {   // GGUF block types: rows of ldw == I weights
+        LOLCATS_ASSERT(ldw == (size_t)I);
+        lc__qmm(ctx, y, x, W, w_dtype, 1, O, I);
+        return;
+    }
     LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
                    w_dtype == LOLCATS_DTYPE_F16);
 #if defined(LC__X86)
@@ -7906,6 +8022,12 @@ static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error 
 static float lc__m_at(const void *w, lc_dtype dtype, size_t i) {
     uint16_t h;
     float f;
+    if (lc_dtype_block(dtype) > 1) {   // GGUF block types: rows are whole blocks, so i / block is the block
+        float tile[256];
+        size_t bs = (size_t)lc_dtype_block(dtype);
+        lc__dequant_block(tile, (const unsigned char *)w + (i / bs) * lc_dtype_block_bytes(dtype), dtype);
+        return tile[i % bs];
+    }
     if (dtype == LOLCATS_DTYPE_F32) { memcpy(&f, (const unsigned char *)w + 4 * i, 4); return f; }
     memcpy(&h, (const unsigned char *)w + 2 * i, 2);
     return dtype == LOLCATS_DTYPE_BF16 ? lc_bf16_to_f32(h) : lc_f16_to_f32(h);
@@ -8014,6 +8136,10 @@ static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dt
 
 LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
                       int T, int O, int I) {
+    if (lc_dtype_block(dtype) > 1) {   // GGUF block types, dequantized as they stream (>>quant-gemm)
+        lc__qmm(ctx, y, x, w, dtype, T, O, I);
+        return;
+    }
     if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM
         lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
         return;
@@ -8119,6 +8245,15 @@ static int64_t lc__w_first_nonfinite(const lc_weight *w) {
     size_t n = (size_t)(w->rows > 0 ? w->rows : 1) * (size_t)w->cols, i;
     const unsigned char *p = (const unsigned char *)w->data;
     if (!p) return -1;
+    if (lc_dtype_block(w->dtype) > 1) {   // GGUF block types: block by block
+        float tile[256];
+        size_t bs = (size_t)lc_dtype_block(w->dtype), bb = lc_dtype_block_bytes(w->dtype), b, l;
+        for (b = 0; b < n / bs; b++) {
+            lc__dequant_block(tile, p + b * bb, w->dtype);
+            for (l = 0; l < bs; l++) if (!isfinite(tile[l])) return (int64_t)(b * bs + l);
+        }
+        return -1;
+    }
     if (w->dtype == LOLCATS_DTYPE_F32) {
         uint32_t u;
         if (lc__all_finite((const float *)w->data, n)) return -1;
@@ -8556,7 +8691,7 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
                                       const int *tokens, int n, const int *targets, double *nll,
                                       lc_error *err) {
     int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
-    size_t esz = m->wcls.dtype == LOLCATS_DTYPE_F32 ? 4 : 2;
+    size_t rowb = lc_dtype_row_bytes(m->wcls.dtype, dim);   // block types too
     double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
     lc_status s;
     if (n <= 0) return LOLCATS_OK;
@@ -8569,7 +8704,7 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
     }
     for (v0 = 0; v0 < V; v0 += VB) {
         int nv = V - v0 < VB ? V - v0 : VB;
-        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * dim * esz,
+        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * rowb,
                   m->wcls.dtype, n, nv, dim);
         for (t = 0; t < n; t++) {
             const float *l = r->hb + (size_t)t * nv;
@@ -9455,9 +9590,10 @@ static void lc__model_free_st(lc__model_priv *pv) {
 // Hugging Face loader would give it: metadata mapped to the config, tensors
 // under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
 // the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
-// h*D + j*D/2 + i). F32 / F16 / BF16 weights are read in place; block-quantized
-// ones (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) are dequantized to F32 at load, as are
-// the permuted q/k matrices (copies owned by the model).
+// h*D + j*D/2 + i). Weights are read in place in their stored dtype, the
+// block-quantized ones too (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: the matmuls
+// dequantize them as they stream, >>quant-gemm); only the permuted q/k
+// matrices are copies (same dtype, owned by the model).
 typedef struct lc__gguf_model {
     lc_gguf_file *f;
     void **bufs;
@@ -9507,17 +9643,18 @@ static lc_status lc__gguf_weight(lc__gguf_model *g, lc_weight *w, const char *na
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; weights must be F32, F16, BF16 or "
                             "a block type", path, name, lc_dtype_name(t->dtype));
     *w = lc__w(t->data, t->dtype, rows, cols);
-    if (heads <= 0 && lc_dtype_block(t->dtype) == 1) return LOLCATS_OK;
-    {   // dequantize (block types) and / or un-permute rows into an owned F32 copy
-        float *dst = (float *)lc__gguf_model_alloc(g, (size_t)rows * (size_t)cols * sizeof(float));
-        if (!dst) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, name);
+    if (heads <= 0) return LOLCATS_OK;
+    {   // q / k: rows back in Hugging Face's order, an owned copy in the stored dtype
+        unsigned char *dst;
         rb = lc_dtype_row_bytes(t->dtype, cols);
-        D = heads > 0 ? rows / heads : 1;
+        if (!(dst = (unsigned char *)lc__gguf_model_alloc(g, (size_t)rows * rb)))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, name);
+        D = rows / heads;
         for (r = 0; r < rows; r++) {
-            int64_t src = heads > 0 ? (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2) : r;
-            lc_dequant_row(dst + (size_t)r * (size_t)cols, (const unsigned char *)t->data + (size_t)src * rb, t->dtype, cols);
+            int64_t src = (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2);
+            memcpy(dst + (size_t)r * rb, (const unsigned char *)t->data + (size_t)src * rb, rb);
         }
-        *w = lc__w(dst, LOLCATS_DTYPE_F32, rows, cols);
+        *w = lc__w(dst, t->dtype, rows, cols);
     }
     return LOLCATS_OK;
 }
@@ -9687,7 +9824,7 @@ static int lc__in_mapping(const lc__model_priv *pv, const void *p, size_t n) {
 
 static size_t lc__release_weight(const lc__model_priv *pv, const lc_weight *w) {
 #ifdef LC__HAVE_MADVISE
-    size_t n = (size_t)w->rows * (size_t)w->cols * lc_dtype_size(w->dtype), pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (size_t)w->rows * lc_dtype_row_bytes(w->dtype, w->cols), pg = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)w->data, lo = (a + pg - 1) / pg * pg, hi = (a + n) / pg * pg;
     if (!w->data || hi <= lo || !lc__in_mapping(pv, w->data, n)) return 0;
     return madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED) == 0 ? (size_t)(hi - lo) : 0;
@@ -10053,8 +10190,12 @@ static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
             size_t h = r / (size_t)D, j = r % (size_t)D, half = (size_t)D / 2;
             src = h * (size_t)D + (j < half ? 2 * j : 2 * (j - half) + 1);
         }
-        for (c = 0; c < (size_t)w->cols; c++)
-            out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
+        if (lc_dtype_block(w->dtype) > 1)   // GGUF block types: a row at a time
+            lc_dequant_row(out + r * (size_t)w->cols, (const unsigned char *)w->data +
+                           src * lc_dtype_row_bytes(w->dtype, w->cols), w->dtype, w->cols);
+        else
+            for (c = 0; c < (size_t)w->cols; c++)
+                out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
     }
     return out;
 }

@@ -357,10 +357,63 @@ static void test_roundtrip(void) {
     CHECK(lc_quant_row(q, x, LOLCATS_DTYPE_Q8_0, 33) == -1, "partial block refused");
 }
 
+/* Products with block-quantized weights (kept quantized) against the same
+   products on the dequantized F32 matrix: lc_matmul (reference and SIMD),
+   lc_gemv, lc_gemm forward (trans_b) and input-gradient (no trans_b). */
+static void test_kernels(void) {
+    enum { T = 5, O = 7, I = 512 };
+    static const lc_dtype dts[] = {LOLCATS_DTYPE_Q8_0, LOLCATS_DTYPE_Q4_0, LOLCATS_DTYPE_Q4_K, LOLCATS_DTYPE_Q5_K,
+                                   LOLCATS_DTYPE_Q6_K};
+    static unsigned char wq[O * I * 2];
+    static float wf[O * I], x[T * I], y[T * O], r[T * O], dx[T * I], rdx[T * I];
+    lc_rng rng;
+    lc_ctx cs, cf;
+    int k, i, o, p;
+    char what[96];
+    lc_ctx_init(&cs);
+    cs.simd = LOLCATS_SIMD_SCALAR;
+    lc_ctx_init(&cf);
+    lc_rng_seed(&rng, 3);
+    for (i = 0; i < T * I; i++) x[i] = lc_rng_normal(&rng);
+    for (k = 0; k < 5; k++) {
+        size_t rb = lc_dtype_row_bytes(dts[k], I), bb = lc_dtype_block_bytes(dts[k]), b;
+        for (i = 0; i < (int)(O * rb); i++) wq[i] = (unsigned char)(lc_rng_u64(&rng) & 255);
+        /* sane f16 scales (random bytes would hold inf / NaN): 2^-8 .. 2^-5 */
+        for (b = 0; b < O * rb / bb; b++) {
+            unsigned char *blk = wq + b * bb;
+            unsigned h = 0x1C00u + (unsigned)(lc_rng_u64(&rng) % 0x0C00u);
+            if (dts[k] == LOLCATS_DTYPE_Q6_K) put16(blk + 208, h);
+            else put16(blk, h);
+            if (dts[k] == LOLCATS_DTYPE_Q4_K || dts[k] == LOLCATS_DTYPE_Q5_K) put16(blk + 2, h);
+        }
+        for (o = 0; o < O; o++) lc_dequant_row(wf + (size_t)o * I, wq + (size_t)o * rb, dts[k], I);
+        lc_matmul(&cs, r, x, wf, LOLCATS_DTYPE_F32, T, O, I);            /* reference: F32 weights */
+        for (p = 0; p < 2; p++) {
+            memset(y, 0, sizeof y);
+            lc_matmul(p ? &cf : &cs, y, x, wq, dts[k], T, O, I);
+            snprintf(what, sizeof what, "matmul %s %s", lc_dtype_name(dts[k]), p ? lc_simd_name(cf.simd) : "scalar");
+            check_close(what, y, r, T * O, 1e-5, p ? 1e-5 : 1e-6);
+        }
+        for (o = 0; o < O; o++) y[o] = 0;
+        lc_gemv(&cf, y, wq, dts[k], x, O, I, I);
+        snprintf(what, sizeof what, "gemv %s", lc_dtype_name(dts[k]));
+        check_close(what, y, r, O, 1e-5, 1e-5);
+        lc_gemm(&cf, y, x, wq, dts[k], T, O, I, 0, 1, 1.0f, 0.0f, O, I, I, NULL);
+        snprintf(what, sizeof what, "gemm x W^T %s", lc_dtype_name(dts[k]));
+        check_close(what, y, r, T * O, 1e-5, 1e-5);
+        /* dX = dY W with W (O,I) read as (K,N) = (O,I) rows */
+        lc_gemm(&cf, rdx, r, wf, LOLCATS_DTYPE_F32, T, I, O, 0, 0, 1.0f, 0.0f, I, O, I, NULL);
+        lc_gemm(&cf, dx, r, wq, dts[k], T, I, O, 0, 0, 1.0f, 0.0f, I, O, I, NULL);
+        snprintf(what, sizeof what, "gemm dY W %s", lc_dtype_name(dts[k]));
+        check_close(what, dx, rdx, T * I, 0, 0);
+    }
+}
+
 int main(void) {
     test_valid();
     test_malformed();
     test_dequant();
     test_roundtrip();
+    test_kernels();
     return check_done();
 }

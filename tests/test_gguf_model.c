@@ -131,7 +131,7 @@ static void test_alpaca(void) {
         printf("SKIPPED: alpaca-llama-25m GGUF NLL (../shared absent)\n");
         return;
     }
-    CHECK(tiny_sh("head -c 12000 ../shared/data/wikitext-2-raw.test-head.txt > " DIR "/wt.txt") == 0, "text");
+    CHECK(tiny_sh("head -c 8000 ../shared/data/wikitext-2-raw.test-head.txt > " DIR "/wt.txt") == 0, "text");
     base = nll_of(M, "../shared/models/alpaca-llama-25m/tokenizer.json", DIR "/wt.txt");
     CHECK(isfinite(base), "safetensors NLL");
     for (k = 0; k < 4; k++) {
