@@ -7672,7 +7672,7 @@ static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, 
 // W stays as stored and each block is dequantized as it streams past.
 //   y (T,O) = x (T,I) . W^T, W (O,I), I a whole number of blocks.
 // Reference (ctx NULL or scalar): per output a double sum over the row, in
-// order. Fast path: a row's blocks are dequantized once into a stack tile
+// order. Fast path (decode, T < 8): a row's blocks are dequantized once into a stack tile
 // (Q8_0 straight into registers on AVX2) and dotted with every token's x in
 // float32 (AVX2 FMA); rows are split across threads, each y element stays in
 // one thread, so results do not depend on the thread count.
@@ -7749,6 +7749,27 @@ static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, 
 #endif
     (void)ctx;
     lc__qmm_ref(y, x, w, dt, T, O, I);
+}
+
+// Prefill / training (T >= 8) with a block-quantized W: panels of 64 rows
+// are dequantized into one F32 buffer and run through the packed GEMM, so the
+// matrix is never widened whole. Returns -1 when the buffer cannot be had.
+static int lc__qmm_panels(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O,
+                          int I) {
+    enum { CH = 64 };
+    size_t rb = lc_dtype_row_bytes(dt, I), sc = lc_gemm_scratch_size(ctx, T, CH, I);
+    float *buf = (float *)LOLCATS_MALLOC((size_t)CH * (size_t)I * sizeof(float) + sc + 64);
+    int o0, r;
+    if (!buf) return -1;
+    for (o0 = 0; o0 < O; o0 += CH) {
+        int ch = O - o0 < CH ? O - o0 : CH;
+        for (r = 0; r < ch; r++)
+            lc_dequant_row(buf + (size_t)r * (size_t)I, (const unsigned char *)w + (size_t)(o0 + r) * rb, dt, I);
+        lc_gemm(ctx, y + o0, x, buf, LOLCATS_DTYPE_F32, T, ch, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I,
+                buf + (size_t)CH * (size_t)I);
+    }
+    LOLCATS_FREE(buf);
+    return 0;
 }
 
 // lc_gemm with a block-quantized B: B's rows (N,K) with trans_b, else (K,N),
@@ -8137,7 +8158,8 @@ static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dt
 LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
                       int T, int O, int I) {
     if (lc_dtype_block(dtype) > 1) {   // GGUF block types, dequantized as they stream (>>quant-gemm)
-        lc__qmm(ctx, y, x, w, dtype, T, O, I);
+        if (!(ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8 && lc__qmm_panels(ctx, y, x, w, dtype, T, O, I) == 0))
+            lc__qmm(ctx, y, x, w, dtype, T, O, I);
         return;
     }
     if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM

@@ -307,3 +307,164 @@ done:
     lc_model_free(&m);
     return rc;
 }
+
+/* ---- convert FILE.gguf --out DIR ---------------------------------------- */
+/* llama.cpp tensor names -> Hugging Face names (llama, mistral, qwen2, qwen3) */
+static int gguf_hf_name(const char *g, char *out, size_t cap) {
+    static const char *const map[][2] = {
+        {"attn_norm.weight", "input_layernorm.weight"}, {"attn_q.weight", "self_attn.q_proj.weight"},
+        {"attn_k.weight", "self_attn.k_proj.weight"}, {"attn_v.weight", "self_attn.v_proj.weight"},
+        {"attn_q.bias", "self_attn.q_proj.bias"}, {"attn_k.bias", "self_attn.k_proj.bias"},
+        {"attn_v.bias", "self_attn.v_proj.bias"}, {"attn_output.weight", "self_attn.o_proj.weight"},
+        {"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+        {"ffn_norm.weight", "post_attention_layernorm.weight"}, {"ffn_gate.weight", "mlp.gate_proj.weight"},
+        {"ffn_up.weight", "mlp.up_proj.weight"}, {"ffn_down.weight", "mlp.down_proj.weight"}};
+    int l, n = 0;
+    size_t k;
+    if (!strcmp(g, "token_embd.weight")) return snprintf(out, cap, "model.embed_tokens.weight") > 0;
+    if (!strcmp(g, "output_norm.weight")) return snprintf(out, cap, "model.norm.weight") > 0;
+    if (!strcmp(g, "output.weight")) return snprintf(out, cap, "lm_head.weight") > 0;
+    if (sscanf(g, "blk.%d.%n", &l, &n) != 1 || n <= 0) return 0;
+    for (k = 0; k < sizeof map / sizeof map[0]; k++)
+        if (!strcmp(g + n, map[k][0])) return snprintf(out, cap, "model.layers.%d.%s", l, map[k][1]) > 0;
+    return 0;
+}
+
+static long gguf_meta_int(const lc_gguf_file *f, const char *arch, const char *key, long def) {
+    char k[128];
+    int64_t v;
+    lc_error e;
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return lc_gguf_find_kv(f, k) && !lc_gguf_get_int(f, k, &v, &e) ? (long)v : def;
+}
+
+static double gguf_meta_num(const lc_gguf_file *f, const char *arch, const char *key, double def) {
+    char k[128];
+    double v;
+    lc_error e;
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return lc_gguf_find_kv(f, k) && !lc_gguf_get_float(f, k, &v, &e) ? v : def;
+}
+
+static const char *gguf_hf_usage =
+    "lolcats convert FILE.gguf --out DIR [--force]\n"
+    "Writes a GGUF model (llama, mistral, qwen2, qwen3) as a Hugging Face directory:\n"
+    "  config.json from the metadata and model.safetensors with Hugging Face names;\n"
+    "  F32/F16/BF16 tensors keep their dtype, block-quantized ones are written F32\n"
+    "  (dequantized); llama's q/k rows go back to rotate_half order. The tokenizer\n"
+    "  is not converted: copy the model's tokenizer.json beside it. DIR must be\n"
+    "  absent or empty (--force replaces it whole).";
+
+int tool_convert_from_gguf(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *arch = NULL, *dir;
+    lc_gguf_file *f = NULL;
+    lc_error err;
+    lc_tensor *ts = NULL;
+    char (*names)[96] = NULL, path[4096];
+    void **bufs = NULL;
+    int i, n, force = 0, rc = 1, llama, heads, kv_heads, is_q;
+    FILE *fp;
+    memset(&err, 0, sizeof err);
+    for (i = 1; i < argc; i++) {
+        if (tool_arg_is_help(argv[i])) return tool_arg_help(gguf_hf_usage, NULL);
+        if (!strcmp(argv[i], "--force")) force = 1;
+        else if (!strcmp(argv[i], "--out")) out = tool_arg_value(argc, argv, &i);
+        else if (argv[i][0] != '-' && !in) in = argv[i];
+        else tool_arg_unknown(argv[0], argv[i], gguf_hf_usage, NULL);
+    }
+    if (!in || !out) tool_arg_fail(argv[0], "convert FILE.gguf needs --out DIR");
+    outsafe_input("FILE.gguf", in, OUTSAFE_IN_FILE);
+    outsafe_output("--out", out, OUTSAFE_OUT_HF);
+    if (outsafe_begin(argc, argv, force, 1)) return 1;
+    if (lc_gguf_open(&f, in, &err) || lc_gguf_get_str(f, "general.architecture", &arch, &err)) {
+        lc_gguf_close(f);
+        return tool_report(&err);
+    }
+    llama = !strcmp(arch, "llama") || !strcmp(arch, "mistral");
+    if (!llama && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")) {
+        fprintf(stderr, "lolcats: error: %s: general.architecture \"%s\": convert writes llama, mistral, qwen2 and "
+                "qwen3 models\n", in, arch);
+        goto done;
+    }
+    heads = (int)gguf_meta_int(f, arch, "attention.head_count", 0);
+    kv_heads = (int)gguf_meta_int(f, arch, "attention.head_count_kv", heads);
+    n = lc_gguf_tensor_count(f);
+    ts = (lc_tensor *)calloc((size_t)(n ? n : 1), sizeof *ts);
+    names = (char (*)[96])calloc((size_t)(n ? n : 1), sizeof *names);
+    bufs = (void **)calloc((size_t)(n ? n : 1), sizeof *bufs);
+    if (!ts || !names || !bufs) { fprintf(stderr, "lolcats: error: out of memory\n"); goto done; }
+    for (i = 0; i < n; i++) {
+        const lc_tensor *t = lc_gguf_tensor_at(f, i);
+        int64_t rows = t->ndim > 1 ? (int64_t)(lc_tensor_numel(t) / (size_t)t->shape[t->ndim - 1]) : 1, r;
+        int64_t cols = t->shape[t->ndim - 1], D = 0;
+        size_t rb = lc_dtype_row_bytes(t->dtype, cols), eb;
+        int plain = t->dtype == LOLCATS_DTYPE_F32 || t->dtype == LOLCATS_DTYPE_F16 || t->dtype == LOLCATS_DTYPE_BF16;
+        if (!strcmp(t->name, "rope_freqs.weight")) {
+            fprintf(stderr, "lolcats: error: %s: rope_freqs.weight (RoPE scaling factors) has no Hugging Face "
+                    "tensor; this converter does not write rope_scaling yet\n", in);
+            goto done;
+        }
+        if (!gguf_hf_name(t->name, names[i], sizeof names[i])) {
+            fprintf(stderr, "lolcats: error: %s: tensor '%s' has no Hugging Face name in the %s mapping\n", in,
+                    t->name, arch);
+            goto done;
+        }
+        ts[i] = *t;
+        ts[i].name = names[i];
+        is_q = strstr(t->name, ".attn_q.weight") != NULL;
+        if (llama && (is_q || strstr(t->name, ".attn_k.weight")) && (is_q ? heads : kv_heads) > 0)
+            D = rows / (is_q ? heads : kv_heads);
+        if (plain && !D) continue;   /* written as it is stored */
+        eb = plain ? lc_dtype_size(t->dtype) * (size_t)cols : (size_t)cols * sizeof(float);
+        if (!(bufs[i] = malloc((size_t)rows * eb + 1))) { fprintf(stderr, "lolcats: error: out of memory\n"); goto done; }
+        for (r = 0; r < rows; r++) {   /* llama: GGUF row h*D + 2i + j -> HF row h*D + j*D/2 + i */
+            int64_t src = D ? (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2) : r;
+            const unsigned char *s = (const unsigned char *)t->data + (size_t)src * rb;
+            if (plain) memcpy((unsigned char *)bufs[i] + (size_t)r * eb, s, eb);
+            else lc_dequant_row((float *)bufs[i] + (size_t)r * (size_t)cols, s, t->dtype, cols);
+        }
+        if (!plain) { ts[i].dtype = LOLCATS_DTYPE_F32; ts[i].nbytes = (size_t)rows * eb; }
+        ts[i].data = bufs[i];
+    }
+    if (!(dir = outsafe_hf_dir(out))) goto done;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    outsafe_st_tmp(-1, path);
+    if (lc_st_write(path, ts, n, NULL, 0, &err)) { tool_report(&err); goto done; }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (!(fp = fopen(path, "w"))) { fprintf(stderr, "lolcats: error: %s: cannot create\n", path); goto done; }
+    {
+        const lc_tensor *emb = lc_gguf_find(f, "token_embd.weight");
+        long dim = gguf_meta_int(f, arch, "embedding_length", 0);
+        int64_t bos = -1, eos = -1;
+        lc_error e;
+        if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id")) (void)lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &bos, &e);
+        if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id")) (void)lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &eos, &e);
+        fprintf(fp, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                llama ? "LlamaForCausalLM" : !strcmp(arch, "qwen2") ? "Qwen2ForCausalLM" : "Qwen3ForCausalLM",
+                llama ? "llama" : arch);
+        fprintf(fp, "  \"hidden_size\": %ld,\n  \"intermediate_size\": %ld,\n  \"num_hidden_layers\": %ld,\n", dim,
+                gguf_meta_int(f, arch, "feed_forward_length", 0), gguf_meta_int(f, arch, "block_count", 0));
+        fprintf(fp, "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %ld,\n", heads,
+                kv_heads, gguf_meta_int(f, arch, "attention.key_length", heads ? dim / heads : 0));
+        fprintf(fp, "  \"max_position_embeddings\": %ld,\n  \"rms_norm_eps\": %.9g,\n  \"rope_theta\": %.9g,\n",
+                gguf_meta_int(f, arch, "context_length", 2048),
+                gguf_meta_num(f, arch, "attention.layer_norm_rms_epsilon", 1e-6),
+                gguf_meta_num(f, arch, "rope.freq_base", 10000.0));
+        fprintf(fp, "  \"vocab_size\": %lld,\n  \"tie_word_embeddings\": %s,\n", emb ? (long long)emb->shape[0] : 0LL,
+                lc_gguf_find(f, "output.weight") ? "false" : "true");
+        if (bos >= 0) fprintf(fp, "  \"bos_token_id\": %lld,\n", (long long)bos);
+        if (eos >= 0) fprintf(fp, "  \"eos_token_id\": %lld,\n", (long long)eos);
+        if (!strcmp(arch, "qwen2")) fprintf(fp, "  \"use_sliding_window\": false,\n");
+        if (!strcmp(arch, "qwen3")) fprintf(fp, "  \"attention_bias\": false,\n");
+        fprintf(fp, "  \"hidden_act\": \"silu\",\n  \"torch_dtype\": \"float32\"\n}\n");
+    }
+    if (fclose(fp)) { fprintf(stderr, "lolcats: error: %s: write failed\n", path); goto done; }
+    if (outsafe_hf_commit(out)) goto done;
+    printf("wrote %s/config.json and %s/model.safetensors (%s, %d tensors)\n", out, out, arch, n);
+    rc = 0;
+done:
+    for (i = 0; bufs && i < n; i++) free(bufs[i]);
+    free(bufs); free(ts); free(names);
+    lc_gguf_close(f);
+    return rc;
+}

@@ -27,6 +27,7 @@ int tool_report(const lc_error *err);   /* prints "lolcats: <msg>", returns 1 */
 /* tools/gguf_tool.c: `inspect FILE.gguf`, `convert --to-gguf` */
 int tool_inspect_gguf(const char *path);
 int tool_convert_to_gguf(int argc, char **argv);
+int tool_convert_from_gguf(int argc, char **argv);
 
 /* tools/finite.c: non-finite values. tool_json_num prints v with fmt, or
    null when v is NaN / Inf (never a bare nan in JSON); tool_nonfinite_stop
