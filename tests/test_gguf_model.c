@@ -9,6 +9,7 @@
 #include "lolcats.h"
 #include "check.h"
 #include "tiny_files.h"
+#include "gguf_build.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -108,6 +109,109 @@ static void test_tiny(void) {
     CHECK(tiny_sh(cmd) == 0, "eval of a truncated GGUF names the file and the tensor");
 }
 
+/* GGUF -> Hugging Face directory: the tiny Q8_0 model's logits survive (the
+   directory holds the dequantized weights), and stage 1 runs from a Q8_0 teacher. */
+static void test_to_hf(void) {
+    char cmd[1024];
+    float *a, *b;
+    int V = 0, V2 = 0;
+    size_t i;
+    double d = 0, mx = 0;
+    snprintf(cmd, sizeof cmd, "%s convert " DIR "/tiny_q8_0.gguf --out " DIR "/tiny_hf --force >/dev/null", bin);
+    if (!CHECK(tiny_sh(cmd) == 0, "%s", cmd)) return;
+    a = logits_of(DIR "/tiny_q8_0.gguf", &V);
+    b = logits_of(DIR "/tiny_hf", &V2);
+    if (a && b && CHECK(V == V2, "vocab")) {
+        for (i = 0; i < 24 * (size_t)V; i++) {
+            if (fabs((double)a[i]) > mx) mx = fabs((double)a[i]);
+            if (fabs((double)(a[i] - b[i])) > d) d = fabs((double)(a[i] - b[i]));
+        }
+        printf("  GGUF q8_0 -> Hugging Face dir: max |dlogit| / max |logit| = %.2e\n", d / mx);
+        CHECK(d <= 1e-5 * mx, "GGUF -> HF logits off by %.3e of %.3e", d, mx);
+    }
+    free(a);
+    free(b);
+    snprintf(cmd, sizeof cmd, "grep -q '\"architectures\": \\[\"LlamaForCausalLM\"\\]' " DIR "/tiny_hf/config.json");
+    CHECK(tiny_sh(cmd) == 0, "config.json names LlamaForCausalLM");
+    snprintf(cmd, sizeof cmd, "%s distill --model " DIR "/tiny_q8_0.gguf --data random --out " DIR "/s1q8.safetensors "
+             "--force --seq-len 32 --tokens 256 --grad-accum 2 --val-seqs 2 --window 8 --feature-dim 8 >/dev/null 2>&1", bin);
+    CHECK(tiny_sh(cmd) == 0, "stage 1 (distill) from a Q8_0 GGUF teacher runs");
+}
+
+/* A hand-built Qwen2 / Qwen3 GGUF (F32, dim 32, 2 heads of 16, 1 kv head,
+   vocab 8, one layer) through `convert FILE.gguf --out DIR`: Hugging Face
+   names (biases, q/k norms), rows as stored (no llama permutation), config. */
+static void test_qwen(const char *arch) {
+    static const char *const base[] = {"token_embd.weight", "output_norm.weight", "output.weight",
+                                       "blk.0.attn_norm.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight",
+                                       "blk.0.attn_v.weight", "blk.0.attn_output.weight", "blk.0.ffn_norm.weight",
+                                       "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
+    static const uint64_t ne[][2] = {{32, 8}, {32, 1}, {32, 8}, {32, 1}, {32, 32}, {32, 16}, {32, 16}, {32, 32},
+                                     {32, 1}, {32, 64}, {32, 64}, {64, 32}};
+    const char *extra[3];
+    uint64_t xne[3];
+    int nx = 0, qw3 = !strcmp(arch, "qwen3"), nt, i, j;
+    gb_buf b = {0, 0, 0};
+    uint64_t off = 0;
+    char key[96], cmd[1024], path[256];
+    lc_st_file *st = NULL;
+    lc_error err;
+    if (qw3) { extra[0] = "blk.0.attn_q_norm.weight"; extra[1] = "blk.0.attn_k_norm.weight"; xne[0] = xne[1] = 16; nx = 2; }
+    else { extra[0] = "blk.0.attn_q.bias"; extra[1] = "blk.0.attn_k.bias"; extra[2] = "blk.0.attn_v.bias";
+           xne[0] = 32; xne[1] = xne[2] = 16; nx = 3; }
+    nt = 12 + nx;
+    gb_header(&b, 3, (uint64_t)nt, 8);
+    gb_kv_str(&b, "general.architecture", arch);
+#define KVU(k, v) (snprintf(key, sizeof key, "%s." k, arch), gb_kv_u32(&b, key, v))
+    KVU("embedding_length", 32); KVU("feed_forward_length", 64); KVU("block_count", 1);
+    KVU("attention.head_count", 2); KVU("attention.head_count_kv", 1); KVU("attention.key_length", 16);
+#undef KVU
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    gb_kv_f32(&b, key, 1e-6f);
+    for (i = 0; i < nt; i++) {
+        uint64_t e[2];
+        int nd = 2;
+        if (i < 12) { e[0] = ne[i][0]; e[1] = ne[i][1]; if (e[1] == 1) nd = 1; }
+        else { e[0] = xne[i - 12]; nd = 1; }
+        gb_tinfo(&b, i < 12 ? base[i] : extra[i - 12], nd, e, 0, off);
+        off += 4 * e[0] * (nd == 2 ? e[1] : 1);
+        off = (off + 31) / 32 * 32;
+    }
+    gb_align(&b, 32);
+    for (j = 0; j < (int)(off / 4); j++) gb_f32(&b, 0.001f * (float)j);
+    snprintf(path, sizeof path, DIR "/tiny_%s.gguf", arch);
+    {
+        FILE *f = fopen(path, "wb");
+        if (!CHECK(f && fwrite(b.p, 1, b.n, f) == b.n, "write %s", path)) { if (f) fclose(f); free(b.p); return; }
+        fclose(f);
+    }
+    free(b.p);
+    snprintf(cmd, sizeof cmd, "%s convert %s --out " DIR "/%s_hf --force >/dev/null", bin, path, arch);
+    if (!CHECK(tiny_sh(cmd) == 0, "%s", cmd)) return;
+    snprintf(path, sizeof path, DIR "/%s_hf/model.safetensors", arch);
+    memset(&err, 0, sizeof err);
+    if (!CHECK(lc_st_open(&st, path, &err) == LOLCATS_OK, "%s: %s", path, err.msg)) return;
+    CHECK(lc_st_count(st) == nt, "%s: %d tensors", arch, nt);
+    if (qw3) CHECK(lc_st_find(st, "model.layers.0.self_attn.q_norm.weight") && lc_st_find(st, "model.layers.0.self_attn.k_norm.weight"),
+                   "qwen3: q_norm / k_norm");
+    else CHECK(lc_st_find(st, "model.layers.0.self_attn.q_proj.bias") && lc_st_find(st, "model.layers.0.self_attn.v_proj.bias"),
+               "qwen2: q/k/v biases");
+    {   /* q_proj rows as stored: element (1, 0) is the stored row 1 (no llama permutation) */
+        const lc_tensor *q = lc_st_find(st, "model.layers.0.self_attn.q_proj.weight");
+        const lc_tensor *e = lc_st_find(st, "model.embed_tokens.weight");
+        const float *qv = q ? lc_tensor_f32(q) : NULL, *ev = e ? lc_tensor_f32(e) : NULL;
+        CHECK(qv && ev && q->shape[0] == 32 && q->shape[1] == 32 && qv[32] - qv[0] > 0.0319f && qv[32] - qv[0] < 0.0321f,
+              "%s: q_proj (32, 32), rows in stored order", arch);
+        CHECK(ev && lc_st_find(st, "lm_head.weight") && lc_st_find(st, "model.layers.0.mlp.down_proj.weight"), "%s: names", arch);
+    }
+    lc_st_close(st);
+    snprintf(cmd, sizeof cmd, "grep -q '%s' " DIR "/%s_hf/config.json && grep -q '\"head_dim\": 16' " DIR "/%s_hf/config.json",
+             qw3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM", arch, arch);
+    CHECK(tiny_sh(cmd) == 0, "%s config.json", arch);
+    snprintf(cmd, sizeof cmd, "%s eval -m " DIR "/tiny_%s.gguf --data " DIR "/tiny.bin 2>&1 | grep -q 'lolcats convert FILE.gguf --out DIR'", bin, arch);
+    CHECK(tiny_sh(cmd) == 0, "%s GGUF: loading says how to convert", arch);
+}
+
 static double nll_of(const char *model, const char *tok, const char *data) {
     char cmd[1024], line[2048];
     FILE *p;
@@ -152,6 +256,9 @@ int main(void) {
     bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
     if (tiny_sh("mkdir -p " DIR) != 0) { printf("cannot create " DIR "\n"); return 1; }
     test_tiny();
+    test_to_hf();
+    test_qwen("qwen2");
+    test_qwen("qwen3");
     test_alpaca();
     return check_done();
 }
