@@ -9747,7 +9747,7 @@ LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err
     lc__gguf_model *g;
     lc__model_priv *pv;
     lc_model_config *c = &m->cfg;
-    const char *arch;
+    const char *arch = NULL;
     lc_status st;
     int l, k;
     memset(m, 0, sizeof *m);
