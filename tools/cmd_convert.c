@@ -33,7 +33,7 @@ int cmd_convert(int argc, char **argv) {
         if (!strcmp(argv[i], "--to-gguf")) return tool_convert_to_gguf(argc, argv);   /* tools/gguf_tool.c */
     for (i = 1; i < argc; i++)
         if (argv[i][0] != '-' && strlen(argv[i]) > 5 && !strcmp(argv[i] + strlen(argv[i]) - 5, ".gguf") &&
-            (i == 1 || strcmp(argv[i - 1], "--out")))
+            (i == 1 || argv[i - 1][0] != '-' || !strcmp(argv[i - 1], "--force")))
             return tool_convert_from_gguf(argc, argv);
 
     for (i = 1; i < argc; i++) {
