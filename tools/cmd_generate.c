@@ -39,6 +39,10 @@ int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_
     size_t n;
     lc_status s;
     if (!tok_path) {
+        if (m->format == LOLCATS_MODEL_GGUF) {   /* the GGUF's own vocabulary is not read yet */
+            fprintf(stderr, "lolcats: a GGUF model needs --tokenizer (the model's tokenizer.json)\n");
+            return 1;
+        }
         if (m->format != LOLCATS_MODEL_HF) {
             fprintf(stderr, "lolcats: a llama2.c checkpoint needs --tokenizer "
                             "(its tokenizer.bin, e.g. tok512.bin)\n");
