@@ -6293,7 +6293,7 @@ LCAPI size_t lc_dtype_block_bytes(lc_dtype dt) {
 
 LCAPI size_t lc_dtype_row_bytes(lc_dtype dt, int64_t n) {
     int b = lc_dtype_block(dt);
-    if (b <= 0 || n < 0 || n % b) return 0;
+    if (b <= 0 || n < 0 || n % b || (uint64_t)(n / b) > (uint64_t)(SIZE_MAX / 8) / lc_dtype_block_bytes(dt)) return 0;
     return (size_t)(n / b) * lc_dtype_block_bytes(dt);
 }
 
@@ -6746,6 +6746,9 @@ LC__FILES_FN lc_status lc__gg_infos(lc_gguf_file *f, lc__gg *g, uint64_t *nlen, 
                                 "block of %d weights", g->path, what, (unsigned long long)ne[0],
                                 lc_dtype_name(t->dtype), lc_dtype_block(t->dtype));
         rows = ne[0] ? numel / ne[0] : 0;
+        if (ne[0] && !lc_dtype_row_bytes(t->dtype, (int64_t)ne[0]))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s: row length %llu is too large for this machine's "
+                                "address space (corrupt tensor info)", g->path, what, (unsigned long long)ne[0]);
         len = ne[0] / (uint64_t)lc_dtype_block(t->dtype) * lc_dtype_block_bytes(t->dtype);
         if (len && rows > (uint64_t)SIZE_MAX / len)
             return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s is too large for this machine's address space",

@@ -190,6 +190,12 @@ static void test_malformed(void) {
     tiny(&b, 0, 32, 0, "w2", 128); expect_fail(&b, "overlap", "overlapping tensors");
     tiny(&b, 0, 32, 0, "w", 256); expect_fail(&b, "twice", "a duplicate tensor name");
     tiny(&b, 0, (uint64_t)1 << 62, 0, NULL, 0); expect_fail(&b, "'w'", "a huge dimension");
+    {   /* a row too long for the address space in an empty tensor (found by fuzz_gguf) */
+        uint64_t ne0[2] = {(uint64_t)1 << 62, 0};
+        b.n = 0; gb_header(&b, 3, 1, 0); gb_tinfo(&b, "w", 2, ne0, 0, 0);
+        while (b.n < 512) gb_u8(&b, 0);
+        expect_fail(&b, "row length", "an overflowing row in an empty tensor");
+    }
     /* duplicate key, alignment of the wrong type / not a power of two, arrays of arrays */
     b.n = 0; gb_header(&b, 3, 0, 2); gb_kv_str(&b, "a", "x"); gb_kv_str(&b, "a", "y");
     expect_fail(&b, "appears twice", "a duplicate key");
