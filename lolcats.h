@@ -825,6 +825,8 @@ LCAPI lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path,
                                           int vocab_size, lc_error *err);
 // Hugging Face tokenizer.json (model.type "BPE").
 LCAPI lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err);
+// A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) kind (>>model-gguf).
+LCAPI lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err);
 LCAPI void lc_tokenizer_free(lc_tokenizer *t);
 // Encodes text[0..len): [BOS if bos] + pieces + [EOS if eos] into ids
 // (capacity cap; len + 3 always suffices). *n gets the count.
@@ -9742,6 +9744,86 @@ static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, cons
     if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
     snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
     return lc__model_check_cfg(c, path, err);
+}
+
+// A GGUF file's own tokenizer: tokenizer.ggml.model "llama" (SentencePiece
+// BPE: tokens with U+2581 for spaces, scores as merge priorities, token types,
+// <0xXX> byte pieces) read as lc_tokenizer_load_llama2c reads tokenizer.bin.
+// Other models ("gpt2" byte-level BPE with merges) are LOLCATS_ERR_UNSUPPORTED.
+LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err) {
+    lc_gguf_file *f = NULL;
+    const lc_gguf_kv *toks, *scores, *types;
+    const char *model = NULL;
+    lc_status s;
+    size_t blob = 0, len, k;
+    int V, i;
+    int64_t v;
+    memset(t, 0, sizeof *t);
+    if ((s = lc_gguf_open(&f, path, err))) return s;
+    if (!lc_gguf_find_kv(f, "tokenizer.ggml.model")) {
+        s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no tokenizer in the file (tokenizer.ggml.model is missing): "
+                         "pass --tokenizer tokenizer.json", path);
+        goto done;
+    }
+    if ((s = lc_gguf_get_str(f, "tokenizer.ggml.model", &model, err))) goto done;
+    if (strcmp(model, "llama")) {
+        s = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model is \"%s\"; lolcats reads GGUF "
+                         "tokenizers of the \"llama\" (SentencePiece) kind: pass --tokenizer tokenizer.json", path, model);
+        goto done;
+    }
+    toks = lc_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    scores = lc_gguf_find_kv(f, "tokenizer.ggml.scores");
+    types = lc_gguf_find_kv(f, "tokenizer.ggml.token_type");
+    if (!toks || toks->type != LOLCATS_GGUF_ARRAY || toks->elem_type != LOLCATS_GGUF_STRING || toks->n == 0 ||
+        toks->n > (1u << 24)) {
+        s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.tokens is %s, expected a non-empty array of "
+                         "strings", path, toks ? lc_gguf_type_name(toks->type == LOLCATS_GGUF_ARRAY ? toks->elem_type : toks->type) : "missing");
+        goto done;
+    }
+    V = (int)toks->n;
+    if ((scores && (scores->type != LOLCATS_GGUF_ARRAY || scores->n != toks->n || scores->elem_type != LOLCATS_GGUF_F32)) ||
+        (types && (types->type != LOLCATS_GGUF_ARRAY || types->n != toks->n || types->elem_type != LOLCATS_GGUF_I32))) {
+        s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.%s must be an array of %d %s", path,
+                         scores && (scores->type != LOLCATS_GGUF_ARRAY || scores->n != toks->n || scores->elem_type != LOLCATS_GGUF_F32)
+                         ? "scores" : "token_type", V, scores && scores->elem_type != LOLCATS_GGUF_F32 ? "f32" : "i32");
+        goto done;
+    }
+    for (i = 0; i < V; i++) { (void)lc_gguf_arr_str(toks, (uint64_t)i, &len); blob += len + 1; }
+    t->kind = LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) goto done;
+    {
+        char *b = ((lc__tok_priv *)t->priv)->blob;
+        for (i = 0; i < V; i++) {
+            const char *p = lc_gguf_arr_str(toks, (uint64_t)i, &len);
+            int n = 0;
+            t->pieces[i] = b;
+            for (k = 0; k < len; k++) {   // U+2581 (e2 96 81) -> ' ', as llama2.c stores pieces
+                if (k + 2 < len && (unsigned char)p[k] == 0xE2 && (unsigned char)p[k + 1] == 0x96 &&
+                    (unsigned char)p[k + 2] == 0x81) { b[n++] = ' '; k += 2; }
+                else b[n++] = p[k];
+            }
+            b[n] = 0;
+            t->lens[i] = n;
+            b += n + 1;
+            t->scores[i] = scores ? (float)lc_gguf_arr_float(scores, (uint64_t)i) : 0.0f;
+        }
+    }
+    t->bos_id = 1; t->eos_id = 2; t->unk_id = 0;
+    t->add_bos = 1; t->add_prefix_space = 1; t->byte_fallback = 1;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) t->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) t->eos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.unknown_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.unknown_token_id", &v, err)) t->unk_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.add_bos_token") && !lc_gguf_get_int(f, "tokenizer.ggml.add_bos_token", &v, err)) t->add_bos = v != 0;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.add_space_prefix") && !lc_gguf_get_int(f, "tokenizer.ggml.add_space_prefix", &v, err)) t->add_prefix_space = v != 0;
+    if ((s = lc__tok_index(t, path, err))) goto done;
+    if (types)   // control tokens (type 3) decode to nothing, as BOS / EOS do
+        for (i = 0; i < V; i++)
+            if (lc_gguf_arr_int(types, (uint64_t)i) == 3) ((lc__tok_priv *)t->priv)->control[i] = 1;
+    if (t->unk_id >= 0) ((lc__tok_priv *)t->priv)->control[t->unk_id] = 0;
+done:
+    if (s) lc_tokenizer_free(t);
+    lc_gguf_close(f);
+    return s;
 }
 
 LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {

@@ -212,17 +212,57 @@ static void test_qwen(const char *arch) {
     CHECK(tiny_sh(cmd) == 0, "%s GGUF: loading says how to convert", arch);
 }
 
-static double nll_of(const char *model, const char *tok, const char *data) {
+static double nll_of(const char *model, const char *tok, const char *data, int ctx) {
     char cmd[1024], line[2048];
     FILE *p;
     double nll = NAN;
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s eval -m %s --tokenizer %s --data %s --ctx 512 --json", bin, model,
-             tok, data);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s eval -m %s %s%s --data %s --ctx %d --json", bin, model,
+             tok ? "--tokenizer " : "", tok ? tok : "", data, ctx);
     if (!(p = popen(cmd, "r"))) return NAN;
     while (fgets(line, sizeof line, p))
         if (!strncmp(line, "{\"nll\": ", 8)) nll = atof(line + 8);
     pclose(p);
     return nll;
+}
+
+/* The tokenizer inside the file: a llama2.c tokenizer.bin written with
+   --tokenizer and read back (tokenizer.ggml.*) scores the text as the
+   original model with its tokenizer.bin does; without one, eval says so. */
+static void test_tokenizer(void) {
+    char cmd[1024];
+    double a, b;
+    int k;
+    static const char *const models[2][3] = {
+        {DIR "/tiny.bin", DIR "/tiny_tok.bin", DIR "/text.txt"},
+        {"../shared/models/stories260K/stories260K.bin", "../shared/models/stories260K/tok512.bin", DIR "/ts.txt"}};
+    if (!CHECK(tiny_write_tokenizer(DIR "/tiny_tok.bin") && tiny_write_text(DIR "/text.txt"), "tiny tokenizer and text")) return;
+    for (k = 0; k < 2; k++) {
+        if (k == 1) {
+            if (access(models[1][0], F_OK) != 0) { printf("SKIPPED: stories260K GGUF tokenizer (../shared absent)\n"); break; }
+            if (!CHECK(tiny_sh("head -c 20000 ../shared/data/tinystories.valid-head.txt > " DIR "/ts.txt") == 0, "text")) break;
+        }
+        snprintf(cmd, sizeof cmd, "%s convert --to-gguf " DIR "/tok%d.gguf --model %s --tokenizer %s --type q8_0 --force "
+                 ">/dev/null", bin, k, models[k][0], models[k][1]);
+        if (!CHECK(tiny_sh(cmd) == 0, "%s", cmd)) continue;
+        snprintf(cmd, sizeof cmd, DIR "/tok%d.gguf", k);
+        a = nll_of(cmd, NULL, models[k][2], k ? 256 : 64);
+        b = nll_of(models[k][0], models[k][1], models[k][2], k ? 256 : 64);
+        printf("  %s: NLL %.6f with the GGUF's own tokenizer (Q8_0), %.6f original\n", models[k][0], a, b);
+        CHECK(isfinite(a) && fabs(a - b) < 0.05 * b, "GGUF tokenizer NLL %.6f vs %.6f", a, b);
+        snprintf(cmd, sizeof cmd, "%s eval -m " DIR "/tok%d.gguf --data %s --ctx 64 | grep -q ' over [0-9]* tokens'", bin, k,
+                 models[k][2]);
+        CHECK(tiny_sh(cmd) == 0, "eval with the GGUF's tokenizer");
+    }
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s eval -m " DIR "/tiny_f32.gguf --data " DIR "/text.txt 2>&1 | grep -q 'no tokenizer in the file'", bin);
+    CHECK(tiny_sh(cmd) == 0, "a GGUF without a tokenizer: eval asks for --tokenizer");
+    /* the same token count as the original: equal NLL at F32 */
+    snprintf(cmd, sizeof cmd, "%s convert --to-gguf " DIR "/tokf.gguf --model " DIR "/tiny.bin --tokenizer " DIR "/tiny_tok.bin "
+             "--force >/dev/null", bin);
+    if (CHECK(tiny_sh(cmd) == 0, "%s", cmd)) {
+        a = nll_of(DIR "/tokf.gguf", NULL, DIR "/text.txt", 64);
+        b = nll_of(DIR "/tiny.bin", DIR "/tiny_tok.bin", DIR "/text.txt", 64);
+        CHECK(fabs(a - b) <= 1e-5 * b, "F32 GGUF with its tokenizer: NLL %.6f vs %.6f", a, b);
+    }
 }
 
 static void test_alpaca(void) {
@@ -236,14 +276,14 @@ static void test_alpaca(void) {
         return;
     }
     CHECK(tiny_sh("head -c 8000 ../shared/data/wikitext-2-raw.test-head.txt > " DIR "/wt.txt") == 0, "text");
-    base = nll_of(M, "../shared/models/alpaca-llama-25m/tokenizer.json", DIR "/wt.txt");
+    base = nll_of(M, "../shared/models/alpaca-llama-25m/tokenizer.json", DIR "/wt.txt", 512);
     CHECK(isfinite(base), "safetensors NLL");
     for (k = 0; k < 4; k++) {
         snprintf(path, sizeof path, DIR "/alpaca_%s.gguf", types[k]);
         snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s convert --to-gguf %s --model %s --type %s --force >/dev/null",
                  bin, path, M, types[k]);
         if (!CHECK(tiny_sh(cmd) == 0, "%s", cmd)) continue;
-        nll = nll_of(path, "../shared/models/alpaca-llama-25m/tokenizer.json", DIR "/wt.txt");
+        nll = nll_of(path, "../shared/models/alpaca-llama-25m/tokenizer.json", DIR "/wt.txt", 512);
         printf("  alpaca-llama-25m NLL: safetensors %.6f, GGUF %-5s %.6f (%+.6f nats, %.1e relative)\n", base,
                types[k], nll, nll - base, fabs(nll - base) / base);
         if (k < 2) CHECK(fabs(nll - base) <= 1e-5 * base, "%s NLL %.6f vs %.6f", types[k], nll, base);
@@ -259,6 +299,7 @@ int main(void) {
     test_to_hf();
     test_qwen("qwen2");
     test_qwen("qwen3");
+    test_tokenizer();
     test_alpaca();
     return check_done();
 }

@@ -39,9 +39,14 @@ int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_
     size_t n;
     lc_status s;
     if (!tok_path) {
-        if (m->format == LOLCATS_MODEL_GGUF) {   /* the GGUF's own vocabulary is not read yet */
-            fprintf(stderr, "lolcats: a GGUF model needs --tokenizer (the model's tokenizer.json)\n");
-            return 1;
+        if (m->format == LOLCATS_MODEL_GGUF) {   /* the file's own tokenizer.ggml.* */
+            if (lc_tokenizer_load_gguf(tok, model_path, err)) return tool_report(err);
+            if (tok->vocab_size > m->cfg.vocab_size) {
+                fprintf(stderr, "lolcats: %s has %d tokens but the model only %d\n", model_path, tok->vocab_size,
+                        m->cfg.vocab_size);
+                return 1;
+            }
+            return 0;
         }
         if (m->format != LOLCATS_MODEL_HF) {
             fprintf(stderr, "lolcats: a llama2.c checkpoint needs --tokenizer "

@@ -143,7 +143,7 @@ static lc_dtype gw_pick(lc_dtype want, const lc_weight *w) {
 }
 
 static const char *gguf_to_usage =
-    "lolcats convert --to-gguf OUT.gguf --model PATH [--type TYPE] [--force]\n"
+    "lolcats convert --to-gguf OUT.gguf --model PATH [--type TYPE] [--tokenizer TOK] [--force]\n"
     "Writes a model as a GGUF file (llama architecture, llama.cpp's names).\n"
     "  --model PATH   Hugging Face directory or llama2.c .bin checkpoint\n"
     "  --type TYPE    f32 (default), f16, bf16, q8_0, q4_0 or q4_k. Norm weights stay\n"
@@ -152,10 +152,14 @@ static const char *gguf_to_usage =
     "                 interleaved RoPE order, as its converter does. With q4_k and\n"
     "                 q4_0 the classifier (output.weight, or token_embd.weight when\n"
     "                 tied) is stored q8_0, as llama.cpp's Q4_K_M keeps it at 6 bits.\n"
+    "  --tokenizer TOK  a llama2.c tokenizer.bin written into the file (tokenizer.ggml.*,\n"
+    "                 SentencePiece with scores), read back when the GGUF runs\n"
     "  --force        replace an existing OUT.gguf";
 
 int tool_convert_to_gguf(int argc, char **argv) {
-    const char *out = NULL, *model = NULL, *type = "f32";
+    const char *out = NULL, *model = NULL, *type = "f32", *tok_path = NULL;
+    lc_tokenizer tok;
+    int have_tok = 0;
     static const lc_dtype dts[] = {LOLCATS_DTYPE_F32, LOLCATS_DTYPE_F16, LOLCATS_DTYPE_BF16, LOLCATS_DTYPE_Q8_0,
                                    LOLCATS_DTYPE_Q4_0, LOLCATS_DTYPE_Q4_K};
     static const char *const lnames[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
@@ -180,20 +184,33 @@ int tool_convert_to_gguf(int argc, char **argv) {
         else if (!strcmp(argv[i], "--to-gguf")) out = tool_arg_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "-m")) model = tool_arg_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--type")) type = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--tokenizer")) tok_path = tool_arg_value(argc, argv, &i);
         else tool_arg_unknown(argv[0], argv[i], gguf_to_usage, NULL);
     }
     if (!out || !model) tool_arg_fail(argv[0], "convert --to-gguf needs OUT.gguf and --model PATH");
     ti = tool_arg_choice("--type", type, "f32|f16|bf16|q8_0|q4_0|q4_k");
     want = dts[ti];
     outsafe_input("--model", model, OUTSAFE_IN_MODEL);
+    outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);
     outsafe_output("--to-gguf", out, OUTSAFE_OUT_FILE);
     if (outsafe_begin(argc, argv, force, 1)) return 1;
     if (access(out, F_OK) == 0 && !force) {
         fprintf(stderr, "lolcats: error: %s exists; pass --force to replace it\n", out);
         return 1;
     }
+    memset(&tok, 0, sizeof tok);
     if (lc_model_load(&m, model, &err)) return tool_report(&err);
     c = &m.cfg;
+    if (tok_path) {   /* a SentencePiece tokenizer with scores (llama2.c tokenizer.bin) goes into the file */
+        size_t tl = strlen(tok_path);
+        if (tool_load_tokenizer(&tok, &m, model, tok_path, &err)) goto done;
+        have_tok = 1;
+        if (tok.kind != LOLCATS_TOK_SPM || (tl >= 5 && !strcmp(tok_path + tl - 5, ".json"))) {   /* merges, not scores */
+            fprintf(stderr, "lolcats: error: %s: only SentencePiece tokenizers with scores (llama2.c tokenizer.bin) "
+                    "are written into GGUF files; run the GGUF with --tokenizer %s instead\n", tok_path, tok_path);
+            goto done;
+        }
+    }
     if (c->rope_llama3 || c->sliding_window > 0) {
         fprintf(stderr, "lolcats: error: %s uses %s, which the GGUF writer does not write yet (llama.cpp keeps it "
                 "as a rope_freqs tensor / model-specific keys)\n", model, c->rope_llama3 ? "llama3 RoPE scaling" : "a sliding window");
@@ -217,6 +234,32 @@ int tool_convert_to_gguf(int argc, char **argv) {
     gw_kv_f32(&h, &nkv, "llama.rope.freq_base", c->rope_theta);
     if (c->bos_id >= 0) gw_kv_u32(&h, &nkv, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id);
     if (c->eos_id >= 0) gw_kv_u32(&h, &nkv, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id);
+    if (have_tok) {   /* pieces with ' ' back to U+2581, scores, types (2 unknown, 3 control, 6 byte, 1 normal) */
+        int k2;
+        gw_kv_str(&h, &nkv, "tokenizer.ggml.model", "llama");
+        gw_str(&h, "tokenizer.ggml.tokens"); gw_le(&h, LOLCATS_GGUF_ARRAY, 4); gw_le(&h, LOLCATS_GGUF_STRING, 4);
+        gw_le(&h, (uint64_t)tok.vocab_size, 8);
+        for (k2 = 0; k2 < tok.vocab_size; k2++) {
+            size_t n2 = 0, j;
+            for (j = 0; j < (size_t)tok.lens[k2]; j++) n2 += tok.pieces[k2][j] == ' ' ? 3 : 1;
+            gw_le(&h, n2, 8);
+            for (j = 0; j < (size_t)tok.lens[k2]; j++)
+                if (tok.pieces[k2][j] == ' ') gw_bytes(&h, "\xE2\x96\x81", 3); else gw_bytes(&h, tok.pieces[k2] + j, 1);
+        }
+        gw_str(&h, "tokenizer.ggml.scores"); gw_le(&h, LOLCATS_GGUF_ARRAY, 4); gw_le(&h, LOLCATS_GGUF_F32, 4);
+        gw_le(&h, (uint64_t)tok.vocab_size, 8);
+        for (k2 = 0; k2 < tok.vocab_size; k2++) { uint32_t u; memcpy(&u, &tok.scores[k2], 4); gw_le(&h, u, 4); }
+        gw_str(&h, "tokenizer.ggml.token_type"); gw_le(&h, LOLCATS_GGUF_ARRAY, 4); gw_le(&h, LOLCATS_GGUF_I32, 4);
+        gw_le(&h, (uint64_t)tok.vocab_size, 8);
+        for (k2 = 0; k2 < tok.vocab_size; k2++) {
+            const char *p = tok.pieces[k2];
+            int ty = k2 == tok.unk_id ? 2 : (k2 == tok.bos_id || k2 == tok.eos_id) ? 3
+                   : (tok.lens[k2] == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') ? 6 : 1;
+            gw_le(&h, (uint32_t)ty, 4);
+        }
+        nkv += 3;
+        if (tok.unk_id >= 0) gw_kv_u32(&h, &nkv, "tokenizer.ggml.unknown_token_id", (uint32_t)tok.unk_id);
+    }
     /* tensors */
     ts = (gw_tensor *)calloc((size_t)(3 + 9 * c->n_layers), sizeof *ts);
     if (!ts) { fprintf(stderr, "lolcats: error: out of memory\n"); goto done; }
@@ -304,6 +347,7 @@ done:
     if (fp) fclose(fp);
     if (rc && tmp) remove(tmp);
     free(tmp); free(row); free(qrow); free(ts); free(h.p);
+    if (have_tok) lc_tokenizer_free(&tok);
     lc_model_free(&m);
     return rc;
 }
