@@ -446,6 +446,11 @@ typedef enum lc_dtype {
     LOLCATS_DTYPE_BOOL,
     LOLCATS_DTYPE_F8_E4M3,
     LOLCATS_DTYPE_F8_E5M2,
+    LOLCATS_DTYPE_Q8_0,           // GGUF block-quantized weights (never in safetensors):
+    LOLCATS_DTYPE_Q4_0,           //   lc_dtype_size is 0, see lc_dtype_block / >>api-gguf
+    LOLCATS_DTYPE_Q4_K,
+    LOLCATS_DTYPE_Q5_K,
+    LOLCATS_DTYPE_Q6_K,
     LOLCATS_DTYPE_COUNT           // number of dtypes, not a dtype
 } lc_dtype;
 
@@ -514,6 +519,98 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
 LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // >>api-files-end
 
+// >>api-gguf
+// GGUF files (llama.cpp's format), read through the same mapping as safetensors.
+//
+// Layout (little-endian): "GGUF", u32 version (2 or 3), u64 tensor count,
+// u64 metadata count; metadata entries (string key, u32 value type, value);
+// tensor infos (string name, u32 n_dims, u64 ne[n_dims], u32 ggml type, u64
+// offset); padding to general.alignment (default 32); the data area. A string
+// is a u64 length and that many bytes (no NUL). ne[0] is the fastest-varying
+// dimension: the views below give shape in PyTorch order (ne reversed), so a
+// GGUF weight (ne = {in, out}) reads as (out, in) like its safetensors twin.
+//
+// lc_gguf_open validates everything before returning: magic, version, counts
+// that fit in the file, every string, value type and array inside the file,
+// known tensor types with rows a whole number of blocks, offsets aligned and
+// the data inside the file without overlaps, no duplicate keys or names,
+// general.alignment a u32 power of two. Errors name the file and the field,
+// key or tensor. Block-quantized tensors (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) come
+// as lc_tensor views with those dtypes: row bytes = blocks x block bytes.
+enum {
+    LOLCATS_GGUF_U8 = 0, LOLCATS_GGUF_I8, LOLCATS_GGUF_U16, LOLCATS_GGUF_I16, LOLCATS_GGUF_U32,
+    LOLCATS_GGUF_I32, LOLCATS_GGUF_F32, LOLCATS_GGUF_BOOL, LOLCATS_GGUF_STRING, LOLCATS_GGUF_ARRAY,
+    LOLCATS_GGUF_U64, LOLCATS_GGUF_I64, LOLCATS_GGUF_F64, LOLCATS_GGUF_TYPE_COUNT
+};
+
+// One metadata entry. Scalars: n = 1, elem_type = type. Arrays: type ARRAY,
+// elem_type the element type, n elements (arrays of arrays are refused).
+typedef struct lc_gguf_kv {
+    const char *key;              // NUL-terminated copy
+    int type, elem_type;          // LOLCATS_GGUF_*
+    uint64_t n;
+    const unsigned char *data;    // first value / element in the mapping (little-endian)
+    const char *str;              // STRING scalar: NUL-terminated copy (else NULL)
+    const uint64_t *str_off;      // STRING array: byte offset of element i's length from data
+} lc_gguf_kv;
+
+typedef struct lc_gguf_file lc_gguf_file;          // opaque
+
+LCAPI lc_status lc_gguf_open(lc_gguf_file **out, const char *path, lc_error *err);
+LCAPI lc_status lc_gguf_open_memory(lc_gguf_file **out, const void *buf, size_t len,
+                                    const char *name, lc_error *err);
+LCAPI void lc_gguf_close(lc_gguf_file *f);          // NULL ok
+LCAPI const char *lc_gguf_path(const lc_gguf_file *f);
+LCAPI int lc_gguf_version(const lc_gguf_file *f);
+LCAPI size_t lc_gguf_alignment(const lc_gguf_file *f);
+LCAPI size_t lc_gguf_data_offset(const lc_gguf_file *f);   // start of the data area in the file
+LCAPI const char *lc_gguf_type_name(int type);      // "u32", "string", ...; "?" if unknown
+LCAPI int lc_gguf_kv_count(const lc_gguf_file *f);
+LCAPI const lc_gguf_kv *lc_gguf_kv_at(const lc_gguf_file *f, int i);
+LCAPI const lc_gguf_kv *lc_gguf_find_kv(const lc_gguf_file *f, const char *key);   // NULL if absent
+// Typed reads of a scalar entry. A missing key or one of another type is a
+// LOLCATS_ERR_FORMAT naming the file, the key, the type found and the one
+// expected. get_int takes any integer type (and bool) and checks the value
+// fits int64; get_float takes F32 / F64 and integers.
+LCAPI lc_status lc_gguf_get_int(const lc_gguf_file *f, const char *key, int64_t *out, lc_error *err);
+LCAPI lc_status lc_gguf_get_float(const lc_gguf_file *f, const char *key, double *out, lc_error *err);
+LCAPI lc_status lc_gguf_get_str(const lc_gguf_file *f, const char *key, const char **out, lc_error *err);
+// Element i of an array entry (or the scalar when i == 0), widened; strings
+// are not NUL-terminated in the mapping: *len gets the length.
+LCAPI int64_t lc_gguf_arr_int(const lc_gguf_kv *kv, uint64_t i);     // integer / bool elements
+LCAPI double lc_gguf_arr_float(const lc_gguf_kv *kv, uint64_t i);    // any numeric element
+LCAPI const char *lc_gguf_arr_str(const lc_gguf_kv *kv, uint64_t i, size_t *len);
+// Tensors in file order, shape in PyTorch order; lc_gguf_find is a hash lookup.
+LCAPI int lc_gguf_tensor_count(const lc_gguf_file *f);
+LCAPI const lc_tensor *lc_gguf_tensor_at(const lc_gguf_file *f, int i);
+LCAPI const lc_tensor *lc_gguf_find(const lc_gguf_file *f, const char *name);
+LCAPI int lc_gguf_tensor_ggml_type(const lc_gguf_file *f, int i);  // the file's type id
+// ggml type id <-> dtype: -1 when the type is not one lolcats reads.
+LCAPI int lc_gguf_dtype_of(uint32_t ggml_type);
+LCAPI int lc_gguf_ggml_type_of(lc_dtype dt);
+
+// Block quantization (ggml's layouts; the scalar functions are the definition).
+//   Q8_0  32 weights, 34 bytes: f16 d, i8 q[32]             x = d q
+//   Q4_0  32 weights, 18 bytes: f16 d, u8 q[16]             x = d (nibble - 8); byte j: j (low), j+16 (high)
+//   Q4_K 256 weights, 144 bytes: f16 d, f16 dmin, u8 scales[12] (8 x 6-bit scale, 6-bit min),
+//        u8 q[128]                                          x = d sc_s q - dmin m_s
+//   Q5_K 256 weights, 176 bytes: as Q4_K plus u8 qh[32] (5th bit) before q[128]
+//   Q6_K 256 weights, 210 bytes: u8 ql[128], u8 qh[64], i8 scales[16], f16 d   x = d sc (q - 32)
+// lc_dtype_block: weights per block (1 for the plain dtypes, 0 out of range).
+LCAPI int lc_dtype_block(lc_dtype dt);
+LCAPI size_t lc_dtype_block_bytes(lc_dtype dt);
+// Bytes of a row of n weights (0 when n is not a whole number of blocks).
+LCAPI size_t lc_dtype_row_bytes(lc_dtype dt, int64_t n);
+// dst[n] = the n weights stored at src (n a multiple of the block; F32, F16,
+// BF16 and every block type).
+LCAPI void lc_dequant_row(float *dst, const void *src, lc_dtype dt, int64_t n);
+// Quantizes n weights into dst (F32, F16, BF16, Q8_0, Q4_0, Q4_K): Q8_0 and
+// Q4_0 by ggml's reference rules (absmax scale), Q4_K with per-sub-block
+// min/max scales rounded to 6 bits. Returns 0, or -1 for another dtype or n
+// not a whole number of blocks.
+LCAPI int lc_quant_row(void *dst, const float *src, lc_dtype dt, int64_t n);
+// >>api-gguf-end
+
 // >>api-gemm
 // Matrix products, row-major (PyTorch's layouts), float32 accumulation.
 //
@@ -568,12 +665,12 @@ LCAPI void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype,
 // Matrices are PyTorch (out,in) row-major. Layouts of the KV cache:
 // (L, Hk, ctx, D). RoPE pairs dims (i, i + D/2) (Hugging Face rotate_half) or
 // (2i, 2i+1) (llama2.c checkpoints: cfg.rope_interleaved = 1).
-enum { LOLCATS_MODEL_LLAMA2C = 1, LOLCATS_MODEL_HF = 2 };
+enum { LOLCATS_MODEL_LLAMA2C = 1, LOLCATS_MODEL_HF = 2, LOLCATS_MODEL_GGUF = 3 };
 
 // A read-only (rows, cols) row-major matrix (or vector: rows = 1) in a mapping.
 typedef struct lc_weight {
     const void *data;
-    lc_dtype dtype;               // LOLCATS_DTYPE_F32, _F16 or _BF16
+    lc_dtype dtype;               // LOLCATS_DTYPE_F32, _F16, _BF16, or a GGUF block type (Q8_0 ...)
     int64_t rows, cols;
 } lc_weight;
 
@@ -627,7 +724,11 @@ LCAPI lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *e
 // Loads a Hugging Face directory: config.json + model.safetensors, or shards
 // listed in model.safetensors.index.json.
 LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
-// A directory loads as Hugging Face, a file as llama2.c.
+// Loads a GGUF file of the llama architecture (>>model-gguf): block-quantized
+// weights stay quantized (lc_weight.dtype Q8_0 ... Q6_K).
+LCAPI lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err);
+// A directory loads as Hugging Face, a file starting with "GGUF" as GGUF, any
+// other file as llama2.c.
 LCAPI lc_status lc_model_load(lc_model *m, const char *path, lc_error *err);
 LCAPI void lc_model_free(lc_model *m);
 LCAPI int64_t lc_model_param_count(const lc_model *m);
@@ -728,6 +829,8 @@ LCAPI lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path,
                                           int vocab_size, lc_error *err);
 // Hugging Face tokenizer.json (model.type "BPE").
 LCAPI lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err);
+// A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) kind (>>model-gguf).
+LCAPI lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err);
 LCAPI void lc_tokenizer_free(lc_tokenizer *t);
 // Encodes text[0..len): [BOS if bos] + pieces + [EOS if eos] into ids
 // (capacity cap; len + 3 always suffices). *n gets the count.
@@ -5540,8 +5643,9 @@ LC__FILES_FN void lc__map_free(lc__map *m) {
 
 static const char *const lc__dtype_names[LOLCATS_DTYPE_COUNT] = {
     "F32", "F16", "BF16", "I32", "I64", "U8", "F64", "I8", "I16", "U16", "U32", "U64",
-    "BOOL", "F8_E4M3", "F8_E5M2"};
-static const unsigned char lc__dtype_sizes[LOLCATS_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1, 8, 1, 2, 2, 4, 8, 1, 1, 1};
+    "BOOL", "F8_E4M3", "F8_E5M2", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"};
+static const unsigned char lc__dtype_sizes[LOLCATS_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1, 8, 1, 2, 2, 4, 8, 1, 1, 1,
+                                                                   0, 0, 0, 0, 0};   // block types: lc_dtype_block
 
 LCAPI const char *lc_dtype_name(lc_dtype dt) {
     return (int)dt >= 0 && (int)dt < LOLCATS_DTYPE_COUNT ? lc__dtype_names[dt] : "?";
@@ -5554,7 +5658,7 @@ LCAPI size_t lc_dtype_size(lc_dtype dt) {
 LCAPI int lc_dtype_parse(const char *name) {
     int i;
     if (!name) return -1;
-    for (i = 0; i < LOLCATS_DTYPE_COUNT; i++)
+    for (i = 0; i <= LOLCATS_DTYPE_F8_E5M2; i++)   // the safetensors dtypes
         if (!strcmp(name, lc__dtype_names[i])) return i;
     return -1;
 }
@@ -5949,6 +6053,11 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err) 
     if (!t || (!dst && t->nbytes)) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_tensor_to_f32: NULL %s", t ? "dst" : "tensor");
     p = (const unsigned char *)t->data;
     n = lc_tensor_numel(t);
+    if (lc_dtype_block(t->dtype) > 1 && t->ndim > 0 && lc_dtype_row_bytes(t->dtype, t->shape[t->ndim - 1]) &&
+        (size_t)(n / (size_t)t->shape[t->ndim - 1]) * lc_dtype_row_bytes(t->dtype, t->shape[t->ndim - 1]) == t->nbytes) {
+        lc_dequant_row(dst, p, t->dtype, (int64_t)n);   // GGUF blocks (rows are whole blocks)
+        return LOLCATS_OK;
+    }
     if (lc_dtype_size(t->dtype) == 0 || n * lc_dtype_size(t->dtype) != t->nbytes)
         return lc_error_set(err, LOLCATS_ERR_ARG, "tensor '%s': nbytes %lu does not match %s shape (%lu elements)",
                             t->name ? t->name : "?", (unsigned long)t->nbytes, lc_dtype_name(t->dtype), (unsigned long)n);
@@ -6172,6 +6281,803 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
     LOLCATS_FREE(tmp);
     return st;
 }
+// >>quant
+// GGUF block quantization: block geometry, dequantization (the definition of
+// each type, as ggml lays it out) and the reference quantizers of the writer.
+static const unsigned short lc__qblock[5][2] = {   // weights, bytes: Q8_0 Q4_0 Q4_K Q5_K Q6_K
+    {32, 34}, {32, 18}, {256, 144}, {256, 176}, {256, 210}};
+
+LCAPI int lc_dtype_block(lc_dtype dt) {
+    if ((int)dt >= (int)LOLCATS_DTYPE_Q8_0 && (int)dt < (int)LOLCATS_DTYPE_COUNT) return lc__qblock[dt - LOLCATS_DTYPE_Q8_0][0];
+    return lc_dtype_size(dt) ? 1 : 0;
+}
+
+LCAPI size_t lc_dtype_block_bytes(lc_dtype dt) {
+    if ((int)dt >= (int)LOLCATS_DTYPE_Q8_0 && (int)dt < (int)LOLCATS_DTYPE_COUNT) return lc__qblock[dt - LOLCATS_DTYPE_Q8_0][1];
+    return lc_dtype_size(dt);
+}
+
+LCAPI size_t lc_dtype_row_bytes(lc_dtype dt, int64_t n) {
+    int b = lc_dtype_block(dt);
+    if (b <= 0 || n < 0 || n % b || (uint64_t)(n / b) > (uint64_t)(SIZE_MAX / 8) / lc_dtype_block_bytes(dt)) return 0;
+    return (size_t)(n / b) * lc_dtype_block_bytes(dt);
+}
+
+#define LC__QF16(p) lc_f16_to_f32((uint16_t)((p)[0] | ((unsigned)(p)[1] << 8)))
+
+// Q4_K / Q5_K: sub-block j's 6-bit scale and min out of the 12 packed bytes.
+LC__FILES_FN void lc__q_scale_min(int j, const unsigned char *s, int *sc, int *mn) {
+    if (j < 4) { *sc = s[j] & 63; *mn = s[j + 4] & 63; }
+    else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+// One block of 32 or 256 weights.
+LC__FILES_FN void lc__dequant_block(float *y, const unsigned char *b, lc_dtype dt) {
+    int l, c;
+    switch (dt) {
+    case LOLCATS_DTYPE_Q8_0: {
+        float d = LC__QF16(b);
+        for (l = 0; l < 32; l++) y[l] = d * (float)(signed char)b[2 + l];
+        break;
+    }
+    case LOLCATS_DTYPE_Q4_0: {
+        float d = LC__QF16(b);
+        for (l = 0; l < 16; l++) {
+            y[l] = d * (float)((b[2 + l] & 0xF) - 8);
+            y[l + 16] = d * (float)((b[2 + l] >> 4) - 8);
+        }
+        break;
+    }
+    case LOLCATS_DTYPE_Q4_K:
+    case LOLCATS_DTYPE_Q5_K: {
+        float d = LC__QF16(b), dmin = LC__QF16(b + 2);
+        const unsigned char *sc = b + 4, *qh = b + 16, *q = b + (dt == LOLCATS_DTYPE_Q5_K ? 48 : 16);
+        for (c = 0; c < 4; c++, q += 32) {       // 64 weights: sub-blocks 2c (low nibbles), 2c+1 (high)
+            int s1, m1, s2, m2;
+            float d1, d2, n1, n2;
+            lc__q_scale_min(2 * c, sc, &s1, &m1);
+            lc__q_scale_min(2 * c + 1, sc, &s2, &m2);
+            d1 = d * (float)s1; n1 = dmin * (float)m1;
+            d2 = d * (float)s2; n2 = dmin * (float)m2;
+            for (l = 0; l < 32; l++) {
+                int h1 = 0, h2 = 0;
+                if (dt == LOLCATS_DTYPE_Q5_K) {
+                    h1 = (qh[l] >> (2 * c)) & 1 ? 16 : 0;
+                    h2 = (qh[l] >> (2 * c + 1)) & 1 ? 16 : 0;
+                }
+                y[64 * c + l] = d1 * (float)((q[l] & 0xF) + h1) - n1;
+                y[64 * c + 32 + l] = d2 * (float)((q[l] >> 4) + h2) - n2;
+            }
+        }
+        break;
+    }
+    case LOLCATS_DTYPE_Q6_K: {
+        const unsigned char *ql = b, *qh = b + 128;
+        const signed char *sc = (const signed char *)(b + 192);
+        float d = LC__QF16(b + 208);
+        for (c = 0; c < 2; c++, ql += 64, qh += 32, sc += 8, y += 128) {
+            for (l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * (float)sc[is] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+LCAPI void lc_dequant_row(float *dst, const void *src, lc_dtype dt, int64_t n) {
+    const unsigned char *p = (const unsigned char *)src;
+    int64_t i;
+    int bs = lc_dtype_block(dt);
+    size_t bb = lc_dtype_block_bytes(dt);
+    if (bs <= 0 || n <= 0) return;
+    switch (dt) {
+    case LOLCATS_DTYPE_F32: memcpy(dst, p, (size_t)n * 4); return;   // little-endian hosts (GGUF is LE)
+    case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) dst[i] = lc_f16_to_f32((uint16_t)(p[2 * i] | ((unsigned)p[2 * i + 1] << 8))); return;
+    case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) dst[i] = lc_bf16_to_f32((uint16_t)(p[2 * i] | ((unsigned)p[2 * i + 1] << 8))); return;
+    default: break;
+    }
+    if (bs == 1) return;
+    for (i = 0; i + bs <= n; i += bs, p += bb) lc__dequant_block(dst + i, p, dt);
+}
+
+LC__FILES_FN void lc__q_put16(unsigned char *p, uint16_t h) { p[0] = (unsigned char)(h & 0xFF); p[1] = (unsigned char)(h >> 8); }
+
+// Q4_K of one 256-weight block: each 32-weight sub-block s gets scale
+// (max - min) / 15 and min min(0, min x); the eight scales and mins are
+// rounded to 6 bits against the block's d = max scale / 63, dmin = max min / 63
+// (stored as f16), then every weight is rounded against the stored values.
+LC__FILES_FN void lc__quant_q4k(unsigned char *b, const float *x) {
+    float sc[8], mn[8], msc = 0.0f, mmn = 0.0f, d, dmin;
+    int s, l, isc[8], imn[8];
+    unsigned char *q = b + 16;
+    for (s = 0; s < 8; s++) {
+        float lo = x[32 * s], hi = x[32 * s];
+        for (l = 1; l < 32; l++) { if (x[32 * s + l] < lo) lo = x[32 * s + l]; if (x[32 * s + l] > hi) hi = x[32 * s + l]; }
+        if (lo > 0.0f) lo = 0.0f;
+        sc[s] = (hi - lo) / 15.0f;
+        mn[s] = -lo;
+        if (sc[s] > msc) msc = sc[s];
+        if (mn[s] > mmn) mmn = mn[s];
+    }
+    d = lc_f16_to_f32(lc_f32_to_f16(msc / 63.0f));
+    dmin = lc_f16_to_f32(lc_f32_to_f16(mmn / 63.0f));
+    for (s = 0; s < 8; s++) {
+        isc[s] = d > 0.0f ? (int)floorf(sc[s] / d + 0.5f) : 0;
+        imn[s] = dmin > 0.0f ? (int)floorf(mn[s] / dmin + 0.5f) : 0;
+        if (isc[s] > 63) isc[s] = 63;
+        if (imn[s] > 63) imn[s] = 63;
+        if (isc[s] == 0 && sc[s] > 0.0f) isc[s] = 1;
+    }
+    lc__q_put16(b, lc_f32_to_f16(msc / 63.0f));
+    lc__q_put16(b + 2, lc_f32_to_f16(mmn / 63.0f));
+    memset(b + 4, 0, 12);
+    for (s = 0; s < 4; s++) {
+        b[4 + s] = (unsigned char)(isc[s] | ((isc[s + 4] >> 4) << 6));
+        b[8 + s] = (unsigned char)(imn[s] | ((imn[s + 4] >> 4) << 6));
+        b[12 + s] = (unsigned char)((isc[s + 4] & 0xF) | ((imn[s + 4] & 0xF) << 4));
+    }
+    memset(q, 0, 128);
+    for (s = 0; s < 8; s++) {
+        float ds = d * (float)isc[s], ms = dmin * (float)imn[s];
+        for (l = 0; l < 32; l++) {
+            int v = ds > 0.0f ? (int)floorf((x[32 * s + l] + ms) / ds + 0.5f) : 0;
+            v = v < 0 ? 0 : v > 15 ? 15 : v;
+            q[32 * (s / 2) + l] |= (unsigned char)(s & 1 ? v << 4 : v);
+        }
+    }
+}
+
+LCAPI int lc_quant_row(void *dst, const float *src, lc_dtype dt, int64_t n) {
+    unsigned char *p = (unsigned char *)dst;
+    int64_t i;
+    int l;
+    if (n < 0 || !lc_dtype_row_bytes(dt, n)) return n == 0 ? 0 : -1;
+    switch (dt) {
+    case LOLCATS_DTYPE_F32: memcpy(p, src, (size_t)n * 4); return 0;
+    case LOLCATS_DTYPE_F16: for (i = 0; i < n; i++) lc__q_put16(p + 2 * i, lc_f32_to_f16(src[i])); return 0;
+    case LOLCATS_DTYPE_BF16: for (i = 0; i < n; i++) lc__q_put16(p + 2 * i, lc_f32_to_bf16(src[i])); return 0;
+    case LOLCATS_DTYPE_Q8_0:        // d = absmax / 127, q = round(x / d) (half away from zero)
+        for (i = 0; i < n; i += 32, p += 34) {
+            float amax = 0.0f, d, id;
+            for (l = 0; l < 32; l++) if (fabsf(src[i + l]) > amax) amax = fabsf(src[i + l]);
+            d = amax / 127.0f;
+            id = d != 0.0f ? 1.0f / d : 0.0f;
+            lc__q_put16(p, lc_f32_to_f16(d));
+            for (l = 0; l < 32; l++) p[2 + l] = (unsigned char)(signed char)(int)roundf(src[i + l] * id);
+        }
+        return 0;
+    case LOLCATS_DTYPE_Q4_0:        // d = (signed absmax) / -8, q = min(15, trunc(x / d + 8.5))
+        for (i = 0; i < n; i += 32, p += 18) {
+            float amax = 0.0f, mx = 0.0f, d, id;
+            for (l = 0; l < 32; l++) if (fabsf(src[i + l]) > amax) { amax = fabsf(src[i + l]); mx = src[i + l]; }
+            d = mx / -8.0f;
+            id = d != 0.0f ? 1.0f / d : 0.0f;
+            lc__q_put16(p, lc_f32_to_f16(d));
+            for (l = 0; l < 16; l++) {
+                int a = (int)(src[i + l] * id + 8.5f), b = (int)(src[i + l + 16] * id + 8.5f);
+                a = a > 15 ? 15 : a; b = b > 15 ? 15 : b;
+                p[2 + l] = (unsigned char)(a | (b << 4));
+            }
+        }
+        return 0;
+    case LOLCATS_DTYPE_Q4_K:
+        for (i = 0; i < n; i += 256, p += 144) lc__quant_q4k(p, src + i);
+        return 0;
+    default: return -1;
+    }
+}
+#undef LC__QF16
+
+// >>gguf
+// GGUF reader: a bounds-checked cursor over the mapping; every read names
+// the file and what it was reading when it fails.
+#define LC__GGUF_MAX_STR (1u << 30)
+struct lc_gguf_file {
+    char *path;
+    lc__map map;
+    int version;
+    size_t alignment, data_off;
+    lc_gguf_kv *kv;
+    int n_kv;
+    lc_tensor *tensors;           // file order
+    int *ggml_type;
+    char *names;                  // tensor and key names, NUL-terminated, back to back
+    uint64_t *str_offs;           // offsets of every string array element
+    char *strs;                   // NUL-terminated copies of scalar strings
+    int n;
+    uint32_t *hash;
+    size_t hash_mask;
+};
+
+typedef struct lc__gg {
+    const unsigned char *p;
+    size_t size, pos;
+    const char *path;
+    lc_error *err;
+} lc__gg;
+
+LC__FILES_FN lc_status lc__gg_need(lc__gg *g, uint64_t n, const char *what) {
+    if (n > g->size - g->pos)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s needs %llu bytes at offset %lu, past the end of the "
+                            "%lu-byte file (truncated download, or a corrupt file)", g->path, what,
+                            (unsigned long long)n, (unsigned long)g->pos, (unsigned long)g->size);
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN uint64_t lc__gg_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    while (n-- > 0) v = (v << 8) | p[n];
+    return v;
+}
+
+LC__FILES_FN lc_status lc__gg_u32(lc__gg *g, uint32_t *v, const char *what) {
+    lc_status st = lc__gg_need(g, 4, what);
+    if (st) return st;
+    *v = (uint32_t)lc__gg_le(g->p + g->pos, 4);
+    g->pos += 4;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__gg_u64(lc__gg *g, uint64_t *v, const char *what) {
+    lc_status st = lc__gg_need(g, 8, what);
+    if (st) return st;
+    *v = lc__gg_le(g->p + g->pos, 8);
+    g->pos += 8;
+    return LOLCATS_OK;
+}
+
+// A string: its bytes stay in the mapping (*s, *len).
+LC__FILES_FN lc_status lc__gg_str(lc__gg *g, const unsigned char **s, uint64_t *len, const char *what) {
+    lc_status st;
+    if ((st = lc__gg_u64(g, len, what))) return st;
+    if (*len > LC__GGUF_MAX_STR)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s has length %llu (over 1 GB; corrupt file?)", g->path,
+                            what, (unsigned long long)*len);
+    if ((st = lc__gg_need(g, *len, what))) return st;
+    *s = g->p + g->pos;
+    g->pos += (size_t)*len;
+    return LOLCATS_OK;
+}
+
+static const unsigned char lc__gguf_tsize[LOLCATS_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+static const char *const lc__gguf_tname[LOLCATS_GGUF_TYPE_COUNT] = {
+    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+
+LCAPI const char *lc_gguf_type_name(int type) {
+    return type >= 0 && type < LOLCATS_GGUF_TYPE_COUNT ? lc__gguf_tname[type] : "?";
+}
+
+// ggml tensor type ids lolcats reads, and the names of the others (errors).
+LCAPI int lc_gguf_dtype_of(uint32_t t) {
+    switch (t) {
+    case 0: return LOLCATS_DTYPE_F32;
+    case 1: return LOLCATS_DTYPE_F16;
+    case 2: return LOLCATS_DTYPE_Q4_0;
+    case 8: return LOLCATS_DTYPE_Q8_0;
+    case 12: return LOLCATS_DTYPE_Q4_K;
+    case 13: return LOLCATS_DTYPE_Q5_K;
+    case 14: return LOLCATS_DTYPE_Q6_K;
+    case 24: return LOLCATS_DTYPE_I8;
+    case 25: return LOLCATS_DTYPE_I16;
+    case 26: return LOLCATS_DTYPE_I32;
+    case 27: return LOLCATS_DTYPE_I64;
+    case 28: return LOLCATS_DTYPE_F64;
+    case 30: return LOLCATS_DTYPE_BF16;
+    default: return -1;
+    }
+}
+
+LCAPI int lc_gguf_ggml_type_of(lc_dtype dt) {
+    uint32_t t;
+    for (t = 0; t <= 30; t++)
+        if (lc_gguf_dtype_of(t) == (int)dt) return (int)t;
+    return -1;
+}
+
+LC__FILES_FN const char *lc__ggml_type_name(uint32_t t) {
+    static const char *const nm[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2 (removed)", "Q4_3 (removed)", "Q5_0",
+                                     "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K",
+                                     "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S",
+                                     "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16"};
+    return t < sizeof nm / sizeof nm[0] ? nm[t] : "unknown";
+}
+
+// One metadata value of type `type` (an array's elements when type == ARRAY);
+// fills kv's data / n / elem_type. n_str counts string-array elements.
+LC__FILES_FN lc_status lc__gg_value(lc__gg *g, lc_gguf_kv *kv, const unsigned char *key, uint64_t klen,
+                                    uint32_t type, uint64_t *n_str) {
+    char what[160];
+    uint64_t n = 1, i, len;
+    uint32_t et = type;
+    const unsigned char *s;
+    lc_status st;
+    snprintf(what, sizeof what, "metadata '%.*s'", (int)(klen < 100 ? klen : 100), (const char *)key);
+    if (type >= LOLCATS_GGUF_TYPE_COUNT)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s has value type %lu, not a GGUF type (0..12); "
+                            "corrupt file or a newer GGUF version", g->path, what, (unsigned long)type);
+    kv->type = (int)type;
+    if (type == LOLCATS_GGUF_ARRAY) {
+        if ((st = lc__gg_u32(g, &et, what)) || (st = lc__gg_u64(g, &n, what))) return st;
+        if (et >= LOLCATS_GGUF_TYPE_COUNT)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s is an array of type %lu, not a GGUF type (0..12)",
+                                g->path, what, (unsigned long)et);
+        if (et == LOLCATS_GGUF_ARRAY)
+            return lc_error_set(g->err, LOLCATS_ERR_UNSUPPORTED, "%s: %s is an array of arrays, which lolcats "
+                                "does not read (no model metadata uses one)", g->path, what);
+    }
+    kv->elem_type = (int)et;
+    kv->n = n;
+    kv->data = g->p + g->pos;
+    if (et != LOLCATS_GGUF_STRING) {
+        if (n > (g->size - g->pos) / lc__gguf_tsize[et])
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s holds %llu %s values, more than the %lu bytes "
+                                "left in the file (truncated, or a corrupt count)", g->path, what,
+                                (unsigned long long)n, lc__gguf_tname[et], (unsigned long)(g->size - g->pos));
+        g->pos += (size_t)n * lc__gguf_tsize[et];
+        return LOLCATS_OK;
+    }
+    if (n > (g->size - g->pos) / 8)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s holds %llu strings, more than the file can hold "
+                            "(truncated, or a corrupt count)", g->path, what, (unsigned long long)n);
+    for (i = 0; i < n; i++)
+        if ((st = lc__gg_str(g, &s, &len, what))) return st;
+    if (type == LOLCATS_GGUF_ARRAY) *n_str += n;
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN int lc__gg_cmp_key(const void *a, const void *b) {
+    return strcmp((*(const lc_gguf_kv *const *)a)->key, (*(const lc_gguf_kv *const *)b)->key);
+}
+
+LC__FILES_FN int lc__gg_cmp_off(const void *a, const void *b) {
+    const lc_tensor *x = *(const lc_tensor *const *)a, *y = *(const lc_tensor *const *)b;
+    uintptr_t u = (uintptr_t)x->data, v = (uintptr_t)y->data;
+    return u < v ? -1 : u > v ? 1 : 0;
+}
+
+#define LC__GG_SHOW(c) ((c) >= 32 && (c) < 127 ? (int)(c) : '?')
+// Header and metadata; leaves g at the first tensor info. klen[i]: key
+// lengths (the keys stay in the mapping until lc__gg_load copies them).
+LC__FILES_FN lc_status lc__gg_header(lc_gguf_file *f, lc__gg *g, uint64_t *n_t, uint64_t **klen,
+                                     uint64_t *n_str) {
+    uint32_t ver, type;
+    uint64_t n_kv, i, len;
+    const unsigned char *s;
+    lc_status st;
+    size_t bytes;
+    if (g->size < 24)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %lu bytes, shorter than the 24-byte GGUF header "
+                            "(truncated, or not a GGUF file)", g->path, (unsigned long)g->size);
+    if (memcmp(g->p, "GGUF", 4))
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: magic is \"%c%c%c%c\", not \"GGUF\" (not a GGUF file%s)",
+                            g->path, LC__GG_SHOW(g->p[0]), LC__GG_SHOW(g->p[1]), LC__GG_SHOW(g->p[2]), LC__GG_SHOW(g->p[3]),
+                            memcmp(g->p, "FUGG", 4) ? "" : "; this one is big-endian, which lolcats does not read");
+    g->pos = 4;
+    (void)lc__gg_u32(g, &ver, "version");
+    if (ver != 2 && ver != 3)
+        return lc_error_set(g->err, ver == 1 ? LOLCATS_ERR_UNSUPPORTED : LOLCATS_ERR_FORMAT,
+                            "%s: GGUF version %lu; lolcats reads versions 2 and 3%s", g->path, (unsigned long)ver,
+                            ver == 1 ? " (re-convert the model with a current llama.cpp)" : "");
+    f->version = (int)ver;
+    (void)lc__gg_u64(g, n_t, "tensor count");
+    (void)lc__gg_u64(g, &n_kv, "metadata count");
+    if (*n_t > (g->size - g->pos) / 24 || *n_t > 0x3FFFFFFF)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor count %llu does not fit in the %lu-byte file "
+                            "(each tensor info takes at least 24 bytes; corrupt header)", g->path,
+                            (unsigned long long)*n_t, (unsigned long)g->size);
+    if (n_kv > (g->size - g->pos) / 13 || n_kv > 0x3FFFFFFF)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata count %llu does not fit in the %lu-byte "
+                            "file (each entry takes at least 13 bytes; corrupt header)", g->path,
+                            (unsigned long long)n_kv, (unsigned long)g->size);
+    bytes = (size_t)(n_kv ? n_kv : 1);
+    f->kv = (lc_gguf_kv *)LOLCATS_MALLOC(bytes * sizeof *f->kv);
+    *klen = (uint64_t *)LOLCATS_MALLOC(bytes * sizeof **klen);
+    if (!f->kv || !*klen)
+        return lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory for %llu metadata entries", g->path,
+                            (unsigned long long)n_kv);
+    memset(f->kv, 0, bytes * sizeof *f->kv);
+    f->n_kv = (int)n_kv;
+    for (i = 0; i < n_kv; i++) {
+        lc_gguf_kv *kv = &f->kv[i];
+        char what[64];
+        snprintf(what, sizeof what, "metadata entry %llu's key", (unsigned long long)i);
+        if ((st = lc__gg_str(g, &s, &len, what))) return st;
+        if (len == 0 || memchr(s, 0, (size_t)len))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata entry %llu has %s key", g->path,
+                                (unsigned long long)i, len ? "a NUL byte in its" : "an empty");
+        kv->key = (const char *)s;
+        (*klen)[i] = len;
+        if ((st = lc__gg_u32(g, &type, "metadata value type"))) return st;
+        if ((st = lc__gg_value(g, kv, s, len, type, n_str))) return st;
+    }
+    return LOLCATS_OK;
+}
+
+// Tensor infos: name, dims (PyTorch order in t->shape), type; nlen[i] the
+// name lengths, toff[i] the offsets in the data area.
+LC__FILES_FN lc_status lc__gg_infos(lc_gguf_file *f, lc__gg *g, uint64_t *nlen, uint64_t *toff) {
+    int i, d;
+    for (i = 0; i < f->n; i++) {
+        lc_tensor *t = &f->tensors[i];
+        const unsigned char *s;
+        uint64_t len, ne[LOLCATS_MAX_DIMS], off, numel = 1, rows;
+        uint32_t nd, type;
+        char what[160];
+        int dt;
+        lc_status st;
+        snprintf(what, sizeof what, "tensor info %d's name", i);
+        if ((st = lc__gg_str(g, &s, &len, what))) return st;
+        if (len == 0 || memchr(s, 0, (size_t)len))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor info %d has %s name", g->path, i,
+                                len ? "a NUL byte in its" : "an empty");
+        t->name = (const char *)s;
+        nlen[i] = len;
+        snprintf(what, sizeof what, "tensor '%.*s'", (int)(len < 100 ? len : 100), (const char *)s);
+        if ((st = lc__gg_u32(g, &nd, what))) return st;
+        if (nd < 1 || nd > LOLCATS_MAX_DIMS)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s has %lu dimensions; expected 1..%d", g->path,
+                                what, (unsigned long)nd, LOLCATS_MAX_DIMS);
+        for (d = 0; d < (int)nd; d++) {
+            if ((st = lc__gg_u64(g, &ne[d], what))) return st;
+            if (ne[d] > (uint64_t)INT64_MAX || (ne[d] && numel > (uint64_t)INT64_MAX / ne[d]))
+                return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s: dimension %d = %llu makes the element "
+                                    "count overflow (corrupt tensor info)", g->path, what, d, (unsigned long long)ne[d]);
+            numel *= ne[d];
+            t->shape[nd - 1 - d] = (int64_t)ne[d];
+        }
+        t->ndim = (int)nd;
+        if ((st = lc__gg_u32(g, &type, what)) || (st = lc__gg_u64(g, &off, what))) return st;
+        if ((dt = lc_gguf_dtype_of(type)) < 0)
+            return lc_error_set(g->err, LOLCATS_ERR_UNSUPPORTED, "%s: %s has ggml type %lu (%s), which lolcats does "
+                                "not read; it reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K (re-quantize "
+                                "with llama-quantize to one of those)", g->path, what, (unsigned long)type,
+                                lc__ggml_type_name(type));
+        f->ggml_type[i] = (int)type;
+        t->dtype = (lc_dtype)dt;
+        if (ne[0] % (uint64_t)lc_dtype_block(t->dtype))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s: row length %llu is not a multiple of %s's "
+                                "block of %d weights", g->path, what, (unsigned long long)ne[0],
+                                lc_dtype_name(t->dtype), lc_dtype_block(t->dtype));
+        rows = ne[0] ? numel / ne[0] : 0;
+        if (ne[0] && !lc_dtype_row_bytes(t->dtype, (int64_t)ne[0]))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s: row length %llu is too large for this machine's "
+                                "address space (corrupt tensor info)", g->path, what, (unsigned long long)ne[0]);
+        len = ne[0] / (uint64_t)lc_dtype_block(t->dtype) * lc_dtype_block_bytes(t->dtype);
+        if (len && rows > (uint64_t)SIZE_MAX / len)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: %s is too large for this machine's address space",
+                                g->path, what);
+        t->nbytes = (size_t)(rows * len);
+        toff[i] = off;
+    }
+    return LOLCATS_OK;
+}
+
+// Copies keys and names (NUL-terminated), scalar strings, and indexes string arrays.
+LC__FILES_FN lc_status lc__gg_strings(lc_gguf_file *f, lc__gg *g, const uint64_t *klen, const uint64_t *nlen,
+                                      uint64_t n_str) {
+    size_t total = 1, stotal = 1, k = 0, sk = 0;
+    uint64_t j, so = 0;
+    int i;
+    for (i = 0; i < f->n_kv; i++) {
+        total += (size_t)klen[i] + 1;
+        if (f->kv[i].type == LOLCATS_GGUF_STRING) stotal += (size_t)lc__gg_le(f->kv[i].data, 8) + 1;
+    }
+    for (i = 0; i < f->n; i++) total += (size_t)nlen[i] + 1;
+    f->names = (char *)LOLCATS_MALLOC(total);
+    f->strs = (char *)LOLCATS_MALLOC(stotal);
+    f->str_offs = (uint64_t *)LOLCATS_MALLOC((size_t)(n_str ? n_str : 1) * sizeof *f->str_offs);
+    if (!f->names || !f->strs || !f->str_offs)
+        return lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory for the metadata strings", g->path);
+    for (i = 0; i < f->n_kv; i++) {
+        lc_gguf_kv *kv = &f->kv[i];
+        memcpy(f->names + k, kv->key, (size_t)klen[i]);
+        kv->key = f->names + k;
+        k += (size_t)klen[i];
+        f->names[k++] = 0;
+        if (kv->type == LOLCATS_GGUF_STRING) {
+            size_t len = (size_t)lc__gg_le(kv->data, 8);
+            memcpy(f->strs + sk, kv->data + 8, len);
+            kv->str = f->strs + sk;
+            sk += len;
+            f->strs[sk++] = 0;
+        } else if (kv->elem_type == LOLCATS_GGUF_STRING) {
+            uint64_t at = 0;
+            kv->str_off = f->str_offs + so;
+            for (j = 0; j < kv->n; j++) {
+                f->str_offs[so++] = at;
+                at += 8 + lc__gg_le(kv->data + at, 8);
+            }
+        }
+    }
+    for (i = 0; i < f->n; i++) {
+        memcpy(f->names + k, f->tensors[i].name, (size_t)nlen[i]);
+        f->tensors[i].name = f->names + k;
+        k += (size_t)nlen[i];
+        f->names[k++] = 0;
+    }
+    return LOLCATS_OK;
+}
+
+// Alignment, data area, offsets, overlaps, duplicates.
+LC__FILES_FN lc_status lc__gg_layout(lc_gguf_file *f, lc__gg *g, const uint64_t *toff) {
+    const lc_gguf_kv *al = lc_gguf_find_kv(f, "general.alignment");
+    const lc_gguf_kv **ks = NULL;
+    const lc_tensor **ts = NULL;
+    size_t nk = (size_t)f->n_kv, nt = (size_t)f->n, i, dsize;
+    lc_status st = LOLCATS_OK;
+    int dup;
+    f->alignment = 32;
+    if (al) {
+        uint32_t a;
+        if (al->type != LOLCATS_GGUF_U32)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata 'general.alignment' is %s, expected u32",
+                                g->path, lc_gguf_type_name(al->type));
+        a = (uint32_t)lc__gg_le(al->data, 4);
+        if (a == 0 || (a & (a - 1)) || a > (1u << 24))
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata 'general.alignment' = %lu; it must be a "
+                                "power of two (default 32)", g->path, (unsigned long)a);
+        f->alignment = a;
+    }
+    f->data_off = g->pos % f->alignment ? g->pos + (f->alignment - g->pos % f->alignment) : g->pos;
+    if (nt && f->data_off > g->size)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: the data area (offset %lu) starts past the end of the "
+                            "%lu-byte file (truncated)", g->path, (unsigned long)f->data_off, (unsigned long)g->size);
+    dsize = nt ? g->size - f->data_off : 0;
+    for (i = 0; i < nt; i++) {
+        lc_tensor *t = &f->tensors[i];
+        if (toff[i] % f->alignment)
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': offset %llu is not a multiple of the "
+                                "alignment %lu", g->path, t->name, (unsigned long long)toff[i], (unsigned long)f->alignment);
+        if (toff[i] > dsize || t->nbytes > dsize - (size_t)toff[i])
+            return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data [%llu, +%lu) runs past the end of "
+                                "the %lu-byte data area (truncated download, or a corrupt offset)", g->path, t->name,
+                                (unsigned long long)toff[i], (unsigned long)t->nbytes, (unsigned long)dsize);
+        t->data = g->p + f->data_off + (size_t)toff[i];
+    }
+    ks = (const lc_gguf_kv **)LOLCATS_MALLOC((nk ? nk : 1) * sizeof *ks);
+    ts = (const lc_tensor **)LOLCATS_MALLOC((nt ? nt : 1) * sizeof *ts);
+    if (!ks || !ts) st = lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory checking the layout", g->path);
+    for (i = 0; !st && i < nk; i++) ks[i] = &f->kv[i];
+    if (!st && nk > 1) qsort((void *)ks, nk, sizeof *ks, lc__gg_cmp_key);
+    for (i = 1; !st && i < nk; i++)
+        if (!strcmp(ks[i - 1]->key, ks[i]->key))
+            st = lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: metadata key '%s' appears twice", g->path, ks[i]->key);
+    for (i = 0; !st && i < nt; i++) ts[i] = &f->tensors[i];
+    if (!st && nt > 1) qsort((void *)ts, nt, sizeof *ts, lc__gg_cmp_off);
+    for (i = 1; !st && i < nt; i++)
+        if (ts[i - 1]->nbytes && (const unsigned char *)ts[i - 1]->data + ts[i - 1]->nbytes > (const unsigned char *)ts[i]->data)
+            st = lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data area "
+                              "(corrupt offsets)", g->path, ts[i - 1]->name, ts[i]->name);
+    LOLCATS_FREE((void *)ks);
+    LOLCATS_FREE((void *)ts);
+    if (st) return st;
+    dup = lc__st_hash_build(&f->hash, &f->hash_mask, f->tensors, f->n);
+    if (dup == -2) return lc_error_set(g->err, LOLCATS_ERR_NOMEM, "%s: out of memory for the tensor index", g->path);
+    if (dup >= 0)
+        return lc_error_set(g->err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' appears twice", g->path, f->tensors[dup].name);
+    return LOLCATS_OK;
+}
+
+LC__FILES_FN lc_status lc__gg_load(lc_gguf_file *f, const unsigned char *base, size_t size, lc_error *err) {
+    lc__gg g;
+    uint64_t n_t = 0, n_str = 0, *klen = NULL, *nlen = NULL, *toff = NULL;
+    lc_status st;
+    g.p = base; g.size = size; g.pos = 0; g.path = f->path; g.err = err;
+    st = lc__gg_header(f, &g, &n_t, &klen, &n_str);
+    if (!st) {
+        size_t nt = (size_t)(n_t ? n_t : 1);
+        f->n = (int)n_t;
+        f->tensors = (lc_tensor *)LOLCATS_MALLOC(nt * sizeof *f->tensors);
+        f->ggml_type = (int *)LOLCATS_MALLOC(nt * sizeof *f->ggml_type);
+        nlen = (uint64_t *)LOLCATS_MALLOC(nt * sizeof *nlen);
+        toff = (uint64_t *)LOLCATS_MALLOC(nt * sizeof *toff);
+        if (!f->tensors || !f->ggml_type || !nlen || !toff)
+            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %llu tensor infos", f->path, (unsigned long long)n_t);
+        else memset(f->tensors, 0, nt * sizeof *f->tensors);
+    }
+    if (!st) st = lc__gg_infos(f, &g, nlen, toff);
+    if (!st) st = lc__gg_strings(f, &g, klen, nlen, n_str);
+    if (!st) st = lc__gg_layout(f, &g, toff);
+    LOLCATS_FREE(klen);
+    LOLCATS_FREE(nlen);
+    LOLCATS_FREE(toff);
+    return st;
+}
+
+LCAPI void lc_gguf_close(lc_gguf_file *f) {
+    if (!f) return;
+    lc__map_free(&f->map);
+    LOLCATS_FREE(f->kv);
+    LOLCATS_FREE(f->tensors);
+    LOLCATS_FREE(f->ggml_type);
+    LOLCATS_FREE(f->names);
+    LOLCATS_FREE(f->strs);
+    LOLCATS_FREE(f->str_offs);
+    LOLCATS_FREE(f->hash);
+    LOLCATS_FREE(f->path);
+    LOLCATS_FREE(f);
+}
+
+LC__FILES_FN lc_gguf_file *lc__gg_new(const char *name, lc_error *err) {
+    lc_gguf_file *f = (lc_gguf_file *)LOLCATS_MALLOC(sizeof *f);
+    if (f) { memset(f, 0, sizeof *f); f->path = lc__strdup(name); }
+    if (!f || !f->path) {
+        if (f) LOLCATS_FREE(f);
+        lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory opening the file", name);
+        return NULL;
+    }
+    return f;
+}
+
+LCAPI lc_status lc_gguf_open(lc_gguf_file **out, const char *path, lc_error *err) {
+    lc_gguf_file *f;
+    lc_status st;
+    if (!out || !path) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_gguf_open: NULL %s", out ? "path" : "out");
+    *out = NULL;
+    if (!(f = lc__gg_new(path, err))) return LOLCATS_ERR_NOMEM;
+    if ((st = lc__map_file(&f->map, path, err)) == LOLCATS_OK)
+        st = lc__gg_load(f, (const unsigned char *)f->map.data, f->map.size, err);
+    if (st != LOLCATS_OK) { lc_gguf_close(f); return st; }
+    *out = f;
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_open_memory(lc_gguf_file **out, const void *buf, size_t len, const char *name,
+                                    lc_error *err) {
+    lc_gguf_file *f;
+    lc_status st;
+    if (!name) name = "<memory>";
+    if (!out || (!buf && len))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "%s: lc_gguf_open_memory: NULL %s", name, out ? "buf" : "out");
+    *out = NULL;
+    if (!(f = lc__gg_new(name, err))) return LOLCATS_ERR_NOMEM;
+    if ((st = lc__gg_load(f, (const unsigned char *)buf, len, err)) != LOLCATS_OK) { lc_gguf_close(f); return st; }
+    *out = f;
+    return LOLCATS_OK;
+}
+
+LCAPI const char *lc_gguf_path(const lc_gguf_file *f) { return f ? f->path : NULL; }
+LCAPI int lc_gguf_version(const lc_gguf_file *f) { return f ? f->version : 0; }
+LCAPI size_t lc_gguf_alignment(const lc_gguf_file *f) { return f ? f->alignment : 0; }
+LCAPI size_t lc_gguf_data_offset(const lc_gguf_file *f) { return f ? f->data_off : 0; }
+LCAPI int lc_gguf_kv_count(const lc_gguf_file *f) { return f ? f->n_kv : 0; }
+LCAPI const lc_gguf_kv *lc_gguf_kv_at(const lc_gguf_file *f, int i) {
+    return f && i >= 0 && i < f->n_kv ? &f->kv[i] : NULL;
+}
+LCAPI const lc_gguf_kv *lc_gguf_find_kv(const lc_gguf_file *f, const char *key) {
+    int i;
+    if (!f || !key) return NULL;
+    for (i = 0; i < f->n_kv; i++)
+        if (!strcmp(f->kv[i].key, key)) return &f->kv[i];
+    return NULL;
+}
+LCAPI int lc_gguf_tensor_count(const lc_gguf_file *f) { return f ? f->n : 0; }
+LCAPI const lc_tensor *lc_gguf_tensor_at(const lc_gguf_file *f, int i) {
+    return f && i >= 0 && i < f->n ? &f->tensors[i] : NULL;
+}
+LCAPI int lc_gguf_tensor_ggml_type(const lc_gguf_file *f, int i) {
+    return f && i >= 0 && i < f->n ? f->ggml_type[i] : -1;
+}
+LCAPI const lc_tensor *lc_gguf_find(const lc_gguf_file *f, const char *name) {
+    size_t j;
+    if (!f || !name || !f->hash) return NULL;
+    j = lc__st_hash_str(name) & f->hash_mask;
+    while (f->hash[j]) {
+        const lc_tensor *t = &f->tensors[f->hash[j] - 1];
+        if (!strcmp(t->name, name)) return t;
+        j = (j + 1) & f->hash_mask;
+    }
+    return NULL;
+}
+
+LCAPI int64_t lc_gguf_arr_int(const lc_gguf_kv *kv, uint64_t i) {
+    const unsigned char *p;
+    int sz;
+    if (!kv || i >= kv->n || kv->elem_type < 0 || kv->elem_type >= LOLCATS_GGUF_TYPE_COUNT) return 0;
+    sz = lc__gguf_tsize[kv->elem_type];
+    p = kv->data + (size_t)i * (size_t)sz;
+    switch (kv->elem_type) {
+    case LOLCATS_GGUF_U8: case LOLCATS_GGUF_BOOL: return p[0];
+    case LOLCATS_GGUF_I8: return (signed char)p[0];
+    case LOLCATS_GGUF_U16: return (int64_t)lc__gg_le(p, 2);
+    case LOLCATS_GGUF_I16: return (int16_t)(uint16_t)lc__gg_le(p, 2);
+    case LOLCATS_GGUF_U32: return (int64_t)lc__gg_le(p, 4);
+    case LOLCATS_GGUF_I32: return (int32_t)(uint32_t)lc__gg_le(p, 4);
+    case LOLCATS_GGUF_U64: case LOLCATS_GGUF_I64: { uint64_t u = lc__gg_le(p, 8); int64_t v; memcpy(&v, &u, 8); return v; }
+    default: return 0;
+    }
+}
+
+LCAPI double lc_gguf_arr_float(const lc_gguf_kv *kv, uint64_t i) {
+    if (!kv || i >= kv->n) return 0.0;
+    if (kv->elem_type == LOLCATS_GGUF_F32) {
+        uint32_t u = (uint32_t)lc__gg_le(kv->data + 4 * (size_t)i, 4);
+        return (double)lc__bits_f32(u);
+    }
+    if (kv->elem_type == LOLCATS_GGUF_F64) {
+        uint64_t u = lc__gg_le(kv->data + 8 * (size_t)i, 8);
+        double d;
+        memcpy(&d, &u, 8);
+        return d;
+    }
+    if (kv->elem_type == LOLCATS_GGUF_U64) return (double)(uint64_t)lc_gguf_arr_int(kv, i);
+    return (double)lc_gguf_arr_int(kv, i);
+}
+
+LCAPI const char *lc_gguf_arr_str(const lc_gguf_kv *kv, uint64_t i, size_t *len) {
+    const unsigned char *p;
+    if (len) *len = 0;
+    if (!kv || i >= kv->n || kv->elem_type != LOLCATS_GGUF_STRING) return NULL;
+    if (kv->type == LOLCATS_GGUF_STRING) { if (len) *len = strlen(kv->str); return kv->str; }
+    p = kv->data + (size_t)kv->str_off[i];
+    if (len) *len = (size_t)lc__gg_le(p, 8);
+    return (const char *)p + 8;
+}
+
+LC__FILES_FN lc_status lc__gg_scalar(const lc_gguf_file *f, const char *key, const lc_gguf_kv **kv,
+                                     const char *expected, lc_error *err) {
+    *kv = lc_gguf_find_kv(f, key);
+    if (!*kv)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is missing (expected %s)",
+                            f ? f->path : "<gguf>", key, expected);
+    if ((*kv)->type == LOLCATS_GGUF_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is an array of %llu %s, expected %s",
+                            f->path, key, (unsigned long long)(*kv)->n, lc_gguf_type_name((*kv)->elem_type), expected);
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_get_int(const lc_gguf_file *f, const char *key, int64_t *out, lc_error *err) {
+    const lc_gguf_kv *kv;
+    lc_status st = lc__gg_scalar(f, key, &kv, "an integer", err);
+    if (st) return st;
+    switch (kv->type) {
+    case LOLCATS_GGUF_F32: case LOLCATS_GGUF_F64: case LOLCATS_GGUF_STRING:
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is %s, expected an integer", f->path, key,
+                            lc_gguf_type_name(kv->type));
+    default: break;
+    }
+    if (kv->type == LOLCATS_GGUF_U64 && lc__gg_le(kv->data, 8) > (uint64_t)INT64_MAX)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' = %llu does not fit int64", f->path, key,
+                            (unsigned long long)lc__gg_le(kv->data, 8));
+    *out = lc_gguf_arr_int(kv, 0);
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_get_float(const lc_gguf_file *f, const char *key, double *out, lc_error *err) {
+    const lc_gguf_kv *kv;
+    lc_status st = lc__gg_scalar(f, key, &kv, "a number", err);
+    if (st) return st;
+    if (kv->type == LOLCATS_GGUF_STRING || kv->type == LOLCATS_GGUF_BOOL)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is %s, expected a number (f32)", f->path, key,
+                            lc_gguf_type_name(kv->type));
+    *out = lc_gguf_arr_float(kv, 0);
+    return LOLCATS_OK;
+}
+
+LCAPI lc_status lc_gguf_get_str(const lc_gguf_file *f, const char *key, const char **out, lc_error *err) {
+    const lc_gguf_kv *kv;
+    lc_status st = lc__gg_scalar(f, key, &kv, "a string", err);
+    if (st) return st;
+    if (kv->type != LOLCATS_GGUF_STRING)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' is %s, expected a string", f->path, key,
+                            lc_gguf_type_name(kv->type));
+    *out = kv->str;
+    return LOLCATS_OK;
+}
+// >>gguf-end
 // >>impl-files-end
 
 // >>impl-gemm
@@ -6770,11 +7676,143 @@ static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, 
         }
 }
 
+// >>quant-gemm
+// Products with a block-quantized weight (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; GGUF):
+// W stays as stored and each block is dequantized as it streams past.
+//   y (T,O) = x (T,I) . W^T, W (O,I), I a whole number of blocks.
+// Reference (ctx NULL or scalar): per output a double sum over the row, in
+// order. Fast path (decode, T < 8): a row's blocks are dequantized once into a stack tile
+// (Q8_0 straight into registers on AVX2) and dotted with every token's x in
+// float32 (AVX2 FMA); rows are split across threads, each y element stays in
+// one thread, so results do not depend on the thread count.
+static void lc__qmm_ref(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
+    int bs = lc_dtype_block(dt), o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
+        float tile[256];
+        int t, b, l;
+        for (t = 0; t < T; t++) {
+            const float *x_t = x + (size_t)t * I;
+            double acc = 0.0;
+            for (b = 0; b < I; b += bs) {
+                lc__dequant_block(tile, w_o + (size_t)(b / bs) * bb, dt);
+                for (l = 0; l < bs; l++) acc += (double)x_t[b + l] * (double)tile[l];
+            }
+            y[(size_t)t * O + o] = (float)acc;
+        }
+    }
+}
+
+#ifdef LC__X86
+LC__TARGET_AVX2 static float lc__qdot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i;
+    for (i = 0; i < n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    return lc__hsum256(_mm256_add_ps(s0, s1));
+}
+
+// Q8_0 block . x (32 weights): int8 widened in registers, scaled once.
+LC__TARGET_AVX2 static float lc__q8_dot_avx2(const unsigned char *blk, const float *x) {
+    __m256 s = _mm256_setzero_ps();
+    int i;
+    for (i = 0; i < 32; i += 8) {
+        __m128i q = _mm_loadl_epi64((const __m128i *)(const void *)(blk + 2 + i));
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x + i), s);
+    }
+    return lc_f16_to_f32((uint16_t)(blk[0] | ((unsigned)blk[1] << 8))) * lc__hsum256(s);
+}
+
+LC__TARGET_AVX2 static void lc__qmm_avx2(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
+    int bs = lc_dtype_block(dt), o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
+        float tile[256];
+        int t, b;
+        for (t = 0; t < T; t++) y[(size_t)t * O + o] = 0.0f;
+        for (b = 0; b < I; b += bs) {
+            const unsigned char *blk = w_o + (size_t)(b / bs) * bb;
+            if (dt == LOLCATS_DTYPE_Q8_0) {
+                for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__q8_dot_avx2(blk, x + (size_t)t * I + b);
+                continue;
+            }
+            lc__dequant_block(tile, blk, dt);
+            for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__qdot_avx2(tile, x + (size_t)t * I + b, bs);
+        }
+    }
+}
+#endif
+
+static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+#ifdef LC__X86
+    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        lc__qmm_avx2(y, x, w, dt, T, O, I);
+        return;
+    }
+#endif
+    (void)ctx;
+    lc__qmm_ref(y, x, w, dt, T, O, I);
+}
+
+// Prefill / training (T >= 8) with a block-quantized W: panels of 64 rows
+// are dequantized into one F32 buffer and run through the packed GEMM, so the
+// matrix is never widened whole. Returns -1 when the buffer cannot be had.
+static int lc__qmm_panels(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O,
+                          int I) {
+    enum { CH = 64 };
+    size_t rb = lc_dtype_row_bytes(dt, I), sc = lc_gemm_scratch_size(ctx, T, CH, I);
+    float *buf = (float *)LOLCATS_MALLOC((size_t)CH * (size_t)I * sizeof(float) + sc + 64);
+    int o0, r;
+    if (!buf) return -1;
+    for (o0 = 0; o0 < O; o0 += CH) {
+        int ch = O - o0 < CH ? O - o0 : CH;
+        for (r = 0; r < ch; r++)
+            lc_dequant_row(buf + (size_t)r * (size_t)I, (const unsigned char *)w + (size_t)(o0 + r) * rb, dt, I);
+        lc_gemm(ctx, y + o0, x, buf, LOLCATS_DTYPE_F32, T, ch, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I,
+                buf + (size_t)CH * (size_t)I);
+    }
+    LOLCATS_FREE(buf);
+    return 0;
+}
+
+// lc_gemm with a block-quantized B: B's rows (N,K) with trans_b, else (K,N),
+// each a whole number of blocks and ldb == that row length, are dequantized
+// into a transient F32 copy, then the F32 product runs (bit-identical to
+// lc_gemm on the dequantized matrix). The forward y = x W^T goes through
+// lc_matmul's lc__qmm instead, which never widens the whole matrix.
+static void lc__gemm_q(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype dt, int M, int N,
+                       int K, int trans_a, int trans_b, float alpha, float beta, size_t ldc, size_t lda,
+                       size_t ldb, void *scratch) {
+    int rows = trans_b ? N : K, len = trans_b ? K : N, r;
+    size_t rb = lc_dtype_row_bytes(dt, len);
+    float *Bf = (float *)LOLCATS_MALLOC((size_t)rows * (size_t)len * sizeof(float) + 1);
+    LOLCATS_ASSERT(rb != 0 && ldb == (size_t)len);
+    if (!Bf) {   // no memory: NaN out rather than a silent wrong product
+        int i, j;
+        for (i = 0; i < M; i++) for (j = 0; j < N; j++) C[(size_t)i * ldc + j] = (float)NAN;
+        return;
+    }
+    for (r = 0; r < rows; r++)
+        lc_dequant_row(Bf + (size_t)r * (size_t)len, (const unsigned char *)B + (size_t)r * rb, dt, len);
+    lc_gemm(ctx, C, A, Bf, LOLCATS_DTYPE_F32, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
+    LOLCATS_FREE(Bf);
+}
+
 LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
                     int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
                     size_t ldc, size_t lda, size_t ldb, void *scratch) {
     const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
     void *own = NULL;
+    if (lc_dtype_block(b_dtype) > 1) {   // GGUF block types (>>quant-gemm)
+        lc__gemm_q(ctx, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
+        return;
+    }
     LOLCATS_ASSERT(b_dtype == LOLCATS_DTYPE_F32 || b_dtype == LOLCATS_DTYPE_BF16 ||
                    b_dtype == LOLCATS_DTYPE_F16);
     if (M <= 0 || N <= 0) return;
@@ -6941,6 +7979,11 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
                     int O, int I, size_t ldw) {
     float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
+    if (lc_dtype_block(w_dtype) > 1) {   // GGUF block types: rows of ldw == I weights
+        LOLCATS_ASSERT(ldw == (size_t)I);
+        lc__qmm(ctx, y, x, W, w_dtype, 1, O, I);
+        return;
+    }
     LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
                    w_dtype == LOLCATS_DTYPE_F16);
 #if defined(LC__X86)
@@ -7009,6 +8052,12 @@ static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error 
 static float lc__m_at(const void *w, lc_dtype dtype, size_t i) {
     uint16_t h;
     float f;
+    if (lc_dtype_block(dtype) > 1) {   // GGUF block types: rows are whole blocks, so i / block is the block
+        float tile[256];
+        size_t bs = (size_t)lc_dtype_block(dtype);
+        lc__dequant_block(tile, (const unsigned char *)w + (i / bs) * lc_dtype_block_bytes(dtype), dtype);
+        return tile[i % bs];
+    }
     if (dtype == LOLCATS_DTYPE_F32) { memcpy(&f, (const unsigned char *)w + 4 * i, 4); return f; }
     memcpy(&h, (const unsigned char *)w + 2 * i, 2);
     return dtype == LOLCATS_DTYPE_BF16 ? lc_bf16_to_f32(h) : lc_f16_to_f32(h);
@@ -7117,6 +8166,11 @@ static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dt
 
 LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
                       int T, int O, int I) {
+    if (lc_dtype_block(dtype) > 1) {   // GGUF block types, dequantized as they stream (>>quant-gemm)
+        if (!(ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8 && lc__qmm_panels(ctx, y, x, w, dtype, T, O, I) == 0))
+            lc__qmm(ctx, y, x, w, dtype, T, O, I);
+        return;
+    }
     if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM
         lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
         return;
@@ -7137,9 +8191,11 @@ typedef struct lc__model_priv {
     int n_maps;
     void *st;                     // safetensors handles (Hugging Face)
     int n_st;
+    void *gguf;                   // GGUF file and owned weight copies (>>model-gguf)
 } lc__model_priv;
 
 static void lc__model_free_st(lc__model_priv *pv);
+static void lc__gguf_model_free(void *p);
 
 static lc_weight lc__w(const void *p, lc_dtype dtype, int64_t rows, int64_t cols) {
     lc_weight w;
@@ -7220,6 +8276,15 @@ static int64_t lc__w_first_nonfinite(const lc_weight *w) {
     size_t n = (size_t)(w->rows > 0 ? w->rows : 1) * (size_t)w->cols, i;
     const unsigned char *p = (const unsigned char *)w->data;
     if (!p) return -1;
+    if (lc_dtype_block(w->dtype) > 1) {   // GGUF block types: block by block
+        float tile[256];
+        size_t bs = (size_t)lc_dtype_block(w->dtype), bb = lc_dtype_block_bytes(w->dtype), b, l;
+        for (b = 0; b < n / bs; b++) {
+            lc__dequant_block(tile, p + b * bb, w->dtype);
+            for (l = 0; l < bs; l++) if (!isfinite(tile[l])) return (int64_t)(b * bs + l);
+        }
+        return -1;
+    }
     if (w->dtype == LOLCATS_DTYPE_F32) {
         uint32_t u;
         if (lc__all_finite((const float *)w->data, n)) return -1;
@@ -7383,6 +8448,7 @@ LCIMPL void lc_model_free(lc_model *m) {
         for (i = 0; i < pv->n_maps; i++) lc__map_free(&pv->maps[i]);
         LOLCATS_FREE(pv->maps);
         lc__model_free_st(pv);
+        lc__gguf_model_free(pv->gguf);
         LOLCATS_FREE(pv);
     }
     LOLCATS_FREE(m->layers);
@@ -7419,7 +8485,12 @@ LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
                                 "model directory or a llama2.c .bin file", path);
     }
 #endif
-    (void)fp;
+    if (lc__regular(path, err) == LOLCATS_OK && (fp = fopen(path, "rb")) != NULL) {
+        char magic[4] = {0, 0, 0, 0};
+        size_t got = fread(magic, 1, 4, fp);
+        fclose(fp);
+        if (got == 4 && !memcmp(magic, "GGUF", 4)) return lc_model_load_gguf(m, path, err);
+    }
     return lc_model_load_llama2c(m, path, err);
 }
 
@@ -7687,7 +8758,7 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
                                       const int *tokens, int n, const int *targets, double *nll,
                                       lc_error *err) {
     int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
-    size_t esz = m->wcls.dtype == LOLCATS_DTYPE_F32 ? 4 : 2;
+    size_t rowb = lc_dtype_row_bytes(m->wcls.dtype, dim);   // block types too
     double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
     lc_status s;
     if (n <= 0) return LOLCATS_OK;
@@ -7700,7 +8771,7 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
     }
     for (v0 = 0; v0 < V; v0 += VB) {
         int nv = V - v0 < VB ? V - v0 : VB;
-        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * dim * esz,
+        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * rowb,
                   m->wcls.dtype, n, nv, dim);
         for (t = 0; t < n; t++) {
             const float *l = r->hb + (size_t)t * nv;
@@ -8715,6 +9786,281 @@ static void lc__model_free_st(lc__model_priv *pv) {
     pv->st = NULL;
 }
 
+// >>model-gguf
+// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral) as the
+// Hugging Face loader would give it: metadata mapped to the config, tensors
+// under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
+// the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
+// h*D + j*D/2 + i). Weights are read in place in their stored dtype, the
+// block-quantized ones too (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: the matmuls
+// dequantize them as they stream, >>quant-gemm); only the permuted q/k
+// matrices are copies (same dtype, owned by the model).
+typedef struct lc__gguf_model {
+    lc_gguf_file *f;
+    void **bufs;
+    int n_bufs, cap_bufs;
+} lc__gguf_model;
+
+static void lc__gguf_model_free(void *p) {
+    lc__gguf_model *g = (lc__gguf_model *)p;
+    int i;
+    if (!g) return;
+    for (i = 0; i < g->n_bufs; i++) LOLCATS_FREE(g->bufs[i]);
+    LOLCATS_FREE(g->bufs);
+    lc_gguf_close(g->f);
+    LOLCATS_FREE(g);
+}
+
+static void *lc__gguf_model_alloc(lc__gguf_model *g, size_t bytes) {
+    void *p;
+    if (g->n_bufs == g->cap_bufs) {
+        int cap = g->cap_bufs ? 2 * g->cap_bufs : 64;
+        void **nb = (void **)LOLCATS_REALLOC(g->bufs, (size_t)cap * sizeof *nb);
+        if (!nb) return NULL;
+        g->bufs = nb;
+        g->cap_bufs = cap;
+    }
+    if (!(p = LOLCATS_MALLOC(bytes ? bytes : 1))) return NULL;
+    g->bufs[g->n_bufs++] = p;
+    return p;
+}
+
+// Weight `name` of shape (rows, cols) (a vector: rows == 1, stored 1-D);
+// heads > 0: q/k rows permuted back to Hugging Face's order.
+static lc_status lc__gguf_weight(lc__gguf_model *g, lc_weight *w, const char *name, int64_t rows, int64_t cols,
+                                 int heads, lc_error *err) {
+    const lc_tensor *t = lc_gguf_find(g->f, name);
+    const char *path = lc_gguf_path(g->f);
+    size_t rb;
+    int64_t r, D;
+    if (!t) return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (rows == 1 ? !(t->ndim == 1 && t->shape[0] == cols) : !(t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] "
+                            "from the metadata (PyTorch order)", path, name, (long long)t->shape[0],
+                            t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+                            (long long)rows, (long long)cols);
+    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 && t->dtype != LOLCATS_DTYPE_BF16 &&
+        lc_dtype_block(t->dtype) <= 1)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; weights must be F32, F16, BF16 or "
+                            "a block type", path, name, lc_dtype_name(t->dtype));
+    *w = lc__w(t->data, t->dtype, rows, cols);
+    if (heads <= 0) return LOLCATS_OK;
+    {   // q / k: rows back in Hugging Face's order, an owned copy in the stored dtype
+        unsigned char *dst;
+        rb = lc_dtype_row_bytes(t->dtype, cols);
+        if (!(dst = (unsigned char *)lc__gguf_model_alloc(g, (size_t)rows * rb)))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, name);
+        D = rows / heads;
+        for (r = 0; r < rows; r++) {
+            int64_t src = (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2);
+            memcpy(dst + (size_t)r * rb, (const unsigned char *)t->data + (size_t)src * rb, rb);
+        }
+        *w = lc__w(dst, t->dtype, rows, cols);
+    }
+    return LOLCATS_OK;
+}
+
+// "{arch}.key" as an integer (def when absent and def >= 0; required otherwise).
+static lc_status lc__gguf_cfg_int(const lc_gguf_file *f, const char *arch, const char *key, int def, int *out,
+                                  lc_error *err) {
+    char k[128];
+    int64_t v;
+    lc_status st;
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!lc_gguf_find_kv(f, k) && def >= 0) { *out = def; return LOLCATS_OK; }
+    if ((st = lc_gguf_get_int(f, k, &v, err))) return st;
+    if (v < 0 || v > INT32_MAX)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", lc_gguf_path(f), k,
+                            (long long)v);
+    *out = (int)v;
+    return LOLCATS_OK;
+}
+
+static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, const char *arch, lc_error *err) {
+    const char *path = lc_gguf_path(f);
+    const lc_tensor *emb = lc_gguf_find(f, "token_embd.weight");
+    char k[128];
+    double x;
+    int rope_dims;
+    lc_status st;
+    int64_t v;
+    if ((st = lc__gguf_cfg_int(f, arch, "embedding_length", -1, &c->dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "feed_forward_length", -1, &c->hidden_dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "block_count", -1, &c->n_layers, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.head_count", -1, &c->n_heads, err)))
+        return st;
+    if ((st = lc__gguf_cfg_int(f, arch, "attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "context_length", 2048, &c->seq_len, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.key_length", c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "rope.dimension_count", c->head_dim, &rope_dims, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.sliding_window", 0, &c->sliding_window, err)))
+        return st;
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
+    if ((st = lc_gguf_get_float(f, k, &x, err))) return st;
+    c->norm_eps = (float)x;
+    snprintf(k, sizeof k, "%s.rope.freq_base", arch);
+    c->rope_theta = 10000.0f;
+    if (lc_gguf_find_kv(f, k)) { if ((st = lc_gguf_get_float(f, k, &x, err))) return st; c->rope_theta = (float)x; }
+    if (rope_dims != c->head_dim)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count %d differs from the head "
+                            "size %d (partial rotary embeddings are not supported)", path, arch, rope_dims, c->head_dim);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    if (lc_gguf_find_kv(f, "rope_freqs.weight") || lc_gguf_find(f, "rope_freqs.weight") || lc_gguf_find_kv(f, k))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: RoPE scaling (rope_freqs.weight or %s) is not read "
+                            "from GGUF yet; load the model's Hugging Face directory instead", path, k);
+    if (!emb || emb->ndim != 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor 'token_embd.weight' is %s", path,
+                            emb ? "not 2-D" : "missing");
+    c->vocab_size = emb->shape[0] <= INT32_MAX ? (int)emb->shape[0] : -1;
+    c->tied = lc_gguf_find(f, "output.weight") == NULL;
+    c->bos_id = c->eos_id = -1;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) c->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
+    snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
+    return lc__model_check_cfg(c, path, err);
+}
+
+// A GGUF file's own tokenizer: tokenizer.ggml.model "llama" (SentencePiece
+// BPE: tokens with U+2581 for spaces, scores as merge priorities, token types,
+// <0xXX> byte pieces) read as lc_tokenizer_load_llama2c reads tokenizer.bin.
+// Other models ("gpt2" byte-level BPE with merges) are LOLCATS_ERR_UNSUPPORTED.
+LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err) {
+    lc_gguf_file *f = NULL;
+    const lc_gguf_kv *toks, *scores, *types;
+    const char *model = NULL;
+    lc_status s;
+    size_t blob = 0, len, k;
+    int V, i;
+    int64_t v;
+    memset(t, 0, sizeof *t);
+    if ((s = lc_gguf_open(&f, path, err))) return s;
+    if (!lc_gguf_find_kv(f, "tokenizer.ggml.model")) {
+        s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no tokenizer in the file (tokenizer.ggml.model is missing): "
+                         "pass --tokenizer tokenizer.json", path);
+        goto done;
+    }
+    if ((s = lc_gguf_get_str(f, "tokenizer.ggml.model", &model, err))) goto done;
+    if (strcmp(model, "llama")) {
+        s = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model is \"%s\"; lolcats reads GGUF "
+                         "tokenizers of the \"llama\" (SentencePiece) kind: pass --tokenizer tokenizer.json", path, model);
+        goto done;
+    }
+    toks = lc_gguf_find_kv(f, "tokenizer.ggml.tokens");
+    scores = lc_gguf_find_kv(f, "tokenizer.ggml.scores");
+    types = lc_gguf_find_kv(f, "tokenizer.ggml.token_type");
+    if (!toks || toks->type != LOLCATS_GGUF_ARRAY || toks->elem_type != LOLCATS_GGUF_STRING || toks->n == 0 ||
+        toks->n > (1u << 24)) {
+        s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.tokens is %s, expected a non-empty array of "
+                         "strings", path, toks ? lc_gguf_type_name(toks->type == LOLCATS_GGUF_ARRAY ? toks->elem_type : toks->type) : "missing");
+        goto done;
+    }
+    V = (int)toks->n;
+    if ((scores && (scores->type != LOLCATS_GGUF_ARRAY || scores->n != toks->n || scores->elem_type != LOLCATS_GGUF_F32)) ||
+        (types && (types->type != LOLCATS_GGUF_ARRAY || types->n != toks->n || types->elem_type != LOLCATS_GGUF_I32))) {
+        s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.%s must be an array of %d %s", path,
+                         scores && (scores->type != LOLCATS_GGUF_ARRAY || scores->n != toks->n || scores->elem_type != LOLCATS_GGUF_F32)
+                         ? "scores" : "token_type", V, scores && scores->elem_type != LOLCATS_GGUF_F32 ? "f32" : "i32");
+        goto done;
+    }
+    for (i = 0; i < V; i++) { (void)lc_gguf_arr_str(toks, (uint64_t)i, &len); blob += len + 1; }
+    t->kind = LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) goto done;
+    {
+        char *b = ((lc__tok_priv *)t->priv)->blob;
+        for (i = 0; i < V; i++) {
+            const char *p = lc_gguf_arr_str(toks, (uint64_t)i, &len);
+            int n = 0;
+            t->pieces[i] = b;
+            for (k = 0; k < len; k++) {   // U+2581 (e2 96 81) -> ' ', as llama2.c stores pieces
+                if (k + 2 < len && (unsigned char)p[k] == 0xE2 && (unsigned char)p[k + 1] == 0x96 &&
+                    (unsigned char)p[k + 2] == 0x81) { b[n++] = ' '; k += 2; }
+                else b[n++] = p[k];
+            }
+            b[n] = 0;
+            t->lens[i] = n;
+            b += n + 1;
+            t->scores[i] = scores ? (float)lc_gguf_arr_float(scores, (uint64_t)i) : 0.0f;
+        }
+    }
+    t->bos_id = 1; t->eos_id = 2; t->unk_id = 0;
+    t->add_bos = 1; t->add_prefix_space = 1; t->byte_fallback = 1;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) t->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) t->eos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.unknown_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.unknown_token_id", &v, err)) t->unk_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.add_bos_token") && !lc_gguf_get_int(f, "tokenizer.ggml.add_bos_token", &v, err)) t->add_bos = v != 0;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.add_space_prefix") && !lc_gguf_get_int(f, "tokenizer.ggml.add_space_prefix", &v, err)) t->add_prefix_space = v != 0;
+    if ((s = lc__tok_index(t, path, err))) goto done;
+    if (types)   // control tokens (type 3) decode to nothing, as BOS / EOS do
+        for (i = 0; i < V; i++)
+            if (lc_gguf_arr_int(types, (uint64_t)i) == 3) ((lc__tok_priv *)t->priv)->control[i] = 1;
+    if (t->unk_id >= 0) ((lc__tok_priv *)t->priv)->control[t->unk_id] = 0;
+done:
+    if (s) lc_tokenizer_free(t);
+    lc_gguf_close(f);
+    return s;
+}
+
+LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {
+    static const char *const names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                                         "ffn_gate", "ffn_down", "ffn_up"};
+    lc__gguf_model *g;
+    lc__model_priv *pv;
+    lc_model_config *c = &m->cfg;
+    const char *arch = NULL;
+    lc_status st;
+    int l, k;
+    memset(m, 0, sizeof *m);
+    g = (lc__gguf_model *)lc__mcalloc(1, sizeof *g);
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    if (!g || !pv) { LOLCATS_FREE(g); LOLCATS_FREE(pv); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    pv->gguf = g;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_GGUF;
+    if ((st = lc_gguf_open(&g->f, path, err))) goto fail;
+    if ((st = lc_gguf_get_str(g->f, "general.architecture", &arch, err))) goto fail;
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral")) {
+        st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; lolcats runs GGUF "
+                          "models of the llama architecture (Llama 1/2/3, Mistral)%s", path, arch,
+                          strcmp(arch, "qwen2") && strcmp(arch, "qwen3") ? "" :
+                          "; for Qwen, write a Hugging Face directory with `lolcats convert FILE.gguf --out DIR`");
+        goto fail;
+    }
+    if ((st = lc__gguf_config(c, g->f, arch, err))) goto fail;
+    if (!(m->layers = (lc_layer_weights *)lc__mcalloc((size_t)c->n_layers, sizeof *m->layers))) {
+        st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    {
+        int64_t dim = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+        int64_t hid = c->hidden_dim;
+        if ((st = lc__gguf_weight(g, &m->tok_emb, "token_embd.weight", c->vocab_size, dim, 0, err)) ||
+            (st = lc__gguf_weight(g, &m->rms_final, "output_norm.weight", 1, dim, 0, err)))
+            goto fail;
+        if (c->tied) m->wcls = m->tok_emb;
+        else if ((st = lc__gguf_weight(g, &m->wcls, "output.weight", c->vocab_size, dim, 0, err))) goto fail;
+        for (l = 0; l < c->n_layers; l++) {
+            lc_layer_weights *lw = &m->layers[l];
+            lc_weight *ws[9];
+            const int64_t rows[9] = {1, qd, kvd, kvd, dim, 1, hid, dim, hid};
+            const int64_t cols[9] = {dim, dim, dim, dim, qd, dim, dim, hid, dim};
+            ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
+            ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
+            for (k = 0; k < 9; k++) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
+                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k],
+                                          k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0, err)))
+                    goto fail;
+            }
+        }
+    }
+    if ((st = lc__model_check_finite(m, path, err))) goto fail;
+    return LOLCATS_OK;
+fail:
+    lc_model_free(m);
+    return st;
+}
+
 // >>release
 #if !defined(_WIN32) && !defined(LOLCATS_NO_MMAP) && defined(__linux__)
 #ifndef MADV_DONTNEED   // strict C modes hide madvise: Linux's value and prototype
@@ -8759,7 +10105,7 @@ static int lc__in_mapping(const lc__model_priv *pv, const void *p, size_t n) {
 
 static size_t lc__release_weight(const lc__model_priv *pv, const lc_weight *w) {
 #ifdef LC__HAVE_MADVISE
-    size_t n = (size_t)w->rows * (size_t)w->cols * lc_dtype_size(w->dtype), pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (size_t)w->rows * lc_dtype_row_bytes(w->dtype, w->cols), pg = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)w->data, lo = (a + pg - 1) / pg * pg, hi = (a + n) / pg * pg;
     if (!w->data || hi <= lo || !lc__in_mapping(pv, w->data, n)) return 0;
     return madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED) == 0 ? (size_t)(hi - lo) : 0;
@@ -9172,8 +10518,12 @@ static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
             size_t h = r / (size_t)D, j = r % (size_t)D, half = (size_t)D / 2;
             src = h * (size_t)D + (j < half ? 2 * j : 2 * (j - half) + 1);
         }
-        for (c = 0; c < (size_t)w->cols; c++)
-            out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
+        if (lc_dtype_block(w->dtype) > 1)   // GGUF block types: a row at a time
+            lc_dequant_row(out + r * (size_t)w->cols, (const unsigned char *)w->data +
+                           src * lc_dtype_row_bytes(w->dtype, w->cols), w->dtype, w->cols);
+        else
+            for (c = 0; c < (size_t)w->cols; c++)
+                out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
     }
     return out;
 }

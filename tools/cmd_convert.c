@@ -16,7 +16,11 @@ static const char *convert_usage =
     "  (LlamaForCausalLM) and model.safetensors (F32), q/k rows permuted from\n"
     "  interleaved to rotate_half RoPE. DIR must be absent or empty; --force\n"
     "  replaces a non-empty DIR whole (atomically). The tokenizer is not\n"
-    "  converted (llama2.c tokenizer.bin files have no tokenizer.json).";
+    "  converted (llama2.c tokenizer.bin files have no tokenizer.json).\n"
+    "lolcats convert --to-gguf OUT.gguf --model PATH [--type TYPE]: a GGUF file\n"
+    "  (see `lolcats convert --to-gguf x --help`).\n"
+    "lolcats convert FILE.gguf --out DIR: a Hugging Face directory from a GGUF file\n"
+    "  (see `lolcats convert x.gguf --help`).";
 
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
@@ -25,6 +29,13 @@ int cmd_convert(int argc, char **argv) {
     const char *dir;
     int i, force = 0;
     memset(&err, 0, sizeof err);
+    for (i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--to-gguf")) return tool_convert_to_gguf(argc, argv);   /* tools/gguf_tool.c */
+    for (i = 1; i < argc; i++)
+        if (argv[i][0] != '-' && strlen(argv[i]) > 5 && !strcmp(argv[i] + strlen(argv[i]) - 5, ".gguf") &&
+            (i == 1 || argv[i - 1][0] != '-' || !strcmp(argv[i - 1], "--force")))
+            return tool_convert_from_gguf(argc, argv);
+
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             return tool_arg_help(convert_usage, NULL);

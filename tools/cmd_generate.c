@@ -39,6 +39,15 @@ int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_
     size_t n;
     lc_status s;
     if (!tok_path) {
+        if (m->format == LOLCATS_MODEL_GGUF) {   /* the file's own tokenizer.ggml.* */
+            if (lc_tokenizer_load_gguf(tok, model_path, err)) return tool_report(err);
+            if (tok->vocab_size > m->cfg.vocab_size) {
+                fprintf(stderr, "lolcats: %s has %d tokens but the model only %d\n", model_path, tok->vocab_size,
+                        m->cfg.vocab_size);
+                return 1;
+            }
+            return 0;
+        }
         if (m->format != LOLCATS_MODEL_HF) {
             fprintf(stderr, "lolcats: a llama2.c checkpoint needs --tokenizer "
                             "(its tokenizer.bin, e.g. tok512.bin)\n");

@@ -11,7 +11,9 @@ static const char *inspect_usage =
     "  PATH: a llama2.c .bin checkpoint or a Hugging Face directory: prints the\n"
     "  config, every weight (Hugging Face names) with dtype and shape, and the\n"
     "  parameter count. A .safetensors file (a LoLCATs checkpoint, a `ref` case):\n"
-    "  its metadata and every tensor with dtype, shape and byte size, validated.";
+    "  its metadata and every tensor with dtype, shape and byte size, validated.\n"
+    "  A .gguf file: version, alignment, every metadata entry and every tensor\n"
+    "  (dtype, shape in PyTorch order, bytes), validated.";
 
 static void inspect_w(const char *name, const lc_weight *w, int vec) {
     if (vec)
@@ -72,6 +74,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     if (argc != 2) tool_arg_fail(argv[0], "inspect takes one PATH, got %d arguments", argc - 1);
     if (ends_with(argv[1], ".safetensors") || ends_with(argv[1], ".state")) return inspect_st(argv[1]);
+    if (ends_with(argv[1], ".gguf")) return tool_inspect_gguf(argv[1]);
     if (lc_model_load(&m, argv[1], &err)) return tool_report(&err);
     c = &m.cfg;
     printf("%s (%s)\n", argv[1], m.format == LOLCATS_MODEL_HF ? "Hugging Face" : "llama2.c");

@@ -538,7 +538,7 @@ static double peak_rss_mib(void) {
 }
 
 static double weight_bytes(const lc_weight *w) {
-    return (double)w->rows * (double)w->cols * (double)lc_dtype_size(w->dtype);
+    return (double)w->rows * (double)lc_dtype_row_bytes(w->dtype, w->cols);
 }
 
 /* --max-memory: the fastest of (all weights resident | one layer's pages at a

@@ -68,7 +68,7 @@ void tool_fileguard_install(int argc, char **argv) {
 static void fg_span(uintptr_t *lo, uintptr_t *hi, const lc_weight *w) {
     uintptr_t a = (uintptr_t)w->data, b;
     if (!w->data) return;
-    b = a + (uintptr_t)((size_t)w->rows * (size_t)w->cols * lc_dtype_size(w->dtype));
+    b = a + (uintptr_t)((size_t)w->rows * lc_dtype_row_bytes(w->dtype, w->cols));
     if (a < *lo) *lo = a;
     if (b > *hi) *hi = b;
 }

@@ -152,7 +152,7 @@ static uint64_t fp_weight(uint64_t h, const lc_weight *w) {
     size_t bytes, pick = 1024, offs[3];
     int i;
     if (!w->data) return h;
-    bytes = (size_t)w->rows * (size_t)w->cols * lc_dtype_size(w->dtype);
+    bytes = (size_t)w->rows * lc_dtype_row_bytes(w->dtype, w->cols);   /* GGUF block types too */
     if (pick > bytes) pick = bytes;
     offs[0] = 0;
     offs[1] = (bytes - pick) / 2;

@@ -24,6 +24,11 @@ int cmd_cache_inputs(int argc, char **argv);
 void tool_die_usage(const char *usage);
 int tool_report(const lc_error *err);   /* prints "lolcats: <msg>", returns 1 */
 
+/* tools/gguf_tool.c: `inspect FILE.gguf`, `convert --to-gguf` */
+int tool_inspect_gguf(const char *path);
+int tool_convert_to_gguf(int argc, char **argv);
+int tool_convert_from_gguf(int argc, char **argv);
+
 /* tools/finite.c: non-finite values. tool_json_num prints v with fmt, or
    null when v is NaN / Inf (never a bare nan in JSON); tool_nonfinite_stop
    explains a training stop at a non-finite value (kind: where it showed) and
