@@ -8644,6 +8644,66 @@ static void lc__kv_store(float *cache, const float *heads, int Hk, int T, int D,
                sizeof(float) * (size_t)T * D);
 }
 
+// >>prefill-attn
+// Fast form of lc__model_attn for a chunk of T > 1 queries (prefill): per
+// query head, blocks of LC__PF_TB queries; the block's keys (those the first
+// query sees through those the last one sees, at most n_ctx) go through the
+// one-thread GEMM: S = Q_b K_b^T / sqrt(D); each row's softmax over its own
+// keys (causal, window), the others set to 0; Y_b = (P V_b) / sum. Same sums
+// as the scalar loop in another order: equal within fp32 rounding. Each head
+// is one task, so the result does not depend on the thread count. Returns 0
+// (nothing written) when its scratch cannot be had.
+#define LC__PF_TB 64
+static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
+                                const float *vc, int H, int Hk, int T, int D, int n_ctx,
+                                int pos0, int window) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = 1.0f / sqrtf((float)D);
+    int tb = T < LC__PF_TB ? T : LC__PF_TB, nkmax = pos0 + T, h;
+    size_t ws, a, per;
+    float *mem;
+    if (window > 0 && nkmax > tb + window - 1) nkmax = tb + window - 1;
+    ws = lc__mm_ws_floats(tb, nkmax, D);
+    a = lc__mm_ws_floats(tb, D, nkmax);
+    ws = a > ws ? a : ws;
+    per = ((size_t)tb * nkmax + 15) / 16 * 16 + ws + 16;  // S, then ws (64-byte aligned)
+    mem = (float *)LOLCATS_MALLOC(sizeof(float) * per * (size_t)H);
+    if (!mem) return 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1)
+#endif
+    for (h = 0; h < H; h++) {
+        const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        const float *v_h = vc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        float *S = mem + per * (size_t)h;
+        float *w = (float *)(((uintptr_t)(S + ((size_t)tb * nkmax + 15) / 16 * 16) + 63) &
+                             ~(uintptr_t)63);
+        int t0, t;
+        for (t0 = 0; t0 < T; t0 += tb) {
+            int nb = T - t0 < tb ? T - t0 : tb, i1 = pos0 + t0 + nb - 1;
+            int j0 = window > 0 && pos0 + t0 - window + 1 > 0 ? pos0 + t0 - window + 1 : 0;
+            int nk = i1 + 1 - j0;
+            lc__mm(ctx, S, qh + ((size_t)h * T + t0) * D, k_h + (size_t)j0 * D, nb, nk, D, 0, 1,
+                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, w);
+            for (t = 0; t < nb; t++) {
+                int i = pos0 + t0 + t, lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+                float *s = S + (size_t)t * nk, mx;
+                int j;
+                lo -= j0;
+                for (j = 0; j < lo; j++) s[j] = 0.0f;
+                for (j = i + 1 - j0; j < nk; j++) s[j] = 0.0f;
+                mx = P->max(s + lo, 1.0f, i + 1 - j0 - lo);
+                            P->scal(s + lo, (float)(1.0 / P->exp_sum(s + lo, s + lo, 1.0f, mx, i + 1 - j0 - lo)),
+                        i + 1 - j0 - lo);
+            }
+            lc__mm(ctx, y + ((size_t)t0 * H + h) * D, S, v_h + (size_t)j0 * D, nb, D, nk, 0, 0,
+                   1.0f, 0.0f, (size_t)H * D, (size_t)nk, (size_t)D, w);
+        }
+    }
+    LOLCATS_FREE(mem);
+    return 1;
+}
+
 // Causal softmax attention of T new queries qh (H,T,D) at positions pos0.. over
 // the cached keys/values (Hk, ctx, D); y (T, H*D). Query head h reads kv head
 // h / (H/Hk); with a sliding window W, position i sees keys j in (i - W, i], as
@@ -8654,6 +8714,9 @@ static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float 
     const lc__prims *P = lc__prims_for(ctx);
     float scale = 1.0f / sqrtf((float)D);
     int h;
+    if (T > 1 && ctx && ctx->simd != LOLCATS_SIMD_SCALAR &&
+        lc__model_attn_tiled(ctx, y, qh, kc, vc, H, Hk, T, D, n_ctx, pos0, window))
+        return;  // prefill: the blocked form (>>prefill-attn)
     LC__OMP_FOR
     for (h = 0; h < H; h++) {
         const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
@@ -8760,6 +8823,8 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
     int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
     size_t rowb = lc_dtype_row_bytes(m->wcls.dtype, dim);   // block types too
     double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
+    const lc__prims *P = lc__prims_for(ctx);   // the fast path: vector max and exp-sum
+    int fast = ctx && ctx->simd != LOLCATS_SIMD_SCALAR;
     lc_status s;
     if (n <= 0) return LOLCATS_OK;
     if ((s = lc__model_trunk(ctx, m, r, tokens, n, 1, err))) return s;
@@ -8777,11 +8842,16 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
             const float *l = r->hb + (size_t)t * nv;
             double bm = (double)l[0], bs = 0;
             if (targets[t] < 0) continue;
-            for (j = 1; j < nv; j++) if ((double)l[j] > bm) bm = (double)l[j];
-            for (j = 0; j < nv; j++) bs += exp((double)l[j] - bm);
+            if (targets[t] >= v0 && targets[t] < v0 + nv) nll[t] -= (double)l[targets[t] - v0];
+            if (fast) {  // float exps (within 2 ulp of expf), summed in double; l is scratch now
+                bm = (double)P->max(l, 1.0f, nv);
+                bs = P->exp_sum(r->hb + (size_t)t * nv, l, 1.0f, (float)bm, nv);
+            } else {
+                for (j = 1; j < nv; j++) if ((double)l[j] > bm) bm = (double)l[j];
+                for (j = 0; j < nv; j++) bs += exp((double)l[j] - bm);
+            }
             if (bm > mx[t]) { sum[t] = sum[t] * exp(mx[t] - bm) + bs; mx[t] = bm; }
             else sum[t] += bs * exp(bm - mx[t]);
-            if (targets[t] >= v0 && targets[t] < v0 + nv) nll[t] -= (double)l[targets[t] - v0];
         }
     }
     for (t = 0; t < n; t++)

@@ -17,6 +17,7 @@
 #include "args.h"
 #include "outsafe.h"
 #include "data.h"
+#include "walltime.h"
 
 #include <limits.h>
 #include <math.h>
@@ -123,7 +124,7 @@ int cmd_eval(int argc, char **argv) {
     char *text = NULL;
     size_t n = 0;
     clock_t t0;
-    double secs, nll;
+    double secs, nll, wall0 = 0;
     memset(&err, 0, sizeof err);
     memset(&tok, 0, sizeof tok);
     memset(&st, 0, sizeof st);
@@ -183,6 +184,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     t0 = clock();
+    wall0 = tool_wall_seconds();
     if (is_jsonl) {
         if (eval_alpaca(&st, &tok, data, all_tokens, limit, &records, &err)) {
             if (err.msg[0]) tool_report(&err);
@@ -207,6 +209,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     nll = st.nll_sum / (double)st.tokens;
+    tool_report_rate("eval", st.tokens, tool_wall_seconds() - wall0);   /* wall clock, stderr */
     if (json) {   /* null, never a bare nan / inf */
         printf("{\"nll\": ");
         tool_json_num(stdout, "%.6f", nll);

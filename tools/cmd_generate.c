@@ -1,4 +1,5 @@
 /* cmd_generate.c - `lolcats generate`: sample text from a model. */
+#include "walltime.h"
 #include "tools.h"
 #include "args.h"
 
@@ -91,6 +92,8 @@ int cmd_generate(int argc, char **argv) {
     lc_error err;
     int *ids = NULL, next, tokpos;
     size_t n_ids = 0;
+    double wall = 0, t_prefill = 0;   /* wall clock: the tokens/s lines */
+    long long n_dec = 0;
     char piece[1024];
     memset(&err, 0, sizeof err);
     memset(&tok, 0, sizeof tok);
@@ -144,7 +147,10 @@ int cmd_generate(int argc, char **argv) {
     /* the prompt as it was given */
     for (i = 1; i < (int)n_ids; i++)
         gen_print(piece, lc_tokenizer_decode(&tok, ids[i - 1], ids[i], piece, sizeof piece));
+    wall = tool_wall_seconds();
     if (tool_lm_forward(&lm, ids, (int)n_ids, NULL, &err)) goto done;
+    t_prefill = tool_wall_seconds() - wall;
+    wall = tool_wall_seconds();
     tokpos = ids[n_ids - 1];
     for (;;) { /* as llama2.c: positions 0..steps-1 are fed, each feed yields a token */
         next = lc_sampler_sample(&smp, lm.logits);
@@ -153,8 +159,12 @@ int cmd_generate(int argc, char **argv) {
         tokpos = next;
         if (tool_lm_pos(&lm) >= steps) break;
         if (tool_lm_forward(&lm, &next, 1, NULL, &err)) goto done;
+        n_dec++;
     }
     printf("\n");
+    fflush(stdout);
+    tool_report_rate("generate: prompt prefill", (long long)n_ids, t_prefill);
+    tool_report_rate("generate: decode", n_dec, tool_wall_seconds() - wall);
     if (lm.linear) { /* the memory check: the state does not grow with the context */
         const lc_model_config *c = &m.cfg;
         double kv = 2.0 * c->n_layers * c->n_kv_heads * (double)c->head_dim * 4.0 * (double)tool_lm_pos(&lm);
