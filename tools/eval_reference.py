@@ -21,7 +21,9 @@ ones). Here that is one forward with per-row masks.
         --data-dir ../shared/data/eval --task piqa --limit 200 [--lolcats CKPT] \\
         --out build/ref.jsonl --compare build/dump.jsonl
 
-Needs python3-torch and python3-sentencepiece (Debian) and numpy.
+Needs python3-torch and python3-sentencepiece (Debian) and numpy. `--device cuda`
+runs the same fp32 forward on a GPU (TF32 off); `--compare-only` compares an
+existing --out file with a dump without scoring again.
 """
 import argparse
 import csv
@@ -151,7 +153,7 @@ class Tok:
 # ---------------------------------------------------------------------------
 # forward: teacher (orig_recipe.forward_lm) or the hybrid with segment masks
 # ---------------------------------------------------------------------------
-def seg_masks(lp, T, s0):
+def seg_masks(lp, T, s0, dev='cpu'):
     """rows < s0: the checkpoint's prefill masks over s0 tokens; rows >= s0: the
     decode rule (window: i - w < j <= i; linear: j <= i - w)."""
     w = lp.window
@@ -165,7 +167,7 @@ def seg_masks(lp, T, s0):
     dec = i >= s0
     mw |= dec & (j <= i) & (j > i - w)
     ml |= dec & (j <= i - w)
-    return mw, ml
+    return mw.to(dev), ml.to(dev)
 
 
 def hybrid(q, k, v, Wq, Wk, wf, mw, ml):
@@ -180,10 +182,10 @@ def hybrid(q, k, v, Wq, Wk, wf, mw, ml):
 
 
 def forward(m, ids, lp, s0):
-    ids = torch.tensor(ids, dtype=torch.long)
+    ids = torch.tensor(ids, dtype=torch.long, device=m.device)
     if lp is None:
         return R.forward_lm(m, ids)
-    mw, ml = seg_masks(lp, len(ids), s0)
+    mw, ml = seg_masks(lp, len(ids), s0, m.device)
     x = m.embed(ids)
     for l in range(m.L):
         q, k, v = m.qkv(l, x, lp.lora, lp.scale())
@@ -212,8 +214,8 @@ def score(m, tok, lp, ctx, cont, header, maxlen, cache):
             cache['naive'] = True
         cache[key] = torch.log_softmax(forward(m, inp, lp, s0).double(), dim=-1)
     lsm = cache[key][len(c) - 1:]
-    tgt = torch.tensor(k)
-    ll = float(lsm[torch.arange(len(k)), tgt].sum())
+    tgt = torch.tensor(k, device=lsm.device)
+    ll = float(lsm[torch.arange(len(k), device=lsm.device), tgt].sum())
     greedy = int(bool((lsm.argmax(-1) == tgt).all()))
     return ll, len(k), greedy
 
@@ -240,9 +242,18 @@ def main():
     ap.add_argument('--compare', default=None, help='a `lolcats eval --dump` file of the same run')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--naive', action='store_true', help='no reuse at all: a full forward per continuation')
+    ap.add_argument('--device', default='cpu', help='cpu or cuda (fp32, TF32 off)')
+    ap.add_argument('--compare-only', action='store_true', help='score nothing: compare an existing --out with --compare')
     a = ap.parse_args()
+    if a.compare_only:
+        compare(a.out, a.compare)
+        return
     torch.set_num_threads(a.threads)
-    m = R.Llama(a.model, 'cpu')
+    if a.device != 'cpu':   # full fp32 products, as on the CPU
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision('highest')
+    m = R.Llama(a.model, a.device)
     lp = R.LolcatsParams.load(a.lolcats, m) if a.lolcats else None
     tok = Tok(a.model, a.bos)
     out = open(a.out, 'w')
