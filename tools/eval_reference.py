@@ -22,7 +22,9 @@ ones). Here that is one forward with per-row masks.
         --out build/ref.jsonl --compare build/dump.jsonl
 
 Needs python3-torch and python3-sentencepiece (Debian) and numpy. `--device cuda`
-runs the same fp32 forward on a GPU (TF32 off); `--compare-only` compares an
+runs the same fp32 forward on a GPU (TF32 off); `--prefill whole` feeds each
+context + continuation as one prefill (as `lolcats eval --prefill whole`);
+`--compare-only` compares an
 existing --out file with a dump without scoring again.
 """
 import argparse
@@ -193,7 +195,7 @@ def forward(m, ids, lp, s0):
     return m.logits(x)
 
 
-def score(m, tok, lp, ctx, cont, header, maxlen, cache):
+def score(m, tok, lp, ctx, cont, header, maxlen, cache, whole=False):
     c, k = tok.pair(ctx, cont)
     if not k:
         return 0.0, 0, 1
@@ -206,6 +208,8 @@ def score(m, tok, lp, ctx, cont, header, maxlen, cache):
         if 0 < len(h) < len(c) and c[:len(h)] == h:
             s0 = len(h)
     inp = c + k[:-1]
+    if whole:   # --prefill whole: the whole sequence is one prefill with the checkpoint's masks
+        s0 = len(inp)
     key = (tuple(inp), s0)
     if key not in cache or cache.get('naive'):
         naive = cache.get('naive')
@@ -243,6 +247,8 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--naive', action='store_true', help='no reuse at all: a full forward per continuation')
     ap.add_argument('--device', default='cpu', help='cpu or cuda (fp32, TF32 off)')
+    ap.add_argument('--prefill', choices=('segments', 'whole'), default='segments',
+                    help='linearized model: as `lolcats eval --prefill`')
     ap.add_argument('--compare-only', action='store_true', help='score nothing: compare an existing --out with --compare')
     a = ap.parse_args()
     if a.compare_only:
@@ -262,7 +268,8 @@ def main():
         cache = {'naive': True} if a.naive else {}
         t0 = time.time()
         for i, it in enumerate(items):
-            sc = [score(m, tok, lp, c, k, it['header'], m.max_pos, cache) for c, k, _ in it['reqs']]
+            sc = [score(m, tok, lp, c, k, it['header'], m.max_pos, cache, a.prefill == 'whole')
+                  for c, k, _ in it['reqs']]
             rec = {'task': name, 'item': i, 'll': [s[0] for s in sc], 'ntok': [s[1] for s in sc]}
             if name == 'lambada':
                 rec['greedy'] = sc[0][2]
