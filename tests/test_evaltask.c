@@ -424,6 +424,77 @@ static void test_lambada_greedy(void) {
     lc_model_free(&m);
 }
 
+/* --prefill whole on the linearized model (identity maps, window 8): a
+   LAMBADA item's log-likelihood equals lc_lolcats_forward over the whole
+   context + continuation as ONE prefill, computed here; the default
+   (segments: the context a prefill, the continuation by the decode rule)
+   differs, so the check can tell the two apart. */
+static double dump_ll(const char *path) {
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    const char *p;
+    buf[got] = 0;
+    if (f) fclose(f);
+    p = strstr(buf, "\"ll\": [");
+    return p ? atof(p + 7) : 1.0;
+}
+
+static void test_prefill_whole(void) {
+    const char *ctx = "Once upon a time, there was a little girl named Lily. She loved to play outside in the";
+    const char *line = "{\"context\": \"Once upon a time, there was a little girl named Lily. She loved to play "
+                       "outside in the\", \"continuation\": \"big green park with her dog\"}\n";
+    lc_model m;
+    lc_tokenizer tok;
+    lc_lolcats lp;
+    lc_lolcats_run r;
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    lc_error e;
+    float *mem, *lg;
+    int ids[256], ids2[256], f;
+    size_t n = 0, n2 = 0, k;
+    double want = 0, whole, seg;
+    char whole_txt[300], cmd[1024];
+    if (!have(ST260K) || !have(TOK512)) { printf("SKIPPED: --prefill whole (no %s)\n", ST260K); return; }
+    memset(&e, 0, sizeof e);
+    if (!CHECK(lc_model_load(&m, ST260K, &e) == 0 && lc_tokenizer_load_llama2c(&tok, TOK512, 0, &e) == 0, "%s", e.msg)) return;
+    f = m.cfg.head_dim < 64 ? m.cfg.head_dim : 64;
+    mem = (float *)malloc(sizeof(float) * lc_lolcats_identity_floats(&m.cfg, f));
+    lg = (float *)malloc(sizeof(float) * 256 * (size_t)m.cfg.vocab_size);
+    lc_lolcats_init_identity(&lp, mem, &m.cfg, f, &fm, &hc);
+    lp.hybrid.window = 8;
+    lc_tokenizer_encode(&tok, ctx, strlen(ctx), 0, 0, ids, 256, &n, &e);
+    snprintf(whole_txt, sizeof whole_txt, "%s big green park with her dog", ctx);
+    lc_tokenizer_encode(&tok, whole_txt, strlen(whole_txt), 0, 0, ids2, 256, &n2, &e);
+    CHECK(n > 8 && n2 > n + 2, "context %d tokens, whole %d: past the window of 8", (int)n, (int)n2);
+    if (CHECK(lc_lolcats_run_init(&r, NULL, &m, &lp, 256, &e) == 0, "%s", e.msg)) {
+        CHECK(lc_lolcats_forward(&m, &lp, &r, ids2, (int)n2 - 1, lg, &e) == 0, "%s", e.msg);
+        for (k = n; k < n2; k++) want += ev_logprob(lg + (k - 1) * (size_t)m.cfg.vocab_size, m.cfg.vocab_size, ids2[k]);
+        lc_lolcats_run_free(&r);
+    }
+    tiny_sh("mkdir -p " TMP "/pw/llm-foundry");
+    put("pw/llm-foundry/lambada_openai.jsonl", line);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s eval --task lambada --model %s --tokenizer %s --data-dir %s/pw "
+             "--lolcats identity --window 8 --prefill whole --dump %s/pw_whole.jsonl --quiet >/dev/null 2>&1",
+             bin, ST260K, TOK512, TMP, TMP);
+    CHECK(tiny_sh(cmd) == 0, "`%s` failed", cmd);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s eval --task lambada --model %s --tokenizer %s --data-dir %s/pw "
+             "--lolcats identity --window 8 --dump %s/pw_seg.jsonl --quiet >/dev/null 2>&1",
+             bin, ST260K, TOK512, TMP, TMP);
+    CHECK(tiny_sh(cmd) == 0, "`%s` failed", cmd);
+    whole = dump_ll(TMP "/pw_whole.jsonl");
+    seg = dump_ll(TMP "/pw_seg.jsonl");
+    CHECK(want < 0 && fabs(whole - want) <= 1e-6 * fabs(want), "--prefill whole ll %.9g, one prefill here %.9g", whole, want);
+    CHECK(seg < 0 && fabs(seg - want) > 1e-6 * fabs(want), "segments ll %.9g should differ from one prefill %.9g", seg, want);
+    snprintf(cmd, sizeof cmd, "%s eval --task lambada --model %s --prefill all >/dev/null 2>&1", bin, ST260K);
+    CHECK(tiny_sh(cmd) == 2, "--prefill all is a usage error");
+    free(mem);
+    free(lg);
+    lc_tokenizer_free(&tok);
+    lc_model_free(&m);
+}
+
 /* `lolcats eval --task T --limit 3` on the real data, every task. */
 static void test_cli(void) {
     static const char *const tasks[] = {"piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande",
@@ -467,6 +538,7 @@ int main(void) {
     test_readers_malformed();
     test_snapshot();
     test_lambada_greedy();
+    test_prefill_whole();
     test_cli();
     return check_done();
 }

@@ -35,6 +35,7 @@ static const char *tasks_usage =
     "lolcats eval --task NAME[,NAME...] --model PATH [--tokenizer PATH] [--lolcats CKPT\n"
     "             [--window W] [--variant tk|sw]] [--data-dir DIR] [--limit N] [--num-fewshot K]\n"
     "             [--subjects N] [-s|--seed S] [-t|--threads N] [--bos] [--naive] [--json FILE]\n"
+    "             [--prefill segments|whole]\n"
     "             [--dump FILE] [--quiet]\n"
     "             [--lengths 1024,2048,...] [--depths 0,0.5,1]\n"
     "  tasks: piqa arc_easy arc_challenge hellaswag winogrande lambada copa openbookqa\n"
@@ -47,6 +48,11 @@ static const char *tasks_usage =
     "  --subjects N      MMLU: only the first N subjects (in name order)\n"
     "  --bos             prepend BOS to every encoding (the harness's default is off)\n"
     "  --naive           feed every continuation's whole sequence from an empty state\n"
+    "  --prefill MODE    linearized model: segments (default: the first segment, the\n"
+    "                    MMLU header or the context, is a prefill with the checkpoint's\n"
+    "                    masks, later tokens follow the decode rule) or whole (each\n"
+    "                    context + continuation is ONE prefill with those masks, as the\n"
+    "                    original's harness computes it; slower, no reuse)\n"
     "  --seed S          passkey: the filler's order and the keys (1234)\n"
     "  --threads N       OpenMP threads (default: all)\n"
     "  --json FILE       every figure as JSON (written whole, then renamed)\n"
@@ -60,6 +66,9 @@ typedef struct {
     const lc_model *m;
     const lc_tokenizer *tok;
     int V, maxlen, bos, naive;
+    int whole;                      /* --prefill whole (linearized model only) */
+    float *whole_lg;                /* (whole_rows, V) logits of a whole prefill */
+    int *whole_ids, whole_rows;
     float *lg;                      /* (EV_ROWS, V) */
     float *ctx_logits;              /* (V) logits of the cached context's last token */
     int *hdr, nhdr, hdr_valid;      /* cached header tokens (teacher: positions 0..nhdr) */
@@ -131,6 +140,36 @@ static int eng_header(ev_engine *e, const char *ctx, size_t hbytes, const int *C
     return 0;
 }
 
+/* --prefill whole: context + continuation (but its last token) as ONE prefill
+   of the linearized model from an empty state, every row's logits kept. */
+static int eng_score_whole(ev_engine *e, const ev_pair *p, const int *C, int nC, ev_score *out, lc_error *err) {
+    int n = nC + p->ncont - 1, j;
+    if (n > e->whole_rows) {
+        free(e->whole_lg);
+        free(e->whole_ids);
+        e->whole_lg = (float *)malloc(sizeof(float) * (size_t)n * (size_t)e->V);
+        e->whole_ids = (int *)malloc(sizeof(int) * (size_t)n);
+        e->whole_rows = e->whole_lg && e->whole_ids ? n : 0;
+        if (!e->whole_rows)
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "--prefill whole: out of memory for %d x %d logits",
+                                n, e->V), tool_report(err);
+    }
+    memcpy(e->whole_ids, C, sizeof(int) * (size_t)nC);
+    memcpy(e->whole_ids + nC, p->cont, sizeof(int) * (size_t)(p->ncont - 1));
+    tool_lm_reset(&e->lm);
+    e->ctx_valid = 0;
+    if (tool_lm_forward(&e->lm, e->whole_ids, n, e->whole_lg, err)) return 1;
+    e->fed += n;
+    out->ntok = p->ncont;
+    out->greedy = 1;
+    for (j = 0; j < p->ncont; j++) {   /* row nC - 1 + j predicts cont[j] */
+        const float *row = e->whole_lg + (size_t)(nC - 1 + j) * (size_t)e->V;
+        out->ll += ev_logprob(row, e->V, p->cont[j]);
+        if (lc_argmax(row, e->V) != p->cont[j]) out->greedy = 0;
+    }
+    return 0;
+}
+
 /* Scores one pair: the context (cached, or fed after the cached header), then
    the continuation's tokens. */
 static int eng_score(ev_engine *e, const ev_req *rq, size_t hbytes, ev_score *out, lc_error *err) {
@@ -151,6 +190,11 @@ static int eng_score(ev_engine *e, const ev_req *rq, size_t hbytes, ev_score *ou
         trunc = nC + p.ncont - (e->maxlen + 1);
         C += trunc;
         nC -= trunc;
+    }
+    if (e->whole && e->lm.linear) {
+        int r = eng_score_whole(e, &p, C, nC, out, err);
+        ev_pair_free(&p);
+        return r;
     }
     if (!e->naive && e->ctx_valid && nC == e->nctx && !memcmp(C, e->ctx, sizeof(int) * (size_t)nC)) {
         if (eng_restore(e, e->ctx_snap, nC, err)) goto fail;
@@ -631,6 +675,7 @@ int cmd_eval_tasks(int argc, char **argv) {
         else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
         else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else if (!strcmp(a, "--prefill")) e.whole = tool_arg_choice(a, v, "segments|whole");
         else tool_arg_unknown(argv[0], argv[i - 1], tasks_usage, NULL);
     }
     if (!model_path || !task_arg) tool_arg_fail(argv[0], "eval --task needs --task NAME[,NAME...] and --model (-m)");
@@ -703,7 +748,8 @@ int cmd_eval_tasks(int argc, char **argv) {
         if (run_task(&e, &t, &res, dump, &pg, &err)) { ev_task_free(&t); goto done; }
         ev_task_free(&t);
     }
-    printf("%s (%s)%s\n", model_path, desc, e.naive ? " [naive]" : "");
+    printf("%s (%s)%s%s\n", model_path, desc, e.naive ? " [naive]" : "",
+           e.whole && e.lm.linear ? " [prefill whole]" : "");
     printf("%-22s %-16s %10s %10s %8s\n", "task", "metric", "value", "stderr", "items");
     for (i = 0; i < res.n; i++)
         printf("%-22s %-16s %10.4f %10.4f %8ld\n", res.rows[i].task, res.rows[i].metric, res.rows[i].value,
@@ -745,6 +791,8 @@ done:
     free(e.hdr);
     free(e.ctx);
     free(e.hdr_text);
+    free(e.whole_lg);
+    free(e.whole_ids);
     tool_lm_free(&e.lm);
     lc_tokenizer_free(&tok);
     lc_model_free(&m);

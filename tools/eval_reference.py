@@ -21,7 +21,11 @@ ones). Here that is one forward with per-row masks.
         --data-dir ../shared/data/eval --task piqa --limit 200 [--lolcats CKPT] \\
         --out build/ref.jsonl --compare build/dump.jsonl
 
-Needs python3-torch and python3-sentencepiece (Debian) and numpy.
+Needs python3-torch and python3-sentencepiece (Debian) and numpy. `--device cuda`
+runs the same fp32 forward on a GPU (TF32 off); `--prefill whole` feeds each
+context + continuation as one prefill (as `lolcats eval --prefill whole`);
+`--compare-only` compares an
+existing --out file with a dump without scoring again.
 """
 import argparse
 import csv
@@ -151,7 +155,7 @@ class Tok:
 # ---------------------------------------------------------------------------
 # forward: teacher (orig_recipe.forward_lm) or the hybrid with segment masks
 # ---------------------------------------------------------------------------
-def seg_masks(lp, T, s0):
+def seg_masks(lp, T, s0, dev='cpu'):
     """rows < s0: the checkpoint's prefill masks over s0 tokens; rows >= s0: the
     decode rule (window: i - w < j <= i; linear: j <= i - w)."""
     w = lp.window
@@ -165,7 +169,7 @@ def seg_masks(lp, T, s0):
     dec = i >= s0
     mw |= dec & (j <= i) & (j > i - w)
     ml |= dec & (j <= i - w)
-    return mw, ml
+    return mw.to(dev), ml.to(dev)
 
 
 def hybrid(q, k, v, Wq, Wk, wf, mw, ml):
@@ -180,10 +184,10 @@ def hybrid(q, k, v, Wq, Wk, wf, mw, ml):
 
 
 def forward(m, ids, lp, s0):
-    ids = torch.tensor(ids, dtype=torch.long)
+    ids = torch.tensor(ids, dtype=torch.long, device=m.device)
     if lp is None:
         return R.forward_lm(m, ids)
-    mw, ml = seg_masks(lp, len(ids), s0)
+    mw, ml = seg_masks(lp, len(ids), s0, m.device)
     x = m.embed(ids)
     for l in range(m.L):
         q, k, v = m.qkv(l, x, lp.lora, lp.scale())
@@ -191,7 +195,7 @@ def forward(m, ids, lp, s0):
     return m.logits(x)
 
 
-def score(m, tok, lp, ctx, cont, header, maxlen, cache):
+def score(m, tok, lp, ctx, cont, header, maxlen, cache, whole=False):
     c, k = tok.pair(ctx, cont)
     if not k:
         return 0.0, 0, 1
@@ -204,6 +208,8 @@ def score(m, tok, lp, ctx, cont, header, maxlen, cache):
         if 0 < len(h) < len(c) and c[:len(h)] == h:
             s0 = len(h)
     inp = c + k[:-1]
+    if whole:   # --prefill whole: the whole sequence is one prefill with the checkpoint's masks
+        s0 = len(inp)
     key = (tuple(inp), s0)
     if key not in cache or cache.get('naive'):
         naive = cache.get('naive')
@@ -212,8 +218,8 @@ def score(m, tok, lp, ctx, cont, header, maxlen, cache):
             cache['naive'] = True
         cache[key] = torch.log_softmax(forward(m, inp, lp, s0).double(), dim=-1)
     lsm = cache[key][len(c) - 1:]
-    tgt = torch.tensor(k)
-    ll = float(lsm[torch.arange(len(k)), tgt].sum())
+    tgt = torch.tensor(k, device=lsm.device)
+    ll = float(lsm[torch.arange(len(k), device=lsm.device), tgt].sum())
     greedy = int(bool((lsm.argmax(-1) == tgt).all()))
     return ll, len(k), greedy
 
@@ -240,9 +246,20 @@ def main():
     ap.add_argument('--compare', default=None, help='a `lolcats eval --dump` file of the same run')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--naive', action='store_true', help='no reuse at all: a full forward per continuation')
+    ap.add_argument('--device', default='cpu', help='cpu or cuda (fp32, TF32 off)')
+    ap.add_argument('--prefill', choices=('segments', 'whole'), default='segments',
+                    help='linearized model: as `lolcats eval --prefill`')
+    ap.add_argument('--compare-only', action='store_true', help='score nothing: compare an existing --out with --compare')
     a = ap.parse_args()
+    if a.compare_only:
+        compare(a.out, a.compare)
+        return
     torch.set_num_threads(a.threads)
-    m = R.Llama(a.model, 'cpu')
+    if a.device != 'cpu':   # full fp32 products, as on the CPU
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision('highest')
+    m = R.Llama(a.model, a.device)
     lp = R.LolcatsParams.load(a.lolcats, m) if a.lolcats else None
     tok = Tok(a.model, a.bos)
     out = open(a.out, 'w')
@@ -251,7 +268,8 @@ def main():
         cache = {'naive': True} if a.naive else {}
         t0 = time.time()
         for i, it in enumerate(items):
-            sc = [score(m, tok, lp, c, k, it['header'], m.max_pos, cache) for c, k, _ in it['reqs']]
+            sc = [score(m, tok, lp, c, k, it['header'], m.max_pos, cache, a.prefill == 'whole')
+                  for c, k, _ in it['reqs']]
             rec = {'task': name, 'item': i, 'll': [s[0] for s in sc], 'ntok': [s[1] for s in sc]}
             if name == 'lambada':
                 rec['greedy'] = sc[0][2]
