@@ -1082,6 +1082,7 @@ typedef struct lc_ref_case {
     size_t n_pred;
     int cols;
     float factor;                           // loss factor (mse 1000, xent 1)
+    int skip_weights;                       // 1: no attention weights a unless da is given
 } lc_ref_case;
 
 // Every array is allocated by lc_ref_eval and NULL when it does not apply.
@@ -1107,6 +1108,38 @@ LCAPI lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, float
 #define LOLCATS_REF_MAX_OUT 16
 LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
                              lc_tensor list[LOLCATS_REF_MAX_OUT]);
+
+// >>api-ref-run
+// One whole `lolcats ref` run: the case read from a safetensors file (or from
+// named float32 arrays, lc_ref_run), the run options, lc_ref_eval and the named
+// outputs. The command and build/liblolcats.so (the Python module) both go
+// through lc_ref_run_st, so they give the same bits. Run options are metadata
+// keys of the case, or given in opts (key, value pairs, which win):
+//   weights = 0 (default) | 1   compute and return the attention weights a
+//                               (also computed when da is given)
+//   scalar = 0 | 1              the scalar reference path
+//   linear_state = 0 | 1        linear_attention through the causal state form
+typedef struct lc_ref_result lc_ref_result;            // opaque
+LCAPI lc_status lc_ref_run_st(const lc_ctx *ctx /*NULL: best path*/, const lc_st_file *in,
+                              const char *const *opts, int n_opts, lc_ref_result **out,
+                              lc_error *err);
+// The same from n named tensors: names[i], data[i] (float32, contiguous),
+// ndim[i], shape[i * LOLCATS_MAX_DIMS ..]; meta: n_meta key/value pairs
+// (op, variant, window, ... and the run options above).
+LCAPI lc_status lc_ref_run(const lc_ctx *ctx, int n, const char *const *names,
+                           const float *const *data, const int *ndim, const int64_t *shape,
+                           const char *const *meta, int n_meta, lc_ref_result **out,
+                           lc_error *err);
+LCAPI int lc_ref_result_count(const lc_ref_result *r);
+LCAPI const lc_tensor *lc_ref_result_tensors(const lc_ref_result *r);  // count entries, F32
+// Flat accessors (for ctypes): name, rank, one dim and the data of output i.
+LCAPI const char *lc_ref_result_name(const lc_ref_result *r, int i);
+LCAPI int lc_ref_result_ndim(const lc_ref_result *r, int i);
+LCAPI int64_t lc_ref_result_dim(const lc_ref_result *r, int i, int d);
+LCAPI const float *lc_ref_result_data(const lc_ref_result *r, int i);
+// The output file's metadata (op, simd, lolcats_version): n pairs.
+LCAPI const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n);
+LCAPI void lc_ref_result_free(lc_ref_result *r);      // NULL ok
 // >>api-ref-end
 
 #ifdef __cplusplus
@@ -11047,7 +11080,7 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "head dim %d / feature dim %d above 1024", D, f);
 
     out->y = lc__zalloc(nq, &fail);
-    if (rc->op != LOLCATS_OP_LINEAR) out->a = lc__zalloc(nrow * N, &fail);
+    if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
     save1 = lc__zalloc(nrow, &fail);
     save2 = lc__zalloc(nrow, &fail);
     if (lin) {
@@ -11092,7 +11125,7 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     switch (rc->op) {
     case LOLCATS_OP_SOFTMAX:
         lc_attn_softmax_fwd(ctx, out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
-        lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
+        if (out->a) lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
         if (grad)
             lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : dyz, rc->da,
                                 out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
@@ -11117,8 +11150,10 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     default:
         // the attention weights need the quadratic form; y and the gradients
         // come from the fast form unless this is the scalar reference run
-        lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
-                           phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        // (without a on a SIMD path only the fast form runs: O(N) memory)
+        if (out->a || !state)
+            lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
+                               phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
         if (state) {
             float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
             if (!fail) {
@@ -11375,6 +11410,191 @@ LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
     return n;
 }
 // >>impl-ref-end
+
+// >>impl-ref-run
+#define LC__REF_RUN_MAX_OUT 48
+struct lc_ref_result {
+    lc_ref_case rc;
+    lc_ref_out out;
+    float *owned;
+    lc_tensor list[LC__REF_RUN_MAX_OUT];
+    int n;
+    const char *meta[6];
+};
+
+// A run option: opts (key, value pairs) first, then the case's metadata.
+static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key, int *out, lc_error *err) {
+    const char *s = NULL;
+    int i;
+    for (i = 0; i < n_opts && !s; i++)
+        if (opts[2 * i] && !strcmp(opts[2 * i], key)) s = opts[2 * i + 1];
+    if (!s) s = lc_st_meta(in, key);
+    *out = 0;
+    if (!s) return LOLCATS_OK;
+    if (strcmp(s, "0") && strcmp(s, "1"))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option %s='%s' must be 0 or 1", lc_st_path(in),
+                            key, s);
+    *out = s[0] == '1';
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_ref_result_free(lc_ref_result *r) {
+    if (!r) return;
+    lc_ref_out_free(&r->out);
+    LOLCATS_FREE(r->owned);
+    LOLCATS_FREE(r);
+}
+
+LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const char *const *opts,
+                               int n_opts, lc_ref_result **out, lc_error *err) {
+    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention",
+                                      "mse_loss", "xent_loss"};
+    lc_ref_result *r;
+    lc_ctx c;
+    lc_tensor list[LOLCATS_REF_MAX_OUT];
+    int weights, scalar, linear_state, i;
+    lc_status st;
+    if (!out || !in || n_opts < 0 || (n_opts && !opts))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: NULL %s", !out ? "out" : !in ? "in" : "opts");
+    *out = NULL;
+    for (i = 0; i < 2 * n_opts; i++)
+        if (!opts[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: option entry %d is NULL", i);
+    if ((st = lc__ref_opt01(in, opts, n_opts, "weights", &weights, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "scalar", &scalar, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "linear_state", &linear_state, err))) return st;
+    if (ctx) c = *ctx;
+    else lc_ctx_init(&c);
+    if (scalar) c.simd = LOLCATS_SIMD_SCALAR;
+    r = (lc_ref_result *)LOLCATS_MALLOC(sizeof *r);
+    if (!r) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+    memset(r, 0, sizeof *r);
+    if ((st = lc_ref_case_from_st(in, &r->rc, &r->owned, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    r->rc.linear_state = linear_state;
+    r->rc.skip_weights = !weights;
+    if ((st = lc_ref_eval(&c, &r->rc, &r->out, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    r->n = lc_ref_out_tensors(&r->rc, &r->out, list);
+    memcpy(r->list, list, sizeof(lc_tensor) * (size_t)r->n);
+    r->meta[0] = "op"; r->meta[1] = ops[r->rc.op];
+    r->meta[2] = "simd"; r->meta[3] = lc_simd_name(c.simd);
+    r->meta[4] = "lolcats_version"; r->meta[5] = LOLCATS_VERSION_STRING;
+    *out = r;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_ref_run(const lc_ctx *ctx, int n, const char *const *names,
+                            const float *const *data, const int *ndim, const int64_t *shape,
+                            const char *const *meta, int n_meta, lc_ref_result **out,
+                            lc_error *err) {
+    lc__buf h;
+    char num[96];
+    unsigned char *buf;
+    uint64_t off = 0, hlen;
+    size_t total;
+    lc_st_file *f = NULL;
+    int i, d;
+    lc_status st;
+    if (!out) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: NULL out");
+    *out = NULL;
+    if (n < 0 || n_meta < 0 || (n && (!names || !data || !ndim || !shape)) || (n_meta && !meta))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: bad tensor list (n=%d) or metadata (n_meta=%d)",
+                            n, n_meta);
+    for (i = 0; i < 2 * n_meta; i++)
+        if (!meta[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: metadata entry %d is NULL", i);
+    memset(&h, 0, sizeof h);
+    lc__buf_str(&h, "{");
+    if (n_meta) {
+        lc__buf_str(&h, "\"__metadata__\":{");
+        for (i = 0; i < n_meta; i++) {
+            if (i) lc__buf_str(&h, ",");
+            lc__buf_json_str(&h, meta[2 * i]);
+            lc__buf_str(&h, ":");
+            lc__buf_json_str(&h, meta[2 * i + 1]);
+        }
+        lc__buf_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        if (!names[i] || !names[i][0] || ndim[i] < 0 || ndim[i] > LOLCATS_MAX_DIMS) {
+            LOLCATS_FREE(h.p);
+            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor #%d ('%s'): %s", i,
+                                names[i] ? names[i] : "(null)",
+                                !names[i] || !names[i][0] ? "no name" : "rank outside [0, 8]");
+        }
+        for (d = 0; d < ndim[i]; d++) {
+            int64_t s = shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
+            if (s < 0 || (s && numel > ((uint64_t)1 << 40) / (uint64_t)s)) {
+                LOLCATS_FREE(h.p);
+                return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': dim %d = %lld is negative "
+                                    "or too large", names[i], d, (long long)s);
+            }
+            numel *= (uint64_t)s;
+        }
+        if (numel && !data[i]) {
+            LOLCATS_FREE(h.p);
+            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': NULL data", names[i]);
+        }
+        if (i || n_meta) lc__buf_str(&h, ",");
+        lc__buf_json_str(&h, names[i]);
+        lc__buf_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < ndim[i]; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d]);
+            lc__buf_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                 (unsigned long long)(off + 4 * numel));
+        lc__buf_str(&h, num);
+        off += 4 * numel;
+    }
+    lc__buf_str(&h, "}");
+    while (!h.oom && (8 + h.n) % 8) lc__buf_str(&h, " ");
+    if (h.oom) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory"); }
+    hlen = h.n;
+    total = (size_t)(8 + hlen + off);
+    buf = (unsigned char *)LOLCATS_MALLOC(total);
+    if (!buf) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory for %llu bytes", (unsigned long long)total); }
+    for (d = 0; d < 8; d++) buf[d] = (unsigned char)(hlen >> (8 * d));
+    memcpy(buf + 8, h.p, (size_t)hlen);
+    LOLCATS_FREE(h.p);
+    off = 0;
+    for (i = 0; i < n; i++) {
+        size_t nb = 4;
+        for (d = 0; d < ndim[i]; d++) nb *= (size_t)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
+        if (nb) memcpy(buf + 8 + hlen + off, data[i], nb);
+        off += nb;
+    }
+    st = lc_st_open_memory(&f, buf, total, "<arrays>", err);
+    if (st == LOLCATS_OK) st = lc_ref_run_st(ctx, f, NULL, 0, out, err);
+    lc_st_close(f);
+    LOLCATS_FREE(buf);
+    return st;
+}
+
+LCIMPL int lc_ref_result_count(const lc_ref_result *r) { return r ? r->n : 0; }
+LCIMPL const lc_tensor *lc_ref_result_tensors(const lc_ref_result *r) { return r ? r->list : NULL; }
+LCIMPL const char *lc_ref_result_name(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? r->list[i].name : NULL;
+}
+LCIMPL int lc_ref_result_ndim(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? r->list[i].ndim : -1;
+}
+LCIMPL int64_t lc_ref_result_dim(const lc_ref_result *r, int i, int d) {
+    return r && i >= 0 && i < r->n && d >= 0 && d < r->list[i].ndim ? r->list[i].shape[d] : -1;
+}
+LCIMPL const float *lc_ref_result_data(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? (const float *)r->list[i].data : NULL;
+}
+LCIMPL const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n) {
+    if (n) *n = r ? 3 : 0;
+    return r ? r->meta : NULL;
+}
+// >>impl-ref-run-end
 
 #endif // LOLCATS_IMPLEMENTATION_DONE
 #endif // LOLCATS_IMPLEMENTATION

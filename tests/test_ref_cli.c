@@ -219,10 +219,33 @@ int main(void) {
     snprintf(b, sizeof b, "%s/out.safetensors", tmpdir);
     snprintf(c, sizeof c, "%s/out_scalar.safetensors", tmpdir);
     write_case(a, "hybrid_attention", 0, 0, "variant", "sw");
-    snprintf(args, sizeof args, "ref %s %s", a, b);
+    snprintf(args, sizeof args, "ref %s %s --weights", a, b);
     CHECK(run(args, NULL) == 0, "ref on a good hybrid case exits 0");
-    snprintf(args, sizeof args, "ref %s %s --scalar", a, c);
+    snprintf(args, sizeof args, "ref %s %s --scalar --weights", a, c);
     CHECK(run(args, NULL) == 0, "ref --scalar exits 0");
+    /* without --weights: no attention weights, every other output the same bits */
+    {
+        char d[300];
+        lc_st_file *fw, *fn;
+        snprintf(d, sizeof d, "%s/out_noweights.safetensors", tmpdir);
+        snprintf(args, sizeof args, "ref %s %s", a, d);
+        CHECK(run(args, NULL) == 0, "ref without --weights exits 0");
+        if (CHECK(lc_st_open(&fw, b, &err) == LOLCATS_OK, "%s", err.msg)) {
+            if (CHECK(lc_st_open(&fn, d, &err) == LOLCATS_OK, "%s", err.msg)) {
+                int i, same = 1;
+                CHECK(lc_st_find(fn, "a") == NULL, "ref without --weights writes no 'a'");
+                CHECK(lc_st_count(fn) + 1 == lc_st_count(fw), "--weights adds exactly 'a' (%d vs %d tensors)",
+                      lc_st_count(fn), lc_st_count(fw));
+                for (i = 0; i < lc_st_count(fn); i++) {
+                    const lc_tensor *x = lc_st_tensor_at(fn, i), *y = lc_st_find(fw, x->name);
+                    same &= y && y->nbytes == x->nbytes && !memcmp(x->data, y->data, x->nbytes);
+                }
+                CHECK(same, "outputs with and without --weights are bit-identical");
+                lc_st_close(fn);
+            }
+            lc_st_close(fw);
+        }
+    }
     /* output names and values match the in-process evaluation */
     if (CHECK(lc_st_open(&f, b, &err) == LOLCATS_OK, "open %s: %s", b, err.msg)) {
         static const char *want[] = {"y", "a", "dq", "dk", "dv", "d_feature_map_q.weight",
