@@ -180,6 +180,35 @@ static void compare_semantics(void) {
         CHECK(!strstr(buf, ":nan") && !strstr(buf, ":-nan") && !strstr(buf, ":inf") && !strstr(buf, ":-inf"),
               "compare --json writes no bare nan/inf: %s", buf);
     }
+    /* --metric fla: rms(a - b) / rms(a); a = (3, 4, 0), b = (3, 4, 0.5): 0.5 / 5 = 0.1 */
+    {
+        char path[400], buf[4096];
+        FILE *f;
+        size_t n;
+        x[0] = 3; x[1] = 4; x[2] = 0;
+        y[0] = 3; y[1] = 4; y[2] = 0.5;
+        write_vec(a, 0, "y", x, 3, NULL, NULL, 0);
+        write_vec(b, 0, "y", y, 3, NULL, NULL, 0);
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 0.11", a, b);
+        CHECK(run(args, NULL) == 0, "compare --metric fla: ratio 0.1 passes under 0.11 (elements would fail)");
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 0.09", a, b);
+        CHECK(run(args, NULL) == 1, "compare --metric fla: ratio 0.1 fails under 0.09");
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 0.5 --json", a, b);
+        CHECK(run(args, NULL) == 0, "compare --metric fla --json");
+        snprintf(path, sizeof path, "%s/stdout.txt", tmpdir);
+        f = fopen(path, "r");
+        n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        buf[n] = 0;
+        if (f) fclose(f);
+        CHECK(strstr(buf, "\"rms_ratio\":0.1,") && strstr(buf, "\"metric\":\"fla\""), "rms ratio in the JSON: %s", buf);
+        snprintf(args, sizeof args, "compare %s %s --metric l2", a, b);
+        CHECK(run(args, "--metric 'l2'") == 2, "compare --metric with an unknown name is a usage error");
+        x[1] = nan; y[1] = nan;
+        write_vec(a, 0, "y", x, 3, NULL, NULL, 0);
+        write_vec(b, 0, "y", y, 3, NULL, NULL, 0);
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 1", a, b);
+        CHECK(run(args, NULL) == 1, "compare --metric fla: NaN against NaN still fails without --equal-nan");
+    }
     /* missing on either side, nothing compared */
     write_vec(a, 0, "y", one, 3, NULL, NULL, 0);
     write_vec(b, 0, "y", one, 3, "extra", one, 2);

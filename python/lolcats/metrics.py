@@ -45,7 +45,7 @@ def metrics(ref, test, rtol=1e-4, atol=1e-5, equal_nan=False):
         m["worst_ref"], m["worst_test"] = float(r.flat[flat]), float(t.flat[flat])
     else:
         m["worst"] = None
-    d = (r - t)[both]
+    d = r[both] - t[both]
     base = np.sqrt(np.mean(np.square(r[both]))) if d.size else 0.0
     err = np.sqrt(np.mean(np.square(d))) if d.size else 0.0
     m["rms_ratio"] = float(err / base) if base > 0 else (0.0 if err == 0 else float("inf"))
