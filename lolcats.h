@@ -1119,6 +1119,11 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 //                               (also computed when da is given)
 //   scalar = 0 | 1              the scalar reference path
 //   linear_state = 0 | 1        linear_attention through the causal state form
+//   precision = f32 (default) | f64 | bf16
+//                               f64: the op in double (forward and backward,
+//                               quadratic, one thread), outputs rounded once;
+//                               bf16: every input rounded to bfloat16 (nearest
+//                               even), then the f32 run
 typedef struct lc_ref_result lc_ref_result;            // opaque
 LCAPI lc_status lc_ref_run_st(const lc_ctx *ctx /*NULL: best path*/, const lc_st_file *in,
                               const char *const *opts, int n_opts, lc_ref_result **out,
@@ -11418,18 +11423,406 @@ struct lc_ref_result {
     lc_ref_out out;
     float *owned;
     lc_tensor list[LC__REF_RUN_MAX_OUT];
-    int n;
-    const char *meta[6];
+    int n, n_meta;
+    const char *meta[8];
 };
 
+// >>ref-f64
+// precision=f64: the ref ops again in double, quadratic and single-threaded,
+// straight from LOLCATS_MATH.md (feature maps, softmax, linear, hybrid with
+// its masks, m_i's arg-max gradient and the carried state); outputs rounded
+// to float once at the end. The loss ops already accumulate in double.
+static double *lc__f64_dup(const float *x, size_t n, int *fail) {
+    double *p;
+    size_t i;
+    if (!x) return NULL;
+    p = (double *)LOLCATS_MALLOC(sizeof(double) * (n ? n : 1));
+    if (!p) { *fail = 1; return NULL; }
+    for (i = 0; i < n; i++) p[i] = (double)x[i];
+    return p;
+}
+
+static double *lc__f64_zero(size_t n, int *fail) {
+    double *p = (double *)LOLCATS_MALLOC(sizeof(double) * (n ? n : 1));
+    if (!p) *fail = 1;
+    else memset(p, 0, sizeof(double) * (n ? n : 1));
+    return p;
+}
+
+static void lc__f64_store(float *dst, const double *src, size_t n) {
+    size_t i;
+    if (dst && src)
+        for (i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+// The activation of one row before the clamp: out (F) from z (f).
+static void lc__f64_act(double *out, const double *z, int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg);
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        double mx = z[0], mn = z[0], s1 = 0, s2 = 0;
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            s1 += out[c] = exp(z[c] - mx);
+            if (two) s2 += out[f + c] = exp(mn - z[c]);
+        }
+        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM)
+            for (c = 0; c < f; c++) {
+                out[c] /= s1;
+                if (two) out[f + c] /= s2;
+            }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? 1.0 + z[c] : exp(z[c]);
+    } else {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? z[c] : 0.0;
+    }
+}
+
+// dz (f) from dout (F, already gated by the clamp), out (F) and z (f).
+static void lc__f64_act_bwd(double *dz, const double *dout, const double *out, const double *z,
+                            int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg), nmx = 0, nmn = 0;
+    double s1 = 0, s2 = 0, mx = z[0], mn = z[0];
+    for (c = 0; c < f; c++) dz[c] = 0;
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+        for (c = 0; c < f; c++) {
+            s1 += out[c] * dout[c];
+            if (two) s2 += out[f + c] * dout[f + c];
+        }
+        for (c = 0; c < f; c++) {
+            dz[c] = out[c] * (dout[c] - s1);
+            if (two) dz[c] -= out[f + c] * (dout[f + c] - s2);
+        }
+    } else if (cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        // exp(z - max z): the max's gradient goes to the arg-max (ties share it)
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            dz[c] += dout[c] * out[c];
+            s1 -= dout[c] * out[c];
+            if (two) {
+                dz[c] -= dout[f + c] * out[f + c];
+                s2 += dout[f + c] * out[f + c];
+            }
+            nmx += z[c] == mx;
+            nmn += z[c] == mn;
+        }
+        for (c = 0; c < f; c++) {
+            if (z[c] == mx) dz[c] += s1 / nmx;
+            if (two && z[c] == mn) dz[c] += s2 / nmn;
+        }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : dout[c] * exp(z[c]);
+    } else {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : 0.0;
+    }
+}
+
+// phi (B,H,N,F) from x (B,Hx,N,D); with dphi: the backward into dx, dw, db.
+static void lc__f64_fmap(double *phi, const double *dphi, double *dx, double *dw, double *db,
+                         const double *x, const double *w, const double *bias, int B, int H,
+                         int Hx, int N, int D, int f, const lc_fmap_cfg *cfg, double *tmp) {
+    int F = lc_fmap_out_dim(cfg, f), b, h, n, d, c;
+    double *z = tmp, *out = tmp + f, *dout = out + F, *dz = dout + F;
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (n = 0; n < N; n++) {
+                const double *xr = x + (((size_t)b * Hx + (size_t)(h / (H / Hx))) * N + n) * D;
+                const double *wh = w + (size_t)h * D * f;
+                size_t row = ((size_t)b * H + h) * N + n;
+                for (c = 0; c < f; c++) z[c] = bias ? bias[h] : 0.0;
+                for (d = 0; d < D; d++)
+                    for (c = 0; c < f; c++) z[c] += xr[d] * wh[(size_t)d * f + c];
+                lc__f64_act(out, z, f, cfg);
+                if (!dphi) {
+                    for (c = 0; c < F; c++) phi[row * F + c] = out[c] < (double)cfg->eps ? (double)cfg->eps : out[c];
+                    continue;
+                }
+                for (c = 0; c < F; c++) dout[c] = out[c] >= (double)cfg->eps ? dphi[row * F + c] : 0.0;
+                lc__f64_act_bwd(dz, dout, out, z, f, cfg);
+                for (d = 0; d < D; d++) {
+                    double *dxr = dx + (((size_t)b * Hx + (size_t)(h / (H / Hx))) * N + n) * D;
+                    for (c = 0; c < f; c++) {
+                        dxr[d] += dz[c] * wh[(size_t)d * f + c];
+                        dw[((size_t)h * D + d) * f + c] += xr[d] * dz[c];
+                    }
+                }
+                if (db)
+                    for (c = 0; c < f; c++) db[h] += dz[c];
+            }
+}
+
+static double lc__f64_dot(const double *a, const double *b, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// One attention op in double over (b, h): y, den/m saved per row, a when
+// asked, and with dy/da the backward. kind: LOLCATS_OP_SOFTMAX, _LINEAR, _HYBRID.
+typedef struct {
+    int kind, B, H, Hk, N, D, F;
+    const lc_hybrid_cfg *cfg;
+    double leps;
+    const double *q, *k, *v, *pq, *pk, *wf, *S, *z, *dy, *da;
+    double *y, *a, *dq, *dk, *dv, *dpq, *dpk, *dwf, *dS, *dz;
+    double *w;                             // (N) scratch: one row of weights
+} lc__f64_attn;
+
+static void lc__f64_attn_run(const lc__f64_attn *t) {
+    int N = t->N, D = t->D, F = t->F, b, h, i, j, d, c;
+    double scale = 1.0 / sqrt((double)D);
+    for (b = 0; b < t->B; b++)
+        for (h = 0; h < t->H; h++) {
+            size_t g = (size_t)b * t->Hk + (size_t)(h / (t->H / t->Hk)), bh = (size_t)b * t->H + h;
+            const double *Q = t->q + bh * N * D, *K = t->k + g * N * D, *V = t->v + g * N * D;
+            const double *PQ = t->pq ? t->pq + bh * N * F : NULL, *PK = t->pk ? t->pk + bh * N * F : NULL;
+            const double *S = t->S ? t->S + bh * F * D : NULL, *Z = t->z ? t->z + bh * F : NULL;
+            double gam = 1, lam = 1, dgam = 0, dlam = 0;
+            if (t->kind == LOLCATS_OP_HYBRID) {
+                gam = 1.0 / (1.0 + exp(-t->wf[h]));
+                lam = t->cfg->affine ? 1.0 - gam : 1.0;
+            }
+            for (i = 0; i < N; i++) {
+                double m = -HUGE_VAL, den = 0, den0, *yr = t->y + (bh * N + i) * D, dyy = 0, sa = 0, cd, ca;
+                const double *dyr = t->dy ? t->dy + (bh * N + i) * D : NULL;
+                const double *dar = t->da ? t->da + (bh * N + i) * N : NULL;
+                int nmax = 0;
+                double dm = 0, *ds = t->w + N;    // ds: (N) scores' gradient
+                for (d = 0; d < D; d++) yr[d] = 0;
+                // the row's weights w_j and m
+                for (j = 0; j <= i; j++) {
+                    int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                                          : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+                    if (mk & 1) {
+                        double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+                        if (s > m) m = s;
+                    }
+                }
+                for (j = 0; j <= i; j++) {
+                    int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                                          : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+                    double wj = 0;
+                    if (mk & 1) wj += gam * exp(lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale - m);
+                    if (mk & 2) wj += lam * lc__f64_dot(PQ + (size_t)i * F, PK + (size_t)j * F, F);
+                    t->w[j] = wj;
+                    den += wj;
+                    for (d = 0; d < D; d++) yr[d] += wj * V[(size_t)j * D + d];
+                }
+                den0 = den;          // the weights a are normalised without the state
+                if (S) {
+                    for (c = 0; c < F; c++) {
+                        double p = lam * PQ[(size_t)i * F + c];
+                        den += p * Z[c];
+                        for (d = 0; d < D; d++) yr[d] += p * S[(size_t)c * D + d];
+                    }
+                }
+                if (t->kind == LOLCATS_OP_LINEAR) den += t->leps;
+                for (d = 0; d < D; d++) yr[d] /= den;
+                if (t->a)
+                    for (j = 0; j <= i; j++) t->a[(bh * N + i) * N + j] = t->w[j] / den0;
+                if (!dyr && !dar) continue;
+                // backward of the row: dW_j = (dy.v_j - dy.y)/den + (da_j - sum_k da_k a_k)/den0
+                if (dyr) dyy = lc__f64_dot(dyr, yr, D);
+                if (dar)
+                    for (j = 0; j <= i; j++) sa += dar[j] * t->w[j] / den0;
+                cd = -dyy / den;
+                ca = -sa / den0;
+                for (j = 0; j <= i; j++) {
+                    int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                                          : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+                    double dW = cd;
+                    ds[j] = 0;
+                    if (!mk) continue;
+                    if (dyr) dW += lc__f64_dot(dyr, V + (size_t)j * D, D) / den;
+                    if (dar) dW += dar[j] / den0 + ca;
+                    if (dyr)
+                        for (d = 0; d < D; d++) t->dv[(g * N + j) * D + d] += t->w[j] * dyr[d] / den;
+                    if (mk & 1) {
+                        double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+                        double e = exp(s - m), tt = dW * gam * e;
+                        ds[j] = tt;
+                        dm -= tt;
+                        dgam += dW * e;
+                        nmax += s == m;
+                    }
+                    if (mk & 2) {
+                        const double *pqi = PQ + (size_t)i * F, *pkj = PK + (size_t)j * F;
+                        for (c = 0; c < F; c++) {
+                            t->dpq[(bh * N + i) * F + c] += lam * dW * pkj[c];
+                            t->dpk[(bh * N + j) * F + c] += lam * dW * pqi[c];
+                        }
+                        dlam += dW * lc__f64_dot(pqi, pkj, F);
+                    }
+                }
+                // softmax: exp(s - m) / sum is unchanged by m; the hybrid's is not
+                if (t->kind == LOLCATS_OP_HYBRID && nmax)
+                    for (j = 0; j <= i; j++)
+                        if ((lc_hybrid_mask(t->cfg, N, i, j) & 1) &&
+                            lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale == m)
+                            ds[j] += dm / nmax;
+                for (j = 0; j <= i; j++) {
+                    if (ds[j] == 0) continue;
+                    for (d = 0; d < D; d++) {
+                        t->dq[(bh * N + i) * D + d] += ds[j] * K[(size_t)j * D + d] * scale;
+                        t->dk[(g * N + j) * D + d] += ds[j] * Q[(size_t)i * D + d] * scale;
+                    }
+                }
+                if (S) {
+                    const double *pqi = PQ + (size_t)i * F;
+                    for (c = 0; c < F; c++) {
+                        double sg = 0;
+                        if (dyr)
+                            for (d = 0; d < D; d++) sg += S[(size_t)c * D + d] * dyr[d] / den;
+                        t->dpq[(bh * N + i) * F + c] += lam * (sg + cd * Z[c]);
+                        if (dyr)
+                            for (d = 0; d < D; d++) t->dS[(bh * F + c) * D + d] += lam * pqi[c] * dyr[d] / den;
+                        t->dz[bh * F + c] += lam * cd * pqi[c];
+                        dlam += pqi[c] * sg + cd * pqi[c] * Z[c];
+                    }
+                }
+            }
+            if (t->kind == LOLCATS_OP_HYBRID && t->dwf) {
+                if (t->cfg->affine) dgam -= dlam;
+                t->dwf[h] += dgam * gam * (1.0 - gam);
+            }
+        }
+}
+
+static lc_status lc__ref_eval_f64(const lc_ref_case *rc, lc_ref_out *out, lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0;
+    int F = lc_fmap_out_dim(&rc->fmap, f), grad = rc->dy || rc->da, lin = rc->op != LOLCATS_OP_SOFTMAX;
+    int want_a = rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da);
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nphi = (size_t)B * H * N * F;
+    size_t nw = (size_t)H * D * f, ns = (size_t)B * H * F * D;
+    lc__f64_attn t;
+    double *q, *k, *v, *wq, *wk, *bq, *bk, *S, *z, *dy, *da, *tmp;
+    double *dwq = NULL, *dwk = NULL, *dbq = NULL, *dbk = NULL;
+    lc_status st;
+    lc_ctx scalar;
+    // shapes, the options and the output arrays: lc_ref_eval's on the scalar
+    // path (its float values are then overwritten)
+    memset(&scalar, 0, sizeof scalar);
+    scalar.simd = LOLCATS_SIMD_SCALAR;
+    if ((st = lc_ref_eval(&scalar, rc, out, err)) != LOLCATS_OK) return st;
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) return LOLCATS_OK;
+    memset(&t, 0, sizeof t);
+    q = lc__f64_dup(rc->q, nq, &fail); k = lc__f64_dup(rc->k, nk, &fail); v = lc__f64_dup(rc->v, nk, &fail);
+    wq = lc__f64_dup(rc->wq, nw, &fail); wk = lc__f64_dup(rc->wk, nw, &fail);
+    bq = lc__f64_dup(rc->bq, (size_t)H, &fail); bk = lc__f64_dup(rc->bk, (size_t)H, &fail);
+    S = lc__f64_dup(rc->kv_state, ns, &fail); z = lc__f64_dup(rc->k_state, (size_t)B * H * F, &fail);
+    dy = lc__f64_dup(rc->dy, nq, &fail); da = lc__f64_dup(rc->da, (size_t)B * H * N * N, &fail);
+    tmp = lc__f64_zero((size_t)f + 3 * (size_t)F + 2 * (size_t)N, &fail);
+    t.kind = rc->op; t.B = B; t.H = H; t.Hk = Hk; t.N = N; t.D = D; t.F = F;
+    t.cfg = &rc->hybrid; t.leps = (double)rc->linear_eps;
+    t.q = q; t.k = k; t.v = v; t.S = S; t.z = z; t.dy = dy; t.da = da;
+    t.y = lc__f64_zero(nq, &fail);
+    if (want_a) t.a = lc__f64_zero((size_t)B * H * N * N, &fail);
+    t.w = lc__f64_zero(2 * (size_t)N, &fail);
+    if (rc->op == LOLCATS_OP_HYBRID) t.wf = lc__f64_dup(rc->wf, (size_t)H, &fail);
+    if (lin) {
+        double *pq = lc__f64_zero(nphi, &fail), *pk = lc__f64_zero(nphi, &fail);
+        t.pq = pq; t.pk = pk;
+        if (!fail) {
+            lc__f64_fmap(pq, NULL, NULL, NULL, NULL, q, wq, bq, B, H, H, N, D, f, &rc->fmap, tmp);
+            lc__f64_fmap(pk, NULL, NULL, NULL, NULL, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        }
+    }
+    if (grad) {
+        t.dq = lc__f64_zero(nq, &fail); t.dk = lc__f64_zero(nk, &fail); t.dv = lc__f64_zero(nk, &fail);
+        if (lin) {
+            t.dpq = lc__f64_zero(nphi, &fail); t.dpk = lc__f64_zero(nphi, &fail);
+            dwq = lc__f64_zero(nw, &fail); dwk = lc__f64_zero(nw, &fail);
+            if (bq) dbq = lc__f64_zero((size_t)H, &fail);
+            if (bk) dbk = lc__f64_zero((size_t)H, &fail);
+        }
+        if (rc->op == LOLCATS_OP_HYBRID) t.dwf = lc__f64_zero((size_t)H, &fail);
+        if (S) { t.dS = lc__f64_zero(ns, &fail); t.dz = lc__f64_zero((size_t)B * H * F, &fail); }
+    }
+    if (!fail) {
+        lc__f64_attn_run(&t);
+        if (grad && lin) {
+            lc__f64_fmap(NULL, t.dpq, t.dq, dwq, dbq, q, wq, bq, B, H, H, N, D, f, &rc->fmap, tmp);
+            lc__f64_fmap(NULL, t.dpk, t.dk, dwk, dbk, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        }
+        lc__f64_store(out->y, t.y, nq);
+        lc__f64_store(out->a, t.a, (size_t)B * H * N * N);
+        lc__f64_store(out->dq, t.dq, nq);
+        lc__f64_store(out->dk, t.dk, nk);
+        lc__f64_store(out->dv, t.dv, nk);
+        lc__f64_store(out->dwq, dwq, nw);
+        lc__f64_store(out->dwk, dwk, nw);
+        lc__f64_store(out->dbq, dbq, (size_t)H);
+        lc__f64_store(out->dbk, dbk, (size_t)H);
+        lc__f64_store(out->dwf, t.dwf, (size_t)H);
+        lc__f64_store(out->dkv_state, t.dS, ns);
+        lc__f64_store(out->dk_state, t.dz, (size_t)B * H * F);
+    }
+    LOLCATS_FREE(q); LOLCATS_FREE(k); LOLCATS_FREE(v); LOLCATS_FREE(wq); LOLCATS_FREE(wk);
+    LOLCATS_FREE(bq); LOLCATS_FREE(bk); LOLCATS_FREE(S); LOLCATS_FREE(z); LOLCATS_FREE(dy);
+    LOLCATS_FREE(da); LOLCATS_FREE(tmp); LOLCATS_FREE(t.y); LOLCATS_FREE(t.a); LOLCATS_FREE(t.w);
+    LOLCATS_FREE((void *)t.wf); LOLCATS_FREE((void *)t.pq); LOLCATS_FREE((void *)t.pk);
+    LOLCATS_FREE(t.dq); LOLCATS_FREE(t.dk); LOLCATS_FREE(t.dv); LOLCATS_FREE(t.dpq);
+    LOLCATS_FREE(t.dpk); LOLCATS_FREE(dwq); LOLCATS_FREE(dwk); LOLCATS_FREE(dbq); LOLCATS_FREE(dbk);
+    LOLCATS_FREE(t.dwf); LOLCATS_FREE(t.dS); LOLCATS_FREE(t.dz);
+    if (fail) {
+        lc_ref_out_free(out);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "precision=f64: out of memory for B=%d H=%d N=%d D=%d",
+                            B, H, N, D);
+    }
+    return LOLCATS_OK;
+}
+
+// precision=bf16: every input rounded to bfloat16 (nearest even), then fp32.
+static void lc__ref_round_bf16(const float *p, size_t n) {
+    float *w = (float *)(uintptr_t)p;   // points into the run's own pool
+    size_t i;
+    if (!p) return;
+    for (i = 0; i < n; i++) w[i] = lc_bf16_to_f32(lc_f32_to_bf16(w[i]));
+}
+
+static void lc__ref_case_bf16(const lc_ref_case *rc) {
+    size_t nq = (size_t)rc->B * rc->H * rc->N * rc->D, nk = (size_t)rc->B * rc->Hk * rc->N * rc->D;
+    int F = lc_fmap_out_dim(&rc->fmap, rc->f);
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
+        lc__ref_round_bf16(rc->pred, rc->n_pred);
+        lc__ref_round_bf16(rc->target, rc->n_pred);
+        return;
+    }
+    lc__ref_round_bf16(rc->q, nq);
+    lc__ref_round_bf16(rc->k, nk);
+    lc__ref_round_bf16(rc->v, nk);
+    lc__ref_round_bf16(rc->dy, nq);
+    lc__ref_round_bf16(rc->da, (size_t)rc->B * rc->H * rc->N * rc->N);
+    if (rc->op == LOLCATS_OP_SOFTMAX) return;
+    lc__ref_round_bf16(rc->wq, (size_t)rc->H * rc->D * rc->f);
+    lc__ref_round_bf16(rc->wk, (size_t)rc->H * rc->D * rc->f);
+    lc__ref_round_bf16(rc->bq, (size_t)rc->H);
+    lc__ref_round_bf16(rc->bk, (size_t)rc->H);
+    lc__ref_round_bf16(rc->wf, (size_t)rc->H);
+    lc__ref_round_bf16(rc->kv_state, (size_t)rc->B * rc->H * F * rc->D);
+    lc__ref_round_bf16(rc->k_state, (size_t)rc->B * rc->H * F);
+}
+// >>ref-f64-end
+
 // A run option: opts (key, value pairs) first, then the case's metadata.
-static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, int n_opts,
-                               const char *key, int *out, lc_error *err) {
+static const char *lc__ref_opt(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key) {
     const char *s = NULL;
     int i;
     for (i = 0; i < n_opts && !s; i++)
         if (opts[2 * i] && !strcmp(opts[2 * i], key)) s = opts[2 * i + 1];
-    if (!s) s = lc_st_meta(in, key);
+    return s ? s : lc_st_meta(in, key);
+}
+
+static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key, int *out, lc_error *err) {
+    const char *s = lc__ref_opt(in, opts, n_opts, key);
     *out = 0;
     if (!s) return LOLCATS_OK;
     if (strcmp(s, "0") && strcmp(s, "1"))
@@ -11454,6 +11847,7 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     lc_ctx c;
     lc_tensor list[LOLCATS_REF_MAX_OUT];
     int weights, scalar, linear_state, i;
+    const char *prec;
     lc_status st;
     if (!out || !in || n_opts < 0 || (n_opts && !opts))
         return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: NULL %s", !out ? "out" : !in ? "in" : "opts");
@@ -11463,6 +11857,11 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     if ((st = lc__ref_opt01(in, opts, n_opts, "weights", &weights, err))) return st;
     if ((st = lc__ref_opt01(in, opts, n_opts, "scalar", &scalar, err))) return st;
     if ((st = lc__ref_opt01(in, opts, n_opts, "linear_state", &linear_state, err))) return st;
+    prec = lc__ref_opt(in, opts, n_opts, "precision");
+    if (prec && strcmp(prec, "f32") && strcmp(prec, "f64") && strcmp(prec, "bf16"))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option precision='%s': use f64, f32 or bf16",
+                            lc_st_path(in), prec);
+    if (prec) prec = !strcmp(prec, "f32") ? NULL : !strcmp(prec, "f64") ? "f64" : "bf16";  // static strings
     if (ctx) c = *ctx;
     else lc_ctx_init(&c);
     if (scalar) c.simd = LOLCATS_SIMD_SCALAR;
@@ -11475,7 +11874,9 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     }
     r->rc.linear_state = linear_state;
     r->rc.skip_weights = !weights;
-    if ((st = lc_ref_eval(&c, &r->rc, &r->out, err)) != LOLCATS_OK) {
+    if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
+    st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
+    if (st != LOLCATS_OK) {
         lc_ref_result_free(r);
         return st;
     }
@@ -11484,6 +11885,8 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     r->meta[0] = "op"; r->meta[1] = ops[r->rc.op];
     r->meta[2] = "simd"; r->meta[3] = lc_simd_name(c.simd);
     r->meta[4] = "lolcats_version"; r->meta[5] = LOLCATS_VERSION_STRING;
+    r->n_meta = 3;
+    if (prec) { r->meta[6] = "precision"; r->meta[7] = prec; r->n_meta = 4; }
     *out = r;
     return LOLCATS_OK;
 }
@@ -11591,7 +11994,7 @@ LCIMPL const float *lc_ref_result_data(const lc_ref_result *r, int i) {
     return r && i >= 0 && i < r->n ? (const float *)r->list[i].data : NULL;
 }
 LCIMPL const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n) {
-    if (n) *n = r ? 3 : 0;
+    if (n) *n = r ? r->n_meta : 0;
     return r ? r->meta : NULL;
 }
 // >>impl-ref-run-end

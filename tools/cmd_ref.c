@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char ref_usage[] =
-    "lolcats ref IN.safetensors OUT.safetensors [--scalar] [--weights]\n"
+    "lolcats ref IN.safetensors OUT.safetensors [--scalar] [--weights] [--precision P]\n"
     "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
     "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
     "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
@@ -29,6 +29,9 @@ static const char ref_usage[] =
     "               d_k_state (those that apply); loss, d_pred / d_a_pred.\n"
     "  --scalar   : the scalar reference path (default: best SIMD path of this CPU)\n"
     "  --weights  : also compute and write the attention weights a (B,H,N,N)\n"
+    "  --precision f32|f64|bf16 : f32 (default); f64: the op in double, forward and\n"
+    "               backward (quadratic, one thread), outputs rounded once; bf16: every\n"
+    "               input rounded to bfloat16 (nearest even), then f32 (metadata precision)\n"
     "  --linear-state : linear_attention through the causal state form\n"
     "  -t, --threads N : OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "Other tensors in IN are ignored, so a golden file can hold its expected outputs.\n";
@@ -39,7 +42,7 @@ int cmd_ref(int argc, char **argv) {
     lc_error err;
     lc_st_file *in = NULL;
     lc_ref_result *res = NULL;
-    const char *opts[6], *const *meta;
+    const char *opts[8], *const *meta, *precision = NULL;
     int i, n, n_meta, n_opts = 0, flags = 0, rc_exit = 0;
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
@@ -48,6 +51,9 @@ int cmd_ref(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--scalar") || !strcmp(argv[i], "--linear-state") ||
                    !strcmp(argv[i], "--weights")) {
             flags |= argv[i][2] == 's' ? 1 : argv[i][2] == 'l' ? 2 : 4;
+        } else if (!strcmp(argv[i], "--precision")) {
+            static const char *const prec[] = {"f32", "f64", "bf16"};
+            precision = prec[tool_arg_choice("--precision", tool_arg_value(argc, argv, &i), "f32|f64|bf16")];
         } else if (!strcmp(tool_arg_alias(argv[i]), "--threads")) {
             tool_arg_threads("--threads", tool_arg_value(argc, argv, &i));
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -72,6 +78,10 @@ int cmd_ref(int argc, char **argv) {
             opts[2 * n_opts] = i == 0 ? "scalar" : i == 1 ? "linear_state" : "weights";
             opts[2 * n_opts++ + 1] = "1";
         }
+    if (precision) {
+        opts[2 * n_opts] = "precision";
+        opts[2 * n_opts++ + 1] = precision;
+    }
     if (lc_st_open(&in, in_path, &err) != LOLCATS_OK) return tool_report(&err);
     /* lc_ref_run_st: the same path build/liblolcats.so runs for python/lolcats */
     if (lc_ref_run_st(&ctx, in, opts, n_opts, &res, &err) != LOLCATS_OK) {

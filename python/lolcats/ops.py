@@ -100,7 +100,14 @@ def _fmaps(fn, t, meta, q, fmap_q, fmap_k, fmap_q_bias, fmap_k_bias, feature_map
     meta["eps"] = repr(float(eps))
 
 
-def _opts(meta, weights=False, scalar=False, linear_state=False):
+PRECISIONS = ("f32", "f64", "bf16")
+
+
+def _opts(meta, weights=False, scalar=False, linear_state=False, precision="f32", fn=""):
+    if precision not in PRECISIONS:
+        raise ValueError("%s: argument 'precision' is %r (use 'f32', 'f64' or 'bf16')" % (fn, precision))
+    if precision != "f32":
+        meta["precision"] = precision
     if weights:
         meta["weights"] = "1"
     if scalar:
@@ -109,7 +116,7 @@ def _opts(meta, weights=False, scalar=False, linear_state=False):
         meta["linear_state"] = "1"
 
 
-def softmax_attention(q, k, v, grads=None, da=None, weights=False, scalar=False):
+def softmax_attention(q, k, v, grads=None, da=None, weights=False, scalar=False, precision="f32"):
     """Causal softmax attention (B,H,N,D) x (B,Hk,N,D): y, a (weights=True or da)
     and with grads (dy) / da: dq, dk, dv."""
     fn = "softmax_attention"
@@ -117,13 +124,13 @@ def softmax_attention(q, k, v, grads=None, da=None, weights=False, scalar=False)
     t = {"q": q, "k": k, "v": v}
     meta = {"op": "softmax_attention"}
     _grads(fn, t, grads, da, q, True)
-    _opts(meta, weights, scalar)
+    _opts(meta, weights, scalar, False, precision, fn)
     return Result(run_case(t, meta))
 
 
 def linear_attention(q, k, v, fmap_q, fmap_k, fmap_q_bias=None, fmap_k_bias=None,
                      feature_map="softmax_dim", halfspace=False, eps=1e-12, linear_eps=1e-12,
-                     grads=None, linear_state=False, scalar=False):
+                     grads=None, linear_state=False, scalar=False, precision="f32"):
     """Pure linear attention with the feature maps: y and with grads: dq, dk, dv,
     d_feature_map_{q,k}.weight (and .bias)."""
     fn = "linear_attention"
@@ -133,14 +140,14 @@ def linear_attention(q, k, v, fmap_q, fmap_k, fmap_q_bias=None, fmap_k_bias=None
     _fmaps(fn, t, meta, q, fmap_q, fmap_k, fmap_q_bias, fmap_k_bias, feature_map, halfspace, eps)
     meta["linear_eps"] = repr(float(linear_eps))
     _grads(fn, t, grads, None, q, False)
-    _opts(meta, False, scalar, linear_state)
+    _opts(meta, False, scalar, linear_state, precision, fn)
     return Result(run_case(t, meta))
 
 
 def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", window=64,
                      fmap_q_bias=None, fmap_k_bias=None, feature_map="softmax_dim",
                      halfspace=False, eps=1e-12, affine=False, kv_state=None, k_state=None,
-                     grads=None, da=None, weights=False, scalar=False):
+                     grads=None, da=None, weights=False, scalar=False, precision="f32"):
     """LoLCATs hybrid (sliding window + linear) attention: y, a (weights=True or da)
     and with grads (dy) / da every gradient: dq, dk, dv, d_feature_map_*,
     d_window_factors, d_kv_state, d_k_state."""
@@ -170,28 +177,32 @@ def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", wind
     meta["window"] = str(int(window))
     meta["affine"] = "1" if affine else "0"
     _grads(fn, t, grads, da, q, True)
-    _opts(meta, weights, scalar)
+    _opts(meta, weights, scalar, False, precision, fn)
     return Result(run_case(t, meta))
 
 
-def mse_loss(pred, target, factor=1000.0):
+def mse_loss(pred, target, factor=1000.0, precision="f32"):
     """The attention-transfer MSE loss: loss (1,), d_pred (shaped as pred)."""
     fn = "mse_loss"
     p = as_f32(fn, "pred", pred)
     t = as_f32(fn, "target", target)
     _check(fn, p.shape == t.shape and p.size > 0, "argument 'target' has shape %s, expected pred's %s" % (t.shape, p.shape))
-    r = run_case({"pred": p, "target": t}, {"op": "mse_loss", "factor": repr(float(factor))})
+    meta = {"op": "mse_loss", "factor": repr(float(factor))}
+    _opts(meta, precision=precision, fn=fn)
+    r = run_case({"pred": p, "target": t}, meta)
     r["d_pred"] = r["d_pred"].reshape(p.shape)
     return Result(r)
 
 
-def xent_loss(a_pred, a_true, factor=1.0):
+def xent_loss(a_pred, a_true, factor=1.0, precision="f32"):
     """The attention-transfer cross-entropy over the last axis: loss, d_a_pred."""
     fn = "xent_loss"
     p = as_f32(fn, "a_pred", a_pred)
     t = as_f32(fn, "a_true", a_true)
     _check(fn, p.ndim >= 1 and p.shape == t.shape and p.size > 0,
            "argument 'a_true' has shape %s, expected a_pred's %s" % (t.shape, p.shape))
-    r = run_case({"a_pred": p, "a_true": t}, {"op": "xent_loss", "factor": repr(float(factor))})
+    meta = {"op": "xent_loss", "factor": repr(float(factor))}
+    _opts(meta, precision=precision, fn=fn)
+    r = run_case({"a_pred": p, "a_true": t}, meta)
     r["d_a_pred"] = r["d_a_pred"].reshape(p.shape)
     return Result(r)
