@@ -1119,6 +1119,11 @@ LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
 //                               (also computed when da is given)
 //   scalar = 0 | 1              the scalar reference path
 //   linear_state = 0 | 1        linear_attention through the causal state form
+//   intermediates = 0 | 1       also phi_q, phi_k, window_max, window/linear
+//                               numerators and denominators, prefix, final
+//                               and decode states (see >>ref-intermediates);
+//                               tensors d_final_kv_state / d_final_k_state of
+//                               the case are a cotangent on the final state
 //   precision = f32 (default) | f64 | bf16
 //                               f64: the op in double (forward and backward,
 //                               quadratic, one thread), outputs rounded once;
@@ -11417,6 +11422,35 @@ LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
 // >>impl-ref-end
 
 // >>impl-ref-run
+// >>ref-intermediates
+// intermediates=1: what a backend computes on the way, in double (rounded
+// once), each named so a mismatch can be localised. Rows (B,H,N): window_max
+// (m_i), window_den; (B,H,N,D): window_num, linear_num; linear_den. y =
+// (window_num + linear_num) / (window_den + linear_den); the linear parts
+// include the carried state (and linear_attention's eps). States, from the
+// initial (kv_state, k_state) or zero: prefix_kv_state (B,H,C+1,F,D) and
+// prefix_k_state (B,H,C+1,F) at the chunk starts t_0 = 0 < t_1 < ... < t_C = N
+// (the mask's blocks of w: tk aligned to the end, sw to the start; 64 for
+// linear_attention), final_kv_state / final_k_state (all N keys), and for
+// hybrid decode_kv_state / decode_k_state: the state token-by-token decoding
+// continues from after this prefill (keys before the last w).
+// Cotangents d_final_kv_state (B,H,F,D) / d_final_k_state (B,H,F) on the
+// final state add their gradient to dq.. (and d_kv_state, d_k_state).
+#define LC__REF_IM_MAX 16
+typedef struct {
+    float *buf[LC__REF_IM_MAX];
+    int n;
+    float *dSf, *dzf;                      // cotangents (owned) or NULL
+    float *dy0;                            // zero dy when only cotangents are given
+} lc__ref_extra;
+
+static void lc__ref_extra_free(lc__ref_extra *x) {
+    int i;
+    for (i = 0; i < x->n; i++) LOLCATS_FREE(x->buf[i]);
+    LOLCATS_FREE(x->dSf); LOLCATS_FREE(x->dzf); LOLCATS_FREE(x->dy0);
+    memset(x, 0, sizeof *x);
+}
+
 #define LC__REF_RUN_MAX_OUT 48
 struct lc_ref_result {
     lc_ref_case rc;
@@ -11425,6 +11459,7 @@ struct lc_ref_result {
     lc_tensor list[LC__REF_RUN_MAX_OUT];
     int n, n_meta;
     const char *meta[8];
+    lc__ref_extra x;                       // intermediates, cotangents
 };
 
 // >>ref-f64
@@ -11572,6 +11607,7 @@ typedef struct {
     const double *q, *k, *v, *pq, *pk, *wf, *S, *z, *dy, *da;
     double *y, *a, *dq, *dk, *dv, *dpq, *dpk, *dwf, *dS, *dz;
     double *w;                             // (N) scratch: one row of weights
+    double *im_m, *im_wn, *im_wd, *im_ln, *im_ld;  // intermediates (rows) or NULL
 } lc__f64_attn;
 
 static void lc__f64_attn_run(const lc__f64_attn *t) {
@@ -11607,10 +11643,19 @@ static void lc__f64_attn_run(const lc__f64_attn *t) {
                 for (j = 0; j <= i; j++) {
                     int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
                                                           : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
-                    double wj = 0;
-                    if (mk & 1) wj += gam * exp(lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale - m);
+                    double wj = 0, we = 0;
+                    if (mk & 1) wj = we = gam * exp(lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale - m);
                     if (mk & 2) wj += lam * lc__f64_dot(PQ + (size_t)i * F, PK + (size_t)j * F, F);
                     t->w[j] = wj;
+                    if (t->im_wn) {  // the window and linear parts apart
+                        size_t row = bh * N + i;
+                        t->im_wd[row] += we;
+                        t->im_ld[row] += wj - we;
+                        for (d = 0; d < D; d++) {
+                            t->im_wn[row * D + d] += we * V[(size_t)j * D + d];
+                            t->im_ln[row * D + d] += (wj - we) * V[(size_t)j * D + d];
+                        }
+                    }
                     den += wj;
                     for (d = 0; d < D; d++) yr[d] += wj * V[(size_t)j * D + d];
                 }
@@ -11623,6 +11668,13 @@ static void lc__f64_attn_run(const lc__f64_attn *t) {
                     }
                 }
                 if (t->kind == LOLCATS_OP_LINEAR) den += t->leps;
+                if (t->im_wn) {
+                    size_t row = bh * N + i;
+                    if (t->im_m) t->im_m[row] = m;
+                    t->im_ld[row] += den - den0;   // the carried state's part (and linear eps)
+                    for (d = 0; d < D; d++)
+                        t->im_ln[row * D + d] = yr[d] - t->im_wn[row * D + d];  // state part added below
+                }
                 for (d = 0; d < D; d++) yr[d] /= den;
                 if (t->a)
                     for (j = 0; j <= i; j++) t->a[(bh * N + i) * N + j] = t->w[j] / den0;
@@ -11810,6 +11862,187 @@ static void lc__ref_case_bf16(const lc_ref_case *rc) {
 }
 // >>ref-f64-end
 
+static int lc__ref_chunk_start(const lc_ref_case *rc, int c, int C) {
+    int w = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : 64, N = rc->N;
+    int pad = rc->op == LOLCATS_OP_HYBRID && rc->hybrid.variant == LOLCATS_WINDOW_TK ? C * w - N : 0;
+    int t = c * w - pad;
+    return t < 0 ? 0 : t > N ? N : t;
+}
+
+// Adds a float copy of src (n) to list as name, shape d[0..nd).
+static int lc__ref_im_add(lc__ref_extra *x, lc_tensor *list, int *nl, const char *name, const double *src,
+                          size_t n, int nd, const int64_t *dims) {
+    lc_tensor *t;
+    float *p;
+    int i;
+    if (x->n >= LC__REF_IM_MAX) return 0;
+    p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
+    if (!p) return 0;
+    lc__f64_store(p, src, n);
+    x->buf[x->n++] = p;
+    t = &list[(*nl)++];
+    memset(t, 0, sizeof *t);
+    t->name = name; t->dtype = LOLCATS_DTYPE_F32; t->ndim = nd; t->data = p;
+    t->nbytes = sizeof(float);
+    for (i = 0; i < nd; i++) { t->shape[i] = dims[i]; t->nbytes *= (size_t)dims[i]; }
+    return 1;
+}
+
+// The intermediates (when list is set) and the cotangents' gradient (when
+// x->dSf is set, added into out). Returns 0 when out of memory.
+static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref_extra *x,
+                                 lc_tensor *list, int *nl) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0, ok = 1;
+    int F = rc->op == LOLCATS_OP_SOFTMAX ? 0 : lc_fmap_out_dim(&rc->fmap, f), b, h, j, c, d, e;
+    int w = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : 64, C = (N + w - 1) / w;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nrow = (size_t)B * H * N;
+    size_t nphi = nrow * (size_t)F, ns = (size_t)B * H * F * D;
+    double *q = lc__f64_dup(rc->q, nq, &fail), *k = lc__f64_dup(rc->k, nk, &fail), *v = lc__f64_dup(rc->v, nk, &fail);
+    double *wq = NULL, *wk = NULL, *bq = NULL, *bk = NULL, *pq = NULL, *pk = NULL, *tmp = NULL;
+    double *pS = NULL, *pz = NULL, *dS = NULL, *dz = NULL, *Sf = NULL, *zf = NULL;
+    lc__f64_attn t;
+    memset(&t, 0, sizeof t);
+    if (F) {
+        wq = lc__f64_dup(rc->wq, (size_t)H * D * f, &fail); wk = lc__f64_dup(rc->wk, (size_t)H * D * f, &fail);
+        bq = lc__f64_dup(rc->bq, (size_t)H, &fail); bk = lc__f64_dup(rc->bk, (size_t)H, &fail);
+        pq = lc__f64_zero(nphi, &fail); pk = lc__f64_zero(nphi, &fail);
+        tmp = lc__f64_zero((size_t)f + 3 * (size_t)F, &fail);
+        if (!fail) {
+            lc__f64_fmap(pq, NULL, NULL, NULL, NULL, q, wq, bq, B, H, H, N, D, f, &rc->fmap, tmp);
+            lc__f64_fmap(pk, NULL, NULL, NULL, NULL, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        }
+    }
+    if (!fail && list) {
+        int64_t dq4[4], dr[3], dp[5], df[4];
+        dq4[0] = B; dq4[1] = H; dq4[2] = N; dq4[3] = D;
+        dr[0] = B; dr[1] = H; dr[2] = N;
+        t.kind = rc->op; t.B = B; t.H = H; t.Hk = Hk; t.N = N; t.D = D; t.F = F;
+        t.cfg = &rc->hybrid; t.leps = (double)rc->linear_eps;
+        t.q = q; t.k = k; t.v = v; t.pq = pq; t.pk = pk;
+        t.wf = rc->op == LOLCATS_OP_HYBRID ? lc__f64_dup(rc->wf, (size_t)H, &fail) : NULL;
+        t.S = lc__f64_dup(rc->kv_state, ns, &fail); t.z = lc__f64_dup(rc->k_state, (size_t)B * H * F, &fail);
+        t.y = lc__f64_zero(nq, &fail); t.w = lc__f64_zero(2 * (size_t)N, &fail);
+        if (rc->op != LOLCATS_OP_LINEAR) t.im_m = lc__f64_zero(nrow, &fail);
+        t.im_wn = lc__f64_zero(nq, &fail); t.im_ln = lc__f64_zero(nq, &fail);
+        t.im_wd = lc__f64_zero(nrow, &fail); t.im_ld = lc__f64_zero(nrow, &fail);
+        if (!fail) {
+            lc__f64_attn_run(&t);
+            if (F) {
+                df[0] = B; df[1] = H; df[2] = N; df[3] = F;
+                ok &= lc__ref_im_add(x, list, nl, "phi_q", pq, nphi, 4, df);
+                ok &= lc__ref_im_add(x, list, nl, "phi_k", pk, nphi, 4, df);
+            }
+            if (t.im_m) ok &= lc__ref_im_add(x, list, nl, "window_max", t.im_m, nrow, 3, dr);
+            if (rc->op != LOLCATS_OP_LINEAR) {
+                ok &= lc__ref_im_add(x, list, nl, "window_num", t.im_wn, nq, 4, dq4);
+                ok &= lc__ref_im_add(x, list, nl, "window_den", t.im_wd, nrow, 3, dr);
+            }
+            if (rc->op != LOLCATS_OP_SOFTMAX) {
+                ok &= lc__ref_im_add(x, list, nl, "linear_num", t.im_ln, nq, 4, dq4);
+                ok &= lc__ref_im_add(x, list, nl, "linear_den", t.im_ld, nrow, 3, dr);
+            }
+        }
+        LOLCATS_FREE((void *)t.wf); LOLCATS_FREE((void *)t.S); LOLCATS_FREE((void *)t.z);
+        LOLCATS_FREE(t.y); LOLCATS_FREE(t.w); LOLCATS_FREE(t.im_m); LOLCATS_FREE(t.im_wn);
+        LOLCATS_FREE(t.im_ln); LOLCATS_FREE(t.im_wd); LOLCATS_FREE(t.im_ld);
+        // the prefix states, the final and the decode state
+        if (!fail && F) {
+            pS = lc__f64_zero((size_t)B * H * (C + 1) * F * D, &fail);
+            pz = lc__f64_zero((size_t)B * H * (C + 1) * F, &fail);
+            Sf = lc__f64_zero(ns, &fail); zf = lc__f64_zero((size_t)B * H * F, &fail);
+            dS = lc__f64_zero(ns, &fail); dz = lc__f64_zero((size_t)B * H * F, &fail);
+        }
+        if (!fail && F) {
+            int jd = N - (rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : N);
+            for (b = 0; b < B; b++)
+                for (h = 0; h < H; h++) {
+                    size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
+                    double *S = Sf + bh * F * D, *z = zf + bh * F;
+                    if (rc->kv_state)
+                        for (e = 0; e < F * D; e++) S[e] = (double)rc->kv_state[bh * F * D + (size_t)e];
+                    if (rc->k_state)
+                        for (e = 0; e < F; e++) z[e] = (double)rc->k_state[bh * F + (size_t)e];
+                    for (c = 0, j = 0; c <= C; c++) {
+                        int tc = lc__ref_chunk_start(rc, c, C);
+                        for (; j < tc; j++) {
+                            if (j == jd) {
+                                memcpy(dS + bh * F * D, S, sizeof(double) * (size_t)F * D);
+                                memcpy(dz + bh * F, z, sizeof(double) * (size_t)F);
+                            }
+                            for (e = 0; e < F; e++) {
+                                double p = pk[(bh * N + (size_t)j) * F + e];
+                                z[e] += p;
+                                for (d = 0; d < D; d++) S[(size_t)e * D + d] += p * v[(g * N + (size_t)j) * D + d];
+                            }
+                        }
+                        memcpy(pS + (bh * (C + 1) + c) * F * D, S, sizeof(double) * (size_t)F * D);
+                        memcpy(pz + (bh * (C + 1) + c) * F, z, sizeof(double) * (size_t)F);
+                    }
+                    if (jd <= 0) {  // N <= w: every key still in the ring
+                        for (e = 0; e < F * D; e++) dS[bh * F * D + (size_t)e] = rc->kv_state ? (double)rc->kv_state[bh * F * D + (size_t)e] : 0.0;
+                        for (e = 0; e < F; e++) dz[bh * F + (size_t)e] = rc->k_state ? (double)rc->k_state[bh * F + (size_t)e] : 0.0;
+                    }
+                }
+            {
+                int64_t d5[5], d4[4];
+                dp[0] = B; dp[1] = H; dp[2] = C + 1; dp[3] = F; dp[4] = D;
+                d5[0] = B; d5[1] = H; d5[2] = F; d5[3] = D;
+                d4[0] = B; d4[1] = H; d4[2] = F;
+                ok &= lc__ref_im_add(x, list, nl, "prefix_kv_state", pS, (size_t)B * H * (C + 1) * F * D, 5, dp);
+                ok &= lc__ref_im_add(x, list, nl, "prefix_k_state", pz, (size_t)B * H * (C + 1) * F, 4, dp);
+                ok &= lc__ref_im_add(x, list, nl, "final_kv_state", Sf, ns, 4, d5);
+                ok &= lc__ref_im_add(x, list, nl, "final_k_state", zf, (size_t)B * H * F, 3, d4);
+                if (rc->op == LOLCATS_OP_HYBRID) {
+                    ok &= lc__ref_im_add(x, list, nl, "decode_kv_state", dS, ns, 4, d5);
+                    ok &= lc__ref_im_add(x, list, nl, "decode_k_state", dz, (size_t)B * H * F, 3, d4);
+                }
+            }
+        }
+    }
+    if (!fail && F && x->dSf && out->dq) {
+        // L += sum dSf . S_final + dzf . z_final, S_final = S0 + sum_j phik_j v_j^T
+        double *dpk = lc__f64_zero(nphi, &fail), *dkk = lc__f64_zero(nk, &fail);
+        double *dv = lc__f64_zero(nk, &fail), *dwk = lc__f64_zero((size_t)H * D * f, &fail);
+        double *dbk = rc->bk ? lc__f64_zero((size_t)H, &fail) : NULL;
+        if (!fail) {
+            for (b = 0; b < B; b++)
+                for (h = 0; h < H; h++) {
+                    size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
+                    const float *G = x->dSf + bh * F * D, *gz = x->dzf ? x->dzf + bh * F : NULL;
+                    for (j = 0; j < N; j++) {
+                        const double *vj = v + (g * N + (size_t)j) * D, *pj = pk + (bh * N + (size_t)j) * F;
+                        for (e = 0; e < F; e++) {
+                            double acc = gz ? (double)gz[e] : 0.0;
+                            for (d = 0; d < D; d++) {
+                                acc += (double)G[(size_t)e * D + d] * vj[d];
+                                dv[(g * N + (size_t)j) * D + d] += pj[e] * (double)G[(size_t)e * D + d];
+                            }
+                            dpk[(bh * N + (size_t)j) * F + e] = acc;
+                        }
+                    }
+                    if (out->dkv_state)
+                        for (e = 0; e < F * D; e++) out->dkv_state[bh * F * D + (size_t)e] += G[e];
+                    if (out->dk_state && gz)
+                        for (e = 0; e < F; e++) out->dk_state[bh * F + (size_t)e] += gz[e];
+                }
+            lc__f64_fmap(NULL, dpk, dkk, dwk, dbk, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+            {
+                size_t i;
+                for (i = 0; i < nk; i++) { out->dk[i] += (float)dkk[i]; out->dv[i] += (float)dv[i]; }
+                for (i = 0; i < (size_t)H * D * f; i++) out->dwk[i] += (float)dwk[i];
+                if (dbk && out->dbk)
+                    for (i = 0; i < (size_t)H; i++) out->dbk[i] += (float)dbk[i];
+            }
+        }
+        LOLCATS_FREE(dpk); LOLCATS_FREE(dkk); LOLCATS_FREE(dv); LOLCATS_FREE(dwk); LOLCATS_FREE(dbk);
+    }
+    LOLCATS_FREE(q); LOLCATS_FREE(k); LOLCATS_FREE(v); LOLCATS_FREE(wq); LOLCATS_FREE(wk);
+    LOLCATS_FREE(bq); LOLCATS_FREE(bk); LOLCATS_FREE(pq); LOLCATS_FREE(pk); LOLCATS_FREE(tmp);
+    LOLCATS_FREE(pS); LOLCATS_FREE(pz); LOLCATS_FREE(dS); LOLCATS_FREE(dz); LOLCATS_FREE(Sf); LOLCATS_FREE(zf);
+    return !fail && ok;
+}
+// >>ref-intermediates-end
+
 // A run option: opts (key, value pairs) first, then the case's metadata.
 static const char *lc__ref_opt(const lc_st_file *in, const char *const *opts, int n_opts,
                                const char *key) {
@@ -11832,9 +12065,45 @@ static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, in
     return LOLCATS_OK;
 }
 
+// Reads the cotangents d_final_kv_state (B,H,F,D) / d_final_k_state (B,H,F).
+static lc_status lc__ref_cotangents(const lc_st_file *in, lc_ref_case *rc, lc__ref_extra *x,
+                                    lc_error *err) {
+    const lc_tensor *ts = lc_st_find(in, "d_final_kv_state"), *tz = lc_st_find(in, "d_final_k_state");
+    int F = lc_fmap_out_dim(&rc->fmap, rc->f), i;
+    int64_t want[4];
+    if (!ts && !tz) return LOLCATS_OK;
+    if (!ts || (rc->op != LOLCATS_OP_LINEAR && rc->op != LOLCATS_OP_HYBRID))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s", lc_st_path(in),
+                            !ts ? "'d_final_k_state' needs 'd_final_kv_state' (zeros if none)"
+                                : "d_final_kv_state: only linear_attention and hybrid_attention have a state");
+    want[0] = rc->B; want[1] = rc->H; want[2] = F; want[3] = rc->D;
+    for (i = 0; i < 2; i++) {
+        const lc_tensor *t = i ? tz : ts;
+        int nd = i ? 3 : 4, d, ok;
+        if (!t) continue;
+        ok = t->ndim == nd;
+        for (d = 0; ok && d < nd; d++) ok = t->shape[d] == want[d];
+        if (!ok)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: '%s' must have shape (B=%d,H=%d,F=%d%s)",
+                                lc_st_path(in), t->name, rc->B, rc->H, F, i ? "" : ",D");
+        if (!(*(i ? &x->dzf : &x->dSf) = (float *)LOLCATS_MALLOC(sizeof(float) * lc_tensor_numel(t))))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+        if (lc_tensor_to_f32(t, i ? x->dzf : x->dSf, err) != LOLCATS_OK) return err ? err->code : LOLCATS_ERR_FORMAT;
+    }
+    if (!rc->dy && !rc->da) {  // gradients from the state alone: dy = 0
+        size_t n = (size_t)rc->B * rc->H * rc->N * rc->D;
+        if (!(x->dy0 = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1))))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+        memset(x->dy0, 0, sizeof(float) * n);
+        rc->dy = x->dy0;
+    }
+    return LOLCATS_OK;
+}
+
 LCIMPL void lc_ref_result_free(lc_ref_result *r) {
     if (!r) return;
     lc_ref_out_free(&r->out);
+    lc__ref_extra_free(&r->x);
     LOLCATS_FREE(r->owned);
     LOLCATS_FREE(r);
 }
@@ -11846,7 +12115,7 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     lc_ref_result *r;
     lc_ctx c;
     lc_tensor list[LOLCATS_REF_MAX_OUT];
-    int weights, scalar, linear_state, i;
+    int weights, scalar, linear_state, inter, i;
     const char *prec;
     lc_status st;
     if (!out || !in || n_opts < 0 || (n_opts && !opts))
@@ -11857,6 +12126,7 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     if ((st = lc__ref_opt01(in, opts, n_opts, "weights", &weights, err))) return st;
     if ((st = lc__ref_opt01(in, opts, n_opts, "scalar", &scalar, err))) return st;
     if ((st = lc__ref_opt01(in, opts, n_opts, "linear_state", &linear_state, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "intermediates", &inter, err))) return st;
     prec = lc__ref_opt(in, opts, n_opts, "precision");
     if (prec && strcmp(prec, "f32") && strcmp(prec, "f64") && strcmp(prec, "bf16"))
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option precision='%s': use f64, f32 or bf16",
@@ -11874,6 +12144,10 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     }
     r->rc.linear_state = linear_state;
     r->rc.skip_weights = !weights;
+    if ((st = lc__ref_cotangents(in, &r->rc, &r->x, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
     if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
     st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
     if (st != LOLCATS_OK) {
@@ -11882,6 +12156,11 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     }
     r->n = lc_ref_out_tensors(&r->rc, &r->out, list);
     memcpy(r->list, list, sizeof(lc_tensor) * (size_t)r->n);
+    if ((inter || r->x.dSf) && r->rc.op <= LOLCATS_OP_HYBRID &&
+        !lc__ref_intermediates(&r->rc, &r->out, &r->x, inter ? r->list : NULL, &r->n)) {
+        lc_ref_result_free(r);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the intermediates", lc_st_path(in));
+    }
     r->meta[0] = "op"; r->meta[1] = ops[r->rc.op];
     r->meta[2] = "simd"; r->meta[3] = lc_simd_name(c.simd);
     r->meta[4] = "lolcats_version"; r->meta[5] = LOLCATS_VERSION_STRING;

@@ -11,6 +11,7 @@
 
 static const char ref_usage[] =
     "lolcats ref IN.safetensors OUT.safetensors [--scalar] [--weights] [--precision P]\n"
+    "            [--intermediates]\n"
     "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
     "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
     "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
@@ -29,6 +30,11 @@ static const char ref_usage[] =
     "               d_k_state (those that apply); loss, d_pred / d_a_pred.\n"
     "  --scalar   : the scalar reference path (default: best SIMD path of this CPU)\n"
     "  --weights  : also compute and write the attention weights a (B,H,N,N)\n"
+    "  --intermediates : also phi_q, phi_k, window_max, window_num/den, linear_num/den\n"
+    "               (the parts of y), prefix_kv_state/prefix_k_state at each chunk start,\n"
+    "               final_kv_state/final_k_state, decode_kv_state/decode_k_state (hybrid:\n"
+    "               the state decoding continues from); IN tensors d_final_kv_state (B,H,F,D)\n"
+    "               and d_final_k_state (B,H,F) are a cotangent on the final state\n"
     "  --precision f32|f64|bf16 : f32 (default); f64: the op in double, forward and\n"
     "               backward (quadratic, one thread), outputs rounded once; bf16: every\n"
     "               input rounded to bfloat16 (nearest even), then f32 (metadata precision)\n"
@@ -42,15 +48,15 @@ int cmd_ref(int argc, char **argv) {
     lc_error err;
     lc_st_file *in = NULL;
     lc_ref_result *res = NULL;
-    const char *opts[8], *const *meta, *precision = NULL;
+    const char *opts[10], *const *meta, *precision = NULL;
     int i, n, n_meta, n_opts = 0, flags = 0, rc_exit = 0;
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             return tool_arg_help(ref_usage, NULL);
         } else if (!strcmp(argv[i], "--scalar") || !strcmp(argv[i], "--linear-state") ||
-                   !strcmp(argv[i], "--weights")) {
-            flags |= argv[i][2] == 's' ? 1 : argv[i][2] == 'l' ? 2 : 4;
+                   !strcmp(argv[i], "--weights") || !strcmp(argv[i], "--intermediates")) {
+            flags |= argv[i][2] == 's' ? 1 : argv[i][2] == 'l' ? 2 : argv[i][2] == 'w' ? 4 : 8;
         } else if (!strcmp(argv[i], "--precision")) {
             static const char *const prec[] = {"f32", "f64", "bf16"};
             precision = prec[tool_arg_choice("--precision", tool_arg_value(argc, argv, &i), "f32|f64|bf16")];
@@ -73,9 +79,9 @@ int cmd_ref(int argc, char **argv) {
     if (outsafe_begin(argc, argv, 0, 1)) return 1;
     lc_ctx_init(&ctx);
     /* run options: the same keys a case's metadata (or the Python module) sets */
-    for (i = 0; i < 3; i++)
+    for (i = 0; i < 4; i++)
         if (flags & (1 << i)) {
-            opts[2 * n_opts] = i == 0 ? "scalar" : i == 1 ? "linear_state" : "weights";
+            opts[2 * n_opts] = i == 0 ? "scalar" : i == 1 ? "linear_state" : i == 2 ? "weights" : "intermediates";
             opts[2 * n_opts++ + 1] = "1";
         }
     if (precision) {

@@ -80,6 +80,24 @@ def _grads(fn, t, grads, da, q, quad):
         t["da"] = a
 
 
+def _final(fn, t, q, dS, dz):
+    """The cotangent on the final state (B,H,F,D) and (B,H,F)."""
+    if dS is None and dz is None:
+        return
+    if dS is None:
+        raise ValueError("%s: argument 'd_final_k_state' needs 'd_final_kv_state' (zeros if none)" % fn)
+    B, H, _, D = q.shape
+    f = t["feature_map_q.weight"].shape[2]
+    S = as_f32(fn, "d_final_kv_state", dS, 4)
+    _check(fn, S.shape[:2] == (B, H) and S.shape[3] == D and S.shape[2] in (f, 2 * f),
+           "argument 'd_final_kv_state' has shape %s, expected (%d, %d, F, %d)" % (S.shape, B, H, D))
+    t["d_final_kv_state"] = S
+    if dz is not None:
+        z = as_f32(fn, "d_final_k_state", dz, 3)
+        _check(fn, z.shape == S.shape[:3], "argument 'd_final_k_state' has shape %s, expected %s" % (z.shape, S.shape[:3]))
+        t["d_final_k_state"] = z
+
+
 def _fmaps(fn, t, meta, q, fmap_q, fmap_k, fmap_q_bias, fmap_k_bias, feature_map, halfspace, eps):
     H, D = q.shape[1], q.shape[3]
     wq = as_f32(fn, "fmap_q", fmap_q, 3)
@@ -103,7 +121,9 @@ def _fmaps(fn, t, meta, q, fmap_q, fmap_k, fmap_q_bias, fmap_k_bias, feature_map
 PRECISIONS = ("f32", "f64", "bf16")
 
 
-def _opts(meta, weights=False, scalar=False, linear_state=False, precision="f32", fn=""):
+def _opts(meta, weights=False, scalar=False, linear_state=False, precision="f32", fn="", intermediates=False):
+    if intermediates:
+        meta["intermediates"] = "1"
     if precision not in PRECISIONS:
         raise ValueError("%s: argument 'precision' is %r (use 'f32', 'f64' or 'bf16')" % (fn, precision))
     if precision != "f32":
@@ -116,7 +136,8 @@ def _opts(meta, weights=False, scalar=False, linear_state=False, precision="f32"
         meta["linear_state"] = "1"
 
 
-def softmax_attention(q, k, v, grads=None, da=None, weights=False, scalar=False, precision="f32"):
+def softmax_attention(q, k, v, grads=None, da=None, weights=False, scalar=False, precision="f32",
+                      intermediates=False):
     """Causal softmax attention (B,H,N,D) x (B,Hk,N,D): y, a (weights=True or da)
     and with grads (dy) / da: dq, dk, dv."""
     fn = "softmax_attention"
@@ -124,13 +145,14 @@ def softmax_attention(q, k, v, grads=None, da=None, weights=False, scalar=False,
     t = {"q": q, "k": k, "v": v}
     meta = {"op": "softmax_attention"}
     _grads(fn, t, grads, da, q, True)
-    _opts(meta, weights, scalar, False, precision, fn)
+    _opts(meta, weights, scalar, False, precision, fn, intermediates)
     return Result(run_case(t, meta))
 
 
 def linear_attention(q, k, v, fmap_q, fmap_k, fmap_q_bias=None, fmap_k_bias=None,
                      feature_map="softmax_dim", halfspace=False, eps=1e-12, linear_eps=1e-12,
-                     grads=None, linear_state=False, scalar=False, precision="f32"):
+                     grads=None, linear_state=False, scalar=False, precision="f32",
+                     intermediates=False, d_final_kv_state=None, d_final_k_state=None):
     """Pure linear attention with the feature maps: y and with grads: dq, dk, dv,
     d_feature_map_{q,k}.weight (and .bias)."""
     fn = "linear_attention"
@@ -140,14 +162,16 @@ def linear_attention(q, k, v, fmap_q, fmap_k, fmap_q_bias=None, fmap_k_bias=None
     _fmaps(fn, t, meta, q, fmap_q, fmap_k, fmap_q_bias, fmap_k_bias, feature_map, halfspace, eps)
     meta["linear_eps"] = repr(float(linear_eps))
     _grads(fn, t, grads, None, q, False)
-    _opts(meta, False, scalar, linear_state, precision, fn)
+    _final(fn, t, q, d_final_kv_state, d_final_k_state)
+    _opts(meta, False, scalar, linear_state, precision, fn, intermediates)
     return Result(run_case(t, meta))
 
 
 def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", window=64,
                      fmap_q_bias=None, fmap_k_bias=None, feature_map="softmax_dim",
                      halfspace=False, eps=1e-12, affine=False, kv_state=None, k_state=None,
-                     grads=None, da=None, weights=False, scalar=False, precision="f32"):
+                     grads=None, da=None, weights=False, scalar=False, precision="f32",
+                     intermediates=False, d_final_kv_state=None, d_final_k_state=None):
     """LoLCATs hybrid (sliding window + linear) attention: y, a (weights=True or da)
     and with grads (dy) / da every gradient: dq, dk, dv, d_feature_map_*,
     d_window_factors, d_kv_state, d_k_state."""
@@ -177,7 +201,8 @@ def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", wind
     meta["window"] = str(int(window))
     meta["affine"] = "1" if affine else "0"
     _grads(fn, t, grads, da, q, True)
-    _opts(meta, weights, scalar, False, precision, fn)
+    _final(fn, t, q, d_final_kv_state, d_final_k_state)
+    _opts(meta, weights, scalar, False, precision, fn, intermediates)
     return Result(run_case(t, meta))
 
 
