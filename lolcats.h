@@ -1150,6 +1150,17 @@ LCAPI const float *lc_ref_result_data(const lc_ref_result *r, int i);
 // The output file's metadata (op, simd, lolcats_version): n pairs.
 LCAPI const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n);
 LCAPI void lc_ref_result_free(lc_ref_result *r);      // NULL ok
+// The edge grid (`lolcats ref --grid DIR`): lc_ref_grid_count seeded cases
+// (N in {1, 2, 63, 64, 65, 127, 128, 129, 1000} for tk and sw, N < window,
+// decode after a prefill at every offset mod 64, GQA 1/4/8, D 60/64/128,
+// B > 1, input scales, x8 logits, ties in m_i, each feature map, affine,
+// carried state, da; softmax and linear; those past N = 2w, where the
+// linear terms start). lc_ref_grid_write writes case i to
+// path: its inputs, the expected outputs (default path) under their names and
+// the precision=f64 ones as "f64.<name>"; metadata case, seed, note.
+LCAPI int lc_ref_grid_count(void);
+LCAPI const char *lc_ref_grid_name(int i, char *buf, size_t n);
+LCAPI lc_status lc_ref_grid_write(const char *path, int i, lc_error *err);
 // >>api-ref-end
 
 #ifdef __cplusplus
@@ -12276,6 +12287,206 @@ LCIMPL const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n) {
     if (n) *n = r ? r->n_meta : 0;
     return r ? r->meta : NULL;
 }
+// >>ref-grid
+// The edge grid a backend should pass (`lolcats ref --grid DIR`, `python -m
+// lolcats.grid DIR`): seeded cases, each one file holding its inputs (the
+// `ref` contract), the expected outputs of the default path under their
+// names and the f64 ones as "f64.<name>"; metadata case, seed, note.
+typedef struct {
+    const char *name;
+    int op, variant, window, B, H, Hk, N, D, f, act, half, affine, bias, state, da, ties;
+    float scale, qmul;
+    const char *note;
+} lc__grid_case;
+
+static const lc__grid_case lc__grid[] = {
+    // name                 op vr  w  B H Hk  N    D   f act hf af bi st da ti scale qmul
+    {"tk_n1",               2, 1, 64, 1, 2, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "one token (N <= w quirk)"},
+    {"tk_n2",               2, 1, 64, 1, 2, 2, 2,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N <= w quirk: window and linear terms on every key"},
+    {"tk_n63",              2, 1, 64, 1, 2, 2, 63,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < w"},
+    {"tk_n64",              2, 1, 64, 1, 2, 2, 64,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N = w"},
+    {"tk_n65",              2, 1, 64, 1, 2, 2, 65,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "w < N <= 2w: every key in the window"},
+    {"tk_n127",             2, 1, 64, 1, 2, 2, 127, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "partial first block"},
+    {"tk_n128",             2, 1, 64, 1, 2, 2, 128, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "2w"},
+    {"tk_n129",             2, 1, 64, 1, 2, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "first linear terms, one-token first block"},
+    {"tk_n1000",            2, 1, 64, 1, 2, 2, 1000, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N not a multiple of 64"},
+    {"sw_n1",               2, 0, 64, 1, 2, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "one token"},
+    {"sw_n2",               2, 0, 64, 1, 2, 2, 2,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n63",              2, 0, 64, 1, 2, 2, 63,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < w"},
+    {"sw_n64",              2, 0, 64, 1, 2, 2, 64,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n65",              2, 0, 64, 1, 2, 2, 65,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "first linear key"},
+    {"sw_n127",             2, 0, 64, 1, 2, 2, 127, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n128",             2, 0, 64, 1, 2, 2, 128, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n129",             2, 0, 64, 1, 2, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n1000",            2, 0, 64, 1, 2, 2, 1000, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"tk_n40_w128",         2, 1, 128, 1, 2, 2, 40, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < window (quirk)"},
+    {"sw_n40_w128",         2, 0, 128, 1, 2, 2, 40, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < window: no linear terms"},
+    {"tk_gqa1",             2, 1, 64, 1, 8, 8, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "GQA ratio 1"},
+    {"tk_gqa4",             2, 1, 64, 1, 8, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "GQA ratio 4"},
+    {"tk_gqa8",             2, 1, 64, 1, 8, 1, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "GQA ratio 8"},
+    {"tk_d60",              2, 1, 64, 1, 2, 1, 200, 60, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "D = 60 (not a vector multiple)"},
+    {"tk_d128",             2, 1, 64, 1, 2, 1, 200, 128, 64, 0, 0, 0, 0, 0, 0, 0, 1, 1, "D = 128, f = 64 (Llama 3 8B sizes)"},
+    {"tk_b3",               2, 1, 64, 3, 2, 1, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "B > 1"},
+    {"tk_scale0.01",        2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 0.01f, 1, "inputs x 0.01"},
+    {"tk_scale4",           2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 4, 1, "inputs x 4"},
+    {"tk_logits8",          2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 8, "q x 8: logits x 8, m_i far from the linear terms"},
+    {"tk_ties",             2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 1, 1, 1, "repeated keys: ties in m_i share its gradient"},
+    {"tk_affine",           2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 1, 0, 0, 0, 0, 1, 1, "lambda = 1 - gamma"},
+    {"tk_halfspace",        2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 1, 0, 0, 0, 0, 0, 1, 1, "softmax_dim halfspace, F = f"},
+    {"tk_exp_dim",          2, 1, 64, 1, 2, 2, 200, 64, 16, 1, 0, 0, 0, 0, 0, 0, 1, 1, "exp_dim feature map"},
+    {"tk_pos_elu",          2, 1, 64, 1, 2, 2, 200, 64, 16, 2, 0, 0, 0, 0, 0, 0, 1, 1, "pos_elu feature map"},
+    {"tk_relu_bias",        2, 1, 64, 1, 2, 2, 200, 64, 16, 3, 0, 0, 1, 0, 0, 0, 1, 1, "T2R: relu with per-head bias"},
+    {"tk_state",            2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state (kv_state, k_state)"},
+    {"sw_state",            2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state"},
+    {"tk_da",               2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "gradient of the attention weights (da)"},
+    {"softmax_n129",        0, 0, 0,  1, 4, 2, 129, 64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, "teacher softmax, GQA 2"},
+    {"softmax_n1",          0, 0, 0,  1, 4, 2, 1,   64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"linear_n129",         1, 0, 0,  1, 4, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "pure linear attention"},
+    {"linear_n1",           1, 0, 0,  1, 4, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+};
+#define LC__GRID_TABLE ((int)(sizeof lc__grid / sizeof lc__grid[0]))
+#define LC__GRID_DECODE 64   // decode after a prefill at every offset mod 64
+
+LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE; }
+
+LCIMPL const char *lc_ref_grid_name(int i, char *buf, size_t n) {
+    if (!buf || !n) return NULL;
+    if (i < 0 || i >= lc_ref_grid_count()) snprintf(buf, n, "?");
+    else if (i < LC__GRID_TABLE) snprintf(buf, n, "%s", lc__grid[i].name);
+    else snprintf(buf, n, "decode_p%d", 64 + (i - LC__GRID_TABLE));
+    return buf;
+}
+
+LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
+    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention"};
+    static const char *const acts[] = {"softmax_dim", "exp_dim", "pos_elu", "relu"};
+    lc__grid_case g;
+    lc_rng rng;
+    const char *names[12], *meta[2 * 12], *mf[2 * 13];
+    const float *data[12];
+    int ndim[12], nt = 0, F, t, n_out = 0;
+    int64_t shape[12 * LOLCATS_MAX_DIMS];
+    float *buf[12];
+    char win[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
+    lc_ref_result *r32 = NULL, *r64 = NULL;
+    lc_tensor list[12 + 2 * (LOLCATS_REF_MAX_OUT + 8)];
+    lc_status st;
+    uint64_t sd;
+    if (i < 0 || i >= lc_ref_grid_count())
+        return lc_error_set(err, LOLCATS_ERR_ARG, "grid case %d out of range [0, %d)", i, lc_ref_grid_count());
+    if (i < LC__GRID_TABLE) {
+        g = lc__grid[i];
+    } else {  // decode token P after a prefill of P tokens: the last row of sw over P + 1
+        memset(&g, 0, sizeof g);
+        g.op = 2; g.variant = 0; g.window = 64; g.B = 1; g.H = 2; g.Hk = 1; g.D = 32; g.f = 16;
+        g.N = 64 + (i - LC__GRID_TABLE) + 1; g.scale = g.qmul = 1;
+        g.note = "decode after a prefill: prefill = the first N-1 tokens, the decode token = the last; its "
+                 "output is y[..., -1, :] (the decode rule is the sw prefill's, both variants); "
+                 "decode_kv_state / decode_k_state with --intermediates";
+    }
+    lc_ref_grid_name(i, nm, sizeof nm);
+    sd = 0x6c6f6c63617473ull + (uint64_t)i * 7919u;
+    lc_rng_seed(&rng, sd);
+    memset(buf, 0, sizeof buf);
+    {
+        lc_fmap_cfg fc = lc_fmap_cfg_default();
+        fc.act = (lc_fmap_act)g.act;
+        fc.halfspace = g.half;
+        F = lc_fmap_out_dim(&fc, g.f > 0 ? g.f : 1);
+    }
+#define LC__GRID_T(nmv, nd, d0, d1, d2, d3, mul, kind)                                       \
+    do {                                                                                     \
+        size_t n_ = (size_t)(d0) * (size_t)((nd) > 1 ? (d1) : 1) * (size_t)((nd) > 2 ? (d2) : 1) * \
+                    (size_t)((nd) > 3 ? (d3) : 1), e_;                                        \
+        float *p_ = (float *)LOLCATS_MALLOC(sizeof(float) * (n_ ? n_ : 1));                  \
+        if (!p_) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "grid: out of memory"); goto done; } \
+        for (e_ = 0; e_ < n_; e_++) {                                                        \
+            float x_ = lc_rng_normal(&rng);                                                  \
+            p_[e_] = (kind) == 1 ? fabsf(x_) : (kind) == 2 ? fabsf(x_) + 1.0f : x_ * (mul);  \
+        }                                                                                    \
+        buf[nt] = p_; names[nt] = nmv; data[nt] = p_; ndim[nt] = nd;                         \
+        shape[nt * LOLCATS_MAX_DIMS] = d0; shape[nt * LOLCATS_MAX_DIMS + 1] = d1;            \
+        shape[nt * LOLCATS_MAX_DIMS + 2] = d2; shape[nt * LOLCATS_MAX_DIMS + 3] = d3;        \
+        nt++;                                                                                \
+    } while (0)
+    st = LOLCATS_OK;
+    LC__GRID_T("q", 4, g.B, g.H, g.N, g.D, g.scale * g.qmul, 0);
+    LC__GRID_T("k", 4, g.B, g.Hk, g.N, g.D, g.scale, 0);
+    LC__GRID_T("v", 4, g.B, g.Hk, g.N, g.D, g.scale, 0);
+    if (g.ties) {  // every odd key repeats the one before it
+        int b, h, j, d;
+        for (b = 0; b < g.B; b++)
+            for (h = 0; h < g.Hk; h++)
+                for (j = 1; j < g.N; j += 2)
+                    for (d = 0; d < g.D; d++) {
+                        size_t o = (((size_t)b * g.Hk + h) * g.N + j) * g.D + d;
+                        buf[1][o] = buf[1][o - g.D];
+                    }
+    }
+    LC__GRID_T("dy", 4, g.B, g.H, g.N, g.D, 1.0f, 0);
+    if (g.op != 0) {
+        LC__GRID_T("feature_map_q.weight", 3, g.H, g.D, g.f, 0, 0.3f, 0);
+        LC__GRID_T("feature_map_k.weight", 3, g.H, g.D, g.f, 0, 0.3f, 0);
+        if (g.bias) {
+            LC__GRID_T("feature_map_q.bias", 1, g.H, 0, 0, 0, 0.5f, 0);
+            LC__GRID_T("feature_map_k.bias", 1, g.H, 0, 0, 0, 0.5f, 0);
+        }
+    }
+    if (g.op == 2) LC__GRID_T("window_factors", 1, g.H, 0, 0, 0, 1.0f, 0);
+    if (g.state) {
+        LC__GRID_T("kv_state", 4, g.B, g.H, F, g.D, 1.0f, 1);
+        LC__GRID_T("k_state", 3, g.B, g.H, F, 0, 1.0f, 2);
+    }
+    if (g.da) LC__GRID_T("da", 4, g.B, g.H, g.N, g.N, 1.0f, 0);
+#undef LC__GRID_T
+    snprintf(win, sizeof win, "%d", g.window);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)sd);
+    {
+        int nm_ = 0;
+        meta[nm_++] = "op"; meta[nm_++] = ops[g.op];
+        if (g.op != 0) {
+            meta[nm_++] = "feature_map"; meta[nm_++] = acts[g.act];
+            meta[nm_++] = "halfspace"; meta[nm_++] = g.half ? "1" : "0";
+        }
+        if (g.op == 2) {
+            meta[nm_++] = "variant"; meta[nm_++] = g.variant ? "tk" : "sw";
+            meta[nm_++] = "window"; meta[nm_++] = win;
+            meta[nm_++] = "affine"; meta[nm_++] = g.affine ? "1" : "0";
+        }
+        if ((st = lc_ref_run(NULL, nt, names, data, ndim, shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
+        meta[nm_++] = "precision"; meta[nm_++] = "f64";
+        if ((st = lc_ref_run(NULL, nt, names, data, ndim, shape, meta, nm_ / 2, &r64, err)) != LOLCATS_OK) goto done;
+        // the file: inputs, expected outputs, f64.<name>; metadata
+        for (t = 0; t < nt; t++) {
+            lc_tensor *x = &list[n_out++];
+            int d;
+            memset(x, 0, sizeof *x);
+            x->name = names[t]; x->dtype = LOLCATS_DTYPE_F32; x->ndim = ndim[t]; x->data = data[t];
+            x->nbytes = sizeof(float);
+            for (d = 0; d < ndim[t]; d++) { x->shape[d] = shape[t * LOLCATS_MAX_DIMS + d]; x->nbytes *= (size_t)x->shape[d]; }
+        }
+        for (t = 0; t < lc_ref_result_count(r32); t++) list[n_out++] = lc_ref_result_tensors(r32)[t];
+        for (t = 0; t < lc_ref_result_count(r64) && t < LOLCATS_REF_MAX_OUT + 8; t++) {
+            list[n_out] = lc_ref_result_tensors(r64)[t];
+            snprintf(f64n[t], sizeof f64n[t], "f64.%s", list[n_out].name);
+            list[n_out++].name = f64n[t];
+        }
+        for (t = 0; t < nm_ - 2; t++) mf[t] = meta[t];
+        t = nm_ - 2;
+        mf[t++] = "case"; mf[t++] = nm;
+        mf[t++] = "seed"; mf[t++] = seed;
+        mf[t++] = "note"; mf[t++] = g.note ? g.note : "";
+        mf[t++] = "lolcats_version"; mf[t++] = LOLCATS_VERSION_STRING;
+        st = lc_st_write(path, list, n_out, mf, t / 2, err);
+    }
+done:
+    lc_ref_result_free(r32);
+    lc_ref_result_free(r64);
+    for (t = 0; t < 12; t++) LOLCATS_FREE(buf[t]);
+    return st;
+}
+// >>ref-grid-end
+
 // >>impl-ref-run-end
 
 #endif // LOLCATS_IMPLEMENTATION_DONE

@@ -4,6 +4,7 @@
 #include "tools.h"
 #include "args.h"
 #include "outsafe.h"
+#include "ref_grid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 static const char ref_usage[] =
     "lolcats ref IN.safetensors OUT.safetensors [--scalar] [--weights] [--precision P]\n"
     "            [--intermediates]\n"
+    "lolcats ref --grid DIR : writes the edge grid a backend should pass to DIR, one\n"
+    "            <case>.safetensors per case (inputs, expected outputs, f64.<name>)\n"
     "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
     "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
     "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
@@ -43,7 +46,7 @@ static const char ref_usage[] =
     "Other tensors in IN are ignored, so a golden file can hold its expected outputs.\n";
 
 int cmd_ref(int argc, char **argv) {
-    const char *in_path = NULL, *out_path = NULL;
+    const char *in_path = NULL, *out_path = NULL, *grid = NULL;
     lc_ctx ctx;
     lc_error err;
     lc_st_file *in = NULL;
@@ -57,6 +60,8 @@ int cmd_ref(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--scalar") || !strcmp(argv[i], "--linear-state") ||
                    !strcmp(argv[i], "--weights") || !strcmp(argv[i], "--intermediates")) {
             flags |= argv[i][2] == 's' ? 1 : argv[i][2] == 'l' ? 2 : argv[i][2] == 'w' ? 4 : 8;
+        } else if (!strcmp(argv[i], "--grid")) {
+            grid = tool_arg_value(argc, argv, &i);
         } else if (!strcmp(argv[i], "--precision")) {
             static const char *const prec[] = {"f32", "f64", "bf16"};
             precision = prec[tool_arg_choice("--precision", tool_arg_value(argc, argv, &i), "f32|f64|bf16")];
@@ -71,6 +76,10 @@ int cmd_ref(int argc, char **argv) {
         } else {
             tool_arg_fail(argv[0], "ref takes IN and OUT, got a third argument '%s'", argv[i]);
         }
+    }
+    if (grid) {
+        if (in_path) tool_arg_fail(argv[0], "--grid DIR takes no IN/OUT (got '%s')", in_path);
+        return ref_grid_write_dir(argc, argv, grid);
     }
     if (!in_path || !out_path)
         tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
