@@ -31,7 +31,7 @@ elif [ ! -f "$B/liblolcats.so" ]; then
 elif ldd "$B/liblolcats.so" 2>/dev/null | grep -q 'lib[at]san'; then
     echo "SKIPPED: python/tests (a sanitizer build of $B/liblolcats.so does not load into python3)"
 else
-    out=$(LOLCATS_LIB="$B/liblolcats.so" /usr/bin/python3 -m pytest -q -p no:cacheprovider --basetemp="build/tests/pytest-$(basename "$B")" python/tests 2>&1); rc=$?
+    out=$(LOLCATS_LIB="$B/liblolcats.so" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider --basetemp="build/tests/pytest-$(basename "$B")" python/tests 2>&1); rc=$?
     printf '%s\n' "$out"
     last=$(printf '%s\n' "$out" | tail -n 1)
     p=$(printf '%s' "$last" | sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p; s/^\([0-9][0-9]*\) passed.*/\1/p' | head -n 1)
