@@ -107,7 +107,8 @@ int cmd_ref(int argc, char **argv) {
     n = lc_ref_result_count(res);
     meta = lc_ref_result_meta(res, &n_meta);
     if (lc_st_write(out_path, lc_ref_result_tensors(res), n, meta, n_meta, &err) != LOLCATS_OK) rc_exit = tool_report(&err);
-    else fprintf(stderr, "lolcats ref: %s -> %s: %d tensors (%s, %s)\n", in_path, out_path, n, meta[1], meta[3]);
+    else fprintf(stderr, "lolcats ref: %s -> %s: %d tensors (%s, %s%s)\n", in_path, out_path, n, meta[1],
+                 n_meta > 3 ? "precision " : "", n_meta > 3 ? meta[7] : meta[3]);
 done:
     lc_ref_result_free(res);
     lc_st_close(in);

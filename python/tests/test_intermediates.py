@@ -136,3 +136,21 @@ def test_final_state_cotangent(op):
     # f32 path: the same cotangent gradient on top of dy's
     r32 = run(k, kw["fmap_k"], d_final_kv_state=G, d_final_k_state=g)
     lolcats.assert_close(r, {n: r32[n] for n in r32}, rtol=1e-4, atol=1e-5)
+
+
+def test_cotangent_errors():
+    rng = np.random.default_rng(24)
+    (q, k, v), kw = case(rng, 10, 8, "tk", False)
+    with pytest.raises(ValueError, match="'d_final_kv_state'"):
+        lolcats.hybrid_attention(q, k, v, d_final_kv_state=np.zeros((1, 4, 7, 8), np.float32), **kw)
+    with pytest.raises(ValueError, match="'d_final_k_state' needs"):
+        lolcats.hybrid_attention(q, k, v, d_final_k_state=np.zeros((1, 4, 8), np.float32), **kw)
+    t = {"q": q, "k": k, "v": v, "d_final_kv_state": np.zeros((1, 4, 8, 8), np.float32)}
+    with pytest.raises(lolcats.LolcatsError, match="only linear_attention and hybrid_attention"):
+        lolcats.run_case(t, {"op": "softmax_attention"})
+    t.update({"feature_map_q.weight": kw["fmap_q"], "feature_map_k.weight": kw["fmap_k"],
+              "window_factors": kw["window_factors"], "d_final_k_state": np.zeros((1, 4, 9), np.float32)})
+    with pytest.raises(lolcats.LolcatsError, match="'d_final_k_state' must have shape"):
+        lolcats.run_case(t, {"op": "hybrid_attention"})
+    with pytest.raises(lolcats.LolcatsError, match="intermediates='yes'"):
+        lolcats.run_case({"q": q, "k": k, "v": v}, {"op": "softmax_attention", "intermediates": "yes"})
