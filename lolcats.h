@@ -11899,12 +11899,92 @@ static int lc__ref_im_add(lc__ref_extra *x, lc_tensor *list, int *nl, const char
     return 1;
 }
 
+// The states of every (b, h): prefix (C+1 chunk starts), final, decode.
+static void lc__ref_scan_states(const lc_ref_case *rc, const double *pk, const double *v, double *pS,
+                                double *pz, double *Sf, double *zf, double *dS, double *dz, int F, int C) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, b, h, c, j, e, d;
+    int jd = N - (rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : N);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++) {
+            size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
+            double *S = Sf + bh * F * D, *z = zf + bh * F;
+            if (rc->kv_state)
+                for (e = 0; e < F * D; e++) S[e] = (double)rc->kv_state[bh * F * D + (size_t)e];
+            if (rc->k_state)
+                for (e = 0; e < F; e++) z[e] = (double)rc->k_state[bh * F + (size_t)e];
+            for (c = 0, j = 0; c <= C; c++) {
+                int tc = lc__ref_chunk_start(rc, c, C);
+                for (; j < tc; j++) {
+                    if (j == jd) {
+                        memcpy(dS + bh * F * D, S, sizeof(double) * (size_t)F * D);
+                        memcpy(dz + bh * F, z, sizeof(double) * (size_t)F);
+                    }
+                    for (e = 0; e < F; e++) {
+                        double p = pk[(bh * N + (size_t)j) * F + e];
+                        z[e] += p;
+                        for (d = 0; d < D; d++) S[(size_t)e * D + d] += p * v[(g * N + (size_t)j) * D + d];
+                    }
+                }
+                memcpy(pS + (bh * (C + 1) + c) * F * D, S, sizeof(double) * (size_t)F * D);
+                memcpy(pz + (bh * (C + 1) + c) * F, z, sizeof(double) * (size_t)F);
+            }
+            if (jd <= 0) {  // N <= w: every key still in the ring
+                for (e = 0; e < F * D; e++) dS[bh * F * D + (size_t)e] = rc->kv_state ? (double)rc->kv_state[bh * F * D + (size_t)e] : 0.0;
+                for (e = 0; e < F; e++) dz[bh * F + (size_t)e] = rc->k_state ? (double)rc->k_state[bh * F + (size_t)e] : 0.0;
+            }
+        }
+}
+
+// The final-state cotangent's gradient, added into out:
+// L += sum dSf . S_final + dzf . z_final, S_final = S0 + sum_j phik_j v_j^T.
+static int lc__ref_final_grad(const lc_ref_case *rc, lc_ref_out *out, const lc__ref_extra *x,
+                              const double *k, const double *v, const double *wk, const double *bk,
+                              const double *pk, double *tmp, int F) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0, b, h, j, e, d;
+    size_t nk = (size_t)B * Hk * N * D, nphi = (size_t)B * H * N * (size_t)F;
+    double *dpk = lc__f64_zero(nphi, &fail), *dkk = lc__f64_zero(nk, &fail);
+    double *dv = lc__f64_zero(nk, &fail), *dwk = lc__f64_zero((size_t)H * D * f, &fail);
+    double *dbk = rc->bk ? lc__f64_zero((size_t)H, &fail) : NULL;
+    if (!fail) {
+        for (b = 0; b < B; b++)
+            for (h = 0; h < H; h++) {
+                size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
+                const float *G = x->dSf + bh * F * D, *gz = x->dzf ? x->dzf + bh * F : NULL;
+                for (j = 0; j < N; j++) {
+                    const double *vj = v + (g * N + (size_t)j) * D, *pj = pk + (bh * N + (size_t)j) * F;
+                    for (e = 0; e < F; e++) {
+                        double acc = gz ? (double)gz[e] : 0.0;
+                        for (d = 0; d < D; d++) {
+                            acc += (double)G[(size_t)e * D + d] * vj[d];
+                            dv[(g * N + (size_t)j) * D + d] += pj[e] * (double)G[(size_t)e * D + d];
+                        }
+                        dpk[(bh * N + (size_t)j) * F + e] = acc;
+                    }
+                }
+                if (out->dkv_state)
+                    for (e = 0; e < F * D; e++) out->dkv_state[bh * F * D + (size_t)e] += G[e];
+                if (out->dk_state && gz)
+                    for (e = 0; e < F; e++) out->dk_state[bh * F + (size_t)e] += gz[e];
+            }
+        lc__f64_fmap(NULL, dpk, dkk, dwk, dbk, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        {
+            size_t i;
+            for (i = 0; i < nk; i++) { out->dk[i] += (float)dkk[i]; out->dv[i] += (float)dv[i]; }
+            for (i = 0; i < (size_t)H * D * f; i++) out->dwk[i] += (float)dwk[i];
+            if (dbk && out->dbk)
+                for (i = 0; i < (size_t)H; i++) out->dbk[i] += (float)dbk[i];
+        }
+    }
+    LOLCATS_FREE(dpk); LOLCATS_FREE(dkk); LOLCATS_FREE(dv); LOLCATS_FREE(dwk); LOLCATS_FREE(dbk);
+    return !fail;
+}
+
 // The intermediates (when list is set) and the cotangents' gradient (when
 // x->dSf is set, added into out). Returns 0 when out of memory.
 static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref_extra *x,
                                  lc_tensor *list, int *nl) {
     int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0, ok = 1;
-    int F = rc->op == LOLCATS_OP_SOFTMAX ? 0 : lc_fmap_out_dim(&rc->fmap, f), b, h, j, c, d, e;
+    int F = rc->op == LOLCATS_OP_SOFTMAX ? 0 : lc_fmap_out_dim(&rc->fmap, f);
     int w = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : 64, C = (N + w - 1) / w;
     size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nrow = (size_t)B * H * N;
     size_t nphi = nrow * (size_t)F, ns = (size_t)B * H * F * D;
@@ -11964,36 +12044,7 @@ static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref
             dS = lc__f64_zero(ns, &fail); dz = lc__f64_zero((size_t)B * H * F, &fail);
         }
         if (!fail && F) {
-            int jd = N - (rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : N);
-            for (b = 0; b < B; b++)
-                for (h = 0; h < H; h++) {
-                    size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
-                    double *S = Sf + bh * F * D, *z = zf + bh * F;
-                    if (rc->kv_state)
-                        for (e = 0; e < F * D; e++) S[e] = (double)rc->kv_state[bh * F * D + (size_t)e];
-                    if (rc->k_state)
-                        for (e = 0; e < F; e++) z[e] = (double)rc->k_state[bh * F + (size_t)e];
-                    for (c = 0, j = 0; c <= C; c++) {
-                        int tc = lc__ref_chunk_start(rc, c, C);
-                        for (; j < tc; j++) {
-                            if (j == jd) {
-                                memcpy(dS + bh * F * D, S, sizeof(double) * (size_t)F * D);
-                                memcpy(dz + bh * F, z, sizeof(double) * (size_t)F);
-                            }
-                            for (e = 0; e < F; e++) {
-                                double p = pk[(bh * N + (size_t)j) * F + e];
-                                z[e] += p;
-                                for (d = 0; d < D; d++) S[(size_t)e * D + d] += p * v[(g * N + (size_t)j) * D + d];
-                            }
-                        }
-                        memcpy(pS + (bh * (C + 1) + c) * F * D, S, sizeof(double) * (size_t)F * D);
-                        memcpy(pz + (bh * (C + 1) + c) * F, z, sizeof(double) * (size_t)F);
-                    }
-                    if (jd <= 0) {  // N <= w: every key still in the ring
-                        for (e = 0; e < F * D; e++) dS[bh * F * D + (size_t)e] = rc->kv_state ? (double)rc->kv_state[bh * F * D + (size_t)e] : 0.0;
-                        for (e = 0; e < F; e++) dz[bh * F + (size_t)e] = rc->k_state ? (double)rc->k_state[bh * F + (size_t)e] : 0.0;
-                    }
-                }
+            lc__ref_scan_states(rc, pk, v, pS, pz, Sf, zf, dS, dz, F, C);
             {
                 int64_t d5[5], d4[4];
                 dp[0] = B; dp[1] = H; dp[2] = C + 1; dp[3] = F; dp[4] = D;
@@ -12010,43 +12061,7 @@ static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref
             }
         }
     }
-    if (!fail && F && x->dSf && out->dq) {
-        // L += sum dSf . S_final + dzf . z_final, S_final = S0 + sum_j phik_j v_j^T
-        double *dpk = lc__f64_zero(nphi, &fail), *dkk = lc__f64_zero(nk, &fail);
-        double *dv = lc__f64_zero(nk, &fail), *dwk = lc__f64_zero((size_t)H * D * f, &fail);
-        double *dbk = rc->bk ? lc__f64_zero((size_t)H, &fail) : NULL;
-        if (!fail) {
-            for (b = 0; b < B; b++)
-                for (h = 0; h < H; h++) {
-                    size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
-                    const float *G = x->dSf + bh * F * D, *gz = x->dzf ? x->dzf + bh * F : NULL;
-                    for (j = 0; j < N; j++) {
-                        const double *vj = v + (g * N + (size_t)j) * D, *pj = pk + (bh * N + (size_t)j) * F;
-                        for (e = 0; e < F; e++) {
-                            double acc = gz ? (double)gz[e] : 0.0;
-                            for (d = 0; d < D; d++) {
-                                acc += (double)G[(size_t)e * D + d] * vj[d];
-                                dv[(g * N + (size_t)j) * D + d] += pj[e] * (double)G[(size_t)e * D + d];
-                            }
-                            dpk[(bh * N + (size_t)j) * F + e] = acc;
-                        }
-                    }
-                    if (out->dkv_state)
-                        for (e = 0; e < F * D; e++) out->dkv_state[bh * F * D + (size_t)e] += G[e];
-                    if (out->dk_state && gz)
-                        for (e = 0; e < F; e++) out->dk_state[bh * F + (size_t)e] += gz[e];
-                }
-            lc__f64_fmap(NULL, dpk, dkk, dwk, dbk, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
-            {
-                size_t i;
-                for (i = 0; i < nk; i++) { out->dk[i] += (float)dkk[i]; out->dv[i] += (float)dv[i]; }
-                for (i = 0; i < (size_t)H * D * f; i++) out->dwk[i] += (float)dwk[i];
-                if (dbk && out->dbk)
-                    for (i = 0; i < (size_t)H; i++) out->dbk[i] += (float)dbk[i];
-            }
-        }
-        LOLCATS_FREE(dpk); LOLCATS_FREE(dkk); LOLCATS_FREE(dv); LOLCATS_FREE(dwk); LOLCATS_FREE(dbk);
-    }
+    if (!fail && F && x->dSf && out->dq && !lc__ref_final_grad(rc, out, x, k, v, wk, bk, pk, tmp, F)) fail = 1;
     LOLCATS_FREE(q); LOLCATS_FREE(k); LOLCATS_FREE(v); LOLCATS_FREE(wq); LOLCATS_FREE(wk);
     LOLCATS_FREE(bq); LOLCATS_FREE(bk); LOLCATS_FREE(pq); LOLCATS_FREE(pk); LOLCATS_FREE(tmp);
     LOLCATS_FREE(pS); LOLCATS_FREE(pz); LOLCATS_FREE(dS); LOLCATS_FREE(dz); LOLCATS_FREE(Sf); LOLCATS_FREE(zf);
