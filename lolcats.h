@@ -11621,138 +11621,174 @@ typedef struct {
     double *im_m, *im_wn, *im_wd, *im_ln, *im_ld;  // intermediates (rows) or NULL
 } lc__f64_attn;
 
+// One row i of (b, h): the row's locals of lc__f64_attn_run.
+typedef struct {
+    size_t bh, g;
+    int i;
+    double m, den, den0, gam, lam, dgam, dlam;
+    double *yr;
+    const double *Q, *K, *V, *PQ, *PK, *S, *Z;
+} lc__f64_row;
+
+// Forward of row i: m_i, the weights w_j (t->w), y_i = num/den, the
+// intermediates and a_ij = w_j / den0 (den0: without the carried state).
+static void lc__f64_row_fwd(const lc__f64_attn *t, lc__f64_row *r) {
+    int N = t->N, D = t->D, F = t->F, i = r->i, j, d, c;
+    size_t bh = r->bh;
+    double scale = 1.0 / sqrt((double)D), m = -HUGE_VAL, den = 0, den0, *yr = r->yr, gam = r->gam, lam = r->lam;
+    const double *Q = r->Q, *K = r->K, *V = r->V, *PQ = r->PQ, *PK = r->PK, *S = r->S, *Z = r->Z;
+    for (d = 0; d < D; d++) yr[d] = 0;
+    // the row's weights w_j and m
+    for (j = 0; j <= i; j++) {
+        int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                              : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+        if (mk & 1) {
+            double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+            if (s > m) m = s;
+        }
+    }
+    for (j = 0; j <= i; j++) {
+        int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                              : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+        double wj = 0, we = 0;
+        if (mk & 1) wj = we = gam * exp(lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale - m);
+        if (mk & 2) wj += lam * lc__f64_dot(PQ + (size_t)i * F, PK + (size_t)j * F, F);
+        t->w[j] = wj;
+        if (t->im_wn) {  // the window and linear parts apart
+            size_t row = bh * N + i;
+            t->im_wd[row] += we;
+            t->im_ld[row] += wj - we;
+            for (d = 0; d < D; d++) {
+                t->im_wn[row * D + d] += we * V[(size_t)j * D + d];
+                t->im_ln[row * D + d] += (wj - we) * V[(size_t)j * D + d];
+            }
+        }
+        den += wj;
+        for (d = 0; d < D; d++) yr[d] += wj * V[(size_t)j * D + d];
+    }
+    den0 = den;          // the weights a are normalised without the state
+    if (S) {
+        for (c = 0; c < F; c++) {
+            double p = lam * PQ[(size_t)i * F + c];
+            den += p * Z[c];
+            for (d = 0; d < D; d++) yr[d] += p * S[(size_t)c * D + d];
+        }
+    }
+    if (t->kind == LOLCATS_OP_LINEAR) den += t->leps;
+    if (t->im_wn) {
+        size_t row = bh * N + i;
+        if (t->im_m) t->im_m[row] = m;
+        t->im_ld[row] += den - den0;   // the carried state's part (and linear eps)
+        for (d = 0; d < D; d++)
+            t->im_ln[row * D + d] = yr[d] - t->im_wn[row * D + d];  // state part added below
+    }
+    for (d = 0; d < D; d++) yr[d] /= den;
+    if (t->a)
+        for (j = 0; j <= i; j++) t->a[(bh * N + i) * N + j] = t->w[j] / den0;
+    r->m = m;
+    r->den = den;
+    r->den0 = den0;
+}
+
+// Backward of row i, from dy_i / da_i: dW_j for every key, then the window
+// (scores, m's arg-max, gamma), linear (features, lambda), v and state parts.
+static void lc__f64_row_bwd(const lc__f64_attn *t, lc__f64_row *r) {
+    int N = t->N, D = t->D, F = t->F, i = r->i, j, d, c, nmax = 0;
+    size_t bh = r->bh, g = r->g;
+    double scale = 1.0 / sqrt((double)D), m = r->m, den = r->den, den0 = r->den0, gam = r->gam, lam = r->lam;
+    double *yr = r->yr, dyy = 0, sa = 0, cd, ca, dm = 0, *ds = t->w + N;    // ds: (N) scores' gradient
+    const double *Q = r->Q, *K = r->K, *V = r->V, *PQ = r->PQ, *PK = r->PK, *S = r->S, *Z = r->Z;
+    const double *dyr = t->dy ? t->dy + (bh * N + i) * D : NULL;
+    const double *dar = t->da ? t->da + (bh * N + i) * N : NULL;
+    double dgam = 0, dlam = 0;
+    // backward of the row: dW_j = (dy.v_j - dy.y)/den + (da_j - sum_k da_k a_k)/den0
+    if (dyr) dyy = lc__f64_dot(dyr, yr, D);
+    if (dar)
+        for (j = 0; j <= i; j++) sa += dar[j] * t->w[j] / den0;
+    cd = -dyy / den;
+    ca = -sa / den0;
+    for (j = 0; j <= i; j++) {
+        int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                              : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+        double dW = cd;
+        ds[j] = 0;
+        if (!mk) continue;
+        if (dyr) dW += lc__f64_dot(dyr, V + (size_t)j * D, D) / den;
+        if (dar) dW += dar[j] / den0 + ca;
+        if (dyr)
+            for (d = 0; d < D; d++) t->dv[(g * N + j) * D + d] += t->w[j] * dyr[d] / den;
+        if (mk & 1) {
+            double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+            double e = exp(s - m), tt = dW * gam * e;
+            ds[j] = tt;
+            dm -= tt;
+            dgam += dW * e;
+            nmax += s == m;
+        }
+        if (mk & 2) {
+            const double *pqi = PQ + (size_t)i * F, *pkj = PK + (size_t)j * F;
+            for (c = 0; c < F; c++) {
+                t->dpq[(bh * N + i) * F + c] += lam * dW * pkj[c];
+                t->dpk[(bh * N + j) * F + c] += lam * dW * pqi[c];
+            }
+            dlam += dW * lc__f64_dot(pqi, pkj, F);
+        }
+    }
+    // softmax: exp(s - m) / sum is unchanged by m; the hybrid's is not
+    if (t->kind == LOLCATS_OP_HYBRID && nmax)
+        for (j = 0; j <= i; j++)
+            if ((lc_hybrid_mask(t->cfg, N, i, j) & 1) &&
+                lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale == m)
+                ds[j] += dm / nmax;
+    for (j = 0; j <= i; j++) {
+        if (ds[j] == 0) continue;
+        for (d = 0; d < D; d++) {
+            t->dq[(bh * N + i) * D + d] += ds[j] * K[(size_t)j * D + d] * scale;
+            t->dk[(g * N + j) * D + d] += ds[j] * Q[(size_t)i * D + d] * scale;
+        }
+    }
+    if (S) {
+        const double *pqi = PQ + (size_t)i * F;
+        for (c = 0; c < F; c++) {
+            double sg = 0;
+            if (dyr)
+                for (d = 0; d < D; d++) sg += S[(size_t)c * D + d] * dyr[d] / den;
+            t->dpq[(bh * N + i) * F + c] += lam * (sg + cd * Z[c]);
+            if (dyr)
+                for (d = 0; d < D; d++) t->dS[(bh * F + c) * D + d] += lam * pqi[c] * dyr[d] / den;
+            t->dz[bh * F + c] += lam * cd * pqi[c];
+            dlam += pqi[c] * sg + cd * pqi[c] * Z[c];
+        }
+    }
+    r->dgam += dgam;
+    r->dlam += dlam;
+}
+
 static void lc__f64_attn_run(const lc__f64_attn *t) {
-    int N = t->N, D = t->D, F = t->F, b, h, i, j, d, c;
-    double scale = 1.0 / sqrt((double)D);
+    int N = t->N, D = t->D, F = t->F, b, h, i;
     for (b = 0; b < t->B; b++)
         for (h = 0; h < t->H; h++) {
-            size_t g = (size_t)b * t->Hk + (size_t)(h / (t->H / t->Hk)), bh = (size_t)b * t->H + h;
-            const double *Q = t->q + bh * N * D, *K = t->k + g * N * D, *V = t->v + g * N * D;
-            const double *PQ = t->pq ? t->pq + bh * N * F : NULL, *PK = t->pk ? t->pk + bh * N * F : NULL;
-            const double *S = t->S ? t->S + bh * F * D : NULL, *Z = t->z ? t->z + bh * F : NULL;
-            double gam = 1, lam = 1, dgam = 0, dlam = 0;
+            lc__f64_row r;
+            memset(&r, 0, sizeof r);
+            r.g = (size_t)b * t->Hk + (size_t)(h / (t->H / t->Hk));
+            r.bh = (size_t)b * t->H + h;
+            r.Q = t->q + r.bh * N * D; r.K = t->k + r.g * N * D; r.V = t->v + r.g * N * D;
+            r.PQ = t->pq ? t->pq + r.bh * N * F : NULL; r.PK = t->pk ? t->pk + r.bh * N * F : NULL;
+            r.S = t->S ? t->S + r.bh * F * D : NULL; r.Z = t->z ? t->z + r.bh * F : NULL;
+            r.gam = r.lam = 1;
             if (t->kind == LOLCATS_OP_HYBRID) {
-                gam = 1.0 / (1.0 + exp(-t->wf[h]));
-                lam = t->cfg->affine ? 1.0 - gam : 1.0;
+                r.gam = 1.0 / (1.0 + exp(-t->wf[h]));
+                r.lam = t->cfg->affine ? 1.0 - r.gam : 1.0;
             }
             for (i = 0; i < N; i++) {
-                double m = -HUGE_VAL, den = 0, den0, *yr = t->y + (bh * N + i) * D, dyy = 0, sa = 0, cd, ca;
-                const double *dyr = t->dy ? t->dy + (bh * N + i) * D : NULL;
-                const double *dar = t->da ? t->da + (bh * N + i) * N : NULL;
-                int nmax = 0;
-                double dm = 0, *ds = t->w + N;    // ds: (N) scores' gradient
-                for (d = 0; d < D; d++) yr[d] = 0;
-                // the row's weights w_j and m
-                for (j = 0; j <= i; j++) {
-                    int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
-                                                          : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
-                    if (mk & 1) {
-                        double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
-                        if (s > m) m = s;
-                    }
-                }
-                for (j = 0; j <= i; j++) {
-                    int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
-                                                          : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
-                    double wj = 0, we = 0;
-                    if (mk & 1) wj = we = gam * exp(lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale - m);
-                    if (mk & 2) wj += lam * lc__f64_dot(PQ + (size_t)i * F, PK + (size_t)j * F, F);
-                    t->w[j] = wj;
-                    if (t->im_wn) {  // the window and linear parts apart
-                        size_t row = bh * N + i;
-                        t->im_wd[row] += we;
-                        t->im_ld[row] += wj - we;
-                        for (d = 0; d < D; d++) {
-                            t->im_wn[row * D + d] += we * V[(size_t)j * D + d];
-                            t->im_ln[row * D + d] += (wj - we) * V[(size_t)j * D + d];
-                        }
-                    }
-                    den += wj;
-                    for (d = 0; d < D; d++) yr[d] += wj * V[(size_t)j * D + d];
-                }
-                den0 = den;          // the weights a are normalised without the state
-                if (S) {
-                    for (c = 0; c < F; c++) {
-                        double p = lam * PQ[(size_t)i * F + c];
-                        den += p * Z[c];
-                        for (d = 0; d < D; d++) yr[d] += p * S[(size_t)c * D + d];
-                    }
-                }
-                if (t->kind == LOLCATS_OP_LINEAR) den += t->leps;
-                if (t->im_wn) {
-                    size_t row = bh * N + i;
-                    if (t->im_m) t->im_m[row] = m;
-                    t->im_ld[row] += den - den0;   // the carried state's part (and linear eps)
-                    for (d = 0; d < D; d++)
-                        t->im_ln[row * D + d] = yr[d] - t->im_wn[row * D + d];  // state part added below
-                }
-                for (d = 0; d < D; d++) yr[d] /= den;
-                if (t->a)
-                    for (j = 0; j <= i; j++) t->a[(bh * N + i) * N + j] = t->w[j] / den0;
-                if (!dyr && !dar) continue;
-                // backward of the row: dW_j = (dy.v_j - dy.y)/den + (da_j - sum_k da_k a_k)/den0
-                if (dyr) dyy = lc__f64_dot(dyr, yr, D);
-                if (dar)
-                    for (j = 0; j <= i; j++) sa += dar[j] * t->w[j] / den0;
-                cd = -dyy / den;
-                ca = -sa / den0;
-                for (j = 0; j <= i; j++) {
-                    int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
-                                                          : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
-                    double dW = cd;
-                    ds[j] = 0;
-                    if (!mk) continue;
-                    if (dyr) dW += lc__f64_dot(dyr, V + (size_t)j * D, D) / den;
-                    if (dar) dW += dar[j] / den0 + ca;
-                    if (dyr)
-                        for (d = 0; d < D; d++) t->dv[(g * N + j) * D + d] += t->w[j] * dyr[d] / den;
-                    if (mk & 1) {
-                        double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
-                        double e = exp(s - m), tt = dW * gam * e;
-                        ds[j] = tt;
-                        dm -= tt;
-                        dgam += dW * e;
-                        nmax += s == m;
-                    }
-                    if (mk & 2) {
-                        const double *pqi = PQ + (size_t)i * F, *pkj = PK + (size_t)j * F;
-                        for (c = 0; c < F; c++) {
-                            t->dpq[(bh * N + i) * F + c] += lam * dW * pkj[c];
-                            t->dpk[(bh * N + j) * F + c] += lam * dW * pqi[c];
-                        }
-                        dlam += dW * lc__f64_dot(pqi, pkj, F);
-                    }
-                }
-                // softmax: exp(s - m) / sum is unchanged by m; the hybrid's is not
-                if (t->kind == LOLCATS_OP_HYBRID && nmax)
-                    for (j = 0; j <= i; j++)
-                        if ((lc_hybrid_mask(t->cfg, N, i, j) & 1) &&
-                            lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale == m)
-                            ds[j] += dm / nmax;
-                for (j = 0; j <= i; j++) {
-                    if (ds[j] == 0) continue;
-                    for (d = 0; d < D; d++) {
-                        t->dq[(bh * N + i) * D + d] += ds[j] * K[(size_t)j * D + d] * scale;
-                        t->dk[(g * N + j) * D + d] += ds[j] * Q[(size_t)i * D + d] * scale;
-                    }
-                }
-                if (S) {
-                    const double *pqi = PQ + (size_t)i * F;
-                    for (c = 0; c < F; c++) {
-                        double sg = 0;
-                        if (dyr)
-                            for (d = 0; d < D; d++) sg += S[(size_t)c * D + d] * dyr[d] / den;
-                        t->dpq[(bh * N + i) * F + c] += lam * (sg + cd * Z[c]);
-                        if (dyr)
-                            for (d = 0; d < D; d++) t->dS[(bh * F + c) * D + d] += lam * pqi[c] * dyr[d] / den;
-                        t->dz[bh * F + c] += lam * cd * pqi[c];
-                        dlam += pqi[c] * sg + cd * pqi[c] * Z[c];
-                    }
-                }
+                r.i = i;
+                r.yr = t->y + (r.bh * N + i) * D;
+                lc__f64_row_fwd(t, &r);
+                if (t->dy || t->da) lc__f64_row_bwd(t, &r);
             }
             if (t->kind == LOLCATS_OP_HYBRID && t->dwf) {
-                if (t->cfg->affine) dgam -= dlam;
-                t->dwf[h] += dgam * gam * (1.0 - gam);
+                if (t->cfg->affine) r.dgam -= r.dlam;
+                t->dwf[h] += r.dgam * r.gam * (1.0 - r.gam);
             }
         }
 }
