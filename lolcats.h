@@ -12408,16 +12408,76 @@ LCIMPL const char *lc_ref_grid_name(int i, char *buf, size_t n) {
     return buf;
 }
 
+// A case's input tensors, drawn in a fixed order from one seeded lc_rng.
+typedef struct {
+    int nt;
+    const char *names[12];
+    const float *data[12];
+    int ndim[12];
+    int64_t shape[12 * LOLCATS_MAX_DIMS];
+    float *buf[12];
+} lc__grid_in;
+
+// kind 0: normal x mul; 1: |normal|; 2: |normal| + 1. Returns 0 when out of memory.
+static int lc__grid_add(lc__grid_in *in, lc_rng *rng, const char *name, int nd, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3, float mul, int kind) {
+    size_t n = (size_t)d0 * (size_t)(nd > 1 ? d1 : 1) * (size_t)(nd > 2 ? d2 : 1) * (size_t)(nd > 3 ? d3 : 1), e;
+    float *p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
+    int t = in->nt;
+    if (!p) return 0;
+    for (e = 0; e < n; e++) {
+        float x = lc_rng_normal(rng);
+        p[e] = kind == 1 ? fabsf(x) : kind == 2 ? fabsf(x) + 1.0f : x * mul;
+    }
+    in->buf[t] = p; in->names[t] = name; in->data[t] = p; in->ndim[t] = nd;
+    in->shape[t * LOLCATS_MAX_DIMS] = d0; in->shape[t * LOLCATS_MAX_DIMS + 1] = d1;
+    in->shape[t * LOLCATS_MAX_DIMS + 2] = d2; in->shape[t * LOLCATS_MAX_DIMS + 3] = d3;
+    in->nt++;
+    return 1;
+}
+
+// The inputs of case g (F: its feature dim): 0 when out of memory.
+static int lc__grid_inputs(const lc__grid_case *g, lc_rng *rng, int F, lc__grid_in *in) {
+    int ok = 1;
+    ok = ok && lc__grid_add(in, rng, "q", 4, g->B, g->H, g->N, g->D, g->scale * g->qmul, 0);
+    ok = ok && lc__grid_add(in, rng, "k", 4, g->B, g->Hk, g->N, g->D, g->scale, 0);
+    ok = ok && lc__grid_add(in, rng, "v", 4, g->B, g->Hk, g->N, g->D, g->scale, 0);
+    if (ok && g->ties) {  // every odd key repeats the one before it
+        int b, h, j, d;
+        for (b = 0; b < g->B; b++)
+            for (h = 0; h < g->Hk; h++)
+                for (j = 1; j < g->N; j += 2)
+                    for (d = 0; d < g->D; d++) {
+                        size_t o = (((size_t)b * g->Hk + h) * g->N + j) * g->D + d;
+                        in->buf[1][o] = in->buf[1][o - g->D];
+                    }
+    }
+    ok = ok && lc__grid_add(in, rng, "dy", 4, g->B, g->H, g->N, g->D, 1.0f, 0);
+    if (g->op != 0) {
+        ok = ok && lc__grid_add(in, rng, "feature_map_q.weight", 3, g->H, g->D, g->f, 0, 0.3f, 0);
+        ok = ok && lc__grid_add(in, rng, "feature_map_k.weight", 3, g->H, g->D, g->f, 0, 0.3f, 0);
+        if (g->bias) {
+            ok = ok && lc__grid_add(in, rng, "feature_map_q.bias", 1, g->H, 0, 0, 0, 0.5f, 0);
+            ok = ok && lc__grid_add(in, rng, "feature_map_k.bias", 1, g->H, 0, 0, 0, 0.5f, 0);
+        }
+    }
+    if (g->op == 2) ok = ok && lc__grid_add(in, rng, "window_factors", 1, g->H, 0, 0, 0, 1.0f, 0);
+    if (g->state) {
+        ok = ok && lc__grid_add(in, rng, "kv_state", 4, g->B, g->H, F, g->D, 1.0f, 1);
+        ok = ok && lc__grid_add(in, rng, "k_state", 3, g->B, g->H, F, 0, 1.0f, 2);
+    }
+    if (g->da) ok = ok && lc__grid_add(in, rng, "da", 4, g->B, g->H, g->N, g->N, 1.0f, 0);
+    return ok;
+}
+
 LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention"};
     static const char *const acts[] = {"softmax_dim", "exp_dim", "pos_elu", "relu"};
     lc__grid_case g;
     lc_rng rng;
-    const char *names[12], *meta[2 * 12], *mf[2 * 13];
-    const float *data[12];
-    int ndim[12], nt = 0, F, t, n_out = 0;
-    int64_t shape[12 * LOLCATS_MAX_DIMS];
-    float *buf[12];
+    const char *meta[2 * 12], *mf[2 * 13];
+    lc__grid_in in;
+    int nt = 0, F, t, n_out = 0;
     char win[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
     lc_ref_result *r32 = NULL, *r64 = NULL;
     lc_tensor list[12 + 2 * (LOLCATS_REF_MAX_OUT + 8)];
@@ -12438,58 +12498,19 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     lc_ref_grid_name(i, nm, sizeof nm);
     sd = 0x6c6f6c63617473ull + (uint64_t)i * 7919u;
     lc_rng_seed(&rng, sd);
-    memset(buf, 0, sizeof buf);
+    memset(&in, 0, sizeof in);
     {
         lc_fmap_cfg fc = lc_fmap_cfg_default();
         fc.act = (lc_fmap_act)g.act;
         fc.halfspace = g.half;
         F = lc_fmap_out_dim(&fc, g.f > 0 ? g.f : 1);
     }
-#define LC__GRID_T(nmv, nd, d0, d1, d2, d3, mul, kind)                                       \
-    do {                                                                                     \
-        size_t n_ = (size_t)(d0) * (size_t)((nd) > 1 ? (d1) : 1) * (size_t)((nd) > 2 ? (d2) : 1) * \
-                    (size_t)((nd) > 3 ? (d3) : 1), e_;                                        \
-        float *p_ = (float *)LOLCATS_MALLOC(sizeof(float) * (n_ ? n_ : 1));                  \
-        if (!p_) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "grid: out of memory"); goto done; } \
-        for (e_ = 0; e_ < n_; e_++) {                                                        \
-            float x_ = lc_rng_normal(&rng);                                                  \
-            p_[e_] = (kind) == 1 ? fabsf(x_) : (kind) == 2 ? fabsf(x_) + 1.0f : x_ * (mul);  \
-        }                                                                                    \
-        buf[nt] = p_; names[nt] = nmv; data[nt] = p_; ndim[nt] = nd;                         \
-        shape[nt * LOLCATS_MAX_DIMS] = d0; shape[nt * LOLCATS_MAX_DIMS + 1] = d1;            \
-        shape[nt * LOLCATS_MAX_DIMS + 2] = d2; shape[nt * LOLCATS_MAX_DIMS + 3] = d3;        \
-        nt++;                                                                                \
-    } while (0)
     st = LOLCATS_OK;
-    LC__GRID_T("q", 4, g.B, g.H, g.N, g.D, g.scale * g.qmul, 0);
-    LC__GRID_T("k", 4, g.B, g.Hk, g.N, g.D, g.scale, 0);
-    LC__GRID_T("v", 4, g.B, g.Hk, g.N, g.D, g.scale, 0);
-    if (g.ties) {  // every odd key repeats the one before it
-        int b, h, j, d;
-        for (b = 0; b < g.B; b++)
-            for (h = 0; h < g.Hk; h++)
-                for (j = 1; j < g.N; j += 2)
-                    for (d = 0; d < g.D; d++) {
-                        size_t o = (((size_t)b * g.Hk + h) * g.N + j) * g.D + d;
-                        buf[1][o] = buf[1][o - g.D];
-                    }
+    if (!lc__grid_inputs(&g, &rng, F, &in)) {
+        st = lc_error_set(err, LOLCATS_ERR_NOMEM, "grid: out of memory");
+        goto done;
     }
-    LC__GRID_T("dy", 4, g.B, g.H, g.N, g.D, 1.0f, 0);
-    if (g.op != 0) {
-        LC__GRID_T("feature_map_q.weight", 3, g.H, g.D, g.f, 0, 0.3f, 0);
-        LC__GRID_T("feature_map_k.weight", 3, g.H, g.D, g.f, 0, 0.3f, 0);
-        if (g.bias) {
-            LC__GRID_T("feature_map_q.bias", 1, g.H, 0, 0, 0, 0.5f, 0);
-            LC__GRID_T("feature_map_k.bias", 1, g.H, 0, 0, 0, 0.5f, 0);
-        }
-    }
-    if (g.op == 2) LC__GRID_T("window_factors", 1, g.H, 0, 0, 0, 1.0f, 0);
-    if (g.state) {
-        LC__GRID_T("kv_state", 4, g.B, g.H, F, g.D, 1.0f, 1);
-        LC__GRID_T("k_state", 3, g.B, g.H, F, 0, 1.0f, 2);
-    }
-    if (g.da) LC__GRID_T("da", 4, g.B, g.H, g.N, g.N, 1.0f, 0);
-#undef LC__GRID_T
+    nt = in.nt;
     snprintf(win, sizeof win, "%d", g.window);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)sd);
     {
@@ -12504,17 +12525,17 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
             meta[nm_++] = "window"; meta[nm_++] = win;
             meta[nm_++] = "affine"; meta[nm_++] = g.affine ? "1" : "0";
         }
-        if ((st = lc_ref_run(NULL, nt, names, data, ndim, shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
+        if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
         meta[nm_++] = "precision"; meta[nm_++] = "f64";
-        if ((st = lc_ref_run(NULL, nt, names, data, ndim, shape, meta, nm_ / 2, &r64, err)) != LOLCATS_OK) goto done;
+        if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r64, err)) != LOLCATS_OK) goto done;
         // the file: inputs, expected outputs, f64.<name>; metadata
         for (t = 0; t < nt; t++) {
             lc_tensor *x = &list[n_out++];
             int d;
             memset(x, 0, sizeof *x);
-            x->name = names[t]; x->dtype = LOLCATS_DTYPE_F32; x->ndim = ndim[t]; x->data = data[t];
+            x->name = in.names[t]; x->dtype = LOLCATS_DTYPE_F32; x->ndim = in.ndim[t]; x->data = in.data[t];
             x->nbytes = sizeof(float);
-            for (d = 0; d < ndim[t]; d++) { x->shape[d] = shape[t * LOLCATS_MAX_DIMS + d]; x->nbytes *= (size_t)x->shape[d]; }
+            for (d = 0; d < in.ndim[t]; d++) { x->shape[d] = in.shape[t * LOLCATS_MAX_DIMS + d]; x->nbytes *= (size_t)x->shape[d]; }
         }
         for (t = 0; t < lc_ref_result_count(r32); t++) list[n_out++] = lc_ref_result_tensors(r32)[t];
         for (t = 0; t < lc_ref_result_count(r64) && t < LOLCATS_REF_MAX_OUT + 8; t++) {
@@ -12533,7 +12554,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
 done:
     lc_ref_result_free(r32);
     lc_ref_result_free(r64);
-    for (t = 0; t < 12; t++) LOLCATS_FREE(buf[t]);
+    for (t = 0; t < 12; t++) LOLCATS_FREE(in.buf[t]);
     return st;
 }
 // >>ref-grid-end
