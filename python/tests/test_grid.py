@@ -66,3 +66,16 @@ def test_grid_expected_reproduced(grid_dir):
         if c.name == "tk_ties":                        # the ties are there
             k = c.inputs["k"]
             assert np.array_equal(k[:, :, 1::2], k[:, :, 0:-1:2][:, :, :k[:, :, 1::2].shape[2]])
+
+
+def test_cli_grid_errors(tmp_path):
+    if not os.path.exists(BIN):
+        pytest.skip("no %s" % BIN)
+    f = tmp_path / "file"
+    f.write_text("x")
+    for args, code, msg in ((["--grid", str(f)], 1, "expected a directory"),
+                            (["--grid", str(tmp_path / "no" / "dir")], 1, "cannot create the directory"),
+                            (["a", "b", "--grid", str(tmp_path / "g")], 2, "takes no IN/OUT"),
+                            (["--grid"], 2, "--grid needs a value")):
+        p = subprocess.run([BIN, "ref"] + args, capture_output=True, text=True)
+        assert p.returncode == code and msg in p.stderr, (args, p.returncode, p.stderr)
