@@ -44,6 +44,14 @@ $(B)/lolcats: $(TOOLS_SRC) tools/*.h lolcats.h
 	@mkdir -p $(B)
 	$(TOOL_CC) $(ALL_CFLAGS) -o $@ $(TOOLS_SRC) $(LDLIBS)
 
+# `make shared`: build/liblolcats.so, the header's implementation as a shared
+# library (what python/lolcats loads through ctypes).
+.PHONY: shared
+shared: $(B)/liblolcats.so
+$(B)/liblolcats.so: lolcats.h
+	@mkdir -p $(B)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -DLOLCATS_IMPLEMENTATION -x c -o $@ lolcats.h $(LDLIBS)
+
 $(B)/tests/%: tests/%.c $(wildcard tests/*.h) lolcats.h
 	@mkdir -p $(B)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -77,7 +85,7 @@ $(B)/bench/%: bench/%.c lolcats.h
 	@mkdir -p $(B)/bench
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
 
-test: $(B)/lolcats $(TESTS) $(EXAMPLES)
+test: $(B)/lolcats $(TESTS) $(EXAMPLES) $(B)/liblolcats.so
 	@sh tests/run.sh $(B)
 
 # Every variant with -Werror, the suite under ASan+UBSan, scalar-only, C++.

@@ -1189,6 +1189,7 @@ typedef struct lc_ref_case {
     size_t n_pred;
     int cols;
     float factor;                           // loss factor (mse 1000, xent 1)
+    int skip_weights;                       // 1: no attention weights a unless da is given
 } lc_ref_case;
 
 // Every array is allocated by lc_ref_eval and NULL when it does not apply.
@@ -1214,6 +1215,59 @@ LCAPI lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, float
 #define LOLCATS_REF_MAX_OUT 16
 LCAPI int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *out,
                              lc_tensor list[LOLCATS_REF_MAX_OUT]);
+
+// >>api-ref-run
+// One whole `lolcats ref` run: the case read from a safetensors file (or from
+// named float32 arrays, lc_ref_run), the run options, lc_ref_eval and the named
+// outputs. The command and build/liblolcats.so (the Python module) both go
+// through lc_ref_run_st, so they give the same bits. Run options are metadata
+// keys of the case, or given in opts (key, value pairs, which win):
+//   weights = 0 (default) | 1   compute and return the attention weights a
+//                               (also computed when da is given)
+//   scalar = 0 | 1              the scalar reference path
+//   linear_state = 0 | 1        linear_attention through the causal state form
+//   intermediates = 0 | 1       also phi_q, phi_k, window_max, window/linear
+//                               numerators and denominators, prefix, final
+//                               and decode states (see >>ref-intermediates);
+//                               tensors d_final_kv_state / d_final_k_state of
+//                               the case are a cotangent on the final state
+//   precision = f32 (default) | f64 | bf16
+//                               f64: the op in double (forward and backward,
+//                               quadratic, one thread), outputs rounded once;
+//                               bf16: every input rounded to bfloat16 (nearest
+//                               even), then the f32 run
+typedef struct lc_ref_result lc_ref_result;            // opaque
+LCAPI lc_status lc_ref_run_st(const lc_ctx *ctx /*NULL: best path*/, const lc_st_file *in,
+                              const char *const *opts, int n_opts, lc_ref_result **out,
+                              lc_error *err);
+// The same from n named tensors: names[i], data[i] (float32, contiguous),
+// ndim[i], shape[i * LOLCATS_MAX_DIMS ..]; meta: n_meta key/value pairs
+// (op, variant, window, ... and the run options above).
+LCAPI lc_status lc_ref_run(const lc_ctx *ctx, int n, const char *const *names,
+                           const float *const *data, const int *ndim, const int64_t *shape,
+                           const char *const *meta, int n_meta, lc_ref_result **out,
+                           lc_error *err);
+LCAPI int lc_ref_result_count(const lc_ref_result *r);
+LCAPI const lc_tensor *lc_ref_result_tensors(const lc_ref_result *r);  // count entries, F32
+// Flat accessors (for ctypes): name, rank, one dim and the data of output i.
+LCAPI const char *lc_ref_result_name(const lc_ref_result *r, int i);
+LCAPI int lc_ref_result_ndim(const lc_ref_result *r, int i);
+LCAPI int64_t lc_ref_result_dim(const lc_ref_result *r, int i, int d);
+LCAPI const float *lc_ref_result_data(const lc_ref_result *r, int i);
+// The output file's metadata (op, simd, lolcats_version): n pairs.
+LCAPI const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n);
+LCAPI void lc_ref_result_free(lc_ref_result *r);      // NULL ok
+// The edge grid (`lolcats ref --grid DIR`): lc_ref_grid_count seeded cases
+// (N in {1, 2, 63, 64, 65, 127, 128, 129, 1000} for tk and sw, N < window,
+// decode after a prefill at every offset mod 64, GQA 1/4/8, D 60/64/128,
+// B > 1, input scales, x8 logits, ties in m_i, each feature map, affine,
+// carried state, da; softmax and linear; those past N = 2w, where the
+// linear terms start). lc_ref_grid_write writes case i to
+// path: its inputs, the expected outputs (default path) under their names and
+// the precision=f64 ones as "f64.<name>"; metadata case, seed, note.
+LCAPI int lc_ref_grid_count(void);
+LCAPI const char *lc_ref_grid_name(int i, char *buf, size_t n);
+LCAPI lc_status lc_ref_grid_write(const char *path, int i, lc_error *err);
 // >>api-ref-end
 
 #ifdef __cplusplus
@@ -12734,7 +12788,7 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "head dim %d / feature dim %d above 1024", D, f);
 
     out->y = lc__zalloc(nq, &fail);
-    if (rc->op != LOLCATS_OP_LINEAR) out->a = lc__zalloc(nrow * N, &fail);
+    if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
     save1 = lc__zalloc(nrow, &fail);
     save2 = lc__zalloc(nrow, &fail);
     if (lin) {
@@ -12779,7 +12833,7 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     switch (rc->op) {
     case LOLCATS_OP_SOFTMAX:
         lc_attn_softmax_fwd(ctx, out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
-        lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
+        if (out->a) lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
         if (grad)
             lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : dyz, rc->da,
                                 out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
@@ -12804,8 +12858,10 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     default:
         // the attention weights need the quadratic form; y and the gradients
         // come from the fast form unless this is the scalar reference run
-        lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
-                           phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        // (without a on a SIMD path only the fast form runs: O(N) memory)
+        if (out->a || !state)
+            lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
+                               phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
         if (state) {
             float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
             if (!fail) {
@@ -13062,6 +13118,1135 @@ LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
     return n;
 }
 // >>impl-ref-end
+
+// >>impl-ref-run
+// >>ref-intermediates
+// intermediates=1: what a backend computes on the way, in double (rounded
+// once), each named so a mismatch can be localised. Rows (B,H,N): window_max
+// (m_i), window_den; (B,H,N,D): window_num, linear_num; linear_den. y =
+// (window_num + linear_num) / (window_den + linear_den); the linear parts
+// include the carried state (and linear_attention's eps). States, from the
+// initial (kv_state, k_state) or zero: prefix_kv_state (B,H,C+1,F,D) and
+// prefix_k_state (B,H,C+1,F) at the chunk starts t_0 = 0 < t_1 < ... < t_C = N
+// (the mask's blocks of w: tk aligned to the end, sw to the start; 64 for
+// linear_attention), final_kv_state / final_k_state (all N keys), and for
+// hybrid decode_kv_state / decode_k_state: the state token-by-token decoding
+// continues from after this prefill (keys before the last w).
+// Cotangents d_final_kv_state (B,H,F,D) / d_final_k_state (B,H,F) on the
+// final state add their gradient to dq.. (and d_kv_state, d_k_state).
+#define LC__REF_IM_MAX 16
+typedef struct {
+    float *buf[LC__REF_IM_MAX];
+    int n;
+    float *dSf, *dzf;                      // cotangents (owned) or NULL
+    float *dy0;                            // zero dy when only cotangents are given
+} lc__ref_extra;
+
+static void lc__ref_extra_free(lc__ref_extra *x) {
+    int i;
+    for (i = 0; i < x->n; i++) LOLCATS_FREE(x->buf[i]);
+    LOLCATS_FREE(x->dSf); LOLCATS_FREE(x->dzf); LOLCATS_FREE(x->dy0);
+    memset(x, 0, sizeof *x);
+}
+
+#define LC__REF_RUN_MAX_OUT 48
+struct lc_ref_result {
+    lc_ref_case rc;
+    lc_ref_out out;
+    float *owned;
+    lc_tensor list[LC__REF_RUN_MAX_OUT];
+    int n, n_meta;
+    const char *meta[8];
+    lc__ref_extra x;                       // intermediates, cotangents
+};
+
+// >>ref-f64
+// precision=f64: the ref ops again in double, quadratic and single-threaded,
+// straight from LOLCATS_MATH.md (feature maps, softmax, linear, hybrid with
+// its masks, m_i's arg-max gradient and the carried state); outputs rounded
+// to float once at the end. The loss ops already accumulate in double.
+static double *lc__f64_dup(const float *x, size_t n, int *fail) {
+    double *p;
+    size_t i;
+    if (!x) return NULL;
+    p = (double *)LOLCATS_MALLOC(sizeof(double) * (n ? n : 1));
+    if (!p) { *fail = 1; return NULL; }
+    for (i = 0; i < n; i++) p[i] = (double)x[i];
+    return p;
+}
+
+static double *lc__f64_zero(size_t n, int *fail) {
+    double *p = (double *)LOLCATS_MALLOC(sizeof(double) * (n ? n : 1));
+    if (!p) *fail = 1;
+    else memset(p, 0, sizeof(double) * (n ? n : 1));
+    return p;
+}
+
+static void lc__f64_store(float *dst, const double *src, size_t n) {
+    size_t i;
+    if (dst && src)
+        for (i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+// The activation of one row before the clamp: out (F) from z (f).
+static void lc__f64_act(double *out, const double *z, int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg);
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        double mx = z[0], mn = z[0], s1 = 0, s2 = 0;
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            s1 += out[c] = exp(z[c] - mx);
+            if (two) s2 += out[f + c] = exp(mn - z[c]);
+        }
+        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM)
+            for (c = 0; c < f; c++) {
+                out[c] /= s1;
+                if (two) out[f + c] /= s2;
+            }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? 1.0 + z[c] : exp(z[c]);
+    } else {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? z[c] : 0.0;
+    }
+}
+
+// dz (f) from dout (F, already gated by the clamp), out (F) and z (f).
+static void lc__f64_act_bwd(double *dz, const double *dout, const double *out, const double *z,
+                            int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg), nmx = 0, nmn = 0;
+    double s1 = 0, s2 = 0, mx = z[0], mn = z[0];
+    for (c = 0; c < f; c++) dz[c] = 0;
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+        for (c = 0; c < f; c++) {
+            s1 += out[c] * dout[c];
+            if (two) s2 += out[f + c] * dout[f + c];
+        }
+        for (c = 0; c < f; c++) {
+            dz[c] = out[c] * (dout[c] - s1);
+            if (two) dz[c] -= out[f + c] * (dout[f + c] - s2);
+        }
+    } else if (cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        // exp(z - max z): the max's gradient goes to the arg-max (ties share it)
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            dz[c] += dout[c] * out[c];
+            s1 -= dout[c] * out[c];
+            if (two) {
+                dz[c] -= dout[f + c] * out[f + c];
+                s2 += dout[f + c] * out[f + c];
+            }
+            nmx += z[c] == mx;
+            nmn += z[c] == mn;
+        }
+        for (c = 0; c < f; c++) {
+            if (z[c] == mx) dz[c] += s1 / nmx;
+            if (two && z[c] == mn) dz[c] += s2 / nmn;
+        }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : dout[c] * exp(z[c]);
+    } else {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : 0.0;
+    }
+}
+
+// phi (B,H,N,F) from x (B,Hx,N,D); with dphi: the backward into dx, dw, db.
+static void lc__f64_fmap(double *phi, const double *dphi, double *dx, double *dw, double *db,
+                         const double *x, const double *w, const double *bias, int B, int H,
+                         int Hx, int N, int D, int f, const lc_fmap_cfg *cfg, double *tmp) {
+    int F = lc_fmap_out_dim(cfg, f), b, h, n, d, c;
+    double *z = tmp, *out = tmp + f, *dout = out + F, *dz = dout + F;
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (n = 0; n < N; n++) {
+                const double *xr = x + (((size_t)b * Hx + (size_t)(h / (H / Hx))) * N + n) * D;
+                const double *wh = w + (size_t)h * D * f;
+                size_t row = ((size_t)b * H + h) * N + n;
+                for (c = 0; c < f; c++) z[c] = bias ? bias[h] : 0.0;
+                for (d = 0; d < D; d++)
+                    for (c = 0; c < f; c++) z[c] += xr[d] * wh[(size_t)d * f + c];
+                lc__f64_act(out, z, f, cfg);
+                if (!dphi) {
+                    for (c = 0; c < F; c++) phi[row * F + c] = out[c] < (double)cfg->eps ? (double)cfg->eps : out[c];
+                    continue;
+                }
+                for (c = 0; c < F; c++) dout[c] = out[c] >= (double)cfg->eps ? dphi[row * F + c] : 0.0;
+                lc__f64_act_bwd(dz, dout, out, z, f, cfg);
+                for (d = 0; d < D; d++) {
+                    double *dxr = dx + (((size_t)b * Hx + (size_t)(h / (H / Hx))) * N + n) * D;
+                    for (c = 0; c < f; c++) {
+                        dxr[d] += dz[c] * wh[(size_t)d * f + c];
+                        dw[((size_t)h * D + d) * f + c] += xr[d] * dz[c];
+                    }
+                }
+                if (db)
+                    for (c = 0; c < f; c++) db[h] += dz[c];
+            }
+}
+
+static double lc__f64_dot(const double *a, const double *b, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// One attention op in double over (b, h): y, den/m saved per row, a when
+// asked, and with dy/da the backward. kind: LOLCATS_OP_SOFTMAX, _LINEAR, _HYBRID.
+typedef struct {
+    int kind, B, H, Hk, N, D, F;
+    const lc_hybrid_cfg *cfg;
+    double leps;
+    const double *q, *k, *v, *pq, *pk, *wf, *S, *z, *dy, *da;
+    double *y, *a, *dq, *dk, *dv, *dpq, *dpk, *dwf, *dS, *dz;
+    double *w;                             // (N) scratch: one row of weights
+    double *im_m, *im_wn, *im_wd, *im_ln, *im_ld;  // intermediates (rows) or NULL
+} lc__f64_attn;
+
+// One row i of (b, h): the row's locals of lc__f64_attn_run.
+typedef struct {
+    size_t bh, g;
+    int i;
+    double m, den, den0, gam, lam, dgam, dlam;
+    double *yr;
+    const double *Q, *K, *V, *PQ, *PK, *S, *Z;
+} lc__f64_row;
+
+// Forward of row i: m_i, the weights w_j (t->w), y_i = num/den, the
+// intermediates and a_ij = w_j / den0 (den0: without the carried state).
+static void lc__f64_row_fwd(const lc__f64_attn *t, lc__f64_row *r) {
+    int N = t->N, D = t->D, F = t->F, i = r->i, j, d, c;
+    size_t bh = r->bh;
+    double scale = 1.0 / sqrt((double)D), m = -HUGE_VAL, den = 0, den0, *yr = r->yr, gam = r->gam, lam = r->lam;
+    const double *Q = r->Q, *K = r->K, *V = r->V, *PQ = r->PQ, *PK = r->PK, *S = r->S, *Z = r->Z;
+    for (d = 0; d < D; d++) yr[d] = 0;
+    // the row's weights w_j and m
+    for (j = 0; j <= i; j++) {
+        int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                              : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+        if (mk & 1) {
+            double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+            if (s > m) m = s;
+        }
+    }
+    for (j = 0; j <= i; j++) {
+        int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                              : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+        double wj = 0, we = 0;
+        if (mk & 1) wj = we = gam * exp(lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale - m);
+        if (mk & 2) wj += lam * lc__f64_dot(PQ + (size_t)i * F, PK + (size_t)j * F, F);
+        t->w[j] = wj;
+        if (t->im_wn) {  // the window and linear parts apart
+            size_t row = bh * N + i;
+            t->im_wd[row] += we;
+            t->im_ld[row] += wj - we;
+            for (d = 0; d < D; d++) {
+                t->im_wn[row * D + d] += we * V[(size_t)j * D + d];
+                t->im_ln[row * D + d] += (wj - we) * V[(size_t)j * D + d];
+            }
+        }
+        den += wj;
+        for (d = 0; d < D; d++) yr[d] += wj * V[(size_t)j * D + d];
+    }
+    den0 = den;          // the weights a are normalised without the state
+    if (S) {
+        for (c = 0; c < F; c++) {
+            double p = lam * PQ[(size_t)i * F + c];
+            den += p * Z[c];
+            for (d = 0; d < D; d++) yr[d] += p * S[(size_t)c * D + d];
+        }
+    }
+    if (t->kind == LOLCATS_OP_LINEAR) den += t->leps;
+    if (t->im_wn) {
+        size_t row = bh * N + i;
+        if (t->im_m) t->im_m[row] = m;
+        t->im_ld[row] += den - den0;   // the carried state's part (and linear eps)
+        for (d = 0; d < D; d++)
+            t->im_ln[row * D + d] = yr[d] - t->im_wn[row * D + d];  // state part added below
+    }
+    for (d = 0; d < D; d++) yr[d] /= den;
+    if (t->a)
+        for (j = 0; j <= i; j++) t->a[(bh * N + i) * N + j] = t->w[j] / den0;
+    r->m = m;
+    r->den = den;
+    r->den0 = den0;
+}
+
+// Backward of row i, from dy_i / da_i: dW_j for every key, then the window
+// (scores, m's arg-max, gamma), linear (features, lambda), v and state parts.
+static void lc__f64_row_bwd(const lc__f64_attn *t, lc__f64_row *r) {
+    int N = t->N, D = t->D, F = t->F, i = r->i, j, d, c, nmax = 0;
+    size_t bh = r->bh, g = r->g;
+    double scale = 1.0 / sqrt((double)D), m = r->m, den = r->den, den0 = r->den0, gam = r->gam, lam = r->lam;
+    double *yr = r->yr, dyy = 0, sa = 0, cd, ca, dm = 0, *ds = t->w + N;    // ds: (N) scores' gradient
+    const double *Q = r->Q, *K = r->K, *V = r->V, *PQ = r->PQ, *PK = r->PK, *S = r->S, *Z = r->Z;
+    const double *dyr = t->dy ? t->dy + (bh * N + i) * D : NULL;
+    const double *dar = t->da ? t->da + (bh * N + i) * N : NULL;
+    double dgam = 0, dlam = 0;
+    // backward of the row: dW_j = (dy.v_j - dy.y)/den + (da_j - sum_k da_k a_k)/den0
+    if (dyr) dyy = lc__f64_dot(dyr, yr, D);
+    if (dar)
+        for (j = 0; j <= i; j++) sa += dar[j] * t->w[j] / den0;
+    cd = -dyy / den;
+    ca = -sa / den0;
+    for (j = 0; j <= i; j++) {
+        int mk = t->kind == LOLCATS_OP_HYBRID ? lc_hybrid_mask(t->cfg, N, i, j)
+                                              : t->kind == LOLCATS_OP_SOFTMAX ? 1 : 2;
+        double dW = cd;
+        ds[j] = 0;
+        if (!mk) continue;
+        if (dyr) dW += lc__f64_dot(dyr, V + (size_t)j * D, D) / den;
+        if (dar) dW += dar[j] / den0 + ca;
+        if (dyr)
+            for (d = 0; d < D; d++) t->dv[(g * N + j) * D + d] += t->w[j] * dyr[d] / den;
+        if (mk & 1) {
+            double s = lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale;
+            double e = exp(s - m), tt = dW * gam * e;
+            ds[j] = tt;
+            dm -= tt;
+            dgam += dW * e;
+            nmax += s == m;
+        }
+        if (mk & 2) {
+            const double *pqi = PQ + (size_t)i * F, *pkj = PK + (size_t)j * F;
+            for (c = 0; c < F; c++) {
+                t->dpq[(bh * N + i) * F + c] += lam * dW * pkj[c];
+                t->dpk[(bh * N + j) * F + c] += lam * dW * pqi[c];
+            }
+            dlam += dW * lc__f64_dot(pqi, pkj, F);
+        }
+    }
+    // softmax: exp(s - m) / sum is unchanged by m; the hybrid's is not
+    if (t->kind == LOLCATS_OP_HYBRID && nmax)
+        for (j = 0; j <= i; j++)
+            if ((lc_hybrid_mask(t->cfg, N, i, j) & 1) &&
+                lc__f64_dot(Q + (size_t)i * D, K + (size_t)j * D, D) * scale == m)
+                ds[j] += dm / nmax;
+    for (j = 0; j <= i; j++) {
+        if (ds[j] == 0) continue;
+        for (d = 0; d < D; d++) {
+            t->dq[(bh * N + i) * D + d] += ds[j] * K[(size_t)j * D + d] * scale;
+            t->dk[(g * N + j) * D + d] += ds[j] * Q[(size_t)i * D + d] * scale;
+        }
+    }
+    if (S) {
+        const double *pqi = PQ + (size_t)i * F;
+        for (c = 0; c < F; c++) {
+            double sg = 0;
+            if (dyr)
+                for (d = 0; d < D; d++) sg += S[(size_t)c * D + d] * dyr[d] / den;
+            t->dpq[(bh * N + i) * F + c] += lam * (sg + cd * Z[c]);
+            if (dyr)
+                for (d = 0; d < D; d++) t->dS[(bh * F + c) * D + d] += lam * pqi[c] * dyr[d] / den;
+            t->dz[bh * F + c] += lam * cd * pqi[c];
+            dlam += pqi[c] * sg + cd * pqi[c] * Z[c];
+        }
+    }
+    r->dgam += dgam;
+    r->dlam += dlam;
+}
+
+static void lc__f64_attn_run(const lc__f64_attn *t) {
+    int N = t->N, D = t->D, F = t->F, b, h, i;
+    for (b = 0; b < t->B; b++)
+        for (h = 0; h < t->H; h++) {
+            lc__f64_row r;
+            memset(&r, 0, sizeof r);
+            r.g = (size_t)b * t->Hk + (size_t)(h / (t->H / t->Hk));
+            r.bh = (size_t)b * t->H + h;
+            r.Q = t->q + r.bh * N * D; r.K = t->k + r.g * N * D; r.V = t->v + r.g * N * D;
+            r.PQ = t->pq ? t->pq + r.bh * N * F : NULL; r.PK = t->pk ? t->pk + r.bh * N * F : NULL;
+            r.S = t->S ? t->S + r.bh * F * D : NULL; r.Z = t->z ? t->z + r.bh * F : NULL;
+            r.gam = r.lam = 1;
+            if (t->kind == LOLCATS_OP_HYBRID) {
+                r.gam = 1.0 / (1.0 + exp(-t->wf[h]));
+                r.lam = t->cfg->affine ? 1.0 - r.gam : 1.0;
+            }
+            for (i = 0; i < N; i++) {
+                r.i = i;
+                r.yr = t->y + (r.bh * N + i) * D;
+                lc__f64_row_fwd(t, &r);
+                if (t->dy || t->da) lc__f64_row_bwd(t, &r);
+            }
+            if (t->kind == LOLCATS_OP_HYBRID && t->dwf) {
+                if (t->cfg->affine) r.dgam -= r.dlam;
+                t->dwf[h] += r.dgam * r.gam * (1.0 - r.gam);
+            }
+        }
+}
+
+static lc_status lc__ref_eval_f64(const lc_ref_case *rc, lc_ref_out *out, lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0;
+    int F = lc_fmap_out_dim(&rc->fmap, f), grad = rc->dy || rc->da, lin = rc->op != LOLCATS_OP_SOFTMAX;
+    int want_a = rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da);
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nphi = (size_t)B * H * N * F;
+    size_t nw = (size_t)H * D * f, ns = (size_t)B * H * F * D;
+    lc__f64_attn t;
+    double *q, *k, *v, *wq, *wk, *bq, *bk, *S, *z, *dy, *da, *tmp;
+    double *dwq = NULL, *dwk = NULL, *dbq = NULL, *dbk = NULL;
+    lc_status st;
+    lc_ctx scalar;
+    // shapes, the options and the output arrays: lc_ref_eval's on the scalar
+    // path (its float values are then overwritten)
+    memset(&scalar, 0, sizeof scalar);
+    scalar.simd = LOLCATS_SIMD_SCALAR;
+    if ((st = lc_ref_eval(&scalar, rc, out, err)) != LOLCATS_OK) return st;
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) return LOLCATS_OK;
+    memset(&t, 0, sizeof t);
+    q = lc__f64_dup(rc->q, nq, &fail); k = lc__f64_dup(rc->k, nk, &fail); v = lc__f64_dup(rc->v, nk, &fail);
+    wq = lc__f64_dup(rc->wq, nw, &fail); wk = lc__f64_dup(rc->wk, nw, &fail);
+    bq = lc__f64_dup(rc->bq, (size_t)H, &fail); bk = lc__f64_dup(rc->bk, (size_t)H, &fail);
+    S = lc__f64_dup(rc->kv_state, ns, &fail); z = lc__f64_dup(rc->k_state, (size_t)B * H * F, &fail);
+    dy = lc__f64_dup(rc->dy, nq, &fail); da = lc__f64_dup(rc->da, (size_t)B * H * N * N, &fail);
+    tmp = lc__f64_zero((size_t)f + 3 * (size_t)F + 2 * (size_t)N, &fail);
+    t.kind = rc->op; t.B = B; t.H = H; t.Hk = Hk; t.N = N; t.D = D; t.F = F;
+    t.cfg = &rc->hybrid; t.leps = (double)rc->linear_eps;
+    t.q = q; t.k = k; t.v = v; t.S = S; t.z = z; t.dy = dy; t.da = da;
+    t.y = lc__f64_zero(nq, &fail);
+    if (want_a) t.a = lc__f64_zero((size_t)B * H * N * N, &fail);
+    t.w = lc__f64_zero(2 * (size_t)N, &fail);
+    if (rc->op == LOLCATS_OP_HYBRID) t.wf = lc__f64_dup(rc->wf, (size_t)H, &fail);
+    if (lin) {
+        double *pq = lc__f64_zero(nphi, &fail), *pk = lc__f64_zero(nphi, &fail);
+        t.pq = pq; t.pk = pk;
+        if (!fail) {
+            lc__f64_fmap(pq, NULL, NULL, NULL, NULL, q, wq, bq, B, H, H, N, D, f, &rc->fmap, tmp);
+            lc__f64_fmap(pk, NULL, NULL, NULL, NULL, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        }
+    }
+    if (grad) {
+        t.dq = lc__f64_zero(nq, &fail); t.dk = lc__f64_zero(nk, &fail); t.dv = lc__f64_zero(nk, &fail);
+        if (lin) {
+            t.dpq = lc__f64_zero(nphi, &fail); t.dpk = lc__f64_zero(nphi, &fail);
+            dwq = lc__f64_zero(nw, &fail); dwk = lc__f64_zero(nw, &fail);
+            if (bq) dbq = lc__f64_zero((size_t)H, &fail);
+            if (bk) dbk = lc__f64_zero((size_t)H, &fail);
+        }
+        if (rc->op == LOLCATS_OP_HYBRID) t.dwf = lc__f64_zero((size_t)H, &fail);
+        if (S) { t.dS = lc__f64_zero(ns, &fail); t.dz = lc__f64_zero((size_t)B * H * F, &fail); }
+    }
+    if (!fail) {
+        lc__f64_attn_run(&t);
+        if (grad && lin) {
+            lc__f64_fmap(NULL, t.dpq, t.dq, dwq, dbq, q, wq, bq, B, H, H, N, D, f, &rc->fmap, tmp);
+            lc__f64_fmap(NULL, t.dpk, t.dk, dwk, dbk, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        }
+        lc__f64_store(out->y, t.y, nq);
+        lc__f64_store(out->a, t.a, (size_t)B * H * N * N);
+        lc__f64_store(out->dq, t.dq, nq);
+        lc__f64_store(out->dk, t.dk, nk);
+        lc__f64_store(out->dv, t.dv, nk);
+        lc__f64_store(out->dwq, dwq, nw);
+        lc__f64_store(out->dwk, dwk, nw);
+        lc__f64_store(out->dbq, dbq, (size_t)H);
+        lc__f64_store(out->dbk, dbk, (size_t)H);
+        lc__f64_store(out->dwf, t.dwf, (size_t)H);
+        lc__f64_store(out->dkv_state, t.dS, ns);
+        lc__f64_store(out->dk_state, t.dz, (size_t)B * H * F);
+    }
+    LOLCATS_FREE(q); LOLCATS_FREE(k); LOLCATS_FREE(v); LOLCATS_FREE(wq); LOLCATS_FREE(wk);
+    LOLCATS_FREE(bq); LOLCATS_FREE(bk); LOLCATS_FREE(S); LOLCATS_FREE(z); LOLCATS_FREE(dy);
+    LOLCATS_FREE(da); LOLCATS_FREE(tmp); LOLCATS_FREE(t.y); LOLCATS_FREE(t.a); LOLCATS_FREE(t.w);
+    LOLCATS_FREE((void *)t.wf); LOLCATS_FREE((void *)t.pq); LOLCATS_FREE((void *)t.pk);
+    LOLCATS_FREE(t.dq); LOLCATS_FREE(t.dk); LOLCATS_FREE(t.dv); LOLCATS_FREE(t.dpq);
+    LOLCATS_FREE(t.dpk); LOLCATS_FREE(dwq); LOLCATS_FREE(dwk); LOLCATS_FREE(dbq); LOLCATS_FREE(dbk);
+    LOLCATS_FREE(t.dwf); LOLCATS_FREE(t.dS); LOLCATS_FREE(t.dz);
+    if (fail) {
+        lc_ref_out_free(out);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "precision=f64: out of memory for B=%d H=%d N=%d D=%d",
+                            B, H, N, D);
+    }
+    return LOLCATS_OK;
+}
+
+// precision=bf16: every input rounded to bfloat16 (nearest even), then fp32.
+static void lc__ref_round_bf16(const float *p, size_t n) {
+    float *w = (float *)(uintptr_t)p;   // points into the run's own pool
+    size_t i;
+    if (!p) return;
+    for (i = 0; i < n; i++) w[i] = lc_bf16_to_f32(lc_f32_to_bf16(w[i]));
+}
+
+static void lc__ref_case_bf16(const lc_ref_case *rc) {
+    size_t nq = (size_t)rc->B * rc->H * rc->N * rc->D, nk = (size_t)rc->B * rc->Hk * rc->N * rc->D;
+    int F = lc_fmap_out_dim(&rc->fmap, rc->f);
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
+        lc__ref_round_bf16(rc->pred, rc->n_pred);
+        lc__ref_round_bf16(rc->target, rc->n_pred);
+        return;
+    }
+    lc__ref_round_bf16(rc->q, nq);
+    lc__ref_round_bf16(rc->k, nk);
+    lc__ref_round_bf16(rc->v, nk);
+    lc__ref_round_bf16(rc->dy, nq);
+    lc__ref_round_bf16(rc->da, (size_t)rc->B * rc->H * rc->N * rc->N);
+    if (rc->op == LOLCATS_OP_SOFTMAX) return;
+    lc__ref_round_bf16(rc->wq, (size_t)rc->H * rc->D * rc->f);
+    lc__ref_round_bf16(rc->wk, (size_t)rc->H * rc->D * rc->f);
+    lc__ref_round_bf16(rc->bq, (size_t)rc->H);
+    lc__ref_round_bf16(rc->bk, (size_t)rc->H);
+    lc__ref_round_bf16(rc->wf, (size_t)rc->H);
+    lc__ref_round_bf16(rc->kv_state, (size_t)rc->B * rc->H * F * rc->D);
+    lc__ref_round_bf16(rc->k_state, (size_t)rc->B * rc->H * F);
+}
+// >>ref-f64-end
+
+static int lc__ref_chunk_start(const lc_ref_case *rc, int c, int C) {
+    int w = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : 64, N = rc->N;
+    int pad = rc->op == LOLCATS_OP_HYBRID && rc->hybrid.variant == LOLCATS_WINDOW_TK ? C * w - N : 0;
+    int t = c * w - pad;
+    return t < 0 ? 0 : t > N ? N : t;
+}
+
+// Adds a float copy of src (n) to list as name, shape d[0..nd).
+static int lc__ref_im_add(lc__ref_extra *x, lc_tensor *list, int *nl, const char *name, const double *src,
+                          size_t n, int nd, const int64_t *dims) {
+    lc_tensor *t;
+    float *p;
+    int i;
+    if (x->n >= LC__REF_IM_MAX) return 0;
+    p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
+    if (!p) return 0;
+    lc__f64_store(p, src, n);
+    x->buf[x->n++] = p;
+    t = &list[(*nl)++];
+    memset(t, 0, sizeof *t);
+    t->name = name; t->dtype = LOLCATS_DTYPE_F32; t->ndim = nd; t->data = p;
+    t->nbytes = sizeof(float);
+    for (i = 0; i < nd; i++) { t->shape[i] = dims[i]; t->nbytes *= (size_t)dims[i]; }
+    return 1;
+}
+
+// The states of every (b, h): prefix (C+1 chunk starts), final, decode.
+static void lc__ref_scan_states(const lc_ref_case *rc, const double *pk, const double *v, double *pS,
+                                double *pz, double *Sf, double *zf, double *dS, double *dz, int F, int C) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, b, h, c, j, e, d;
+    int jd = N - (rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : N);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++) {
+            size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
+            double *S = Sf + bh * F * D, *z = zf + bh * F;
+            if (rc->kv_state)
+                for (e = 0; e < F * D; e++) S[e] = (double)rc->kv_state[bh * F * D + (size_t)e];
+            if (rc->k_state)
+                for (e = 0; e < F; e++) z[e] = (double)rc->k_state[bh * F + (size_t)e];
+            for (c = 0, j = 0; c <= C; c++) {
+                int tc = lc__ref_chunk_start(rc, c, C);
+                for (; j < tc; j++) {
+                    if (j == jd) {
+                        memcpy(dS + bh * F * D, S, sizeof(double) * (size_t)F * D);
+                        memcpy(dz + bh * F, z, sizeof(double) * (size_t)F);
+                    }
+                    for (e = 0; e < F; e++) {
+                        double p = pk[(bh * N + (size_t)j) * F + e];
+                        z[e] += p;
+                        for (d = 0; d < D; d++) S[(size_t)e * D + d] += p * v[(g * N + (size_t)j) * D + d];
+                    }
+                }
+                memcpy(pS + (bh * (C + 1) + c) * F * D, S, sizeof(double) * (size_t)F * D);
+                memcpy(pz + (bh * (C + 1) + c) * F, z, sizeof(double) * (size_t)F);
+            }
+            if (jd <= 0) {  // N <= w: every key still in the ring
+                for (e = 0; e < F * D; e++) dS[bh * F * D + (size_t)e] = rc->kv_state ? (double)rc->kv_state[bh * F * D + (size_t)e] : 0.0;
+                for (e = 0; e < F; e++) dz[bh * F + (size_t)e] = rc->k_state ? (double)rc->k_state[bh * F + (size_t)e] : 0.0;
+            }
+        }
+}
+
+// The final-state cotangent's gradient, added into out:
+// L += sum dSf . S_final + dzf . z_final, S_final = S0 + sum_j phik_j v_j^T.
+static int lc__ref_final_grad(const lc_ref_case *rc, lc_ref_out *out, const lc__ref_extra *x,
+                              const double *k, const double *v, const double *wk, const double *bk,
+                              const double *pk, double *tmp, int F) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0, b, h, j, e, d;
+    size_t nk = (size_t)B * Hk * N * D, nphi = (size_t)B * H * N * (size_t)F;
+    double *dpk = lc__f64_zero(nphi, &fail), *dkk = lc__f64_zero(nk, &fail);
+    double *dv = lc__f64_zero(nk, &fail), *dwk = lc__f64_zero((size_t)H * D * f, &fail);
+    double *dbk = rc->bk ? lc__f64_zero((size_t)H, &fail) : NULL;
+    if (!fail) {
+        for (b = 0; b < B; b++)
+            for (h = 0; h < H; h++) {
+                size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
+                const float *G = x->dSf + bh * F * D, *gz = x->dzf ? x->dzf + bh * F : NULL;
+                for (j = 0; j < N; j++) {
+                    const double *vj = v + (g * N + (size_t)j) * D, *pj = pk + (bh * N + (size_t)j) * F;
+                    for (e = 0; e < F; e++) {
+                        double acc = gz ? (double)gz[e] : 0.0;
+                        for (d = 0; d < D; d++) {
+                            acc += (double)G[(size_t)e * D + d] * vj[d];
+                            dv[(g * N + (size_t)j) * D + d] += pj[e] * (double)G[(size_t)e * D + d];
+                        }
+                        dpk[(bh * N + (size_t)j) * F + e] = acc;
+                    }
+                }
+                if (out->dkv_state)
+                    for (e = 0; e < F * D; e++) out->dkv_state[bh * F * D + (size_t)e] += G[e];
+                if (out->dk_state && gz)
+                    for (e = 0; e < F; e++) out->dk_state[bh * F + (size_t)e] += gz[e];
+            }
+        lc__f64_fmap(NULL, dpk, dkk, dwk, dbk, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        {
+            size_t i;
+            for (i = 0; i < nk; i++) { out->dk[i] += (float)dkk[i]; out->dv[i] += (float)dv[i]; }
+            for (i = 0; i < (size_t)H * D * f; i++) out->dwk[i] += (float)dwk[i];
+            if (dbk && out->dbk)
+                for (i = 0; i < (size_t)H; i++) out->dbk[i] += (float)dbk[i];
+        }
+    }
+    LOLCATS_FREE(dpk); LOLCATS_FREE(dkk); LOLCATS_FREE(dv); LOLCATS_FREE(dwk); LOLCATS_FREE(dbk);
+    return !fail;
+}
+
+// The intermediates (when list is set) and the cotangents' gradient (when
+// x->dSf is set, added into out). Returns 0 when out of memory.
+static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref_extra *x,
+                                 lc_tensor *list, int *nl) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0, ok = 1;
+    int F = rc->op == LOLCATS_OP_SOFTMAX ? 0 : lc_fmap_out_dim(&rc->fmap, f);
+    int w = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : 64, C = (N + w - 1) / w;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nrow = (size_t)B * H * N;
+    size_t nphi = nrow * (size_t)F, ns = (size_t)B * H * F * D;
+    double *q = lc__f64_dup(rc->q, nq, &fail), *k = lc__f64_dup(rc->k, nk, &fail), *v = lc__f64_dup(rc->v, nk, &fail);
+    double *wq = NULL, *wk = NULL, *bq = NULL, *bk = NULL, *pq = NULL, *pk = NULL, *tmp = NULL;
+    double *pS = NULL, *pz = NULL, *dS = NULL, *dz = NULL, *Sf = NULL, *zf = NULL;
+    lc__f64_attn t;
+    memset(&t, 0, sizeof t);
+    if (F) {
+        wq = lc__f64_dup(rc->wq, (size_t)H * D * f, &fail); wk = lc__f64_dup(rc->wk, (size_t)H * D * f, &fail);
+        bq = lc__f64_dup(rc->bq, (size_t)H, &fail); bk = lc__f64_dup(rc->bk, (size_t)H, &fail);
+        pq = lc__f64_zero(nphi, &fail); pk = lc__f64_zero(nphi, &fail);
+        tmp = lc__f64_zero((size_t)f + 3 * (size_t)F, &fail);
+        if (!fail) {
+            lc__f64_fmap(pq, NULL, NULL, NULL, NULL, q, wq, bq, B, H, H, N, D, f, &rc->fmap, tmp);
+            lc__f64_fmap(pk, NULL, NULL, NULL, NULL, k, wk, bk, B, H, Hk, N, D, f, &rc->fmap, tmp);
+        }
+    }
+    if (!fail && list) {
+        int64_t dq4[4], dr[3], dp[5], df[4];
+        dq4[0] = B; dq4[1] = H; dq4[2] = N; dq4[3] = D;
+        dr[0] = B; dr[1] = H; dr[2] = N;
+        t.kind = rc->op; t.B = B; t.H = H; t.Hk = Hk; t.N = N; t.D = D; t.F = F;
+        t.cfg = &rc->hybrid; t.leps = (double)rc->linear_eps;
+        t.q = q; t.k = k; t.v = v; t.pq = pq; t.pk = pk;
+        t.wf = rc->op == LOLCATS_OP_HYBRID ? lc__f64_dup(rc->wf, (size_t)H, &fail) : NULL;
+        t.S = lc__f64_dup(rc->kv_state, ns, &fail); t.z = lc__f64_dup(rc->k_state, (size_t)B * H * F, &fail);
+        t.y = lc__f64_zero(nq, &fail); t.w = lc__f64_zero(2 * (size_t)N, &fail);
+        if (rc->op != LOLCATS_OP_LINEAR) t.im_m = lc__f64_zero(nrow, &fail);
+        t.im_wn = lc__f64_zero(nq, &fail); t.im_ln = lc__f64_zero(nq, &fail);
+        t.im_wd = lc__f64_zero(nrow, &fail); t.im_ld = lc__f64_zero(nrow, &fail);
+        if (!fail) {
+            lc__f64_attn_run(&t);
+            if (F) {
+                df[0] = B; df[1] = H; df[2] = N; df[3] = F;
+                ok &= lc__ref_im_add(x, list, nl, "phi_q", pq, nphi, 4, df);
+                ok &= lc__ref_im_add(x, list, nl, "phi_k", pk, nphi, 4, df);
+            }
+            if (t.im_m) ok &= lc__ref_im_add(x, list, nl, "window_max", t.im_m, nrow, 3, dr);
+            if (rc->op != LOLCATS_OP_LINEAR) {
+                ok &= lc__ref_im_add(x, list, nl, "window_num", t.im_wn, nq, 4, dq4);
+                ok &= lc__ref_im_add(x, list, nl, "window_den", t.im_wd, nrow, 3, dr);
+            }
+            if (rc->op != LOLCATS_OP_SOFTMAX) {
+                ok &= lc__ref_im_add(x, list, nl, "linear_num", t.im_ln, nq, 4, dq4);
+                ok &= lc__ref_im_add(x, list, nl, "linear_den", t.im_ld, nrow, 3, dr);
+            }
+        }
+        LOLCATS_FREE((void *)t.wf); LOLCATS_FREE((void *)t.S); LOLCATS_FREE((void *)t.z);
+        LOLCATS_FREE(t.y); LOLCATS_FREE(t.w); LOLCATS_FREE(t.im_m); LOLCATS_FREE(t.im_wn);
+        LOLCATS_FREE(t.im_ln); LOLCATS_FREE(t.im_wd); LOLCATS_FREE(t.im_ld);
+        // the prefix states, the final and the decode state
+        if (!fail && F) {
+            pS = lc__f64_zero((size_t)B * H * (C + 1) * F * D, &fail);
+            pz = lc__f64_zero((size_t)B * H * (C + 1) * F, &fail);
+            Sf = lc__f64_zero(ns, &fail); zf = lc__f64_zero((size_t)B * H * F, &fail);
+            dS = lc__f64_zero(ns, &fail); dz = lc__f64_zero((size_t)B * H * F, &fail);
+        }
+        if (!fail && F) {
+            lc__ref_scan_states(rc, pk, v, pS, pz, Sf, zf, dS, dz, F, C);
+            {
+                int64_t d5[5], d4[4];
+                dp[0] = B; dp[1] = H; dp[2] = C + 1; dp[3] = F; dp[4] = D;
+                d5[0] = B; d5[1] = H; d5[2] = F; d5[3] = D;
+                d4[0] = B; d4[1] = H; d4[2] = F;
+                ok &= lc__ref_im_add(x, list, nl, "prefix_kv_state", pS, (size_t)B * H * (C + 1) * F * D, 5, dp);
+                ok &= lc__ref_im_add(x, list, nl, "prefix_k_state", pz, (size_t)B * H * (C + 1) * F, 4, dp);
+                ok &= lc__ref_im_add(x, list, nl, "final_kv_state", Sf, ns, 4, d5);
+                ok &= lc__ref_im_add(x, list, nl, "final_k_state", zf, (size_t)B * H * F, 3, d4);
+                if (rc->op == LOLCATS_OP_HYBRID) {
+                    ok &= lc__ref_im_add(x, list, nl, "decode_kv_state", dS, ns, 4, d5);
+                    ok &= lc__ref_im_add(x, list, nl, "decode_k_state", dz, (size_t)B * H * F, 3, d4);
+                }
+            }
+        }
+    }
+    if (!fail && F && x->dSf && out->dq && !lc__ref_final_grad(rc, out, x, k, v, wk, bk, pk, tmp, F)) fail = 1;
+    LOLCATS_FREE(q); LOLCATS_FREE(k); LOLCATS_FREE(v); LOLCATS_FREE(wq); LOLCATS_FREE(wk);
+    LOLCATS_FREE(bq); LOLCATS_FREE(bk); LOLCATS_FREE(pq); LOLCATS_FREE(pk); LOLCATS_FREE(tmp);
+    LOLCATS_FREE(pS); LOLCATS_FREE(pz); LOLCATS_FREE(dS); LOLCATS_FREE(dz); LOLCATS_FREE(Sf); LOLCATS_FREE(zf);
+    return !fail && ok;
+}
+// >>ref-intermediates-end
+
+// A run option: opts (key, value pairs) first, then the case's metadata.
+static const char *lc__ref_opt(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key) {
+    const char *s = NULL;
+    int i;
+    for (i = 0; i < n_opts && !s; i++)
+        if (opts[2 * i] && !strcmp(opts[2 * i], key)) s = opts[2 * i + 1];
+    return s ? s : lc_st_meta(in, key);
+}
+
+static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key, int *out, lc_error *err) {
+    const char *s = lc__ref_opt(in, opts, n_opts, key);
+    *out = 0;
+    if (!s) return LOLCATS_OK;
+    if (strcmp(s, "0") && strcmp(s, "1"))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option %s='%s' must be 0 or 1", lc_st_path(in),
+                            key, s);
+    *out = s[0] == '1';
+    return LOLCATS_OK;
+}
+
+// Reads the cotangents d_final_kv_state (B,H,F,D) / d_final_k_state (B,H,F).
+static lc_status lc__ref_cotangents(const lc_st_file *in, lc_ref_case *rc, lc__ref_extra *x,
+                                    lc_error *err) {
+    const lc_tensor *ts = lc_st_find(in, "d_final_kv_state"), *tz = lc_st_find(in, "d_final_k_state");
+    int F = lc_fmap_out_dim(&rc->fmap, rc->f), i;
+    int64_t want[4];
+    if (!ts && !tz) return LOLCATS_OK;
+    if (!ts || (rc->op != LOLCATS_OP_LINEAR && rc->op != LOLCATS_OP_HYBRID))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s", lc_st_path(in),
+                            !ts ? "'d_final_k_state' needs 'd_final_kv_state' (zeros if none)"
+                                : "d_final_kv_state: only linear_attention and hybrid_attention have a state");
+    want[0] = rc->B; want[1] = rc->H; want[2] = F; want[3] = rc->D;
+    for (i = 0; i < 2; i++) {
+        const lc_tensor *t = i ? tz : ts;
+        int nd = i ? 3 : 4, d, ok;
+        if (!t) continue;
+        ok = t->ndim == nd;
+        for (d = 0; ok && d < nd; d++) ok = t->shape[d] == want[d];
+        if (!ok)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: '%s' must have shape (B=%d,H=%d,F=%d%s)",
+                                lc_st_path(in), t->name, rc->B, rc->H, F, i ? "" : ",D");
+        if (!(*(i ? &x->dzf : &x->dSf) = (float *)LOLCATS_MALLOC(sizeof(float) * lc_tensor_numel(t))))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+        if (lc_tensor_to_f32(t, i ? x->dzf : x->dSf, err) != LOLCATS_OK) return err ? err->code : LOLCATS_ERR_FORMAT;
+    }
+    if (!rc->dy && !rc->da) {  // gradients from the state alone: dy = 0
+        size_t n = (size_t)rc->B * rc->H * rc->N * rc->D;
+        if (!(x->dy0 = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1))))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+        memset(x->dy0, 0, sizeof(float) * n);
+        rc->dy = x->dy0;
+    }
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_ref_result_free(lc_ref_result *r) {
+    if (!r) return;
+    lc_ref_out_free(&r->out);
+    lc__ref_extra_free(&r->x);
+    LOLCATS_FREE(r->owned);
+    LOLCATS_FREE(r);
+}
+
+LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const char *const *opts,
+                               int n_opts, lc_ref_result **out, lc_error *err) {
+    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention",
+                                      "mse_loss", "xent_loss"};
+    lc_ref_result *r;
+    lc_ctx c;
+    lc_tensor list[LOLCATS_REF_MAX_OUT];
+    int weights, scalar, linear_state, inter, i;
+    const char *prec;
+    lc_status st;
+    if (!out || !in || n_opts < 0 || (n_opts && !opts))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: NULL %s", !out ? "out" : !in ? "in" : "opts");
+    *out = NULL;
+    for (i = 0; i < 2 * n_opts; i++)
+        if (!opts[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: option entry %d is NULL", i);
+    if ((st = lc__ref_opt01(in, opts, n_opts, "weights", &weights, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "scalar", &scalar, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "linear_state", &linear_state, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "intermediates", &inter, err))) return st;
+    prec = lc__ref_opt(in, opts, n_opts, "precision");
+    if (prec && strcmp(prec, "f32") && strcmp(prec, "f64") && strcmp(prec, "bf16"))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option precision='%s': use f64, f32 or bf16",
+                            lc_st_path(in), prec);
+    if (prec) prec = !strcmp(prec, "f32") ? NULL : !strcmp(prec, "f64") ? "f64" : "bf16";  // static strings
+    if (ctx) c = *ctx;
+    else lc_ctx_init(&c);
+    if (scalar) c.simd = LOLCATS_SIMD_SCALAR;
+    r = (lc_ref_result *)LOLCATS_MALLOC(sizeof *r);
+    if (!r) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+    memset(r, 0, sizeof *r);
+    if ((st = lc_ref_case_from_st(in, &r->rc, &r->owned, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    r->rc.linear_state = linear_state;
+    r->rc.skip_weights = !weights;
+    if ((st = lc__ref_cotangents(in, &r->rc, &r->x, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
+    st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
+    if (st != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    r->n = lc_ref_out_tensors(&r->rc, &r->out, list);
+    memcpy(r->list, list, sizeof(lc_tensor) * (size_t)r->n);
+    if ((inter || r->x.dSf) && r->rc.op <= LOLCATS_OP_HYBRID &&
+        !lc__ref_intermediates(&r->rc, &r->out, &r->x, inter ? r->list : NULL, &r->n)) {
+        lc_ref_result_free(r);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the intermediates", lc_st_path(in));
+    }
+    r->meta[0] = "op"; r->meta[1] = ops[r->rc.op];
+    r->meta[2] = "simd"; r->meta[3] = lc_simd_name(c.simd);
+    r->meta[4] = "lolcats_version"; r->meta[5] = LOLCATS_VERSION_STRING;
+    r->n_meta = 3;
+    if (prec) { r->meta[6] = "precision"; r->meta[7] = prec; r->n_meta = 4; }
+    *out = r;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_ref_run(const lc_ctx *ctx, int n, const char *const *names,
+                            const float *const *data, const int *ndim, const int64_t *shape,
+                            const char *const *meta, int n_meta, lc_ref_result **out,
+                            lc_error *err) {
+    lc__buf h;
+    char num[96];
+    unsigned char *buf;
+    uint64_t off = 0, hlen;
+    size_t total;
+    lc_st_file *f = NULL;
+    int i, d;
+    lc_status st;
+    if (!out) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: NULL out");
+    *out = NULL;
+    if (n < 0 || n_meta < 0 || (n && (!names || !data || !ndim || !shape)) || (n_meta && !meta))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: bad tensor list (n=%d) or metadata (n_meta=%d)",
+                            n, n_meta);
+    for (i = 0; i < 2 * n_meta; i++)
+        if (!meta[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: metadata entry %d is NULL", i);
+    memset(&h, 0, sizeof h);
+    lc__buf_str(&h, "{");
+    if (n_meta) {
+        lc__buf_str(&h, "\"__metadata__\":{");
+        for (i = 0; i < n_meta; i++) {
+            if (i) lc__buf_str(&h, ",");
+            lc__buf_json_str(&h, meta[2 * i]);
+            lc__buf_str(&h, ":");
+            lc__buf_json_str(&h, meta[2 * i + 1]);
+        }
+        lc__buf_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        if (!names[i] || !names[i][0] || ndim[i] < 0 || ndim[i] > LOLCATS_MAX_DIMS) {
+            LOLCATS_FREE(h.p);
+            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor #%d ('%s'): %s", i,
+                                names[i] ? names[i] : "(null)",
+                                !names[i] || !names[i][0] ? "no name" : "rank outside [0, 8]");
+        }
+        for (d = 0; d < ndim[i]; d++) {
+            int64_t s = shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
+            if (s < 0 || (s && numel > ((uint64_t)1 << 40) / (uint64_t)s)) {
+                LOLCATS_FREE(h.p);
+                return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': dim %d = %lld is negative "
+                                    "or too large", names[i], d, (long long)s);
+            }
+            numel *= (uint64_t)s;
+        }
+        if (numel && !data[i]) {
+            LOLCATS_FREE(h.p);
+            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': NULL data", names[i]);
+        }
+        if (i || n_meta) lc__buf_str(&h, ",");
+        lc__buf_json_str(&h, names[i]);
+        lc__buf_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < ndim[i]; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d]);
+            lc__buf_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                 (unsigned long long)(off + 4 * numel));
+        lc__buf_str(&h, num);
+        off += 4 * numel;
+    }
+    lc__buf_str(&h, "}");
+    while (!h.oom && (8 + h.n) % 8) lc__buf_str(&h, " ");
+    if (h.oom) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory"); }
+    hlen = h.n;
+    total = (size_t)(8 + hlen + off);
+    buf = (unsigned char *)LOLCATS_MALLOC(total);
+    if (!buf) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory for %llu bytes", (unsigned long long)total); }
+    for (d = 0; d < 8; d++) buf[d] = (unsigned char)(hlen >> (8 * d));
+    memcpy(buf + 8, h.p, (size_t)hlen);
+    LOLCATS_FREE(h.p);
+    off = 0;
+    for (i = 0; i < n; i++) {
+        size_t nb = 4;
+        for (d = 0; d < ndim[i]; d++) nb *= (size_t)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
+        if (nb) memcpy(buf + 8 + hlen + off, data[i], nb);
+        off += nb;
+    }
+    st = lc_st_open_memory(&f, buf, total, "<arrays>", err);
+    if (st == LOLCATS_OK) st = lc_ref_run_st(ctx, f, NULL, 0, out, err);
+    lc_st_close(f);
+    LOLCATS_FREE(buf);
+    return st;
+}
+
+LCIMPL int lc_ref_result_count(const lc_ref_result *r) { return r ? r->n : 0; }
+LCIMPL const lc_tensor *lc_ref_result_tensors(const lc_ref_result *r) { return r ? r->list : NULL; }
+LCIMPL const char *lc_ref_result_name(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? r->list[i].name : NULL;
+}
+LCIMPL int lc_ref_result_ndim(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? r->list[i].ndim : -1;
+}
+LCIMPL int64_t lc_ref_result_dim(const lc_ref_result *r, int i, int d) {
+    return r && i >= 0 && i < r->n && d >= 0 && d < r->list[i].ndim ? r->list[i].shape[d] : -1;
+}
+LCIMPL const float *lc_ref_result_data(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? (const float *)r->list[i].data : NULL;
+}
+LCIMPL const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n) {
+    if (n) *n = r ? r->n_meta : 0;
+    return r ? r->meta : NULL;
+}
+// >>ref-grid
+// The edge grid a backend should pass (`lolcats ref --grid DIR`, `python -m
+// lolcats.grid DIR`): seeded cases, each one file holding its inputs (the
+// `ref` contract), the expected outputs of the default path under their
+// names and the f64 ones as "f64.<name>"; metadata case, seed, note.
+typedef struct {
+    const char *name;
+    int op, variant, window, B, H, Hk, N, D, f, act, half, affine, bias, state, da, ties;
+    float scale, qmul;
+    const char *note;
+} lc__grid_case;
+
+static const lc__grid_case lc__grid[] = {
+    // name                 op vr  w  B H Hk  N    D   f act hf af bi st da ti scale qmul
+    {"tk_n1",               2, 1, 64, 1, 2, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "one token (N <= w quirk)"},
+    {"tk_n2",               2, 1, 64, 1, 2, 2, 2,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N <= w quirk: window and linear terms on every key"},
+    {"tk_n63",              2, 1, 64, 1, 2, 2, 63,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < w"},
+    {"tk_n64",              2, 1, 64, 1, 2, 2, 64,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N = w"},
+    {"tk_n65",              2, 1, 64, 1, 2, 2, 65,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "w < N <= 2w: every key in the window"},
+    {"tk_n127",             2, 1, 64, 1, 2, 2, 127, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "partial first block"},
+    {"tk_n128",             2, 1, 64, 1, 2, 2, 128, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "2w"},
+    {"tk_n129",             2, 1, 64, 1, 2, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "first linear terms, one-token first block"},
+    {"tk_n1000",            2, 1, 64, 1, 2, 2, 1000, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N not a multiple of 64"},
+    {"sw_n1",               2, 0, 64, 1, 2, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "one token"},
+    {"sw_n2",               2, 0, 64, 1, 2, 2, 2,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n63",              2, 0, 64, 1, 2, 2, 63,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < w"},
+    {"sw_n64",              2, 0, 64, 1, 2, 2, 64,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n65",              2, 0, 64, 1, 2, 2, 65,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "first linear key"},
+    {"sw_n127",             2, 0, 64, 1, 2, 2, 127, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n128",             2, 0, 64, 1, 2, 2, 128, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n129",             2, 0, 64, 1, 2, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"sw_n1000",            2, 0, 64, 1, 2, 2, 1000, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"tk_n40_w128",         2, 1, 128, 1, 2, 2, 40, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < window (quirk)"},
+    {"sw_n40_w128",         2, 0, 128, 1, 2, 2, 40, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "N < window: no linear terms"},
+    {"tk_gqa1",             2, 1, 64, 1, 8, 8, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "GQA ratio 1"},
+    {"tk_gqa4",             2, 1, 64, 1, 8, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "GQA ratio 4"},
+    {"tk_gqa8",             2, 1, 64, 1, 8, 1, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "GQA ratio 8"},
+    {"tk_d60",              2, 1, 64, 1, 2, 1, 200, 60, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "D = 60 (not a vector multiple)"},
+    {"tk_d128",             2, 1, 64, 1, 2, 1, 200, 128, 64, 0, 0, 0, 0, 0, 0, 0, 1, 1, "D = 128, f = 64 (Llama 3 8B sizes)"},
+    {"tk_b3",               2, 1, 64, 3, 2, 1, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "B > 1"},
+    {"tk_scale0.01",        2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 0.01f, 1, "inputs x 0.01"},
+    {"tk_scale4",           2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 4, 1, "inputs x 4"},
+    {"tk_logits8",          2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 8, "q x 8: logits x 8, m_i far from the linear terms"},
+    {"tk_ties",             2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 1, 1, 1, "repeated keys: ties in m_i share its gradient"},
+    {"tk_affine",           2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 1, 0, 0, 0, 0, 1, 1, "lambda = 1 - gamma"},
+    {"tk_halfspace",        2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 1, 0, 0, 0, 0, 0, 1, 1, "softmax_dim halfspace, F = f"},
+    {"tk_exp_dim",          2, 1, 64, 1, 2, 2, 200, 64, 16, 1, 0, 0, 0, 0, 0, 0, 1, 1, "exp_dim feature map"},
+    {"tk_pos_elu",          2, 1, 64, 1, 2, 2, 200, 64, 16, 2, 0, 0, 0, 0, 0, 0, 1, 1, "pos_elu feature map"},
+    {"tk_relu_bias",        2, 1, 64, 1, 2, 2, 200, 64, 16, 3, 0, 0, 1, 0, 0, 0, 1, 1, "T2R: relu with per-head bias"},
+    {"tk_state",            2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state (kv_state, k_state)"},
+    {"sw_state",            2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state"},
+    {"tk_da",               2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "gradient of the attention weights (da)"},
+    {"softmax_n129",        0, 0, 0,  1, 4, 2, 129, 64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, "teacher softmax, GQA 2"},
+    {"softmax_n1",          0, 0, 0,  1, 4, 2, 1,   64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+    {"linear_n129",         1, 0, 0,  1, 4, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "pure linear attention"},
+    {"linear_n1",           1, 0, 0,  1, 4, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
+};
+#define LC__GRID_TABLE ((int)(sizeof lc__grid / sizeof lc__grid[0]))
+#define LC__GRID_DECODE 64   // decode after a prefill at every offset mod 64
+
+LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE; }
+
+LCIMPL const char *lc_ref_grid_name(int i, char *buf, size_t n) {
+    if (!buf || !n) return NULL;
+    if (i < 0 || i >= lc_ref_grid_count()) snprintf(buf, n, "?");
+    else if (i < LC__GRID_TABLE) snprintf(buf, n, "%s", lc__grid[i].name);
+    else snprintf(buf, n, "decode_p%d", 64 + (i - LC__GRID_TABLE));
+    return buf;
+}
+
+// A case's input tensors, drawn in a fixed order from one seeded lc_rng.
+typedef struct {
+    int nt;
+    const char *names[12];
+    const float *data[12];
+    int ndim[12];
+    int64_t shape[12 * LOLCATS_MAX_DIMS];
+    float *buf[12];
+} lc__grid_in;
+
+// kind 0: normal x mul; 1: |normal|; 2: |normal| + 1. Returns 0 when out of memory.
+static int lc__grid_add(lc__grid_in *in, lc_rng *rng, const char *name, int nd, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3, float mul, int kind) {
+    size_t n = (size_t)d0 * (size_t)(nd > 1 ? d1 : 1) * (size_t)(nd > 2 ? d2 : 1) * (size_t)(nd > 3 ? d3 : 1), e;
+    float *p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
+    int t = in->nt;
+    if (!p) return 0;
+    for (e = 0; e < n; e++) {
+        float x = lc_rng_normal(rng);
+        p[e] = kind == 1 ? fabsf(x) : kind == 2 ? fabsf(x) + 1.0f : x * mul;
+    }
+    in->buf[t] = p; in->names[t] = name; in->data[t] = p; in->ndim[t] = nd;
+    in->shape[t * LOLCATS_MAX_DIMS] = d0; in->shape[t * LOLCATS_MAX_DIMS + 1] = d1;
+    in->shape[t * LOLCATS_MAX_DIMS + 2] = d2; in->shape[t * LOLCATS_MAX_DIMS + 3] = d3;
+    in->nt++;
+    return 1;
+}
+
+// The inputs of case g (F: its feature dim): 0 when out of memory.
+static int lc__grid_inputs(const lc__grid_case *g, lc_rng *rng, int F, lc__grid_in *in) {
+    int ok = 1;
+    ok = ok && lc__grid_add(in, rng, "q", 4, g->B, g->H, g->N, g->D, g->scale * g->qmul, 0);
+    ok = ok && lc__grid_add(in, rng, "k", 4, g->B, g->Hk, g->N, g->D, g->scale, 0);
+    ok = ok && lc__grid_add(in, rng, "v", 4, g->B, g->Hk, g->N, g->D, g->scale, 0);
+    if (ok && g->ties) {  // every odd key repeats the one before it
+        int b, h, j, d;
+        for (b = 0; b < g->B; b++)
+            for (h = 0; h < g->Hk; h++)
+                for (j = 1; j < g->N; j += 2)
+                    for (d = 0; d < g->D; d++) {
+                        size_t o = (((size_t)b * g->Hk + h) * g->N + j) * g->D + d;
+                        in->buf[1][o] = in->buf[1][o - g->D];
+                    }
+    }
+    ok = ok && lc__grid_add(in, rng, "dy", 4, g->B, g->H, g->N, g->D, 1.0f, 0);
+    if (g->op != 0) {
+        ok = ok && lc__grid_add(in, rng, "feature_map_q.weight", 3, g->H, g->D, g->f, 0, 0.3f, 0);
+        ok = ok && lc__grid_add(in, rng, "feature_map_k.weight", 3, g->H, g->D, g->f, 0, 0.3f, 0);
+        if (g->bias) {
+            ok = ok && lc__grid_add(in, rng, "feature_map_q.bias", 1, g->H, 0, 0, 0, 0.5f, 0);
+            ok = ok && lc__grid_add(in, rng, "feature_map_k.bias", 1, g->H, 0, 0, 0, 0.5f, 0);
+        }
+    }
+    if (g->op == 2) ok = ok && lc__grid_add(in, rng, "window_factors", 1, g->H, 0, 0, 0, 1.0f, 0);
+    if (g->state) {
+        ok = ok && lc__grid_add(in, rng, "kv_state", 4, g->B, g->H, F, g->D, 1.0f, 1);
+        ok = ok && lc__grid_add(in, rng, "k_state", 3, g->B, g->H, F, 0, 1.0f, 2);
+    }
+    if (g->da) ok = ok && lc__grid_add(in, rng, "da", 4, g->B, g->H, g->N, g->N, 1.0f, 0);
+    return ok;
+}
+
+LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
+    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention"};
+    static const char *const acts[] = {"softmax_dim", "exp_dim", "pos_elu", "relu"};
+    lc__grid_case g;
+    lc_rng rng;
+    const char *meta[2 * 12], *mf[2 * 13];
+    lc__grid_in in;
+    int nt = 0, F, t, n_out = 0;
+    char win[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
+    lc_ref_result *r32 = NULL, *r64 = NULL;
+    lc_tensor list[12 + 2 * (LOLCATS_REF_MAX_OUT + 8)];
+    lc_status st;
+    uint64_t sd;
+    if (i < 0 || i >= lc_ref_grid_count())
+        return lc_error_set(err, LOLCATS_ERR_ARG, "grid case %d out of range [0, %d)", i, lc_ref_grid_count());
+    if (i < LC__GRID_TABLE) {
+        g = lc__grid[i];
+    } else {  // decode token P after a prefill of P tokens: the last row of sw over P + 1
+        memset(&g, 0, sizeof g);
+        g.op = 2; g.variant = 0; g.window = 64; g.B = 1; g.H = 2; g.Hk = 1; g.D = 32; g.f = 16;
+        g.N = 64 + (i - LC__GRID_TABLE) + 1; g.scale = g.qmul = 1;
+        g.note = "decode after a prefill: prefill = the first N-1 tokens, the decode token = the last; its "
+                 "output is y[..., -1, :] (the decode rule is the sw prefill's, both variants); "
+                 "decode_kv_state / decode_k_state with --intermediates";
+    }
+    lc_ref_grid_name(i, nm, sizeof nm);
+    sd = 0x6c6f6c63617473ull + (uint64_t)i * 7919u;
+    lc_rng_seed(&rng, sd);
+    memset(&in, 0, sizeof in);
+    {
+        lc_fmap_cfg fc = lc_fmap_cfg_default();
+        fc.act = (lc_fmap_act)g.act;
+        fc.halfspace = g.half;
+        F = lc_fmap_out_dim(&fc, g.f > 0 ? g.f : 1);
+    }
+    st = LOLCATS_OK;
+    if (!lc__grid_inputs(&g, &rng, F, &in)) {
+        st = lc_error_set(err, LOLCATS_ERR_NOMEM, "grid: out of memory");
+        goto done;
+    }
+    nt = in.nt;
+    snprintf(win, sizeof win, "%d", g.window);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)sd);
+    {
+        int nm_ = 0;
+        meta[nm_++] = "op"; meta[nm_++] = ops[g.op];
+        if (g.op != 0) {
+            meta[nm_++] = "feature_map"; meta[nm_++] = acts[g.act];
+            meta[nm_++] = "halfspace"; meta[nm_++] = g.half ? "1" : "0";
+        }
+        if (g.op == 2) {
+            meta[nm_++] = "variant"; meta[nm_++] = g.variant ? "tk" : "sw";
+            meta[nm_++] = "window"; meta[nm_++] = win;
+            meta[nm_++] = "affine"; meta[nm_++] = g.affine ? "1" : "0";
+        }
+        if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
+        meta[nm_++] = "precision"; meta[nm_++] = "f64";
+        if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r64, err)) != LOLCATS_OK) goto done;
+        // the file: inputs, expected outputs, f64.<name>; metadata
+        for (t = 0; t < nt; t++) {
+            lc_tensor *x = &list[n_out++];
+            int d;
+            memset(x, 0, sizeof *x);
+            x->name = in.names[t]; x->dtype = LOLCATS_DTYPE_F32; x->ndim = in.ndim[t]; x->data = in.data[t];
+            x->nbytes = sizeof(float);
+            for (d = 0; d < in.ndim[t]; d++) { x->shape[d] = in.shape[t * LOLCATS_MAX_DIMS + d]; x->nbytes *= (size_t)x->shape[d]; }
+        }
+        for (t = 0; t < lc_ref_result_count(r32); t++) list[n_out++] = lc_ref_result_tensors(r32)[t];
+        for (t = 0; t < lc_ref_result_count(r64) && t < LOLCATS_REF_MAX_OUT + 8; t++) {
+            list[n_out] = lc_ref_result_tensors(r64)[t];
+            snprintf(f64n[t], sizeof f64n[t], "f64.%s", list[n_out].name);
+            list[n_out++].name = f64n[t];
+        }
+        for (t = 0; t < nm_ - 2; t++) mf[t] = meta[t];
+        t = nm_ - 2;
+        mf[t++] = "case"; mf[t++] = nm;
+        mf[t++] = "seed"; mf[t++] = seed;
+        mf[t++] = "note"; mf[t++] = g.note ? g.note : "";
+        mf[t++] = "lolcats_version"; mf[t++] = LOLCATS_VERSION_STRING;
+        st = lc_st_write(path, list, n_out, mf, t / 2, err);
+    }
+done:
+    lc_ref_result_free(r32);
+    lc_ref_result_free(r64);
+    for (t = 0; t < 12; t++) LOLCATS_FREE(in.buf[t]);
+    return st;
+}
+// >>ref-grid-end
+
+// >>impl-ref-run-end
 
 #endif // LOLCATS_IMPLEMENTATION_DONE
 #endif // LOLCATS_IMPLEMENTATION

@@ -22,6 +22,23 @@ for t in "$B"/tests/test_*; do
         echo "FAIL: $t exited $rc"; crashed=$((crashed + 1))
     fi
 done
+# the Python module (python/lolcats over $B/liblolcats.so) against $B/lolcats
+echo "== pytest python/tests"
+if ! /usr/bin/python3 -c 'import numpy, pytest' >/dev/null 2>&1; then
+    echo "SKIPPED: python/tests (needs /usr/bin/python3 with numpy and pytest: tools/setup.sh)"
+elif [ ! -f "$B/liblolcats.so" ]; then
+    echo "SKIPPED: python/tests (no $B/liblolcats.so: make shared)"
+elif ldd "$B/liblolcats.so" 2>/dev/null | grep -q 'lib[at]san'; then
+    echo "SKIPPED: python/tests (a sanitizer build of $B/liblolcats.so does not load into python3)"
+else
+    out=$(LOLCATS_LIB="$B/liblolcats.so" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider --basetemp="build/tests/pytest-$(basename "$B")" python/tests 2>&1); rc=$?
+    printf '%s\n' "$out"
+    last=$(printf '%s\n' "$out" | tail -n 1)
+    p=$(printf '%s' "$last" | sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p; s/^\([0-9][0-9]*\) passed.*/\1/p' | head -n 1)
+    f=$(printf '%s' "$last" | sed -n 's/^\([0-9][0-9]*\) failed.*/\1/p' | head -n 1)
+    total_p=$((total_p + ${p:-0})); total_f=$((total_f + ${f:-0}))
+    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then echo "FAIL: pytest exited $rc"; crashed=$((crashed + 1)); fi
+fi
 total_f=$((total_f + crashed))
 echo "$total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

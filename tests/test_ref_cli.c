@@ -180,6 +180,35 @@ static void compare_semantics(void) {
         CHECK(!strstr(buf, ":nan") && !strstr(buf, ":-nan") && !strstr(buf, ":inf") && !strstr(buf, ":-inf"),
               "compare --json writes no bare nan/inf: %s", buf);
     }
+    /* --metric fla: rms(a - b) / rms(a); a = (3, 4, 0), b = (3, 4, 0.5): 0.5 / 5 = 0.1 */
+    {
+        char path[400], buf[4096];
+        FILE *f;
+        size_t n;
+        x[0] = 3; x[1] = 4; x[2] = 0;
+        y[0] = 3; y[1] = 4; y[2] = 0.5;
+        write_vec(a, 0, "y", x, 3, NULL, NULL, 0);
+        write_vec(b, 0, "y", y, 3, NULL, NULL, 0);
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 0.11", a, b);
+        CHECK(run(args, NULL) == 0, "compare --metric fla: ratio 0.1 passes under 0.11 (elements would fail)");
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 0.09", a, b);
+        CHECK(run(args, NULL) == 1, "compare --metric fla: ratio 0.1 fails under 0.09");
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 0.5 --json", a, b);
+        CHECK(run(args, NULL) == 0, "compare --metric fla --json");
+        snprintf(path, sizeof path, "%s/stdout.txt", tmpdir);
+        f = fopen(path, "r");
+        n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        buf[n] = 0;
+        if (f) fclose(f);
+        CHECK(strstr(buf, "\"rms_ratio\":0.1,") && strstr(buf, "\"metric\":\"fla\""), "rms ratio in the JSON: %s", buf);
+        snprintf(args, sizeof args, "compare %s %s --metric l2", a, b);
+        CHECK(run(args, "--metric 'l2'") == 2, "compare --metric with an unknown name is a usage error");
+        x[1] = nan; y[1] = nan;
+        write_vec(a, 0, "y", x, 3, NULL, NULL, 0);
+        write_vec(b, 0, "y", y, 3, NULL, NULL, 0);
+        snprintf(args, sizeof args, "compare %s %s --metric fla --ratio 1", a, b);
+        CHECK(run(args, NULL) == 1, "compare --metric fla: NaN against NaN still fails without --equal-nan");
+    }
     /* missing on either side, nothing compared */
     write_vec(a, 0, "y", one, 3, NULL, NULL, 0);
     write_vec(b, 0, "y", one, 3, "extra", one, 2);
@@ -219,10 +248,33 @@ int main(void) {
     snprintf(b, sizeof b, "%s/out.safetensors", tmpdir);
     snprintf(c, sizeof c, "%s/out_scalar.safetensors", tmpdir);
     write_case(a, "hybrid_attention", 0, 0, "variant", "sw");
-    snprintf(args, sizeof args, "ref %s %s", a, b);
+    snprintf(args, sizeof args, "ref %s %s --weights", a, b);
     CHECK(run(args, NULL) == 0, "ref on a good hybrid case exits 0");
-    snprintf(args, sizeof args, "ref %s %s --scalar", a, c);
+    snprintf(args, sizeof args, "ref %s %s --scalar --weights", a, c);
     CHECK(run(args, NULL) == 0, "ref --scalar exits 0");
+    /* without --weights: no attention weights, every other output the same bits */
+    {
+        char d[300];
+        lc_st_file *fw, *fn;
+        snprintf(d, sizeof d, "%s/out_noweights.safetensors", tmpdir);
+        snprintf(args, sizeof args, "ref %s %s", a, d);
+        CHECK(run(args, NULL) == 0, "ref without --weights exits 0");
+        if (CHECK(lc_st_open(&fw, b, &err) == LOLCATS_OK, "%s", err.msg)) {
+            if (CHECK(lc_st_open(&fn, d, &err) == LOLCATS_OK, "%s", err.msg)) {
+                int i, same = 1;
+                CHECK(lc_st_find(fn, "a") == NULL, "ref without --weights writes no 'a'");
+                CHECK(lc_st_count(fn) + 1 == lc_st_count(fw), "--weights adds exactly 'a' (%d vs %d tensors)",
+                      lc_st_count(fn), lc_st_count(fw));
+                for (i = 0; i < lc_st_count(fn); i++) {
+                    const lc_tensor *x = lc_st_tensor_at(fn, i), *y = lc_st_find(fw, x->name);
+                    same &= y && y->nbytes == x->nbytes && !memcmp(x->data, y->data, x->nbytes);
+                }
+                CHECK(same, "outputs with and without --weights are bit-identical");
+                lc_st_close(fn);
+            }
+            lc_st_close(fw);
+        }
+    }
     /* output names and values match the in-process evaluation */
     if (CHECK(lc_st_open(&f, b, &err) == LOLCATS_OK, "open %s: %s", b, err.msg)) {
         static const char *want[] = {"y", "a", "dq", "dk", "dv", "d_feature_map_q.weight",

@@ -10,7 +10,7 @@
 
 static const char compare_usage[] =
     "lolcats compare A.safetensors B.safetensors [--rtol R] [--atol A] [--only name,name]\n"
-    "                [--equal-nan] [--ignore-extra] [--json]\n"
+    "                [--equal-nan] [--ignore-extra] [--json] [--metric isclose|fla] [--ratio R]\n"
     "Compares every tensor of A (the reference) with the tensor of the same name in B,\n"
     "and prints one row per tensor: shape, max abs error, max rel error (over elements\n"
     "with |a| > atol), the worst element as a multi-index, the limit at that element and\n"
@@ -24,7 +24,9 @@ static const char compare_usage[] =
     "a NaN (and still nothing else). A tensor FAILs when an element does not pass, when\n"
     "the shapes differ, or when it is missing in B; a tensor only in B FAILs too (it is\n"
     "missing in A), unless --ignore-extra. Nothing to compare (A without tensors) is a\n"
-    "failure. The NaN and Inf counts of each side are reported.\n"
+    "failure. The NaN and Inf counts of each side are reported, and the RMS ratio\n"
+    "rms(a - b) / rms(a) over the pairs of finite values (flash-linear-attention's\n"
+    "get_err_ratio; 0 when both sides are 0).\n"
     "\n"
     "  --rtol R        relative tolerance (default 1e-4)\n"
     "  --atol A        absolute tolerance (default 1e-5)\n"
@@ -33,6 +35,11 @@ static const char compare_usage[] =
     "  --equal-nan     a NaN in B where A has a NaN passes\n"
     "  --ignore-extra  tensors only in B are listed as \"extra (ignored)\" and do not FAIL\n"
     "  --json          print the table as one JSON object instead\n"
+    "  --metric fla    pass/fail by the RMS ratio instead: a tensor passes when\n"
+    "                  rms(a - b) / rms(a) <= --ratio (default 0.005) and no non-finite\n"
+    "                  element mismatches (the rule above for NaN/Inf); --metric isclose\n"
+    "                  is the default element rule\n"
+    "  --ratio R       the RMS ratio limit of --metric fla\n"
     "\n"
     "Exit status: 0 all PASS, 1 some FAIL or nothing compared, 2 usage or file error.\n";
 
@@ -45,6 +52,7 @@ typedef struct {
     size_t worst;
     int has_worst;
     unsigned long nan_a, nan_b, inf_a, inf_b;   /* non-finite elements of each side */
+    double rms_ratio;                    /* rms(a - b) / rms(a) over finite pairs */
 } cmp_row;
 
 static void shape_str(char *buf, size_t n, const lc_tensor *t) {
@@ -121,9 +129,9 @@ static int element_close(double x, double y, double atol, double rtol, int equal
    (the first failing non-finite pair if any, else the largest error relative to
    its limit). Returns 0 when out of memory. */
 static int compare_tensor(cmp_row *r, const lc_tensor *a, const lc_tensor *b, double atol, double rtol,
-                          int equal_nan) {
+                          int equal_nan, double fla_ratio) {
     size_t n = lc_tensor_numel(a), i, bad = 0, bad_nonfinite = 0, first_nonfinite = (size_t)-1;
-    double worst_ratio = -1;
+    double worst_ratio = -1, sdd = 0, saa = 0;
     lc_error err;
     double *fa, *fb;
     err.msg[0] = 0;
@@ -151,6 +159,8 @@ static int compare_tensor(cmp_row *r, const lc_tensor *a, const lc_tensor *b, do
             continue;
         }
         d = x == y ? 0.0 : fabs(y - x);
+        sdd += d * d;
+        saa += x * x;
         lim = atol + rtol * fabs(x);
         if (!ok) bad++;
         ratio = d == 0 ? 0 : lim > 0 ? d / lim : HUGE_VAL;
@@ -174,7 +184,13 @@ static int compare_tensor(cmp_row *r, const lc_tensor *a, const lc_tensor *b, do
     } else if (bad) {
         snprintf(r->note, sizeof r->note, "%lu of %lu elements outside the limit", (unsigned long)bad, (unsigned long)n);
     }
+    r->rms_ratio = saa > 0 ? sqrt(sdd / saa) : sdd > 0 ? HUGE_VAL : 0.0;
     r->pass = bad_nonfinite == 0 && bad == 0;
+    if (fla_ratio >= 0) {            /* --metric fla: the RMS ratio decides */
+        r->pass = bad_nonfinite == 0 && r->rms_ratio <= fla_ratio;
+        if (!bad_nonfinite)
+            snprintf(r->note, sizeof r->note, "%s", r->pass ? "" : "rms ratio above the limit");
+    }
     free(fa);
     free(fb);
     return 1;
@@ -198,7 +214,8 @@ static void json_number(double v) {
 
 int cmd_compare(int argc, char **argv) {
     const char *pa = NULL, *pb = NULL, *only = NULL;
-    double rtol = 1e-4, atol = 1e-5;
+    double rtol = 1e-4, atol = 1e-5, ratio = 0.005;
+    int fla = 0;
     int extra_fail = 0;
     int json = 0, equal_nan = 0, ignore_extra = 0, i, nrows = 0, failed = 0, n_extra = 0, rc = 2, name_w = 6;
     lc_st_file *fa = NULL, *fb = NULL;
@@ -212,7 +229,14 @@ int cmd_compare(int argc, char **argv) {
         else if (!strcmp(s, "--json")) json = 1;
         else if (!strcmp(s, "--equal-nan")) equal_nan = 1;
         else if (!strcmp(s, "--ignore-extra")) ignore_extra = 1;
-        else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol") || !strcmp(s, "--only")) {
+        else if (!strcmp(s, "--metric")) {
+            const char *v = tool_arg_value(argc, argv, &i);
+            if (!strcmp(v, "fla")) fla = 1;
+            else if (!strcmp(v, "isclose")) fla = 0;
+            else tool_arg_fail(argv[0], "--metric '%s': use isclose or fla", v);
+        } else if (!strcmp(s, "--ratio")) {
+            ratio = tool_arg_num(s, tool_arg_value(argc, argv, &i), 0, 1e300, 0);
+        } else if (!strcmp(s, "--rtol") || !strcmp(s, "--atol") || !strcmp(s, "--only")) {
             const char *v = tool_arg_value(argc, argv, &i);
             if (!strcmp(s, "--only")) only = v;
             else *(!strcmp(s, "--rtol") ? &rtol : &atol) = tool_arg_num(s, v, 0, 1e300, 0);
@@ -270,7 +294,7 @@ int cmd_compare(int argc, char **argv) {
             shape_str(sb, sizeof sb, tb);
             r->pass = 0;
             snprintf(r->note, sizeof r->note, "shape mismatch: A %s, B %s", sa, sb);
-        } else if (!compare_tensor(r, r->ta, tb, atol, rtol, equal_nan)) {
+        } else if (!compare_tensor(r, r->ta, tb, atol, rtol, equal_nan, fla ? ratio : -1.0)) {
             fprintf(stderr, "lolcats compare: out of memory comparing '%s'\n", r->name);
             goto done;
         }
@@ -287,7 +311,8 @@ int cmd_compare(int argc, char **argv) {
         json_string(pa);
         printf(",\"b\":");
         json_string(pb);
-        printf(",\"rtol\":%g,\"atol\":%g,\"equal_nan\":%s,\"tensors\":[", rtol, atol, equal_nan ? "true" : "false");
+        printf(",\"rtol\":%g,\"atol\":%g,\"equal_nan\":%s,\"metric\":\"%s\",\"ratio\":%g,\"tensors\":[", rtol, atol,
+               equal_nan ? "true" : "false", fla ? "fla" : "isclose", ratio);
         for (i = 0; i < nrows; i++) {
             const cmp_row *r = &rows[i];
             char buf[256];
@@ -299,6 +324,8 @@ int cmd_compare(int argc, char **argv) {
             json_number(r->max_abs);
             printf(",\"max_rel\":");
             json_number(r->max_rel);
+            printf(",\"rms_ratio\":");
+            json_number(r->rms_ratio);
             printf(",\"worst\":");
             if (r->has_worst) { index_str(buf, sizeof buf, r->ta, r->worst); printf("%s", buf); } else printf("null");
             printf(",\"limit\":");
@@ -320,21 +347,25 @@ int cmd_compare(int argc, char **argv) {
         printf("],\"extra_fail\":%s,\"passed\":%d,\"failed\":%d}\n", extra_fail ? "true" : "false",
                nrows - failed, failed);
     } else {
-        printf("compare %s (A, reference) vs %s (B)\nrule |b-a| <= atol + rtol*|a|, atol %g, rtol %g\n\n", pa, pb,
-               atol, rtol);
-        printf("%-*s %-16s %10s %10s %-16s %10s  %s\n", name_w, "tensor", "shape", "max abs", "max rel", "worst",
-               "limit", "result");
+        if (fla)
+            printf("compare %s (A, reference) vs %s (B)\nrule rms(a-b)/rms(a) <= %g (--metric fla)\n\n", pa, pb, ratio);
+        else
+            printf("compare %s (A, reference) vs %s (B)\nrule |b-a| <= atol + rtol*|a|, atol %g, rtol %g\n\n", pa, pb,
+                   atol, rtol);
+        printf("%-*s %-16s %10s %10s %10s %-16s %10s  %s\n", name_w, "tensor", "shape", "max abs", "max rel",
+               "rms ratio", "worst", "limit", "result");
         for (i = 0; i < nrows; i++) {
             const cmp_row *r = &rows[i];
-            char sh[128] = "-", wi[128] = "-", lim[32] = "-", ab[32] = "-", rl[32] = "-";
+            char sh[128] = "-", wi[128] = "-", lim[32] = "-", ab[32] = "-", rl[32] = "-", rr[32] = "-";
             if (r->ta) shape_str(sh, sizeof sh, r->ta);
             if (r->has_worst) {
                 index_str(wi, sizeof wi, r->ta, r->worst);
                 snprintf(lim, sizeof lim, "%.3e", r->limit);
                 snprintf(ab, sizeof ab, "%.3e", r->max_abs);
                 snprintf(rl, sizeof rl, "%.3e", r->max_rel);
+                snprintf(rr, sizeof rr, "%.3e", r->rms_ratio);
             }
-            printf("%-*s %-16s %10s %10s %-16s %10s  %s%s%s\n", name_w, r->name, sh, ab, rl, wi,
+            printf("%-*s %-16s %10s %10s %10s %-16s %10s  %s%s%s\n", name_w, r->name, sh, ab, rl, rr, wi,
                    lim, r->pass ? "PASS" : "FAIL", r->note[0] ? "  " : "", r->note);
         }
         if (!only)
@@ -343,7 +374,7 @@ int cmd_compare(int argc, char **argv) {
                 char sh[128];
                 if (lc_st_find(fa, t->name)) continue;
                 shape_str(sh, sizeof sh, t);
-                printf("%-*s %-16s %10s %10s %-16s %10s  %s\n", name_w, t->name, sh, "-", "-", "-", "-",
+                printf("%-*s %-16s %10s %10s %10s %-16s %10s  %s\n", name_w, t->name, sh, "-", "-", "-", "-", "-",
                        extra_fail ? "FAIL  missing in A (--ignore-extra to allow)" : "extra (ignored)");
             }
         printf("\n%d compared: %d PASS, %d FAIL; %d only in B%s\n", nrows, nrows - failed, failed, n_extra,

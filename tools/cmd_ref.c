@@ -4,13 +4,17 @@
 #include "tools.h"
 #include "args.h"
 #include "outsafe.h"
+#include "ref_grid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char ref_usage[] =
-    "lolcats ref IN.safetensors OUT.safetensors [--scalar]\n"
+    "lolcats ref IN.safetensors OUT.safetensors [--scalar] [--weights] [--precision P]\n"
+    "            [--intermediates]\n"
+    "lolcats ref --grid DIR : writes the edge grid a backend should pass to DIR, one\n"
+    "            <case>.safetensors per case (inputs, expected outputs, f64.<name>)\n"
     "Runs one LoLCATs op on the float tensors of IN and writes its outputs to OUT.\n"
     "  IN tensors : q (B,H,N,D); k, v (B,Hk,N,D); for linear/hybrid ops\n"
     "               feature_map_q.weight, feature_map_k.weight (H,D,f), optional\n"
@@ -21,34 +25,46 @@ static const char ref_usage[] =
     "  metadata   : op = softmax_attention | linear_attention | hybrid_attention |\n"
     "               mse_loss | xent_loss; variant = tk (default) | sw; window (64);\n"
     "               feature_map = softmax_dim (default) | exp_dim | pos_elu | relu;\n"
-    "               halfspace (0); eps (1e-12); affine (0); factor (loss ops).\n"
-    "  OUT        : y, a (attention weights) and, when dy or da is given, dq, dk, dv,\n"
+    "               halfspace (0); eps (1e-12); affine (0); factor (loss ops);\n"
+    "               run options weights, scalar, linear_state (0 or 1, as the flags).\n"
+    "  OUT        : y, a (attention weights: only with --weights or da) and, when dy or\n"
+    "               da is given, dq, dk, dv,\n"
     "               d_feature_map_{q,k}.weight/.bias, d_window_factors, d_kv_state,\n"
     "               d_k_state (those that apply); loss, d_pred / d_a_pred.\n"
     "  --scalar   : the scalar reference path (default: best SIMD path of this CPU)\n"
+    "  --weights  : also compute and write the attention weights a (B,H,N,N)\n"
+    "  --intermediates : also phi_q, phi_k, window_max, window_num/den, linear_num/den\n"
+    "               (the parts of y), prefix_kv_state/prefix_k_state at each chunk start,\n"
+    "               final_kv_state/final_k_state, decode_kv_state/decode_k_state (hybrid:\n"
+    "               the state decoding continues from); IN tensors d_final_kv_state (B,H,F,D)\n"
+    "               and d_final_k_state (B,H,F) are a cotangent on the final state\n"
+    "  --precision f32|f64|bf16 : f32 (default); f64: the op in double, forward and\n"
+    "               backward (quadratic, one thread), outputs rounded once; bf16: every\n"
+    "               input rounded to bfloat16 (nearest even), then f32 (metadata precision)\n"
     "  --linear-state : linear_attention through the causal state form\n"
     "  -t, --threads N : OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "Other tensors in IN are ignored, so a golden file can hold its expected outputs.\n";
 
 int cmd_ref(int argc, char **argv) {
-    const char *in_path = NULL, *out_path = NULL;
+    const char *in_path = NULL, *out_path = NULL, *grid = NULL;
     lc_ctx ctx;
     lc_error err;
     lc_st_file *in = NULL;
-    lc_ref_case rc;
-    lc_ref_out out;
-    lc_tensor list[LOLCATS_REF_MAX_OUT];
-    float *owned = NULL;
-    int i, n, scalar = 0, linear_state = 0, rc_exit = 0;
-    const char *meta[6];
+    lc_ref_result *res = NULL;
+    const char *opts[10], *const *meta, *precision = NULL;
+    int i, n, n_meta, n_opts = 0, flags = 0, rc_exit = 0;
     memset(&err, 0, sizeof err);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             return tool_arg_help(ref_usage, NULL);
-        } else if (!strcmp(argv[i], "--scalar")) {
-            scalar = 1;
-        } else if (!strcmp(argv[i], "--linear-state")) {
-            linear_state = 1;
+        } else if (!strcmp(argv[i], "--scalar") || !strcmp(argv[i], "--linear-state") ||
+                   !strcmp(argv[i], "--weights") || !strcmp(argv[i], "--intermediates")) {
+            flags |= argv[i][2] == 's' ? 1 : argv[i][2] == 'l' ? 2 : argv[i][2] == 'w' ? 4 : 8;
+        } else if (!strcmp(argv[i], "--grid")) {
+            grid = tool_arg_value(argc, argv, &i);
+        } else if (!strcmp(argv[i], "--precision")) {
+            static const char *const prec[] = {"f32", "f64", "bf16"};
+            precision = prec[tool_arg_choice("--precision", tool_arg_value(argc, argv, &i), "f32|f64|bf16")];
         } else if (!strcmp(tool_arg_alias(argv[i]), "--threads")) {
             tool_arg_threads("--threads", tool_arg_value(argc, argv, &i));
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -61,33 +77,40 @@ int cmd_ref(int argc, char **argv) {
             tool_arg_fail(argv[0], "ref takes IN and OUT, got a third argument '%s'", argv[i]);
         }
     }
+    if (grid) {
+        if (in_path) tool_arg_fail(argv[0], "--grid DIR takes no IN/OUT (got '%s')", in_path);
+        return ref_grid_write_dir(argc, argv, grid);
+    }
     if (!in_path || !out_path)
         tool_die_usage("lolcats ref IN.safetensors OUT.safetensors [--scalar] (see --help)");
     outsafe_input("IN", in_path, OUTSAFE_IN_FILE);   /* OUT must not be IN (outsafe.h) */
     outsafe_output("OUT", out_path, OUTSAFE_OUT_FILE);
     if (outsafe_begin(argc, argv, 0, 1)) return 1;
     lc_ctx_init(&ctx);
-    if (scalar) ctx.simd = LOLCATS_SIMD_SCALAR;
+    /* run options: the same keys a case's metadata (or the Python module) sets */
+    for (i = 0; i < 4; i++)
+        if (flags & (1 << i)) {
+            opts[2 * n_opts] = i == 0 ? "scalar" : i == 1 ? "linear_state" : i == 2 ? "weights" : "intermediates";
+            opts[2 * n_opts++ + 1] = "1";
+        }
+    if (precision) {
+        opts[2 * n_opts] = "precision";
+        opts[2 * n_opts++ + 1] = precision;
+    }
     if (lc_st_open(&in, in_path, &err) != LOLCATS_OK) return tool_report(&err);
-    if (lc_ref_case_from_st(in, &rc, &owned, &err) != LOLCATS_OK) {
+    /* lc_ref_run_st: the same path build/liblolcats.so runs for python/lolcats */
+    if (lc_ref_run_st(&ctx, in, opts, n_opts, &res, &err) != LOLCATS_OK) {
+        if (strncmp(err.msg, in_path, strlen(in_path))) fprintf(stderr, "lolcats: %s: ", in_path);
         rc_exit = tool_report(&err);
         goto done;
     }
-    rc.linear_state = linear_state;
-    if (lc_ref_eval(&ctx, &rc, &out, &err) != LOLCATS_OK) {
-        fprintf(stderr, "lolcats: %s: ", in_path);
-        rc_exit = tool_report(&err);
-        goto done;
-    }
-    n = lc_ref_out_tensors(&rc, &out, list);
-    meta[0] = "op"; meta[1] = lc_st_meta(in, "op");
-    meta[2] = "simd"; meta[3] = lc_simd_name(ctx.simd);
-    meta[4] = "lolcats_version"; meta[5] = LOLCATS_VERSION_STRING;
-    if (lc_st_write(out_path, list, n, meta, 3, &err) != LOLCATS_OK) rc_exit = tool_report(&err);
-    else fprintf(stderr, "lolcats ref: %s -> %s: %d tensors (%s, %s)\n", in_path, out_path, n, meta[1], meta[3]);
-    lc_ref_out_free(&out);
+    n = lc_ref_result_count(res);
+    meta = lc_ref_result_meta(res, &n_meta);
+    if (lc_st_write(out_path, lc_ref_result_tensors(res), n, meta, n_meta, &err) != LOLCATS_OK) rc_exit = tool_report(&err);
+    else fprintf(stderr, "lolcats ref: %s -> %s: %d tensors (%s, %s%s)\n", in_path, out_path, n, meta[1],
+                 n_meta > 3 ? "precision " : "", n_meta > 3 ? meta[7] : meta[3]);
 done:
-    lc_free(owned);
+    lc_ref_result_free(res);
     lc_st_close(in);
     return rc_exit;
 }

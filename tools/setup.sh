@@ -4,7 +4,8 @@
 # labelled PNG pictures),
 # g++ (C++ compile test), gcc-aarch64-linux-gnu + qemu-user (the NEON path,
 # tested under emulation), Open MPI (optional: multi-process distillation),
-# clang (the fuzz harnesses), valgrind (memcheck of the command-line tool).
+# clang (the fuzz harnesses), valgrind (memcheck of the command-line tool),
+# python3-numpy + python3-pytest (the Python module's tests).
 # Does nothing for packages already present.
 set -e
 need=""
@@ -22,6 +23,9 @@ command -v clang >/dev/null 2>&1 || need="$need clang"
 # libFuzzer's runtime is only a recommendation of clang: ask for it explicitly
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || need="$need libclang-rt-dev"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
+# the Python module's tests (python/tests, run by make test): Debian's NumPy and pytest
+/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need="$need python3-numpy"
+/usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || need="$need python3-pytest"
 [ -z "$need" ] && exit 0
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo
