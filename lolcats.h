@@ -724,7 +724,7 @@ LCAPI lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *e
 // Loads a Hugging Face directory: config.json + model.safetensors, or shards
 // listed in model.safetensors.index.json.
 LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
-// Loads a GGUF file of the llama architecture (>>model-gguf): block-quantized
+// Loads a GGUF file of the llama, qwen2 or qwen3 architecture (>>model-gguf): block-quantized
 // weights stay quantized (lc_weight.dtype Q8_0 ... Q6_K).
 LCAPI lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err);
 // A directory loads as Hugging Face, a file starting with "GGUF" as GGUF, any
@@ -9787,7 +9787,8 @@ static void lc__model_free_st(lc__model_priv *pv) {
 }
 
 // >>model-gguf
-// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral) as the
+// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral; qwen2,
+// qwen3 with their biases / q-k norms, >>qwen-config) as the
 // Hugging Face loader would give it: metadata mapped to the config, tensors
 // under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
 // the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
@@ -9916,6 +9917,11 @@ static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, cons
     c->bos_id = c->eos_id = -1;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) c->bos_id = (int)v;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
+    if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen3")) {   // as >>qwen-config: no window, biases / q-k norms
+        c->sliding_window = 0;
+        c->qkv_bias = arch[4] == '2';
+        c->qk_norm = arch[4] == '3';
+    }
     snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
     return lc__model_check_cfg(c, path, err);
 }
@@ -10000,6 +10006,30 @@ done:
     return s;
 }
 
+// Qwen's extra tensors of layer l, rows as stored (llama.cpp's converter
+// permutes q/k only for llama): qwen2's attn_q/k/v.bias -> bq/bk/bv, qwen3's
+// attn_q_norm/attn_k_norm -> q_norm/k_norm (head_dim from key_length).
+static lc_status lc__gguf_qwen_layer(lc__gguf_model *g, const lc_model_config *c, lc_layer_weights *lw, int l,
+                                     lc_error *err) {
+    int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    char nm[64];
+    lc_status st;
+#define LC__GQ(field, name, n)                                                 \
+    snprintf(nm, sizeof nm, "blk.%d." name, l);                               \
+    if ((st = lc__gguf_weight(g, &lw->field, nm, 1, n, 0, err))) return st;
+    if (c->qkv_bias) {
+        LC__GQ(bq, "attn_q.bias", qd)
+        LC__GQ(bk, "attn_k.bias", kvd)
+        LC__GQ(bv, "attn_v.bias", kvd)
+    }
+    if (c->qk_norm) {
+        LC__GQ(q_norm, "attn_q_norm.weight", c->head_dim)
+        LC__GQ(k_norm, "attn_k_norm.weight", c->head_dim)
+    }
+#undef LC__GQ
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {
     static const char *const names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
                                          "ffn_gate", "ffn_down", "ffn_up"};
@@ -10018,11 +10048,10 @@ LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err
     m->format = LOLCATS_MODEL_GGUF;
     if ((st = lc_gguf_open(&g->f, path, err))) goto fail;
     if ((st = lc_gguf_get_str(g->f, "general.architecture", &arch, err))) goto fail;
-    if (strcmp(arch, "llama") && strcmp(arch, "mistral")) {
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")) {
         st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; lolcats runs GGUF "
-                          "models of the llama architecture (Llama 1/2/3, Mistral)%s", path, arch,
-                          strcmp(arch, "qwen2") && strcmp(arch, "qwen3") ? "" :
-                          "; for Qwen, write a Hugging Face directory with `lolcats convert FILE.gguf --out DIR`");
+                          "models of the llama (Llama 1/2/3, Mistral), qwen2 (Qwen2/2.5) and qwen3 architectures",
+                          path, arch);
         goto fail;
     }
     if ((st = lc__gguf_config(c, g->f, arch, err))) goto fail;
@@ -10048,10 +10077,11 @@ LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err
             for (k = 0; k < 9; k++) {
                 char nm[64];
                 snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
-                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k],
+                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k], c->qkv_bias || c->qk_norm ? 0 :
                                           k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0, err)))
                     goto fail;
             }
+            if ((st = lc__gguf_qwen_layer(g, c, lw, l, err))) goto fail;
         }
     }
     if ((st = lc__model_check_finite(m, path, err))) goto fail;

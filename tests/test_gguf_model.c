@@ -141,6 +141,9 @@ static void test_to_hf(void) {
 /* A hand-built Qwen2 / Qwen3 GGUF (F32, dim 32, 2 heads of 16, 1 kv head,
    vocab 8, one layer) through `convert FILE.gguf --out DIR`: Hugging Face
    names (biases, q/k norms), rows as stored (no llama permutation), config. */
+/* element j of the data area: a ramp plus a pattern, so rows differ in more than an offset */
+static float qwen_val(int j) { return 0.0001f * (float)j + 0.05f * (float)((j * 7919) % 13 - 6); }
+
 static void test_qwen(const char *arch) {
     static const char *const base[] = {"token_embd.weight", "output_norm.weight", "output.weight",
                                        "blk.0.attn_norm.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight",
@@ -150,7 +153,7 @@ static void test_qwen(const char *arch) {
                                      {32, 1}, {32, 64}, {32, 64}, {64, 32}};
     const char *extra[3];
     uint64_t xne[3];
-    int nx = 0, qw3 = !strcmp(arch, "qwen3"), nt, i, j;
+    int nx = 0, qw3 = !strcmp(arch, "qwen3"), nt, i, j, qoff = 0;
     gb_buf b = {0, 0, 0};
     uint64_t off = 0;
     char key[96], cmd[1024], path[256];
@@ -171,6 +174,7 @@ static void test_qwen(const char *arch) {
     for (i = 0; i < nt; i++) {
         uint64_t e[2];
         int nd = 2;
+        if (i == 4) qoff = (int)(off / 4);
         if (i < 12) { e[0] = ne[i][0]; e[1] = ne[i][1]; if (e[1] == 1) nd = 1; }
         else { e[0] = xne[i - 12]; nd = 1; }
         gb_tinfo(&b, i < 12 ? base[i] : extra[i - 12], nd, e, 0, off);
@@ -178,7 +182,7 @@ static void test_qwen(const char *arch) {
         off = (off + 31) / 32 * 32;
     }
     gb_align(&b, 32);
-    for (j = 0; j < (int)(off / 4); j++) gb_f32(&b, 0.001f * (float)j);
+    for (j = 0; j < (int)(off / 4); j++) gb_f32(&b, qwen_val(j));
     snprintf(path, sizeof path, DIR "/tiny_%s.gguf", arch);
     {
         FILE *f = fopen(path, "wb");
@@ -200,7 +204,7 @@ static void test_qwen(const char *arch) {
         const lc_tensor *q = lc_st_find(st, "model.layers.0.self_attn.q_proj.weight");
         const lc_tensor *e = lc_st_find(st, "model.embed_tokens.weight");
         const float *qv = q ? lc_tensor_f32(q) : NULL, *ev = e ? lc_tensor_f32(e) : NULL;
-        CHECK(qv && ev && q->shape[0] == 32 && q->shape[1] == 32 && qv[32] - qv[0] > 0.0319f && qv[32] - qv[0] < 0.0321f,
+        CHECK(qv && ev && q->shape[0] == 32 && q->shape[1] == 32 && qv[32] == qwen_val(qoff + 32) && qv[33] == qwen_val(qoff + 33),
               "%s: q_proj (32, 32), rows in stored order", arch);
         CHECK(ev && lc_st_find(st, "lm_head.weight") && lc_st_find(st, "model.layers.0.mlp.down_proj.weight"), "%s: names", arch);
     }
@@ -208,8 +212,27 @@ static void test_qwen(const char *arch) {
     snprintf(cmd, sizeof cmd, "grep -q '%s' " DIR "/%s_hf/config.json && grep -q '\"head_dim\": 16' " DIR "/%s_hf/config.json",
              qw3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM", arch, arch);
     CHECK(tiny_sh(cmd) == 0, "%s config.json", arch);
-    snprintf(cmd, sizeof cmd, "%s eval -m " DIR "/tiny_%s.gguf --data " DIR "/tiny.bin 2>&1 | grep -q 'lolcats convert FILE.gguf --out DIR'", bin, arch);
-    CHECK(tiny_sh(cmd) == 0, "%s GGUF: loading says how to convert", arch);
+    {   /* the GGUF loaded directly gives the logits of the HF directory convert wrote from it */
+        float *lg, *lh;
+        int Vg = 0, Vh = 0;
+        double mx = 0.0, dmax = 0.0;
+        snprintf(path, sizeof path, DIR "/tiny_%s.gguf", arch);
+        lg = logits_of(path, &Vg);
+        snprintf(path, sizeof path, DIR "/%s_hf", arch);
+        lh = logits_of(path, &Vh);
+        if (lg && lh && CHECK(Vg == 8 && Vh == 8, "%s: vocab %d / %d", arch, Vg, Vh)) {
+            for (i = 0; i < 24 * 8; i++) {
+                if (fabs((double)lh[i]) > mx) mx = fabs((double)lh[i]);
+                if (fabs((double)lg[i] - (double)lh[i]) > dmax) dmax = fabs((double)lg[i] - (double)lh[i]);
+            }
+            printf("  tiny %s GGUF loaded directly vs its HF directory: max |dlogit| %.3g (max |logit| %.3g)\n", arch,
+                   dmax, mx);
+            CHECK(mx > 0.0 && dmax <= 1e-6 * mx,
+                  "%s: GGUF logits vs HF directory: max |d| %.3g (max |logit| %.3g)", arch, dmax, mx);
+        }
+        free(lg);
+        free(lh);
+    }
 }
 
 static double nll_of(const char *model, const char *tok, const char *data, int ctx) {
