@@ -829,7 +829,8 @@ LCAPI lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path,
                                           int vocab_size, lc_error *err);
 // Hugging Face tokenizer.json (model.type "BPE").
 LCAPI lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err);
-// A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) kind (>>model-gguf).
+// A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) or "gpt2"
+// (byte-level BPE; pre-tokenizer "qwen2", "gpt-2" or "default") kind (>>model-gguf).
 LCAPI lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err);
 LCAPI void lc_tokenizer_free(lc_tokenizer *t);
 // Encodes text[0..len): [BOS if bos] + pieces + [EOS if eos] into ids
@@ -9929,7 +9930,93 @@ static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, cons
 // A GGUF file's own tokenizer: tokenizer.ggml.model "llama" (SentencePiece
 // BPE: tokens with U+2581 for spaces, scores as merge priorities, token types,
 // <0xXX> byte pieces) read as lc_tokenizer_load_llama2c reads tokenizer.bin.
-// Other models ("gpt2" byte-level BPE with merges) are LOLCATS_ERR_UNSUPPORTED.
+// "gpt2" (byte-level BPE with merges): lc__tok_load_gguf_bpe.
+// tokenizer.ggml.model "gpt2" (byte-level BPE): the tokens, merges and token
+// types are written out as the tokenizer.json they came from and read by
+// lc__tok_hf_parse, so both give the same tokenizer. Control (3) and
+// user-defined (4) tokens become added tokens (special: true / false).
+// tokenizer.ggml.pre "qwen2" selects Qwen's Split regex; "gpt-2", "default" or
+// none the GPT-2 byte-level rule; any other name (llama-bpe, ...) is refused.
+static void lc__gguf_json_str(lc__buf *o, const char *p, size_t n) {
+    size_t i;
+    lc__buf_put(o, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        char esc[8];
+        if (ch == '"' || ch == '\\') { esc[0] = '\\'; esc[1] = (char)ch; lc__buf_put(o, esc, 2); }
+        else if (ch < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", ch); lc__buf_put(o, esc, 6); }
+        else lc__buf_put(o, p + i, 1);
+    }
+    lc__buf_put(o, "\"", 1);
+}
+
+static lc_status lc__tok_load_gguf_bpe(lc_tokenizer *t, const lc_gguf_file *f, const lc_gguf_kv *toks,
+                                      const lc_gguf_kv *types, const char *path, lc_error *err) {
+    const lc_gguf_kv *merges = lc_gguf_find_kv(f, "tokenizer.ggml.merges");
+    const char *pre = "default", *p;
+    lc__buf o = {0, 0, 0, 0};
+    char num[64];
+    lc__json d;
+    lc_status s;
+    uint64_t i;
+    size_t len;
+    int64_t v, ty;
+    int first;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.pre") && (s = lc_gguf_get_str(f, "tokenizer.ggml.pre", &pre, err))) return s;
+    if (strcmp(pre, "qwen2") && strcmp(pre, "gpt-2") && strcmp(pre, "default"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre is \"%s\"; lolcats reads GGUF "
+                            "byte-level tokenizers with the pre-tokenizer \"qwen2\", \"gpt-2\" or \"default\": "
+                            "pass --tokenizer tokenizer.json", path, pre);
+    if (!merges || merges->type != LOLCATS_GGUF_ARRAY || merges->elem_type != LOLCATS_GGUF_STRING)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.merges is %s, expected an array of strings "
+                            "\"left right\"", path, merges ? lc_gguf_type_name(merges->type) : "missing");
+    lc__buf_str(&o, "{\"model\": {\"type\": \"BPE\", \"vocab\": {");
+    for (first = 1, i = 0; i < toks->n; i++) {
+        ty = types ? lc_gguf_arr_int(types, i) : 1;
+        if (ty == 3 || ty == 4) continue;
+        p = lc_gguf_arr_str(toks, i, &len);
+        if (!first) lc__buf_put(&o, ",", 1);
+        first = 0;
+        lc__gguf_json_str(&o, p, len);
+        snprintf(num, sizeof num, ": %lu", (unsigned long)i);
+        lc__buf_str(&o, num);
+    }
+    lc__buf_str(&o, "}, \"merges\": [");
+    for (i = 0; i < merges->n; i++) {
+        p = lc_gguf_arr_str(merges, i, &len);
+        if (i) lc__buf_put(&o, ",", 1);
+        lc__gguf_json_str(&o, p, len);
+    }
+    lc__buf_str(&o, "]}, \"added_tokens\": [");
+    for (first = 1, i = 0; types && i < toks->n; i++) {
+        ty = lc_gguf_arr_int(types, i);
+        if (ty != 3 && ty != 4) continue;
+        p = lc_gguf_arr_str(toks, i, &len);
+        snprintf(num, sizeof num, "%s{\"id\": %lu, \"content\": ", first ? "" : ",", (unsigned long)i);
+        lc__buf_str(&o, num);
+        first = 0;
+        lc__gguf_json_str(&o, p, len);
+        lc__buf_str(&o, ty == 3 ? ", \"special\": true}" : ", \"special\": false}");
+    }
+    lc__buf_str(&o, "], \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}}");
+    if (o.oom) { LOLCATS_FREE(o.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    s = lc__json_parse(&d, o.p, o.n, path, err);
+    LOLCATS_FREE(o.p);
+    if (s) return s;
+    s = lc__tok_hf_parse(t, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    ((lc__tok_priv *)t->priv)->qwen_split = !strcmp(pre, "qwen2");
+    t->add_bos = 0;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) t->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) t->eos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.add_bos_token") && !lc_gguf_get_int(f, "tokenizer.ggml.add_bos_token", &v, err)) t->add_bos = v != 0 && t->bos_id >= 0;
+    if (t->bos_id >= t->vocab_size || t->eos_id >= t->vocab_size)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.bos/eos_token_id %d / %d is not below the "
+                            "%d tokens", path, t->bos_id, t->eos_id, t->vocab_size);
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err) {
     lc_gguf_file *f = NULL;
     const lc_gguf_kv *toks, *scores, *types;
@@ -9946,9 +10033,10 @@ LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_er
         goto done;
     }
     if ((s = lc_gguf_get_str(f, "tokenizer.ggml.model", &model, err))) goto done;
-    if (strcmp(model, "llama")) {
+    if (strcmp(model, "llama") && strcmp(model, "gpt2")) {
         s = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model is \"%s\"; lolcats reads GGUF "
-                         "tokenizers of the \"llama\" (SentencePiece) kind: pass --tokenizer tokenizer.json", path, model);
+                         "tokenizers of the \"llama\" (SentencePiece) and \"gpt2\" (byte-level BPE) kinds: pass "
+                         "--tokenizer tokenizer.json", path, model);
         goto done;
     }
     toks = lc_gguf_find_kv(f, "tokenizer.ggml.tokens");
@@ -9968,6 +10056,7 @@ LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_er
                          ? "scores" : "token_type", V, scores && scores->elem_type != LOLCATS_GGUF_F32 ? "f32" : "i32");
         goto done;
     }
+    if (!strcmp(model, "gpt2")) { s = lc__tok_load_gguf_bpe(t, f, toks, types, path, err); goto done; }
     for (i = 0; i < V; i++) { (void)lc_gguf_arr_str(toks, (uint64_t)i, &len); blob += len + 1; }
     t->kind = LOLCATS_TOK_SPM;
     if ((s = lc__tok_alloc(t, V, blob, path, err))) goto done;

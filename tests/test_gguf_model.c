@@ -142,6 +142,105 @@ static void test_to_hf(void) {
    vocab 8, one layer) through `convert FILE.gguf --out DIR`: Hugging Face
    names (biases, q/k norms), rows as stored (no llama permutation), config. */
 /* element j of the data area: a ramp plus a pattern, so rows differ in more than an offset */
+/* a byte-level ("gpt2") GGUF tokenizer carrying the vocab / merges / added
+   tokens of tests/data/qwen_tokenizer.json encodes every text of
+   tests/data/qwen_tok_ref.json (and chat markers) as that tokenizer.json does;
+   pre "gpt-2" (not Qwen's split) gives other ids somewhere */
+static void gb_arr_hdr(gb_buf *b, const char *key, uint32_t et, uint64_t n) { gb_key(b, key, 9); gb_u32(b, et); gb_u64(b, n); }
+
+static int write_bpe_gguf(const char *path, const lc__json *d, const char *pre) {
+    const lc__json_node *r = lc__json_root(d), *model = lc__jget(d, r, "model"), *vocab = lc__jget(d, model, "vocab"),
+                        *merges = lc__jget(d, model, "merges"), *added = lc__jget(d, r, "added_tokens"), *c;
+    const char *tok[1024];
+    size_t tlen[1024];
+    int typ[1024], V = 0, i, ok;
+    gb_buf b = {0, 0, 0};
+    FILE *f;
+    memset(tok, 0, sizeof tok);
+    for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
+        i = (int)c->i64; tok[i] = c->key; tlen[i] = c->key_len; typ[i] = 1; if (i >= V) V = i + 1;
+    }
+    for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+        const lc__json_node *ct = lc__jget(d, c, "content");
+        i = (int)lc__jget(d, c, "id")->i64; tok[i] = ct->str; tlen[i] = ct->len; typ[i] = 3; if (i >= V) V = i + 1;
+    }
+    for (i = 0; i < V; i++) if (!tok[i]) return 0;
+    gb_header(&b, 3, 0, 6);
+    gb_kv_str(&b, "tokenizer.ggml.model", "gpt2");
+    gb_kv_str(&b, "tokenizer.ggml.pre", pre);
+    gb_kv_u32(&b, "tokenizer.ggml.eos_token_id", 456);
+    gb_arr_hdr(&b, "tokenizer.ggml.tokens", 8, (uint64_t)V);
+    for (i = 0; i < V; i++) { gb_u64(&b, tlen[i]); gb_bytes(&b, tok[i], tlen[i]); }
+    gb_arr_hdr(&b, "tokenizer.ggml.token_type", 5, (uint64_t)V);
+    for (i = 0; i < V; i++) gb_u32(&b, (uint32_t)typ[i]);
+    gb_arr_hdr(&b, "tokenizer.ggml.merges", 8, (uint64_t)merges->count);
+    for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c)) { gb_u64(&b, c->len); gb_bytes(&b, c->str, c->len); }
+    f = fopen(path, "wb");
+    ok = f && fwrite(b.p, 1, b.n, f) == b.n;
+    if (f) ok = (fclose(f) == 0) && ok;
+    free(b.p);
+    return ok;
+}
+
+static void test_bpe_tokenizer(void) {
+    static const char *tj = "tests/data/qwen_tokenizer.json", *rj = "tests/data/qwen_tok_ref.json";
+    static const char *extra[] = {"<|im_start|>user\nHello, world!<|im_end|>\n<|im_start|>assistant\n",
+                                  "<|endoftext|>  tabs\tand\r\nnewlines\n\n  don't 123 4567"};
+    lc_tokenizer th, tg;
+    lc_error err;
+    lc__json dt, dr;
+    char *text = NULL, *text2 = NULL;
+    size_t n;
+    int pass, n_cases = 0, n_ok = 0, differs = 0;
+    memset(&err, 0, sizeof err);
+    if (!CHECK(lc__read_all(tj, &text, &n, &err) == LOLCATS_OK && lc__json_parse(&dt, text, n, tj, &err) == LOLCATS_OK,
+               "%s: %s", tj, err.msg)) { free(text); return; }
+    if (!CHECK(lc__read_all(rj, &text2, &n, &err) == LOLCATS_OK && lc__json_parse(&dr, text2, n, rj, &err) == LOLCATS_OK,
+               "%s: %s", rj, err.msg)) { free(text2); lc__json_free(&dt); free(text); return; }
+    for (pass = 0; pass < 2; pass++) {
+        const char *path = pass ? DIR "/qwen_tok_gpt2pre.gguf" : DIR "/qwen_tok.gguf";
+        const lc__json_node *cs = lc__jget(&dr, lc__json_root(&dr), "cases"), *c;
+        int k;
+        if (!CHECK(write_bpe_gguf(path, &dt, pass ? "gpt-2" : "qwen2"), "write %s", path)) break;
+        if (!CHECK(lc_tokenizer_load_hf(&th, tj, &err) == LOLCATS_OK, "%s: %s", tj, err.msg)) break;
+        if (!CHECK(lc_tokenizer_load_gguf(&tg, path, &err) == LOLCATS_OK, "%s: %s", path, err.msg)) { lc_tokenizer_free(&th); break; }
+        if (!pass)
+            CHECK(tg.kind == LOLCATS_TOK_BYTELEVEL && ((lc__tok_priv *)tg.priv)->qwen_split && tg.vocab_size == th.vocab_size &&
+                  tg.eos_id == 456 && tg.bos_id < 0 && !tg.add_bos && tg.n_special == 3 &&
+                  lc_tokenizer_find(&tg, "<|im_start|>", 12) == 457,
+                  "GGUF gpt2 tokenizer: byte-level, Qwen split, vocab %d, eos %d, %d specials", tg.vocab_size, tg.eos_id,
+                  tg.n_special);
+        for (c = cs ? lc__json_first(&dr, cs) : NULL, k = 0; c || k < 2; k += !c, c = c ? lc__json_next(&dr, cs, c) : NULL) {
+            const lc__json_node *tx = c ? lc__jget(&dr, c, "text") : NULL;
+            const char *s = tx ? tx->str : extra[k];
+            size_t len = tx ? tx->len : strlen(extra[k]), gh = 0, gg = 0, q;
+            int oh[512], og[512], same;
+            if (lc_tokenizer_encode(&th, s, len, 0, 0, oh, 512, &gh, &err) ||
+                lc_tokenizer_encode(&tg, s, len, 0, 0, og, 512, &gg, &err)) { CHECK(0, "encode: %s", err.msg); continue; }
+            same = gh == gg;
+            for (q = 0; same && q < gh; q++) same = oh[q] == og[q];
+            if (pass) { differs |= !same; continue; }
+            n_cases++;
+            n_ok += same;
+            if (!same) printf("  GGUF tokenizer differs on \"%s\"\n", s);
+        }
+        lc_tokenizer_free(&th);
+        lc_tokenizer_free(&tg);
+    }
+    printf("  GGUF gpt2 tokenizer (qwen2 pre): %d of %d texts encode as tokenizer.json\n", n_ok, n_cases);
+    CHECK(n_cases > 2 && n_ok == n_cases, "GGUF byte-level tokenizer: %d of %d texts as tokenizer.json", n_ok, n_cases);
+    CHECK(differs, "pre \"gpt-2\" (GPT-2 rule) gives other ids on some text");
+    {   /* an unknown pre-tokenizer is refused by name */
+        int rc = write_bpe_gguf(DIR "/qwen_tok_bad.gguf", &dt, "llama-bpe");
+        CHECK(rc && lc_tokenizer_load_gguf(&tg, DIR "/qwen_tok_bad.gguf", &err) == LOLCATS_ERR_UNSUPPORTED &&
+              strstr(err.msg, "llama-bpe"), "unknown pre refused: %s", err.msg);
+    }
+    lc__json_free(&dr);
+    lc__json_free(&dt);
+    free(text);
+    free(text2);
+}
+
 static float qwen_val(int j) { return 0.0001f * (float)j + 0.05f * (float)((j * 7919) % 13 - 6); }
 
 static void test_qwen(const char *arch) {
@@ -322,6 +421,7 @@ int main(void) {
     test_to_hf();
     test_qwen("qwen2");
     test_qwen("qwen3");
+    test_bpe_tokenizer();
     test_tokenizer();
     test_alpaca();
     return check_done();
