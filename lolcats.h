@@ -724,7 +724,7 @@ LCAPI lc_status lc_model_load_llama2c(lc_model *m, const char *path, lc_error *e
 // Loads a Hugging Face directory: config.json + model.safetensors, or shards
 // listed in model.safetensors.index.json.
 LCAPI lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err);
-// Loads a GGUF file of the llama architecture (>>model-gguf): block-quantized
+// Loads a GGUF file of the llama, qwen2 or qwen3 architecture (>>model-gguf): block-quantized
 // weights stay quantized (lc_weight.dtype Q8_0 ... Q6_K).
 LCAPI lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err);
 // A directory loads as Hugging Face, a file starting with "GGUF" as GGUF, any
@@ -829,7 +829,8 @@ LCAPI lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path,
                                           int vocab_size, lc_error *err);
 // Hugging Face tokenizer.json (model.type "BPE").
 LCAPI lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err);
-// A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) kind (>>model-gguf).
+// A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) or "gpt2"
+// (byte-level BPE; pre-tokenizer "qwen2", "gpt-2" or "default") kind (>>model-gguf).
 LCAPI lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err);
 LCAPI void lc_tokenizer_free(lc_tokenizer *t);
 // Encodes text[0..len): [BOS if bos] + pieces + [EOS if eos] into ids
@@ -9911,7 +9912,8 @@ static void lc__model_free_st(lc__model_priv *pv) {
 }
 
 // >>model-gguf
-// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral) as the
+// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral; qwen2,
+// qwen3 with their biases / q-k norms, >>qwen-config) as the
 // Hugging Face loader would give it: metadata mapped to the config, tensors
 // under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
 // the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
@@ -10040,6 +10042,11 @@ static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, cons
     c->bos_id = c->eos_id = -1;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) c->bos_id = (int)v;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
+    if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen3")) {   // as >>qwen-config: no window, biases / q-k norms
+        c->sliding_window = 0;
+        c->qkv_bias = arch[4] == '2';
+        c->qk_norm = arch[4] == '3';
+    }
     snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
     return lc__model_check_cfg(c, path, err);
 }
@@ -10047,7 +10054,93 @@ static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, cons
 // A GGUF file's own tokenizer: tokenizer.ggml.model "llama" (SentencePiece
 // BPE: tokens with U+2581 for spaces, scores as merge priorities, token types,
 // <0xXX> byte pieces) read as lc_tokenizer_load_llama2c reads tokenizer.bin.
-// Other models ("gpt2" byte-level BPE with merges) are LOLCATS_ERR_UNSUPPORTED.
+// "gpt2" (byte-level BPE with merges): lc__tok_load_gguf_bpe.
+// tokenizer.ggml.model "gpt2" (byte-level BPE): the tokens, merges and token
+// types are written out as the tokenizer.json they came from and read by
+// lc__tok_hf_parse, so both give the same tokenizer. Control (3) and
+// user-defined (4) tokens become added tokens (special: true / false).
+// tokenizer.ggml.pre "qwen2" selects Qwen's Split regex; "gpt-2", "default" or
+// none the GPT-2 byte-level rule; any other name (llama-bpe, ...) is refused.
+static void lc__gguf_json_str(lc__buf *o, const char *p, size_t n) {
+    size_t i;
+    lc__buf_put(o, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        char esc[8];
+        if (ch == '"' || ch == '\\') { esc[0] = '\\'; esc[1] = (char)ch; lc__buf_put(o, esc, 2); }
+        else if (ch < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", ch); lc__buf_put(o, esc, 6); }
+        else lc__buf_put(o, p + i, 1);
+    }
+    lc__buf_put(o, "\"", 1);
+}
+
+static lc_status lc__tok_load_gguf_bpe(lc_tokenizer *t, const lc_gguf_file *f, const lc_gguf_kv *toks,
+                                      const lc_gguf_kv *types, const char *path, lc_error *err) {
+    const lc_gguf_kv *merges = lc_gguf_find_kv(f, "tokenizer.ggml.merges");
+    const char *pre = "default", *p;
+    lc__buf o = {0, 0, 0, 0};
+    char num[64];
+    lc__json d;
+    lc_status s;
+    uint64_t i;
+    size_t len;
+    int64_t v, ty;
+    int first;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.pre") && (s = lc_gguf_get_str(f, "tokenizer.ggml.pre", &pre, err))) return s;
+    if (strcmp(pre, "qwen2") && strcmp(pre, "gpt-2") && strcmp(pre, "default"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre is \"%s\"; lolcats reads GGUF "
+                            "byte-level tokenizers with the pre-tokenizer \"qwen2\", \"gpt-2\" or \"default\": "
+                            "pass --tokenizer tokenizer.json", path, pre);
+    if (!merges || merges->type != LOLCATS_GGUF_ARRAY || merges->elem_type != LOLCATS_GGUF_STRING)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.merges is %s, expected an array of strings "
+                            "\"left right\"", path, merges ? lc_gguf_type_name(merges->type) : "missing");
+    lc__buf_str(&o, "{\"model\": {\"type\": \"BPE\", \"vocab\": {");
+    for (first = 1, i = 0; i < toks->n; i++) {
+        ty = types ? lc_gguf_arr_int(types, i) : 1;
+        if (ty == 3 || ty == 4) continue;
+        p = lc_gguf_arr_str(toks, i, &len);
+        if (!first) lc__buf_put(&o, ",", 1);
+        first = 0;
+        lc__gguf_json_str(&o, p, len);
+        snprintf(num, sizeof num, ": %lu", (unsigned long)i);
+        lc__buf_str(&o, num);
+    }
+    lc__buf_str(&o, "}, \"merges\": [");
+    for (i = 0; i < merges->n; i++) {
+        p = lc_gguf_arr_str(merges, i, &len);
+        if (i) lc__buf_put(&o, ",", 1);
+        lc__gguf_json_str(&o, p, len);
+    }
+    lc__buf_str(&o, "]}, \"added_tokens\": [");
+    for (first = 1, i = 0; types && i < toks->n; i++) {
+        ty = lc_gguf_arr_int(types, i);
+        if (ty != 3 && ty != 4) continue;
+        p = lc_gguf_arr_str(toks, i, &len);
+        snprintf(num, sizeof num, "%s{\"id\": %lu, \"content\": ", first ? "" : ",", (unsigned long)i);
+        lc__buf_str(&o, num);
+        first = 0;
+        lc__gguf_json_str(&o, p, len);
+        lc__buf_str(&o, ty == 3 ? ", \"special\": true}" : ", \"special\": false}");
+    }
+    lc__buf_str(&o, "], \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}}");
+    if (o.oom) { LOLCATS_FREE(o.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    s = lc__json_parse(&d, o.p, o.n, path, err);
+    LOLCATS_FREE(o.p);
+    if (s) return s;
+    s = lc__tok_hf_parse(t, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    ((lc__tok_priv *)t->priv)->qwen_split = !strcmp(pre, "qwen2");
+    t->add_bos = 0;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) t->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) t->eos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.add_bos_token") && !lc_gguf_get_int(f, "tokenizer.ggml.add_bos_token", &v, err)) t->add_bos = v != 0 && t->bos_id >= 0;
+    if (t->bos_id >= t->vocab_size || t->eos_id >= t->vocab_size)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.bos/eos_token_id %d / %d is not below the "
+                            "%d tokens", path, t->bos_id, t->eos_id, t->vocab_size);
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err) {
     lc_gguf_file *f = NULL;
     const lc_gguf_kv *toks, *scores, *types;
@@ -10064,9 +10157,10 @@ LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_er
         goto done;
     }
     if ((s = lc_gguf_get_str(f, "tokenizer.ggml.model", &model, err))) goto done;
-    if (strcmp(model, "llama")) {
+    if (strcmp(model, "llama") && strcmp(model, "gpt2")) {
         s = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model is \"%s\"; lolcats reads GGUF "
-                         "tokenizers of the \"llama\" (SentencePiece) kind: pass --tokenizer tokenizer.json", path, model);
+                         "tokenizers of the \"llama\" (SentencePiece) and \"gpt2\" (byte-level BPE) kinds: pass "
+                         "--tokenizer tokenizer.json", path, model);
         goto done;
     }
     toks = lc_gguf_find_kv(f, "tokenizer.ggml.tokens");
@@ -10086,6 +10180,7 @@ LCIMPL lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_er
                          ? "scores" : "token_type", V, scores && scores->elem_type != LOLCATS_GGUF_F32 ? "f32" : "i32");
         goto done;
     }
+    if (!strcmp(model, "gpt2")) { s = lc__tok_load_gguf_bpe(t, f, toks, types, path, err); goto done; }
     for (i = 0; i < V; i++) { (void)lc_gguf_arr_str(toks, (uint64_t)i, &len); blob += len + 1; }
     t->kind = LOLCATS_TOK_SPM;
     if ((s = lc__tok_alloc(t, V, blob, path, err))) goto done;
@@ -10124,6 +10219,30 @@ done:
     return s;
 }
 
+// Qwen's extra tensors of layer l, rows as stored (llama.cpp's converter
+// permutes q/k only for llama): qwen2's attn_q/k/v.bias -> bq/bk/bv, qwen3's
+// attn_q_norm/attn_k_norm -> q_norm/k_norm (head_dim from key_length).
+static lc_status lc__gguf_qwen_layer(lc__gguf_model *g, const lc_model_config *c, lc_layer_weights *lw, int l,
+                                     lc_error *err) {
+    int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    char nm[64];
+    lc_status st;
+#define LC__GQ(field, name, n)                                                 \
+    snprintf(nm, sizeof nm, "blk.%d." name, l);                               \
+    if ((st = lc__gguf_weight(g, &lw->field, nm, 1, n, 0, err))) return st;
+    if (c->qkv_bias) {
+        LC__GQ(bq, "attn_q.bias", qd)
+        LC__GQ(bk, "attn_k.bias", kvd)
+        LC__GQ(bv, "attn_v.bias", kvd)
+    }
+    if (c->qk_norm) {
+        LC__GQ(q_norm, "attn_q_norm.weight", c->head_dim)
+        LC__GQ(k_norm, "attn_k_norm.weight", c->head_dim)
+    }
+#undef LC__GQ
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {
     static const char *const names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
                                          "ffn_gate", "ffn_down", "ffn_up"};
@@ -10142,11 +10261,10 @@ LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err
     m->format = LOLCATS_MODEL_GGUF;
     if ((st = lc_gguf_open(&g->f, path, err))) goto fail;
     if ((st = lc_gguf_get_str(g->f, "general.architecture", &arch, err))) goto fail;
-    if (strcmp(arch, "llama") && strcmp(arch, "mistral")) {
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")) {
         st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; lolcats runs GGUF "
-                          "models of the llama architecture (Llama 1/2/3, Mistral)%s", path, arch,
-                          strcmp(arch, "qwen2") && strcmp(arch, "qwen3") ? "" :
-                          "; for Qwen, write a Hugging Face directory with `lolcats convert FILE.gguf --out DIR`");
+                          "models of the llama (Llama 1/2/3, Mistral), qwen2 (Qwen2/2.5) and qwen3 architectures",
+                          path, arch);
         goto fail;
     }
     if ((st = lc__gguf_config(c, g->f, arch, err))) goto fail;
@@ -10172,10 +10290,11 @@ LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err
             for (k = 0; k < 9; k++) {
                 char nm[64];
                 snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
-                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k],
+                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k], c->qkv_bias || c->qk_norm ? 0 :
                                           k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0, err)))
                     goto fail;
             }
+            if ((st = lc__gguf_qwen_layer(g, c, lw, l, err))) goto fail;
         }
     }
     if ((st = lc__model_check_finite(m, path, err))) goto fail;

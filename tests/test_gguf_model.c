@@ -141,6 +141,108 @@ static void test_to_hf(void) {
 /* A hand-built Qwen2 / Qwen3 GGUF (F32, dim 32, 2 heads of 16, 1 kv head,
    vocab 8, one layer) through `convert FILE.gguf --out DIR`: Hugging Face
    names (biases, q/k norms), rows as stored (no llama permutation), config. */
+/* element j of the data area: a ramp plus a pattern, so rows differ in more than an offset */
+/* a byte-level ("gpt2") GGUF tokenizer carrying the vocab / merges / added
+   tokens of tests/data/qwen_tokenizer.json encodes every text of
+   tests/data/qwen_tok_ref.json (and chat markers) as that tokenizer.json does;
+   pre "gpt-2" (not Qwen's split) gives other ids somewhere */
+static void gb_arr_hdr(gb_buf *b, const char *key, uint32_t et, uint64_t n) { gb_key(b, key, 9); gb_u32(b, et); gb_u64(b, n); }
+
+static int write_bpe_gguf(const char *path, const lc__json *d, const char *pre) {
+    const lc__json_node *r = lc__json_root(d), *model = lc__jget(d, r, "model"), *vocab = lc__jget(d, model, "vocab"),
+                        *merges = lc__jget(d, model, "merges"), *added = lc__jget(d, r, "added_tokens"), *c;
+    const char *tok[1024];
+    size_t tlen[1024];
+    int typ[1024], V = 0, i, ok;
+    gb_buf b = {0, 0, 0};
+    FILE *f;
+    memset(tok, 0, sizeof tok);
+    for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
+        i = (int)c->i64; tok[i] = c->key; tlen[i] = c->key_len; typ[i] = 1; if (i >= V) V = i + 1;
+    }
+    for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+        const lc__json_node *ct = lc__jget(d, c, "content");
+        i = (int)lc__jget(d, c, "id")->i64; tok[i] = ct->str; tlen[i] = ct->len; typ[i] = 3; if (i >= V) V = i + 1;
+    }
+    for (i = 0; i < V; i++) if (!tok[i]) return 0;
+    gb_header(&b, 3, 0, 6);
+    gb_kv_str(&b, "tokenizer.ggml.model", "gpt2");
+    gb_kv_str(&b, "tokenizer.ggml.pre", pre);
+    gb_kv_u32(&b, "tokenizer.ggml.eos_token_id", 456);
+    gb_arr_hdr(&b, "tokenizer.ggml.tokens", 8, (uint64_t)V);
+    for (i = 0; i < V; i++) { gb_u64(&b, tlen[i]); gb_bytes(&b, tok[i], tlen[i]); }
+    gb_arr_hdr(&b, "tokenizer.ggml.token_type", 5, (uint64_t)V);
+    for (i = 0; i < V; i++) gb_u32(&b, (uint32_t)typ[i]);
+    gb_arr_hdr(&b, "tokenizer.ggml.merges", 8, (uint64_t)merges->count);
+    for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c)) { gb_u64(&b, c->len); gb_bytes(&b, c->str, c->len); }
+    f = fopen(path, "wb");
+    ok = f && fwrite(b.p, 1, b.n, f) == b.n;
+    if (f) ok = (fclose(f) == 0) && ok;
+    free(b.p);
+    return ok;
+}
+
+static void test_bpe_tokenizer(void) {
+    static const char *tj = "tests/data/qwen_tokenizer.json", *rj = "tests/data/qwen_tok_ref.json";
+    static const char *extra[] = {"<|im_start|>user\nHello, world!<|im_end|>\n<|im_start|>assistant\n",
+                                  "<|endoftext|>  tabs\tand\r\nnewlines\n\n  don't 123 4567"};
+    lc_tokenizer th, tg;
+    lc_error err;
+    lc__json dt, dr;
+    char *text = NULL, *text2 = NULL;
+    size_t n;
+    int pass, n_cases = 0, n_ok = 0, differs = 0;
+    memset(&err, 0, sizeof err);
+    if (!CHECK(lc__read_all(tj, &text, &n, &err) == LOLCATS_OK && lc__json_parse(&dt, text, n, tj, &err) == LOLCATS_OK,
+               "%s: %s", tj, err.msg)) { free(text); return; }
+    if (!CHECK(lc__read_all(rj, &text2, &n, &err) == LOLCATS_OK && lc__json_parse(&dr, text2, n, rj, &err) == LOLCATS_OK,
+               "%s: %s", rj, err.msg)) { free(text2); lc__json_free(&dt); free(text); return; }
+    for (pass = 0; pass < 2; pass++) {
+        const char *path = pass ? DIR "/qwen_tok_gpt2pre.gguf" : DIR "/qwen_tok.gguf";
+        const lc__json_node *cs = lc__jget(&dr, lc__json_root(&dr), "cases"), *c;
+        int k;
+        if (!CHECK(write_bpe_gguf(path, &dt, pass ? "gpt-2" : "qwen2"), "write %s", path)) break;
+        if (!CHECK(lc_tokenizer_load_hf(&th, tj, &err) == LOLCATS_OK, "%s: %s", tj, err.msg)) break;
+        if (!CHECK(lc_tokenizer_load_gguf(&tg, path, &err) == LOLCATS_OK, "%s: %s", path, err.msg)) { lc_tokenizer_free(&th); break; }
+        if (!pass)
+            CHECK(tg.kind == LOLCATS_TOK_BYTELEVEL && ((lc__tok_priv *)tg.priv)->qwen_split && tg.vocab_size == th.vocab_size &&
+                  tg.eos_id == 456 && tg.bos_id < 0 && !tg.add_bos && tg.n_special == 3 &&
+                  lc_tokenizer_find(&tg, "<|im_start|>", 12) == 457,
+                  "GGUF gpt2 tokenizer: byte-level, Qwen split, vocab %d, eos %d, %d specials", tg.vocab_size, tg.eos_id,
+                  tg.n_special);
+        for (c = cs ? lc__json_first(&dr, cs) : NULL, k = 0; c || k < 2; k += !c, c = c ? lc__json_next(&dr, cs, c) : NULL) {
+            const lc__json_node *tx = c ? lc__jget(&dr, c, "text") : NULL;
+            const char *s = tx ? tx->str : extra[k];
+            size_t len = tx ? tx->len : strlen(extra[k]), gh = 0, gg = 0, q;
+            int oh[512], og[512], same;
+            if (lc_tokenizer_encode(&th, s, len, 0, 0, oh, 512, &gh, &err) ||
+                lc_tokenizer_encode(&tg, s, len, 0, 0, og, 512, &gg, &err)) { CHECK(0, "encode: %s", err.msg); continue; }
+            same = gh == gg;
+            for (q = 0; same && q < gh; q++) same = oh[q] == og[q];
+            if (pass) { differs |= !same; continue; }
+            n_cases++;
+            n_ok += same;
+            if (!same) printf("  GGUF tokenizer differs on \"%s\"\n", s);
+        }
+        lc_tokenizer_free(&th);
+        lc_tokenizer_free(&tg);
+    }
+    printf("  GGUF gpt2 tokenizer (qwen2 pre): %d of %d texts encode as tokenizer.json\n", n_ok, n_cases);
+    CHECK(n_cases > 2 && n_ok == n_cases, "GGUF byte-level tokenizer: %d of %d texts as tokenizer.json", n_ok, n_cases);
+    CHECK(differs, "pre \"gpt-2\" (GPT-2 rule) gives other ids on some text");
+    {   /* an unknown pre-tokenizer is refused by name */
+        int rc = write_bpe_gguf(DIR "/qwen_tok_bad.gguf", &dt, "llama-bpe");
+        CHECK(rc && lc_tokenizer_load_gguf(&tg, DIR "/qwen_tok_bad.gguf", &err) == LOLCATS_ERR_UNSUPPORTED &&
+              strstr(err.msg, "llama-bpe"), "unknown pre refused: %s", err.msg);
+    }
+    lc__json_free(&dr);
+    lc__json_free(&dt);
+    free(text);
+    free(text2);
+}
+
+static float qwen_val(int j) { return 0.0001f * (float)j + 0.05f * (float)((j * 7919) % 13 - 6); }
+
 static void test_qwen(const char *arch) {
     static const char *const base[] = {"token_embd.weight", "output_norm.weight", "output.weight",
                                        "blk.0.attn_norm.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight",
@@ -150,7 +252,7 @@ static void test_qwen(const char *arch) {
                                      {32, 1}, {32, 64}, {32, 64}, {64, 32}};
     const char *extra[3];
     uint64_t xne[3];
-    int nx = 0, qw3 = !strcmp(arch, "qwen3"), nt, i, j;
+    int nx = 0, qw3 = !strcmp(arch, "qwen3"), nt, i, j, qoff = 0;
     gb_buf b = {0, 0, 0};
     uint64_t off = 0;
     char key[96], cmd[1024], path[256];
@@ -171,6 +273,7 @@ static void test_qwen(const char *arch) {
     for (i = 0; i < nt; i++) {
         uint64_t e[2];
         int nd = 2;
+        if (i == 4) qoff = (int)(off / 4);
         if (i < 12) { e[0] = ne[i][0]; e[1] = ne[i][1]; if (e[1] == 1) nd = 1; }
         else { e[0] = xne[i - 12]; nd = 1; }
         gb_tinfo(&b, i < 12 ? base[i] : extra[i - 12], nd, e, 0, off);
@@ -178,7 +281,7 @@ static void test_qwen(const char *arch) {
         off = (off + 31) / 32 * 32;
     }
     gb_align(&b, 32);
-    for (j = 0; j < (int)(off / 4); j++) gb_f32(&b, 0.001f * (float)j);
+    for (j = 0; j < (int)(off / 4); j++) gb_f32(&b, qwen_val(j));
     snprintf(path, sizeof path, DIR "/tiny_%s.gguf", arch);
     {
         FILE *f = fopen(path, "wb");
@@ -200,7 +303,7 @@ static void test_qwen(const char *arch) {
         const lc_tensor *q = lc_st_find(st, "model.layers.0.self_attn.q_proj.weight");
         const lc_tensor *e = lc_st_find(st, "model.embed_tokens.weight");
         const float *qv = q ? lc_tensor_f32(q) : NULL, *ev = e ? lc_tensor_f32(e) : NULL;
-        CHECK(qv && ev && q->shape[0] == 32 && q->shape[1] == 32 && qv[32] - qv[0] > 0.0319f && qv[32] - qv[0] < 0.0321f,
+        CHECK(qv && ev && q->shape[0] == 32 && q->shape[1] == 32 && qv[32] == qwen_val(qoff + 32) && qv[33] == qwen_val(qoff + 33),
               "%s: q_proj (32, 32), rows in stored order", arch);
         CHECK(ev && lc_st_find(st, "lm_head.weight") && lc_st_find(st, "model.layers.0.mlp.down_proj.weight"), "%s: names", arch);
     }
@@ -208,8 +311,27 @@ static void test_qwen(const char *arch) {
     snprintf(cmd, sizeof cmd, "grep -q '%s' " DIR "/%s_hf/config.json && grep -q '\"head_dim\": 16' " DIR "/%s_hf/config.json",
              qw3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM", arch, arch);
     CHECK(tiny_sh(cmd) == 0, "%s config.json", arch);
-    snprintf(cmd, sizeof cmd, "%s eval -m " DIR "/tiny_%s.gguf --data " DIR "/tiny.bin 2>&1 | grep -q 'lolcats convert FILE.gguf --out DIR'", bin, arch);
-    CHECK(tiny_sh(cmd) == 0, "%s GGUF: loading says how to convert", arch);
+    {   /* the GGUF loaded directly gives the logits of the HF directory convert wrote from it */
+        float *lg, *lh;
+        int Vg = 0, Vh = 0;
+        double mx = 0.0, dmax = 0.0;
+        snprintf(path, sizeof path, DIR "/tiny_%s.gguf", arch);
+        lg = logits_of(path, &Vg);
+        snprintf(path, sizeof path, DIR "/%s_hf", arch);
+        lh = logits_of(path, &Vh);
+        if (lg && lh && CHECK(Vg == 8 && Vh == 8, "%s: vocab %d / %d", arch, Vg, Vh)) {
+            for (i = 0; i < 24 * 8; i++) {
+                if (fabs((double)lh[i]) > mx) mx = fabs((double)lh[i]);
+                if (fabs((double)lg[i] - (double)lh[i]) > dmax) dmax = fabs((double)lg[i] - (double)lh[i]);
+            }
+            printf("  tiny %s GGUF loaded directly vs its HF directory: max |dlogit| %.3g (max |logit| %.3g)\n", arch,
+                   dmax, mx);
+            CHECK(mx > 0.0 && dmax <= 1e-6 * mx,
+                  "%s: GGUF logits vs HF directory: max |d| %.3g (max |logit| %.3g)", arch, dmax, mx);
+        }
+        free(lg);
+        free(lh);
+    }
 }
 
 static double nll_of(const char *model, const char *tok, const char *data, int ctx) {
@@ -299,6 +421,7 @@ int main(void) {
     test_to_hf();
     test_qwen("qwen2");
     test_qwen("qwen3");
+    test_bpe_tokenizer();
     test_tokenizer();
     test_alpaca();
     return check_done();
