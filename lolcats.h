@@ -830,7 +830,7 @@ LCAPI lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path,
 // Hugging Face tokenizer.json (model.type "BPE").
 LCAPI lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err);
 // A GGUF file's tokenizer.ggml.* of the "llama" (SentencePiece) or "gpt2"
-// (byte-level BPE; pre-tokenizer "qwen2", "gpt-2" or "default") kind (>>model-gguf).
+// (byte-level BPE; pre-tokenizer "qwen2", "llama-bpe", "gpt-2" or "default") kind (>>model-gguf).
 LCAPI lc_status lc_tokenizer_load_gguf(lc_tokenizer *t, const char *path, lc_error *err);
 LCAPI void lc_tokenizer_free(lc_tokenizer *t);
 // Encodes text[0..len): [BOS if bos] + pieces + [EOS if eos] into ids
@@ -9020,7 +9020,8 @@ typedef struct lc__tok_priv {
     size_t mmask;
     int n_merges;
     int nl_split;                 // 1: no piece holds the newline's piece inside a longer one
-    int qwen_split;               // 1: Qwen2/2.5/3's Split regex pre-tokenizer (lc__pt_next_qwen)
+    int qwen_split;               // Split regex pre-tokenizer (lc__pt_next_qwen): 0 none (GPT-2 rule),
+                                  // 1 Qwen2/2.5/3 (\p{N}: one digit), 3 Llama 3 (\p{N}{1,3})
 } lc__tok_priv;
 
 static uint32_t lc__fnv(const char *s, size_t n) {
@@ -9747,7 +9748,8 @@ static size_t lc__pt_next(const char *text, size_t len) {
 // matched by hand on UTF-8, alternatives in order (leftmost-first):
 //   1 an apostrophe contraction (ASCII case-insensitive);
 //   2 one optional char that is not CR, LF, a letter or a number, then letters;
-//   3 ONE number (digits are never grouped);
+//   3 ONE number (digits are never grouped); Llama 3's otherwise identical
+//     regex has \p{N}{1,3} here: up to three numbers (max_digits 3);
 //   4 an optional space, a run of punctuation / symbols, then any CR / LF;
 //   5 whitespace up to and including the run's last CR / LF;
 //   6 a whitespace run at the end of the text, or all of it but its last char
@@ -9819,7 +9821,7 @@ static int lc__qcls(const unsigned char *s, size_t n, size_t *used) {
     return 'O';
 }
 
-static size_t lc__pt_next_qwen(const char *text, size_t len) {
+static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
     const unsigned char *s = (const unsigned char *)text;
     size_t u0, u, j, last_r = 0, e;
     int c0 = lc__qcls(s, len, &u0), k, has_r = 0;
@@ -9837,7 +9839,10 @@ static size_t lc__pt_next_qwen(const char *text, size_t len) {
         while (j < len && lc__qcls(s + j, len - j, &u) == 'L') j += u;
         return j;
     }
-    if (c0 == 'N') return u0;   // 3
+    if (c0 == 'N') {   // 3
+        for (j = u0, k = 1; k < max_digits && j < len && lc__qcls(s + j, len - j, &u) == 'N'; k++) j += u;
+        return j;
+    }
     j = s[0] == ' ' ? 1 : 0;   // 4
     if (j < len && lc__qcls(s + j, len - j, &u) == 'O') {
         while (j < len && lc__qcls(s + j, len - j, &u) == 'O') j += u;
@@ -9860,13 +9865,23 @@ static size_t lc__pt_next_qwen(const char *text, size_t len) {
     return e;
 }
 
-// Whether pre_tokenizer is (or holds) a Split on exactly Qwen's regex.
+// Whether pre_tokenizer is (or holds) a Split on exactly Qwen's regex (1) or
+// Llama 3's, the same with \p{N}{1,3} (3); 0 otherwise.
 static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre) {
-    static const char qwen_re[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
-                                  "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char head[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|";
+    static const char tail[] = "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     const lc__json_node *sp = lc__jfind_type(d, pre, "Split"), *pat = sp ? lc__jget(d, sp, "pattern") : NULL;
     const lc__json_node *re = pat ? lc__jget(d, pat, "Regex") : NULL;
-    return re && re->type == LC__JSON_STRING && !strcmp(re->str, qwen_re);
+    const char *r, *mid;
+    size_t hn = sizeof head - 1, tn = sizeof tail - 1, n;
+    if (!re || re->type != LC__JSON_STRING) return 0;
+    r = re->str;
+    n = strlen(r);
+    if (n < hn + tn || memcmp(r, head, hn) || strcmp(r + n - tn, tail)) return 0;
+    mid = r + hn;
+    if (n - hn - tn == 5 && !memcmp(mid, "\\p{N}", 5)) return 1;
+    if (n - hn - tn == 10 && !memcmp(mid, "\\p{N}{1,3}", 10)) return 3;
+    return 0;
 }
 
 static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t len, int *ids,
@@ -9887,8 +9902,8 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
         return lc__tok_bpe(t, s + i, len - i, i == 0 ? t->add_prefix_space : 0, ids, cap, n, err);
     }
     while (i < len) {
-        size_t w = ((const lc__tok_priv *)t->priv)->qwen_split ? lc__pt_next_qwen(s + i, len - i)
-                                                               : lc__pt_next(s + i, len - i);
+        int split = ((const lc__tok_priv *)t->priv)->qwen_split;
+        size_t w = split ? lc__pt_next_qwen(s + i, len - i, split) : lc__pt_next(s + i, len - i);
         if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
         i += w;
     }
@@ -10059,8 +10074,9 @@ static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, cons
 // types are written out as the tokenizer.json they came from and read by
 // lc__tok_hf_parse, so both give the same tokenizer. Control (3) and
 // user-defined (4) tokens become added tokens (special: true / false).
-// tokenizer.ggml.pre "qwen2" selects Qwen's Split regex; "gpt-2", "default" or
-// none the GPT-2 byte-level rule; any other name (llama-bpe, ...) is refused.
+// tokenizer.ggml.pre "qwen2" selects Qwen's Split regex, "llama-bpe" Llama 3's
+// (the same with digit runs of up to 3); "gpt-2", "default" or none the GPT-2
+// byte-level rule; any other name is refused.
 static void lc__gguf_json_str(lc__buf *o, const char *p, size_t n) {
     size_t i;
     lc__buf_put(o, "\"", 1);
@@ -10087,9 +10103,9 @@ static lc_status lc__tok_load_gguf_bpe(lc_tokenizer *t, const lc_gguf_file *f, c
     int64_t v, ty;
     int first;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.pre") && (s = lc_gguf_get_str(f, "tokenizer.ggml.pre", &pre, err))) return s;
-    if (strcmp(pre, "qwen2") && strcmp(pre, "gpt-2") && strcmp(pre, "default"))
+    if (strcmp(pre, "qwen2") && strcmp(pre, "llama-bpe") && strcmp(pre, "gpt-2") && strcmp(pre, "default"))
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre is \"%s\"; lolcats reads GGUF "
-                            "byte-level tokenizers with the pre-tokenizer \"qwen2\", \"gpt-2\" or \"default\": "
+                            "byte-level tokenizers with the pre-tokenizer \"qwen2\", \"llama-bpe\", \"gpt-2\" or \"default\": "
                             "pass --tokenizer tokenizer.json", path, pre);
     if (!merges || merges->type != LOLCATS_GGUF_ARRAY || merges->elem_type != LOLCATS_GGUF_STRING)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tokenizer.ggml.merges is %s, expected an array of strings "
@@ -10130,7 +10146,7 @@ static lc_status lc__tok_load_gguf_bpe(lc_tokenizer *t, const lc_gguf_file *f, c
     s = lc__tok_hf_parse(t, &d, path, err);
     lc__json_free(&d);
     if (s) return s;
-    ((lc__tok_priv *)t->priv)->qwen_split = !strcmp(pre, "qwen2");
+    ((lc__tok_priv *)t->priv)->qwen_split = !strcmp(pre, "qwen2") ? 1 : !strcmp(pre, "llama-bpe") ? 3 : 0;
     t->add_bos = 0;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) t->bos_id = (int)v;
     if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) t->eos_id = (int)v;

@@ -231,10 +231,20 @@ static void test_bpe_tokenizer(void) {
     CHECK(n_cases > 2 && n_ok == n_cases, "GGUF byte-level tokenizer: %d of %d texts as tokenizer.json", n_ok, n_cases);
     CHECK(differs, "pre \"gpt-2\" (GPT-2 rule) gives other ids on some text");
     {   /* an unknown pre-tokenizer is refused by name */
-        int rc = write_bpe_gguf(DIR "/qwen_tok_bad.gguf", &dt, "llama-bpe");
+        int rc = write_bpe_gguf(DIR "/qwen_tok_bad.gguf", &dt, "deepseek-llm");
         CHECK(rc && lc_tokenizer_load_gguf(&tg, DIR "/qwen_tok_bad.gguf", &err) == LOLCATS_ERR_UNSUPPORTED &&
-              strstr(err.msg, "llama-bpe"), "unknown pre refused: %s", err.msg);
+              strstr(err.msg, "deepseek-llm"), "unknown pre refused: %s", err.msg);
     }
+    {   /* Llama 3's "llama-bpe": Qwen's split with digit runs of up to 3 */
+        int rc = write_bpe_gguf(DIR "/llama3_tok.gguf", &dt, "llama-bpe");
+        int ok = rc && lc_tokenizer_load_gguf(&tg, DIR "/llama3_tok.gguf", &err) == LOLCATS_OK;
+        CHECK(ok && ((const lc__tok_priv *)tg.priv)->qwen_split == 3, "pre \"llama-bpe\" selects Llama 3's split: %s",
+              ok ? "" : err.msg);
+        if (ok) lc_tokenizer_free(&tg);
+    }
+    CHECK(lc__pt_next_qwen("12345 x", 7, 3) == 3 && lc__pt_next_qwen("45 x", 4, 3) == 2 &&
+          lc__pt_next_qwen("12345 x", 7, 1) == 1 && lc__pt_next_qwen("ab12", 4, 3) == 2,
+          "digit runs: groups of up to 3 (Llama 3), single digits (Qwen)");
     lc__json_free(&dr);
     lc__json_free(&dt);
     free(text);
