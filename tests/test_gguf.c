@@ -168,7 +168,7 @@ static void test_malformed(void) {
     lc_gguf_file *f = NULL;
     lc_error err;
     int bad_trunc = 0;
-    uint64_t ne[2] = {32, 2};
+    uint64_t ne[2] = {32, 2}, ne9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};   /* 9 dimensions: one past the limit */
 
     tiny(&b, 0, 32, 0, NULL, 0);
     CHECK(open_buf(&f, &b, &err) == LOLCATS_OK, "tiny file opens: %s", err.msg);
@@ -208,7 +208,7 @@ static void test_malformed(void) {
     expect_fail(&b, "array of arrays", "an array of arrays");
     b.n = 0; gb_header(&b, 3, 0, 1); gb_key(&b, "a", 9); gb_u32(&b, 6); gb_u64(&b, (uint64_t)1 << 61);
     expect_fail(&b, "'a'", "an array count past the end");
-    b.n = 0; gb_header(&b, 3, 1, 0); gb_tinfo(&b, "w", 9, ne, 0, 0);
+    b.n = 0; gb_header(&b, 3, 1, 0); gb_tinfo(&b, "w", 9, ne9, 0, 0);
     while (b.n < 512) gb_u8(&b, 0);
     expect_fail(&b, "dimensions", "9 dimensions");
     /* every truncation of a valid file fails cleanly (or, cut inside the
