@@ -347,10 +347,10 @@ static void test_qwen(const char *arch) {
 static double nll_of(const char *model, const char *tok, const char *data, int ctx) {
     char cmd[1024], line[2048];
     FILE *p;
-    double nll = NAN;
+    double nll = (double)NAN;
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s eval -m %s %s%s --data %s --ctx %d --json", bin, model,
              tok ? "--tokenizer " : "", tok ? tok : "", data, ctx);
-    if (!(p = popen(cmd, "r"))) return NAN;
+    if (!(p = popen(cmd, "r"))) return (double)NAN;
     while (fgets(line, sizeof line, p))
         if (!strncmp(line, "{\"nll\": ", 8)) nll = atof(line + 8);
     pclose(p);
