@@ -19,9 +19,21 @@ static int progress_shown;
 static double progress_last;
 
 int tool_progress_plain_due(double *last) {
+    static int warned;
     const char *e = getenv("LOLCATS_PROGRESS_SECONDS");
-    double every = e && e[0] ? atof(e) : 10.0, now;
+    double every = 10.0, now;
     struct timespec ts;
+    if (e && e[0]) {   /* a number of seconds >= 0; anything else is named once and ignored */
+        char *end;
+        double v = strtod(e, &end);
+        if (*end || !(v >= 0 && v <= 1e9)) {
+            if (!warned) fprintf(stderr, "lolcats: warning: LOLCATS_PROGRESS_SECONDS='%s' is not a number of seconds "
+                                         ">= 0; using 10\n", e);
+            warned = 1;
+        } else {
+            every = v;
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
     if (*last <= 0) { *last = now; return every <= 0; }
