@@ -2,6 +2,7 @@
 #include "tools.h"
 #include "args.h"
 #include "outsafe.h"
+#include "standalone.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,20 +11,23 @@
 #include <sys/types.h>
 
 static const char *convert_usage =
-    "lolcats convert --from-llama2c FILE --out DIR [--force]\n"
+    "lolcats convert --from-llama2c FILE --out DIR [--tokenizer TOK] [--force]\n"
     "Converts a llama2.c checkpoint to a Hugging Face directory.\n"
     "  Writes a llama2.c checkpoint as a Hugging Face directory: config.json\n"
     "  (LlamaForCausalLM) and model.safetensors (F32), q/k rows permuted from\n"
     "  interleaved to rotate_half RoPE. DIR must be absent or empty; --force\n"
-    "  replaces a non-empty DIR whole (atomically). The tokenizer is not\n"
-    "  converted (llama2.c tokenizer.bin files have no tokenizer.json).\n"
+    "  replaces a non-empty DIR whole (atomically).\n"
+    "  --tokenizer TOK  copy the tokenizer into DIR: a tokenizer.json as is; a\n"
+    "                   llama2.c tokenizer.bin as DIR/tokenizer.bin (it has no\n"
+    "                   tokenizer.json form: generate/eval find it, Hugging Face\n"
+    "                   tools do not)\n"
     "lolcats convert --to-gguf OUT.gguf --model PATH [--type TYPE]: a GGUF file\n"
     "  (see `lolcats convert --to-gguf x --help`).\n"
     "lolcats convert FILE.gguf --out DIR: a Hugging Face directory from a GGUF file\n"
     "  (see `lolcats convert x.gguf --help`).";
 
 int cmd_convert(int argc, char **argv) {
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *tok = NULL;
     lc_model m;
     lc_error err;
     const char *dir;
@@ -43,10 +47,12 @@ int cmd_convert(int argc, char **argv) {
         if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if (!strcmp(argv[i], "--from-llama2c")) in = tool_arg_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--out")) out = tool_arg_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--tokenizer")) tok = tool_arg_value(argc, argv, &i);
         else tool_arg_unknown(argv[0], argv[i], convert_usage, NULL);
     }
     if (!in || !out) tool_arg_fail(argv[0], "convert needs --from-llama2c FILE and --out DIR");
     outsafe_input("--from-llama2c", in, OUTSAFE_IN_FILE);
+    outsafe_input("--tokenizer", tok, OUTSAFE_IN_FILE);
     outsafe_output("--out", out, OUTSAFE_OUT_HF);
     if (outsafe_begin(argc, argv, force, 1)) return 1;
     if (lc_model_load_llama2c(&m, in, &err)) return tool_report(&err);
@@ -58,7 +64,9 @@ int cmd_convert(int argc, char **argv) {
         lc_model_free(&m);
         return tool_report(&err);
     }
-    if (outsafe_hf_commit(out)) {
+    if (!tok) fprintf(stderr, "lolcats: convert: no --tokenizer: %s has no tokenizer (a llama2.c tokenizer.bin has "
+                              "no tokenizer.json form; --tokenizer copies it in)\n", out);
+    if ((tok && tool_hf_tokenizer_files(dir, NULL, tok, "convert")) || outsafe_hf_commit(out)) {
         lc_model_free(&m);
         return 1;
     }

@@ -16,6 +16,7 @@
 #include "tools.h"
 #include "args.h"
 #include "outsafe.h"
+#include "standalone.h"
 #include "data.h"
 #include "walltime.h"
 
@@ -41,6 +42,8 @@ static const char *eval_usage =
     "  --json          one JSON object: nll, ppl, tokens, ...\n"
     "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
     "                  'identity'); --window / --variant override its masks\n"
+    "  --softmax       a LoLCATs directory (--merge) is scored linearized by default;\n"
+    "                  this scores its weights with softmax attention instead\n"
     "lolcats eval --task NAME[,NAME...] ...: lm-evaluation-harness tasks (eval --task all --help)";
 
 #define EVAL_CHUNK 32
@@ -113,7 +116,7 @@ static int eval_alpaca(eval_state *st, const lc_tokenizer *tok, const char *path
 
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *tok_path = NULL;
-    int json = 0, ctx = 0, all_tokens = 0, i, rc = 1, is_jsonl;
+    int json = 0, ctx = 0, all_tokens = 0, i, rc = 1, is_jsonl, softmax = 0;
     long limit = 0, records = 0;
     lc_model m;
     lc_tokenizer tok;
@@ -136,6 +139,7 @@ int cmd_eval(int argc, char **argv) {
         if (tool_arg_is_help(a)) return tool_arg_help(eval_usage, NULL);
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--all-tokens")) { all_tokens = 1; continue; }
+        if (!strcmp(a, "--softmax")) { softmax = 1; continue; }
         if (!tool_arg_known(a, eval_usage)) tool_arg_unknown(argv[0], argv[i], eval_usage, NULL);
         tool_arg_need(argv[i], argc, argv, i);
         v = argv[++i];
@@ -151,6 +155,7 @@ int cmd_eval(int argc, char **argv) {
         else tool_arg_unknown(argv[0], argv[i - 1], eval_usage, NULL);
     }
     if (!model_path || !data) tool_arg_fail(argv[0], "eval needs --model (-m) and --data");
+    if (tool_lm_auto(model_path, &lo, softmax, "eval")) return 2;   /* a --merge directory: linearized */
     outsafe_input("--model", model_path, OUTSAFE_IN_MODEL);   /* kinds checked before loading */
     outsafe_input("--data", data, OUTSAFE_IN_FILE);
     outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);

@@ -2,6 +2,7 @@
 #include "walltime.h"
 #include "tools.h"
 #include "args.h"
+#include "standalone.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@ static const char *gen_usage =
     "                     Prefill with the checkpoint's masks, then constant-memory\n"
     "                     decoding; the state size is reported on stderr\n"
     "  --window W, --variant tk|sw   override the checkpoint's window / masks\n"
+    "  --softmax          a LoLCATs directory (--merge) runs linearized by default;\n"
+    "                     this runs its weights with softmax attention instead\n"
     "Text is printed as it is generated; stops at EOS/BOS or after --steps.";
 
 /* Loads the tokenizer that belongs to the model: explicit path, else the HF
@@ -54,8 +57,7 @@ int tool_load_tokenizer(lc_tokenizer *tok, const lc_model *m, const char *model_
                             "(its tokenizer.bin, e.g. tok512.bin)\n");
             return 1;
         }
-        snprintf(buf, sizeof buf, "%s/tokenizer.json", model_path);
-        tok_path = buf;
+        tok_path = tool_hf_tokenizer_path(model_path, buf, sizeof buf);   /* tools/standalone.c */
     }
     n = strlen(tok_path);
     if (n >= 5 && !strcmp(tok_path + n - 5, ".json"))
@@ -81,7 +83,7 @@ static void gen_print(const char *p, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = "";
-    int steps = 256, ctx = 0, i, rc = 1, n_new = 0;
+    int steps = 256, ctx = 0, i, rc = 1, n_new = 0, softmax = 0;
     float temperature = 1.0f, top_p = 0.9f;
     unsigned long long seed = (unsigned long long)time(NULL);
     lc_model m;
@@ -103,6 +105,7 @@ int cmd_generate(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]), *v;
         if (tool_arg_is_help(a)) return tool_arg_help(gen_usage, NULL);
+        if (!strcmp(a, "--softmax")) { softmax = 1; continue; }
         if (!tool_arg_known(a, gen_usage)) tool_arg_unknown(argv[0], argv[i], gen_usage, NULL);
         tool_arg_need(argv[i], argc, argv, i);
         v = argv[++i];
@@ -122,6 +125,7 @@ int cmd_generate(int argc, char **argv) {
         else tool_arg_unknown(argv[0], argv[i - 1], gen_usage, NULL);
     }
     if (!model_path) tool_arg_fail(argv[0], "generate needs --model (-m)");
+    if (tool_lm_auto(model_path, &lo, softmax, "generate")) return 2;   /* a --merge directory: linearized */
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
     if (steps > m.cfg.seq_len && !lo.lolcats) steps = m.cfg.seq_len;  /* linearized: no KV cache */

@@ -1,6 +1,7 @@
 /* cmd_inspect.c - `lolcats inspect PATH`: config, tensors, parameter count. */
 #include "tools.h"
 #include "args.h"
+#include "standalone.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,7 @@ int cmd_inspect(int argc, char **argv) {
     if (lc_model_load(&m, argv[1], &err)) return tool_report(&err);
     c = &m.cfg;
     printf("%s (%s)\n", argv[1], m.format == LOLCATS_MODEL_HF ? "Hugging Face" : "llama2.c");
+    tool_inspect_lolcats(argv[1]);   /* a --merge directory: tools/standalone.c */
     printf("  architecture       %s\n", c->arch);
     printf("  hidden_size        %d\n  intermediate_size  %d\n  layers             %d\n",
            c->dim, c->hidden_dim, c->n_layers);

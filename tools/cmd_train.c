@@ -19,6 +19,7 @@
 #include "demo_report.h"
 #include "tool_mpi.h"
 #include "outsafe.h"
+#include "standalone.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -104,7 +105,14 @@ static const char *finetune_usage =
     "  --lora-rank R        (8)       --lora-alpha A   (16)\n"
     "  --train-feature-maps also train feature maps and window factors\n"
     "  --lr LR              AdamW learning rate (1e-4)\n"
-    "  --merge DIR          also write a Hugging Face directory with LoRA merged\n"
+    "  --merge DIR          also write a Hugging Face directory with LoRA merged: the\n"
+    "                       LoLCATs tensors beside, config.json's \"lolcats\" object, the\n"
+    "                       model's tokenizer files (a llama2.c tokenizer.bin is copied\n"
+    "                       as is: it has no tokenizer.json form); generate/eval run it\n"
+    "                       linearized\n"
+    "  --peft DIR           also write the LoRA as a PEFT adapter (adapter_config.json,\n"
+    "                       adapter_model.safetensors) for the teacher in Hugging Face\n"
+    "                       layout; feature maps and window factors stay in CKPT2\n"
     "  --mpi                under mpirun -np K: data parallel, each rank takes every K-th\n"
     "                       sequence of a step (and of validation), gradients are summed\n"
     "                       over the ranks before each AdamW step; rank 0 writes the files\n";
@@ -118,11 +126,11 @@ static const char *linearize_usage =
     "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4); --lr is refused: it would be\n"
     "                       ambiguous between the stages\n"
     "  plus the options of distill and finetune (--variant, --window, --feature-map,\n"
-    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge)\n"
+    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge, --peft)\n"
     "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n";
 
 typedef struct {
-    const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge;
+    const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge, *peft;
     lc_train_cfg tc;
     int seq_len, grad_accum, val_every, val_seqs, val_records, resume, train_fmaps, no_at;
     int force;                    /* --force: see outsafe.h */
@@ -184,6 +192,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     else if (ARG("--out")) o->out = argv[*i];
     else if (ARG("--lolcats")) o->lolcats_in = argv[*i];
     else if (ARG("--merge")) o->merge = argv[*i];
+    else if (ARG("--peft")) o->peft = argv[*i];
     else if (ARG("--json-log")) o->json_log = argv[*i];
     else if (ARG("--report")) o->report = argv[*i];
     else if (ARG("--threads")) tool_arg_threads(a, v);
@@ -1145,13 +1154,28 @@ static int finish_stage2(const train_opts *o, train_env *e, const char *ckpt) {
     lc_lolcats lp;
     lc_error err;
     const char *dir;
-    if (!o->merge || tool_mpi_rank() != 0) return 0;
-    if (!(dir = outsafe_hf_dir(o->merge))) return 1;   /* written whole, then moved into place */
+    if ((!o->merge && !o->peft) || tool_mpi_rank() != 0) return 0;
     if (lc_lolcats_load(&lp, ckpt, &e->m, &err)) return tool_report(&err);
-    if (lc_lolcats_export_hf(&e->m, &lp, dir, &err)) { lc_lolcats_free(&lp); return tool_report(&err); }
+    if (o->merge) {   /* written whole, then moved into place; tokenizer and config: tools/standalone.c */
+        if (!(dir = outsafe_hf_dir(o->merge))) { lc_lolcats_free(&lp); return 1; }
+        if (lc_lolcats_export_hf(&e->m, &lp, dir, &err)) { lc_lolcats_free(&lp); return tool_report(&err); }
+        if (tool_hf_tokenizer_files(dir, o->model_path, o->tok_path, "--merge") ||
+            tool_hf_mark_lolcats(dir, &e->m, &lp, ckpt, o->model_path) || outsafe_hf_commit(o->merge)) {
+            lc_lolcats_free(&lp);
+            return 1;
+        }
+        fprintf(stderr, "wrote %s (config.json, model.safetensors: LoRA merged, LoLCATs tensors beside)\n", o->merge);
+    }
+    if (o->peft) {
+        if (!(dir = outsafe_hf_dir(o->peft)) || tool_peft_write(dir, &e->m, &lp, ckpt, o->model_path) ||
+            outsafe_hf_commit(o->peft)) {
+            lc_lolcats_free(&lp);
+            return 1;
+        }
+        fprintf(stderr, "wrote %s (adapter_config.json, adapter_model.safetensors: the LoRA as a PEFT adapter)\n",
+                o->peft);
+    }
     lc_lolcats_free(&lp);
-    if (outsafe_hf_commit(o->merge)) return 1;
-    fprintf(stderr, "wrote %s (config.json, model.safetensors: LoRA merged, LoLCATs tensors beside)\n", o->merge);
     return 0;
 }
 
@@ -1355,6 +1379,7 @@ static int train_preflight(const train_opts *o, int which, int argc, char **argv
     }
     outsafe_output("--json-log", o->json_log, OUTSAFE_OUT_LOG);
     if (which != 1) outsafe_output("--merge", o->merge, OUTSAFE_OUT_HF);
+    if (which != 1) outsafe_output("--peft", o->peft, OUTSAFE_OUT_HF);
     outsafe_output("--report", o->report, OUTSAFE_OUT_DIR);
     if (o->report) {
         snprintf(p, sizeof p, "%s/summary.json", o->report);
