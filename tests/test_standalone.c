@@ -17,7 +17,9 @@
      shapes PEFT expects for the teacher (lora_A (r,in), lora_B (out,r)), and
      W + (alpha/r) B A == the merged directory's weight for every target of
      every layer (1e-5 relative), W the teacher in Hugging Face layout (for the
-     llama2.c run: q/k rows permuted to rotate_half). */
+     llama2.c run: q/k rows permuted to rotate_half);
+   - with ../shared (else SKIPPED): alpaca-llama-25m's five tokenizer files in
+     its --merge directory, generate / eval on it linearized. */
 #define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -33,6 +35,7 @@
 #define T "build/tests/standalone"
 
 static const char *bin;
+static const char *eval_data = T "/text.txt";   /* what eval_nll scores */
 
 /* runs `lolcats ARGS`, stdout into T/out.txt, stderr into T/err.txt; the exit code */
 static int run(const char *args) {
@@ -65,7 +68,7 @@ static void eval_nll(const char *args, char *nll, size_t cap) {
     char a[2048], line[4096], *p;
     FILE *f;
     nll[0] = 0;
-    snprintf(a, sizeof a, "eval %s --data " T "/text.txt --ctx 16 --limit 300 --json", args);
+    snprintf(a, sizeof a, "eval %s --data %s --ctx 16 --json", args, eval_data);
     if (run(a) != 0 || !(f = fopen(T "/out.txt", "rb"))) return;
     if (fgets(line, sizeof line, f) && (p = strstr(line, "\"nll\": ")) != NULL)
         snprintf(nll, cap, "%.*s", (int)strcspn(p + 7, ","), p + 7);
@@ -229,6 +232,43 @@ static void test_merge(const char *tag, const char *model, const lc_model *base_
     check_peft(peft, merged, base_hf);
 }
 
+/* a real Hugging Face teacher (../shared, sharded, with tokenizer.json): its
+   tokenizer files land in --merge byte for byte, and generate / eval run the
+   merged directory linearized with its own tokenizer.json */
+#define SHARED "../shared/models/alpaca-llama-25m"
+static void test_shared(void) {
+    static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "tokenizer.model", "generation_config.json"};
+    char nll_dir[64], nll_ck[64], p1[256], p2[256];
+    struct stat st;
+    int i, ok = 1;
+    if (stat(SHARED "/tokenizer.json", &st) != 0) {
+        printf("SKIPPED: the alpaca-llama-25m run (no " SHARED ")\n");
+        return;
+    }
+    if (!CHECK(run("linearize --model " SHARED " --data " T "/text.txt --seq-len 16 --grad-accum 1 --val-seqs 1 "
+                   "--val-every 0 --feature-dim 4 --window 4 --distill-tokens 16 --finetune-tokens 16 --lora-rank 2 "
+                   "--out " T "/a.safetensors --merge " T "/a_merged --force") == 0, "alpaca-llama-25m: linearize --merge"))
+        return;
+    for (i = 0; i < 5; i++) {
+        snprintf(p1, sizeof p1, SHARED "/%s", files[i]);
+        snprintf(p2, sizeof p2, T "/a_merged/%s", files[i]);
+        ok &= same_bytes(p1, p2);
+    }
+    CHECK(ok, "alpaca-llama-25m: the five tokenizer files copied into --merge");
+    CHECK(run("generate --model " T "/a_merged --prompt 'Once upon a time' -n 6 --temperature 0") == 0 &&
+          file_has(T "/out.txt", "Once upon a time") && file_has(T "/err.txt", "running it linearized"),
+          "alpaca-llama-25m: generate on the merged directory, its own tokenizer.json, linearized");
+    eval_data = T "/short.txt";   /* 25M parameters: a few hundred tokens */
+    CHECK(write_text(eval_data, "Once upon a time, there was a little cat. The cat liked to sit on a mat in the sun. "
+                                "One day a dog came and sat on the mat too. They became friends.\n"), "short text");
+    eval_nll("--model " T "/a_merged", nll_dir, sizeof nll_dir);
+    eval_nll("--model " SHARED " --lolcats " T "/a.safetensors", nll_ck, sizeof nll_ck);
+    printf("alpaca-llama-25m: eval NLL merged dir %s, teacher --lolcats ckpt %s\n", nll_dir, nll_ck);
+    CHECK(nll_dir[0] && !strcmp(nll_dir, nll_ck), "alpaca-llama-25m: eval DIR (%s) == --lolcats CKPT (%s)", nll_dir,
+          nll_ck);
+}
+
 int main(void) {
     lc_model base;
     lc_error err;
@@ -248,5 +288,6 @@ int main(void) {
         test_merge("hf", T "/base", &base);
         lc_model_free(&base);
     }
+    test_shared();
     return check_done();
 }

@@ -20,6 +20,7 @@
 #include "args.h"
 #include "evaltask.h"
 #include "outsafe.h"
+#include "standalone.h"
 
 #include <limits.h>
 #include <math.h>
@@ -56,6 +57,8 @@ static const char *tasks_usage =
     "  --seed S          passkey: the filler's order and the keys (1234)\n"
     "  --threads N       OpenMP threads (default: all)\n"
     "  --json FILE       every figure as JSON (written whole, then renamed)\n"
+    "  --softmax         a LoLCATs directory (--merge) is scored linearized by default;\n"
+    "                    this scores its weights with softmax attention instead\n"
     "  --dump FILE       one JSON line per item, written as the items are scored\n"
     "  --lengths / --depths  passkey haystack lengths (tokens) and key depths (0..1)";
 
@@ -628,7 +631,7 @@ done:
 int cmd_eval_tasks(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *task_arg = NULL, *json_path = NULL;
     const char *dump_path = NULL, *lens_arg = "1024,2048,4096", *deps_arg = "0,0.25,0.5,0.75,1";
-    int i, rc = 1, nt = 0, quiet = 0, ti, nl, nd;
+    int i, rc = 1, nt = 0, quiet = 0, softmax = 0, ti, nl, nd;
     unsigned long long seed = 1234;
     char names[32][32], desc[256];
     double lens[64], deps[64];
@@ -657,6 +660,7 @@ int cmd_eval_tasks(int argc, char **argv) {
         if (!strcmp(a, "--bos")) { e.bos = 1; continue; }
         if (!strcmp(a, "--naive")) { e.naive = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (!strcmp(a, "--softmax")) { softmax = 1; continue; }
         if (!tool_arg_known(a, tasks_usage)) tool_arg_unknown(argv[0], argv[i], tasks_usage, NULL);
         v = tool_arg_value(argc, argv, &i);
         if (!strcmp(a, "--model")) model_path = v;
@@ -679,6 +683,7 @@ int cmd_eval_tasks(int argc, char **argv) {
         else tool_arg_unknown(argv[0], argv[i - 1], tasks_usage, NULL);
     }
     if (!model_path || !task_arg) tool_arg_fail(argv[0], "eval --task needs --task NAME[,NAME...] and --model (-m)");
+    if (tool_lm_auto(model_path, &lo, softmax, "eval")) return 2;   /* a --merge directory: linearized */
 
     {   /* task list */
         const char *p = task_arg;
