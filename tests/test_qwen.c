@@ -262,7 +262,7 @@ static void test_pipeline(const qcase *c) {
               d, d), "%s: eval --lolcats on the merged directory", c->name);
     CHECK(RUN("generate --model %s --tokenizer " DIR "/tok.bin --prompt cat --steps 12 --temperature 0 --lolcats "
               "%s.lin.safetensors", d, d), "%s: generate --lolcats", c->name);
-    CHECK(RUN("generate --model %s.merged --tokenizer " DIR "/tok.bin --prompt cat --steps 12 --temperature 0", d),
+    CHECK(RUN("generate --model %s.merged --tokenizer " DIR "/tok.bin --prompt cat --steps 12 --temperature 0 --softmax", d),
           "%s: generate on the merged directory (softmax)", c->name);
 #undef RUN
     /* the merged directory: a Qwen directory with the base's biases / norms, LoRA merged */
