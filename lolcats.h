@@ -30,8 +30,22 @@
 //
 // KERNEL CONVENTIONS
 //   Arguments: context, outputs, saved-for-backward buffers, inputs, dims, config.
-//   No kernel allocates. Every _bwd ACCUMULATES (+=) into caller-zeroed gradients,
-//   so gradients of shared inputs (GQA keys, tied maps) simply add up.
+//   Every _bwd ACCUMULATES (+=) into caller-zeroed gradients, so gradients of
+//   shared inputs (GQA keys, tied maps) simply add up. The one exception:
+//   lc_attn_transfer_mse SETS dphiq and dphik (dwf accumulates).
+//   No kernel allocates, except scratch of these fast forms (each falls back to a
+//   form without it when the allocation fails, unless noted):
+//     lc_fmap_fwd / lc_fmap_bwd        packed-map panels (>>fmap-fast)
+//     lc_attn_softmax_fwd, lc_attn_transfer_fwd / _mse
+//                                      K/V panels and tile scratch (>>softmax-tiles)
+//     lc_attn_transfer_mse             per-task sums and panels (>>transfer-fused)
+//     lc_model_forward                 tiled prefill attention (>>prefill-attn)
+//     lc_matmul on GGUF block types    dequantized 64-row panels (>>quant-gemm)
+//     lc_gemm on GGUF block types      the widened B (NaN output when refused)
+//     lc_gemm with scratch NULL        its own scratch (asserts)
+//   The reference path (ctx.simd = LOLCATS_SIMD_SCALAR) allocates only in the
+//   last two. Reading order: each kernel's math opens its section (>>fmap ...),
+//   its contract is the comment at its declaration in the API.
 //   The lc_ctx selects the code path: ctx.simd = LOLCATS_SIMD_SCALAR gives the
 //   reference (double accumulation over the sequence); the SIMD paths agree with it
 //   within float32 rounding.
