@@ -134,9 +134,14 @@ enum {
 };
 
 // Execution context: which code path runs. Filled by lc_ctx_init (best path this
-// CPU supports); set .simd = LOLCATS_SIMD_SCALAR to force the reference.
+// CPU supports); .simd = LOLCATS_SIMD_SCALAR runs only the reference forms.
+// Debug builds with LOLCATS_COUNT_FAST (defined in every translation unit):
+// each fast-path entry adds one to *fast_count when it is set.
 typedef struct lc_ctx {
     int simd;
+#ifdef LOLCATS_COUNT_FAST
+    unsigned long *fast_count;
+#endif
 } lc_ctx;
 
 // >>api-core
@@ -1382,6 +1387,16 @@ static int lc__threads(void) { return omp_get_max_threads(); }
 #define LC__OMP_FOR
 #define LC__OMP_FOR_STATIC
 static int lc__threads(void) { return 1; }
+#endif
+
+// LC__FAST(ctx) marks a fast-path entry: LOLCATS_COUNT_FAST builds count it in
+// *ctx->fast_count (tests/test_switch.c: none on the scalar path).
+#if defined(LOLCATS_COUNT_FAST) && defined(_OPENMP)
+#define LC__FAST(ctx) do { if ((ctx) && (ctx)->fast_count) { _Pragma("omp atomic") (*(ctx)->fast_count)++; } } while (0)
+#elif defined(LOLCATS_COUNT_FAST)
+#define LC__FAST(ctx) do { if ((ctx) && (ctx)->fast_count) (*(ctx)->fast_count)++; } while (0)
+#else
+#define LC__FAST(ctx) ((void)0)
 #endif
 
 #if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -2724,7 +2739,8 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
     LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D);
-    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
+    if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
+        work = NULL;  // the scalar path, or non-finite inputs: the definition itself
     if (work && !a && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
@@ -2969,7 +2985,8 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
-    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
+    if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
+        work = NULL;  // the scalar path, or non-finite inputs: the definition itself
     if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
@@ -5045,10 +5062,12 @@ static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__s
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
 #if defined(LC__X86)
+    if (s == LOLCATS_SIMD_AVX512 || s == LOLCATS_SIMD_AVX2) LC__FAST(ctx);
     if (s == LOLCATS_SIMD_AVX512) return &lc__prims_avx512;
     if (s == LOLCATS_SIMD_AVX2) return &lc__prims_avx2;
 #endif
 #if defined(LC__NEON)
+    if (s == LOLCATS_SIMD_NEON) LC__FAST(ctx);
     if (s == LOLCATS_SIMD_NEON) return &lc__prims_neon;
 #endif
     (void)s;
@@ -5461,12 +5480,14 @@ static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
                                        lc__ukr_avx512, lc__widen_avx512, lc__tpose_avx512};
     static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
                                        lc__ukr_avx2, lc__widen_avx2, lc__tpose_avx2};
+    if (s == LOLCATS_SIMD_AVX512 || s == LOLCATS_SIMD_AVX2) LC__FAST(ctx);
     if (s == LOLCATS_SIMD_AVX512) return &k512;
     if (s == LOLCATS_SIMD_AVX2) return &k256;
 #endif
 #if defined(LC__NEON)
     static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
                                         lc__ukr_neon, lc__widen_ref, lc__tpose_ref};
+    if (s == LOLCATS_SIMD_NEON) LC__FAST(ctx);
     if (s == LOLCATS_SIMD_NEON) return &kneon;
 #endif
     (void)s;
@@ -5582,6 +5603,7 @@ static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk) {
     static const lc__gemm_kind k512a = {8, 32, 8 * 16, 32 * 16, 8 * 16 * 8, 32 * 16 * 8,
                                         lc__ukr8_avx512, lc__widen_avx512, lc__tpose_avx512};
     if (ctx && ctx->simd == LOLCATS_SIMD_AVX512) {  // the 8-row kernel (lc__ukr8_avx512)
+        LC__FAST(ctx);
         pk->kd = &k512a;
         pk->ukr = k512a.ukr;
         pk->mr = k512a.mr;
@@ -5730,6 +5752,7 @@ LC__TARGET_AVX2 static void lc__qmm_avx2(float *y, const float *x, const void *w
 static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
 #ifdef LC__X86
     if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        LC__FAST(ctx);
         lc__qmm_avx2(y, x, w, dt, T, O, I);
         return;
     }
@@ -5972,6 +5995,7 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
     if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
 #endif
     (void)s;
+    if (row != lc__gemv_row_ref) LC__FAST(ctx);
     // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
     rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
     rows = rows < 16 ? 16 : rows;
@@ -6109,6 +6133,7 @@ LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w
     }
 #ifdef LC__X86
     if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        LC__FAST(ctx);
         lc__matmul_avx2(y, x, w, dtype, T, O, I);
         return;
     }
@@ -6611,6 +6636,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                                  const float *phiq, const float *phik, const float *wf,
                                  const float *kv_state, const float *k_state, int B, int H,
                                  int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
@@ -6726,6 +6752,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
+    LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
@@ -7351,6 +7378,7 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
 static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
                                 const float *vc, int H, int Hk, int T, int D, int n_ctx,
                                 int pos0, int window) {
+    LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = 1.0f / sqrtf((float)D);
     int tb = T < LC__PF_TB ? T : LC__PF_TB, nkmax = pos0 + T, h;
