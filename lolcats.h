@@ -30,8 +30,22 @@
 //
 // KERNEL CONVENTIONS
 //   Arguments: context, outputs, saved-for-backward buffers, inputs, dims, config.
-//   No kernel allocates. Every _bwd ACCUMULATES (+=) into caller-zeroed gradients,
-//   so gradients of shared inputs (GQA keys, tied maps) simply add up.
+//   Every _bwd ACCUMULATES (+=) into caller-zeroed gradients, so gradients of
+//   shared inputs (GQA keys, tied maps) simply add up. The one exception:
+//   lc_attn_transfer_mse SETS dphiq and dphik (dwf accumulates).
+//   No kernel allocates, except scratch of these fast forms (each falls back to a
+//   form without it when the allocation fails, unless noted):
+//     lc_fmap_fwd / lc_fmap_bwd        packed-map panels (>>fmap-fast)
+//     lc_attn_softmax_fwd, lc_attn_transfer_fwd / _mse
+//                                      K/V panels and tile scratch (>>softmax-tiles)
+//     lc_attn_transfer_mse             per-task sums and panels (>>transfer-fused)
+//     lc_model_forward                 tiled prefill attention (>>prefill-attn)
+//     lc_matmul on GGUF block types    dequantized 64-row panels (>>quant-gemm)
+//     lc_gemm on GGUF block types      the widened B (NaN output when refused)
+//     lc_gemm with scratch NULL        its own scratch (asserts)
+//   The reference path (ctx.simd = LOLCATS_SIMD_SCALAR) allocates only in the
+//   last two. Reading order: each kernel's math opens its section (>>fmap ...),
+//   its contract is the comment at its declaration in the API.
 //   The lc_ctx selects the code path: ctx.simd = LOLCATS_SIMD_SCALAR gives the
 //   reference (double accumulation over the sequence); the SIMD paths agree with it
 //   within float32 rounding.
@@ -49,6 +63,24 @@
 //   lc_hybrid_cfg hc = lc_hybrid_cfg_default();        // tk, window 64
 //   lc_attn_hybrid_fwd(&ctx, y, NULL, m, den, q,k,v, phiq,phik, wf, NULL,NULL,
 //                      B,H,Hk,N,D,F, &hc);
+//
+// CONTENTS, in file order (each section opens with a line `// >>tag`: search for it)
+//   API         version decoration types api-core api-fmap api-attn-softmax
+//               api-attn-linear api-attn-hybrid api-decode api-loss api-optim api-blocks
+//               api-files api-gguf api-gemm api-model api-tokenizer api-sample
+//               api-model-export api-train api-lolcats-io api-lolcats-infer api-ref
+//               api-ref-run
+//   IMPLEMENTATION
+//   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
+//               attn-hybrid transfer decode loss optim blocks model-forward train
+//   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
+//               transfer-fused prefill-attn
+//   files       errors json mmap safetensors quant gguf
+//   models      model-load model-hf model-gguf release qwen-config model-export
+//   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
+//   checkpoints lolcats-io lolcats-infer
+//   ref cases   ref ref-run ref-f64 ref-intermediates ref-grid
+//   end         history license
 //
 // See README.md for the full tour and the end of this file for the license (MIT).
 */
@@ -102,9 +134,14 @@ enum {
 };
 
 // Execution context: which code path runs. Filled by lc_ctx_init (best path this
-// CPU supports); set .simd = LOLCATS_SIMD_SCALAR to force the reference.
+// CPU supports); .simd = LOLCATS_SIMD_SCALAR runs only the reference forms.
+// Debug builds with LOLCATS_COUNT_FAST (defined in every translation unit):
+// each fast-path entry adds one to *fast_count when it is set.
 typedef struct lc_ctx {
     int simd;
+#ifdef LOLCATS_COUNT_FAST
+    unsigned long *fast_count;
+#endif
 } lc_ctx;
 
 // >>api-core
@@ -651,7 +688,6 @@ LCAPI void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype,
 // >>api-gemm-end
 
 // >>api-model
-// >>model
 // A Llama-family decoder (Llama 1/2/3, Mistral, TinyLlama, SmolLM, llama2.c)
 // run in float32. Weights stay in the file mapping and are read in place: BF16
 // and F16 matrices are widened to float32 in registers inside the matmul, so a
@@ -799,7 +835,7 @@ LCAPI void lc_matmul(const lc_ctx *ctx, float *y /*(T,O)*/, const float *x /*(T,
                      const void *w /*(O,I)*/, lc_dtype dtype, int T, int O, int I);
 LCAPI float lc_weight_get(const lc_weight *w, int64_t i);   // element i, widened
 
-// >>tokenizer
+// >>api-tokenizer
 // SentencePiece-style BPE (llama2.c tokenizer.bin; tokenizer.json "BPE" with
 // byte_fallback, Llama 2 / Mistral / TinyLlama) and byte-level BPE (GPT-2 style
 // tokenizer.json: Llama 3, SmolLM). Pieces of SentencePiece vocabularies are
@@ -845,7 +881,7 @@ LCAPI size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char 
                                  size_t cap);
 LCAPI int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t len);
 
-// >>sample
+// >>api-sample
 typedef struct lc_sampler {
     int vocab_size;
     float temperature;            // 0: greedy (argmax)
@@ -862,7 +898,7 @@ LCAPI void lc_sampler_free(lc_sampler *s);
 LCAPI int lc_sampler_sample(lc_sampler *s, const float *logits);
 LCAPI int lc_argmax(const float *x, int n);
 
-// >>model-export
+// >>api-model-export
 // Writes m as a Hugging Face directory into the existing directory dir:
 // config.json (LlamaForCausalLM) and model.safetensors in F32. Interleaved
 // (llama2.c) RoPE is turned into rotate_half by permuting the rows of every
@@ -1283,13 +1319,43 @@ LCAPI lc_status lc_ref_grid_write(const char *path, int i, lc_error *err);
 #ifndef LOLCATS_IMPLEMENTATION_DONE
 #define LOLCATS_IMPLEMENTATION_DONE
 
-// >>platform
+// >>includes
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <locale.h>
+
+// lc__map_file maps a whole file read-only. Regular files are mapped
+// (mmap / MapViewOfFile); anything else (pipes, /dev/stdin, a failed map) or
+// a build with LOLCATS_NO_MMAP is read into an allocated buffer instead.
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <io.h>
+#include <process.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#else
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#ifndef LOLCATS_NO_MMAP
+#include <sys/mman.h>
+#endif
+#endif
+
+// >>config
 #ifdef LOLCATS_STATIC
 #define LCIMPL LCAPI
 #else
@@ -1323,6 +1389,16 @@ static int lc__threads(void) { return omp_get_max_threads(); }
 static int lc__threads(void) { return 1; }
 #endif
 
+// LC__FAST(ctx) marks a fast-path entry: LOLCATS_COUNT_FAST builds count it in
+// *ctx->fast_count (tests/test_switch.c: none on the scalar path).
+#if defined(LOLCATS_COUNT_FAST) && defined(_OPENMP)
+#define LC__FAST(ctx) do { if ((ctx) && (ctx)->fast_count) { _Pragma("omp atomic") (*(ctx)->fast_count)++; } } while (0)
+#elif defined(LOLCATS_COUNT_FAST)
+#define LC__FAST(ctx) do { if ((ctx) && (ctx)->fast_count) (*(ctx)->fast_count)++; } while (0)
+#else
+#define LC__FAST(ctx) ((void)0)
+#endif
+
 #if !defined(LOLCATS_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && \
     (defined(__x86_64__) || defined(__i386__))
 #define LC__X86 1
@@ -1346,6 +1422,15 @@ static int lc__threads(void) { return 1; }
 #include <arm_neon.h>
 #endif
 
+// Internal helpers of this section are static; LC__FILES_FN keeps compilers
+// quiet about the ones a given program does not use.
+#if defined(__GNUC__) || defined(__clang__)
+#define LC__FILES_FN static __attribute__((unused))
+#else
+#define LC__FILES_FN static
+#endif
+
+// >>platform
 LCIMPL void lc_free(void *p) { LOLCATS_FREE(p); }
 
 #if defined(LC__X86)
@@ -1422,7 +1507,8 @@ LCIMPL float lc_rng_normal(lc_rng *r) {
     double u2 = (double)(lc_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
-// >>simd
+
+// >>prims
 // The primitive layer. Every kernel below calls these through a table chosen
 // from ctx->simd; the scalar _ref twins are the reference (dot products
 // accumulate in double). Vector loops always end in a scalar tail.
@@ -1511,6 +1597,2977 @@ static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, in
     return s;
 }
 
+// Whether all n floats are finite (NaN and Inf: exponent bits all ones).
+// (exponent + 1 carries into the sign bit only from all ones: eight running
+// ORs of that, plain integer operations the compiler keeps in vector registers)
+static int lc__all_finite(const float *x, size_t n) {
+    uint32_t bad[8] = {0, 0, 0, 0, 0, 0, 0, 0}, u[8], any = 0;
+    size_t i = 0;
+    int l;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(u, x + i, sizeof u);
+        for (l = 0; l < 8; l++) bad[l] |= (u[l] & 0x7f800000u) + 0x00800000u;
+    }
+    for (; i < n; i++) {
+        memcpy(u, x + i, 4);
+        any |= (u[0] & 0x7f800000u) + 0x00800000u;
+    }
+    for (l = 0; l < 8; l++) any |= bad[l];
+    return !(any & 0x80000000u);
+}
+
+// The context an attention kernel runs under: ctx itself, or, when one of the
+// `count` inputs (pairs of const float *, size_t floats; NULL skipped) holds a
+// NaN or Inf, *tmp set to ctx on the scalar path. The fast forms multiply
+// whole tiles, where a masked-out weight 0 meets an Inf or NaN key, value or
+// gradient (0 * inf = NaN) that the reference's loops never touch: such
+// inputs take the definition, so every path gives the reference's NaN / Inf.
+static const lc_ctx *lc__ctx_finite(const lc_ctx *ctx, lc_ctx *tmp, int count, ...) {
+    va_list ap;
+    int i, ok = 1;
+    if (!ctx || ctx->simd == LOLCATS_SIMD_SCALAR) return ctx;
+    va_start(ap, count);
+    for (i = 0; i < count; i++) {
+        const float *x = va_arg(ap, const float *);
+        size_t n = va_arg(ap, size_t);
+        if (ok && x && !lc__all_finite(x, n)) ok = 0;
+    }
+    va_end(ap);
+    if (ok) return ctx;
+    *tmp = *ctx;
+    tmp->simd = LOLCATS_SIMD_SCALAR;
+    return tmp;
+}
+
+// >>fast-decl
+// Matrix products inside kernels go through the GEMM (>>gemm):
+// C = alpha op(A) op(B) + beta C, F32, one thread, ws of lc__mm_ws_floats.
+static size_t lc__mm_ws_floats(int M, int N, int K);
+static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
+                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                   size_t ldb, float *ws);
+
+// Kernels that reuse one operand across many products pack it once and call
+// the register micro-kernel directly (>>gemm): lc__pk_for gives the
+// register tile (mr x nr; 0 for the scalar definition) and the micro-kernel,
+// ukr(kc, pa, pb, c, ldc, alpha, beta): c (mr x nr, row stride ldc) = alpha
+// pa pb + beta c (beta 0: c is not read). op(A) (rows x kc; ta: A is kc x
+// rows) packs into ceil(rows/mr) panels of mr kc floats, op(B) (kc x cols; tb:
+// B is cols x kc) into ceil(cols/nr) panels of nr kc, zero-padded; lc__pk_mm
+// multiplies such panels (sa, sb: floats from one panel to the next) over
+// whole tiles, so C needs ceil(rows/mr) mr rows, ceil(cols/nr) nr columns.
+// kc <= LC__PK_KC.
+#define LC__PK_KC 256
+struct lc__gemm_kind;
+typedef struct lc__pk {
+    const struct lc__gemm_kind *kd;
+    void (*ukr)(int kc, const float *pa, const float *pb, size_t ldb, float *c, size_t ldc,
+                float alpha, float beta);
+    int mr, nr;
+} lc__pk;
+static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk);
+static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
+                     int kc);
+static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, int tb, int cols,
+                     int kc);
+static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                      int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
+                      float beta);
+// lc__pk_fit: C (exactly rows x cols, row stride ldc) = alpha op(A) op(B) +
+// beta C, B's panel j at pb + j sb with rows ldb apart (packed: sb = nr kc,
+// ldb = nr; a row-major kc x cols matrix read in place: sb = nr and its row
+// stride, when cols is a multiple of nr).
+static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                       int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
+                       float alpha, float beta);
+static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
+
+// Scratch of a product's packed operands: A of up to r rows, B of up to c
+// columns, k deep.
+static size_t lc__pk_floats(const lc__pk *pk, int r, int c, int k) {
+    return ((size_t)lc__pk_round(r, pk->mr) + (size_t)lc__pk_round(c, pk->nr)) * (size_t)k;
+}
+
+// op(B) of kc x cols as the micro-kernel reads it: in place (*sb = nr, *ldb
+// its row stride) when B is kc x cols row-major (tb 0) with whole panels,
+// else packed into buf.
+static const float *lc__pk_bop(const lc__pk *pk, float *buf, const float *B, size_t ldb, int tb,
+                               int cols, int kc, size_t *sb, size_t *ld) {
+    if (!tb && cols % pk->nr == 0) {
+        *sb = (size_t)pk->nr;
+        *ld = ldb;
+        return B;
+    }
+    lc__pk_b(pk, buf, B, ldb, tb, cols, kc);
+    *sb = (size_t)pk->nr * kc;
+    *ld = (size_t)pk->nr;
+    return buf;
+}
+
+// dst[c ldd + r] = src[r lds + c], by the kind's register transposes
+static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
+                         int rows, int cols);
+
+#define LC__FMAP_REP_MAX 64  // query heads per x head for the packed forms
+// Fast form: one task per x head, blocks of rb rows (rb <= LC__PK_KC, a
+// multiple of mr) of X packed once for its query heads and multiplied by the
+// micro-kernel; W_h read in place (or packed once), W_h^T packed once for dX.
+// The plan holds a block's scratch; the forms add the per-head parts.
+typedef struct lc__fm_plan {
+    lc__pk pk;
+    int rb, fp, Dp;  // rows per block, f and D padded to whole column panels
+    size_t px, z, dz, pxt, dxb;  // offsets (floats)
+    size_t floats;
+} lc__fm_plan;
+
+// Fast form: flash-style tiles, transposed so that every row statistic is a
+// vector over queries. The hs query heads that share a kv head are stacked
+// (hs x nr queries, M in all) and packed once per tile as the right operand;
+// per block of tk keys (K_c and V_c packed once for all M queries):
+//   S^T = K_c Q^T / sqrt(D), written straight into the packed layout of the
+//   next product; m = max(m, column max of S^T); Y^T, l rescaled by
+//   exp(m_old - m) where m grew; S^T = exp(S^T - m), l += its column sums;
+//   Y^T += V_c^T S^T.
+// No N x N buffer; each query row is computed by one task in a fixed order,
+// so the thread count does not change results.
+typedef struct lc__sm_plan {
+    lc__pk pk;
+    int hs, tq, tk, ntile, ngrp;  // heads stacked, rows per head, keys per block, tiles, groups
+    int Mq, tka, Dp;              // padded queries, keys, head width
+    size_t bytes;                 // scratch of one task
+} lc__sm_plan;
+
+// The student's share of the teacher's tiles (lc_attn_transfer_fwd): tk
+// windows of w = tq keys that tile the sequence, so the rows of a tile are one
+// window block, whose window keys are the tile's own block and the one before.
+// The tile takes those two blocks first and keeps what it has then: the
+// window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
+// S, z of the keys before the window, [0, (c - 1) w), of stacked head j and
+// block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
+// `local` S^T (D x F), z at states + j sz (lc__xfer_mse, which carries them
+// from tile to tile), where the student's rows go too: y, m, den at row
+// j tq + i, not at the head's row r0 + i.
+typedef struct lc__xfer {
+    const lc_ctx *ctx;
+    float *y, *m, *den;
+    const float *phiq, *wf, *states;
+    int F, affine, local;
+    size_t bytes;  // the tile's extra scratch
+} lc__xfer;
+
+// Chunked form: the prefix-state form with rows taken LC__HYB_ROWS at a time,
+// so that every step is a small matrix product (lc__mm) instead of per-row
+// dot / axpy loops. For a chunk of rows [r0, r1):
+//   keys [kw0, r1) hold every window key of the chunk (kw0 = j0(r0)) and the
+//   linear keys not yet in the state, [jA, jB) (jA = jl(r0), jB = jl(r1-1));
+//   the state S, z holds keys [0, jA).
+//   sc = scale Q_c K_[kw0,r1)^T             scores (masked per row below)
+//   lc = phiQ_c phiK_[jA,jB)^T              linear weights inside the chunk
+//   wt = gamma exp(sc - m) on window keys + lambda lc on linear keys
+//   Y_c = wt V_[kw0,r1) + lambda phiQ_c S,  den = sum wt + lambda phiQ_c z
+//   then S += phiK_[jA,jA')^T V_[jA,jA'), z += sum phiK up to the next chunk's jA'.
+// Chunk boundaries fall on multiples of LC__HYB_ROWS in the tk block grid, so
+// with w = 64 a chunk is one tk block and has no linear keys of its own.
+// Cost O(N (w + F) D) like the row form, in blocks that run at GEMM speed.
+#define LC__HYB_ROWS 64
+#define LC__HYB_WMAX 128  // chunked form for windows up to this; row form above it
+#define LC__HYB_NK (LC__HYB_ROWS + 2 * LC__HYB_WMAX)  // keys [kw0, r1) of a chunk
+#define LC__HYB_NL (LC__HYB_ROWS + LC__HYB_WMAX)      // linear keys [jA, jB) of a chunk
+
+typedef struct lc__hyb_buf {
+    float *S, *z;          // (F,D), (F): state (forward) or its gradient (reverse)
+    float *sc, *wt, *d1;   // (ROWS,NK) scores / ds, weights, dy.v
+    float *lc;             // (ROWS,NL) linear weights / their gradient
+    float *t, *gv;         // (ROWS,F), (ROWS,D)
+    float *ws;             // lc__mm workspace
+} lc__hyb_buf;
+
+// The MSE step (lc_attn_transfer_mse). Fast form, as lc__xfer_fast: one task
+// per batch and group of stacked heads runs its tiles in order, carrying each
+// head's linear state (block c - 2's keys join it before tile c), so no state
+// is stored. After tile c, per head, with e = y - yt and dy = 2 factor e / n
+// (lc_loss_mse's gradient), all of the backward that needs only these rows
+// (everything but the keys' gradient; the derivation of lc__xfer_bwd):
+//   gv = dy / den, cd = -(gv . y), u = gv S^T + cd z:
+//   dphiq = lambda u, dlambda += phiq . u, loss += e . e;
+//   P_c = lambda gv^T phiq (D x F), p_c = lambda sum cd phiq  into work.
+// Then one reverse sweep per head: G^T += P_(c+2), zg += p_(c+2) (so they hold
+// the rows that read block c's keys), dphik_c = V_c G^T + zg.
+typedef struct lc__xmse {
+    const lc__sm_plan *pl;
+    const lc__prims *P;
+    lc__xfer xs;  // the tiles' student part; y, m, den, states set per task
+    float *yt, *lse, *y, *m, *den, *dphiq, *Pw;
+    const float *q, *k, *v, *phik, *kv;
+    float *vp;  // V of each kv head as A panels (keys x D) for the sweeps, or NULL
+    double *loss, *dlam;  // per batch, head and tile
+    size_t kvn;
+    int B, H, Hk, N, D, F, nseg;
+    float c2;  // 2 factor / n
+} lc__xmse;
+
+// The fast forms the reference kernels dispatch to (defined in the fast-path
+// sections after the reference implementation).
+static const lc__prims *lc__prims_for(const lc_ctx *ctx);
+static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int bwd, int dx);
+static void lc__fmap_fwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
+                                float *pw, float *phi, const float *x, const float *w,
+                                const float *bias, int H, int Hx, int bx, int N, int D, int f,
+                                const lc_fmap_cfg *cfg);
+static size_t lc__fmap_bwd_floats(const lc__fm_plan *pl, int rep, int D, int f);
+static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
+                                float *dx, float *dw, float *dbias, const float *dphi,
+                                const float *phi, const float *x, const float *w,
+                                const float *bias, int B, int H, int Hx, int N, int D, int f,
+                                int xh, const lc_fmap_cfg *cfg);
+static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, int D);
+static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y, float *lse,
+                             const float *q, const float *k, const float *v, int B, int H,
+                             int Hk, int N, int D, const lc__xfer *xs);
+static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base);
+static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                 const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg);
+static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, const float *kv_state, const float *k_state,
+                                 int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg);
+static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
+                         const lc_hybrid_cfg *cfg);
+static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl, float *y,
+                          float *m, float *den, const float *phiq, const float *wf,
+                          const float *states, int D, int F, int local, const lc_hybrid_cfg *cfg);
+static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
+                            const float *v, int B, int H, int Hk, int N, int D, int F);
+static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
+                         float *work, const float *states, const float *dy, const float *y,
+                         const float *den, const float *v, const float *phiq, const float *wf,
+                         int B, int H, int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg);
+static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *loss, float *yt,
+                             float *lse, float *y, float *m, float *den, float *dphiq,
+                             float *dphik, float *dwf, float *work, const float *q,
+                             const float *k, const float *v, const float *phiq,
+                             const float *phik, const float *wf, int B, int H, int Hk, int N,
+                             int D, int F, float factor, const lc_hybrid_cfg *cfg);
+static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
+                                const float *vc, int H, int Hk, int T, int D, int n_ctx,
+                                int pos0, int window);
+
+// >>fmap
+// phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
+// Mirrors FeatureMap / HedgehogFeatureMap in src/model/feature_map.py.
+
+LCIMPL lc_fmap_cfg lc_fmap_cfg_default(void) {
+    lc_fmap_cfg c;
+    c.act = LOLCATS_FMAP_SOFTMAX_DIM;
+    c.halfspace = 0;
+    c.eps = 1e-12f;
+    return c;
+}
+
+static const char *const lc__fmap_names[] = {"softmax_dim", "exp_dim", "pos_elu", "relu"};
+
+LCIMPL int lc_fmap_act_parse(const char *name) {
+    int i;
+    for (i = 0; i < 4; i++)
+        if (!strcmp(name, lc__fmap_names[i])) return i;
+    return -1;
+}
+
+LCIMPL const char *lc_fmap_act_name(lc_fmap_act act) {
+    return (int)act >= 0 && (int)act < 4 ? lc__fmap_names[act] : "unknown";
+}
+
+static int lc__fmap_twohalves(const lc_fmap_cfg *cfg) {
+    return !cfg->halfspace &&
+           (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM);
+}
+
+LCIMPL int lc_fmap_out_dim(const lc_fmap_cfg *cfg, int f) {
+    return lc__fmap_twohalves(cfg) ? 2 * f : f;
+}
+
+LCIMPL void lc_fmap_init_identity(float *w, int H, int D, int f) {
+    int h, d;
+    memset(w, 0, sizeof(float) * (size_t)H * (size_t)D * (size_t)f);
+    for (h = 0; h < H; h++)
+        for (d = 0; d < D && d < f; d++) w[((size_t)h * D + d) * f + d] = 1.0f;
+}
+
+LCIMPL void lc_fmap_init_kaiming(float *w, float *bias, int H, int D, int f, lc_rng *rng) {
+    // nn.init.kaiming_uniform_ with its defaults (a = 0, gain sqrt(2)) on a
+    // (H,D,f) tensor: fan_in = D*f, bound = sqrt(2) * sqrt(3 / fan_in).
+    size_t i, n = (size_t)H * D * f;
+    float bound = (float)sqrt(6.0 / ((double)D * f));
+    for (i = 0; i < n; i++) w[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bound;
+    if (bias) {  // bias (1,H,1,1): fan_in = H
+        float bb = (float)sqrt(6.0 / (double)H);
+        for (i = 0; i < (size_t)H; i++) bias[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bb;
+    }
+}
+
+// z = x W + b: (D) x (D,f) -> (f)
+static void lc__fmap_project(const lc__prims *P, float *z, const float *x, const float *w,
+                             float b, int D, int f) {
+    int d, c;
+    for (c = 0; c < f; c++) z[c] = 0;
+    for (d = 0; d < D; d++) P->axpy(z, x[d], w + (size_t)d * f, f);
+    for (c = 0; c < f; c++) z[c] += b;
+}
+
+// Activation of one row before the clamp: out (F) from z (f). fast: the SIMD
+// paths normalise in float (times the reciprocal), the reference in double.
+static void lc__fmap_act(const lc__prims *P, int fast, float *out, const float *z, int f,
+                         const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg);
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        float mx = P->max(z, 1.0f, f), mn = -P->max(z, -1.0f, f);
+        double s1, s2 = 0;
+        s1 = P->exp_sum(out, z, 1.0f, mx, f);               // exp(z - max z)
+        if (two) s2 = P->exp_sum(out + f, z, -1.0f, -mn, f);  // exp(min z - z)
+        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
+            float r1 = (float)(1.0 / s1), r2 = two ? (float)(1.0 / s2) : 0.0f;
+            for (c = 0; c < f; c++) out[c] *= r1;
+            if (two)
+                for (c = 0; c < f; c++) out[f + c] *= r2;
+        } else if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+            for (c = 0; c < f; c++) {
+                out[c] = (float)((double)out[c] / s1);
+                if (two) out[f + c] = (float)((double)out[f + c] / s2);
+            }
+        }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? 1.0f + z[c] : 1.0f + expm1f(z[c]);
+    } else {
+        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? z[c] : 0.0f;
+    }
+}
+
+// phi (F) of one row from z (f): the activation, floored at eps.
+static void lc__fmap_row(const lc__prims *P, int fast, float *phi, const float *z, int f,
+                         const lc_fmap_cfg *cfg) {
+    int c, F = lc_fmap_out_dim(cfg, f);
+    if (fast && cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && P->smx2) {
+        P->smx2(phi, z, f, F > f, cfg->eps);
+        return;
+    }
+    lc__fmap_act(P, fast, phi, z, f, cfg);
+    for (c = 0; c < F; c++)
+        if (phi[c] < cfg->eps) phi[c] = cfg->eps;
+}
+
+// Rows per block for the blocked projections (Z = X W_h as one small GEMM per
+// block), sized so that Z, dZ and the GEMM workspace fit LC__FMAP_STACK floats
+// on the stack; 0: too large, row by row.
+#define LC__FMAP_STACK 24576
+static int lc__fmap_rows(int D, int f) {
+    int r;
+    for (r = 64; r >= 8; r /= 2) {
+        size_t a = lc__mm_ws_floats(r, f, D), b = lc__mm_ws_floats(D, f, r);
+        size_t c = lc__mm_ws_floats(r, D, f), ws = a > b ? a : b;
+        ws = c > ws ? c : ws;
+        if (2 * (size_t)r * f + ws <= LC__FMAP_STACK) return r;
+    }
+    return 0;
+}
+
+LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
+                        const float *bias, int B, int H, int Hx, int N, int D, int f,
+                        const lc_fmap_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int F = lc_fmap_out_dim(cfg, f), bx, rb = lc__fmap_rows(D, f), rep = H / Hx;
+    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
+    lc__fm_plan pl;
+    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
+    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 0, 0);
+    LC__OMP_FOR
+    for (bx = 0; bx < B * Hx; bx++) {  // one task per x head and its query heads
+        int b = bx / Hx, xh = bx % Hx, i, c, i0, r;
+        const float *x_bh = x + (size_t)bx * N * D;
+        float zbuf[1024], stk[LC__FMAP_STACK];
+        float *ws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * (pl.floats + (size_t)rep * pl.fp * D))
+                           : NULL;
+        if (ws) {  // the packed form (without scratch: the blocked form below)
+            lc__fmap_fwd_packed(&pl, P, fast, ws, ws + pl.floats, phi, x, w, bias, H, Hx, bx, N, D,
+                                f, cfg);
+            LOLCATS_FREE(ws);
+            continue;
+        }
+        for (r = 0; r < rep; r++) {
+            int h = xh * rep + r;
+            const float *w_h = w + (size_t)h * D * f;
+            size_t bh = (size_t)b * H + h;
+            float bb = bias ? bias[h] : 0.0f;
+            for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+                int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+                float *Z = rb ? stk : zbuf;
+                if (rb) {  // Z (nr,f) = X (nr,D) W_h (D,f) + b
+                    lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                           (size_t)f, (size_t)D, (size_t)f, stk + (size_t)nr * f);
+                    if (bias)
+                        for (c = 0; c < nr * f; c++) Z[c] += bb;
+                } else {
+                    lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
+                }
+                for (i = i0; i < i0 + nr; i++)
+                    lc__fmap_row(P, fast, phi + (bh * N + i) * F, Z + (size_t)(i - i0) * f, f,
+                                 cfg);
+            }
+        }
+    }
+}
+
+// Backward of one row: dz (f) from dout (F, already gated by the clamp).
+// softmax: dz = p * (dp - sum p dp); exp_dim: the max / min subtracted in the
+// forward gets gradient too (shared equally among ties, as torch.amax does).
+// fast (SIMD paths): the softmax sums are vector dots and the rest is float.
+static void lc__fmap_act_bwd(const lc__prims *P, int fast, float *dz, const float *dout,
+                             const float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
+    int c, two = lc__fmap_twohalves(cfg);
+    for (c = 0; c < f; c++) dz[c] = 0;
+    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
+        float s1 = P->dot(out, dout, f), s2 = two ? P->dot(out + f, dout + f, f) : 0.0f;
+        for (c = 0; c < f; c++) dz[c] = out[c] * (dout[c] - s1);
+        if (two)
+            for (c = 0; c < f; c++) dz[c] -= out[f + c] * (dout[f + c] - s2);
+    } else if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
+        double s1 = 0, s2 = 0;
+        for (c = 0; c < f; c++) {
+            s1 += (double)out[c] * (double)dout[c];
+            if (two) s2 += (double)out[f + c] * (double)dout[f + c];
+        }
+        for (c = 0; c < f; c++) {
+            dz[c] = (float)((double)out[c] * ((double)dout[c] - s1));
+            if (two) dz[c] -= (float)((double)out[f + c] * ((double)dout[f + c] - s2));
+        }
+    } else if (cfg->act == LOLCATS_FMAP_EXP_DIM) {
+        float mx = z[0], mn = z[0];
+        double gmx = 0, gmn = 0;
+        int nmx = 0, nmn = 0;
+        for (c = 1; c < f; c++) {
+            if (z[c] > mx) mx = z[c];
+            if (z[c] < mn) mn = z[c];
+        }
+        for (c = 0; c < f; c++) {
+            float t = dout[c] * out[c];
+            dz[c] += t;
+            gmx -= (double)t;
+            if (two) {
+                float t2 = dout[f + c] * out[f + c];
+                dz[c] -= t2;
+                gmn += (double)t2;
+            }
+            nmx += z[c] == mx;
+            nmn += z[c] == mn;
+        }
+        for (c = 0; c < f; c++) {
+            if (z[c] == mx) dz[c] += (float)(gmx / nmx);
+            if (two && z[c] == mn) dz[c] += (float)(gmn / nmn);
+        }
+    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : dout[c] * expf(z[c]);
+    } else {
+        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : 0.0f;
+    }
+}
+
+// dz (f) of one row from z (f) and dphi (F): the activation again (into out,
+// F floats of scratch), the floor's gate, the activation's backward.
+static void lc__fmap_row_bwd(const lc__prims *P, int fast, float *dz, const float *dphi,
+                             const float *z, float *out, int f, const lc_fmap_cfg *cfg) {
+    float dout[2048];
+    int c, F = lc_fmap_out_dim(cfg, f);
+    if (fast && cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && P->smx2) {
+        P->smx2(out, z, f, F > f, -INFINITY);
+        P->smx2_bwd(dz, dphi, out, f, F > f, cfg->eps);
+        return;
+    }
+    lc__fmap_act(P, fast, out, z, f, cfg);
+    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi[c] : 0.0f;
+    lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
+}
+
+// dz of one softmax_dim row from the forward's phi instead of z: above the
+// floor phi is the softmax itself; on it the gradient is gated off and eps
+// stands in for the softmax value s < eps under it. That moves dz_c by
+// (eps - s) sum_k s_k g_k, at most eps max|g| against terms of about max|g| / f:
+// below float rounding when eps f <= 1e-9 (the default 1e-12 with f up to
+// 1000), the only case that takes this form (lc__fmap_phi_ok).
+static int lc__fmap_phi_ok(const lc_fmap_cfg *cfg, int f) {
+    return cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && cfg->eps * (float)f <= 1e-9f;
+}
+
+static void lc__fmap_row_bwd_phi(const lc__prims *P, float *dz, const float *dphi,
+                                 const float *phi, int f, const lc_fmap_cfg *cfg) {
+    float gate = nextafterf(cfg->eps, INFINITY), dout[2048];
+    int c, F = lc_fmap_out_dim(cfg, f);
+    if (P->smx2_bwd) {
+        P->smx2_bwd(dz, dphi, phi, f, F > f, gate);
+        return;
+    }
+    for (c = 0; c < F; c++) dout[c] = phi[c] >= gate ? dphi[c] : 0.0f;
+    lc__fmap_act_bwd(P, 1, dz, dout, phi, NULL, f, cfg);
+}
+
+static void lc__fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                         const float *dphi, const float *phi, const float *x, const float *w,
+                         const float *bias, int B, int H, int Hx, int N, int D, int f,
+                         const lc_fmap_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
+    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
+    lc__fm_plan pl;
+    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
+    // one task per x head: it owns dx of that head and dw of its query heads.
+    // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
+    // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
+    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
+    LC__OMP_FOR
+    for (xh = 0; xh < Hx; xh++) {
+        float zrow[1024], out[2048], dzrow[1024], stk[LC__FMAP_STACK];
+        float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * lc__fmap_bwd_floats(&pl, rep, D, f))
+                            : NULL;
+        int b, r, i, c, d, i0;
+        if (pws) {  // the packed form (without scratch: the blocked form below)
+            lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi,
+                                lc__fmap_phi_ok(cfg, f) ? phi : NULL, x, w, bias,
+                                B, H, Hx, N, D, f, xh, cfg);
+            LOLCATS_FREE(pws);
+            continue;
+        }
+        for (r = 0; r < rep; r++) {
+            int h = xh * rep + r;
+            const float *w_h = w + (size_t)h * D * f;
+            float bb = bias ? bias[h] : 0.0f;
+            for (b = 0; b < B; b++) {
+                const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
+                float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
+                for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
+                    int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
+                    float *Z = rb ? stk : zrow, *dZ = rb ? stk + (size_t)nr * f : dzrow;
+                    float *ws = stk + 2 * (size_t)nr * f;
+                    if (rb) {
+                        lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
+                               (size_t)f, (size_t)D, (size_t)f, ws);
+                        if (bias)
+                            for (c = 0; c < nr * f; c++) Z[c] += bb;
+                    } else {
+                        lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
+                    }
+                    for (i = i0; i < i0 + nr; i++) {
+                        const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
+                        const float *z = Z + (size_t)(i - i0) * f;
+                        float *dz = dZ + (size_t)(i - i0) * f;
+                        lc__fmap_row_bwd(P, fast, dz, dphi_bhi, z, out, f, cfg);
+                        if (dbias) {
+                            double sb = 0;
+                            for (c = 0; c < f; c++) sb += (double)dz[c];
+                            dbias[h] += (float)sb;
+                        }
+                        if (!rb) {
+                            const float *x_bi = x_bh + (size_t)i * D;
+                            if (dw)
+                                for (d = 0; d < D; d++)
+                                    P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
+                            if (dx_bh)
+                                for (d = 0; d < D; d++)
+                                    dx_bh[(size_t)i * D + d] += P->dot(w_h + (size_t)d * f, dz, f);
+                        }
+                    }
+                    if (rb && dw)  // dW_h (D,f) += X^T (D,nr) dZ (nr,f)
+                        lc__mm(ctx, dw + (size_t)h * D * f, x_bh + (size_t)i0 * D, dZ, D, f, nr,
+                               1, 0, 1.0f, 1.0f, (size_t)f, (size_t)D, (size_t)f, ws);
+                    if (rb && dx_bh)  // dX (nr,D) += dZ (nr,f) W_h^T (f,D)
+                        lc__mm(ctx, dx_bh + (size_t)i0 * D, dZ, w_h, nr, D, f, 0, 1, 1.0f, 1.0f,
+                               (size_t)D, (size_t)f, (size_t)f, ws);
+                }
+            }
+        }
+    }
+}
+
+LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                        const float *dphi, const float *x, const float *w, const float *bias,
+                        int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
+    lc__fmap_bwd(ctx, dx, dw, dbias, dphi, NULL, x, w, bias, B, H, Hx, N, D, f, cfg);
+}
+
+LCIMPL void lc_fmap_bwd_phi(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                            const float *dphi, const float *phi, const float *x, const float *w,
+                            const float *bias, int B, int H, int Hx, int N, int D, int f,
+                            const lc_fmap_cfg *cfg) {
+    lc__fmap_bwd(ctx, dx, dw, dbias, dphi, phi, x, w, bias, B, H, Hx, N, D, f, cfg);
+}
+
+// >>attn-softmax
+// Causal softmax attention, the teacher (LolcatsLinearAttention's softmax path):
+//   s_ij = q_i . k_j / sqrt(D) (j <= i), a_i = softmax(s_i), y_i = sum_j a_ij v_j
+// Saves lse_i = m_i + log sum_j exp(s_ij - m_i). Cost O(B H N^2 D).
+
+static float lc__attn_scale(int D) { return (float)(1.0 / sqrt((double)D)); }
+
+// Row-by-row reference of query rows [i0, i1) of one head.
+static void lc__softmax_rows(const lc__prims *P, float *y_bh, float *lse_bh, const float *q_bh,
+                             const float *k_bg, const float *v_bg, int i0, int i1, int D,
+                             float scale) {
+    int i, j, d;
+    for (i = i0; i < i1; i++) {
+        const float *q_bhi = q_bh + (size_t)i * D;
+        float *y_bhi = y_bh + (size_t)i * D, m = -INFINITY;
+        double sum = 0;
+        for (j = 0; j <= i; j++) {
+            float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+            if (s > m) m = s;
+        }
+        for (d = 0; d < D; d++) y_bhi[d] = 0;
+        for (j = 0; j <= i; j++) {
+            float e = expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - m);
+            sum += (double)e;
+            P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
+        }
+        for (d = 0; d < D; d++) y_bhi[d] = (float)((double)y_bhi[d] / sum);
+        if (lse_bh) lse_bh[i] = m + (float)log(sum);
+    }
+}
+
+static float lc__sigmoid(float x);
+
+LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
+                                const float *k, const float *v, int B, int H, int Hk, int N,
+                                int D) {
+    lc_ctx ref_;
+    const lc__prims *P;
+    float scale = lc__attn_scale(D);
+    lc__sm_plan pl;
+    int bh;
+    ctx = lc__ctx_finite(ctx, &ref_, 3, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D);
+    P = lc__prims_for(ctx);
+    LOLCATS_ASSERT(H % Hk == 0);
+    if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
+        lc__softmax_tiles(&pl, P, y, lse, q, k, v, B, H, Hk, N, D, NULL);
+        return;
+    }
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk);
+        lc__softmax_rows(P, y + (size_t)bh * N * D, lse ? lse + (size_t)bh * N : NULL,
+                         q + (size_t)bh * N * D, k + ((size_t)b * Hk + g) * N * D,
+                         v + ((size_t)b * Hk + g) * N * D, 0, N, D, scale);
+    }
+}
+
+LCIMPL void lc_attn_softmax_weights(const lc_ctx *ctx, float *a, const float *q, const float *k,
+                                    int B, int H, int Hk, int N, int D) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        for (i = 0; i < N; i++) {
+            const float *q_bhi = q + (((size_t)b * H + h) * N + i) * D;
+            float *a_bhi = a + (((size_t)b * H + h) * N + i) * N;
+            float m = -INFINITY;
+            double sum = 0;
+            for (j = 0; j <= i; j++) {
+                a_bhi[j] = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+                if (a_bhi[j] > m) m = a_bhi[j];
+            }
+            for (j = 0; j <= i; j++) {
+                a_bhi[j] = expf(a_bhi[j] - m);
+                sum += (double)a_bhi[j];
+            }
+            for (j = 0; j <= i; j++) a_bhi[j] = (float)((double)a_bhi[j] / sum);
+            for (j = i + 1; j < N; j++) a_bhi[j] = 0;
+        }
+    }
+}
+
+// Backward: with p_ij = exp(s_ij - lse_i), dp_ij = dy_i . v_j (+ da_ij),
+//   ds_ij = p_ij (dp_ij - sum_l p_il dp_il),  sum_l p_il dy_i.v_l = dy_i . y_i
+//   dq_i += sum_j ds_ij k_j / sqrt(D); dk_j += ds_ij q_i / sqrt(D); dv_j += p_ij dy_i
+// One task per (b, kv head) owns dk, dv of that head (no races under GQA).
+LCIMPL void lc_attn_softmax_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                const float *dy, const float *da, const float *y,
+                                const float *lse, const float *q, const float *k,
+                                const float *v, int B, int H, int Hk, int N, int D) {
+    lc_ctx ref_;
+    const lc__prims *P;
+    float scale = lc__attn_scale(D);
+    int bg, rep = H / Hk;
+    ctx = lc__ctx_finite(ctx, &ref_, 4, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, dy, (size_t)B * H * N * D);
+    P = lc__prims_for(ctx);
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, j;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r;
+            for (i = 0; i < N; i++) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *q_bhi = q + row * D, *dy_bhi = dy + row * D;
+                const float *da_bhi = da ? da + row * N : NULL;
+                float *dq_bhi = dq + row * D;
+                float l = lse[row];
+                double dsum = (double)P->dot(dy_bhi, y + row * D, D);
+                if (da_bhi) {
+                    double t = 0;
+                    for (j = 0; j <= i; j++)
+                        t += (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - l) * (double)da_bhi[j];
+                    dsum += t;
+                }
+                for (j = 0; j <= i; j++) {
+                    const float *k_bgj = k_bg + (size_t)j * D;
+                    float p = expf(P->dot(q_bhi, k_bgj, D) * scale - l);
+                    float dp = P->dot(dy_bhi, v_bg + (size_t)j * D, D) + (da_bhi ? da_bhi[j] : 0.0f);
+                    float ds = (float)((double)p * ((double)dp - dsum)) * scale;
+                    P->axpy(dq_bhi, ds, k_bgj, D);
+                    P->axpy(dk_bg + (size_t)j * D, ds, q_bhi, D);
+                    P->axpy(dv_bg + (size_t)j * D, p, dy_bhi, D);
+                }
+            }
+        }
+    }
+}
+
+// >>attn-linear
+// Pure linear attention (attention_type lolcats_llama), quadratic form:
+//   A_ij = phiq_i . phik_j (j <= i), den_i = sum_j A_ij + eps,
+//   y_i = sum_j A_ij v_j / den_i                      (no 1/sqrt(D))
+// Mirrors quadratic_attention() in linear_attention.py. Saves den.
+
+LCIMPL void lc_attn_linear_fwd(const lc_ctx *ctx, float *y, float *den, const float *phiq,
+                               const float *phik, const float *v, int B, int H, int Hk, int N,
+                               int F, int D, float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + ((size_t)b * H + h) * N * F;
+        for (i = 0; i < N; i++) {
+            size_t row = ((size_t)b * H + h) * N + i;
+            const float *phiq_bhi = phiq + row * F;
+            float *y_bhi = y + row * D;
+            double sum = 0;
+            float dn;
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            for (j = 0; j <= i; j++) {
+                float A = P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                sum += (double)A;
+                P->axpy(y_bhi, A, v_bg + (size_t)j * D, D);
+            }
+            dn = (float)sum + eps;
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (den) den[row] = dn;
+        }
+    }
+}
+
+// Backward of y_i = num_i / den_i:  g_i = dy_i / den_i, c_i = -(dy_i . y_i) / den_i,
+//   dA_ij = g_i . v_j + c_i;  dphiq_i += dA_ij phik_j;  dphik_j += dA_ij phiq_i;
+//   dv_j += A_ij g_i.  One task per (b, kv head).
+LCIMPL void lc_attn_linear_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dv,
+                               const float *dy, const float *y, const float *den,
+                               const float *phiq, const float *phik, const float *v, int B,
+                               int H, int Hk, int N, int F, int D, float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bg, rep = H / Hk;
+    (void)eps;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, j, d;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float gbuf[1024];
+        LOLCATS_ASSERT(D <= 1024);
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r;
+            const float *phik_bh = phik + ((size_t)b * H + h) * N * F;
+            float *dphik_bh = dphik + ((size_t)b * H + h) * N * F;
+            for (i = 0; i < N; i++) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
+                float *dphiq_bhi = dphiq + row * F;
+                float dyy = P->dot(dy_bhi, y + row * D, D), dn = den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / dn;
+                for (j = 0; j <= i; j++) {
+                    const float *phik_bhj = phik_bh + (size_t)j * F;
+                    float A = P->dot(phiq_bhi, phik_bhj, F);
+                    // (dy.v_j - dy.y_i) / den: cancel before dividing, as autograd does
+                    float dA = (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn;
+                    P->axpy(dphiq_bhi, dA, phik_bhj, F);
+                    P->axpy(dphik_bh + (size_t)j * F, dA, phiq_bhi, F);
+                    P->axpy(dv_bg + (size_t)j * D, A, gbuf, D);
+                }
+            }
+        }
+    }
+}
+
+// Causal state form, the same numbers in O(N F D):
+//   S_i = S_{i-1} + phik_i v_i^T (F,D), z_i = z_{i-1} + phik_i,
+//   y_i = phiq_i S_i / (phiq_i . z_i + eps)
+LCIMPL void lc_attn_linear_state_fwd(const lc_ctx *ctx, float *y, float *den, float *kv_state,
+                                     float *k_state, const float *phiq, const float *phik,
+                                     const float *v, int B, int H, int Hk, int N, int F, int D,
+                                     float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *S = kv_state + (size_t)bh * F * D;
+        float *z = k_state ? k_state + (size_t)bh * F : NULL;
+        float zloc[2048];
+        LOLCATS_ASSERT(F <= 2048);
+        if (!z) z = zloc;
+        for (c = 0; c < F; c++) z[c] = 0;
+        memset(S, 0, sizeof(float) * (size_t)F * D);
+        for (i = 0; i < N; i++) {
+            size_t row = ((size_t)b * H + h) * N + i;
+            const float *phik_bhi = phik + row * F, *phiq_bhi = phiq + row * F;
+            const float *v_bgi = v_bg + (size_t)i * D;
+            float *y_bhi = y + row * D, dn;
+            for (c = 0; c < F; c++) z[c] += phik_bhi[c];
+            dn = P->dot(phiq_bhi, z, F) + eps;
+            for (c = 0; c < F; c++) P->axpy(S + (size_t)c * D, phik_bhi[c], v_bgi, D);
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            for (c = 0; c < F; c++) P->axpy(y_bhi, phiq_bhi[c], S + (size_t)c * D, D);
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (den) den[row] = dn;
+        }
+    }
+}
+
+LCIMPL size_t lc_attn_linear_state_work_floats(int B, int H, int F, int D) {
+    return (size_t)B * H * F * ((size_t)D + 1);
+}
+
+// Reverse scan. Forward sweep: dphiq_i += S_i g_i + c_i z_i. Backward sweep
+// with suffix sums dS_j = sum_{i>=j} phiq_i g_i^T, dz_j = sum_{i>=j} c_i phiq_i:
+//   dphik_j += dS_j v_j + dz_j,  dv_j += dS_j^T phik_j.
+LCIMPL void lc_attn_linear_state_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dv,
+                                     float *work, const float *dy, const float *y,
+                                     const float *den, const float *phiq, const float *phik,
+                                     const float *v, int B, int H, int Hk, int N, int F, int D,
+                                     float eps) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bg, rep = H / Hk;
+    (void)eps;
+    LC__OMP_FOR
+    for (bg = 0; bg < B * Hk; bg++) {
+        int b = bg / Hk, g = bg % Hk, r, i, c, d;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
+        float gbuf[1024];
+        LOLCATS_ASSERT(D <= 1024);
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r;
+            float *S = work + ((size_t)b * H + h) * F * ((size_t)D + 1), *z = S + (size_t)F * D;
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            for (i = 0; i < N; i++) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *phik_bhi = phik + row * F, *dy_bhi = dy + row * D;
+                float *dphiq_bhi = dphiq + row * F;
+                float cc = -P->dot(dy_bhi, y + row * D, D) / den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
+                for (c = 0; c < F; c++) {
+                    P->axpy(S + (size_t)c * D, phik_bhi[c], v_bg + (size_t)i * D, D);
+                    z[c] += phik_bhi[c];
+                }
+                for (c = 0; c < F; c++)
+                    dphiq_bhi[c] += P->dot(S + (size_t)c * D, gbuf, D) + cc * z[c];
+            }
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            for (i = N - 1; i >= 0; i--) {
+                size_t row = ((size_t)b * H + h) * N + i;
+                const float *phiq_bhi = phiq + row * F, *phik_bhi = phik + row * F;
+                const float *dy_bhi = dy + row * D;
+                float *dphik_bhi = dphik + row * F;
+                float cc = -P->dot(dy_bhi, y + row * D, D) / den[row];
+                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
+                for (c = 0; c < F; c++) {
+                    P->axpy(S + (size_t)c * D, phiq_bhi[c], gbuf, D);
+                    z[c] += cc * phiq_bhi[c];
+                }
+                for (c = 0; c < F; c++) {
+                    dphik_bhi[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)i * D, D) + z[c];
+                    P->axpy(dv_bg + (size_t)i * D, phik_bhi[c], S + (size_t)c * D, D);
+                }
+            }
+        }
+    }
+}
+
+// >>attn-hybrid
+// Sliding-window softmax + linear attention, the LoLCATs layer. Mirrors
+// hybrid_attention_quadratic() in linear_window_attention_{tk,sw}.py:
+//   s_ij = q_i.k_j / sqrt(D)            gamma = sigmoid(wf_h), lambda = 1 (or 1-gamma)
+//   m_i  = max_{j in window(i)} s_ij    (part of the function, not a stabiliser)
+//   E_ij = gamma exp(s_ij - m_i)  on window keys
+//   L_ij = lambda phiq_i . phik_j on linear keys
+//   den0_i = sum_j E_ij + sum_j L_ij
+//   den_i  = den0_i + lambda phiq_i . z            (carried state, if any)
+//   y_i  = (sum_j (E_ij + L_ij) v_j + lambda phiq_i S) / den_i     (no eps)
+//   a_ij = (E_ij + L_ij) / den0_i    (the weights exclude the carried state)
+// Saves m and den. Cost O(B H N (w D + N F)) in this quadratic reference form.
+
+LCIMPL lc_hybrid_cfg lc_hybrid_cfg_default(void) {
+    lc_hybrid_cfg c;
+    c.variant = LOLCATS_WINDOW_TK;
+    c.window = 64;
+    c.affine = 0;
+    return c;
+}
+
+// Keys of query i: window keys are [*j0, i], linear keys [0, *j0); when *both
+// is set (tk with N <= w) every key j <= i is in both.
+static void lc__hybrid_range(const lc_hybrid_cfg *cfg, int N, int i, int *j0, int *both) {
+    int w = cfg->window;
+    *both = 0;
+    if (cfg->variant == LOLCATS_WINDOW_SW) {
+        *j0 = i - w + 1 > 0 ? i - w + 1 : 0;
+    } else if (N <= w) {  // the original's mask arithmetic: both masks all-true
+        *j0 = 0;
+        *both = 1;
+    } else {  // blocks of w aligned to the end of the sequence
+        int off = ((N + w - 1) / w) * w - N, blk = (i + off) / w;
+        int start = (blk - 1) * w - off;
+        *j0 = start > 0 ? start : 0;
+    }
+}
+
+LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
+    int j0, both;
+    if (j > i || j < 0 || i >= n) return 0;
+    lc__hybrid_range(cfg, n, i, &j0, &both);
+    if (both) return 3;
+    return j >= j0 ? 1 : 2;
+}
+
+static float lc__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// Window part of query row i: keys [j0, i]. Sets *mx = m_i, adds E_ij v_j to
+// y_row (and E_ij to a_row), returns sum_j E_ij.
+static double lc__hyb_win_fwd(const lc__prims *P, float *y_row, float *a_row, float *mx_out,
+                              const float *q_bhi, const float *k_bg, const float *v_bg, int j0,
+                              int i, int D, float scale, float gam) {
+    float mx = -INFINITY;
+    double sum = 0;
+    int j;
+    for (j = j0; j <= i; j++) {
+        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+        if (s > mx) mx = s;
+    }
+    for (j = j0; j <= i; j++) {
+        float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
+        sum += (double)e;
+        P->axpy(y_row, e, v_bg + (size_t)j * D, D);
+        if (a_row) a_row[j] = e;
+    }
+    *mx_out = mx;
+    return sum;
+}
+
+// Backward of the window part of row i (see the formulas above
+// lc_attn_hybrid_bwd). dyy = dy_i.y_i; ca, den0 and da_bhi only with da.
+static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, float *dv_bg,
+                            double *dgam, const float *q_bhi, const float *k_bg,
+                            const float *v_bg, const float *dy_bhi, const float *gv,
+                            const float *da_bhi, float dyy, float dn, float den0, float ca,
+                            float mx, int j0, int i, int D, float scale, float gam) {
+    double dm = 0;
+    int j, nmax = 0;
+    float amax = -INFINITY;  // the arg-max is found again from this function's own scores:
+    for (j = j0; j <= i; j++) {  // the saved m may come from another form (GEMM rounding)
+        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
+        amax = s > amax ? s : amax;
+    }
+    for (j = j0; j <= i; j++) {
+        const float *k_bgj = k_bg + (size_t)j * D;
+        float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
+        float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f, t;
+        if (da_bhi) dW += da_bhi[j] / den0 + ca;
+        t = dW * e;
+        dm -= (double)t;
+        *dgam += (double)dW * (double)ex;
+        if (dq_bhi) P->axpy(dq_bhi, t * scale, k_bgj, D);
+        if (dk_bg) P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
+        if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
+        nmax += s == amax;
+    }
+    if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
+        float share = (float)(dm / nmax) * scale;
+        for (j = j0; j <= i; j++) {
+            const float *k_bgj = k_bg + (size_t)j * D;
+            if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
+            if (dq_bhi) P->axpy(dq_bhi, share, k_bgj, D);
+            if (dk_bg) P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
+        }
+    }
+}
+
+// Quadratic reference: linear keys one by one (mirrors the original's N x N
+// einsum); the only path that can produce the weights a and take da.
+static void lc__hybrid_fwd_quad(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                const float *kv_state, const float *k_state, int B, int H,
+                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d, c;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + (size_t)bh * N * F;
+        const float *S = kv_state ? kv_state + (size_t)bh * F * D : NULL;
+        const float *z = k_state ? k_state + (size_t)bh * F : NULL;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        for (i = 0; i < N; i++) {
+            size_t row = (size_t)bh * N + i;
+            const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
+            float *y_bhi = y + row * D, *a_bhi = a ? a + row * N : NULL;
+            float mx, den0, dn;
+            double sum;
+            int j0, both, jl;
+            lc__hybrid_range(cfg, N, i, &j0, &both);
+            jl = both ? i + 1 : j0;  // linear keys are [0, jl)
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            if (a_bhi)
+                for (j = 0; j < N; j++) a_bhi[j] = 0;
+            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
+            for (j = 0; j < jl; j++) {
+                float l = lam * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                sum += (double)l;
+                P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
+                if (a_bhi) a_bhi[j] += l;
+            }
+            den0 = (float)sum;
+            dn = den0;
+            if (S) {
+                for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
+                dn += lam * P->dot(phiq_bhi, z, F);
+            }
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (a_bhi)
+                for (j = 0; j <= i; j++) a_bhi[j] /= den0;
+            m[row] = mx;
+            den[row] = dn;
+        }
+    }
+}
+
+// Prefix-state form, O(N (w + F) D) time, O(F D) work per head: the linear
+// keys of row i are a prefix [0, jl(i)) with jl nondecreasing in i, so one
+// running state S = S0 + sum_{j < jl} phik_j v_j^T (and z) serves every row.
+static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *den,
+                                 float *work, const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = phik + (size_t)bh * N * F;
+        float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
+        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        if (kv_state) {
+            memcpy(S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+            memcpy(z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+        } else {
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+        }
+        for (i = 0; i < N; i++) {
+            size_t row = (size_t)bh * N + i;
+            const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
+            float *y_bhi = y + row * D, mx, dn;
+            double sum;
+            int j0, both, jl;
+            lc__hybrid_range(cfg, N, i, &j0, &both);
+            jl = both ? i + 1 : j0;
+            for (; jadd < jl; jadd++) {
+                const float *phik_j = phik_bh + (size_t)jadd * F;
+                for (c = 0; c < F; c++) {
+                    P->axpy(S + (size_t)c * D, phik_j[c], v_bg + (size_t)jadd * D, D);
+                    z[c] += phik_j[c];
+                }
+            }
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
+            for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
+            dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            m[row] = mx;
+            den[row] = dn;
+        }
+    }
+}
+
+// Per head: the chunked form's state and blocks (the row form, used for windows
+// over LC__HYB_WMAX, needs only the first F (D + 1) floats of each head).
+LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
+    return (size_t)B * H * lc__hyb_head_floats(D, F, NULL, NULL);
+}
+
+LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
+                               float *work, const float *q, const float *k, const float *v,
+                               const float *phiq, const float *phik, const float *wf,
+                               const float *kv_state, const float *k_state, int B, int H,
+                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_ctx ref_;
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
+                         (size_t)H, kv_state, (size_t)B * H * F * D);
+    if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
+        work = NULL;  // the scalar path, or non-finite inputs: the definition itself
+    if (work && !a && cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+    else if (work && !a)
+        lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+    else
+        lc__hybrid_fwd_quad(ctx, y, a, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H,
+                            Hk, N, D, F, cfg);
+}
+
+// Backward. Per row, with gv = dy/den (d numerator), cd = -(dy.y)/den (d den),
+// and from the weights ca = -sum_j da_ij a_ij / den0:
+//   dW_ij = (dy.v_j - dy.y_i)/den + da_ij/den0 + ca   gradient of E_ij and L_ij
+//   window: t = dW E; ds_ij += t; dm_i -= t; dgamma += dW exp(s - m)
+//           dm_i goes to the arg-max window key(s), shared equally (amax)
+//   linear: dphiq_i += lambda dW phik_j; dphik_j += lambda dW phiq_i;
+//           dlambda += dW phiq_i.phik_j
+//   dv_j += (E+L)_ij gv;  state: dphiq += lambda (S gv + cd z),
+//   dS += lambda phiq gv^T, dz += lambda cd phiq, dlambda += phiq.(S gv) + cd phiq.z
+//   dwf_h = dgamma gamma (1 - gamma)  (dgamma -= dlambda when affine)
+// One task per (b, kv head): it owns dk, dv of that head and everything of its
+// query heads, so GQA needs no atomics.
+static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                float *dk_state, const float *dy, const float *da,
+                                const float *y, const float *m, const float *den,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                const float *kv_state, const float *k_state, int B, int H,
+                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int gg, rep = H / Hk;
+    LC__OMP_FOR
+    // one task per kv head, batches in order inside it: dwf (per query head)
+    // is shared by every batch element, so it must not be split across tasks
+    for (gg = 0; gg < Hk; gg++) {
+        int bb;
+        for (bb = 0; bb < B; bb++) {
+            int bg = bb * Hk + gg;
+        int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
+        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
+        float gv[1024], sg[2048];
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r, bh = b * H + h;
+            const float *phik_bh = phik + (size_t)bh * N * F;
+            float *dphik_bh = dphik + (size_t)bh * N * F;
+            const float *S = kv_state ? kv_state + (size_t)bh * F * D : NULL;
+            const float *z = k_state ? k_state + (size_t)bh * F : NULL;
+            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+            double dgam = 0, dlam = 0;
+            for (i = 0; i < N; i++) {
+                size_t row = (size_t)bh * N + i;
+                const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
+                const float *da_bhi = da ? da + row * N : NULL;
+                const float *dy_bhi = dy ? dy + row * D : NULL;
+                float *dq_bhi = dq ? dq + row * D : NULL, *dphiq_bhi = dphiq + row * F;
+                float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0, dyy = 0;
+                int j0, both, jl;
+                lc__hybrid_range(cfg, N, i, &j0, &both);
+                jl = both ? i + 1 : j0;
+                for (d = 0; d < D; d++) gv[d] = dy_bhi ? dy_bhi[d] / dn : 0.0f;
+                if (dy_bhi) {
+                    dyy = P->dot(dy_bhi, y + row * D, D);
+                    cd = -dyy / dn;
+                }
+                if (S) {
+                    qz = P->dot(phiq_bhi, z, F);
+                    den0 = dn - lam * qz;
+                }
+                if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
+                    double t = 0;
+                    for (j = j0; j <= i; j++)
+                        t += (double)da_bhi[j] * (double)gam *
+                             (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
+                    for (j = 0; j < jl; j++)
+                        t += (double)da_bhi[j] * (double)lam * (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                    ca = (float)(-t / ((double)den0 * (double)den0));
+                }
+                lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
+                                da_bhi, dyy, dn, den0, ca, mx, j0, i, D, scale, gam);
+                for (j = 0; j < jl; j++) {  // linear keys
+                    const float *phik_bhj = phik_bh + (size_t)j * F;
+                    float qk = P->dot(phiq_bhi, phik_bhj, F);
+                    float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
+                    if (da_bhi) dW += da_bhi[j] / den0 + ca;
+                    dlam += (double)dW * (double)qk;
+                    P->axpy(dphiq_bhi, lam * dW, phik_bhj, F);
+                    P->axpy(dphik_bh + (size_t)j * F, lam * dW, phiq_bhi, F);
+                    if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
+                }
+                if (S) {  // carried state: num += lam phiq S, den += lam phiq.z
+                    float *dS = dkv_state ? dkv_state + (size_t)bh * F * D : NULL;
+                    float *dz = dk_state ? dk_state + (size_t)bh * F : NULL;
+                    double t = 0;
+                    for (c = 0; c < F; c++) {
+                        sg[c] = P->dot(S + (size_t)c * D, gv, D);
+                        t += (double)phiq_bhi[c] * (double)sg[c];
+                        dphiq_bhi[c] += lam * (sg[c] + cd * z[c]);
+                        if (dS) P->axpy(dS + (size_t)c * D, lam * phiq_bhi[c], gv, D);
+                        if (dz) dz[c] += lam * cd * phiq_bhi[c];
+                    }
+                    dlam += t + (double)cd * (double)qz;
+                }
+            }
+            if (dwf) {
+                if (cfg->affine) dgam -= dlam;
+                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+            }
+        }
+    }
+    }
+}
+
+// Prefix-state backward (no da). Forward sweep: the window part as above and
+// dphiq_i += lambda (S_i gv_i + cd_i z_i) with S_i the state row i saw.
+// Reverse sweep: G = lambda sum_{i: jl(i) > j} phiq_i gv_i^T, c = lambda sum cd_i phiq_i
+// give dphik_j += G v_j + c and dv_j += G^T phik_j; what reaches the carried
+// state is G and c over all rows.
+static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *m, const float *den, const float *q,
+                                 const float *k, const float *v, const float *phiq,
+                                 const float *phik, const float *wf, const float *kv_state,
+                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = lc__attn_scale(D);
+    int gg, rep = H / Hk;
+    LC__OMP_FOR
+    // one task per kv head, batches in order inside it: dwf (per query head)
+    // is shared by every batch element, so it must not be split across tasks
+    for (gg = 0; gg < Hk; gg++) {
+        int bb;
+        for (bb = 0; bb < B; bb++) {
+            int bg = bb * Hk + gg;
+        int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
+        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
+        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
+        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
+        float gv[1024];
+        for (r = 0; r < rep; r++) {
+            int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+            const float *phik_bh = phik + (size_t)bh * N * F;
+            float *dphik_bh = dphik + (size_t)bh * N * F;
+            float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
+            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+            double dgam = 0, dlam = 0;
+            if (kv_state) {
+                memcpy(S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+                memcpy(z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+            } else {
+                memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            }
+            for (i = 0; i < N; i++) {  // forward sweep
+                size_t row = (size_t)bh * N + i;
+                const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
+                float *dphiq_bhi = dphiq + row * F;
+                float dn = den[row], dyy = P->dot(dy_bhi, y + row * D, D), cd = -dyy / dn;
+                double t = 0, qz;
+                int j0, both, jl;
+                lc__hybrid_range(cfg, N, i, &j0, &both);
+                jl = both ? i + 1 : j0;
+                for (; jadd < jl; jadd++) {
+                    const float *phik_j = phik_bh + (size_t)jadd * F;
+                    for (c = 0; c < F; c++) {
+                        P->axpy(S + (size_t)c * D, phik_j[c], v_bg + (size_t)jadd * D, D);
+                        z[c] += phik_j[c];
+                    }
+                }
+                for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
+                lc__hyb_win_bwd(P, dq ? dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
+                                NULL, dyy, dn, dn, 0, m[row], j0, i, D, scale, gam);
+                qz = (double)P->dot(phiq_bhi, z, F);
+                for (c = 0; c < F; c++) {
+                    float sg = P->dot(S + (size_t)c * D, gv, D);
+                    t += (double)phiq_bhi[c] * (double)sg;
+                    dphiq_bhi[c] += lam * (sg + cd * z[c]);
+                }
+                dlam += t + (double)cd * qz;
+            }
+            // reverse sweep: S becomes G, z becomes c
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+            jnext = N;  // keys >= jl(N-1) receive nothing
+            for (i = N - 1; i >= -1; i--) {
+                int jlo = 0, j0, both;
+                if (i >= 0) {
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jlo = both ? i + 1 : j0;
+                    if (i == N - 1) jnext = jlo;
+                }
+                for (j = jlo; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
+                    const float *phik_bhj = phik_bh + (size_t)j * F;
+                    float *dphik_bhj = dphik_bh + (size_t)j * F;
+                    for (c = 0; c < F; c++) {
+                        dphik_bhj[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c];
+                        if (dv_bg) P->axpy(dv_bg + (size_t)j * D, phik_bhj[c], S + (size_t)c * D, D);
+                    }
+                }
+                jnext = jlo;
+                if (i >= 0) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
+                    float dn = den[row], cd = -P->dot(dy_bhi, y + row * D, D) / dn;
+                    for (d = 0; d < D; d++) gv[d] = lam * dy_bhi[d] / dn;
+                    for (c = 0; c < F; c++) {
+                        P->axpy(S + (size_t)c * D, phiq_bhi[c], gv, D);
+                        z[c] += lam * cd * phiq_bhi[c];
+                    }
+                }
+            }
+            if (kv_state) {
+                if (dkv_state)
+                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += S[c];
+                if (dk_state)
+                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += z[c];
+            }
+            if (dwf) {
+                if (cfg->affine) dgam -= dlam;
+                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+            }
+        }
+    }
+    }
+}
+
+LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                               float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                               float *dk_state, float *work, const float *dy, const float *da,
+                               const float *y, const float *m, const float *den,
+                               const float *q, const float *k, const float *v,
+                               const float *phiq, const float *phik, const float *wf,
+                               const float *kv_state, const float *k_state, int B, int H,
+                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_ctx ref_;
+    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
+                         (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
+    if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
+        work = NULL;  // the scalar path, or non-finite inputs: the definition itself
+    if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
+                             F, cfg);
+    else if (work && dy && !da)
+        lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
+                             D, F, cfg);
+    else
+        lc__hybrid_bwd_quad(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, dy, da, y,
+                            m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
+                            F, cfg);
+}
+
+// >>transfer
+LCIMPL size_t lc_attn_transfer_work_floats(int B, int H, int N, int D, int F) {
+    size_t nch = (size_t)(N + LC__HYB_ROWS - 1) / LC__HYB_ROWS;
+    size_t st = (size_t)B * H * nch * ((size_t)F * D + F), own = 2 * (size_t)B * H * N * (D + 1);
+    return lc_attn_hybrid_work_floats(B, H, D, F) + (st > own ? st : own);
+}
+
+LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
+                                 float *den, float *work, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    lc__sm_plan pl;
+    lc_ctx ref_;
+    LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
+    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
+        float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
+        lc__xfer xs;
+        lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
+        lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
+        if (!lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
+            return;  // else some tile had no scratch: the student by its own call
+    } else {
+        lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
+    }
+    lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
+                       N, D, F, cfg);
+}
+
+LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
+                                 float *work, const float *dy, const float *y, const float *m,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    lc__sm_plan pl;
+    lc_ctx ref_;
+    LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H,
+                         dy, (size_t)B * H * N * D);
+    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
+        lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F),
+                     dy, y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
+    else
+        lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL,
+                           y, m, den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
+}
+
+LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
+                                   float *den, float *dphiq, float *dphik, float *dwf,
+                                   float *work, const float *q, const float *k, const float *v,
+                                   const float *phiq, const float *phik, const float *wf, int B,
+                                   int H, int Hk, int N, int D, int F, float factor,
+                                   const lc_hybrid_cfg *cfg) {
+    size_t n = (size_t)B * H * N * D, nr = (size_t)B * H * N;
+    float *rest = work + lc_attn_hybrid_work_floats(B, H, D, F), *dy = rest + n;
+    double loss;
+    lc__sm_plan pl;
+    lc_ctx ref_;
+    LOLCATS_ASSERT(work && H % Hk == 0);
+    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
+    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
+        lc__xfer_mse_fast(ctx, &pl, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k, v,
+                          phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
+        return loss;
+    // the two attentions, the loss and the backward by their own calls
+    if (!y) y = rest;
+    if (!m) m = dy + n;
+    if (!den) den = dy + n + nr;
+    lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
+    lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
+                       N, D, F, cfg);
+    if (dphiq) memset(dy, 0, sizeof(float) * n);
+    loss = lc_loss_mse(dphiq ? dy : NULL, y, yt, n, factor);
+    if (!dphiq) return loss;
+    memset(dphiq, 0, sizeof(float) * (size_t)B * H * N * F);
+    memset(dphik, 0, sizeof(float) * (size_t)B * H * N * F);
+    lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y, m,
+                       den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
+    return loss;
+}
+
+// >>decode
+// One token of hybrid attention for one sequence (the original's recurrent
+// path, LolcatsWindowAttentionTKGen / sliding window cache). The ring holds
+// the w most recent keys, the current one included; a key leaving it goes
+// into the linear state: S += phik_old v_old^T, z += phik_old. Then
+//   y = (sum_ring gamma exp(s - m) v + lambda phiq S) / (sum_ring gamma exp(s - m) + lambda phiq.z)
+// with no eps, exactly the sw prefill. For tk models this differs from the
+// terraced prefill, as in the original.
+
+LCIMPL size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window) {
+    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
+           (size_t)H * F;
+}
+
+LCIMPL void lc_decode_state_init(lc_decode_state *st, float *mem, int H, int Hk, int D, int F,
+                                 int window) {
+    st->H = H; st->Hk = Hk; st->D = D; st->F = F; st->window = window;
+    st->pos = 0;
+    memset(mem, 0, sizeof(float) * lc_decode_state_floats(H, Hk, D, F, window));
+    st->k_ring = mem;
+    st->v_ring = st->k_ring + (size_t)Hk * window * D;
+    st->phik_ring = st->v_ring + (size_t)Hk * window * D;
+    st->S = st->phik_ring + (size_t)H * window * F;
+    st->z = st->S + (size_t)H * F * D;
+}
+
+LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *st,
+                                  const float *q, const float *k, const float *v,
+                                  const float *phiq, const float *phik, const float *wf,
+                                  int affine) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g;
+    int slot = (int)(st->pos % w), count = st->pos + 1 < w ? (int)st->pos + 1 : w;
+    float scale = lc__attn_scale(D);
+    if (st->pos >= w) {  // evict the oldest key into the linear state
+        for (h = 0; h < H; h++) {
+            int gg = h / (H / Hk), c;
+            const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
+            const float *v_old = st->v_ring + ((size_t)gg * w + slot) * D;
+            for (c = 0; c < F; c++) {
+                P->axpy(st->S + ((size_t)h * F + c) * D, phik_old[c], v_old, D);
+                st->z[(size_t)h * F + c] += phik_old[c];
+            }
+        }
+    }
+    for (g = 0; g < Hk; g++) {
+        memcpy(st->k_ring + ((size_t)g * w + slot) * D, k + (size_t)g * D, sizeof(float) * D);
+        memcpy(st->v_ring + ((size_t)g * w + slot) * D, v + (size_t)g * D, sizeof(float) * D);
+    }
+    for (h = 0; h < H; h++)
+        memcpy(st->phik_ring + ((size_t)h * w + slot) * F, phik + (size_t)h * F, sizeof(float) * F);
+    st->pos++;
+    LC__OMP_FOR
+    for (h = 0; h < H; h++) {
+        int gg = h / (H / Hk), t, c, d;
+        const float *q_h = q + (size_t)h * D, *phiq_h = phiq + (size_t)h * F;
+        const float *k_g = st->k_ring + (size_t)gg * w * D, *v_g = st->v_ring + (size_t)gg * w * D;
+        float gam = lc__sigmoid(wf[h]), lam = affine ? 1.0f - gam : 1.0f, mx = -INFINITY;
+        float *y_h = y + (size_t)h * D;
+        double sum = 0;
+        for (t = 0; t < count; t++) {
+            float s = P->dot(q_h, k_g + (size_t)t * D, D) * scale;
+            if (s > mx) mx = s;
+        }
+        for (d = 0; d < D; d++) y_h[d] = 0;
+        for (t = 0; t < count; t++) {
+            float e = gam * expf(P->dot(q_h, k_g + (size_t)t * D, D) * scale - mx);
+            sum += (double)e;
+            P->axpy(y_h, e, v_g + (size_t)t * D, D);
+        }
+        for (c = 0; c < F; c++) P->axpy(y_h, lam * phiq_h[c], st->S + ((size_t)h * F + c) * D, D);
+        sum += (double)(lam * P->dot(phiq_h, st->z + (size_t)h * F, F));
+        for (d = 0; d < D; d++) y_h[d] = (float)((double)y_h[d] / sum);
+    }
+}
+
+// >>loss
+// Attention-transfer losses (DistillAttentionXentMSETrainer.compute_loss).
+
+// Summed in 64 fixed parts of four running sums each, added in order: the same
+// result for any thread count, and no chain of n dependent additions.
+LCIMPL double lc_loss_mse(float *dpred, const float *pred, const float *target, size_t n,
+                          float factor) {
+    double part[64], s = 0, c = 2.0 * (double)factor / (double)n;
+    int p;
+    LC__OMP_FOR_STATIC
+    for (p = 0; p < 64; p++) {
+        size_t i = n / 64 * (size_t)p + (n % 64 < (size_t)p ? n % 64 : (size_t)p);
+        size_t e = i + n / 64 + ((size_t)p < n % 64);
+        double a[4] = {0, 0, 0, 0};
+        for (; i < e; i++) {
+            double d = (double)pred[i] - (double)target[i];
+            a[i & 3] += d * d;
+            if (dpred) dpred[i] += (float)(d * c);
+        }
+        part[p] = (a[0] + a[1]) + (a[2] + a[3]);
+    }
+    for (p = 0; p < 64; p++) s += part[p];
+    return s / (double)n * (double)factor;
+}
+
+// Per row: input x_j = log(max(a_j, 1e-12)), loss = -sum_j t_j log_softmax(x)_j
+//   = -sum_j t_j log a~_j + (sum_j t_j) log sum_k a~_k
+//   d/da_j = (-t_j / a~_j + (sum t) / (sum a~)) where a_j >= 1e-12, else 0.
+LCIMPL double lc_loss_xent(float *da_pred, const float *a_pred, const float *a_true,
+                           size_t rows, int cols, float factor) {
+    double total = 0;
+    size_t r;
+    int j;
+    for (r = 0; r < rows; r++) {
+        const float *p = a_pred + r * cols, *t = a_true + r * cols;
+        double sa = 0, st = 0, l = 0;
+        for (j = 0; j < cols; j++) {
+            float at = p[j] < 1e-12f ? 1e-12f : p[j];
+            sa += (double)at;
+            st += (double)t[j];
+            l -= (double)t[j] * log((double)at);
+        }
+        l += st * log(sa);
+        total += l;
+        if (da_pred)
+            for (j = 0; j < cols; j++) {
+                float at = p[j] < 1e-12f ? 1e-12f : p[j];
+                if (p[j] >= 1e-12f)
+                    da_pred[r * cols + j] +=
+                        (float)((-(double)t[j] / (double)at + st / sa) / (double)rows * (double)factor);
+            }
+    }
+    return total / (double)rows * (double)factor;
+}
+
+// >>optim
+LCIMPL lc_adamw_cfg lc_adamw_cfg_default(void) {
+    lc_adamw_cfg c;
+    c.lr = 1e-2f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.weight_decay = 0.0f;
+    return c;
+}
+
+// torch.optim.AdamW (single-tensor path), same order of operations:
+//   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2
+//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+LCIMPL void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
+                          const lc_adamw_cfg *cfg, int64_t t) {
+    double b1 = (double)cfg->beta1, b2 = (double)cfg->beta2;
+    float decay = (float)(1.0 - (double)cfg->lr * (double)cfg->weight_decay);
+    float w1 = (float)(1.0 - b1), w2 = (float)(1.0 - b2);
+    double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
+    float step = (float)((double)cfg->lr / bc1), bc2s = (float)sqrt(bc2);
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (cfg->weight_decay != 0.0f) p[i] *= decay;
+        m[i] += w1 * (g[i] - m[i]);
+        v[i] = v[i] * cfg->beta2 + w2 * g[i] * g[i];
+        p[i] -= step * (m[i] / (sqrtf(v[i]) / bc2s + cfg->eps));
+    }
+}
+
+// >>blocks
+LCIMPL void lc_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int T, int C,
+                           float eps) {
+    int t, c;
+    for (t = 0; t < T; t++) {
+        const float *x_t = x + (size_t)t * C;
+        float *y_t = y + (size_t)t * C, r;
+        double ss = 0;
+        for (c = 0; c < C; c++) ss += (double)x_t[c] * (double)x_t[c];
+        r = (float)(1.0 / sqrt(ss / C + (double)eps));
+        for (c = 0; c < C; c++) y_t[c] = w[c] * (x_t[c] * r);
+        if (rstd) rstd[t] = r;
+    }
+}
+
+// y_c = w_c x_c r, r = (mean x^2 + eps)^(-1/2):
+//   dx_c = r (w_c dy_c) - x_c r^3 / C * sum_k w_k dy_k x_k;  dw_c += dy_c x_c r
+LCIMPL void lc_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const float *rstd, int T, int C) {
+    int t, c;
+    for (t = 0; t < T; t++) {
+        const float *x_t = x + (size_t)t * C, *dy_t = dy + (size_t)t * C;
+        float *dx_t = dx + (size_t)t * C, r = rstd[t];
+        double s = 0;
+        for (c = 0; c < C; c++) s += (double)w[c] * (double)dy_t[c] * (double)x_t[c];
+        {
+            float k = (float)(s * (double)r * (double)r * (double)r / C);
+            for (c = 0; c < C; c++) {
+                dx_t[c] += r * w[c] * dy_t[c] - x_t[c] * k;
+                if (dw) dw[c] += dy_t[c] * x_t[c] * r;
+            }
+        }
+    }
+}
+
+LCIMPL void lc_rope_table(float *cos_t, float *sin_t, int pos0, int T, int D, float theta) {
+    int t, i, half = D / 2;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < half; i++) {
+            double freq = pow((double)theta, -2.0 * i / D), ang = (double)(pos0 + t) * freq;
+            cos_t[(size_t)t * half + i] = (float)cos(ang);
+            sin_t[(size_t)t * half + i] = (float)sin(ang);
+        }
+}
+
+// pair (a, b) of dims -> (a cos - b sin, a sin + b cos); sign = -1 rotates back
+static void lc__rope_pairs(float *out, const float *in, const float *c_t, const float *s_t, int D,
+                           int interleaved, float sign) {
+    int i, half = D / 2;
+    for (i = 0; i < half; i++) {
+        int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+        float a = in[ia], b = in[ib], c = c_t[i], s = sign * s_t[i];
+        out[ia] = a * c - b * s;
+        out[ib] = a * s + b * c;
+    }
+}
+
+LCIMPL void lc_rope_split_fwd(float *out, const float *in, const float *cos_t, const float *sin_t,
+                              int T, int H, int D, int interleaved) {
+    int t, h;
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *src = in + ((size_t)t * H + h) * D;
+            float *dst = out + ((size_t)h * T + t) * D;
+            if (cos_t)
+                lc__rope_pairs(dst, src, cos_t + (size_t)t * (D / 2), sin_t + (size_t)t * (D / 2), D,
+                               interleaved, 1.0f);
+            else
+                memcpy(dst, src, sizeof(float) * (size_t)D);
+        }
+}
+
+LCIMPL void lc_rope_split_bwd(float *din, const float *dout, const float *cos_t,
+                              const float *sin_t, int T, int H, int D, int interleaved) {
+    float tmp[1024];
+    int t, h, d;
+    LOLCATS_ASSERT(D <= 1024);
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *src = dout + ((size_t)h * T + t) * D;
+            float *dst = din + ((size_t)t * H + h) * D;
+            if (cos_t) {
+                lc__rope_pairs(tmp, src, cos_t + (size_t)t * (D / 2), sin_t + (size_t)t * (D / 2), D,
+                               interleaved, -1.0f);
+                src = tmp;
+            }
+            for (d = 0; d < D; d++) dst[d] += src[d];
+        }
+}
+
+LCIMPL void lc_heads_merge(float *out, const float *in, int T, int H, int D) {
+    int t, h;
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++)
+            memcpy(out + ((size_t)t * H + h) * D, in + ((size_t)h * T + t) * D, sizeof(float) * (size_t)D);
+}
+
+LCIMPL void lc_heads_merge_bwd(float *din, const float *dout, int T, int H, int D) {
+    int t, h, d;
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *src = dout + ((size_t)t * H + h) * D;
+            float *dst = din + ((size_t)h * T + t) * D;
+            for (d = 0; d < D; d++) dst[d] += src[d];
+        }
+}
+
+LCIMPL void lc_swiglu_fwd(float *h, const float *g, const float *u, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+// silu(g) = g s(g), silu'(g) = s(g) (1 + g (1 - s(g)))
+LCIMPL void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+                          size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-g[i]));
+        dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] += dh[i] * g[i] * s;
+    }
+}
+
+LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x, const void *w,
+                          int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
+                          int r, int T, int O, int I) {
+    const lc__prims *P = lc__prims_for(ctx);
+    lc_matmul(ctx, y, x, w, (lc_dtype)w_dtype, T, O, I);
+    if (lora_a && r > 0) {
+        int t, j, o;
+        float xa_loc[256];
+        LOLCATS_ASSERT(r <= 256);
+        for (t = 0; t < T; t++) {
+            float *xa_t = xa ? xa + (size_t)t * r : xa_loc;
+            for (j = 0; j < r; j++) xa_t[j] = P->dot(x + (size_t)t * I, lora_a + (size_t)j * I, I);
+            for (o = 0; o < O; o++)
+                y[(size_t)t * O + o] += lora_scale * P->dot(xa_t, lora_b + (size_t)o * r, r);
+        }
+    }
+}
+
+LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_a,
+                          float *dlora_b, const float *dy, const float *x, const float *xa,
+                          const void *w, int w_dtype, const float *lora_a, const float *lora_b,
+                          float lora_scale, int r, int T, int O, int I) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int t, o;
+    if (dx)  // dX += dY W  (+ LoRA below: s (dY B) A)
+        lc_gemm(ctx, dx, dy, w, (lc_dtype)w_dtype, T, I, O, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
+    if (dw) {  // dW += dY^T x
+        LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32);
+        lc_gemm(ctx, dw, dy, x, LOLCATS_DTYPE_F32, O, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
+    }
+    if (lora_a && r > 0) {
+        float g[256];
+        int j;
+        for (t = 0; t < T; t++) {
+            const float *dy_t = dy + (size_t)t * O, *xa_t = xa + (size_t)t * r;
+            for (j = 0; j < r; j++) g[j] = 0;
+            for (o = 0; o < O; o++) {  // d(xa)_j = s sum_o dy_o B_oj ; dB_o += s dy_o xa
+                P->axpy(g, lora_scale * dy_t[o], lora_b + (size_t)o * r, r);
+                if (dlora_b) P->axpy(dlora_b + (size_t)o * r, lora_scale * dy_t[o], xa_t, r);
+            }
+            for (j = 0; j < r; j++) {
+                if (dlora_a) P->axpy(dlora_a + (size_t)j * I, g[j], x + (size_t)t * I, I);
+                if (dx) P->axpy(dx + (size_t)t * I, g[j], lora_a + (size_t)j * I, I);
+            }
+        }
+    }
+}
+
+LCIMPL double lc_xent_fwd_bwd(float *dlogits, const float *logits, const int *labels, int T,
+                              int V, int *n_counted) {
+    double total = 0;
+    int t, v, n = 0;
+    for (t = 0; t < T; t++) n += labels[t] >= 0;
+    for (t = 0; t < T; t++) {
+        const float *l_t = logits + (size_t)t * V;
+        float *d_t = dlogits ? dlogits + (size_t)t * V : NULL;
+        float mx = l_t[0];
+        double sum = 0, lse;
+        if (labels[t] < 0) {
+            if (d_t) memset(d_t, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        for (v = 1; v < V; v++) if (l_t[v] > mx) mx = l_t[v];
+        for (v = 0; v < V; v++) sum += exp((double)(l_t[v] - mx));
+        lse = (double)mx + log(sum);
+        total += lse - (double)l_t[labels[t]];
+        if (d_t) {
+            for (v = 0; v < V; v++) d_t[v] = (float)(exp((double)l_t[v] - lse) / n);
+            d_t[labels[t]] -= 1.0f / (float)n;
+        }
+    }
+    if (n_counted) *n_counted = n;
+    return n ? total / n : 0.0;
+}
+
+// >>model-forward
+// (platform, allocator, OpenMP and SIMD macros: see the platform section)
+#define LC__ROPE_MAX_HALF 512   // head_dim <= 1024
+static void *lc__mcalloc(size_t n, size_t size) {
+    void *p;
+    if (size && n > ((size_t)-1) / size) return NULL;
+    p = LOLCATS_MALLOC(n * size > 0 ? n * size : 1);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+// Inverse frequencies of RoPE as Hugging Face computes them (float32), with
+// Llama 3.1 "llama3" scaling when the config asks for it
+// (transformers' _compute_llama3_parameters):
+//   f_i = theta^(-2i/D);  wavelength w_i = 2 pi / f_i
+//   w_i > orig/low:   f_i / factor          w_i < orig/high:  f_i
+//   in between:       (1 - s) f_i / factor + s f_i,  s = (orig/w_i - low) / (high - low)
+LCIMPL void lc_rope_inv_freq(float *inv, const lc_model_config *c) {
+    int D = c->head_dim, i;
+    for (i = 0; i < D / 2; i++) {
+        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)D));
+        if (c->rope_llama3) {
+            double lff = (double)c->rope_low_freq_factor, hff = (double)c->rope_high_freq_factor;
+            double fac = (double)c->rope_factor, fd = (double)f;
+            double lo = c->rope_orig_max_pos / lff, hi = c->rope_orig_max_pos / hff;
+            double wl = 2.0 * 3.14159265358979323846 / fd;
+            if (wl > lo) f = (float)(fd / fac);
+            else if (wl >= hi) {
+                double sm = (c->rope_orig_max_pos / wl - lff) / (hff - lff);
+                f = (float)((1.0 - sm) * fd / fac + sm * fd);
+            }
+        }
+        inv[i] = f;
+    }
+}
+
+LCIMPL void lc_model_rope_table(float *cos_t, float *sin_t, const lc_model_config *c, int pos0,
+                                int T) {
+    float inv[LC__ROPE_MAX_HALF];
+    int half = c->head_dim / 2, t, i;
+    LOLCATS_ASSERT(half <= LC__ROPE_MAX_HALF);
+    lc_rope_inv_freq(inv, c);
+    for (t = 0; t < T; t++)
+        for (i = 0; i < half; i++) {
+            float ang = (float)(pos0 + t) * inv[i];      // float32 product, as HF
+            cos_t[(size_t)t * half + i] = (float)cos((double)ang);
+            sin_t[(size_t)t * half + i] = (float)sin((double)ang);
+        }
+}
+
+LCIMPL void lc_run_free(lc_run *r) {
+    if (!r) return;
+    LOLCATS_FREE(r->nll_acc);     // the one allocation starts there
+    memset(r, 0, sizeof *r);
+}
+
+LCIMPL void lc_run_reset(lc_run *r) { r->pos = 0; }
+
+LCIMPL lc_status lc_run_truncate(lc_run *r, int pos, lc_error *err) {
+    if (pos < 0 || pos > r->pos)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_run_truncate to position %d, but the cache "
+                            "holds %d tokens: give 0..%d", pos, r->pos, r->pos);
+    r->pos = pos;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_tokens,
+                             lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers, dim = c->dim, T, l, i;
+    size_t kv, n, qd, xd, nw = (size_t)(2 * L + 1) * dim;
+    float *mem;
+    memset(r, 0, sizeof *r);
+    if (ctx <= 0) ctx = c->seq_len;
+    if (max_tokens <= 0) max_tokens = 1;
+    if (max_tokens > ctx) max_tokens = ctx;
+    T = max_tokens;
+    kv = (size_t)L * Hk * (size_t)ctx * D;
+    qd = (size_t)H * D;
+    xd = qd > (size_t)dim ? qd : (size_t)dim;
+    n = 2 * kv + (size_t)ctx * D + nw +
+        (size_t)T * ((size_t)dim + xd + qd + qd + 2 * (size_t)Hk * D + 2 * (size_t)c->hidden_dim) +
+        (size_t)H * ctx + (size_t)c->vocab_size;
+    n += 4 * (size_t)T + 4;       // nll_acc: 2T doubles, first (aligned)
+    mem = (float *)lc__mcalloc(n, sizeof(float));
+    if (!mem)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM,
+                        "out of memory allocating %zu MiB of KV cache and activations for ctx "
+                        "%d; lower --ctx",
+                        n * 4 >> 20, ctx);
+    r->ctx = ctx; r->max_tokens = T; r->bytes = n * sizeof(float);
+    r->nll_acc = (double *)(void *)mem; mem += 4 * (size_t)T + 4;
+    r->key_cache = mem; mem += kv;
+    r->value_cache = mem; mem += kv;
+    r->rope_cos = mem; mem += (size_t)ctx * D / 2;
+    r->rope_sin = mem; mem += (size_t)ctx * D / 2;
+    r->norm_w = mem; mem += nw;
+    r->x = mem; mem += (size_t)T * dim;
+    r->xb = mem; mem += (size_t)T * xd;
+    r->xb2 = mem; mem += (size_t)T * qd;
+    r->q = mem; mem += (size_t)T * qd;
+    r->k = mem; mem += (size_t)T * Hk * D;
+    r->v = mem; mem += (size_t)T * Hk * D;
+    r->hb = mem; mem += (size_t)T * c->hidden_dim;
+    r->hb2 = mem; mem += (size_t)T * c->hidden_dim;
+    r->att = mem; mem += (size_t)H * ctx;
+    r->logits = mem;
+    lc_model_rope_table(r->rope_cos, r->rope_sin, c, 0, ctx);
+    for (l = 0; l < L; l++)
+        for (i = 0; i < dim; i++) {
+            r->norm_w[(size_t)(2 * l) * dim + i] = lc_weight_get(&m->layers[l].rms_att, i);
+            r->norm_w[(size_t)(2 * l + 1) * dim + i] = lc_weight_get(&m->layers[l].rms_ffn, i);
+        }
+    for (i = 0; i < dim; i++) r->norm_w[(size_t)2 * L * dim + i] = lc_weight_get(&m->rms_final, i);
+    return LOLCATS_OK;
+}
+
+static void lc__model_mm(const lc_ctx *ctx, float *y, const float *x, const lc_weight *w, int T) {
+    lc_matmul(ctx, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
+}
+
+// What Qwen adds between the q/k/v projections (T rows) and RoPE: the q/k/v
+// biases (Qwen2), then an RMSNorm of each head of q and of k (Qwen3). A no-op
+// for Llama / Mistral (the weights' data are NULL). rstd_q (T*H) / rstd_k
+// (T*Hk), when not NULL, get the norms' reciprocal RMS (for a backward pass).
+static void lc__qwen_bias(float *y, const lc_weight *b, int T) {
+    int t, i, n = (int)b->cols;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < n; i++) y[(size_t)t * n + i] += lc_weight_get(b, i);
+}
+
+static void lc__qwen_head_norm(float *y, float *rstd, const lc_weight *w, int rows, int D, float eps) {
+    float wf[2 * LC__ROPE_MAX_HALF];
+    int i;
+    for (i = 0; i < D; i++) wf[i] = lc_weight_get(w, i);
+    lc_rmsnorm_fwd(y, rstd, y, wf, rows, D, eps);   // in place: each element is read before it is written
+}
+
+static void lc__qwen_qkv(const lc_model_config *c, const lc_layer_weights *lw, float *q, float *k, float *v,
+                         int T, float *rstd_q, float *rstd_k) {
+    if (lw->bq.data) {
+        lc__qwen_bias(q, &lw->bq, T);
+        lc__qwen_bias(k, &lw->bk, T);
+        lc__qwen_bias(v, &lw->bv, T);
+    }
+    if (lw->q_norm.data) {
+        lc__qwen_head_norm(q, rstd_q, &lw->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
+        lc__qwen_head_norm(k, rstd_k, &lw->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
+}
+
+// Heads (Hk, T, D) into the cache (Hk, ctx, D) at positions pos0 .. pos0+T-1.
+static void lc__kv_store(float *cache, const float *heads, int Hk, int T, int D, int ctx, int pos0) {
+    int h;
+    for (h = 0; h < Hk; h++)
+        memcpy(cache + ((size_t)h * ctx + pos0) * D, heads + (size_t)h * T * D,
+               sizeof(float) * (size_t)T * D);
+}
+
+// Causal softmax attention of T new queries qh (H,T,D) at positions pos0.. over
+// the cached keys/values (Hk, ctx, D); y (T, H*D). Query head h reads kv head
+// h / (H/Hk); with a sliding window W, position i sees keys j in (i - W, i], as
+// Hugging Face's Mistral. att (H, ctx) is scratch.
+static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float *qh,
+                           const float *kc, const float *vc, int H, int Hk, int T, int D,
+                           int n_ctx, int pos0, int window) {
+    const lc__prims *P = lc__prims_for(ctx);
+    float scale = 1.0f / sqrtf((float)D);
+    int h;
+    if (T > 1 && ctx && ctx->simd != LOLCATS_SIMD_SCALAR &&
+        lc__model_attn_tiled(ctx, y, qh, kc, vc, H, Hk, T, D, n_ctx, pos0, window))
+        return;  // prefill: the blocked form (>>prefill-attn)
+    LC__OMP_FOR
+    for (h = 0; h < H; h++) {
+        const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        const float *v_h = vc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        float *att_h = att + (size_t)h * n_ctx;
+        int t, j;
+        for (t = 0; t < T; t++) {
+            const float *q_hi = qh + ((size_t)h * T + t) * D;
+            float *y_hi = y + ((size_t)t * H + h) * D;
+            int i = pos0 + t, j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+            float mx = -INFINITY, sum = 0.0f, inv;
+            for (j = j0; j <= i; j++) {
+                att_h[j] = P->dot(q_hi, k_h + (size_t)j * D, D) * scale;
+                if (att_h[j] > mx) mx = att_h[j];
+            }
+            for (j = j0; j <= i; j++) { att_h[j] = expf(att_h[j] - mx); sum += att_h[j]; }
+            inv = 1.0f / sum;
+            memset(y_hi, 0, sizeof(float) * (size_t)D);
+            for (j = j0; j <= i; j++) P->axpy(y_hi, att_h[j] * inv, v_h + (size_t)j * D, D);
+        }
+    }
+}
+
+// The decoder stack: tokens -> r->xb (n, dim) = final RMSNorm of the last
+// hidden states (all n rows when all_rows, else only row n-1 into row 0).
+static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                 const int *tokens, int n, int all_rows, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers;
+    int V = c->vocab_size, pos0 = r->pos, t, l, i;
+    const float *cs = r->rope_cos + (size_t)pos0 * (D / 2), *sn = r->rope_sin + (size_t)pos0 * (D / 2);
+    if (n > r->max_tokens)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_model_forward: %d tokens, the run holds %d",
+                        n, r->max_tokens);
+    if (pos0 + n > r->ctx)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                        "lc_model_forward: positions %d..%d exceed the KV cache of %d; "
+                        "lc_run_reset or a larger ctx",
+                        pos0, pos0 + n - 1, r->ctx);
+    for (t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at index %d is outside the vocab (%d)",
+                            tokens[t], t, V);
+        for (i = 0; i < dim; i++)
+            r->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
+    }
+    for (l = 0; l < L; l++) {
+        const lc_layer_weights *lw = &m->layers[l];
+        float *kc = r->key_cache + (size_t)l * Hk * r->ctx * D;
+        float *vc = r->value_cache + (size_t)l * Hk * r->ctx * D;
+        // attention: xb = rms(x); q, k, v; rotate and split heads; y in xb2
+        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l) * dim, n, dim, c->norm_eps);
+        lc__model_mm(ctx, r->q, r->xb, &lw->wq, n);
+        lc__model_mm(ctx, r->k, r->xb, &lw->wk, n);
+        lc__model_mm(ctx, r->v, r->xb, &lw->wv, n);
+        lc__qwen_qkv(c, lw, r->q, r->k, r->v, n, NULL, NULL);
+        lc_rope_split_fwd(r->xb2, r->k, cs, sn, n, Hk, D, c->rope_interleaved);
+        lc__kv_store(kc, r->xb2, Hk, n, D, r->ctx, pos0);
+        lc_rope_split_fwd(r->xb2, r->v, NULL, NULL, n, Hk, D, 0);
+        lc__kv_store(vc, r->xb2, Hk, n, D, r->ctx, pos0);
+        lc_rope_split_fwd(r->xb, r->q, cs, sn, n, H, D, c->rope_interleaved);   // qh (H,n,D)
+        lc__model_attn(ctx, r->xb2, r->att, r->xb, kc, vc, H, Hk, n, D, r->ctx, pos0,
+                       c->sliding_window);
+        lc__model_mm(ctx, r->xb, r->xb2, &lw->wo, n);
+        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
+        // MLP: x += W2 (silu(W1 rms(x)) * W3 rms(x))
+        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l + 1) * dim, n, dim, c->norm_eps);
+        lc__model_mm(ctx, r->hb, r->xb, &lw->w1, n);
+        lc__model_mm(ctx, r->hb2, r->xb, &lw->w3, n);
+        lc_swiglu_fwd(r->hb, r->hb, r->hb2, (size_t)n * c->hidden_dim);
+        lc__model_mm(ctx, r->xb, r->hb, &lw->w2, n);
+        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
+    }
+    r->pos = pos0 + n;
+    if (all_rows)
+        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)2 * L * dim, n, dim, c->norm_eps);
+    else
+        lc_rmsnorm_fwd(r->xb, NULL, r->x + (size_t)(n - 1) * dim, r->norm_w + (size_t)2 * L * dim,
+                       1, dim, c->norm_eps);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                  const int *tokens, int n, float *logits_all, lc_error *err) {
+    int V = m->cfg.vocab_size;
+    lc_status s;
+    if (n <= 0) return LOLCATS_OK;
+    if ((s = lc__model_trunk(ctx, m, r, tokens, n, logits_all != NULL, err))) return s;
+    if (logits_all) {
+        lc__model_mm(ctx, logits_all, r->xb, &m->wcls, n);
+        memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
+    } else
+        lc__model_mm(ctx, r->logits, r->xb, &m->wcls, 1);
+    return LOLCATS_OK;
+}
+
+// The classifier in blocks of vocabulary rows, with an online log-sum-exp per
+// token (double), so no (n, V) logits buffer exists; the block (n, hidden_dim)
+// reuses r->hb:
+//   nll_t = log sum_v exp(l_tv) - l_t,target   (l = Wcls . xb_t)
+LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_run *r,
+                                      const int *tokens, int n, const int *targets, double *nll,
+                                      lc_error *err) {
+    int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
+    size_t rowb = lc_dtype_row_bytes(m->wcls.dtype, dim);   // block types too
+    double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
+    const lc__prims *P = lc__prims_for(ctx);   // the fast path: vector max and exp-sum
+    int fast = ctx && ctx->simd != LOLCATS_SIMD_SCALAR;
+    lc_status s;
+    if (n <= 0) return LOLCATS_OK;
+    if ((s = lc__model_trunk(ctx, m, r, tokens, n, 1, err))) return s;
+    for (t = 0; t < n; t++) {
+        if (targets[t] >= V)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "target %d at index %d is outside the vocab (%d)",
+                                targets[t], t, V);
+        mx[t] = -(double)INFINITY; sum[t] = 0; nll[t] = 0;
+    }
+    for (v0 = 0; v0 < V; v0 += VB) {
+        int nv = V - v0 < VB ? V - v0 : VB;
+        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * rowb,
+                  m->wcls.dtype, n, nv, dim);
+        for (t = 0; t < n; t++) {
+            const float *l = r->hb + (size_t)t * nv;
+            double bm = (double)l[0], bs = 0;
+            if (targets[t] < 0) continue;
+            if (targets[t] >= v0 && targets[t] < v0 + nv) nll[t] -= (double)l[targets[t] - v0];
+            if (fast) {  // float exps (within 2 ulp of expf), summed in double; l is scratch now
+                bm = (double)P->max(l, 1.0f, nv);
+                bs = P->exp_sum(r->hb + (size_t)t * nv, l, 1.0f, (float)bm, nv);
+            } else {
+                for (j = 1; j < nv; j++) if ((double)l[j] > bm) bm = (double)l[j];
+                for (j = 0; j < nv; j++) bs += exp((double)l[j] - bm);
+            }
+            if (bm > mx[t]) { sum[t] = sum[t] * exp(mx[t] - bm) + bs; mx[t] = bm; }
+            else sum[t] += bs * exp(bm - mx[t]);
+        }
+    }
+    for (t = 0; t < n; t++)
+        if (targets[t] >= 0) nll[t] += mx[t] + log(sum[t]);
+    return LOLCATS_OK;
+}
+
+// >>train
+typedef struct lc__layer_act {
+    float *x_in, *xn, *rstd1;         // (T,dim) (T,dim) (T)
+    float *qh, *kh, *vh;              // (H,T,D) (Hk,T,D) (Hk,T,D)
+    float *xa[4];                     // (T,r) LoRA x A^T per target
+    float *phiq, *phik;               // (H,T,F)
+    float *yh, *m, *den;              // (H,T,D) (H,T) (H,T)
+    float *ym;                        // (T,H*D)
+    float *h, *hn, *rstd2;            // (T,dim) (T,dim) (T)
+    float *g, *u, *hh;                // (T,hidden) x3
+} lc__layer_act;
+
+typedef struct lc__train_act {
+    int T, n_slots;                   // layers with their own slot (1 in stage 1)
+    lc__layer_act *L;
+    float *xf, *xfn, *rstdf, *logits;     // final norm, logits / dlogits (T,V)
+    float *rope_cos, *rope_sin;           // (T, D/2)
+    float *norm_w;                        // fp32 norm weights: (L,2,dim) + (dim)
+    float *tq, *tk, *tv;                  // (T,H*D) (T,Hk*D) x2: projections
+    float *dx, *dh, *dxn, *dym, *dyh, *dqh, *dkh, *dvh, *dphiq, *dphik, *dg, *du, *dhh;
+    float *work;                          // hybrid prefix-state work
+    float *yt, *lse, *at, *as, *ga;       // stage 1 teacher out; weights (H,T,T) when xent
+    float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
+} lc__train_act;
+
+LCIMPL lc_train_cfg lc_train_cfg_default(void) {
+    lc_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.attn = LOLCATS_ATTN_HYBRID;
+    c.trainable = LOLCATS_TRAIN_FMAPS;
+    c.fmap = lc_fmap_cfg_default();
+    c.feature_dim = 64;
+    c.hybrid = lc_hybrid_cfg_default();
+    c.lora_rank = 8;
+    c.lora_alpha = 16.0f;
+    c.lora_targets = 15;
+    c.mse_factor = 1000.0f;
+    c.xent_factor = 0.0f;
+    c.max_tokens = 1024;
+    c.seed = 0;
+    return c;
+}
+
+static int lc__lora_in(const lc_model_config *c, int tg) {
+    return tg == LOLCATS_LORA_O ? c->n_heads * c->head_dim : c->dim;
+}
+
+static int lc__lora_out(const lc_model_config *c, int tg) {
+    return tg == LOLCATS_LORA_Q ? c->n_heads * c->head_dim
+           : tg == LOLCATS_LORA_O ? c->dim : c->n_kv_heads * c->head_dim;
+}
+
+static size_t lc__full_floats(const lc_model_config *c) {
+    size_t D = (size_t)c->head_dim, per = 2 * (size_t)c->dim +
+        (size_t)c->dim * (c->n_heads * D + 2 * c->n_kv_heads * D) + c->n_heads * D * c->dim +
+        3 * (size_t)c->dim * c->hidden_dim;
+    return (size_t)c->vocab_size * c->dim * (c->tied ? 1 : 2) + (size_t)c->dim + per * c->n_layers;
+}
+
+// Lays out params: [full model][fmap_q fmap_k wf][LoRA], and the views.
+static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
+    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0;
+    n += full_n;
+    if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
+        fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H * (t->cfg.fmap_bias ? 3 : 1);
+    n += fm_n;
+    t->lora_off = (size_t (*)[4])lc__mcalloc((size_t)L, sizeof *t->lora_off);
+    t->lora_a = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *t->lora_a);
+    if (!t->lora_off || !t->lora_a)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for the LoRA tables of %d layers", L);
+    t->lora_b = t->lora_a + L;
+    if (t->cfg.lora_rank > 0)
+        for (l = 0; l < L; l++)
+            for (tg = 0; tg < 4; tg++) {
+                if (!(t->cfg.lora_targets & (1 << tg))) continue;
+                t->lora_off[l][tg] = n;
+                n += (size_t)t->cfg.lora_rank * (lc__lora_in(c, tg) + lc__lora_out(c, tg));
+            }
+    t->n_params = n;
+    t->mem = (float *)LOLCATS_MALLOC(sizeof(float) * 4 * (n ? n : 1));
+    if (!t->mem)
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu trainable parameters", n);
+    memset(t->mem, 0, sizeof(float) * 4 * (n ? n : 1));
+    t->params = t->mem;
+    t->grads = t->mem + n;
+    t->adam_m = t->mem + 2 * n;
+    t->adam_v = t->mem + 3 * n;
+    t->full = with_full ? t->params : NULL;
+    if (fm_n) {
+        t->fmap_q = t->params + full_n;
+        t->fmap_k = t->fmap_q + (size_t)L * H * D * f;
+        t->wf = t->fmap_k + (size_t)L * H * D * f;
+        if (t->cfg.fmap_bias) {
+            t->fbq = t->wf + (size_t)L * H;
+            t->fbk = t->fbq + (size_t)L * H;
+        }
+    }
+    t->lora = t->params + full_n + fm_n;
+    for (l = 0; l < L; l++)
+        for (tg = 0; tg < 4; tg++)
+            if (t->lora_off[l][tg]) {
+                t->lora_a[l][tg] = t->params + t->lora_off[l][tg];
+                t->lora_b[l][tg] = t->lora_a[l][tg] + (size_t)t->cfg.lora_rank * lc__lora_in(c, tg);
+            }
+    return LOLCATS_OK;
+}
+
+static float *lc__grad_at(lc_train *t, const float *p) {
+    return t->grads + (p - t->params);
+}
+
+// count_only: set *count_only to the floats the activations take, allocate nothing.
+static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only, lc_error *err) {
+    const lc_model_config *c = &t->model->cfg;
+    lc__train_act *a;
+    int T = t->cfg.max_tokens, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
+    int dim = c->dim, hid = c->hidden_dim, F = t->F, r = t->cfg.lora_rank, l, pass;
+    size_t qd = (size_t)H * D, kd = (size_t)Hk * D, total = 0;
+    size_t lm = t->cfg.distill_only ? 0 : 1;  // stage 1 only: no logits, no backward through the MLP
+    float *p = NULL;
+    a = (lc__train_act *)LOLCATS_MALLOC(sizeof *a);
+    if (!a) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    memset(a, 0, sizeof *a);
+    a->T = T;
+    a->n_slots = slots;
+    a->L = (lc__layer_act *)LOLCATS_MALLOC(sizeof(lc__layer_act) * (size_t)slots);
+    if (!a->L) { LOLCATS_FREE(a); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    t->act = a;
+    // two passes: count, then cut the views out of one allocation
+    for (pass = 0; pass < 2; pass++) {
+#define LC__TAKE(dst, count) do { size_t n_ = (size_t)(count); if (pass) { (dst) = p; p += n_; } total += pass ? 0 : n_; } while (0)
+        for (l = 0; l < slots; l++) {
+            lc__layer_act *la = &a->L[l];
+            int tg;
+            LC__TAKE(la->x_in, (size_t)T * dim); LC__TAKE(la->xn, (size_t)T * dim); LC__TAKE(la->rstd1, T);
+            LC__TAKE(la->qh, (size_t)T * qd); LC__TAKE(la->kh, (size_t)T * kd); LC__TAKE(la->vh, (size_t)T * kd);
+            for (tg = 0; tg < 4; tg++) LC__TAKE(la->xa[tg], (size_t)T * (r > 0 ? r : 0));
+            LC__TAKE(la->phiq, (size_t)H * T * F); LC__TAKE(la->phik, (size_t)H * T * F);
+            LC__TAKE(la->yh, (size_t)T * qd); LC__TAKE(la->m, (size_t)H * T); LC__TAKE(la->den, (size_t)H * T);
+            LC__TAKE(la->ym, (size_t)T * qd);
+            LC__TAKE(la->h, (size_t)T * dim); LC__TAKE(la->hn, (size_t)T * dim); LC__TAKE(la->rstd2, T);
+            LC__TAKE(la->g, (size_t)T * hid); LC__TAKE(la->u, (size_t)T * hid); LC__TAKE(la->hh, (size_t)T * hid);
+        }
+        LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim * lm); LC__TAKE(a->rstdf, T * lm);
+        LC__TAKE(a->logits, (size_t)T * c->vocab_size * lm);
+        LC__TAKE(a->rope_cos, (size_t)T * D / 2); LC__TAKE(a->rope_sin, (size_t)T * D / 2);
+        LC__TAKE(a->norm_w, (size_t)(2 * c->n_layers + 1) * dim);
+        LC__TAKE(a->tq, (size_t)T * qd); LC__TAKE(a->tk, (size_t)T * kd); LC__TAKE(a->tv, (size_t)T * kd);
+        LC__TAKE(a->dx, (size_t)T * dim * lm); LC__TAKE(a->dh, (size_t)T * dim * lm);
+        LC__TAKE(a->dxn, (size_t)T * dim * lm);
+        LC__TAKE(a->dym, (size_t)T * qd * lm); LC__TAKE(a->dyh, (size_t)T * qd); LC__TAKE(a->dqh, (size_t)T * qd);
+        LC__TAKE(a->dkh, (size_t)T * kd); LC__TAKE(a->dvh, (size_t)T * kd);
+        LC__TAKE(a->dphiq, (size_t)H * T * F); LC__TAKE(a->dphik, (size_t)H * T * F);
+        LC__TAKE(a->dg, (size_t)T * hid * lm); LC__TAKE(a->du, (size_t)T * hid * lm);
+        LC__TAKE(a->dhh, (size_t)T * hid * lm);
+        LC__TAKE(a->work, lc_attn_transfer_work_floats(1, H, T, D, F));
+        LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
+        if (t->cfg.recompute) LC__TAKE(a->xin_saved, (size_t)c->n_layers * T * dim);
+        if (t->cfg.xent_factor > 0) {
+            LC__TAKE(a->at, (size_t)H * T * T); LC__TAKE(a->as, (size_t)H * T * T); LC__TAKE(a->ga, (size_t)H * T * T);
+        }
+#undef LC__TAKE
+        if (!pass && count_only) {
+            *count_only = total;
+            LOLCATS_FREE(a->L);
+            LOLCATS_FREE(a);
+            t->act = NULL;
+            return LOLCATS_OK;
+        }
+        if (!pass) {
+            p = (float *)LOLCATS_MALLOC(sizeof(float) * (total ? total : 1));
+            if (!p)
+                return lc_error_set(err, LOLCATS_ERR_NOMEM,
+                                    "out of memory for %zu MiB of activations (T=%d); lower the "
+                                    "sequence length", total * 4 >> 20, T);
+            lc_advise_hugepages(p, sizeof(float) * total);  // before the first write
+            memset(p, 0, sizeof(float) * total);  // L[0].x_in, the first view, is the base
+        }
+    }
+    lc_model_rope_table(a->rope_cos, a->rope_sin, c, 0, T);   // as the model computes it
+    return LOLCATS_OK;
+}
+
+static void lc__train_norms(lc_train *t) {  // fp32 copies of the norm weights
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    int l, c, dim = m->cfg.dim;
+    for (l = 0; l < m->cfg.n_layers; l++)
+        for (c = 0; c < dim; c++) {
+            a->norm_w[(size_t)(2 * l) * dim + c] = lc_weight_get(&m->layers[l].rms_att, c);
+            a->norm_w[(size_t)(2 * l + 1) * dim + c] = lc_weight_get(&m->layers[l].rms_ffn, c);
+        }
+    for (c = 0; c < dim; c++) a->norm_w[(size_t)2 * m->cfg.n_layers * dim + c] = lc_weight_get(&m->rms_final, c);
+}
+
+static void lc__train_init_params(lc_train *t) {
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
+    lc_rng rng;
+    lc_rng_seed(&rng, t->cfg.seed ^ 0x10c47ULL);
+    if (t->fmap_q) {
+        size_t per = (size_t)H * D * f;
+        float bound = (float)sqrt(6.0 / (double)H);  // bias (1,H,1,1): fan_in = H
+        for (l = 0; l < L; l++) {
+            if (t->cfg.fmap_init == 1) {
+                lc_fmap_init_kaiming(t->fmap_q + per * l, NULL, H, D, f, &rng);
+                lc_fmap_init_kaiming(t->fmap_k + per * l, NULL, H, D, f, &rng);
+            } else {
+                lc_fmap_init_identity(t->fmap_q + per * l, H, D, f);
+                lc_fmap_init_identity(t->fmap_k + per * l, H, D, f);
+            }
+        }
+        for (l = 0; l < L * H; l++) t->wf[l] = -2.1972245773362196f;  // logit(0.1)
+        for (l = 0; t->fbq && l < L * H; l++) {
+            t->fbq[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
+            t->fbk[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
+        }
+    }
+    for (l = 0; l < L; l++)
+        for (tg = 0; tg < 4; tg++) {
+            size_t off = t->lora_off[l][tg], i, na;
+            float bound;
+            if (!off) continue;
+            na = (size_t)t->cfg.lora_rank * lc__lora_in(c, tg);
+            bound = (float)(1.0 / sqrt((double)lc__lora_in(c, tg)));  // kaiming a = sqrt(5)
+            for (i = 0; i < na; i++) t->params[off + i] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
+        }
+}
+
+static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_train_cfg *cfg,
+                                       int slots, int with_full, lc_error *err) {
+    lc_status st;
+    const lc_model_config *c = &t->model->cfg;
+    t->ctx = *ctx;
+    t->cfg = *cfg;
+    t->F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
+    if (cfg->max_tokens <= 0 || cfg->feature_dim <= 0 || cfg->feature_dim > 1024 || cfg->lora_rank < 0 ||
+        cfg->lora_rank > 256 || c->head_dim > 1024 || cfg->hybrid.window <= 0)
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "bad training config: tokens %d, feature dim %d, lora rank %d, window %d",
+                            cfg->max_tokens, cfg->feature_dim, cfg->lora_rank, cfg->hybrid.window);
+    if ((st = lc__train_alloc(t, with_full, err))) return st;
+    if ((st = lc__train_act_alloc(t, slots, NULL, err))) return st;
+    lc__train_init_params(t);
+    return LOLCATS_OK;
+}
+
+LCIMPL size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg) {
+    lc_train t;
+    lc_error err;
+    lc_status st;
+    size_t acts = 0, params;
+    memset(&t, 0, sizeof t);
+    t.model = (lc_model *)m;
+    t.cfg = *cfg;
+    t.F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
+    st = lc__train_alloc(&t, 0, &err);
+    params = t.n_params;
+    LOLCATS_FREE(t.mem);
+    LOLCATS_FREE(t.lora_off);
+    LOLCATS_FREE(t.lora_a);
+    if (st) return (size_t)-1;
+    if (lc__train_act_alloc(&t, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, &acts, &err))
+        return (size_t)-1;
+    return sizeof(float) * (4 * params + acts);
+}
+
+LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, const lc_train_cfg *cfg,
+                               lc_error *err) {
+    lc_status st;
+    memset(t, 0, sizeof *t);
+    t->model = m;
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, 0,
+                                    err))) {
+        lc_train_free(t);
+        return st;
+    }
+    lc__train_norms(t);
+    return LOLCATS_OK;
+}
+
+static lc_weight lc__w32(float **p, int64_t rows, int64_t cols) {
+    lc_weight w;
+    w.data = *p;
+    w.dtype = LOLCATS_DTYPE_F32;
+    w.rows = rows;
+    w.cols = cols;
+    *p += rows * cols;
+    return w;
+}
+
+LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_model_config *mc,
+                                    const lc_train_cfg *cfg, lc_error *err) {
+    lc_model *m;
+    lc_status st;
+    float *p;
+    int l, dim = mc->dim, hid = mc->hidden_dim, qd = mc->n_heads * mc->head_dim;
+    int kd = mc->n_kv_heads * mc->head_dim;
+    size_t i, n;
+    lc_rng rng;
+    memset(t, 0, sizeof *t);
+    if (mc->n_layers <= 0 || mc->n_heads <= 0 || mc->n_kv_heads <= 0 || mc->n_heads % mc->n_kv_heads ||
+        mc->head_dim <= 0 || mc->head_dim % 2 || dim <= 0 || hid <= 0 || mc->vocab_size <= 0)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "bad model config for training from scratch");
+    m = (lc_model *)LOLCATS_MALLOC(sizeof *m);
+    if (!m) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    memset(m, 0, sizeof *m);
+    m->cfg = *mc;
+    m->layers = (lc_layer_weights *)LOLCATS_MALLOC(sizeof(lc_layer_weights) * (size_t)mc->n_layers);
+    if (!m->layers) { LOLCATS_FREE(m); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    memset(m->layers, 0, sizeof(lc_layer_weights) * (size_t)mc->n_layers);   // no Qwen biases / q-k norms
+    t->model = m;
+    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->recompute ? 1 : mc->n_layers, 1, err))) {
+        lc_train_free(t);
+        return st;
+    }
+    p = t->full;
+    m->tok_emb = lc__w32(&p, mc->vocab_size, dim);
+    for (l = 0; l < mc->n_layers; l++) {
+        lc_layer_weights *lw = &m->layers[l];
+        lw->rms_att = lc__w32(&p, 1, dim);
+        lw->wq = lc__w32(&p, qd, dim);
+        lw->wk = lc__w32(&p, kd, dim);
+        lw->wv = lc__w32(&p, kd, dim);
+        lw->wo = lc__w32(&p, dim, qd);
+        lw->rms_ffn = lc__w32(&p, 1, dim);
+        lw->w1 = lc__w32(&p, hid, dim);
+        lw->w2 = lc__w32(&p, dim, hid);
+        lw->w3 = lc__w32(&p, hid, dim);
+    }
+    m->rms_final = lc__w32(&p, 1, dim);
+    m->wcls = mc->tied ? m->tok_emb : lc__w32(&p, mc->vocab_size, dim);
+    n = (size_t)(p - t->full);
+    LOLCATS_ASSERT(n == lc__full_floats(mc));
+    lc_rng_seed(&rng, cfg->seed);
+    for (i = 0; i < n; i++) t->full[i] = 0.02f * lc_rng_normal(&rng);
+    for (l = 0; l < mc->n_layers; l++) {
+        int c;
+        for (c = 0; c < dim; c++) {
+            ((float *)m->layers[l].rms_att.data)[c] = 1.0f;
+            ((float *)m->layers[l].rms_ffn.data)[c] = 1.0f;
+        }
+    }
+    for (i = 0; i < (size_t)dim; i++) ((float *)m->rms_final.data)[i] = 1.0f;
+    m->format = 0;
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_train_free(lc_train *t) {
+    lc__train_act *a;
+    if (!t) return;
+    a = (lc__train_act *)t->act;
+    if (a) {
+        if (a->n_slots > 0) LOLCATS_FREE(a->L[0].x_in);
+        LOLCATS_FREE(a->L);
+        LOLCATS_FREE(a);
+    }
+    if (t->full && t->model) {  // the model was made by lc_train_init_full
+        LOLCATS_FREE(t->model->layers);
+        LOLCATS_FREE(t->model);
+    }
+    LOLCATS_FREE(t->mem);
+    LOLCATS_FREE(t->lora_off);
+    LOLCATS_FREE(t->lora_a);
+    memset(t, 0, sizeof *t);
+}
+
+LCIMPL void lc_train_zero_grad(lc_train *t) { memset(t->grads, 0, sizeof(float) * t->n_params); }
+
+// LoRA views of layer l, target tg (NULL when absent)
+static void lc__lora_of(const lc_train *t, int l, int tg, const float **A, const float **Bm) {
+    size_t off = t->lora_off[l][tg];
+    const lc_model_config *c = &t->model->cfg;
+    *A = off ? t->params + off : NULL;
+    *Bm = off ? t->params + off + (size_t)t->cfg.lora_rank * lc__lora_in(c, tg) : NULL;
+}
+
+static void lc__train_linear_fwd(lc_train *t, int l, int tg, float *y, float *xa, const float *x,
+                                 const lc_weight *w, int T) {
+    const float *A, *Bm;
+    float s = t->cfg.lora_rank > 0 ? t->cfg.lora_alpha / (float)t->cfg.lora_rank : 0.0f;
+    if (tg >= 0) lc__lora_of(t, l, tg, &A, &Bm);
+    else A = Bm = NULL;
+    lc_linear_fwd(&t->ctx, y, xa, x, w->data, (int)w->dtype, A, Bm, s, A ? t->cfg.lora_rank : 0, T,
+                  (int)w->rows, (int)w->cols);
+}
+
+static void lc__train_linear_bwd(lc_train *t, int l, int tg, float *dx, const float *dy,
+                                 const float *x, const float *xa, const lc_weight *w, int T) {
+    const float *A, *Bm;
+    float s = t->cfg.lora_rank > 0 ? t->cfg.lora_alpha / (float)t->cfg.lora_rank : 0.0f;
+    float *dw = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full ? lc__grad_at(t, (const float *)w->data) : NULL;
+    int lora_on = tg >= 0 && (t->cfg.trainable & LOLCATS_TRAIN_LORA);
+    if (tg >= 0) lc__lora_of(t, l, tg, &A, &Bm);
+    else A = Bm = NULL;
+    lc_linear_bwd(&t->ctx, dx, dw, A && lora_on ? lc__grad_at(t, A) : NULL,
+                  A && lora_on ? lc__grad_at(t, Bm) : NULL, dy, x, xa, w->data, (int)w->dtype,
+                  A, Bm, s, A ? t->cfg.lora_rank : 0, T, (int)w->rows, (int)w->cols);
+}
+
+// Attention input side of layer l: norm, projections, RoPE, head split.
+static void lc__train_qkv(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
+    lc_rmsnorm_fwd(la->xn, la->rstd1, la->x_in, a->norm_w + (size_t)(2 * l) * c->dim, T, c->dim, c->norm_eps);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_Q, a->tq, la->xa[0], la->xn, &lw->wq, T);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_K, a->tk, la->xa[1], la->xn, &lw->wk, T);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_V, a->tv, la->xa[2], la->xn, &lw->wv, T);
+    lc__qwen_qkv(c, lw, a->tq, a->tk, a->tv, T, NULL, NULL);
+    lc_rope_split_fwd(la->qh, a->tq, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
+    lc_rope_split_fwd(la->kh, a->tk, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
+    lc_rope_split_fwd(la->vh, a->tv, NULL, NULL, T, Hk, D, 0);
+}
+
+// Back through Qwen3's per-head q/k norms: a->tq / a->tk hold the gradients
+// of the normed q / k; they become those of the projections. The projections
+// are made again (into dqh / dkh, free here) for the norms' inputs; dym and
+// dyh are scratch. The biases (Qwen2) pass gradients through unchanged and
+// stay frozen.
+static void lc__qwen_norm_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    const lc_layer_weights *lw = &t->model->layers[l];
+    float wf[2 * LC__ROPE_MAX_HALF];
+    int D = c->head_dim, pass, i;
+    for (pass = 0; pass < 2; pass++) {
+        int rows = T * (pass ? c->n_kv_heads : c->n_heads);
+        const lc_weight *nw = pass ? &lw->k_norm : &lw->q_norm, *b = pass ? &lw->bk : &lw->bq;
+        float *x = pass ? a->dkh : a->dqh, *g = pass ? a->tk : a->tq;
+        size_t n = (size_t)rows * D, r;
+        lc__train_linear_fwd(t, l, pass ? LOLCATS_LORA_K : LOLCATS_LORA_Q, x, la->xa[pass], la->xn,
+                             pass ? &lw->wk : &lw->wq, T);
+        if (b->data) lc__qwen_bias(x, b, T);
+        for (i = 0; i < D; i++) wf[i] = lc_weight_get(nw, i);
+        for (r = 0; r < (size_t)rows; r++) {   // the rstd lc_rmsnorm_fwd computes, into dym
+            double ss = 0;
+            for (i = 0; i < D; i++) ss += (double)x[r * D + i] * (double)x[r * D + i];
+            a->dym[r] = (float)(1.0 / sqrt(ss / D + (double)c->norm_eps));
+        }
+        memset(a->dyh, 0, sizeof(float) * n);
+        lc_rmsnorm_bwd(a->dyh, NULL, g, x, wf, a->dym, rows, D);
+        memcpy(g, a->dyh, sizeof(float) * n);
+    }
+}
+
+static float *lc__fm(const lc_train *t, const float *base, int l) {
+    const lc_model_config *c = &t->model->cfg;
+    return (float *)base + (size_t)l * c->n_heads * c->head_dim * t->cfg.feature_dim;
+}
+
+// Layer l's feature-map biases (H), or NULL without them.
+static float *lc__fb(const lc_train *t, const float *base, int l) {
+    return base ? (float *)base + (size_t)l * t->model->cfg.n_heads : NULL;
+}
+
+// The gradient slot of layer l's biases, or NULL (no biases, or not trained).
+static float *lc__fb_grad(lc_train *t, const float *base, int l, int on) {
+    return base && on ? lc__grad_at(t, lc__fb(t, base, l)) : NULL;
+}
+
+// Attention (the configured kind) of layer l into la->yh.
+static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim, F = t->F;
+    if (attn == LOLCATS_ATTN_SOFTMAX) {
+        lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        return;
+    }
+    lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+    lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
+    if (attn == LOLCATS_ATTN_LINEAR)
+        lc_attn_linear_fwd(&t->ctx, la->yh, la->den, la->phiq, la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+    else
+        lc_attn_hybrid_fwd(&t->ctx, la->yh, NULL, la->m, la->den, a->work, la->qh, la->kh, la->vh,
+                           la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
+                           &t->cfg.hybrid);
+}
+
+// Output side of layer l: merge heads, o_proj + residual, MLP + residual -> x_out.
+static void lc__train_out_fwd(lc_train *t, int l, lc__layer_act *la, float *x_out, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    size_t i, n = (size_t)T * c->dim;
+    lc_heads_merge(la->ym, la->yh, T, c->n_heads, c->head_dim);
+    lc__train_linear_fwd(t, l, LOLCATS_LORA_O, la->h, la->xa[3], la->ym, &lw->wo, T);
+    for (i = 0; i < n; i++) la->h[i] += la->x_in[i];
+    lc_rmsnorm_fwd(la->hn, la->rstd2, la->h, a->norm_w + (size_t)(2 * l + 1) * c->dim, T, c->dim, c->norm_eps);
+    lc__train_linear_fwd(t, l, -1, la->g, NULL, la->hn, &lw->w1, T);
+    lc__train_linear_fwd(t, l, -1, la->u, NULL, la->hn, &lw->w3, T);
+    lc_swiglu_fwd(la->hh, la->g, la->u, (size_t)T * c->hidden_dim);
+    lc__train_linear_fwd(t, l, -1, x_out, NULL, la->hh, &lw->w2, T);
+    for (i = 0; i < n; i++) x_out[i] += la->h[i];
+}
+
+static lc_status lc__train_check_tokens(const lc_train *t, const int *tokens, int T, lc_error *err) {
+    int i;
+    lc__train_act *a = (lc__train_act *)t->act;
+    if (T <= 0 || T > a->T)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
+    for (i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= t->model->cfg.vocab_size)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at position %d is outside the vocabulary (%d)",
+                                tokens[i], i, t->model->cfg.vocab_size);
+    return LOLCATS_OK;
+}
+
+static void lc__train_embed(lc_train *t, float *x, const int *tokens, int T) {
+    const lc_model *m = t->model;
+    int i, c, dim = m->cfg.dim;
+    for (i = 0; i < T; i++)
+        for (c = 0; c < dim; c++) x[(size_t)i * dim + c] = lc_weight_get(&m->tok_emb, (int64_t)tokens[i] * dim + c);
+}
+
+LCIMPL lc_status lc_train_embed_tokens(lc_train *t, const int *tokens, int T, float *x, lc_error *err) {
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    lc__train_embed(t, x, tokens, T);
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int l1, int students,
+                                        int backward, double *loss, double *layer_loss, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
+    int F = t->F, l;
+    size_t nq = (size_t)H * T * D;
+    lc__layer_act *la = &a->L[0];
+    double total = 0;
+        if (T <= 0 || T > a->T)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
+    if (l0 < 0 || l1 > L || l0 > l1)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "layer block %d:%d outside 0:%d", l0, l1, L);
+    if (students && !t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+    if (t->full) lc__train_norms(t);
+    memcpy(la->x_in, x, sizeof(float) * (size_t)T * c->dim);
+    for (l = l0; l < l1; l++) {
+        double ll;
+        lc__train_qkv(t, l, la, T);
+        if (!students) {
+            lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+            goto next_layer;
+        }
+        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
+        if (!a->as) {  // teacher, student, MSE and its backward in one call
+            ll = lc_attn_transfer_mse(&t->ctx, a->yt, a->lse, NULL, NULL, NULL,
+                                      backward ? a->dphiq : NULL, a->dphik,
+                                      lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
+                                      la->kh, la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1,
+                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)L,
+                                      &t->cfg.hybrid);
+        } else {  // the student's attention weights too: the quadratic form
+            lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+            lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, NULL, la->qh, la->kh, la->vh,
+                               la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
+                               &t->cfg.hybrid);
+            if (backward) memset(a->dyh, 0, sizeof(float) * nq);
+            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
+            // soft-target cross-entropy over the attention weights
+            lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
+            if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
+            ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T,
+                               t->cfg.xent_factor / (float)L);
+        }
+        if (layer_loss) layer_loss[l] = ll * L;
+        total += ll;
+        if (backward) {
+            // q, k, v are the frozen teacher's: no gradient flows into them
+            if (a->as) {
+                memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+                memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+                lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
+                                   lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, NULL, a->dyh, a->ga,
+                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik,
+                                   t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+            }
+            lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
+                            a->dphiq, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T,
+                            D, f, &t->cfg.fmap);
+            lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), lc__fb_grad(t, t->fbk, l, 1),
+                            a->dphik, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T,
+                            D, f, &t->cfg.fmap);
+        }
+    next_layer:  // teacher forcing: the next layer gets the softmax output's stream
+        memcpy(la->yh, a->yt, sizeof(float) * nq);
+        lc__train_out_fwd(t, l, la, a->xf, T);
+        memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
+        if (t->cfg.release_pages) lc_model_release_layer(t->model, l);
+    }
+    memcpy(x, la->x_in, sizeof(float) * (size_t)T * c->dim);
+    if (loss) *loss = total;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
+                                       double *loss, double *layer_loss, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_status st;
+    if ((st = lc_train_embed_tokens(t, tokens, T, a->xf, err))) return st;
+    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
+    return lc_train_distill_block(t, a->xf, T, 0, t->model->cfg.n_layers, 1, backward, loss, layer_loss, err);
+}
+
+LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T, int backward,
+                                  double *loss, int *n_scored, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
+    int F = t->F, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size, l, attn = t->cfg.attn, ns;
+    size_t nx = (size_t)T * dim, nq = (size_t)H * T * D, nk = (size_t)Hk * T * D, i;
+    int full = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full;
+    int fm_on = (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && t->fmap_q;
+    double ce;
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    if ((a->n_slots < L && !a->xin_saved) || t->cfg.distill_only)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only (distill_only)");
+    if (attn != LOLCATS_ATTN_SOFTMAX && !t->fmap_q)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid / linear attention needs feature maps");
+    if (t->full) lc__train_norms(t);  // the model's norms live in params: refresh the copies
+    lc__train_embed(t, a->L[0].x_in, tokens, T);
+    for (l = 0; l < L; l++) {
+        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
+        if (a->xin_saved) memcpy(a->xin_saved + (size_t)l * nx, la->x_in, sizeof(float) * nx);
+        lc__train_qkv(t, l, la, T);
+        lc__train_attn_fwd(t, l, la, T, attn);
+        // (when recomputing, the next input overwrites this slot's x_in: h is already made)
+        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf, T);
+        if (t->cfg.release_pages) lc_model_release_layer(m, l);
+    }
+    lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
+    lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
+    ce = lc_xent_fwd_bwd(backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
+    if (loss) *loss = ce;
+    if (n_scored) *n_scored = ns;
+    if (!backward || ns == 0) return LOLCATS_OK;
+
+    // backward: a->logits now holds dlogits
+    memset(a->dxn, 0, sizeof(float) * nx);
+    lc__train_linear_bwd(t, 0, -1, a->dxn, a->logits, a->xfn, NULL, &m->wcls, T);
+    memset(a->dx, 0, sizeof(float) * nx);
+    lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)m->rms_final.data) : NULL, a->dxn, a->xf,
+                   a->norm_w + (size_t)2 * L * dim, a->rstdf, T, dim);
+    for (l = L - 1; l >= 0; l--) {
+        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
+        const lc_layer_weights *lw = &m->layers[l];
+        if (a->xin_saved) {  // activation checkpointing: run layer l again from its input
+            memcpy(la->x_in, a->xin_saved + (size_t)l * nx, sizeof(float) * nx);
+            lc__train_qkv(t, l, la, T);
+            lc__train_attn_fwd(t, l, la, T, attn);
+            lc__train_out_fwd(t, l, la, a->dh, T);  // dh is scratch until just below
+        }
+        // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
+        memcpy(a->dh, a->dx, sizeof(float) * nx);
+        memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);
+        lc__train_linear_bwd(t, l, -1, a->dhh, a->dx, la->hh, NULL, &lw->w2, T);
+        memset(a->dg, 0, sizeof(float) * (size_t)T * hid);
+        memset(a->du, 0, sizeof(float) * (size_t)T * hid);
+        lc_swiglu_bwd(a->dg, a->du, a->dhh, la->g, la->u, (size_t)T * hid);
+        memset(a->dxn, 0, sizeof(float) * nx);
+        lc__train_linear_bwd(t, l, -1, a->dxn, a->dg, la->hn, NULL, &lw->w1, T);
+        lc__train_linear_bwd(t, l, -1, a->dxn, a->du, la->hn, NULL, &lw->w3, T);
+        lc_rmsnorm_bwd(a->dh, full ? lc__grad_at(t, (const float *)lw->rms_ffn.data) : NULL, a->dxn, la->h,
+                       a->norm_w + (size_t)(2 * l + 1) * dim, la->rstd2, T, dim);
+        // attention: h = x_in + Wo merge(yh)
+        memcpy(a->dx, a->dh, sizeof(float) * nx);
+        memset(a->dym, 0, sizeof(float) * nq);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_O, a->dym, a->dh, la->ym, la->xa[3], &lw->wo, T);
+        memset(a->dyh, 0, sizeof(float) * nq);
+        lc_heads_merge_bwd(a->dyh, a->dym, T, H, D);
+        memset(a->dqh, 0, sizeof(float) * nq);
+        memset(a->dkh, 0, sizeof(float) * nk);
+        memset(a->dvh, 0, sizeof(float) * nk);
+        if (attn == LOLCATS_ATTN_SOFTMAX) {
+            lc_attn_softmax_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dyh, NULL, la->yh, la->m, la->qh, la->kh,
+                                la->vh, 1, H, Hk, T, D);
+        } else {
+            float *wfl = t->wf + (size_t)l * H;
+            memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+            memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+            if (attn == LOLCATS_ATTN_LINEAR)
+                lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
+                                   la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+            else
+                lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
+                                   fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
+                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik, wfl,
+                                   NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+            lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL,
+                        lc__fb_grad(t, t->fbq, l, fm_on), a->dphiq, la->qh, lc__fm(t, t->fmap_q, l),
+                        lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+            lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL,
+                        lc__fb_grad(t, t->fbk, l, fm_on), a->dphik, la->kh, lc__fm(t, t->fmap_k, l),
+                        lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
+        }
+        // back through RoPE / split and the projections
+        memset(a->tq, 0, sizeof(float) * nq);
+        memset(a->tk, 0, sizeof(float) * nk);
+        memset(a->tv, 0, sizeof(float) * nk);
+        lc_rope_split_bwd(a->tq, a->dqh, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
+        lc_rope_split_bwd(a->tk, a->dkh, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
+        lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
+        if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
+        memset(a->dxn, 0, sizeof(float) * nx);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
+        lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
+        lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)lw->rms_att.data) : NULL, a->dxn, la->x_in,
+                       a->norm_w + (size_t)(2 * l) * dim, la->rstd1, T, dim);
+        if (t->cfg.release_pages) lc_model_release_layer(m, l);
+    }
+    if (full) {  // embedding rows
+        float *demb = lc__grad_at(t, (const float *)m->tok_emb.data);
+        for (i = 0; i < (size_t)T; i++) {
+            int ch;
+            for (ch = 0; ch < dim; ch++) demb[(size_t)tokens[i] * dim + ch] += a->dx[i * dim + ch];
+        }
+    }
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale) {
+    const lc_model_config *c = &t->model->cfg;
+    size_t full_n = t->full ? lc__full_floats(c) : 0, fm_n = 0, lora_start, i;
+    if (t->fmap_q) fm_n = 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * t->cfg.feature_dim +
+                          (size_t)c->n_layers * c->n_heads * (t->fbq ? 3 : 1);
+    lora_start = full_n + fm_n;
+    if (grad_scale != 1.0f)
+        for (i = 0; i < t->n_params; i++) t->grads[i] *= grad_scale;
+    t->step++;
+    if ((t->cfg.trainable & LOLCATS_TRAIN_FULL) && full_n)
+        lc_adamw_step(t->params, t->grads, t->adam_m, t->adam_v, full_n, opt, t->step);
+    if ((t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && fm_n)
+        lc_adamw_step(t->params + full_n, t->grads + full_n, t->adam_m + full_n, t->adam_v + full_n, fm_n, opt,
+                      t->step);
+    if ((t->cfg.trainable & LOLCATS_TRAIN_LORA) && t->n_params > lora_start)
+        lc_adamw_step(t->params + lora_start, t->grads + lora_start, t->adam_m + lora_start,
+                      t->adam_v + lora_start, t->n_params - lora_start, opt, t->step);
+}
+
+LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
+    const lc_model_config *c = &t->model->cfg;
+    memset(lp, 0, sizeof *lp);
+    lp->n_layers = c->n_layers;
+    lp->n_heads = c->n_heads;
+    lp->head_dim = c->head_dim;
+    lp->n_kv_heads = c->n_kv_heads;
+    lp->dim = c->dim;
+    lp->rope_interleaved = c->rope_interleaved;
+    lp->fmap = t->cfg.fmap;
+    lp->feature_dim = t->cfg.feature_dim;
+    lp->hybrid = t->cfg.hybrid;
+    lp->fmap_q = t->fmap_q;
+    lp->fmap_k = t->fmap_k;
+    lp->wf = t->wf;
+    lp->fbq = t->fbq;
+    lp->fbk = t->fbk;
+    lp->lora_rank = t->cfg.lora_rank;
+    lp->lora_alpha = t->cfg.lora_alpha;
+    lp->lora_a = t->lora_a;
+    lp->lora_b = t->lora_b;
+    if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
+}
+
+LCIMPL const float *lc_train_logits(const lc_train *t) {
+    return ((const lc__train_act *)t->act)->logits;
+}
+
+LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, int layer,
+                                         float *a_teacher, float *a_student, lc_error *err) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, F = t->F, l;
+    lc__layer_act *la = &a->L[0];
+    lc_status st;
+    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
+    if (layer < 0 || layer >= c->n_layers)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d outside 0..%d", layer, c->n_layers - 1);
+    if (a_student && !t->fmap_q)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "student attention maps need feature maps");
+    if (t->full) lc__train_norms(t);
+    lc__train_embed(t, la->x_in, tokens, T);
+    for (l = 0; l <= layer; l++) {
+        lc__train_qkv(t, l, la, T);
+        if (l == layer) break;
+        lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+        lc__train_out_fwd(t, l, la, a->xf, T);
+        memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
+    }
+    if (a_teacher) lc_attn_softmax_weights(&t->ctx, a_teacher, la->qh, la->kh, 1, H, Hk, T, D);
+    if (a_student) {
+        int f = t->cfg.feature_dim;
+        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), lc__fb(t, t->fbq, layer), 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), lc__fb(t, t->fbk, layer), 1, H, Hk, T, D, f, &t->cfg.fmap);
+        lc_attn_hybrid_fwd(&t->ctx, la->yh, a_student, la->m, la->den, NULL, la->qh, la->kh, la->vh, la->phiq,
+                           la->phik, t->wf + (size_t)layer * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+    }
+    return LOLCATS_OK;
+}
+
+// >>simd
 // Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
 // polynomial, times 2^k. Within 2 ulp of expf for x in [-87.3, 88.7]; below
 // that the result flushes to 2^-126 range or 0 (feature maps clamp at 1e-12
@@ -2005,256 +5062,1087 @@ static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__s
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
 #if defined(LC__X86)
+    if (s == LOLCATS_SIMD_AVX512 || s == LOLCATS_SIMD_AVX2) LC__FAST(ctx);
     if (s == LOLCATS_SIMD_AVX512) return &lc__prims_avx512;
     if (s == LOLCATS_SIMD_AVX2) return &lc__prims_avx2;
 #endif
 #if defined(LC__NEON)
+    if (s == LOLCATS_SIMD_NEON) LC__FAST(ctx);
     if (s == LOLCATS_SIMD_NEON) return &lc__prims_neon;
 #endif
     (void)s;
     return &lc__prims_ref;
 }
 
-// Whether all n floats are finite (NaN and Inf: exponent bits all ones).
-// (exponent + 1 carries into the sign bit only from all ones: eight running
-// ORs of that, plain integer operations the compiler keeps in vector registers)
-static int lc__all_finite(const float *x, size_t n) {
-    uint32_t bad[8] = {0, 0, 0, 0, 0, 0, 0, 0}, u[8], any = 0;
-    size_t i = 0;
-    int l;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(u, x + i, sizeof u);
-        for (l = 0; l < 8; l++) bad[l] |= (u[l] & 0x7f800000u) + 0x00800000u;
-    }
-    for (; i < n; i++) {
-        memcpy(u, x + i, 4);
-        any |= (u[0] & 0x7f800000u) + 0x00800000u;
-    }
-    for (l = 0; l < 8; l++) any |= bad[l];
-    return !(any & 0x80000000u);
+// >>gemm
+// GEMM, the classic loop nest of packed GEMMs (Goto & van de Geijn, BLIS):
+//   for jc in N by NCH:  for ic in M by MCH:  for pc in K by KC:
+//     pack op(A)[ic.., pc..] into MR-row panels (kc,MR) and op(B)[pc.., jc..]
+//     into NR-column panels (kc,NR), zero-padded;
+//     for each block of C (MC rows x NCI columns), in parallel:
+//       for each B panel (stays in L1): for each A panel (streams from L2):
+//         micro-kernel: acc (MR,NR) = sum_k a_k b_k^T in registers, then
+//         C = alpha acc + (pc == 0 ? beta : 1) C.
+// Each C element sums its K blocks in the same order whatever the thread
+// count. Cost 2 M N K flops; packing O(M K (N/NCH) + K N (M/MCH)).
+
+#define LC__GEMM_KC 256
+#define LC__GEMM_TILE_MAX 512       // largest MR * NR
+
+typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, size_t ldb, float *c,
+                           size_t ldc, float alpha, float bc);
+typedef void (*lc__widen_fn)(float *dst, const void *src, lc_dtype dt, size_t off, int n);
+
+// dst[c ldd + r] = src[r lds + c] for r < rows, c < cols (a transpose)
+typedef void (*lc__tpose_fn)(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                             int cols);
+
+typedef struct lc__gemm_kind {
+    int mr, nr, mc, nci, mch, nch;  // register tile, cache blocks, outer chunks
+    lc__ukr_fn ukr;
+    lc__widen_fn widen;
+    lc__tpose_fn tpose;
+} lc__gemm_kind;
+
+static void lc__tpose_ref(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                          int cols) {
+    int r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
 
-// The context an attention kernel runs under: ctx itself, or, when one of the
-// `count` inputs (pairs of const float *, size_t floats; NULL skipped) holds a
-// NaN or Inf, *tmp set to ctx on the scalar path. The fast forms multiply
-// whole tiles, where a masked-out weight 0 meets an Inf or NaN key, value or
-// gradient (0 * inf = NaN) that the reference's loops never touch: such
-// inputs take the definition, so every path gives the reference's NaN / Inf.
-static const lc_ctx *lc__ctx_finite(const lc_ctx *ctx, lc_ctx *tmp, int count, ...) {
-    va_list ap;
-    int i, ok = 1;
-    if (!ctx || ctx->simd == LOLCATS_SIMD_SCALAR) return ctx;
-    va_start(ap, count);
-    for (i = 0; i < count; i++) {
-        const float *x = va_arg(ap, const float *);
-        size_t n = va_arg(ap, size_t);
-        if (ok && x && !lc__all_finite(x, n)) ok = 0;
-    }
-    va_end(ap);
-    if (ok) return ctx;
-    *tmp = *ctx;
-    tmp->simd = LOLCATS_SIMD_SCALAR;
-    return tmp;
+// One element of a weight operand as float32.
+static float lc__wload(const void *src, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) return lc_bf16_to_f32(((const uint16_t *)src)[i]);
+    if (dt == LOLCATS_DTYPE_F16) return lc_f16_to_f32(((const uint16_t *)src)[i]);
+    return ((const float *)src)[i];
 }
 
-// Matrix products inside kernels go through the GEMM (>>impl-gemm):
-// C = alpha op(A) op(B) + beta C, F32, one thread, ws of lc__mm_ws_floats.
-static size_t lc__mm_ws_floats(int M, int N, int K);
-static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
-                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
-                   size_t ldb, float *ws);
-
-// Kernels that reuse one operand across many products pack it once and call
-// the register micro-kernel directly (>>impl-gemm): lc__pk_for gives the
-// register tile (mr x nr; 0 for the scalar definition) and the micro-kernel,
-// ukr(kc, pa, pb, c, ldc, alpha, beta): c (mr x nr, row stride ldc) = alpha
-// pa pb + beta c (beta 0: c is not read). op(A) (rows x kc; ta: A is kc x
-// rows) packs into ceil(rows/mr) panels of mr kc floats, op(B) (kc x cols; tb:
-// B is cols x kc) into ceil(cols/nr) panels of nr kc, zero-padded; lc__pk_mm
-// multiplies such panels (sa, sb: floats from one panel to the next) over
-// whole tiles, so C needs ceil(rows/mr) mr rows, ceil(cols/nr) nr columns.
-// kc <= LC__PK_KC.
-#define LC__PK_KC 256
-struct lc__gemm_kind;
-typedef struct lc__pk {
-    const struct lc__gemm_kind *kd;
-    void (*ukr)(int kc, const float *pa, const float *pb, size_t ldb, float *c, size_t ldc,
-                float alpha, float beta);
-    int mr, nr;
-} lc__pk;
-static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk);
-static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
-                     int kc);
-static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, int tb, int cols,
-                     int kc);
-static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
-                      int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
-                      float beta);
-// lc__pk_fit: C (exactly rows x cols, row stride ldc) = alpha op(A) op(B) +
-// beta C, B's panel j at pb + j sb with rows ldb apart (packed: sb = nr kc,
-// ldb = nr; a row-major kc x cols matrix read in place: sb = nr and its row
-// stride, when cols is a multiple of nr).
-static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
-                       int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
-                       float alpha, float beta);
-static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
-
-// Scratch of a product's packed operands: A of up to r rows, B of up to c
-// columns, k deep.
-static size_t lc__pk_floats(const lc__pk *pk, int r, int c, int k) {
-    return ((size_t)lc__pk_round(r, pk->mr) + (size_t)lc__pk_round(c, pk->nr)) * (size_t)k;
-}
-
-// op(B) of kc x cols as the micro-kernel reads it: in place (*sb = nr, *ldb
-// its row stride) when B is kc x cols row-major (tb 0) with whole panels,
-// else packed into buf.
-static const float *lc__pk_bop(const lc__pk *pk, float *buf, const float *B, size_t ldb, int tb,
-                               int cols, int kc, size_t *sb, size_t *ld) {
-    if (!tb && cols % pk->nr == 0) {
-        *sb = (size_t)pk->nr;
-        *ld = ldb;
-        return B;
-    }
-    lc__pk_b(pk, buf, B, ldb, tb, cols, kc);
-    *sb = (size_t)pk->nr * kc;
-    *ld = (size_t)pk->nr;
-    return buf;
-}
-
-// dst[c ldd + r] = src[r lds + c], by the kind's register transposes
-static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
-                         int rows, int cols);
-
-// >>fmap
-// phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
-// Mirrors FeatureMap / HedgehogFeatureMap in src/model/feature_map.py.
-
-LCIMPL lc_fmap_cfg lc_fmap_cfg_default(void) {
-    lc_fmap_cfg c;
-    c.act = LOLCATS_FMAP_SOFTMAX_DIM;
-    c.halfspace = 0;
-    c.eps = 1e-12f;
-    return c;
-}
-
-static const char *const lc__fmap_names[] = {"softmax_dim", "exp_dim", "pos_elu", "relu"};
-
-LCIMPL int lc_fmap_act_parse(const char *name) {
+// dst[0..n) = float32 of src[off .. off+n)
+static void lc__widen_ref(float *dst, const void *src, lc_dtype dt, size_t off, int n) {
     int i;
-    for (i = 0; i < 4; i++)
-        if (!strcmp(name, lc__fmap_names[i])) return i;
-    return -1;
-}
-
-LCIMPL const char *lc_fmap_act_name(lc_fmap_act act) {
-    return (int)act >= 0 && (int)act < 4 ? lc__fmap_names[act] : "unknown";
-}
-
-static int lc__fmap_twohalves(const lc_fmap_cfg *cfg) {
-    return !cfg->halfspace &&
-           (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM);
-}
-
-LCIMPL int lc_fmap_out_dim(const lc_fmap_cfg *cfg, int f) {
-    return lc__fmap_twohalves(cfg) ? 2 * f : f;
-}
-
-LCIMPL void lc_fmap_init_identity(float *w, int H, int D, int f) {
-    int h, d;
-    memset(w, 0, sizeof(float) * (size_t)H * (size_t)D * (size_t)f);
-    for (h = 0; h < H; h++)
-        for (d = 0; d < D && d < f; d++) w[((size_t)h * D + d) * f + d] = 1.0f;
-}
-
-LCIMPL void lc_fmap_init_kaiming(float *w, float *bias, int H, int D, int f, lc_rng *rng) {
-    // nn.init.kaiming_uniform_ with its defaults (a = 0, gain sqrt(2)) on a
-    // (H,D,f) tensor: fan_in = D*f, bound = sqrt(2) * sqrt(3 / fan_in).
-    size_t i, n = (size_t)H * D * f;
-    float bound = (float)sqrt(6.0 / ((double)D * f));
-    for (i = 0; i < n; i++) w[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bound;
-    if (bias) {  // bias (1,H,1,1): fan_in = H
-        float bb = (float)sqrt(6.0 / (double)H);
-        for (i = 0; i < (size_t)H; i++) bias[i] = (2.0f * lc_rng_uniform(rng) - 1.0f) * bb;
+    if (dt == LOLCATS_DTYPE_F32) {
+        memcpy(dst, (const float *)src + off, sizeof(float) * (size_t)n);
+    } else if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[i] << 16;
+            memcpy(dst + i, &u, 4);
+        }
+    } else {
+        for (i = 0; i < n; i++) dst[i] = lc__wload(src, dt, off + (size_t)i);
     }
 }
 
-// z = x W + b: (D) x (D,f) -> (f)
-static void lc__fmap_project(const lc__prims *P, float *z, const float *x, const float *w,
-                             float b, int D, int f) {
-    int d, c;
-    for (c = 0; c < f; c++) z[c] = 0;
-    for (d = 0; d < D; d++) P->axpy(z, x[d], w + (size_t)d * f, f);
-    for (c = 0; c < f; c++) z[c] += b;
+// The definition: C = alpha op(A) op(B) + beta C, sums in double.
+static void lc__gemm_ref(float *C, const float *A, const void *B, lc_dtype bt, int M, int N,
+                         int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                         size_t ldb) {
+    int i;
+    LC__OMP_FOR
+    for (i = 0; i < M; i++) {
+        int j, k;
+        for (j = 0; j < N; j++) {
+            double s = 0;
+            float *c_ij = C + (size_t)i * ldc + j;
+            for (k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = lc__wload(B, bt, tb ? (size_t)j * ldb + k : (size_t)k * ldb + j);
+                s += (double)a * (double)b;
+            }
+            *c_ij = beta == 0.0f ? alpha * (float)s : alpha * (float)s + beta * *c_ij;
+        }
+    }
 }
 
-// Activation of one row before the clamp: out (F) from z (f). fast: the SIMD
-// paths normalise in float (times the reciprocal), the reference in double.
-static void lc__fmap_act(const lc__prims *P, int fast, float *out, const float *z, int f,
-                         const lc_fmap_cfg *cfg) {
-    int c, two = lc__fmap_twohalves(cfg);
-    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM || cfg->act == LOLCATS_FMAP_EXP_DIM) {
-        float mx = P->max(z, 1.0f, f), mn = -P->max(z, -1.0f, f);
-        double s1, s2 = 0;
-        s1 = P->exp_sum(out, z, 1.0f, mx, f);               // exp(z - max z)
-        if (two) s2 = P->exp_sum(out + f, z, -1.0f, -mn, f);  // exp(min z - z)
-        if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
-            float r1 = (float)(1.0 / s1), r2 = two ? (float)(1.0 / s2) : 0.0f;
-            for (c = 0; c < f; c++) out[c] *= r1;
-            if (two)
-                for (c = 0; c < f; c++) out[f + c] *= r2;
-        } else if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
-            for (c = 0; c < f; c++) {
-                out[c] = (float)((double)out[c] / s1);
-                if (two) out[f + c] = (float)((double)out[f + c] / s2);
+// One MR-row panel of op(A): dst[k*MR + r] = op(A)(i0 + r, p0 + k), rows >= `rows` zero.
+static void lc__pack_a(lc__tpose_fn tpose, float *dst, const float *A, size_t lda, int ta, int i0,
+                       int rows, int p0, int kc, int MR) {
+    int k, r;
+    if (ta && rows == MR && (MR == 14 || MR == 8 || MR == 6)) {  // fixed-size copies
+        const float *s = A + (size_t)p0 * lda + i0;
+        for (k = 0; k < kc; k++, s += lda, dst += MR) {
+            if (MR == 14)
+                memcpy(dst, s, 14 * sizeof(float));
+            else if (MR == 8)
+                memcpy(dst, s, 8 * sizeof(float));
+            else
+                memcpy(dst, s, 6 * sizeof(float));
+        }
+    } else if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
+        for (k = 0; k < kc; k++) {
+            const float *s = A + (size_t)(p0 + k) * lda + i0;
+            float *d = dst + (size_t)k * MR;
+            for (r = 0; r < rows; r++) d[r] = s[r];
+            for (; r < MR; r++) d[r] = 0;
+        }
+    } else {
+        tpose(dst, (size_t)MR, A + (size_t)i0 * lda + p0, lda, rows, kc);
+        for (r = rows; r < MR; r++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0;
+    }
+}
+
+// One NR-column panel of op(B): dst[k*NR + n] = op(B)(p0 + k, j0 + n), widened.
+static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dtype bt,
+                       size_t ldb, int tb, int j0, int cols, int p0, int kc) {
+    int NR = kd->nr, k, n;
+    if (tb && bt == LOLCATS_DTYPE_F32) {  // op(B)(k,n) = B[n ldb + k]: a transpose
+        kd->tpose(dst, (size_t)NR, (const float *)B + (size_t)j0 * ldb + p0, ldb, cols, kc);
+        for (n = cols; n < NR; n++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
+    } else if (tb) {  // widen a row of B, scatter it
+        float tmp[LC__GEMM_KC];
+        for (n = 0; n < cols; n++) {
+            const float *s = tmp;
+            if (bt == LOLCATS_DTYPE_F32)
+                s = (const float *)B + (size_t)(j0 + n) * ldb + p0;
+            else
+                kd->widen(tmp, B, bt, (size_t)(j0 + n) * ldb + p0, kc);
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = s[k];
+        }
+        for (; n < NR; n++)
+            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
+    } else {
+        for (k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * NR;
+            kd->widen(d, B, bt, (size_t)(p0 + k) * ldb + j0, cols);
+            for (n = cols; n < NR; n++) d[n] = 0;
+        }
+    }
+}
+
+#if defined(LC__X86)
+// AVX-512 micro-kernel, 14 rows x 32 columns: 28 accumulators, 2 B vectors,
+// A broadcast from memory.
+#define LC__K512(i)                                   \
+    a = _mm512_set1_ps(pa[i]);                        \
+    c##i##a = _mm512_fmadd_ps(a, b0, c##i##a);        \
+    c##i##b = _mm512_fmadd_ps(a, b1, c##i##b);
+#define LC__S512(i)                                                                     \
+    if (bc == 0.0f) {                                                                   \
+        _mm512_storeu_ps(c + (size_t)i * ldc, _mm512_mul_ps(va, c##i##a));              \
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16, _mm512_mul_ps(va, c##i##b));         \
+    } else {                                                                            \
+        _mm512_storeu_ps(c + (size_t)i * ldc,                                           \
+                         _mm512_fmadd_ps(va, c##i##a,                                   \
+                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc)))); \
+        _mm512_storeu_ps(c + (size_t)i * ldc + 16,                                      \
+                         _mm512_fmadd_ps(va, c##i##b,                                   \
+                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc + 16)))); \
+    }
+LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const float *pb,
+                                             size_t ldb, float *c, size_t ldc, float alpha,
+                                             float bc) {
+    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
+    __m512 c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a;
+    __m512 c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a, c12a = c0a, c12b = c0a;
+    __m512 c13a = c0a, c13b = c0a, va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
+        LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
+        LC__K512(7) LC__K512(8) LC__K512(9) LC__K512(10) LC__K512(11) LC__K512(12) LC__K512(13)
+        pa += 14;
+        pb += ldb;
+    }
+    LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
+    LC__S512(7) LC__S512(8) LC__S512(9) LC__S512(10) LC__S512(11) LC__S512(12) LC__S512(13)
+}
+
+// The attention kernels' AVX-512 micro-kernel, 8 rows x 32 columns: 16
+// accumulators. Their operands sit in L1, where it runs as fast per FMA as
+// the 14-row one, and 8 divides the head widths and 64-row blocks that 14
+// leaves a ragged panel of (D = 128: 140 rows).
+LC__TARGET_AVX512 static void lc__ukr8_avx512(int kc, const float *pa, const float *pb,
+                                              size_t ldb, float *c, size_t ldc, float alpha,
+                                              float bc) {
+    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
+    __m512 c6b = c0a, c7a = c0a, c7b = c0a, va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
+        LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
+        LC__K512(7)
+        pa += 8;
+        pb += ldb;
+    }
+    LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
+    LC__S512(7)
+}
+#undef LC__K512
+#undef LC__S512
+
+// AVX2 micro-kernel, 6 rows x 16 columns: 12 accumulators.
+#define LC__K256(i)                                   \
+    a = _mm256_broadcast_ss(pa + i);                  \
+    c##i##a = _mm256_fmadd_ps(a, b0, c##i##a);        \
+    c##i##b = _mm256_fmadd_ps(a, b1, c##i##b);
+#define LC__S256(i)                                                                     \
+    if (bc == 0.0f) {                                                                   \
+        _mm256_storeu_ps(c + (size_t)i * ldc, _mm256_mul_ps(va, c##i##a));              \
+        _mm256_storeu_ps(c + (size_t)i * ldc + 8, _mm256_mul_ps(va, c##i##b));          \
+    } else {                                                                            \
+        _mm256_storeu_ps(c + (size_t)i * ldc,                                           \
+                         _mm256_fmadd_ps(va, c##i##a,                                   \
+                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc)))); \
+        _mm256_storeu_ps(c + (size_t)i * ldc + 8,                                       \
+                         _mm256_fmadd_ps(va, c##i##b,                                   \
+                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc + 8)))); \
+    }
+LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *pb, size_t ldb,
+                                         float *c, size_t ldc, float alpha, float bc) {
+    __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8), a;
+        LC__K256(0) LC__K256(1) LC__K256(2) LC__K256(3) LC__K256(4) LC__K256(5)
+        pa += 6;
+        pb += ldb;
+    }
+    LC__S256(0) LC__S256(1) LC__S256(2) LC__S256(3) LC__S256(4) LC__S256(5)
+}
+#undef LC__K256
+#undef LC__S256
+
+// Widening in registers: bf16 is the top half of a float32; f16 through
+// vcvtph2ps (AVX-512F; F16C, which every AVX2+FMA CPU has, for AVX2).
+LC__TARGET_AVX512 static void lc__widen_avx512(float *dst, const void *src, lc_dtype dt,
+                                               size_t off, int n) {
+    int i = 0;
+    if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 16 <= n; i += 16) {
+            __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(u, 16)));
+        }
+    } else if (dt == LOLCATS_DTYPE_F16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    }
+    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void lc__widen_avx2(float *dst, const void *src,
+                                                                   lc_dtype dt, size_t off,
+                                                                   int n) {
+    int i = 0;
+    if (dt == LOLCATS_DTYPE_BF16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 8 <= n; i += 8) {
+            __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
+        }
+    } else if (dt == LOLCATS_DTYPE_F16) {
+        const uint16_t *s = (const uint16_t *)src + off;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    }
+    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define LC__UNROLL16 _Pragma("GCC unroll 16")  // keeps the block in registers
+#else
+#define LC__UNROLL16
+#endif
+
+// Transposes by 16 x 16 (AVX-512) or 8 x 8 (AVX2) blocks in registers:
+// unpack pairs of rows, then pairs of pairs, then gather the 128-bit lanes.
+LC__TARGET_AVX512 static void lc__tpose_avx512(float *dst, size_t ldd, const float *src,
+                                               size_t lds, int rows, int cols) {
+    int r0, c0, i;
+    for (r0 = 0; r0 < rows; r0 += 16)
+        for (c0 = 0; c0 < cols; c0 += 16) {
+            int nr = rows - r0 < 16 ? rows - r0 : 16, nc = cols - c0 < 16 ? cols - c0 : 16;
+            __mmask16 kc = (__mmask16)((1u << nc) - 1u), kr = (__mmask16)((1u << nr) - 1u);
+            __m512 r[16], t[16];
+            LC__UNROLL16
+            for (i = 0; i < 16; i++)
+                r[i] = i < nr ? lc__ld512(kc, src + (size_t)(r0 + i) * lds + c0)
+                              : _mm512_setzero_ps();
+            LC__UNROLL16
+            for (i = 0; i < 16; i += 2) {
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            LC__UNROLL16
+            for (i = 0; i < 16; i += 4) {
+                __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+                __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+            }
+            // r[4g + j], 128-bit lane l: column 4 l + j of rows 4g .. 4g + 3
+            LC__UNROLL16
+            for (i = 0; i < 4; i++) {
+                __m512 v0 = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x44);
+                __m512 v1 = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xEE);
+                __m512 w0 = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x44);
+                __m512 w1 = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xEE);
+                t[i] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+                t[4 + i] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+                t[8 + i] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+                t[12 + i] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+            }
+            LC__UNROLL16
+            for (i = 0; i < 16; i++)
+                if (i < nc) lc__st512(kr, dst + (size_t)(c0 + i) * ldd + r0, t[i]);
+        }
+}
+
+LC__TARGET_AVX2 static void lc__tpose_avx2(float *dst, size_t ldd, const float *src, size_t lds,
+                                           int rows, int cols) {
+    int r0, c0, i;
+    for (r0 = 0; r0 + 8 <= rows; r0 += 8)
+        for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
+            __m256 r[8], t[8];
+            LC__UNROLL16
+            for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (size_t)(r0 + i) * lds + c0);
+            LC__UNROLL16
+            for (i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            LC__UNROLL16
+            for (i = 0; i < 8; i += 4) {
+                __m256d a = _mm256_castps_pd(t[i]), b = _mm256_castps_pd(t[i + 1]);
+                __m256d c = _mm256_castps_pd(t[i + 2]), d = _mm256_castps_pd(t[i + 3]);
+                r[i] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
+                r[i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
+                r[i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
+                r[i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
+            }
+            LC__UNROLL16
+            for (i = 0; i < 4; i++) {
+                _mm256_storeu_ps(dst + (size_t)(c0 + i) * ldd + r0,
+                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x20));
+                _mm256_storeu_ps(dst + (size_t)(c0 + 4 + i) * ldd + r0,
+                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x31));
             }
         }
-    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
-        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? 1.0f + z[c] : 1.0f + expm1f(z[c]);
+    // the edges: rows past the last whole 8, then columns past it
+    if (r0 < rows) lc__tpose_ref(dst + r0, ldd, src + (size_t)r0 * lds, lds, rows - r0, cols);
+    if (cols % 8 && r0 > 0)
+        lc__tpose_ref(dst + (size_t)(cols / 8 * 8) * ldd, ldd, src + cols / 8 * 8, lds, r0,
+                      cols % 8);
+}
+#endif
+
+#if defined(LC__NEON)
+// NEON micro-kernel, 8 rows x 12 columns: 24 accumulators, A by lane.
+#define LC__KN(i, av, l)                                          \
+    c##i##a = vfmaq_laneq_f32(c##i##a, b0, av, l);                \
+    c##i##b = vfmaq_laneq_f32(c##i##b, b1, av, l);                \
+    c##i##c = vfmaq_laneq_f32(c##i##c, b2, av, l);
+#define LC__SN1(p, acc)                                                             \
+    vst1q_f32(p, bc == 0.0f ? vmulq_f32(va, acc)                                    \
+                            : vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc));
+#define LC__SN(i)                                    \
+    LC__SN1(c + (size_t)i * ldc, c##i##a)            \
+    LC__SN1(c + (size_t)i * ldc + 4, c##i##b)        \
+    LC__SN1(c + (size_t)i * ldc + 8, c##i##c)
+static void lc__ukr_neon(int kc, const float *pa, const float *pb, size_t ldb, float *c,
+                         size_t ldc, float alpha, float bc) {
+    float32x4_t c0a = vdupq_n_f32(0), c0b = c0a, c0c = c0a, c1a = c0a, c1b = c0a, c1c = c0a;
+    float32x4_t c2a = c0a, c2b = c0a, c2c = c0a, c3a = c0a, c3b = c0a, c3c = c0a;
+    float32x4_t c4a = c0a, c4b = c0a, c4c = c0a, c5a = c0a, c5b = c0a, c5c = c0a;
+    float32x4_t c6a = c0a, c6b = c0a, c6c = c0a, c7a = c0a, c7b = c0a, c7c = c0a;
+    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(bc);
+    int k;
+    for (k = 0; k < kc; k++) {
+        float32x4_t b0 = vld1q_f32(pb), b1 = vld1q_f32(pb + 4), b2 = vld1q_f32(pb + 8);
+        float32x4_t a0 = vld1q_f32(pa), a1 = vld1q_f32(pa + 4);
+        LC__KN(0, a0, 0) LC__KN(1, a0, 1) LC__KN(2, a0, 2) LC__KN(3, a0, 3)
+        LC__KN(4, a1, 0) LC__KN(5, a1, 1) LC__KN(6, a1, 2) LC__KN(7, a1, 3)
+        pa += 8;
+        pb += ldb;
+    }
+    LC__SN(0) LC__SN(1) LC__SN(2) LC__SN(3) LC__SN(4) LC__SN(5) LC__SN(6) LC__SN(7)
+}
+#undef LC__KN
+#undef LC__SN1
+#undef LC__SN
+#endif
+
+// The blocked path for this context, or NULL for the scalar definition.
+static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
+#if defined(LC__X86)
+    static const lc__gemm_kind k512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
+                                       lc__ukr_avx512, lc__widen_avx512, lc__tpose_avx512};
+    static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
+                                       lc__ukr_avx2, lc__widen_avx2, lc__tpose_avx2};
+    if (s == LOLCATS_SIMD_AVX512 || s == LOLCATS_SIMD_AVX2) LC__FAST(ctx);
+    if (s == LOLCATS_SIMD_AVX512) return &k512;
+    if (s == LOLCATS_SIMD_AVX2) return &k256;
+#endif
+#if defined(LC__NEON)
+    static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
+                                        lc__ukr_neon, lc__widen_ref, lc__tpose_ref};
+    if (s == LOLCATS_SIMD_NEON) LC__FAST(ctx);
+    if (s == LOLCATS_SIMD_NEON) return &kneon;
+#endif
+    (void)s;
+    (void)lc__widen_ref;  // used through the tables above (none under LOLCATS_NO_SIMD)
+    (void)lc__tpose_ref;
+    return NULL;
+}
+
+static size_t lc__gemm_scratch_floats(const lc__gemm_kind *kd, int M, int N, int K) {
+    size_t mc = (size_t)(M < kd->mch ? M : kd->mch), nc = (size_t)(N < kd->nch ? N : kd->nch);
+    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
+    mc = (mc + (size_t)kd->mr - 1) / (size_t)kd->mr * (size_t)kd->mr;
+    nc = (nc + (size_t)kd->nr - 1) / (size_t)kd->nr * (size_t)kd->nr;
+    return (mc + nc) * kc;
+}
+
+LCIMPL size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    if (!kd || M <= 0 || N <= 0 || K <= 0) return 0;
+    return sizeof(float) * lc__gemm_scratch_floats(kd, M, N, K) + 64;
+}
+
+// The two kinds of task of one (jc, ic, pc) step: pack panel t (A panels
+// first, then B panels), or compute block t of C.
+typedef struct lc__gemm_step {
+    const lc__gemm_kind *kd;
+    float *C, *pa, *pb;
+    const float *A;
+    const void *B;
+    lc_dtype bt;
+    int ta, tb, ic, jc, pc, mc, nc, kc, npa, nnb;
+    float alpha, bc;
+    size_t ldc, lda, ldb;
+} lc__gemm_step;
+
+static void lc__gemm_pack_task(const lc__gemm_step *st, int t) {
+    int MR = st->kd->mr, NR = st->kd->nr;
+    if (t < st->npa) {
+        int r0 = t * MR, rows = st->mc - r0 < MR ? st->mc - r0 : MR;
+        lc__pack_a(st->kd->tpose, st->pa + (size_t)t * MR * st->kc, st->A, st->lda, st->ta,
+                   st->ic + r0, rows, st->pc, st->kc, MR);
     } else {
-        for (c = 0; c < f; c++) out[c] = z[c] > 0 ? z[c] : 0.0f;
+        int c0 = (t - st->npa) * NR, cols = st->nc - c0 < NR ? st->nc - c0 : NR;
+        lc__pack_b(st->kd, st->pb + (size_t)(t - st->npa) * NR * st->kc, st->B, st->bt, st->ldb,
+                   st->tb, st->jc + c0, cols, st->pc, st->kc);
     }
 }
 
-// phi (F) of one row from z (f): the activation, floored at eps.
-static void lc__fmap_row(const lc__prims *P, int fast, float *phi, const float *z, int f,
-                         const lc_fmap_cfg *cfg) {
-    int c, F = lc_fmap_out_dim(cfg, f);
-    if (fast && cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && P->smx2) {
-        P->smx2(phi, z, f, F > f, cfg->eps);
+static void lc__gemm_tile_task(const lc__gemm_step *st, int t) {
+    const lc__gemm_kind *kd = st->kd;
+    int MR = kd->mr, NR = kd->nr, kc = st->kc, ir, jr;
+    int i0 = (t / st->nnb) * kd->mc, j0 = (t % st->nnb) * kd->nci;
+    int i1 = i0 + kd->mc < st->mc ? i0 + kd->mc : st->mc;
+    int j1 = j0 + kd->nci < st->nc ? j0 + kd->nci : st->nc;
+    float tile[LC__GEMM_TILE_MAX], alpha = st->alpha, bc = st->bc;
+    for (jr = j0; jr < j1; jr += NR) {
+        const float *pb_j = st->pb + (size_t)(jr / NR) * NR * kc;
+        int cols = j1 - jr < NR ? j1 - jr : NR;
+        for (ir = i0; ir < i1; ir += MR) {
+            const float *pa_i = st->pa + (size_t)(ir / MR) * MR * kc;
+            int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
+            float *c_ij = st->C + (size_t)(st->ic + ir) * st->ldc + (size_t)(st->jc + jr);
+            if (rows == MR && cols == NR) {
+                kd->ukr(kc, pa_i, pb_j, (size_t)NR, c_ij, st->ldc, alpha, bc);
+                continue;
+            }
+            kd->ukr(kc, pa_i, pb_j, (size_t)NR, tile, (size_t)NR, 1.0f, 0.0f);
+            for (r = 0; r < rows; r++)
+                for (n = 0; n < cols; n++) {
+                    float *cc = c_ij + (size_t)r * st->ldc + n;
+                    float acc = tile[r * NR + n];
+                    *cc = bc == 0.0f ? alpha * acc : alpha * acc + bc * *cc;
+                }
+        }
+    }
+}
+
+// C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest
+// above); par: split each step's tasks across threads.
+static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, const void *B,
+                             lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
+                             float beta, size_t ldc, size_t lda, size_t ldb, float *ws, int par) {
+    int MR = kd->mr, NR = kd->nr, jc, ic, pc;
+    lc__gemm_step st;
+    st.kd = kd; st.C = C; st.A = A; st.B = B; st.bt = bt; st.ta = ta; st.tb = tb;
+    st.alpha = alpha; st.ldc = ldc; st.lda = lda; st.ldb = ldb;
+    for (jc = 0; jc < N; jc += kd->nch) {
+        int nc = N - jc < kd->nch ? N - jc : kd->nch, npb = (nc + NR - 1) / NR;
+        for (ic = 0; ic < M; ic += kd->mch) {
+            int mc = M - ic < kd->mch ? M - ic : kd->mch, npa = (mc + MR - 1) / MR;
+            int nmb = (mc + kd->mc - 1) / kd->mc, nnb = (nc + kd->nci - 1) / kd->nci;
+            for (pc = 0; pc < K; pc += LC__GEMM_KC) {
+                int kc = K - pc < LC__GEMM_KC ? K - pc : LC__GEMM_KC, t;
+                st.ic = ic; st.jc = jc; st.pc = pc; st.mc = mc; st.nc = nc; st.kc = kc;
+                st.npa = npa; st.nnb = nnb; st.pa = ws; st.pb = ws + (size_t)npa * MR * kc;
+                st.bc = pc == 0 ? beta : 1.0f;
+                if (par) {
+                    LC__OMP_FOR
+                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
+                    LC__OMP_FOR
+                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
+                } else {  // inside a kernel's task: no parallel region at all
+                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
+                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
+                }
+            }
+        }
+    }
+}
+
+static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk) {
+#if defined(LC__X86)
+    static const lc__gemm_kind k512a = {8, 32, 8 * 16, 32 * 16, 8 * 16 * 8, 32 * 16 * 8,
+                                        lc__ukr8_avx512, lc__widen_avx512, lc__tpose_avx512};
+    if (ctx && ctx->simd == LOLCATS_SIMD_AVX512) {  // the 8-row kernel (lc__ukr8_avx512)
+        LC__FAST(ctx);
+        pk->kd = &k512a;
+        pk->ukr = k512a.ukr;
+        pk->mr = k512a.mr;
+        pk->nr = k512a.nr;
+        return 1;
+    }
+#endif
+    pk->kd = lc__gemm_kind_for(ctx);
+    pk->ukr = pk->kd ? pk->kd->ukr : NULL;
+    pk->mr = pk->kd ? pk->kd->mr : 0;
+    pk->nr = pk->kd ? pk->kd->nr : 0;
+    return pk->kd != NULL;
+}
+
+static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
+                     int kc) {
+    int r0;
+    for (r0 = 0; r0 < rows; r0 += pk->mr)
+        lc__pack_a(pk->kd->tpose, dst + (size_t)r0 * kc, A, lda, ta, r0,
+                   rows - r0 < pk->mr ? rows - r0 : pk->mr, 0, kc, pk->mr);
+}
+
+static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, int tb, int cols,
+                     int kc) {
+    int c0;
+    for (c0 = 0; c0 < cols; c0 += pk->nr)
+        lc__pack_b(pk->kd, dst + (size_t)c0 * kc, B, LOLCATS_DTYPE_F32, ldb, tb, c0,
+                   cols - c0 < pk->nr ? cols - c0 : pk->nr, 0, kc);
+}
+
+static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
+                         int rows, int cols) {
+    pk->kd->tpose(dst, ldd, src, lds, rows, cols);
+}
+
+static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                      int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
+                      float beta) {
+    int i, j;
+    for (j = 0; j * pk->nr < cols; j++)
+        for (i = 0; i * pk->mr < rows; i++)
+            pk->ukr(kc, pa + (size_t)i * sa, pb + (size_t)j * sb, (size_t)pk->nr,
+                    C + (size_t)i * pk->mr * ldc + (size_t)j * pk->nr, ldc, alpha, beta);
+}
+
+static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
+                       int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
+                       float alpha, float beta) {
+    const int MR = pk->mr, NR = pk->nr;
+    float tile[LC__GEMM_TILE_MAX];
+    int i, j, r, n;
+    for (j = 0; j < cols; j += NR)
+        for (i = 0; i < rows; i += MR) {
+            const float *a = pa + (size_t)(i / MR) * sa, *b = pb + (size_t)(j / NR) * sb;
+            float *c = C + (size_t)i * ldc + j;
+            int nrow = rows - i < MR ? rows - i : MR, ncol = cols - j < NR ? cols - j : NR;
+            if (nrow == MR && ncol == NR) {
+                pk->ukr(kc, a, b, ldb, c, ldc, alpha, beta);
+                continue;
+            }
+            pk->ukr(kc, a, b, ldb, tile, (size_t)NR, 1.0f, 0.0f);
+            for (r = 0; r < nrow; r++)
+                for (n = 0; n < ncol; n++) {
+                    float *cc = c + (size_t)r * ldc + n, acc = tile[r * NR + n];
+                    *cc = beta == 0.0f ? alpha * acc : alpha * acc + beta * *cc;
+                }
+        }
+}
+
+// >>quant-gemm
+// defined below (>>quant)
+LC__FILES_FN void lc__dequant_block(float *y, const unsigned char *b, lc_dtype dt);
+
+// Products with a block-quantized weight (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; GGUF):
+// W stays as stored and each block is dequantized as it streams past.
+//   y (T,O) = x (T,I) . W^T, W (O,I), I a whole number of blocks.
+// Reference (ctx NULL or scalar): per output a double sum over the row, in
+// order. Fast path (decode, T < 8): a row's blocks are dequantized once into a stack tile
+// (Q8_0 straight into registers on AVX2) and dotted with every token's x in
+// float32 (AVX2 FMA); rows are split across threads, each y element stays in
+// one thread, so results do not depend on the thread count.
+static void lc__qmm_ref(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
+    int bs = lc_dtype_block(dt), o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
+        float tile[256];
+        int t, b, l;
+        for (t = 0; t < T; t++) {
+            const float *x_t = x + (size_t)t * I;
+            double acc = 0.0;
+            for (b = 0; b < I; b += bs) {
+                lc__dequant_block(tile, w_o + (size_t)(b / bs) * bb, dt);
+                for (l = 0; l < bs; l++) acc += (double)x_t[b + l] * (double)tile[l];
+            }
+            y[(size_t)t * O + o] = (float)acc;
+        }
+    }
+}
+
+#ifdef LC__X86
+LC__TARGET_AVX2 static float lc__qdot_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+    int i;
+    for (i = 0; i < n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    return lc__hsum256(_mm256_add_ps(s0, s1));
+}
+
+// Q8_0 block . x (32 weights): int8 widened in registers, scaled once.
+LC__TARGET_AVX2 static float lc__q8_dot_avx2(const unsigned char *blk, const float *x) {
+    __m256 s = _mm256_setzero_ps();
+    int i;
+    for (i = 0; i < 32; i += 8) {
+        __m128i q = _mm_loadl_epi64((const __m128i *)(const void *)(blk + 2 + i));
+        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x + i), s);
+    }
+    return lc_f16_to_f32((uint16_t)(blk[0] | ((unsigned)blk[1] << 8))) * lc__hsum256(s);
+}
+
+LC__TARGET_AVX2 static void lc__qmm_avx2(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
+    int bs = lc_dtype_block(dt), o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
+        float tile[256];
+        int t, b;
+        for (t = 0; t < T; t++) y[(size_t)t * O + o] = 0.0f;
+        for (b = 0; b < I; b += bs) {
+            const unsigned char *blk = w_o + (size_t)(b / bs) * bb;
+            if (dt == LOLCATS_DTYPE_Q8_0) {
+                for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__q8_dot_avx2(blk, x + (size_t)t * I + b);
+                continue;
+            }
+            lc__dequant_block(tile, blk, dt);
+            for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__qdot_avx2(tile, x + (size_t)t * I + b, bs);
+        }
+    }
+}
+#endif
+
+static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
+#ifdef LC__X86
+    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        LC__FAST(ctx);
+        lc__qmm_avx2(y, x, w, dt, T, O, I);
         return;
     }
-    lc__fmap_act(P, fast, phi, z, f, cfg);
-    for (c = 0; c < F; c++)
-        if (phi[c] < cfg->eps) phi[c] = cfg->eps;
+#endif
+    (void)ctx;
+    lc__qmm_ref(y, x, w, dt, T, O, I);
 }
 
-// Rows per block for the blocked projections (Z = X W_h as one small GEMM per
-// block), sized so that Z, dZ and the GEMM workspace fit LC__FMAP_STACK floats
-// on the stack; 0: too large, row by row.
-#define LC__FMAP_STACK 24576
-static int lc__fmap_rows(int D, int f) {
-    int r;
-    for (r = 64; r >= 8; r /= 2) {
-        size_t a = lc__mm_ws_floats(r, f, D), b = lc__mm_ws_floats(D, f, r);
-        size_t c = lc__mm_ws_floats(r, D, f), ws = a > b ? a : b;
-        ws = c > ws ? c : ws;
-        if (2 * (size_t)r * f + ws <= LC__FMAP_STACK) return r;
+// Prefill / training (T >= 8) with a block-quantized W: panels of 64 rows
+// are dequantized into one F32 buffer and run through the packed GEMM, so the
+// matrix is never widened whole. Returns -1 when the buffer cannot be had.
+static int lc__qmm_panels(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O,
+                          int I) {
+    enum { CH = 64 };
+    size_t rb = lc_dtype_row_bytes(dt, I), sc = lc_gemm_scratch_size(ctx, T, CH, I);
+    float *buf = (float *)LOLCATS_MALLOC((size_t)CH * (size_t)I * sizeof(float) + sc + 64);
+    int o0, r;
+    if (!buf) return -1;
+    for (o0 = 0; o0 < O; o0 += CH) {
+        int ch = O - o0 < CH ? O - o0 : CH;
+        for (r = 0; r < ch; r++)
+            lc_dequant_row(buf + (size_t)r * (size_t)I, (const unsigned char *)w + (size_t)(o0 + r) * rb, dt, I);
+        lc_gemm(ctx, y + o0, x, buf, LOLCATS_DTYPE_F32, T, ch, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I,
+                buf + (size_t)CH * (size_t)I);
     }
+    LOLCATS_FREE(buf);
     return 0;
 }
 
-#define LC__FMAP_REP_MAX 64  // query heads per x head for the packed forms
-// Fast form: one task per x head, blocks of rb rows (rb <= LC__PK_KC, a
-// multiple of mr) of X packed once for its query heads and multiplied by the
-// micro-kernel; W_h read in place (or packed once), W_h^T packed once for dX.
-// The plan holds a block's scratch; the forms add the per-head parts.
-typedef struct lc__fm_plan {
-    lc__pk pk;
-    int rb, fp, Dp;  // rows per block, f and D padded to whole column panels
-    size_t px, z, dz, pxt, dxb;  // offsets (floats)
-    size_t floats;
-} lc__fm_plan;
+// lc_gemm with a block-quantized B: B's rows (N,K) with trans_b, else (K,N),
+// each a whole number of blocks and ldb == that row length, are dequantized
+// into a transient F32 copy, then the F32 product runs (bit-identical to
+// lc_gemm on the dequantized matrix). The forward y = x W^T goes through
+// lc_matmul's lc__qmm instead, which never widens the whole matrix.
+static void lc__gemm_q(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype dt, int M, int N,
+                       int K, int trans_a, int trans_b, float alpha, float beta, size_t ldc, size_t lda,
+                       size_t ldb, void *scratch) {
+    int rows = trans_b ? N : K, len = trans_b ? K : N, r;
+    size_t rb = lc_dtype_row_bytes(dt, len);
+    float *Bf = (float *)LOLCATS_MALLOC((size_t)rows * (size_t)len * sizeof(float) + 1);
+    LOLCATS_ASSERT(rb != 0 && ldb == (size_t)len);
+    if (!Bf) {   // no memory: NaN out rather than a silent wrong product
+        int i, j;
+        for (i = 0; i < M; i++) for (j = 0; j < N; j++) C[(size_t)i * ldc + j] = (float)NAN;
+        return;
+    }
+    for (r = 0; r < rows; r++)
+        lc_dequant_row(Bf + (size_t)r * (size_t)len, (const unsigned char *)B + (size_t)r * rb, dt, len);
+    lc_gemm(ctx, C, A, Bf, LOLCATS_DTYPE_F32, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
+    LOLCATS_FREE(Bf);
+}
 
+LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
+                    int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
+                    size_t ldc, size_t lda, size_t ldb, void *scratch) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    void *own = NULL;
+    if (lc_dtype_block(b_dtype) > 1) {   // GGUF block types (>>quant-gemm)
+        lc__gemm_q(ctx, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
+        return;
+    }
+    LOLCATS_ASSERT(b_dtype == LOLCATS_DTYPE_F32 || b_dtype == LOLCATS_DTYPE_BF16 ||
+                   b_dtype == LOLCATS_DTYPE_F16);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // empty sum: C = beta C
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float *c_ij = C + (size_t)i * ldc + j;
+                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
+            }
+        return;
+    }
+    if (!kd) {
+        lc__gemm_ref(C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb);
+        return;
+    }
+    if (!scratch) {
+        own = LOLCATS_MALLOC(lc_gemm_scratch_size(ctx, M, N, K));
+        LOLCATS_ASSERT(own != NULL);
+        scratch = own;
+    }
+    {
+        uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;  // 64-byte aligned panels
+        lc__gemm_blocked(kd, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda,
+                         ldb, (float *)p, 1);
+    }
+    if (own) LOLCATS_FREE(own);
+}
+
+// The products inside the attention kernels: all F32, one thread (they run
+// inside the kernels' per-head tasks), workspace from the caller. The scalar
+// path stays the double-accumulating definition.
+static size_t lc__mm_ws_floats(int M, int N, int K) {  // bound for every kind
+    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
+    return ((size_t)M + 14 + (size_t)N + 32) * kc;
+}
+
+static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
+                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
+                   size_t ldb, float *ws) {
+    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float *c_ij = C + (size_t)i * ldc + j;
+                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
+            }
+    } else if (!kd) {
+        int i, j, k;  // serial copy of lc__gemm_ref (no threads inside tasks)
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                double sum = 0;
+                float *c_ij = C + (size_t)i * ldc + j;
+                for (k = 0; k < K; k++)
+                    sum += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                           (double)(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                *c_ij = beta == 0.0f ? alpha * (float)sum : alpha * (float)sum + beta * *c_ij;
+            }
+    } else {
+        lc__gemm_blocked(kd, C, A, B, LOLCATS_DTYPE_F32, M, N, K, ta, tb, alpha, beta, ldc, lda,
+                         ldb, ws, 0);
+    }
+}
+
+// GEMV. Each row: y_o = sum_i W[o,i] x_i, 4 vector accumulators, W widened
+// in registers; one task per block of rows.
+static float lc__gemv_row_ref(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) s += (double)lc__wload(W, dt, off + (size_t)i) * (double)x[i];
+    return (float)s;
+}
+
+#if defined(LC__X86)
+LC__TARGET_AVX512 static __m512 lc__ld16_avx512(const void *W, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) {
+        __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+    }
+    if (dt == LOLCATS_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
+    return _mm512_loadu_ps((const float *)W + i);
+}
+
+LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, size_t off,
+                                                   const float *x, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float lanes[16], s = 0;
+    int i = 0, l;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    for (l = 0; l < 16; l++) s += lanes[l];
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static __m256 lc__ld8_avx2(const void *W, lc_dtype dt,
+                                                                   size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16) {
+        __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+    }
+    if (dt == LOLCATS_DTYPE_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
+    return _mm256_loadu_ps((const float *)W + i);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float lc__gemv_row_avx2(const void *W,
+                                                                       lc_dtype dt, size_t off,
+                                                                       const float *x, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    float s;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+        s1 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+        s2 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+        s3 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+    s = lc__hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+#endif
+
+#if defined(LC__NEON)
+static float32x4_t lc__ld4_neon(const void *W, lc_dtype dt, size_t i) {
+    if (dt == LOLCATS_DTYPE_BF16)
+        return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)W + i), 16));
+    if (dt == LOLCATS_DTYPE_F16)
+        return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)W + i)));
+    return vld1q_f32((const float *)W + i);
+}
+
+static float lc__gemv_row_neon(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
+        s1 = vfmaq_f32(s1, lc__ld4_neon(W, dt, off + i + 4), vld1q_f32(x + i + 4));
+        s2 = vfmaq_f32(s2, lc__ld4_neon(W, dt, off + i + 8), vld1q_f32(x + i + 8));
+        s3 = vfmaq_f32(s3, lc__ld4_neon(W, dt, off + i + 12), vld1q_f32(x + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
+    s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+#endif
+
+LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype, const float *x,
+                    int O, int I, size_t ldw) {
+    float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
+    if (lc_dtype_block(w_dtype) > 1) {   // GGUF block types: rows of ldw == I weights
+        LOLCATS_ASSERT(ldw == (size_t)I);
+        lc__qmm(ctx, y, x, W, w_dtype, 1, O, I);
+        return;
+    }
+    LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
+                   w_dtype == LOLCATS_DTYPE_F16);
+#if defined(LC__X86)
+    if (s == LOLCATS_SIMD_AVX512) row = lc__gemv_row_avx512;
+    if (s == LOLCATS_SIMD_AVX2) row = lc__gemv_row_avx2;
+#endif
+#if defined(LC__NEON)
+    if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
+#endif
+    (void)s;
+    if (row != lc__gemv_row_ref) LC__FAST(ctx);
+    // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
+    rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
+    rows = rows < 16 ? 16 : rows;
+    LC__OMP_FOR
+    for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
+        int o, o1 = blk * rows + rows < O ? blk * rows + rows : O;
+        for (o = blk * rows; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
+    }
+}
+
+// >>model-matmul
+static float lc__m_at(const void *w, lc_dtype dtype, size_t i) {
+    uint16_t h;
+    float f;
+    if (lc_dtype_block(dtype) > 1) {   // GGUF block types: rows are whole blocks, so i / block is the block
+        float tile[256];
+        size_t bs = (size_t)lc_dtype_block(dtype);
+        lc__dequant_block(tile, (const unsigned char *)w + (i / bs) * lc_dtype_block_bytes(dtype), dtype);
+        return tile[i % bs];
+    }
+    if (dtype == LOLCATS_DTYPE_F32) { memcpy(&f, (const unsigned char *)w + 4 * i, 4); return f; }
+    memcpy(&h, (const unsigned char *)w + 2 * i, 2);
+    return dtype == LOLCATS_DTYPE_BF16 ? lc_bf16_to_f32(h) : lc_f16_to_f32(h);
+}
+
+LCIMPL float lc_weight_get(const lc_weight *w, int64_t i) {
+    return lc__m_at(w->data, w->dtype, (size_t)i);
+}
+
+// y (T,O) = x (T,I) . W^T, W (O,I) in F32/F16/BF16. Cost 2*T*O*I flops.
+// Reference: one dot product per output, in order, accumulated in double (as
+// the core's lc__dot_ref); the AVX2 kernel accumulates in float32.
+static void lc__matmul_ref(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
+                           int I) {
+    int o;
+    LC__OMP_FOR_STATIC
+    for (o = 0; o < O; o++) {
+        int t, i;
+        for (t = 0; t < T; t++) {
+            const float *x_t = x + (size_t)t * I;
+            double acc = 0.0;
+            for (i = 0; i < I; i++) acc += (double)x_t[i] * (double)lc__m_at(w, dtype, (size_t)o * I + i);
+            y[(size_t)t * O + o] = (float)acc;
+        }
+    }
+}
+
+#ifdef LC__X86
+LC__TARGET_AVX2 static inline __m256 lc__ld8_f32(const void *w, size_t i) {
+    return _mm256_loadu_ps((const float *)w + i);
+}
+LC__TARGET_AVX2 static inline __m256 lc__ld8_bf16(const void *w, size_t i) {
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+LC__TARGET_AVX2 static inline __m256 lc__ld8_f16(const void *w, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+}
+
+// Block kernel: rows o0..o0+3 of W against all T tokens, 4 rows x 2 tokens of
+// accumulators; missing rows / the odd token repeat a valid one and are not stored.
+#define LC__M_GEMM_BLOCK(NAME, LD)                                                        \
+    LC__TARGET_AVX2 static void NAME(float *y, const float *x, const void *w, int T, int O,   \
+                                  int I, int o0) {                                         \
+        size_t r[4];                                                                       \
+        int nr = O - o0 < 4 ? O - o0 : 4, a, t;                                            \
+        for (a = 0; a < 4; a++) r[a] = (size_t)(o0 + (a < nr ? a : 0)) * (size_t)I;        \
+        for (t = 0; t < T; t += 2) {                                                       \
+            const float *x0 = x + (size_t)t * I;                                           \
+            const float *x1 = t + 1 < T ? x0 + I : x0;                                     \
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,  \
+                   c21 = c00, c30 = c00, c31 = c00;                                        \
+            float s[4][2];                                                                 \
+            int i = 0;                                                                     \
+            for (; i + 8 <= I; i += 8) {                                                   \
+                __m256 xa = _mm256_loadu_ps(x0 + i), xb = _mm256_loadu_ps(x1 + i), wv;     \
+                wv = LD(w, r[0] + i); c00 = _mm256_fmadd_ps(wv, xa, c00);                  \
+                c01 = _mm256_fmadd_ps(wv, xb, c01);                                        \
+                wv = LD(w, r[1] + i); c10 = _mm256_fmadd_ps(wv, xa, c10);                  \
+                c11 = _mm256_fmadd_ps(wv, xb, c11);                                        \
+                wv = LD(w, r[2] + i); c20 = _mm256_fmadd_ps(wv, xa, c20);                  \
+                c21 = _mm256_fmadd_ps(wv, xb, c21);                                        \
+                wv = LD(w, r[3] + i); c30 = _mm256_fmadd_ps(wv, xa, c30);                  \
+                c31 = _mm256_fmadd_ps(wv, xb, c31);                                        \
+            }                                                                              \
+            s[0][0] = lc__hsum256(c00); s[0][1] = lc__hsum256(c01);                            \
+            s[1][0] = lc__hsum256(c10); s[1][1] = lc__hsum256(c11);                            \
+            s[2][0] = lc__hsum256(c20); s[2][1] = lc__hsum256(c21);                            \
+            s[3][0] = lc__hsum256(c30); s[3][1] = lc__hsum256(c31);                            \
+            for (; i < I; i++)                                                             \
+                for (a = 0; a < 4; a++) {                                                  \
+                    float wi = lc__m_at(w, DT_OF_##LD, r[a] + i);                          \
+                    s[a][0] += wi * x0[i];                                                 \
+                    s[a][1] += wi * x1[i];                                                 \
+                }                                                                          \
+            for (a = 0; a < nr; a++) {                                                     \
+                y[(size_t)t * O + o0 + a] = s[a][0];                                       \
+                if (t + 1 < T) y[(size_t)(t + 1) * O + o0 + a] = s[a][1];                  \
+            }                                                                              \
+        }                                                                                  \
+    }
+#define DT_OF_lc__ld8_f32 LOLCATS_DTYPE_F32
+#define DT_OF_lc__ld8_bf16 LOLCATS_DTYPE_BF16
+#define DT_OF_lc__ld8_f16 LOLCATS_DTYPE_F16
+LC__M_GEMM_BLOCK(lc__gemm_blk_f32, lc__ld8_f32)
+LC__M_GEMM_BLOCK(lc__gemm_blk_bf16, lc__ld8_bf16)
+LC__M_GEMM_BLOCK(lc__gemm_blk_f16, lc__ld8_f16)
+#undef DT_OF_lc__ld8_f32
+#undef DT_OF_lc__ld8_bf16
+#undef DT_OF_lc__ld8_f16
+
+typedef void (*lc__gemm_blk_fn)(float *, const float *, const void *, int, int, int, int);
+
+static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
+                            int I) {
+    lc__gemm_blk_fn fn = dtype == LOLCATS_DTYPE_BF16  ? lc__gemm_blk_bf16
+                         : dtype == LOLCATS_DTYPE_F16 ? lc__gemm_blk_f16
+                                                   : lc__gemm_blk_f32;
+    int nb = (O + 3) / 4, b;
+    LC__OMP_FOR_STATIC
+    for (b = 0; b < nb; b++) fn(y, x, w, T, O, I, 4 * b);
+}
+#endif
+
+LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
+                      int T, int O, int I) {
+    if (lc_dtype_block(dtype) > 1) {   // GGUF block types, dequantized as they stream (>>quant-gemm)
+        if (!(ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8 && lc__qmm_panels(ctx, y, x, w, dtype, T, O, I) == 0))
+            lc__qmm(ctx, y, x, w, dtype, T, O, I);
+        return;
+    }
+    if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM
+        lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
+        return;
+    }
+#ifdef LC__X86
+    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
+        LC__FAST(ctx);
+        lc__matmul_avx2(y, x, w, dtype, T, O, I);
+        return;
+    }
+#endif
+    (void)ctx;
+    lc__matmul_ref(y, x, w, dtype, T, O, I);
+}
+
+// >>fmap-fast
 static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int bwd, int dx) {
     size_t o = 0;
     if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC ||
@@ -2304,144 +6192,6 @@ static void lc__fmap_fwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
                              Z + (size_t)i * pl->fp, f, cfg);
         }
     }
-}
-
-LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
-                        const float *bias, int B, int H, int Hx, int N, int D, int f,
-                        const lc_fmap_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), bx, rb = lc__fmap_rows(D, f), rep = H / Hx;
-    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
-    lc__fm_plan pl;
-    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
-    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 0, 0);
-    LC__OMP_FOR
-    for (bx = 0; bx < B * Hx; bx++) {  // one task per x head and its query heads
-        int b = bx / Hx, xh = bx % Hx, i, c, i0, r;
-        const float *x_bh = x + (size_t)bx * N * D;
-        float zbuf[1024], stk[LC__FMAP_STACK];
-        float *ws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * (pl.floats + (size_t)rep * pl.fp * D))
-                           : NULL;
-        if (ws) {  // the packed form (without scratch: the blocked form below)
-            lc__fmap_fwd_packed(&pl, P, fast, ws, ws + pl.floats, phi, x, w, bias, H, Hx, bx, N, D,
-                                f, cfg);
-            LOLCATS_FREE(ws);
-            continue;
-        }
-        for (r = 0; r < rep; r++) {
-            int h = xh * rep + r;
-            const float *w_h = w + (size_t)h * D * f;
-            size_t bh = (size_t)b * H + h;
-            float bb = bias ? bias[h] : 0.0f;
-            for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
-                int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
-                float *Z = rb ? stk : zbuf;
-                if (rb) {  // Z (nr,f) = X (nr,D) W_h (D,f) + b
-                    lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
-                           (size_t)f, (size_t)D, (size_t)f, stk + (size_t)nr * f);
-                    if (bias)
-                        for (c = 0; c < nr * f; c++) Z[c] += bb;
-                } else {
-                    lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
-                }
-                for (i = i0; i < i0 + nr; i++)
-                    lc__fmap_row(P, fast, phi + (bh * N + i) * F, Z + (size_t)(i - i0) * f, f,
-                                 cfg);
-            }
-        }
-    }
-}
-
-// Backward of one row: dz (f) from dout (F, already gated by the clamp).
-// softmax: dz = p * (dp - sum p dp); exp_dim: the max / min subtracted in the
-// forward gets gradient too (shared equally among ties, as torch.amax does).
-// fast (SIMD paths): the softmax sums are vector dots and the rest is float.
-static void lc__fmap_act_bwd(const lc__prims *P, int fast, float *dz, const float *dout,
-                             const float *out, const float *z, int f, const lc_fmap_cfg *cfg) {
-    int c, two = lc__fmap_twohalves(cfg);
-    for (c = 0; c < f; c++) dz[c] = 0;
-    if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && fast) {
-        float s1 = P->dot(out, dout, f), s2 = two ? P->dot(out + f, dout + f, f) : 0.0f;
-        for (c = 0; c < f; c++) dz[c] = out[c] * (dout[c] - s1);
-        if (two)
-            for (c = 0; c < f; c++) dz[c] -= out[f + c] * (dout[f + c] - s2);
-    } else if (cfg->act == LOLCATS_FMAP_SOFTMAX_DIM) {
-        double s1 = 0, s2 = 0;
-        for (c = 0; c < f; c++) {
-            s1 += (double)out[c] * (double)dout[c];
-            if (two) s2 += (double)out[f + c] * (double)dout[f + c];
-        }
-        for (c = 0; c < f; c++) {
-            dz[c] = (float)((double)out[c] * ((double)dout[c] - s1));
-            if (two) dz[c] -= (float)((double)out[f + c] * ((double)dout[f + c] - s2));
-        }
-    } else if (cfg->act == LOLCATS_FMAP_EXP_DIM) {
-        float mx = z[0], mn = z[0];
-        double gmx = 0, gmn = 0;
-        int nmx = 0, nmn = 0;
-        for (c = 1; c < f; c++) {
-            if (z[c] > mx) mx = z[c];
-            if (z[c] < mn) mn = z[c];
-        }
-        for (c = 0; c < f; c++) {
-            float t = dout[c] * out[c];
-            dz[c] += t;
-            gmx -= (double)t;
-            if (two) {
-                float t2 = dout[f + c] * out[f + c];
-                dz[c] -= t2;
-                gmn += (double)t2;
-            }
-            nmx += z[c] == mx;
-            nmn += z[c] == mn;
-        }
-        for (c = 0; c < f; c++) {
-            if (z[c] == mx) dz[c] += (float)(gmx / nmx);
-            if (two && z[c] == mn) dz[c] += (float)(gmn / nmn);
-        }
-    } else if (cfg->act == LOLCATS_FMAP_POS_ELU) {
-        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : dout[c] * expf(z[c]);
-    } else {
-        for (c = 0; c < f; c++) dz[c] = z[c] > 0 ? dout[c] : 0.0f;
-    }
-}
-
-// dz (f) of one row from z (f) and dphi (F): the activation again (into out,
-// F floats of scratch), the floor's gate, the activation's backward.
-static void lc__fmap_row_bwd(const lc__prims *P, int fast, float *dz, const float *dphi,
-                             const float *z, float *out, int f, const lc_fmap_cfg *cfg) {
-    float dout[2048];
-    int c, F = lc_fmap_out_dim(cfg, f);
-    if (fast && cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && P->smx2) {
-        P->smx2(out, z, f, F > f, -INFINITY);
-        P->smx2_bwd(dz, dphi, out, f, F > f, cfg->eps);
-        return;
-    }
-    lc__fmap_act(P, fast, out, z, f, cfg);
-    for (c = 0; c < F; c++) dout[c] = out[c] >= cfg->eps ? dphi[c] : 0.0f;
-    lc__fmap_act_bwd(P, fast, dz, dout, out, z, f, cfg);
-}
-
-// dz of one softmax_dim row from the forward's phi instead of z: above the
-// floor phi is the softmax itself; on it the gradient is gated off and eps
-// stands in for the softmax value s < eps under it. That moves dz_c by
-// (eps - s) sum_k s_k g_k, at most eps max|g| against terms of about max|g| / f:
-// below float rounding when eps f <= 1e-9 (the default 1e-12 with f up to
-// 1000), the only case that takes this form (lc__fmap_phi_ok).
-static int lc__fmap_phi_ok(const lc_fmap_cfg *cfg, int f) {
-    return cfg->act == LOLCATS_FMAP_SOFTMAX_DIM && cfg->eps * (float)f <= 1e-9f;
-}
-
-static void lc__fmap_row_bwd_phi(const lc__prims *P, float *dz, const float *dphi,
-                                 const float *phi, int f, const lc_fmap_cfg *cfg) {
-    float gate = nextafterf(cfg->eps, INFINITY), dout[2048];
-    int c, F = lc_fmap_out_dim(cfg, f);
-    if (P->smx2_bwd) {
-        P->smx2_bwd(dz, dphi, phi, f, F > f, gate);
-        return;
-    }
-    for (c = 0; c < F; c++) dout[c] = phi[c] >= gate ? dphi[c] : 0.0f;
-    lc__fmap_act_bwd(P, 1, dz, dout, phi, NULL, f, cfg);
 }
 
 // The packed form of lc_fmap_bwd for x head xh and its rep query heads
@@ -2528,144 +6278,7 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
                         dwa[(size_t)r * Dm * pl->fp + (size_t)d * pl->fp + c];
 }
 
-static void lc__fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
-                         const float *dphi, const float *phi, const float *x, const float *w,
-                         const float *bias, int B, int H, int Hx, int N, int D, int f,
-                         const lc_fmap_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
-    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
-    lc__fm_plan pl;
-    LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
-    // one task per x head: it owns dx of that head and dw of its query heads.
-    // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
-    // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
-    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
-    LC__OMP_FOR
-    for (xh = 0; xh < Hx; xh++) {
-        float zrow[1024], out[2048], dzrow[1024], stk[LC__FMAP_STACK];
-        float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * lc__fmap_bwd_floats(&pl, rep, D, f))
-                            : NULL;
-        int b, r, i, c, d, i0;
-        if (pws) {  // the packed form (without scratch: the blocked form below)
-            lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi,
-                                lc__fmap_phi_ok(cfg, f) ? phi : NULL, x, w, bias,
-                                B, H, Hx, N, D, f, xh, cfg);
-            LOLCATS_FREE(pws);
-            continue;
-        }
-        for (r = 0; r < rep; r++) {
-            int h = xh * rep + r;
-            const float *w_h = w + (size_t)h * D * f;
-            float bb = bias ? bias[h] : 0.0f;
-            for (b = 0; b < B; b++) {
-                const float *x_bh = x + ((size_t)b * Hx + xh) * N * D;
-                float *dx_bh = dx ? dx + ((size_t)b * Hx + xh) * N * D : NULL;
-                for (i0 = 0; i0 < N; i0 += rb ? rb : 1) {
-                    int nr = rb ? (N - i0 < rb ? N - i0 : rb) : 1;
-                    float *Z = rb ? stk : zrow, *dZ = rb ? stk + (size_t)nr * f : dzrow;
-                    float *ws = stk + 2 * (size_t)nr * f;
-                    if (rb) {
-                        lc__mm(ctx, Z, x_bh + (size_t)i0 * D, w_h, nr, f, D, 0, 0, 1.0f, 0.0f,
-                               (size_t)f, (size_t)D, (size_t)f, ws);
-                        if (bias)
-                            for (c = 0; c < nr * f; c++) Z[c] += bb;
-                    } else {
-                        lc__fmap_project(P, Z, x_bh + (size_t)i0 * D, w_h, bb, D, f);
-                    }
-                    for (i = i0; i < i0 + nr; i++) {
-                        const float *dphi_bhi = dphi + (((size_t)b * H + h) * N + i) * F;
-                        const float *z = Z + (size_t)(i - i0) * f;
-                        float *dz = dZ + (size_t)(i - i0) * f;
-                        lc__fmap_row_bwd(P, fast, dz, dphi_bhi, z, out, f, cfg);
-                        if (dbias) {
-                            double sb = 0;
-                            for (c = 0; c < f; c++) sb += (double)dz[c];
-                            dbias[h] += (float)sb;
-                        }
-                        if (!rb) {
-                            const float *x_bi = x_bh + (size_t)i * D;
-                            if (dw)
-                                for (d = 0; d < D; d++)
-                                    P->axpy(dw + (size_t)h * D * f + (size_t)d * f, x_bi[d], dz, f);
-                            if (dx_bh)
-                                for (d = 0; d < D; d++)
-                                    dx_bh[(size_t)i * D + d] += P->dot(w_h + (size_t)d * f, dz, f);
-                        }
-                    }
-                    if (rb && dw)  // dW_h (D,f) += X^T (D,nr) dZ (nr,f)
-                        lc__mm(ctx, dw + (size_t)h * D * f, x_bh + (size_t)i0 * D, dZ, D, f, nr,
-                               1, 0, 1.0f, 1.0f, (size_t)f, (size_t)D, (size_t)f, ws);
-                    if (rb && dx_bh)  // dX (nr,D) += dZ (nr,f) W_h^T (f,D)
-                        lc__mm(ctx, dx_bh + (size_t)i0 * D, dZ, w_h, nr, D, f, 0, 1, 1.0f, 1.0f,
-                               (size_t)D, (size_t)f, (size_t)f, ws);
-                }
-            }
-        }
-    }
-}
-
-LCIMPL void lc_fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
-                        const float *dphi, const float *x, const float *w, const float *bias,
-                        int B, int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg) {
-    lc__fmap_bwd(ctx, dx, dw, dbias, dphi, NULL, x, w, bias, B, H, Hx, N, D, f, cfg);
-}
-
-LCIMPL void lc_fmap_bwd_phi(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
-                            const float *dphi, const float *phi, const float *x, const float *w,
-                            const float *bias, int B, int H, int Hx, int N, int D, int f,
-                            const lc_fmap_cfg *cfg) {
-    lc__fmap_bwd(ctx, dx, dw, dbias, dphi, phi, x, w, bias, B, H, Hx, N, D, f, cfg);
-}
-
-// >>attn-softmax
-// Causal softmax attention, the teacher (LolcatsLinearAttention's softmax path):
-//   s_ij = q_i . k_j / sqrt(D) (j <= i), a_i = softmax(s_i), y_i = sum_j a_ij v_j
-// Saves lse_i = m_i + log sum_j exp(s_ij - m_i). Cost O(B H N^2 D).
-
-static float lc__attn_scale(int D) { return (float)(1.0 / sqrt((double)D)); }
-
-// Row-by-row reference of query rows [i0, i1) of one head.
-static void lc__softmax_rows(const lc__prims *P, float *y_bh, float *lse_bh, const float *q_bh,
-                             const float *k_bg, const float *v_bg, int i0, int i1, int D,
-                             float scale) {
-    int i, j, d;
-    for (i = i0; i < i1; i++) {
-        const float *q_bhi = q_bh + (size_t)i * D;
-        float *y_bhi = y_bh + (size_t)i * D, m = -INFINITY;
-        double sum = 0;
-        for (j = 0; j <= i; j++) {
-            float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
-            if (s > m) m = s;
-        }
-        for (d = 0; d < D; d++) y_bhi[d] = 0;
-        for (j = 0; j <= i; j++) {
-            float e = expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - m);
-            sum += (double)e;
-            P->axpy(y_bhi, e, v_bg + (size_t)j * D, D);
-        }
-        for (d = 0; d < D; d++) y_bhi[d] = (float)((double)y_bhi[d] / sum);
-        if (lse_bh) lse_bh[i] = m + (float)log(sum);
-    }
-}
-
-// Fast form: flash-style tiles, transposed so that every row statistic is a
-// vector over queries. The hs query heads that share a kv head are stacked
-// (hs x nr queries, M in all) and packed once per tile as the right operand;
-// per block of tk keys (K_c and V_c packed once for all M queries):
-//   S^T = K_c Q^T / sqrt(D), written straight into the packed layout of the
-//   next product; m = max(m, column max of S^T); Y^T, l rescaled by
-//   exp(m_old - m) where m grew; S^T = exp(S^T - m), l += its column sums;
-//   Y^T += V_c^T S^T.
-// No N x N buffer; each query row is computed by one task in a fixed order,
-// so the thread count does not change results.
-typedef struct lc__sm_plan {
-    lc__pk pk;
-    int hs, tq, tk, ntile, ngrp;  // heads stacked, rows per head, keys per block, tiles, groups
-    int Mq, tka, Dp;              // padded queries, keys, head width
-    size_t bytes;                 // scratch of one task
-} lc__sm_plan;
-
+// >>softmax-tiles
 static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, int D) {
     int a, b, t, u;
     if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC) return 0;
@@ -2709,31 +6322,10 @@ static void lc__sm_mask(const lc__sm_plan *p, float *st, int r0, int nr, int c0,
     }
 }
 
-// The student's share of the teacher's tiles (lc_attn_transfer_fwd): tk
-// windows of w = tq keys that tile the sequence, so the rows of a tile are one
-// window block, whose window keys are the tile's own block and the one before.
-// The tile takes those two blocks first and keeps what it has then: the
-// window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
-// S, z of the keys before the window, [0, (c - 1) w), of stacked head j and
-// block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
-// `local` S^T (D x F), z at states + j sz (lc__xfer_mse, which carries them
-// from tile to tile), where the student's rows go too: y, m, den at row
-// j tq + i, not at the head's row r0 + i.
-typedef struct lc__xfer {
-    const lc_ctx *ctx;
-    float *y, *m, *den;
-    const float *phiq, *wf, *states;
-    int F, affine, local;
-    size_t bytes;  // the tile's extra scratch
-} lc__xfer;
-
-static float lc__sigmoid(float x);
-
 static size_t lc__xfer_bytes(const lc__sm_plan *p, int D, int F) {
     return sizeof(double) * (size_t)p->Mq +
            sizeof(float) * ((size_t)p->Dp * p->Mq + (size_t)p->Mq + lc__pk_floats(&p->pk, p->tq, D, F));
 }
-
 
 // Key block it of a tile (rows [r0, r0 + nr)): [*c0, *c0 + *nc); 0 past the
 // last. The teacher alone goes left to right in blocks of tk; with the student
@@ -2967,519 +6559,7 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
     return failed;
 }
 
-LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const float *q,
-                                const float *k, const float *v, int B, int H, int Hk, int N,
-                                int D) {
-    lc_ctx ref_;
-    const lc__prims *P;
-    float scale = lc__attn_scale(D);
-    lc__sm_plan pl;
-    int bh;
-    ctx = lc__ctx_finite(ctx, &ref_, 3, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D);
-    P = lc__prims_for(ctx);
-    LOLCATS_ASSERT(H % Hk == 0);
-    if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
-        lc__softmax_tiles(&pl, P, y, lse, q, k, v, B, H, Hk, N, D, NULL);
-        return;
-    }
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk);
-        lc__softmax_rows(P, y + (size_t)bh * N * D, lse ? lse + (size_t)bh * N : NULL,
-                         q + (size_t)bh * N * D, k + ((size_t)b * Hk + g) * N * D,
-                         v + ((size_t)b * Hk + g) * N * D, 0, N, D, scale);
-    }
-}
-
-LCIMPL void lc_attn_softmax_weights(const lc_ctx *ctx, float *a, const float *q, const float *k,
-                                    int B, int H, int Hk, int N, int D) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    int bh;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        for (i = 0; i < N; i++) {
-            const float *q_bhi = q + (((size_t)b * H + h) * N + i) * D;
-            float *a_bhi = a + (((size_t)b * H + h) * N + i) * N;
-            float m = -INFINITY;
-            double sum = 0;
-            for (j = 0; j <= i; j++) {
-                a_bhi[j] = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
-                if (a_bhi[j] > m) m = a_bhi[j];
-            }
-            for (j = 0; j <= i; j++) {
-                a_bhi[j] = expf(a_bhi[j] - m);
-                sum += (double)a_bhi[j];
-            }
-            for (j = 0; j <= i; j++) a_bhi[j] = (float)((double)a_bhi[j] / sum);
-            for (j = i + 1; j < N; j++) a_bhi[j] = 0;
-        }
-    }
-}
-
-// Backward: with p_ij = exp(s_ij - lse_i), dp_ij = dy_i . v_j (+ da_ij),
-//   ds_ij = p_ij (dp_ij - sum_l p_il dp_il),  sum_l p_il dy_i.v_l = dy_i . y_i
-//   dq_i += sum_j ds_ij k_j / sqrt(D); dk_j += ds_ij q_i / sqrt(D); dv_j += p_ij dy_i
-// One task per (b, kv head) owns dk, dv of that head (no races under GQA).
-LCIMPL void lc_attn_softmax_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                const float *dy, const float *da, const float *y,
-                                const float *lse, const float *q, const float *k,
-                                const float *v, int B, int H, int Hk, int N, int D) {
-    lc_ctx ref_;
-    const lc__prims *P;
-    float scale = lc__attn_scale(D);
-    int bg, rep = H / Hk;
-    ctx = lc__ctx_finite(ctx, &ref_, 4, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, dy, (size_t)B * H * N * D);
-    P = lc__prims_for(ctx);
-    LC__OMP_FOR
-    for (bg = 0; bg < B * Hk; bg++) {
-        int b = bg / Hk, g = bg % Hk, r, i, j;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk + ((size_t)b * Hk + g) * N * D;
-        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r;
-            for (i = 0; i < N; i++) {
-                size_t row = ((size_t)b * H + h) * N + i;
-                const float *q_bhi = q + row * D, *dy_bhi = dy + row * D;
-                const float *da_bhi = da ? da + row * N : NULL;
-                float *dq_bhi = dq + row * D;
-                float l = lse[row];
-                double dsum = (double)P->dot(dy_bhi, y + row * D, D);
-                if (da_bhi) {
-                    double t = 0;
-                    for (j = 0; j <= i; j++)
-                        t += (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - l) * (double)da_bhi[j];
-                    dsum += t;
-                }
-                for (j = 0; j <= i; j++) {
-                    const float *k_bgj = k_bg + (size_t)j * D;
-                    float p = expf(P->dot(q_bhi, k_bgj, D) * scale - l);
-                    float dp = P->dot(dy_bhi, v_bg + (size_t)j * D, D) + (da_bhi ? da_bhi[j] : 0.0f);
-                    float ds = (float)((double)p * ((double)dp - dsum)) * scale;
-                    P->axpy(dq_bhi, ds, k_bgj, D);
-                    P->axpy(dk_bg + (size_t)j * D, ds, q_bhi, D);
-                    P->axpy(dv_bg + (size_t)j * D, p, dy_bhi, D);
-                }
-            }
-        }
-    }
-}
-
-// >>attn-linear
-// Pure linear attention (attention_type lolcats_llama), quadratic form:
-//   A_ij = phiq_i . phik_j (j <= i), den_i = sum_j A_ij + eps,
-//   y_i = sum_j A_ij v_j / den_i                      (no 1/sqrt(D))
-// Mirrors quadratic_attention() in linear_attention.py. Saves den.
-
-LCIMPL void lc_attn_linear_fwd(const lc_ctx *ctx, float *y, float *den, const float *phiq,
-                               const float *phik, const float *v, int B, int H, int Hk, int N,
-                               int F, int D, float eps) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int bh;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        const float *phik_bh = phik + ((size_t)b * H + h) * N * F;
-        for (i = 0; i < N; i++) {
-            size_t row = ((size_t)b * H + h) * N + i;
-            const float *phiq_bhi = phiq + row * F;
-            float *y_bhi = y + row * D;
-            double sum = 0;
-            float dn;
-            for (d = 0; d < D; d++) y_bhi[d] = 0;
-            for (j = 0; j <= i; j++) {
-                float A = P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
-                sum += (double)A;
-                P->axpy(y_bhi, A, v_bg + (size_t)j * D, D);
-            }
-            dn = (float)sum + eps;
-            for (d = 0; d < D; d++) y_bhi[d] /= dn;
-            if (den) den[row] = dn;
-        }
-    }
-}
-
-// Backward of y_i = num_i / den_i:  g_i = dy_i / den_i, c_i = -(dy_i . y_i) / den_i,
-//   dA_ij = g_i . v_j + c_i;  dphiq_i += dA_ij phik_j;  dphik_j += dA_ij phiq_i;
-//   dv_j += A_ij g_i.  One task per (b, kv head).
-LCIMPL void lc_attn_linear_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dv,
-                               const float *dy, const float *y, const float *den,
-                               const float *phiq, const float *phik, const float *v, int B,
-                               int H, int Hk, int N, int F, int D, float eps) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int bg, rep = H / Hk;
-    (void)eps;
-    LC__OMP_FOR
-    for (bg = 0; bg < B * Hk; bg++) {
-        int b = bg / Hk, g = bg % Hk, r, i, j, d;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
-        float gbuf[1024];
-        LOLCATS_ASSERT(D <= 1024);
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r;
-            const float *phik_bh = phik + ((size_t)b * H + h) * N * F;
-            float *dphik_bh = dphik + ((size_t)b * H + h) * N * F;
-            for (i = 0; i < N; i++) {
-                size_t row = ((size_t)b * H + h) * N + i;
-                const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
-                float *dphiq_bhi = dphiq + row * F;
-                float dyy = P->dot(dy_bhi, y + row * D, D), dn = den[row];
-                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / dn;
-                for (j = 0; j <= i; j++) {
-                    const float *phik_bhj = phik_bh + (size_t)j * F;
-                    float A = P->dot(phiq_bhi, phik_bhj, F);
-                    // (dy.v_j - dy.y_i) / den: cancel before dividing, as autograd does
-                    float dA = (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn;
-                    P->axpy(dphiq_bhi, dA, phik_bhj, F);
-                    P->axpy(dphik_bh + (size_t)j * F, dA, phiq_bhi, F);
-                    P->axpy(dv_bg + (size_t)j * D, A, gbuf, D);
-                }
-            }
-        }
-    }
-}
-
-// Causal state form, the same numbers in O(N F D):
-//   S_i = S_{i-1} + phik_i v_i^T (F,D), z_i = z_{i-1} + phik_i,
-//   y_i = phiq_i S_i / (phiq_i . z_i + eps)
-LCIMPL void lc_attn_linear_state_fwd(const lc_ctx *ctx, float *y, float *den, float *kv_state,
-                                     float *k_state, const float *phiq, const float *phik,
-                                     const float *v, int B, int H, int Hk, int N, int F, int D,
-                                     float eps) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int bh;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *S = kv_state + (size_t)bh * F * D;
-        float *z = k_state ? k_state + (size_t)bh * F : NULL;
-        float zloc[2048];
-        LOLCATS_ASSERT(F <= 2048);
-        if (!z) z = zloc;
-        for (c = 0; c < F; c++) z[c] = 0;
-        memset(S, 0, sizeof(float) * (size_t)F * D);
-        for (i = 0; i < N; i++) {
-            size_t row = ((size_t)b * H + h) * N + i;
-            const float *phik_bhi = phik + row * F, *phiq_bhi = phiq + row * F;
-            const float *v_bgi = v_bg + (size_t)i * D;
-            float *y_bhi = y + row * D, dn;
-            for (c = 0; c < F; c++) z[c] += phik_bhi[c];
-            dn = P->dot(phiq_bhi, z, F) + eps;
-            for (c = 0; c < F; c++) P->axpy(S + (size_t)c * D, phik_bhi[c], v_bgi, D);
-            for (d = 0; d < D; d++) y_bhi[d] = 0;
-            for (c = 0; c < F; c++) P->axpy(y_bhi, phiq_bhi[c], S + (size_t)c * D, D);
-            for (d = 0; d < D; d++) y_bhi[d] /= dn;
-            if (den) den[row] = dn;
-        }
-    }
-}
-
-LCIMPL size_t lc_attn_linear_state_work_floats(int B, int H, int F, int D) {
-    return (size_t)B * H * F * ((size_t)D + 1);
-}
-
-// Reverse scan. Forward sweep: dphiq_i += S_i g_i + c_i z_i. Backward sweep
-// with suffix sums dS_j = sum_{i>=j} phiq_i g_i^T, dz_j = sum_{i>=j} c_i phiq_i:
-//   dphik_j += dS_j v_j + dz_j,  dv_j += dS_j^T phik_j.
-LCIMPL void lc_attn_linear_state_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dv,
-                                     float *work, const float *dy, const float *y,
-                                     const float *den, const float *phiq, const float *phik,
-                                     const float *v, int B, int H, int Hk, int N, int F, int D,
-                                     float eps) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int bg, rep = H / Hk;
-    (void)eps;
-    LC__OMP_FOR
-    for (bg = 0; bg < B * Hk; bg++) {
-        int b = bg / Hk, g = bg % Hk, r, i, c, d;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dv_bg = dv + ((size_t)b * Hk + g) * N * D;
-        float gbuf[1024];
-        LOLCATS_ASSERT(D <= 1024);
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r;
-            float *S = work + ((size_t)b * H + h) * F * ((size_t)D + 1), *z = S + (size_t)F * D;
-            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
-            for (i = 0; i < N; i++) {
-                size_t row = ((size_t)b * H + h) * N + i;
-                const float *phik_bhi = phik + row * F, *dy_bhi = dy + row * D;
-                float *dphiq_bhi = dphiq + row * F;
-                float cc = -P->dot(dy_bhi, y + row * D, D) / den[row];
-                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
-                for (c = 0; c < F; c++) {
-                    P->axpy(S + (size_t)c * D, phik_bhi[c], v_bg + (size_t)i * D, D);
-                    z[c] += phik_bhi[c];
-                }
-                for (c = 0; c < F; c++)
-                    dphiq_bhi[c] += P->dot(S + (size_t)c * D, gbuf, D) + cc * z[c];
-            }
-            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
-            for (i = N - 1; i >= 0; i--) {
-                size_t row = ((size_t)b * H + h) * N + i;
-                const float *phiq_bhi = phiq + row * F, *phik_bhi = phik + row * F;
-                const float *dy_bhi = dy + row * D;
-                float *dphik_bhi = dphik + row * F;
-                float cc = -P->dot(dy_bhi, y + row * D, D) / den[row];
-                for (d = 0; d < D; d++) gbuf[d] = dy_bhi[d] / den[row];
-                for (c = 0; c < F; c++) {
-                    P->axpy(S + (size_t)c * D, phiq_bhi[c], gbuf, D);
-                    z[c] += cc * phiq_bhi[c];
-                }
-                for (c = 0; c < F; c++) {
-                    dphik_bhi[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)i * D, D) + z[c];
-                    P->axpy(dv_bg + (size_t)i * D, phik_bhi[c], S + (size_t)c * D, D);
-                }
-            }
-        }
-    }
-}
-
-// >>attn-hybrid
-// Sliding-window softmax + linear attention, the LoLCATs layer. Mirrors
-// hybrid_attention_quadratic() in linear_window_attention_{tk,sw}.py:
-//   s_ij = q_i.k_j / sqrt(D)            gamma = sigmoid(wf_h), lambda = 1 (or 1-gamma)
-//   m_i  = max_{j in window(i)} s_ij    (part of the function, not a stabiliser)
-//   E_ij = gamma exp(s_ij - m_i)  on window keys
-//   L_ij = lambda phiq_i . phik_j on linear keys
-//   den0_i = sum_j E_ij + sum_j L_ij
-//   den_i  = den0_i + lambda phiq_i . z            (carried state, if any)
-//   y_i  = (sum_j (E_ij + L_ij) v_j + lambda phiq_i S) / den_i     (no eps)
-//   a_ij = (E_ij + L_ij) / den0_i    (the weights exclude the carried state)
-// Saves m and den. Cost O(B H N (w D + N F)) in this quadratic reference form.
-
-LCIMPL lc_hybrid_cfg lc_hybrid_cfg_default(void) {
-    lc_hybrid_cfg c;
-    c.variant = LOLCATS_WINDOW_TK;
-    c.window = 64;
-    c.affine = 0;
-    return c;
-}
-
-// Keys of query i: window keys are [*j0, i], linear keys [0, *j0); when *both
-// is set (tk with N <= w) every key j <= i is in both.
-static void lc__hybrid_range(const lc_hybrid_cfg *cfg, int N, int i, int *j0, int *both) {
-    int w = cfg->window;
-    *both = 0;
-    if (cfg->variant == LOLCATS_WINDOW_SW) {
-        *j0 = i - w + 1 > 0 ? i - w + 1 : 0;
-    } else if (N <= w) {  // the original's mask arithmetic: both masks all-true
-        *j0 = 0;
-        *both = 1;
-    } else {  // blocks of w aligned to the end of the sequence
-        int off = ((N + w - 1) / w) * w - N, blk = (i + off) / w;
-        int start = (blk - 1) * w - off;
-        *j0 = start > 0 ? start : 0;
-    }
-}
-
-LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
-    int j0, both;
-    if (j > i || j < 0 || i >= n) return 0;
-    lc__hybrid_range(cfg, n, i, &j0, &both);
-    if (both) return 3;
-    return j >= j0 ? 1 : 2;
-}
-
-static float lc__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-// Window part of query row i: keys [j0, i]. Sets *mx = m_i, adds E_ij v_j to
-// y_row (and E_ij to a_row), returns sum_j E_ij.
-static double lc__hyb_win_fwd(const lc__prims *P, float *y_row, float *a_row, float *mx_out,
-                              const float *q_bhi, const float *k_bg, const float *v_bg, int j0,
-                              int i, int D, float scale, float gam) {
-    float mx = -INFINITY;
-    double sum = 0;
-    int j;
-    for (j = j0; j <= i; j++) {
-        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
-        if (s > mx) mx = s;
-    }
-    for (j = j0; j <= i; j++) {
-        float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
-        sum += (double)e;
-        P->axpy(y_row, e, v_bg + (size_t)j * D, D);
-        if (a_row) a_row[j] = e;
-    }
-    *mx_out = mx;
-    return sum;
-}
-
-// Backward of the window part of row i (see the formulas above
-// lc_attn_hybrid_bwd). dyy = dy_i.y_i; ca, den0 and da_bhi only with da.
-static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, float *dv_bg,
-                            double *dgam, const float *q_bhi, const float *k_bg,
-                            const float *v_bg, const float *dy_bhi, const float *gv,
-                            const float *da_bhi, float dyy, float dn, float den0, float ca,
-                            float mx, int j0, int i, int D, float scale, float gam) {
-    double dm = 0;
-    int j, nmax = 0;
-    float amax = -INFINITY;  // the arg-max is found again from this function's own scores:
-    for (j = j0; j <= i; j++) {  // the saved m may come from another form (GEMM rounding)
-        float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
-        amax = s > amax ? s : amax;
-    }
-    for (j = j0; j <= i; j++) {
-        const float *k_bgj = k_bg + (size_t)j * D;
-        float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
-        float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f, t;
-        if (da_bhi) dW += da_bhi[j] / den0 + ca;
-        t = dW * e;
-        dm -= (double)t;
-        *dgam += (double)dW * (double)ex;
-        if (dq_bhi) P->axpy(dq_bhi, t * scale, k_bgj, D);
-        if (dk_bg) P->axpy(dk_bg + (size_t)j * D, t * scale, q_bhi, D);
-        if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, e, gv, D);
-        nmax += s == amax;
-    }
-    if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
-        float share = (float)(dm / nmax) * scale;
-        for (j = j0; j <= i; j++) {
-            const float *k_bgj = k_bg + (size_t)j * D;
-            if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
-            if (dq_bhi) P->axpy(dq_bhi, share, k_bgj, D);
-            if (dk_bg) P->axpy(dk_bg + (size_t)j * D, share, q_bhi, D);
-        }
-    }
-}
-
-// Quadratic reference: linear keys one by one (mirrors the original's N x N
-// einsum); the only path that can produce the weights a and take da.
-static void lc__hybrid_fwd_quad(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
-                                const float *q, const float *k, const float *v,
-                                const float *phiq, const float *phik, const float *wf,
-                                const float *kv_state, const float *k_state, int B, int H,
-                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    int bh;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d, c;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        const float *phik_bh = phik + (size_t)bh * N * F;
-        const float *S = kv_state ? kv_state + (size_t)bh * F * D : NULL;
-        const float *z = k_state ? k_state + (size_t)bh * F : NULL;
-        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
-        for (i = 0; i < N; i++) {
-            size_t row = (size_t)bh * N + i;
-            const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
-            float *y_bhi = y + row * D, *a_bhi = a ? a + row * N : NULL;
-            float mx, den0, dn;
-            double sum;
-            int j0, both, jl;
-            lc__hybrid_range(cfg, N, i, &j0, &both);
-            jl = both ? i + 1 : j0;  // linear keys are [0, jl)
-            for (d = 0; d < D; d++) y_bhi[d] = 0;
-            if (a_bhi)
-                for (j = 0; j < N; j++) a_bhi[j] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
-            for (j = 0; j < jl; j++) {
-                float l = lam * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
-                sum += (double)l;
-                P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
-                if (a_bhi) a_bhi[j] += l;
-            }
-            den0 = (float)sum;
-            dn = den0;
-            if (S) {
-                for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
-                dn += lam * P->dot(phiq_bhi, z, F);
-            }
-            for (d = 0; d < D; d++) y_bhi[d] /= dn;
-            if (a_bhi)
-                for (j = 0; j <= i; j++) a_bhi[j] /= den0;
-            m[row] = mx;
-            den[row] = dn;
-        }
-    }
-}
-
-// Prefix-state form, O(N (w + F) D) time, O(F D) work per head: the linear
-// keys of row i are a prefix [0, jl(i)) with jl nondecreasing in i, so one
-// running state S = S0 + sum_{j < jl} phik_j v_j^T (and z) serves every row.
-static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *den,
-                                 float *work, const float *q, const float *k, const float *v,
-                                 const float *phiq, const float *phik, const float *wf,
-                                 const float *kv_state, const float *k_state, int B, int H,
-                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    int bh;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        const float *phik_bh = phik + (size_t)bh * N * F;
-        float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
-        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
-        if (kv_state) {
-            memcpy(S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
-            memcpy(z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
-        } else {
-            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
-        }
-        for (i = 0; i < N; i++) {
-            size_t row = (size_t)bh * N + i;
-            const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
-            float *y_bhi = y + row * D, mx, dn;
-            double sum;
-            int j0, both, jl;
-            lc__hybrid_range(cfg, N, i, &j0, &both);
-            jl = both ? i + 1 : j0;
-            for (; jadd < jl; jadd++) {
-                const float *phik_j = phik_bh + (size_t)jadd * F;
-                for (c = 0; c < F; c++) {
-                    P->axpy(S + (size_t)c * D, phik_j[c], v_bg + (size_t)jadd * D, D);
-                    z[c] += phik_j[c];
-                }
-            }
-            for (d = 0; d < D; d++) y_bhi[d] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
-            for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
-            dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
-            for (d = 0; d < D; d++) y_bhi[d] /= dn;
-            m[row] = mx;
-            den[row] = dn;
-        }
-    }
-}
-
-// Chunked form: the prefix-state form with rows taken LC__HYB_ROWS at a time,
-// so that every step is a small matrix product (lc__mm) instead of per-row
-// dot / axpy loops. For a chunk of rows [r0, r1):
-//   keys [kw0, r1) hold every window key of the chunk (kw0 = j0(r0)) and the
-//   linear keys not yet in the state, [jA, jB) (jA = jl(r0), jB = jl(r1-1));
-//   the state S, z holds keys [0, jA).
-//   sc = scale Q_c K_[kw0,r1)^T             scores (masked per row below)
-//   lc = phiQ_c phiK_[jA,jB)^T              linear weights inside the chunk
-//   wt = gamma exp(sc - m) on window keys + lambda lc on linear keys
-//   Y_c = wt V_[kw0,r1) + lambda phiQ_c S,  den = sum wt + lambda phiQ_c z
-//   then S += phiK_[jA,jA')^T V_[jA,jA'), z += sum phiK up to the next chunk's jA'.
-// Chunk boundaries fall on multiples of LC__HYB_ROWS in the tk block grid, so
-// with w = 64 a chunk is one tk block and has no linear keys of its own.
-// Cost O(N (w + F) D) like the row form, in blocks that run at GEMM speed.
-#define LC__HYB_ROWS 64
-#define LC__HYB_WMAX 128  // chunked form for windows up to this; row form above it
-#define LC__HYB_NK (LC__HYB_ROWS + 2 * LC__HYB_WMAX)  // keys [kw0, r1) of a chunk
-#define LC__HYB_NL (LC__HYB_ROWS + LC__HYB_WMAX)      // linear keys [jA, jB) of a chunk
-
-typedef struct lc__hyb_buf {
-    float *S, *z;          // (F,D), (F): state (forward) or its gradient (reverse)
-    float *sc, *wt, *d1;   // (ROWS,NK) scores / ds, weights, dy.v
-    float *lc;             // (ROWS,NL) linear weights / their gradient
-    float *t, *gv;         // (ROWS,F), (ROWS,D)
-    float *ws;             // lc__mm workspace
-} lc__hyb_buf;
-
+// >>hybrid-chunk
 // Floats of one head's part of work; cuts it into b when base is given.
 static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base) {
     const int R = LC__HYB_ROWS, NK = LC__HYB_NK, NL = LC__HYB_NL;
@@ -3556,6 +6636,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                                  const float *phiq, const float *phik, const float *wf,
                                  const float *kv_state, const float *k_state, int B, int H,
                                  int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
@@ -3646,254 +6727,6 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
     }
 }
 
-// Per head: the chunked form's state and blocks (the row form, used for windows
-// over LC__HYB_WMAX, needs only the first F (D + 1) floats of each head).
-LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
-    return (size_t)B * H * lc__hyb_head_floats(D, F, NULL, NULL);
-}
-
-LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
-                               float *work, const float *q, const float *k, const float *v,
-                               const float *phiq, const float *phik, const float *wf,
-                               const float *kv_state, const float *k_state, int B, int H,
-                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
-    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
-                         (size_t)H, kv_state, (size_t)B * H * F * D);
-    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
-    if (work && !a && cfg->window <= LC__HYB_WMAX)
-        lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
-                             B, H, Hk, N, D, F, cfg);
-    else if (work && !a)
-        lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
-                             B, H, Hk, N, D, F, cfg);
-    else
-        lc__hybrid_fwd_quad(ctx, y, a, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H,
-                            Hk, N, D, F, cfg);
-}
-
-// Backward. Per row, with gv = dy/den (d numerator), cd = -(dy.y)/den (d den),
-// and from the weights ca = -sum_j da_ij a_ij / den0:
-//   dW_ij = (dy.v_j - dy.y_i)/den + da_ij/den0 + ca   gradient of E_ij and L_ij
-//   window: t = dW E; ds_ij += t; dm_i -= t; dgamma += dW exp(s - m)
-//           dm_i goes to the arg-max window key(s), shared equally (amax)
-//   linear: dphiq_i += lambda dW phik_j; dphik_j += lambda dW phiq_i;
-//           dlambda += dW phiq_i.phik_j
-//   dv_j += (E+L)_ij gv;  state: dphiq += lambda (S gv + cd z),
-//   dS += lambda phiq gv^T, dz += lambda cd phiq, dlambda += phiq.(S gv) + cd phiq.z
-//   dwf_h = dgamma gamma (1 - gamma)  (dgamma -= dlambda when affine)
-// One task per (b, kv head): it owns dk, dv of that head and everything of its
-// query heads, so GQA needs no atomics.
-static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                float *dk_state, const float *dy, const float *da,
-                                const float *y, const float *m, const float *den,
-                                const float *q, const float *k, const float *v,
-                                const float *phiq, const float *phik, const float *wf,
-                                const float *kv_state, const float *k_state, int B, int H,
-                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    int gg, rep = H / Hk;
-    LC__OMP_FOR
-    // one task per kv head, batches in order inside it: dwf (per query head)
-    // is shared by every batch element, so it must not be split across tasks
-    for (gg = 0; gg < Hk; gg++) {
-        int bb;
-        for (bb = 0; bb < B; bb++) {
-            int bg = bb * Hk + gg;
-        int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
-        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
-        float gv[1024], sg[2048];
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h;
-            const float *phik_bh = phik + (size_t)bh * N * F;
-            float *dphik_bh = dphik + (size_t)bh * N * F;
-            const float *S = kv_state ? kv_state + (size_t)bh * F * D : NULL;
-            const float *z = k_state ? k_state + (size_t)bh * F : NULL;
-            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
-            double dgam = 0, dlam = 0;
-            for (i = 0; i < N; i++) {
-                size_t row = (size_t)bh * N + i;
-                const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F;
-                const float *da_bhi = da ? da + row * N : NULL;
-                const float *dy_bhi = dy ? dy + row * D : NULL;
-                float *dq_bhi = dq ? dq + row * D : NULL, *dphiq_bhi = dphiq + row * F;
-                float mx = m[row], dn = den[row], den0 = dn, cd = 0, ca = 0, qz = 0, dyy = 0;
-                int j0, both, jl;
-                lc__hybrid_range(cfg, N, i, &j0, &both);
-                jl = both ? i + 1 : j0;
-                for (d = 0; d < D; d++) gv[d] = dy_bhi ? dy_bhi[d] / dn : 0.0f;
-                if (dy_bhi) {
-                    dyy = P->dot(dy_bhi, y + row * D, D);
-                    cd = -dyy / dn;
-                }
-                if (S) {
-                    qz = P->dot(phiq_bhi, z, F);
-                    den0 = dn - lam * qz;
-                }
-                if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
-                    double t = 0;
-                    for (j = j0; j <= i; j++)
-                        t += (double)da_bhi[j] * (double)gam *
-                             (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
-                    for (j = 0; j < jl; j++)
-                        t += (double)da_bhi[j] * (double)lam * (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
-                    ca = (float)(-t / ((double)den0 * (double)den0));
-                }
-                lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                da_bhi, dyy, dn, den0, ca, mx, j0, i, D, scale, gam);
-                for (j = 0; j < jl; j++) {  // linear keys
-                    const float *phik_bhj = phik_bh + (size_t)j * F;
-                    float qk = P->dot(phiq_bhi, phik_bhj, F);
-                    float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
-                    if (da_bhi) dW += da_bhi[j] / den0 + ca;
-                    dlam += (double)dW * (double)qk;
-                    P->axpy(dphiq_bhi, lam * dW, phik_bhj, F);
-                    P->axpy(dphik_bh + (size_t)j * F, lam * dW, phiq_bhi, F);
-                    if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, lam * qk, gv, D);
-                }
-                if (S) {  // carried state: num += lam phiq S, den += lam phiq.z
-                    float *dS = dkv_state ? dkv_state + (size_t)bh * F * D : NULL;
-                    float *dz = dk_state ? dk_state + (size_t)bh * F : NULL;
-                    double t = 0;
-                    for (c = 0; c < F; c++) {
-                        sg[c] = P->dot(S + (size_t)c * D, gv, D);
-                        t += (double)phiq_bhi[c] * (double)sg[c];
-                        dphiq_bhi[c] += lam * (sg[c] + cd * z[c]);
-                        if (dS) P->axpy(dS + (size_t)c * D, lam * phiq_bhi[c], gv, D);
-                        if (dz) dz[c] += lam * cd * phiq_bhi[c];
-                    }
-                    dlam += t + (double)cd * (double)qz;
-                }
-            }
-            if (dwf) {
-                if (cfg->affine) dgam -= dlam;
-                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
-            }
-        }
-    }
-    }
-}
-
-// Prefix-state backward (no da). Forward sweep: the window part as above and
-// dphiq_i += lambda (S_i gv_i + cd_i z_i) with S_i the state row i saw.
-// Reverse sweep: G = lambda sum_{i: jl(i) > j} phiq_i gv_i^T, c = lambda sum cd_i phiq_i
-// give dphik_j += G v_j + c and dv_j += G^T phik_j; what reaches the carried
-// state is G and c over all rows.
-static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                 float *dk_state, float *work, const float *dy, const float *y,
-                                 const float *m, const float *den, const float *q,
-                                 const float *k, const float *v, const float *phiq,
-                                 const float *phik, const float *wf, const float *kv_state,
-                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    int gg, rep = H / Hk;
-    LC__OMP_FOR
-    // one task per kv head, batches in order inside it: dwf (per query head)
-    // is shared by every batch element, so it must not be split across tasks
-    for (gg = 0; gg < Hk; gg++) {
-        int bb;
-        for (bb = 0; bb < B; bb++) {
-            int bg = bb * Hk + gg;
-        int b = bg / Hk, g = bg % Hk, r, i, j, c, d;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
-        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
-        float gv[1024];
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
-            const float *phik_bh = phik + (size_t)bh * N * F;
-            float *dphik_bh = dphik + (size_t)bh * N * F;
-            float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
-            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
-            double dgam = 0, dlam = 0;
-            if (kv_state) {
-                memcpy(S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
-                memcpy(z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
-            } else {
-                memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
-            }
-            for (i = 0; i < N; i++) {  // forward sweep
-                size_t row = (size_t)bh * N + i;
-                const float *q_bhi = q + row * D, *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
-                float *dphiq_bhi = dphiq + row * F;
-                float dn = den[row], dyy = P->dot(dy_bhi, y + row * D, D), cd = -dyy / dn;
-                double t = 0, qz;
-                int j0, both, jl;
-                lc__hybrid_range(cfg, N, i, &j0, &both);
-                jl = both ? i + 1 : j0;
-                for (; jadd < jl; jadd++) {
-                    const float *phik_j = phik_bh + (size_t)jadd * F;
-                    for (c = 0; c < F; c++) {
-                        P->axpy(S + (size_t)c * D, phik_j[c], v_bg + (size_t)jadd * D, D);
-                        z[c] += phik_j[c];
-                    }
-                }
-                for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
-                lc__hyb_win_bwd(P, dq ? dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                NULL, dyy, dn, dn, 0, m[row], j0, i, D, scale, gam);
-                qz = (double)P->dot(phiq_bhi, z, F);
-                for (c = 0; c < F; c++) {
-                    float sg = P->dot(S + (size_t)c * D, gv, D);
-                    t += (double)phiq_bhi[c] * (double)sg;
-                    dphiq_bhi[c] += lam * (sg + cd * z[c]);
-                }
-                dlam += t + (double)cd * qz;
-            }
-            // reverse sweep: S becomes G, z becomes c
-            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
-            jnext = N;  // keys >= jl(N-1) receive nothing
-            for (i = N - 1; i >= -1; i--) {
-                int jlo = 0, j0, both;
-                if (i >= 0) {
-                    lc__hybrid_range(cfg, N, i, &j0, &both);
-                    jlo = both ? i + 1 : j0;
-                    if (i == N - 1) jnext = jlo;
-                }
-                for (j = jlo; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
-                    const float *phik_bhj = phik_bh + (size_t)j * F;
-                    float *dphik_bhj = dphik_bh + (size_t)j * F;
-                    for (c = 0; c < F; c++) {
-                        dphik_bhj[c] += P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c];
-                        if (dv_bg) P->axpy(dv_bg + (size_t)j * D, phik_bhj[c], S + (size_t)c * D, D);
-                    }
-                }
-                jnext = jlo;
-                if (i >= 0) {
-                    size_t row = (size_t)bh * N + i;
-                    const float *phiq_bhi = phiq + row * F, *dy_bhi = dy + row * D;
-                    float dn = den[row], cd = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    for (d = 0; d < D; d++) gv[d] = lam * dy_bhi[d] / dn;
-                    for (c = 0; c < F; c++) {
-                        P->axpy(S + (size_t)c * D, phiq_bhi[c], gv, D);
-                        z[c] += lam * cd * phiq_bhi[c];
-                    }
-                }
-            }
-            if (kv_state) {
-                if (dkv_state)
-                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += S[c];
-                if (dk_state)
-                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += z[c];
-            }
-            if (dwf) {
-                if (cfg->affine) dgam -= dlam;
-                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
-            }
-        }
-    }
-    }
-}
-
 // Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
 // Forward sweep, per chunk with gv = dy/den, cd = -(dy.y)/den:
 //   d1 = Gv V_[kw0,r1)^T; dW = d1 + cd on every key of the row
@@ -3919,6 +6752,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
+    LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
@@ -4127,34 +6961,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
     }
 }
 
-LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                               float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                               float *dk_state, float *work, const float *dy, const float *da,
-                               const float *y, const float *m, const float *den,
-                               const float *q, const float *k, const float *v,
-                               const float *phiq, const float *phik, const float *wf,
-                               const float *kv_state, const float *k_state, int B, int H,
-                               int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
-    ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
-                         (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
-    if (ctx == &ref_) work = NULL;  // non-finite inputs: the definition itself
-    if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
-        lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
-                             y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
-                             F, cfg);
-    else if (work && dy && !da)
-        lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
-                             y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
-                             D, F, cfg);
-    else
-        lc__hybrid_bwd_quad(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, dy, da, y,
-                            m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
-                            F, cfg);
-}
-
-// >>transfer
+// >>transfer-fused
 // Attention transfer's pair of attentions on one q, k, v. Fast form (tk
 // windows of w = LC__HYB_ROWS that tile the sequence, the teacher's tiles of
 // that many rows): the linear states before each window block, then the
@@ -4186,12 +6993,6 @@ static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl
     xs->bytes = lc__xfer_bytes(pl, D, F);
 }
 
-LCIMPL size_t lc_attn_transfer_work_floats(int B, int H, int N, int D, int F) {
-    size_t nch = (size_t)(N + LC__HYB_ROWS - 1) / LC__HYB_ROWS;
-    size_t st = (size_t)B * H * nch * ((size_t)F * D + F), own = 2 * (size_t)B * H * N * (D + 1);
-    return lc_attn_hybrid_work_floats(B, H, D, F) + (st > own ? st : own);
-}
-
 // Per head and block c of w rows: S, z of the keys [0, (c - 1) w).
 static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
                             const float *v, int B, int H, int Hk, int N, int D, int F) {
@@ -4215,29 +7016,6 @@ static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const
                             v + ((size_t)b * Hk + g) * N * D, (c - 2) * w, (c - 1) * w, D, F);
         }
     }
-}
-
-LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
-                                 float *den, float *work, const float *q, const float *k,
-                                 const float *v, const float *phiq, const float *phik,
-                                 const float *wf, int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg) {
-    lc__sm_plan pl;
-    lc_ctx ref_;
-    LOLCATS_ASSERT(work && H % Hk == 0);
-    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
-    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
-        float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
-        lc__xfer xs;
-        lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
-        lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
-        if (!lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
-            return;  // else some tile had no scratch: the student by its own call
-    } else {
-        lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
-    }
-    lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
-                       N, D, F, cfg);
 }
 
 // gv = a dy / den and cd = -(dy.y) / den for the w rows of block c of head bh.
@@ -4314,49 +7092,6 @@ static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *d
         if (dwf) dwf[h] += (float)(-dlam * (1.0 - (double)gam));
     }
 }
-
-LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
-                                 float *work, const float *dy, const float *y, const float *m,
-                                 const float *den, const float *q, const float *k,
-                                 const float *v, const float *phiq, const float *phik,
-                                 const float *wf, int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg) {
-    lc__sm_plan pl;
-    lc_ctx ref_;
-    LOLCATS_ASSERT(work && H % Hk == 0);
-    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H,
-                         dy, (size_t)B * H * N * D);
-    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
-        lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F),
-                     dy, y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
-    else
-        lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL,
-                           y, m, den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
-}
-
-// The MSE step (lc_attn_transfer_mse). Fast form, as lc__xfer_fast: one task
-// per batch and group of stacked heads runs its tiles in order, carrying each
-// head's linear state (block c - 2's keys join it before tile c), so no state
-// is stored. After tile c, per head, with e = y - yt and dy = 2 factor e / n
-// (lc_loss_mse's gradient), all of the backward that needs only these rows
-// (everything but the keys' gradient; the derivation of lc__xfer_bwd):
-//   gv = dy / den, cd = -(gv . y), u = gv S^T + cd z:
-//   dphiq = lambda u, dlambda += phiq . u, loss += e . e;
-//   P_c = lambda gv^T phiq (D x F), p_c = lambda sum cd phiq  into work.
-// Then one reverse sweep per head: G^T += P_(c+2), zg += p_(c+2) (so they hold
-// the rows that read block c's keys), dphik_c = V_c G^T + zg.
-typedef struct lc__xmse {
-    const lc__sm_plan *pl;
-    const lc__prims *P;
-    lc__xfer xs;  // the tiles' student part; y, m, den, states set per task
-    float *yt, *lse, *y, *m, *den, *dphiq, *Pw;
-    const float *q, *k, *v, *phik, *kv;
-    float *vp;  // V of each kv head as A panels (keys x D) for the sweeps, or NULL
-    double *loss, *dlam;  // per batch, head and tile
-    size_t kvn;
-    int B, H, Hk, N, D, F, nseg;
-    float c2;  // 2 factor / n
-} lc__xmse;
 
 // First tile of segment s of nseg of a group's tiles, by their cost: tile c
 // about c + 1 key blocks of the teacher's and 2 of the student's, and a
@@ -4630,418 +7365,66 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
     return !failed;
 }
 
-LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
-                                   float *den, float *dphiq, float *dphik, float *dwf,
-                                   float *work, const float *q, const float *k, const float *v,
-                                   const float *phiq, const float *phik, const float *wf, int B,
-                                   int H, int Hk, int N, int D, int F, float factor,
-                                   const lc_hybrid_cfg *cfg) {
-    size_t n = (size_t)B * H * N * D, nr = (size_t)B * H * N;
-    float *rest = work + lc_attn_hybrid_work_floats(B, H, D, F), *dy = rest + n;
-    double loss;
-    lc__sm_plan pl;
-    lc_ctx ref_;
-    LOLCATS_ASSERT(work && H % Hk == 0);
-    ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
-    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
-        lc__xfer_mse_fast(ctx, &pl, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k, v,
-                          phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
-        return loss;
-    // the two attentions, the loss and the backward by their own calls
-    if (!y) y = rest;
-    if (!m) m = dy + n;
-    if (!den) den = dy + n + nr;
-    lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
-    lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
-                       N, D, F, cfg);
-    if (dphiq) memset(dy, 0, sizeof(float) * n);
-    loss = lc_loss_mse(dphiq ? dy : NULL, y, yt, n, factor);
-    if (!dphiq) return loss;
-    memset(dphiq, 0, sizeof(float) * (size_t)B * H * N * F);
-    memset(dphik, 0, sizeof(float) * (size_t)B * H * N * F);
-    lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL, y, m,
-                       den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
-    return loss;
-}
-
-// >>decode
-// One token of hybrid attention for one sequence (the original's recurrent
-// path, LolcatsWindowAttentionTKGen / sliding window cache). The ring holds
-// the w most recent keys, the current one included; a key leaving it goes
-// into the linear state: S += phik_old v_old^T, z += phik_old. Then
-//   y = (sum_ring gamma exp(s - m) v + lambda phiq S) / (sum_ring gamma exp(s - m) + lambda phiq.z)
-// with no eps, exactly the sw prefill. For tk models this differs from the
-// terraced prefill, as in the original.
-
-LCIMPL size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window) {
-    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
-           (size_t)H * F;
-}
-
-LCIMPL void lc_decode_state_init(lc_decode_state *st, float *mem, int H, int Hk, int D, int F,
-                                 int window) {
-    st->H = H; st->Hk = Hk; st->D = D; st->F = F; st->window = window;
-    st->pos = 0;
-    memset(mem, 0, sizeof(float) * lc_decode_state_floats(H, Hk, D, F, window));
-    st->k_ring = mem;
-    st->v_ring = st->k_ring + (size_t)Hk * window * D;
-    st->phik_ring = st->v_ring + (size_t)Hk * window * D;
-    st->S = st->phik_ring + (size_t)H * window * F;
-    st->z = st->S + (size_t)H * F * D;
-}
-
-LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *st,
-                                  const float *q, const float *k, const float *v,
-                                  const float *phiq, const float *phik, const float *wf,
-                                  int affine) {
+// >>prefill-attn
+// Fast form of lc__model_attn for a chunk of T > 1 queries (prefill): per
+// query head, blocks of LC__PF_TB queries; the block's keys (those the first
+// query sees through those the last one sees, at most n_ctx) go through the
+// one-thread GEMM: S = Q_b K_b^T / sqrt(D); each row's softmax over its own
+// keys (causal, window), the others set to 0; Y_b = (P V_b) / sum. Same sums
+// as the scalar loop in another order: equal within fp32 rounding. Each head
+// is one task, so the result does not depend on the thread count. Returns 0
+// (nothing written) when its scratch cannot be had.
+#define LC__PF_TB 64
+static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
+                                const float *vc, int H, int Hk, int T, int D, int n_ctx,
+                                int pos0, int window) {
+    LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
-    int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g;
-    int slot = (int)(st->pos % w), count = st->pos + 1 < w ? (int)st->pos + 1 : w;
-    float scale = lc__attn_scale(D);
-    if (st->pos >= w) {  // evict the oldest key into the linear state
-        for (h = 0; h < H; h++) {
-            int gg = h / (H / Hk), c;
-            const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
-            const float *v_old = st->v_ring + ((size_t)gg * w + slot) * D;
-            for (c = 0; c < F; c++) {
-                P->axpy(st->S + ((size_t)h * F + c) * D, phik_old[c], v_old, D);
-                st->z[(size_t)h * F + c] += phik_old[c];
-            }
-        }
-    }
-    for (g = 0; g < Hk; g++) {
-        memcpy(st->k_ring + ((size_t)g * w + slot) * D, k + (size_t)g * D, sizeof(float) * D);
-        memcpy(st->v_ring + ((size_t)g * w + slot) * D, v + (size_t)g * D, sizeof(float) * D);
-    }
-    for (h = 0; h < H; h++)
-        memcpy(st->phik_ring + ((size_t)h * w + slot) * F, phik + (size_t)h * F, sizeof(float) * F);
-    st->pos++;
-    LC__OMP_FOR
-    for (h = 0; h < H; h++) {
-        int gg = h / (H / Hk), t, c, d;
-        const float *q_h = q + (size_t)h * D, *phiq_h = phiq + (size_t)h * F;
-        const float *k_g = st->k_ring + (size_t)gg * w * D, *v_g = st->v_ring + (size_t)gg * w * D;
-        float gam = lc__sigmoid(wf[h]), lam = affine ? 1.0f - gam : 1.0f, mx = -INFINITY;
-        float *y_h = y + (size_t)h * D;
-        double sum = 0;
-        for (t = 0; t < count; t++) {
-            float s = P->dot(q_h, k_g + (size_t)t * D, D) * scale;
-            if (s > mx) mx = s;
-        }
-        for (d = 0; d < D; d++) y_h[d] = 0;
-        for (t = 0; t < count; t++) {
-            float e = gam * expf(P->dot(q_h, k_g + (size_t)t * D, D) * scale - mx);
-            sum += (double)e;
-            P->axpy(y_h, e, v_g + (size_t)t * D, D);
-        }
-        for (c = 0; c < F; c++) P->axpy(y_h, lam * phiq_h[c], st->S + ((size_t)h * F + c) * D, D);
-        sum += (double)(lam * P->dot(phiq_h, st->z + (size_t)h * F, F));
-        for (d = 0; d < D; d++) y_h[d] = (float)((double)y_h[d] / sum);
-    }
-}
-
-// >>loss
-// Attention-transfer losses (DistillAttentionXentMSETrainer.compute_loss).
-
-// Summed in 64 fixed parts of four running sums each, added in order: the same
-// result for any thread count, and no chain of n dependent additions.
-LCIMPL double lc_loss_mse(float *dpred, const float *pred, const float *target, size_t n,
-                          float factor) {
-    double part[64], s = 0, c = 2.0 * (double)factor / (double)n;
-    int p;
-    LC__OMP_FOR_STATIC
-    for (p = 0; p < 64; p++) {
-        size_t i = n / 64 * (size_t)p + (n % 64 < (size_t)p ? n % 64 : (size_t)p);
-        size_t e = i + n / 64 + ((size_t)p < n % 64);
-        double a[4] = {0, 0, 0, 0};
-        for (; i < e; i++) {
-            double d = (double)pred[i] - (double)target[i];
-            a[i & 3] += d * d;
-            if (dpred) dpred[i] += (float)(d * c);
-        }
-        part[p] = (a[0] + a[1]) + (a[2] + a[3]);
-    }
-    for (p = 0; p < 64; p++) s += part[p];
-    return s / (double)n * (double)factor;
-}
-
-// Per row: input x_j = log(max(a_j, 1e-12)), loss = -sum_j t_j log_softmax(x)_j
-//   = -sum_j t_j log a~_j + (sum_j t_j) log sum_k a~_k
-//   d/da_j = (-t_j / a~_j + (sum t) / (sum a~)) where a_j >= 1e-12, else 0.
-LCIMPL double lc_loss_xent(float *da_pred, const float *a_pred, const float *a_true,
-                           size_t rows, int cols, float factor) {
-    double total = 0;
-    size_t r;
-    int j;
-    for (r = 0; r < rows; r++) {
-        const float *p = a_pred + r * cols, *t = a_true + r * cols;
-        double sa = 0, st = 0, l = 0;
-        for (j = 0; j < cols; j++) {
-            float at = p[j] < 1e-12f ? 1e-12f : p[j];
-            sa += (double)at;
-            st += (double)t[j];
-            l -= (double)t[j] * log((double)at);
-        }
-        l += st * log(sa);
-        total += l;
-        if (da_pred)
-            for (j = 0; j < cols; j++) {
-                float at = p[j] < 1e-12f ? 1e-12f : p[j];
-                if (p[j] >= 1e-12f)
-                    da_pred[r * cols + j] +=
-                        (float)((-(double)t[j] / (double)at + st / sa) / (double)rows * (double)factor);
-            }
-    }
-    return total / (double)rows * (double)factor;
-}
-
-// >>optim
-LCIMPL lc_adamw_cfg lc_adamw_cfg_default(void) {
-    lc_adamw_cfg c;
-    c.lr = 1e-2f;
-    c.beta1 = 0.9f;
-    c.beta2 = 0.999f;
-    c.eps = 1e-8f;
-    c.weight_decay = 0.0f;
-    return c;
-}
-
-// torch.optim.AdamW (single-tensor path), same order of operations:
-//   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2
-//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-LCIMPL void lc_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
-                          const lc_adamw_cfg *cfg, int64_t t) {
-    double b1 = (double)cfg->beta1, b2 = (double)cfg->beta2;
-    float decay = (float)(1.0 - (double)cfg->lr * (double)cfg->weight_decay);
-    float w1 = (float)(1.0 - b1), w2 = (float)(1.0 - b2);
-    double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
-    float step = (float)((double)cfg->lr / bc1), bc2s = (float)sqrt(bc2);
-    size_t i;
-    for (i = 0; i < n; i++) {
-        if (cfg->weight_decay != 0.0f) p[i] *= decay;
-        m[i] += w1 * (g[i] - m[i]);
-        v[i] = v[i] * cfg->beta2 + w2 * g[i] * g[i];
-        p[i] -= step * (m[i] / (sqrtf(v[i]) / bc2s + cfg->eps));
-    }
-}
-// >>blocks
-LCIMPL void lc_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int T, int C,
-                           float eps) {
-    int t, c;
-    for (t = 0; t < T; t++) {
-        const float *x_t = x + (size_t)t * C;
-        float *y_t = y + (size_t)t * C, r;
-        double ss = 0;
-        for (c = 0; c < C; c++) ss += (double)x_t[c] * (double)x_t[c];
-        r = (float)(1.0 / sqrt(ss / C + (double)eps));
-        for (c = 0; c < C; c++) y_t[c] = w[c] * (x_t[c] * r);
-        if (rstd) rstd[t] = r;
-    }
-}
-
-// y_c = w_c x_c r, r = (mean x^2 + eps)^(-1/2):
-//   dx_c = r (w_c dy_c) - x_c r^3 / C * sum_k w_k dy_k x_k;  dw_c += dy_c x_c r
-LCIMPL void lc_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                           const float *rstd, int T, int C) {
-    int t, c;
-    for (t = 0; t < T; t++) {
-        const float *x_t = x + (size_t)t * C, *dy_t = dy + (size_t)t * C;
-        float *dx_t = dx + (size_t)t * C, r = rstd[t];
-        double s = 0;
-        for (c = 0; c < C; c++) s += (double)w[c] * (double)dy_t[c] * (double)x_t[c];
-        {
-            float k = (float)(s * (double)r * (double)r * (double)r / C);
-            for (c = 0; c < C; c++) {
-                dx_t[c] += r * w[c] * dy_t[c] - x_t[c] * k;
-                if (dw) dw[c] += dy_t[c] * x_t[c] * r;
-            }
-        }
-    }
-}
-
-LCIMPL void lc_rope_table(float *cos_t, float *sin_t, int pos0, int T, int D, float theta) {
-    int t, i, half = D / 2;
-    for (t = 0; t < T; t++)
-        for (i = 0; i < half; i++) {
-            double freq = pow((double)theta, -2.0 * i / D), ang = (double)(pos0 + t) * freq;
-            cos_t[(size_t)t * half + i] = (float)cos(ang);
-            sin_t[(size_t)t * half + i] = (float)sin(ang);
-        }
-}
-
-// pair (a, b) of dims -> (a cos - b sin, a sin + b cos); sign = -1 rotates back
-static void lc__rope_pairs(float *out, const float *in, const float *c_t, const float *s_t, int D,
-                           int interleaved, float sign) {
-    int i, half = D / 2;
-    for (i = 0; i < half; i++) {
-        int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
-        float a = in[ia], b = in[ib], c = c_t[i], s = sign * s_t[i];
-        out[ia] = a * c - b * s;
-        out[ib] = a * s + b * c;
-    }
-}
-
-LCIMPL void lc_rope_split_fwd(float *out, const float *in, const float *cos_t, const float *sin_t,
-                              int T, int H, int D, int interleaved) {
-    int t, h;
-    for (t = 0; t < T; t++)
-        for (h = 0; h < H; h++) {
-            const float *src = in + ((size_t)t * H + h) * D;
-            float *dst = out + ((size_t)h * T + t) * D;
-            if (cos_t)
-                lc__rope_pairs(dst, src, cos_t + (size_t)t * (D / 2), sin_t + (size_t)t * (D / 2), D,
-                               interleaved, 1.0f);
-            else
-                memcpy(dst, src, sizeof(float) * (size_t)D);
-        }
-}
-
-LCIMPL void lc_rope_split_bwd(float *din, const float *dout, const float *cos_t,
-                              const float *sin_t, int T, int H, int D, int interleaved) {
-    float tmp[1024];
-    int t, h, d;
-    LOLCATS_ASSERT(D <= 1024);
-    for (t = 0; t < T; t++)
-        for (h = 0; h < H; h++) {
-            const float *src = dout + ((size_t)h * T + t) * D;
-            float *dst = din + ((size_t)t * H + h) * D;
-            if (cos_t) {
-                lc__rope_pairs(tmp, src, cos_t + (size_t)t * (D / 2), sin_t + (size_t)t * (D / 2), D,
-                               interleaved, -1.0f);
-                src = tmp;
-            }
-            for (d = 0; d < D; d++) dst[d] += src[d];
-        }
-}
-
-LCIMPL void lc_heads_merge(float *out, const float *in, int T, int H, int D) {
-    int t, h;
-    for (t = 0; t < T; t++)
-        for (h = 0; h < H; h++)
-            memcpy(out + ((size_t)t * H + h) * D, in + ((size_t)h * T + t) * D, sizeof(float) * (size_t)D);
-}
-
-LCIMPL void lc_heads_merge_bwd(float *din, const float *dout, int T, int H, int D) {
-    int t, h, d;
-    for (t = 0; t < T; t++)
-        for (h = 0; h < H; h++) {
-            const float *src = dout + ((size_t)t * H + h) * D;
-            float *dst = din + ((size_t)h * T + t) * D;
-            for (d = 0; d < D; d++) dst[d] += src[d];
-        }
-}
-
-LCIMPL void lc_swiglu_fwd(float *h, const float *g, const float *u, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-// silu(g) = g s(g), silu'(g) = s(g) (1 + g (1 - s(g)))
-LCIMPL void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
-                          size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-g[i]));
-        dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
-        du[i] += dh[i] * g[i] * s;
-    }
-}
-
-
-LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x, const void *w,
-                          int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
-                          int r, int T, int O, int I) {
-    const lc__prims *P = lc__prims_for(ctx);
-    lc_matmul(ctx, y, x, w, (lc_dtype)w_dtype, T, O, I);
-    if (lora_a && r > 0) {
-        int t, j, o;
-        float xa_loc[256];
-        LOLCATS_ASSERT(r <= 256);
-        for (t = 0; t < T; t++) {
-            float *xa_t = xa ? xa + (size_t)t * r : xa_loc;
-            for (j = 0; j < r; j++) xa_t[j] = P->dot(x + (size_t)t * I, lora_a + (size_t)j * I, I);
-            for (o = 0; o < O; o++)
-                y[(size_t)t * O + o] += lora_scale * P->dot(xa_t, lora_b + (size_t)o * r, r);
-        }
-    }
-}
-
-LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_a,
-                          float *dlora_b, const float *dy, const float *x, const float *xa,
-                          const void *w, int w_dtype, const float *lora_a, const float *lora_b,
-                          float lora_scale, int r, int T, int O, int I) {
-    const lc__prims *P = lc__prims_for(ctx);
-    int t, o;
-    if (dx)  // dX += dY W  (+ LoRA below: s (dY B) A)
-        lc_gemm(ctx, dx, dy, w, (lc_dtype)w_dtype, T, I, O, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
-    if (dw) {  // dW += dY^T x
-        LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32);
-        lc_gemm(ctx, dw, dy, x, LOLCATS_DTYPE_F32, O, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
-    }
-    if (lora_a && r > 0) {
-        float g[256];
-        int j;
-        for (t = 0; t < T; t++) {
-            const float *dy_t = dy + (size_t)t * O, *xa_t = xa + (size_t)t * r;
-            for (j = 0; j < r; j++) g[j] = 0;
-            for (o = 0; o < O; o++) {  // d(xa)_j = s sum_o dy_o B_oj ; dB_o += s dy_o xa
-                P->axpy(g, lora_scale * dy_t[o], lora_b + (size_t)o * r, r);
-                if (dlora_b) P->axpy(dlora_b + (size_t)o * r, lora_scale * dy_t[o], xa_t, r);
-            }
-            for (j = 0; j < r; j++) {
-                if (dlora_a) P->axpy(dlora_a + (size_t)j * I, g[j], x + (size_t)t * I, I);
-                if (dx) P->axpy(dx + (size_t)t * I, g[j], lora_a + (size_t)j * I, I);
-            }
-        }
-    }
-}
-
-LCIMPL double lc_xent_fwd_bwd(float *dlogits, const float *logits, const int *labels, int T,
-                              int V, int *n_counted) {
-    double total = 0;
-    int t, v, n = 0;
-    for (t = 0; t < T; t++) n += labels[t] >= 0;
-    for (t = 0; t < T; t++) {
-        const float *l_t = logits + (size_t)t * V;
-        float *d_t = dlogits ? dlogits + (size_t)t * V : NULL;
-        float mx = l_t[0];
-        double sum = 0, lse;
-        if (labels[t] < 0) {
-            if (d_t) memset(d_t, 0, sizeof(float) * (size_t)V);
-            continue;
-        }
-        for (v = 1; v < V; v++) if (l_t[v] > mx) mx = l_t[v];
-        for (v = 0; v < V; v++) sum += exp((double)(l_t[v] - mx));
-        lse = (double)mx + log(sum);
-        total += lse - (double)l_t[labels[t]];
-        if (d_t) {
-            for (v = 0; v < V; v++) d_t[v] = (float)(exp((double)l_t[v] - lse) / n);
-            d_t[labels[t]] -= 1.0f / (float)n;
-        }
-    }
-    if (n_counted) *n_counted = n;
-    return n ? total / n : 0.0;
-}
-// >>blocks-end
-// >>platform-end
-
-// >>impl-files
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <errno.h>
-#include <locale.h>
-
-// (allocator defaults: see the platform section)
-
-// Internal helpers of this section are static; LC__FILES_FN keeps compilers
-// quiet about the ones a given program does not use.
-#if defined(__GNUC__) || defined(__clang__)
-#define LC__FILES_FN static __attribute__((unused))
-#else
-#define LC__FILES_FN static
+    float scale = 1.0f / sqrtf((float)D);
+    int tb = T < LC__PF_TB ? T : LC__PF_TB, nkmax = pos0 + T, h;
+    size_t ws, a, per;
+    float *mem;
+    if (window > 0 && nkmax > tb + window - 1) nkmax = tb + window - 1;
+    ws = lc__mm_ws_floats(tb, nkmax, D);
+    a = lc__mm_ws_floats(tb, D, nkmax);
+    ws = a > ws ? a : ws;
+    per = ((size_t)tb * nkmax + 15) / 16 * 16 + ws + 16;  // S, then ws (64-byte aligned)
+    mem = (float *)LOLCATS_MALLOC(sizeof(float) * per * (size_t)H);
+    if (!mem) return 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1)
 #endif
+    for (h = 0; h < H; h++) {
+        const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        const float *v_h = vc + (size_t)(h / (H / Hk)) * n_ctx * D;
+        float *S = mem + per * (size_t)h;
+        float *w = (float *)(((uintptr_t)(S + ((size_t)tb * nkmax + 15) / 16 * 16) + 63) &
+                             ~(uintptr_t)63);
+        int t0, t;
+        for (t0 = 0; t0 < T; t0 += tb) {
+            int nb = T - t0 < tb ? T - t0 : tb, i1 = pos0 + t0 + nb - 1;
+            int j0 = window > 0 && pos0 + t0 - window + 1 > 0 ? pos0 + t0 - window + 1 : 0;
+            int nk = i1 + 1 - j0;
+            lc__mm(ctx, S, qh + ((size_t)h * T + t0) * D, k_h + (size_t)j0 * D, nb, nk, D, 0, 1,
+                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, w);
+            for (t = 0; t < nb; t++) {
+                int i = pos0 + t0 + t, lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+                float *s = S + (size_t)t * nk, mx;
+                int j;
+                lo -= j0;
+                for (j = 0; j < lo; j++) s[j] = 0.0f;
+                for (j = i + 1 - j0; j < nk; j++) s[j] = 0.0f;
+                mx = P->max(s + lo, 1.0f, i + 1 - j0 - lo);
+                            P->scal(s + lo, (float)(1.0 / P->exp_sum(s + lo, s + lo, 1.0f, mx, i + 1 - j0 - lo)),
+                        i + 1 - j0 - lo);
+            }
+            lc__mm(ctx, y + ((size_t)t0 * H + h) * D, S, v_h + (size_t)j0 * D, nb, D, nk, 0, 0,
+                   1.0f, 0.0f, (size_t)H * D, (size_t)nk, (size_t)D, w);
+        }
+    }
+    LOLCATS_FREE(mem);
+    return 1;
+}
 
 // >>errors
 LCAPI const char *lc_status_name(lc_status s) {
@@ -5499,28 +7882,6 @@ LC__FILES_FN const char *lc__json_str(const lc__json_node *n, const char *dflt) 
 }
 
 // >>mmap
-// lc__map_file maps a whole file read-only. Regular files are mapped
-// (mmap / MapViewOfFile); anything else (pipes, /dev/stdin, a failed map) or
-// a build with LOLCATS_NO_MMAP is read into an allocated buffer instead.
-#if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
-#include <io.h>
-#include <process.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#else
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
-#ifndef LOLCATS_NO_MMAP
-#include <sys/mman.h>
-#endif
-#endif
-
 enum { LC__MAP_NONE = 0, LC__MAP_MAPPED = 1, LC__MAP_HEAP = 2 };
 
 // Every file the library reads must be a regular file: a directory, a FIFO
@@ -6336,6 +8697,7 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
     LOLCATS_FREE(tmp);
     return st;
 }
+
 // >>quant
 // GGUF block quantization: block geometry, dequantization (the definition of
 // each type, as ggml lays it out) and the reference quantizers of the writer.
@@ -7132,946 +9494,8 @@ LCAPI lc_status lc_gguf_get_str(const lc_gguf_file *f, const char *key, const ch
     *out = kv->str;
     return LOLCATS_OK;
 }
-// >>gguf-end
-// >>impl-files-end
 
-// >>impl-gemm
-// GEMM, the classic loop nest of packed GEMMs (Goto & van de Geijn, BLIS):
-//   for jc in N by NCH:  for ic in M by MCH:  for pc in K by KC:
-//     pack op(A)[ic.., pc..] into MR-row panels (kc,MR) and op(B)[pc.., jc..]
-//     into NR-column panels (kc,NR), zero-padded;
-//     for each block of C (MC rows x NCI columns), in parallel:
-//       for each B panel (stays in L1): for each A panel (streams from L2):
-//         micro-kernel: acc (MR,NR) = sum_k a_k b_k^T in registers, then
-//         C = alpha acc + (pc == 0 ? beta : 1) C.
-// Each C element sums its K blocks in the same order whatever the thread
-// count. Cost 2 M N K flops; packing O(M K (N/NCH) + K N (M/MCH)).
-
-#define LC__GEMM_KC 256
-#define LC__GEMM_TILE_MAX 512       // largest MR * NR
-
-typedef void (*lc__ukr_fn)(int kc, const float *pa, const float *pb, size_t ldb, float *c,
-                           size_t ldc, float alpha, float bc);
-typedef void (*lc__widen_fn)(float *dst, const void *src, lc_dtype dt, size_t off, int n);
-
-// dst[c ldd + r] = src[r lds + c] for r < rows, c < cols (a transpose)
-typedef void (*lc__tpose_fn)(float *dst, size_t ldd, const float *src, size_t lds, int rows,
-                             int cols);
-
-typedef struct lc__gemm_kind {
-    int mr, nr, mc, nci, mch, nch;  // register tile, cache blocks, outer chunks
-    lc__ukr_fn ukr;
-    lc__widen_fn widen;
-    lc__tpose_fn tpose;
-} lc__gemm_kind;
-
-static void lc__tpose_ref(float *dst, size_t ldd, const float *src, size_t lds, int rows,
-                          int cols) {
-    int r, c;
-    for (r = 0; r < rows; r++)
-        for (c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
-}
-
-// One element of a weight operand as float32.
-static float lc__wload(const void *src, lc_dtype dt, size_t i) {
-    if (dt == LOLCATS_DTYPE_BF16) return lc_bf16_to_f32(((const uint16_t *)src)[i]);
-    if (dt == LOLCATS_DTYPE_F16) return lc_f16_to_f32(((const uint16_t *)src)[i]);
-    return ((const float *)src)[i];
-}
-
-// dst[0..n) = float32 of src[off .. off+n)
-static void lc__widen_ref(float *dst, const void *src, lc_dtype dt, size_t off, int n) {
-    int i;
-    if (dt == LOLCATS_DTYPE_F32) {
-        memcpy(dst, (const float *)src + off, sizeof(float) * (size_t)n);
-    } else if (dt == LOLCATS_DTYPE_BF16) {
-        const uint16_t *s = (const uint16_t *)src + off;
-        for (i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)s[i] << 16;
-            memcpy(dst + i, &u, 4);
-        }
-    } else {
-        for (i = 0; i < n; i++) dst[i] = lc__wload(src, dt, off + (size_t)i);
-    }
-}
-
-// The definition: C = alpha op(A) op(B) + beta C, sums in double.
-static void lc__gemm_ref(float *C, const float *A, const void *B, lc_dtype bt, int M, int N,
-                         int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
-                         size_t ldb) {
-    int i;
-    LC__OMP_FOR
-    for (i = 0; i < M; i++) {
-        int j, k;
-        for (j = 0; j < N; j++) {
-            double s = 0;
-            float *c_ij = C + (size_t)i * ldc + j;
-            for (k = 0; k < K; k++) {
-                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                float b = lc__wload(B, bt, tb ? (size_t)j * ldb + k : (size_t)k * ldb + j);
-                s += (double)a * (double)b;
-            }
-            *c_ij = beta == 0.0f ? alpha * (float)s : alpha * (float)s + beta * *c_ij;
-        }
-    }
-}
-
-// One MR-row panel of op(A): dst[k*MR + r] = op(A)(i0 + r, p0 + k), rows >= `rows` zero.
-static void lc__pack_a(lc__tpose_fn tpose, float *dst, const float *A, size_t lda, int ta, int i0,
-                       int rows, int p0, int kc, int MR) {
-    int k, r;
-    if (ta && rows == MR && (MR == 14 || MR == 8 || MR == 6)) {  // fixed-size copies
-        const float *s = A + (size_t)p0 * lda + i0;
-        for (k = 0; k < kc; k++, s += lda, dst += MR) {
-            if (MR == 14)
-                memcpy(dst, s, 14 * sizeof(float));
-            else if (MR == 8)
-                memcpy(dst, s, 8 * sizeof(float));
-            else
-                memcpy(dst, s, 6 * sizeof(float));
-        }
-    } else if (ta) {  // op(A)(i,k) = A[k lda + i]: contiguous in i
-        for (k = 0; k < kc; k++) {
-            const float *s = A + (size_t)(p0 + k) * lda + i0;
-            float *d = dst + (size_t)k * MR;
-            for (r = 0; r < rows; r++) d[r] = s[r];
-            for (; r < MR; r++) d[r] = 0;
-        }
-    } else {
-        tpose(dst, (size_t)MR, A + (size_t)i0 * lda + p0, lda, rows, kc);
-        for (r = rows; r < MR; r++)
-            for (k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0;
-    }
-}
-
-// One NR-column panel of op(B): dst[k*NR + n] = op(B)(p0 + k, j0 + n), widened.
-static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dtype bt,
-                       size_t ldb, int tb, int j0, int cols, int p0, int kc) {
-    int NR = kd->nr, k, n;
-    if (tb && bt == LOLCATS_DTYPE_F32) {  // op(B)(k,n) = B[n ldb + k]: a transpose
-        kd->tpose(dst, (size_t)NR, (const float *)B + (size_t)j0 * ldb + p0, ldb, cols, kc);
-        for (n = cols; n < NR; n++)
-            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
-    } else if (tb) {  // widen a row of B, scatter it
-        float tmp[LC__GEMM_KC];
-        for (n = 0; n < cols; n++) {
-            const float *s = tmp;
-            if (bt == LOLCATS_DTYPE_F32)
-                s = (const float *)B + (size_t)(j0 + n) * ldb + p0;
-            else
-                kd->widen(tmp, B, bt, (size_t)(j0 + n) * ldb + p0, kc);
-            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = s[k];
-        }
-        for (; n < NR; n++)
-            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
-    } else {
-        for (k = 0; k < kc; k++) {
-            float *d = dst + (size_t)k * NR;
-            kd->widen(d, B, bt, (size_t)(p0 + k) * ldb + j0, cols);
-            for (n = cols; n < NR; n++) d[n] = 0;
-        }
-    }
-}
-
-#if defined(LC__X86)
-// AVX-512 micro-kernel, 14 rows x 32 columns: 28 accumulators, 2 B vectors,
-// A broadcast from memory.
-#define LC__K512(i)                                   \
-    a = _mm512_set1_ps(pa[i]);                        \
-    c##i##a = _mm512_fmadd_ps(a, b0, c##i##a);        \
-    c##i##b = _mm512_fmadd_ps(a, b1, c##i##b);
-#define LC__S512(i)                                                                     \
-    if (bc == 0.0f) {                                                                   \
-        _mm512_storeu_ps(c + (size_t)i * ldc, _mm512_mul_ps(va, c##i##a));              \
-        _mm512_storeu_ps(c + (size_t)i * ldc + 16, _mm512_mul_ps(va, c##i##b));         \
-    } else {                                                                            \
-        _mm512_storeu_ps(c + (size_t)i * ldc,                                           \
-                         _mm512_fmadd_ps(va, c##i##a,                                   \
-                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc)))); \
-        _mm512_storeu_ps(c + (size_t)i * ldc + 16,                                      \
-                         _mm512_fmadd_ps(va, c##i##b,                                   \
-                                         _mm512_mul_ps(vb, _mm512_loadu_ps(c + (size_t)i * ldc + 16)))); \
-    }
-LC__TARGET_AVX512 static void lc__ukr_avx512(int kc, const float *pa, const float *pb,
-                                             size_t ldb, float *c, size_t ldc, float alpha,
-                                             float bc) {
-    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
-    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
-    __m512 c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a;
-    __m512 c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a, c12a = c0a, c12b = c0a;
-    __m512 c13a = c0a, c13b = c0a, va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
-    int k;
-    for (k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
-        LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
-        LC__K512(7) LC__K512(8) LC__K512(9) LC__K512(10) LC__K512(11) LC__K512(12) LC__K512(13)
-        pa += 14;
-        pb += ldb;
-    }
-    LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
-    LC__S512(7) LC__S512(8) LC__S512(9) LC__S512(10) LC__S512(11) LC__S512(12) LC__S512(13)
-}
-
-// The attention kernels' AVX-512 micro-kernel, 8 rows x 32 columns: 16
-// accumulators. Their operands sit in L1, where it runs as fast per FMA as
-// the 14-row one, and 8 divides the head widths and 64-row blocks that 14
-// leaves a ragged panel of (D = 128: 140 rows).
-LC__TARGET_AVX512 static void lc__ukr8_avx512(int kc, const float *pa, const float *pb,
-                                              size_t ldb, float *c, size_t ldc, float alpha,
-                                              float bc) {
-    __m512 c0a = _mm512_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
-    __m512 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a;
-    __m512 c6b = c0a, c7a = c0a, c7b = c0a, va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
-    int k;
-    for (k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16), a;
-        LC__K512(0) LC__K512(1) LC__K512(2) LC__K512(3) LC__K512(4) LC__K512(5) LC__K512(6)
-        LC__K512(7)
-        pa += 8;
-        pb += ldb;
-    }
-    LC__S512(0) LC__S512(1) LC__S512(2) LC__S512(3) LC__S512(4) LC__S512(5) LC__S512(6)
-    LC__S512(7)
-}
-#undef LC__K512
-#undef LC__S512
-
-// AVX2 micro-kernel, 6 rows x 16 columns: 12 accumulators.
-#define LC__K256(i)                                   \
-    a = _mm256_broadcast_ss(pa + i);                  \
-    c##i##a = _mm256_fmadd_ps(a, b0, c##i##a);        \
-    c##i##b = _mm256_fmadd_ps(a, b1, c##i##b);
-#define LC__S256(i)                                                                     \
-    if (bc == 0.0f) {                                                                   \
-        _mm256_storeu_ps(c + (size_t)i * ldc, _mm256_mul_ps(va, c##i##a));              \
-        _mm256_storeu_ps(c + (size_t)i * ldc + 8, _mm256_mul_ps(va, c##i##b));          \
-    } else {                                                                            \
-        _mm256_storeu_ps(c + (size_t)i * ldc,                                           \
-                         _mm256_fmadd_ps(va, c##i##a,                                   \
-                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc)))); \
-        _mm256_storeu_ps(c + (size_t)i * ldc + 8,                                       \
-                         _mm256_fmadd_ps(va, c##i##b,                                   \
-                                         _mm256_mul_ps(vb, _mm256_loadu_ps(c + (size_t)i * ldc + 8)))); \
-    }
-LC__TARGET_AVX2 static void lc__ukr_avx2(int kc, const float *pa, const float *pb, size_t ldb,
-                                         float *c, size_t ldc, float alpha, float bc) {
-    __m256 c0a = _mm256_setzero_ps(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
-    __m256 c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(bc);
-    int k;
-    for (k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(pb), b1 = _mm256_loadu_ps(pb + 8), a;
-        LC__K256(0) LC__K256(1) LC__K256(2) LC__K256(3) LC__K256(4) LC__K256(5)
-        pa += 6;
-        pb += ldb;
-    }
-    LC__S256(0) LC__S256(1) LC__S256(2) LC__S256(3) LC__S256(4) LC__S256(5)
-}
-#undef LC__K256
-#undef LC__S256
-
-// Widening in registers: bf16 is the top half of a float32; f16 through
-// vcvtph2ps (AVX-512F; F16C, which every AVX2+FMA CPU has, for AVX2).
-LC__TARGET_AVX512 static void lc__widen_avx512(float *dst, const void *src, lc_dtype dt,
-                                               size_t off, int n) {
-    int i = 0;
-    if (dt == LOLCATS_DTYPE_BF16) {
-        const uint16_t *s = (const uint16_t *)src + off;
-        for (; i + 16 <= n; i += 16) {
-            __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
-            _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(u, 16)));
-        }
-    } else if (dt == LOLCATS_DTYPE_F16) {
-        const uint16_t *s = (const uint16_t *)src + off;
-        for (; i + 16 <= n; i += 16)
-            _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
-    }
-    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
-}
-
-__attribute__((target("avx2,fma,f16c"))) static void lc__widen_avx2(float *dst, const void *src,
-                                                                   lc_dtype dt, size_t off,
-                                                                   int n) {
-    int i = 0;
-    if (dt == LOLCATS_DTYPE_BF16) {
-        const uint16_t *s = (const uint16_t *)src + off;
-        for (; i + 8 <= n; i += 8) {
-            __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
-            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
-        }
-    } else if (dt == LOLCATS_DTYPE_F16) {
-        const uint16_t *s = (const uint16_t *)src + off;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-    }
-    if (i < n) lc__widen_ref(dst + i, src, dt, off + (size_t)i, n - i);
-}
-
-#if defined(__GNUC__) && !defined(__clang__)
-#define LC__UNROLL16 _Pragma("GCC unroll 16")  // keeps the block in registers
-#else
-#define LC__UNROLL16
-#endif
-
-// Transposes by 16 x 16 (AVX-512) or 8 x 8 (AVX2) blocks in registers:
-// unpack pairs of rows, then pairs of pairs, then gather the 128-bit lanes.
-LC__TARGET_AVX512 static void lc__tpose_avx512(float *dst, size_t ldd, const float *src,
-                                               size_t lds, int rows, int cols) {
-    int r0, c0, i;
-    for (r0 = 0; r0 < rows; r0 += 16)
-        for (c0 = 0; c0 < cols; c0 += 16) {
-            int nr = rows - r0 < 16 ? rows - r0 : 16, nc = cols - c0 < 16 ? cols - c0 : 16;
-            __mmask16 kc = (__mmask16)((1u << nc) - 1u), kr = (__mmask16)((1u << nr) - 1u);
-            __m512 r[16], t[16];
-            LC__UNROLL16
-            for (i = 0; i < 16; i++)
-                r[i] = i < nr ? lc__ld512(kc, src + (size_t)(r0 + i) * lds + c0)
-                              : _mm512_setzero_ps();
-            LC__UNROLL16
-            for (i = 0; i < 16; i += 2) {
-                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-            }
-            LC__UNROLL16
-            for (i = 0; i < 16; i += 4) {
-                __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-                __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-            }
-            // r[4g + j], 128-bit lane l: column 4 l + j of rows 4g .. 4g + 3
-            LC__UNROLL16
-            for (i = 0; i < 4; i++) {
-                __m512 v0 = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x44);
-                __m512 v1 = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xEE);
-                __m512 w0 = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x44);
-                __m512 w1 = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xEE);
-                t[i] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-                t[4 + i] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-                t[8 + i] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-                t[12 + i] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
-            }
-            LC__UNROLL16
-            for (i = 0; i < 16; i++)
-                if (i < nc) lc__st512(kr, dst + (size_t)(c0 + i) * ldd + r0, t[i]);
-        }
-}
-
-LC__TARGET_AVX2 static void lc__tpose_avx2(float *dst, size_t ldd, const float *src, size_t lds,
-                                           int rows, int cols) {
-    int r0, c0, i;
-    for (r0 = 0; r0 + 8 <= rows; r0 += 8)
-        for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
-            __m256 r[8], t[8];
-            LC__UNROLL16
-            for (i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (size_t)(r0 + i) * lds + c0);
-            LC__UNROLL16
-            for (i = 0; i < 8; i += 2) {
-                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-            }
-            LC__UNROLL16
-            for (i = 0; i < 8; i += 4) {
-                __m256d a = _mm256_castps_pd(t[i]), b = _mm256_castps_pd(t[i + 1]);
-                __m256d c = _mm256_castps_pd(t[i + 2]), d = _mm256_castps_pd(t[i + 3]);
-                r[i] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
-                r[i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
-                r[i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
-                r[i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
-            }
-            LC__UNROLL16
-            for (i = 0; i < 4; i++) {
-                _mm256_storeu_ps(dst + (size_t)(c0 + i) * ldd + r0,
-                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x20));
-                _mm256_storeu_ps(dst + (size_t)(c0 + 4 + i) * ldd + r0,
-                                 _mm256_permute2f128_ps(r[i], r[4 + i], 0x31));
-            }
-        }
-    // the edges: rows past the last whole 8, then columns past it
-    if (r0 < rows) lc__tpose_ref(dst + r0, ldd, src + (size_t)r0 * lds, lds, rows - r0, cols);
-    if (cols % 8 && r0 > 0)
-        lc__tpose_ref(dst + (size_t)(cols / 8 * 8) * ldd, ldd, src + cols / 8 * 8, lds, r0,
-                      cols % 8);
-}
-#endif
-
-#if defined(LC__NEON)
-// NEON micro-kernel, 8 rows x 12 columns: 24 accumulators, A by lane.
-#define LC__KN(i, av, l)                                          \
-    c##i##a = vfmaq_laneq_f32(c##i##a, b0, av, l);                \
-    c##i##b = vfmaq_laneq_f32(c##i##b, b1, av, l);                \
-    c##i##c = vfmaq_laneq_f32(c##i##c, b2, av, l);
-#define LC__SN1(p, acc)                                                             \
-    vst1q_f32(p, bc == 0.0f ? vmulq_f32(va, acc)                                    \
-                            : vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc));
-#define LC__SN(i)                                    \
-    LC__SN1(c + (size_t)i * ldc, c##i##a)            \
-    LC__SN1(c + (size_t)i * ldc + 4, c##i##b)        \
-    LC__SN1(c + (size_t)i * ldc + 8, c##i##c)
-static void lc__ukr_neon(int kc, const float *pa, const float *pb, size_t ldb, float *c,
-                         size_t ldc, float alpha, float bc) {
-    float32x4_t c0a = vdupq_n_f32(0), c0b = c0a, c0c = c0a, c1a = c0a, c1b = c0a, c1c = c0a;
-    float32x4_t c2a = c0a, c2b = c0a, c2c = c0a, c3a = c0a, c3b = c0a, c3c = c0a;
-    float32x4_t c4a = c0a, c4b = c0a, c4c = c0a, c5a = c0a, c5b = c0a, c5c = c0a;
-    float32x4_t c6a = c0a, c6b = c0a, c6c = c0a, c7a = c0a, c7b = c0a, c7c = c0a;
-    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(bc);
-    int k;
-    for (k = 0; k < kc; k++) {
-        float32x4_t b0 = vld1q_f32(pb), b1 = vld1q_f32(pb + 4), b2 = vld1q_f32(pb + 8);
-        float32x4_t a0 = vld1q_f32(pa), a1 = vld1q_f32(pa + 4);
-        LC__KN(0, a0, 0) LC__KN(1, a0, 1) LC__KN(2, a0, 2) LC__KN(3, a0, 3)
-        LC__KN(4, a1, 0) LC__KN(5, a1, 1) LC__KN(6, a1, 2) LC__KN(7, a1, 3)
-        pa += 8;
-        pb += ldb;
-    }
-    LC__SN(0) LC__SN(1) LC__SN(2) LC__SN(3) LC__SN(4) LC__SN(5) LC__SN(6) LC__SN(7)
-}
-#undef LC__KN
-#undef LC__SN1
-#undef LC__SN
-#endif
-
-// The blocked path for this context, or NULL for the scalar definition.
-static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
-    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
-#if defined(LC__X86)
-    static const lc__gemm_kind k512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
-                                       lc__ukr_avx512, lc__widen_avx512, lc__tpose_avx512};
-    static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
-                                       lc__ukr_avx2, lc__widen_avx2, lc__tpose_avx2};
-    if (s == LOLCATS_SIMD_AVX512) return &k512;
-    if (s == LOLCATS_SIMD_AVX2) return &k256;
-#endif
-#if defined(LC__NEON)
-    static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
-                                        lc__ukr_neon, lc__widen_ref, lc__tpose_ref};
-    if (s == LOLCATS_SIMD_NEON) return &kneon;
-#endif
-    (void)s;
-    (void)lc__widen_ref;  // used through the tables above (none under LOLCATS_NO_SIMD)
-    (void)lc__tpose_ref;
-    return NULL;
-}
-
-static size_t lc__gemm_scratch_floats(const lc__gemm_kind *kd, int M, int N, int K) {
-    size_t mc = (size_t)(M < kd->mch ? M : kd->mch), nc = (size_t)(N < kd->nch ? N : kd->nch);
-    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
-    mc = (mc + (size_t)kd->mr - 1) / (size_t)kd->mr * (size_t)kd->mr;
-    nc = (nc + (size_t)kd->nr - 1) / (size_t)kd->nr * (size_t)kd->nr;
-    return (mc + nc) * kc;
-}
-
-LCIMPL size_t lc_gemm_scratch_size(const lc_ctx *ctx, int M, int N, int K) {
-    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
-    if (!kd || M <= 0 || N <= 0 || K <= 0) return 0;
-    return sizeof(float) * lc__gemm_scratch_floats(kd, M, N, K) + 64;
-}
-
-// The two kinds of task of one (jc, ic, pc) step: pack panel t (A panels
-// first, then B panels), or compute block t of C.
-typedef struct lc__gemm_step {
-    const lc__gemm_kind *kd;
-    float *C, *pa, *pb;
-    const float *A;
-    const void *B;
-    lc_dtype bt;
-    int ta, tb, ic, jc, pc, mc, nc, kc, npa, nnb;
-    float alpha, bc;
-    size_t ldc, lda, ldb;
-} lc__gemm_step;
-
-static void lc__gemm_pack_task(const lc__gemm_step *st, int t) {
-    int MR = st->kd->mr, NR = st->kd->nr;
-    if (t < st->npa) {
-        int r0 = t * MR, rows = st->mc - r0 < MR ? st->mc - r0 : MR;
-        lc__pack_a(st->kd->tpose, st->pa + (size_t)t * MR * st->kc, st->A, st->lda, st->ta,
-                   st->ic + r0, rows, st->pc, st->kc, MR);
-    } else {
-        int c0 = (t - st->npa) * NR, cols = st->nc - c0 < NR ? st->nc - c0 : NR;
-        lc__pack_b(st->kd, st->pb + (size_t)(t - st->npa) * NR * st->kc, st->B, st->bt, st->ldb,
-                   st->tb, st->jc + c0, cols, st->pc, st->kc);
-    }
-}
-
-static void lc__gemm_tile_task(const lc__gemm_step *st, int t) {
-    const lc__gemm_kind *kd = st->kd;
-    int MR = kd->mr, NR = kd->nr, kc = st->kc, ir, jr;
-    int i0 = (t / st->nnb) * kd->mc, j0 = (t % st->nnb) * kd->nci;
-    int i1 = i0 + kd->mc < st->mc ? i0 + kd->mc : st->mc;
-    int j1 = j0 + kd->nci < st->nc ? j0 + kd->nci : st->nc;
-    float tile[LC__GEMM_TILE_MAX], alpha = st->alpha, bc = st->bc;
-    for (jr = j0; jr < j1; jr += NR) {
-        const float *pb_j = st->pb + (size_t)(jr / NR) * NR * kc;
-        int cols = j1 - jr < NR ? j1 - jr : NR;
-        for (ir = i0; ir < i1; ir += MR) {
-            const float *pa_i = st->pa + (size_t)(ir / MR) * MR * kc;
-            int rows = i1 - ir < MR ? i1 - ir : MR, r, n;
-            float *c_ij = st->C + (size_t)(st->ic + ir) * st->ldc + (size_t)(st->jc + jr);
-            if (rows == MR && cols == NR) {
-                kd->ukr(kc, pa_i, pb_j, (size_t)NR, c_ij, st->ldc, alpha, bc);
-                continue;
-            }
-            kd->ukr(kc, pa_i, pb_j, (size_t)NR, tile, (size_t)NR, 1.0f, 0.0f);
-            for (r = 0; r < rows; r++)
-                for (n = 0; n < cols; n++) {
-                    float *cc = c_ij + (size_t)r * st->ldc + n;
-                    float acc = tile[r * NR + n];
-                    *cc = bc == 0.0f ? alpha * acc : alpha * acc + bc * *cc;
-                }
-        }
-    }
-}
-
-// C = alpha op(A) op(B) + beta C for the packed slabs (see the loop nest
-// above); par: split each step's tasks across threads.
-static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, const void *B,
-                             lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
-                             float beta, size_t ldc, size_t lda, size_t ldb, float *ws, int par) {
-    int MR = kd->mr, NR = kd->nr, jc, ic, pc;
-    lc__gemm_step st;
-    st.kd = kd; st.C = C; st.A = A; st.B = B; st.bt = bt; st.ta = ta; st.tb = tb;
-    st.alpha = alpha; st.ldc = ldc; st.lda = lda; st.ldb = ldb;
-    for (jc = 0; jc < N; jc += kd->nch) {
-        int nc = N - jc < kd->nch ? N - jc : kd->nch, npb = (nc + NR - 1) / NR;
-        for (ic = 0; ic < M; ic += kd->mch) {
-            int mc = M - ic < kd->mch ? M - ic : kd->mch, npa = (mc + MR - 1) / MR;
-            int nmb = (mc + kd->mc - 1) / kd->mc, nnb = (nc + kd->nci - 1) / kd->nci;
-            for (pc = 0; pc < K; pc += LC__GEMM_KC) {
-                int kc = K - pc < LC__GEMM_KC ? K - pc : LC__GEMM_KC, t;
-                st.ic = ic; st.jc = jc; st.pc = pc; st.mc = mc; st.nc = nc; st.kc = kc;
-                st.npa = npa; st.nnb = nnb; st.pa = ws; st.pb = ws + (size_t)npa * MR * kc;
-                st.bc = pc == 0 ? beta : 1.0f;
-                if (par) {
-                    LC__OMP_FOR
-                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
-                    LC__OMP_FOR
-                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
-                } else {  // inside a kernel's task: no parallel region at all
-                    for (t = 0; t < npa + npb; t++) lc__gemm_pack_task(&st, t);
-                    for (t = 0; t < nmb * nnb; t++) lc__gemm_tile_task(&st, t);
-                }
-            }
-        }
-    }
-}
-
-static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk) {
-#if defined(LC__X86)
-    static const lc__gemm_kind k512a = {8, 32, 8 * 16, 32 * 16, 8 * 16 * 8, 32 * 16 * 8,
-                                        lc__ukr8_avx512, lc__widen_avx512, lc__tpose_avx512};
-    if (ctx && ctx->simd == LOLCATS_SIMD_AVX512) {  // the 8-row kernel (lc__ukr8_avx512)
-        pk->kd = &k512a;
-        pk->ukr = k512a.ukr;
-        pk->mr = k512a.mr;
-        pk->nr = k512a.nr;
-        return 1;
-    }
-#endif
-    pk->kd = lc__gemm_kind_for(ctx);
-    pk->ukr = pk->kd ? pk->kd->ukr : NULL;
-    pk->mr = pk->kd ? pk->kd->mr : 0;
-    pk->nr = pk->kd ? pk->kd->nr : 0;
-    return pk->kd != NULL;
-}
-
-static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
-                     int kc) {
-    int r0;
-    for (r0 = 0; r0 < rows; r0 += pk->mr)
-        lc__pack_a(pk->kd->tpose, dst + (size_t)r0 * kc, A, lda, ta, r0,
-                   rows - r0 < pk->mr ? rows - r0 : pk->mr, 0, kc, pk->mr);
-}
-
-static void lc__pk_b(const lc__pk *pk, float *dst, const float *B, size_t ldb, int tb, int cols,
-                     int kc) {
-    int c0;
-    for (c0 = 0; c0 < cols; c0 += pk->nr)
-        lc__pack_b(pk->kd, dst + (size_t)c0 * kc, B, LOLCATS_DTYPE_F32, ldb, tb, c0,
-                   cols - c0 < pk->nr ? cols - c0 : pk->nr, 0, kc);
-}
-
-static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
-                         int rows, int cols) {
-    pk->kd->tpose(dst, ldd, src, lds, rows, cols);
-}
-
-static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
-                      int rows, const float *pb, size_t sb, int cols, int kc, float alpha,
-                      float beta) {
-    int i, j;
-    for (j = 0; j * pk->nr < cols; j++)
-        for (i = 0; i * pk->mr < rows; i++)
-            pk->ukr(kc, pa + (size_t)i * sa, pb + (size_t)j * sb, (size_t)pk->nr,
-                    C + (size_t)i * pk->mr * ldc + (size_t)j * pk->nr, ldc, alpha, beta);
-}
-
-static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
-                       int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
-                       float alpha, float beta) {
-    const int MR = pk->mr, NR = pk->nr;
-    float tile[LC__GEMM_TILE_MAX];
-    int i, j, r, n;
-    for (j = 0; j < cols; j += NR)
-        for (i = 0; i < rows; i += MR) {
-            const float *a = pa + (size_t)(i / MR) * sa, *b = pb + (size_t)(j / NR) * sb;
-            float *c = C + (size_t)i * ldc + j;
-            int nrow = rows - i < MR ? rows - i : MR, ncol = cols - j < NR ? cols - j : NR;
-            if (nrow == MR && ncol == NR) {
-                pk->ukr(kc, a, b, ldb, c, ldc, alpha, beta);
-                continue;
-            }
-            pk->ukr(kc, a, b, ldb, tile, (size_t)NR, 1.0f, 0.0f);
-            for (r = 0; r < nrow; r++)
-                for (n = 0; n < ncol; n++) {
-                    float *cc = c + (size_t)r * ldc + n, acc = tile[r * NR + n];
-                    *cc = beta == 0.0f ? alpha * acc : alpha * acc + beta * *cc;
-                }
-        }
-}
-
-// >>quant-gemm
-// Products with a block-quantized weight (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; GGUF):
-// W stays as stored and each block is dequantized as it streams past.
-//   y (T,O) = x (T,I) . W^T, W (O,I), I a whole number of blocks.
-// Reference (ctx NULL or scalar): per output a double sum over the row, in
-// order. Fast path (decode, T < 8): a row's blocks are dequantized once into a stack tile
-// (Q8_0 straight into registers on AVX2) and dotted with every token's x in
-// float32 (AVX2 FMA); rows are split across threads, each y element stays in
-// one thread, so results do not depend on the thread count.
-static void lc__qmm_ref(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
-    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
-    int bs = lc_dtype_block(dt), o;
-    LC__OMP_FOR_STATIC
-    for (o = 0; o < O; o++) {
-        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
-        float tile[256];
-        int t, b, l;
-        for (t = 0; t < T; t++) {
-            const float *x_t = x + (size_t)t * I;
-            double acc = 0.0;
-            for (b = 0; b < I; b += bs) {
-                lc__dequant_block(tile, w_o + (size_t)(b / bs) * bb, dt);
-                for (l = 0; l < bs; l++) acc += (double)x_t[b + l] * (double)tile[l];
-            }
-            y[(size_t)t * O + o] = (float)acc;
-        }
-    }
-}
-
-#ifdef LC__X86
-LC__TARGET_AVX2 static float lc__qdot_avx2(const float *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-    int i;
-    for (i = 0; i < n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    return lc__hsum256(_mm256_add_ps(s0, s1));
-}
-
-// Q8_0 block . x (32 weights): int8 widened in registers, scaled once.
-LC__TARGET_AVX2 static float lc__q8_dot_avx2(const unsigned char *blk, const float *x) {
-    __m256 s = _mm256_setzero_ps();
-    int i;
-    for (i = 0; i < 32; i += 8) {
-        __m128i q = _mm_loadl_epi64((const __m128i *)(const void *)(blk + 2 + i));
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x + i), s);
-    }
-    return lc_f16_to_f32((uint16_t)(blk[0] | ((unsigned)blk[1] << 8))) * lc__hsum256(s);
-}
-
-LC__TARGET_AVX2 static void lc__qmm_avx2(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
-    size_t rb = lc_dtype_row_bytes(dt, I), bb = lc_dtype_block_bytes(dt);
-    int bs = lc_dtype_block(dt), o;
-    LC__OMP_FOR_STATIC
-    for (o = 0; o < O; o++) {
-        const unsigned char *w_o = (const unsigned char *)w + (size_t)o * rb;
-        float tile[256];
-        int t, b;
-        for (t = 0; t < T; t++) y[(size_t)t * O + o] = 0.0f;
-        for (b = 0; b < I; b += bs) {
-            const unsigned char *blk = w_o + (size_t)(b / bs) * bb;
-            if (dt == LOLCATS_DTYPE_Q8_0) {
-                for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__q8_dot_avx2(blk, x + (size_t)t * I + b);
-                continue;
-            }
-            lc__dequant_block(tile, blk, dt);
-            for (t = 0; t < T; t++) y[(size_t)t * O + o] += lc__qdot_avx2(tile, x + (size_t)t * I + b, bs);
-        }
-    }
-}
-#endif
-
-static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
-#ifdef LC__X86
-    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
-        lc__qmm_avx2(y, x, w, dt, T, O, I);
-        return;
-    }
-#endif
-    (void)ctx;
-    lc__qmm_ref(y, x, w, dt, T, O, I);
-}
-
-// Prefill / training (T >= 8) with a block-quantized W: panels of 64 rows
-// are dequantized into one F32 buffer and run through the packed GEMM, so the
-// matrix is never widened whole. Returns -1 when the buffer cannot be had.
-static int lc__qmm_panels(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O,
-                          int I) {
-    enum { CH = 64 };
-    size_t rb = lc_dtype_row_bytes(dt, I), sc = lc_gemm_scratch_size(ctx, T, CH, I);
-    float *buf = (float *)LOLCATS_MALLOC((size_t)CH * (size_t)I * sizeof(float) + sc + 64);
-    int o0, r;
-    if (!buf) return -1;
-    for (o0 = 0; o0 < O; o0 += CH) {
-        int ch = O - o0 < CH ? O - o0 : CH;
-        for (r = 0; r < ch; r++)
-            lc_dequant_row(buf + (size_t)r * (size_t)I, (const unsigned char *)w + (size_t)(o0 + r) * rb, dt, I);
-        lc_gemm(ctx, y + o0, x, buf, LOLCATS_DTYPE_F32, T, ch, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I,
-                buf + (size_t)CH * (size_t)I);
-    }
-    LOLCATS_FREE(buf);
-    return 0;
-}
-
-// lc_gemm with a block-quantized B: B's rows (N,K) with trans_b, else (K,N),
-// each a whole number of blocks and ldb == that row length, are dequantized
-// into a transient F32 copy, then the F32 product runs (bit-identical to
-// lc_gemm on the dequantized matrix). The forward y = x W^T goes through
-// lc_matmul's lc__qmm instead, which never widens the whole matrix.
-static void lc__gemm_q(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype dt, int M, int N,
-                       int K, int trans_a, int trans_b, float alpha, float beta, size_t ldc, size_t lda,
-                       size_t ldb, void *scratch) {
-    int rows = trans_b ? N : K, len = trans_b ? K : N, r;
-    size_t rb = lc_dtype_row_bytes(dt, len);
-    float *Bf = (float *)LOLCATS_MALLOC((size_t)rows * (size_t)len * sizeof(float) + 1);
-    LOLCATS_ASSERT(rb != 0 && ldb == (size_t)len);
-    if (!Bf) {   // no memory: NaN out rather than a silent wrong product
-        int i, j;
-        for (i = 0; i < M; i++) for (j = 0; j < N; j++) C[(size_t)i * ldc + j] = (float)NAN;
-        return;
-    }
-    for (r = 0; r < rows; r++)
-        lc_dequant_row(Bf + (size_t)r * (size_t)len, (const unsigned char *)B + (size_t)r * rb, dt, len);
-    lc_gemm(ctx, C, A, Bf, LOLCATS_DTYPE_F32, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
-    LOLCATS_FREE(Bf);
-}
-
-LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype b_dtype,
-                    int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
-                    size_t ldc, size_t lda, size_t ldb, void *scratch) {
-    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
-    void *own = NULL;
-    if (lc_dtype_block(b_dtype) > 1) {   // GGUF block types (>>quant-gemm)
-        lc__gemm_q(ctx, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb, scratch);
-        return;
-    }
-    LOLCATS_ASSERT(b_dtype == LOLCATS_DTYPE_F32 || b_dtype == LOLCATS_DTYPE_BF16 ||
-                   b_dtype == LOLCATS_DTYPE_F16);
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {  // empty sum: C = beta C
-        int i, j;
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) {
-                float *c_ij = C + (size_t)i * ldc + j;
-                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
-            }
-        return;
-    }
-    if (!kd) {
-        lc__gemm_ref(C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb);
-        return;
-    }
-    if (!scratch) {
-        own = LOLCATS_MALLOC(lc_gemm_scratch_size(ctx, M, N, K));
-        LOLCATS_ASSERT(own != NULL);
-        scratch = own;
-    }
-    {
-        uintptr_t p = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;  // 64-byte aligned panels
-        lc__gemm_blocked(kd, C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda,
-                         ldb, (float *)p, 1);
-    }
-    if (own) LOLCATS_FREE(own);
-}
-
-// The products inside the attention kernels: all F32, one thread (they run
-// inside the kernels' per-head tasks), workspace from the caller. The scalar
-// path stays the double-accumulating definition.
-static size_t lc__mm_ws_floats(int M, int N, int K) {  // bound for every kind
-    size_t kc = (size_t)(K < LC__GEMM_KC ? K : LC__GEMM_KC);
-    return ((size_t)M + 14 + (size_t)N + 32) * kc;
-}
-
-static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
-                   int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
-                   size_t ldb, float *ws) {
-    const lc__gemm_kind *kd = lc__gemm_kind_for(ctx);
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        int i, j;
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) {
-                float *c_ij = C + (size_t)i * ldc + j;
-                *c_ij = beta == 0.0f ? 0.0f : beta * *c_ij;
-            }
-    } else if (!kd) {
-        int i, j, k;  // serial copy of lc__gemm_ref (no threads inside tasks)
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) {
-                double sum = 0;
-                float *c_ij = C + (size_t)i * ldc + j;
-                for (k = 0; k < K; k++)
-                    sum += (double)(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
-                           (double)(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
-                *c_ij = beta == 0.0f ? alpha * (float)sum : alpha * (float)sum + beta * *c_ij;
-            }
-    } else {
-        lc__gemm_blocked(kd, C, A, B, LOLCATS_DTYPE_F32, M, N, K, ta, tb, alpha, beta, ldc, lda,
-                         ldb, ws, 0);
-    }
-}
-
-// GEMV. Each row: y_o = sum_i W[o,i] x_i, 4 vector accumulators, W widened
-// in registers; one task per block of rows.
-static float lc__gemv_row_ref(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
-    double s = 0;
-    int i;
-    for (i = 0; i < n; i++) s += (double)lc__wload(W, dt, off + (size_t)i) * (double)x[i];
-    return (float)s;
-}
-
-#if defined(LC__X86)
-LC__TARGET_AVX512 static __m512 lc__ld16_avx512(const void *W, lc_dtype dt, size_t i) {
-    if (dt == LOLCATS_DTYPE_BF16) {
-        __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
-        return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
-    }
-    if (dt == LOLCATS_DTYPE_F16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + i)));
-    return _mm512_loadu_ps((const float *)W + i);
-}
-
-LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, size_t off,
-                                                   const float *x, int n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    float lanes[16], s = 0;
-    int i = 0, l;
-    for (; i + 64 <= n; i += 64) {
-        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
-        s1 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16), _mm512_loadu_ps(x + i + 16), s1);
-        s2 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 32), _mm512_loadu_ps(x + i + 32), s2);
-        s3 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 48), _mm512_loadu_ps(x + i + 48), s3);
-    }
-    for (; i + 16 <= n; i += 16)
-        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
-    _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-    for (l = 0; l < 16; l++) s += lanes[l];
-    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
-    return s;
-}
-
-__attribute__((target("avx2,fma,f16c"))) static __m256 lc__ld8_avx2(const void *W, lc_dtype dt,
-                                                                   size_t i) {
-    if (dt == LOLCATS_DTYPE_BF16) {
-        __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
-    }
-    if (dt == LOLCATS_DTYPE_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + i)));
-    return _mm256_loadu_ps((const float *)W + i);
-}
-
-__attribute__((target("avx2,fma,f16c"))) static float lc__gemv_row_avx2(const void *W,
-                                                                       lc_dtype dt, size_t off,
-                                                                       const float *x, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    float s;
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
-        s1 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 8), _mm256_loadu_ps(x + i + 8), s1);
-        s2 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 16), _mm256_loadu_ps(x + i + 16), s2);
-        s3 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 24), _mm256_loadu_ps(x + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
-    s = lc__hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
-    return s;
-}
-#endif
-
-#if defined(LC__NEON)
-static float32x4_t lc__ld4_neon(const void *W, lc_dtype dt, size_t i) {
-    if (dt == LOLCATS_DTYPE_BF16)
-        return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)W + i), 16));
-    if (dt == LOLCATS_DTYPE_F16)
-        return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)W + i)));
-    return vld1q_f32((const float *)W + i);
-}
-
-static float lc__gemv_row_neon(const void *W, lc_dtype dt, size_t off, const float *x, int n) {
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
-    float s;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
-        s1 = vfmaq_f32(s1, lc__ld4_neon(W, dt, off + i + 4), vld1q_f32(x + i + 4));
-        s2 = vfmaq_f32(s2, lc__ld4_neon(W, dt, off + i + 8), vld1q_f32(x + i + 8));
-        s3 = vfmaq_f32(s3, lc__ld4_neon(W, dt, off + i + 12), vld1q_f32(x + i + 12));
-    }
-    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, lc__ld4_neon(W, dt, off + i), vld1q_f32(x + i));
-    s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
-    return s;
-}
-#endif
-
-LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype, const float *x,
-                    int O, int I, size_t ldw) {
-    float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
-    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
-    if (lc_dtype_block(w_dtype) > 1) {   // GGUF block types: rows of ldw == I weights
-        LOLCATS_ASSERT(ldw == (size_t)I);
-        lc__qmm(ctx, y, x, W, w_dtype, 1, O, I);
-        return;
-    }
-    LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
-                   w_dtype == LOLCATS_DTYPE_F16);
-#if defined(LC__X86)
-    if (s == LOLCATS_SIMD_AVX512) row = lc__gemv_row_avx512;
-    if (s == LOLCATS_SIMD_AVX2) row = lc__gemv_row_avx2;
-#endif
-#if defined(LC__NEON)
-    if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
-#endif
-    (void)s;
-    // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
-    rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
-    rows = rows < 16 ? 16 : rows;
-    LC__OMP_FOR
-    for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
-        int o, o1 = blk * rows + rows < O ? blk * rows + rows : O;
-        for (o = blk * rows; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
-    }
-}
-// >>impl-gemm-end
-
-// >>impl-model
-// >>model-platform
-// (platform, allocator, OpenMP and SIMD macros: see the platform section)
-#define LC__ROPE_MAX_HALF 512   // head_dim <= 1024
-static void *lc__mcalloc(size_t n, size_t size) {
-    void *p;
-    if (size && n > ((size_t)-1) / size) return NULL;
-    p = LOLCATS_MALLOC(n * size > 0 ? n * size : 1);
-    if (p) memset(p, 0, n * size);
-    return p;
-}
-
+// >>model-load
 // Reads a small text/binary file into a NUL-terminated heap buffer.
 static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error *err) {
     FILE *fp;
@@ -8103,144 +9527,6 @@ static lc_status lc__read_all(const char *path, char **out, size_t *n, lc_error 
     return LOLCATS_OK;
 }
 
-// >>model-dtype
-static float lc__m_at(const void *w, lc_dtype dtype, size_t i) {
-    uint16_t h;
-    float f;
-    if (lc_dtype_block(dtype) > 1) {   // GGUF block types: rows are whole blocks, so i / block is the block
-        float tile[256];
-        size_t bs = (size_t)lc_dtype_block(dtype);
-        lc__dequant_block(tile, (const unsigned char *)w + (i / bs) * lc_dtype_block_bytes(dtype), dtype);
-        return tile[i % bs];
-    }
-    if (dtype == LOLCATS_DTYPE_F32) { memcpy(&f, (const unsigned char *)w + 4 * i, 4); return f; }
-    memcpy(&h, (const unsigned char *)w + 2 * i, 2);
-    return dtype == LOLCATS_DTYPE_BF16 ? lc_bf16_to_f32(h) : lc_f16_to_f32(h);
-}
-
-LCIMPL float lc_weight_get(const lc_weight *w, int64_t i) {
-    return lc__m_at(w->data, w->dtype, (size_t)i);
-}
-
-
-// >>model-matmul
-// y (T,O) = x (T,I) . W^T, W (O,I) in F32/F16/BF16. Cost 2*T*O*I flops.
-// Reference: one dot product per output, in order, accumulated in double (as
-// the core's lc__dot_ref); the AVX2 kernel accumulates in float32.
-static void lc__matmul_ref(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
-                           int I) {
-    int o;
-    LC__OMP_FOR_STATIC
-    for (o = 0; o < O; o++) {
-        int t, i;
-        for (t = 0; t < T; t++) {
-            const float *x_t = x + (size_t)t * I;
-            double acc = 0.0;
-            for (i = 0; i < I; i++) acc += (double)x_t[i] * (double)lc__m_at(w, dtype, (size_t)o * I + i);
-            y[(size_t)t * O + o] = (float)acc;
-        }
-    }
-}
-
-#ifdef LC__X86
-LC__TARGET_AVX2 static inline __m256 lc__ld8_f32(const void *w, size_t i) {
-    return _mm256_loadu_ps((const float *)w + i);
-}
-LC__TARGET_AVX2 static inline __m256 lc__ld8_bf16(const void *w, size_t i) {
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-LC__TARGET_AVX2 static inline __m256 lc__ld8_f16(const void *w, size_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-}
-
-// Block kernel: rows o0..o0+3 of W against all T tokens, 4 rows x 2 tokens of
-// accumulators; missing rows / the odd token repeat a valid one and are not stored.
-#define LC__M_GEMM_BLOCK(NAME, LD)                                                        \
-    LC__TARGET_AVX2 static void NAME(float *y, const float *x, const void *w, int T, int O,   \
-                                  int I, int o0) {                                         \
-        size_t r[4];                                                                       \
-        int nr = O - o0 < 4 ? O - o0 : 4, a, t;                                            \
-        for (a = 0; a < 4; a++) r[a] = (size_t)(o0 + (a < nr ? a : 0)) * (size_t)I;        \
-        for (t = 0; t < T; t += 2) {                                                       \
-            const float *x0 = x + (size_t)t * I;                                           \
-            const float *x1 = t + 1 < T ? x0 + I : x0;                                     \
-            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,  \
-                   c21 = c00, c30 = c00, c31 = c00;                                        \
-            float s[4][2];                                                                 \
-            int i = 0;                                                                     \
-            for (; i + 8 <= I; i += 8) {                                                   \
-                __m256 xa = _mm256_loadu_ps(x0 + i), xb = _mm256_loadu_ps(x1 + i), wv;     \
-                wv = LD(w, r[0] + i); c00 = _mm256_fmadd_ps(wv, xa, c00);                  \
-                c01 = _mm256_fmadd_ps(wv, xb, c01);                                        \
-                wv = LD(w, r[1] + i); c10 = _mm256_fmadd_ps(wv, xa, c10);                  \
-                c11 = _mm256_fmadd_ps(wv, xb, c11);                                        \
-                wv = LD(w, r[2] + i); c20 = _mm256_fmadd_ps(wv, xa, c20);                  \
-                c21 = _mm256_fmadd_ps(wv, xb, c21);                                        \
-                wv = LD(w, r[3] + i); c30 = _mm256_fmadd_ps(wv, xa, c30);                  \
-                c31 = _mm256_fmadd_ps(wv, xb, c31);                                        \
-            }                                                                              \
-            s[0][0] = lc__hsum256(c00); s[0][1] = lc__hsum256(c01);                            \
-            s[1][0] = lc__hsum256(c10); s[1][1] = lc__hsum256(c11);                            \
-            s[2][0] = lc__hsum256(c20); s[2][1] = lc__hsum256(c21);                            \
-            s[3][0] = lc__hsum256(c30); s[3][1] = lc__hsum256(c31);                            \
-            for (; i < I; i++)                                                             \
-                for (a = 0; a < 4; a++) {                                                  \
-                    float wi = lc__m_at(w, DT_OF_##LD, r[a] + i);                          \
-                    s[a][0] += wi * x0[i];                                                 \
-                    s[a][1] += wi * x1[i];                                                 \
-                }                                                                          \
-            for (a = 0; a < nr; a++) {                                                     \
-                y[(size_t)t * O + o0 + a] = s[a][0];                                       \
-                if (t + 1 < T) y[(size_t)(t + 1) * O + o0 + a] = s[a][1];                  \
-            }                                                                              \
-        }                                                                                  \
-    }
-#define DT_OF_lc__ld8_f32 LOLCATS_DTYPE_F32
-#define DT_OF_lc__ld8_bf16 LOLCATS_DTYPE_BF16
-#define DT_OF_lc__ld8_f16 LOLCATS_DTYPE_F16
-LC__M_GEMM_BLOCK(lc__gemm_blk_f32, lc__ld8_f32)
-LC__M_GEMM_BLOCK(lc__gemm_blk_bf16, lc__ld8_bf16)
-LC__M_GEMM_BLOCK(lc__gemm_blk_f16, lc__ld8_f16)
-#undef DT_OF_lc__ld8_f32
-#undef DT_OF_lc__ld8_bf16
-#undef DT_OF_lc__ld8_f16
-
-typedef void (*lc__gemm_blk_fn)(float *, const float *, const void *, int, int, int, int);
-
-static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dtype, int T, int O,
-                            int I) {
-    lc__gemm_blk_fn fn = dtype == LOLCATS_DTYPE_BF16  ? lc__gemm_blk_bf16
-                         : dtype == LOLCATS_DTYPE_F16 ? lc__gemm_blk_f16
-                                                   : lc__gemm_blk_f32;
-    int nb = (O + 3) / 4, b;
-    LC__OMP_FOR_STATIC
-    for (b = 0; b < nb; b++) fn(y, x, w, T, O, I, 4 * b);
-}
-#endif
-
-LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
-                      int T, int O, int I) {
-    if (lc_dtype_block(dtype) > 1) {   // GGUF block types, dequantized as they stream (>>quant-gemm)
-        if (!(ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8 && lc__qmm_panels(ctx, y, x, w, dtype, T, O, I) == 0))
-            lc__qmm(ctx, y, x, w, dtype, T, O, I);
-        return;
-    }
-    if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM
-        lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
-        return;
-    }
-#ifdef LC__X86
-    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
-        lc__matmul_avx2(y, x, w, dtype, T, O, I);
-        return;
-    }
-#endif
-    (void)ctx;
-    lc__matmul_ref(y, x, w, dtype, T, O, I);
-}
-
-// >>model-load
 typedef struct lc__model_priv {
     lc__map *maps;
     int n_maps;
@@ -8549,458 +9835,816 @@ LCIMPL lc_status lc_model_load(lc_model *m, const char *path, lc_error *err) {
     return lc_model_load_llama2c(m, path, err);
 }
 
-// >>model-forward
-// Inverse frequencies of RoPE as Hugging Face computes them (float32), with
-// Llama 3.1 "llama3" scaling when the config asks for it
-// (transformers' _compute_llama3_parameters):
-//   f_i = theta^(-2i/D);  wavelength w_i = 2 pi / f_i
-//   w_i > orig/low:   f_i / factor          w_i < orig/high:  f_i
-//   in between:       (1 - s) f_i / factor + s f_i,  s = (orig/w_i - low) / (high - low)
-LCIMPL void lc_rope_inv_freq(float *inv, const lc_model_config *c) {
-    int D = c->head_dim, i;
-    for (i = 0; i < D / 2; i++) {
-        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)D));
-        if (c->rope_llama3) {
-            double lff = (double)c->rope_low_freq_factor, hff = (double)c->rope_high_freq_factor;
-            double fac = (double)c->rope_factor, fd = (double)f;
-            double lo = c->rope_orig_max_pos / lff, hi = c->rope_orig_max_pos / hff;
-            double wl = 2.0 * 3.14159265358979323846 / fd;
-            if (wl > lo) f = (float)(fd / fac);
-            else if (wl >= hi) {
-                double sm = (c->rope_orig_max_pos / wl - lff) / (hff - lff);
-                f = (float)((1.0 - sm) * fd / fac + sm * fd);
-            }
-        }
-        inv[i] = f;
-    }
-}
+// >>model-hf
+typedef struct lc__hf_shards {
+    lc_st_file **f;
+    int n;
+} lc__hf_shards;
 
-LCIMPL void lc_model_rope_table(float *cos_t, float *sin_t, const lc_model_config *c, int pos0,
-                                int T) {
-    float inv[LC__ROPE_MAX_HALF];
-    int half = c->head_dim / 2, t, i;
-    LOLCATS_ASSERT(half <= LC__ROPE_MAX_HALF);
-    lc_rope_inv_freq(inv, c);
-    for (t = 0; t < T; t++)
-        for (i = 0; i < half; i++) {
-            float ang = (float)(pos0 + t) * inv[i];      // float32 product, as HF
-            cos_t[(size_t)t * half + i] = (float)cos((double)ang);
-            sin_t[(size_t)t * half + i] = (float)sin((double)ang);
-        }
-}
-
-LCIMPL void lc_run_free(lc_run *r) {
-    if (!r) return;
-    LOLCATS_FREE(r->nll_acc);     // the one allocation starts there
-    memset(r, 0, sizeof *r);
-}
-
-LCIMPL void lc_run_reset(lc_run *r) { r->pos = 0; }
-
-LCIMPL lc_status lc_run_truncate(lc_run *r, int pos, lc_error *err) {
-    if (pos < 0 || pos > r->pos)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_run_truncate to position %d, but the cache "
-                            "holds %d tokens: give 0..%d", pos, r->pos, r->pos);
-    r->pos = pos;
-    return LOLCATS_OK;
-}
-
-LCIMPL lc_status lc_run_init(lc_run *r, const lc_model *m, int ctx, int max_tokens,
-                             lc_error *err) {
-    const lc_model_config *c = &m->cfg;
-    int D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers, dim = c->dim, T, l, i;
-    size_t kv, n, qd, xd, nw = (size_t)(2 * L + 1) * dim;
-    float *mem;
-    memset(r, 0, sizeof *r);
-    if (ctx <= 0) ctx = c->seq_len;
-    if (max_tokens <= 0) max_tokens = 1;
-    if (max_tokens > ctx) max_tokens = ctx;
-    T = max_tokens;
-    kv = (size_t)L * Hk * (size_t)ctx * D;
-    qd = (size_t)H * D;
-    xd = qd > (size_t)dim ? qd : (size_t)dim;
-    n = 2 * kv + (size_t)ctx * D + nw +
-        (size_t)T * ((size_t)dim + xd + qd + qd + 2 * (size_t)Hk * D + 2 * (size_t)c->hidden_dim) +
-        (size_t)H * ctx + (size_t)c->vocab_size;
-    n += 4 * (size_t)T + 4;       // nll_acc: 2T doubles, first (aligned)
-    mem = (float *)lc__mcalloc(n, sizeof(float));
-    if (!mem)
-        return lc_error_set(err, LOLCATS_ERR_NOMEM,
-                        "out of memory allocating %zu MiB of KV cache and activations for ctx "
-                        "%d; lower --ctx",
-                        n * 4 >> 20, ctx);
-    r->ctx = ctx; r->max_tokens = T; r->bytes = n * sizeof(float);
-    r->nll_acc = (double *)(void *)mem; mem += 4 * (size_t)T + 4;
-    r->key_cache = mem; mem += kv;
-    r->value_cache = mem; mem += kv;
-    r->rope_cos = mem; mem += (size_t)ctx * D / 2;
-    r->rope_sin = mem; mem += (size_t)ctx * D / 2;
-    r->norm_w = mem; mem += nw;
-    r->x = mem; mem += (size_t)T * dim;
-    r->xb = mem; mem += (size_t)T * xd;
-    r->xb2 = mem; mem += (size_t)T * qd;
-    r->q = mem; mem += (size_t)T * qd;
-    r->k = mem; mem += (size_t)T * Hk * D;
-    r->v = mem; mem += (size_t)T * Hk * D;
-    r->hb = mem; mem += (size_t)T * c->hidden_dim;
-    r->hb2 = mem; mem += (size_t)T * c->hidden_dim;
-    r->att = mem; mem += (size_t)H * ctx;
-    r->logits = mem;
-    lc_model_rope_table(r->rope_cos, r->rope_sin, c, 0, ctx);
-    for (l = 0; l < L; l++)
-        for (i = 0; i < dim; i++) {
-            r->norm_w[(size_t)(2 * l) * dim + i] = lc_weight_get(&m->layers[l].rms_att, i);
-            r->norm_w[(size_t)(2 * l + 1) * dim + i] = lc_weight_get(&m->layers[l].rms_ffn, i);
-        }
-    for (i = 0; i < dim; i++) r->norm_w[(size_t)2 * L * dim + i] = lc_weight_get(&m->rms_final, i);
-    return LOLCATS_OK;
-}
-
-static void lc__model_mm(const lc_ctx *ctx, float *y, const float *x, const lc_weight *w, int T) {
-    lc_matmul(ctx, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
-}
-
-// >>qwen-forward
-// What Qwen adds between the q/k/v projections (T rows) and RoPE: the q/k/v
-// biases (Qwen2), then an RMSNorm of each head of q and of k (Qwen3). A no-op
-// for Llama / Mistral (the weights' data are NULL). rstd_q (T*H) / rstd_k
-// (T*Hk), when not NULL, get the norms' reciprocal RMS (for a backward pass).
-static void lc__qwen_bias(float *y, const lc_weight *b, int T) {
-    int t, i, n = (int)b->cols;
-    for (t = 0; t < T; t++)
-        for (i = 0; i < n; i++) y[(size_t)t * n + i] += lc_weight_get(b, i);
-}
-
-static void lc__qwen_head_norm(float *y, float *rstd, const lc_weight *w, int rows, int D, float eps) {
-    float wf[2 * LC__ROPE_MAX_HALF];
+static void lc__model_free_st(lc__model_priv *pv) {
+    lc__hf_shards *sh = (lc__hf_shards *)pv->st;
     int i;
-    for (i = 0; i < D; i++) wf[i] = lc_weight_get(w, i);
-    lc_rmsnorm_fwd(y, rstd, y, wf, rows, D, eps);   // in place: each element is read before it is written
+    if (!sh) return;
+    for (i = 0; i < sh->n; i++) lc_st_close(sh->f[i]);
+    LOLCATS_FREE(sh->f);
+    LOLCATS_FREE(sh);
+    pv->st = NULL;
 }
 
-static void lc__qwen_qkv(const lc_model_config *c, const lc_layer_weights *lw, float *q, float *k, float *v,
-                         int T, float *rstd_q, float *rstd_k) {
-    if (lw->bq.data) {
-        lc__qwen_bias(q, &lw->bq, T);
-        lc__qwen_bias(k, &lw->bk, T);
-        lc__qwen_bias(v, &lw->bv, T);
+// >>model-gguf
+// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral; qwen2,
+// qwen3 with their biases / q-k norms, >>qwen-config) as the
+// Hugging Face loader would give it: metadata mapped to the config, tensors
+// under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
+// the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
+// h*D + j*D/2 + i). Weights are read in place in their stored dtype, the
+// block-quantized ones too (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: the matmuls
+// dequantize them as they stream, >>quant-gemm); only the permuted q/k
+// matrices are copies (same dtype, owned by the model).
+typedef struct lc__gguf_model {
+    lc_gguf_file *f;
+    void **bufs;
+    int n_bufs, cap_bufs;
+} lc__gguf_model;
+
+static void lc__gguf_model_free(void *p) {
+    lc__gguf_model *g = (lc__gguf_model *)p;
+    int i;
+    if (!g) return;
+    for (i = 0; i < g->n_bufs; i++) LOLCATS_FREE(g->bufs[i]);
+    LOLCATS_FREE(g->bufs);
+    lc_gguf_close(g->f);
+    LOLCATS_FREE(g);
+}
+
+static void *lc__gguf_model_alloc(lc__gguf_model *g, size_t bytes) {
+    void *p;
+    if (g->n_bufs == g->cap_bufs) {
+        int cap = g->cap_bufs ? 2 * g->cap_bufs : 64;
+        void **nb = (void **)LOLCATS_REALLOC(g->bufs, (size_t)cap * sizeof *nb);
+        if (!nb) return NULL;
+        g->bufs = nb;
+        g->cap_bufs = cap;
     }
-    if (lw->q_norm.data) {
-        lc__qwen_head_norm(q, rstd_q, &lw->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
-        lc__qwen_head_norm(k, rstd_k, &lw->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
+    if (!(p = LOLCATS_MALLOC(bytes ? bytes : 1))) return NULL;
+    g->bufs[g->n_bufs++] = p;
+    return p;
+}
+
+// Weight `name` of shape (rows, cols) (a vector: rows == 1, stored 1-D);
+// heads > 0: q/k rows permuted back to Hugging Face's order.
+static lc_status lc__gguf_weight(lc__gguf_model *g, lc_weight *w, const char *name, int64_t rows, int64_t cols,
+                                 int heads, lc_error *err) {
+    const lc_tensor *t = lc_gguf_find(g->f, name);
+    const char *path = lc_gguf_path(g->f);
+    size_t rb;
+    int64_t r, D;
+    if (!t) return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (rows == 1 ? !(t->ndim == 1 && t->shape[0] == cols) : !(t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] "
+                            "from the metadata (PyTorch order)", path, name, (long long)t->shape[0],
+                            t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+                            (long long)rows, (long long)cols);
+    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 && t->dtype != LOLCATS_DTYPE_BF16 &&
+        lc_dtype_block(t->dtype) <= 1)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; weights must be F32, F16, BF16 or "
+                            "a block type", path, name, lc_dtype_name(t->dtype));
+    *w = lc__w(t->data, t->dtype, rows, cols);
+    if (heads <= 0) return LOLCATS_OK;
+    {   // q / k: rows back in Hugging Face's order, an owned copy in the stored dtype
+        unsigned char *dst;
+        rb = lc_dtype_row_bytes(t->dtype, cols);
+        if (!(dst = (unsigned char *)lc__gguf_model_alloc(g, (size_t)rows * rb)))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, name);
+        D = rows / heads;
+        for (r = 0; r < rows; r++) {
+            int64_t src = (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2);
+            memcpy(dst + (size_t)r * rb, (const unsigned char *)t->data + (size_t)src * rb, rb);
+        }
+        *w = lc__w(dst, t->dtype, rows, cols);
     }
+    return LOLCATS_OK;
 }
 
-// Heads (Hk, T, D) into the cache (Hk, ctx, D) at positions pos0 .. pos0+T-1.
-static void lc__kv_store(float *cache, const float *heads, int Hk, int T, int D, int ctx, int pos0) {
-    int h;
-    for (h = 0; h < Hk; h++)
-        memcpy(cache + ((size_t)h * ctx + pos0) * D, heads + (size_t)h * T * D,
-               sizeof(float) * (size_t)T * D);
+// "{arch}.key" as an integer (def when absent and def >= 0; required otherwise).
+static lc_status lc__gguf_cfg_int(const lc_gguf_file *f, const char *arch, const char *key, int def, int *out,
+                                  lc_error *err) {
+    char k[128];
+    int64_t v;
+    lc_status st;
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (!lc_gguf_find_kv(f, k) && def >= 0) { *out = def; return LOLCATS_OK; }
+    if ((st = lc_gguf_get_int(f, k, &v, err))) return st;
+    if (v < 0 || v > INT32_MAX)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", lc_gguf_path(f), k,
+                            (long long)v);
+    *out = (int)v;
+    return LOLCATS_OK;
 }
 
-// >>prefill-attn
-// Fast form of lc__model_attn for a chunk of T > 1 queries (prefill): per
-// query head, blocks of LC__PF_TB queries; the block's keys (those the first
-// query sees through those the last one sees, at most n_ctx) go through the
-// one-thread GEMM: S = Q_b K_b^T / sqrt(D); each row's softmax over its own
-// keys (causal, window), the others set to 0; Y_b = (P V_b) / sum. Same sums
-// as the scalar loop in another order: equal within fp32 rounding. Each head
-// is one task, so the result does not depend on the thread count. Returns 0
-// (nothing written) when its scratch cannot be had.
-#define LC__PF_TB 64
-static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
-                                const float *vc, int H, int Hk, int T, int D, int n_ctx,
-                                int pos0, int window) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = 1.0f / sqrtf((float)D);
-    int tb = T < LC__PF_TB ? T : LC__PF_TB, nkmax = pos0 + T, h;
-    size_t ws, a, per;
-    float *mem;
-    if (window > 0 && nkmax > tb + window - 1) nkmax = tb + window - 1;
-    ws = lc__mm_ws_floats(tb, nkmax, D);
-    a = lc__mm_ws_floats(tb, D, nkmax);
-    ws = a > ws ? a : ws;
-    per = ((size_t)tb * nkmax + 15) / 16 * 16 + ws + 16;  // S, then ws (64-byte aligned)
-    mem = (float *)LOLCATS_MALLOC(sizeof(float) * per * (size_t)H);
-    if (!mem) return 0;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1)
-#endif
-    for (h = 0; h < H; h++) {
-        const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
-        const float *v_h = vc + (size_t)(h / (H / Hk)) * n_ctx * D;
-        float *S = mem + per * (size_t)h;
-        float *w = (float *)(((uintptr_t)(S + ((size_t)tb * nkmax + 15) / 16 * 16) + 63) &
-                             ~(uintptr_t)63);
-        int t0, t;
-        for (t0 = 0; t0 < T; t0 += tb) {
-            int nb = T - t0 < tb ? T - t0 : tb, i1 = pos0 + t0 + nb - 1;
-            int j0 = window > 0 && pos0 + t0 - window + 1 > 0 ? pos0 + t0 - window + 1 : 0;
-            int nk = i1 + 1 - j0;
-            lc__mm(ctx, S, qh + ((size_t)h * T + t0) * D, k_h + (size_t)j0 * D, nb, nk, D, 0, 1,
-                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, w);
-            for (t = 0; t < nb; t++) {
-                int i = pos0 + t0 + t, lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
-                float *s = S + (size_t)t * nk, mx;
-                int j;
-                lo -= j0;
-                for (j = 0; j < lo; j++) s[j] = 0.0f;
-                for (j = i + 1 - j0; j < nk; j++) s[j] = 0.0f;
-                mx = P->max(s + lo, 1.0f, i + 1 - j0 - lo);
-                            P->scal(s + lo, (float)(1.0 / P->exp_sum(s + lo, s + lo, 1.0f, mx, i + 1 - j0 - lo)),
-                        i + 1 - j0 - lo);
+static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, const char *arch, lc_error *err) {
+    const char *path = lc_gguf_path(f);
+    const lc_tensor *emb = lc_gguf_find(f, "token_embd.weight");
+    char k[128];
+    double x;
+    int rope_dims;
+    lc_status st;
+    int64_t v;
+    if ((st = lc__gguf_cfg_int(f, arch, "embedding_length", -1, &c->dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "feed_forward_length", -1, &c->hidden_dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "block_count", -1, &c->n_layers, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.head_count", -1, &c->n_heads, err)))
+        return st;
+    if ((st = lc__gguf_cfg_int(f, arch, "attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "context_length", 2048, &c->seq_len, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.key_length", c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "rope.dimension_count", c->head_dim, &rope_dims, err)) ||
+        (st = lc__gguf_cfg_int(f, arch, "attention.sliding_window", 0, &c->sliding_window, err)))
+        return st;
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
+    if ((st = lc_gguf_get_float(f, k, &x, err))) return st;
+    c->norm_eps = (float)x;
+    snprintf(k, sizeof k, "%s.rope.freq_base", arch);
+    c->rope_theta = 10000.0f;
+    if (lc_gguf_find_kv(f, k)) { if ((st = lc_gguf_get_float(f, k, &x, err))) return st; c->rope_theta = (float)x; }
+    if (rope_dims != c->head_dim)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count %d differs from the head "
+                            "size %d (partial rotary embeddings are not supported)", path, arch, rope_dims, c->head_dim);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    if (lc_gguf_find_kv(f, "rope_freqs.weight") || lc_gguf_find(f, "rope_freqs.weight") || lc_gguf_find_kv(f, k))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: RoPE scaling (rope_freqs.weight or %s) is not read "
+                            "from GGUF yet; load the model's Hugging Face directory instead", path, k);
+    if (!emb || emb->ndim != 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor 'token_embd.weight' is %s", path,
+                            emb ? "not 2-D" : "missing");
+    c->vocab_size = emb->shape[0] <= INT32_MAX ? (int)emb->shape[0] : -1;
+    c->tied = lc_gguf_find(f, "output.weight") == NULL;
+    c->bos_id = c->eos_id = -1;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) c->bos_id = (int)v;
+    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
+    if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen3")) {   // as >>qwen-config: no window, biases / q-k norms
+        c->sliding_window = 0;
+        c->qkv_bias = arch[4] == '2';
+        c->qk_norm = arch[4] == '3';
+    }
+    snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
+    return lc__model_check_cfg(c, path, err);
+}
+
+// Qwen's extra tensors of layer l, rows as stored (llama.cpp's converter
+// permutes q/k only for llama): qwen2's attn_q/k/v.bias -> bq/bk/bv, qwen3's
+// attn_q_norm/attn_k_norm -> q_norm/k_norm (head_dim from key_length).
+static lc_status lc__gguf_qwen_layer(lc__gguf_model *g, const lc_model_config *c, lc_layer_weights *lw, int l,
+                                     lc_error *err) {
+    int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    char nm[64];
+    lc_status st;
+#define LC__GQ(field, name, n)                                                 \
+    snprintf(nm, sizeof nm, "blk.%d." name, l);                               \
+    if ((st = lc__gguf_weight(g, &lw->field, nm, 1, n, 0, err))) return st;
+    if (c->qkv_bias) {
+        LC__GQ(bq, "attn_q.bias", qd)
+        LC__GQ(bk, "attn_k.bias", kvd)
+        LC__GQ(bv, "attn_v.bias", kvd)
+    }
+    if (c->qk_norm) {
+        LC__GQ(q_norm, "attn_q_norm.weight", c->head_dim)
+        LC__GQ(k_norm, "attn_k_norm.weight", c->head_dim)
+    }
+#undef LC__GQ
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {
+    static const char *const names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                                         "ffn_gate", "ffn_down", "ffn_up"};
+    lc__gguf_model *g;
+    lc__model_priv *pv;
+    lc_model_config *c = &m->cfg;
+    const char *arch = NULL;
+    lc_status st;
+    int l, k;
+    memset(m, 0, sizeof *m);
+    g = (lc__gguf_model *)lc__mcalloc(1, sizeof *g);
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    if (!g || !pv) { LOLCATS_FREE(g); LOLCATS_FREE(pv); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
+    pv->gguf = g;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_GGUF;
+    if ((st = lc_gguf_open(&g->f, path, err))) goto fail;
+    if ((st = lc_gguf_get_str(g->f, "general.architecture", &arch, err))) goto fail;
+    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")) {
+        st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; lolcats runs GGUF "
+                          "models of the llama (Llama 1/2/3, Mistral), qwen2 (Qwen2/2.5) and qwen3 architectures",
+                          path, arch);
+        goto fail;
+    }
+    if ((st = lc__gguf_config(c, g->f, arch, err))) goto fail;
+    if (!(m->layers = (lc_layer_weights *)lc__mcalloc((size_t)c->n_layers, sizeof *m->layers))) {
+        st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    {
+        int64_t dim = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+        int64_t hid = c->hidden_dim;
+        if ((st = lc__gguf_weight(g, &m->tok_emb, "token_embd.weight", c->vocab_size, dim, 0, err)) ||
+            (st = lc__gguf_weight(g, &m->rms_final, "output_norm.weight", 1, dim, 0, err)))
+            goto fail;
+        if (c->tied) m->wcls = m->tok_emb;
+        else if ((st = lc__gguf_weight(g, &m->wcls, "output.weight", c->vocab_size, dim, 0, err))) goto fail;
+        for (l = 0; l < c->n_layers; l++) {
+            lc_layer_weights *lw = &m->layers[l];
+            lc_weight *ws[9];
+            const int64_t rows[9] = {1, qd, kvd, kvd, dim, 1, hid, dim, hid};
+            const int64_t cols[9] = {dim, dim, dim, dim, qd, dim, dim, hid, dim};
+            ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
+            ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
+            for (k = 0; k < 9; k++) {
+                char nm[64];
+                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
+                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k], c->qkv_bias || c->qk_norm ? 0 :
+                                          k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0, err)))
+                    goto fail;
             }
-            lc__mm(ctx, y + ((size_t)t0 * H + h) * D, S, v_h + (size_t)j0 * D, nb, D, nk, 0, 0,
-                   1.0f, 0.0f, (size_t)H * D, (size_t)nk, (size_t)D, w);
+            if ((st = lc__gguf_qwen_layer(g, c, lw, l, err))) goto fail;
         }
     }
-    LOLCATS_FREE(mem);
+    if ((st = lc__model_check_finite(m, path, err))) goto fail;
+    return LOLCATS_OK;
+fail:
+    lc_model_free(m);
+    return st;
+}
+
+// >>release
+#if !defined(_WIN32) && !defined(LOLCATS_NO_MMAP) && defined(__linux__)
+#ifndef MADV_DONTNEED   // strict C modes hide madvise: Linux's value and prototype
+#define MADV_DONTNEED 4
+extern int madvise(void *addr, size_t len, int advice);
+#endif
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#define LC__HAVE_MADVISE 1
+#endif
+
+LCIMPL size_t lc_advise_hugepages(void *p, size_t bytes) {
+#ifdef LC__HAVE_MADVISE
+    const uintptr_t hp = (uintptr_t)2 << 20;
+    uintptr_t a = (uintptr_t)p, lo = (a + hp - 1) / hp * hp, hi = (a + bytes) / hp * hp;
+    if (!p || hi <= lo) return 0;
+    return madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE) == 0 ? (size_t)(hi - lo) : 0;
+#else
+    (void)p;
+    (void)bytes;
+    return 0;
+#endif
+}
+
+// 1 when [p, p+n) lies inside one of the model's file mappings.
+static int lc__in_mapping(const lc__model_priv *pv, const void *p, size_t n) {
+    const lc__hf_shards *sh = (const lc__hf_shards *)pv->st;
+    const char *c = (const char *)p;
+    int i;
+    for (i = 0; i < pv->n_maps; i++) {
+        const char *b = (const char *)pv->maps[i].data;
+        if (pv->maps[i].kind == LC__MAP_MAPPED && c >= b && c + n <= b + pv->maps[i].size) return 1;
+    }
+    for (i = 0; sh && i < sh->n; i++) {
+        const lc__map *mp = &sh->f[i]->map;
+        const char *b = (const char *)mp->data;
+        if (mp->kind == LC__MAP_MAPPED && c >= b && c + n <= b + mp->size) return 1;
+    }
+    return 0;
+}
+
+static size_t lc__release_weight(const lc__model_priv *pv, const lc_weight *w) {
+#ifdef LC__HAVE_MADVISE
+    size_t n = (size_t)w->rows * lc_dtype_row_bytes(w->dtype, w->cols), pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)w->data, lo = (a + pg - 1) / pg * pg, hi = (a + n) / pg * pg;
+    if (!w->data || hi <= lo || !lc__in_mapping(pv, w->data, n)) return 0;
+    return madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED) == 0 ? (size_t)(hi - lo) : 0;
+#else
+    (void)pv; (void)w;
+    return 0;
+#endif
+}
+
+LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) {
+    const lc__model_priv *pv = (const lc__model_priv *)m->priv;
+    const lc_layer_weights *lw;
+    if (!pv || l < 0 || l >= m->cfg.n_layers) return 0;
+    lw = &m->layers[l];
+    return lc__release_weight(pv, &lw->wq) + lc__release_weight(pv, &lw->wk) + lc__release_weight(pv, &lw->wv) +
+           lc__release_weight(pv, &lw->wo) + lc__release_weight(pv, &lw->w1) + lc__release_weight(pv, &lw->w2) +
+           lc__release_weight(pv, &lw->w3);
+}
+
+// defined below (>>tokenizer-hf)
+static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k);
+
+static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
+    const lc__json_node *c = lc__jget(d, o, k);
+    if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
+    if (!c || c->type != LC__JSON_NUMBER || c->num != c->num) return dflt;
+    // out-of-range values saturate (the config checks then name the field)
+    return c->num >= 2147483647.0 ? 2147483647 : c->num <= -2147483648.0 ? -2147483647 - 1 : (int)c->num;
+}
+
+// Finds name in the shards, checks dtype and shape (rows, cols; rows 0 = 1-D).
+static lc_status lc__hf_tensor(lc_weight *w, const lc__hf_shards *sh, const char *dir,
+                               const char *name, int64_t rows, int64_t cols, lc_error *err) {
+    const lc_tensor *t = NULL;
+    int i;
+    for (i = 0; i < sh->n && !t; i++) t = lc_st_find(sh->f[i], name);
+    if (!t)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor %s is missing from the safetensors files (incomplete "
+                            "download, or not a Llama-family checkpoint)",
+                            dir, name);
+    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 &&
+        t->dtype != LOLCATS_DTYPE_BF16)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: tensor %s has dtype %s; supported are F32, F16, BF16", dir, name,
+                            lc_dtype_name(t->dtype));
+    if (rows ? (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+             : (t->ndim != 1 || t->shape[0] != cols))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor %s has shape [%lld%s%lld] (ndim %d), config.json implies "
+                            "[%lld%s%lld]",
+                            dir, name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
+                            t->ndim > 1 ? (long long)t->shape[1] : 0LL, t->ndim,
+                            (long long)(rows ? rows : cols), rows ? ", " : "",
+                            rows ? (long long)cols : 0LL);
+    *w = lc__w(t->data, t->dtype, rows ? rows : 1, cols);
+    return LOLCATS_OK;
+}
+
+// dir + "/" + name into out (cap bytes); 0 when it does not fit.
+static int lc__join(char *out, size_t cap, const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    if (a + b + 2 > cap) return 0;
+    memcpy(out, dir, a);
+    out[a] = '/';
+    memcpy(out + a + 1, name, b + 1);
     return 1;
 }
 
-// Causal softmax attention of T new queries qh (H,T,D) at positions pos0.. over
-// the cached keys/values (Hk, ctx, D); y (T, H*D). Query head h reads kv head
-// h / (H/Hk); with a sliding window W, position i sees keys j in (i - W, i], as
-// Hugging Face's Mistral. att (H, ctx) is scratch.
-static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float *qh,
-                           const float *kc, const float *vc, int H, int Hk, int T, int D,
-                           int n_ctx, int pos0, int window) {
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = 1.0f / sqrtf((float)D);
-    int h;
-    if (T > 1 && ctx && ctx->simd != LOLCATS_SIMD_SCALAR &&
-        lc__model_attn_tiled(ctx, y, qh, kc, vc, H, Hk, T, D, n_ctx, pos0, window))
-        return;  // prefill: the blocked form (>>prefill-attn)
-    LC__OMP_FOR
-    for (h = 0; h < H; h++) {
-        const float *k_h = kc + (size_t)(h / (H / Hk)) * n_ctx * D;
-        const float *v_h = vc + (size_t)(h / (H / Hk)) * n_ctx * D;
-        float *att_h = att + (size_t)h * n_ctx;
-        int t, j;
-        for (t = 0; t < T; t++) {
-            const float *q_hi = qh + ((size_t)h * T + t) * D;
-            float *y_hi = y + ((size_t)t * H + h) * D;
-            int i = pos0 + t, j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
-            float mx = -INFINITY, sum = 0.0f, inv;
-            for (j = j0; j <= i; j++) {
-                att_h[j] = P->dot(q_hi, k_h + (size_t)j * D, D) * scale;
-                if (att_h[j] > mx) mx = att_h[j];
-            }
-            for (j = j0; j <= i; j++) { att_h[j] = expf(att_h[j] - mx); sum += att_h[j]; }
-            inv = 1.0f / sum;
-            memset(y_hi, 0, sizeof(float) * (size_t)D);
-            for (j = j0; j <= i; j++) P->axpy(y_hi, att_h[j] * inv, v_h + (size_t)j * D, D);
+// The JSON type of every config field the loader reads, checked before any is
+// read: "8" (a string), 8.5 or true where an integer is expected are refused,
+// never coerced. Kinds: i integer, n number, b bool, s string, a array, o
+// object; upper case: null allowed too; t: token id(s) (integer, array of
+// integers, or null).
+static lc_status lc__hf_config_types(const lc__json *d, const lc__json_node *obj, const char *where,
+                                     const char *path, lc_error *err) {
+    static const char *const fields[] = {
+        "ihidden_size", "iintermediate_size", "inum_hidden_layers", "inum_attention_heads",
+        "Inum_key_value_heads", "Ihead_dim", "ivocab_size", "imax_position_embeddings", "Isliding_window",
+        "tbos_token_id", "teos_token_id", "tpad_token_id", "nrms_norm_eps", "Nrope_theta",
+        "btie_word_embeddings", "Battention_bias", "Bmlp_bias", "Shidden_act", "Smodel_type", "Aarchitectures",
+        "Orope_scaling", "Orope_parameters", "Nfactor", "Nlow_freq_factor", "Nhigh_freq_factor",
+        "Ioriginal_max_position_embeddings", "Srope_type", "Stype", "Buse_sliding_window", "Imax_window_layers",
+        "Alayer_types"};
+    static const char *const kinds = "inbsao";
+    static const char *const want[] = {"an integer", "a number", "true or false", "a string", "an array",
+                                       "an object"};
+    const lc__json_node *v, *e;
+    size_t i;
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char k = fields[i][0], lk = (char)(k >= 'A' && k <= 'Z' ? k - 'A' + 'a' : k), shown[48];
+        const char *name = fields[i] + 1, *w;
+        int ok, ty;
+        if (!(v = lc__json_get(d, obj, name))) continue;
+        ty = v->type;
+        if (lk == 't') {   // a token id, a list of them, or null
+            ok = ty == LC__JSON_NULL || (ty == LC__JSON_NUMBER && v->is_int);
+            for (e = ty == LC__JSON_ARRAY ? lc__json_first(d, v) : NULL, ok |= ty == LC__JSON_ARRAY; e;
+                 e = lc__json_next(d, v, e))
+                ok &= e->type == LC__JSON_NUMBER && e->is_int;
+            w = "an integer token id (or a list of them, or null)";
+        } else {
+            ok = (k != lk && ty == LC__JSON_NULL) ||
+                 (lk == 'i' && ty == LC__JSON_NUMBER && (v->is_int || v->num >= 9e18 || v->num <= -9e18)) ||
+                 (lk == 'n' && ty == LC__JSON_NUMBER) ||
+                 (lk == 'b' && (ty == LC__JSON_TRUE || ty == LC__JSON_FALSE)) ||
+                 (lk == 's' && ty == LC__JSON_STRING) || (lk == 'a' && ty == LC__JSON_ARRAY) ||
+                 (lk == 'o' && ty == LC__JSON_OBJECT);
+            w = want[strchr(kinds, lk) - kinds];
         }
+        if (ok) continue;
+        if (ty == LC__JSON_STRING) snprintf(shown, sizeof shown, "the string \"%.30s\"", v->str);
+        else if (ty == LC__JSON_NUMBER) snprintf(shown, sizeof shown, "the number %.17g", v->num);
+        else if (ty == LC__JSON_ARRAY && lk == 't') snprintf(shown, sizeof shown, "a list with a non-integer entry");
+        else snprintf(shown, sizeof shown, "%s %s", ty == LC__JSON_ARRAY || ty == LC__JSON_OBJECT ? "an" : "",
+                      lc__json_type_name(ty));
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: field %s%s\"%s\" is %s, expected %s: fix the field "
+                            "(numbers are written without quotes)", path, where, where[0] ? "." : "", name,
+                            shown[0] == ' ' ? shown + 1 : shown, w);
     }
-}
-
-// The decoder stack: tokens -> r->xb (n, dim) = final RMSNorm of the last
-// hidden states (all n rows when all_rows, else only row n-1 into row 0).
-static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r,
-                                 const int *tokens, int n, int all_rows, lc_error *err) {
-    const lc_model_config *c = &m->cfg;
-    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers;
-    int V = c->vocab_size, pos0 = r->pos, t, l, i;
-    const float *cs = r->rope_cos + (size_t)pos0 * (D / 2), *sn = r->rope_sin + (size_t)pos0 * (D / 2);
-    if (n > r->max_tokens)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_model_forward: %d tokens, the run holds %d",
-                        n, r->max_tokens);
-    if (pos0 + n > r->ctx)
-        return lc_error_set(err, LOLCATS_ERR_ARG,
-                        "lc_model_forward: positions %d..%d exceed the KV cache of %d; "
-                        "lc_run_reset or a larger ctx",
-                        pos0, pos0 + n - 1, r->ctx);
-    for (t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= V)
-            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at index %d is outside the vocab (%d)",
-                            tokens[t], t, V);
-        for (i = 0; i < dim; i++)
-            r->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
-    }
-    for (l = 0; l < L; l++) {
-        const lc_layer_weights *lw = &m->layers[l];
-        float *kc = r->key_cache + (size_t)l * Hk * r->ctx * D;
-        float *vc = r->value_cache + (size_t)l * Hk * r->ctx * D;
-        // attention: xb = rms(x); q, k, v; rotate and split heads; y in xb2
-        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l) * dim, n, dim, c->norm_eps);
-        lc__model_mm(ctx, r->q, r->xb, &lw->wq, n);
-        lc__model_mm(ctx, r->k, r->xb, &lw->wk, n);
-        lc__model_mm(ctx, r->v, r->xb, &lw->wv, n);
-        lc__qwen_qkv(c, lw, r->q, r->k, r->v, n, NULL, NULL);
-        lc_rope_split_fwd(r->xb2, r->k, cs, sn, n, Hk, D, c->rope_interleaved);
-        lc__kv_store(kc, r->xb2, Hk, n, D, r->ctx, pos0);
-        lc_rope_split_fwd(r->xb2, r->v, NULL, NULL, n, Hk, D, 0);
-        lc__kv_store(vc, r->xb2, Hk, n, D, r->ctx, pos0);
-        lc_rope_split_fwd(r->xb, r->q, cs, sn, n, H, D, c->rope_interleaved);   // qh (H,n,D)
-        lc__model_attn(ctx, r->xb2, r->att, r->xb, kc, vc, H, Hk, n, D, r->ctx, pos0,
-                       c->sliding_window);
-        lc__model_mm(ctx, r->xb, r->xb2, &lw->wo, n);
-        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
-        // MLP: x += W2 (silu(W1 rms(x)) * W3 rms(x))
-        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l + 1) * dim, n, dim, c->norm_eps);
-        lc__model_mm(ctx, r->hb, r->xb, &lw->w1, n);
-        lc__model_mm(ctx, r->hb2, r->xb, &lw->w3, n);
-        lc_swiglu_fwd(r->hb, r->hb, r->hb2, (size_t)n * c->hidden_dim);
-        lc__model_mm(ctx, r->xb, r->hb, &lw->w2, n);
-        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
-    }
-    r->pos = pos0 + n;
-    if (all_rows)
-        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)2 * L * dim, n, dim, c->norm_eps);
-    else
-        lc_rmsnorm_fwd(r->xb, NULL, r->x + (size_t)(n - 1) * dim, r->norm_w + (size_t)2 * L * dim,
-                       1, dim, c->norm_eps);
     return LOLCATS_OK;
 }
 
-LCIMPL lc_status lc_model_forward(const lc_ctx *ctx, const lc_model *m, lc_run *r,
-                                  const int *tokens, int n, float *logits_all, lc_error *err) {
-    int V = m->cfg.vocab_size;
+// Token ids the config names (bos/eos/pad, an eos list too) must be in the vocabulary.
+static lc_status lc__hf_config_ids(const lc__json *d, const lc__json_node *r, int vocab, const char *path,
+                                   lc_error *err) {
+    static const char *const names[3] = {"bos_token_id", "eos_token_id", "pad_token_id"};
+    int i;
+    for (i = 0; i < 3; i++) {
+        const lc__json_node *v = lc__json_get(d, r, names[i]), *e;
+        if (!v || v->type == LC__JSON_NULL) continue;
+        for (e = v->type == LC__JSON_ARRAY ? lc__json_first(d, v) : v; e;
+             e = v->type == LC__JSON_ARRAY ? lc__json_next(d, v, e) : NULL)
+            if ((e->i64 < 0 || e->i64 >= vocab) && !(i == 2 && e->i64 == -1))   // pad -1: none
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s %lld is outside the vocabulary (vocab_size "
+                                    "%d: ids 0..%d): fix the field", path, names[i], (long long)e->i64, vocab,
+                                    vocab - 1);
+    }
+    return LOLCATS_OK;
+}
+
+// >>qwen-config
+// Qwen2 / Qwen2.5 (Qwen2ForCausalLM) and Qwen3 (Qwen3ForCausalLM) are Llama
+// blocks plus: Qwen2 adds biases to the q/k/v projections (o_proj has none);
+// Qwen3 has no biases but an RMSNorm over each head of q and k (weights of
+// size head_dim, eps rms_norm_eps) before RoPE. Both carry sliding-window
+// fields that are off unless use_sliding_window is true (then refused: Qwen's
+// window applies only to layers >= max_window_layers).
+static int lc__hf_qwen_kind(const char *arch, const char *mt) {
+    if (!strcmp(arch, "Qwen2ForCausalLM") || (!arch[0] && !strcmp(mt, "qwen2"))) return 2;
+    if (!strcmp(arch, "Qwen3ForCausalLM") || (!arch[0] && !strcmp(mt, "qwen3"))) return 3;
+    return 0;
+}
+
+static lc_status lc__hf_config_qwen(lc_model_config *c, const lc__json *d, const lc__json_node *r, int qwen,
+                                    const char *path, lc_error *err) {
+    const lc__json_node *u = lc__jget(d, r, "use_sliding_window"), *lt = lc__jget(d, r, "layer_types"), *e;
+    if (u && u->type != LC__JSON_TRUE && u->type != LC__JSON_FALSE && u->type != LC__JSON_NULL)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: use_sliding_window must be true or false", path);
+    if (u && u->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: use_sliding_window is true (a window of %d on "
+                            "layers >= max_window_layers %d): not supported; set it to false (the released "
+                            "Qwen2/2.5/3 checkpoints have it off)", path, c->sliding_window,
+                            lc__jint(d, r, "max_window_layers", 0));
+    if (lt && lt->type == LC__JSON_ARRAY)
+        for (e = lc__json_first(d, lt); e; e = lc__json_next(d, lt, e))
+            if (e->type != LC__JSON_STRING || strcmp(e->str, "full_attention"))
+                return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: layer_types has an entry other than "
+                                    "\"full_attention\" (sliding-window layers are not supported)", path);
+    c->sliding_window = 0;
+    c->qkv_bias = qwen == 2;
+    c->qk_norm = qwen == 3;
+    return LOLCATS_OK;
+}
+
+static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
+                               lc_error *err) {
+    const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
+    const char *arch = "", *mt;
+    lc_status st;
+    int qwen;
+    if (!r || r->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
+    if ((st = lc__hf_config_types(d, r, "", path, err)) ||
+        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
+        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_parameters"), "rope_parameters", path, err)))
+        return st;
+    a = lc__jget(d, r, "architectures");
+    if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
+    mt = lc__json_str(lc__jget(d, r, "model_type"), "");
+    qwen = lc__hf_qwen_kind(arch, mt);
+    if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") && !qwen &&
+        !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: architecture \"%s\" (model_type \"%s\") is not supported; "
+                            "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM are",
+                            path, arch, mt);
+    snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
+    if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
+    if (qwen != 2 && lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
+    if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
+    c->dim = lc__jint(d, r, "hidden_size", 0);
+    c->hidden_dim = lc__jint(d, r, "intermediate_size", 0);
+    c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
+    c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
+    c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
+    c->head_dim = lc__jint(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->vocab_size = lc__jint(d, r, "vocab_size", 0);
+    c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
+    c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
+    c->sliding_window = lc__jint(d, r, "sliding_window", 0);          // null: none
+    if (qwen && (st = lc__hf_config_qwen(c, d, r, qwen, path, err))) return st;
+    rp = lc__jget(d, r, "rope_parameters");
+    c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
+                                        lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
+    c->tied = lc__jget(d, r, "tie_word_embeddings") &&
+              lc__jget(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
+    c->bos_id = lc__jint(d, r, "bos_token_id", -1);
+    c->eos_id = lc__jint(d, r, "eos_token_id", -1);
+    rs = lc__jget(d, r, "rope_scaling");
+    if (!rs || rs->type != LC__JSON_OBJECT) rs = rp;
+    if (rs && rs->type == LC__JSON_OBJECT) {
+        const char *ty = lc__json_str(lc__jget(d, rs, "rope_type"),
+                                      lc__json_str(lc__jget(d, rs, "type"), "default"));
+        if (!strcmp(ty, "llama3")) {
+            c->rope_llama3 = 1;
+            c->rope_factor = (float)lc__json_num(lc__jget(d, rs, "factor"), 8.0);
+            c->rope_low_freq_factor = (float)lc__json_num(lc__jget(d, rs, "low_freq_factor"), 1.0);
+            c->rope_high_freq_factor =
+                (float)lc__json_num(lc__jget(d, rs, "high_freq_factor"), 4.0);
+            c->rope_orig_max_pos = lc__jint(d, rs, "original_max_position_embeddings", 8192);
+            if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_factor <= 0.0f)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                    "%s: rope_scaling llama3 needs high_freq_factor > "
+                                    "low_freq_factor and factor > 0",
+                                    path);
+        } else if (strcmp(ty, "default"))
+            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                                "%s: rope scaling type \"%s\" is not supported (default, llama3)",
+                                path, ty);
+    }
+    if ((st = lc__model_check_cfg(c, path, err))) return st;
+    return lc__hf_config_ids(d, r, c->vocab_size, path, err);
+}
+
+// The files must agree with config.json: no tensor of a layer >= num_hidden_layers
+// (a config with fewer layers would silently drop them), and no tensor in two
+// shards (which one would be read?).
+static lc_status lc__hf_check_shards(const lc_model *m, const lc__hf_shards *sh, const char *dir, lc_error *err) {
+    int i, j, k;
+    for (i = 0; i < sh->n; i++)
+        for (k = 0; k < lc_st_count(sh->f[i]); k++) {
+            const char *nm = lc_st_tensor_at(sh->f[i], k)->name;
+            long l;
+            if (!strncmp(nm, "model.layers.", 13) && nm[13] >= '0' && nm[13] <= '9' &&
+                (l = strtol(nm + 13, NULL, 10)) >= m->cfg.n_layers)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: config.json says num_hidden_layers = %d, but %s "
+                                    "holds %s (layer %ld): the config does not match the weights (fix "
+                                    "num_hidden_layers, or use the config that came with these files)", dir,
+                                    m->cfg.n_layers, lc_st_path(sh->f[i]), nm, l);
+            for (j = i + 1; j < sh->n; j++)
+                if (lc_st_find(sh->f[j], nm))
+                    return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is in two shards, %s and %s: "
+                                        "remove the stale shard (or re-download the model)", dir, nm,
+                                        lc_st_path(sh->f[i]), lc_st_path(sh->f[j]));
+        }
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t n;
+    lc__json d;
+    lc__model_priv *pv;
+    lc__hf_shards *sh;
     lc_status s;
-    if (n <= 0) return LOLCATS_OK;
-    if ((s = lc__model_trunk(ctx, m, r, tokens, n, logits_all != NULL, err))) return s;
-    if (logits_all) {
-        lc__model_mm(ctx, logits_all, r->xb, &m->wcls, n);
-        memcpy(r->logits, logits_all + (size_t)(n - 1) * V, sizeof(float) * V);
-    } else
-        lc__model_mm(ctx, r->logits, r->xb, &m->wcls, 1);
-    return LOLCATS_OK;
-}
-
-// The classifier in blocks of vocabulary rows, with an online log-sum-exp per
-// token (double), so no (n, V) logits buffer exists; the block (n, hidden_dim)
-// reuses r->hb:
-//   nll_t = log sum_v exp(l_tv) - l_t,target   (l = Wcls . xb_t)
-LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_run *r,
-                                      const int *tokens, int n, const int *targets, double *nll,
-                                      lc_error *err) {
-    int V = m->cfg.vocab_size, dim = m->cfg.dim, VB = m->cfg.hidden_dim, v0, t, j;
-    size_t rowb = lc_dtype_row_bytes(m->wcls.dtype, dim);   // block types too
-    double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
-    const lc__prims *P = lc__prims_for(ctx);   // the fast path: vector max and exp-sum
-    int fast = ctx && ctx->simd != LOLCATS_SIMD_SCALAR;
-    lc_status s;
-    if (n <= 0) return LOLCATS_OK;
-    if ((s = lc__model_trunk(ctx, m, r, tokens, n, 1, err))) return s;
-    for (t = 0; t < n; t++) {
-        if (targets[t] >= V)
-            return lc_error_set(err, LOLCATS_ERR_ARG, "target %d at index %d is outside the vocab (%d)",
-                                targets[t], t, V);
-        mx[t] = -(double)INFINITY; sum[t] = 0; nll[t] = 0;
+    int i, D, qd, kvd;
+    memset(m, 0, sizeof *m);
+    memset(&d, 0, sizeof d);
+    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
+    sprintf(path, "%s/config.json", dir);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__hf_config(&m->cfg, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
+    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!pv || !sh || !m->layers) {
+        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
+        m->layers = NULL;
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
     }
-    for (v0 = 0; v0 < V; v0 += VB) {
-        int nv = V - v0 < VB ? V - v0 : VB;
-        lc_matmul(ctx, r->hb, r->xb, (const char *)m->wcls.data + (size_t)v0 * rowb,
-                  m->wcls.dtype, n, nv, dim);
-        for (t = 0; t < n; t++) {
-            const float *l = r->hb + (size_t)t * nv;
-            double bm = (double)l[0], bs = 0;
-            if (targets[t] < 0) continue;
-            if (targets[t] >= v0 && targets[t] < v0 + nv) nll[t] -= (double)l[targets[t] - v0];
-            if (fast) {  // float exps (within 2 ulp of expf), summed in double; l is scratch now
-                bm = (double)P->max(l, 1.0f, nv);
-                bs = P->exp_sum(r->hb + (size_t)t * nv, l, 1.0f, (float)bm, nv);
-            } else {
-                for (j = 1; j < nv; j++) if ((double)l[j] > bm) bm = (double)l[j];
-                for (j = 0; j < nv; j++) bs += exp((double)l[j] - bm);
+    pv->st = sh;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_HF;
+    // shards: the index's weight_map, else model.safetensors
+    sprintf(path, "%s/model.safetensors.index.json", dir);
+    if (lc__exists(path)) {
+        const lc__json_node *wm, *c;
+        if ((s = lc__read_all(path, &text, &n, err))) goto fail;
+        s = lc__json_parse(&d, text, n, path, err);
+        LOLCATS_FREE(text);
+        if (s) goto fail;
+        wm = lc__jget(&d, lc__json_root(&d), "weight_map");
+        if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
+            lc__json_free(&d);
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
+            goto fail;
+        }
+        sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
+        if (!sh->f) { lc__json_free(&d); s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+            int k, seen = 0;
+            char fp[4096];
+            if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
+                !lc__join(fp, sizeof fp, dir, c->str)) {
+                s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
+                                                          "file name", path, c->key);
+                lc__json_free(&d);  // after the message: c->key lives in d
+                goto fail;
             }
-            if (bm > mx[t]) { sum[t] = sum[t] * exp(mx[t] - bm) + bs; mx[t] = bm; }
-            else sum[t] += bs * exp(bm - mx[t]);
+            for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
+            if (seen) continue;
+            if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); goto fail; }
+            sh->n++;
         }
-    }
-    for (t = 0; t < n; t++)
-        if (targets[t] >= 0) nll[t] += mx[t] + log(sum[t]);
-    return LOLCATS_OK;
-}
-
-// >>sample
-LCIMPL int lc_argmax(const float *x, int n) {
-    int i, b = 0;
-    for (i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
-typedef struct lc__prob_idx { float p; int i; } lc__prob_idx;
-
-LCIMPL lc_status lc_sampler_init(lc_sampler *s, int vocab_size, float temperature,
-                                 float top_p, uint64_t seed, lc_error *err) {
-    memset(s, 0, sizeof *s);
-    if (vocab_size <= 0 || !(temperature >= 0.0f))
-        return lc_error_set(err, LOLCATS_ERR_ARG, "sampler: vocab %d, temperature %g (must be >= 0)",
-                        vocab_size, (double)temperature);
-    s->vocab_size = vocab_size; s->temperature = temperature; s->top_p = top_p;
-    s->state = seed ? seed : 0x9E3779B97F4A7C15ull;
-    s->probs = (float *)lc__mcalloc((size_t)vocab_size, sizeof(float));
-    s->order = lc__mcalloc((size_t)vocab_size, sizeof(lc__prob_idx));
-    if (!s->probs || !s->order) {
-        lc_sampler_free(s);
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "sampler: out of memory");
-    }
-    return LOLCATS_OK;
-}
-
-LCIMPL void lc_sampler_free(lc_sampler *s) {
-    if (!s) return;
-    LOLCATS_FREE(s->probs);
-    LOLCATS_FREE(s->order);
-    s->probs = NULL; s->order = NULL;
-}
-
-static float lc__sampler_coin(lc_sampler *s) {          // xorshift64*, [0,1)
-    s->state ^= s->state >> 12;
-    s->state ^= s->state << 25;
-    s->state ^= s->state >> 27;
-    return (float)((s->state * 0x2545F4914F6CDD1Dull) >> 40) / 16777216.0f;
-}
-
-static int lc__prob_desc(const void *a, const void *b) {
-    const lc__prob_idx *x = (const lc__prob_idx *)a, *y = (const lc__prob_idx *)b;
-    if (x->p != y->p) return x->p > y->p ? -1 : 1;
-    return x->i - y->i;
-}
-
-LCIMPL int lc_sampler_sample(lc_sampler *s, const float *logits) {
-    int V = s->vocab_size, i, n = 0;
-    float mx, coin, cdf = 0.0f;
-    double sum = 0;
-    lc__prob_idx *o = (lc__prob_idx *)s->order;
-    if (s->temperature == 0.0f) return lc_argmax(logits, V);
-    mx = logits[lc_argmax(logits, V)];
-    for (i = 0; i < V; i++) {
-        s->probs[i] = expf((logits[i] - mx) / s->temperature);
-        sum += (double)s->probs[i];
-    }
-    for (i = 0; i < V; i++) s->probs[i] = (float)((double)s->probs[i] / sum);
-    coin = lc__sampler_coin(s);
-    if (!(s->top_p > 0.0f && s->top_p < 1.0f)) {
-        for (i = 0; i < V; i++) {
-            cdf += s->probs[i];
-            if (coin < cdf) return i;
+        // every mapped tensor must be in the shard the index names
+        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+            int k, ok = 0;
+            char fp[4096];
+            snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
+            for (k = 0; k < sh->n; k++)
+                if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
+            if (!ok) {
+                s = lc_error_set(err, LOLCATS_ERR_FORMAT,
+                                 "%s: the index puts %s in %s, which does not hold it", path,
+                                 c->key, c->str);
+                lc__json_free(&d);
+                goto fail;
+            }
         }
-        return V - 1;
+        lc__json_free(&d);
     } else {
-        // nucleus: the smallest set of most likely tokens whose mass exceeds top_p
-        float cutoff = (1.0f - s->top_p) / (float)(V > 1 ? V - 1 : 1), mass = 0.0f;
-        int last;
-        for (i = 0; i < V; i++)
-            if (s->probs[i] >= cutoff) { o[n].p = s->probs[i]; o[n].i = i; n++; }
-        if (n == 0) return lc_argmax(logits, V);
-        qsort(o, (size_t)n, sizeof *o, lc__prob_desc);
-        last = n - 1;
-        for (i = 0; i < n; i++) {
-            mass += o[i].p;
-            if (mass > s->top_p) { last = i; break; }
-        }
-        coin *= mass;
-        for (i = 0; i <= last; i++) {
-            cdf += o[i].p;
-            if (coin < cdf) return o[i].i;
-        }
-        return o[last].i;
+        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
+        sprintf(path, "%s/model.safetensors", dir);
+        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
+        sh->n = 1;
     }
+    D = m->cfg.head_dim;
+    qd = m->cfg.n_heads * D;
+    kvd = m->cfg.n_kv_heads * D;
+#define LC__HF_T(dst, nm, rows, cols)                                                    \
+    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) goto fail;
+    LC__HF_T(m->tok_emb, "model.embed_tokens.weight", m->cfg.vocab_size, m->cfg.dim)
+    LC__HF_T(m->rms_final, "model.norm.weight", 0, m->cfg.dim)
+    if (m->cfg.tied) {
+        m->wcls = m->tok_emb;
+    } else {
+        LC__HF_T(m->wcls, "lm_head.weight", m->cfg.vocab_size, m->cfg.dim)
+    }
+    for (i = 0; i < m->cfg.n_layers; i++) {
+        lc_layer_weights *l = &m->layers[i];
+        char nm[160];
+        int dim = m->cfg.dim, hid = m->cfg.hidden_dim;
+#define LC__HF_L(field, suffix, rows, cols)                                              \
+        sprintf(nm, "model.layers.%d.%s", i, suffix);                                    \
+        LC__HF_T(l->field, nm, rows, cols)
+        LC__HF_L(rms_att, "input_layernorm.weight", 0, dim)
+        LC__HF_L(wq, "self_attn.q_proj.weight", qd, dim)
+        LC__HF_L(wk, "self_attn.k_proj.weight", kvd, dim)
+        LC__HF_L(wv, "self_attn.v_proj.weight", kvd, dim)
+        LC__HF_L(wo, "self_attn.o_proj.weight", dim, qd)
+        LC__HF_L(rms_ffn, "post_attention_layernorm.weight", 0, dim)
+        LC__HF_L(w1, "mlp.gate_proj.weight", hid, dim)
+        LC__HF_L(w2, "mlp.down_proj.weight", dim, hid)
+        LC__HF_L(w3, "mlp.up_proj.weight", hid, dim)
+        if (m->cfg.qkv_bias) {
+            LC__HF_L(bq, "self_attn.q_proj.bias", 0, qd)
+            LC__HF_L(bk, "self_attn.k_proj.bias", 0, kvd)
+            LC__HF_L(bv, "self_attn.v_proj.bias", 0, kvd)
+        }
+        if (m->cfg.qk_norm) {
+            LC__HF_L(q_norm, "self_attn.q_norm.weight", 0, D)
+            LC__HF_L(k_norm, "self_attn.k_norm.weight", 0, D)
+        }
+#undef LC__HF_L
+    }
+#undef LC__HF_T
+    if ((s = lc__hf_check_shards(m, sh, dir, err))) goto fail;
+    if ((s = lc__model_check_finite(m, dir, err))) goto fail;
+    return LOLCATS_OK;
+fail:
+    lc_model_free(m);
+    return s;
 }
+
+// >>model-export
+static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
+    size_t n = (size_t)(w->rows * w->cols), r, c;
+    float *out = (float *)LOLCATS_MALLOC(n ? n * sizeof(float) : 1);
+    if (!out) return NULL;
+    for (r = 0; r < (size_t)w->rows; r++) {
+        size_t src = r;
+        if (permute_heads) {
+            size_t h = r / (size_t)D, j = r % (size_t)D, half = (size_t)D / 2;
+            src = h * (size_t)D + (j < half ? 2 * j : 2 * (j - half) + 1);
+        }
+        if (lc_dtype_block(w->dtype) > 1)   // GGUF block types: a row at a time
+            lc_dequant_row(out + r * (size_t)w->cols, (const unsigned char *)w->data +
+                           src * lc_dtype_row_bytes(w->dtype, w->cols), w->dtype, w->cols);
+        else
+            for (c = 0; c < (size_t)w->cols; c++)
+                out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
+    }
+    return out;
+}
+
+LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err) {
+    const lc_model_config *c = &m->cfg;
+    int L = c->n_layers, nt = 2 + !c->tied + 14 * L, i, k = 0;
+    lc_tensor *ts = (lc_tensor *)lc__mcalloc((size_t)nt, sizeof(lc_tensor));
+    char *names = (char *)lc__mcalloc((size_t)nt, 96);
+    char path[4096];
+    FILE *fp;
+    lc_status s = LOLCATS_OK;
+    if (!ts || !names) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; }
+    if (strlen(dir) + 32 > sizeof path) { s = lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir); goto done; }
+#define LC__EXP(nm, w, perm)                                                                \
+    do {                                                                                    \
+        lc_tensor *t_ = &ts[k];                                                             \
+        char *n_ = names + 96 * (size_t)k++;                                                \
+        snprintf(n_, 96, "%s", nm);                                                         \
+        t_->name = n_;                                                                      \
+        t_->dtype = LOLCATS_DTYPE_F32;                                                      \
+        t_->ndim = (w).rows == 1 && (strstr(nm, "norm") || strstr(nm, "bias")) ? 1 : 2;    \
+        t_->shape[0] = t_->ndim == 1 ? (w).cols : (w).rows;                                 \
+        t_->shape[1] = (w).cols;                                                            \
+        t_->nbytes = (size_t)((w).rows * (w).cols) * 4;                                     \
+        t_->data = lc__export_f32(&(w), perm, c->head_dim);                                 \
+        if (!t_->data) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; } \
+    } while (0)
+    LC__EXP("model.embed_tokens.weight", m->tok_emb, 0);
+    for (i = 0; i < L; i++) {
+        const lc_layer_weights *l = &m->layers[i];
+        char nm[96];
+        int perm = c->rope_interleaved;
+#define LC__EXPL(suffix, w, p)                                                              \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", i, suffix);                           \
+        LC__EXP(nm, w, p);
+        LC__EXPL("input_layernorm.weight", l->rms_att, 0)
+        LC__EXPL("self_attn.q_proj.weight", l->wq, perm)
+        LC__EXPL("self_attn.k_proj.weight", l->wk, perm)
+        LC__EXPL("self_attn.v_proj.weight", l->wv, 0)
+        LC__EXPL("self_attn.o_proj.weight", l->wo, 0)
+        LC__EXPL("post_attention_layernorm.weight", l->rms_ffn, 0)
+        LC__EXPL("mlp.gate_proj.weight", l->w1, 0)
+        LC__EXPL("mlp.down_proj.weight", l->w2, 0)
+        LC__EXPL("mlp.up_proj.weight", l->w3, 0)
+        if (l->bq.data) {   // Qwen2
+            LC__EXPL("self_attn.q_proj.bias", l->bq, 0)
+            LC__EXPL("self_attn.k_proj.bias", l->bk, 0)
+            LC__EXPL("self_attn.v_proj.bias", l->bv, 0)
+        }
+        if (l->q_norm.data) {   // Qwen3
+            LC__EXPL("self_attn.q_norm.weight", l->q_norm, 0)
+            LC__EXPL("self_attn.k_norm.weight", l->k_norm, 0)
+        }
+#undef LC__EXPL
+    }
+    LC__EXP("model.norm.weight", m->rms_final, 0);
+    if (!c->tied) LC__EXP("lm_head.weight", m->wcls, 0);
+#undef LC__EXP
+    sprintf(path, "%s/model.safetensors", dir);
+    {
+        const char *meta[2] = {"format", "pt"};
+        if ((s = lc_st_write(path, ts, k, meta, 1, err))) goto done;
+    }
+    sprintf(path, "%s/config.json", dir);
+    fp = fopen(path, "wb");
+    if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
+    {   // what a plain Llama config cannot say: a sliding window (Mistral), llama3 rope
+        int mis = c->sliding_window > 0, qw = c->qkv_bias ? 2 : c->qk_norm ? 3 : 0;
+        fprintf(fp, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                qw == 2 ? "Qwen2ForCausalLM" : qw == 3 ? "Qwen3ForCausalLM" : mis ? "MistralForCausalLM" : "LlamaForCausalLM",
+                qw == 2 ? "qwen2" : qw == 3 ? "qwen3" : mis ? "mistral" : "llama");
+        if (qw) fprintf(fp, "  \"use_sliding_window\": false,\n  \"max_window_layers\": %d,\n", L);
+        if (mis) fprintf(fp, "  \"sliding_window\": %d,\n", c->sliding_window);
+        if (c->rope_llama3)
+            fprintf(fp,
+                    "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %.9g, "
+                    "\"low_freq_factor\": %.9g, \"high_freq_factor\": %.9g, "
+                    "\"original_max_position_embeddings\": %d},\n",
+                    (double)c->rope_factor, (double)c->rope_low_freq_factor,
+                    (double)c->rope_high_freq_factor, c->rope_orig_max_pos);
+    }
+    fprintf(fp,
+            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
+            "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
+            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
+            "  \"rope_theta\": %.9g,\n  \"tie_word_embeddings\": %s,\n"
+            "  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+            "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"float32\"\n}\n",
+            c->dim, c->hidden_dim, L, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
+            c->seq_len, (double)c->norm_eps, (double)c->rope_theta, c->tied ? "true" : "false",
+            c->bos_id, c->eos_id);
+    if (fclose(fp) != 0) s = lc_error_set(err, LOLCATS_ERR_IO, "%s: write failed", path);
+done:
+    if (ts)
+        for (i = 0; i < k; i++) LOLCATS_FREE((void *)ts[i].data);
+    LOLCATS_FREE(ts);
+    LOLCATS_FREE(names);
+    return s;
+}
+
 // >>tokenizer
 // Pieces are raw bytes. Lookups: piece -> id (open addressing, FNV-1a), and
 // for tokenizer.json the merge table (left id, right id) -> (rank, merged id).
@@ -9415,6 +11059,7 @@ LCIMPL size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char
     buf[len] = 0;
     return len;
 }
+
 // >>tokenizer-hf
 // GPT-2 byte <-> unicode map of byte-level BPE: printable bytes map to
 // themselves, the others to U+0100 + n in byte order.
@@ -9910,162 +11555,7 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
     return LOLCATS_OK;
 }
 
-// >>model-hf
-typedef struct lc__hf_shards {
-    lc_st_file **f;
-    int n;
-} lc__hf_shards;
-
-static void lc__model_free_st(lc__model_priv *pv) {
-    lc__hf_shards *sh = (lc__hf_shards *)pv->st;
-    int i;
-    if (!sh) return;
-    for (i = 0; i < sh->n; i++) lc_st_close(sh->f[i]);
-    LOLCATS_FREE(sh->f);
-    LOLCATS_FREE(sh);
-    pv->st = NULL;
-}
-
-// >>model-gguf
-// A GGUF model (llama.cpp's llama architecture: Llama 1/2/3, Mistral; qwen2,
-// qwen3 with their biases / q-k norms, >>qwen-config) as the
-// Hugging Face loader would give it: metadata mapped to the config, tensors
-// under llama.cpp's names (token_embd, blk.N.attn_q, ...) to the HF weights,
-// the converter's q/k row permutation undone (GGUF row h*D + 2i + j is HF row
-// h*D + j*D/2 + i). Weights are read in place in their stored dtype, the
-// block-quantized ones too (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: the matmuls
-// dequantize them as they stream, >>quant-gemm); only the permuted q/k
-// matrices are copies (same dtype, owned by the model).
-typedef struct lc__gguf_model {
-    lc_gguf_file *f;
-    void **bufs;
-    int n_bufs, cap_bufs;
-} lc__gguf_model;
-
-static void lc__gguf_model_free(void *p) {
-    lc__gguf_model *g = (lc__gguf_model *)p;
-    int i;
-    if (!g) return;
-    for (i = 0; i < g->n_bufs; i++) LOLCATS_FREE(g->bufs[i]);
-    LOLCATS_FREE(g->bufs);
-    lc_gguf_close(g->f);
-    LOLCATS_FREE(g);
-}
-
-static void *lc__gguf_model_alloc(lc__gguf_model *g, size_t bytes) {
-    void *p;
-    if (g->n_bufs == g->cap_bufs) {
-        int cap = g->cap_bufs ? 2 * g->cap_bufs : 64;
-        void **nb = (void **)LOLCATS_REALLOC(g->bufs, (size_t)cap * sizeof *nb);
-        if (!nb) return NULL;
-        g->bufs = nb;
-        g->cap_bufs = cap;
-    }
-    if (!(p = LOLCATS_MALLOC(bytes ? bytes : 1))) return NULL;
-    g->bufs[g->n_bufs++] = p;
-    return p;
-}
-
-// Weight `name` of shape (rows, cols) (a vector: rows == 1, stored 1-D);
-// heads > 0: q/k rows permuted back to Hugging Face's order.
-static lc_status lc__gguf_weight(lc__gguf_model *g, lc_weight *w, const char *name, int64_t rows, int64_t cols,
-                                 int heads, lc_error *err) {
-    const lc_tensor *t = lc_gguf_find(g->f, name);
-    const char *path = lc_gguf_path(g->f);
-    size_t rb;
-    int64_t r, D;
-    if (!t) return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
-    if (rows == 1 ? !(t->ndim == 1 && t->shape[0] == cols) : !(t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] "
-                            "from the metadata (PyTorch order)", path, name, (long long)t->shape[0],
-                            t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
-                            (long long)rows, (long long)cols);
-    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 && t->dtype != LOLCATS_DTYPE_BF16 &&
-        lc_dtype_block(t->dtype) <= 1)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; weights must be F32, F16, BF16 or "
-                            "a block type", path, name, lc_dtype_name(t->dtype));
-    *w = lc__w(t->data, t->dtype, rows, cols);
-    if (heads <= 0) return LOLCATS_OK;
-    {   // q / k: rows back in Hugging Face's order, an owned copy in the stored dtype
-        unsigned char *dst;
-        rb = lc_dtype_row_bytes(t->dtype, cols);
-        if (!(dst = (unsigned char *)lc__gguf_model_alloc(g, (size_t)rows * rb)))
-            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, name);
-        D = rows / heads;
-        for (r = 0; r < rows; r++) {
-            int64_t src = (r / D) * D + 2 * (r % D % (D / 2)) + (r % D) / (D / 2);
-            memcpy(dst + (size_t)r * rb, (const unsigned char *)t->data + (size_t)src * rb, rb);
-        }
-        *w = lc__w(dst, t->dtype, rows, cols);
-    }
-    return LOLCATS_OK;
-}
-
-// "{arch}.key" as an integer (def when absent and def >= 0; required otherwise).
-static lc_status lc__gguf_cfg_int(const lc_gguf_file *f, const char *arch, const char *key, int def, int *out,
-                                  lc_error *err) {
-    char k[128];
-    int64_t v;
-    lc_status st;
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    if (!lc_gguf_find_kv(f, k) && def >= 0) { *out = def; return LOLCATS_OK; }
-    if ((st = lc_gguf_get_int(f, k, &v, err))) return st;
-    if (v < 0 || v > INT32_MAX)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", lc_gguf_path(f), k,
-                            (long long)v);
-    *out = (int)v;
-    return LOLCATS_OK;
-}
-
-static lc_status lc__gguf_config(lc_model_config *c, const lc_gguf_file *f, const char *arch, lc_error *err) {
-    const char *path = lc_gguf_path(f);
-    const lc_tensor *emb = lc_gguf_find(f, "token_embd.weight");
-    char k[128];
-    double x;
-    int rope_dims;
-    lc_status st;
-    int64_t v;
-    if ((st = lc__gguf_cfg_int(f, arch, "embedding_length", -1, &c->dim, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "feed_forward_length", -1, &c->hidden_dim, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "block_count", -1, &c->n_layers, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "attention.head_count", -1, &c->n_heads, err)))
-        return st;
-    if ((st = lc__gguf_cfg_int(f, arch, "attention.head_count_kv", c->n_heads, &c->n_kv_heads, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "context_length", 2048, &c->seq_len, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "attention.key_length", c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "rope.dimension_count", c->head_dim, &rope_dims, err)) ||
-        (st = lc__gguf_cfg_int(f, arch, "attention.sliding_window", 0, &c->sliding_window, err)))
-        return st;
-    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
-    if ((st = lc_gguf_get_float(f, k, &x, err))) return st;
-    c->norm_eps = (float)x;
-    snprintf(k, sizeof k, "%s.rope.freq_base", arch);
-    c->rope_theta = 10000.0f;
-    if (lc_gguf_find_kv(f, k)) { if ((st = lc_gguf_get_float(f, k, &x, err))) return st; c->rope_theta = (float)x; }
-    if (rope_dims != c->head_dim)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count %d differs from the head "
-                            "size %d (partial rotary embeddings are not supported)", path, arch, rope_dims, c->head_dim);
-    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
-    if (lc_gguf_find_kv(f, "rope_freqs.weight") || lc_gguf_find(f, "rope_freqs.weight") || lc_gguf_find_kv(f, k))
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: RoPE scaling (rope_freqs.weight or %s) is not read "
-                            "from GGUF yet; load the model's Hugging Face directory instead", path, k);
-    if (!emb || emb->ndim != 2)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor 'token_embd.weight' is %s", path,
-                            emb ? "not 2-D" : "missing");
-    c->vocab_size = emb->shape[0] <= INT32_MAX ? (int)emb->shape[0] : -1;
-    c->tied = lc_gguf_find(f, "output.weight") == NULL;
-    c->bos_id = c->eos_id = -1;
-    if (lc_gguf_find_kv(f, "tokenizer.ggml.bos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err)) c->bos_id = (int)v;
-    if (lc_gguf_find_kv(f, "tokenizer.ggml.eos_token_id") && !lc_gguf_get_int(f, "tokenizer.ggml.eos_token_id", &v, err)) c->eos_id = (int)v;
-    if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen3")) {   // as >>qwen-config: no window, biases / q-k norms
-        c->sliding_window = 0;
-        c->qkv_bias = arch[4] == '2';
-        c->qk_norm = arch[4] == '3';
-    }
-    snprintf(c->arch, sizeof c->arch, "gguf:%s", arch);
-    return lc__model_check_cfg(c, path, err);
-}
-
+// >>tokenizer-gguf
 // A GGUF file's own tokenizer: tokenizer.ggml.model "llama" (SentencePiece
 // BPE: tokens with U+2581 for spaces, scores as merge priorities, token types,
 // <0xXX> byte pieces) read as lc_tokenizer_load_llama2c reads tokenizer.bin.
@@ -10235,1470 +11725,95 @@ done:
     return s;
 }
 
-// Qwen's extra tensors of layer l, rows as stored (llama.cpp's converter
-// permutes q/k only for llama): qwen2's attn_q/k/v.bias -> bq/bk/bv, qwen3's
-// attn_q_norm/attn_k_norm -> q_norm/k_norm (head_dim from key_length).
-static lc_status lc__gguf_qwen_layer(lc__gguf_model *g, const lc_model_config *c, lc_layer_weights *lw, int l,
-                                     lc_error *err) {
-    int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
-    char nm[64];
-    lc_status st;
-#define LC__GQ(field, name, n)                                                 \
-    snprintf(nm, sizeof nm, "blk.%d." name, l);                               \
-    if ((st = lc__gguf_weight(g, &lw->field, nm, 1, n, 0, err))) return st;
-    if (c->qkv_bias) {
-        LC__GQ(bq, "attn_q.bias", qd)
-        LC__GQ(bk, "attn_k.bias", kvd)
-        LC__GQ(bv, "attn_v.bias", kvd)
+// >>sample
+LCIMPL int lc_argmax(const float *x, int n) {
+    int i, b = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+typedef struct lc__prob_idx { float p; int i; } lc__prob_idx;
+
+LCIMPL lc_status lc_sampler_init(lc_sampler *s, int vocab_size, float temperature,
+                                 float top_p, uint64_t seed, lc_error *err) {
+    memset(s, 0, sizeof *s);
+    if (vocab_size <= 0 || !(temperature >= 0.0f))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "sampler: vocab %d, temperature %g (must be >= 0)",
+                        vocab_size, (double)temperature);
+    s->vocab_size = vocab_size; s->temperature = temperature; s->top_p = top_p;
+    s->state = seed ? seed : 0x9E3779B97F4A7C15ull;
+    s->probs = (float *)lc__mcalloc((size_t)vocab_size, sizeof(float));
+    s->order = lc__mcalloc((size_t)vocab_size, sizeof(lc__prob_idx));
+    if (!s->probs || !s->order) {
+        lc_sampler_free(s);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "sampler: out of memory");
     }
-    if (c->qk_norm) {
-        LC__GQ(q_norm, "attn_q_norm.weight", c->head_dim)
-        LC__GQ(k_norm, "attn_k_norm.weight", c->head_dim)
-    }
-#undef LC__GQ
     return LOLCATS_OK;
 }
 
-LCIMPL lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err) {
-    static const char *const names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
-                                         "ffn_gate", "ffn_down", "ffn_up"};
-    lc__gguf_model *g;
-    lc__model_priv *pv;
-    lc_model_config *c = &m->cfg;
-    const char *arch = NULL;
-    lc_status st;
-    int l, k;
-    memset(m, 0, sizeof *m);
-    g = (lc__gguf_model *)lc__mcalloc(1, sizeof *g);
-    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
-    if (!g || !pv) { LOLCATS_FREE(g); LOLCATS_FREE(pv); return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path); }
-    pv->gguf = g;
-    m->priv = pv;
-    m->format = LOLCATS_MODEL_GGUF;
-    if ((st = lc_gguf_open(&g->f, path, err))) goto fail;
-    if ((st = lc_gguf_get_str(g->f, "general.architecture", &arch, err))) goto fail;
-    if (strcmp(arch, "llama") && strcmp(arch, "mistral") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")) {
-        st = lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; lolcats runs GGUF "
-                          "models of the llama (Llama 1/2/3, Mistral), qwen2 (Qwen2/2.5) and qwen3 architectures",
-                          path, arch);
-        goto fail;
+LCIMPL void lc_sampler_free(lc_sampler *s) {
+    if (!s) return;
+    LOLCATS_FREE(s->probs);
+    LOLCATS_FREE(s->order);
+    s->probs = NULL; s->order = NULL;
+}
+
+static float lc__sampler_coin(lc_sampler *s) {          // xorshift64*, [0,1)
+    s->state ^= s->state >> 12;
+    s->state ^= s->state << 25;
+    s->state ^= s->state >> 27;
+    return (float)((s->state * 0x2545F4914F6CDD1Dull) >> 40) / 16777216.0f;
+}
+
+static int lc__prob_desc(const void *a, const void *b) {
+    const lc__prob_idx *x = (const lc__prob_idx *)a, *y = (const lc__prob_idx *)b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->i - y->i;
+}
+
+LCIMPL int lc_sampler_sample(lc_sampler *s, const float *logits) {
+    int V = s->vocab_size, i, n = 0;
+    float mx, coin, cdf = 0.0f;
+    double sum = 0;
+    lc__prob_idx *o = (lc__prob_idx *)s->order;
+    if (s->temperature == 0.0f) return lc_argmax(logits, V);
+    mx = logits[lc_argmax(logits, V)];
+    for (i = 0; i < V; i++) {
+        s->probs[i] = expf((logits[i] - mx) / s->temperature);
+        sum += (double)s->probs[i];
     }
-    if ((st = lc__gguf_config(c, g->f, arch, err))) goto fail;
-    if (!(m->layers = (lc_layer_weights *)lc__mcalloc((size_t)c->n_layers, sizeof *m->layers))) {
-        st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    {
-        int64_t dim = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
-        int64_t hid = c->hidden_dim;
-        if ((st = lc__gguf_weight(g, &m->tok_emb, "token_embd.weight", c->vocab_size, dim, 0, err)) ||
-            (st = lc__gguf_weight(g, &m->rms_final, "output_norm.weight", 1, dim, 0, err)))
-            goto fail;
-        if (c->tied) m->wcls = m->tok_emb;
-        else if ((st = lc__gguf_weight(g, &m->wcls, "output.weight", c->vocab_size, dim, 0, err))) goto fail;
-        for (l = 0; l < c->n_layers; l++) {
-            lc_layer_weights *lw = &m->layers[l];
-            lc_weight *ws[9];
-            const int64_t rows[9] = {1, qd, kvd, kvd, dim, 1, hid, dim, hid};
-            const int64_t cols[9] = {dim, dim, dim, dim, qd, dim, dim, hid, dim};
-            ws[0] = &lw->rms_att; ws[1] = &lw->wq; ws[2] = &lw->wk; ws[3] = &lw->wv; ws[4] = &lw->wo;
-            ws[5] = &lw->rms_ffn; ws[6] = &lw->w1; ws[7] = &lw->w2; ws[8] = &lw->w3;
-            for (k = 0; k < 9; k++) {
-                char nm[64];
-                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
-                if ((st = lc__gguf_weight(g, ws[k], nm, rows[k], cols[k], c->qkv_bias || c->qk_norm ? 0 :
-                                          k == 1 ? c->n_heads : k == 2 ? c->n_kv_heads : 0, err)))
-                    goto fail;
-            }
-            if ((st = lc__gguf_qwen_layer(g, c, lw, l, err))) goto fail;
+    for (i = 0; i < V; i++) s->probs[i] = (float)((double)s->probs[i] / sum);
+    coin = lc__sampler_coin(s);
+    if (!(s->top_p > 0.0f && s->top_p < 1.0f)) {
+        for (i = 0; i < V; i++) {
+            cdf += s->probs[i];
+            if (coin < cdf) return i;
         }
-    }
-    if ((st = lc__model_check_finite(m, path, err))) goto fail;
-    return LOLCATS_OK;
-fail:
-    lc_model_free(m);
-    return st;
-}
-
-// >>release
-#if !defined(_WIN32) && !defined(LOLCATS_NO_MMAP) && defined(__linux__)
-#ifndef MADV_DONTNEED   // strict C modes hide madvise: Linux's value and prototype
-#define MADV_DONTNEED 4
-extern int madvise(void *addr, size_t len, int advice);
-#endif
-#ifndef MADV_HUGEPAGE
-#define MADV_HUGEPAGE 14
-#endif
-#define LC__HAVE_MADVISE 1
-#endif
-
-LCIMPL size_t lc_advise_hugepages(void *p, size_t bytes) {
-#ifdef LC__HAVE_MADVISE
-    const uintptr_t hp = (uintptr_t)2 << 20;
-    uintptr_t a = (uintptr_t)p, lo = (a + hp - 1) / hp * hp, hi = (a + bytes) / hp * hp;
-    if (!p || hi <= lo) return 0;
-    return madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE) == 0 ? (size_t)(hi - lo) : 0;
-#else
-    (void)p;
-    (void)bytes;
-    return 0;
-#endif
-}
-
-// 1 when [p, p+n) lies inside one of the model's file mappings.
-static int lc__in_mapping(const lc__model_priv *pv, const void *p, size_t n) {
-    const lc__hf_shards *sh = (const lc__hf_shards *)pv->st;
-    const char *c = (const char *)p;
-    int i;
-    for (i = 0; i < pv->n_maps; i++) {
-        const char *b = (const char *)pv->maps[i].data;
-        if (pv->maps[i].kind == LC__MAP_MAPPED && c >= b && c + n <= b + pv->maps[i].size) return 1;
-    }
-    for (i = 0; sh && i < sh->n; i++) {
-        const lc__map *mp = &sh->f[i]->map;
-        const char *b = (const char *)mp->data;
-        if (mp->kind == LC__MAP_MAPPED && c >= b && c + n <= b + mp->size) return 1;
-    }
-    return 0;
-}
-
-static size_t lc__release_weight(const lc__model_priv *pv, const lc_weight *w) {
-#ifdef LC__HAVE_MADVISE
-    size_t n = (size_t)w->rows * lc_dtype_row_bytes(w->dtype, w->cols), pg = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)w->data, lo = (a + pg - 1) / pg * pg, hi = (a + n) / pg * pg;
-    if (!w->data || hi <= lo || !lc__in_mapping(pv, w->data, n)) return 0;
-    return madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED) == 0 ? (size_t)(hi - lo) : 0;
-#else
-    (void)pv; (void)w;
-    return 0;
-#endif
-}
-
-LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) {
-    const lc__model_priv *pv = (const lc__model_priv *)m->priv;
-    const lc_layer_weights *lw;
-    if (!pv || l < 0 || l >= m->cfg.n_layers) return 0;
-    lw = &m->layers[l];
-    return lc__release_weight(pv, &lw->wq) + lc__release_weight(pv, &lw->wk) + lc__release_weight(pv, &lw->wv) +
-           lc__release_weight(pv, &lw->wo) + lc__release_weight(pv, &lw->w1) + lc__release_weight(pv, &lw->w2) +
-           lc__release_weight(pv, &lw->w3);
-}
-
-static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
-    const lc__json_node *c = lc__jget(d, o, k);
-    if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
-    if (!c || c->type != LC__JSON_NUMBER || c->num != c->num) return dflt;
-    // out-of-range values saturate (the config checks then name the field)
-    return c->num >= 2147483647.0 ? 2147483647 : c->num <= -2147483648.0 ? -2147483647 - 1 : (int)c->num;
-}
-
-// Finds name in the shards, checks dtype and shape (rows, cols; rows 0 = 1-D).
-static lc_status lc__hf_tensor(lc_weight *w, const lc__hf_shards *sh, const char *dir,
-                               const char *name, int64_t rows, int64_t cols, lc_error *err) {
-    const lc_tensor *t = NULL;
-    int i;
-    for (i = 0; i < sh->n && !t; i++) t = lc_st_find(sh->f[i], name);
-    if (!t)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                            "%s: tensor %s is missing from the safetensors files (incomplete "
-                            "download, or not a Llama-family checkpoint)",
-                            dir, name);
-    if (t->dtype != LOLCATS_DTYPE_F32 && t->dtype != LOLCATS_DTYPE_F16 &&
-        t->dtype != LOLCATS_DTYPE_BF16)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
-                            "%s: tensor %s has dtype %s; supported are F32, F16, BF16", dir, name,
-                            lc_dtype_name(t->dtype));
-    if (rows ? (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
-             : (t->ndim != 1 || t->shape[0] != cols))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                            "%s: tensor %s has shape [%lld%s%lld] (ndim %d), config.json implies "
-                            "[%lld%s%lld]",
-                            dir, name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
-                            t->ndim > 1 ? (long long)t->shape[1] : 0LL, t->ndim,
-                            (long long)(rows ? rows : cols), rows ? ", " : "",
-                            rows ? (long long)cols : 0LL);
-    *w = lc__w(t->data, t->dtype, rows ? rows : 1, cols);
-    return LOLCATS_OK;
-}
-
-// dir + "/" + name into out (cap bytes); 0 when it does not fit.
-static int lc__join(char *out, size_t cap, const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    if (a + b + 2 > cap) return 0;
-    memcpy(out, dir, a);
-    out[a] = '/';
-    memcpy(out + a + 1, name, b + 1);
-    return 1;
-}
-
-// The JSON type of every config field the loader reads, checked before any is
-// read: "8" (a string), 8.5 or true where an integer is expected are refused,
-// never coerced. Kinds: i integer, n number, b bool, s string, a array, o
-// object; upper case: null allowed too; t: token id(s) (integer, array of
-// integers, or null).
-static lc_status lc__hf_config_types(const lc__json *d, const lc__json_node *obj, const char *where,
-                                     const char *path, lc_error *err) {
-    static const char *const fields[] = {
-        "ihidden_size", "iintermediate_size", "inum_hidden_layers", "inum_attention_heads",
-        "Inum_key_value_heads", "Ihead_dim", "ivocab_size", "imax_position_embeddings", "Isliding_window",
-        "tbos_token_id", "teos_token_id", "tpad_token_id", "nrms_norm_eps", "Nrope_theta",
-        "btie_word_embeddings", "Battention_bias", "Bmlp_bias", "Shidden_act", "Smodel_type", "Aarchitectures",
-        "Orope_scaling", "Orope_parameters", "Nfactor", "Nlow_freq_factor", "Nhigh_freq_factor",
-        "Ioriginal_max_position_embeddings", "Srope_type", "Stype", "Buse_sliding_window", "Imax_window_layers",
-        "Alayer_types"};
-    static const char *const kinds = "inbsao";
-    static const char *const want[] = {"an integer", "a number", "true or false", "a string", "an array",
-                                       "an object"};
-    const lc__json_node *v, *e;
-    size_t i;
-    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        char k = fields[i][0], lk = (char)(k >= 'A' && k <= 'Z' ? k - 'A' + 'a' : k), shown[48];
-        const char *name = fields[i] + 1, *w;
-        int ok, ty;
-        if (!(v = lc__json_get(d, obj, name))) continue;
-        ty = v->type;
-        if (lk == 't') {   // a token id, a list of them, or null
-            ok = ty == LC__JSON_NULL || (ty == LC__JSON_NUMBER && v->is_int);
-            for (e = ty == LC__JSON_ARRAY ? lc__json_first(d, v) : NULL, ok |= ty == LC__JSON_ARRAY; e;
-                 e = lc__json_next(d, v, e))
-                ok &= e->type == LC__JSON_NUMBER && e->is_int;
-            w = "an integer token id (or a list of them, or null)";
-        } else {
-            ok = (k != lk && ty == LC__JSON_NULL) ||
-                 (lk == 'i' && ty == LC__JSON_NUMBER && (v->is_int || v->num >= 9e18 || v->num <= -9e18)) ||
-                 (lk == 'n' && ty == LC__JSON_NUMBER) ||
-                 (lk == 'b' && (ty == LC__JSON_TRUE || ty == LC__JSON_FALSE)) ||
-                 (lk == 's' && ty == LC__JSON_STRING) || (lk == 'a' && ty == LC__JSON_ARRAY) ||
-                 (lk == 'o' && ty == LC__JSON_OBJECT);
-            w = want[strchr(kinds, lk) - kinds];
-        }
-        if (ok) continue;
-        if (ty == LC__JSON_STRING) snprintf(shown, sizeof shown, "the string \"%.30s\"", v->str);
-        else if (ty == LC__JSON_NUMBER) snprintf(shown, sizeof shown, "the number %.17g", v->num);
-        else if (ty == LC__JSON_ARRAY && lk == 't') snprintf(shown, sizeof shown, "a list with a non-integer entry");
-        else snprintf(shown, sizeof shown, "%s %s", ty == LC__JSON_ARRAY || ty == LC__JSON_OBJECT ? "an" : "",
-                      lc__json_type_name(ty));
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: field %s%s\"%s\" is %s, expected %s: fix the field "
-                            "(numbers are written without quotes)", path, where, where[0] ? "." : "", name,
-                            shown[0] == ' ' ? shown + 1 : shown, w);
-    }
-    return LOLCATS_OK;
-}
-
-// Token ids the config names (bos/eos/pad, an eos list too) must be in the vocabulary.
-static lc_status lc__hf_config_ids(const lc__json *d, const lc__json_node *r, int vocab, const char *path,
-                                   lc_error *err) {
-    static const char *const names[3] = {"bos_token_id", "eos_token_id", "pad_token_id"};
-    int i;
-    for (i = 0; i < 3; i++) {
-        const lc__json_node *v = lc__json_get(d, r, names[i]), *e;
-        if (!v || v->type == LC__JSON_NULL) continue;
-        for (e = v->type == LC__JSON_ARRAY ? lc__json_first(d, v) : v; e;
-             e = v->type == LC__JSON_ARRAY ? lc__json_next(d, v, e) : NULL)
-            if ((e->i64 < 0 || e->i64 >= vocab) && !(i == 2 && e->i64 == -1))   // pad -1: none
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s %lld is outside the vocabulary (vocab_size "
-                                    "%d: ids 0..%d): fix the field", path, names[i], (long long)e->i64, vocab,
-                                    vocab - 1);
-    }
-    return LOLCATS_OK;
-}
-
-// >>qwen-config
-// Qwen2 / Qwen2.5 (Qwen2ForCausalLM) and Qwen3 (Qwen3ForCausalLM) are Llama
-// blocks plus: Qwen2 adds biases to the q/k/v projections (o_proj has none);
-// Qwen3 has no biases but an RMSNorm over each head of q and k (weights of
-// size head_dim, eps rms_norm_eps) before RoPE. Both carry sliding-window
-// fields that are off unless use_sliding_window is true (then refused: Qwen's
-// window applies only to layers >= max_window_layers).
-static int lc__hf_qwen_kind(const char *arch, const char *mt) {
-    if (!strcmp(arch, "Qwen2ForCausalLM") || (!arch[0] && !strcmp(mt, "qwen2"))) return 2;
-    if (!strcmp(arch, "Qwen3ForCausalLM") || (!arch[0] && !strcmp(mt, "qwen3"))) return 3;
-    return 0;
-}
-
-static lc_status lc__hf_config_qwen(lc_model_config *c, const lc__json *d, const lc__json_node *r, int qwen,
-                                    const char *path, lc_error *err) {
-    const lc__json_node *u = lc__jget(d, r, "use_sliding_window"), *lt = lc__jget(d, r, "layer_types"), *e;
-    if (u && u->type != LC__JSON_TRUE && u->type != LC__JSON_FALSE && u->type != LC__JSON_NULL)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: use_sliding_window must be true or false", path);
-    if (u && u->type == LC__JSON_TRUE)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: use_sliding_window is true (a window of %d on "
-                            "layers >= max_window_layers %d): not supported; set it to false (the released "
-                            "Qwen2/2.5/3 checkpoints have it off)", path, c->sliding_window,
-                            lc__jint(d, r, "max_window_layers", 0));
-    if (lt && lt->type == LC__JSON_ARRAY)
-        for (e = lc__json_first(d, lt); e; e = lc__json_next(d, lt, e))
-            if (e->type != LC__JSON_STRING || strcmp(e->str, "full_attention"))
-                return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: layer_types has an entry other than "
-                                    "\"full_attention\" (sliding-window layers are not supported)", path);
-    c->sliding_window = 0;
-    c->qkv_bias = qwen == 2;
-    c->qk_norm = qwen == 3;
-    return LOLCATS_OK;
-}
-
-static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char *path,
-                               lc_error *err) {
-    const lc__json_node *r = lc__json_root(d), *a, *rs, *rp;
-    const char *arch = "", *mt;
-    lc_status st;
-    int qwen;
-    if (!r || r->type != LC__JSON_OBJECT)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
-    if ((st = lc__hf_config_types(d, r, "", path, err)) ||
-        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
-        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_parameters"), "rope_parameters", path, err)))
-        return st;
-    a = lc__jget(d, r, "architectures");
-    if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
-    mt = lc__json_str(lc__jget(d, r, "model_type"), "");
-    qwen = lc__hf_qwen_kind(arch, mt);
-    if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") && !qwen &&
-        !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
-                            "%s: architecture \"%s\" (model_type \"%s\") is not supported; "
-                            "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM are",
-                            path, arch, mt);
-    snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
-    if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
-    if (qwen != 2 && lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
-    if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
-    c->dim = lc__jint(d, r, "hidden_size", 0);
-    c->hidden_dim = lc__jint(d, r, "intermediate_size", 0);
-    c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
-    c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
-    c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
-    c->head_dim = lc__jint(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
-    c->vocab_size = lc__jint(d, r, "vocab_size", 0);
-    c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
-    c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
-    c->sliding_window = lc__jint(d, r, "sliding_window", 0);          // null: none
-    if (qwen && (st = lc__hf_config_qwen(c, d, r, qwen, path, err))) return st;
-    rp = lc__jget(d, r, "rope_parameters");
-    c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
-                                        lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
-    c->tied = lc__jget(d, r, "tie_word_embeddings") &&
-              lc__jget(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
-    c->bos_id = lc__jint(d, r, "bos_token_id", -1);
-    c->eos_id = lc__jint(d, r, "eos_token_id", -1);
-    rs = lc__jget(d, r, "rope_scaling");
-    if (!rs || rs->type != LC__JSON_OBJECT) rs = rp;
-    if (rs && rs->type == LC__JSON_OBJECT) {
-        const char *ty = lc__json_str(lc__jget(d, rs, "rope_type"),
-                                      lc__json_str(lc__jget(d, rs, "type"), "default"));
-        if (!strcmp(ty, "llama3")) {
-            c->rope_llama3 = 1;
-            c->rope_factor = (float)lc__json_num(lc__jget(d, rs, "factor"), 8.0);
-            c->rope_low_freq_factor = (float)lc__json_num(lc__jget(d, rs, "low_freq_factor"), 1.0);
-            c->rope_high_freq_factor =
-                (float)lc__json_num(lc__jget(d, rs, "high_freq_factor"), 4.0);
-            c->rope_orig_max_pos = lc__jint(d, rs, "original_max_position_embeddings", 8192);
-            if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_factor <= 0.0f)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                    "%s: rope_scaling llama3 needs high_freq_factor > "
-                                    "low_freq_factor and factor > 0",
-                                    path);
-        } else if (strcmp(ty, "default"))
-            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
-                                "%s: rope scaling type \"%s\" is not supported (default, llama3)",
-                                path, ty);
-    }
-    if ((st = lc__model_check_cfg(c, path, err))) return st;
-    return lc__hf_config_ids(d, r, c->vocab_size, path, err);
-}
-
-// The files must agree with config.json: no tensor of a layer >= num_hidden_layers
-// (a config with fewer layers would silently drop them), and no tensor in two
-// shards (which one would be read?).
-static lc_status lc__hf_check_shards(const lc_model *m, const lc__hf_shards *sh, const char *dir, lc_error *err) {
-    int i, j, k;
-    for (i = 0; i < sh->n; i++)
-        for (k = 0; k < lc_st_count(sh->f[i]); k++) {
-            const char *nm = lc_st_tensor_at(sh->f[i], k)->name;
-            long l;
-            if (!strncmp(nm, "model.layers.", 13) && nm[13] >= '0' && nm[13] <= '9' &&
-                (l = strtol(nm + 13, NULL, 10)) >= m->cfg.n_layers)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: config.json says num_hidden_layers = %d, but %s "
-                                    "holds %s (layer %ld): the config does not match the weights (fix "
-                                    "num_hidden_layers, or use the config that came with these files)", dir,
-                                    m->cfg.n_layers, lc_st_path(sh->f[i]), nm, l);
-            for (j = i + 1; j < sh->n; j++)
-                if (lc_st_find(sh->f[j], nm))
-                    return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is in two shards, %s and %s: "
-                                        "remove the stale shard (or re-download the model)", dir, nm,
-                                        lc_st_path(sh->f[i]), lc_st_path(sh->f[j]));
-        }
-    return LOLCATS_OK;
-}
-
-LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
-    char path[4096];
-    char *text = NULL;
-    size_t n;
-    lc__json d;
-    lc__model_priv *pv;
-    lc__hf_shards *sh;
-    lc_status s;
-    int i, D, qd, kvd;
-    memset(m, 0, sizeof *m);
-    memset(&d, 0, sizeof d);
-    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
-    sprintf(path, "%s/config.json", dir);
-    if ((s = lc__read_all(path, &text, &n, err))) return s;
-    s = lc__json_parse(&d, text, n, path, err);
-    LOLCATS_FREE(text);
-    if (s) return s;
-    s = lc__hf_config(&m->cfg, &d, path, err);
-    lc__json_free(&d);
-    if (s) return s;
-    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
-    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
-    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    if (!pv || !sh || !m->layers) {
-        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
-        m->layers = NULL;
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
-    }
-    pv->st = sh;
-    m->priv = pv;
-    m->format = LOLCATS_MODEL_HF;
-    // shards: the index's weight_map, else model.safetensors
-    sprintf(path, "%s/model.safetensors.index.json", dir);
-    if (lc__exists(path)) {
-        const lc__json_node *wm, *c;
-        if ((s = lc__read_all(path, &text, &n, err))) goto fail;
-        s = lc__json_parse(&d, text, n, path, err);
-        LOLCATS_FREE(text);
-        if (s) goto fail;
-        wm = lc__jget(&d, lc__json_root(&d), "weight_map");
-        if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
-            lc__json_free(&d);
-            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
-            goto fail;
-        }
-        sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
-        if (!sh->f) { lc__json_free(&d); s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
-        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
-            int k, seen = 0;
-            char fp[4096];
-            if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
-                !lc__join(fp, sizeof fp, dir, c->str)) {
-                s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
-                                                          "file name", path, c->key);
-                lc__json_free(&d);  // after the message: c->key lives in d
-                goto fail;
-            }
-            for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
-            if (seen) continue;
-            if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); goto fail; }
-            sh->n++;
-        }
-        // every mapped tensor must be in the shard the index names
-        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
-            int k, ok = 0;
-            char fp[4096];
-            snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
-            for (k = 0; k < sh->n; k++)
-                if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
-            if (!ok) {
-                s = lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                 "%s: the index puts %s in %s, which does not hold it", path,
-                                 c->key, c->str);
-                lc__json_free(&d);
-                goto fail;
-            }
-        }
-        lc__json_free(&d);
+        return V - 1;
     } else {
-        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
-        sprintf(path, "%s/model.safetensors", dir);
-        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
-        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
-        sh->n = 1;
-    }
-    D = m->cfg.head_dim;
-    qd = m->cfg.n_heads * D;
-    kvd = m->cfg.n_kv_heads * D;
-#define LC__HF_T(dst, nm, rows, cols)                                                    \
-    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) goto fail;
-    LC__HF_T(m->tok_emb, "model.embed_tokens.weight", m->cfg.vocab_size, m->cfg.dim)
-    LC__HF_T(m->rms_final, "model.norm.weight", 0, m->cfg.dim)
-    if (m->cfg.tied) {
-        m->wcls = m->tok_emb;
-    } else {
-        LC__HF_T(m->wcls, "lm_head.weight", m->cfg.vocab_size, m->cfg.dim)
-    }
-    for (i = 0; i < m->cfg.n_layers; i++) {
-        lc_layer_weights *l = &m->layers[i];
-        char nm[160];
-        int dim = m->cfg.dim, hid = m->cfg.hidden_dim;
-#define LC__HF_L(field, suffix, rows, cols)                                              \
-        sprintf(nm, "model.layers.%d.%s", i, suffix);                                    \
-        LC__HF_T(l->field, nm, rows, cols)
-        LC__HF_L(rms_att, "input_layernorm.weight", 0, dim)
-        LC__HF_L(wq, "self_attn.q_proj.weight", qd, dim)
-        LC__HF_L(wk, "self_attn.k_proj.weight", kvd, dim)
-        LC__HF_L(wv, "self_attn.v_proj.weight", kvd, dim)
-        LC__HF_L(wo, "self_attn.o_proj.weight", dim, qd)
-        LC__HF_L(rms_ffn, "post_attention_layernorm.weight", 0, dim)
-        LC__HF_L(w1, "mlp.gate_proj.weight", hid, dim)
-        LC__HF_L(w2, "mlp.down_proj.weight", dim, hid)
-        LC__HF_L(w3, "mlp.up_proj.weight", hid, dim)
-        if (m->cfg.qkv_bias) {
-            LC__HF_L(bq, "self_attn.q_proj.bias", 0, qd)
-            LC__HF_L(bk, "self_attn.k_proj.bias", 0, kvd)
-            LC__HF_L(bv, "self_attn.v_proj.bias", 0, kvd)
+        // nucleus: the smallest set of most likely tokens whose mass exceeds top_p
+        float cutoff = (1.0f - s->top_p) / (float)(V > 1 ? V - 1 : 1), mass = 0.0f;
+        int last;
+        for (i = 0; i < V; i++)
+            if (s->probs[i] >= cutoff) { o[n].p = s->probs[i]; o[n].i = i; n++; }
+        if (n == 0) return lc_argmax(logits, V);
+        qsort(o, (size_t)n, sizeof *o, lc__prob_desc);
+        last = n - 1;
+        for (i = 0; i < n; i++) {
+            mass += o[i].p;
+            if (mass > s->top_p) { last = i; break; }
         }
-        if (m->cfg.qk_norm) {
-            LC__HF_L(q_norm, "self_attn.q_norm.weight", 0, D)
-            LC__HF_L(k_norm, "self_attn.k_norm.weight", 0, D)
+        coin *= mass;
+        for (i = 0; i <= last; i++) {
+            cdf += o[i].p;
+            if (coin < cdf) return o[i].i;
         }
-#undef LC__HF_L
-    }
-#undef LC__HF_T
-    if ((s = lc__hf_check_shards(m, sh, dir, err))) goto fail;
-    if ((s = lc__model_check_finite(m, dir, err))) goto fail;
-    return LOLCATS_OK;
-fail:
-    lc_model_free(m);
-    return s;
-}
-// >>model-export
-static float *lc__export_f32(const lc_weight *w, int permute_heads, int D) {
-    size_t n = (size_t)(w->rows * w->cols), r, c;
-    float *out = (float *)LOLCATS_MALLOC(n ? n * sizeof(float) : 1);
-    if (!out) return NULL;
-    for (r = 0; r < (size_t)w->rows; r++) {
-        size_t src = r;
-        if (permute_heads) {
-            size_t h = r / (size_t)D, j = r % (size_t)D, half = (size_t)D / 2;
-            src = h * (size_t)D + (j < half ? 2 * j : 2 * (j - half) + 1);
-        }
-        if (lc_dtype_block(w->dtype) > 1)   // GGUF block types: a row at a time
-            lc_dequant_row(out + r * (size_t)w->cols, (const unsigned char *)w->data +
-                           src * lc_dtype_row_bytes(w->dtype, w->cols), w->dtype, w->cols);
-        else
-            for (c = 0; c < (size_t)w->cols; c++)
-                out[r * (size_t)w->cols + c] = lc__m_at(w->data, w->dtype, src * (size_t)w->cols + c);
-    }
-    return out;
-}
-
-LCIMPL lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err) {
-    const lc_model_config *c = &m->cfg;
-    int L = c->n_layers, nt = 2 + !c->tied + 14 * L, i, k = 0;
-    lc_tensor *ts = (lc_tensor *)lc__mcalloc((size_t)nt, sizeof(lc_tensor));
-    char *names = (char *)lc__mcalloc((size_t)nt, 96);
-    char path[4096];
-    FILE *fp;
-    lc_status s = LOLCATS_OK;
-    if (!ts || !names) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; }
-    if (strlen(dir) + 32 > sizeof path) { s = lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir); goto done; }
-#define LC__EXP(nm, w, perm)                                                                \
-    do {                                                                                    \
-        lc_tensor *t_ = &ts[k];                                                             \
-        char *n_ = names + 96 * (size_t)k++;                                                \
-        snprintf(n_, 96, "%s", nm);                                                         \
-        t_->name = n_;                                                                      \
-        t_->dtype = LOLCATS_DTYPE_F32;                                                      \
-        t_->ndim = (w).rows == 1 && (strstr(nm, "norm") || strstr(nm, "bias")) ? 1 : 2;    \
-        t_->shape[0] = t_->ndim == 1 ? (w).cols : (w).rows;                                 \
-        t_->shape[1] = (w).cols;                                                            \
-        t_->nbytes = (size_t)((w).rows * (w).cols) * 4;                                     \
-        t_->data = lc__export_f32(&(w), perm, c->head_dim);                                 \
-        if (!t_->data) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "export: out of memory"); goto done; } \
-    } while (0)
-    LC__EXP("model.embed_tokens.weight", m->tok_emb, 0);
-    for (i = 0; i < L; i++) {
-        const lc_layer_weights *l = &m->layers[i];
-        char nm[96];
-        int perm = c->rope_interleaved;
-#define LC__EXPL(suffix, w, p)                                                              \
-        snprintf(nm, sizeof nm, "model.layers.%d.%s", i, suffix);                           \
-        LC__EXP(nm, w, p);
-        LC__EXPL("input_layernorm.weight", l->rms_att, 0)
-        LC__EXPL("self_attn.q_proj.weight", l->wq, perm)
-        LC__EXPL("self_attn.k_proj.weight", l->wk, perm)
-        LC__EXPL("self_attn.v_proj.weight", l->wv, 0)
-        LC__EXPL("self_attn.o_proj.weight", l->wo, 0)
-        LC__EXPL("post_attention_layernorm.weight", l->rms_ffn, 0)
-        LC__EXPL("mlp.gate_proj.weight", l->w1, 0)
-        LC__EXPL("mlp.down_proj.weight", l->w2, 0)
-        LC__EXPL("mlp.up_proj.weight", l->w3, 0)
-        if (l->bq.data) {   // Qwen2
-            LC__EXPL("self_attn.q_proj.bias", l->bq, 0)
-            LC__EXPL("self_attn.k_proj.bias", l->bk, 0)
-            LC__EXPL("self_attn.v_proj.bias", l->bv, 0)
-        }
-        if (l->q_norm.data) {   // Qwen3
-            LC__EXPL("self_attn.q_norm.weight", l->q_norm, 0)
-            LC__EXPL("self_attn.k_norm.weight", l->k_norm, 0)
-        }
-#undef LC__EXPL
-    }
-    LC__EXP("model.norm.weight", m->rms_final, 0);
-    if (!c->tied) LC__EXP("lm_head.weight", m->wcls, 0);
-#undef LC__EXP
-    sprintf(path, "%s/model.safetensors", dir);
-    {
-        const char *meta[2] = {"format", "pt"};
-        if ((s = lc_st_write(path, ts, k, meta, 1, err))) goto done;
-    }
-    sprintf(path, "%s/config.json", dir);
-    fp = fopen(path, "wb");
-    if (!fp) { s = lc_error_set(err, LOLCATS_ERR_IO, "%s: cannot create (does the directory exist?)", path); goto done; }
-    {   // what a plain Llama config cannot say: a sliding window (Mistral), llama3 rope
-        int mis = c->sliding_window > 0, qw = c->qkv_bias ? 2 : c->qk_norm ? 3 : 0;
-        fprintf(fp, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
-                qw == 2 ? "Qwen2ForCausalLM" : qw == 3 ? "Qwen3ForCausalLM" : mis ? "MistralForCausalLM" : "LlamaForCausalLM",
-                qw == 2 ? "qwen2" : qw == 3 ? "qwen3" : mis ? "mistral" : "llama");
-        if (qw) fprintf(fp, "  \"use_sliding_window\": false,\n  \"max_window_layers\": %d,\n", L);
-        if (mis) fprintf(fp, "  \"sliding_window\": %d,\n", c->sliding_window);
-        if (c->rope_llama3)
-            fprintf(fp,
-                    "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %.9g, "
-                    "\"low_freq_factor\": %.9g, \"high_freq_factor\": %.9g, "
-                    "\"original_max_position_embeddings\": %d},\n",
-                    (double)c->rope_factor, (double)c->rope_low_freq_factor,
-                    (double)c->rope_high_freq_factor, c->rope_orig_max_pos);
-    }
-    fprintf(fp,
-            "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
-            "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
-            "  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"vocab_size\": %d,\n"
-            "  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
-            "  \"rope_theta\": %.9g,\n  \"tie_word_embeddings\": %s,\n"
-            "  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
-            "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"torch_dtype\": \"float32\"\n}\n",
-            c->dim, c->hidden_dim, L, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
-            c->seq_len, (double)c->norm_eps, (double)c->rope_theta, c->tied ? "true" : "false",
-            c->bos_id, c->eos_id);
-    if (fclose(fp) != 0) s = lc_error_set(err, LOLCATS_ERR_IO, "%s: write failed", path);
-done:
-    if (ts)
-        for (i = 0; i < k; i++) LOLCATS_FREE((void *)ts[i].data);
-    LOLCATS_FREE(ts);
-    LOLCATS_FREE(names);
-    return s;
-}
-// >>impl-model-end
-
-// >>train
-typedef struct lc__layer_act {
-    float *x_in, *xn, *rstd1;         // (T,dim) (T,dim) (T)
-    float *qh, *kh, *vh;              // (H,T,D) (Hk,T,D) (Hk,T,D)
-    float *xa[4];                     // (T,r) LoRA x A^T per target
-    float *phiq, *phik;               // (H,T,F)
-    float *yh, *m, *den;              // (H,T,D) (H,T) (H,T)
-    float *ym;                        // (T,H*D)
-    float *h, *hn, *rstd2;            // (T,dim) (T,dim) (T)
-    float *g, *u, *hh;                // (T,hidden) x3
-} lc__layer_act;
-
-typedef struct lc__train_act {
-    int T, n_slots;                   // layers with their own slot (1 in stage 1)
-    lc__layer_act *L;
-    float *xf, *xfn, *rstdf, *logits;     // final norm, logits / dlogits (T,V)
-    float *rope_cos, *rope_sin;           // (T, D/2)
-    float *norm_w;                        // fp32 norm weights: (L,2,dim) + (dim)
-    float *tq, *tk, *tv;                  // (T,H*D) (T,Hk*D) x2: projections
-    float *dx, *dh, *dxn, *dym, *dyh, *dqh, *dkh, *dvh, *dphiq, *dphik, *dg, *du, *dhh;
-    float *work;                          // hybrid prefix-state work
-    float *yt, *lse, *at, *as, *ga;       // stage 1 teacher out; weights (H,T,T) when xent
-    float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
-} lc__train_act;
-
-LCIMPL lc_train_cfg lc_train_cfg_default(void) {
-    lc_train_cfg c;
-    memset(&c, 0, sizeof c);
-    c.attn = LOLCATS_ATTN_HYBRID;
-    c.trainable = LOLCATS_TRAIN_FMAPS;
-    c.fmap = lc_fmap_cfg_default();
-    c.feature_dim = 64;
-    c.hybrid = lc_hybrid_cfg_default();
-    c.lora_rank = 8;
-    c.lora_alpha = 16.0f;
-    c.lora_targets = 15;
-    c.mse_factor = 1000.0f;
-    c.xent_factor = 0.0f;
-    c.max_tokens = 1024;
-    c.seed = 0;
-    return c;
-}
-
-static int lc__lora_in(const lc_model_config *c, int tg) {
-    return tg == LOLCATS_LORA_O ? c->n_heads * c->head_dim : c->dim;
-}
-
-static int lc__lora_out(const lc_model_config *c, int tg) {
-    return tg == LOLCATS_LORA_Q ? c->n_heads * c->head_dim
-           : tg == LOLCATS_LORA_O ? c->dim : c->n_kv_heads * c->head_dim;
-}
-
-static size_t lc__full_floats(const lc_model_config *c) {
-    size_t D = (size_t)c->head_dim, per = 2 * (size_t)c->dim +
-        (size_t)c->dim * (c->n_heads * D + 2 * c->n_kv_heads * D) + c->n_heads * D * c->dim +
-        3 * (size_t)c->dim * c->hidden_dim;
-    return (size_t)c->vocab_size * c->dim * (c->tied ? 1 : 2) + (size_t)c->dim + per * c->n_layers;
-}
-
-// Lays out params: [full model][fmap_q fmap_k wf][LoRA], and the views.
-static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
-    const lc_model_config *c = &t->model->cfg;
-    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
-    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0;
-    n += full_n;
-    if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
-        fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H * (t->cfg.fmap_bias ? 3 : 1);
-    n += fm_n;
-    t->lora_off = (size_t (*)[4])lc__mcalloc((size_t)L, sizeof *t->lora_off);
-    t->lora_a = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *t->lora_a);
-    if (!t->lora_off || !t->lora_a)
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for the LoRA tables of %d layers", L);
-    t->lora_b = t->lora_a + L;
-    if (t->cfg.lora_rank > 0)
-        for (l = 0; l < L; l++)
-            for (tg = 0; tg < 4; tg++) {
-                if (!(t->cfg.lora_targets & (1 << tg))) continue;
-                t->lora_off[l][tg] = n;
-                n += (size_t)t->cfg.lora_rank * (lc__lora_in(c, tg) + lc__lora_out(c, tg));
-            }
-    t->n_params = n;
-    t->mem = (float *)LOLCATS_MALLOC(sizeof(float) * 4 * (n ? n : 1));
-    if (!t->mem)
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu trainable parameters", n);
-    memset(t->mem, 0, sizeof(float) * 4 * (n ? n : 1));
-    t->params = t->mem;
-    t->grads = t->mem + n;
-    t->adam_m = t->mem + 2 * n;
-    t->adam_v = t->mem + 3 * n;
-    t->full = with_full ? t->params : NULL;
-    if (fm_n) {
-        t->fmap_q = t->params + full_n;
-        t->fmap_k = t->fmap_q + (size_t)L * H * D * f;
-        t->wf = t->fmap_k + (size_t)L * H * D * f;
-        if (t->cfg.fmap_bias) {
-            t->fbq = t->wf + (size_t)L * H;
-            t->fbk = t->fbq + (size_t)L * H;
-        }
-    }
-    t->lora = t->params + full_n + fm_n;
-    for (l = 0; l < L; l++)
-        for (tg = 0; tg < 4; tg++)
-            if (t->lora_off[l][tg]) {
-                t->lora_a[l][tg] = t->params + t->lora_off[l][tg];
-                t->lora_b[l][tg] = t->lora_a[l][tg] + (size_t)t->cfg.lora_rank * lc__lora_in(c, tg);
-            }
-    return LOLCATS_OK;
-}
-
-static float *lc__grad_at(lc_train *t, const float *p) {
-    return t->grads + (p - t->params);
-}
-
-// count_only: set *count_only to the floats the activations take, allocate nothing.
-static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only, lc_error *err) {
-    const lc_model_config *c = &t->model->cfg;
-    lc__train_act *a;
-    int T = t->cfg.max_tokens, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
-    int dim = c->dim, hid = c->hidden_dim, F = t->F, r = t->cfg.lora_rank, l, pass;
-    size_t qd = (size_t)H * D, kd = (size_t)Hk * D, total = 0;
-    size_t lm = t->cfg.distill_only ? 0 : 1;  // stage 1 only: no logits, no backward through the MLP
-    float *p = NULL;
-    a = (lc__train_act *)LOLCATS_MALLOC(sizeof *a);
-    if (!a) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
-    memset(a, 0, sizeof *a);
-    a->T = T;
-    a->n_slots = slots;
-    a->L = (lc__layer_act *)LOLCATS_MALLOC(sizeof(lc__layer_act) * (size_t)slots);
-    if (!a->L) { LOLCATS_FREE(a); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
-    t->act = a;
-    // two passes: count, then cut the views out of one allocation
-    for (pass = 0; pass < 2; pass++) {
-#define LC__TAKE(dst, count) do { size_t n_ = (size_t)(count); if (pass) { (dst) = p; p += n_; } total += pass ? 0 : n_; } while (0)
-        for (l = 0; l < slots; l++) {
-            lc__layer_act *la = &a->L[l];
-            int tg;
-            LC__TAKE(la->x_in, (size_t)T * dim); LC__TAKE(la->xn, (size_t)T * dim); LC__TAKE(la->rstd1, T);
-            LC__TAKE(la->qh, (size_t)T * qd); LC__TAKE(la->kh, (size_t)T * kd); LC__TAKE(la->vh, (size_t)T * kd);
-            for (tg = 0; tg < 4; tg++) LC__TAKE(la->xa[tg], (size_t)T * (r > 0 ? r : 0));
-            LC__TAKE(la->phiq, (size_t)H * T * F); LC__TAKE(la->phik, (size_t)H * T * F);
-            LC__TAKE(la->yh, (size_t)T * qd); LC__TAKE(la->m, (size_t)H * T); LC__TAKE(la->den, (size_t)H * T);
-            LC__TAKE(la->ym, (size_t)T * qd);
-            LC__TAKE(la->h, (size_t)T * dim); LC__TAKE(la->hn, (size_t)T * dim); LC__TAKE(la->rstd2, T);
-            LC__TAKE(la->g, (size_t)T * hid); LC__TAKE(la->u, (size_t)T * hid); LC__TAKE(la->hh, (size_t)T * hid);
-        }
-        LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim * lm); LC__TAKE(a->rstdf, T * lm);
-        LC__TAKE(a->logits, (size_t)T * c->vocab_size * lm);
-        LC__TAKE(a->rope_cos, (size_t)T * D / 2); LC__TAKE(a->rope_sin, (size_t)T * D / 2);
-        LC__TAKE(a->norm_w, (size_t)(2 * c->n_layers + 1) * dim);
-        LC__TAKE(a->tq, (size_t)T * qd); LC__TAKE(a->tk, (size_t)T * kd); LC__TAKE(a->tv, (size_t)T * kd);
-        LC__TAKE(a->dx, (size_t)T * dim * lm); LC__TAKE(a->dh, (size_t)T * dim * lm);
-        LC__TAKE(a->dxn, (size_t)T * dim * lm);
-        LC__TAKE(a->dym, (size_t)T * qd * lm); LC__TAKE(a->dyh, (size_t)T * qd); LC__TAKE(a->dqh, (size_t)T * qd);
-        LC__TAKE(a->dkh, (size_t)T * kd); LC__TAKE(a->dvh, (size_t)T * kd);
-        LC__TAKE(a->dphiq, (size_t)H * T * F); LC__TAKE(a->dphik, (size_t)H * T * F);
-        LC__TAKE(a->dg, (size_t)T * hid * lm); LC__TAKE(a->du, (size_t)T * hid * lm);
-        LC__TAKE(a->dhh, (size_t)T * hid * lm);
-        LC__TAKE(a->work, lc_attn_transfer_work_floats(1, H, T, D, F));
-        LC__TAKE(a->yt, (size_t)T * qd); LC__TAKE(a->lse, (size_t)H * T);
-        if (t->cfg.recompute) LC__TAKE(a->xin_saved, (size_t)c->n_layers * T * dim);
-        if (t->cfg.xent_factor > 0) {
-            LC__TAKE(a->at, (size_t)H * T * T); LC__TAKE(a->as, (size_t)H * T * T); LC__TAKE(a->ga, (size_t)H * T * T);
-        }
-#undef LC__TAKE
-        if (!pass && count_only) {
-            *count_only = total;
-            LOLCATS_FREE(a->L);
-            LOLCATS_FREE(a);
-            t->act = NULL;
-            return LOLCATS_OK;
-        }
-        if (!pass) {
-            p = (float *)LOLCATS_MALLOC(sizeof(float) * (total ? total : 1));
-            if (!p)
-                return lc_error_set(err, LOLCATS_ERR_NOMEM,
-                                    "out of memory for %zu MiB of activations (T=%d); lower the "
-                                    "sequence length", total * 4 >> 20, T);
-            lc_advise_hugepages(p, sizeof(float) * total);  // before the first write
-            memset(p, 0, sizeof(float) * total);  // L[0].x_in, the first view, is the base
-        }
-    }
-    lc_model_rope_table(a->rope_cos, a->rope_sin, c, 0, T);   // as the model computes it
-    return LOLCATS_OK;
-}
-
-static void lc__train_norms(lc_train *t) {  // fp32 copies of the norm weights
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model *m = t->model;
-    int l, c, dim = m->cfg.dim;
-    for (l = 0; l < m->cfg.n_layers; l++)
-        for (c = 0; c < dim; c++) {
-            a->norm_w[(size_t)(2 * l) * dim + c] = lc_weight_get(&m->layers[l].rms_att, c);
-            a->norm_w[(size_t)(2 * l + 1) * dim + c] = lc_weight_get(&m->layers[l].rms_ffn, c);
-        }
-    for (c = 0; c < dim; c++) a->norm_w[(size_t)2 * m->cfg.n_layers * dim + c] = lc_weight_get(&m->rms_final, c);
-}
-
-static void lc__train_init_params(lc_train *t) {
-    const lc_model_config *c = &t->model->cfg;
-    int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
-    lc_rng rng;
-    lc_rng_seed(&rng, t->cfg.seed ^ 0x10c47ULL);
-    if (t->fmap_q) {
-        size_t per = (size_t)H * D * f;
-        float bound = (float)sqrt(6.0 / (double)H);  // bias (1,H,1,1): fan_in = H
-        for (l = 0; l < L; l++) {
-            if (t->cfg.fmap_init == 1) {
-                lc_fmap_init_kaiming(t->fmap_q + per * l, NULL, H, D, f, &rng);
-                lc_fmap_init_kaiming(t->fmap_k + per * l, NULL, H, D, f, &rng);
-            } else {
-                lc_fmap_init_identity(t->fmap_q + per * l, H, D, f);
-                lc_fmap_init_identity(t->fmap_k + per * l, H, D, f);
-            }
-        }
-        for (l = 0; l < L * H; l++) t->wf[l] = -2.1972245773362196f;  // logit(0.1)
-        for (l = 0; t->fbq && l < L * H; l++) {
-            t->fbq[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
-            t->fbk[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
-        }
-    }
-    for (l = 0; l < L; l++)
-        for (tg = 0; tg < 4; tg++) {
-            size_t off = t->lora_off[l][tg], i, na;
-            float bound;
-            if (!off) continue;
-            na = (size_t)t->cfg.lora_rank * lc__lora_in(c, tg);
-            bound = (float)(1.0 / sqrt((double)lc__lora_in(c, tg)));  // kaiming a = sqrt(5)
-            for (i = 0; i < na; i++) t->params[off + i] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
-        }
-}
-
-static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_train_cfg *cfg,
-                                       int slots, int with_full, lc_error *err) {
-    lc_status st;
-    const lc_model_config *c = &t->model->cfg;
-    t->ctx = *ctx;
-    t->cfg = *cfg;
-    t->F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
-    if (cfg->max_tokens <= 0 || cfg->feature_dim <= 0 || cfg->feature_dim > 1024 || cfg->lora_rank < 0 ||
-        cfg->lora_rank > 256 || c->head_dim > 1024 || cfg->hybrid.window <= 0)
-        return lc_error_set(err, LOLCATS_ERR_ARG,
-                            "bad training config: tokens %d, feature dim %d, lora rank %d, window %d",
-                            cfg->max_tokens, cfg->feature_dim, cfg->lora_rank, cfg->hybrid.window);
-    if ((st = lc__train_alloc(t, with_full, err))) return st;
-    if ((st = lc__train_act_alloc(t, slots, NULL, err))) return st;
-    lc__train_init_params(t);
-    return LOLCATS_OK;
-}
-
-LCIMPL size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg) {
-    lc_train t;
-    lc_error err;
-    lc_status st;
-    size_t acts = 0, params;
-    memset(&t, 0, sizeof t);
-    t.model = (lc_model *)m;
-    t.cfg = *cfg;
-    t.F = lc_fmap_out_dim(&cfg->fmap, cfg->feature_dim);
-    st = lc__train_alloc(&t, 0, &err);
-    params = t.n_params;
-    LOLCATS_FREE(t.mem);
-    LOLCATS_FREE(t.lora_off);
-    LOLCATS_FREE(t.lora_a);
-    if (st) return (size_t)-1;
-    if (lc__train_act_alloc(&t, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, &acts, &err))
-        return (size_t)-1;
-    return sizeof(float) * (4 * params + acts);
-}
-
-LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, const lc_train_cfg *cfg,
-                               lc_error *err) {
-    lc_status st;
-    memset(t, 0, sizeof *t);
-    t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, 0,
-                                    err))) {
-        lc_train_free(t);
-        return st;
-    }
-    lc__train_norms(t);
-    return LOLCATS_OK;
-}
-
-static lc_weight lc__w32(float **p, int64_t rows, int64_t cols) {
-    lc_weight w;
-    w.data = *p;
-    w.dtype = LOLCATS_DTYPE_F32;
-    w.rows = rows;
-    w.cols = cols;
-    *p += rows * cols;
-    return w;
-}
-
-LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_model_config *mc,
-                                    const lc_train_cfg *cfg, lc_error *err) {
-    lc_model *m;
-    lc_status st;
-    float *p;
-    int l, dim = mc->dim, hid = mc->hidden_dim, qd = mc->n_heads * mc->head_dim;
-    int kd = mc->n_kv_heads * mc->head_dim;
-    size_t i, n;
-    lc_rng rng;
-    memset(t, 0, sizeof *t);
-    if (mc->n_layers <= 0 || mc->n_heads <= 0 || mc->n_kv_heads <= 0 || mc->n_heads % mc->n_kv_heads ||
-        mc->head_dim <= 0 || mc->head_dim % 2 || dim <= 0 || hid <= 0 || mc->vocab_size <= 0)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "bad model config for training from scratch");
-    m = (lc_model *)LOLCATS_MALLOC(sizeof *m);
-    if (!m) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
-    memset(m, 0, sizeof *m);
-    m->cfg = *mc;
-    m->layers = (lc_layer_weights *)LOLCATS_MALLOC(sizeof(lc_layer_weights) * (size_t)mc->n_layers);
-    if (!m->layers) { LOLCATS_FREE(m); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
-    memset(m->layers, 0, sizeof(lc_layer_weights) * (size_t)mc->n_layers);   // no Qwen biases / q-k norms
-    t->model = m;
-    if ((st = lc__train_finish_init(t, ctx, cfg, cfg->recompute ? 1 : mc->n_layers, 1, err))) {
-        lc_train_free(t);
-        return st;
-    }
-    p = t->full;
-    m->tok_emb = lc__w32(&p, mc->vocab_size, dim);
-    for (l = 0; l < mc->n_layers; l++) {
-        lc_layer_weights *lw = &m->layers[l];
-        lw->rms_att = lc__w32(&p, 1, dim);
-        lw->wq = lc__w32(&p, qd, dim);
-        lw->wk = lc__w32(&p, kd, dim);
-        lw->wv = lc__w32(&p, kd, dim);
-        lw->wo = lc__w32(&p, dim, qd);
-        lw->rms_ffn = lc__w32(&p, 1, dim);
-        lw->w1 = lc__w32(&p, hid, dim);
-        lw->w2 = lc__w32(&p, dim, hid);
-        lw->w3 = lc__w32(&p, hid, dim);
-    }
-    m->rms_final = lc__w32(&p, 1, dim);
-    m->wcls = mc->tied ? m->tok_emb : lc__w32(&p, mc->vocab_size, dim);
-    n = (size_t)(p - t->full);
-    LOLCATS_ASSERT(n == lc__full_floats(mc));
-    lc_rng_seed(&rng, cfg->seed);
-    for (i = 0; i < n; i++) t->full[i] = 0.02f * lc_rng_normal(&rng);
-    for (l = 0; l < mc->n_layers; l++) {
-        int c;
-        for (c = 0; c < dim; c++) {
-            ((float *)m->layers[l].rms_att.data)[c] = 1.0f;
-            ((float *)m->layers[l].rms_ffn.data)[c] = 1.0f;
-        }
-    }
-    for (i = 0; i < (size_t)dim; i++) ((float *)m->rms_final.data)[i] = 1.0f;
-    m->format = 0;
-    return LOLCATS_OK;
-}
-
-LCIMPL void lc_train_free(lc_train *t) {
-    lc__train_act *a;
-    if (!t) return;
-    a = (lc__train_act *)t->act;
-    if (a) {
-        if (a->n_slots > 0) LOLCATS_FREE(a->L[0].x_in);
-        LOLCATS_FREE(a->L);
-        LOLCATS_FREE(a);
-    }
-    if (t->full && t->model) {  // the model was made by lc_train_init_full
-        LOLCATS_FREE(t->model->layers);
-        LOLCATS_FREE(t->model);
-    }
-    LOLCATS_FREE(t->mem);
-    LOLCATS_FREE(t->lora_off);
-    LOLCATS_FREE(t->lora_a);
-    memset(t, 0, sizeof *t);
-}
-
-LCIMPL void lc_train_zero_grad(lc_train *t) { memset(t->grads, 0, sizeof(float) * t->n_params); }
-
-// LoRA views of layer l, target tg (NULL when absent)
-static void lc__lora_of(const lc_train *t, int l, int tg, const float **A, const float **Bm) {
-    size_t off = t->lora_off[l][tg];
-    const lc_model_config *c = &t->model->cfg;
-    *A = off ? t->params + off : NULL;
-    *Bm = off ? t->params + off + (size_t)t->cfg.lora_rank * lc__lora_in(c, tg) : NULL;
-}
-
-static void lc__train_linear_fwd(lc_train *t, int l, int tg, float *y, float *xa, const float *x,
-                                 const lc_weight *w, int T) {
-    const float *A, *Bm;
-    float s = t->cfg.lora_rank > 0 ? t->cfg.lora_alpha / (float)t->cfg.lora_rank : 0.0f;
-    if (tg >= 0) lc__lora_of(t, l, tg, &A, &Bm);
-    else A = Bm = NULL;
-    lc_linear_fwd(&t->ctx, y, xa, x, w->data, (int)w->dtype, A, Bm, s, A ? t->cfg.lora_rank : 0, T,
-                  (int)w->rows, (int)w->cols);
-}
-
-static void lc__train_linear_bwd(lc_train *t, int l, int tg, float *dx, const float *dy,
-                                 const float *x, const float *xa, const lc_weight *w, int T) {
-    const float *A, *Bm;
-    float s = t->cfg.lora_rank > 0 ? t->cfg.lora_alpha / (float)t->cfg.lora_rank : 0.0f;
-    float *dw = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full ? lc__grad_at(t, (const float *)w->data) : NULL;
-    int lora_on = tg >= 0 && (t->cfg.trainable & LOLCATS_TRAIN_LORA);
-    if (tg >= 0) lc__lora_of(t, l, tg, &A, &Bm);
-    else A = Bm = NULL;
-    lc_linear_bwd(&t->ctx, dx, dw, A && lora_on ? lc__grad_at(t, A) : NULL,
-                  A && lora_on ? lc__grad_at(t, Bm) : NULL, dy, x, xa, w->data, (int)w->dtype,
-                  A, Bm, s, A ? t->cfg.lora_rank : 0, T, (int)w->rows, (int)w->cols);
-}
-
-// Attention input side of layer l: norm, projections, RoPE, head split.
-static void lc__train_qkv(lc_train *t, int l, lc__layer_act *la, int T) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model *m = t->model;
-    const lc_model_config *c = &m->cfg;
-    const lc_layer_weights *lw = &m->layers[l];
-    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
-    lc_rmsnorm_fwd(la->xn, la->rstd1, la->x_in, a->norm_w + (size_t)(2 * l) * c->dim, T, c->dim, c->norm_eps);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_Q, a->tq, la->xa[0], la->xn, &lw->wq, T);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_K, a->tk, la->xa[1], la->xn, &lw->wk, T);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_V, a->tv, la->xa[2], la->xn, &lw->wv, T);
-    lc__qwen_qkv(c, lw, a->tq, a->tk, a->tv, T, NULL, NULL);
-    lc_rope_split_fwd(la->qh, a->tq, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
-    lc_rope_split_fwd(la->kh, a->tk, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
-    lc_rope_split_fwd(la->vh, a->tv, NULL, NULL, T, Hk, D, 0);
-}
-
-// Back through Qwen3's per-head q/k norms: a->tq / a->tk hold the gradients
-// of the normed q / k; they become those of the projections. The projections
-// are made again (into dqh / dkh, free here) for the norms' inputs; dym and
-// dyh are scratch. The biases (Qwen2) pass gradients through unchanged and
-// stay frozen.
-static void lc__qwen_norm_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model_config *c = &t->model->cfg;
-    const lc_layer_weights *lw = &t->model->layers[l];
-    float wf[2 * LC__ROPE_MAX_HALF];
-    int D = c->head_dim, pass, i;
-    for (pass = 0; pass < 2; pass++) {
-        int rows = T * (pass ? c->n_kv_heads : c->n_heads);
-        const lc_weight *nw = pass ? &lw->k_norm : &lw->q_norm, *b = pass ? &lw->bk : &lw->bq;
-        float *x = pass ? a->dkh : a->dqh, *g = pass ? a->tk : a->tq;
-        size_t n = (size_t)rows * D, r;
-        lc__train_linear_fwd(t, l, pass ? LOLCATS_LORA_K : LOLCATS_LORA_Q, x, la->xa[pass], la->xn,
-                             pass ? &lw->wk : &lw->wq, T);
-        if (b->data) lc__qwen_bias(x, b, T);
-        for (i = 0; i < D; i++) wf[i] = lc_weight_get(nw, i);
-        for (r = 0; r < (size_t)rows; r++) {   // the rstd lc_rmsnorm_fwd computes, into dym
-            double ss = 0;
-            for (i = 0; i < D; i++) ss += (double)x[r * D + i] * (double)x[r * D + i];
-            a->dym[r] = (float)(1.0 / sqrt(ss / D + (double)c->norm_eps));
-        }
-        memset(a->dyh, 0, sizeof(float) * n);
-        lc_rmsnorm_bwd(a->dyh, NULL, g, x, wf, a->dym, rows, D);
-        memcpy(g, a->dyh, sizeof(float) * n);
+        return o[last].i;
     }
 }
 
-static float *lc__fm(const lc_train *t, const float *base, int l) {
-    const lc_model_config *c = &t->model->cfg;
-    return (float *)base + (size_t)l * c->n_heads * c->head_dim * t->cfg.feature_dim;
-}
-
-// Layer l's feature-map biases (H), or NULL without them.
-static float *lc__fb(const lc_train *t, const float *base, int l) {
-    return base ? (float *)base + (size_t)l * t->model->cfg.n_heads : NULL;
-}
-
-// The gradient slot of layer l's biases, or NULL (no biases, or not trained).
-static float *lc__fb_grad(lc_train *t, const float *base, int l, int on) {
-    return base && on ? lc__grad_at(t, lc__fb(t, base, l)) : NULL;
-}
-
-// Attention (the configured kind) of layer l into la->yh.
-static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model_config *c = &t->model->cfg;
-    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim, F = t->F;
-    if (attn == LOLCATS_ATTN_SOFTMAX) {
-        lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
-        return;
-    }
-    lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
-    lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-    if (attn == LOLCATS_ATTN_LINEAR)
-        lc_attn_linear_fwd(&t->ctx, la->yh, la->den, la->phiq, la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
-    else
-        lc_attn_hybrid_fwd(&t->ctx, la->yh, NULL, la->m, la->den, a->work, la->qh, la->kh, la->vh,
-                           la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
-                           &t->cfg.hybrid);
-}
-
-// Output side of layer l: merge heads, o_proj + residual, MLP + residual -> x_out.
-static void lc__train_out_fwd(lc_train *t, int l, lc__layer_act *la, float *x_out, int T) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model *m = t->model;
-    const lc_model_config *c = &m->cfg;
-    const lc_layer_weights *lw = &m->layers[l];
-    size_t i, n = (size_t)T * c->dim;
-    lc_heads_merge(la->ym, la->yh, T, c->n_heads, c->head_dim);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_O, la->h, la->xa[3], la->ym, &lw->wo, T);
-    for (i = 0; i < n; i++) la->h[i] += la->x_in[i];
-    lc_rmsnorm_fwd(la->hn, la->rstd2, la->h, a->norm_w + (size_t)(2 * l + 1) * c->dim, T, c->dim, c->norm_eps);
-    lc__train_linear_fwd(t, l, -1, la->g, NULL, la->hn, &lw->w1, T);
-    lc__train_linear_fwd(t, l, -1, la->u, NULL, la->hn, &lw->w3, T);
-    lc_swiglu_fwd(la->hh, la->g, la->u, (size_t)T * c->hidden_dim);
-    lc__train_linear_fwd(t, l, -1, x_out, NULL, la->hh, &lw->w2, T);
-    for (i = 0; i < n; i++) x_out[i] += la->h[i];
-}
-
-static lc_status lc__train_check_tokens(const lc_train *t, const int *tokens, int T, lc_error *err) {
-    int i;
-    lc__train_act *a = (lc__train_act *)t->act;
-    if (T <= 0 || T > a->T)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
-    for (i = 0; i < T; i++)
-        if (tokens[i] < 0 || tokens[i] >= t->model->cfg.vocab_size)
-            return lc_error_set(err, LOLCATS_ERR_ARG, "token %d at position %d is outside the vocabulary (%d)",
-                                tokens[i], i, t->model->cfg.vocab_size);
-    return LOLCATS_OK;
-}
-
-static void lc__train_embed(lc_train *t, float *x, const int *tokens, int T) {
-    const lc_model *m = t->model;
-    int i, c, dim = m->cfg.dim;
-    for (i = 0; i < T; i++)
-        for (c = 0; c < dim; c++) x[(size_t)i * dim + c] = lc_weight_get(&m->tok_emb, (int64_t)tokens[i] * dim + c);
-}
-
-LCIMPL lc_status lc_train_embed_tokens(lc_train *t, const int *tokens, int T, float *x, lc_error *err) {
-    lc_status st;
-    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    lc__train_embed(t, x, tokens, T);
-    return LOLCATS_OK;
-}
-
-LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int l1, int students,
-                                        int backward, double *loss, double *layer_loss, lc_error *err) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model_config *c = &t->model->cfg;
-    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
-    int F = t->F, l;
-    size_t nq = (size_t)H * T * D;
-    lc__layer_act *la = &a->L[0];
-    double total = 0;
-        if (T <= 0 || T > a->T)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "sequence of %d tokens: the trainer was set up for 1..%d", T, a->T);
-    if (l0 < 0 || l1 > L || l0 > l1)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "layer block %d:%d outside 0:%d", l0, l1, L);
-    if (students && !t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
-    if (t->full) lc__train_norms(t);
-    memcpy(la->x_in, x, sizeof(float) * (size_t)T * c->dim);
-    for (l = l0; l < l1; l++) {
-        double ll;
-        lc__train_qkv(t, l, la, T);
-        if (!students) {
-            lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
-            goto next_layer;
-        }
-        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
-        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        if (!a->as) {  // teacher, student, MSE and its backward in one call
-            ll = lc_attn_transfer_mse(&t->ctx, a->yt, a->lse, NULL, NULL, NULL,
-                                      backward ? a->dphiq : NULL, a->dphik,
-                                      lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
-                                      la->kh, la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1,
-                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)L,
-                                      &t->cfg.hybrid);
-        } else {  // the student's attention weights too: the quadratic form
-            lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
-            lc_attn_hybrid_fwd(&t->ctx, la->yh, a->as, la->m, la->den, NULL, la->qh, la->kh, la->vh,
-                               la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
-                               &t->cfg.hybrid);
-            if (backward) memset(a->dyh, 0, sizeof(float) * nq);
-            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
-            // soft-target cross-entropy over the attention weights
-            lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
-            if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
-            ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T,
-                               t->cfg.xent_factor / (float)L);
-        }
-        if (layer_loss) layer_loss[l] = ll * L;
-        total += ll;
-        if (backward) {
-            // q, k, v are the frozen teacher's: no gradient flows into them
-            if (a->as) {
-                memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
-                memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
-                lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
-                                   lc__grad_at(t, t->wf + (size_t)l * H), NULL, NULL, NULL, a->dyh, a->ga,
-                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik,
-                                   t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
-            }
-            lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_q, l)), lc__fb_grad(t, t->fbq, l, 1),
-                            a->dphiq, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T,
-                            D, f, &t->cfg.fmap);
-            lc_fmap_bwd_phi(&t->ctx, NULL, lc__grad_at(t, lc__fm(t, t->fmap_k, l)), lc__fb_grad(t, t->fbk, l, 1),
-                            a->dphik, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T,
-                            D, f, &t->cfg.fmap);
-        }
-    next_layer:  // teacher forcing: the next layer gets the softmax output's stream
-        memcpy(la->yh, a->yt, sizeof(float) * nq);
-        lc__train_out_fwd(t, l, la, a->xf, T);
-        memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
-        if (t->cfg.release_pages) lc_model_release_layer(t->model, l);
-    }
-    memcpy(x, la->x_in, sizeof(float) * (size_t)T * c->dim);
-    if (loss) *loss = total;
-    return LOLCATS_OK;
-}
-
-LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
-                                       double *loss, double *layer_loss, lc_error *err) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    lc_status st;
-    if ((st = lc_train_embed_tokens(t, tokens, T, a->xf, err))) return st;
-    if (!t->fmap_q) return lc_error_set(err, LOLCATS_ERR_ARG, "distill needs feature maps (attn != softmax)");
-    return lc_train_distill_block(t, a->xf, T, 0, t->model->cfg.n_layers, 1, backward, loss, layer_loss, err);
-}
-
-LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T, int backward,
-                                  double *loss, int *n_scored, lc_error *err) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    lc_model *m = t->model;
-    const lc_model_config *c = &m->cfg;
-    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
-    int F = t->F, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size, l, attn = t->cfg.attn, ns;
-    size_t nx = (size_t)T * dim, nq = (size_t)H * T * D, nk = (size_t)Hk * T * D, i;
-    int full = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full;
-    int fm_on = (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && t->fmap_q;
-    double ce;
-    lc_status st;
-    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if ((a->n_slots < L && !a->xin_saved) || t->cfg.distill_only)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "trainer set up for distillation only (distill_only)");
-    if (attn != LOLCATS_ATTN_SOFTMAX && !t->fmap_q)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "hybrid / linear attention needs feature maps");
-    if (t->full) lc__train_norms(t);  // the model's norms live in params: refresh the copies
-    lc__train_embed(t, a->L[0].x_in, tokens, T);
-    for (l = 0; l < L; l++) {
-        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
-        if (a->xin_saved) memcpy(a->xin_saved + (size_t)l * nx, la->x_in, sizeof(float) * nx);
-        lc__train_qkv(t, l, la, T);
-        lc__train_attn_fwd(t, l, la, T, attn);
-        // (when recomputing, the next input overwrites this slot's x_in: h is already made)
-        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf, T);
-        if (t->cfg.release_pages) lc_model_release_layer(m, l);
-    }
-    lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
-    lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
-    ce = lc_xent_fwd_bwd(backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
-    if (loss) *loss = ce;
-    if (n_scored) *n_scored = ns;
-    if (!backward || ns == 0) return LOLCATS_OK;
-
-    // backward: a->logits now holds dlogits
-    memset(a->dxn, 0, sizeof(float) * nx);
-    lc__train_linear_bwd(t, 0, -1, a->dxn, a->logits, a->xfn, NULL, &m->wcls, T);
-    memset(a->dx, 0, sizeof(float) * nx);
-    lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)m->rms_final.data) : NULL, a->dxn, a->xf,
-                   a->norm_w + (size_t)2 * L * dim, a->rstdf, T, dim);
-    for (l = L - 1; l >= 0; l--) {
-        lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
-        const lc_layer_weights *lw = &m->layers[l];
-        if (a->xin_saved) {  // activation checkpointing: run layer l again from its input
-            memcpy(la->x_in, a->xin_saved + (size_t)l * nx, sizeof(float) * nx);
-            lc__train_qkv(t, l, la, T);
-            lc__train_attn_fwd(t, l, la, T, attn);
-            lc__train_out_fwd(t, l, la, a->dh, T);  // dh is scratch until just below
-        }
-        // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
-        memcpy(a->dh, a->dx, sizeof(float) * nx);
-        memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);
-        lc__train_linear_bwd(t, l, -1, a->dhh, a->dx, la->hh, NULL, &lw->w2, T);
-        memset(a->dg, 0, sizeof(float) * (size_t)T * hid);
-        memset(a->du, 0, sizeof(float) * (size_t)T * hid);
-        lc_swiglu_bwd(a->dg, a->du, a->dhh, la->g, la->u, (size_t)T * hid);
-        memset(a->dxn, 0, sizeof(float) * nx);
-        lc__train_linear_bwd(t, l, -1, a->dxn, a->dg, la->hn, NULL, &lw->w1, T);
-        lc__train_linear_bwd(t, l, -1, a->dxn, a->du, la->hn, NULL, &lw->w3, T);
-        lc_rmsnorm_bwd(a->dh, full ? lc__grad_at(t, (const float *)lw->rms_ffn.data) : NULL, a->dxn, la->h,
-                       a->norm_w + (size_t)(2 * l + 1) * dim, la->rstd2, T, dim);
-        // attention: h = x_in + Wo merge(yh)
-        memcpy(a->dx, a->dh, sizeof(float) * nx);
-        memset(a->dym, 0, sizeof(float) * nq);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_O, a->dym, a->dh, la->ym, la->xa[3], &lw->wo, T);
-        memset(a->dyh, 0, sizeof(float) * nq);
-        lc_heads_merge_bwd(a->dyh, a->dym, T, H, D);
-        memset(a->dqh, 0, sizeof(float) * nq);
-        memset(a->dkh, 0, sizeof(float) * nk);
-        memset(a->dvh, 0, sizeof(float) * nk);
-        if (attn == LOLCATS_ATTN_SOFTMAX) {
-            lc_attn_softmax_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dyh, NULL, la->yh, la->m, la->qh, la->kh,
-                                la->vh, 1, H, Hk, T, D);
-        } else {
-            float *wfl = t->wf + (size_t)l * H;
-            memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
-            memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
-            if (attn == LOLCATS_ATTN_LINEAR)
-                lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
-                                   la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
-            else
-                lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
-                                   fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
-                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik, wfl,
-                                   NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
-            lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL,
-                        lc__fb_grad(t, t->fbq, l, fm_on), a->dphiq, la->qh, lc__fm(t, t->fmap_q, l),
-                        lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
-            lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL,
-                        lc__fb_grad(t, t->fbk, l, fm_on), a->dphik, la->kh, lc__fm(t, t->fmap_k, l),
-                        lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        }
-        // back through RoPE / split and the projections
-        memset(a->tq, 0, sizeof(float) * nq);
-        memset(a->tk, 0, sizeof(float) * nk);
-        memset(a->tv, 0, sizeof(float) * nk);
-        lc_rope_split_bwd(a->tq, a->dqh, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
-        lc_rope_split_bwd(a->tk, a->dkh, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
-        lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
-        if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
-        memset(a->dxn, 0, sizeof(float) * nx);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
-        lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)lw->rms_att.data) : NULL, a->dxn, la->x_in,
-                       a->norm_w + (size_t)(2 * l) * dim, la->rstd1, T, dim);
-        if (t->cfg.release_pages) lc_model_release_layer(m, l);
-    }
-    if (full) {  // embedding rows
-        float *demb = lc__grad_at(t, (const float *)m->tok_emb.data);
-        for (i = 0; i < (size_t)T; i++) {
-            int ch;
-            for (ch = 0; ch < dim; ch++) demb[(size_t)tokens[i] * dim + ch] += a->dx[i * dim + ch];
-        }
-    }
-    return LOLCATS_OK;
-}
-
-LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale) {
-    const lc_model_config *c = &t->model->cfg;
-    size_t full_n = t->full ? lc__full_floats(c) : 0, fm_n = 0, lora_start, i;
-    if (t->fmap_q) fm_n = 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * t->cfg.feature_dim +
-                          (size_t)c->n_layers * c->n_heads * (t->fbq ? 3 : 1);
-    lora_start = full_n + fm_n;
-    if (grad_scale != 1.0f)
-        for (i = 0; i < t->n_params; i++) t->grads[i] *= grad_scale;
-    t->step++;
-    if ((t->cfg.trainable & LOLCATS_TRAIN_FULL) && full_n)
-        lc_adamw_step(t->params, t->grads, t->adam_m, t->adam_v, full_n, opt, t->step);
-    if ((t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && fm_n)
-        lc_adamw_step(t->params + full_n, t->grads + full_n, t->adam_m + full_n, t->adam_v + full_n, fm_n, opt,
-                      t->step);
-    if ((t->cfg.trainable & LOLCATS_TRAIN_LORA) && t->n_params > lora_start)
-        lc_adamw_step(t->params + lora_start, t->grads + lora_start, t->adam_m + lora_start,
-                      t->adam_v + lora_start, t->n_params - lora_start, opt, t->step);
-}
-
-LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
-    const lc_model_config *c = &t->model->cfg;
-    memset(lp, 0, sizeof *lp);
-    lp->n_layers = c->n_layers;
-    lp->n_heads = c->n_heads;
-    lp->head_dim = c->head_dim;
-    lp->n_kv_heads = c->n_kv_heads;
-    lp->dim = c->dim;
-    lp->rope_interleaved = c->rope_interleaved;
-    lp->fmap = t->cfg.fmap;
-    lp->feature_dim = t->cfg.feature_dim;
-    lp->hybrid = t->cfg.hybrid;
-    lp->fmap_q = t->fmap_q;
-    lp->fmap_k = t->fmap_k;
-    lp->wf = t->wf;
-    lp->fbq = t->fbq;
-    lp->fbk = t->fbk;
-    lp->lora_rank = t->cfg.lora_rank;
-    lp->lora_alpha = t->cfg.lora_alpha;
-    lp->lora_a = t->lora_a;
-    lp->lora_b = t->lora_b;
-    if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
-}
-
-LCIMPL const float *lc_train_logits(const lc_train *t) {
-    return ((const lc__train_act *)t->act)->logits;
-}
-
-LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, int layer,
-                                         float *a_teacher, float *a_student, lc_error *err) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model_config *c = &t->model->cfg;
-    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, F = t->F, l;
-    lc__layer_act *la = &a->L[0];
-    lc_status st;
-    if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
-    if (layer < 0 || layer >= c->n_layers)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d outside 0..%d", layer, c->n_layers - 1);
-    if (a_student && !t->fmap_q)
-        return lc_error_set(err, LOLCATS_ERR_ARG, "student attention maps need feature maps");
-    if (t->full) lc__train_norms(t);
-    lc__train_embed(t, la->x_in, tokens, T);
-    for (l = 0; l <= layer; l++) {
-        lc__train_qkv(t, l, la, T);
-        if (l == layer) break;
-        lc_attn_softmax_fwd(&t->ctx, la->yh, la->m, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
-        lc__train_out_fwd(t, l, la, a->xf, T);
-        memcpy(la->x_in, a->xf, sizeof(float) * (size_t)T * c->dim);
-    }
-    if (a_teacher) lc_attn_softmax_weights(&t->ctx, a_teacher, la->qh, la->kh, 1, H, Hk, T, D);
-    if (a_student) {
-        int f = t->cfg.feature_dim;
-        lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), lc__fb(t, t->fbq, layer), 1, H, H, T, D, f, &t->cfg.fmap);
-        lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), lc__fb(t, t->fbk, layer), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        lc_attn_hybrid_fwd(&t->ctx, la->yh, a_student, la->m, la->den, NULL, la->qh, la->kh, la->vh, la->phiq,
-                           la->phik, t->wf + (size_t)layer * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
-    }
-    return LOLCATS_OK;
-}
-// >>train-end
-
-
-// >>impl-lolcats-io
+// >>lolcats-io
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12432,9 +12547,8 @@ done:
     lc_st_close(f);
     return st;
 }
-// >>impl-lolcats-io-end
 
-// >>impl-lolcats-infer
+// >>lolcats-infer
 // Linearized inference (lc_lolcats_run). The model's weights are read through
 // its public pieces (lc_weight, lc_matmul); the blocks (lc_rmsnorm_fwd,
 // lc_rope_split_fwd, lc_heads_merge, lc_swiglu_fwd) and the kernels
@@ -12847,9 +12961,7 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
     }
     return LOLCATS_OK;
 }
-// >>impl-lolcats-infer-end
 
-// >>impl-ref
 // >>ref
 LCIMPL lc_ref_case lc_ref_case_default(void) {
     lc_ref_case rc;
@@ -13252,10 +13364,8 @@ LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
     lc__ref_add(list, &n, "d_k_state", o->dk_state, 3, B, H, F, 0);
     return n;
 }
-// >>impl-ref-end
 
-// >>impl-ref-run
-// >>ref-intermediates
+// >>ref-run
 // intermediates=1: what a backend computes on the way, in double (rounded
 // once), each named so a mismatch can be localised. Rows (B,H,N): window_max
 // (m_i), window_den; (B,H,N,D): window_num, linear_num; linear_den. y =
@@ -13294,6 +13404,246 @@ struct lc_ref_result {
     const char *meta[8];
     lc__ref_extra x;                       // intermediates, cotangents
 };
+
+// A run option: opts (key, value pairs) first, then the case's metadata.
+static const char *lc__ref_opt(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key) {
+    const char *s = NULL;
+    int i;
+    for (i = 0; i < n_opts && !s; i++)
+        if (opts[2 * i] && !strcmp(opts[2 * i], key)) s = opts[2 * i + 1];
+    return s ? s : lc_st_meta(in, key);
+}
+
+static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, int n_opts,
+                               const char *key, int *out, lc_error *err) {
+    const char *s = lc__ref_opt(in, opts, n_opts, key);
+    *out = 0;
+    if (!s) return LOLCATS_OK;
+    if (strcmp(s, "0") && strcmp(s, "1"))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option %s='%s' must be 0 or 1", lc_st_path(in),
+                            key, s);
+    *out = s[0] == '1';
+    return LOLCATS_OK;
+}
+
+// Reads the cotangents d_final_kv_state (B,H,F,D) / d_final_k_state (B,H,F).
+static lc_status lc__ref_cotangents(const lc_st_file *in, lc_ref_case *rc, lc__ref_extra *x,
+                                    lc_error *err) {
+    const lc_tensor *ts = lc_st_find(in, "d_final_kv_state"), *tz = lc_st_find(in, "d_final_k_state");
+    int F = lc_fmap_out_dim(&rc->fmap, rc->f), i;
+    int64_t want[4];
+    if (!ts && !tz) return LOLCATS_OK;
+    if (!ts || (rc->op != LOLCATS_OP_LINEAR && rc->op != LOLCATS_OP_HYBRID))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s", lc_st_path(in),
+                            !ts ? "'d_final_k_state' needs 'd_final_kv_state' (zeros if none)"
+                                : "d_final_kv_state: only linear_attention and hybrid_attention have a state");
+    want[0] = rc->B; want[1] = rc->H; want[2] = F; want[3] = rc->D;
+    for (i = 0; i < 2; i++) {
+        const lc_tensor *t = i ? tz : ts;
+        int nd = i ? 3 : 4, d, ok;
+        if (!t) continue;
+        ok = t->ndim == nd;
+        for (d = 0; ok && d < nd; d++) ok = t->shape[d] == want[d];
+        if (!ok)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: '%s' must have shape (B=%d,H=%d,F=%d%s)",
+                                lc_st_path(in), t->name, rc->B, rc->H, F, i ? "" : ",D");
+        if (!(*(i ? &x->dzf : &x->dSf) = (float *)LOLCATS_MALLOC(sizeof(float) * lc_tensor_numel(t))))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+        if (lc_tensor_to_f32(t, i ? x->dzf : x->dSf, err) != LOLCATS_OK) return err ? err->code : LOLCATS_ERR_FORMAT;
+    }
+    if (!rc->dy && !rc->da) {  // gradients from the state alone: dy = 0
+        size_t n = (size_t)rc->B * rc->H * rc->N * rc->D;
+        if (!(x->dy0 = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1))))
+            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+        memset(x->dy0, 0, sizeof(float) * n);
+        rc->dy = x->dy0;
+    }
+    return LOLCATS_OK;
+}
+
+LCIMPL void lc_ref_result_free(lc_ref_result *r) {
+    if (!r) return;
+    lc_ref_out_free(&r->out);
+    lc__ref_extra_free(&r->x);
+    LOLCATS_FREE(r->owned);
+    LOLCATS_FREE(r);
+}
+
+// defined below (>>ref-f64, >>ref-intermediates)
+static lc_status lc__ref_eval_f64(const lc_ref_case *rc, lc_ref_out *out, lc_error *err);
+static void lc__ref_case_bf16(const lc_ref_case *rc);
+static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref_extra *x,
+                                 lc_tensor *list, int *nl);
+
+LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const char *const *opts,
+                               int n_opts, lc_ref_result **out, lc_error *err) {
+    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention",
+                                      "mse_loss", "xent_loss"};
+    lc_ref_result *r;
+    lc_ctx c;
+    lc_tensor list[LOLCATS_REF_MAX_OUT];
+    int weights, scalar, linear_state, inter, i;
+    const char *prec;
+    lc_status st;
+    if (!out || !in || n_opts < 0 || (n_opts && !opts))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: NULL %s", !out ? "out" : !in ? "in" : "opts");
+    *out = NULL;
+    for (i = 0; i < 2 * n_opts; i++)
+        if (!opts[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: option entry %d is NULL", i);
+    if ((st = lc__ref_opt01(in, opts, n_opts, "weights", &weights, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "scalar", &scalar, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "linear_state", &linear_state, err))) return st;
+    if ((st = lc__ref_opt01(in, opts, n_opts, "intermediates", &inter, err))) return st;
+    prec = lc__ref_opt(in, opts, n_opts, "precision");
+    if (prec && strcmp(prec, "f32") && strcmp(prec, "f64") && strcmp(prec, "bf16"))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option precision='%s': use f64, f32 or bf16",
+                            lc_st_path(in), prec);
+    if (prec) prec = !strcmp(prec, "f32") ? NULL : !strcmp(prec, "f64") ? "f64" : "bf16";  // static strings
+    if (ctx) c = *ctx;
+    else lc_ctx_init(&c);
+    if (scalar) c.simd = LOLCATS_SIMD_SCALAR;
+    r = (lc_ref_result *)LOLCATS_MALLOC(sizeof *r);
+    if (!r) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
+    memset(r, 0, sizeof *r);
+    if ((st = lc_ref_case_from_st(in, &r->rc, &r->owned, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    r->rc.linear_state = linear_state;
+    r->rc.skip_weights = !weights;
+    if ((st = lc__ref_cotangents(in, &r->rc, &r->x, err)) != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
+    st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
+    if (st != LOLCATS_OK) {
+        lc_ref_result_free(r);
+        return st;
+    }
+    r->n = lc_ref_out_tensors(&r->rc, &r->out, list);
+    memcpy(r->list, list, sizeof(lc_tensor) * (size_t)r->n);
+    if ((inter || r->x.dSf) && r->rc.op <= LOLCATS_OP_HYBRID &&
+        !lc__ref_intermediates(&r->rc, &r->out, &r->x, inter ? r->list : NULL, &r->n)) {
+        lc_ref_result_free(r);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the intermediates", lc_st_path(in));
+    }
+    r->meta[0] = "op"; r->meta[1] = ops[r->rc.op];
+    r->meta[2] = "simd"; r->meta[3] = lc_simd_name(c.simd);
+    r->meta[4] = "lolcats_version"; r->meta[5] = LOLCATS_VERSION_STRING;
+    r->n_meta = 3;
+    if (prec) { r->meta[6] = "precision"; r->meta[7] = prec; r->n_meta = 4; }
+    *out = r;
+    return LOLCATS_OK;
+}
+
+LCIMPL lc_status lc_ref_run(const lc_ctx *ctx, int n, const char *const *names,
+                            const float *const *data, const int *ndim, const int64_t *shape,
+                            const char *const *meta, int n_meta, lc_ref_result **out,
+                            lc_error *err) {
+    lc__buf h;
+    char num[96];
+    unsigned char *buf;
+    uint64_t off = 0, hlen;
+    size_t total;
+    lc_st_file *f = NULL;
+    int i, d;
+    lc_status st;
+    if (!out) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: NULL out");
+    *out = NULL;
+    if (n < 0 || n_meta < 0 || (n && (!names || !data || !ndim || !shape)) || (n_meta && !meta))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: bad tensor list (n=%d) or metadata (n_meta=%d)",
+                            n, n_meta);
+    for (i = 0; i < 2 * n_meta; i++)
+        if (!meta[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: metadata entry %d is NULL", i);
+    memset(&h, 0, sizeof h);
+    lc__buf_str(&h, "{");
+    if (n_meta) {
+        lc__buf_str(&h, "\"__metadata__\":{");
+        for (i = 0; i < n_meta; i++) {
+            if (i) lc__buf_str(&h, ",");
+            lc__buf_json_str(&h, meta[2 * i]);
+            lc__buf_str(&h, ":");
+            lc__buf_json_str(&h, meta[2 * i + 1]);
+        }
+        lc__buf_str(&h, "}");
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        if (!names[i] || !names[i][0] || ndim[i] < 0 || ndim[i] > LOLCATS_MAX_DIMS) {
+            LOLCATS_FREE(h.p);
+            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor #%d ('%s'): %s", i,
+                                names[i] ? names[i] : "(null)",
+                                !names[i] || !names[i][0] ? "no name" : "rank outside [0, 8]");
+        }
+        for (d = 0; d < ndim[i]; d++) {
+            int64_t s = shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
+            if (s < 0 || (s && numel > ((uint64_t)1 << 40) / (uint64_t)s)) {
+                LOLCATS_FREE(h.p);
+                return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': dim %d = %lld is negative "
+                                    "or too large", names[i], d, (long long)s);
+            }
+            numel *= (uint64_t)s;
+        }
+        if (numel && !data[i]) {
+            LOLCATS_FREE(h.p);
+            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': NULL data", names[i]);
+        }
+        if (i || n_meta) lc__buf_str(&h, ",");
+        lc__buf_json_str(&h, names[i]);
+        lc__buf_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < ndim[i]; d++) {
+            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d]);
+            lc__buf_str(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                 (unsigned long long)(off + 4 * numel));
+        lc__buf_str(&h, num);
+        off += 4 * numel;
+    }
+    lc__buf_str(&h, "}");
+    while (!h.oom && (8 + h.n) % 8) lc__buf_str(&h, " ");
+    if (h.oom) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory"); }
+    hlen = h.n;
+    total = (size_t)(8 + hlen + off);
+    buf = (unsigned char *)LOLCATS_MALLOC(total);
+    if (!buf) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory for %llu bytes", (unsigned long long)total); }
+    for (d = 0; d < 8; d++) buf[d] = (unsigned char)(hlen >> (8 * d));
+    memcpy(buf + 8, h.p, (size_t)hlen);
+    LOLCATS_FREE(h.p);
+    off = 0;
+    for (i = 0; i < n; i++) {
+        size_t nb = 4;
+        for (d = 0; d < ndim[i]; d++) nb *= (size_t)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
+        if (nb) memcpy(buf + 8 + hlen + off, data[i], nb);
+        off += nb;
+    }
+    st = lc_st_open_memory(&f, buf, total, "<arrays>", err);
+    if (st == LOLCATS_OK) st = lc_ref_run_st(ctx, f, NULL, 0, out, err);
+    lc_st_close(f);
+    LOLCATS_FREE(buf);
+    return st;
+}
+
+LCIMPL int lc_ref_result_count(const lc_ref_result *r) { return r ? r->n : 0; }
+LCIMPL const lc_tensor *lc_ref_result_tensors(const lc_ref_result *r) { return r ? r->list : NULL; }
+LCIMPL const char *lc_ref_result_name(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? r->list[i].name : NULL;
+}
+LCIMPL int lc_ref_result_ndim(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? r->list[i].ndim : -1;
+}
+LCIMPL int64_t lc_ref_result_dim(const lc_ref_result *r, int i, int d) {
+    return r && i >= 0 && i < r->n && d >= 0 && d < r->list[i].ndim ? r->list[i].shape[d] : -1;
+}
+LCIMPL const float *lc_ref_result_data(const lc_ref_result *r, int i) {
+    return r && i >= 0 && i < r->n ? (const float *)r->list[i].data : NULL;
+}
+LCIMPL const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n) {
+    if (n) *n = r ? r->n_meta : 0;
+    return r ? r->meta : NULL;
+}
 
 // >>ref-f64
 // precision=f64: the ref ops again in double, quadratic and single-threaded,
@@ -13729,8 +14079,8 @@ static void lc__ref_case_bf16(const lc_ref_case *rc) {
     lc__ref_round_bf16(rc->kv_state, (size_t)rc->B * rc->H * F * rc->D);
     lc__ref_round_bf16(rc->k_state, (size_t)rc->B * rc->H * F);
 }
-// >>ref-f64-end
 
+// >>ref-intermediates
 static int lc__ref_chunk_start(const lc_ref_case *rc, int c, int C) {
     int w = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.window : 64, N = rc->N;
     int pad = rc->op == LOLCATS_OP_HYBRID && rc->hybrid.variant == LOLCATS_WINDOW_TK ? C * w - N : 0;
@@ -13925,241 +14275,7 @@ static int lc__ref_intermediates(const lc_ref_case *rc, lc_ref_out *out, lc__ref
     LOLCATS_FREE(pS); LOLCATS_FREE(pz); LOLCATS_FREE(dS); LOLCATS_FREE(dz); LOLCATS_FREE(Sf); LOLCATS_FREE(zf);
     return !fail && ok;
 }
-// >>ref-intermediates-end
 
-// A run option: opts (key, value pairs) first, then the case's metadata.
-static const char *lc__ref_opt(const lc_st_file *in, const char *const *opts, int n_opts,
-                               const char *key) {
-    const char *s = NULL;
-    int i;
-    for (i = 0; i < n_opts && !s; i++)
-        if (opts[2 * i] && !strcmp(opts[2 * i], key)) s = opts[2 * i + 1];
-    return s ? s : lc_st_meta(in, key);
-}
-
-static lc_status lc__ref_opt01(const lc_st_file *in, const char *const *opts, int n_opts,
-                               const char *key, int *out, lc_error *err) {
-    const char *s = lc__ref_opt(in, opts, n_opts, key);
-    *out = 0;
-    if (!s) return LOLCATS_OK;
-    if (strcmp(s, "0") && strcmp(s, "1"))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option %s='%s' must be 0 or 1", lc_st_path(in),
-                            key, s);
-    *out = s[0] == '1';
-    return LOLCATS_OK;
-}
-
-// Reads the cotangents d_final_kv_state (B,H,F,D) / d_final_k_state (B,H,F).
-static lc_status lc__ref_cotangents(const lc_st_file *in, lc_ref_case *rc, lc__ref_extra *x,
-                                    lc_error *err) {
-    const lc_tensor *ts = lc_st_find(in, "d_final_kv_state"), *tz = lc_st_find(in, "d_final_k_state");
-    int F = lc_fmap_out_dim(&rc->fmap, rc->f), i;
-    int64_t want[4];
-    if (!ts && !tz) return LOLCATS_OK;
-    if (!ts || (rc->op != LOLCATS_OP_LINEAR && rc->op != LOLCATS_OP_HYBRID))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: %s", lc_st_path(in),
-                            !ts ? "'d_final_k_state' needs 'd_final_kv_state' (zeros if none)"
-                                : "d_final_kv_state: only linear_attention and hybrid_attention have a state");
-    want[0] = rc->B; want[1] = rc->H; want[2] = F; want[3] = rc->D;
-    for (i = 0; i < 2; i++) {
-        const lc_tensor *t = i ? tz : ts;
-        int nd = i ? 3 : 4, d, ok;
-        if (!t) continue;
-        ok = t->ndim == nd;
-        for (d = 0; ok && d < nd; d++) ok = t->shape[d] == want[d];
-        if (!ok)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: '%s' must have shape (B=%d,H=%d,F=%d%s)",
-                                lc_st_path(in), t->name, rc->B, rc->H, F, i ? "" : ",D");
-        if (!(*(i ? &x->dzf : &x->dSf) = (float *)LOLCATS_MALLOC(sizeof(float) * lc_tensor_numel(t))))
-            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
-        if (lc_tensor_to_f32(t, i ? x->dzf : x->dSf, err) != LOLCATS_OK) return err ? err->code : LOLCATS_ERR_FORMAT;
-    }
-    if (!rc->dy && !rc->da) {  // gradients from the state alone: dy = 0
-        size_t n = (size_t)rc->B * rc->H * rc->N * rc->D;
-        if (!(x->dy0 = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1))))
-            return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
-        memset(x->dy0, 0, sizeof(float) * n);
-        rc->dy = x->dy0;
-    }
-    return LOLCATS_OK;
-}
-
-LCIMPL void lc_ref_result_free(lc_ref_result *r) {
-    if (!r) return;
-    lc_ref_out_free(&r->out);
-    lc__ref_extra_free(&r->x);
-    LOLCATS_FREE(r->owned);
-    LOLCATS_FREE(r);
-}
-
-LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const char *const *opts,
-                               int n_opts, lc_ref_result **out, lc_error *err) {
-    static const char *const ops[] = {"softmax_attention", "linear_attention", "hybrid_attention",
-                                      "mse_loss", "xent_loss"};
-    lc_ref_result *r;
-    lc_ctx c;
-    lc_tensor list[LOLCATS_REF_MAX_OUT];
-    int weights, scalar, linear_state, inter, i;
-    const char *prec;
-    lc_status st;
-    if (!out || !in || n_opts < 0 || (n_opts && !opts))
-        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: NULL %s", !out ? "out" : !in ? "in" : "opts");
-    *out = NULL;
-    for (i = 0; i < 2 * n_opts; i++)
-        if (!opts[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run_st: option entry %d is NULL", i);
-    if ((st = lc__ref_opt01(in, opts, n_opts, "weights", &weights, err))) return st;
-    if ((st = lc__ref_opt01(in, opts, n_opts, "scalar", &scalar, err))) return st;
-    if ((st = lc__ref_opt01(in, opts, n_opts, "linear_state", &linear_state, err))) return st;
-    if ((st = lc__ref_opt01(in, opts, n_opts, "intermediates", &inter, err))) return st;
-    prec = lc__ref_opt(in, opts, n_opts, "precision");
-    if (prec && strcmp(prec, "f32") && strcmp(prec, "f64") && strcmp(prec, "bf16"))
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: option precision='%s': use f64, f32 or bf16",
-                            lc_st_path(in), prec);
-    if (prec) prec = !strcmp(prec, "f32") ? NULL : !strcmp(prec, "f64") ? "f64" : "bf16";  // static strings
-    if (ctx) c = *ctx;
-    else lc_ctx_init(&c);
-    if (scalar) c.simd = LOLCATS_SIMD_SCALAR;
-    r = (lc_ref_result *)LOLCATS_MALLOC(sizeof *r);
-    if (!r) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", lc_st_path(in));
-    memset(r, 0, sizeof *r);
-    if ((st = lc_ref_case_from_st(in, &r->rc, &r->owned, err)) != LOLCATS_OK) {
-        lc_ref_result_free(r);
-        return st;
-    }
-    r->rc.linear_state = linear_state;
-    r->rc.skip_weights = !weights;
-    if ((st = lc__ref_cotangents(in, &r->rc, &r->x, err)) != LOLCATS_OK) {
-        lc_ref_result_free(r);
-        return st;
-    }
-    if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
-    st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
-    if (st != LOLCATS_OK) {
-        lc_ref_result_free(r);
-        return st;
-    }
-    r->n = lc_ref_out_tensors(&r->rc, &r->out, list);
-    memcpy(r->list, list, sizeof(lc_tensor) * (size_t)r->n);
-    if ((inter || r->x.dSf) && r->rc.op <= LOLCATS_OP_HYBRID &&
-        !lc__ref_intermediates(&r->rc, &r->out, &r->x, inter ? r->list : NULL, &r->n)) {
-        lc_ref_result_free(r);
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the intermediates", lc_st_path(in));
-    }
-    r->meta[0] = "op"; r->meta[1] = ops[r->rc.op];
-    r->meta[2] = "simd"; r->meta[3] = lc_simd_name(c.simd);
-    r->meta[4] = "lolcats_version"; r->meta[5] = LOLCATS_VERSION_STRING;
-    r->n_meta = 3;
-    if (prec) { r->meta[6] = "precision"; r->meta[7] = prec; r->n_meta = 4; }
-    *out = r;
-    return LOLCATS_OK;
-}
-
-LCIMPL lc_status lc_ref_run(const lc_ctx *ctx, int n, const char *const *names,
-                            const float *const *data, const int *ndim, const int64_t *shape,
-                            const char *const *meta, int n_meta, lc_ref_result **out,
-                            lc_error *err) {
-    lc__buf h;
-    char num[96];
-    unsigned char *buf;
-    uint64_t off = 0, hlen;
-    size_t total;
-    lc_st_file *f = NULL;
-    int i, d;
-    lc_status st;
-    if (!out) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: NULL out");
-    *out = NULL;
-    if (n < 0 || n_meta < 0 || (n && (!names || !data || !ndim || !shape)) || (n_meta && !meta))
-        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: bad tensor list (n=%d) or metadata (n_meta=%d)",
-                            n, n_meta);
-    for (i = 0; i < 2 * n_meta; i++)
-        if (!meta[i]) return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: metadata entry %d is NULL", i);
-    memset(&h, 0, sizeof h);
-    lc__buf_str(&h, "{");
-    if (n_meta) {
-        lc__buf_str(&h, "\"__metadata__\":{");
-        for (i = 0; i < n_meta; i++) {
-            if (i) lc__buf_str(&h, ",");
-            lc__buf_json_str(&h, meta[2 * i]);
-            lc__buf_str(&h, ":");
-            lc__buf_json_str(&h, meta[2 * i + 1]);
-        }
-        lc__buf_str(&h, "}");
-    }
-    for (i = 0; i < n; i++) {
-        uint64_t numel = 1;
-        if (!names[i] || !names[i][0] || ndim[i] < 0 || ndim[i] > LOLCATS_MAX_DIMS) {
-            LOLCATS_FREE(h.p);
-            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor #%d ('%s'): %s", i,
-                                names[i] ? names[i] : "(null)",
-                                !names[i] || !names[i][0] ? "no name" : "rank outside [0, 8]");
-        }
-        for (d = 0; d < ndim[i]; d++) {
-            int64_t s = shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
-            if (s < 0 || (s && numel > ((uint64_t)1 << 40) / (uint64_t)s)) {
-                LOLCATS_FREE(h.p);
-                return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': dim %d = %lld is negative "
-                                    "or too large", names[i], d, (long long)s);
-            }
-            numel *= (uint64_t)s;
-        }
-        if (numel && !data[i]) {
-            LOLCATS_FREE(h.p);
-            return lc_error_set(err, LOLCATS_ERR_ARG, "lc_ref_run: tensor '%s': NULL data", names[i]);
-        }
-        if (i || n_meta) lc__buf_str(&h, ",");
-        lc__buf_json_str(&h, names[i]);
-        lc__buf_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (d = 0; d < ndim[i]; d++) {
-            snprintf(num, sizeof num, "%s%lld", d ? "," : "", (long long)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d]);
-            lc__buf_str(&h, num);
-        }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                 (unsigned long long)(off + 4 * numel));
-        lc__buf_str(&h, num);
-        off += 4 * numel;
-    }
-    lc__buf_str(&h, "}");
-    while (!h.oom && (8 + h.n) % 8) lc__buf_str(&h, " ");
-    if (h.oom) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory"); }
-    hlen = h.n;
-    total = (size_t)(8 + hlen + off);
-    buf = (unsigned char *)LOLCATS_MALLOC(total);
-    if (!buf) { LOLCATS_FREE(h.p); return lc_error_set(err, LOLCATS_ERR_NOMEM, "lc_ref_run: out of memory for %llu bytes", (unsigned long long)total); }
-    for (d = 0; d < 8; d++) buf[d] = (unsigned char)(hlen >> (8 * d));
-    memcpy(buf + 8, h.p, (size_t)hlen);
-    LOLCATS_FREE(h.p);
-    off = 0;
-    for (i = 0; i < n; i++) {
-        size_t nb = 4;
-        for (d = 0; d < ndim[i]; d++) nb *= (size_t)shape[(size_t)i * LOLCATS_MAX_DIMS + (size_t)d];
-        if (nb) memcpy(buf + 8 + hlen + off, data[i], nb);
-        off += nb;
-    }
-    st = lc_st_open_memory(&f, buf, total, "<arrays>", err);
-    if (st == LOLCATS_OK) st = lc_ref_run_st(ctx, f, NULL, 0, out, err);
-    lc_st_close(f);
-    LOLCATS_FREE(buf);
-    return st;
-}
-
-LCIMPL int lc_ref_result_count(const lc_ref_result *r) { return r ? r->n : 0; }
-LCIMPL const lc_tensor *lc_ref_result_tensors(const lc_ref_result *r) { return r ? r->list : NULL; }
-LCIMPL const char *lc_ref_result_name(const lc_ref_result *r, int i) {
-    return r && i >= 0 && i < r->n ? r->list[i].name : NULL;
-}
-LCIMPL int lc_ref_result_ndim(const lc_ref_result *r, int i) {
-    return r && i >= 0 && i < r->n ? r->list[i].ndim : -1;
-}
-LCIMPL int64_t lc_ref_result_dim(const lc_ref_result *r, int i, int d) {
-    return r && i >= 0 && i < r->n && d >= 0 && d < r->list[i].ndim ? r->list[i].shape[d] : -1;
-}
-LCIMPL const float *lc_ref_result_data(const lc_ref_result *r, int i) {
-    return r && i >= 0 && i < r->n ? (const float *)r->list[i].data : NULL;
-}
-LCIMPL const char *const *lc_ref_result_meta(const lc_ref_result *r, int *n) {
-    if (n) *n = r ? r->n_meta : 0;
-    return r ? r->meta : NULL;
-}
 // >>ref-grid
 // The edge grid a backend should pass (`lolcats ref --grid DIR`, `python -m
 // lolcats.grid DIR`): seeded cases, each one file holding its inputs (the
@@ -14379,9 +14495,6 @@ done:
     for (t = 0; t < 12; t++) LOLCATS_FREE(in.buf[t]);
     return st;
 }
-// >>ref-grid-end
-
-// >>impl-ref-run-end
 
 #endif // LOLCATS_IMPLEMENTATION_DONE
 #endif // LOLCATS_IMPLEMENTATION

@@ -518,6 +518,16 @@ static float rel_diff(const float *a, const float *b, size_t n) {
     return mx > 0 ? d / mx : d;
 }
 
+// rel_diff for the window-factor gradient: its scale floored at 1, since where
+// every key is in the window (N = 2 w) it is 0 by the math and the scalar
+// definition's is rounding (~1e-6) where the fast forms' is exactly 0.
+static float rel_diff_dwf(const float *a, const float *b, size_t n) {
+    float mx = 0, r = rel_diff(a, b, n);  // max |a - b| / mx when mx > 0
+    size_t i;
+    for (i = 0; i < n; i++) mx = fabsf(b[i]) > mx ? fabsf(b[i]) : mx;
+    return mx >= 1.0f || mx == 0 ? r : r * mx;
+}
+
 // lc_attn_transfer_fwd / _bwd against the calls they stand for: the teacher
 // (lc_attn_softmax_fwd) and the student (lc_attn_hybrid_fwd, then
 // lc_attn_hybrid_bwd without input gradients), on the fast form's shapes
@@ -586,7 +596,8 @@ static void transfer_pair(void) {
         CHECK(fast == (tile64 && cs[ci].fast),
               "transfer case %d: fast form %s", ci, fast ? "taken where it must not be" : "not taken");
         for (j = 0; j < 5; j++) e[j] = rel_diff(o[1][j], o[0][j], j < 2 ? nq : nr);
-        for (j = 0; j < 3; j++) e[5 + j] = rel_diff(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
+        for (j = 0; j < 3; j++)
+            e[5 + j] = (j < 2 ? rel_diff : rel_diff_dwf)(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
         for (j = 0; j < 8; j++) {
             static const char *nm[8] = {"yt", "y", "lse", "m", "den", "dphiq", "dphik", "dwf"};
             CHECK(e[j] <= 2e-5f, "transfer case %d (N %d, H %d/%d, D %d, w %d): %s off the two-call "
@@ -658,7 +669,8 @@ static void transfer_mse(void) {
                                            factor, &hc);
             for (j = 0; j < H; j++) g[1][2][j] -= 0.5f;
             for (j = 0; j < 5; j++) e[j] = rel_diff(o[1][j], o[0][j], j < 2 ? nq : nr);
-            for (j = 0; j < 3; j++) e[5 + j] = rel_diff(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
+            for (j = 0; j < 3; j++)
+                e[5 + j] = (j < 2 ? rel_diff : rel_diff_dwf)(g[1][j], g[0][j], j < 2 ? nf : (size_t)H);
             // (N = 2 w: every key in the window, the loss only rounding)
             CHECK(fabs(loss[1] - loss[0]) <= 1e-5 * loss[0] + 1e-9 * (double)factor && loss[0] > 0,
                   "transfer MSE [%s] case %d run %d: loss %.9g, the calls' %.9g",
