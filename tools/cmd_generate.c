@@ -149,6 +149,8 @@ int cmd_generate(int argc, char **argv) {
     if (!model_path) tool_arg_fail(argv[0], "generate needs --model (-m)");
     if (n_prompt_flags == 3) tool_arg_fail(argv[0], "--prompt (-p) and --prompt-file (-f) both given; pick one");
     if (n_prompt_flags == 1 && !strcmp(prompt, "-")) po.file = "-";
+    if (!po.chat && (po.tpl_name || po.system))
+        tool_arg_fail(argv[0], "%s works with --chat only; add --chat", po.tpl_name ? "--chat-template" : "--system");
     if (po.interactive && po.file && !strcmp(po.file, "-"))
         tool_arg_fail(argv[0], "--interactive reads the turns from stdin: give the prompt with -p TEXT or -f FILE, not stdin");
     if (po.file) {
