@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "prompt.h"
 #include "data.h"
+#include "walltime.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -226,6 +227,8 @@ int tool_prompt_interactive(const lc_model *m, const lc_tokenizer *tok, const to
     int *ids = NULL, rc = 1, turn, pending = -1, closed = 1, tty = isatty(0), chunk;
     int end_id = tool_chat_end_id(tok, po->tpl);
     size_t n = 0, cap = 0, off;
+    long long n_fed = 0, n_dec = 0;
+    double t_fed = 0, t_dec = 0, t;
     char *line = NULL, piece[1024];
     memset(&err, 0, sizeof err);
     memset(&lm, 0, sizeof lm);
@@ -261,10 +264,14 @@ int tool_prompt_interactive(const lc_model *m, const lc_tokenizer *tok, const to
                             "(--lolcats: constant memory)\n", lm.ctx, m->cfg.seq_len);
             goto done;
         }
+        t = tool_wall_seconds();
         for (off = 0; off < n; off += (size_t)chunk) {
             int k = n - off < (size_t)chunk ? (int)(n - off) : chunk;
             if (tool_lm_forward(&lm, ids + off, k, NULL, &err)) goto done;
         }
+        t_fed += tool_wall_seconds() - t;
+        n_fed += (long long)n;
+        t = tool_wall_seconds();
         prev = ids[n - 1];
         pending = -1;
         closed = 0;
@@ -282,10 +289,14 @@ int tool_prompt_interactive(const lc_model *m, const lc_tokenizer *tok, const to
             if (++count >= gp->n_new && gp->n_new > 0) { pending = next; break; }
             if (!lm.linear && tool_lm_pos(&lm) + 1 >= lm.ctx) { pending = next; break; }
             if (tool_lm_forward(&lm, &next, 1, NULL, &err)) goto done;
+            n_dec++;
         }
+        t_dec += tool_wall_seconds() - t;
         printf("\n");
         fflush(stdout);
     }
+    tool_report_rate("generate: turns fed", n_fed, t_fed);
+    tool_report_rate("generate: decode", n_dec, t_dec);
     if (lm.linear) {
         char desc[256];
         tool_lm_describe(&lm, desc, sizeof desc);
