@@ -201,7 +201,7 @@ int cmd_generate(int argc, char **argv) {
     tokpos = ids[n_ids - 1];
     for (;;) { /* as llama2.c: positions 0..steps-1 are fed, each feed yields a token */
         next = lc_sampler_sample(&smp, lm.logits);
-        if (next == m.cfg.eos_id || next == m.cfg.bos_id || (end_id >= 0 && next == end_id)) break;
+        if (next == m.cfg.eos_id || next == m.cfg.bos_id || (end_id >= 0 && (next == end_id || next == tok.eos_id))) break;
         gen_print(piece, lc_tokenizer_decode(&tok, tokpos, next, piece, sizeof piece));
         tokpos = next;
         if (tool_lm_pos(&lm) >= steps) break;
