@@ -21,6 +21,7 @@
 #include "evaltask.h"
 #include "outsafe.h"
 #include "standalone.h"
+#include "demo_report.h"
 
 #include <limits.h>
 #include <math.h>
@@ -323,8 +324,10 @@ static void json_metric(ev_str *b, const char *name, double v, double se) {
 /* ---- progress on stderr ---- */
 typedef struct {
     int tty, quiet;
-    double t0, last;
+    double t0, last, plain_last;  /* plain_last: no TTY, tool_progress_plain_due */
     const char *what;
+    const long long *fed;         /* tokens fed so far (the final line's tokens/s); NULL: none */
+    long long fed0;
 } ev_progress;
 
 static double ev_now(void) {
@@ -335,16 +338,22 @@ static double ev_now(void) {
 
 static void prog_start(ev_progress *p, const char *what) {
     p->t0 = p->last = ev_now();
+    p->plain_last = 0;
     p->what = what;
+    p->fed0 = p->fed ? *p->fed : 0;
 }
 
 static void prog_tick(ev_progress *p, long done, long total, int final) {
     double now = ev_now(), el = now - p->t0, rate = el > 0 ? (double)done / el : 0;
-    if (p->quiet || (!final && now - p->last < (p->tty ? 0.5 : 10.0))) return;
+    long long tokens = p->fed ? *p->fed - p->fed0 : 0;
+    if (p->quiet) return;
+    if (!final && (p->tty ? now - p->last < 0.5 : !tool_progress_plain_due(&p->plain_last))) return;   /* no TTY: LOLCATS_PROGRESS_SECONDS */
     p->last = now;
-    fprintf(stderr, "%s%s: %ld/%ld items, %.2f items/s, %s %.0f s%s", p->tty ? "\r" : "", p->what, done,
-            total, rate, final ? "took" : "ETA", final ? el : (rate > 0 ? (double)(total - done) / rate : 0),
-            p->tty && !final ? "   " : "\n");
+    fprintf(stderr, "%s%s: %ld/%ld items, %.2f items/s, %s %.0f s", p->tty ? "\r" : "", p->what, done,
+            total, rate, final ? "took" : "ETA", final ? el : (rate > 0 ? (double)(total - done) / rate : 0));
+    if (final && tokens > 0)
+        fprintf(stderr, ", %lld tokens fed, %.1f tokens/s", tokens, el > 0 ? (double)tokens / el : 0.0);
+    fputs(p->tty && !final ? "   " : "\n", stderr);
     fflush(stderr);
 }
 
@@ -741,6 +750,7 @@ int cmd_eval_tasks(int argc, char **argv) {
     }
     pg.tty = isatty(2);
     pg.quiet = quiet;
+    pg.fed = &e.fed;
     for (ti = 0; ti < nt; ti++) {
         ev_task t;
         if (!strcmp(names[ti], "passkey")) {

@@ -3,6 +3,7 @@
 #include "tools.h"
 #include "args.h"
 #include "standalone.h"
+#include "prompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,20 @@ static const char *gen_usage =
     "  -m, --model PATH   llama2.c .bin checkpoint or Hugging Face directory\n"
     "  --tokenizer PATH   llama2.c tokenizer.bin or tokenizer.json (a Hugging Face\n"
     "                     directory's own tokenizer.json is the default)\n"
-    "  -p, --prompt TEXT  prompt (default: empty, generation starts from BOS)\n"
+    "  -p, --prompt TEXT  prompt (default: empty, generation starts from BOS; '-': stdin)\n"
+    "  -f, --prompt-file FILE  the whole file as the prompt ('-': stdin; one final\n"
+    "                     newline dropped, as llama.cpp's -f)\n"
+    "  --chat             wrap the prompt in the model's chat template: Llama 3 or\n"
+    "                     ChatML (Qwen) when the tokenizer has their special tokens,\n"
+    "                     else Alpaca's (the training data's); the reply ends at the\n"
+    "                     end-of-turn token (<|eot_id|>, <|im_end|>, EOS)\n"
+    "  --chat-template alpaca|llama3|chatml   force a template (with --chat)\n"
+    "  --system TEXT      system message (llama3, chatml; with --chat)\n"
+    "  -i, --interactive  then one line of stdin per turn, a reply to each; the\n"
+    "                     state (KV cache or linearized state) is kept across\n"
+    "                     turns; /exit or end of input stops. With --chat: a\n"
+    "                     multi-turn chat. -n: tokens per reply\n"
+    "  --verbose-prompt   print the prompt's token ids on stderr\n"
     "  --steps N          positions fed, prompt included, as llama2.c's -n (256)\n"
     "  -n, --n-predict N  new tokens to generate after the prompt, as llama.cpp's -n\n"
     "                     (replaces --steps; note: llama2.c's -n is --steps)\n"
@@ -83,7 +97,7 @@ static void gen_print(const char *p, size_t n) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = "";
-    int steps = 256, ctx = 0, i, rc = 1, n_new = 0, softmax = 0;
+    int steps = 256, ctx = 0, i, rc = 1, n_new = 0, softmax = 0, n_prompt_flags = 0;
     float temperature = 1.0f, top_p = 0.9f;
     unsigned long long seed = (unsigned long long)time(NULL);
     lc_model m;
@@ -96,7 +110,10 @@ int cmd_generate(int argc, char **argv) {
     size_t n_ids = 0;
     double wall = 0, t_prefill = 0;   /* wall clock: the tokens/s lines */
     long long n_dec = 0;
-    char piece[1024];
+    char piece[1024], *prompt_mem = NULL;
+    tool_prompt_opts po;
+    int end_id = -1;
+    memset(&po, 0, sizeof po);
     memset(&err, 0, sizeof err);
     memset(&tok, 0, sizeof tok);
     memset(&lm, 0, sizeof lm);
@@ -104,6 +121,11 @@ int cmd_generate(int argc, char **argv) {
     memset(&smp, 0, sizeof smp);
     for (i = 1; i < argc; i++) {
         const char *a = tool_arg_alias(argv[i]), *v;
+        if (!strcmp(a, "-f")) a = "--prompt-file";
+        if (!strcmp(a, "-i")) a = "--interactive";
+        if (!strcmp(a, "--chat")) { po.chat = 1; continue; }
+        if (!strcmp(a, "--interactive")) { po.interactive = 1; continue; }
+        if (!strcmp(a, "--verbose-prompt")) { po.verbose = 1; continue; }
         if (tool_arg_is_help(a)) return tool_arg_help(gen_usage, NULL);
         if (!strcmp(a, "--softmax")) { softmax = 1; continue; }
         if (!tool_arg_known(a, gen_usage)) tool_arg_unknown(argv[0], argv[i], gen_usage, NULL);
@@ -111,7 +133,10 @@ int cmd_generate(int argc, char **argv) {
         v = argv[++i];
         if (!strcmp(a, "--model")) model_path = v;
         else if (!strcmp(a, "--tokenizer")) tok_path = v;
-        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--prompt")) prompt = v, n_prompt_flags |= 1;
+        else if (!strcmp(a, "--prompt-file")) po.file = v, n_prompt_flags |= 2;
+        else if (!strcmp(a, "--chat-template")) po.tpl_name = (tool_arg_choice(a, v, "alpaca|llama3|chatml"), v);
+        else if (!strcmp(a, "--system")) po.system = v;
         else if (!strcmp(a, "--steps")) steps = tool_arg_int(a, v, 1, 1 << 30);
         else if (!strcmp(a, "--n-predict")) n_new = tool_arg_int(a, v, 1, 1 << 30);
         else if (!strcmp(a, "--ctx")) ctx = tool_arg_int(a, v, 1, 1 << 24);
@@ -125,18 +150,40 @@ int cmd_generate(int argc, char **argv) {
         else tool_arg_unknown(argv[0], argv[i - 1], gen_usage, NULL);
     }
     if (!model_path) tool_arg_fail(argv[0], "generate needs --model (-m)");
+    if (n_prompt_flags == 3) tool_arg_fail(argv[0], "--prompt (-p) and --prompt-file (-f) both given; pick one");
+    if (n_prompt_flags == 1 && !strcmp(prompt, "-")) po.file = "-";
+    if (!po.chat && (po.tpl_name || po.system))
+        tool_arg_fail(argv[0], "%s works with --chat only; add --chat", po.tpl_name ? "--chat-template" : "--system");
+    if (po.interactive && po.file && !strcmp(po.file, "-"))
+        tool_arg_fail(argv[0], "--interactive reads the turns from stdin: give the prompt with -p TEXT or -f FILE, not stdin");
+    if (po.file) {
+        if (!(prompt_mem = tool_prompt_read(n_prompt_flags == 1 ? "--prompt" : "--prompt-file", po.file))) return 1;
+        prompt = prompt_mem;
+    }
     if (tool_lm_auto(model_path, &lo, softmax, "generate")) return 2;   /* a --merge directory: linearized */
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;
+    if (tool_prompt_setup(&po, &tok)) goto done;
+    if (po.interactive) {
+        tool_gen_params gp;
+        gp.temperature = temperature; gp.top_p = top_p; gp.seed = seed; gp.n_new = n_new; gp.ctx = ctx;
+        rc = tool_prompt_interactive(&m, &tok, &lo, &po, &gp, prompt);
+        goto done;
+    }
     if (steps > m.cfg.seq_len && !lo.lolcats) steps = m.cfg.seq_len;  /* linearized: no KV cache */
     ids = (int *)malloc((strlen(prompt) + 3) * sizeof(int));
     if (!ids) { fprintf(stderr, "lolcats: out of memory\n"); goto done; }
-    if (lc_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, strlen(prompt) + 3, &n_ids,
+    if (po.tpl) {   /* --chat: the template's ids, markers spliced as their special ids */
+        size_t cap_ids = strlen(prompt) + 3;
+        if (tool_chat_turn(&tok, po.tpl, 1, po.system, prompt, &ids, &n_ids, &cap_ids)) goto done;
+        end_id = tool_chat_end_id(&tok, po.tpl);
+    } else if (lc_tokenizer_encode(&tok, prompt, strlen(prompt), 1, 0, ids, strlen(prompt) + 3, &n_ids,
                             &err)) {
         tool_report(&err);
         goto done;
     }
     if (n_ids == 0) ids[n_ids++] = m.cfg.bos_id >= 0 ? m.cfg.bos_id : 0;
+    if (po.verbose) tool_prompt_print_ids(ids, n_ids);
     if ((int)n_ids >= steps) steps = (int)n_ids + 1;
     if (n_new > 0) {   /* -n: n_new tokens after the prompt (positions n_ids .. n_ids+n_new-2 fed) */
         steps = (int)n_ids + n_new - 1 > (int)n_ids ? (int)n_ids + n_new - 1 : (int)n_ids;
@@ -158,7 +205,7 @@ int cmd_generate(int argc, char **argv) {
     tokpos = ids[n_ids - 1];
     for (;;) { /* as llama2.c: positions 0..steps-1 are fed, each feed yields a token */
         next = lc_sampler_sample(&smp, lm.logits);
-        if (next == m.cfg.eos_id || next == m.cfg.bos_id) break;
+        if (next == m.cfg.eos_id || next == m.cfg.bos_id || (end_id >= 0 && (next == end_id || next == tok.eos_id))) break;
         gen_print(piece, lc_tokenizer_decode(&tok, tokpos, next, piece, sizeof piece));
         tokpos = next;
         if (tool_lm_pos(&lm) >= steps) break;
@@ -180,6 +227,7 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = 0;
 done:
+    free(prompt_mem);
     free(ids);
     lc_sampler_free(&smp);
     tool_lm_free(&lm);
