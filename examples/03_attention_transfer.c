@@ -2,7 +2,7 @@
    train the feature maps (q and k) and the window factors so that the
    hybrid sliding-window + linear attention reproduces softmax attention.
 
-     cc -O2 examples/02_attention_transfer.c -lm && ./a.out
+     cc -O2 examples/03_attention_transfer.c -lm && ./a.out
 
    The "layer" is seeded: hidden states follow a slow random walk, q/k/v are
    fixed random projections of them (frozen, as in the original). Each step:
