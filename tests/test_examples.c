@@ -58,7 +58,7 @@ static void dump(const char *path) {
 }
 
 static void run_c(const char *cc, const char *file) {
-    char name[256], cmd[1024], out[300];
+    char name[256], cmd[2048], out[512];
     double t0, t1, t2;
     int rc;
     snprintf(name, sizeof name, "%.*s", (int)(strlen(file) - 2), file);
@@ -80,7 +80,7 @@ static void run_c(const char *cc, const char *file) {
 }
 
 static void run_py(const char *bin, const char *file) {
-    char cmd[1024], out[300];
+    char cmd[2048], out[512];
     int rc;
     if (sh("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
         printf("SKIPPED: examples/%s (needs /usr/bin/python3 with numpy: tools/setup.sh)\n", file);
