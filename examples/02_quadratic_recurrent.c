@@ -63,7 +63,7 @@ int main(void) {
         k[i] = lc_rng_normal(&rng);
         v[i] = lc_rng_normal(&rng);
     }
-    lc_fmap_init_kaiming(wq, NULL, 1, D, FD, &rng);  /* any map will do: the identity is exact */
+    lc_fmap_init_kaiming(wq, NULL, 1, D, FD, &rng);  /* the identity holds for any map: a random one */
     lc_fmap_init_kaiming(wk, NULL, 1, D, FD, &rng);
     lc_fmap_fwd(&ctx, phiq, q, wq, NULL, 1, 1, 1, N, D, FD, &fm);
     lc_fmap_fwd(&ctx, phik, k, wk, NULL, 1, 1, 1, N, D, FD, &fm);
