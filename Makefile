@@ -81,6 +81,17 @@ $(B)/examples/%: examples/%.c lolcats.h
 	@mkdir -p $(B)/examples
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
+# `make examples`: the teaching track (examples/README.md); tests/test_examples builds each
+# with plain `cc -O2 ... -lm` and runs it. `make examples-check`: each also with
+# -DLOLCATS_NO_SIMD and as C++, -Werror.
+.PHONY: examples examples-check
+examples: $(EXAMPLES)
+examples-check:
+	@mkdir -p $(B)/examples-check
+	@for f in examples/[0-9][0-9]_*.c; do n=$$(basename $$f .c); echo "$$f: -DLOLCATS_NO_SIMD, C++"; \
+	  $(CC) $(CSTD) -O2 $(WARN) -Werror -DLOLCATS_NO_SIMD -o $(B)/examples-check/$$n $$f $(LDLIBS) && \
+	  $(CXX) -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only $$f || exit 1; done
+
 $(B)/bench/%: bench/%.c lolcats.h
 	@mkdir -p $(B)/bench
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)

@@ -94,7 +94,7 @@ int main(void) {
     printf("                      linear  % .3f % .3f % .3f % .3f\n",
            (double)y_lin[(N - 1) * D], (double)y_lin[(N - 1) * D + 1], (double)y_lin[(N - 1) * D + 2], (double)y_lin[(N - 1) * D + 3]);
     if (e_sw_in < 1e-5f && e_sw9 < e_lin) {
-        printf("verdict: OK - the hybrid is exact inside the window; beyond it, untrained feature maps leave a large error whose size depends on the window factor (%.3f at gamma 0.1, %.3f at 0.9, pure linear %.3f): attention transfer (example 02) trains both\n",
+        printf("verdict: OK - the hybrid is exact inside the window; beyond it, untrained feature maps leave a large error whose size depends on the window factor (%.3f at gamma 0.1, %.3f at 0.9, pure linear %.3f): attention transfer (example 03) trains both\n",
                (double)e_sw_out, (double)e_sw9, (double)e_lin);
         return 0;
     }

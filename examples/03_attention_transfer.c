@@ -2,7 +2,7 @@
    train the feature maps (q and k) and the window factors so that the
    hybrid sliding-window + linear attention reproduces softmax attention.
 
-     cc -O2 examples/02_attention_transfer.c -lm && ./a.out
+     cc -O2 examples/03_attention_transfer.c -lm && ./a.out
 
    The "layer" is seeded: hidden states follow a slow random walk, q/k/v are
    fixed random projections of them (frozen, as in the original). Each step:
@@ -26,7 +26,9 @@
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdouble-promotion"
+#ifndef __cplusplus
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#endif
 #pragma GCC diagnostic ignored "-Wshadow"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-parameter"
