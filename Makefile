@@ -127,8 +127,9 @@ check-neon:
 	else echo "SKIPPED: NEON check (no $(AARCH64_CC) or qemu-aarch64; run tools/setup.sh)"; fi
 
 # The main job on its embedded default: the whole pipeline on a toy language.
+# Needs only a C compiler and make (DEMO_FLAGS="--scale 0.1": a quick run).
 demo: $(B)/lolcats
-	./$(B)/lolcats demo --report $(B)/demo
+	./$(B)/lolcats demo --report $(B)/demo $(DEMO_FLAGS)
 
 bench: $(BENCHES) $(B)/lolcats
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
