@@ -19,7 +19,7 @@ set -e
 mode=demo
 for a in "$@"; do
     case "$a" in
-        --test) mode=test ;;
+        --test) mode="test" ;;
         -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: error: unknown option '$a' (use --test or nothing)" >&2; exit 2 ;;
     esac
