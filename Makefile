@@ -113,6 +113,7 @@ check:
 	$(MAKE) check-neon
 	$(MAKE) valgrind
 	$(MAKE) fuzz-regress
+	$(MAKE) walkthrough-check
 	$(MAKE) test
 
 # `make sanitize`: the whole suite and every example under ASan + UBSan.
@@ -138,8 +139,16 @@ check-neon:
 	else echo "SKIPPED: NEON check (no $(AARCH64_CC) or qemu-aarch64; run tools/setup.sh)"; fi
 
 # The main job on its embedded default: the whole pipeline on a toy language.
+# Needs only a C compiler and make (DEMO_FLAGS="--scale 0.1": a quick run).
 demo: $(B)/lolcats
-	./$(B)/lolcats demo --report $(B)/demo
+	./$(B)/lolcats demo --report $(B)/demo $(DEMO_FLAGS)
+
+# The README's walkthrough run as written, every figure it shows compared with
+# what the commands print (tools/check_walkthrough.py; needs ../shared).
+.PHONY: walkthrough-check
+walkthrough-check: $(B)/lolcats
+	@if [ -x /usr/bin/python3 ]; then /usr/bin/python3 tools/check_walkthrough.py --bin $(B)/lolcats; \
+	else echo "SKIPPED: the README walkthrough check (no /usr/bin/python3)"; fi
 
 bench: $(BENCHES) $(B)/lolcats
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
