@@ -101,20 +101,23 @@ test: $(B)/lolcats $(TESTS) $(EXAMPLES) $(B)/liblolcats.so
 
 # Every variant with -Werror, the suite under ASan+UBSan, scalar-only, C++.
 check:
-	$(MAKE) B=build/werror-c99 CFLAGS="-O2 -Werror" test
-	$(MAKE) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
-	$(MAKE) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
-	$(MAKE) sanitize
+	$(MAKE) -j$(CHECK_J) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
+	$(MAKE) -j$(CHECK_J) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
+	$(MAKE) -j$(CHECK_J) sanitize
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
 	./build/cxx/test_compile
-	@if command -v clang >/dev/null 2>&1; then $(MAKE) B=build/clang CC=clang NO_OMP=1 CFLAGS="-O1 -Werror" all; \
+	@if command -v clang >/dev/null 2>&1; then $(MAKE) -j$(CHECK_J) B=build/clang CC=clang NO_OMP=1 CFLAGS="-O1 -Werror" all; \
 	else echo "SKIPPED: clang build (no clang; run tools/setup.sh)"; fi
 	$(MAKE) check-neon
 	$(MAKE) valgrind
 	$(MAKE) fuzz-regress
 	$(MAKE) walkthrough-check
-	$(MAKE) test
+	$(MAKE) -j$(CHECK_J) B=build/werror-c99 CFLAGS="-O2 -Werror" test
+
+# `make check` compiles its variants with one job per CPU (CHECK_J=1: one at
+# a time); the test programs themselves always run one after another.
+CHECK_J ?= $(shell nproc 2>/dev/null || echo 1)
 
 # `make sanitize`: the whole suite and every example under ASan + UBSan.
 sanitize:
