@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""Which linearization options beat the original recipe at its budget (issue 19's study).
+
+    /usr/bin/python3 tools/study.py --out DIR [--jobs N] [--threads T] [--seeds 0,1]
+        [--sets ts,wt,al] [--configs original,sinks,gate,kl,auto2,best] [--best FLAGS]
+        [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--dry-run] [--table-only]
+
+Every (configuration, split, seed) cell runs `lolcats linearize` with the README's recipe on
+alpaca-llama-25m (tk, window 64, feature dim 64, 1024-token sequences, --tokens for each stage)
+on the split's training part, then scores the held-out part (`eval`, held-out NLL) and passkey
+retrieval at 2x and 4x the window (`eval --task passkey`). Each cell's files live under
+DIR/runs/; a cell whose result file exists is not run again, and an interrupted training
+resumes from its state file (`--resume`), so the script can be stopped and started again
+(for instance under `timeout -s INT`). At the end (and with --table-only) it writes
+DIR/study.md (a Markdown table: each figure the mean of the seeds) and DIR/study.json.
+
+Decode state per sequence is computed from the model's config and the options: the window
+ring (keys, values, key features), the linear state (S, z) per hybrid layer, the sink keys,
+and, per token, the KV cache of every softmax layer.
+"""
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# name -> extra flags of `linearize` (the original recipe is the default of every flag)
+CONFIGS = {
+    "original": [],
+    "sinks": ["--sinks", "4"],
+    "gate": ["--gate"],
+    "kl": ["--kl-factor", "1"],
+    "auto2": ["--softmax-layers", "auto:2"],
+}
+SETS = {  # name -> (training file, held-out file)
+    "ts": ("ts_train.txt", "ts_held.txt"),
+    "wt": ("wt_train.txt", "wt_held.txt"),
+    "al": ("al_train.jsonl", "al_held.jsonl"),
+}
+WINDOW = 64
+
+
+def log(msg):
+    sys.stderr.write("study: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def prepare(data_dir, shared):
+    """The README's splits ("Measured: alpaca-llama-25m ..."), written once."""
+    os.makedirs(data_dir, exist_ok=True)
+    ts = open(os.path.join(shared, "data/tinystories.valid-head.txt"), encoding="utf-8").read()
+    ts_lines = ts.splitlines(True)
+    wt_lines = open(os.path.join(shared, "data/wikitext-2-raw.test-head.txt"),
+                    encoding="utf-8").read().splitlines(True)
+    al_lines = open(os.path.join(shared, "data/alpaca-cleaned.train.jsonl"),
+                    encoding="utf-8").read().splitlines(True)
+    cut = next(i for i, s in enumerate(wt_lines)
+               if s.rstrip("\n") == " = Chad at the 2008 Summer Olympics = ")
+    parts = {
+        "ts_train.txt": ts_lines[:7050], "ts_held.txt": ts_lines[7050:],
+        "wt_train.txt": wt_lines[:cut], "wt_held.txt": wt_lines[cut:],
+        "al_train.jsonl": al_lines[:10000], "al_held.jsonl": al_lines[-200:],
+    }
+    for name, lines in parts.items():
+        path = os.path.join(data_dir, name)
+        if not os.path.exists(path):
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.writelines(lines)
+            os.replace(path + ".tmp", path)
+
+
+def run(cmd, log_path):
+    """Runs cmd, stdout returned, stderr appended to log_path; raises on failure."""
+    with open(log_path, "a", encoding="utf-8") as lf:
+        lf.write("$ %s\n" % " ".join(shlex.quote(c) for c in cmd))
+        lf.flush()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=lf, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("%s exited %d (see %s)" % (cmd[1], p.returncode, log_path))
+    return p.stdout
+
+
+def cell(a, cfg, flags, set_name, seed):
+    """Trains and scores one cell; returns its result dict (cached in DIR/runs/NAME.json)."""
+    name = "%s-%s-s%d" % (cfg, set_name, seed)
+    runs = os.path.join(a.out, "runs")
+    res_path = os.path.join(runs, name + ".json")
+    if os.path.exists(res_path):
+        return json.load(open(res_path))
+    data = os.path.join(a.out, "data")
+    train, held = (os.path.join(data, f) for f in SETS[set_name])
+    ckpt = os.path.join(runs, name + ".safetensors")
+    lg = os.path.join(runs, name + ".log")
+    env_t = ["-t", str(a.threads)]
+    secs_path = os.path.join(runs, name + ".train_seconds")  # summed over resumed runs
+    if not os.path.exists(ckpt):
+        cmd = [a.bin, "linearize", "--model", a.model, "--data", train, "--seq-len", "1024",
+               "--distill-tokens", str(a.tokens), "--finetune-tokens", str(a.tokens),
+               "--seed", str(seed), "--out", ckpt, "--resume",
+               "--json-log", os.path.join(runs, name + ".jsonl")] + env_t + flags
+        t0 = time.time()
+        try:
+            run(cmd, lg)
+        finally:
+            prev = float(open(secs_path).read()) if os.path.exists(secs_path) else 0.0
+            with open(secs_path, "w") as f:
+                f.write("%.1f\n" % (prev + time.time() - t0))
+    train_s = float(open(secs_path).read()) if os.path.exists(secs_path) else None
+    out = run([a.bin, "eval", "--model", a.model, "--data", held, "--ctx", "1024",
+               "--lolcats", ckpt, "--json"] + env_t, lg)
+    nll = json.loads(out)["nll"]
+    pk_json = os.path.join(runs, name + ".passkey.json")
+    passkey_run(a, ["--lolcats", ckpt], pk_json, lg)
+    pk = passkey_by_length(json.load(open(pk_json)))
+    r = {"config": cfg, "flags": flags, "set": set_name, "seed": seed, "nll": nll,
+         "passkey": pk, "train_seconds": train_s}
+    with open(res_path + ".tmp", "w") as f:
+        json.dump(r, f, indent=1)
+    os.replace(res_path + ".tmp", res_path)
+    log("%s: held-out NLL %.4f, passkey %s, %.0f s" % (name, nll, pk, train_s))
+    return r
+
+
+def passkey_by_length(j):
+    """Accuracy per length from `eval --task passkey --json` (cells averaged over depths)."""
+    cells = None
+    for key in ("passkey", "tasks"):
+        if isinstance(j, dict) and key in j:
+            j = j[key]
+    if isinstance(j, dict):
+        if "passkey" in j:
+            j = j["passkey"]
+        cells = j.get("cells") if isinstance(j, dict) else None
+    acc = {}
+    for c in cells or []:
+        acc.setdefault(str(c["length"]), []).append(c["acc"])
+    return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def teacher_nll(a, set_name):
+    path = os.path.join(a.out, "runs", "teacher-%s.json" % set_name)
+    if os.path.exists(path):
+        return json.load(open(path))["nll"]
+    held = os.path.join(a.out, "data", SETS[set_name][1])
+    out = run([a.bin, "eval", "--model", a.model, "--data", held, "--ctx", "1024", "--json",
+               "-t", str(a.threads)], os.path.join(a.out, "runs", "teacher.log"))
+    nll = json.loads(out)["nll"]
+    pk_json = os.path.join(a.out, "runs", "teacher.passkey.json")
+    if not os.path.exists(pk_json):
+        passkey_run(a, [], pk_json, os.path.join(a.out, "runs", "teacher.log"))
+    json.dump({"nll": nll}, open(path, "w"))
+    return nll
+
+
+def passkey_run(a, extra, pk_json, lg):
+    run([a.bin, "eval", "--task", "passkey", "--model", a.model] + extra +
+        ["--lengths", "%d,%d" % (2 * WINDOW, 4 * WINDOW), "--depths", "0,0.5,1",
+         "--data-dir", os.path.join(a.shared, "data/eval"), "--json", pk_json,
+         "-t", str(a.threads)], lg)
+
+
+def state_bytes(model_dir, flags):
+    """(fixed bytes per sequence, bytes per token) of the linearized decode state."""
+    c = json.load(open(os.path.join(model_dir, "config.json")))
+    L, H = c["num_hidden_layers"], c["num_attention_heads"]
+    Hk = c.get("num_key_value_heads", H)
+    D = c["hidden_size"] // H
+    F = 2 * 64  # softmax_dim feature map: 2 x feature dim
+    w = WINDOW
+    sinks = int(flags[flags.index("--sinks") + 1]) if "--sinks" in flags else 0
+    soft = 0
+    if "--softmax-layers" in flags:
+        v = flags[flags.index("--softmax-layers") + 1]
+        soft = int(v[5:]) if v.startswith("auto:") else len(v.split(","))
+    hyb = L - soft
+    per_layer = 4 * (2 * Hk * (w + sinks) * D + H * (w + sinks) * F + H * F * D + H * F)
+    return hyb * per_layer, soft * 4 * 2 * Hk * D
+
+
+def table(a, results):
+    """DIR/study.md and DIR/study.json: each cell the mean over seeds."""
+    sets = a.sets
+    teach = {s: teacher_nll(a, s) for s in sets}
+    rows = []
+    for cfg in a.configs:
+        flags = a.flag_of[cfg]
+        row = {"config": cfg, "flags": " ".join(flags)}
+        for s in sets:
+            v = [r["nll"] for r in results if r["config"] == cfg and r["set"] == s]
+            row[s] = sum(v) / len(v) if v else None
+        pks = {}
+        for r in results:
+            if r["config"] == cfg:
+                for k, x in r["passkey"].items():
+                    pks.setdefault(k, []).append(x)
+        row["passkey"] = {k: sum(v) / len(v) for k, v in pks.items()}
+        ts = [r["train_seconds"] for r in results if r["config"] == cfg]
+        row["train_seconds"] = sum(ts) / len(ts) if ts else None
+        row["state_bytes"], row["bytes_per_token"] = state_bytes(a.model, flags)
+        rows.append(row)
+    head = "| option (flags) | " + " | ".join("%s NLL (x teacher)" % s for s in sets) + \
+        " | passkey %d / %d | decode state | train s |" % (2 * WINDOW, 4 * WINDOW)
+    lines = [head, "|" + "---|" * (len(sets) + 5)]
+    tpk = passkey_by_length(json.load(open(os.path.join(a.out, "runs", "teacher.passkey.json"))))
+    lines.append("| teacher | " + " | ".join("%.4f" % teach[s] for s in sets) + " | " +
+                 " / ".join("%.2f" % tpk.get(str(k), float("nan")) for k in (2 * WINDOW, 4 * WINDOW)) +
+                 " | KV cache | |")
+    for r in rows:
+        cells = []
+        for s in sets:
+            cells.append("%.4f (x%.3f)" % (r[s], (2.718281828459045 ** (r[s] - teach[s])))
+                         if r[s] is not None else "")
+        pk = r["passkey"]
+        pkc = " / ".join("%.2f" % pk[k] if k in pk else "-" for k in
+                         (str(2 * WINDOW), str(4 * WINDOW)))
+        st = "%.0f KiB" % (r["state_bytes"] / 1024)
+        if r["bytes_per_token"]:
+            st += " + %d B/token" % r["bytes_per_token"]
+        lines.append("| %s (`%s`) | %s | %s | %s | %s |" % (
+            r["config"], r["flags"] or "defaults", " | ".join(cells), pkc, st,
+            "%.0f" % r["train_seconds"] if r["train_seconds"] else ""))
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(a.out, "study.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(a.out, "study.json"), "w") as f:
+        json.dump({"teacher": teach, "rows": rows, "cells": results}, f, indent=1)
+    sys.stdout.write(md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build/lolcats"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "../shared/models/alpaca-llama-25m"))
+    ap.add_argument("--shared", default=os.path.join(ROOT, "../shared"))
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--sets", default="ts,wt,al")
+    ap.add_argument("--configs", default="original,sinks,gate,kl,auto2")
+    ap.add_argument("--best", default="", help="flags of the 'best' configuration")
+    ap.add_argument("--tokens", type=int, default=1000000)
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--table-only", action="store_true")
+    a = ap.parse_args()
+    a.sets = [s for s in a.sets.split(",") if s]
+    a.configs = [c for c in a.configs.split(",") if c]
+    a.flag_of = dict(CONFIGS)
+    if a.best:
+        a.flag_of["best"] = a.best.split()
+        if "best" not in a.configs:
+            a.configs.append("best")
+    for s in a.sets:
+        if s not in SETS:
+            ap.error("--sets: unknown split %r (ts, wt, al)" % s)
+    for c in a.configs:
+        if c not in a.flag_of:
+            ap.error("--configs: unknown configuration %r (%s, best with --best)" %
+                     (c, ", ".join(CONFIGS)))
+    seeds = [int(x) for x in a.seeds.split(",") if x]
+    os.makedirs(os.path.join(a.out, "runs"), exist_ok=True)
+    prepare(os.path.join(a.out, "data"), a.shared)
+    todo = [(c, a.flag_of[c], s, seed) for c in a.configs for s in a.sets for seed in seeds]
+    if a.dry_run:
+        for c, f, s, seed in todo:
+            print("%s %s seed %d: linearize %s" % (c, s, seed, " ".join(f)))
+        return 0
+    results, failed = [], 0
+    if not a.table_only:
+        with cf.ThreadPoolExecutor(max_workers=a.jobs) as ex:
+            futs = {ex.submit(cell, a, *t): t for t in todo}
+            for i, fu in enumerate(cf.as_completed(futs), 1):
+                try:
+                    results.append(fu.result())
+                except Exception as e:  # one cell's failure does not stop the others
+                    failed += 1
+                    log("%s: %s" % ("-".join(map(str, futs[fu][::2])), e))
+                log("%d/%d cells done" % (i, len(todo)))
+    else:
+        for c, f, s, seed in todo:
+            p = os.path.join(a.out, "runs", "%s-%s-s%d.json" % (c, s, seed))
+            if os.path.exists(p):
+                results.append(json.load(open(p)))
+    table(a, results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
