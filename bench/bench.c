@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
+#include "bench/peak.h"
 #include <dlfcn.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -38,6 +39,7 @@
 #endif
 
 static int g_threads = 2, g_full = 0;
+static double g_peak_f32;   /* measured fp32 FMA peak of g_threads threads, GFLOP/s (0) */
 static lc_ctx g_ctx;
 static lc_rng g_rng;
 
@@ -297,6 +299,25 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
     return best;
 }
 
+/* The arithmetic a transfer step needs (multiply-add = 2 flops), whatever the
+   form computes it with: the teacher's causal QK^T and PV (2 H D N(N+1));
+   the feature maps q W and k W forward and their weights' gradient
+   (4 x 2 H N D f); the student's window part, tk with window w: for each
+   (query, window key) pair, E v forward and dy . v backward (4 D; the scores
+   and exponentials are the teacher's); its linear part, F = 2f features:
+   phi(q) S and the state update forward (4 F D per token), dphi(q), dS and
+   dphi(k) backward (6 F D). Softmaxes, exponentials, AdamW: not counted. */
+static double step_flops(int N, int H, int D, int f, int w) {
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    double pairs = 0, F = 2.0 * f;
+    int i, j;
+    hc.window = w;
+    for (i = 0; i < N; i++)
+        for (j = 0; j <= i; j++) pairs += (lc_hybrid_mask(&hc, N, i, j) & 1) != 0;
+    return 2.0 * H * D * N * (N + 1.0) + 8.0 * H * N * D * f + 4.0 * H * D * pairs +
+           10.0 * H * N * F * D;
+}
+
 static void bench_step(void) {
     int N = 1024, H = 32, Hk = 8, D = 128, f = 64;
     double t, mb, ts = 0, tm = 0;
@@ -307,7 +328,10 @@ static void bench_step(void) {
     t = step_ours(N, H, Hk, D, f, 5, &mb);
     fmt_mb(a, mb);
     printf("    %-12s %10s %9s\n", "", "ms", "MB");
-    printf("    %-12s %10.1f %9s\n", "ours", 1e3 * t, a);
+    printf("    %-12s %10.1f %9s   %.1f GFLOP/s, %.0f%% of the fp32 peak (%.2f GFLOP a step)\n",
+           "ours", 1e3 * t, a, step_flops(N, H, D, f, 64) / t * 1e-9,
+           100.0 * step_flops(N, H, D, f, 64) / t * 1e-9 / g_peak_f32,
+           step_flops(N, H, D, f, 64) * 1e-9);
     if (!have_torch()) {
         printf("    SKIPPED peer: /usr/bin/python3 with torch not found\n");
         return;
@@ -612,6 +636,15 @@ int main(int argc, char **argv) {
         printf("lolcats bench: path %s, %d threads; load average %.2f on %ld CPUs before the run "
                "(other work on the machine skews every figure)\n", lc_simd_name(g_ctx.simd),
                g_threads, la[0], sysconf(_SC_NPROCESSORS_ONLN));
+    }
+    {
+        const char *kn = "", *bn = "";
+        double p1 = bench_peak(BENCH_PEAK_F32, 1, &kn), bf = bench_peak(BENCH_PEAK_BF16, 1, &bn);
+        g_peak_f32 = bench_peak(BENCH_PEAK_F32, g_threads, &kn);
+        printf("\n(0) the machine's measured peak (bench/peak.h; rows below give a fraction of it)\n"
+               "    fp32 %s: %.1f GFLOP/s on 1 thread, %.1f on %d\n", kn, p1, g_peak_f32, g_threads);
+        if (bf > 0) printf("    bf16 %s: %.1f GFLOP/s on 1 thread (%.2fx fp32)\n", bn, bf, bf / p1);
+        else printf("    bf16 dot products: not on this CPU\n");
     }
     if (!only || !strcmp(only, "gemm")) bench_gemm();
     if (!only || !strcmp(only, "attn")) bench_attn();
