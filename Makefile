@@ -24,7 +24,7 @@ TESTS      = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 EXAMPLES   = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BENCHES    = $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test check check-neon bench clean golden demo
+.PHONY: all test check check-neon bench clean golden demo nofast
 
 all: $(B)/lolcats $(TESTS) $(EXAMPLES) $(BENCHES)
 
@@ -104,6 +104,7 @@ check:
 	$(MAKE) B=build/werror-c99 CFLAGS="-O2 -Werror" test
 	$(MAKE) B=build/werror-c11 CSTD=-std=c11 CFLAGS="-O2 -Werror" all
 	$(MAKE) B=build/nosimd CFLAGS="-O2 -Werror -DLOLCATS_NO_SIMD" test
+	$(MAKE) nofast
 	$(MAKE) sanitize
 	@mkdir -p build/cxx
 	$(CXX) -x c++ -std=c++11 -O2 -Wall -Wextra -Wpedantic -Werror -I. -o build/cxx/test_compile tests/test_compile.c -lm
@@ -115,6 +116,15 @@ check:
 	$(MAKE) fuzz-regress
 	$(MAKE) walkthrough-check
 	$(MAKE) test
+
+# `make nofast`: the reference-only build (-DLOLCATS_NO_FAST: no SIMD code, no
+# fast forms, every kernel-table entry NULL) of the kernel tests.
+NOFAST_TESTS = test_kernels test_grad test_switch test_lolcats_infer
+nofast:
+	$(MAKE) B=build/nofast CFLAGS="-O2 -Werror -DLOLCATS_NO_FAST" build/nofast/lolcats \
+	  $(patsubst %,build/nofast/tests/%,$(NOFAST_TESTS))
+	@for t in $(NOFAST_TESTS); do out=$$(LOLCATS_BIN=build/nofast/lolcats build/nofast/tests/$$t 2>&1) || \
+	  { echo "$$out"; echo "nofast: $$t FAILED"; exit 1; }; echo "nofast $$t: $$(echo "$$out" | tail -n 1)"; done
 
 # `make sanitize`: the whole suite and every example under ASan + UBSan.
 sanitize:

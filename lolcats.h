@@ -47,9 +47,9 @@
 //   The reference path (ctx.simd = LOLCATS_SIMD_SCALAR) allocates only in the
 //   last two. Reading order: each kernel's math opens its section (>>fmap ...),
 //   its contract is the comment at its declaration in the API.
-//   The lc_ctx selects the code path: ctx.simd = LOLCATS_SIMD_SCALAR gives the
-//   reference (double accumulation over the sequence); the SIMD paths agree with it
-//   within float32 rounding.
+//   The lc_ctx selects the code path through one kernel table (lc_ctx, >>fast-decl):
+//   ctx.simd = LOLCATS_SIMD_SCALAR gives the reference (double accumulation over
+//   the sequence); the SIMD paths agree with it within float32 rounding.
 //
 // ERRORS
 //   Functions that can fail on input data return lc_status (LOLCATS_OK == 0,
@@ -75,7 +75,7 @@
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
 //               attn-hybrid transfer decode loss optim blocks model-forward train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
-//               transfer-fused prefill-attn
+//               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
@@ -135,9 +135,15 @@ enum {
 };
 
 // Execution context: which code path runs. Filled by lc_ctx_init (best path this
-// CPU supports); .simd = LOLCATS_SIMD_SCALAR runs only the reference forms.
+// CPU supports). Every kernel reads .simd at each call and picks the one kernel
+// table of that level (>>fast-decl): the SIMD primitives, the GEMM kernels and
+// the fast forms (packed, tiled, chunked, fused), each tried at one place at
+// the top of its reference kernel, which runs when the entry is NULL or
+// declines. .simd = LOLCATS_SIMD_SCALAR (also set after lc_ctx_init), and
+// every ctx of a LOLCATS_NO_SIMD / LOLCATS_NO_FAST build, gets a table whose
+// fast entries are all NULL: exactly the reference forms run.
 // Debug builds with LOLCATS_COUNT_FAST (defined in every translation unit):
-// each fast-path entry adds one to *fast_count when it is set.
+// each fetch of a non-scalar table adds one to *fast_count when it is set.
 typedef struct lc_ctx {
     int simd;
 #ifdef LOLCATS_COUNT_FAST
