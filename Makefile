@@ -24,7 +24,7 @@ TESTS      = $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 EXAMPLES   = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BENCHES    = $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test check check-neon bench clean golden demo
+.PHONY: all test check check-neon bench clean golden demo nofast
 
 all: $(B)/lolcats $(TESTS) $(EXAMPLES) $(BENCHES)
 
@@ -118,6 +118,16 @@ check:
 # `make check` compiles its variants with one job per CPU (CHECK_J=1: one at
 # a time); the test programs themselves always run one after another.
 CHECK_J ?= $(shell nproc 2>/dev/null || echo 1)
+
+# `make nofast`: the reference-only build (-DLOLCATS_NO_FAST: no SIMD code, no
+# fast forms, every kernel-table entry NULL) of the kernel tests.
+NOFAST_TESTS = test_kernels test_grad test_switch test_lolcats_infer
+# (make check runs the whole suite under -DLOLCATS_NO_SIMD, which implies NO_FAST: the same build)
+nofast:
+	$(MAKE) B=build/nofast CFLAGS="-O2 -Werror -DLOLCATS_NO_FAST" build/nofast/lolcats \
+	  $(patsubst %,build/nofast/tests/%,$(NOFAST_TESTS))
+	@for t in $(NOFAST_TESTS); do out=$$(LOLCATS_BIN=build/nofast/lolcats build/nofast/tests/$$t 2>&1) || \
+	  { echo "$$out"; echo "nofast: $$t FAILED"; exit 1; }; echo "nofast $$t: $$(echo "$$out" | tail -n 1)"; done
 
 # `make sanitize`: the whole suite and every example under ASan + UBSan.
 sanitize:

@@ -16,6 +16,7 @@
 // BUILD OPTIONS (define before the implementation include)
 //   LOLCATS_STATIC        every symbol static (private copy per translation unit)
 //   LOLCATS_NO_SIMD       scalar reference only (no AVX2/AVX-512/NEON code)
+//   LOLCATS_NO_FAST       the same: no SIMD and no fast forms compiled at all
 //   LOLCATS_ASSERT(x)     programmer-error check (default: assert)
 //   LOLCATS_MALLOC/LOLCATS_REALLOC/LOLCATS_FREE   allocator (define all or none)
 //   LOLCATS_NO_MMAP       read files into memory instead of mapping them
@@ -46,9 +47,9 @@
 //   The reference path (ctx.simd = LOLCATS_SIMD_SCALAR) allocates only in the
 //   last two. Reading order: each kernel's math opens its section (>>fmap ...),
 //   its contract is the comment at its declaration in the API.
-//   The lc_ctx selects the code path: ctx.simd = LOLCATS_SIMD_SCALAR gives the
-//   reference (double accumulation over the sequence); the SIMD paths agree with it
-//   within float32 rounding.
+//   The lc_ctx selects the code path through one kernel table (lc_ctx, >>fast-decl):
+//   ctx.simd = LOLCATS_SIMD_SCALAR gives the reference (double accumulation over
+//   the sequence); the SIMD paths agree with it within float32 rounding.
 //
 // ERRORS
 //   Functions that can fail on input data return lc_status (LOLCATS_OK == 0,
@@ -74,7 +75,7 @@
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
 //               attn-hybrid transfer decode loss optim blocks model-forward train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
-//               transfer-fused prefill-attn
+//               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
@@ -134,9 +135,15 @@ enum {
 };
 
 // Execution context: which code path runs. Filled by lc_ctx_init (best path this
-// CPU supports); .simd = LOLCATS_SIMD_SCALAR runs only the reference forms.
+// CPU supports). Every kernel reads .simd at each call and picks the one kernel
+// table of that level (>>fast-decl): the SIMD primitives, the GEMM kernels and
+// the fast forms (packed, tiled, chunked, fused), each tried at one place at
+// the top of its reference kernel, which runs when the entry is NULL or
+// declines. .simd = LOLCATS_SIMD_SCALAR (also set after lc_ctx_init), and
+// every ctx of a LOLCATS_NO_SIMD / LOLCATS_NO_FAST build, gets a table whose
+// fast entries are all NULL: exactly the reference forms run.
 // Debug builds with LOLCATS_COUNT_FAST (defined in every translation unit):
-// each fast-path entry adds one to *fast_count when it is set.
+// each fetch of a non-scalar table adds one to *fast_count when it is set.
 typedef struct lc_ctx {
     int simd;
 #ifdef LOLCATS_COUNT_FAST
@@ -1383,10 +1390,22 @@ LCAPI lc_status lc_ref_grid_write(const char *path, int i, lc_error *err);
 #define LC__OMP_FOR _Pragma("omp parallel for schedule(dynamic, 1)")
 #define LC__OMP_FOR_STATIC _Pragma("omp parallel for schedule(static)")   // many small items
 static int lc__threads(void) { return omp_get_max_threads(); }
+static int lc__thread(void) { return omp_get_thread_num(); }
 #else
 #define LC__OMP_FOR
 #define LC__OMP_FOR_STATIC
 static int lc__threads(void) { return 1; }
+static int lc__thread(void) { return 0; }
+#endif
+
+// LOLCATS_NO_FAST (or LOLCATS_NO_SIMD, the same build): the reference only,
+// no SIMD code and no fast forms compiled; the kernel table's entries are all
+// NULL (>>fast-decl).
+#if defined(LOLCATS_NO_FAST) && !defined(LOLCATS_NO_SIMD)
+#define LOLCATS_NO_SIMD
+#endif
+#if defined(LOLCATS_NO_SIMD) && !defined(LOLCATS_NO_FAST)
+#define LOLCATS_NO_FAST
 #endif
 
 // LC__FAST(ctx) marks a fast-path entry: LOLCATS_COUNT_FAST builds count it in
@@ -1665,6 +1684,7 @@ typedef struct lc__pk {
                 float alpha, float beta);
     int mr, nr;
 } lc__pk;
+#if !defined(LOLCATS_NO_FAST)
 static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk);
 static void lc__pk_a(const lc__pk *pk, float *dst, const float *A, size_t lda, int ta, int rows,
                      int kc);
@@ -1680,7 +1700,9 @@ static void lc__pk_mm(const lc__pk *pk, float *C, size_t ldc, const float *pa, s
 static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, size_t sa,
                        int rows, const float *pb, size_t sb, size_t ldb, int cols, int kc,
                        float alpha, float beta);
+#endif
 static int lc__pk_round(int n, int m) { return (n + m - 1) / m * m; }
+#if !defined(LOLCATS_NO_FAST)
 
 // Scratch of a product's packed operands: A of up to r rows, B of up to c
 // columns, k deep.
@@ -1707,6 +1729,7 @@ static const float *lc__pk_bop(const lc__pk *pk, float *buf, const float *B, siz
 // dst[c ldd + r] = src[r lds + c], by the kind's register transposes
 static void lc__pk_tpose(const lc__pk *pk, float *dst, size_t ldd, const float *src, size_t lds,
                          int rows, int cols);
+#endif
 
 #define LC__FMAP_REP_MAX 64  // query heads per x head for the packed forms
 // Fast form: one task per x head, blocks of rb rows (rb <= LC__PK_KC, a
@@ -1806,9 +1829,78 @@ typedef struct lc__xmse {
     float c2;  // 2 factor / n
 } lc__xmse;
 
-// The fast forms the reference kernels dispatch to (defined in the fast-path
-// sections after the reference implementation).
-static const lc__prims *lc__prims_for(const lc_ctx *ctx);
+// THE KERNEL TABLE. Which code computes a kernel is decided here and nowhere
+// else: lc__kern_for(ctx) returns one static const table per SIMD level
+// (>>kernels, after the fast paths), read from ctx->simd at every call, so a
+// caller that sets ctx.simd = LOLCATS_SIMD_SCALAR after lc_ctx_init gets the
+// scalar table. In the scalar table (and in every table of a -DLOLCATS_NO_SIMD
+// or -DLOLCATS_NO_FAST build) every fast form is NULL, P holds the reference
+// primitives and float_sums is 0: exactly the reference forms run. Each
+// reference kernel consults its entry at ONE place, at its top:
+//     if (K->X && <shape conditions> && K->X(...)) return;   // else the definition
+// An int entry returns 0 when it declines (a shape it does not handle, or its
+// scratch could not be allocated) before writing any output; the reference
+// then runs. LOLCATS_COUNT_FAST builds count each fetch of a non-scalar table.
+struct lc__gemm_kind;
+typedef struct lc__kern {
+    const lc__prims *P;  // primitives; the scalar table holds the _ref twins
+    int float_sums;      // 1: row sums in float through P; 0: in double (reference)
+    // GEMM (>>gemm): register kind of lc_gemm / lc__mm, and of the packed
+    // products inside kernels (lc__pk_for); NULL: the scalar definition
+    const struct lc__gemm_kind *gemm, *pk;
+    float (*gemv_row)(const void *W, lc_dtype dt, size_t off, const float *x, int n);  // lc_gemv
+    // lc_matmul: T < 8 rows of F32 / BF16 / F16 (>>model-matmul); GGUF block types (>>quant-gemm)
+    void (*matmul)(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I);
+    void (*qmm)(float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I);
+    int (*fmap_fwd)(const lc_ctx *ctx, float *phi, const float *x, const float *w,
+                    const float *bias, int B, int H, int Hx, int N, int D, int f,
+                    const lc_fmap_cfg *cfg);  // the packed forms (>>fmap-fast)
+    int (*fmap_bwd)(const lc_ctx *ctx, float *dx, float *dw, float *dbias, const float *dphi,
+                    const float *phi, const float *x, const float *w, const float *bias, int B,
+                    int H, int Hx, int N, int D, int f, const lc_fmap_cfg *cfg);
+    int (*softmax_fwd)(const lc_ctx *ctx, float *y, float *lse, const float *q, const float *k,
+                       const float *v, int B, int H, int Hk, int N, int D);  // >>softmax-tiles
+    // hybrid with work, no weights out (>>hybrid-chunk): chunked form, or the
+    // prefix-state form for windows over LC__HYB_WMAX
+    void (*hybrid_fwd)(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                       const float *q, const float *k, const float *v, const float *phiq,
+                       const float *phik, const float *wf, const float *kv_state,
+                       const float *k_state, int B, int H, int Hk, int N, int D, int F,
+                       const lc_hybrid_cfg *cfg);
+    void (*hybrid_bwd)(const lc_ctx *ctx, float *dq, float *dk, float *dv, float *dphiq,
+                       float *dphik, float *dwf, float *dkv_state, float *dk_state, float *work,
+                       const float *dy, const float *y, const float *m, const float *den,
+                       const float *q, const float *k, const float *v, const float *phiq,
+                       const float *phik, const float *wf, const float *kv_state,
+                       const float *k_state, int B, int H, int Hk, int N, int D, int F,
+                       const lc_hybrid_cfg *cfg);
+    // attention transfer (>>transfer-fused): teacher tiles with the student
+    // inside, its backward from the stored states, the fused MSE step
+    int (*xfer_fwd)(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m, float *den,
+                    float *work, const float *q, const float *k, const float *v,
+                    const float *phiq, const float *phik, const float *wf, int B, int H, int Hk,
+                    int N, int D, int F, const lc_hybrid_cfg *cfg);
+    int (*xfer_bwd)(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf, float *work,
+                    const float *dy, const float *y, const float *den, const float *v,
+                    const float *phiq, const float *wf, int B, int H, int Hk, int N, int D, int F,
+                    const lc_hybrid_cfg *cfg);
+    int (*xfer_mse)(const lc_ctx *ctx, double *loss, float *yt, float *lse, float *y, float *m,
+                    float *den, float *dphiq, float *dphik, float *dwf, float *work,
+                    const float *q, const float *k, const float *v, const float *phiq,
+                    const float *phik, const float *wf, int B, int H, int Hk, int N, int D,
+                    int F, float factor, const lc_hybrid_cfg *cfg);
+    // the model's causal prefill attention, T > 1 (>>prefill-attn)
+    int (*prefill_attn)(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
+                        const float *vc, int H, int Hk, int T, int D, int n_ctx, int pos0,
+                        int window);
+} lc__kern;
+static const lc__kern *lc__kern_for(const lc_ctx *ctx);
+static const lc__prims *lc__prims_for(const lc_ctx *ctx) { return lc__kern_for(ctx)->P; }
+
+// The fast forms behind the table (defined in the fast-path sections after
+// the reference implementation; none in a LOLCATS_NO_FAST build).
+static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base);  // sizes work
+#if !defined(LOLCATS_NO_FAST)
 static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int bwd, int dx);
 static void lc__fmap_fwd_packed(const lc__fm_plan *pl, const lc__prims *P, int fast, float *ws,
                                 float *pw, float *phi, const float *x, const float *w,
@@ -1824,7 +1916,6 @@ static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, in
 static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y, float *lse,
                              const float *q, const float *k, const float *v, int B, int H,
                              int Hk, int N, int D, const lc__xfer *xs);
-static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base);
 static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
                                  const float *q, const float *k, const float *v,
                                  const float *phiq, const float *phik, const float *wf,
@@ -1858,6 +1949,7 @@ static int lc__xfer_mse_fast(const lc_ctx *ctx, const lc__sm_plan *pl, double *l
 static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
                                 const float *vc, int H, int Hk, int T, int D, int n_ctx,
                                 int pos0, int window);
+#endif
 
 // >>fmap
 // phi = clamp_min(act(x W_h + b_h), eps), per query head h; x head h / (H/Hx).
@@ -1980,25 +2072,19 @@ static int lc__fmap_rows(int D, int f) {
 LCIMPL void lc_fmap_fwd(const lc_ctx *ctx, float *phi, const float *x, const float *w,
                         const float *bias, int B, int H, int Hx, int N, int D, int f,
                         const lc_fmap_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__prims *P = K->P;
     int F = lc_fmap_out_dim(cfg, f), bx, rb = lc__fmap_rows(D, f), rep = H / Hx;
-    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
-    lc__fm_plan pl;
+    int fast = K->float_sums;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
-    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 0, 0);
+    if (K->fmap_fwd && N > 1 && rep <= LC__FMAP_REP_MAX &&
+        K->fmap_fwd(ctx, phi, x, w, bias, B, H, Hx, N, D, f, cfg))
+        return;  // the packed form (>>fmap-fast)
     LC__OMP_FOR
     for (bx = 0; bx < B * Hx; bx++) {  // one task per x head and its query heads
         int b = bx / Hx, xh = bx % Hx, i, c, i0, r;
         const float *x_bh = x + (size_t)bx * N * D;
         float zbuf[1024], stk[LC__FMAP_STACK];
-        float *ws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * (pl.floats + (size_t)rep * pl.fp * D))
-                           : NULL;
-        if (ws) {  // the packed form (without scratch: the blocked form below)
-            lc__fmap_fwd_packed(&pl, P, fast, ws, ws + pl.floats, phi, x, w, bias, H, Hx, bx, N, D,
-                                f, cfg);
-            LOLCATS_FREE(ws);
-            continue;
-        }
         for (r = 0; r < rep; r++) {
             int h = xh * rep + r;
             const float *w_h = w + (size_t)h * D * f;
@@ -2119,28 +2205,22 @@ static void lc__fmap_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
                          const float *dphi, const float *phi, const float *x, const float *w,
                          const float *bias, int B, int H, int Hx, int N, int D, int f,
                          const lc_fmap_cfg *cfg) {
-    const lc__prims *P = lc__prims_for(ctx);
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__prims *P = K->P;
     int F = lc_fmap_out_dim(cfg, f), xh, rep = H / Hx, rb = lc__fmap_rows(D, f);
-    int fast = ctx->simd != LOLCATS_SIMD_SCALAR, use_pk;
-    lc__fm_plan pl;
+    int fast = K->float_sums;
     LOLCATS_ASSERT(H % Hx == 0 && f <= 1024);
+    if (K->fmap_bwd && N > 1 && rep <= LC__FMAP_REP_MAX &&
+        K->fmap_bwd(ctx, dx, dw, dbias, dphi, lc__fmap_phi_ok(cfg, f) ? phi : NULL, x, w, bias,
+                    B, H, Hx, N, D, f, cfg))
+        return;  // the packed form (>>fmap-fast)
     // one task per x head: it owns dx of that head and dw of its query heads.
     // Blocks of rb rows: Z = X W_h, then row by row the activation's backward
     // into dZ, then dW_h += X^T dZ and dX += dZ W_h^T as two small GEMMs.
-    use_pk = N > 1 && rep <= LC__FMAP_REP_MAX && lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL);
     LC__OMP_FOR
     for (xh = 0; xh < Hx; xh++) {
         float zrow[1024], out[2048], dzrow[1024], stk[LC__FMAP_STACK];
-        float *pws = use_pk ? (float *)LOLCATS_MALLOC(sizeof(float) * lc__fmap_bwd_floats(&pl, rep, D, f))
-                            : NULL;
         int b, r, i, c, d, i0;
-        if (pws) {  // the packed form (without scratch: the blocked form below)
-            lc__fmap_bwd_packed(&pl, P, fast, pws, dx, dw, dbias, dphi,
-                                lc__fmap_phi_ok(cfg, f) ? phi : NULL, x, w, bias,
-                                B, H, Hx, N, D, f, xh, cfg);
-            LOLCATS_FREE(pws);
-            continue;
-        }
         for (r = 0; r < rep; r++) {
             int h = xh * rep + r;
             const float *w_h = w + (size_t)h * D * f;
@@ -2244,15 +2324,14 @@ LCIMPL void lc_attn_softmax_fwd(const lc_ctx *ctx, float *y, float *lse, const f
     lc_ctx ref_;
     const lc__prims *P;
     float scale = lc__attn_scale(D);
-    lc__sm_plan pl;
+    const lc__kern *K;
     int bh;
     ctx = lc__ctx_finite(ctx, &ref_, 3, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D);
-    P = lc__prims_for(ctx);
+    K = lc__kern_for(ctx);
+    P = K->P;
     LOLCATS_ASSERT(H % Hk == 0);
-    if (N > 0 && lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) {
-        lc__softmax_tiles(&pl, P, y, lse, q, k, v, B, H, Hk, N, D, NULL);
-        return;
-    }
+    if (K->softmax_fwd && N > 0 && K->softmax_fwd(ctx, y, lse, q, k, v, B, H, Hk, N, D))
+        return;  // flash-style tiles (>>softmax-tiles)
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / (H / Hk);
@@ -2739,14 +2818,10 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
     LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D);
-    if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
-        work = NULL;  // the scalar path, or non-finite inputs: the definition itself
-    if (work && !a && cfg->window <= LC__HYB_WMAX)
-        lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
-                             B, H, Hk, N, D, F, cfg);
-    else if (work && !a)
-        lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
-                             B, H, Hk, N, D, F, cfg);
+    // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
+    if (lc__kern_for(ctx)->hybrid_fwd && work && !a)
+        lc__kern_for(ctx)->hybrid_fwd(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state,
+                                      k_state, B, H, Hk, N, D, F, cfg);  // >>hybrid-chunk
     else
         lc__hybrid_fwd_quad(ctx, y, a, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H,
                             Hk, N, D, F, cfg);
@@ -2985,16 +3060,11 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
-    if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
-        work = NULL;  // the scalar path, or non-finite inputs: the definition itself
-    if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
-        lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
-                             y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
-                             F, cfg);
-    else if (work && dy && !da)
-        lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
-                             y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
-                             D, F, cfg);
+    // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
+    if (lc__kern_for(ctx)->hybrid_bwd && work && dy && !da)
+        lc__kern_for(ctx)->hybrid_bwd(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state,
+                                      work, dy, y, m, den, q, k, v, phiq, phik, wf, kv_state,
+                                      k_state, B, H, Hk, N, D, F, cfg);  // >>hybrid-chunk
     else
         lc__hybrid_bwd_quad(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, dy, da, y,
                             m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
@@ -3013,20 +3083,15 @@ LCIMPL void lc_attn_transfer_fwd(const lc_ctx *ctx, float *yt, float *lse, float
                                  const float *v, const float *phiq, const float *phik,
                                  const float *wf, int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
-    lc__sm_plan pl;
+    const lc__kern *K;
     lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
     ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
-    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) {
-        float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
-        lc__xfer xs;
-        lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
-        lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
-        if (!lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
-            return;  // else some tile had no scratch: the student by its own call
-    } else {
-        lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
-    }
+    K = lc__kern_for(ctx);
+    if (K->xfer_fwd && K->xfer_fwd(ctx, yt, lse, y, m, den, work, q, k, v, phiq, phik, wf, B, H,
+                                   Hk, N, D, F, cfg))
+        return;  // the student inside the teacher's tiles (>>transfer-fused)
+    lc_attn_softmax_fwd(ctx, yt, lse, q, k, v, B, H, Hk, N, D);
     lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk,
                        N, D, F, cfg);
 }
@@ -3037,15 +3102,14 @@ LCIMPL void lc_attn_transfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, 
                                  const float *v, const float *phiq, const float *phik,
                                  const float *wf, int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
-    lc__sm_plan pl;
+    const lc__kern *K;
     lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
     ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H,
                          dy, (size_t)B * H * N * D);
-    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg))
-        lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F),
-                     dy, y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
-    else
+    K = lc__kern_for(ctx);
+    if (!(K->xfer_bwd && K->xfer_bwd(ctx, dphiq, dphik, dwf, work, dy, y, den, v, phiq, wf, B, H,
+                                     Hk, N, D, F, cfg)))  // from the stored states (>>transfer-fused)
         lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, dphiq, dphik, dwf, NULL, NULL, work, dy, NULL,
                            y, m, den, q, k, v, phiq, phik, wf, NULL, NULL, B, H, Hk, N, D, F, cfg);
 }
@@ -3059,14 +3123,14 @@ LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, flo
     size_t n = (size_t)B * H * N * D, nr = (size_t)B * H * N;
     float *rest = work + lc_attn_hybrid_work_floats(B, H, D, F), *dy = rest + n;
     double loss;
-    lc__sm_plan pl;
+    const lc__kern *K;
     lc_ctx ref_;
     LOLCATS_ASSERT(work && H % Hk == 0);
     ctx = lc__ctx_finite(ctx, &ref_, 6, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf, (size_t)H);
-    if (lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
-        lc__xfer_mse_fast(ctx, &pl, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k, v,
-                          phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
-        return loss;
+    K = lc__kern_for(ctx);
+    if (K->xfer_mse && K->xfer_mse(ctx, &loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k,
+                                   v, phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg))
+        return loss;  // the fused step (>>transfer-fused)
     // the two attentions, the loss and the backward by their own calls
     if (!y) y = rest;
     if (!m) m = dy + n;
@@ -3612,8 +3676,8 @@ static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float 
     const lc__prims *P = lc__prims_for(ctx);
     float scale = 1.0f / sqrtf((float)D);
     int h;
-    if (T > 1 && ctx && ctx->simd != LOLCATS_SIMD_SCALAR &&
-        lc__model_attn_tiled(ctx, y, qh, kc, vc, H, Hk, T, D, n_ctx, pos0, window))
+    if (T > 1 && lc__kern_for(ctx)->prefill_attn &&
+        lc__kern_for(ctx)->prefill_attn(ctx, y, qh, kc, vc, H, Hk, T, D, n_ctx, pos0, window))
         return;  // prefill: the blocked form (>>prefill-attn)
     LC__OMP_FOR
     for (h = 0; h < H; h++) {
@@ -3722,7 +3786,7 @@ LCIMPL lc_status lc_model_forward_nll(const lc_ctx *ctx, const lc_model *m, lc_r
     size_t rowb = lc_dtype_row_bytes(m->wcls.dtype, dim);   // block types too
     double *mx = r->nll_acc, *sum = r->nll_acc + r->max_tokens;
     const lc__prims *P = lc__prims_for(ctx);   // the fast path: vector max and exp-sum
-    int fast = ctx && ctx->simd != LOLCATS_SIMD_SCALAR;
+    int fast = lc__kern_for(ctx)->float_sums;
     lc_status s;
     if (n <= 0) return LOLCATS_OK;
     if ((s = lc__model_trunk(ctx, m, r, tokens, n, 1, err))) return s;
@@ -5059,20 +5123,6 @@ static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__s
                                          NULL};
 #endif
 
-static const lc__prims *lc__prims_for(const lc_ctx *ctx) {
-    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
-#if defined(LC__X86)
-    if (s == LOLCATS_SIMD_AVX512 || s == LOLCATS_SIMD_AVX2) LC__FAST(ctx);
-    if (s == LOLCATS_SIMD_AVX512) return &lc__prims_avx512;
-    if (s == LOLCATS_SIMD_AVX2) return &lc__prims_avx2;
-#endif
-#if defined(LC__NEON)
-    if (s == LOLCATS_SIMD_NEON) LC__FAST(ctx);
-    if (s == LOLCATS_SIMD_NEON) return &lc__prims_neon;
-#endif
-    (void)s;
-    return &lc__prims_ref;
-}
 
 // >>gemm
 // GEMM, the classic loop nest of packed GEMMs (Goto & van de Geijn, BLIS):
@@ -5472,28 +5522,27 @@ static void lc__ukr_neon(int kc, const float *pa, const float *pb, size_t ldb, f
 #undef LC__SN
 #endif
 
-// The blocked path for this context, or NULL for the scalar definition.
-static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
-    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
+// The register kinds of the kernel tables (>>kernels): tile mr x nr and
+// cache blocks of the blocked GEMM; k512a is the 8-row AVX-512 kernel the
+// packed products inside kernels use (lc__pk_for).
 #if defined(LC__X86)
-    static const lc__gemm_kind k512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
-                                       lc__ukr_avx512, lc__widen_avx512, lc__tpose_avx512};
-    static const lc__gemm_kind k256 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
-                                       lc__ukr_avx2, lc__widen_avx2, lc__tpose_avx2};
-    if (s == LOLCATS_SIMD_AVX512 || s == LOLCATS_SIMD_AVX2) LC__FAST(ctx);
-    if (s == LOLCATS_SIMD_AVX512) return &k512;
-    if (s == LOLCATS_SIMD_AVX2) return &k256;
+static const lc__gemm_kind lc__gk_avx512 = {14, 32, 14 * 10, 32 * 16, 14 * 10 * 8, 32 * 16 * 8,
+                                            lc__ukr_avx512, lc__widen_avx512, lc__tpose_avx512};
+static const lc__gemm_kind lc__gk_avx2 = {6, 16, 6 * 24, 16 * 32, 6 * 24 * 8, 16 * 32 * 8,
+                                          lc__ukr_avx2, lc__widen_avx2, lc__tpose_avx2};
+static const lc__gemm_kind lc__gk_avx512a = {8, 32, 8 * 16, 32 * 16, 8 * 16 * 8, 32 * 16 * 8,
+                                             lc__ukr8_avx512, lc__widen_avx512, lc__tpose_avx512};
 #endif
 #if defined(LC__NEON)
-    static const lc__gemm_kind kneon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
-                                        lc__ukr_neon, lc__widen_ref, lc__tpose_ref};
-    if (s == LOLCATS_SIMD_NEON) LC__FAST(ctx);
-    if (s == LOLCATS_SIMD_NEON) return &kneon;
+static const lc__gemm_kind lc__gk_neon = {8, 12, 8 * 16, 12 * 32, 8 * 16 * 8, 12 * 32 * 8,
+                                          lc__ukr_neon, lc__widen_ref, lc__tpose_ref};
 #endif
-    (void)s;
-    (void)lc__widen_ref;  // used through the tables above (none under LOLCATS_NO_SIMD)
+
+// The blocked path for this context, or NULL for the scalar definition.
+static const lc__gemm_kind *lc__gemm_kind_for(const lc_ctx *ctx) {
+    (void)lc__widen_ref;  // used through the kinds above (none under LOLCATS_NO_SIMD)
     (void)lc__tpose_ref;
-    return NULL;
+    return lc__kern_for(ctx)->gemm;
 }
 
 static size_t lc__gemm_scratch_floats(const lc__gemm_kind *kd, int M, int N, int K) {
@@ -5598,20 +5647,9 @@ static void lc__gemm_blocked(const lc__gemm_kind *kd, float *C, const float *A, 
     }
 }
 
+#if !defined(LOLCATS_NO_FAST)  // the packed products of the fast forms
 static int lc__pk_for(const lc_ctx *ctx, lc__pk *pk) {
-#if defined(LC__X86)
-    static const lc__gemm_kind k512a = {8, 32, 8 * 16, 32 * 16, 8 * 16 * 8, 32 * 16 * 8,
-                                        lc__ukr8_avx512, lc__widen_avx512, lc__tpose_avx512};
-    if (ctx && ctx->simd == LOLCATS_SIMD_AVX512) {  // the 8-row kernel (lc__ukr8_avx512)
-        LC__FAST(ctx);
-        pk->kd = &k512a;
-        pk->ukr = k512a.ukr;
-        pk->mr = k512a.mr;
-        pk->nr = k512a.nr;
-        return 1;
-    }
-#endif
-    pk->kd = lc__gemm_kind_for(ctx);
+    pk->kd = lc__kern_for(ctx)->pk;
     pk->ukr = pk->kd ? pk->kd->ukr : NULL;
     pk->mr = pk->kd ? pk->kd->mr : 0;
     pk->nr = pk->kd ? pk->kd->nr : 0;
@@ -5672,6 +5710,7 @@ static void lc__pk_fit(const lc__pk *pk, float *C, size_t ldc, const float *pa, 
                 }
         }
 }
+#endif
 
 // >>quant-gemm
 // defined below (>>quant)
@@ -5750,14 +5789,11 @@ LC__TARGET_AVX2 static void lc__qmm_avx2(float *y, const float *x, const void *w
 #endif
 
 static void lc__qmm(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dt, int T, int O, int I) {
-#ifdef LC__X86
-    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
-        LC__FAST(ctx);
-        lc__qmm_avx2(y, x, w, dt, T, O, I);
+    const lc__kern *K = lc__kern_for(ctx);
+    if (K->qmm) {
+        K->qmm(y, x, w, dt, T, O, I);
         return;
     }
-#endif
-    (void)ctx;
     lc__qmm_ref(y, x, w, dt, T, O, I);
 }
 
@@ -5978,8 +6014,8 @@ static float lc__gemv_row_neon(const void *W, lc_dtype dt, size_t off, const flo
 
 LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype, const float *x,
                     int O, int I, size_t ldw) {
-    float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__gemv_row_ref;
-    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR, blk, rows;
+    float (*row)(const void *, lc_dtype, size_t, const float *, int) = lc__kern_for(ctx)->gemv_row;
+    int blk, rows;
     if (lc_dtype_block(w_dtype) > 1) {   // GGUF block types: rows of ldw == I weights
         LOLCATS_ASSERT(ldw == (size_t)I);
         lc__qmm(ctx, y, x, W, w_dtype, 1, O, I);
@@ -5987,15 +6023,7 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
     }
     LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
                    w_dtype == LOLCATS_DTYPE_F16);
-#if defined(LC__X86)
-    if (s == LOLCATS_SIMD_AVX512) row = lc__gemv_row_avx512;
-    if (s == LOLCATS_SIMD_AVX2) row = lc__gemv_row_avx2;
-#endif
-#if defined(LC__NEON)
-    if (s == LOLCATS_SIMD_NEON) row = lc__gemv_row_neon;
-#endif
-    (void)s;
-    if (row != lc__gemv_row_ref) LC__FAST(ctx);
+    if (!row) row = lc__gemv_row_ref;
     // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
     rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
     rows = rows < 16 ? 16 : rows;
@@ -6122,30 +6150,28 @@ static void lc__matmul_avx2(float *y, const float *x, const void *w, lc_dtype dt
 
 LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w, lc_dtype dtype,
                       int T, int O, int I) {
+    const lc__kern *K = lc__kern_for(ctx);
     if (lc_dtype_block(dtype) > 1) {   // GGUF block types, dequantized as they stream (>>quant-gemm)
-        if (!(ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8 && lc__qmm_panels(ctx, y, x, w, dtype, T, O, I) == 0))
+        if (!(K->gemm && T >= 8 && lc__qmm_panels(ctx, y, x, w, dtype, T, O, I) == 0))
             lc__qmm(ctx, y, x, w, dtype, T, O, I);
         return;
     }
-    if (ctx && ctx->simd != LOLCATS_SIMD_SCALAR && T >= 8) {  // prefill / training: the packed GEMM
+    if (K->gemm && T >= 8) {  // prefill / training: the packed GEMM
         lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
         return;
     }
-#ifdef LC__X86
-    if (ctx && (ctx->simd == LOLCATS_SIMD_AVX2 || ctx->simd == LOLCATS_SIMD_AVX512)) {
-        LC__FAST(ctx);
-        lc__matmul_avx2(y, x, w, dtype, T, O, I);
+    if (K->matmul) {
+        K->matmul(y, x, w, dtype, T, O, I);
         return;
     }
-#endif
-    (void)ctx;
     lc__matmul_ref(y, x, w, dtype, T, O, I);
 }
 
 // >>fmap-fast
+#if !defined(LOLCATS_NO_FAST)  // to the end of >>softmax-tiles
 static int lc__fm_plan_for(const lc_ctx *ctx, lc__fm_plan *p, int D, int f, int bwd, int dx) {
     size_t o = 0;
-    if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC ||
+    if (!lc__pk_for(ctx, &p->pk) || D > LC__PK_KC ||
         f > LC__PK_KC)
         return 0;
     p->rb = LC__PK_KC / p->pk.mr * p->pk.mr;
@@ -6281,7 +6307,7 @@ static void lc__fmap_bwd_packed(const lc__fm_plan *pl, const lc__prims *P, int f
 // >>softmax-tiles
 static int lc__sm_plan_for(const lc_ctx *ctx, lc__sm_plan *p, int rep, int N, int D) {
     int a, b, t, u;
-    if (ctx->simd == LOLCATS_SIMD_SCALAR || !lc__pk_for(ctx, &p->pk) || D > LC__PK_KC) return 0;
+    if (!lc__pk_for(ctx, &p->pk) || D > LC__PK_KC) return 0;
     for (p->hs = rep < 8 ? rep : 8; rep % p->hs; p->hs--) {}  // largest divisor of rep <= 8
     for (a = p->pk.nr, b = p->hs; b; a = b, b = t) t = a % b;  // a = gcd(nr, hs)
     u = p->pk.nr / a;  // tq a multiple of u: hs tq fills whole column panels
@@ -6558,6 +6584,7 @@ static int lc__softmax_tiles(const lc__sm_plan *pl, const lc__prims *P, float *y
     LOLCATS_FREE(kv);
     return failed;
 }
+#endif  // !LOLCATS_NO_FAST
 
 // >>hybrid-chunk
 // Floats of one head's part of work; cuts it into b when base is given.
@@ -6587,6 +6614,8 @@ static size_t lc__hyb_head_floats(int D, int F, lc__hyb_buf *b, float *base) {
 #undef LC__HYB_CUT
     return off;
 }
+
+#if !defined(LOLCATS_NO_FAST)  // to >>kernels
 
 // End of the chunk that starts at row r0 (boundaries on the tk block grid).
 static int lc__hyb_chunk_end(const lc_hybrid_cfg *cfg, int N, int r0) {
@@ -6640,7 +6669,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int bh, fast = ctx->simd != LOLCATS_SIMD_SCALAR;
+    int bh, fast = lc__kern_for(ctx)->float_sums;
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, jst = 0;
@@ -6756,7 +6785,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int gg, rep = H / Hk, fast = ctx->simd != LOLCATS_SIMD_SCALAR, win = dq || dk || dv;
+    int gg, rep = H / Hk, fast = lc__kern_for(ctx)->float_sums, win = dq || dk || dv;
     LC__OMP_FOR
     // one task per kv head, batches in order inside it: dwf (per query head)
     // is shared by every batch element, so it must not be split across tasks
@@ -7424,6 +7453,186 @@ static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, co
     }
     LOLCATS_FREE(mem);
     return 1;
+}
+
+#endif  // !LOLCATS_NO_FAST
+
+// >>kernels
+// The kernel table (contract in >>fast-decl): the entry points of the fast
+// forms above, each with the shape and scratch checks that make it decline,
+// and one static const table per SIMD level.
+#if !defined(LOLCATS_NO_FAST)
+// Scratch of one packed feature-map task, rounded to 64 bytes, for each thread.
+static size_t lc__fm_task_floats(size_t n) { return (n + 15) / 16 * 16; }
+
+static int lc__fmap_fwd_fast(const lc_ctx *ctx, float *phi, const float *x, const float *w,
+                             const float *bias, int B, int H, int Hx, int N, int D, int f,
+                             const lc_fmap_cfg *cfg) {
+    const lc__kern *K = lc__kern_for(ctx);
+    lc__fm_plan pl;
+    size_t per;
+    float *ws;
+    int bx;
+    if (!lc__fm_plan_for(ctx, &pl, D, f, 0, 0)) return 0;
+    per = lc__fm_task_floats(pl.floats + (size_t)(H / Hx) * pl.fp * D);
+    ws = (float *)LOLCATS_MALLOC(sizeof(float) * per * (size_t)lc__threads());
+    if (!ws) return 0;
+    LC__OMP_FOR
+    for (bx = 0; bx < B * Hx; bx++) {  // one task per x head and its query heads
+        float *t = ws + per * (size_t)lc__thread();
+        lc__fmap_fwd_packed(&pl, K->P, K->float_sums, t, t + pl.floats, phi, x, w, bias, H, Hx,
+                            bx, N, D, f, cfg);
+    }
+    LOLCATS_FREE(ws);
+    return 1;
+}
+
+static int lc__fmap_bwd_fast(const lc_ctx *ctx, float *dx, float *dw, float *dbias,
+                             const float *dphi, const float *phi, const float *x, const float *w,
+                             const float *bias, int B, int H, int Hx, int N, int D, int f,
+                             const lc_fmap_cfg *cfg) {
+    const lc__kern *K = lc__kern_for(ctx);
+    lc__fm_plan pl;
+    size_t per;
+    float *ws;
+    int xh;
+    if (!lc__fm_plan_for(ctx, &pl, D, f, 1, dx != NULL)) return 0;
+    per = lc__fm_task_floats(lc__fmap_bwd_floats(&pl, H / Hx, D, f));
+    ws = (float *)LOLCATS_MALLOC(sizeof(float) * per * (size_t)lc__threads());
+    if (!ws) return 0;
+    LC__OMP_FOR
+    for (xh = 0; xh < Hx; xh++)  // one task per x head: dx of it, dw of its query heads
+        lc__fmap_bwd_packed(&pl, K->P, K->float_sums, ws + per * (size_t)lc__thread(), dx, dw,
+                            dbias, dphi, phi, x, w, bias, B, H, Hx, N, D, f, xh, cfg);
+    LOLCATS_FREE(ws);
+    return 1;
+}
+
+static int lc__softmax_fwd_fast(const lc_ctx *ctx, float *y, float *lse, const float *q,
+                                const float *k, const float *v, int B, int H, int Hk, int N,
+                                int D) {
+    lc__sm_plan pl;
+    if (!lc__sm_plan_for(ctx, &pl, H / Hk, N, D)) return 0;
+    lc__softmax_tiles(&pl, lc__prims_for(ctx), y, lse, q, k, v, B, H, Hk, N, D, NULL);
+    return 1;
+}
+
+static void lc__hybrid_fwd_fast(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                const float *kv_state, const float *k_state, int B, int H,
+                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    if (cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+    else
+        lc__hybrid_fwd_state(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
+                             B, H, Hk, N, D, F, cfg);
+}
+
+static void lc__hybrid_bwd_fast(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                float *dk_state, float *work, const float *dy, const float *y,
+                                const float *m, const float *den, const float *q,
+                                const float *k, const float *v, const float *phiq,
+                                const float *phik, const float *wf, const float *kv_state,
+                                const float *k_state, int B, int H, int Hk, int N, int D, int F,
+                                const lc_hybrid_cfg *cfg) {
+    if (cfg->window <= LC__HYB_WMAX)
+        lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
+                             F, cfg);
+    else
+        lc__hybrid_bwd_state(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
+                             y, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N,
+                             D, F, cfg);
+}
+
+static int lc__xfer_fwd_fast(const lc_ctx *ctx, float *yt, float *lse, float *y, float *m,
+                             float *den, float *work, const float *q, const float *k,
+                             const float *v, const float *phiq, const float *phik,
+                             const float *wf, int B, int H, int Hk, int N, int D, int F,
+                             const lc_hybrid_cfg *cfg) {
+    float *states = work + lc_attn_hybrid_work_floats(B, H, D, F);
+    lc__sm_plan pl;
+    lc__xfer xs;
+    if (!lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) return 0;
+    lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
+    lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
+    if (lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
+        lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H,
+                           Hk, N, D, F, cfg);  // some tile had no scratch: the student alone
+    return 1;
+}
+
+static int lc__xfer_bwd_fast(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
+                             float *work, const float *dy, const float *y, const float *den,
+                             const float *v, const float *phiq, const float *wf, int B, int H,
+                             int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc__sm_plan pl;
+    if (!lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) return 0;
+    lc__xfer_bwd(ctx, dphiq, dphik, dwf, work, work + lc_attn_hybrid_work_floats(B, H, D, F), dy,
+                 y, den, v, phiq, wf, B, H, Hk, N, D, F, cfg);
+    return 1;
+}
+
+static int lc__xfer_mse_step(const lc_ctx *ctx, double *loss, float *yt, float *lse, float *y,
+                              float *m, float *den, float *dphiq, float *dphik, float *dwf,
+                              float *work, const float *q, const float *k, const float *v,
+                              const float *phiq, const float *phik, const float *wf, int B,
+                              int H, int Hk, int N, int D, int F, float factor,
+                              const lc_hybrid_cfg *cfg) {
+    lc__sm_plan pl;
+    return lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg) &&
+           lc__xfer_mse_fast(ctx, &pl, loss, yt, lse, y, m, den, dphiq, dphik, dwf, work, q, k,
+                             v, phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg);
+}
+
+// The fast forms every SIMD level shares.
+#define LC__KERN_FORMS                                                                  \
+    lc__fmap_fwd_fast, lc__fmap_bwd_fast, lc__softmax_fwd_fast, lc__hybrid_fwd_fast,     \
+        lc__hybrid_bwd_fast, lc__xfer_fwd_fast, lc__xfer_bwd_fast, lc__xfer_mse_step,   \
+        lc__model_attn_tiled
+#if defined(LC__X86)
+static const lc__kern lc__kern_avx2 = {&lc__prims_avx2, 1, &lc__gk_avx2, &lc__gk_avx2,
+                                       lc__gemv_row_avx2, lc__matmul_avx2, lc__qmm_avx2,
+                                       LC__KERN_FORMS};
+static const lc__kern lc__kern_avx512 = {&lc__prims_avx512, 1, &lc__gk_avx512, &lc__gk_avx512a,
+                                         lc__gemv_row_avx512, lc__matmul_avx2, lc__qmm_avx2,
+                                         LC__KERN_FORMS};
+#endif
+#if defined(LC__NEON)
+static const lc__kern lc__kern_neon = {&lc__prims_neon, 1, &lc__gk_neon, &lc__gk_neon,
+                                       lc__gemv_row_neon, NULL, NULL, LC__KERN_FORMS};
+#endif
+#undef LC__KERN_FORMS
+#endif  // !LOLCATS_NO_FAST
+
+// The reference: every fast form NULL.
+static const lc__kern lc__kern_ref = {&lc__prims_ref, 0, NULL, NULL, NULL, NULL, NULL, NULL,
+                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+
+static const lc__kern *lc__kern_for(const lc_ctx *ctx) {
+    int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
+    const lc__kern *K = &lc__kern_ref;
+#if defined(LC__X86) && !defined(LOLCATS_NO_FAST)
+    if (s == LOLCATS_SIMD_AVX512) K = &lc__kern_avx512;
+    if (s == LOLCATS_SIMD_AVX2) K = &lc__kern_avx2;
+#endif
+#if defined(LC__NEON) && !defined(LOLCATS_NO_FAST)
+    if (s == LOLCATS_SIMD_NEON) K = &lc__kern_neon;
+#endif
+    (void)s;
+#if defined(LOLCATS_NO_FAST)
+    (void)lc__hybrid_fwd_state;  // reached only through the tables
+    (void)lc__hybrid_bwd_state;
+    (void)lc__fmap_row_bwd_phi;
+    (void)lc__threads;
+    (void)lc__thread;
+    (void)lc__pk_round;
+#endif
+    if (K != &lc__kern_ref) LC__FAST(ctx);
+    return K;
 }
 
 // >>errors

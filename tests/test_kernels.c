@@ -588,11 +588,15 @@ static void transfer_pair(void) {
         // the fast form needs teacher tiles of 64 rows: so on x86 (AVX2, AVX-512),
         // not on NEON, whose 12-column panels make them 63
         memset(&pl, 0, sizeof pl);
+#if !defined(LOLCATS_NO_FAST)
         tile64 = simd && lc__sm_plan_for(&ctx, &pl, H / Hk, N, D) && pl.tq == 64;
 #if defined(LC__X86)
         CHECK(!simd || tile64, "transfer case %d: x86 teacher tiles of %d rows, not 64", ci, pl.tq);
 #endif
         fast = lc__xfer_fast(&ctx, &pl, H, Hk, N, D, &hc);
+#else
+        tile64 = fast = 0 * simd;  // the reference-only build has no fast forms
+#endif
         CHECK(fast == (tile64 && cs[ci].fast),
               "transfer case %d: fast form %s", ci, fast ? "taken where it must not be" : "not taken");
         for (j = 0; j < 5; j++) e[j] = rel_diff(o[1][j], o[0][j], j < 2 ? nq : nr);

@@ -1,10 +1,12 @@
 /* test_switch.c - the one switch: with ctx.simd = LOLCATS_SIMD_SCALAR (and in
-   a -DLOLCATS_NO_SIMD build) only the reference forms run. Built with
-   LOLCATS_COUNT_FAST, every fast-path entry (SIMD primitive table, GEMM
-   kernels, packed / tiled / chunked forms, the fused transfer step, the tiled
-   prefill) adds one to *ctx.fast_count. Every kernel family and a tiny model's
-   forward and training steps run twice: on the scalar path they must count 0;
-   on the default path of a SIMD machine more than 0 (the counter works). */
+   a -DLOLCATS_NO_SIMD / -DLOLCATS_NO_FAST build) only the reference forms run.
+   Built with LOLCATS_COUNT_FAST, every fetch of a non-scalar kernel table
+   (lc__kern_for: primitives, GEMM kinds, packed / tiled / chunked forms, the
+   fused transfer step, the tiled prefill) adds one to *ctx.fast_count. Every
+   kernel family, a stage-1 (distill) and a stage-2 (lm) training step, prefill
+   and decode of a tiny model and of its linearized form run twice, ctx.simd set
+   after lc_ctx_init: on the scalar path each must count 0; on the default path
+   of a SIMD machine more than 0 (the counter works). */
 #define LOLCATS_COUNT_FAST
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -12,11 +14,14 @@
 
 enum { B = 1, H = 4, HK = 2, N = 128, D = 16, FM = 8, TT = 16 };
 enum { FAM_FMAP, FAM_SOFTMAX, FAM_LINEAR, FAM_HYBRID, FAM_TRANSFER, FAM_DECODE, FAM_GEMM,
-       FAM_BLOCKS, FAM_MODEL, FAM_N };
+       FAM_BLOCKS, FAM_STAGE1, FAM_STAGE2, FAM_PREFILL, FAM_MDECODE, FAM_N };
 static const char *fam_name[FAM_N] = {"feature maps", "softmax attention", "linear attention",
                                       "hybrid attention (with work)", "attention transfer",
                                       "decode", "gemm / matmul / gemv", "linear layer (LoRA)",
-                                      "tiny model: forward, lm and distill steps"};
+                                      "stage 1: attention-transfer (distill) step",
+                                      "stage 2: LoRA lm step",
+                                      "prefill: model and linearized model",
+                                      "decode: model and linearized model"};
 
 static float *fill(lc_rng *r, size_t n, float scale) {
     float *p = (float *)malloc(sizeof(float) * (n ? n : 1));
@@ -105,7 +110,6 @@ static void run_all(int simd, unsigned long *count) {
         free(la); free(lb); free(xa); free(dla); free(dlb); free(dw);
     }
 
-    ctx.fast_count = &count[FAM_MODEL];
     {
         lc_model_config mc;
         lc_train_cfg tc = lc_train_cfg_default();
@@ -122,13 +126,33 @@ static void run_all(int simd, unsigned long *count) {
         tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_FMAPS | LOLCATS_TRAIN_LORA;
         tc.feature_dim = 4; tc.lora_rank = 2; tc.hybrid.window = 4; tc.max_tokens = TT; tc.seed = 3;
         for (i = 0; i < TT; i++) { tok[i] = 3 + i % 7; lab[i] = 3 + (i + 1) % 7; }
+        ctx.fast_count = &count[FAM_STAGE1];
         if (CHECK(lc_train_init_full(&t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "init: %s", err.msg)) {
-            CHECK(lc_train_lm_step(&t, tok, lab, TT, 1, &L, &n, &err) == LOLCATS_OK, "lm step: %s", err.msg);
+            lc_lolcats lp;
+            lc_lolcats_run lr;
             CHECK(lc_train_distill_step(&t, tok, TT, 1, &L, NULL, &err) == LOLCATS_OK, "distill: %s", err.msg);
+            ctx.fast_count = t.ctx.fast_count = &count[FAM_STAGE2];  /* t keeps a copy */
+            CHECK(lc_train_lm_step(&t, tok, lab, TT, 1, &L, &n, &err) == LOLCATS_OK, "lm step: %s", err.msg);
+            ctx.fast_count = &count[FAM_PREFILL];
             if (CHECK(lc_run_init(&run, t.model, 64, TT, &err) == LOLCATS_OK, "run: %s", err.msg)) {
                 CHECK(lc_model_forward(&ctx, t.model, &run, tok, TT, NULL, &err) == LOLCATS_OK,
                       "forward: %s", err.msg);
+                ctx.fast_count = &count[FAM_MDECODE];
+                CHECK(lc_model_forward(&ctx, t.model, &run, tok, 1, NULL, &err) == LOLCATS_OK,
+                      "one token: %s", err.msg);
                 lc_run_free(&run);
+            }
+            lc_train_lolcats_view(&t, &lp);
+            ctx.fast_count = &count[FAM_PREFILL];
+            if (CHECK(lc_lolcats_run_init(&lr, &ctx, t.model, &lp, TT, &err) == LOLCATS_OK,
+                      "linearized run: %s", err.msg)) {
+                CHECK(lc_lolcats_forward(t.model, &lp, &lr, tok, TT, NULL, &err) == LOLCATS_OK,
+                      "linearized prefill: %s", err.msg);
+                lr.ctx.fast_count = &count[FAM_MDECODE];
+                for (i = 0; i < 3; i++)
+                    CHECK(lc_lolcats_forward(t.model, &lp, &lr, tok + i, 1, NULL, &err) == LOLCATS_OK,
+                          "linearized decode: %s", err.msg);
+                lc_lolcats_run_free(&lr);
             }
             lc_train_free(&t);
         }
