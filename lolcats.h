@@ -949,6 +949,10 @@ typedef struct lc_train_cfg {
     int fmap_bias;                // 1: one trainable scalar bias per head on each map (T2R)
     int release_pages;            // 1: give back each layer's weight pages after using them
                                   //    (lc_model_release_layer): about one layer resident
+    const unsigned char *softmax_layers;  // (n_layers) nonzero: the layer keeps softmax attention
+                                  //    (the original's softmax_attentions): no stage-1 loss there
+                                  //    (the mean runs over the other layers), softmax in stage 2
+                                  //    (its LoRA still trains). NULL: none. Caller-owned, outlives t.
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -1040,6 +1044,7 @@ typedef struct lc_lolcats {
     float lora_alpha;
     const float *(*lora_a)[4];    // (n_layers) [layer][q,k,v,o]: A (r,in) or NULL; the tables
     const float *(*lora_b)[4];    // (n_layers)                   B (out,r) or NULL;  NULL: no LoRA
+    const unsigned char *softmax_layers;  // (n_layers) nonzero: kept softmax layer; NULL: none
     void *priv;
 } lc_lolcats;
 
@@ -1061,7 +1066,21 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // n_heads, head_dim, rope ("interleaved" | "rotate_half": the pairing of the
 // RoPE'd vectors the feature maps read), then the caller's extras (e.g.
 // base_model, base_arch, stage).
+// Kept softmax layers (lp->softmax_layers) add "softmax_layers": their
+// indices, comma-separated ("7,15"); a checkpoint without it has none.
 #define LOLCATS_CKPT_FORMAT "1"
+
+// Kept softmax layers as text. parse: list "7,15" (ascending or not; "" or
+// "none": no layer) into out (n_layers bytes, 1 = kept softmax); indices out
+// of 0..n_layers-1, repeated, or not integers are refused with an error that
+// names the entry. format: the list of sl (NULL: none) into buf ("none" when
+// empty; truncated to cap); returns the number of kept layers.
+LCAPI lc_status lc_softmax_layers_parse(unsigned char *out, const char *list, int n_layers, lc_error *err);
+LCAPI int lc_softmax_layers_format(char *buf, size_t cap, const unsigned char *sl, int n_layers);
+// `auto:K`: marks in out (n_layers bytes) the k layers of highest score
+// (e.g. each layer's validation attention-transfer MSE after stage 1; ties go
+// to the lower index; NaN counts as highest). k is clamped to 0..n_layers.
+LCAPI void lc_softmax_layers_top(unsigned char *out, const double *score, int n_layers, int k);
 
 // Writes lp to path atomically (lc_st_write: tmp file, fsync, rename). meta:
 // n_meta extra key/value pairs (meta[2i], meta[2i+1]), may be NULL.
@@ -1151,6 +1170,9 @@ LCAPI lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const ch
 //                (S, z) carried, so it equals n single-token steps.
 // RoPE angles are the model's (rotate_half or interleaved, Llama 3 scaling),
 // computed per position: no table of context length.
+// Kept softmax layers (lp->softmax_layers) run the model's exact causal softmax
+// attention (its sliding window, if any) over a KV cache that grows with the
+// context (kv_bytes_per_token; lc_lolcats_forward allocates as it grows).
 typedef struct lc_lolcats_run {
     lc_ctx ctx;                   // kernels' code path
     int n_layers, F;              // F: feature-map output dim
@@ -1161,6 +1183,8 @@ typedef struct lc_lolcats_run {
     float *logits;                // (V) logits of the last token fed
     size_t state_bytes;           // per-sequence state: every layer's ring + S, z
     size_t bytes;                 // total allocated (state + scratch for max_tokens)
+    size_t kv_bytes_per_token;    // KV cache of the kept softmax layers (lp->softmax_layers):
+                                  //    bytes each token of context adds; 0 without them
     void *priv;                   // scratch (private)
 } lc_lolcats_run;
 
@@ -1173,7 +1197,9 @@ LCAPI void lc_lolcats_run_free(lc_lolcats_run *r);
 LCAPI void lc_lolcats_run_reset(lc_lolcats_run *r);
 // Snapshot of the per-sequence state (r->pos and every layer's ring + S, z;
 // not r->logits) into a caller buffer of lc_lolcats_run_snapshot_bytes bytes,
-// which does not depend on how many tokens were fed. Restoring it into the
+// which does not depend on how many tokens were fed (with kept softmax layers
+// it also holds their KV cache, 2 Hk D floats per layer and token fed: the size
+// grows with r->pos). Restoring it into the
 // same run (or one made for the same model and lp) continues bit-identically
 // to the run it was taken from: a shared prefix is fed once, then each
 // continuation starts from the snapshot.
@@ -4362,6 +4388,19 @@ static float *lc__fb_grad(lc_train *t, const float *base, int l, int on) {
     return base && on ? lc__grad_at(t, lc__fb(t, base, l)) : NULL;
 }
 
+// Layer l's attention kind: the configured one, softmax in a kept softmax
+// layer (cfg.softmax_layers).
+static int lc__train_layer_attn(const lc_train *t, int l) {
+    return t->cfg.softmax_layers && t->cfg.softmax_layers[l] ? LOLCATS_ATTN_SOFTMAX : t->cfg.attn;
+}
+
+// Layers that are linearized (the stage-1 loss is their mean); at least 1.
+static int lc__train_n_linear(const lc_train *t) {
+    int l, n = 0, L = t->model->cfg.n_layers;
+    for (l = 0; l < L; l++) n += !(t->cfg.softmax_layers && t->cfg.softmax_layers[l]);
+    return n > 0 ? n : 1;
+}
+
 // Attention (the configured kind) of layer l into la->yh.
 static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
     lc__train_act *a = (lc__train_act *)t->act;
@@ -4423,7 +4462,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
     lc__train_act *a = (lc__train_act *)t->act;
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
-    int F = t->F, l;
+    int F = t->F, l, Ln = lc__train_n_linear(t);   // the loss: mean over the linearized layers
     size_t nq = (size_t)H * T * D;
     lc__layer_act *la = &a->L[0];
     double total = 0;
@@ -4437,8 +4476,9 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
     for (l = l0; l < l1; l++) {
         double ll;
         lc__train_qkv(t, l, la, T);
-        if (!students) {
+        if (!students || lc__train_layer_attn(t, l) == LOLCATS_ATTN_SOFTMAX) {  // teacher only
             lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+            if (students && layer_loss) layer_loss[l] = 0;
             goto next_layer;
         }
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
@@ -4448,7 +4488,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
                                       backward ? a->dphiq : NULL, a->dphik,
                                       lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
                                       la->kh, la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1,
-                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)L,
+                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)Ln,
                                       &t->cfg.hybrid);
         } else {  // the student's attention weights too: the quadratic form
             lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
@@ -4456,14 +4496,14 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
                                la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
                                &t->cfg.hybrid);
             if (backward) memset(a->dyh, 0, sizeof(float) * nq);
-            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
+            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)Ln);
             // soft-target cross-entropy over the attention weights
             lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
             if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
             ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T,
-                               t->cfg.xent_factor / (float)L);
+                               t->cfg.xent_factor / (float)Ln);
         }
-        if (layer_loss) layer_loss[l] = ll * L;
+        if (layer_loss) layer_loss[l] = ll * Ln;
         total += ll;
         if (backward) {
             // q, k, v are the frozen teacher's: no gradient flows into them
@@ -4619,7 +4659,8 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
         lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
         if (a->xin_saved) memcpy(a->xin_saved + (size_t)l * nx, la->x_in, sizeof(float) * nx);
         // (when recomputing, the next input overwrites this slot's x_in: h is already made)
-        lc__train_block_fwd(t, l, la, T, attn, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf);
+        lc__train_block_fwd(t, l, la, T, lc__train_layer_attn(t, l),
+                            l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf);
         if (t->cfg.release_pages) lc_model_release_layer(m, l);
     }
     lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
@@ -4639,9 +4680,9 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
         lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
         if (a->xin_saved) {  // activation checkpointing: run layer l again from its input
             memcpy(la->x_in, a->xin_saved + (size_t)l * nx, sizeof(float) * nx);
-            lc__train_block_fwd(t, l, la, T, attn, a->dh);  // dh is scratch until just below
+            lc__train_block_fwd(t, l, la, T, lc__train_layer_attn(t, l), a->dh);  // dh: scratch until below
         }
-        lc__train_block_bwd(t, l, la, T, attn);
+        lc__train_block_bwd(t, l, la, T, lc__train_layer_attn(t, l));
         if (t->cfg.release_pages) lc_model_release_layer(m, l);
     }
     if (full) {  // embedding rows
@@ -4694,6 +4735,7 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->lora_alpha = t->cfg.lora_alpha;
     lp->lora_a = t->lora_a;
     lp->lora_b = t->lora_b;
+    lp->softmax_layers = t->cfg.softmax_layers;
     if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
 }
 
@@ -12103,6 +12145,73 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     return LOLCATS_OK;
 }
 
+LCIMPL lc_status lc_softmax_layers_parse(unsigned char *out, const char *list, int n_layers, lc_error *err) {
+    const char *p = list;
+    memset(out, 0, (size_t)(n_layers > 0 ? n_layers : 0));
+    if (!list || !*list || !strcmp(list, "none")) return LOLCATS_OK;
+    for (;;) {
+        char *end;
+        long v;
+        if (*p < '0' || *p > '9')
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': '%s' is not a layer index "
+                                "(give comma-separated integers, e.g. 7,15)", list, p);
+        v = strtol(p, &end, 10);
+        if (*end != ',' && *end != '\0')
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': '%s' is not a layer index "
+                                "(give comma-separated integers, e.g. 7,15)", list, p);
+        if (v < 0 || v >= n_layers)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': layer %ld is outside the "
+                                "model's 0..%d", list, v, n_layers - 1);
+        if (out[v])
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': layer %ld is given twice", list, v);
+        out[v] = 1;
+        if (!*end) return LOLCATS_OK;
+        p = end + 1;
+    }
+}
+
+LCIMPL int lc_softmax_layers_format(char *buf, size_t cap, const unsigned char *sl, int n_layers) {
+    size_t at = 0;
+    int l, n = 0;
+    if (cap) buf[0] = '\0';
+    for (l = 0; sl && l < n_layers; l++) {
+        char item[16];
+        size_t k;
+        if (!sl[l]) continue;
+        k = (size_t)snprintf(item, sizeof item, n ? ",%d" : "%d", l);
+        if (at + k < cap) { memcpy(buf + at, item, k + 1); at += k; }
+        n++;
+    }
+    if (!n && cap) snprintf(buf, cap, "none");
+    return n;
+}
+
+LCIMPL void lc_softmax_layers_top(unsigned char *out, const double *score, int n_layers, int k) {
+    int i, l;
+    memset(out, 0, (size_t)(n_layers > 0 ? n_layers : 0));
+    for (i = 0; i < k && i < n_layers; i++) {
+        int best = -1;
+        for (l = 0; l < n_layers; l++) {
+            if (out[l]) continue;
+            if (best < 0 || (score[l] != score[l] && score[best] == score[best]) || score[l] > score[best])
+                best = l;
+        }
+        out[best] = 1;
+    }
+}
+
+// The "softmax_layers" metadata pair appended to kv[2n..] when lp keeps any:
+// the value in *val (caller frees); returns the new pair count.
+static int lc__ckpt_meta_softmax(const lc_lolcats *lp, const char **kv, int n, char **val) {
+    size_t cap = 8 * (size_t)(lp->n_layers > 0 ? lp->n_layers : 1);
+    *val = NULL;
+    if (!lp->softmax_layers || !(*val = (char *)LOLCATS_MALLOC(cap))) return n;
+    if (!lc_softmax_layers_format(*val, cap, lp->softmax_layers, lp->n_layers)) return n;
+    kv[2 * n] = "softmax_layers";
+    kv[2 * n + 1] = *val;
+    return n + 1;
+}
+
 #define LC__CKPT_NMETA 16
 // The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
 // values formatted into vals; returns the number of pairs.
@@ -12157,14 +12266,16 @@ static lc_status lc__meta_join(const char ***out, const char **kv, int n, const 
 LCIMPL lc_status lc_lolcats_save(const lc_lolcats *lp, const char *path, const char *const *meta, int n_meta,
                                  lc_error *err) {
     lc__ckpt_list cl;
-    const char *kv[2 * LC__CKPT_NMETA], **all = NULL;
-    char vals[LC__CKPT_NMETA][48];
+    const char *kv[2 * LC__CKPT_NMETA + 2], **all = NULL;
+    char vals[LC__CKPT_NMETA][48], *slv;
     int n;
     lc_status s;
     if ((s = lc__ckpt_build(&cl, lp, 1, 0, err))) return s;
     n = lc__ckpt_meta(lp, kv, vals, lp->rope_interleaved, lp->lora_rank);
+    n = lc__ckpt_meta_softmax(lp, kv, n, &slv);
     if (!(s = lc__meta_join(&all, kv, n, meta, n_meta, path, err)))
         s = lc_st_write(path, cl.ts, cl.n, all, n + n_meta, err);
+    LOLCATS_FREE(slv);
     LOLCATS_FREE(all);
     lc__ckpt_list_free(&cl);
     return s;
@@ -12175,6 +12286,7 @@ typedef struct lc__lolcats_priv {
     char **meta;                  // key, value, key, value, ... (one allocation each)
     int n_meta;
     const float *(*lora)[4];      // (2 L): the lora_a then the lora_b table
+    unsigned char *softmax;       // (L) kept softmax layers, or NULL
 } lc__lolcats_priv;
 
 LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
@@ -12185,6 +12297,7 @@ LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
     if (pv) {
         LOLCATS_FREE(pv->buf);
         LOLCATS_FREE(pv->lora);
+        LOLCATS_FREE(pv->softmax);
         for (i = 0; i < 2 * pv->n_meta; i++) LOLCATS_FREE(pv->meta[i]);
         LOLCATS_FREE(pv->meta);
         LOLCATS_FREE(pv);
@@ -12388,6 +12501,16 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
             goto fail;
         }
     }
+    if ((s = lc_st_meta(f, "softmax_layers")) != NULL) {   // absent: none (older checkpoints)
+        lc_error why;
+        pv->softmax = (unsigned char *)lc__mcalloc((size_t)L, 1);
+        if (!pv->softmax) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
+        if (lc_softmax_layers_parse(pv->softmax, s, (int)L, &why)) {
+            st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s", file, why.msg);
+            goto fail;
+        }
+        lp->softmax_layers = pv->softmax;
+    }
     p = pv->buf;
     lp->fmap_q = p; p += per * L;
     lp->fmap_k = p; p += per * L;
@@ -12506,8 +12629,8 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
     lc__ckpt_list cl;
     lc_st_file *f = NULL;
     lc_tensor *all = NULL;
-    const char *kv[2 * LC__CKPT_NMETA + 4];
-    char vals[LC__CKPT_NMETA][48], path[4096];
+    const char *kv[2 * LC__CKPT_NMETA + 6];
+    char vals[LC__CKPT_NMETA][48], path[4096], *slv = NULL;
     int l, tg, i, n, nb;
     lc_status st;
     memset(&cl, 0, sizeof cl);
@@ -12560,9 +12683,11 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
     kv[0] = "format";
     kv[1] = "pt";
     n = lc__ckpt_meta(lp, kv + 2, vals, 0, 0);
+    n = lc__ckpt_meta_softmax(lp, kv + 2, n, &slv);
     kv[2 + 2 * n] = "lora_merged";
     kv[3 + 2 * n] = lp->lora_rank > 0 ? "1" : "0";
     st = lc_st_write(path, all, nb + cl.n, kv, n + 2, err);
+    LOLCATS_FREE(slv);
 done:
     lc_st_close(f);
     LOLCATS_FREE(all);
@@ -12730,6 +12855,10 @@ typedef struct lc__li_scratch {
     float *yh, *mrow, *den, *work;             // (H,R,D) (H,R) (H,R), hybrid work
     float *norm_w;                             // (2L+1, dim) fp32 norm weights
     float *state_mem;                          // the L decode states
+    unsigned char *soft;                       // (L) kept softmax layers (a copy), or NULL
+    float **kv;                                // (L) kept layer: keys then values (2,Hk,cap,D)
+    float *att;                                // (H, cap) softmax scores
+    int kv_cap;                                // positions the caches hold
 } lc__li_scratch;
 
 LCIMPL size_t lc_lolcats_identity_floats(const lc_model_config *c, int f) {
@@ -12791,7 +12920,14 @@ LCIMPL void lc_lolcats_run_free(lc_lolcats_run *r) {
     lc__li_scratch *s;
     if (!r) return;
     s = (lc__li_scratch *)r->priv;
-    if (s) LOLCATS_FREE(s->x);
+    if (s) {
+        int l;
+        LOLCATS_FREE(s->x);
+        for (l = 0; s->kv && l < r->n_layers; l++) LOLCATS_FREE(s->kv[l]);
+        LOLCATS_FREE(s->kv);
+        LOLCATS_FREE(s->soft);
+        LOLCATS_FREE(s->att);
+    }
     LOLCATS_FREE(s);
     LOLCATS_FREE(r->layers);
     memset(r, 0, sizeof *r);
@@ -12808,17 +12944,101 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
     r->pos = 0;
 }
 
+// Kept softmax layers: each has a KV cache, keys then values (2, Hk, cap, D),
+// of cap positions for every layer alike; grown (doubling) by
+// lc__li_kv_reserve, which keeps the first r->pos positions.
+static lc_status lc__li_kv_reserve(lc_lolcats_run *r, int Hk, int D, int H, int64_t need,
+                                   lc_error *err) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    int l, g, ok = 1;
+    int64_t cap = s->kv_cap > 0 ? s->kv_cap : 64;
+    size_t keep = (size_t)r->pos * D, grow = 0;
+    float *att, **nb;
+    if (!s->kv || need <= s->kv_cap) return LOLCATS_OK;
+    while (cap < need) cap *= 2;
+    if (cap > 0x3fffffff)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "context of %lld tokens: the kept softmax layers' KV "
+                            "cache holds at most %d", (long long)need, 0x3fffffff);
+    // every new buffer first, so a refusal leaves the caches as they were
+    att = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)H * (size_t)cap);
+    nb = (float **)lc__mcalloc((size_t)r->n_layers, sizeof(float *));
+    for (l = 0; att && nb && l < r->n_layers; l++)
+        if (s->soft[l] && !(nb[l] = (float *)LOLCATS_MALLOC(sizeof(float) * 2 * (size_t)Hk * (size_t)cap * D)))
+            ok = 0;
+    if (!att || !nb || !ok) {
+        for (l = 0; nb && l < r->n_layers; l++) LOLCATS_FREE(nb[l]);
+        LOLCATS_FREE(nb);
+        LOLCATS_FREE(att);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory growing the KV cache of the kept softmax "
+                            "layers to %lld positions (%zu bytes a token): a shorter context or fewer "
+                            "--softmax-layers", (long long)cap, r->kv_bytes_per_token);
+    }
+    for (l = 0; l < r->n_layers; l++) {
+        if (!s->soft[l]) continue;
+        for (g = 0; s->kv[l] && g < 2 * Hk; g++)   // keys then values, head by head
+            memcpy(nb[l] + (size_t)g * (size_t)cap * D, s->kv[l] + (size_t)g * (size_t)s->kv_cap * D,
+                   sizeof(float) * keep);
+        LOLCATS_FREE(s->kv[l]);
+        s->kv[l] = nb[l];
+        grow += 2 * (size_t)Hk * (size_t)(cap - s->kv_cap) * D;
+    }
+    LOLCATS_FREE(nb);
+    LOLCATS_FREE(s->att);
+    s->att = att;
+    r->bytes += sizeof(float) * (grow + (size_t)H * (size_t)(cap - s->kv_cap));
+    s->kv_cap = (int)cap;
+    return LOLCATS_OK;
+}
+
+// Copies the kept layers' caches from the run and sets up the first cap.
+static lc_status lc__li_kv_init(lc_lolcats_run *r, const lc_lolcats *lp, const lc_model_config *c,
+                                lc_error *err) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    int l, n = 0, L = r->n_layers;
+    for (l = 0; lp->softmax_layers && l < L; l++) n += lp->softmax_layers[l] != 0;
+    if (!n) return LOLCATS_OK;
+    s->soft = (unsigned char *)lc__mcalloc((size_t)L, 1);
+    s->kv = (float **)lc__mcalloc((size_t)L, sizeof(float *));
+    if (!s->soft || !s->kv) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    for (l = 0; l < L; l++) s->soft[l] = lp->softmax_layers[l] != 0;
+    r->kv_bytes_per_token = sizeof(float) * 2 * (size_t)n * c->n_kv_heads * c->head_dim;
+    return lc__li_kv_reserve(r, c->n_kv_heads, c->head_dim, c->n_heads, s->T, err);
+}
+
+// Floats of the kept layers' caches at pos tokens, as a snapshot holds them.
+static size_t lc__li_kv_floats(const lc_lolcats_run *r, int64_t pos) {
+    return r->kv_bytes_per_token / sizeof(float) * (size_t)pos;
+}
+
 // Snapshot layout: int64 header {magic, layers, floats per layer, r->pos}, then
-// per layer its int64 pos, then the L decode states' floats (one block).
+// per layer its int64 pos, then the L decode states' floats (one block), then
+// per kept softmax layer its keys (Hk, pos, D) and values (Hk, pos, D).
 #define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
 static size_t lc__snap_floats(const lc_lolcats_run *r) {
     const lc_decode_state *st = &r->layers[0];
     return lc_decode_state_floats(st->H, st->Hk, st->D, st->F, st->window);
 }
 
-LCIMPL size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r) {
+static size_t lc__snap_bytes_at(const lc_lolcats_run *r, int64_t pos) {
     return sizeof(int64_t) * (4 + (size_t)r->n_layers) +
-           sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers;
+           sizeof(float) * (lc__snap_floats(r) * (size_t)r->n_layers + lc__li_kv_floats(r, pos));
+}
+
+LCIMPL size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r) {
+    return lc__snap_bytes_at(r, r->pos);
+}
+
+// Kept layers' caches <-> a snapshot's tail o (dir 1: save, 0: restore), pos positions.
+static void lc__snap_kv(const lc_lolcats_run *r, char *o, int64_t pos, int save) {
+    const lc__li_scratch *s = (const lc__li_scratch *)r->priv;
+    int Hk = r->layers[0].Hk, D = r->layers[0].D, l, i;
+    size_t n = sizeof(float) * (size_t)pos * D;
+    for (l = 0; s->kv && l < r->n_layers; l++)
+        for (i = 0; s->soft[l] && i < 2 * Hk; i++, o += n) {
+            float *row = s->kv[l] + (size_t)i * (size_t)s->kv_cap * D;
+            if (save) memcpy(o, row, n);
+            else memcpy(row, o, n);
+        }
 }
 
 LCIMPL void lc_lolcats_run_snapshot(const lc_lolcats_run *r, void *buf) {
@@ -12831,18 +13051,24 @@ LCIMPL void lc_lolcats_run_snapshot(const lc_lolcats_run *r, void *buf) {
     o += sizeof hd;
     for (l = 0; l < r->n_layers; l++, o += sizeof(int64_t)) memcpy(o, &r->layers[l].pos, sizeof(int64_t));
     memcpy(o, s->state_mem, sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers);
+    lc__snap_kv(r, o + sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers, r->pos, 1);
 }
 
 LCIMPL lc_status lc_lolcats_run_restore(lc_lolcats_run *r, const void *buf, size_t bytes,
                                        lc_error *err) {
     lc__li_scratch *s = (lc__li_scratch *)r->priv;
     const char *in = (const char *)buf;
-    int64_t hd[4];
+    int64_t hd[4], at = r->pos;   // kept softmax layers: the size follows the snapshot's pos
     int l;
-    if (bytes != lc_lolcats_run_snapshot_bytes(r))
+    lc_status st;
+    if (s->kv && bytes >= sizeof hd) {
+        memcpy(hd, in, sizeof hd);
+        if (hd[3] >= 0 && hd[3] <= (int64_t)1 << 40) at = hd[3];
+    }
+    if (bytes != lc__snap_bytes_at(r, at))
         return lc_error_set(err, LOLCATS_ERR_ARG, "snapshot of %zu bytes, but this run's state takes "
                             "%zu: a snapshot of another model or window", bytes,
-                            lc_lolcats_run_snapshot_bytes(r));
+                            lc__snap_bytes_at(r, at));
     memcpy(hd, in, sizeof hd);
     if (hd[0] != LC__SNAP_MAGIC || hd[1] != r->n_layers || hd[2] != (int64_t)lc__snap_floats(r) ||
         hd[3] < 0)
@@ -12850,10 +13076,13 @@ LCIMPL lc_status lc_lolcats_run_restore(lc_lolcats_run *r, const void *buf, size
                             "%lld floats per layer; the run has %d, %zu): take it with "
                             "lc_lolcats_run_snapshot", (long long)hd[1], (long long)hd[2],
                             r->n_layers, lc__snap_floats(r));
+    if (s->kv && (st = lc__li_kv_reserve(r, r->layers[0].Hk, r->layers[0].D, r->layers[0].H, hd[3], err)))
+        return st;
     in += sizeof hd;
     r->pos = hd[3];
     for (l = 0; l < r->n_layers; l++, in += sizeof(int64_t)) memcpy(&r->layers[l].pos, in, sizeof(int64_t));
     memcpy(s->state_mem, in, sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers);
+    lc__snap_kv(r, (char *)(uintptr_t)(in + sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers), r->pos, 0);
     return LOLCATS_OK;
 }
 
@@ -12947,6 +13176,10 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     }
     for (l = 0; l < dim; l++) s->norm_w[(size_t)2 * L * dim + l] = lc_weight_get(&m->rms_final, l);
     lc_rope_inv_freq(s->inv, c);
+    if ((status = lc__li_kv_init(r, lp, c, err))) {
+        lc_lolcats_run_free(r);
+        return status;
+    }
     return LOLCATS_OK;
 }
 
@@ -13053,6 +13286,20 @@ static void lc__li_block_proj(const lc__block *b, int tg, float *y, float *xa, c
     lc__li_proj(b->ctx, u->lp, (lc__li_scratch *)u->r->priv, b->l, tg, y, x, w, T);
 }
 
+// A kept softmax layer: k, v into its cache at r->pos, the model's causal
+// softmax attention over it (as lc_model_forward).
+static void lc__li_softmax_attn(const lc__block *b, lc_lolcats_run *r, int n) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    const lc_model_config *c = b->c;
+    int Hk = c->n_kv_heads, D = c->head_dim, pos0 = (int)r->pos;
+    float *kc = s->kv[b->l], *vc = kc + (size_t)Hk * (size_t)s->kv_cap * D;
+    lc__kv_store(kc, b->kh, Hk, n, D, s->kv_cap, pos0);
+    lc__kv_store(vc, b->vh, Hk, n, D, s->kv_cap, pos0);
+    lc__model_attn(b->ctx, b->ym, s->att, b->qh, kc, vc, c->n_heads, Hk, n, D, s->kv_cap, pos0,
+                   c->sliding_window);
+    r->layers[b->l].pos += n;   // its (unused) decode state keeps the run's position
+}
+
 static void lc__li_block_attn(const lc__block *b, int n) {
     const lc__li_blk *u = (const lc__li_blk *)b->user;
     lc_lolcats_run *r = u->r;
@@ -13065,6 +13312,10 @@ static void lc__li_block_attn(const lc__block *b, int n) {
     lc_decode_state *st = &r->layers[l];
     const float *wf = lp->wf + (size_t)l * H, *y = s->yh;
     size_t fo = (size_t)l * H * D * f, qd = (size_t)H * D;
+    if (s->soft && s->soft[l]) {
+        lc__li_softmax_attn(b, r, n);
+        return;
+    }
     lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, lp->fbq ? lp->fbq + (size_t)l * H : NULL, 1, H, H,
                 n, D, f, &lp->fmap);
     lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, lp->fbk ? lp->fbk + (size_t)l * H : NULL, 1, H, Hk,
@@ -13115,6 +13366,7 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
     lc__li_scratch *s = (lc__li_scratch *)r->priv;
     int dim = c->dim, D = c->head_dim, V = c->vocab_size, L = c->n_layers, t, l, i;
     int64_t pos0 = r->pos;
+    lc_status st;
     if (n <= 0) return LOLCATS_OK;
     if (n > r->max_tokens)
         return lc_error_set(err, LOLCATS_ERR_ARG, "lc_lolcats_forward: %d tokens, the run holds %d per call",
@@ -13135,6 +13387,7 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         for (i = 0; i < dim; i++)
             s->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
     }
+    if (s->kv && (st = lc__li_kv_reserve(r, c->n_kv_heads, D, c->n_heads, pos0 + n, err))) return st;
     for (t = 0; t < n; t++)  // RoPE angles of positions pos0..pos0+n-1, as the model's table
         for (i = 0; i < D / 2; i++) {
             float ang = (float)(pos0 + t) * s->inv[i];
