@@ -11,11 +11,16 @@
        snapshot / restore continues bit-identically;
    (d) checkpoint round trip of the list (and a checkpoint without it: none);
    (e) lc_softmax_layers_parse refuses out-of-range, repeated and garbage
-       entries with a named error; lc_softmax_layers_top picks the top scores. */
+       entries with a named error; lc_softmax_layers_top picks the top scores;
+   (f) the CLI ($LOLCATS_BIN) on a synth model: linearize --softmax-layers 1
+       (checkpoint list, the decode KV line, inspect), auto:2 keeps the two
+       layers of highest stage-1 validation loss (from --report's summary.json),
+       bad lists exit 2 naming the entry. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
 #include <string.h>
+#include <sys/wait.h>
 
 #define L_ 4
 #define T_ 24
@@ -297,6 +302,101 @@ static void test_parse(void) {
     CHECK(sl[0] && sl[1] && sl[2] && sl[3], "top 9 of 4 is all");
 }
 
+#define SLD "build/tests/softmax_layers"
+static char out_buf[1 << 16], err_buf[1 << 16];
+
+static void slurp(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+}
+
+static int run(const char *bin, const char *args) {
+    char cmd[4096];
+    int st;
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s >" SLD "/out.txt 2>" SLD "/err.txt", bin, args);
+    st = system(cmd);
+    slurp(SLD "/out.txt", out_buf, sizeof out_buf);
+    slurp(SLD "/err.txt", err_buf, sizeof err_buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_cli(void) {
+    const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+    const char *common = "--model " SLD "/model --data random --seq-len 32 --window 4 --feature-dim 4 --lora-rank 2 "
+                         "--tokens 128 --grad-accum 1 --val-seqs 2 --val-every 0 --force";
+    static const char *bad[][2] = {{"4", "layer 4 is outside"}, {"1,1", "layer 1 is given twice"},
+                                   {"1,x", "'x' is not a layer index"}, {"auto:0", "auto:K"}, {"auto:x", "auto:K"}};
+    char a[2048];
+    lc_lolcats lp;
+    lc_error err;
+    double after[L_];
+    unsigned char top[L_];
+    const char *s;
+    int rc, l, i;
+    FILE *f = fopen(bin, "rb");
+    printf("(f) the CLI: %s\n", bin);
+    if (!f) { printf("SKIPPED: CLI cases (%s absent)\n", bin); return; }
+    fclose(f);
+    rc = run(bin, "synth --like smollm-135m --layers 4 --dim 32 --hidden 48 --heads 4 --kv-heads 2 --head-dim 8 "
+                  "--vocab 64 --dtype f32 --force --out " SLD "/model");
+    if (!CHECK(rc == 0, "synth: exit %d: %s", rc, err_buf)) return;
+    snprintf(a, sizeof a, "linearize %s --softmax-layers 1 --out " SLD "/lin.safetensors", common);
+    rc = run(bin, a);
+    CHECK(rc == 0, "linearize --softmax-layers 1: exit %d: %s", rc, err_buf);
+    CHECK(strstr(err_buf, "kept softmax layers 1: decode KV cache 128 bytes per token") != NULL,
+          "no decode KV line: %s", err_buf);
+    if (CHECK(lc_lolcats_load(&lp, SLD "/lin.safetensors", NULL, &err) == LOLCATS_OK, "load: %s", err.msg)) {
+        CHECK(lp.softmax_layers && lp.softmax_layers[1] && !lp.softmax_layers[0] && !lp.softmax_layers[2] &&
+              !lp.softmax_layers[3], "checkpoint's list is not {1}");
+        lc_lolcats_free(&lp);
+    }
+    rc = run(bin, "inspect " SLD "/lin.safetensors");
+    CHECK(rc == 0 && strstr(out_buf, "softmax_layers") && strstr(out_buf, "128 bytes per token"),
+          "inspect does not show the list and its cost: %s", out_buf);
+    /* auto:2: the two highest stage-1 validation losses, as --report records them */
+    snprintf(a, sizeof a, "linearize %s --softmax-layers auto:2 --report " SLD "/rep --out " SLD "/auto.safetensors",
+             common);
+    rc = run(bin, a);
+    CHECK(rc == 0 && strstr(err_buf, "auto:2: keeping layers"), "linearize auto:2: exit %d: %s", rc, err_buf);
+    slurp(SLD "/rep/summary.json", out_buf, sizeof out_buf);
+    s = strstr(out_buf, "\"layer_loss_after\": [");
+    if (!CHECK(s != NULL, "no layer_loss_after in summary.json")) return;
+    s += strlen("\"layer_loss_after\": [");
+    for (l = 0; l < L_; l++) {
+        char *e;
+        after[l] = strtod(s, &e);
+        s = e + (*e == ',' ? 2 : 0);
+    }
+    for (l = 0; l < L_; l++) {   /* rank of layer l: how many are higher */
+        int higher = 0;
+        for (i = 0; i < L_; i++) higher += after[i] > after[l] || (after[i] == after[l] && i < l);
+        top[l] = higher < 2;
+    }
+    printf("  stage-1 validation losses %.6g %.6g %.6g %.6g -> top 2: %d%d%d%d\n", after[0], after[1], after[2],
+           after[3], top[0], top[1], top[2], top[3]);
+    if (CHECK(lc_lolcats_load(&lp, SLD "/auto.safetensors", NULL, &err) == LOLCATS_OK, "load auto: %s", err.msg)) {
+        int same = lp.softmax_layers != NULL;
+        for (l = 0; same && l < L_; l++) same = !lp.softmax_layers[l] == !top[l];
+        CHECK(same, "auto:2 kept %s, not the top-2 loss layers", lc_lolcats_meta(&lp, "softmax_layers"));
+        lc_lolcats_free(&lp);
+    }
+    remove(SLD "/never.safetensors");
+    for (i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
+        snprintf(a, sizeof a, "linearize %s --softmax-layers %s --out " SLD "/never.safetensors", common, bad[i][0]);
+        rc = run(bin, a);
+        CHECK(rc == 2 && strstr(err_buf, "lolcats: error:") && strstr(err_buf, bad[i][1]),
+              "--softmax-layers %s: exit %d, stderr %s", bad[i][0], rc, err_buf);
+    }
+    snprintf(a, sizeof a, "distill %s --softmax-layers auto:1 --out " SLD "/never.safetensors", common);
+    rc = run(bin, a);
+    CHECK(rc == 2 && strstr(err_buf, "after stage 1 of linearize"), "distill auto:1: exit %d: %s", rc, err_buf);
+    f = fopen(SLD "/never.safetensors", "rb");
+    CHECK(!f, "a refused run wrote a checkpoint");
+    if (f) fclose(f);
+}
+
 int main(void) {
     lc_ctx ctx;
     int tok[T_], lab[T_], i;
@@ -310,5 +410,6 @@ int main(void) {
     test_inference(&ctx, tok);
     test_checkpoint(&ctx);
     test_parse();
+    test_cli();
     return check_done();
 }
