@@ -999,6 +999,8 @@ LCAPI size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg);
 // Stage 1 on one sequence of T tokens: accumulates gradients of
 // (1/L) sum_layers (mse_factor * mse + xent_factor * xent) into the feature maps
 // and window factors; returns that loss; layer_loss (L) gets each layer's.
+// Kept softmax layers (cfg.softmax_layers) are skipped (layer_loss 0) and L
+// counts only the others.
 LCAPI lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
                                       double *loss, double *layer_loss, lc_error *err);
 // Block-wise stage 1 (as the paper trained 70B / 405B): x (T,dim) holds the

@@ -551,6 +551,12 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     if (stage == 2) tool_fp_add(r, "lora_alpha", "--lora-alpha", "%.9g", (double)tc->lora_alpha);
     tool_fp_add(r, "train_fmaps", "--train-feature-maps", "%d", o->train_fmaps);
     tool_fp_add(r, "layers", "--layers", "%d:%d", b->b0, b->b1);
+    if (o->softmax_arg) tool_fp_add(r, "softmax_layers", "--softmax-layers", "%s", o->softmax_arg);
+    else if (tc->softmax_layers && lp_in) {   /* only when kept: older state files stay valid */
+        char sl[160];
+        lc_softmax_layers_format(sl, sizeof sl, tc->softmax_layers, lp_in->n_layers);
+        tool_fp_add(r, "softmax_layers", "the --lolcats checkpoint's softmax_layers", "%s", sl);
+    }
     if (lp_in) tool_fp_add(r, "lolcats_in", "the stage 1 checkpoint (--lolcats)", "%016llx",
                            (unsigned long long)tool_fp_lolcats(lp_in));
     return 0;
