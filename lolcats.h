@@ -73,7 +73,8 @@
 //               api-ref-run
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
-//               attn-hybrid transfer decode loss optim blocks model-forward train
+//               attn-hybrid transfer decode loss optim blocks llama-block model-forward
+//               train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
@@ -955,6 +956,10 @@ typedef struct lc_train_cfg {
     int fmap_bias;                // 1: one trainable scalar bias per head on each map (T2R)
     int release_pages;            // 1: give back each layer's weight pages after using them
                                   //    (lc_model_release_layer): about one layer resident
+    const unsigned char *softmax_layers;  // (n_layers) nonzero: the layer keeps softmax attention
+                                  //    (the original's softmax_attentions): no stage-1 loss there
+                                  //    (the mean runs over the other layers), softmax in stage 2
+                                  //    (its LoRA still trains). NULL: none. Caller-owned, outlives t.
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -1001,6 +1006,8 @@ LCAPI size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg);
 // Stage 1 on one sequence of T tokens: accumulates gradients of
 // (1/L) sum_layers (mse_factor * mse + xent_factor * xent) into the feature maps
 // and window factors; returns that loss; layer_loss (L) gets each layer's.
+// Kept softmax layers (cfg.softmax_layers) are skipped (layer_loss 0) and L
+// counts only the others.
 LCAPI lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, int backward,
                                       double *loss, double *layer_loss, lc_error *err);
 // Block-wise stage 1 (as the paper trained 70B / 405B): x (T,dim) holds the
@@ -1046,6 +1053,7 @@ typedef struct lc_lolcats {
     float lora_alpha;
     const float *(*lora_a)[4];    // (n_layers) [layer][q,k,v,o]: A (r,in) or NULL; the tables
     const float *(*lora_b)[4];    // (n_layers)                   B (out,r) or NULL;  NULL: no LoRA
+    const unsigned char *softmax_layers;  // (n_layers) nonzero: kept softmax layer; NULL: none
     void *priv;
 } lc_lolcats;
 
@@ -1067,7 +1075,21 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // n_heads, head_dim, rope ("interleaved" | "rotate_half": the pairing of the
 // RoPE'd vectors the feature maps read), then the caller's extras (e.g.
 // base_model, base_arch, stage).
+// Kept softmax layers (lp->softmax_layers) add "softmax_layers": their
+// indices, comma-separated ("7,15"); a checkpoint without it has none.
 #define LOLCATS_CKPT_FORMAT "1"
+
+// Kept softmax layers as text. parse: list "7,15" (ascending or not; "" or
+// "none": no layer) into out (n_layers bytes, 1 = kept softmax); indices out
+// of 0..n_layers-1, repeated, or not integers are refused with an error that
+// names the entry. format: the list of sl (NULL: none) into buf ("none" when
+// empty; truncated to cap); returns the number of kept layers.
+LCAPI lc_status lc_softmax_layers_parse(unsigned char *out, const char *list, int n_layers, lc_error *err);
+LCAPI int lc_softmax_layers_format(char *buf, size_t cap, const unsigned char *sl, int n_layers);
+// `auto:K`: marks in out (n_layers bytes) the k layers of highest score
+// (e.g. each layer's validation attention-transfer MSE after stage 1; ties go
+// to the lower index; NaN counts as highest). k is clamped to 0..n_layers.
+LCAPI void lc_softmax_layers_top(unsigned char *out, const double *score, int n_layers, int k);
 
 // Writes lp to path atomically (lc_st_write: tmp file, fsync, rename). meta:
 // n_meta extra key/value pairs (meta[2i], meta[2i+1]), may be NULL.
@@ -1157,6 +1179,9 @@ LCAPI lc_status lc_train_load_state(lc_train *t, lc_train_progress *pr, const ch
 //                (S, z) carried, so it equals n single-token steps.
 // RoPE angles are the model's (rotate_half or interleaved, Llama 3 scaling),
 // computed per position: no table of context length.
+// Kept softmax layers (lp->softmax_layers) run the model's exact causal softmax
+// attention (its sliding window, if any) over a KV cache that grows with the
+// context (kv_bytes_per_token; lc_lolcats_forward allocates as it grows).
 typedef struct lc_lolcats_run {
     lc_ctx ctx;                   // kernels' code path
     int n_layers, F;              // F: feature-map output dim
@@ -1167,6 +1192,8 @@ typedef struct lc_lolcats_run {
     float *logits;                // (V) logits of the last token fed
     size_t state_bytes;           // per-sequence state: every layer's ring + S, z
     size_t bytes;                 // total allocated (state + scratch for max_tokens)
+    size_t kv_bytes_per_token;    // KV cache of the kept softmax layers (lp->softmax_layers):
+                                  //    bytes each token of context adds; 0 without them
     void *priv;                   // scratch (private)
 } lc_lolcats_run;
 
@@ -1179,7 +1206,9 @@ LCAPI void lc_lolcats_run_free(lc_lolcats_run *r);
 LCAPI void lc_lolcats_run_reset(lc_lolcats_run *r);
 // Snapshot of the per-sequence state (r->pos and every layer's ring + S, z;
 // not r->logits) into a caller buffer of lc_lolcats_run_snapshot_bytes bytes,
-// which does not depend on how many tokens were fed. Restoring it into the
+// which does not depend on how many tokens were fed (with kept softmax layers
+// it also holds their KV cache, 2 Hk D floats per layer and token fed: the size
+// grows with r->pos). Restoring it into the
 // same run (or one made for the same model and lp) continues bit-identically
 // to the run it was taken from: a shared prefix is fed once, then each
 // continuation starts from the snapshot.
@@ -3507,9 +3536,117 @@ LCIMPL double lc_xent_fwd_bwd(float *dlogits, const float *logits, const int *la
     return n ? total / n : 0.0;
 }
 
+// >>llama-block
+#define LC__ROPE_MAX_HALF 512   // head_dim <= 1024
+
+// What Qwen adds between the q/k/v projections (T rows) and RoPE: the q/k/v
+// biases (Qwen2), then an RMSNorm of each head of q and of k (Qwen3). A no-op
+// for Llama / Mistral (the weights' data are NULL). rstd_q (T*H) / rstd_k
+// (T*Hk), when not NULL, get the norms' reciprocal RMS (for a backward pass).
+static void lc__qwen_bias(float *y, const lc_weight *b, int T) {
+    int t, i, n = (int)b->cols;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < n; i++) y[(size_t)t * n + i] += lc_weight_get(b, i);
+}
+
+static void lc__qwen_head_norm(float *y, float *rstd, const lc_weight *w, int rows, int D, float eps) {
+    float wf[2 * LC__ROPE_MAX_HALF];
+    int i;
+    for (i = 0; i < D; i++) wf[i] = lc_weight_get(w, i);
+    lc_rmsnorm_fwd(y, rstd, y, wf, rows, D, eps);   // in place: each element is read before it is written
+}
+
+static void lc__qwen_qkv(const lc_model_config *c, const lc_layer_weights *lw, float *q, float *k, float *v,
+                         int T, float *rstd_q, float *rstd_k) {
+    if (lw->bq.data) {
+        lc__qwen_bias(q, &lw->bq, T);
+        lc__qwen_bias(k, &lw->bk, T);
+        lc__qwen_bias(v, &lw->bv, T);
+    }
+    if (lw->q_norm.data) {
+        lc__qwen_head_norm(q, rstd_q, &lw->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
+        lc__qwen_head_norm(k, rstd_k, &lw->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
+    }
+}
+
+// ONE Llama (Mistral, Qwen) block, shared by the model forward (>>model-forward),
+// the trainer (>>train) and linearized inference (>>lolcats-infer):
+//   xn = rms(x) w_att;  q, k, v = xn Wq^T, xn Wk^T, xn Wv^T  (+ LoRA: proj)
+//   (Qwen: + biases, per-head RMSNorm of q and k);  RoPE q, k; split heads
+//   ym = ATTENTION(qh, kh, vh)   (attn: softmax + KV cache, hybrid prefill /
+//                                 decode, linear, ... : the caller's kind)
+//   h = x + ym Wo^T (+ LoRA);   hn = rms(h) w_ffn
+//   x_out = h + W2 (silu(W1 hn) * W3 hn)
+// The caller owns every buffer (activations kept for a backward pass in the
+// trainer, scratch in the runners) and names them in an lc__block; rstd1 /
+// rstd2 / xa may be NULL. Aliasing allowed: vh may be q (q is rotated first),
+// qh may be xn, o / hn / mo may be one buffer, h may be x, hh may be g,
+// x_out may be h or mo. The steps are named so the trainer can run its own
+// attention between them (teacher forcing in stage 1).
+typedef struct lc__block lc__block;
+struct lc__block {
+    const lc_ctx *ctx;
+    const lc_model_config *c;
+    const lc_layer_weights *lw;
+    int l;                                   // layer index (for the callbacks)
+    const float *norm_att, *norm_ffn;        // fp32 RMSNorm weights (dim)
+    const float *cos_t, *sin_t;              // RoPE rows of the T positions (T, D/2)
+    float *xn, *rstd1;                       // (T,dim) (T)
+    float *q, *k, *v;                        // projections (T,H*D) (T,Hk*D) x2
+    float *xa[4];                            // LoRA x A^T per target, or NULL
+    float *qh, *kh, *vh;                     // heads (H,T,D) (Hk,T,D) x2
+    float *ym;                               // attention output (T,H*D), from attn
+    float *o, *h;                            // o projection (T,dim); stream after attention
+    float *hn, *rstd2, *g, *u, *hh, *mo;     // (T,dim) (T) (T,hid) x3 (T,dim)
+    // y (T, w->rows) = x w^T (+ LoRA of target tg, 0..3, xa its x A^T rows)
+    void (*proj)(const lc__block *b, int tg, float *y, float *xa, const float *x, const lc_weight *w,
+                 int T);
+    void (*attn)(const lc__block *b, int T);  // qh, kh, vh -> ym
+    void *user;
+};
+
+static void lc__block_mm(const lc__block *b, float *y, const float *x, const lc_weight *w, int T) {
+    lc_matmul(b->ctx, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
+}
+
+// Step 1: x (T,dim) -> qh, kh, vh.
+static void lc__block_qkv(const lc__block *b, const float *x, int T) {
+    const lc_model_config *c = b->c;
+    const lc_layer_weights *lw = b->lw;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
+    lc_rmsnorm_fwd(b->xn, b->rstd1, x, b->norm_att, T, c->dim, c->norm_eps);
+    b->proj(b, LOLCATS_LORA_Q, b->q, b->xa[0], b->xn, &lw->wq, T);
+    b->proj(b, LOLCATS_LORA_K, b->k, b->xa[1], b->xn, &lw->wk, T);
+    b->proj(b, LOLCATS_LORA_V, b->v, b->xa[2], b->xn, &lw->wv, T);
+    lc__qwen_qkv(c, lw, b->q, b->k, b->v, T, NULL, NULL);
+    lc_rope_split_fwd(b->qh, b->q, b->cos_t, b->sin_t, T, H, D, c->rope_interleaved);
+    lc_rope_split_fwd(b->kh, b->k, b->cos_t, b->sin_t, T, Hk, D, c->rope_interleaved);
+    lc_rope_split_fwd(b->vh, b->v, NULL, NULL, T, Hk, D, 0);
+}
+
+// Step 3: ym -> h = x + ym Wo^T -> x_out = h + MLP(rms(h)).
+static void lc__block_post(const lc__block *b, const float *x, float *x_out, int T) {
+    const lc_model_config *c = b->c;
+    const lc_layer_weights *lw = b->lw;
+    size_t i, n = (size_t)T * c->dim;
+    b->proj(b, LOLCATS_LORA_O, b->o, b->xa[3], b->ym, &lw->wo, T);
+    for (i = 0; i < n; i++) b->h[i] = x[i] + b->o[i];
+    lc_rmsnorm_fwd(b->hn, b->rstd2, b->h, b->norm_ffn, T, c->dim, c->norm_eps);
+    lc__block_mm(b, b->g, b->hn, &lw->w1, T);
+    lc__block_mm(b, b->u, b->hn, &lw->w3, T);
+    lc_swiglu_fwd(b->hh, b->g, b->u, (size_t)T * c->hidden_dim);
+    lc__block_mm(b, b->mo, b->hh, &lw->w2, T);
+    for (i = 0; i < n; i++) x_out[i] = b->h[i] + b->mo[i];
+}
+
+// The whole block: x (T,dim) -> x_out (T,dim), which may be x.
+static void lc__block_fwd(const lc__block *b, const float *x, float *x_out, int T) {
+    lc__block_qkv(b, x, T);
+    b->attn(b, T);
+    lc__block_post(b, x, x_out, T);
+}
 // >>model-forward
 // (platform, allocator, OpenMP and SIMD macros: see the platform section)
-#define LC__ROPE_MAX_HALF 512   // head_dim <= 1024
 static void *lc__mcalloc(size_t n, size_t size) {
     void *p;
     if (size && n > ((size_t)-1) / size) return NULL;
@@ -3628,36 +3765,6 @@ static void lc__model_mm(const lc_ctx *ctx, float *y, const float *x, const lc_w
     lc_matmul(ctx, y, x, w->data, w->dtype, T, (int)w->rows, (int)w->cols);
 }
 
-// What Qwen adds between the q/k/v projections (T rows) and RoPE: the q/k/v
-// biases (Qwen2), then an RMSNorm of each head of q and of k (Qwen3). A no-op
-// for Llama / Mistral (the weights' data are NULL). rstd_q (T*H) / rstd_k
-// (T*Hk), when not NULL, get the norms' reciprocal RMS (for a backward pass).
-static void lc__qwen_bias(float *y, const lc_weight *b, int T) {
-    int t, i, n = (int)b->cols;
-    for (t = 0; t < T; t++)
-        for (i = 0; i < n; i++) y[(size_t)t * n + i] += lc_weight_get(b, i);
-}
-
-static void lc__qwen_head_norm(float *y, float *rstd, const lc_weight *w, int rows, int D, float eps) {
-    float wf[2 * LC__ROPE_MAX_HALF];
-    int i;
-    for (i = 0; i < D; i++) wf[i] = lc_weight_get(w, i);
-    lc_rmsnorm_fwd(y, rstd, y, wf, rows, D, eps);   // in place: each element is read before it is written
-}
-
-static void lc__qwen_qkv(const lc_model_config *c, const lc_layer_weights *lw, float *q, float *k, float *v,
-                         int T, float *rstd_q, float *rstd_k) {
-    if (lw->bq.data) {
-        lc__qwen_bias(q, &lw->bq, T);
-        lc__qwen_bias(k, &lw->bk, T);
-        lc__qwen_bias(v, &lw->bv, T);
-    }
-    if (lw->q_norm.data) {
-        lc__qwen_head_norm(q, rstd_q, &lw->q_norm, T * c->n_heads, c->head_dim, c->norm_eps);
-        lc__qwen_head_norm(k, rstd_k, &lw->k_norm, T * c->n_kv_heads, c->head_dim, c->norm_eps);
-    }
-}
-
 // Heads (Hk, T, D) into the cache (Hk, ctx, D) at positions pos0 .. pos0+T-1.
 static void lc__kv_store(float *cache, const float *heads, int Hk, int T, int D, int ctx, int pos0) {
     int h;
@@ -3702,14 +3809,53 @@ static void lc__model_attn(const lc_ctx *ctx, float *y, float *att, const float 
     }
 }
 
+// The model's side of the one block (>>llama-block): projections without
+// LoRA; attention stores k, v into layer l's cache at r->pos and runs causal
+// softmax over it. Buffers: xn, qh, o, hn, mo in xb; kh, ym in xb2; vh in q.
+static void lc__model_block_proj(const lc__block *b, int tg, float *y, float *xa, const float *x,
+                                 const lc_weight *w, int T) {
+    (void)tg; (void)xa;
+    lc__model_mm(b->ctx, y, x, w, T);
+}
+
+static void lc__model_block_attn(const lc__block *b, int T) {
+    lc_run *r = (lc_run *)b->user;
+    const lc_model_config *c = b->c;
+    int Hk = c->n_kv_heads, D = c->head_dim;
+    float *kc = r->key_cache + (size_t)b->l * Hk * r->ctx * D;
+    float *vc = r->value_cache + (size_t)b->l * Hk * r->ctx * D;
+    lc__kv_store(kc, b->kh, Hk, T, D, r->ctx, r->pos);
+    lc__kv_store(vc, b->vh, Hk, T, D, r->ctx, r->pos);
+    lc__model_attn(b->ctx, b->ym, r->att, b->qh, kc, vc, c->n_heads, Hk, T, D, r->ctx, r->pos,
+                   c->sliding_window);
+}
+
+static void lc__model_block(lc__block *b, const lc_ctx *ctx, const lc_model *m, lc_run *r, int l) {
+    const lc_model_config *c = &m->cfg;
+    size_t half = (size_t)(c->head_dim / 2), dim = (size_t)c->dim;
+    memset(b, 0, sizeof *b);
+    b->ctx = ctx; b->c = c; b->lw = &m->layers[l]; b->l = l;
+    b->norm_att = r->norm_w + (size_t)(2 * l) * dim;
+    b->norm_ffn = r->norm_w + (size_t)(2 * l + 1) * dim;
+    b->cos_t = r->rope_cos + (size_t)r->pos * half;
+    b->sin_t = r->rope_sin + (size_t)r->pos * half;
+    b->xn = b->qh = b->o = b->hn = b->mo = r->xb;
+    b->q = r->q; b->k = r->k; b->v = r->v;
+    b->kh = b->ym = r->xb2;
+    b->vh = r->q;
+    b->h = r->x;
+    b->g = b->hh = r->hb; b->u = r->hb2;
+    b->proj = lc__model_block_proj;
+    b->attn = lc__model_block_attn;
+    b->user = r;
+}
+
 // The decoder stack: tokens -> r->xb (n, dim) = final RMSNorm of the last
 // hidden states (all n rows when all_rows, else only row n-1 into row 0).
 static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r,
                                  const int *tokens, int n, int all_rows, lc_error *err) {
     const lc_model_config *c = &m->cfg;
-    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, L = c->n_layers;
-    int V = c->vocab_size, pos0 = r->pos, t, l, i;
-    const float *cs = r->rope_cos + (size_t)pos0 * (D / 2), *sn = r->rope_sin + (size_t)pos0 * (D / 2);
+    int dim = c->dim, L = c->n_layers, V = c->vocab_size, pos0 = r->pos, t, l, i;
     if (n > r->max_tokens)
         return lc_error_set(err, LOLCATS_ERR_ARG, "lc_model_forward: %d tokens, the run holds %d",
                         n, r->max_tokens);
@@ -3726,31 +3872,9 @@ static lc_status lc__model_trunk(const lc_ctx *ctx, const lc_model *m, lc_run *r
             r->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
     }
     for (l = 0; l < L; l++) {
-        const lc_layer_weights *lw = &m->layers[l];
-        float *kc = r->key_cache + (size_t)l * Hk * r->ctx * D;
-        float *vc = r->value_cache + (size_t)l * Hk * r->ctx * D;
-        // attention: xb = rms(x); q, k, v; rotate and split heads; y in xb2
-        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l) * dim, n, dim, c->norm_eps);
-        lc__model_mm(ctx, r->q, r->xb, &lw->wq, n);
-        lc__model_mm(ctx, r->k, r->xb, &lw->wk, n);
-        lc__model_mm(ctx, r->v, r->xb, &lw->wv, n);
-        lc__qwen_qkv(c, lw, r->q, r->k, r->v, n, NULL, NULL);
-        lc_rope_split_fwd(r->xb2, r->k, cs, sn, n, Hk, D, c->rope_interleaved);
-        lc__kv_store(kc, r->xb2, Hk, n, D, r->ctx, pos0);
-        lc_rope_split_fwd(r->xb2, r->v, NULL, NULL, n, Hk, D, 0);
-        lc__kv_store(vc, r->xb2, Hk, n, D, r->ctx, pos0);
-        lc_rope_split_fwd(r->xb, r->q, cs, sn, n, H, D, c->rope_interleaved);   // qh (H,n,D)
-        lc__model_attn(ctx, r->xb2, r->att, r->xb, kc, vc, H, Hk, n, D, r->ctx, pos0,
-                       c->sliding_window);
-        lc__model_mm(ctx, r->xb, r->xb2, &lw->wo, n);
-        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
-        // MLP: x += W2 (silu(W1 rms(x)) * W3 rms(x))
-        lc_rmsnorm_fwd(r->xb, NULL, r->x, r->norm_w + (size_t)(2 * l + 1) * dim, n, dim, c->norm_eps);
-        lc__model_mm(ctx, r->hb, r->xb, &lw->w1, n);
-        lc__model_mm(ctx, r->hb2, r->xb, &lw->w3, n);
-        lc_swiglu_fwd(r->hb, r->hb, r->hb2, (size_t)n * c->hidden_dim);
-        lc__model_mm(ctx, r->xb, r->hb, &lw->w2, n);
-        for (i = 0; i < n * dim; i++) r->x[i] += r->xb[i];
+        lc__block b;
+        lc__model_block(&b, ctx, m, r, l);
+        lc__block_fwd(&b, r->x, r->x, n);
     }
     r->pos = pos0 + n;
     if (all_rows)
@@ -4223,21 +4347,65 @@ static void lc__train_linear_bwd(lc_train *t, int l, int tg, float *dx, const fl
                   A, Bm, s, A ? t->cfg.lora_rank : 0, T, (int)w->rows, (int)w->cols);
 }
 
-// Attention input side of layer l: norm, projections, RoPE, head split.
-static void lc__train_qkv(lc_train *t, int l, lc__layer_act *la, int T) {
+// The trainer's side of the one block (>>llama-block): projections with
+// LoRA through lc_linear_fwd, activations kept in the layer's slot la.
+typedef struct lc__train_blk {
+    lc_train *t;
+    lc__layer_act *la;
+    int attn;                          // LOLCATS_ATTN_*
+} lc__train_blk;
+
+static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn);
+
+static void lc__train_block_proj(const lc__block *b, int tg, float *y, float *xa, const float *x,
+                                 const lc_weight *w, int T) {
+    lc__train_linear_fwd(((lc__train_blk *)b->user)->t, b->l, tg, y, xa, x, w, T);
+}
+
+static void lc__train_block_attn(const lc__block *b, int T) {
+    lc__train_blk *u = (lc__train_blk *)b->user;
+    lc__train_attn_fwd(u->t, b->l, u->la, T, u->attn);
+    lc_heads_merge(u->la->ym, u->la->yh, T, b->c->n_heads, b->c->head_dim);
+}
+
+static void lc__train_block(lc__block *b, lc__train_blk *u, lc_train *t, int l, lc__layer_act *la,
+                            int attn) {
     lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model *m = t->model;
-    const lc_model_config *c = &m->cfg;
-    const lc_layer_weights *lw = &m->layers[l];
-    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim;
-    lc_rmsnorm_fwd(la->xn, la->rstd1, la->x_in, a->norm_w + (size_t)(2 * l) * c->dim, T, c->dim, c->norm_eps);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_Q, a->tq, la->xa[0], la->xn, &lw->wq, T);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_K, a->tk, la->xa[1], la->xn, &lw->wk, T);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_V, a->tv, la->xa[2], la->xn, &lw->wv, T);
-    lc__qwen_qkv(c, lw, a->tq, a->tk, a->tv, T, NULL, NULL);
-    lc_rope_split_fwd(la->qh, a->tq, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
-    lc_rope_split_fwd(la->kh, a->tk, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
-    lc_rope_split_fwd(la->vh, a->tv, NULL, NULL, T, Hk, D, 0);
+    const lc_model_config *c = &t->model->cfg;
+    int tg;
+    u->t = t; u->la = la; u->attn = attn;
+    memset(b, 0, sizeof *b);
+    b->ctx = &t->ctx; b->c = c; b->lw = &t->model->layers[l]; b->l = l;
+    b->norm_att = a->norm_w + (size_t)(2 * l) * c->dim;
+    b->norm_ffn = a->norm_w + (size_t)(2 * l + 1) * c->dim;
+    b->cos_t = a->rope_cos; b->sin_t = a->rope_sin;
+    b->xn = la->xn; b->rstd1 = la->rstd1;
+    b->q = a->tq; b->k = a->tk; b->v = a->tv;
+    for (tg = 0; tg < 4; tg++) b->xa[tg] = la->xa[tg];
+    b->qh = la->qh; b->kh = la->kh; b->vh = la->vh;
+    b->ym = la->ym;
+    b->o = b->h = la->h;
+    b->hn = la->hn; b->rstd2 = la->rstd2; b->g = la->g; b->u = la->u; b->hh = la->hh;
+    b->proj = lc__train_block_proj;
+    b->attn = lc__train_block_attn;
+    b->user = u;
+}
+
+// Attention input side of layer l (the block's first step) into la.
+static void lc__train_qkv(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__block b;
+    lc__train_blk u;
+    lc__train_block(&b, &u, t, l, la, 0);
+    lc__block_qkv(&b, la->x_in, T);
+}
+
+// Layer l forward with attention of kind attn: la->x_in -> x_out.
+static void lc__train_block_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn, float *x_out) {
+    lc__block b;
+    lc__train_blk u;
+    lc__train_block(&b, &u, t, l, la, attn);
+    b.mo = x_out;
+    lc__block_fwd(&b, la->x_in, x_out, T);
 }
 
 // Back through Qwen3's per-head q/k norms: a->tq / a->tk hold the gradients
@@ -4286,6 +4454,19 @@ static float *lc__fb_grad(lc_train *t, const float *base, int l, int on) {
     return base && on ? lc__grad_at(t, lc__fb(t, base, l)) : NULL;
 }
 
+// Layer l's attention kind: the configured one, softmax in a kept softmax
+// layer (cfg.softmax_layers).
+static int lc__train_layer_attn(const lc_train *t, int l) {
+    return t->cfg.softmax_layers && t->cfg.softmax_layers[l] ? LOLCATS_ATTN_SOFTMAX : t->cfg.attn;
+}
+
+// Layers that are linearized (the stage-1 loss is their mean); at least 1.
+static int lc__train_n_linear(const lc_train *t) {
+    int l, n = 0, L = t->model->cfg.n_layers;
+    for (l = 0; l < L; l++) n += !(t->cfg.softmax_layers && t->cfg.softmax_layers[l]);
+    return n > 0 ? n : 1;
+}
+
 // Attention (the configured kind) of layer l into la->yh.
 static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
     lc__train_act *a = (lc__train_act *)t->act;
@@ -4305,22 +4486,15 @@ static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int
                            &t->cfg.hybrid);
 }
 
-// Output side of layer l: merge heads, o_proj + residual, MLP + residual -> x_out.
+// Output side of layer l (the block's last step): merge la->yh, o_proj +
+// residual, MLP + residual -> x_out.
 static void lc__train_out_fwd(lc_train *t, int l, lc__layer_act *la, float *x_out, int T) {
-    lc__train_act *a = (lc__train_act *)t->act;
-    const lc_model *m = t->model;
-    const lc_model_config *c = &m->cfg;
-    const lc_layer_weights *lw = &m->layers[l];
-    size_t i, n = (size_t)T * c->dim;
-    lc_heads_merge(la->ym, la->yh, T, c->n_heads, c->head_dim);
-    lc__train_linear_fwd(t, l, LOLCATS_LORA_O, la->h, la->xa[3], la->ym, &lw->wo, T);
-    for (i = 0; i < n; i++) la->h[i] += la->x_in[i];
-    lc_rmsnorm_fwd(la->hn, la->rstd2, la->h, a->norm_w + (size_t)(2 * l + 1) * c->dim, T, c->dim, c->norm_eps);
-    lc__train_linear_fwd(t, l, -1, la->g, NULL, la->hn, &lw->w1, T);
-    lc__train_linear_fwd(t, l, -1, la->u, NULL, la->hn, &lw->w3, T);
-    lc_swiglu_fwd(la->hh, la->g, la->u, (size_t)T * c->hidden_dim);
-    lc__train_linear_fwd(t, l, -1, x_out, NULL, la->hh, &lw->w2, T);
-    for (i = 0; i < n; i++) x_out[i] += la->h[i];
+    lc__block b;
+    lc__train_blk u;
+    lc__train_block(&b, &u, t, l, la, 0);
+    b.mo = x_out;
+    lc_heads_merge(la->ym, la->yh, T, t->model->cfg.n_heads, t->model->cfg.head_dim);
+    lc__block_post(&b, la->x_in, x_out, T);
 }
 
 static lc_status lc__train_check_tokens(const lc_train *t, const int *tokens, int T, lc_error *err) {
@@ -4354,7 +4528,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
     lc__train_act *a = (lc__train_act *)t->act;
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
-    int F = t->F, l;
+    int F = t->F, l, Ln = lc__train_n_linear(t);   // the loss: mean over the linearized layers
     size_t nq = (size_t)H * T * D;
     lc__layer_act *la = &a->L[0];
     double total = 0;
@@ -4368,8 +4542,9 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
     for (l = l0; l < l1; l++) {
         double ll;
         lc__train_qkv(t, l, la, T);
-        if (!students) {
+        if (!students || lc__train_layer_attn(t, l) == LOLCATS_ATTN_SOFTMAX) {  // teacher only
             lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+            if (students && layer_loss) layer_loss[l] = 0;
             goto next_layer;
         }
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
@@ -4379,7 +4554,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
                                       backward ? a->dphiq : NULL, a->dphik,
                                       lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
                                       la->kh, la->vh, la->phiq, la->phik, t->wf + (size_t)l * H, 1,
-                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)L,
+                                      H, Hk, T, D, F, t->cfg.mse_factor / (float)Ln,
                                       &t->cfg.hybrid);
         } else {  // the student's attention weights too: the quadratic form
             lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
@@ -4387,14 +4562,14 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
                                la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
                                &t->cfg.hybrid);
             if (backward) memset(a->dyh, 0, sizeof(float) * nq);
-            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)L);
+            ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, t->cfg.mse_factor / (float)Ln);
             // soft-target cross-entropy over the attention weights
             lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
             if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
             ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T,
-                               t->cfg.xent_factor / (float)L);
+                               t->cfg.xent_factor / (float)Ln);
         }
-        if (layer_loss) layer_loss[l] = ll * L;
+        if (layer_loss) layer_loss[l] = ll * Ln;
         total += ll;
         if (backward) {
             // q, k, v are the frozen teacher's: no gradient flows into them
@@ -4433,16 +4608,110 @@ LCIMPL lc_status lc_train_distill_step(lc_train *t, const int *tokens, int T, in
     return lc_train_distill_block(t, a->xf, T, 0, t->model->cfg.n_layers, 1, backward, loss, layer_loss, err);
 }
 
+// The block's backward (layer l, activations in la): a->dx holds dL/dx_out
+// and becomes dL/dx_in; parameter gradients accumulate. Three steps, the
+// forward's in reverse: MLP, attention (o projection, kind attn), q/k/v side.
+static void lc__train_mlp_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    int dim = c->dim, hid = c->hidden_dim;
+    size_t nx = (size_t)T * dim;
+    int full = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full;
+    // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
+    memcpy(a->dh, a->dx, sizeof(float) * nx);
+    memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);
+    lc__train_linear_bwd(t, l, -1, a->dhh, a->dx, la->hh, NULL, &lw->w2, T);
+    memset(a->dg, 0, sizeof(float) * (size_t)T * hid);
+    memset(a->du, 0, sizeof(float) * (size_t)T * hid);
+    lc_swiglu_bwd(a->dg, a->du, a->dhh, la->g, la->u, (size_t)T * hid);
+    memset(a->dxn, 0, sizeof(float) * nx);
+    lc__train_linear_bwd(t, l, -1, a->dxn, a->dg, la->hn, NULL, &lw->w1, T);
+    lc__train_linear_bwd(t, l, -1, a->dxn, a->du, la->hn, NULL, &lw->w3, T);
+    lc_rmsnorm_bwd(a->dh, full ? lc__grad_at(t, (const float *)lw->rms_ffn.data) : NULL, a->dxn, la->h,
+                   a->norm_w + (size_t)(2 * l + 1) * dim, la->rstd2, T, dim);
+}
+
+static void lc__train_attn_bwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim, F = t->F;
+    size_t nx = (size_t)T * c->dim, nq = (size_t)H * T * D, nk = (size_t)Hk * T * D;
+    int fm_on = (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && t->fmap_q;
+    // attention: h = x_in + Wo merge(yh)
+    memcpy(a->dx, a->dh, sizeof(float) * nx);
+    memset(a->dym, 0, sizeof(float) * nq);
+    lc__train_linear_bwd(t, l, LOLCATS_LORA_O, a->dym, a->dh, la->ym, la->xa[3], &lw->wo, T);
+    memset(a->dyh, 0, sizeof(float) * nq);
+    lc_heads_merge_bwd(a->dyh, a->dym, T, H, D);
+    memset(a->dqh, 0, sizeof(float) * nq);
+    memset(a->dkh, 0, sizeof(float) * nk);
+    memset(a->dvh, 0, sizeof(float) * nk);
+    if (attn == LOLCATS_ATTN_SOFTMAX) {
+        lc_attn_softmax_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dyh, NULL, la->yh, la->m, la->qh, la->kh,
+                            la->vh, 1, H, Hk, T, D);
+    } else {
+        float *wfl = t->wf + (size_t)l * H;
+        memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+        memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+        if (attn == LOLCATS_ATTN_LINEAR)
+            lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
+                               la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+        else
+            lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
+                               fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
+                               la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik, wfl,
+                               NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
+        lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL,
+                    lc__fb_grad(t, t->fbq, l, fm_on), a->dphiq, la->qh, lc__fm(t, t->fmap_q, l),
+                    lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
+        lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL,
+                    lc__fb_grad(t, t->fbk, l, fm_on), a->dphik, la->kh, lc__fm(t, t->fmap_k, l),
+                    lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
+    }
+}
+
+static void lc__train_qkv_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model *m = t->model;
+    const lc_model_config *c = &m->cfg;
+    const lc_layer_weights *lw = &m->layers[l];
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, dim = c->dim;
+    size_t nx = (size_t)T * dim, nq = (size_t)H * T * D, nk = (size_t)Hk * T * D;
+    int full = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full;
+    // back through RoPE / split and the projections
+    memset(a->tq, 0, sizeof(float) * nq);
+    memset(a->tk, 0, sizeof(float) * nk);
+    memset(a->tv, 0, sizeof(float) * nk);
+    lc_rope_split_bwd(a->tq, a->dqh, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
+    lc_rope_split_bwd(a->tk, a->dkh, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
+    lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
+    if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
+    memset(a->dxn, 0, sizeof(float) * nx);
+    lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
+    lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
+    lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
+    lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)lw->rms_att.data) : NULL, a->dxn, la->x_in,
+                   a->norm_w + (size_t)(2 * l) * dim, la->rstd1, T, dim);
+}
+
+static void lc__train_block_bwd(lc_train *t, int l, lc__layer_act *la, int T, int attn) {
+    lc__train_mlp_bwd(t, l, la, T);
+    lc__train_attn_bwd(t, l, la, T, attn);
+    lc__train_qkv_bwd(t, l, la, T);
+}
+
 LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T, int backward,
                                   double *loss, int *n_scored, lc_error *err) {
     lc__train_act *a = (lc__train_act *)t->act;
     lc_model *m = t->model;
     const lc_model_config *c = &m->cfg;
-    int L = c->n_layers, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, f = t->cfg.feature_dim;
-    int F = t->F, dim = c->dim, hid = c->hidden_dim, V = c->vocab_size, l, attn = t->cfg.attn, ns;
-    size_t nx = (size_t)T * dim, nq = (size_t)H * T * D, nk = (size_t)Hk * T * D, i;
+    int L = c->n_layers, dim = c->dim, V = c->vocab_size, l, attn = t->cfg.attn, ns;
+    size_t nx = (size_t)T * dim, i;
     int full = (t->cfg.trainable & LOLCATS_TRAIN_FULL) && t->full;
-    int fm_on = (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && t->fmap_q;
     double ce;
     lc_status st;
     if ((st = lc__train_check_tokens(t, tokens, T, err))) return st;
@@ -4455,10 +4724,9 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     for (l = 0; l < L; l++) {
         lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
         if (a->xin_saved) memcpy(a->xin_saved + (size_t)l * nx, la->x_in, sizeof(float) * nx);
-        lc__train_qkv(t, l, la, T);
-        lc__train_attn_fwd(t, l, la, T, attn);
         // (when recomputing, the next input overwrites this slot's x_in: h is already made)
-        lc__train_out_fwd(t, l, la, l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf, T);
+        lc__train_block_fwd(t, l, la, T, lc__train_layer_attn(t, l),
+                            l + 1 < L ? a->L[a->xin_saved ? 0 : l + 1].x_in : a->xf);
         if (t->cfg.release_pages) lc_model_release_layer(m, l);
     }
     lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
@@ -4476,70 +4744,11 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
                    a->norm_w + (size_t)2 * L * dim, a->rstdf, T, dim);
     for (l = L - 1; l >= 0; l--) {
         lc__layer_act *la = &a->L[a->xin_saved ? 0 : l];
-        const lc_layer_weights *lw = &m->layers[l];
         if (a->xin_saved) {  // activation checkpointing: run layer l again from its input
             memcpy(la->x_in, a->xin_saved + (size_t)l * nx, sizeof(float) * nx);
-            lc__train_qkv(t, l, la, T);
-            lc__train_attn_fwd(t, l, la, T, attn);
-            lc__train_out_fwd(t, l, la, a->dh, T);  // dh is scratch until just below
+            lc__train_block_fwd(t, l, la, T, lc__train_layer_attn(t, l), a->dh);  // dh: scratch until below
         }
-        // MLP: x_out = h + W2 (silu(W1 hn) * W3 hn)
-        memcpy(a->dh, a->dx, sizeof(float) * nx);
-        memset(a->dhh, 0, sizeof(float) * (size_t)T * hid);
-        lc__train_linear_bwd(t, l, -1, a->dhh, a->dx, la->hh, NULL, &lw->w2, T);
-        memset(a->dg, 0, sizeof(float) * (size_t)T * hid);
-        memset(a->du, 0, sizeof(float) * (size_t)T * hid);
-        lc_swiglu_bwd(a->dg, a->du, a->dhh, la->g, la->u, (size_t)T * hid);
-        memset(a->dxn, 0, sizeof(float) * nx);
-        lc__train_linear_bwd(t, l, -1, a->dxn, a->dg, la->hn, NULL, &lw->w1, T);
-        lc__train_linear_bwd(t, l, -1, a->dxn, a->du, la->hn, NULL, &lw->w3, T);
-        lc_rmsnorm_bwd(a->dh, full ? lc__grad_at(t, (const float *)lw->rms_ffn.data) : NULL, a->dxn, la->h,
-                       a->norm_w + (size_t)(2 * l + 1) * dim, la->rstd2, T, dim);
-        // attention: h = x_in + Wo merge(yh)
-        memcpy(a->dx, a->dh, sizeof(float) * nx);
-        memset(a->dym, 0, sizeof(float) * nq);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_O, a->dym, a->dh, la->ym, la->xa[3], &lw->wo, T);
-        memset(a->dyh, 0, sizeof(float) * nq);
-        lc_heads_merge_bwd(a->dyh, a->dym, T, H, D);
-        memset(a->dqh, 0, sizeof(float) * nq);
-        memset(a->dkh, 0, sizeof(float) * nk);
-        memset(a->dvh, 0, sizeof(float) * nk);
-        if (attn == LOLCATS_ATTN_SOFTMAX) {
-            lc_attn_softmax_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dyh, NULL, la->yh, la->m, la->qh, la->kh,
-                                la->vh, 1, H, Hk, T, D);
-        } else {
-            float *wfl = t->wf + (size_t)l * H;
-            memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
-            memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
-            if (attn == LOLCATS_ATTN_LINEAR)
-                lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
-                                   la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
-            else
-                lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
-                                   fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
-                                   la->yh, la->m, la->den, la->qh, la->kh, la->vh, la->phiq, la->phik, wfl,
-                                   NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
-            lc_fmap_bwd(&t->ctx, a->dqh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_q, l)) : NULL,
-                        lc__fb_grad(t, t->fbq, l, fm_on), a->dphiq, la->qh, lc__fm(t, t->fmap_q, l),
-                        lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
-            lc_fmap_bwd(&t->ctx, a->dkh, fm_on ? lc__grad_at(t, lc__fm(t, t->fmap_k, l)) : NULL,
-                        lc__fb_grad(t, t->fbk, l, fm_on), a->dphik, la->kh, lc__fm(t, t->fmap_k, l),
-                        lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        }
-        // back through RoPE / split and the projections
-        memset(a->tq, 0, sizeof(float) * nq);
-        memset(a->tk, 0, sizeof(float) * nk);
-        memset(a->tv, 0, sizeof(float) * nk);
-        lc_rope_split_bwd(a->tq, a->dqh, a->rope_cos, a->rope_sin, T, H, D, c->rope_interleaved);
-        lc_rope_split_bwd(a->tk, a->dkh, a->rope_cos, a->rope_sin, T, Hk, D, c->rope_interleaved);
-        lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
-        if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
-        memset(a->dxn, 0, sizeof(float) * nx);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
-        lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
-        lc_rmsnorm_bwd(a->dx, full ? lc__grad_at(t, (const float *)lw->rms_att.data) : NULL, a->dxn, la->x_in,
-                       a->norm_w + (size_t)(2 * l) * dim, la->rstd1, T, dim);
+        lc__train_block_bwd(t, l, la, T, lc__train_layer_attn(t, l));
         if (t->cfg.release_pages) lc_model_release_layer(m, l);
     }
     if (full) {  // embedding rows
@@ -4592,6 +4801,7 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->lora_alpha = t->cfg.lora_alpha;
     lp->lora_a = t->lora_a;
     lp->lora_b = t->lora_b;
+    lp->softmax_layers = t->cfg.softmax_layers;
     if (!t->lora_off[0][0] && !t->lora_off[0][1] && !t->lora_off[0][2] && !t->lora_off[0][3]) lp->lora_rank = 0;
 }
 
@@ -12146,6 +12356,73 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     return LOLCATS_OK;
 }
 
+LCIMPL lc_status lc_softmax_layers_parse(unsigned char *out, const char *list, int n_layers, lc_error *err) {
+    const char *p = list;
+    memset(out, 0, (size_t)(n_layers > 0 ? n_layers : 0));
+    if (!list || !*list || !strcmp(list, "none")) return LOLCATS_OK;
+    for (;;) {
+        char *end;
+        long v;
+        if (*p < '0' || *p > '9')
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': '%s' is not a layer index "
+                                "(give comma-separated integers, e.g. 7,15)", list, p);
+        v = strtol(p, &end, 10);
+        if (*end != ',' && *end != '\0')
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': '%s' is not a layer index "
+                                "(give comma-separated integers, e.g. 7,15)", list, p);
+        if (v < 0 || v >= n_layers)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': layer %ld is outside the "
+                                "model's 0..%d", list, v, n_layers - 1);
+        if (out[v])
+            return lc_error_set(err, LOLCATS_ERR_ARG, "softmax layers '%s': layer %ld is given twice", list, v);
+        out[v] = 1;
+        if (!*end) return LOLCATS_OK;
+        p = end + 1;
+    }
+}
+
+LCIMPL int lc_softmax_layers_format(char *buf, size_t cap, const unsigned char *sl, int n_layers) {
+    size_t at = 0;
+    int l, n = 0;
+    if (cap) buf[0] = '\0';
+    for (l = 0; sl && l < n_layers; l++) {
+        char item[16];
+        size_t k;
+        if (!sl[l]) continue;
+        k = (size_t)snprintf(item, sizeof item, n ? ",%d" : "%d", l);
+        if (at + k < cap) { memcpy(buf + at, item, k + 1); at += k; }
+        n++;
+    }
+    if (!n && cap) snprintf(buf, cap, "none");
+    return n;
+}
+
+LCIMPL void lc_softmax_layers_top(unsigned char *out, const double *score, int n_layers, int k) {
+    int i, l;
+    memset(out, 0, (size_t)(n_layers > 0 ? n_layers : 0));
+    for (i = 0; i < k && i < n_layers; i++) {
+        int best = -1;
+        for (l = 0; l < n_layers; l++) {
+            if (out[l]) continue;
+            if (best < 0 || (score[l] != score[l] && score[best] == score[best]) || score[l] > score[best])
+                best = l;
+        }
+        out[best] = 1;
+    }
+}
+
+// The "softmax_layers" metadata pair appended to kv[2n..] when lp keeps any:
+// the value in *val (caller frees); returns the new pair count.
+static int lc__ckpt_meta_softmax(const lc_lolcats *lp, const char **kv, int n, char **val) {
+    size_t cap = 8 * (size_t)(lp->n_layers > 0 ? lp->n_layers : 1);
+    *val = NULL;
+    if (!lp->softmax_layers || !(*val = (char *)LOLCATS_MALLOC(cap))) return n;
+    if (!lc_softmax_layers_format(*val, cap, lp->softmax_layers, lp->n_layers)) return n;
+    kv[2 * n] = "softmax_layers";
+    kv[2 * n + 1] = *val;
+    return n + 1;
+}
+
 #define LC__CKPT_NMETA 16
 // The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
 // values formatted into vals; returns the number of pairs.
@@ -12200,14 +12477,16 @@ static lc_status lc__meta_join(const char ***out, const char **kv, int n, const 
 LCIMPL lc_status lc_lolcats_save(const lc_lolcats *lp, const char *path, const char *const *meta, int n_meta,
                                  lc_error *err) {
     lc__ckpt_list cl;
-    const char *kv[2 * LC__CKPT_NMETA], **all = NULL;
-    char vals[LC__CKPT_NMETA][48];
+    const char *kv[2 * LC__CKPT_NMETA + 2], **all = NULL;
+    char vals[LC__CKPT_NMETA][48], *slv;
     int n;
     lc_status s;
     if ((s = lc__ckpt_build(&cl, lp, 1, 0, err))) return s;
     n = lc__ckpt_meta(lp, kv, vals, lp->rope_interleaved, lp->lora_rank);
+    n = lc__ckpt_meta_softmax(lp, kv, n, &slv);
     if (!(s = lc__meta_join(&all, kv, n, meta, n_meta, path, err)))
         s = lc_st_write(path, cl.ts, cl.n, all, n + n_meta, err);
+    LOLCATS_FREE(slv);
     LOLCATS_FREE(all);
     lc__ckpt_list_free(&cl);
     return s;
@@ -12218,6 +12497,7 @@ typedef struct lc__lolcats_priv {
     char **meta;                  // key, value, key, value, ... (one allocation each)
     int n_meta;
     const float *(*lora)[4];      // (2 L): the lora_a then the lora_b table
+    unsigned char *softmax;       // (L) kept softmax layers, or NULL
 } lc__lolcats_priv;
 
 LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
@@ -12228,6 +12508,7 @@ LCIMPL void lc_lolcats_free(lc_lolcats *lp) {
     if (pv) {
         LOLCATS_FREE(pv->buf);
         LOLCATS_FREE(pv->lora);
+        LOLCATS_FREE(pv->softmax);
         for (i = 0; i < 2 * pv->n_meta; i++) LOLCATS_FREE(pv->meta[i]);
         LOLCATS_FREE(pv->meta);
         LOLCATS_FREE(pv);
@@ -12431,6 +12712,16 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
             goto fail;
         }
     }
+    if ((s = lc_st_meta(f, "softmax_layers")) != NULL) {   // absent: none (older checkpoints)
+        lc_error why;
+        pv->softmax = (unsigned char *)lc__mcalloc((size_t)L, 1);
+        if (!pv->softmax) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
+        if (lc_softmax_layers_parse(pv->softmax, s, (int)L, &why)) {
+            st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s", file, why.msg);
+            goto fail;
+        }
+        lp->softmax_layers = pv->softmax;
+    }
     p = pv->buf;
     lp->fmap_q = p; p += per * L;
     lp->fmap_k = p; p += per * L;
@@ -12549,8 +12840,8 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
     lc__ckpt_list cl;
     lc_st_file *f = NULL;
     lc_tensor *all = NULL;
-    const char *kv[2 * LC__CKPT_NMETA + 4];
-    char vals[LC__CKPT_NMETA][48], path[4096];
+    const char *kv[2 * LC__CKPT_NMETA + 6];
+    char vals[LC__CKPT_NMETA][48], path[4096], *slv = NULL;
     int l, tg, i, n, nb;
     lc_status st;
     memset(&cl, 0, sizeof cl);
@@ -12603,9 +12894,11 @@ LCIMPL lc_status lc_lolcats_export_hf(const lc_model *m, const lc_lolcats *lp, c
     kv[0] = "format";
     kv[1] = "pt";
     n = lc__ckpt_meta(lp, kv + 2, vals, 0, 0);
+    n = lc__ckpt_meta_softmax(lp, kv + 2, n, &slv);
     kv[2 + 2 * n] = "lora_merged";
     kv[3 + 2 * n] = lp->lora_rank > 0 ? "1" : "0";
     st = lc_st_write(path, all, nb + cl.n, kv, n + 2, err);
+    LOLCATS_FREE(slv);
 done:
     lc_st_close(f);
     LOLCATS_FREE(all);
@@ -12773,6 +13066,10 @@ typedef struct lc__li_scratch {
     float *yh, *mrow, *den, *work;             // (H,R,D) (H,R) (H,R), hybrid work
     float *norm_w;                             // (2L+1, dim) fp32 norm weights
     float *state_mem;                          // the L decode states
+    unsigned char *soft;                       // (L) kept softmax layers (a copy), or NULL
+    float **kv;                                // (L) kept layer: keys then values (2,Hk,cap,D)
+    float *att;                                // (H, cap) softmax scores
+    int kv_cap;                                // positions the caches hold
 } lc__li_scratch;
 
 LCIMPL size_t lc_lolcats_identity_floats(const lc_model_config *c, int f) {
@@ -12834,7 +13131,14 @@ LCIMPL void lc_lolcats_run_free(lc_lolcats_run *r) {
     lc__li_scratch *s;
     if (!r) return;
     s = (lc__li_scratch *)r->priv;
-    if (s) LOLCATS_FREE(s->x);
+    if (s) {
+        int l;
+        LOLCATS_FREE(s->x);
+        for (l = 0; s->kv && l < r->n_layers; l++) LOLCATS_FREE(s->kv[l]);
+        LOLCATS_FREE(s->kv);
+        LOLCATS_FREE(s->soft);
+        LOLCATS_FREE(s->att);
+    }
     LOLCATS_FREE(s);
     LOLCATS_FREE(r->layers);
     memset(r, 0, sizeof *r);
@@ -12851,17 +13155,101 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
     r->pos = 0;
 }
 
+// Kept softmax layers: each has a KV cache, keys then values (2, Hk, cap, D),
+// of cap positions for every layer alike; grown (doubling) by
+// lc__li_kv_reserve, which keeps the first r->pos positions.
+static lc_status lc__li_kv_reserve(lc_lolcats_run *r, int Hk, int D, int H, int64_t need,
+                                   lc_error *err) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    int l, g, ok = 1;
+    int64_t cap = s->kv_cap > 0 ? s->kv_cap : 64;
+    size_t keep = (size_t)r->pos * D, grow = 0;
+    float *att, **nb;
+    if (!s->kv || need <= s->kv_cap) return LOLCATS_OK;
+    while (cap < need) cap *= 2;
+    if (cap > 0x3fffffff)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "context of %lld tokens: the kept softmax layers' KV "
+                            "cache holds at most %d", (long long)need, 0x3fffffff);
+    // every new buffer first, so a refusal leaves the caches as they were
+    att = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)H * (size_t)cap);
+    nb = (float **)lc__mcalloc((size_t)r->n_layers, sizeof(float *));
+    for (l = 0; att && nb && l < r->n_layers; l++)
+        if (s->soft[l] && !(nb[l] = (float *)LOLCATS_MALLOC(sizeof(float) * 2 * (size_t)Hk * (size_t)cap * D)))
+            ok = 0;
+    if (!att || !nb || !ok) {
+        for (l = 0; nb && l < r->n_layers; l++) LOLCATS_FREE(nb[l]);
+        LOLCATS_FREE(nb);
+        LOLCATS_FREE(att);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory growing the KV cache of the kept softmax "
+                            "layers to %lld positions (%zu bytes a token): a shorter context or fewer "
+                            "--softmax-layers", (long long)cap, r->kv_bytes_per_token);
+    }
+    for (l = 0; l < r->n_layers; l++) {
+        if (!s->soft[l]) continue;
+        for (g = 0; s->kv[l] && g < 2 * Hk; g++)   // keys then values, head by head
+            memcpy(nb[l] + (size_t)g * (size_t)cap * D, s->kv[l] + (size_t)g * (size_t)s->kv_cap * D,
+                   sizeof(float) * keep);
+        LOLCATS_FREE(s->kv[l]);
+        s->kv[l] = nb[l];
+        grow += 2 * (size_t)Hk * (size_t)(cap - s->kv_cap) * D;
+    }
+    LOLCATS_FREE(nb);
+    LOLCATS_FREE(s->att);
+    s->att = att;
+    r->bytes += sizeof(float) * (grow + (size_t)H * (size_t)(cap - s->kv_cap));
+    s->kv_cap = (int)cap;
+    return LOLCATS_OK;
+}
+
+// Copies the kept layers' caches from the run and sets up the first cap.
+static lc_status lc__li_kv_init(lc_lolcats_run *r, const lc_lolcats *lp, const lc_model_config *c,
+                                lc_error *err) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    int l, n = 0, L = r->n_layers;
+    for (l = 0; lp->softmax_layers && l < L; l++) n += lp->softmax_layers[l] != 0;
+    if (!n) return LOLCATS_OK;
+    s->soft = (unsigned char *)lc__mcalloc((size_t)L, 1);
+    s->kv = (float **)lc__mcalloc((size_t)L, sizeof(float *));
+    if (!s->soft || !s->kv) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory");
+    for (l = 0; l < L; l++) s->soft[l] = lp->softmax_layers[l] != 0;
+    r->kv_bytes_per_token = sizeof(float) * 2 * (size_t)n * c->n_kv_heads * c->head_dim;
+    return lc__li_kv_reserve(r, c->n_kv_heads, c->head_dim, c->n_heads, s->T, err);
+}
+
+// Floats of the kept layers' caches at pos tokens, as a snapshot holds them.
+static size_t lc__li_kv_floats(const lc_lolcats_run *r, int64_t pos) {
+    return r->kv_bytes_per_token / sizeof(float) * (size_t)pos;
+}
+
 // Snapshot layout: int64 header {magic, layers, floats per layer, r->pos}, then
-// per layer its int64 pos, then the L decode states' floats (one block).
+// per layer its int64 pos, then the L decode states' floats (one block), then
+// per kept softmax layer its keys (Hk, pos, D) and values (Hk, pos, D).
 #define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
 static size_t lc__snap_floats(const lc_lolcats_run *r) {
     const lc_decode_state *st = &r->layers[0];
     return lc_decode_state_floats(st->H, st->Hk, st->D, st->F, st->window);
 }
 
-LCIMPL size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r) {
+static size_t lc__snap_bytes_at(const lc_lolcats_run *r, int64_t pos) {
     return sizeof(int64_t) * (4 + (size_t)r->n_layers) +
-           sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers;
+           sizeof(float) * (lc__snap_floats(r) * (size_t)r->n_layers + lc__li_kv_floats(r, pos));
+}
+
+LCIMPL size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r) {
+    return lc__snap_bytes_at(r, r->pos);
+}
+
+// Kept layers' caches <-> a snapshot's tail o (dir 1: save, 0: restore), pos positions.
+static void lc__snap_kv(const lc_lolcats_run *r, char *o, int64_t pos, int save) {
+    const lc__li_scratch *s = (const lc__li_scratch *)r->priv;
+    int Hk = r->layers[0].Hk, D = r->layers[0].D, l, i;
+    size_t n = sizeof(float) * (size_t)pos * D;
+    for (l = 0; s->kv && l < r->n_layers; l++)
+        for (i = 0; s->soft[l] && i < 2 * Hk; i++, o += n) {
+            float *row = s->kv[l] + (size_t)i * (size_t)s->kv_cap * D;
+            if (save) memcpy(o, row, n);
+            else memcpy(row, o, n);
+        }
 }
 
 LCIMPL void lc_lolcats_run_snapshot(const lc_lolcats_run *r, void *buf) {
@@ -12874,18 +13262,24 @@ LCIMPL void lc_lolcats_run_snapshot(const lc_lolcats_run *r, void *buf) {
     o += sizeof hd;
     for (l = 0; l < r->n_layers; l++, o += sizeof(int64_t)) memcpy(o, &r->layers[l].pos, sizeof(int64_t));
     memcpy(o, s->state_mem, sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers);
+    lc__snap_kv(r, o + sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers, r->pos, 1);
 }
 
 LCIMPL lc_status lc_lolcats_run_restore(lc_lolcats_run *r, const void *buf, size_t bytes,
                                        lc_error *err) {
     lc__li_scratch *s = (lc__li_scratch *)r->priv;
     const char *in = (const char *)buf;
-    int64_t hd[4];
+    int64_t hd[4], at = r->pos;   // kept softmax layers: the size follows the snapshot's pos
     int l;
-    if (bytes != lc_lolcats_run_snapshot_bytes(r))
+    lc_status st;
+    if (s->kv && bytes >= sizeof hd) {
+        memcpy(hd, in, sizeof hd);
+        if (hd[3] >= 0 && hd[3] <= (int64_t)1 << 40) at = hd[3];
+    }
+    if (bytes != lc__snap_bytes_at(r, at))
         return lc_error_set(err, LOLCATS_ERR_ARG, "snapshot of %zu bytes, but this run's state takes "
                             "%zu: a snapshot of another model or window", bytes,
-                            lc_lolcats_run_snapshot_bytes(r));
+                            lc__snap_bytes_at(r, at));
     memcpy(hd, in, sizeof hd);
     if (hd[0] != LC__SNAP_MAGIC || hd[1] != r->n_layers || hd[2] != (int64_t)lc__snap_floats(r) ||
         hd[3] < 0)
@@ -12893,10 +13287,13 @@ LCIMPL lc_status lc_lolcats_run_restore(lc_lolcats_run *r, const void *buf, size
                             "%lld floats per layer; the run has %d, %zu): take it with "
                             "lc_lolcats_run_snapshot", (long long)hd[1], (long long)hd[2],
                             r->n_layers, lc__snap_floats(r));
+    if (s->kv && (st = lc__li_kv_reserve(r, r->layers[0].Hk, r->layers[0].D, r->layers[0].H, hd[3], err)))
+        return st;
     in += sizeof hd;
     r->pos = hd[3];
     for (l = 0; l < r->n_layers; l++, in += sizeof(int64_t)) memcpy(&r->layers[l].pos, in, sizeof(int64_t));
     memcpy(s->state_mem, in, sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers);
+    lc__snap_kv(r, (char *)(uintptr_t)(in + sizeof(float) * lc__snap_floats(r) * (size_t)r->n_layers), r->pos, 0);
     return LOLCATS_OK;
 }
 
@@ -12990,6 +13387,10 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     }
     for (l = 0; l < dim; l++) s->norm_w[(size_t)2 * L * dim + l] = lc_weight_get(&m->rms_final, l);
     lc_rope_inv_freq(s->inv, c);
+    if ((status = lc__li_kv_init(r, lp, c, err))) {
+        lc_lolcats_run_free(r);
+        return status;
+    }
     return LOLCATS_OK;
 }
 
@@ -13079,15 +13480,104 @@ static int lc__li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_
     return rr;
 }
 
+// The linearized side of the one block (>>llama-block): projections with
+// LoRA (lc__li_proj); attention is the hybrid of layer l against its decode
+// state: prefill at position 0, the decode kernel for one token, the carried
+// sw prefill (lc__li_continue) for a later chunk; every token then enters the
+// state.
+typedef struct lc__li_blk {
+    lc_lolcats_run *r;
+    const lc_lolcats *lp;
+} lc__li_blk;
+
+static void lc__li_block_proj(const lc__block *b, int tg, float *y, float *xa, const float *x,
+                              const lc_weight *w, int T) {
+    const lc__li_blk *u = (const lc__li_blk *)b->user;
+    (void)xa;
+    lc__li_proj(b->ctx, u->lp, (lc__li_scratch *)u->r->priv, b->l, tg, y, x, w, T);
+}
+
+// A kept softmax layer: k, v into its cache at r->pos, the model's causal
+// softmax attention over it (as lc_model_forward).
+static void lc__li_softmax_attn(const lc__block *b, lc_lolcats_run *r, int n) {
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    const lc_model_config *c = b->c;
+    int Hk = c->n_kv_heads, D = c->head_dim, pos0 = (int)r->pos;
+    float *kc = s->kv[b->l], *vc = kc + (size_t)Hk * (size_t)s->kv_cap * D;
+    lc__kv_store(kc, b->kh, Hk, n, D, s->kv_cap, pos0);
+    lc__kv_store(vc, b->vh, Hk, n, D, s->kv_cap, pos0);
+    lc__model_attn(b->ctx, b->ym, s->att, b->qh, kc, vc, c->n_heads, Hk, n, D, s->kv_cap, pos0,
+                   c->sliding_window);
+    r->layers[b->l].pos += n;   // its (unused) decode state keeps the run's position
+}
+
+static void lc__li_block_attn(const lc__block *b, int n) {
+    const lc__li_blk *u = (const lc__li_blk *)b->user;
+    lc_lolcats_run *r = u->r;
+    const lc_lolcats *lp = u->lp;
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    const lc__prims *P = lc__prims_for(&r->ctx);
+    int l = b->l, H = b->c->n_heads, Hk = b->c->n_kv_heads, D = b->c->head_dim, f = lp->feature_dim;
+    int F = r->F, rows = n, off = 0, t, h;
+    int64_t pos0 = r->pos;
+    lc_decode_state *st = &r->layers[l];
+    const float *wf = lp->wf + (size_t)l * H, *y = s->yh;
+    size_t fo = (size_t)l * H * D * f, qd = (size_t)H * D;
+    if (s->soft && s->soft[l]) {
+        lc__li_softmax_attn(b, r, n);
+        return;
+    }
+    lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, lp->fbq ? lp->fbq + (size_t)l * H : NULL, 1, H, H,
+                n, D, f, &lp->fmap);
+    lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, lp->fbk ? lp->fbk + (size_t)l * H : NULL, 1, H, Hk,
+                n, D, f, &lp->fmap);
+    if (pos0 == 0) {  // prefill with the checkpoint's masks
+        lc_hybrid_cfg hc = lp->hybrid;
+        lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,
+                           s->phiq, s->phik, wf, NULL, NULL, 1, H, Hk, n, D, F, &hc);
+    } else if (n == 1) {
+        lc_attn_hybrid_decode(&r->ctx, s->yh, st, s->qh, s->kh, s->vh, s->phiq, s->phik, wf,
+                              lp->hybrid.affine);
+    } else {
+        off = lc__li_continue(r, s, st, wf, n);
+        rows = off + n;
+    }
+    if (!(pos0 > 0 && n == 1))  // the decode kernel pushed its token itself
+        for (t = 0; t < n; t++) lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
+    for (t = 0; t < n; t++)  // heads (H,rows,D), chunk rows from off -> (n, H*D)
+        for (h = 0; h < H; h++)
+            memcpy(b->ym + (size_t)t * qd + (size_t)h * D, y + ((size_t)h * rows + off + t) * D,
+                   sizeof(float) * D);
+}
+
+static void lc__li_block(lc__block *b, lc__li_blk *u, const lc_model *m, const lc_lolcats *lp,
+                         lc_lolcats_run *r, int l) {
+    const lc_model_config *c = &m->cfg;
+    lc__li_scratch *s = (lc__li_scratch *)r->priv;
+    u->r = r; u->lp = lp;
+    memset(b, 0, sizeof *b);
+    b->ctx = &r->ctx; b->c = c; b->lw = &m->layers[l]; b->l = l;
+    b->norm_att = s->norm_w + (size_t)(2 * l) * c->dim;
+    b->norm_ffn = s->norm_w + (size_t)(2 * l + 1) * c->dim;
+    b->cos_t = s->cos_t; b->sin_t = s->sin_t;
+    b->xn = b->o = b->hn = b->mo = s->xb;
+    b->q = s->q; b->k = s->k; b->v = s->v;
+    b->qh = s->qh; b->kh = s->kh; b->vh = s->vh;
+    b->ym = s->ym;
+    b->h = s->x;
+    b->g = b->hh = s->hb; b->u = s->hb2;
+    b->proj = lc__li_block_proj;
+    b->attn = lc__li_block_attn;
+    b->user = u;
+}
+
 LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_lolcats_run *r,
                                     const int *tokens, int n, float *logits_all, lc_error *err) {
     const lc_model_config *c = &m->cfg;
     lc__li_scratch *s = (lc__li_scratch *)r->priv;
-    const lc__prims *P = lc__prims_for(&r->ctx);
-    int dim = c->dim, D = c->head_dim, H = c->n_heads, Hk = c->n_kv_heads, hid = c->hidden_dim;
-    int V = c->vocab_size, f = lp->feature_dim, F = r->F, L = c->n_layers, t, l, i, h;
+    int dim = c->dim, D = c->head_dim, V = c->vocab_size, L = c->n_layers, t, l, i;
     int64_t pos0 = r->pos;
-    size_t qd = (size_t)H * D;
+    lc_status st;
     if (n <= 0) return LOLCATS_OK;
     if (n > r->max_tokens)
         return lc_error_set(err, LOLCATS_ERR_ARG, "lc_lolcats_forward: %d tokens, the run holds %d per call",
@@ -13108,6 +13598,7 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         for (i = 0; i < dim; i++)
             s->x[(size_t)t * dim + i] = lc_weight_get(&m->tok_emb, (int64_t)tokens[t] * dim + i);
     }
+    if (s->kv && (st = lc__li_kv_reserve(r, c->n_kv_heads, D, c->n_heads, pos0 + n, err))) return st;
     for (t = 0; t < n; t++)  // RoPE angles of positions pos0..pos0+n-1, as the model's table
         for (i = 0; i < D / 2; i++) {
             float ang = (float)(pos0 + t) * s->inv[i];
@@ -13115,48 +13606,10 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
             s->sin_t[(size_t)t * (D / 2) + i] = (float)sin((double)ang);
         }
     for (l = 0; l < L; l++) {
-        const lc_layer_weights *lw = &m->layers[l];
-        lc_decode_state *st = &r->layers[l];
-        const float *wf = lp->wf + (size_t)l * H, *y = s->yh;
-        size_t fo = (size_t)l * H * D * f;
-        int rows = n, off = 0;
-        lc_rmsnorm_fwd(s->xb, NULL, s->x, s->norm_w + (size_t)(2 * l) * dim, n, dim, c->norm_eps);
-        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_Q, s->q, s->xb, &lw->wq, n);
-        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_K, s->k, s->xb, &lw->wk, n);
-        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_V, s->v, s->xb, &lw->wv, n);
-        lc__qwen_qkv(c, lw, s->q, s->k, s->v, n, NULL, NULL);
-        lc_rope_split_fwd(s->qh, s->q, s->cos_t, s->sin_t, n, H, D, c->rope_interleaved);
-        lc_rope_split_fwd(s->kh, s->k, s->cos_t, s->sin_t, n, Hk, D, c->rope_interleaved);
-        lc_rope_split_fwd(s->vh, s->v, NULL, NULL, n, Hk, D, 0);
-        lc_fmap_fwd(&r->ctx, s->phiq, s->qh, lp->fmap_q + fo, lp->fbq ? lp->fbq + (size_t)l * H : NULL, 1, H, H,
-                    n, D, f, &lp->fmap);
-        lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, lp->fbk ? lp->fbk + (size_t)l * H : NULL, 1, H, Hk,
-                    n, D, f, &lp->fmap);
-        if (pos0 == 0) {  // prefill with the checkpoint's masks
-            lc_hybrid_cfg hc = lp->hybrid;
-            lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,
-                               s->phiq, s->phik, wf, NULL, NULL, 1, H, Hk, n, D, F, &hc);
-        } else if (n == 1) {
-            lc_attn_hybrid_decode(&r->ctx, s->yh, st, s->qh, s->kh, s->vh, s->phiq, s->phik, wf,
-                                  lp->hybrid.affine);
-        } else {
-            off = lc__li_continue(r, s, st, wf, n);
-            rows = off + n;
-        }
-        if (!(pos0 > 0 && n == 1))  // the decode kernel pushed its token itself
-            for (t = 0; t < n; t++) lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
-        for (t = 0; t < n; t++)  // heads (H,rows,D), chunk rows from off -> (n, H*D)
-            for (h = 0; h < H; h++)
-                memcpy(s->ym + (size_t)t * qd + (size_t)h * D, y + ((size_t)h * rows + off + t) * D,
-                       sizeof(float) * D);
-        lc__li_proj(&r->ctx, lp, s, l, LOLCATS_LORA_O, s->xb, s->ym, &lw->wo, n);
-        for (i = 0; i < n * dim; i++) s->x[i] += s->xb[i];
-        lc_rmsnorm_fwd(s->xb, NULL, s->x, s->norm_w + (size_t)(2 * l + 1) * dim, n, dim, c->norm_eps);
-        lc__li_mm(&r->ctx, s->hb, s->xb, lw->w1.data, lw->w1.dtype, n, hid, dim);
-        lc__li_mm(&r->ctx, s->hb2, s->xb, lw->w3.data, lw->w3.dtype, n, hid, dim);
-        lc_swiglu_fwd(s->hb, s->hb, s->hb2, (size_t)n * hid);
-        lc__li_mm(&r->ctx, s->xb, s->hb, lw->w2.data, lw->w2.dtype, n, dim, hid);
-        for (i = 0; i < n * dim; i++) s->x[i] += s->xb[i];
+        lc__block b;
+        lc__li_blk u;
+        lc__li_block(&b, &u, m, lp, r, l);
+        lc__block_fwd(&b, s->x, s->x, n);
     }
     r->pos = pos0 + n;
     if (logits_all) {

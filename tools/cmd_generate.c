@@ -224,6 +224,12 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "%s: state %zu bytes per sequence after %lld tokens (constant in the context; "
                         "run total with scratch %zu bytes); a softmax KV cache would hold %.0f bytes\n",
                 desc, lm.lrun.state_bytes, tool_lm_pos(&lm), lm.lrun.bytes, kv);
+        if (lm.lrun.kv_bytes_per_token)   /* kept softmax layers (softmax_layers metadata) */
+            fprintf(stderr, "%s: kept softmax layers %s: their KV cache holds %zu bytes per token (%.0f bytes "
+                            "after %lld tokens), grows with the context\n", desc,
+                    lc_lolcats_meta(&lm.lp, "softmax_layers") ? lc_lolcats_meta(&lm.lp, "softmax_layers") : "?",
+                    lm.lrun.kv_bytes_per_token, (double)lm.lrun.kv_bytes_per_token * (double)tool_lm_pos(&lm),
+                    tool_lm_pos(&lm));
     }
     rc = 0;
 done:

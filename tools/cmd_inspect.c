@@ -4,6 +4,7 @@
 #include "standalone.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *inspect_usage =
@@ -42,6 +43,13 @@ static int inspect_st(const char *path) {
         const char *k, *v;
         lc_st_meta_at(f, i, &k, &v);
         printf("  %-24s %s\n", k, v ? v : "");
+    }
+    if (lc_st_meta(f, "softmax_layers") && lc_st_meta(f, "n_kv_heads") && lc_st_meta(f, "head_dim")) {
+        const char *s = lc_st_meta(f, "softmax_layers");   /* kept softmax layers: their decode cost */
+        long n = *s ? 1 : 0, per = 2L * atol(lc_st_meta(f, "n_kv_heads")) * atol(lc_st_meta(f, "head_dim")) * 4;
+        for (; *s; s++) n += *s == ',';
+        printf("decode KV cache of the %ld kept softmax layer%s: %ld bytes per token of context\n", n,
+               n == 1 ? "" : "s", n * per);
     }
     printf("tensors:\n");
     for (i = 0; i < lc_st_count(f); i++) {

@@ -20,6 +20,7 @@
 #include "tool_mpi.h"
 #include "outsafe.h"
 #include "standalone.h"
+#include "softmax_layers.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -82,7 +83,9 @@ static const char *distill_usage =
     "                       (DIR/layer-A) instead of running the teacher's layers 0..A-1\n"
     "  --mpi                under mpirun -np K: the ranks split the layers, rank 0\n"
     "                       writes the files; the result equals one process's, bit for bit\n"
-    "                       (with --inputs, each rank reads DIR/layer-<its first layer>)\n";
+    "                       (with --inputs, each rank reads DIR/layer-<its first layer>)\n"
+    "  --softmax-layers LIST  layers kept softmax (e.g. 7,15): no transfer loss there, the\n"
+    "                       loss is the mean over the others; the checkpoint records them\n";
 
 static const char *cache_usage =
     "lolcats cache-inputs --model M [--tokenizer TOK] --data D --layers A:B[,C:D...] --out DIR [options]\n"
@@ -115,7 +118,9 @@ static const char *finetune_usage =
     "                       layout; feature maps and window factors stay in CKPT2\n"
     "  --mpi                under mpirun -np K: data parallel, each rank takes every K-th\n"
     "                       sequence of a step (and of validation), gradients are summed\n"
-    "                       over the ranks before each AdamW step; rank 0 writes the files\n";
+    "                       over the ranks before each AdamW step; rank 0 writes the files\n"
+    "  --softmax-layers LIST  layers kept softmax (exact softmax attention, LoRA still\n"
+    "                       trained); default: the --lolcats checkpoint's list (none)\n";
 
 static const char *linearize_usage =
     "lolcats linearize --model M [--tokenizer TOK] --data D --out CKPT [options]\n"
@@ -127,7 +132,11 @@ static const char *linearize_usage =
     "                       ambiguous between the stages\n"
     "  plus the options of distill and finetune (--variant, --window, --feature-map,\n"
     "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge, --peft)\n"
-    "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n";
+    "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n"
+    "  --softmax-layers LIST|auto:K  keep these layers' softmax attention (e.g. 7,15; the\n"
+    "                       original's softmax_attentions): stage 1 skips them, stage 2 and\n"
+    "                       inference run exact softmax with a KV cache there; auto:K keeps\n"
+    "                       the K layers with the highest validation loss after stage 1\n";
 
 typedef struct {
     const char *model_path, *tok_path, *data, *out, *json_log, *report, *lolcats_in, *merge, *peft;
@@ -147,6 +156,9 @@ typedef struct {
     int lr_set;
     uint64_t seed;
     int strict;                   /* --strict: the can-not-learn warnings are errors */
+    const char *softmax_arg;      /* --softmax-layers LIST|auto:K (softmax_layers.c) */
+    int softmax_auto;             /* K of auto:K, 0: a list */
+    unsigned char *softmax;       /* (L) the kept softmax layers, NULL: none */
 } train_opts;
 
 /* what a stage leaves for the report */
@@ -215,6 +227,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
         o->tc.hybrid.variant = tool_arg_choice(a, v, "tk|sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
     else if (ARG("--window")) o->tc.hybrid.window = tool_arg_int(a, v, 1, 1 << 20);
     else if (ARG("--inputs")) o->inputs = v;
+    else if (ARG("--softmax-layers")) { o->softmax_arg = v; o->softmax_auto = tool_softmax_layers_arg(argv[0], v); }
     else if (ARG("--shard-mb")) o->shard_mb = tool_arg_num(a, v, 0, 1 << 20, 1);
     else if (ARG("--layers")) {
         o->layers_arg = v;
@@ -476,8 +489,11 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
     }
     if (stage == 1 && d->n_val > 0) {
         tool_mpi_sum_f64(acc, (size_t)L);
-        for (l = b->b0; l < b->b1; l++) sum += acc[l];
-        cnt = (long long)d->n_val * (b->b1 - b->b0);
+        for (l = b->b0; l < b->b1; l++) {   /* kept softmax layers have no loss */
+            sum += acc[l];
+            cnt += !(t->cfg.softmax_layers && t->cfg.softmax_layers[l]);
+        }
+        cnt *= (long long)d->n_val;
         for (l = 0; layer && l < L; l++) layer[l] = acc[l] / (double)d->n_val;
     }
     free(ll);
@@ -535,6 +551,12 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     if (stage == 2) tool_fp_add(r, "lora_alpha", "--lora-alpha", "%.9g", (double)tc->lora_alpha);
     tool_fp_add(r, "train_fmaps", "--train-feature-maps", "%d", o->train_fmaps);
     tool_fp_add(r, "layers", "--layers", "%d:%d", b->b0, b->b1);
+    if (o->softmax_arg) tool_fp_add(r, "softmax_layers", "--softmax-layers", "%s", o->softmax_arg);
+    else if (tc->softmax_layers && lp_in) {   /* only when kept: older state files stay valid */
+        char sl[160];
+        lc_softmax_layers_format(sl, sizeof sl, tc->softmax_layers, lp_in->n_layers);
+        tool_fp_add(r, "softmax_layers", "the --lolcats checkpoint's softmax_layers", "%s", sl);
+    }
     if (lp_in) tool_fp_add(r, "lolcats_in", "the stage 1 checkpoint (--lolcats)", "%016llx",
                            (unsigned long long)tool_fp_lolcats(lp_in));
     return 0;
@@ -649,6 +671,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     tc.max_tokens = T;
     tc.seed = o->seed;
     tc.attn = LOLCATS_ATTN_HYBRID;
+    tc.softmax_layers = o->softmax ? o->softmax : stage == 2 ? lp_in->softmax_layers : NULL;
     if (stage == 1) {
         tc.trainable = LOLCATS_TRAIN_FMAPS;
         tc.lora_rank = 0;
@@ -1418,6 +1441,11 @@ static int cmd_stage(int argc, char **argv, int which) {
                 which != 1 ? ", --lora-rank" : "");
         return 2;
     }
+    if (o.softmax_arg && which == 4)
+        tool_arg_fail(argv[0], "--softmax-layers is an option of distill, finetune and linearize");
+    if (o.softmax_auto && (which != 3 || o.no_at))
+        tool_arg_fail(argv[0], "--softmax-layers auto:%d chooses after stage 1 of linearize: give a list here%s",
+                      o.softmax_auto, o.no_at ? " (or drop --no-attention-transfer)" : "");
     if (which == 4) {
         if (!o.model_path || !o.data || !o.out) tool_die_usage(usage);
         if (train_preflight(&o, which, argc, argv)) return 1;
@@ -1440,6 +1468,13 @@ static int cmd_stage(int argc, char **argv, int which) {
     if (train_preflight(&o, which, argc, argv)) { tool_mpi_finalize(); return 1; }
     if (env_open(&e, &o)) { env_close(&e); tool_mpi_finalize(); return 1; }
     stage_checks(&o, &e, which);
+    if (o.softmax_arg && !o.softmax_auto) {   /* a list: every stage keeps those layers softmax */
+        if (!(o.softmax = (unsigned char *)calloc((size_t)e.m.cfg.n_layers, 1))) { rc = 1; goto done; }
+        tool_softmax_layers_resolve(argv[0], o.softmax_arg, e.m.cfg.n_layers, o.softmax);
+    }
+    if (o.softmax_auto && e.d.n_val <= 0)
+        tool_arg_fail(argv[0], "--softmax-layers auto:%d ranks the layers by their validation loss: give "
+                      "validation sequences (--val-seqs > 0)", o.softmax_auto);
     if (which == 1) {
         rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr1, o.out, &rs[0]);
         nres = 1;
@@ -1447,6 +1482,7 @@ static int cmd_stage(int argc, char **argv, int which) {
         lc_lolcats lp;
         if (lc_lolcats_load(&lp, o.lolcats_in, &e.m, &err)) { tool_report(&err); goto done; }
         rc = run_stage(&o, 2, &e.m, &e.d, &lp, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr2, o.out, &rs[0]);
+        if (!rc) tool_softmax_layers_memory("finetune", &e.m.cfg, o.softmax ? o.softmax : lp.softmax_layers);
         lc_lolcats_free(&lp);
         nres = 1;
         if (!rc) rc = finish_stage2(&o, &e, o.out);
@@ -1474,15 +1510,21 @@ static int cmd_stage(int argc, char **argv, int which) {
         } else {
             rc = run_stage(&o, 1, &e.m, &e.d, NULL, default_budget(&o, &e, o.tokens1), o.lr1, s1, &rs[nres++]);
             if (rc) goto done;
+            if (o.softmax_auto) {   /* the K layers stage 1 linearized worst stay softmax */
+                if (!(o.softmax = (unsigned char *)calloc((size_t)e.m.cfg.n_layers, 1))) { rc = 1; goto done; }
+                tool_softmax_layers_auto(o.softmax, rs[0].layer_after, e.m.cfg.n_layers, o.softmax_auto);
+            }
         }
         if (lc_lolcats_load(&lp, s1, &e.m, &err)) { rc = tool_report(&err); goto done; }
         rc = run_stage(&o, 2, &e.m, &e.d, &lp, default_budget(&o, &e, o.tokens2), o.lr2, o.out, &rs[nres++]);
+        if (!rc) tool_softmax_layers_memory("linearize", &e.m.cfg, o.softmax ? o.softmax : lp.softmax_layers);
         lc_lolcats_free(&lp);
         if (!rc) rc = finish_stage2(&o, &e, o.out);
     }
     if (!rc && o.report && tool_mpi_rank() == 0) rc = write_report(o.report, &o, rs, nres);
 done:
     for (i = 0; i < 2; i++) stage_free(&rs[i]);
+    free(o.softmax);
     env_close(&e);
     tool_mpi_finalize();
     return rc;
