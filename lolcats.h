@@ -264,11 +264,13 @@ typedef struct lc_hybrid_cfg {
     int variant;                  // LOLCATS_WINDOW_TK (default) or _SW
     int window;                   // w, default 64
     int affine;                   // lambda = 1 - gamma instead of 1
+    int sinks;                    // S >= 0 attention sinks, default 0: keys 0..S-1 are
+                                  // window keys of every query (never linear)
 } lc_hybrid_cfg;
 
 LCAPI lc_hybrid_cfg lc_hybrid_cfg_default(void);
 // Mask of key j for query i in a sequence of n: 1 window, 2 linear, 3 both
-// (the tk N <= w quirk), 0 masked.
+// (the tk N <= w quirk), 0 masked. Sink keys j < cfg->sinks (j <= i) are 1.
 LCAPI int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j);
 
 // Two forms behind one call. With work (lc_attn_hybrid_work_floats) and no
@@ -363,12 +365,21 @@ typedef struct lc_decode_state {
     float *phik_ring;             // (H,w,F)
     float *S;                     // (H,F,D)
     float *z;                     // (H,F)
+    int sinks;                    // S attention sinks (lc_hybrid_cfg.sinks), 0: none
+    float *k_sink;                // (Hk,S,D) keys of positions 0..S-1, NULL when S = 0
+    float *v_sink;                // (Hk,S,D)
 } lc_decode_state;
 
 LCAPI size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window);
 // Cuts mem (lc_decode_state_floats floats) into the views and zeroes it.
 LCAPI void lc_decode_state_init(lc_decode_state *st, float *mem,
                                 int H, int Hk, int D, int F, int window);
+// With S >= 0 attention sinks: the state also keeps the first S keys / values,
+// which stay window keys for every later token and never enter S, z (as the
+// prefill with cfg.sinks = S). S = 0: the two functions above.
+LCAPI size_t lc_decode_state_floats_sinks(int H, int Hk, int D, int F, int window, int sinks);
+LCAPI void lc_decode_state_init_sinks(lc_decode_state *st, float *mem, int H, int Hk, int D,
+                                      int F, int window, int sinks);
 LCAPI void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y /*(H,D)*/,
                                  lc_decode_state *st,
                                  const float *q /*(H,D)*/, const float *k /*(Hk,D)*/,
@@ -2530,6 +2541,7 @@ LCIMPL lc_hybrid_cfg lc_hybrid_cfg_default(void) {
     c.variant = LOLCATS_WINDOW_TK;
     c.window = 64;
     c.affine = 0;
+    c.sinks = 0;
     return c;
 }
 
@@ -2553,6 +2565,7 @@ static void lc__hybrid_range(const lc_hybrid_cfg *cfg, int N, int i, int *j0, in
 LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
     int j0, both;
     if (j > i || j < 0 || i >= n) return 0;
+    if (j < cfg->sinks) return 1;  // sinks: window keys of every query
     lc__hybrid_range(cfg, n, i, &j0, &both);
     if (both) return 3;
     return j >= j0 ? 1 : 2;
@@ -2560,19 +2573,31 @@ LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
 
 static float lc__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// Window part of query row i: keys [j0, i]. Sets *mx = m_i, adds E_ij v_j to
-// y_row (and E_ij to a_row), returns sum_j E_ij.
+// >>sinks (attention sinks, cfg->sinks = S): keys [0, S) are window keys of
+// every row i >= j and never linear keys. Row i's window is the ns = min(S, j0)
+// sink keys before its range, then [j0, i]; its linear keys are [max(S, 0), jl).
+// S = 0 leaves every loop as it was (ns = 0, linear keys from 0).
+static int lc__hyb_nsink(const lc_hybrid_cfg *cfg, int j0) {
+    return cfg->sinks < j0 ? cfg->sinks : j0;
+}
+// j over [0, ns) then [j0, i], in that order
+#define LC__HYB_WIN_FOR(j, ns, j0, i) \
+    for ((j) = (ns) > 0 ? 0 : (j0); (j) <= (i); (j) = (j) + 1 == (ns) ? (j0) : (j) + 1)
+// >>sinks-end
+
+// Window part of query row i: keys [0, ns) (sinks) and [j0, i]. Sets *mx = m_i,
+// adds E_ij v_j to y_row (and E_ij to a_row), returns sum_j E_ij.
 static double lc__hyb_win_fwd(const lc__prims *P, float *y_row, float *a_row, float *mx_out,
-                              const float *q_bhi, const float *k_bg, const float *v_bg, int j0,
-                              int i, int D, float scale, float gam) {
+                              const float *q_bhi, const float *k_bg, const float *v_bg, int ns,
+                              int j0, int i, int D, float scale, float gam) {
     float mx = -INFINITY;
     double sum = 0;
     int j;
-    for (j = j0; j <= i; j++) {
+    LC__HYB_WIN_FOR(j, ns, j0, i) {
         float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
         if (s > mx) mx = s;
     }
-    for (j = j0; j <= i; j++) {
+    LC__HYB_WIN_FOR(j, ns, j0, i) {
         float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
         sum += (double)e;
         P->axpy(y_row, e, v_bg + (size_t)j * D, D);
@@ -2588,15 +2613,15 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
                             double *dgam, const float *q_bhi, const float *k_bg,
                             const float *v_bg, const float *dy_bhi, const float *gv,
                             const float *da_bhi, float dyy, float dn, float den0, float ca,
-                            float mx, int j0, int i, int D, float scale, float gam) {
+                            float mx, int ns, int j0, int i, int D, float scale, float gam) {
     double dm = 0;
     int j, nmax = 0;
     float amax = -INFINITY;  // the arg-max is found again from this function's own scores:
-    for (j = j0; j <= i; j++) {  // the saved m may come from another form (GEMM rounding)
+    LC__HYB_WIN_FOR(j, ns, j0, i) {  // the saved m may come from another form (GEMM rounding)
         float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
         amax = s > amax ? s : amax;
     }
-    for (j = j0; j <= i; j++) {
+    LC__HYB_WIN_FOR(j, ns, j0, i) {
         const float *k_bgj = k_bg + (size_t)j * D;
         float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
         float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f, t;
@@ -2611,7 +2636,7 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
     }
     if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
         float share = (float)(dm / nmax) * scale;
-        for (j = j0; j <= i; j++) {
+        LC__HYB_WIN_FOR(j, ns, j0, i) {
             const float *k_bgj = k_bg + (size_t)j * D;
             if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
             if (dq_bhi) P->axpy(dq_bhi, share, k_bgj, D);
@@ -2647,12 +2672,13 @@ static void lc__hybrid_fwd_quad(const lc_ctx *ctx, float *y, float *a, float *m,
             double sum;
             int j0, both, jl;
             lc__hybrid_range(cfg, N, i, &j0, &both);
-            jl = both ? i + 1 : j0;  // linear keys are [0, jl)
+            jl = both ? i + 1 : j0;  // linear keys are [0, jl) (sinks: [S, jl))
             for (d = 0; d < D; d++) y_bhi[d] = 0;
             if (a_bhi)
                 for (j = 0; j < N; j++) a_bhi[j] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
-            for (j = 0; j < jl; j++) {
+            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, lc__hyb_nsink(cfg, j0),
+                                  j0, i, D, scale, gam);
+            for (j = cfg->sinks; j < jl; j++) {
                 float l = lam * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                 sum += (double)l;
                 P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
@@ -2686,7 +2712,7 @@ static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *d
     int bh;
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = cfg->sinks;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
         const float *phik_bh = phik + (size_t)bh * N * F;
@@ -2714,7 +2740,8 @@ static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *d
                 }
             }
             for (d = 0; d < D; d++) y_bhi[d] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
+            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, lc__hyb_nsink(cfg, j0),
+                                  j0, i, D, scale, gam);
             for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
             dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
             for (d = 0; d < D; d++) y_bhi[d] /= dn;
@@ -2736,12 +2763,12 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && cfg->sinks >= 0 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D);
     if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
         work = NULL;  // the scalar path, or non-finite inputs: the definition itself
-    if (work && !a && cfg->window <= LC__HYB_WMAX)
+    if (work && !a && cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else if (work && !a)
@@ -2817,16 +2844,17 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
                 }
                 if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
                     double t = 0;
-                    for (j = j0; j <= i; j++)
+                    LC__HYB_WIN_FOR(j, lc__hyb_nsink(cfg, j0), j0, i)
                         t += (double)da_bhi[j] * (double)gam *
                              (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
-                    for (j = 0; j < jl; j++)
+                    for (j = cfg->sinks; j < jl; j++)
                         t += (double)da_bhi[j] * (double)lam * (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                     ca = (float)(-t / ((double)den0 * (double)den0));
                 }
                 lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                da_bhi, dyy, dn, den0, ca, mx, j0, i, D, scale, gam);
-                for (j = 0; j < jl; j++) {  // linear keys
+                                da_bhi, dyy, dn, den0, ca, mx, lc__hyb_nsink(cfg, j0), j0, i, D,
+                                scale, gam);
+                for (j = cfg->sinks; j < jl; j++) {  // linear keys
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float qk = P->dot(phiq_bhi, phik_bhj, F);
                     float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
@@ -2889,7 +2917,7 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
         float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         float gv[1024];
         for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+            int h = g * rep + r, bh = b * H + h, jadd = cfg->sinks, jnext;
             const float *phik_bh = phik + (size_t)bh * N * F;
             float *dphik_bh = dphik + (size_t)bh * N * F;
             float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
@@ -2919,7 +2947,8 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                 }
                 for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
                 lc__hyb_win_bwd(P, dq ? dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                NULL, dyy, dn, dn, 0, m[row], j0, i, D, scale, gam);
+                                NULL, dyy, dn, dn, 0, m[row], lc__hyb_nsink(cfg, j0), j0, i, D,
+                                scale, gam);
                 qz = (double)P->dot(phiq_bhi, z, F);
                 for (c = 0; c < F; c++) {
                     float sg = P->dot(S + (size_t)c * D, gv, D);
@@ -2938,7 +2967,7 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                     jlo = both ? i + 1 : j0;
                     if (i == N - 1) jnext = jlo;
                 }
-                for (j = jlo; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
+                for (j = jlo > cfg->sinks ? jlo : cfg->sinks; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float *dphik_bhj = dphik_bh + (size_t)j * F;
                     for (c = 0; c < F; c++) {
@@ -2982,12 +3011,12 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
+    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && cfg->sinks >= 0 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
     if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
         work = NULL;  // the scalar path, or non-finite inputs: the definition itself
-    if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
+    if (work && dy && !da && cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
                              F, cfg);
@@ -3091,23 +3120,82 @@ LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, flo
 // into the linear state: S += phik_old v_old^T, z += phik_old. Then
 //   y = (sum_ring gamma exp(s - m) v + lambda phiq S) / (sum_ring gamma exp(s - m) + lambda phiq.z)
 // with no eps, exactly the sw prefill. For tk models this differs from the
-// terraced prefill, as in the original.
+// terraced prefill, as in the original. Sinks (S > 0): the first S keys are
+// also kept beside the ring; once out of it they still join the window sums
+// (and m) and never enter S, z.
+
+// >>decode-sinks: the sink keys of a decode state (see lc_decode_state_init_sinks).
+// Sink keys that left the ring after this token is added (pos = tokens before it).
+static int lc__dec_nsink(const lc_decode_state *st) {
+    int64_t left = st->pos + 1 - st->window;  // keys [0, left) are out of the ring
+    if (left <= 0 || st->sinks <= 0) return 0;
+    return left < st->sinks ? (int)left : st->sinks;
+}
+
+static void lc__dec_keep_sink(lc_decode_state *st, const float *k, const float *v) {
+    int g, S = st->sinks, D = st->D;
+    for (g = 0; g < st->Hk; g++) {
+        memcpy(st->k_sink + ((size_t)g * S + st->pos) * D, k + (size_t)g * D, sizeof(float) * D);
+        memcpy(st->v_sink + ((size_t)g * S + st->pos) * D, v + (size_t)g * D, sizeof(float) * D);
+    }
+}
+
+static float lc__dec_sink_max(const lc__prims *P, const lc_decode_state *st, int g,
+                              const float *q_h, float scale, int ns, float mx) {
+    const float *k_g = st->k_sink + (size_t)g * st->sinks * st->D;
+    int t;
+    for (t = 0; t < ns; t++) {
+        float s = P->dot(q_h, k_g + (size_t)t * st->D, st->D) * scale;
+        if (s > mx) mx = s;
+    }
+    return mx;
+}
+
+// adds gamma exp(s - mx) v of the ns sink keys to y_h, returns their sum
+static double lc__dec_sink_sum(const lc__prims *P, const lc_decode_state *st, int g, float *y_h,
+                               const float *q_h, float scale, int ns, float mx, float gam) {
+    const float *k_g = st->k_sink + (size_t)g * st->sinks * st->D;
+    const float *v_g = st->v_sink + (size_t)g * st->sinks * st->D;
+    double sum = 0;
+    int t;
+    for (t = 0; t < ns; t++) {
+        float e = gam * expf(P->dot(q_h, k_g + (size_t)t * st->D, st->D) * scale - mx);
+        sum += (double)e;
+        P->axpy(y_h, e, v_g + (size_t)t * st->D, st->D);
+    }
+    return sum;
+}
+// >>decode-sinks-end
 
 LCIMPL size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window) {
-    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
-           (size_t)H * F;
+    return lc_decode_state_floats_sinks(H, Hk, D, F, window, 0);
 }
 
 LCIMPL void lc_decode_state_init(lc_decode_state *st, float *mem, int H, int Hk, int D, int F,
                                  int window) {
+    lc_decode_state_init_sinks(st, mem, H, Hk, D, F, window, 0);
+}
+
+// Layout: k_ring v_ring phik_ring S z, then (sinks) k_sink v_sink.
+LCIMPL size_t lc_decode_state_floats_sinks(int H, int Hk, int D, int F, int window, int sinks) {
+    LOLCATS_ASSERT(sinks >= 0);
+    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
+           (size_t)H * F + (size_t)Hk * sinks * D * 2;
+}
+
+LCIMPL void lc_decode_state_init_sinks(lc_decode_state *st, float *mem, int H, int Hk, int D,
+                                       int F, int window, int sinks) {
     st->H = H; st->Hk = Hk; st->D = D; st->F = F; st->window = window;
     st->pos = 0;
-    memset(mem, 0, sizeof(float) * lc_decode_state_floats(H, Hk, D, F, window));
+    memset(mem, 0, sizeof(float) * lc_decode_state_floats_sinks(H, Hk, D, F, window, sinks));
     st->k_ring = mem;
     st->v_ring = st->k_ring + (size_t)Hk * window * D;
     st->phik_ring = st->v_ring + (size_t)Hk * window * D;
     st->S = st->phik_ring + (size_t)H * window * F;
     st->z = st->S + (size_t)H * F * D;
+    st->sinks = sinks;
+    st->k_sink = sinks > 0 ? st->z + (size_t)H * F : NULL;
+    st->v_sink = sinks > 0 ? st->k_sink + (size_t)Hk * sinks * D : NULL;
 }
 
 LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *st,
@@ -3117,8 +3205,10 @@ LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *
     const lc__prims *P = lc__prims_for(ctx);
     int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g;
     int slot = (int)(st->pos % w), count = st->pos + 1 < w ? (int)st->pos + 1 : w;
+    int ns = lc__dec_nsink(st);  // sink keys that left the ring: window keys still
     float scale = lc__attn_scale(D);
-    if (st->pos >= w) {  // evict the oldest key into the linear state
+    if (st->pos < st->sinks) lc__dec_keep_sink(st, k, v);
+    if (st->pos >= w && st->pos - w >= st->sinks) {  // evict the oldest key into the linear state
         for (h = 0; h < H; h++) {
             int gg = h / (H / Hk), c;
             const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
@@ -3148,12 +3238,14 @@ LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *
             float s = P->dot(q_h, k_g + (size_t)t * D, D) * scale;
             if (s > mx) mx = s;
         }
+        if (ns) mx = lc__dec_sink_max(P, st, gg, q_h, scale, ns, mx);
         for (d = 0; d < D; d++) y_h[d] = 0;
         for (t = 0; t < count; t++) {
             float e = gam * expf(P->dot(q_h, k_g + (size_t)t * D, D) * scale - mx);
             sum += (double)e;
             P->axpy(y_h, e, v_g + (size_t)t * D, D);
         }
+        if (ns) sum += lc__dec_sink_sum(P, st, gg, y_h, q_h, scale, ns, mx, gam);
         for (c = 0; c < F; c++) P->axpy(y_h, lam * phiq_h[c], st->S + ((size_t)h * F + c) * D, D);
         sum += (double)(lam * P->dot(phiq_h, st->z + (size_t)h * F, F));
         for (d = 0; d < D; d++) y_h[d] = (float)((double)y_h[d] / sum);
@@ -6971,6 +7063,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
 static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
                          const lc_hybrid_cfg *cfg) {
     return cfg->variant == LOLCATS_WINDOW_TK && cfg->window == LC__HYB_ROWS &&
+           !cfg->sinks &&  // sinks: the two-call form (the tiles carry no sink keys)
            N > LC__HYB_ROWS && N % LC__HYB_ROWS == 0 && H % Hk == 0 &&
            lc__sm_plan_for(ctx, pl, H / Hk, N, D) && pl->tq == LC__HYB_ROWS;
 }
@@ -11937,7 +12030,7 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     return LOLCATS_OK;
 }
 
-#define LC__CKPT_NMETA 16
+#define LC__CKPT_NMETA 17
 // The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
 // values formatted into vals; returns the number of pairs.
 static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48], int rope_interleaved,
@@ -11952,6 +12045,7 @@ static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48]
     LC__META("halfspace", "%d", lp->fmap.halfspace);
     LC__META("eps", "%.9g", (double)lp->fmap.eps);
     LC__META("affine", "%d", lp->hybrid.affine);
+    if (lp->hybrid.sinks > 0) LC__META("sinks", "%d", lp->hybrid.sinks);  // absent: 0
     LC__META("lora_rank", "%d", lora_rank);
     LC__META("lora_alpha", "%.9g", (double)lp->lora_alpha);
     LC__META("n_layers", "%d", lp->n_layers);
@@ -12117,7 +12211,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lc_st_file *f = NULL;
     lc__lolcats_priv *pv;
     char file[4096], nm[128], hint[160];
-    long long L, H, Hk, D, dim, fd, win, half, aff, r, v;
+    long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v;
     double eps, alpha;
     const char *s;
     int l, tg, i, act, variant, interleaved, nb = 0;
@@ -12149,6 +12243,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         (st = lc__meta_int(f, "window", 1, 0, 1, 1 << 30, &win, err)) ||
         (st = lc__meta_int(f, "halfspace", 0, 0, 0, 1, &half, err)) ||
         (st = lc__meta_int(f, "affine", 0, 0, 0, 1, &aff, err)) ||
+        (st = lc__meta_int(f, "sinks", 0, 0, 0, 1 << 30, &snk, err)) ||
         (st = lc__meta_int(f, "lora_rank", 0, 0, 0, 4096, &r, err)) ||
         (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
         (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
@@ -12200,6 +12295,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->dim = (int)dim; lp->feature_dim = (int)fd; lp->rope_interleaved = interleaved;
     lp->fmap.act = (lc_fmap_act)act; lp->fmap.halfspace = (int)half; lp->fmap.eps = (float)eps;
     lp->hybrid.variant = variant; lp->hybrid.window = (int)win; lp->hybrid.affine = (int)aff;
+    lp->hybrid.sinks = (int)snk;
     lp->lora_rank = (int)r; lp->lora_alpha = (float)alpha;
     per = (size_t)H * D * fd;
     total = 2 * per * L + 3 * (size_t)L * H;
