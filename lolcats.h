@@ -3132,11 +3132,12 @@ static int lc__dec_nsink(const lc_decode_state *st) {
     return left < st->sinks ? (int)left : st->sinks;
 }
 
-static void lc__dec_keep_sink(lc_decode_state *st, const float *k, const float *v) {
+// keeps the key / value of position st->pos (< sinks); kv head g at k + g ld
+static void lc__dec_keep_sink(lc_decode_state *st, const float *k, const float *v, size_t ld) {
     int g, S = st->sinks, D = st->D;
     for (g = 0; g < st->Hk; g++) {
-        memcpy(st->k_sink + ((size_t)g * S + st->pos) * D, k + (size_t)g * D, sizeof(float) * D);
-        memcpy(st->v_sink + ((size_t)g * S + st->pos) * D, v + (size_t)g * D, sizeof(float) * D);
+        memcpy(st->k_sink + ((size_t)g * S + st->pos) * D, k + (size_t)g * ld, sizeof(float) * D);
+        memcpy(st->v_sink + ((size_t)g * S + st->pos) * D, v + (size_t)g * ld, sizeof(float) * D);
     }
 }
 
@@ -3207,7 +3208,7 @@ LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *
     int slot = (int)(st->pos % w), count = st->pos + 1 < w ? (int)st->pos + 1 : w;
     int ns = lc__dec_nsink(st);  // sink keys that left the ring: window keys still
     float scale = lc__attn_scale(D);
-    if (st->pos < st->sinks) lc__dec_keep_sink(st, k, v);
+    if (st->pos < st->sinks) lc__dec_keep_sink(st, k, v, (size_t)D);
     if (st->pos >= w && st->pos - w >= st->sinks) {  // evict the oldest key into the linear state
         for (h = 0; h < H; h++) {
             int gg = h / (H / Hk), c;
@@ -12732,8 +12733,8 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
     int l;
     for (l = 0; l < r->n_layers; l++) {
         lc_decode_state *st = &r->layers[l];
-        lc_decode_state_init(st, s->state_mem + (size_t)l * lc_decode_state_floats(st->H, st->Hk, st->D,
-                             st->F, st->window), st->H, st->Hk, st->D, st->F, st->window);
+        lc_decode_state_init_sinks(st, s->state_mem + (size_t)l * lc_decode_state_floats_sinks(st->H, st->Hk, st->D,
+                             st->F, st->window, st->sinks), st->H, st->Hk, st->D, st->F, st->window, st->sinks);
     }
     r->pos = 0;
 }
@@ -12743,7 +12744,7 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
 #define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
 static size_t lc__snap_floats(const lc_lolcats_run *r) {
     const lc_decode_state *st = &r->layers[0];
-    return lc_decode_state_floats(st->H, st->Hk, st->D, st->F, st->window);
+    return lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks);
 }
 
 LCIMPL size_t lc_lolcats_run_snapshot_bytes(const lc_lolcats_run *r) {
@@ -12803,9 +12804,9 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     w = lp->hybrid.window;
     F = lc_fmap_out_dim(&lp->fmap, lp->feature_dim);
     T = max_tokens > 0 ? max_tokens : 1;
-    R = w + T;
+    R = w + T + lp->hybrid.sinks;  // sinks: lc__li_continue's rows start with them
     xd = qd > (size_t)dim ? qd : (size_t)dim;
-    st_n = lc_decode_state_floats(H, Hk, D, F, w);
+    st_n = lc_decode_state_floats_sinks(H, Hk, D, F, w, lp->hybrid.sinks);
     s = (lc__li_scratch *)LOLCATS_MALLOC(sizeof *s);
     r->layers = (lc_decode_state *)LOLCATS_MALLOC(sizeof(lc_decode_state) * (size_t)L);
     r->priv = s;
@@ -12869,7 +12870,7 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     r->bytes = sizeof(float) * total + sizeof *s + sizeof(lc_decode_state) * (size_t)L;
     for (l = 0; l < L; l++) {
         int i;
-        lc_decode_state_init(&r->layers[l], s->state_mem + st_n * l, H, Hk, D, F, w);
+        lc_decode_state_init_sinks(&r->layers[l], s->state_mem + st_n * l, H, Hk, D, F, w, lp->hybrid.sinks);
         for (i = 0; i < dim; i++) {
             s->norm_w[(size_t)(2 * l) * dim + i] = lc_weight_get(&m->layers[l].rms_att, i);
             s->norm_w[(size_t)(2 * l + 1) * dim + i] = lc_weight_get(&m->layers[l].rms_ffn, i);
@@ -12908,7 +12909,8 @@ static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh
                         const float *phik, int T, int t) {
     int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g, c;
     int slot = (int)(st->pos % w);
-    if (st->pos >= w) {
+    if (st->pos < st->sinks) lc__dec_keep_sink(st, kh + (size_t)t * D, vh + (size_t)t * D, (size_t)T * D);
+    if (st->pos >= w && st->pos - w >= st->sinks) {  // sinks never enter S, z
         for (h = 0; h < H; h++) {
             const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
             const float *v_old = st->v_ring + ((size_t)(h / (H / Hk)) * w + slot) * D;
@@ -12936,18 +12938,26 @@ static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh
 static int lc__li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
                            const float *wf, int n) {
     int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window;
-    int rr = st->pos < w ? (int)st->pos : w, N = rr + n, h, g, t;
+    int nr = st->pos < w ? (int)st->pos : w, h, g, t;
+    // sinks: the ns sink keys out of the ring lead (rows 0..ns-1 then match positions)
+    int ns = st->pos - nr < st->sinks ? (int)(st->pos - nr) : st->sinks, rr = ns + nr, N = rr + n;
     lc_hybrid_cfg sw = r->hybrid;
     sw.variant = LOLCATS_WINDOW_SW;
-    for (t = 0; t < rr; t++) {  // ring keys, oldest first
-        int slot = (int)((st->pos - rr + t) % w);
+    for (t = 0; t < rr; t++) {  // sink keys, then ring keys, oldest first
+        int slot = (int)((st->pos - nr + t - ns) % w);
+        const float *kr = t < ns ? st->k_sink + (size_t)t * D : st->k_ring + (size_t)slot * D;
+        const float *vr = t < ns ? st->v_sink + (size_t)t * D : st->v_ring + (size_t)slot * D;
+        size_t ld = t < ns ? (size_t)st->sinks * D : (size_t)w * D;
         for (g = 0; g < Hk; g++) {
-            memcpy(s->kc + ((size_t)g * N + t) * D, st->k_ring + ((size_t)g * w + slot) * D, sizeof(float) * D);
-            memcpy(s->vc + ((size_t)g * N + t) * D, st->v_ring + ((size_t)g * w + slot) * D, sizeof(float) * D);
+            memcpy(s->kc + ((size_t)g * N + t) * D, kr + (size_t)g * ld, sizeof(float) * D);
+            memcpy(s->vc + ((size_t)g * N + t) * D, vr + (size_t)g * ld, sizeof(float) * D);
         }
         for (h = 0; h < H; h++) {
-            memcpy(s->phikc + ((size_t)h * N + t) * F, st->phik_ring + ((size_t)h * w + slot) * F,
-                   sizeof(float) * F);
+            if (t < ns)  // never linear keys: any features do
+                memset(s->phikc + ((size_t)h * N + t) * F, 0, sizeof(float) * F);
+            else
+                memcpy(s->phikc + ((size_t)h * N + t) * F, st->phik_ring + ((size_t)h * w + slot) * F,
+                       sizeof(float) * F);
             memset(s->qc + ((size_t)h * N + t) * D, 0, sizeof(float) * D);
             memset(s->phiqc + ((size_t)h * N + t) * F, 0, sizeof(float) * F);
         }
