@@ -13418,6 +13418,7 @@ LCIMPL lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, floa
         rc->hybrid.variant = s && !strcmp(s, "sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
         if ((st = lc__ref_meta_int(in, "window", 64, 1, 1 << 30, &rc->hybrid.window, err))) return st;
         if ((st = lc__ref_meta_int(in, "affine", 0, 0, 1, &rc->hybrid.affine, err))) return st;
+        if ((st = lc__ref_meta_int(in, "sinks", 0, 0, 1 << 30, &rc->hybrid.sinks, err))) return st;
         if ((st = lc__ref_get(in, "window_factors", 1, 1, wb, &pool, &used, cap, &rc->wf, err))) return st;
         wsz[0] = rc->B; wsz[1] = rc->H; wsz[2] = F; wsz[3] = rc->D;
         wz[0] = rc->B; wz[1] = rc->H; wz[2] = F;
@@ -14434,12 +14435,24 @@ static const lc__grid_case lc__grid[] = {
     {"tk_state",            2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state (kv_state, k_state)"},
     {"sw_state",            2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state"},
     {"tk_da",               2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "gradient of the attention weights (da)"},
+    // attention sinks: the S of "sinksS" in the name (lc__grid_sinks)
+    {"tk_sinks4",           2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"},
+    {"sw_sinks4",           2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"},
+    {"tk_sinks1_n40",       2, 1, 64, 1, 2, 2, 40,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "a sink in the N <= w quirk: window only"},
+    {"sw_sinks4_state",     2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "sinks with a carried state"},
+    {"tk_sinks4_da",        2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "sinks, gradient of the weights (da)"},
     {"softmax_n129",        0, 0, 0,  1, 4, 2, 129, 64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, "teacher softmax, GQA 2"},
     {"softmax_n1",          0, 0, 0,  1, 4, 2, 1,   64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
     {"linear_n129",         1, 0, 0,  1, 4, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "pure linear attention"},
     {"linear_n1",           1, 0, 0,  1, 4, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
 };
 #define LC__GRID_TABLE ((int)(sizeof lc__grid / sizeof lc__grid[0]))
+
+// the attention sinks of a grid case: S in "sinksS" of its name, else 0
+static int lc__grid_sinks(const char *name) {
+    const char *p = strstr(name, "sinks");
+    return p ? atoi(p + 5) : 0;
+}
 #define LC__GRID_DECODE 64   // decode after a prefill at every offset mod 64
 
 LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE; }
@@ -14522,7 +14535,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     const char *meta[2 * 12], *mf[2 * 13];
     lc__grid_in in;
     int nt = 0, F, t, n_out = 0;
-    char win[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
+    char win[16], snk[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
     lc_ref_result *r32 = NULL, *r64 = NULL;
     lc_tensor list[12 + 2 * (LOLCATS_REF_MAX_OUT + 8)];
     lc_status st;
@@ -14556,6 +14569,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     }
     nt = in.nt;
     snprintf(win, sizeof win, "%d", g.window);
+    snprintf(snk, sizeof snk, "%d", lc__grid_sinks(g.name));
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)sd);
     {
         int nm_ = 0;
@@ -14568,6 +14582,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
             meta[nm_++] = "variant"; meta[nm_++] = g.variant ? "tk" : "sw";
             meta[nm_++] = "window"; meta[nm_++] = win;
             meta[nm_++] = "affine"; meta[nm_++] = g.affine ? "1" : "0";
+            if (lc__grid_sinks(g.name)) { meta[nm_++] = "sinks"; meta[nm_++] = snk; }
         }
         if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
         meta[nm_++] = "precision"; meta[nm_++] = "f64";

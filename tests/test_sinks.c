@@ -431,6 +431,40 @@ static void decode_api(void) {
     free(ma); free(mb);
 }
 
+/* ----------------------------------------- the ref grid's sinks cases */
+/* each grid case with sinks: written, its metadata carries sinks, and the
+   expected outputs of the default path equal the float64 ones (>>ref-f64) */
+static void grid(void) {
+    int i, found = 0;
+    char nm[64], path[256];
+    if (system("mkdir -p build/tests/sinks") != 0) { CHECK(0, "mkdir build/tests/sinks"); return; }
+    for (i = 0; i < lc_ref_grid_count(); i++) {
+        lc_st_file *f = NULL;
+        lc_error err;
+        int t;
+        lc_ref_grid_name(i, nm, sizeof nm);
+        if (!strstr(nm, "sinks")) continue;
+        found++;
+        snprintf(path, sizeof path, "build/tests/sinks/%s.safetensors", nm);
+        if (!CHECK(lc_ref_grid_write(path, i, &err) == LOLCATS_OK, "grid %s: %s", nm, err.msg)) continue;
+        if (!CHECK(lc_st_open(&f, path, &err) == LOLCATS_OK, "open %s: %s", path, err.msg)) continue;
+        CHECK(lc_st_meta(f, "sinks") && atoi(lc_st_meta(f, "sinks")) > 0, "grid %s: no sinks metadata", nm);
+        printf("grid case %s (sinks %s)\n", nm, lc_st_meta(f, "sinks") ? lc_st_meta(f, "sinks") : "?");
+        for (t = 0; t < lc_st_count(f); t++) {
+            const lc_tensor *x = lc_st_tensor_at(f, t), *r;
+            char fn[96], what[160];
+            if (!strncmp(x->name, "f64.", 4)) continue;
+            snprintf(fn, sizeof fn, "f64.%s", x->name);
+            if (!(r = lc_st_find(f, fn))) continue;
+            snprintf(what, sizeof what, "%s: %s vs f64", nm, x->name);
+            check_close(what, (const float *)x->data, (const float *)r->data, lc_tensor_numel(x),
+                        1e-4 * (gmax((const float *)r->data, lc_tensor_numel(r)) + 1e-3), 1e-3);
+        }
+        lc_st_close(f);
+    }
+    CHECK(found >= 5, "the ref grid has %d sinks cases (5 expected)", found);
+}
+
 int main(void) {
     static const int Ss[] = {1, 3, 7};
     int si, variant;
@@ -458,5 +492,6 @@ int main(void) {
     }
     decode(LOLCATS_WINDOW_SW, 40, 8, 0, 1);
     decode(LOLCATS_WINDOW_SW, 12, 16, 3, 1);
+    grid();
     return check_done();
 }
