@@ -14435,12 +14435,6 @@ static const lc__grid_case lc__grid[] = {
     {"tk_state",            2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state (kv_state, k_state)"},
     {"sw_state",            2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "carried state"},
     {"tk_da",               2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "gradient of the attention weights (da)"},
-    // attention sinks: the S of "sinksS" in the name (lc__grid_sinks)
-    {"tk_sinks4",           2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"},
-    {"sw_sinks4",           2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"},
-    {"tk_sinks1_n40",       2, 1, 64, 1, 2, 2, 40,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "a sink in the N <= w quirk: window only"},
-    {"sw_sinks4_state",     2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "sinks with a carried state"},
-    {"tk_sinks4_da",        2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "sinks, gradient of the weights (da)"},
     {"softmax_n129",        0, 0, 0,  1, 4, 2, 129, 64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, "teacher softmax, GQA 2"},
     {"softmax_n1",          0, 0, 0,  1, 4, 2, 1,   64, 0,  0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
     {"linear_n129",         1, 0, 0,  1, 4, 2, 129, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "pure linear attention"},
@@ -14448,19 +14442,27 @@ static const lc__grid_case lc__grid[] = {
 };
 #define LC__GRID_TABLE ((int)(sizeof lc__grid / sizeof lc__grid[0]))
 
-// the attention sinks of a grid case: S in "sinksS" of its name, else 0
-static int lc__grid_sinks(const char *name) {
-    const char *p = strstr(name, "sinks");
-    return p ? atoi(p + 5) : 0;
-}
+// >>grid-sinks: attention-sink cases, after the decode cases (the indices and
+// seeds of the others stay as they were)
+static const struct { lc__grid_case g; int sinks; } lc__grid_snk[] = {
+    {{"tk_sinks4",          2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"}, 4},
+    {{"sw_sinks4",          2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"}, 4},
+    {{"tk_sinks1_n40",      2, 1, 64, 1, 2, 2, 40,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "a sink in the N <= w quirk: window only"}, 1},
+    {{"sw_sinks4_state",    2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "sinks with a carried state"}, 4},
+    {{"tk_sinks4_da",       2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "sinks, gradient of the weights (da)"}, 4},
+};
+#define LC__GRID_SINKS ((int)(sizeof lc__grid_snk / sizeof lc__grid_snk[0]))
+#define LC__GRID_SNK0 (LC__GRID_TABLE + LC__GRID_DECODE)  // index of the first
+// >>grid-sinks-end
 #define LC__GRID_DECODE 64   // decode after a prefill at every offset mod 64
 
-LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE; }
+LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE + LC__GRID_SINKS; }
 
 LCIMPL const char *lc_ref_grid_name(int i, char *buf, size_t n) {
     if (!buf || !n) return NULL;
     if (i < 0 || i >= lc_ref_grid_count()) snprintf(buf, n, "?");
     else if (i < LC__GRID_TABLE) snprintf(buf, n, "%s", lc__grid[i].name);
+    else if (i >= LC__GRID_SNK0) snprintf(buf, n, "%s", lc__grid_snk[i - LC__GRID_SNK0].g.name);
     else snprintf(buf, n, "decode_p%d", 64 + (i - LC__GRID_TABLE));
     return buf;
 }
@@ -14544,6 +14546,8 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
         return lc_error_set(err, LOLCATS_ERR_ARG, "grid case %d out of range [0, %d)", i, lc_ref_grid_count());
     if (i < LC__GRID_TABLE) {
         g = lc__grid[i];
+    } else if (i >= LC__GRID_SNK0) {
+        g = lc__grid_snk[i - LC__GRID_SNK0].g;
     } else {  // decode token P after a prefill of P tokens: the last row of sw over P + 1
         memset(&g, 0, sizeof g);
         g.op = 2; g.variant = 0; g.window = 64; g.B = 1; g.H = 2; g.Hk = 1; g.D = 32; g.f = 16;
@@ -14569,7 +14573,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     }
     nt = in.nt;
     snprintf(win, sizeof win, "%d", g.window);
-    snprintf(snk, sizeof snk, "%d", lc__grid_sinks(g.name));
+    snprintf(snk, sizeof snk, "%d", i >= LC__GRID_SNK0 ? lc__grid_snk[i - LC__GRID_SNK0].sinks : 0);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)sd);
     {
         int nm_ = 0;
@@ -14582,7 +14586,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
             meta[nm_++] = "variant"; meta[nm_++] = g.variant ? "tk" : "sw";
             meta[nm_++] = "window"; meta[nm_++] = win;
             meta[nm_++] = "affine"; meta[nm_++] = g.affine ? "1" : "0";
-            if (lc__grid_sinks(g.name)) { meta[nm_++] = "sinks"; meta[nm_++] = snk; }
+            if (i >= LC__GRID_SNK0) { meta[nm_++] = "sinks"; meta[nm_++] = snk; }
         }
         if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
         meta[nm_++] = "precision"; meta[nm_++] = "f64";

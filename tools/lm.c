@@ -90,6 +90,8 @@ void tool_lm_describe(const tool_lm *lm, char *buf, size_t cap) {
     if (!lm->linear) { snprintf(buf, cap, "softmax attention"); return; }
     snprintf(buf, cap, "linearized (%s, window %d, %s f=%d, LoRA rank %d)", lm_variant_name(lp->hybrid.variant),
              lp->hybrid.window, lc_fmap_act_name(lp->fmap.act), lp->feature_dim, lp->lora_rank);
+    if (lp->hybrid.sinks > 0 && strlen(buf) + 1 < cap)  /* "..., 4 sinks)" */
+        snprintf(buf + strlen(buf) - 1, cap - strlen(buf) + 1, ", %d sinks)", lp->hybrid.sinks);
 }
 
 void tool_lm_free(tool_lm *lm) {
