@@ -9,10 +9,17 @@
       weights' gradient da) against a mask-explicit float64 restatement and its
       central finite differences;
    4. decode token by token == the sw prefill with sinks; S = 0 through the
-      new sinks-aware state functions == the old ones. */
+      new sinks-aware state functions == the old ones;
+   5. the ref grid's sinks cases (metadata, expected == float64);
+   6. the command line (tiny model written here, no ../shared): distill --sinks
+      records "sinks" in the checkpoint (absent without it), bad values are
+      usage errors, eval --lolcats window-only with the window over the context
+      is the softmax model, and --sinks changes it when the window is short. */
+#define _POSIX_C_SOURCE 200809L
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
+#include "tiny_files.h"
 
 static lc_rng rng;
 
@@ -465,6 +472,67 @@ static void grid(void) {
     CHECK(found >= 5, "the ref grid has %d sinks cases (5 expected)", found);
 }
 
+/* ------------------------------------------------------ 6. command line */
+#define SD "build/tests/sinks"
+#define TINY "--model " SD "/m.bin --tokenizer " SD "/tok.bin --data " SD "/d.txt"
+static int cli(const char *args) {
+    char cmd[2048];
+    const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s >" SD "/log.txt 2>&1", bin, args);
+    return tiny_sh(cmd);
+}
+
+static double cli_nll(const char *args) {
+    char buf[4096];
+    FILE *f;
+    size_t n;
+    const char *p;
+    if (cli(args) != 0) return -1;
+    f = fopen(SD "/log.txt", "r");
+    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    p = strstr(buf, "\"nll\": ");
+    return p ? atof(p + 7) : -1;
+}
+
+static void cmdline(void) {
+    const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+    char cmd[600];
+    lc_st_file *f = NULL;
+    lc_error err;
+    double base, w64, w8, w8s;
+    snprintf(cmd, sizeof cmd, "%s --version >/dev/null 2>&1", bin);
+    if (tiny_sh(cmd) != 0) { printf("SKIPPED: command line (%s does not run; make builds it)\n", bin); return; }
+    printf("command line (tiny model)\n");
+    CHECK(tiny_write_model(SD "/m.bin") && tiny_write_tokenizer(SD "/tok.bin") && tiny_write_text(SD "/d.txt"),
+          "tiny files");
+#define D_OPTS TINY " --seq-len 32 --grad-accum 2 --tokens 640 --val-seqs 2 --val-every 0 --seed 5 --feature-dim 4 --window 8 --force"
+    CHECK(cli("distill " D_OPTS " --sinks 2 --out " SD "/s2.safetensors") == 0, "distill --sinks 2 failed (" SD "/log.txt)");
+    if (CHECK(lc_st_open(&f, SD "/s2.safetensors", &err) == LOLCATS_OK, "open: %s", err.msg)) {
+        CHECK(lc_st_meta(f, "sinks") && !strcmp(lc_st_meta(f, "sinks"), "2"), "checkpoint metadata sinks: %s",
+              lc_st_meta(f, "sinks") ? lc_st_meta(f, "sinks") : "(absent)");
+        lc_st_close(f);
+    }
+    CHECK(cli("distill " D_OPTS " --out " SD "/s0.safetensors") == 0, "distill failed (" SD "/log.txt)");
+    if (CHECK(lc_st_open(&f, SD "/s0.safetensors", &err) == LOLCATS_OK, "open: %s", err.msg)) {
+        CHECK(!lc_st_meta(f, "sinks"), "a checkpoint without sinks records sinks=%s", lc_st_meta(f, "sinks"));
+        lc_st_close(f);
+    }
+    CHECK(cli("distill " D_OPTS " --sinks -1 --out " SD "/bad.safetensors") == 2, "--sinks -1 is not a usage error");
+    CHECK(cli("distill " D_OPTS " --sinks 2x --out " SD "/bad.safetensors") == 2, "--sinks 2x is not a usage error");
+    CHECK(cli("eval " TINY " --ctx 32 --lolcats window-only --sinks abc") == 2, "eval --sinks abc is not a usage error");
+    base = cli_nll("eval " TINY " --ctx 32 --json");
+    w64 = cli_nll("eval " TINY " --ctx 32 --json --lolcats window-only --variant sw --window 64");
+    w8 = cli_nll("eval " TINY " --ctx 32 --json --lolcats window-only --variant sw --window 4");
+    w8s = cli_nll("eval " TINY " --ctx 32 --json --lolcats window-only --variant sw --window 4 --sinks 2");
+    printf("  eval NLL: softmax %.6f, window-only w=64 %.6f, w=4 %.6f, w=4 + 2 sinks %.6f\n", base, w64, w8, w8s);
+    CHECK(base > 0 && fabs(w64 - base) < 1e-4, "window-only over the context %.6f != softmax %.6f", w64, base);
+    CHECK(w8 > 0 && w8s > 0 && fabs(w8 - w8s) > 1e-6, "--sinks does not change a short window's NLL");
+    CHECK(cli_nll("eval " TINY " --ctx 32 --json --lolcats " SD "/s2.safetensors") > 0, "eval of the sinks checkpoint failed");
+#undef D_OPTS
+}
+
 int main(void) {
     static const int Ss[] = {1, 3, 7};
     int si, variant;
@@ -493,5 +561,6 @@ int main(void) {
     decode(LOLCATS_WINDOW_SW, 40, 8, 0, 1);
     decode(LOLCATS_WINDOW_SW, 12, 16, 3, 1);
     grid();
+    cmdline();
     return check_done();
 }
