@@ -72,14 +72,15 @@
 //               api-ref-run
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
-//               attn-hybrid transfer decode loss optim blocks model-forward train
+//               attn-hybrid (sinks) transfer decode (decode-sinks) loss optim blocks
+//               model-forward train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
 //   checkpoints lolcats-io lolcats-infer
-//   ref cases   ref ref-run ref-f64 ref-intermediates ref-grid
+//   ref cases   ref ref-run ref-f64 ref-intermediates ref-grid (grid-sinks)
 //   end         history license
 //
 // See README.md for the full tour and the end of this file for the license (MIT).
