@@ -12994,6 +12994,10 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "lc_lolcats_forward: the run was made for window %d, the parameters say %d",
                             r->hybrid.window, lp->hybrid.window);
+    if (lp->hybrid.sinks != r->hybrid.sinks)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_lolcats_forward: the run was made for %d attention "
+                            "sinks, the parameters say %d: make the run with these parameters",
+                            r->hybrid.sinks, lp->hybrid.sinks);
     for (l = 0; l < L; l++)
         if (r->layers[l].pos != pos0)
             return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d state at position %lld, run at %lld: "
@@ -14235,6 +14239,7 @@ static void lc__ref_scan_states(const lc_ref_case *rc, const double *pk, const d
                         memcpy(dS + bh * F * D, S, sizeof(double) * (size_t)F * D);
                         memcpy(dz + bh * F, z, sizeof(double) * (size_t)F);
                     }
+                    if (rc->op == LOLCATS_OP_HYBRID && j < rc->hybrid.sinks) continue;  // sinks: never in a state
                     for (e = 0; e < F; e++) {
                         double p = pk[(bh * N + (size_t)j) * F + e];
                         z[e] += p;
@@ -14266,7 +14271,7 @@ static int lc__ref_final_grad(const lc_ref_case *rc, lc_ref_out *out, const lc__
             for (h = 0; h < H; h++) {
                 size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
                 const float *G = x->dSf + bh * F * D, *gz = x->dzf ? x->dzf + bh * F : NULL;
-                for (j = 0; j < N; j++) {
+                for (j = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.sinks : 0; j < N; j++) {  // sinks: not in S_final
                     const double *vj = v + (g * N + (size_t)j) * D, *pj = pk + (bh * N + (size_t)j) * F;
                     for (e = 0; e < F; e++) {
                         double acc = gz ? (double)gz[e] : 0.0;
