@@ -211,6 +211,9 @@ static void test_sw(int interleaved, int tied, int simd) {
         lp2.hybrid.window = W + 1;
         CHECK(lc_lolcats_forward(t.model, &lp2, &c, tokens, 1, NULL, &err) == LOLCATS_ERR_ARG, "other window accepted");
         lp2 = lp;
+        lp2.hybrid.sinks = g_sinks + 1;
+        CHECK(lc_lolcats_forward(t.model, &lp2, &c, tokens, 1, NULL, &err) == LOLCATS_ERR_ARG, "other sinks accepted");
+        lp2 = lp;
         lp2.n_heads = 3;
         CHECK(lc_lolcats_run_init(&a, NULL, t.model, &lp2, 1, &err) == LOLCATS_ERR_ARG, "wrong heads accepted");
     }
