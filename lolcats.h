@@ -73,15 +73,15 @@
 //               api-ref-run
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
-//               attn-hybrid transfer decode loss optim blocks llama-block model-forward
-//               train
+//               attn-hybrid (sinks) transfer decode (decode-sinks) loss optim blocks
+//               llama-block model-forward train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
 //   checkpoints lolcats-io lolcats-infer
-//   ref cases   ref ref-run ref-f64 ref-intermediates ref-grid
+//   ref cases   ref ref-run ref-f64 ref-intermediates ref-grid (grid-sinks)
 //   end         history license
 //
 // See README.md for the full tour and the end of this file for the license (MIT).
@@ -272,11 +272,13 @@ typedef struct lc_hybrid_cfg {
     int variant;                  // LOLCATS_WINDOW_TK (default) or _SW
     int window;                   // w, default 64
     int affine;                   // lambda = 1 - gamma instead of 1
+    int sinks;                    // S >= 0 attention sinks, default 0: keys 0..S-1 are
+                                  // window keys of every query (never linear)
 } lc_hybrid_cfg;
 
 LCAPI lc_hybrid_cfg lc_hybrid_cfg_default(void);
 // Mask of key j for query i in a sequence of n: 1 window, 2 linear, 3 both
-// (the tk N <= w quirk), 0 masked.
+// (the tk N <= w quirk), 0 masked. Sink keys j < cfg->sinks (j <= i) are 1.
 LCAPI int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j);
 
 // Two forms behind one call. With work (lc_attn_hybrid_work_floats) and no
@@ -371,12 +373,21 @@ typedef struct lc_decode_state {
     float *phik_ring;             // (H,w,F)
     float *S;                     // (H,F,D)
     float *z;                     // (H,F)
+    int sinks;                    // S attention sinks (lc_hybrid_cfg.sinks), 0: none
+    float *k_sink;                // (Hk,S,D) keys of positions 0..S-1, NULL when S = 0
+    float *v_sink;                // (Hk,S,D)
 } lc_decode_state;
 
 LCAPI size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window);
 // Cuts mem (lc_decode_state_floats floats) into the views and zeroes it.
 LCAPI void lc_decode_state_init(lc_decode_state *st, float *mem,
                                 int H, int Hk, int D, int F, int window);
+// With S >= 0 attention sinks: the state also keeps the first S keys / values,
+// which stay window keys for every later token and never enter S, z (as the
+// prefill with cfg.sinks = S). S = 0: the two functions above.
+LCAPI size_t lc_decode_state_floats_sinks(int H, int Hk, int D, int F, int window, int sinks);
+LCAPI void lc_decode_state_init_sinks(lc_decode_state *st, float *mem, int H, int Hk, int D,
+                                      int F, int window, int sinks);
 LCAPI void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y /*(H,D)*/,
                                  lc_decode_state *st,
                                  const float *q /*(H,D)*/, const float *k /*(Hk,D)*/,
@@ -2638,6 +2649,7 @@ LCIMPL lc_hybrid_cfg lc_hybrid_cfg_default(void) {
     c.variant = LOLCATS_WINDOW_TK;
     c.window = 64;
     c.affine = 0;
+    c.sinks = 0;
     return c;
 }
 
@@ -2661,6 +2673,7 @@ static void lc__hybrid_range(const lc_hybrid_cfg *cfg, int N, int i, int *j0, in
 LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
     int j0, both;
     if (j > i || j < 0 || i >= n) return 0;
+    if (j < cfg->sinks) return 1;  // sinks: window keys of every query
     lc__hybrid_range(cfg, n, i, &j0, &both);
     if (both) return 3;
     return j >= j0 ? 1 : 2;
@@ -2668,19 +2681,31 @@ LCIMPL int lc_hybrid_mask(const lc_hybrid_cfg *cfg, int n, int i, int j) {
 
 static float lc__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// Window part of query row i: keys [j0, i]. Sets *mx = m_i, adds E_ij v_j to
-// y_row (and E_ij to a_row), returns sum_j E_ij.
+// >>sinks (attention sinks, cfg->sinks = S): keys [0, S) are window keys of
+// every row i >= j and never linear keys. Row i's window is the ns = min(S, j0)
+// sink keys before its range, then [j0, i]; its linear keys are [max(S, 0), jl).
+// S = 0 leaves every loop as it was (ns = 0, linear keys from 0).
+static int lc__hyb_nsink(const lc_hybrid_cfg *cfg, int j0) {
+    return cfg->sinks < j0 ? cfg->sinks : j0;
+}
+// j over [0, ns) then [j0, i], in that order
+#define LC__HYB_WIN_FOR(j, ns, j0, i) \
+    for ((j) = (ns) > 0 ? 0 : (j0); (j) <= (i); (j) = (j) + 1 == (ns) ? (j0) : (j) + 1)
+// >>sinks-end
+
+// Window part of query row i: keys [0, ns) (sinks) and [j0, i]. Sets *mx = m_i,
+// adds E_ij v_j to y_row (and E_ij to a_row), returns sum_j E_ij.
 static double lc__hyb_win_fwd(const lc__prims *P, float *y_row, float *a_row, float *mx_out,
-                              const float *q_bhi, const float *k_bg, const float *v_bg, int j0,
-                              int i, int D, float scale, float gam) {
+                              const float *q_bhi, const float *k_bg, const float *v_bg, int ns,
+                              int j0, int i, int D, float scale, float gam) {
     float mx = -INFINITY;
     double sum = 0;
     int j;
-    for (j = j0; j <= i; j++) {
+    LC__HYB_WIN_FOR(j, ns, j0, i) {
         float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
         if (s > mx) mx = s;
     }
-    for (j = j0; j <= i; j++) {
+    LC__HYB_WIN_FOR(j, ns, j0, i) {
         float e = gam * expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
         sum += (double)e;
         P->axpy(y_row, e, v_bg + (size_t)j * D, D);
@@ -2696,15 +2721,15 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
                             double *dgam, const float *q_bhi, const float *k_bg,
                             const float *v_bg, const float *dy_bhi, const float *gv,
                             const float *da_bhi, float dyy, float dn, float den0, float ca,
-                            float mx, int j0, int i, int D, float scale, float gam) {
+                            float mx, int ns, int j0, int i, int D, float scale, float gam) {
     double dm = 0;
     int j, nmax = 0;
     float amax = -INFINITY;  // the arg-max is found again from this function's own scores:
-    for (j = j0; j <= i; j++) {  // the saved m may come from another form (GEMM rounding)
+    LC__HYB_WIN_FOR(j, ns, j0, i) {  // the saved m may come from another form (GEMM rounding)
         float s = P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale;
         amax = s > amax ? s : amax;
     }
-    for (j = j0; j <= i; j++) {
+    LC__HYB_WIN_FOR(j, ns, j0, i) {
         const float *k_bgj = k_bg + (size_t)j * D;
         float s = P->dot(q_bhi, k_bgj, D) * scale, ex = expf(s - mx), e = gam * ex;
         float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f, t;
@@ -2719,7 +2744,7 @@ static void lc__hyb_win_bwd(const lc__prims *P, float *dq_bhi, float *dk_bg, flo
     }
     if (dm != 0 && nmax > 0) {  // m_i = amax over the window: ties share the gradient
         float share = (float)(dm / nmax) * scale;
-        for (j = j0; j <= i; j++) {
+        LC__HYB_WIN_FOR(j, ns, j0, i) {
             const float *k_bgj = k_bg + (size_t)j * D;
             if (P->dot(q_bhi, k_bgj, D) * scale != amax) continue;
             if (dq_bhi) P->axpy(dq_bhi, share, k_bgj, D);
@@ -2755,12 +2780,13 @@ static void lc__hybrid_fwd_quad(const lc_ctx *ctx, float *y, float *a, float *m,
             double sum;
             int j0, both, jl;
             lc__hybrid_range(cfg, N, i, &j0, &both);
-            jl = both ? i + 1 : j0;  // linear keys are [0, jl)
+            jl = both ? i + 1 : j0;  // linear keys are [0, jl) (sinks: [S, jl))
             for (d = 0; d < D; d++) y_bhi[d] = 0;
             if (a_bhi)
                 for (j = 0; j < N; j++) a_bhi[j] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
-            for (j = 0; j < jl; j++) {
+            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, lc__hyb_nsink(cfg, j0),
+                                  j0, i, D, scale, gam);
+            for (j = cfg->sinks; j < jl; j++) {
                 float l = lam * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                 sum += (double)l;
                 P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
@@ -2794,7 +2820,7 @@ static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *d
     int bh;
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = cfg->sinks;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
         const float *phik_bh = phik + (size_t)bh * N * F;
@@ -2822,7 +2848,8 @@ static void lc__hybrid_fwd_state(const lc_ctx *ctx, float *y, float *m, float *d
                 }
             }
             for (d = 0; d < D; d++) y_bhi[d] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
+            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, lc__hyb_nsink(cfg, j0),
+                                  j0, i, D, scale, gam);
             for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
             dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
             for (d = 0; d < D; d++) y_bhi[d] /= dn;
@@ -2844,7 +2871,7 @@ LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, 
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && !!kv_state == !!k_state);
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && cfg->sinks >= 0 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D);
     // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
@@ -2921,16 +2948,17 @@ static void lc__hybrid_bwd_quad(const lc_ctx *ctx, float *dq, float *dk, float *
                 }
                 if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
                     double t = 0;
-                    for (j = j0; j <= i; j++)
+                    LC__HYB_WIN_FOR(j, lc__hyb_nsink(cfg, j0), j0, i)
                         t += (double)da_bhi[j] * (double)gam *
                              (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
-                    for (j = 0; j < jl; j++)
+                    for (j = cfg->sinks; j < jl; j++)
                         t += (double)da_bhi[j] * (double)lam * (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                     ca = (float)(-t / ((double)den0 * (double)den0));
                 }
                 lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                da_bhi, dyy, dn, den0, ca, mx, j0, i, D, scale, gam);
-                for (j = 0; j < jl; j++) {  // linear keys
+                                da_bhi, dyy, dn, den0, ca, mx, lc__hyb_nsink(cfg, j0), j0, i, D,
+                                scale, gam);
+                for (j = cfg->sinks; j < jl; j++) {  // linear keys
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float qk = P->dot(phiq_bhi, phik_bhj, F);
                     float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
@@ -2993,7 +3021,7 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
         float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         float gv[1024];
         for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+            int h = g * rep + r, bh = b * H + h, jadd = cfg->sinks, jnext;
             const float *phik_bh = phik + (size_t)bh * N * F;
             float *dphik_bh = dphik + (size_t)bh * N * F;
             float *S = work + (size_t)bh * F * ((size_t)D + 1), *z = S + (size_t)F * D;
@@ -3023,7 +3051,8 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                 }
                 for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
                 lc__hyb_win_bwd(P, dq ? dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                NULL, dyy, dn, dn, 0, m[row], j0, i, D, scale, gam);
+                                NULL, dyy, dn, dn, 0, m[row], lc__hyb_nsink(cfg, j0), j0, i, D,
+                                scale, gam);
                 qz = (double)P->dot(phiq_bhi, z, F);
                 for (c = 0; c < F; c++) {
                     float sg = P->dot(S + (size_t)c * D, gv, D);
@@ -3042,7 +3071,7 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
                     jlo = both ? i + 1 : j0;
                     if (i == N - 1) jnext = jlo;
                 }
-                for (j = jlo; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
+                for (j = jlo > cfg->sinks ? jlo : cfg->sinks; j < jnext; j++) {  // keys whose rows are exactly i+1..N-1
                     const float *phik_bhj = phik_bh + (size_t)j * F;
                     float *dphik_bhj = dphik_bh + (size_t)j * F;
                     for (c = 0; c < F; c++) {
@@ -3086,7 +3115,7 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && !!kv_state == !!k_state);
+    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && cfg->sinks >= 0 && !!kv_state == !!k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
                          (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
     // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
@@ -3184,23 +3213,83 @@ LCIMPL double lc_attn_transfer_mse(const lc_ctx *ctx, float *yt, float *lse, flo
 // into the linear state: S += phik_old v_old^T, z += phik_old. Then
 //   y = (sum_ring gamma exp(s - m) v + lambda phiq S) / (sum_ring gamma exp(s - m) + lambda phiq.z)
 // with no eps, exactly the sw prefill. For tk models this differs from the
-// terraced prefill, as in the original.
+// terraced prefill, as in the original. Sinks (S > 0): the first S keys are
+// also kept beside the ring; once out of it they still join the window sums
+// (and m) and never enter S, z.
+
+// >>decode-sinks: the sink keys of a decode state (see lc_decode_state_init_sinks).
+// Sink keys that left the ring after this token is added (pos = tokens before it).
+static int lc__dec_nsink(const lc_decode_state *st) {
+    int64_t left = st->pos + 1 - st->window;  // keys [0, left) are out of the ring
+    if (left <= 0 || st->sinks <= 0) return 0;
+    return left < st->sinks ? (int)left : st->sinks;
+}
+
+// keeps the key / value of position st->pos (< sinks); kv head g at k + g ld
+static void lc__dec_keep_sink(lc_decode_state *st, const float *k, const float *v, size_t ld) {
+    int g, S = st->sinks, D = st->D;
+    for (g = 0; g < st->Hk; g++) {
+        memcpy(st->k_sink + ((size_t)g * S + st->pos) * D, k + (size_t)g * ld, sizeof(float) * D);
+        memcpy(st->v_sink + ((size_t)g * S + st->pos) * D, v + (size_t)g * ld, sizeof(float) * D);
+    }
+}
+
+static float lc__dec_sink_max(const lc__prims *P, const lc_decode_state *st, int g,
+                              const float *q_h, float scale, int ns, float mx) {
+    const float *k_g = st->k_sink + (size_t)g * st->sinks * st->D;
+    int t;
+    for (t = 0; t < ns; t++) {
+        float s = P->dot(q_h, k_g + (size_t)t * st->D, st->D) * scale;
+        if (s > mx) mx = s;
+    }
+    return mx;
+}
+
+// adds gamma exp(s - mx) v of the ns sink keys to y_h, returns their sum
+static double lc__dec_sink_sum(const lc__prims *P, const lc_decode_state *st, int g, float *y_h,
+                               const float *q_h, float scale, int ns, float mx, float gam) {
+    const float *k_g = st->k_sink + (size_t)g * st->sinks * st->D;
+    const float *v_g = st->v_sink + (size_t)g * st->sinks * st->D;
+    double sum = 0;
+    int t;
+    for (t = 0; t < ns; t++) {
+        float e = gam * expf(P->dot(q_h, k_g + (size_t)t * st->D, st->D) * scale - mx);
+        sum += (double)e;
+        P->axpy(y_h, e, v_g + (size_t)t * st->D, st->D);
+    }
+    return sum;
+}
+// >>decode-sinks-end
 
 LCIMPL size_t lc_decode_state_floats(int H, int Hk, int D, int F, int window) {
-    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
-           (size_t)H * F;
+    return lc_decode_state_floats_sinks(H, Hk, D, F, window, 0);
 }
 
 LCIMPL void lc_decode_state_init(lc_decode_state *st, float *mem, int H, int Hk, int D, int F,
                                  int window) {
+    lc_decode_state_init_sinks(st, mem, H, Hk, D, F, window, 0);
+}
+
+// Layout: k_ring v_ring phik_ring S z, then (sinks) k_sink v_sink.
+LCIMPL size_t lc_decode_state_floats_sinks(int H, int Hk, int D, int F, int window, int sinks) {
+    LOLCATS_ASSERT(sinks >= 0);
+    return (size_t)Hk * window * D * 2 + (size_t)H * window * F + (size_t)H * F * D +
+           (size_t)H * F + (size_t)Hk * sinks * D * 2;
+}
+
+LCIMPL void lc_decode_state_init_sinks(lc_decode_state *st, float *mem, int H, int Hk, int D,
+                                       int F, int window, int sinks) {
     st->H = H; st->Hk = Hk; st->D = D; st->F = F; st->window = window;
     st->pos = 0;
-    memset(mem, 0, sizeof(float) * lc_decode_state_floats(H, Hk, D, F, window));
+    memset(mem, 0, sizeof(float) * lc_decode_state_floats_sinks(H, Hk, D, F, window, sinks));
     st->k_ring = mem;
     st->v_ring = st->k_ring + (size_t)Hk * window * D;
     st->phik_ring = st->v_ring + (size_t)Hk * window * D;
     st->S = st->phik_ring + (size_t)H * window * F;
     st->z = st->S + (size_t)H * F * D;
+    st->sinks = sinks;
+    st->k_sink = sinks > 0 ? st->z + (size_t)H * F : NULL;
+    st->v_sink = sinks > 0 ? st->k_sink + (size_t)Hk * sinks * D : NULL;
 }
 
 LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *st,
@@ -3210,8 +3299,10 @@ LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *
     const lc__prims *P = lc__prims_for(ctx);
     int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g;
     int slot = (int)(st->pos % w), count = st->pos + 1 < w ? (int)st->pos + 1 : w;
+    int ns = lc__dec_nsink(st);  // sink keys that left the ring: window keys still
     float scale = lc__attn_scale(D);
-    if (st->pos >= w) {  // evict the oldest key into the linear state
+    if (st->pos < st->sinks) lc__dec_keep_sink(st, k, v, (size_t)D);
+    if (st->pos >= w && st->pos - w >= st->sinks) {  // evict the oldest key into the linear state
         for (h = 0; h < H; h++) {
             int gg = h / (H / Hk), c;
             const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
@@ -3241,12 +3332,14 @@ LCIMPL void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y, lc_decode_state *
             float s = P->dot(q_h, k_g + (size_t)t * D, D) * scale;
             if (s > mx) mx = s;
         }
+        if (ns) mx = lc__dec_sink_max(P, st, gg, q_h, scale, ns, mx);
         for (d = 0; d < D; d++) y_h[d] = 0;
         for (t = 0; t < count; t++) {
             float e = gam * expf(P->dot(q_h, k_g + (size_t)t * D, D) * scale - mx);
             sum += (double)e;
             P->axpy(y_h, e, v_g + (size_t)t * D, D);
         }
+        if (ns) sum += lc__dec_sink_sum(P, st, gg, y_h, q_h, scale, ns, mx, gam);
         for (c = 0; c < F; c++) P->axpy(y_h, lam * phiq_h[c], st->S + ((size_t)h * F + c) * D, D);
         sum += (double)(lam * P->dot(phiq_h, st->z + (size_t)h * F, F));
         for (d = 0; d < D; d++) y_h[d] = (float)((double)y_h[d] / sum);
@@ -7210,6 +7303,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
 static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
                          const lc_hybrid_cfg *cfg) {
     return cfg->variant == LOLCATS_WINDOW_TK && cfg->window == LC__HYB_ROWS &&
+           !cfg->sinks &&  // sinks: the two-call form (the tiles carry no sink keys)
            N > LC__HYB_ROWS && N % LC__HYB_ROWS == 0 && H % Hk == 0 &&
            lc__sm_plan_for(ctx, pl, H / Hk, N, D) && pl->tq == LC__HYB_ROWS;
 }
@@ -7748,7 +7842,7 @@ static void lc__hybrid_bwd_fast(const lc_ctx *ctx, float *dq, float *dk, float *
                                 const float *phik, const float *wf, const float *kv_state,
                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
                                 const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX)
+    if (cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
                              F, cfg);
@@ -12423,7 +12517,7 @@ static int lc__ckpt_meta_softmax(const lc_lolcats *lp, const char **kv, int n, c
     return n + 1;
 }
 
-#define LC__CKPT_NMETA 16
+#define LC__CKPT_NMETA 17
 // The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
 // values formatted into vals; returns the number of pairs.
 static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48], int rope_interleaved,
@@ -12438,6 +12532,7 @@ static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48]
     LC__META("halfspace", "%d", lp->fmap.halfspace);
     LC__META("eps", "%.9g", (double)lp->fmap.eps);
     LC__META("affine", "%d", lp->hybrid.affine);
+    if (lp->hybrid.sinks > 0) LC__META("sinks", "%d", lp->hybrid.sinks);  // absent: 0
     LC__META("lora_rank", "%d", lora_rank);
     LC__META("lora_alpha", "%.9g", (double)lp->lora_alpha);
     LC__META("n_layers", "%d", lp->n_layers);
@@ -12607,7 +12702,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lc_st_file *f = NULL;
     lc__lolcats_priv *pv;
     char file[4096], nm[128], hint[160];
-    long long L, H, Hk, D, dim, fd, win, half, aff, r, v;
+    long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v;
     double eps, alpha;
     const char *s;
     int l, tg, i, act, variant, interleaved, nb = 0;
@@ -12639,6 +12734,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         (st = lc__meta_int(f, "window", 1, 0, 1, 1 << 30, &win, err)) ||
         (st = lc__meta_int(f, "halfspace", 0, 0, 0, 1, &half, err)) ||
         (st = lc__meta_int(f, "affine", 0, 0, 0, 1, &aff, err)) ||
+        (st = lc__meta_int(f, "sinks", 0, 0, 0, 1 << 30, &snk, err)) ||
         (st = lc__meta_int(f, "lora_rank", 0, 0, 0, 4096, &r, err)) ||
         (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
         (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
@@ -12690,6 +12786,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->dim = (int)dim; lp->feature_dim = (int)fd; lp->rope_interleaved = interleaved;
     lp->fmap.act = (lc_fmap_act)act; lp->fmap.halfspace = (int)half; lp->fmap.eps = (float)eps;
     lp->hybrid.variant = variant; lp->hybrid.window = (int)win; lp->hybrid.affine = (int)aff;
+    lp->hybrid.sinks = (int)snk;
     lp->lora_rank = (int)r; lp->lora_alpha = (float)alpha;
     per = (size_t)H * D * fd;
     total = 2 * per * L + 3 * (size_t)L * H;
@@ -13149,8 +13246,8 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
     int l;
     for (l = 0; l < r->n_layers; l++) {
         lc_decode_state *st = &r->layers[l];
-        lc_decode_state_init(st, s->state_mem + (size_t)l * lc_decode_state_floats(st->H, st->Hk, st->D,
-                             st->F, st->window), st->H, st->Hk, st->D, st->F, st->window);
+        lc_decode_state_init_sinks(st, s->state_mem + (size_t)l * lc_decode_state_floats_sinks(st->H, st->Hk, st->D,
+                             st->F, st->window, st->sinks), st->H, st->Hk, st->D, st->F, st->window, st->sinks);
     }
     r->pos = 0;
 }
@@ -13227,7 +13324,7 @@ static size_t lc__li_kv_floats(const lc_lolcats_run *r, int64_t pos) {
 #define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
 static size_t lc__snap_floats(const lc_lolcats_run *r) {
     const lc_decode_state *st = &r->layers[0];
-    return lc_decode_state_floats(st->H, st->Hk, st->D, st->F, st->window);
+    return lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks);
 }
 
 static size_t lc__snap_bytes_at(const lc_lolcats_run *r, int64_t pos) {
@@ -13313,9 +13410,9 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     w = lp->hybrid.window;
     F = lc_fmap_out_dim(&lp->fmap, lp->feature_dim);
     T = max_tokens > 0 ? max_tokens : 1;
-    R = w + T;
+    R = w + T + lp->hybrid.sinks;  // sinks: lc__li_continue's rows start with them
     xd = qd > (size_t)dim ? qd : (size_t)dim;
-    st_n = lc_decode_state_floats(H, Hk, D, F, w);
+    st_n = lc_decode_state_floats_sinks(H, Hk, D, F, w, lp->hybrid.sinks);
     s = (lc__li_scratch *)LOLCATS_MALLOC(sizeof *s);
     r->layers = (lc_decode_state *)LOLCATS_MALLOC(sizeof(lc_decode_state) * (size_t)L);
     r->priv = s;
@@ -13379,7 +13476,7 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     r->bytes = sizeof(float) * total + sizeof *s + sizeof(lc_decode_state) * (size_t)L;
     for (l = 0; l < L; l++) {
         int i;
-        lc_decode_state_init(&r->layers[l], s->state_mem + st_n * l, H, Hk, D, F, w);
+        lc_decode_state_init_sinks(&r->layers[l], s->state_mem + st_n * l, H, Hk, D, F, w, lp->hybrid.sinks);
         for (i = 0; i < dim; i++) {
             s->norm_w[(size_t)(2 * l) * dim + i] = lc_weight_get(&m->layers[l].rms_att, i);
             s->norm_w[(size_t)(2 * l + 1) * dim + i] = lc_weight_get(&m->layers[l].rms_ffn, i);
@@ -13422,7 +13519,8 @@ static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh
                         const float *phik, int T, int t) {
     int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window, h, g, c;
     int slot = (int)(st->pos % w);
-    if (st->pos >= w) {
+    if (st->pos < st->sinks) lc__dec_keep_sink(st, kh + (size_t)t * D, vh + (size_t)t * D, (size_t)T * D);
+    if (st->pos >= w && st->pos - w >= st->sinks) {  // sinks never enter S, z
         for (h = 0; h < H; h++) {
             const float *phik_old = st->phik_ring + ((size_t)h * w + slot) * F;
             const float *v_old = st->v_ring + ((size_t)(h / (H / Hk)) * w + slot) * D;
@@ -13450,18 +13548,26 @@ static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh
 static int lc__li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
                            const float *wf, int n) {
     int H = st->H, Hk = st->Hk, D = st->D, F = st->F, w = st->window;
-    int rr = st->pos < w ? (int)st->pos : w, N = rr + n, h, g, t;
+    int nr = st->pos < w ? (int)st->pos : w, h, g, t;
+    // sinks: the ns sink keys out of the ring lead (rows 0..ns-1 then match positions)
+    int ns = st->pos - nr < st->sinks ? (int)(st->pos - nr) : st->sinks, rr = ns + nr, N = rr + n;
     lc_hybrid_cfg sw = r->hybrid;
     sw.variant = LOLCATS_WINDOW_SW;
-    for (t = 0; t < rr; t++) {  // ring keys, oldest first
-        int slot = (int)((st->pos - rr + t) % w);
+    for (t = 0; t < rr; t++) {  // sink keys, then ring keys, oldest first
+        int slot = (int)((st->pos - nr + t - ns) % w);
+        const float *kr = t < ns ? st->k_sink + (size_t)t * D : st->k_ring + (size_t)slot * D;
+        const float *vr = t < ns ? st->v_sink + (size_t)t * D : st->v_ring + (size_t)slot * D;
+        size_t ld = t < ns ? (size_t)st->sinks * D : (size_t)w * D;
         for (g = 0; g < Hk; g++) {
-            memcpy(s->kc + ((size_t)g * N + t) * D, st->k_ring + ((size_t)g * w + slot) * D, sizeof(float) * D);
-            memcpy(s->vc + ((size_t)g * N + t) * D, st->v_ring + ((size_t)g * w + slot) * D, sizeof(float) * D);
+            memcpy(s->kc + ((size_t)g * N + t) * D, kr + (size_t)g * ld, sizeof(float) * D);
+            memcpy(s->vc + ((size_t)g * N + t) * D, vr + (size_t)g * ld, sizeof(float) * D);
         }
         for (h = 0; h < H; h++) {
-            memcpy(s->phikc + ((size_t)h * N + t) * F, st->phik_ring + ((size_t)h * w + slot) * F,
-                   sizeof(float) * F);
+            if (t < ns)  // never linear keys: any features do
+                memset(s->phikc + ((size_t)h * N + t) * F, 0, sizeof(float) * F);
+            else
+                memcpy(s->phikc + ((size_t)h * N + t) * F, st->phik_ring + ((size_t)h * w + slot) * F,
+                       sizeof(float) * F);
             memset(s->qc + ((size_t)h * N + t) * D, 0, sizeof(float) * D);
             memset(s->phiqc + ((size_t)h * N + t) * F, 0, sizeof(float) * F);
         }
@@ -13586,6 +13692,10 @@ LCIMPL lc_status lc_lolcats_forward(const lc_model *m, const lc_lolcats *lp, lc_
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "lc_lolcats_forward: the run was made for window %d, the parameters say %d",
                             r->hybrid.window, lp->hybrid.window);
+    if (lp->hybrid.sinks != r->hybrid.sinks)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "lc_lolcats_forward: the run was made for %d attention "
+                            "sinks, the parameters say %d: make the run with these parameters",
+                            r->hybrid.sinks, lp->hybrid.sinks);
     for (l = 0; l < L; l++)
         if (r->layers[l].pos != pos0)
             return lc_error_set(err, LOLCATS_ERR_ARG, "layer %d state at position %lld, run at %lld: "
@@ -13974,6 +14084,7 @@ LCIMPL lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, floa
         rc->hybrid.variant = s && !strcmp(s, "sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
         if ((st = lc__ref_meta_int(in, "window", 64, 1, 1 << 30, &rc->hybrid.window, err))) return st;
         if ((st = lc__ref_meta_int(in, "affine", 0, 0, 1, &rc->hybrid.affine, err))) return st;
+        if ((st = lc__ref_meta_int(in, "sinks", 0, 0, 1 << 30, &rc->hybrid.sinks, err))) return st;
         if ((st = lc__ref_get(in, "window_factors", 1, 1, wb, &pool, &used, cap, &rc->wf, err))) return st;
         wsz[0] = rc->B; wsz[1] = rc->H; wsz[2] = F; wsz[3] = rc->D;
         wz[0] = rc->B; wz[1] = rc->H; wz[2] = F;
@@ -14789,6 +14900,7 @@ static void lc__ref_scan_states(const lc_ref_case *rc, const double *pk, const d
                         memcpy(dS + bh * F * D, S, sizeof(double) * (size_t)F * D);
                         memcpy(dz + bh * F, z, sizeof(double) * (size_t)F);
                     }
+                    if (rc->op == LOLCATS_OP_HYBRID && j < rc->hybrid.sinks) continue;  // sinks: never in a state
                     for (e = 0; e < F; e++) {
                         double p = pk[(bh * N + (size_t)j) * F + e];
                         z[e] += p;
@@ -14820,7 +14932,7 @@ static int lc__ref_final_grad(const lc_ref_case *rc, lc_ref_out *out, const lc__
             for (h = 0; h < H; h++) {
                 size_t bh = (size_t)b * H + h, g = (size_t)b * Hk + (size_t)(h / (H / Hk));
                 const float *G = x->dSf + bh * F * D, *gz = x->dzf ? x->dzf + bh * F : NULL;
-                for (j = 0; j < N; j++) {
+                for (j = rc->op == LOLCATS_OP_HYBRID ? rc->hybrid.sinks : 0; j < N; j++) {  // sinks: not in S_final
                     const double *vj = v + (g * N + (size_t)j) * D, *pj = pk + (bh * N + (size_t)j) * F;
                     for (e = 0; e < F; e++) {
                         double acc = gz ? (double)gz[e] : 0.0;
@@ -14996,14 +15108,28 @@ static const lc__grid_case lc__grid[] = {
     {"linear_n1",           1, 0, 0,  1, 4, 2, 1,   64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, ""},
 };
 #define LC__GRID_TABLE ((int)(sizeof lc__grid / sizeof lc__grid[0]))
+
+// >>grid-sinks: attention-sink cases, after the decode cases (the indices and
+// seeds of the others stay as they were)
+static const struct { lc__grid_case g; int sinks; } lc__grid_snk[] = {
+    {{"tk_sinks4",          2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"}, 4},
+    {{"sw_sinks4",          2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "4 attention sinks"}, 4},
+    {{"tk_sinks1_n40",      2, 1, 64, 1, 2, 2, 40,  64, 16, 0, 0, 0, 0, 0, 0, 0, 1, 1, "a sink in the N <= w quirk: window only"}, 1},
+    {{"sw_sinks4_state",    2, 0, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 1, 0, 0, 1, 1, "sinks with a carried state"}, 4},
+    {{"tk_sinks4_da",       2, 1, 64, 1, 2, 2, 200, 64, 16, 0, 0, 0, 0, 0, 1, 0, 1, 1, "sinks, gradient of the weights (da)"}, 4},
+};
+#define LC__GRID_SINKS ((int)(sizeof lc__grid_snk / sizeof lc__grid_snk[0]))
+#define LC__GRID_SNK0 (LC__GRID_TABLE + LC__GRID_DECODE)  // index of the first
+// >>grid-sinks-end
 #define LC__GRID_DECODE 64   // decode after a prefill at every offset mod 64
 
-LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE; }
+LCIMPL int lc_ref_grid_count(void) { return LC__GRID_TABLE + LC__GRID_DECODE + LC__GRID_SINKS; }
 
 LCIMPL const char *lc_ref_grid_name(int i, char *buf, size_t n) {
     if (!buf || !n) return NULL;
     if (i < 0 || i >= lc_ref_grid_count()) snprintf(buf, n, "?");
     else if (i < LC__GRID_TABLE) snprintf(buf, n, "%s", lc__grid[i].name);
+    else if (i >= LC__GRID_SNK0) snprintf(buf, n, "%s", lc__grid_snk[i - LC__GRID_SNK0].g.name);
     else snprintf(buf, n, "decode_p%d", 64 + (i - LC__GRID_TABLE));
     return buf;
 }
@@ -15078,7 +15204,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     const char *meta[2 * 12], *mf[2 * 13];
     lc__grid_in in;
     int nt = 0, F, t, n_out = 0;
-    char win[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
+    char win[16], snk[16], seed[32], f64n[LOLCATS_REF_MAX_OUT + 8][48], nm[48];
     lc_ref_result *r32 = NULL, *r64 = NULL;
     lc_tensor list[12 + 2 * (LOLCATS_REF_MAX_OUT + 8)];
     lc_status st;
@@ -15087,6 +15213,8 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
         return lc_error_set(err, LOLCATS_ERR_ARG, "grid case %d out of range [0, %d)", i, lc_ref_grid_count());
     if (i < LC__GRID_TABLE) {
         g = lc__grid[i];
+    } else if (i >= LC__GRID_SNK0) {
+        g = lc__grid_snk[i - LC__GRID_SNK0].g;
     } else {  // decode token P after a prefill of P tokens: the last row of sw over P + 1
         memset(&g, 0, sizeof g);
         g.op = 2; g.variant = 0; g.window = 64; g.B = 1; g.H = 2; g.Hk = 1; g.D = 32; g.f = 16;
@@ -15112,6 +15240,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
     }
     nt = in.nt;
     snprintf(win, sizeof win, "%d", g.window);
+    snprintf(snk, sizeof snk, "%d", i >= LC__GRID_SNK0 ? lc__grid_snk[i - LC__GRID_SNK0].sinks : 0);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)sd);
     {
         int nm_ = 0;
@@ -15124,6 +15253,7 @@ LCIMPL lc_status lc_ref_grid_write(const char *path, int i, lc_error *err) {
             meta[nm_++] = "variant"; meta[nm_++] = g.variant ? "tk" : "sw";
             meta[nm_++] = "window"; meta[nm_++] = win;
             meta[nm_++] = "affine"; meta[nm_++] = g.affine ? "1" : "0";
+            if (i >= LC__GRID_SNK0) { meta[nm_++] = "sinks"; meta[nm_++] = snk; }
         }
         if ((st = lc_ref_run(NULL, nt, in.names, in.data, in.ndim, in.shape, meta, nm_ / 2, &r32, err)) != LOLCATS_OK) goto done;
         meta[nm_++] = "precision"; meta[nm_++] = "f64";

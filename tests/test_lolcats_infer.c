@@ -76,6 +76,7 @@ static lc_model_config tiny_cfg(int interleaved, int tied) {
 
 static int tokens[TMAX + 16];
 static int g_t2r;  /* make_model: relu feature maps with per-head biases (T2R) */
+static int g_sinks;  /* make_model: attention sinks (lc_hybrid_cfg.sinks) */
 
 /* A tiny random model with non-trivial LoRA, feature maps and window factors. */
 static int make_model(lc_train *t, int variant, int window, int interleaved, int tied, int T) {
@@ -91,6 +92,7 @@ static int make_model(lc_train *t, int variant, int window, int interleaved, int
     tc.feature_dim = 3; tc.lora_rank = 2; tc.lora_alpha = 4;
     tc.hybrid.variant = variant; tc.hybrid.window = window; tc.max_tokens = T; tc.seed = 3;
     if (g_t2r) { tc.fmap.act = LOLCATS_FMAP_RELU; tc.fmap_bias = 1; }
+    tc.hybrid.sinks = g_sinks;
     if (!CHECK(lc_train_init_full(t, &ctx, &mc, &tc, &err) == LOLCATS_OK, "init: %s", err.msg)) return 0;
     lc_rng_seed(&r, 77);
     for (l = 0; l < mc.n_layers; l++)
@@ -151,7 +153,7 @@ static void check_states(const char *what, const lc_lolcats_run *a, const lc_lol
     char name[160];
     for (l = 0; l < a->n_layers; l++) {
         const lc_decode_state *x = &a->layers[l], *y = &b->layers[l];
-        size_t n = lc_decode_state_floats(x->H, x->Hk, x->D, x->F, x->window);
+        size_t n = lc_decode_state_floats_sinks(x->H, x->Hk, x->D, x->F, x->window, x->sinks);
         CHECK(x->pos == y->pos, "%s: layer %d pos %lld vs %lld", what, l, (long long)x->pos, (long long)y->pos);
         snprintf(name, sizeof name, "%s, layer %d ring + S, z", what, l);
         check_close(name, x->k_ring, y->k_ring, n, 1e-4, 1e-4);
@@ -172,8 +174,8 @@ static void test_sw(int interleaved, int tied, int simd) {
     lc_train_lolcats_view(&t, &lp);
     lc_ctx_init(&ctx);
     if (!simd) ctx.simd = LOLCATS_SIMD_SCALAR;
-    printf("sw, window %d, %s RoPE, %s%s\n", W, interleaved ? "interleaved" : "rotate-half",
-           tied ? "tied" : "untied", tag);
+    printf("sw, window %d, %s RoPE, %s%s, %d sinks\n", W, interleaved ? "interleaved" : "rotate-half",
+           tied ? "tied" : "untied", tag, g_sinks);
     CHECK(trainer_logits(&t, ref, T), "trainer");
     CHECK(lc_lolcats_run_init(&a, &ctx, t.model, &lp, 1, &err) == LOLCATS_OK, "init: %s", err.msg);
     CHECK(lc_lolcats_run_init(&b, &ctx, t.model, &lp, T, &err) == LOLCATS_OK, "init: %s", err.msg);
@@ -208,6 +210,9 @@ static void test_sw(int interleaved, int tied, int simd) {
         lc_lolcats lp2 = lp;
         lp2.hybrid.window = W + 1;
         CHECK(lc_lolcats_forward(t.model, &lp2, &c, tokens, 1, NULL, &err) == LOLCATS_ERR_ARG, "other window accepted");
+        lp2 = lp;
+        lp2.hybrid.sinks = g_sinks + 1;
+        CHECK(lc_lolcats_forward(t.model, &lp2, &c, tokens, 1, NULL, &err) == LOLCATS_ERR_ARG, "other sinks accepted");
         lp2 = lp;
         lp2.n_heads = 3;
         CHECK(lc_lolcats_run_init(&a, NULL, t.model, &lp2, 1, &err) == LOLCATS_ERR_ARG, "wrong heads accepted");
@@ -475,6 +480,10 @@ int main(void) {
     test_sw(0, 1, 1);
     test_sw(1, 0, 1);
     test_sw(0, 0, 0);
+    g_sinks = 2;  /* attention sinks: decode, chunks and prefill == the trainer with sinks */
+    test_sw(0, 1, 1);
+    test_sw(1, 0, 0);
+    g_sinks = 0;
     test_tk(0);
     test_tk(1);
     test_checkpoint(0);

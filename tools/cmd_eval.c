@@ -29,7 +29,7 @@
 
 static const char *eval_usage =
     "lolcats eval --model PATH --data FILE [--tokenizer PATH] [--json] [--ctx C]\n"
-    "             [--all-tokens] [--limit N] [--lolcats CKPT [--window W] [--variant tk|sw]]\n"
+    "             [--all-tokens] [--limit N] [--lolcats CKPT [--window W] [--variant tk|sw] [--sinks S]]\n"
     "Mean NLL / perplexity of a model on a text or Alpaca JSONL file.\n"
     "  -m, --model PATH  llama2.c .bin checkpoint or Hugging Face directory\n"
     "  --tokenizer PATH  tokenizer (default: the Hugging Face directory's)\n"
@@ -41,7 +41,9 @@ static const char *eval_usage =
     "  -t, --threads N OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "  --json          one JSON object: nll, ppl, tokens, ...\n"
     "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
-    "                  'identity'); --window / --variant override its masks\n"
+    "                  'identity'); --window / --variant / --sinks override its masks;\n"
+    "                  'window-only': the model's softmax in a sliding window (plus\n"
+    "                  --sinks S attention sinks), no linear part\n"
     "  --softmax       a LoLCATs directory (--merge) is scored linearized by default;\n"
     "                  this scores its weights with softmax attention instead\n"
     "lolcats eval --task NAME[,NAME...] ...: lm-evaluation-harness tasks (eval --task all --help)";
@@ -152,6 +154,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
         else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else if (!strcmp(a, "--sinks")) lo.sinks = tool_arg_int(a, v, 0, 1 << 20);
         else tool_arg_unknown(argv[0], argv[i - 1], eval_usage, NULL);
     }
     if (!model_path || !data) tool_arg_fail(argv[0], "eval needs --model (-m) and --data");
@@ -159,7 +162,7 @@ int cmd_eval(int argc, char **argv) {
     outsafe_input("--model", model_path, OUTSAFE_IN_MODEL);   /* kinds checked before loading */
     outsafe_input("--data", data, OUTSAFE_IN_FILE);
     outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);
-    if (lo.lolcats && strcmp(lo.lolcats, "identity")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
+    if (lo.lolcats && strcmp(lo.lolcats, "identity") && strcmp(lo.lolcats, "window-only")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
     if (outsafe_begin(argc, argv, 0, 0)) return 1;
     if (lc_model_load(&m, model_path, &err)) return tool_report(&err);
     if (tool_load_tokenizer(&tok, &m, model_path, tok_path, &err)) goto done;

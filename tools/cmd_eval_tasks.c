@@ -35,7 +35,7 @@
 
 static const char *tasks_usage =
     "lolcats eval --task NAME[,NAME...] --model PATH [--tokenizer PATH] [--lolcats CKPT\n"
-    "             [--window W] [--variant tk|sw]] [--data-dir DIR] [--limit N] [--num-fewshot K]\n"
+    "             [--window W] [--variant tk|sw] [--sinks S]] [--data-dir DIR] [--limit N] [--num-fewshot K]\n"
     "             [--subjects N] [-s|--seed S] [-t|--threads N] [--bos] [--naive] [--json FILE]\n"
     "             [--prefill segments|whole]\n"
     "             [--dump FILE] [--quiet]\n"
@@ -688,6 +688,7 @@ int cmd_eval_tasks(int argc, char **argv) {
         else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
         else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else if (!strcmp(a, "--sinks")) lo.sinks = tool_arg_int(a, v, 0, 1 << 20);
         else if (!strcmp(a, "--prefill")) e.whole = tool_arg_choice(a, v, "segments|whole");
         else tool_arg_unknown(argv[0], argv[i - 1], tasks_usage, NULL);
     }
@@ -725,7 +726,7 @@ int cmd_eval_tasks(int argc, char **argv) {
         if (!(deps[i] >= 0 && deps[i] <= 1)) { fprintf(stderr, "lolcats: error: --depths '%s': values in 0..1\n", deps_arg); return 2; }
     outsafe_input("--model", model_path, OUTSAFE_IN_MODEL);   /* kinds and outputs checked before loading */
     outsafe_input("--tokenizer", tok_path, OUTSAFE_IN_FILE);
-    if (lo.lolcats && strcmp(lo.lolcats, "identity")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
+    if (lo.lolcats && strcmp(lo.lolcats, "identity") && strcmp(lo.lolcats, "window-only")) outsafe_input("--lolcats", lo.lolcats, OUTSAFE_IN_MODEL);
     outsafe_input("--data-dir", o.dir, OUTSAFE_IN_DIR);
     outsafe_output("--json", json_path, OUTSAFE_OUT_FILE);
     outsafe_output("--dump", dump_path, OUTSAFE_OUT_LOG);

@@ -13,7 +13,7 @@
 static const char *gen_usage =
     "lolcats generate --model PATH [--tokenizer PATH] --prompt TEXT --steps N\n"
     "                 [--temperature T] [--top-p P] [--seed S] [--ctx C]\n"
-    "                 [--lolcats CKPT [--window W] [--variant tk|sw]]\n"
+    "                 [--lolcats CKPT [--window W] [--variant tk|sw] [--sinks S]]\n"
     "Generate text with a llama2.c or Hugging Face model.\n"
     "  -m, --model PATH   llama2.c .bin checkpoint or Hugging Face directory\n"
     "  --tokenizer PATH   llama2.c tokenizer.bin or tokenizer.json (a Hugging Face\n"
@@ -41,10 +41,12 @@ static const char *gen_usage =
     "  -t, --threads N    OpenMP threads (OMP_NUM_THREADS or all cores)\n"
     "  --ctx C            KV cache positions (default: --steps)\n"
     "  --lolcats CKPT     run the linearized model: LoLCATs checkpoint (or merged\n"
-    "                     directory; 'identity' = identity feature maps, no LoRA).\n"
+    "                     directory; 'identity' = identity feature maps, no LoRA;\n"
+    "                     'window-only' = softmax in the sliding window, no linear part).\n"
     "                     Prefill with the checkpoint's masks, then constant-memory\n"
     "                     decoding; the state size is reported on stderr\n"
     "  --window W, --variant tk|sw   override the checkpoint's window / masks\n"
+    "  --sinks S            override the checkpoint's attention sinks\n"
     "  --softmax          a LoLCATs directory (--merge) runs linearized by default;\n"
     "                     this runs its weights with softmax attention instead\n"
     "Text is printed as it is generated; stops at EOS/BOS or after --steps.";
@@ -147,6 +149,7 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
         else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);
+        else if (!strcmp(a, "--sinks")) lo.sinks = tool_arg_int(a, v, 0, 1 << 20);
         else tool_arg_unknown(argv[0], argv[i - 1], gen_usage, NULL);
     }
     if (!model_path) tool_arg_fail(argv[0], "generate needs --model (-m)");

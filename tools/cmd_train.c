@@ -68,6 +68,8 @@ static const char *distill_usage =
     "  --out CKPT           best checkpoint (safetensors); CKPT.state beside it\n"
     "  --variant tk|sw      window masks (tk)\n"
     "  --window W           window size (64)\n"
+    "  --sinks S            attention sinks: the first S positions stay in every query's\n"
+    "                       softmax window part, never in the linear part (0)\n"
     "  --feature-map NAME   softmax_dim | exp_dim | pos_elu | relu (softmax_dim)\n"
     "  --feature-dim F      feature-map width f (64)\n"
     "  --halfspace          only the first half of softmax_dim / exp_dim\n"
@@ -130,7 +132,7 @@ static const char *linearize_usage =
     "  --no-attention-transfer  skip stage 1 (identity-initialised feature maps)\n"
     "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4); --lr is refused: it would be\n"
     "                       ambiguous between the stages\n"
-    "  plus the options of distill and finetune (--variant, --window, --feature-map,\n"
+    "  plus the options of distill and finetune (--variant, --window, --sinks, --feature-map,\n"
     "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge, --peft)\n"
     "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n"
     "  --softmax-layers LIST|auto:K  keep these layers' softmax attention (e.g. 7,15; the\n"
@@ -226,6 +228,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     else if (ARG("--variant"))
         o->tc.hybrid.variant = tool_arg_choice(a, v, "tk|sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
     else if (ARG("--window")) o->tc.hybrid.window = tool_arg_int(a, v, 1, 1 << 20);
+    else if (ARG("--sinks")) o->tc.hybrid.sinks = tool_arg_int(a, v, 0, 1 << 20);
     else if (ARG("--inputs")) o->inputs = v;
     else if (ARG("--softmax-layers")) { o->softmax_arg = v; o->softmax_auto = tool_softmax_layers_arg(argv[0], v); }
     else if (ARG("--shard-mb")) o->shard_mb = tool_arg_num(a, v, 0, 1 << 20, 1);
@@ -542,6 +545,7 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     tool_fp_add(r, "xent_factor", "--xent-factor", "%.9g", (double)tc->xent_factor);
     tool_fp_add(r, "variant", "--variant", "%s", tc->hybrid.variant == LOLCATS_WINDOW_TK ? "tk" : "sw");
     tool_fp_add(r, "window", "--window", "%d", tc->hybrid.window);
+    if (tc->hybrid.sinks) tool_fp_add(r, "sinks", "--sinks", "%d", tc->hybrid.sinks);
     tool_fp_add(r, "feature_map", "--feature-map", "%s", lc_fmap_act_name(tc->fmap.act));
     tool_fp_add(r, "feature_dim", "--feature-dim", "%d", tc->feature_dim);
     tool_fp_add(r, "halfspace", "--halfspace", "%d", tc->fmap.halfspace);

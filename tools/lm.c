@@ -11,16 +11,25 @@ static const char *lm_variant_name(int v) { return v == LOLCATS_WINDOW_SW ? "sw"
 
 /* --lolcats identity: identity feature maps (f = head dim, at most 64), window
    factors at logit(0.1), no LoRA: the model linearized without attention
-   transfer. Anything else is a checkpoint file or merged directory. */
+   transfer. --lolcats window-only: the same with affine windows and window
+   factors at logit 100 (gamma = 1, lambda = 1 - gamma = 0 exactly in float): the
+   teacher with a sliding window (plus --sinks) and no linear part. Anything
+   else is a checkpoint file or merged directory. */
 static int lm_load_lolcats(tool_lm *lm, const char *path, lc_error *err) {
     const lc_model_config *c = &lm->m->cfg;
-    if (!strcmp(path, "identity")) {
+    if (!strcmp(path, "identity") || !strcmp(path, "window-only")) {
         lc_fmap_cfg fm = lc_fmap_cfg_default();
         lc_hybrid_cfg hc = lc_hybrid_cfg_default();
         int f = c->head_dim < 64 ? c->head_dim : 64;
         lm->identity_mem = (float *)malloc(sizeof(float) * lc_lolcats_identity_floats(c, f));
         if (!lm->identity_mem) { fprintf(stderr, "lolcats: out of memory\n"); return 1; }
         lc_lolcats_init_identity(&lm->lp, lm->identity_mem, c, f, &fm, &hc);
+        if (!strcmp(path, "window-only")) {
+            int i;
+            lm->lp.hybrid.affine = 1;
+            for (i = 0; i < c->n_layers * c->n_heads; i++)  /* wf points into identity_mem */
+                ((float *)lm->identity_mem)[lm->lp.wf - lm->identity_mem + i] = 100.0f;
+        }
         return 0;
     }
 #ifdef LOLCATS_CKPT_FORMAT
@@ -54,6 +63,7 @@ int tool_lm_init(tool_lm *lm, const lc_model *m, const tool_lm_opts *o, int ctx,
     if (lm_load_lolcats(lm, o->lolcats, err)) return 1;
     if (o->window > 0) lm->lp.hybrid.window = o->window;
     if (o->variant) lm->lp.hybrid.variant = !strcmp(o->variant, "sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
+    if (o->sinks > 0) lm->lp.hybrid.sinks = o->sinks;
     if (lc_lolcats_run_init(&lm->lrun, NULL, m, &lm->lp, max_tokens, err)) return tool_report(err);
     lm->logits = lm->lrun.logits;
     lm->ctx = ctx > 0 ? ctx : m->cfg.seq_len;
@@ -80,6 +90,8 @@ void tool_lm_describe(const tool_lm *lm, char *buf, size_t cap) {
     if (!lm->linear) { snprintf(buf, cap, "softmax attention"); return; }
     snprintf(buf, cap, "linearized (%s, window %d, %s f=%d, LoRA rank %d)", lm_variant_name(lp->hybrid.variant),
              lp->hybrid.window, lc_fmap_act_name(lp->fmap.act), lp->feature_dim, lp->lora_rank);
+    if (lp->hybrid.sinks > 0 && strlen(buf) + 1 < cap)  /* "..., 4 sinks)" */
+        snprintf(buf + strlen(buf) - 1, cap - strlen(buf) + 1, ", %d sinks)", lp->hybrid.sinks);
 }
 
 void tool_lm_free(tool_lm *lm) {

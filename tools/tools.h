@@ -51,6 +51,7 @@ typedef struct {
     const char *lolcats;          /* checkpoint, merged directory or "identity"; NULL: base model */
     int window;                   /* > 0: override the checkpoint's window */
     const char *variant;          /* "tk" / "sw": override, or NULL */
+    int sinks;                    /* > 0: override the checkpoint's attention sinks */
 } tool_lm_opts;
 
 typedef struct {

@@ -69,6 +69,7 @@ class Case:
             a["halfspace"] = m.get("halfspace") == "1"
         if self.op == "hybrid_attention":
             a["variant"], a["window"], a["affine"] = m["variant"], int(m["window"]), m.get("affine") == "1"
+            a["sinks"] = int(m.get("sinks", "0"))
         self.args = a
 
     def __repr__(self):

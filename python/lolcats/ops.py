@@ -171,7 +171,7 @@ def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", wind
                      fmap_q_bias=None, fmap_k_bias=None, feature_map="softmax_dim",
                      halfspace=False, eps=1e-12, affine=False, kv_state=None, k_state=None,
                      grads=None, da=None, weights=False, scalar=False, precision="f32",
-                     intermediates=False, d_final_kv_state=None, d_final_k_state=None):
+                     intermediates=False, d_final_kv_state=None, d_final_k_state=None, sinks=0):
     """LoLCATs hybrid (sliding window + linear) attention: y, a (weights=True or da)
     and with grads (dy) / da every gradient: dq, dk, dv, d_feature_map_*,
     d_window_factors, d_kv_state, d_k_state."""
@@ -182,6 +182,7 @@ def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", wind
     meta = {"op": "hybrid_attention"}
     _check(fn, variant in ("tk", "sw"), "argument 'variant' is %r (use 'tk' or 'sw')" % (variant,))
     _check(fn, int(window) >= 1, "argument 'window' is %r (must be >= 1)" % (window,))
+    _check(fn, int(sinks) >= 0, "argument 'sinks' is %r (must be >= 0)" % (sinks,))
     _fmaps(fn, t, meta, q, fmap_q, fmap_k, fmap_q_bias, fmap_k_bias, feature_map, halfspace, eps)
     wf = as_f32(fn, "window_factors", window_factors)
     _check(fn, wf.size == H and (wf.ndim == 1 or wf.shape == (1, H, 1, 1)),
@@ -200,6 +201,8 @@ def hybrid_attention(q, k, v, fmap_q, fmap_k, window_factors, variant="tk", wind
     meta["variant"] = variant
     meta["window"] = str(int(window))
     meta["affine"] = "1" if affine else "0"
+    if int(sinks):  # attention sinks: the first `sinks` keys are window keys of every query
+        meta["sinks"] = str(int(sinks))
     _grads(fn, t, grads, da, q, True)
     _final(fn, t, q, d_final_kv_state, d_final_k_state)
     _opts(meta, weights, scalar, False, precision, fn, intermediates)

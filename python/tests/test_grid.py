@@ -30,7 +30,7 @@ def test_grid_contents(grid_dir):
         assert "tk_n%d" % n in names and "sw_n%d" % n in names
     assert sum(n.startswith("decode_p") for n in names) == 64
     for n in ("tk_gqa1", "tk_gqa4", "tk_gqa8", "tk_d60", "tk_d128", "tk_b3", "tk_logits8", "tk_ties",
-              "tk_n40_w128"):
+              "tk_n40_w128", "tk_sinks4", "sw_sinks4", "tk_sinks1_n40", "sw_sinks4_state", "tk_sinks4_da"):
         assert n in names
 
 
