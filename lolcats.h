@@ -7826,7 +7826,7 @@ static void lc__hybrid_fwd_fast(const lc_ctx *ctx, float *y, float *m, float *de
                                 const float *phiq, const float *phik, const float *wf,
                                 const float *kv_state, const float *k_state, int B, int H,
                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX)
+    if (cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else
