@@ -316,8 +316,8 @@ LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv
 // prod_{t<=i} g_t), i.e. S_t = g_t S_{t-1} + phik_t v_t^T, z likewise; the
 // window part is unchanged and log_g == 0 gives the ungated result. bwd
 // accumulates d log_g into dlog_g (may be NULL). Gated forms: the quadratic
-// reference (work NULL, a or da), the prefix-state form (work set, no a: O(N)
-// forward; its backward is the quadratic reference, O(N^2)).
+// reference (work NULL, a or da) and the prefix-state form (work set, no a / da:
+// O(N (w + F) D) forward and backward).
 typedef struct lc_hybrid_args {
     int B, H, Hk, N, D, F;
     const lc_hybrid_cfg *cfg;
@@ -3063,9 +3063,11 @@ LCIMPL void lc_attn_hybrid_bwd_args(const lc_ctx *ctx, const lc_hybrid_args *x) 
                          (size_t)H, x->kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
     if (ctx == &ref_ || !ctx || ctx->simd == LOLCATS_SIMD_SCALAR)
         work = NULL;  // the scalar path, or non-finite inputs: the definition itself
-    if (x->log_g)
-        lc__gate_hybrid_bwd(ctx, x);
-    else if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
+    if (x->log_g) {
+        lc_hybrid_args xx = *x;
+        xx.work = work;
+        lc__gate_hybrid_bwd(ctx, &xx);
+    } else if (work && dy && !da && cfg->window <= LC__HYB_WMAX)
         lc__hybrid_bwd_chunk(ctx, x->dq, x->dk, x->dv, x->dphiq, x->dphik, x->dwf, x->dkv_state, x->dk_state, work, dy,
                              x->y, x->den, x->q, x->k, x->v, x->phiq, x->phik, x->wf, x->kv_state, x->k_state, B, H, Hk, N, D,
                              F, cfg);
@@ -3225,12 +3227,12 @@ static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
         lc__gate_fwd_quad(ctx, x);
 }
 
-// Backward, quadratic reference (every gated backward today): the ungated
+// Backward, quadratic reference (the only gated form that takes da): the ungated
 // lc__hybrid_bwd_quad with L_ij = lambda w_ij phiq_i.phik_j, plus d log_g. In
 // the descending sweep over j, suf = sum_{j'>=j} r_ij' gives
 // sum_{j'<t} r_ij' = T - suf_t (T the row's total), so per row
 // d log_g_t -= suf_t on linear keys and += T (+ the state's share) for t <= i.
-static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
+static void lc__gate_bwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
     const lc__prims *P = lc__prims_for(ctx);
     const lc_hybrid_cfg *cfg = x->cfg;
     int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, gg, rep = H / Hk;
@@ -3337,6 +3339,148 @@ static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
             }
         }
     }
+}
+
+// Prefix-state backward (dy only): O(N (w + F) D). With b_i = sum_{t<=i} log g_t
+// every weight is w_ij = exp(b_i - b_j) (the carried state's exp(b_i)), so
+// d b_s = T_s - C_s: T_s = sum_j r_sj, the row's total through its state
+// (lambda (phiq_s.(S_s gv_s) + cd_s phiq_s.z_s)), C_j = sum_i r_ij, the key's
+// (phik_j . its dphik_j share); d log_g_t = sum_{s>=t} d b_s, taken as
+// (sum_all T - sum_{s<t} T_s) in the forward sweep and - sum_{s>=t} C_s in the
+// reverse one. The reverse state decays as R_i = lambda phiq_i gv_i^T + g_{i+1} R_{i+1};
+// a key first read by row i* gets R_{i*} times exp(sum_{j<t<=i*} log g_t).
+static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const lc_hybrid_cfg *cfg = x->cfg;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, gg, rep = H / Hk;
+    float scale = lc__attn_scale(D);
+    size_t hf = lc__hyb_head_floats(D, F, NULL, NULL);
+    LC__OMP_FOR
+    for (gg = 0; gg < Hk; gg++) {  // one task per kv head (dwf: batches in order)
+        int b;
+        for (b = 0; b < B; b++) {
+            int g = gg, r, i, j, c, d;
+            const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
+            const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
+            float *dk_bg = x->dk ? x->dk + ((size_t)b * Hk + g) * N * D : NULL;
+            float *dv_bg = x->dv ? x->dv + ((size_t)b * Hk + g) * N * D : NULL;
+            float gv[1024];
+            for (r = 0; r < rep; r++) {
+                int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+                const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
+                float *dphik_bh = x->dphik ? x->dphik + (size_t)bh * N * F : NULL;
+                float *dlg = x->dlog_g ? x->dlog_g + (size_t)bh * N : NULL;
+                float *S = x->work + (size_t)bh * hf, *z = S + (size_t)F * D;
+                float gam = lc__sigmoid(x->wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+                double dgam = 0, dlam = 0, tsum = 0, csum = 0;
+                if (x->kv_state) {
+                    memcpy(S, x->kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+                    memcpy(z, x->k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+                } else {
+                    memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+                }
+                for (i = 0; i < N; i++) {  // forward sweep: the state as the forward built it
+                    size_t row = (size_t)bh * N + i;
+                    const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
+                    const float *dy_bhi = x->dy + row * D;
+                    float dn = x->den[row], dyy = P->dot(dy_bhi, x->y + row * D, D), cd = -dyy / dn;
+                    float gi = (float)exp((double)lg[i]);
+                    double t = 0, qz, acc = 0;
+                    int j0, both, jl;
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jl = both ? i + 1 : j0;
+                    if (gi != 1.0f) P->scal(S, gi, F * (D + 1));
+                    for (j = i; j >= jl; j--) acc += (double)lg[j];
+                    for (j = jl - 1; j >= jadd; j--) {
+                        const float *phik_j = phik_bh + (size_t)j * F;
+                        float wj = (float)exp(acc);
+                        for (c = 0; c < F; c++) {
+                            P->axpy(S + (size_t)c * D, wj * phik_j[c], v_bg + (size_t)j * D, D);
+                            z[c] += wj * phik_j[c];
+                        }
+                        acc += (double)lg[j];
+                    }
+                    if (jl > jadd) jadd = jl;
+                    for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
+                    lc__hyb_win_bwd(P, x->dq ? x->dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg,
+                                    v_bg, dy_bhi, gv, NULL, dyy, dn, dn, 0, x->m[row], j0, i, D, scale, gam);
+                    qz = (double)P->dot(phiq_bhi, z, F);
+                    for (c = 0; c < F; c++) {
+                        float sg = P->dot(S + (size_t)c * D, gv, D);
+                        t += (double)phiq_bhi[c] * (double)sg;
+                        if (x->dphiq) x->dphiq[row * F + c] += lam * (sg + cd * z[c]);
+                    }
+                    t += (double)cd * qz;
+                    dlam += t;
+                    if (dlg) dlg[i] -= (float)tsum;  // - sum_{s<i} T_s
+                    tsum += (double)lam * t;
+                }
+                // reverse sweep: S becomes R, z becomes its c
+                memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+                jnext = N;
+                for (i = N - 1; i >= -1; i--) {
+                    int jlo = 0, j0, both;
+                    double acc = 0;
+                    if (i >= 0) {
+                        lc__hybrid_range(cfg, N, i, &j0, &both);
+                        jlo = both ? i + 1 : j0;
+                        if (i == N - 1) jnext = jlo;
+                    }
+                    if (i + 1 < N)  // keys whose first row is i+1: decay over (j, i+1]
+                        for (j = i + 1; j >= jnext; j--) acc += (double)lg[j];
+                    for (j = jnext - 1; j >= jlo; j--) {
+                        const float *phik_bhj = phik_bh + (size_t)j * F;
+                        float u = (float)exp(acc);
+                        double cj = 0;
+                        for (c = 0; c < F; c++) {
+                            float dp = u * (P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c]);
+                            if (dphik_bh) dphik_bh[(size_t)j * F + c] += dp;
+                            cj += (double)dp * (double)phik_bhj[c];
+                            if (dv_bg) P->axpy(dv_bg + (size_t)j * D, u * phik_bhj[c], S + (size_t)c * D, D);
+                        }
+                        csum += cj;
+                        if (dlg) dlg[j] -= (float)csum;  // - sum_{s>=j} C_s
+                        acc += (double)lg[j];
+                    }
+                    jnext = jlo;
+                    if (i >= 0) {
+                        size_t row = (size_t)bh * N + i;
+                        const float *phiq_bhi = x->phiq + row * F, *dy_bhi = x->dy + row * D;
+                        float dn = x->den[row], cd = -P->dot(dy_bhi, x->y + row * D, D) / dn;
+                        if (i + 1 < N) {
+                            float gn = (float)exp((double)lg[i + 1]);
+                            if (gn != 1.0f) P->scal(S, gn, F * (D + 1));
+                        }
+                        for (d = 0; d < D; d++) gv[d] = lam * dy_bhi[d] / dn;
+                        for (c = 0; c < F; c++) {
+                            P->axpy(S + (size_t)c * D, phiq_bhi[c], gv, D);
+                            z[c] += lam * cd * phiq_bhi[c];
+                        }
+                    }
+                }
+                if (x->kv_state) {  // the carried state reads R_0 decayed by g_0
+                    float g0 = (float)exp((double)lg[0]);
+                    if (x->dkv_state)
+                        for (c = 0; c < F * D; c++) x->dkv_state[(size_t)bh * F * D + c] += g0 * S[c];
+                    if (x->dk_state)
+                        for (c = 0; c < F; c++) x->dk_state[(size_t)bh * F + c] += g0 * z[c];
+                }
+                if (dlg)
+                    for (i = 0; i < N; i++) dlg[i] += (float)tsum;  // + sum_all T
+                if (x->dwf) {
+                    if (cfg->affine) dgam -= dlam;
+                    x->dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+                }
+            }
+        }
+    }
+}
+
+static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    if (x->work && x->dy && !x->da)
+        lc__gate_bwd_state(ctx, x);
+    else
+        lc__gate_bwd_quad(ctx, x);
 }
 
 // Gate projection: log_g[b,h,n] = log sigmoid(x[b,n,:] . w_g[h,:] + b_g[h]),
