@@ -1280,6 +1280,7 @@ typedef struct lc_ref_case {
     int cols;
     float factor;                           // loss factor (mse 1000, xent 1)
     int skip_weights;                       // 1: no attention weights a unless da is given
+    const float *log_g;                     // (B,H,N) gated linear state (hybrid, >>gate) or NULL
 } lc_ref_case;
 
 // Every array is allocated by lc_ref_eval and NULL when it does not apply.
@@ -1287,6 +1288,7 @@ typedef struct lc_ref_out {
     float *y, *a;                           // a: softmax and hybrid only
     float *dq, *dk, *dv, *dwq, *dwk, *dbq, *dbk, *dwf, *dkv_state, *dk_state;
     float *loss, *dpred;                    // loss ops: loss[1], dpred (n_pred)
+    float *dlog_g;                          // with log_g: (B,H,N)
 } lc_ref_out;
 
 LCAPI lc_ref_case lc_ref_case_default(void);
@@ -13529,6 +13531,7 @@ LCIMPL void lc_ref_out_free(lc_ref_out *out) {
     LOLCATS_FREE(out->dwq); LOLCATS_FREE(out->dwk); LOLCATS_FREE(out->dbq);
     LOLCATS_FREE(out->dbk); LOLCATS_FREE(out->dwf); LOLCATS_FREE(out->dkv_state);
     LOLCATS_FREE(out->dk_state); LOLCATS_FREE(out->loss); LOLCATS_FREE(out->dpred);
+    LOLCATS_FREE(out->dlog_g);
     memset(out, 0, sizeof *out);
 }
 
@@ -13581,6 +13584,8 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         return lc_error_set(err, LOLCATS_ERR_ARG, "kv_state and k_state go together, hybrid op only");
     if (D > 1024 || f > 1024)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "head dim %d / feature dim %d above 1024", D, f);
+    if (rc->log_g && rc->op != LOLCATS_OP_HYBRID)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "log_g (the gated linear state) applies to the hybrid op only");
 
     out->y = lc__zalloc(nq, &fail);
     if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
@@ -13603,6 +13608,7 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
             if (rc->bk) out->dbk = lc__zalloc((size_t)H, &fail);
         }
         if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__zalloc((size_t)H, &fail);
+        if (rc->log_g) out->dlog_g = lc__zalloc(nrow, &fail);
         if (rc->kv_state) {
             out->dkv_state = lc__zalloc((size_t)B * H * F * D, &fail);
             out->dk_state = lc__zalloc((size_t)B * H * F, &fail);
@@ -13651,6 +13657,25 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         }
         break;
     default:
+        if (rc->log_g) {  // gated (>>gate): the same forms through the args struct
+            lc_hybrid_args x = lc_hybrid_args_default();
+            x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &rc->hybrid;
+            x.q = rc->q; x.k = rc->k; x.v = rc->v; x.phiq = phiq; x.phik = phik; x.wf = rc->wf;
+            x.kv_state = rc->kv_state; x.k_state = rc->k_state; x.log_g = rc->log_g;
+            x.y = out->y; x.a = out->a; x.m = save1; x.den = save2;
+            x.work = out->a ? NULL : state;
+            lc_attn_hybrid_fwd_args(ctx, &x);
+            if (out->a && state) {  // y and the gradients from the O(N) form, as ungated
+                x.a = NULL; x.work = state;
+                lc_attn_hybrid_fwd_args(ctx, &x);
+            }
+            x.work = state; x.dy = rc->dy; x.da = rc->da;
+            x.dq = out->dq; x.dk = out->dk; x.dv = out->dv; x.dphiq = dphiq; x.dphik = dphik;
+            x.dwf = out->dwf; x.dkv_state = out->dkv_state; x.dk_state = out->dk_state;
+            x.dlog_g = out->dlog_g;
+            if (grad) lc_attn_hybrid_bwd_args(ctx, &x);
+            break;
+        }
         // the attention weights need the quadratic form; y and the gradients
         // come from the fast form unless this is the scalar reference run
         // (without a on a SIMD path only the fast form runs: O(N) memory)
@@ -13868,6 +13893,8 @@ LCIMPL lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, floa
         if (!!rc->kv_state != !!rc->k_state)
             return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: 'kv_state' and 'k_state' must be given together",
                                 lc_st_path(in));
+        wz[2] = rc->N;  // the gated linear state's log g (>>gate)
+        if ((st = lc__ref_get(in, "log_g", 0, 3, wz, &pool, &used, cap, &rc->log_g, err))) return st;
     }
     return LOLCATS_OK;
 }
@@ -13910,6 +13937,7 @@ LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
     lc__ref_add(list, &n, "d_window_factors", o->dwf, 1, H, 0, 0, 0);
     lc__ref_add(list, &n, "d_kv_state", o->dkv_state, 4, B, H, F, D);
     lc__ref_add(list, &n, "d_k_state", o->dk_state, 3, B, H, F, 0);
+    lc__ref_add(list, &n, "d_log_g", o->dlog_g, 3, B, H, N, 0);
     return n;
 }
 
@@ -14063,6 +14091,12 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     if ((st = lc__ref_cotangents(in, &r->rc, &r->x, err)) != LOLCATS_OK) {
         lc_ref_result_free(r);
         return st;
+    }
+    if (r->rc.log_g && ((prec && prec[1] == '6') || inter || r->x.dSf)) {
+        lc_ref_result_free(r);
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: a case with log_g (gated linear state) runs "
+                            "at precision f32 or bf16 without intermediates or final-state cotangents",
+                            lc_st_path(in));
     }
     if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
     st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
@@ -14626,6 +14660,7 @@ static void lc__ref_case_bf16(const lc_ref_case *rc) {
     lc__ref_round_bf16(rc->wf, (size_t)rc->H);
     lc__ref_round_bf16(rc->kv_state, (size_t)rc->B * rc->H * F * rc->D);
     lc__ref_round_bf16(rc->k_state, (size_t)rc->B * rc->H * F);
+    lc__ref_round_bf16(rc->log_g, (size_t)rc->B * rc->H * rc->N);
 }
 
 // >>ref-intermediates

@@ -397,6 +397,67 @@ static void proj(lc_ctx *ctx) {
     free(xd); free(wd); free(bd);
 }
 
+// `lolcats ref` with a log_g tensor: y and d_log_g as the kernels give them;
+// precision=f64 (which has no gated form) is refused.
+static void ref_case(void) {
+    enum { B = 1, H = 2, Hk = 1, N = 45, D = 8, f = 4 };
+    int F = 2 * f, i, found = 0;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nr = (size_t)B * H * N;
+    float *q = randn(nq, 1), *k = randn(nk, 1), *v = randn(nk, 1), *wq = randn((size_t)H * D * f, 0.3f);
+    float *wk = randn((size_t)H * D * f, 0.3f), *wf = randn((size_t)H, 1), *lg = randu(nr, -0.5f, 0);
+    float *dy = randn(nq, 1);
+    const char *names[8] = {"q", "k", "v", "feature_map_q.weight", "feature_map_k.weight", "window_factors", "log_g", "dy"};
+    const float *data[8];
+    int ndim[8] = {4, 4, 4, 3, 3, 1, 3, 4};
+    int64_t shape[8 * LOLCATS_MAX_DIMS];
+    const char *meta[6] = {"op", "hybrid_attention", "window", "16", "precision", "f64"};
+    lc_ref_result *res = NULL;
+    lc_error err;
+    lc_ctx ctx;
+    lc_status st;
+    lc_ctx_init(&ctx);
+    data[0] = q; data[1] = k; data[2] = v; data[3] = wq; data[4] = wk; data[5] = wf; data[6] = lg; data[7] = dy;
+    memset(shape, 0, sizeof shape);
+#define SH(i, a, b, c, d) (shape[(i) * LOLCATS_MAX_DIMS] = a, shape[(i) * LOLCATS_MAX_DIMS + 1] = b, \
+                           shape[(i) * LOLCATS_MAX_DIMS + 2] = c, shape[(i) * LOLCATS_MAX_DIMS + 3] = d)
+    SH(0, B, H, N, D); SH(1, B, Hk, N, D); SH(2, B, Hk, N, D); SH(3, H, D, f, 0); SH(4, H, D, f, 0);
+    SH(5, H, 0, 0, 0); SH(6, B, H, N, 0); SH(7, B, H, N, D);
+#undef SH
+    st = lc_ref_run(&ctx, 8, names, data, ndim, shape, meta, 2, &res, &err);
+    CHECK(st == LOLCATS_OK, "gated ref case runs: %s", st ? err.msg : "");
+    if (st == LOLCATS_OK) {
+        lc_fmap_cfg fm = lc_fmap_cfg_default();
+        lc_hybrid_cfg cfg = lc_hybrid_cfg_default();
+        lc_hybrid_args x = lc_hybrid_args_default();
+        float *pq = zeros((size_t)B * H * N * F), *pk = zeros((size_t)B * H * N * F), *y = zeros(nq);
+        float *m = zeros(nr), *den = zeros(nr), *dlg = zeros(nr), *dpq = zeros((size_t)B * H * N * F);
+        float *dpk = zeros((size_t)B * H * N * F), *work = zeros(lc_attn_hybrid_work_floats(B, H, D, F));
+        cfg.window = 16;
+        lc_fmap_fwd(&ctx, pq, q, wq, NULL, B, H, H, N, D, f, &fm);
+        lc_fmap_fwd(&ctx, pk, k, wk, NULL, B, H, Hk, N, D, f, &fm);
+        x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &cfg;
+        x.q = q; x.k = k; x.v = v; x.phiq = pq; x.phik = pk; x.wf = wf; x.log_g = lg;
+        x.y = y; x.m = m; x.den = den; x.work = work;
+        lc_attn_hybrid_fwd_args(&ctx, &x);
+        x.dy = dy; x.dphiq = dpq; x.dphik = dpk; x.dlog_g = dlg;
+        lc_attn_hybrid_bwd_args(&ctx, &x);
+        for (i = 0; i < lc_ref_result_count(res); i++) {
+            const char *nm = lc_ref_result_name(res, i);
+            if (!strcmp(nm, "y")) found += check_close("ref y vs the kernel calls", lc_ref_result_data(res, i), y, nq, 0, 0);
+            if (!strcmp(nm, "d_log_g")) found += check_close("ref d_log_g vs the kernel calls", lc_ref_result_data(res, i), dlg, nr, 0, 0);
+        }
+        CHECK(found == 2, "ref outputs y and d_log_g present and equal to the kernels' (%d of 2)", found);
+        printf("  ref case with log_g: y and d_log_g bit-equal to the kernel calls\n");
+        free(pq); free(pk); free(y); free(m); free(den); free(dlg); free(dpq); free(dpk); free(work);
+        lc_ref_result_free(res);
+    }
+    res = NULL;
+    st = lc_ref_run(&ctx, 8, names, data, ndim, shape, meta, 3, &res, &err);
+    CHECK(st == LOLCATS_ERR_UNSUPPORTED && strstr(err.msg, "log_g"), "precision=f64 with log_g refused: %s", err.msg);
+    lc_ref_result_free(res);
+    free(q); free(k); free(v); free(wq); free(wk); free(wf); free(lg); free(dy);
+}
+
 int main(void) {
     lc_ctx ctx;
     int pass;
@@ -417,5 +478,6 @@ int main(void) {
     }
     lc_ctx_init(&ctx);
     long_seq(&ctx);
+    ref_case();
     return check_done();
 }
