@@ -3168,6 +3168,28 @@ static void lc__gate_fwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
     }
 }
 
+// The running state (S, z adjacent) from row i-1 to row i: decay by g_i, then
+// the keys [*jadd, jl) come in with their own w_ij (a sum of at most 2w log g).
+static void lc__gate_state_step(const lc__prims *P, float *S, const float *lg,
+                                const float *phik_bh, const float *v_bg, int i, int jl,
+                                int *jadd, int D, int F) {
+    float gi = (float)exp((double)lg[i]), *z = S + (size_t)F * D;
+    double acc = 0;
+    int j, c;
+    if (gi != 1.0f) P->scal(S, gi, F * (D + 1));
+    for (j = i; j >= jl; j--) acc += (double)lg[j];
+    for (j = jl - 1; j >= *jadd; j--) {
+        const float *phik_j = phik_bh + (size_t)j * F;
+        float wj = (float)exp(acc);
+        for (c = 0; c < F; c++) {
+            P->axpy(S + (size_t)c * D, wj * phik_j[c], v_bg + (size_t)j * D, D);
+            z[c] += wj * phik_j[c];
+        }
+        acc += (double)lg[j];
+    }
+    if (jl > *jadd) *jadd = jl;
+}
+
 // Prefix-state form, O(N (w + F) D): the running state is kept decayed to the
 // current row (S <- g_i S before row i), and a key entering it at row i comes
 // in with its own w_ij, a sum of at most 2w log g.
@@ -3179,7 +3201,7 @@ static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
     size_t hf = lc__hyb_head_floats(D, F, NULL, NULL);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, j, jadd = 0;
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
         const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
         const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
@@ -3194,23 +3216,12 @@ static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
         for (i = 0; i < N; i++) {
             size_t row = (size_t)bh * N + i;
             const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
-            float *y_bhi = x->y + row * D, mx, dn, gi = (float)exp((double)lg[i]);
-            double sum, acc = 0;
+            float *y_bhi = x->y + row * D, mx, dn;
+            double sum;
             int j0, both, jl;
             lc__hybrid_range(cfg, N, i, &j0, &both);
             jl = both ? i + 1 : j0;
-            if (gi != 1.0f) P->scal(S, gi, F * (D + 1));  // S and z, adjacent
-            for (j = i; j >= jl; j--) acc += (double)lg[j];
-            for (j = jl - 1; j >= jadd; j--) {  // new linear keys, with their decay
-                const float *phik_j = phik_bh + (size_t)j * F;
-                float wj = (float)exp(acc);
-                for (c = 0; c < F; c++) {
-                    P->axpy(S + (size_t)c * D, wj * phik_j[c], v_bg + (size_t)j * D, D);
-                    z[c] += wj * phik_j[c];
-                }
-                acc += (double)lg[j];
-            }
-            if (jl > jadd) jadd = jl;
+            lc__gate_state_step(P, S, lg, phik_bh, v_bg, i, jl, &jadd, D, F);
             for (d = 0; d < D; d++) y_bhi[d] = 0;
             sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, j0, i, D, scale, gam);
             for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
@@ -3386,23 +3397,11 @@ static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
                     const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
                     const float *dy_bhi = x->dy + row * D;
                     float dn = x->den[row], dyy = P->dot(dy_bhi, x->y + row * D, D), cd = -dyy / dn;
-                    float gi = (float)exp((double)lg[i]);
-                    double t = 0, qz, acc = 0;
+                    double t = 0, qz;
                     int j0, both, jl;
                     lc__hybrid_range(cfg, N, i, &j0, &both);
                     jl = both ? i + 1 : j0;
-                    if (gi != 1.0f) P->scal(S, gi, F * (D + 1));
-                    for (j = i; j >= jl; j--) acc += (double)lg[j];
-                    for (j = jl - 1; j >= jadd; j--) {
-                        const float *phik_j = phik_bh + (size_t)j * F;
-                        float wj = (float)exp(acc);
-                        for (c = 0; c < F; c++) {
-                            P->axpy(S + (size_t)c * D, wj * phik_j[c], v_bg + (size_t)j * D, D);
-                            z[c] += wj * phik_j[c];
-                        }
-                        acc += (double)lg[j];
-                    }
-                    if (jl > jadd) jadd = jl;
+                    lc__gate_state_step(P, S, lg, phik_bh, v_bg, i, jl, &jadd, D, F);
                     for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
                     lc__hyb_win_bwd(P, x->dq ? x->dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg,
                                     v_bg, dy_bhi, gv, NULL, dyy, dn, dn, 0, x->m[row], j0, i, D, scale, gam);
