@@ -67,14 +67,14 @@
 //
 // CONTENTS, in file order (each section opens with a line `// >>tag`: search for it)
 //   API         version decoration types api-core api-fmap api-attn-softmax
-//               api-attn-linear api-attn-hybrid api-decode api-loss api-optim api-blocks
+//               api-attn-linear api-attn-hybrid api-decode api-gate api-loss api-optim api-blocks
 //               api-files api-gguf api-gemm api-model api-tokenizer api-sample
 //               api-model-export api-train api-lolcats-io api-lolcats-infer api-ref
 //               api-ref-run
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
-//               attn-hybrid (sinks) transfer decode (decode-sinks) loss optim blocks
-//               llama-block model-forward train
+//               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss optim
+//               blocks llama-block model-forward train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
@@ -315,6 +315,37 @@ LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv
                               int B, int H, int Hk, int N, int D, int F,
                               const lc_hybrid_cfg *cfg);
 
+// The same two calls with every argument in one struct (fill it from
+// lc_hybrid_args_default(), which zeroes it, then set what you use). The
+// positional lc_attn_hybrid_fwd / _bwd are wrappers of these. Fields as above;
+// fwd reads the inputs and writes y, a, m, den (work as above); bwd also reads
+// dy, da, y, m, den and accumulates into the gradient fields that are set.
+// Gated linear state (>>gate): log_g (B,H,N), log g_t <= 0 per query head and
+// token, NULL for the original's ungated state. The linear-part weight of key
+// j for query i is then multiplied by prod_{j<t<=i} g_t (a carried state by
+// prod_{t<=i} g_t), i.e. S_t = g_t S_{t-1} + phik_t v_t^T, z likewise; the
+// window part is unchanged and log_g == 0 gives the ungated result. bwd
+// accumulates d log_g into dlog_g (may be NULL). Gated forms: the quadratic
+// reference (work NULL, a or da) and the prefix-state form (work set, no a / da:
+// O(N (w + F) D) forward and backward).
+typedef struct lc_hybrid_args {
+    int B, H, Hk, N, D, F;
+    const lc_hybrid_cfg *cfg;
+    const float *q, *k, *v;               // (B,H,N,D), (B,Hk,N,D), (B,Hk,N,D)
+    const float *phiq, *phik;             // (B,H,N,F)
+    const float *wf;                      // (H)
+    const float *kv_state, *k_state;      // (B,H,F,D), (B,H,F) or NULL
+    const float *log_g;                   // (B,H,N) or NULL: ungated
+    float *y, *a, *m, *den;               // outputs of fwd (a may be NULL)
+    float *work;                          // lc_attn_hybrid_work_floats or NULL
+    const float *dy, *da;                 // bwd: upstream gradients (either may be NULL)
+    float *dq, *dk, *dv, *dphiq, *dphik, *dwf, *dkv_state, *dk_state;
+    float *dlog_g;                        // (B,H,N) or NULL
+} lc_hybrid_args;
+LCAPI lc_hybrid_args lc_hybrid_args_default(void);
+LCAPI void lc_attn_hybrid_fwd_args(const lc_ctx *ctx, const lc_hybrid_args *x);
+LCAPI void lc_attn_hybrid_bwd_args(const lc_ctx *ctx, const lc_hybrid_args *x);
+
 // Attention transfer (stage 1) on one layer's frozen q, k, v: the teacher's
 // causal softmax (yt, lse as lc_attn_softmax_fwd; lse may be NULL) and the
 // student hybrid (y, m, den as lc_attn_hybrid_fwd, no carried state) in one
@@ -395,6 +426,28 @@ LCAPI void lc_attn_hybrid_decode(const lc_ctx *ctx, float *y /*(H,D)*/,
                                  const float *phiq /*(H,F)*/,
                                  const float *phik /*(H,F)*/,
                                  const float *wf /*(H)*/, int affine);
+
+// >>api-gate
+// Gate projection of the gated linear state: log_g[b,h,n] = log sigmoid(
+// x[b,n,:] . w_g[h,:] + b_g[h]) for x (B,N,dim) (the layer's normed input),
+// w_g (H,dim), b_g (H); log_g (B,H,N) feeds lc_hybrid_args.log_g. The backward
+// accumulates into dx (or NULL), dw_g, db_g from dlog_g.
+LCAPI void lc_gate_proj_fwd(const lc_ctx *ctx, float *log_g, const float *x, const float *w_g,
+                            const float *b_g, int B, int H, int N, int dim);
+LCAPI void lc_gate_proj_bwd(const lc_ctx *ctx, float *dx, float *dw_g, float *db_g,
+                            const float *dlog_g, const float *x, const float *w_g,
+                            const float *b_g, int B, int H, int N, int dim);
+// One gated token: lc_attn_hybrid_decode with S <- g S + ..., z likewise,
+// g = exp(log_g[h]) per head (log_g (H)). logg_ring (H,window), zeroed with the
+// state, keeps the window's log g (the state itself is the same size); equal
+// to the gated sw prefill token by token, and to lc_attn_hybrid_decode when
+// every log_g is 0.
+LCAPI void lc_attn_hybrid_decode_gated(const lc_ctx *ctx, float *y /*(H,D)*/,
+                                       lc_decode_state *st, float *logg_ring /*(H,window)*/,
+                                       const float *q, const float *k, const float *v,
+                                       const float *phiq, const float *phik,
+                                       const float *wf /*(H)*/, const float *log_g /*(H)*/,
+                                       int affine);
 
 // >>api-loss
 // MSE, factor * mean((pred - target)^2); accumulates d/dpred into dpred if set.
@@ -1274,6 +1327,7 @@ typedef struct lc_ref_case {
     int cols;
     float factor;                           // loss factor (mse 1000, xent 1)
     int skip_weights;                       // 1: no attention weights a unless da is given
+    const float *log_g;                     // (B,H,N) gated linear state (hybrid, >>gate) or NULL
 } lc_ref_case;
 
 // Every array is allocated by lc_ref_eval and NULL when it does not apply.
@@ -1281,6 +1335,7 @@ typedef struct lc_ref_out {
     float *y, *a;                           // a: softmax and hybrid only
     float *dq, *dk, *dv, *dwq, *dwk, *dbq, *dbk, *dwf, *dkv_state, *dk_state;
     float *loss, *dpred;                    // loss ops: loss[1], dpred (n_pred)
+    float *dlog_g;                          // with log_g: (B,H,N)
 } lc_ref_out;
 
 LCAPI lc_ref_case lc_ref_case_default(void);
@@ -2865,22 +2920,52 @@ LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
     return (size_t)B * H * lc__hyb_head_floats(D, F, NULL, NULL);
 }
 
+// Gated forms (>>gate), taken when log_g is set.
+static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x);
+static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x);
+
+LCIMPL lc_hybrid_args lc_hybrid_args_default(void) {
+    lc_hybrid_args x;
+    memset(&x, 0, sizeof x);
+    return x;
+}
+
+LCIMPL void lc_attn_hybrid_fwd_args(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    lc_ctx ref_;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F;
+    float *work = x->work;
+    const lc_hybrid_cfg *cfg = x->cfg;
+    // sinks with a gated state: not built yet (the gated forms know no sink keys)
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && cfg->sinks >= 0 &&
+                   !(x->log_g && cfg->sinks) && !!x->kv_state == !!x->k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 7, x->q, (size_t)B * H * N * D, x->k, (size_t)B * Hk * N * D, x->v, (size_t)B * Hk * N * D, x->phiq, (size_t)B * H * N * F, x->phik, (size_t)B * H * N * F, x->wf,
+                         (size_t)H, x->kv_state, (size_t)B * H * F * D);
+    // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
+    if (!lc__kern_for(ctx)->hybrid_fwd) work = NULL;
+    if (x->log_g) {
+        lc_hybrid_args xx = *x;
+        xx.work = work;
+        lc__gate_hybrid_fwd(ctx, &xx);
+    } else if (work && !x->a)
+        lc__kern_for(ctx)->hybrid_fwd(ctx, x->y, x->m, x->den, work, x->q, x->k, x->v, x->phiq,
+                                      x->phik, x->wf, x->kv_state, x->k_state, B, H, Hk, N, D,
+                                      F, cfg);  // >>hybrid-chunk
+    else
+        lc__hybrid_fwd_quad(ctx, x->y, x->a, x->m, x->den, x->q, x->k, x->v, x->phiq, x->phik, x->wf, x->kv_state, x->k_state, B, H,
+                            Hk, N, D, F, cfg);
+}
+
 LCIMPL void lc_attn_hybrid_fwd(const lc_ctx *ctx, float *y, float *a, float *m, float *den,
                                float *work, const float *q, const float *k, const float *v,
                                const float *phiq, const float *phik, const float *wf,
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && cfg->sinks >= 0 && !!kv_state == !!k_state);
-    ctx = lc__ctx_finite(ctx, &ref_, 7, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
-                         (size_t)H, kv_state, (size_t)B * H * F * D);
-    // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
-    if (lc__kern_for(ctx)->hybrid_fwd && work && !a)
-        lc__kern_for(ctx)->hybrid_fwd(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state,
-                                      k_state, B, H, Hk, N, D, F, cfg);  // >>hybrid-chunk
-    else
-        lc__hybrid_fwd_quad(ctx, y, a, m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H,
-                            Hk, N, D, F, cfg);
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = cfg;
+    x.q = q; x.k = k; x.v = v; x.phiq = phiq; x.phik = phik; x.wf = wf;
+    x.kv_state = kv_state; x.k_state = k_state;
+    x.y = y; x.a = a; x.m = m; x.den = den; x.work = work;
+    lc_attn_hybrid_fwd_args(ctx, &x);
 }
 
 // Backward. Per row, with gv = dy/den (d numerator), cd = -(dy.y)/den (d den),
@@ -3106,6 +3191,33 @@ static void lc__hybrid_bwd_state(const lc_ctx *ctx, float *dq, float *dk, float 
     }
 }
 
+LCIMPL void lc_attn_hybrid_bwd_args(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    lc_ctx ref_;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F;
+    float *work = x->work;
+    const lc_hybrid_cfg *cfg = x->cfg;
+    const float *dy = x->dy, *da = x->da;
+    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && cfg->sinks >= 0 &&
+                   !(x->log_g && cfg->sinks) && !!x->kv_state == !!x->k_state);
+    ctx = lc__ctx_finite(ctx, &ref_, 8, x->q, (size_t)B * H * N * D, x->k, (size_t)B * Hk * N * D, x->v, (size_t)B * Hk * N * D, x->phiq, (size_t)B * H * N * F, x->phik, (size_t)B * H * N * F, x->wf,
+                         (size_t)H, x->kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
+    // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
+    if (!lc__kern_for(ctx)->hybrid_bwd) work = NULL;
+    if (x->log_g) {
+        lc_hybrid_args xx = *x;
+        xx.work = work;
+        lc__gate_hybrid_bwd(ctx, &xx);
+    } else if (work && dy && !da)
+        lc__kern_for(ctx)->hybrid_bwd(ctx, x->dq, x->dk, x->dv, x->dphiq, x->dphik, x->dwf,
+                                      x->dkv_state, x->dk_state, work, dy, x->y, x->m, x->den,
+                                      x->q, x->k, x->v, x->phiq, x->phik, x->wf, x->kv_state,
+                                      x->k_state, B, H, Hk, N, D, F, cfg);  // >>hybrid-chunk
+    else
+        lc__hybrid_bwd_quad(ctx, x->dq, x->dk, x->dv, x->dphiq, x->dphik, x->dwf, x->dkv_state, x->dk_state, dy, da, x->y,
+                            x->m, x->den, x->q, x->k, x->v, x->phiq, x->phik, x->wf, x->kv_state, x->k_state, B, H, Hk, N, D,
+                            F, cfg);
+}
+
 LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv,
                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
                                float *dk_state, float *work, const float *dy, const float *da,
@@ -3114,19 +3226,463 @@ LCIMPL void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *d
                                const float *phiq, const float *phik, const float *wf,
                                const float *kv_state, const float *k_state, int B, int H,
                                int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc_ctx ref_;
-    LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && cfg->sinks >= 0 && !!kv_state == !!k_state);
-    ctx = lc__ctx_finite(ctx, &ref_, 8, q, (size_t)B * H * N * D, k, (size_t)B * Hk * N * D, v, (size_t)B * Hk * N * D, phiq, (size_t)B * H * N * F, phik, (size_t)B * H * N * F, wf,
-                         (size_t)H, kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
-    // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
-    if (lc__kern_for(ctx)->hybrid_bwd && work && dy && !da)
-        lc__kern_for(ctx)->hybrid_bwd(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state,
-                                      work, dy, y, m, den, q, k, v, phiq, phik, wf, kv_state,
-                                      k_state, B, H, Hk, N, D, F, cfg);  // >>hybrid-chunk
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = cfg;
+    x.q = q; x.k = k; x.v = v; x.phiq = phiq; x.phik = phik; x.wf = wf;
+    x.kv_state = kv_state; x.k_state = k_state;
+    // bwd only reads y, m, den (the struct holds them writable for fwd)
+    x.y = (float *)y; x.m = (float *)m; x.den = (float *)den; x.work = work;
+    x.dy = dy; x.da = da;
+    x.dq = dq; x.dk = dk; x.dv = dv; x.dphiq = dphiq; x.dphik = dphik; x.dwf = dwf;
+    x.dkv_state = dkv_state; x.dk_state = dk_state;
+    lc_attn_hybrid_bwd_args(ctx, &x);
+}
+
+// >>gate
+// Gated linear state (lc_hybrid_args.log_g). Per query head and token a decay
+// g_t = exp(log_g_t) in (0, 1]; the linear part's weight of key j for query i
+// gains the factor w_ij = prod_{j<t<=i} g_t = exp(sum_{t=j+1..i} log_g_t), the
+// carried state the factor prod_{0<=t<=i} g_t; the window part is unchanged:
+//   L_ij = lambda w_ij phiq_i . phik_j   on linear keys (j < jl(i))
+//   S_i  = g_i S_{i-1} + phik_j v_j^T ..., i.e. S_t = g_t S_{t-1} + phi(k_t) v_t^T
+// Decays are sums of log g over the gap (never a ratio of cumulative
+// products), so strong decay over long sequences stays exact in fp32.
+// Backward: r_ij = dW_ij L_ij is d/d log w_ij, so d log_g_t += sum_{j<t<=i} r_ij
+// (and the state's share, for every t <= i).
+
+// Quadratic reference: the ungated lc__hybrid_fwd_quad with w_ij, linear keys
+// visited from jl-1 down to 0 so that w_ij accumulates one log g at a time.
+static void lc__gate_fwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const lc_hybrid_cfg *cfg = x->cfg;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, bh;
+    float scale = lc__attn_scale(D);
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, j, d, c;
+        const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
+        const float *S = x->kv_state ? x->kv_state + (size_t)bh * F * D : NULL;
+        const float *z = x->k_state ? x->k_state + (size_t)bh * F : NULL;
+        float gam = lc__sigmoid(x->wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        for (i = 0; i < N; i++) {
+            size_t row = (size_t)bh * N + i;
+            const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
+            float *y_bhi = x->y + row * D, *a_bhi = x->a ? x->a + row * N : NULL;
+            float mx, den0, dn;
+            double sum, acc = 0;
+            int j0, both, jl;
+            lc__hybrid_range(cfg, N, i, &j0, &both);
+            jl = both ? i + 1 : j0;
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            if (a_bhi)
+                for (j = 0; j < N; j++) a_bhi[j] = 0;
+            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, 0, j0, i, D, scale, gam);
+            for (j = i; j >= jl; j--) acc += (double)lg[j];  // log w_{i,jl-1}
+            for (j = jl - 1; j >= 0; j--) {
+                float l = lam * (float)exp(acc) * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                sum += (double)l;
+                P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
+                if (a_bhi) a_bhi[j] += l;
+                acc += (double)lg[j];
+            }  // acc = sum_{t<=i} log g_t: the carried state's decay
+            den0 = (float)sum;
+            dn = den0;
+            if (S) {
+                float lg_s = lam * (float)exp(acc);
+                for (c = 0; c < F; c++) P->axpy(y_bhi, lg_s * phiq_bhi[c], S + (size_t)c * D, D);
+                dn += lg_s * P->dot(phiq_bhi, z, F);
+            }
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            if (a_bhi)
+                for (j = 0; j <= i; j++) a_bhi[j] /= den0;
+            x->m[row] = mx;
+            x->den[row] = dn;
+        }
+    }
+}
+
+// The running state (S, z adjacent) from row i-1 to row i: decay by g_i, then
+// the keys [*jadd, jl) come in with their own w_ij (a sum of at most 2w log g).
+static void lc__gate_state_step(const lc__prims *P, float *S, const float *lg,
+                                const float *phik_bh, const float *v_bg, int i, int jl,
+                                int *jadd, int D, int F) {
+    float gi = (float)exp((double)lg[i]), *z = S + (size_t)F * D;
+    double acc = 0;
+    int j, c;
+    if (gi != 1.0f) P->scal(S, gi, F * (D + 1));
+    for (j = i; j >= jl; j--) acc += (double)lg[j];
+    for (j = jl - 1; j >= *jadd; j--) {
+        const float *phik_j = phik_bh + (size_t)j * F;
+        float wj = (float)exp(acc);
+        for (c = 0; c < F; c++) {
+            P->axpy(S + (size_t)c * D, wj * phik_j[c], v_bg + (size_t)j * D, D);
+            z[c] += wj * phik_j[c];
+        }
+        acc += (double)lg[j];
+    }
+    if (jl > *jadd) *jadd = jl;
+}
+
+// Prefix-state form, O(N (w + F) D): the running state is kept decayed to the
+// current row (S <- g_i S before row i), and a key entering it at row i comes
+// in with its own w_ij, a sum of at most 2w log g.
+static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const lc_hybrid_cfg *cfg = x->cfg;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, bh;
+    float scale = lc__attn_scale(D);
+    size_t hf = lc__hyb_head_floats(D, F, NULL, NULL);
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
+        const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
+        const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
+        const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
+        float *S = x->work + (size_t)bh * hf, *z = S + (size_t)F * D;
+        float gam = lc__sigmoid(x->wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+        if (x->kv_state) {
+            memcpy(S, x->kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+            memcpy(z, x->k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+        } else {
+            memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+        }
+        for (i = 0; i < N; i++) {
+            size_t row = (size_t)bh * N + i;
+            const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
+            float *y_bhi = x->y + row * D, mx, dn;
+            double sum;
+            int j0, both, jl;
+            lc__hybrid_range(cfg, N, i, &j0, &both);
+            jl = both ? i + 1 : j0;
+            lc__gate_state_step(P, S, lg, phik_bh, v_bg, i, jl, &jadd, D, F);
+            for (d = 0; d < D; d++) y_bhi[d] = 0;
+            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, 0, j0, i, D, scale, gam);
+            for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
+            dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+            x->m[row] = mx;
+            x->den[row] = dn;
+        }
+    }
+}
+
+static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    if (x->work && !x->a)
+        lc__gate_fwd_state(ctx, x);
     else
-        lc__hybrid_bwd_quad(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, dy, da, y,
-                            m, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
-                            F, cfg);
+        lc__gate_fwd_quad(ctx, x);
+}
+
+// Backward, quadratic reference (the only gated form that takes da): the ungated
+// lc__hybrid_bwd_quad with L_ij = lambda w_ij phiq_i.phik_j, plus d log_g. In
+// the descending sweep over j, suf = sum_{j'>=j} r_ij' gives
+// sum_{j'<t} r_ij' = T - suf_t (T the row's total), so per row
+// d log_g_t -= suf_t on linear keys and += T (+ the state's share) for t <= i.
+static void lc__gate_bwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const lc_hybrid_cfg *cfg = x->cfg;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, gg, rep = H / Hk;
+    float scale = lc__attn_scale(D);
+    const float *dy = x->dy, *da = x->da;
+    LC__OMP_FOR
+    for (gg = 0; gg < Hk; gg++) {  // one task per kv head (dwf: batches in order)
+        int b;
+        for (b = 0; b < B; b++) {
+            int g = gg, r, i, j, c, d;
+            const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
+            const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
+            float *dk_bg = x->dk ? x->dk + ((size_t)b * Hk + g) * N * D : NULL;
+            float *dv_bg = x->dv ? x->dv + ((size_t)b * Hk + g) * N * D : NULL;
+            float gv[1024];
+            for (r = 0; r < rep; r++) {
+                int h = g * rep + r, bh = b * H + h;
+                const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
+                float *dphik_bh = x->dphik ? x->dphik + (size_t)bh * N * F : NULL;
+                float *dlg = x->dlog_g ? x->dlog_g + (size_t)bh * N : NULL;
+                const float *S = x->kv_state ? x->kv_state + (size_t)bh * F * D : NULL;
+                const float *z = x->k_state ? x->k_state + (size_t)bh * F : NULL;
+                float gam = lc__sigmoid(x->wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+                double dgam = 0, dlam = 0;
+                for (i = 0; i < N; i++) {
+                    size_t row = (size_t)bh * N + i;
+                    const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
+                    const float *da_bhi = da ? da + row * N : NULL;
+                    const float *dy_bhi = dy ? dy + row * D : NULL;
+                    float *dq_bhi = x->dq ? x->dq + row * D : NULL;
+                    float *dphiq_bhi = x->dphiq ? x->dphiq + row * F : NULL;
+                    float mx = x->m[row], dn = x->den[row], den0 = dn, cd = 0, ca = 0, qz = 0,
+                          dyy = 0, gs = 0;
+                    double acc0 = 0, acc, tot = 0, suf = 0;
+                    int j0, both, jl;
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jl = both ? i + 1 : j0;
+                    for (j = i; j >= jl; j--) acc0 += (double)lg[j];
+                    for (d = 0; d < D; d++) gv[d] = dy_bhi ? dy_bhi[d] / dn : 0.0f;
+                    if (dy_bhi) {
+                        dyy = P->dot(dy_bhi, x->y + row * D, D);
+                        cd = -dyy / dn;
+                    }
+                    if (S) {
+                        double all = acc0;
+                        for (j = jl - 1; j >= 0; j--) all += (double)lg[j];
+                        gs = (float)exp(all);  // the carried state's decay
+                        qz = P->dot(phiq_bhi, z, F);
+                        den0 = dn - lam * gs * qz;
+                    }
+                    if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
+                        double t = 0;
+                        for (j = j0; j <= i; j++)
+                            t += (double)da_bhi[j] * (double)gam *
+                                 (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
+                        acc = acc0;
+                        for (j = jl - 1; j >= 0; j--) {
+                            t += (double)da_bhi[j] * (double)(lam * (float)exp(acc)) *
+                                 (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                            acc += (double)lg[j];
+                        }
+                        ca = (float)(-t / ((double)den0 * (double)den0));
+                    }
+                    lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
+                                    da_bhi, dyy, dn, den0, ca, mx, 0, j0, i, D, scale, gam);
+                    acc = acc0;
+                    for (j = jl - 1; j >= 0; j--) {  // linear keys, descending
+                        const float *phik_bhj = phik_bh + (size_t)j * F;
+                        float wij = (float)exp(acc), qk = P->dot(phiq_bhi, phik_bhj, F);
+                        float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
+                        if (da_bhi) dW += da_bhi[j] / den0 + ca;
+                        dlam += (double)dW * (double)qk * (double)wij;
+                        if (dphiq_bhi) P->axpy(dphiq_bhi, lam * wij * dW, phik_bhj, F);
+                        if (dphik_bh) P->axpy(dphik_bh + (size_t)j * F, lam * wij * dW, phiq_bhi, F);
+                        if (dy_bhi && dv_bg) P->axpy(dv_bg + (size_t)j * D, lam * wij * qk, gv, D);
+                        suf += (double)dW * (double)lam * (double)wij * (double)qk;
+                        if (dlg) dlg[j] -= (float)suf;
+                        acc += (double)lg[j];
+                    }
+                    tot = suf;
+                    if (S) {  // carried state: num += lam gs phiq S, den += lam gs phiq.z
+                        float *dS = x->dkv_state ? x->dkv_state + (size_t)bh * F * D : NULL;
+                        float *dz = x->dk_state ? x->dk_state + (size_t)bh * F : NULL;
+                        float ls = lam * gs;
+                        double t = 0;
+                        for (c = 0; c < F; c++) {
+                            float sg = P->dot(S + (size_t)c * D, gv, D);
+                            t += (double)phiq_bhi[c] * (double)sg;
+                            if (dphiq_bhi) dphiq_bhi[c] += ls * (sg + cd * z[c]);
+                            if (dS) P->axpy(dS + (size_t)c * D, ls * phiq_bhi[c], gv, D);
+                            if (dz) dz[c] += ls * cd * phiq_bhi[c];
+                        }
+                        t += (double)cd * (double)qz;
+                        dlam += t * (double)gs;
+                        tot += t * (double)ls;
+                    }
+                    if (dlg)
+                        for (j = 0; j <= i; j++) dlg[j] += (float)tot;
+                }
+                if (x->dwf) {
+                    if (cfg->affine) dgam -= dlam;
+                    x->dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+                }
+            }
+        }
+    }
+}
+
+// Prefix-state backward (dy only): O(N (w + F) D). With b_i = sum_{t<=i} log g_t
+// every weight is w_ij = exp(b_i - b_j) (the carried state's exp(b_i)), so
+// d b_s = T_s - C_s: T_s = sum_j r_sj, the row's total through its state
+// (lambda (phiq_s.(S_s gv_s) + cd_s phiq_s.z_s)), C_j = sum_i r_ij, the key's
+// (phik_j . its dphik_j share); d log_g_t = sum_{s>=t} d b_s, taken as
+// (sum_all T - sum_{s<t} T_s) in the forward sweep and - sum_{s>=t} C_s in the
+// reverse one. The reverse state decays as R_i = lambda phiq_i gv_i^T + g_{i+1} R_{i+1};
+// a key first read by row i* gets R_{i*} times exp(sum_{j<t<=i*} log g_t).
+static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    const lc__prims *P = lc__prims_for(ctx);
+    const lc_hybrid_cfg *cfg = x->cfg;
+    int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F, gg, rep = H / Hk;
+    float scale = lc__attn_scale(D);
+    size_t hf = lc__hyb_head_floats(D, F, NULL, NULL);
+    LC__OMP_FOR
+    for (gg = 0; gg < Hk; gg++) {  // one task per kv head (dwf: batches in order)
+        int b;
+        for (b = 0; b < B; b++) {
+            int g = gg, r, i, j, c, d;
+            const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
+            const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
+            float *dk_bg = x->dk ? x->dk + ((size_t)b * Hk + g) * N * D : NULL;
+            float *dv_bg = x->dv ? x->dv + ((size_t)b * Hk + g) * N * D : NULL;
+            float gv[1024];
+            for (r = 0; r < rep; r++) {
+                int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+                const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
+                float *dphik_bh = x->dphik ? x->dphik + (size_t)bh * N * F : NULL;
+                float *dlg = x->dlog_g ? x->dlog_g + (size_t)bh * N : NULL;
+                float *S = x->work + (size_t)bh * hf, *z = S + (size_t)F * D;
+                float gam = lc__sigmoid(x->wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
+                double dgam = 0, dlam = 0, tsum = 0, csum = 0;
+                if (x->kv_state) {
+                    memcpy(S, x->kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+                    memcpy(z, x->k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+                } else {
+                    memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+                }
+                for (i = 0; i < N; i++) {  // forward sweep: the state as the forward built it
+                    size_t row = (size_t)bh * N + i;
+                    const float *q_bhi = x->q + row * D, *phiq_bhi = x->phiq + row * F;
+                    const float *dy_bhi = x->dy + row * D;
+                    float dn = x->den[row], dyy = P->dot(dy_bhi, x->y + row * D, D), cd = -dyy / dn;
+                    double t = 0, qz;
+                    int j0, both, jl;
+                    lc__hybrid_range(cfg, N, i, &j0, &both);
+                    jl = both ? i + 1 : j0;
+                    lc__gate_state_step(P, S, lg, phik_bh, v_bg, i, jl, &jadd, D, F);
+                    for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
+                    lc__hyb_win_bwd(P, x->dq ? x->dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg,
+                                    v_bg, dy_bhi, gv, NULL, dyy, dn, dn, 0, x->m[row], 0, j0, i, D, scale, gam);
+                    qz = (double)P->dot(phiq_bhi, z, F);
+                    for (c = 0; c < F; c++) {
+                        float sg = P->dot(S + (size_t)c * D, gv, D);
+                        t += (double)phiq_bhi[c] * (double)sg;
+                        if (x->dphiq) x->dphiq[row * F + c] += lam * (sg + cd * z[c]);
+                    }
+                    t += (double)cd * qz;
+                    dlam += t;
+                    if (dlg) dlg[i] -= (float)tsum;  // - sum_{s<i} T_s
+                    tsum += (double)lam * t;
+                }
+                // reverse sweep: S becomes R, z becomes its c
+                memset(S, 0, sizeof(float) * (size_t)F * ((size_t)D + 1));
+                jnext = N;
+                for (i = N - 1; i >= -1; i--) {
+                    int jlo = 0, j0, both;
+                    double acc = 0;
+                    if (i >= 0) {
+                        lc__hybrid_range(cfg, N, i, &j0, &both);
+                        jlo = both ? i + 1 : j0;
+                        if (i == N - 1) jnext = jlo;
+                    }
+                    if (i + 1 < N)  // keys whose first row is i+1: decay over (j, i+1]
+                        for (j = i + 1; j >= jnext; j--) acc += (double)lg[j];
+                    for (j = jnext - 1; j >= jlo; j--) {
+                        const float *phik_bhj = phik_bh + (size_t)j * F;
+                        float u = (float)exp(acc);
+                        double cj = 0;
+                        for (c = 0; c < F; c++) {
+                            float dp = u * (P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c]);
+                            if (dphik_bh) dphik_bh[(size_t)j * F + c] += dp;
+                            cj += (double)dp * (double)phik_bhj[c];
+                            if (dv_bg) P->axpy(dv_bg + (size_t)j * D, u * phik_bhj[c], S + (size_t)c * D, D);
+                        }
+                        csum += cj;
+                        if (dlg) dlg[j] -= (float)csum;  // - sum_{s>=j} C_s
+                        acc += (double)lg[j];
+                    }
+                    jnext = jlo;
+                    if (i >= 0) {
+                        size_t row = (size_t)bh * N + i;
+                        const float *phiq_bhi = x->phiq + row * F, *dy_bhi = x->dy + row * D;
+                        float dn = x->den[row], cd = -P->dot(dy_bhi, x->y + row * D, D) / dn;
+                        if (i + 1 < N) {
+                            float gn = (float)exp((double)lg[i + 1]);
+                            if (gn != 1.0f) P->scal(S, gn, F * (D + 1));
+                        }
+                        for (d = 0; d < D; d++) gv[d] = lam * dy_bhi[d] / dn;
+                        for (c = 0; c < F; c++) {
+                            P->axpy(S + (size_t)c * D, phiq_bhi[c], gv, D);
+                            z[c] += lam * cd * phiq_bhi[c];
+                        }
+                    }
+                }
+                if (x->kv_state) {  // the carried state reads R_0 decayed by g_0
+                    float g0 = (float)exp((double)lg[0]);
+                    if (x->dkv_state)
+                        for (c = 0; c < F * D; c++) x->dkv_state[(size_t)bh * F * D + c] += g0 * S[c];
+                    if (x->dk_state)
+                        for (c = 0; c < F; c++) x->dk_state[(size_t)bh * F + c] += g0 * z[c];
+                }
+                if (dlg)
+                    for (i = 0; i < N; i++) dlg[i] += (float)tsum;  // + sum_all T
+                if (x->dwf) {
+                    if (cfg->affine) dgam -= dlam;
+                    x->dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
+                }
+            }
+        }
+    }
+}
+
+static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    if (x->work && x->dy && !x->da)
+        lc__gate_bwd_state(ctx, x);
+    else
+        lc__gate_bwd_quad(ctx, x);
+}
+
+// Gate projection: log_g[b,h,n] = log sigmoid(x[b,n,:] . w_g[h,:] + b_g[h]),
+// computed as -log1p(exp(-u)) (u >= 0) or u - log1p(exp(u)), exact for any u.
+// d/du log sigmoid(u) = sigmoid(-u).
+LCIMPL void lc_gate_proj_fwd(const lc_ctx *ctx, float *log_g, const float *x, const float *w_g,
+                             const float *b_g, int B, int H, int N, int dim) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int bh;
+    LC__OMP_FOR
+    for (bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, n;
+        for (n = 0; n < N; n++) {
+            double u = (double)P->dot(x + ((size_t)b * N + n) * dim, w_g + (size_t)h * dim, dim) +
+                       (double)b_g[h];
+            log_g[(size_t)bh * N + n] = (float)(u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u)));
+        }
+    }
+}
+
+LCIMPL void lc_gate_proj_bwd(const lc_ctx *ctx, float *dx, float *dw_g, float *db_g,
+                             const float *dlog_g, const float *x, const float *w_g,
+                             const float *b_g, int B, int H, int N, int dim) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int h, b, n;
+    for (h = 0; h < H; h++) {  // dw_g, db_g: heads in order, batches and tokens in order
+        double db = 0;
+        for (b = 0; b < B; b++)
+            for (n = 0; n < N; n++) {
+                const float *x_bn = x + ((size_t)b * N + n) * dim;
+                double u = (double)P->dot(x_bn, w_g + (size_t)h * dim, dim) + (double)b_g[h];
+                float t = (float)((double)dlog_g[((size_t)b * H + h) * N + n] / (1.0 + exp(u)));
+                db += (double)t;
+                if (dw_g) P->axpy(dw_g + (size_t)h * dim, t, x_bn, dim);
+                if (dx) P->axpy(dx + ((size_t)b * N + n) * dim, t, w_g + (size_t)h * dim, dim);
+            }
+        if (db_g) db_g[h] += (float)db;
+    }
+}
+
+// Gated decode: before lc_attn_hybrid_decode evicts the key at position
+// pos - w, its ring features are scaled by its decay to this token,
+// exp(sum of the window's log g) (logg_ring holds the log g of the last w
+// tokens per head), and S, z decay by g_pos; then the ungated step.
+LCIMPL void lc_attn_hybrid_decode_gated(const lc_ctx *ctx, float *y, lc_decode_state *st,
+                                        float *logg_ring, const float *q, const float *k,
+                                        const float *v, const float *phiq, const float *phik,
+                                        const float *wf, const float *log_g, int affine) {
+    const lc__prims *P = lc__prims_for(ctx);
+    int H = st->H, D = st->D, F = st->F, w = st->window, h, t;
+    int slot = (int)(st->pos % w);
+    for (h = 0; h < H; h++) {
+        float gi = (float)exp((double)log_g[h]);
+        float *lr = logg_ring + (size_t)h * w;
+        if (gi != 1.0f) {
+            P->scal(st->S + (size_t)h * F * D, gi, F * D);
+            P->scal(st->z + (size_t)h * F, gi, F);
+        }
+        if (st->pos >= w) {
+            double acc = (double)log_g[h];
+            for (t = 1; t < w; t++) acc += (double)lr[(slot + t) % w];  // positions pos-w+1 .. pos-1
+            if (acc != 0) P->scal(st->phik_ring + ((size_t)h * w + slot) * F, (float)exp(acc), F);
+        }
+        lr[slot] = log_g[h];
+    }
+    lc_attn_hybrid_decode(ctx, y, st, q, k, v, phiq, phik, wf, affine);
 }
 
 // >>transfer
@@ -13753,6 +14309,7 @@ LCIMPL void lc_ref_out_free(lc_ref_out *out) {
     LOLCATS_FREE(out->dwq); LOLCATS_FREE(out->dwk); LOLCATS_FREE(out->dbq);
     LOLCATS_FREE(out->dbk); LOLCATS_FREE(out->dwf); LOLCATS_FREE(out->dkv_state);
     LOLCATS_FREE(out->dk_state); LOLCATS_FREE(out->loss); LOLCATS_FREE(out->dpred);
+    LOLCATS_FREE(out->dlog_g);
     memset(out, 0, sizeof *out);
 }
 
@@ -13805,6 +14362,11 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         return lc_error_set(err, LOLCATS_ERR_ARG, "kv_state and k_state go together, hybrid op only");
     if (D > 1024 || f > 1024)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "head dim %d / feature dim %d above 1024", D, f);
+    if (rc->log_g && rc->op != LOLCATS_OP_HYBRID)
+        return lc_error_set(err, LOLCATS_ERR_ARG, "log_g (the gated linear state) applies to the hybrid op only");
+    if (rc->log_g && rc->hybrid.sinks)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "log_g (the gated linear state) with sinks %d: "
+                            "the gated forms take no sink keys yet; drop one of them", rc->hybrid.sinks);
 
     out->y = lc__zalloc(nq, &fail);
     if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
@@ -13827,6 +14389,7 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
             if (rc->bk) out->dbk = lc__zalloc((size_t)H, &fail);
         }
         if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__zalloc((size_t)H, &fail);
+        if (rc->log_g) out->dlog_g = lc__zalloc(nrow, &fail);
         if (rc->kv_state) {
             out->dkv_state = lc__zalloc((size_t)B * H * F * D, &fail);
             out->dk_state = lc__zalloc((size_t)B * H * F, &fail);
@@ -13875,6 +14438,25 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
         }
         break;
     default:
+        if (rc->log_g) {  // gated (>>gate): the same forms through the args struct
+            lc_hybrid_args x = lc_hybrid_args_default();
+            x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &rc->hybrid;
+            x.q = rc->q; x.k = rc->k; x.v = rc->v; x.phiq = phiq; x.phik = phik; x.wf = rc->wf;
+            x.kv_state = rc->kv_state; x.k_state = rc->k_state; x.log_g = rc->log_g;
+            x.y = out->y; x.a = out->a; x.m = save1; x.den = save2;
+            x.work = out->a ? NULL : state;
+            lc_attn_hybrid_fwd_args(ctx, &x);
+            if (out->a && state) {  // y and the gradients from the O(N) form, as ungated
+                x.a = NULL; x.work = state;
+                lc_attn_hybrid_fwd_args(ctx, &x);
+            }
+            x.work = state; x.dy = rc->dy; x.da = rc->da;
+            x.dq = out->dq; x.dk = out->dk; x.dv = out->dv; x.dphiq = dphiq; x.dphik = dphik;
+            x.dwf = out->dwf; x.dkv_state = out->dkv_state; x.dk_state = out->dk_state;
+            x.dlog_g = out->dlog_g;
+            if (grad) lc_attn_hybrid_bwd_args(ctx, &x);
+            break;
+        }
         // the attention weights need the quadratic form; y and the gradients
         // come from the fast form unless this is the scalar reference run
         // (without a on a SIMD path only the fast form runs: O(N) memory)
@@ -14093,6 +14675,8 @@ LCIMPL lc_status lc_ref_case_from_st(const lc_st_file *in, lc_ref_case *rc, floa
         if (!!rc->kv_state != !!rc->k_state)
             return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: 'kv_state' and 'k_state' must be given together",
                                 lc_st_path(in));
+        wz[2] = rc->N;  // the gated linear state's log g (>>gate)
+        if ((st = lc__ref_get(in, "log_g", 0, 3, wz, &pool, &used, cap, &rc->log_g, err))) return st;
     }
     return LOLCATS_OK;
 }
@@ -14135,6 +14719,7 @@ LCIMPL int lc_ref_out_tensors(const lc_ref_case *rc, const lc_ref_out *o,
     lc__ref_add(list, &n, "d_window_factors", o->dwf, 1, H, 0, 0, 0);
     lc__ref_add(list, &n, "d_kv_state", o->dkv_state, 4, B, H, F, D);
     lc__ref_add(list, &n, "d_k_state", o->dk_state, 3, B, H, F, 0);
+    lc__ref_add(list, &n, "d_log_g", o->dlog_g, 3, B, H, N, 0);
     return n;
 }
 
@@ -14288,6 +14873,12 @@ LCIMPL lc_status lc_ref_run_st(const lc_ctx *ctx, const lc_st_file *in, const ch
     if ((st = lc__ref_cotangents(in, &r->rc, &r->x, err)) != LOLCATS_OK) {
         lc_ref_result_free(r);
         return st;
+    }
+    if (r->rc.log_g && ((prec && prec[1] == '6') || inter || r->x.dSf)) {
+        lc_ref_result_free(r);
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: a case with log_g (gated linear state) runs "
+                            "at precision f32 or bf16 without intermediates or final-state cotangents",
+                            lc_st_path(in));
     }
     if (prec && prec[0] == 'b') lc__ref_case_bf16(&r->rc);
     st = prec && prec[1] == '6' ? lc__ref_eval_f64(&r->rc, &r->out, err) : lc_ref_eval(&c, &r->rc, &r->out, err);
@@ -14851,6 +15442,7 @@ static void lc__ref_case_bf16(const lc_ref_case *rc) {
     lc__ref_round_bf16(rc->wf, (size_t)rc->H);
     lc__ref_round_bf16(rc->kv_state, (size_t)rc->B * rc->H * F * rc->D);
     lc__ref_round_bf16(rc->k_state, (size_t)rc->B * rc->H * F);
+    lc__ref_round_bf16(rc->log_g, (size_t)rc->B * rc->H * rc->N);
 }
 
 // >>ref-intermediates
