@@ -6,12 +6,18 @@
    ce_factor * CE + A * KL computed separately from the student's logits and the
    teacher's (lc_model_forward of the frozen model), the whole step's gradient
    against finite differences on LoRA and feature-map entries, kl_factor 0 is
-   bit-identical to plain cross-entropy, and bad weights are refused by name. */
+   bit-identical to plain cross-entropy, and bad weights are refused by name;
+   then the command line ($LOLCATS_BIN, default build/lolcats): bad --kl-factor /
+   --kl-temp / --ce-factor values and misplaced flags exit 2 naming them, and a
+   tiny linearize on ../shared's stories260K (SKIPPED when absent) with
+   --kl-factor writes "ce" and "kl" into --json-log and the loss weights into
+   the checkpoint's metadata, while a default run's lines stay as they were. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
 
 #include <string.h>
+#include <sys/wait.h>
 
 /* ---- the kernel ---- */
 
@@ -323,6 +329,98 @@ static void trainer_checks(void) {
     lc_train_free(&teacher_owner);
 }
 
+/* ---- the command line ---- */
+
+#define KL_DIR "build/tests/kl"
+static char out_buf[1 << 16];
+
+static void slurp(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+}
+
+/* runs `lolcats ARGS`, stderr into out_buf; the exit code */
+static int run_cli(const char *bin, const char *args) {
+    char cmd[4096];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s %s >" KL_DIR "/stdout.txt 2>" KL_DIR "/stderr.txt", bin, args);
+    st = system(cmd);
+    slurp(KL_DIR "/stderr.txt", out_buf, sizeof out_buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void cli_bad(const char *bin, const char *args, const char *want) {
+    int rc = run_cli(bin, args);
+    CHECK(rc == 2 && strstr(out_buf, "lolcats: error: ") && strstr(out_buf, want),
+          "`lolcats %s`: exit %d, expected 2 naming %s: %s", args, rc, want, out_buf);
+}
+
+static void cli_checks(void) {
+    const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
+    const char *F = "finetune --model x --data y --lolcats z --out " KL_DIR "/never.safetensors";
+    char a[2048], base[1024];
+    FILE *f;
+    if (system("mkdir -p " KL_DIR) != 0 || !(f = fopen(bin, "rb"))) {
+        printf("SKIPPED: command-line checks (no %s)\n", bin);
+        return;
+    }
+    fclose(f);
+    snprintf(a, sizeof a, "%s --kl-temp 0", F); cli_bad(bin, a, "--kl-temp '0'");
+    snprintf(a, sizeof a, "%s --kl-factor -1", F); cli_bad(bin, a, "--kl-factor '-1'");
+    snprintf(a, sizeof a, "%s --kl-factor abc", F); cli_bad(bin, a, "--kl-factor 'abc'");
+    snprintf(a, sizeof a, "%s --ce-factor nan", F); cli_bad(bin, a, "--ce-factor 'nan'");
+    snprintf(a, sizeof a, "%s --ce-factor 0", F); cli_bad(bin, a, "--ce-factor 0 without --kl-factor");
+    cli_bad(bin, "distill --model x --data y --out " KL_DIR "/never.safetensors --kl-factor 1", "finetune and linearize");
+    CHECK(run_cli(bin, "help finetune") == 0 && (slurp(KL_DIR "/stdout.txt", out_buf, sizeof out_buf),
+          strstr(out_buf, "--kl-factor A") && strstr(out_buf, "--kl-temp") && strstr(out_buf, "--ce-factor")),
+          "help finetune does not document --kl-factor / --kl-temp / --ce-factor");
+    if (!(f = fopen("../shared/models/stories260K/stories260K.bin", "rb"))) {
+        printf("SKIPPED: linearize --kl-factor on stories260K (../shared/models/stories260K absent)\n");
+        return;
+    }
+    fclose(f);
+    if (system("head -n 200 ../shared/data/tinystories.valid-head.txt > " KL_DIR "/text.txt") != 0) {
+        printf("SKIPPED: linearize --kl-factor (no ../shared/data/tinystories.valid-head.txt)\n");
+        return;
+    }
+    snprintf(base, sizeof base, "linearize --model ../shared/models/stories260K/stories260K.bin --tokenizer "
+             "../shared/models/stories260K/tok512.bin --data " KL_DIR "/text.txt --seq-len 64 --tokens 1024 "
+             "--grad-accum 2 --val-seqs 2 --force");
+    snprintf(a, sizeof a, "%s --out " KL_DIR "/kl.safetensors --json-log " KL_DIR "/kl.jsonl --kl-factor 0.5 "
+             "--kl-temp 2 --ce-factor 0.25", base);
+    if (CHECK(run_cli(bin, a) == 0, "`lolcats %s` failed: %s", a, out_buf)) {
+        char *last;
+        double loss = 0, ce = 0, kl = 0;
+        slurp(KL_DIR "/kl.jsonl", out_buf, sizeof out_buf);
+        last = strstr(out_buf, "\"stage\": 2");
+        CHECK(last && strstr(last, "\"ce\": ") && strstr(last, "\"kl\": "), "stage 2 json lines lack ce / kl: %s", out_buf);
+        if (last) {
+            char *p = strstr(last, "\"loss\": "), *q = strstr(last, "\"ce\": "), *r = strstr(last, "\"kl\": ");
+            if (p && q && r) {
+                loss = atof(p + 8); ce = atof(q + 6); kl = atof(r + 6);
+                CHECK(fabs(loss - (0.25 * ce + 0.5 * kl)) <= 1e-6 * loss && kl > 0,
+                      "json: loss %.9g != 0.25 ce %.9g + 0.5 kl %.9g", loss, ce, kl);
+            }
+        }
+        slurp(KL_DIR "/kl.safetensors", out_buf, sizeof out_buf);
+        /* the JSON header follows the 8-byte length (its NUL bytes end a C string) */
+        CHECK(strstr(out_buf + 8, "\"stage2_loss_ce_kl_temp\":\"0.25,0.5,2\"") != NULL ||
+              strstr(out_buf + 8, "\"stage2_loss_ce_kl_temp\": \"0.25,0.5,2\"") != NULL,
+              "checkpoint metadata lacks stage2_loss_ce_kl_temp 0.25,0.5,2");
+    }
+    snprintf(a, sizeof a, "%s --out " KL_DIR "/plain.safetensors --json-log " KL_DIR "/plain.jsonl", base);
+    if (CHECK(run_cli(bin, a) == 0, "`lolcats %s` failed: %s", a, out_buf)) {
+        slurp(KL_DIR "/plain.jsonl", out_buf, sizeof out_buf);
+        CHECK(strstr(out_buf, "\"stage\": 2") && !strstr(out_buf, "\"kl\"") && !strstr(out_buf, "\"ce\""),
+              "a default run's json lines changed: %s", out_buf);
+        slurp(KL_DIR "/plain.safetensors", out_buf, sizeof out_buf);
+        CHECK(strstr(out_buf + 8, "\"lora_rank\"") && !strstr(out_buf + 8, "stage2_loss"),
+              "a default checkpoint records a stage-2 loss (or its header was not read)");
+    }
+}
+
 int main(void) {
     int i;
     lc_rng r;
@@ -333,5 +431,6 @@ int main(void) {
     }
     kernel_checks();
     trainer_checks();
+    cli_checks();
     return check_done();
 }
