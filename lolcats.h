@@ -73,7 +73,7 @@
 //               api-ref-run
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
-//               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss optim
+//               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss kl optim
 //               blocks llama-block model-forward train
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn kernels
@@ -458,6 +458,13 @@ LCAPI double lc_loss_mse(float *dpred, const float *pred, const float *target,
 // -sum_j t_j (log a~_j - log sum_k a~_k), mean over rows, times factor.
 LCAPI double lc_loss_xent(float *da_pred, const float *a_pred, const float *a_true,
                           size_t rows, int cols, float factor);
+// Stage-2 distillation (>>kl): factor * tau^2 * mean over scored rows (labels[t] >= 0;
+// labels NULL: every row) of KL(softmax(teacher_t/tau) || softmax(student_t/tau)).
+// The tau^2 (Hinton's convention) keeps the gradient's size independent of tau.
+// SETS dlogits (T,V) to d loss / d student (0 on unscored rows) when set; it may
+// be the student or the teacher buffer itself. *n_counted gets the scored rows.
+LCAPI double lc_loss_kl(float *dlogits, const float *student /*(T,V)*/, const float *teacher /*(T,V)*/,
+                        const int *labels, int T, int V, float tau, float factor, int *n_counted);
 
 // >>api-optim
 typedef struct lc_adamw_cfg {
@@ -1024,6 +1031,8 @@ typedef struct lc_train_cfg {
                                   //    (the original's softmax_attentions): no stage-1 loss there
                                   //    (the mean runs over the other layers), softmax in stage 2
                                   //    (its LoRA still trains). NULL: none. Caller-owned, outlives t.
+    float kl_factor, kl_temp, ce_factor;  // >>kl stage 2 loss: ce_factor * CE + kl_factor * tau^2 *
+                                  //    KL(teacher || student), tau = kl_temp (0, 1, 1: CE alone)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -1086,8 +1095,15 @@ LCAPI lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, int
 // Stage 2 / pretraining on one sequence: labels[i] is the target of position i
 // (-1: ignored). Accumulates gradients of the mean cross-entropy (when
 // backward), returns it in *loss and the number of scored tokens in *n_scored.
+// With cfg.kl_factor > 0 the loss is ce_factor * CE + kl_factor * tau^2 * KL(teacher
+// || student) over the scored positions: the teacher is the frozen model (softmax
+// attention, no LoRA), run forward on the same tokens at every call (one
+// sequence's (T,V) logits and an lc_run kept; not with LOLCATS_TRAIN_FULL).
 LCAPI lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *labels, int T,
                                  int backward, double *loss, int *n_scored, lc_error *err);
+// The parts of the last lc_train_lm_step's loss: the mean cross-entropy and
+// tau^2 * mean KL (0 when kl_factor is 0), both unweighted.
+LCAPI void lc_train_loss_parts(const lc_train *t, double *ce, double *kl);
 // AdamW over the trainable parameters (grads scaled by grad_scale first, e.g.
 // 1/accumulation steps); increments t->step.
 LCAPI void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale);
@@ -3957,6 +3973,158 @@ LCIMPL double lc_loss_xent(float *da_pred, const float *a_pred, const float *a_t
     return total / (double)rows * (double)factor;
 }
 
+// >>kl
+// Stage-2 distillation to the teacher's next-token distributions (issue 19 item 4,
+// `linearize --kl-factor A`). Per scored row t (labels[t] >= 0; every row when
+// labels is NULL), with temperature tau:
+//   p = softmax(teacher_t / tau)      q = softmax(student_t / tau)
+//   kl_t = sum_v p_v (log p_v - log q_v)            (nats; 0 iff p == q)
+//   loss = factor * tau^2 * (1/n) sum_t kl_t
+//   d loss / d student_tv = factor * tau * (q_v - p_v) / n
+// The tau^2 is Hinton et al.'s convention (a deliberate choice, documented in the
+// API): it keeps the gradient's size independent of tau, so A means the same
+// at every temperature; at tau = 1 it is 1. Both log-sum-exps are taken in
+// double after subtracting the row maximum, so any finite logits are safe.
+// Rows are cut into 64 fixed parts summed in order: the same result for any
+// thread count. dlogits is SET (0 on unscored rows), like lc_xent_fwd_bwd's,
+// and may be the same buffer as student or teacher (each element is read
+// before it is written).
+LCIMPL double lc_loss_kl(float *dlogits, const float *student, const float *teacher, const int *labels, int T,
+                         int V, float tau, float factor, int *n_counted) {
+    double part[64], total = 0, itau = 1.0 / (double)tau;
+    int p, n = 0, t;
+    for (t = 0; t < T; t++) n += !labels || labels[t] >= 0;
+    LC__OMP_FOR_STATIC
+    for (p = 0; p < 64; p++) {
+        int r = T / 64 * p + (T % 64 < p ? T % 64 : p), e = r + T / 64 + (p < T % 64), v;
+        part[p] = 0;
+        for (; r < e; r++) {
+            const float *s_r = student + (size_t)r * V, *t_r = teacher + (size_t)r * V;
+            float *d_r = dlogits ? dlogits + (size_t)r * V : NULL;
+            double ms, mt, ss = 0, st = 0, lq, lp, kl = 0, g;
+            if (labels && labels[r] < 0) {
+                if (d_r) memset(d_r, 0, sizeof(float) * (size_t)V);
+                continue;
+            }
+            ms = (double)s_r[0] * itau;
+            mt = (double)t_r[0] * itau;
+            for (v = 1; v < V; v++) {
+                double a = (double)s_r[v] * itau, b = (double)t_r[v] * itau;
+                if (a > ms) ms = a;
+                if (b > mt) mt = b;
+            }
+            for (v = 0; v < V; v++) {
+                ss += exp((double)s_r[v] * itau - ms);
+                st += exp((double)t_r[v] * itau - mt);
+            }
+            lq = ms + log(ss);   // log-sum-exp of student / tau
+            lp = mt + log(st);
+            g = (double)factor * (double)tau / (double)n;
+            for (v = 0; v < V; v++) {
+                double a = (double)s_r[v] * itau, b = (double)t_r[v] * itau;
+                double lpv = b - lp, pv = exp(lpv);
+                if (pv > 0) kl += pv * (lpv - (a - lq));
+                if (d_r) d_r[v] = (float)(g * (exp(a - lq) - pv));
+            }
+            part[p] += kl;
+        }
+    }
+    for (p = 0; p < 64; p++) total += part[p];
+    if (n_counted) *n_counted = n;
+    return n ? total / (double)n * (double)tau * (double)tau * (double)factor : 0.0;
+}
+
+// The trainer's side (hooks in lc_train_lm_step, lc_train_free,
+// lc_train_memory_bytes): the frozen model runs forward with softmax
+// attention and no LoRA (lc_model_forward, prefill from position 0) into one
+// sequence's (T,V) teacher logits, allocated at the first use and kept.
+typedef struct lc__kl_state {
+    lc_run run;
+    float *logits;                // (max_tokens, V) teacher logits, then the KL gradient
+} lc__kl_state;
+
+static int lc__kl_mixed(const lc_train_cfg *c) { return c->kl_factor != 0.0f || c->ce_factor != 1.0f; }
+
+static void lc__kl_free(void **state) {
+    lc__kl_state *k = (lc__kl_state *)*state;
+    if (!k) return;
+    lc_run_free(&k->run);
+    LOLCATS_FREE(k->logits);
+    LOLCATS_FREE(k);
+    *state = NULL;
+}
+
+// Bytes the teacher state takes (0 when kl_factor is 0): the logits, an
+// lc_run of max_tokens (its KV cache and activations).
+static size_t lc__kl_bytes(const lc_model *m, const lc_train_cfg *cfg) {
+    const lc_model_config *c = &m->cfg;
+    size_t T = (size_t)cfg->max_tokens, kv, qd = (size_t)c->n_heads * c->head_dim;
+    size_t xd = qd > (size_t)c->dim ? qd : (size_t)c->dim;
+    if (cfg->kl_factor == 0.0f) return 0;
+    kv = (size_t)c->n_layers * c->n_kv_heads * T * c->head_dim;
+    return sizeof(float) * (T * c->vocab_size + 2 * kv + T * c->head_dim + (size_t)(2 * c->n_layers + 1) * c->dim +
+                            T * ((size_t)c->dim + xd + 2 * qd + 2 * (size_t)c->n_kv_heads * c->head_dim +
+                                 2 * (size_t)c->hidden_dim) + (size_t)c->n_heads * T + c->vocab_size + 4 * T + 4);
+}
+
+// The next-token loss of lc_train_lm_step when KL or a CE weight is asked for:
+//   loss = ce_factor * CE + kl_factor * tau^2 * KL(teacher || student)
+// logits (T,V) become d loss / d logits when backward. *ce and *kl get the
+// unweighted parts (CE; tau^2 KL).
+static lc_status lc__kl_loss(void **state, const lc_ctx *ctx, const lc_model *m, const lc_train_cfg *cfg,
+                             const int *tokens, const int *labels, float *logits, int T, int backward, double *loss,
+                             double *ce, double *kl, int *n_scored, lc_error *err) {
+    int V = m->cfg.vocab_size, ns = 0;
+    size_t i, n = (size_t)T * V;
+    float cf = cfg->ce_factor;
+    lc__kl_state *k = (lc__kl_state *)*state;
+    lc_status st;
+    if (!(cfg->kl_factor >= 0.0f && cfg->kl_factor <= 1e9f) || !(cfg->kl_temp > 0.0f && cfg->kl_temp <= 1e6f) ||
+        !(cfg->ce_factor >= 0.0f && cfg->ce_factor <= 1e9f))
+        return lc_error_set(err, LOLCATS_ERR_ARG,
+                            "bad stage-2 loss weights: kl_factor %g (0..1e9), kl_temp %g (> 0, <= 1e6), ce_factor %g "
+                            "(0..1e9)", (double)cfg->kl_factor, (double)cfg->kl_temp, (double)cfg->ce_factor);
+    *kl = 0;
+    if (cfg->kl_factor > 0.0f) {
+        if (cfg->trainable & LOLCATS_TRAIN_FULL)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "kl_factor %g: distillation needs a frozen teacher, and "
+                                "full training (LOLCATS_TRAIN_FULL) changes the model itself: set kl_factor 0",
+                                (double)cfg->kl_factor);
+        if (T > m->cfg.seq_len && m->cfg.seq_len > 0)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "kl_factor: the teacher runs %d tokens, beyond the model's "
+                                "context %d: lower the sequence length", T, m->cfg.seq_len);
+        if (!k) {
+            int cap = cfg->max_tokens > T ? cfg->max_tokens : T;
+            k = (lc__kl_state *)LOLCATS_MALLOC(sizeof *k);
+            if (!k) return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for the teacher's state");
+            memset(k, 0, sizeof *k);
+            *state = k;
+            k->logits = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)cap * V);
+            if (!k->logits)
+                return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for the teacher's logits (%d x %d floats): "
+                                    "lower the sequence length", cap, V);
+            if ((st = lc_run_init(&k->run, m, cap, cap, err))) return st;
+        }
+        if (T > k->run.max_tokens)
+            return lc_error_set(err, LOLCATS_ERR_ARG, "kl_factor: %d tokens, the teacher was set up for %d (max_tokens)",
+                                T, k->run.max_tokens);
+        lc_run_reset(&k->run);
+        if ((st = lc_model_forward(ctx, m, &k->run, tokens, T, k->logits, err))) return st;
+        *kl = lc_loss_kl(backward ? k->logits : NULL, logits, k->logits, labels, T, V, cfg->kl_temp, 1.0f, NULL);
+    }
+    *ce = lc_xent_fwd_bwd(backward ? logits : NULL, logits, labels, T, V, &ns);
+    if (backward && ns > 0) {
+        float kf = cfg->kl_factor;
+        if (kf > 0.0f)
+            for (i = 0; i < n; i++) logits[i] = cf * logits[i] + kf * k->logits[i];
+        else
+            for (i = 0; i < n; i++) logits[i] = cf * logits[i];
+    }
+    *loss = (double)cf * *ce + (double)cfg->kl_factor * *kl;
+    if (n_scored) *n_scored = ns;
+    return LOLCATS_OK;
+}
+
 // >>optim
 LCIMPL lc_adamw_cfg lc_adamw_cfg_default(void) {
     lc_adamw_cfg c;
@@ -4617,6 +4785,8 @@ typedef struct lc__train_act {
     float *work;                          // hybrid prefix-state work
     float *yt, *lse, *at, *as, *ga;       // stage 1 teacher out; weights (H,T,T) when xent
     float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
+    void *kl;                             // >>kl teacher state (kl_factor > 0)
+    double part_ce, part_kl;              // >>kl the last lm step's loss parts
 } lc__train_act;
 
 LCIMPL lc_train_cfg lc_train_cfg_default(void) {
@@ -4634,6 +4804,8 @@ LCIMPL lc_train_cfg lc_train_cfg_default(void) {
     c.xent_factor = 0.0f;
     c.max_tokens = 1024;
     c.seed = 0;
+    c.kl_temp = 1.0f;
+    c.ce_factor = 1.0f;
     return c;
 }
 
@@ -4860,7 +5032,7 @@ LCIMPL size_t lc_train_memory_bytes(const lc_model *m, const lc_train_cfg *cfg) 
     if (st) return (size_t)-1;
     if (lc__train_act_alloc(&t, cfg->distill_only || cfg->recompute ? 1 : m->cfg.n_layers, &acts, &err))
         return (size_t)-1;
-    return sizeof(float) * (4 * params + acts);
+    return sizeof(float) * (4 * params + acts) + lc__kl_bytes(m, cfg);
 }
 
 LCIMPL lc_status lc_train_init(lc_train *t, const lc_ctx *ctx, lc_model *m, const lc_train_cfg *cfg,
@@ -4949,6 +5121,7 @@ LCIMPL void lc_train_free(lc_train *t) {
     if (!t) return;
     a = (lc__train_act *)t->act;
     if (a) {
+        lc__kl_free(&a->kl);
         if (a->n_slots > 0) LOLCATS_FREE(a->L[0].x_in);
         LOLCATS_FREE(a->L);
         LOLCATS_FREE(a);
@@ -5380,7 +5553,19 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
     }
     lc_rmsnorm_fwd(a->xfn, a->rstdf, a->xf, a->norm_w + (size_t)2 * L * dim, T, dim, c->norm_eps);
     lc__train_linear_fwd(t, 0, -1, a->logits, NULL, a->xfn, &m->wcls, T);
-    ce = lc_xent_fwd_bwd(backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
+    if (lc__kl_mixed(&t->cfg)) {  // >>kl: distillation to the teacher / a CE weight
+        double all = 0;
+        ce = 0;
+        if ((st = lc__kl_loss(&a->kl, &t->ctx, m, &t->cfg, tokens, labels, a->logits, T, backward, &all, &ce,
+                              &a->part_kl, &ns, err)))
+            return st;
+        a->part_ce = ce;
+        ce = all;
+    } else {
+        ce = lc_xent_fwd_bwd(backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
+        a->part_ce = ce;
+        a->part_kl = 0;
+    }
     if (loss) *loss = ce;
     if (n_scored) *n_scored = ns;
     if (!backward || ns == 0) return LOLCATS_OK;
@@ -5456,6 +5641,12 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
 
 LCIMPL const float *lc_train_logits(const lc_train *t) {
     return ((const lc__train_act *)t->act)->logits;
+}
+
+LCIMPL void lc_train_loss_parts(const lc_train *t, double *ce, double *kl) {  // >>kl
+    const lc__train_act *a = (const lc__train_act *)t->act;
+    if (ce) *ce = a->part_ce;
+    if (kl) *kl = a->part_kl;
 }
 
 LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, int layer,

@@ -110,6 +110,14 @@ static const char *finetune_usage =
     "  --lora-rank R        (8)       --lora-alpha A   (16)\n"
     "  --train-feature-maps also train feature maps and window factors\n"
     "  --lr LR              AdamW learning rate (1e-4)\n"
+    "  --kl-factor A        distill to the teacher's logits: adds A * tau^2 * KL(teacher ||\n"
+    "                       student) of the next-token distributions (0: off); the teacher\n"
+    "                       is the frozen model (softmax, no LoRA), run on each sequence\n"
+    "  --kl-temp TAU        temperature of both distributions (1); the tau^2 factor keeps the\n"
+    "                       gradient's size the same at every TAU\n"
+    "  --ce-factor C        weight of the next-token cross-entropy (1; 0 with --kl-factor:\n"
+    "                       KL alone). Validation (best checkpoint, schedule) stays the\n"
+    "                       plain cross-entropy; --json-log lines get \"ce\" and \"kl\"\n"
     "  --merge DIR          also write a Hugging Face directory with LoRA merged: the\n"
     "                       LoLCATs tensors beside, config.json's \"lolcats\" object, the\n"
     "                       model's tokenizer files (a llama2.c tokenizer.bin is copied\n"
@@ -133,7 +141,8 @@ static const char *linearize_usage =
     "  --distill-lr LR (1e-2)  --finetune-lr LR (1e-4); --lr is refused: it would be\n"
     "                       ambiguous between the stages\n"
     "  plus the options of distill and finetune (--variant, --window, --sinks, --feature-map,\n"
-    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge, --peft)\n"
+    "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge, --peft,\n"
+    "  --kl-factor, --kl-temp, --ce-factor: stage 2's loss)\n"
     "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n"
     "  --softmax-layers LIST|auto:K  keep these layers' softmax attention (e.g. 7,15; the\n"
     "                       original's softmax_attentions): stage 1 skips them, stage 2 and\n"
@@ -184,6 +193,9 @@ static double now_s(void) {
 }
 
 /* Stage 1's feature maps get per-head biases: asked for, or T2R (relu) by default. */
+/* stage 2's loss is not plain cross-entropy (--kl-factor, --ce-factor) */
+static int kl_on(const lc_train_cfg *tc) { return tc->kl_factor != 0.0f || tc->ce_factor != 1.0f; }
+
 static int stage1_bias(const train_opts *o) {
     return o->fmap_bias == 1 || (o->fmap_bias == 0 && o->tc.fmap.act == LOLCATS_FMAP_RELU);
 }
@@ -246,6 +258,9 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     else if (ARG("--lora-alpha")) o->tc.lora_alpha = tool_arg_float(a, v, 0, 1e6, 1);
     else if (ARG("--mse-factor")) o->tc.mse_factor = tool_arg_float(a, v, 0, 1e9, 0);
     else if (ARG("--xent-factor")) o->tc.xent_factor = tool_arg_float(a, v, 0, 1e9, 0);
+    else if (ARG("--kl-factor")) o->tc.kl_factor = tool_arg_float(a, v, 0, 1e9, 0);   /* stage 2 (>>kl) */
+    else if (ARG("--kl-temp")) o->tc.kl_temp = tool_arg_float(a, v, 0, 1e6, 1);
+    else if (ARG("--ce-factor")) o->tc.ce_factor = tool_arg_float(a, v, 0, 1e9, 0);
     else return 0;
 #undef ARG
     return 1;
@@ -476,8 +491,15 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
             if (s1_seq(t, b, d->val_tokens + (size_t)i * T, 1, i, T, 0, &loss, ll, err)) { free(ll); return 1; }
             for (l = 0; l < L; l++) acc[l] += ll[l];
         } else {
-            if (lc_train_lm_step(t, d->val_tokens + (size_t)i * T, d->val_labels + (size_t)i * T, T, 0, &loss, &ns,
-                                 err)) { free(ll); return 1; }
+            float kf = t->cfg.kl_factor, cf = t->cfg.ce_factor;
+            lc_status st;
+            t->cfg.kl_factor = 0.0f;   /* validation is the plain next-token loss, whatever stage 2 trains on */
+            t->cfg.ce_factor = 1.0f;
+            st = lc_train_lm_step(t, d->val_tokens + (size_t)i * T, d->val_labels + (size_t)i * T, T, 0, &loss, &ns,
+                                  err);
+            t->cfg.kl_factor = kf;
+            t->cfg.ce_factor = cf;
+            if (st) { free(ll); return 1; }
             sum += loss * ns;
             cnt += ns;
         }
@@ -553,6 +575,11 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     if (stage == 1) tool_fp_add(r, "init", "--init", "%s", tc->fmap_init ? "kaiming" : "identity");
     if (stage == 2) tool_fp_add(r, "lora_rank", "--lora-rank", "%d", tc->lora_rank);
     if (stage == 2) tool_fp_add(r, "lora_alpha", "--lora-alpha", "%.9g", (double)tc->lora_alpha);
+    if (stage == 2 && kl_on(tc)) {   /* recorded only when asked for: older states still resume */
+        tool_fp_add(r, "kl_factor", "--kl-factor", "%.9g", (double)tc->kl_factor);
+        tool_fp_add(r, "kl_temp", "--kl-temp", "%.9g", (double)tc->kl_temp);
+        tool_fp_add(r, "ce_factor", "--ce-factor", "%.9g", (double)tc->ce_factor);
+    }
     tool_fp_add(r, "train_fmaps", "--train-feature-maps", "%d", o->train_fmaps);
     tool_fp_add(r, "layers", "--layers", "%d:%d", b->b0, b->b1);
     if (o->softmax_arg) tool_fp_add(r, "softmax_layers", "--softmax-layers", "%s", o->softmax_arg);
@@ -636,7 +663,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     lc_rng rng;
     lc_lolcats view;
     FILE *jl = NULL;
-    char spath[1100], seqs[32], accs[32], lrs[32], stages[8], lays[32];
+    char spath[1100], seqs[32], accs[32], lrs[32], stages[8], lays[32], klm[64];
     const char *extras[14], *skv[2 * (8 + TOOL_FP_MAX)];
     int n_save_meta = 1, n_skv = 0;
     tool_fp cache_fp, fp;             /* what the cached inputs and this stage depend on */
@@ -681,6 +708,8 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         tc.lora_rank = 0;
         tc.fmap_bias = stage1_bias(o);
         tc.distill_only = 1;   /* teacher forced: one layer's activations at a time */
+        tc.kl_factor = 0;      /* stage 2's loss weights */
+        tc.ce_factor = 1;
     } else {
         tc.fmap_bias = lp_in->fbq != NULL;
         tc.trainable = LOLCATS_TRAIN_LORA | (o->train_fmaps ? LOLCATS_TRAIN_FMAPS : 0);
@@ -736,6 +765,11 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         extras[12] = "layers"; extras[13] = lays;
         n_save_meta = 2;
     }
+    if (stage == 2 && kl_on(&tc)) {   /* how stage 2 was trained, in the checkpoint */
+        snprintf(klm, sizeof klm, "%.6g,%.6g,%.6g", (double)tc.ce_factor, (double)tc.kl_factor, (double)tc.kl_temp);
+        extras[12] = "stage2_loss_ce_kl_temp"; extras[13] = klm;
+        n_save_meta = 2;
+    }
     if (stage_record(&fp, o, stage, &tc, &blk, budget, lr, lp_in, tfp)) goto done;
     n_skv = tool_fp_meta(&fp, extras, 6, skv);
     if (o->resume) {
@@ -782,7 +816,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         fprintf(stderr, "lolcats: stage %d already finished (%lld steps)\n", stage, (long long)t.step);
     t0 = now_s();
     while (t.step < total_steps) {
-        double sum = 0, val = (double)NAN;
+        double sum = 0, val = (double)NAN, parts[2] = {0, 0};   /* parts: ce, kl (--kl-factor) */
         int a, validated = 0;
         lc_train_zero_grad(&t);
         for (a = 0; a < o->grad_accum; a++) {
@@ -801,10 +835,17 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
                 goto done;
             }
             sum += loss;
+            if (stage == 2 && kl_on(&tc)) {
+                double pc, pk;
+                lc_train_loss_parts(&t, &pc, &pk);
+                parts[0] += pc;
+                parts[1] += pk;
+            }
             pr.seq++;
             pr.tokens += T;
         }
         tool_mpi_sum_f64(&sum, 1);  /* every rank sees the whole step's loss */
+        if (stage == 2 && kl_on(&tc)) tool_mpi_sum_f64(parts, 2);
         /* stage 2 data parallel: the sequences' gradients summed over the ranks */
         if (stage == 2) tool_mpi_sum_f32(t.grads, t.n_params);
         loss = sum / o->grad_accum;
@@ -872,6 +913,12 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             fprintf(jl, ", \"lr\": ");
             tool_json_num(jl, "%.6g", (double)opt.lr);
             if (validated) { fprintf(jl, ", \"val_loss\": "); tool_json_num(jl, "%.9g", val); }
+            if (stage == 2 && kl_on(&tc)) {   /* the parts of the loss, unweighted */
+                fprintf(jl, ", \"ce\": ");
+                tool_json_num(jl, "%.9g", parts[0] / o->grad_accum);
+                fprintf(jl, ", \"kl\": ");
+                tool_json_num(jl, "%.9g", parts[1] / o->grad_accum);
+            }
             fprintf(jl, "}\n");
             fflush(jl);
         }
@@ -1459,6 +1506,10 @@ static int cmd_stage(int argc, char **argv, int which) {
         env_close(&e);
         return rc;
     }
+    if ((which == 1 || which == 4) && kl_on(&o.tc))
+        tool_arg_fail(argv[0], "--kl-factor and --ce-factor set stage 2's loss: options of finetune and linearize");
+    if (o.tc.kl_factor == 0.0f && o.tc.ce_factor == 0.0f)
+        tool_arg_fail(argv[0], "--ce-factor 0 without --kl-factor leaves stage 2 no loss: give --kl-factor A > 0");
     if ((o.lay1 || o.inputs) && which != 1) {
         fprintf(stderr, "lolcats: --layers and --inputs are options of distill (stage 1)\n");
         return 2;
