@@ -98,7 +98,7 @@ static const char *cache_usage =
 
 static const char *finetune_usage =
     "lolcats finetune --model M [--tokenizer TOK] --lolcats CKPT --data D --out CKPT2 [options]\n"
-    "lolcats finetune --softmax --model M [--tokenizer TOK] --data D --out CKPT2 [options]\n"
+    "   or: lolcats finetune --softmax --model M [--tokenizer TOK] --data D --out CKPT2 [options]\n"
     "Stage 2: LoRA on q/k/v/o trained with next-token cross-entropy (Alpaca: response\n"
     "tokens only) through the whole hybrid model.\n"
     "  --lolcats CKPT       stage 1 checkpoint (feature maps, window factors)\n"

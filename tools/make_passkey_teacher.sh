@@ -52,7 +52,7 @@ fi
 for t in orig teacher; do
     [ $t = orig ] && MM=$M || MM=$OUT/teacher
     [ -s "$OUT/passkey_$t.json" ] ||
-        "$BIN" eval --model "$MM" --task passkey --lengths 128,256 --depths 0,0.5,1 --limit 5 \
+        "$BIN" eval --model "$MM" --task passkey --lengths 128,256 --depths 0,0.5,1 --limit 5 --data-dir "$D/eval" \
             --json "$OUT/passkey_$t.json" > "$OUT/passkey_$t.txt"
     for s in ts_held.txt wt_held.txt al_held.jsonl; do
         f=$OUT/nll_${t}_${s%%.*}.json
