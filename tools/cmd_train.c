@@ -103,9 +103,16 @@ static const char *cache_usage =
 
 static const char *finetune_usage =
     "lolcats finetune --model M [--tokenizer TOK] --lolcats CKPT --data D --out CKPT2 [options]\n"
+    "   or: lolcats finetune --softmax --model M [--tokenizer TOK] --data D --out CKPT2 [options]\n"
     "Stage 2: LoRA on q/k/v/o trained with next-token cross-entropy (Alpaca: response\n"
     "tokens only) through the whole hybrid model.\n"
     "  --lolcats CKPT       stage 1 checkpoint (feature maps, window factors)\n"
+    "  --softmax            no --lolcats: LoRA trained through the TEACHER (softmax\n"
+    "                       attention in every layer), e.g. to teach it a task before\n"
+    "                       linearizing; CKPT2 holds the LoRA (beside identity feature\n"
+    "                       maps, unused); --merge DIR writes a plain Hugging Face model\n"
+    "                       (no LoLCATs tensors, no \"lolcats\" object: a softmax model);\n"
+    "                       --peft and --train-feature-maps are refused with it\n"
     "  --out CKPT2          best checkpoint (feature maps, window factors, LoRA)\n"
     "  --lora-rank R        (8)       --lora-alpha A   (16)\n"
     "  --train-feature-maps also train feature maps and window factors\n"
@@ -170,6 +177,7 @@ typedef struct {
     const char *softmax_arg;      /* --softmax-layers LIST|auto:K (softmax_layers.c) */
     int softmax_auto;             /* K of auto:K, 0: a list */
     unsigned char *softmax;       /* (L) the kept softmax layers, NULL: none */
+    int teacher_lora;             /* finetune --softmax: LoRA through the teacher (>>teacher-lora) */
 } train_opts;
 
 /* what a stage leaves for the report */
@@ -211,6 +219,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "--train-feature-maps")) { o->train_fmaps = 1; return 1; }
     if (!strcmp(a, "--no-attention-transfer")) { o->no_at = 1; return 1; }
     if (!strcmp(a, "--strict")) { o->strict = 1; return 1; }
+    if (!strcmp(a, "--softmax")) { o->teacher_lora = 1; return 1; }
 #define ARG(name) (!strcmp(a, name) && (tool_arg_need(a, argc, argv, *i), v = argv[++*i], 1))
     if (ARG("--model")) o->model_path = argv[*i];
     else if (ARG("--tokenizer")) o->tok_path = argv[*i];
@@ -590,6 +599,7 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     }
     if (lp_in) tool_fp_add(r, "lolcats_in", "the stage 1 checkpoint (--lolcats)", "%016llx",
                            (unsigned long long)tool_fp_lolcats(lp_in));
+    if (o->teacher_lora) tool_fp_add(r, "attention", "--softmax", "%s", "softmax");
     return 0;
 }
 
@@ -723,6 +733,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     snprintf(res->ckpt, sizeof res->ckpt, "%s", out);
     if (o->max_mem_mb > 0 && plan_memory(o, stage, m, d, &tc)) { free(blk.x); cache_free(blk.cache); free(tfp); return 2; }
     if (lc_train_init(&t, &ctx, m, &tc, &err)) { free(blk.x); cache_free(blk.cache); free(tfp); return tool_report(&err); }
+    if (o->teacher_lora) t.cfg.attn = LOLCATS_ATTN_SOFTMAX;   /* >>teacher-lora: the maps stay, unused */
     if (lp_in && lc_train_set_lolcats(&t, lp_in, &err)) { tool_report(&err); goto done; }
     total_steps = budget / ((long long)T * o->grad_accum);
     if (total_steps < 1) total_steps = 1;
@@ -1224,11 +1235,85 @@ static void stage1_path(char *buf, size_t cap, const char *out) {
     else snprintf(buf, cap, "%s.stage1", out);
 }
 
+/* ---- >>teacher-lora: finetune --softmax, LoRA trained through the teacher ----
+   The trainer is set up as for stage 2 from identity feature maps (so that its
+   checkpoints, states and reports work unchanged), then runs softmax attention
+   in every layer (lc_train_cfg.attn); the maps are never read nor trained.
+   --merge writes the teacher with LoRA merged as a plain Hugging Face model. */
+static void teacher_lora_check(const train_opts *o, int which, const char *cmd) {
+    if (!o->teacher_lora) return;
+    if (which != 2)
+        tool_arg_fail(cmd, "--softmax is an option of finetune (LoRA through the teacher); %s trains the "
+                      "linearized model: run `lolcats finetune --softmax` instead", cmd);
+    if (o->lolcats_in)
+        tool_arg_fail(cmd, "--softmax with --lolcats %s: --softmax trains LoRA on the teacher itself (softmax "
+                      "attention), --lolcats on a linearized model: give one of them", o->lolcats_in);
+    if (o->train_fmaps)
+        tool_arg_fail(cmd, "--softmax with --train-feature-maps: softmax attention has no feature maps to train; "
+                      "drop --train-feature-maps");
+    if (o->peft)
+        tool_arg_fail(cmd, "--softmax with --peft %s: not supported; use --merge DIR (the teacher with LoRA "
+                      "merged)", o->peft);
+}
+
+static int teacher_lora_identity(lc_lolcats *lp, float **mem, const lc_model *m) {
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    int f = m->cfg.head_dim < 64 ? m->cfg.head_dim : 64;
+    *mem = (float *)malloc(sizeof(float) * lc_lolcats_identity_floats(&m->cfg, f));
+    if (!*mem) { fprintf(stderr, "lolcats: error: out of memory\n"); return 1; }
+    lc_lolcats_init_identity(lp, *mem, &m->cfg, f, &fm, &hc);
+    return 0;
+}
+
+/* LoRA merged (lc_lolcats_export_hf), then the LoLCATs tensors and metadata
+   taken out of model.safetensors again: what is left is the teacher's layout. */
+static int teacher_lora_merge(const train_opts *o, const lc_model *m, const char *ckpt) {
+    static const char *const meta[2] = {"format", "pt"};
+    lc_lolcats lp;
+    lc_error err;
+    lc_st_file *f = NULL;
+    lc_tensor *keep = NULL;
+    const char *dir;
+    char path[4200];
+    int i, n = 0, rc = 1;
+    if (!o->merge) return 0;
+    memset(&err, 0, sizeof err);
+    if (lc_lolcats_load(&lp, ckpt, m, &err)) return tool_report(&err);
+    if (!(dir = outsafe_hf_dir(o->merge))) goto done;
+    if (lc_lolcats_export_hf(m, &lp, dir, &err)) { tool_report(&err); goto done; }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (lc_st_open(&f, path, &err)) { tool_report(&err); goto done; }
+    if (!(keep = (lc_tensor *)malloc(sizeof *keep * (size_t)(lc_st_count(f) + 1)))) {
+        fprintf(stderr, "lolcats: error: out of memory\n");
+        goto done;
+    }
+    for (i = 0; i < lc_st_count(f); i++) {
+        const lc_tensor *t = lc_st_tensor_at(f, i);
+        if (!strstr(t->name, "feature_map_") && !strstr(t->name, "window_factors") && !strstr(t->name, "lora_"))
+            keep[n++] = *t;
+    }
+    if (lc_st_write(path, keep, n, meta, 1, &err)) { tool_report(&err); goto done; }
+    lc_st_close(f);
+    f = NULL;
+    if (tool_hf_tokenizer_files(dir, o->model_path, o->tok_path, "--merge") || outsafe_hf_commit(o->merge)) goto done;
+    fprintf(stderr, "wrote %s (config.json, model.safetensors: the teacher with LoRA merged, softmax attention)\n",
+            o->merge);
+    rc = 0;
+done:
+    lc_st_close(f);
+    free(keep);
+    lc_lolcats_free(&lp);
+    return rc;
+}
+/* ---- >>teacher-lora end ---- */
+
 static int finish_stage2(const train_opts *o, train_env *e, const char *ckpt) {
     lc_lolcats lp;
     lc_error err;
     const char *dir;
     if ((!o->merge && !o->peft) || tool_mpi_rank() != 0) return 0;
+    if (o->teacher_lora) return teacher_lora_merge(o, &e->m, ckpt);
     if (lc_lolcats_load(&lp, ckpt, &e->m, &err)) return tool_report(&err);
     if (o->merge) {   /* written whole, then moved into place; tokenizer and config: tools/standalone.c */
         if (!(dir = outsafe_hf_dir(o->merge))) { lc_lolcats_free(&lp); return 1; }
@@ -1481,7 +1566,8 @@ static int cmd_stage(int argc, char **argv, int which) {
         }
         if (!opt_common(&o, argc, argv, &i)) tool_arg_unknown(argv[0], argv[i], usage, common_usage);
     }
-    if (!o.model_path || !o.data || !o.out || (which == 2 && !o.lolcats_in))
+    teacher_lora_check(&o, which, argv[0]);
+    if (!o.model_path || !o.data || !o.out || (which == 2 && !o.lolcats_in && !o.teacher_lora))
         tool_arg_fail(argv[0], "%s needs --model, --data and --out%s", argv[0], which == 2 ? " and --lolcats" : "");
     if (which == 3 && o.lr_set)
         tool_arg_fail(argv[0], "linearize --lr: linearize trains two stages with two learning rates; use "
@@ -1535,10 +1621,15 @@ static int cmd_stage(int argc, char **argv, int which) {
         nres = 1;
     } else if (which == 2) {
         lc_lolcats lp;
-        if (lc_lolcats_load(&lp, o.lolcats_in, &e.m, &err)) { tool_report(&err); goto done; }
+        float *idm = NULL;
+        if (o.teacher_lora ? teacher_lora_identity(&lp, &idm, &e.m)
+                      : lc_lolcats_load(&lp, o.lolcats_in, &e.m, &err) ? tool_report(&err) : 0)
+            goto done;
         rc = run_stage(&o, 2, &e.m, &e.d, &lp, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr2, o.out, &rs[0]);
-        if (!rc) tool_softmax_layers_memory("finetune", &e.m.cfg, o.softmax ? o.softmax : lp.softmax_layers);
-        lc_lolcats_free(&lp);
+        if (!rc && !o.teacher_lora)
+            tool_softmax_layers_memory("finetune", &e.m.cfg, o.softmax ? o.softmax : lp.softmax_layers);
+        if (idm) free(idm);
+        else lc_lolcats_free(&lp);
         nres = 1;
         if (!rc) rc = finish_stage2(&o, &e, o.out);
     } else {
