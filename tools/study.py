@@ -2,7 +2,7 @@
 """Which linearization options beat the original recipe at its budget (issue 19's study).
 
     /usr/bin/python3 tools/study.py --out DIR [--jobs N] [--threads T] [--seeds 0,1]
-        [--sets ts,wt,al] [--configs original,sinks,gate,kl,auto2,best] [--best FLAGS]
+        [--sets ts,wt,al] [--configs original,sinks,kl,auto2,best] [--best FLAGS]
         [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--dry-run] [--table-only]
 
 Every (configuration, split, seed) cell runs `lolcats linearize` with the README's recipe on
@@ -34,7 +34,6 @@ ROOT = os.path.dirname(HERE)
 CONFIGS = {
     "original": [],
     "sinks": ["--sinks", "4"],
-    "gate": ["--gate"],
     "kl": ["--kl-factor", "1"],
     "auto2": ["--softmax-layers", "auto:2"],
 }
@@ -243,7 +242,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--sets", default="ts,wt,al")
-    ap.add_argument("--configs", default="original,sinks,gate,kl,auto2")
+    ap.add_argument("--configs", default="original,sinks,kl,auto2")
     ap.add_argument("--best", default="", help="flags of the 'best' configuration")
     ap.add_argument("--tokens", type=int, default=1000000)
     ap.add_argument("--dry-run", action="store_true")
