@@ -36,26 +36,31 @@ def feature_map(x, w, b=None, act="softmax_dim", halfspace=False, eps=1e-12):
     return torch.clamp(torch.cat(parts, -1), min=eps)
 
 
-def masks(N, window, variant, device=None):
-    """(window mask, linear mask), (N, N) booleans of section 6."""
+def masks(N, window, variant, device=None, sinks=0):
+    """(window mask, linear mask), (N, N) booleans of section 6; with sinks S the
+    first S keys are window keys of every later query and never linear keys."""
     i = torch.arange(N, device=device)[:, None]
     j = torch.arange(N, device=device)[None, :]
     causal = j <= i
+    sink = causal & (j < sinks)
     if variant == "sw":
-        return causal & (j > i - window), causal & (j <= i - window)
-    if N <= window:                      # the original's quirk: both on every causal key
-        return causal, causal
-    pad = window * math.ceil(N / window) - N
-    bi, bj = (i + pad) // window, (j + pad) // window
-    return causal & (bj >= bi - 1), causal & (bj < bi - 1)
+        W, L = causal & (j > i - window), causal & (j <= i - window)
+    elif N <= window:                    # the original's quirk: both on every causal key
+        return causal, causal & ~sink
+    else:
+        pad = window * math.ceil(N / window) - N
+        bi, bj = (i + pad) // window, (j + pad) // window
+        W, L = causal & (bj >= bi - 1), causal & (bj < bi - 1)
+    return W | sink, L & ~sink
 
 
-def hybrid(q, k, v, phiq, phik, wf, variant="tk", window=64, affine=False, kv_state=None, k_state=None):
+def hybrid(q, k, v, phiq, phik, wf, variant="tk", window=64, affine=False, kv_state=None, k_state=None,
+           sinks=0):
     """y (B,H,N,D) and the weights a (B,H,N,N)."""
     B, H, N, D = q.shape
     rep = H // k.shape[1]
     k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-    W, L = masks(N, window, variant, q.device)
+    W, L = masks(N, window, variant, q.device, sinks)
     s = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(D)
     s = s.masked_fill(~W, -float("inf"))
     m = torch.amax(s, -1, keepdim=True)          # over the window keys only
@@ -111,7 +116,7 @@ def run_case(case, dtype=torch.float32, device="cpu"):
             y, w = linear(t["q"], t["k"], t["v"], phiq, phik)
         else:
             y, w = hybrid(t["q"], t["k"], t["v"], phiq, phik, t["window_factors"], a["variant"], a["window"],
-                          a["affine"], t.get("kv_state"), t.get("k_state"))
+                          a["affine"], t.get("kv_state"), t.get("k_state"), a.get("sinks", 0))
     out = {"y": y}
     loss = 0
     if "grads" in a:
