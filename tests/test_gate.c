@@ -196,7 +196,7 @@ static void one_case(lc_ctx *ctx, int variant, int N, int w, int affine, int sta
     }
     {  // log_g == 0: the ungated kernels within rounding (every form)
         float *lz = zeros(nr), *yu = zeros(nq), *mu = zeros(nr), *du = zeros(nr);
-        float *gq = zeros(nf), *gu = zeros(nf), *gl = zeros(nr);
+        float *gq = zeros(nf), *gu = zeros(nf), *gl = zeros(nr), *gqu;
         lc_attn_hybrid_fwd(ctx, yu, NULL, mu, du, NULL, q, k, v, pq, pk, wf, S, z, B, H, Hk, N, D, F, &cfg);
         x = lc_hybrid_args_default();
         x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &cfg;
@@ -209,10 +209,11 @@ static void one_case(lc_ctx *ctx, int variant, int N, int w, int affine, int sta
         check_close("log_g = 0 prefix-state vs ungated", y2, yu, nq, 1e-6, 1e-5);
         x.work = NULL; x.y = y; x.dy = dyf; x.dphik = gq; x.dlog_g = gl;
         lc_attn_hybrid_bwd_args(ctx, &x);
-        lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, zeros(nf), gu, NULL, NULL, NULL, NULL, dyf, NULL, yu, mu, du,
+        gqu = zeros(nf);
+        lc_attn_hybrid_bwd(ctx, NULL, NULL, NULL, gqu, gu, NULL, NULL, NULL, NULL, dyf, NULL, yu, mu, du,
                            q, k, v, pq, pk, wf, S, z, B, H, Hk, N, D, F, &cfg);
         check_close("log_g = 0 backward dphik vs ungated", gq, gu, nf, 1e-5, 1e-4);
-        free(lz); free(yu); free(mu); free(du); free(gq); free(gu); free(gl);
+        free(lz); free(yu); free(mu); free(du); free(gq); free(gu); free(gl); free(gqu);
     }
     free(q); free(k); free(v); free(pq); free(pk); free(wf); free(lg); free(S); free(z);
     free(y); free(a); free(m); free(den); free(y2); free(m2); free(den2); free(work); free(dyf);
