@@ -50,7 +50,7 @@ static double dref(const dcase *c, double *y, double *a, const double *dy, const
             double gam = 1.0 / (1.0 + exp(-c->wf[h])), lam = c->cfg.affine ? 1.0 - gam : 1.0;
             for (i = 0; i < N; i++) {
                 const double *qi = c->q + ((size_t)bh * N + i) * D, *pqi = c->pq + ((size_t)bh * N + i) * F;
-                double mx = -INFINITY, den0 = 0, den, G = 0, qS;
+                double mx = -(double)INFINITY, den0 = 0, den, G = 0, qS;
                 for (j = 0; j <= i; j++) {
                     int mk = lc_hybrid_mask(&c->cfg, N, i, j);
                     double s = 0;

@@ -112,7 +112,7 @@ static void naive_fwd(const dims *s, double *y, double *a, const double *q, cons
             double gam = 1.0 / (1.0 + exp(-wf[h])), lam = s->hc.affine ? 1.0 - gam : 1.0;
             for (i = 0; i < N; i++) {
                 size_t row = ((size_t)b * H + h) * N + i;
-                double mx = -INFINITY, den0 = 0, den, *w = (double *)calloc((size_t)N, sizeof(double));
+                double mx = -(double)INFINITY, den0 = 0, den, *w = (double *)calloc((size_t)N, sizeof(double));
                 const double *qi = q + row * D, *pqi = pq + row * F;
                 for (j = 0; j <= i; j++)
                     if (lc_hybrid_mask(&s->hc, N, i, j) & 1) {
