@@ -1972,7 +1972,7 @@ typedef struct lc__kern {
     int (*softmax_fwd)(const lc_ctx *ctx, float *y, float *lse, const float *q, const float *k,
                        const float *v, int B, int H, int Hk, int N, int D);  // >>softmax-tiles
     // hybrid with work, no weights out (>>hybrid-chunk): chunked form, or the
-    // prefix-state form for windows over LC__HYB_WMAX
+    // prefix-state form for windows over LC__HYB_WMAX (or sinks past the blocks' room)
     void (*hybrid_fwd)(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
                        const float *q, const float *k, const float *v, const float *phiq,
                        const float *phik, const float *wf, const float *kv_state,
@@ -7687,6 +7687,38 @@ static int lc__hyb_jl(const lc_hybrid_cfg *cfg, int N, int i) {
     return both ? i + 1 : j0;
 }
 
+// Sinks (cfg->sinks = S > 0, see >>sinks) in the chunked form: a chunk's block
+// gains the nsc = min(S, kw0) sink keys before it as leading columns, so the
+// block's nc = nsc + nk columns are the keys [0, nsc) then [kw0, r1), key j of
+// the second range at column j + off (off = nsc - kw0). Row i's sink keys are
+// columns [0, min(S, j0_i)) (when S > kw0, nsc = kw0 and the two ranges meet),
+// its window columns [j0_i + off, i + off]. Linear keys (in the state and in
+// the chunk) start at S. S = 0: nsc = 0, every product as without sinks.
+static int lc__hyb_nsc(const lc_hybrid_cfg *cfg, int kw0) {
+    return cfg->sinks < kw0 ? cfg->sinks : kw0;
+}
+
+// Does every chunk's block with its sink columns fit the buffers (nc <= NK)?
+static int lc__hyb_sinks_fit(const lc_hybrid_cfg *cfg, int N) {
+    int r0, r1, kw0, both;
+    if (cfg->sinks <= 0) return 1;
+    for (r0 = 0; r0 < N; r0 = r1) {
+        r1 = lc__hyb_chunk_end(cfg, N, r0);
+        lc__hybrid_range(cfg, N, r0, &kw0, &both);
+        if (lc__hyb_nsc(cfg, kw0) + r1 - kw0 > LC__HYB_NK) return 0;
+    }
+    return 1;
+}
+
+// The window part's max and exp over a row's columns [0, ns) and [c0, c1)
+// (fast: by the vector max / exp; y = gamma exp(s - m) = exp(s - (m - lg))).
+static float lc__hyb_win_max(const lc__prims *P, const float *sc_i, int ns, int c0, int c1) {
+    float mx = P->max(sc_i + c0, 1.0f, c1 - c0), ms;
+    if (ns <= 0) return mx;
+    ms = P->max(sc_i, 1.0f, ns);
+    return ms > mx ? ms : mx;
+}
+
 // S += phiK_[j0,j1)^T V_[j0,j1), z += sum_j phiK_j
 static void lc__hyb_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *hb,
                             const float *phik_bh, const float *v_bg, int j0, int j1, int D,
@@ -7722,7 +7754,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
     int bh, fast = lc__kern_for(ctx)->float_sums;
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, jst = 0;
+        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, S0 = cfg->sinks, jst = S0;
         const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
@@ -7739,54 +7771,68 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
             memset(hb.z, 0, sizeof(float) * (size_t)F);
         }
         for (r0 = 0; r0 < N; r0 = r1) {
-            int kw0, both, jA, jB, nk, nl, nr, i, j;
+            int kw0, both, jA, jB, nk, nl, nr, i, j, nsc, nc, off;
             r1 = lc__hyb_chunk_end(cfg, N, r0);
             nr = r1 - r0;
             lc__hybrid_range(cfg, N, r0, &kw0, &both);
             jA = both ? r0 + 1 : kw0;
             jB = lc__hyb_jl(cfg, N, r1 - 1);
+            jA = jA > S0 ? jA : S0;  // sinks: never linear keys
+            jB = jB > jA ? jB : jA;
             lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
             jst = jA > jst ? jA : jst;
             nk = r1 - kw0;
             nl = jB - jA;
-            LOLCATS_ASSERT(nk <= LC__HYB_NK && nl <= LC__HYB_NL);
-            lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
-                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+            nsc = lc__hyb_nsc(cfg, kw0);
+            nc = nsc + nk;
+            off = nsc - kw0;
+            LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
+            lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
+                   scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
+            if (nsc > 0)  // the sink keys before the block
+                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
+                       (size_t)nc, (size_t)D, (size_t)D, hb.ws);
             if (nl > 0)
                 lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl, F,
                        0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
             for (i = r0; i < r1; i++) {
-                int ii = i - r0, j0, jl;
-                const float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
-                float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
+                int ii = i - r0, j0, jl, ns, c0, c1, c;  // columns: sinks [0, ns), window [c0, c1)
+                const float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
+                float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
                 double sum = 0;
                 lc__hybrid_range(cfg, N, i, &j0, &both);
                 jl = both ? i + 1 : j0;
-                for (j = kw0; j < j0; j++) wt_i[j - kw0] = 0;
+                ns = lc__hyb_nsink(cfg, j0);
+                c0 = j0 + off;
+                c1 = i + 1 + off;
+                for (c = ns; c < c0; c++) wt_i[c] = 0;
                 if (fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
-                    mx = P->max(sc_i + (j0 - kw0), 1.0f, i - j0 + 1);
-                    sum = P->exp_sum(wt_i + (j0 - kw0), sc_i + (j0 - kw0), 1.0f, mx - lgam,
-                                     i - j0 + 1);
+                    mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+                    sum = P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx - lgam, c1 - c0);
+                    if (ns > 0) sum += P->exp_sum(wt_i, sc_i, 1.0f, mx - lgam, ns);
                 } else {
-                    for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
-                    for (j = j0; j <= i; j++) {
-                        float e = gam * expf(sc_i[j - kw0] - mx);
-                        wt_i[j - kw0] = e;
+                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
+                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
+                        float e = gam * expf(sc_i[c] - mx);
+                        wt_i[c] = e;
                         sum += (double)e;
                     }
                 }
-                for (j = i + 1; j < r1; j++) wt_i[j - kw0] = 0;
+                for (c = c1; c < nc; c++) wt_i[c] = 0;
                 for (j = jA; j < jl; j++) {
                     float l = lam * lc_i[j - jA];
-                    wt_i[j - kw0] += l;
+                    wt_i[j + off] += l;
                     sum += (double)l;
                 }
                 dsum[ii] = sum;
                 m[(size_t)bh * N + i] = mx;
             }
-            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg + (size_t)kw0 * D, nr, D, nk, 0,
-                   0, 1.0f, 0.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
-            if (jst > 0 || kv_state)
+            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt + nsc, v_bg + (size_t)kw0 * D, nr, D,
+                   nk, 0, 0, 1.0f, 0.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+            if (nsc > 0)
+                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg, nr, D, nsc, 0, 0, 1.0f,
+                       1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+            if (jst > S0 || kv_state)
                 lc__mm(ctx, y + ((size_t)bh * N + r0) * D, phiq_bh + (size_t)r0 * F, hb.S, nr, D,
                        F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
             for (i = r0; i < r1; i++) {
@@ -7794,7 +7840,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                 float *y_bhi = y + row * D, dn;
                 int d;
                 double sum = dsum[i - r0];
-                if (jst > 0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
+                if (jst > S0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
                 dn = (float)sum;
                 if (fast)  // times the reciprocal
                     P->scal(y_bhi, 1.0f / dn, D);
@@ -7849,7 +7895,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
         float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
         float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, r0, r1, jst = 0, next;
+            int h = g * rep + r, bh = b * H + h, r0, r1, S0 = cfg->sinks, jst = S0, next;
             const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
             const float *phik_bh = phik + (size_t)bh * N * F;
             float *dphik_bh = dphik + (size_t)bh * N * F;
@@ -7867,18 +7913,24 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 memset(hb.z, 0, sizeof(float) * (size_t)F);
             }
             for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
-                int kw0, both, jA, jB, nk, nl, nr, i, j, jl;
+                int kw0, both, jA, jB, nk, nl, nr, i, j, jl, nsc, nc, off;
                 int state = 0;
                 r1 = lc__hyb_chunk_end(cfg, N, r0);
                 nr = r1 - r0;
                 lc__hybrid_range(cfg, N, r0, &kw0, &both);
                 jA = both ? r0 + 1 : kw0;
                 jB = lc__hyb_jl(cfg, N, r1 - 1);
+                jA = jA > S0 ? jA : S0;  // sinks: never linear keys
+                jB = jB > jA ? jB : jA;
                 lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
                 jst = jA > jst ? jA : jst;
-                state = jst > 0 || kv_state;
+                state = jst > S0 || kv_state;
                 nk = r1 - kw0;
                 nl = jB - jA;
+                nsc = win ? lc__hyb_nsc(cfg, kw0) : 0;  // sink columns (see lc__hyb_nsc)
+                nc = nsc + nk;
+                off = nsc - kw0;
+                LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
                 for (i = r0; i < r1; i++) {
                     size_t row = (size_t)bh * N + i;
                     const float *dy_bhi = dy + row * D;
@@ -7887,74 +7939,95 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     lc__hyb_scaled(P, fast, gv_i, dy_bhi, 1.0f, dn, D);
                 }
                 if (win)
-                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0,
-                           1, scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                    lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk,
+                           D, 0, 1, scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
+                if (nsc > 0) {  // the sink keys before the block
+                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
+                           (size_t)nc, (size_t)D, (size_t)D, hb.ws);
+                    lc__mm(ctx, hb.d1, hb.gv, v_bg, nr, nsc, D, 0, 1, 1.0f, 0.0f, (size_t)nc,
+                           (size_t)D, (size_t)D, hb.ws);
+                }
                 if (nl > 0)
                     lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
                            F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
                 if (win || nl > 0)
-                    lc__mm(ctx, hb.d1, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f, 0.0f,
-                           (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                    lc__mm(ctx, hb.d1 + nsc, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f,
+                           0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
                 for (i = r0; i < r1 && !win; i++) {  // linear keys of the chunk only
                     int ii = i - r0;
                     float *lc_i = hb.lc + (size_t)ii * nl;
-                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    const float *d1_i = hb.d1 + (size_t)ii * nc;
                     jl = lc__hyb_jl(cfg, N, i);
                     for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j - kw0] + cd[ii];
+                        float dW = d1_i[j + off] + cd[ii];
                         dlam += (double)dW * (double)lc_i[j - jA];
                         lc_i[j - jA] = lam * dW;
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
                 for (i = r0; i < r1 && win; i++) {
-                    int ii = i - r0, j0, nmax = 0;
-                    float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
-                    float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
-                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    int ii = i - r0, j0, nmax = 0, ns, c0, c1, c;  // columns as in the forward
+                    float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
+                    float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
+                    const float *d1_i = hb.d1 + (size_t)ii * nc;
                     double dm = 0;
                     lc__hybrid_range(cfg, N, i, &j0, &both);
                     jl = both ? i + 1 : j0;
+                    ns = lc__hyb_nsink(cfg, j0);
+                    c0 = j0 + off;
+                    c1 = i + 1 + off;
                     if (fast) {  // exp(s - m) by the vector exp, into wt first
-                        mx = P->max(sc_i + (j0 - kw0), 1.0f, i - j0 + 1);
-                        P->exp_sum(wt_i + (j0 - kw0), sc_i + (j0 - kw0), 1.0f, mx, i - j0 + 1);
+                        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+                        P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx, c1 - c0);
+                        if (ns > 0) P->exp_sum(wt_i, sc_i, 1.0f, mx, ns);
                     } else {
-                        for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
                     }
-                    for (j = kw0; j < j0; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
-                    for (j = j0; j <= i; j++) {
-                        float s = sc_i[j - kw0], ex = fast ? wt_i[j - kw0] : expf(s - mx), e = gam * ex;
-                        float dW = d1_i[j - kw0] + cd[ii], t = dW * e;
-                        tie[j - kw0] = s == mx;
+                    for (c = ns; c < c0; c++) wt_i[c] = sc_i[c] = 0;
+                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
+                        float s = sc_i[c], ex = fast ? wt_i[c] : expf(s - mx), e = gam * ex;
+                        float dW = d1_i[c] + cd[ii], t = dW * e;
+                        tie[c] = s == mx;
                         nmax += s == mx;
                         dm -= (double)t;
                         dgam += (double)dW * (double)ex;
-                        wt_i[j - kw0] = e;
-                        sc_i[j - kw0] = t;
+                        wt_i[c] = e;
+                        sc_i[c] = t;
                     }
-                    for (j = i + 1; j < r1; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
+                    for (c = c1; c < nc; c++) wt_i[c] = sc_i[c] = 0;
                     if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
                         float share = (float)(dm / nmax);
-                        for (j = j0; j <= i; j++)
-                            if (tie[j - kw0]) sc_i[j - kw0] += share;
+                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1)
+                            if (tie[c]) sc_i[c] += share;
                     }
                     for (j = jA; j < jl; j++) {
-                        float l = lc_i[j - jA], dW = d1_i[j - kw0] + cd[ii];
+                        float l = lc_i[j - jA], dW = d1_i[j + off] + cd[ii];
                         dlam += (double)dW * (double)l;
-                        wt_i[j - kw0] += lam * l;
+                        wt_i[j + off] += lam * l;
                         lc_i[j - jA] = lam * dW;
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
                 if (dq)
-                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg + (size_t)kw0 * D, nr,
-                           D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc + nsc, k_bg + (size_t)kw0 * D,
+                           nr, D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
                 if (dk_bg)
-                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc, q_bh + (size_t)r0 * D, nk, D, nr, 1,
-                           0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc + nsc, q_bh + (size_t)r0 * D, nk, D,
+                           nr, 1, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
                 if (dv_bg)
-                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt, hb.gv, nk, D, nr, 1, 0, 1.0f, 1.0f,
-                           (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt + nsc, hb.gv, nk, D, nr, 1, 0, 1.0f,
+                           1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+                if (nsc > 0) {  // the sink columns: keys [0, nsc)
+                    if (dq)
+                        lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg, nr, D, nsc, 0, 0,
+                               scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+                    if (dk_bg)
+                        lc__mm(ctx, dk_bg, hb.sc, q_bh + (size_t)r0 * D, nsc, D, nr, 1, 0, scale,
+                               1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+                    if (dv_bg)
+                        lc__mm(ctx, dv_bg, hb.wt, hb.gv, nsc, D, nr, 1, 0, 1.0f, 1.0f, (size_t)D,
+                               (size_t)nc, (size_t)D, hb.ws);
+                }
                 if (nl > 0) {
                     lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
                            nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
@@ -7989,7 +8062,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 r0 = lc__hyb_chunk_start(cfg, N, r1);
                 jA = lc__hyb_jl(cfg, N, r0);
                 if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
-                for (j = jA; j < next; j += LC__HYB_NL) {  // keys whose rows are the later chunks
+                for (j = jA > S0 ? jA : S0; j < next; j += LC__HYB_NL) {  // (sinks: never linear)  // keys whose rows are the later chunks
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8012,7 +8085,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
             }
             {
                 int j;
-                for (j = 0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
+                for (j = S0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8573,7 +8646,7 @@ static void lc__hybrid_fwd_fast(const lc_ctx *ctx, float *y, float *m, float *de
                                 const float *phiq, const float *phik, const float *wf,
                                 const float *kv_state, const float *k_state, int B, int H,
                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
+    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: as columns of the blocks
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else
@@ -8589,7 +8662,7 @@ static void lc__hybrid_bwd_fast(const lc_ctx *ctx, float *dq, float *dk, float *
                                 const float *phik, const float *wf, const float *kv_state,
                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
                                 const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
+    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: as columns of the blocks
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
                              F, cfg);

@@ -2,9 +2,11 @@
    are window keys of every query and never linear keys, in the tk and sw
    masks, prefill and decode.
    1. masks for small N (printed), their rules checked for S = 0, 1, 4 and S >= N;
-   2. every form (quadratic reference, prefix-state form on the SIMD path, carried
-      state, windows above the chunked form's limit, transfer calls) equal to the
-      scalar quadratic reference at odd sizes, forward and backward;
+   2. every form (quadratic reference, the chunked form and the prefix-state form
+      on the SIMD path, carried state, windows above the chunked form's limit,
+      transfer calls) equal to the scalar quadratic reference at odd sizes,
+      forward and backward; the chunked form with sinks (w <= 128, several
+      chunks, S = 1, 4, 64 and S >= N, GQA, carried state) is asserted taken;
    3. forward and analytic backward (q k v phiq phik wf, carried S z, and the
       weights' gradient da) against a mask-explicit float64 restatement and its
       central finite differences;
@@ -234,6 +236,18 @@ static double gmax(const float *x, size_t n) {
 }
 
 /* ------------------------------------- 2. every form == scalar reference */
+/* does the work form run as the chunked form (>>hybrid-chunk)? */
+static int chunked(const lc_hybrid_cfg *hc, int N) {
+#if !defined(LOLCATS_NO_FAST)
+    lc_ctx ctx;
+    lc_ctx_init(&ctx);
+    return lc__kern_for(&ctx)->hybrid_fwd && hc->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(hc, N);
+#else
+    (void)hc; (void)N;
+    return 0;
+#endif
+}
+
 static void forms(int B, int H, int Hk, int N, int D, int F, int variant, int w, int S, int affine,
                   int with_state) {
     tcase t = make(B, H, Hk, N, D, F, variant, w, S, affine, with_state);
@@ -244,9 +258,9 @@ static void forms(int B, int H, int Hk, int N, int D, int F, int variant, int w,
     lc_ctx_init(&fast);
     sc = fast;
     sc.simd = LOLCATS_SIMD_SCALAR;
-    printf("forms: %s w=%d S=%d B=%d H=%d/%d N=%d D=%d F=%d%s%s [%s]\n", variant ? "tk" : "sw", w, S,
+    printf("forms: %s w=%d S=%d B=%d H=%d/%d N=%d D=%d F=%d%s%s [%s]%s\n", variant ? "tk" : "sw", w, S,
            B, H, Hk, N, D, F, affine ? " affine" : "", with_state ? " carried state" : "",
-           lc_simd_name(fast.simd));
+           lc_simd_name(fast.simd), chunked(&t.s.hc, N) ? " chunked form" : "");
     r = run_form(&sc, &t, 0);
     o = run_form(&fast, &t, 1);
     snprintf(what, sizeof what, "y (work form vs scalar ref)");
@@ -268,6 +282,17 @@ static void forms(int B, int H, int Hk, int N, int D, int F, int variant, int w,
     unmake(&t);
 }
 
+/* the chunked form with sinks: asserted taken where a SIMD path exists */
+static void forms_chunked(int B, int H, int Hk, int N, int D, int F, int variant, int w, int S,
+                          int affine, int with_state) {
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    lc_ctx ctx;
+    lc_ctx_init(&ctx);
+    hc.variant = variant; hc.window = w; hc.sinks = S;
+    if (ctx.simd != LOLCATS_SIMD_SCALAR)
+        CHECK(chunked(&hc, N), "%s w=%d S=%d N=%d: not the chunked form", variant ? "tk" : "sw", w, S, N);
+    forms(B, H, Hk, N, D, F, variant, w, S, affine, with_state);
+}
 /* attention transfer's calls with sinks: the fused step falls back to the two
    calls, so they must equal softmax + hybrid */
 static void transfer(int N, int S) {
@@ -547,6 +572,18 @@ int main(void) {
     forms(1, 2, 2, 141, 8, 8, LOLCATS_WINDOW_TK, 64, 4, 0, 0);
     forms(1, 2, 1, 301, 8, 8, LOLCATS_WINDOW_SW, 130, 4, 0, 1);  /* above the chunked form's window */
     forms(1, 2, 1, 23, 8, 8, LOLCATS_WINDOW_TK, 64, 40, 0, 0);   /* tk N <= w, S >= N */
+    /* the chunked form: several chunks of 64 rows, block edges off the tk grid */
+    forms_chunked(1, 4, 2, 300, 16, 16, LOLCATS_WINDOW_TK, 64, 1, 0, 1);
+    forms_chunked(2, 4, 2, 300, 16, 16, LOLCATS_WINDOW_TK, 64, 4, 1, 0);
+    forms_chunked(1, 4, 1, 257, 16, 16, LOLCATS_WINDOW_TK, 64, 64, 0, 1);
+    forms_chunked(1, 4, 1, 257, 16, 16, LOLCATS_WINDOW_SW, 64, 64, 0, 0);
+    forms_chunked(1, 2, 1, 333, 8, 8, LOLCATS_WINDOW_SW, 64, 4, 0, 1);
+    forms_chunked(1, 2, 1, 330, 8, 8, LOLCATS_WINDOW_TK, 128, 4, 0, 1);
+    forms_chunked(1, 2, 1, 250, 8, 8, LOLCATS_WINDOW_SW, 100, 70, 1, 0);
+    forms_chunked(1, 2, 1, 200, 8, 8, LOLCATS_WINDOW_TK, 64, 200, 0, 1);  /* S >= N */
+    forms_chunked(1, 2, 1, 150, 8, 8, LOLCATS_WINDOW_SW, 32, 1000, 0, 0);
+    forms_chunked(1, 2, 1, 129, 8, 8, LOLCATS_WINDOW_TK, 64, 65, 0, 0);   /* sinks meet the block */
+    forms(1, 2, 1, 700, 8, 8, LOLCATS_WINDOW_TK, 128, 128, 0, 1);  /* past the blocks' room: state form */
     transfer(256, 4);
     transfer(192, 1);
     for (variant = 0; variant < 2; variant++) {
