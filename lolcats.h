@@ -1886,6 +1886,7 @@ typedef struct lc__xfer {
     float *y, *m, *den;
     const float *phiq, *wf, *states;
     int F, affine, local;
+    int sinks;     // S attention sinks: window keys [0, S) of every row, never in S, z
     size_t bytes;  // the tile's extra scratch
 } lc__xfer;
 
@@ -2046,7 +2047,7 @@ static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl
                           float *m, float *den, const float *phiq, const float *wf,
                           const float *states, int D, int F, int local, const lc_hybrid_cfg *cfg);
 static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
-                            const float *v, int B, int H, int Hk, int N, int D, int F);
+                            const float *v, int B, int H, int Hk, int N, int D, int F, int S0);
 static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
                          float *work, const float *states, const float *dy, const float *y,
                          const float *den, const float *v, const float *phiq, const float *wf,
@@ -7405,12 +7406,14 @@ static size_t lc__xfer_bytes(const lc__sm_plan *p, int D, int F) {
 
 // Key block it of a tile (rows [r0, r0 + nr)): [*c0, *c0 + *nc); 0 past the
 // last. The teacher alone goes left to right in blocks of tk; with the student
-// the window blocks come first, then the keys before them left to right.
+// the window blocks come first, then (sinks, S > 0) the sink keys before them,
+// [0, min(S, r0 - tq)), in blocks of up to tk, then the keys between left to
+// right (student: sinks + 1, 0 for the teacher alone).
 static int lc__sm_block(const lc__sm_plan *p, int student, int r0, int nr, int it, int *c0,
                         int *nc) {
-    int end = r0 + nr;
+    int end = r0 + nr, base = 0;
     if (student) {
-        int nw = r0 > 0 ? 2 : 1;
+        int nw = r0 > 0 ? 2 : 1, ns, nsb;
         if (it < nw) {
             *c0 = it == 0 ? r0 : r0 - p->tq;
             *nc = it == 0 ? nr : p->tq;
@@ -7418,8 +7421,19 @@ static int lc__sm_block(const lc__sm_plan *p, int student, int r0, int nr, int i
         }
         it -= nw;
         end = r0 - p->tq;
+        ns = student - 1 < end ? student - 1 : end;
+        nsb = ns > 0 ? (ns + p->tk - 1) / p->tk : 0;
+        if (it < nsb) {
+            *c0 = it * p->tk;
+            *nc = ns - *c0 < p->tk ? ns - *c0 : p->tk;
+            return 1;
+        }
+        if (ns > 0) {
+            it -= nsb;
+            base = ns;
+        }
     }
-    *c0 = it * p->tk;
+    *c0 = base + it * p->tk;
     if (*c0 >= end) return 0;
     *nc = end - *c0 < p->tk ? end - *c0 : p->tk;
     return 1;
@@ -7488,6 +7502,7 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
     int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
     int c0, nc, it, n, j, kk, nwin = r0 > 0 ? 2 : 1;
+    int nsk = xs && r0 > p->tq ? (xs->sinks < r0 - p->tq ? xs->sinks : r0 - p->tq) : 0;
     char *mem = own ? own : (char *)LOLCATS_MALLOC(p->bytes + (xs ? xs->bytes : 0));
     float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs, *yw = NULL, *mw = NULL, *xws = NULL;
     double *l, *lw = NULL;
@@ -7520,7 +7535,8 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     }
     memset(yt, 0, sizeof(float) * (size_t)p->Dp * Mq);
     for (n = 0; n < Mq; n++) { m[n] = -INFINITY; l[n] = 0; }
-    for (it = 0; lc__sm_block(p, xs != NULL, r0, nr, it, &c0, &nc); it++) {
+    nwin += (nsk + p->tk - 1) / p->tk;  // the student's window: sink blocks too
+    for (it = 0; lc__sm_block(p, xs ? xs->sinks + 1 : 0, r0, nr, it, &c0, &nc); it++) {
         int grew = 0, off = kv ? c0 % MR : 0;  // S^T rows [off, off + nc) are the block's
         const float *ka = pkc, *va = pv;
         size_t vs = (size_t)MR * nc;
@@ -8123,7 +8139,6 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
 static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
                          const lc_hybrid_cfg *cfg) {
     return cfg->variant == LOLCATS_WINDOW_TK && cfg->window == LC__HYB_ROWS &&
-           !cfg->sinks &&  // sinks: the two-call form (the tiles carry no sink keys)
            N > LC__HYB_ROWS && N % LC__HYB_ROWS == 0 && H % Hk == 0 &&
            lc__sm_plan_for(ctx, pl, H / Hk, N, D) && pl->tq == LC__HYB_ROWS;
 }
@@ -8143,12 +8158,13 @@ static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl
     xs->F = F;
     xs->affine = cfg->affine;
     xs->local = local;
+    xs->sinks = cfg->sinks;
     xs->bytes = lc__xfer_bytes(pl, D, F);
 }
 
 // Per head and block c of w rows: S, z of the keys [0, (c - 1) w).
 static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
-                            const float *v, int B, int H, int Hk, int N, int D, int F) {
+                            const float *v, int B, int H, int Hk, int N, int D, int F, int S0) {
     const lc__prims *P = lc__prims_for(ctx);
     const int w = LC__HYB_ROWS, nch = N / w;
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL), sz = (size_t)F * D + F;
@@ -8165,8 +8181,8 @@ static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const
             memcpy(s_c, s_c - sz, sizeof(float) * sz);
             hb.S = s_c;
             hb.z = s_c + (size_t)F * D;
-            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F,
-                            v + ((size_t)b * Hk + g) * N * D, (c - 2) * w, (c - 1) * w, D, F);
+            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F, v + ((size_t)b * Hk + g) * N * D,
+                            (c - 2) * w > S0 ? (c - 2) * w : S0, (c - 1) * w, D, F);  // sinks: never
         }
     }
 }
@@ -8223,9 +8239,12 @@ static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *d
                     lc__mm(ctx, hb.S, phiq_c2, hb.gv, F, D, w, 1, 0, 1.0f, 1.0f, (size_t)D,
                            (size_t)F, (size_t)D, hb.ws);
                     for (i = 0; i < w; i++) P->axpy(hb.z, lam * cd[i], phiq_c2 + (size_t)i * F, F);
-                    lc__mm(ctx, dphik_bh + (size_t)c * w * F, v_bg + (size_t)c * w * D, hb.S, w, F,
-                           D, 0, 1, 1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
-                    for (i = 0; i < w; i++)
+                    int lo = cfg->sinks > c * w ? cfg->sinks - c * w : 0;  // sinks: not linear keys
+                    if (lo < w)
+                        lc__mm(ctx, dphik_bh + ((size_t)c * w + lo) * F,
+                               v_bg + ((size_t)c * w + lo) * D, hb.S, w - lo, F, D, 0, 1, 1.0f,
+                               1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (i = lo; i < w; i++)
                         P->axpy(dphik_bh + ((size_t)c * w + i) * F, 1.0f, hb.z, F);
                 }
                 if (c < 2) continue;  // no keys before the window
@@ -8306,20 +8325,23 @@ static int lc__xmse_task(const lc__xmse *x, int t) {
     for (c = 0; c < c1; c++) {
         size_t sb, ldb;
         const float *bop;
-        if (c >= 2) {  // block c - 2's keys join the state: S^T += V^T phik, z += sum phik
+        // block c - 2's keys join the state: S^T += V^T phik, z += sum phik
+        // (sinks: keys [lo, (c - 1) w), lo = max((c - 2) w, S))
+        int lo = c >= 2 && xs.sinks > (c - 2) * w ? xs.sinks : (c - 2) * w, nk = (c - 1) * w - lo;
+        if (c >= 2 && nk > 0) {
             const float *va = pa;  // V^T of the block as packed for the teacher, or here
-            size_t sa = (size_t)MR * w;
+            size_t sa = (size_t)MR * nk;
             if (x->kv) {
-                va = x->kv + bg * x->kvn + (size_t)lc__pk_round(N, MR) * D + (size_t)(c - 2) * w * MR;
+                va = x->kv + bg * x->kvn + (size_t)lc__pk_round(N, MR) * D + (size_t)lo * MR;
                 sa = (size_t)MR * N;
             } else {
-                lc__pk_a(pk, pa, v_bg + (size_t)(c - 2) * w * D, (size_t)D, 1, D, w);
+                lc__pk_a(pk, pa, v_bg + (size_t)lo * D, (size_t)D, 1, D, nk);
             }
             for (j = 0; j < hs; j++) {
-                const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)(c - 2) * w) * F;
-                bop = lc__pk_bop(pk, pb, phik0, (size_t)F, 0, F, w, &sb, &ldb);
-                lc__pk_fit(pk, S + j * sz, (size_t)F, va, sa, D, bop, sb, ldb, F, w, 1.0f, 1.0f);
-                for (i = 0; i < w; i++) P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
+                const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)lo) * F;
+                bop = lc__pk_bop(pk, pb, phik0, (size_t)F, 0, F, nk, &sb, &ldb);
+                lc__pk_fit(pk, S + j * sz, (size_t)F, va, sa, D, bop, sb, ldb, F, nk, 1.0f, 1.0f);
+                for (i = 0; i < nk; i++) P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
             }
         }
         if (c < c0) continue;
@@ -8399,6 +8421,8 @@ static void lc__xmse_sweep(const lc__xmse *x, float *dphik, float *work, size_t 
         bop = lc__pk_bop(pk, pb, G, (size_t)F, 0, F, D, &sb, &ldb);
         lc__pk_fit(pk, d, (size_t)F, va, (size_t)pk->mr * D, w, bop, sb, ldb, F, D, 1.0f, 0.0f);
         for (i = 0; i < w; i++) x->P->axpy(d + (size_t)i * F, 1.0f, G + (size_t)D * F, F);
+        for (i = 0; i < w && c * w + i < x->xs.sinks; i++)  // sinks: never linear keys
+            memset(d + (size_t)i * F, 0, sizeof(float) * (size_t)F);
     }
 }
 
@@ -8682,7 +8706,7 @@ static int lc__xfer_fwd_fast(const lc_ctx *ctx, float *yt, float *lse, float *y,
     lc__xfer xs;
     if (!lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) return 0;
     lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
-    lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
+    lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F, cfg->sinks);
     if (lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
         lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H,
                            Hk, N, D, F, cfg);  // some tile had no scratch: the student alone
