@@ -1874,10 +1874,11 @@ typedef struct lc__sm_plan {
 // The student's share of the teacher's tiles (lc_attn_transfer_fwd): tk
 // windows of w = tq keys that tile the sequence, so the rows of a tile are one
 // window block, whose window keys are the tile's own block and the one before.
-// The tile takes those two blocks first and keeps what it has then: the
+// The tile takes those two blocks first (then, with S sinks, the sink keys
+// [0, min(S, (c - 1) w)) in blocks of up to tk) and keeps what it has then: the
 // window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
-// S, z of the keys before the window, [0, (c - 1) w), of stacked head j and
-// block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
+// S, z of the keys before the window, [S, (c - 1) w) (S = 0 by default), of
+// stacked head j and block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
 // `local` S^T (D x F), z at states + j sz (lc__xfer_mse, which carries them
 // from tile to tile), where the student's rows go too: y, m, den at row
 // j tq + i, not at the head's row r0 + i.
@@ -1904,6 +1905,9 @@ typedef struct lc__xfer {
 // Chunk boundaries fall on multiples of LC__HYB_ROWS in the tk block grid, so
 // with w = 64 a chunk is one tk block and has no linear keys of its own.
 // Cost O(N (w + F) D) like the row form, in blocks that run at GEMM speed.
+// Sinks (S > 0): the sink keys before kw0 lead each chunk's block as extra
+// columns (lc__hyb_nsc); with them the block must fit LC__HYB_NK columns
+// (lc__hyb_sinks_fit: any S <= 192 for w = 64), else the row form.
 #define LC__HYB_ROWS 64
 #define LC__HYB_WMAX 128  // chunked form for windows up to this; row form above it
 #define LC__HYB_NK (LC__HYB_ROWS + 2 * LC__HYB_WMAX)  // keys [kw0, r1) of a chunk
