@@ -1878,10 +1878,10 @@ typedef struct lc__sm_plan {
 // [0, min(S, (c - 1) w)) in blocks of up to tk) and keeps what it has then: the
 // window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
 // S, z of the keys before the window, [S, (c - 1) w) (S = 0 by default), of
-// stacked head j and block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
-// `local` S^T (D x F), z at states + j sz (lc__xfer_mse, which carries them
-// from tile to tile), where the student's rows go too: y, m, den at row
-// j tq + i, not at the head's row r0 + i.
+// stacked head j and block c: states + ((b H + h0 + j) nch + c) sz
+// (lc__xfer_states), or with `local` S^T (D x F), z at states + j sz
+// (lc__xfer_mse, which carries them from tile to tile), where the student's
+// rows go too: y, m, den at row j tq + i, not at the head's row r0 + i.
 typedef struct lc__xfer {
     const lc_ctx *ctx;
     float *y, *m, *den;
@@ -8082,7 +8082,8 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 r0 = lc__hyb_chunk_start(cfg, N, r1);
                 jA = lc__hyb_jl(cfg, N, r0);
                 if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
-                for (j = jA > S0 ? jA : S0; j < next; j += LC__HYB_NL) {  // (sinks: never linear)  // keys whose rows are the later chunks
+                // keys whose rows are the later chunks (sinks: never linear keys)
+                for (j = jA > S0 ? jA : S0; j < next; j += LC__HYB_NL) {
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8185,8 +8186,9 @@ static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const
             memcpy(s_c, s_c - sz, sizeof(float) * sz);
             hb.S = s_c;
             hb.z = s_c + (size_t)F * D;
-            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F, v + ((size_t)b * Hk + g) * N * D,
-                            (c - 2) * w > S0 ? (c - 2) * w : S0, (c - 1) * w, D, F);  // sinks: never
+            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F,  // sinks: never in S, z
+                            v + ((size_t)b * Hk + g) * N * D, (c - 2) * w > S0 ? (c - 2) * w : S0,
+                            (c - 1) * w, D, F);
         }
     }
 }
@@ -8345,7 +8347,8 @@ static int lc__xmse_task(const lc__xmse *x, int t) {
                 const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)lo) * F;
                 bop = lc__pk_bop(pk, pb, phik0, (size_t)F, 0, F, nk, &sb, &ldb);
                 lc__pk_fit(pk, S + j * sz, (size_t)F, va, sa, D, bop, sb, ldb, F, nk, 1.0f, 1.0f);
-                for (i = 0; i < nk; i++) P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
+                for (i = 0; i < nk; i++)
+                    P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
             }
         }
         if (c < c0) continue;
@@ -8674,7 +8677,7 @@ static void lc__hybrid_fwd_fast(const lc_ctx *ctx, float *y, float *m, float *de
                                 const float *phiq, const float *phik, const float *wf,
                                 const float *kv_state, const float *k_state, int B, int H,
                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: as columns of the blocks
+    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: block columns
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else
@@ -8690,7 +8693,7 @@ static void lc__hybrid_bwd_fast(const lc_ctx *ctx, float *dq, float *dk, float *
                                 const float *phik, const float *wf, const float *kv_state,
                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
                                 const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: as columns of the blocks
+    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: block columns
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
                              F, cfg);
