@@ -1874,18 +1874,20 @@ typedef struct lc__sm_plan {
 // The student's share of the teacher's tiles (lc_attn_transfer_fwd): tk
 // windows of w = tq keys that tile the sequence, so the rows of a tile are one
 // window block, whose window keys are the tile's own block and the one before.
-// The tile takes those two blocks first and keeps what it has then: the
+// The tile takes those two blocks first (then, with S sinks, the sink keys
+// [0, min(S, (c - 1) w)) in blocks of up to tk) and keeps what it has then: the
 // window part's sum of exp(s - m) v, m and sum of exp(s - m). The linear state
-// S, z of the keys before the window, [0, (c - 1) w), of stacked head j and
-// block c: states + ((b H + h0 + j) nch + c) sz (lc__xfer_states), or with
-// `local` S^T (D x F), z at states + j sz (lc__xfer_mse, which carries them
-// from tile to tile), where the student's rows go too: y, m, den at row
-// j tq + i, not at the head's row r0 + i.
+// S, z of the keys before the window, [S, (c - 1) w) (S = 0 by default), of
+// stacked head j and block c: states + ((b H + h0 + j) nch + c) sz
+// (lc__xfer_states), or with `local` S^T (D x F), z at states + j sz
+// (lc__xfer_mse, which carries them from tile to tile), where the student's
+// rows go too: y, m, den at row j tq + i, not at the head's row r0 + i.
 typedef struct lc__xfer {
     const lc_ctx *ctx;
     float *y, *m, *den;
     const float *phiq, *wf, *states;
     int F, affine, local;
+    int sinks;     // S attention sinks: window keys [0, S) of every row, never in S, z
     size_t bytes;  // the tile's extra scratch
 } lc__xfer;
 
@@ -1903,6 +1905,9 @@ typedef struct lc__xfer {
 // Chunk boundaries fall on multiples of LC__HYB_ROWS in the tk block grid, so
 // with w = 64 a chunk is one tk block and has no linear keys of its own.
 // Cost O(N (w + F) D) like the row form, in blocks that run at GEMM speed.
+// Sinks (S > 0): the sink keys before kw0 lead each chunk's block as extra
+// columns (lc__hyb_nsc); with them the block must fit LC__HYB_NK columns
+// (lc__hyb_sinks_fit: any S <= 192 for w = 64), else the row form.
 #define LC__HYB_ROWS 64
 #define LC__HYB_WMAX 128  // chunked form for windows up to this; row form above it
 #define LC__HYB_NK (LC__HYB_ROWS + 2 * LC__HYB_WMAX)  // keys [kw0, r1) of a chunk
@@ -1972,7 +1977,7 @@ typedef struct lc__kern {
     int (*softmax_fwd)(const lc_ctx *ctx, float *y, float *lse, const float *q, const float *k,
                        const float *v, int B, int H, int Hk, int N, int D);  // >>softmax-tiles
     // hybrid with work, no weights out (>>hybrid-chunk): chunked form, or the
-    // prefix-state form for windows over LC__HYB_WMAX
+    // prefix-state form for windows over LC__HYB_WMAX (or sinks past the blocks' room)
     void (*hybrid_fwd)(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
                        const float *q, const float *k, const float *v, const float *phiq,
                        const float *phik, const float *wf, const float *kv_state,
@@ -2046,7 +2051,7 @@ static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl
                           float *m, float *den, const float *phiq, const float *wf,
                           const float *states, int D, int F, int local, const lc_hybrid_cfg *cfg);
 static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
-                            const float *v, int B, int H, int Hk, int N, int D, int F);
+                            const float *v, int B, int H, int Hk, int N, int D, int F, int S0);
 static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *dwf,
                          float *work, const float *states, const float *dy, const float *y,
                          const float *den, const float *v, const float *phiq, const float *wf,
@@ -7405,12 +7410,14 @@ static size_t lc__xfer_bytes(const lc__sm_plan *p, int D, int F) {
 
 // Key block it of a tile (rows [r0, r0 + nr)): [*c0, *c0 + *nc); 0 past the
 // last. The teacher alone goes left to right in blocks of tk; with the student
-// the window blocks come first, then the keys before them left to right.
+// the window blocks come first, then (sinks, S > 0) the sink keys before them,
+// [0, min(S, r0 - tq)), in blocks of up to tk, then the keys between left to
+// right (student: sinks + 1, 0 for the teacher alone).
 static int lc__sm_block(const lc__sm_plan *p, int student, int r0, int nr, int it, int *c0,
                         int *nc) {
-    int end = r0 + nr;
+    int end = r0 + nr, base = 0;
     if (student) {
-        int nw = r0 > 0 ? 2 : 1;
+        int nw = r0 > 0 ? 2 : 1, ns, nsb;
         if (it < nw) {
             *c0 = it == 0 ? r0 : r0 - p->tq;
             *nc = it == 0 ? nr : p->tq;
@@ -7418,8 +7425,19 @@ static int lc__sm_block(const lc__sm_plan *p, int student, int r0, int nr, int i
         }
         it -= nw;
         end = r0 - p->tq;
+        ns = student - 1 < end ? student - 1 : end;
+        nsb = ns > 0 ? (ns + p->tk - 1) / p->tk : 0;
+        if (it < nsb) {
+            *c0 = it * p->tk;
+            *nc = ns - *c0 < p->tk ? ns - *c0 : p->tk;
+            return 1;
+        }
+        if (ns > 0) {
+            it -= nsb;
+            base = ns;
+        }
     }
-    *c0 = it * p->tk;
+    *c0 = base + it * p->tk;
     if (*c0 >= end) return 0;
     *nc = end - *c0 < p->tk ? end - *c0 : p->tk;
     return 1;
@@ -7488,6 +7506,7 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     const int MR = pk->mr, NR = pk->nr, Mq = p->Mq;
     int r0 = tile * p->tq, nr = N - r0 < p->tq ? N - r0 : p->tq, M = p->hs * nr;
     int c0, nc, it, n, j, kk, nwin = r0 > 0 ? 2 : 1;
+    int nsk = xs && r0 > p->tq ? (xs->sinks < r0 - p->tq ? xs->sinks : r0 - p->tq) : 0;
     char *mem = own ? own : (char *)LOLCATS_MALLOC(p->bytes + (xs ? xs->bytes : 0));
     float *pq, *pkc, *st, *pv, *yt, *m, *mn, *al, *bs, *yw = NULL, *mw = NULL, *xws = NULL;
     double *l, *lw = NULL;
@@ -7520,7 +7539,8 @@ static int lc__softmax_fwd_tile(const lc__sm_plan *p, const lc__prims *P, float 
     }
     memset(yt, 0, sizeof(float) * (size_t)p->Dp * Mq);
     for (n = 0; n < Mq; n++) { m[n] = -INFINITY; l[n] = 0; }
-    for (it = 0; lc__sm_block(p, xs != NULL, r0, nr, it, &c0, &nc); it++) {
+    nwin += (nsk + p->tk - 1) / p->tk;  // the student's window: sink blocks too
+    for (it = 0; lc__sm_block(p, xs ? xs->sinks + 1 : 0, r0, nr, it, &c0, &nc); it++) {
         int grew = 0, off = kv ? c0 % MR : 0;  // S^T rows [off, off + nc) are the block's
         const float *ka = pkc, *va = pv;
         size_t vs = (size_t)MR * nc;
@@ -7687,6 +7707,38 @@ static int lc__hyb_jl(const lc_hybrid_cfg *cfg, int N, int i) {
     return both ? i + 1 : j0;
 }
 
+// Sinks (cfg->sinks = S > 0, see >>sinks) in the chunked form: a chunk's block
+// gains the nsc = min(S, kw0) sink keys before it as leading columns, so the
+// block's nc = nsc + nk columns are the keys [0, nsc) then [kw0, r1), key j of
+// the second range at column j + off (off = nsc - kw0). Row i's sink keys are
+// columns [0, min(S, j0_i)) (when S > kw0, nsc = kw0 and the two ranges meet),
+// its window columns [j0_i + off, i + off]. Linear keys (in the state and in
+// the chunk) start at S. S = 0: nsc = 0, every product as without sinks.
+static int lc__hyb_nsc(const lc_hybrid_cfg *cfg, int kw0) {
+    return cfg->sinks < kw0 ? cfg->sinks : kw0;
+}
+
+// Does every chunk's block with its sink columns fit the buffers (nc <= NK)?
+static int lc__hyb_sinks_fit(const lc_hybrid_cfg *cfg, int N) {
+    int r0, r1, kw0, both;
+    if (cfg->sinks <= 0) return 1;
+    for (r0 = 0; r0 < N; r0 = r1) {
+        r1 = lc__hyb_chunk_end(cfg, N, r0);
+        lc__hybrid_range(cfg, N, r0, &kw0, &both);
+        if (lc__hyb_nsc(cfg, kw0) + r1 - kw0 > LC__HYB_NK) return 0;
+    }
+    return 1;
+}
+
+// The window part's max and exp over a row's columns [0, ns) and [c0, c1)
+// (fast: by the vector max / exp; y = gamma exp(s - m) = exp(s - (m - lg))).
+static float lc__hyb_win_max(const lc__prims *P, const float *sc_i, int ns, int c0, int c1) {
+    float mx = P->max(sc_i + c0, 1.0f, c1 - c0), ms;
+    if (ns <= 0) return mx;
+    ms = P->max(sc_i, 1.0f, ns);
+    return ms > mx ? ms : mx;
+}
+
 // S += phiK_[j0,j1)^T V_[j0,j1), z += sum_j phiK_j
 static void lc__hyb_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *hb,
                             const float *phik_bh, const float *v_bg, int j0, int j1, int D,
@@ -7722,7 +7774,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
     int bh, fast = lc__kern_for(ctx)->float_sums;
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, jst = 0;
+        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, S0 = cfg->sinks, jst = S0;
         const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
         const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
@@ -7739,54 +7791,68 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
             memset(hb.z, 0, sizeof(float) * (size_t)F);
         }
         for (r0 = 0; r0 < N; r0 = r1) {
-            int kw0, both, jA, jB, nk, nl, nr, i, j;
+            int kw0, both, jA, jB, nk, nl, nr, i, j, nsc, nc, off;
             r1 = lc__hyb_chunk_end(cfg, N, r0);
             nr = r1 - r0;
             lc__hybrid_range(cfg, N, r0, &kw0, &both);
             jA = both ? r0 + 1 : kw0;
             jB = lc__hyb_jl(cfg, N, r1 - 1);
+            jA = jA > S0 ? jA : S0;  // sinks: never linear keys
+            jB = jB > jA ? jB : jA;
             lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
             jst = jA > jst ? jA : jst;
             nk = r1 - kw0;
             nl = jB - jA;
-            LOLCATS_ASSERT(nk <= LC__HYB_NK && nl <= LC__HYB_NL);
-            lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
-                   scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+            nsc = lc__hyb_nsc(cfg, kw0);
+            nc = nsc + nk;
+            off = nsc - kw0;
+            LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
+            lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
+                   scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
+            if (nsc > 0)  // the sink keys before the block
+                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
+                       (size_t)nc, (size_t)D, (size_t)D, hb.ws);
             if (nl > 0)
                 lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl, F,
                        0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
             for (i = r0; i < r1; i++) {
-                int ii = i - r0, j0, jl;
-                const float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
-                float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
+                int ii = i - r0, j0, jl, ns, c0, c1, c;  // columns: sinks [0, ns), window [c0, c1)
+                const float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
+                float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
                 double sum = 0;
                 lc__hybrid_range(cfg, N, i, &j0, &both);
                 jl = both ? i + 1 : j0;
-                for (j = kw0; j < j0; j++) wt_i[j - kw0] = 0;
+                ns = lc__hyb_nsink(cfg, j0);
+                c0 = j0 + off;
+                c1 = i + 1 + off;
+                for (c = ns; c < c0; c++) wt_i[c] = 0;
                 if (fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
-                    mx = P->max(sc_i + (j0 - kw0), 1.0f, i - j0 + 1);
-                    sum = P->exp_sum(wt_i + (j0 - kw0), sc_i + (j0 - kw0), 1.0f, mx - lgam,
-                                     i - j0 + 1);
+                    mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+                    sum = P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx - lgam, c1 - c0);
+                    if (ns > 0) sum += P->exp_sum(wt_i, sc_i, 1.0f, mx - lgam, ns);
                 } else {
-                    for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
-                    for (j = j0; j <= i; j++) {
-                        float e = gam * expf(sc_i[j - kw0] - mx);
-                        wt_i[j - kw0] = e;
+                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
+                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
+                        float e = gam * expf(sc_i[c] - mx);
+                        wt_i[c] = e;
                         sum += (double)e;
                     }
                 }
-                for (j = i + 1; j < r1; j++) wt_i[j - kw0] = 0;
+                for (c = c1; c < nc; c++) wt_i[c] = 0;
                 for (j = jA; j < jl; j++) {
                     float l = lam * lc_i[j - jA];
-                    wt_i[j - kw0] += l;
+                    wt_i[j + off] += l;
                     sum += (double)l;
                 }
                 dsum[ii] = sum;
                 m[(size_t)bh * N + i] = mx;
             }
-            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg + (size_t)kw0 * D, nr, D, nk, 0,
-                   0, 1.0f, 0.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
-            if (jst > 0 || kv_state)
+            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt + nsc, v_bg + (size_t)kw0 * D, nr, D,
+                   nk, 0, 0, 1.0f, 0.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+            if (nsc > 0)
+                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg, nr, D, nsc, 0, 0, 1.0f,
+                       1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+            if (jst > S0 || kv_state)
                 lc__mm(ctx, y + ((size_t)bh * N + r0) * D, phiq_bh + (size_t)r0 * F, hb.S, nr, D,
                        F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
             for (i = r0; i < r1; i++) {
@@ -7794,7 +7860,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                 float *y_bhi = y + row * D, dn;
                 int d;
                 double sum = dsum[i - r0];
-                if (jst > 0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
+                if (jst > S0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
                 dn = (float)sum;
                 if (fast)  // times the reciprocal
                     P->scal(y_bhi, 1.0f / dn, D);
@@ -7849,7 +7915,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
         float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
         float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
         for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, r0, r1, jst = 0, next;
+            int h = g * rep + r, bh = b * H + h, r0, r1, S0 = cfg->sinks, jst = S0, next;
             const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
             const float *phik_bh = phik + (size_t)bh * N * F;
             float *dphik_bh = dphik + (size_t)bh * N * F;
@@ -7867,18 +7933,24 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 memset(hb.z, 0, sizeof(float) * (size_t)F);
             }
             for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
-                int kw0, both, jA, jB, nk, nl, nr, i, j, jl;
+                int kw0, both, jA, jB, nk, nl, nr, i, j, jl, nsc, nc, off;
                 int state = 0;
                 r1 = lc__hyb_chunk_end(cfg, N, r0);
                 nr = r1 - r0;
                 lc__hybrid_range(cfg, N, r0, &kw0, &both);
                 jA = both ? r0 + 1 : kw0;
                 jB = lc__hyb_jl(cfg, N, r1 - 1);
+                jA = jA > S0 ? jA : S0;  // sinks: never linear keys
+                jB = jB > jA ? jB : jA;
                 lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
                 jst = jA > jst ? jA : jst;
-                state = jst > 0 || kv_state;
+                state = jst > S0 || kv_state;
                 nk = r1 - kw0;
                 nl = jB - jA;
+                nsc = win ? lc__hyb_nsc(cfg, kw0) : 0;  // sink columns (see lc__hyb_nsc)
+                nc = nsc + nk;
+                off = nsc - kw0;
+                LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
                 for (i = r0; i < r1; i++) {
                     size_t row = (size_t)bh * N + i;
                     const float *dy_bhi = dy + row * D;
@@ -7887,74 +7959,95 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     lc__hyb_scaled(P, fast, gv_i, dy_bhi, 1.0f, dn, D);
                 }
                 if (win)
-                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0,
-                           1, scale, 0.0f, (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                    lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk,
+                           D, 0, 1, scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
+                if (nsc > 0) {  // the sink keys before the block
+                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
+                           (size_t)nc, (size_t)D, (size_t)D, hb.ws);
+                    lc__mm(ctx, hb.d1, hb.gv, v_bg, nr, nsc, D, 0, 1, 1.0f, 0.0f, (size_t)nc,
+                           (size_t)D, (size_t)D, hb.ws);
+                }
                 if (nl > 0)
                     lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
                            F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
                 if (win || nl > 0)
-                    lc__mm(ctx, hb.d1, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f, 0.0f,
-                           (size_t)nk, (size_t)D, (size_t)D, hb.ws);
+                    lc__mm(ctx, hb.d1 + nsc, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f,
+                           0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
                 for (i = r0; i < r1 && !win; i++) {  // linear keys of the chunk only
                     int ii = i - r0;
                     float *lc_i = hb.lc + (size_t)ii * nl;
-                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    const float *d1_i = hb.d1 + (size_t)ii * nc;
                     jl = lc__hyb_jl(cfg, N, i);
                     for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j - kw0] + cd[ii];
+                        float dW = d1_i[j + off] + cd[ii];
                         dlam += (double)dW * (double)lc_i[j - jA];
                         lc_i[j - jA] = lam * dW;
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
                 for (i = r0; i < r1 && win; i++) {
-                    int ii = i - r0, j0, nmax = 0;
-                    float *sc_i = hb.sc + (size_t)ii * nk, *lc_i = hb.lc + (size_t)ii * nl;
-                    float *wt_i = hb.wt + (size_t)ii * nk, mx = -INFINITY;
-                    const float *d1_i = hb.d1 + (size_t)ii * nk;
+                    int ii = i - r0, j0, nmax = 0, ns, c0, c1, c;  // columns as in the forward
+                    float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
+                    float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
+                    const float *d1_i = hb.d1 + (size_t)ii * nc;
                     double dm = 0;
                     lc__hybrid_range(cfg, N, i, &j0, &both);
                     jl = both ? i + 1 : j0;
+                    ns = lc__hyb_nsink(cfg, j0);
+                    c0 = j0 + off;
+                    c1 = i + 1 + off;
                     if (fast) {  // exp(s - m) by the vector exp, into wt first
-                        mx = P->max(sc_i + (j0 - kw0), 1.0f, i - j0 + 1);
-                        P->exp_sum(wt_i + (j0 - kw0), sc_i + (j0 - kw0), 1.0f, mx, i - j0 + 1);
+                        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+                        P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx, c1 - c0);
+                        if (ns > 0) P->exp_sum(wt_i, sc_i, 1.0f, mx, ns);
                     } else {
-                        for (j = j0; j <= i; j++) mx = sc_i[j - kw0] > mx ? sc_i[j - kw0] : mx;
+                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
                     }
-                    for (j = kw0; j < j0; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
-                    for (j = j0; j <= i; j++) {
-                        float s = sc_i[j - kw0], ex = fast ? wt_i[j - kw0] : expf(s - mx), e = gam * ex;
-                        float dW = d1_i[j - kw0] + cd[ii], t = dW * e;
-                        tie[j - kw0] = s == mx;
+                    for (c = ns; c < c0; c++) wt_i[c] = sc_i[c] = 0;
+                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
+                        float s = sc_i[c], ex = fast ? wt_i[c] : expf(s - mx), e = gam * ex;
+                        float dW = d1_i[c] + cd[ii], t = dW * e;
+                        tie[c] = s == mx;
                         nmax += s == mx;
                         dm -= (double)t;
                         dgam += (double)dW * (double)ex;
-                        wt_i[j - kw0] = e;
-                        sc_i[j - kw0] = t;
+                        wt_i[c] = e;
+                        sc_i[c] = t;
                     }
-                    for (j = i + 1; j < r1; j++) wt_i[j - kw0] = sc_i[j - kw0] = 0;
+                    for (c = c1; c < nc; c++) wt_i[c] = sc_i[c] = 0;
                     if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
                         float share = (float)(dm / nmax);
-                        for (j = j0; j <= i; j++)
-                            if (tie[j - kw0]) sc_i[j - kw0] += share;
+                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1)
+                            if (tie[c]) sc_i[c] += share;
                     }
                     for (j = jA; j < jl; j++) {
-                        float l = lc_i[j - jA], dW = d1_i[j - kw0] + cd[ii];
+                        float l = lc_i[j - jA], dW = d1_i[j + off] + cd[ii];
                         dlam += (double)dW * (double)l;
-                        wt_i[j - kw0] += lam * l;
+                        wt_i[j + off] += lam * l;
                         lc_i[j - jA] = lam * dW;
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
                 if (dq)
-                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg + (size_t)kw0 * D, nr,
-                           D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc + nsc, k_bg + (size_t)kw0 * D,
+                           nr, D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
                 if (dk_bg)
-                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc, q_bh + (size_t)r0 * D, nk, D, nr, 1,
-                           0, scale, 1.0f, (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc + nsc, q_bh + (size_t)r0 * D, nk, D,
+                           nr, 1, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
                 if (dv_bg)
-                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt, hb.gv, nk, D, nr, 1, 0, 1.0f, 1.0f,
-                           (size_t)D, (size_t)nk, (size_t)D, hb.ws);
+                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt + nsc, hb.gv, nk, D, nr, 1, 0, 1.0f,
+                           1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+                if (nsc > 0) {  // the sink columns: keys [0, nsc)
+                    if (dq)
+                        lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg, nr, D, nsc, 0, 0,
+                               scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+                    if (dk_bg)
+                        lc__mm(ctx, dk_bg, hb.sc, q_bh + (size_t)r0 * D, nsc, D, nr, 1, 0, scale,
+                               1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+                    if (dv_bg)
+                        lc__mm(ctx, dv_bg, hb.wt, hb.gv, nsc, D, nr, 1, 0, 1.0f, 1.0f, (size_t)D,
+                               (size_t)nc, (size_t)D, hb.ws);
+                }
                 if (nl > 0) {
                     lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
                            nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
@@ -7989,7 +8082,8 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 r0 = lc__hyb_chunk_start(cfg, N, r1);
                 jA = lc__hyb_jl(cfg, N, r0);
                 if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
-                for (j = jA; j < next; j += LC__HYB_NL) {  // keys whose rows are the later chunks
+                // keys whose rows are the later chunks (sinks: never linear keys)
+                for (j = jA > S0 ? jA : S0; j < next; j += LC__HYB_NL) {
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8012,7 +8106,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
             }
             {
                 int j;
-                for (j = 0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
+                for (j = S0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8050,7 +8144,6 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
 static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
                          const lc_hybrid_cfg *cfg) {
     return cfg->variant == LOLCATS_WINDOW_TK && cfg->window == LC__HYB_ROWS &&
-           !cfg->sinks &&  // sinks: the two-call form (the tiles carry no sink keys)
            N > LC__HYB_ROWS && N % LC__HYB_ROWS == 0 && H % Hk == 0 &&
            lc__sm_plan_for(ctx, pl, H / Hk, N, D) && pl->tq == LC__HYB_ROWS;
 }
@@ -8070,12 +8163,13 @@ static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl
     xs->F = F;
     xs->affine = cfg->affine;
     xs->local = local;
+    xs->sinks = cfg->sinks;
     xs->bytes = lc__xfer_bytes(pl, D, F);
 }
 
 // Per head and block c of w rows: S, z of the keys [0, (c - 1) w).
 static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const float *phik,
-                            const float *v, int B, int H, int Hk, int N, int D, int F) {
+                            const float *v, int B, int H, int Hk, int N, int D, int F, int S0) {
     const lc__prims *P = lc__prims_for(ctx);
     const int w = LC__HYB_ROWS, nch = N / w;
     size_t hs = lc__hyb_head_floats(D, F, NULL, NULL), sz = (size_t)F * D + F;
@@ -8092,8 +8186,9 @@ static void lc__xfer_states(const lc_ctx *ctx, float *states, float *work, const
             memcpy(s_c, s_c - sz, sizeof(float) * sz);
             hb.S = s_c;
             hb.z = s_c + (size_t)F * D;
-            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F,
-                            v + ((size_t)b * Hk + g) * N * D, (c - 2) * w, (c - 1) * w, D, F);
+            lc__hyb_advance(ctx, P, &hb, phik + (size_t)bh * N * F,  // sinks: never in S, z
+                            v + ((size_t)b * Hk + g) * N * D, (c - 2) * w > S0 ? (c - 2) * w : S0,
+                            (c - 1) * w, D, F);
         }
     }
 }
@@ -8150,9 +8245,12 @@ static void lc__xfer_bwd(const lc_ctx *ctx, float *dphiq, float *dphik, float *d
                     lc__mm(ctx, hb.S, phiq_c2, hb.gv, F, D, w, 1, 0, 1.0f, 1.0f, (size_t)D,
                            (size_t)F, (size_t)D, hb.ws);
                     for (i = 0; i < w; i++) P->axpy(hb.z, lam * cd[i], phiq_c2 + (size_t)i * F, F);
-                    lc__mm(ctx, dphik_bh + (size_t)c * w * F, v_bg + (size_t)c * w * D, hb.S, w, F,
-                           D, 0, 1, 1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
-                    for (i = 0; i < w; i++)
+                    int lo = cfg->sinks > c * w ? cfg->sinks - c * w : 0;  // sinks: not linear keys
+                    if (lo < w)
+                        lc__mm(ctx, dphik_bh + ((size_t)c * w + lo) * F,
+                               v_bg + ((size_t)c * w + lo) * D, hb.S, w - lo, F, D, 0, 1, 1.0f,
+                               1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
+                    for (i = lo; i < w; i++)
                         P->axpy(dphik_bh + ((size_t)c * w + i) * F, 1.0f, hb.z, F);
                 }
                 if (c < 2) continue;  // no keys before the window
@@ -8233,20 +8331,24 @@ static int lc__xmse_task(const lc__xmse *x, int t) {
     for (c = 0; c < c1; c++) {
         size_t sb, ldb;
         const float *bop;
-        if (c >= 2) {  // block c - 2's keys join the state: S^T += V^T phik, z += sum phik
+        // block c - 2's keys join the state: S^T += V^T phik, z += sum phik
+        // (sinks: keys [lo, (c - 1) w), lo = max((c - 2) w, S))
+        int lo = c >= 2 && xs.sinks > (c - 2) * w ? xs.sinks : (c - 2) * w, nk = (c - 1) * w - lo;
+        if (c >= 2 && nk > 0) {
             const float *va = pa;  // V^T of the block as packed for the teacher, or here
-            size_t sa = (size_t)MR * w;
+            size_t sa = (size_t)MR * nk;
             if (x->kv) {
-                va = x->kv + bg * x->kvn + (size_t)lc__pk_round(N, MR) * D + (size_t)(c - 2) * w * MR;
+                va = x->kv + bg * x->kvn + (size_t)lc__pk_round(N, MR) * D + (size_t)lo * MR;
                 sa = (size_t)MR * N;
             } else {
-                lc__pk_a(pk, pa, v_bg + (size_t)(c - 2) * w * D, (size_t)D, 1, D, w);
+                lc__pk_a(pk, pa, v_bg + (size_t)lo * D, (size_t)D, 1, D, nk);
             }
             for (j = 0; j < hs; j++) {
-                const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)(c - 2) * w) * F;
-                bop = lc__pk_bop(pk, pb, phik0, (size_t)F, 0, F, w, &sb, &ldb);
-                lc__pk_fit(pk, S + j * sz, (size_t)F, va, sa, D, bop, sb, ldb, F, w, 1.0f, 1.0f);
-                for (i = 0; i < w; i++) P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
+                const float *phik0 = x->phik + (((size_t)b * H + h0 + j) * N + (size_t)lo) * F;
+                bop = lc__pk_bop(pk, pb, phik0, (size_t)F, 0, F, nk, &sb, &ldb);
+                lc__pk_fit(pk, S + j * sz, (size_t)F, va, sa, D, bop, sb, ldb, F, nk, 1.0f, 1.0f);
+                for (i = 0; i < nk; i++)
+                    P->axpy(S + j * sz + (size_t)F * D, 1.0f, phik0 + (size_t)i * F, F);
             }
         }
         if (c < c0) continue;
@@ -8326,6 +8428,8 @@ static void lc__xmse_sweep(const lc__xmse *x, float *dphik, float *work, size_t 
         bop = lc__pk_bop(pk, pb, G, (size_t)F, 0, F, D, &sb, &ldb);
         lc__pk_fit(pk, d, (size_t)F, va, (size_t)pk->mr * D, w, bop, sb, ldb, F, D, 1.0f, 0.0f);
         for (i = 0; i < w; i++) x->P->axpy(d + (size_t)i * F, 1.0f, G + (size_t)D * F, F);
+        for (i = 0; i < w && c * w + i < x->xs.sinks; i++)  // sinks: never linear keys
+            memset(d + (size_t)i * F, 0, sizeof(float) * (size_t)F);
     }
 }
 
@@ -8573,7 +8677,7 @@ static void lc__hybrid_fwd_fast(const lc_ctx *ctx, float *y, float *m, float *de
                                 const float *phiq, const float *phik, const float *wf,
                                 const float *kv_state, const float *k_state, int B, int H,
                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
+    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: block columns
         lc__hybrid_fwd_chunk(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state,
                              B, H, Hk, N, D, F, cfg);
     else
@@ -8589,7 +8693,7 @@ static void lc__hybrid_bwd_fast(const lc_ctx *ctx, float *dq, float *dk, float *
                                 const float *phik, const float *wf, const float *kv_state,
                                 const float *k_state, int B, int H, int Hk, int N, int D, int F,
                                 const lc_hybrid_cfg *cfg) {
-    if (cfg->window <= LC__HYB_WMAX && !cfg->sinks)  // sinks: the state form
+    if (cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(cfg, N))  // sinks: block columns
         lc__hybrid_bwd_chunk(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, work, dy,
                              y, den, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk, N, D,
                              F, cfg);
@@ -8609,7 +8713,7 @@ static int lc__xfer_fwd_fast(const lc_ctx *ctx, float *yt, float *lse, float *y,
     lc__xfer xs;
     if (!lc__xfer_fast(ctx, &pl, H, Hk, N, D, cfg)) return 0;
     lc__xfer_init(&xs, ctx, &pl, y, m, den, phiq, wf, states, D, F, 0, cfg);
-    lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F);
+    lc__xfer_states(ctx, states, work, phik, v, B, H, Hk, N, D, F, cfg->sinks);
     if (lc__softmax_tiles(&pl, lc__prims_for(ctx), yt, lse, q, k, v, B, H, Hk, N, D, &xs))
         lc_attn_hybrid_fwd(ctx, y, NULL, m, den, work, q, k, v, phiq, phik, wf, NULL, NULL, B, H,
                            Hk, N, D, F, cfg);  // some tile had no scratch: the student alone

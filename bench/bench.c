@@ -39,6 +39,7 @@
 #endif
 
 static int g_threads = 2, g_full = 0;
+static int g_sinks = 0;     /* attention sinks of (a)'s hybrid (its sinks row) */
 static double g_peak_f32;   /* measured fp32 FMA peak of g_threads threads, GFLOP/s (0) */
 static lc_ctx g_ctx;
 static lc_rng g_rng;
@@ -124,6 +125,7 @@ static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
     lc_fmap_cfg fm = lc_fmap_cfg_default();
     lc_hybrid_cfg hc = lc_hybrid_cfg_default();
     int F = lc_fmap_out_dim(&fm, f), G = g_threads < H ? g_threads : H, r, h0;
+    hc.sinks = g_sinks;
     size_t nq = (size_t)H * N * D, ng = (size_t)G * N * F, nw = (size_t)H * D * f;
     float *q, *k, *v, *wq, *wk, *wf, *dy, *phiq, *phik, *y, *m, *den, *work;
     float *dq, *dk, *dv, *dphiq, *dphik, *dwq, *dwk, *dwf;
@@ -239,6 +241,13 @@ static void bench_attn(void) {
                b, c, d, ok_s == 0 ? (snprintf(note + 232, 24, "%.1f", 1e3 * ss), note + 232) : "skipped",
                ok_s == 0 ? (fmt_mb(e + 16, sm), e + 16) : "-", e);
         fflush(stdout);
+    }
+    {  /* the same with attention sinks (--sinks 4), beside S = 0 */
+        double mb = 0, t0 = attn_ours(1024, H, D, f, 5, &mb), t4;
+        g_sinks = 4;
+        t4 = attn_ours(1024, H, D, f, 5, &mb);
+        g_sinks = 0;
+        printf("    %-6d %10.1f  with 4 attention sinks (S = 0: %.1f ms)\n", 1024, 1e3 * t4, 1e3 * t0);
     }
     if (torch_ok) {
         char tmp[256];

@@ -2,9 +2,11 @@
    are window keys of every query and never linear keys, in the tk and sw
    masks, prefill and decode.
    1. masks for small N (printed), their rules checked for S = 0, 1, 4 and S >= N;
-   2. every form (quadratic reference, prefix-state form on the SIMD path, carried
-      state, windows above the chunked form's limit, transfer calls) equal to the
-      scalar quadratic reference at odd sizes, forward and backward;
+   2. every form (quadratic reference, the chunked form and the prefix-state form
+      on the SIMD path, carried state, windows above the chunked form's limit,
+      transfer calls) equal to the scalar quadratic reference at odd sizes,
+      forward and backward; the chunked form with sinks (w <= 128, several
+      chunks, S = 1, 4, 64 and S >= N, GQA, carried state) is asserted taken;
    3. forward and analytic backward (q k v phiq phik wf, carried S z, and the
       weights' gradient da) against a mask-explicit float64 restatement and its
       central finite differences;
@@ -234,6 +236,18 @@ static double gmax(const float *x, size_t n) {
 }
 
 /* ------------------------------------- 2. every form == scalar reference */
+/* does the work form run as the chunked form (>>hybrid-chunk)? */
+static int chunked(const lc_hybrid_cfg *hc, int N) {
+#if !defined(LOLCATS_NO_FAST)
+    lc_ctx ctx;
+    lc_ctx_init(&ctx);
+    return lc__kern_for(&ctx)->hybrid_fwd && hc->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(hc, N);
+#else
+    (void)hc; (void)N;
+    return 0;
+#endif
+}
+
 static void forms(int B, int H, int Hk, int N, int D, int F, int variant, int w, int S, int affine,
                   int with_state) {
     tcase t = make(B, H, Hk, N, D, F, variant, w, S, affine, with_state);
@@ -244,9 +258,9 @@ static void forms(int B, int H, int Hk, int N, int D, int F, int variant, int w,
     lc_ctx_init(&fast);
     sc = fast;
     sc.simd = LOLCATS_SIMD_SCALAR;
-    printf("forms: %s w=%d S=%d B=%d H=%d/%d N=%d D=%d F=%d%s%s [%s]\n", variant ? "tk" : "sw", w, S,
+    printf("forms: %s w=%d S=%d B=%d H=%d/%d N=%d D=%d F=%d%s%s [%s]%s\n", variant ? "tk" : "sw", w, S,
            B, H, Hk, N, D, F, affine ? " affine" : "", with_state ? " carried state" : "",
-           lc_simd_name(fast.simd));
+           lc_simd_name(fast.simd), chunked(&t.s.hc, N) ? " chunked form" : "");
     r = run_form(&sc, &t, 0);
     o = run_form(&fast, &t, 1);
     snprintf(what, sizeof what, "y (work form vs scalar ref)");
@@ -268,22 +282,41 @@ static void forms(int B, int H, int Hk, int N, int D, int F, int variant, int w,
     unmake(&t);
 }
 
-/* attention transfer's calls with sinks: the fused step falls back to the two
-   calls, so they must equal softmax + hybrid */
-static void transfer(int N, int S) {
-    int B = 1, H = 2, Hk = 1, D = 16, F = 16;
+/* the chunked form with sinks: asserted taken where a SIMD path exists */
+static void forms_chunked(int B, int H, int Hk, int N, int D, int F, int variant, int w, int S,
+                          int affine, int with_state) {
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    lc_ctx ctx;
+    lc_ctx_init(&ctx);
+    hc.variant = variant; hc.window = w; hc.sinks = S;
+    if (ctx.simd != LOLCATS_SIMD_SCALAR)
+        CHECK(chunked(&hc, N), "%s w=%d S=%d N=%d: not the chunked form", variant ? "tk" : "sw", w, S, N);
+    forms(B, H, Hk, N, D, F, variant, w, S, affine, with_state);
+}
+/* attention transfer's calls with sinks (the fused step: the sink keys join
+   the student's window inside the teacher's tiles; asserted taken on a SIMD
+   path) must equal softmax + hybrid: the MSE step, and the fwd / bwd pair */
+static void transfer(int N, int S, int H, int Hk) {
+    int B = 1, D = 16, F = 16;
     tcase t = make(B, H, Hk, N, D, F, LOLCATS_WINDOW_TK, 64, S, 0, 0);
     lc_ctx ctx;
     size_t nq = t.n[I_Q], nr = (size_t)B * H * N;
     float *work = (float *)malloc(sizeof(float) * lc_attn_transfer_work_floats(B, H, N, D, F));
     float *yt = (float *)calloc(nq, 4), *y = (float *)calloc(nq, 4), *m = (float *)calloc(nr, 4);
     float *den = (float *)calloc(nr, 4), *dpq = (float *)calloc(t.n[I_PQ], 4), *dpk = (float *)calloc(t.n[I_PK], 4);
-    float dwf[2] = {0, 0}, *ytr = (float *)calloc(nq, 4), *dy = (float *)calloc(nq, 4);
+    float dwf[8] = {0, 0, 0, 0, 0, 0, 0, 0}, *ytr = (float *)calloc(nq, 4), *dy = (float *)calloc(nq, 4);
+    float dwf2[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     outs r;
     double loss;
     size_t i;
     lc_ctx_init(&ctx);
-    printf("transfer: tk w=64 S=%d N=%d [%s]\n", S, N, lc_simd_name(ctx.simd));
+    printf("transfer: tk w=64 S=%d N=%d H=%d/%d [%s]\n", S, N, H, Hk, lc_simd_name(ctx.simd));
+#if !defined(LOLCATS_NO_FAST)
+    if (ctx.simd != LOLCATS_SIMD_SCALAR) {
+        lc__sm_plan pl;
+        CHECK(lc__xfer_fast(&ctx, &pl, H, Hk, N, D, &t.s.hc), "transfer S=%d N=%d: not the fused step", S, N);
+    }
+#endif
     loss = lc_attn_transfer_mse(&ctx, yt, NULL, y, m, den, dpq, dpk, dwf, work, t.x[I_Q], t.x[I_K],
                                 t.x[I_V], t.x[I_PQ], t.x[I_PK], t.x[I_WF], B, H, Hk, N, D, F, (float)nq,
                                 &t.s.hc);
@@ -306,7 +339,19 @@ static void transfer(int N, int S) {
     }
     check_close("transfer dphiq vs hybrid ref", dpq, r.g[I_PQ], t.n[I_PQ], 1e-4 * gmax(r.g[I_PQ], t.n[I_PQ]), 1e-3);
     check_close("transfer dphik vs hybrid ref", dpk, r.g[I_PK], t.n[I_PK], 1e-4 * gmax(r.g[I_PK], t.n[I_PK]), 1e-3);
-    check_close("transfer dwf vs hybrid ref", dwf, r.g[I_WF], 2, 1e-4 * gmax(r.g[I_WF], 2), 1e-3);
+    check_close("transfer dwf vs hybrid ref", dwf, r.g[I_WF], (size_t)H, 1e-4 * gmax(r.g[I_WF], (size_t)H) + 1e-9, 1e-3);
+    /* the fwd / bwd pair (the bwd reads the states the fwd left in work) */
+    memset(dpq, 0, sizeof(float) * t.n[I_PQ]);
+    memset(dpk, 0, sizeof(float) * t.n[I_PK]);
+    lc_attn_transfer_fwd(&ctx, yt, NULL, y, m, den, work, t.x[I_Q], t.x[I_K], t.x[I_V], t.x[I_PQ],
+                         t.x[I_PK], t.x[I_WF], B, H, Hk, N, D, F, &t.s.hc);
+    check_close("transfer_fwd y vs hybrid ref", y, r.y, nq, 1e-5, 1e-4);
+    check_close("transfer_fwd yt vs softmax", yt, ytr, nq, 1e-5, 1e-4);
+    lc_attn_transfer_bwd(&ctx, dpq, dpk, dwf2, work, dy, y, m, den, t.x[I_Q], t.x[I_K], t.x[I_V],
+                         t.x[I_PQ], t.x[I_PK], t.x[I_WF], B, H, Hk, N, D, F, &t.s.hc);
+    check_close("transfer_bwd dphiq vs hybrid ref", dpq, r.g[I_PQ], t.n[I_PQ], 1e-4 * gmax(r.g[I_PQ], t.n[I_PQ]), 1e-3);
+    check_close("transfer_bwd dphik vs hybrid ref", dpk, r.g[I_PK], t.n[I_PK], 1e-4 * gmax(r.g[I_PK], t.n[I_PK]), 1e-3);
+    check_close("transfer_bwd dwf vs hybrid ref", dwf2, r.g[I_WF], (size_t)H, 1e-4 * gmax(r.g[I_WF], (size_t)H) + 1e-9, 1e-3);
     free_outs(&r);
     free(work); free(yt); free(y); free(m); free(den); free(dpq); free(dpk); free(ytr); free(dy);
     unmake(&t);
@@ -547,8 +592,24 @@ int main(void) {
     forms(1, 2, 2, 141, 8, 8, LOLCATS_WINDOW_TK, 64, 4, 0, 0);
     forms(1, 2, 1, 301, 8, 8, LOLCATS_WINDOW_SW, 130, 4, 0, 1);  /* above the chunked form's window */
     forms(1, 2, 1, 23, 8, 8, LOLCATS_WINDOW_TK, 64, 40, 0, 0);   /* tk N <= w, S >= N */
-    transfer(256, 4);
-    transfer(192, 1);
+    /* the chunked form: several chunks of 64 rows, block edges off the tk grid */
+    forms_chunked(1, 4, 2, 300, 16, 16, LOLCATS_WINDOW_TK, 64, 1, 0, 1);
+    forms_chunked(2, 4, 2, 300, 16, 16, LOLCATS_WINDOW_TK, 64, 4, 1, 0);
+    forms_chunked(1, 4, 1, 257, 16, 16, LOLCATS_WINDOW_TK, 64, 64, 0, 1);
+    forms_chunked(1, 4, 1, 257, 16, 16, LOLCATS_WINDOW_SW, 64, 64, 0, 0);
+    forms_chunked(1, 2, 1, 333, 8, 8, LOLCATS_WINDOW_SW, 64, 4, 0, 1);
+    forms_chunked(1, 2, 1, 330, 8, 8, LOLCATS_WINDOW_TK, 128, 4, 0, 1);
+    forms_chunked(1, 2, 1, 250, 8, 8, LOLCATS_WINDOW_SW, 100, 70, 1, 0);
+    forms_chunked(1, 2, 1, 200, 8, 8, LOLCATS_WINDOW_TK, 64, 200, 0, 1);  /* S >= N */
+    forms_chunked(1, 2, 1, 150, 8, 8, LOLCATS_WINDOW_SW, 32, 1000, 0, 0);
+    forms_chunked(1, 2, 1, 129, 8, 8, LOLCATS_WINDOW_TK, 64, 65, 0, 0);   /* sinks meet the block */
+    forms(1, 2, 1, 700, 8, 8, LOLCATS_WINDOW_TK, 128, 128, 0, 1);  /* past the blocks' room: state form */
+    transfer(256, 4, 2, 1);
+    transfer(192, 1, 2, 1);
+    transfer(320, 64, 4, 2);   /* a whole block of sinks, GQA */
+    transfer(384, 100, 4, 1);  /* sinks over more than one block */
+    transfer(256, 300, 2, 2);  /* S >= N: softmax for every row */
+    transfer(512, 7, 8, 2);
     for (variant = 0; variant < 2; variant++) {
         grads(variant, 11, 3, 2, 0, 0);
         grads(variant, 9, 3, 4, 1, 1);
