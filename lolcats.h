@@ -442,6 +442,9 @@ LCAPI void lc_gate_proj_bwd(const lc_ctx *ctx, float *dx, float *dw_g, float *db
 // state, keeps the window's log g (the state itself is the same size); equal
 // to the gated sw prefill token by token, and to lc_attn_hybrid_decode when
 // every log_g is 0.
+// The trainer's initial gate bias b_g (w_g starts at 0): g = sigmoid(4) = 0.982
+// (see >>gate-train for why).
+#define LOLCATS_GATE_BIAS_INIT 4.0f
 LCAPI void lc_attn_hybrid_decode_gated(const lc_ctx *ctx, float *y /*(H,D)*/,
                                        lc_decode_state *st, float *logg_ring /*(H,window)*/,
                                        const float *q, const float *k, const float *v,
@@ -1033,6 +1036,9 @@ typedef struct lc_train_cfg {
                                   //    (its LoRA still trains). NULL: none. Caller-owned, outlives t.
     float kl_factor, kl_temp, ce_factor;  // >>kl stage 2 loss: ce_factor * CE + kl_factor * tau^2 *
                                   //    KL(teacher || student), tau = kl_temp (0, 1, 1: CE alone)
+    int gate;                     // >>gate-train 1: gated linear state, w_g (L,H,dim), b_g (L,H) trained
+                                  //    with the feature maps (stage 1); hybrid only, not with sinks
+    int gate_stage2;              //    1: w_g, b_g also train in lc_train_lm_step (stage 2)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -1049,6 +1055,7 @@ typedef struct lc_train {
     float *fmap_q, *fmap_k;       // (L,H,D,f) each
     float *wf;                    // (L,H) window factor logits
     float *fbq, *fbk;             // (L,H) feature-map biases (cfg.fmap_bias), or NULL
+    float *gate_w, *gate_b;       // (L,H,dim) (L,H) gate projection (cfg.gate), or NULL
     float *lora;                  // per layer, per target: A (r,in) then B (out,r)
     size_t (*lora_off)[4];        // (L) [layer][q,k,v,o]: offset of A in params (0: no LoRA on it)
     const float *(*lora_a)[4];    // (L) [layer][q,k,v,o]: views of A and B in params, or NULL
@@ -1129,6 +1136,7 @@ typedef struct lc_lolcats {
     const float *fmap_q, *fmap_k; // (L,H,D,f)
     const float *wf;              // (L,H) window-factor logits
     const float *fbq, *fbk;       // (L,H) feature-map biases (T2R), or NULL
+    const float *gate_w, *gate_b; // (L,H,dim) (L,H) gated linear state (>>gate), or NULL: ungated
     int lora_rank;                // 0: none
     float lora_alpha;
     const float *(*lora_a)[4];    // (n_layers) [layer][q,k,v,o]: A (r,in) or NULL; the tables
@@ -4772,6 +4780,7 @@ typedef struct lc__layer_act {
     float *ym;                        // (T,H*D)
     float *h, *hn, *rstd2;            // (T,dim) (T,dim) (T)
     float *g, *u, *hh;                // (T,hidden) x3
+    float *logg;                      // (H,T) gate log g (cfg.gate), else empty
 } lc__layer_act;
 
 typedef struct lc__train_act {
@@ -4787,7 +4796,19 @@ typedef struct lc__train_act {
     float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
     void *kl;                             // >>kl teacher state (kl_factor > 0)
     double part_ce, part_kl;              // >>kl the last lm step's loss parts
+    float *dlogg;                         // >>gate-train (H,T) d log g, else empty
+    int gate_dx;                          // >>gate-train 1: dlogg waits for lc__train_qkv_bwd
 } lc__train_act;
+
+// >>gate-train hooks (defined at the end of >>train)
+static size_t lc__gate_train_floats(const lc_train *t, size_t fm_n);
+static int lc__gate_train_on(const lc_train *t);
+static lc_status lc__gate_train_check(const lc_train_cfg *cfg, lc_error *err);
+static double lc__gate_train_distill(lc_train *t, int l, lc__layer_act *la, int T, int backward,
+                                     float mse_factor, float xent_factor);
+static void lc__gate_train_fwd(lc_train *t, int l, lc__layer_act *la, int T);
+static void lc__gate_train_bwd(lc_train *t, int l, lc__layer_act *la, int T, int fm_on);
+static void lc__gate_train_dx(lc_train *t, int l, lc__layer_act *la, int T);
 
 LCIMPL lc_train_cfg lc_train_cfg_default(void) {
     lc_train_cfg c;
@@ -4829,11 +4850,13 @@ static size_t lc__full_floats(const lc_model_config *c) {
 static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
-    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0;
+    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0, gate_n;
     n += full_n;
     if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
         fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H * (t->cfg.fmap_bias ? 3 : 1);
     n += fm_n;
+    gate_n = lc__gate_train_floats(t, fm_n);   // >>gate-train: [full][fmaps][gate][LoRA]
+    n += gate_n;
     t->lora_off = (size_t (*)[4])lc__mcalloc((size_t)L, sizeof *t->lora_off);
     t->lora_a = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *t->lora_a);
     if (!t->lora_off || !t->lora_a)
@@ -4865,7 +4888,11 @@ static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
             t->fbk = t->fbq + (size_t)L * H;
         }
     }
-    t->lora = t->params + full_n + fm_n;
+    if (gate_n) {
+        t->gate_w = t->params + full_n + fm_n;
+        t->gate_b = t->gate_w + (size_t)L * H * c->dim;
+    }
+    t->lora = t->params + full_n + fm_n + gate_n;
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++)
             if (t->lora_off[l][tg]) {
@@ -4910,7 +4937,9 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only,
             LC__TAKE(la->ym, (size_t)T * qd);
             LC__TAKE(la->h, (size_t)T * dim); LC__TAKE(la->hn, (size_t)T * dim); LC__TAKE(la->rstd2, T);
             LC__TAKE(la->g, (size_t)T * hid); LC__TAKE(la->u, (size_t)T * hid); LC__TAKE(la->hh, (size_t)T * hid);
+            LC__TAKE(la->logg, t->cfg.gate ? (size_t)H * T : 0);   // >>gate-train
         }
+        LC__TAKE(a->dlogg, t->cfg.gate ? (size_t)H * T : 0);
         LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim * lm); LC__TAKE(a->rstdf, T * lm);
         LC__TAKE(a->logits, (size_t)T * c->vocab_size * lm);
         LC__TAKE(a->rope_cos, (size_t)T * D / 2); LC__TAKE(a->rope_sin, (size_t)T * D / 2);
@@ -4986,6 +5015,7 @@ static void lc__train_init_params(lc_train *t) {
             t->fbk[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
         }
     }
+    for (l = 0; t->gate_b && l < L * H; l++) t->gate_b[l] = LOLCATS_GATE_BIAS_INIT;  // w_g stays 0
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++) {
             size_t off = t->lora_off[l][tg], i, na;
@@ -5009,6 +5039,7 @@ static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "bad training config: tokens %d, feature dim %d, lora rank %d, window %d",
                             cfg->max_tokens, cfg->feature_dim, cfg->lora_rank, cfg->hybrid.window);
+    if ((st = lc__gate_train_check(cfg, err))) return st;   // >>gate-train
     if ((st = lc__train_alloc(t, with_full, err))) return st;
     if ((st = lc__train_act_alloc(t, slots, NULL, err))) return st;
     lc__train_init_params(t);
@@ -5302,6 +5333,8 @@ static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int
     lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
     if (attn == LOLCATS_ATTN_LINEAR)
         lc_attn_linear_fwd(&t->ctx, la->yh, la->den, la->phiq, la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+    else if (t->gate_w)
+        lc__gate_train_fwd(t, l, la, T);   // >>gate-train
     else
         lc_attn_hybrid_fwd(&t->ctx, la->yh, NULL, la->m, la->den, a->work, la->qh, la->kh, la->vh,
                            la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
@@ -5371,7 +5404,10 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         }
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        if (!a->as) {  // teacher, student, MSE and its backward in one call
+        if (t->gate_w) {  // >>gate-train: teacher, gated student, losses, backward to dphi, w_g, b_g
+            ll = lc__gate_train_distill(t, l, la, T, backward, t->cfg.mse_factor / (float)Ln,
+                                        t->cfg.xent_factor / (float)Ln);
+        } else if (!a->as) {  // teacher, student, MSE and its backward in one call
             ll = lc_attn_transfer_mse(&t->ctx, a->yt, a->lse, NULL, NULL, NULL,
                                       backward ? a->dphiq : NULL, a->dphik,
                                       lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
@@ -5395,7 +5431,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         total += ll;
         if (backward) {
             // q, k, v are the frozen teacher's: no gradient flows into them
-            if (a->as) {
+            if (a->as && !t->gate_w) {
                 memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
                 memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
                 lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
@@ -5482,6 +5518,8 @@ static void lc__train_attn_bwd(lc_train *t, int l, lc__layer_act *la, int T, int
         if (attn == LOLCATS_ATTN_LINEAR)
             lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
                                la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+        else if (t->gate_w)
+            lc__gate_train_bwd(t, l, la, T, fm_on);   // >>gate-train (d x_n waits for the q/k/v side)
         else
             lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
                                fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
@@ -5513,6 +5551,7 @@ static void lc__train_qkv_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
     lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
     if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
     memset(a->dxn, 0, sizeof(float) * nx);
+    if (a->gate_dx) lc__gate_train_dx(t, l, la, T);   // >>gate-train: the gate reads x_n too
     lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
     lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
     lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
@@ -5600,7 +5639,7 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
     size_t full_n = t->full ? lc__full_floats(c) : 0, fm_n = 0, lora_start, i;
     if (t->fmap_q) fm_n = 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * t->cfg.feature_dim +
                           (size_t)c->n_layers * c->n_heads * (t->fbq ? 3 : 1);
-    lora_start = full_n + fm_n;
+    lora_start = full_n + fm_n + lc__gate_train_floats(t, fm_n);
     if (grad_scale != 1.0f)
         for (i = 0; i < t->n_params; i++) t->grads[i] *= grad_scale;
     t->step++;
@@ -5609,6 +5648,9 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
     if ((t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && fm_n)
         lc_adamw_step(t->params + full_n, t->grads + full_n, t->adam_m + full_n, t->adam_v + full_n, fm_n, opt,
                       t->step);
+    if (t->gate_w && lc__gate_train_on(t))   // >>gate-train
+        lc_adamw_step(t->gate_w, lc__grad_at(t, t->gate_w), t->adam_m + (t->gate_w - t->params),
+                      t->adam_v + (t->gate_w - t->params), lora_start - full_n - fm_n, opt, t->step);
     if ((t->cfg.trainable & LOLCATS_TRAIN_LORA) && t->n_params > lora_start)
         lc_adamw_step(t->params + lora_start, t->grads + lora_start, t->adam_m + lora_start,
                       t->adam_v + lora_start, t->n_params - lora_start, opt, t->step);
@@ -5631,6 +5673,8 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->wf = t->wf;
     lp->fbq = t->fbq;
     lp->fbk = t->fbk;
+    lp->gate_w = t->gate_w;
+    lp->gate_b = t->gate_b;
     lp->lora_rank = t->cfg.lora_rank;
     lp->lora_alpha = t->cfg.lora_alpha;
     lp->lora_a = t->lora_a;
@@ -5680,6 +5724,122 @@ LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, 
     }
     return LOLCATS_OK;
 }
+
+// >>gate-train
+// The gated linear state (>>gate) in the trainer (cfg.gate). Per layer l and
+// head h: log g_t = log sigmoid(x_n[t] . w_g[l,h] + b_g[l,h]), x_n the layer's
+// normed input (the one block's xn, kept in la->xn), fed to the hybrid through
+// lc_hybrid_args.log_g. w_g starts at 0 and b_g at LOLCATS_GATE_BIAS_INIT, so
+// every g starts at sigmoid(4) = 0.982: close to the original's ungated state
+// over the first tens of tokens past the window (the first step is near the
+// ungated model), yet 1 - g = 0.018 leaves the gate a gradient to learn from
+// (at g = 1 - 1e-6 it would hardly move). Stage 1: the teacher, the gated
+// student (the quadratic form when xent wants weights, else the prefix-state
+// form), the losses and the backward to dphiq, dphik, dwf and through
+// lc_gate_proj_bwd to w_g, b_g (the teacher's x_n gets none). Stage 2: the
+// same forward; the backward leaves d log g in a->dlogg and lc__train_qkv_bwd
+// adds the gate's share to d x_n (and w_g, b_g's gradients when they train).
+static size_t lc__gate_train_floats(const lc_train *t, size_t fm_n) {
+    const lc_model_config *c = &t->model->cfg;
+    return t->cfg.gate && fm_n ? (size_t)c->n_layers * c->n_heads * ((size_t)c->dim + 1) : 0;
+}
+
+// w_g, b_g train with the feature maps, and in stage 2 with gate_stage2.
+static int lc__gate_train_on(const lc_train *t) {
+    return (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) || t->cfg.gate_stage2;
+}
+
+static lc_status lc__gate_train_check(const lc_train_cfg *cfg, lc_error *err) {
+    if (!cfg->gate) return LOLCATS_OK;
+    if (cfg->hybrid.sinks)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "the gated linear state (gate) with %d attention "
+                            "sinks: the kernels do not combine them; drop one of the two", cfg->hybrid.sinks);
+    if (cfg->attn == LOLCATS_ATTN_LINEAR)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "the gated linear state (gate) applies to hybrid "
+                            "attention, not attn = linear");
+    return LOLCATS_OK;
+}
+
+static lc_hybrid_args lc__gate_train_args(lc_train *t, int l, lc__layer_act *la, int T) {
+    const lc_model_config *c = &t->model->cfg;
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = 1; x.H = c->n_heads; x.Hk = c->n_kv_heads; x.N = T; x.D = c->head_dim; x.F = t->F;
+    x.cfg = &t->cfg.hybrid;
+    x.q = la->qh; x.k = la->kh; x.v = la->vh; x.phiq = la->phiq; x.phik = la->phik;
+    x.wf = t->wf + (size_t)l * c->n_heads;
+    x.log_g = la->logg;
+    x.y = la->yh; x.m = la->m; x.den = la->den;
+    x.work = ((lc__train_act *)t->act)->work;
+    return x;
+}
+
+static void lc__gate_train_proj(lc_train *t, int l, lc__layer_act *la, int T) {
+    const lc_model_config *c = &t->model->cfg;
+    size_t o = (size_t)l * c->n_heads;
+    lc_gate_proj_fwd(&t->ctx, la->logg, la->xn, t->gate_w + o * c->dim, t->gate_b + o, 1, c->n_heads, T,
+                     c->dim);
+}
+
+static double lc__gate_train_distill(lc_train *t, int l, lc__layer_act *la, int T, int backward,
+                                     float mse_factor, float xent_factor) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, F = t->F;
+    size_t nq = (size_t)H * T * D, o = (size_t)l * H;
+    lc_hybrid_args x = lc__gate_train_args(t, l, la, T);
+    double ll;
+    lc__gate_train_proj(t, l, la, T);
+    lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+    if (a->as) { x.a = a->as; x.work = NULL; }   // the student's weights: the quadratic form
+    lc_attn_hybrid_fwd_args(&t->ctx, &x);
+    if (backward) memset(a->dyh, 0, sizeof(float) * nq);
+    ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, mse_factor);
+    if (a->as) {
+        lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
+        if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
+        ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T, xent_factor);
+    }
+    if (!backward) return ll;
+    memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+    memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+    memset(a->dlogg, 0, sizeof(float) * (size_t)H * T);
+    x.dy = a->dyh; x.da = a->as ? a->ga : NULL;
+    x.dphiq = a->dphiq; x.dphik = a->dphik; x.dwf = lc__grad_at(t, x.wf); x.dlog_g = a->dlogg;
+    lc_attn_hybrid_bwd_args(&t->ctx, &x);
+    lc_gate_proj_bwd(&t->ctx, NULL, lc__grad_at(t, t->gate_w + o * c->dim), lc__grad_at(t, t->gate_b + o),
+                     a->dlogg, la->xn, t->gate_w + o * c->dim, t->gate_b + o, 1, H, T, c->dim);
+    return ll;
+}
+
+static void lc__gate_train_fwd(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc_hybrid_args x = lc__gate_train_args(t, l, la, T);
+    lc__gate_train_proj(t, l, la, T);
+    lc_attn_hybrid_fwd_args(&t->ctx, &x);
+}
+
+static void lc__gate_train_bwd(lc_train *t, int l, lc__layer_act *la, int T, int fm_on) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_hybrid_args x = lc__gate_train_args(t, l, la, T);
+    memset(a->dlogg, 0, sizeof(float) * (size_t)t->model->cfg.n_heads * T);
+    x.dy = a->dyh;
+    x.dq = a->dqh; x.dk = a->dkh; x.dv = a->dvh; x.dphiq = a->dphiq; x.dphik = a->dphik;
+    x.dwf = fm_on ? lc__grad_at(t, x.wf) : NULL;
+    x.dlog_g = a->dlogg;
+    lc_attn_hybrid_bwd_args(&t->ctx, &x);
+    a->gate_dx = 1;
+}
+
+static void lc__gate_train_dx(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    size_t o = (size_t)l * c->n_heads;
+    int on = lc__gate_train_on(t);
+    lc_gate_proj_bwd(&t->ctx, a->dxn, on ? lc__grad_at(t, t->gate_w + o * c->dim) : NULL,
+                     on ? lc__grad_at(t, t->gate_b + o) : NULL, a->dlogg, la->xn, t->gate_w + o * c->dim,
+                     t->gate_b + o, 1, c->n_heads, T, c->dim);
+    a->gate_dx = 0;
+}
+// >>gate-train-end
 
 // >>simd
 // Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
