@@ -1156,6 +1156,8 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 //   model.layers.{i}.self_attn.feature_map_k.mlp.layer   (H,D,f)
 //   model.layers.{i}.self_attn.window_factors            (1,H,1,1)  logits
 //   model.layers.{i}.self_attn.feature_map_{q,k}.mlp.bias (1,H,1,1)  T2R only
+//   model.layers.{i}.self_attn.gate_proj_lolcats.weight  (H,dim)    gated state (>>gate) only,
+//   model.layers.{i}.self_attn.gate_proj_lolcats.bias    (H)        with metadata gate = "1"
 //   base_model.model.model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{A,B}.default.weight
 //                                                        A (r,in), B (out,r)
 // __metadata__ (strings): lolcats_format, variant (tk|sw), window, feature_map,
@@ -1163,6 +1165,8 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // n_heads, head_dim, rope ("interleaved" | "rotate_half": the pairing of the
 // RoPE'd vectors the feature maps read), then the caller's extras (e.g.
 // base_model, base_arch, stage).
+// The gated linear state (lp->gate_w) adds "gate": "1"; a checkpoint without
+// it is ungated (gate tensors without it are refused).
 // Kept softmax layers (lp->softmax_layers) add "softmax_layers": their
 // indices, comma-separated ("7,15"); a checkpoint without it has none.
 #define LOLCATS_CKPT_FORMAT "1"
@@ -13242,13 +13246,16 @@ LCIMPL int lc_sampler_sample(lc_sampler *s, const float *logits) {
 static const char *const lc__lora_tg_name[4] = {"q", "k", "v", "o"};
 
 // Tensor names of section 10. kind: 0 fmap q, 1 fmap k, 2 window factors,
-// 3 LoRA A, 4 LoRA B (tg: target), 5 fmap q bias, 6 fmap k bias (T2R).
+// 3 LoRA A, 4 LoRA B (tg: target), 5 fmap q bias, 6 fmap k bias (T2R),
+// 7 gate weight w_g (H,dim), 8 gate bias b_g (H) (the gated linear state).
 static void lc__ckpt_name(char *buf, size_t cap, int l, int kind, int tg) {
     if (kind == 0) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.layer", l);
     else if (kind == 1) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.layer", l);
     else if (kind == 2) snprintf(buf, cap, "model.layers.%d.self_attn.window_factors", l);
     else if (kind == 5) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.bias", l);
     else if (kind == 6) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.bias", l);
+    else if (kind == 7) snprintf(buf, cap, "model.layers.%d.self_attn.gate_proj_lolcats.weight", l);  // >>gate
+    else if (kind == 8) snprintf(buf, cap, "model.layers.%d.self_attn.gate_proj_lolcats.bias", l);
     else
         snprintf(buf, cap, "base_model.model.model.layers.%d.self_attn.%s_proj.lora_%s.default.weight", l,
                  lc__lora_tg_name[tg], kind == 3 ? "A" : "B");
@@ -13301,7 +13308,10 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     if (L <= 0 || H <= 0 || D <= 0 || f <= 0 || !lp->fmap_q || !lp->fmap_k || !lp->wf)
         return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: incomplete LoLCATs parameters (layers %d, heads %d, "
                             "head dim %d, feature dim %d)", L, H, D, f);
-    cap = 5 * L + 8 * L;
+    if (lp->gate_w && (!lp->gate_b || lp->dim <= 0))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: gate weights without their bias or model dim (%d)",
+                            lp->dim);
+    cap = 5 * L + 8 * L + 2 * L;
     cl->ts = (lc_tensor *)lc__mcalloc((size_t)cap, sizeof(lc_tensor));
     cl->names = (char *)lc__mcalloc((size_t)cap, 128);
     if (permute) cl->perm = (float *)lc__mcalloc(2 * per * (size_t)L, sizeof(float));
@@ -13337,6 +13347,14 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
             char *nm = cl->names + 128 * (size_t)cl->n;
             lc__ckpt_name(nm, 128, l, kind, 0);
             lc__tensor_f32(&cl->ts[cl->n++], nm, (kind == 5 ? lp->fbq : lp->fbk) + (size_t)l * H, 4, sw);
+        }
+        for (kind = 7; kind < 9 && lp->gate_w; kind++) {   // >>gate: w_g (H,dim), b_g (H)
+            char *nm = cl->names + 128 * (size_t)cl->n;
+            int64_t sg[2];
+            sg[0] = H; sg[1] = lp->dim;
+            lc__ckpt_name(nm, 128, l, kind, 0);
+            lc__tensor_f32(&cl->ts[cl->n++], nm, kind == 7 ? lp->gate_w + (size_t)l * H * lp->dim
+                                                           : lp->gate_b + (size_t)l * H, kind == 7 ? 2 : 1, sg);
         }
     }
     if (with_lora && lp->lora_rank > 0 && lp->lora_a && lp->lora_b)
@@ -13424,7 +13442,7 @@ static int lc__ckpt_meta_softmax(const lc_lolcats *lp, const char **kv, int n, c
     return n + 1;
 }
 
-#define LC__CKPT_NMETA 17
+#define LC__CKPT_NMETA 18
 // The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
 // values formatted into vals; returns the number of pairs.
 static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48], int rope_interleaved,
@@ -13440,6 +13458,7 @@ static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48]
     LC__META("eps", "%.9g", (double)lp->fmap.eps);
     LC__META("affine", "%d", lp->hybrid.affine);
     if (lp->hybrid.sinks > 0) LC__META("sinks", "%d", lp->hybrid.sinks);  // absent: 0
+    if (lp->gate_w) LC__META("gate", "1");   // >>gate: absent: ungated
     LC__META("lora_rank", "%d", lora_rank);
     LC__META("lora_alpha", "%.9g", (double)lp->lora_alpha);
     LC__META("n_layers", "%d", lp->n_layers);
@@ -13609,7 +13628,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lc_st_file *f = NULL;
     lc__lolcats_priv *pv;
     char file[4096], nm[128], hint[160];
-    long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v;
+    long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v, gate;
     double eps, alpha;
     const char *s;
     int l, tg, i, act, variant, interleaved, nb = 0;
@@ -13642,6 +13661,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         (st = lc__meta_int(f, "halfspace", 0, 0, 0, 1, &half, err)) ||
         (st = lc__meta_int(f, "affine", 0, 0, 0, 1, &aff, err)) ||
         (st = lc__meta_int(f, "sinks", 0, 0, 0, 1 << 30, &snk, err)) ||
+        (st = lc__meta_int(f, "gate", 0, 0, 0, 1, &gate, err)) ||
         (st = lc__meta_int(f, "lora_rank", 0, 0, 0, 4096, &r, err)) ||
         (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
         (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
@@ -13680,7 +13700,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
         const char *tn = lc_st_tensor_at(f, i)->name;
         int li = -1;
-        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_")) {
+        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_") ||
+            strstr(tn, "gate_proj_lolcats")) {
             if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
             if (li < 0 || li >= L) {
                 st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
@@ -13696,7 +13717,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->hybrid.sinks = (int)snk;
     lp->lora_rank = (int)r; lp->lora_alpha = (float)alpha;
     per = (size_t)H * D * fd;
-    total = 2 * per * L + 3 * (size_t)L * H;
+    total = 2 * per * L + 3 * (size_t)L * H + (gate ? (size_t)L * H * ((size_t)dim + 1) : 0);
     for (tg = 0; tg < 4; tg++) total += (size_t)L * r * (lc__lp_lora_in(lp, tg) + lc__lp_lora_out(lp, tg));
     pv = (lc__lolcats_priv *)lc__mcalloc(1, sizeof *pv);
     if (!pv) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
@@ -13732,6 +13753,10 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->wf = p; p += (size_t)L * H;
     lp->fbq = p; p += (size_t)L * H;
     lp->fbk = p; p += (size_t)L * H;
+    if (gate) {   // >>gate: metadata gate = 1: w_g, b_g in every layer
+        lp->gate_w = p; p += (size_t)L * H * dim;
+        lp->gate_b = p; p += (size_t)L * H;
+    }
     lp->lora_a = pv->lora;
     lp->lora_b = pv->lora + L;
     snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
@@ -13761,6 +13786,27 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         }
     }
     if (!nb) lp->fbq = lp->fbk = NULL;
+    for (l = 0; l < L; l++) {   // >>gate: required with metadata gate = 1, else refused
+        int64_t sg[2];
+        int found;
+        sg[0] = H; sg[1] = dim;
+        snprintf(hint, sizeof hint, "(the gated linear state: w_g (H=%lld, dim=%lld), b_g (H); metadata gate=%lld)",
+                 H, dim, gate);
+        for (v = 7; v < 9; v++) {
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if (!gate) {
+                if (lc_st_find(f, nm)) {
+                    st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s present but metadata 'gate' is not "
+                                      "1: a checkpoint of the gated state needs gate=1", file, nm);
+                    goto fail;
+                }
+                continue;
+            }
+            if ((st = lc__ckpt_get(f, nm, sg, v == 7 ? 2 : 1, (float *)(v == 7 ? lp->gate_w + (size_t)l * H * dim
+                                                                       : lp->gate_b + (size_t)l * H),
+                                   1, &found, hint, err))) goto fail;
+        }
+    }
     for (l = 0; l < L && r > 0; l++)
         for (tg = 0; tg < 4; tg++) {
             int64_t sa[2], sb[2];
@@ -13820,6 +13866,13 @@ LCIMPL lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_erro
     if (lp->fbq) {
         memcpy(t->fbq, lp->fbq, sizeof(float) * (size_t)L * H);
         memcpy(t->fbk, lp->fbk, sizeof(float) * (size_t)L * H);
+    }
+    if (!lp->gate_w != !t->gate_w)   // >>gate
+        return lc_error_set(err, LOLCATS_ERR_ARG, "the checkpoint %s the gated linear state (metadata gate) but the "
+                            "trainer %s", lp->gate_w ? "has" : "has no", t->gate_w ? "has (cfg.gate)" : "has not");
+    if (lp->gate_w) {
+        memcpy(t->gate_w, lp->gate_w, sizeof(float) * (size_t)L * H * c->dim);
+        memcpy(t->gate_b, lp->gate_b, sizeof(float) * (size_t)L * H);
     }
     if (lp->lora_rank <= 0 || !lp->lora_a || !lp->lora_b) return LOLCATS_OK;
     if (lp->lora_rank != t->cfg.lora_rank)
