@@ -2949,6 +2949,8 @@ LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
 }
 
 // Gated forms (>>gate), taken when log_g is set.
+static void lc__gate_dec_pre(const lc__prims *P, lc_decode_state *st, float *logg_ring, const float *log_g,
+                             size_t ld);
 static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x);
 static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x);
 
@@ -3693,24 +3695,30 @@ LCIMPL void lc_attn_hybrid_decode_gated(const lc_ctx *ctx, float *y, lc_decode_s
                                         float *logg_ring, const float *q, const float *k,
                                         const float *v, const float *phiq, const float *phik,
                                         const float *wf, const float *log_g, int affine) {
-    const lc__prims *P = lc__prims_for(ctx);
+    lc__gate_dec_pre(lc__prims_for(ctx), st, logg_ring, log_g, 1);
+    lc_attn_hybrid_decode(ctx, y, st, q, k, v, phiq, phik, wf, affine);
+}
+
+// The gate's part of one decode step (log_g[h * ld] per head), before the
+// ungated step (lc_attn_hybrid_decode, or linearized inference's push).
+static void lc__gate_dec_pre(const lc__prims *P, lc_decode_state *st, float *logg_ring, const float *log_g,
+                             size_t ld) {
     int H = st->H, D = st->D, F = st->F, w = st->window, h, t;
     int slot = (int)(st->pos % w);
     for (h = 0; h < H; h++) {
-        float gi = (float)exp((double)log_g[h]);
+        float lg = log_g[(size_t)h * ld], gi = (float)exp((double)lg);
         float *lr = logg_ring + (size_t)h * w;
         if (gi != 1.0f) {
             P->scal(st->S + (size_t)h * F * D, gi, F * D);
             P->scal(st->z + (size_t)h * F, gi, F);
         }
         if (st->pos >= w) {
-            double acc = (double)log_g[h];
+            double acc = (double)lg;
             for (t = 1; t < w; t++) acc += (double)lr[(slot + t) % w];  // positions pos-w+1 .. pos-1
             if (acc != 0) P->scal(st->phik_ring + ((size_t)h * w + slot) * F, (float)exp(acc), F);
         }
-        lr[slot] = log_g[h];
+        lr[slot] = lg;
     }
-    lc_attn_hybrid_decode(ctx, y, st, q, k, v, phiq, phik, wf, affine);
 }
 
 // >>transfer
@@ -14127,7 +14135,17 @@ typedef struct lc__li_scratch {
     float **kv;                                // (L) kept layer: keys then values (2,Hk,cap,D)
     float *att;                                // (H, cap) softmax scores
     int kv_cap;                                // positions the caches hold
+    float *logg, *loggc;                       // >>gate: chunk log g (H,T), ring + chunk (H,R)
+    size_t gate_floats;                        // >>gate: H*w log g ring after each decode state, or 0
 } lc__li_scratch;
+
+// >>gate: layer l's ring of the window's log g (H,w), after its decode state.
+static float *lc__li_logg_ring(const lc_lolcats_run *r, int l) {
+    const lc__li_scratch *s = (const lc__li_scratch *)r->priv;
+    const lc_decode_state *st = &r->layers[0];
+    size_t dn = lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks);
+    return s->state_mem + (size_t)l * (dn + s->gate_floats) + dn;
+}
 
 LCIMPL size_t lc_lolcats_identity_floats(const lc_model_config *c, int f) {
     return 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * f + (size_t)c->n_layers * c->n_heads;
@@ -14173,6 +14191,10 @@ static lc_status lc__li_check(const lc_model *m, const lc_lolcats *lp, lc_error 
                             lp->feature_dim, lp->hybrid.window);
     if (lp->lora_rank < 0 || lp->lora_rank > 256)
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d: 0..256 supported", lp->lora_rank);
+    if (lp->gate_w && (!lp->gate_b || lp->dim != c->dim || lp->hybrid.sinks))   // >>gate
+        return lc_error_set(err, LOLCATS_ERR_ARG, "gated linear state: %s", !lp->gate_b ? "gate_b missing"
+                            : lp->hybrid.sinks ? "not with attention sinks (the kernels do not combine them)"
+                            : "dim of the gate weights differs from the model's");
     if (lp->lora_rank > 0 && (!lp->lora_a || !lp->lora_b))
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d but no LoRA tables (lora_a, lora_b): "
                             "set them, or set lora_rank to 0", lp->lora_rank);
@@ -14206,8 +14228,10 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
     int l;
     for (l = 0; l < r->n_layers; l++) {
         lc_decode_state *st = &r->layers[l];
-        lc_decode_state_init_sinks(st, s->state_mem + (size_t)l * lc_decode_state_floats_sinks(st->H, st->Hk, st->D,
-                             st->F, st->window, st->sinks), st->H, st->Hk, st->D, st->F, st->window, st->sinks);
+        lc_decode_state_init_sinks(st, s->state_mem + (size_t)l * (lc_decode_state_floats_sinks(st->H, st->Hk, st->D,
+                             st->F, st->window, st->sinks) + s->gate_floats), st->H, st->Hk, st->D, st->F, st->window,
+                             st->sinks);
+        if (s->gate_floats) memset(lc__li_logg_ring(r, l), 0, sizeof(float) * s->gate_floats);   // >>gate
     }
     r->pos = 0;
 }
@@ -14284,7 +14308,8 @@ static size_t lc__li_kv_floats(const lc_lolcats_run *r, int64_t pos) {
 #define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
 static size_t lc__snap_floats(const lc_lolcats_run *r) {
     const lc_decode_state *st = &r->layers[0];
-    return lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks);
+    return lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks) +
+           ((const lc__li_scratch *)r->priv)->gate_floats;   // >>gate: the log g ring
 }
 
 static size_t lc__snap_bytes_at(const lc_lolcats_run *r, int64_t pos) {
@@ -14373,6 +14398,7 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     R = w + T + lp->hybrid.sinks;  // sinks: lc__li_continue's rows start with them
     xd = qd > (size_t)dim ? qd : (size_t)dim;
     st_n = lc_decode_state_floats_sinks(H, Hk, D, F, w, lp->hybrid.sinks);
+    st_n += lp->gate_w ? (size_t)H * w : 0;   // >>gate: each layer's log g ring
     s = (lc__li_scratch *)LOLCATS_MALLOC(sizeof *s);
     r->layers = (lc_decode_state *)LOLCATS_MALLOC(sizeof(lc_decode_state) * (size_t)L);
     r->priv = s;
@@ -14413,6 +14439,8 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
         LC__LI_TAKE(s->norm_w, (size_t)(2 * L + 1) * dim);
         LC__LI_TAKE(r->logits, c->vocab_size);
         LC__LI_TAKE(s->state_mem, st_n * L);
+        LC__LI_TAKE(s->logg, lp->gate_w ? (size_t)H * T : 0);    // >>gate
+        LC__LI_TAKE(s->loggc, lp->gate_w ? (size_t)H * R : 0);
 #undef LC__LI_TAKE
         if (!pass) {
             p = (float *)LOLCATS_MALLOC(sizeof(float) * total);
@@ -14428,6 +14456,7 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     }
     s->T = T;
     s->R = R;
+    s->gate_floats = lp->gate_w ? (size_t)H * w : 0;
     r->n_layers = L;
     r->F = F;
     r->hybrid = lp->hybrid;
@@ -14499,6 +14528,8 @@ static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh
     st->pos++;
 }
 
+static void lc__gate_li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
+                                 const float *wf, int rr, int n, const lc_hybrid_cfg *sw);
 // Continuation chunk (n > 1 after earlier tokens): rows [ring keys in time
 // order, chunk keys] through the sw prefill with (S, z) carried. Row rr + t
 // sees the w most recent keys as window and, as linear keys, the ring keys
@@ -14541,9 +14572,54 @@ static int lc__li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_
         memcpy(s->phiqc + ((size_t)h * N + rr) * F, s->phiq + (size_t)h * n * F, sizeof(float) * n * F);
         memcpy(s->phikc + ((size_t)h * N + rr) * F, s->phik + (size_t)h * n * F, sizeof(float) * n * F);
     }
-    lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qc, s->kc, s->vc, s->phiqc,
-                       s->phikc, wf, st->S, st->z, 1, H, Hk, N, D, F, &sw);
+    if (s->gate_floats)   // >>gate
+        lc__gate_li_continue(r, s, st, wf, rr, n, &sw);
+    else
+        lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qc, s->kc, s->vc, s->phiqc,
+                           s->phikc, wf, st->S, st->z, 1, H, Hk, N, D, F, &sw);
     return rr;
+}
+
+// >>gate: linearized inference with the gated linear state. Prefill: the
+// chunk's log g (s->logg, (H,n)) through lc_hybrid_args with the checkpoint's
+// masks. Continuation: the rows of lc__li_continue with log g 0 on the ring
+// rows and the chunk's on its rows, each ring key's features scaled first by
+// its decay from its position to the last token fed (the sum of the ring's
+// log g after it): the carried S, z already decayed through that token.
+static void lc__gate_li_prefill(const lc_lolcats_run *r, lc__li_scratch *s, const float *wf, int n) {
+    const lc_decode_state *st = &r->layers[0];
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = 1; x.H = st->H; x.Hk = st->Hk; x.N = n; x.D = st->D; x.F = st->F;
+    x.cfg = &r->hybrid;
+    x.q = s->qh; x.k = s->kh; x.v = s->vh; x.phiq = s->phiq; x.phik = s->phik; x.wf = wf;
+    x.log_g = s->logg;
+    x.y = s->yh; x.m = s->mrow; x.den = s->den; x.work = s->work;
+    lc_attn_hybrid_fwd_args(&r->ctx, &x);
+}
+
+static void lc__gate_li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
+                                 const float *wf, int rr, int n, const lc_hybrid_cfg *sw) {
+    const lc__prims *P = lc__prims_for(&r->ctx);
+    int H = st->H, F = st->F, w = st->window, N = rr + n, h, t, l = (int)(st - r->layers);
+    const float *ring = lc__li_logg_ring(r, l);
+    lc_hybrid_args x = lc_hybrid_args_default();
+    for (h = 0; h < H; h++) {
+        double acc = 0;   // sum of log g over positions p_t + 1 .. pos - 1
+        float *lgc = s->loggc + (size_t)h * N;
+        for (t = rr - 1; t >= 0; t--) {
+            int64_t p = st->pos - rr + t;
+            if (t < rr - 1) acc += (double)ring[(size_t)h * w + (size_t)((p + 1) % w)];
+            if (acc != 0) P->scal(s->phikc + ((size_t)h * N + t) * F, (float)exp(acc), F);
+            lgc[t] = 0.0f;
+        }
+        memcpy(lgc + rr, s->logg + (size_t)h * n, sizeof(float) * (size_t)n);
+    }
+    x.B = 1; x.H = H; x.Hk = st->Hk; x.N = N; x.D = st->D; x.F = F;
+    x.cfg = sw;
+    x.q = s->qc; x.k = s->kc; x.v = s->vc; x.phiq = s->phiqc; x.phik = s->phikc; x.wf = wf;
+    x.kv_state = st->S; x.k_state = st->z; x.log_g = s->loggc;
+    x.y = s->yh; x.m = s->mrow; x.den = s->den; x.work = s->work;
+    lc_attn_hybrid_fwd_args(&r->ctx, &x);
 }
 
 // The linearized side of the one block (>>llama-block): projections with
@@ -14597,7 +14673,15 @@ static void lc__li_block_attn(const lc__block *b, int n) {
                 n, D, f, &lp->fmap);
     lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, lp->fbk ? lp->fbk + (size_t)l * H : NULL, 1, H, Hk,
                 n, D, f, &lp->fmap);
-    if (pos0 == 0) {  // prefill with the checkpoint's masks
+    if (lp->gate_w)   // >>gate: log g (H,n) of the chunk from the layer's normed input
+        lc_gate_proj_fwd(&r->ctx, s->logg, b->xn, lp->gate_w + (size_t)l * H * b->c->dim, lp->gate_b + (size_t)l * H,
+                         1, H, n, b->c->dim);
+    if (pos0 == 0 && lp->gate_w) {
+        lc__gate_li_prefill(r, s, wf, n);
+    } else if (pos0 > 0 && n == 1 && lp->gate_w) {
+        lc_attn_hybrid_decode_gated(&r->ctx, s->yh, st, lc__li_logg_ring(r, l), s->qh, s->kh, s->vh, s->phiq,
+                                    s->phik, wf, s->logg, lp->hybrid.affine);
+    } else if (pos0 == 0) {  // prefill with the checkpoint's masks
         lc_hybrid_cfg hc = lp->hybrid;
         lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,
                            s->phiq, s->phik, wf, NULL, NULL, 1, H, Hk, n, D, F, &hc);
@@ -14609,7 +14693,10 @@ static void lc__li_block_attn(const lc__block *b, int n) {
         rows = off + n;
     }
     if (!(pos0 > 0 && n == 1))  // the decode kernel pushed its token itself
-        for (t = 0; t < n; t++) lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
+        for (t = 0; t < n; t++) {
+            if (lp->gate_w) lc__gate_dec_pre(P, st, lc__li_logg_ring(r, l), s->logg + t, (size_t)n);  // >>gate
+            lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
+        }
     for (t = 0; t < n; t++)  // heads (H,rows,D), chunk rows from off -> (n, H*D)
         for (h = 0; h < H; h++)
             memcpy(b->ym + (size_t)t * qd + (size_t)h * D, y + ((size_t)h * rows + off + t) * D,
