@@ -13876,8 +13876,8 @@ LCIMPL lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_erro
         memcpy(t->fbk, lp->fbk, sizeof(float) * (size_t)L * H);
     }
     if (!lp->gate_w != !t->gate_w)   // >>gate
-        return lc_error_set(err, LOLCATS_ERR_ARG, "the checkpoint %s the gated linear state (metadata gate) but the "
-                            "trainer %s", lp->gate_w ? "has" : "has no", t->gate_w ? "has (cfg.gate)" : "has not");
+        return lc_error_set(err, LOLCATS_ERR_ARG, "the checkpoint %s gated linear state (metadata gate) but the "
+                            "trainer %s", lp->gate_w ? "has a" : "has no", t->gate_w ? "is gated (cfg.gate)" : "is not");
     if (lp->gate_w) {
         memcpy(t->gate_w, lp->gate_w, sizeof(float) * (size_t)L * H * c->dim);
         memcpy(t->gate_b, lp->gate_b, sizeof(float) * (size_t)L * H);
