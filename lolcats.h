@@ -74,7 +74,7 @@
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
 //               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss kl optim
-//               blocks llama-block model-forward train
+//               blocks llama-block model-forward train (gate-train)
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
@@ -4818,6 +4818,8 @@ static int lc__gate_train_on(const lc_train *t);
 static lc_status lc__gate_train_check(const lc_train_cfg *cfg, lc_error *err);
 static double lc__gate_train_distill(lc_train *t, int l, lc__layer_act *la, int T, int backward,
                                      float mse_factor, float xent_factor);
+static lc_hybrid_args lc__gate_train_args(lc_train *t, int l, lc__layer_act *la, int T);
+static void lc__gate_train_proj(lc_train *t, int l, lc__layer_act *la, int T);
 static void lc__gate_train_fwd(lc_train *t, int l, lc__layer_act *la, int T);
 static void lc__gate_train_bwd(lc_train *t, int l, lc__layer_act *la, int T, int fm_on);
 static void lc__gate_train_dx(lc_train *t, int l, lc__layer_act *la, int T);
@@ -5731,6 +5733,12 @@ LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, 
         int f = t->cfg.feature_dim;
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), lc__fb(t, t->fbq, layer), 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), lc__fb(t, t->fbk, layer), 1, H, Hk, T, D, f, &t->cfg.fmap);
+        if (t->gate_w) {   // >>gate-train: the gated student's weights
+            lc_hybrid_args x = lc__gate_train_args(t, layer, la, T);
+            lc__gate_train_proj(t, layer, la, T);
+            x.a = a_student; x.work = NULL;
+            lc_attn_hybrid_fwd_args(&t->ctx, &x);
+        } else
         lc_attn_hybrid_fwd(&t->ctx, la->yh, a_student, la->m, la->den, NULL, la->qh, la->kh, la->vh, la->phiq,
                            la->phik, t->wf + (size_t)layer * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
     }
