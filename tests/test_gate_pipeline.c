@@ -16,6 +16,7 @@
        library refuses gate with sinks by name;
    (f) the CLI ($LOLCATS_BIN) on a synth model: linearize --gate --gate-stage2
        writes gated stage-1 and final checkpoints (decode == prefill on them);
+       finetune --merge carries the gate (the directory runs as the checkpoint);
        bad flag combinations exit 2 with a named error. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -362,6 +363,37 @@ static void test_cli(void) {
                 lc_lolcats_free(&lp);
             }
             lc_model_free(&m);
+        }
+    }
+    /* --merge carries the gate: the merged directory runs as the checkpoint on its model */
+    snprintf(a, sizeof a, "finetune %s --lolcats " GD "/lin.stage1.safetensors --out " GD "/m2.safetensors "
+             "--merge " GD "/merged", common);
+    rc = run(bin, a);
+    if (CHECK(rc == 0, "finetune --merge of a gated checkpoint: exit %d: %s", rc, err_buf)) {
+        lc_model m, mm;
+        lc_lolcats lm, lmm;
+        lc_lolcats_run r, rm;
+        static float y1[12 * 64], y2[12 * 64];
+        int tk[12];
+        for (i = 0; i < 12; i++) tk[i] = (i * 3 + 2) % 64;
+        if (CHECK(lc_model_load(&m, GD "/model", &err) == LOLCATS_OK && lc_model_load(&mm, GD "/merged", &err) ==
+                  LOLCATS_OK, "models: %s", err.msg)) {
+            if (CHECK(lc_lolcats_load(&lm, GD "/m2.safetensors", &m, &err) == LOLCATS_OK &&
+                      lc_lolcats_load(&lmm, GD "/merged", &mm, &err) == LOLCATS_OK, "merged load: %s", err.msg)) {
+                CHECK(lmm.gate_w && !memcmp(lmm.gate_w, lm.gate_w, sizeof(float) * L_ * 4 * 32), "merged gate");
+                if (CHECK(lc_lolcats_run_init(&r, NULL, &m, &lm, 12, &err) == LOLCATS_OK &&
+                          lc_lolcats_run_init(&rm, NULL, &mm, &lmm, 12, &err) == LOLCATS_OK, "runs: %s", err.msg)) {
+                    lc_lolcats_forward(&m, &lm, &r, tk, 12, y1, &err);
+                    lc_lolcats_forward(&mm, &lmm, &rm, tk, 12, y2, &err);
+                    check_close("merged directory vs checkpoint (gated)", y2, y1, 12 * 64, 1e-4, 1e-3);
+                    lc_lolcats_run_free(&r);
+                    lc_lolcats_run_free(&rm);
+                }
+                lc_lolcats_free(&lm);
+                lc_lolcats_free(&lmm);
+            }
+            lc_model_free(&m);
+            lc_model_free(&mm);
         }
     }
     snprintf(a, sizeof a, "distill %s --out " GD "/plain.safetensors", common);
