@@ -74,7 +74,7 @@
 //   IMPLEMENTATION
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
 //               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss kl optim
-//               blocks llama-block model-forward train
+//               blocks llama-block model-forward train (gate-train)
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
 //               transfer-fused prefill-attn kernels
 //   files       errors json mmap safetensors quant gguf
@@ -442,6 +442,9 @@ LCAPI void lc_gate_proj_bwd(const lc_ctx *ctx, float *dx, float *dw_g, float *db
 // state, keeps the window's log g (the state itself is the same size); equal
 // to the gated sw prefill token by token, and to lc_attn_hybrid_decode when
 // every log_g is 0.
+// The trainer's initial gate bias b_g (w_g starts at 0): g = sigmoid(4) = 0.982
+// (see >>gate-train for why).
+#define LOLCATS_GATE_BIAS_INIT 4.0f
 LCAPI void lc_attn_hybrid_decode_gated(const lc_ctx *ctx, float *y /*(H,D)*/,
                                        lc_decode_state *st, float *logg_ring /*(H,window)*/,
                                        const float *q, const float *k, const float *v,
@@ -1033,6 +1036,9 @@ typedef struct lc_train_cfg {
                                   //    (its LoRA still trains). NULL: none. Caller-owned, outlives t.
     float kl_factor, kl_temp, ce_factor;  // >>kl stage 2 loss: ce_factor * CE + kl_factor * tau^2 *
                                   //    KL(teacher || student), tau = kl_temp (0, 1, 1: CE alone)
+    int gate;                     // >>gate-train 1: gated linear state, w_g (L,H,dim), b_g (L,H) trained
+                                  //    with the feature maps (stage 1); hybrid only, not with sinks
+    int gate_stage2;              //    1: w_g, b_g also train in lc_train_lm_step (stage 2)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -1049,6 +1055,7 @@ typedef struct lc_train {
     float *fmap_q, *fmap_k;       // (L,H,D,f) each
     float *wf;                    // (L,H) window factor logits
     float *fbq, *fbk;             // (L,H) feature-map biases (cfg.fmap_bias), or NULL
+    float *gate_w, *gate_b;       // (L,H,dim) (L,H) gate projection (cfg.gate), or NULL
     float *lora;                  // per layer, per target: A (r,in) then B (out,r)
     size_t (*lora_off)[4];        // (L) [layer][q,k,v,o]: offset of A in params (0: no LoRA on it)
     const float *(*lora_a)[4];    // (L) [layer][q,k,v,o]: views of A and B in params, or NULL
@@ -1129,6 +1136,7 @@ typedef struct lc_lolcats {
     const float *fmap_q, *fmap_k; // (L,H,D,f)
     const float *wf;              // (L,H) window-factor logits
     const float *fbq, *fbk;       // (L,H) feature-map biases (T2R), or NULL
+    const float *gate_w, *gate_b; // (L,H,dim) (L,H) gated linear state (>>gate), or NULL: ungated
     int lora_rank;                // 0: none
     float lora_alpha;
     const float *(*lora_a)[4];    // (n_layers) [layer][q,k,v,o]: A (r,in) or NULL; the tables
@@ -1148,6 +1156,8 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 //   model.layers.{i}.self_attn.feature_map_k.mlp.layer   (H,D,f)
 //   model.layers.{i}.self_attn.window_factors            (1,H,1,1)  logits
 //   model.layers.{i}.self_attn.feature_map_{q,k}.mlp.bias (1,H,1,1)  T2R only
+//   model.layers.{i}.self_attn.gate_proj_lolcats.weight  (H,dim)    gated state (>>gate) only,
+//   model.layers.{i}.self_attn.gate_proj_lolcats.bias    (H)        with metadata gate = "1"
 //   base_model.model.model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{A,B}.default.weight
 //                                                        A (r,in), B (out,r)
 // __metadata__ (strings): lolcats_format, variant (tk|sw), window, feature_map,
@@ -1155,6 +1165,8 @@ LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // n_heads, head_dim, rope ("interleaved" | "rotate_half": the pairing of the
 // RoPE'd vectors the feature maps read), then the caller's extras (e.g.
 // base_model, base_arch, stage).
+// The gated linear state (lp->gate_w) adds "gate": "1"; a checkpoint without
+// it is ungated (gate tensors without it are refused).
 // Kept softmax layers (lp->softmax_layers) add "softmax_layers": their
 // indices, comma-separated ("7,15"); a checkpoint without it has none.
 #define LOLCATS_CKPT_FORMAT "1"
@@ -2942,6 +2954,8 @@ LCIMPL size_t lc_attn_hybrid_work_floats(int B, int H, int D, int F) {
 }
 
 // Gated forms (>>gate), taken when log_g is set.
+static void lc__gate_dec_pre(const lc__prims *P, lc_decode_state *st, float *logg_ring, const float *log_g,
+                             size_t ld);
 static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x);
 static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x);
 
@@ -3686,24 +3700,30 @@ LCIMPL void lc_attn_hybrid_decode_gated(const lc_ctx *ctx, float *y, lc_decode_s
                                         float *logg_ring, const float *q, const float *k,
                                         const float *v, const float *phiq, const float *phik,
                                         const float *wf, const float *log_g, int affine) {
-    const lc__prims *P = lc__prims_for(ctx);
+    lc__gate_dec_pre(lc__prims_for(ctx), st, logg_ring, log_g, 1);
+    lc_attn_hybrid_decode(ctx, y, st, q, k, v, phiq, phik, wf, affine);
+}
+
+// The gate's part of one decode step (log_g[h * ld] per head), before the
+// ungated step (lc_attn_hybrid_decode, or linearized inference's push).
+static void lc__gate_dec_pre(const lc__prims *P, lc_decode_state *st, float *logg_ring, const float *log_g,
+                             size_t ld) {
     int H = st->H, D = st->D, F = st->F, w = st->window, h, t;
     int slot = (int)(st->pos % w);
     for (h = 0; h < H; h++) {
-        float gi = (float)exp((double)log_g[h]);
+        float lg = log_g[(size_t)h * ld], gi = (float)exp((double)lg);
         float *lr = logg_ring + (size_t)h * w;
         if (gi != 1.0f) {
             P->scal(st->S + (size_t)h * F * D, gi, F * D);
             P->scal(st->z + (size_t)h * F, gi, F);
         }
         if (st->pos >= w) {
-            double acc = (double)log_g[h];
+            double acc = (double)lg;
             for (t = 1; t < w; t++) acc += (double)lr[(slot + t) % w];  // positions pos-w+1 .. pos-1
             if (acc != 0) P->scal(st->phik_ring + ((size_t)h * w + slot) * F, (float)exp(acc), F);
         }
-        lr[slot] = log_g[h];
+        lr[slot] = lg;
     }
-    lc_attn_hybrid_decode(ctx, y, st, q, k, v, phiq, phik, wf, affine);
 }
 
 // >>transfer
@@ -4777,6 +4797,7 @@ typedef struct lc__layer_act {
     float *ym;                        // (T,H*D)
     float *h, *hn, *rstd2;            // (T,dim) (T,dim) (T)
     float *g, *u, *hh;                // (T,hidden) x3
+    float *logg;                      // (H,T) gate log g (cfg.gate), else empty
 } lc__layer_act;
 
 typedef struct lc__train_act {
@@ -4792,7 +4813,21 @@ typedef struct lc__train_act {
     float *xin_saved;                     // (L,T,dim) layer inputs when recomputing
     void *kl;                             // >>kl teacher state (kl_factor > 0)
     double part_ce, part_kl;              // >>kl the last lm step's loss parts
+    float *dlogg;                         // >>gate-train (H,T) d log g, else empty
+    int gate_dx;                          // >>gate-train 1: dlogg waits for lc__train_qkv_bwd
 } lc__train_act;
+
+// >>gate-train hooks (defined at the end of >>train)
+static size_t lc__gate_train_floats(const lc_train *t, size_t fm_n);
+static int lc__gate_train_on(const lc_train *t);
+static lc_status lc__gate_train_check(const lc_train_cfg *cfg, lc_error *err);
+static double lc__gate_train_distill(lc_train *t, int l, lc__layer_act *la, int T, int backward,
+                                     float mse_factor, float xent_factor);
+static lc_hybrid_args lc__gate_train_args(lc_train *t, int l, lc__layer_act *la, int T);
+static void lc__gate_train_proj(lc_train *t, int l, lc__layer_act *la, int T);
+static void lc__gate_train_fwd(lc_train *t, int l, lc__layer_act *la, int T);
+static void lc__gate_train_bwd(lc_train *t, int l, lc__layer_act *la, int T, int fm_on);
+static void lc__gate_train_dx(lc_train *t, int l, lc__layer_act *la, int T);
 
 LCIMPL lc_train_cfg lc_train_cfg_default(void) {
     lc_train_cfg c;
@@ -4834,11 +4869,13 @@ static size_t lc__full_floats(const lc_model_config *c) {
 static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
     const lc_model_config *c = &t->model->cfg;
     int L = c->n_layers, H = c->n_heads, D = c->head_dim, f = t->cfg.feature_dim, l, tg;
-    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0;
+    size_t n = 0, full_n = with_full ? lc__full_floats(c) : 0, fm_n = 0, gate_n;
     n += full_n;
     if (t->cfg.attn != LOLCATS_ATTN_SOFTMAX || (t->cfg.trainable & LOLCATS_TRAIN_FMAPS))
         fm_n = 2 * (size_t)L * H * D * f + (size_t)L * H * (t->cfg.fmap_bias ? 3 : 1);
     n += fm_n;
+    gate_n = lc__gate_train_floats(t, fm_n);   // >>gate-train: [full][fmaps][gate][LoRA]
+    n += gate_n;
     t->lora_off = (size_t (*)[4])lc__mcalloc((size_t)L, sizeof *t->lora_off);
     t->lora_a = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *t->lora_a);
     if (!t->lora_off || !t->lora_a)
@@ -4870,7 +4907,11 @@ static lc_status lc__train_alloc(lc_train *t, int with_full, lc_error *err) {
             t->fbk = t->fbq + (size_t)L * H;
         }
     }
-    t->lora = t->params + full_n + fm_n;
+    if (gate_n) {
+        t->gate_w = t->params + full_n + fm_n;
+        t->gate_b = t->gate_w + (size_t)L * H * c->dim;
+    }
+    t->lora = t->params + full_n + fm_n + gate_n;
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++)
             if (t->lora_off[l][tg]) {
@@ -4915,7 +4956,9 @@ static lc_status lc__train_act_alloc(lc_train *t, int slots, size_t *count_only,
             LC__TAKE(la->ym, (size_t)T * qd);
             LC__TAKE(la->h, (size_t)T * dim); LC__TAKE(la->hn, (size_t)T * dim); LC__TAKE(la->rstd2, T);
             LC__TAKE(la->g, (size_t)T * hid); LC__TAKE(la->u, (size_t)T * hid); LC__TAKE(la->hh, (size_t)T * hid);
+            LC__TAKE(la->logg, t->cfg.gate ? (size_t)H * T : 0);   // >>gate-train
         }
+        LC__TAKE(a->dlogg, t->cfg.gate ? (size_t)H * T : 0);
         LC__TAKE(a->xf, (size_t)T * dim); LC__TAKE(a->xfn, (size_t)T * dim * lm); LC__TAKE(a->rstdf, T * lm);
         LC__TAKE(a->logits, (size_t)T * c->vocab_size * lm);
         LC__TAKE(a->rope_cos, (size_t)T * D / 2); LC__TAKE(a->rope_sin, (size_t)T * D / 2);
@@ -4991,6 +5034,7 @@ static void lc__train_init_params(lc_train *t) {
             t->fbk[l] = (2.0f * lc_rng_uniform(&rng) - 1.0f) * bound;
         }
     }
+    for (l = 0; t->gate_b && l < L * H; l++) t->gate_b[l] = LOLCATS_GATE_BIAS_INIT;  // w_g stays 0
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++) {
             size_t off = t->lora_off[l][tg], i, na;
@@ -5014,6 +5058,7 @@ static lc_status lc__train_finish_init(lc_train *t, const lc_ctx *ctx, const lc_
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "bad training config: tokens %d, feature dim %d, lora rank %d, window %d",
                             cfg->max_tokens, cfg->feature_dim, cfg->lora_rank, cfg->hybrid.window);
+    if ((st = lc__gate_train_check(cfg, err))) return st;   // >>gate-train
     if ((st = lc__train_alloc(t, with_full, err))) return st;
     if ((st = lc__train_act_alloc(t, slots, NULL, err))) return st;
     lc__train_init_params(t);
@@ -5307,6 +5352,8 @@ static void lc__train_attn_fwd(lc_train *t, int l, lc__layer_act *la, int T, int
     lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
     if (attn == LOLCATS_ATTN_LINEAR)
         lc_attn_linear_fwd(&t->ctx, la->yh, la->den, la->phiq, la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+    else if (t->gate_w)
+        lc__gate_train_fwd(t, l, la, T);   // >>gate-train
     else
         lc_attn_hybrid_fwd(&t->ctx, la->yh, NULL, la->m, la->den, a->work, la->qh, la->kh, la->vh,
                            la->phiq, la->phik, t->wf + (size_t)l * H, NULL, NULL, 1, H, Hk, T, D, F,
@@ -5376,7 +5423,10 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         }
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, l), lc__fb(t, t->fbq, l), 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, l), lc__fb(t, t->fbk, l), 1, H, Hk, T, D, f, &t->cfg.fmap);
-        if (!a->as) {  // teacher, student, MSE and its backward in one call
+        if (t->gate_w) {  // >>gate-train: teacher, gated student, losses, backward to dphi, w_g, b_g
+            ll = lc__gate_train_distill(t, l, la, T, backward, t->cfg.mse_factor / (float)Ln,
+                                        t->cfg.xent_factor / (float)Ln);
+        } else if (!a->as) {  // teacher, student, MSE and its backward in one call
             ll = lc_attn_transfer_mse(&t->ctx, a->yt, a->lse, NULL, NULL, NULL,
                                       backward ? a->dphiq : NULL, a->dphik,
                                       lc__grad_at(t, t->wf + (size_t)l * H), a->work, la->qh,
@@ -5400,7 +5450,7 @@ LCIMPL lc_status lc_train_distill_block(lc_train *t, float *x, int T, int l0, in
         total += ll;
         if (backward) {
             // q, k, v are the frozen teacher's: no gradient flows into them
-            if (a->as) {
+            if (a->as && !t->gate_w) {
                 memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
                 memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
                 lc_attn_hybrid_bwd(&t->ctx, NULL, NULL, NULL, a->dphiq, a->dphik,
@@ -5487,6 +5537,8 @@ static void lc__train_attn_bwd(lc_train *t, int l, lc__layer_act *la, int T, int
         if (attn == LOLCATS_ATTN_LINEAR)
             lc_attn_linear_bwd(&t->ctx, a->dphiq, a->dphik, a->dvh, a->dyh, la->yh, la->den, la->phiq,
                                la->phik, la->vh, 1, H, Hk, T, F, D, 1e-12f);
+        else if (t->gate_w)
+            lc__gate_train_bwd(t, l, la, T, fm_on);   // >>gate-train (d x_n waits for the q/k/v side)
         else
             lc_attn_hybrid_bwd(&t->ctx, a->dqh, a->dkh, a->dvh, a->dphiq, a->dphik,
                                fm_on ? lc__grad_at(t, wfl) : NULL, NULL, NULL, a->work, a->dyh, NULL,
@@ -5518,6 +5570,7 @@ static void lc__train_qkv_bwd(lc_train *t, int l, lc__layer_act *la, int T) {
     lc_rope_split_bwd(a->tv, a->dvh, NULL, NULL, T, Hk, D, 0);
     if (lw->q_norm.data) lc__qwen_norm_bwd(t, l, la, T);
     memset(a->dxn, 0, sizeof(float) * nx);
+    if (a->gate_dx) lc__gate_train_dx(t, l, la, T);   // >>gate-train: the gate reads x_n too
     lc__train_linear_bwd(t, l, LOLCATS_LORA_Q, a->dxn, a->tq, la->xn, la->xa[0], &lw->wq, T);
     lc__train_linear_bwd(t, l, LOLCATS_LORA_K, a->dxn, a->tk, la->xn, la->xa[1], &lw->wk, T);
     lc__train_linear_bwd(t, l, LOLCATS_LORA_V, a->dxn, a->tv, la->xn, la->xa[2], &lw->wv, T);
@@ -5605,7 +5658,7 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
     size_t full_n = t->full ? lc__full_floats(c) : 0, fm_n = 0, lora_start, i;
     if (t->fmap_q) fm_n = 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * t->cfg.feature_dim +
                           (size_t)c->n_layers * c->n_heads * (t->fbq ? 3 : 1);
-    lora_start = full_n + fm_n;
+    lora_start = full_n + fm_n + lc__gate_train_floats(t, fm_n);
     if (grad_scale != 1.0f)
         for (i = 0; i < t->n_params; i++) t->grads[i] *= grad_scale;
     t->step++;
@@ -5614,6 +5667,9 @@ LCIMPL void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scal
     if ((t->cfg.trainable & LOLCATS_TRAIN_FMAPS) && fm_n)
         lc_adamw_step(t->params + full_n, t->grads + full_n, t->adam_m + full_n, t->adam_v + full_n, fm_n, opt,
                       t->step);
+    if (t->gate_w && lc__gate_train_on(t))   // >>gate-train
+        lc_adamw_step(t->gate_w, lc__grad_at(t, t->gate_w), t->adam_m + (t->gate_w - t->params),
+                      t->adam_v + (t->gate_w - t->params), lora_start - full_n - fm_n, opt, t->step);
     if ((t->cfg.trainable & LOLCATS_TRAIN_LORA) && t->n_params > lora_start)
         lc_adamw_step(t->params + lora_start, t->grads + lora_start, t->adam_m + lora_start,
                       t->adam_v + lora_start, t->n_params - lora_start, opt, t->step);
@@ -5636,6 +5692,8 @@ LCIMPL void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp) {
     lp->wf = t->wf;
     lp->fbq = t->fbq;
     lp->fbk = t->fbk;
+    lp->gate_w = t->gate_w;
+    lp->gate_b = t->gate_b;
     lp->lora_rank = t->cfg.lora_rank;
     lp->lora_alpha = t->cfg.lora_alpha;
     lp->lora_a = t->lora_a;
@@ -5680,11 +5738,133 @@ LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, 
         int f = t->cfg.feature_dim;
         lc_fmap_fwd(&t->ctx, la->phiq, la->qh, lc__fm(t, t->fmap_q, layer), lc__fb(t, t->fbq, layer), 1, H, H, T, D, f, &t->cfg.fmap);
         lc_fmap_fwd(&t->ctx, la->phik, la->kh, lc__fm(t, t->fmap_k, layer), lc__fb(t, t->fbk, layer), 1, H, Hk, T, D, f, &t->cfg.fmap);
+        if (t->gate_w) {   // >>gate-train: the gated student's weights
+            lc_hybrid_args x = lc__gate_train_args(t, layer, la, T);
+            lc__gate_train_proj(t, layer, la, T);
+            x.a = a_student; x.work = NULL;
+            lc_attn_hybrid_fwd_args(&t->ctx, &x);
+        } else
         lc_attn_hybrid_fwd(&t->ctx, la->yh, a_student, la->m, la->den, NULL, la->qh, la->kh, la->vh, la->phiq,
                            la->phik, t->wf + (size_t)layer * H, NULL, NULL, 1, H, Hk, T, D, F, &t->cfg.hybrid);
     }
     return LOLCATS_OK;
 }
+
+// >>gate-train
+// The gated linear state (>>gate) in the trainer (cfg.gate). Per layer l and
+// head h: log g_t = log sigmoid(x_n[t] . w_g[l,h] + b_g[l,h]), x_n the layer's
+// normed input (the one block's xn, kept in la->xn), fed to the hybrid through
+// lc_hybrid_args.log_g. w_g starts at 0 and b_g at LOLCATS_GATE_BIAS_INIT, so
+// every g starts at sigmoid(4) = 0.982: close to the original's ungated state
+// over the first tens of tokens past the window (the first step is near the
+// ungated model), yet 1 - g = 0.018 leaves the gate a gradient to learn from
+// (at g = 1 - 1e-6 it would hardly move). Stage 1: the teacher, the gated
+// student (the quadratic form when xent wants weights, else the prefix-state
+// form), the losses and the backward to dphiq, dphik, dwf and through
+// lc_gate_proj_bwd to w_g, b_g (the teacher's x_n gets none). Stage 2: the
+// same forward; the backward leaves d log g in a->dlogg and lc__train_qkv_bwd
+// adds the gate's share to d x_n (and w_g, b_g's gradients when they train).
+static size_t lc__gate_train_floats(const lc_train *t, size_t fm_n) {
+    const lc_model_config *c = &t->model->cfg;
+    return t->cfg.gate && fm_n ? (size_t)c->n_layers * c->n_heads * ((size_t)c->dim + 1) : 0;
+}
+
+// w_g, b_g train with the feature maps, and in stage 2 with gate_stage2.
+static int lc__gate_train_on(const lc_train *t) {
+    return (t->cfg.trainable & LOLCATS_TRAIN_FMAPS) || t->cfg.gate_stage2;
+}
+
+static lc_status lc__gate_train_check(const lc_train_cfg *cfg, lc_error *err) {
+    if (!cfg->gate) return LOLCATS_OK;
+    if (cfg->hybrid.sinks)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "the gated linear state (gate) with %d attention "
+                            "sinks: the kernels do not combine them; drop one of the two", cfg->hybrid.sinks);
+    if (cfg->attn == LOLCATS_ATTN_LINEAR)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "the gated linear state (gate) applies to hybrid "
+                            "attention, not attn = linear");
+    return LOLCATS_OK;
+}
+
+static lc_hybrid_args lc__gate_train_args(lc_train *t, int l, lc__layer_act *la, int T) {
+    const lc_model_config *c = &t->model->cfg;
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = 1; x.H = c->n_heads; x.Hk = c->n_kv_heads; x.N = T; x.D = c->head_dim; x.F = t->F;
+    x.cfg = &t->cfg.hybrid;
+    x.q = la->qh; x.k = la->kh; x.v = la->vh; x.phiq = la->phiq; x.phik = la->phik;
+    x.wf = t->wf + (size_t)l * c->n_heads;
+    x.log_g = la->logg;
+    x.y = la->yh; x.m = la->m; x.den = la->den;
+    x.work = ((lc__train_act *)t->act)->work;
+    return x;
+}
+
+static void lc__gate_train_proj(lc_train *t, int l, lc__layer_act *la, int T) {
+    const lc_model_config *c = &t->model->cfg;
+    size_t o = (size_t)l * c->n_heads;
+    lc_gate_proj_fwd(&t->ctx, la->logg, la->xn, t->gate_w + o * c->dim, t->gate_b + o, 1, c->n_heads, T,
+                     c->dim);
+}
+
+static double lc__gate_train_distill(lc_train *t, int l, lc__layer_act *la, int T, int backward,
+                                     float mse_factor, float xent_factor) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    int H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, F = t->F;
+    size_t nq = (size_t)H * T * D, o = (size_t)l * H;
+    lc_hybrid_args x = lc__gate_train_args(t, l, la, T);
+    double ll;
+    lc__gate_train_proj(t, l, la, T);
+    lc_attn_softmax_fwd(&t->ctx, a->yt, a->lse, la->qh, la->kh, la->vh, 1, H, Hk, T, D);
+    if (a->as) { x.a = a->as; x.work = NULL; }   // the student's weights: the quadratic form
+    lc_attn_hybrid_fwd_args(&t->ctx, &x);
+    if (backward) memset(a->dyh, 0, sizeof(float) * nq);
+    ll = lc_loss_mse(backward ? a->dyh : NULL, la->yh, a->yt, nq, mse_factor);
+    if (a->as) {
+        lc_attn_softmax_weights(&t->ctx, a->at, la->qh, la->kh, 1, H, Hk, T, D);
+        if (backward) memset(a->ga, 0, sizeof(float) * (size_t)H * T * T);
+        ll += lc_loss_xent(backward ? a->ga : NULL, a->as, a->at, (size_t)H * T, T, xent_factor);
+    }
+    if (!backward) return ll;
+    memset(a->dphiq, 0, sizeof(float) * (size_t)H * T * F);
+    memset(a->dphik, 0, sizeof(float) * (size_t)H * T * F);
+    memset(a->dlogg, 0, sizeof(float) * (size_t)H * T);
+    x.dy = a->dyh; x.da = a->as ? a->ga : NULL;
+    x.dphiq = a->dphiq; x.dphik = a->dphik; x.dwf = lc__grad_at(t, x.wf); x.dlog_g = a->dlogg;
+    lc_attn_hybrid_bwd_args(&t->ctx, &x);
+    lc_gate_proj_bwd(&t->ctx, NULL, lc__grad_at(t, t->gate_w + o * c->dim), lc__grad_at(t, t->gate_b + o),
+                     a->dlogg, la->xn, t->gate_w + o * c->dim, t->gate_b + o, 1, H, T, c->dim);
+    return ll;
+}
+
+static void lc__gate_train_fwd(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc_hybrid_args x = lc__gate_train_args(t, l, la, T);
+    lc__gate_train_proj(t, l, la, T);
+    lc_attn_hybrid_fwd_args(&t->ctx, &x);
+}
+
+static void lc__gate_train_bwd(lc_train *t, int l, lc__layer_act *la, int T, int fm_on) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    lc_hybrid_args x = lc__gate_train_args(t, l, la, T);
+    memset(a->dlogg, 0, sizeof(float) * (size_t)t->model->cfg.n_heads * T);
+    x.dy = a->dyh;
+    x.dq = a->dqh; x.dk = a->dkh; x.dv = a->dvh; x.dphiq = a->dphiq; x.dphik = a->dphik;
+    x.dwf = fm_on ? lc__grad_at(t, x.wf) : NULL;
+    x.dlog_g = a->dlogg;
+    lc_attn_hybrid_bwd_args(&t->ctx, &x);
+    a->gate_dx = 1;
+}
+
+static void lc__gate_train_dx(lc_train *t, int l, lc__layer_act *la, int T) {
+    lc__train_act *a = (lc__train_act *)t->act;
+    const lc_model_config *c = &t->model->cfg;
+    size_t o = (size_t)l * c->n_heads;
+    int on = lc__gate_train_on(t);
+    lc_gate_proj_bwd(&t->ctx, a->dxn, on ? lc__grad_at(t, t->gate_w + o * c->dim) : NULL,
+                     on ? lc__grad_at(t, t->gate_b + o) : NULL, a->dlogg, la->xn, t->gate_w + o * c->dim,
+                     t->gate_b + o, 1, c->n_heads, T, c->dim);
+    a->gate_dx = 0;
+}
+// >>gate-train-end
 
 // >>simd
 // Vector exp (Cephes expf): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
@@ -13186,13 +13366,16 @@ LCIMPL int lc_sampler_sample(lc_sampler *s, const float *logits) {
 static const char *const lc__lora_tg_name[4] = {"q", "k", "v", "o"};
 
 // Tensor names of section 10. kind: 0 fmap q, 1 fmap k, 2 window factors,
-// 3 LoRA A, 4 LoRA B (tg: target), 5 fmap q bias, 6 fmap k bias (T2R).
+// 3 LoRA A, 4 LoRA B (tg: target), 5 fmap q bias, 6 fmap k bias (T2R),
+// 7 gate weight w_g (H,dim), 8 gate bias b_g (H) (the gated linear state).
 static void lc__ckpt_name(char *buf, size_t cap, int l, int kind, int tg) {
     if (kind == 0) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.layer", l);
     else if (kind == 1) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.layer", l);
     else if (kind == 2) snprintf(buf, cap, "model.layers.%d.self_attn.window_factors", l);
     else if (kind == 5) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_q.mlp.bias", l);
     else if (kind == 6) snprintf(buf, cap, "model.layers.%d.self_attn.feature_map_k.mlp.bias", l);
+    else if (kind == 7) snprintf(buf, cap, "model.layers.%d.self_attn.gate_proj_lolcats.weight", l);  // >>gate
+    else if (kind == 8) snprintf(buf, cap, "model.layers.%d.self_attn.gate_proj_lolcats.bias", l);
     else
         snprintf(buf, cap, "base_model.model.model.layers.%d.self_attn.%s_proj.lora_%s.default.weight", l,
                  lc__lora_tg_name[tg], kind == 3 ? "A" : "B");
@@ -13245,7 +13428,10 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
     if (L <= 0 || H <= 0 || D <= 0 || f <= 0 || !lp->fmap_q || !lp->fmap_k || !lp->wf)
         return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: incomplete LoLCATs parameters (layers %d, heads %d, "
                             "head dim %d, feature dim %d)", L, H, D, f);
-    cap = 5 * L + 8 * L;
+    if (lp->gate_w && (!lp->gate_b || lp->dim <= 0))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "checkpoint: gate weights without their bias or model dim (%d)",
+                            lp->dim);
+    cap = 5 * L + 8 * L + 2 * L;
     cl->ts = (lc_tensor *)lc__mcalloc((size_t)cap, sizeof(lc_tensor));
     cl->names = (char *)lc__mcalloc((size_t)cap, 128);
     if (permute) cl->perm = (float *)lc__mcalloc(2 * per * (size_t)L, sizeof(float));
@@ -13281,6 +13467,14 @@ static lc_status lc__ckpt_build(lc__ckpt_list *cl, const lc_lolcats *lp, int wit
             char *nm = cl->names + 128 * (size_t)cl->n;
             lc__ckpt_name(nm, 128, l, kind, 0);
             lc__tensor_f32(&cl->ts[cl->n++], nm, (kind == 5 ? lp->fbq : lp->fbk) + (size_t)l * H, 4, sw);
+        }
+        for (kind = 7; kind < 9 && lp->gate_w; kind++) {   // >>gate: w_g (H,dim), b_g (H)
+            char *nm = cl->names + 128 * (size_t)cl->n;
+            int64_t sg[2];
+            sg[0] = H; sg[1] = lp->dim;
+            lc__ckpt_name(nm, 128, l, kind, 0);
+            lc__tensor_f32(&cl->ts[cl->n++], nm, kind == 7 ? lp->gate_w + (size_t)l * H * lp->dim
+                                                           : lp->gate_b + (size_t)l * H, kind == 7 ? 2 : 1, sg);
         }
     }
     if (with_lora && lp->lora_rank > 0 && lp->lora_a && lp->lora_b)
@@ -13368,7 +13562,7 @@ static int lc__ckpt_meta_softmax(const lc_lolcats *lp, const char **kv, int n, c
     return n + 1;
 }
 
-#define LC__CKPT_NMETA 17
+#define LC__CKPT_NMETA 18
 // The checkpoint's own metadata pairs into kv (2 * LC__CKPT_NMETA entries),
 // values formatted into vals; returns the number of pairs.
 static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48], int rope_interleaved,
@@ -13384,6 +13578,7 @@ static int lc__ckpt_meta(const lc_lolcats *lp, const char **kv, char (*vals)[48]
     LC__META("eps", "%.9g", (double)lp->fmap.eps);
     LC__META("affine", "%d", lp->hybrid.affine);
     if (lp->hybrid.sinks > 0) LC__META("sinks", "%d", lp->hybrid.sinks);  // absent: 0
+    if (lp->gate_w) LC__META("gate", "1");   // >>gate: absent: ungated
     LC__META("lora_rank", "%d", lora_rank);
     LC__META("lora_alpha", "%.9g", (double)lp->lora_alpha);
     LC__META("n_layers", "%d", lp->n_layers);
@@ -13553,7 +13748,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lc_st_file *f = NULL;
     lc__lolcats_priv *pv;
     char file[4096], nm[128], hint[160];
-    long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v;
+    long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v, gate;
     double eps, alpha;
     const char *s;
     int l, tg, i, act, variant, interleaved, nb = 0;
@@ -13586,6 +13781,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         (st = lc__meta_int(f, "halfspace", 0, 0, 0, 1, &half, err)) ||
         (st = lc__meta_int(f, "affine", 0, 0, 0, 1, &aff, err)) ||
         (st = lc__meta_int(f, "sinks", 0, 0, 0, 1 << 30, &snk, err)) ||
+        (st = lc__meta_int(f, "gate", 0, 0, 0, 1, &gate, err)) ||
         (st = lc__meta_int(f, "lora_rank", 0, 0, 0, 4096, &r, err)) ||
         (st = lc__meta_num(f, "eps", 0, 1e-12, &eps, err)) ||
         (st = lc__meta_num(f, "lora_alpha", 0, 16, &alpha, err)))
@@ -13624,7 +13820,8 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
         const char *tn = lc_st_tensor_at(f, i)->name;
         int li = -1;
-        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_")) {
+        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_") ||
+            strstr(tn, "gate_proj_lolcats")) {
             if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
             if (li < 0 || li >= L) {
                 st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
@@ -13640,7 +13837,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->hybrid.sinks = (int)snk;
     lp->lora_rank = (int)r; lp->lora_alpha = (float)alpha;
     per = (size_t)H * D * fd;
-    total = 2 * per * L + 3 * (size_t)L * H;
+    total = 2 * per * L + 3 * (size_t)L * H + (gate ? (size_t)L * H * ((size_t)dim + 1) : 0);
     for (tg = 0; tg < 4; tg++) total += (size_t)L * r * (lc__lp_lora_in(lp, tg) + lc__lp_lora_out(lp, tg));
     pv = (lc__lolcats_priv *)lc__mcalloc(1, sizeof *pv);
     if (!pv) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
@@ -13676,6 +13873,10 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     lp->wf = p; p += (size_t)L * H;
     lp->fbq = p; p += (size_t)L * H;
     lp->fbk = p; p += (size_t)L * H;
+    if (gate) {   // >>gate: metadata gate = 1: w_g, b_g in every layer
+        lp->gate_w = p; p += (size_t)L * H * dim;
+        lp->gate_b = p; p += (size_t)L * H;
+    }
     lp->lora_a = pv->lora;
     lp->lora_b = pv->lora + L;
     snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
@@ -13705,6 +13906,27 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
         }
     }
     if (!nb) lp->fbq = lp->fbk = NULL;
+    for (l = 0; l < L; l++) {   // >>gate: required with metadata gate = 1, else refused
+        int64_t sg[2];
+        int found;
+        sg[0] = H; sg[1] = dim;
+        snprintf(hint, sizeof hint, "(the gated linear state: w_g (H=%lld, dim=%lld), b_g (H); metadata gate=%lld)",
+                 H, dim, gate);
+        for (v = 7; v < 9; v++) {
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if (!gate) {
+                if (lc_st_find(f, nm)) {
+                    st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s present but metadata 'gate' is not "
+                                      "1: a checkpoint of the gated state needs gate=1", file, nm);
+                    goto fail;
+                }
+                continue;
+            }
+            if ((st = lc__ckpt_get(f, nm, sg, v == 7 ? 2 : 1, (float *)(v == 7 ? lp->gate_w + (size_t)l * H * dim
+                                                                       : lp->gate_b + (size_t)l * H),
+                                   1, &found, hint, err))) goto fail;
+        }
+    }
     for (l = 0; l < L && r > 0; l++)
         for (tg = 0; tg < 4; tg++) {
             int64_t sa[2], sb[2];
@@ -13764,6 +13986,13 @@ LCIMPL lc_status lc_train_set_lolcats(lc_train *t, const lc_lolcats *lp, lc_erro
     if (lp->fbq) {
         memcpy(t->fbq, lp->fbq, sizeof(float) * (size_t)L * H);
         memcpy(t->fbk, lp->fbk, sizeof(float) * (size_t)L * H);
+    }
+    if (!lp->gate_w != !t->gate_w)   // >>gate
+        return lc_error_set(err, LOLCATS_ERR_ARG, "the checkpoint %s gated linear state (metadata gate) but the "
+                            "trainer %s", lp->gate_w ? "has a" : "has no", t->gate_w ? "is gated (cfg.gate)" : "is not");
+    if (lp->gate_w) {
+        memcpy(t->gate_w, lp->gate_w, sizeof(float) * (size_t)L * H * c->dim);
+        memcpy(t->gate_b, lp->gate_b, sizeof(float) * (size_t)L * H);
     }
     if (lp->lora_rank <= 0 || !lp->lora_a || !lp->lora_b) return LOLCATS_OK;
     if (lp->lora_rank != t->cfg.lora_rank)
@@ -14018,7 +14247,17 @@ typedef struct lc__li_scratch {
     float **kv;                                // (L) kept layer: keys then values (2,Hk,cap,D)
     float *att;                                // (H, cap) softmax scores
     int kv_cap;                                // positions the caches hold
+    float *logg, *loggc;                       // >>gate: chunk log g (H,T), ring + chunk (H,R)
+    size_t gate_floats;                        // >>gate: H*w log g ring after each decode state, or 0
 } lc__li_scratch;
+
+// >>gate: layer l's ring of the window's log g (H,w), after its decode state.
+static float *lc__li_logg_ring(const lc_lolcats_run *r, int l) {
+    const lc__li_scratch *s = (const lc__li_scratch *)r->priv;
+    const lc_decode_state *st = &r->layers[0];
+    size_t dn = lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks);
+    return s->state_mem + (size_t)l * (dn + s->gate_floats) + dn;
+}
 
 LCIMPL size_t lc_lolcats_identity_floats(const lc_model_config *c, int f) {
     return 2 * (size_t)c->n_layers * c->n_heads * c->head_dim * f + (size_t)c->n_layers * c->n_heads;
@@ -14064,6 +14303,10 @@ static lc_status lc__li_check(const lc_model *m, const lc_lolcats *lp, lc_error 
                             lp->feature_dim, lp->hybrid.window);
     if (lp->lora_rank < 0 || lp->lora_rank > 256)
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d: 0..256 supported", lp->lora_rank);
+    if (lp->gate_w && (!lp->gate_b || lp->dim != c->dim || lp->hybrid.sinks))   // >>gate
+        return lc_error_set(err, LOLCATS_ERR_ARG, "gated linear state: %s", !lp->gate_b ? "gate_b missing"
+                            : lp->hybrid.sinks ? "not with attention sinks (the kernels do not combine them)"
+                            : "dim of the gate weights differs from the model's");
     if (lp->lora_rank > 0 && (!lp->lora_a || !lp->lora_b))
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d but no LoRA tables (lora_a, lora_b): "
                             "set them, or set lora_rank to 0", lp->lora_rank);
@@ -14097,8 +14340,10 @@ LCIMPL void lc_lolcats_run_reset(lc_lolcats_run *r) {
     int l;
     for (l = 0; l < r->n_layers; l++) {
         lc_decode_state *st = &r->layers[l];
-        lc_decode_state_init_sinks(st, s->state_mem + (size_t)l * lc_decode_state_floats_sinks(st->H, st->Hk, st->D,
-                             st->F, st->window, st->sinks), st->H, st->Hk, st->D, st->F, st->window, st->sinks);
+        lc_decode_state_init_sinks(st, s->state_mem + (size_t)l * (lc_decode_state_floats_sinks(st->H, st->Hk, st->D,
+                             st->F, st->window, st->sinks) + s->gate_floats), st->H, st->Hk, st->D, st->F, st->window,
+                             st->sinks);
+        if (s->gate_floats) memset(lc__li_logg_ring(r, l), 0, sizeof(float) * s->gate_floats);   // >>gate
     }
     r->pos = 0;
 }
@@ -14175,7 +14420,8 @@ static size_t lc__li_kv_floats(const lc_lolcats_run *r, int64_t pos) {
 #define LC__SNAP_MAGIC 0x6c63736e61703031LL   // "lcsnap01"
 static size_t lc__snap_floats(const lc_lolcats_run *r) {
     const lc_decode_state *st = &r->layers[0];
-    return lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks);
+    return lc_decode_state_floats_sinks(st->H, st->Hk, st->D, st->F, st->window, st->sinks) +
+           ((const lc__li_scratch *)r->priv)->gate_floats;   // >>gate: the log g ring
 }
 
 static size_t lc__snap_bytes_at(const lc_lolcats_run *r, int64_t pos) {
@@ -14264,6 +14510,7 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     R = w + T + lp->hybrid.sinks;  // sinks: lc__li_continue's rows start with them
     xd = qd > (size_t)dim ? qd : (size_t)dim;
     st_n = lc_decode_state_floats_sinks(H, Hk, D, F, w, lp->hybrid.sinks);
+    st_n += lp->gate_w ? (size_t)H * w : 0;   // >>gate: each layer's log g ring
     s = (lc__li_scratch *)LOLCATS_MALLOC(sizeof *s);
     r->layers = (lc_decode_state *)LOLCATS_MALLOC(sizeof(lc_decode_state) * (size_t)L);
     r->priv = s;
@@ -14304,6 +14551,8 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
         LC__LI_TAKE(s->norm_w, (size_t)(2 * L + 1) * dim);
         LC__LI_TAKE(r->logits, c->vocab_size);
         LC__LI_TAKE(s->state_mem, st_n * L);
+        LC__LI_TAKE(s->logg, lp->gate_w ? (size_t)H * T : 0);    // >>gate
+        LC__LI_TAKE(s->loggc, lp->gate_w ? (size_t)H * R : 0);
 #undef LC__LI_TAKE
         if (!pass) {
             p = (float *)LOLCATS_MALLOC(sizeof(float) * total);
@@ -14319,6 +14568,7 @@ LCIMPL lc_status lc_lolcats_run_init(lc_lolcats_run *r, const lc_ctx *ctx, const
     }
     s->T = T;
     s->R = R;
+    s->gate_floats = lp->gate_w ? (size_t)H * w : 0;
     r->n_layers = L;
     r->F = F;
     r->hybrid = lp->hybrid;
@@ -14390,6 +14640,8 @@ static void lc__li_push(const lc__prims *P, lc_decode_state *st, const float *kh
     st->pos++;
 }
 
+static void lc__gate_li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
+                                 const float *wf, int rr, int n, const lc_hybrid_cfg *sw);
 // Continuation chunk (n > 1 after earlier tokens): rows [ring keys in time
 // order, chunk keys] through the sw prefill with (S, z) carried. Row rr + t
 // sees the w most recent keys as window and, as linear keys, the ring keys
@@ -14432,9 +14684,54 @@ static int lc__li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_
         memcpy(s->phiqc + ((size_t)h * N + rr) * F, s->phiq + (size_t)h * n * F, sizeof(float) * n * F);
         memcpy(s->phikc + ((size_t)h * N + rr) * F, s->phik + (size_t)h * n * F, sizeof(float) * n * F);
     }
-    lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qc, s->kc, s->vc, s->phiqc,
-                       s->phikc, wf, st->S, st->z, 1, H, Hk, N, D, F, &sw);
+    if (s->gate_floats)   // >>gate
+        lc__gate_li_continue(r, s, st, wf, rr, n, &sw);
+    else
+        lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qc, s->kc, s->vc, s->phiqc,
+                           s->phikc, wf, st->S, st->z, 1, H, Hk, N, D, F, &sw);
     return rr;
+}
+
+// >>gate: linearized inference with the gated linear state. Prefill: the
+// chunk's log g (s->logg, (H,n)) through lc_hybrid_args with the checkpoint's
+// masks. Continuation: the rows of lc__li_continue with log g 0 on the ring
+// rows and the chunk's on its rows, each ring key's features scaled first by
+// its decay from its position to the last token fed (the sum of the ring's
+// log g after it): the carried S, z already decayed through that token.
+static void lc__gate_li_prefill(const lc_lolcats_run *r, lc__li_scratch *s, const float *wf, int n) {
+    const lc_decode_state *st = &r->layers[0];
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = 1; x.H = st->H; x.Hk = st->Hk; x.N = n; x.D = st->D; x.F = st->F;
+    x.cfg = &r->hybrid;
+    x.q = s->qh; x.k = s->kh; x.v = s->vh; x.phiq = s->phiq; x.phik = s->phik; x.wf = wf;
+    x.log_g = s->logg;
+    x.y = s->yh; x.m = s->mrow; x.den = s->den; x.work = s->work;
+    lc_attn_hybrid_fwd_args(&r->ctx, &x);
+}
+
+static void lc__gate_li_continue(const lc_lolcats_run *r, lc__li_scratch *s, const lc_decode_state *st,
+                                 const float *wf, int rr, int n, const lc_hybrid_cfg *sw) {
+    const lc__prims *P = lc__prims_for(&r->ctx);
+    int H = st->H, F = st->F, w = st->window, N = rr + n, h, t, l = (int)(st - r->layers);
+    const float *ring = lc__li_logg_ring(r, l);
+    lc_hybrid_args x = lc_hybrid_args_default();
+    for (h = 0; h < H; h++) {
+        double acc = 0;   // sum of log g over positions p_t + 1 .. pos - 1
+        float *lgc = s->loggc + (size_t)h * N;
+        for (t = rr - 1; t >= 0; t--) {
+            int64_t p = st->pos - rr + t;
+            if (t < rr - 1) acc += (double)ring[(size_t)h * w + (size_t)((p + 1) % w)];
+            if (acc != 0) P->scal(s->phikc + ((size_t)h * N + t) * F, (float)exp(acc), F);
+            lgc[t] = 0.0f;
+        }
+        memcpy(lgc + rr, s->logg + (size_t)h * n, sizeof(float) * (size_t)n);
+    }
+    x.B = 1; x.H = H; x.Hk = st->Hk; x.N = N; x.D = st->D; x.F = F;
+    x.cfg = sw;
+    x.q = s->qc; x.k = s->kc; x.v = s->vc; x.phiq = s->phiqc; x.phik = s->phikc; x.wf = wf;
+    x.kv_state = st->S; x.k_state = st->z; x.log_g = s->loggc;
+    x.y = s->yh; x.m = s->mrow; x.den = s->den; x.work = s->work;
+    lc_attn_hybrid_fwd_args(&r->ctx, &x);
 }
 
 // The linearized side of the one block (>>llama-block): projections with
@@ -14488,7 +14785,15 @@ static void lc__li_block_attn(const lc__block *b, int n) {
                 n, D, f, &lp->fmap);
     lc_fmap_fwd(&r->ctx, s->phik, s->kh, lp->fmap_k + fo, lp->fbk ? lp->fbk + (size_t)l * H : NULL, 1, H, Hk,
                 n, D, f, &lp->fmap);
-    if (pos0 == 0) {  // prefill with the checkpoint's masks
+    if (lp->gate_w)   // >>gate: log g (H,n) of the chunk from the layer's normed input
+        lc_gate_proj_fwd(&r->ctx, s->logg, b->xn, lp->gate_w + (size_t)l * H * b->c->dim, lp->gate_b + (size_t)l * H,
+                         1, H, n, b->c->dim);
+    if (pos0 == 0 && lp->gate_w) {
+        lc__gate_li_prefill(r, s, wf, n);
+    } else if (pos0 > 0 && n == 1 && lp->gate_w) {
+        lc_attn_hybrid_decode_gated(&r->ctx, s->yh, st, lc__li_logg_ring(r, l), s->qh, s->kh, s->vh, s->phiq,
+                                    s->phik, wf, s->logg, lp->hybrid.affine);
+    } else if (pos0 == 0) {  // prefill with the checkpoint's masks
         lc_hybrid_cfg hc = lp->hybrid;
         lc_attn_hybrid_fwd(&r->ctx, s->yh, NULL, s->mrow, s->den, s->work, s->qh, s->kh, s->vh,
                            s->phiq, s->phik, wf, NULL, NULL, 1, H, Hk, n, D, F, &hc);
@@ -14500,7 +14805,10 @@ static void lc__li_block_attn(const lc__block *b, int n) {
         rows = off + n;
     }
     if (!(pos0 > 0 && n == 1))  // the decode kernel pushed its token itself
-        for (t = 0; t < n; t++) lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
+        for (t = 0; t < n; t++) {
+            if (lp->gate_w) lc__gate_dec_pre(P, st, lc__li_logg_ring(r, l), s->logg + t, (size_t)n);  // >>gate
+            lc__li_push(P, st, s->kh, s->vh, s->phik, n, t);
+        }
     for (t = 0; t < n; t++)  // heads (H,rows,D), chunk rows from off -> (n, H*D)
         for (h = 0; h < H; h++)
             memcpy(b->ym + (size_t)t * qd + (size_t)h * D, y + ((size_t)h * rows + off + t) * D,

@@ -87,7 +87,11 @@ static const char *distill_usage =
     "                       writes the files; the result equals one process's, bit for bit\n"
     "                       (with --inputs, each rank reads DIR/layer-<its first layer>)\n"
     "  --softmax-layers LIST  layers kept softmax (e.g. 7,15): no transfer loss there, the\n"
-    "                       loss is the mean over the others; the checkpoint records them\n";
+    "                       loss is the mean over the others; the checkpoint records them\n"
+    "  --gate               gated linear state: per head and token a decay g = sigmoid(x_n . w_g\n"
+    "                       + b_g) of the linear part's state (S = g S + phi(k) v^T), w_g, b_g\n"
+    "                       trained with the feature maps (start: w_g 0, b_g 4, g = 0.982); the\n"
+    "                       checkpoint records it (metadata gate); not with --sinks\n";
 
 static const char *cache_usage =
     "lolcats cache-inputs --model M [--tokenizer TOK] --data D --layers A:B[,C:D...] --out DIR [options]\n"
@@ -115,7 +119,10 @@ static const char *finetune_usage =
     "                       --peft and --train-feature-maps are refused with it\n"
     "  --out CKPT2          best checkpoint (feature maps, window factors, LoRA)\n"
     "  --lora-rank R        (8)       --lora-alpha A   (16)\n"
-    "  --train-feature-maps also train feature maps and window factors\n"
+    "  --train-feature-maps also train feature maps and window factors (and a gated\n"
+    "                       state's w_g, b_g)\n"
+    "  --gate-stage2        a gated checkpoint (distill --gate; the gate comes from the\n"
+    "                       checkpoint): also train its gate w_g, b_g in this stage\n"
     "  --lr LR              AdamW learning rate (1e-4)\n"
     "  --kl-factor A        distill to the teacher's logits: adds A * tau^2 * KL(teacher ||\n"
     "                       student) of the next-token distributions (0: off); the teacher\n"
@@ -149,7 +156,7 @@ static const char *linearize_usage =
     "                       ambiguous between the stages\n"
     "  plus the options of distill and finetune (--variant, --window, --sinks, --feature-map,\n"
     "  --feature-dim, --lora-rank, --lora-alpha, --train-feature-maps, --merge, --peft,\n"
-    "  --kl-factor, --kl-temp, --ce-factor: stage 2's loss)\n"
+    "  --kl-factor, --kl-temp, --ce-factor: stage 2's loss, --gate, --gate-stage2)\n"
     "  --mpi                under mpirun: stage 1 splits the layers, stage 2 is data parallel\n"
     "  --softmax-layers LIST|auto:K  keep these layers' softmax attention (e.g. 7,15; the\n"
     "                       original's softmax_attentions): stage 1 skips them, stage 2 and\n"
@@ -220,6 +227,8 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "--no-attention-transfer")) { o->no_at = 1; return 1; }
     if (!strcmp(a, "--strict")) { o->strict = 1; return 1; }
     if (!strcmp(a, "--softmax")) { o->teacher_lora = 1; return 1; }
+    if (!strcmp(a, "--gate")) { o->tc.gate = 1; return 1; }                /* >>gate-train */
+    if (!strcmp(a, "--gate-stage2")) { o->tc.gate_stage2 = 1; return 1; }
 #define ARG(name) (!strcmp(a, name) && (tool_arg_need(a, argc, argv, *i), v = argv[++*i], 1))
     if (ARG("--model")) o->model_path = argv[*i];
     else if (ARG("--tokenizer")) o->tok_path = argv[*i];
@@ -577,6 +586,8 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     tool_fp_add(r, "variant", "--variant", "%s", tc->hybrid.variant == LOLCATS_WINDOW_TK ? "tk" : "sw");
     tool_fp_add(r, "window", "--window", "%d", tc->hybrid.window);
     if (tc->hybrid.sinks) tool_fp_add(r, "sinks", "--sinks", "%d", tc->hybrid.sinks);
+    if (tc->gate) tool_fp_add(r, "gate", "--gate", "%d", tc->gate);   /* only when on: older states resume */
+    if (stage == 2 && tc->gate_stage2) tool_fp_add(r, "gate_stage2", "--gate-stage2", "%d", tc->gate_stage2);
     tool_fp_add(r, "feature_map", "--feature-map", "%s", lc_fmap_act_name(tc->fmap.act));
     tool_fp_add(r, "feature_dim", "--feature-dim", "%d", tc->feature_dim);
     tool_fp_add(r, "halfspace", "--halfspace", "%d", tc->fmap.halfspace);
@@ -727,6 +738,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         tc.feature_dim = lp_in->feature_dim;
         tc.hybrid = lp_in->hybrid;
         tc.xent_factor = 0;
+        tc.gate = lp_in->gate_w != NULL;   /* >>gate-train: from the checkpoint */
     }
     res->stage = stage;
     res->L = L;
@@ -1594,6 +1606,15 @@ static int cmd_stage(int argc, char **argv, int which) {
     }
     if ((which == 1 || which == 4) && kl_on(&o.tc))
         tool_arg_fail(argv[0], "--kl-factor and --ce-factor set stage 2's loss: options of finetune and linearize");
+    if (o.tc.gate && o.tc.hybrid.sinks)   /* >>gate-train */
+        tool_arg_fail(argv[0], "--gate with --sinks %d: the gated linear state and attention sinks do not combine "
+                      "(the kernels refuse it); drop one of the two", o.tc.hybrid.sinks);
+    if (o.tc.gate && (which == 2 || o.teacher_lora))
+        tool_arg_fail(argv[0], "--gate: %s", o.teacher_lora ? "not with --softmax (no linear state to gate)"
+                      : "finetune takes the gate from the --lolcats checkpoint (distill --gate)");
+    if (o.tc.gate_stage2 && (which == 1 || (which == 3 && !o.tc.gate)))
+        tool_arg_fail(argv[0], "--gate-stage2 trains the gate in stage 2: %s", which == 1 ?
+                      "an option of finetune and linearize" : "give --gate too");
     if (o.tc.kl_factor == 0.0f && o.tc.ce_factor == 0.0f)
         tool_arg_fail(argv[0], "--ce-factor 0 without --kl-factor leaves stage 2 no loss: give --kl-factor A > 0");
     if ((o.lay1 || o.inputs) && which != 1) {
@@ -1625,6 +1646,14 @@ static int cmd_stage(int argc, char **argv, int which) {
         if (o.teacher_lora ? teacher_lora_identity(&lp, &idm, &e.m)
                       : lc_lolcats_load(&lp, o.lolcats_in, &e.m, &err) ? tool_report(&err) : 0)
             goto done;
+        if (o.tc.gate_stage2 && !lp.gate_w) {   /* >>gate-train */
+            fprintf(stderr, "lolcats: error: --gate-stage2: the --lolcats checkpoint %s has no gated linear state "
+                    "(metadata gate); make it with distill --gate\n", o.lolcats_in ? o.lolcats_in : "?");
+            if (idm) free(idm);
+            else lc_lolcats_free(&lp);
+            rc = 2;
+            goto done;
+        }
         rc = run_stage(&o, 2, &e.m, &e.d, &lp, default_budget(&o, &e, 0), o.lr_set ? o.lr : o.lr2, o.out, &rs[0]);
         if (!rc && !o.teacher_lora)
             tool_softmax_layers_memory("finetune", &e.m.cfg, o.softmax ? o.softmax : lp.softmax_layers);

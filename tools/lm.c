@@ -92,6 +92,8 @@ void tool_lm_describe(const tool_lm *lm, char *buf, size_t cap) {
              lp->hybrid.window, lc_fmap_act_name(lp->fmap.act), lp->feature_dim, lp->lora_rank);
     if (lp->hybrid.sinks > 0 && strlen(buf) + 1 < cap)  /* "..., 4 sinks)" */
         snprintf(buf + strlen(buf) - 1, cap - strlen(buf) + 1, ", %d sinks)", lp->hybrid.sinks);
+    if (lp->gate_w && strlen(buf) + 1 < cap)   /* "..., gated)": the gated linear state */
+        snprintf(buf + strlen(buf) - 1, cap - strlen(buf) + 1, ", gated)");
 }
 
 void tool_lm_free(tool_lm *lm) {

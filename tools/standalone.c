@@ -161,6 +161,7 @@ int tool_hf_mark_lolcats(const char *dir, const lc_model *m, const lc_lolcats *l
             sa_variant(lp), lp->hybrid.window, lc_fmap_act_name(lp->fmap.act), lp->feature_dim,
             lp->fmap.halfspace ? "true" : "false", lp->hybrid.affine ? "true" : "false", lp->lora_rank,
             (double)lp->lora_alpha, lp->lora_rank > 0 && lp->lora_a && lp->lora_b ? "true" : "false");
+    if (lp->gate_w) fputs("    \"gate\": true,\n", f);   /* the gated linear state (gate_proj_lolcats tensors) */
     fputs("    \"teacher_architecture\": ", f);
     sa_json_str(f, m->cfg.arch);
     fputs(",\n    \"teacher\": ", f);
@@ -298,9 +299,9 @@ static lc_st_file *sa_lolcats_st(const char *path) {
 
 static void sa_describe(const lc_st_file *f, char *buf, size_t cap) {
     const char *v = lc_st_meta(f, "variant"), *w = lc_st_meta(f, "window"), *fm = lc_st_meta(f, "feature_map"),
-               *fd = lc_st_meta(f, "feature_dim"), *mg = lc_st_meta(f, "lora_merged");
-    snprintf(buf, cap, "%s, window %s, %s f=%s%s", v ? v : "tk", w ? w : "?", fm ? fm : "softmax_dim",
-             fd ? fd : "?", mg && !strcmp(mg, "1") ? ", LoRA merged" : "");
+               *fd = lc_st_meta(f, "feature_dim"), *mg = lc_st_meta(f, "lora_merged"), *g = lc_st_meta(f, "gate");
+    snprintf(buf, cap, "%s, window %s, %s f=%s%s%s", v ? v : "tk", w ? w : "?", fm ? fm : "softmax_dim",
+             fd ? fd : "?", mg && !strcmp(mg, "1") ? ", LoRA merged" : "", g && !strcmp(g, "1") ? ", gated" : "");
 }
 
 void tool_inspect_lolcats(const char *path) {
