@@ -2,7 +2,7 @@
 """Which linearization options beat the original recipe at its budget (issue 19's study).
 
     /usr/bin/python3 tools/study.py --out DIR [--jobs N] [--threads T] [--seeds 0,1]
-        [--sets ts,wt,al] [--configs original,sinks,kl,auto2,best] [--best FLAGS]
+        [--sets ts,wt,al] [--configs original,sinks,kl,gate,auto2,best] [--best FLAGS]
         [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--dry-run] [--table-only]
 
 Every (configuration, split, seed) cell runs `lolcats linearize` with the README's recipe on
@@ -35,6 +35,7 @@ CONFIGS = {
     "original": [],
     "sinks": ["--sinks", "4"],
     "kl": ["--kl-factor", "1"],
+    "gate": ["--gate"],
     "auto2": ["--softmax-layers", "auto:2"],
 }
 SETS = {  # name -> (training file, held-out file)
@@ -242,7 +243,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--sets", default="ts,wt,al")
-    ap.add_argument("--configs", default="original,sinks,kl,auto2")
+    ap.add_argument("--configs", default="original,sinks,kl,gate,auto2")
     ap.add_argument("--best", default="", help="flags of the 'best' configuration")
     ap.add_argument("--tokens", type=int, default=1000000)
     ap.add_argument("--dry-run", action="store_true")
