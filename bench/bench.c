@@ -13,7 +13,7 @@
    (d) one attention-transfer step of a Llama-3-8B-sized layer vs the
        original's step in PyTorch (peer_torch.py --kind step).
 
-   Usage: bench [--full] [--only attn|gemm|step|decode]
+   Usage: bench [--full] [--only attn|gemm|step|decode|options]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
    Peak memory: ours is VmHWM of this process after resetting it through
    /proc/self/clear_refs, minus VmRSS once the inputs exist; the peer's is
@@ -273,6 +273,7 @@ static double step_ours(int N, int H, int Hk, int D, int f, int reps, double *mb
     int F = lc_fmap_out_dim(&fm, f), r;
     size_t nq = (size_t)H * N * D, nk = (size_t)Hk * N * D, nf = (size_t)H * N * F;
     size_t nw = (size_t)H * D * f;
+    hc.sinks = g_sinks;
     float *q, *k, *v, *wq, *wk, *wf, *yt, *work, *phiq, *phik;
     float *dphiq, *dphik, *dwq, *dwk, *dwf, *mq, *vq, *mk, *vk, *mf, *vf;
     double best = 1e30;
@@ -623,13 +624,157 @@ static void bench_decode(void) {
     free(att); free(wq); free(wk); free(wf); free(st_mem); free(sc); free(ws);
 }
 
+/* ------------------------------------------------------------------ (e) */
+
+/* The options beyond the original recipe (README "Options beyond the original
+   recipe"), each beside the original on the 8B-shaped layer of (d): the
+   stage-1 step and one decoded token's attention at a context of 4096.
+   Stage 1 of the gated state: the teacher's softmax, the gate projection
+   log g = log sigmoid(x w_g + b_g) from the layer's normed input x (N, dim),
+   the gated student through lc_attn_hybrid_fwd_args / _bwd_args (the form
+   the trainer runs), MSE x 1000, the gate's and the feature maps' backward,
+   AdamW on all of them. Best of reps after a warm-up. */
+static double step_gated(int N, int H, int Hk, int D, int f, int dim, int reps) {
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    lc_hybrid_cfg hc = lc_hybrid_cfg_default();
+    lc_adamw_cfg opt = lc_adamw_cfg_default();
+    lc_hybrid_args a = lc_hybrid_args_default();
+    int F = lc_fmap_out_dim(&fm, f), r;
+    size_t nq = (size_t)H * N * D, nk = (size_t)Hk * N * D, nf = (size_t)H * N * F;
+    size_t nw = (size_t)H * D * f, ng = (size_t)H * dim, nh = (size_t)H;
+    float *q, *k, *v, *x, *wq, *wk, *wf, *wg, *bg, *yt, *y, *m, *den, *dy, *work, *phiq, *phik;
+    float *logg, *dlogg, *dphiq, *dphik, *dwq, *dwk, *dwf, *dwg, *dbg, *mo, *vo;
+    double best = 1e30;
+    lc_rng_seed(&g_rng, 3);
+    q = randn_hp(nq, 1); k = randn_hp(nk, 1); v = randn_hp(nk, 1); x = randn_hp((size_t)N * dim, 1);
+    wq = randn_hp(nw, 0.1f); wk = randn_hp(nw, 0.1f); wf = randn_hp(nh, 1);
+    wg = randn_hp(ng, 0.01f); bg = zeros_hp(nh);
+    for (r = 0; r < H; r++) bg[r] = LOLCATS_GATE_BIAS_INIT;
+    yt = zeros_hp(nq); y = zeros_hp(nq); dy = zeros_hp(nq); m = zeros_hp((size_t)H * N);
+    den = zeros_hp((size_t)H * N); logg = zeros_hp((size_t)H * N); dlogg = zeros_hp((size_t)H * N);
+    work = zeros_hp(lc_attn_hybrid_work_floats(1, H, D, F));
+    phiq = zeros_hp(nf); phik = zeros_hp(nf); dphiq = zeros_hp(nf); dphik = zeros_hp(nf);
+    dwq = zeros_hp(nw); dwk = zeros_hp(nw); dwf = zeros_hp(nh); dwg = zeros_hp(ng); dbg = zeros_hp(nh);
+    mo = zeros_hp(2 * nw + nh + ng + nh); vo = zeros_hp(2 * nw + nh + ng + nh);
+    a.B = 1; a.H = H; a.Hk = Hk; a.N = N; a.D = D; a.F = F; a.cfg = &hc;
+    a.q = q; a.k = k; a.v = v; a.phiq = phiq; a.phik = phik; a.wf = wf; a.log_g = logg;
+    a.y = y; a.m = m; a.den = den; a.work = work;
+    a.dy = dy; a.dphiq = dphiq; a.dphik = dphik; a.dwf = dwf; a.dlog_g = dlogg;
+    for (r = 0; r <= reps; r++) {  /* r == 0 warms up */
+        double t0 = now(), t;
+        lc_attn_softmax_fwd(&g_ctx, yt, NULL, q, k, v, 1, H, Hk, N, D);
+        lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+        lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
+        lc_gate_proj_fwd(&g_ctx, logg, x, wg, bg, 1, H, N, dim);
+        lc_attn_hybrid_fwd_args(&g_ctx, &a);
+        memset(dy, 0, sizeof(float) * nq);
+        lc_loss_mse(dy, y, yt, nq, 1000.0f);
+        memset(dphiq, 0, sizeof(float) * nf); memset(dphik, 0, sizeof(float) * nf);
+        memset(dwf, 0, sizeof(float) * nh); memset(dlogg, 0, sizeof(float) * (size_t)H * N);
+        lc_attn_hybrid_bwd_args(&g_ctx, &a);
+        memset(dwg, 0, sizeof(float) * ng); memset(dbg, 0, sizeof(float) * nh);
+        lc_gate_proj_bwd(&g_ctx, NULL, dwg, dbg, dlogg, x, wg, bg, 1, H, N, dim);
+        memset(dwq, 0, sizeof(float) * nw); memset(dwk, 0, sizeof(float) * nw);
+        lc_fmap_bwd_phi(&g_ctx, NULL, dwq, NULL, dphiq, phiq, q, wq, NULL, 1, H, H, N, D, f, &fm);
+        lc_fmap_bwd_phi(&g_ctx, NULL, dwk, NULL, dphik, phik, k, wk, NULL, 1, H, Hk, N, D, f, &fm);
+        lc_adamw_step(wq, dwq, mo, vo, nw, &opt, r + 1);
+        lc_adamw_step(wk, dwk, mo + nw, vo + nw, nw, &opt, r + 1);
+        lc_adamw_step(wf, dwf, mo + 2 * nw, vo + 2 * nw, nh, &opt, r + 1);
+        lc_adamw_step(wg, dwg, mo + 2 * nw + nh, vo + 2 * nw + nh, ng, &opt, r + 1);
+        lc_adamw_step(bg, dbg, mo + 2 * nw + nh + ng, vo + 2 * nw + nh + ng, nh, &opt, r + 1);
+        t = now() - t0;
+        if (r && t < best) best = t;
+    }
+    free(q); free(k); free(v); free(x); free(wq); free(wk); free(wf); free(wg); free(bg);
+    free(yt); free(y); free(dy); free(m); free(den); free(logg); free(dlogg); free(work);
+    free(phiq); free(phik); free(dphiq); free(dphik); free(dwq); free(dwk); free(dwf);
+    free(dwg); free(dbg); free(mo); free(vo);
+    return best;
+}
+
+enum { OPT_ORIG, OPT_SINKS, OPT_GATE, OPT_SOFTMAX };
+
+/* One decoded token of one layer's attention at context ctx, microseconds
+   (best of reps): the feature maps of q and k and lc_attn_hybrid_decode for
+   the original and for 4 sinks; plus the gate projection of the token and
+   lc_attn_hybrid_decode_gated for the gate; a kept softmax layer reads its
+   KV cache of ctx positions (softmax_decode above). */
+static double decode_option(int opt, int H, int Hk, int D, int f, int dim, int ctx, int reps) {
+    lc_fmap_cfg fm = lc_fmap_cfg_default();
+    int F = lc_fmap_out_dim(&fm, f), w = 64, sinks = opt == OPT_SINKS ? 4 : 0, r;
+    float *q = randn((size_t)H * D, 1), *k = randn((size_t)Hk * D, 1), *v = randn((size_t)Hk * D, 1);
+    float *x = randn((size_t)dim, 1), *wg = randn((size_t)H * dim, 0.01f), *bg = zeros((size_t)H);
+    float *phiq = zeros((size_t)H * F), *phik = zeros((size_t)H * F), *y = zeros((size_t)H * D);
+    float *wq = randn((size_t)H * D * f, 0.1f), *wk = randn((size_t)H * D * f, 0.1f);
+    float *wf = randn((size_t)H, 1), *logg = zeros((size_t)H), *ring = zeros((size_t)H * w);
+    float *mem = zeros(lc_decode_state_floats_sinks(H, Hk, D, F, w, sinks));
+    float *kc = NULL, *vc = NULL, *sc = NULL;
+    void *ws = NULL;
+    double best = 1e30, t;
+    lc_decode_state st;
+    lc_decode_state_init_sinks(&st, mem, H, Hk, D, F, w, sinks);
+    if (opt == OPT_SOFTMAX) {
+        kc = randn((size_t)Hk * ctx * D, 1); vc = randn((size_t)Hk * ctx * D, 1);
+        sc = zeros((size_t)(H / Hk) * ctx);
+        ws = malloc(lc_gemm_scratch_size(&g_ctx, H / Hk, ctx, D > 256 ? D : 256) + 4096);
+    } else {
+        for (r = 0; r < w + sinks + 1; r++) {  /* fill the ring (and the sinks) */
+            lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, 1, D, f, &fm);
+            lc_attn_hybrid_decode(&g_ctx, y, &st, q, k, v, phiq, phik, wf, 0);
+        }
+        st.pos = ctx;  /* the state's cost does not depend on how it was filled */
+    }
+    for (r = 0; r < reps; r++) {
+        t = now();
+        if (opt == OPT_SOFTMAX) {
+            softmax_decode(y, q, kc, vc, sc, ws, H, Hk, D, ctx);
+        } else {
+            lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, 1, D, f, &fm);
+            lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, 1, D, f, &fm);
+            if (opt == OPT_GATE) {
+                lc_gate_proj_fwd(&g_ctx, logg, x, wg, bg, 1, H, 1, dim);
+                lc_attn_hybrid_decode_gated(&g_ctx, y, &st, ring, q, k, v, phiq, phik, wf, logg, 0);
+            } else {
+                lc_attn_hybrid_decode(&g_ctx, y, &st, q, k, v, phiq, phik, wf, 0);
+            }
+        }
+        t = now() - t;
+        if (t < best) best = t;
+    }
+    free(q); free(k); free(v); free(x); free(wg); free(bg); free(phiq); free(phik); free(y);
+    free(wq); free(wk); free(wf); free(logg); free(ring); free(mem); free(kc); free(vc); free(sc);
+    free(ws);
+    return 1e6 * best;
+}
+
+static void bench_options(void) {
+    int N = 1024, H = 32, Hk = 8, D = 128, f = 64, dim = 4096, ctx = 4096;
+    double mb, t0, t4, tg, d[4];
+    int i;
+    printf("\n(e) the options beyond the original recipe, on the layer of (d) (H=%d Hk=%d D=%d "
+           "f=%d, dim %d), %d threads\n", H, Hk, D, f, dim, g_threads);
+    g_sinks = 0; t0 = step_ours(N, H, Hk, D, f, 3, &mb);
+    g_sinks = 4; t4 = step_ours(N, H, Hk, D, f, 3, &mb);
+    g_sinks = 0; tg = step_gated(N, H, Hk, D, f, dim, 3);
+    for (i = 0; i < 4; i++) d[i] = decode_option(i, H, Hk, D, f, dim, ctx, 30);
+    printf("    %-34s %16s %22s\n", "option", "stage-1 step ms", "decode us/token @4096");
+    printf("    %-34s %16.1f %22.1f\n", "original recipe", 1e3 * t0, d[OPT_ORIG]);
+    printf("    %-34s %16.1f %22.1f\n", "--sinks 4", 1e3 * t4, d[OPT_SINKS]);
+    printf("    %-34s %16.1f %22.1f\n", "--gate", 1e3 * tg, d[OPT_GATE]);
+    printf("    %-34s %16s %22.1f\n", "--softmax-layers (a kept layer)", "0 (not trained)",
+           d[OPT_SOFTMAX]);
+    printf("    %-34s %16s %22s\n", "--kl-factor (stage 2 only)", "as original", "as original");
+    printf("    (stage 1 ratios to the original: sinks %.2fx, gate %.2fx; a kept softmax layer's "
+           "decode grows with the context, the others' do not)\n", t4 / t0, tg / t0);
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL, *env = getenv("BENCH_THREADS");
     int i;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) g_full = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|step|decode]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|step|decode|options]\n"); return 2; }
     }
     if (env && atoi(env) > 0) g_threads = atoi(env);
 #ifdef _OPENMP
@@ -659,5 +804,6 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "attn")) bench_attn();
     if (!only || !strcmp(only, "step")) bench_step();
     if (!only || !strcmp(only, "decode")) bench_decode();
+    if (!only || !strcmp(only, "options")) bench_options();
     return 0;
 }
