@@ -13778,14 +13778,169 @@ static lc_status lc__ckpt_get(const lc_st_file *f, const char *name, const int64
     return LOLCATS_OK;
 }
 
+// Steps of lc_lolcats_load. Each returns LOLCATS_OK or the failing status
+// (err filled); the caller frees.
+// No feature-map, window, LoRA or gate tensor for a layer beyond the model's.
+static lc_status lc__lolcats_load_layers(const lc_st_file *f, const char *file, long long L, lc_error *err) {
+    lc_status st;
+    int i;
+    for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
+        const char *tn = lc_st_tensor_at(f, i)->name;
+        int li = -1;
+        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_") ||
+            strstr(tn, "gate_proj_lolcats")) {
+            if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
+            if (li < 0 || li >= L) {
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
+                                  L - 1);
+                return st;
+            }
+        }
+    }
+    return LOLCATS_OK;
+}
+
+// Copies the metadata into pv and parses softmax_layers.
+static lc_status lc__lolcats_load_meta(lc__lolcats_priv *pv, lc_lolcats *lp, const lc_st_file *f, const char *file,
+                                       long long L, lc_error *err) {
+    lc_status st;
+    const char *s;
+    int i;
+    for (i = 0; i < lc_st_meta_count(f); i++) {
+        const char *k, *val;
+        lc_st_meta_at(f, i, &k, &val);
+        pv->meta[2 * i] = lc__strdup(k);
+        pv->meta[2 * i + 1] = lc__strdup(val ? val : "");
+        pv->n_meta++;
+        if (!pv->meta[2 * i] || !pv->meta[2 * i + 1]) {
+            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file);
+            return st;
+        }
+    }
+    if ((s = lc_st_meta(f, "softmax_layers")) != NULL) {   // absent: none (older checkpoints)
+        lc_error why;
+        pv->softmax = (unsigned char *)lc__mcalloc((size_t)L, 1);
+        if (!pv->softmax) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); return st; }
+        if (lc_softmax_layers_parse(pv->softmax, s, (int)L, &why)) {
+            st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s", file, why.msg);
+            return st;
+        }
+        lp->softmax_layers = pv->softmax;
+    }
+    return LOLCATS_OK;
+}
+
+// Feature maps, window factors and the (all or none) T2R biases of every layer.
+static lc_status lc__lolcats_load_fmaps(lc_lolcats *lp, const lc_st_file *f, const char *file, size_t per,
+                                        lc_error *err) {
+    char nm[128], hint[160];
+    long long H = lp->n_heads, D = lp->head_dim, fd = lp->feature_dim, v;
+    int l, L = lp->n_layers, nb = 0;
+    lc_status st;
+    snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
+    for (l = 0; l < L; l++) {
+        int64_t sf[3], sw[4];
+        sf[0] = H; sf[1] = D; sf[2] = fd;
+        sw[0] = 1; sw[1] = H; sw[2] = 1; sw[3] = 1;
+        lc__ckpt_name(nm, sizeof nm, l, 0, 0);
+        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_q + per * l, 1, NULL, hint, err))) return st;
+        lc__ckpt_name(nm, sizeof nm, l, 1, 0);
+        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_k + per * l, 1, NULL, hint, err))) return st;
+        lc__ckpt_name(nm, sizeof nm, l, 2, 0);
+        if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)lp->wf + (size_t)H * l, 1, NULL, hint, err))) return st;
+        for (v = 5; v < 7; v++) {  // T2R biases: in every layer or in none
+            int found;
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)(v == 5 ? lp->fbq : lp->fbk) + (size_t)H * l, 0, &found,
+                                   hint, err))) return st;
+            if (l == 0 && v == 5) nb = found;
+            if (found != nb) {
+                if (!found) lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+                else lc__ckpt_name(nm, sizeof nm, 0, 5, 0);
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (feature-map biases must be "
+                                  "given for q and k in every layer, or not at all)", file, nm);
+                return st;
+            }
+        }
+    }
+    if (!nb) lp->fbq = lp->fbk = NULL;
+    return LOLCATS_OK;
+}
+
+// >>gate: w_g, b_g required in every layer with metadata gate = 1, else refused.
+static lc_status lc__lolcats_load_gate(lc_lolcats *lp, const lc_st_file *f, const char *file, long long gate,
+                                       lc_error *err) {
+    char nm[128], hint[160];
+    long long H = lp->n_heads, dim = lp->dim, v;
+    int l, L = lp->n_layers;
+    lc_status st;
+    for (l = 0; l < L; l++) {   // >>gate: required with metadata gate = 1, else refused
+        int64_t sg[2];
+        int found;
+        sg[0] = H; sg[1] = dim;
+        snprintf(hint, sizeof hint, "(the gated linear state: w_g (H=%lld, dim=%lld), b_g (H); metadata gate=%lld)",
+                 H, dim, gate);
+        for (v = 7; v < 9; v++) {
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if (!gate) {
+                if (lc_st_find(f, nm)) {
+                    st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s present but metadata 'gate' is not "
+                                      "1: a checkpoint of the gated state needs gate=1", file, nm);
+                    return st;
+                }
+                continue;
+            }
+            if ((st = lc__ckpt_get(f, nm, sg, v == 7 ? 2 : 1, (float *)(v == 7 ? lp->gate_w + (size_t)l * H * dim
+                                                                       : lp->gate_b + (size_t)l * H),
+                                   1, &found, hint, err))) return st;
+        }
+    }
+    return LOLCATS_OK;
+}
+
+// The LoRA factors of every layer and target (both or neither), packed from p.
+static lc_status lc__lolcats_load_lora(lc_lolcats *lp, const lc_st_file *f, const char *file, float *p,
+                                       lc_error *err) {
+    char nm[128], hint[160];
+    long long r = lp->lora_rank;
+    int l, tg, L = lp->n_layers;
+    lc_status st;
+    for (l = 0; l < L && r > 0; l++)
+        for (tg = 0; tg < 4; tg++) {
+            int64_t sa[2], sb[2];
+            int fa, fb;
+            float *A = p, *Bm = p + (size_t)r * lc__lp_lora_in(lp, tg);
+            sa[0] = r; sa[1] = lc__lp_lora_in(lp, tg);
+            sb[0] = lc__lp_lora_out(lp, tg); sb[1] = r;
+            snprintf(hint, sizeof hint, "(LoRA rank %lld on a %lld x %lld projection)", r, (long long)sb[0],
+                     (long long)sa[1]);
+            lc__ckpt_name(nm, sizeof nm, l, 3, tg);
+            if ((st = lc__ckpt_get(f, nm, sa, 2, A, 0, &fa, hint, err))) return st;
+            lc__ckpt_name(nm, sizeof nm, l, 4, tg);
+            if ((st = lc__ckpt_get(f, nm, sb, 2, Bm, 0, &fb, hint, err))) return st;
+            if (fa != fb) {
+                lc__ckpt_name(nm, sizeof nm, l, fa ? 4 : 3, tg);
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (the other LoRA factor is there)",
+                                  file, nm);
+                return st;
+            }
+            if (fa) {
+                lp->lora_a[l][tg] = A;
+                lp->lora_b[l][tg] = Bm;
+                p += (size_t)r * (sa[1] + sb[0]);
+            }
+        }
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_model *m, lc_error *err) {
     lc_st_file *f = NULL;
     lc__lolcats_priv *pv;
-    char file[4096], nm[128], hint[160];
+    char file[4096];
     long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v, gate;
     double eps, alpha;
     const char *s;
-    int l, tg, i, act, variant, interleaved, nb = 0;
+    int l, tg, act, variant, interleaved;
     size_t per, total;
     float *p;
     FILE *fp;
@@ -13851,19 +14006,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
             goto fail;
         }
     }
-    for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
-        const char *tn = lc_st_tensor_at(f, i)->name;
-        int li = -1;
-        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_") ||
-            strstr(tn, "gate_proj_lolcats")) {
-            if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
-            if (li < 0 || li >= L) {
-                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
-                                  L - 1);
-                goto fail;
-            }
-        }
-    }
+    if ((st = lc__lolcats_load_layers(f, file, L, err))) goto fail;
     lp->n_layers = (int)L; lp->n_heads = (int)H; lp->n_kv_heads = (int)Hk; lp->head_dim = (int)D;
     lp->dim = (int)dim; lp->feature_dim = (int)fd; lp->rope_interleaved = interleaved;
     lp->fmap.act = (lc_fmap_act)act; lp->fmap.halfspace = (int)half; lp->fmap.eps = (float)eps;
@@ -13880,27 +14023,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     pv->meta = (char **)lc__mcalloc(2 * (size_t)lc_st_meta_count(f) + 1, sizeof(char *));
     pv->lora = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *pv->lora);
     if (!pv->buf || !pv->meta || !pv->lora) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
-    for (i = 0; i < lc_st_meta_count(f); i++) {
-        const char *k, *val;
-        lc_st_meta_at(f, i, &k, &val);
-        pv->meta[2 * i] = lc__strdup(k);
-        pv->meta[2 * i + 1] = lc__strdup(val ? val : "");
-        pv->n_meta++;
-        if (!pv->meta[2 * i] || !pv->meta[2 * i + 1]) {
-            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file);
-            goto fail;
-        }
-    }
-    if ((s = lc_st_meta(f, "softmax_layers")) != NULL) {   // absent: none (older checkpoints)
-        lc_error why;
-        pv->softmax = (unsigned char *)lc__mcalloc((size_t)L, 1);
-        if (!pv->softmax) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
-        if (lc_softmax_layers_parse(pv->softmax, s, (int)L, &why)) {
-            st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s", file, why.msg);
-            goto fail;
-        }
-        lp->softmax_layers = pv->softmax;
-    }
+    if ((st = lc__lolcats_load_meta(pv, lp, f, file, L, err))) goto fail;
     p = pv->buf;
     lp->fmap_q = p; p += per * L;
     lp->fmap_k = p; p += per * L;
@@ -13913,79 +14036,9 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     }
     lp->lora_a = pv->lora;
     lp->lora_b = pv->lora + L;
-    snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
-    for (l = 0; l < L; l++) {
-        int64_t sf[3], sw[4];
-        sf[0] = H; sf[1] = D; sf[2] = fd;
-        sw[0] = 1; sw[1] = H; sw[2] = 1; sw[3] = 1;
-        lc__ckpt_name(nm, sizeof nm, l, 0, 0);
-        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_q + per * l, 1, NULL, hint, err))) goto fail;
-        lc__ckpt_name(nm, sizeof nm, l, 1, 0);
-        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_k + per * l, 1, NULL, hint, err))) goto fail;
-        lc__ckpt_name(nm, sizeof nm, l, 2, 0);
-        if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)lp->wf + (size_t)H * l, 1, NULL, hint, err))) goto fail;
-        for (v = 5; v < 7; v++) {  // T2R biases: in every layer or in none
-            int found;
-            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
-            if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)(v == 5 ? lp->fbq : lp->fbk) + (size_t)H * l, 0, &found,
-                                   hint, err))) goto fail;
-            if (l == 0 && v == 5) nb = found;
-            if (found != nb) {
-                if (!found) lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
-                else lc__ckpt_name(nm, sizeof nm, 0, 5, 0);
-                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (feature-map biases must be "
-                                  "given for q and k in every layer, or not at all)", file, nm);
-                goto fail;
-            }
-        }
-    }
-    if (!nb) lp->fbq = lp->fbk = NULL;
-    for (l = 0; l < L; l++) {   // >>gate: required with metadata gate = 1, else refused
-        int64_t sg[2];
-        int found;
-        sg[0] = H; sg[1] = dim;
-        snprintf(hint, sizeof hint, "(the gated linear state: w_g (H=%lld, dim=%lld), b_g (H); metadata gate=%lld)",
-                 H, dim, gate);
-        for (v = 7; v < 9; v++) {
-            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
-            if (!gate) {
-                if (lc_st_find(f, nm)) {
-                    st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s present but metadata 'gate' is not "
-                                      "1: a checkpoint of the gated state needs gate=1", file, nm);
-                    goto fail;
-                }
-                continue;
-            }
-            if ((st = lc__ckpt_get(f, nm, sg, v == 7 ? 2 : 1, (float *)(v == 7 ? lp->gate_w + (size_t)l * H * dim
-                                                                       : lp->gate_b + (size_t)l * H),
-                                   1, &found, hint, err))) goto fail;
-        }
-    }
-    for (l = 0; l < L && r > 0; l++)
-        for (tg = 0; tg < 4; tg++) {
-            int64_t sa[2], sb[2];
-            int fa, fb;
-            float *A = p, *Bm = p + (size_t)r * lc__lp_lora_in(lp, tg);
-            sa[0] = r; sa[1] = lc__lp_lora_in(lp, tg);
-            sb[0] = lc__lp_lora_out(lp, tg); sb[1] = r;
-            snprintf(hint, sizeof hint, "(LoRA rank %lld on a %lld x %lld projection)", r, (long long)sb[0],
-                     (long long)sa[1]);
-            lc__ckpt_name(nm, sizeof nm, l, 3, tg);
-            if ((st = lc__ckpt_get(f, nm, sa, 2, A, 0, &fa, hint, err))) goto fail;
-            lc__ckpt_name(nm, sizeof nm, l, 4, tg);
-            if ((st = lc__ckpt_get(f, nm, sb, 2, Bm, 0, &fb, hint, err))) goto fail;
-            if (fa != fb) {
-                lc__ckpt_name(nm, sizeof nm, l, fa ? 4 : 3, tg);
-                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (the other LoRA factor is there)",
-                                  file, nm);
-                goto fail;
-            }
-            if (fa) {
-                lp->lora_a[l][tg] = A;
-                lp->lora_b[l][tg] = Bm;
-                p += (size_t)r * (sa[1] + sb[0]);
-            }
-        }
+    if ((st = lc__lolcats_load_fmaps(lp, f, file, per, err))) goto fail;
+    if ((st = lc__lolcats_load_gate(lp, f, file, gate, err))) goto fail;
+    if ((st = lc__lolcats_load_lora(lp, f, file, p, err))) goto fail;
     v = 0;
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++) v += lp->lora_a[l][tg] != NULL;
