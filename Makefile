@@ -129,6 +129,15 @@ nofast:
 	@for t in $(NOFAST_TESTS); do out=$$(LOLCATS_BIN=build/nofast/lolcats build/nofast/tests/$$t 2>&1) || \
 	  { echo "$$out"; echo "nofast: $$t FAILED"; exit 1; }; echo "nofast $$t: $$(echo "$$out" | tail -n 1)"; done
 
+# `make compile-time`: user seconds of the implementation TU at -O2, best of 3, for
+# the default build and each opt-out (the machine's load inflates them: compare side by side).
+.PHONY: compile-time
+compile-time:
+	@for d in "" "-DLOLCATS_NO_FAST" "-DLOLCATS_NO_FILES" "-DLOLCATS_NO_FAST -DLOLCATS_NO_FILES"; do best=; \
+	  for r in 1 2 3; do t=$$( { /usr/bin/time -f %U $(CC) -O2 -c -x c -DLOLCATS_IMPLEMENTATION $$d lolcats.h \
+	    -o /dev/null; } 2>&1 | tail -n 1); best=$$(printf '%s\n%s\n' "$$t" "$$best" | grep . | sort -n | head -n 1); done; \
+	  echo "compile-time -O2 $${d:-(default)}: $$best s"; done
+
 # `make sanitize`: the whole suite and every example under ASan + UBSan.
 sanitize:
 	$(MAKE) B=build/asan NO_OMP=1 NO_MPI=1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test

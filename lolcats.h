@@ -20,6 +20,13 @@
 //   LOLCATS_ASSERT(x)     programmer-error check (default: assert)
 //   LOLCATS_MALLOC/LOLCATS_REALLOC/LOLCATS_FREE   allocator (define all or none)
 //   LOLCATS_NO_MMAP       read files into memory instead of mapping them
+//   LOLCATS_NO_FILES      kernels only: drops everything after >>kernels that reads
+//                         or writes files (safetensors, GGUF, model load/export,
+//                         tokenizers, sampler, checkpoints, lolcats-infer, ref
+//                         runner) with its declarations, so a call to one fails to
+//                         compile; dtype conversions, block (de)quantization and
+//                         lc_model_release_layer (a no-op) stay. Compiles in about
+//                         a third of the time (with LOLCATS_NO_FAST: under 3 s -O2).
 //   -fopenmp              optional: kernels split heads across threads; results are
 //                         bit-identical for any thread count.
 //
@@ -595,6 +602,7 @@ typedef struct lc_tensor {
 
 LCAPI size_t lc_tensor_numel(const lc_tensor *t);   // 1 for a scalar
 
+#ifndef LOLCATS_NO_FILES   // (BUILD OPTIONS)
 typedef struct lc_st_file lc_st_file;                // opaque
 
 LCAPI lc_status lc_st_open(lc_st_file **out, const char *path, lc_error *err);
@@ -622,12 +630,14 @@ LCAPI void lc_st_meta_at(const lc_st_file *f, int i, const char **key, const cha
 LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
                             const char *const *meta, int n_meta, lc_error *err);
 
+#endif // !LOLCATS_NO_FILES
 // Conversions. f32 -> bf16 / f16 round to nearest even, overflow to inf, NaN
 // stays NaN (quiet, sign kept); f16 subnormals are exact both ways.
 LCAPI float lc_bf16_to_f32(uint16_t h);
 LCAPI uint16_t lc_f32_to_bf16(float f);
 LCAPI float lc_f16_to_f32(uint16_t h);
 LCAPI uint16_t lc_f32_to_f16(float f);
+#ifndef LOLCATS_NO_FILES   // (BUILD OPTIONS)
 // Converts any numeric dtype (F32, F16, BF16, F64, integers, BOOL) into
 // dst[lc_tensor_numel(t)] (little-endian data, any alignment); F8 gives
 // LOLCATS_ERR_UNSUPPORTED; a finite F64 beyond float range LOLCATS_ERR_FORMAT
@@ -636,6 +646,7 @@ LCAPI lc_status lc_tensor_to_f32(const lc_tensor *t, float *dst, lc_error *err);
 // Zero-copy access: t->data when t is F32, 4-byte aligned and the host is
 // little-endian; NULL otherwise (then use lc_tensor_to_f32).
 LCAPI const float *lc_tensor_f32(const lc_tensor *t);
+#endif // !LOLCATS_NO_FILES
 // >>api-files-end
 
 // >>api-gguf
@@ -656,6 +667,7 @@ LCAPI const float *lc_tensor_f32(const lc_tensor *t);
 // general.alignment a u32 power of two. Errors name the file and the field,
 // key or tensor. Block-quantized tensors (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) come
 // as lc_tensor views with those dtypes: row bytes = blocks x block bytes.
+#ifndef LOLCATS_NO_FILES   // (BUILD OPTIONS)
 enum {
     LOLCATS_GGUF_U8 = 0, LOLCATS_GGUF_I8, LOLCATS_GGUF_U16, LOLCATS_GGUF_I16, LOLCATS_GGUF_U32,
     LOLCATS_GGUF_I32, LOLCATS_GGUF_F32, LOLCATS_GGUF_BOOL, LOLCATS_GGUF_STRING, LOLCATS_GGUF_ARRAY,
@@ -707,6 +719,7 @@ LCAPI int lc_gguf_tensor_ggml_type(const lc_gguf_file *f, int i);  // the file's
 // ggml type id <-> dtype: -1 when the type is not one lolcats reads.
 LCAPI int lc_gguf_dtype_of(uint32_t ggml_type);
 LCAPI int lc_gguf_ggml_type_of(lc_dtype dt);
+#endif // !LOLCATS_NO_FILES
 
 // Block quantization (ggml's layouts; the scalar functions are the definition).
 //   Q8_0  32 weights, 34 bytes: f16 d, i8 q[32]             x = d q
@@ -835,6 +848,7 @@ typedef struct lc_model {
     void *priv;                   // mappings
 } lc_model;
 
+#ifndef LOLCATS_NO_FILES   // (BUILD OPTIONS)
 // Loads a llama2.c legacy checkpoint (.bin: 7 int32 header fields, then float32
 // weights; negative vocab_size = untied classifier). The file size must be
 // exactly what the header implies.
@@ -850,6 +864,7 @@ LCAPI lc_status lc_model_load_gguf(lc_model *m, const char *path, lc_error *err)
 LCAPI lc_status lc_model_load(lc_model *m, const char *path, lc_error *err);
 LCAPI void lc_model_free(lc_model *m);
 LCAPI int64_t lc_model_param_count(const lc_model *m);
+#endif // !LOLCATS_NO_FILES
 // Gives back the resident pages of layer l's weights (madvise MADV_DONTNEED on
 // the file mapping; the next read faults them in again from the page cache),
 // so a pass over a model larger than memory keeps about one layer resident.
@@ -917,6 +932,7 @@ LCAPI void lc_matmul(const lc_ctx *ctx, float *y /*(T,O)*/, const float *x /*(T,
                      const void *w /*(O,I)*/, lc_dtype dtype, int T, int O, int I);
 LCAPI float lc_weight_get(const lc_weight *w, int64_t i);   // element i, widened
 
+#ifndef LOLCATS_NO_FILES   // (BUILD OPTIONS)
 // >>api-tokenizer
 // SentencePiece-style BPE (llama2.c tokenizer.bin; tokenizer.json "BPE" with
 // byte_fallback, Llama 2 / Mistral / TinyLlama) and byte-level BPE (GPT-2 style
@@ -987,6 +1003,7 @@ LCAPI int lc_argmax(const float *x, int n);
 // head of q_proj and k_proj: new row j < D/2 is old row 2j, new row j + D/2 is
 // old row 2j + 1 (attention scores are unchanged).
 LCAPI lc_status lc_model_export_hf(const lc_model *m, const char *dir, lc_error *err);
+#endif // !LOLCATS_NO_FILES
 // >>api-model-end
 
 // >>api-train
@@ -1149,6 +1166,7 @@ typedef struct lc_lolcats {
 LCAPI void lc_train_lolcats_view(const lc_train *t, lc_lolcats *lp);
 // >>api-train-end
 
+#ifndef LOLCATS_NO_FILES   // (BUILD OPTIONS)
 // >>api-lolcats-io
 // Checkpoints of a converted model, in the original implementation's names
 // (LOLCATS_MATH.md section 10), as safetensors (F32):
@@ -1436,6 +1454,7 @@ LCAPI int lc_ref_grid_count(void);
 LCAPI const char *lc_ref_grid_name(int i, char *buf, size_t n);
 LCAPI lc_status lc_ref_grid_write(const char *path, int i, lc_error *err);
 // >>api-ref-end
+#endif // !LOLCATS_NO_FILES
 
 #ifdef __cplusplus
 }
@@ -8997,6 +9016,7 @@ LCAPI lc_status lc_error_set(lc_error *err, lc_status code, const char *fmt, ...
     return code;
 }
 
+#ifndef LOLCATS_NO_FILES // (opt-out: see BUILD OPTIONS)
 // >>json
 // A strict RFC 8259 parser into a flat array of nodes in document order (a
 // node's subtree is nodes[i+1 .. end)), so walking a 60K-entry array is a
@@ -9601,6 +9621,7 @@ LC__FILES_FN void lc__map_free(lc__map *m) {
 // >>safetensors
 #define LC__ST_MAX_HEADER 100000000u
 
+#endif // !LOLCATS_NO_FILES (kept: used by the kernels)
 static const char *const lc__dtype_names[LOLCATS_DTYPE_COUNT] = {
     "F32", "F16", "BF16", "I32", "I64", "U8", "F64", "I8", "I16", "U16", "U32", "U64",
     "BOOL", "F8_E4M3", "F8_E5M2", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"};
@@ -9629,6 +9650,8 @@ LCAPI size_t lc_tensor_numel(const lc_tensor *t) {
     for (i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
     return n;
 }
+
+#ifndef LOLCATS_NO_FILES
 
 struct lc_st_file {
     char *path;
@@ -9948,6 +9971,7 @@ LCAPI void lc_st_meta_at(const lc_st_file *f, int i, const char **key, const cha
     if (val) *val = ok ? f->meta[2 * i + 1] : NULL;
 }
 
+#endif // !LOLCATS_NO_FILES (kept: used by the kernels)
 // ---- conversions
 LC__FILES_FN uint32_t lc__f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 LC__FILES_FN float lc__bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
@@ -9994,6 +10018,8 @@ LCAPI uint16_t lc_f32_to_f16(float f) {
     if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) r++;
     return (uint16_t)(sign | r);
 }
+
+#ifndef LOLCATS_NO_FILES
 
 LC__FILES_FN int lc__little_endian(void) {
     uint32_t one = 1;
@@ -10242,6 +10268,7 @@ LCAPI lc_status lc_st_write(const char *path, const lc_tensor *tensors, int n,
     return st;
 }
 
+#endif // !LOLCATS_NO_FILES (kept: used by the kernels)
 // >>quant
 // GGUF block quantization: block geometry, dequantization (the definition of
 // each type, as ggml lays it out) and the reference quantizers of the writer.
@@ -10442,6 +10469,7 @@ LCAPI int lc_quant_row(void *dst, const float *src, lc_dtype dt, int64_t n) {
 }
 #undef LC__QF16
 
+#ifndef LOLCATS_NO_FILES
 // >>gguf
 // GGUF reader: a bounds-checked cursor over the mapping; every read names
 // the file and what it was reading when it fails.
@@ -11620,6 +11648,7 @@ fail:
     return st;
 }
 
+#endif // !LOLCATS_NO_FILES (kept: used by the kernels)
 // >>release
 #if !defined(_WIN32) && !defined(LOLCATS_NO_MMAP) && defined(__linux__)
 #ifndef MADV_DONTNEED   // strict C modes hide madvise: Linux's value and prototype
@@ -11644,6 +11673,11 @@ LCIMPL size_t lc_advise_hugepages(void *p, size_t bytes) {
     return 0;
 #endif
 }
+
+#ifdef LOLCATS_NO_FILES
+// Without files no weight lies in a file mapping: nothing to release.
+LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) { (void)m; (void)l; return 0; }
+#else
 
 // 1 when [p, p+n) lies inside one of the model's file mappings.
 static int lc__in_mapping(const lc__model_priv *pv, const void *p, size_t n) {
@@ -13744,14 +13778,169 @@ static lc_status lc__ckpt_get(const lc_st_file *f, const char *name, const int64
     return LOLCATS_OK;
 }
 
+// Steps of lc_lolcats_load. Each returns LOLCATS_OK or the failing status
+// (err filled); the caller frees.
+// No feature-map, window, LoRA or gate tensor for a layer beyond the model's.
+static lc_status lc__lolcats_load_layers(const lc_st_file *f, const char *file, long long L, lc_error *err) {
+    lc_status st;
+    int i;
+    for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
+        const char *tn = lc_st_tensor_at(f, i)->name;
+        int li = -1;
+        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_") ||
+            strstr(tn, "gate_proj_lolcats")) {
+            if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
+            if (li < 0 || li >= L) {
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
+                                  L - 1);
+                return st;
+            }
+        }
+    }
+    return LOLCATS_OK;
+}
+
+// Copies the metadata into pv and parses softmax_layers.
+static lc_status lc__lolcats_load_meta(lc__lolcats_priv *pv, lc_lolcats *lp, const lc_st_file *f, const char *file,
+                                       long long L, lc_error *err) {
+    lc_status st;
+    const char *s;
+    int i;
+    for (i = 0; i < lc_st_meta_count(f); i++) {
+        const char *k, *val;
+        lc_st_meta_at(f, i, &k, &val);
+        pv->meta[2 * i] = lc__strdup(k);
+        pv->meta[2 * i + 1] = lc__strdup(val ? val : "");
+        pv->n_meta++;
+        if (!pv->meta[2 * i] || !pv->meta[2 * i + 1]) {
+            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file);
+            return st;
+        }
+    }
+    if ((s = lc_st_meta(f, "softmax_layers")) != NULL) {   // absent: none (older checkpoints)
+        lc_error why;
+        pv->softmax = (unsigned char *)lc__mcalloc((size_t)L, 1);
+        if (!pv->softmax) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); return st; }
+        if (lc_softmax_layers_parse(pv->softmax, s, (int)L, &why)) {
+            st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s", file, why.msg);
+            return st;
+        }
+        lp->softmax_layers = pv->softmax;
+    }
+    return LOLCATS_OK;
+}
+
+// Feature maps, window factors and the (all or none) T2R biases of every layer.
+static lc_status lc__lolcats_load_fmaps(lc_lolcats *lp, const lc_st_file *f, const char *file, size_t per,
+                                        lc_error *err) {
+    char nm[128], hint[160];
+    long long H = lp->n_heads, D = lp->head_dim, fd = lp->feature_dim, v;
+    int l, L = lp->n_layers, nb = 0;
+    lc_status st;
+    snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
+    for (l = 0; l < L; l++) {
+        int64_t sf[3], sw[4];
+        sf[0] = H; sf[1] = D; sf[2] = fd;
+        sw[0] = 1; sw[1] = H; sw[2] = 1; sw[3] = 1;
+        lc__ckpt_name(nm, sizeof nm, l, 0, 0);
+        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_q + per * l, 1, NULL, hint, err))) return st;
+        lc__ckpt_name(nm, sizeof nm, l, 1, 0);
+        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_k + per * l, 1, NULL, hint, err))) return st;
+        lc__ckpt_name(nm, sizeof nm, l, 2, 0);
+        if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)lp->wf + (size_t)H * l, 1, NULL, hint, err))) return st;
+        for (v = 5; v < 7; v++) {  // T2R biases: in every layer or in none
+            int found;
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)(v == 5 ? lp->fbq : lp->fbk) + (size_t)H * l, 0, &found,
+                                   hint, err))) return st;
+            if (l == 0 && v == 5) nb = found;
+            if (found != nb) {
+                if (!found) lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+                else lc__ckpt_name(nm, sizeof nm, 0, 5, 0);
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (feature-map biases must be "
+                                  "given for q and k in every layer, or not at all)", file, nm);
+                return st;
+            }
+        }
+    }
+    if (!nb) lp->fbq = lp->fbk = NULL;
+    return LOLCATS_OK;
+}
+
+// >>gate: w_g, b_g required in every layer with metadata gate = 1, else refused.
+static lc_status lc__lolcats_load_gate(lc_lolcats *lp, const lc_st_file *f, const char *file, long long gate,
+                                       lc_error *err) {
+    char nm[128], hint[160];
+    long long H = lp->n_heads, dim = lp->dim, v;
+    int l, L = lp->n_layers;
+    lc_status st;
+    for (l = 0; l < L; l++) {   // >>gate: required with metadata gate = 1, else refused
+        int64_t sg[2];
+        int found;
+        sg[0] = H; sg[1] = dim;
+        snprintf(hint, sizeof hint, "(the gated linear state: w_g (H=%lld, dim=%lld), b_g (H); metadata gate=%lld)",
+                 H, dim, gate);
+        for (v = 7; v < 9; v++) {
+            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
+            if (!gate) {
+                if (lc_st_find(f, nm)) {
+                    st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s present but metadata 'gate' is not "
+                                      "1: a checkpoint of the gated state needs gate=1", file, nm);
+                    return st;
+                }
+                continue;
+            }
+            if ((st = lc__ckpt_get(f, nm, sg, v == 7 ? 2 : 1, (float *)(v == 7 ? lp->gate_w + (size_t)l * H * dim
+                                                                       : lp->gate_b + (size_t)l * H),
+                                   1, &found, hint, err))) return st;
+        }
+    }
+    return LOLCATS_OK;
+}
+
+// The LoRA factors of every layer and target (both or neither), packed from p.
+static lc_status lc__lolcats_load_lora(lc_lolcats *lp, const lc_st_file *f, const char *file, float *p,
+                                       lc_error *err) {
+    char nm[128], hint[160];
+    long long r = lp->lora_rank;
+    int l, tg, L = lp->n_layers;
+    lc_status st;
+    for (l = 0; l < L && r > 0; l++)
+        for (tg = 0; tg < 4; tg++) {
+            int64_t sa[2], sb[2];
+            int fa, fb;
+            float *A = p, *Bm = p + (size_t)r * lc__lp_lora_in(lp, tg);
+            sa[0] = r; sa[1] = lc__lp_lora_in(lp, tg);
+            sb[0] = lc__lp_lora_out(lp, tg); sb[1] = r;
+            snprintf(hint, sizeof hint, "(LoRA rank %lld on a %lld x %lld projection)", r, (long long)sb[0],
+                     (long long)sa[1]);
+            lc__ckpt_name(nm, sizeof nm, l, 3, tg);
+            if ((st = lc__ckpt_get(f, nm, sa, 2, A, 0, &fa, hint, err))) return st;
+            lc__ckpt_name(nm, sizeof nm, l, 4, tg);
+            if ((st = lc__ckpt_get(f, nm, sb, 2, Bm, 0, &fb, hint, err))) return st;
+            if (fa != fb) {
+                lc__ckpt_name(nm, sizeof nm, l, fa ? 4 : 3, tg);
+                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (the other LoRA factor is there)",
+                                  file, nm);
+                return st;
+            }
+            if (fa) {
+                lp->lora_a[l][tg] = A;
+                lp->lora_b[l][tg] = Bm;
+                p += (size_t)r * (sa[1] + sb[0]);
+            }
+        }
+    return LOLCATS_OK;
+}
+
 LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_model *m, lc_error *err) {
     lc_st_file *f = NULL;
     lc__lolcats_priv *pv;
-    char file[4096], nm[128], hint[160];
+    char file[4096];
     long long L, H, Hk, D, dim, fd, win, half, aff, snk, r, v, gate;
     double eps, alpha;
     const char *s;
-    int l, tg, i, act, variant, interleaved, nb = 0;
+    int l, tg, act, variant, interleaved;
     size_t per, total;
     float *p;
     FILE *fp;
@@ -13817,19 +14006,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
             goto fail;
         }
     }
-    for (i = 0; i < lc_st_count(f); i++) {   // no layer beyond the model's
-        const char *tn = lc_st_tensor_at(f, i)->name;
-        int li = -1;
-        if (strstr(tn, "feature_map_") || strstr(tn, "window_factors") || strstr(tn, "lora_") ||
-            strstr(tn, "gate_proj_lolcats")) {
-            if (sscanf(tn, "model.layers.%d.", &li) != 1) sscanf(tn, "base_model.model.model.layers.%d.", &li);
-            if (li < 0 || li >= L) {
-                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s is for a layer outside 0..%lld", file, tn,
-                                  L - 1);
-                goto fail;
-            }
-        }
-    }
+    if ((st = lc__lolcats_load_layers(f, file, L, err))) goto fail;
     lp->n_layers = (int)L; lp->n_heads = (int)H; lp->n_kv_heads = (int)Hk; lp->head_dim = (int)D;
     lp->dim = (int)dim; lp->feature_dim = (int)fd; lp->rope_interleaved = interleaved;
     lp->fmap.act = (lc_fmap_act)act; lp->fmap.halfspace = (int)half; lp->fmap.eps = (float)eps;
@@ -13846,27 +14023,7 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     pv->meta = (char **)lc__mcalloc(2 * (size_t)lc_st_meta_count(f) + 1, sizeof(char *));
     pv->lora = (const float *(*)[4])lc__mcalloc(2 * (size_t)L, sizeof *pv->lora);
     if (!pv->buf || !pv->meta || !pv->lora) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
-    for (i = 0; i < lc_st_meta_count(f); i++) {
-        const char *k, *val;
-        lc_st_meta_at(f, i, &k, &val);
-        pv->meta[2 * i] = lc__strdup(k);
-        pv->meta[2 * i + 1] = lc__strdup(val ? val : "");
-        pv->n_meta++;
-        if (!pv->meta[2 * i] || !pv->meta[2 * i + 1]) {
-            st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file);
-            goto fail;
-        }
-    }
-    if ((s = lc_st_meta(f, "softmax_layers")) != NULL) {   // absent: none (older checkpoints)
-        lc_error why;
-        pv->softmax = (unsigned char *)lc__mcalloc((size_t)L, 1);
-        if (!pv->softmax) { st = lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", file); goto fail; }
-        if (lc_softmax_layers_parse(pv->softmax, s, (int)L, &why)) {
-            st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: metadata %s", file, why.msg);
-            goto fail;
-        }
-        lp->softmax_layers = pv->softmax;
-    }
+    if ((st = lc__lolcats_load_meta(pv, lp, f, file, L, err))) goto fail;
     p = pv->buf;
     lp->fmap_q = p; p += per * L;
     lp->fmap_k = p; p += per * L;
@@ -13879,79 +14036,9 @@ LCIMPL lc_status lc_lolcats_load(lc_lolcats *lp, const char *path, const lc_mode
     }
     lp->lora_a = pv->lora;
     lp->lora_b = pv->lora + L;
-    snprintf(hint, sizeof hint, "(H=%lld heads, D=%lld head dim, f=%lld features)", H, D, fd);
-    for (l = 0; l < L; l++) {
-        int64_t sf[3], sw[4];
-        sf[0] = H; sf[1] = D; sf[2] = fd;
-        sw[0] = 1; sw[1] = H; sw[2] = 1; sw[3] = 1;
-        lc__ckpt_name(nm, sizeof nm, l, 0, 0);
-        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_q + per * l, 1, NULL, hint, err))) goto fail;
-        lc__ckpt_name(nm, sizeof nm, l, 1, 0);
-        if ((st = lc__ckpt_get(f, nm, sf, 3, (float *)lp->fmap_k + per * l, 1, NULL, hint, err))) goto fail;
-        lc__ckpt_name(nm, sizeof nm, l, 2, 0);
-        if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)lp->wf + (size_t)H * l, 1, NULL, hint, err))) goto fail;
-        for (v = 5; v < 7; v++) {  // T2R biases: in every layer or in none
-            int found;
-            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
-            if ((st = lc__ckpt_get(f, nm, sw, 4, (float *)(v == 5 ? lp->fbq : lp->fbk) + (size_t)H * l, 0, &found,
-                                   hint, err))) goto fail;
-            if (l == 0 && v == 5) nb = found;
-            if (found != nb) {
-                if (!found) lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
-                else lc__ckpt_name(nm, sizeof nm, 0, 5, 0);
-                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (feature-map biases must be "
-                                  "given for q and k in every layer, or not at all)", file, nm);
-                goto fail;
-            }
-        }
-    }
-    if (!nb) lp->fbq = lp->fbk = NULL;
-    for (l = 0; l < L; l++) {   // >>gate: required with metadata gate = 1, else refused
-        int64_t sg[2];
-        int found;
-        sg[0] = H; sg[1] = dim;
-        snprintf(hint, sizeof hint, "(the gated linear state: w_g (H=%lld, dim=%lld), b_g (H); metadata gate=%lld)",
-                 H, dim, gate);
-        for (v = 7; v < 9; v++) {
-            lc__ckpt_name(nm, sizeof nm, l, (int)v, 0);
-            if (!gate) {
-                if (lc_st_find(f, nm)) {
-                    st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s present but metadata 'gate' is not "
-                                      "1: a checkpoint of the gated state needs gate=1", file, nm);
-                    goto fail;
-                }
-                continue;
-            }
-            if ((st = lc__ckpt_get(f, nm, sg, v == 7 ? 2 : 1, (float *)(v == 7 ? lp->gate_w + (size_t)l * H * dim
-                                                                       : lp->gate_b + (size_t)l * H),
-                                   1, &found, hint, err))) goto fail;
-        }
-    }
-    for (l = 0; l < L && r > 0; l++)
-        for (tg = 0; tg < 4; tg++) {
-            int64_t sa[2], sb[2];
-            int fa, fb;
-            float *A = p, *Bm = p + (size_t)r * lc__lp_lora_in(lp, tg);
-            sa[0] = r; sa[1] = lc__lp_lora_in(lp, tg);
-            sb[0] = lc__lp_lora_out(lp, tg); sb[1] = r;
-            snprintf(hint, sizeof hint, "(LoRA rank %lld on a %lld x %lld projection)", r, (long long)sb[0],
-                     (long long)sa[1]);
-            lc__ckpt_name(nm, sizeof nm, l, 3, tg);
-            if ((st = lc__ckpt_get(f, nm, sa, 2, A, 0, &fa, hint, err))) goto fail;
-            lc__ckpt_name(nm, sizeof nm, l, 4, tg);
-            if ((st = lc__ckpt_get(f, nm, sb, 2, Bm, 0, &fb, hint, err))) goto fail;
-            if (fa != fb) {
-                lc__ckpt_name(nm, sizeof nm, l, fa ? 4 : 3, tg);
-                st = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor %s missing (the other LoRA factor is there)",
-                                  file, nm);
-                goto fail;
-            }
-            if (fa) {
-                lp->lora_a[l][tg] = A;
-                lp->lora_b[l][tg] = Bm;
-                p += (size_t)r * (sa[1] + sb[0]);
-            }
-        }
+    if ((st = lc__lolcats_load_fmaps(lp, f, file, per, err))) goto fail;
+    if ((st = lc__lolcats_load_gate(lp, f, file, gate, err))) goto fail;
+    if ((st = lc__lolcats_load_lora(lp, f, file, p, err))) goto fail;
     v = 0;
     for (l = 0; l < L; l++)
         for (tg = 0; tg < 4; tg++) v += lp->lora_a[l][tg] != NULL;
@@ -16482,6 +16569,8 @@ done:
     for (t = 0; t < 12; t++) LOLCATS_FREE(in.buf[t]);
     return st;
 }
+
+#endif // LOLCATS_NO_FILES
 
 #endif // LOLCATS_IMPLEMENTATION_DONE
 #endif // LOLCATS_IMPLEMENTATION

@@ -19,6 +19,7 @@
    3. fits W of the softmax_dim map (q and k each have their own) with AdamW on
       fresh sequences and shows the same three numbers on held-out ones.
    Exits 1 if positivity, the 2f doubling or the improvement by fitting fails. */
+#define LOLCATS_NO_FILES   // kernels only: no file readers, models, tokenizers (compiles faster)
 #define LOLCATS_IMPLEMENTATION
 #include "../lolcats.h"
 

@@ -12,6 +12,7 @@
       agrees with softmax exactly while the sequence fits in the window;
       beyond it, the window factor gamma sets how much the (untrained) linear
       part counts. */
+#define LOLCATS_NO_FILES   // kernels only: no file readers, models, tokenizers (compiles faster)
 #define LOLCATS_IMPLEMENTATION
 #include "../lolcats.h"
 

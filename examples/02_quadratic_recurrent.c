@@ -18,6 +18,7 @@
       a ring plus (S, z) of every key that left it (lc_attn_hybrid_decode);
    3. the bytes that decode state takes against a softmax KV cache.
    All pairs agree to float rounding; exits 1 if one does not. */
+#define LOLCATS_NO_FILES   // kernels only: no file readers, models, tokenizers (compiles faster)
 #define LOLCATS_IMPLEMENTATION
 #include "../lolcats.h"
 

@@ -13,6 +13,7 @@
    Prints the held-out MSE falling. When stb_image_write is available
    (Debian: libstb-dev), writes attention heatmaps of the teacher and the
    student before/after training to attn_teacher.png / attn_student_*.png. */
+#define LOLCATS_NO_FILES   // kernels only: no file readers, models, tokenizers (compiles faster)
 #define LOLCATS_IMPLEMENTATION
 #include "../lolcats.h"
 

@@ -14,6 +14,7 @@
    4. merges the adapter, W' = W + (alpha/r) B A, and shows the plain dense
       layer with W' gives the LoRA layer's output (what export does).
    Exits 1 if any of these fails. */
+#define LOLCATS_NO_FILES   // kernels only: no file readers, models, tokenizers (compiles faster)
 #define LOLCATS_IMPLEMENTATION
 #include "../lolcats.h"
 

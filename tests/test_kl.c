@@ -334,12 +334,7 @@ static void trainer_checks(void) {
 #define KL_DIR "build/tests/kl"
 static char out_buf[1 << 16];
 
-static void slurp(const char *path, char *buf, size_t cap) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-}
+#include "slurp.h"
 
 /* runs `lolcats ARGS`, stderr into out_buf; the exit code */
 static int run_cli(const char *bin, const char *args) {

@@ -29,12 +29,7 @@
 static const char *bin;
 static char out_buf[4096], err_buf[1 << 16];
 
-static void slurp(const char *path, char *buf, size_t cap) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-}
+#include "slurp.h"
 
 /* `[stdin_from |] lolcats ARGS`: stdout, stderr in out_buf, err_buf; exit code */
 static int run(const char *pre, const char *args) {

@@ -305,12 +305,7 @@ static void test_parse(void) {
 #define SLD "build/tests/softmax_layers"
 static char out_buf[1 << 16], err_buf[1 << 16];
 
-static void slurp(const char *path, char *buf, size_t cap) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-}
+#include "slurp.h"
 
 static int run(const char *bin, const char *args) {
     char cmd[4096];
