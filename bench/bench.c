@@ -54,11 +54,13 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* CPU time of the whole process: on a shared machine, the time a one-thread
-   run actually computed (the stages rows give it beside the wall time). */
+/* CPU time of the calling thread: on a shared machine, the time a one-thread
+   run actually computed (the stages rows give it beside the wall time; with
+   one OpenMP thread every region runs on this thread, and idle pool threads
+   spinning elsewhere are not counted). */
 static double cpu_now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -803,6 +805,9 @@ static void stage2_profile(lc_model *m, int N) {
                "GEMMs fwd %.3f s x 2 for fwd+bwd (%.0f%%), the rest (attention, LoRA, norms, "
                "elementwise) %.3f s (%.0f%%)\n", N, tall, tfwd, h, 100 * h / tall, xe, 100 * xe / tall, b,
                100 * b / tall, g, 200 * g / tall, rest, 100 * rest / tall);
+        if (rest < 0)
+            printf("      (the rest < 0: the pieces alone ran slower than inside the step, or the backward's "
+                   "GEMMs cost less than the forward's: a busy machine skews CPU time too)\n");
     }
 #ifdef _OPENMP
     omp_set_num_threads(g_threads);
