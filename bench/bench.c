@@ -12,7 +12,7 @@
 
    (d) one attention-transfer step of a Llama-3-8B-sized layer vs the
        original's step in PyTorch (peer_torch.py --kind step).
-   (e) training stages end to end: stage 1 and stage 2 tokens/s on
+   (f) training stages end to end: stage 1 and stage 2 tokens/s on
        alpaca-llama-25m (1 thread and BENCH_THREADS), % of the fp32 peak by the
        FLOP count in stage_flops, peak memory, and where stage 2 spends its time.
 
@@ -637,7 +637,7 @@ static void bench_decode(void) {
     free(att); free(wq); free(wk); free(wf); free(st_mem); free(sc); free(ws);
 }
 
-/* ------------------------------------------------------------------ (e) */
+/* ------------------------------------------------------------------ (f) */
 
 /* FLOP count of one training token at sequence length N (multiply-add = 2):
      lin    per layer: q,k,v,o projections 2 (2 dim H D + 2 dim Hk D) + SwiGLU MLP 6 dim ffn
@@ -819,7 +819,7 @@ static void bench_stages(void) {
     lc_model m;
     lc_error err;
     const char *dir = "../shared/models/alpaca-llama-25m";
-    printf("\n(e) training stages end to end (one step = N tokens, forward + backward + AdamW; "
+    printf("\n(f) training stages end to end (one step = N tokens, forward + backward + AdamW; "
            "random tokens), 1 and %d threads\n", g_threads);
     if (access(dir, R_OK)) {
         printf("    SKIPPED: %s absent (alpaca-llama-25m rows)\n", dir);
