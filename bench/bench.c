@@ -12,8 +12,11 @@
 
    (d) one attention-transfer step of a Llama-3-8B-sized layer vs the
        original's step in PyTorch (peer_torch.py --kind step).
+   (f) training stages end to end: stage 1 and stage 2 tokens/s on
+       alpaca-llama-25m (1 thread and BENCH_THREADS), % of the fp32 peak by the
+       FLOP count in stage_flops, peak memory, and where stage 2 spends its time.
 
-   Usage: bench [--full] [--only attn|gemm|step|decode|options]
+   Usage: bench [--full] [--only attn|gemm|step|decode|options|stages]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
    Peak memory: ours is VmHWM of this process after resetting it through
    /proc/self/clear_refs, minus VmRSS once the inputs exist; the peer's is
@@ -41,12 +44,23 @@
 static int g_threads = 2, g_full = 0;
 static int g_sinks = 0;     /* attention sinks of (a)'s hybrid (its sinks row) */
 static double g_peak_f32;   /* measured fp32 FMA peak of g_threads threads, GFLOP/s (0) */
+static double g_peak_f32_1; /* the same on 1 thread */
 static lc_ctx g_ctx;
 static lc_rng g_rng;
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: on a shared machine, the time a one-thread
+   run actually computed (the stages rows give it beside the wall time; with
+   one OpenMP thread every region runs on this thread, and idle pool threads
+   spinning elsewhere are not counted). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -768,13 +782,209 @@ static void bench_options(void) {
            "decode grows with the context, the others' do not)\n", t4 / t0, tg / t0);
 }
 
+/* ------------------------------------------------------------------ (f) */
+
+/* FLOP count of one training token at sequence length N (multiply-add = 2):
+     lin    per layer: q,k,v,o projections 2 (2 dim H D + 2 dim Hk D) + SwiGLU MLP 6 dim ffn
+     soft   per head:  causal softmax attention, QK^T and PV over (N+1)/2 keys on average: 4 D (N+1)/2
+     hyb    per head, forward: feature maps of q and k 4 D f, window (w keys) 4 D w,
+                       linear state write and read 4 F D; its backward counted as 2 x forward
+     lora   per layer, forward: 2 r (in + out) over q,k,v,o; backward 2 x forward
+     head   2 dim V (logits); its backward to x again 2 dim V (frozen classifier: no dW)
+   stage 1 (teacher forced, feature maps only): L (lin + H soft + 3 H hyb); the
+     frozen projections and MLP run forward only (no gradient through them).
+   stage 2 (LoRA, CE): L (2 lin + 3 H hyb + 3 lora) + 2 head: forward and the
+     backward to the activations through every frozen GEMM, no weight gradient.
+   (the norms, RoPE, softmax exps and AdamW are left out: O(dim) per token.) */
+static double stage_flops(const lc_model_config *c, int N, int f, int F, int w, int r, int stage) {
+    double d = c->dim, H = c->n_heads, Hk = c->n_kv_heads, D = c->head_dim, ffn = c->hidden_dim;
+    double lin = 2 * (2 * d * H * D + 2 * d * Hk * D) + 6 * d * ffn;
+    double soft = 4 * D * (N + 1) / 2.0;
+    double hyb = 4 * D * f + 4 * D * (w < N ? w : N) + 4 * (double)F * D;
+    double lora = 2.0 * r * ((d + H * D) + 2 * (d + Hk * D) + (H * D + d));
+    double head = 2 * d * c->vocab_size;
+    if (stage == 1) return c->n_layers * (lin + H * soft + 3 * H * hyb);
+    return c->n_layers * (2 * lin + 3 * H * hyb + 3 * lora) + 2 * head;
+}
+
+/* tokens/s of `reps` steps (after one untimed) of stage 1 or stage 2 on model m
+   at N tokens per step, with `threads` threads: the best step and the mean. */
+static int stage_run(lc_model *m, int stage, int N, int threads, int reps, double *best,
+                     double *mean, double *cpu_best, double *mem_mb) {
+    lc_train_cfg tc = lc_train_cfg_default();
+    lc_adamw_cfg opt;
+    lc_train t;
+    lc_error err;
+    int *tok = (int *)malloc(sizeof(int) * 2 * (size_t)N), i, rep, ns;
+    double loss, tm, tc0, sum = 0;
+    opt = lc_adamw_cfg_default();
+    if (stage == 2) opt.lr = 1e-4f;
+    for (i = 0; i < 2 * N; i++) tok[i] = (int)(lc_rng_u64(&g_rng) % (uint64_t)m->cfg.vocab_size);
+    tc.max_tokens = N;
+    tc.attn = LOLCATS_ATTN_HYBRID;
+    if (stage == 1) { tc.trainable = LOLCATS_TRAIN_FMAPS; tc.lora_rank = 0; tc.distill_only = 1; }
+    else tc.trainable = LOLCATS_TRAIN_LORA;
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    mem_begin();
+    if (lc_train_init(&t, &g_ctx, m, &tc, &err)) {
+        printf("    stage %d: lc_train_init failed: %s\n", stage, err.msg);
+        free(tok);
+        return 1;
+    }
+    *best = *cpu_best = 1e30;
+    for (rep = 0; rep <= reps; rep++) {
+        lc_status st;
+        tm = now();
+        tc0 = cpu_now();
+        lc_train_zero_grad(&t);
+        if (stage == 1) st = lc_train_distill_step(&t, tok, N, 1, &loss, NULL, &err);
+        else st = lc_train_lm_step(&t, tok, tok + 1, N, 1, &loss, &ns, &err);
+        if (st) { printf("    stage %d step failed: %s\n", stage, err.msg); break; }
+        lc_train_adamw(&t, &opt, 1.0f);
+        tm = now() - tm;
+        tc0 = cpu_now() - tc0;
+        if (rep) { sum += tm; if (tm < *best) *best = tm; if (tc0 < *cpu_best) *cpu_best = tc0; }
+    }
+    *mem_mb = mem_end();
+    *mean = sum / reps;
+    lc_train_free(&t);
+    free(tok);
+#ifdef _OPENMP
+    omp_set_num_threads(g_threads);
+#endif
+    return 0;
+}
+
+static void stage_rows(lc_model *m, const char *name, int N, int reps) {
+    int stage, k, th[2];
+    double p1 = g_peak_f32_1;
+    th[0] = 1; th[1] = g_threads;
+    for (stage = 1; stage <= 2; stage++) {
+        double fl = stage_flops(&m->cfg, N, 64, 128, 64, 8, stage), tps1 = 0;
+        printf("    %s stage %d, N = %d, %.1f MFLOP/token (bench.c stage_flops):\n", name, stage, N, fl * 1e-6);
+        for (k = 0; k < (g_threads > 1 ? 2 : 1); k++) {
+            double best, mean, cb, mb, tps, peak = th[k] == 1 ? p1 : g_peak_f32;
+            if (stage_run(m, stage, N, th[k], reps, &best, &mean, &cb, &mb)) return;
+            tps = N / best;
+            if (k == 0) tps1 = tps;
+            printf("      %d thread%s: %.0f tokens/s best (%.0f mean) = %.1f GFLOP/s, %.0f%% of the fp32 "
+                   "peak (%.1f); peak memory %s%.0f MB", th[k], th[k] > 1 ? "s" : "", tps, N / mean,
+                   fl * tps * 1e-9, 100 * fl * tps * 1e-9 / peak, peak, mb < 0 ? "?" : "", mb < 0 ? 0 : mb);
+            if (k == 0)
+                printf("; by CPU time %.0f tokens/s, %.0f%% of the peak", N / cb, 100 * fl * N / cb * 1e-9 / peak);
+            if (k == 1) printf("; %.2fx of 1 thread", tps / tps1);
+            printf("\n");
+        }
+    }
+}
+
+/* Where stage 2's time goes, from its public pieces at the same shapes, one
+   thread each (best of 3): the whole step, the step's forward alone, the LM
+   head's forward GEMM (N,dim)x(V,dim)^T and its backward to x, the CE
+   log-softmax and gradient over the (N,V) logits (lc_xent_fwd_bwd), and the
+   frozen block GEMMs of all layers (q,k,v,o and the MLP, forward; their
+   backward to x costs the same again). The rest (attention, LoRA, norms,
+   elementwise) is the whole step minus these. */
+static double best_of3(double *t3) { double b = t3[0]; b = t3[1] < b ? t3[1] : b; return t3[2] < b ? t3[2] : b; }
+static void stage2_profile(lc_model *m, int N) {
+    const lc_model_config *c = &m->cfg;
+    int d = c->dim, V = c->vocab_size, L = c->n_layers, HD = c->n_heads * c->head_dim;
+    int KD = c->n_kv_heads * c->head_dim, I = c->hidden_dim, rep, i, ns, l;
+    float *x = randn((size_t)N * (d > I ? I : d) + (size_t)N * I, 1), *y = zeros((size_t)N * V);
+    float *dx = zeros((size_t)N * I);
+    int *lab = (int *)malloc(sizeof(int) * (size_t)N);
+    double th[3], tb[3], tx[3], tg[3], tall = 0, tfwd = 0, tm, mb;
+    lc_train_cfg tc = lc_train_cfg_default();
+    lc_train t;
+    lc_error err;
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    for (i = 0; i < N; i++) lab[i] = (int)(lc_rng_u64(&g_rng) % (uint64_t)V);
+    (void)stage_run(m, 2, N, 1, 3, &tm, &mb, &tall, &mb);
+    tc.max_tokens = N; tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_LORA;
+    if (!lc_train_init(&t, &g_ctx, m, &tc, &err)) {
+        tfwd = 1e30;
+        for (rep = 0; rep < 4; rep++) {
+            double loss;
+            tm = cpu_now();
+            lc_train_lm_step(&t, lab, lab, N, 0, &loss, &ns, &err);
+            tm = cpu_now() - tm;
+            if (rep && tm < tfwd) tfwd = tm;
+        }
+        lc_train_free(&t);
+    }
+    for (rep = 0; rep < 3; rep++) {
+        tm = cpu_now();
+        lc_linear_fwd(&g_ctx, y, NULL, x, m->wcls.data, (int)m->wcls.dtype, NULL, NULL, 0, 0, N, V, d);
+        th[rep] = cpu_now() - tm;
+        tm = cpu_now();
+        lc_xent_fwd_bwd(y, y, lab, N, V, &ns);
+        tx[rep] = cpu_now() - tm;
+        tm = cpu_now();
+        lc_linear_bwd(&g_ctx, dx, NULL, NULL, NULL, y, x, NULL, m->wcls.data, (int)m->wcls.dtype, NULL, NULL, 0,
+                      0, N, V, d);
+        tb[rep] = cpu_now() - tm;
+        tm = cpu_now();
+        for (l = 0; l < L; l++) {
+            const lc_layer_weights *w = &m->layers[l];
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->wq.data, (int)w->wq.dtype, NULL, NULL, 0, 0, N, HD, d);
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->wk.data, (int)w->wk.dtype, NULL, NULL, 0, 0, N, KD, d);
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->wv.data, (int)w->wv.dtype, NULL, NULL, 0, 0, N, KD, d);
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->wo.data, (int)w->wo.dtype, NULL, NULL, 0, 0, N, d, HD);
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->w1.data, (int)w->w1.dtype, NULL, NULL, 0, 0, N, I, d);
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->w3.data, (int)w->w3.dtype, NULL, NULL, 0, 0, N, I, d);
+            lc_linear_fwd(&g_ctx, y, NULL, x, w->w2.data, (int)w->w2.dtype, NULL, NULL, 0, 0, N, d, I);
+        }
+        tg[rep] = cpu_now() - tm;
+    }
+    {
+        double h = best_of3(th), b = best_of3(tb), xe = best_of3(tx), g = best_of3(tg), rest;
+        rest = tall - h - b - xe - 2 * g;
+        printf("    stage 2 profile, 1 thread, CPU time, N = %d: step %.3f s (forward alone %.3f s); LM head fwd "
+               "%.3f s (%.0f%%), CE log-softmax+grad %.3f s (%.0f%%), LM head bwd %.3f s (%.0f%%), block "
+               "GEMMs fwd %.3f s x 2 for fwd+bwd (%.0f%%), the rest (attention, LoRA, norms, "
+               "elementwise) %.3f s (%.0f%%)\n", N, tall, tfwd, h, 100 * h / tall, xe, 100 * xe / tall, b,
+               100 * b / tall, g, 200 * g / tall, rest, 100 * rest / tall);
+        if (rest < 0)
+            printf("      (the rest < 0: the pieces alone ran slower than inside the step, or the backward's "
+                   "GEMMs cost less than the forward's: a busy machine skews CPU time too)\n");
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(g_threads);
+#endif
+    free(x); free(y); free(dx); free(lab);
+}
+
+static void bench_stages(void) {
+    lc_model m;
+    lc_error err;
+    const char *dir = "../shared/models/alpaca-llama-25m";
+    printf("\n(f) training stages end to end (one step = N tokens, forward + backward + AdamW; "
+           "random tokens), 1 and %d threads\n", g_threads);
+    if (access(dir, R_OK)) {
+        printf("    SKIPPED: %s absent (alpaca-llama-25m rows)\n", dir);
+    } else if (lc_model_load(&m, dir, &err)) {
+        printf("    SKIPPED: %s does not load: %s\n", dir, err.msg);
+    } else {
+        stage_rows(&m, "alpaca-llama-25m", 1024, 3);
+        stage2_profile(&m, 1024);
+        lc_model_free(&m);
+    }
+    printf("    original recipe in PyTorch (tools/orig_recipe.py) beside these: not wired in yet\n");
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL, *env = getenv("BENCH_THREADS");
     int i;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) g_full = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|step|decode|options]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|step|decode|options|stages]\n"); return 2; }
     }
     if (env && atoi(env) > 0) g_threads = atoi(env);
 #ifdef _OPENMP
@@ -795,6 +1005,7 @@ int main(int argc, char **argv) {
         const char *kn = "", *bn = "";
         double p1 = bench_peak(BENCH_PEAK_F32, 1, &kn), bf = bench_peak(BENCH_PEAK_BF16, 1, &bn);
         g_peak_f32 = bench_peak(BENCH_PEAK_F32, g_threads, &kn);
+        g_peak_f32_1 = p1;
         printf("\n(0) the machine's measured peak (bench/peak.h; rows below give a fraction of it)\n"
                "    fp32 %s: %.1f GFLOP/s on 1 thread, %.1f on %d\n", kn, p1, g_peak_f32, g_threads);
         if (bf > 0) printf("    bf16 %s: %.1f GFLOP/s on 1 thread (%.2fx fp32)\n", bn, bf, bf / p1);
@@ -805,5 +1016,6 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "step")) bench_step();
     if (!only || !strcmp(only, "decode")) bench_decode();
     if (!only || !strcmp(only, "options")) bench_options();
+    if (!only || !strcmp(only, "stages")) bench_stages();
     return 0;
 }
