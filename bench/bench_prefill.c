@@ -143,6 +143,8 @@ static double layer_prefill(lc_dtype dt, int N, int reps, lc_model_config *cfg_o
 }
 
 /* (b) peer: seconds of the PyTorch forward + NLL of N tokens, threads t; -1 if it failed. */
+static char g_peer_blas[256] = "";
+
 static double peer_25m(int N, int t, int reps, char *note, size_t nn) {
     char cmd[1024], out[4096];
     FILE *f;
@@ -157,6 +159,11 @@ static double peer_25m(int N, int t, int reps, char *note, size_t nn) {
     if (pclose(f) != 0 || !(s = strstr(out, "\"time_s\": "))) {
         snprintf(note, nn, "%.200s", out);
         return -1;
+    }
+    {
+        const char *b = strstr(out, "\"blas\": \""), *q;
+        if (b && (q = strchr(b + 9, '"')) != NULL)
+            snprintf(g_peer_blas, sizeof g_peer_blas, "%.*s", (int)(q - b - 9), b + 9);
     }
     return atof(s + 10);
 }
@@ -260,6 +267,7 @@ int main(void) {
             if (t == 1) printf("    (mean NLL of the random tokens %.4f; %.2f GFLOP a forward incl. the "
                                "classifier on every row)\n", nl, fl * 1e-9);
         }
+        if (g_peer_blas[0]) printf("    (the peer's BLAS: %s)\n", g_peer_blas);
         lc_model_free(&m);
     }
     return 0;
