@@ -79,21 +79,51 @@ static void *rand_weight(lc_rng *g, lc_weight *w, lc_dtype dt, int64_t rows, int
     return p;
 }
 
+/* Best wall seconds (and *cpu, the least CPU seconds) of reps prefills of
+   tok[0..N) from position 0 after a warm-up: lc_model_forward, or
+   lc_model_forward_nll with targets tok + 1 when nll is given; -1 on failure. */
+static double time_prefill(const lc_model *m, const int *tok, int N, double *nll, int reps,
+                           double *cpu) {
+    lc_run r;
+    lc_error err;
+    lc_ctx ctx;
+    lc_status st = LOLCATS_OK;
+    double best = -1;
+    int rep;
+    memset(&err, 0, sizeof err);
+    lc_ctx_init(&ctx);
+    if (lc_run_init(&r, m, N, N, &err) != LOLCATS_OK) {
+        printf("    FAILED: lc_run_init: %s\n", err.msg);
+        return -1;
+    }
+    for (rep = 0; rep <= reps && st == LOLCATS_OK; rep++) {  /* rep 0 warms up */
+        double t0 = now(), c0 = cpu_now(), t;
+        lc_run_reset(&r);
+        st = nll ? lc_model_forward_nll(&ctx, m, &r, tok, N, tok + 1, nll, &err)
+                 : lc_model_forward(&ctx, m, &r, tok, N, NULL, &err);
+        t = now() - t0;
+        if (rep && (best < 0 || t < best)) best = t;
+        if (rep && (rep == 1 || cpu_now() - c0 < *cpu)) *cpu = cpu_now() - c0;
+    }
+    lc_run_free(&r);
+    if (st != LOLCATS_OK) {
+        printf("    FAILED: the forward: %s\n", err.msg);
+        return -1;
+    }
+    return best;
+}
+
 /* (a) one layer of dtype dt: best seconds of a prefill of N tokens, or -1. */
 static double layer_prefill(lc_dtype dt, int N, int reps, lc_model_config *cfg_out, double *cpu) {
     lc_model m;
     lc_layer_weights lw;
-    lc_run r;
-    lc_error err;
-    lc_ctx ctx;
     lc_rng g;
     void *p[12];
-    int np = 0, i, rep, *tok;
+    int np = 0, i, *tok;
     int dim = 4096, H = 32, Hk = 8, D = 128, ffn = 14336, V = 256;
     double best = -1;
     float sd = 1.0f / 64.0f, so = 1.0f / 120.0f;
-    memset(&m, 0, sizeof m); memset(&lw, 0, sizeof lw); memset(&err, 0, sizeof err);
-    lc_ctx_init(&ctx);
+    memset(&m, 0, sizeof m); memset(&lw, 0, sizeof lw);
     lc_rng_seed(&g, 11);
     m.cfg.dim = dim; m.cfg.hidden_dim = ffn; m.cfg.n_layers = 1; m.cfg.n_heads = H;
     m.cfg.n_kv_heads = Hk; m.cfg.head_dim = D; m.cfg.vocab_size = V; m.cfg.seq_len = 8192;
@@ -120,23 +150,7 @@ static double layer_prefill(lc_dtype dt, int N, int reps, lc_model_config *cfg_o
     *cfg_out = m.cfg;
     tok = (int *)malloc(sizeof(int) * (size_t)N);
     for (i = 0; i < N; i++) tok[i] = (int)(lc_rng_u64(&g) % (uint64_t)V);
-    if (lc_run_init(&r, &m, N, N, &err) != LOLCATS_OK) {
-        printf("    FAILED: lc_run_init: %s\n", err.msg);
-    } else {
-        for (rep = 0; rep <= reps; rep++) {  /* rep 0 warms up */
-            double t0 = now(), c0 = cpu_now(), t;
-            lc_run_reset(&r);
-            if (lc_model_forward(&ctx, &m, &r, tok, N, NULL, &err) != LOLCATS_OK) {
-                printf("    FAILED: lc_model_forward: %s\n", err.msg);
-                best = -1;
-                break;
-            }
-            t = now() - t0;
-            if (rep && (best < 0 || t < best)) best = t;
-            if (rep && (rep == 1 || cpu_now() - c0 < *cpu)) *cpu = cpu_now() - c0;
-        }
-        lc_run_free(&r);
-    }
+    best = time_prefill(&m, tok, N, NULL, reps, cpu);
     free(tok);
     for (i = 0; i < np; i++) free(p[i]);
     return best;
@@ -170,34 +184,14 @@ static double peer_25m(int N, int t, int reps, char *note, size_t nn) {
 
 /* (b) ours: seconds of lc_model_forward_nll of N tokens of the 25M model, threads t. */
 static double ours_25m(const lc_model *m, int N, int t, int reps, double *mean_nll, double *cpu) {
-    lc_run r;
-    lc_error err;
-    lc_ctx ctx;
     lc_rng g;
-    int *tok = (int *)malloc(sizeof(int) * (size_t)(N + 1)), i, rep;
+    int *tok = (int *)malloc(sizeof(int) * (size_t)(N + 1)), i;
     double *nll = (double *)malloc(sizeof(double) * (size_t)N), best = -1;
-    memset(&err, 0, sizeof err);
-    lc_ctx_init(&ctx);
     lc_rng_seed(&g, 5);
     for (i = 0; i <= N; i++) tok[i] = 3 + (int)(lc_rng_u64(&g) % (uint64_t)(m->cfg.vocab_size - 3));
     set_threads(t);
-    if (lc_run_init(&r, m, N, N, &err) != LOLCATS_OK) {
-        printf("    FAILED: lc_run_init: %s\n", err.msg);
-    } else {
-        for (rep = 0; rep <= reps; rep++) {
-            double t0 = now(), c0 = cpu_now(), dt;
-            lc_run_reset(&r);
-            if (lc_model_forward_nll(&ctx, m, &r, tok, N, tok + 1, nll, &err) != LOLCATS_OK) {
-                printf("    FAILED: lc_model_forward_nll: %s\n", err.msg);
-                best = -1;
-                break;
-            }
-            dt = now() - t0;
-            if (rep && (best < 0 || dt < best)) best = dt;
-            if (rep && (rep == 1 || cpu_now() - c0 < *cpu)) *cpu = cpu_now() - c0;
-        }
-        lc_run_free(&r);
-    }
+    best = time_prefill(m, tok, N, nll, reps, cpu);
+    if (best < 0) memset(nll, 0, sizeof(double) * (size_t)N);
     *mean_nll = 0;
     for (i = 0; i < N; i++) *mean_nll += nll[i] / N;
     free(tok); free(nll);
