@@ -8010,22 +8010,6 @@ static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, float *y, float *m, float *de
                                 const float *phiq, const float *phik, const float *wf,
                                 const float *kv_state, const float *k_state, const float *log_g,
                                 int B, int H, int Hk, int N, int D, int F,
-                                const lc_hybrid_cfg *cfg);
-
-static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
-                                 const float *q, const float *k, const float *v,
-                                 const float *phiq, const float *phik, const float *wf,
-                                 const float *kv_state, const float *k_state, int B, int H,
-                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc__hyb_fwd_chunk_g(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state, NULL,
-                        B, H, Hk, N, D, F, cfg);
-}
-
-static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
-                                const float *q, const float *k, const float *v,
-                                const float *phiq, const float *phik, const float *wf,
-                                const float *kv_state, const float *k_state, const float *log_g,
-                                int B, int H, int Hk, int N, int D, int F,
                                 const lc_hybrid_cfg *cfg) {
     LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
@@ -8149,6 +8133,15 @@ static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, float *y, float *m, float *de
     }
 }
 
+static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                 const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc__hyb_fwd_chunk_g(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state, NULL,
+                        B, H, Hk, N, D, F, cfg);
+}
+
 // Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
 // Forward sweep, per chunk with gv = dy/den, cd = -(dy.y)/den:
 //   d1 = Gv V_[kw0,r1)^T; dW = d1 + cd on every key of the row
@@ -8230,28 +8223,6 @@ static void lc__gate_rkeys(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *h
             if (dlg) dlg[j + jj] -= (float)*csr;
         }
     }
-}
-
-static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                float *dk_state, float *dlog_g, float *work, const float *dy,
-                                const float *y, const float *den, const float *q,
-                                const float *k, const float *v, const float *phiq,
-                                const float *phik, const float *wf, const float *kv_state,
-                                const float *k_state, const float *log_g, int B, int H, int Hk,
-                                int N, int D, int F, const lc_hybrid_cfg *cfg);
-
-static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                 float *dk_state, float *work, const float *dy, const float *y,
-                                 const float *den, const float *q, const float *k,
-                                 const float *v, const float *phiq, const float *phik,
-                                 const float *wf, const float *kv_state, const float *k_state,
-                                 int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg) {
-    lc__hyb_bwd_chunk_g(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, NULL, work, dy,
-                        y, den, q, k, v, phiq, phik, wf, kv_state, k_state, NULL, B, H, Hk, N,
-                        D, F, cfg);
 }
 
 static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, float *dq, float *dk, float *dv,
@@ -8547,6 +8518,19 @@ static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, float *dq, float *dk, float *
         }
     }
     }
+}
+
+static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, const float *kv_state, const float *k_state,
+                                 int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    lc__hyb_bwd_chunk_g(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, NULL, work, dy,
+                        y, den, q, k, v, phiq, phik, wf, kv_state, k_state, NULL, B, H, Hk, N,
+                        D, F, cfg);
 }
 
 // The gated entries (>>gate, lc_hybrid_args with log_g, no sinks).
