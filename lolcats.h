@@ -2076,6 +2076,8 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg);
+static void lc__gate_fwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x);  // >>hybrid-chunk
+static void lc__gate_bwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x);
 static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
                          const lc_hybrid_cfg *cfg);
 static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl, float *y,
@@ -3423,6 +3425,12 @@ static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
 }
 
 static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
+#if !defined(LOLCATS_NO_FAST)
+    if (x->work && !x->a && x->cfg->window <= LC__HYB_WMAX) {  // the chunked form
+        lc__gate_fwd_chunk(ctx, x);
+        return;
+    }
+#endif
     if (x->work && !x->a)
         lc__gate_fwd_state(ctx, x);
     else
@@ -3667,6 +3675,12 @@ static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
 }
 
 static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
+#if !defined(LOLCATS_NO_FAST)
+    if (x->work && x->dy && !x->da && x->cfg->window <= LC__HYB_WMAX) {  // the chunked form
+        lc__gate_bwd_chunk(ctx, x);
+        return;
+    }
+#endif
     if (x->work && x->dy && !x->da)
         lc__gate_bwd_state(ctx, x);
     else
@@ -7961,11 +7975,61 @@ static void lc__hyb_scaled(const lc__prims *P, int fast, float *out, const float
     }
 }
 
-static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
-                                 const float *q, const float *k, const float *v,
-                                 const float *phiq, const float *phik, const float *wf,
-                                 const float *kv_state, const float *k_state, int B, int H,
-                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+// >>gate in the chunked form (lg = log_g, else NULL): within a chunk every
+// weight is exp(cb_i - cb_j), cb the log-space prefix sums relative to the row
+// before the chunk (lc__gate_cum); the state is kept decayed to that row.
+#define LC__GATE_CB (LC__HYB_NK + LC__HYB_NL + 2 * LC__HYB_ROWS)  // positions of a chunk's span
+
+// cb[t - lo] = sum_{p<s<=t} lg_s (t > p), -sum_{t<s<=p} lg_s (t < p), t in [lo, hi).
+static void lc__gate_cum(const float *lg, int lo, int p, int hi, double *cb) {
+    double acc = 0;
+    int t;
+    LOLCATS_ASSERT(hi - lo <= LC__GATE_CB);
+    for (t = p + 1; t < hi; t++) {
+        acc += (double)lg[t];
+        if (t >= lo) cb[t - lo] = acc;
+    }
+    if (p >= lo && p < hi) cb[p - lo] = 0;
+    for (acc = 0, t = p - 1; t >= lo; t--) {
+        acc -= (double)lg[t + 1];
+        if (t < hi) cb[t - lo] = acc;
+    }
+}
+
+// The gated state from the row before chunk p0 to the row before chunk p1
+// (S, z scaled by the decay over [p0, p1)), then keys [j0, j1) with their
+// weights exp(cb_j) (cb relative to p1 - 1, from position lo), by blocks of
+// ROWS through the t buffer.
+static void lc__gate_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *hb,
+                             const float *lg, const float *phik_bh, const float *v_bg, int p0,
+                             int p1, int j0, int j1, const double *cb, int lo, int D, int F) {
+    double acc = 0;
+    int t, j, n, jj;
+    for (t = p0; t < p1; t++) acc += (double)lg[t];
+    if (acc != 0) {
+        float dec = (float)exp(acc);
+        P->scal(hb->S, dec, F * D);
+        P->scal(hb->z, dec, F);
+    }
+    for (j = j0; j < j1; j += n) {
+        n = j1 - j < LC__HYB_ROWS ? j1 - j : LC__HYB_ROWS;
+        for (jj = 0; jj < n; jj++) {
+            float *t_j = hb->t + (size_t)jj * F;
+            memcpy(t_j, phik_bh + (size_t)(j + jj) * F, sizeof(float) * (size_t)F);
+            P->scal(t_j, (float)exp(-cb[j + jj - lo]), F);
+            P->axpy(hb->z, 1.0f, t_j, F);
+        }
+        lc__mm(ctx, hb->S, hb->t, v_bg + (size_t)j * D, F, D, n, 1, 0, 1.0f, 1.0f, (size_t)D,
+               (size_t)F, (size_t)D, hb->ws);
+    }
+}
+
+static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                const float *q, const float *k, const float *v,
+                                const float *phiq, const float *phik, const float *wf,
+                                const float *kv_state, const float *k_state, const float *log_g,
+                                int B, int H, int Hk, int N, int D, int F,
+                                const lc_hybrid_cfg *cfg) {
     LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
@@ -7979,8 +8043,10 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
         const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
         const float *phik_bh = phik + (size_t)bh * N * F;
         float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f, lgam = logf(gam);
+        const float *lg = log_g ? log_g + (size_t)bh * N : NULL;  // >>gate
         lc__hyb_buf hb;
-        double dsum[LC__HYB_ROWS];
+        double dsum[LC__HYB_ROWS], cb[LC__GATE_CB];
+        int p0 = 0, lo = 0;
         lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
         if (kv_state) {
             memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
@@ -7998,7 +8064,14 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
             jB = lc__hyb_jl(cfg, N, r1 - 1);
             jA = jA > S0 ? jA : S0;  // sinks: never linear keys
             jB = jB > jA ? jB : jA;
-            lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+            if (lg) {  // >>gate: the state decayed to row r0 - 1, cb relative to it
+                lo = jst < jA ? jst : jA;
+                lc__gate_cum(lg, lo, r0 - 1, r1, cb);
+                lc__gate_advance(ctx, P, &hb, lg, phik_bh, v_bg, p0, r0, jst, jA, cb, lo, D, F);
+                p0 = r0;
+            } else {
+                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+            }
             jst = jA > jst ? jA : jst;
             nk = r1 - kw0;
             nl = jB - jA;
@@ -8040,6 +8113,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                 for (c = c1; c < nc; c++) wt_i[c] = 0;
                 for (j = jA; j < jl; j++) {
                     float l = lam * lc_i[j - jA];
+                    if (lg) l *= (float)exp(cb[i - lo] - cb[j - lo]);  // >>gate
                     wt_i[j + off] += l;
                     sum += (double)l;
                 }
@@ -8051,15 +8125,22 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
             if (nsc > 0)
                 lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg, nr, D, nsc, 0, 0, 1.0f,
                        1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
+            if (lg && (jst > S0 || kv_state))  // >>gate: rows read the state decayed to them
+                for (i = r0; i < r1; i++) {
+                    float *t_i = hb.t + (size_t)(i - r0) * F;
+                    memcpy(t_i, phiq_bh + (size_t)i * F, sizeof(float) * (size_t)F);
+                    P->scal(t_i, (float)exp(cb[i - lo]), F);
+                }
             if (jst > S0 || kv_state)
-                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, phiq_bh + (size_t)r0 * F, hb.S, nr, D,
-                       F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
+                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, lg ? hb.t : phiq_bh + (size_t)r0 * F, hb.S,
+                       nr, D, F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
             for (i = r0; i < r1; i++) {
                 size_t row = (size_t)bh * N + i;
                 float *y_bhi = y + row * D, dn;
                 int d;
                 double sum = dsum[i - r0];
-                if (jst > S0 || kv_state) sum += (double)(lam * P->dot(phiq + row * F, hb.z, F));
+                if (jst > S0 || kv_state)
+                    sum += (double)(lam * P->dot(lg ? hb.t + (size_t)(i - r0) * F : phiq + row * F, hb.z, F));
                 dn = (float)sum;
                 if (fast)  // times the reciprocal
                     P->scal(y_bhi, 1.0f / dn, D);
@@ -8069,6 +8150,15 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
             }
         }
     }
+}
+
+static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
+                                 const float *q, const float *k, const float *v,
+                                 const float *phiq, const float *phik, const float *wf,
+                                 const float *kv_state, const float *k_state, int B, int H,
+                                 int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc__hyb_fwd_chunk_g(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state, NULL,
+                        B, H, Hk, N, D, F, cfg);
 }
 
 // Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
@@ -8088,14 +8178,80 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
 // each linear in them), so gamma dL/dgamma + lambda dL/dlambda = 0 and
 //   dwf = dL/dgamma gamma (1 - gamma) = -dlambda (1 - gamma)
 // (affine: the same, as dL/dgamma gains -dlambda and lambda + gamma = 1).
-static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                 float *dk_state, float *work, const float *dy, const float *y,
-                                 const float *den, const float *q, const float *k,
-                                 const float *v, const float *phiq, const float *phik,
-                                 const float *wf, const float *kv_state, const float *k_state,
-                                 int B, int H, int Hk, int N, int D, int F,
-                                 const lc_hybrid_cfg *cfg) {
+// d log_g in the chunked form. Every linear weight is exp(b_i - b_j) (b the
+// prefix sums of log g; the carried state's b_j = 0), so with r_ij = dW_ij L_ij
+// d b_s = T_s - C_s (T_s = sum_j r_sj, a row's total, C_s = sum_i r_is, a
+// key's) and d log_g_t = sum_{s>=t} (T_s - C_s). The forward sweep gives T
+// and the keys' in-chunk share Cf: per chunk they go into the ring ev by
+// position, and positions t < jB (final) get - sum_{s<t} (T_s - Cf_s), at the
+// end + the total; the reverse sweep gives the state's share Cr key by key in
+// descending order: - sum_{s>=t} Cr_s directly.
+static void lc__gate_r(double *tr_i, double *cf_j, double r) {
+    *tr_i += r;
+    *cf_j += r;
+}
+
+static void lc__gate_events(double *ev, const double *tr, int r0, int r1, const double *cf,
+                            int jA, int jB, int tc) {
+    int t;
+    LOLCATS_ASSERT(r1 - tc <= LC__GATE_CB && jA >= tc);
+    for (t = r0; t < r1; t++) ev[t % LC__GATE_CB] += tr[t - r0];
+    for (t = jA; t < jB; t++) ev[t % LC__GATE_CB] -= cf[t - jA];
+}
+
+static void lc__gate_flush(double *ev, float *dlg, int *tc, int upto, double *pre) {
+    int t;
+    for (t = *tc; t < upto; t++) {
+        dlg[t] -= (float)*pre;
+        *pre += ev[t % LC__GATE_CB];
+        ev[t % LC__GATE_CB] = 0;
+    }
+    if (upto > *tc) *tc = upto;
+}
+
+// Reverse sweep, keys [j0, j1) of the gated state gradient G, c (S, z of hb,
+// decayed to the row cb is relative to): key j reads them times
+// u_j = exp(-cb_j); dphiK_j += u_j (G v_j + c), dV_j += u_j phiK_j G, and
+// its share Cr_j = phiK_j . (its dphiK_j) into d log_g (descending keys).
+static void lc__gate_rkeys(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *hb,
+                           const float *phik_bh, const float *v_bg, float *dphik_bh, float *dv_bg,
+                           float *dlg, int j0, int j1, const double *cb, int lo, int D, int F,
+                           double *csr) {
+    int jh, n, jj;
+    for (jh = j1; jh > j0; jh -= n) {
+        int j;
+        n = jh - j0 < LC__HYB_ROWS ? jh - j0 : LC__HYB_ROWS;
+        j = jh - n;
+        if (dv_bg) {
+            for (jj = 0; jj < n; jj++) {
+                float *t_j = hb->t + (size_t)jj * F;
+                memcpy(t_j, phik_bh + (size_t)(j + jj) * F, sizeof(float) * (size_t)F);
+                P->scal(t_j, (float)exp(-cb[j + jj - lo]), F);
+            }
+            lc__mm(ctx, dv_bg + (size_t)j * D, hb->t, hb->S, n, D, F, 0, 0, 1.0f, 1.0f, (size_t)D,
+                   (size_t)F, (size_t)D, hb->ws);
+        }
+        lc__mm(ctx, hb->t, v_bg + (size_t)j * D, hb->S, n, F, D, 0, 1, 1.0f, 0.0f, (size_t)F,
+               (size_t)D, (size_t)D, hb->ws);
+        for (jj = n - 1; jj >= 0; jj--) {
+            float *t_j = hb->t + (size_t)jj * F;
+            P->axpy(t_j, 1.0f, hb->z, F);
+            P->scal(t_j, (float)exp(-cb[j + jj - lo]), F);
+            P->axpy(dphik_bh + (size_t)(j + jj) * F, 1.0f, t_j, F);
+            *csr += (double)P->dot(phik_bh + (size_t)(j + jj) * F, t_j, F);
+            if (dlg) dlg[j + jj] -= (float)*csr;
+        }
+    }
+}
+
+static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                float *dk_state, float *dlog_g, float *work, const float *dy,
+                                const float *y, const float *den, const float *q,
+                                const float *k, const float *v, const float *phiq,
+                                const float *phik, const float *wf, const float *kv_state,
+                                const float *k_state, const float *log_g, int B, int H, int Hk,
+                                int N, int D, int F, const lc_hybrid_cfg *cfg) {
     LC__FAST(ctx);
     const lc__prims *P = lc__prims_for(ctx);
     float scale = lc__attn_scale(D);
@@ -8123,6 +8279,12 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
             unsigned char tie[LC__HYB_NK];
             double dgam = 0, dlam = 0;
             lc__hyb_buf hb;
+            const float *lg = log_g ? log_g + (size_t)bh * N : NULL;  // >>gate
+            float *dlg = lg && dlog_g ? dlog_g + (size_t)bh * N : NULL;
+            double cb[LC__GATE_CB], ev[LC__GATE_CB], tr[LC__HYB_ROWS], cf[LC__HYB_NL];
+            double pre = 0, csr = 0;
+            int p0 = 0, lo = 0, tc = 0;
+            if (dlg) memset(ev, 0, sizeof ev);
             lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
             if (kv_state) {
                 memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
@@ -8141,7 +8303,16 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                 jB = lc__hyb_jl(cfg, N, r1 - 1);
                 jA = jA > S0 ? jA : S0;  // sinks: never linear keys
                 jB = jB > jA ? jB : jA;
-                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+                if (lg) {  // >>gate: as in the forward
+                    lo = jst < jA ? jst : jA;
+                    lc__gate_cum(lg, lo, r0 - 1, r1, cb);
+                    lc__gate_advance(ctx, P, &hb, lg, phik_bh, v_bg, p0, r0, jst, jA, cb, lo, D, F);
+                    p0 = r0;
+                    memset(tr, 0, sizeof tr);
+                    memset(cf, 0, sizeof cf);
+                } else {
+                    lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
+                }
                 jst = jA > jst ? jA : jst;
                 state = jst > S0 || kv_state;
                 nk = r1 - kw0;
@@ -8178,9 +8349,11 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                     const float *d1_i = hb.d1 + (size_t)ii * nc;
                     jl = lc__hyb_jl(cfg, N, i);
                     for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j + off] + cd[ii];
-                        dlam += (double)dW * (double)lc_i[j - jA];
-                        lc_i[j - jA] = lam * dW;
+                        float dW = d1_i[j + off] + cd[ii], e = lg ? (float)exp(cb[i - lo] - cb[j - lo]) : 1.0f;
+                        float l = lc_i[j - jA] * e;
+                        dlam += (double)dW * (double)l;
+                        lc_i[j - jA] = lam * dW * e;
+                        if (lg) lc__gate_r(tr + ii, cf + (j - jA), (double)dW * (double)(lam * l));
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
@@ -8220,10 +8393,12 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                             if (tie[c]) sc_i[c] += share;
                     }
                     for (j = jA; j < jl; j++) {
-                        float l = lc_i[j - jA], dW = d1_i[j + off] + cd[ii];
+                        float dW = d1_i[j + off] + cd[ii], e = lg ? (float)exp(cb[i - lo] - cb[j - lo]) : 1.0f;
+                        float l = lc_i[j - jA] * e;
                         dlam += (double)dW * (double)l;
                         wt_i[j + off] += lam * l;
-                        lc_i[j - jA] = lam * dW;
+                        lc_i[j - jA] = lam * dW * e;
+                        if (lg) lc__gate_r(tr + ii, cf + (j - jA), (double)dW * (double)(lam * l));
                     }
                     for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
                 }
@@ -8260,29 +8435,44 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                         size_t row = (size_t)bh * N + i;
                         const float *phiq_bhi = phiq + row * F, *t_i = hb.t + (size_t)(i - r0) * F;
                         float *dphiq_bhi = dphiq + row * F, c_i = cd[i - r0];
+                        float e = lg ? (float)exp(cb[i - lo]) : 1.0f, le = lam * e;  // >>gate
+                        double val = (double)P->dot(phiq_bhi, t_i, F) +
+                                     (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
                         int c;
-                        dlam += (double)P->dot(phiq_bhi, t_i, F) +
-                                (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
+                        dlam += (double)e * val;
+                        if (lg) tr[i - r0] += (double)le * val;
                         if (fast) {
-                            P->axpy(dphiq_bhi, lam, t_i, F);
-                            P->axpy(dphiq_bhi, lam * c_i, hb.z, F);
+                            P->axpy(dphiq_bhi, le, t_i, F);
+                            P->axpy(dphiq_bhi, le * c_i, hb.z, F);
                         } else {
-                            for (c = 0; c < F; c++) dphiq_bhi[c] += lam * (t_i[c] + c_i * hb.z[c]);
+                            for (c = 0; c < F; c++) dphiq_bhi[c] += le * (t_i[c] + c_i * hb.z[c]);
                         }
                     }
                 }
+                if (dlg) {  // >>gate: this chunk's row and key totals; positions before jB are final
+                    lc__gate_events(ev, tr, r0, r1, cf, jA, jB, tc);
+                    lc__gate_flush(ev, dlg, &tc, jB, &pre);
+                }
             }
+            if (dlg) lc__gate_flush(ev, dlg, &tc, N, &pre);  // >>gate: the rest of the positions
             // reverse sweep: S becomes G, z becomes c
             memset(hb.S, 0, sizeof(float) * (size_t)F * D);
             memset(hb.z, 0, sizeof(float) * (size_t)F);
             next = N;
             for (r1 = N; r1 > 0; r1 = r0) {
                 int jA, i, j;
+                double acc = 0;
                 r0 = lc__hyb_chunk_start(cfg, N, r1);
                 jA = lc__hyb_jl(cfg, N, r0);
                 if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
+                if (lg) {  // >>gate: G is decayed to row r1 - 1
+                    lo = jA < r0 ? jA : r0;
+                    lc__gate_cum(lg, lo, r1 - 1, r1, cb);
+                    lc__gate_rkeys(ctx, P, &hb, phik_bh, v_bg, dphik_bh, dv_bg, dlg,
+                                   jA > S0 ? jA : S0, next, cb, lo, D, F, &csr);
+                }
                 // keys whose rows are the later chunks (sinks: never linear keys)
-                for (j = jA > S0 ? jA : S0; j < next; j += LC__HYB_NL) {
+                for (j = jA > S0 ? jA : S0; j < next && !lg; j += LC__HYB_NL) {
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8292,20 +8482,32 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
                 }
                 next = jA < next ? jA : next;
+                if (lg) {  // >>gate: G from row r1 - 1 to row r0 - 1
+                    for (i = r0; i < r1; i++) acc += (double)lg[i];
+                    P->scal(hb.S, (float)exp(acc), F * D);
+                    P->scal(hb.z, (float)exp(acc), F);
+                    acc = 0;
+                }
                 for (i = r0; i < r1; i++) {
                     size_t row = (size_t)bh * N + i;
                     const float *dy_bhi = dy + row * D;
-                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
+                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D, e = 1.0f;
                     float c_i = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, lam, dn, D);
-                    P->axpy(hb.z, lam * c_i, phiq + row * F, F);
+                    if (lg) e = (float)exp(acc += (double)lg[i]);  // >>gate: row i's decay
+                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, lam * e, dn, D);
+                    P->axpy(hb.z, lam * e * c_i, phiq + row * F, F);
                 }
                 lc__mm(ctx, hb.S, phiq_bh + (size_t)r0 * F, hb.gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
                        (size_t)D, (size_t)F, (size_t)D, hb.ws);
             }
             {
                 int j;
-                for (j = S0; j < next; j += LC__HYB_NL) {  // keys before the first chunk's jl
+                if (lg && next > 0) {  // >>gate: G is decayed to row -1
+                    lc__gate_cum(lg, 0, -1, next, cb);
+                    lc__gate_rkeys(ctx, P, &hb, phik_bh, v_bg, dphik_bh, dv_bg, dlg, 0, next, cb, 0,
+                                   D, F, &csr);
+                }
+                for (j = S0; j < next && !lg; j += LC__HYB_NL) {  // keys before the first chunk's jl
                     int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
                     lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
                            1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
@@ -8314,6 +8516,10 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                         lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
                                0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
                 }
+            }
+            if (dlg) {  // >>gate: + the sum of every position's share
+                int t;
+                for (t = 0; t < N; t++) dlg[t] += (float)pre;
             }
             if (kv_state) {
                 int c;
@@ -8331,6 +8537,33 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
         }
     }
     }
+}
+
+static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float *dv,
+                                 float *dphiq, float *dphik, float *dwf, float *dkv_state,
+                                 float *dk_state, float *work, const float *dy, const float *y,
+                                 const float *den, const float *q, const float *k,
+                                 const float *v, const float *phiq, const float *phik,
+                                 const float *wf, const float *kv_state, const float *k_state,
+                                 int B, int H, int Hk, int N, int D, int F,
+                                 const lc_hybrid_cfg *cfg) {
+    lc__hyb_bwd_chunk_g(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, NULL, work, dy,
+                        y, den, q, k, v, phiq, phik, wf, kv_state, k_state, NULL, B, H, Hk, N,
+                        D, F, cfg);
+}
+
+// The gated entries (>>gate, lc_hybrid_args with log_g, no sinks).
+static void lc__gate_fwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    lc__hyb_fwd_chunk_g(ctx, x->y, x->m, x->den, x->work, x->q, x->k, x->v, x->phiq, x->phik,
+                        x->wf, x->kv_state, x->k_state, x->log_g, x->B, x->H, x->Hk, x->N, x->D,
+                        x->F, x->cfg);
+}
+
+static void lc__gate_bwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    lc__hyb_bwd_chunk_g(ctx, x->dq, x->dk, x->dv, x->dphiq, x->dphik, x->dwf, x->dkv_state,
+                        x->dk_state, x->dlog_g, x->work, x->dy, x->y, x->den, x->q, x->k, x->v,
+                        x->phiq, x->phik, x->wf, x->kv_state, x->k_state, x->log_g, x->B, x->H,
+                        x->Hk, x->N, x->D, x->F, x->cfg);
 }
 
 // >>transfer-fused

@@ -43,6 +43,7 @@
 
 static int g_threads = 2, g_full = 0;
 static int g_sinks = 0;     /* attention sinks of (a)'s hybrid (its sinks row) */
+static int g_gate = 0;      /* (a)'s gated row: log g in [-0.5, -0.01] (lc_hybrid_args.log_g) */
 static double g_peak_f32;   /* measured fp32 FMA peak of g_threads threads, GFLOP/s (0) */
 static double g_peak_f32_1; /* the same on 1 thread */
 static lc_ctx g_ctx;
@@ -142,9 +143,15 @@ static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
     hc.sinks = g_sinks;
     size_t nq = (size_t)H * N * D, ng = (size_t)G * N * F, nw = (size_t)H * D * f;
     float *q, *k, *v, *wq, *wk, *wf, *dy, *phiq, *phik, *y, *m, *den, *work;
-    float *dq, *dk, *dv, *dphiq, *dphik, *dwq, *dwk, *dwf;
+    float *dq, *dk, *dv, *dphiq, *dphik, *dwq, *dwk, *dwf, *lg = NULL, *dlg = NULL;
     double best = 1e30;
     while (H % G) G--;
+    if (g_gate) {
+        size_t i;
+        lg = zeros_hp((size_t)H * N);
+        dlg = zeros_hp((size_t)G * N);
+        for (i = 0; lg && i < (size_t)H * N; i++) lg[i] = -0.01f - 0.49f * lc_rng_uniform(&g_rng);
+    }
     lc_rng_seed(&g_rng, 1);
     q = randn_hp(nq, 1); k = randn_hp(nq, 1); v = randn_hp(nq, 1); dy = randn_hp(nq, 1);
     wq = randn_hp(nw, 0.1f); wk = randn_hp(nw, 0.1f); wf = randn_hp((size_t)H, 1);
@@ -162,11 +169,22 @@ static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
             size_t o = (size_t)h0 * N * D, ow = (size_t)h0 * D * f;
             lc_fmap_fwd(&g_ctx, phiq, q + o, wq + ow, NULL, 1, G, G, N, D, f, &fm);
             lc_fmap_fwd(&g_ctx, phik, k + o, wk + ow, NULL, 1, G, G, N, D, f, &fm);
-            lc_attn_hybrid_fwd(&g_ctx, y + o, NULL, m, den, work, q + o, k + o, v + o, phiq, phik,
-                               wf + h0, NULL, NULL, 1, G, G, N, D, F, &hc);
-            lc_attn_hybrid_bwd(&g_ctx, dq + o, dk + o, dv + o, dphiq, dphik, dwf + h0, NULL, NULL,
-                               work, dy + o, NULL, y + o, m, den, q + o, k + o, v + o, phiq, phik,
-                               wf + h0, NULL, NULL, 1, G, G, N, D, F, &hc);
+            if (lg) {  /* the gated row: the same through the args struct */
+                lc_hybrid_args x = lc_hybrid_args_default();
+                x.B = 1; x.H = G; x.Hk = G; x.N = N; x.D = D; x.F = F; x.cfg = &hc;
+                x.q = q + o; x.k = k + o; x.v = v + o; x.phiq = phiq; x.phik = phik; x.wf = wf + h0;
+                x.log_g = lg + (size_t)h0 * N; x.y = y + o; x.m = m; x.den = den; x.work = work;
+                lc_attn_hybrid_fwd_args(&g_ctx, &x);
+                x.dy = dy + o; x.dq = dq + o; x.dk = dk + o; x.dv = dv + o; x.dphiq = dphiq;
+                x.dphik = dphik; x.dwf = dwf + h0; x.dlog_g = dlg;
+                lc_attn_hybrid_bwd_args(&g_ctx, &x);
+            } else {
+                lc_attn_hybrid_fwd(&g_ctx, y + o, NULL, m, den, work, q + o, k + o, v + o, phiq,
+                                   phik, wf + h0, NULL, NULL, 1, G, G, N, D, F, &hc);
+                lc_attn_hybrid_bwd(&g_ctx, dq + o, dk + o, dv + o, dphiq, dphik, dwf + h0, NULL,
+                                   NULL, work, dy + o, NULL, y + o, m, den, q + o, k + o, v + o,
+                                   phiq, phik, wf + h0, NULL, NULL, 1, G, G, N, D, F, &hc);
+            }
             lc_fmap_bwd(&g_ctx, dq + o, dwq + ow, NULL, dphiq, q + o, wq + ow, NULL, 1, G, G, N, D,
                         f, &fm);
             lc_fmap_bwd(&g_ctx, dk + o, dwk + ow, NULL, dphik, k + o, wk + ow, NULL, 1, G, G, N, D,
@@ -178,7 +196,7 @@ static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
     *mb = mem_end();
     free(q); free(k); free(v); free(dy); free(wq); free(wk); free(wf); free(phiq); free(phik);
     free(y); free(m); free(den); free(work); free(dq); free(dk); free(dv); free(dphiq);
-    free(dphik); free(dwq); free(dwk); free(dwf);
+    free(dphik); free(dwq); free(dwk); free(dwf); free(lg); free(dlg);
     return best;
 }
 
@@ -262,6 +280,11 @@ static void bench_attn(void) {
         t4 = attn_ours(1024, H, D, f, 5, &mb);
         g_sinks = 0;
         printf("    %-6d %10.1f  with 4 attention sinks (S = 0: %.1f ms)\n", 1024, 1e3 * t4, 1e3 * t0);
+        g_gate = 1;
+        t4 = attn_ours(1024, H, D, f, 5, &mb);
+        g_gate = 0;
+        printf("    %-6d %10.1f  with the gated linear state (--gate; ungated: %.1f ms)\n", 1024, 1e3 * t4,
+               1e3 * t0);
     }
     if (torch_ok) {
         char tmp[256];

@@ -4,7 +4,11 @@
    q k v phiq phik wf log_g and the carried state (through dy and da), the gate
    projection and its gradient, a 4096-token sequence with strong decay, gated
    decode token by token against the gated prefill, and log_g == 0 against the
-   ungated kernels; plus the args struct against the positional calls. */
+   ungated kernels; plus the args struct against the positional calls. The
+   chunked form (several 64-row chunks, GQA, tk and sw, w 16 / 64, log g in
+   [-3, -0.01]) against the quadratic reference and FD of the definition, and
+   the kernel table's choice of it (LOLCATS_COUNT_FAST counters). */
+#define LOLCATS_COUNT_FAST
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -259,7 +263,7 @@ static void args_equal(lc_ctx *ctx) {
 }
 
 // 4096 tokens, log g in [-3, -0.5]: the products over the gap underflow any
-// cumulative-product form; ours sum logs. Both forms vs the double definition.
+// cumulative-product form; ours sum logs. Quadratic and chunked vs the double definition.
 static void long_seq(lc_ctx *ctx) {
     int B = 1, H = 1, Hk = 1, N = 4096, D = 8, F = 8;
     size_t nq = (size_t)N * D, nf = (size_t)N * F;
@@ -284,7 +288,7 @@ static void long_seq(lc_ctx *ctx) {
     check_close("N=4096 strong decay, quadratic vs double", y, yr, nq, 1e-5, 1e-4);
     x.y = y2; x.work = work;
     lc_attn_hybrid_fwd_args(ctx, &x);
-    check_close("N=4096 strong decay, prefix-state vs double", y2, yr, nq, 1e-5, 1e-4);
+    check_close("N=4096 strong decay, chunked vs double", y2, yr, nq, 1e-5, 1e-4);
     free(q); free(k); free(v); free(pq); free(pk); free(wf); free(lg); free(y); free(y2); free(yr);
     free(m); free(den); free(work); free(yd);
     free(c.q); free(c.k); free(c.v); free(c.pq); free(c.pk); free(c.wf); free(c.lg);
@@ -459,6 +463,75 @@ static void ref_case(void) {
     free(q); free(k); free(v); free(wq); free(wk); free(wf); free(lg); free(dy);
 }
 
+// The chunked gated form (several chunks, N not a multiple of 64) against the
+// quadratic reference (forward and every gradient, dy only) and FD of the
+// definition on sampled entries; the default table takes it (fast counter
+// moves), the scalar table runs the reference (counter stays).
+static void chunk_case(int variant, int N, int w, int state, int Hk) {
+    int B = 1, H = 4, D = 8, F = 6, pass;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nf = (size_t)B * H * N * F;
+    size_t nr = (size_t)B * H * N, ns = (size_t)B * H * F * D, nz = (size_t)B * H * F;
+    lc_hybrid_cfg cfg = lc_hybrid_cfg_default();
+    float *q = randn(nq, 1), *k = randn(nk, 1), *v = randn(nk, 1), *pq = randu(nf, 0.05f, 1);
+    float *pk = randu(nf, 0.05f, 1), *wf = randn((size_t)H, 1), *lg = randu(nr, -3.0f, -0.01f);
+    float *S = state ? randu(ns, 0, 1) : NULL, *z = state ? randu(nz, 0.5f, 1.5f) : NULL, *dy = randn(nq, 1);
+    float *work = zeros(lc_attn_hybrid_work_floats(B, H, D, F));
+    float *o[2][10];
+    size_t n[10] = {nq, nr, nq, nk, nk, nf, nf, (size_t)H, nr, ns};
+    const char *nm[10] = {"y", "den", "dq", "dk", "dv", "dphiq", "dphik", "dwf", "dlog_g", "dkv_state"};
+    unsigned long cnt[2];
+    char lbl[128];
+    cfg.variant = variant; cfg.window = w;
+    printf(" chunked case %s N=%d w=%d%s Hk=%d\n", variant ? "tk" : "sw", N, w, state ? " state" : "", Hk);
+    for (pass = 0; pass < 2; pass++) {  // 0: chunked (default table, work), 1: quadratic (scalar)
+        lc_ctx ctx;
+        lc_hybrid_args x = lc_hybrid_args_default();
+        int j;
+        for (j = 0; j < 10; j++) o[pass][j] = zeros(n[j]);
+        lc_ctx_init(&ctx);
+        if (pass) ctx.simd = LOLCATS_SIMD_SCALAR;
+        cnt[pass] = 0;
+        ctx.fast_count = &cnt[pass];
+        x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &cfg;
+        x.q = q; x.k = k; x.v = v; x.phiq = pq; x.phik = pk; x.wf = wf; x.kv_state = S; x.k_state = z;
+        x.log_g = lg; x.y = o[pass][0]; x.m = zeros(nr); x.den = o[pass][1]; x.work = work;
+        lc_attn_hybrid_fwd_args(&ctx, &x);
+        x.dy = dy; x.dq = o[pass][2]; x.dk = o[pass][3]; x.dv = o[pass][4]; x.dphiq = o[pass][5];
+        x.dphik = o[pass][6]; x.dwf = o[pass][7]; x.dlog_g = o[pass][8];
+        x.dkv_state = state ? o[pass][9] : NULL; x.dk_state = state ? zeros(nz) : NULL;
+        lc_attn_hybrid_bwd_args(&ctx, &x);
+        free(x.m); free(x.dk_state);
+    }
+    CHECK(cnt[0] > 0 && cnt[1] == 0, "gated: the default table takes the chunked form (%lu), scalar the reference (%lu)",
+          cnt[0], cnt[1]);
+    {
+        int j;
+        for (j = 0; j < (state ? 10 : 9); j++) {
+            snprintf(lbl, sizeof lbl, "chunked %s vs quadratic", nm[j]);
+            check_close(lbl, o[0][j], o[1][j], n[j], j == 8 ? 1e-4 : 1e-5, j == 8 ? 1e-3 : 2e-4);
+        }
+    }
+    {  // FD of the definition (double) on sampled entries of the chunked gradients
+        dcase c;
+        double *dyd = tod(dy, nq), *z0 = (double *)calloc((size_t)B * H * N * N, sizeof(double));
+        c.B = B; c.H = H; c.Hk = Hk; c.N = N; c.D = D; c.F = F; c.state = state; c.cfg = cfg;
+        c.q = tod(q, nq); c.k = tod(k, nk); c.v = tod(v, nk); c.pq = tod(pq, nf); c.pk = tod(pk, nf);
+        c.wf = tod(wf, (size_t)H); c.lg = tod(lg, nr); c.S = tod(S, ns); c.z = tod(z, nz);
+        fd_check("chunk k", &c, c.k, o[0][3], nk, dyd, z0, 97);
+        fd_check("chunk phik", &c, c.pk, o[0][6], nf, dyd, z0, 89);
+        fd_check("chunk wf", &c, c.wf, o[0][7], (size_t)H, dyd, z0, 1);
+        fd_check("chunk log_g", &c, c.lg, o[0][8], nr, dyd, z0, 13);
+        if (state) fd_check("chunk kv_state", &c, c.S, o[0][9], ns, dyd, z0, 17);
+        free(dyd); free(z0);
+        free(c.q); free(c.k); free(c.v); free(c.pq); free(c.pk); free(c.wf); free(c.lg); free(c.S); free(c.z);
+    }
+    for (pass = 0; pass < 2; pass++) {
+        int j;
+        for (j = 0; j < 10; j++) free(o[pass][j]);
+    }
+    free(q); free(k); free(v); free(pq); free(pk); free(wf); free(lg); free(S); free(z); free(dy); free(work);
+}
+
 int main(void) {
     lc_ctx ctx;
     int pass;
@@ -477,6 +550,10 @@ int main(void) {
         decode_eq(&ctx);
         proj(&ctx);
     }
+    chunk_case(LOLCATS_WINDOW_TK, 150, 16, 1, 2);
+    chunk_case(LOLCATS_WINDOW_SW, 133, 64, 0, 4);
+    chunk_case(LOLCATS_WINDOW_TK, 200, 64, 1, 1);
+    chunk_case(LOLCATS_WINDOW_SW, 97, 16, 1, 2);
     lc_ctx_init(&ctx);
     long_seq(&ctx);
     ref_case();
