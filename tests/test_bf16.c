@@ -69,11 +69,12 @@ int main(void) {
     CHECK(lc_compute_supported(&fast, LOLCATS_COMPUTE_F32) == 1, "F32 always");
     nfast = fast.simd != LOLCATS_SIMD_SCALAR && lc_compute_supported(&fast, LOLCATS_COMPUTE_BF16);
     if (!nfast)
-        printf("SKIPPED: no AVX512_BF16 on this CPU (%s): the fast form is not compared\n",
+        printf("SKIPPED: the AVX512_BF16 form does not run here (path %s, or no AVX512_BF16): fast vs twin not compared\n",
                lc_simd_name(fast.simd));
 #ifdef _OPENMP
     thr = omp_get_max_threads();
 #endif
+    (void)thr;
 
     for (s = 0; s < (int)(sizeof shp / sizeof shp[0]); s++)
         for (d = 0; d < 3; d++)
@@ -99,10 +100,10 @@ int main(void) {
                     }
                     for (i = 0; i < M && ok_close; i++)
                         for (j = 0; j < N; j++) {
-                            double ref = 0, mag = 0, got = Ct[(size_t)i * N + j];
+                            double ref = 0, mag = 0, got = (double)Ct[(size_t)i * N + j];
                             for (k = 0; k < K; k++) {
-                                double a = A[ta ? (size_t)k * M + i : (size_t)i * K + k];
-                                double b = wv(B, dts[d], tb ? (size_t)j * K + k : (size_t)k * N + j);
+                                double a = (double)A[ta ? (size_t)k * M + i : (size_t)i * K + k];
+                                double b = (double)wv(B, dts[d], tb ? (size_t)j * K + k : (size_t)k * N + j);
                                 ref += a * b;
                                 mag += fabs(a * b);
                             }
