@@ -8970,15 +8970,15 @@ LC__TARGET_BF16 static void lc__ukr_bf16(int kp, const uint32_t *pa, const uint3
 #undef LC__BF_STEP
 #undef LC__BF_STORE
 
-typedef struct lc__bf_step {
+typedef struct lc__bf_step {   // one (jc, ic, pc) step of lc__gemm_bf16_avx512
+    size_t ldc, lda, ldb;
+    float alpha, bc;
+    int ta, tb, ic, jc, pc, mc, nc, kc, npa, npb;
+    lc_dtype bt;
     float *C, *tmp;
     uint32_t *pa, *pb;
     const float *A;
     const void *B;
-    lc_dtype bt;
-    int ta, tb, ic, jc, pc, mc, nc, kc, npa, npb;
-    float alpha, bc;
-    size_t ldc, lda, ldb;
 } lc__bf_step;
 
 // Pack task t: A panel t (t < npa), else B panel t - npa, via float panels.
