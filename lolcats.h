@@ -83,7 +83,7 @@
 //               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss kl optim
 //               blocks llama-block model-forward train (gate-train)
 //   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
-//               transfer-fused prefill-attn kernels
+//               transfer-fused prefill-attn gemm-bf16 kernels
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
@@ -141,6 +141,7 @@ enum {
     LOLCATS_SIMD_AVX512 = 2,      // AVX-512F
     LOLCATS_SIMD_NEON = 3
 };
+enum { LOLCATS_COMPUTE_F32 = 0, LOLCATS_COMPUTE_BF16 = 1 };  // lc_ctx.compute (>>gemm-bf16)
 
 // Execution context: which code path runs. Filled by lc_ctx_init (best path this
 // CPU supports). Every kernel reads .simd at each call and picks the one kernel
@@ -154,6 +155,7 @@ enum {
 // each fetch of a non-scalar table adds one to *fast_count when it is set.
 typedef struct lc_ctx {
     int simd;
+    int compute;  // >>gemm-bf16 LOLCATS_COMPUTE_F32 (0, default) or _BF16 (lc_gemm)
 #ifdef LOLCATS_COUNT_FAST
     unsigned long *fast_count;
 #endif
@@ -780,6 +782,11 @@ LCAPI void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B,
 // registers; rows are split across threads (each row's sum stays in one).
 LCAPI void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype,
                    const float *x, int O, int I, size_t ldw);
+// >>gemm-bf16: ctx.compute = LOLCATS_COMPUTE_BF16 makes lc_gemm (and lc_matmul
+// of 8+ rows) round A and B to bf16 and sum in float32 (AVX512_BF16); the
+// kernels' inner products stay float32. 1 when this ctx runs the mode (a CPU
+// without AVX512_BF16: 0, and lc_gemm computes in float32).
+LCAPI int lc_compute_supported(const lc_ctx *ctx, int compute);
 // >>api-gemm-end
 
 // >>api-model
@@ -1807,6 +1814,9 @@ static size_t lc__mm_ws_floats(int M, int N, int K);
 static void lc__mm(const lc_ctx *ctx, float *C, const float *A, const float *B, int M, int N,
                    int K, int ta, int tb, float alpha, float beta, size_t ldc, size_t lda,
                    size_t ldb, float *ws);
+static int lc__gemm_bf16(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype bt,
+                         int M, int N, int K, int ta, int tb, float alpha, float beta, size_t ldc,
+                         size_t lda, size_t ldb);  // >>gemm-bf16
 
 // Kernels that reuse one operand across many products pack it once and call
 // the register micro-kernel directly (>>gemm): lc__pk_for gives the
@@ -2040,6 +2050,10 @@ typedef struct lc__kern {
     int (*prefill_attn)(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
                         const float *vc, int H, int Hk, int T, int D, int n_ctx, int pos0,
                         int window);
+    // >>gemm-bf16: lc_gemm in the bf16 mode (0: declined, float32 runs)
+    int (*gemm_bf16)(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype bt,
+                     int M, int N, int K, int ta, int tb, float alpha, float beta, size_t ldc,
+                     size_t lda, size_t ldb);
 } lc__kern;
 static const lc__kern *lc__kern_for(const lc_ctx *ctx);
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) { return lc__kern_for(ctx)->P; }
@@ -7130,6 +7144,8 @@ LCIMPL void lc_gemm(const lc_ctx *ctx, float *C, const float *A, const void *B, 
             }
         return;
     }
+    if (ctx->compute == LOLCATS_COMPUTE_BF16 && lc__gemm_bf16(ctx, C, A, B, b_dtype, M, N, K,
+            trans_a, trans_b, alpha, beta, ldc, lda, ldb)) return;   // >>gemm-bf16
     if (!kd) {
         lc__gemm_ref(C, A, B, b_dtype, M, N, K, trans_a, trans_b, alpha, beta, ldc, lda, ldb);
         return;
@@ -9044,6 +9060,285 @@ static int lc__model_attn_tiled(const lc_ctx *ctx, float *y, const float *qh, co
 
 #endif  // !LOLCATS_NO_FAST
 
+// >>gemm-bf16
+// The bf16 compute mode (ctx.compute = LOLCATS_COMPUTE_BF16, opt-in): lc_gemm
+// rounds both operands to bf16 and sums the products in float32, the way the
+// AVX512_BF16 instructions do. Rounding (vcvtne2ps2bf16): round to nearest
+// even, NaN quieted, float32 denormals to a signed zero. Products
+// (vdpbf16ps): K is cut into blocks of LC__BF_KC; in a block the sum starts
+// at 0 and takes the pairs (k, k+1), k = block start + 2q, adding the
+// product of the odd element first, then the even one (each product of two
+// bf16 is exact in float32; bf16 denormal inputs count as zero, a denormal
+// sum is flushed to zero); an odd K pads its last pair with zeros. Then C =
+// alpha sum + (first block ? beta : 1) C (alpha 1 and beta 0 or 1 skip their
+// multiply). The scalar twin lc__gemm_bf16_ref follows these steps one by
+// one; it runs when ctx.simd is LOLCATS_SIMD_SCALAR. The fast form (AVX-512
+// with AVX512_BF16, cpuid leaf 7 subleaf 1 EAX bit 5) gives the same bits
+// (tests/test_bf16.c checks it) unless a product of two tiny bf16 values
+// falls below 2^-126, where the hardware's fused step and the twin's two
+// steps may round differently. Other CPUs decline: lc_gemm runs float32
+// (lc_compute_supported says which).
+#define LC__BF_KC 512
+
+// bf16 bits of f as vcvtne2ps2bf16 rounds it.
+static uint32_t lc__bf16_rne(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x7fffffu)) return (u >> 16) | 0x40u;
+    if ((u & 0x7f800000u) == 0) return (u >> 16) & 0x8000u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// float32 of bf16 bits h, a denormal read as zero.
+static float lc__bf16_daz(uint32_t h) {
+    uint32_t u = (h & 0x7f80u) ? h << 16 : (h & 0x8000u) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float lc__bf16_ftz(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if (!(u & 0x7f800000u)) u &= 0x80000000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+// One element of op(B) as bf16 bits (a BF16 weight as it is).
+static uint32_t lc__bf16_b(const void *B, lc_dtype bt, size_t i) {
+    if (bt == LOLCATS_DTYPE_BF16) return ((const uint16_t *)B)[i];
+    return lc__bf16_rne(lc__wload(B, bt, i));
+}
+
+static float lc__bf16_out(float acc, float alpha, float bc, float c) {
+    float t = alpha == 1.0f ? acc : alpha * acc;
+    if (bc == 0.0f) return t;
+    return bc == 1.0f ? t + c : t + bc * c;
+}
+
+// The scalar twin (the definition of the mode).
+static void lc__gemm_bf16_ref(float *C, const float *A, const void *B, lc_dtype bt, int M,
+                              int N, int K, int ta, int tb, float alpha, float beta, size_t ldc,
+                              size_t lda, size_t ldb) {
+    int i, j, k, p0;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            float *c = C + (size_t)i * ldc + j;
+            for (p0 = 0; p0 < K; p0 += LC__BF_KC) {
+                int p1 = K - p0 < LC__BF_KC ? K : p0 + LC__BF_KC;
+                float acc = 0.0f;
+                for (k = p0; k < p1; k += 2) {
+                    float a[2] = {0.0f, 0.0f}, b[2] = {0.0f, 0.0f};
+                    int e;
+                    for (e = 0; e < 2 && k + e < p1; e++) {
+                        size_t ia = ta ? (size_t)(k + e) * lda + i : (size_t)i * lda + k + e;
+                        size_t ib = tb ? (size_t)j * ldb + k + e : (size_t)(k + e) * ldb + j;
+                        a[e] = lc__bf16_daz(lc__bf16_rne(A[ia]));
+                        b[e] = lc__bf16_daz(lc__bf16_b(B, bt, ib));
+                    }
+                    acc = lc__bf16_ftz(acc + a[1] * b[1]);
+                    acc = lc__bf16_ftz(acc + a[0] * b[0]);
+                }
+                *c = lc__bf16_out(acc, alpha, p0 == 0 ? beta : 1.0f, *c);
+            }
+        }
+}
+
+#if defined(LC__X86) && !defined(LOLCATS_NO_FAST)
+#define LC__TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")))
+#define LC__BF_MR 14
+#define LC__BF_NR 32
+#define LC__BF_MCH (LC__BF_MR * 24)
+#define LC__BF_NCH (LC__BF_NR * 16)
+
+static int lc__cpu_has_bf16(void) {
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return 0;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (int)((a >> 5) & 1u);
+}
+
+// dst[q W + w] = bf16(src[2q W + w]) | bf16(src[(2q+1) W + w]) << 16, the
+// row kc (odd kc) zero: a float panel (kc, W) as bf16 pairs along k.
+LC__TARGET_BF16 static void lc__bf16_pairs(uint32_t *dst, const float *src, int kc, int W) {
+    static const uint16_t ix[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                    8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i perm = _mm512_loadu_si512((const void *)ix);
+    int q, w0, kp = (kc + 1) / 2;
+    for (q = 0; q < kp; q++)
+        for (w0 = 0; w0 < W; w0 += 16) {
+            __mmask16 m = (__mmask16)(W - w0 >= 16 ? 0xffffu : (1u << (W - w0)) - 1u);
+            __m512 e = _mm512_maskz_loadu_ps(m, src + (size_t)2 * q * W + w0);
+            __m512 o = 2 * q + 1 < kc ? _mm512_maskz_loadu_ps(m, src + (size_t)(2 * q + 1) * W + w0)
+                                      : _mm512_setzero_ps();
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(o, e);
+            _mm512_mask_storeu_epi32(dst + (size_t)q * W + w0, m, _mm512_permutexvar_epi16(perm, h));
+        }
+}
+
+LC__TARGET_BF16 static void lc__bf16_st(float *c, __m512 x0, __m512 x1, float alpha, float bc) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(bc);
+    if (alpha != 1.0f) {
+        x0 = _mm512_mul_ps(va, x0);
+        x1 = _mm512_mul_ps(va, x1);
+    }
+    if (bc == 1.0f) {
+        x0 = _mm512_add_ps(x0, _mm512_loadu_ps(c));
+        x1 = _mm512_add_ps(x1, _mm512_loadu_ps(c + 16));
+    } else if (bc != 0.0f) {
+        x0 = _mm512_add_ps(x0, _mm512_mul_ps(vb, _mm512_loadu_ps(c)));
+        x1 = _mm512_add_ps(x1, _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16)));
+    }
+    _mm512_storeu_ps(c, x0);
+    _mm512_storeu_ps(c + 16, x1);
+}
+
+#define LC__BF_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define LC__BF_DECL(r) __m512 x##r##_0 = _mm512_setzero_ps(), x##r##_1 = _mm512_setzero_ps();
+#define LC__BF_STEP(r)                                                     \
+    {                                                                      \
+        __m512bh a_ = (__m512bh)_mm512_set1_epi32((int)pa[r]);             \
+        x##r##_0 = _mm512_dpbf16_ps(x##r##_0, a_, b0);                     \
+        x##r##_1 = _mm512_dpbf16_ps(x##r##_1, a_, b1);                     \
+    }
+#define LC__BF_STORE(r) lc__bf16_st(c + (size_t)(r) * ldc, x##r##_0, x##r##_1, alpha, bc);
+
+// c (14 x 32, row stride ldc) = alpha pa pb + bc c over kp pairs.
+LC__TARGET_BF16 static void lc__ukr_bf16(int kp, const uint32_t *pa, const uint32_t *pb,
+                                         float *c, size_t ldc, float alpha, float bc) {
+    int q;
+    LC__BF_ROWS(LC__BF_DECL)
+    for (q = 0; q < kp; q++, pa += LC__BF_MR, pb += LC__BF_NR) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)pb);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(pb + 16));
+        LC__BF_ROWS(LC__BF_STEP)
+    }
+    LC__BF_ROWS(LC__BF_STORE)
+}
+#undef LC__BF_ROWS
+#undef LC__BF_DECL
+#undef LC__BF_STEP
+#undef LC__BF_STORE
+
+typedef struct lc__bf_step {   // one (jc, ic, pc) step of lc__gemm_bf16_avx512
+    size_t ldc, lda, ldb;
+    float alpha, bc;
+    int ta, tb, ic, jc, pc, mc, nc, kc, npa, npb;
+    lc_dtype bt;
+    float *C, *tmp;
+    uint32_t *pa, *pb;
+    const float *A;
+    const void *B;
+} lc__bf_step;
+
+// Pack task t: A panel t (t < npa), else B panel t - npa, via float panels.
+static void lc__bf_pack(const lc__bf_step *s, int t) {
+    float *f = s->tmp + (size_t)lc__thread() * LC__BF_NR * LC__BF_KC;
+    int kp = (s->kc + 1) / 2, p;
+    if (t < s->npa) {
+        int r0 = t * LC__BF_MR, rows = s->mc - r0 < LC__BF_MR ? s->mc - r0 : LC__BF_MR;
+        for (p = 0; p < s->kc; p += LC__GEMM_KC)
+            lc__pack_a(lc__gk_avx512.tpose, f + (size_t)p * LC__BF_MR, s->A, s->lda, s->ta,
+                       s->ic + r0, rows, s->pc + p,
+                       s->kc - p < LC__GEMM_KC ? s->kc - p : LC__GEMM_KC, LC__BF_MR);
+        lc__bf16_pairs(s->pa + (size_t)t * LC__BF_MR * kp, f, s->kc, LC__BF_MR);
+    } else {
+        int c0 = (t - s->npa) * LC__BF_NR, cols = s->nc - c0 < LC__BF_NR ? s->nc - c0 : LC__BF_NR;
+        for (p = 0; p < s->kc; p += LC__GEMM_KC)
+            lc__pack_b(&lc__gk_avx512, f + (size_t)p * LC__BF_NR, s->B, s->bt, s->ldb, s->tb,
+                       s->jc + c0, cols, s->pc + p,
+                       s->kc - p < LC__GEMM_KC ? s->kc - p : LC__GEMM_KC);
+        lc__bf16_pairs(s->pb + (size_t)(t - s->npa) * LC__BF_NR * kp, f, s->kc, LC__BF_NR);
+    }
+}
+
+// Tile task j: B panel j against every A panel of the step.
+static void lc__bf_tiles(const lc__bf_step *s, int j) {
+    int kp = (s->kc + 1) / 2, i, r, n;
+    int cols = s->nc - j * LC__BF_NR < LC__BF_NR ? s->nc - j * LC__BF_NR : LC__BF_NR;
+    const uint32_t *pb = s->pb + (size_t)j * LC__BF_NR * kp;
+    float tile[LC__BF_MR * LC__BF_NR];
+    for (i = 0; i < s->npa; i++) {
+        int rows = s->mc - i * LC__BF_MR < LC__BF_MR ? s->mc - i * LC__BF_MR : LC__BF_MR;
+        float *c = s->C + (size_t)(s->ic + i * LC__BF_MR) * s->ldc + (size_t)(s->jc + j * LC__BF_NR);
+        const uint32_t *pa = s->pa + (size_t)i * LC__BF_MR * kp;
+        if (rows == LC__BF_MR && cols == LC__BF_NR) {
+            lc__ukr_bf16(kp, pa, pb, c, s->ldc, s->alpha, s->bc);
+            continue;
+        }
+        lc__ukr_bf16(kp, pa, pb, tile, LC__BF_NR, 1.0f, 0.0f);
+        for (r = 0; r < rows; r++)
+            for (n = 0; n < cols; n++)
+                c[(size_t)r * s->ldc + n] =
+                    lc__bf16_out(tile[r * LC__BF_NR + n], s->alpha, s->bc, c[(size_t)r * s->ldc + n]);
+    }
+}
+
+static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, const void *B,
+                                lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
+                                float beta, size_t ldc, size_t lda, size_t ldb) {
+    size_t kpm = LC__BF_KC / 2, na = (size_t)LC__BF_MCH * kpm, nb = (size_t)LC__BF_NCH * kpm;
+    size_t nt = (size_t)LC__BF_NR * LC__BF_KC * (size_t)lc__threads();
+    lc__bf_step s;
+    char *mem;
+    (void)ctx;
+    if (!lc__cpu_has_bf16()) return 0;
+    mem = (char *)LOLCATS_MALLOC(4 * (na + nb + nt) + 64);
+    if (!mem) return 0;
+    s.pa = (uint32_t *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    s.pb = s.pa + na;
+    s.tmp = (float *)(s.pb + nb);
+    s.C = C; s.A = A; s.B = B; s.bt = bt; s.ta = ta; s.tb = tb; s.alpha = alpha;
+    s.ldc = ldc; s.lda = lda; s.ldb = ldb;
+    for (s.jc = 0; s.jc < N; s.jc += LC__BF_NCH) {
+        s.nc = N - s.jc < LC__BF_NCH ? N - s.jc : LC__BF_NCH;
+        s.npb = (s.nc + LC__BF_NR - 1) / LC__BF_NR;
+        for (s.ic = 0; s.ic < M; s.ic += LC__BF_MCH) {
+            s.mc = M - s.ic < LC__BF_MCH ? M - s.ic : LC__BF_MCH;
+            s.npa = (s.mc + LC__BF_MR - 1) / LC__BF_MR;
+            for (s.pc = 0; s.pc < K; s.pc += LC__BF_KC) {
+                int t;
+                s.kc = K - s.pc < LC__BF_KC ? K - s.pc : LC__BF_KC;
+                s.bc = s.pc == 0 ? beta : 1.0f;
+                LC__OMP_FOR
+                for (t = 0; t < s.npa + s.npb; t++) lc__bf_pack(&s, t);
+                LC__OMP_FOR
+                for (t = 0; t < s.npb; t++) lc__bf_tiles(&s, t);
+            }
+        }
+    }
+    LOLCATS_FREE(mem);
+    return 1;
+}
+#endif  // LC__X86 && !LOLCATS_NO_FAST
+
+// lc_gemm's hook: 1 when the bf16 mode computed C (fast form or, for a
+// scalar ctx, the twin); 0: the caller runs float32.
+static int lc__gemm_bf16(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype bt,
+                         int M, int N, int K, int ta, int tb, float alpha, float beta, size_t ldc,
+                         size_t lda, size_t ldb) {
+    const lc__kern *Kt = lc__kern_for(ctx);
+    if (Kt->gemm_bf16)
+        return Kt->gemm_bf16(ctx, C, A, B, bt, M, N, K, ta, tb, alpha, beta, ldc, lda, ldb);
+    if (ctx->simd != LOLCATS_SIMD_SCALAR) return 0;
+    lc__gemm_bf16_ref(C, A, B, bt, M, N, K, ta, tb, alpha, beta, ldc, lda, ldb);
+    return 1;
+}
+
+LCIMPL int lc_compute_supported(const lc_ctx *ctx, int compute) {
+    const lc__kern *Kt = lc__kern_for(ctx);
+    if (compute == LOLCATS_COMPUTE_F32) return 1;
+    if (compute != LOLCATS_COMPUTE_BF16) return 0;
+    if (ctx->simd == LOLCATS_SIMD_SCALAR) return 1;
+#if defined(LC__X86) && !defined(LOLCATS_NO_FAST)
+    if (Kt->gemm_bf16 == lc__gemm_bf16_avx512) return lc__cpu_has_bf16();
+#endif
+    return Kt->gemm_bf16 != NULL;
+}
+// >>gemm-bf16-end
+
 // >>kernels
 // The kernel table (contract in >>fast-decl): the entry points of the fast
 // forms above, each with the shape and scratch checks that make it decline,
@@ -9183,21 +9478,21 @@ static int lc__xfer_mse_step(const lc_ctx *ctx, double *loss, float *yt, float *
 #if defined(LC__X86)
 static const lc__kern lc__kern_avx2 = {&lc__prims_avx2, 1, &lc__gk_avx2, &lc__gk_avx2,
                                        lc__gemv_row_avx2, lc__matmul_avx2, lc__qmm_avx2,
-                                       LC__KERN_FORMS};
+                                       LC__KERN_FORMS, NULL};
 static const lc__kern lc__kern_avx512 = {&lc__prims_avx512, 1, &lc__gk_avx512, &lc__gk_avx512a,
                                          lc__gemv_row_avx512, lc__matmul_avx2, lc__qmm_avx2,
-                                         LC__KERN_FORMS};
+                                         LC__KERN_FORMS, lc__gemm_bf16_avx512};
 #endif
 #if defined(LC__NEON)
 static const lc__kern lc__kern_neon = {&lc__prims_neon, 1, &lc__gk_neon, &lc__gk_neon,
-                                       lc__gemv_row_neon, NULL, NULL, LC__KERN_FORMS};
+                                       lc__gemv_row_neon, NULL, NULL, LC__KERN_FORMS, NULL};
 #endif
 #undef LC__KERN_FORMS
 #endif  // !LOLCATS_NO_FAST
 
 // The reference: every fast form NULL.
 static const lc__kern lc__kern_ref = {&lc__prims_ref, 0, NULL, NULL, NULL, NULL, NULL, NULL,
-                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 static const lc__kern *lc__kern_for(const lc_ctx *ctx) {
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;

@@ -46,6 +46,7 @@ static int g_sinks = 0;     /* attention sinks of (a)'s hybrid (its sinks row) *
 static int g_gate = 0;      /* (a)'s gated row: log g in [-0.5, -0.01] (lc_hybrid_args.log_g) */
 static double g_peak_f32;   /* measured fp32 FMA peak of g_threads threads, GFLOP/s (0) */
 static double g_peak_f32_1; /* the same on 1 thread */
+static double g_peak_bf16;  /* bf16 dot-product peak of g_threads threads (0: none) */
 static lc_ctx g_ctx;
 static lc_rng g_rng;
 
@@ -426,8 +427,8 @@ static void bench_gemm(void) {
     int have = load_openblas() == 0, s, fm;
     printf("\n(b) GEMM C(M,N) = op(A) op(B), %d threads, best of 5 (GFLOP/s)\n", g_threads);
     if (!have) printf("    SKIPPED peer: libopenblas.so.0 not found (Debian: libopenblas0)\n");
-    printf("    %-22s %-10s %10s %10s %10s %8s\n", "M x N x K", "form", "ours", "ours bf16",
-           "openblas", "ratio");
+    printf("    %-22s %-10s %10s %10s %10s %8s %16s\n", "M x N x K", "form", "ours", "ours bf16",
+           "openblas", "ratio", "--compute bf16");
     for (s = 0; s < 2; s++)
         for (fm = 0; fm < 3; fm++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = fm == 2, tb = fm == 0, r;
@@ -435,7 +436,9 @@ static void bench_gemm(void) {
             float *A = randn((size_t)M * K, 1), *B = randn((size_t)K * N, 1), *C = zeros((size_t)M * N);
             uint16_t *Bh = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)K * N);
             void *ws = malloc(lc_gemm_scratch_size(&g_ctx, M, N, K));
-            double flop = 2.0 * M * N * K, t, bo = 1e30, bh = 1e30, bb = 1e30;
+            double flop = 2.0 * M * N * K, t, bo = 1e30, bh = 1e30, bb = 1e30, bc = 1e30;
+            lc_ctx cb = g_ctx;   /* the bf16 compute mode (>>gemm-bf16), F32 B */
+            char rc[48] = "-";
             size_t i;
             char rb[32] = "-", rr[32] = "-";
             for (i = 0; i < (size_t)K * N; i++) Bh[i] = lc_f32_to_bf16(B[i]);
@@ -451,6 +454,15 @@ static void bench_gemm(void) {
                 t = now() - t;
                 if (r && t < bh) bh = t;
             }
+            cb.compute = LOLCATS_COMPUTE_BF16;
+            for (r = 0; g_peak_bf16 > 0 && lc_compute_supported(&cb, cb.compute) && r < 6; r++) {
+                t = now();
+                lc_gemm(&cb, C, A, B, LOLCATS_DTYPE_F32, M, N, K, ta, tb, 1, 0, (size_t)N, lda, ldb, NULL);
+                t = now() - t;
+                if (r && t < bc) bc = t;
+            }
+            if (bc < 1e30)
+                snprintf(rc, sizeof rc, "%.1f (%.0f%%pk)", flop / bc * 1e-9, 100.0 * flop / bc * 1e-9 / g_peak_bf16);
             if (have) {
                 rest();
                 for (r = 0; r < 6; r++) {
@@ -464,8 +476,8 @@ static void bench_gemm(void) {
                 snprintf(rb, sizeof rb, "%.1f", flop / bb * 1e-9);
                 snprintf(rr, sizeof rr, "%.2f", bb / bo);
             }
-            printf("    %5d x %5d x %5d    %-10s %10.1f %10.1f %10s %8s\n", M, N, K, form_name[fm],
-                   flop / bo * 1e-9, flop / bh * 1e-9, rb, rr);
+            printf("    %5d x %5d x %5d    %-10s %10.1f %10.1f %10s %8s %16s\n", M, N, K, form_name[fm],
+                   flop / bo * 1e-9, flop / bh * 1e-9, rb, rr, rc);
             fflush(stdout);
             free(A); free(B); free(C); free(Bh); free(ws);
         }
@@ -1029,6 +1041,7 @@ int main(int argc, char **argv) {
         double p1 = bench_peak(BENCH_PEAK_F32, 1, &kn), bf = bench_peak(BENCH_PEAK_BF16, 1, &bn);
         g_peak_f32 = bench_peak(BENCH_PEAK_F32, g_threads, &kn);
         g_peak_f32_1 = p1;
+        g_peak_bf16 = bf > 0 ? (g_threads == 1 ? bf : bench_peak(BENCH_PEAK_BF16, g_threads, &bn)) : 0;
         printf("\n(0) the machine's measured peak (bench/peak.h; rows below give a fraction of it)\n"
                "    fp32 %s: %.1f GFLOP/s on 1 thread, %.1f on %d\n", kn, p1, g_peak_f32, g_threads);
         if (bf > 0) printf("    bf16 %s: %.1f GFLOP/s on 1 thread (%.2fx fp32)\n", bn, bf, bf / p1);

@@ -16,6 +16,7 @@
 #include "tools.h"
 #include "args.h"
 #include "outsafe.h"
+#include "compute.h"
 #include "standalone.h"
 #include "data.h"
 #include "walltime.h"
@@ -39,6 +40,7 @@ static const char *eval_usage =
     "  --all-tokens    Alpaca: count every token after BOS, not only response + EOS\n"
     "  --limit N       Alpaca: only the first N records (0: all)\n"
     "  -t, --threads N OpenMP threads (OMP_NUM_THREADS or all cores)\n"
+    "  --compute f32|bf16  the model's GEMMs in float32 (default) or bf16 (AVX512_BF16)\n"
     "  --json          one JSON object: nll, ppl, tokens, ...\n"
     "  --lolcats CKPT  score the linearized model (checkpoint, merged directory or\n"
     "                  'identity'); --window / --variant / --sinks override its masks;\n"
@@ -151,6 +153,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--ctx")) ctx = tool_arg_int(a, v, 1, 1 << 24);
         else if (!strcmp(a, "--limit")) limit = (long)tool_arg_ll(a, v, 0, INT_MAX);
         else if (!strcmp(a, "--threads")) tool_arg_threads(a, v);
+        else if (!strcmp(a, "--compute")) tool_arg_compute(a, v);
         else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
         else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);

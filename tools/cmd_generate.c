@@ -4,6 +4,7 @@
 #include "args.h"
 #include "standalone.h"
 #include "prompt.h"
+#include "compute.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ static const char *gen_usage =
     "  --top-p P          nucleus sampling, in [0, 1]; 0 or 1 = off (0.9)\n"
     "  -s, --seed S       RNG seed (default: time)\n"
     "  -t, --threads N    OpenMP threads (OMP_NUM_THREADS or all cores)\n"
+    "  --compute f32|bf16 the model's GEMMs in float32 (default) or bf16 (AVX512_BF16)\n"
     "  --ctx C            KV cache positions (default: --steps)\n"
     "  --lolcats CKPT     run the linearized model: LoLCATs checkpoint (or merged\n"
     "                     directory; 'identity' = identity feature maps, no LoRA;\n"
@@ -146,6 +148,7 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--top-p")) top_p = tool_arg_float(a, v, 0, 1, 0);
         else if (!strcmp(a, "--seed")) seed = tool_arg_u64(a, v);
         else if (!strcmp(a, "--threads")) tool_arg_threads(a, v);
+        else if (!strcmp(a, "--compute")) tool_arg_compute(a, v);
         else if (!strcmp(a, "--lolcats")) lo.lolcats = v;
         else if (!strcmp(a, "--window")) lo.window = tool_arg_int(a, v, 1, 1 << 20);
         else if (!strcmp(a, "--variant")) lo.variant = (tool_arg_choice(a, v, "tk|sw"), v);

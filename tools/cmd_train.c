@@ -21,6 +21,7 @@
 #include "outsafe.h"
 #include "standalone.h"
 #include "softmax_layers.h"
+#include "compute.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -57,6 +58,7 @@ static const char *common_usage =
     "                       per-layer release of weight pages as needed, or refuse\n"
     "  --report DIR         PNG pictures and summary.json into DIR\n"
     "  -t, --threads N      OpenMP threads (OMP_NUM_THREADS or all cores)\n"
+    TOOL_COMPUTE_USAGE
     "  --strict             runs that cannot learn (window covering the sequence, a budget\n"
     "                       below one step, a state larger than the KV cache) are errors\n"
     "  -m = --model, -s = --seed\n";
@@ -240,6 +242,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     else if (ARG("--json-log")) o->json_log = argv[*i];
     else if (ARG("--report")) o->report = argv[*i];
     else if (ARG("--threads")) tool_arg_threads(a, v);
+    else if (ARG("--compute")) tool_arg_compute(a, v);
     else if (ARG("--seq-len")) o->seq_len = tool_arg_int(a, v, 2, 1 << 20);
     else if (ARG("--tokens")) o->tokens = tool_arg_ll(a, v, 0, 1LL << 50);
     else if (ARG("--distill-tokens")) o->tokens1 = tool_arg_ll(a, v, 0, 1LL << 50);
@@ -587,6 +590,7 @@ static int stage_record(tool_fp *r, const train_opts *o, int stage, const lc_tra
     tool_fp_add(r, "window", "--window", "%d", tc->hybrid.window);
     if (tc->hybrid.sinks) tool_fp_add(r, "sinks", "--sinks", "%d", tc->hybrid.sinks);
     if (tc->gate) tool_fp_add(r, "gate", "--gate", "%d", tc->gate);   /* only when on: older states resume */
+    if (tool_compute_name()) tool_fp_add(r, "compute", "--compute", "%s", tool_compute_name());   /* likewise */
     if (stage == 2 && tc->gate_stage2) tool_fp_add(r, "gate_stage2", "--gate-stage2", "%d", tc->gate_stage2);
     tool_fp_add(r, "feature_map", "--feature-map", "%s", lc_fmap_act_name(tc->fmap.act));
     tool_fp_add(r, "feature_dim", "--feature-dim", "%d", tc->feature_dim);
@@ -685,7 +689,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
     lc_lolcats view;
     FILE *jl = NULL;
     char spath[1100], seqs[32], accs[32], lrs[32], stages[8], lays[32], klm[64];
-    const char *extras[14], *skv[2 * (8 + TOOL_FP_MAX)];
+    const char *extras[16], *skv[2 * (8 + TOOL_FP_MAX)];
     int n_save_meta = 1, n_skv = 0;
     tool_fp cache_fp, fp;             /* what the cached inputs and this stage depend on */
     tool_teacher_fp *tfp = (tool_teacher_fp *)malloc(sizeof *tfp);
@@ -720,6 +724,7 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         }
     }
     lc_ctx_init(&ctx);
+    tool_compute_apply(&ctx);   /* --compute */
     tc.max_tokens = T;
     tc.seed = o->seed;
     tc.attn = LOLCATS_ATTN_HYBRID;
@@ -792,6 +797,10 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         snprintf(klm, sizeof klm, "%.6g,%.6g,%.6g", (double)tc.ce_factor, (double)tc.kl_factor, (double)tc.kl_temp);
         extras[12] = "stage2_loss_ce_kl_temp"; extras[13] = klm;
         n_save_meta = 2;
+    }
+    if (tool_compute_name()) {   /* --compute bf16, in the checkpoint */
+        extras[10 + 2 * n_save_meta] = "compute"; extras[11 + 2 * n_save_meta] = tool_compute_name();
+        n_save_meta++;
     }
     if (stage_record(&fp, o, stage, &tc, &blk, budget, lr, lp_in, tfp)) goto done;
     n_skv = tool_fp_meta(&fp, extras, 6, skv);
@@ -1435,6 +1444,7 @@ static int cache_inputs(train_opts *o, train_env *e) {
         if (make_dir(ldir[b])) goto done;
     }
     lc_ctx_init(&ctx);
+    tool_compute_apply(&ctx);   /* --compute */
     tc.max_tokens = T;
     tc.attn = LOLCATS_ATTN_HYBRID;
     tc.trainable = LOLCATS_TRAIN_FMAPS;

@@ -2,6 +2,7 @@
    and the linearized model (--lolcats: lc_lolcats_run, constant-memory state),
    shared by `generate` and `eval`. */
 #include "tools.h"
+#include "compute.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ int tool_lm_init(tool_lm *lm, const lc_model *m, const tool_lm_opts *o, int ctx,
                  lc_error *err) {
     memset(lm, 0, sizeof *lm);
     lc_ctx_init(&lm->cx);
+    tool_compute_apply(&lm->cx);   /* --compute */
     lm->m = m;
     if (!o->lolcats) {
         if (lc_run_init(&lm->run, m, ctx, max_tokens, err)) return tool_report(err);
