@@ -542,33 +542,12 @@ static void bench_gemm(void) {
 /* Streaming read bandwidth, GB/s: integer sums over a buffer far larger than L3. */
 static double measure_bandwidth(void) {
     size_t n = (size_t)1 << 27, i;  /* 1 GiB of uint64 */
-    uint64_t *buf = (uint64_t *)malloc(n * sizeof(uint64_t)), sink = 0;
-    double best = 0;
-    int r;
+    uint64_t *buf = (uint64_t *)malloc(n * sizeof(uint64_t));
+    double best;
     if (!buf) return 0;
     for (i = 0; i < n; i++) buf[i] = i;
-    for (r = 0; r < 4; r++) {
-        double t = now();
-        long blk;
-        uint64_t tot = 0;
-#ifdef _OPENMP
-#pragma omp parallel for reduction(+ : tot) schedule(static)
-#endif
-        for (blk = 0; blk < 64; blk++) {
-            const uint64_t *p = buf + (size_t)blk * (n / 64);
-            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            size_t j;
-            for (j = 0; j < n / 64; j += 4) {
-                s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3];
-            }
-            tot += s0 + s1 + s2 + s3;
-        }
-        t = now() - t;
-        sink += tot;
-        if ((double)(n * sizeof(uint64_t)) / t * 1e-9 > best) best = (double)(n * sizeof(uint64_t)) / t * 1e-9;
-    }
+    best = read_bw(buf, n * sizeof(uint64_t));
     free(buf);
-    if (sink == 42) printf(" ");
     return best;
 }
 
