@@ -82,8 +82,8 @@
 //   reference   includes config platform prims fast-decl fmap attn-softmax attn-linear
 //               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss kl optim
 //               blocks llama-block model-forward train (gate-train)
-//   fast paths  simd gemm quant-gemm model-matmul fmap-fast softmax-tiles hybrid-chunk
-//               transfer-fused prefill-attn gemm-bf16 kernels
+//   fast paths  simd gemm quant-gemm (gemv-rows) model-matmul fmap-fast softmax-tiles
+//               hybrid-chunk transfer-fused prefill-attn gemm-bf16 kernels
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
@@ -7220,17 +7220,14 @@ LC__TARGET_AVX512 static __m512 lc__ld16_avx512(const void *W, lc_dtype dt, size
     return _mm512_loadu_ps((const float *)W + i);
 }
 
-LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, size_t off,
-                                                   const float *x, int n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+// The row's tail after its 64-wide main loop: the 16-wide steps on s0, the
+// lane sum of (s0+s1)+(s2+s3) and the scalar rest. Shared by the one-row and
+// the four-row kernels so that a row's bits never depend on its neighbours.
+LC__TARGET_AVX512 static float lc__gemv_fin_avx512(const void *W, lc_dtype dt, size_t off,
+                                                   const float *x, int n, int i, __m512 s0,
+                                                   __m512 s1, __m512 s2, __m512 s3) {
     float lanes[16], s = 0;
-    int i = 0, l;
-    for (; i + 64 <= n; i += 64) {
-        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
-        s1 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16), _mm512_loadu_ps(x + i + 16), s1);
-        s2 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 32), _mm512_loadu_ps(x + i + 32), s2);
-        s3 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 48), _mm512_loadu_ps(x + i + 48), s3);
-    }
+    int l;
     for (; i + 16 <= n; i += 16)
         s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
     _mm512_storeu_ps(lanes, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
@@ -7238,6 +7235,51 @@ LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, s
     for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
     return s;
 }
+
+LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, size_t off,
+                                                   const float *x, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i), _mm512_loadu_ps(x + i), s0);
+        s1 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+        s2 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+        s3 = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+    }
+    return lc__gemv_fin_avx512(W, dt, off, x, n, i, s0, s1, s2, s3);
+}
+
+// >>gemv-rows
+// Four rows per pass: each x vector is loaded once for four rows and four
+// weight streams are in flight. Every row keeps the one-row kernel's four
+// accumulators and order of operations, so y is bit-identical to
+// lc__gemv_row_avx512 row by row (and so for any row blocking or thread count).
+#define LC__GV4_STEP(j)                                                                      \
+    do {                                                                                       \
+        __m512 xv = _mm512_loadu_ps(x + i + 16 * (j));                                         \
+        a##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + i + 16 * (j)), xv, a##j);           \
+        b##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + ldw + i + 16 * (j)), xv, b##j);     \
+        c##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + 2 * ldw + i + 16 * (j)), xv, c##j); \
+        d##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + 3 * ldw + i + 16 * (j)), xv, d##j); \
+    } while (0)
+LC__TARGET_AVX512 static void lc__gemv_rows4_avx512(float *y, const void *W, lc_dtype dt,
+                                                    size_t off, size_t ldw, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        LC__GV4_STEP(0);
+        LC__GV4_STEP(1);
+        LC__GV4_STEP(2);
+        LC__GV4_STEP(3);
+    }
+    y[0] = lc__gemv_fin_avx512(W, dt, off, x, n, i, a0, a1, a2, a3);
+    y[1] = lc__gemv_fin_avx512(W, dt, off + ldw, x, n, i, b0, b1, b2, b3);
+    y[2] = lc__gemv_fin_avx512(W, dt, off + 2 * ldw, x, n, i, c0, c1, c2, c3);
+    y[3] = lc__gemv_fin_avx512(W, dt, off + 3 * ldw, x, n, i, d0, d1, d2, d3);
+}
+#undef LC__GV4_STEP
+// >>gemv-rows-end
 
 __attribute__((target("avx2,fma,f16c"))) static __m256 lc__ld8_avx2(const void *W, lc_dtype dt,
                                                                    size_t i) {
@@ -7308,13 +7350,19 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
     LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32 || w_dtype == LOLCATS_DTYPE_BF16 ||
                    w_dtype == LOLCATS_DTYPE_F16);
     if (!row) row = lc__gemv_row_ref;
-    // tasks of >= 16 rows and about 256 KiB of W each: long sequential streams
+    // tasks of >= 16 rows (a multiple of 4) and about 256 KiB of W each: long
+    // sequential streams
     rows = (int)((256u << 10) / ((size_t)(I > 0 ? I : 1) * lc_dtype_size(w_dtype)));
-    rows = rows < 16 ? 16 : rows;
+    rows = rows < 16 ? 16 : (rows + 3) & ~3;
     LC__OMP_FOR
     for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
-        int o, o1 = blk * rows + rows < O ? blk * rows + rows : O;
-        for (o = blk * rows; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
+        int o = blk * rows, o1 = blk * rows + rows < O ? blk * rows + rows : O;
+#if defined(LC__X86)
+        if (row == lc__gemv_row_avx512)   // >>gemv-rows: four rows per pass, same bits
+            for (; o + 4 <= o1; o += 4)
+                lc__gemv_rows4_avx512(y + o, W, w_dtype, (size_t)o * ldw, ldw, x, I);
+#endif
+        for (; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
     }
 }
 

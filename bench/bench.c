@@ -16,7 +16,7 @@
        alpaca-llama-25m (1 thread and BENCH_THREADS), % of the fp32 peak by the
        FLOP count in stage_flops, peak memory, and where stage 2 spends its time.
 
-   Usage: bench [--full] [--only attn|gemm|step|decode|options|stages]
+   Usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
    Peak memory: ours is VmHWM of this process after resetting it through
    /proc/self/clear_refs, minus VmRSS once the inputs exist; the peer's is
@@ -421,6 +421,109 @@ static int load_openblas(void) {
 /* rest: let spinning worker threads (ours or OpenBLAS's) go to sleep */
 static void rest(void) { usleep(300000); }
 
+static double measure_bandwidth(void);
+
+/* Streaming read of n bytes at buf (uint64 sums, 4 chains per thread's part), best of 5, GB/s:
+   the bound for a GEMV whose weights have the same footprint (same cache regime). */
+static double read_bw(const void *buf, size_t bytes) {
+    const uint64_t *q = (const uint64_t *)buf;
+    size_t n = bytes / 8 / 256 * 256;
+    double best = 0;
+    uint64_t sink = 0;
+    int r;
+    for (r = 0; r < 5; r++) {
+        double t = now();
+        long blk;
+        uint64_t tot = 0;
+#ifdef _OPENMP
+#pragma omp parallel for reduction(+ : tot) schedule(static)
+#endif
+        for (blk = 0; blk < 64; blk++) {
+            const uint64_t *p = q + (size_t)blk * (n / 64);
+            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            size_t j;
+            for (j = 0; j < n / 64; j += 4) { s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3]; }
+            tot += s0 ^ s1 ^ s2 ^ s3;
+        }
+        t = now() - t;
+        sink += tot;
+        if ((double)(n * 8) / t * 1e-9 > best) best = (double)(n * 8) / t * 1e-9;
+    }
+    if (sink == 42) printf(" ");
+    return best;
+}
+
+/* GEMV y = W x, W (O,I) row-major: decode's shapes (4096 square, the 11008 FFN
+   both ways, an LM head of 32000 x 512). Memory-bound: the figures are bytes
+   of W read per second; F32 against OpenBLAS sgemv, BF16 weights against the
+   machine's measured streaming-read bandwidth at the same thread count, and
+   the 1 -> g_threads scaling of ours. */
+static double time_gemv(const void *W, lc_dtype dt, int blas, const float *x, float *y, int O, int I) {
+    double t, best = 1e30;
+    int r;
+    for (r = 0; r < 12; r++) {
+        t = now();
+        if (blas) g_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, (const float *)W, I, x, 1, 0.0f, y, 1);
+        else lc_gemv(&g_ctx, y, W, dt, x, O, I, (size_t)I);
+        t = now() - t;
+        if (r && t < best) best = t;
+    }
+    return best;
+}
+
+static void bench_gemv(int have) {
+    static const int shp[4][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 512}};
+    setthr_fn st = have ? (setthr_fn)(uintptr_t)dlsym(g_blas, "openblas_set_num_threads") : NULL;
+    double bw[2], t1[4];
+    int s, k, thr[2] = {1, g_threads};
+    for (k = 0; k < 2; k++) {
+#ifdef _OPENMP
+        omp_set_num_threads(thr[k]);
+#endif
+        bw[k] = measure_bandwidth();
+    }
+    printf("\n    GEMV y = W x (GB/s of W read; DRAM bound, streaming read of 1 GiB: %.1f GB/s on 1 "
+           "thread, %.1f on %d; bf16 bound: the same read of the bf16 matrix itself)\n"
+           "    %-14s %3s %9s %9s %7s %9s %7s %8s %8s\n", bw[0], bw[1], g_threads,
+           "O x I", "thr", "ours f32", "openblas", "ratio", "ours bf16", "read", "bf16/bw", "scaling");
+    for (k = 0; k < 2; k++) {
+#ifdef _OPENMP
+        omp_set_num_threads(thr[k]);
+#endif
+        if (st) st(thr[k]);
+        for (s = 0; s < 4; s++) {
+            int O = shp[s][0], I = shp[s][1];
+            size_t n = (size_t)O * I, i;
+            float *W = randn(n, 1), *x = randn((size_t)I, 1), *y = zeros((size_t)O);
+            uint16_t *Wh = (uint16_t *)malloc(sizeof(uint16_t) * n);
+            double to, th, rd, tb = 0, bytes = 4.0 * (double)n;
+            char rb[16] = "-", rr[16] = "-", sc[16] = "";
+            for (i = 0; i < n; i++) Wh[i] = lc_f32_to_bf16(W[i]);
+            to = time_gemv(W, LOLCATS_DTYPE_F32, 0, x, y, O, I);
+            th = time_gemv(Wh, LOLCATS_DTYPE_BF16, 0, x, y, O, I);
+            rd = read_bw(Wh, n * 2);
+            if (have) {
+                rest();
+                tb = time_gemv(W, LOLCATS_DTYPE_F32, 1, x, y, O, I);
+                rest();
+                snprintf(rb, sizeof rb, "%.1f", bytes / tb * 1e-9);
+                snprintf(rr, sizeof rr, "%.2f", tb / to);
+            }
+            if (k == 0) t1[s] = to;
+            else snprintf(sc, sizeof sc, "%.2fx", t1[s] / to);
+            printf("    %5d x %5d  %3d %9.1f %9s %7s %9.1f %7.1f %7.0f%% %8s\n", O, I, thr[k], bytes / to * 1e-9,
+                   rb, rr, bytes / 2 / th * 1e-9, rd, 100 * bytes / 2 / th * 1e-9 / rd, sc);
+            fflush(stdout);
+            free(W); free(x); free(y); free(Wh);
+        }
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(g_threads);
+#endif
+    if (st) st(g_threads);
+    printf("    (ratio: OpenBLAS time / ours, > 1 is faster; scaling: 1-thread time / %d-thread)\n", g_threads);
+}
+
 static void bench_gemm(void) {
     static const int shapes[2][3] = {{1024, 2048, 2048}, {512, 4096, 4096}};
     static const char *form_name[3] = {"y=x.W^T", "dX=dY.W", "dW=dY^T.x"};
@@ -481,35 +584,7 @@ static void bench_gemm(void) {
             fflush(stdout);
             free(A); free(B); free(C); free(Bh); free(ws);
         }
-    {  /* GEMV y = W x, W (O,I) */
-        int O = 4096, I = 4096, r;
-        float *W = randn((size_t)O * I, 1), *x = randn((size_t)I, 1), *y = zeros((size_t)O);
-        uint16_t *Wh = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)O * I);
-        double t, bo = 1e30, bh = 1e30, bb = 1e30, bytes = 4.0 * O * I;
-        size_t i;
-        for (i = 0; i < (size_t)O * I; i++) Wh[i] = lc_f32_to_bf16(W[i]);
-        for (r = 0; r < 21; r++) {
-            t = now(); lc_gemv(&g_ctx, y, W, LOLCATS_DTYPE_F32, x, O, I, (size_t)I); t = now() - t;
-            if (r && t < bo) bo = t;
-            t = now(); lc_gemv(&g_ctx, y, Wh, LOLCATS_DTYPE_BF16, x, O, I, (size_t)I); t = now() - t;
-            if (r && t < bh) bh = t;
-        }
-        printf("    GEMV %d x %d: ours f32 %.3f ms (%.1f GB/s), ours bf16 %.3f ms (%.1f GB/s)", O, I,
-               1e3 * bo, bytes / bo * 1e-9, 1e3 * bh, bytes / 2 / bh * 1e-9);
-        if (have) {
-            rest();
-            for (r = 0; r < 21; r++) {
-                t = now();
-                g_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, W, I, x, 1, 0.0f, y, 1);
-                t = now() - t;
-                if (r && t < bb) bb = t;
-            }
-            rest();
-            printf(", openblas f32 %.3f ms (%.1f GB/s), ratio f32 %.2f", 1e3 * bb, bytes / bb * 1e-9, bb / bo);
-        }
-        printf("\n    (the 64 MB f32 matrix exceeds the caches: these are memory-bound)\n");
-        free(W); free(x); free(y); free(Wh);
-    }
+    bench_gemv(have);
 }
 
 /* ------------------------------------------------------------------ (c) */
@@ -517,33 +592,12 @@ static void bench_gemm(void) {
 /* Streaming read bandwidth, GB/s: integer sums over a buffer far larger than L3. */
 static double measure_bandwidth(void) {
     size_t n = (size_t)1 << 27, i;  /* 1 GiB of uint64 */
-    uint64_t *buf = (uint64_t *)malloc(n * sizeof(uint64_t)), sink = 0;
-    double best = 0;
-    int r;
+    uint64_t *buf = (uint64_t *)malloc(n * sizeof(uint64_t));
+    double best;
     if (!buf) return 0;
     for (i = 0; i < n; i++) buf[i] = i;
-    for (r = 0; r < 4; r++) {
-        double t = now();
-        long blk;
-        uint64_t tot = 0;
-#ifdef _OPENMP
-#pragma omp parallel for reduction(+ : tot) schedule(static)
-#endif
-        for (blk = 0; blk < 64; blk++) {
-            const uint64_t *p = buf + (size_t)blk * (n / 64);
-            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            size_t j;
-            for (j = 0; j < n / 64; j += 4) {
-                s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3];
-            }
-            tot += s0 + s1 + s2 + s3;
-        }
-        t = now() - t;
-        sink += tot;
-        if ((double)(n * sizeof(uint64_t)) / t * 1e-9 > best) best = (double)(n * sizeof(uint64_t)) / t * 1e-9;
-    }
+    best = read_bw(buf, n * sizeof(uint64_t));
     free(buf);
-    if (sink == 42) printf(" ");
     return best;
 }
 
@@ -1019,7 +1073,8 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) g_full = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|step|decode|options|stages]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]
+"); return 2; }
     }
     if (env && atoi(env) > 0) g_threads = atoi(env);
 #ifdef _OPENMP
@@ -1048,6 +1103,7 @@ int main(int argc, char **argv) {
         else printf("    bf16 dot products: not on this CPU\n");
     }
     if (!only || !strcmp(only, "gemm")) bench_gemm();
+    if (only && !strcmp(only, "gemv")) bench_gemv(load_openblas() == 0);   /* the GEMV rows alone */
     if (!only || !strcmp(only, "attn")) bench_attn();
     if (!only || !strcmp(only, "step")) bench_step();
     if (!only || !strcmp(only, "decode")) bench_decode();
