@@ -1073,8 +1073,7 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) g_full = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]
-"); return 2; }
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]\n"); return 2; }
     }
     if (env && atoi(env) > 0) g_threads = atoi(env);
 #ifdef _OPENMP
