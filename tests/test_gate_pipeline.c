@@ -84,7 +84,7 @@ static void fd_check(const char *what, lc_train *t, int stage, const int *tok, c
     for (i = 0; i < n; i++) {
         float p0 = t->params[idx[i]];
         double lp, lm;
-        an[i] = t->grads[idx[i]];
+        an[i] = (double)t->grads[idx[i]];
         t->params[idx[i]] = p0 + e; lp = loss_of(t, stage, tok, lab);
         t->params[idx[i]] = p0 - e; lm = loss_of(t, stage, tok, lab);
         t->params[idx[i]] = p0;
