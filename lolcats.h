@@ -5178,6 +5178,7 @@ LCIMPL lc_status lc_train_init_full(lc_train *t, const lc_ctx *ctx, const lc_mod
     memset(m->layers, 0, sizeof(lc_layer_weights) * (size_t)mc->n_layers);   // no Qwen biases / q-k norms
     t->model = m;
     if ((st = lc__train_finish_init(t, ctx, cfg, cfg->recompute ? 1 : mc->n_layers, 1, err))) {
+        if (!t->full) { LOLCATS_FREE(m->layers); LOLCATS_FREE(m); t->model = NULL; }  // refused early
         lc_train_free(t);
         return st;
     }

@@ -12,7 +12,7 @@
 #define SHARED "../shared/models/"
 
 static lc_ctx g_ctx;          /* best SIMD path of this CPU (lc_ctx_init in main) */
-static const lc_ctx g_ref = {LOLCATS_SIMD_SCALAR};
+static const lc_ctx g_ref = {LOLCATS_SIMD_SCALAR, LOLCATS_COMPUTE_F32};
 
 static int file_exists(const char *p) {
     FILE *f = fopen(p, "rb");

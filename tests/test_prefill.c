@@ -92,7 +92,7 @@ static int run_chunks(const lc_ctx *cx, const lc_model *m, const int *ids, const
 
 static void case_(const lc_ctx *fast, const char *what, int dim, int hid, int H, int Hk, int D,
                   int V, int W, const int *chunks) {
-    static const lc_ctx ref = {LOLCATS_SIMD_SCALAR};
+    static const lc_ctx ref = {LOLCATS_SIMD_SCALAR, LOLCATS_COMPUTE_F32};
     lc_model m;
     int ids[256] = {0}, n = 0, i;
     float *a, *b;
@@ -124,7 +124,7 @@ static void case_(const lc_ctx *fast, const char *what, int dim, int hid, int H,
 /* lc_model_forward_nll: the vector log-sum-exp against the double one over the
    same fast path's logits (within 1e-6 relative), and fast vs scalar */
 static void case_nll(const lc_ctx *fast) {
-    static const lc_ctx ref = {LOLCATS_SIMD_SCALAR};
+    static const lc_ctx ref = {LOLCATS_SIMD_SCALAR, LOLCATS_COMPUTE_F32};
     lc_model m;
     lc_run r;
     lc_error e;
