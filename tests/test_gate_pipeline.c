@@ -289,16 +289,10 @@ static void test_checkpoint(const lc_ctx *ctx) {
 
 static char out_buf[1 << 16], err_buf[1 << 16];
 
-#include "slurp.h"
+#include "cli_run.h"
 
 static int run(const char *bin, const char *args) {
-    char cmd[4096];
-    int st;
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s >" GD "/out.txt 2>" GD "/err.txt", bin, args);
-    st = system(cmd);
-    slurp(GD "/out.txt", out_buf, sizeof out_buf);
-    slurp(GD "/err.txt", err_buf, sizeof err_buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return cli_run(GD, bin, args, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
 }
 
 static void test_cli(void) {

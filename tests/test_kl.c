@@ -15,6 +15,7 @@
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
+#include "fd_train.h"
 
 #include <string.h>
 #include <sys/wait.h>
@@ -135,32 +136,13 @@ static lc_model_config tiny_cfg(void) {
     return c;
 }
 
-static double step_loss(lc_train *t) {
+static double step_loss(lc_train *t, int unused) {
+    (void)unused;
     double L = 0;
     int n;
     lc_error err;
     if (lc_train_lm_step(t, tokens, labels, NT, 0, &L, &n, &err)) return (double)NAN;
     return L;
-}
-
-static void fd_group(const char *what, lc_train *t, size_t off, size_t count) {
-    double num = 0, den = 0;
-    size_t stride = count > 40 ? count / 40 : 1, i, used = 0;
-    for (i = 0; i < count; i += stride) {
-        float *p = t->params + off + i, keep = *p;
-        float h = 1e-2f * (fabsf(keep) > 0.1f ? fabsf(keep) : 0.1f);
-        double lp, lm, fd, an = (double)t->grads[off + i];
-        *p = keep + h; lp = step_loss(t);
-        *p = keep - h; lm = step_loss(t);
-        *p = keep;
-        fd = (lp - lm) / (double)((keep + h) - (keep - h));
-        num += (an - fd) * (an - fd);
-        den += fd * fd;
-        used++;
-    }
-    printf("  %-40s %3zu params  rel err %.2e\n", what, used, sqrt(num / (den + 1e-30)));
-    CHECK(sqrt(num / (den + 1e-30)) <= 3e-2 && den > 0, "%s: gradient rel err %.3e (fd norm %.3e)", what,
-          sqrt(num / (den + 1e-30)), sqrt(den));
 }
 
 /* The teacher: an fp32 model with random weights (made by a full trainer, whose
@@ -259,11 +241,11 @@ static void trainer_checks(void) {
           (double)CF * ce_ref + (double)A * kl_ref);
     CHECK(n == 9, "scored %d tokens, expected 9", n);
     /* the whole step's gradient against finite differences */
-    fd_group("LoRA layer 0 q (A then B)", &t1, t1.lora_off[0][0], (size_t)2 * (16 + 16));
-    fd_group("LoRA layer 1 v (A then B)", &t1, t1.lora_off[1][2], (size_t)2 * (16 + 8));
-    fd_group("LoRA layer 1 o (A then B)", &t1, t1.lora_off[1][3], (size_t)2 * (16 + 16));
-    fd_group("feature maps q", &t1, (size_t)(t1.fmap_q - t1.params), (size_t)2 * 4 * 4 * 3);
-    fd_group("window factors", &t1, (size_t)(t1.wf - t1.params), 8);
+    fd_params("LoRA layer 0 q (A then B)", &t1, t1.lora_off[0][0], (size_t)2 * (16 + 16), 40, step_loss, 0);
+    fd_params("LoRA layer 1 v (A then B)", &t1, t1.lora_off[1][2], (size_t)2 * (16 + 8), 40, step_loss, 0);
+    fd_params("LoRA layer 1 o (A then B)", &t1, t1.lora_off[1][3], (size_t)2 * (16 + 16), 40, step_loss, 0);
+    fd_params("feature maps q", &t1, (size_t)(t1.fmap_q - t1.params), (size_t)2 * 4 * 4 * 3, 40, step_loss, 0);
+    fd_params("window factors", &t1, (size_t)(t1.wf - t1.params), 8, 40, step_loss, 0);
     lc_train_free(&t1);
     /* KL alone (ce_factor 0): the same gradient check */
     if (make_student(&t1, 1.0f, 1.0f, 0.0f)) return;
@@ -271,7 +253,7 @@ static void trainer_checks(void) {
     CHECK(lc_train_lm_step(&t1, tokens, labels, NT, 1, &L, &n, &err) == LOLCATS_OK, "%s", err.msg);
     kl_ref = lc_loss_kl(NULL, student, teacher, labels, NT, V, 1.0f, 1.0f, NULL);
     CHECK(fabs(L - kl_ref) <= 1e-6 * kl_ref, "KL alone: loss %.17g vs %.17g", L, kl_ref);
-    fd_group("KL alone: LoRA layer 0 k (A then B)", &t1, t1.lora_off[0][1], (size_t)2 * (16 + 8));
+    fd_params("KL alone: LoRA layer 0 k (A then B)", &t1, t1.lora_off[0][1], (size_t)2 * (16 + 8), 40, step_loss, 0);
     {   /* training on the KL alone brings the student towards the teacher */
         lc_adamw_cfg opt = lc_adamw_cfg_default();
         double L1 = 0;
@@ -282,7 +264,7 @@ static void trainer_checks(void) {
             lc_train_lm_step(&t1, tokens, labels, NT, 1, &L1, &n, &err);
             lc_train_adamw(&t1, &opt, 1.0f);
         }
-        L1 = step_loss(&t1);
+        L1 = step_loss(&t1, 0);
         printf("  KL alone: %.6f -> %.6f after 10 AdamW steps\n", L, L1);
         CHECK(L1 < L, "10 AdamW steps on the KL did not lower it (%g -> %g)", L, L1);
     }
@@ -334,16 +316,11 @@ static void trainer_checks(void) {
 #define KL_DIR "build/tests/kl"
 static char out_buf[1 << 16];
 
-#include "slurp.h"
+#include "cli_run.h"
 
 /* runs `lolcats ARGS`, stderr into out_buf; the exit code */
 static int run_cli(const char *bin, const char *args) {
-    char cmd[4096];
-    int st;
-    snprintf(cmd, sizeof cmd, "%s %s >" KL_DIR "/stdout.txt 2>" KL_DIR "/stderr.txt", bin, args);
-    st = system(cmd);
-    slurp(KL_DIR "/stderr.txt", out_buf, sizeof out_buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return cli_run(KL_DIR, bin, args, NULL, 0, out_buf, sizeof out_buf);
 }
 
 static void cli_bad(const char *bin, const char *args, const char *want) {
@@ -368,7 +345,7 @@ static void cli_checks(void) {
     snprintf(a, sizeof a, "%s --ce-factor nan", F); cli_bad(bin, a, "--ce-factor 'nan'");
     snprintf(a, sizeof a, "%s --ce-factor 0", F); cli_bad(bin, a, "--ce-factor 0 without --kl-factor");
     cli_bad(bin, "distill --model x --data y --out " KL_DIR "/never.safetensors --kl-factor 1", "finetune and linearize");
-    CHECK(run_cli(bin, "help finetune") == 0 && (slurp(KL_DIR "/stdout.txt", out_buf, sizeof out_buf),
+    CHECK(run_cli(bin, "help finetune") == 0 && (slurp(KL_DIR "/out.txt", out_buf, sizeof out_buf),
           strstr(out_buf, "--kl-factor A") && strstr(out_buf, "--kl-temp") && strstr(out_buf, "--ce-factor")),
           "help finetune does not document --kl-factor / --kl-temp / --ce-factor");
     if (!(f = fopen("../shared/models/stories260K/stories260K.bin", "rb"))) {

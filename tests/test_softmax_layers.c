@@ -305,16 +305,10 @@ static void test_parse(void) {
 #define SLD "build/tests/softmax_layers"
 static char out_buf[1 << 16], err_buf[1 << 16];
 
-#include "slurp.h"
+#include "cli_run.h"
 
 static int run(const char *bin, const char *args) {
-    char cmd[4096];
-    int st;
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s >" SLD "/out.txt 2>" SLD "/err.txt", bin, args);
-    st = system(cmd);
-    slurp(SLD "/out.txt", out_buf, sizeof out_buf);
-    slurp(SLD "/err.txt", err_buf, sizeof err_buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return cli_run(SLD, bin, args, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
 }
 
 static void test_cli(void) {

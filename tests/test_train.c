@@ -10,6 +10,7 @@
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
+#include "fd_train.h"
 
 static lc_model_config tiny_cfg(int interleaved, int tied) {
     lc_model_config c;
@@ -35,27 +36,6 @@ static double loss_of(lc_train *t, int distill) {
     if (distill) lc_train_distill_step(t, tokens, T, 0, &L, NULL, &err);
     else lc_train_lm_step(t, tokens, labels, T, 0, &L, &n, &err);
     return L;
-}
-
-/* FD over `count` parameters starting at params[off], sampled every stride */
-static void fd_group(const char *what, lc_train *t, size_t off, size_t count, int distill) {
-    double num = 0, den = 0;
-    size_t stride = count > 60 ? count / 60 : 1, i, used = 0;
-    for (i = 0; i < count; i += stride) {
-        float *p = t->params + off + i, keep = *p;
-        float h = 1e-2f * (fabsf(keep) > 0.1f ? fabsf(keep) : 0.1f);
-        double lp, lm, fd, an = (double)t->grads[off + i];
-        *p = keep + h; lp = loss_of(t, distill);
-        *p = keep - h; lm = loss_of(t, distill);
-        *p = keep;
-        fd = (lp - lm) / (double)((keep + h) - (keep - h));
-        num += (an - fd) * (an - fd);
-        den += fd * fd;
-        used++;
-    }
-    printf("  %-52s %3zu params  rel err %.2e\n", what, used, sqrt(num / (den + 1e-30)));
-    CHECK(sqrt(num / (den + 1e-30)) <= 3e-2 && den > 0, "%s: gradient rel err %.3e (fd norm %.3e)", what,
-          sqrt(num / (den + 1e-30)), sqrt(den));
 }
 
 static void run(const char *name, int attn, int trainable, int variant, int interleaved, int tied, int distill) {
@@ -110,28 +90,28 @@ static void run(const char *name, int attn, int trainable, int variant, int inte
     else CHECK(lc_train_lm_step(&t, tokens, labels, T, 1, &L0, &n, &err) == LOLCATS_OK, "%s", err.msg);
     if (trainable & LOLCATS_TRAIN_FULL) {
         lc_model *m = t.model;
-        fd_group("embedding", &t, 0, (size_t)mc.vocab_size * mc.dim, distill);
-        snprintf(what, sizeof what, "layer 0 wq"); fd_group(what, &t, (size_t)((const float *)m->layers[0].wq.data - t.params), (size_t)m->layers[0].wq.rows * m->layers[0].wq.cols, distill);
-        fd_group("layer 1 wk", &t, (size_t)((const float *)m->layers[1].wk.data - t.params), (size_t)m->layers[1].wk.rows * m->layers[1].wk.cols, distill);
-        fd_group("layer 0 wo", &t, (size_t)((const float *)m->layers[0].wo.data - t.params), (size_t)m->layers[0].wo.rows * m->layers[0].wo.cols, distill);
-        fd_group("layer 1 w1 (gate)", &t, (size_t)((const float *)m->layers[1].w1.data - t.params), (size_t)m->layers[1].w1.rows * m->layers[1].w1.cols, distill);
-        fd_group("layer 0 rms_att", &t, (size_t)((const float *)m->layers[0].rms_att.data - t.params), (size_t)mc.dim, distill);
-        fd_group("final norm", &t, (size_t)((const float *)m->rms_final.data - t.params), (size_t)mc.dim, distill);
+        fd_params("embedding", &t, 0, (size_t)mc.vocab_size * mc.dim, 60, loss_of, distill);
+        snprintf(what, sizeof what, "layer 0 wq"); fd_params(what, &t, (size_t)((const float *)m->layers[0].wq.data - t.params), (size_t)m->layers[0].wq.rows * m->layers[0].wq.cols, 60, loss_of, distill);
+        fd_params("layer 1 wk", &t, (size_t)((const float *)m->layers[1].wk.data - t.params), (size_t)m->layers[1].wk.rows * m->layers[1].wk.cols, 60, loss_of, distill);
+        fd_params("layer 0 wo", &t, (size_t)((const float *)m->layers[0].wo.data - t.params), (size_t)m->layers[0].wo.rows * m->layers[0].wo.cols, 60, loss_of, distill);
+        fd_params("layer 1 w1 (gate)", &t, (size_t)((const float *)m->layers[1].w1.data - t.params), (size_t)m->layers[1].w1.rows * m->layers[1].w1.cols, 60, loss_of, distill);
+        fd_params("layer 0 rms_att", &t, (size_t)((const float *)m->layers[0].rms_att.data - t.params), (size_t)mc.dim, 60, loss_of, distill);
+        fd_params("final norm", &t, (size_t)((const float *)m->rms_final.data - t.params), (size_t)mc.dim, 60, loss_of, distill);
     }
     if (trainable & LOLCATS_TRAIN_LORA) {
-        fd_group("LoRA layer 0 q (A then B)", &t, t.lora_off[0][0], (size_t)tc.lora_rank * (mc.dim + mc.n_heads * mc.head_dim), distill);
-        fd_group("LoRA layer 1 v (A then B)", &t, t.lora_off[1][2], (size_t)tc.lora_rank * (mc.dim + mc.n_kv_heads * mc.head_dim), distill);
-        fd_group("LoRA layer 1 o (A then B)", &t, t.lora_off[1][3], (size_t)tc.lora_rank * (mc.dim + mc.n_heads * mc.head_dim), distill);
+        fd_params("LoRA layer 0 q (A then B)", &t, t.lora_off[0][0], (size_t)tc.lora_rank * (mc.dim + mc.n_heads * mc.head_dim), 60, loss_of, distill);
+        fd_params("LoRA layer 1 v (A then B)", &t, t.lora_off[1][2], (size_t)tc.lora_rank * (mc.dim + mc.n_kv_heads * mc.head_dim), 60, loss_of, distill);
+        fd_params("LoRA layer 1 o (A then B)", &t, t.lora_off[1][3], (size_t)tc.lora_rank * (mc.dim + mc.n_heads * mc.head_dim), 60, loss_of, distill);
     }
     if (trainable & LOLCATS_TRAIN_FMAPS) {
         size_t per = (size_t)mc.n_layers * mc.n_heads * mc.head_dim * tc.feature_dim;
-        fd_group("feature maps q", &t, (size_t)(t.fmap_q - t.params), per, distill);
-        fd_group("feature maps k", &t, (size_t)(t.fmap_k - t.params), per, distill);
+        fd_params("feature maps q", &t, (size_t)(t.fmap_q - t.params), per, 60, loss_of, distill);
+        fd_params("feature maps k", &t, (size_t)(t.fmap_k - t.params), per, 60, loss_of, distill);
         if (attn == LOLCATS_ATTN_HYBRID)
-            fd_group("window factors", &t, (size_t)(t.wf - t.params), (size_t)mc.n_layers * mc.n_heads, distill);
+            fd_params("window factors", &t, (size_t)(t.wf - t.params), (size_t)mc.n_layers * mc.n_heads, 60, loss_of, distill);
         if (CHECK(!g_relu_bias == !t.fbq, "%s: biases %s", name, t.fbq ? "present" : "missing") && t.fbq) {
-            fd_group("feature-map biases q", &t, (size_t)(t.fbq - t.params), (size_t)mc.n_layers * mc.n_heads, distill);
-            fd_group("feature-map biases k", &t, (size_t)(t.fbk - t.params), (size_t)mc.n_layers * mc.n_heads, distill);
+            fd_params("feature-map biases q", &t, (size_t)(t.fbq - t.params), (size_t)mc.n_layers * mc.n_heads, 60, loss_of, distill);
+            fd_params("feature-map biases k", &t, (size_t)(t.fbk - t.params), (size_t)mc.n_layers * mc.n_heads, 60, loss_of, distill);
         }
     }
     for (s = 0; s < 8; s++) { /* training lowers the loss */
