@@ -3,7 +3,8 @@
 
     /usr/bin/python3 tools/study.py --out DIR [--jobs N] [--threads T] [--seeds 0,1]
         [--sets ts,wt,al] [--configs original,sinks,kl,gate,auto2,best] [--best FLAGS]
-        [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--dry-run] [--table-only]
+        [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--archive DIR]
+        [--dry-run] [--table-only]
 
 Every (configuration, split, seed) cell runs `lolcats linearize` with the README's recipe on
 alpaca-llama-25m (tk, window 64, feature dim 64, 1024-token sequences, --tokens for each stage)
@@ -11,7 +12,11 @@ on the split's training part, then scores the held-out part (`eval`, held-out NL
 retrieval at 2x and 4x the window (`eval --task passkey`). Each cell's files live under
 DIR/runs/; a cell whose result file exists is not run again, and an interrupted training
 resumes from its state file (`--resume`), so the script can be stopped and started again
-(for instance under `timeout -s INT`). At the end (and with --table-only) it writes
+(for instance under `timeout -s INT`). A finished cell's result (a small JSON file: NLL,
+passkey, training seconds, the binary that made it) is also copied to the archive
+(--archive, default study/cells in the repository), and a cell found there is not run again:
+the cells of a grid this size (about half an hour of one core each) are done over several
+sessions and machines, and the archive is what they share. At the end (and with --table-only) it writes
 DIR/study.md (a Markdown table: each figure the mean of the seeds) and DIR/study.json.
 
 Decode state per sequence is computed from the model's config and the options: the window
@@ -86,13 +91,48 @@ def run(cmd, log_path):
     return p.stdout
 
 
+def archived(a, name):
+    """The archive's copy of NAME.json, or None."""
+    p = os.path.join(a.archive, name + ".json") if a.archive else ""
+    return json.load(open(p)) if p and os.path.exists(p) else None
+
+
+def archive(a, name, r):
+    """Writes r as the archive's NAME.json (temporary file, then rename)."""
+    if not a.archive:
+        return
+    os.makedirs(a.archive, exist_ok=True)
+    p = os.path.join(a.archive, name + ".json")
+    with open(p + ".tmp", "w") as f:
+        json.dump(r, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(p + ".tmp", p)
+
+
+def bin_id(a):
+    """What made a result: the binary's file name and version line, and the repository's HEAD."""
+    try:
+        ver = subprocess.run([a.bin, "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        ver, head = "", ""
+    return {"bin": os.path.basename(a.bin), "version": ver, "head": head}
+
+
 def cell(a, cfg, flags, set_name, seed):
-    """Trains and scores one cell; returns its result dict (cached in DIR/runs/NAME.json)."""
+    """Trains and scores one cell; returns its result dict (cached in DIR/runs/NAME.json and in
+    the archive)."""
     name = "%s-%s-s%d" % (cfg, set_name, seed)
+    r = archived(a, name)
+    if r is not None:
+        return r
     runs = os.path.join(a.out, "runs")
     res_path = os.path.join(runs, name + ".json")
     if os.path.exists(res_path):
-        return json.load(open(res_path))
+        r = json.load(open(res_path))
+        archive(a, name, r)
+        return r
     data = os.path.join(a.out, "data")
     train, held = (os.path.join(data, f) for f in SETS[set_name])
     ckpt = os.path.join(runs, name + ".safetensors")
@@ -119,10 +159,11 @@ def cell(a, cfg, flags, set_name, seed):
     passkey_run(a, ["--lolcats", ckpt], pk_json, lg)
     pk = passkey_by_length(json.load(open(pk_json)))
     r = {"config": cfg, "flags": flags, "set": set_name, "seed": seed, "nll": nll,
-         "passkey": pk, "train_seconds": train_s}
+         "passkey": pk, "train_seconds": train_s, "tokens": a.tokens, "made_by": bin_id(a)}
     with open(res_path + ".tmp", "w") as f:
         json.dump(r, f, indent=1)
     os.replace(res_path + ".tmp", res_path)
+    archive(a, name, r)
     log("%s: held-out NLL %.4f, passkey %s, %.0f s" % (name, nll, pk, train_s))
     return r
 
@@ -144,9 +185,14 @@ def passkey_by_length(j):
 
 
 def teacher_nll(a, set_name):
+    r = archived(a, "teacher-%s" % set_name)
+    if r is not None:
+        return r["nll"]
     path = os.path.join(a.out, "runs", "teacher-%s.json" % set_name)
     if os.path.exists(path):
-        return json.load(open(path))["nll"]
+        r = json.load(open(path))
+        archive(a, "teacher-%s" % set_name, r)
+        return r["nll"]
     held = os.path.join(a.out, "data", SETS[set_name][1])
     out = run([a.bin, "eval", "--model", a.model, "--data", held, "--ctx", "1024", "--json",
                "-t", str(a.threads)], os.path.join(a.out, "runs", "teacher.log"))
@@ -155,7 +201,18 @@ def teacher_nll(a, set_name):
     if not os.path.exists(pk_json):
         passkey_run(a, [], pk_json, os.path.join(a.out, "runs", "teacher.log"))
     json.dump({"nll": nll}, open(path, "w"))
+    archive(a, "teacher-%s" % set_name, {"nll": nll, "made_by": bin_id(a)})
     return nll
+
+
+def teacher_passkey(a):
+    """The teacher's passkey accuracy per length (archived as teacher-passkey.json)."""
+    r = archived(a, "teacher-passkey")
+    if r is not None:
+        return r["passkey"]
+    pk = passkey_by_length(json.load(open(os.path.join(a.out, "runs", "teacher.passkey.json"))))
+    archive(a, "teacher-passkey", {"passkey": pk, "made_by": bin_id(a)})
+    return pk
 
 
 def passkey_run(a, extra, pk_json, lg):
@@ -207,7 +264,7 @@ def table(a, results):
     head = "| option (flags) | " + " | ".join("%s NLL (x teacher)" % s for s in sets) + \
         " | passkey %d / %d | decode state | train s |" % (2 * WINDOW, 4 * WINDOW)
     lines = [head, "|" + "---|" * (len(sets) + 5)]
-    tpk = passkey_by_length(json.load(open(os.path.join(a.out, "runs", "teacher.passkey.json"))))
+    tpk = teacher_passkey(a)
     lines.append("| teacher | " + " | ".join("%.4f" % teach[s] for s in sets) + " | " +
                  " / ".join("%.2f" % tpk.get(str(k), float("nan")) for k in (2 * WINDOW, 4 * WINDOW)) +
                  " | KV cache | |")
@@ -246,6 +303,8 @@ def main():
     ap.add_argument("--configs", default="original,sinks,kl,gate,auto2")
     ap.add_argument("--best", default="", help="flags of the 'best' configuration")
     ap.add_argument("--tokens", type=int, default=1000000)
+    ap.add_argument("--archive", default=os.path.join(ROOT, "study", "cells"),
+                    help="finished cells shared between runs and machines ('' for none)")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--table-only", action="store_true")
     a = ap.parse_args()
@@ -284,9 +343,13 @@ def main():
                 log("%d/%d cells done" % (i, len(todo)))
     else:
         for c, f, s, seed in todo:
-            p = os.path.join(a.out, "runs", "%s-%s-s%d.json" % (c, s, seed))
-            if os.path.exists(p):
-                results.append(json.load(open(p)))
+            name = "%s-%s-s%d" % (c, s, seed)
+            p = os.path.join(a.out, "runs", name + ".json")
+            r = archived(a, name)
+            if r is None and os.path.exists(p):
+                r = json.load(open(p))
+            if r is not None:
+                results.append(r)
     table(a, results)
     return 1 if failed else 0
 
