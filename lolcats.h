@@ -7489,7 +7489,8 @@ LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w
             lc__qmm(ctx, y, x, w, dtype, T, O, I);
         return;
     }
-    if (K->gemm && T >= 8) {  // prefill / training: the packed GEMM
+    // prefill / training: the packed GEMM (the bf16 mode: its scalar twin too)
+    if (T >= 8 && (K->gemm || (ctx && ctx->compute == LOLCATS_COMPUTE_BF16))) {
         lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
         return;
     }
