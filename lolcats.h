@@ -6517,32 +6517,34 @@ static void lc__pack_a(lc__tpose_fn tpose, float *dst, const float *A, size_t ld
 }
 
 // One NR-column panel of op(B): dst[k*NR + n] = op(B)(p0 + k, j0 + n), widened.
+// op(B) = B^T (tb, weights (out,in)) in bf16/f16: blocks of LC__PACK_BN rows x
+// LC__PACK_BK columns are widened row by row into a small buffer, then
+// transposed into the panel, so B is read and the panel written in runs (not
+// one scattered float per element); the same floats as element by element.
+#define LC__PACK_BN 16
+#define LC__PACK_BK 64
 static void lc__pack_b(const lc__gemm_kind *kd, float *dst, const void *B, lc_dtype bt,
                        size_t ldb, int tb, int j0, int cols, int p0, int kc) {
-    int NR = kd->nr, k, n;
+    int NR = kd->nr, k, n, k0;
     if (tb && bt == LOLCATS_DTYPE_F32) {  // op(B)(k,n) = B[n ldb + k]: a transpose
         kd->tpose(dst, (size_t)NR, (const float *)B + (size_t)j0 * ldb + p0, ldb, cols, kc);
-        for (n = cols; n < NR; n++)
-            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
-    } else if (tb) {  // widen a row of B, scatter it
-        float tmp[LC__GEMM_KC];
-        for (n = 0; n < cols; n++) {
-            const float *s = tmp;
-            if (bt == LOLCATS_DTYPE_F32)
-                s = (const float *)B + (size_t)(j0 + n) * ldb + p0;
-            else
-                kd->widen(tmp, B, bt, (size_t)(j0 + n) * ldb + p0, kc);
-            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = s[k];
+    } else if (tb) {  // widen a block of rows of B, transpose it into the panel
+        float tmp[LC__PACK_BN * LC__PACK_BK];
+        for (n = 0; n < cols; n += LC__PACK_BN) {
+            int nb = cols - n < LC__PACK_BN ? cols - n : LC__PACK_BN, r;
+            for (k0 = 0; k0 < kc; k0 += LC__PACK_BK) {
+                int kb = kc - k0 < LC__PACK_BK ? kc - k0 : LC__PACK_BK;
+                for (r = 0; r < nb; r++)
+                    kd->widen(tmp + (size_t)r * LC__PACK_BK, B, bt, (size_t)(j0 + n + r) * ldb + p0 + k0, kb);
+                kd->tpose(dst + (size_t)k0 * NR + n, (size_t)NR, tmp, LC__PACK_BK, nb, kb);
+            }
         }
-        for (; n < NR; n++)
-            for (k = 0; k < kc; k++) dst[(size_t)k * NR + n] = 0;
     } else {
-        for (k = 0; k < kc; k++) {
-            float *d = dst + (size_t)k * NR;
-            kd->widen(d, B, bt, (size_t)(p0 + k) * ldb + j0, cols);
-            for (n = cols; n < NR; n++) d[n] = 0;
-        }
+        for (k = 0; k < kc; k++)
+            kd->widen(dst + (size_t)k * NR, B, bt, (size_t)(p0 + k) * ldb + j0, cols);
     }
+    if (cols < NR)  // the panel's columns past op(B)'s: zero, row by row
+        for (k = 0; k < kc; k++) memset(dst + (size_t)k * NR + cols, 0, sizeof(float) * (size_t)(NR - cols));
 }
 
 #if defined(LC__X86)
@@ -7489,7 +7491,8 @@ LCIMPL void lc_matmul(const lc_ctx *ctx, float *y, const float *x, const void *w
             lc__qmm(ctx, y, x, w, dtype, T, O, I);
         return;
     }
-    if (K->gemm && T >= 8) {  // prefill / training: the packed GEMM
+    // prefill / training: the packed GEMM (the bf16 mode: its scalar twin too)
+    if (T >= 8 && (K->gemm || (ctx && ctx->compute == LOLCATS_COMPUTE_BF16))) {
         lc_gemm(ctx, y, x, w, dtype, T, O, I, 0, 1, 1.0f, 0.0f, (size_t)O, (size_t)I, (size_t)I, NULL);
         return;
     }

@@ -2,8 +2,10 @@
 
    (a) one Llama-3-8B-shaped layer (dim 4096, H 32, Hk 8, D 128, ffn 14336,
        vocabulary 256) built in memory with random BF16 and then F32 weights,
-       lc_model_forward of N = 1024 tokens from position 0 (the prefill of
-       `generate`, the forward of `eval` without its classifier): tokens/s and
+       each in float32 and with ctx.compute = LOLCATS_COMPUTE_BF16 (`--compute
+       bf16`: bf16 GEMM operands, float32 sums; skipped visibly without
+       AVX512_BF16), lc_model_forward of N = 1024 tokens from position 0 (the
+       prefill of `generate`, the forward of `eval` without its classifier): tokens/s and
        the fraction of the measured fp32 FMA peak (bench/peak.h) of the same
        threads. FLOP count (multiply-add = 2) in prefill_flops below.
    (b) alpaca-llama-25m (../shared) teacher forward + NLL of N = 1024 tokens as
@@ -15,7 +17,8 @@
    "% peak/CPU" is flops per CPU second of the process over the 1-thread peak,
    the code's efficiency on a machine shared with other work.
    Best of BENCH_PREFILL_REPS (3) after a warm-up. BENCH_PREFILL_N (1024) sets
-   N of both; BENCH_THREADS (2) the threads of (a). */
+   N of both; BENCH_THREADS (2) the threads of (a); BENCH_PREFILL_ONLY_BF16
+   (set) limits (a) to the BF16 weights. */
 #define _GNU_SOURCE
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -81,9 +84,10 @@ static void *rand_weight(lc_rng *g, lc_weight *w, lc_dtype dt, int64_t rows, int
 
 /* Best wall seconds (and *cpu, the least CPU seconds) of reps prefills of
    tok[0..N) from position 0 after a warm-up: lc_model_forward, or
-   lc_model_forward_nll with targets tok + 1 when nll is given; -1 on failure. */
+   lc_model_forward_nll with targets tok + 1 when nll is given; -1 on failure.
+   compute: lc_ctx.compute (LOLCATS_COMPUTE_F32 or _BF16). */
 static double time_prefill(const lc_model *m, const int *tok, int N, double *nll, int reps,
-                           double *cpu) {
+                           int compute, double *cpu) {
     lc_run r;
     lc_error err;
     lc_ctx ctx;
@@ -92,6 +96,7 @@ static double time_prefill(const lc_model *m, const int *tok, int N, double *nll
     int rep;
     memset(&err, 0, sizeof err);
     lc_ctx_init(&ctx);
+    ctx.compute = compute;
     if (lc_run_init(&r, m, N, N, &err) != LOLCATS_OK) {
         printf("    FAILED: lc_run_init: %s\n", err.msg);
         return -1;
@@ -114,7 +119,8 @@ static double time_prefill(const lc_model *m, const int *tok, int N, double *nll
 }
 
 /* (a) one layer of dtype dt: best seconds of a prefill of N tokens, or -1. */
-static double layer_prefill(lc_dtype dt, int N, int reps, lc_model_config *cfg_out, double *cpu) {
+static double layer_prefill(lc_dtype dt, int compute, int N, int reps, lc_model_config *cfg_out,
+                            double *cpu) {
     lc_model m;
     lc_layer_weights lw;
     lc_rng g;
@@ -150,7 +156,7 @@ static double layer_prefill(lc_dtype dt, int N, int reps, lc_model_config *cfg_o
     *cfg_out = m.cfg;
     tok = (int *)malloc(sizeof(int) * (size_t)N);
     for (i = 0; i < N; i++) tok[i] = (int)(lc_rng_u64(&g) % (uint64_t)V);
-    best = time_prefill(&m, tok, N, NULL, reps, cpu);
+    best = time_prefill(&m, tok, N, NULL, reps, compute, cpu);
     free(tok);
     for (i = 0; i < np; i++) free(p[i]);
     return best;
@@ -190,7 +196,7 @@ static double ours_25m(const lc_model *m, int N, int t, int reps, double *mean_n
     lc_rng_seed(&g, 5);
     for (i = 0; i <= N; i++) tok[i] = 3 + (int)(lc_rng_u64(&g) % (uint64_t)(m->cfg.vocab_size - 3));
     set_threads(t);
-    best = time_prefill(m, tok, N, nll, reps, cpu);
+    best = time_prefill(m, tok, N, nll, reps, LOLCATS_COMPUTE_F32, cpu);
     if (best < 0) memset(nll, 0, sizeof(double) * (size_t)N);
     *mean_nll = 0;
     for (i = 0; i < N; i++) *mean_nll += nll[i] / N;
@@ -205,6 +211,7 @@ int main(void) {
     int reps = er && atoi(er) > 0 ? atoi(er) : 3, d, t;
     double peak1, peakT;
     lc_model_config cfg;
+    lc_ctx cx;
     struct stat sb;
 #ifndef _OPENMP
     T = 1;
@@ -220,14 +227,23 @@ int main(void) {
     }
     printf("\n(a) teacher prefill of one Llama-3-8B-shaped layer (dim 4096 H 32 Hk 8 D 128 ffn 14336), "
            "N=%d, %d threads, best of %d\n", N, T, reps);
-    printf("    %-8s %10s %10s %10s %8s %10s %12s\n", "weights", "s", "tokens/s", "GFLOP/s", "% peak", "CPU s",
-           "% peak/CPU");
-    for (d = 0; d < (getenv("BENCH_PREFILL_ONLY_BF16") ? 1 : 2); d++) {
-        lc_dtype dt = d == 0 ? LOLCATS_DTYPE_BF16 : LOLCATS_DTYPE_F32;
-        double c = 0, s = layer_prefill(dt, N, reps, &cfg, &c), fl = prefill_flops(&cfg, N, 1);
+    printf("    %-8s %-8s %10s %10s %10s %8s %10s %12s\n", "weights", "compute", "s", "tokens/s", "GFLOP/s",
+           "% peak", "CPU s", "% peak/CPU");
+    for (d = 0; d < (getenv("BENCH_PREFILL_ONLY_BF16") ? 2 : 4); d++) {   /* weights x compute */
+        lc_dtype dt = d < 2 ? LOLCATS_DTYPE_BF16 : LOLCATS_DTYPE_F32;
+        int cm = d % 2 ? LOLCATS_COMPUTE_BF16 : LOLCATS_COMPUTE_F32;
+        double c = 0, s, fl;
+        lc_ctx_init(&cx);
+        if (!lc_compute_supported(&cx, cm)) {
+            printf("    %-8s %-8s SKIPPED: this CPU has no AVX512_BF16\n", d < 2 ? "BF16" : "F32", "bf16");
+            continue;
+        }
+        s = layer_prefill(dt, cm, N, reps, &cfg, &c);
+        fl = prefill_flops(&cfg, N, 1);
         if (s <= 0) continue;
-        printf("    %-8s %10.3f %10.1f %10.1f %7.0f%% %10.3f %11.0f%%\n", d == 0 ? "BF16" : "F32", s, N / s,
-               fl / s * 1e-9, 100.0 * fl / s * 1e-9 / peakT, c, 100.0 * fl / c * 1e-9 / peak1);
+        printf("    %-8s %-8s %10.3f %10.1f %10.1f %7.0f%% %10.3f %11.0f%%\n", d < 2 ? "BF16" : "F32",
+               cm == LOLCATS_COMPUTE_BF16 ? "bf16" : "f32", s, N / s, fl / s * 1e-9,
+               100.0 * fl / s * 1e-9 / peakT, c, 100.0 * fl / c * 1e-9 / peak1);
         if (d == 0) printf("    (%.1f GFLOP a prefill: projections + attention + MLP, see prefill_flops)\n",
                            fl * 1e-9);
     }

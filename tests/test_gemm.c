@@ -3,7 +3,8 @@
    transposes, alpha / beta (beta == 0 must not read C: it starts as NaN),
    BF16 and F16 weights, leading dimensions wider than the rows, sizes that
    cross every cache block, and bit-identical results for 1 vs 2 and 3
-   OpenMP threads. */
+   OpenMP threads; the GEMM's B panels (lc__pack_b) byte for byte against a
+   plain packing. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -142,6 +143,52 @@ static void test_gemm_path(const lc_ctx *ctx) {
     }
 }
 
+/* lc__pack_b, the B panel of the packed GEMM, byte for byte against the plain
+   element-by-element packing written here (dst[k NR + n] = op(B)(p0 + k,
+   j0 + n), columns past `cols` zero): every dtype, both transposes, odd
+   panel widths and depths, offsets and padded rows; the panel starts as
+   garbage so every element must be written. */
+static int pack_b_case(const lc__gemm_kind *kd, lc_dtype dt, int tb, int cols, int kc, int j0, int p0) {
+    int NR = kd->nr, rows = tb ? j0 + cols : p0 + kc, k, n, same;
+    size_t ldb = (size_t)(tb ? p0 + kc : j0 + cols) + 3;
+    void *B = rand_mat(dt, rows, ldb);
+    float *got = (float *)malloc(sizeof(float) * (size_t)kc * (size_t)NR);
+    float *want = (float *)malloc(sizeof(float) * (size_t)kc * (size_t)NR);
+    memset(got, 0xA5, sizeof(float) * (size_t)kc * (size_t)NR);
+    for (k = 0; k < kc; k++)
+        for (n = 0; n < NR; n++)
+            want[(size_t)k * NR + n] = n >= cols ? 0.0f : wval(B, dt, tb ? (size_t)(j0 + n) * ldb + (size_t)(p0 + k)
+                                                                       : (size_t)(p0 + k) * ldb + (size_t)(j0 + n));
+    lc__pack_b(kd, got, B, dt, ldb, tb, j0, cols, p0, kc);
+    same = !memcmp(got, want, sizeof(float) * (size_t)kc * (size_t)NR);
+    free(B); free(got); free(want);
+    return same;
+}
+
+static void test_pack_b(const lc_ctx *ctx) {
+    static const int kcs[7] = {1, 7, 15, 63, 65, 130, LC__GEMM_KC};
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__gemm_kind *kinds[2];
+    int nk = 0, ik, d, tb, ic, ikc, fails = 0, cases = 0;
+    if (K->gemm) kinds[nk++] = K->gemm;
+    if (K->pk && K->pk != K->gemm) kinds[nk++] = K->pk;
+    for (ik = 0; ik < nk; ik++) {
+        int NR = kinds[ik]->nr, colv[5];
+        colv[0] = 1; colv[1] = 5; colv[2] = NR / 2 + 1; colv[3] = NR - 1; colv[4] = NR;
+        for (d = 0; d < 3; d++)
+            for (tb = 0; tb < 2; tb++)
+                for (ic = 0; ic < 5; ic++)
+                    for (ikc = 0; ikc < 7; ikc++) {
+                        fails += !pack_b_case(kinds[ik], (lc_dtype)d, tb, colv[ic], kcs[ikc], ic * 3, ikc * 5);
+                        cases++;
+                    }
+    }
+    if (!nk) return;   /* the scalar path packs nothing */
+    printf("  pack_b %s: %d cases, %d kinds\n", lc_simd_name(ctx->simd), cases, nk);
+    CHECK(fails == 0, "pack_b %s: %d of %d panels differ from the plain packing", lc_simd_name(ctx->simd), fails,
+          cases);
+}
+
 static void test_gemv_path(const lc_ctx *ctx) {
     int io, ii, d, fails = 0;
     for (io = 0; io < 9; io++)
@@ -209,6 +256,7 @@ int main(void) {
         ctx.simd = s;
         printf("== path %s\n", lc_simd_name(s));
         test_gemm_path(&ctx);
+        test_pack_b(&ctx);
         test_gemv_path(&ctx);
         test_threads(&ctx);
     }

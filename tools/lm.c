@@ -66,7 +66,8 @@ int tool_lm_init(tool_lm *lm, const lc_model *m, const tool_lm_opts *o, int ctx,
     if (o->window > 0) lm->lp.hybrid.window = o->window;
     if (o->variant) lm->lp.hybrid.variant = !strcmp(o->variant, "sw") ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK;
     if (o->sinks > 0) lm->lp.hybrid.sinks = o->sinks;
-    if (lc_lolcats_run_init(&lm->lrun, NULL, m, &lm->lp, max_tokens, err)) return tool_report(err);
+    /* the tool's ctx: --compute reaches the linearized model's GEMMs too */
+    if (lc_lolcats_run_init(&lm->lrun, &lm->cx, m, &lm->lp, max_tokens, err)) return tool_report(err);
     lm->logits = lm->lrun.logits;
     lm->ctx = ctx > 0 ? ctx : m->cfg.seq_len;
     return 0;
