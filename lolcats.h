@@ -2064,13 +2064,19 @@ typedef struct lc__kern {
     int (*prefill_attn)(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
                         const float *vc, int H, int Hk, int T, int D, int n_ctx, int pos0,
                         int window);
+    // lc_xent_fwd_bwd through P->exp_sumd (>>xent-fast)
+    double (*xent)(const lc_ctx *ctx, float *dlogits, const float *logits, const int *labels, int T,
+                   int V, int *n_counted);
+    // the LoRA products of lc_linear_fwd / _bwd as GEMMs (>>lora-fast; 0: declined)
+    int (*lora_fwd)(const lc_ctx *ctx, float *y, float *xa, const float *x, const float *lora_a,
+                    const float *lora_b, float lora_scale, int r, int T, int O, int I);
+    int (*lora_bwd)(const lc_ctx *ctx, float *dx, float *dlora_a, float *dlora_b, const float *dy,
+                    const float *x, const float *xa, const float *lora_a, const float *lora_b,
+                    float lora_scale, int r, int T, int O, int I);
     // >>gemm-bf16: lc_gemm in the bf16 mode (0: declined, float32 runs)
     int (*gemm_bf16)(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype bt,
                      int M, int N, int K, int ta, int tb, float alpha, float beta, size_t ldc,
                      size_t lda, size_t ldb);
-    // lc_xent_fwd_bwd through P->exp_sumd (>>xent-fast)
-    double (*xent)(const lc_ctx *ctx, float *dlogits, const float *logits, const int *labels, int T,
-                   int V, int *n_counted);
 } lc__kern;
 static const lc__kern *lc__kern_for(const lc_ctx *ctx);
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) { return lc__kern_for(ctx)->P; }
@@ -4372,9 +4378,10 @@ LCIMPL void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g,
 LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x, const void *w,
                           int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
                           int r, int T, int O, int I) {
-    const lc__prims *P = lc__prims_for(ctx);
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__prims *P = K->P;
     lc_matmul(ctx, y, x, w, (lc_dtype)w_dtype, T, O, I);
-    if (lora_a && r > 0) {
+    if (lora_a && r > 0 && !(K->lora_fwd && K->lora_fwd(ctx, y, xa, x, lora_a, lora_b, lora_scale, r, T, O, I))) {
         int t, j, o;
         float xa_loc[256];
         LOLCATS_ASSERT(r <= 256);
@@ -4391,7 +4398,8 @@ LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_
                           float *dlora_b, const float *dy, const float *x, const float *xa,
                           const void *w, int w_dtype, const float *lora_a, const float *lora_b,
                           float lora_scale, int r, int T, int O, int I) {
-    const lc__prims *P = lc__prims_for(ctx);
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__prims *P = K->P;
     int t, o;
     if (dx)  // dX += dY W  (+ LoRA below: s (dY B) A)
         lc_gemm(ctx, dx, dy, w, (lc_dtype)w_dtype, T, I, O, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
@@ -4399,7 +4407,8 @@ LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_
         LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32);
         lc_gemm(ctx, dw, dy, x, LOLCATS_DTYPE_F32, O, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
     }
-    if (lora_a && r > 0) {
+    if (lora_a && r > 0 && !(K->lora_bwd && K->lora_bwd(ctx, dx, dlora_a, dlora_b, dy, x, xa, lora_a, lora_b,
+                                                         lora_scale, r, T, O, I))) {
         float g[256];
         int j;
         for (t = 0; t < T; t++) {
@@ -9628,30 +9637,76 @@ static double lc__xent_fast(const lc_ctx *ctx, float *dlogits, const float *logi
     return n ? total / n : 0.0;
 }
 
+// >>lora-fast: the rank-r LoRA products of lc_linear_fwd / _bwd over all T
+// tokens as five GEMMs (lc_gemm in float32 whatever ctx->compute, threads
+// over output tiles) instead of the reference's per-token dots and axpys:
+//   fwd  xa = x A^T (T,r)           y += s xa B^T
+//   bwd  g = s dY B (T,r)  dB += s dY^T xa  dA += g^T x  dX += g A
+// Float sums in the GEMM's order (a tolerance from the reference loop, not
+// bits). Declines (0) below LC__LORA_GEMM_T tokens (decoding: the loop) and
+// when the (T,r) scratch cannot be had.
+#define LC__LORA_GEMM_T 8
+static int lc__lora_fwd_fast(const lc_ctx *ctx, float *y, float *xa, const float *x, const float *lora_a,
+                             const float *lora_b, float lora_scale, int r, int T, int O, int I) {
+    lc_ctx c = *ctx;
+    float *u;
+    if (T < LC__LORA_GEMM_T) return 0;
+    u = xa ? xa : (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)T * r);
+    if (!u) return 0;
+    c.compute = LOLCATS_COMPUTE_F32;
+    lc_gemm(&c, u, x, lora_a, LOLCATS_DTYPE_F32, T, r, I, 0, 1, 1.0f, 0.0f, (size_t)r, (size_t)I, (size_t)I, NULL);
+    lc_gemm(&c, y, u, lora_b, LOLCATS_DTYPE_F32, T, O, r, 0, 1, lora_scale, 1.0f, (size_t)O, (size_t)r, (size_t)r,
+            NULL);
+    if (!xa) LOLCATS_FREE(u);
+    return 1;
+}
+
+static int lc__lora_bwd_fast(const lc_ctx *ctx, float *dx, float *dlora_a, float *dlora_b, const float *dy,
+                             const float *x, const float *xa, const float *lora_a, const float *lora_b,
+                             float lora_scale, int r, int T, int O, int I) {
+    lc_ctx c = *ctx;
+    float *g;
+    if (T < LC__LORA_GEMM_T || !(g = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)T * r))) return 0;
+    c.compute = LOLCATS_COMPUTE_F32;
+    lc_gemm(&c, g, dy, lora_b, LOLCATS_DTYPE_F32, T, r, O, 0, 0, lora_scale, 0.0f, (size_t)r, (size_t)O, (size_t)r,
+            NULL);
+    if (dlora_b)
+        lc_gemm(&c, dlora_b, dy, xa, LOLCATS_DTYPE_F32, O, r, T, 1, 0, lora_scale, 1.0f, (size_t)r, (size_t)O,
+                (size_t)r, NULL);
+    if (dlora_a)
+        lc_gemm(&c, dlora_a, g, x, LOLCATS_DTYPE_F32, r, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)r, (size_t)I,
+                NULL);
+    if (dx)
+        lc_gemm(&c, dx, g, lora_a, LOLCATS_DTYPE_F32, T, I, r, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)r, (size_t)I,
+                NULL);
+    LOLCATS_FREE(g);
+    return 1;
+}
+
 // The fast forms every SIMD level shares.
 #define LC__KERN_FORMS                                                                  \
     lc__fmap_fwd_fast, lc__fmap_bwd_fast, lc__softmax_fwd_fast, lc__hybrid_fwd_fast,     \
         lc__hybrid_bwd_fast, lc__xfer_fwd_fast, lc__xfer_bwd_fast, lc__xfer_mse_step,   \
-        lc__model_attn_tiled
+        lc__model_attn_tiled, lc__xent_fast, lc__lora_fwd_fast, lc__lora_bwd_fast
 #if defined(LC__X86)
 static const lc__kern lc__kern_avx2 = {&lc__prims_avx2, 1, &lc__gk_avx2, &lc__gk_avx2,
                                        lc__gemv_row_avx2, lc__matmul_avx2, lc__qmm_avx2,
-                                       LC__KERN_FORMS, NULL, lc__xent_fast};
+                                       LC__KERN_FORMS, NULL};
 static const lc__kern lc__kern_avx512 = {&lc__prims_avx512, 1, &lc__gk_avx512, &lc__gk_avx512a,
                                          lc__gemv_row_avx512, lc__matmul_avx2, lc__qmm_avx2,
-                                         LC__KERN_FORMS, lc__gemm_bf16_avx512, lc__xent_fast};
+                                         LC__KERN_FORMS, lc__gemm_bf16_avx512};
 #endif
 #if defined(LC__NEON)
 static const lc__kern lc__kern_neon = {&lc__prims_neon, 1, &lc__gk_neon, &lc__gk_neon,
-                                       lc__gemv_row_neon, NULL, NULL, LC__KERN_FORMS, NULL,
-                                       lc__xent_fast};
+                                       lc__gemv_row_neon, NULL, NULL, LC__KERN_FORMS, NULL};
 #endif
 #undef LC__KERN_FORMS
 #endif  // !LOLCATS_NO_FAST
 
 // The reference: every fast form NULL.
 static const lc__kern lc__kern_ref = {&lc__prims_ref, 0, NULL, NULL, NULL, NULL, NULL, NULL,
-                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                      NULL, NULL};
 
 static const lc__kern *lc__kern_for(const lc_ctx *ctx) {
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;
