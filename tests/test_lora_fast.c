@@ -15,18 +15,15 @@
 
 static lc_rng g_rng;
 
-static float *randn(size_t n, float s) {
+/* n floats: a copy of src, or s times N(0,1) draws when src is NULL */
+static float *mk(const float *src, size_t n, float s) {
     float *p = (float *)malloc(sizeof(float) * (n ? n : 1));
     size_t i;
-    for (i = 0; i < n; i++) p[i] = s * lc_rng_normal(&g_rng);
+    for (i = 0; i < n; i++) p[i] = src ? src[i] : s * lc_rng_normal(&g_rng);
     return p;
 }
-
-static float *dupf(const float *x, size_t n) {
-    float *p = (float *)malloc(sizeof(float) * (n ? n : 1));
-    memcpy(p, x, sizeof(float) * n);
-    return p;
-}
+#define randn(n, s) mk(NULL, (n), (s))
+#define dupf(x, n) mk((x), (n), 1.0f)
 
 static void one_case(const lc_ctx *fast, int T, int O, int I, int r) {
     lc_ctx ref;
