@@ -1700,6 +1700,9 @@ typedef struct lc__prims {
     // dz = out1 (g1 - out1.g1) - out2 (g2 - out2.g2)  (out unfloored)
     void (*smx2)(float *out, const float *z, int f, int two, float lo);
     void (*smx2_bwd)(float *dz, const float *dphi, const float *out, int f, int two, float eps);
+    // y_i = exp(x_i - sub) when y is set (y may alias x), returns sum_i in
+    // double; 0 below expf's normal range (-inf included), NaN stays NaN
+    double (*exp_sumd)(float *y, const float *x, float sub, int n);
 } lc__prims;
 
 static float lc__dot_ref(const float *a, const float *b, int n) {
@@ -1761,6 +1764,17 @@ static double lc__exp_sum_ref(float *y, const float *x, float sgn, float sub, in
     for (i = 0; i < n; i++) {
         y[i] = expf(sgn * x[i] - sub);
         s += (double)y[i];
+    }
+    return s;
+}
+
+static double lc__exp_sumd_ref(float *y, const float *x, float sub, int n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n; i++) {
+        float e = expf(x[i] - sub);
+        if (y) y[i] = e;
+        s += (double)e;
     }
     return s;
 }
@@ -2050,6 +2064,15 @@ typedef struct lc__kern {
     int (*prefill_attn)(const lc_ctx *ctx, float *y, const float *qh, const float *kc,
                         const float *vc, int H, int Hk, int T, int D, int n_ctx, int pos0,
                         int window);
+    // lc_xent_fwd_bwd through P->exp_sumd (>>xent-fast)
+    double (*xent)(const lc_ctx *ctx, float *dlogits, const float *logits, const int *labels, int T,
+                   int V, int *n_counted);
+    // the LoRA products of lc_linear_fwd / _bwd as GEMMs (>>lora-fast; 0: declined)
+    int (*lora_fwd)(const lc_ctx *ctx, float *y, float *xa, const float *x, const float *lora_a,
+                    const float *lora_b, float lora_scale, int r, int T, int O, int I);
+    int (*lora_bwd)(const lc_ctx *ctx, float *dx, float *dlora_a, float *dlora_b, const float *dy,
+                    const float *x, const float *xa, const float *lora_a, const float *lora_b,
+                    float lora_scale, int r, int T, int O, int I);
     // >>gemm-bf16: lc_gemm in the bf16 mode (0: declined, float32 runs)
     int (*gemm_bf16)(const lc_ctx *ctx, float *C, const float *A, const void *B, lc_dtype bt,
                      int M, int N, int K, int ta, int tb, float alpha, float beta, size_t ldc,
@@ -2057,6 +2080,8 @@ typedef struct lc__kern {
 } lc__kern;
 static const lc__kern *lc__kern_for(const lc_ctx *ctx);
 static const lc__prims *lc__prims_for(const lc_ctx *ctx) { return lc__kern_for(ctx)->P; }
+static double lc__xent(const lc_ctx *ctx, float *dlogits, const float *logits, const int *labels, int T, int V,
+                       int *n_counted);  // >>blocks
 
 // The fast forms behind the table (defined in the fast-path sections after
 // the reference implementation; none in a LOLCATS_NO_FAST build).
@@ -4184,7 +4209,7 @@ static lc_status lc__kl_loss(void **state, const lc_ctx *ctx, const lc_model *m,
         if ((st = lc_model_forward(ctx, m, &k->run, tokens, T, k->logits, err))) return st;
         *kl = lc_loss_kl(backward ? k->logits : NULL, logits, k->logits, labels, T, V, cfg->kl_temp, 1.0f, NULL);
     }
-    *ce = lc_xent_fwd_bwd(backward ? logits : NULL, logits, labels, T, V, &ns);
+    *ce = lc__xent(ctx, backward ? logits : NULL, logits, labels, T, V, &ns);
     if (backward && ns > 0) {
         float kf = cfg->kl_factor;
         if (kf > 0.0f)
@@ -4353,9 +4378,10 @@ LCIMPL void lc_swiglu_bwd(float *dg, float *du, const float *dh, const float *g,
 LCIMPL void lc_linear_fwd(const lc_ctx *ctx, float *y, float *xa, const float *x, const void *w,
                           int w_dtype, const float *lora_a, const float *lora_b, float lora_scale,
                           int r, int T, int O, int I) {
-    const lc__prims *P = lc__prims_for(ctx);
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__prims *P = K->P;
     lc_matmul(ctx, y, x, w, (lc_dtype)w_dtype, T, O, I);
-    if (lora_a && r > 0) {
+    if (lora_a && r > 0 && !(K->lora_fwd && K->lora_fwd(ctx, y, xa, x, lora_a, lora_b, lora_scale, r, T, O, I))) {
         int t, j, o;
         float xa_loc[256];
         LOLCATS_ASSERT(r <= 256);
@@ -4372,7 +4398,8 @@ LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_
                           float *dlora_b, const float *dy, const float *x, const float *xa,
                           const void *w, int w_dtype, const float *lora_a, const float *lora_b,
                           float lora_scale, int r, int T, int O, int I) {
-    const lc__prims *P = lc__prims_for(ctx);
+    const lc__kern *K = lc__kern_for(ctx);
+    const lc__prims *P = K->P;
     int t, o;
     if (dx)  // dX += dY W  (+ LoRA below: s (dY B) A)
         lc_gemm(ctx, dx, dy, w, (lc_dtype)w_dtype, T, I, O, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
@@ -4380,7 +4407,8 @@ LCIMPL void lc_linear_bwd(const lc_ctx *ctx, float *dx, float *dw, float *dlora_
         LOLCATS_ASSERT(w_dtype == LOLCATS_DTYPE_F32);
         lc_gemm(ctx, dw, dy, x, LOLCATS_DTYPE_F32, O, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)O, (size_t)I, NULL);
     }
-    if (lora_a && r > 0) {
+    if (lora_a && r > 0 && !(K->lora_bwd && K->lora_bwd(ctx, dx, dlora_a, dlora_b, dy, x, xa, lora_a, lora_b,
+                                                         lora_scale, r, T, O, I))) {
         float g[256];
         int j;
         for (t = 0; t < T; t++) {
@@ -4423,6 +4451,15 @@ LCIMPL double lc_xent_fwd_bwd(float *dlogits, const float *logits, const int *la
     }
     if (n_counted) *n_counted = n;
     return n ? total / n : 0.0;
+}
+
+// lc_xent_fwd_bwd under ctx: the kernel table's fast form (>>xent-fast) or
+// the reference above.
+static double lc__xent(const lc_ctx *ctx, float *dlogits, const float *logits, const int *labels, int T, int V,
+                       int *n_counted) {
+    const lc__kern *K = lc__kern_for(ctx);
+    if (K->xent) return K->xent(ctx, dlogits, logits, labels, T, V, n_counted);
+    return lc_xent_fwd_bwd(dlogits, logits, labels, T, V, n_counted);
 }
 
 // >>llama-block
@@ -5668,7 +5705,7 @@ LCIMPL lc_status lc_train_lm_step(lc_train *t, const int *tokens, const int *lab
         a->part_ce = ce;
         ce = all;
     } else {
-        ce = lc_xent_fwd_bwd(backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
+        ce = lc__xent(&t->ctx, backward ? a->logits : NULL, a->logits, labels, T, V, &ns);
         a->part_ce = ce;
         a->part_kl = 0;
     }
@@ -6134,6 +6171,26 @@ LC__TARGET_AVX2 static void lc__colmul_avx2(float *x, const float *a, int rows, 
     }
 }
 
+// exp_sumd: the exps of 8 lanes converted to double before adding; inputs
+// below LC__EXP_LO give 0 (the vector exp would give 2^-126), NaN passes the
+// unordered compare and stays NaN.
+LC__TARGET_AVX2 static double lc__exp_sumd_avx2(float *y, const float *x, float sub, int n) {
+    __m256 vb = _mm256_set1_ps(sub), lo = _mm256_set1_ps(LC__EXP_LO);
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    double lanes[4], s = 0;
+    int i = 0, l;
+    for (; i + 8 <= n; i += 8) {
+        __m256 z = _mm256_sub_ps(_mm256_loadu_ps(x + i), vb);
+        __m256 e = _mm256_and_ps(lc__exp256(z), _mm256_cmp_ps(z, lo, _CMP_NLT_UQ));
+        if (y) _mm256_storeu_ps(y + i, e);
+        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    _mm256_storeu_pd(lanes, _mm256_add_pd(a0, a1));
+    for (l = 0; l < 4; l++) s += lanes[l];
+    return s + lc__exp_sumd_ref(y ? y + i : NULL, x + i, sub, n - i);
+}
+
 LC__TARGET_AVX2 static void lc__colexp_avx2(float *x, const float *sub, float *sum, int rows,
                                             int w) {
     int r, c;
@@ -6192,6 +6249,25 @@ LC__TARGET_AVX512 static double lc__exp_sum_avx512(float *y, const float *x, flo
     _mm512_storeu_ps(lanes, acc);
     for (l = 0; l < 16; l++) s += lanes[l];
     return (double)s;
+}
+
+// exp_sumd as lc__exp_sumd_avx2's, 16 lanes, the tail masked.
+LC__TARGET_AVX512 static double lc__exp_sumd_avx512(float *y, const float *x, float sub, int n) {
+    __m512 vb = _mm512_set1_ps(sub), lo = _mm512_set1_ps(LC__EXP_LO);
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    double lanes[8], s = 0;
+    int i, l;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xFFFFu : (1u << (n - i)) - 1u);
+        __m512 z = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vb);
+        __m512 e = _mm512_maskz_mov_ps(_mm512_mask_cmp_ps_mask(k, z, lo, _CMP_NLT_UQ), lc__exp512(z));
+        if (y) _mm512_mask_storeu_ps(y + i, k, e);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    _mm512_storeu_pd(lanes, _mm512_add_pd(a0, a1));
+    for (l = 0; l < 8; l++) s += lanes[l];
+    return s;
 }
 
 LC__TARGET_AVX512 static void lc__colmax_avx512(const float *x, float *mx, int rows, int w) {
@@ -6388,22 +6464,22 @@ static float lc__max_neon(const float *x, float sgn, int n) {
 static const lc__prims lc__prims_ref = {lc__dot_ref,     lc__axpy_ref,   lc__scal_ref,
                                         lc__exp_sum_ref, lc__max_ref,    lc__colmax_ref,
                                         lc__colexp_ref,  lc__colmul_ref, NULL,
-                                        NULL};
+                                        NULL,            lc__exp_sumd_ref};
 #if defined(LC__X86)
 static const lc__prims lc__prims_avx2 = {lc__dot_avx2,     lc__axpy_avx2,   lc__scal_avx2,
                                          lc__exp_sum_avx2, lc__max_avx2,    lc__colmax_avx2,
                                          lc__colexp_avx2,  lc__colmul_avx2, NULL,
-                                         NULL};
+                                         NULL,             lc__exp_sumd_avx2};
 static const lc__prims lc__prims_avx512 = {lc__dot_avx512,     lc__axpy_avx512,   lc__scal_avx512,
                                            lc__exp_sum_avx512, lc__max_avx512,    lc__colmax_avx512,
                                            lc__colexp_avx512,  lc__colmul_avx512, lc__smx2_avx512,
-                                           lc__smx2_bwd_avx512};
+                                           lc__smx2_bwd_avx512, lc__exp_sumd_avx512};
 #endif
 #if defined(LC__NEON)
 static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__scal_neon,
                                          lc__exp_sum_ref, lc__max_neon,    lc__colmax_neon,
                                          lc__colexp_ref,  lc__colmul_neon, NULL,
-                                         NULL};
+                                         NULL,            lc__exp_sumd_ref};
 #endif
 
 
@@ -9522,11 +9598,99 @@ static int lc__xfer_mse_step(const lc_ctx *ctx, double *loss, float *yt, float *
                              v, phiq, phik, wf, B, H, Hk, N, D, F, factor, cfg);
 }
 
+// >>xent-fast: lc_xent_fwd_bwd with one float exp per logit (the vector exp
+// of >>simd through P->exp_sumd, sums in double lanes) instead of the
+// reference's two double exps. Per scored row:
+//   mx = max_v l_v (NaN if any is)    s = sum_v exp(l_v - mx)
+//   loss_t = mx + log s - l_label     d_v = exp(l_v - mx) / (n s) - [v = label] / n
+// the exps written into the gradient row, then scaled. Within a few float ulp
+// of the reference; -inf logits give 0, a NaN gives NaN as there. Rows in 64
+// fixed parts summed in order: the same loss for any thread count. dlogits
+// may be logits (the label's logit is read first).
+static double lc__xent_fast(const lc_ctx *ctx, float *dlogits, const float *logits, const int *labels,
+                            int T, int V, int *n_counted) {
+    const lc__prims *P = lc__prims_for(ctx);
+    double part[64], total = 0;
+    int p, n = 0, t;
+    for (t = 0; t < T; t++) n += labels[t] >= 0;
+    LC__OMP_FOR_STATIC
+    for (p = 0; p < 64; p++) {
+        int r = T / 64 * p + (T % 64 < p ? T % 64 : p), e = r + T / 64 + (p < T % 64);
+        part[p] = 0;
+        for (; r < e; r++) {
+            const float *l_r = logits + (size_t)r * V;
+            float *d_r = dlogits ? dlogits + (size_t)r * V : NULL, at, mx;
+            double s;
+            if (labels[r] < 0) {
+                if (d_r) memset(d_r, 0, sizeof(float) * (size_t)V);
+                continue;
+            }
+            at = l_r[labels[r]];
+            mx = P->max(l_r, 1.0f, V);
+            s = P->exp_sumd(d_r, l_r, mx, V);
+            part[p] += (double)mx + log(s) - (double)at;
+            if (d_r) {
+                P->scal(d_r, (float)(1.0 / (s * n)), V);
+                d_r[labels[r]] -= 1.0f / (float)n;
+            }
+        }
+    }
+    for (p = 0; p < 64; p++) total += part[p];
+    if (n_counted) *n_counted = n;
+    return n ? total / n : 0.0;
+}
+
+// >>lora-fast: the rank-r LoRA products of lc_linear_fwd / _bwd over all T
+// tokens as five GEMMs (lc_gemm in float32 whatever ctx->compute, threads
+// over output tiles) instead of the reference's per-token dots and axpys:
+//   fwd  xa = x A^T (T,r)           y += s xa B^T
+//   bwd  g = s dY B (T,r)  dB += s dY^T xa  dA += g^T x  dX += g A
+// Float sums in the GEMM's order (a tolerance from the reference loop, not
+// bits). Declines (0) below LC__LORA_GEMM_T tokens (decoding: the loop) and
+// when the (T,r) scratch cannot be had.
+#define LC__LORA_GEMM_T 8
+static int lc__lora_fwd_fast(const lc_ctx *ctx, float *y, float *xa, const float *x, const float *lora_a,
+                             const float *lora_b, float lora_scale, int r, int T, int O, int I) {
+    lc_ctx c = *ctx;
+    float *u;
+    if (T < LC__LORA_GEMM_T) return 0;
+    u = xa ? xa : (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)T * r);
+    if (!u) return 0;
+    c.compute = LOLCATS_COMPUTE_F32;
+    lc_gemm(&c, u, x, lora_a, LOLCATS_DTYPE_F32, T, r, I, 0, 1, 1.0f, 0.0f, (size_t)r, (size_t)I, (size_t)I, NULL);
+    lc_gemm(&c, y, u, lora_b, LOLCATS_DTYPE_F32, T, O, r, 0, 1, lora_scale, 1.0f, (size_t)O, (size_t)r, (size_t)r,
+            NULL);
+    if (!xa) LOLCATS_FREE(u);
+    return 1;
+}
+
+static int lc__lora_bwd_fast(const lc_ctx *ctx, float *dx, float *dlora_a, float *dlora_b, const float *dy,
+                             const float *x, const float *xa, const float *lora_a, const float *lora_b,
+                             float lora_scale, int r, int T, int O, int I) {
+    lc_ctx c = *ctx;
+    float *g;
+    if (T < LC__LORA_GEMM_T || !(g = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)T * r))) return 0;
+    c.compute = LOLCATS_COMPUTE_F32;
+    lc_gemm(&c, g, dy, lora_b, LOLCATS_DTYPE_F32, T, r, O, 0, 0, lora_scale, 0.0f, (size_t)r, (size_t)O, (size_t)r,
+            NULL);
+    if (dlora_b)
+        lc_gemm(&c, dlora_b, dy, xa, LOLCATS_DTYPE_F32, O, r, T, 1, 0, lora_scale, 1.0f, (size_t)r, (size_t)O,
+                (size_t)r, NULL);
+    if (dlora_a)
+        lc_gemm(&c, dlora_a, g, x, LOLCATS_DTYPE_F32, r, I, T, 1, 0, 1.0f, 1.0f, (size_t)I, (size_t)r, (size_t)I,
+                NULL);
+    if (dx)
+        lc_gemm(&c, dx, g, lora_a, LOLCATS_DTYPE_F32, T, I, r, 0, 0, 1.0f, 1.0f, (size_t)I, (size_t)r, (size_t)I,
+                NULL);
+    LOLCATS_FREE(g);
+    return 1;
+}
+
 // The fast forms every SIMD level shares.
 #define LC__KERN_FORMS                                                                  \
     lc__fmap_fwd_fast, lc__fmap_bwd_fast, lc__softmax_fwd_fast, lc__hybrid_fwd_fast,     \
         lc__hybrid_bwd_fast, lc__xfer_fwd_fast, lc__xfer_bwd_fast, lc__xfer_mse_step,   \
-        lc__model_attn_tiled
+        lc__model_attn_tiled, lc__xent_fast, lc__lora_fwd_fast, lc__lora_bwd_fast
 #if defined(LC__X86)
 static const lc__kern lc__kern_avx2 = {&lc__prims_avx2, 1, &lc__gk_avx2, &lc__gk_avx2,
                                        lc__gemv_row_avx2, lc__matmul_avx2, lc__qmm_avx2,
@@ -9544,7 +9708,8 @@ static const lc__kern lc__kern_neon = {&lc__prims_neon, 1, &lc__gk_neon, &lc__gk
 
 // The reference: every fast form NULL.
 static const lc__kern lc__kern_ref = {&lc__prims_ref, 0, NULL, NULL, NULL, NULL, NULL, NULL,
-                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                      NULL, NULL};
 
 static const lc__kern *lc__kern_for(const lc_ctx *ctx) {
     int s = ctx ? ctx->simd : LOLCATS_SIMD_SCALAR;

@@ -974,7 +974,7 @@ static void stage_rows(lc_model *m, const char *name, int N, int reps) {
 /* Where stage 2's time goes, from its public pieces at the same shapes, one
    thread each (best of 3): the whole step, the step's forward alone, the LM
    head's forward GEMM (N,dim)x(V,dim)^T and its backward to x, the CE
-   log-softmax and gradient over the (N,V) logits (lc_xent_fwd_bwd), and the
+   log-softmax and gradient over the (N,V) logits (lc_xent_fwd_bwd under g_ctx), and the
    frozen block GEMMs of all layers (q,k,v,o and the MLP, forward; their
    backward to x costs the same again). The rest (attention, LoRA, norms,
    elementwise) is the whole step minus these. */
@@ -1012,7 +1012,7 @@ static void stage2_profile(lc_model *m, int N) {
         lc_linear_fwd(&g_ctx, y, NULL, x, m->wcls.data, (int)m->wcls.dtype, NULL, NULL, 0, 0, N, V, d);
         th[rep] = cpu_now() - tm;
         tm = cpu_now();
-        lc_xent_fwd_bwd(y, y, lab, N, V, &ns);
+        lc__xent(&g_ctx, y, y, lab, N, V, &ns);
         tx[rep] = cpu_now() - tm;
         tm = cpu_now();
         lc_linear_bwd(&g_ctx, dx, NULL, NULL, NULL, y, x, NULL, m->wcls.data, (int)m->wcls.dtype, NULL, NULL, 0,

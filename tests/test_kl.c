@@ -12,6 +12,7 @@
    tiny linearize on ../shared's stories260K (SKIPPED when absent) with
    --kl-factor writes "ce" and "kl" into --json-log and the loss weights into
    the checkpoint's metadata, while a default run's lines stay as they were. */
+#define _POSIX_C_SOURCE 200809L  /* setenv */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -220,7 +221,7 @@ static void trainer_checks(void) {
     CHECK(lc_run_init(&run, &frozen, NT, NT, &err) == LOLCATS_OK, "run: %s", err.msg);
     CHECK(lc_model_forward(&ctx, &frozen, &run, tokens, NT, teacher, &err) == LOLCATS_OK, "teacher: %s", err.msg);
     lc_run_free(&run);
-    ce_ref = lc_xent_fwd_bwd(NULL, student, labels, NT, V, NULL);
+    ce_ref = lc__xent(&ctx, NULL, student, labels, NT, V, NULL);  // the trainer's path (>>xent-fast)
     kl_ref = lc_loss_kl(NULL, student, teacher, labels, NT, V, TAU, 1.0f, NULL);
     /* kl_factor 0: today's loss, bit for bit */
     CHECK(L0 == ce_ref, "kl_factor 0: loss %.17g, plain cross-entropy %.17g", L0, ce_ref);
@@ -383,10 +384,33 @@ static void cli_checks(void) {
               "checkpoint metadata lacks stage2_loss_ce_kl_temp 0.25,0.5,2");
     }
     snprintf(a, sizeof a, "%s --out " KL_DIR "/plain.safetensors --json-log " KL_DIR "/plain.jsonl", base);
+    setenv("LOLCATS_PROGRESS_SECONDS", "0", 1);  // a plain progress line at every step
     if (CHECK(run_cli(bin, a) == 0, "`lolcats %s` failed: %s", a, out_buf)) {
+        /* the trainer's resident memory where /proc/self/statm exists: "mem N MiB" on the
+           progress lines of both stages, "train_mib": N on every json line */
+        FILE *sm = fopen("/proc/self/statm", "r");
+        const char *s1 = strstr(out_buf, "[stage 1]"), *s2 = strstr(out_buf, "[stage 2]"), *mj;
+        if (sm) {
+            int prog_n = 0, mem_n = 0;
+            fclose(sm);
+            for (mj = out_buf; (mj = strstr(mj, "[stage ")) != NULL; mj++) {
+                const char *eol = strchr(mj, '\n'), *mm = strstr(mj, "  mem ");
+                prog_n++;
+                mem_n += mm && (!eol || mm < eol) && atoi(mm + 6) > 0 && strstr(mm, " MiB") < eol;
+            }
+            CHECK(s1 && s2 && mem_n == prog_n, "%d of %d progress lines (stages 1 and 2) show \"mem N MiB\": %s",
+                  mem_n, prog_n, out_buf);
+        }
         slurp(KL_DIR "/plain.jsonl", out_buf, sizeof out_buf);
         CHECK(strstr(out_buf, "\"stage\": 2") && !strstr(out_buf, "\"kl\"") && !strstr(out_buf, "\"ce\""),
               "a default run's json lines changed: %s", out_buf);
+        if (sm) {
+            int lines_n = 0, mib_n = 0;
+            for (mj = out_buf; (mj = strchr(mj, '\n')) != NULL; mj++) lines_n++;
+            for (mj = out_buf; (mj = strstr(mj, "\"train_mib\": ")) != NULL; mj++) mib_n += atoi(mj + 13) > 0;
+            CHECK(lines_n > 0 && mib_n == lines_n, "%d of %d json lines carry \"train_mib\": N > 0: %s", mib_n,
+                  lines_n, out_buf);
+        }
         slurp(KL_DIR "/plain.safetensors", out_buf, sizeof out_buf);
         CHECK(strstr(out_buf + 8, "\"lora_rank\"") && !strstr(out_buf + 8, "stage2_loss"),
               "a default checkpoint records a stage-2 loss (or its header was not read)");

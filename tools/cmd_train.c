@@ -547,10 +547,26 @@ static int validate(lc_train *t, const s1_block *b, const tool_data *d, int stag
     return 0;
 }
 
+/* The trainer's resident memory now, in MiB: /proc/self/statm's second field
+   (resident pages); -1 where that file cannot be read (not Linux). */
+static long resident_mib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size, res;
+    long page = sysconf(_SC_PAGESIZE);
+    int ok;
+    if (!f) return -1;
+    ok = fscanf(f, "%lu %lu", &size, &res) == 2;
+    fclose(f);
+    return ok && page > 0 ? (long)((double)res * (double)page / 1048576.0 + 0.5) : -1;
+}
+
 static void progress(int stage, long long done, long long total, double t0, double loss, float lr, int tty) {
     double el = now_s() - t0, rate = el > 0 ? (double)done / el : 0, eta = rate > 0 ? (double)(total - done) / rate : 0;
-    fprintf(stderr, "%s[stage %d] %lld/%lld tokens  %.0f tok/s  ETA %d:%02d  loss %.5f  lr %.2g%s", tty ? "\r" : "", stage,
-            done, total, rate, (int)(eta / 60), (int)eta % 60, loss, (double)lr, tty ? "   " : "\n");
+    long mib = resident_mib();
+    char mem[32] = "";
+    if (mib >= 0) snprintf(mem, sizeof mem, "  mem %ld MiB", mib);
+    fprintf(stderr, "%s[stage %d] %lld/%lld tokens  %.0f tok/s  ETA %d:%02d  loss %.5f  lr %.2g%s%s", tty ? "\r" : "",
+            stage, done, total, rate, (int)(eta / 60), (int)eta % 60, loss, (double)lr, mem, tty ? "   " : "\n");
     fflush(stderr);
 }
 
@@ -945,6 +961,10 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
             fprintf(jl, ", \"lr\": ");
             tool_json_num(jl, "%.6g", (double)opt.lr);
             if (validated) { fprintf(jl, ", \"val_loss\": "); tool_json_num(jl, "%.9g", val); }
+            {   /* the trainer's resident memory (omitted where /proc/self/statm is absent) */
+                long mib = resident_mib();
+                if (mib >= 0) fprintf(jl, ", \"train_mib\": %ld", mib);
+            }
             if (stage == 2 && kl_on(&tc)) {   /* the parts of the loss, unweighted */
                 fprintf(jl, ", \"ce\": ");
                 tool_json_num(jl, "%.9g", parts[0] / o->grad_accum);
