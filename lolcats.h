@@ -83,7 +83,8 @@
 //               attn-hybrid (sinks) gate transfer decode (decode-sinks) loss kl optim
 //               blocks llama-block model-forward train (gate-train)
 //   fast paths  simd gemm quant-gemm (gemv-rows) model-matmul fmap-fast softmax-tiles
-//               hybrid-chunk transfer-fused prefill-attn gemm-bf16 kernels
+//               hybrid-chunk transfer-fused prefill-attn gemm-bf16 kernels (xent-fast
+//               lora-fast)
 //   files       errors json mmap safetensors quant gguf
 //   models      model-load model-hf model-gguf release qwen-config model-export
 //   text        tokenizer tokenizer-hf tokenizer-qwen tokenizer-gguf sample
