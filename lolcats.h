@@ -8089,132 +8089,248 @@ static void lc__gate_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf 
     }
 }
 
-static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
-                                const float *q, const float *k, const float *v,
-                                const float *phiq, const float *phik, const float *wf,
-                                const float *kv_state, const float *k_state, const float *log_g,
-                                int B, int H, int Hk, int N, int D, int F,
-                                const lc_hybrid_cfg *cfg) {
-    LC__FAST(ctx);
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int bh, fast = lc__kern_for(ctx)->float_sums;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, S0 = cfg->sinks, jst = S0;
-        const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        const float *phik_bh = phik + (size_t)bh * N * F;
-        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f, lgam = logf(gam);
-        const float *lg = log_g ? log_g + (size_t)bh * N : NULL;  // >>gate
-        lc__hyb_buf hb;
-        double dsum[LC__HYB_ROWS], cb[LC__GATE_CB];
-        int p0 = 0, lo = 0;
-        lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
-        if (kv_state) {
-            memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
-            memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
-        } else {
-            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
-            memset(hb.z, 0, sizeof(float) * (size_t)F);
-        }
-        for (r0 = 0; r0 < N; r0 = r1) {
-            int kw0, both, jA, jB, nk, nl, nr, i, j, nsc, nc, off;
-            r1 = lc__hyb_chunk_end(cfg, N, r0);
-            nr = r1 - r0;
-            lc__hybrid_range(cfg, N, r0, &kw0, &both);
-            jA = both ? r0 + 1 : kw0;
-            jB = lc__hyb_jl(cfg, N, r1 - 1);
-            jA = jA > S0 ? jA : S0;  // sinks: never linear keys
-            jB = jB > jA ? jB : jA;
-            if (lg) {  // >>gate: the state decayed to row r0 - 1, cb relative to it
-                lo = jst < jA ? jst : jA;
-                lc__gate_cum(lg, lo, r0 - 1, r1, cb);
-                lc__gate_advance(ctx, P, &hb, lg, phik_bh, v_bg, p0, r0, jst, jA, cb, lo, D, F);
-                p0 = r0;
-            } else {
-                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
-            }
-            jst = jA > jst ? jA : jst;
-            nk = r1 - kw0;
-            nl = jB - jA;
-            nsc = lc__hyb_nsc(cfg, kw0);
-            nc = nsc + nk;
-            off = nsc - kw0;
-            LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
-            lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
-                   scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-            if (nsc > 0)  // the sink keys before the block
-                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
-                       (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-            if (nl > 0)
-                lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl, F,
-                       0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
-            for (i = r0; i < r1; i++) {
-                int ii = i - r0, j0, jl, ns, c0, c1, c;  // columns: sinks [0, ns), window [c0, c1)
-                const float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
-                float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
-                double sum = 0;
-                lc__hybrid_range(cfg, N, i, &j0, &both);
-                jl = both ? i + 1 : j0;
-                ns = lc__hyb_nsink(cfg, j0);
-                c0 = j0 + off;
-                c1 = i + 1 + off;
-                for (c = ns; c < c0; c++) wt_i[c] = 0;
-                if (fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
-                    mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
-                    sum = P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx - lgam, c1 - c0);
-                    if (ns > 0) sum += P->exp_sum(wt_i, sc_i, 1.0f, mx - lgam, ns);
-                } else {
-                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
-                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
-                        float e = gam * expf(sc_i[c] - mx);
-                        wt_i[c] = e;
-                        sum += (double)e;
-                    }
-                }
-                for (c = c1; c < nc; c++) wt_i[c] = 0;
-                for (j = jA; j < jl; j++) {
-                    float l = lam * lc_i[j - jA];
-                    if (lg) l *= (float)exp(cb[i - lo] - cb[j - lo]);  // >>gate
-                    wt_i[j + off] += l;
-                    sum += (double)l;
-                }
-                dsum[ii] = sum;
-                m[(size_t)bh * N + i] = mx;
-            }
-            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt + nsc, v_bg + (size_t)kw0 * D, nr, D,
-                   nk, 0, 0, 1.0f, 0.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-            if (nsc > 0)
-                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg, nr, D, nsc, 0, 0, 1.0f,
-                       1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-            if (lg && (jst > S0 || kv_state))  // >>gate: rows read the state decayed to them
-                for (i = r0; i < r1; i++) {
-                    float *t_i = hb.t + (size_t)(i - r0) * F;
-                    memcpy(t_i, phiq_bh + (size_t)i * F, sizeof(float) * (size_t)F);
-                    P->scal(t_i, (float)exp(cb[i - lo]), F);
-                }
-            if (jst > S0 || kv_state)
-                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, lg ? hb.t : phiq_bh + (size_t)r0 * F, hb.S,
-                       nr, D, F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
-            for (i = r0; i < r1; i++) {
-                size_t row = (size_t)bh * N + i;
-                float *y_bhi = y + row * D, dn;
-                int d;
-                double sum = dsum[i - r0];
-                if (jst > S0 || kv_state)
-                    sum += (double)(lam * P->dot(lg ? hb.t + (size_t)(i - r0) * F : phiq + row * F, hb.z, F));
-                dn = (float)sum;
-                if (fast)  // times the reciprocal
-                    P->scal(y_bhi, 1.0f / dn, D);
-                else
-                    for (d = 0; d < D; d++) y_bhi[d] /= dn;
-                den[row] = dn;
-            }
+// One query head of the chunked forms (lc__hyb_fwd_chunk_g, lc__hyb_bwd_chunk_g):
+// its rows of the inputs, its factors, and the state the chunk loop carries.
+typedef struct lc__hyb_head {
+    const lc_ctx *ctx;
+    const lc__prims *P;
+    const lc_hybrid_args *x;
+    lc__hyb_buf hb;
+    const float *q_bh, *k_bg, *v_bg;  // (N,D) rows of head bh, its kv head g
+    const float *phiq_bh, *phik_bh;   // (N,F)
+    const float *lg;                  // (N) >>gate: log g of the head, or NULL
+    float gam, lam, scale;
+    int bh, h, N, D, F, S0, fast;
+    int jst, p0, lo;                  // keys [0, jst) are in the state; >>gate: it is
+    double cb[LC__GATE_CB];           // decayed to row p0 - 1, cb[t - lo] (lc__gate_cum)
+} lc__hyb_head;
+
+// Head bh of x: row pointers, gamma = sigmoid(wf_h), lambda, its slice of work,
+// and the state S, z set to the carried one (kv_state, k_state) or zero.
+static void lc__hyb_head_init(lc__hyb_head *hd, const lc_ctx *ctx, const lc_hybrid_args *x,
+                              float *work_bh, int bh) {
+    int N = x->N, D = x->D, F = x->F, b = bh / x->H, h = bh % x->H, g = h / (x->H / x->Hk);
+    hd->ctx = ctx;
+    hd->P = lc__prims_for(ctx);
+    hd->x = x;
+    hd->q_bh = x->q + (size_t)bh * N * D;
+    hd->k_bg = x->k + ((size_t)b * x->Hk + g) * N * D;
+    hd->v_bg = x->v + ((size_t)b * x->Hk + g) * N * D;
+    hd->phiq_bh = x->phiq + (size_t)bh * N * F;
+    hd->phik_bh = x->phik + (size_t)bh * N * F;
+    hd->lg = x->log_g ? x->log_g + (size_t)bh * N : NULL;
+    hd->gam = lc__sigmoid(x->wf[h]);
+    hd->lam = x->cfg->affine ? 1.0f - hd->gam : 1.0f;
+    hd->scale = lc__attn_scale(D);
+    hd->bh = bh;
+    hd->h = h;
+    hd->N = N;
+    hd->D = D;
+    hd->F = F;
+    hd->S0 = hd->jst = x->cfg->sinks;
+    hd->fast = lc__kern_for(ctx)->float_sums;
+    hd->p0 = hd->lo = 0;
+    lc__hyb_head_floats(D, F, &hd->hb, work_bh);
+    if (x->kv_state) {
+        memcpy(hd->hb.S, x->kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+        memcpy(hd->hb.z, x->k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+    } else {
+        memset(hd->hb.S, 0, sizeof(float) * (size_t)F * D);
+        memset(hd->hb.z, 0, sizeof(float) * (size_t)F);
+    }
+}
+
+// A chunk: rows [r0, r1), window keys [kw0, r1) after nsc sink columns (key j
+// in column j + off), linear keys [jA, jB) (sinks never are).
+typedef struct lc__hyb_chunk {
+    int r0, r1, nr, kw0, jA, jB, nk, nl, nsc, nc, off;
+} lc__hyb_chunk;
+
+static void lc__hyb_chunk_at(lc__hyb_chunk *c, const lc_hybrid_cfg *cfg, int N, int r0,
+                             int sink_cols) {
+    int both, S0 = cfg->sinks;
+    c->r0 = r0;
+    c->r1 = lc__hyb_chunk_end(cfg, N, r0);
+    c->nr = c->r1 - r0;
+    lc__hybrid_range(cfg, N, r0, &c->kw0, &both);
+    c->jA = both ? r0 + 1 : c->kw0;
+    c->jB = lc__hyb_jl(cfg, N, c->r1 - 1);
+    c->jA = c->jA > S0 ? c->jA : S0;
+    c->jB = c->jB > c->jA ? c->jB : c->jA;
+    c->nk = c->r1 - c->kw0;
+    c->nl = c->jB - c->jA;
+    c->nsc = sink_cols ? lc__hyb_nsc(cfg, c->kw0) : 0;
+    c->nc = c->nsc + c->nk;
+    c->off = c->nsc - c->kw0;
+    LOLCATS_ASSERT(c->nc <= LC__HYB_NK && c->nl <= LC__HYB_NL);
+}
+
+// The state up to chunk c: keys [jst, jA) join it; >>gate: decayed to row
+// r0 - 1, cb relative to that row.
+static void lc__hyb_head_advance(lc__hyb_head *hd, const lc__hyb_chunk *c) {
+    if (hd->lg) {
+        hd->lo = hd->jst < c->jA ? hd->jst : c->jA;
+        lc__gate_cum(hd->lg, hd->lo, c->r0 - 1, c->r1, hd->cb);
+        lc__gate_advance(hd->ctx, hd->P, &hd->hb, hd->lg, hd->phik_bh, hd->v_bg, hd->p0, c->r0,
+                         hd->jst, c->jA, hd->cb, hd->lo, hd->D, hd->F);
+        hd->p0 = c->r0;
+    } else {
+        lc__hyb_advance(hd->ctx, hd->P, &hd->hb, hd->phik_bh, hd->v_bg, hd->jst, c->jA, hd->D,
+                        hd->F);
+    }
+    hd->jst = c->jA > hd->jst ? c->jA : hd->jst;
+}
+
+// Whether the rows read the state (keys before jA or a carried state).
+static int lc__hyb_head_state(const lc__hyb_head *hd) {
+    return hd->jst > hd->S0 || hd->x->kv_state;
+}
+
+// sc = scale Q_c K^T over the window keys (the sink keys first), lc = phiQ_c
+// phiK_[jA,jB)^T.
+static void lc__hyb_chunk_scores(lc__hyb_head *hd, const lc__hyb_chunk *c, int window) {
+    lc__hyb_buf *hb = &hd->hb;
+    const float *q_c = hd->q_bh + (size_t)c->r0 * hd->D;
+    int D = hd->D, F = hd->F;
+    if (window)
+        lc__mm(hd->ctx, hb->sc + c->nsc, q_c, hd->k_bg + (size_t)c->kw0 * D, c->nr, c->nk, D, 0,
+               1, hd->scale, 0.0f, (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+    if (c->nsc > 0)  // the sink keys before the block
+        lc__mm(hd->ctx, hb->sc, q_c, hd->k_bg, c->nr, c->nsc, D, 0, 1, hd->scale, 0.0f,
+               (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+    if (c->nl > 0)
+        lc__mm(hd->ctx, hb->lc, hd->phiq_bh + (size_t)c->r0 * F, hd->phik_bh + (size_t)c->jA * F,
+               c->nr, c->nl, F, 0, 1, 1.0f, 0.0f, (size_t)c->nl, (size_t)F, (size_t)F, hb->ws);
+}
+
+// Row i's weights wt_i: gamma exp(s - m) on its window keys, lambda lc (times
+// exp(cb_i - cb_j), >>gate) on its linear keys of the chunk; m_i = the window
+// max, returns their sum.
+static double lc__hyb_fwd_row(lc__hyb_head *hd, const lc__hyb_chunk *c, int i, float lgam,
+                              float *m_i) {
+    const lc_hybrid_cfg *cfg = hd->x->cfg;
+    const lc__prims *P = hd->P;
+    int ii = i - c->r0, j0, jl, ns, c0, c1, j, k, both;  // columns: sinks [0, ns), window [c0, c1)
+    const float *sc_i = hd->hb.sc + (size_t)ii * c->nc, *lc_i = hd->hb.lc + (size_t)ii * c->nl;
+    float *wt_i = hd->hb.wt + (size_t)ii * c->nc, mx = -INFINITY, gam = hd->gam;
+    double sum = 0;
+    lc__hybrid_range(cfg, hd->N, i, &j0, &both);
+    jl = both ? i + 1 : j0;
+    ns = lc__hyb_nsink(cfg, j0);
+    c0 = j0 + c->off;
+    c1 = i + 1 + c->off;
+    for (k = ns; k < c0; k++) wt_i[k] = 0;
+    if (hd->fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
+        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+        sum = P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx - lgam, c1 - c0);
+        if (ns > 0) sum += P->exp_sum(wt_i, sc_i, 1.0f, mx - lgam, ns);
+    } else {
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) mx = sc_i[k] > mx ? sc_i[k] : mx;
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) {
+            float e = gam * expf(sc_i[k] - mx);
+            wt_i[k] = e;
+            sum += (double)e;
         }
     }
+    for (k = c1; k < c->nc; k++) wt_i[k] = 0;
+    for (j = c->jA; j < jl; j++) {
+        float l = hd->lam * lc_i[j - c->jA];
+        if (hd->lg) l *= (float)exp(hd->cb[i - hd->lo] - hd->cb[j - hd->lo]);  // >>gate
+        wt_i[j + c->off] += l;
+        sum += (double)l;
+    }
+    *m_i = mx;
+    return sum;
+}
+
+// Y_c = wt V (window keys) + lambda phiQ_c S, den = dsum + lambda phiQ_c.z,
+// Y_c /= den; >>gate: phiQ_i times exp(cb_i), the state decayed to row i.
+static void lc__hyb_fwd_out(lc__hyb_head *hd, const lc__hyb_chunk *c, const double *dsum) {
+    const lc__prims *P = hd->P;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, i, state = lc__hyb_head_state(hd);
+    float *y_c = hd->x->y + ((size_t)hd->bh * hd->N + c->r0) * D;
+    lc__mm(hd->ctx, y_c, hb->wt + c->nsc, hd->v_bg + (size_t)c->kw0 * D, c->nr, D, c->nk, 0, 0,
+           1.0f, 0.0f, (size_t)D, (size_t)c->nc, (size_t)D, hb->ws);
+    if (c->nsc > 0)
+        lc__mm(hd->ctx, y_c, hb->wt, hd->v_bg, c->nr, D, c->nsc, 0, 0, 1.0f, 1.0f, (size_t)D,
+               (size_t)c->nc, (size_t)D, hb->ws);
+    if (hd->lg && state)  // >>gate: rows read the state decayed to them
+        for (i = c->r0; i < c->r1; i++) {
+            float *t_i = hb->t + (size_t)(i - c->r0) * F;
+            memcpy(t_i, hd->phiq_bh + (size_t)i * F, sizeof(float) * (size_t)F);
+            P->scal(t_i, (float)exp(hd->cb[i - hd->lo]), F);
+        }
+    if (state)
+        lc__mm(hd->ctx, y_c, hd->lg ? hb->t : hd->phiq_bh + (size_t)c->r0 * F, hb->S, c->nr, D, F,
+               0, 0, hd->lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb->ws);
+    for (i = c->r0; i < c->r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        float *y_bhi = hd->x->y + row * D, dn;
+        int d;
+        double sum = dsum[i - c->r0];
+        if (state)
+            sum += (double)(hd->lam * P->dot(hd->lg ? hb->t + (size_t)(i - c->r0) * F
+                                                    : hd->x->phiq + row * F, hb->z, F));
+        dn = (float)sum;
+        if (hd->fast)  // times the reciprocal
+            P->scal(y_bhi, 1.0f / dn, D);
+        else
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+        hd->x->den[row] = dn;
+    }
+}
+
+// The chunked forward (lc__hybrid_fwd_chunk; >>gate with x->log_g): per head,
+// chunk by chunk, the state brought up to the chunk, the scores, each row's
+// weights, then the rows of y and den.
+static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    size_t hs = lc__hyb_head_floats(x->D, x->F, NULL, NULL);
+    int bh;
+    LC__FAST(ctx);
+    LC__OMP_FOR
+    for (bh = 0; bh < x->B * x->H; bh++) {
+        lc__hyb_head hd;
+        lc__hyb_chunk c;
+        double dsum[LC__HYB_ROWS];
+        float lgam;
+        int r0, i;
+        lc__hyb_head_init(&hd, ctx, x, x->work + (size_t)bh * hs, bh);
+        lgam = logf(hd.gam);
+        for (r0 = 0; r0 < x->N; r0 = c.r1) {
+            lc__hyb_chunk_at(&c, x->cfg, x->N, r0, 1);
+            lc__hyb_head_advance(&hd, &c);
+            lc__hyb_chunk_scores(&hd, &c, 1);
+            for (i = c.r0; i < c.r1; i++)
+                dsum[i - c.r0] = lc__hyb_fwd_row(&hd, &c, i, lgam, x->m + (size_t)bh * x->N + i);
+            lc__hyb_fwd_out(&hd, &c, dsum);
+        }
+    }
+}
+
+// The positional form of the ungated entries.
+static lc_hybrid_args lc__hyb_args(float *work, const float *q, const float *k, const float *v,
+                                   const float *phiq, const float *phik, const float *wf,
+                                   const float *kv_state, const float *k_state, int B, int H,
+                                   int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.work = work;
+    x.q = q;
+    x.k = k;
+    x.v = v;
+    x.phiq = phiq;
+    x.phik = phik;
+    x.wf = wf;
+    x.kv_state = kv_state;
+    x.k_state = k_state;
+    x.B = B;
+    x.H = H;
+    x.Hk = Hk;
+    x.N = N;
+    x.D = D;
+    x.F = F;
+    x.cfg = cfg;
+    return x;
 }
 
 static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
@@ -8222,8 +8338,12 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                                  const float *phiq, const float *phik, const float *wf,
                                  const float *kv_state, const float *k_state, int B, int H,
                                  int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc__hyb_fwd_chunk_g(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state, NULL,
-                        B, H, Hk, N, D, F, cfg);
+    lc_hybrid_args x = lc__hyb_args(work, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk,
+                                    N, D, F, cfg);
+    x.y = y;
+    x.m = m;
+    x.den = den;
+    lc__hyb_fwd_chunk_g(ctx, &x);
 }
 
 // Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
@@ -8309,298 +8429,338 @@ static void lc__gate_rkeys(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *h
     }
 }
 
-static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                float *dk_state, float *dlog_g, float *work, const float *dy,
-                                const float *y, const float *den, const float *q,
-                                const float *k, const float *v, const float *phiq,
-                                const float *phik, const float *wf, const float *kv_state,
-                                const float *k_state, const float *log_g, int B, int H, int Hk,
-                                int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    LC__FAST(ctx);
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int gg, rep = H / Hk, fast = lc__kern_for(ctx)->float_sums, win = dq || dk || dv;
-    LC__OMP_FOR
-    // one task per kv head, batches in order inside it: dwf (per query head)
-    // is shared by every batch element, so it must not be split across tasks
-    for (gg = 0; gg < Hk; gg++) {
-        int bb;
-        for (bb = 0; bb < B; bb++) {
-            int bg = bb * Hk + gg;
-        int b = bg / Hk, g = bg % Hk, r;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
-        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, r0, r1, S0 = cfg->sinks, jst = S0, next;
-            const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
-            const float *phik_bh = phik + (size_t)bh * N * F;
-            float *dphik_bh = dphik + (size_t)bh * N * F;
-            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
-            float cd[LC__HYB_ROWS];
-            unsigned char tie[LC__HYB_NK];
-            double dgam = 0, dlam = 0;
-            lc__hyb_buf hb;
-            const float *lg = log_g ? log_g + (size_t)bh * N : NULL;  // >>gate
-            float *dlg = lg && dlog_g ? dlog_g + (size_t)bh * N : NULL;
-            double cb[LC__GATE_CB], ev[LC__GATE_CB], tr[LC__HYB_ROWS], cf[LC__HYB_NL];
-            double pre = 0, csr = 0;
-            int p0 = 0, lo = 0, tc = 0;
-            if (dlg) memset(ev, 0, sizeof ev);
-            lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
-            if (kv_state) {
-                memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
-                memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
-            } else {
-                memset(hb.S, 0, sizeof(float) * (size_t)F * D);
-                memset(hb.z, 0, sizeof(float) * (size_t)F);
-            }
-            for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
-                int kw0, both, jA, jB, nk, nl, nr, i, j, jl, nsc, nc, off;
-                int state = 0;
-                r1 = lc__hyb_chunk_end(cfg, N, r0);
-                nr = r1 - r0;
-                lc__hybrid_range(cfg, N, r0, &kw0, &both);
-                jA = both ? r0 + 1 : kw0;
-                jB = lc__hyb_jl(cfg, N, r1 - 1);
-                jA = jA > S0 ? jA : S0;  // sinks: never linear keys
-                jB = jB > jA ? jB : jA;
-                if (lg) {  // >>gate: as in the forward
-                    lo = jst < jA ? jst : jA;
-                    lc__gate_cum(lg, lo, r0 - 1, r1, cb);
-                    lc__gate_advance(ctx, P, &hb, lg, phik_bh, v_bg, p0, r0, jst, jA, cb, lo, D, F);
-                    p0 = r0;
-                    memset(tr, 0, sizeof tr);
-                    memset(cf, 0, sizeof cf);
-                } else {
-                    lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
-                }
-                jst = jA > jst ? jA : jst;
-                state = jst > S0 || kv_state;
-                nk = r1 - kw0;
-                nl = jB - jA;
-                nsc = win ? lc__hyb_nsc(cfg, kw0) : 0;  // sink columns (see lc__hyb_nsc)
-                nc = nsc + nk;
-                off = nsc - kw0;
-                LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
-                for (i = r0; i < r1; i++) {
-                    size_t row = (size_t)bh * N + i;
-                    const float *dy_bhi = dy + row * D;
-                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
-                    cd[i - r0] = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, 1.0f, dn, D);
-                }
-                if (win)
-                    lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk,
-                           D, 0, 1, scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-                if (nsc > 0) {  // the sink keys before the block
-                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
-                           (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-                    lc__mm(ctx, hb.d1, hb.gv, v_bg, nr, nsc, D, 0, 1, 1.0f, 0.0f, (size_t)nc,
-                           (size_t)D, (size_t)D, hb.ws);
-                }
-                if (nl > 0)
-                    lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
-                           F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
-                if (win || nl > 0)
-                    lc__mm(ctx, hb.d1 + nsc, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f,
-                           0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-                for (i = r0; i < r1 && !win; i++) {  // linear keys of the chunk only
-                    int ii = i - r0;
-                    float *lc_i = hb.lc + (size_t)ii * nl;
-                    const float *d1_i = hb.d1 + (size_t)ii * nc;
-                    jl = lc__hyb_jl(cfg, N, i);
-                    for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j + off] + cd[ii], e = lg ? (float)exp(cb[i - lo] - cb[j - lo]) : 1.0f;
-                        float l = lc_i[j - jA] * e;
-                        dlam += (double)dW * (double)l;
-                        lc_i[j - jA] = lam * dW * e;
-                        if (lg) lc__gate_r(tr + ii, cf + (j - jA), (double)dW * (double)(lam * l));
-                    }
-                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
-                }
-                for (i = r0; i < r1 && win; i++) {
-                    int ii = i - r0, j0, nmax = 0, ns, c0, c1, c;  // columns as in the forward
-                    float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
-                    float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
-                    const float *d1_i = hb.d1 + (size_t)ii * nc;
-                    double dm = 0;
-                    lc__hybrid_range(cfg, N, i, &j0, &both);
-                    jl = both ? i + 1 : j0;
-                    ns = lc__hyb_nsink(cfg, j0);
-                    c0 = j0 + off;
-                    c1 = i + 1 + off;
-                    if (fast) {  // exp(s - m) by the vector exp, into wt first
-                        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
-                        P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx, c1 - c0);
-                        if (ns > 0) P->exp_sum(wt_i, sc_i, 1.0f, mx, ns);
-                    } else {
-                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
-                    }
-                    for (c = ns; c < c0; c++) wt_i[c] = sc_i[c] = 0;
-                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
-                        float s = sc_i[c], ex = fast ? wt_i[c] : expf(s - mx), e = gam * ex;
-                        float dW = d1_i[c] + cd[ii], t = dW * e;
-                        tie[c] = s == mx;
-                        nmax += s == mx;
-                        dm -= (double)t;
-                        dgam += (double)dW * (double)ex;
-                        wt_i[c] = e;
-                        sc_i[c] = t;
-                    }
-                    for (c = c1; c < nc; c++) wt_i[c] = sc_i[c] = 0;
-                    if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
-                        float share = (float)(dm / nmax);
-                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1)
-                            if (tie[c]) sc_i[c] += share;
-                    }
-                    for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j + off] + cd[ii], e = lg ? (float)exp(cb[i - lo] - cb[j - lo]) : 1.0f;
-                        float l = lc_i[j - jA] * e;
-                        dlam += (double)dW * (double)l;
-                        wt_i[j + off] += lam * l;
-                        lc_i[j - jA] = lam * dW * e;
-                        if (lg) lc__gate_r(tr + ii, cf + (j - jA), (double)dW * (double)(lam * l));
-                    }
-                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
-                }
-                if (dq)
-                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc + nsc, k_bg + (size_t)kw0 * D,
-                           nr, D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                if (dk_bg)
-                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc + nsc, q_bh + (size_t)r0 * D, nk, D,
-                           nr, 1, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                if (dv_bg)
-                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt + nsc, hb.gv, nk, D, nr, 1, 0, 1.0f,
-                           1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                if (nsc > 0) {  // the sink columns: keys [0, nsc)
-                    if (dq)
-                        lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg, nr, D, nsc, 0, 0,
-                               scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                    if (dk_bg)
-                        lc__mm(ctx, dk_bg, hb.sc, q_bh + (size_t)r0 * D, nsc, D, nr, 1, 0, scale,
-                               1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                    if (dv_bg)
-                        lc__mm(ctx, dv_bg, hb.wt, hb.gv, nsc, D, nr, 1, 0, 1.0f, 1.0f, (size_t)D,
-                               (size_t)nc, (size_t)D, hb.ws);
-                }
-                if (nl > 0) {
-                    lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
-                           nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
-                    lc__mm(ctx, dphik_bh + (size_t)jA * F, hb.lc, phiq_bh + (size_t)r0 * F, nl, F,
-                           nr, 1, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
-                }
-                if (state) {  // rows read lambda phiq S and lambda phiq.z
-                    lc__mm(ctx, hb.t, hb.gv, hb.S, nr, F, D, 0, 1, 1.0f, 0.0f, (size_t)F,
-                           (size_t)D, (size_t)D, hb.ws);
-                    for (i = r0; i < r1; i++) {
-                        size_t row = (size_t)bh * N + i;
-                        const float *phiq_bhi = phiq + row * F, *t_i = hb.t + (size_t)(i - r0) * F;
-                        float *dphiq_bhi = dphiq + row * F, c_i = cd[i - r0];
-                        float e = lg ? (float)exp(cb[i - lo]) : 1.0f, le = lam * e;  // >>gate
-                        double val = (double)P->dot(phiq_bhi, t_i, F) +
-                                     (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
-                        int c;
-                        dlam += (double)e * val;
-                        if (lg) tr[i - r0] += (double)le * val;
-                        if (fast) {
-                            P->axpy(dphiq_bhi, le, t_i, F);
-                            P->axpy(dphiq_bhi, le * c_i, hb.z, F);
-                        } else {
-                            for (c = 0; c < F; c++) dphiq_bhi[c] += le * (t_i[c] + c_i * hb.z[c]);
-                        }
-                    }
-                }
-                if (dlg) {  // >>gate: this chunk's row and key totals; positions before jB are final
-                    lc__gate_events(ev, tr, r0, r1, cf, jA, jB, tc);
-                    lc__gate_flush(ev, dlg, &tc, jB, &pre);
-                }
-            }
-            if (dlg) lc__gate_flush(ev, dlg, &tc, N, &pre);  // >>gate: the rest of the positions
-            // reverse sweep: S becomes G, z becomes c
-            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
-            memset(hb.z, 0, sizeof(float) * (size_t)F);
-            next = N;
-            for (r1 = N; r1 > 0; r1 = r0) {
-                int jA, i, j;
-                double acc = 0;
-                r0 = lc__hyb_chunk_start(cfg, N, r1);
-                jA = lc__hyb_jl(cfg, N, r0);
-                if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
-                if (lg) {  // >>gate: G is decayed to row r1 - 1
-                    lo = jA < r0 ? jA : r0;
-                    lc__gate_cum(lg, lo, r1 - 1, r1, cb);
-                    lc__gate_rkeys(ctx, P, &hb, phik_bh, v_bg, dphik_bh, dv_bg, dlg,
-                                   jA > S0 ? jA : S0, next, cb, lo, D, F, &csr);
-                }
-                // keys whose rows are the later chunks (sinks: never linear keys)
-                for (j = jA > S0 ? jA : S0; j < next && !lg; j += LC__HYB_NL) {
-                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
-                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
-                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
-                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
-                    if (dv_bg)
-                        lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
-                               0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
-                }
-                next = jA < next ? jA : next;
-                if (lg) {  // >>gate: G from row r1 - 1 to row r0 - 1
-                    for (i = r0; i < r1; i++) acc += (double)lg[i];
-                    P->scal(hb.S, (float)exp(acc), F * D);
-                    P->scal(hb.z, (float)exp(acc), F);
-                    acc = 0;
-                }
-                for (i = r0; i < r1; i++) {
-                    size_t row = (size_t)bh * N + i;
-                    const float *dy_bhi = dy + row * D;
-                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D, e = 1.0f;
-                    float c_i = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    if (lg) e = (float)exp(acc += (double)lg[i]);  // >>gate: row i's decay
-                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, lam * e, dn, D);
-                    P->axpy(hb.z, lam * e * c_i, phiq + row * F, F);
-                }
-                lc__mm(ctx, hb.S, phiq_bh + (size_t)r0 * F, hb.gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
-                       (size_t)D, (size_t)F, (size_t)D, hb.ws);
-            }
-            {
-                int j;
-                if (lg && next > 0) {  // >>gate: G is decayed to row -1
-                    lc__gate_cum(lg, 0, -1, next, cb);
-                    lc__gate_rkeys(ctx, P, &hb, phik_bh, v_bg, dphik_bh, dv_bg, dlg, 0, next, cb, 0,
-                                   D, F, &csr);
-                }
-                for (j = S0; j < next && !lg; j += LC__HYB_NL) {  // keys before the first chunk's jl
-                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
-                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
-                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
-                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
-                    if (dv_bg)
-                        lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
-                               0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
-                }
-            }
-            if (dlg) {  // >>gate: + the sum of every position's share
-                int t;
-                for (t = 0; t < N; t++) dlg[t] += (float)pre;
-            }
-            if (kv_state) {
-                int c;
-                if (dkv_state)
-                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += hb.S[c];
-                if (dk_state)
-                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += hb.z[c];
-            }
-            if (dwf && !win) {  // see the note above the function
-                dwf[h] += (float)(-dlam * (1.0 - (double)gam));
-            } else if (dwf) {
-                if (cfg->affine) dgam -= dlam;
-                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
-            }
+// The backward's head (lc__hyb_bwd_chunk_g): lc__hyb_head, its gradient rows,
+// the sums for dwf and the >>gate bookkeeping of d log_g (the note above
+// lc__gate_r).
+typedef struct lc__hyb_ghead {
+    lc__hyb_head hd;
+    float *dk_bg, *dv_bg;          // (N,D) or NULL
+    float *dphik_bh, *dlg;         // (N,F), (N) or NULL
+    int win;                       // the window part is wanted (dq, dk or dv)
+    float cd[LC__HYB_ROWS];        // -(dy.y)/den of the chunk's rows
+    unsigned char tie[LC__HYB_NK];
+    double dgam, dlam;
+    double pre, csr, ev[LC__GATE_CB], tr[LC__HYB_ROWS], cf[LC__HYB_NL];
+    int tc;
+} lc__hyb_ghead;
+
+static void lc__hyb_ghead_init(lc__hyb_ghead *gh, const lc_ctx *ctx, const lc_hybrid_args *x,
+                               float *work_bh, int bh) {
+    int N = x->N, g = (bh % x->H) / (x->H / x->Hk);
+    size_t kv = ((size_t)(bh / x->H) * x->Hk + g) * N * x->D;
+    lc__hyb_head_init(&gh->hd, ctx, x, work_bh, bh);
+    gh->dk_bg = x->dk ? x->dk + kv : NULL;
+    gh->dv_bg = x->dv ? x->dv + kv : NULL;
+    gh->dphik_bh = x->dphik + (size_t)bh * N * x->F;
+    gh->dlg = x->log_g && x->dlog_g ? x->dlog_g + (size_t)bh * N : NULL;
+    gh->win = x->dq || x->dk || x->dv;
+    gh->dgam = gh->dlam = gh->pre = gh->csr = 0;
+    gh->tc = 0;
+    if (gh->dlg) memset(gh->ev, 0, sizeof gh->ev);
+}
+
+// Per row of chunk c: cd_i = -(dy_i.y_i)/den_i, gv_i = dy_i/den_i; the scores
+// (lc__hyb_chunk_scores), d1 = Gv V^T on the sink and window keys.
+static void lc__hyb_bwd_prep(lc__hyb_ghead *gh, const lc__hyb_chunk *c) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_args *x = hd->x;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, i;
+    for (i = c->r0; i < c->r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        const float *dy_bhi = x->dy + row * D;
+        float dn = x->den[row], *gv_i = hb->gv + (size_t)(i - c->r0) * D;
+        gh->cd[i - c->r0] = -hd->P->dot(dy_bhi, x->y + row * D, D) / dn;
+        lc__hyb_scaled(hd->P, hd->fast, gv_i, dy_bhi, 1.0f, dn, D);
+    }
+    lc__hyb_chunk_scores(hd, c, gh->win);
+    if (c->nsc > 0)
+        lc__mm(hd->ctx, hb->d1, hb->gv, hd->v_bg, c->nr, c->nsc, D, 0, 1, 1.0f, 0.0f,
+               (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+    if (gh->win || c->nl > 0)
+        lc__mm(hd->ctx, hb->d1 + c->nsc, hb->gv, hd->v_bg + (size_t)c->kw0 * D, c->nr, c->nk, D,
+               0, 1, 1.0f, 0.0f, (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+}
+
+// Row i's linear keys of the chunk, dW = d1 + cd: dlambda += dW L, lc_i
+// becomes dL = lambda dW (>>gate: times exp(cb_i - cb_j); r = dW lambda L
+// into the row and key totals); with wt_i, lambda L joins the row's weights.
+static void lc__hyb_bwd_lin_row(lc__hyb_ghead *gh, const lc__hyb_chunk *c, int i, float *wt_i) {
+    lc__hyb_head *hd = &gh->hd;
+    int ii = i - c->r0, jl = lc__hyb_jl(hd->x->cfg, hd->N, i), j;
+    float *lc_i = hd->hb.lc + (size_t)ii * c->nl, lam = hd->lam;
+    const float *d1_i = hd->hb.d1 + (size_t)ii * c->nc;
+    for (j = c->jA; j < jl; j++) {
+        float dW = d1_i[j + c->off] + gh->cd[ii];
+        float e = hd->lg ? (float)exp(hd->cb[i - hd->lo] - hd->cb[j - hd->lo]) : 1.0f;
+        float l = lc_i[j - c->jA] * e;
+        gh->dlam += (double)dW * (double)l;
+        if (wt_i) wt_i[j + c->off] += lam * l;
+        lc_i[j - c->jA] = lam * dW * e;
+        if (hd->lg) lc__gate_r(gh->tr + ii, gh->cf + (j - c->jA), (double)dW * (double)(lam * l));
+    }
+    for (j = jl > c->jA ? jl : c->jA; j < c->jB; j++) lc_i[j - c->jA] = 0;
+}
+
+// Row i's window keys (columns as in the forward), E = exp(s - m): wt =
+// gamma E, sc becomes ds = dW wt (+ the amax share of dm = -sum ds on the
+// arg-max keys), dgamma += dW E; then its linear keys.
+static void lc__hyb_bwd_win_row(lc__hyb_ghead *gh, const lc__hyb_chunk *c, int i) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc__prims *P = hd->P;
+    int ii = i - c->r0, j0, both, nmax = 0, ns, c0, c1, k;
+    float *sc_i = hd->hb.sc + (size_t)ii * c->nc, *wt_i = hd->hb.wt + (size_t)ii * c->nc;
+    float mx = -INFINITY;
+    const float *d1_i = hd->hb.d1 + (size_t)ii * c->nc;
+    double dm = 0;
+    lc__hybrid_range(hd->x->cfg, hd->N, i, &j0, &both);
+    ns = lc__hyb_nsink(hd->x->cfg, j0);
+    c0 = j0 + c->off;
+    c1 = i + 1 + c->off;
+    if (hd->fast) {  // exp(s - m) by the vector exp, into wt first
+        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+        P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx, c1 - c0);
+        if (ns > 0) P->exp_sum(wt_i, sc_i, 1.0f, mx, ns);
+    } else {
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) mx = sc_i[k] > mx ? sc_i[k] : mx;
+    }
+    for (k = ns; k < c0; k++) wt_i[k] = sc_i[k] = 0;
+    LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) {
+        float s = sc_i[k], ex = hd->fast ? wt_i[k] : expf(s - mx), e = hd->gam * ex;
+        float dW = d1_i[k] + gh->cd[ii], t = dW * e;
+        gh->tie[k] = s == mx;
+        nmax += s == mx;
+        dm -= (double)t;
+        gh->dgam += (double)dW * (double)ex;
+        wt_i[k] = e;
+        sc_i[k] = t;
+    }
+    for (k = c1; k < c->nc; k++) wt_i[k] = sc_i[k] = 0;
+    if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
+        float share = (float)(dm / nmax);
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1)
+            if (gh->tie[k]) sc_i[k] += share;
+    }
+    lc__hyb_bwd_lin_row(gh, c, i, wt_i);
+}
+
+// The chunk's products: dQ += scale ds K, dK += scale ds^T Q, dV += wt^T Gv
+// on the window keys, then the sink columns (keys [0, nsc)); dphiQ += dL
+// phiK, dphiK += dL^T phiQ on its linear keys.
+static void lc__hyb_bwd_chunk_grads(lc__hyb_ghead *gh, const lc__hyb_chunk *c) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_ctx *ctx = hd->ctx;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, nr = c->nr, nk = c->nk, nsc = c->nsc;
+    size_t nc = (size_t)c->nc, row0 = (size_t)hd->bh * hd->N + (size_t)c->r0;
+    float *dq_c = hd->x->dq ? hd->x->dq + row0 * D : NULL;
+    const float *q_c = hd->q_bh + (size_t)c->r0 * D;
+    if (dq_c)
+        lc__mm(ctx, dq_c, hb->sc + nsc, hd->k_bg + (size_t)c->kw0 * D, nr, D, nk, 0, 0, hd->scale,
+               1.0f, (size_t)D, nc, (size_t)D, hb->ws);
+    if (gh->dk_bg)
+        lc__mm(ctx, gh->dk_bg + (size_t)c->kw0 * D, hb->sc + nsc, q_c, nk, D, nr, 1, 0, hd->scale,
+               1.0f, (size_t)D, nc, (size_t)D, hb->ws);
+    if (gh->dv_bg)
+        lc__mm(ctx, gh->dv_bg + (size_t)c->kw0 * D, hb->wt + nsc, hb->gv, nk, D, nr, 1, 0, 1.0f,
+               1.0f, (size_t)D, nc, (size_t)D, hb->ws);
+    if (nsc > 0) {  // the sink columns: keys [0, nsc)
+        if (dq_c)
+            lc__mm(ctx, dq_c, hb->sc, hd->k_bg, nr, D, nsc, 0, 0, hd->scale, 1.0f, (size_t)D, nc,
+                   (size_t)D, hb->ws);
+        if (gh->dk_bg)
+            lc__mm(ctx, gh->dk_bg, hb->sc, q_c, nsc, D, nr, 1, 0, hd->scale, 1.0f, (size_t)D, nc,
+                   (size_t)D, hb->ws);
+        if (gh->dv_bg)
+            lc__mm(ctx, gh->dv_bg, hb->wt, hb->gv, nsc, D, nr, 1, 0, 1.0f, 1.0f, (size_t)D, nc,
+                   (size_t)D, hb->ws);
+    }
+    if (c->nl > 0) {
+        lc__mm(ctx, hd->x->dphiq + row0 * F, hb->lc, hd->phik_bh + (size_t)c->jA * F, nr, F,
+               c->nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)c->nl, (size_t)F, hb->ws);
+        lc__mm(ctx, gh->dphik_bh + (size_t)c->jA * F, hb->lc, hd->phiq_bh + (size_t)c->r0 * F,
+               c->nl, F, nr, 1, 0, 1.0f, 1.0f, (size_t)F, (size_t)c->nl, (size_t)F, hb->ws);
+    }
+}
+
+// The rows read lambda phiQ S and lambda phiQ.z: with T = Gv S^T, dphiQ_i +=
+// lambda (T_i + cd_i z), dlambda += phiQ_i.T_i + cd_i phiQ_i.z (>>gate: both
+// times exp(cb_i), and lambda exp(cb_i) (...) into the row's total).
+static void lc__hyb_bwd_state_rows(lc__hyb_ghead *gh, const lc__hyb_chunk *c) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc__prims *P = hd->P;
+    lc__hyb_buf *hb = &hd->hb;
+    int F = hd->F, i;
+    lc__mm(hd->ctx, hb->t, hb->gv, hb->S, c->nr, F, hd->D, 0, 1, 1.0f, 0.0f, (size_t)F,
+           (size_t)hd->D, (size_t)hd->D, hb->ws);
+    for (i = c->r0; i < c->r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        const float *phiq_bhi = hd->x->phiq + row * F, *t_i = hb->t + (size_t)(i - c->r0) * F;
+        float *dphiq_bhi = hd->x->dphiq + row * F, c_i = gh->cd[i - c->r0];
+        float e = hd->lg ? (float)exp(hd->cb[i - hd->lo]) : 1.0f, le = hd->lam * e;  // >>gate
+        double val = (double)P->dot(phiq_bhi, t_i, F) +
+                     (double)c_i * (double)P->dot(phiq_bhi, hb->z, F);
+        int k;
+        gh->dlam += (double)e * val;
+        if (hd->lg) gh->tr[i - c->r0] += (double)le * val;
+        if (hd->fast) {
+            P->axpy(dphiq_bhi, le, t_i, F);
+            P->axpy(dphiq_bhi, le * c_i, hb->z, F);
+        } else {
+            for (k = 0; k < F; k++) dphiq_bhi[k] += le * (t_i[k] + c_i * hb->z[k]);
         }
     }
+}
+
+// The forward sweep: per chunk, the state brought up to it (as in the
+// forward), its rows' gradients through its window and linear keys and
+// through the state; >>gate: its row and key totals, positions before jB final.
+static void lc__hyb_bwd_forward(lc__hyb_ghead *gh) {
+    lc__hyb_head *hd = &gh->hd;
+    lc__hyb_chunk c;
+    int r0, i;
+    for (r0 = 0; r0 < hd->N; r0 = c.r1) {
+        lc__hyb_chunk_at(&c, hd->x->cfg, hd->N, r0, gh->win);  // sink columns: see lc__hyb_nsc
+        lc__hyb_head_advance(hd, &c);
+        if (hd->lg) {
+            memset(gh->tr, 0, sizeof gh->tr);
+            memset(gh->cf, 0, sizeof gh->cf);
+        }
+        lc__hyb_bwd_prep(gh, &c);
+        for (i = c.r0; i < c.r1; i++) {
+            if (gh->win)
+                lc__hyb_bwd_win_row(gh, &c, i);
+            else  // linear keys of the chunk only
+                lc__hyb_bwd_lin_row(gh, &c, i, NULL);
+        }
+        lc__hyb_bwd_chunk_grads(gh, &c);
+        if (lc__hyb_head_state(hd)) lc__hyb_bwd_state_rows(gh, &c);
+        if (gh->dlg) {
+            lc__gate_events(gh->ev, gh->tr, c.r0, c.r1, gh->cf, c.jA, c.jB, gh->tc);
+            lc__gate_flush(gh->ev, gh->dlg, &gh->tc, c.jB, &gh->pre);
+        }
+    }
+    if (gh->dlg) lc__gate_flush(gh->ev, gh->dlg, &gh->tc, hd->N, &gh->pre);  // the rest
+}
+
+// Keys [j0, j1) read G, c (S, z of hb): dphiK_j += G v_j + c, dV_j += phiK_j G;
+// >>gate: G is decayed to row p, the keys' weights exp(-cb_j) with cb over
+// [lo, hi) relative to p (lc__gate_rkeys).
+static void lc__hyb_bwd_keys(lc__hyb_ghead *gh, int j0, int j1, int lo, int p, int hi) {
+    lc__hyb_head *hd = &gh->hd;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, j;
+    if (hd->lg) {
+        lc__gate_cum(hd->lg, lo, p, hi, hd->cb);
+        lc__gate_rkeys(hd->ctx, hd->P, hb, hd->phik_bh, hd->v_bg, gh->dphik_bh, gh->dv_bg, gh->dlg,
+                       j0, j1, hd->cb, lo, D, F, &gh->csr);
+        return;
+    }
+    for (j = j0; j < j1; j += LC__HYB_NL) {
+        int n = j1 - j < LC__HYB_NL ? j1 - j : LC__HYB_NL, jj;
+        lc__mm(hd->ctx, gh->dphik_bh + (size_t)j * F, hd->v_bg + (size_t)j * D, hb->S, n, F, D, 0,
+               1, 1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb->ws);
+        for (jj = j; jj < j + n; jj++) hd->P->axpy(gh->dphik_bh + (size_t)jj * F, 1.0f, hb->z, F);
+        if (gh->dv_bg)
+            lc__mm(hd->ctx, gh->dv_bg + (size_t)j * D, hd->phik_bh + (size_t)j * F, hb->S, n, D, F,
+                   0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb->ws);
+    }
+}
+
+// Rows [r0, r1) join G += lambda phiQ^T Gv, c += lambda cd phiQ (>>gate: G,
+// c first decayed from row r1 - 1 to row r0 - 1, row i's terms by its decay).
+static void lc__hyb_bwd_rows(lc__hyb_ghead *gh, int r0, int r1) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_args *x = hd->x;
+    const lc__prims *P = hd->P;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, i;
+    double acc = 0;
+    if (hd->lg) {
+        for (i = r0; i < r1; i++) acc += (double)hd->lg[i];
+        P->scal(hb->S, (float)exp(acc), F * D);
+        P->scal(hb->z, (float)exp(acc), F);
+        acc = 0;
+    }
+    for (i = r0; i < r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        const float *dy_bhi = x->dy + row * D;
+        float dn = x->den[row], *gv_i = hb->gv + (size_t)(i - r0) * D, e = 1.0f;
+        float c_i = -P->dot(dy_bhi, x->y + row * D, D) / dn;
+        if (hd->lg) e = (float)exp(acc += (double)hd->lg[i]);  // >>gate: row i's decay
+        lc__hyb_scaled(P, hd->fast, gv_i, dy_bhi, hd->lam * e, dn, D);
+        P->axpy(hb->z, hd->lam * e * c_i, x->phiq + row * F, F);
+    }
+    lc__mm(hd->ctx, hb->S, hd->phiq_bh + (size_t)r0 * F, hb->gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
+           (size_t)D, (size_t)F, (size_t)D, hb->ws);
+}
+
+// The reverse sweep, S becoming G and z c: per chunk from the last, the keys
+// the later chunks read (from jl of its first row to next) take their share,
+// then its rows join G; what is left goes to the keys before the first
+// chunk's jl (sinks never are linear keys).
+static void lc__hyb_bwd_reverse(lc__hyb_ghead *gh) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_cfg *cfg = hd->x->cfg;
+    int N = hd->N, S0 = hd->S0, next = N, r0, r1;
+    memset(hd->hb.S, 0, sizeof(float) * (size_t)hd->F * hd->D);
+    memset(hd->hb.z, 0, sizeof(float) * (size_t)hd->F);
+    for (r1 = N; r1 > 0; r1 = r0) {
+        int jA;
+        r0 = lc__hyb_chunk_start(cfg, N, r1);
+        jA = lc__hyb_jl(cfg, N, r0);
+        if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
+        lc__hyb_bwd_keys(gh, jA > S0 ? jA : S0, next, jA < r0 ? jA : r0, r1 - 1, r1);
+        next = jA < next ? jA : next;
+        lc__hyb_bwd_rows(gh, r0, r1);
+    }
+    lc__hyb_bwd_keys(gh, S0, next, 0, -1, next);  // >>gate: G is decayed to row -1
+}
+
+// >>gate: every position's d log_g gains the total; the carried state's
+// gradient; dwf from dgamma and dlambda (the note above lc__gate_r).
+static void lc__hyb_bwd_finish(lc__hyb_ghead *gh) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_args *x = hd->x;
+    size_t bh = (size_t)hd->bh;
+    int t, F = hd->F, D = hd->D;
+    float gam = hd->gam;
+    if (gh->dlg)
+        for (t = 0; t < hd->N; t++) gh->dlg[t] += (float)gh->pre;
+    if (x->kv_state) {
+        if (x->dkv_state)
+            for (t = 0; t < F * D; t++) x->dkv_state[bh * F * D + t] += hd->hb.S[t];
+        if (x->dk_state)
+            for (t = 0; t < F; t++) x->dk_state[bh * F + t] += hd->hb.z[t];
+    }
+    if (x->dwf && !gh->win) {
+        x->dwf[hd->h] += (float)(-gh->dlam * (1.0 - (double)gam));
+    } else if (x->dwf) {
+        if (x->cfg->affine) gh->dgam -= gh->dlam;
+        x->dwf[hd->h] += (float)(gh->dgam * (double)gam * (1.0 - (double)gam));
+    }
+}
+
+// The chunked backward (no da): per head, the forward sweep, the reverse
+// sweep, the sums. One task per kv head, batches in order inside it: dwf (per
+// query head) is shared by every batch element, so it must not be split
+// across tasks.
+static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    size_t hs = lc__hyb_head_floats(x->D, x->F, NULL, NULL);
+    int gg;
+    LC__FAST(ctx);
+    LC__OMP_FOR
+    for (gg = 0; gg < x->Hk; gg++) {
+        int bb, r, rep = x->H / x->Hk;
+        for (bb = 0; bb < x->B; bb++)
+            for (r = 0; r < rep; r++) {
+                int bh = bb * x->H + gg * rep + r;
+                lc__hyb_ghead gh;
+                lc__hyb_ghead_init(&gh, ctx, x, x->work + (size_t)bh * hs, bh);
+                lc__hyb_bwd_forward(&gh);
+                lc__hyb_bwd_reverse(&gh);
+                lc__hyb_bwd_finish(&gh);
+            }
     }
 }
 
@@ -8612,23 +8772,29 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
-    lc__hyb_bwd_chunk_g(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, NULL, work, dy,
-                        y, den, q, k, v, phiq, phik, wf, kv_state, k_state, NULL, B, H, Hk, N,
-                        D, F, cfg);
+    lc_hybrid_args x = lc__hyb_args(work, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk,
+                                    N, D, F, cfg);
+    x.dq = dq;
+    x.dk = dk;
+    x.dv = dv;
+    x.dphiq = dphiq;
+    x.dphik = dphik;
+    x.dwf = dwf;
+    x.dkv_state = dkv_state;
+    x.dk_state = dk_state;
+    x.dy = dy;
+    x.y = (float *)y;  // read only here (output fields of the forward)
+    x.den = (float *)den;
+    lc__hyb_bwd_chunk_g(ctx, &x);
 }
 
 // The gated entries (>>gate, lc_hybrid_args with log_g, no sinks).
 static void lc__gate_fwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
-    lc__hyb_fwd_chunk_g(ctx, x->y, x->m, x->den, x->work, x->q, x->k, x->v, x->phiq, x->phik,
-                        x->wf, x->kv_state, x->k_state, x->log_g, x->B, x->H, x->Hk, x->N, x->D,
-                        x->F, x->cfg);
+    lc__hyb_fwd_chunk_g(ctx, x);
 }
 
 static void lc__gate_bwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
-    lc__hyb_bwd_chunk_g(ctx, x->dq, x->dk, x->dv, x->dphiq, x->dphik, x->dwf, x->dkv_state,
-                        x->dk_state, x->dlog_g, x->work, x->dy, x->y, x->den, x->q, x->k, x->v,
-                        x->phiq, x->phik, x->wf, x->kv_state, x->k_state, x->log_g, x->B, x->H,
-                        x->Hk, x->N, x->D, x->F, x->cfg);
+    lc__hyb_bwd_chunk_g(ctx, x);
 }
 
 // >>transfer-fused
