@@ -13457,32 +13457,19 @@ static const lc__json_node *lc__jfind_type(const lc__json *d, const lc__json_nod
 
 static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre);
 
-static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
-                                  lc_error *err) {
-    const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c, *pp;
-    lc__tok_priv *pv;
-    int inv[324], i, V = 0, n_added = 0;
-    size_t blob = 0, cap;
-    char *b;
-    lc_status s;
-    model = lc__jget(d, root, "model");
-    if (!model || !lc__jtype_is(d, model, "BPE"))
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
-                            "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
-                            "BPE with byte fallback, byte-level BPE) are supported",
-                            path);
-    vocab = lc__jget(d, model, "vocab");
-    merges = lc__jget(d, model, "merges");
-    added = lc__jget(d, root, "added_tokens");
-    if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
-                                                     "(array) missing", path);
+// Validates model.vocab and added_tokens (ids in [0, 2^24), strings) and sums
+// what they need: V = the largest id + 1, the bytes of their pieces (blob),
+// the number of added tokens.
+static lc_status lc__tok_hf_sizes(const lc__json *d, const lc__json_node *vocab,
+                                  const lc__json_node *added, const char *path, lc_error *err,
+                                  int *V, size_t *blob, int *n_added) {
+    const lc__json_node *c;
     for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
         if (c->type != LC__JSON_NUMBER || !c->is_int || c->i64 < 0 || c->i64 >= (1 << 24))
             return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: vocab entry \"%s\" has a bad id",
                                 path, c->key);
-        if (c->i64 >= V) V = (int)c->i64 + 1;
-        blob += c->key_len + 1;
+        if (c->i64 >= *V) *V = (int)c->i64 + 1;
+        *blob += c->key_len + 1;
     }
     if (added && added->type == LC__JSON_ARRAY)
         for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
@@ -13491,21 +13478,20 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
                 ct->type != LC__JSON_STRING)
                 return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: added_tokens entry without "
                                                              "an id or content", path);
-            if (id->i64 >= V) V = (int)id->i64 + 1;
-            blob += ct->len + 1;
-            n_added++;
+            if (id->i64 >= *V) *V = (int)id->i64 + 1;
+            *blob += ct->len + 1;
+            (*n_added)++;
         }
-    t->kind = (lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "ByteLevel") ||
-               lc__jfind_type(d, lc__jget(d, root, "decoder"), "ByteLevel"))
-                  ? LOLCATS_TOK_BYTELEVEL
-                  : LOLCATS_TOK_SPM;
-    if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
-    pv = (lc__tok_priv *)t->priv;
-    t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
-    if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
-    for (i = 0; i < 324; i++) inv[i] = -1;
-    for (i = 0; i < 256; i++) inv[lc__bl_byte_to_cp(i)] = i;
-    b = pv->blob;
+    return LOLCATS_OK;
+}
+
+// The pieces into the blob: vocab strings unmapped to raw bytes (lc__tok_unmap),
+// added tokens as they are (and listed as special); ids without a piece get "".
+static void lc__tok_hf_pieces(lc_tokenizer *t, const lc__json *d, const lc__json_node *vocab,
+                              const lc__json_node *added, int *inv) {
+    const lc__json_node *c;
+    char *b = ((lc__tok_priv *)t->priv)->blob;
+    int i;
     for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
         int id = (int)c->i64;
         memcpy(b, c->key, c->key_len);
@@ -13525,8 +13511,16 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
             b += ct->len + 1;
             t->special[t->n_special++] = id;
         }
-    for (i = 0; i < V; i++)
+    for (i = 0; i < t->vocab_size; i++)
         if (!t->pieces[i]) { t->pieces[i] = b - 1; t->lens[i] = 0; }   // ids without a piece
+}
+
+// unk_token, byte_fallback, the SentencePiece dummy prefix, BOS (from the
+// post-processor template, else by name) and EOS (by name).
+static void lc__tok_hf_flags(lc_tokenizer *t, const lc__json *d, const lc__json_node *root,
+                             const lc__json_node *model, const lc__json_node *vocab) {
+    const lc__json_node *c, *pp;
+    int i;
     t->unk_id = -1;
     c = lc__jget(d, model, "unk_token");
     if (c && c->type == LC__JSON_STRING) {
@@ -13564,20 +13558,19 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
         if (!strcmp(p, "</s>") || !strcmp(p, "<|end_of_text|>") || !strcmp(p, "<|endoftext|>"))
             if (t->eos_id < 0) t->eos_id = t->special[i];
     }
-    if ((s = lc__tok_index(t, path, err))) return s;
-    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__jget(d, root, "pre_tokenizer"));
-    for (i = 0; i < t->n_special; i++) {
-        c = NULL;
-        pv->control[t->special[i]] = 1;
-    }
-    // special flag false: decodes as text
-    if (added && added->type == LC__JSON_ARRAY)
-        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *sp = lc__jget(d, c, "special");
-            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__jget(d, c, "id")->i64] = 0;
-        }
-    // merges -> (left, right) -> (rank, merged)
-    cap = 16;
+}
+
+// model.merges ("left right" or [left, right], in rank order) into the open
+// addressing table (left id, right id) -> (rank, merged id); the first rank of
+// a pair wins. Every piece must be in the vocab.
+static lc_status lc__tok_hf_merges(lc_tokenizer *t, const lc__json *d,
+                                   const lc__json_node *merges, int *inv, const char *path,
+                                   lc_error *err) {
+    lc__tok_priv *pv = (lc__tok_priv *)t->priv;
+    const lc__json_node *c;
+    size_t cap = 16;
+    char *tmp, *sa, *sb2;
+    int rank = 0;
     while (cap < 2 * (size_t)merges->count + 2) cap *= 2;
     pv->mkey = (uint64_t *)LOLCATS_MALLOC(cap * sizeof(uint64_t));
     pv->mrank = (int *)LOLCATS_MALLOC(cap * sizeof(int));
@@ -13586,67 +13579,109 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
         return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for merges", path);
     memset(pv->mkey, 0xff, cap * sizeof(uint64_t));
     pv->mmask = cap - 1;
-    {
-        char *tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 1024);
-        char *sa, *sb2;
-        int rank = 0;
-        if (!tmp) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
-        for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c), rank++) {
-            size_t la, lb, h;
-            int ia, ib, io;
-            uint64_t key;
-            if (c->type == LC__JSON_STRING) {
-                const char *sp = strchr(c->str, ' ');
-                if (!sp || c->len + 1 > 2 * (size_t)t->max_token_length + 1024) goto bad;
-                la = (size_t)(sp - c->str);
-                lb = c->len - la - 1;
-                sa = tmp;
-                memcpy(sa, c->str, la);
-                sb2 = tmp + la;
-                memcpy(sb2, sp + 1, lb);
-            } else if (c->type == LC__JSON_ARRAY && c->count == 2) {
-                const lc__json_node *x = lc__json_first(d, c), *y = lc__json_next(d, c, x);
-                if (x->type != LC__JSON_STRING || y->type != LC__JSON_STRING ||
-                    x->len + y->len > 2 * (size_t)t->max_token_length + 1000)
-                    goto bad;
-                la = x->len; lb = y->len;
-                sa = tmp; memcpy(sa, x->str, la);
-                sb2 = tmp + la; memcpy(sb2, y->str, lb);
-            } else goto bad;
-            la = lc__tok_unmap(sa, la, t->kind, inv);
-            memmove(tmp + la, sb2, lb);
-            lb = lc__tok_unmap(tmp + la, lb, t->kind, inv);
-            ia = lc_tokenizer_find(t, tmp, la);
-            ib = lc_tokenizer_find(t, tmp + la, lb);
-            io = lc_tokenizer_find(t, tmp, la + lb);
-            if (ia < 0 || ib < 0 || io < 0) {
-                lc_error_set(err, LOLCATS_ERR_FORMAT,
-                             "%s: merge %d (\"%.*s\" + \"%.*s\") names a piece that is not in "
-                             "the vocab",
-                             path, rank, (int)la, tmp, (int)lb, tmp + la);
-                LOLCATS_FREE(tmp);
-                return LOLCATS_ERR_FORMAT;
-            }
-            key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
-            h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
-            while (pv->mkey[h] != ~(uint64_t)0 && pv->mkey[h] != key) h = (h + 1) & pv->mmask;
-            if (pv->mkey[h] == ~(uint64_t)0) {              // first (best) rank wins
-                pv->mkey[h] = key;
-                pv->mrank[h] = rank;
-                pv->mout[h] = io;
-            }
-            continue;
-        bad:
+    tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 1024);
+    if (!tmp) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c), rank++) {
+        size_t la, lb, h;
+        int ia, ib, io;
+        uint64_t key;
+        if (c->type == LC__JSON_STRING) {
+            const char *sp = strchr(c->str, ' ');
+            if (!sp || c->len + 1 > 2 * (size_t)t->max_token_length + 1024) goto bad;
+            la = (size_t)(sp - c->str);
+            lb = c->len - la - 1;
+            sa = tmp;
+            memcpy(sa, c->str, la);
+            sb2 = tmp + la;
+            memcpy(sb2, sp + 1, lb);
+        } else if (c->type == LC__JSON_ARRAY && c->count == 2) {
+            const lc__json_node *x = lc__json_first(d, c), *y = lc__json_next(d, c, x);
+            if (x->type != LC__JSON_STRING || y->type != LC__JSON_STRING ||
+                x->len + y->len > 2 * (size_t)t->max_token_length + 1000)
+                goto bad;
+            la = x->len; lb = y->len;
+            sa = tmp; memcpy(sa, x->str, la);
+            sb2 = tmp + la; memcpy(sb2, y->str, lb);
+        } else goto bad;
+        la = lc__tok_unmap(sa, la, t->kind, inv);
+        memmove(tmp + la, sb2, lb);
+        lb = lc__tok_unmap(tmp + la, lb, t->kind, inv);
+        ia = lc_tokenizer_find(t, tmp, la);
+        ib = lc_tokenizer_find(t, tmp + la, lb);
+        io = lc_tokenizer_find(t, tmp, la + lb);
+        if (ia < 0 || ib < 0 || io < 0) {
+            lc_error_set(err, LOLCATS_ERR_FORMAT,
+                         "%s: merge %d (\"%.*s\" + \"%.*s\") names a piece that is not in "
+                         "the vocab",
+                         path, rank, (int)la, tmp, (int)lb, tmp + la);
             LOLCATS_FREE(tmp);
-            return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                "%s: merge %d is neither \"left right\" nor [left, right]", path,
-                                rank);
+            return LOLCATS_ERR_FORMAT;
         }
+        key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+        h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
+        while (pv->mkey[h] != ~(uint64_t)0 && pv->mkey[h] != key) h = (h + 1) & pv->mmask;
+        if (pv->mkey[h] == ~(uint64_t)0) {              // first (best) rank wins
+            pv->mkey[h] = key;
+            pv->mrank[h] = rank;
+            pv->mout[h] = io;
+        }
+        continue;
+    bad:
         LOLCATS_FREE(tmp);
-        pv->n_merges = rank;
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: merge %d is neither \"left right\" nor [left, right]", path,
+                            rank);
     }
+    LOLCATS_FREE(tmp);
+    pv->n_merges = rank;
     if (!pv->n_merges) pv->n_merges = -1;    // empty merges list: no merges, not llama2.c rule
     return LOLCATS_OK;
+}
+
+// A tokenizer.json (BPE model): sizes, pieces, flags, the piece index, which
+// ids are control tokens, the merges.
+static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
+                                  lc_error *err) {
+    const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c;
+    lc__tok_priv *pv;
+    int inv[324], i, V = 0, n_added = 0;
+    size_t blob = 0;
+    lc_status s;
+    model = lc__jget(d, root, "model");
+    if (!model || !lc__jtype_is(d, model, "BPE"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
+                            "BPE with byte fallback, byte-level BPE) are supported",
+                            path);
+    vocab = lc__jget(d, model, "vocab");
+    merges = lc__jget(d, model, "merges");
+    added = lc__jget(d, root, "added_tokens");
+    if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
+                                                     "(array) missing", path);
+    if ((s = lc__tok_hf_sizes(d, vocab, added, path, err, &V, &blob, &n_added))) return s;
+    t->kind = (lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "ByteLevel") ||
+               lc__jfind_type(d, lc__jget(d, root, "decoder"), "ByteLevel"))
+                  ? LOLCATS_TOK_BYTELEVEL
+                  : LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
+    pv = (lc__tok_priv *)t->priv;
+    t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
+    if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    for (i = 0; i < 324; i++) inv[i] = -1;
+    for (i = 0; i < 256; i++) inv[lc__bl_byte_to_cp(i)] = i;
+    lc__tok_hf_pieces(t, d, vocab, added, inv);
+    lc__tok_hf_flags(t, d, root, model, vocab);
+    if ((s = lc__tok_index(t, path, err))) return s;
+    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__jget(d, root, "pre_tokenizer"));
+    for (i = 0; i < t->n_special; i++) pv->control[t->special[i]] = 1;
+    // special flag false: decodes as text
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *sp = lc__jget(d, c, "special");
+            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__jget(d, c, "id")->i64] = 0;
+        }
+    return lc__tok_hf_merges(t, d, merges, inv, path, err);
 }
 
 LCIMPL lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err) {
