@@ -10455,17 +10455,16 @@ LC__FILES_FN int lc__st_cmp_offset(const void *pa, const void *pb) {
     return strcmp(a->name, b->name);
 }
 
-// Validates the buffer and fills f (tensors, hash, metadata).
-LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, size_t size, lc_error *err) {
+// The 8-byte little-endian header length hlen, checked against the file and the
+// limit, and the JSON header parsed into f->doc (a JSON object).
+LC__FILES_FN lc_status lc__st_header(lc_st_file *f, const unsigned char *base, size_t size,
+                                     uint64_t *hlen_out, lc_error *err) {
     const char *path = f->path;
     char what[300], shown[96];
     uint64_t hlen = 0;
-    size_t data_size, expect, i;
-    const unsigned char *data;
-    const lc__json_node *root, *m;
+    const lc__json_node *root;
     lc_status st;
-    int k, n = 0, dup, meta_seen = 0;
-
+    int k;
     if (size < 8)
         return lc_error_set(err, LOLCATS_ERR_FORMAT,
                             "%s: file is %lu bytes, shorter than the 8-byte header length "
@@ -10484,8 +10483,7 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
         return lc_error_set(err, LOLCATS_ERR_FORMAT,
                             "%s: header (offset 8, %llu bytes) does not start with '{' "
                             "(not a safetensors file)", path, (unsigned long long)hlen);
-    data = base + 8 + hlen;
-    data_size = size - 8 - (size_t)hlen;
+    *hlen_out = hlen;
     snprintf(what, sizeof what, "%s: header", path);
     if ((st = lc__json_parse(&f->doc, (const char *)base + 8, (size_t)hlen, what, err)) != LOLCATS_OK)
         return st;
@@ -10493,111 +10491,121 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
     if (root->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header is %s, not a JSON object",
                             path, lc__json_show(root, shown, sizeof shown));
+    return LOLCATS_OK;
+}
 
-    f->tensors = (lc_tensor *)LOLCATS_MALLOC((root->count ? root->count : 1) * sizeof *f->tensors);
-    if (!f->tensors) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %lu tensors", path, (unsigned long)root->count);
-
-    for (m = lc__json_first(&f->doc, root); m; m = lc__json_next(&f->doc, root, m)) {
-        const lc__json_node *dt, *sh, *off, *v;
-        lc_tensor *t;
-        uint64_t b, e, numel = 1;
-        int d;
-        if (strlen(m->key) != m->key_len)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header key \"%s...\" contains a NUL character", path, m->key);
-        if (!strcmp(m->key, "__metadata__")) {
-            int nm = 0;
-            if (meta_seen++)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" appears twice in the header", path);
-            if (m->type == LC__JSON_NULL) continue;
-            if (m->type != LC__JSON_OBJECT)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" is %s; it must be an object of strings",
-                                    path, lc__json_show(m, shown, sizeof shown));
-            f->meta = (const char **)LOLCATS_MALLOC((2 * (size_t)m->count + 2) * sizeof *f->meta);
-            if (!f->meta) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for metadata", path);
-            for (v = lc__json_first(&f->doc, m); v; v = lc__json_next(&f->doc, m, v)) {
-                if (v->type != LC__JSON_STRING)
-                    return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                        "%s: __metadata__ value of \"%s\" is %s; safetensors metadata values must be "
-                                        "strings (quote it)", path, v->key, lc__json_show(v, shown, sizeof shown));
-                f->meta[2 * nm] = v->key;
-                f->meta[2 * nm + 1] = v->str;
-                nm++;
-            }
-            f->n_meta = nm;
-            continue;
-        }
-        if (m->type != LC__JSON_OBJECT)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': entry is %s, expected an object with "
-                                "dtype, shape, data_offsets", path, m->key, lc__json_show(m, shown, sizeof shown));
-        t = &f->tensors[n];
-        memset(t, 0, sizeof *t);
-        t->name = m->key;
-        dt = lc__json_get(&f->doc, m, "dtype");
-        sh = lc__json_get(&f->doc, m, "shape");
-        off = lc__json_get(&f->doc, m, "data_offsets");
-        if (!dt || dt->type != LC__JSON_STRING || (d = lc_dtype_parse(dt->str)) < 0)
+// "__metadata__" (null, or an object of strings) into f->meta as key, value pairs.
+LC__FILES_FN lc_status lc__st_meta(lc_st_file *f, const lc__json_node *m, lc_error *err) {
+    const char *path = f->path;
+    const lc__json_node *v;
+    char shown[96];
+    int nm = 0;
+    if (m->type == LC__JSON_NULL) return LOLCATS_OK;
+    if (m->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" is %s; it must be an object of strings",
+                            path, lc__json_show(m, shown, sizeof shown));
+    f->meta = (const char **)LOLCATS_MALLOC((2 * (size_t)m->count + 2) * sizeof *f->meta);
+    if (!f->meta) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for metadata", path);
+    for (v = lc__json_first(&f->doc, m); v; v = lc__json_next(&f->doc, m, v)) {
+        if (v->type != LC__JSON_STRING)
             return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                "%s: tensor '%s': dtype %s is not one of F32 F16 BF16 F64 I8 I16 I32 I64 U8 U16 "
-                                "U32 U64 BOOL F8_E4M3 F8_E5M2", path, t->name, lc__json_show(dt, shown, sizeof shown));
-        t->dtype = (lc_dtype)d;
-        if (!sh || sh->type != LC__JSON_ARRAY)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape is %s, expected an array of "
-                                "non-negative integers", path, t->name, lc__json_show(sh, shown, sizeof shown));
-        if (sh->count > LOLCATS_MAX_DIMS)
-            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s': %lu dimensions, more than "
-                                "LOLCATS_MAX_DIMS (%d)", path, t->name, (unsigned long)sh->count, LOLCATS_MAX_DIMS);
-        for (v = lc__json_first(&f->doc, sh); v; v = lc__json_next(&f->doc, sh, v)) {
-            if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] is %s, expected a "
-                                    "non-negative integer", path, t->name, t->ndim, lc__json_show(v, shown, sizeof shown));
-            if (v->i64 && numel > UINT64_MAX / (uint64_t)v->i64)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] = %lld makes the element "
-                                    "count overflow 64 bits", path, t->name, t->ndim, (long long)v->i64);
-            numel *= (uint64_t)v->i64;
-            t->shape[t->ndim++] = v->i64;
-        }
-        if (!off || off->type != LC__JSON_ARRAY || off->count != 2)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s, expected [begin, end]",
-                                path, t->name, lc__json_show(off, shown, sizeof shown),
-                                off && off->type == LC__JSON_ARRAY ? (off->count < 2 ? " too short" : " too long") : "");
-        v = lc__json_first(&f->doc, off);
-        if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0 ||
-            v[1].type != LC__JSON_NUMBER || !v[1].is_int || v[1].i64 < 0)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%s, ...] must be two "
-                                "non-negative integers", path, t->name, lc__json_show(v, shown, sizeof shown));
-        b = (uint64_t)v->i64;
-        e = (uint64_t)v[1].i64;
-        if (b > e)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end",
-                                path, t->name, (unsigned long long)b, (unsigned long long)e);
-        if (e > data_size)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end past the "
-                                "%lu-byte data area (file offset %llu > size %lu: truncated file?)",
-                                path, t->name, (unsigned long long)b, (unsigned long long)e, (unsigned long)data_size,
-                                (unsigned long long)(8 + hlen + e), (unsigned long)size);
-        if (numel > UINT64_MAX / lc_dtype_size(t->dtype))
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': %s shape of %llu elements overflows a "
-                                "64-bit byte count", path, t->name, lc_dtype_name(t->dtype), (unsigned long long)numel);
-        if (numel * lc_dtype_size(t->dtype) != e - b)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes "
-                                "but %s shape of %llu elements needs %llu (header and shape disagree; re-export)",
-                                path, t->name, (unsigned long long)b, (unsigned long long)e,
-                                (unsigned long long)(e - b), lc_dtype_name(t->dtype), (unsigned long long)numel,
-                                (unsigned long long)(numel * lc_dtype_size(t->dtype)));
-        t->nbytes = (size_t)(e - b);
-        t->data = (const void *)(uintptr_t)b;  // offset for now, a pointer after sorting
-        n++;
+                                "%s: __metadata__ value of \"%s\" is %s; safetensors metadata values must be "
+                                "strings (quote it)", path, v->key, lc__json_show(v, shown, sizeof shown));
+        f->meta[2 * nm] = v->key;
+        f->meta[2 * nm + 1] = v->str;
+        nm++;
     }
-    f->n = n;
+    f->n_meta = nm;
+    return LOLCATS_OK;
+}
 
-    // file order, then require the ranges to tile the data area
+// One tensor entry m into t: dtype known, shape of non-negative integers whose
+// element count times the dtype size fits 64 bits and equals end - begin of
+// data_offsets, which lie inside the data area (data_size bytes after the
+// 8 + hlen header bytes of a size-byte file). t->data holds begin for now.
+LC__FILES_FN lc_status lc__st_entry(lc_st_file *f, const lc__json_node *m, lc_tensor *t,
+                                    size_t data_size, uint64_t hlen, size_t size, lc_error *err) {
+    const char *path = f->path;
+    const lc__json_node *dt, *sh, *off, *v;
+    char shown[96];
+    uint64_t b, e, numel = 1;
+    int d;
+    if (m->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': entry is %s, expected an object with "
+                            "dtype, shape, data_offsets", path, m->key, lc__json_show(m, shown, sizeof shown));
+    memset(t, 0, sizeof *t);
+    t->name = m->key;
+    dt = lc__json_get(&f->doc, m, "dtype");
+    sh = lc__json_get(&f->doc, m, "shape");
+    off = lc__json_get(&f->doc, m, "data_offsets");
+    if (!dt || dt->type != LC__JSON_STRING || (d = lc_dtype_parse(dt->str)) < 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor '%s': dtype %s is not one of F32 F16 BF16 F64 I8 I16 I32 I64 U8 U16 "
+                            "U32 U64 BOOL F8_E4M3 F8_E5M2", path, t->name, lc__json_show(dt, shown, sizeof shown));
+    t->dtype = (lc_dtype)d;
+    if (!sh || sh->type != LC__JSON_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape is %s, expected an array of "
+                            "non-negative integers", path, t->name, lc__json_show(sh, shown, sizeof shown));
+    if (sh->count > LOLCATS_MAX_DIMS)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s': %lu dimensions, more than "
+                            "LOLCATS_MAX_DIMS (%d)", path, t->name, (unsigned long)sh->count, LOLCATS_MAX_DIMS);
+    for (v = lc__json_first(&f->doc, sh); v; v = lc__json_next(&f->doc, sh, v)) {
+        if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] is %s, expected a "
+                                "non-negative integer", path, t->name, t->ndim, lc__json_show(v, shown, sizeof shown));
+        if (v->i64 && numel > UINT64_MAX / (uint64_t)v->i64)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] = %lld makes the element "
+                                "count overflow 64 bits", path, t->name, t->ndim, (long long)v->i64);
+        numel *= (uint64_t)v->i64;
+        t->shape[t->ndim++] = v->i64;
+    }
+    if (!off || off->type != LC__JSON_ARRAY || off->count != 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s, expected [begin, end]",
+                            path, t->name, lc__json_show(off, shown, sizeof shown),
+                            off && off->type == LC__JSON_ARRAY ? (off->count < 2 ? " too short" : " too long") : "");
+    v = lc__json_first(&f->doc, off);
+    if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0 ||
+        v[1].type != LC__JSON_NUMBER || !v[1].is_int || v[1].i64 < 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%s, ...] must be two "
+                            "non-negative integers", path, t->name, lc__json_show(v, shown, sizeof shown));
+    b = (uint64_t)v->i64;
+    e = (uint64_t)v[1].i64;
+    if (b > e)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end",
+                            path, t->name, (unsigned long long)b, (unsigned long long)e);
+    if (e > data_size)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end past the "
+                            "%lu-byte data area (file offset %llu > size %lu: truncated file?)",
+                            path, t->name, (unsigned long long)b, (unsigned long long)e, (unsigned long)data_size,
+                            (unsigned long long)(8 + hlen + e), (unsigned long)size);
+    if (numel > UINT64_MAX / lc_dtype_size(t->dtype))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': %s shape of %llu elements overflows a "
+                            "64-bit byte count", path, t->name, lc_dtype_name(t->dtype), (unsigned long long)numel);
+    if (numel * lc_dtype_size(t->dtype) != e - b)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes "
+                            "but %s shape of %llu elements needs %llu (header and shape disagree; re-export)",
+                            path, t->name, (unsigned long long)b, (unsigned long long)e,
+                            (unsigned long long)(e - b), lc_dtype_name(t->dtype), (unsigned long long)numel,
+                            (unsigned long long)(numel * lc_dtype_size(t->dtype)));
+    t->nbytes = (size_t)(e - b);
+    t->data = (const void *)(uintptr_t)b;  // offset for now, a pointer after sorting
+    return LOLCATS_OK;
+}
+
+// The f->n tensors in file order, the name table (no duplicates), then the
+// ranges must tile the data area (data, data_size bytes at file offset 8 +
+// hlen) with no overlap or hole; t->data becomes a pointer.
+LC__FILES_FN lc_status lc__st_tile(lc_st_file *f, const unsigned char *data, size_t data_size,
+                                   uint64_t hlen, lc_error *err) {
+    const char *path = f->path;
+    size_t expect = 0, i;
+    int n = f->n, dup;
     qsort(f->tensors, (size_t)n, sizeof *f->tensors, lc__st_cmp_offset);
     dup = lc__st_hash_build(&f->hash, &f->hash_mask, f->tensors, n);
     if (dup == -2) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the name table", path);
     if (dup >= 0)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' appears twice in the header (duplicate name)",
                             path, f->tensors[dup].name);
-    expect = 0;
     for (i = 0; i < (size_t)n; i++) {
         lc_tensor *t = &f->tensors[i];
         size_t b = (size_t)(uintptr_t)t->data;
@@ -10619,6 +10627,36 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
                             (unsigned long)data_size, (unsigned long)(data_size - expect),
                             (unsigned long long)(8 + hlen + expect));
     return LOLCATS_OK;
+}
+
+// Validates the buffer and fills f (tensors, hash, metadata): the header, its
+// entries (the metadata, then each tensor), their ranges.
+LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, size_t size, lc_error *err) {
+    const char *path = f->path;
+    uint64_t hlen = 0;
+    size_t data_size;
+    const lc__json_node *root, *m;
+    lc_status st;
+    int n = 0, meta_seen = 0;
+    if ((st = lc__st_header(f, base, size, &hlen, err)) != LOLCATS_OK) return st;
+    data_size = size - 8 - (size_t)hlen;
+    root = lc__json_root(&f->doc);
+    f->tensors = (lc_tensor *)LOLCATS_MALLOC((root->count ? root->count : 1) * sizeof *f->tensors);
+    if (!f->tensors) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %lu tensors", path, (unsigned long)root->count);
+    for (m = lc__json_first(&f->doc, root); m; m = lc__json_next(&f->doc, root, m)) {
+        if (strlen(m->key) != m->key_len)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header key \"%s...\" contains a NUL character", path, m->key);
+        if (!strcmp(m->key, "__metadata__")) {
+            if (meta_seen++)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" appears twice in the header", path);
+            if ((st = lc__st_meta(f, m, err)) != LOLCATS_OK) return st;
+            continue;
+        }
+        if ((st = lc__st_entry(f, m, &f->tensors[n], data_size, hlen, size, err)) != LOLCATS_OK) return st;
+        n++;
+    }
+    f->n = n;
+    return lc__st_tile(f, base + 8 + hlen, data_size, hlen, err);
 }
 
 LC__FILES_FN char *lc__strdup(const char *s) {
