@@ -12752,96 +12752,70 @@ static lc_status lc__hf_check_shards(const lc_model *m, const lc__hf_shards *sh,
     return LOLCATS_OK;
 }
 
-LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
-    char path[4096];
+// The shards of an index (path, model.safetensors.index.json): every file its
+// weight_map names (plain file names in dir, each opened once), and every
+// mapped tensor must be in the shard the index names.
+static lc_status lc__hf_open_index(lc__hf_shards *sh, const char *dir, const char *path,
+                                   lc_error *err) {
+    const lc__json_node *wm, *c;
     char *text = NULL;
     size_t n;
     lc__json d;
-    lc__model_priv *pv;
-    lc__hf_shards *sh;
     lc_status s;
-    int i, D, qd, kvd;
-    memset(m, 0, sizeof *m);
     memset(&d, 0, sizeof d);
-    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
-    sprintf(path, "%s/config.json", dir);
     if ((s = lc__read_all(path, &text, &n, err))) return s;
     s = lc__json_parse(&d, text, n, path, err);
     LOLCATS_FREE(text);
     if (s) return s;
-    s = lc__hf_config(&m->cfg, &d, path, err);
-    lc__json_free(&d);
-    if (s) return s;
-    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
-    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
-    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    if (!pv || !sh || !m->layers) {
-        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
-        m->layers = NULL;
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
-    }
-    pv->st = sh;
-    m->priv = pv;
-    m->format = LOLCATS_MODEL_HF;
-    // shards: the index's weight_map, else model.safetensors
-    sprintf(path, "%s/model.safetensors.index.json", dir);
-    if (lc__exists(path)) {
-        const lc__json_node *wm, *c;
-        if ((s = lc__read_all(path, &text, &n, err))) goto fail;
-        s = lc__json_parse(&d, text, n, path, err);
-        LOLCATS_FREE(text);
-        if (s) goto fail;
-        wm = lc__jget(&d, lc__json_root(&d), "weight_map");
-        if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
-            lc__json_free(&d);
-            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
-            goto fail;
-        }
-        sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
-        if (!sh->f) { lc__json_free(&d); s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
-        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
-            int k, seen = 0;
-            char fp[4096];
-            if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
-                !lc__join(fp, sizeof fp, dir, c->str)) {
-                s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
-                                                          "file name", path, c->key);
-                lc__json_free(&d);  // after the message: c->key lives in d
-                goto fail;
-            }
-            for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
-            if (seen) continue;
-            if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); goto fail; }
-            sh->n++;
-        }
-        // every mapped tensor must be in the shard the index names
-        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
-            int k, ok = 0;
-            char fp[4096];
-            snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
-            for (k = 0; k < sh->n; k++)
-                if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
-            if (!ok) {
-                s = lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                 "%s: the index puts %s in %s, which does not hold it", path,
-                                 c->key, c->str);
-                lc__json_free(&d);
-                goto fail;
-            }
-        }
+    wm = lc__jget(&d, lc__json_root(&d), "weight_map");
+    if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
         lc__json_free(&d);
-    } else {
-        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
-        sprintf(path, "%s/model.safetensors", dir);
-        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
-        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
-        sh->n = 1;
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
     }
-    D = m->cfg.head_dim;
-    qd = m->cfg.n_heads * D;
-    kvd = m->cfg.n_kv_heads * D;
+    sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
+    if (!sh->f) { lc__json_free(&d); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+        int k, seen = 0;
+        char fp[4096];
+        if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
+            !lc__join(fp, sizeof fp, dir, c->str)) {
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
+                                                      "file name", path, c->key);
+            lc__json_free(&d);  // after the message: c->key lives in d
+            return s;
+        }
+        for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
+        if (seen) continue;
+        if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); return s; }
+        sh->n++;
+    }
+    // every mapped tensor must be in the shard the index names
+    for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+        int k, ok = 0;
+        char fp[4096];
+        snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
+        for (k = 0; k < sh->n; k++)
+            if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
+        if (!ok) {
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT,
+                             "%s: the index puts %s in %s, which does not hold it", path,
+                             c->key, c->str);
+            lc__json_free(&d);
+            return s;
+        }
+    }
+    lc__json_free(&d);
+    return LOLCATS_OK;
+}
+
+// The weights of m from the shards: embeddings, final norm, classifier (unless
+// tied), then each layer's norms, projections and (Qwen) biases, q/k norms,
+// each checked for its shape (lc__hf_tensor).
+static lc_status lc__hf_weights(lc_model *m, lc__hf_shards *sh, const char *dir, lc_error *err) {
+    int i, D = m->cfg.head_dim, qd = m->cfg.n_heads * D, kvd = m->cfg.n_kv_heads * D;
+    lc_status s;
 #define LC__HF_T(dst, nm, rows, cols)                                                    \
-    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) goto fail;
+    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) return s;
     LC__HF_T(m->tok_emb, "model.embed_tokens.weight", m->cfg.vocab_size, m->cfg.dim)
     LC__HF_T(m->rms_final, "model.norm.weight", 0, m->cfg.dim)
     if (m->cfg.tied) {
@@ -12877,6 +12851,53 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
 #undef LC__HF_L
     }
 #undef LC__HF_T
+    return LOLCATS_OK;
+}
+
+// A Hugging Face directory: config.json, the shards (the index's weight_map,
+// else model.safetensors), the weights, then the consistency checks.
+LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t n;
+    lc__json d;
+    lc__model_priv *pv;
+    lc__hf_shards *sh;
+    lc_status s;
+    memset(m, 0, sizeof *m);
+    memset(&d, 0, sizeof d);
+    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
+    sprintf(path, "%s/config.json", dir);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__hf_config(&m->cfg, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
+    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!pv || !sh || !m->layers) {
+        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
+        m->layers = NULL;
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    pv->st = sh;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_HF;
+    // shards: the index's weight_map, else model.safetensors
+    sprintf(path, "%s/model.safetensors.index.json", dir);
+    if (lc__exists(path)) {
+        if ((s = lc__hf_open_index(sh, dir, path, err))) goto fail;
+    } else {
+        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
+        sprintf(path, "%s/model.safetensors", dir);
+        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
+        sh->n = 1;
+    }
+    if ((s = lc__hf_weights(m, sh, dir, err))) goto fail;
     if ((s = lc__hf_check_shards(m, sh, dir, err))) goto fail;
     if ((s = lc__model_check_finite(m, dir, err))) goto fail;
     return LOLCATS_OK;
