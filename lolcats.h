@@ -15847,32 +15847,30 @@ static float *lc__zalloc(size_t n, int *fail) {
     return p;
 }
 
-LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
-                             lc_error *err) {
-    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0;
-    int F = lc_fmap_out_dim(&rc->fmap, f), grad = rc->dy || rc->da, lin = rc->op != LOLCATS_OP_SOFTMAX;
-    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nrow = (size_t)B * H * N;
-    size_t nphi = nrow * F, nw = (size_t)H * D * f;
-    float *phiq = NULL, *phik = NULL, *dphiq = NULL, *dphik = NULL, *save1 = NULL, *save2 = NULL;
-    float *state = NULL, *dyz = NULL;
-    memset(out, 0, sizeof *out);
-    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
-        if (!rc->pred || !rc->target || !rc->n_pred ||
-            (rc->op == LOLCATS_OP_XENT && (rc->cols <= 0 || rc->n_pred % (size_t)rc->cols)))
-            return lc_error_set(err, LOLCATS_ERR_ARG, "loss op needs pred and target of equal size%s",
-                                rc->op == LOLCATS_OP_XENT ? " (whole rows)" : "");
-        out->loss = lc__zalloc(1, &fail);
-        out->dpred = lc__zalloc(rc->n_pred, &fail);
-        if (fail) {
-            lc_ref_out_free(out);
-            return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu loss inputs", rc->n_pred);
-        }
-        out->loss[0] = (float)(rc->op == LOLCATS_OP_MSE
-                                   ? lc_loss_mse(out->dpred, rc->pred, rc->target, rc->n_pred, rc->factor)
-                                   : lc_loss_xent(out->dpred, rc->pred, rc->target,
-                                                  rc->n_pred / (size_t)rc->cols, rc->cols, rc->factor));
-        return LOLCATS_OK;
+// The loss ops (MSE, cross-entropy): out->loss and out->dpred.
+static lc_status lc__ref_loss(const lc_ref_case *rc, lc_ref_out *out, lc_error *err) {
+    int fail = 0;
+    if (!rc->pred || !rc->target || !rc->n_pred ||
+        (rc->op == LOLCATS_OP_XENT && (rc->cols <= 0 || rc->n_pred % (size_t)rc->cols)))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "loss op needs pred and target of equal size%s",
+                            rc->op == LOLCATS_OP_XENT ? " (whole rows)" : "");
+    out->loss = lc__zalloc(1, &fail);
+    out->dpred = lc__zalloc(rc->n_pred, &fail);
+    if (fail) {
+        lc_ref_out_free(out);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu loss inputs", rc->n_pred);
     }
+    out->loss[0] = (float)(rc->op == LOLCATS_OP_MSE
+                               ? lc_loss_mse(out->dpred, rc->pred, rc->target, rc->n_pred, rc->factor)
+                               : lc_loss_xent(out->dpred, rc->pred, rc->target,
+                                              rc->n_pred / (size_t)rc->cols, rc->cols, rc->factor));
+    return LOLCATS_OK;
+}
+
+// The attention ops' arguments: dims, the inputs each op needs, what combines.
+static lc_status lc__ref_check(const lc_ref_case *rc, lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f;
+    int lin = rc->op != LOLCATS_OP_SOFTMAX;
     if (B <= 0 || H <= 0 || Hk <= 0 || N <= 0 || D <= 0 || H % Hk || (lin && f <= 0))
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "bad dims B=%d H=%d Hk=%d N=%d D=%d f=%d: all must be positive and "
@@ -15894,22 +15892,46 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     if (rc->log_g && rc->hybrid.sinks)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "log_g (the gated linear state) with sinks %d: "
                             "the gated forms take no sink keys yet; drop one of them", rc->hybrid.sinks);
+    return LOLCATS_OK;
+}
 
+// lc_ref_eval's temporaries: feature maps and their gradients, what the forward
+// saves (row max / normalizer), the fast forms' work (state), a zero dy.
+typedef struct lc__ref_tmp {
+    float *phiq, *phik, *dphiq, *dphik;  // (B,H,N,F)
+    float *save1, *save2;                // (B,H,N)
+    float *state, *dyz;
+    int F, lin, grad;
+    size_t nrow;
+} lc__ref_tmp;
+
+static void lc__ref_tmp_free(lc__ref_tmp *tp) {
+    LOLCATS_FREE(tp->phiq); LOLCATS_FREE(tp->phik); LOLCATS_FREE(tp->dphiq); LOLCATS_FREE(tp->dphik);
+    LOLCATS_FREE(tp->save1); LOLCATS_FREE(tp->save2); LOLCATS_FREE(tp->state); LOLCATS_FREE(tp->dyz);
+}
+
+// The outputs rc asks for and the temporaries, zeroed; returns 1 when one
+// allocation failed.
+static int lc__ref_alloc(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                         lc__ref_tmp *tp) {
+    int B = rc->B, H = rc->H, N = rc->N, D = rc->D, F = tp->F, fail = 0, lin = tp->lin;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * rc->Hk * N * D, nrow = tp->nrow;
+    size_t nphi = nrow * F, nw = (size_t)H * D * rc->f;
     out->y = lc__zalloc(nq, &fail);
     if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
-    save1 = lc__zalloc(nrow, &fail);
-    save2 = lc__zalloc(nrow, &fail);
+    tp->save1 = lc__zalloc(nrow, &fail);
+    tp->save2 = lc__zalloc(nrow, &fail);
     if (lin) {
-        phiq = lc__zalloc(nphi, &fail);
-        phik = lc__zalloc(nphi, &fail);
+        tp->phiq = lc__zalloc(nphi, &fail);
+        tp->phik = lc__zalloc(nphi, &fail);
     }
-    if (grad) {
+    if (tp->grad) {
         out->dq = lc__zalloc(nq, &fail);
         out->dk = lc__zalloc(nk, &fail);
         out->dv = lc__zalloc(nk, &fail);
         if (lin) {
-            dphiq = lc__zalloc(nphi, &fail);
-            dphik = lc__zalloc(nphi, &fail);
+            tp->dphiq = lc__zalloc(nphi, &fail);
+            tp->dphik = lc__zalloc(nphi, &fail);
             out->dwq = lc__zalloc(nw, &fail);
             out->dwk = lc__zalloc(nw, &fail);
             if (rc->bq) out->dbq = lc__zalloc((size_t)H, &fail);
@@ -15921,102 +15943,134 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
             out->dkv_state = lc__zalloc((size_t)B * H * F * D, &fail);
             out->dk_state = lc__zalloc((size_t)B * H * F, &fail);
         }
-        if (!rc->dy) dyz = lc__zalloc(nq, &fail);
+        if (!rc->dy) tp->dyz = lc__zalloc(nq, &fail);
     }
     if (rc->op == LOLCATS_OP_HYBRID && ctx->simd != LOLCATS_SIMD_SCALAR)
-        state = lc__zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
+        tp->state = lc__zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
     if (rc->op == LOLCATS_OP_LINEAR && rc->linear_state) {
-        state = lc__zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
-                                  : (size_t)B * H * F * D, &fail);
+        tp->state = lc__zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
+                                      : (size_t)B * H * F * D, &fail);
     }
-    if (fail) {
-        LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
-        LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
+    return fail;
+}
+
+// The gated hybrid op (>>gate): the same forms through the args struct.
+static void lc__ref_gated(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                          lc__ref_tmp *tp) {
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = rc->B; x.H = rc->H; x.Hk = rc->Hk; x.N = rc->N; x.D = rc->D; x.F = tp->F;
+    x.cfg = &rc->hybrid;
+    x.q = rc->q; x.k = rc->k; x.v = rc->v; x.phiq = tp->phiq; x.phik = tp->phik; x.wf = rc->wf;
+    x.kv_state = rc->kv_state; x.k_state = rc->k_state; x.log_g = rc->log_g;
+    x.y = out->y; x.a = out->a; x.m = tp->save1; x.den = tp->save2;
+    x.work = out->a ? NULL : tp->state;
+    lc_attn_hybrid_fwd_args(ctx, &x);
+    if (out->a && tp->state) {  // y and the gradients from the O(N) form, as ungated
+        x.a = NULL; x.work = tp->state;
+        lc_attn_hybrid_fwd_args(ctx, &x);
+    }
+    x.work = tp->state; x.dy = rc->dy; x.da = rc->da;
+    x.dq = out->dq; x.dk = out->dk; x.dv = out->dv; x.dphiq = tp->dphiq; x.dphik = tp->dphik;
+    x.dwf = out->dwf; x.dkv_state = out->dkv_state; x.dk_state = out->dk_state;
+    x.dlog_g = out->dlog_g;
+    if (tp->grad) lc_attn_hybrid_bwd_args(ctx, &x);
+}
+
+// The hybrid op: the attention weights need the quadratic form; y and the
+// gradients come from the fast form unless this is the scalar reference run
+// (without a on a SIMD path only the fast form runs: O(N) memory).
+static void lc__ref_hybrid(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                           lc__ref_tmp *tp) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, F = tp->F, fail = 0;
+    size_t nrow = tp->nrow;
+    if (rc->log_g) {
+        lc__ref_gated(ctx, rc, out, tp);
+        return;
+    }
+    if (out->a || !tp->state)
+        lc_attn_hybrid_fwd(ctx, out->y, out->a, tp->save1, tp->save2, NULL, rc->q, rc->k, rc->v,
+                           tp->phiq, tp->phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D,
+                           F, &rc->hybrid);
+    if (tp->state) {
+        float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
+        if (!fail) {
+            lc_attn_hybrid_fwd(ctx, out->y, NULL, m2, den2, tp->state, rc->q, rc->k, rc->v,
+                               tp->phiq, tp->phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N,
+                               D, F, &rc->hybrid);
+            memcpy(tp->save1, m2, sizeof(float) * nrow);
+            memcpy(tp->save2, den2, sizeof(float) * nrow);
+        }
+        LOLCATS_FREE(m2);
+        LOLCATS_FREE(den2);
+    }
+    if (tp->grad)
+        lc_attn_hybrid_bwd(ctx, out->dq, out->dk, out->dv, tp->dphiq, tp->dphik, out->dwf,
+                           out->dkv_state, out->dk_state, tp->state, rc->dy, rc->da, out->y,
+                           tp->save1, tp->save2, rc->q, rc->k, rc->v, tp->phiq, tp->phik, rc->wf,
+                           rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+}
+
+// One op of rc on the path ctx selects: the arguments checked, the outputs
+// allocated, the feature maps, the op forward (and backward with dy or da),
+// the feature maps' backward.
+LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                             lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, F, grad, lin;
+    lc__ref_tmp tp;
+    lc_status st;
+    memset(out, 0, sizeof *out);
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) return lc__ref_loss(rc, out, err);
+    if ((st = lc__ref_check(rc, err)) != LOLCATS_OK) return st;
+    memset(&tp, 0, sizeof tp);
+    tp.F = F = lc_fmap_out_dim(&rc->fmap, f);
+    tp.grad = grad = rc->dy || rc->da;
+    tp.lin = lin = rc->op != LOLCATS_OP_SOFTMAX;
+    tp.nrow = (size_t)B * H * N;
+    if (lc__ref_alloc(ctx, rc, out, &tp)) {
+        lc__ref_tmp_free(&tp);
         lc_ref_out_free(out);
         return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for B=%d H=%d N=%d D=%d", B, H, N, D);
     }
     if (lin) {
-        lc_fmap_fwd(ctx, phiq, rc->q, rc->wq, rc->bq, B, H, H, N, D, f, &rc->fmap);
-        lc_fmap_fwd(ctx, phik, rc->k, rc->wk, rc->bk, B, H, Hk, N, D, f, &rc->fmap);
+        lc_fmap_fwd(ctx, tp.phiq, rc->q, rc->wq, rc->bq, B, H, H, N, D, f, &rc->fmap);
+        lc_fmap_fwd(ctx, tp.phik, rc->k, rc->wk, rc->bk, B, H, Hk, N, D, f, &rc->fmap);
     }
     switch (rc->op) {
     case LOLCATS_OP_SOFTMAX:
-        lc_attn_softmax_fwd(ctx, out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
+        lc_attn_softmax_fwd(ctx, out->y, tp.save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
         if (out->a) lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
         if (grad)
-            lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : dyz, rc->da,
-                                out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
+            lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : tp.dyz, rc->da,
+                                out->y, tp.save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
         break;
     case LOLCATS_OP_LINEAR:
         if (rc->linear_state) {
-            float *S = state;  // fwd: the final state lands here (overwritten by bwd)
-            lc_attn_linear_state_fwd(ctx, out->y, save2, S, NULL, phiq, phik, rc->v, B, H, Hk,
-                                     N, F, D, rc->linear_eps);
+            float *S = tp.state;  // fwd: the final state lands here (overwritten by bwd)
+            lc_attn_linear_state_fwd(ctx, out->y, tp.save2, S, NULL, tp.phiq, tp.phik, rc->v, B, H,
+                                     Hk, N, F, D, rc->linear_eps);
             if (grad)
-                lc_attn_linear_state_bwd(ctx, dphiq, dphik, out->dv, state, rc->dy, out->y,
-                                         save2, phiq, phik, rc->v, B, H, Hk, N, F, D,
+                lc_attn_linear_state_bwd(ctx, tp.dphiq, tp.dphik, out->dv, tp.state, rc->dy, out->y,
+                                         tp.save2, tp.phiq, tp.phik, rc->v, B, H, Hk, N, F, D,
                                          rc->linear_eps);
         } else {
-            lc_attn_linear_fwd(ctx, out->y, save2, phiq, phik, rc->v, B, H, Hk, N, F, D,
+            lc_attn_linear_fwd(ctx, out->y, tp.save2, tp.phiq, tp.phik, rc->v, B, H, Hk, N, F, D,
                                rc->linear_eps);
             if (grad)
-                lc_attn_linear_bwd(ctx, dphiq, dphik, out->dv, rc->dy, out->y, save2, phiq,
-                                   phik, rc->v, B, H, Hk, N, F, D, rc->linear_eps);
+                lc_attn_linear_bwd(ctx, tp.dphiq, tp.dphik, out->dv, rc->dy, out->y, tp.save2,
+                                   tp.phiq, tp.phik, rc->v, B, H, Hk, N, F, D, rc->linear_eps);
         }
         break;
     default:
-        if (rc->log_g) {  // gated (>>gate): the same forms through the args struct
-            lc_hybrid_args x = lc_hybrid_args_default();
-            x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &rc->hybrid;
-            x.q = rc->q; x.k = rc->k; x.v = rc->v; x.phiq = phiq; x.phik = phik; x.wf = rc->wf;
-            x.kv_state = rc->kv_state; x.k_state = rc->k_state; x.log_g = rc->log_g;
-            x.y = out->y; x.a = out->a; x.m = save1; x.den = save2;
-            x.work = out->a ? NULL : state;
-            lc_attn_hybrid_fwd_args(ctx, &x);
-            if (out->a && state) {  // y and the gradients from the O(N) form, as ungated
-                x.a = NULL; x.work = state;
-                lc_attn_hybrid_fwd_args(ctx, &x);
-            }
-            x.work = state; x.dy = rc->dy; x.da = rc->da;
-            x.dq = out->dq; x.dk = out->dk; x.dv = out->dv; x.dphiq = dphiq; x.dphik = dphik;
-            x.dwf = out->dwf; x.dkv_state = out->dkv_state; x.dk_state = out->dk_state;
-            x.dlog_g = out->dlog_g;
-            if (grad) lc_attn_hybrid_bwd_args(ctx, &x);
-            break;
-        }
-        // the attention weights need the quadratic form; y and the gradients
-        // come from the fast form unless this is the scalar reference run
-        // (without a on a SIMD path only the fast form runs: O(N) memory)
-        if (out->a || !state)
-            lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
-                               phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
-        if (state) {
-            float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
-            if (!fail) {
-                lc_attn_hybrid_fwd(ctx, out->y, NULL, m2, den2, state, rc->q, rc->k, rc->v, phiq,
-                                   phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F,
-                                   &rc->hybrid);
-                memcpy(save1, m2, sizeof(float) * nrow);
-                memcpy(save2, den2, sizeof(float) * nrow);
-            }
-            LOLCATS_FREE(m2);
-            LOLCATS_FREE(den2);
-        }
-        if (grad)
-            lc_attn_hybrid_bwd(ctx, out->dq, out->dk, out->dv, dphiq, dphik, out->dwf,
-                               out->dkv_state, out->dk_state, state, rc->dy, rc->da, out->y, save1,
-                               save2, rc->q, rc->k, rc->v, phiq, phik, rc->wf, rc->kv_state,
-                               rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        lc__ref_hybrid(ctx, rc, out, &tp);
         break;
     }
     if (grad && lin) {
-        lc_fmap_bwd(ctx, out->dq, out->dwq, out->dbq, dphiq, rc->q, rc->wq, rc->bq, B, H, H, N,
+        lc_fmap_bwd(ctx, out->dq, out->dwq, out->dbq, tp.dphiq, rc->q, rc->wq, rc->bq, B, H, H, N,
                     D, f, &rc->fmap);
-        lc_fmap_bwd(ctx, out->dk, out->dwk, out->dbk, dphik, rc->k, rc->wk, rc->bk, B, H, Hk, N,
+        lc_fmap_bwd(ctx, out->dk, out->dwk, out->dbk, tp.dphik, rc->k, rc->wk, rc->bk, B, H, Hk, N,
                     D, f, &rc->fmap);
     }
-    LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
-    LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
+    lc__ref_tmp_free(&tp);
     return LOLCATS_OK;
 }
 
