@@ -8315,21 +8315,9 @@ static lc_hybrid_args lc__hyb_args(float *work, const float *q, const float *k, 
                                    int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     lc_hybrid_args x = lc_hybrid_args_default();
     x.work = work;
-    x.q = q;
-    x.k = k;
-    x.v = v;
-    x.phiq = phiq;
-    x.phik = phik;
-    x.wf = wf;
-    x.kv_state = kv_state;
-    x.k_state = k_state;
-    x.B = B;
-    x.H = H;
-    x.Hk = Hk;
-    x.N = N;
-    x.D = D;
-    x.F = F;
-    x.cfg = cfg;
+    x.q = q; x.k = k; x.v = v; x.phiq = phiq; x.phik = phik; x.wf = wf;
+    x.kv_state = kv_state; x.k_state = k_state;
+    x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = cfg;
     return x;
 }
 
@@ -8340,9 +8328,7 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                                  int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
     lc_hybrid_args x = lc__hyb_args(work, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk,
                                     N, D, F, cfg);
-    x.y = y;
-    x.m = m;
-    x.den = den;
+    x.y = y; x.m = m; x.den = den;
     lc__hyb_fwd_chunk_g(ctx, &x);
 }
 
@@ -8774,15 +8760,8 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const lc_hybrid_cfg *cfg) {
     lc_hybrid_args x = lc__hyb_args(work, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk,
                                     N, D, F, cfg);
-    x.dq = dq;
-    x.dk = dk;
-    x.dv = dv;
-    x.dphiq = dphiq;
-    x.dphik = dphik;
-    x.dwf = dwf;
-    x.dkv_state = dkv_state;
-    x.dk_state = dk_state;
-    x.dy = dy;
+    x.dq = dq; x.dk = dk; x.dv = dv; x.dphiq = dphiq; x.dphik = dphik; x.dwf = dwf;
+    x.dkv_state = dkv_state; x.dk_state = dk_state; x.dy = dy;
     x.y = (float *)y;  // read only here (output fields of the forward)
     x.den = (float *)den;
     lc__hyb_bwd_chunk_g(ctx, &x);
