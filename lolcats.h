@@ -12478,11 +12478,8 @@ LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) {
            lc__release_weight(pv, &lw->w3);
 }
 
-// defined below (>>tokenizer-hf)
-static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k);
-
-static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
-    const lc__json_node *c = lc__jget(d, o, k);
+static int lc__json_int(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
+    const lc__json_node *c = lc__json_get(d, o, k);
     if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
     if (!c || c->type != LC__JSON_NUMBER || c->num != c->num) return dflt;
     // out-of-range values saturate (the config checks then name the field)
@@ -12615,14 +12612,14 @@ static int lc__hf_qwen_kind(const char *arch, const char *mt) {
 
 static lc_status lc__hf_config_qwen(lc_model_config *c, const lc__json *d, const lc__json_node *r, int qwen,
                                     const char *path, lc_error *err) {
-    const lc__json_node *u = lc__jget(d, r, "use_sliding_window"), *lt = lc__jget(d, r, "layer_types"), *e;
+    const lc__json_node *u = lc__json_get(d, r, "use_sliding_window"), *lt = lc__json_get(d, r, "layer_types"), *e;
     if (u && u->type != LC__JSON_TRUE && u->type != LC__JSON_FALSE && u->type != LC__JSON_NULL)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: use_sliding_window must be true or false", path);
     if (u && u->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: use_sliding_window is true (a window of %d on "
                             "layers >= max_window_layers %d): not supported; set it to false (the released "
                             "Qwen2/2.5/3 checkpoints have it off)", path, c->sliding_window,
-                            lc__jint(d, r, "max_window_layers", 0));
+                            lc__json_int(d, r, "max_window_layers", 0));
     if (lt && lt->type == LC__JSON_ARRAY)
         for (e = lc__json_first(d, lt); e; e = lc__json_next(d, lt, e))
             if (e->type != LC__JSON_STRING || strcmp(e->str, "full_attention"))
@@ -12643,12 +12640,12 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
     if (!r || r->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
     if ((st = lc__hf_config_types(d, r, "", path, err)) ||
-        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
-        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_parameters"), "rope_parameters", path, err)))
+        (st = lc__hf_config_types(d, lc__json_get(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
+        (st = lc__hf_config_types(d, lc__json_get(d, r, "rope_parameters"), "rope_parameters", path, err)))
         return st;
-    a = lc__jget(d, r, "architectures");
+    a = lc__json_get(d, r, "architectures");
     if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
-    mt = lc__json_str(lc__jget(d, r, "model_type"), "");
+    mt = lc__json_str(lc__json_get(d, r, "model_type"), "");
     qwen = lc__hf_qwen_kind(arch, mt);
     if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") && !qwen &&
         !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
@@ -12657,42 +12654,42 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
                             "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM are",
                             path, arch, mt);
     snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
-    if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
+    if (strcmp(lc__json_str(lc__json_get(d, r, "hidden_act"), "silu"), "silu"))
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
-    if (qwen != 2 && lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
+    if (qwen != 2 && lc__json_get(d, r, "attention_bias") && lc__json_get(d, r, "attention_bias")->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
-    if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
+    if (lc__json_get(d, r, "mlp_bias") && lc__json_get(d, r, "mlp_bias")->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
-    c->dim = lc__jint(d, r, "hidden_size", 0);
-    c->hidden_dim = lc__jint(d, r, "intermediate_size", 0);
-    c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
-    c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
-    c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
-    c->head_dim = lc__jint(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
-    c->vocab_size = lc__jint(d, r, "vocab_size", 0);
-    c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
-    c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
-    c->sliding_window = lc__jint(d, r, "sliding_window", 0);          // null: none
+    c->dim = lc__json_int(d, r, "hidden_size", 0);
+    c->hidden_dim = lc__json_int(d, r, "intermediate_size", 0);
+    c->n_layers = lc__json_int(d, r, "num_hidden_layers", 0);
+    c->n_heads = lc__json_int(d, r, "num_attention_heads", 0);
+    c->n_kv_heads = lc__json_int(d, r, "num_key_value_heads", c->n_heads);
+    c->head_dim = lc__json_int(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->vocab_size = lc__json_int(d, r, "vocab_size", 0);
+    c->seq_len = lc__json_int(d, r, "max_position_embeddings", 2048);
+    c->norm_eps = (float)lc__json_num(lc__json_get(d, r, "rms_norm_eps"), 1e-6);
+    c->sliding_window = lc__json_int(d, r, "sliding_window", 0);          // null: none
     if (qwen && (st = lc__hf_config_qwen(c, d, r, qwen, path, err))) return st;
-    rp = lc__jget(d, r, "rope_parameters");
-    c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
-                                        lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
-    c->tied = lc__jget(d, r, "tie_word_embeddings") &&
-              lc__jget(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
-    c->bos_id = lc__jint(d, r, "bos_token_id", -1);
-    c->eos_id = lc__jint(d, r, "eos_token_id", -1);
-    rs = lc__jget(d, r, "rope_scaling");
+    rp = lc__json_get(d, r, "rope_parameters");
+    c->rope_theta = (float)lc__json_num(lc__json_get(d, r, "rope_theta"),
+                                        lc__json_num(lc__json_get(d, rp, "rope_theta"), 10000.0));
+    c->tied = lc__json_get(d, r, "tie_word_embeddings") &&
+              lc__json_get(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
+    c->bos_id = lc__json_int(d, r, "bos_token_id", -1);
+    c->eos_id = lc__json_int(d, r, "eos_token_id", -1);
+    rs = lc__json_get(d, r, "rope_scaling");
     if (!rs || rs->type != LC__JSON_OBJECT) rs = rp;
     if (rs && rs->type == LC__JSON_OBJECT) {
-        const char *ty = lc__json_str(lc__jget(d, rs, "rope_type"),
-                                      lc__json_str(lc__jget(d, rs, "type"), "default"));
+        const char *ty = lc__json_str(lc__json_get(d, rs, "rope_type"),
+                                      lc__json_str(lc__json_get(d, rs, "type"), "default"));
         if (!strcmp(ty, "llama3")) {
             c->rope_llama3 = 1;
-            c->rope_factor = (float)lc__json_num(lc__jget(d, rs, "factor"), 8.0);
-            c->rope_low_freq_factor = (float)lc__json_num(lc__jget(d, rs, "low_freq_factor"), 1.0);
+            c->rope_factor = (float)lc__json_num(lc__json_get(d, rs, "factor"), 8.0);
+            c->rope_low_freq_factor = (float)lc__json_num(lc__json_get(d, rs, "low_freq_factor"), 1.0);
             c->rope_high_freq_factor =
-                (float)lc__json_num(lc__jget(d, rs, "high_freq_factor"), 4.0);
-            c->rope_orig_max_pos = lc__jint(d, rs, "original_max_position_embeddings", 8192);
+                (float)lc__json_num(lc__json_get(d, rs, "high_freq_factor"), 4.0);
+            c->rope_orig_max_pos = lc__json_int(d, rs, "original_max_position_embeddings", 8192);
             if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_factor <= 0.0f)
                 return lc_error_set(err, LOLCATS_ERR_FORMAT,
                                     "%s: rope_scaling llama3 needs high_freq_factor > "
@@ -12746,7 +12743,7 @@ static lc_status lc__hf_open_index(lc__hf_shards *sh, const char *dir, const cha
     s = lc__json_parse(&d, text, n, path, err);
     LOLCATS_FREE(text);
     if (s) return s;
-    wm = lc__jget(&d, lc__json_root(&d), "weight_map");
+    wm = lc__json_get(&d, lc__json_root(&d), "weight_map");
     if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
         lc__json_free(&d);
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
@@ -13023,11 +13020,11 @@ typedef struct lc__tok_priv {
     size_t mmask;
     int n_merges;
     int nl_split;                 // 1: no piece holds the newline's piece inside a longer one
-    int qwen_split;               // Split regex pre-tokenizer (lc__pt_next_qwen): 0 none (GPT-2 rule),
+    int qwen_split;               // Split regex pre-tokenizer (lc__tok_pt_next_qwen): 0 none (GPT-2 rule),
                                   // 1 Qwen2/2.5/3 (\p{N}: one digit), 3 Llama 3 (\p{N}{1,3})
 } lc__tok_priv;
 
-static uint32_t lc__fnv(const char *s, size_t n) {
+static uint32_t lc__tok_fnv(const char *s, size_t n) {
     uint32_t h = 2166136261u;
     size_t i;
     for (i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
@@ -13036,7 +13033,7 @@ static uint32_t lc__fnv(const char *s, size_t n) {
 
 LCIMPL int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t len) {
     const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
-    size_t i = lc__fnv(piece, len) & pv->hmask;
+    size_t i = lc__tok_fnv(piece, len) & pv->hmask;
     for (;; i = (i + 1) & pv->hmask) {
         int id = pv->hash[i];
         if (id < 0) return -1;
@@ -13044,7 +13041,7 @@ LCIMPL int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t le
     }
 }
 
-static int lc__hex(int c) {
+static int lc__tok_hex(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -13088,7 +13085,7 @@ static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err)
     for (i = 0; i < 256; i++) t->byte_ids[i] = -1;
     t->max_token_length = 0;
     for (i = 0; i < t->vocab_size; i++) {
-        size_t h = lc__fnv(t->pieces[i], (size_t)t->lens[i]) & pv->hmask;
+        size_t h = lc__tok_fnv(t->pieces[i], (size_t)t->lens[i]) & pv->hmask;
         const char *p = t->pieces[i];
         int dup = 0;
         if (t->lens[i] > t->max_token_length) t->max_token_length = t->lens[i];
@@ -13102,8 +13099,8 @@ static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err)
         if (!dup) pv->hash[h] = i;
         pv->byteval[i] = -1;
         if (t->kind == LOLCATS_TOK_SPM && t->lens[i] == 6 && p[0] == '<' && p[1] == '0' &&
-            p[2] == 'x' && p[5] == '>' && lc__hex(p[3]) >= 0 && lc__hex(p[4]) >= 0) {
-            int b = lc__hex(p[3]) * 16 + lc__hex(p[4]);
+            p[2] == 'x' && p[5] == '>' && lc__tok_hex(p[3]) >= 0 && lc__tok_hex(p[4]) >= 0) {
+            int b = lc__tok_hex(p[3]) * 16 + lc__tok_hex(p[4]);
             pv->byteval[i] = (int16_t)b;
             if (t->byte_ids[b] < 0) t->byte_ids[b] = i;
         }
@@ -13205,35 +13202,35 @@ LCIMPL lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path, in
     return LOLCATS_OK;
 }
 
-typedef struct lc__bpe_cand {
+typedef struct lc__tok_bpe_cand {
     float prio;
     int pos, left, right, lid, rid, merged;
-} lc__bpe_cand;
+} lc__tok_bpe_cand;
 
-static int lc__bpe_before(const lc__bpe_cand *a, const lc__bpe_cand *b) {
+static int lc__tok_bpe_before(const lc__tok_bpe_cand *a, const lc__tok_bpe_cand *b) {
     if (a->prio != b->prio) return a->prio > b->prio;
     return a->pos < b->pos;
 }
 
-static void lc__bpe_push(lc__bpe_cand *h, int *n, lc__bpe_cand c) {
+static void lc__tok_bpe_push(lc__tok_bpe_cand *h, int *n, lc__tok_bpe_cand c) {
     int i = (*n)++;
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (!lc__bpe_before(&c, &h[p])) break;
+        if (!lc__tok_bpe_before(&c, &h[p])) break;
         h[i] = h[p];
         i = p;
     }
     h[i] = c;
 }
 
-static lc__bpe_cand lc__bpe_pop(lc__bpe_cand *h, int *n) {
-    lc__bpe_cand top = h[0], last = h[--(*n)];
+static lc__tok_bpe_cand lc__tok_bpe_pop(lc__tok_bpe_cand *h, int *n) {
+    lc__tok_bpe_cand top = h[0], last = h[--(*n)];
     int i = 0;
     for (;;) {
         int c = 2 * i + 1;
         if (c >= *n) break;
-        if (c + 1 < *n && lc__bpe_before(&h[c + 1], &h[c])) c++;
-        if (!lc__bpe_before(&h[c], &last)) break;
+        if (c + 1 < *n && lc__tok_bpe_before(&h[c + 1], &h[c])) c++;
+        if (!lc__tok_bpe_before(&h[c], &last)) break;
         h[i] = h[c];
         i = c;
     }
@@ -13268,12 +13265,12 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
                              int *ids, size_t cap, size_t *n, lc_error *err) {
     size_t nsym_cap = len + 2, i;
     int *sid, *nxt, *prv, nsym = 0, nh = 0, k;
-    lc__bpe_cand *heap;
+    lc__tok_bpe_cand *heap;
     char *tmp;
     lc_status st = LOLCATS_OK;
     if (len == 0) return LOLCATS_OK;
     sid = (int *)LOLCATS_MALLOC(nsym_cap * 3 * sizeof(int));
-    heap = (lc__bpe_cand *)LOLCATS_MALLOC((3 * nsym_cap + 4) * sizeof *heap);
+    heap = (lc__tok_bpe_cand *)LOLCATS_MALLOC((3 * nsym_cap + 4) * sizeof *heap);
     tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 8);
     if (!sid || !heap || !tmp) {
         LOLCATS_FREE(sid); LOLCATS_FREE(heap); LOLCATS_FREE(tmp);
@@ -13313,15 +13310,15 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
     }
     for (k = 0; k < nsym; k++) { nxt[k] = k + 1 < nsym ? k + 1 : -1; prv[k] = k - 1; }
     for (k = 0; k + 1 < nsym; k++) {
-        lc__bpe_cand c;
+        lc__tok_bpe_cand c;
         if (sid[k] < 0 || sid[k + 1] < 0) continue;
         c.merged = lc__tok_pair(t, sid[k], sid[k + 1], &c.prio, tmp);
         if (c.merged < 0) continue;
         c.pos = k; c.left = k; c.right = k + 1; c.lid = sid[k]; c.rid = sid[k + 1];
-        lc__bpe_push(heap, &nh, c);
+        lc__tok_bpe_push(heap, &nh, c);
     }
     while (nh > 0) {
-        lc__bpe_cand c = lc__bpe_pop(heap, &nh), d;
+        lc__tok_bpe_cand c = lc__tok_bpe_pop(heap, &nh), d;
         int L = c.left, R = c.right;
         if (sid[L] != c.lid || nxt[L] != R || sid[R] != c.rid) continue;   // stale
         sid[L] = c.merged;
@@ -13333,14 +13330,14 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
             if (d.merged >= 0) {
                 d.pos = prv[L]; d.left = prv[L]; d.right = L; d.lid = sid[prv[L]];
                 d.rid = sid[L];
-                lc__bpe_push(heap, &nh, d);
+                lc__tok_bpe_push(heap, &nh, d);
             }
         }
         if (nxt[L] >= 0 && sid[nxt[L]] >= 0) {
             d.merged = lc__tok_pair(t, sid[L], sid[nxt[L]], &d.prio, tmp);
             if (d.merged >= 0) {
                 d.pos = L; d.left = L; d.right = nxt[L]; d.lid = sid[L]; d.rid = sid[nxt[L]];
-                lc__bpe_push(heap, &nh, d);
+                lc__tok_bpe_push(heap, &nh, d);
             }
         }
     }
@@ -13422,7 +13419,7 @@ LCIMPL size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char
 // >>tokenizer-hf
 // GPT-2 byte <-> unicode map of byte-level BPE: printable bytes map to
 // themselves, the others to U+0100 + n in byte order.
-static int lc__bl_byte_to_cp(int b) {
+static int lc__tok_byte_to_cp(int b) {
     int n = 0, i;
     if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return b;
     for (i = 0; i < b; i++)
@@ -13467,28 +13464,24 @@ static size_t lc__tok_unmap(char *s, size_t n, int kind, int *inv /*(324) cp -> 
     return o;
 }
 
-static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k) {
-    return lc__json_get(d, o, k);
-}
-
-static int lc__jtype_is(const lc__json *d, const lc__json_node *o, const char *type) {
-    const lc__json_node *t = lc__jget(d, o, "type");
+static int lc__json_type_is(const lc__json *d, const lc__json_node *o, const char *type) {
+    const lc__json_node *t = lc__json_get(d, o, "type");
     return t && t->type == LC__JSON_STRING && !strcmp(t->str, type);
 }
 
 // Whether node (a pre_tokenizer / normalizer / decoder) is or holds `type`.
-static const lc__json_node *lc__jfind_type(const lc__json *d, const lc__json_node *o,
+static const lc__json_node *lc__json_find_type(const lc__json *d, const lc__json_node *o,
                                            const char *type) {
     const lc__json_node *c, *arr;
     static const char *lists[] = {"pretokenizers", "normalizers", "decoders", "processors"};
     int k;
     if (!o || o->type != LC__JSON_OBJECT) return NULL;
-    if (lc__jtype_is(d, o, type)) return o;
+    if (lc__json_type_is(d, o, type)) return o;
     for (k = 0; k < 4; k++) {
-        arr = lc__jget(d, o, lists[k]);
+        arr = lc__json_get(d, o, lists[k]);
         if (!arr || arr->type != LC__JSON_ARRAY) continue;
         for (c = lc__json_first(d, arr); c; c = lc__json_next(d, arr, c))
-            if (lc__jtype_is(d, c, type)) return c;
+            if (lc__json_type_is(d, c, type)) return c;
     }
     return NULL;
 }
@@ -13511,7 +13504,7 @@ static lc_status lc__tok_hf_sizes(const lc__json *d, const lc__json_node *vocab,
     }
     if (added && added->type == LC__JSON_ARRAY)
         for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *id = lc__jget(d, c, "id"), *ct = lc__jget(d, c, "content");
+            const lc__json_node *id = lc__json_get(d, c, "id"), *ct = lc__json_get(d, c, "content");
             if (!id || !id->is_int || id->i64 < 0 || id->i64 >= (1 << 24) || !ct ||
                 ct->type != LC__JSON_STRING)
                 return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: added_tokens entry without "
@@ -13540,8 +13533,8 @@ static void lc__tok_hf_pieces(lc_tokenizer *t, const lc__json *d, const lc__json
     }
     if (added && added->type == LC__JSON_ARRAY)
         for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *ct = lc__jget(d, c, "content");
-            int id = (int)lc__jget(d, c, "id")->i64;
+            const lc__json_node *ct = lc__json_get(d, c, "content");
+            int id = (int)lc__json_get(d, c, "id")->i64;
             memcpy(b, ct->str, ct->len);
             b[ct->len] = 0;
             t->pieces[id] = b;
@@ -13560,26 +13553,26 @@ static void lc__tok_hf_flags(lc_tokenizer *t, const lc__json *d, const lc__json_
     const lc__json_node *c, *pp;
     int i;
     t->unk_id = -1;
-    c = lc__jget(d, model, "unk_token");
+    c = lc__json_get(d, model, "unk_token");
     if (c && c->type == LC__JSON_STRING) {
-        const lc__json_node *u = lc__jget(d, vocab, c->str);
+        const lc__json_node *u = lc__json_get(d, vocab, c->str);
         if (u) t->unk_id = (int)u->i64;
     }
-    c = lc__jget(d, model, "byte_fallback");
+    c = lc__json_get(d, model, "byte_fallback");
     t->byte_fallback = c && c->type == LC__JSON_TRUE;
     // SentencePiece dummy prefix: a Prepend("▁") normalizer or a Metaspace pre-tokenizer
     t->add_prefix_space =
         t->kind == LOLCATS_TOK_SPM &&
-        (lc__jfind_type(d, lc__jget(d, root, "normalizer"), "Prepend") ||
-         lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "Metaspace"));
+        (lc__json_find_type(d, lc__json_get(d, root, "normalizer"), "Prepend") ||
+         lc__json_find_type(d, lc__json_get(d, root, "pre_tokenizer"), "Metaspace"));
     // BOS from the post-processor template; EOS by the usual names
     t->bos_id = t->eos_id = -1;
-    pp = lc__jfind_type(d, lc__jget(d, root, "post_processor"), "TemplateProcessing");
+    pp = lc__json_find_type(d, lc__json_get(d, root, "post_processor"), "TemplateProcessing");
     if (pp) {
-        const lc__json_node *single = lc__jget(d, pp, "single"), *first, *st, *idn;
+        const lc__json_node *single = lc__json_get(d, pp, "single"), *first, *st, *idn;
         first = single ? lc__json_first(d, single) : NULL;
-        st = first ? lc__jget(d, first, "SpecialToken") : NULL;
-        idn = st ? lc__jget(d, st, "id") : NULL;
+        st = first ? lc__json_get(d, first, "SpecialToken") : NULL;
+        idn = st ? lc__json_get(d, st, "id") : NULL;
         if (idn && idn->type == LC__JSON_STRING) {
             size_t L = strlen(idn->str);
             for (i = 0; i < t->n_special; i++)
@@ -13685,21 +13678,21 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
     int inv[324], i, V = 0, n_added = 0;
     size_t blob = 0;
     lc_status s;
-    model = lc__jget(d, root, "model");
-    if (!model || !lc__jtype_is(d, model, "BPE"))
+    model = lc__json_get(d, root, "model");
+    if (!model || !lc__json_type_is(d, model, "BPE"))
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
                             "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
                             "BPE with byte fallback, byte-level BPE) are supported",
                             path);
-    vocab = lc__jget(d, model, "vocab");
-    merges = lc__jget(d, model, "merges");
-    added = lc__jget(d, root, "added_tokens");
+    vocab = lc__json_get(d, model, "vocab");
+    merges = lc__json_get(d, model, "merges");
+    added = lc__json_get(d, root, "added_tokens");
     if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
                                                      "(array) missing", path);
     if ((s = lc__tok_hf_sizes(d, vocab, added, path, err, &V, &blob, &n_added))) return s;
-    t->kind = (lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "ByteLevel") ||
-               lc__jfind_type(d, lc__jget(d, root, "decoder"), "ByteLevel"))
+    t->kind = (lc__json_find_type(d, lc__json_get(d, root, "pre_tokenizer"), "ByteLevel") ||
+               lc__json_find_type(d, lc__json_get(d, root, "decoder"), "ByteLevel"))
                   ? LOLCATS_TOK_BYTELEVEL
                   : LOLCATS_TOK_SPM;
     if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
@@ -13707,17 +13700,17 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
     t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
     if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
     for (i = 0; i < 324; i++) inv[i] = -1;
-    for (i = 0; i < 256; i++) inv[lc__bl_byte_to_cp(i)] = i;
+    for (i = 0; i < 256; i++) inv[lc__tok_byte_to_cp(i)] = i;
     lc__tok_hf_pieces(t, d, vocab, added, inv);
     lc__tok_hf_flags(t, d, root, model, vocab);
     if ((s = lc__tok_index(t, path, err))) return s;
-    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__jget(d, root, "pre_tokenizer"));
+    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__json_get(d, root, "pre_tokenizer"));
     for (i = 0; i < t->n_special; i++) pv->control[t->special[i]] = 1;
     // special flag false: decodes as text
     if (added && added->type == LC__JSON_ARRAY)
         for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *sp = lc__jget(d, c, "special");
-            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__jget(d, c, "id")->i64] = 0;
+            const lc__json_node *sp = lc__json_get(d, c, "special");
+            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__json_get(d, c, "id")->i64] = 0;
         }
     return lc__tok_hf_merges(t, d, merges, inv, path, err);
 }
@@ -13741,7 +13734,7 @@ LCIMPL lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_erro
 // Byte-level pre-tokenizer (GPT-2 pattern): 's 't 're 've 'm 'll 'd | ?letters |
 // ?digits | ?other | spaces not before a non-space | spaces. Letters are ASCII
 // letters and every non-ASCII code point (an approximation of \p{L}).
-static int lc__pt_class(const unsigned char *s, size_t n, size_t *used) {
+static int lc__tok_pt_class(const unsigned char *s, size_t n, size_t *used) {
     int c = lc__utf8_dec(s, n, used);
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80) return 1;   // letter
     if (c >= '0' && c <= '9') return 2;                                              // number
@@ -13749,7 +13742,7 @@ static int lc__pt_class(const unsigned char *s, size_t n, size_t *used) {
     return 4;                                                                        // other
 }
 
-static size_t lc__pt_next(const char *text, size_t len) {
+static size_t lc__tok_pt_next(const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, u;
     int k;
@@ -13761,21 +13754,21 @@ static size_t lc__pt_next(const char *text, size_t len) {
         }
     }
     if (s[0] == ' ' && len >= 2) {
-        k = lc__pt_class(s + 1, len - 1, &u);
+        k = lc__tok_pt_class(s + 1, len - 1, &u);
         if (k != 3) i = 1;
     }
-    k = lc__pt_class(s + i, len - i, &u);
+    k = lc__tok_pt_class(s + i, len - i, &u);
     if (k != 3) {
         i += u;
         while (i < len) {
-            int k2 = lc__pt_class(s + i, len - i, &u);
+            int k2 = lc__tok_pt_class(s + i, len - i, &u);
             if (k2 != k) break;
             i += u;
         }
         return i;
     }
     // whitespace run; leave the last space for a following word
-    while (i < len && lc__pt_class(s + i, len - i, &u) == 3) i += u;
+    while (i < len && lc__tok_pt_class(s + i, len - i, &u) == 3) i += u;
     if (i < len && i > 1 && s[i - 1] == ' ') i--;
     return i;
 }
@@ -13799,19 +13792,19 @@ static size_t lc__pt_next(const char *text, size_t len) {
 // emoji and private-use ranges (an approximation of the Unicode tables: exact
 // for Latin, Greek, Cyrillic, CJK, kana, Hangul, Arabic and Hebrew letters).
 // The text is taken as given: Qwen's NFC normalizer is not applied.
-static int lc__u_space(int c) {
+static int lc__tok_u_space(int c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
            c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-static int lc__u_in(int c, const int *r, int n) {   // r: n (lo, hi) pairs, ascending
+static int lc__tok_u_in(int c, const int *r, int n) {   // r: n (lo, hi) pairs, ascending
     int i;
     for (i = 0; i < n && c >= r[2 * i]; i++)
         if (c <= r[2 * i + 1]) return 1;
     return 0;
 }
 
-static int lc__u_number(int c) {
+static int lc__tok_u_number(int c) {
     static const int r[] = {
         0x30, 0x39, 0xB2, 0xB3, 0xB9, 0xB9, 0xBC, 0xBE, 0x660, 0x669, 0x6F0, 0x6F9, 0x7C0, 0x7C9,
         0xE50, 0xE59, 0xED0, 0xED9, 0xF20, 0xF33, 0x1040, 0x1049, 0x1090, 0x1099, 0x1369, 0x137C,
@@ -13821,10 +13814,10 @@ static int lc__u_number(int c) {
         0x3248, 0x324F, 0x3251, 0x325F, 0x3280, 0x3289, 0x32B1, 0x32BF, 0xFF10, 0xFF19, 0x1D7CE, 0x1D7FF,
         0x1F100, 0x1F10C};
     if (c >= 0x966 && c < 0xE00 && (c & 0x7F) >= 0x66 && (c & 0x7F) <= 0x6F) return 1;   // Indic digits
-    return lc__u_in(c, r, (int)(sizeof r / sizeof r[0] / 2));
+    return lc__tok_u_in(c, r, (int)(sizeof r / sizeof r[0] / 2));
 }
 
-static int lc__u_letter(int c) {
+static int lc__tok_u_letter(int c) {
     static const int notl[] = {   // punctuation, symbols, marks, emoji, private use (not letters)
         0x80, 0xA9, 0xAB, 0xB4, 0xB6, 0xB9, 0xBB, 0xBF, 0xD7, 0xD7, 0xF7, 0xF7, 0x2C2, 0x2C5, 0x2D2, 0x2DF,
         0x2E5, 0x2EB, 0x2ED, 0x2ED, 0x2EF, 0x36F, 0x375, 0x375, 0x37E, 0x37E, 0x384, 0x385, 0x387, 0x387,
@@ -13840,30 +13833,30 @@ static int lc__u_letter(int c) {
         0xFDFC, 0xFDFF, 0xFE00, 0xFE6F, 0xFEFF, 0xFEFF, 0xFF01, 0xFF20, 0xFF3B, 0xFF40, 0xFF5B, 0xFF65,
         0xFFE0, 0xFFFF, 0x1D000, 0x1D24F, 0x1D300, 0x1D35F, 0x1F000, 0x1FBFF, 0xE0000, 0x10FFFF};
     if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (lc__u_space(c) || lc__u_number(c)) return 0;
+    if (lc__tok_u_space(c) || lc__tok_u_number(c)) return 0;
     if (c >= 0x900 && c < 0xE00) {   // Indic blocks share a layout: signs and vowel marks
         int o = c & 0x7F;
         if (o <= 0x03 || (o >= 0x3A && o <= 0x3C) || (o >= 0x3E && o <= 0x4F) || (o >= 0x51 && o <= 0x57) ||
             (o >= 0x62 && o <= 0x65) || o == 0x70)
             return 0;
     }
-    return !lc__u_in(c, notl, (int)(sizeof notl / sizeof notl[0] / 2));
+    return !lc__tok_u_in(c, notl, (int)(sizeof notl / sizeof notl[0] / 2));
 }
 
 // class of the char at s: 'L' letter, 'N' number, 'R' CR/LF, 'S' other whitespace, 'O' anything else
-static int lc__qcls(const unsigned char *s, size_t n, size_t *used) {
+static int lc__tok_qcls(const unsigned char *s, size_t n, size_t *used) {
     int c = lc__utf8_dec(s, n, used);
     if (c == '\r' || c == '\n') return 'R';
-    if (lc__u_space(c)) return 'S';
-    if (lc__u_number(c)) return 'N';
-    if (lc__u_letter(c)) return 'L';
+    if (lc__tok_u_space(c)) return 'S';
+    if (lc__tok_u_number(c)) return 'N';
+    if (lc__tok_u_letter(c)) return 'L';
     return 'O';
 }
 
-static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
+static size_t lc__tok_pt_next_qwen(const char *text, size_t len, int max_digits) {
     const unsigned char *s = (const unsigned char *)text;
     size_t u0, u, j, last_r = 0, e;
-    int c0 = lc__qcls(s, len, &u0), k, has_r = 0;
+    int c0 = lc__tok_qcls(s, len, &u0), k, has_r = 0;
     if (s[0] == '\'' && len >= 2) {   // 1
         static const char *sfx[] = {"s", "t", "re", "ve", "m", "ll", "d"};
         for (k = 0; k < 7; k++) {
@@ -13874,23 +13867,23 @@ static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
         }
     }
     j = c0 != 'L' && c0 != 'N' && c0 != 'R' ? u0 : 0;   // 2
-    if (c0 == 'L' || (j < len && lc__qcls(s + j, len - j, &u) == 'L')) {
-        while (j < len && lc__qcls(s + j, len - j, &u) == 'L') j += u;
+    if (c0 == 'L' || (j < len && lc__tok_qcls(s + j, len - j, &u) == 'L')) {
+        while (j < len && lc__tok_qcls(s + j, len - j, &u) == 'L') j += u;
         return j;
     }
     if (c0 == 'N') {   // 3
-        for (j = u0, k = 1; k < max_digits && j < len && lc__qcls(s + j, len - j, &u) == 'N'; k++) j += u;
+        for (j = u0, k = 1; k < max_digits && j < len && lc__tok_qcls(s + j, len - j, &u) == 'N'; k++) j += u;
         return j;
     }
     j = s[0] == ' ' ? 1 : 0;   // 4
-    if (j < len && lc__qcls(s + j, len - j, &u) == 'O') {
-        while (j < len && lc__qcls(s + j, len - j, &u) == 'O') j += u;
+    if (j < len && lc__tok_qcls(s + j, len - j, &u) == 'O') {
+        while (j < len && lc__tok_qcls(s + j, len - j, &u) == 'O') j += u;
         while (j < len && (s[j] == '\r' || s[j] == '\n')) j++;
         return j;
     }
     if (c0 != 'R' && c0 != 'S') return u0;   // (not reached: every class is handled above)
     for (e = 0; e < len;) {   // the whitespace run [0, e)
-        k = lc__qcls(s + e, len - e, &u);
+        k = lc__tok_qcls(s + e, len - e, &u);
         if (k != 'R' && k != 'S') break;
         if (k == 'R') { has_r = 1; last_r = e; }
         e += u;
@@ -13898,7 +13891,7 @@ static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
     if (has_r) return last_r + 1;   // 5
     if (e == len || e == u0) return e;   // 6 at the end / 7: a single char
     for (j = 0; j < e; j += u) {   // 6: all but the last char
-        lc__qcls(s + j, len - j, &u);
+        lc__tok_qcls(s + j, len - j, &u);
         if (j + u == e) return j;
     }
     return e;
@@ -13909,8 +13902,8 @@ static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
 static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre) {
     static const char head[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|";
     static const char tail[] = "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    const lc__json_node *sp = lc__jfind_type(d, pre, "Split"), *pat = sp ? lc__jget(d, sp, "pattern") : NULL;
-    const lc__json_node *re = pat ? lc__jget(d, pat, "Regex") : NULL;
+    const lc__json_node *sp = lc__json_find_type(d, pre, "Split"), *pat = sp ? lc__json_get(d, sp, "pattern") : NULL;
+    const lc__json_node *re = pat ? lc__json_get(d, pat, "Regex") : NULL;
     const char *r, *mid;
     size_t hn = sizeof head - 1, tn = sizeof tail - 1, n;
     if (!re || re->type != LC__JSON_STRING) return 0;
@@ -13942,7 +13935,7 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
     }
     while (i < len) {
         int split = ((const lc__tok_priv *)t->priv)->qwen_split;
-        size_t w = split ? lc__pt_next_qwen(s + i, len - i, split) : lc__pt_next(s + i, len - i);
+        size_t w = split ? lc__tok_pt_next_qwen(s + i, len - i, split) : lc__tok_pt_next(s + i, len - i);
         if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
         i += w;
     }
@@ -15819,7 +15812,7 @@ LCIMPL void lc_ref_out_free(lc_ref_out *out) {
     memset(out, 0, sizeof *out);
 }
 
-static float *lc__zalloc(size_t n, int *fail) {
+static float *lc__ref_zalloc(size_t n, int *fail) {
     float *p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
     if (!p) *fail = 1;
     else memset(p, 0, sizeof(float) * (n ? n : 1));
@@ -15833,8 +15826,8 @@ static lc_status lc__ref_loss(const lc_ref_case *rc, lc_ref_out *out, lc_error *
         (rc->op == LOLCATS_OP_XENT && (rc->cols <= 0 || rc->n_pred % (size_t)rc->cols)))
         return lc_error_set(err, LOLCATS_ERR_ARG, "loss op needs pred and target of equal size%s",
                             rc->op == LOLCATS_OP_XENT ? " (whole rows)" : "");
-    out->loss = lc__zalloc(1, &fail);
-    out->dpred = lc__zalloc(rc->n_pred, &fail);
+    out->loss = lc__ref_zalloc(1, &fail);
+    out->dpred = lc__ref_zalloc(rc->n_pred, &fail);
     if (fail) {
         lc_ref_out_free(out);
         return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu loss inputs", rc->n_pred);
@@ -15896,38 +15889,38 @@ static int lc__ref_alloc(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *o
     int B = rc->B, H = rc->H, N = rc->N, D = rc->D, F = tp->F, fail = 0, lin = tp->lin;
     size_t nq = (size_t)B * H * N * D, nk = (size_t)B * rc->Hk * N * D, nrow = tp->nrow;
     size_t nphi = nrow * F, nw = (size_t)H * D * rc->f;
-    out->y = lc__zalloc(nq, &fail);
-    if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
-    tp->save1 = lc__zalloc(nrow, &fail);
-    tp->save2 = lc__zalloc(nrow, &fail);
+    out->y = lc__ref_zalloc(nq, &fail);
+    if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__ref_zalloc(nrow * N, &fail);
+    tp->save1 = lc__ref_zalloc(nrow, &fail);
+    tp->save2 = lc__ref_zalloc(nrow, &fail);
     if (lin) {
-        tp->phiq = lc__zalloc(nphi, &fail);
-        tp->phik = lc__zalloc(nphi, &fail);
+        tp->phiq = lc__ref_zalloc(nphi, &fail);
+        tp->phik = lc__ref_zalloc(nphi, &fail);
     }
     if (tp->grad) {
-        out->dq = lc__zalloc(nq, &fail);
-        out->dk = lc__zalloc(nk, &fail);
-        out->dv = lc__zalloc(nk, &fail);
+        out->dq = lc__ref_zalloc(nq, &fail);
+        out->dk = lc__ref_zalloc(nk, &fail);
+        out->dv = lc__ref_zalloc(nk, &fail);
         if (lin) {
-            tp->dphiq = lc__zalloc(nphi, &fail);
-            tp->dphik = lc__zalloc(nphi, &fail);
-            out->dwq = lc__zalloc(nw, &fail);
-            out->dwk = lc__zalloc(nw, &fail);
-            if (rc->bq) out->dbq = lc__zalloc((size_t)H, &fail);
-            if (rc->bk) out->dbk = lc__zalloc((size_t)H, &fail);
+            tp->dphiq = lc__ref_zalloc(nphi, &fail);
+            tp->dphik = lc__ref_zalloc(nphi, &fail);
+            out->dwq = lc__ref_zalloc(nw, &fail);
+            out->dwk = lc__ref_zalloc(nw, &fail);
+            if (rc->bq) out->dbq = lc__ref_zalloc((size_t)H, &fail);
+            if (rc->bk) out->dbk = lc__ref_zalloc((size_t)H, &fail);
         }
-        if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__zalloc((size_t)H, &fail);
-        if (rc->log_g) out->dlog_g = lc__zalloc(nrow, &fail);
+        if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__ref_zalloc((size_t)H, &fail);
+        if (rc->log_g) out->dlog_g = lc__ref_zalloc(nrow, &fail);
         if (rc->kv_state) {
-            out->dkv_state = lc__zalloc((size_t)B * H * F * D, &fail);
-            out->dk_state = lc__zalloc((size_t)B * H * F, &fail);
+            out->dkv_state = lc__ref_zalloc((size_t)B * H * F * D, &fail);
+            out->dk_state = lc__ref_zalloc((size_t)B * H * F, &fail);
         }
-        if (!rc->dy) tp->dyz = lc__zalloc(nq, &fail);
+        if (!rc->dy) tp->dyz = lc__ref_zalloc(nq, &fail);
     }
     if (rc->op == LOLCATS_OP_HYBRID && ctx->simd != LOLCATS_SIMD_SCALAR)
-        tp->state = lc__zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
+        tp->state = lc__ref_zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
     if (rc->op == LOLCATS_OP_LINEAR && rc->linear_state) {
-        tp->state = lc__zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
+        tp->state = lc__ref_zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
                                       : (size_t)B * H * F * D, &fail);
     }
     return fail;
@@ -15971,7 +15964,7 @@ static void lc__ref_hybrid(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out 
                            tp->phiq, tp->phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D,
                            F, &rc->hybrid);
     if (tp->state) {
-        float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
+        float *m2 = lc__ref_zalloc(nrow, &fail), *den2 = lc__ref_zalloc(nrow, &fail);
         if (!fail) {
             lc_attn_hybrid_fwd(ctx, out->y, NULL, m2, den2, tp->state, rc->q, rc->k, rc->v,
                                tp->phiq, tp->phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N,
