@@ -8169,132 +8169,236 @@ static void lc__gate_advance(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf 
     }
 }
 
-static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
-                                const float *q, const float *k, const float *v,
-                                const float *phiq, const float *phik, const float *wf,
-                                const float *kv_state, const float *k_state, const float *log_g,
-                                int B, int H, int Hk, int N, int D, int F,
-                                const lc_hybrid_cfg *cfg) {
-    LC__FAST(ctx);
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int bh, fast = lc__kern_for(ctx)->float_sums;
-    LC__OMP_FOR
-    for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), r0, r1, S0 = cfg->sinks, jst = S0;
-        const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        const float *phik_bh = phik + (size_t)bh * N * F;
-        float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f, lgam = logf(gam);
-        const float *lg = log_g ? log_g + (size_t)bh * N : NULL;  // >>gate
-        lc__hyb_buf hb;
-        double dsum[LC__HYB_ROWS], cb[LC__GATE_CB];
-        int p0 = 0, lo = 0;
-        lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
-        if (kv_state) {
-            memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
-            memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
-        } else {
-            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
-            memset(hb.z, 0, sizeof(float) * (size_t)F);
-        }
-        for (r0 = 0; r0 < N; r0 = r1) {
-            int kw0, both, jA, jB, nk, nl, nr, i, j, nsc, nc, off;
-            r1 = lc__hyb_chunk_end(cfg, N, r0);
-            nr = r1 - r0;
-            lc__hybrid_range(cfg, N, r0, &kw0, &both);
-            jA = both ? r0 + 1 : kw0;
-            jB = lc__hyb_jl(cfg, N, r1 - 1);
-            jA = jA > S0 ? jA : S0;  // sinks: never linear keys
-            jB = jB > jA ? jB : jA;
-            if (lg) {  // >>gate: the state decayed to row r0 - 1, cb relative to it
-                lo = jst < jA ? jst : jA;
-                lc__gate_cum(lg, lo, r0 - 1, r1, cb);
-                lc__gate_advance(ctx, P, &hb, lg, phik_bh, v_bg, p0, r0, jst, jA, cb, lo, D, F);
-                p0 = r0;
-            } else {
-                lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
-            }
-            jst = jA > jst ? jA : jst;
-            nk = r1 - kw0;
-            nl = jB - jA;
-            nsc = lc__hyb_nsc(cfg, kw0);
-            nc = nsc + nk;
-            off = nsc - kw0;
-            LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
-            lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk, D, 0, 1,
-                   scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-            if (nsc > 0)  // the sink keys before the block
-                lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
-                       (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-            if (nl > 0)
-                lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl, F,
-                       0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
-            for (i = r0; i < r1; i++) {
-                int ii = i - r0, j0, jl, ns, c0, c1, c;  // columns: sinks [0, ns), window [c0, c1)
-                const float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
-                float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
-                double sum = 0;
-                lc__hybrid_range(cfg, N, i, &j0, &both);
-                jl = both ? i + 1 : j0;
-                ns = lc__hyb_nsink(cfg, j0);
-                c0 = j0 + off;
-                c1 = i + 1 + off;
-                for (c = ns; c < c0; c++) wt_i[c] = 0;
-                if (fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
-                    mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
-                    sum = P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx - lgam, c1 - c0);
-                    if (ns > 0) sum += P->exp_sum(wt_i, sc_i, 1.0f, mx - lgam, ns);
-                } else {
-                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
-                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
-                        float e = gam * expf(sc_i[c] - mx);
-                        wt_i[c] = e;
-                        sum += (double)e;
-                    }
-                }
-                for (c = c1; c < nc; c++) wt_i[c] = 0;
-                for (j = jA; j < jl; j++) {
-                    float l = lam * lc_i[j - jA];
-                    if (lg) l *= (float)exp(cb[i - lo] - cb[j - lo]);  // >>gate
-                    wt_i[j + off] += l;
-                    sum += (double)l;
-                }
-                dsum[ii] = sum;
-                m[(size_t)bh * N + i] = mx;
-            }
-            lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt + nsc, v_bg + (size_t)kw0 * D, nr, D,
-                   nk, 0, 0, 1.0f, 0.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-            if (nsc > 0)
-                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, hb.wt, v_bg, nr, D, nsc, 0, 0, 1.0f,
-                       1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-            if (lg && (jst > S0 || kv_state))  // >>gate: rows read the state decayed to them
-                for (i = r0; i < r1; i++) {
-                    float *t_i = hb.t + (size_t)(i - r0) * F;
-                    memcpy(t_i, phiq_bh + (size_t)i * F, sizeof(float) * (size_t)F);
-                    P->scal(t_i, (float)exp(cb[i - lo]), F);
-                }
-            if (jst > S0 || kv_state)
-                lc__mm(ctx, y + ((size_t)bh * N + r0) * D, lg ? hb.t : phiq_bh + (size_t)r0 * F, hb.S,
-                       nr, D, F, 0, 0, lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
-            for (i = r0; i < r1; i++) {
-                size_t row = (size_t)bh * N + i;
-                float *y_bhi = y + row * D, dn;
-                int d;
-                double sum = dsum[i - r0];
-                if (jst > S0 || kv_state)
-                    sum += (double)(lam * P->dot(lg ? hb.t + (size_t)(i - r0) * F : phiq + row * F, hb.z, F));
-                dn = (float)sum;
-                if (fast)  // times the reciprocal
-                    P->scal(y_bhi, 1.0f / dn, D);
-                else
-                    for (d = 0; d < D; d++) y_bhi[d] /= dn;
-                den[row] = dn;
-            }
+// One query head of the chunked forms (lc__hyb_fwd_chunk_g, lc__hyb_bwd_chunk_g):
+// its rows of the inputs, its factors, and the state the chunk loop carries.
+typedef struct lc__hyb_head {
+    const lc_ctx *ctx;
+    const lc__prims *P;
+    const lc_hybrid_args *x;
+    lc__hyb_buf hb;
+    const float *q_bh, *k_bg, *v_bg;  // (N,D) rows of head bh, its kv head g
+    const float *phiq_bh, *phik_bh;   // (N,F)
+    const float *lg;                  // (N) >>gate: log g of the head, or NULL
+    float gam, lam, scale;
+    int bh, h, N, D, F, S0, fast;
+    int jst, p0, lo;                  // keys [0, jst) are in the state; >>gate: it is
+    double cb[LC__GATE_CB];           // decayed to row p0 - 1, cb[t - lo] (lc__gate_cum)
+} lc__hyb_head;
+
+// Head bh of x: row pointers, gamma = sigmoid(wf_h), lambda, its slice of work,
+// and the state S, z set to the carried one (kv_state, k_state) or zero.
+static void lc__hyb_head_init(lc__hyb_head *hd, const lc_ctx *ctx, const lc_hybrid_args *x,
+                              float *work_bh, int bh) {
+    int N = x->N, D = x->D, F = x->F, b = bh / x->H, h = bh % x->H, g = h / (x->H / x->Hk);
+    hd->ctx = ctx;
+    hd->P = lc__prims_for(ctx);
+    hd->x = x;
+    hd->q_bh = x->q + (size_t)bh * N * D;
+    hd->k_bg = x->k + ((size_t)b * x->Hk + g) * N * D;
+    hd->v_bg = x->v + ((size_t)b * x->Hk + g) * N * D;
+    hd->phiq_bh = x->phiq + (size_t)bh * N * F;
+    hd->phik_bh = x->phik + (size_t)bh * N * F;
+    hd->lg = x->log_g ? x->log_g + (size_t)bh * N : NULL;
+    hd->gam = lc__sigmoid(x->wf[h]);
+    hd->lam = x->cfg->affine ? 1.0f - hd->gam : 1.0f;
+    hd->scale = lc__attn_scale(D);
+    hd->bh = bh;
+    hd->h = h;
+    hd->N = N;
+    hd->D = D;
+    hd->F = F;
+    hd->S0 = hd->jst = x->cfg->sinks;
+    hd->fast = lc__kern_for(ctx)->float_sums;
+    hd->p0 = hd->lo = 0;
+    lc__hyb_head_floats(D, F, &hd->hb, work_bh);
+    if (x->kv_state) {
+        memcpy(hd->hb.S, x->kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
+        memcpy(hd->hb.z, x->k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
+    } else {
+        memset(hd->hb.S, 0, sizeof(float) * (size_t)F * D);
+        memset(hd->hb.z, 0, sizeof(float) * (size_t)F);
+    }
+}
+
+// A chunk: rows [r0, r1), window keys [kw0, r1) after nsc sink columns (key j
+// in column j + off), linear keys [jA, jB) (sinks never are).
+typedef struct lc__hyb_chunk {
+    int r0, r1, nr, kw0, jA, jB, nk, nl, nsc, nc, off;
+} lc__hyb_chunk;
+
+static void lc__hyb_chunk_at(lc__hyb_chunk *c, const lc_hybrid_cfg *cfg, int N, int r0,
+                             int sink_cols) {
+    int both, S0 = cfg->sinks;
+    c->r0 = r0;
+    c->r1 = lc__hyb_chunk_end(cfg, N, r0);
+    c->nr = c->r1 - r0;
+    lc__hybrid_range(cfg, N, r0, &c->kw0, &both);
+    c->jA = both ? r0 + 1 : c->kw0;
+    c->jB = lc__hyb_jl(cfg, N, c->r1 - 1);
+    c->jA = c->jA > S0 ? c->jA : S0;
+    c->jB = c->jB > c->jA ? c->jB : c->jA;
+    c->nk = c->r1 - c->kw0;
+    c->nl = c->jB - c->jA;
+    c->nsc = sink_cols ? lc__hyb_nsc(cfg, c->kw0) : 0;
+    c->nc = c->nsc + c->nk;
+    c->off = c->nsc - c->kw0;
+    LOLCATS_ASSERT(c->nc <= LC__HYB_NK && c->nl <= LC__HYB_NL);
+}
+
+// The state up to chunk c: keys [jst, jA) join it; >>gate: decayed to row
+// r0 - 1, cb relative to that row.
+static void lc__hyb_head_advance(lc__hyb_head *hd, const lc__hyb_chunk *c) {
+    if (hd->lg) {
+        hd->lo = hd->jst < c->jA ? hd->jst : c->jA;
+        lc__gate_cum(hd->lg, hd->lo, c->r0 - 1, c->r1, hd->cb);
+        lc__gate_advance(hd->ctx, hd->P, &hd->hb, hd->lg, hd->phik_bh, hd->v_bg, hd->p0, c->r0,
+                         hd->jst, c->jA, hd->cb, hd->lo, hd->D, hd->F);
+        hd->p0 = c->r0;
+    } else {
+        lc__hyb_advance(hd->ctx, hd->P, &hd->hb, hd->phik_bh, hd->v_bg, hd->jst, c->jA, hd->D,
+                        hd->F);
+    }
+    hd->jst = c->jA > hd->jst ? c->jA : hd->jst;
+}
+
+// Whether the rows read the state (keys before jA or a carried state).
+static int lc__hyb_head_state(const lc__hyb_head *hd) {
+    return hd->jst > hd->S0 || hd->x->kv_state;
+}
+
+// sc = scale Q_c K^T over the window keys (the sink keys first), lc = phiQ_c
+// phiK_[jA,jB)^T.
+static void lc__hyb_chunk_scores(lc__hyb_head *hd, const lc__hyb_chunk *c, int window) {
+    lc__hyb_buf *hb = &hd->hb;
+    const float *q_c = hd->q_bh + (size_t)c->r0 * hd->D;
+    int D = hd->D, F = hd->F;
+    if (window)
+        lc__mm(hd->ctx, hb->sc + c->nsc, q_c, hd->k_bg + (size_t)c->kw0 * D, c->nr, c->nk, D, 0,
+               1, hd->scale, 0.0f, (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+    if (c->nsc > 0)  // the sink keys before the block
+        lc__mm(hd->ctx, hb->sc, q_c, hd->k_bg, c->nr, c->nsc, D, 0, 1, hd->scale, 0.0f,
+               (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+    if (c->nl > 0)
+        lc__mm(hd->ctx, hb->lc, hd->phiq_bh + (size_t)c->r0 * F, hd->phik_bh + (size_t)c->jA * F,
+               c->nr, c->nl, F, 0, 1, 1.0f, 0.0f, (size_t)c->nl, (size_t)F, (size_t)F, hb->ws);
+}
+
+// Row i's weights wt_i: gamma exp(s - m) on its window keys, lambda lc (times
+// exp(cb_i - cb_j), >>gate) on its linear keys of the chunk; m_i = the window
+// max, returns their sum.
+static double lc__hyb_fwd_row(lc__hyb_head *hd, const lc__hyb_chunk *c, int i, float lgam,
+                              float *m_i) {
+    const lc_hybrid_cfg *cfg = hd->x->cfg;
+    const lc__prims *P = hd->P;
+    int ii = i - c->r0, j0, jl, ns, c0, c1, j, k, both;  // columns: sinks [0, ns), window [c0, c1)
+    const float *sc_i = hd->hb.sc + (size_t)ii * c->nc, *lc_i = hd->hb.lc + (size_t)ii * c->nl;
+    float *wt_i = hd->hb.wt + (size_t)ii * c->nc, mx = -INFINITY, gam = hd->gam;
+    double sum = 0;
+    lc__hybrid_range(cfg, hd->N, i, &j0, &both);
+    jl = both ? i + 1 : j0;
+    ns = lc__hyb_nsink(cfg, j0);
+    c0 = j0 + c->off;
+    c1 = i + 1 + c->off;
+    for (k = ns; k < c0; k++) wt_i[k] = 0;
+    if (hd->fast) {  // gamma exp(s - m) = exp(s - (m - log gamma)), by the vector exp
+        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+        sum = P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx - lgam, c1 - c0);
+        if (ns > 0) sum += P->exp_sum(wt_i, sc_i, 1.0f, mx - lgam, ns);
+    } else {
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) mx = sc_i[k] > mx ? sc_i[k] : mx;
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) {
+            float e = gam * expf(sc_i[k] - mx);
+            wt_i[k] = e;
+            sum += (double)e;
         }
     }
+    for (k = c1; k < c->nc; k++) wt_i[k] = 0;
+    for (j = c->jA; j < jl; j++) {
+        float l = hd->lam * lc_i[j - c->jA];
+        if (hd->lg) l *= (float)exp(hd->cb[i - hd->lo] - hd->cb[j - hd->lo]);  // >>gate
+        wt_i[j + c->off] += l;
+        sum += (double)l;
+    }
+    *m_i = mx;
+    return sum;
+}
+
+// Y_c = wt V (window keys) + lambda phiQ_c S, den = dsum + lambda phiQ_c.z,
+// Y_c /= den; >>gate: phiQ_i times exp(cb_i), the state decayed to row i.
+static void lc__hyb_fwd_out(lc__hyb_head *hd, const lc__hyb_chunk *c, const double *dsum) {
+    const lc__prims *P = hd->P;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, i, state = lc__hyb_head_state(hd);
+    float *y_c = hd->x->y + ((size_t)hd->bh * hd->N + c->r0) * D;
+    lc__mm(hd->ctx, y_c, hb->wt + c->nsc, hd->v_bg + (size_t)c->kw0 * D, c->nr, D, c->nk, 0, 0,
+           1.0f, 0.0f, (size_t)D, (size_t)c->nc, (size_t)D, hb->ws);
+    if (c->nsc > 0)
+        lc__mm(hd->ctx, y_c, hb->wt, hd->v_bg, c->nr, D, c->nsc, 0, 0, 1.0f, 1.0f, (size_t)D,
+               (size_t)c->nc, (size_t)D, hb->ws);
+    if (hd->lg && state)  // >>gate: rows read the state decayed to them
+        for (i = c->r0; i < c->r1; i++) {
+            float *t_i = hb->t + (size_t)(i - c->r0) * F;
+            memcpy(t_i, hd->phiq_bh + (size_t)i * F, sizeof(float) * (size_t)F);
+            P->scal(t_i, (float)exp(hd->cb[i - hd->lo]), F);
+        }
+    if (state)
+        lc__mm(hd->ctx, y_c, hd->lg ? hb->t : hd->phiq_bh + (size_t)c->r0 * F, hb->S, c->nr, D, F,
+               0, 0, hd->lam, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb->ws);
+    for (i = c->r0; i < c->r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        float *y_bhi = hd->x->y + row * D, dn;
+        int d;
+        double sum = dsum[i - c->r0];
+        if (state)
+            sum += (double)(hd->lam * P->dot(hd->lg ? hb->t + (size_t)(i - c->r0) * F
+                                                    : hd->x->phiq + row * F, hb->z, F));
+        dn = (float)sum;
+        if (hd->fast)  // times the reciprocal
+            P->scal(y_bhi, 1.0f / dn, D);
+        else
+            for (d = 0; d < D; d++) y_bhi[d] /= dn;
+        hd->x->den[row] = dn;
+    }
+}
+
+// The chunked forward (lc__hybrid_fwd_chunk; >>gate with x->log_g): per head,
+// chunk by chunk, the state brought up to the chunk, the scores, each row's
+// weights, then the rows of y and den.
+static void lc__hyb_fwd_chunk_g(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    size_t hs = lc__hyb_head_floats(x->D, x->F, NULL, NULL);
+    int bh;
+    LC__FAST(ctx);
+    LC__OMP_FOR
+    for (bh = 0; bh < x->B * x->H; bh++) {
+        lc__hyb_head hd;
+        lc__hyb_chunk c;
+        double dsum[LC__HYB_ROWS];
+        float lgam;
+        int r0, i;
+        lc__hyb_head_init(&hd, ctx, x, x->work + (size_t)bh * hs, bh);
+        lgam = logf(hd.gam);
+        for (r0 = 0; r0 < x->N; r0 = c.r1) {
+            lc__hyb_chunk_at(&c, x->cfg, x->N, r0, 1);
+            lc__hyb_head_advance(&hd, &c);
+            lc__hyb_chunk_scores(&hd, &c, 1);
+            for (i = c.r0; i < c.r1; i++)
+                dsum[i - c.r0] = lc__hyb_fwd_row(&hd, &c, i, lgam, x->m + (size_t)bh * x->N + i);
+            lc__hyb_fwd_out(&hd, &c, dsum);
+        }
+    }
+}
+
+// The positional form of the ungated entries.
+static lc_hybrid_args lc__hyb_args(float *work, const float *q, const float *k, const float *v,
+                                   const float *phiq, const float *phik, const float *wf,
+                                   const float *kv_state, const float *k_state, int B, int H,
+                                   int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.work = work;
+    x.q = q; x.k = k; x.v = v; x.phiq = phiq; x.phik = phik; x.wf = wf;
+    x.kv_state = kv_state; x.k_state = k_state;
+    x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = cfg;
+    return x;
 }
 
 static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *den, float *work,
@@ -8302,8 +8406,10 @@ static void lc__hybrid_fwd_chunk(const lc_ctx *ctx, float *y, float *m, float *d
                                  const float *phiq, const float *phik, const float *wf,
                                  const float *kv_state, const float *k_state, int B, int H,
                                  int Hk, int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    lc__hyb_fwd_chunk_g(ctx, y, m, den, work, q, k, v, phiq, phik, wf, kv_state, k_state, NULL,
-                        B, H, Hk, N, D, F, cfg);
+    lc_hybrid_args x = lc__hyb_args(work, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk,
+                                    N, D, F, cfg);
+    x.y = y; x.m = m; x.den = den;
+    lc__hyb_fwd_chunk_g(ctx, &x);
 }
 
 // Chunked backward (no da), the same chunks as lc__hybrid_fwd_chunk.
@@ -8389,298 +8495,338 @@ static void lc__gate_rkeys(const lc_ctx *ctx, const lc__prims *P, lc__hyb_buf *h
     }
 }
 
-static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, float *dq, float *dk, float *dv,
-                                float *dphiq, float *dphik, float *dwf, float *dkv_state,
-                                float *dk_state, float *dlog_g, float *work, const float *dy,
-                                const float *y, const float *den, const float *q,
-                                const float *k, const float *v, const float *phiq,
-                                const float *phik, const float *wf, const float *kv_state,
-                                const float *k_state, const float *log_g, int B, int H, int Hk,
-                                int N, int D, int F, const lc_hybrid_cfg *cfg) {
-    LC__FAST(ctx);
-    const lc__prims *P = lc__prims_for(ctx);
-    float scale = lc__attn_scale(D);
-    size_t hs = lc__hyb_head_floats(D, F, NULL, NULL);
-    int gg, rep = H / Hk, fast = lc__kern_for(ctx)->float_sums, win = dq || dk || dv;
-    LC__OMP_FOR
-    // one task per kv head, batches in order inside it: dwf (per query head)
-    // is shared by every batch element, so it must not be split across tasks
-    for (gg = 0; gg < Hk; gg++) {
-        int bb;
-        for (bb = 0; bb < B; bb++) {
-            int bg = bb * Hk + gg;
-        int b = bg / Hk, g = bg % Hk, r;
-        const float *k_bg = k + ((size_t)b * Hk + g) * N * D;
-        const float *v_bg = v + ((size_t)b * Hk + g) * N * D;
-        float *dk_bg = dk ? dk + ((size_t)b * Hk + g) * N * D : NULL;
-        float *dv_bg = dv ? dv + ((size_t)b * Hk + g) * N * D : NULL;
-        for (r = 0; r < rep; r++) {
-            int h = g * rep + r, bh = b * H + h, r0, r1, S0 = cfg->sinks, jst = S0, next;
-            const float *q_bh = q + (size_t)bh * N * D, *phiq_bh = phiq + (size_t)bh * N * F;
-            const float *phik_bh = phik + (size_t)bh * N * F;
-            float *dphik_bh = dphik + (size_t)bh * N * F;
-            float gam = lc__sigmoid(wf[h]), lam = cfg->affine ? 1.0f - gam : 1.0f;
-            float cd[LC__HYB_ROWS];
-            unsigned char tie[LC__HYB_NK];
-            double dgam = 0, dlam = 0;
-            lc__hyb_buf hb;
-            const float *lg = log_g ? log_g + (size_t)bh * N : NULL;  // >>gate
-            float *dlg = lg && dlog_g ? dlog_g + (size_t)bh * N : NULL;
-            double cb[LC__GATE_CB], ev[LC__GATE_CB], tr[LC__HYB_ROWS], cf[LC__HYB_NL];
-            double pre = 0, csr = 0;
-            int p0 = 0, lo = 0, tc = 0;
-            if (dlg) memset(ev, 0, sizeof ev);
-            lc__hyb_head_floats(D, F, &hb, work + (size_t)bh * hs);
-            if (kv_state) {
-                memcpy(hb.S, kv_state + (size_t)bh * F * D, sizeof(float) * (size_t)F * D);
-                memcpy(hb.z, k_state + (size_t)bh * F, sizeof(float) * (size_t)F);
-            } else {
-                memset(hb.S, 0, sizeof(float) * (size_t)F * D);
-                memset(hb.z, 0, sizeof(float) * (size_t)F);
-            }
-            for (r0 = 0; r0 < N; r0 = r1) {  // forward sweep
-                int kw0, both, jA, jB, nk, nl, nr, i, j, jl, nsc, nc, off;
-                int state = 0;
-                r1 = lc__hyb_chunk_end(cfg, N, r0);
-                nr = r1 - r0;
-                lc__hybrid_range(cfg, N, r0, &kw0, &both);
-                jA = both ? r0 + 1 : kw0;
-                jB = lc__hyb_jl(cfg, N, r1 - 1);
-                jA = jA > S0 ? jA : S0;  // sinks: never linear keys
-                jB = jB > jA ? jB : jA;
-                if (lg) {  // >>gate: as in the forward
-                    lo = jst < jA ? jst : jA;
-                    lc__gate_cum(lg, lo, r0 - 1, r1, cb);
-                    lc__gate_advance(ctx, P, &hb, lg, phik_bh, v_bg, p0, r0, jst, jA, cb, lo, D, F);
-                    p0 = r0;
-                    memset(tr, 0, sizeof tr);
-                    memset(cf, 0, sizeof cf);
-                } else {
-                    lc__hyb_advance(ctx, P, &hb, phik_bh, v_bg, jst, jA, D, F);
-                }
-                jst = jA > jst ? jA : jst;
-                state = jst > S0 || kv_state;
-                nk = r1 - kw0;
-                nl = jB - jA;
-                nsc = win ? lc__hyb_nsc(cfg, kw0) : 0;  // sink columns (see lc__hyb_nsc)
-                nc = nsc + nk;
-                off = nsc - kw0;
-                LOLCATS_ASSERT(nc <= LC__HYB_NK && nl <= LC__HYB_NL);
-                for (i = r0; i < r1; i++) {
-                    size_t row = (size_t)bh * N + i;
-                    const float *dy_bhi = dy + row * D;
-                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D;
-                    cd[i - r0] = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, 1.0f, dn, D);
-                }
-                if (win)
-                    lc__mm(ctx, hb.sc + nsc, q_bh + (size_t)r0 * D, k_bg + (size_t)kw0 * D, nr, nk,
-                           D, 0, 1, scale, 0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-                if (nsc > 0) {  // the sink keys before the block
-                    lc__mm(ctx, hb.sc, q_bh + (size_t)r0 * D, k_bg, nr, nsc, D, 0, 1, scale, 0.0f,
-                           (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-                    lc__mm(ctx, hb.d1, hb.gv, v_bg, nr, nsc, D, 0, 1, 1.0f, 0.0f, (size_t)nc,
-                           (size_t)D, (size_t)D, hb.ws);
-                }
-                if (nl > 0)
-                    lc__mm(ctx, hb.lc, phiq_bh + (size_t)r0 * F, phik_bh + (size_t)jA * F, nr, nl,
-                           F, 0, 1, 1.0f, 0.0f, (size_t)nl, (size_t)F, (size_t)F, hb.ws);
-                if (win || nl > 0)
-                    lc__mm(ctx, hb.d1 + nsc, hb.gv, v_bg + (size_t)kw0 * D, nr, nk, D, 0, 1, 1.0f,
-                           0.0f, (size_t)nc, (size_t)D, (size_t)D, hb.ws);
-                for (i = r0; i < r1 && !win; i++) {  // linear keys of the chunk only
-                    int ii = i - r0;
-                    float *lc_i = hb.lc + (size_t)ii * nl;
-                    const float *d1_i = hb.d1 + (size_t)ii * nc;
-                    jl = lc__hyb_jl(cfg, N, i);
-                    for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j + off] + cd[ii], e = lg ? (float)exp(cb[i - lo] - cb[j - lo]) : 1.0f;
-                        float l = lc_i[j - jA] * e;
-                        dlam += (double)dW * (double)l;
-                        lc_i[j - jA] = lam * dW * e;
-                        if (lg) lc__gate_r(tr + ii, cf + (j - jA), (double)dW * (double)(lam * l));
-                    }
-                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
-                }
-                for (i = r0; i < r1 && win; i++) {
-                    int ii = i - r0, j0, nmax = 0, ns, c0, c1, c;  // columns as in the forward
-                    float *sc_i = hb.sc + (size_t)ii * nc, *lc_i = hb.lc + (size_t)ii * nl;
-                    float *wt_i = hb.wt + (size_t)ii * nc, mx = -INFINITY;
-                    const float *d1_i = hb.d1 + (size_t)ii * nc;
-                    double dm = 0;
-                    lc__hybrid_range(cfg, N, i, &j0, &both);
-                    jl = both ? i + 1 : j0;
-                    ns = lc__hyb_nsink(cfg, j0);
-                    c0 = j0 + off;
-                    c1 = i + 1 + off;
-                    if (fast) {  // exp(s - m) by the vector exp, into wt first
-                        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
-                        P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx, c1 - c0);
-                        if (ns > 0) P->exp_sum(wt_i, sc_i, 1.0f, mx, ns);
-                    } else {
-                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) mx = sc_i[c] > mx ? sc_i[c] : mx;
-                    }
-                    for (c = ns; c < c0; c++) wt_i[c] = sc_i[c] = 0;
-                    LC__HYB_WIN_FOR(c, ns, c0, c1 - 1) {
-                        float s = sc_i[c], ex = fast ? wt_i[c] : expf(s - mx), e = gam * ex;
-                        float dW = d1_i[c] + cd[ii], t = dW * e;
-                        tie[c] = s == mx;
-                        nmax += s == mx;
-                        dm -= (double)t;
-                        dgam += (double)dW * (double)ex;
-                        wt_i[c] = e;
-                        sc_i[c] = t;
-                    }
-                    for (c = c1; c < nc; c++) wt_i[c] = sc_i[c] = 0;
-                    if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
-                        float share = (float)(dm / nmax);
-                        LC__HYB_WIN_FOR(c, ns, c0, c1 - 1)
-                            if (tie[c]) sc_i[c] += share;
-                    }
-                    for (j = jA; j < jl; j++) {
-                        float dW = d1_i[j + off] + cd[ii], e = lg ? (float)exp(cb[i - lo] - cb[j - lo]) : 1.0f;
-                        float l = lc_i[j - jA] * e;
-                        dlam += (double)dW * (double)l;
-                        wt_i[j + off] += lam * l;
-                        lc_i[j - jA] = lam * dW * e;
-                        if (lg) lc__gate_r(tr + ii, cf + (j - jA), (double)dW * (double)(lam * l));
-                    }
-                    for (j = jl > jA ? jl : jA; j < jB; j++) lc_i[j - jA] = 0;
-                }
-                if (dq)
-                    lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc + nsc, k_bg + (size_t)kw0 * D,
-                           nr, D, nk, 0, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                if (dk_bg)
-                    lc__mm(ctx, dk_bg + (size_t)kw0 * D, hb.sc + nsc, q_bh + (size_t)r0 * D, nk, D,
-                           nr, 1, 0, scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                if (dv_bg)
-                    lc__mm(ctx, dv_bg + (size_t)kw0 * D, hb.wt + nsc, hb.gv, nk, D, nr, 1, 0, 1.0f,
-                           1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                if (nsc > 0) {  // the sink columns: keys [0, nsc)
-                    if (dq)
-                        lc__mm(ctx, dq + ((size_t)bh * N + r0) * D, hb.sc, k_bg, nr, D, nsc, 0, 0,
-                               scale, 1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                    if (dk_bg)
-                        lc__mm(ctx, dk_bg, hb.sc, q_bh + (size_t)r0 * D, nsc, D, nr, 1, 0, scale,
-                               1.0f, (size_t)D, (size_t)nc, (size_t)D, hb.ws);
-                    if (dv_bg)
-                        lc__mm(ctx, dv_bg, hb.wt, hb.gv, nsc, D, nr, 1, 0, 1.0f, 1.0f, (size_t)D,
-                               (size_t)nc, (size_t)D, hb.ws);
-                }
-                if (nl > 0) {
-                    lc__mm(ctx, dphiq + ((size_t)bh * N + r0) * F, hb.lc, phik_bh + (size_t)jA * F,
-                           nr, F, nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
-                    lc__mm(ctx, dphik_bh + (size_t)jA * F, hb.lc, phiq_bh + (size_t)r0 * F, nl, F,
-                           nr, 1, 0, 1.0f, 1.0f, (size_t)F, (size_t)nl, (size_t)F, hb.ws);
-                }
-                if (state) {  // rows read lambda phiq S and lambda phiq.z
-                    lc__mm(ctx, hb.t, hb.gv, hb.S, nr, F, D, 0, 1, 1.0f, 0.0f, (size_t)F,
-                           (size_t)D, (size_t)D, hb.ws);
-                    for (i = r0; i < r1; i++) {
-                        size_t row = (size_t)bh * N + i;
-                        const float *phiq_bhi = phiq + row * F, *t_i = hb.t + (size_t)(i - r0) * F;
-                        float *dphiq_bhi = dphiq + row * F, c_i = cd[i - r0];
-                        float e = lg ? (float)exp(cb[i - lo]) : 1.0f, le = lam * e;  // >>gate
-                        double val = (double)P->dot(phiq_bhi, t_i, F) +
-                                     (double)c_i * (double)P->dot(phiq_bhi, hb.z, F);
-                        int c;
-                        dlam += (double)e * val;
-                        if (lg) tr[i - r0] += (double)le * val;
-                        if (fast) {
-                            P->axpy(dphiq_bhi, le, t_i, F);
-                            P->axpy(dphiq_bhi, le * c_i, hb.z, F);
-                        } else {
-                            for (c = 0; c < F; c++) dphiq_bhi[c] += le * (t_i[c] + c_i * hb.z[c]);
-                        }
-                    }
-                }
-                if (dlg) {  // >>gate: this chunk's row and key totals; positions before jB are final
-                    lc__gate_events(ev, tr, r0, r1, cf, jA, jB, tc);
-                    lc__gate_flush(ev, dlg, &tc, jB, &pre);
-                }
-            }
-            if (dlg) lc__gate_flush(ev, dlg, &tc, N, &pre);  // >>gate: the rest of the positions
-            // reverse sweep: S becomes G, z becomes c
-            memset(hb.S, 0, sizeof(float) * (size_t)F * D);
-            memset(hb.z, 0, sizeof(float) * (size_t)F);
-            next = N;
-            for (r1 = N; r1 > 0; r1 = r0) {
-                int jA, i, j;
-                double acc = 0;
-                r0 = lc__hyb_chunk_start(cfg, N, r1);
-                jA = lc__hyb_jl(cfg, N, r0);
-                if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
-                if (lg) {  // >>gate: G is decayed to row r1 - 1
-                    lo = jA < r0 ? jA : r0;
-                    lc__gate_cum(lg, lo, r1 - 1, r1, cb);
-                    lc__gate_rkeys(ctx, P, &hb, phik_bh, v_bg, dphik_bh, dv_bg, dlg,
-                                   jA > S0 ? jA : S0, next, cb, lo, D, F, &csr);
-                }
-                // keys whose rows are the later chunks (sinks: never linear keys)
-                for (j = jA > S0 ? jA : S0; j < next && !lg; j += LC__HYB_NL) {
-                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
-                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
-                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
-                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
-                    if (dv_bg)
-                        lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
-                               0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
-                }
-                next = jA < next ? jA : next;
-                if (lg) {  // >>gate: G from row r1 - 1 to row r0 - 1
-                    for (i = r0; i < r1; i++) acc += (double)lg[i];
-                    P->scal(hb.S, (float)exp(acc), F * D);
-                    P->scal(hb.z, (float)exp(acc), F);
-                    acc = 0;
-                }
-                for (i = r0; i < r1; i++) {
-                    size_t row = (size_t)bh * N + i;
-                    const float *dy_bhi = dy + row * D;
-                    float dn = den[row], *gv_i = hb.gv + (size_t)(i - r0) * D, e = 1.0f;
-                    float c_i = -P->dot(dy_bhi, y + row * D, D) / dn;
-                    if (lg) e = (float)exp(acc += (double)lg[i]);  // >>gate: row i's decay
-                    lc__hyb_scaled(P, fast, gv_i, dy_bhi, lam * e, dn, D);
-                    P->axpy(hb.z, lam * e * c_i, phiq + row * F, F);
-                }
-                lc__mm(ctx, hb.S, phiq_bh + (size_t)r0 * F, hb.gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
-                       (size_t)D, (size_t)F, (size_t)D, hb.ws);
-            }
-            {
-                int j;
-                if (lg && next > 0) {  // >>gate: G is decayed to row -1
-                    lc__gate_cum(lg, 0, -1, next, cb);
-                    lc__gate_rkeys(ctx, P, &hb, phik_bh, v_bg, dphik_bh, dv_bg, dlg, 0, next, cb, 0,
-                                   D, F, &csr);
-                }
-                for (j = S0; j < next && !lg; j += LC__HYB_NL) {  // keys before the first chunk's jl
-                    int n = next - j < LC__HYB_NL ? next - j : LC__HYB_NL, jj;
-                    lc__mm(ctx, dphik_bh + (size_t)j * F, v_bg + (size_t)j * D, hb.S, n, F, D, 0, 1,
-                           1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb.ws);
-                    for (jj = j; jj < j + n; jj++) P->axpy(dphik_bh + (size_t)jj * F, 1.0f, hb.z, F);
-                    if (dv_bg)
-                        lc__mm(ctx, dv_bg + (size_t)j * D, phik_bh + (size_t)j * F, hb.S, n, D, F,
-                               0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb.ws);
-                }
-            }
-            if (dlg) {  // >>gate: + the sum of every position's share
-                int t;
-                for (t = 0; t < N; t++) dlg[t] += (float)pre;
-            }
-            if (kv_state) {
-                int c;
-                if (dkv_state)
-                    for (c = 0; c < F * D; c++) dkv_state[(size_t)bh * F * D + c] += hb.S[c];
-                if (dk_state)
-                    for (c = 0; c < F; c++) dk_state[(size_t)bh * F + c] += hb.z[c];
-            }
-            if (dwf && !win) {  // see the note above the function
-                dwf[h] += (float)(-dlam * (1.0 - (double)gam));
-            } else if (dwf) {
-                if (cfg->affine) dgam -= dlam;
-                dwf[h] += (float)(dgam * (double)gam * (1.0 - (double)gam));
-            }
+// The backward's head (lc__hyb_bwd_chunk_g): lc__hyb_head, its gradient rows,
+// the sums for dwf and the >>gate bookkeeping of d log_g (the note above
+// lc__gate_r).
+typedef struct lc__hyb_ghead {
+    lc__hyb_head hd;
+    float *dk_bg, *dv_bg;          // (N,D) or NULL
+    float *dphik_bh, *dlg;         // (N,F), (N) or NULL
+    int win;                       // the window part is wanted (dq, dk or dv)
+    float cd[LC__HYB_ROWS];        // -(dy.y)/den of the chunk's rows
+    unsigned char tie[LC__HYB_NK];
+    double dgam, dlam;
+    double pre, csr, ev[LC__GATE_CB], tr[LC__HYB_ROWS], cf[LC__HYB_NL];
+    int tc;
+} lc__hyb_ghead;
+
+static void lc__hyb_ghead_init(lc__hyb_ghead *gh, const lc_ctx *ctx, const lc_hybrid_args *x,
+                               float *work_bh, int bh) {
+    int N = x->N, g = (bh % x->H) / (x->H / x->Hk);
+    size_t kv = ((size_t)(bh / x->H) * x->Hk + g) * N * x->D;
+    lc__hyb_head_init(&gh->hd, ctx, x, work_bh, bh);
+    gh->dk_bg = x->dk ? x->dk + kv : NULL;
+    gh->dv_bg = x->dv ? x->dv + kv : NULL;
+    gh->dphik_bh = x->dphik + (size_t)bh * N * x->F;
+    gh->dlg = x->log_g && x->dlog_g ? x->dlog_g + (size_t)bh * N : NULL;
+    gh->win = x->dq || x->dk || x->dv;
+    gh->dgam = gh->dlam = gh->pre = gh->csr = 0;
+    gh->tc = 0;
+    if (gh->dlg) memset(gh->ev, 0, sizeof gh->ev);
+}
+
+// Per row of chunk c: cd_i = -(dy_i.y_i)/den_i, gv_i = dy_i/den_i; the scores
+// (lc__hyb_chunk_scores), d1 = Gv V^T on the sink and window keys.
+static void lc__hyb_bwd_prep(lc__hyb_ghead *gh, const lc__hyb_chunk *c) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_args *x = hd->x;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, i;
+    for (i = c->r0; i < c->r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        const float *dy_bhi = x->dy + row * D;
+        float dn = x->den[row], *gv_i = hb->gv + (size_t)(i - c->r0) * D;
+        gh->cd[i - c->r0] = -hd->P->dot(dy_bhi, x->y + row * D, D) / dn;
+        lc__hyb_scaled(hd->P, hd->fast, gv_i, dy_bhi, 1.0f, dn, D);
+    }
+    lc__hyb_chunk_scores(hd, c, gh->win);
+    if (c->nsc > 0)
+        lc__mm(hd->ctx, hb->d1, hb->gv, hd->v_bg, c->nr, c->nsc, D, 0, 1, 1.0f, 0.0f,
+               (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+    if (gh->win || c->nl > 0)
+        lc__mm(hd->ctx, hb->d1 + c->nsc, hb->gv, hd->v_bg + (size_t)c->kw0 * D, c->nr, c->nk, D,
+               0, 1, 1.0f, 0.0f, (size_t)c->nc, (size_t)D, (size_t)D, hb->ws);
+}
+
+// Row i's linear keys of the chunk, dW = d1 + cd: dlambda += dW L, lc_i
+// becomes dL = lambda dW (>>gate: times exp(cb_i - cb_j); r = dW lambda L
+// into the row and key totals); with wt_i, lambda L joins the row's weights.
+static void lc__hyb_bwd_lin_row(lc__hyb_ghead *gh, const lc__hyb_chunk *c, int i, float *wt_i) {
+    lc__hyb_head *hd = &gh->hd;
+    int ii = i - c->r0, jl = lc__hyb_jl(hd->x->cfg, hd->N, i), j;
+    float *lc_i = hd->hb.lc + (size_t)ii * c->nl, lam = hd->lam;
+    const float *d1_i = hd->hb.d1 + (size_t)ii * c->nc;
+    for (j = c->jA; j < jl; j++) {
+        float dW = d1_i[j + c->off] + gh->cd[ii];
+        float e = hd->lg ? (float)exp(hd->cb[i - hd->lo] - hd->cb[j - hd->lo]) : 1.0f;
+        float l = lc_i[j - c->jA] * e;
+        gh->dlam += (double)dW * (double)l;
+        if (wt_i) wt_i[j + c->off] += lam * l;
+        lc_i[j - c->jA] = lam * dW * e;
+        if (hd->lg) lc__gate_r(gh->tr + ii, gh->cf + (j - c->jA), (double)dW * (double)(lam * l));
+    }
+    for (j = jl > c->jA ? jl : c->jA; j < c->jB; j++) lc_i[j - c->jA] = 0;
+}
+
+// Row i's window keys (columns as in the forward), E = exp(s - m): wt =
+// gamma E, sc becomes ds = dW wt (+ the amax share of dm = -sum ds on the
+// arg-max keys), dgamma += dW E; then its linear keys.
+static void lc__hyb_bwd_win_row(lc__hyb_ghead *gh, const lc__hyb_chunk *c, int i) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc__prims *P = hd->P;
+    int ii = i - c->r0, j0, both, nmax = 0, ns, c0, c1, k;
+    float *sc_i = hd->hb.sc + (size_t)ii * c->nc, *wt_i = hd->hb.wt + (size_t)ii * c->nc;
+    float mx = -INFINITY;
+    const float *d1_i = hd->hb.d1 + (size_t)ii * c->nc;
+    double dm = 0;
+    lc__hybrid_range(hd->x->cfg, hd->N, i, &j0, &both);
+    ns = lc__hyb_nsink(hd->x->cfg, j0);
+    c0 = j0 + c->off;
+    c1 = i + 1 + c->off;
+    if (hd->fast) {  // exp(s - m) by the vector exp, into wt first
+        mx = lc__hyb_win_max(P, sc_i, ns, c0, c1);
+        P->exp_sum(wt_i + c0, sc_i + c0, 1.0f, mx, c1 - c0);
+        if (ns > 0) P->exp_sum(wt_i, sc_i, 1.0f, mx, ns);
+    } else {
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) mx = sc_i[k] > mx ? sc_i[k] : mx;
+    }
+    for (k = ns; k < c0; k++) wt_i[k] = sc_i[k] = 0;
+    LC__HYB_WIN_FOR(k, ns, c0, c1 - 1) {
+        float s = sc_i[k], ex = hd->fast ? wt_i[k] : expf(s - mx), e = hd->gam * ex;
+        float dW = d1_i[k] + gh->cd[ii], t = dW * e;
+        gh->tie[k] = s == mx;
+        nmax += s == mx;
+        dm -= (double)t;
+        gh->dgam += (double)dW * (double)ex;
+        wt_i[k] = e;
+        sc_i[k] = t;
+    }
+    for (k = c1; k < c->nc; k++) wt_i[k] = sc_i[k] = 0;
+    if (dm != 0 && nmax > 0) {  // m = amax over the window: ties share dm
+        float share = (float)(dm / nmax);
+        LC__HYB_WIN_FOR(k, ns, c0, c1 - 1)
+            if (gh->tie[k]) sc_i[k] += share;
+    }
+    lc__hyb_bwd_lin_row(gh, c, i, wt_i);
+}
+
+// The chunk's products: dQ += scale ds K, dK += scale ds^T Q, dV += wt^T Gv
+// on the window keys, then the sink columns (keys [0, nsc)); dphiQ += dL
+// phiK, dphiK += dL^T phiQ on its linear keys.
+static void lc__hyb_bwd_chunk_grads(lc__hyb_ghead *gh, const lc__hyb_chunk *c) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_ctx *ctx = hd->ctx;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, nr = c->nr, nk = c->nk, nsc = c->nsc;
+    size_t nc = (size_t)c->nc, row0 = (size_t)hd->bh * hd->N + (size_t)c->r0;
+    float *dq_c = hd->x->dq ? hd->x->dq + row0 * D : NULL;
+    const float *q_c = hd->q_bh + (size_t)c->r0 * D;
+    if (dq_c)
+        lc__mm(ctx, dq_c, hb->sc + nsc, hd->k_bg + (size_t)c->kw0 * D, nr, D, nk, 0, 0, hd->scale,
+               1.0f, (size_t)D, nc, (size_t)D, hb->ws);
+    if (gh->dk_bg)
+        lc__mm(ctx, gh->dk_bg + (size_t)c->kw0 * D, hb->sc + nsc, q_c, nk, D, nr, 1, 0, hd->scale,
+               1.0f, (size_t)D, nc, (size_t)D, hb->ws);
+    if (gh->dv_bg)
+        lc__mm(ctx, gh->dv_bg + (size_t)c->kw0 * D, hb->wt + nsc, hb->gv, nk, D, nr, 1, 0, 1.0f,
+               1.0f, (size_t)D, nc, (size_t)D, hb->ws);
+    if (nsc > 0) {  // the sink columns: keys [0, nsc)
+        if (dq_c)
+            lc__mm(ctx, dq_c, hb->sc, hd->k_bg, nr, D, nsc, 0, 0, hd->scale, 1.0f, (size_t)D, nc,
+                   (size_t)D, hb->ws);
+        if (gh->dk_bg)
+            lc__mm(ctx, gh->dk_bg, hb->sc, q_c, nsc, D, nr, 1, 0, hd->scale, 1.0f, (size_t)D, nc,
+                   (size_t)D, hb->ws);
+        if (gh->dv_bg)
+            lc__mm(ctx, gh->dv_bg, hb->wt, hb->gv, nsc, D, nr, 1, 0, 1.0f, 1.0f, (size_t)D, nc,
+                   (size_t)D, hb->ws);
+    }
+    if (c->nl > 0) {
+        lc__mm(ctx, hd->x->dphiq + row0 * F, hb->lc, hd->phik_bh + (size_t)c->jA * F, nr, F,
+               c->nl, 0, 0, 1.0f, 1.0f, (size_t)F, (size_t)c->nl, (size_t)F, hb->ws);
+        lc__mm(ctx, gh->dphik_bh + (size_t)c->jA * F, hb->lc, hd->phiq_bh + (size_t)c->r0 * F,
+               c->nl, F, nr, 1, 0, 1.0f, 1.0f, (size_t)F, (size_t)c->nl, (size_t)F, hb->ws);
+    }
+}
+
+// The rows read lambda phiQ S and lambda phiQ.z: with T = Gv S^T, dphiQ_i +=
+// lambda (T_i + cd_i z), dlambda += phiQ_i.T_i + cd_i phiQ_i.z (>>gate: both
+// times exp(cb_i), and lambda exp(cb_i) (...) into the row's total).
+static void lc__hyb_bwd_state_rows(lc__hyb_ghead *gh, const lc__hyb_chunk *c) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc__prims *P = hd->P;
+    lc__hyb_buf *hb = &hd->hb;
+    int F = hd->F, i;
+    lc__mm(hd->ctx, hb->t, hb->gv, hb->S, c->nr, F, hd->D, 0, 1, 1.0f, 0.0f, (size_t)F,
+           (size_t)hd->D, (size_t)hd->D, hb->ws);
+    for (i = c->r0; i < c->r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        const float *phiq_bhi = hd->x->phiq + row * F, *t_i = hb->t + (size_t)(i - c->r0) * F;
+        float *dphiq_bhi = hd->x->dphiq + row * F, c_i = gh->cd[i - c->r0];
+        float e = hd->lg ? (float)exp(hd->cb[i - hd->lo]) : 1.0f, le = hd->lam * e;  // >>gate
+        double val = (double)P->dot(phiq_bhi, t_i, F) +
+                     (double)c_i * (double)P->dot(phiq_bhi, hb->z, F);
+        int k;
+        gh->dlam += (double)e * val;
+        if (hd->lg) gh->tr[i - c->r0] += (double)le * val;
+        if (hd->fast) {
+            P->axpy(dphiq_bhi, le, t_i, F);
+            P->axpy(dphiq_bhi, le * c_i, hb->z, F);
+        } else {
+            for (k = 0; k < F; k++) dphiq_bhi[k] += le * (t_i[k] + c_i * hb->z[k]);
         }
     }
+}
+
+// The forward sweep: per chunk, the state brought up to it (as in the
+// forward), its rows' gradients through its window and linear keys and
+// through the state; >>gate: its row and key totals, positions before jB final.
+static void lc__hyb_bwd_forward(lc__hyb_ghead *gh) {
+    lc__hyb_head *hd = &gh->hd;
+    lc__hyb_chunk c;
+    int r0, i;
+    for (r0 = 0; r0 < hd->N; r0 = c.r1) {
+        lc__hyb_chunk_at(&c, hd->x->cfg, hd->N, r0, gh->win);  // sink columns: see lc__hyb_nsc
+        lc__hyb_head_advance(hd, &c);
+        if (hd->lg) {
+            memset(gh->tr, 0, sizeof gh->tr);
+            memset(gh->cf, 0, sizeof gh->cf);
+        }
+        lc__hyb_bwd_prep(gh, &c);
+        for (i = c.r0; i < c.r1; i++) {
+            if (gh->win)
+                lc__hyb_bwd_win_row(gh, &c, i);
+            else  // linear keys of the chunk only
+                lc__hyb_bwd_lin_row(gh, &c, i, NULL);
+        }
+        lc__hyb_bwd_chunk_grads(gh, &c);
+        if (lc__hyb_head_state(hd)) lc__hyb_bwd_state_rows(gh, &c);
+        if (gh->dlg) {
+            lc__gate_events(gh->ev, gh->tr, c.r0, c.r1, gh->cf, c.jA, c.jB, gh->tc);
+            lc__gate_flush(gh->ev, gh->dlg, &gh->tc, c.jB, &gh->pre);
+        }
+    }
+    if (gh->dlg) lc__gate_flush(gh->ev, gh->dlg, &gh->tc, hd->N, &gh->pre);  // the rest
+}
+
+// Keys [j0, j1) read G, c (S, z of hb): dphiK_j += G v_j + c, dV_j += phiK_j G;
+// >>gate: G is decayed to row p, the keys' weights exp(-cb_j) with cb over
+// [lo, hi) relative to p (lc__gate_rkeys).
+static void lc__hyb_bwd_keys(lc__hyb_ghead *gh, int j0, int j1, int lo, int p, int hi) {
+    lc__hyb_head *hd = &gh->hd;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, j;
+    if (hd->lg) {
+        lc__gate_cum(hd->lg, lo, p, hi, hd->cb);
+        lc__gate_rkeys(hd->ctx, hd->P, hb, hd->phik_bh, hd->v_bg, gh->dphik_bh, gh->dv_bg, gh->dlg,
+                       j0, j1, hd->cb, lo, D, F, &gh->csr);
+        return;
+    }
+    for (j = j0; j < j1; j += LC__HYB_NL) {
+        int n = j1 - j < LC__HYB_NL ? j1 - j : LC__HYB_NL, jj;
+        lc__mm(hd->ctx, gh->dphik_bh + (size_t)j * F, hd->v_bg + (size_t)j * D, hb->S, n, F, D, 0,
+               1, 1.0f, 1.0f, (size_t)F, (size_t)D, (size_t)D, hb->ws);
+        for (jj = j; jj < j + n; jj++) hd->P->axpy(gh->dphik_bh + (size_t)jj * F, 1.0f, hb->z, F);
+        if (gh->dv_bg)
+            lc__mm(hd->ctx, gh->dv_bg + (size_t)j * D, hd->phik_bh + (size_t)j * F, hb->S, n, D, F,
+                   0, 0, 1.0f, 1.0f, (size_t)D, (size_t)F, (size_t)D, hb->ws);
+    }
+}
+
+// Rows [r0, r1) join G += lambda phiQ^T Gv, c += lambda cd phiQ (>>gate: G,
+// c first decayed from row r1 - 1 to row r0 - 1, row i's terms by its decay).
+static void lc__hyb_bwd_rows(lc__hyb_ghead *gh, int r0, int r1) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_args *x = hd->x;
+    const lc__prims *P = hd->P;
+    lc__hyb_buf *hb = &hd->hb;
+    int D = hd->D, F = hd->F, i;
+    double acc = 0;
+    if (hd->lg) {
+        for (i = r0; i < r1; i++) acc += (double)hd->lg[i];
+        P->scal(hb->S, (float)exp(acc), F * D);
+        P->scal(hb->z, (float)exp(acc), F);
+        acc = 0;
+    }
+    for (i = r0; i < r1; i++) {
+        size_t row = (size_t)hd->bh * hd->N + i;
+        const float *dy_bhi = x->dy + row * D;
+        float dn = x->den[row], *gv_i = hb->gv + (size_t)(i - r0) * D, e = 1.0f;
+        float c_i = -P->dot(dy_bhi, x->y + row * D, D) / dn;
+        if (hd->lg) e = (float)exp(acc += (double)hd->lg[i]);  // >>gate: row i's decay
+        lc__hyb_scaled(P, hd->fast, gv_i, dy_bhi, hd->lam * e, dn, D);
+        P->axpy(hb->z, hd->lam * e * c_i, x->phiq + row * F, F);
+    }
+    lc__mm(hd->ctx, hb->S, hd->phiq_bh + (size_t)r0 * F, hb->gv, F, D, r1 - r0, 1, 0, 1.0f, 1.0f,
+           (size_t)D, (size_t)F, (size_t)D, hb->ws);
+}
+
+// The reverse sweep, S becoming G and z c: per chunk from the last, the keys
+// the later chunks read (from jl of its first row to next) take their share,
+// then its rows join G; what is left goes to the keys before the first
+// chunk's jl (sinks never are linear keys).
+static void lc__hyb_bwd_reverse(lc__hyb_ghead *gh) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_cfg *cfg = hd->x->cfg;
+    int N = hd->N, S0 = hd->S0, next = N, r0, r1;
+    memset(hd->hb.S, 0, sizeof(float) * (size_t)hd->F * hd->D);
+    memset(hd->hb.z, 0, sizeof(float) * (size_t)hd->F);
+    for (r1 = N; r1 > 0; r1 = r0) {
+        int jA;
+        r0 = lc__hyb_chunk_start(cfg, N, r1);
+        jA = lc__hyb_jl(cfg, N, r0);
+        if (r1 == N) next = jA;  // keys from jl(first row of the last chunk) on: no state
+        lc__hyb_bwd_keys(gh, jA > S0 ? jA : S0, next, jA < r0 ? jA : r0, r1 - 1, r1);
+        next = jA < next ? jA : next;
+        lc__hyb_bwd_rows(gh, r0, r1);
+    }
+    lc__hyb_bwd_keys(gh, S0, next, 0, -1, next);  // >>gate: G is decayed to row -1
+}
+
+// >>gate: every position's d log_g gains the total; the carried state's
+// gradient; dwf from dgamma and dlambda (the note above lc__gate_r).
+static void lc__hyb_bwd_finish(lc__hyb_ghead *gh) {
+    lc__hyb_head *hd = &gh->hd;
+    const lc_hybrid_args *x = hd->x;
+    size_t bh = (size_t)hd->bh;
+    int t, F = hd->F, D = hd->D;
+    float gam = hd->gam;
+    if (gh->dlg)
+        for (t = 0; t < hd->N; t++) gh->dlg[t] += (float)gh->pre;
+    if (x->kv_state) {
+        if (x->dkv_state)
+            for (t = 0; t < F * D; t++) x->dkv_state[bh * F * D + t] += hd->hb.S[t];
+        if (x->dk_state)
+            for (t = 0; t < F; t++) x->dk_state[bh * F + t] += hd->hb.z[t];
+    }
+    if (x->dwf && !gh->win) {
+        x->dwf[hd->h] += (float)(-gh->dlam * (1.0 - (double)gam));
+    } else if (x->dwf) {
+        if (x->cfg->affine) gh->dgam -= gh->dlam;
+        x->dwf[hd->h] += (float)(gh->dgam * (double)gam * (1.0 - (double)gam));
+    }
+}
+
+// The chunked backward (no da): per head, the forward sweep, the reverse
+// sweep, the sums. One task per kv head, batches in order inside it: dwf (per
+// query head) is shared by every batch element, so it must not be split
+// across tasks.
+static void lc__hyb_bwd_chunk_g(const lc_ctx *ctx, const lc_hybrid_args *x) {
+    size_t hs = lc__hyb_head_floats(x->D, x->F, NULL, NULL);
+    int gg;
+    LC__FAST(ctx);
+    LC__OMP_FOR
+    for (gg = 0; gg < x->Hk; gg++) {
+        int bb, r, rep = x->H / x->Hk;
+        for (bb = 0; bb < x->B; bb++)
+            for (r = 0; r < rep; r++) {
+                int bh = bb * x->H + gg * rep + r;
+                lc__hyb_ghead gh;
+                lc__hyb_ghead_init(&gh, ctx, x, x->work + (size_t)bh * hs, bh);
+                lc__hyb_bwd_forward(&gh);
+                lc__hyb_bwd_reverse(&gh);
+                lc__hyb_bwd_finish(&gh);
+            }
     }
 }
 
@@ -8692,23 +8838,22 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const float *wf, const float *kv_state, const float *k_state,
                                  int B, int H, int Hk, int N, int D, int F,
                                  const lc_hybrid_cfg *cfg) {
-    lc__hyb_bwd_chunk_g(ctx, dq, dk, dv, dphiq, dphik, dwf, dkv_state, dk_state, NULL, work, dy,
-                        y, den, q, k, v, phiq, phik, wf, kv_state, k_state, NULL, B, H, Hk, N,
-                        D, F, cfg);
+    lc_hybrid_args x = lc__hyb_args(work, q, k, v, phiq, phik, wf, kv_state, k_state, B, H, Hk,
+                                    N, D, F, cfg);
+    x.dq = dq; x.dk = dk; x.dv = dv; x.dphiq = dphiq; x.dphik = dphik; x.dwf = dwf;
+    x.dkv_state = dkv_state; x.dk_state = dk_state; x.dy = dy;
+    x.y = (float *)y;  // read only here (output fields of the forward)
+    x.den = (float *)den;
+    lc__hyb_bwd_chunk_g(ctx, &x);
 }
 
 // The gated entries (>>gate, lc_hybrid_args with log_g, no sinks).
 static void lc__gate_fwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
-    lc__hyb_fwd_chunk_g(ctx, x->y, x->m, x->den, x->work, x->q, x->k, x->v, x->phiq, x->phik,
-                        x->wf, x->kv_state, x->k_state, x->log_g, x->B, x->H, x->Hk, x->N, x->D,
-                        x->F, x->cfg);
+    lc__hyb_fwd_chunk_g(ctx, x);
 }
 
 static void lc__gate_bwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
-    lc__hyb_bwd_chunk_g(ctx, x->dq, x->dk, x->dv, x->dphiq, x->dphik, x->dwf, x->dkv_state,
-                        x->dk_state, x->dlog_g, x->work, x->dy, x->y, x->den, x->q, x->k, x->v,
-                        x->phiq, x->phik, x->wf, x->kv_state, x->k_state, x->log_g, x->B, x->H,
-                        x->Hk, x->N, x->D, x->F, x->cfg);
+    lc__hyb_bwd_chunk_g(ctx, x);
 }
 
 // >>transfer-fused
@@ -10458,17 +10603,16 @@ LC__FILES_FN int lc__st_cmp_offset(const void *pa, const void *pb) {
     return strcmp(a->name, b->name);
 }
 
-// Validates the buffer and fills f (tensors, hash, metadata).
-LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, size_t size, lc_error *err) {
+// The 8-byte little-endian header length hlen, checked against the file and the
+// limit, and the JSON header parsed into f->doc (a JSON object).
+LC__FILES_FN lc_status lc__st_header(lc_st_file *f, const unsigned char *base, size_t size,
+                                     uint64_t *hlen_out, lc_error *err) {
     const char *path = f->path;
     char what[300], shown[96];
     uint64_t hlen = 0;
-    size_t data_size, expect, i;
-    const unsigned char *data;
-    const lc__json_node *root, *m;
+    const lc__json_node *root;
     lc_status st;
-    int k, n = 0, dup, meta_seen = 0;
-
+    int k;
     if (size < 8)
         return lc_error_set(err, LOLCATS_ERR_FORMAT,
                             "%s: file is %lu bytes, shorter than the 8-byte header length "
@@ -10487,8 +10631,7 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
         return lc_error_set(err, LOLCATS_ERR_FORMAT,
                             "%s: header (offset 8, %llu bytes) does not start with '{' "
                             "(not a safetensors file)", path, (unsigned long long)hlen);
-    data = base + 8 + hlen;
-    data_size = size - 8 - (size_t)hlen;
+    *hlen_out = hlen;
     snprintf(what, sizeof what, "%s: header", path);
     if ((st = lc__json_parse(&f->doc, (const char *)base + 8, (size_t)hlen, what, err)) != LOLCATS_OK)
         return st;
@@ -10496,111 +10639,121 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
     if (root->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header is %s, not a JSON object",
                             path, lc__json_show(root, shown, sizeof shown));
+    return LOLCATS_OK;
+}
 
-    f->tensors = (lc_tensor *)LOLCATS_MALLOC((root->count ? root->count : 1) * sizeof *f->tensors);
-    if (!f->tensors) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %lu tensors", path, (unsigned long)root->count);
-
-    for (m = lc__json_first(&f->doc, root); m; m = lc__json_next(&f->doc, root, m)) {
-        const lc__json_node *dt, *sh, *off, *v;
-        lc_tensor *t;
-        uint64_t b, e, numel = 1;
-        int d;
-        if (strlen(m->key) != m->key_len)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header key \"%s...\" contains a NUL character", path, m->key);
-        if (!strcmp(m->key, "__metadata__")) {
-            int nm = 0;
-            if (meta_seen++)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" appears twice in the header", path);
-            if (m->type == LC__JSON_NULL) continue;
-            if (m->type != LC__JSON_OBJECT)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" is %s; it must be an object of strings",
-                                    path, lc__json_show(m, shown, sizeof shown));
-            f->meta = (const char **)LOLCATS_MALLOC((2 * (size_t)m->count + 2) * sizeof *f->meta);
-            if (!f->meta) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for metadata", path);
-            for (v = lc__json_first(&f->doc, m); v; v = lc__json_next(&f->doc, m, v)) {
-                if (v->type != LC__JSON_STRING)
-                    return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                        "%s: __metadata__ value of \"%s\" is %s; safetensors metadata values must be "
-                                        "strings (quote it)", path, v->key, lc__json_show(v, shown, sizeof shown));
-                f->meta[2 * nm] = v->key;
-                f->meta[2 * nm + 1] = v->str;
-                nm++;
-            }
-            f->n_meta = nm;
-            continue;
-        }
-        if (m->type != LC__JSON_OBJECT)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': entry is %s, expected an object with "
-                                "dtype, shape, data_offsets", path, m->key, lc__json_show(m, shown, sizeof shown));
-        t = &f->tensors[n];
-        memset(t, 0, sizeof *t);
-        t->name = m->key;
-        dt = lc__json_get(&f->doc, m, "dtype");
-        sh = lc__json_get(&f->doc, m, "shape");
-        off = lc__json_get(&f->doc, m, "data_offsets");
-        if (!dt || dt->type != LC__JSON_STRING || (d = lc_dtype_parse(dt->str)) < 0)
+// "__metadata__" (null, or an object of strings) into f->meta as key, value pairs.
+LC__FILES_FN lc_status lc__st_meta(lc_st_file *f, const lc__json_node *m, lc_error *err) {
+    const char *path = f->path;
+    const lc__json_node *v;
+    char shown[96];
+    int nm = 0;
+    if (m->type == LC__JSON_NULL) return LOLCATS_OK;
+    if (m->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" is %s; it must be an object of strings",
+                            path, lc__json_show(m, shown, sizeof shown));
+    f->meta = (const char **)LOLCATS_MALLOC((2 * (size_t)m->count + 2) * sizeof *f->meta);
+    if (!f->meta) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for metadata", path);
+    for (v = lc__json_first(&f->doc, m); v; v = lc__json_next(&f->doc, m, v)) {
+        if (v->type != LC__JSON_STRING)
             return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                "%s: tensor '%s': dtype %s is not one of F32 F16 BF16 F64 I8 I16 I32 I64 U8 U16 "
-                                "U32 U64 BOOL F8_E4M3 F8_E5M2", path, t->name, lc__json_show(dt, shown, sizeof shown));
-        t->dtype = (lc_dtype)d;
-        if (!sh || sh->type != LC__JSON_ARRAY)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape is %s, expected an array of "
-                                "non-negative integers", path, t->name, lc__json_show(sh, shown, sizeof shown));
-        if (sh->count > LOLCATS_MAX_DIMS)
-            return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s': %lu dimensions, more than "
-                                "LOLCATS_MAX_DIMS (%d)", path, t->name, (unsigned long)sh->count, LOLCATS_MAX_DIMS);
-        for (v = lc__json_first(&f->doc, sh); v; v = lc__json_next(&f->doc, sh, v)) {
-            if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] is %s, expected a "
-                                    "non-negative integer", path, t->name, t->ndim, lc__json_show(v, shown, sizeof shown));
-            if (v->i64 && numel > UINT64_MAX / (uint64_t)v->i64)
-                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] = %lld makes the element "
-                                    "count overflow 64 bits", path, t->name, t->ndim, (long long)v->i64);
-            numel *= (uint64_t)v->i64;
-            t->shape[t->ndim++] = v->i64;
-        }
-        if (!off || off->type != LC__JSON_ARRAY || off->count != 2)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s, expected [begin, end]",
-                                path, t->name, lc__json_show(off, shown, sizeof shown),
-                                off && off->type == LC__JSON_ARRAY ? (off->count < 2 ? " too short" : " too long") : "");
-        v = lc__json_first(&f->doc, off);
-        if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0 ||
-            v[1].type != LC__JSON_NUMBER || !v[1].is_int || v[1].i64 < 0)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%s, ...] must be two "
-                                "non-negative integers", path, t->name, lc__json_show(v, shown, sizeof shown));
-        b = (uint64_t)v->i64;
-        e = (uint64_t)v[1].i64;
-        if (b > e)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end",
-                                path, t->name, (unsigned long long)b, (unsigned long long)e);
-        if (e > data_size)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end past the "
-                                "%lu-byte data area (file offset %llu > size %lu: truncated file?)",
-                                path, t->name, (unsigned long long)b, (unsigned long long)e, (unsigned long)data_size,
-                                (unsigned long long)(8 + hlen + e), (unsigned long)size);
-        if (numel > UINT64_MAX / lc_dtype_size(t->dtype))
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': %s shape of %llu elements overflows a "
-                                "64-bit byte count", path, t->name, lc_dtype_name(t->dtype), (unsigned long long)numel);
-        if (numel * lc_dtype_size(t->dtype) != e - b)
-            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes "
-                                "but %s shape of %llu elements needs %llu (header and shape disagree; re-export)",
-                                path, t->name, (unsigned long long)b, (unsigned long long)e,
-                                (unsigned long long)(e - b), lc_dtype_name(t->dtype), (unsigned long long)numel,
-                                (unsigned long long)(numel * lc_dtype_size(t->dtype)));
-        t->nbytes = (size_t)(e - b);
-        t->data = (const void *)(uintptr_t)b;  // offset for now, a pointer after sorting
-        n++;
+                                "%s: __metadata__ value of \"%s\" is %s; safetensors metadata values must be "
+                                "strings (quote it)", path, v->key, lc__json_show(v, shown, sizeof shown));
+        f->meta[2 * nm] = v->key;
+        f->meta[2 * nm + 1] = v->str;
+        nm++;
     }
-    f->n = n;
+    f->n_meta = nm;
+    return LOLCATS_OK;
+}
 
-    // file order, then require the ranges to tile the data area
+// One tensor entry m into t: dtype known, shape of non-negative integers whose
+// element count times the dtype size fits 64 bits and equals end - begin of
+// data_offsets, which lie inside the data area (data_size bytes after the
+// 8 + hlen header bytes of a size-byte file). t->data holds begin for now.
+LC__FILES_FN lc_status lc__st_entry(lc_st_file *f, const lc__json_node *m, lc_tensor *t,
+                                    size_t data_size, uint64_t hlen, size_t size, lc_error *err) {
+    const char *path = f->path;
+    const lc__json_node *dt, *sh, *off, *v;
+    char shown[96];
+    uint64_t b, e, numel = 1;
+    int d;
+    if (m->type != LC__JSON_OBJECT)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': entry is %s, expected an object with "
+                            "dtype, shape, data_offsets", path, m->key, lc__json_show(m, shown, sizeof shown));
+    memset(t, 0, sizeof *t);
+    t->name = m->key;
+    dt = lc__json_get(&f->doc, m, "dtype");
+    sh = lc__json_get(&f->doc, m, "shape");
+    off = lc__json_get(&f->doc, m, "data_offsets");
+    if (!dt || dt->type != LC__JSON_STRING || (d = lc_dtype_parse(dt->str)) < 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: tensor '%s': dtype %s is not one of F32 F16 BF16 F64 I8 I16 I32 I64 U8 U16 "
+                            "U32 U64 BOOL F8_E4M3 F8_E5M2", path, t->name, lc__json_show(dt, shown, sizeof shown));
+    t->dtype = (lc_dtype)d;
+    if (!sh || sh->type != LC__JSON_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape is %s, expected an array of "
+                            "non-negative integers", path, t->name, lc__json_show(sh, shown, sizeof shown));
+    if (sh->count > LOLCATS_MAX_DIMS)
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: tensor '%s': %lu dimensions, more than "
+                            "LOLCATS_MAX_DIMS (%d)", path, t->name, (unsigned long)sh->count, LOLCATS_MAX_DIMS);
+    for (v = lc__json_first(&f->doc, sh); v; v = lc__json_next(&f->doc, sh, v)) {
+        if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] is %s, expected a "
+                                "non-negative integer", path, t->name, t->ndim, lc__json_show(v, shown, sizeof shown));
+        if (v->i64 && numel > UINT64_MAX / (uint64_t)v->i64)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': shape[%d] = %lld makes the element "
+                                "count overflow 64 bits", path, t->name, t->ndim, (long long)v->i64);
+        numel *= (uint64_t)v->i64;
+        t->shape[t->ndim++] = v->i64;
+    }
+    if (!off || off->type != LC__JSON_ARRAY || off->count != 2)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s%s, expected [begin, end]",
+                            path, t->name, lc__json_show(off, shown, sizeof shown),
+                            off && off->type == LC__JSON_ARRAY ? (off->count < 2 ? " too short" : " too long") : "");
+    v = lc__json_first(&f->doc, off);
+    if (v->type != LC__JSON_NUMBER || !v->is_int || v->i64 < 0 ||
+        v[1].type != LC__JSON_NUMBER || !v[1].is_int || v[1].i64 < 0)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%s, ...] must be two "
+                            "non-negative integers", path, t->name, lc__json_show(v, shown, sizeof shown));
+    b = (uint64_t)v->i64;
+    e = (uint64_t)v[1].i64;
+    if (b > e)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] has begin after end",
+                            path, t->name, (unsigned long long)b, (unsigned long long)e);
+    if (e > data_size)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end past the "
+                            "%lu-byte data area (file offset %llu > size %lu: truncated file?)",
+                            path, t->name, (unsigned long long)b, (unsigned long long)e, (unsigned long)data_size,
+                            (unsigned long long)(8 + hlen + e), (unsigned long)size);
+    if (numel > UINT64_MAX / lc_dtype_size(t->dtype))
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': %s shape of %llu elements overflows a "
+                            "64-bit byte count", path, t->name, lc_dtype_name(t->dtype), (unsigned long long)numel);
+    if (numel * lc_dtype_size(t->dtype) != e - b)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes "
+                            "but %s shape of %llu elements needs %llu (header and shape disagree; re-export)",
+                            path, t->name, (unsigned long long)b, (unsigned long long)e,
+                            (unsigned long long)(e - b), lc_dtype_name(t->dtype), (unsigned long long)numel,
+                            (unsigned long long)(numel * lc_dtype_size(t->dtype)));
+    t->nbytes = (size_t)(e - b);
+    t->data = (const void *)(uintptr_t)b;  // offset for now, a pointer after sorting
+    return LOLCATS_OK;
+}
+
+// The f->n tensors in file order, the name table (no duplicates), then the
+// ranges must tile the data area (data, data_size bytes at file offset 8 +
+// hlen) with no overlap or hole; t->data becomes a pointer.
+LC__FILES_FN lc_status lc__st_tile(lc_st_file *f, const unsigned char *data, size_t data_size,
+                                   uint64_t hlen, lc_error *err) {
+    const char *path = f->path;
+    size_t expect = 0, i;
+    int n = f->n, dup;
     qsort(f->tensors, (size_t)n, sizeof *f->tensors, lc__st_cmp_offset);
     dup = lc__st_hash_build(&f->hash, &f->hash_mask, f->tensors, n);
     if (dup == -2) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for the name table", path);
     if (dup >= 0)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: tensor '%s' appears twice in the header (duplicate name)",
                             path, f->tensors[dup].name);
-    expect = 0;
     for (i = 0; i < (size_t)n; i++) {
         lc_tensor *t = &f->tensors[i];
         size_t b = (size_t)(uintptr_t)t->data;
@@ -10622,6 +10775,36 @@ LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, siz
                             (unsigned long)data_size, (unsigned long)(data_size - expect),
                             (unsigned long long)(8 + hlen + expect));
     return LOLCATS_OK;
+}
+
+// Validates the buffer and fills f (tensors, hash, metadata): the header, its
+// entries (the metadata, then each tensor), their ranges.
+LC__FILES_FN lc_status lc__st_load(lc_st_file *f, const unsigned char *base, size_t size, lc_error *err) {
+    const char *path = f->path;
+    uint64_t hlen = 0;
+    size_t data_size;
+    const lc__json_node *root, *m;
+    lc_status st;
+    int n = 0, meta_seen = 0;
+    if ((st = lc__st_header(f, base, size, &hlen, err)) != LOLCATS_OK) return st;
+    data_size = size - 8 - (size_t)hlen;
+    root = lc__json_root(&f->doc);
+    f->tensors = (lc_tensor *)LOLCATS_MALLOC((root->count ? root->count : 1) * sizeof *f->tensors);
+    if (!f->tensors) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for %lu tensors", path, (unsigned long)root->count);
+    for (m = lc__json_first(&f->doc, root); m; m = lc__json_next(&f->doc, root, m)) {
+        if (strlen(m->key) != m->key_len)
+            return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: header key \"%s...\" contains a NUL character", path, m->key);
+        if (!strcmp(m->key, "__metadata__")) {
+            if (meta_seen++)
+                return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: \"__metadata__\" appears twice in the header", path);
+            if ((st = lc__st_meta(f, m, err)) != LOLCATS_OK) return st;
+            continue;
+        }
+        if ((st = lc__st_entry(f, m, &f->tensors[n], data_size, hlen, size, err)) != LOLCATS_OK) return st;
+        n++;
+    }
+    f->n = n;
+    return lc__st_tile(f, base + 8 + hlen, data_size, hlen, err);
 }
 
 LC__FILES_FN char *lc__strdup(const char *s) {
@@ -12464,11 +12647,8 @@ LCIMPL size_t lc_model_release_layer(const lc_model *m, int l) {
            lc__release_weight(pv, &lw->w3);
 }
 
-// defined below (>>tokenizer-hf)
-static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k);
-
-static int lc__jint(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
-    const lc__json_node *c = lc__jget(d, o, k);
+static int lc__json_int(const lc__json *d, const lc__json_node *o, const char *k, int dflt) {
+    const lc__json_node *c = lc__json_get(d, o, k);
     if (c && c->type == LC__JSON_ARRAY) c = lc__json_first(d, c);      // eos_token_id: [..]
     if (!c || c->type != LC__JSON_NUMBER || c->num != c->num) return dflt;
     // out-of-range values saturate (the config checks then name the field)
@@ -12601,14 +12781,14 @@ static int lc__hf_qwen_kind(const char *arch, const char *mt) {
 
 static lc_status lc__hf_config_qwen(lc_model_config *c, const lc__json *d, const lc__json_node *r, int qwen,
                                     const char *path, lc_error *err) {
-    const lc__json_node *u = lc__jget(d, r, "use_sliding_window"), *lt = lc__jget(d, r, "layer_types"), *e;
+    const lc__json_node *u = lc__json_get(d, r, "use_sliding_window"), *lt = lc__json_get(d, r, "layer_types"), *e;
     if (u && u->type != LC__JSON_TRUE && u->type != LC__JSON_FALSE && u->type != LC__JSON_NULL)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: use_sliding_window must be true or false", path);
     if (u && u->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: use_sliding_window is true (a window of %d on "
                             "layers >= max_window_layers %d): not supported; set it to false (the released "
                             "Qwen2/2.5/3 checkpoints have it off)", path, c->sliding_window,
-                            lc__jint(d, r, "max_window_layers", 0));
+                            lc__json_int(d, r, "max_window_layers", 0));
     if (lt && lt->type == LC__JSON_ARRAY)
         for (e = lc__json_first(d, lt); e; e = lc__json_next(d, lt, e))
             if (e->type != LC__JSON_STRING || strcmp(e->str, "full_attention"))
@@ -12629,12 +12809,12 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
     if (!r || r->type != LC__JSON_OBJECT)
         return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: not a JSON object", path);
     if ((st = lc__hf_config_types(d, r, "", path, err)) ||
-        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
-        (st = lc__hf_config_types(d, lc__jget(d, r, "rope_parameters"), "rope_parameters", path, err)))
+        (st = lc__hf_config_types(d, lc__json_get(d, r, "rope_scaling"), "rope_scaling", path, err)) ||
+        (st = lc__hf_config_types(d, lc__json_get(d, r, "rope_parameters"), "rope_parameters", path, err)))
         return st;
-    a = lc__jget(d, r, "architectures");
+    a = lc__json_get(d, r, "architectures");
     if (a && a->type == LC__JSON_ARRAY && a->count) arch = lc__json_str(lc__json_first(d, a), "");
-    mt = lc__json_str(lc__jget(d, r, "model_type"), "");
+    mt = lc__json_str(lc__json_get(d, r, "model_type"), "");
     qwen = lc__hf_qwen_kind(arch, mt);
     if (strcmp(arch, "LlamaForCausalLM") && strcmp(arch, "MistralForCausalLM") && !qwen &&
         !(arch[0] == 0 && (!strcmp(mt, "llama") || !strcmp(mt, "mistral"))))
@@ -12643,42 +12823,42 @@ static lc_status lc__hf_config(lc_model_config *c, const lc__json *d, const char
                             "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM are",
                             path, arch, mt);
     snprintf(c->arch, sizeof c->arch, "%s", arch[0] ? arch : mt);
-    if (strcmp(lc__json_str(lc__jget(d, r, "hidden_act"), "silu"), "silu"))
+    if (strcmp(lc__json_str(lc__json_get(d, r, "hidden_act"), "silu"), "silu"))
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: hidden_act must be \"silu\"", path);
-    if (qwen != 2 && lc__jget(d, r, "attention_bias") && lc__jget(d, r, "attention_bias")->type == LC__JSON_TRUE)
+    if (qwen != 2 && lc__json_get(d, r, "attention_bias") && lc__json_get(d, r, "attention_bias")->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: attention_bias is not supported", path);
-    if (lc__jget(d, r, "mlp_bias") && lc__jget(d, r, "mlp_bias")->type == LC__JSON_TRUE)
+    if (lc__json_get(d, r, "mlp_bias") && lc__json_get(d, r, "mlp_bias")->type == LC__JSON_TRUE)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "%s: mlp_bias is not supported", path);
-    c->dim = lc__jint(d, r, "hidden_size", 0);
-    c->hidden_dim = lc__jint(d, r, "intermediate_size", 0);
-    c->n_layers = lc__jint(d, r, "num_hidden_layers", 0);
-    c->n_heads = lc__jint(d, r, "num_attention_heads", 0);
-    c->n_kv_heads = lc__jint(d, r, "num_key_value_heads", c->n_heads);
-    c->head_dim = lc__jint(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
-    c->vocab_size = lc__jint(d, r, "vocab_size", 0);
-    c->seq_len = lc__jint(d, r, "max_position_embeddings", 2048);
-    c->norm_eps = (float)lc__json_num(lc__jget(d, r, "rms_norm_eps"), 1e-6);
-    c->sliding_window = lc__jint(d, r, "sliding_window", 0);          // null: none
+    c->dim = lc__json_int(d, r, "hidden_size", 0);
+    c->hidden_dim = lc__json_int(d, r, "intermediate_size", 0);
+    c->n_layers = lc__json_int(d, r, "num_hidden_layers", 0);
+    c->n_heads = lc__json_int(d, r, "num_attention_heads", 0);
+    c->n_kv_heads = lc__json_int(d, r, "num_key_value_heads", c->n_heads);
+    c->head_dim = lc__json_int(d, r, "head_dim", qwen == 3 ? 128 : c->n_heads > 0 ? c->dim / c->n_heads : 0);
+    c->vocab_size = lc__json_int(d, r, "vocab_size", 0);
+    c->seq_len = lc__json_int(d, r, "max_position_embeddings", 2048);
+    c->norm_eps = (float)lc__json_num(lc__json_get(d, r, "rms_norm_eps"), 1e-6);
+    c->sliding_window = lc__json_int(d, r, "sliding_window", 0);          // null: none
     if (qwen && (st = lc__hf_config_qwen(c, d, r, qwen, path, err))) return st;
-    rp = lc__jget(d, r, "rope_parameters");
-    c->rope_theta = (float)lc__json_num(lc__jget(d, r, "rope_theta"),
-                                        lc__json_num(lc__jget(d, rp, "rope_theta"), 10000.0));
-    c->tied = lc__jget(d, r, "tie_word_embeddings") &&
-              lc__jget(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
-    c->bos_id = lc__jint(d, r, "bos_token_id", -1);
-    c->eos_id = lc__jint(d, r, "eos_token_id", -1);
-    rs = lc__jget(d, r, "rope_scaling");
+    rp = lc__json_get(d, r, "rope_parameters");
+    c->rope_theta = (float)lc__json_num(lc__json_get(d, r, "rope_theta"),
+                                        lc__json_num(lc__json_get(d, rp, "rope_theta"), 10000.0));
+    c->tied = lc__json_get(d, r, "tie_word_embeddings") &&
+              lc__json_get(d, r, "tie_word_embeddings")->type == LC__JSON_TRUE;
+    c->bos_id = lc__json_int(d, r, "bos_token_id", -1);
+    c->eos_id = lc__json_int(d, r, "eos_token_id", -1);
+    rs = lc__json_get(d, r, "rope_scaling");
     if (!rs || rs->type != LC__JSON_OBJECT) rs = rp;
     if (rs && rs->type == LC__JSON_OBJECT) {
-        const char *ty = lc__json_str(lc__jget(d, rs, "rope_type"),
-                                      lc__json_str(lc__jget(d, rs, "type"), "default"));
+        const char *ty = lc__json_str(lc__json_get(d, rs, "rope_type"),
+                                      lc__json_str(lc__json_get(d, rs, "type"), "default"));
         if (!strcmp(ty, "llama3")) {
             c->rope_llama3 = 1;
-            c->rope_factor = (float)lc__json_num(lc__jget(d, rs, "factor"), 8.0);
-            c->rope_low_freq_factor = (float)lc__json_num(lc__jget(d, rs, "low_freq_factor"), 1.0);
+            c->rope_factor = (float)lc__json_num(lc__json_get(d, rs, "factor"), 8.0);
+            c->rope_low_freq_factor = (float)lc__json_num(lc__json_get(d, rs, "low_freq_factor"), 1.0);
             c->rope_high_freq_factor =
-                (float)lc__json_num(lc__jget(d, rs, "high_freq_factor"), 4.0);
-            c->rope_orig_max_pos = lc__jint(d, rs, "original_max_position_embeddings", 8192);
+                (float)lc__json_num(lc__json_get(d, rs, "high_freq_factor"), 4.0);
+            c->rope_orig_max_pos = lc__json_int(d, rs, "original_max_position_embeddings", 8192);
             if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_factor <= 0.0f)
                 return lc_error_set(err, LOLCATS_ERR_FORMAT,
                                     "%s: rope_scaling llama3 needs high_freq_factor > "
@@ -12717,96 +12897,70 @@ static lc_status lc__hf_check_shards(const lc_model *m, const lc__hf_shards *sh,
     return LOLCATS_OK;
 }
 
-LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
-    char path[4096];
+// The shards of an index (path, model.safetensors.index.json): every file its
+// weight_map names (plain file names in dir, each opened once), and every
+// mapped tensor must be in the shard the index names.
+static lc_status lc__hf_open_index(lc__hf_shards *sh, const char *dir, const char *path,
+                                   lc_error *err) {
+    const lc__json_node *wm, *c;
     char *text = NULL;
     size_t n;
     lc__json d;
-    lc__model_priv *pv;
-    lc__hf_shards *sh;
     lc_status s;
-    int i, D, qd, kvd;
-    memset(m, 0, sizeof *m);
     memset(&d, 0, sizeof d);
-    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
-    sprintf(path, "%s/config.json", dir);
     if ((s = lc__read_all(path, &text, &n, err))) return s;
     s = lc__json_parse(&d, text, n, path, err);
     LOLCATS_FREE(text);
     if (s) return s;
-    s = lc__hf_config(&m->cfg, &d, path, err);
-    lc__json_free(&d);
-    if (s) return s;
-    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
-    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
-    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    if (!pv || !sh || !m->layers) {
-        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
-        m->layers = NULL;
-        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
-    }
-    pv->st = sh;
-    m->priv = pv;
-    m->format = LOLCATS_MODEL_HF;
-    // shards: the index's weight_map, else model.safetensors
-    sprintf(path, "%s/model.safetensors.index.json", dir);
-    if (lc__exists(path)) {
-        const lc__json_node *wm, *c;
-        if ((s = lc__read_all(path, &text, &n, err))) goto fail;
-        s = lc__json_parse(&d, text, n, path, err);
-        LOLCATS_FREE(text);
-        if (s) goto fail;
-        wm = lc__jget(&d, lc__json_root(&d), "weight_map");
-        if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
-            lc__json_free(&d);
-            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
-            goto fail;
-        }
-        sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
-        if (!sh->f) { lc__json_free(&d); s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
-        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
-            int k, seen = 0;
-            char fp[4096];
-            if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
-                !lc__join(fp, sizeof fp, dir, c->str)) {
-                s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
-                                                          "file name", path, c->key);
-                lc__json_free(&d);  // after the message: c->key lives in d
-                goto fail;
-            }
-            for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
-            if (seen) continue;
-            if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); goto fail; }
-            sh->n++;
-        }
-        // every mapped tensor must be in the shard the index names
-        for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
-            int k, ok = 0;
-            char fp[4096];
-            snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
-            for (k = 0; k < sh->n; k++)
-                if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
-            if (!ok) {
-                s = lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                 "%s: the index puts %s in %s, which does not hold it", path,
-                                 c->key, c->str);
-                lc__json_free(&d);
-                goto fail;
-            }
-        }
+    wm = lc__json_get(&d, lc__json_root(&d), "weight_map");
+    if (!wm || wm->type != LC__JSON_OBJECT || !wm->count) {
         lc__json_free(&d);
-    } else {
-        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
-        sprintf(path, "%s/model.safetensors", dir);
-        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
-        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
-        sh->n = 1;
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: no weight_map object", path);
     }
-    D = m->cfg.head_dim;
-    qd = m->cfg.n_heads * D;
-    kvd = m->cfg.n_kv_heads * D;
+    sh->f = (lc_st_file **)lc__mcalloc(wm->count, sizeof(lc_st_file *));
+    if (!sh->f) { lc__json_free(&d); return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); }
+    for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+        int k, seen = 0;
+        char fp[4096];
+        if (c->type != LC__JSON_STRING || strchr(c->str, '/') ||
+            !lc__join(fp, sizeof fp, dir, c->str)) {
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: weight_map entry %s is not a plain "
+                                                      "file name", path, c->key);
+            lc__json_free(&d);  // after the message: c->key lives in d
+            return s;
+        }
+        for (k = 0; k < sh->n; k++) seen |= !strcmp(lc_st_path(sh->f[k]), fp);
+        if (seen) continue;
+        if ((s = lc_st_open(&sh->f[sh->n], fp, err))) { lc__json_free(&d); return s; }
+        sh->n++;
+    }
+    // every mapped tensor must be in the shard the index names
+    for (c = lc__json_first(&d, wm); c; c = lc__json_next(&d, wm, c)) {
+        int k, ok = 0;
+        char fp[4096];
+        snprintf(fp, sizeof fp, "%s/%s", dir, c->str);
+        for (k = 0; k < sh->n; k++)
+            if (!strcmp(lc_st_path(sh->f[k]), fp)) ok = lc_st_find(sh->f[k], c->key) != NULL;
+        if (!ok) {
+            s = lc_error_set(err, LOLCATS_ERR_FORMAT,
+                             "%s: the index puts %s in %s, which does not hold it", path,
+                             c->key, c->str);
+            lc__json_free(&d);
+            return s;
+        }
+    }
+    lc__json_free(&d);
+    return LOLCATS_OK;
+}
+
+// The weights of m from the shards: embeddings, final norm, classifier (unless
+// tied), then each layer's norms, projections and (Qwen) biases, q/k norms,
+// each checked for its shape (lc__hf_tensor).
+static lc_status lc__hf_weights(lc_model *m, lc__hf_shards *sh, const char *dir, lc_error *err) {
+    int i, D = m->cfg.head_dim, qd = m->cfg.n_heads * D, kvd = m->cfg.n_kv_heads * D;
+    lc_status s;
 #define LC__HF_T(dst, nm, rows, cols)                                                    \
-    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) goto fail;
+    if ((s = lc__hf_tensor(&(dst), sh, dir, nm, rows, cols, err))) return s;
     LC__HF_T(m->tok_emb, "model.embed_tokens.weight", m->cfg.vocab_size, m->cfg.dim)
     LC__HF_T(m->rms_final, "model.norm.weight", 0, m->cfg.dim)
     if (m->cfg.tied) {
@@ -12842,6 +12996,53 @@ LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
 #undef LC__HF_L
     }
 #undef LC__HF_T
+    return LOLCATS_OK;
+}
+
+// A Hugging Face directory: config.json, the shards (the index's weight_map,
+// else model.safetensors), the weights, then the consistency checks.
+LCIMPL lc_status lc_model_load_hf(lc_model *m, const char *dir, lc_error *err) {
+    char path[4096];
+    char *text = NULL;
+    size_t n;
+    lc__json d;
+    lc__model_priv *pv;
+    lc__hf_shards *sh;
+    lc_status s;
+    memset(m, 0, sizeof *m);
+    memset(&d, 0, sizeof d);
+    if (strlen(dir) + 40 > sizeof path) return lc_error_set(err, LOLCATS_ERR_ARG, "%s: path too long", dir);
+    sprintf(path, "%s/config.json", dir);
+    if ((s = lc__read_all(path, &text, &n, err))) return s;
+    s = lc__json_parse(&d, text, n, path, err);
+    LOLCATS_FREE(text);
+    if (s) return s;
+    s = lc__hf_config(&m->cfg, &d, path, err);
+    lc__json_free(&d);
+    if (s) return s;
+    pv = (lc__model_priv *)lc__mcalloc(1, sizeof *pv);
+    sh = (lc__hf_shards *)lc__mcalloc(1, sizeof *sh);
+    m->layers = (lc_layer_weights *)lc__mcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!pv || !sh || !m->layers) {
+        LOLCATS_FREE(pv); LOLCATS_FREE(sh); LOLCATS_FREE(m->layers);
+        m->layers = NULL;
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    pv->st = sh;
+    m->priv = pv;
+    m->format = LOLCATS_MODEL_HF;
+    // shards: the index's weight_map, else model.safetensors
+    sprintf(path, "%s/model.safetensors.index.json", dir);
+    if (lc__exists(path)) {
+        if ((s = lc__hf_open_index(sh, dir, path, err))) goto fail;
+    } else {
+        sh->f = (lc_st_file **)lc__mcalloc(1, sizeof(lc_st_file *));
+        sprintf(path, "%s/model.safetensors", dir);
+        if (!sh->f) { s = lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory"); goto fail; }
+        if ((s = lc_st_open(&sh->f[0], path, err))) goto fail;
+        sh->n = 1;
+    }
+    if ((s = lc__hf_weights(m, sh, dir, err))) goto fail;
     if ((s = lc__hf_check_shards(m, sh, dir, err))) goto fail;
     if ((s = lc__model_check_finite(m, dir, err))) goto fail;
     return LOLCATS_OK;
@@ -12988,11 +13189,11 @@ typedef struct lc__tok_priv {
     size_t mmask;
     int n_merges;
     int nl_split;                 // 1: no piece holds the newline's piece inside a longer one
-    int qwen_split;               // Split regex pre-tokenizer (lc__pt_next_qwen): 0 none (GPT-2 rule),
+    int qwen_split;               // Split regex pre-tokenizer (lc__tok_pt_next_qwen): 0 none (GPT-2 rule),
                                   // 1 Qwen2/2.5/3 (\p{N}: one digit), 3 Llama 3 (\p{N}{1,3})
 } lc__tok_priv;
 
-static uint32_t lc__fnv(const char *s, size_t n) {
+static uint32_t lc__tok_fnv(const char *s, size_t n) {
     uint32_t h = 2166136261u;
     size_t i;
     for (i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
@@ -13001,7 +13202,7 @@ static uint32_t lc__fnv(const char *s, size_t n) {
 
 LCIMPL int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t len) {
     const lc__tok_priv *pv = (const lc__tok_priv *)t->priv;
-    size_t i = lc__fnv(piece, len) & pv->hmask;
+    size_t i = lc__tok_fnv(piece, len) & pv->hmask;
     for (;; i = (i + 1) & pv->hmask) {
         int id = pv->hash[i];
         if (id < 0) return -1;
@@ -13009,7 +13210,7 @@ LCIMPL int lc_tokenizer_find(const lc_tokenizer *t, const char *piece, size_t le
     }
 }
 
-static int lc__hex(int c) {
+static int lc__tok_hex(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -13053,7 +13254,7 @@ static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err)
     for (i = 0; i < 256; i++) t->byte_ids[i] = -1;
     t->max_token_length = 0;
     for (i = 0; i < t->vocab_size; i++) {
-        size_t h = lc__fnv(t->pieces[i], (size_t)t->lens[i]) & pv->hmask;
+        size_t h = lc__tok_fnv(t->pieces[i], (size_t)t->lens[i]) & pv->hmask;
         const char *p = t->pieces[i];
         int dup = 0;
         if (t->lens[i] > t->max_token_length) t->max_token_length = t->lens[i];
@@ -13067,8 +13268,8 @@ static lc_status lc__tok_index(lc_tokenizer *t, const char *path, lc_error *err)
         if (!dup) pv->hash[h] = i;
         pv->byteval[i] = -1;
         if (t->kind == LOLCATS_TOK_SPM && t->lens[i] == 6 && p[0] == '<' && p[1] == '0' &&
-            p[2] == 'x' && p[5] == '>' && lc__hex(p[3]) >= 0 && lc__hex(p[4]) >= 0) {
-            int b = lc__hex(p[3]) * 16 + lc__hex(p[4]);
+            p[2] == 'x' && p[5] == '>' && lc__tok_hex(p[3]) >= 0 && lc__tok_hex(p[4]) >= 0) {
+            int b = lc__tok_hex(p[3]) * 16 + lc__tok_hex(p[4]);
             pv->byteval[i] = (int16_t)b;
             if (t->byte_ids[b] < 0) t->byte_ids[b] = i;
         }
@@ -13170,35 +13371,35 @@ LCIMPL lc_status lc_tokenizer_load_llama2c(lc_tokenizer *t, const char *path, in
     return LOLCATS_OK;
 }
 
-typedef struct lc__bpe_cand {
+typedef struct lc__tok_bpe_cand {
     float prio;
     int pos, left, right, lid, rid, merged;
-} lc__bpe_cand;
+} lc__tok_bpe_cand;
 
-static int lc__bpe_before(const lc__bpe_cand *a, const lc__bpe_cand *b) {
+static int lc__tok_bpe_before(const lc__tok_bpe_cand *a, const lc__tok_bpe_cand *b) {
     if (a->prio != b->prio) return a->prio > b->prio;
     return a->pos < b->pos;
 }
 
-static void lc__bpe_push(lc__bpe_cand *h, int *n, lc__bpe_cand c) {
+static void lc__tok_bpe_push(lc__tok_bpe_cand *h, int *n, lc__tok_bpe_cand c) {
     int i = (*n)++;
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (!lc__bpe_before(&c, &h[p])) break;
+        if (!lc__tok_bpe_before(&c, &h[p])) break;
         h[i] = h[p];
         i = p;
     }
     h[i] = c;
 }
 
-static lc__bpe_cand lc__bpe_pop(lc__bpe_cand *h, int *n) {
-    lc__bpe_cand top = h[0], last = h[--(*n)];
+static lc__tok_bpe_cand lc__tok_bpe_pop(lc__tok_bpe_cand *h, int *n) {
+    lc__tok_bpe_cand top = h[0], last = h[--(*n)];
     int i = 0;
     for (;;) {
         int c = 2 * i + 1;
         if (c >= *n) break;
-        if (c + 1 < *n && lc__bpe_before(&h[c + 1], &h[c])) c++;
-        if (!lc__bpe_before(&h[c], &last)) break;
+        if (c + 1 < *n && lc__tok_bpe_before(&h[c + 1], &h[c])) c++;
+        if (!lc__tok_bpe_before(&h[c], &last)) break;
         h[i] = h[c];
         i = c;
     }
@@ -13233,12 +13434,12 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
                              int *ids, size_t cap, size_t *n, lc_error *err) {
     size_t nsym_cap = len + 2, i;
     int *sid, *nxt, *prv, nsym = 0, nh = 0, k;
-    lc__bpe_cand *heap;
+    lc__tok_bpe_cand *heap;
     char *tmp;
     lc_status st = LOLCATS_OK;
     if (len == 0) return LOLCATS_OK;
     sid = (int *)LOLCATS_MALLOC(nsym_cap * 3 * sizeof(int));
-    heap = (lc__bpe_cand *)LOLCATS_MALLOC((3 * nsym_cap + 4) * sizeof *heap);
+    heap = (lc__tok_bpe_cand *)LOLCATS_MALLOC((3 * nsym_cap + 4) * sizeof *heap);
     tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 8);
     if (!sid || !heap || !tmp) {
         LOLCATS_FREE(sid); LOLCATS_FREE(heap); LOLCATS_FREE(tmp);
@@ -13278,15 +13479,15 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
     }
     for (k = 0; k < nsym; k++) { nxt[k] = k + 1 < nsym ? k + 1 : -1; prv[k] = k - 1; }
     for (k = 0; k + 1 < nsym; k++) {
-        lc__bpe_cand c;
+        lc__tok_bpe_cand c;
         if (sid[k] < 0 || sid[k + 1] < 0) continue;
         c.merged = lc__tok_pair(t, sid[k], sid[k + 1], &c.prio, tmp);
         if (c.merged < 0) continue;
         c.pos = k; c.left = k; c.right = k + 1; c.lid = sid[k]; c.rid = sid[k + 1];
-        lc__bpe_push(heap, &nh, c);
+        lc__tok_bpe_push(heap, &nh, c);
     }
     while (nh > 0) {
-        lc__bpe_cand c = lc__bpe_pop(heap, &nh), d;
+        lc__tok_bpe_cand c = lc__tok_bpe_pop(heap, &nh), d;
         int L = c.left, R = c.right;
         if (sid[L] != c.lid || nxt[L] != R || sid[R] != c.rid) continue;   // stale
         sid[L] = c.merged;
@@ -13298,14 +13499,14 @@ static lc_status lc__tok_bpe(const lc_tokenizer *t, const char *s, size_t len, i
             if (d.merged >= 0) {
                 d.pos = prv[L]; d.left = prv[L]; d.right = L; d.lid = sid[prv[L]];
                 d.rid = sid[L];
-                lc__bpe_push(heap, &nh, d);
+                lc__tok_bpe_push(heap, &nh, d);
             }
         }
         if (nxt[L] >= 0 && sid[nxt[L]] >= 0) {
             d.merged = lc__tok_pair(t, sid[L], sid[nxt[L]], &d.prio, tmp);
             if (d.merged >= 0) {
                 d.pos = L; d.left = L; d.right = nxt[L]; d.lid = sid[L]; d.rid = sid[nxt[L]];
-                lc__bpe_push(heap, &nh, d);
+                lc__tok_bpe_push(heap, &nh, d);
             }
         }
     }
@@ -13387,7 +13588,7 @@ LCIMPL size_t lc_tokenizer_decode(const lc_tokenizer *t, int prev, int tok, char
 // >>tokenizer-hf
 // GPT-2 byte <-> unicode map of byte-level BPE: printable bytes map to
 // themselves, the others to U+0100 + n in byte order.
-static int lc__bl_byte_to_cp(int b) {
+static int lc__tok_byte_to_cp(int b) {
     int n = 0, i;
     if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) return b;
     for (i = 0; i < b; i++)
@@ -13432,83 +13633,65 @@ static size_t lc__tok_unmap(char *s, size_t n, int kind, int *inv /*(324) cp -> 
     return o;
 }
 
-static const lc__json_node *lc__jget(const lc__json *d, const lc__json_node *o, const char *k) {
-    return lc__json_get(d, o, k);
-}
-
-static int lc__jtype_is(const lc__json *d, const lc__json_node *o, const char *type) {
-    const lc__json_node *t = lc__jget(d, o, "type");
+static int lc__json_type_is(const lc__json *d, const lc__json_node *o, const char *type) {
+    const lc__json_node *t = lc__json_get(d, o, "type");
     return t && t->type == LC__JSON_STRING && !strcmp(t->str, type);
 }
 
 // Whether node (a pre_tokenizer / normalizer / decoder) is or holds `type`.
-static const lc__json_node *lc__jfind_type(const lc__json *d, const lc__json_node *o,
+static const lc__json_node *lc__json_find_type(const lc__json *d, const lc__json_node *o,
                                            const char *type) {
     const lc__json_node *c, *arr;
     static const char *lists[] = {"pretokenizers", "normalizers", "decoders", "processors"};
     int k;
     if (!o || o->type != LC__JSON_OBJECT) return NULL;
-    if (lc__jtype_is(d, o, type)) return o;
+    if (lc__json_type_is(d, o, type)) return o;
     for (k = 0; k < 4; k++) {
-        arr = lc__jget(d, o, lists[k]);
+        arr = lc__json_get(d, o, lists[k]);
         if (!arr || arr->type != LC__JSON_ARRAY) continue;
         for (c = lc__json_first(d, arr); c; c = lc__json_next(d, arr, c))
-            if (lc__jtype_is(d, c, type)) return c;
+            if (lc__json_type_is(d, c, type)) return c;
     }
     return NULL;
 }
 
 static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre);
 
-static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
-                                  lc_error *err) {
-    const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c, *pp;
-    lc__tok_priv *pv;
-    int inv[324], i, V = 0, n_added = 0;
-    size_t blob = 0, cap;
-    char *b;
-    lc_status s;
-    model = lc__jget(d, root, "model");
-    if (!model || !lc__jtype_is(d, model, "BPE"))
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
-                            "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
-                            "BPE with byte fallback, byte-level BPE) are supported",
-                            path);
-    vocab = lc__jget(d, model, "vocab");
-    merges = lc__jget(d, model, "merges");
-    added = lc__jget(d, root, "added_tokens");
-    if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
-        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
-                                                     "(array) missing", path);
+// Validates model.vocab and added_tokens (ids in [0, 2^24), strings) and sums
+// what they need: V = the largest id + 1, the bytes of their pieces (blob),
+// the number of added tokens.
+static lc_status lc__tok_hf_sizes(const lc__json *d, const lc__json_node *vocab,
+                                  const lc__json_node *added, const char *path, lc_error *err,
+                                  int *V, size_t *blob, int *n_added) {
+    const lc__json_node *c;
     for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
         if (c->type != LC__JSON_NUMBER || !c->is_int || c->i64 < 0 || c->i64 >= (1 << 24))
             return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: vocab entry \"%s\" has a bad id",
                                 path, c->key);
-        if (c->i64 >= V) V = (int)c->i64 + 1;
-        blob += c->key_len + 1;
+        if (c->i64 >= *V) *V = (int)c->i64 + 1;
+        *blob += c->key_len + 1;
     }
     if (added && added->type == LC__JSON_ARRAY)
         for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *id = lc__jget(d, c, "id"), *ct = lc__jget(d, c, "content");
+            const lc__json_node *id = lc__json_get(d, c, "id"), *ct = lc__json_get(d, c, "content");
             if (!id || !id->is_int || id->i64 < 0 || id->i64 >= (1 << 24) || !ct ||
                 ct->type != LC__JSON_STRING)
                 return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: added_tokens entry without "
                                                              "an id or content", path);
-            if (id->i64 >= V) V = (int)id->i64 + 1;
-            blob += ct->len + 1;
-            n_added++;
+            if (id->i64 >= *V) *V = (int)id->i64 + 1;
+            *blob += ct->len + 1;
+            (*n_added)++;
         }
-    t->kind = (lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "ByteLevel") ||
-               lc__jfind_type(d, lc__jget(d, root, "decoder"), "ByteLevel"))
-                  ? LOLCATS_TOK_BYTELEVEL
-                  : LOLCATS_TOK_SPM;
-    if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
-    pv = (lc__tok_priv *)t->priv;
-    t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
-    if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
-    for (i = 0; i < 324; i++) inv[i] = -1;
-    for (i = 0; i < 256; i++) inv[lc__bl_byte_to_cp(i)] = i;
-    b = pv->blob;
+    return LOLCATS_OK;
+}
+
+// The pieces into the blob: vocab strings unmapped to raw bytes (lc__tok_unmap),
+// added tokens as they are (and listed as special); ids without a piece get "".
+static void lc__tok_hf_pieces(lc_tokenizer *t, const lc__json *d, const lc__json_node *vocab,
+                              const lc__json_node *added, int *inv) {
+    const lc__json_node *c;
+    char *b = ((lc__tok_priv *)t->priv)->blob;
+    int i;
     for (c = lc__json_first(d, vocab); c; c = lc__json_next(d, vocab, c)) {
         int id = (int)c->i64;
         memcpy(b, c->key, c->key_len);
@@ -13519,8 +13702,8 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
     }
     if (added && added->type == LC__JSON_ARRAY)
         for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *ct = lc__jget(d, c, "content");
-            int id = (int)lc__jget(d, c, "id")->i64;
+            const lc__json_node *ct = lc__json_get(d, c, "content");
+            int id = (int)lc__json_get(d, c, "id")->i64;
             memcpy(b, ct->str, ct->len);
             b[ct->len] = 0;
             t->pieces[id] = b;
@@ -13528,29 +13711,37 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
             b += ct->len + 1;
             t->special[t->n_special++] = id;
         }
-    for (i = 0; i < V; i++)
+    for (i = 0; i < t->vocab_size; i++)
         if (!t->pieces[i]) { t->pieces[i] = b - 1; t->lens[i] = 0; }   // ids without a piece
+}
+
+// unk_token, byte_fallback, the SentencePiece dummy prefix, BOS (from the
+// post-processor template, else by name) and EOS (by name).
+static void lc__tok_hf_flags(lc_tokenizer *t, const lc__json *d, const lc__json_node *root,
+                             const lc__json_node *model, const lc__json_node *vocab) {
+    const lc__json_node *c, *pp;
+    int i;
     t->unk_id = -1;
-    c = lc__jget(d, model, "unk_token");
+    c = lc__json_get(d, model, "unk_token");
     if (c && c->type == LC__JSON_STRING) {
-        const lc__json_node *u = lc__jget(d, vocab, c->str);
+        const lc__json_node *u = lc__json_get(d, vocab, c->str);
         if (u) t->unk_id = (int)u->i64;
     }
-    c = lc__jget(d, model, "byte_fallback");
+    c = lc__json_get(d, model, "byte_fallback");
     t->byte_fallback = c && c->type == LC__JSON_TRUE;
     // SentencePiece dummy prefix: a Prepend("▁") normalizer or a Metaspace pre-tokenizer
     t->add_prefix_space =
         t->kind == LOLCATS_TOK_SPM &&
-        (lc__jfind_type(d, lc__jget(d, root, "normalizer"), "Prepend") ||
-         lc__jfind_type(d, lc__jget(d, root, "pre_tokenizer"), "Metaspace"));
+        (lc__json_find_type(d, lc__json_get(d, root, "normalizer"), "Prepend") ||
+         lc__json_find_type(d, lc__json_get(d, root, "pre_tokenizer"), "Metaspace"));
     // BOS from the post-processor template; EOS by the usual names
     t->bos_id = t->eos_id = -1;
-    pp = lc__jfind_type(d, lc__jget(d, root, "post_processor"), "TemplateProcessing");
+    pp = lc__json_find_type(d, lc__json_get(d, root, "post_processor"), "TemplateProcessing");
     if (pp) {
-        const lc__json_node *single = lc__jget(d, pp, "single"), *first, *st, *idn;
+        const lc__json_node *single = lc__json_get(d, pp, "single"), *first, *st, *idn;
         first = single ? lc__json_first(d, single) : NULL;
-        st = first ? lc__jget(d, first, "SpecialToken") : NULL;
-        idn = st ? lc__jget(d, st, "id") : NULL;
+        st = first ? lc__json_get(d, first, "SpecialToken") : NULL;
+        idn = st ? lc__json_get(d, st, "id") : NULL;
         if (idn && idn->type == LC__JSON_STRING) {
             size_t L = strlen(idn->str);
             for (i = 0; i < t->n_special; i++)
@@ -13567,20 +13758,19 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
         if (!strcmp(p, "</s>") || !strcmp(p, "<|end_of_text|>") || !strcmp(p, "<|endoftext|>"))
             if (t->eos_id < 0) t->eos_id = t->special[i];
     }
-    if ((s = lc__tok_index(t, path, err))) return s;
-    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__jget(d, root, "pre_tokenizer"));
-    for (i = 0; i < t->n_special; i++) {
-        c = NULL;
-        pv->control[t->special[i]] = 1;
-    }
-    // special flag false: decodes as text
-    if (added && added->type == LC__JSON_ARRAY)
-        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-            const lc__json_node *sp = lc__jget(d, c, "special");
-            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__jget(d, c, "id")->i64] = 0;
-        }
-    // merges -> (left, right) -> (rank, merged)
-    cap = 16;
+}
+
+// model.merges ("left right" or [left, right], in rank order) into the open
+// addressing table (left id, right id) -> (rank, merged id); the first rank of
+// a pair wins. Every piece must be in the vocab.
+static lc_status lc__tok_hf_merges(lc_tokenizer *t, const lc__json *d,
+                                   const lc__json_node *merges, int *inv, const char *path,
+                                   lc_error *err) {
+    lc__tok_priv *pv = (lc__tok_priv *)t->priv;
+    const lc__json_node *c;
+    size_t cap = 16;
+    char *tmp, *sa, *sb2;
+    int rank = 0;
     while (cap < 2 * (size_t)merges->count + 2) cap *= 2;
     pv->mkey = (uint64_t *)LOLCATS_MALLOC(cap * sizeof(uint64_t));
     pv->mrank = (int *)LOLCATS_MALLOC(cap * sizeof(int));
@@ -13589,67 +13779,109 @@ static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char
         return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory for merges", path);
     memset(pv->mkey, 0xff, cap * sizeof(uint64_t));
     pv->mmask = cap - 1;
-    {
-        char *tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 1024);
-        char *sa, *sb2;
-        int rank = 0;
-        if (!tmp) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
-        for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c), rank++) {
-            size_t la, lb, h;
-            int ia, ib, io;
-            uint64_t key;
-            if (c->type == LC__JSON_STRING) {
-                const char *sp = strchr(c->str, ' ');
-                if (!sp || c->len + 1 > 2 * (size_t)t->max_token_length + 1024) goto bad;
-                la = (size_t)(sp - c->str);
-                lb = c->len - la - 1;
-                sa = tmp;
-                memcpy(sa, c->str, la);
-                sb2 = tmp + la;
-                memcpy(sb2, sp + 1, lb);
-            } else if (c->type == LC__JSON_ARRAY && c->count == 2) {
-                const lc__json_node *x = lc__json_first(d, c), *y = lc__json_next(d, c, x);
-                if (x->type != LC__JSON_STRING || y->type != LC__JSON_STRING ||
-                    x->len + y->len > 2 * (size_t)t->max_token_length + 1000)
-                    goto bad;
-                la = x->len; lb = y->len;
-                sa = tmp; memcpy(sa, x->str, la);
-                sb2 = tmp + la; memcpy(sb2, y->str, lb);
-            } else goto bad;
-            la = lc__tok_unmap(sa, la, t->kind, inv);
-            memmove(tmp + la, sb2, lb);
-            lb = lc__tok_unmap(tmp + la, lb, t->kind, inv);
-            ia = lc_tokenizer_find(t, tmp, la);
-            ib = lc_tokenizer_find(t, tmp + la, lb);
-            io = lc_tokenizer_find(t, tmp, la + lb);
-            if (ia < 0 || ib < 0 || io < 0) {
-                lc_error_set(err, LOLCATS_ERR_FORMAT,
-                             "%s: merge %d (\"%.*s\" + \"%.*s\") names a piece that is not in "
-                             "the vocab",
-                             path, rank, (int)la, tmp, (int)lb, tmp + la);
-                LOLCATS_FREE(tmp);
-                return LOLCATS_ERR_FORMAT;
-            }
-            key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
-            h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
-            while (pv->mkey[h] != ~(uint64_t)0 && pv->mkey[h] != key) h = (h + 1) & pv->mmask;
-            if (pv->mkey[h] == ~(uint64_t)0) {              // first (best) rank wins
-                pv->mkey[h] = key;
-                pv->mrank[h] = rank;
-                pv->mout[h] = io;
-            }
-            continue;
-        bad:
+    tmp = (char *)LOLCATS_MALLOC(2 * (size_t)t->max_token_length + 1024);
+    if (!tmp) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    for (c = lc__json_first(d, merges); c; c = lc__json_next(d, merges, c), rank++) {
+        size_t la, lb, h;
+        int ia, ib, io;
+        uint64_t key;
+        if (c->type == LC__JSON_STRING) {
+            const char *sp = strchr(c->str, ' ');
+            if (!sp || c->len + 1 > 2 * (size_t)t->max_token_length + 1024) goto bad;
+            la = (size_t)(sp - c->str);
+            lb = c->len - la - 1;
+            sa = tmp;
+            memcpy(sa, c->str, la);
+            sb2 = tmp + la;
+            memcpy(sb2, sp + 1, lb);
+        } else if (c->type == LC__JSON_ARRAY && c->count == 2) {
+            const lc__json_node *x = lc__json_first(d, c), *y = lc__json_next(d, c, x);
+            if (x->type != LC__JSON_STRING || y->type != LC__JSON_STRING ||
+                x->len + y->len > 2 * (size_t)t->max_token_length + 1000)
+                goto bad;
+            la = x->len; lb = y->len;
+            sa = tmp; memcpy(sa, x->str, la);
+            sb2 = tmp + la; memcpy(sb2, y->str, lb);
+        } else goto bad;
+        la = lc__tok_unmap(sa, la, t->kind, inv);
+        memmove(tmp + la, sb2, lb);
+        lb = lc__tok_unmap(tmp + la, lb, t->kind, inv);
+        ia = lc_tokenizer_find(t, tmp, la);
+        ib = lc_tokenizer_find(t, tmp + la, lb);
+        io = lc_tokenizer_find(t, tmp, la + lb);
+        if (ia < 0 || ib < 0 || io < 0) {
+            lc_error_set(err, LOLCATS_ERR_FORMAT,
+                         "%s: merge %d (\"%.*s\" + \"%.*s\") names a piece that is not in "
+                         "the vocab",
+                         path, rank, (int)la, tmp, (int)lb, tmp + la);
             LOLCATS_FREE(tmp);
-            return lc_error_set(err, LOLCATS_ERR_FORMAT,
-                                "%s: merge %d is neither \"left right\" nor [left, right]", path,
-                                rank);
+            return LOLCATS_ERR_FORMAT;
         }
+        key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+        h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & pv->mmask;
+        while (pv->mkey[h] != ~(uint64_t)0 && pv->mkey[h] != key) h = (h + 1) & pv->mmask;
+        if (pv->mkey[h] == ~(uint64_t)0) {              // first (best) rank wins
+            pv->mkey[h] = key;
+            pv->mrank[h] = rank;
+            pv->mout[h] = io;
+        }
+        continue;
+    bad:
         LOLCATS_FREE(tmp);
-        pv->n_merges = rank;
+        return lc_error_set(err, LOLCATS_ERR_FORMAT,
+                            "%s: merge %d is neither \"left right\" nor [left, right]", path,
+                            rank);
     }
+    LOLCATS_FREE(tmp);
+    pv->n_merges = rank;
     if (!pv->n_merges) pv->n_merges = -1;    // empty merges list: no merges, not llama2.c rule
     return LOLCATS_OK;
+}
+
+// A tokenizer.json (BPE model): sizes, pieces, flags, the piece index, which
+// ids are control tokens, the merges.
+static lc_status lc__tok_hf_parse(lc_tokenizer *t, const lc__json *d, const char *path,
+                                  lc_error *err) {
+    const lc__json_node *root = lc__json_root(d), *model, *vocab, *merges, *added, *c;
+    lc__tok_priv *pv;
+    int inv[324], i, V = 0, n_added = 0;
+    size_t blob = 0;
+    lc_status s;
+    model = lc__json_get(d, root, "model");
+    if (!model || !lc__json_type_is(d, model, "BPE"))
+        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED,
+                            "%s: model.type is not \"BPE\"; only BPE tokenizers (SentencePiece "
+                            "BPE with byte fallback, byte-level BPE) are supported",
+                            path);
+    vocab = lc__json_get(d, model, "vocab");
+    merges = lc__json_get(d, model, "merges");
+    added = lc__json_get(d, root, "added_tokens");
+    if (!vocab || vocab->type != LC__JSON_OBJECT || !merges || merges->type != LC__JSON_ARRAY)
+        return lc_error_set(err, LOLCATS_ERR_FORMAT, "%s: model.vocab (object) or model.merges "
+                                                     "(array) missing", path);
+    if ((s = lc__tok_hf_sizes(d, vocab, added, path, err, &V, &blob, &n_added))) return s;
+    t->kind = (lc__json_find_type(d, lc__json_get(d, root, "pre_tokenizer"), "ByteLevel") ||
+               lc__json_find_type(d, lc__json_get(d, root, "decoder"), "ByteLevel"))
+                  ? LOLCATS_TOK_BYTELEVEL
+                  : LOLCATS_TOK_SPM;
+    if ((s = lc__tok_alloc(t, V, blob, path, err))) return s;
+    pv = (lc__tok_priv *)t->priv;
+    t->special = (int *)lc__mcalloc((size_t)n_added + 1, sizeof(int));
+    if (!t->special) return lc_error_set(err, LOLCATS_ERR_NOMEM, "%s: out of memory", path);
+    for (i = 0; i < 324; i++) inv[i] = -1;
+    for (i = 0; i < 256; i++) inv[lc__tok_byte_to_cp(i)] = i;
+    lc__tok_hf_pieces(t, d, vocab, added, inv);
+    lc__tok_hf_flags(t, d, root, model, vocab);
+    if ((s = lc__tok_index(t, path, err))) return s;
+    pv->qwen_split = t->kind == LOLCATS_TOK_BYTELEVEL && lc__tok_is_qwen_split(d, lc__json_get(d, root, "pre_tokenizer"));
+    for (i = 0; i < t->n_special; i++) pv->control[t->special[i]] = 1;
+    // special flag false: decodes as text
+    if (added && added->type == LC__JSON_ARRAY)
+        for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
+            const lc__json_node *sp = lc__json_get(d, c, "special");
+            if (sp && sp->type == LC__JSON_FALSE) pv->control[lc__json_get(d, c, "id")->i64] = 0;
+        }
+    return lc__tok_hf_merges(t, d, merges, inv, path, err);
 }
 
 LCIMPL lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_error *err) {
@@ -13671,7 +13903,7 @@ LCIMPL lc_status lc_tokenizer_load_hf(lc_tokenizer *t, const char *path, lc_erro
 // Byte-level pre-tokenizer (GPT-2 pattern): 's 't 're 've 'm 'll 'd | ?letters |
 // ?digits | ?other | spaces not before a non-space | spaces. Letters are ASCII
 // letters and every non-ASCII code point (an approximation of \p{L}).
-static int lc__pt_class(const unsigned char *s, size_t n, size_t *used) {
+static int lc__tok_pt_class(const unsigned char *s, size_t n, size_t *used) {
     int c = lc__utf8_dec(s, n, used);
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80) return 1;   // letter
     if (c >= '0' && c <= '9') return 2;                                              // number
@@ -13679,7 +13911,7 @@ static int lc__pt_class(const unsigned char *s, size_t n, size_t *used) {
     return 4;                                                                        // other
 }
 
-static size_t lc__pt_next(const char *text, size_t len) {
+static size_t lc__tok_pt_next(const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, u;
     int k;
@@ -13691,21 +13923,21 @@ static size_t lc__pt_next(const char *text, size_t len) {
         }
     }
     if (s[0] == ' ' && len >= 2) {
-        k = lc__pt_class(s + 1, len - 1, &u);
+        k = lc__tok_pt_class(s + 1, len - 1, &u);
         if (k != 3) i = 1;
     }
-    k = lc__pt_class(s + i, len - i, &u);
+    k = lc__tok_pt_class(s + i, len - i, &u);
     if (k != 3) {
         i += u;
         while (i < len) {
-            int k2 = lc__pt_class(s + i, len - i, &u);
+            int k2 = lc__tok_pt_class(s + i, len - i, &u);
             if (k2 != k) break;
             i += u;
         }
         return i;
     }
     // whitespace run; leave the last space for a following word
-    while (i < len && lc__pt_class(s + i, len - i, &u) == 3) i += u;
+    while (i < len && lc__tok_pt_class(s + i, len - i, &u) == 3) i += u;
     if (i < len && i > 1 && s[i - 1] == ' ') i--;
     return i;
 }
@@ -13729,19 +13961,19 @@ static size_t lc__pt_next(const char *text, size_t len) {
 // emoji and private-use ranges (an approximation of the Unicode tables: exact
 // for Latin, Greek, Cyrillic, CJK, kana, Hangul, Arabic and Hebrew letters).
 // The text is taken as given: Qwen's NFC normalizer is not applied.
-static int lc__u_space(int c) {
+static int lc__tok_u_space(int c) {
     return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
            c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-static int lc__u_in(int c, const int *r, int n) {   // r: n (lo, hi) pairs, ascending
+static int lc__tok_u_in(int c, const int *r, int n) {   // r: n (lo, hi) pairs, ascending
     int i;
     for (i = 0; i < n && c >= r[2 * i]; i++)
         if (c <= r[2 * i + 1]) return 1;
     return 0;
 }
 
-static int lc__u_number(int c) {
+static int lc__tok_u_number(int c) {
     static const int r[] = {
         0x30, 0x39, 0xB2, 0xB3, 0xB9, 0xB9, 0xBC, 0xBE, 0x660, 0x669, 0x6F0, 0x6F9, 0x7C0, 0x7C9,
         0xE50, 0xE59, 0xED0, 0xED9, 0xF20, 0xF33, 0x1040, 0x1049, 0x1090, 0x1099, 0x1369, 0x137C,
@@ -13751,10 +13983,10 @@ static int lc__u_number(int c) {
         0x3248, 0x324F, 0x3251, 0x325F, 0x3280, 0x3289, 0x32B1, 0x32BF, 0xFF10, 0xFF19, 0x1D7CE, 0x1D7FF,
         0x1F100, 0x1F10C};
     if (c >= 0x966 && c < 0xE00 && (c & 0x7F) >= 0x66 && (c & 0x7F) <= 0x6F) return 1;   // Indic digits
-    return lc__u_in(c, r, (int)(sizeof r / sizeof r[0] / 2));
+    return lc__tok_u_in(c, r, (int)(sizeof r / sizeof r[0] / 2));
 }
 
-static int lc__u_letter(int c) {
+static int lc__tok_u_letter(int c) {
     static const int notl[] = {   // punctuation, symbols, marks, emoji, private use (not letters)
         0x80, 0xA9, 0xAB, 0xB4, 0xB6, 0xB9, 0xBB, 0xBF, 0xD7, 0xD7, 0xF7, 0xF7, 0x2C2, 0x2C5, 0x2D2, 0x2DF,
         0x2E5, 0x2EB, 0x2ED, 0x2ED, 0x2EF, 0x36F, 0x375, 0x375, 0x37E, 0x37E, 0x384, 0x385, 0x387, 0x387,
@@ -13770,30 +14002,30 @@ static int lc__u_letter(int c) {
         0xFDFC, 0xFDFF, 0xFE00, 0xFE6F, 0xFEFF, 0xFEFF, 0xFF01, 0xFF20, 0xFF3B, 0xFF40, 0xFF5B, 0xFF65,
         0xFFE0, 0xFFFF, 0x1D000, 0x1D24F, 0x1D300, 0x1D35F, 0x1F000, 0x1FBFF, 0xE0000, 0x10FFFF};
     if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (lc__u_space(c) || lc__u_number(c)) return 0;
+    if (lc__tok_u_space(c) || lc__tok_u_number(c)) return 0;
     if (c >= 0x900 && c < 0xE00) {   // Indic blocks share a layout: signs and vowel marks
         int o = c & 0x7F;
         if (o <= 0x03 || (o >= 0x3A && o <= 0x3C) || (o >= 0x3E && o <= 0x4F) || (o >= 0x51 && o <= 0x57) ||
             (o >= 0x62 && o <= 0x65) || o == 0x70)
             return 0;
     }
-    return !lc__u_in(c, notl, (int)(sizeof notl / sizeof notl[0] / 2));
+    return !lc__tok_u_in(c, notl, (int)(sizeof notl / sizeof notl[0] / 2));
 }
 
 // class of the char at s: 'L' letter, 'N' number, 'R' CR/LF, 'S' other whitespace, 'O' anything else
-static int lc__qcls(const unsigned char *s, size_t n, size_t *used) {
+static int lc__tok_qcls(const unsigned char *s, size_t n, size_t *used) {
     int c = lc__utf8_dec(s, n, used);
     if (c == '\r' || c == '\n') return 'R';
-    if (lc__u_space(c)) return 'S';
-    if (lc__u_number(c)) return 'N';
-    if (lc__u_letter(c)) return 'L';
+    if (lc__tok_u_space(c)) return 'S';
+    if (lc__tok_u_number(c)) return 'N';
+    if (lc__tok_u_letter(c)) return 'L';
     return 'O';
 }
 
-static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
+static size_t lc__tok_pt_next_qwen(const char *text, size_t len, int max_digits) {
     const unsigned char *s = (const unsigned char *)text;
     size_t u0, u, j, last_r = 0, e;
-    int c0 = lc__qcls(s, len, &u0), k, has_r = 0;
+    int c0 = lc__tok_qcls(s, len, &u0), k, has_r = 0;
     if (s[0] == '\'' && len >= 2) {   // 1
         static const char *sfx[] = {"s", "t", "re", "ve", "m", "ll", "d"};
         for (k = 0; k < 7; k++) {
@@ -13804,23 +14036,23 @@ static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
         }
     }
     j = c0 != 'L' && c0 != 'N' && c0 != 'R' ? u0 : 0;   // 2
-    if (c0 == 'L' || (j < len && lc__qcls(s + j, len - j, &u) == 'L')) {
-        while (j < len && lc__qcls(s + j, len - j, &u) == 'L') j += u;
+    if (c0 == 'L' || (j < len && lc__tok_qcls(s + j, len - j, &u) == 'L')) {
+        while (j < len && lc__tok_qcls(s + j, len - j, &u) == 'L') j += u;
         return j;
     }
     if (c0 == 'N') {   // 3
-        for (j = u0, k = 1; k < max_digits && j < len && lc__qcls(s + j, len - j, &u) == 'N'; k++) j += u;
+        for (j = u0, k = 1; k < max_digits && j < len && lc__tok_qcls(s + j, len - j, &u) == 'N'; k++) j += u;
         return j;
     }
     j = s[0] == ' ' ? 1 : 0;   // 4
-    if (j < len && lc__qcls(s + j, len - j, &u) == 'O') {
-        while (j < len && lc__qcls(s + j, len - j, &u) == 'O') j += u;
+    if (j < len && lc__tok_qcls(s + j, len - j, &u) == 'O') {
+        while (j < len && lc__tok_qcls(s + j, len - j, &u) == 'O') j += u;
         while (j < len && (s[j] == '\r' || s[j] == '\n')) j++;
         return j;
     }
     if (c0 != 'R' && c0 != 'S') return u0;   // (not reached: every class is handled above)
     for (e = 0; e < len;) {   // the whitespace run [0, e)
-        k = lc__qcls(s + e, len - e, &u);
+        k = lc__tok_qcls(s + e, len - e, &u);
         if (k != 'R' && k != 'S') break;
         if (k == 'R') { has_r = 1; last_r = e; }
         e += u;
@@ -13828,7 +14060,7 @@ static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
     if (has_r) return last_r + 1;   // 5
     if (e == len || e == u0) return e;   // 6 at the end / 7: a single char
     for (j = 0; j < e; j += u) {   // 6: all but the last char
-        lc__qcls(s + j, len - j, &u);
+        lc__tok_qcls(s + j, len - j, &u);
         if (j + u == e) return j;
     }
     return e;
@@ -13839,8 +14071,8 @@ static size_t lc__pt_next_qwen(const char *text, size_t len, int max_digits) {
 static int lc__tok_is_qwen_split(const lc__json *d, const lc__json_node *pre) {
     static const char head[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|";
     static const char tail[] = "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-    const lc__json_node *sp = lc__jfind_type(d, pre, "Split"), *pat = sp ? lc__jget(d, sp, "pattern") : NULL;
-    const lc__json_node *re = pat ? lc__jget(d, pat, "Regex") : NULL;
+    const lc__json_node *sp = lc__json_find_type(d, pre, "Split"), *pat = sp ? lc__json_get(d, sp, "pattern") : NULL;
+    const lc__json_node *re = pat ? lc__json_get(d, pat, "Regex") : NULL;
     const char *r, *mid;
     size_t hn = sizeof head - 1, tn = sizeof tail - 1, n;
     if (!re || re->type != LC__JSON_STRING) return 0;
@@ -13872,7 +14104,7 @@ static lc_status lc__tok_segment(const lc_tokenizer *t, const char *s, size_t le
     }
     while (i < len) {
         int split = ((const lc__tok_priv *)t->priv)->qwen_split;
-        size_t w = split ? lc__pt_next_qwen(s + i, len - i, split) : lc__pt_next(s + i, len - i);
+        size_t w = split ? lc__tok_pt_next_qwen(s + i, len - i, split) : lc__tok_pt_next(s + i, len - i);
         if ((st = lc__tok_bpe(t, s + i, w, 0, ids, cap, n, err))) return st;
         i += w;
     }
@@ -15749,39 +15981,37 @@ LCIMPL void lc_ref_out_free(lc_ref_out *out) {
     memset(out, 0, sizeof *out);
 }
 
-static float *lc__zalloc(size_t n, int *fail) {
+static float *lc__ref_zalloc(size_t n, int *fail) {
     float *p = (float *)LOLCATS_MALLOC(sizeof(float) * (n ? n : 1));
     if (!p) *fail = 1;
     else memset(p, 0, sizeof(float) * (n ? n : 1));
     return p;
 }
 
-LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
-                             lc_error *err) {
-    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, fail = 0;
-    int F = lc_fmap_out_dim(&rc->fmap, f), grad = rc->dy || rc->da, lin = rc->op != LOLCATS_OP_SOFTMAX;
-    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nrow = (size_t)B * H * N;
-    size_t nphi = nrow * F, nw = (size_t)H * D * f;
-    float *phiq = NULL, *phik = NULL, *dphiq = NULL, *dphik = NULL, *save1 = NULL, *save2 = NULL;
-    float *state = NULL, *dyz = NULL;
-    memset(out, 0, sizeof *out);
-    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) {
-        if (!rc->pred || !rc->target || !rc->n_pred ||
-            (rc->op == LOLCATS_OP_XENT && (rc->cols <= 0 || rc->n_pred % (size_t)rc->cols)))
-            return lc_error_set(err, LOLCATS_ERR_ARG, "loss op needs pred and target of equal size%s",
-                                rc->op == LOLCATS_OP_XENT ? " (whole rows)" : "");
-        out->loss = lc__zalloc(1, &fail);
-        out->dpred = lc__zalloc(rc->n_pred, &fail);
-        if (fail) {
-            lc_ref_out_free(out);
-            return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu loss inputs", rc->n_pred);
-        }
-        out->loss[0] = (float)(rc->op == LOLCATS_OP_MSE
-                                   ? lc_loss_mse(out->dpred, rc->pred, rc->target, rc->n_pred, rc->factor)
-                                   : lc_loss_xent(out->dpred, rc->pred, rc->target,
-                                                  rc->n_pred / (size_t)rc->cols, rc->cols, rc->factor));
-        return LOLCATS_OK;
+// The loss ops (MSE, cross-entropy): out->loss and out->dpred.
+static lc_status lc__ref_loss(const lc_ref_case *rc, lc_ref_out *out, lc_error *err) {
+    int fail = 0;
+    if (!rc->pred || !rc->target || !rc->n_pred ||
+        (rc->op == LOLCATS_OP_XENT && (rc->cols <= 0 || rc->n_pred % (size_t)rc->cols)))
+        return lc_error_set(err, LOLCATS_ERR_ARG, "loss op needs pred and target of equal size%s",
+                            rc->op == LOLCATS_OP_XENT ? " (whole rows)" : "");
+    out->loss = lc__ref_zalloc(1, &fail);
+    out->dpred = lc__ref_zalloc(rc->n_pred, &fail);
+    if (fail) {
+        lc_ref_out_free(out);
+        return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for %zu loss inputs", rc->n_pred);
     }
+    out->loss[0] = (float)(rc->op == LOLCATS_OP_MSE
+                               ? lc_loss_mse(out->dpred, rc->pred, rc->target, rc->n_pred, rc->factor)
+                               : lc_loss_xent(out->dpred, rc->pred, rc->target,
+                                              rc->n_pred / (size_t)rc->cols, rc->cols, rc->factor));
+    return LOLCATS_OK;
+}
+
+// The attention ops' arguments: dims, the inputs each op needs, what combines.
+static lc_status lc__ref_check(const lc_ref_case *rc, lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f;
+    int lin = rc->op != LOLCATS_OP_SOFTMAX;
     if (B <= 0 || H <= 0 || Hk <= 0 || N <= 0 || D <= 0 || H % Hk || (lin && f <= 0))
         return lc_error_set(err, LOLCATS_ERR_ARG,
                             "bad dims B=%d H=%d Hk=%d N=%d D=%d f=%d: all must be positive and "
@@ -15803,129 +16033,185 @@ LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_ou
     if (rc->log_g && rc->hybrid.sinks)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "log_g (the gated linear state) with sinks %d: "
                             "the gated forms take no sink keys yet; drop one of them", rc->hybrid.sinks);
+    return LOLCATS_OK;
+}
 
-    out->y = lc__zalloc(nq, &fail);
-    if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__zalloc(nrow * N, &fail);
-    save1 = lc__zalloc(nrow, &fail);
-    save2 = lc__zalloc(nrow, &fail);
+// lc_ref_eval's temporaries: feature maps and their gradients, what the forward
+// saves (row max / normalizer), the fast forms' work (state), a zero dy.
+typedef struct lc__ref_tmp {
+    float *phiq, *phik, *dphiq, *dphik;  // (B,H,N,F)
+    float *save1, *save2;                // (B,H,N)
+    float *state, *dyz;
+    int F, lin, grad;
+    size_t nrow;
+} lc__ref_tmp;
+
+static void lc__ref_tmp_free(lc__ref_tmp *tp) {
+    LOLCATS_FREE(tp->phiq); LOLCATS_FREE(tp->phik); LOLCATS_FREE(tp->dphiq); LOLCATS_FREE(tp->dphik);
+    LOLCATS_FREE(tp->save1); LOLCATS_FREE(tp->save2); LOLCATS_FREE(tp->state); LOLCATS_FREE(tp->dyz);
+}
+
+// The outputs rc asks for and the temporaries, zeroed; returns 1 when one
+// allocation failed.
+static int lc__ref_alloc(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                         lc__ref_tmp *tp) {
+    int B = rc->B, H = rc->H, N = rc->N, D = rc->D, F = tp->F, fail = 0, lin = tp->lin;
+    size_t nq = (size_t)B * H * N * D, nk = (size_t)B * rc->Hk * N * D, nrow = tp->nrow;
+    size_t nphi = nrow * F, nw = (size_t)H * D * rc->f;
+    out->y = lc__ref_zalloc(nq, &fail);
+    if (rc->op != LOLCATS_OP_LINEAR && (!rc->skip_weights || rc->da)) out->a = lc__ref_zalloc(nrow * N, &fail);
+    tp->save1 = lc__ref_zalloc(nrow, &fail);
+    tp->save2 = lc__ref_zalloc(nrow, &fail);
     if (lin) {
-        phiq = lc__zalloc(nphi, &fail);
-        phik = lc__zalloc(nphi, &fail);
+        tp->phiq = lc__ref_zalloc(nphi, &fail);
+        tp->phik = lc__ref_zalloc(nphi, &fail);
     }
-    if (grad) {
-        out->dq = lc__zalloc(nq, &fail);
-        out->dk = lc__zalloc(nk, &fail);
-        out->dv = lc__zalloc(nk, &fail);
+    if (tp->grad) {
+        out->dq = lc__ref_zalloc(nq, &fail);
+        out->dk = lc__ref_zalloc(nk, &fail);
+        out->dv = lc__ref_zalloc(nk, &fail);
         if (lin) {
-            dphiq = lc__zalloc(nphi, &fail);
-            dphik = lc__zalloc(nphi, &fail);
-            out->dwq = lc__zalloc(nw, &fail);
-            out->dwk = lc__zalloc(nw, &fail);
-            if (rc->bq) out->dbq = lc__zalloc((size_t)H, &fail);
-            if (rc->bk) out->dbk = lc__zalloc((size_t)H, &fail);
+            tp->dphiq = lc__ref_zalloc(nphi, &fail);
+            tp->dphik = lc__ref_zalloc(nphi, &fail);
+            out->dwq = lc__ref_zalloc(nw, &fail);
+            out->dwk = lc__ref_zalloc(nw, &fail);
+            if (rc->bq) out->dbq = lc__ref_zalloc((size_t)H, &fail);
+            if (rc->bk) out->dbk = lc__ref_zalloc((size_t)H, &fail);
         }
-        if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__zalloc((size_t)H, &fail);
-        if (rc->log_g) out->dlog_g = lc__zalloc(nrow, &fail);
+        if (rc->op == LOLCATS_OP_HYBRID) out->dwf = lc__ref_zalloc((size_t)H, &fail);
+        if (rc->log_g) out->dlog_g = lc__ref_zalloc(nrow, &fail);
         if (rc->kv_state) {
-            out->dkv_state = lc__zalloc((size_t)B * H * F * D, &fail);
-            out->dk_state = lc__zalloc((size_t)B * H * F, &fail);
+            out->dkv_state = lc__ref_zalloc((size_t)B * H * F * D, &fail);
+            out->dk_state = lc__ref_zalloc((size_t)B * H * F, &fail);
         }
-        if (!rc->dy) dyz = lc__zalloc(nq, &fail);
+        if (!rc->dy) tp->dyz = lc__ref_zalloc(nq, &fail);
     }
     if (rc->op == LOLCATS_OP_HYBRID && ctx->simd != LOLCATS_SIMD_SCALAR)
-        state = lc__zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
+        tp->state = lc__ref_zalloc(lc_attn_hybrid_work_floats(B, H, D, F), &fail);
     if (rc->op == LOLCATS_OP_LINEAR && rc->linear_state) {
-        state = lc__zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
-                                  : (size_t)B * H * F * D, &fail);
+        tp->state = lc__ref_zalloc(rc->dy ? lc_attn_linear_state_work_floats(B, H, F, D)
+                                      : (size_t)B * H * F * D, &fail);
     }
-    if (fail) {
-        LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
-        LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
+    return fail;
+}
+
+// The gated hybrid op (>>gate): the same forms through the args struct.
+static void lc__ref_gated(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                          lc__ref_tmp *tp) {
+    lc_hybrid_args x = lc_hybrid_args_default();
+    x.B = rc->B; x.H = rc->H; x.Hk = rc->Hk; x.N = rc->N; x.D = rc->D; x.F = tp->F;
+    x.cfg = &rc->hybrid;
+    x.q = rc->q; x.k = rc->k; x.v = rc->v; x.phiq = tp->phiq; x.phik = tp->phik; x.wf = rc->wf;
+    x.kv_state = rc->kv_state; x.k_state = rc->k_state; x.log_g = rc->log_g;
+    x.y = out->y; x.a = out->a; x.m = tp->save1; x.den = tp->save2;
+    x.work = out->a ? NULL : tp->state;
+    lc_attn_hybrid_fwd_args(ctx, &x);
+    if (out->a && tp->state) {  // y and the gradients from the O(N) form, as ungated
+        x.a = NULL; x.work = tp->state;
+        lc_attn_hybrid_fwd_args(ctx, &x);
+    }
+    x.work = tp->state; x.dy = rc->dy; x.da = rc->da;
+    x.dq = out->dq; x.dk = out->dk; x.dv = out->dv; x.dphiq = tp->dphiq; x.dphik = tp->dphik;
+    x.dwf = out->dwf; x.dkv_state = out->dkv_state; x.dk_state = out->dk_state;
+    x.dlog_g = out->dlog_g;
+    if (tp->grad) lc_attn_hybrid_bwd_args(ctx, &x);
+}
+
+// The hybrid op: the attention weights need the quadratic form; y and the
+// gradients come from the fast form unless this is the scalar reference run
+// (without a on a SIMD path only the fast form runs: O(N) memory).
+static void lc__ref_hybrid(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                           lc__ref_tmp *tp) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, F = tp->F, fail = 0;
+    size_t nrow = tp->nrow;
+    if (rc->log_g) {
+        lc__ref_gated(ctx, rc, out, tp);
+        return;
+    }
+    if (out->a || !tp->state)
+        lc_attn_hybrid_fwd(ctx, out->y, out->a, tp->save1, tp->save2, NULL, rc->q, rc->k, rc->v,
+                           tp->phiq, tp->phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D,
+                           F, &rc->hybrid);
+    if (tp->state) {
+        float *m2 = lc__ref_zalloc(nrow, &fail), *den2 = lc__ref_zalloc(nrow, &fail);
+        if (!fail) {
+            lc_attn_hybrid_fwd(ctx, out->y, NULL, m2, den2, tp->state, rc->q, rc->k, rc->v,
+                               tp->phiq, tp->phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N,
+                               D, F, &rc->hybrid);
+            memcpy(tp->save1, m2, sizeof(float) * nrow);
+            memcpy(tp->save2, den2, sizeof(float) * nrow);
+        }
+        LOLCATS_FREE(m2);
+        LOLCATS_FREE(den2);
+    }
+    if (tp->grad)
+        lc_attn_hybrid_bwd(ctx, out->dq, out->dk, out->dv, tp->dphiq, tp->dphik, out->dwf,
+                           out->dkv_state, out->dk_state, tp->state, rc->dy, rc->da, out->y,
+                           tp->save1, tp->save2, rc->q, rc->k, rc->v, tp->phiq, tp->phik, rc->wf,
+                           rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+}
+
+// One op of rc on the path ctx selects: the arguments checked, the outputs
+// allocated, the feature maps, the op forward (and backward with dy or da),
+// the feature maps' backward.
+LCIMPL lc_status lc_ref_eval(const lc_ctx *ctx, const lc_ref_case *rc, lc_ref_out *out,
+                             lc_error *err) {
+    int B = rc->B, H = rc->H, Hk = rc->Hk, N = rc->N, D = rc->D, f = rc->f, F, grad, lin;
+    lc__ref_tmp tp;
+    lc_status st;
+    memset(out, 0, sizeof *out);
+    if (rc->op == LOLCATS_OP_MSE || rc->op == LOLCATS_OP_XENT) return lc__ref_loss(rc, out, err);
+    if ((st = lc__ref_check(rc, err)) != LOLCATS_OK) return st;
+    memset(&tp, 0, sizeof tp);
+    tp.F = F = lc_fmap_out_dim(&rc->fmap, f);
+    tp.grad = grad = rc->dy || rc->da;
+    tp.lin = lin = rc->op != LOLCATS_OP_SOFTMAX;
+    tp.nrow = (size_t)B * H * N;
+    if (lc__ref_alloc(ctx, rc, out, &tp)) {
+        lc__ref_tmp_free(&tp);
         lc_ref_out_free(out);
         return lc_error_set(err, LOLCATS_ERR_NOMEM, "out of memory for B=%d H=%d N=%d D=%d", B, H, N, D);
     }
     if (lin) {
-        lc_fmap_fwd(ctx, phiq, rc->q, rc->wq, rc->bq, B, H, H, N, D, f, &rc->fmap);
-        lc_fmap_fwd(ctx, phik, rc->k, rc->wk, rc->bk, B, H, Hk, N, D, f, &rc->fmap);
+        lc_fmap_fwd(ctx, tp.phiq, rc->q, rc->wq, rc->bq, B, H, H, N, D, f, &rc->fmap);
+        lc_fmap_fwd(ctx, tp.phik, rc->k, rc->wk, rc->bk, B, H, Hk, N, D, f, &rc->fmap);
     }
     switch (rc->op) {
     case LOLCATS_OP_SOFTMAX:
-        lc_attn_softmax_fwd(ctx, out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
+        lc_attn_softmax_fwd(ctx, out->y, tp.save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
         if (out->a) lc_attn_softmax_weights(ctx, out->a, rc->q, rc->k, B, H, Hk, N, D);
         if (grad)
-            lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : dyz, rc->da,
-                                out->y, save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
+            lc_attn_softmax_bwd(ctx, out->dq, out->dk, out->dv, rc->dy ? rc->dy : tp.dyz, rc->da,
+                                out->y, tp.save1, rc->q, rc->k, rc->v, B, H, Hk, N, D);
         break;
     case LOLCATS_OP_LINEAR:
         if (rc->linear_state) {
-            float *S = state;  // fwd: the final state lands here (overwritten by bwd)
-            lc_attn_linear_state_fwd(ctx, out->y, save2, S, NULL, phiq, phik, rc->v, B, H, Hk,
-                                     N, F, D, rc->linear_eps);
+            float *S = tp.state;  // fwd: the final state lands here (overwritten by bwd)
+            lc_attn_linear_state_fwd(ctx, out->y, tp.save2, S, NULL, tp.phiq, tp.phik, rc->v, B, H,
+                                     Hk, N, F, D, rc->linear_eps);
             if (grad)
-                lc_attn_linear_state_bwd(ctx, dphiq, dphik, out->dv, state, rc->dy, out->y,
-                                         save2, phiq, phik, rc->v, B, H, Hk, N, F, D,
+                lc_attn_linear_state_bwd(ctx, tp.dphiq, tp.dphik, out->dv, tp.state, rc->dy, out->y,
+                                         tp.save2, tp.phiq, tp.phik, rc->v, B, H, Hk, N, F, D,
                                          rc->linear_eps);
         } else {
-            lc_attn_linear_fwd(ctx, out->y, save2, phiq, phik, rc->v, B, H, Hk, N, F, D,
+            lc_attn_linear_fwd(ctx, out->y, tp.save2, tp.phiq, tp.phik, rc->v, B, H, Hk, N, F, D,
                                rc->linear_eps);
             if (grad)
-                lc_attn_linear_bwd(ctx, dphiq, dphik, out->dv, rc->dy, out->y, save2, phiq,
-                                   phik, rc->v, B, H, Hk, N, F, D, rc->linear_eps);
+                lc_attn_linear_bwd(ctx, tp.dphiq, tp.dphik, out->dv, rc->dy, out->y, tp.save2,
+                                   tp.phiq, tp.phik, rc->v, B, H, Hk, N, F, D, rc->linear_eps);
         }
         break;
     default:
-        if (rc->log_g) {  // gated (>>gate): the same forms through the args struct
-            lc_hybrid_args x = lc_hybrid_args_default();
-            x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &rc->hybrid;
-            x.q = rc->q; x.k = rc->k; x.v = rc->v; x.phiq = phiq; x.phik = phik; x.wf = rc->wf;
-            x.kv_state = rc->kv_state; x.k_state = rc->k_state; x.log_g = rc->log_g;
-            x.y = out->y; x.a = out->a; x.m = save1; x.den = save2;
-            x.work = out->a ? NULL : state;
-            lc_attn_hybrid_fwd_args(ctx, &x);
-            if (out->a && state) {  // y and the gradients from the O(N) form, as ungated
-                x.a = NULL; x.work = state;
-                lc_attn_hybrid_fwd_args(ctx, &x);
-            }
-            x.work = state; x.dy = rc->dy; x.da = rc->da;
-            x.dq = out->dq; x.dk = out->dk; x.dv = out->dv; x.dphiq = dphiq; x.dphik = dphik;
-            x.dwf = out->dwf; x.dkv_state = out->dkv_state; x.dk_state = out->dk_state;
-            x.dlog_g = out->dlog_g;
-            if (grad) lc_attn_hybrid_bwd_args(ctx, &x);
-            break;
-        }
-        // the attention weights need the quadratic form; y and the gradients
-        // come from the fast form unless this is the scalar reference run
-        // (without a on a SIMD path only the fast form runs: O(N) memory)
-        if (out->a || !state)
-            lc_attn_hybrid_fwd(ctx, out->y, out->a, save1, save2, NULL, rc->q, rc->k, rc->v, phiq,
-                               phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
-        if (state) {
-            float *m2 = lc__zalloc(nrow, &fail), *den2 = lc__zalloc(nrow, &fail);
-            if (!fail) {
-                lc_attn_hybrid_fwd(ctx, out->y, NULL, m2, den2, state, rc->q, rc->k, rc->v, phiq,
-                                   phik, rc->wf, rc->kv_state, rc->k_state, B, H, Hk, N, D, F,
-                                   &rc->hybrid);
-                memcpy(save1, m2, sizeof(float) * nrow);
-                memcpy(save2, den2, sizeof(float) * nrow);
-            }
-            LOLCATS_FREE(m2);
-            LOLCATS_FREE(den2);
-        }
-        if (grad)
-            lc_attn_hybrid_bwd(ctx, out->dq, out->dk, out->dv, dphiq, dphik, out->dwf,
-                               out->dkv_state, out->dk_state, state, rc->dy, rc->da, out->y, save1,
-                               save2, rc->q, rc->k, rc->v, phiq, phik, rc->wf, rc->kv_state,
-                               rc->k_state, B, H, Hk, N, D, F, &rc->hybrid);
+        lc__ref_hybrid(ctx, rc, out, &tp);
         break;
     }
     if (grad && lin) {
-        lc_fmap_bwd(ctx, out->dq, out->dwq, out->dbq, dphiq, rc->q, rc->wq, rc->bq, B, H, H, N,
+        lc_fmap_bwd(ctx, out->dq, out->dwq, out->dbq, tp.dphiq, rc->q, rc->wq, rc->bq, B, H, H, N,
                     D, f, &rc->fmap);
-        lc_fmap_bwd(ctx, out->dk, out->dwk, out->dbk, dphik, rc->k, rc->wk, rc->bk, B, H, Hk, N,
+        lc_fmap_bwd(ctx, out->dk, out->dwk, out->dbk, tp.dphik, rc->k, rc->wk, rc->bk, B, H, Hk, N,
                     D, f, &rc->fmap);
     }
-    LOLCATS_FREE(phiq); LOLCATS_FREE(phik); LOLCATS_FREE(dphiq); LOLCATS_FREE(dphik);
-    LOLCATS_FREE(save1); LOLCATS_FREE(save2); LOLCATS_FREE(state); LOLCATS_FREE(dyz);
+    lc__ref_tmp_free(&tp);
     return LOLCATS_OK;
 }
 

@@ -22,6 +22,19 @@ for t in "$B"/tests/test_*; do
         echo "FAIL: $t exited $rc"; crashed=$((crashed + 1))
     fi
 done
+# issue 18: no function of lolcats.h over 120 lines (tools/fnlen.py lists them)
+echo "== tools/fnlen.py lolcats.h"
+if command -v python3 >/dev/null 2>&1; then
+    out=$(python3 tools/fnlen.py lolcats.h 2>&1); rc=$?
+    printf '%s\n' "$out"
+    if [ "$rc" -eq 0 ]; then
+        total_p=$((total_p + 1))
+    else
+        echo "FAIL: tools/fnlen.py: a function of lolcats.h is over 120 lines (split it)"; crashed=$((crashed + 1))
+    fi
+else
+    echo "SKIPPED: tools/fnlen.py (no python3)"
+fi
 # the Python module (python/lolcats over $B/liblolcats.so) against $B/lolcats
 echo "== pytest python/tests"
 if ! /usr/bin/python3 -c 'import numpy, pytest' >/dev/null 2>&1; then

@@ -149,8 +149,8 @@ static void test_to_hf(void) {
 static void gb_arr_hdr(gb_buf *b, const char *key, uint32_t et, uint64_t n) { gb_key(b, key, 9); gb_u32(b, et); gb_u64(b, n); }
 
 static int write_bpe_gguf(const char *path, const lc__json *d, const char *pre) {
-    const lc__json_node *r = lc__json_root(d), *model = lc__jget(d, r, "model"), *vocab = lc__jget(d, model, "vocab"),
-                        *merges = lc__jget(d, model, "merges"), *added = lc__jget(d, r, "added_tokens"), *c;
+    const lc__json_node *r = lc__json_root(d), *model = lc__json_get(d, r, "model"), *vocab = lc__json_get(d, model, "vocab"),
+                        *merges = lc__json_get(d, model, "merges"), *added = lc__json_get(d, r, "added_tokens"), *c;
     const char *tok[1024];
     size_t tlen[1024];
     int typ[1024], V = 0, i, ok;
@@ -161,8 +161,8 @@ static int write_bpe_gguf(const char *path, const lc__json *d, const char *pre) 
         i = (int)c->i64; tok[i] = c->key; tlen[i] = c->key_len; typ[i] = 1; if (i >= V) V = i + 1;
     }
     for (c = lc__json_first(d, added); c; c = lc__json_next(d, added, c)) {
-        const lc__json_node *ct = lc__jget(d, c, "content");
-        i = (int)lc__jget(d, c, "id")->i64; tok[i] = ct->str; tlen[i] = ct->len; typ[i] = 3; if (i >= V) V = i + 1;
+        const lc__json_node *ct = lc__json_get(d, c, "content");
+        i = (int)lc__json_get(d, c, "id")->i64; tok[i] = ct->str; tlen[i] = ct->len; typ[i] = 3; if (i >= V) V = i + 1;
     }
     for (i = 0; i < V; i++) if (!tok[i]) return 0;
     gb_header(&b, 3, 0, 6);
@@ -199,7 +199,7 @@ static void test_bpe_tokenizer(void) {
                "%s: %s", rj, err.msg)) { free(text2); lc__json_free(&dt); free(text); return; }
     for (pass = 0; pass < 2; pass++) {
         const char *path = pass ? DIR "/qwen_tok_gpt2pre.gguf" : DIR "/qwen_tok.gguf";
-        const lc__json_node *cs = lc__jget(&dr, lc__json_root(&dr), "cases"), *c;
+        const lc__json_node *cs = lc__json_get(&dr, lc__json_root(&dr), "cases"), *c;
         int k;
         if (!CHECK(write_bpe_gguf(path, &dt, pass ? "gpt-2" : "qwen2"), "write %s", path)) break;
         if (!CHECK(lc_tokenizer_load_hf(&th, tj, &err) == LOLCATS_OK, "%s: %s", tj, err.msg)) break;
@@ -211,7 +211,7 @@ static void test_bpe_tokenizer(void) {
                   "GGUF gpt2 tokenizer: byte-level, Qwen split, vocab %d, eos %d, %d specials", tg.vocab_size, tg.eos_id,
                   tg.n_special);
         for (c = cs ? lc__json_first(&dr, cs) : NULL, k = 0; c || k < 2; k += !c, c = c ? lc__json_next(&dr, cs, c) : NULL) {
-            const lc__json_node *tx = c ? lc__jget(&dr, c, "text") : NULL;
+            const lc__json_node *tx = c ? lc__json_get(&dr, c, "text") : NULL;
             const char *s = tx ? tx->str : extra[k];
             size_t len = tx ? tx->len : strlen(extra[k]), gh = 0, gg = 0, q;
             int oh[512], og[512], same;
@@ -242,8 +242,8 @@ static void test_bpe_tokenizer(void) {
               ok ? "" : err.msg);
         if (ok) lc_tokenizer_free(&tg);
     }
-    CHECK(lc__pt_next_qwen("12345 x", 7, 3) == 3 && lc__pt_next_qwen("45 x", 4, 3) == 2 &&
-          lc__pt_next_qwen("12345 x", 7, 1) == 1 && lc__pt_next_qwen("ab12", 4, 3) == 2,
+    CHECK(lc__tok_pt_next_qwen("12345 x", 7, 3) == 3 && lc__tok_pt_next_qwen("45 x", 4, 3) == 2 &&
+          lc__tok_pt_next_qwen("12345 x", 7, 1) == 1 && lc__tok_pt_next_qwen("ab12", 4, 3) == 2,
           "digit runs: groups of up to 3 (Llama 3), single digits (Qwen)");
     lc__json_free(&dr);
     lc__json_free(&dt);

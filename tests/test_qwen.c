@@ -339,11 +339,11 @@ static void test_tokenizer(void) {
     CHECK(tk.eos_id == 456 && tk.n_special == 3 && tk.bos_id < 0 && !tk.add_bos &&
               lc_tokenizer_find(&tk, "<|im_start|>", 12) == 457 && lc_tokenizer_find(&tk, "<|im_end|>", 10) == 458,
           "special tokens: eos %d (<|endoftext|>), %d specials, bos %d", tk.eos_id, tk.n_special, tk.bos_id);
-    CHECK(lc__jint(&d, lc__json_root(&d), "vocab_size", 0) == tk.vocab_size, "vocab size %d", tk.vocab_size);
-    cs = lc__jget(&d, lc__json_root(&d), "cases");
+    CHECK(lc__json_int(&d, lc__json_root(&d), "vocab_size", 0) == tk.vocab_size, "vocab size %d", tk.vocab_size);
+    cs = lc__json_get(&d, lc__json_root(&d), "cases");
     for (pass = 0; pass < 2; pass++)   /* pass 1: the GPT-2 rule must give other ids somewhere */
         for (c = cs ? lc__json_first(&d, cs) : NULL; c; c = lc__json_next(&d, cs, c)) {
-            const lc__json_node *tx = lc__jget(&d, c, "text"), *ids = lc__jget(&d, c, "ids"), *e;
+            const lc__json_node *tx = lc__json_get(&d, c, "text"), *ids = lc__json_get(&d, c, "ids"), *e;
             int out[512], k = 0, same;
             size_t got = 0;
             ((lc__tok_priv *)tk.priv)->qwen_split = !pass;
