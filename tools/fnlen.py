@@ -15,7 +15,7 @@ def functions(lines):
     sig = re.compile(r'^[A-Za-z_][\w \*]*\b(\w+)\s*\(')
     section, i, n = '?', 0, len(lines)
     while i < n:
-        m = re.match(r'^// >>([\w-]+)', lines[i])
+        m = re.match(r'^// >>([\w-]+)(?![\w:-])', lines[i])
         if m:
             section = m.group(1)
         m = sig.match(lines[i])
