@@ -348,6 +348,7 @@ def main():
             r = archived(a, name)
             if r is None and os.path.exists(p):
                 r = json.load(open(p))
+                archive(a, name, r)
             if r is not None:
                 results.append(r)
     table(a, results)
