@@ -6460,6 +6460,45 @@ static float lc__max_neon(const float *x, float sgn, int n) {
     for (; i < n; i++) m = sgn * x[i] > m || x[i] != x[i] ? sgn * x[i] : m;
     return m;
 }
+
+// The vector exp of >>simd, 4 lanes: as lc__exp256 step for step (FMAX/FMIN
+// give NaN when either operand is, so the clamps keep NaN on their own).
+static float32x4_t lc__exp_neon(float32x4_t x) {
+    uint32x4_t ovf = vcgtq_f32(x, vdupq_n_f32(LC__EXP_OVF));
+    float32x4_t k, r, p;
+    int32x4_t e;
+    x = vminq_f32(vdupq_n_f32(LC__EXP_HI), vmaxq_f32(vdupq_n_f32(LC__EXP_LO), x));
+    k = vrndnq_f32(vmulq_n_f32(x, LC__LOG2E));
+    r = vfmsq_f32(x, k, vdupq_n_f32(LC__LN2_HI));
+    r = vfmsq_f32(r, k, vdupq_n_f32(LC__LN2_LO));
+    p = vfmaq_f32(vdupq_n_f32(LC__EXP_P1), vdupq_n_f32(LC__EXP_P0), r);
+    p = vfmaq_f32(vdupq_n_f32(LC__EXP_P2), p, r);
+    p = vfmaq_f32(vdupq_n_f32(LC__EXP_P3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(LC__EXP_P4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(LC__EXP_P5), p, r);
+    p = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0f));
+    e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(k), vdupq_n_s32(127)), 23);
+    return vbslq_f32(ovf, vdupq_n_f32(INFINITY), vmulq_f32(p, vreinterpretq_f32_s32(e)));
+}
+
+// exp_sumd as lc__exp_sumd_avx2's, 4 lanes: inputs below LC__EXP_LO give 0
+// (not less than it: NaN stays), each exp widened to double before adding.
+static double lc__exp_sumd_neon(float *y, const float *x, float sub, int n) {
+    float32x4_t vb = vdupq_n_f32(sub), lo = vdupq_n_f32(LC__EXP_LO);
+    float64x2_t a0 = vdupq_n_f64(0), a1 = a0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t z = vsubq_f32(vld1q_f32(x + i), vb);
+        uint32x4_t keep = vmvnq_u32(vcltq_f32(z, lo));
+        float32x4_t e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(lc__exp_neon(z)), keep));
+        if (y) vst1q_f32(y + i, e);
+        a0 = vaddq_f64(a0, vcvt_f64_f32(vget_low_f32(e)));
+        a1 = vaddq_f64(a1, vcvt_high_f64_f32(e));
+    }
+    a0 = vaddq_f64(a0, a1);
+    return vgetq_lane_f64(a0, 0) + vgetq_lane_f64(a0, 1) +
+           lc__exp_sumd_ref(y ? y + i : NULL, x + i, sub, n - i);
+}
 #endif
 
 static const lc__prims lc__prims_ref = {lc__dot_ref,     lc__axpy_ref,   lc__scal_ref,
@@ -6480,7 +6519,7 @@ static const lc__prims lc__prims_avx512 = {lc__dot_avx512,     lc__axpy_avx512, 
 static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__scal_neon,
                                          lc__exp_sum_ref, lc__max_neon,    lc__colmax_neon,
                                          lc__colexp_ref,  lc__colmul_neon, NULL,
-                                         NULL,            lc__exp_sumd_ref};
+                                         NULL,            lc__exp_sumd_neon};
 #endif
 
 

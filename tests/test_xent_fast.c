@@ -7,7 +7,9 @@
    at the label (where the reference itself subtracts 1/n in float). Each SIMD
    level the CPU has is checked, the fast form counted as taken
    (LOLCATS_COUNT_FAST), and LOLCATS_SIMD_SCALAR gives the reference bit for
-   bit with no fast entry (a reference-only build: no fast entry at all). */
+   bit with no fast entry (a reference-only build: no fast entry at all).
+   The primitive P->exp_sumd of each SIMD level is also checked on its own
+   against lc__exp_sumd_ref (case_exp_sumd). */
 #define LOLCATS_COUNT_FAST
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -104,6 +106,60 @@ static void case_v(int V, int simd, lc_rng *g) {
     free(l); free(rd); free(d); free(ip);
 }
 
+/* The primitive itself at odd n (vector body and scalar tail): y and the
+   double sum of P->exp_sumd against lc__exp_sumd_ref, with -inf, inputs
+   below expf's normal range (0 in a vector, subnormal in expf), large ones
+   and a NaN (the NaN and an overflowing input, a copy each). Rule: |a - r| <=
+   4 float ulp |r|, sum likewise; sum without y bit-identical to with y. */
+static void case_exp_sumd(int simd, lc_rng *g) {
+    static const int ns[15] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 130, 257};
+    const float sub = 1.5f;
+    const double rtol = 4.8e-7;
+    float x[257], y[257], r[257];
+    lc_ctx ctx;
+    const lc__prims *P;
+    int k, i;
+    char what[64];
+    lc_ctx_init(&ctx);
+    ctx.simd = simd;
+    P = lc__prims_for(&ctx);
+    CHECK(P->exp_sumd != lc__exp_sumd_ref, "%s: exp_sumd has a vector form", lc_simd_name(simd));
+    for (k = 0; k < 15; k++) {
+        int n = ns[k], bad;
+        double s, s0, rs;
+        for (i = 0; i < n; i++) {
+            x[i] = 3.0f * lc_rng_normal(g);
+            if (i % 7 == 3) x[i] = -INFINITY;
+            if (i % 11 == 5) x[i] = sub - 95.0f;  // below LC__EXP_LO: 0
+            if (i % 13 == 6) x[i] = sub + 80.0f;
+        }
+        rs = lc__exp_sumd_ref(r, x, sub, n);
+        s = P->exp_sumd(y, x, sub, n);
+        s0 = P->exp_sumd(NULL, x, sub, n);
+        for (i = 0, bad = 0; i < n; i++)  // 0, or expf's subnormal in a scalar tail
+            if (x[i] - sub < LC__EXP_LO) {
+                bad += y[i] != 0.0f && y[i] != r[i];
+                y[i] = r[i];
+            }
+        CHECK(bad == 0, "%s exp_sumd n=%d: %d inputs below expf's normal range not 0", lc_simd_name(simd), n,
+              bad);
+        snprintf(what, sizeof what, "%s exp_sumd y", lc_simd_name(simd));
+        check_close(what, y, r, (size_t)n, 0.0, rtol);
+        CHECK(fabs(s - rs) <= rtol * rs, "%s exp_sumd n=%d: sum %.17g vs reference %.17g",
+              lc_simd_name(simd), n, s, rs);
+        CHECK(s0 == s, "%s exp_sumd n=%d: sum without y %.17g, with y %.17g", lc_simd_name(simd), n, s0, s);
+        x[n / 2] = sub + 89.0f;  // past expf's range: +inf
+        s = P->exp_sumd(y, x, sub, n);
+        CHECK(s == (double)INFINITY && y[n / 2] == INFINITY, "%s exp_sumd n=%d: overflow gives inf (%g)",
+              lc_simd_name(simd), n, s);
+        x[n / 2] = NAN;
+        s = P->exp_sumd(y, x, sub, n);
+        for (i = 0, bad = 0; i < n; i++) bad += i == n / 2 ? y[i] == y[i] : y[i] != y[i];
+        CHECK(s != s && bad == 0, "%s exp_sumd n=%d: NaN gives NaN sum (%g), NaN only there (%d off)",
+              lc_simd_name(simd), n, s, bad);
+    }
+}
+
 int main(void) {
     static const int Vs[5] = {1, 7, 33, 1000, 32000};
     lc_ctx dflt;
@@ -117,5 +173,6 @@ int main(void) {
     printf("test_xent_fast: default path %s\n", lc_simd_name(dflt.simd));
     for (k = 0; k < nl; k++)
         for (i = 0; i < 5; i++) case_v(Vs[i], levels[k], &g);
+    for (k = 1; k < nl; k++) case_exp_sumd(levels[k], &g);
     return check_done();
 }
