@@ -10,8 +10,8 @@ Every (configuration, split, seed) cell runs `lolcats linearize` with the README
 alpaca-llama-25m (tk, window 64, feature dim 64, 1024-token sequences, --tokens for each stage)
 on the split's training part, then scores the held-out part (`eval`, held-out NLL) and passkey
 retrieval at 2x and 4x the window (`eval --task passkey`). Each cell's files live under
-DIR/runs/; a cell whose result file exists is not run again, and an interrupted training
-resumes from its state file (`--resume`), so the script can be stopped and started again
+DIR/runs/; a cell whose result file exists is not run again, and a training without its
+NAME.done marker resumes from its state file (`--resume`), so the script can be stopped and started again
 (for instance under `timeout -s INT`). A finished cell's result (a small JSON file: NLL,
 passkey, training seconds, the binary that made it) is also copied to the archive
 (--archive, default study/cells in the repository), and a cell found there is not run again:
@@ -30,6 +30,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -80,15 +81,36 @@ def prepare(data_dir, shared):
             os.replace(path + ".tmp", path)
 
 
-def run(cmd, log_path):
-    """Runs cmd, stdout returned, stderr appended to log_path; raises on failure."""
+def run(cmd, log_path, tick=None):
+    """Runs cmd, stdout returned, stderr appended to log_path; raises on failure. tick(elapsed)
+    is called about every 30 s while it runs (and once at the end)."""
+    t0 = time.time()
     with open(log_path, "a", encoding="utf-8") as lf:
         lf.write("$ %s\n" % " ".join(shlex.quote(c) for c in cmd))
         lf.flush()
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=lf, text=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=lf, text=True)
+        out = []
+        reader = threading.Thread(target=lambda: out.append(p.stdout.read()))
+        reader.start()
+        while True:
+            try:
+                p.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                if tick:
+                    tick(time.time() - t0)
+        reader.join()
+    if tick:
+        tick(time.time() - t0)
     if p.returncode != 0:
         raise RuntimeError("%s exited %d (see %s)" % (cmd[1], p.returncode, log_path))
-    return p.stdout
+    return "".join(out)
+
+
+def write_atomic(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def archived(a, name):
@@ -139,18 +161,16 @@ def cell(a, cfg, flags, set_name, seed):
     lg = os.path.join(runs, name + ".log")
     env_t = ["-t", str(a.threads)]
     secs_path = os.path.join(runs, name + ".train_seconds")  # summed over resumed runs
-    if not os.path.exists(ckpt):
+    done_path = os.path.join(runs, name + ".done")  # training finished (the checkpoint alone
+    if not os.path.exists(done_path):               # may be a mid-run save of --resume's)
         cmd = [a.bin, "linearize", "--model", a.model, "--data", train, "--seq-len", "1024",
                "--distill-tokens", str(a.tokens), "--finetune-tokens", str(a.tokens),
                "--seed", str(seed), "--out", ckpt, "--resume",
                "--json-log", os.path.join(runs, name + ".jsonl")] + env_t + flags
-        t0 = time.time()
-        try:
-            run(cmd, lg)
-        finally:
-            prev = float(open(secs_path).read()) if os.path.exists(secs_path) else 0.0
-            with open(secs_path, "w") as f:
-                f.write("%.1f\n" % (prev + time.time() - t0))
+        prev = float(open(secs_path).read()) if os.path.exists(secs_path) else 0.0
+        # the seconds are rewritten every ~30 s, so a killed run loses at most that much of them
+        run(cmd, lg, tick=lambda t: write_atomic(secs_path, "%.1f\n" % (prev + t)))
+        write_atomic(done_path, "")
     train_s = float(open(secs_path).read()) if os.path.exists(secs_path) else None
     out = run([a.bin, "eval", "--model", a.model, "--data", held, "--ctx", "1024",
                "--lolcats", ckpt, "--json"] + env_t, lg)
@@ -164,7 +184,8 @@ def cell(a, cfg, flags, set_name, seed):
         json.dump(r, f, indent=1)
     os.replace(res_path + ".tmp", res_path)
     archive(a, name, r)
-    log("%s: held-out NLL %.4f, passkey %s, %.0f s" % (name, nll, pk, train_s))
+    log("%s: held-out NLL %.4f, passkey %s, %s s" % (name, nll, pk,
+                                                    "%.0f" % train_s if train_s else "?"))
     return r
 
 
