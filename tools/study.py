@@ -3,6 +3,7 @@
 
     /usr/bin/python3 tools/study.py --out DIR [--jobs N] [--threads T] [--seeds 0,1]
         [--sets ts,wt,al] [--configs original,sinks,kl,gate,auto2,best] [--best FLAGS]
+        [--config NAME=FLAGS ...]
         [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--archive DIR]
         [--dry-run] [--table-only]
 
@@ -43,7 +44,13 @@ CONFIGS = {
     "kl": ["--kl-factor", "1"],
     "gate": ["--gate"],
     "auto2": ["--softmax-layers", "auto:2"],
+    # not in the default grid: combinations, and the bf16 compute mode (issue 23's quality check)
+    "gatekl": ["--gate", "--kl-factor", "1"],
+    "sinkskl": ["--sinks", "4", "--kl-factor", "1"],
+    "gatekl2": ["--gate", "--gate-stage2", "--kl-factor", "1"],
+    "bf16": ["--compute", "bf16"],
 }
+DEFAULT_CONFIGS = "original,sinks,kl,gate,auto2"
 SETS = {  # name -> (training file, held-out file)
     "ts": ("ts_train.txt", "ts_held.txt"),
     "wt": ("wt_train.txt", "wt_held.txt"),
@@ -321,8 +328,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--sets", default="ts,wt,al")
-    ap.add_argument("--configs", default="original,sinks,kl,gate,auto2")
+    ap.add_argument("--configs", default=DEFAULT_CONFIGS)
     ap.add_argument("--best", default="", help="flags of the 'best' configuration")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=FLAGS",
+                    help="defines one more configuration (repeatable)")
     ap.add_argument("--tokens", type=int, default=1000000)
     ap.add_argument("--archive", default=os.path.join(ROOT, "study", "cells"),
                     help="finished cells shared between runs and machines ('' for none)")
@@ -332,6 +341,11 @@ def main():
     a.sets = [s for s in a.sets.split(",") if s]
     a.configs = [c for c in a.configs.split(",") if c]
     a.flag_of = dict(CONFIGS)
+    for d in a.config:
+        name, eq, flags = d.partition("=")
+        if not eq or not name.isalnum():
+            ap.error("--config %r: want NAME=FLAGS with a letters-and-digits NAME" % d)
+        a.flag_of[name] = flags.split()
     if a.best:
         a.flag_of["best"] = a.best.split()
         if "best" not in a.configs:
@@ -341,8 +355,8 @@ def main():
             ap.error("--sets: unknown split %r (ts, wt, al)" % s)
     for c in a.configs:
         if c not in a.flag_of:
-            ap.error("--configs: unknown configuration %r (%s, best with --best)" %
-                     (c, ", ".join(CONFIGS)))
+            ap.error("--configs: unknown configuration %r (%s; best with --best; others with "
+                     "--config NAME=FLAGS)" % (c, ", ".join(CONFIGS)))
     seeds = [int(x) for x in a.seeds.split(",") if x]
     os.makedirs(os.path.join(a.out, "runs"), exist_ok=True)
     prepare(os.path.join(a.out, "data"), a.shared)
