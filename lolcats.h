@@ -1064,6 +1064,9 @@ typedef struct lc_train_cfg {
     int gate;                     // >>gate-train 1: gated linear state, w_g (L,H,dim), b_g (L,H) trained
                                   //    with the feature maps (stage 1); hybrid only, not with sinks
     int gate_stage2;              //    1: w_g, b_g also train in lc_train_lm_step (stage 2)
+    size_t kl_cache_bytes;        // >>kl 0: the teacher runs at every step; > 0: its logits are
+                                  //    kept per distinct token sequence, up to this many bytes
+                                  //    (first come, never evicted; results unchanged, bit for bit)
 } lc_train_cfg;
 
 LCAPI lc_train_cfg lc_train_cfg_default(void);
@@ -1139,6 +1142,9 @@ LCAPI void lc_train_loss_parts(const lc_train *t, double *ce, double *kl);
 // AdamW over the trainable parameters (grads scaled by grad_scale first, e.g.
 // 1/accumulation steps); increments t->step.
 LCAPI void lc_train_adamw(lc_train *t, const lc_adamw_cfg *opt, float grad_scale);
+// The teacher-logits cache of cfg.kl_cache_bytes: steps answered from it (hits), teacher
+// forwards run (misses), sequences kept and the bytes they take. All 0 without KL.
+LCAPI void lc_train_kl_cache(const lc_train *t, long *hits, long *misses, int *entries, size_t *bytes);
 // After a forward (lc_train_lm_step), the logits (T,V) of that sequence; with
 // backward they were overwritten by their gradient.
 LCAPI const float *lc_train_logits(const lc_train *t);
@@ -4135,25 +4141,90 @@ LCIMPL double lc_loss_kl(float *dlogits, const float *student, const float *teac
 // The trainer's side (hooks in lc_train_lm_step, lc_train_free,
 // lc_train_memory_bytes): the frozen model runs forward with softmax
 // attention and no LoRA (lc_model_forward, prefill from position 0) into one
-// sequence's (T,V) teacher logits, allocated at the first use and kept.
+// sequence's (T,V) teacher logits, allocated at the first use and kept; with
+// cfg.kl_cache_bytes the logits of each distinct sequence are kept too while
+// they fit, and a sequence seen again (the next epoch) skips the teacher.
+struct lc__kl_entry {             // one token sequence's teacher logits
+    uint64_t hash;
+    int T;
+    int *tokens;                  // (T) compared in full on a hash match
+    float *logits;                // (T, V)
+};
+
 typedef struct lc__kl_state {
     lc_run run;
     float *logits;                // (max_tokens, V) teacher logits, then the KL gradient
+    struct lc__kl_entry *ent;     // cfg.kl_cache_bytes: kept sequences
+    int n_ent, cap_ent;
+    size_t cache_used;            // bytes of the entries' tokens and logits
+    long hits, misses;
 } lc__kl_state;
+
+static uint64_t lc__kl_hash(const int *tokens, int T) {
+    uint64_t h = 14695981039346656037ull;   // FNV-1a over the token ids
+    int i;
+    for (i = 0; i < T; i++) h = (h ^ (uint32_t)tokens[i]) * 1099511628211ull;
+    return h ^ (uint64_t)T;
+}
+
+// The cached teacher logits of tokens, or NULL.
+static const float *lc__kl_cached(const lc__kl_state *k, const int *tokens, int T) {
+    uint64_t h = lc__kl_hash(tokens, T);
+    int i;
+    for (i = 0; i < k->n_ent; i++)
+        if (k->ent[i].hash == h && k->ent[i].T == T && !memcmp(k->ent[i].tokens, tokens, sizeof(int) * (size_t)T))
+            return k->ent[i].logits;
+    return NULL;
+}
+
+// Keeps a copy of the teacher's logits of tokens while the budget allows (no
+// room or no memory: not kept, nothing else changes).
+static void lc__kl_keep(lc__kl_state *k, size_t budget, const int *tokens, const float *logits, int T, int V) {
+    size_t need = sizeof(int) * (size_t)T + sizeof(float) * (size_t)T * V;
+    struct lc__kl_entry *e;
+    if (need > budget || k->cache_used > budget - need) return;
+    if (k->n_ent == k->cap_ent) {
+        int cap = k->cap_ent ? 2 * k->cap_ent : 16;
+        void *p = LOLCATS_REALLOC(k->ent, sizeof *k->ent * (size_t)cap);
+        if (!p) return;
+        k->ent = (struct lc__kl_entry *)p;
+        k->cap_ent = cap;
+    }
+    e = &k->ent[k->n_ent];
+    e->tokens = (int *)LOLCATS_MALLOC(sizeof(int) * (size_t)T);
+    e->logits = (float *)LOLCATS_MALLOC(sizeof(float) * (size_t)T * V);
+    if (!e->tokens || !e->logits) {
+        LOLCATS_FREE(e->tokens);
+        LOLCATS_FREE(e->logits);
+        return;
+    }
+    memcpy(e->tokens, tokens, sizeof(int) * (size_t)T);
+    memcpy(e->logits, logits, sizeof(float) * (size_t)T * V);
+    e->hash = lc__kl_hash(tokens, T);
+    e->T = T;
+    k->n_ent++;
+    k->cache_used += need;
+}
 
 static int lc__kl_mixed(const lc_train_cfg *c) { return c->kl_factor != 0.0f || c->ce_factor != 1.0f; }
 
 static void lc__kl_free(void **state) {
     lc__kl_state *k = (lc__kl_state *)*state;
+    int i;
     if (!k) return;
     lc_run_free(&k->run);
     LOLCATS_FREE(k->logits);
+    for (i = 0; i < k->n_ent; i++) {
+        LOLCATS_FREE(k->ent[i].tokens);
+        LOLCATS_FREE(k->ent[i].logits);
+    }
+    LOLCATS_FREE(k->ent);
     LOLCATS_FREE(k);
     *state = NULL;
 }
 
 // Bytes the teacher state takes (0 when kl_factor is 0): the logits, an
-// lc_run of max_tokens (its KV cache and activations).
+// lc_run of max_tokens (its KV cache and activations), the cache's budget.
 static size_t lc__kl_bytes(const lc_model *m, const lc_train_cfg *cfg) {
     const lc_model_config *c = &m->cfg;
     size_t T = (size_t)cfg->max_tokens, kv, qd = (size_t)c->n_heads * c->head_dim;
@@ -4162,7 +4233,8 @@ static size_t lc__kl_bytes(const lc_model *m, const lc_train_cfg *cfg) {
     kv = (size_t)c->n_layers * c->n_kv_heads * T * c->head_dim;
     return sizeof(float) * (T * c->vocab_size + 2 * kv + T * c->head_dim + (size_t)(2 * c->n_layers + 1) * c->dim +
                             T * ((size_t)c->dim + xd + 2 * qd + 2 * (size_t)c->n_kv_heads * c->head_dim +
-                                 2 * (size_t)c->hidden_dim) + (size_t)c->n_heads * T + c->vocab_size + 4 * T + 4);
+                                 2 * (size_t)c->hidden_dim) + (size_t)c->n_heads * T + c->vocab_size + 4 * T + 4) +
+           cfg->kl_cache_bytes;
 }
 
 // The next-token loss of lc_train_lm_step when KL or a CE weight is asked for:
@@ -4176,6 +4248,7 @@ static lc_status lc__kl_loss(void **state, const lc_ctx *ctx, const lc_model *m,
     size_t i, n = (size_t)T * V;
     float cf = cfg->ce_factor;
     lc__kl_state *k = (lc__kl_state *)*state;
+    const float *cached;
     lc_status st;
     if (!(cfg->kl_factor >= 0.0f && cfg->kl_factor <= 1e9f) || !(cfg->kl_temp > 0.0f && cfg->kl_temp <= 1e6f) ||
         !(cfg->ce_factor >= 0.0f && cfg->ce_factor <= 1e9f))
@@ -4206,8 +4279,15 @@ static lc_status lc__kl_loss(void **state, const lc_ctx *ctx, const lc_model *m,
         if (T > k->run.max_tokens)
             return lc_error_set(err, LOLCATS_ERR_ARG, "kl_factor: %d tokens, the teacher was set up for %d (max_tokens)",
                                 T, k->run.max_tokens);
-        lc_run_reset(&k->run);
-        if ((st = lc_model_forward(ctx, m, &k->run, tokens, T, k->logits, err))) return st;
+        if (cfg->kl_cache_bytes && (cached = lc__kl_cached(k, tokens, T)) != NULL) {
+            memcpy(k->logits, cached, sizeof(float) * n);
+            k->hits++;
+        } else {
+            lc_run_reset(&k->run);
+            if ((st = lc_model_forward(ctx, m, &k->run, tokens, T, k->logits, err))) return st;
+            k->misses++;
+            if (cfg->kl_cache_bytes) lc__kl_keep(k, cfg->kl_cache_bytes, tokens, k->logits, T, V);
+        }
         *kl = lc_loss_kl(backward ? k->logits : NULL, logits, k->logits, labels, T, V, cfg->kl_temp, 1.0f, NULL);
     }
     *ce = lc__xent(ctx, backward ? logits : NULL, logits, labels, T, V, &ns);
@@ -5796,6 +5876,14 @@ LCIMPL void lc_train_loss_parts(const lc_train *t, double *ce, double *kl) {  //
     const lc__train_act *a = (const lc__train_act *)t->act;
     if (ce) *ce = a->part_ce;
     if (kl) *kl = a->part_kl;
+}
+
+LCIMPL void lc_train_kl_cache(const lc_train *t, long *hits, long *misses, int *entries, size_t *bytes) {  // >>kl
+    const lc__kl_state *k = (const lc__kl_state *)((const lc__train_act *)t->act)->kl;
+    if (hits) *hits = k ? k->hits : 0;
+    if (misses) *misses = k ? k->misses : 0;
+    if (entries) *entries = k ? k->n_ent : 0;
+    if (bytes) *bytes = k ? k->cache_used : 0;
 }
 
 LCIMPL lc_status lc_train_attention_maps(lc_train *t, const int *tokens, int T, int layer,

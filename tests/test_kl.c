@@ -202,6 +202,57 @@ static int make_student(lc_train *t, float kl, float tau, float ce) {
     return 0;
 }
 
+/* cfg.kl_cache_bytes: steps on sequences A, B, A, B, A with AdamW between them give the same
+   losses and parameters as without the cache, bit for bit; the second A and B come from it */
+static void kl_cache_run(size_t budget, double *losses, float *params, long *hits, long *misses, int *ent,
+                         size_t *bytes) {
+    int tok2[NT], s, n;
+    lc_train t;
+    lc_error err;
+    lc_adamw_cfg opt = lc_adamw_cfg_default();
+    opt.lr = 1e-2f;
+    for (s = 0; s < NT; s++) tok2[s] = (tokens[s] + 5) % 11;
+    if (make_student(&t, 0.7f, 1.3f, 1.0f)) return;
+    t.cfg.kl_cache_bytes = budget;
+    for (s = 0; s < 5; s++) {
+        lc_train_zero_grad(&t);
+        CHECK(lc_train_lm_step(&t, s % 2 ? tok2 : tokens, labels, NT, 1, &losses[s], &n, &err) == LOLCATS_OK, "%s",
+              err.msg);
+        lc_train_adamw(&t, &opt, 1.0f);
+    }
+    memcpy(params, t.params, sizeof(float) * t.n_params);
+    lc_train_kl_cache(&t, hits, misses, ent, bytes);
+    lc_train_free(&t);
+}
+
+static void kl_cache_checks(void) {
+    enum { V = 11 };
+    static float p0[1 << 16], p1[1 << 16];
+    double l0[5], l1[5];
+    long h, m;
+    int e, i;
+    size_t b, one = sizeof(int) * NT + sizeof(float) * NT * V;
+    lc_train t;
+    if (make_student(&t, 0.7f, 1.3f, 1.0f)) return;
+    if (!CHECK(t.n_params <= (size_t)(1 << 16), "test buffers too small for %zu parameters", t.n_params)) return;
+    b = lc_train_memory_bytes(&frozen, &t.cfg);
+    t.cfg.kl_cache_bytes = 12345;
+    CHECK(lc_train_memory_bytes(&frozen, &t.cfg) == b + 12345, "kl_cache_bytes is not counted by lc_train_memory_bytes");
+    lc_train_free(&t);
+    kl_cache_run(0, l0, p0, &h, &m, &e, &b);
+    CHECK(h == 0 && m == 5 && e == 0 && b == 0, "no cache: hits %ld misses %ld entries %d bytes %zu", h, m, e, b);
+    for (i = 0; i < 3; i++) {
+        size_t budget = i == 0 ? (size_t)1 << 20 : i == 1 ? one : one - 1;
+        long want_h = i == 0 ? 3 : i == 1 ? 2 : 0;
+        kl_cache_run(budget, l1, p1, &h, &m, &e, &b);
+        CHECK(!memcmp(l0, l1, sizeof l0) && !memcmp(p0, p1, sizeof(float) * (size_t)(1 << 16)),
+              "kl cache of %zu bytes: losses or parameters differ from the run without it", budget);
+        CHECK(h == want_h && m == 5 - want_h && e == (i == 0 ? 2 : i == 1 ? 1 : 0) && b == (size_t)e * one,
+              "kl cache of %zu bytes: hits %ld (want %ld) misses %ld entries %d bytes %zu", budget, h, want_h, m, e, b);
+    }
+    printf("kl cache: 5 steps over 2 sequences, the same losses and parameters with 0, 2, 1 and 0 sequences kept\n");
+}
+
 static void trainer_checks(void) {
     enum { V = 11 };
     float student[NT * V], teacher[NT * V];
@@ -288,6 +339,7 @@ static void trainer_checks(void) {
               "kl_factor 1: the teacher's logits are not counted");
         lc_train_free(&t2);
     }
+    kl_cache_checks();
     /* bad values are refused by name */
     {
         lc_train t3;
@@ -324,6 +376,20 @@ static int run_cli(const char *bin, const char *args) {
     return cli_run(KL_DIR, bin, args, NULL, 0, out_buf, sizeof out_buf);
 }
 
+/* 1 when both files exist and hold the same bytes */
+static int same_file(const char *p0, const char *p1) {
+    FILE *f0 = fopen(p0, "rb"), *f1 = fopen(p1, "rb");
+    int c0 = 0, c1 = 0, same = f0 && f1;
+    while (same && c0 != EOF) {
+        c0 = getc(f0);
+        c1 = getc(f1);
+        same = c0 == c1;
+    }
+    if (f0) fclose(f0);
+    if (f1) fclose(f1);
+    return same;
+}
+
 static void cli_bad(const char *bin, const char *args, const char *want) {
     int rc = run_cli(bin, args);
     CHECK(rc == 2 && strstr(out_buf, "lolcats: error: ") && strstr(out_buf, want),
@@ -345,6 +411,8 @@ static void cli_checks(void) {
     snprintf(a, sizeof a, "%s --kl-factor abc", F); cli_bad(bin, a, "--kl-factor 'abc'");
     snprintf(a, sizeof a, "%s --ce-factor nan", F); cli_bad(bin, a, "--ce-factor 'nan'");
     snprintf(a, sizeof a, "%s --ce-factor 0", F); cli_bad(bin, a, "--ce-factor 0 without --kl-factor");
+    snprintf(a, sizeof a, "%s --kl-cache 64", F); cli_bad(bin, a, "--kl-cache keeps the teacher's logits of --kl-factor");
+    snprintf(a, sizeof a, "%s --kl-factor 1 --kl-cache -3", F); cli_bad(bin, a, "--kl-cache '-3'");
     cli_bad(bin, "distill --model x --data y --out " KL_DIR "/never.safetensors --kl-factor 1", "finetune and linearize");
     CHECK(run_cli(bin, "help finetune") == 0 && (slurp(KL_DIR "/out.txt", out_buf, sizeof out_buf),
           strstr(out_buf, "--kl-factor A") && strstr(out_buf, "--kl-temp") && strstr(out_buf, "--ce-factor")),
@@ -382,6 +450,25 @@ static void cli_checks(void) {
         CHECK(strstr(out_buf + 8, "\"stage2_loss_ce_kl_temp\":\"0.25,0.5,2\"") != NULL ||
               strstr(out_buf + 8, "\"stage2_loss_ce_kl_temp\": \"0.25,0.5,2\"") != NULL,
               "checkpoint metadata lacks stage2_loss_ce_kl_temp 0.25,0.5,2");
+    }
+    {   /* --kl-cache: the same checkpoint, the repeated sequences' teacher passes from the cache */
+        const char *line;
+        char kb[1200];
+        snprintf(kb, sizeof kb, "linearize --model ../shared/models/stories260K/stories260K.bin --tokenizer "
+                 "../shared/models/stories260K/tok512.bin --data " KL_DIR "/short.txt --seq-len 64 --tokens 1024 "
+                 "--val-seqs 1 --force --kl-factor 1");
+        CHECK(system("head -n 12 " KL_DIR "/text.txt > " KL_DIR "/short.txt") == 0, "head failed");
+        snprintf(a, sizeof a, "%s --out " KL_DIR "/kc0.safetensors", kb);
+        CHECK(run_cli(bin, a) == 0 && !strstr(out_buf, "teacher logits cache"), "`lolcats %s`: %s", a, out_buf);
+        snprintf(a, sizeof a, "%s --out " KL_DIR "/kc1.safetensors --kl-cache 64", kb);
+        if (CHECK(run_cli(bin, a) == 0, "`lolcats %s` failed: %s", a, out_buf)) {
+            long h = -1, n = -1;
+            line = strstr(out_buf, "teacher logits cache: ");
+            if (line) sscanf(line, "teacher logits cache: %ld of %ld", &h, &n);
+            CHECK(line && h > 0 && n > h, "--kl-cache: no cache hits reported: %s", out_buf);
+            CHECK(same_file(KL_DIR "/kc0.safetensors", KL_DIR "/kc1.safetensors"), "--kl-cache changed the checkpoint");
+            printf("--kl-cache 64: %ld of %ld teacher passes from the cache, the same checkpoint\n", h, n);
+        }
     }
     snprintf(a, sizeof a, "%s --out " KL_DIR "/plain.safetensors --json-log " KL_DIR "/plain.jsonl", base);
     setenv("LOLCATS_PROGRESS_SECONDS", "0", 1);  // a plain progress line at every step

@@ -134,6 +134,9 @@ static const char *finetune_usage =
     "  --ce-factor C        weight of the next-token cross-entropy (1; 0 with --kl-factor:\n"
     "                       KL alone). Validation (best checkpoint, schedule) stays the\n"
     "                       plain cross-entropy; --json-log lines get \"ce\" and \"kl\"\n"
+    "  --kl-cache MIB       keep the teacher's logits of each distinct training sequence\n"
+    "                       while they fit in MIB (0: none, the teacher runs every step);\n"
+    "                       a sequence seen again skips the teacher; same results\n"
     "  --merge DIR          also write a Hugging Face directory with LoRA merged: the\n"
     "                       LoLCATs tensors beside, config.json's \"lolcats\" object, the\n"
     "                       model's tokenizer files (a llama2.c tokenizer.bin is copied\n"
@@ -282,6 +285,7 @@ static int opt_common(train_opts *o, int argc, char **argv, int *i) {
     else if (ARG("--kl-factor")) o->tc.kl_factor = tool_arg_float(a, v, 0, 1e9, 0);   /* stage 2 (>>kl) */
     else if (ARG("--kl-temp")) o->tc.kl_temp = tool_arg_float(a, v, 0, 1e6, 1);
     else if (ARG("--ce-factor")) o->tc.ce_factor = tool_arg_float(a, v, 0, 1e9, 0);
+    else if (ARG("--kl-cache")) o->tc.kl_cache_bytes = (size_t)(tool_arg_num(a, v, 0, 1 << 30, 0) * 1048576.0);
     else return 0;
 #undef ARG
     return 1;
@@ -1029,6 +1033,15 @@ static int run_stage(const train_opts *o, int stage, lc_model *m, const tool_dat
         else snprintf(vl, sizeof vl, "no validation sequences");
         fprintf(stderr, "stage %d done: %lld tokens, %.0f tokens/s, %s, peak RSS %.0f MiB; wrote %s\n", stage,
                 (long long)pr.tokens, res->tok_per_s, vl, res->peak_rss_mib, out);
+        if (stage == 2 && t.cfg.kl_factor > 0.0f && t.cfg.kl_cache_bytes) {
+            long hits, misses;
+            int n;
+            size_t bytes;
+            lc_train_kl_cache(&t, &hits, &misses, &n, &bytes);
+            fprintf(stderr, "teacher logits cache: %ld of %ld teacher passes from the cache, %d sequences kept, "
+                            "%.0f of %.0f MiB\n", hits, hits + misses, n, (double)bytes / 1048576.0,
+                    (double)t.cfg.kl_cache_bytes / 1048576.0);
+        }
     }
     if (o->report && rank0) {   /* attention maps of the sample sequence */
         if (train_report_maps(&t, d, o->report, stage)) goto done;
@@ -1647,6 +1660,8 @@ static int cmd_stage(int argc, char **argv, int which) {
                       "an option of finetune and linearize" : "give --gate too");
     if (o.tc.kl_factor == 0.0f && o.tc.ce_factor == 0.0f)
         tool_arg_fail(argv[0], "--ce-factor 0 without --kl-factor leaves stage 2 no loss: give --kl-factor A > 0");
+    if (o.tc.kl_cache_bytes && o.tc.kl_factor == 0.0f)
+        tool_arg_fail(argv[0], "--kl-cache keeps the teacher's logits of --kl-factor: give --kl-factor A > 0 too");
     if ((o.lay1 || o.inputs) && which != 1) {
         fprintf(stderr, "lolcats: --layers and --inputs are options of distill (stage 1)\n");
         return 2;
