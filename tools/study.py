@@ -27,6 +27,7 @@ and, per token, the KV cache of every softmax layer.
 import argparse
 import concurrent.futures as cf
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -279,6 +280,7 @@ def table(a, results):
         for s in sets:
             v = [r["nll"] for r in results if r["config"] == cfg and r["set"] == s]
             row[s] = sum(v) / len(v) if v else None
+            row[s + "_seeds"] = len(v)
         pks = {}
         for r in results:
             if r["config"] == cfg:
@@ -289,9 +291,10 @@ def table(a, results):
         row["train_seconds"] = sum(ts) / len(ts) if ts else None
         row["state_bytes"], row["bytes_per_token"] = state_bytes(a.model, flags)
         rows.append(row)
-    head = "| option (flags) | " + " | ".join("%s NLL (x teacher)" % s for s in sets) + \
+    head = "| option (flags) | " + " | ".join("%s NLL (x teacher ppl; gap closed; seeds)" % s for s in sets) + \
         " | passkey %d / %d | decode state | train s |" % (2 * WINDOW, 4 * WINDOW)
-    lines = [head, "|" + "---|" * (len(sets) + 5)]
+    lines = [head, "|" + "---|" * (len(sets) + 4)]
+    orig = next((r for r in rows if r["config"] == "original"), None)
     tpk = teacher_passkey(a)
     lines.append("| teacher | " + " | ".join("%.4f" % teach[s] for s in sets) + " | " +
                  " / ".join("%.2f" % tpk.get(str(k), float("nan")) for k in (2 * WINDOW, 4 * WINDOW)) +
@@ -299,8 +302,13 @@ def table(a, results):
     for r in rows:
         cells = []
         for s in sets:
-            cells.append("%.4f (x%.3f)" % (r[s], (2.718281828459045 ** (r[s] - teach[s])))
-                         if r[s] is not None else "")
+            if r[s] is None:
+                cells.append("")
+                continue
+            gap = ""   # the share of the original recipe's gap to the teacher that this closes
+            if orig is not None and r is not orig and orig[s] is not None and orig[s] > teach[s]:
+                gap = "; %+.0f%%" % (100 * (orig[s] - r[s]) / (orig[s] - teach[s]))
+            cells.append("%.4f (x%.3f%s; %d)" % (r[s], math.exp(r[s] - teach[s]), gap, r[s + "_seeds"]))
         pk = r["passkey"]
         pkc = " / ".join("%.2f" % pk[k] if k in pk else "-" for k in
                          (str(2 * WINDOW), str(4 * WINDOW)))
