@@ -13,8 +13,11 @@
    (d) one attention-transfer step of a Llama-3-8B-sized layer vs the
        original's step in PyTorch (peer_torch.py --kind step).
    (f) training stages end to end: stage 1 and stage 2 tokens/s on
-       alpaca-llama-25m (1 thread and BENCH_THREADS), % of the fp32 peak by the
-       FLOP count in stage_flops, peak memory, and where stage 2 spends its time.
+       alpaca-llama-25m and on a 2-layer Llama-3-8B-shaped BF16 model made in
+       memory (1 thread and BENCH_THREADS), % of the fp32 peak by the FLOP count
+       in stage_flops, peak memory, where stage 2 spends its time (25M), and the
+       original recipe in PyTorch (tools/orig_recipe.py --bench-stage) beside
+       each row with the same threads.
 
    Usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
@@ -1059,21 +1062,29 @@ static uint16_t *synth_8b(lc_model *m, int L) {
 }
 
 /* Where stage 2's time goes, from its public pieces at the same shapes, one
-   thread each (best of 3): the whole step, the step's forward alone, the LM
+   thread each (best of 3; reps 1: one run each, as stage_run): the whole step,
+   the step's forward alone, the LM
    head's forward GEMM (N,dim)x(V,dim)^T and its backward to x, the CE
    log-softmax and gradient over the (N,V) logits (lc_xent_fwd_bwd under g_ctx), and the
    frozen block GEMMs of all layers (q,k,v,o and the MLP, forward; their
    backward to x costs the same again). The rest (attention, LoRA, norms,
-   elementwise) is the whole step minus these. */
-static double best_of3(double *t3) { double b = t3[0]; b = t3[1] < b ? t3[1] : b; return t3[2] < b ? t3[2] : b; }
-static void stage2_profile(lc_model *m, int N) {
+   elementwise) is the whole step minus these. Stage 1's step beside it: the
+   block GEMMs forward (the teacher's) and the rest (attention, feature maps). */
+static double best_of(const double *t, int n) {
+    double b = t[0];
+    int i;
+    for (i = 1; i < n; i++) b = t[i] < b ? t[i] : b;
+    return b;
+}
+static void stage2_profile(lc_model *m, int N, int reps) {
     const lc_model_config *c = &m->cfg;
     int d = c->dim, V = c->vocab_size, L = c->n_layers, HD = c->n_heads * c->head_dim;
     int KD = c->n_kv_heads * c->head_dim, I = c->hidden_dim, rep, i, ns, l;
     float *x = randn((size_t)N * (d > I ? I : d) + (size_t)N * I, 1), *y = zeros((size_t)N * V);
     float *dx = zeros((size_t)N * I);
     int *lab = (int *)malloc(sizeof(int) * (size_t)N);
-    double th[3], tb[3], tx[3], tg[3], tall = 0, tfwd = 0, tm, mb;
+    double th[3], tb[3], tx[3], tg[3], tall = 0, tfwd = 0, tm, mb, t1 = 0;
+    int np = reps > 1 ? 3 : 1;
     lc_train_cfg tc = lc_train_cfg_default();
     lc_train t;
     lc_error err;
@@ -1081,11 +1092,12 @@ static void stage2_profile(lc_model *m, int N) {
     omp_set_num_threads(1);
 #endif
     for (i = 0; i < N; i++) lab[i] = (int)(lc_rng_u64(&g_rng) % (uint64_t)V);
-    (void)stage_run(m, 2, N, 1, 3, &tm, &mb, &tall, &mb);
+    (void)stage_run(m, 1, N, 1, reps, &tm, &mb, &t1, &mb);
+    (void)stage_run(m, 2, N, 1, reps, &tm, &mb, &tall, &mb);
     tc.max_tokens = N; tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_LORA;
     if (!lc_train_init(&t, &g_ctx, m, &tc, &err)) {
         tfwd = 1e30;
-        for (rep = 0; rep < 4; rep++) {
+        for (rep = reps > 1 ? 0 : 1; rep <= reps; rep++) {
             double loss;
             tm = cpu_now();
             lc_train_lm_step(&t, lab, lab, N, 0, &loss, &ns, &err);
@@ -1094,7 +1106,7 @@ static void stage2_profile(lc_model *m, int N) {
         }
         lc_train_free(&t);
     }
-    for (rep = 0; rep < 3; rep++) {
+    for (rep = 0; rep < np; rep++) {
         tm = cpu_now();
         lc_linear_fwd(&g_ctx, y, NULL, x, m->wcls.data, (int)m->wcls.dtype, NULL, NULL, 0, 0, N, V, d);
         th[rep] = cpu_now() - tm;
@@ -1119,13 +1131,17 @@ static void stage2_profile(lc_model *m, int N) {
         tg[rep] = cpu_now() - tm;
     }
     {
-        double h = best_of3(th), b = best_of3(tb), xe = best_of3(tx), g = best_of3(tg), rest;
+        double h = best_of(th, np), b = best_of(tb, np), xe = best_of(tx, np), g = best_of(tg, np), rest;
+        double gfl = L * (2 * (2.0 * d * HD + 2.0 * d * KD) + 6.0 * d * I);   /* per token, stage_flops' lin */
         rest = tall - h - b - xe - 2 * g;
         printf("    stage 2 profile, 1 thread, CPU time, N = %d: step %.3f s (forward alone %.3f s); LM head fwd "
                "%.3f s (%.0f%%), CE log-softmax+grad %.3f s (%.0f%%), LM head bwd %.3f s (%.0f%%), block "
                "GEMMs fwd %.3f s x 2 for fwd+bwd (%.0f%%), the rest (attention, LoRA, norms, "
                "elementwise) %.3f s (%.0f%%)\n", N, tall, tfwd, h, 100 * h / tall, xe, 100 * xe / tall, b,
                100 * b / tall, g, 200 * g / tall, rest, 100 * rest / tall);
+        printf("      block GEMMs fwd %.1f GFLOP/s (%.0f%% of the fp32 peak); stage 1 step %.3f s: block GEMMs fwd "
+               "%.0f%%, the rest (attention, feature maps, norms) %.3f s (%.0f%%)\n", gfl * N / g * 1e-9,
+               100 * gfl * N / g * 1e-9 / g_peak_f32_1, t1, 100 * g / t1, t1 - g, 100 * (t1 - g) / t1);
         if (rest < 0)
             printf("      (the rest < 0: the pieces alone ran slower than inside the step, or the backward's "
                    "GEMMs cost less than the forward's: a busy machine skews CPU time too)\n");
@@ -1150,7 +1166,7 @@ static void bench_stages(void) {
         char peer[600];
         snprintf(peer, sizeof peer, "--model %s", dir);
         stage_rows(&m, "alpaca-llama-25m", 1024, 3, peer);
-        stage2_profile(&m, 1024);
+        stage2_profile(&m, 1024, 3);
         lc_model_free(&m);
     }
     {
@@ -1158,6 +1174,7 @@ static void bench_stages(void) {
         if (!buf) { printf("    SKIPPED: out of memory for the 2-layer 8B-shaped model (2.9 GB)\n"); return; }
         stage_rows(&m, "2-layer Llama-3-8B-shaped synth (BF16)", 1024, 1,
                    "--synth 4096,14336,2,32,8,128,128256");
+        stage2_profile(&m, 1024, 1);
         free(m.layers);
         free(buf);
     }
