@@ -916,9 +916,15 @@ def bench_stage(args, dev):
         if r >= warm:
             best, cpu = min(best, t), min(cpu, c)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - base
-    print(json.dumps({'time_s': best, 'cpu_s': cpu, 'peak_mb': peak, 'note': 'torch %s, %d threads, stage %d, N %d, %d reps%s' %
-                      (torch.__version__, torch.get_num_threads(), args.bench_stage, N, args.bench_reps,
-                       ' after one untimed' if warm else '')}), flush=True)
+    try:  # the BLAS library torch ran on (Debian: the libblas.so.3 alternative)
+        blas = sorted({os.path.basename(os.path.realpath(ln.split()[-1])) for ln in open('/proc/self/maps')
+                       if 'blas' in ln.split()[-1]})
+    except OSError:
+        blas = []
+    print(json.dumps({'time_s': best, 'cpu_s': cpu, 'peak_mb': peak,
+                      'note': 'torch %s on %s, %d threads, stage %d, N %d, %d reps%s' %
+                      (torch.__version__, ' '.join(blas) or 'no BLAS found', torch.get_num_threads(),
+                       args.bench_stage, N, args.bench_reps, ' after one untimed' if warm else '')}), flush=True)
 
 
 def main():
