@@ -873,14 +873,6 @@ def synth_llama(spec, device):
     return Llama(None, device, cfg=cfg, w=w)
 
 
-def rss_mb():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
 def bench_stage(args, dev):
     """seconds of one optimizer step of stage 1 (attention transfer, teacher forced) or
     stage 2 (LoRA r 8, CE through the hybrid model) on one sequence of --bench-n random
@@ -902,7 +894,8 @@ def bench_stage(args, dev):
                             betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     N = args.bench_n
     ids = torch.randint(0, m.vocab, (N + 1,), device=dev)
-    base = rss_mb()
+    with open('/proc/self/statm') as f:   # resident pages once the model exists
+        base = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1048576.0
     best, cpu, warm = float('inf'), float('inf'), 1 if args.bench_reps > 1 else 0
     for r in range(args.bench_reps + warm):
         t0, c0 = time.time(), time.process_time()
