@@ -1088,12 +1088,12 @@ static void stage2_profile(lc_model *m, int N, int reps) {
     lc_train_cfg tc = lc_train_cfg_default();
     lc_train t;
     lc_error err;
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
     for (i = 0; i < N; i++) lab[i] = (int)(lc_rng_u64(&g_rng) % (uint64_t)V);
     (void)stage_run(m, 1, N, 1, reps, &tm, &mb, &t1, &mb);
     (void)stage_run(m, 2, N, 1, reps, &tm, &mb, &tall, &mb);
+#ifdef _OPENMP
+    omp_set_num_threads(1);   /* after stage_run, which leaves g_threads set */
+#endif
     tc.max_tokens = N; tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_LORA;
     if (!lc_train_init(&t, &g_ctx, m, &tc, &err)) {
         tfwd = 1e30;
