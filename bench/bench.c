@@ -13,8 +13,11 @@
    (d) one attention-transfer step of a Llama-3-8B-sized layer vs the
        original's step in PyTorch (peer_torch.py --kind step).
    (f) training stages end to end: stage 1 and stage 2 tokens/s on
-       alpaca-llama-25m (1 thread and BENCH_THREADS), % of the fp32 peak by the
-       FLOP count in stage_flops, peak memory, and where stage 2 spends its time.
+       alpaca-llama-25m and on a 2-layer Llama-3-8B-shaped BF16 model made in
+       memory (1 thread and BENCH_THREADS), % of the fp32 peak by the FLOP count
+       in stage_flops, peak memory, where stage 2 spends its time (25M), and the
+       original recipe in PyTorch (tools/orig_recipe.py --bench-stage) beside
+       each row with the same threads.
 
    Usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
@@ -201,18 +204,16 @@ static double attn_ours(int N, int H, int D, int f, int reps, double *mb) {
     return best;
 }
 
-/* Runs the peer script for one size; fills seconds and MB, returns 0 on success. */
-static int peer_torch(const char *kind, int N, int reps, double *sec, double *mb, char *note,
-                      size_t note_len) {
-    char cmd[512], out[1024];
+/* Runs a peer command that prints one JSON line with time_s, peak_mb and note;
+   fills seconds and MB, returns 0 on success (else note holds its output). */
+static char g_peer_out[1024];   /* the last peer_cmd's output */
+static int peer_cmd(const char *cmd, double *sec, double *mb, char *note, size_t note_len) {
+    char *out = g_peer_out;
     FILE *p;
     size_t got;
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 bench/peer_torch.py --kind %s --N %d --threads %d --reps %d 2>&1",
-             kind, N, g_threads, reps);
     p = popen(cmd, "r");
     if (!p) return -1;
-    got = fread(out, 1, sizeof out - 1, p);
+    got = fread(out, 1, sizeof g_peer_out - 1, p);
     out[got] = 0;
     pclose(p);
     {
@@ -233,6 +234,16 @@ static int peer_torch(const char *kind, int N, int reps, double *sec, double *mb
         }
     }
     return 0;
+}
+
+/* Runs bench/peer_torch.py for one size. */
+static int peer_torch(const char *kind, int N, int reps, double *sec, double *mb, char *note,
+                      size_t note_len) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 bench/peer_torch.py --kind %s --N %d --threads %d --reps %d 2>&1",
+             kind, N, g_threads, reps);
+    return peer_cmd(cmd, sec, mb, note, note_len);
 }
 
 static int have_torch(void) {
@@ -896,15 +907,16 @@ static double stage_flops(const lc_model_config *c, int N, int f, int F, int w, 
     return c->n_layers * (2 * lin + 3 * H * hyb + 3 * lora) + 2 * head;
 }
 
-/* tokens/s of `reps` steps (after one untimed) of stage 1 or stage 2 on model m
-   at N tokens per step, with `threads` threads: the best step and the mean. */
+/* tokens/s of `reps` steps (after one untimed when reps > 1) of stage 1 or
+   stage 2 on model m at N tokens per step, with `threads` threads: the best
+   step and the mean. */
 static int stage_run(lc_model *m, int stage, int N, int threads, int reps, double *best,
                      double *mean, double *cpu_best, double *mem_mb) {
     lc_train_cfg tc = lc_train_cfg_default();
     lc_adamw_cfg opt;
     lc_train t;
     lc_error err;
-    int *tok = (int *)malloc(sizeof(int) * 2 * (size_t)N), i, rep, ns;
+    int *tok = (int *)malloc(sizeof(int) * 2 * (size_t)N), i, rep, ns, warm = reps > 1;
     double loss, tm, tc0, sum = 0;
     opt = lc_adamw_cfg_default();
     if (stage == 2) opt.lr = 1e-4f;
@@ -925,7 +937,7 @@ static int stage_run(lc_model *m, int stage, int N, int threads, int reps, doubl
         return 1;
     }
     *best = *cpu_best = 1e30;
-    for (rep = 0; rep <= reps; rep++) {
+    for (rep = !warm; rep <= reps; rep++) {
         lc_status st;
         tm = now();
         tc0 = cpu_now();
@@ -948,15 +960,41 @@ static int stage_run(lc_model *m, int stage, int N, int threads, int reps, doubl
     return 0;
 }
 
-static void stage_rows(lc_model *m, const char *name, int N, int reps) {
-    int stage, k, th[2];
+/* The original recipe in PyTorch (tools/orig_recipe.py --bench-stage) on the
+   same model (`model` is "--model DIR" or "--synth dim,hidden,..."), the same N
+   and thread count, with the workplace's OPENBLAS_* overrides unset: seconds of
+   its best step (reps as stage_run) and its CPU time in *cpu (-1: not given),
+   or -1 with the reason in note. */
+static double peer_orig(const char *model, int stage, int N, int threads, int reps, double *cpu, char *note,
+                        size_t nl) {
+    char cmd[768];
+    double sec = -1, mb = 0;
+    const char *c;
+    snprintf(cmd, sizeof cmd,
+             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=%d /usr/bin/python3 tools/orig_recipe.py "
+             "--cpu --threads %d %s --bench-stage %d --bench-n %d --bench-reps %d 2>&1 | tail -c 900",
+             threads, threads, model, stage, N, reps);
+    *cpu = -1;
+    if (peer_cmd(cmd, &sec, &mb, note, nl)) return -1;
+    c = strstr(g_peer_out, "\"cpu_s\":");
+    if (c) *cpu = atof(c + 8);
+    return sec;
+}
+
+/* stage 1 and stage 2 rows of model m: ours on 1 and g_threads threads, and
+   (peer non-NULL and torch present) the original recipe in PyTorch beside each. */
+static void stage_rows(lc_model *m, const char *name, int N, int reps, const char *peer) {
+    int stage, k, th[2], torch_ok = peer && have_torch();
     double p1 = g_peak_f32_1;
+    char note[256];
     th[0] = 1; th[1] = g_threads;
+    if (peer && !torch_ok) printf("    SKIPPED peer (original recipe): /usr/bin/python3 with torch not found\n");
     for (stage = 1; stage <= 2; stage++) {
         double fl = stage_flops(&m->cfg, N, 64, 128, 64, 8, stage), tps1 = 0;
-        printf("    %s stage %d, N = %d, %.1f MFLOP/token (bench.c stage_flops):\n", name, stage, N, fl * 1e-6);
+        printf("    %s stage %d, N = %d, %.1f MFLOP/token (bench.c stage_flops), %s:\n", name, stage, N, fl * 1e-6,
+               reps > 1 ? "best of the steps after one untimed" : "one step, none untimed");
         for (k = 0; k < (g_threads > 1 ? 2 : 1); k++) {
-            double best, mean, cb, mb, tps, peak = th[k] == 1 ? p1 : g_peak_f32;
+            double best, mean, cb, mb, tps, peak = th[k] == 1 ? p1 : g_peak_f32, ts, tc;
             if (stage_run(m, stage, N, th[k], reps, &best, &mean, &cb, &mb)) return;
             tps = N / best;
             if (k == 0) tps1 = tps;
@@ -967,38 +1005,99 @@ static void stage_rows(lc_model *m, const char *name, int N, int reps) {
                 printf("; by CPU time %.0f tokens/s, %.0f%% of the peak", N / cb, 100 * fl * N / cb * 1e-9 / peak);
             if (k == 1) printf("; %.2fx of 1 thread", tps / tps1);
             printf("\n");
+            if (!torch_ok) continue;
+            fflush(stdout);
+            ts = peer_orig(peer, stage, N, th[k], reps, &tc, note, sizeof note);
+            if (ts < 0) { printf("        original recipe in PyTorch: failed: %s\n", note); continue; }
+            printf("        original recipe in PyTorch, %d thread%s: %.1f tokens/s (step %.2f s); ours / peer "
+                   "%.2fx", th[k], th[k] > 1 ? "s" : "", N / ts, ts, ts / best);
+            if (k == 0 && tc > 0) printf("; by CPU time %.1f tokens/s, ours / peer %.2fx", N / tc, tc / cb);
+            printf("  [%s]\n", note);
         }
     }
 }
 
+/* A Llama-3-8B-shaped model of L layers (dim 4096, 32 heads, 8 kv heads, head
+   dim 128, hidden 14336, vocab 128256, untied) with BF16 weights in memory,
+   uniform with std 0.02 and norms 1, as `lolcats synth --like llama3-8b
+   --layers L` makes them (2 layers: 2.9 GB; no files). Returns the buffer to
+   free after the model (NULL: out of memory). */
+static uint16_t *synth_8b(lc_model *m, int L) {
+    lc_model_config *c = &m->cfg;
+    uint16_t *buf, *p;
+    size_t n, i;
+    int l, d = 4096, hd = 14336, qd = 32 * 128, kd = 8 * 128, V = 128256;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    memset(m, 0, sizeof *m);
+    c->dim = d; c->hidden_dim = hd; c->n_layers = L; c->n_heads = 32; c->n_kv_heads = 8; c->head_dim = 128;
+    c->vocab_size = V; c->seq_len = 8192; c->norm_eps = 1e-5f; c->rope_theta = 500000.0f;
+    c->bos_id = 128000; c->eos_id = 128001;
+    strcpy(c->arch, "LlamaForCausalLM");
+    m->format = LOLCATS_MODEL_HF;
+    n = 2 * (size_t)V * d + d + (size_t)L * (2 * (size_t)d + (size_t)qd * d * 2 + (size_t)kd * d * 2 + 3 * (size_t)hd * d);
+    buf = (uint16_t *)malloc(n * sizeof *buf);
+    m->layers = (lc_layer_weights *)calloc((size_t)L, sizeof *m->layers);
+    if (!buf || !m->layers) { free(buf); free(m->layers); return NULL; }
+    for (i = 0; i < n; i++) {   /* xorshift64: uniform(-a, a), a = 0.02 sqrt(3) */
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        buf[i] = lc_f32_to_bf16(((float)(x >> 40) * (1.0f / 8388608.0f) - 1.0f) * 0.0346410162f);
+    }
+    p = buf;
+#define SYNTH_W(w, r, cl) do { (w).data = p; (w).dtype = LOLCATS_DTYPE_BF16; (w).rows = (r); (w).cols = (cl); \
+                               p += (size_t)(r) * (size_t)(cl); } while (0)
+#define SYNTH_NORM(w) do { for (i = 0; i < (size_t)d; i++) p[i] = lc_f32_to_bf16(1.0f); SYNTH_W(w, 1, d); } while (0)
+    SYNTH_W(m->tok_emb, V, d);
+    SYNTH_W(m->wcls, V, d);
+    SYNTH_NORM(m->rms_final);
+    for (l = 0; l < L; l++) {
+        lc_layer_weights *w = &m->layers[l];
+        SYNTH_NORM(w->rms_att);
+        SYNTH_NORM(w->rms_ffn);
+        SYNTH_W(w->wq, qd, d); SYNTH_W(w->wk, kd, d); SYNTH_W(w->wv, kd, d); SYNTH_W(w->wo, d, qd);
+        SYNTH_W(w->w1, hd, d); SYNTH_W(w->w2, d, hd); SYNTH_W(w->w3, hd, d);
+    }
+#undef SYNTH_W
+#undef SYNTH_NORM
+    return buf;
+}
+
 /* Where stage 2's time goes, from its public pieces at the same shapes, one
-   thread each (best of 3): the whole step, the step's forward alone, the LM
+   thread each (best of 3; reps 1: one run each, as stage_run): the whole step,
+   the step's forward alone, the LM
    head's forward GEMM (N,dim)x(V,dim)^T and its backward to x, the CE
    log-softmax and gradient over the (N,V) logits (lc_xent_fwd_bwd under g_ctx), and the
    frozen block GEMMs of all layers (q,k,v,o and the MLP, forward; their
    backward to x costs the same again). The rest (attention, LoRA, norms,
-   elementwise) is the whole step minus these. */
-static double best_of3(double *t3) { double b = t3[0]; b = t3[1] < b ? t3[1] : b; return t3[2] < b ? t3[2] : b; }
-static void stage2_profile(lc_model *m, int N) {
+   elementwise) is the whole step minus these. Stage 1's step beside it: the
+   block GEMMs forward (the teacher's) and the rest (attention, feature maps). */
+static double best_of(const double *t, int n) {
+    double b = t[0];
+    int i;
+    for (i = 1; i < n; i++) b = t[i] < b ? t[i] : b;
+    return b;
+}
+static void stage2_profile(lc_model *m, int N, int reps) {
     const lc_model_config *c = &m->cfg;
     int d = c->dim, V = c->vocab_size, L = c->n_layers, HD = c->n_heads * c->head_dim;
     int KD = c->n_kv_heads * c->head_dim, I = c->hidden_dim, rep, i, ns, l;
     float *x = randn((size_t)N * (d > I ? I : d) + (size_t)N * I, 1), *y = zeros((size_t)N * V);
     float *dx = zeros((size_t)N * I);
     int *lab = (int *)malloc(sizeof(int) * (size_t)N);
-    double th[3], tb[3], tx[3], tg[3], tall = 0, tfwd = 0, tm, mb;
+    double th[3], tb[3], tx[3], tg[3], tall = 0, tfwd = 0, tm, mb, t1 = 0;
+    int np = reps > 1 ? 3 : 1;
     lc_train_cfg tc = lc_train_cfg_default();
     lc_train t;
     lc_error err;
-#ifdef _OPENMP
-    omp_set_num_threads(1);
-#endif
     for (i = 0; i < N; i++) lab[i] = (int)(lc_rng_u64(&g_rng) % (uint64_t)V);
-    (void)stage_run(m, 2, N, 1, 3, &tm, &mb, &tall, &mb);
+    (void)stage_run(m, 1, N, 1, reps, &tm, &mb, &t1, &mb);
+    (void)stage_run(m, 2, N, 1, reps, &tm, &mb, &tall, &mb);
+#ifdef _OPENMP
+    omp_set_num_threads(1);   /* after stage_run, which leaves g_threads set */
+#endif
     tc.max_tokens = N; tc.attn = LOLCATS_ATTN_HYBRID; tc.trainable = LOLCATS_TRAIN_LORA;
     if (!lc_train_init(&t, &g_ctx, m, &tc, &err)) {
         tfwd = 1e30;
-        for (rep = 0; rep < 4; rep++) {
+        for (rep = reps > 1 ? 0 : 1; rep <= reps; rep++) {
             double loss;
             tm = cpu_now();
             lc_train_lm_step(&t, lab, lab, N, 0, &loss, &ns, &err);
@@ -1007,7 +1106,7 @@ static void stage2_profile(lc_model *m, int N) {
         }
         lc_train_free(&t);
     }
-    for (rep = 0; rep < 3; rep++) {
+    for (rep = 0; rep < np; rep++) {
         tm = cpu_now();
         lc_linear_fwd(&g_ctx, y, NULL, x, m->wcls.data, (int)m->wcls.dtype, NULL, NULL, 0, 0, N, V, d);
         th[rep] = cpu_now() - tm;
@@ -1032,13 +1131,17 @@ static void stage2_profile(lc_model *m, int N) {
         tg[rep] = cpu_now() - tm;
     }
     {
-        double h = best_of3(th), b = best_of3(tb), xe = best_of3(tx), g = best_of3(tg), rest;
+        double h = best_of(th, np), b = best_of(tb, np), xe = best_of(tx, np), g = best_of(tg, np), rest;
+        double gfl = L * (2 * (2.0 * d * HD + 2.0 * d * KD) + 6.0 * d * I);   /* per token, stage_flops' lin */
         rest = tall - h - b - xe - 2 * g;
         printf("    stage 2 profile, 1 thread, CPU time, N = %d: step %.3f s (forward alone %.3f s); LM head fwd "
                "%.3f s (%.0f%%), CE log-softmax+grad %.3f s (%.0f%%), LM head bwd %.3f s (%.0f%%), block "
                "GEMMs fwd %.3f s x 2 for fwd+bwd (%.0f%%), the rest (attention, LoRA, norms, "
                "elementwise) %.3f s (%.0f%%)\n", N, tall, tfwd, h, 100 * h / tall, xe, 100 * xe / tall, b,
                100 * b / tall, g, 200 * g / tall, rest, 100 * rest / tall);
+        printf("      block GEMMs fwd %.1f GFLOP/s (%.0f%% of the fp32 peak); stage 1 step %.3f s: block GEMMs fwd "
+               "%.0f%%, the rest (attention, feature maps, norms) %.3f s (%.0f%%)\n", gfl * N / g * 1e-9,
+               100 * gfl * N / g * 1e-9 / g_peak_f32_1, t1, 100 * g / t1, t1 - g, 100 * (t1 - g) / t1);
         if (rest < 0)
             printf("      (the rest < 0: the pieces alone ran slower than inside the step, or the backward's "
                    "GEMMs cost less than the forward's: a busy machine skews CPU time too)\n");
@@ -1060,11 +1163,21 @@ static void bench_stages(void) {
     } else if (lc_model_load(&m, dir, &err)) {
         printf("    SKIPPED: %s does not load: %s\n", dir, err.msg);
     } else {
-        stage_rows(&m, "alpaca-llama-25m", 1024, 3);
-        stage2_profile(&m, 1024);
+        char peer[600];
+        snprintf(peer, sizeof peer, "--model %s", dir);
+        stage_rows(&m, "alpaca-llama-25m", 1024, 3, peer);
+        stage2_profile(&m, 1024, 3);
         lc_model_free(&m);
     }
-    printf("    original recipe in PyTorch (tools/orig_recipe.py) beside these: not wired in yet\n");
+    {
+        uint16_t *buf = synth_8b(&m, 2);
+        if (!buf) { printf("    SKIPPED: out of memory for the 2-layer 8B-shaped model (2.9 GB)\n"); return; }
+        stage_rows(&m, "2-layer Llama-3-8B-shaped synth (BF16)", 1024, 1,
+                   "--synth 4096,14336,2,32,8,128,128256");
+        stage2_profile(&m, 1024, 1);
+        free(m.layers);
+        free(buf);
+    }
 }
 
 int main(int argc, char **argv) {

@@ -325,8 +325,11 @@ class Order:
 # Model
 # ---------------------------------------------------------------------------
 class Llama:
-    def __init__(self, model_dir, device):
-        cfg = json.load(open(os.path.join(model_dir, 'config.json')))
+    def __init__(self, model_dir, device, cfg=None, w=None):
+        """from a Hugging Face directory, or (model_dir None) from a config dict and
+        a dict of weight tensors already in memory (bench_stage's synthetic model)."""
+        if cfg is None:
+            cfg = json.load(open(os.path.join(model_dir, 'config.json')))
         self.cfg = cfg
         self.dim = cfg['hidden_size']
         self.L = cfg['num_hidden_layers']
@@ -345,7 +348,8 @@ class Llama:
         self.eos = eos[0] if isinstance(eos, list) else eos
         self.bos = cfg.get('bos_token_id', 1)
         self.device = device
-        w = load_weights(model_dir)
+        if w is None:
+            w = load_weights(model_dir)
         self.w = {k: v.to(device=device, dtype=torch.float32).contiguous() for k, v in w.items()}
         self.emb = self.w['model.embed_tokens.weight']
         self.cls = self.w.get('lm_head.weight', self.emb)
@@ -845,9 +849,84 @@ def run_stage(stage, m, lp, data, order, args, lr, budget, jlog):
 
 
 # ---------------------------------------------------------------------------
+# ---------------------------------------------------------------------------
+# Step timing for bench/bench.c (section (f)): --bench-stage 1|2
+# ---------------------------------------------------------------------------
+def synth_llama(spec, device):
+    """a Llama of spec 'dim,hidden,layers,heads,kv_heads,head_dim,vocab' with uniform
+    random weights of std 0.02 (norms 1), untied, made in memory as `lolcats synth`
+    shapes them (no files, no tokenizer)."""
+    dim, hid, L, H, Hk, D, V = [int(t) for t in spec.split(',')]
+    cfg = {'hidden_size': dim, 'intermediate_size': hid, 'num_hidden_layers': L, 'num_attention_heads': H,
+           'num_key_value_heads': Hk, 'head_dim': D, 'vocab_size': V, 'rope_theta': 500000.0,
+           'rms_norm_eps': 1e-5, 'max_position_embeddings': 8192, 'tie_word_embeddings': False}
+    a = 0.02 * math.sqrt(3.0)
+    shapes = {'model.embed_tokens.weight': (V, dim), 'lm_head.weight': (V, dim), 'model.norm.weight': (dim,)}
+    for l in range(L):
+        pre = 'model.layers.%d.' % l
+        shapes.update({pre + 'input_layernorm.weight': (dim,), pre + 'post_attention_layernorm.weight': (dim,),
+                       pre + 'self_attn.q_proj.weight': (H * D, dim), pre + 'self_attn.k_proj.weight': (Hk * D, dim),
+                       pre + 'self_attn.v_proj.weight': (Hk * D, dim), pre + 'self_attn.o_proj.weight': (dim, H * D),
+                       pre + 'mlp.gate_proj.weight': (hid, dim), pre + 'mlp.up_proj.weight': (hid, dim),
+                       pre + 'mlp.down_proj.weight': (dim, hid)})
+    w = {k: (torch.ones(s) if len(s) == 1 else torch.empty(s).uniform_(-a, a)) for k, s in shapes.items()}
+    return Llama(None, device, cfg=cfg, w=w)
+
+
+def bench_stage(args, dev):
+    """seconds of one optimizer step of stage 1 (attention transfer, teacher forced) or
+    stage 2 (LoRA r 8, CE through the hybrid model) on one sequence of --bench-n random
+    tokens, as run_stage does it (zero_grad, the sequence's forward + backward, AdamW):
+    the best of --bench-reps after one untimed step (--bench-reps 1: one timed step,
+    none untimed). Prints one JSON line: time_s, cpu_s (the process's CPU time of its
+    best step: with one thread, the time it computed on a shared machine), peak_mb
+    (ru_maxrss minus the RSS once the model exists: activations, gradients,
+    temporaries), note."""
+    import resource
+    torch.manual_seed(args.seed)
+    m = synth_llama(args.synth, dev) if args.synth else Llama(args.model, dev)
+    lp = LolcatsParams(m, args.feature_dim, args.variant, args.window)
+    if args.bench_stage == 2:
+        lp.freeze_fmaps()
+        lp.add_lora(m, args.lora_rank, args.lora_alpha, args.seed, 'torch')
+    params = lp.fmap_params() if args.bench_stage == 1 else lp.lora_params()
+    opt = torch.optim.AdamW(params, lr=args.distill_lr if args.bench_stage == 1 else args.finetune_lr,
+                            betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    N = args.bench_n
+    ids = torch.randint(0, m.vocab, (N + 1,), device=dev)
+    with open('/proc/self/statm') as f:   # resident pages once the model exists
+        base = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1048576.0
+    best, cpu, warm = float('inf'), float('inf'), 1 if args.bench_reps > 1 else 0
+    for r in range(args.bench_reps + warm):
+        t0, c0 = time.time(), time.process_time()
+        opt.zero_grad()
+        if args.bench_stage == 1:
+            distill_seq(m, lp, ids[:N], args.mse_factor, True, 1.0)
+        else:
+            lm_seq(m, lp, ids[:N], ids[1:], True, 1.0)
+        opt.step()
+        t, c = time.time() - t0, time.process_time() - c0
+        if r >= warm:
+            best, cpu = min(best, t), min(cpu, c)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - base
+    try:  # the BLAS library torch ran on (Debian: the libblas.so.3 alternative)
+        blas = sorted({os.path.basename(os.path.realpath(ln.split()[-1])) for ln in open('/proc/self/maps')
+                       if 'blas' in ln.split()[-1]})
+    except OSError:
+        blas = []
+    print(json.dumps({'time_s': best, 'cpu_s': cpu, 'peak_mb': peak,
+                      'note': 'torch %s on %s, %d threads, stage %d, N %d, %d reps%s' %
+                      (torch.__version__, ' '.join(blas) or 'no BLAS found', torch.get_num_threads(),
+                       args.bench_stage, N, args.bench_reps, ' after one untimed' if warm else '')}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--model', required=True)
+    ap.add_argument('--model', help='Hugging Face model directory')
+    ap.add_argument('--synth', help="with --bench-stage: a random model 'dim,hidden,layers,heads,kv,head_dim,vocab'")
+    ap.add_argument('--bench-stage', type=int, choices=[1, 2], help='time one step of stage 1 or 2 and exit')
+    ap.add_argument('--bench-n', type=int, default=1024, help='tokens per --bench-stage step (1024)')
+    ap.add_argument('--bench-reps', type=int, default=3, help='timed --bench-stage steps (3)')
     ap.add_argument('--train', help='training data: text or Alpaca .jsonl')
     ap.add_argument('--held', help='held-out data scored at the end (text or .jsonl)')
     ap.add_argument('--out', help='output directory')
@@ -895,6 +974,12 @@ def main():
     else:
         dev = torch.device('cpu')
         torch.set_num_threads(args.threads)
+    if args.bench_stage:
+        if not (args.model or args.synth):
+            ap.error('--bench-stage needs --model or --synth')
+        return bench_stage(args, dev)
+    if not args.model:
+        ap.error('--model is needed')
     torch.manual_seed(args.seed)
     m = Llama(args.model, dev)
     tok = Tokenizer(args.model, force_bpe=args.bpe)
