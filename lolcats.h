@@ -7373,6 +7373,11 @@ LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, s
 // weight streams are in flight. Every row keeps the one-row kernel's four
 // accumulators and order of operations, so y is bit-identical to
 // lc__gemv_row_avx512 row by row (and so for any row blocking or thread count).
+// A software prefetch keeps more DRAM reads in flight than the hardware
+// prefetcher does alone: a cursor runs LC__GV_PF bytes ahead of each of the
+// four row streams and carries on into the next four rows (short rows).
+// Measured on Zen 5: +10-25% GB/s for F32 and BF16 over no prefetch.
+#define LC__GV_PF 2048
 #define LC__GV4_STEP(j)                                                                      \
     do {                                                                                       \
         __m512 xv = _mm512_loadu_ps(x + i + 16 * (j));                                         \
@@ -7381,21 +7386,39 @@ LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, s
         c##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + 2 * ldw + i + 16 * (j)), xv, c##j); \
         d##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + 3 * ldw + i + 16 * (j)), xv, d##j); \
     } while (0)
-LC__TARGET_AVX512 static void lc__gemv_rows4_avx512(float *y, const void *W, lc_dtype dt,
-                                                    size_t off, size_t ldw, const float *x, int n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
-    int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        LC__GV4_STEP(0);
-        LC__GV4_STEP(1);
-        LC__GV4_STEP(2);
-        LC__GV4_STEP(3);
+// prefetch (into L1) the `bytes` at column byte offset `at` of 4 rows `rb` bytes apart
+static void lc__gemv_pf4(const char *at, size_t rb, size_t bytes) {
+    size_t r, l;
+    for (r = 0; r < 4; r++)
+        for (l = 0; l < bytes; l += 64) _mm_prefetch(at + r * rb + l, _MM_HINT_T0);
+}
+// rows [0, O) of W from element `off`: y[o] = W[o,:] . x, one thread
+LC__TARGET_AVX512 static void lc__gemv_rows_avx512(float *y, const void *W, lc_dtype dt,
+                                                   size_t off0, size_t ldw, const float *x, int O,
+                                                   int n) {
+    size_t es = lc_dtype_size(dt);
+    int o;
+    for (o = 0; o + 4 <= O; o += 4) {
+        size_t off = off0 + (size_t)o * ldw;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        int i = 0, pc = LC__GV_PF / (int)es, pr = o;   // prefetch cursor: rows pr.., column pc
+        while (n >= 64 && pc >= n) { pc -= n; pr += 4; }
+        for (; i + 64 <= n; i += 64) {
+            if (pr + 4 <= O && pc + 64 <= n)
+                lc__gemv_pf4((const char *)W + (off0 + (size_t)pr * ldw + (size_t)pc) * es, ldw * es, 64 * es);
+            if ((pc += 64) >= n) { pc -= n; pr += 4; }
+            LC__GV4_STEP(0);
+            LC__GV4_STEP(1);
+            LC__GV4_STEP(2);
+            LC__GV4_STEP(3);
+        }
+        y[o] = lc__gemv_fin_avx512(W, dt, off, x, n, i, a0, a1, a2, a3);
+        y[o + 1] = lc__gemv_fin_avx512(W, dt, off + ldw, x, n, i, b0, b1, b2, b3);
+        y[o + 2] = lc__gemv_fin_avx512(W, dt, off + 2 * ldw, x, n, i, c0, c1, c2, c3);
+        y[o + 3] = lc__gemv_fin_avx512(W, dt, off + 3 * ldw, x, n, i, d0, d1, d2, d3);
     }
-    y[0] = lc__gemv_fin_avx512(W, dt, off, x, n, i, a0, a1, a2, a3);
-    y[1] = lc__gemv_fin_avx512(W, dt, off + ldw, x, n, i, b0, b1, b2, b3);
-    y[2] = lc__gemv_fin_avx512(W, dt, off + 2 * ldw, x, n, i, c0, c1, c2, c3);
-    y[3] = lc__gemv_fin_avx512(W, dt, off + 3 * ldw, x, n, i, d0, d1, d2, d3);
+    for (; o < O; o++) y[o] = lc__gemv_row_avx512(W, dt, off0 + (size_t)o * ldw, x, n);
 }
 #undef LC__GV4_STEP
 // >>gemv-rows-end
@@ -7477,9 +7500,10 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
     for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
         int o = blk * rows, o1 = blk * rows + rows < O ? blk * rows + rows : O;
 #if defined(LC__X86)
-        if (row == lc__gemv_row_avx512)   // >>gemv-rows: four rows per pass, same bits
-            for (; o + 4 <= o1; o += 4)
-                lc__gemv_rows4_avx512(y + o, W, w_dtype, (size_t)o * ldw, ldw, x, I);
+        if (row == lc__gemv_row_avx512) {   // >>gemv-rows: four rows per pass, same bits
+            lc__gemv_rows_avx512(y + o, W, w_dtype, (size_t)o * ldw, ldw, x, o1 - o, I);
+            continue;
+        }
 #endif
         for (; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
     }
