@@ -7393,6 +7393,15 @@ static void lc__gemv_pf(const char *at, int rows, size_t rb, size_t bytes) {
     for (; rows > 0; rows--, at += rb)
         for (l = 0; l < bytes; l += 64) _mm_prefetch(at + l, _MM_HINT_T0);
 }
+// one step of the prefetch cursor (rows *pr.. of R, column *pc, w elements
+// wide, inside rows [0, O) of n columns from element off0), then advance it
+static void lc__gemv_pf_step(const void *W, size_t es, size_t off0, size_t ldw, int O, int n,
+                             int R, int w, int *pr, int *pc) {
+    if (*pr + R <= O && *pc + w <= n)
+        lc__gemv_pf((const char *)W + (off0 + (size_t)*pr * ldw + (size_t)*pc) * es, R, ldw * es,
+                    (size_t)w * es);
+    if ((*pc += w) >= n) { *pc -= n; *pr += R; }
+}
 // rows [0, O) of W from element `off`: y[o] = W[o,:] . x, one thread
 LC__TARGET_AVX512 static void lc__gemv_rows_avx512(float *y, const void *W, lc_dtype dt,
                                                    size_t off0, size_t ldw, const float *x, int O,
@@ -7406,9 +7415,7 @@ LC__TARGET_AVX512 static void lc__gemv_rows_avx512(float *y, const void *W, lc_d
         int i = 0, pc = LC__GV_PF / (int)es, pr = o;   // prefetch cursor: rows pr.., column pc
         while (n >= 64 && pc >= n) { pc -= n; pr += 4; }
         for (; i + 64 <= n; i += 64) {
-            if (pr + 4 <= O && pc + 64 <= n)
-                lc__gemv_pf((const char *)W + (off0 + (size_t)pr * ldw + (size_t)pc) * es, 4, ldw * es, 64 * es);
-            if ((pc += 64) >= n) { pc -= n; pr += 4; }
+            lc__gemv_pf_step(W, es, off0, ldw, O, n, 4, 64, &pr, &pc);
             LC__GV4_STEP(0);
             LC__GV4_STEP(1);
             LC__GV4_STEP(2);
@@ -7481,9 +7488,7 @@ LC__TARGET_AVX2 static void lc__gemv_rows_avx2(float *y, const void *W, lc_dtype
         int i = 0, pc = LC__GV_PF / (int)es, pr = o;   // prefetch cursor: rows pr.., column pc
         while (n >= 32 && pc >= n) { pc -= n; pr += 3; }
         for (; i + 32 <= n; i += 32) {
-            if (pr + 3 <= O && pc + 32 <= n)
-                lc__gemv_pf((const char *)W + (off0 + (size_t)pr * ldw + (size_t)pc) * es, 3, ldw * es, 32 * es);
-            if ((pc += 32) >= n) { pc -= n; pr += 3; }
+            lc__gemv_pf_step(W, es, off0, ldw, O, n, 3, 32, &pr, &pc);
             LC__GV3_STEP(0);
             LC__GV3_STEP(1);
             LC__GV3_STEP(2);
