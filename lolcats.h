@@ -7461,6 +7461,11 @@ LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, s
 // weight streams are in flight. Every row keeps the one-row kernel's four
 // accumulators and order of operations, so y is bit-identical to
 // lc__gemv_row_avx512 row by row (and so for any row blocking or thread count).
+// A software prefetch keeps more DRAM reads in flight than the hardware
+// prefetcher does alone: a cursor runs LC__GV_PF bytes ahead of each of the
+// four row streams and carries on into the next four rows (short rows).
+// Measured on Zen 5: +10-25% GB/s for F32 and BF16 over no prefetch.
+#define LC__GV_PF 2048
 #define LC__GV4_STEP(j)                                                                      \
     do {                                                                                       \
         __m512 xv = _mm512_loadu_ps(x + i + 16 * (j));                                         \
@@ -7469,21 +7474,47 @@ LC__TARGET_AVX512 static float lc__gemv_row_avx512(const void *W, lc_dtype dt, s
         c##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + 2 * ldw + i + 16 * (j)), xv, c##j); \
         d##j = _mm512_fmadd_ps(lc__ld16_avx512(W, dt, off + 3 * ldw + i + 16 * (j)), xv, d##j); \
     } while (0)
-LC__TARGET_AVX512 static void lc__gemv_rows4_avx512(float *y, const void *W, lc_dtype dt,
-                                                    size_t off, size_t ldw, const float *x, int n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
-    int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        LC__GV4_STEP(0);
-        LC__GV4_STEP(1);
-        LC__GV4_STEP(2);
-        LC__GV4_STEP(3);
+// prefetch (into L1) the `bytes` at `at` and at the same column of the next
+// rows-1 rows, `rb` bytes apart
+static void lc__gemv_pf(const char *at, int rows, size_t rb, size_t bytes) {
+    size_t l;
+    for (; rows > 0; rows--, at += rb)
+        for (l = 0; l < bytes; l += 64) _mm_prefetch(at + l, _MM_HINT_T0);
+}
+// one step of the prefetch cursor (rows *pr.. of R, column *pc, w elements
+// wide, inside rows [0, O) of n columns from element off0), then advance it
+static void lc__gemv_pf_step(const void *W, size_t es, size_t off0, size_t ldw, int O, int n,
+                             int R, int w, int *pr, int *pc) {
+    if (*pr + R <= O && *pc + w <= n)
+        lc__gemv_pf((const char *)W + (off0 + (size_t)*pr * ldw + (size_t)*pc) * es, R, ldw * es,
+                    (size_t)w * es);
+    if ((*pc += w) >= n) { *pc -= n; *pr += R; }
+}
+// rows [0, O) of W from element `off`: y[o] = W[o,:] . x, one thread
+LC__TARGET_AVX512 static void lc__gemv_rows_avx512(float *y, const void *W, lc_dtype dt,
+                                                   size_t off0, size_t ldw, const float *x, int O,
+                                                   int n) {
+    size_t es = lc_dtype_size(dt);
+    int o;
+    for (o = 0; o + 4 <= O; o += 4) {
+        size_t off = off0 + (size_t)o * ldw;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        __m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        int i = 0, pc = LC__GV_PF / (int)es, pr = o;   // prefetch cursor: rows pr.., column pc
+        while (n >= 64 && pc >= n) { pc -= n; pr += 4; }
+        for (; i + 64 <= n; i += 64) {
+            lc__gemv_pf_step(W, es, off0, ldw, O, n, 4, 64, &pr, &pc);
+            LC__GV4_STEP(0);
+            LC__GV4_STEP(1);
+            LC__GV4_STEP(2);
+            LC__GV4_STEP(3);
+        }
+        y[o] = lc__gemv_fin_avx512(W, dt, off, x, n, i, a0, a1, a2, a3);
+        y[o + 1] = lc__gemv_fin_avx512(W, dt, off + ldw, x, n, i, b0, b1, b2, b3);
+        y[o + 2] = lc__gemv_fin_avx512(W, dt, off + 2 * ldw, x, n, i, c0, c1, c2, c3);
+        y[o + 3] = lc__gemv_fin_avx512(W, dt, off + 3 * ldw, x, n, i, d0, d1, d2, d3);
     }
-    y[0] = lc__gemv_fin_avx512(W, dt, off, x, n, i, a0, a1, a2, a3);
-    y[1] = lc__gemv_fin_avx512(W, dt, off + ldw, x, n, i, b0, b1, b2, b3);
-    y[2] = lc__gemv_fin_avx512(W, dt, off + 2 * ldw, x, n, i, c0, c1, c2, c3);
-    y[3] = lc__gemv_fin_avx512(W, dt, off + 3 * ldw, x, n, i, d0, d1, d2, d3);
+    for (; o < O; o++) y[o] = lc__gemv_row_avx512(W, dt, off0 + (size_t)o * ldw, x, n);
 }
 #undef LC__GV4_STEP
 // >>gemv-rows-end
@@ -7499,11 +7530,20 @@ __attribute__((target("avx2,fma,f16c"))) static __m256 lc__ld8_avx2(const void *
     return _mm256_loadu_ps((const float *)W + i);
 }
 
-__attribute__((target("avx2,fma,f16c"))) static float lc__gemv_row_avx2(const void *W,
-                                                                       lc_dtype dt, size_t off,
-                                                                       const float *x, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+// The AVX2 row's tail after its 32-wide loop (shared by the one- and three-row kernels)
+LC__TARGET_AVX2 static float lc__gemv_fin_avx2(const void *W, lc_dtype dt, size_t off, const float *x,
+                                               int n, int i, __m256 s0, __m256 s1, __m256 s2, __m256 s3) {
     float s;
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
+    s = lc__hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
+    return s;
+}
+
+LC__TARGET_AVX2 static float lc__gemv_row_avx2(const void *W, lc_dtype dt, size_t off, const float *x,
+                                               int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int i = 0;
     for (; i + 32 <= n; i += 32) {
         s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
@@ -7511,12 +7551,44 @@ __attribute__((target("avx2,fma,f16c"))) static float lc__gemv_row_avx2(const vo
         s2 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 16), _mm256_loadu_ps(x + i + 16), s2);
         s3 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 24), _mm256_loadu_ps(x + i + 24), s3);
     }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i), _mm256_loadu_ps(x + i), s0);
-    s = lc__hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += lc__wload(W, dt, off + (size_t)i) * x[i];
-    return s;
+    return lc__gemv_fin_avx2(W, dt, off, x, n, i, s0, s1, s2, s3);
 }
+
+// >>gemv-rows on AVX2: three rows per pass (12 of the 16 registers hold
+// accumulators), the one-row kernel's order (same bits), the same prefetch.
+// Rows under 4 KiB go one at a time: one linear stream measured faster there
+// (Zen 5, AVX2 code: 32000 x 512 -15% with three rows, 4096-wide +25-90%).
+#define LC__GV3_STEP(j)                                                                    \
+    do {                                                                                     \
+        __m256 xv = _mm256_loadu_ps(x + i + 8 * (j));                                        \
+        a##j = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + i + 8 * (j)), xv, a##j);             \
+        b##j = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + ldw + i + 8 * (j)), xv, b##j);       \
+        c##j = _mm256_fmadd_ps(lc__ld8_avx2(W, dt, off + 2 * ldw + i + 8 * (j)), xv, c##j);   \
+    } while (0)
+LC__TARGET_AVX2 static void lc__gemv_rows_avx2(float *y, const void *W, lc_dtype dt, size_t off0,
+                                               size_t ldw, const float *x, int O, int n) {
+    size_t es = lc_dtype_size(dt);
+    int o;
+    for (o = 0; (size_t)n * es >= 4096 && o + 3 <= O; o += 3) {
+        size_t off = off0 + (size_t)o * ldw;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        __m256 c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        int i = 0, pc = LC__GV_PF / (int)es, pr = o;   // prefetch cursor: rows pr.., column pc
+        while (n >= 32 && pc >= n) { pc -= n; pr += 3; }
+        for (; i + 32 <= n; i += 32) {
+            lc__gemv_pf_step(W, es, off0, ldw, O, n, 3, 32, &pr, &pc);
+            LC__GV3_STEP(0);
+            LC__GV3_STEP(1);
+            LC__GV3_STEP(2);
+            LC__GV3_STEP(3);
+        }
+        y[o] = lc__gemv_fin_avx2(W, dt, off, x, n, i, a0, a1, a2, a3);
+        y[o + 1] = lc__gemv_fin_avx2(W, dt, off + ldw, x, n, i, b0, b1, b2, b3);
+        y[o + 2] = lc__gemv_fin_avx2(W, dt, off + 2 * ldw, x, n, i, c0, c1, c2, c3);
+    }
+    for (; o < O; o++) y[o] = lc__gemv_row_avx2(W, dt, off0 + (size_t)o * ldw, x, n);
+}
+#undef LC__GV3_STEP
 #endif
 
 #if defined(LC__NEON)
@@ -7565,9 +7637,14 @@ LCIMPL void lc_gemv(const lc_ctx *ctx, float *y, const void *W, lc_dtype w_dtype
     for (blk = 0; blk < (O + rows - 1) / rows; blk++) {
         int o = blk * rows, o1 = blk * rows + rows < O ? blk * rows + rows : O;
 #if defined(LC__X86)
-        if (row == lc__gemv_row_avx512)   // >>gemv-rows: four rows per pass, same bits
-            for (; o + 4 <= o1; o += 4)
-                lc__gemv_rows4_avx512(y + o, W, w_dtype, (size_t)o * ldw, ldw, x, I);
+        if (row == lc__gemv_row_avx512) {   // >>gemv-rows: four rows per pass, same bits
+            lc__gemv_rows_avx512(y + o, W, w_dtype, (size_t)o * ldw, ldw, x, o1 - o, I);
+            continue;
+        }
+        if (row == lc__gemv_row_avx2) {   // three rows per pass, same bits
+            lc__gemv_rows_avx2(y + o, W, w_dtype, (size_t)o * ldw, ldw, x, o1 - o, I);
+            continue;
+        }
 #endif
         for (; o < o1; o++) y[o] = row(W, w_dtype, (size_t)o * ldw, x, I);
     }

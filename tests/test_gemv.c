@@ -4,7 +4,8 @@
    agree with a float64 product within float rounding, at odd sizes (rows not
    a multiple of the four-row block or the task, I not a multiple of the
    vector width), unaligned W and x, padded rows (ldw > I), F32 / F16 / BF16
-   weights; and 1, 2 and 3 OpenMP threads give the same bits. */
+   weights; every O and I in 1..67 against the scalar reference; and 1, 2 and
+   3 OpenMP threads give the same bits. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -48,7 +49,11 @@ static int one_case(const lc_ctx *ctx, int O, int I, size_t ldw, int d) {
     lc_gemv(ctx, y, W, dts[d], x, O, I, ldw);
     for (o = 0; o < O; o++) {
         double s = 0, mag = 0;
-        lc_gemv(ctx, &y1, (const char *)W + (size_t)o * ldw * es, dts[d], x, 1, I, ldw);
+        /* the row alone: the first and last eight rows and every 16th (one call each) */
+        if (o < 8 || o >= O - 8 || o % 16 == 5)
+            lc_gemv(ctx, &y1, (const char *)W + (size_t)o * ldw * es, dts[d], x, 1, I, ldw);
+        else
+            y1 = y[o];
         for (i = 0; i < I; i++) {
             double t = (double)wv(W, dts[d], (size_t)o * ldw + (size_t)i) * (double)x[i];
             s += t; mag += fabs(t);
@@ -65,10 +70,15 @@ static int one_case(const lc_ctx *ctx, int O, int I, size_t ldw, int d) {
 }
 
 static void test_rows(const lc_ctx *ctx) {
-    static const int Os[6] = {1, 3, 5, 18, 67, 259}, Is[7] = {1, 15, 17, 63, 65, 130, 3001};
+    /* I = 64, 128, 512, 520, 4097: the prefetch cursor (>>gemv-rows, 2 KiB
+       ahead) wraps into the next four rows within one row, after several, or
+       ends short of the row end; O = 257 with 512-wide BF16 rows is one task
+       whose last group of four is a partial prefetch target */
+    static const int Os[8] = {1, 3, 5, 8, 18, 67, 257, 259};
+    static const int Is[13] = {1, 15, 17, 63, 64, 65, 128, 130, 257, 512, 520, 3001, 4097};
     int a, b, d, fails = 0, n = 0;
-    for (a = 0; a < 6; a++)
-        for (b = 0; b < 7; b++)
+    for (a = 0; a < 8; a++)
+        for (b = 0; b < 13; b++)
             for (d = 0; d < 3; d++, n++) {
                 if (Os[a] * Is[b] > 400000 && d != 0) continue;
                 fails += one_case(ctx, Os[a], Is[b], (size_t)Is[b] + (size_t)((a + b) % 3), d) != 0;
@@ -77,11 +87,49 @@ static void test_rows(const lc_ctx *ctx) {
           lc_simd_name(ctx->simd), fails, n);
 }
 
-/* same bits for 1, 2 and 3 threads; I = 3000 f32 makes tasks of 24 rows, 1001 rows end mid-block */
+/* every O and I in 1..67 (I against O = 9: two groups of four and a row
+   left; O against I = 67: every count of leftover rows), each dtype, the
+   fast path against the scalar reference (lc__gemv_row_ref, float64 sums)
+   within the float rounding of the sum */
+static void test_small(const lc_ctx *ctx) {
+    lc_ctx ref = *ctx;
+    int k, d, fails = 0, n = 0;
+    ref.simd = LOLCATS_SIMD_SCALAR;
+    for (k = 1; k <= 67; k++)
+        for (d = 0; d < 3; d++) {
+            int pass;
+            for (pass = 0; pass < 2; pass++, n++) {
+                int O = pass ? k : 9, I = pass ? 67 : k, o, i, bad = 0;
+                void *wb, *xb;
+                const void *W = rand_w(dts[d], (size_t)O * (size_t)I, &wb);
+                const float *x = (const float *)rand_w(LOLCATS_DTYPE_F32, (size_t)I, &xb);
+                float y[67], yr[67];
+                lc_gemv(ctx, y, W, dts[d], x, O, I, (size_t)I);
+                lc_gemv(&ref, yr, W, dts[d], x, O, I, (size_t)I);
+                for (o = 0; o < O; o++) {
+                    double mag = 0;
+                    for (i = 0; i < I; i++) mag += fabs((double)wv(W, dts[d], (size_t)o * I + i) * (double)x[i]);
+                    bad += !(fabs((double)y[o] - (double)yr[o]) <= 2e-6 * mag + 1e-30);
+                }
+                if (bad) printf("  gemv %s O=%d I=%d %s: %d rows off the reference\n", lc_simd_name(ctx->simd), O, I,
+                                dt_name[d], bad);
+                fails += bad != 0;
+                free(wb); free(xb);
+            }
+        }
+    CHECK(fails == 0, "gemv %s: O, I in 1..67 against the scalar reference (%d of %d cases failed)",
+          lc_simd_name(ctx->simd), fails, n);
+}
+
+/* same bits for 1, 2 and 3 threads: I = 3000 makes tasks of 24 rows (f32) or
+   44 (bf16), I = 520 of 252 (f16, bf16: several four-row groups per prefetch
+   distance); 1001 rows end mid-block */
 static void test_threads(const lc_ctx *ctx) {
 #ifdef _OPENMP
-    int O = 1001, I = 3000, nt = omp_get_max_threads(), t, d;
-    for (d = 0; d < 3; d += 2) {
+    static const int cd[4] = {0, 2, 1, 2}, cI[4] = {3000, 3000, 520, 520};
+    int O = 1001, nt = omp_get_max_threads(), t, c;
+    for (c = 0; c < 4; c++) {
+        int d = cd[c], I = cI[c];
         void *wb, *xb;
         const void *W = rand_w(dts[d], (size_t)O * I, &wb);
         const float *x = (const float *)rand_w(LOLCATS_DTYPE_F32, (size_t)I, &xb);
@@ -93,7 +141,7 @@ static void test_threads(const lc_ctx *ctx) {
         }
         omp_set_num_threads(nt);
         CHECK(!memcmp(y[0], y[1], sizeof(float) * (size_t)O) && !memcmp(y[0], y[2], sizeof(float) * (size_t)O),
-              "gemv %s %s: 1, 2 and 3 threads give the same bits", lc_simd_name(ctx->simd), dt_name[d]);
+              "gemv %s %s I=%d: 1, 2 and 3 threads give the same bits", lc_simd_name(ctx->simd), dt_name[d], I);
         for (t = 0; t < 3; t++) free(y[t]);
         free(wb); free(xb);
     }
@@ -114,6 +162,7 @@ int main(void) {
         ctx.simd = path[k];
         printf("== path %s\n", lc_simd_name(ctx.simd));
         test_rows(&ctx);
+        test_small(&ctx);
         test_threads(&ctx);
     }
     return check_done();
