@@ -266,6 +266,8 @@ def state_bytes(model_dir, flags):
         soft = int(v[5:]) if v.startswith("auto:") else len(v.split(","))
     hyb = L - soft
     per_layer = 4 * (2 * Hk * (w + sinks) * D + H * (w + sinks) * F + H * F * D + H * F)
+    if "--gate" in flags:   # the window's log g (H x w floats per layer)
+        per_layer += 4 * H * w
     return hyb * per_layer, soft * 4 * 2 * Hk * D
 
 
