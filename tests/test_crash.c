@@ -11,6 +11,7 @@
 #include "lolcats.h"
 #include "check.h"
 #include "tiny_files.h"
+#include "same_file.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -69,20 +70,6 @@ static int wait_exit(pid_t pid) {
 static int file_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
-}
-
-static int same_file(const char *a, const char *b) {
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int ca, cb, same = fa && fb;
-    while (same) {
-        ca = fgetc(fa);
-        cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
 }
 
 static const char *suffix[4] = {".stage1.safetensors", ".stage1.safetensors.state", ".safetensors",

@@ -370,24 +370,11 @@ static void trainer_checks(void) {
 static char out_buf[1 << 16];
 
 #include "cli_run.h"
+#include "same_file.h"
 
 /* runs `lolcats ARGS`, stderr into out_buf; the exit code */
 static int run_cli(const char *bin, const char *args) {
     return cli_run(KL_DIR, bin, args, NULL, 0, out_buf, sizeof out_buf);
-}
-
-/* 1 when both files exist and hold the same bytes */
-static int same_file(const char *p0, const char *p1) {
-    FILE *f0 = fopen(p0, "rb"), *f1 = fopen(p1, "rb");
-    int c0 = 0, c1 = 0, same = f0 && f1;
-    while (same && c0 != EOF) {
-        c0 = getc(f0);
-        c1 = getc(f1);
-        same = c0 == c1;
-    }
-    if (f0) fclose(f0);
-    if (f1) fclose(f1);
-    return same;
 }
 
 static void cli_bad(const char *bin, const char *args, const char *want) {

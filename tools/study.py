@@ -65,6 +65,13 @@ def log(msg):
     sys.stderr.flush()
 
 
+def write_atomic(path, text):
+    """Writes text to path through path.tmp and a rename: never a half-written file."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def prepare(data_dir, shared):
     """The README's splits ("Measured: alpaca-llama-25m ..."), written once."""
     os.makedirs(data_dir, exist_ok=True)
@@ -84,9 +91,7 @@ def prepare(data_dir, shared):
     for name, lines in parts.items():
         path = os.path.join(data_dir, name)
         if not os.path.exists(path):
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
-                f.writelines(lines)
-            os.replace(path + ".tmp", path)
+            write_atomic(path, "".join(lines))
 
 
 def run(cmd, log_path, tick=None):
@@ -115,12 +120,6 @@ def run(cmd, log_path, tick=None):
     return "".join(out)
 
 
-def write_atomic(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def archived(a, name):
     """The archive's copy of NAME.json, or None."""
     p = os.path.join(a.archive, name + ".json") if a.archive else ""
@@ -132,11 +131,7 @@ def archive(a, name, r):
     if not a.archive:
         return
     os.makedirs(a.archive, exist_ok=True)
-    p = os.path.join(a.archive, name + ".json")
-    with open(p + ".tmp", "w") as f:
-        json.dump(r, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(p + ".tmp", p)
+    write_atomic(os.path.join(a.archive, name + ".json"), json.dumps(r, indent=1, sort_keys=True) + "\n")
 
 
 def bin_id(a):
@@ -188,9 +183,7 @@ def cell(a, cfg, flags, set_name, seed):
     pk = passkey_by_length(json.load(open(pk_json)))
     r = {"config": cfg, "flags": flags, "set": set_name, "seed": seed, "nll": nll,
          "passkey": pk, "train_seconds": train_s, "tokens": a.tokens, "made_by": bin_id(a)}
-    with open(res_path + ".tmp", "w") as f:
-        json.dump(r, f, indent=1)
-    os.replace(res_path + ".tmp", res_path)
+    write_atomic(res_path, json.dumps(r, indent=1))
     archive(a, name, r)
     log("%s: held-out NLL %.4f, passkey %s, %s s" % (name, nll, pk,
                                                     "%.0f" % train_s if train_s else "?"))
