@@ -153,7 +153,7 @@ valgrind:
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 check-neon:
 	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
-	  mkdir -p build/neon && for t in test_grad test_kernels test_gemm test_lolcats_infer test_switch test_xent_fast; do \
+	  mkdir -p build/neon && for t in test_grad test_kernels test_gemm test_lolcats_infer test_switch test_xent_fast test_prims; do \
 	    $(AARCH64_CC) -std=c99 -O2 -static $(WARN) -Werror -I. -o build/neon/$$t tests/$$t.c -lm || exit 1; \
 	    echo "== neon $$t"; qemu-aarch64 build/neon/$$t | tail -n 1; \
 	    qemu-aarch64 build/neon/$$t >/dev/null || exit 1; \

@@ -6569,6 +6569,40 @@ static float32x4_t lc__exp_neon(float32x4_t x) {
     return vbslq_f32(ovf, vdupq_n_f32(INFINITY), vmulq_f32(p, vreinterpretq_f32_s32(e)));
 }
 
+// exp_sum and colexp as lc__exp_sum_avx2 / lc__colexp_avx2, 4 lanes: float
+// sums in the vector, the scalar tail through expf.
+static double lc__exp_sum_neon(float *y, const float *x, float sgn, float sub, int n) {
+    float32x4_t vb = vdupq_n_f32(sub), acc = vdupq_n_f32(0);
+    float s;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {  // sgn x - sub in one rounding, as _mm256_fmsub_ps
+        float32x4_t e = lc__exp_neon(vfmaq_f32(vnegq_f32(vb), vld1q_f32(x + i), vdupq_n_f32(sgn)));
+        vst1q_f32(y + i, e);
+        acc = vaddq_f32(acc, e);
+    }
+    s = vaddvq_f32(acc);
+    for (; i < n; i++) {
+        y[i] = expf(sgn * x[i] - sub);
+        s += y[i];
+    }
+    return (double)s;
+}
+
+static void lc__colexp_neon(float *x, const float *sub, float *sum, int rows, int w) {
+    int r, c;
+    LOLCATS_ASSERT(w % 4 == 0);
+    for (c = 0; c + 4 <= w; c += 4) {
+        float32x4_t vb = vld1q_f32(sub + c), acc = vld1q_f32(sum + c);
+        for (r = 0; r < rows; r++) {
+            float *e = x + (size_t)r * w + c;
+            float32x4_t v = lc__exp_neon(vsubq_f32(vld1q_f32(e), vb));
+            vst1q_f32(e, v);
+            acc = vaddq_f32(acc, v);
+        }
+        vst1q_f32(sum + c, acc);
+    }
+}
+
 // exp_sumd as lc__exp_sumd_avx2's, 4 lanes: inputs below LC__EXP_LO give 0
 // (not less than it: NaN stays), each exp widened to double before adding.
 static double lc__exp_sumd_neon(float *y, const float *x, float sub, int n) {
@@ -6604,9 +6638,9 @@ static const lc__prims lc__prims_avx512 = {lc__dot_avx512,     lc__axpy_avx512, 
                                            lc__smx2_bwd_avx512, lc__exp_sumd_avx512};
 #endif
 #if defined(LC__NEON)
-static const lc__prims lc__prims_neon = {lc__dot_neon,    lc__axpy_neon,   lc__scal_neon,
-                                         lc__exp_sum_ref, lc__max_neon,    lc__colmax_neon,
-                                         lc__colexp_ref,  lc__colmul_neon, NULL,
+static const lc__prims lc__prims_neon = {lc__dot_neon,     lc__axpy_neon,   lc__scal_neon,
+                                         lc__exp_sum_neon, lc__max_neon,    lc__colmax_neon,
+                                         lc__colexp_neon,  lc__colmul_neon, NULL,
                                          NULL,            lc__exp_sumd_neon};
 #endif
 

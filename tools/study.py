@@ -6,6 +6,7 @@
         [--config NAME=FLAGS ...]
         [--tokens 1000000] [--bin build/lolcats] [--model DIR] [--archive DIR]
         [--dry-run] [--table-only]
+        [--passkey-teacher DIR [--pk-limit 10]]
 
 Every (configuration, split, seed) cell runs `lolcats linearize` with the README's recipe on
 alpaca-llama-25m (tk, window 64, feature dim 64, 1024-token sequences, --tokens for each stage)
@@ -19,6 +20,13 @@ passkey, training seconds, the binary that made it) is also copied to the archiv
 the cells of a grid this size (about half an hour of one core each) are done over several
 sessions and machines, and the archive is what they share. At the end (and with --table-only) it writes
 DIR/study.md (a Markdown table: each figure the mean of the seeds) and DIR/study.json.
+
+With --passkey-teacher DIR (the output of tools/make_passkey_teacher.sh: DIR/teacher, a
+passkey-capable alpaca-llama-25m, and its training mix DIR/pk.jsonl) the study is the passkey
+comparison instead: each configuration and seed linearizes DIR/teacher with the README's passkey
+recipe (512-token sequences, 122,880 + 81,920 tokens of DIR/pk.jsonl) and scores passkey
+retrieval at 2x and 4x the window (depths 0, 0.5, 1; --pk-limit trials each); cells
+pk-CONFIG-sSEED, the table OUT/passkey.md and OUT/passkey.json (OUT: --out).
 
 Decode state per sequence is computed from the model's config and the options: the window
 ring (keys, values, key features), the linear state (S, z) per hybrid layer, the sink keys,
@@ -134,6 +142,16 @@ def archive(a, name, r):
     write_atomic(os.path.join(a.archive, name + ".json"), json.dumps(r, indent=1, sort_keys=True) + "\n")
 
 
+def finished(a, name):
+    """A finished cell's result: the archive's, else DIR/runs/NAME.json (then archived), else None."""
+    r = archived(a, name)
+    path = os.path.join(a.out, "runs", name + ".json")
+    if r is None and os.path.exists(path):
+        r = json.load(open(path))
+        archive(a, name, r)
+    return r
+
+
 def bin_id(a):
     """What made a result: the binary's file name and version line, and the repository's HEAD."""
     try:
@@ -149,37 +167,24 @@ def cell(a, cfg, flags, set_name, seed):
     """Trains and scores one cell; returns its result dict (cached in DIR/runs/NAME.json and in
     the archive)."""
     name = "%s-%s-s%d" % (cfg, set_name, seed)
-    r = archived(a, name)
+    r = finished(a, name)
     if r is not None:
         return r
     runs = os.path.join(a.out, "runs")
     res_path = os.path.join(runs, name + ".json")
-    if os.path.exists(res_path):
-        r = json.load(open(res_path))
-        archive(a, name, r)
-        return r
     data = os.path.join(a.out, "data")
     train, held = (os.path.join(data, f) for f in SETS[set_name])
     ckpt = os.path.join(runs, name + ".safetensors")
     lg = os.path.join(runs, name + ".log")
     env_t = ["-t", str(a.threads)]
-    secs_path = os.path.join(runs, name + ".train_seconds")  # summed over resumed runs
-    done_path = os.path.join(runs, name + ".done")  # training finished (the checkpoint alone
-    if not os.path.exists(done_path):               # may be a mid-run save of --resume's)
-        cmd = [a.bin, "linearize", "--model", a.model, "--data", train, "--seq-len", "1024",
-               "--distill-tokens", str(a.tokens), "--finetune-tokens", str(a.tokens),
-               "--seed", str(seed), "--out", ckpt, "--resume",
-               "--json-log", os.path.join(runs, name + ".jsonl")] + env_t + flags
-        prev = float(open(secs_path).read()) if os.path.exists(secs_path) else 0.0
-        # the seconds are rewritten every ~30 s, so a killed run loses at most that much of them
-        run(cmd, lg, tick=lambda t: write_atomic(secs_path, "%.1f\n" % (prev + t)))
-        write_atomic(done_path, "")
-    train_s = float(open(secs_path).read()) if os.path.exists(secs_path) else None
+    train_s = linearize(a, name, a.model, ["--data", train, "--seq-len", "1024", "--distill-tokens",
+                                           str(a.tokens), "--finetune-tokens", str(a.tokens),
+                                           "--seed", str(seed)] + flags)
     out = run([a.bin, "eval", "--model", a.model, "--data", held, "--ctx", "1024",
                "--lolcats", ckpt, "--json"] + env_t, lg)
     nll = json.loads(out)["nll"]
     pk_json = os.path.join(runs, name + ".passkey.json")
-    passkey_run(a, ["--lolcats", ckpt], pk_json, lg)
+    passkey_run(a, a.model, ["--lolcats", ckpt], pk_json, lg)
     pk = passkey_by_length(json.load(open(pk_json)))
     r = {"config": cfg, "flags": flags, "set": set_name, "seed": seed, "nll": nll,
          "passkey": pk, "train_seconds": train_s, "tokens": a.tokens, "made_by": bin_id(a)}
@@ -190,20 +195,131 @@ def cell(a, cfg, flags, set_name, seed):
     return r
 
 
-def passkey_by_length(j):
-    """Accuracy per length from `eval --task passkey --json` (cells averaged over depths)."""
-    cells = None
+def linearize(a, name, model, args):
+    """Runs (or resumes) `linearize --model MODEL ARGS` into DIR/runs/NAME.safetensors unless its
+    NAME.done marker exists; returns the training seconds summed over resumed runs."""
+    runs = os.path.join(a.out, "runs")
+    secs_path = os.path.join(runs, name + ".train_seconds")
+    done_path = os.path.join(runs, name + ".done")  # training finished (the checkpoint alone
+    if not os.path.exists(done_path):               # may be a mid-run save of --resume's)
+        cmd = [a.bin, "linearize", "--model", model, "--out", os.path.join(runs, name + ".safetensors"),
+               "--resume", "--json-log", os.path.join(runs, name + ".jsonl"),
+               "-t", str(a.threads)] + args
+        prev = float(open(secs_path).read()) if os.path.exists(secs_path) else 0.0
+        # the seconds are rewritten every ~30 s, so a killed run loses at most that much of them
+        run(cmd, os.path.join(runs, name + ".log"),
+            tick=lambda t: write_atomic(secs_path, "%.1f\n" % (prev + t)))
+        write_atomic(done_path, "")
+    return float(open(secs_path).read()) if os.path.exists(secs_path) else None
+
+
+# The passkey recipe of the README ("A teacher that can do passkey retrieval")
+PK_RECIPE = ["--seq-len", "512", "--grad-accum", "8", "--distill-tokens", "122880",
+             "--finetune-tokens", "81920", "--val-seqs", "4", "--val-every", "10"]
+
+
+def pk_cell(a, cfg, flags, seed):
+    """One configuration linearized on the passkey teacher and scored on passkey retrieval
+    (DIR/runs/pk-CFG-sSEED.*, archived like the held-out cells)."""
+    name = "pk-%s-s%d" % (cfg, seed)
+    r = finished(a, name)
+    if r is not None:
+        return r
+    runs = os.path.join(a.out, "runs")
+    res_path = os.path.join(runs, name + ".json")
+    teacher = os.path.join(a.passkey_teacher, "teacher")
+    train_s = linearize(a, name, teacher, ["--data", os.path.join(a.passkey_teacher, "pk.jsonl"),
+                                           "--seed", str(seed)] + PK_RECIPE + flags)
+    pk_json = os.path.join(runs, name + ".passkey.json")
+    passkey_run(a, teacher, ["--lolcats", os.path.join(runs, name + ".safetensors"),
+                             "--limit", str(a.pk_limit)], pk_json, os.path.join(runs, name + ".log"))
+    j = json.load(open(pk_json))
+    r = {"config": cfg, "flags": flags, "seed": seed, "passkey": passkey_by_length(j),
+         "by_depth": passkey_by_depth(j), "limit": a.pk_limit, "train_seconds": train_s,
+         "made_by": bin_id(a)}
+    write_atomic(res_path, json.dumps(r, indent=1))
+    archive(a, name, r)
+    log("%s: passkey %s, %s s" % (name, r["passkey"], "%.0f" % train_s if train_s else "?"))
+    return r
+
+
+def pk_teacher(a):
+    """The passkey teacher's own accuracy with the same trials (archived as pk-teacher.json)."""
+    r = archived(a, "pk-teacher")
+    if r is not None:
+        return r
+    pk_json = os.path.join(a.out, "runs", "pk-teacher.passkey.json")
+    if not os.path.exists(pk_json):
+        passkey_run(a, os.path.join(a.passkey_teacher, "teacher"), ["--limit", str(a.pk_limit)],
+                    pk_json, os.path.join(a.out, "runs", "pk-teacher.log"))
+    j = json.load(open(pk_json))
+    r = {"passkey": passkey_by_length(j), "by_depth": passkey_by_depth(j), "limit": a.pk_limit,
+         "made_by": bin_id(a)}
+    archive(a, "pk-teacher", r)
+    return r
+
+
+def pk_table(a, results):
+    """OUT/passkey.md and OUT/passkey.json: passkey accuracy per configuration (mean of the
+    seeds), per length and, in brackets, per needle depth 0 / 0.5 / 1."""
+    lens = [str(2 * WINDOW), str(4 * WINDOW)]
+
+    def fmt(pk, dep):
+        return "%.2f (%s)" % (pk, " / ".join("%.2f" % d for d in dep))
+
+    def mean(v):
+        return sum(v) / len(v)
+    t = pk_teacher(a)
+    lines = ["| option (flags) | passkey @%s (depth 0 / 0.5 / 1) | passkey @%s | seeds | train s |" %
+             tuple(lens), "|---|---|---|---|---|",
+             "| passkey teacher | %s | %s | | |" % tuple(
+                 fmt(t["passkey"].get(L, float("nan")), t["by_depth"].get(L, [])) for L in lens)]
+    rows = []
+    for cfg in a.configs:
+        rs = [r for r in results if r["config"] == cfg]
+        if not rs:
+            continue
+        row = {"config": cfg, "flags": " ".join(a.flag_of[cfg]), "seeds": len(rs)}
+        cells = []
+        for L in lens:
+            pk = mean([r["passkey"].get(L, 0.0) for r in rs])
+            dep = [mean(x) for x in zip(*[r["by_depth"].get(L, []) for r in rs])]
+            row[L], row[L + "_by_depth"] = pk, dep
+            cells.append(fmt(pk, dep))
+        ts = [r["train_seconds"] for r in rs if r["train_seconds"]]
+        row["train_seconds"] = mean(ts) if ts else None
+        rows.append(row)
+        lines.append("| %s (`%s`) | %s | %s | %d | %s |" % (
+            cfg, row["flags"] or "defaults", cells[0], cells[1], len(rs),
+            "%.0f" % row["train_seconds"] if row["train_seconds"] else ""))
+    md = "\n".join(lines) + "\n"
+    write_atomic(os.path.join(a.out, "passkey.md"), md)
+    write_atomic(os.path.join(a.out, "passkey.json"),
+                 json.dumps({"teacher": t, "rows": rows, "cells": results}, indent=1))
+    sys.stdout.write(md)
+
+
+def passkey_by_depth(j):
+    """{length: [accuracy at each depth, in the eval's order]} from `eval --task passkey --json`."""
+    out = {}
+    for c in passkey_cells(j):
+        out.setdefault(str(c["length"]), []).append(c["acc"])
+    return out
+
+
+def passkey_cells(j):
+    """The cells list of `eval --task passkey --json`."""
     for key in ("passkey", "tasks"):
         if isinstance(j, dict) and key in j:
             j = j[key]
-    if isinstance(j, dict):
-        if "passkey" in j:
-            j = j["passkey"]
-        cells = j.get("cells") if isinstance(j, dict) else None
-    acc = {}
-    for c in cells or []:
-        acc.setdefault(str(c["length"]), []).append(c["acc"])
-    return {k: sum(v) / len(v) for k, v in acc.items()}
+    if isinstance(j, dict) and "passkey" in j:
+        j = j["passkey"]
+    return (j.get("cells") if isinstance(j, dict) else None) or []
+
+
+def passkey_by_length(j):
+    """Accuracy per length from `eval --task passkey --json` (cells averaged over depths)."""
+    return {k: sum(v) / len(v) for k, v in passkey_by_depth(j).items()}
 
 
 def teacher_nll(a, set_name):
@@ -221,7 +337,7 @@ def teacher_nll(a, set_name):
     nll = json.loads(out)["nll"]
     pk_json = os.path.join(a.out, "runs", "teacher.passkey.json")
     if not os.path.exists(pk_json):
-        passkey_run(a, [], pk_json, os.path.join(a.out, "runs", "teacher.log"))
+        passkey_run(a, a.model, [], pk_json, os.path.join(a.out, "runs", "teacher.log"))
     json.dump({"nll": nll}, open(path, "w"))
     archive(a, "teacher-%s" % set_name, {"nll": nll, "made_by": bin_id(a)})
     return nll
@@ -237,8 +353,8 @@ def teacher_passkey(a):
     return pk
 
 
-def passkey_run(a, extra, pk_json, lg):
-    run([a.bin, "eval", "--task", "passkey", "--model", a.model] + extra +
+def passkey_run(a, model, extra, pk_json, lg):
+    run([a.bin, "eval", "--task", "passkey", "--model", model] + extra +
         ["--lengths", "%d,%d" % (2 * WINDOW, 4 * WINDOW), "--depths", "0,0.5,1",
          "--data-dir", os.path.join(a.shared, "data/eval"), "--json", pk_json,
          "-t", str(a.threads)], lg)
@@ -340,6 +456,9 @@ def main():
                     help="finished cells shared between runs and machines ('' for none)")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--passkey-teacher", default="", metavar="DIR",
+                    help="the passkey comparison on tools/make_passkey_teacher.sh's DIR instead")
+    ap.add_argument("--pk-limit", type=int, default=10, help="passkey trials per length and depth")
     a = ap.parse_args()
     a.sets = [s for s in a.sets.split(",") if s]
     a.configs = [c for c in a.configs.split(",") if c]
@@ -362,6 +481,8 @@ def main():
                      "--config NAME=FLAGS)" % (c, ", ".join(CONFIGS)))
     seeds = [int(x) for x in a.seeds.split(",") if x]
     os.makedirs(os.path.join(a.out, "runs"), exist_ok=True)
+    if a.passkey_teacher:
+        return passkey_main(a, seeds)
     prepare(os.path.join(a.out, "data"), a.shared)
     todo = [(c, a.flag_of[c], s, seed) for c in a.configs for s in a.sets for seed in seeds]
     if a.dry_run:
@@ -381,15 +502,43 @@ def main():
                 log("%d/%d cells done" % (i, len(todo)))
     else:
         for c, f, s, seed in todo:
-            name = "%s-%s-s%d" % (c, s, seed)
-            p = os.path.join(a.out, "runs", name + ".json")
-            r = archived(a, name)
-            if r is None and os.path.exists(p):
-                r = json.load(open(p))
-                archive(a, name, r)
+            r = finished(a, "%s-%s-s%d" % (c, s, seed))
             if r is not None:
                 results.append(r)
     table(a, results)
+    return 1 if failed else 0
+
+
+def passkey_main(a, seeds):
+    """The passkey comparison (--passkey-teacher): every configuration x seed, then the table."""
+    for f in ("teacher/config.json", "pk.jsonl"):
+        if not os.path.exists(os.path.join(a.passkey_teacher, f)):
+            log("--passkey-teacher %s: no %s (make it with tools/make_passkey_teacher.sh %s)" %
+                (a.passkey_teacher, f, a.passkey_teacher))
+            return 2
+    if a.pk_limit < 1:
+        log("--pk-limit %d: want at least 1 trial" % a.pk_limit)
+        return 2
+    todo = [(c, a.flag_of[c], seed) for c in a.configs for seed in seeds]
+    if a.dry_run:
+        for c, f, seed in todo:
+            print("%s passkey seed %d: linearize %s" % (c, seed, " ".join(PK_RECIPE + f)))
+        return 0
+    results, failed = [], 0
+    for i, (c, f, seed) in enumerate(todo, 1):
+        name = "pk-%s-s%d" % (c, seed)
+        if a.table_only:
+            r = finished(a, name)
+            if r is not None:
+                results.append(r)
+            continue
+        try:
+            results.append(pk_cell(a, c, f, seed))
+        except Exception as e:  # one cell's failure does not stop the others
+            failed += 1
+            log("%s: %s" % (name, e))
+        log("%d/%d passkey cells done" % (i, len(todo)))
+    pk_table(a, results)
     return 1 if failed else 0
 
 
