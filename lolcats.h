@@ -7103,6 +7103,19 @@ static void lc__gemm_pack_task(const lc__gemm_step *st, int t) {
                    st->ic + r0, rows, st->pc, st->kc, MR);
     } else {
         int c0 = (t - st->npa) * NR, cols = st->nc - c0 < NR ? st->nc - c0 : NR;
+#if defined(__GNUC__) || defined(__clang__)
+        // B^T in bf16/f16 (weights (out,in), read from memory once per pack):
+        // each of a panel's rows is a run of kc elements in its own page, too
+        // short for the hardware prefetchers; fetch the next panel's runs now.
+        if (st->tb && st->bt != LOLCATS_DTYPE_F32 && c0 + NR < st->nc) {
+            int r, n1 = st->nc - c0 - NR < NR ? st->nc - c0 - NR : NR;
+            size_t k, run = (size_t)st->kc * 2;
+            for (r = 0; r < n1; r++) {
+                const char *row = (const char *)st->B + 2 * ((size_t)(st->jc + c0 + NR + r) * st->ldb + (size_t)st->pc);
+                for (k = 0; k < run; k += 64) __builtin_prefetch(row + k, 0, 2);
+            }
+        }
+#endif
         lc__pack_b(st->kd, st->pb + (size_t)(t - st->npa) * NR * st->kc, st->B, st->bt, st->ldb,
                    st->tb, st->jc + c0, cols, st->pc, st->kc);
     }

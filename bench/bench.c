@@ -1080,7 +1080,11 @@ static uint16_t *synth_8b(lc_model *m, int L) {
    frozen block GEMMs of all layers (q,k,v,o and the MLP, forward; their
    backward to x costs the same again). The rest (attention, LoRA, norms,
    elementwise) is the whole step minus these. Stage 1's step beside it: the
-   block GEMMs forward (the teacher's) and the rest (attention, feature maps). */
+   block GEMMs forward (the teacher's) and the rest (attention, feature maps).
+   The pieces' buffers are written before the clock starts and advised for huge
+   pages, as the trainer's activations are (lc_train_init): a first write to
+   untouched pages costs page faults (525 MB of logits at V = 128256: about
+   2 s of CPU time on the Zen 5 test machine) that no training step pays. */
 static double best_of(const double *t, int n) {
     double b = t[0];
     int i;
@@ -1091,8 +1095,8 @@ static void stage2_profile(lc_model *m, int N, int reps) {
     const lc_model_config *c = &m->cfg;
     int d = c->dim, V = c->vocab_size, L = c->n_layers, HD = c->n_heads * c->head_dim;
     int KD = c->n_kv_heads * c->head_dim, I = c->hidden_dim, rep, i, ns, l;
-    float *x = randn((size_t)N * (d > I ? I : d) + (size_t)N * I, 1), *y = zeros((size_t)N * V);
-    float *dx = zeros((size_t)N * I);
+    float *x = randn_hp((size_t)N * (d > I ? I : d) + (size_t)N * I, 1), *y = zeros_hp((size_t)N * V);
+    float *dx = zeros_hp((size_t)N * I);
     int *lab = (int *)malloc(sizeof(int) * (size_t)N);
     double th[3], tb[3], tx[3], tg[3], tall = 0, tfwd = 0, tm, mb, t1 = 0;
     int np = reps > 1 ? 3 : 1;

@@ -4,7 +4,8 @@
    BF16 and F16 weights, leading dimensions wider than the rows, sizes that
    cross every cache block, and bit-identical results for 1 vs 2 and 3
    OpenMP threads; the GEMM's B panels (lc__pack_b) byte for byte against a
-   plain packing. */
+   plain packing; a wide product with BF16/F16 weights (the LM head's shape,
+   small) against the same product with the weights widened first. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -243,6 +244,43 @@ static void test_threads(const lc_ctx *ctx) {
 #endif
 }
 
+/* A wide product with 2-byte weights, as the LM head's logits = X W^T (W
+   (vocab, dim) in BF16/F16, N past the N chunk of 4096, K past the K block):
+   bit for bit the product with W widened to F32 beforehand (the same floats
+   through the F32 packing, which neither widens nor prefetches), on 1 and 2
+   threads. */
+static void test_wide_b16(const lc_ctx *ctx) {
+    int M = 37, N = 4096 + 2 * 32 + 7, K = 300, d, nt = 1, t, same = 1;
+    float *A = (float *)rand_mat(LOLCATS_DTYPE_F32, M, (size_t)K), *Bf = (float *)malloc(sizeof(float) * (size_t)N * K);
+    float *C = (float *)malloc(sizeof(float) * (size_t)M * N), *C0 = (float *)malloc(sizeof(float) * (size_t)M * N);
+    size_t i;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    for (d = 1; d < 3; d++) {
+        void *B = rand_mat((lc_dtype)d, N, (size_t)K);
+        for (i = 0; i < (size_t)N * K; i++) Bf[i] = wval(B, (lc_dtype)d, i);
+        lc_gemm(ctx, C0, A, Bf, LOLCATS_DTYPE_F32, M, N, K, 0, 1, 1.0f, 0.0f, (size_t)N, (size_t)K, (size_t)K, NULL);
+        for (t = 1; t <= 2; t++) {
+#ifdef _OPENMP
+            omp_set_num_threads(t);
+#endif
+            memset(C, 0, sizeof(float) * (size_t)M * N);
+            lc_gemm(ctx, C, A, B, (lc_dtype)d, M, N, K, 0, 1, 1.0f, 0.0f, (size_t)N, (size_t)K, (size_t)K, NULL);
+            same &= !memcmp(C, C0, sizeof(float) * (size_t)M * N);
+        }
+        free(B);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(nt);
+#else
+    (void)nt;
+#endif
+    CHECK(same, "gemm %s: wide B^T in f16/bf16 (N %d) equals the product with B widened first, 1 and 2 threads",
+          lc_simd_name(ctx->simd), N);
+    free(A); free(Bf); free(C); free(C0);
+}
+
 int main(void) {
     lc_ctx ctx;
     int best, s;
@@ -259,6 +297,7 @@ int main(void) {
         test_pack_b(&ctx);
         test_gemv_path(&ctx);
         test_threads(&ctx);
+        test_wide_b16(&ctx);
     }
     return check_done();
 }
