@@ -9704,17 +9704,16 @@ LC__TARGET_BF16 static void lc__ukr_bf16(int kp, const uint32_t *pa, const uint3
 // dst[q W + r] = the bf16 pair (k = 2q, 2q+1) of row r of a panel whose rows
 // run along k: src + r ld, kc values (float, or bf16 bits as they are when bt
 // is BF16), an odd kc padded with a zero; rows r >= `rows` zero. The packing
-// of A (ta 0) and of weights (tb 1): one conversion of 32 values, a scatter.
-LC__TARGET_BF16 static void lc__bf16_rows(uint32_t *dst, const void *src, lc_dtype bt, size_t ld,
-                                          int rows, int kc, int W) {
-    int kp = (kc + 1) / 2, r, q0;
-    __m512i ix = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                    _mm512_set1_epi32(W));
+// of A (ta 0) and of weights (tb 1): 32 values of a row to 16 pairs in tmp
+// (rows x kp, row stride kp rounded up to 16), then the 16 x 16 transposes of
+// lc__tpose_avx512, which move 32-bit patterns without arithmetic.
+LC__TARGET_BF16 static void lc__bf16_rows(uint32_t *dst, float *tmp, const void *src, lc_dtype bt,
+                                          size_t ld, int rows, int kc, int W) {
+    int kp = (kc + 1) / 2, kl = (kp + 15) & ~15, r, q0;
     if (rows < W) memset(dst, 0, sizeof(uint32_t) * (size_t)kp * (size_t)W);
     for (r = 0; r < rows; r++)
         for (q0 = 0; q0 < kp; q0 += 16) {
             int k0 = 2 * q0, n = kc - k0 < 32 ? kc - k0 : 32;
-            __mmask16 mq = (__mmask16)(kp - q0 >= 16 ? 0xffffu : (1u << (kp - q0)) - 1u);
             __m512i h;
             if (bt == LOLCATS_DTYPE_BF16) {
                 __mmask32 m = (__mmask32)(n == 32 ? 0xffffffffu : (1u << n) - 1u);
@@ -9725,8 +9724,9 @@ LC__TARGET_BF16 static void lc__bf16_rows(uint32_t *dst, const void *src, lc_dty
                 __mmask16 m1 = (__mmask16)(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
                 h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, f + 16), _mm512_maskz_loadu_ps(m0, f));
             }
-            _mm512_mask_i32scatter_epi32(dst + (size_t)q0 * W + r, mq, ix, h, 4);
+            _mm512_storeu_si512((void *)(tmp + (size_t)r * kl + q0), h);
         }
+    lc__tpose_avx512((float *)(void *)dst, (size_t)W, tmp, (size_t)kl, rows, kp);
 }
 
 typedef struct lc__bf_step {   // one (jc, ic, pc) step of lc__gemm_bf16_avx512
@@ -9749,8 +9749,8 @@ static void lc__bf_pack(const lc__bf_step *s, int t) {
         int r0 = t * LC__BF_MR, rows = s->mc - r0 < LC__BF_MR ? s->mc - r0 : LC__BF_MR;
         uint32_t *d = s->pa + (size_t)t * LC__BF_MR * kp;
         if (!s->ta) {
-            lc__bf16_rows(d, s->A + (size_t)(s->ic + r0) * s->lda + s->pc, LOLCATS_DTYPE_F32, s->lda, rows,
-                          s->kc, LC__BF_MR);
+            lc__bf16_rows(d, f, s->A + (size_t)(s->ic + r0) * s->lda + s->pc, LOLCATS_DTYPE_F32, s->lda,
+                          rows, s->kc, LC__BF_MR);
             return;
         }
         for (p = 0; p < s->kc; p += LC__GEMM_KC)
@@ -9763,11 +9763,11 @@ static void lc__bf_pack(const lc__bf_step *s, int t) {
         uint32_t *d = s->pb + (size_t)(t - s->npa) * LC__BF_NR * kp;
         size_t o = (size_t)(s->jc + c0) * s->ldb + (size_t)s->pc;
         if (s->tb && s->bt == LOLCATS_DTYPE_BF16) {
-            lc__bf16_rows(d, (const uint16_t *)s->B + o, s->bt, s->ldb, cols, s->kc, LC__BF_NR);
+            lc__bf16_rows(d, f, (const uint16_t *)s->B + o, s->bt, s->ldb, cols, s->kc, LC__BF_NR);
             return;
         }
         if (s->tb && s->bt == LOLCATS_DTYPE_F32) {
-            lc__bf16_rows(d, (const float *)s->B + o, s->bt, s->ldb, cols, s->kc, LC__BF_NR);
+            lc__bf16_rows(d, f, (const float *)s->B + o, s->bt, s->ldb, cols, s->kc, LC__BF_NR);
             return;
         }
         for (p = 0; p < s->kc; p += LC__GEMM_KC)
