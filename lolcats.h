@@ -9627,8 +9627,7 @@ static void lc__gemm_bf16_ref(float *C, const float *A, const void *B, lc_dtype 
 #define LC__TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")))
 #define LC__BF_MR 14
 #define LC__BF_NR 32
-#define LC__BF_MSUB 24                      // A panels one tile task runs (336 rows, in L2)
-#define LC__BF_MCB (LC__BF_MR * LC__BF_MSUB * 12)  // rows of A packed at once (4032)
+#define LC__BF_MSUB 24                      // A panels packed at once (336 rows, in L2)
 #define LC__BF_NCB (LC__BF_NR * 128)        // columns of op(B) packed at once (4096)
 
 static int lc__cpu_has_bf16(void) {
@@ -9778,15 +9777,13 @@ static void lc__bf_pack(const lc__bf_step *s, int t) {
     }
 }
 
-// Tile task t: B panel t % npb against LC__BF_MSUB A panels from
-// (t / npb) LC__BF_MSUB on (they stay in L2 across consecutive tasks).
-static void lc__bf_tiles(const lc__bf_step *s, int t) {
-    int kp = (s->kc + 1) / 2, i, r, n, j = t % s->npb, i0 = t / s->npb * LC__BF_MSUB;
-    int i1 = s->npa - i0 < LC__BF_MSUB ? s->npa : i0 + LC__BF_MSUB;
+// Tile task j: B panel j against every A panel of the step.
+static void lc__bf_tiles(const lc__bf_step *s, int j) {
+    int kp = (s->kc + 1) / 2, i, r, n;
     int cols = s->nc - j * LC__BF_NR < LC__BF_NR ? s->nc - j * LC__BF_NR : LC__BF_NR;
     const uint32_t *pb = s->pb + (size_t)j * LC__BF_NR * kp;
     float tile[LC__BF_MR * LC__BF_NR];
-    for (i = i0; i < i1; i++) {
+    for (i = 0; i < s->npa; i++) {
         int rows = s->mc - i * LC__BF_MR < LC__BF_MR ? s->mc - i * LC__BF_MR : LC__BF_MR;
         float *c = s->C + (size_t)(s->ic + i * LC__BF_MR) * s->ldc + (size_t)(s->jc + j * LC__BF_NR);
         const uint32_t *pa = s->pa + (size_t)i * LC__BF_MR * kp;
@@ -9802,13 +9799,14 @@ static void lc__bf_tiles(const lc__bf_step *s, int t) {
     }
 }
 
-// Blocks: LC__BF_NCB columns of op(B) x LC__BF_MCB rows of A, each K block
-// of LC__BF_KC packed once (A and B as bf16 pairs), then the tiles.
+// Blocks: LC__BF_NCB columns of op(B); per K block of LC__BF_KC, op(B)
+// packed once (bf16 pairs), then per LC__BF_MSUB row panels of A (packed
+// right before, so they stay in L2) the tiles against every B panel.
 static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, const void *B,
                                 lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
                                 float beta, size_t ldc, size_t lda, size_t ldb) {
     size_t kpm = (size_t)((K < LC__BF_KC ? K : LC__BF_KC) + 1) / 2;
-    size_t na = (size_t)((M < LC__BF_MCB ? M : LC__BF_MCB) + LC__BF_MR - 1) / LC__BF_MR * LC__BF_MR * kpm;
+    size_t na = (size_t)LC__BF_MSUB * LC__BF_MR * kpm;
     size_t nb = (size_t)((N < LC__BF_NCB ? N : LC__BF_NCB) + LC__BF_NR - 1) / LC__BF_NR * LC__BF_NR * kpm;
     size_t nt = (size_t)LC__BF_NR * LC__BF_KC * (size_t)lc__threads();
     lc__bf_step s;
@@ -9825,17 +9823,20 @@ static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, con
     for (s.jc = 0; s.jc < N; s.jc += LC__BF_NCB) {
         s.nc = N - s.jc < LC__BF_NCB ? N - s.jc : LC__BF_NCB;
         s.npb = (s.nc + LC__BF_NR - 1) / LC__BF_NR;
-        for (s.ic = 0; s.ic < M; s.ic += LC__BF_MCB) {
-            s.mc = M - s.ic < LC__BF_MCB ? M - s.ic : LC__BF_MCB;
-            s.npa = (s.mc + LC__BF_MR - 1) / LC__BF_MR;
-            for (s.pc = 0; s.pc < K; s.pc += LC__BF_KC) {
-                int t, ntile = (s.npa + LC__BF_MSUB - 1) / LC__BF_MSUB * s.npb;
-                s.kc = K - s.pc < LC__BF_KC ? K - s.pc : LC__BF_KC;
-                s.bc = s.pc == 0 ? beta : 1.0f;
+        for (s.pc = 0; s.pc < K; s.pc += LC__BF_KC) {
+            int t;
+            s.kc = K - s.pc < LC__BF_KC ? K - s.pc : LC__BF_KC;
+            s.bc = s.pc == 0 ? beta : 1.0f;
+            s.npa = 0;   // pack tasks t >= npa: the B panels
+            LC__OMP_FOR
+            for (t = 0; t < s.npb; t++) lc__bf_pack(&s, t);
+            for (s.ic = 0; s.ic < M; s.ic += LC__BF_MSUB * LC__BF_MR) {
+                s.mc = M - s.ic < LC__BF_MSUB * LC__BF_MR ? M - s.ic : LC__BF_MSUB * LC__BF_MR;
+                s.npa = (s.mc + LC__BF_MR - 1) / LC__BF_MR;
                 LC__OMP_FOR
-                for (t = 0; t < s.npa + s.npb; t++) lc__bf_pack(&s, t);
+                for (t = 0; t < s.npa; t++) lc__bf_pack(&s, t);
                 LC__OMP_FOR
-                for (t = 0; t < ntile; t++) lc__bf_tiles(&s, t);
+                for (t = 0; t < s.npb; t++) lc__bf_tiles(&s, t);
             }
         }
     }

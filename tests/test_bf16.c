@@ -5,7 +5,7 @@
    512-blocks), both transposes, alpha / beta, F32 / BF16 / F16 B, 1 vs 2
    threads; both against a float64 product within the bf16 tolerance; the
    default (F32) mode untouched. Then the blocking of the fast form (more
-   than 4032 rows, 4096 columns, 24 row panels) and leading dimensions past
+   than 4096 columns, many blocks of 24 row panels) and leading dimensions past
    the matrix (odd: BF16 pairs at odd addresses), fast vs twin. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
