@@ -9674,8 +9674,8 @@ static void lc__gemm_bf16_ref(float *C, const float *A, const void *B, lc_dtype 
 #define LC__TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")))
 #define LC__BF_MR 14
 #define LC__BF_NR 32
-#define LC__BF_MCH (LC__BF_MR * 24)
-#define LC__BF_NCH (LC__BF_NR * 16)
+#define LC__BF_MSUB 24                      // A panels packed at once (336 rows, in L2)
+#define LC__BF_NCB (LC__BF_NR * 128)        // columns of op(B) packed at once (4096)
 
 static int lc__cpu_has_bf16(void) {
     unsigned a, b, c, d;
@@ -9747,6 +9747,34 @@ LC__TARGET_BF16 static void lc__ukr_bf16(int kp, const uint32_t *pa, const uint3
 #undef LC__BF_STEP
 #undef LC__BF_STORE
 
+// dst[q W + r] = the bf16 pair (k = 2q, 2q+1) of row r of a panel whose rows
+// run along k: src + r ld, kc values (float, or bf16 bits as they are when bt
+// is BF16), an odd kc padded with a zero; rows r >= `rows` zero. The packing
+// of A (ta 0) and of weights (tb 1): 32 values of a row to 16 pairs in tmp
+// (rows x kp, row stride kp rounded up to 16), then the 16 x 16 transposes of
+// lc__tpose_avx512, which move 32-bit patterns without arithmetic.
+LC__TARGET_BF16 static void lc__bf16_rows(uint32_t *dst, float *tmp, const void *src, lc_dtype bt,
+                                          size_t ld, int rows, int kc, int W) {
+    int kp = (kc + 1) / 2, kl = (kp + 15) & ~15, r, q0;
+    if (rows < W) memset(dst, 0, sizeof(uint32_t) * (size_t)kp * (size_t)W);
+    for (r = 0; r < rows; r++)
+        for (q0 = 0; q0 < kp; q0 += 16) {
+            int k0 = 2 * q0, n = kc - k0 < 32 ? kc - k0 : 32;
+            __m512i h;
+            if (bt == LOLCATS_DTYPE_BF16) {
+                __mmask32 m = (__mmask32)(n == 32 ? 0xffffffffu : (1u << n) - 1u);
+                h = _mm512_maskz_loadu_epi16(m, (const uint16_t *)src + (size_t)r * ld + k0);
+            } else {
+                const float *f = (const float *)src + (size_t)r * ld + k0;
+                __mmask16 m0 = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+                __mmask16 m1 = (__mmask16)(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
+                h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, f + 16), _mm512_maskz_loadu_ps(m0, f));
+            }
+            _mm512_storeu_si512((void *)(tmp + (size_t)r * kl + q0), h);
+        }
+    lc__tpose_avx512((float *)(void *)dst, (size_t)W, tmp, (size_t)kl, rows, kp);
+}
+
 typedef struct lc__bf_step {   // one (jc, ic, pc) step of lc__gemm_bf16_avx512
     size_t ldc, lda, ldb;
     float alpha, bc;
@@ -9758,24 +9786,41 @@ typedef struct lc__bf_step {   // one (jc, ic, pc) step of lc__gemm_bf16_avx512
     const void *B;
 } lc__bf_step;
 
-// Pack task t: A panel t (t < npa), else B panel t - npa, via float panels.
+// Pack task t: A panel t (t < npa), else B panel t - npa: rows along k
+// converted directly (lc__bf16_rows), other layouts via float panels.
 static void lc__bf_pack(const lc__bf_step *s, int t) {
     float *f = s->tmp + (size_t)lc__thread() * LC__BF_NR * LC__BF_KC;
     int kp = (s->kc + 1) / 2, p;
     if (t < s->npa) {
         int r0 = t * LC__BF_MR, rows = s->mc - r0 < LC__BF_MR ? s->mc - r0 : LC__BF_MR;
+        uint32_t *d = s->pa + (size_t)t * LC__BF_MR * kp;
+        if (!s->ta) {
+            lc__bf16_rows(d, f, s->A + (size_t)(s->ic + r0) * s->lda + s->pc, LOLCATS_DTYPE_F32, s->lda,
+                          rows, s->kc, LC__BF_MR);
+            return;
+        }
         for (p = 0; p < s->kc; p += LC__GEMM_KC)
             lc__pack_a(lc__gk_avx512.tpose, f + (size_t)p * LC__BF_MR, s->A, s->lda, s->ta,
                        s->ic + r0, rows, s->pc + p,
                        s->kc - p < LC__GEMM_KC ? s->kc - p : LC__GEMM_KC, LC__BF_MR);
-        lc__bf16_pairs(s->pa + (size_t)t * LC__BF_MR * kp, f, s->kc, LC__BF_MR);
+        lc__bf16_pairs(d, f, s->kc, LC__BF_MR);
     } else {
         int c0 = (t - s->npa) * LC__BF_NR, cols = s->nc - c0 < LC__BF_NR ? s->nc - c0 : LC__BF_NR;
+        uint32_t *d = s->pb + (size_t)(t - s->npa) * LC__BF_NR * kp;
+        size_t o = (size_t)(s->jc + c0) * s->ldb + (size_t)s->pc;
+        if (s->tb && s->bt == LOLCATS_DTYPE_BF16) {
+            lc__bf16_rows(d, f, (const uint16_t *)s->B + o, s->bt, s->ldb, cols, s->kc, LC__BF_NR);
+            return;
+        }
+        if (s->tb && s->bt == LOLCATS_DTYPE_F32) {
+            lc__bf16_rows(d, f, (const float *)s->B + o, s->bt, s->ldb, cols, s->kc, LC__BF_NR);
+            return;
+        }
         for (p = 0; p < s->kc; p += LC__GEMM_KC)
             lc__pack_b(&lc__gk_avx512, f + (size_t)p * LC__BF_NR, s->B, s->bt, s->ldb, s->tb,
                        s->jc + c0, cols, s->pc + p,
                        s->kc - p < LC__GEMM_KC ? s->kc - p : LC__GEMM_KC);
-        lc__bf16_pairs(s->pb + (size_t)(t - s->npa) * LC__BF_NR * kp, f, s->kc, LC__BF_NR);
+        lc__bf16_pairs(d, f, s->kc, LC__BF_NR);
     }
 }
 
@@ -9801,10 +9846,15 @@ static void lc__bf_tiles(const lc__bf_step *s, int j) {
     }
 }
 
+// Blocks: LC__BF_NCB columns of op(B); per K block of LC__BF_KC, op(B)
+// packed once (bf16 pairs), then per LC__BF_MSUB row panels of A (packed
+// right before, so they stay in L2) the tiles against every B panel.
 static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, const void *B,
                                 lc_dtype bt, int M, int N, int K, int ta, int tb, float alpha,
                                 float beta, size_t ldc, size_t lda, size_t ldb) {
-    size_t kpm = LC__BF_KC / 2, na = (size_t)LC__BF_MCH * kpm, nb = (size_t)LC__BF_NCH * kpm;
+    size_t kpm = (size_t)((K < LC__BF_KC ? K : LC__BF_KC) + 1) / 2;
+    size_t na = (size_t)LC__BF_MSUB * LC__BF_MR * kpm;
+    size_t nb = (size_t)((N < LC__BF_NCB ? N : LC__BF_NCB) + LC__BF_NR - 1) / LC__BF_NR * LC__BF_NR * kpm;
     size_t nt = (size_t)LC__BF_NR * LC__BF_KC * (size_t)lc__threads();
     lc__bf_step s;
     char *mem;
@@ -9817,18 +9867,21 @@ static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, con
     s.tmp = (float *)(s.pb + nb);
     s.C = C; s.A = A; s.B = B; s.bt = bt; s.ta = ta; s.tb = tb; s.alpha = alpha;
     s.ldc = ldc; s.lda = lda; s.ldb = ldb;
-    for (s.jc = 0; s.jc < N; s.jc += LC__BF_NCH) {
-        s.nc = N - s.jc < LC__BF_NCH ? N - s.jc : LC__BF_NCH;
+    for (s.jc = 0; s.jc < N; s.jc += LC__BF_NCB) {
+        s.nc = N - s.jc < LC__BF_NCB ? N - s.jc : LC__BF_NCB;
         s.npb = (s.nc + LC__BF_NR - 1) / LC__BF_NR;
-        for (s.ic = 0; s.ic < M; s.ic += LC__BF_MCH) {
-            s.mc = M - s.ic < LC__BF_MCH ? M - s.ic : LC__BF_MCH;
-            s.npa = (s.mc + LC__BF_MR - 1) / LC__BF_MR;
-            for (s.pc = 0; s.pc < K; s.pc += LC__BF_KC) {
-                int t;
-                s.kc = K - s.pc < LC__BF_KC ? K - s.pc : LC__BF_KC;
-                s.bc = s.pc == 0 ? beta : 1.0f;
+        for (s.pc = 0; s.pc < K; s.pc += LC__BF_KC) {
+            int t;
+            s.kc = K - s.pc < LC__BF_KC ? K - s.pc : LC__BF_KC;
+            s.bc = s.pc == 0 ? beta : 1.0f;
+            s.npa = 0;   // pack tasks t >= npa: the B panels
+            LC__OMP_FOR
+            for (t = 0; t < s.npb; t++) lc__bf_pack(&s, t);
+            for (s.ic = 0; s.ic < M; s.ic += LC__BF_MSUB * LC__BF_MR) {
+                s.mc = M - s.ic < LC__BF_MSUB * LC__BF_MR ? M - s.ic : LC__BF_MSUB * LC__BF_MR;
+                s.npa = (s.mc + LC__BF_MR - 1) / LC__BF_MR;
                 LC__OMP_FOR
-                for (t = 0; t < s.npa + s.npb; t++) lc__bf_pack(&s, t);
+                for (t = 0; t < s.npa; t++) lc__bf_pack(&s, t);
                 LC__OMP_FOR
                 for (t = 0; t < s.npb; t++) lc__bf_tiles(&s, t);
             }

@@ -18,8 +18,11 @@
        in stage_flops, peak memory, where stage 2 spends its time (25M), and the
        original recipe in PyTorch (tools/orig_recipe.py --bench-stage) beside
        each row with the same threads.
+   (g) stage 1 in float32 and with --compute bf16 (AVX512_BF16), 1 thread,
+       alpaca-llama-25m and a 1-layer 8B-shaped model: CPU seconds and the
+       ratio, side by side in one run.
 
-   Usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]
+   Usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages|bf16]
      --full   also run the PyTorch original at N=8192 (~34 s, ~16 GB).
    Peak memory: ours is VmHWM of this process after resetting it through
    /proc/self/clear_refs, minus VmRSS once the inputs exist; the peer's is
@@ -51,6 +54,7 @@ static double g_peak_f32;   /* measured fp32 FMA peak of g_threads threads, GFLO
 static double g_peak_f32_1; /* the same on 1 thread */
 static double g_peak_bf16;  /* bf16 dot-product peak of g_threads threads (0: none) */
 static lc_ctx g_ctx;
+static int g_compute = LOLCATS_COMPUTE_F32;  /* ctx.compute of stage_run (bench_bf16_stages) */
 static lc_rng g_rng;
 
 static double now(void) {
@@ -927,6 +931,7 @@ static int stage_run(lc_model *m, int stage, int N, int threads, int reps, doubl
     lc_adamw_cfg opt;
     lc_train t;
     lc_error err;
+    lc_ctx cx;
     int *tok = (int *)malloc(sizeof(int) * 2 * (size_t)N), i, rep, ns, warm = reps > 1;
     double loss, tm, tc0, sum = 0;
     opt = lc_adamw_cfg_default();
@@ -942,7 +947,9 @@ static int stage_run(lc_model *m, int stage, int N, int threads, int reps, doubl
     (void)threads;
 #endif
     mem_begin();
-    if (lc_train_init(&t, &g_ctx, m, &tc, &err)) {
+    cx = g_ctx;
+    cx.compute = g_compute;
+    if (lc_train_init(&t, &cx, m, &tc, &err)) {
         printf("    stage %d: lc_train_init failed: %s\n", stage, err.msg);
         free(tok);
         return 1;
@@ -1195,13 +1202,61 @@ static void bench_stages(void) {
     }
 }
 
+/* (g) the bf16 compute mode (`--compute bf16`, >>gemm-bf16) against float32:
+   stage 1 steps (stage_run, best CPU time of 2 after one untimed), 1 thread,
+   on alpaca-llama-25m and a 1-layer Llama-3-8B-shaped synth model, N = 1024;
+   the ratio f32 / bf16 of CPU seconds, both measured in this run. Stage 1's
+   bf16 GEMMs are the teacher's frozen projections and MLP; attention and the
+   feature maps stay float32 (stage_flops' share of them is printed). */
+static void bf16_stage1_row(lc_model *m, const char *name) {
+    int N = 1024, c;
+    double cpu[2] = {0, 0}, best, mean, mb, fl = stage_flops(&m->cfg, N, 64, 128, 64, 8, 1);
+    const lc_model_config *k = &m->cfg;
+    double lin = 2.0 * (2.0 * k->dim * k->n_heads * k->head_dim + 2.0 * k->dim * k->n_kv_heads * k->head_dim) +
+                 6.0 * k->dim * k->hidden_dim;
+    for (c = 0; c < 2; c++) {
+        g_compute = c ? LOLCATS_COMPUTE_BF16 : LOLCATS_COMPUTE_F32;
+        if (stage_run(m, 1, N, 1, 2, &best, &mean, &cpu[c], &mb)) break;
+    }
+    g_compute = LOLCATS_COMPUTE_F32;
+    if (cpu[1] <= 0) return;
+    printf("    %-40s f32 %7.3f s  bf16 %7.3f s  f32/bf16 %.2fx   (GEMM share of the FLOPs %.0f%%)\n", name,
+           cpu[0], cpu[1], cpu[0] / cpu[1], 100.0 * k->n_layers * lin / fl);
+}
+
+static void bench_bf16_stages(void) {
+    lc_model m;
+    lc_error err;
+    const char *dir = "../shared/models/alpaca-llama-25m";
+    lc_ctx cx = g_ctx;
+    printf("\n(g) stage 1 step, N = 1024, 1 thread, CPU seconds (best of 2 after one untimed): float32 vs "
+           "--compute bf16\n");
+    if (!lc_compute_supported(&cx, LOLCATS_COMPUTE_BF16) || cx.simd == LOLCATS_SIMD_SCALAR) {
+        printf("    SKIPPED: no AVX512_BF16 on this CPU (the bf16 mode would run float32)\n");
+        return;
+    }
+    if (access(dir, R_OK) || lc_model_load(&m, dir, &err)) {
+        printf("    SKIPPED: %s absent or unreadable\n", dir);
+    } else {
+        bf16_stage1_row(&m, "alpaca-llama-25m");
+        lc_model_free(&m);
+    }
+    {
+        uint16_t *buf = synth_8b(&m, 1);
+        if (!buf) { printf("    SKIPPED: out of memory for the 1-layer 8B-shaped model\n"); return; }
+        bf16_stage1_row(&m, "1-layer Llama-3-8B-shaped synth (BF16)");
+        free(m.layers);
+        free(buf);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL, *env = getenv("BENCH_THREADS");
     int i;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--full")) g_full = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench [--full] [--only attn|gemm|gemv|step|decode|options|stages|bf16]\n"); return 2; }
     }
     if (env && atoi(env) > 0) g_threads = atoi(env);
 #ifdef _OPENMP
@@ -1236,5 +1291,6 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "decode")) bench_decode();
     if (!only || !strcmp(only, "options")) bench_options();
     if (!only || !strcmp(only, "stages")) bench_stages();
+    if (!only || !strcmp(only, "bf16")) bench_bf16_stages();
     return 0;
 }

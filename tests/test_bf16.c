@@ -4,7 +4,9 @@
    twin, bit for bit, at odd sizes (odd K: the last pair padded; K across the
    512-blocks), both transposes, alpha / beta, F32 / BF16 / F16 B, 1 vs 2
    threads; both against a float64 product within the bf16 tolerance; the
-   default (F32) mode untouched. */
+   default (F32) mode untouched. Then the blocking of the fast form (more
+   than 4096 columns, many blocks of 24 row panels) and leading dimensions past
+   the matrix (odd: BF16 pairs at odd addresses), fast vs twin. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -134,6 +136,27 @@ int main(void) {
 #endif
                     free(A); free(B); free(C0); free(Ct); free(Cf); free(C32);
                 }
+    {   /* blocks and padded leading dimensions: A (M,K) / B^T (N,K) rows along k */
+        static const int big[][4] = {{4100, 37, 3, 1}, {23, 4200, 5, 3}, {350, 70, 515, 1}, {9, 40, 1030, 7}};
+        for (s = 0; nfast && s < (int)(sizeof big / sizeof big[0]); s++)
+            for (d = 0; d < 2; d++)
+                for (ta = 0; ta < 2; ta++) {
+                    int M = big[s][0], N = big[s][1], K = big[s][2], pad = big[s][3];
+                    size_t lda = (size_t)(ta ? M : K) + (size_t)pad, ldb = (size_t)K + (size_t)pad;
+                    size_t ldc = (size_t)N + 2, nc = (size_t)M * ldc;
+                    float *A = (float *)rand_mat(LOLCATS_DTYPE_F32, (size_t)(ta ? K : M) * lda);
+                    void *B = rand_mat(dts[d], (size_t)N * ldb);
+                    float *Ct = (float *)rand_mat(LOLCATS_DTYPE_F32, nc), *Cf = (float *)malloc(nc * 4);
+                    lc_ctx x = fast, y = scal;
+                    x.compute = y.compute = LOLCATS_COMPUTE_BF16;
+                    memcpy(Cf, Ct, nc * 4);
+                    lc_gemm(&y, Ct, A, B, dts[d], M, N, K, ta, 1, 1.0f, 1.0f, ldc, lda, ldb, NULL);
+                    lc_gemm(&x, Cf, A, B, dts[d], M, N, K, ta, 1, 1.0f, 1.0f, ldc, lda, ldb, NULL);
+                    CHECK(memcmp(Cf, Ct, nc * 4) == 0, "blocks: fast == twin: %dx%dx%d ta %d lda %zu ldb %zu %s",
+                          M, N, K, ta, lda, ldb, d == 0 ? "f32" : "bf16");
+                    free(A); free(B); free(Ct); free(Cf);
+                }
+    }
     CHECK(moved > 0, "the bf16 mode changes results (%d elements differ from F32)", moved);
     {   /* the default mode is the float32 path: a K whose products bf16 cannot hold */
         float A1[2] = {1.0f + 1.0f / 1024, 1.0f}, B1[2] = {1.0f, 1.0f + 1.0f / 4096}, C1 = 0;
