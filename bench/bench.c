@@ -1000,11 +1000,15 @@ static double peer_orig(const char *model, int stage, int N, int threads, int re
 }
 
 /* stage 1 and stage 2 rows of model m: ours on 1 and g_threads threads, and
-   (peer non-NULL and torch present) the original recipe in PyTorch beside each. */
+   (peer non-NULL and torch present) the original recipe in PyTorch beside each;
+   on a CPU with AVX512_BF16 also our 1-thread step with --compute bf16, beside
+   our float32 step and the (float32) peer. */
 static void stage_rows(lc_model *m, const char *name, int N, int reps, const char *peer) {
-    int stage, k, th[2], torch_ok = peer && have_torch();
+    int stage, k, th[2], torch_ok = peer && have_torch(), bf16_ok;
     double p1 = g_peak_f32_1;
     char note[256];
+    lc_ctx cx = g_ctx;
+    bf16_ok = lc_compute_supported(&cx, LOLCATS_COMPUTE_BF16) && cx.simd != LOLCATS_SIMD_SCALAR;
     th[0] = 1; th[1] = g_threads;
     if (peer && !torch_ok) printf("    SKIPPED peer (original recipe): /usr/bin/python3 with torch not found\n");
     for (stage = 1; stage <= 2; stage++) {
@@ -1023,14 +1027,31 @@ static void stage_rows(lc_model *m, const char *name, int N, int reps, const cha
                 printf("; by CPU time %.0f tokens/s, %.0f%% of the peak", N / cb, 100 * fl * N / cb * 1e-9 / peak);
             if (k == 1) printf("; %.2fx of 1 thread", tps / tps1);
             printf("\n");
-            if (!torch_ok) continue;
-            fflush(stdout);
-            ts = peer_orig(peer, stage, N, th[k], reps, &tc, note, sizeof note);
-            if (ts < 0) { printf("        original recipe in PyTorch: failed: %s\n", note); continue; }
-            printf("        original recipe in PyTorch, %d thread%s: %.1f tokens/s (step %.2f s); ours / peer "
-                   "%.2fx", th[k], th[k] > 1 ? "s" : "", N / ts, ts, ts / best);
-            if (k == 0 && tc > 0) printf("; by CPU time %.1f tokens/s, ours / peer %.2fx", N / tc, tc / cb);
-            printf("  [%s]\n", note);
+            tc = -1;
+            if (torch_ok) {
+                fflush(stdout);
+                ts = peer_orig(peer, stage, N, th[k], reps, &tc, note, sizeof note);
+                if (ts < 0) {
+                    printf("        original recipe in PyTorch: failed: %s\n", note);
+                    tc = -1;
+                } else {
+                    printf("        original recipe in PyTorch, %d thread%s: %.1f tokens/s (step %.2f s); ours / "
+                           "peer %.2fx", th[k], th[k] > 1 ? "s" : "", N / ts, ts, ts / best);
+                    if (k == 0 && tc > 0) printf("; by CPU time %.1f tokens/s, ours / peer %.2fx", N / tc, tc / cb);
+                    printf("  [%s]\n", note);
+                }
+            }
+            if (k == 0 && bf16_ok) {   /* the same step with --compute bf16, beside the float32 peer */
+                double bb, bm, bc, bmb;
+                g_compute = LOLCATS_COMPUTE_BF16;
+                if (!stage_run(m, stage, N, 1, reps, &bb, &bm, &bc, &bmb)) {
+                    printf("        ours with --compute bf16, 1 thread: by CPU time %.0f tokens/s, %.2fx our "
+                           "float32", N / bc, cb / bc);
+                    if (tc > 0) printf("; ours (bf16) / peer (float32) %.2fx", tc / bc);
+                    printf("\n");
+                }
+                g_compute = LOLCATS_COMPUTE_F32;
+            }
         }
     }
 }
