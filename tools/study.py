@@ -152,6 +152,12 @@ def finished(a, name):
     return r
 
 
+def save(a, name, r):
+    """A finished cell's result: DIR/runs/NAME.json and the archive's copy."""
+    write_atomic(os.path.join(a.out, "runs", name + ".json"), json.dumps(r, indent=1))
+    archive(a, name, r)
+
+
 def bin_id(a):
     """What made a result: the binary's file name and version line, and the repository's HEAD."""
     try:
@@ -171,7 +177,6 @@ def cell(a, cfg, flags, set_name, seed):
     if r is not None:
         return r
     runs = os.path.join(a.out, "runs")
-    res_path = os.path.join(runs, name + ".json")
     data = os.path.join(a.out, "data")
     train, held = (os.path.join(data, f) for f in SETS[set_name])
     ckpt = os.path.join(runs, name + ".safetensors")
@@ -188,8 +193,7 @@ def cell(a, cfg, flags, set_name, seed):
     pk = passkey_by_length(json.load(open(pk_json)))
     r = {"config": cfg, "flags": flags, "set": set_name, "seed": seed, "nll": nll,
          "passkey": pk, "train_seconds": train_s, "tokens": a.tokens, "made_by": bin_id(a)}
-    write_atomic(res_path, json.dumps(r, indent=1))
-    archive(a, name, r)
+    save(a, name, r)
     log("%s: held-out NLL %.4f, passkey %s, %s s" % (name, nll, pk,
                                                     "%.0f" % train_s if train_s else "?"))
     return r
@@ -226,7 +230,6 @@ def pk_cell(a, cfg, flags, seed):
     if r is not None:
         return r
     runs = os.path.join(a.out, "runs")
-    res_path = os.path.join(runs, name + ".json")
     teacher = os.path.join(a.passkey_teacher, "teacher")
     train_s = linearize(a, name, teacher, ["--data", os.path.join(a.passkey_teacher, "pk.jsonl"),
                                            "--seed", str(seed)] + PK_RECIPE + flags)
@@ -237,8 +240,7 @@ def pk_cell(a, cfg, flags, seed):
     r = {"config": cfg, "flags": flags, "seed": seed, "passkey": passkey_by_length(j),
          "by_depth": passkey_by_depth(j), "limit": a.pk_limit, "train_seconds": train_s,
          "made_by": bin_id(a)}
-    write_atomic(res_path, json.dumps(r, indent=1))
-    archive(a, name, r)
+    save(a, name, r)
     log("%s: passkey %s, %s s" % (name, r["passkey"], "%.0f" % train_s if train_s else "?"))
     return r
 
