@@ -42,8 +42,8 @@ static void case_vec(const char *lv, const lc__prims *P, lc_rng *g) {
         fill(a, n, g, 1.0f);
         fill(b, n, g, 1.0f);
         for (i = 0; i < n; i++) mag += fabs((double)a[i] * (double)b[i]);
-        s = P->dot(a, b, n);
-        rs = R->dot(a, b, n);
+        s = (double)P->dot(a, b, n);
+        rs = (double)R->dot(a, b, n);
         CHECK(fabs(s - rs) <= 1e-6 * mag + 1e-30, "%s dot n=%d: %.9g vs %.9g", lv, n, s, rs);
 
         memcpy(y, b, sizeof(float) * (size_t)n);
