@@ -9685,6 +9685,7 @@ static void lc__gemm_bf16_ref(float *C, const float *A, const void *B, lc_dtype 
 #define LC__BF_NR 32
 #define LC__BF_MSUB 24                      // A panels packed at once (336 rows, in L2)
 #define LC__BF_NCB (LC__BF_NR * 128)        // columns of op(B) packed at once (4096)
+#define LC__BF_GROUP 16                     // most B panels of one tile task (512 columns)
 
 static int lc__cpu_has_bf16(void) {
     unsigned a, b, c, d;
@@ -9747,6 +9748,8 @@ LC__TARGET_BF16 static void lc__ukr_bf16(int kp, const uint32_t *pa, const uint3
     for (q = 0; q < kp; q++, pa += LC__BF_MR, pb += LC__BF_NR) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)pb);
         __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(pb + 16));
+        // the C tile, fetched during the first steps (as lc__ukr_avx512)
+        if (q < 28) _mm_prefetch((const char *)(c + (size_t)(q >> 1) * ldc + (q & 1) * 16), _MM_HINT_T0);
         LC__BF_ROWS(LC__BF_STEP)
     }
     LC__BF_ROWS(LC__BF_STORE)
@@ -9787,7 +9790,7 @@ LC__TARGET_BF16 static void lc__bf16_rows(uint32_t *dst, float *tmp, const void 
 typedef struct lc__bf_step {   // one (jc, ic, pc) step of lc__gemm_bf16_avx512
     size_t ldc, lda, ldb;
     float alpha, bc;
-    int ta, tb, ic, jc, pc, mc, nc, kc, npa, npb;
+    int ta, tb, ic, jc, pc, mc, nc, kc, npa, npb, grp;
     lc_dtype bt;
     float *C, *tmp;
     uint32_t *pa, *pb;
@@ -9833,25 +9836,31 @@ static void lc__bf_pack(const lc__bf_step *s, int t) {
     }
 }
 
-// Tile task j: B panel j against every A panel of the step.
-static void lc__bf_tiles(const lc__bf_step *s, int j) {
-    int kp = (s->kc + 1) / 2, i, r, n;
-    int cols = s->nc - j * LC__BF_NR < LC__BF_NR ? s->nc - j * LC__BF_NR : LC__BF_NR;
-    const uint32_t *pb = s->pb + (size_t)j * LC__BF_NR * kp;
+// Tile task g: B panels g G .. g G + G - 1 (G = s->grp, at most LC__BF_GROUP:
+// 512 KiB, in L2) against every A panel of the step, each A panel (14 KiB)
+// held in L1 while the group's B panels stream past it. The tile order
+// changes no sum.
+static void lc__bf_tiles(const lc__bf_step *s, int g) {
+    int kp = (s->kc + 1) / 2, i, j, r, n;
+    int j1 = (g + 1) * s->grp < s->npb ? (g + 1) * s->grp : s->npb;
     float tile[LC__BF_MR * LC__BF_NR];
     for (i = 0; i < s->npa; i++) {
         int rows = s->mc - i * LC__BF_MR < LC__BF_MR ? s->mc - i * LC__BF_MR : LC__BF_MR;
-        float *c = s->C + (size_t)(s->ic + i * LC__BF_MR) * s->ldc + (size_t)(s->jc + j * LC__BF_NR);
         const uint32_t *pa = s->pa + (size_t)i * LC__BF_MR * kp;
-        if (rows == LC__BF_MR && cols == LC__BF_NR) {
-            lc__ukr_bf16(kp, pa, pb, c, s->ldc, s->alpha, s->bc);
-            continue;
+        for (j = g * s->grp; j < j1; j++) {
+            int cols = s->nc - j * LC__BF_NR < LC__BF_NR ? s->nc - j * LC__BF_NR : LC__BF_NR;
+            const uint32_t *pb = s->pb + (size_t)j * LC__BF_NR * kp;
+            float *c = s->C + (size_t)(s->ic + i * LC__BF_MR) * s->ldc + (size_t)(s->jc + j * LC__BF_NR);
+            if (rows == LC__BF_MR && cols == LC__BF_NR) {
+                lc__ukr_bf16(kp, pa, pb, c, s->ldc, s->alpha, s->bc);
+                continue;
+            }
+            lc__ukr_bf16(kp, pa, pb, tile, LC__BF_NR, 1.0f, 0.0f);
+            for (r = 0; r < rows; r++)
+                for (n = 0; n < cols; n++)
+                    c[(size_t)r * s->ldc + n] =
+                        lc__bf16_out(tile[r * LC__BF_NR + n], s->alpha, s->bc, c[(size_t)r * s->ldc + n]);
         }
-        lc__ukr_bf16(kp, pa, pb, tile, LC__BF_NR, 1.0f, 0.0f);
-        for (r = 0; r < rows; r++)
-            for (n = 0; n < cols; n++)
-                c[(size_t)r * s->ldc + n] =
-                    lc__bf16_out(tile[r * LC__BF_NR + n], s->alpha, s->bc, c[(size_t)r * s->ldc + n]);
     }
 }
 
@@ -9879,6 +9888,9 @@ static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, con
     for (s.jc = 0; s.jc < N; s.jc += LC__BF_NCB) {
         s.nc = N - s.jc < LC__BF_NCB ? N - s.jc : LC__BF_NCB;
         s.npb = (s.nc + LC__BF_NR - 1) / LC__BF_NR;
+        // groups of B panels: at least two tasks per thread where N allows
+        s.grp = s.npb / (2 * lc__threads());
+        s.grp = s.grp < 1 ? 1 : s.grp > LC__BF_GROUP ? LC__BF_GROUP : s.grp;
         for (s.pc = 0; s.pc < K; s.pc += LC__BF_KC) {
             int t;
             s.kc = K - s.pc < LC__BF_KC ? K - s.pc : LC__BF_KC;
@@ -9892,7 +9904,7 @@ static int lc__gemm_bf16_avx512(const lc_ctx *ctx, float *C, const float *A, con
                 LC__OMP_FOR
                 for (t = 0; t < s.npa; t++) lc__bf_pack(&s, t);
                 LC__OMP_FOR
-                for (t = 0; t < s.npb; t++) lc__bf_tiles(&s, t);
+                for (t = 0; t < (s.npb + s.grp - 1) / s.grp; t++) lc__bf_tiles(&s, t);
             }
         }
     }
