@@ -484,13 +484,12 @@ static double read_bw(const void *buf, size_t bytes) {
    of W read per second; F32 against OpenBLAS sgemv, BF16 weights against the
    machine's measured streaming-read bandwidth at the same thread count, and
    the 1 -> g_threads scaling of ours. */
-static double time_gemv(const void *W, lc_dtype dt, int blas, const float *x, float *y, int O, int I) {
+static double time_gemv(const void *W, lc_dtype dt, const float *x, float *y, int O, int I) {
     double t, best = 1e30;
     int r;
     for (r = 0; r < 12; r++) {
         t = now();
-        if (blas) g_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, (const float *)W, I, x, 1, 0.0f, y, 1);
-        else lc_gemv(&g_ctx, y, W, dt, x, O, I, (size_t)I);
+        lc_gemv(&g_ctx, y, W, dt, x, O, I, (size_t)I);
         t = now() - t;
         if (r && t < best) best = t;
     }
@@ -564,7 +563,7 @@ static void bench_gemv(int have) {
             double to, th, rd, tb = 0, tco, tcb, bytes = 4.0 * (double)n;
             char rb[16] = "-", rr[16] = "-", rc[16] = "-", sc[16] = "";
             for (i = 0; i < n; i++) Wh[i] = lc_f32_to_bf16(W[i]);
-            th = time_gemv(Wh, LOLCATS_DTYPE_BF16, 0, x, y, O, I);
+            th = time_gemv(Wh, LOLCATS_DTYPE_BF16, x, y, O, I);
             rd = read_bw(Wh, n * 2);
             if (have) {
                 rest();
@@ -575,7 +574,7 @@ static void bench_gemv(int have) {
                 snprintf(rr, sizeof rr, "%.2f", tb / to);
                 snprintf(rc, sizeof rc, "%.2f", tcb / tco);
             } else {
-                to = time_gemv(W, LOLCATS_DTYPE_F32, 0, x, y, O, I);
+                to = time_gemv(W, LOLCATS_DTYPE_F32, x, y, O, I);
             }
             if (k == 0) t1[s] = to;
             else snprintf(sc, sizeof sc, "%.2fx", t1[s] / to);
