@@ -1787,22 +1787,30 @@ static double lc__exp_sumd_ref(float *y, const float *x, float sub, int n) {
 }
 
 // Whether all n floats are finite (NaN and Inf: exponent bits all ones).
-// (exponent + 1 carries into the sign bit only from all ones: eight running
-// ORs of that, plain integer operations the compiler keeps in vector registers)
+// (exponent + 1 carries into the sign bit only from all ones, and never past
+// it: so two floats at a time in a uint64, four running ORs in registers; an
+// array of accumulators instead was kept in memory by GCC, 5x slower)
 static int lc__all_finite(const float *x, size_t n) {
-    uint32_t bad[8] = {0, 0, 0, 0, 0, 0, 0, 0}, u[8], any = 0;
+    const uint64_t m = 0x7f8000007f800000u, p = 0x0080000000800000u;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, w0, w1, w2, w3;
+    uint32_t u, any = 0;
     size_t i = 0;
-    int l;
     for (; i + 8 <= n; i += 8) {
-        memcpy(u, x + i, sizeof u);
-        for (l = 0; l < 8; l++) bad[l] |= (u[l] & 0x7f800000u) + 0x00800000u;
+        memcpy(&w0, x + i, 8);
+        memcpy(&w1, x + i + 2, 8);
+        memcpy(&w2, x + i + 4, 8);
+        memcpy(&w3, x + i + 6, 8);
+        a0 |= (w0 & m) + p;
+        a1 |= (w1 & m) + p;
+        a2 |= (w2 & m) + p;
+        a3 |= (w3 & m) + p;
     }
     for (; i < n; i++) {
-        memcpy(u, x + i, 4);
-        any |= (u[0] & 0x7f800000u) + 0x00800000u;
+        memcpy(&u, x + i, 4);
+        any |= (u & 0x7f800000u) + 0x00800000u;
     }
-    for (l = 0; l < 8; l++) any |= bad[l];
-    return !(any & 0x80000000u);
+    a0 |= a1 | a2 | a3;
+    return !((any | (uint32_t)a0 | (uint32_t)(a0 >> 32)) & 0x80000000u);
 }
 
 // The context an attention kernel runs under: ctx itself, or, when one of the
