@@ -14,6 +14,7 @@
 #include "lolcats.h"
 #include "check.h"
 
+#include <float.h>
 #include <string.h>
 
 #define NMAX 300
@@ -157,6 +158,27 @@ static void case_cols(const char *lv, const lc__prims *P, lc_rng *g) {
         }
 }
 
+/* lc__all_finite (the guard of every attention kernel's inputs, >>fast-decl):
+   false for NaN, -NaN, +-Inf at every position of n = 1..21 (the 8-float body
+   and the scalar tail), true for finite extremes and signs */
+static void case_finite(void) {
+    static const float bad[4] = {NAN, -NAN, INFINITY, -INFINITY};
+    float x[21];
+    int n, i, b, k, wrong = 0;
+    for (n = 1; n <= 21; n++) {
+        for (i = 0; i < n; i++) x[i] = i % 3 == 0 ? -FLT_MAX : i % 3 == 1 ? 1e-45f : -0.0f;
+        wrong += !lc__all_finite(x, (size_t)n);
+        for (k = 0; k < n; k++)
+            for (b = 0; b < 4; b++) {
+                float keep = x[k];
+                x[k] = bad[b];
+                wrong += lc__all_finite(x, (size_t)n);
+                x[k] = keep;
+            }
+    }
+    CHECK(wrong == 0, "all_finite: %d wrong answers", wrong);
+}
+
 int main(void) {
     lc_ctx dflt, ctx;
     lc_rng g;
@@ -178,5 +200,6 @@ int main(void) {
         case_vec(lv, P, &g);
         case_cols(lv, P, &g);
     }
+    case_finite();
     return check_done();
 }
