@@ -334,7 +334,8 @@ LCAPI void lc_attn_hybrid_bwd(const lc_ctx *ctx, float *dq, float *dk, float *dv
 // token, NULL for the original's ungated state. The linear-part weight of key
 // j for query i is then multiplied by prod_{j<t<=i} g_t (a carried state by
 // prod_{t<=i} g_t), i.e. S_t = g_t S_{t-1} + phik_t v_t^T, z likewise; the
-// window part is unchanged and log_g == 0 gives the ungated result. bwd
+// window part is unchanged and log_g == 0 gives the ungated result; with
+// cfg->sinks the sink keys stay window keys (never in the decaying state). bwd
 // accumulates d log_g into dlog_g (may be NULL). Gated forms: the quadratic
 // reference (work NULL, a or da) and the prefix-state form (work set, no a / da:
 // O(N (w + F) D) forward and backward).
@@ -2132,6 +2133,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
                                  const lc_hybrid_cfg *cfg);
 static void lc__gate_fwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x);  // >>hybrid-chunk
 static void lc__gate_bwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x);
+static int lc__hyb_sinks_fit(const lc_hybrid_cfg *cfg, int N);
 static int lc__xfer_fast(const lc_ctx *ctx, lc__sm_plan *pl, int H, int Hk, int N, int D,
                          const lc_hybrid_cfg *cfg);
 static void lc__xfer_init(lc__xfer *xs, const lc_ctx *ctx, const lc__sm_plan *pl, float *y,
@@ -3045,9 +3047,7 @@ LCIMPL void lc_attn_hybrid_fwd_args(const lc_ctx *ctx, const lc_hybrid_args *x) 
     int B = x->B, H = x->H, Hk = x->Hk, N = x->N, D = x->D, F = x->F;
     float *work = x->work;
     const lc_hybrid_cfg *cfg = x->cfg;
-    // sinks with a gated state: not built yet (the gated forms know no sink keys)
-    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && cfg->sinks >= 0 &&
-                   !(x->log_g && cfg->sinks) && !!x->kv_state == !!x->k_state);
+    LOLCATS_ASSERT(H % Hk == 0 && cfg->window > 0 && cfg->sinks >= 0 && !!x->kv_state == !!x->k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 7, x->q, (size_t)B * H * N * D, x->k, (size_t)B * Hk * N * D, x->v, (size_t)B * Hk * N * D, x->phiq, (size_t)B * H * N * F, x->phik, (size_t)B * H * N * F, x->wf,
                          (size_t)H, x->kv_state, (size_t)B * H * F * D);
     // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
@@ -3308,7 +3308,7 @@ LCIMPL void lc_attn_hybrid_bwd_args(const lc_ctx *ctx, const lc_hybrid_args *x) 
     const lc_hybrid_cfg *cfg = x->cfg;
     const float *dy = x->dy, *da = x->da;
     LOLCATS_ASSERT(H % Hk == 0 && D <= 1024 && F <= 2048 && cfg->sinks >= 0 &&
-                   !(x->log_g && cfg->sinks) && !!x->kv_state == !!x->k_state);
+                   !!x->kv_state == !!x->k_state);
     ctx = lc__ctx_finite(ctx, &ref_, 8, x->q, (size_t)B * H * N * D, x->k, (size_t)B * Hk * N * D, x->v, (size_t)B * Hk * N * D, x->phiq, (size_t)B * H * N * F, x->phik, (size_t)B * H * N * F, x->wf,
                          (size_t)H, x->kv_state, (size_t)B * H * F * D, dy, dy ? (size_t)B * H * N * D : 0);
     // the scalar table, or non-finite inputs (lc__ctx_finite): the definition itself
@@ -3388,13 +3388,16 @@ static void lc__gate_fwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
             for (d = 0; d < D; d++) y_bhi[d] = 0;
             if (a_bhi)
                 for (j = 0; j < N; j++) a_bhi[j] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, 0, j0, i, D, scale, gam);
+            sum = lc__hyb_win_fwd(P, y_bhi, a_bhi, &mx, q_bhi, k_bg, v_bg, lc__hyb_nsink(cfg, j0), j0, i,
+                                  D, scale, gam);
             for (j = i; j >= jl; j--) acc += (double)lg[j];  // log w_{i,jl-1}
             for (j = jl - 1; j >= 0; j--) {
-                float l = lam * (float)exp(acc) * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
-                sum += (double)l;
-                P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
-                if (a_bhi) a_bhi[j] += l;
+                if (j >= cfg->sinks) {  // sinks: never linear keys
+                    float l = lam * (float)exp(acc) * P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
+                    sum += (double)l;
+                    P->axpy(y_bhi, l, v_bg + (size_t)j * D, D);
+                    if (a_bhi) a_bhi[j] += l;
+                }
                 acc += (double)lg[j];
             }  // acc = sum_{t<=i} log g_t: the carried state's decay
             den0 = (float)sum;
@@ -3446,7 +3449,7 @@ static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
     size_t hf = lc__hyb_head_floats(D, F, NULL, NULL);
     LC__OMP_FOR
     for (bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = 0;
+        int b = bh / H, h = bh % H, g = h / (H / Hk), i, d, c, jadd = cfg->sinks;  // sinks: never in S
         const float *k_bg = x->k + ((size_t)b * Hk + g) * N * D;
         const float *v_bg = x->v + ((size_t)b * Hk + g) * N * D;
         const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
@@ -3468,7 +3471,8 @@ static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
             jl = both ? i + 1 : j0;
             lc__gate_state_step(P, S, lg, phik_bh, v_bg, i, jl, &jadd, D, F);
             for (d = 0; d < D; d++) y_bhi[d] = 0;
-            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, 0, j0, i, D, scale, gam);
+            sum = lc__hyb_win_fwd(P, y_bhi, NULL, &mx, q_bhi, k_bg, v_bg, lc__hyb_nsink(cfg, j0), j0, i, D,
+                                  scale, gam);
             for (c = 0; c < F; c++) P->axpy(y_bhi, lam * phiq_bhi[c], S + (size_t)c * D, D);
             dn = (float)(sum + (double)(lam * P->dot(phiq_bhi, z, F)));
             for (d = 0; d < D; d++) y_bhi[d] /= dn;
@@ -3480,7 +3484,7 @@ static void lc__gate_fwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
 
 static void lc__gate_hybrid_fwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
 #if !defined(LOLCATS_NO_FAST)
-    if (x->work && !x->a && x->cfg->window <= LC__HYB_WMAX) {  // the chunked form
+    if (x->work && !x->a && x->cfg->window <= LC__HYB_WMAX && lc__hyb_sinks_fit(x->cfg, x->N)) {  // chunked
         lc__gate_fwd_chunk(ctx, x);
         return;
     }
@@ -3549,11 +3553,11 @@ static void lc__gate_bwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
                     }
                     if (da_bhi) {  // ca = -sum_j da_ij a_ij / den0
                         double t = 0;
-                        for (j = j0; j <= i; j++)
+                        LC__HYB_WIN_FOR(j, lc__hyb_nsink(cfg, j0), j0, i)
                             t += (double)da_bhi[j] * (double)gam *
                                  (double)expf(P->dot(q_bhi, k_bg + (size_t)j * D, D) * scale - mx);
                         acc = acc0;
-                        for (j = jl - 1; j >= 0; j--) {
+                        for (j = jl - 1; j >= cfg->sinks; j--) {
                             t += (double)da_bhi[j] * (double)(lam * (float)exp(acc)) *
                                  (double)P->dot(phiq_bhi, phik_bh + (size_t)j * F, F);
                             acc += (double)lg[j];
@@ -3561,12 +3565,19 @@ static void lc__gate_bwd_quad(const lc_ctx *ctx, const lc_hybrid_args *x) {
                         ca = (float)(-t / ((double)den0 * (double)den0));
                     }
                     lc__hyb_win_bwd(P, dq_bhi, dk_bg, dv_bg, &dgam, q_bhi, k_bg, v_bg, dy_bhi, gv,
-                                    da_bhi, dyy, dn, den0, ca, mx, 0, j0, i, D, scale, gam);
+                                    da_bhi, dyy, dn, den0, ca, mx, lc__hyb_nsink(cfg, j0), j0, i, D, scale,
+                                    gam);
                     acc = acc0;
                     for (j = jl - 1; j >= 0; j--) {  // linear keys, descending
                         const float *phik_bhj = phik_bh + (size_t)j * F;
-                        float wij = (float)exp(acc), qk = P->dot(phiq_bhi, phik_bhj, F);
-                        float dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
+                        float wij, qk, dW;
+                        if (j < cfg->sinks) {  // sinks: no linear weight; the suffix stays the row's
+                            if (dlg) dlg[j] -= (float)suf;
+                            continue;
+                        }
+                        wij = (float)exp(acc);
+                        qk = P->dot(phiq_bhi, phik_bhj, F);
+                        dW = dy_bhi ? (P->dot(dy_bhi, v_bg + (size_t)j * D, D) - dyy) / dn : 0.0f;
                         if (da_bhi) dW += da_bhi[j] / den0 + ca;
                         dlam += (double)dW * (double)qk * (double)wij;
                         if (dphiq_bhi) P->axpy(dphiq_bhi, lam * wij * dW, phik_bhj, F);
@@ -3630,7 +3641,7 @@ static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
             float *dv_bg = x->dv ? x->dv + ((size_t)b * Hk + g) * N * D : NULL;
             float gv[1024];
             for (r = 0; r < rep; r++) {
-                int h = g * rep + r, bh = b * H + h, jadd = 0, jnext;
+                int h = g * rep + r, bh = b * H + h, jadd = cfg->sinks, jnext;  // sinks: never in S
                 const float *phik_bh = x->phik + (size_t)bh * N * F, *lg = x->log_g + (size_t)bh * N;
                 float *dphik_bh = x->dphik ? x->dphik + (size_t)bh * N * F : NULL;
                 float *dlg = x->dlog_g ? x->dlog_g + (size_t)bh * N : NULL;
@@ -3655,7 +3666,8 @@ static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
                     lc__gate_state_step(P, S, lg, phik_bh, v_bg, i, jl, &jadd, D, F);
                     for (d = 0; d < D; d++) gv[d] = dy_bhi[d] / dn;
                     lc__hyb_win_bwd(P, x->dq ? x->dq + row * D : NULL, dk_bg, dv_bg, &dgam, q_bhi, k_bg,
-                                    v_bg, dy_bhi, gv, NULL, dyy, dn, dn, 0, x->m[row], 0, j0, i, D, scale, gam);
+                                    v_bg, dy_bhi, gv, NULL, dyy, dn, dn, 0, x->m[row], lc__hyb_nsink(cfg, j0),
+                                    j0, i, D, scale, gam);
                     qz = (double)P->dot(phiq_bhi, z, F);
                     for (c = 0; c < F; c++) {
                         float sg = P->dot(S + (size_t)c * D, gv, D);
@@ -3682,8 +3694,13 @@ static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
                         for (j = i + 1; j >= jnext; j--) acc += (double)lg[j];
                     for (j = jnext - 1; j >= jlo; j--) {
                         const float *phik_bhj = phik_bh + (size_t)j * F;
-                        float u = (float)exp(acc);
+                        float u;
                         double cj = 0;
+                        if (j < cfg->sinks) {  // sinks: no key share, the suffix still counts
+                            if (dlg) dlg[j] -= (float)csum;
+                            continue;
+                        }
+                        u = (float)exp(acc);
                         for (c = 0; c < F; c++) {
                             float dp = u * (P->dot(S + (size_t)c * D, v_bg + (size_t)j * D, D) + z[c]);
                             if (dphik_bh) dphik_bh[(size_t)j * F + c] += dp;
@@ -3730,7 +3747,8 @@ static void lc__gate_bwd_state(const lc_ctx *ctx, const lc_hybrid_args *x) {
 
 static void lc__gate_hybrid_bwd(const lc_ctx *ctx, const lc_hybrid_args *x) {
 #if !defined(LOLCATS_NO_FAST)
-    if (x->work && x->dy && !x->da && x->cfg->window <= LC__HYB_WMAX) {  // the chunked form
+    if (x->work && x->dy && !x->da && x->cfg->window <= LC__HYB_WMAX &&
+        lc__hyb_sinks_fit(x->cfg, x->N)) {  // the chunked form
         lc__gate_bwd_chunk(ctx, x);
         return;
     }
@@ -5958,9 +5976,6 @@ static int lc__gate_train_on(const lc_train *t) {
 
 static lc_status lc__gate_train_check(const lc_train_cfg *cfg, lc_error *err) {
     if (!cfg->gate) return LOLCATS_OK;
-    if (cfg->hybrid.sinks)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "the gated linear state (gate) with %d attention "
-                            "sinks: the kernels do not combine them; drop one of the two", cfg->hybrid.sinks);
     if (cfg->attn == LOLCATS_ATTN_LINEAR)
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "the gated linear state (gate) applies to hybrid "
                             "attention, not attn = linear");
@@ -8518,6 +8533,7 @@ static void lc__hyb_chunk_at(lc__hyb_chunk *c, const lc_hybrid_cfg *cfg, int N, 
 static void lc__hyb_head_advance(lc__hyb_head *hd, const lc__hyb_chunk *c) {
     if (hd->lg) {
         hd->lo = hd->jst < c->jA ? hd->jst : c->jA;
+        if (c->r0 < hd->lo) hd->lo = c->r0;  // sinks: the rows before the first linear key
         lc__gate_cum(hd->lg, hd->lo, c->r0 - 1, c->r1, hd->cb);
         lc__gate_advance(hd->ctx, hd->P, &hd->hb, hd->lg, hd->phik_bh, hd->v_bg, hd->p0, c->r0,
                          hd->jst, c->jA, hd->cb, hd->lo, hd->D, hd->F);
@@ -9115,7 +9131,7 @@ static void lc__hybrid_bwd_chunk(const lc_ctx *ctx, float *dq, float *dk, float 
     lc__hyb_bwd_chunk_g(ctx, &x);
 }
 
-// The gated entries (>>gate, lc_hybrid_args with log_g, no sinks).
+// The gated entries (>>gate, lc_hybrid_args with log_g; sinks as in the ungated form).
 static void lc__gate_fwd_chunk(const lc_ctx *ctx, const lc_hybrid_args *x) {
     lc__hyb_fwd_chunk_g(ctx, x);
 }
@@ -15701,9 +15717,8 @@ static lc_status lc__li_check(const lc_model *m, const lc_lolcats *lp, lc_error 
                             lp->feature_dim, lp->hybrid.window);
     if (lp->lora_rank < 0 || lp->lora_rank > 256)
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d: 0..256 supported", lp->lora_rank);
-    if (lp->gate_w && (!lp->gate_b || lp->dim != c->dim || lp->hybrid.sinks))   // >>gate
+    if (lp->gate_w && (!lp->gate_b || lp->dim != c->dim))   // >>gate
         return lc_error_set(err, LOLCATS_ERR_ARG, "gated linear state: %s", !lp->gate_b ? "gate_b missing"
-                            : lp->hybrid.sinks ? "not with attention sinks (the kernels do not combine them)"
                             : "dim of the gate weights differs from the model's");
     if (lp->lora_rank > 0 && (!lp->lora_a || !lp->lora_b))
         return lc_error_set(err, LOLCATS_ERR_ARG, "LoRA rank %d but no LoRA tables (lora_a, lora_b): "
@@ -16363,9 +16378,6 @@ static lc_status lc__ref_check(const lc_ref_case *rc, lc_error *err) {
         return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "head dim %d / feature dim %d above 1024", D, f);
     if (rc->log_g && rc->op != LOLCATS_OP_HYBRID)
         return lc_error_set(err, LOLCATS_ERR_ARG, "log_g (the gated linear state) applies to the hybrid op only");
-    if (rc->log_g && rc->hybrid.sinks)
-        return lc_error_set(err, LOLCATS_ERR_UNSUPPORTED, "log_g (the gated linear state) with sinks %d: "
-                            "the gated forms take no sink keys yet; drop one of them", rc->hybrid.sinks);
     return LOLCATS_OK;
 }
 

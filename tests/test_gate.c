@@ -7,7 +7,10 @@
    ungated kernels; plus the args struct against the positional calls. The
    chunked form (several 64-row chunks, GQA, tk and sw, w 16 / 64, log g in
    [-3, -0.01]) against the quadratic reference and FD of the definition, and
-   the kernel table's choice of it (LOLCATS_COUNT_FAST counters). */
+   the kernel table's choice of it (LOLCATS_COUNT_FAST counters); the
+   prefix-state forms (windows over LC__HYB_WMAX) against the quadratic one.
+   Every form also with attention sinks (cfg.sinks, fewer and more than the
+   window), gated decode with sinks included. */
 #define LOLCATS_COUNT_FAST
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
@@ -131,7 +134,7 @@ static int fd_check(const char *what, dcase *c, double *x, const float *g, size_
     return CHECK(bad == 0, "FD %s: %zu of %zu entries off", what, bad, cnt);
 }
 
-static void one_case(lc_ctx *ctx, int variant, int N, int w, int affine, int state, int Hk) {
+static void one_case(lc_ctx *ctx, int variant, int N, int w, int affine, int state, int Hk, int sinks) {
     int B = 2, H = 4, D = 7, F = 6;
     size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nf = (size_t)B * H * N * F;
     size_t nr = (size_t)B * H * N, na = (size_t)B * H * N * N, ns = (size_t)B * H * F * D, nz = (size_t)B * H * F;
@@ -149,9 +152,9 @@ static void one_case(lc_ctx *ctx, int variant, int N, int w, int affine, int sta
     double *dyd, *dad;
     float *yr = zeros(nq), *ar = zeros(na);
     char nm[96];
-    cfg.variant = variant; cfg.window = w; cfg.affine = affine;
-    snprintf(nm, sizeof nm, "%s N=%d w=%d%s%s Hk=%d", variant ? "tk" : "sw", N, w, affine ? " affine" : "",
-             state ? " state" : "", Hk);
+    cfg.variant = variant; cfg.window = w; cfg.affine = affine; cfg.sinks = sinks;
+    snprintf(nm, sizeof nm, "%s N=%d w=%d%s%s Hk=%d sinks=%d", variant ? "tk" : "sw", N, w,
+             affine ? " affine" : "", state ? " state" : "", Hk, sinks);
     printf(" case %s\n", nm);
     c.B = B; c.H = H; c.Hk = Hk; c.N = N; c.D = D; c.F = F; c.state = state; c.cfg = cfg;
     c.q = tod(q, nq); c.k = tod(k, nk); c.v = tod(v, nk); c.pq = tod(pq, nf); c.pk = tod(pk, nf);
@@ -295,7 +298,7 @@ static void long_seq(lc_ctx *ctx) {
 }
 
 // Gated decode token by token == the gated sw prefill; log_g = 0 == ungated decode.
-static void decode_eq(lc_ctx *ctx) {
+static void decode_eq(lc_ctx *ctx, int sinks) {
     int H = 4, Hk = 2, N = 41, D = 8, F = 6, w = 8, t, h;
     size_t nq = (size_t)H * N * D, nk = (size_t)Hk * N * D, nf = (size_t)H * N * F;
     lc_hybrid_cfg cfg = lc_hybrid_cfg_default();
@@ -303,18 +306,20 @@ static void decode_eq(lc_ctx *ctx) {
     float *q = randn(nq, 1), *k = randn(nk, 1), *v = randn(nk, 1), *pq = randu(nf, 0.05f, 1), *pk = randu(nf, 0.05f, 1);
     float *wf = randn((size_t)H, 1), *lg = randu((size_t)H * N, -0.5f, 0);
     float *y = zeros(nq), *m = zeros((size_t)H * N), *den = zeros((size_t)H * N), *yd = zeros(nq), *yu = zeros(nq);
-    float *mem = zeros(lc_decode_state_floats(H, Hk, D, F, w)), *mem2 = zeros(lc_decode_state_floats(H, Hk, D, F, w));
+    size_t nst = lc_decode_state_floats_sinks(H, Hk, D, F, w, sinks);
+    float *mem = zeros(nst), *mem2 = zeros(nst);
     float *ring = zeros((size_t)H * w), *ring2 = zeros((size_t)H * w), *lz = zeros((size_t)H);
     float qt[64], kt[32], vt[32], pqt[48], pkt[48], lt[4], ya[32], yb[32];
     lc_decode_state st, st2;
     int same0 = 1;
-    cfg.variant = LOLCATS_WINDOW_SW; cfg.window = w;
+    cfg.variant = LOLCATS_WINDOW_SW; cfg.window = w; cfg.sinks = sinks;
+    printf(" gated decode, sinks=%d\n", sinks);
     x.B = 1; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &cfg;
     x.q = q; x.k = k; x.v = v; x.phiq = pq; x.phik = pk; x.wf = wf; x.log_g = lg;
     x.y = y; x.m = m; x.den = den;
     lc_attn_hybrid_fwd_args(ctx, &x);
-    lc_decode_state_init(&st, mem, H, Hk, D, F, w);
-    lc_decode_state_init(&st2, mem2, H, Hk, D, F, w);
+    lc_decode_state_init_sinks(&st, mem, H, Hk, D, F, w, sinks);
+    lc_decode_state_init_sinks(&st2, mem2, H, Hk, D, F, w, sinks);
     for (t = 0; t < N; t++) {
         int g;
         for (h = 0; h < H; h++) {
@@ -335,7 +340,7 @@ static void decode_eq(lc_ctx *ctx) {
             float yc[32];
             static float mem3[1 << 16];
             static lc_decode_state st3;
-            if (t == 0) lc_decode_state_init(&st3, mem3, H, Hk, D, F, w);
+            if (t == 0) lc_decode_state_init_sinks(&st3, mem3, H, Hk, D, F, w, sinks);
             lc_attn_hybrid_decode(ctx, yc, &st3, qt, kt, vt, pqt, pkt, wf, 0);
             same0 &= !memcmp(yb, yc, sizeof yc);
         }
@@ -404,7 +409,7 @@ static void proj(lc_ctx *ctx) {
 
 // `lolcats ref` with a log_g tensor: y and d_log_g as the kernels give them;
 // precision=f64 (which has no gated form) is refused.
-static void ref_case(void) {
+static void ref_case(int sinks) {
     enum { B = 1, H = 2, Hk = 1, N = 45, D = 8, f = 4 };
     int F = 2 * f, i, found = 0;
     size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nr = (size_t)B * H * N;
@@ -415,12 +420,14 @@ static void ref_case(void) {
     const float *data[8];
     int ndim[8] = {4, 4, 4, 3, 3, 1, 3, 4};
     int64_t shape[8 * LOLCATS_MAX_DIMS];
-    const char *meta[6] = {"op", "hybrid_attention", "window", "16", "precision", "f64"};
+    char sk[16];
+    const char *meta[8] = {"op", "hybrid_attention", "window", "16", "sinks", sk, "precision", "f64"};
     lc_ref_result *res = NULL;
     lc_error err;
     lc_ctx ctx;
     lc_status st;
     lc_ctx_init(&ctx);
+    snprintf(sk, sizeof sk, "%d", sinks);
     data[0] = q; data[1] = k; data[2] = v; data[3] = wq; data[4] = wk; data[5] = wf; data[6] = lg; data[7] = dy;
     memset(shape, 0, sizeof shape);
 #define SH(i, a, b, c, d) (shape[(i) * LOLCATS_MAX_DIMS] = a, shape[(i) * LOLCATS_MAX_DIMS + 1] = b, \
@@ -428,7 +435,7 @@ static void ref_case(void) {
     SH(0, B, H, N, D); SH(1, B, Hk, N, D); SH(2, B, Hk, N, D); SH(3, H, D, f, 0); SH(4, H, D, f, 0);
     SH(5, H, 0, 0, 0); SH(6, B, H, N, 0); SH(7, B, H, N, D);
 #undef SH
-    st = lc_ref_run(&ctx, 8, names, data, ndim, shape, meta, 2, &res, &err);
+    st = lc_ref_run(&ctx, 8, names, data, ndim, shape, meta, 3, &res, &err);
     CHECK(st == LOLCATS_OK, "gated ref case runs: %s", st ? err.msg : "");
     if (st == LOLCATS_OK) {
         lc_fmap_cfg fm = lc_fmap_cfg_default();
@@ -438,6 +445,7 @@ static void ref_case(void) {
         float *m = zeros(nr), *den = zeros(nr), *dlg = zeros(nr), *dpq = zeros((size_t)B * H * N * F);
         float *dpk = zeros((size_t)B * H * N * F), *work = zeros(lc_attn_hybrid_work_floats(B, H, D, F));
         cfg.window = 16;
+        cfg.sinks = sinks;
         lc_fmap_fwd(&ctx, pq, q, wq, NULL, B, H, H, N, D, f, &fm);
         lc_fmap_fwd(&ctx, pk, k, wk, NULL, B, H, Hk, N, D, f, &fm);
         x.B = B; x.H = H; x.Hk = Hk; x.N = N; x.D = D; x.F = F; x.cfg = &cfg;
@@ -452,12 +460,12 @@ static void ref_case(void) {
             if (!strcmp(nm, "d_log_g")) found += check_close("ref d_log_g vs the kernel calls", lc_ref_result_data(res, i), dlg, nr, 0, 0);
         }
         CHECK(found == 2, "ref outputs y and d_log_g present and equal to the kernels' (%d of 2)", found);
-        printf("  ref case with log_g: y and d_log_g bit-equal to the kernel calls\n");
+        printf("  ref case with log_g, sinks %d: y and d_log_g bit-equal to the kernel calls\n", sinks);
         free(pq); free(pk); free(y); free(m); free(den); free(dlg); free(dpq); free(dpk); free(work);
         lc_ref_result_free(res);
     }
     res = NULL;
-    st = lc_ref_run(&ctx, 8, names, data, ndim, shape, meta, 3, &res, &err);
+    st = lc_ref_run(&ctx, 8, names, data, ndim, shape, meta, 4, &res, &err);
     CHECK(st == LOLCATS_ERR_UNSUPPORTED && strstr(err.msg, "log_g"), "precision=f64 with log_g refused: %s", err.msg);
     lc_ref_result_free(res);
     free(q); free(k); free(v); free(wq); free(wk); free(wf); free(lg); free(dy);
@@ -467,7 +475,7 @@ static void ref_case(void) {
 // quadratic reference (forward and every gradient, dy only) and FD of the
 // definition on sampled entries; the default table takes it (fast counter
 // moves), the scalar table runs the reference (counter stays).
-static void chunk_case(int variant, int N, int w, int state, int Hk) {
+static void chunk_case(int variant, int N, int w, int state, int Hk, int sinks) {
     int B = 1, H = 4, D = 8, F = 6, pass;
     size_t nq = (size_t)B * H * N * D, nk = (size_t)B * Hk * N * D, nf = (size_t)B * H * N * F;
     size_t nr = (size_t)B * H * N, ns = (size_t)B * H * F * D, nz = (size_t)B * H * F;
@@ -481,8 +489,9 @@ static void chunk_case(int variant, int N, int w, int state, int Hk) {
     const char *nm[10] = {"y", "den", "dq", "dk", "dv", "dphiq", "dphik", "dwf", "dlog_g", "dkv_state"};
     unsigned long cnt[2];
     char lbl[128];
-    cfg.variant = variant; cfg.window = w;
-    printf(" chunked case %s N=%d w=%d%s Hk=%d\n", variant ? "tk" : "sw", N, w, state ? " state" : "", Hk);
+    cfg.variant = variant; cfg.window = w; cfg.sinks = sinks;
+    printf(" chunked case %s N=%d w=%d%s Hk=%d sinks=%d\n", variant ? "tk" : "sw", N, w, state ? " state" : "",
+           Hk, sinks);
     for (pass = 0; pass < 2; pass++) {  // 0: chunked (default table, work), 1: quadratic (scalar)
         lc_ctx ctx;
         lc_hybrid_args x = lc_hybrid_args_default();
@@ -508,6 +517,9 @@ static void chunk_case(int variant, int N, int w, int state, int Hk) {
         if (dflt.simd == LOLCATS_SIMD_SCALAR)  // a reference-only build: no fast form anywhere
             CHECK(cnt[0] == 0 && cnt[1] == 0, "gated: a reference-only build takes no fast form (%lu, %lu)",
                   cnt[0], cnt[1]);
+        else if (w > LC__HYB_WMAX)  // the prefix-state form: table lookups only, no chunked entry
+            CHECK(cnt[0] == 4 && cnt[1] == 0, "gated, window %d: the prefix-state form (%lu fast entries: "
+                  "the 4 table lookups; %lu)", w, cnt[0], cnt[1]);
         else
             CHECK(cnt[0] > 0 && cnt[1] == 0, "gated: the default table takes the chunked form (%lu), scalar "
                   "the reference (%lu)", cnt[0], cnt[1]);
@@ -519,7 +531,7 @@ static void chunk_case(int variant, int N, int w, int state, int Hk) {
             check_close(lbl, o[0][j], o[1][j], n[j], j == 8 ? 1e-4 : 1e-5, j == 8 ? 1e-3 : 2e-4);
         }
     }
-    {  // FD of the definition (double) on sampled entries of the chunked gradients
+    if (w <= LC__HYB_WMAX) {  // FD of the definition (double) on sampled entries of the chunked gradients
         dcase c;
         double *dyd = tod(dy, nq), *z0 = (double *)calloc((size_t)B * H * N * N, sizeof(double));
         c.B = B; c.H = H; c.Hk = Hk; c.N = N; c.D = D; c.F = F; c.state = state; c.cfg = cfg;
@@ -548,22 +560,36 @@ int main(void) {
         lc_ctx_init(&ctx);
         if (pass == 1) ctx.simd = LOLCATS_SIMD_SCALAR;
         printf("== %s path\n", pass ? "scalar" : "default");
-        one_case(&ctx, LOLCATS_WINDOW_TK, 29, 8, 0, 0, 2);
-        one_case(&ctx, LOLCATS_WINDOW_SW, 23, 5, 1, 1, 4);
+        one_case(&ctx, LOLCATS_WINDOW_TK, 29, 8, 0, 0, 2, 0);
+        one_case(&ctx, LOLCATS_WINDOW_SW, 23, 5, 1, 1, 4, 0);
+        one_case(&ctx, LOLCATS_WINDOW_TK, 29, 8, 0, 1, 2, 3);  // sinks with the gate
+        one_case(&ctx, LOLCATS_WINDOW_SW, 23, 5, 1, 0, 4, 2);
         if (pass == 0) {
-            one_case(&ctx, LOLCATS_WINDOW_TK, 7, 8, 0, 1, 1);  // N <= w: keys in both parts
-            one_case(&ctx, LOLCATS_WINDOW_TK, 33, 4, 1, 1, 2);
+            one_case(&ctx, LOLCATS_WINDOW_TK, 7, 8, 0, 1, 1, 0);  // N <= w: keys in both parts
+            one_case(&ctx, LOLCATS_WINDOW_TK, 7, 8, 0, 1, 1, 2);
+            one_case(&ctx, LOLCATS_WINDOW_TK, 33, 4, 1, 1, 2, 0);
+            one_case(&ctx, LOLCATS_WINDOW_TK, 33, 4, 1, 1, 2, 9);  // more sinks than the window
         }
         args_equal(&ctx);
-        decode_eq(&ctx);
+        decode_eq(&ctx, 0);
+        decode_eq(&ctx, 3);
         proj(&ctx);
     }
-    chunk_case(LOLCATS_WINDOW_TK, 150, 16, 1, 2);
-    chunk_case(LOLCATS_WINDOW_SW, 133, 64, 0, 4);
-    chunk_case(LOLCATS_WINDOW_TK, 200, 64, 1, 1);
-    chunk_case(LOLCATS_WINDOW_SW, 97, 16, 1, 2);
+    chunk_case(LOLCATS_WINDOW_TK, 150, 16, 1, 2, 0);
+    chunk_case(LOLCATS_WINDOW_SW, 133, 64, 0, 4, 0);
+    chunk_case(LOLCATS_WINDOW_TK, 200, 64, 1, 1, 0);
+    chunk_case(LOLCATS_WINDOW_SW, 97, 16, 1, 2, 0);
+    chunk_case(LOLCATS_WINDOW_TK, 150, 16, 1, 2, 4);  // sinks with the gate
+    chunk_case(LOLCATS_WINDOW_SW, 133, 64, 0, 4, 3);
+    chunk_case(LOLCATS_WINDOW_TK, 200, 64, 1, 1, 4);
+    chunk_case(LOLCATS_WINDOW_SW, 97, 16, 1, 2, 21);  // more sinks than the window
+    // windows over LC__HYB_WMAX: the prefix-state forms against the quadratic reference
+    chunk_case(LOLCATS_WINDOW_TK, 300, LC__HYB_WMAX + 2, 1, 2, 0);
+    chunk_case(LOLCATS_WINDOW_SW, 290, LC__HYB_WMAX + 3, 1, 2, 5);
+    chunk_case(LOLCATS_WINDOW_TK, 300, LC__HYB_WMAX + 2, 0, 4, 7);
     lc_ctx_init(&ctx);
     long_seq(&ctx);
-    ref_case();
+    ref_case(0);
+    ref_case(3);
     return check_done();
 }

@@ -12,12 +12,14 @@
        token-by-token decode == chunks 5+7+12 == prefill, snapshot / restore
        continues bit-identically;
    (e) checkpoint round trip (tensors bit-exact, metadata gate = 1), an old
-       (ungated) checkpoint loads ungated, a gated trainer refuses it, and the
-       library refuses gate with sinks by name;
+       (ungated) checkpoint loads ungated, a gated trainer refuses it; gate with
+       attention sinks round-trips both (sinks_ below: (a), (c) and (d) run again
+       with 2 sinks);
    (f) the CLI ($LOLCATS_BIN) on a synth model: linearize --gate --gate-stage2
        writes gated stage-1 and final checkpoints (decode == prefill on them);
        finetune --merge carries the gate (the directory runs as the checkpoint);
-       bad flag combinations exit 2 with a named error. */
+       linearize --gate --sinks 2 writes a gated checkpoint with sinks (decode ==
+       prefill on it); bad flag combinations exit 2 with a named error. */
 #define LOLCATS_IMPLEMENTATION
 #include "lolcats.h"
 #include "check.h"
@@ -28,6 +30,8 @@
 #define T_ 24
 #define V_ 40
 #define GD "build/tests/gate_pipeline"
+
+static int sinks_;   /* attention sinks of every trainer make_trainer builds */
 
 static lc_model_config synth_cfg(void) {
     lc_model_config mc;
@@ -45,7 +49,7 @@ static int make_trainer(lc_train *t, const lc_ctx *ctx, int gate, int variant, i
     lc_error err;
     tc.trainable = trainable;
     tc.feature_dim = 4; tc.hybrid.window = 4; tc.hybrid.variant = variant; tc.max_tokens = T_;
-    tc.lora_rank = lora_rank; tc.gate = gate; tc.xent_factor = xent;
+    tc.lora_rank = lora_rank; tc.gate = gate; tc.xent_factor = xent; tc.hybrid.sinks = sinks_;
     if (lc_train_init_full(t, ctx, &mc, &tc, &err)) { printf("init: %s\n", err.msg); return 1; }
     return 0;
 }
@@ -114,7 +118,7 @@ static void test_grads(const lc_ctx *ctx, const int *tok, const int *lab) {
     lc_train t;
     size_t idx[64];
     int n, v;
-    printf("(a) stage 1 gradients of w_g, b_g\n");
+    printf("(a) stage 1 gradients of w_g, b_g (sinks %d)\n", sinks_);
     for (v = 0; v < 3; v++) {
         char what[96];
         if (make_trainer(&t, ctx, 1, v == 1 ? LOLCATS_WINDOW_SW : LOLCATS_WINDOW_TK, LOLCATS_TRAIN_FMAPS, 0,
@@ -153,7 +157,7 @@ static void test_identity(const lc_ctx *ctx, const int *tok, const int *lab) {
     lc_train t0, t1;
     double l0, l1, d0, d1;
     int i;
-    printf("(c) g = 1 is the ungated model; gate off adds nothing\n");
+    printf("(c) g = 1 is the ungated model; gate off adds nothing (sinks %d)\n", sinks_);
     if (make_trainer(&t0, ctx, 0, LOLCATS_WINDOW_TK, LOLCATS_TRAIN_LORA, 2, 0) ||
         make_trainer(&t1, ctx, 1, LOLCATS_WINDOW_TK, LOLCATS_TRAIN_LORA, 2, 0)) { CHECK(0, "trainers"); return; }
     CHECK(t0.gate_w == NULL && t0.gate_b == NULL, "gate off trainer has gate views");
@@ -180,7 +184,7 @@ static void test_inference(const lc_ctx *ctx, const int *tok, const int *lab) {
     static float pre[T_ * V_], one[T_ * V_], tr[T_ * V_], cont[5 * V_], cont2[5 * V_];
     int v, i, seq[100], ok;
     lc_error err;
-    printf("(d) linearized inference with the gate (ctx.simd %d)\n", (int)ctx->simd);
+    printf("(d) linearized inference with the gate (ctx.simd %d, sinks %d)\n", (int)ctx->simd, sinks_);
     for (v = 0; v < 2; v++) {
         lc_train t;
         lc_lolcats lp;
@@ -275,13 +279,20 @@ static void test_checkpoint(const lc_ctx *ctx) {
     }
     tc = t.cfg;
     tc.hybrid.sinks = 2;
-    {
+    {   /* gate with sinks: both survive the round trip */
         lc_train ts;
-        lc_status st = lc_train_init_full(&ts, ctx, &mc, &tc, &err);
-        CHECK(st != LOLCATS_OK && strstr(err.msg, "sinks") && strstr(err.msg, "gate"), "gate + sinks: %s",
-              st ? err.msg : "accepted");
-        if (st) printf("  %s\n", err.msg);
-        else lc_train_free(&ts);
+        if (CHECK(lc_train_init_full(&ts, ctx, &mc, &tc, &err) == LOLCATS_OK, "gate + sinks trainer: %s", err.msg)) {
+            perturb(&ts);
+            lc_train_lolcats_view(&ts, &lp);
+            CHECK(lc_lolcats_save(&lp, path, NULL, 0, &err) == LOLCATS_OK, "save gate + sinks: %s", err.msg);
+            if (CHECK(lc_lolcats_load(&back, path, ts.model, &err) == LOLCATS_OK, "load gate + sinks: %s", err.msg)) {
+                CHECK(back.gate_w && !memcmp(back.gate_w, ts.gate_w, sizeof(float) * L_ * 4 * 32) &&
+                      back.hybrid.sinks == 2, "gate + sinks: gate %s, sinks %d", back.gate_w ? "kept" : "lost",
+                      back.hybrid.sinks);
+                lc_lolcats_free(&back);
+            }
+            lc_train_free(&ts);
+        }
     }
     lc_train_free(&t);
     lc_train_free(&t0);
@@ -295,13 +306,41 @@ static int run(const char *bin, const char *args) {
     return cli_run(GD, bin, args, out_buf, sizeof out_buf, err_buf, sizeof err_buf);
 }
 
+/* a CLI-written gated checkpoint (with `sinks` attention sinks) on the CLI's model:
+   n tokens token by token == their prefill (sw masks) */
+static void cli_decode_eq(const char *ckpt, int sinks, int n, const char *what) {
+    lc_model m;
+    lc_lolcats lp;
+    lc_lolcats_run r;
+    lc_error err;
+    static float pre[32 * 64], one[32 * 64];
+    int tk[32], i;
+    for (i = 0; i < n; i++) tk[i] = (i * 5 + 1 + sinks) % 64;
+    if (!CHECK(lc_model_load(&m, GD "/model", &err) == LOLCATS_OK, "model: %s", err.msg)) return;
+    if (CHECK(lc_lolcats_load(&lp, ckpt, &m, &err) == LOLCATS_OK, "load %s: %s", ckpt, err.msg)) {
+        CHECK(lp.gate_w && lp.hybrid.sinks == sinks, "%s: gate %s, sinks %d (want %d)", ckpt,
+              lp.gate_w ? "yes" : "no", lp.hybrid.sinks, sinks);
+        lp.hybrid.variant = LOLCATS_WINDOW_SW;
+        if (CHECK(lc_lolcats_run_init(&r, NULL, &m, &lp, n, &err) == LOLCATS_OK, "run: %s", err.msg)) {
+            CHECK(lc_lolcats_forward(&m, &lp, &r, tk, n, pre, &err) == LOLCATS_OK, "prefill: %s", err.msg);
+            lc_lolcats_run_reset(&r);
+            for (i = 0; i < n; i++) {
+                lc_lolcats_forward(&m, &lp, &r, tk + i, 1, NULL, &err);
+                memcpy(one + i * 64, r.logits, sizeof(float) * 64);
+            }
+            check_close(what, one, pre, (size_t)n * 64, 1e-5, 1e-4);
+            lc_lolcats_run_free(&r);
+        }
+        lc_lolcats_free(&lp);
+    }
+    lc_model_free(&m);
+}
+
 static void test_cli(void) {
     const char *bin = getenv("LOLCATS_BIN") ? getenv("LOLCATS_BIN") : "build/lolcats";
     const char *common = "--model " GD "/model --data random --seq-len 32 --window 4 --feature-dim 4 --lora-rank 2 "
                          "--tokens 128 --grad-accum 1 --val-seqs 2 --val-every 0 --force";
     static const char *bad[][2] = {
-        {"linearize --gate --sinks 2", "do not combine"},
-        {"distill --gate --sinks 1", "do not combine"},
         {"finetune --lolcats " GD "/lin.safetensors --gate", "takes the gate from the --lolcats checkpoint"},
         {"distill --gate --gate-stage2", "an option of finetune and linearize"},
         {"linearize --gate-stage2", "give --gate too"},
@@ -330,30 +369,7 @@ static void test_cli(void) {
         CHECK(lp.gate_w != NULL, "stage 1 checkpoint has no gate");
         lc_lolcats_free(&lp);
     }
-    {   /* the CLI's gated checkpoint on the CLI's model: prefill == decode (sw masks) */
-        lc_model m;
-        lc_lolcats_run r;
-        static float pre[16 * 64], one[16 * 64];
-        int tk[16];
-        for (i = 0; i < 16; i++) tk[i] = (i * 5 + 1) % 64;
-        if (CHECK(lc_model_load(&m, GD "/model", &err) == LOLCATS_OK, "model: %s", err.msg)) {
-            if (CHECK(lc_lolcats_load(&lp, GD "/lin.safetensors", &m, &err) == LOLCATS_OK, "load: %s", err.msg)) {
-                lp.hybrid.variant = LOLCATS_WINDOW_SW;
-                if (CHECK(lc_lolcats_run_init(&r, NULL, &m, &lp, 16, &err) == LOLCATS_OK, "run: %s", err.msg)) {
-                    CHECK(lc_lolcats_forward(&m, &lp, &r, tk, 16, pre, &err) == LOLCATS_OK, "prefill: %s", err.msg);
-                    lc_lolcats_run_reset(&r);
-                    for (i = 0; i < 16; i++) {
-                        lc_lolcats_forward(&m, &lp, &r, tk + i, 1, NULL, &err);
-                        memcpy(one + i * 64, r.logits, sizeof(float) * 64);
-                    }
-                    check_close("CLI checkpoint: decode vs prefill", one, pre, 16 * 64, 1e-5, 1e-4);
-                    lc_lolcats_run_free(&r);
-                }
-                lc_lolcats_free(&lp);
-            }
-            lc_model_free(&m);
-        }
-    }
+    cli_decode_eq(GD "/lin.safetensors", 0, 16, "CLI checkpoint: decode vs prefill");
     /* --merge carries the gate: the merged directory runs as the checkpoint on its model */
     snprintf(a, sizeof a, "finetune %s --lolcats " GD "/lin.stage1.safetensors --out " GD "/m2.safetensors "
              "--merge " GD "/merged", common);
@@ -385,6 +401,11 @@ static void test_cli(void) {
             lc_model_free(&mm);
         }
     }
+    /* gate with sinks from the CLI: both in the checkpoint, decode == prefill (sw masks) */
+    snprintf(a, sizeof a, "linearize %s --gate --sinks 2 --out " GD "/gs.safetensors", common);
+    rc = run(bin, a);
+    if (CHECK(rc == 0, "linearize --gate --sinks 2: exit %d: %s", rc, err_buf))
+        cli_decode_eq(GD "/gs.safetensors", 2, 20, "CLI gate + sinks checkpoint: decode vs prefill");
     snprintf(a, sizeof a, "distill %s --out " GD "/plain.safetensors", common);
     rc = run(bin, a);
     CHECK(rc == 0, "distill (ungated): exit %d: %s", rc, err_buf);
@@ -405,14 +426,17 @@ int main(void) {
     lc_ctx ctx;
     int tok[T_], lab[T_], i;
     if (system("mkdir -p " GD) != 0) { printf("mkdir failed\n"); return 1; }
-    lc_ctx_init(&ctx);
-    ctx.simd = LOLCATS_SIMD_SCALAR;
     for (i = 0; i < T_; i++) { tok[i] = (i * 7 + 3) % V_; lab[i] = (i * 11 + 1) % V_; }
-    test_grads(&ctx, tok, lab);
-    test_identity(&ctx, tok, lab);
-    test_inference(&ctx, tok, lab);
-    lc_ctx_init(&ctx);
-    test_inference(&ctx, tok, lab);
+    for (sinks_ = 0; sinks_ <= 2; sinks_ += 2) {   /* without and with attention sinks */
+        lc_ctx_init(&ctx);
+        ctx.simd = LOLCATS_SIMD_SCALAR;
+        test_grads(&ctx, tok, lab);
+        test_identity(&ctx, tok, lab);
+        test_inference(&ctx, tok, lab);
+        lc_ctx_init(&ctx);
+        test_inference(&ctx, tok, lab);
+    }
+    sinks_ = 0;
     test_checkpoint(&ctx);
     test_cli();
     return check_done();

@@ -1649,9 +1649,6 @@ static int cmd_stage(int argc, char **argv, int which) {
     }
     if ((which == 1 || which == 4) && kl_on(&o.tc))
         tool_arg_fail(argv[0], "--kl-factor and --ce-factor set stage 2's loss: options of finetune and linearize");
-    if (o.tc.gate && o.tc.hybrid.sinks)   /* >>gate-train */
-        tool_arg_fail(argv[0], "--gate with --sinks %d: the gated linear state and attention sinks do not combine "
-                      "(the kernels refuse it); drop one of the two", o.tc.hybrid.sinks);
     if (o.tc.gate && (which == 2 || o.teacher_lora))
         tool_arg_fail(argv[0], "--gate: %s", o.teacher_lora ? "not with --softmax (no linear state to gate)"
                       : "finetune takes the gate from the --lolcats checkpoint (distill --gate)");

@@ -57,6 +57,8 @@ CONFIGS = {
     "gatekl": ["--gate", "--kl-factor", "1"],
     "sinkskl": ["--sinks", "4", "--kl-factor", "1"],
     "gatekl2": ["--gate", "--gate-stage2", "--kl-factor", "1"],
+    "gatesinks": ["--gate", "--sinks", "4"],
+    "gatesinkskl": ["--gate", "--sinks", "4", "--kl-factor", "1"],
     "bf16": ["--compute", "bf16"],
 }
 DEFAULT_CONFIGS = "original,sinks,kl,gate,auto2"
