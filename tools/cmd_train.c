@@ -93,7 +93,8 @@ static const char *distill_usage =
     "  --gate               gated linear state: per head and token a decay g = sigmoid(x_n . w_g\n"
     "                       + b_g) of the linear part's state (S = g S + phi(k) v^T), w_g, b_g\n"
     "                       trained with the feature maps (start: w_g 0, b_g 4, g = 0.982); the\n"
-    "                       checkpoint records it (metadata gate); not with --sinks\n";
+    "                       checkpoint records it (metadata gate); with --sinks the sink keys\n"
+    "                       stay in the window part, outside the decaying state\n";
 
 static const char *cache_usage =
     "lolcats cache-inputs --model M [--tokenizer TOK] --data D --layers A:B[,C:D...] --out DIR [options]\n"
