@@ -805,8 +805,9 @@ static void bench_decode(void) {
    log g = log sigmoid(x w_g + b_g) from the layer's normed input x (N, dim),
    the gated student through lc_attn_hybrid_fwd_args / _bwd_args (the form
    the trainer runs), MSE x 1000, the gate's and the feature maps' backward,
-   AdamW on all of them. Best of reps after a warm-up. */
-static double step_gated(int N, int H, int Hk, int D, int f, int dim, int reps) {
+   AdamW on all of them (sinks: attention sinks beside the gate). Best of reps
+   after a warm-up. */
+static double step_gated(int N, int H, int Hk, int D, int f, int dim, int sinks, int reps) {
     lc_fmap_cfg fm = lc_fmap_cfg_default();
     lc_hybrid_cfg hc = lc_hybrid_cfg_default();
     lc_adamw_cfg opt = lc_adamw_cfg_default();
@@ -828,6 +829,7 @@ static double step_gated(int N, int H, int Hk, int D, int f, int dim, int reps) 
     phiq = zeros_hp(nf); phik = zeros_hp(nf); dphiq = zeros_hp(nf); dphik = zeros_hp(nf);
     dwq = zeros_hp(nw); dwk = zeros_hp(nw); dwf = zeros_hp(nh); dwg = zeros_hp(ng); dbg = zeros_hp(nh);
     mo = zeros_hp(2 * nw + nh + ng + nh); vo = zeros_hp(2 * nw + nh + ng + nh);
+    hc.sinks = sinks;
     a.B = 1; a.H = H; a.Hk = Hk; a.N = N; a.D = D; a.F = F; a.cfg = &hc;
     a.q = q; a.k = k; a.v = v; a.phiq = phiq; a.phik = phik; a.wf = wf; a.log_g = logg;
     a.y = y; a.m = m; a.den = den; a.work = work;
@@ -864,16 +866,16 @@ static double step_gated(int N, int H, int Hk, int D, int f, int dim, int reps) 
     return best;
 }
 
-enum { OPT_ORIG, OPT_SINKS, OPT_GATE, OPT_SOFTMAX };
+enum { OPT_ORIG, OPT_SINKS, OPT_GATE, OPT_SOFTMAX, OPT_GATESINKS, OPT_N };
 
 /* One decoded token of one layer's attention at context ctx, microseconds
    (best of reps): the feature maps of q and k and lc_attn_hybrid_decode for
    the original and for 4 sinks; plus the gate projection of the token and
-   lc_attn_hybrid_decode_gated for the gate; a kept softmax layer reads its
+   lc_attn_hybrid_decode_gated for the gate (and the gate with 4 sinks); a kept softmax layer reads its
    KV cache of ctx positions (softmax_decode above). */
 static double decode_option(int opt, int H, int Hk, int D, int f, int dim, int ctx, int reps) {
     lc_fmap_cfg fm = lc_fmap_cfg_default();
-    int F = lc_fmap_out_dim(&fm, f), w = 64, sinks = opt == OPT_SINKS ? 4 : 0, r;
+    int F = lc_fmap_out_dim(&fm, f), w = 64, sinks = opt == OPT_SINKS || opt == OPT_GATESINKS ? 4 : 0, r;
     float *q = randn((size_t)H * D, 1), *k = randn((size_t)Hk * D, 1), *v = randn((size_t)Hk * D, 1);
     float *x = randn((size_t)dim, 1), *wg = randn((size_t)H * dim, 0.01f), *bg = zeros((size_t)H);
     float *phiq = zeros((size_t)H * F), *phik = zeros((size_t)H * F), *y = zeros((size_t)H * D);
@@ -903,7 +905,7 @@ static double decode_option(int opt, int H, int Hk, int D, int f, int dim, int c
         } else {
             lc_fmap_fwd(&g_ctx, phiq, q, wq, NULL, 1, H, H, 1, D, f, &fm);
             lc_fmap_fwd(&g_ctx, phik, k, wk, NULL, 1, H, Hk, 1, D, f, &fm);
-            if (opt == OPT_GATE) {
+            if (opt == OPT_GATE || opt == OPT_GATESINKS) {
                 lc_gate_proj_fwd(&g_ctx, logg, x, wg, bg, 1, H, 1, dim);
                 lc_attn_hybrid_decode_gated(&g_ctx, y, &st, ring, q, k, v, phiq, phik, wf, logg, 0);
             } else {
@@ -921,23 +923,25 @@ static double decode_option(int opt, int H, int Hk, int D, int f, int dim, int c
 
 static void bench_options(void) {
     int N = 1024, H = 32, Hk = 8, D = 128, f = 64, dim = 4096, ctx = 4096;
-    double mb, t0, t4, tg, d[4];
+    double mb, t0, t4, tg, tgs, d[OPT_N];
     int i;
     printf("\n(e) the options beyond the original recipe, on the layer of (d) (H=%d Hk=%d D=%d "
            "f=%d, dim %d), %d threads\n", H, Hk, D, f, dim, g_threads);
     g_sinks = 0; t0 = step_ours(N, H, Hk, D, f, 3, &mb);
     g_sinks = 4; t4 = step_ours(N, H, Hk, D, f, 3, &mb);
-    g_sinks = 0; tg = step_gated(N, H, Hk, D, f, dim, 3);
-    for (i = 0; i < 4; i++) d[i] = decode_option(i, H, Hk, D, f, dim, ctx, 30);
+    g_sinks = 0; tg = step_gated(N, H, Hk, D, f, dim, 0, 3);
+    tgs = step_gated(N, H, Hk, D, f, dim, 4, 3);
+    for (i = 0; i < OPT_N; i++) d[i] = decode_option(i, H, Hk, D, f, dim, ctx, 30);
     printf("    %-34s %16s %22s\n", "option", "stage-1 step ms", "decode us/token @4096");
     printf("    %-34s %16.1f %22.1f\n", "original recipe", 1e3 * t0, d[OPT_ORIG]);
     printf("    %-34s %16.1f %22.1f\n", "--sinks 4", 1e3 * t4, d[OPT_SINKS]);
     printf("    %-34s %16.1f %22.1f\n", "--gate", 1e3 * tg, d[OPT_GATE]);
+    printf("    %-34s %16.1f %22.1f\n", "--gate --sinks 4", 1e3 * tgs, d[OPT_GATESINKS]);
     printf("    %-34s %16s %22.1f\n", "--softmax-layers (a kept layer)", "0 (not trained)",
            d[OPT_SOFTMAX]);
     printf("    %-34s %16s %22s\n", "--kl-factor (stage 2 only)", "as original", "as original");
-    printf("    (stage 1 ratios to the original: sinks %.2fx, gate %.2fx; a kept softmax layer's "
-           "decode grows with the context, the others' do not)\n", t4 / t0, tg / t0);
+    printf("    (stage 1 ratios to the original: sinks %.2fx, gate %.2fx, gate with sinks %.2fx; a kept "
+           "softmax layer's decode grows with the context, the others' do not)\n", t4 / t0, tg / t0, tgs / t0);
 }
 
 /* ------------------------------------------------------------------ (f) */
