@@ -378,7 +378,9 @@ def state_bytes(model_dir, flags):
         v = flags[flags.index("--softmax-layers") + 1]
         soft = int(v[5:]) if v.startswith("auto:") else len(v.split(","))
     hyb = L - soft
-    per_layer = 4 * (2 * Hk * (w + sinks) * D + H * (w + sinks) * F + H * F * D + H * F)
+    # lc_decode_state_floats_sinks: the ring (keys, values, key features), S, z, and the sink
+    # keys and values (sinks are never linear keys: no features kept for them)
+    per_layer = 4 * (2 * Hk * w * D + H * w * F + H * F * D + H * F + 2 * Hk * sinks * D)
     if "--gate" in flags:   # the window's log g (H x w floats per layer)
         per_layer += 4 * H * w
     return hyb * per_layer, soft * 4 * 2 * Hk * D
